@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv first.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint
+
+$(BIN)/pricer-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/pricer-installed
+
+# The leaderboard of every classical family on the embedded synthetic data: no network, no keys.
+demo: setup
+	$(BIN)/python -m pricer.leaderboard
+
+test: setup
+	$(BIN)/python -m ruff check pricer tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/python -m ruff check pricer tests benchmarks
+	$(BIN)/python -m ruff format --check pricer tests benchmarks

@@ -1,0 +1,100 @@
+"""Balanced sampling by price slot and the train/test split, as the course curated its data.
+
+Raw Amazon items are dominated by cheap products. The course evened the price distribution:
+every whole-dollar price is a slot; slots at or above a price are taken whole; a crowded
+slot keeps at most N items, drawn with category weights so that the over-represented
+category (Automotive) is thinned out. Then a seeded shuffle and a split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """``curation.sample`` in the config."""
+
+    enabled: bool
+    take_all_from: float
+    max_per_slot: int
+    category_weights: Mapping[str, float]
+    default_weight: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> SampleSettings:
+        values = dict(cfg)
+        values["category_weights"] = dict(values.get("category_weights") or {})
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.max_per_slot < 1:
+            raise ValueError(f"curation.sample.max_per_slot must be >= 1, got {self.max_per_slot}")
+        weights = [self.default_weight, *self.category_weights.values()]
+        if any(weight <= 0 for weight in weights):
+            raise ValueError(f"curation.sample: category weights must be > 0, got {weights}")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """``curation.split`` in the config: sizes of the test and train sets and the seed."""
+
+    test_size: int
+    train_size: int | None
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> SplitSettings:
+        return cls(**dict(cfg))
+
+
+def price_slots(prices: pd.Series) -> np.ndarray:
+    """Whole-dollar slot of each price ($0.50-$1.49 is slot 1, and so on)."""
+    return np.floor(prices.to_numpy(dtype=float) + 0.5).astype(int)
+
+
+def balanced_sample(items: pd.DataFrame, settings: SampleSettings) -> pd.DataFrame:
+    """Keep every item in expensive slots; cap crowded cheap slots with category weights.
+
+    Weighted sampling without replacement is done for all slots at once with the
+    Efraimidis-Spirakis keys (``-log(u) / w``, smallest first): the same distribution as
+    drawing slot by slot with probabilities proportional to the weights, in one sort.
+    """
+    if not settings.enabled or items.empty:
+        return items.reset_index(drop=True)
+    rng = np.random.default_rng(settings.seed)
+    slots = price_slots(items["price"])
+    categories = items["category"].astype("string").fillna("")
+    weights = categories.map(settings.category_weights).fillna(settings.default_weight)
+    keys = -np.log(rng.random(len(items))) / weights.to_numpy(dtype=float)
+    order = np.lexsort((keys, slots))
+    rank_in_slot = pd.Series(slots[order]).groupby(slots[order]).cumcount().to_numpy()
+    keep_sorted = (slots[order] >= settings.take_all_from) | (rank_in_slot < settings.max_per_slot)
+    kept = np.sort(order[keep_sorted])  # back to source order, so the sample is order-stable
+    return items.iloc[kept].reset_index(drop=True)
+
+
+def split_items(items: pd.DataFrame, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shuffle once with the seed; the test set comes first, training takes what follows."""
+    if settings.test_size < 1:
+        raise ValueError(f"curation.split.test_size must be >= 1, got {settings.test_size}")
+    if len(items) <= settings.test_size:
+        raise ValueError(
+            f"only {len(items)} curated items: not enough for a test set of "
+            f"{settings.test_size} plus a training set; lower curation.split.test_size "
+            "or provide more data"
+        )
+    order = np.random.default_rng(settings.seed).permutation(len(items))
+    test_rows = order[: settings.test_size]
+    train_end = None if settings.train_size is None else settings.test_size + settings.train_size
+    train_rows = order[settings.test_size : train_end]
+    return (
+        items.iloc[train_rows].reset_index(drop=True),
+        items.iloc[test_rows].reset_index(drop=True),
+    )

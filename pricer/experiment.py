@@ -1,0 +1,166 @@
+"""One tracked experiment: fit a family, price the evaluation items, evaluate, log everything.
+
+This is the only place where data, a family, evaluation and tracking meet; each of them stays
+ignorant of the others.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from pricer.data.dataset import CuratedData
+from pricer.evaluation import EvalSettings, Evaluation, evaluate
+from pricer.models.base import INPUT_COLUMNS, Pricer
+from pricer.tracking.data import log_data_inputs
+from pricer.tracking.evaluation import log_evaluation
+from pricer.tracking.model import log_pricer
+from pricer.tracking.run import log_config, tracked_run
+
+FAMILY_TAG = "pricer.family"
+
+
+class TooManyFailures(RuntimeError):
+    """The pricer gave no price for more items than the evaluation allows."""
+
+
+@dataclass
+class FamilyResult:
+    family: str
+    run_id: str
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def evaluation_items(curated: CuratedData, settings: EvalSettings) -> pd.DataFrame:
+    """The first ``eval.size`` test items: every family is scored on exactly these."""
+    test = curated.test
+    return test if settings.size is None else test.head(settings.size).reset_index(drop=True)
+
+
+def fit_and_evaluate(
+    pricer: Pricer, curated: CuratedData, eval_items: pd.DataFrame, settings: EvalSettings
+) -> tuple[Evaluation, dict[str, float]]:
+    """Fit on the training items, price the evaluation items, score them. Logs nothing."""
+    features = list(INPUT_COLUMNS)
+    started = time.perf_counter()
+    pricer.fit(curated.train[features], curated.train["price"].to_numpy())
+    fitted = time.perf_counter()
+    report = pricer.predict_report(eval_items[features])
+    predicted = time.perf_counter()
+    evaluation = evaluate(
+        eval_items["price"].to_numpy(),
+        report.prices,
+        categories=eval_items["category"].to_numpy(),
+        settings=settings,
+    )
+    timings = {"time.fit_seconds": fitted - started, "time.predict_seconds": predicted - fitted}
+    return evaluation, {**report.stats, **timings}
+
+
+def run_family(
+    family: str, run_cfg: DictConfig, curated: CuratedData, *, nested: bool = False
+) -> FamilyResult:
+    """Fit, evaluate and log one family in its own MLflow run.
+
+    ``run_cfg`` holds ``model``, ``eval``, ``tracking`` and the data settings of this run; it is
+    logged whole. Any error marks the run FAILED and propagates.
+    """
+    settings = EvalSettings.from_config(run_cfg.eval)
+    eval_items = evaluation_items(curated, settings)
+    tags = {FAMILY_TAG: family, "pricer.data_source": str(run_cfg.data.source)}
+    with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
+        log_config(run_cfg)
+        log_data_inputs(curated, eval_items, run_cfg.data)
+        pricer: Pricer = instantiate(run_cfg.model)
+        with tqdm(total=1, desc=f"{family}: fit and evaluate", leave=False) as progress:
+            evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
+            progress.update()
+        mlflow.log_metrics(stats)
+        log_evaluation(evaluation, family, eval_items)
+        print(evaluation.summary_line(family), flush=True)
+        failure_rate = evaluation.metrics["failure_rate"]
+        if failure_rate > settings.max_failure_rate:
+            raise TooManyFailures(
+                f"{family} gave no price for {failure_rate:.1%} of the evaluation items "
+                f"(eval.max_failure_rate={settings.max_failure_rate:.1%})"
+            )
+        if run_cfg.tracking.log_model:
+            started = time.perf_counter()
+            log_pricer(pricer, eval_items)
+            mlflow.log_metric("time.log_model_seconds", time.perf_counter() - started)
+        return FamilyResult(family, run.info.run_id, "FINISHED", {**evaluation.metrics, **stats})
+
+
+def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:
+    """The config one family's run is driven by (and logs): shared settings + its model."""
+    shared = {key: cfg[key] for key in ("seed", "data", "curation", "eval", "tracking")}
+    return DictConfig({**shared, "family": family, "model": model_cfg})
+
+
+class LeaderboardIncomplete(RuntimeError):
+    """At least one family failed; the others are still on the leaderboard."""
+
+
+def run_leaderboard(cfg: DictConfig, curated: CuratedData) -> pd.DataFrame:
+    """Every selected family in a child run of one parent run; returns the leaderboard table."""
+    families = list(cfg.families) if cfg.families else list(cfg.models)
+    unknown = sorted(set(families) - set(cfg.models))
+    if unknown:
+        raise ValueError(f"unknown families {unknown}; configured: {sorted(cfg.models)}")
+    tags = {"pricer.kind": "leaderboard", "pricer.data_source": str(cfg.data.source)}
+    with tracked_run(cfg.tracking, run_name="leaderboard", tags=tags):
+        log_config(cfg)
+        results = []
+        for family in tqdm(families, desc="leaderboard", unit="family"):
+            run_cfg = family_config(cfg, family, cfg.models[family])
+            try:
+                results.append(run_family(family, run_cfg, curated, nested=True))
+            except Exception as error:  # one broken family must not hide the others
+                failed = mlflow.last_active_run()
+                run_id = failed.info.run_id if failed else ""
+                results.append(FamilyResult(family, run_id, "FAILED", error=str(error)))
+                print(f"{family}: FAILED: {error}", flush=True)
+        table = leaderboard_table(results, list(cfg.columns), dict(cfg.reference_mae))
+        log_leaderboard(table)
+        failed = [result.family for result in results if result.status != "FINISHED"]
+        if failed:
+            raise LeaderboardIncomplete(f"families failed: {failed} (see their runs)")
+    return table
+
+
+def leaderboard_table(
+    results: list[FamilyResult], columns: list[str], reference_mae: dict[str, float]
+) -> pd.DataFrame:
+    """One row per family, best mean absolute error first."""
+    rows = {
+        result.family: {
+            **{column: result.metrics.get(column, float("nan")) for column in columns},
+            "reference_mae": reference_mae.get(result.family, float("nan")),
+            "status": result.status,
+            "run_id": result.run_id,
+        }
+        for result in results
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "family"
+    return table.sort_values("mae", na_position="last") if "mae" in table else table
+
+
+def log_leaderboard(table: pd.DataFrame) -> None:
+    from pricer.evaluation import leaderboard_chart
+
+    print(table.drop(columns=["run_id"]).to_string(float_format=lambda v: f"{v:,.3f}"), flush=True)
+    mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
+    mlflow.log_text(table.to_csv(), "leaderboard/leaderboard.csv")
+    mlflow.log_figure(
+        leaderboard_chart(table, "Mean absolute error by family"), "leaderboard/mae_by_family.png"
+    )

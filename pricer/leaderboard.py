@@ -1,0 +1,19 @@
+"""python -m pricer.leaderboard ...: every family on the same curated data, one table."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
+from pricer.data.dataset import load_curated
+from pricer.experiment import run_leaderboard
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="leaderboard")
+def main(cfg: DictConfig) -> None:
+    run_leaderboard(cfg, load_curated(cfg.data, cfg.curation))
+
+
+if __name__ == "__main__":
+    main()

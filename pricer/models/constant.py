@@ -1,0 +1,28 @@
+"""The constant baseline: always the training mean (or median) price."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from pricer.models.base import Pricer, as_items
+
+STATISTICS = {"mean": np.mean, "median": np.median}
+
+
+class ConstantPricer(Pricer):
+    def __init__(self, statistic: str) -> None:
+        self.statistic = statistic
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> ConstantPricer:
+        if self.statistic not in STATISTICS:
+            raise ValueError(
+                f"statistic must be one of {sorted(STATISTICS)}, got {self.statistic!r}"
+            )
+        self.price_ = float(STATISTICS[self.statistic](np.asarray(y, dtype=float)))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "price_")
+        return np.full(len(as_items(X)), self.price_)

@@ -1,0 +1,25 @@
+"""Linear regression on hand features: weight, size, sales rank, text length, brand, category."""
+
+from __future__ import annotations
+
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+
+from pricer.models.features import hand_feature_union
+from pricer.models.pipeline import PipelinePricer
+
+
+class LinearPricer(PipelinePricer):
+    def __init__(self, alpha: float, log_target: bool, random_state: int) -> None:
+        self.alpha = alpha
+        self.log_target = log_target
+        self.random_state = random_state
+
+    def make_pipeline(self) -> Pipeline:
+        # A whisper of ridge keeps collinear indicator columns from exploding the weights.
+        return Pipeline(
+            [
+                ("features", hand_feature_union(self.random_state)),
+                ("linear", Ridge(alpha=self.alpha)),
+            ]
+        )

@@ -1,0 +1,44 @@
+"""TF-IDF over word n-grams, optionally with the hand features, and ridge regression."""
+
+from __future__ import annotations
+
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+
+from pricer.models.base import INPUT_COLUMNS
+from pricer.models.features import hand_feature_union, text_vectorizer
+from pricer.models.pipeline import PipelinePricer
+
+
+class TfidfRidgePricer(PipelinePricer):
+    def __init__(
+        self,
+        max_features: int,
+        ngram_max: int,
+        min_df: int,
+        sublinear_tf: bool,
+        alpha: float,
+        hand_features: bool,
+        log_target: bool,
+        random_state: int,
+    ) -> None:
+        self.max_features = max_features
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.alpha = alpha
+        self.hand_features = hand_features
+        self.log_target = log_target
+        self.random_state = random_state
+
+    def make_pipeline(self) -> Pipeline:
+        words = text_vectorizer(
+            "tfidf", self.max_features, self.ngram_max, self.min_df, self.sublinear_tf
+        )
+        blocks = [("text", words, "text")]
+        if self.hand_features:
+            blocks.append(("hand", hand_feature_union(self.random_state), list(INPUT_COLUMNS)))
+        return Pipeline(
+            [("features", ColumnTransformer(blocks)), ("ridge", Ridge(alpha=self.alpha))]
+        )

@@ -1,0 +1,23 @@
+"""Where the project lives on disk, and the OmegaConf resolvers that expose it to configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """Make `${pricer.root:}` available to every config.
+
+    Paths in configs are resolved against the project root, not the current folder, so Hydra
+    output folders and `mlflow run` working folders all reach the same store and caches.
+    """
+    if not OmegaConf.has_resolver("pricer.root"):
+        OmegaConf.register_new_resolver("pricer.root", lambda: str(PROJECT_ROOT))
+
+
+register_resolvers()

@@ -1,0 +1,60 @@
+"""Every family is logged the same way: the fitted pricer, pickled, inside an MLflow pyfunc.
+
+The pyfunc takes a DataFrame of items (``text`` required; ``title``, ``category``, ``details``
+optional) and returns prices in dollars, so ``mlflow.pyfunc.load_model`` and
+``mlflow models serve`` work for any family without knowing which one it is.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types.schema import ColSpec, Schema
+
+from pricer.models.base import INPUT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer, as_items
+from pricer.paths import PROJECT_ROOT
+
+# What a logged model needs to run elsewhere; pinned to the versions it was fitted with.
+RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "xgboost-cpu", "pandas", "numpy", "openai", "joblib")
+
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [ColSpec("string", REQUIRED_COLUMN)]
+        + [ColSpec("string", column, required=False) for column in OPTIONAL_COLUMNS]
+    ),
+    outputs=Schema([ColSpec("double", "price")]),
+)
+
+
+def log_pricer(pricer: Pricer, input_example: pd.DataFrame) -> ModelInfo:
+    """Log a fitted pricer as the run's model named ``pricer``."""
+    example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pricer.joblib"
+        joblib.dump(pricer, path)
+        return mlflow.pyfunc.log_model(
+            name="pricer",
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"pricer": str(path)},
+            signature=SIGNATURE,
+            input_example=example,
+            code_paths=[str(PROJECT_ROOT / "pricer")],
+            pip_requirements=runtime_requirements(),
+        )
+
+
+def runtime_requirements() -> list[str]:
+    pins = []
+    for package in RUNTIME_PACKAGES:
+        try:
+            pins.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
