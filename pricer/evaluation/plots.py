@@ -1,0 +1,188 @@
+"""Matplotlib figures for evaluations, datasets, leaderboards and sweeps.
+
+Figures are built with `matplotlib.figure.Figure` on an Agg canvas instead of pyplot: no
+global figure registry, no backend switch, nothing leaks between calls or threads, and the
+caller owns (and may simply drop) every figure. Each function returns the Figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from numpy.typing import ArrayLike
+
+from pricer.evaluation.metrics import GREEN, ORANGE, RED
+from pricer.evaluation.report import Evaluation
+
+_SIZE = (8.0, 6.0)
+_WIDE = (10.0, 6.0)
+
+
+def _new_figure(size: tuple[float, float] = _SIZE) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)  # attach an Agg canvas so savefig/draw work without pyplot
+    return fig, fig.add_subplot()
+
+
+def _metrics_caption(evaluation: Evaluation) -> str:
+    m = evaluation.metrics
+    caption = f"mae ${m['mae']:.2f}  rmsle {m['rmsle']:.2f}  hits {m['hit_rate']:.1%}"
+    if m["n_failed"]:
+        caption += f"  failed {m['n_failed']} ({m['failure_rate']:.1%})"
+    return caption
+
+
+def truth_vs_estimate(evaluation: Evaluation, title: str) -> Figure:
+    """The course's scatter: truth (x) vs estimate (y), coloured by hit/near/miss, y=x line.
+
+    One scatter collection with one point per answered item; failed items cannot be placed
+    and are only counted in the title.
+    """
+    fig, ax = _new_figure()
+    ok = evaluation.items[~evaluation.items["failed"]]
+    ax.scatter(ok["truth"], ok["estimate"], c=list(ok["color"]), s=6, alpha=0.7)
+    top = float(np.nanmax([evaluation.items["truth"].max(), ok["estimate"].max(), 1.0]))
+    top *= 1.05
+    ax.plot([0, top], [0, top], color="deepskyblue", linewidth=1.5, label="y = x")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("true price ($)")
+    ax.set_ylabel("estimate ($)")
+    ax.set_title(f"{title}\n{_metrics_caption(evaluation)}")
+    # Proxy legend entries (Line2D) so the axes' collections stay exactly one scatter.
+    handles = [
+        Line2D([], [], linestyle="", marker="o", color=c, label=lab)
+        for c, lab in ((GREEN, "hit"), (ORANGE, "near"), (RED, "miss"))
+    ]
+    ax.legend(handles=handles, loc="upper left")
+    return fig
+
+
+def error_histogram(evaluation: Evaluation, title: str) -> Figure:
+    """Histogram of signed errors (estimate - truth) of answered items; bias in the title."""
+    fig, ax = _new_figure()
+    errors = evaluation.items.loc[~evaluation.items["failed"], "error"].to_numpy()
+    if errors.size:
+        ax.hist(errors, bins="auto", color="steelblue", edgecolor="white")
+        ax.axvline(0.0, color="black", linewidth=1)
+        ax.axvline(float(errors.mean()), color="red", linestyle="--", linewidth=1)
+        bias = f"mean error ${errors.mean():+.2f}  median ${np.median(errors):+.2f}"
+    else:
+        bias = "no answered items"
+    ax.set_xlabel("estimate - truth ($)")
+    ax.set_ylabel("items")
+    ax.set_title(f"{title}\n{bias}")
+    return fig
+
+
+def price_histogram(prices: ArrayLike, title: str, bins: int | Sequence[float]) -> Figure:
+    """Distribution of prices, e.g. before/after curation; mean and median in the title."""
+    p = np.asarray(prices, dtype=float)
+    p = p[np.isfinite(p)]
+    fig, ax = _new_figure(_WIDE)
+    ax.hist(p, bins=bins, color="skyblue", edgecolor="steelblue")
+    ax.set_xlabel("price ($)")
+    ax.set_ylabel("items")
+    stats = f"n={p.size:,}  mean ${p.mean():.2f}  median ${np.median(p):.2f}" if p.size else "n=0"
+    ax.set_title(f"{title}\n{stats}")
+    return fig
+
+
+def category_bars(counts: pd.Series, title: str) -> Figure:
+    """One vertical bar per category in the given order, labelled with its count."""
+    fig, ax = _new_figure(_WIDE)
+    bars = ax.bar([str(k) for k in counts.index], counts.to_numpy(), color="goldenrod")
+    ax.bar_label(bars, labels=[f"{v:,}" for v in counts.to_numpy()], fontsize=8)
+    ax.set_ylabel("items")
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def category_pie(counts: pd.Series, title: str) -> Figure:
+    """One wedge per category with its percentage."""
+    fig, ax = _new_figure()
+    ax.pie(counts.to_numpy(), labels=[str(k) for k in counts.index], autopct="%1.0f%%")
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    return fig
+
+
+def _ci_errors(table: pd.DataFrame) -> np.ndarray | None:
+    """(2, n) distances from mae to its CI bounds; None without CI columns."""
+    if not {"mae_ci_low", "mae_ci_high"} <= set(table.columns):
+        return None
+    low = (table["mae"] - table["mae_ci_low"]).to_numpy(dtype=float)
+    high = (table["mae_ci_high"] - table["mae"]).to_numpy(dtype=float)
+    # A missing CI draws no whisker rather than failing the whole chart.
+    return np.nan_to_num(np.clip(np.vstack([low, high]), 0.0, None), nan=0.0)
+
+
+def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
+    """Horizontal bars of `mae` per model (index), best (lowest) at the top.
+
+    Optional columns: `mae_ci_low`/`mae_ci_high` draw error bars; `reference_mae` draws a
+    marker (the course's published figure) where it is not NaN. Models with NaN mae sort last
+    and show an empty bar labelled 'n/a'.
+    """
+    if "mae" not in table.columns:
+        raise ValueError(f"leaderboard table needs an 'mae' column, has {list(table.columns)}")
+    board = table.sort_values("mae", ascending=True, na_position="last", kind="stable")
+    mae = board["mae"].to_numpy(dtype=float)
+    y = np.arange(len(board))
+    fig, ax = _new_figure((10.0, max(3.0, 0.45 * len(board) + 1.5)))
+    bars = ax.barh(
+        y, np.nan_to_num(mae), xerr=_ci_errors(board), color="steelblue", capsize=3, alpha=0.85
+    )
+    ax.bar_label(
+        bars, labels=["n/a" if np.isnan(v) else f"${v:.2f}" for v in mae], padding=4, fontsize=8
+    )
+    if "reference_mae" in board.columns:
+        ref = board["reference_mae"].to_numpy(dtype=float)
+        known = ~np.isnan(ref)
+        if known.any():
+            ax.scatter(
+                ref[known],
+                y[known],
+                marker="D",
+                color="darkorange",
+                zorder=3,
+                label="course reference",
+            )
+            ax.legend(loc="best")
+    ax.set_yticks(y, labels=[str(name) for name in board.index])
+    ax.invert_yaxis()  # best model on top
+    ax.set_xlabel("mean absolute error ($)")
+    ax.set_title(title)
+    return fig
+
+
+def objective_trace(
+    values: Sequence[float], title: str, *, direction: Literal["minimize", "maximize"]
+) -> Figure:
+    """Objective per trial (points) and running best so far (step line).
+
+    NaN values (failed trials) are left out of the points and ignored by the running best.
+    """
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    v = np.asarray(values, dtype=float)
+    trials = np.arange(1, v.size + 1)
+    # fmin/fmax skip NaN, so one failed trial does not poison the running best.
+    best = (np.fmin if direction == "minimize" else np.fmax).accumulate(v) if v.size else v
+    fig, ax = _new_figure(_WIDE)
+    ok = ~np.isnan(v)
+    ax.plot(trials[ok], v[ok], linestyle="", marker="o", color="gray", label="trial")
+    ax.step(trials, best, where="post", color="crimson", label=f"best so far ({direction})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective")
+    ax.set_title(title)
+    ax.legend()
+    return fig
