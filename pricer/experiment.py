@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from pricer.data.dataset import CuratedData
+from pricer.data.dataset import CuratedData, load_curated
 from pricer.evaluation import EvalSettings, Evaluation, evaluate
 from pricer.models.base import INPUT_COLUMNS, Pricer
 from pricer.tracking.data import log_data_inputs
@@ -67,18 +67,22 @@ def fit_and_evaluate(
 
 
 def run_family(
-    family: str, run_cfg: DictConfig, curated: CuratedData, *, nested: bool = False
+    family: str, run_cfg: DictConfig, curated: CuratedData | None = None, *, nested: bool = False
 ) -> FamilyResult:
     """Fit, evaluate and log one family in its own MLflow run.
 
     ``run_cfg`` holds ``model``, ``eval``, ``tracking`` and the data settings of this run; it is
-    logged whole. Any error marks the run FAILED and propagates.
+    logged whole. ``curated`` is data already loaded for several runs; without it the run loads
+    ``run_cfg.data`` itself, so bad data fails the run too. Any error marks the run FAILED and
+    propagates.
     """
-    settings = EvalSettings.from_config(run_cfg.eval)
-    eval_items = evaluation_items(curated, settings)
     tags = {FAMILY_TAG: family, "pricer.data_source": str(run_cfg.data.source)}
     with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
         log_config(run_cfg)
+        settings = EvalSettings.from_config(run_cfg.eval)
+        if curated is None:
+            curated = load_curated(run_cfg.data, run_cfg.curation)
+        eval_items = evaluation_items(curated, settings)
         log_data_inputs(curated, eval_items, run_cfg.data)
         pricer: Pricer = instantiate(run_cfg.model)
         with tqdm(total=1, desc=f"{family}: fit and evaluate", leave=False) as progress:
@@ -110,8 +114,11 @@ class LeaderboardIncomplete(RuntimeError):
     """At least one family failed; the others are still on the leaderboard."""
 
 
-def run_leaderboard(cfg: DictConfig, curated: CuratedData) -> pd.DataFrame:
-    """Every selected family in a child run of one parent run; returns the leaderboard table."""
+def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
+    """Every selected family in a child run of one parent run; returns the leaderboard table.
+
+    The data is loaded once, inside the parent run, and shared by every family.
+    """
     families = list(cfg.families) if cfg.families else list(cfg.models)
     unknown = sorted(set(families) - set(cfg.models))
     if unknown:
@@ -119,6 +126,7 @@ def run_leaderboard(cfg: DictConfig, curated: CuratedData) -> pd.DataFrame:
     tags = {"pricer.kind": "leaderboard", "pricer.data_source": str(cfg.data.source)}
     with tracked_run(cfg.tracking, run_name="leaderboard", tags=tags):
         log_config(cfg)
+        curated = load_curated(cfg.data, cfg.curation)
         results = []
         for family in tqdm(families, desc="leaderboard", unit="family"):
             run_cfg = family_config(cfg, family, cfg.models[family])

@@ -6,14 +6,14 @@ import hydra
 from omegaconf import DictConfig
 
 from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
-from pricer.data.dataset import load_curated
+from pricer.cli import run
 from pricer.experiment import run_leaderboard
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="leaderboard")
 def main(cfg: DictConfig) -> None:
-    run_leaderboard(cfg, load_curated(cfg.data, cfg.curation))
+    run_leaderboard(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,16 +6,15 @@ import hydra
 from omegaconf import DictConfig
 
 from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
-from pricer.data.dataset import load_curated
+from pricer.cli import run
 from pricer.experiment import run_family
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    curated = load_curated(cfg.data, cfg.curation)
-    result = run_family(cfg.family, cfg, curated)
+    result = run_family(cfg.family, cfg)
     return result.metrics["mae"]  # the objective a Hydra sweeper minimises
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

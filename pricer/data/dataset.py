@@ -75,9 +75,9 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
         return build(data_cfg, curation_cfg)
     entry = Path(cache_dir) / _cache_key(data_cfg, curation_cfg)
     if (entry / "report.json").is_file():
-        return _read_cache(entry)
+        return read_curated(entry)
     curated = build(data_cfg, curation_cfg)
-    _write_cache(entry, curated)
+    save_curated(curated, entry)
     return curated
 
 
@@ -173,28 +173,39 @@ def _cache_key(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> 
     return f"{data_cfg['source']}-{digest.hexdigest()[:16]}"
 
 
-def _write_cache(entry: Path, curated: CuratedData) -> None:
-    """Write to a temporary folder and rename it: a crash never leaves a half-written entry."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".tmp-"))
+def save_curated(curated: CuratedData, folder: Path, *, replace: bool = False) -> None:
+    """Write a split to a folder (train/test/population Parquet + report.json), atomically.
+
+    Files are written to a temporary sibling that is renamed into place: a crash never leaves a
+    half-written split. With ``replace`` an existing folder is swapped out only once the new
+    one is complete.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
         curated.train.to_parquet(staging / "train.parquet")
         curated.test.to_parquet(staging / "test.parquet")
         curated.population.to_parquet(staging / "population.parquet")
-        (staging / "report.json").write_text(json.dumps(asdict(curated.report)))
-        staging.rename(entry)
+        (staging / "report.json").write_text(json.dumps(asdict(curated.report), indent=2))
+        if replace and folder.exists():
+            retired = folder.with_name(f".{folder.name}-old-{staging.name}")
+            folder.rename(retired)
+            staging.rename(folder)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-        if not (entry / "report.json").is_file():  # another process may have won the race
+        if replace or not (folder / "report.json").is_file():  # a parallel writer may have won
             raise
 
 
-def _read_cache(entry: Path) -> CuratedData:
+def read_curated(folder: Path) -> CuratedData:
     return CuratedData(
-        train=pd.read_parquet(entry / "train.parquet"),
-        test=pd.read_parquet(entry / "test.parquet"),
-        population=pd.read_parquet(entry / "population.parquet"),
-        report=CurationReport(**json.loads((entry / "report.json").read_text())),
+        train=pd.read_parquet(folder / "train.parquet"),
+        test=pd.read_parquet(folder / "test.parquet"),
+        population=pd.read_parquet(folder / "population.parquet"),
+        report=CurationReport(**json.loads((folder / "report.json").read_text())),
     )
 
 

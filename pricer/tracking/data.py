@@ -18,17 +18,16 @@ EVAL_SIZE_TAG = "pricer.eval_size"
 
 
 def log_data_inputs(
-    curated: CuratedData, eval_items: pd.DataFrame, data_cfg: Mapping[str, Any]
+    curated: CuratedData, eval_items: pd.DataFrame | None, data_cfg: Mapping[str, Any]
 ) -> None:
-    """Log the train, test and evaluation sets as dataset inputs, plus curation counts."""
+    """Log the train, test (and evaluation) sets as dataset inputs, plus curation counts."""
     # Curated data is produced by pricer's code from an origin: say which, explicitly (a bare
     # string source is guessed at by MLflow and warned about).
     source = CodeDatasetSource(tags={"pricer.origin": describe_source(data_cfg)})
-    for context, frame in (
-        ("training", curated.train),
-        ("test", curated.test),
-        ("evaluation", eval_items),
-    ):
+    frames = {"training": curated.train, "test": curated.test}
+    if eval_items is not None:
+        frames["evaluation"] = eval_items
+    for context, frame in frames.items():
         dataset = mlflow.data.from_pandas(
             frame,
             source=source,
@@ -37,9 +36,9 @@ def log_data_inputs(
             digest=frame_digest(frame),
         )
         mlflow.log_input(dataset, context=context)
-    mlflow.set_tags(
-        {EVAL_DIGEST_TAG: frame_digest(eval_items), EVAL_SIZE_TAG: str(len(eval_items))}
-    )
+    if eval_items is not None:
+        digest = frame_digest(eval_items)
+        mlflow.set_tags({EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(eval_items))})
     mlflow.log_metrics(curated.report.as_metrics())
 
 

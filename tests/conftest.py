@@ -1,0 +1,98 @@
+"""Shared fixtures: composed configs, a private MLflow store per test, raw record builders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow SQLite store (creating one takes seconds; copying, not)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Path
+) -> Iterator[str]:
+    """A fresh SQLite store for this test, set the way users set it: the environment."""
+    shutil.copyfile(migrated_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """The config a Hydra app would see, composed from the real conf/ folder."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides or [])
+
+
+def raw_record(**fields: object) -> dict[str, object]:
+    """A raw record in the Amazon-Reviews-2023 ``raw_meta`` schema, written for tests."""
+    record: dict[str, object] = {
+        "main_category": "Tools & Home Improvement",
+        "title": "Sturdy Steel Hammer with Fiberglass Handle",
+        "description": [
+            "A dependable hammer for framing and general carpentry around the house. "
+            "The forged steel head drives nails cleanly and the handle absorbs shock."
+        ],
+        "features": [
+            "Forged steel head with a polished striking face",
+            "Fiberglass handle with a cushioned non-slip grip",
+            "Magnetic nail starter for one-handed starts",
+        ],
+        "details": json.dumps(
+            {
+                "Brand": "Ironwood",
+                "Item Weight": "1.5 pounds",
+                "Product Dimensions": "13 x 5 x 1.2 inches",
+                "Best Sellers Rank": {"Tools & Home Improvement": 5120},
+                "Date First Available": "May 2, 2020",
+                "Item model number": "IW-HMR-16OZ",
+            }
+        ),
+        "price": "24.99",
+        "store": "Ironwood",
+        "average_rating": 4.6,
+        "rating_number": 310,
+        "categories": ["Tools & Home Improvement", "Hand Tools"],
+        "parent_asin": "B0TEST0001",
+        "images": [],
+        "videos": [],
+        "bought_together": None,
+    }
+    record.update(fields)
+    return record
+
+
+def columns(records: list[dict[str, object]]) -> dict[str, list[object]]:
+    """Row records -> the column batch the converters take."""
+    return {key: [record.get(key) for record in records] for key in records[0]}
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real curated items beside the checkout; tests that need them skip without them."""
+    if not (SHARED_DATA / "pricer_canonical_test_rest_1750.jsonl").is_file():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the checkout in CI)")
+    return SHARED_DATA

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pricer.data.items import (
+    INVALID_PRICE,
+    MISSING_PRICE,
+    MISSING_TITLE,
+    PRICE_OUT_OF_RANGE,
+    TOO_SHORT,
+    CleaningSettings,
+    TextCleaner,
+    convert_batch,
+    parse_details,
+    parse_price,
+)
+from tests.conftest import columns, compose_config, raw_record
+
+
+@pytest.fixture(scope="module")
+def settings() -> CleaningSettings:
+    return CleaningSettings.from_config(compose_config("curate").curation["items"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("24.99", (24.99, None)),
+        ("$1,299.99", (1299.99, None)),
+        (" $7 ", (7.0, None)),
+        ("1,000,000", (1_000_000.0, None)),
+        (12, (12.0, None)),
+        ("None", (None, MISSING_PRICE)),
+        ("", (None, MISSING_PRICE)),
+        (None, (None, MISSING_PRICE)),
+        (float("nan"), (None, MISSING_PRICE)),
+        ("$15.99 - $22.99", (None, INVALID_PRICE)),
+        ("Currently unavailable", (None, INVALID_PRICE)),
+        ("-5.00", (None, INVALID_PRICE)),
+        (-3, (None, INVALID_PRICE)),
+        ("12,99", (None, INVALID_PRICE)),
+    ],
+)
+def test_parse_price(raw: object, expected: tuple[float | None, str | None]) -> None:
+    assert parse_price(raw) == expected
+
+
+def test_details_accepts_json_string_dict_or_garbage() -> None:
+    assert parse_details('{"Brand": "Acme"}') == {"Brand": "Acme"}
+    assert parse_details({"Brand": "Acme"}) == {"Brand": "Acme"}
+    assert parse_details("not json {") == {}
+    assert parse_details("[1, 2]") == {}
+    assert parse_details(None) == {}
+
+
+def test_text_drops_noise_details_part_numbers_and_punctuation(settings: CleaningSettings) -> None:
+    record = raw_record()
+    text = TextCleaner(settings).build(
+        record["title"], record["description"], record["features"], record["details"]
+    )
+    title_line, body = text.split("\n", 1)
+    assert title_line == "Sturdy Steel Hammer with Fiberglass Handle"
+    assert "Brand Ironwood" in body and "Item Weight 1.5 pounds" in body
+    for noise in ("Best Sellers", "Date First Available", "Item model number", "IW-HMR-16OZ"):
+        assert noise not in text
+    assert not set('{}[]":') & set(text)
+
+
+def test_part_number_rule_keeps_short_tokens(settings: CleaningSettings) -> None:
+    cleaner = TextCleaner(settings)
+    assert cleaner.scrub("fits 2019 models XR44719B only") == "fits 2019 models only"
+
+
+def test_text_is_truncated_to_the_word_budget(settings: CleaningSettings) -> None:
+    long_description = [" ".join(f"word{i % 7}" for i in range(2000))]
+    text = TextCleaner(settings).build("Title", long_description, [], None)
+    assert len(text.split()) == settings.max_words
+
+
+def test_convert_batch_keeps_every_row_and_gives_reasons(settings: CleaningSettings) -> None:
+    records = [
+        raw_record(),
+        raw_record(price="None"),
+        raw_record(price="about ten"),
+        raw_record(price="1500.00"),
+        raw_record(price="0.10"),
+        raw_record(title=""),
+        raw_record(description=[], features=[], details="{}"),
+    ]
+    out = convert_batch(columns(records), settings)
+    assert out["reject_reason"] == [
+        None,
+        MISSING_PRICE,
+        INVALID_PRICE,
+        PRICE_OUT_OF_RANGE,
+        PRICE_OUT_OF_RANGE,
+        MISSING_TITLE,
+        TOO_SHORT,
+    ]
+    assert out["price"][0] == pytest.approx(24.99)
+    assert len(out["text"][0]) >= settings.min_chars
+    assert json.loads(out["details"][0])["Brand"] == "Ironwood"  # raw details kept for features
+
+
+def test_category_comes_from_the_source_when_given(settings: CleaningSettings) -> None:
+    batch = columns([raw_record()])
+    assert convert_batch(batch, settings)["category"] == ["Tools & Home Improvement"]
+    batch["category"] = ["Tools_and_Home_Improvement"]
+    assert convert_batch(batch, settings)["category"] == ["Tools_and_Home_Improvement"]
+
+
+def test_settings_reject_an_inverted_price_range() -> None:
+    with pytest.raises(ValueError, match="min_price < max_price"):
+        CleaningSettings(5.0, 1.0, 300, 120, 7, ())

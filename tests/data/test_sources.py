@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pricer.data.items import CleaningSettings
+from pricer.data.sources import DataError, SourceUnavailableError, load_amazon, read_item_files
+from tests.conftest import compose_config, raw_record
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def item(price: object, text: str = "some product text", **extra: object) -> dict:
+    return {"title": "A product", "text": text, "price": price, **extra}
+
+
+def test_reads_jsonl_and_parquet_in_file_order(tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "a.jsonl", [item(3.5, category="Toys"), item(7)])
+    pd.DataFrame([item(12.25, details={"Brand": "X"})]).to_parquet(tmp_path / "b.parquet")
+    items = read_item_files([str(first), str(tmp_path / "b.parquet")])
+    assert items["price"].tolist() == [3.5, 7.0, 12.25]
+    assert items["category"].tolist()[0] == "Toys"
+    assert json.loads(items["details"].iloc[2]) == {"Brand": "X"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"title": "x", "price": 3}], r"missing required column\(s\) \['text'\]"),
+        ([item("twelve")], "unparseable or missing price"),
+        ([item(3), item(None)], "first at row 1"),
+        ([item(-4)], "negative price"),
+    ],
+)
+def test_bad_item_files_get_specific_errors(tmp_path: Path, rows: list, message: str) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=message):
+        read_item_files([str(path)])
+
+
+def test_missing_and_unsupported_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="item file not found"):
+        read_item_files([str(tmp_path / "nope.jsonl")])
+    (tmp_path / "items.csv").write_text("title,text,price\n")
+    with pytest.raises(DataError, match="unsupported item file type"):
+        read_item_files([str(tmp_path / "items.csv")])
+    with pytest.raises(DataError, match="no item files given"):
+        read_item_files([])
+
+
+def amazon_config(data_files: str, tmp_path: Path) -> dict:
+    cfg = compose_config("curate", ["data=amazon"]).data
+    return {
+        **cfg,
+        "categories": ["Toys_and_Games", "Automotive"],
+        "data_files": data_files,
+        "cache_dir": str(tmp_path / "hf-cache"),
+        "num_proc": 1,
+        "batch_size": 2,
+    }
+
+
+def test_amazon_loader_cleans_raw_meta_files_offline(tmp_path: Path) -> None:
+    """The real loader, on local files in the raw_meta JSONL layout the hub serves."""
+    write_jsonl(
+        tmp_path / "meta_Toys_and_Games.jsonl",
+        [
+            # In the raw files details is a JSON object, not a string.
+            {
+                **raw_record(price="15.00"),
+                "details": {"Brand": "Playful", "Item Weight": "8 ounces"},
+            },
+            raw_record(price="None"),
+            raw_record(price="$1,299.00"),
+        ],
+    )
+    write_jsonl(tmp_path / "meta_Automotive.jsonl", [raw_record(price="45.50")])
+    settings = CleaningSettings.from_config(compose_config("curate").curation["items"])
+    items, rejections, n_raw = load_amazon(
+        amazon_config(str(tmp_path / "meta_{category}.jsonl"), tmp_path), settings
+    )
+    assert n_raw == 4
+    assert sorted(items["price"]) == [15.0, 45.5]
+    assert set(items["category"]) == {"Toys_and_Games", "Automotive"}
+    assert rejections["missing_price"] == 1 and rejections["price_out_of_range"] == 1
+    assert json.loads(items.loc[items["price"] == 15.0, "details"].item())["Brand"] == "Playful"
+
+
+def test_amazon_loader_names_offline_alternatives_when_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what "no network" looks like, without waiting
+    settings = CleaningSettings.from_config(compose_config("curate").curation["items"])
+    hub_files = compose_config("curate", ["data=amazon"]).data["data_files"]
+    with pytest.raises(SourceUnavailableError, match="data=synthetic") as error:
+        load_amazon(amazon_config(hub_files, tmp_path), settings)
+    assert "data=items" in str(error.value)

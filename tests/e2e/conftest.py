@@ -1,0 +1,53 @@
+"""Helpers for end-to-end tests: run the real CLI in a subprocess against a real store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+
+
+def run_cli(
+    args: list[str], tracking_uri: str, workdir: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a command the way a user would, from the project folder, with the venv first on PATH.
+
+    Hydra's output folder goes to ``workdir`` so tests leave nothing in the checkout.
+    """
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    return subprocess.run(
+        args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def pricer_app(app: str, *overrides: str, workdir: Path) -> list[str]:
+    return [sys.executable, "-m", f"pricer.{app}", *overrides, f"hydra.run.dir={workdir}/hydra"]
+
+
+def runs(tracking_uri: str) -> pd.DataFrame:
+    return mlflow.search_runs(search_all_experiments=True, output_format="pandas")
+
+
+@pytest.fixture
+def real_slice(shared_data: Path, tmp_path: Path) -> dict[str, str]:
+    """A small slice of the real items: 400 training rows and 60 test rows, read by path."""
+    extra = pd.read_json(shared_data / "pricer_extra_items.jsonl", lines=True)
+    extra = extra[extra["category"] != "Software"].sample(400, random_state=0)
+    canonical = pd.read_json(shared_data / "pricer_canonical_test_rest_1750.jsonl", lines=True)
+    paths = {"train": tmp_path / "train.jsonl", "test": tmp_path / "test.parquet"}
+    extra.to_json(paths["train"], orient="records", lines=True)
+    canonical.head(60).to_parquet(paths["test"])
+    return {name: str(path) for name, path in paths.items()}

@@ -1,0 +1,207 @@
+"""The real command-line apps against a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.e2e.conftest import pricer_app, run_cli, runs
+
+pytestmark = pytest.mark.e2e
+
+SMALL_SYNTHETIC = ["data.n_records=4000", "curation.split.test_size=200"]
+
+
+def test_train_logs_a_complete_run_on_real_items(
+    tracking_uri: str, tmp_path: Path, real_slice: dict[str, str]
+) -> None:
+    result = run_cli(
+        pricer_app(
+            "train",
+            "model=tfidf_ridge",
+            "data=items",
+            f"data.train_paths=[{real_slice['train']}]",
+            f"data.test_paths=[{real_slice['test']}]",
+            "eval.size=50",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tfidf_ridge: mae $" in result.stdout
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["pricer.family"] == "tfidf_ridge"
+    assert run.data.tags["pricer.eval_size"] == "50"
+    for metric in (
+        "mae",
+        "rmsle",
+        "hit_rate",
+        "r2",
+        "mae_ci_low",
+        "mae_ci_high",
+        "data.train_items",
+        "time.fit_seconds",
+    ):
+        assert np.isfinite(run.data.metrics[metric]), metric
+    assert (
+        run.data.metrics["mae_ci_low"] < run.data.metrics["mae"] < run.data.metrics["mae_ci_high"]
+    )
+    assert run.data.params["model.alpha"] and run.data.params["eval.size"] == "50"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/truth_vs_estimate.png", "plots/error_histogram.png"}
+    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
+    assert contexts == {"training", "test", "evaluation"}
+    assert all(i.dataset.digest for i in run.inputs.dataset_inputs)
+
+    # The logged model reproduces the logged metric from the test file alone.
+    [model] = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    test = pd.read_parquet(real_slice["test"]).head(50)
+    prices = mlflow.pyfunc.load_model(model.model_uri).predict(
+        test[["text", "title", "category", "details"]]
+    )
+    assert np.abs(prices - test["price"]).mean() == pytest.approx(run.data.metrics["mae"])
+    table = json.loads(
+        mlflow.artifacts.load_text(f"{run.info.artifact_uri}/evaluation/predictions.json")
+    )
+    assert len(table["data"]) == 50
+
+
+def test_bad_input_fails_the_run_with_a_specific_message(tracking_uri: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.jsonl"
+    result = run_cli(
+        pricer_app(
+            "train",
+            "model=constant",
+            "data=items",
+            f"data.train_paths=[{missing}]",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode != 0
+    assert f"item file not found: {missing}" in result.stderr
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert "item file not found" in run.data.tags["error"]
+
+
+def test_leaderboard_has_a_parent_and_one_child_per_family(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(
+        pricer_app(
+            "leaderboard",
+            *SMALL_SYNTHETIC,
+            f"curation.cache_dir={tmp_path}/cache",
+            "families=[constant,tfidf_ridge]",
+            "tracking.log_model=false",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = runs(tracking_uri)
+    parent = table[table["tags.mlflow.runName"] == "leaderboard"]
+    children = table[table["tags.mlflow.parentRunId"] == parent["run_id"].item()]
+    assert sorted(children["tags.pricer.family"]) == ["constant", "tfidf_ridge"]
+    assert (children["status"] == "FINISHED").all()
+    maes = children.set_index("tags.pricer.family")["metrics.mae"]
+    assert maes["tfidf_ridge"] < maes["constant"]  # the synthetic data is learnable
+    # Both were scored on the very same items.
+    assert children["tags.pricer.eval_digest"].nunique() == 1
+    board = mlflow.artifacts.load_text(
+        f"{parent['artifact_uri'].item()}/leaderboard/leaderboard.csv"
+    )
+    assert board.splitlines()[1].startswith("tfidf_ridge")  # best first
+
+
+def test_curate_saves_a_split_that_train_can_use(tracking_uri: str, tmp_path: Path) -> None:
+    out = tmp_path / "curated"
+    result = run_cli(
+        pricer_app(
+            "curate",
+            *SMALL_SYNTHETIC,
+            f"output_dir={out}",
+            "curation.cache_dir=null",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {
+        "train.parquet",
+        "test.parquet",
+        "population.parquet",
+        "report.json",
+    }
+    report = json.loads((out / "report.json").read_text())
+    assert report["raw_records"] == 4000 and report["test"] == 200
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    charts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "curation")}
+    assert "curation/prices_before.png" in charts and "curation/category_shares_after.png" in charts
+    assert run.data.metrics["data.rejected.missing_price"] > 0
+
+    trained = run_cli(
+        pricer_app(
+            "train",
+            "model=constant",
+            "data=curated",
+            f"data.curated_dir={out}",
+            "tracking.log_model=false",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    train_run = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`pricer.family` = 'constant'",
+        output_format="list",
+    )[0]
+    assert train_run.data.metrics["data.test_items"] == 200
+
+
+def test_mlflow_run_entry_point_resumes_the_run_mlflow_created(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    overrides = " ".join(
+        [
+            *SMALL_SYNTHETIC,
+            f"curation.cache_dir={tmp_path}/cache",
+            "tracking.log_model=false",
+            f"hydra.run.dir={tmp_path}/hydra",
+        ]
+    )
+    result = run_cli(
+        [
+            "mlflow",
+            "run",
+            ".",
+            "-e",
+            "constant",
+            "--env-manager",
+            "local",
+            "-P",
+            f"overrides={overrides}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.project.entryPoint"] == "constant"
+    assert run.data.tags["pricer.family"] == "constant" and "mae" in run.data.metrics

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from pricer.models.constant import ConstantPricer
+from pricer.tracking.model import log_pricer
+from pricer.tracking.run import REDACTED, flatten_config, log_config, tracked_run
+
+TRACKING = {"uri": None, "experiment": "unit", "artifact_location": None, "tags": {"team": "t"}}
+
+
+def tracking(uri: str) -> dict:
+    return {**TRACKING, "uri": uri}
+
+
+def test_flatten_redacts_secrets_but_keeps_where_they_live() -> None:
+    cfg = OmegaConf.create(
+        {
+            "model": {"api_key": "sk-live-123", "api_key_env": "OPENAI_API_KEY", "k": 3},
+            "auth": {"password": "hunter2", "token": None},
+            "x": {"long": "y" * 7000},
+            "seed": 1,
+            "paths": [1, 2],
+            "ref": "${seed}",
+        }
+    )
+    flat = flatten_config(cfg)
+    assert flat["model.api_key"] == REDACTED and flat["auth.password"] == REDACTED
+    assert flat["model.api_key_env"] == "OPENAI_API_KEY"
+    assert flat["auth.token"] == "None"  # nothing to hide
+    assert flat["model.k"] == "3" and flat["ref"] == "1" and flat["paths"] == "[1, 2]"
+    assert len(flat["x.long"]) == 6000
+    assert "sk-live-123" not in repr(flat)
+
+
+def test_failed_run_is_marked_failed_with_the_reason(tracking_uri: str) -> None:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracked_run(tracking(tracking_uri), run_name="broken", tags={"pricer.family": "x"}) as run,
+    ):
+        raise RuntimeError("boom")
+    finished = mlflow.get_run(run.info.run_id)
+    assert finished.info.status == "FAILED"
+    assert finished.data.tags["error"] == "RuntimeError: boom"
+    assert finished.data.tags["team"] == "t" and finished.data.tags["pricer.family"] == "x"
+
+
+def test_config_logged_as_params_and_yaml(tracking_uri: str) -> None:
+    cfg = OmegaConf.create({"model": {"alpha": 0.5, "api_key": "sk-secret"}})
+    with tracked_run(tracking(tracking_uri), run_name="cfg", tags={}) as run:
+        log_config(cfg)
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.params["model.alpha"] == "0.5"
+    text = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    assert "alpha: 0.5" in text and "sk-secret" not in text
+
+
+def test_logged_pricer_loads_as_pyfunc_and_predicts_from_text_only(tracking_uri: str) -> None:
+    items = pd.DataFrame(
+        {
+            "text": ["a", "b", "c"],
+            "title": ["A", "B", "C"],
+            "category": ["Toys"] * 3,
+            "details": ["{}"] * 3,
+        }
+    )
+    pricer = ConstantPricer(statistic="median").fit(items, np.array([1.0, 5.0, 30.0]))
+    with tracked_run(tracking(tracking_uri), run_name="model", tags={}):
+        info = log_pricer(pricer, items)
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    prices = loaded.predict(pd.DataFrame({"text": ["anything at all", "more"]}))
+    assert np.allclose(prices, [5.0, 5.0])
+    inputs = {spec.name: spec.required for spec in loaded.metadata.get_input_schema().inputs}
+    assert inputs == {"text": True, "title": False, "category": False, "details": False}
