@@ -36,6 +36,8 @@ def tracking_uri(
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
     mlflow.set_tracking_uri(uri)
+    # An experiment chosen by an earlier test lives in another store: forget it.
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

@@ -1,0 +1,150 @@
+"""The ensemble family: member pricers combined by linear stacking.
+
+``fit`` carves a validation split out of the training items (``validation_fraction``,
+``random_state``), fits a copy of each member on the rest, and fits the stacker on the
+members' validation predictions: non-negative weights plus an intercept, on log prices when
+``log_space`` (prices span three orders of magnitude; the blend becomes a weighted geometric
+mean). Then every member is refitted on all training items. Test items are never seen by the
+stacker: it is fitted inside ``fit`` only, from the training items passed there.
+
+Members are Hydra-instantiated pricers (``conf/model/ensemble.yaml`` nests their configs) or
+``LoggedPricer``s wrapping models already logged to MLflow. A logged member is not refitted;
+if it was trained on these same training items its validation predictions are in-sample and
+the stacker will trust it too much.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.utils.validation import check_is_fitted
+
+from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
+
+log = logging.getLogger(__name__)
+
+
+class LoggedPricer(Pricer):
+    """A pricer logged to MLflow (``models:/name@alias``, ``models:/m-...``), used as is."""
+
+    def __init__(self, model_uri: str) -> None:
+        self.model_uri = model_uri
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> LoggedPricer:
+        # The fitted pricer inside the pyfunc, kept so the ensemble pickles self-contained.
+        self.pricer_: Pricer = mlflow.pyfunc.load_model(self.model_uri).unwrap_python_model().pricer
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_report(X).prices
+
+    def predict_report(self, X: pd.DataFrame) -> PriceReport:
+        check_is_fitted(self, "pricer_")
+        return self.pricer_.predict_report(as_items(X)[list(INPUT_COLUMNS)])
+
+
+def _to_features(prices: np.ndarray, log_space: bool) -> np.ndarray:
+    return np.log1p(np.clip(prices, 0.0, None)) if log_space else prices
+
+
+class EnsemblePricer(Pricer):
+    """Stacks ``members`` (name -> pricer) with non-negative weights and an intercept."""
+
+    def __init__(
+        self,
+        members: Mapping[str, Pricer],
+        validation_fraction: float,
+        log_space: bool,
+        random_state: int,
+    ) -> None:
+        self.members = members
+        self.validation_fraction = validation_fraction
+        self.log_space = log_space
+        self.random_state = random_state
+
+    def _validate(self, n_items: int) -> None:
+        if not self.members:
+            raise ValueError("an ensemble needs at least one member")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+        if n_items < 4:
+            raise ValueError(f"an ensemble needs at least 4 training items, got {n_items}")
+        frozen = [name for name, m in self.members.items() if isinstance(m, LoggedPricer)]
+        if frozen:
+            log.warning(
+                "members %s are logged models, not refitted: if they were trained on these "
+                "training items, the stacker sees in-sample predictions for them",
+                frozen,
+            )
+
+    def validation_split(self, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of the member-fitting part and of the stacker's validation part."""
+        order = np.random.default_rng(self.random_state).permutation(n_items)
+        n_valid = min(n_items - 2, max(2, round(self.validation_fraction * n_items)))
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> EnsemblePricer:
+        items = as_items(X).reset_index(drop=True)
+        prices = np.asarray(y, dtype=float)
+        self._validate(len(items))
+        fit_rows, valid_rows = self.validation_split(len(items))
+        names = list(self.members)
+        predictions = np.column_stack(
+            [
+                clone(self.members[name])
+                .fit(items.iloc[fit_rows], prices[fit_rows])
+                .predict(items.iloc[valid_rows])
+                for name in names
+            ]
+        )
+        truth = prices[valid_rows]
+        usable = np.isfinite(predictions).all(axis=1)
+        if usable.sum() < 2:
+            raise ValueError("fewer than 2 validation items have a price from every member")
+        stacker = LinearRegression(positive=True).fit(
+            _to_features(predictions[usable], self.log_space),
+            _to_features(truth[usable], self.log_space),
+        )
+        self.weights_ = dict(zip(names, stacker.coef_.astype(float), strict=True))
+        self.intercept_ = float(stacker.intercept_)
+        self.validation_mae_ = {
+            name: float(np.mean(np.abs(predictions[usable, i] - truth[usable])))
+            for i, name in enumerate(names)
+        }
+        self.validation_items_ = int(usable.sum())
+        self.members_ = {name: clone(self.members[name]).fit(items, prices) for name in names}
+        return self
+
+    def combine(self, predictions: np.ndarray) -> np.ndarray:
+        """Stacked prices from one column of member predictions per member (NaN if any is)."""
+        weights = np.array([self.weights_[name] for name in self.members_])
+        stacked = self.intercept_ + _to_features(predictions, self.log_space) @ weights
+        prices = np.expm1(stacked) if self.log_space else stacked
+        return np.clip(prices, 0.0, None)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_report(X).prices
+
+    def predict_report(self, X: pd.DataFrame) -> PriceReport:
+        check_is_fitted(self, "members_")
+        items = as_items(X)
+        stats: dict[str, float] = {
+            "ensemble.intercept": self.intercept_,
+            "ensemble.validation_items": float(self.validation_items_),
+        }
+        columns = []
+        for name, member in self.members_.items():
+            report = member.predict_report(items)
+            columns.append(np.asarray(report.prices, dtype=float))
+            stats[f"ensemble.weight.{name}"] = self.weights_[name]
+            stats[f"ensemble.validation_mae.{name}"] = self.validation_mae_[name]
+            stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
+        return PriceReport(self.combine(np.column_stack(columns)), stats)

@@ -1,0 +1,78 @@
+"""The human baseline: a person prices the evaluation items in a CSV; this family reads it back.
+
+``python -m pricer.human_export`` writes the items (an ``id`` and the ``text``, no price);
+the person adds a ``price`` column. Ids are a hash of the item text, so export and import
+agree without any extra file, and a guesses file with ``text`` + ``price`` works as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from pricer.models.base import Pricer, PriceReport, as_items
+
+ID_LENGTH = 16  # hex digits: collisions among a few thousand items are out of the question
+
+
+def item_id(text: str) -> str:
+    """A stable id for an item: the start of the SHA-256 of its text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def export_items(items: pd.DataFrame, path: str | Path) -> Path:
+    """Write the items a person should price: ``id``, ``text`` and an empty ``price``."""
+    frame = as_items(items)
+    table = pd.DataFrame({"id": frame["text"].map(item_id), "text": frame["text"], "price": ""})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
+
+
+def read_guesses(path: str | Path) -> dict[str, float]:
+    """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``. Blank or
+    unreadable prices are no guess."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "price" not in table.columns or not {"id", "text"} & set(table.columns):
+        raise ValueError(
+            f"{path}: a guesses file needs a price column and an id or text column, "
+            f"got {list(table.columns)}"
+        )
+    ids = table["id"] if "id" in table.columns else table["text"].map(item_id)
+    cleaned = table["price"].str.replace(r"[$,\s]", "", regex=True)
+    prices = pd.to_numeric(cleaned, errors="coerce")
+    guessed = prices.notna().to_numpy()
+    return dict(zip(ids[guessed], prices[guessed].astype(float), strict=True))
+
+
+class HumanPricer(Pricer):
+    """Prices items from a person's guesses; an item without a guess is a failure (NaN)."""
+
+    def __init__(self, guesses_path: str) -> None:
+        self.guesses_path = guesses_path
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HumanPricer:
+        path = Path(self.guesses_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no guesses at {path}: run python -m pricer.human_export, add prices, save "
+                "it there (or set model.guesses_path)"
+            )
+        self.guesses_ = read_guesses(path)  # kept in the model: the logged model stands alone
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_report(X).prices
+
+    def predict_report(self, X: pd.DataFrame) -> PriceReport:
+        check_is_fitted(self, "guesses_")
+        ids = as_items(X)["text"].map(item_id)
+        prices = np.array([self.guesses_.get(i, np.nan) for i in ids], dtype=float)
+        missing = int(np.isnan(prices).sum())
+        stats = {"human.guesses": float(len(prices) - missing), "human.missing": float(missing)}
+        return PriceReport(prices, stats)

@@ -1,0 +1,193 @@
+"""The OpenAI client built from config and the environment, and concurrent chat calls.
+
+Retries, backoff, Retry-After and per-attempt timeouts are the SDK's own (``max_retries``,
+``timeout``); this module adds what the SDK leaves to callers: a concurrency limit
+(``asyncio.Semaphore``), a count of the requests the SDK re-sent, and turning every call into
+an answer or a failure with a reason, so no item is ever lost.
+
+The API key is read from the environment variable *named* in config at the moment a client
+is built; it is handed to the client and kept nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx2
+import openai
+from tqdm.auto import tqdm
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
+
+# Why an item got no price. Metrics are logged for every reason, zeros included, so runs
+# compare reason by reason.
+NO_PRICE = "no_price"  # an answer without a number in it
+FAILURE_REASONS = (
+    NO_PRICE,
+    "timeout",  # every attempt timed out
+    "rate_limited",  # still 429 after the retries
+    "server_error",  # still 5xx after the retries
+    "connection",  # the server could not be reached
+    "api_error",  # another 4xx (bad request, authentication, unknown model...)
+    "unexpected",  # anything else (a malformed response, say)
+)
+
+T = TypeVar("T")
+
+
+class MissingApiKeyError(RuntimeError):
+    """The environment variable that should hold the API key is unset or empty."""
+
+
+def read_api_key(api_key_env: str) -> str:
+    key = os.environ.get(api_key_env)
+    if not key:
+        raise MissingApiKeyError(
+            f"environment variable {api_key_env} (named by api_key_env) is not set; export "
+            "your API key there (local OpenAI-compatible servers accept any non-empty value)"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where and how to call: the config's ``base_url``, ``api_key_env``, ``timeout``,
+    ``max_retries``."""
+
+    base_url: str | None
+    api_key_env: str
+    timeout: float
+    max_retries: int
+
+    def resolved_base_url(self) -> str:
+        """The server actually called: config, else OPENAI_BASE_URL, else OpenAI."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+
+class RetryCounter:
+    """An httpx request hook counting the attempts the SDK re-sends after a failure."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+
+    async def __call__(self, request: httpx2.Request) -> None:
+        if int(request.headers.get(RETRY_HEADER, "0") or 0) > 0:
+            self.retries += 1
+
+
+def make_async_client(
+    settings: ClientSettings, counter: RetryCounter | None = None
+) -> openai.AsyncOpenAI:
+    hooks = {"request": [counter]} if counter is not None else {}
+    return openai.AsyncOpenAI(
+        api_key=read_api_key(settings.api_key_env),
+        base_url=settings.base_url,  # None: the SDK reads OPENAI_BASE_URL, then its default
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        # The SDK's default client (its connection limits, redirects) plus the hook.
+        http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks),
+    )
+
+
+def make_client(settings: ClientSettings) -> openai.OpenAI:
+    """A synchronous client, for sequential workflows (fine-tuning)."""
+    return openai.OpenAI(
+        api_key=read_api_key(settings.api_key_env),
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+    )
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One chat call: the answer text, or the reason there is none."""
+
+    answer: str | None
+    input_tokens: int
+    output_tokens: int
+    latency: float  # seconds, retries and backoff included
+    failure: str | None  # one of FAILURE_REASONS except NO_PRICE (that is the caller's call)
+    detail: str | None = None  # exception type and status: never the server's message
+
+
+def classify(error: BaseException) -> tuple[str, str]:
+    """Failure reason and a safe detail. Server messages are left out on purpose: a 401 from
+    OpenAI quotes part of the key it refused."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout", type(error).__name__
+    if isinstance(error, openai.APIConnectionError):
+        return "connection", type(error).__name__
+    if isinstance(error, openai.APIStatusError):
+        detail = f"{type(error).__name__} (HTTP {error.status_code})"
+        if isinstance(error, openai.RateLimitError):
+            return "rate_limited", detail
+        if error.status_code >= 500:
+            return "server_error", detail
+        return "api_error", detail
+    return "unexpected", type(error).__name__
+
+
+async def chat_call(
+    client: openai.AsyncOpenAI, request: dict[str, Any], limit: asyncio.Semaphore
+) -> CallOutcome:
+    """One chat completion under the concurrency limit; never raises for a failed call."""
+    async with limit:
+        start = time.perf_counter()
+        try:
+            completion = await client.chat.completions.create(**request)
+            answer = completion.choices[0].message.content if completion.choices else None
+            usage = completion.usage
+            return CallOutcome(
+                answer=answer,
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+                latency=time.perf_counter() - start,
+                failure=None,
+            )
+        except Exception as error:  # every failure becomes a counted outcome
+            reason, detail = classify(error)
+            return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+
+
+async def chat_calls(
+    settings: ClientSettings,
+    requests: Sequence[dict[str, Any]],
+    max_concurrency: int,
+    progress: bool,
+) -> tuple[list[CallOutcome], int]:
+    """All requests, at most ``max_concurrency`` in flight; outcomes in request order, and
+    the number of retries the SDK made."""
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    counter = RetryCounter()
+    limit = asyncio.Semaphore(max_concurrency)
+    # A client per batch: its connection pool belongs to this event loop.
+    async with make_async_client(settings, counter) as client:
+        with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
+
+            async def tracked(request: dict[str, Any]) -> CallOutcome:
+                outcome = await chat_call(client, request, limit)
+                bar.update(1)
+                return outcome
+
+            outcomes = await asyncio.gather(*(tracked(request) for request in requests))
+    return list(outcomes), counter.retries
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running event loop
+    (a notebook, an async server): then it runs on a fresh loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -1,0 +1,218 @@
+"""The frontier family: a chat model prices each item, optionally shown similar training items.
+
+Any OpenAI-compatible server works (OpenAI, Ollama, vLLM, LM Studio): ``base_url``, ``model``
+and ``api_key_env`` come from ``conf/model/frontier*.yaml``. ``fit`` only checks the config
+and, with ``retrieval``, indexes the training items; ``predict_report`` renders one prompt per
+item, answers what it can from the on-disk cache, calls the model for the rest concurrently,
+parses each answer, and reports tokens, cost, latency and failures by reason.
+
+The pricer is pickled into the logged MLflow model. It holds no client and no key: a client
+is built from the environment for each predict call and closed after it (an async client
+belongs to one event loop anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from pricer.models.base import Pricer, PriceReport, as_items
+from pricer.models.llm.accounting import ItemOutcome, batch_stats, lookup_price
+from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
+from pricer.models.llm.client import (
+    NO_PRICE,
+    CallOutcome,
+    ClientSettings,
+    chat_calls,
+    read_api_key,
+    run_async,
+)
+from pricer.models.llm.prompts import PromptTemplate, parse_price
+from pricer.models.llm.retrieval import NeighbourIndex
+
+log = logging.getLogger(__name__)
+
+
+class FrontierPricer(Pricer):
+    """Prices items with a chat-completions model.
+
+    ``prompt`` is a prompt config (see ``pricer.models.llm.prompts``); ``temperature``,
+    ``max_tokens`` (sent as ``max_completion_tokens``) and ``seed`` are sampling settings,
+    each omitted from the request when null (some models accept only their defaults);
+    ``timeout`` (seconds per attempt) and ``max_retries`` go to the SDK, which backs off and
+    honours Retry-After; ``max_concurrency`` bounds calls in flight; ``cache_dir`` null
+    disables the cache; ``price_table`` is ``conf/llm/pricing.yaml``; ``retrieval`` is a
+    ``NeighbourIndex`` (or null for zero-shot).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None,
+        api_key_env: str,
+        prompt: Mapping[str, str | None],
+        temperature: float | None,
+        max_tokens: int | None,
+        seed: int | None,
+        max_concurrency: int,
+        timeout: float,
+        max_retries: int,
+        cache_dir: str | None,
+        price_table: Mapping[str, Mapping[str, float]],
+        retrieval: NeighbourIndex | None,
+        progress: bool,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.prompt = prompt
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.cache_dir = cache_dir
+        self.price_table = price_table
+        self.retrieval = retrieval
+        self.progress = progress
+
+    # -- configuration ----------------------------------------------------------------------
+    def _template(self) -> PromptTemplate:
+        return PromptTemplate.from_config(self.prompt)
+
+    def _settings(self) -> ClientSettings:
+        return ClientSettings(self.base_url, self.api_key_env, self.timeout, self.max_retries)
+
+    def _validate(self) -> None:
+        if not self.model:
+            raise ValueError(
+                "model is empty: name a chat model (for model=finetuned, set "
+                "PRICER_FINETUNED_MODEL or model.model=ft:...)"
+            )
+        self._template().validate(with_examples=self.retrieval is not None)
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if not self.timeout or self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        read_api_key(self.api_key_env)  # fail before indexing, not at the first call
+        if lookup_price(self.model, self.price_table) is None:
+            log.warning("model %r has no entry in the price table: costs will be NaN", self.model)
+
+    # -- estimator --------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> FrontierPricer:
+        self._validate()
+        items = as_items(X)
+        self.index_ = None if self.retrieval is None else clone(self.retrieval).fit(items, y)
+        self.n_train_items_ = len(items)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_report(X).prices
+
+    def requests(self, X: pd.DataFrame) -> list[dict[str, Any]]:
+        """The chat request for each item, exactly as sent (and as keyed in the cache)."""
+        check_is_fitted(self, "n_train_items_")
+        items = as_items(X)
+        template = self._template()
+        neighbours = self.index_.neighbours(items) if self.index_ is not None else None
+        sampling = {
+            "temperature": self.temperature,
+            "max_completion_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+        sampling = {key: value for key, value in sampling.items() if value is not None}
+        return [
+            {
+                "model": self.model,
+                "messages": template.messages(item, neighbours[i] if neighbours else None),
+                **sampling,
+            }
+            for i, item in enumerate(items.to_dict("records"))
+        ]
+
+    def predict_report(self, X: pd.DataFrame) -> PriceReport:
+        start = time.perf_counter()
+        requests = self.requests(X)
+        settings = self._settings()
+        cache = ResponseCache(self.cache_dir)
+        server = settings.resolved_base_url()
+        keys = [request_key({"base_url": server, **request}) for request in requests]
+
+        outcomes: list[ItemOutcome | None] = [_from_cache(cache.get(key)) for key in keys]
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        retries = 0
+        if todo:
+            calls, retries = run_async(
+                chat_calls(
+                    settings, [requests[i] for i in todo], self.max_concurrency, self.progress
+                )
+            )
+            for i, call in zip(todo, calls, strict=True):
+                outcomes[i] = _from_call(call)
+                if outcomes[i].failure is None:  # only priced answers are worth keeping
+                    cache.put(
+                        keys[i],
+                        CachedAnswer(call.answer or "", call.input_tokens, call.output_tokens),
+                        {"base_url": server, **requests[i]},
+                    )
+                elif call.detail:
+                    log.debug("item %d failed: %s (%s)", i, call.failure, call.detail)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        _warn_failures(done)
+        stats = batch_stats(
+            done,
+            model=self.model,
+            price_table=self.price_table,
+            retries=retries,
+            wall_seconds=time.perf_counter() - start,
+        )
+        return PriceReport(np.array([o.price for o in done], dtype=float), stats)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle parameters and fitted state only. Runtime attributes (leading underscore:
+        clients, loops) never travel; none is kept today, this keeps it so."""
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if not k.startswith("_") or k == "_sklearn_version"}
+
+
+def _from_cache(entry: CachedAnswer | None) -> ItemOutcome | None:
+    price = parse_price(entry.answer) if entry is not None else None
+    if entry is None or price is None:  # a miss, or an entry the parser no longer reads
+        return None
+    return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, cached=True)
+
+
+def _from_call(call: CallOutcome) -> ItemOutcome:
+    price = None if call.failure else parse_price(call.answer)
+    failure = call.failure or (NO_PRICE if price is None else None)
+    return ItemOutcome(
+        price=math.nan if price is None else price,
+        failure=failure,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        latency=call.latency,
+        cached=False,
+    )
+
+
+def _warn_failures(outcomes: list[ItemOutcome]) -> None:
+    reasons = Counter(o.failure for o in outcomes if o.failure is not None)
+    if reasons:
+        log.warning(
+            "%d of %d items got no price (%s); they are NaN, not guessed",
+            sum(reasons.values()),
+            len(outcomes),
+            ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
+        )

@@ -1,0 +1,67 @@
+"""The on-disk answer cache: keys, round trips, damaged entries, concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
+
+REQUEST = {"base_url": "http://x/v1", "model": "m", "messages": [{"role": "user", "content": "a"}]}
+
+
+def test_key_depends_on_every_part_of_the_request() -> None:
+    variants = [
+        REQUEST,
+        {**REQUEST, "model": "n"},
+        {**REQUEST, "base_url": "http://y/v1"},
+        {**REQUEST, "temperature": 0.5},
+        {**REQUEST, "messages": [{"role": "user", "content": "b"}]},
+    ]
+    assert len({request_key(v) for v in variants}) == len(variants)
+    assert request_key(dict(reversed(list(REQUEST.items())))) == request_key(REQUEST)
+
+
+def test_round_trip_and_disabled_cache(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    key = request_key(REQUEST)
+    assert cache.get(key) is None
+    cache.put(key, CachedAnswer("Price is $3.00", 10, 4), REQUEST)
+    assert cache.get(key) == CachedAnswer("Price is $3.00", 10, 4)
+    off = ResponseCache(None)
+    off.put(key, CachedAnswer("x", 1, 1), REQUEST)
+    assert off.get(key) is None and not off.enabled
+
+
+def test_a_damaged_entry_is_a_miss_and_gets_overwritten(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    key = request_key(REQUEST)
+    cache.put(key, CachedAnswer("1", 1, 1), REQUEST)
+    (entry,) = tmp_path.rglob("*.json")
+    entry.write_text('{"answer": {"answ')  # a crash mid-write of some other tool
+    assert cache.get(key) is None
+    cache.put(key, CachedAnswer("2", 1, 1), REQUEST)
+    assert cache.get(key).answer == "2"
+
+
+def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    keys = [request_key({**REQUEST, "seed": i}) for i in range(20)]
+    seen: list[CachedAnswer | None] = []
+
+    def write() -> None:
+        for key in keys:
+            cache.put(key, CachedAnswer("Price is $9.99" * 200, 5, 5), REQUEST)
+
+    def read() -> None:
+        for _ in range(5):
+            seen.extend(cache.get(key) for key in keys)
+
+    threads = [threading.Thread(target=f) for f in (write, read, write, read, write)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(entry is None or entry.answer == "Price is $9.99" * 200 for entry in seen)
+    assert all(cache.get(key) is not None for key in keys)
+    assert not list(tmp_path.rglob(".tmp-*"))  # no temporary file left behind

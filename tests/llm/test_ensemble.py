@@ -1,0 +1,132 @@
+"""The ensemble: stacking weights from a validation split of the training items only."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.models.base import Pricer
+from pricer.models.constant import ConstantPricer
+from pricer.models.ensemble import EnsemblePricer, LoggedPricer
+from pricer.models.tfidf_ridge import TfidfRidgePricer
+
+SEEN: dict[str, list[tuple[str, list[str]]]] = {}  # spy tag -> (call, item texts)
+
+
+class SpyPricer(Pricer):
+    """Records every item text it is fitted on or asked to price; prices the mean."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> SpyPricer:
+        SEEN.setdefault(self.tag, []).append(("fit", list(X["text"])))
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        SEEN.setdefault(self.tag, []).append(("predict", list(X["text"])))
+        return np.full(len(X), self.mean_)
+
+
+def ridge() -> TfidfRidgePricer:
+    return TfidfRidgePricer(
+        max_features=2000,
+        ngram_max=1,
+        min_df=1,
+        sublinear_tf=True,
+        alpha=1.0,
+        hand_features=False,
+        log_target=True,
+        random_state=0,
+    )
+
+
+def ensemble(members: dict[str, Pricer], **overrides: object) -> EnsemblePricer:
+    settings = {"validation_fraction": 0.3, "log_space": True, "random_state": 0}
+    return EnsemblePricer(members=members, **{**settings, **overrides})
+
+
+@pytest.fixture
+def data(make_items):
+    return make_items(200, seed=0), make_items(80, seed=1, start=1000)
+
+
+def mae(prices: np.ndarray, truth: pd.Series) -> float:
+    return float(np.mean(np.abs(prices - truth.to_numpy())))
+
+
+def test_stacker_sees_validation_predictions_of_training_items_only(data) -> None:
+    train, test = data
+    model = ensemble({"spy": SpyPricer("stack"), "ridge": ridge()})
+    SEEN.clear()
+    model.fit(train, train["price"])
+    calls = SEEN["stack"]
+    assert [call for call, _ in calls] == ["fit", "predict", "fit"]
+    (_, fit_part), (_, valid_part), (_, refit) = calls
+    assert not set(fit_part) & set(valid_part)  # members never priced what they learned
+    assert set(fit_part) | set(valid_part) == set(train["text"]) == set(refit)
+    assert model.validation_items_ == len(valid_part) == round(0.3 * len(train))
+
+    weights = dict(model.weights_)
+    report = model.predict_report(test)
+    assert SEEN["stack"][-1] == ("predict", list(test["text"]))
+    assert model.weights_ == weights  # pricing the test items changes nothing fitted
+    assert report.stats["ensemble.weight.spy"] == weights["spy"]
+    assert report.stats["ensemble.weight.ridge"] == weights["ridge"]
+    assert "ensemble.intercept" in report.stats
+
+
+@pytest.mark.parametrize("log_space", [True, False])
+def test_ensemble_beats_its_weakest_member(data, log_space: bool) -> None:
+    train, test = data
+    members = {"constant": ConstantPricer("mean"), "ridge": ridge()}
+    model = ensemble(members, log_space=log_space).fit(train, train["price"])
+    errors = {
+        name: mae(m.fit(train, train["price"]).predict(test), test["price"])
+        for name, m in members.items()
+    }
+    stacked = mae(model.predict(test), test["price"])
+    assert stacked < max(errors.values())
+    assert stacked < 1.1 * min(errors.values())  # and is about as good as the best
+    assert all(weight >= 0 for weight in model.weights_.values())
+    assert model.weights_["ridge"] > model.weights_["constant"]
+
+
+def test_a_member_failure_is_a_failure_not_a_guess(data) -> None:
+    train, test = data
+
+    class Flaky(SpyPricer):
+        def predict(self, X: pd.DataFrame) -> np.ndarray:
+            prices = super().predict(X)
+            prices[::2] = np.nan
+            return prices
+
+    model = ensemble({"ridge": ridge(), "flaky": Flaky("flaky")}).fit(train, train["price"])
+    prices = model.predict(test)
+    assert np.isnan(prices[::2]).all() and np.isfinite(prices[1::2]).all()
+
+
+def test_logged_models_can_be_members(data, tracking_uri) -> None:
+    from pricer.tracking.model import log_pricer
+
+    train, test = data
+    constant = ConstantPricer("median").fit(train, train["price"])
+    mlflow.set_experiment("ensemble")  # not whichever experiment an earlier test left active
+    with mlflow.start_run():
+        info = log_pricer(constant, test)
+    member = LoggedPricer(info.model_uri).fit(train, train["price"])
+    np.testing.assert_allclose(member.predict(test), constant.predict(test))
+    model = ensemble({"logged": LoggedPricer(info.model_uri), "ridge": ridge()})
+    assert np.isfinite(model.fit(train, train["price"]).predict(test)).all()
+
+
+def test_invalid_settings_fail_at_fit(data) -> None:
+    train, _ = data
+    for bad in ({"validation_fraction": 0.0}, {"validation_fraction": 1.0}):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            ensemble({"ridge": ridge()}, **bad).fit(train, train["price"])
+    with pytest.raises(ValueError, match="at least one member"):
+        ensemble({}).fit(train, train["price"])

@@ -1,0 +1,89 @@
+"""python -m pricer.finetune, composed from the real config, tracked in a real MLflow store."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from pricer import finetune
+from pricer.models.llm import finetuning as ft
+
+
+@pytest.fixture
+def finetune_cfg(compose_conf, item_files, stub, api_key, tracking_uri):
+    train, test = item_files
+
+    def make(*overrides: str):
+        return compose_conf(
+            "finetune",
+            [
+                "data=items",
+                f"data.train_paths=[{train}]",
+                f"data.test_paths=[{test}]",
+                f"client.base_url={stub.base_url}",
+                "client.api_key_env=PRICER_TEST_LLM_KEY",
+                "train_size=20",
+                "validation_size=5",
+                "hyperparameters.n_epochs=2",
+                "hyperparameters.batch_size=4",
+                "poll_seconds=0",
+                "progress=false",
+                "confirm=false",
+                *overrides,
+            ],
+        )
+
+    return make
+
+
+def only_run():
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub) -> None:
+    job = finetune.run(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["ft.job_id"] == job.id
+    assert run.data.tags["ft.fine_tuned_model"] == job.fine_tuned_model
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, ft.TRAIN_LOSS)
+    assert sorted(m.step for m in history) == list(range(1, 11))  # ceil(20 / 4) x 2 epochs
+    assert run.data.metrics["ft.estimated_cost_usd"] > 0
+    assert run.data.params["hyperparameters.n_epochs"] == "2"
+    created = stub.state.jobs[job.id]
+    assert created.hyperparameters["batch_size"] == 4 and created.suffix == "pricer"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "finetune")}
+    assert artifacts == {"finetune/train.jsonl", "finetune/validation.jsonl"}
+
+
+def test_failed_job_fails_the_run_with_the_reason(finetune_cfg, stub) -> None:
+    stub.state.fail_next_job = "Examples contain disallowed content"
+    with pytest.raises(ft.JobFailed):
+        finetune.run(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FAILED"
+    assert "Examples contain disallowed content" in run.data.tags["error"]
+
+
+def test_resume_by_job_id_follows_without_new_files_or_job(finetune_cfg, stub) -> None:
+    job = finetune.run(finetune_cfg())
+    uploads = stub.state.counters["POST /files"]
+    resumed = finetune.run(finetune_cfg(f"job_id={job.id}"))
+    assert resumed.id == job.id
+    assert stub.state.counters["POST /files"] == uploads
+    assert len(stub.state.jobs) == 1
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        output_format="list",
+        filter_string="tags.`ft.resumed` = 'true'",
+    )
+    assert len(runs) == 1 and runs[0].data.tags["ft.job_id"] == job.id
+
+
+def test_without_a_terminal_or_yes_nothing_is_started(finetune_cfg, stub) -> None:
+    with pytest.raises(ft.ConfirmationRefused):
+        finetune.run(finetune_cfg("confirm=true"))  # pytest's stdin is no terminal
+    assert not stub.state.counters  # nothing uploaded, no job
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

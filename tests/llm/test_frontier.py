@@ -1,0 +1,243 @@
+"""The frontier pricer over real HTTP against the stub: faults, concurrency, cache, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
+from pricer.models.llm.frontier import FrontierPricer
+from pricer.models.llm.stub_server import StubServer, count_tokens, default_price
+
+CHAT = "POST /chat/completions"
+
+
+def expected_prices(pricer: FrontierPricer, items: pd.DataFrame) -> np.ndarray:
+    """What the stub answers for each item: the hash price of the rendered user message."""
+    return np.array(
+        [
+            default_price(next(m["content"] for m in r["messages"] if m["role"] == "user"))
+            for r in pricer.requests(items)
+        ]
+    )
+
+
+@pytest.fixture
+def items(make_items: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    return make_items(12, seed=1)
+
+
+def fitted(pricer: FrontierPricer, items: pd.DataFrame) -> FrontierPricer:
+    return pricer.fit(items, items["price"])
+
+
+def test_prices_come_back_in_item_order(make_pricer, items, stub: StubServer) -> None:
+    stub.state.latency = 0.01  # calls finish out of order under concurrency
+    pricer = fitted(make_pricer(), items)
+    report = pricer.predict_report(items)
+    np.testing.assert_allclose(report.prices, expected_prices(pricer, items))
+    assert report.stats["llm.failures"] == 0
+    assert stub.state.counters[CHAT] == len(items)
+
+
+def test_429_with_retry_after_is_honoured_and_nothing_is_lost(make_pricer, items, stub) -> None:
+    # Sequential calls, so the waits add up. Retry-After 0.05 s twice: ~0.1 s. The SDK's own
+    # backoff (0.5 s, then 1 s, less up to 25% jitter) would take more than 1.1 s.
+    pricer = fitted(make_pricer(max_concurrency=1), items)
+    stub.state.fail_next(2, 429, retry_after=0.05)
+    started = time.perf_counter()
+    report = pricer.predict_report(items)
+    elapsed = time.perf_counter() - started
+    np.testing.assert_allclose(report.prices, expected_prices(pricer, items))
+    assert report.stats["llm.retries"] == 2
+    assert stub.state.counters[CHAT] == len(items) + 2
+    assert 0.1 <= elapsed < 0.9
+
+
+def test_server_errors_are_retried(make_pricer, items, stub) -> None:
+    pricer = fitted(make_pricer(max_concurrency=4), items)
+    stub.state.fail_next(3, 500, retry_after=0.01)
+    report = pricer.predict_report(items)
+    np.testing.assert_allclose(report.prices, expected_prices(pricer, items))
+    assert report.stats["llm.retries"] == 3
+    assert report.stats["llm.failures"] == 0
+
+
+@pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (500, "server_error")])
+def test_exhausted_retries_are_counted_failures(make_pricer, items, stub, status, reason) -> None:
+    pricer = fitted(make_pricer(max_concurrency=1, max_retries=1), items)
+    stub.state.fail_next(2, status, retry_after=0.01)  # the first item's two attempts
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[0])
+    np.testing.assert_allclose(report.prices[1:], expected_prices(pricer, items)[1:])
+    assert report.stats[f"llm.failures.{reason}"] == 1
+    assert report.stats["llm.failures"] == 1
+    assert report.stats["llm.failure_rate"] == pytest.approx(1 / len(items))
+
+
+def test_stuck_calls_time_out_then_retry_or_fail(make_pricer, items, stub) -> None:
+    pricer = fitted(make_pricer(max_concurrency=1, timeout=0.15, max_retries=1), items)
+    stub.state.delay_next(1, 0.5)  # first attempt stalls, the retry answers
+    report = pricer.predict_report(items)
+    np.testing.assert_allclose(report.prices, expected_prices(pricer, items))
+    assert report.stats["llm.retries"] == 1
+
+    stub.state.delay_next(2, 0.5)  # both attempts stall: a timeout failure
+    report = pricer.predict_report(items)
+    assert report.stats["llm.failures.timeout"] == 1
+    assert np.isnan(report.prices).sum() == 1
+
+
+def test_answers_without_a_number_are_failures_not_zero(make_pricer, items, stub) -> None:
+    pricer = fitted(make_pricer(max_concurrency=1), items)
+    stub.state.no_number_next(2)
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[:2]).all()
+    assert not (report.prices == 0).any()
+    assert report.stats["llm.failures.no_price"] == 2
+
+
+def test_mixed_faults_under_concurrency_lose_no_item(make_pricer, make_items, stub) -> None:
+    items = make_items(30, seed=2)
+    pricer = fitted(make_pricer(max_concurrency=6, timeout=0.4, max_retries=1), items)
+    stub.state.fail_next(2, 429, retry_after=0.01)
+    stub.state.fail_next(2, 500, retry_after=0.01)
+    stub.state.no_number_next(3)
+    stub.state.delay_next(1, 1.0)
+    report = pricer.predict_report(items)
+    priced = ~np.isnan(report.prices)
+    expected = expected_prices(pricer, items)
+    np.testing.assert_allclose(report.prices[priced], expected[priced])
+    assert priced.sum() + report.stats["llm.failures"] == len(items)
+    assert report.stats["llm.failures"] == sum(
+        report.stats[f"llm.failures.{reason}"] for reason in FAILURE_REASONS
+    )
+    assert report.stats["llm.failures.no_price"] >= 3 - 1  # a retried 429 may land on one
+
+
+def test_concurrency_overlaps_calls(make_pricer, make_items, stub) -> None:
+    items = make_items(16, seed=3)
+    stub.state.latency = 0.05
+    walls = {}
+    for limit in (1, 8):
+        pricer = fitted(make_pricer(max_concurrency=limit), items)
+        stub.state.max_in_flight = 0
+        started = time.perf_counter()
+        report = pricer.predict_report(items)
+        walls[limit] = time.perf_counter() - started
+        assert stub.state.max_in_flight == limit  # the limit is reached and never exceeded
+        assert report.stats["llm.failures"] == 0
+    # Both walls carry the same fixed overhead (client set-up); sequential waits 16 latencies,
+    # eight in flight about 2: overlapping must save well over 10 of them.
+    assert walls[1] >= 16 * 0.05
+    assert walls[1] - walls[8] > 10 * 0.05
+
+
+def test_cache_answers_a_rerun_without_any_request(make_pricer, items, stub, tmp_path) -> None:
+    first = fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    assert stub.state.counters[CHAT] == len(items)
+    second = fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    assert stub.state.counters[CHAT] == len(items)  # not one more request
+    np.testing.assert_array_equal(first.prices, second.prices)
+    assert second.stats["llm.cache_hits"] == len(items)
+    assert second.stats["llm.calls"] == 0
+    assert second.stats["llm.spent_usd"] == 0
+    assert second.stats["llm.cost_usd"] == pytest.approx(first.stats["llm.cost_usd"])
+    assert math.isnan(second.stats["llm.latency_p50_s"])  # no call, no latency
+
+
+def test_failures_are_not_cached(make_pricer, items, stub, tmp_path) -> None:
+    stub.state.no_number_next(1)
+    fitted(make_pricer(cache_dir=str(tmp_path), max_concurrency=1), items).predict_report(items)
+    second = fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    assert stub.state.counters[CHAT] == len(items) + 1  # only the failed item is asked again
+    assert second.stats["llm.cache_hits"] == len(items) - 1
+    assert second.stats["llm.failures"] == 0
+
+
+def test_cache_key_includes_sampling_settings_and_server(make_pricer, items, stub, tmp_path):
+    fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    fitted(make_pricer(cache_dir=str(tmp_path), temperature=0.7), items).predict_report(items)
+    assert stub.state.counters[CHAT] == 2 * len(items)
+    with StubServer() as other:  # same model name, another server: not the same answers
+        fitted(make_pricer(cache_dir=str(tmp_path), base_url=other.base_url), items).predict_report(
+            items
+        )
+        assert other.state.counters[CHAT] == len(items)
+
+
+def test_token_cost_and_latency_stats(make_pricer, items, stub) -> None:
+    stub.state.latency = 0.02
+    table = {"gpt-4o-mini": {"input": 2.0, "output": 8.0}}
+    pricer = fitted(make_pricer(price_table=table), items)
+    started = time.perf_counter()
+    stats = pricer.predict_report(items).stats
+    wall = time.perf_counter() - started
+    sent = [r["messages"] for r in stub.state.chat_requests]
+    input_tokens = sum(count_tokens(m["content"]) for messages in sent for m in messages)
+    answers = [f"{p:.2f}" for p in expected_prices(pricer, items)]  # prefill: number only
+    output_tokens = sum(count_tokens(answer) for answer in answers)
+    cost = (input_tokens * 2.0 + output_tokens * 8.0) / 1e6
+    assert stats["llm.input_tokens"] == input_tokens
+    assert stats["llm.output_tokens"] == output_tokens
+    assert stats["llm.input_tokens_per_item"] == pytest.approx(input_tokens / len(items))
+    assert stats["llm.cost_usd"] == pytest.approx(cost)
+    assert stats["llm.spent_usd"] == pytest.approx(cost)
+    assert stats["llm.cost_per_1k_items_usd"] == pytest.approx(cost / len(items) * 1000)
+    assert 0.02 <= stats["llm.latency_p50_s"] <= stats["llm.latency_p95_s"] < 1.0
+    assert stats["llm.wall_seconds"] <= wall
+    assert stats["llm.items_per_second"] == pytest.approx(len(items) / stats["llm.wall_seconds"])
+    assert all(isinstance(value, float) for value in stats.values())
+
+
+def test_unknown_model_gives_nan_cost_and_a_warning(make_pricer, items, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        pricer = fitted(make_pricer(model="my-local-llama"), items)
+        stats = pricer.predict_report(items).stats
+    assert math.isnan(stats["llm.cost_usd"]) and math.isnan(stats["llm.cost_per_1k_items_usd"])
+    assert stats["llm.input_tokens"] > 0
+    assert "my-local-llama" in caplog.text and "price table" in caplog.text
+
+
+def test_fine_tuned_model_names_find_their_base_price(make_pricer, items) -> None:
+    pricer = fitted(make_pricer(model="ft:gpt-4o-mini-2024-07-18:org:pricer:abc123"), items)
+    stats = pricer.predict_report(items).stats
+    expected = (stats["llm.input_tokens"] * 0.30 + stats["llm.output_tokens"] * 1.20) / 1e6
+    assert stats["llm.cost_usd"] == pytest.approx(expected)
+
+
+def test_missing_key_fails_fit_naming_the_variable(make_pricer, items, monkeypatch) -> None:
+    monkeypatch.delenv("PRICER_TEST_LLM_KEY")
+    with pytest.raises(MissingApiKeyError, match="PRICER_TEST_LLM_KEY"):
+        make_pricer().fit(items, items["price"])
+
+
+def test_invalid_settings_fail_at_fit(make_pricer, items) -> None:
+    for bad in ({"max_concurrency": 0}, {"timeout": 0}, {"max_retries": -1}, {"model": None}):
+        with pytest.raises(ValueError):
+            make_pricer(**bad).fit(items, items["price"])
+
+
+def test_predict_works_inside_a_running_event_loop(make_pricer, items) -> None:
+    pricer = fitted(make_pricer(), items)
+
+    async def from_async_code() -> np.ndarray:
+        return pricer.predict(items)
+
+    np.testing.assert_allclose(asyncio.run(from_async_code()), expected_prices(pricer, items))
+
+
+def test_null_sampling_settings_are_left_out_of_the_request(make_pricer, items, stub) -> None:
+    fitted(make_pricer(temperature=None, max_tokens=None, seed=None), items).predict(items.head(1))
+    body = stub.state.chat_requests[0]
+    assert not {"temperature", "max_completion_tokens", "seed"} & set(body)
+    fitted(make_pricer(), items).predict(items.head(1))
+    body = stub.state.chat_requests[1]
+    assert (body["temperature"], body["max_completion_tokens"], body["seed"]) == (0.0, 16, 42)

@@ -1,0 +1,74 @@
+"""The human baseline: export the evaluation items, read a person's guesses back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer import human_export
+from pricer.data.dataset import load_curated
+from pricer.evaluation import EvalSettings
+from pricer.experiment import evaluation_items
+from pricer.models.human import HumanPricer, item_id
+
+
+@pytest.fixture
+def export_cfg(compose_conf, item_files, tmp_path):
+    train, test = item_files
+    return compose_conf(
+        "human_export",
+        [
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            "eval.size=8",
+            f"output_path={tmp_path / 'to_price.csv'}",
+        ],
+    )
+
+
+def test_export_then_guesses_round_trip(export_cfg, tmp_path) -> None:
+    exported = pd.read_csv(human_export.run(export_cfg), dtype=str, keep_default_na=False)
+    curated = load_curated(export_cfg.data, export_cfg.curation)
+    items = evaluation_items(curated, EvalSettings.from_config(export_cfg.eval))
+    # Exactly the evaluation items, in order, with no price given away.
+    assert exported["text"].tolist() == items["text"].tolist()
+    assert (exported["price"] == "").all()
+    assert exported["id"].tolist() == [item_id(text) for text in items["text"]]
+
+    guesses = exported.copy()  # the person prices all but the last item
+    guesses["price"] = [f"${10 * (i + 1):,}" for i in range(len(guesses) - 1)] + [""]
+    guesses.to_csv(tmp_path / "guesses.csv", index=False)
+    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(curated.train, curated.train.price)
+    report = pricer.predict_report(items.sample(frac=1.0, random_state=0))  # any order
+    by_text = dict(zip(items.sample(frac=1.0, random_state=0)["text"], report.prices, strict=True))
+    for i, text in enumerate(items["text"]):
+        if i == len(items) - 1:
+            assert np.isnan(by_text[text])  # no guess: a failure, not a price
+        else:
+            assert by_text[text] == 10 * (i + 1)
+    assert report.stats == {"human.guesses": 7.0, "human.missing": 1.0}
+
+
+def test_guesses_by_text_work_too(tmp_path) -> None:
+    pd.DataFrame({"text": ["red mug", "blue lamp"], "price": ["12.5", "oops"]}).to_csv(
+        tmp_path / "g.csv", index=False
+    )
+    pricer = HumanPricer(str(tmp_path / "g.csv")).fit(pd.DataFrame({"text": []}), [])
+    prices = pricer.predict(pd.DataFrame({"text": ["blue lamp", "red mug", "green cup"]}))
+    np.testing.assert_array_equal(np.isnan(prices), [True, False, True])
+    assert prices[1] == 12.5
+
+
+def test_missing_or_malformed_guesses_fail_clearly(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="human_export"):
+        HumanPricer(str(tmp_path / "none.csv")).fit(pd.DataFrame({"text": []}), [])
+    pd.DataFrame({"item": ["a"], "guess": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="price column"):
+        HumanPricer(str(tmp_path / "bad.csv")).fit(pd.DataFrame({"text": []}), [])
+
+
+def test_ids_are_stable_hashes_of_the_text() -> None:
+    assert item_id("red mug") == item_id("red mug") != item_id("red mug ")
+    assert len(item_id("x")) == 16 and int(item_id("x"), 16) >= 0

@@ -1,0 +1,95 @@
+"""Retrieval: the TF-IDF neighbour index and the RAG prompt it feeds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pricer.models.llm.retrieval import NeighbourIndex
+
+
+def index(k: int, **overrides: object) -> NeighbourIndex:
+    settings = {
+        "k": k,
+        "max_features": 1000,
+        "ngram_max": 2,
+        "min_df": 1,
+        "sublinear_tf": True,
+        "max_chars": 60,
+        "max_items": None,
+        "random_state": 0,
+    }
+    return NeighbourIndex(**{**settings, **overrides})
+
+
+def test_neighbours_are_the_most_similar_training_items_first() -> None:
+    train = pd.DataFrame(
+        {
+            "text": [
+                "steel claw hammer 16 oz",
+                "rubber mallet",
+                "usb c cable 2m",
+                "steel framing hammer 22 oz",
+            ]
+        }
+    )
+    found = (
+        index(k=2)
+        .fit(train, [20.0, 9.0, 7.0, 35.0])
+        .neighbours(pd.DataFrame({"text": ["claw hammer steel"]}))
+    )
+    assert [n.text for n in found[0]] == ["steel claw hammer 16 oz", "steel framing hammer 22 oz"]
+    assert [n.price for n in found[0]] == [20.0, 35.0]
+    assert found[0][0].similarity >= found[0][1].similarity
+
+
+def test_max_items_caps_the_index_and_text_is_cut(make_items) -> None:
+    train = make_items(50, seed=0)
+    fitted = index(k=3, max_items=20, max_chars=10).fit(train, train["price"])
+    assert len(fitted.texts_) == 20 and set(fitted.texts_) <= {t[:10] for t in train["text"]}
+    assert all(len(text) <= 10 for text in fitted.texts_)
+
+
+def test_rag_prompt_holds_k_training_neighbours_with_prices(
+    make_pricer, make_items, load_prompt, stub
+) -> None:
+    train, test = make_items(40, seed=0), make_items(5, seed=1, start=1000)
+    k = 3
+    pricer = make_pricer(prompt=load_prompt("rag"), retrieval=index(k=k, max_chars=500))
+    pricer.fit(train, train["price"])
+    prices = pricer.predict(test)
+    assert not pd.isna(prices).any()
+
+    train_prices = dict(zip(train["text"], train["price"], strict=True))
+    users = [
+        next(m["content"] for m in r["messages"] if m["role"] == "user")
+        for r in stub.state.chat_requests
+    ]  # in arrival order, not item order
+    assert sorted(text for user in users for text in test["text"] if user.endswith(text)) == sorted(
+        test["text"]
+    )  # each item priced once, itself last in its prompt
+    for user in users:
+        shown = [t for t in train["text"] if t in user]
+        assert len(shown) == k
+        for neighbour in shown:  # each example carries its own training price
+            assert f"{neighbour}\nPrice is ${train_prices[neighbour]:.2f}" in user
+        assert not [t for t in test["text"] if t in user and not user.endswith(t)]
+    # The index holds training items only: no test text ever got in.
+    assert set(pricer.index_.texts_) <= set(train["text"])
+    assert not set(pricer.index_.texts_) & set(test["text"])
+
+
+def test_retrieval_settings_are_params_and_the_original_is_untouched(make_pricer, make_items):
+    train = make_items(10, seed=0)
+    retrieval = index(k=2)
+    pricer = make_pricer(prompt=_rag_prompt(), retrieval=retrieval).fit(train, train["price"])
+    assert pricer.get_params()["retrieval__k"] == 2
+    assert not hasattr(retrieval, "nn_")  # fit worked on a clone (sklearn contract)
+
+
+def _rag_prompt() -> dict[str, str | None]:
+    return {
+        "system": None,
+        "user": "{examples}\n{text}",
+        "prefill": None,
+        "example": "{text}: {price}",
+    }

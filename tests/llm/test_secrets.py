@@ -1,0 +1,41 @@
+"""The API key goes from the named environment variable to the request header, and nowhere
+else: not the pickle, not the params, not the repr, not the cache, not the logs."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+
+def test_key_reaches_the_server_from_the_named_variable(make_pricer, make_items, stub, api_key):
+    items = make_items(3, seed=0)
+    make_pricer().fit(items, items["price"]).predict(items)
+    assert stub.state.authorizations == {api_key}
+
+
+def test_key_is_absent_from_pickle_params_repr_cache_and_logs(
+    make_pricer, make_items, api_key, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = make_items(6, seed=0)
+    with caplog.at_level(logging.DEBUG):
+        pricer = make_pricer(cache_dir=str(tmp_path / "cache"), model="unpriced-model")
+        pricer.fit(items, items["price"])
+        prices = pricer.predict(items)
+    secret = api_key.encode()
+    assert secret not in pickle.dumps(pricer)
+    joblib.dump(pricer, tmp_path / "pricer.joblib")  # how the tracking layer stores it
+    assert secret not in (tmp_path / "pricer.joblib").read_bytes()
+    assert api_key not in repr(pricer.get_params(deep=True))
+    assert api_key not in repr(pricer)
+    assert all(secret not in path.read_bytes() for path in (tmp_path / "cache").rglob("*.json"))
+    assert api_key not in caplog.text
+    assert pricer.get_params()["api_key_env"] == "PRICER_TEST_LLM_KEY"  # only the name
+
+    # The unpickled pricer builds its client again from the environment.
+    restored = pickle.loads(pickle.dumps(pricer))
+    np.testing.assert_allclose(restored.predict(items), prices)
