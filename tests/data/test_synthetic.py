@@ -1,0 +1,187 @@
+"""The synthetic raw-record generator: schema, determinism, shares, and that price is learnable."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, r2_score
+
+from pricer.data.synthetic import RAW_COLUMNS, generate_raw, iter_raw_batches
+
+CONFIG_PATH = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
+CATEGORIES = {
+    "Automotive", "Electronics", "Office_Products", "Tools_and_Home_Improvement",
+    "Cell_Phones_and_Accessories", "Toys_and_Games", "Appliances", "Musical_Instruments",
+}
+N_SAMPLE = 20_000
+
+
+@pytest.fixture(scope="module")
+def config() -> Any:
+    return OmegaConf.load(CONFIG_PATH)
+
+
+@pytest.fixture(scope="module")
+def settings(config: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(config.generator)
+
+
+@pytest.fixture(scope="module")
+def raw(config: Any) -> pd.DataFrame:
+    # Several batches, so every check also covers batch boundaries.
+    return generate_raw(N_SAMPLE, config.seed, 7_000, **config.generator)
+
+
+def parse_price(text: str) -> float:
+    """A single amount such as "12.99" or "$1,299.99"; NaN for anything else."""
+    match = re.fullmatch(r"\$?((?:\d{1,3}(?:,\d{3})+|\d+)\.\d{2})", text)
+    return float(match.group(1).replace(",", "")) if match else float("nan")
+
+
+def test_config_keys_are_exactly_the_generator_keyword_arguments(config: Any) -> None:
+    for function in (iter_raw_batches, generate_raw):
+        keyword_only = {
+            name: parameter for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        assert set(keyword_only) == set(config.generator)
+        # The YAML is the single source of settings: no defaults hidden in code.
+        assert all(p.default is inspect.Parameter.empty for p in keyword_only.values())
+    assert config.source == "synthetic"
+
+
+def test_row_count_is_exact_across_batch_boundaries(settings: dict[str, Any]) -> None:
+    sizes = [len(batch) for batch in iter_raw_batches(2_500, 3, 1_000, **settings)]
+    assert sizes == [1_000, 1_000, 500]
+    frame = generate_raw(2_500, 3, 1_000, **settings)
+    assert len(frame) == 2_500
+    assert list(frame.index) == list(range(2_500))
+    assert list(frame.columns) == list(RAW_COLUMNS)
+    assert generate_raw(0, 3, 1_000, **settings).columns.tolist() == list(RAW_COLUMNS)
+
+
+def test_same_seed_same_records_other_seed_other_records(settings: dict[str, Any]) -> None:
+    first = generate_raw(3_000, 11, 1_000, **settings)
+    again = generate_raw(3_000, 11, 1_000, **settings)
+    pd.testing.assert_frame_equal(first, again)
+    other = generate_raw(3_000, 12, 1_000, **settings)
+    assert (first["title"] != other["title"]).mean() > 0.9
+    assert (first["parent_asin"] != other["parent_asin"]).all()
+    # Batches are independent: the second batch is not a copy of the first.
+    assert set(first["parent_asin"][:1_000]).isdisjoint(first["parent_asin"][2_000:])
+
+
+def test_schema_and_column_types(raw: pd.DataFrame) -> None:
+    assert list(raw.columns) == list(RAW_COLUMNS)
+    assert set(raw["category"]) == CATEGORIES
+    for column in ("main_category", "title", "price", "store", "parent_asin", "details"):
+        assert raw[column].map(lambda value: isinstance(value, str)).all(), column
+    for column in ("description", "features", "categories"):
+        assert raw[column].map(
+            lambda value: isinstance(value, list) and all(isinstance(x, str) for x in value)
+        ).all(), column
+    details = raw["details"].map(json.loads)
+    assert details.map(lambda value: isinstance(value, dict)).all()
+    # Written as JSON text directly, so it must match what json.dumps would write.
+    assert (details.map(json.dumps) == raw["details"]).all()
+    assert details.map(lambda d: "Brand" in d).mean() > 0.9
+    for key in ("Item Weight", "Best Sellers Rank", "Date First Available", "Item model number"):
+        assert 0.3 < details.map(lambda d, key=key: key in d).mean() < 0.9, key
+    assert raw["average_rating"].between(1.0, 5.0).all()
+    assert raw["rating_number"].map(lambda value: isinstance(value, (int, np.integer))).all()
+    assert (raw["rating_number"] >= 1).all()
+    assert raw["parent_asin"].str.fullmatch(r"B0[0-9A-Z]{8}").all()
+    assert (raw["images"].map(len) == 0).all() and (raw["videos"].map(len) == 0).all()
+    assert raw["bought_together"].isna().all()
+
+
+def test_category_volumes_are_skewed_like_amazon(raw: pd.DataFrame) -> None:
+    counts = raw["category"].value_counts()
+    assert counts.index[0] == "Automotive"
+    assert set(counts.index[-2:]) == {"Appliances", "Musical_Instruments"}
+    assert counts.min() > 0.02 * len(raw)
+    # Many product types per category: the leaf of ``categories`` names the type.
+    leaves = raw.loc[raw["categories"].map(len) == 3]
+    types_per_category = leaves.groupby("category")["categories"].agg(
+        lambda paths: len({path[-1] for path in paths}))
+    assert types_per_category.min() >= 12
+    assert types_per_category.sum() >= 120
+
+
+def test_price_strings_and_junk_follow_the_configured_shares(
+    raw: pd.DataFrame, settings: dict[str, Any]
+) -> None:
+    price = raw["price"]
+    assert abs((price == "None").mean() - settings["missing_price_share"]) < 0.015
+    messy = price.isin(["", "Currently unavailable"]) | price.str.contains(" - ", regex=False)
+    expected_messy = settings["messy_price_share"] * (1 - settings["missing_price_share"])
+    assert abs(messy.mean() - expected_messy) < 0.005
+    parsed = price.map(parse_price)
+    assert parsed.notna().sum() + (price == "None").sum() + messy.sum() == len(raw)
+    assert price.str.startswith("$").mean() > 0.03  # some "$1,299.99" style amounts
+    # Junk: an empty title, or a bare title with neither description nor features.
+    thin = raw["features"].map(len) == 0
+    assert abs(thin.mean() - settings["junk_share"]) < 0.006
+    assert abs((raw["title"] == "").mean() - settings["junk_share"] / 2) < 0.005
+    assert (raw.loc[thin, "description"].map(len) == 0).all()
+    duplicated = raw.duplicated(subset=["parent_asin", "title", "price", "details"])
+    assert abs(duplicated.mean() - settings["duplicate_share"]) < 0.004
+
+
+def test_parsed_prices_have_a_realistic_distribution(raw: pd.DataFrame) -> None:
+    prices = raw["price"].map(parse_price).dropna()
+    assert 20 <= prices.median() <= 40
+    assert (prices < 50).mean() > 0.6  # cheap-item heavy ...
+    assert prices.quantile(0.99) > 300  # ... with a long tail
+    assert 0 < (prices > 999).mean() < 0.01  # filtered downstream
+    assert 0 < (prices < 0.5).mean() < 0.01
+    cents = np.round(prices * 100 % 100).astype(int)
+    assert cents.isin([99, 95, 49, 0, 97, 89, 50, 79]).mean() > 0.95
+
+
+def test_price_is_learnable_from_text_but_not_exactly(raw: pd.DataFrame) -> None:
+    prices = raw["price"].map(parse_price)
+    usable = raw[prices.between(0.5, 999.0) & (raw["title"] != "")].head(5_000)
+    text = (usable["title"] + " " + usable["description"].str.join(" ") + " "
+            + usable["features"].str.join(" ") + " " + usable["details"])
+    log_price = np.log(prices[usable.index].to_numpy())
+    n_train = 4_000
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train_matrix = vectorizer.fit_transform(text[:n_train])
+    model = Ridge(alpha=1.0).fit(train_matrix, log_price[:n_train])
+    predicted = model.predict(vectorizer.transform(text[n_train:]))
+    truth = log_price[n_train:]
+    r2 = r2_score(truth, predicted)
+    dollars = np.exp(truth)
+    model_mae = mean_absolute_error(dollars, np.exp(predicted))
+    constant_mae = mean_absolute_error(dollars, np.full(len(truth), np.median(np.exp(log_price))))
+    print(f"TF-IDF+ridge R2(log) {r2:.3f}, MAE ${model_mae:.2f} vs constant ${constant_mae:.2f}")
+    assert r2 > 0.6
+    assert model_mae < 0.75 * constant_mae
+    # The lognormal noise keeps a ceiling: the text never explains everything.
+    assert r2 < 0.97
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"junk_share": 1.5}, "junk_share"),
+        ({"category_weights": {"Garden": 1.0}}, "category_weights"),
+        ({"min_price": 5.0, "max_price": 1.0}, "min_price"),
+    ],
+)
+def test_invalid_settings_are_rejected(
+    settings: dict[str, Any], override: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        next(iter_raw_batches(10, 0, 10, **{**settings, **override}))
