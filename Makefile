@@ -18,9 +18,9 @@ demo: setup
 	$(BIN)/python -m pricer.leaderboard
 
 test: setup
-	$(BIN)/python -m ruff check pricer tests benchmarks
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/python -m ruff check pricer tests benchmarks
-	$(BIN)/python -m ruff format --check pricer tests benchmarks
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
