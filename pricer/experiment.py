@@ -23,6 +23,7 @@ from pricer.tracking.data import log_data_inputs
 from pricer.tracking.evaluation import log_evaluation
 from pricer.tracking.model import log_pricer
 from pricer.tracking.run import log_config, tracked_run
+from pricer.validation import ValidationSettings, hold_out, validation_metrics
 
 FAMILY_TAG = "pricer.family"
 
@@ -73,8 +74,9 @@ def run_family(
 
     ``run_cfg`` holds ``model``, ``eval``, ``tracking`` and the data settings of this run; it is
     logged whole. ``curated`` is data already loaded for several runs; without it the run loads
-    ``run_cfg.data`` itself, so bad data fails the run too. Any error marks the run FAILED and
-    propagates.
+    ``run_cfg.data`` itself, so bad data fails the run too. With a ``validation`` node, its
+    items are held out of training and scored as ``validation.*`` metrics (a sweep's
+    objective). Any error marks the run FAILED and propagates.
     """
     tags = {FAMILY_TAG: family, "pricer.data_source": str(run_cfg.data.source)}
     with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
@@ -82,12 +84,19 @@ def run_family(
         settings = EvalSettings.from_config(run_cfg.eval)
         if curated is None:
             curated = load_curated(run_cfg.data, run_cfg.curation)
+        if "validation" in run_cfg:
+            curated, validation_items = hold_out(
+                curated, ValidationSettings.from_config(run_cfg.validation)
+            )
+        else:
+            validation_items = curated.train.iloc[:0]
         eval_items = evaluation_items(curated, settings)
         log_data_inputs(curated, eval_items, run_cfg.data)
         pricer: Pricer = instantiate(run_cfg.model)
         with tqdm(total=1, desc=f"{family}: fit and evaluate", leave=False) as progress:
             evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
             progress.update()
+        stats |= validation_metrics(pricer, validation_items, settings)
         mlflow.log_metrics(stats)
         log_evaluation(evaluation, family, eval_items)
         print(evaluation.summary_line(family), flush=True)

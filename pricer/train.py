@@ -8,12 +8,14 @@ from omegaconf import DictConfig
 from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
 from pricer.cli import run
 from pricer.experiment import run_family
+from pricer.validation import sweep_objective
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     result = run_family(cfg.family, cfg)
-    return result.metrics["mae"]  # the objective a Hydra sweeper minimises
+    # What a Hydra sweeper minimises: the validation mae, never a test figure.
+    return sweep_objective(result.metrics)
 
 
 if __name__ == "__main__":

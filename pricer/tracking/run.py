@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,10 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 # say where a secret lives and are kept.
 _SECRET_KEY = re.compile(r"(api_?key|secret|password|token)$", re.IGNORECASE)
 REDACTED = "***"
+# Set by the sweep callback (pricer.tracking.sweep) in every process that runs a sweep trial:
+# the parent run to nest the trial's run under, and tags (JSON) that say which trial it is.
+SWEEP_PARENT_ENV = "PRICER_SWEEP_PARENT_RUN_ID"
+SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
 
 
 def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
@@ -44,15 +49,35 @@ def tracked_run(
     tags: Mapping[str, str],
     nested: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run``, resume) a run; on any error tag it and mark it FAILED."""
+    """Start (or, under ``mlflow run``, resume) a run; on any error tag it and mark it FAILED.
+
+    In a sweep trial, a run started outside any other run is nested under the sweep's parent.
+    """
     configure_tracking(tracking_cfg)
-    all_tags = {**git_tags(), **dict(tracking_cfg["tags"] or {}), **tags}
-    with mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags) as run:
+    parent_run_id, trial_tags = sweep_trial()
+    all_tags = {**git_tags(), **dict(tracking_cfg["tags"] or {}), **trial_tags, **tags}
+    with mlflow.start_run(
+        run_name=run_name,
+        nested=nested or parent_run_id is not None,
+        parent_run_id=parent_run_id,
+        tags=all_tags,
+    ) as run:
         try:
             yield run
         except BaseException as error:
             mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])
             raise  # start_run's context manager ends the run as FAILED
+
+
+def sweep_trial() -> tuple[str | None, dict[str, str]]:
+    """The sweep parent run and trial tags for a new top-level run; (None, {}) outside a sweep.
+
+    A run started inside another run (a leaderboard's families) nests under that one as usual.
+    """
+    parent_run_id = os.environ.get(SWEEP_PARENT_ENV)
+    if not parent_run_id or mlflow.active_run() is not None:
+        return None, {}
+    return parent_run_id, json.loads(os.environ.get(SWEEP_TAGS_ENV) or "{}")
 
 
 def redacted_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:

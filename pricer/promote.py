@@ -1,0 +1,24 @@
+"""python -m pricer.promote [candidates.family=xgboost] ...: register the best comparable run's
+model; it becomes champion only if it significantly beats the champion on the same test items.
+
+Exits non-zero, moving no alias, when it cannot decide (no candidate, a champion scored on
+other test items); a candidate that is not better becomes challenger and exits 0.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
+from pricer.cli import run
+from pricer.tracking.registry import promote
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="promote")
+def main(cfg: DictConfig) -> None:
+    promote(cfg)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,468 @@
+"""The model registry: pick a candidate run, compare it with the champion, move aliases.
+
+Runs are comparable only when they were scored on the same test items (``pricer.eval_digest``
+and ``pricer.eval_size`` tags, set on every training run). The best candidate among comparable
+runs is registered under one name; it takes the ``champion`` alias only if a paired bootstrap
+test on the per-item absolute errors of the same test items says it beats the champion (the
+first registered model becomes champion directly). Otherwise it takes ``challenger``. A
+champion scored on other items cannot be compared: nothing moves and promotion fails.
+
+Every decision is a tracked run (``pricer.kind=promotion``) and is written into the registry:
+tags and a description on the model version, and a running history in the registered model's
+description, so the MLflow UI shows who replaced whom, with both maes, the p-value and when.
+Nothing here knows about model families: a family is only a tag value to filter on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus, Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from omegaconf import DictConfig
+
+from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
+from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.run import log_config, tracked_run
+
+FAMILY_TAG = "pricer.family"  # set by pricer.experiment on every training run
+KIND_TAG = "pricer.kind"
+PREDICTIONS_FILE = "evaluation/predictions.json"  # per-item table of every training run
+METRIC = "mae"  # ranks candidates; the paired test compares the per-item absolute errors
+DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description
+HISTORY_TITLE = "Promotion history (newest first):"
+
+
+class PromotionError(RuntimeError):
+    """Promotion cannot decide; no alias moved."""
+
+
+class NoCandidate(PromotionError):
+    """No finished run with a logged model matches the candidate filters."""
+
+
+class IncomparableChampion(PromotionError):
+    """The champion was scored on other test items than the candidate."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished training run with a logged model, and what makes it comparable."""
+
+    run_id: str
+    mae: float
+    eval_digest: str
+    eval_size: str
+    family: str
+    model_uri: str
+    start_time: int
+
+    @classmethod
+    def from_run(cls, run: Run, model_uri: str) -> Candidate:
+        tags = run.data.tags
+        return cls(
+            run_id=run.info.run_id,
+            mae=float(run.data.metrics.get(METRIC, math.nan)),
+            eval_digest=tags[EVAL_DIGEST_TAG],
+            eval_size=tags[EVAL_SIZE_TAG],
+            family=tags.get(FAMILY_TAG, ""),
+            model_uri=model_uri,
+            start_time=run.info.start_time,
+        )
+
+    def describe(self) -> str:
+        return f"{self.family or 'unknown family'} run {self.run_id}, mae ${self.mae:,.2f}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired test of a candidate against the champion on the same test items."""
+
+    test: PairedTest
+    n_dropped: int  # items either model gave no price for
+
+    @property
+    def candidate_better(self) -> bool:
+        return self.test.candidate_better
+
+    def describe(self) -> str:
+        t = self.test
+        level = f"{t.confidence:.0%}"
+        dropped = f", {self.n_dropped} items without a price left out" if self.n_dropped else ""
+        return (
+            f"mean abs error difference {t.mean_difference:+,.2f} ({level} CI "
+            f"{t.ci_low:+,.2f} to {t.ci_high:+,.2f}), p={t.p_value:.4f} on {t.n} items{dropped}"
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # champion | challenger | unchanged
+    reason: str
+    candidate: Candidate
+    version: str | None  # the candidate's registered version
+    champion_before: Candidate | None
+    comparison: Comparison | None
+
+
+@dataclass(frozen=True)
+class CandidateFilter:
+    """``candidates`` in conf/promote.yaml."""
+
+    experiment: str | None
+    family: str | None
+    eval_digest: str | None
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> CandidateFilter:
+        return cls(
+            experiment=mapping["experiment"],
+            family=mapping["family"],
+            eval_digest=mapping["eval_digest"],
+        )
+
+
+def candidates(filters: CandidateFilter) -> list[Candidate]:
+    """Comparable candidates, best first: FINISHED training runs with a READY logged model,
+    scored on one set of test items (``filters.eval_digest``, else the newest run's)."""
+    if filters.experiment:
+        experiment = mlflow.get_experiment_by_name(filters.experiment)
+        if experiment is None:
+            raise NoCandidate(f"experiment {filters.experiment!r} does not exist")
+        experiment_ids = [experiment.experiment_id]
+    else:
+        experiment_ids = [e.experiment_id for e in mlflow.search_experiments()]
+    runs = mlflow.search_runs(
+        experiment_ids=experiment_ids,
+        filter_string="attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    models = _logged_models_by_run(experiment_ids)
+    found = [
+        Candidate.from_run(run, models[run.info.run_id])
+        for run in runs
+        if EVAL_DIGEST_TAG in run.data.tags
+        and EVAL_SIZE_TAG in run.data.tags
+        and run.info.run_id in models
+        and not math.isnan(run.data.metrics.get(METRIC, math.nan))
+        and (not filters.family or run.data.tags.get(FAMILY_TAG) == filters.family)
+    ]
+    where = (f"experiment {filters.experiment!r}" if filters.experiment else "any experiment") + (
+        f", family {filters.family!r}" if filters.family else ""
+    )
+    if not found:
+        raise NoCandidate(
+            f"no FINISHED training run with a logged model in {where}: train with "
+            "tracking.log_model=true first"
+        )
+    digest = filters.eval_digest or max(found, key=lambda c: c.start_time).eval_digest
+    pool = [c for c in found if c.eval_digest == digest]
+    if not pool:
+        raise NoCandidate(f"no candidate in {where} was scored on test items {digest!r}")
+    sizes = {c.eval_size for c in pool}
+    if len(sizes) > 1:  # one digest is one item table: different sizes mean a corrupted tag
+        raise PromotionError(f"runs scored on test items {digest!r} disagree on their size {sizes}")
+    return sorted(pool, key=lambda c: (c.mae, -c.start_time))
+
+
+def _logged_models_by_run(experiment_ids: list[str]) -> dict[str, str]:
+    """run id -> URI of its newest READY logged model."""
+    models = mlflow.search_logged_models(experiment_ids=experiment_ids, output_format="list")
+    ready = sorted(
+        (m for m in models if m.status == LoggedModelStatus.READY),
+        key=lambda m: m.creation_timestamp,
+    )
+    return {m.source_run_id: m.model_uri for m in ready if m.source_run_id}
+
+
+def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``alias``; None if the model or the alias does not exist yet."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    if alias not in model.aliases:
+        return None
+    return client.get_model_version(name, model.aliases[alias])
+
+
+def item_errors(run_id: str) -> pd.DataFrame:
+    """The per-item table a training run logged: truth, estimate, abs_error, failed, ..."""
+    run = mlflow.get_run(run_id)
+    try:
+        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{PREDICTIONS_FILE}")
+    except Exception as error:  # the artifact store raises different errors for a missing file
+        raise PromotionError(
+            f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
+        ) from error
+    table = json.loads(text)
+    frame = pd.DataFrame(table["data"], columns=table["columns"])
+    missing = {"truth", "abs_error", "failed"} - set(frame.columns)
+    if missing:
+        raise PromotionError(f"{PREDICTIONS_FILE} of run {run_id} lacks columns {sorted(missing)}")
+    return frame
+
+
+def _champion_candidate(version: ModelVersion, alias: str) -> Candidate:
+    run = mlflow.get_run(version.run_id) if version.run_id else None
+    if run is None or not {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags):
+        raise IncomparableChampion(
+            f"{alias} version {version.version} has no training run with "
+            f"{EVAL_DIGEST_TAG}/{EVAL_SIZE_TAG} tags: it cannot be compared, no alias moved"
+        )
+    return Candidate.from_run(run, version.source)
+
+
+def compare(candidate_run_id: str, champion_run_id: str, settings: EvalSettings) -> Comparison:
+    """Paired bootstrap of the per-item absolute errors on the same test items.
+
+    Items either model gave no price for are left out of both sides (and counted).
+    """
+    candidate, champion = item_errors(candidate_run_id), item_errors(champion_run_id)
+    if len(candidate) != len(champion) or not np.allclose(candidate["truth"], champion["truth"]):
+        raise IncomparableChampion(
+            f"runs {candidate_run_id} and {champion_run_id} carry the same test digest but "
+            "their per-item tables differ: they cannot be compared item by item"
+        )
+    answered = ~(candidate["failed"].astype(bool) | champion["failed"].astype(bool))
+    if not answered.any():
+        raise PromotionError("no test item has a price from both models")
+    test = paired_bootstrap_test(
+        candidate.loc[answered, "abs_error"].to_numpy(dtype=float),
+        champion.loc[answered, "abs_error"].to_numpy(dtype=float),
+        confidence=settings.confidence,
+        n_resamples=settings.n_resamples,
+        seed=settings.seed,
+    )
+    return Comparison(test, int((~answered).sum()))
+
+
+def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVersion:
+    """The candidate's model version under ``name``: the existing one, or a new registration."""
+    try:
+        existing = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
+    except MlflowException:
+        existing = []
+    if existing:  # search results may lack aliases and tags: fetch the version itself
+        newest = max(existing, key=lambda v: int(v.version))
+        return client.get_model_version(name, newest.version)
+    version = mlflow.register_model(candidate.model_uri, name)
+    # What makes it comparable, readable in the UI next to the version.
+    for key, value in {
+        FAMILY_TAG: candidate.family,
+        EVAL_DIGEST_TAG: candidate.eval_digest,
+        EVAL_SIZE_TAG: candidate.eval_size,
+        "pricer.mae": f"{candidate.mae:.4f}",
+    }.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return version
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """``registry`` in conf/promote.yaml."""
+
+    model_name: str
+    champion_alias: str
+    challenger_alias: str
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> RegistrySettings:
+        settings = cls(
+            model_name=mapping["model_name"],
+            champion_alias=mapping["champion_alias"],
+            challenger_alias=mapping["challenger_alias"],
+        )
+        if settings.champion_alias == settings.challenger_alias:
+            raise ValueError("registry.champion_alias and registry.challenger_alias must differ")
+        return settings
+
+
+def promote(cfg: DictConfig) -> Decision:
+    """Pick, compare, register and move aliases, inside a tracked ``promotion`` run."""
+    registry = RegistrySettings.from_config(cfg.registry)
+    filters = CandidateFilter.from_config(cfg.candidates)
+    settings = EvalSettings.from_config(cfg.eval)
+    tags = {KIND_TAG: "promotion", "pricer.registered_model": registry.model_name}
+    with tracked_run(cfg.tracking, run_name="promote", tags=tags) as run:
+        log_config(cfg)
+        client = MlflowClient()
+        pool = candidates(filters)
+        candidate = pool[0]
+        print(f"candidate: {candidate.describe()}, best of {len(pool)} comparable runs", flush=True)
+        # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
+        mlflow.set_tags(
+            {
+                "pricer.candidate_run_id": candidate.run_id,
+                "pricer.candidate_eval_digest": candidate.eval_digest,
+            }
+        )
+        mlflow.log_metric("candidate.mae", candidate.mae)
+        decision = decide(client, registry, candidate, settings, run.info.run_id)
+        _log_decision(decision)
+        print(f"{decision.outcome}: {decision.reason}", flush=True)
+        return decision
+
+
+def decide(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    candidate: Candidate,
+    settings: EvalSettings,
+    promotion_run_id: str,
+) -> Decision:
+    """Compare the candidate with the champion and move aliases; raises when it cannot."""
+    name = registry.model_name
+    current = champion_version(client, name, registry.champion_alias)
+    if current is None:
+        version = register(client, name, candidate)
+        reason = f"first {registry.champion_alias} of {name!r}: version {version.version}"
+        decision = Decision("champion", reason, candidate, version.version, None, None)
+        _record(client, registry, decision, None, promotion_run_id)
+        return decision
+    champion = _champion_candidate(current, registry.champion_alias)
+    if champion.run_id == candidate.run_id:
+        reason = (
+            f"the best candidate is {registry.champion_alias} already (version {current.version})"
+        )
+        return Decision("unchanged", reason, candidate, current.version, champion, None)
+    if (champion.eval_digest, champion.eval_size) != (candidate.eval_digest, candidate.eval_size):
+        raise IncomparableChampion(
+            f"{registry.champion_alias} version {current.version} ({champion.describe()}) was "
+            f"scored on other test items ({champion.eval_size} items, digest "
+            f"{champion.eval_digest}) than the candidate {candidate.describe()} "
+            f"({candidate.eval_size} items, digest {candidate.eval_digest}): they cannot be "
+            "compared, no alias moved. "
+            "Score both on the same items, or pick candidates scored like the champion with "
+            f"candidates.eval_digest={champion.eval_digest}"
+        )
+    comparison = compare(candidate.run_id, champion.run_id, settings)
+    version = register(client, name, candidate)
+    if (
+        not comparison.candidate_better
+        and registry.challenger_alias in version.aliases
+        and version.tags.get("pricer.compared_with_version") == str(current.version)
+    ):
+        reason = (
+            f"version {version.version} is {registry.challenger_alias} against "
+            f"{registry.champion_alias} version {current.version} already: "
+            f"{comparison.describe()}; nothing moved"
+        )
+        return Decision("unchanged", reason, candidate, version.version, champion, comparison)
+    if comparison.candidate_better:
+        reason = (
+            f"version {version.version} ({candidate.describe()}) beats version "
+            f"{current.version} ({champion.describe()}): {comparison.describe()} "
+            f"< {1 - settings.confidence:.2g}"
+        )
+        decision = Decision("champion", reason, candidate, version.version, champion, comparison)
+    else:
+        verdict = (
+            "worse than"
+            if comparison.test.mean_difference >= 0
+            else "not significantly better than"
+        )
+        reason = (
+            f"version {version.version} ({candidate.describe()}) is {verdict} "
+            f"{registry.champion_alias} version {current.version} ({champion.describe()}): "
+            f"{comparison.describe()}, needs p < {1 - settings.confidence:.2g}; "
+            f"{registry.champion_alias} unchanged"
+        )
+        decision = Decision("challenger", reason, candidate, version.version, champion, comparison)
+    _record(client, registry, decision, current, promotion_run_id)
+    return decision
+
+
+def _record(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    decision: Decision,
+    replaced: ModelVersion | None,
+    promotion_run_id: str,
+) -> None:
+    """History first (tags, descriptions), then the alias: the record says why it moved."""
+    name, version = registry.model_name, str(decision.version)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tags = {
+        "pricer.decision": decision.outcome,
+        "pricer.decided_at": now,
+        "pricer.promotion_run_id": promotion_run_id,
+    }
+    if decision.comparison is not None and decision.champion_before is not None and replaced:
+        tags |= {
+            "pricer.compared_with_version": str(replaced.version),
+            "pricer.compared_with_run_id": decision.champion_before.run_id,
+            "pricer.compared_with_mae": f"{decision.champion_before.mae:.4f}",
+            "pricer.p_value": f"{decision.comparison.test.p_value:.6f}",
+            "pricer.mean_difference": f"{decision.comparison.test.mean_difference:.4f}",
+        }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    alias = registry.champion_alias if decision.outcome == "champion" else registry.challenger_alias
+    client.update_model_version(
+        name, version, description=f"{alias.capitalize()} since {now}: {decision.reason}"
+    )
+    if decision.outcome == "champion" and replaced is not None:
+        client.set_model_version_tag(name, replaced.version, "pricer.replaced_by_version", version)
+        client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
+    _append_history(client, name, f"{now} {decision.outcome}: {decision.reason}")
+    client.set_registered_model_alias(name, alias, version)
+    # A challenger lost to the champion it was compared with: a new champion voids that.
+    if (
+        decision.outcome == "champion"
+        and registry.challenger_alias in client.get_registered_model(name).aliases
+    ):
+        client.delete_registered_model_alias(name, registry.challenger_alias)
+
+
+def _append_history(client: MlflowClient, name: str, line: str) -> None:
+    """Newest first in the registered model's description, oldest lines cut to fit."""
+    old = client.get_registered_model(name).description or ""
+    lines = [row for row in old.splitlines() if row and row != HISTORY_TITLE]
+    lines = [f"- {line}", *lines]
+    while len("\n".join([HISTORY_TITLE, *lines])) > DESCRIPTION_LIMIT and len(lines) > 1:
+        lines.pop()
+    client.update_registered_model(
+        name, description="\n".join([HISTORY_TITLE, *lines])[:DESCRIPTION_LIMIT]
+    )
+
+
+def _log_decision(decision: Decision) -> None:
+    mlflow.set_tags(
+        {
+            "pricer.decision": decision.outcome,
+            "pricer.registered_version": str(decision.version),
+            **(
+                {"pricer.champion_run_id": decision.champion_before.run_id}
+                if decision.champion_before
+                else {}
+            ),
+        }
+    )
+    metrics = {}
+    if decision.champion_before is not None:
+        metrics["champion.mae"] = decision.champion_before.mae
+    if decision.comparison is not None:
+        t = decision.comparison.test
+        metrics |= {
+            "p_value": t.p_value,
+            "mean_difference": t.mean_difference,
+            "mean_difference_ci_low": t.ci_low,
+            "mean_difference_ci_high": t.ci_high,
+            "compared_items": float(t.n),
+        }
+    mlflow.log_metrics(metrics)
+    mlflow.log_text(decision.reason, "promotion/decision.txt")

@@ -1,0 +1,329 @@
+"""A Hydra multirun as one parent MLflow run with every trial's run nested under it.
+
+``SweepCallback`` (conf/hydra/callbacks/mlflow_sweep.yaml) opens the parent run when a
+multirun starts and tells each trial's process about it through the environment, where
+``tracked_run`` nests the trial's run under it. That holds for trials in the main process (the
+basic launcher), in worker processes (the joblib launcher pickles this callback, parent id
+included, into every worker) and under ``mlflow run``: the run it created (``MLFLOW_RUN_ID``)
+becomes the parent instead of being resumed by the first trial. When the multirun ends, the
+parent logs every trial, the best one and its parameters, and a chart of the objective; a
+multirun that stops early leaves its parent FAILED.
+
+The parent is held with an ``MlflowClient``, not on MLflow's active-run stack, so the trials of
+the basic launcher start their runs exactly as those of the joblib launcher do.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking.context.registry import resolve_tags
+from omegaconf import DictConfig, OmegaConf
+
+from pricer.evaluation import objective_trace
+from pricer.tracking.run import (
+    MAX_PARAM_LENGTH,
+    SWEEP_PARENT_ENV,
+    SWEEP_TAGS_ENV,
+    configure_tracking,
+    git_tags,
+    redacted_config,
+)
+
+KIND_TAG = "pricer.kind"
+TRIAL_TAG = "pricer.sweep.trial"  # Hydra's job number of a trial
+OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
+BEST_RUN_TAG = "pricer.sweep.best_run_id"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+_BATCH = 100  # MLflow takes at most 100 params or 1000 metrics in one batch
+
+
+class SweepError(SystemExit):
+    """A multirun that cannot be tracked as asked: stop before any trial runs.
+
+    A ``SystemExit`` because Hydra turns any ``Exception`` a callback raises into a warning and
+    goes on, which would scatter the trials into unrelated top-level runs.
+    """
+
+
+class SweepCallback(Callback):
+    """Hydra callback: one parent run per multirun; trial runs nest under it.
+
+    ``objective`` is the metric trials are ranked by (what the app returns to the sweeper),
+    ``validation_size`` the number of validation items the objective is measured on: a sweep
+    without any would rank trials on nothing, so it is refused before the first trial.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking: Mapping[str, Any],
+        run_name: str,
+        tags: Mapping[str, str],
+        objective: str,
+        direction: str,
+        validation_size: int,
+    ) -> None:
+        if direction not in ("minimize", "maximize"):
+            raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+        self.tracking = _plain(tracking)
+        self.run_name = run_name
+        self.tags = {str(key): str(value) for key, value in _plain(tags).items()}
+        self.objective = objective
+        self.direction = direction
+        self.validation_size = validation_size
+        self.parent_run_id: str | None = None
+        self.swept_keys: list[str] = []
+
+    # -- single runs -------------------------------------------------------------------------
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweeper = OmegaConf.select(config, "hydra.sweeper._target_")
+        if sweeper != BASIC_SWEEPER:
+            raise SweepError(
+                f"the sweeper {sweeper} is configured (an hparams_search?) but the app runs once: "
+                "add -m (--multirun) to sweep"
+            )
+
+    # -- the multirun, in the launching process ----------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.validation_size < 1:
+            raise SweepError(
+                f"a sweep ranks its trials by {self.objective}, measured on validation items "
+                "held out of training (never the test items): set validation.size, e.g. "
+                "validation.size=500"
+            )
+        try:
+            self.swept_keys = swept_keys(config)
+            self.parent_run_id = open_parent_run(self.tracking, self.run_name, self.tags)
+            self._log_sweep_settings(config)
+        except Exception as error:
+            if self.parent_run_id is not None:
+                self._close("FAILED")
+            raise SweepError(f"cannot open the sweep's parent run: {error}") from error
+        os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
+        # A multirun that raises never reaches on_multirun_end: fail the parent at exit.
+        atexit.register(self._close, "FAILED")
+        print(f"sweep: parent run {self.parent_run_id}", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close("FINISHED")
+
+    # -- every trial, in the process that runs it --------------------------------------------
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.parent_run_id is None:  # a single run
+            return
+        # The parent consumed mlflow run's run id: a trial must start a run of its own.
+        os.environ.pop("MLFLOW_RUN_ID", None)
+        os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
+        overrides = [str(item) for item in config.hydra.overrides.task]
+        os.environ[SWEEP_TAGS_ENV] = json.dumps(
+            {TRIAL_TAG: str(config.hydra.job.num), OVERRIDES_TAG: json.dumps(overrides)}
+        )
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        os.environ.pop(SWEEP_TAGS_ENV, None)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _log_sweep_settings(self, config: DictConfig) -> None:
+        assert self.parent_run_id is not None
+        hydra_cfg = config.hydra
+        settings = {
+            "sweep.objective": self.objective,
+            "sweep.direction": self.direction,
+            "sweep.sweeper": str(hydra_cfg.sweeper._target_).rsplit(".", 1)[-1],
+            "sweep.launcher": str(hydra_cfg.launcher._target_).rsplit(".", 1)[-1],
+            "sweep.overrides": " ".join(str(item) for item in hydra_cfg.overrides.task),
+            "sweep.validation_size": str(self.validation_size),
+        }
+        for key in ("n_trials", "n_jobs", "max_batch_size"):
+            value = OmegaConf.select(hydra_cfg, f"sweeper.{key}")
+            if value is not None:
+                settings[f"sweep.{key}"] = str(value)
+        for key, space in (OmegaConf.select(hydra_cfg, "sweeper.params") or {}).items():
+            settings[f"sweep.space.{key}"] = str(space)
+        client = MlflowClient()
+        log_params(client, self.parent_run_id, settings)
+        # As composed, interpolations unresolved: Hydra's resolver is not set up this early.
+        job_cfg = {
+            key: value
+            for key, value in OmegaConf.to_container(config, resolve=False).items()  # type: ignore[union-attr]
+            if key != "hydra"
+        }
+        client.log_text(
+            self.parent_run_id,
+            OmegaConf.to_yaml(OmegaConf.create(redacted_config(job_cfg))),
+            "config/config.yaml",
+        )
+        client.log_text(
+            self.parent_run_id, OmegaConf.to_yaml(hydra_cfg.sweeper), "config/sweeper.yaml"
+        )
+
+    def _close(self, status: str) -> None:
+        """Summarise the trials on the parent run and end it (once)."""
+        atexit.unregister(self._close)
+        run_id, self.parent_run_id = self.parent_run_id, None
+        os.environ.pop(SWEEP_PARENT_ENV, None)
+        if run_id is None:
+            return
+        client = MlflowClient()
+        try:
+            summary = summarise_trials(
+                client, run_id, self.objective, self.direction, self.swept_keys
+            )
+            if summary:
+                print(summary, flush=True)
+        finally:
+            if status != "FINISHED":
+                client.set_tag(run_id, "error", "the sweep stopped before its end: see its trials")
+            client.set_terminated(run_id, status)
+
+
+def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
+    """The sweep's parent run: the one ``mlflow run`` created, or a new one. Left RUNNING."""
+    configure_tracking(tracking)
+    client = MlflowClient()
+    all_tags = {**git_tags(), **dict(tracking["tags"] or {}), **tags, KIND_TAG: "sweep"}
+    # mlflow run created a run for this process: it becomes the parent, and no trial resumes it.
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    if run_id:
+        client.update_run(run_id, name=run_name)
+        client.log_batch(run_id, tags=[RunTag(key, value) for key, value in all_tags.items()])
+        return run_id
+    experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or _experiment_id(tracking)
+    run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(all_tags))
+    return run.info.run_id
+
+
+def _experiment_id(tracking: Mapping[str, Any]) -> str:
+    experiment = mlflow.get_experiment_by_name(tracking["experiment"])
+    if experiment is None:  # configure_tracking creates it: only a concurrent delete gets here
+        raise SweepError(f"experiment {tracking['experiment']!r} does not exist")
+    return experiment.experiment_id
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """Keys a multirun varies: sweep overrides (a=1,2) and the sweeper's search space."""
+    overrides = [str(item) for item in config.hydra.overrides.task]
+    keys = [
+        override.key_or_group
+        for override in OverridesParser.create().parse_overrides(overrides)
+        if override.is_sweep_override()
+    ]
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    return list(dict.fromkeys([*keys, *(str(key) for key in params)]))
+
+
+def trial_overrides(overrides: str) -> dict[str, str]:
+    """'["model.alpha=0.5", "data=synthetic"]' -> {"model.alpha": "0.5", "data": "synthetic"}."""
+    parsed = OverridesParser.create().parse_overrides(json.loads(overrides or "[]"))
+    return {item.key_or_group: item.get_value_element_as_str() for item in parsed}
+
+
+def trials_table(client: MlflowClient, parent_run_id: str, objective: str) -> pd.DataFrame:
+    """One row per child run of the parent, in trial order."""
+    children = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        output_format="list",
+    )
+    rows = [
+        {
+            "trial": int(run.data.tags.get(TRIAL_TAG, -1)),
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "objective": run.data.metrics.get(objective, math.nan),
+            "test_mae": run.data.metrics.get("mae", math.nan),
+            "overrides": run.data.tags.get(OVERRIDES_TAG, ""),
+            "start_time": run.info.start_time,
+        }
+        for run in children
+    ]
+    columns = ["trial", "run_id", "status", "objective", "test_mae", "overrides", "start_time"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["trial", "start_time"]).drop(columns="start_time")
+
+
+def summarise_trials(
+    client: MlflowClient,
+    parent_run_id: str,
+    objective: str,
+    direction: str,
+    swept: list[str],
+) -> str | None:
+    """Log the trials table, objective chart and best trial on the parent; a printable line."""
+    table = trials_table(client, parent_run_id, objective)
+    if table.empty:
+        return None
+    ok = table[(table["status"] == "FINISHED") & table["objective"].notna()]
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric("trials.total", len(table), now, 0),
+        Metric("trials.finished", int((table["status"] == "FINISHED").sum()), now, 0),
+        Metric("trials.failed", int((table["status"] == "FAILED").sum()), now, 0),
+    ]
+    # The objective per trial as a stepped metric: the MLflow UI charts it too.
+    metrics += [
+        Metric(f"trial.{objective}", float(row.objective), now, max(int(row.trial), 0))
+        for row in ok.itertuples()
+    ]
+    client.log_table(parent_run_id, table, "sweep/trials.json")
+    figure = objective_trace(
+        table["objective"].to_list(), f"{objective} by trial", direction=direction
+    )
+    client.log_figure(parent_run_id, figure, "sweep/objective.png")
+    plt.close(figure)
+    if ok.empty:
+        log_metrics(client, parent_run_id, metrics)
+        return f"sweep: no trial finished with a {objective}"
+    best = ok.loc[ok["objective"].idxmin() if direction == "minimize" else ok["objective"].idxmax()]
+    metrics.append(Metric(f"best.{objective}", float(best["objective"]), now, 0))
+    if not math.isnan(best["test_mae"]):
+        metrics.append(Metric("best.test_mae", float(best["test_mae"]), now, 0))
+    log_metrics(client, parent_run_id, metrics)
+    chosen = trial_overrides(best["overrides"])
+    log_params(
+        client,
+        parent_run_id,
+        {
+            "best.run_id": best["run_id"],
+            "best.trial": str(best["trial"]),
+            **{f"best.{key}": chosen[key] for key in swept if key in chosen},
+        },
+    )
+    client.set_tag(parent_run_id, BEST_RUN_TAG, best["run_id"])
+    values = ", ".join(f"{key}={chosen[key]}" for key in swept if key in chosen)
+    return (
+        f"sweep: best trial {best['trial']} ({values}) {objective}={best['objective']:.4f} "
+        f"run {best['run_id']}"
+    )
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
+    items = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+    for start in range(0, len(items), _BATCH):
+        client.log_batch(run_id, params=items[start : start + _BATCH])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A plain dict (picklable into launcher workers, no live interpolations)."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)

@@ -1,0 +1,104 @@
+"""A validation split carved out of the training items: what a sweep ranks its trials by.
+
+Choosing hyperparameters on the test items would make the test figures optimistic, so a sweep
+minimises the error on items held out of training (seeded), and the test items are scored once
+per run for reporting only. Held-out items are not trained on; ``validation.size: 0`` holds out
+nothing (a single run trains on every training item and has no objective).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pricer.data.dataset import CuratedData
+from pricer.evaluation import EvalSettings, evaluate
+from pricer.models.base import INPUT_COLUMNS, Pricer
+
+PREFIX = "validation."
+OBJECTIVE = f"{PREFIX}mae"  # what pricer.train returns to a Hydra sweeper (lower is better)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """``validation`` in the train config."""
+
+    size: int  # items held out of training; 0: none
+    seed: int
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> ValidationSettings:
+        keys, expected = set(mapping.keys()), {field.name for field in dataclasses.fields(cls)}
+        if keys != expected:
+            raise ValueError(
+                f"bad validation config: expected exactly the keys {sorted(expected)}, "
+                f"got {sorted(keys)}"
+            )
+        values = {key: mapping[key] for key in expected}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"validation.{key} must be an integer, got {value!r}")
+        if values["size"] < 0:
+            raise ValueError(f"validation.size must be >= 0 (0: none), got {values['size']}")
+        return cls(**values)
+
+
+def hold_out(
+    curated: CuratedData, settings: ValidationSettings
+) -> tuple[CuratedData, pd.DataFrame]:
+    """Split ``settings.size`` seeded items off the training items.
+
+    Returns the data to fit on (its report counts the training items actually fitted) and the
+    validation items (an empty frame when ``size`` is 0). The test items are untouched.
+    """
+    train = curated.train
+    if settings.size == 0:
+        return curated, train.iloc[:0]
+    if settings.size >= len(train):
+        raise ValueError(
+            f"validation.size={settings.size} leaves nothing to train on: there are only "
+            f"{len(train)} training items; lower validation.size"
+        )
+    held = np.zeros(len(train), dtype=bool)
+    held[np.random.default_rng(settings.seed).permutation(len(train))[: settings.size]] = True
+    fit = train.loc[~held].reset_index(drop=True)
+    report = dataclasses.replace(curated.report, train=len(fit))
+    return dataclasses.replace(curated, train=fit, report=report), train.loc[held].reset_index(
+        drop=True
+    )
+
+
+def validation_metrics(
+    pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
+) -> dict[str, float]:
+    """Price the validation items with a fitted pricer; its metrics, prefixed ``validation.``.
+
+    Scored like the test items (same thresholds and bootstrap settings). NaN metrics are left
+    out, as for the test metrics. Empty ``items``: no metrics.
+    """
+    if items.empty:
+        return {}
+    prices = pricer.predict_report(items[list(INPUT_COLUMNS)]).prices
+    evaluation = evaluate(
+        items["price"].to_numpy(),
+        prices,
+        categories=items["category"].to_numpy(),
+        settings=settings,
+    )
+    return {
+        f"{PREFIX}{key}": float(value)
+        for key, value in evaluation.metrics.items()
+        if not math.isnan(float(value))
+    }
+
+
+def sweep_objective(metrics: Mapping[str, float]) -> float | None:
+    """The value a Hydra sweeper minimises; None for a run without validation items."""
+    value = metrics.get(OBJECTIVE)
+    return None if value is None else float(value)

@@ -1,0 +1,236 @@
+"""Candidate selection, the paired comparison and alias moves, on a real store with
+training runs written directly (what a training run leaves behind, minus the training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from omegaconf import DictConfig
+
+from pricer.evaluation import EvalSettings
+from pricer.models.constant import ConstantPricer
+from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.model import log_pricer
+from pricer.tracking.registry import (
+    DESCRIPTION_LIMIT,
+    FAMILY_TAG,
+    HISTORY_TITLE,
+    PREDICTIONS_FILE,
+    IncomparableChampion,
+    NoCandidate,
+    _append_history,
+    compare,
+    promote,
+)
+from tests.conftest import compose_config
+
+N = 200
+RNG = np.random.default_rng(0)
+BASE = RNG.uniform(20, 60, N)  # the per-item errors of a decent model
+# Lower mean error than BASE, but within the noise: a paired test cannot call it better.
+NOISY = BASE + RNG.normal(0, 15, N)
+NOISY = np.abs(NOISY + BASE.mean() - NOISY.mean() - 0.5)
+EXAMPLE = pd.DataFrame({"text": ["a cordless drill", "a hammer"], "title": ["drill", "hammer"]})
+PRICER = ConstantPricer(statistic="mean").fit(EXAMPLE, np.array([50.0, 20.0]))
+
+
+@pytest.fixture
+def client(tracking_uri: str, tmp_path: Path) -> MlflowClient:
+    mlflow.create_experiment("pricer", artifact_location=str(tmp_path / "artifacts"))
+    mlflow.set_experiment("pricer")
+    return MlflowClient()
+
+
+def training_run(
+    abs_errors: np.ndarray,
+    *,
+    family: str = "tfidf_ridge",
+    digest: str = "items-a",
+    failed: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+    log_model: bool = True,
+) -> str:
+    """A FINISHED run as pricer.experiment leaves it: tags, mae, per-item table, model."""
+    truth = np.linspace(5, 900, len(abs_errors)) if truth is None else truth
+    failed = np.zeros(len(abs_errors), dtype=bool) if failed is None else failed
+    estimate = np.where(failed, np.nan, truth + abs_errors)
+    table = pd.DataFrame(
+        {
+            "title": [f"item {i}" for i in range(len(truth))],
+            "truth": truth,
+            "estimate": estimate,
+            "error": estimate - truth,
+            "abs_error": np.abs(estimate - truth),
+            "failed": failed,
+        }
+    )
+    tags = {EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(truth)), FAMILY_TAG: family}
+    with mlflow.start_run(run_name=family, tags=tags) as run:
+        mlflow.log_metric("mae", float(np.nanmean(table["abs_error"])))
+        mlflow.log_table(table, PREDICTIONS_FILE)
+        if log_model:
+            log_pricer(PRICER, EXAMPLE)
+    return run.info.run_id
+
+
+def promote_with(*overrides: str) -> object:
+    cfg: DictConfig = compose_config("promote", ["eval.n_resamples=1000", *overrides])
+    return promote(cfg)
+
+
+def aliases(client: MlflowClient) -> dict[str, str]:
+    return {alias: str(v) for alias, v in client.get_registered_model("pricer").aliases.items()}
+
+
+def version_of(client: MlflowClient, run_id: str) -> str:
+    [version] = client.search_model_versions(f"name='pricer' and run_id='{run_id}'")
+    return str(version.version)
+
+
+def promotion_runs() -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`pricer.kind` = 'promotion'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+
+
+def test_the_best_candidate_becomes_the_first_champion(client: MlflowClient) -> None:
+    training_run(BASE * 2, family="constant")
+    best = training_run(BASE)
+    decision = promote_with()
+    assert decision.outcome == "champion" and decision.candidate.run_id == best
+    assert aliases(client) == {"champion": version_of(client, best)}
+    version = client.get_model_version("pricer", version_of(client, best))
+    assert version.tags["pricer.decision"] == "champion"
+    assert version.tags[EVAL_DIGEST_TAG] == "items-a" and version.tags[FAMILY_TAG] == "tfidf_ridge"
+    assert version.description.startswith("Champion since ")
+    history = client.get_registered_model("pricer").description
+    assert history.startswith(HISTORY_TITLE) and "first champion" in history
+    [run] = promotion_runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["pricer.decision"] == "champion"
+    assert run.data.tags["pricer.candidate_run_id"] == best
+
+
+def test_a_significantly_better_candidate_replaces_the_champion(client: MlflowClient) -> None:
+    old = training_run(BASE)
+    promote_with()
+    waiting = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    new = training_run(BASE * 0.6)
+    decision = promote_with()
+    assert decision.outcome == "champion"
+    assert decision.comparison.test.p_value < 0.05
+    old_version, new_version = version_of(client, old), version_of(client, new)
+    # The new champion voids the challenger, which lost to the old one.
+    assert aliases(client) == {"champion": new_version}
+    assert version_of(client, waiting) != new_version
+    tags = client.get_model_version("pricer", new_version).tags
+    assert tags["pricer.compared_with_version"] == old_version
+    assert float(tags["pricer.compared_with_mae"]) == pytest.approx(BASE.mean(), abs=1e-3)
+    assert float(tags["pricer.p_value"]) < 0.05
+    replaced = client.get_model_version("pricer", old_version).tags
+    assert replaced["pricer.replaced_by_version"] == new_version
+    history = client.get_registered_model("pricer").description.splitlines()
+    assert history[0] == HISTORY_TITLE and len(history) == 4
+    assert "champion: version" in history[1] and f"beats version {old_version}" in history[1]
+    assert "first champion" in history[-1]  # newest first
+    run = promotion_runs()[-1]
+    assert run.data.metrics["champion.mae"] == pytest.approx(BASE.mean())
+    assert run.data.metrics["p_value"] < 0.05
+
+
+def test_a_candidate_not_significantly_better_becomes_challenger(client: MlflowClient) -> None:
+    champion = training_run(BASE)
+    promote_with()
+    candidate = training_run(NOISY)
+    decision = promote_with()
+    assert decision.candidate.run_id == candidate  # it is the best candidate ...
+    assert decision.outcome == "challenger"  # ... but not proven better
+    assert "not significantly better than champion version" in decision.reason
+    assert decision.comparison.test.p_value >= 0.05
+    assert aliases(client) == {
+        "champion": version_of(client, champion),
+        "challenger": version_of(client, candidate),
+    }
+    tags = client.get_model_version("pricer", version_of(client, candidate)).tags
+    assert tags["pricer.decision"] == "challenger"
+    # Asking again changes nothing and writes no second history line.
+    again = promote_with()
+    assert again.outcome == "unchanged"
+    assert len(client.search_model_versions("name='pricer'")) == 2
+    assert len(client.get_registered_model("pricer").description.splitlines()) == 3
+
+
+def test_a_worse_family_is_refused_and_says_why(client: MlflowClient) -> None:
+    champion = training_run(BASE)
+    promote_with()
+    training_run(BASE * 3, family="constant")
+    decision = promote_with("candidates.family=constant")
+    assert decision.outcome == "challenger"
+    assert "is worse than champion version" in decision.reason
+    assert "champion unchanged" in decision.reason
+    assert aliases(client)["champion"] == version_of(client, champion)
+
+
+def test_a_champion_scored_on_other_items_moves_nothing(client: MlflowClient) -> None:
+    champion = training_run(BASE)
+    promote_with()
+    newer = training_run(BASE * 0.5, digest="items-b")  # other test data, newest run
+    with pytest.raises(IncomparableChampion, match="cannot be compared, no alias moved"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, champion)}
+    assert client.search_model_versions(f"name='pricer' and run_id='{newer}'") == []
+    failed = promotion_runs()[-1]
+    assert failed.info.status == "FAILED"
+    assert "IncomparableChampion" in failed.data.tags["error"]
+    # Candidates scored like the champion can still be compared.
+    decision = promote_with("candidates.eval_digest=items-a")
+    assert decision.outcome == "unchanged" and "already" in decision.reason
+
+
+def test_runs_without_a_logged_model_are_no_candidates(client: MlflowClient) -> None:
+    training_run(BASE, log_model=False)
+    with pytest.raises(NoCandidate, match=r"tracking\.log_model=true"):
+        promote_with()
+    with pytest.raises(NoCandidate, match="experiment 'elsewhere' does not exist"):
+        promote_with("candidates.experiment=elsewhere")
+
+
+def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
+    failed = np.zeros(N, dtype=bool)
+    failed[:10] = True
+    candidate = training_run(BASE * 0.5, failed=failed)
+    champion = training_run(BASE)
+    settings = EvalSettings.from_config(compose_config("promote").eval)
+    comparison = compare(candidate, champion, settings)
+    assert comparison.n_dropped == 10 and comparison.test.n == N - 10
+    assert comparison.test.mean_difference == pytest.approx(-0.5 * BASE[10:].mean())
+    assert "10 items without a price left out" in comparison.describe()
+
+
+def test_same_digest_but_different_items_cannot_be_compared(client: MlflowClient) -> None:
+    one = training_run(BASE)
+    other = training_run(BASE, truth=np.linspace(1, 100, N))
+    settings = EvalSettings.from_config(compose_config("promote").eval)
+    with pytest.raises(IncomparableChampion, match="per-item tables differ"):
+        compare(one, other, settings)
+
+
+def test_history_keeps_the_newest_lines_within_mlflows_limit(client: MlflowClient) -> None:
+    client.create_registered_model("pricer")
+    for i in range(40):
+        _append_history(client, "pricer", f"decision {i}: " + "x" * 200)
+    description = client.get_registered_model("pricer").description
+    assert len(description) <= DESCRIPTION_LIMIT
+    lines = description.splitlines()
+    assert lines[0] == HISTORY_TITLE and lines[1].startswith("- decision 39:")
+    assert json.dumps(description)  # plain text

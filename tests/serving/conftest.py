@@ -1,0 +1,44 @@
+"""A store with a champion, shared by the serving tests (training it takes seconds)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pricer.experiment import run_family
+from pricer.tracking.registry import promote
+from tests.conftest import compose_config
+
+CHAMPION_URI = "models:/pricer@champion"
+
+
+@pytest.fixture(scope="session")
+def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Iterator[str]:
+    """A store whose registered model ``pricer`` has a tfidf_ridge champion; yields its URI."""
+    folder = tmp_path_factory.mktemp("champion")
+    shutil.copyfile(migrated_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", uri)
+        for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+            env.delenv(name, raising=False)
+        mlflow.set_tracking_uri(uri)
+        cfg = compose_config(
+            "train",
+            [
+                "model=tfidf_ridge",
+                "family=tfidf_ridge",  # not ${hydra:...}: no Hydra app runs here
+                "data.n_records=4000",
+                "curation.split.test_size=200",
+                "eval.size=50",
+                f"curation.cache_dir={folder / 'cache'}",
+                f"tracking.artifact_location={folder / 'artifacts'}",
+            ],
+        )
+        run_family("tfidf_ridge", cfg)
+        assert promote(compose_config("promote")).outcome == "champion"
+        yield uri

@@ -1,0 +1,110 @@
+"""python -m pricer.predict: the champion's prices for texts and for files of items."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.predict import main
+from tests.e2e.conftest import run_cli
+from tests.serving.conftest import CHAMPION_URI
+
+TEXTS = [
+    "Cordless drill driver, 20V lithium battery, two batteries, charger and carrying case",
+    "Replacement plastic cap for a water bottle",
+]
+
+
+def champion_prices(items: pd.DataFrame) -> np.ndarray:
+    return np.asarray(mlflow.pyfunc.load_model(CHAMPION_URI).predict(items), dtype=float)
+
+
+@pytest.mark.e2e
+def test_predict_prints_the_champions_price_per_text(champion_store: str, tmp_path: Path) -> None:
+    result = run_cli([sys.executable, "-m", "pricer.predict", *TEXTS], champion_store, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [float(line) for line in result.stdout.split()]
+    expected = champion_prices(pd.DataFrame({"text": TEXTS}))
+    assert printed == pytest.approx(expected, abs=0.005)
+    assert len(set(printed)) == 2  # a fitted model, not a constant
+
+
+def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
+    champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "items.jsonl"
+    rows = [
+        {"id": 7, "text": TEXTS[0], "category": "Tools_and_Home_Improvement"},
+        {"id": 8, "text": TEXTS[1], "title": "Bottle cap", "details": {"Brand": "Acme"}},
+    ]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = tmp_path / "out" / "prices.csv"
+    assert main(["--input", str(source), "--output", str(output)]) == 0
+    written = pd.read_csv(output)
+    assert written["id"].tolist() == [7, 8]
+    expected = champion_prices(
+        pd.DataFrame(
+            {
+                "text": TEXTS,
+                "category": ["Tools_and_Home_Improvement", ""],
+                "title": ["", "Bottle cap"],
+                "details": ["", '{"Brand": "Acme"}'],
+            }
+        )
+    )
+    assert written["price"].to_numpy() == pytest.approx(expected)
+    assert "2 prices written" in capsys.readouterr().err
+
+
+def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
+    champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "items.csv"
+    pd.DataFrame({"sku": ["a", "b"], "text": TEXTS}).to_csv(source, index=False)
+    output = tmp_path / "prices.jsonl"
+    assert main(["-i", str(source), "-o", str(output)]) == 0
+    written = pd.read_json(output, lines=True)
+    assert written.columns.tolist() == ["sku", "text", "price"]
+    expected = champion_prices(pd.DataFrame({"text": TEXTS}))
+    assert written["price"].to_numpy() == pytest.approx(expected)
+    capsys.readouterr()
+    assert main(["-i", str(source)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "sku,text,price"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--alias", "nobody", "some text"], "cannot load models:/pricer@nobody"),
+        (["--model-name", "absent", "some text"], "cannot load models:/absent@champion"),
+        (["--input", "{tmp}/missing.jsonl"], "input file not found"),
+        (["--input", "{tmp}/items.txt"], "unknown file type"),
+        (["--input", "{tmp}/no_text.csv"], "items need a 'text' column; found ['name']"),
+        (["--input", "{tmp}/no_text.csv", "--output", "{tmp}/x.parquet"], "unknown output"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_status_2(
+    champion_store: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    arguments: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "items.txt").write_text("text\nx\n")
+    (tmp_path / "no_text.csv").write_text("name\nhammer\n")
+    assert main([argument.format(tmp=tmp_path) for argument in arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_texts_and_a_file_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--input", "items.jsonl", "some text"])
+    assert exit_info.value.code == 2
+    assert "either item texts or --input FILE" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""mlflow models serve on the champion answers /invocations with the champion's prices."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+from tests.serving.conftest import CHAMPION_URI
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_SECONDS = 120  # the server imports MLflow and loads the model first
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no answer from {url}/ping within {STARTUP_SECONDS}s")
+
+
+def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": champion_store,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            CHAMPION_URI,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopping it stops its workers
+    )
+    try:
+        wait_until_up(url, server)
+        records = [
+            {"text": "Cordless drill driver, 20V, two batteries, charger and case"},
+            {"text": "Replacement cap for a water bottle", "category": "Appliances"},
+        ]
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=json.dumps({"dataframe_records": records}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            served = json.loads(response.read())["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+    expected = mlflow.pyfunc.load_model(CHAMPION_URI).predict(pd.DataFrame(records).fillna(""))
+    assert np.asarray(served, dtype=float) == pytest.approx(np.asarray(expected, dtype=float))

@@ -1,0 +1,226 @@
+"""The sweep callback against a real store, trials simulated in-process (fast).
+
+A trial here is what pricer.train does to tracking: a ``tracked_run`` that logs the objective.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from pricer.paths import CONFIG_DIR
+from pricer.tracking.run import SWEEP_PARENT_ENV, SWEEP_TAGS_ENV, tracked_run
+from pricer.tracking.sweep import (
+    BEST_RUN_TAG,
+    OVERRIDES_TAG,
+    TRIAL_TAG,
+    SweepCallback,
+    SweepError,
+    trial_overrides,
+)
+from pricer.validation import OBJECTIVE
+
+
+@pytest.fixture(autouse=True)
+def no_sweep_in_the_environment() -> Iterator[None]:
+    for name in (SWEEP_PARENT_ENV, SWEEP_TAGS_ENV):
+        os.environ.pop(name, None)
+    yield
+    for name in (SWEEP_PARENT_ENV, SWEEP_TAGS_ENV):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture
+def sweep_config(tracking_uri: str, tmp_path: Path) -> DictConfig:
+    """What Hydra hands the callback for `-m model=constant model.statistic=mean,median`."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=constant",
+                "validation.size=50",
+                f"tracking.artifact_location={tmp_path / 'artifacts'}",
+            ],
+            return_hydra_config=True,
+        )
+    OmegaConf.set_readonly(cfg, False)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = ["model=constant", "model.statistic=mean,median"]
+    return cfg
+
+
+def trial_config(master: DictConfig, num: int, statistic: str) -> DictConfig:
+    cfg = master.copy()
+    with open_dict(cfg):
+        cfg.hydra.job.num = num
+        cfg.hydra.overrides.task = ["model=constant", f"model.statistic={statistic}"]
+    return cfg
+
+
+def run_trial(
+    callback: SweepCallback, cfg: DictConfig, objective: float | None, *, fail: bool = False
+) -> str:
+    """What the launcher and pricer.train do for one trial; returns the trial's run id."""
+    callback.on_job_start(cfg, task_function=None)
+    try:
+        with tracked_run(cfg.tracking, run_name="constant", tags={}) as run:
+            if objective is not None:
+                mlflow.log_metrics({OBJECTIVE: objective, "mae": objective + 1})
+            if fail:
+                raise RuntimeError("trial broke")
+    except RuntimeError:
+        pass
+    finally:
+        callback.on_job_end(cfg, job_return=None)
+    return run.info.run_id
+
+
+def children(parent_run_id: str) -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        output_format="list",
+    )
+
+
+def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfig) -> None:
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    assert parent_id and os.environ[SWEEP_PARENT_ENV] == parent_id
+    mean = run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+    median = run_trial(callback, trial_config(sweep_config, 1, "median"), 40.0)
+    broken = run_trial(callback, trial_config(sweep_config, 2, "mean"), None, fail=True)
+    callback.on_multirun_end(sweep_config)
+
+    runs = {run.info.run_id: run for run in children(parent_id)}
+    assert set(runs) == {mean, median, broken}
+    assert runs[median].data.tags[TRIAL_TAG] == "1"
+    assert trial_overrides(runs[median].data.tags[OVERRIDES_TAG]) == {
+        "model": "constant",
+        "model.statistic": "median",
+    }
+    assert runs[broken].info.status == "FAILED"
+    parent = mlflow.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["pricer.kind"] == "sweep"
+    assert parent.data.tags["pricer.family"] == "constant"
+    assert parent.info.run_name == "sweep-constant"
+    assert parent.data.tags[BEST_RUN_TAG] == median
+    assert parent.data.params["best.model.statistic"] == "median"
+    assert parent.data.params["sweep.overrides"] == "model=constant model.statistic=mean,median"
+    assert parent.data.metrics[f"best.{OBJECTIVE}"] == 40.0
+    assert parent.data.metrics["best.test_mae"] == 41.0  # reported, never ranked on
+    assert parent.data.metrics["trials.failed"] == 1
+    history = mlflow.MlflowClient().get_metric_history(parent_id, f"trial.{OBJECTIVE}")
+    assert sorted((m.step, m.value) for m in history) == [(0, 50.0), (1, 40.0)]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent_id, "sweep")}
+    assert artifacts == {"sweep/objective.png", "sweep/trials.json"}
+    table = json.loads(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.json"))
+    assert [row[0] for row in table["data"]] == [0, 1, 2]  # trial order
+    assert SWEEP_PARENT_ENV not in os.environ  # nothing leaks into later runs
+
+
+def test_a_launcher_worker_learns_the_parent_from_the_pickled_callback(
+    sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    worker_copy = pickle.loads(pickle.dumps(callback))  # what joblib ships to a worker
+    # A worker's environment may predate the parent, and may hold mlflow run's run id.
+    del os.environ[SWEEP_PARENT_ENV]
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent_id)
+    trial = run_trial(worker_copy, trial_config(sweep_config, 0, "mean"), 10.0)
+    callback.on_multirun_end(sweep_config)
+    assert trial != parent_id  # a trial never resumes the parent
+    assert [run.info.run_id for run in children(parent_id)] == [trial]
+
+
+def test_the_run_mlflow_run_created_becomes_the_parent(
+    sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = mlflow.set_experiment("pricer")
+    created = mlflow.MlflowClient().create_run(experiment.experiment_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", created.info.run_id)
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    assert callback.parent_run_id == created.info.run_id
+    assert "MLFLOW_RUN_ID" not in os.environ  # no trial resumes it
+    first = run_trial(callback, trial_config(sweep_config, 0, "mean"), 2.0)
+    second = run_trial(callback, trial_config(sweep_config, 1, "median"), 1.0)
+    callback.on_multirun_end(sweep_config)
+    assert {run.info.run_id for run in children(created.info.run_id)} == {first, second}
+    parent = mlflow.get_run(created.info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["pricer.kind"] == "sweep"
+
+
+def test_a_sweep_that_stops_early_leaves_its_parent_failed(sweep_config: DictConfig) -> None:
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    run_trial(callback, trial_config(sweep_config, 0, "mean"), 3.0)
+    callback._close("FAILED")  # what the exit hook does when the multirun raised
+    parent = mlflow.get_run(parent_id)
+    assert parent.info.status == "FAILED"
+    assert "stopped before its end" in parent.data.tags["error"]
+    assert parent.data.metrics["trials.finished"] == 1  # what did finish is still summarised
+
+
+def test_a_sweep_without_validation_items_is_refused(sweep_config: DictConfig) -> None:
+    with open_dict(sweep_config):
+        sweep_config.validation.size = 0
+    # Through Hydra's own dispatcher, which turns a callback's Exception into a warning.
+    callbacks = Callbacks(sweep_config)
+    with pytest.raises(SweepError, match=r"set validation\.size"):
+        callbacks.on_multirun_start(config=sweep_config, config_name="train")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_a_search_run_without_multirun_is_refused(sweep_config: DictConfig) -> None:
+    callbacks = Callbacks(sweep_config)
+    callbacks.on_run_start(config=sweep_config)  # the basic sweeper: a plain single run is fine
+    with open_dict(sweep_config):
+        sweep_config.hydra.sweeper._target_ = "hydra_plugins.optuna.OptunaSweeper"
+    with pytest.raises(SweepError, match="add -m"):
+        Callbacks(sweep_config).on_run_start(config=sweep_config)
+
+
+def test_a_parent_that_cannot_be_opened_stops_the_sweep(sweep_config: DictConfig) -> None:
+    mlflow.delete_experiment(mlflow.create_experiment("gone"))
+    with open_dict(sweep_config):
+        sweep_config.tracking.experiment = "gone"  # MLflow refuses to use a deleted experiment
+    with pytest.raises(SweepError, match=r"cannot open the sweep's parent run: .*deleted"):
+        Callbacks(sweep_config).on_multirun_start(config=sweep_config, config_name="train")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_runs_inside_another_run_keep_their_parent(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaderboard inside a sweep trial: its family runs nest under the leaderboard."""
+    tracking = {"uri": tracking_uri, "experiment": "t", "artifact_location": None, "tags": {}}
+    with tracked_run(tracking, run_name="sweep", tags={}) as sweep:
+        pass
+    monkeypatch.setenv(SWEEP_PARENT_ENV, sweep.info.run_id)
+    with (
+        tracked_run(tracking, run_name="leaderboard", tags={}) as board,
+        tracked_run(tracking, run_name="family", tags={}, nested=True) as family,
+    ):
+        pass
+    assert mlflow.get_run(board.info.run_id).data.tags["mlflow.parentRunId"] == sweep.info.run_id
+    assert mlflow.get_run(family.info.run_id).data.tags["mlflow.parentRunId"] == board.info.run_id
+    monkeypatch.delenv(SWEEP_PARENT_ENV)
+    with tracked_run(tracking, run_name="alone", tags={}) as alone:
+        pass
+    assert "mlflow.parentRunId" not in mlflow.get_run(alone.info.run_id).data.tags

@@ -1,0 +1,62 @@
+"""The sweep configs: every Optuna search composes, tunes its own family, searches real keys."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from pricer.paths import CONFIG_DIR
+from pricer.tracking.sweep import SweepCallback
+from pricer.validation import OBJECTIVE
+
+SEARCHES = sorted(
+    path.stem for path in (CONFIG_DIR / "hparams_search").glob("*.yaml") if path.stem[0] != "_"
+)
+
+
+def compose_train(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_every_tunable_family_has_a_search() -> None:
+    assert {"xgboost", "tfidf_ridge", "random_forest", "svr"} <= set(SEARCHES)
+
+
+@pytest.mark.parametrize("family", SEARCHES)
+def test_search_tunes_its_family_on_validation_items(family: str) -> None:
+    cfg = compose_train(f"hparams_search={family}")
+    assert cfg.hydra.runtime.choices.model == family
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.hydra.sweeper.storage is None  # optuna<3 SQL storage breaks beside SQLAlchemy 2
+    assert cfg.validation.size > 0
+    # Every searched key is a real parameter of the family (a typo would fail every trial).
+    model = OmegaConf.load(CONFIG_DIR / "model" / f"{family}.yaml")
+    searched = [key.removeprefix("model.") for key in cfg.hydra.sweeper.params]
+    assert searched and all(key in model for key in searched), searched
+
+
+def test_a_search_batch_is_as_wide_as_the_launcher_runs_in_parallel() -> None:
+    serial = compose_train("hparams_search=tfidf_ridge")
+    parallel = compose_train(
+        "hparams_search=tfidf_ridge", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+    )
+    assert OmegaConf.select(serial, "hydra.sweeper.n_jobs") == 1
+    assert OmegaConf.select(parallel, "hydra.sweeper.n_jobs") == 2
+
+
+def test_a_single_run_holds_nothing_out() -> None:
+    cfg = compose_train()
+    assert cfg.validation.size == 0
+    assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
+
+
+def test_the_callback_ranks_trials_by_what_train_returns() -> None:
+    cfg = compose_train("validation.size=300")
+    callback = cfg.hydra.callbacks.mlflow_sweep
+    assert callback._target_ == f"{SweepCallback.__module__}.{SweepCallback.__name__}"
+    assert callback.objective == OBJECTIVE
+    assert callback.direction == "minimize"
+    assert callback.validation_size == 300

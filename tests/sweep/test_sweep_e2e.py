@@ -1,0 +1,121 @@
+"""Sweeps through the real CLI: one parent run, one nested child run per trial."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.e2e.conftest import run_cli, runs
+
+pytestmark = pytest.mark.e2e
+
+SMALL = [
+    "data.n_records=4000",
+    "curation.split.test_size=200",
+    "validation.size=200",
+    "tracking.log_model=false",
+]
+
+
+@pytest.fixture(scope="module")
+def curation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Curated data shared by the sweeps of this module (curating takes seconds)."""
+    return tmp_path_factory.mktemp("curation_cache")
+
+
+def sweep_runs(tracking_uri: str) -> tuple[pd.Series, pd.DataFrame]:
+    """The one sweep parent, and its children; fails if any run lies outside the sweep."""
+    table = runs(tracking_uri)
+    parents = table[table["tags.pricer.kind"] == "sweep"]
+    assert len(parents) == 1, table[["run_id", "tags.mlflow.runName", "status"]]
+    parent = parents.iloc[0]
+    children = table[table["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert len(children) == len(table) - 1  # no trial scattered into a run of its own
+    return parent, children
+
+
+def test_grid_sweep_is_one_parent_with_a_child_per_trial(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    result = run_cli(
+        [
+            sys.executable,
+            "-m",
+            "pricer.train",
+            "-m",
+            "model=constant",
+            "model.statistic=mean,median",
+            *SMALL,
+            f"curation.cache_dir={curation_cache}",
+            f"tracking.artifact_location={tmp_path}/artifacts",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tracking_uri)
+    assert parent["status"] == "FINISHED"
+    assert sorted(children["params.model.statistic"]) == ["mean", "median"]
+    assert (children["status"] == "FINISHED").all()
+    # Ranked on validation items held out of training; the test items are only reported.
+    assert children["metrics.validation.mae"].notna().all()
+    assert children["metrics.mae"].notna().all()
+    assert (children["metrics.validation.n"] == 200).all()
+    best = children.loc[children["metrics.validation.mae"].idxmin()]
+    assert parent["tags.pricer.sweep.best_run_id"] == best["run_id"]
+    assert parent["params.best.model.statistic"] == best["params.model.statistic"]
+    assert parent["metrics.best.validation.mae"] == best["metrics.validation.mae"]
+    assert f"sweep: best trial {int(best['tags.pricer.sweep.trial'])}" in result.stdout
+
+
+def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    mlflow.create_experiment("pricer", artifact_location=str(tmp_path / "artifacts"))
+    overrides = [
+        *SMALL,
+        "hydra.sweeper.n_trials=2",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"curation.cache_dir={curation_cache}",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]
+    result = run_cli(
+        [
+            "mlflow",
+            "run",
+            ".",
+            "-e",
+            "sweep",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "pricer",
+            "-P",
+            f"overrides=hparams_search=tfidf_ridge {' '.join(overrides)}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tracking_uri)
+    # The run mlflow run created is the parent: trials did not resume it or scatter.
+    assert parent["tags.mlflow.project.entryPoint"] == "sweep"
+    assert parent["status"] == "FINISHED"
+    assert parent["params.sweep.sweeper"] == "OptunaSweeper"
+    assert parent["params.sweep.launcher"] == "JoblibLauncher"
+    assert sorted(children["tags.pricer.sweep.trial"].astype(int)) == [0, 1]
+    assert (children["status"] == "FINISHED").all()
+    assert children["params.model.alpha"].nunique() == 2  # Optuna chose each trial's alpha
+    # Two trials ran at once: in two worker processes, overlapping in time.
+    first_two = children.sort_values("start_time").head(2)
+    assert first_two["start_time"].max() < first_two["end_time"].min()
+    best = children.loc[children["metrics.validation.mae"].idxmin()]
+    assert parent["params.best.model.alpha"] == best["params.model.alpha"]
+    charts = mlflow.MlflowClient().list_artifacts(parent["run_id"], "sweep")
+    assert {a.path for a in charts} == {"sweep/objective.png", "sweep/trials.json"}
