@@ -33,6 +33,10 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
     """
     mlflow.set_tracking_uri(tracking_cfg["uri"])
+    if tracking_cfg["trace_llm"]:
+        from mlflow import openai as openai_flavor  # imports the openai SDK: only when asked
+
+        openai_flavor.autolog()
     if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
         return
     name = tracking_cfg["experiment"]

@@ -209,7 +209,13 @@ def test_runs_inside_another_run_keep_their_parent(
     tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A leaderboard inside a sweep trial: its family runs nest under the leaderboard."""
-    tracking = {"uri": tracking_uri, "experiment": "t", "artifact_location": None, "tags": {}}
+    tracking = {
+        "uri": tracking_uri,
+        "experiment": "t",
+        "artifact_location": None,
+        "tags": {},
+        "trace_llm": False,
+    }
     with tracked_run(tracking, run_name="sweep", tags={}) as sweep:
         pass
     monkeypatch.setenv(SWEEP_PARENT_ENV, sweep.info.run_id)

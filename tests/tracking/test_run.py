@@ -10,7 +10,13 @@ from pricer.models.constant import ConstantPricer
 from pricer.tracking.model import log_pricer
 from pricer.tracking.run import REDACTED, flatten_config, log_config, tracked_run
 
-TRACKING = {"uri": None, "experiment": "unit", "artifact_location": None, "tags": {"team": "t"}}
+TRACKING = {
+    "uri": None,
+    "experiment": "unit",
+    "artifact_location": None,
+    "tags": {"team": "t"},
+    "trace_llm": False,
+}
 
 
 def tracking(uri: str) -> dict:
@@ -76,3 +82,18 @@ def test_logged_pricer_loads_as_pyfunc_and_predicts_from_text_only(tracking_uri:
     assert np.allclose(prices, [5.0, 5.0])
     inputs = {spec.name: spec.required for spec in loaded.metadata.get_input_schema().inputs}
     assert inputs == {"text": True, "title": False, "category": False, "details": False}
+
+
+def test_trace_llm_turns_on_openai_autolog(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.openai
+
+    calls: list[bool] = []
+    monkeypatch.setattr(mlflow.openai, "autolog", lambda: calls.append(True))
+    with tracked_run(tracking(tracking_uri), run_name="quiet", tags={}):
+        pass
+    assert calls == []
+    with tracked_run({**tracking(tracking_uri), "trace_llm": True}, run_name="traced", tags={}):
+        pass
+    assert calls == [True]
