@@ -70,14 +70,47 @@ def balanced_sample(items: pd.DataFrame, settings: SampleSettings) -> pd.DataFra
         return items.reset_index(drop=True)
     rng = np.random.default_rng(settings.seed)
     slots = price_slots(items["price"])
-    categories = items["category"].astype("string").fillna("")
-    weights = categories.map(settings.category_weights).fillna(settings.default_weight)
-    keys = -np.log(rng.random(len(items))) / weights.to_numpy(dtype=float)
+    weights = category_weights(items["category"], settings)
+    keys = -np.log(rng.random(len(items))) / weights
     order = np.lexsort((keys, slots))
     rank_in_slot = pd.Series(slots[order]).groupby(slots[order]).cumcount().to_numpy()
     keep_sorted = (slots[order] >= settings.take_all_from) | (rank_in_slot < settings.max_per_slot)
     kept = np.sort(order[keep_sorted])  # back to source order, so the sample is order-stable
-    return items.iloc[kept].reset_index(drop=True)
+    return take_sorted_rows(items, kept).reset_index(drop=True)
+
+
+def category_weights(categories: pd.Series, settings: SampleSettings) -> np.ndarray:
+    """Each item's sampling weight: looked up once per distinct category, not per item."""
+    codes, uniques = pd.factorize(categories.astype("string").fillna(""))
+    table = np.array(
+        [settings.category_weights.get(name, settings.default_weight) for name in uniques],
+        dtype=float,
+    )
+    return table[codes]
+
+
+# Rows per block in ``take_sorted_rows``.
+TAKE_BLOCK_ROWS = 100_000
+
+
+def take_sorted_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``frame.iloc[rows]`` for ascending ``rows``, with memory bounded by one block.
+
+    Items arrive as many Arrow-backed chunks (one per cleaned batch); a take across a column of
+    many chunks first concatenates them all, a full copy of every text. Taking block by block
+    copies at most one block's worth, and the pieces are joined without copying.
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    if len(frame) <= TAKE_BLOCK_ROWS or len(rows) == 0:
+        return frame.iloc[rows]
+    starts = np.arange(0, len(frame), TAKE_BLOCK_ROWS)
+    bounds = np.searchsorted(rows, np.append(starts, len(frame)))
+    pieces = [
+        frame.iloc[start : start + TAKE_BLOCK_ROWS].iloc[rows[low:high] - start]
+        for start, low, high in zip(starts, bounds[:-1], bounds[1:], strict=True)
+        if high > low
+    ]
+    return pd.concat(pieces)
 
 
 def split_items(items: pd.DataFrame, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -89,9 +89,11 @@ def _build_from_raw(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]
             f"no usable items among {n_raw} raw records (rejected: {rejections}); "
             "check the source and curation.items"
         )
+    population, n_items = items[["price", "category"]].copy(), len(items)
     sampled = curation.balanced_sample(
         items, curation.SampleSettings.from_config(curation_cfg["sample"])
     )
+    del items  # every accepted item's text (GBs at millions of records) is not needed any more
     train, test = curation.split_items(
         sampled, curation.SplitSettings.from_config(curation_cfg["split"])
     )
@@ -99,12 +101,12 @@ def _build_from_raw(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]
         source=data_cfg["source"],
         raw_records=n_raw,
         rejections=rejections,
-        items=len(items),
+        items=n_items,
         sampled=len(sampled),
         train=len(train),
         test=len(test),
     )
-    return CuratedData(train, test, items[["price", "category"]].copy(), report)
+    return CuratedData(train, test, population, report)
 
 
 def _build_from_item_files(

@@ -7,8 +7,14 @@ source reads files that are already curated and only validates them.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,7 @@ from tqdm.auto import tqdm
 from pricer.data.items import (
     ITEM_COLUMNS,
     CleaningSettings,
+    accepted_items,
     convert_batch,
     split_rejections,
 )
@@ -34,33 +41,171 @@ class SourceUnavailableError(RuntimeError):
 REQUIRED_ITEM_COLUMNS = ("title", "text", "price")
 
 
+# Raw records per cleaning task. Cleaning is row-independent, so generator batches (the unit
+# of the synthetic seed, 100k records by default) are cut into smaller tasks: two workers share
+# even a single batch, and the per-task overhead (pickling a slice, about 3 us a record) stays
+# small.
+CLEAN_CHUNK_ROWS = 25_000
+# Below this many raw records, worker processes cost more than they save: each one starts
+# fresh and imports pandas (1-2 s).
+PARALLEL_MIN_RECORDS = 100_000
+# The raw columns cleaning reads; only these travel to the workers.
+_CLEANING_COLUMNS = (
+    "title",
+    "description",
+    "features",
+    "details",
+    "price",
+    "category",
+    "main_category",
+)
+
+
+@dataclass
+class StageTimes:
+    """Where curation's first stages spend their time; filled in when a caller asks for it.
+
+    Cleaning and filtering run in worker processes, so their seconds (elapsed inside each
+    worker) are summed over workers, while ``wall`` is the elapsed time of the whole stream.
+    """
+
+    generate: float = 0.0
+    clean: float = 0.0
+    filter: float = 0.0
+    wall: float = 0.0
+    processes: int = 1
+
+    def add(self, other: Mapping[str, float]) -> None:
+        self.clean += other["clean"]
+        self.filter += other["filter"]
+
+
+def clean_raw_frame(
+    frame: pd.DataFrame, settings: CleaningSettings
+) -> tuple[pd.DataFrame, dict[str, int], int, dict[str, float]]:
+    """Clean one frame of raw records: accepted items, rejections by reason, count, timings."""
+    started = time.perf_counter()
+    columns = {name: frame[name].tolist() for name in _CLEANING_COLUMNS if name in frame}
+    converted = convert_batch(columns, settings)
+    cleaned = time.perf_counter()
+    items, rejections = accepted_items(converted)
+    filtered = time.perf_counter()
+    return items, rejections, len(frame), {"clean": cleaned - started, "filter": filtered - cleaned}
+
+
 def convert_raw_batches(
-    batches: Iterator[pd.DataFrame], settings: CleaningSettings, total: int | None, desc: str
+    batches: Iterator[pd.DataFrame],
+    settings: CleaningSettings,
+    total: int | None,
+    desc: str,
+    *,
+    num_proc: int = 1,
+    times: StageTimes | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int], int]:
-    """Clean every raw batch; return items, rejection counts and the raw record count."""
+    """Clean every raw batch; return items, rejection counts and the raw record count.
+
+    Batches are consumed as they come and only accepted items are kept, so the raw records
+    are never all in memory. With ``num_proc`` > 1, chunks of each batch are cleaned by that
+    many worker processes while this process produces the next batch; items come back in
+    the same order, so the result does not depend on ``num_proc``.
+    """
+    times = times if times is not None else StageTimes()
     item_frames: list[pd.DataFrame] = []
     rejections: Counter[str] = Counter()
     n_raw = 0
+
+    def collect(result: tuple[pd.DataFrame, dict[str, int], int, dict[str, float]]) -> None:
+        nonlocal n_raw
+        items, rejected, n_records, seconds = result
+        item_frames.append(items)
+        rejections.update(rejected)
+        n_raw += n_records
+        times.add(seconds)
+        progress.update(n_records)
+
+    started = time.perf_counter()
+    parallel = num_proc > 1 and (total is None or total >= PARALLEL_MIN_RECORDS)
+    times.processes = num_proc if parallel else 1
     with tqdm(total=total, desc=desc, unit="rec", unit_scale=True) as progress:
-        for batch in batches:
-            converted = pd.DataFrame(convert_batch(batch.to_dict("list"), settings))
-            items, rejected = split_rejections(converted)
-            item_frames.append(items)
-            rejections.update(rejected)
-            n_raw += len(batch)
-            progress.update(len(batch))
+        if not parallel:
+            for batch in _timed(batches, times):
+                collect(clean_raw_frame(batch, settings))
+        else:
+            try:
+                _clean_in_pool(batches, settings, num_proc, times, collect)
+            except BrokenProcessPool as error:
+                raise RuntimeError(
+                    f"a cleaning worker process died ({error}). Workers are started with "
+                    "'spawn', which re-imports the main script: a script that curates must "
+                    'guard its entry point with `if __name__ == "__main__":`, or set '
+                    "data.num_proc=1 to clean in this process"
+                ) from error
+    times.wall = time.perf_counter() - started
     items = pd.concat(item_frames, ignore_index=True) if item_frames else _empty_items()
     return items, dict(rejections), n_raw
 
 
-def load_synthetic(cfg: Mapping[str, Any], settings: CleaningSettings):
-    """Items from the embedded synthetic generator of raw records."""
+def _clean_in_pool(
+    batches: Iterator[pd.DataFrame],
+    settings: CleaningSettings,
+    num_proc: int,
+    times: StageTimes,
+    collect: Callable[[tuple[pd.DataFrame, dict[str, int], int, dict[str, float]]], None],
+) -> None:
+    # 'spawn', not 'fork': the parent may hold MLflow's and tqdm's threads (and their locks).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(num_proc, mp_context=context) as pool:
+        pending: deque[Future] = deque()
+        for batch in _timed(batches, times):
+            columns = [name for name in _CLEANING_COLUMNS if name in batch]
+            for start in range(0, len(batch), CLEAN_CHUNK_ROWS):
+                # Bounded read-ahead: at most two chunks per worker wait in memory.
+                while len(pending) >= 2 * num_proc:
+                    collect(pending.popleft().result())
+                chunk = batch.iloc[start : start + CLEAN_CHUNK_ROWS][columns]
+                pending.append(pool.submit(clean_raw_frame, chunk, settings))
+            del batch  # let the raw batch go once its chunks are queued
+        while pending:
+            collect(pending.popleft().result())
+
+
+def _timed(batches: Iterator[pd.DataFrame], times: StageTimes) -> Iterator[pd.DataFrame]:
+    """The batches, with the time spent producing them added to ``times.generate``."""
+    iterator = iter(batches)
+    while True:
+        started = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            times.generate += time.perf_counter() - started
+        yield batch
+        del batch  # not held while the next batch is generated
+
+
+def load_synthetic(
+    cfg: Mapping[str, Any], settings: CleaningSettings, *, times: StageTimes | None = None
+):
+    """Items from the embedded synthetic generator of raw records.
+
+    ``num_proc`` (default 1; null: every core) worker processes clean the records while this
+    process generates them.
+    """
     from pricer.data.synthetic import iter_raw_batches
 
     batches = iter_raw_batches(
         cfg["n_records"], cfg["seed"], cfg["batch_size"], **dict(cfg["generator"])
     )
-    return convert_raw_batches(batches, settings, cfg["n_records"], "synthetic records")
+    num_proc = cfg.get("num_proc", 1)
+    return convert_raw_batches(
+        batches,
+        settings,
+        cfg["n_records"],
+        "synthetic records",
+        num_proc=(os.cpu_count() or 1) if num_proc is None else int(num_proc),
+        times=times,
+    )
 
 
 def load_amazon(cfg: Mapping[str, Any], settings: CleaningSettings):
