@@ -1,6 +1,14 @@
-"""XGBoost gradient-boosted trees on sparse TF-IDF plus hand features (config: ``xgboost``).
+"""XGBoost gradient-boosted trees on a compact dense view of each item (config: ``xgboost``).
 
-XGBoost splits on sparse columns directly, so the full vocabulary stays available to it.
+Trees split poorly on tens of thousands of sparse TF-IDF columns, and ``hist`` on that many
+columns is slow; they split well on few dense ones. The text reaches the trees twice:
+
+- truncated SVD of the TF-IDF matrix (what the text is about, in a few hundred numbers);
+- an out-of-fold ridge regression on the full TF-IDF matrix (what the words say about price:
+  the whole vocabulary, condensed into one column; stacking inside this family).
+
+Beside them go the raw hand features (weight, size, rank, units...), the target-encoded brand
+and the one-hot category: trees find their interactions on their own.
 """
 
 from __future__ import annotations
@@ -10,7 +18,8 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
 from pricer.models.base import INPUT_COLUMNS
-from pricer.models.features import hand_feature_union, text_vectorizer
+from pricer.models.dense_text import dense_text_features
+from pricer.models.features import tree_feature_union
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -24,9 +33,14 @@ class XGBoostPricer(PipelinePricer):
         subsample: float,
         colsample_bytree: float,
         reg_lambda: float,
+        objective: str,
         text_max_features: int,
         ngram_max: int,
         min_df: int,
+        svd_components: int,
+        stack_ridge_alpha: float | None,
+        stack_folds: int,
+        price_weight_power: float,
         n_jobs: int,
         log_target: bool,
         random_state: int,
@@ -38,20 +52,34 @@ class XGBoostPricer(PipelinePricer):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
+        self.objective = objective
         self.text_max_features = text_max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
+        self.svd_components = svd_components
+        self.stack_ridge_alpha = stack_ridge_alpha
+        self.stack_folds = stack_folds
+        self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.log_target = log_target
         self.random_state = random_state
 
     def make_pipeline(self) -> Pipeline:
-        words = text_vectorizer("tfidf", self.text_max_features, self.ngram_max, self.min_df, True)
+        text = dense_text_features(
+            max_features=self.text_max_features,
+            ngram_max=self.ngram_max,
+            min_df=self.min_df,
+            svd_components=self.svd_components,
+            stack_ridge_alpha=self.stack_ridge_alpha,
+            stack_folds=self.stack_folds,
+            random_state=self.random_state,
+        )
         features = ColumnTransformer(
             [
-                ("text", words, "text"),
-                ("hand", hand_feature_union(self.random_state), list(INPUT_COLUMNS)),
-            ]
+                ("text", text, "text"),
+                ("hand", tree_feature_union(self.random_state), list(INPUT_COLUMNS)),
+            ],
+            sparse_threshold=0.0,  # dense: XGBoost would read a sparse zero as "missing"
         )
         trees = XGBRegressor(
             n_estimators=self.n_estimators,
@@ -61,6 +89,7 @@ class XGBoostPricer(PipelinePricer):
             subsample=self.subsample,
             colsample_bytree=self.colsample_bytree,
             reg_lambda=self.reg_lambda,
+            objective=self.objective,
             tree_method="hist",
             n_jobs=self.n_jobs,
             random_state=self.random_state,

@@ -10,10 +10,18 @@ from pricer.models.pipeline import PipelinePricer
 
 
 class BowLinearPricer(PipelinePricer):
-    def __init__(self, max_features: int, ngram_max: int, min_df: int, log_target: bool) -> None:
+    def __init__(
+        self,
+        max_features: int,
+        ngram_max: int,
+        min_df: int,
+        price_weight_power: float,
+        log_target: bool,
+    ) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
+        self.price_weight_power = price_weight_power
         self.log_target = log_target
 
     def make_pipeline(self) -> Pipeline:

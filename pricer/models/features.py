@@ -1,34 +1,80 @@
 """Hand-made item features and the text vectorisers shared by the classical families.
 
-Features come from the details JSON (weight, dimensions, sales rank, brand, date) and from the
-text (length, pack sizes, numbers). Extraction is vectorised with pandas string methods over the
-raw JSON text: parsing 400k JSON documents one by one would dominate training time.
+Features come from the details JSON (weight, dimensions, sales rank, brand, date, pack counts)
+and from the text (length, pack sizes, numbers with units such as "500W" or "2TB"). Extraction
+is vectorised with pandas string methods over the raw JSON text: parsing 400k JSON documents
+one by one would dominate training time.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import INPUT_COLUMNS, as_items
 
-_WEIGHT = r'"(?:Item|Package) Weight"\s*:\s*"\s*([\d.,]+)\s*([A-Za-z]+)'
+# Patterns run on pyarrow's RE2 engine (named groups, no look-arounds): an order of magnitude
+# faster than pandas' ``str.extract`` over 400k listings.
+# A number in a dimensions string may carry its own unit mark, as in 10"D x 5"W x 3"H (the
+# inner quote is escaped in the raw JSON).
+_SIDE = r'(?P<side{}>[\d.]+)\s*(?:\\"\s*[A-Za-z]{{0,2}}\s*)?'
 _DIMENSIONS = (
-    r'Dimensions[^"]*"\s*:\s*"\s*([\d.]+)\s*[x×]\s*([\d.]+)\s*(?:[x×]\s*([\d.]+))?\s*([A-Za-z]*)'
+    r'Dimensions[^"]*"\s*:\s*"\s*'
+    + _SIDE.format(0)
+    + r"[x×]\s*"
+    + _SIDE.format(1)
+    + r"(?:[x×]\s*"
+    + _SIDE.format(2)
+    + r")?(?P<unit>[A-Za-z]*)"
 )
-_RANK = r'"Best Sellers Rank"\s*:\s*(?:\{[^}]*?:\s*|"#?)([\d,]+)'
-_BRAND = r'"(?:Brand|Manufacturer)"\s*:\s*"([^"]+)"'
-_YEAR = r'"Date First Available"\s*:\s*"[^"]*?(\d{4})"'
-_PACK = (
-    r"(?i)(?:pack|set|case|box|bundle|lot) of (\d+)|(\d+)[\s-]?(?:pack|pk|pcs|pieces|count|ct)\b"
+_WEIGHT = r'"(?:Item|Package) Weight"\s*:\s*"\s*(?P<value>[\d.,]+)\s*(?P<unit>[A-Za-z]+)'
+# "Product Dimensions": "7 x 14 x 9 inches; 5 Pounds" carries the weight after the semicolon.
+_WEIGHT_IN_DIMENSIONS = r'Dimensions"\s*:\s*"[^"]*;\s*(?P<value>[\d.,]+)\s*(?P<unit>[A-Za-z]+)'
+# A rank is a dict {"Tools & Home Improvement": 95657, "Vanity Lighting": 329} or a string
+# "#95,657 in Tools & Home Improvement (...) #329 in Vanity Lighting".
+_RANK = r'"Best Sellers Rank"\s*:\s*(?:\{[^}]*?:\s*|"#?)(?P<value>[\d,]+)'
+_SUB_RANK = (
+    r'"Best Sellers Rank"\s*:\s*'
+    r'(?:\{[^}]*?:\s*[\d,]+\s*,[^}]*?:\s*|"[^"]*?#[^#"]*?#)(?P<value>[\d,]+)'
 )
+_BRAND = r'"(?:Brand|Manufacturer)"\s*:\s*"(?P<value>[^"]+)"'
+_YEAR = r'"Date First Available"\s*:\s*"[^"]*?(?P<value>\d{4})"'
+_DETAIL_COUNT = (
+    r'"(?:Number of Items|Item Package Quantity|Unit Count|Number of Pieces)"\s*:\s*"?\s*'
+    r"(?P<value>[\d,]+)"
+)
+_PACK_OF = r"\b(?:pack|set|case|box|bundle|lot) of (?P<value>\d+)"
+_DETAIL_KEY = r'"\s*:'
+_NUMBER = r"\d+(?:\.\d+)?"
+_WORD = r"\S+"
+
+# Numbers written with a unit in the lower-cased text, as "500w", "12 volts", "2tb", "6-pack":
+# feature -> {unit word: multiplier to the feature's unit}. The first mention counts.
+UNIT_WORDS = {
+    "watts": dict.fromkeys(("w", "watt", "watts"), 1.0),
+    "volts": dict.fromkeys(("v", "volt", "volts", "vac", "vdc"), 1.0),
+    "amps": dict.fromkeys(("amp", "amps"), 1.0),  # not a bare "a": "2 a day"
+    "storage_gb": {"gb": 1.0, "tb": 1000.0},
+    "horsepower": dict.fromkeys(("hp", "horsepower"), 1.0),
+    "gallons": dict.fromkeys(("gal", "gallon", "gallons"), 1.0),
+    "feet": dict.fromkeys(("ft", "feet", "foot"), 1.0),
+    "inches": dict.fromkeys(("inch", "inches", '"'), 1.0),
+    "pack": dict.fromkeys(("pack", "pk", "pcs", "pieces", "count", "ct"), 1.0),
+}
+UNIT_FEATURES = tuple(unit for unit in UNIT_WORDS if unit != "pack")
 
 POUNDS_PER_UNIT = {
     "pounds": 1.0,
@@ -44,6 +90,8 @@ POUNDS_PER_UNIT = {
     "grams": 0.0022046,
     "gram": 0.0022046,
     "g": 0.0022046,
+    "milligrams": 0.0000022046,
+    "mg": 0.0000022046,
 }
 INCHES_PER_UNIT = {
     "inches": 1.0,
@@ -54,64 +102,131 @@ INCHES_PER_UNIT = {
     "cm": 0.3937,
     "millimeters": 0.03937,
     "mm": 0.03937,
+    "meters": 39.37,
+    "m": 39.37,
     "feet": 12.0,
+    "ft": 12.0,
 }
 
 NUMERIC_FEATURES = (
     "log_weight_lb",
     "log_volume_in3",
+    "log_longest_side_in",
     "log_rank",
+    "log_sub_rank",
     "year",
     "log_text_chars",
     "title_words",
     "log_pack",
     "numbers_in_text",
+    "detail_keys",
     "has_brand",
+    *(f"log_{unit}" for unit in UNIT_FEATURES),
 )
 
 
 def extract_features(X: pd.DataFrame) -> pd.DataFrame:
     """Numeric features of each item (NaN where the listing does not say)."""
     items = as_items(X)
-    details = items["details"].fillna("").astype(str)
-    text = items["text"]
-    weight = details.str.extract(_WEIGHT)
-    pounds = _to_float(weight[0]) * weight[1].str.lower().map(POUNDS_PER_UNIT)
-    dims = details.str.extract(_DIMENSIONS)
-    inches = dims[3].str.lower().map(INCHES_PER_UNIT).fillna(1.0)
-    volume = _to_float(dims[0]) * _to_float(dims[1]) * _to_float(dims[2]).fillna(1.0) * inches**3
-    pack = text.str.extract(_PACK)
-    pack_size = _to_float(pack[0]).fillna(_to_float(pack[1]))
-    return pd.DataFrame(
-        {
-            "log_weight_lb": np.log1p(pounds),
-            "log_volume_in3": np.log1p(volume),
-            "log_rank": np.log1p(_to_float(details.str.extract(_RANK)[0])),
-            "year": _to_float(details.str.extract(_YEAR)[0]),
-            "log_text_chars": np.log1p(text.str.len()),
-            "title_words": items["title"].fillna("").astype(str).str.split().str.len(),
-            "log_pack": np.log1p(pack_size.clip(upper=1000)),
-            "numbers_in_text": text.str.count(r"\d+(?:\.\d+)?"),
-            "has_brand": details.str.extract(_BRAND)[0].notna().astype(float),
-        },
-        index=items.index,
-    ).astype(float)
+    details = _arrow_strings(items["details"])
+    text = _arrow_strings(items["text"])
+    lower_text = pc.utf8_lower(text)
+    sides = _dimensions_inches(details)
+    columns = {
+        "log_weight_lb": np.log1p(_weight_pounds(details)),
+        "log_volume_in3": np.log1p(sides.prod(axis=1, min_count=2)),
+        "log_longest_side_in": np.log1p(sides.max(axis=1)),
+        "log_rank": np.log1p(_number(details, _RANK)),
+        "log_sub_rank": np.log1p(_number(details, _SUB_RANK)),
+        "year": _number(details, _YEAR).clip(1990, 2030),
+        "log_text_chars": np.log1p(_counts(pc.utf8_length(text))),
+        "title_words": _counts(pc.count_substring_regex(_arrow_strings(items["title"]), _WORD)),
+        "log_pack": np.log1p(_pack_size(lower_text, details).clip(upper=1000)),
+        "numbers_in_text": _counts(pc.count_substring_regex(text, _NUMBER)),
+        "detail_keys": _counts(pc.count_substring_regex(details, _DETAIL_KEY)),
+        "has_brand": _groups(details, _BRAND)["value"].notna(),
+    }
+    for unit in UNIT_FEATURES:
+        columns[f"log_{unit}"] = np.log1p(_unit_value(lower_text, unit))
+    # Plain arrays: the helpers' Series carry a fresh 0..n-1 index that must not be aligned
+    # against the items' own index.
+    arrays = {name: np.asarray(values, dtype=float) for name, values in columns.items()}
+    return pd.DataFrame(arrays, index=items.index)
 
 
-def extract_brand_and_category(X: pd.DataFrame) -> pd.DataFrame:
-    items = as_items(X)
-    brand = items["details"].fillna("").astype(str).str.extract(_BRAND)[0].str.strip().str.lower()
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    return pa.array(values.fillna("").astype(str).to_numpy(dtype=object), type=pa.large_string())
+
+
+def _groups(values: pa.Array, pattern: str) -> pd.DataFrame:
+    """The named groups of the first match in each string, None where nothing matched."""
+    matched = pc.extract_regex(values, pattern)
     return pd.DataFrame(
         {
-            "brand": brand.fillna("unknown"),
-            "category": items["category"].fillna("unknown").astype(str),
-        },
-        index=items.index,
+            field.name: pc.struct_field(matched, field.name).to_numpy(zero_copy_only=False)
+            for field in matched.type
+        }
     )
 
 
 def _to_float(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values.str.replace(",", "", regex=False), errors="coerce")
+
+
+def _number(values: pa.Array, pattern: str) -> pd.Series:
+    return _to_float(_groups(values, pattern)["value"])
+
+
+def _counts(counts: pa.Array) -> np.ndarray:
+    return counts.to_numpy(zero_copy_only=False).astype(float)
+
+
+def _weight_pounds(details: pa.Array) -> pd.Series:
+    pounds = _weight_match_pounds(details, _WEIGHT)
+    return pounds.fillna(_weight_match_pounds(details, _WEIGHT_IN_DIMENSIONS))
+
+
+def _weight_match_pounds(details: pa.Array, pattern: str) -> pd.Series:
+    weight = _groups(details, pattern)
+    return _to_float(weight["value"]) * weight["unit"].str.lower().map(POUNDS_PER_UNIT)
+
+
+def _dimensions_inches(details: pa.Array) -> pd.DataFrame:
+    """The two or three sides of the first dimensions entry, in inches (NaN when absent)."""
+    dims = _groups(details, _DIMENSIONS)
+    inches = dims["unit"].str.lower().map(INCHES_PER_UNIT)
+    # A matched entry with an unknown unit word keeps its numbers as inches rather than vanish.
+    inches = inches.where(dims["unit"].isna() | inches.notna(), 1.0)
+    # An absent third side is "" (the group did not take part), which becomes NaN here.
+    return pd.DataFrame({side: _to_float(dims[f"side{side}"]) * inches for side in range(3)})
+
+
+def _pack_size(lower_text: pa.Array, details: pa.Array) -> pd.Series:
+    """Items per listing: a count in the details, else "pack of 6" or "12-pack" in the text."""
+    in_details = _number(details, _DETAIL_COUNT)
+    return in_details.fillna(_number(lower_text, _PACK_OF)).fillna(_unit_value(lower_text, "pack"))
+
+
+def _unit_value(lower_text: pa.Array, feature: str) -> pd.Series:
+    """The first number written with one of the feature's unit words, in the feature's unit."""
+    multipliers = UNIT_WORDS[feature]
+    words = "|".join(sorted(map(re.escape, multipliers), key=len, reverse=True))
+    # RE2 has no look-ahead: the unit must end the text or be followed by a non-letter.
+    pattern = rf"\b(?P<value>{_NUMBER}) ?-?(?P<unit>{words})(?:[^a-z]|$)"
+    found = _groups(lower_text, pattern)
+    return pd.to_numeric(found["value"], errors="coerce") * found["unit"].map(multipliers)
+
+
+def extract_brand_and_category(X: pd.DataFrame) -> pd.DataFrame:
+    items = as_items(X)
+    brand = _groups(_arrow_strings(items["details"]), _BRAND)["value"].str.strip().str.lower()
+    return pd.DataFrame(
+        {
+            "brand": brand.fillna("unknown").to_numpy(),
+            "category": items["category"].fillna("unknown").astype(str).to_numpy(),
+        },
+        index=items.index,
+    )
 
 
 class HandFeatures(TransformerMixin, BaseEstimator):
@@ -136,39 +251,57 @@ class BrandAndCategory(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return extract_brand_and_category(X)
 
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(["brand", "category"], dtype=object)
+
+
+def brand_encoder(random_state: int) -> TargetEncoder:
+    """Mean log price per brand, cross-fitted by sklearn so a brand's own rows never leak."""
+    return TargetEncoder(cv=KFold(5, shuffle=True, random_state=random_state))
+
+
+def category_encoder() -> OneHotEncoder:
+    return OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)
+
 
 def hand_feature_union(random_state: int) -> ColumnTransformer:
     """Hand features, imputed and scaled, plus target-encoded brand and one-hot category.
 
-    Target encoding is cross-fitted by sklearn, so a brand's own rows never leak its price.
+    For linear models: every column is finite and on a comparable scale.
     """
     numeric = make_pipeline(
-        HandFeatures(), SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
-    )
-    brand = make_pipeline(
-        BrandAndCategory(),
-        ColumnTransformer(
-            [
-                (
-                    "brand",
-                    TargetEncoder(cv=KFold(5, shuffle=True, random_state=random_state)),
-                    ["brand"],
-                )
-            ]
-        ),
-    )
-    category = make_pipeline(
-        BrandAndCategory(),
-        ColumnTransformer(
-            [("category", OneHotEncoder(handle_unknown="ignore", min_frequency=5), ["category"])]
-        ),
+        HandFeatures(),
+        # keep_empty_features: a source without ranks (raw curation drops them) keeps the shape.
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
     )
     return ColumnTransformer(
         [
             ("numeric", numeric, list(INPUT_COLUMNS)),
-            ("brand", brand, list(INPUT_COLUMNS)),
-            ("category", category, list(INPUT_COLUMNS)),
+            ("labels", brand_and_category_union(random_state), list(INPUT_COLUMNS)),
         ]
+    )
+
+
+def tree_feature_union(random_state: int) -> ColumnTransformer:
+    """Hand features as they are (trees split on raw values; XGBoost routes NaN itself)."""
+    return ColumnTransformer(
+        [
+            ("numeric", HandFeatures(), list(INPUT_COLUMNS)),
+            ("labels", brand_and_category_union(random_state), list(INPUT_COLUMNS)),
+        ]
+    )
+
+
+def brand_and_category_union(random_state: int) -> object:
+    return make_pipeline(
+        BrandAndCategory(),
+        ColumnTransformer(
+            [
+                ("brand", brand_encoder(random_state), ["brand"]),
+                ("category", category_encoder(), ["category"]),
+            ]
+        ),
     )
 
 
@@ -193,3 +326,28 @@ def text_vectorizer(
 def text_column(vectorizer: CountVectorizer) -> ColumnTransformer:
     """Apply a vectoriser to the ``text`` column of an item frame."""
     return ColumnTransformer([("text", vectorizer, "text")])
+
+
+class TextSVD(TransformerMixin, BaseEstimator):
+    """Truncated SVD that asks for at most (columns - 1) components.
+
+    A small training set can have fewer distinct words than the configured components; the
+    plain ``TruncatedSVD`` would refuse to fit it.
+    """
+
+    def __init__(self, n_components: int, random_state: int) -> None:
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X: object, y: object = None) -> TextSVD:
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X: object, y: object = None) -> np.ndarray:
+        n_components = max(1, min(self.n_components, X.shape[1] - 1))
+        self.svd_ = TruncatedSVD(n_components, random_state=self.random_state)
+        return self.svd_.fit_transform(X)
+
+    def transform(self, X: object) -> np.ndarray:
+        check_is_fitted(self, "svd_")
+        return self.svd_.transform(X)

@@ -1,4 +1,4 @@
-"""Linear regression on hand features: weight, size, sales rank, text length, brand, category."""
+"""Linear regression on hand features: weight, size, rank, units, pack size, brand, category."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pricer.models.pipeline import PipelinePricer
 
 
 class LinearPricer(PipelinePricer):
-    def __init__(self, alpha: float, log_target: bool, random_state: int) -> None:
+    def __init__(
+        self, alpha: float, price_weight_power: float, log_target: bool, random_state: int
+    ) -> None:
         self.alpha = alpha
+        self.price_weight_power = price_weight_power
         self.log_target = log_target
         self.random_state = random_state
 

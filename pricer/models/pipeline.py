@@ -6,30 +6,52 @@ import numpy as np
 import pandas as pd
 from sklearn.base import RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import Pricer, as_items
+
+
+def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
+    """Per-item training weights (1 + price)^power, scaled to average 1; None for power 0.
+
+    On the log scale an error of x costs about price * x dollars, so power 1 makes a log-scale
+    loss count errors the way mean absolute error in dollars does; 0 weighs every item alike.
+    """
+    if power == 0:
+        return None
+    if power < 0:
+        raise ValueError(f"price_weight_power must be >= 0, got {power}")
+    weights = (1.0 + np.asarray(prices, dtype=float)) ** power
+    return weights / weights.mean()
 
 
 class PipelinePricer(Pricer):
     """Fits ``make_pipeline()`` on items; with ``log_target`` it learns log(1 + price).
 
     Prices are spread over three orders of magnitude: on the log scale an error of $10 on a
-    $20 item weighs what it should, and predictions can never be negative.
+    $20 item weighs what it should, and predictions can never be negative. Families with a
+    ``price_weight_power`` setting pass ``price_weights`` to their final estimator.
     """
 
     log_target: bool
 
-    def make_pipeline(self) -> RegressorMixin:
+    def make_pipeline(self) -> Pipeline:
         raise NotImplementedError
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> PipelinePricer:
-        model = self.make_pipeline()
+        prices = np.asarray(y, dtype=float)
+        pipeline = self.make_pipeline()
+        fit_params = {}
+        weights = price_weights(prices, getattr(self, "price_weight_power", 0.0))
+        if weights is not None:
+            fit_params[f"{pipeline.steps[-1][0]}__sample_weight"] = weights
+        model: RegressorMixin = pipeline
         if self.log_target:
             model = TransformedTargetRegressor(
-                regressor=model, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+                regressor=pipeline, func=np.log1p, inverse_func=np.expm1, check_inverse=False
             )
-        self.model_ = model.fit(as_items(X), np.asarray(y, dtype=float))
+        self.model_ = model.fit(as_items(X), prices, **fit_params)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -1,18 +1,20 @@
 """Random forest on a dense view of the text (TF-IDF reduced by truncated SVD) plus hand features.
 
-Trees cannot use 20k sparse columns well; a few hundred SVD components keep the meaning of the
-text in a form a forest can split on.
+Trees cannot use 50k sparse columns well; a hundred SVD components keep the meaning of the text
+in a form a forest can split on. The hand features go in raw: scikit-learn's forests route
+missing values themselves. ``max_samples`` (rows per tree) and ``max_depth`` bound the fit time
+at 400k items.
 """
 
 from __future__ import annotations
 
 from sklearn.compose import ColumnTransformer
-from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import Pipeline
 
 from pricer.models.base import INPUT_COLUMNS
-from pricer.models.features import hand_feature_union, text_vectorizer
+from pricer.models.dense_text import dense_text_features
+from pricer.models.features import tree_feature_union
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -26,6 +28,7 @@ class RandomForestPricer(PipelinePricer):
         max_samples: float | None,
         text_max_features: int,
         svd_components: int,
+        price_weight_power: float,
         n_jobs: int,
         log_target: bool,
         random_state: int,
@@ -37,20 +40,27 @@ class RandomForestPricer(PipelinePricer):
         self.max_samples = max_samples
         self.text_max_features = text_max_features
         self.svd_components = svd_components
+        self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.log_target = log_target
         self.random_state = random_state
 
     def make_pipeline(self) -> Pipeline:
-        words = text_vectorizer("tfidf", self.text_max_features, 2, 2, True)
-        text = make_pipeline(
-            words, TruncatedSVD(self.svd_components, random_state=self.random_state)
+        text = dense_text_features(
+            max_features=self.text_max_features,
+            ngram_max=2,
+            min_df=2,
+            svd_components=self.svd_components,
+            stack_ridge_alpha=None,
+            stack_folds=0,
+            random_state=self.random_state,
         )
         features = ColumnTransformer(
             [
                 ("text", text, "text"),
-                ("hand", hand_feature_union(self.random_state), list(INPUT_COLUMNS)),
-            ]
+                ("hand", tree_feature_union(self.random_state), list(INPUT_COLUMNS)),
+            ],
+            sparse_threshold=0.0,
         )
         forest = RandomForestRegressor(
             n_estimators=self.n_estimators,

@@ -20,6 +20,7 @@ class TfidfRidgePricer(PipelinePricer):
         sublinear_tf: bool,
         alpha: float,
         hand_features: bool,
+        price_weight_power: float,
         log_target: bool,
         random_state: int,
     ) -> None:
@@ -29,6 +30,7 @@ class TfidfRidgePricer(PipelinePricer):
         self.sublinear_tf = sublinear_tf
         self.alpha = alpha
         self.hand_features = hand_features
+        self.price_weight_power = price_weight_power
         self.log_target = log_target
         self.random_state = random_state
 

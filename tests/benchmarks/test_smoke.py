@@ -1,0 +1,109 @@
+"""Every benchmark script runs end to end at a tiny size, so none of them rots.
+
+Figures are not checked (they depend on the machine); the shape of each report is, and the
+reports go to a temporary folder, never over the committed ones in benchmarks/results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import curation, leaderboard, llm, tracking_overhead, training
+
+
+def report(folder: Path, name: str) -> dict:
+    data = json.loads((folder / f"{name}.json").read_text())
+    assert data["machine"]["cores_logical"] >= 1 and data["machine"]["load_average_1_5_15"]
+    return data
+
+
+def test_curation(tmp_path: Path) -> None:
+    curation.main(["--sizes", "6000", "--num-proc", "1", "--results-dir", str(tmp_path)])
+    (run,) = report(tmp_path, "curation")["runs"]
+    assert run["ok"], run.get("stderr_tail")
+    assert run["n_records"] == 6000 and run["items"] + sum(run["rejections"].values()) == 6000
+    assert set(run["stage_seconds"]) == {"generate", "clean", "filter", "sample", "split", "save"}
+    assert run["tree_peak_rss_mib"] > 0 and run["child_peak_rss_mib"] > 0
+
+
+def test_training(tmp_path: Path) -> None:
+    training.main(
+        [
+            "--families",
+            "constant",
+            "linear",
+            "--sizes",
+            "300",
+            "--raw-records",
+            "4000",
+            "--max-per-slot",
+            "0",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    runs = report(tmp_path, "training")["runs"]
+    assert [run["family"] for run in runs] == ["constant", "linear"]
+    assert all(run["ok"] and run["fit_seconds"] >= 0 for run in runs), runs
+
+
+def test_llm(tmp_path: Path) -> None:
+    llm.main(
+        [
+            "--items",
+            "6",
+            "--latency",
+            "0.02",
+            "--burst",
+            "2",
+            "--retry-after",
+            "0.05",
+            "--records",
+            "4000",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    runs = report(tmp_path, "llm")["runs"]
+    assert [run["run"] for run in runs] == ["sequential", "configured", "configured + 429s"]
+    assert all(run["items_lost"] == 0 for run in runs)
+    assert runs[2]["retries"] >= 1 and runs[0]["max_in_flight"] == 1
+
+
+def test_tracking_overhead(tmp_path: Path) -> None:
+    tracking_overhead.main(
+        [
+            "--families",
+            "constant",
+            "--train-items",
+            "500",
+            "--records",
+            "4000",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    (run,) = report(tmp_path, "tracking_overhead")["runs"]
+    assert run["ok"], run.get("stderr_tail")
+    assert 0 < run["logging_seconds"] <= run["run_seconds"]
+    assert run["artifacts_mib"] > 0
+
+
+@pytest.mark.e2e
+def test_leaderboard(tmp_path: Path) -> None:
+    leaderboard.main(
+        [
+            "families=[constant]",
+            "data.n_records=3000",
+            "curation.split.test_size=100",
+            "eval.n_resamples=100",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    data = report(tmp_path, "leaderboard")
+    assert data["runs"][0]["ok"], data["runs"][0].get("stderr_tail")
+    assert [family["family"] for family in data["families"]] == ["constant"]
