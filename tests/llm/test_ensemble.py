@@ -39,6 +39,7 @@ def ridge() -> TfidfRidgePricer:
         sublinear_tf=True,
         alpha=1.0,
         hand_features=False,
+        price_weight_power=0.0,
         log_target=True,
         random_state=0,
     )
