@@ -1,9 +1,9 @@
 """Hand-made item features and the text vectorisers shared by the classical families.
 
 Features come from the details JSON (weight, dimensions, sales rank, brand, date, pack counts)
-and from the text (length, pack sizes, numbers with units such as "500W" or "2TB"). Extraction
-is vectorised with pandas string methods over the raw JSON text: parsing 400k JSON documents
-one by one would dominate training time.
+and from the text (length, pack sizes, numbers with units such as "500W" or "2TB"). Regular
+expressions run over the raw JSON text, vectorised on pyarrow's RE2 engine: parsing 400k JSON
+documents one by one (or pandas' ``str.extract``) would dominate training time.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import INPUT_COLUMNS, as_items
 
-# Patterns run on pyarrow's RE2 engine (named groups, no look-arounds): an order of magnitude
-# faster than pandas' ``str.extract`` over 400k listings.
+# RE2 patterns: named groups, no look-arounds.
 # A number in a dimensions string may carry its own unit mark, as in 10"D x 5"W x 3"H (the
 # inner quote is escaped in the raw JSON).
 _SIDE = r'(?P<side{}>[\d.]+)\s*(?:\\"\s*[A-Za-z]{{0,2}}\s*)?'
@@ -257,7 +256,10 @@ class BrandAndCategory(TransformerMixin, BaseEstimator):
 
 def brand_encoder(random_state: int) -> TargetEncoder:
     """Mean log price per brand, cross-fitted by sklearn so a brand's own rows never leak."""
-    return TargetEncoder(cv=KFold(5, shuffle=True, random_state=random_state))
+    return TargetEncoder(
+        target_type="continuous",  # never guessed: whole-dollar prices could look like classes
+        cv=KFold(5, shuffle=True, random_state=random_state),
+    )
 
 
 def category_encoder() -> OneHotEncoder:
@@ -293,7 +295,8 @@ def tree_feature_union(random_state: int) -> ColumnTransformer:
     )
 
 
-def brand_and_category_union(random_state: int) -> object:
+def brand_and_category_union(random_state: int) -> Pipeline:
+    """Items -> target-encoded brand and one-hot category."""
     return make_pipeline(
         BrandAndCategory(),
         ColumnTransformer(

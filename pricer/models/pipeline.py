@@ -39,9 +39,14 @@ class PipelinePricer(Pricer):
     def make_pipeline(self) -> Pipeline:
         raise NotImplementedError
 
+    def size_settings(self, n_items: int) -> dict[str, object]:
+        """Pipeline parameters that depend on the number of training items (none by default)."""
+        return {}
+
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> PipelinePricer:
         prices = np.asarray(y, dtype=float)
         pipeline = self.make_pipeline()
+        pipeline.set_params(**self.size_settings(len(prices)))
         fit_params = {}
         weights = price_weights(prices, getattr(self, "price_weight_power", 0.0))
         if weights is not None:

@@ -2,8 +2,8 @@
 
 Trees cannot use 50k sparse columns well; a hundred SVD components keep the meaning of the text
 in a form a forest can split on. The hand features go in raw: scikit-learn's forests route
-missing values themselves. ``max_samples`` (rows per tree) and ``max_depth`` bound the fit time
-at 400k items.
+missing values themselves. ``max_samples`` (rows per tree, a count or a share) bounds the fit
+time at 400k items.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class RandomForestPricer(PipelinePricer):
         max_depth: int | None,
         min_samples_leaf: int,
         max_features: float,
-        max_samples: float | None,
+        max_samples: int | float | None,
         text_max_features: int,
         svd_components: int,
         price_weight_power: float,
@@ -72,3 +72,9 @@ class RandomForestPricer(PipelinePricer):
             random_state=self.random_state,
         )
         return Pipeline([("features", features), ("forest", forest)])
+
+    def size_settings(self, n_items: int) -> dict[str, object]:
+        """A row count per tree above the training-set size means every row (a full bootstrap)."""
+        if isinstance(self.max_samples, int) and self.max_samples >= n_items:
+            return {"forest__max_samples": None}
+        return {}
