@@ -1,0 +1,154 @@
+"""Every classical family, built from its committed YAML, on small generated catalogues."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+
+from pricer.models.base import Pricer
+from pricer.models.features import TextSVD
+from pricer.models.pipeline import price_weights
+from pricer.models.stacking import OutOfFoldPrediction
+from pricer.paths import CONFIG_DIR
+
+FAMILIES = ("constant", "linear", "bow_linear", "tfidf_ridge", "svr", "random_forest", "xgboost")
+# Smaller ensembles keep the suite fast, one thread keeps it fast on a busy machine (threads
+# spinning for a core cost more than they give); everything else is the committed setting.
+FAST = {
+    "random_forest": {"n_estimators": 15, "n_jobs": 1},
+    "xgboost": {"n_estimators": 40, "n_jobs": 1},
+}
+
+# A made-up catalogue: the material sets the price level, the rest is noise words.
+MATERIAL_PRICE = {"plastic": 6.0, "bamboo": 15.0, "steel": 40.0, "brass": 90.0, "titanium": 300.0}
+PRODUCTS = ("hammer", "lamp", "kettle", "shelf", "clamp", "speaker", "bucket", "ladder")
+ADJECTIVES = ("handy", "compact", "classic", "rugged", "sleek", "sturdy", "bright", "quiet")
+BRANDS = ("Northwind", "Bluepeak", "Oakridge", "Tinker & Co")
+CATEGORIES = ("Tools_and_Home_Improvement", "Automotive", "Electronics")
+
+
+def catalogue(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    materials = rng.choice(list(MATERIAL_PRICE), n)
+    prices = np.array([MATERIAL_PRICE[m] for m in materials]) * rng.lognormal(0.0, 0.15, n)
+    rows = []
+    for material, price in zip(materials, prices, strict=True):
+        adjective, other = rng.choice(ADJECTIVES, 2, replace=False)
+        product = rng.choice(PRODUCTS)
+        title = f"{adjective.title()} {material.title()} {product.title()}"
+        text = (
+            f"{title}\nA {adjective} {product} made of {material}. "
+            f"It is {other} and easy to clean, a {product} for every home."
+        )
+        details = {
+            "Brand": str(rng.choice(BRANDS)),
+            "Item Weight": f"{price / 20 + rng.uniform(0.1, 1):.2f} pounds",
+            "Product Dimensions": f"{rng.integers(2, 30)} x {rng.integers(2, 20)} x 3 inches",
+        }
+        rows.append(
+            {
+                "title": title,
+                "text": text,
+                "category": str(rng.choice(CATEGORIES)),
+                "details": json.dumps(details),
+            }
+        )
+    return pd.DataFrame(rows), prices.round(2)
+
+
+@functools.cache  # composing takes a while; the configs are only read
+def family_config(family: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=[f"model={family}"]).model
+
+
+def build(family: str) -> Pricer:
+    return instantiate(family_config(family)).set_params(**FAST.get(family, {}))
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
+    train, train_prices = catalogue(160, seed=1)
+    test, test_prices = catalogue(60, seed=2)
+    return train, train_prices, test, test_prices
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_fits_without_warnings_and_prices_every_item(family: str, shop) -> None:
+    train, prices, test, _ = shop
+    pricer = build(family)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a FutureWarning today is a broken fit tomorrow
+        pricer.fit(train, prices)
+    for items in (test, test[["text"]], test.iloc[:1]):  # optional columns may be missing
+        predicted = pricer.predict(items)
+        assert predicted.shape == (len(items),)
+        assert np.isfinite(predicted).all()
+        assert (predicted >= 0).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_constructor_follows_the_sklearn_contract(family: str) -> None:
+    pricer_class = get_class(family_config(family)._target_)
+    parameters = inspect.signature(pricer_class.__init__).parameters
+    # The YAML is the single source of settings: no defaults hiding in the code.
+    assert all(p.default is inspect.Parameter.empty for p in parameters.values())
+    pricer = build(family)
+    twin = clone(pricer)
+    assert twin.get_params() == pricer.get_params()
+    assert set(pricer.get_params()) == set(parameters) - {"self"}
+    assert not [name for name in vars(pricer) if name.endswith("_")]  # unfitted: no state
+
+
+@pytest.mark.parametrize("family", ["tfidf_ridge", "svr", "xgboost", "random_forest"])
+def test_text_families_learn_what_the_words_say(family: str, shop) -> None:
+    train, prices, test, test_prices = shop
+    constant = build("constant").fit(train, prices)
+    learned = build(family).fit(train, prices)
+    constant_mae = np.abs(constant.predict(test) - test_prices).mean()
+    learned_mae = np.abs(learned.predict(test) - test_prices).mean()
+    assert learned_mae < 0.5 * constant_mae, (family, learned_mae, constant_mae)
+
+
+def test_price_weights_grow_with_price_and_average_one() -> None:
+    prices = np.array([0.0, 9.0, 99.0])
+    assert price_weights(prices, 0.0) is None
+    weights = price_weights(prices, 1.0)
+    np.testing.assert_allclose(weights, np.array([1.0, 10.0, 100.0]) / 37.0)
+    assert weights.mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="price_weight_power"):
+        price_weights(prices, -1.0)
+
+
+def test_out_of_fold_predictions_do_not_know_their_own_target() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 150))
+    y = rng.normal(size=200)  # pure noise: only memorisation could predict it
+    stacked = OutOfFoldPrediction(Ridge(alpha=0.1), n_folds=5, random_state=0)
+    out_of_fold = stacked.fit_transform(X, y).ravel()
+    in_sample = stacked.transform(X).ravel()
+    assert np.corrcoef(in_sample, y)[0, 1] > 0.7
+    assert abs(np.corrcoef(out_of_fold, y)[0, 1]) < 0.3
+
+
+def test_text_svd_fits_a_vocabulary_smaller_than_its_components() -> None:
+    X = np.random.default_rng(0).random((30, 8))
+    assert TextSVD(n_components=100, random_state=0).fit_transform(X).shape == (30, 7)
+
+
+def test_random_forest_row_count_per_tree_is_capped_by_the_training_set(shop) -> None:
+    train, prices, _, _ = shop
+    pricer = build("random_forest").set_params(max_samples=10**6, n_estimators=3)
+    pricer.fit(train, prices)
+    assert pricer.model_.regressor_.named_steps["forest"].max_samples is None
