@@ -22,10 +22,8 @@ from pricer.models.base import INPUT_COLUMNS, Pricer
 from pricer.tracking.data import log_data_inputs
 from pricer.tracking.evaluation import log_evaluation
 from pricer.tracking.model import log_pricer
-from pricer.tracking.run import log_config, tracked_run
+from pricer.tracking.run import FAMILY_TAG, log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
-
-FAMILY_TAG = "pricer.family"
 
 
 class TooManyFailures(RuntimeError):

@@ -6,9 +6,9 @@ defined by code rather than by a pickled Python object; only the fitted pricer i
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -20,7 +20,8 @@ class PricerModel(mlflow.pyfunc.PythonModel):
     """Items in (``text`` required; ``title``, ``category``, ``details`` optional), dollars out."""
 
     def load_context(self, context: Any) -> None:
-        self.pricer: Pricer = joblib.load(context.artifacts["pricer"])
+        with open(context.artifacts["pricer"], "rb") as file:
+            self.pricer: Pricer = pickle.load(file)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
         return np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)

@@ -34,10 +34,8 @@ from omegaconf import DictConfig
 
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
-from pricer.tracking.run import log_config, tracked_run
+from pricer.tracking.run import FAMILY_TAG, KIND_TAG, log_config, tracked_run
 
-FAMILY_TAG = "pricer.family"  # set by pricer.experiment on every training run
-KIND_TAG = "pricer.kind"
 PREDICTIONS_FILE = "evaluation/predictions.json"  # per-item table of every training run
 METRIC = "mae"  # ranks candidates; the paired test compares the per-item absolute errors
 DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description

@@ -22,6 +22,10 @@ _SECRET_KEY = re.compile(r"(api_?key|secret|password|token)$", re.IGNORECASE)
 REDACTED = "***"
 # Set by the sweep callback (pricer.tracking.sweep) in every process that runs a sweep trial:
 # the parent run to nest the trial's run under, and tags (JSON) that say which trial it is.
+# Tags that say what a run is; the registry and sweeps search runs by them.
+FAMILY_TAG = "pricer.family"  # the model family a run trained
+KIND_TAG = "pricer.kind"  # what else a run is: a "sweep" parent, a "promotion"
+
 SWEEP_PARENT_ENV = "PRICER_SWEEP_PARENT_RUN_ID"
 SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer.evaluation import objective_trace
 from pricer.tracking.run import (
+    KIND_TAG,
     MAX_PARAM_LENGTH,
     SWEEP_PARENT_ENV,
     SWEEP_TAGS_ENV,
@@ -43,7 +44,6 @@ from pricer.tracking.run import (
     redacted_config,
 )
 
-KIND_TAG = "pricer.kind"
 TRIAL_TAG = "pricer.sweep.trial"  # Hydra's job number of a trial
 OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
 BEST_RUN_TAG = "pricer.sweep.best_run_id"

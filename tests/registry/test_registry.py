@@ -19,7 +19,6 @@ from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.model import log_pricer
 from pricer.tracking.registry import (
     DESCRIPTION_LIMIT,
-    FAMILY_TAG,
     HISTORY_TITLE,
     PREDICTIONS_FILE,
     IncomparableChampion,
@@ -28,6 +27,7 @@ from pricer.tracking.registry import (
     compare,
     promote,
 )
+from pricer.tracking.run import FAMILY_TAG
 from tests.conftest import compose_config
 
 N = 200
