@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import shutil
 from collections.abc import Iterator
@@ -20,8 +22,11 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, fully migrated MLflow SQLite store (creating one takes seconds; copying, not)."""
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    folder = tmp_path_factory.mktemp("store")
+    path = folder / "mlflow.db"
+    # The Default experiment's artifact folder is fixed at creation, from the working directory.
+    with contextlib.chdir(folder):
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
 
 
@@ -29,18 +34,30 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tracking_uri(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Path
 ) -> Iterator[str]:
-    """A fresh SQLite store for this test, set the way users set it: the environment."""
+    """A fresh SQLite store for this test, set the way users set it: the environment.
+
+    A SQLite store puts artifacts under ./mlruns of the working directory; the project's
+    experiment is created here with its artifacts in ``tmp_path``, and in-process tests run
+    from ``tmp_path``, so no test writes into the checkout.
+    """
     shutil.copyfile(migrated_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
     mlflow.set_tracking_uri(uri)
     # An experiment chosen by an earlier test lives in another store: forget it.
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.create_experiment(project_experiment(), artifact_location=str(tmp_path / "artifacts"))
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+@functools.cache
+def project_experiment() -> str:
+    return str(compose_config("train").tracking.experiment)
 
 
 def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:

@@ -42,7 +42,6 @@ PRICER = ConstantPricer(statistic="mean").fit(EXAMPLE, np.array([50.0, 20.0]))
 
 @pytest.fixture
 def client(tracking_uri: str, tmp_path: Path) -> MlflowClient:
-    mlflow.create_experiment("pricer", artifact_location=str(tmp_path / "artifacts"))
     mlflow.set_experiment("pricer")
     return MlflowClient()
 

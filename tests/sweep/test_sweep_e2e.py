@@ -76,7 +76,6 @@ def test_grid_sweep_is_one_parent_with_a_child_per_trial(
 def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
     tracking_uri: str, tmp_path: Path, curation_cache: Path
 ) -> None:
-    mlflow.create_experiment("pricer", artifact_location=str(tmp_path / "artifacts"))
     overrides = [
         *SMALL,
         "hydra.sweeper.n_trials=2",
