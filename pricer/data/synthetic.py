@@ -24,14 +24,27 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 RAW_COLUMNS = (
-    "category", "main_category", "title", "description", "features", "details", "price",
-    "store", "average_rating", "rating_number", "categories", "parent_asin", "images",
-    "videos", "bought_together",
+    "category",
+    "main_category",
+    "title",
+    "description",
+    "features",
+    "details",
+    "price",
+    "store",
+    "average_rating",
+    "rating_number",
+    "categories",
+    "parent_asin",
+    "images",
+    "videos",
+    "bought_together",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -71,18 +84,23 @@ _SPECS: dict[str, _Spec] = {
     "battery_ah": _numeric("Capacity", (35, 50, 70, 100), 0.6, "{}Ah"),
     "storage_gb": _numeric("Memory Storage Capacity", (32, 64, 128, 256, 512), 0.45, "{}GB"),
     "phone_gb": _numeric("Memory Storage Capacity", (64, 128, 256, 512), 0.35, "{}GB"),
-    "ssd": _levels("Hard Disk Size", ("500GB", -0.45), ("1TB", -0.05), ("2TB", 0.3),
-                   ("4TB", 0.75)),
+    "ssd": _levels("Hard Disk Size", ("500GB", -0.45), ("1TB", -0.05), ("2TB", 0.3), ("4TB", 0.75)),
     "playtime_h": _numeric("Battery Life", (20, 30, 40, 60), 0.35, "{}H Playtime"),
     "audio_w": _numeric("Output Power", (10, 20, 40, 60, 100, 200), 0.4, "{}W"),
     "tv_in": _numeric("Screen Size", (32, 43, 50, 55, 65, 75), 1.6, "{} Inch"),
     "monitor_in": _numeric("Screen Size", (22, 24, 27, 32, 34), 1.3, "{} Inch"),
-    "resolution": _levels("Video Resolution", ("720p", -0.35), ("1080p", -0.05), ("2K", 0.2),
-                          ("4K", 0.5)),
+    "resolution": _levels(
+        "Video Resolution", ("720p", -0.35), ("1080p", -0.05), ("2K", 0.2), ("4K", 0.5)
+    ),
     "outlets": _numeric("Number of Outlets", (6, 8, 10, 12), 0.5, "{} Outlets"),
     "ports": _numeric("Number of Ports", (4, 6, 7, 10, 12), 0.5, "{} Port"),
-    "wifi": _levels("Wireless Standard", ("Wi-Fi 5", -0.35), ("Wi-Fi 6", 0.0),
-                    ("Wi-Fi 6E", 0.3), ("Wi-Fi 7", 0.7)),
+    "wifi": _levels(
+        "Wireless Standard",
+        ("Wi-Fi 5", -0.35),
+        ("Wi-Fi 6", 0.0),
+        ("Wi-Fi 6E", 0.3),
+        ("Wi-Fi 7", 0.7),
+    ),
     "tripod_in": _numeric("Maximum Height", (50, 60, 67, 72), 0.8, "{} Inch"),
     "laptop_in": _numeric("Screen Size", (13, 14, 15.6, 17), 0.5, "{} Inch"),
     "lumens": _numeric("Brightness", (3000, 5000, 8000, 12000), 0.45, "{} Lumens"),
@@ -91,8 +109,9 @@ _SPECS: dict[str, _Spec] = {
     "notebook_sheets": _numeric("Sheet Count", (70, 100, 150, 200), 0.4, "{} Sheets"),
     "shred_sheets": _numeric("Sheet Capacity", (6, 8, 12, 18, 24), 0.7, "{} Sheet"),
     "desk_in": _numeric("Width", (28, 32, 36, 42), 0.6, "{} Inch"),
-    "board": _levels("Size", ("24 x 36 Inch", -0.3), ("36 x 48 Inch", 0.05),
-                     ("48 x 72 Inch", 0.45)),
+    "board": _levels(
+        "Size", ("24 x 36 Inch", -0.3), ("36 x 48 Inch", 0.05), ("48 x 72 Inch", 0.45)
+    ),
     "ring_in": _numeric("Ring Size", (1, 1.5, 2, 3), 0.35, "{} Inch"),
     "volts": _numeric("Voltage", (12, 18, 20, 40, 60), 0.5, "{}V"),
     "blade_in": _numeric("Blade Size", (6.5, 7.25, 8.25, 10), 0.6, "{} Inch"),
@@ -126,16 +145,17 @@ _SPECS: dict[str, _Spec] = {
     "pints": _numeric("Capacity", (22, 35, 50, 70), 0.5, "{} Pint"),
     "washer_lb": _numeric("Capacity", (8, 12, 17, 22), 0.6, "{} lbs"),
     "bottles": _numeric("Capacity", (12, 18, 24, 32, 46), 0.7, "{} Bottle"),
-    "gauge": _levels("String Gauge", ("Extra Light", -0.05), ("Light", 0.0), ("Medium", 0.05),
-                     ("Heavy", 0.12)),
+    "gauge": _levels(
+        "String Gauge", ("Extra Light", -0.05), ("Light", 0.0), ("Medium", 0.05), ("Heavy", 0.12)
+    ),
     "picks": _numeric("Unit Count", (12, 24, 50, 100), 0.5, "{} Picks"),
-    "guitar_size": _levels("Size", ("1/2 Size", -0.5), ("3/4 Size", -0.25),
-                           ("Full Size", 0.15)),
+    "guitar_size": _levels("Size", ("1/2 Size", -0.5), ("3/4 Size", -0.25), ("Full Size", 0.15)),
     "amp_w": _numeric("Output Power", (10, 20, 40, 100), 0.55, "{} Watt"),
     "keys": _numeric("Number of Keys", (25, 37, 49, 61, 88), 0.8, "{}-Key"),
     "inputs": _numeric("Number of Inputs", (2, 4, 8), 0.7, "{} Input"),
-    "ukulele": _levels("Size", ("Soprano", -0.2), ("Concert", 0.0), ("Tenor", 0.15),
-                       ("Baritone", 0.25)),
+    "ukulele": _levels(
+        "Size", ("Soprano", -0.2), ("Concert", 0.0), ("Tenor", 0.15), ("Baritone", 0.25)
+    ),
 }
 
 # Product types per category: (name, typical price USD, typical weight lb, spec kind,
@@ -334,55 +354,110 @@ CATEGORIES = tuple(_PRODUCT_TYPES)
 
 # Per category: main_category display string, occasional alternatives, usage phrases.
 _CATEGORY_TEXT: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "Automotive": ("Automotive", ("Tools & Home Improvement", "Amazon Home"), (
-        "for Cars, Trucks & SUVs", "for Most Vehicles", "Universal Fit", "OEM Replacement")),
-    "Electronics": ("All Electronics", ("Computers", "Home Audio & Theater", "Camera & Photo"), (
-        "for Home and Office", "for PC, Laptop and TV", "for Gaming", "for Travel")),
-    "Office_Products": ("Office Products", ("Amazon Home", "Arts, Crafts & Sewing"), (
-        "for Home, School and Office", "for Teachers and Students", "for Business Use",
-        "for Desk Organization")),
-    "Tools_and_Home_Improvement": ("Tools & Home Improvement", ("Amazon Home", "Industrial & "
-        "Scientific"), ("for DIY and Professional Use", "for Home Repair", "for Contractors",
-        "for Garage and Workshop")),
-    "Cell_Phones_and_Accessories": ("Cell Phones & Accessories", ("All Electronics",), (
-        "for Smartphones", "Compatible with Most Phones", "for Android and iOS Devices",
-        "for Travel")),
-    "Toys_and_Games": ("Toys & Games", ("Amazon Home", "Sports & Outdoors"), (
-        "for Kids Ages 3+", "for Boys and Girls", "for Family Game Night",
-        "Birthday Gift for Kids")),
-    "Appliances": ("Appliances", ("Tools & Home Improvement", "Amazon Home"), (
-        "for Home Kitchen", "Energy Saving", "for Apartment and Dorm", "Replacement Part")),
-    "Musical_Instruments": ("Musical Instruments", ("All Electronics",), (
-        "for Beginners", "for Stage and Studio", "for Adults and Kids", "for Home Recording")),
+    "Automotive": (
+        "Automotive",
+        ("Tools & Home Improvement", "Amazon Home"),
+        ("for Cars, Trucks & SUVs", "for Most Vehicles", "Universal Fit", "OEM Replacement"),
+    ),
+    "Electronics": (
+        "All Electronics",
+        ("Computers", "Home Audio & Theater", "Camera & Photo"),
+        ("for Home and Office", "for PC, Laptop and TV", "for Gaming", "for Travel"),
+    ),
+    "Office_Products": (
+        "Office Products",
+        ("Amazon Home", "Arts, Crafts & Sewing"),
+        (
+            "for Home, School and Office",
+            "for Teachers and Students",
+            "for Business Use",
+            "for Desk Organization",
+        ),
+    ),
+    "Tools_and_Home_Improvement": (
+        "Tools & Home Improvement",
+        ("Amazon Home", "Industrial & Scientific"),
+        (
+            "for DIY and Professional Use",
+            "for Home Repair",
+            "for Contractors",
+            "for Garage and Workshop",
+        ),
+    ),
+    "Cell_Phones_and_Accessories": (
+        "Cell Phones & Accessories",
+        ("All Electronics",),
+        (
+            "for Smartphones",
+            "Compatible with Most Phones",
+            "for Android and iOS Devices",
+            "for Travel",
+        ),
+    ),
+    "Toys_and_Games": (
+        "Toys & Games",
+        ("Amazon Home", "Sports & Outdoors"),
+        (
+            "for Kids Ages 3+",
+            "for Boys and Girls",
+            "for Family Game Night",
+            "Birthday Gift for Kids",
+        ),
+    ),
+    "Appliances": (
+        "Appliances",
+        ("Tools & Home Improvement", "Amazon Home"),
+        ("for Home Kitchen", "Energy Saving", "for Apartment and Dorm", "Replacement Part"),
+    ),
+    "Musical_Instruments": (
+        "Musical Instruments",
+        ("All Electronics",),
+        ("for Beginners", "for Stage and Studio", "for Adults and Kids", "for Home Recording"),
+    ),
 }
 
 # Invented brands per category, by tier: budget, mid-range, premium.
 _BRANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "Automotive": (("Roadvex", "AutoKeen", "Carlyno", "Generic"),
-                   ("Motorvia", "Torqline", "Drivewell", "Pitcrest", "Axlebrook"),
-                   ("Brennhart", "Veltrano", "Ironsmith Motorworks")),
-    "Electronics": (("Voltix", "Zuneko", "Techby", "Generic"),
-                    ("Lumora", "Sonarix", "Pixelane", "Nexwave", "Audiova"),
-                    ("Halcyra", "Aurelix", "Strathmere Audio")),
-    "Office_Products": (("Deskly", "Papyro", "Inkwise", "Generic"),
-                        ("Officium", "Scriptora", "Ledgerly", "Clerkwell"),
-                        ("Montclair Studio", "Vellichor", "Archwood")),
-    "Tools_and_Home_Improvement": (("Handimax", "Boltra", "Fixwell", "Generic"),
-                                   ("Craftlane", "Ironvale", "Torquemax", "Buildrite",
-                                    "Workhaven"),
-                                   ("Kesslar Pro", "Obsidian Tool Works", "Falkenrath")),
-    "Cell_Phones_and_Accessories": (("Phonix", "Cellzy", "Chargo", "Generic"),
-                                    ("Vyrotek", "Connecta", "Aeroshell", "Gripwave"),
-                                    ("Zephyra", "Lumicell", "Orbitron Labs")),
-    "Toys_and_Games": (("Funzoo", "Playbit", "Kidora", "Generic"),
-                       ("Wonderkin", "Tumblebee", "Brickworth", "Giggleton"),
-                       ("Marvelle Toys", "Heirloom Hearth", "Kinderhaus")),
-    "Appliances": (("Coolbay", "Frostell", "Homiva", "Generic"),
-                   ("Kelvaire", "Chillworth", "Aquavance", "Thermalux"),
-                   ("Nordhaven", "Vantor Elite", "Belmonte Appliance")),
-    "Musical_Instruments": (("Tunely", "Strumz", "Melodix", "Generic"),
-                            ("Harmonis", "Cadenza", "Resonar", "Fretcraft"),
-                            ("Valkyrie Guitars", "Ostinato", "Ravenhill Audio")),
+    "Automotive": (
+        ("Roadvex", "AutoKeen", "Carlyno", "Generic"),
+        ("Motorvia", "Torqline", "Drivewell", "Pitcrest", "Axlebrook"),
+        ("Brennhart", "Veltrano", "Ironsmith Motorworks"),
+    ),
+    "Electronics": (
+        ("Voltix", "Zuneko", "Techby", "Generic"),
+        ("Lumora", "Sonarix", "Pixelane", "Nexwave", "Audiova"),
+        ("Halcyra", "Aurelix", "Strathmere Audio"),
+    ),
+    "Office_Products": (
+        ("Deskly", "Papyro", "Inkwise", "Generic"),
+        ("Officium", "Scriptora", "Ledgerly", "Clerkwell"),
+        ("Montclair Studio", "Vellichor", "Archwood"),
+    ),
+    "Tools_and_Home_Improvement": (
+        ("Handimax", "Boltra", "Fixwell", "Generic"),
+        ("Craftlane", "Ironvale", "Torquemax", "Buildrite", "Workhaven"),
+        ("Kesslar Pro", "Obsidian Tool Works", "Falkenrath"),
+    ),
+    "Cell_Phones_and_Accessories": (
+        ("Phonix", "Cellzy", "Chargo", "Generic"),
+        ("Vyrotek", "Connecta", "Aeroshell", "Gripwave"),
+        ("Zephyra", "Lumicell", "Orbitron Labs"),
+    ),
+    "Toys_and_Games": (
+        ("Funzoo", "Playbit", "Kidora", "Generic"),
+        ("Wonderkin", "Tumblebee", "Brickworth", "Giggleton"),
+        ("Marvelle Toys", "Heirloom Hearth", "Kinderhaus"),
+    ),
+    "Appliances": (
+        ("Coolbay", "Frostell", "Homiva", "Generic"),
+        ("Kelvaire", "Chillworth", "Aquavance", "Thermalux"),
+        ("Nordhaven", "Vantor Elite", "Belmonte Appliance"),
+    ),
+    "Musical_Instruments": (
+        ("Tunely", "Strumz", "Melodix", "Generic"),
+        ("Harmonis", "Cadenza", "Resonar", "Fretcraft"),
+        ("Valkyrie Guitars", "Ostinato", "Ravenhill Audio"),
+    ),
 }
 _TIER_PROBABILITY = (0.38, 0.44, 0.18)
 _TIER_EFFECT = (-0.45, 0.0, 0.55)
@@ -390,36 +465,105 @@ _SPEC_TIER_SLOPE = 0.3  # premium brands charge more per unit of spec: an intera
 _BRAND_OFFSET_SD = 0.12
 
 _MATERIALS: dict[str, tuple[tuple[str, float], ...]] = {
-    "Automotive": (("Rubber", -0.1), ("Plastic", -0.2), ("Steel", 0.05), ("Aluminum", 0.12),
-                   ("Stainless Steel", 0.2), ("Ceramic", 0.25), ("Carbon Fiber", 0.45)),
-    "Electronics": (("Plastic", -0.12), ("ABS", -0.08), ("Braided Nylon", 0.08),
-                    ("Aluminum", 0.2), ("Silicone", -0.05), ("Tempered Glass", 0.15)),
-    "Office_Products": (("Plastic", -0.15), ("Paper", -0.1), ("Cardboard", -0.2),
-                        ("Metal", 0.1), ("Bamboo", 0.15), ("Genuine Leather", 0.45)),
-    "Tools_and_Home_Improvement": (("Plastic", -0.2), ("Carbon Steel", 0.0),
-                                   ("Chrome Vanadium Steel", 0.15), ("Brass", 0.25),
-                                   ("Stainless Steel", 0.2), ("Zinc Alloy", -0.05)),
-    "Cell_Phones_and_Accessories": (("TPU", -0.15), ("Silicone", -0.1), ("Polycarbonate", 0.0),
-                                    ("Tempered Glass", 0.05), ("Aluminum", 0.2),
-                                    ("Genuine Leather", 0.4)),
-    "Toys_and_Games": (("Plastic", -0.1), ("Polyester", -0.05), ("Cardboard", -0.15),
-                       ("Wood", 0.2), ("ABS", 0.0), ("Organic Cotton", 0.3)),
-    "Appliances": (("Plastic", -0.2), ("Stainless Steel", 0.25), ("Aluminum", 0.05),
-                   ("Enamel", 0.0), ("Glass", 0.1)),
-    "Musical_Instruments": (("Plastic", -0.2), ("Nickel", -0.05), ("Nylon", -0.1),
-                            ("Mahogany", 0.3), ("Spruce", 0.25), ("Rosewood", 0.4),
-                            ("Metal", 0.05)),
+    "Automotive": (
+        ("Rubber", -0.1),
+        ("Plastic", -0.2),
+        ("Steel", 0.05),
+        ("Aluminum", 0.12),
+        ("Stainless Steel", 0.2),
+        ("Ceramic", 0.25),
+        ("Carbon Fiber", 0.45),
+    ),
+    "Electronics": (
+        ("Plastic", -0.12),
+        ("ABS", -0.08),
+        ("Braided Nylon", 0.08),
+        ("Aluminum", 0.2),
+        ("Silicone", -0.05),
+        ("Tempered Glass", 0.15),
+    ),
+    "Office_Products": (
+        ("Plastic", -0.15),
+        ("Paper", -0.1),
+        ("Cardboard", -0.2),
+        ("Metal", 0.1),
+        ("Bamboo", 0.15),
+        ("Genuine Leather", 0.45),
+    ),
+    "Tools_and_Home_Improvement": (
+        ("Plastic", -0.2),
+        ("Carbon Steel", 0.0),
+        ("Chrome Vanadium Steel", 0.15),
+        ("Brass", 0.25),
+        ("Stainless Steel", 0.2),
+        ("Zinc Alloy", -0.05),
+    ),
+    "Cell_Phones_and_Accessories": (
+        ("TPU", -0.15),
+        ("Silicone", -0.1),
+        ("Polycarbonate", 0.0),
+        ("Tempered Glass", 0.05),
+        ("Aluminum", 0.2),
+        ("Genuine Leather", 0.4),
+    ),
+    "Toys_and_Games": (
+        ("Plastic", -0.1),
+        ("Polyester", -0.05),
+        ("Cardboard", -0.15),
+        ("Wood", 0.2),
+        ("ABS", 0.0),
+        ("Organic Cotton", 0.3),
+    ),
+    "Appliances": (
+        ("Plastic", -0.2),
+        ("Stainless Steel", 0.25),
+        ("Aluminum", 0.05),
+        ("Enamel", 0.0),
+        ("Glass", 0.1),
+    ),
+    "Musical_Instruments": (
+        ("Plastic", -0.2),
+        ("Nickel", -0.05),
+        ("Nylon", -0.1),
+        ("Mahogany", 0.3),
+        ("Spruce", 0.25),
+        ("Rosewood", 0.4),
+        ("Metal", 0.05),
+    ),
 }
 # Title variants: (word, log-price effect, probability, written after the type name).
 # Kits weigh more in tools, where they include batteries and a charger.
-_VARIANTS = (("", 0.0, 0.42, False), ("Pro", 0.25, 0.08, True), ("Plus", 0.12, 0.06, True),
-             ("Lite", -0.2, 0.05, True), ("Max", 0.3, 0.04, True), ("Mini", -0.25, 0.05, False),
-             ("Kit", 0.4, 0.07, True), ("Deluxe Set", 0.45, 0.03, True),
-             ("2nd Gen", 0.1, 0.05, False), ("Heavy Duty", 0.2, 0.05, False),
-             ("Premium", 0.15, 0.05, False), ("Compact", -0.1, 0.05, False))
+_VARIANTS = (
+    ("", 0.0, 0.42, False),
+    ("Pro", 0.25, 0.08, True),
+    ("Plus", 0.12, 0.06, True),
+    ("Lite", -0.2, 0.05, True),
+    ("Max", 0.3, 0.04, True),
+    ("Mini", -0.25, 0.05, False),
+    ("Kit", 0.4, 0.07, True),
+    ("Deluxe Set", 0.45, 0.03, True),
+    ("2nd Gen", 0.1, 0.05, False),
+    ("Heavy Duty", 0.2, 0.05, False),
+    ("Premium", 0.15, 0.05, False),
+    ("Compact", -0.1, 0.05, False),
+)
 _KIT_EXTRA_IN_TOOLS = 0.35
-_COLORS = ("Black", "White", "Silver", "Gray", "Blue", "Red", "Green", "Pink", "Clear", "Navy",
-           "Beige", "Multicolor", "Matte Black", "Rose Gold")
+_COLORS = (
+    "Black",
+    "White",
+    "Silver",
+    "Gray",
+    "Blue",
+    "Red",
+    "Green",
+    "Pink",
+    "Clear",
+    "Navy",
+    "Beige",
+    "Multicolor",
+    "Matte Black",
+    "Rose Gold",
+)
 _PACK_SIZES = (2, 3, 4, 5, 6, 8, 10, 12, 20, 24)
 _PACK_PROBABILITY = (0.3, 0.1, 0.17, 0.05, 0.12, 0.06, 0.08, 0.06, 0.03, 0.03)
 _PACK_SHARE = 0.5  # of packable products sold as multi-packs
@@ -428,29 +572,58 @@ _PACK_PHRASES = ("(Pack of {})", "{}-Pack", "{} Pack", "Set of {}", "{} Count")
 _YEARS = np.arange(2006, 2024)
 _YEAR_EFFECT = 0.02  # newer listings are a little dearer
 _NOISE_DESCRIPTION_LINES = ("Product Description", "From the manufacturer", "About this item")
-_RESELLERS = ("BrightCart Supply", "Nova Trading Co", "HomeHub Direct", "Everyday Goods Depot",
-              "Bluefin Wholesale", "Maple Lane Outlet")
+_RESELLERS = (
+    "BrightCart Supply",
+    "Nova Trading Co",
+    "HomeHub Direct",
+    "Everyday Goods Depot",
+    "Bluefin Wholesale",
+    "Maple Lane Outlet",
+)
 _COMPANY_SUFFIXES = ("Inc.", "LLC", "Co., Ltd", "Corporation", "Group")
-_WARRANTIES = (("30-day money-back guarantee", "90-day warranty"),
-               ("1-year warranty", "18-month warranty"),
-               ("2-year warranty", "3-year limited warranty", "5-year warranty"))
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_WARRANTIES = (
+    ("30-day money-back guarantee", "90-day warranty"),
+    ("1-year warranty", "18-month warranty"),
+    ("2-year warranty", "3-year limited warranty", "5-year warranty"),
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 # Marketing filler: subjects x predicates give the shared sentence pool.
 _SUBJECTS = ("This item", "The design", "Each unit", "Our product")
 _PREDICATES = (
-    "is built to last through years of everyday use", "comes ready to use out of the box",
-    "is checked for quality before it leaves our facility", "makes a thoughtful gift",
-    "fits neatly into small spaces and tight storage areas", "is easy to wipe clean",
-    "offers great value without cutting corners", "pairs a modern look with practical function",
-    "was shaped by feedback from thousands of customers", "holds up in hot and cold weather",
-    "is light enough to carry anywhere", "sets up in minutes with no special tools",
-    "is backed by a friendly support team", "meets strict safety and quality standards",
-    "delivers reliable performance day after day", "keeps its finish after repeated use",
+    "is built to last through years of everyday use",
+    "comes ready to use out of the box",
+    "is checked for quality before it leaves our facility",
+    "makes a thoughtful gift",
+    "fits neatly into small spaces and tight storage areas",
+    "is easy to wipe clean",
+    "offers great value without cutting corners",
+    "pairs a modern look with practical function",
+    "was shaped by feedback from thousands of customers",
+    "holds up in hot and cold weather",
+    "is light enough to carry anywhere",
+    "sets up in minutes with no special tools",
+    "is backed by a friendly support team",
+    "meets strict safety and quality standards",
+    "delivers reliable performance day after day",
+    "keeps its finish after repeated use",
 )
 _GENERIC_SENTENCES = (
-    "Order with confidence.", "Satisfaction guaranteed or your money back.",
+    "Order with confidence.",
+    "Satisfaction guaranteed or your money back.",
     "Colors may vary slightly due to screen settings.",
     "The package includes everything you need to get started.",
     "Questions? Message us and we will reply within one business day.",
@@ -459,55 +632,75 @@ _CATEGORY_SENTENCES: dict[str, tuple[str, ...]] = {
     "Automotive": (
         "Check your vehicle make, model and year before ordering.",
         "Engineered to meet or exceed original equipment specifications.",
-        "Resists road salt, heat and vibration.", "Direct bolt-on installation in most vehicles.",
+        "Resists road salt, heat and vibration.",
+        "Direct bolt-on installation in most vehicles.",
         "A smart upgrade for daily drivers and weekend projects alike.",
-        "Keeps your car looking and running like new.", "Trusted by mechanics and DIY owners."),
+        "Keeps your car looking and running like new.",
+        "Trusted by mechanics and DIY owners.",
+    ),
     "Electronics": (
         "Enjoy crisp, clear signal with minimal interference.",
         "Works with most laptops, desktops, TVs and game consoles.",
         "An advanced chipset delivers fast, stable performance.",
-        "Plug and play, no drivers required.", "Low power draw keeps energy bills down.",
+        "Plug and play, no drivers required.",
+        "Low power draw keeps energy bills down.",
         "Built-in protection guards against overheating and short circuits.",
-        "A sleek finish blends into any entertainment setup."),
+        "A sleek finish blends into any entertainment setup.",
+    ),
     "Office_Products": (
-        "Keeps your desk tidy and your work organized.", "Writes smoothly with no smudging.",
+        "Keeps your desk tidy and your work organized.",
+        "Writes smoothly with no smudging.",
         "Ideal for classrooms, home offices and busy workplaces.",
         "Acid-free materials help documents last longer.",
         "Bright colors make sorting and labeling simple.",
-        "Quiet operation will not disturb coworkers.", "A refill-friendly design reduces waste."),
+        "Quiet operation will not disturb coworkers.",
+        "A refill-friendly design reduces waste.",
+    ),
     "Tools_and_Home_Improvement": (
         "An ergonomic grip reduces hand fatigue during long jobs.",
         "Hardened construction stands up to jobsite abuse.",
         "Perfect for remodeling, repairs and weekend projects.",
         "Precision machined for accurate, repeatable results.",
         "A rust-resistant finish gives a long service life.",
-        "A must-have addition to every toolbox.", "Compact size reaches into tight spaces."),
+        "A must-have addition to every toolbox.",
+        "Compact size reaches into tight spaces.",
+    ),
     "Cell_Phones_and_Accessories": (
         "Precise cutouts give full access to all ports and buttons.",
         "A smart chip protects your device from overcharging.",
         "A slim profile slips easily into pockets and bags.",
         "Raised edges help protect the screen and camera from drops.",
-        "Charges your device quickly and safely.", "Stay connected on the go.",
-        "Tested for thousands of bend and plug cycles."),
+        "Charges your device quickly and safely.",
+        "Stay connected on the go.",
+        "Tested for thousands of bend and plug cycles.",
+    ),
     "Toys_and_Games": (
         "Encourages creativity, imagination and problem solving.",
-        "Made with non-toxic, child-safe materials.", "Hours of fun for the whole family.",
+        "Made with non-toxic, child-safe materials.",
+        "Hours of fun for the whole family.",
         "A great birthday or holiday gift for boys and girls.",
         "Helps develop fine motor skills and hand-eye coordination.",
-        "Easy for little hands to grip.", "Adult supervision recommended for young children."),
+        "Easy for little hands to grip.",
+        "Adult supervision recommended for young children.",
+    ),
     "Appliances": (
         "An energy efficient design helps lower utility bills.",
         "Quiet operation suits kitchens, bedrooms and offices.",
-        "Replaces the original part with an exact fit.", "Simple controls make daily use easy.",
+        "Replaces the original part with an exact fit.",
+        "Simple controls make daily use easy.",
         "Adjustable settings let you choose the right mode.",
         "Fits standard cutouts and installs quickly.",
-        "Please confirm your appliance model number before purchase."),
+        "Please confirm your appliance model number before purchase.",
+    ),
     "Musical_Instruments": (
-        "Rich, warm tone with clear projection.", "Great for beginners and seasoned players.",
+        "Rich, warm tone with clear projection.",
+        "Great for beginners and seasoned players.",
         "Stays in tune longer, even with heavy playing.",
         "A low-noise design for clean studio recordings.",
-        "Comfortable to play for long sessions.", "A road-ready build for touring musicians.",
-        "Perfect for practice, lessons and live performance."),
+        "Comfortable to play for long sessions.",
+        "A road-ready build for touring musicians.",
+        "Perfect for practice, lessons and live performance.",
+    ),
 }
 _FILLER_BULLETS = (
     "EASY TO USE: Simple setup lets you get started in minutes, no experience needed.",
@@ -596,10 +789,16 @@ def _catalog() -> _Catalog:
 
     generic = tuple(f"{s} {p}." for s in _SUBJECTS for p in _PREDICATES) + _GENERIC_SENTENCES
     # Details are written as JSON text directly, which is exact only if nothing needs escaping.
-    detail_words = [*brand_names, *(row[6] for row in rows), *_COLORS, *_COMPANY_SUFFIXES,
-                    *(_CATEGORY_TEXT[c][0] for c in CATEGORIES), *_MONTHS,
-                    *(m for materials in _MATERIALS.values() for m, _ in materials),
-                    *(w for spec in specs for w in (spec.detail_key, *spec.labels))]
+    detail_words = [
+        *brand_names,
+        *(row[6] for row in rows),
+        *_COLORS,
+        *_COMPANY_SUFFIXES,
+        *(_CATEGORY_TEXT[c][0] for c in CATEGORIES),
+        *_MONTHS,
+        *(m for materials in _MATERIALS.values() for m, _ in materials),
+        *(w for spec in specs for w in (spec.detail_key, *spec.labels)),
+    ]
     unsafe = [word for word in detail_words if json.dumps(word) != f'"{word}"']
     if unsafe:
         raise ValueError(f"catalog words would need JSON escaping: {unsafe}")
@@ -658,9 +857,13 @@ def iter_raw_batches(
     """
     if n_records < 0 or batch_size < 1:
         raise ValueError(f"need n_records >= 0 and batch_size >= 1, got {n_records}, {batch_size}")
-    shares = {"missing_price_share": missing_price_share, "messy_price_share": messy_price_share,
-              "dollar_format_share": dollar_format_share, "junk_share": junk_share,
-              "duplicate_share": duplicate_share}
+    shares = {
+        "missing_price_share": missing_price_share,
+        "messy_price_share": messy_price_share,
+        "dollar_format_share": dollar_format_share,
+        "junk_share": junk_share,
+        "duplicate_share": duplicate_share,
+    }
     for name, share in shares.items():
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {share}")
@@ -673,37 +876,27 @@ def iter_raw_batches(
     if weights.sum() <= 0:
         raise ValueError("category_weights must have a positive total")
 
-    settings = _Settings(weights / weights.sum(), price_noise, min_price, max_price,
-                         missing_price_share, messy_price_share, dollar_format_share,
-                         junk_share, duplicate_share)
+    settings = _Settings(
+        weights / weights.sum(),
+        price_noise,
+        min_price,
+        max_price,
+        missing_price_share,
+        messy_price_share,
+        dollar_format_share,
+        junk_share,
+        duplicate_share,
+    )
     n_batches = -(-n_records // batch_size)
     for index, seed_sequence in enumerate(np.random.SeedSequence(seed).spawn(n_batches)):
         size = min(batch_size, n_records - index * batch_size)
         yield _generate_batch(np.random.default_rng(seed_sequence), size, settings)
 
 
-def generate_raw(
-    n_records: int,
-    seed: int,
-    batch_size: int,
-    *,
-    category_weights: Mapping[str, float],
-    price_noise: float,
-    min_price: float,
-    max_price: float,
-    missing_price_share: float,
-    messy_price_share: float,
-    dollar_format_share: float,
-    junk_share: float,
-    duplicate_share: float,
-) -> pd.DataFrame:
-    """All batches of :func:`iter_raw_batches` in one frame (index 0..n_records-1)."""
-    batches = list(iter_raw_batches(
-        n_records, seed, batch_size, category_weights=category_weights, price_noise=price_noise,
-        min_price=min_price, max_price=max_price, missing_price_share=missing_price_share,
-        messy_price_share=messy_price_share, dollar_format_share=dollar_format_share,
-        junk_share=junk_share, duplicate_share=duplicate_share,
-    ))
+def generate_raw(n_records: int, seed: int, batch_size: int, **generator: Any) -> pd.DataFrame:
+    """All batches of :func:`iter_raw_batches` (the same keyword arguments) in one frame,
+    indexed 0..n_records-1."""
+    batches = list(iter_raw_batches(n_records, seed, batch_size, **generator))
     if not batches:
         return pd.DataFrame({column: pd.Series(dtype=object) for column in RAW_COLUMNS})
     return pd.concat(batches, ignore_index=True)
@@ -782,32 +975,46 @@ def _draw_attributes(
     pack = np.where(is_pack, rng.choice(_PACK_SIZES, n, p=_PACK_PROBABILITY), 1)
     material = (rng.random(n) * cat.material_counts[category]).astype(np.int64)
     variant = rng.choice(len(_VARIANTS), n, p=[v[2] for v in _VARIANTS])
-    is_tool_kit = (np.array([v[0] == "Kit" for v in _VARIANTS])[variant]
-                   & (category == CATEGORIES.index("Tools_and_Home_Improvement")))
-    variant_effect = (np.array([v[1] for v in _VARIANTS])[variant]
-                      + _KIT_EXTRA_IN_TOOLS * is_tool_kit)
+    is_tool_kit = np.array([v[0] == "Kit" for v in _VARIANTS])[variant] & (
+        category == CATEGORIES.index("Tools_and_Home_Improvement")
+    )
+    variant_effect = (
+        np.array([v[1] for v in _VARIANTS])[variant] + _KIT_EXTRA_IN_TOOLS * is_tool_kit
+    )
     year_weights = np.linspace(1.0, 4.0, len(_YEARS))
     year = rng.choice(_YEARS, n, p=year_weights / year_weights.sum())
 
     log_price = (
-        cat.type_log_base[type_ids] + np.array(_TIER_EFFECT)[tier] + cat.brand_offsets[brand]
-        + spec_effect * (1.0 + _SPEC_TIER_SLOPE * (tier - 1)) + _PACK_ELASTICITY * np.log(pack)
-        + cat.material_effects[category, material] + variant_effect
-        + _YEAR_EFFECT * (year - 2016) + rng.normal(0.0, settings.price_noise, n)
+        cat.type_log_base[type_ids]
+        + np.array(_TIER_EFFECT)[tier]
+        + cat.brand_offsets[brand]
+        + spec_effect * (1.0 + _SPEC_TIER_SLOPE * (tier - 1))
+        + _PACK_ELASTICITY * np.log(pack)
+        + cat.material_effects[category, material]
+        + variant_effect
+        + _YEAR_EFFECT * (year - 2016)
+        + rng.normal(0.0, settings.price_noise, n)
     )
-    price = _retail_rounding(np.clip(np.exp(log_price), settings.min_price, settings.max_price),
-                             rng)
+    price = _retail_rounding(
+        np.clip(np.exp(log_price), settings.min_price, settings.max_price), rng
+    )
 
     # Numbers in the details: size follows spec and pack, popularity follows price and tier.
-    weight_lb = np.exp(cat.type_log_weight[type_ids] + 0.8 * spec_effect
-                       + 0.9 * np.log(pack) + rng.normal(0.0, 0.3, n))
+    weight_lb = np.exp(
+        cat.type_log_weight[type_ids]
+        + 0.8 * spec_effect
+        + 0.9 * np.log(pack)
+        + rng.normal(0.0, 0.3, n)
+    )
     volume_in3 = weight_lb * 27.7 / rng.uniform(0.08, 0.6, n)
     aspect_long, aspect_mid = rng.uniform(1.0, 3.0, n), rng.uniform(1.0, 2.0, n)
     depth = np.cbrt(volume_in3 / (aspect_long * aspect_mid**2))
-    rating_number = 1 + np.floor(np.exp(rng.normal(
-        2.8 + 0.35 * tier - 0.25 * (np.log(price) - np.log(30.0)), 1.6, n))).astype(np.int64)
-    sales_rank = np.maximum(1, np.exp(rng.normal(
-        12.0 - 0.7 * np.log1p(rating_number) + 0.2 * np.log(price), 1.0, n))).astype(np.int64)
+    rating_number = 1 + np.floor(
+        np.exp(rng.normal(2.8 + 0.35 * tier - 0.25 * (np.log(price) - np.log(30.0)), 1.6, n))
+    ).astype(np.int64)
+    sales_rank = np.maximum(
+        1, np.exp(rng.normal(12.0 - 0.7 * np.log1p(rating_number) + 0.2 * np.log(price), 1.0, n))
+    ).astype(np.int64)
 
     # Text choices. Small ints (percent coin flips, pool indices) keep ``tolist`` cheap:
     # CPython caches ints below 257.
@@ -815,10 +1022,22 @@ def _draw_attributes(
     bullet_pool_size = np.array([len(p) for p in cat.bullet_pools])[category]
     junk = rng.random(n) < settings.junk_share
     return {
-        "type_ids": type_ids, "category": category, "tier": tier, "brand": brand, "spec": spec,
-        "level": level, "pack": pack, "material": material, "variant": variant, "year": year,
-        "price": price, "weight_lb": weight_lb, "depth": depth, "width": depth * aspect_mid,
-        "length": depth * aspect_mid * aspect_long, "sales_rank": sales_rank,
+        "type_ids": type_ids,
+        "category": category,
+        "tier": tier,
+        "brand": brand,
+        "spec": spec,
+        "level": level,
+        "pack": pack,
+        "material": material,
+        "variant": variant,
+        "year": year,
+        "price": price,
+        "weight_lb": weight_lb,
+        "depth": depth,
+        "width": depth * aspect_mid,
+        "length": depth * aspect_mid * aspect_long,
+        "sales_rank": sales_rank,
         "sub_rank": np.maximum(1, sales_rank // rng.integers(15, 400, n)),
         "rating_number": rating_number,
         "average_rating": np.clip(np.round(rng.normal(4.15 + 0.12 * tier, 0.45, n), 1), 1, 5),
@@ -843,8 +1062,11 @@ def _draw_attributes(
 
 def _retail_rounding(price: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Snap to shop-like endings (.99, .95, .49, .00 ...); cents stay as drawn below $1."""
-    endings = rng.choice([0.99, 0.95, 0.49, 0.0, 0.97, 0.89, 0.5, 0.79], len(price),
-                         p=[0.45, 0.12, 0.1, 0.1, 0.08, 0.06, 0.05, 0.04])
+    endings = rng.choice(
+        [0.99, 0.95, 0.49, 0.0, 0.97, 0.89, 0.5, 0.79],
+        len(price),
+        p=[0.45, 0.12, 0.1, 0.1, 0.08, 0.06, 0.05, 0.04],
+    )
     dollars = np.floor(price)
     return np.where(dollars >= 1, dollars + endings, np.maximum(np.round(price, 2), 0.01))
 
@@ -911,33 +1133,95 @@ def _assemble_text(cat: _Catalog, d: dict[str, np.ndarray]) -> dict[str, list]:
     uses = cat.use_table[category, d["use"]].tolist()
     prefixes = _lookup(cat.brand_prefixes, d["brand"])
     rows = zip(
-        category.tolist(), names, brands, prefixes, spec_keys, spec_labels, materials,
-        variants, variant_after, colors, uses, d["level"].tolist(), d["pack"].tolist(),
-        d["model_digits"].tolist(), d["model_suffix"].tolist(), d["title_template"].tolist(),
-        d["n_features"].tolist(), d["bullet_ids"].tolist(), d["n_paragraphs"].tolist(),
-        d["paragraph_sentences"].tolist(), d["sentence_ids"].tolist(),
-        d["warranty_level"].tolist(), d["flags"].tolist(), d["junk"].tolist(),
-        d["empty_title"].tolist(), d["price_kind"].tolist(), d["price"].tolist(),
-        _lookup(cat.type_departments, d["type_ids"]), strict=True,
+        category.tolist(),
+        names,
+        brands,
+        prefixes,
+        spec_keys,
+        spec_labels,
+        materials,
+        variants,
+        variant_after,
+        colors,
+        uses,
+        d["level"].tolist(),
+        d["pack"].tolist(),
+        d["model_digits"].tolist(),
+        d["model_suffix"].tolist(),
+        d["title_template"].tolist(),
+        d["n_features"].tolist(),
+        d["bullet_ids"].tolist(),
+        d["n_paragraphs"].tolist(),
+        d["paragraph_sentences"].tolist(),
+        d["sentence_ids"].tolist(),
+        d["warranty_level"].tolist(),
+        d["flags"].tolist(),
+        d["junk"].tolist(),
+        d["empty_title"].tolist(),
+        d["price_kind"].tolist(),
+        d["price"].tolist(),
+        _lookup(cat.type_departments, d["type_ids"]),
+        strict=True,
     )
-    out: dict[str, list] = {c: [] for c in ("category", "main_category", "title", "description",
-                                             "features", "price", "store", "categories",
-                                             "model_number")}
-    for (c, name, brand, prefix, spec_key, spec_label, material, variant, variant_after, color,
-         use, level, pack, model_digits, model_suffix, template, n_features, bullet_ids,
-         n_paragraphs, paragraph_sentences, sentence_ids, warranty_level, flag, junk, empty_title,
-         price_kind, price, department) in rows:
+    out: dict[str, list] = {
+        c: []
+        for c in (
+            "category",
+            "main_category",
+            "title",
+            "description",
+            "features",
+            "price",
+            "store",
+            "categories",
+            "model_number",
+        )
+    }
+    for (
+        c,
+        name,
+        brand,
+        prefix,
+        spec_key,
+        spec_label,
+        material,
+        variant,
+        variant_after,
+        color,
+        use,
+        level,
+        pack,
+        model_digits,
+        model_suffix,
+        template,
+        n_features,
+        bullet_ids,
+        n_paragraphs,
+        paragraph_sentences,
+        sentence_ids,
+        warranty_level,
+        flag,
+        junk,
+        empty_title,
+        price_kind,
+        price,
+        department,
+    ) in rows:
         display, alternatives, _ = _CATEGORY_TEXT[CATEGORIES[c]]
         # Part-number-like model: the first digit follows the spec level, as real ones often do.
         model = f"{prefix}-{level + 1}{model_digits:03d}{model_suffix}"
         out["model_number"].append(model)
 
         # Title: brand + type + key spec + variant, in one of a few listing styles.
-        core = (name if not variant else f"{name} {variant}" if variant_after
-                else f"{variant} {name}")
+        core = (
+            name if not variant else f"{name} {variant}" if variant_after else f"{variant} {name}"
+        )
         if template == 0:
-            parts = (f"{brand} {spec_label} {core}" if spec_label else f"{brand} {core}",
-                     material, color)
+            parts = (
+                f"{brand} {spec_label} {core}" if spec_label else f"{brand} {core}",
+                material,
+                color,
+            )
         elif template == 1:
             parts = (f"{brand} {core}", spec_label, use)
         elif template == 2:  # no brand in the title: it is only in the details
@@ -959,17 +1243,24 @@ def _assemble_text(cat: _Catalog, d: dict[str, np.ndarray]) -> dict[str, list]:
         if spec_label and flag[2] < 80:
             bullets.append(
                 f"{spec_key.upper()}: {spec_label} {name.lower()} to handle more of your "
-                "everyday needs." if flag[3] < 50
-                else f"The {spec_label} {spec_key.lower()} suits most setups, {use.lower()}.")
+                "everyday needs."
+                if flag[3] < 50
+                else f"The {spec_label} {spec_key.lower()} suits most setups, {use.lower()}."
+            )
         if flag[4] < 55:
-            bullets.append(f"{material.upper()} BUILD: Made from high-grade {material.lower()} "
-                           "for strength and longevity.")
+            bullets.append(
+                f"{material.upper()} BUILD: Made from high-grade {material.lower()} "
+                "for strength and longevity."
+            )
         if pack > 1 and flag[5] < 70:
-            bullets.append(f"VALUE PACK: Includes {pack} {name.lower()} units so you always "
-                           "have a spare.")
+            bullets.append(
+                f"VALUE PACK: Includes {pack} {name.lower()} units so you always have a spare."
+            )
         if variant == "Kit":
-            bullets.append("COMPLETE KIT: Includes accessories, a carrying case and everything "
-                           "needed to start.")
+            bullets.append(
+                "COMPLETE KIT: Includes accessories, a carrying case and everything "
+                "needed to start."
+            )
         if flag[6] < 50:
             warranty = _WARRANTIES[warranty_level]
             bullets.append(f"WARRANTY: {warranty[flag[7] % len(warranty)]} from {brand}.")
@@ -988,13 +1279,15 @@ def _assemble_text(cat: _Catalog, d: dict[str, np.ndarray]) -> dict[str, list]:
         paragraphs = []
         start = 0
         for length in paragraph_sentences[:n_paragraphs]:
-            ids = dict.fromkeys(sentence_ids[start:start + length])  # no repeated sentence
+            ids = dict.fromkeys(sentence_ids[start : start + length])  # no repeated sentence
             start += length
             paragraph = " ".join(pool[s] for s in ids)
             if not paragraphs and flag[9] < 60:
                 spec_words = f"{spec_label} {spec_key.lower()}, " if spec_label else ""
-                paragraph = (f"Meet the {brand} {core}: {spec_words}{material.lower()} "
-                             f"construction and a {color.lower()} finish. {paragraph}")
+                paragraph = (
+                    f"Meet the {brand} {core}: {spec_words}{material.lower()} "
+                    f"construction and a {color.lower()} finish. {paragraph}"
+                )
             paragraphs.append(paragraph)
         if paragraphs and flag[10] < 8:
             paragraphs.insert(0, _NOISE_DESCRIPTION_LINES[flag[11] % 3])
@@ -1004,20 +1297,27 @@ def _assemble_text(cat: _Catalog, d: dict[str, np.ndarray]) -> dict[str, list]:
             title = "" if empty_title else name
         out["category"].append(CATEGORIES[c])
         out["main_category"].append(
-            alternatives[flag[12] % len(alternatives)] if flag[13] < 12 else display)
+            alternatives[flag[12] % len(alternatives)] if flag[13] < 12 else display
+        )
         out["title"].append(title)
         out["description"].append(paragraphs)
         out["features"].append(bullets)
         out["price"].append(_price_string(price_kind, price, flag[14]))
         store = flag[15]
-        out["store"].append(brand if store < 72 else f"{brand} Direct" if store < 84
-                            else _RESELLERS[store % len(_RESELLERS)] if store < 95 else "")
+        out["store"].append(
+            brand
+            if store < 72
+            else f"{brand} Direct"
+            if store < 84
+            else _RESELLERS[store % len(_RESELLERS)]
+            if store < 95
+            else ""
+        )
         out["categories"].append([] if flag[16] < 20 else [display, department, name])
     return out
 
 
-def _details_column(cat: _Catalog, d: dict[str, np.ndarray], model_numbers: list[str]
-                    ) -> list[str]:
+def _details_column(cat: _Catalog, d: dict[str, np.ndarray], model_numbers: list[str]) -> list[str]:
     """The ``details`` JSON strings; which keys appear varies from record to record.
 
     Written as JSON text directly (twice as fast as ``json.dumps``): the catalog is checked to
@@ -1026,18 +1326,47 @@ def _details_column(cat: _Catalog, d: dict[str, np.ndarray], model_numbers: list
     """
     category = d["category"]
     rows = zip(
-        _lookup(cat.brand_names, d["brand"]), _lookup(cat.type_departments, d["type_ids"]),
-        _lookup(cat.category_displays, category), _lookup(cat.spec_keys, d["spec"]),
+        _lookup(cat.brand_names, d["brand"]),
+        _lookup(cat.type_departments, d["type_ids"]),
+        _lookup(cat.category_displays, category),
+        _lookup(cat.spec_keys, d["spec"]),
         cat.spec_label_table[d["spec"], d["level"]].tolist(),
-        cat.material_table[category, d["material"]].tolist(), _lookup(_COLORS, d["color"]),
-        model_numbers, d["pack"].tolist(), d["year"].tolist(), d["weight_lb"].tolist(),
-        d["length"].tolist(), d["width"].tolist(), d["depth"].tolist(),
-        d["sales_rank"].tolist(), d["sub_rank"].tolist(), d["detail_flags"].tolist(),
-        d["junk"].tolist(), strict=True,
+        cat.material_table[category, d["material"]].tolist(),
+        _lookup(_COLORS, d["color"]),
+        model_numbers,
+        d["pack"].tolist(),
+        d["year"].tolist(),
+        d["weight_lb"].tolist(),
+        d["length"].tolist(),
+        d["width"].tolist(),
+        d["depth"].tolist(),
+        d["sales_rank"].tolist(),
+        d["sub_rank"].tolist(),
+        d["detail_flags"].tolist(),
+        d["junk"].tolist(),
+        strict=True,
     )
     column = []
-    for (brand, department, display, spec_key, spec_label, material, color, model, pack, year,
-         weight, length, width, depth, rank, sub_rank, keep, junk) in rows:
+    for (
+        brand,
+        department,
+        display,
+        spec_key,
+        spec_label,
+        material,
+        color,
+        model,
+        pack,
+        year,
+        weight,
+        length,
+        width,
+        depth,
+        rank,
+        sub_rank,
+        keep,
+        junk,
+    ) in rows:
         if junk:
             column.append(f'{{"Brand": "{brand}"}}')
             continue
@@ -1046,9 +1375,13 @@ def _details_column(cat: _Catalog, d: dict[str, np.ndarray], model_numbers: list
             key = "Product Dimensions" if keep[1] < 70 else "Package Dimensions"
             parts.append(f'"{key}": "{length:.1f} x {width:.1f} x {depth:.1f} inches"')
         if keep[2] < 75:
-            weight_text = (f"{weight * 16:.1f} ounces" if weight < 1
-                           else f"{weight:.2f} pounds" if keep[3] < 85
-                           else f"{weight * 0.4536:.2f} Kilograms")
+            weight_text = (
+                f"{weight * 16:.1f} ounces"
+                if weight < 1
+                else f"{weight:.2f} pounds"
+                if keep[3] < 85
+                else f"{weight * 0.4536:.2f} Kilograms"
+            )
             parts.append(f'"Item Weight": "{weight_text}"')
         if keep[4] < 50:
             maker = brand if keep[5] < 60 else f"{brand} {_COMPANY_SUFFIXES[keep[5] % 5]}"
@@ -1058,12 +1391,14 @@ def _details_column(cat: _Catalog, d: dict[str, np.ndarray], model_numbers: list
         if keep[7] < 50:
             parts.append(
                 f'"Best Sellers Rank": {{"{display}": {rank}, "{department}": {sub_rank}}}'
-                if keep[8] < 60 else
-                f'"Best Sellers Rank": "#{rank:,} in {display} (See Top 100 in {display}) '
-                f'#{sub_rank:,} in {department}"')
+                if keep[8] < 60
+                else f'"Best Sellers Rank": "#{rank:,} in {display} (See Top 100 in {display}) '
+                f'#{sub_rank:,} in {department}"'
+            )
         if keep[9] < 80:
-            parts.append(f'"Date First Available": "{_MONTHS[keep[10] % 12]} '
-                         f'{keep[11] % 28 + 1}, {year}"')
+            parts.append(
+                f'"Date First Available": "{_MONTHS[keep[10] % 12]} {keep[11] % 28 + 1}, {year}"'
+            )
         if keep[12] < 95:
             parts.append(f'"Brand": "{brand}"')
         if spec_label and keep[13] < 85:

@@ -20,8 +20,14 @@ from pricer.data.synthetic import RAW_COLUMNS, generate_raw, iter_raw_batches
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 CATEGORIES = {
-    "Automotive", "Electronics", "Office_Products", "Tools_and_Home_Improvement",
-    "Cell_Phones_and_Accessories", "Toys_and_Games", "Appliances", "Musical_Instruments",
+    "Automotive",
+    "Electronics",
+    "Office_Products",
+    "Tools_and_Home_Improvement",
+    "Cell_Phones_and_Accessories",
+    "Toys_and_Games",
+    "Appliances",
+    "Musical_Instruments",
 }
 N_SAMPLE = 20_000
 
@@ -49,14 +55,15 @@ def parse_price(text: str) -> float:
 
 
 def test_config_keys_are_exactly_the_generator_keyword_arguments(config: Any) -> None:
-    for function in (iter_raw_batches, generate_raw):
-        keyword_only = {
-            name: parameter for name, parameter in inspect.signature(function).parameters.items()
-            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        }
-        assert set(keyword_only) == set(config.generator)
-        # The YAML is the single source of settings: no defaults hidden in code.
-        assert all(p.default is inspect.Parameter.empty for p in keyword_only.values())
+    # generate_raw passes its keyword arguments on to iter_raw_batches.
+    keyword_only = {
+        name: parameter
+        for name, parameter in inspect.signature(iter_raw_batches).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert set(keyword_only) == set(config.generator)
+    # The YAML is the single source of settings: no defaults hidden in code.
+    assert all(p.default is inspect.Parameter.empty for p in keyword_only.values())
     assert config.source == "synthetic"
 
 
@@ -87,9 +94,11 @@ def test_schema_and_column_types(raw: pd.DataFrame) -> None:
     for column in ("main_category", "title", "price", "store", "parent_asin", "details"):
         assert raw[column].map(lambda value: isinstance(value, str)).all(), column
     for column in ("description", "features", "categories"):
-        assert raw[column].map(
-            lambda value: isinstance(value, list) and all(isinstance(x, str) for x in value)
-        ).all(), column
+        assert (
+            raw[column]
+            .map(lambda value: isinstance(value, list) and all(isinstance(x, str) for x in value))
+            .all()
+        ), column
     details = raw["details"].map(json.loads)
     assert details.map(lambda value: isinstance(value, dict)).all()
     # Written as JSON text directly, so it must match what json.dumps would write.
@@ -113,7 +122,8 @@ def test_category_volumes_are_skewed_like_amazon(raw: pd.DataFrame) -> None:
     # Many product types per category: the leaf of ``categories`` names the type.
     leaves = raw.loc[raw["categories"].map(len) == 3]
     types_per_category = leaves.groupby("category")["categories"].agg(
-        lambda paths: len({path[-1] for path in paths}))
+        lambda paths: len({path[-1] for path in paths})
+    )
     assert types_per_category.min() >= 12
     assert types_per_category.sum() >= 120
 
@@ -152,8 +162,15 @@ def test_parsed_prices_have_a_realistic_distribution(raw: pd.DataFrame) -> None:
 def test_price_is_learnable_from_text_but_not_exactly(raw: pd.DataFrame) -> None:
     prices = raw["price"].map(parse_price)
     usable = raw[prices.between(0.5, 999.0) & (raw["title"] != "")].head(5_000)
-    text = (usable["title"] + " " + usable["description"].str.join(" ") + " "
-            + usable["features"].str.join(" ") + " " + usable["details"])
+    text = (
+        usable["title"]
+        + " "
+        + usable["description"].str.join(" ")
+        + " "
+        + usable["features"].str.join(" ")
+        + " "
+        + usable["details"]
+    )
     log_price = np.log(prices[usable.index].to_numpy())
     n_train = 4_000
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
