@@ -4,12 +4,13 @@
     python -m benchmarks.curation --sizes 1000000 --num-proc 1 2
 
 Each size runs in a fresh process (peak memory is that process tree's: the parent plus its
-cleaning workers), with the real config (``conf/curate.yaml``, ``data=synthetic``) and the
-split capped at the course's 400,000 training items. Stages, as ``dataset.load_curated`` runs
-them: generate (the generator, in the parent), clean (price parsing and text cleaning) and
-filter (dropping rejected records) in the worker processes, then balanced sample, split and
-save (Parquet). Generation overlaps cleaning, so stage seconds add up to more than the wall
-time when ``num_proc`` > 1; records/s per stage are per process.
+cleaning workers), with the real config: ``conf/curate.yaml`` with ``experiment=course_scale``
+(the synthetic catalogue, split capped at the course's 400,000 training items), the number of
+raw records set per size. Stages, as ``dataset.build_from_raw`` runs them: generate (the
+generator, in the parent), clean (price parsing and text cleaning) and filter (dropping
+rejected records) in the worker processes, then balanced sample, split and save (Parquet).
+Generation overlaps cleaning, so stage seconds add up to more than the wall time when
+``num_proc`` > 1; records/s per stage are per process.
 
 Target (issue 5): 2.8M raw records to a 400k/2k split in at most 5 minutes, peak memory under
 6 GB, on 2 cores.
@@ -17,7 +18,6 @@ Target (issue 5): 2.8M raw records to a 400k/2k split in at most 5 minutes, peak
 
 from __future__ import annotations
 
-import gc
 import sys
 import tempfile
 from pathlib import Path
@@ -36,94 +36,66 @@ from benchmarks.common import (
 )
 
 DEFAULT_SIZES = (100_000, 1_000_000, 2_800_000)
-TRAIN_ITEMS = 400_000
 TARGET_SECONDS = 300.0
 TARGET_PEAK_GIB = 6.0
 
 
 def run_child(n_records: int, num_proc: int, answer: str | None) -> None:
     """One curation, stage by stage, in this (fresh) process; figures to ``answer``."""
-    import psutil
-
-    from pricer.data import curation, sources
-    from pricer.data.dataset import CuratedData, CurationReport, save_curated
-    from pricer.data.items import CleaningSettings
+    from pricer.data.dataset import build_from_raw, save_curated
+    from pricer.data.sources import StageTimes
 
     cfg = compose(
         "curate",
         [
+            "experiment=course_scale",
             f"data.n_records={n_records}",
             f"data.num_proc={num_proc}",
-            f"curation.split.train_size={TRAIN_ITEMS}",
             "curation.cache_dir=null",
         ],
     )
-    cleaning = CleaningSettings.from_config(cfg.curation["items"])
-    times = sources.StageTimes()
-    with timed() as load:
-        items, rejections, n_raw = sources.load_synthetic(cfg.data, cleaning, times=times)
-    gc.collect()
-    rss_after_load = psutil.Process().memory_info().rss
-    items_mib, n_items = items.memory_usage(deep=True).sum() / 2**20, len(items)
-    population = items[["price", "category"]].copy()
-    with timed() as sample:
-        sampled = curation.balanced_sample(
-            items, curation.SampleSettings.from_config(cfg.curation["sample"])
-        )
-    del items  # as dataset.load_curated does: the accepted items' text is not needed any more
-    with timed() as split:
-        train, test = curation.split_items(
-            sampled, curation.SplitSettings.from_config(cfg.curation["split"])
-        )
-    report = CurationReport(
-        source="synthetic",
-        raw_records=n_raw,
-        rejections=rejections,
-        items=n_items,
-        sampled=len(sampled),
-        train=len(train),
-        test=len(test),
-    )
+    times = StageTimes()
+    with timed() as build:
+        curated = build_from_raw(cfg.data, cfg.curation, times)
+    report = curated.report
     with tempfile.TemporaryDirectory(prefix="pricer-bench-curated-") as folder, timed() as save:
         target = Path(folder) / "split"
-        save_curated(CuratedData(train, test, population, report), target)
+        save_curated(curated, target)
         saved_mib = sum(path.stat().st_size for path in target.iterdir()) / 2**20
     stage_seconds = {
         "generate": times.generate,
         "clean": times.clean,
         "filter": times.filter,
-        "sample": sample.wall,
-        "split": split.wall,
+        "sample": times.sample,
+        "split": times.split,
         "save": save.wall,
     }
     stage_records = {
-        "generate": n_raw,
-        "clean": n_raw,
-        "filter": n_raw,
-        "sample": n_items,
-        "split": len(sampled),
-        "save": len(train) + len(test),
+        "generate": report.raw_records,
+        "clean": report.raw_records,
+        "filter": report.raw_records,
+        "sample": report.items,
+        "split": report.sampled,
+        "save": report.train + report.test,
     }
     write_answer(
         answer,
         {
-            "n_records": n_raw,
+            "n_records": report.raw_records,
             "num_proc": times.processes,
-            "items": n_items,
-            "sampled": len(sampled),
-            "train": len(train),
-            "test": len(test),
-            "rejections": rejections,
+            "items": report.items,
+            "sampled": report.sampled,
+            "train": report.train,
+            "test": report.test,
+            "rejections": report.rejections,
             "stage_seconds": stage_seconds,
             "stage_records_per_second": {
                 stage: stage_records[stage] / seconds if seconds > 0 else None
                 for stage, seconds in stage_seconds.items()
             },
-            "load_wall_seconds": load.wall,
-            "pipeline_wall_seconds": load.wall + sample.wall + split.wall + save.wall,
-            "pipeline_cpu_seconds": load.cpu + sample.cpu + split.cpu + save.cpu,
-            "items_memory_mib": items_mib,
-            "rss_after_load_mib": rss_after_load / 2**20,
+            "load_wall_seconds": times.wall,
+            "pipeline_wall_seconds": build.wall + save.wall,
+            "pipeline_cpu_seconds": build.cpu + save.cpu,
             "saved_mib": saved_mib,
             **peak_rss_mib(),
         },

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     """The curated split for these settings: from the cache when present, else built."""
     source = data_cfg["source"]
     if source in RAW_SOURCES:
-        build = _build_from_raw
+        build = build_from_raw
     elif source == "items":
         build = _build_from_item_files
     else:
@@ -81,22 +82,32 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     return curated
 
 
-def _build_from_raw(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> CuratedData:
+def build_from_raw(
+    data_cfg: Mapping[str, Any],
+    curation_cfg: Mapping[str, Any],
+    times: sources.StageTimes | None = None,
+) -> CuratedData:
+    """Raw records -> items -> balanced sample -> split (no cache); ``times`` gets each
+    stage's seconds when given."""
+    times = times if times is not None else sources.StageTimes()
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
-    items, rejections, n_raw = RAW_SOURCES[data_cfg["source"]](data_cfg, cleaning)
+    items, rejections, n_raw = RAW_SOURCES[data_cfg["source"]](data_cfg, cleaning, times=times)
     if items.empty:
         raise sources.DataError(
             f"no usable items among {n_raw} raw records (rejected: {rejections}); "
             "check the source and curation.items"
         )
     population, n_items = items[["price", "category"]].copy(), len(items)
+    started = time.perf_counter()
     sampled = curation.balanced_sample(
         items, curation.SampleSettings.from_config(curation_cfg["sample"])
     )
     del items  # every accepted item's text (GBs at millions of records) is not needed any more
+    sampled_at = time.perf_counter()
     train, test = curation.split_items(
         sampled, curation.SplitSettings.from_config(curation_cfg["split"])
     )
+    times.sample, times.split = sampled_at - started, time.perf_counter() - sampled_at
     report = CurationReport(
         source=data_cfg["source"],
         raw_records=n_raw,

@@ -63,10 +63,11 @@ _CLEANING_COLUMNS = (
 
 @dataclass
 class StageTimes:
-    """Where curation's first stages spend their time; filled in when a caller asks for it.
+    """Where curation spends its time; filled in when a caller (a benchmark) asks for it.
 
     Cleaning and filtering run in worker processes, so their seconds (elapsed inside each
-    worker) are summed over workers, while ``wall`` is the elapsed time of the whole stream.
+    worker) are summed over workers, while ``wall`` is the elapsed time of the whole stream
+    of raw records. ``sample`` and ``split`` are the balanced sample and the split.
     """
 
     generate: float = 0.0
@@ -74,6 +75,8 @@ class StageTimes:
     filter: float = 0.0
     wall: float = 0.0
     processes: int = 1
+    sample: float = 0.0
+    split: float = 0.0
 
     def add(self, other: Mapping[str, float]) -> None:
         self.clean += other["clean"]
@@ -208,14 +211,19 @@ def load_synthetic(
     )
 
 
-def load_amazon(cfg: Mapping[str, Any], settings: CleaningSettings):
+def load_amazon(
+    cfg: Mapping[str, Any], settings: CleaningSettings, *, times: StageTimes | None = None
+):
     """Items from the Amazon-Reviews-2023 raw metadata files, one per category.
 
     Lines are read as text and parsed in the batch converter: the ``details`` objects have
     different keys in every record, which Arrow's JSON reader would turn into a struct with
-    thousands of mostly-null fields.
+    thousands of mostly-null fields. ``times`` gets the wall time and process count only:
+    reading, parsing and cleaning all happen inside ``datasets``.
     """
     import datasets
+
+    started = time.perf_counter()
 
     item_frames, rejections, n_raw = [], Counter(), 0
     for category in cfg["categories"]:
@@ -244,6 +252,8 @@ def load_amazon(cfg: Mapping[str, Any], settings: CleaningSettings):
         item_frames.append(items)
         rejections.update(rejected)
         n_raw += len(lines)
+    if times is not None:
+        times.wall, times.processes = time.perf_counter() - started, cfg["num_proc"] or 1
     return pd.concat(item_frames, ignore_index=True), dict(rejections), n_raw
 
 
