@@ -2,11 +2,15 @@
 
     python -m benchmarks.training
     python -m benchmarks.training --families tfidf_ridge xgboost --sizes 25000 100000
+    python -m benchmarks.training --families random_forest --sizes 100000 \
+        --model-override model.max_samples=null --report-name training_rf_all_rows
 
 Each family is built from ``conf/model/<family>.yaml`` with Hydra's compose API and
 ``instantiate`` (exactly as ``python -m pricer.train model=<family>`` builds it), fitted on the
-first N training items of one curated split of 2.8M synthetic raw records (the split is
-shuffled, so the head is a random sample), and prices the 2,000 test items. Each (family,
+first N training items of one curated split of 2.8M synthetic raw records
+(``experiment=course_scale``: 400k/2k; the split is shuffled, so the head is a random sample),
+and prices the 2,000 test items. ``--model-override`` changes a family's setting (Hydra
+syntax), to measure what a setting costs in time and accuracy. Each (family,
 size) runs in a fresh process: peak memory is that process tree's.
 
 The curated split is built once (about as long as ``benchmarks.curation`` at 2.8M) and then
@@ -38,25 +42,19 @@ RAW_RECORDS = 2_800_000
 TARGET_FIT_SECONDS = 600.0
 
 
-# The default curation (max_per_slot 1200) samples 346k items from 2.8M synthetic records;
-# 1600 per slot gives the course's 400k training items (410k sampled).
-MAX_PER_SLOT = 1600
+def data_overrides(raw_records: int, train_items: int) -> list[str]:
+    return [
+        "experiment=course_scale",
+        f"data.n_records={raw_records}",
+        f"curation.split.train_size={train_items}",
+    ]
 
 
-def data_overrides(raw_records: int, train_items: int, max_per_slot: int | None) -> list[str]:
-    overrides = [f"data.n_records={raw_records}", f"curation.split.train_size={train_items}"]
-    if max_per_slot is not None:
-        overrides.append(f"curation.sample.max_per_slot={max_per_slot}")
-    return overrides
-
-
-def prepare(
-    raw_records: int, train_items: int, max_per_slot: int | None, answer: str | None
-) -> None:
+def prepare(raw_records: int, train_items: int, answer: str | None) -> None:
     """Curate (or find in the cache) the split every measurement reads."""
     from pricer.data.dataset import load_curated
 
-    cfg = compose("train", data_overrides(raw_records, train_items, max_per_slot))
+    cfg = compose("train", data_overrides(raw_records, train_items))
     with timed() as took:
         curated = load_curated(cfg.data, cfg.curation)
     write_answer(
@@ -70,17 +68,18 @@ def run_child(
     size: int,
     raw_records: int,
     train_items: int,
-    max_per_slot: int | None,
+    model_overrides: list[str],
     answer: str | None,
 ) -> None:
     """Fit one family on ``size`` items and price the test set, in this fresh process."""
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from pricer.data.dataset import load_curated
     from pricer.models.base import INPUT_COLUMNS
 
-    overrides = data_overrides(raw_records, train_items, max_per_slot)
-    cfg = compose("train", [f"model={family}", *overrides])
+    overrides = data_overrides(raw_records, train_items)
+    cfg = compose("train", [f"model={family}", *overrides, *model_overrides])
     with timed() as load:
         curated = load_curated(cfg.data, cfg.curation)
     if len(curated.train) < size:
@@ -97,6 +96,7 @@ def run_child(
         answer,
         {
             "family": family,
+            "model": OmegaConf.to_container(cfg.model, resolve=True),  # the settings measured
             "train_items": size,
             "predict_items": len(curated.test),
             "load_seconds": load.wall,
@@ -118,18 +118,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--raw-records", type=int, default=RAW_RECORDS, help="synthetic records to curate"
     )
     parser.add_argument(
-        "--max-per-slot",
-        type=int,
-        default=MAX_PER_SLOT,
-        help="curation.sample.max_per_slot for the split (0: the config's)",
+        "--model-override",
+        action="append",
+        default=[],
+        help="a Hydra override of the family's config, e.g. model.max_samples=null (repeatable)",
     )
+    parser.add_argument("--report-name", default="training", help="results/<name>.json")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per measurement")
     args = parser.parse_args(argv)
-    args.max_per_slot = args.max_per_slot or None
     train_items = max(args.sizes)
     shared = ["--raw-records", str(args.raw_records), "--train-items", str(train_items)]
-    if args.max_per_slot is not None:
-        shared += ["--max-per-slot", str(args.max_per_slot)]
 
     prepared = measure_child(child_command("training", "prepare", *shared), timeout=3600)
     if not prepared.ok:
@@ -144,7 +142,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for size in sorted(args.sizes):
         for family in args.families:
             command = child_command(
-                "training", "child", "--family", family, "--size", str(size), *shared
+                "training",
+                "child",
+                "--family",
+                family,
+                "--size",
+                str(size),
+                *shared,
+                *(f"--model-override={override}" for override in args.model_override),
             )
             result = measure_child(command, timeout=args.timeout)
             run = {"family": family, "requested_items": size, **result.as_dict()}
@@ -158,9 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if not result.ok and not result.timed_out:
                 print(result.stderr_tail, file=sys.stderr)
             # Written after every measurement: a long run stopped half-way keeps its figures.
-            write_report(
-                "training", _figures(prepared.payload, runs, train_items), args.results_dir
-            )
+            figures = _figures(prepared.payload, runs, train_items, args.model_override)
+            write_report(args.report_name, figures, args.results_dir)
     print_table(
         [_row(run) for run in runs],
         [
@@ -177,17 +181,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ],
         "Training (fit on N items; predict the 2,000 test items; fresh process each)",
     )
-    figures = _figures(prepared.payload, runs, train_items)
+    figures = _figures(prepared.payload, runs, train_items, args.model_override)
     for line in figures["verdicts"]:
         print(line)
-    path = write_report("training", figures, args.results_dir)
+    path = write_report(args.report_name, figures, args.results_dir)
     print(f"report: {path}")
     return figures
 
 
-def _figures(split: dict[str, Any], runs: list[dict[str, Any]], largest: int) -> dict[str, Any]:
+def _figures(
+    split: dict[str, Any], runs: list[dict[str, Any]], largest: int, model_overrides: list[str]
+) -> dict[str, Any]:
     return {
         "split": split,
+        "model_overrides": model_overrides,
         "runs": runs,
         "target_fit_seconds": TARGET_FIT_SECONDS,
         "verdicts": _verdicts(runs, largest),
@@ -232,18 +239,18 @@ def _child_main(argv: list[str], mode: str) -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--raw-records", type=int, required=True)
     parser.add_argument("--train-items", type=int, required=True)
-    parser.add_argument("--max-per-slot", type=int)
+    parser.add_argument("--model-override", action="append", default=[])
     parser.add_argument("--answer")
     args = parser.parse_args(argv)
     if mode == "prepare":
-        prepare(args.raw_records, args.train_items, args.max_per_slot, args.answer)
+        prepare(args.raw_records, args.train_items, args.answer)
     else:
         run_child(
             args.family,
             args.size,
             args.raw_records,
             args.train_items,
-            args.max_per_slot,
+            args.model_override,
             args.answer,
         )
 

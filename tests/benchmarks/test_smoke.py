@@ -39,15 +39,21 @@ def test_training(tmp_path: Path) -> None:
             "300",
             "--raw-records",
             "4000",
-            "--max-per-slot",
-            "0",
+            "--model-override",
+            "model.statistic=median",
+            "--report-name",
+            "training_median",
             "--results-dir",
             str(tmp_path),
         ]
     )
-    runs = report(tmp_path, "training")["runs"]
+    figures = report(tmp_path, "training_median")
+    assert figures["model_overrides"] == ["model.statistic=median"]
+    assert figures["split"]["test"] > 0
+    runs = figures["runs"]
     assert [run["family"] for run in runs] == ["constant"]
     assert all(run["ok"] and run["fit_seconds"] >= 0 for run in runs), runs
+    assert runs[0]["model"]["statistic"] == "median"  # the override reached the measured fit
 
 
 def test_llm(tmp_path: Path) -> None:
