@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pricer.data.dataset import frame_digest, load_curated
-from pricer.data.sources import DataError
+from pricer.data.dataset import build_from_raw, frame_digest, load_curated
+from pricer.data.sources import DataError, StageTimes
 from tests.conftest import compose_config
 
 
@@ -101,3 +101,23 @@ def test_digest_tracks_content_and_order() -> None:
     assert frame_digest(frame) == frame_digest(frame.copy())
     assert frame_digest(frame) != frame_digest(frame.iloc[::-1])
     assert frame_digest(frame) != frame_digest(frame.assign(price=[1.0, 2.5]))
+
+
+def test_build_from_raw_times_each_stage_on_request() -> None:
+    cfg = compose_config("train", ["data.n_records=3000", "curation.split.test_size=100"])
+    times = StageTimes()
+    curated = build_from_raw(cfg.data, cfg.curation, times)
+    assert curated.report.train == len(curated.train) and curated.report.test == 100
+    assert times.generate > 0 and times.clean > 0 and times.wall >= times.generate
+    assert times.sample > 0 and times.split > 0
+
+
+def test_course_scale_preset_is_the_synthetic_catalogue_at_the_course_split() -> None:
+    cfg = compose_config("curate", ["experiment=course_scale"])
+    assert cfg.data.source == "synthetic" and cfg.data.n_records == 2_800_000
+    assert cfg.curation.split.train_size == 400_000 and cfg.curation.split.test_size == 2_000
+    assert cfg.curation.sample.max_per_slot == 1600
+    # Everything else keeps the default recipe.
+    default = compose_config("curate")
+    assert cfg.curation["items"] == default.curation["items"]
+    assert cfg.curation.sample.take_all_from == default.curation.sample.take_all_from
