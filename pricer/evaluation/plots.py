@@ -165,16 +165,24 @@ def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
 
 
 def objective_trace(
-    values: Sequence[float], title: str, *, direction: Literal["minimize", "maximize"]
+    values: Sequence[float],
+    title: str,
+    *,
+    direction: Literal["minimize", "maximize"],
+    trials: Sequence[int] | None = None,
 ) -> Figure:
-    """Objective per trial (points) and running best so far (step line).
+    """Objective per trial (points) and running best so far (step line), in trial order.
 
-    NaN values (failed trials) are left out of the points and ignored by the running best.
+    ``trials`` numbers the values (a sweep's Hydra job numbers, as its runs are tagged);
+    without it they are numbered from 0. NaN values (failed trials) are left out of the
+    points and ignored by the running best.
     """
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
     v = np.asarray(values, dtype=float)
-    trials = np.arange(1, v.size + 1)
+    trials = np.arange(v.size) if trials is None else np.asarray(trials)
+    if trials.shape != v.shape:
+        raise ValueError(f"{trials.size} trial numbers for {v.size} objective values")
     # fmin/fmax skip NaN, so one failed trial does not poison the running best.
     best = (np.fmin if direction == "minimize" else np.fmax).accumulate(v) if v.size else v
     fig, ax = _new_figure(_WIDE)

@@ -281,7 +281,10 @@ def summarise_trials(
     ]
     client.log_table(parent_run_id, table, "sweep/trials.json")
     figure = objective_trace(
-        table["objective"].to_list(), f"{objective} by trial", direction=direction
+        table["objective"].to_list(),
+        f"{objective} by trial",
+        direction=direction,
+        trials=table["trial"].to_list(),
     )
     client.log_figure(parent_run_id, figure, "sweep/objective.png")
     plt.close(figure)

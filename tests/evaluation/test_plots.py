@@ -142,6 +142,17 @@ def test_objective_trace_running_best(tmp_path: Path) -> None:
         objective_trace(values, "sweep", direction="sideways")  # type: ignore[arg-type]
 
 
+def test_objective_trace_puts_points_at_their_trial_numbers() -> None:
+    default = objective_trace([2.0, 1.0], "sweep", direction="minimize").axes[0].lines[0]
+    assert list(default.get_xdata()) == [0, 1]  # as Hydra numbers a sweep's jobs
+    numbered = objective_trace([2.0, np.nan, 1.0], "s", direction="minimize", trials=[3, 5, 8])
+    points, best = numbered.axes[0].lines
+    assert list(points.get_xdata()) == [3, 8]
+    assert list(best.get_xdata()) == [3, 5, 8]
+    with pytest.raises(ValueError, match="trial numbers"):
+        objective_trace([1.0], "s", direction="minimize", trials=[0, 1])
+
+
 def test_figures_do_not_touch_pyplot(evaluation: Evaluation) -> None:
     pyplot = pytest.importorskip("matplotlib.pyplot")
     before = pyplot.get_fignums()
