@@ -245,6 +245,15 @@ def load_amazon(
             batch_size=cfg["batch_size"],
             num_proc=cfg["num_proc"],
             remove_columns=lines.column_names,
+            # Declared, not inferred from the first batch: a batch whose rows were all accepted
+            # has only None reasons (and one all rejected, None texts), typed null by Arrow.
+            features=datasets.Features(
+                {
+                    **{column: datasets.Value("string") for column in ITEM_COLUMNS},
+                    "price": datasets.Value("float64"),
+                    "reject_reason": datasets.Value("string"),
+                }
+            ),
             fn_kwargs={"settings": settings, "category": category},
             desc=f"clean {category}",
         )

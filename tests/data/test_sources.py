@@ -12,6 +12,7 @@ from tests.conftest import compose_config, raw_record
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
@@ -101,3 +102,30 @@ def test_amazon_loader_names_offline_alternatives_when_unreachable(
     with pytest.raises(SourceUnavailableError, match="data=synthetic") as error:
         load_amazon(amazon_config(hub_files, tmp_path), settings)
     assert "data=items" in str(error.value)
+
+
+def test_amazon_loader_cleans_sharded_files_in_worker_processes(tmp_path: Path) -> None:
+    """How the full dump is curated on a bigger machine: many shards per category (a glob in
+    data_files), cleaned by datasets' multiprocess map; the items are those of one file."""
+    records = [
+        raw_record(title=f"Sturdy Steel Hammer number {i}", price=f"{10 + i}.00") for i in range(12)
+    ]
+    records += [raw_record(price="None"), raw_record(price="$2,500.00")]
+    write_jsonl(tmp_path / "whole" / "meta_Automotive.jsonl", records)
+    for shard in range(3):
+        write_jsonl(tmp_path / "shards" / f"meta_Automotive-{shard:05d}.jsonl", records[shard::3])
+    settings = CleaningSettings.from_config(compose_config("curate").curation["items"])
+
+    def load(data_files: str, num_proc: int) -> tuple:
+        cfg = {**amazon_config(data_files, tmp_path), "categories": ["Automotive"]}
+        return load_amazon({**cfg, "num_proc": num_proc}, settings)
+
+    whole, whole_rejections, whole_raw = load(str(tmp_path / "whole" / "meta_{category}.jsonl"), 1)
+    sharded, rejections, n_raw = load(str(tmp_path / "shards" / "meta_{category}-*.jsonl"), 2)
+    assert n_raw == whole_raw == 14 and rejections == whole_rejections
+    assert len(whole) == 12
+    key = ["title", "price"]
+    pd.testing.assert_frame_equal(
+        sharded.sort_values(key).reset_index(drop=True),
+        whole.sort_values(key).reset_index(drop=True),
+    )
