@@ -13,13 +13,10 @@ and the one-hot category: trees find their interactions on their own.
 
 from __future__ import annotations
 
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
-from pricer.models.base import INPUT_COLUMNS
-from pricer.models.dense_text import dense_text_features
-from pricer.models.features import tree_feature_union
+from pricer.models.dense_text import dense_text_features, tree_model_inputs
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -74,13 +71,7 @@ class XGBoostPricer(PipelinePricer):
             stack_folds=self.stack_folds,
             random_state=self.random_state,
         )
-        features = ColumnTransformer(
-            [
-                ("text", text, "text"),
-                ("hand", tree_feature_union(self.random_state), list(INPUT_COLUMNS)),
-            ],
-            sparse_threshold=0.0,  # dense: XGBoost would read a sparse zero as "missing"
-        )
+        features = tree_model_inputs(text, self.random_state)
         trees = XGBRegressor(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,

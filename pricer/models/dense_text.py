@@ -6,10 +6,12 @@ regression; vectorising 400k texts again for every fold would cost minutes.
 
 from __future__ import annotations
 
+from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from pricer.models.features import TextSVD, text_vectorizer
+from pricer.models.base import INPUT_COLUMNS
+from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.stacking import OutOfFoldPrediction
 
 
@@ -32,4 +34,15 @@ def dense_text_features(
             ("tfidf", text_vectorizer("tfidf", max_features, ngram_max, min_df, True)),
             ("dense", FeatureUnion(parts)),
         ]
+    )
+
+
+def tree_model_inputs(text: Pipeline, random_state: int) -> ColumnTransformer:
+    """Items -> the dense text columns beside the raw hand features, brand and category."""
+    return ColumnTransformer(
+        [
+            ("text", text, "text"),
+            ("hand", tree_feature_union(random_state), list(INPUT_COLUMNS)),
+        ],
+        sparse_threshold=0.0,  # dense: XGBoost would read a sparse zero as "missing"
     )

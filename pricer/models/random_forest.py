@@ -8,13 +8,10 @@ time at 400k items.
 
 from __future__ import annotations
 
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
-from pricer.models.base import INPUT_COLUMNS
-from pricer.models.dense_text import dense_text_features
-from pricer.models.features import tree_feature_union
+from pricer.models.dense_text import dense_text_features, tree_model_inputs
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -55,13 +52,7 @@ class RandomForestPricer(PipelinePricer):
             stack_folds=0,
             random_state=self.random_state,
         )
-        features = ColumnTransformer(
-            [
-                ("text", text, "text"),
-                ("hand", tree_feature_union(self.random_state), list(INPUT_COLUMNS)),
-            ],
-            sparse_threshold=0.0,
-        )
+        features = tree_model_inputs(text, self.random_state)
         forest = RandomForestRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
