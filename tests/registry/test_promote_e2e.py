@@ -29,7 +29,6 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
             "families=[constant,tfidf_ridge]",
             "tracking.log_model=true",
             f"curation.cache_dir={tmp_path}/cache",
-            f"tracking.artifact_location={tmp_path}/artifacts",
             workdir=tmp_path,
         ),
         tracking_uri,

@@ -49,7 +49,6 @@ def sweep_config(tracking_uri: str, tmp_path: Path) -> DictConfig:
             overrides=[
                 "model=constant",
                 "validation.size=50",
-                f"tracking.artifact_location={tmp_path / 'artifacts'}",
             ],
             return_hydra_config=True,
         )

@@ -51,7 +51,6 @@ def test_grid_sweep_is_one_parent_with_a_child_per_trial(
             "model.statistic=mean,median",
             *SMALL,
             f"curation.cache_dir={curation_cache}",
-            f"tracking.artifact_location={tmp_path}/artifacts",
             f"hydra.sweep.dir={tmp_path}/multirun",
         ],
         tracking_uri,
