@@ -3,7 +3,7 @@
     python -m benchmarks.llm
     python -m benchmarks.llm --concurrency 16 32     # also try other concurrency limits
 
-The server is ``pricer.models.llm.stub_server`` on 127.0.0.1 with a fixed per-call latency
+The server is ``pricer.devtools.stub_server`` on 127.0.0.1 with a fixed per-call latency
 (300 ms by default), so the figures measure the client: the frontier family, built from
 ``conf/model/frontier.yaml`` with Hydra's compose API, with the cache off. Runs:
 
@@ -99,7 +99,7 @@ def run_once(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from pricer.models.llm.stub_server import StubServer
+    from pricer.devtools.stub_server import StubServer
 
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=250)

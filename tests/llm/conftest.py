@@ -14,9 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from pricer.devtools.stub_server import StubServer
 from pricer.models.llm.client import ClientSettings
 from pricer.models.llm.frontier import FrontierPricer
-from pricer.models.llm.stub_server import StubServer
 from pricer.paths import CONFIG_DIR
 
 KEY_ENV = "PRICER_TEST_LLM_KEY"

@@ -7,12 +7,12 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from pricer.devtools.stub_server import StubServer
 from pricer.models.base import Pricer
 from pricer.models.ensemble import EnsemblePricer
 from pricer.models.human import HumanPricer
 from pricer.models.llm.frontier import FrontierPricer
 from pricer.models.llm.retrieval import NeighbourIndex
-from pricer.models.llm.stub_server import StubServer
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 
 PRICE_TABLE = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "llm/pricing.yaml"))

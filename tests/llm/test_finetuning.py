@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pricer.devtools.stub_server import train_loss, valid_loss
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import make_client
 from pricer.models.llm.prompts import PromptTemplate, parse_price
-from pricer.models.llm.stub_server import train_loss, valid_loss
 
 BASE = "gpt-4o-mini-2024-07-18"
 

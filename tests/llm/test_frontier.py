@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pricer.devtools.stub_server import StubServer, count_tokens, default_price
 from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
 from pricer.models.llm.frontier import FrontierPricer
-from pricer.models.llm.stub_server import StubServer, count_tokens, default_price
 
 CHAT = "POST /chat/completions"
 

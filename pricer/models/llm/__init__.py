@@ -3,5 +3,5 @@
 Modules: ``client`` (client from config + environment, concurrent calls), ``prompts``
 (templates and answer parsing), ``cache`` (on-disk answers), ``accounting`` (tokens, cost,
 latency stats), ``retrieval`` (nearest training items), ``frontier`` (the pricer family),
-``finetuning`` (the fine-tuning workflow), ``stub_server`` (an OpenAI-compatible test server).
+``finetuning`` (the fine-tuning workflow).
 """

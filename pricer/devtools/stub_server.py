@@ -23,7 +23,7 @@ polls a job takes; ``latency`` adds a fixed delay to every chat call. ``counters
 127.0.0.1 only.
 
 Run it for a local demo without a key:
-``python -m pricer.models.llm.stub_server --port 8765`` then point a frontier config at
+``python -m pricer.devtools.stub_server --port 8765`` then point a frontier config at
 ``base_url=http://127.0.0.1:8765/v1`` with any non-empty key in the configured variable.
 """
 
