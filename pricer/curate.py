@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
 from pricer.cli import run
 from pricer.data.dataset import load_curated, save_curated
+from pricer.tracking import tags as tag_names
 from pricer.tracking.data import log_curation_charts, log_data_inputs
 from pricer.tracking.run import log_config, tracked_run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="curate")
 def main(cfg: DictConfig) -> None:
-    tags = {"pricer.kind": "curation", "pricer.data_source": str(cfg.data.source)}
+    tags = {tag_names.KIND: "curation", tag_names.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(cfg.tracking, run_name=f"curate-{cfg.data.source}", tags=tags):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)

@@ -10,19 +10,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pricer.data.dataset import CuratedData, load_curated
-from pricer.evaluation import EvalSettings, Evaluation, evaluate
+from pricer.evaluation import EvalSettings, Evaluation
 from pricer.models.base import INPUT_COLUMNS, Pricer
+from pricer.scoring import price_and_evaluate
+from pricer.tracking import tags as tag_names
 from pricer.tracking.data import log_data_inputs
-from pricer.tracking.evaluation import log_evaluation
+from pricer.tracking.evaluation import log_evaluation, log_metrics
+from pricer.tracking.leaderboard import last_run_id, log_leaderboard
 from pricer.tracking.model import log_pricer
-from pricer.tracking.run import FAMILY_TAG, log_config, tracked_run
+from pricer.tracking.run import log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 
 
@@ -49,20 +51,11 @@ def fit_and_evaluate(
     pricer: Pricer, curated: CuratedData, eval_items: pd.DataFrame, settings: EvalSettings
 ) -> tuple[Evaluation, dict[str, float]]:
     """Fit on the training items, price the evaluation items, score them. Logs nothing."""
-    features = list(INPUT_COLUMNS)
     started = time.perf_counter()
-    pricer.fit(curated.train[features], curated.train["price"].to_numpy())
-    fitted = time.perf_counter()
-    report = pricer.predict_report(eval_items[features])
-    predicted = time.perf_counter()
-    evaluation = evaluate(
-        eval_items["price"].to_numpy(),
-        report.prices,
-        categories=eval_items["category"].to_numpy(),
-        settings=settings,
-    )
-    timings = {"time.fit_seconds": fitted - started, "time.predict_seconds": predicted - fitted}
-    return evaluation, {**report.stats, **timings}
+    pricer.fit(curated.train[list(INPUT_COLUMNS)], curated.train["price"].to_numpy())
+    fit_seconds = time.perf_counter() - started
+    evaluation, stats = price_and_evaluate(pricer, eval_items, settings)
+    return evaluation, {**stats, "time.fit_seconds": fit_seconds}
 
 
 def run_family(
@@ -76,7 +69,7 @@ def run_family(
     items are held out of training and scored as ``validation.*`` metrics (a sweep's
     objective). Any error marks the run FAILED and propagates.
     """
-    tags = {FAMILY_TAG: family, "pricer.data_source": str(run_cfg.data.source)}
+    tags = {tag_names.FAMILY: family, tag_names.DATA_SOURCE: str(run_cfg.data.source)}
     with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
         log_config(run_cfg)
         settings = EvalSettings.from_config(run_cfg.eval)
@@ -95,7 +88,7 @@ def run_family(
             evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
             progress.update()
         stats |= validation_metrics(pricer, validation_items, settings)
-        mlflow.log_metrics(stats)
+        log_metrics(stats)
         log_evaluation(evaluation, family, eval_items)
         print(evaluation.summary_line(family), flush=True)
         failure_rate = evaluation.metrics["failure_rate"]
@@ -107,7 +100,7 @@ def run_family(
         if run_cfg.tracking.log_model:
             started = time.perf_counter()
             log_pricer(pricer, eval_items)
-            mlflow.log_metric("time.log_model_seconds", time.perf_counter() - started)
+            log_metrics({"time.log_model_seconds": time.perf_counter() - started})
         return FamilyResult(family, run.info.run_id, "FINISHED", {**evaluation.metrics, **stats})
 
 
@@ -130,7 +123,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     unknown = sorted(set(families) - set(cfg.models))
     if unknown:
         raise ValueError(f"unknown families {unknown}; configured: {sorted(cfg.models)}")
-    tags = {"pricer.kind": "leaderboard", "pricer.data_source": str(cfg.data.source)}
+    tags = {tag_names.KIND: "leaderboard", tag_names.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(cfg.tracking, run_name="leaderboard", tags=tags):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
@@ -140,9 +133,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             try:
                 results.append(run_family(family, run_cfg, curated, nested=True))
             except Exception as error:  # one broken family must not hide the others
-                failed = mlflow.last_active_run()
-                run_id = failed.info.run_id if failed else ""
-                results.append(FamilyResult(family, run_id, "FAILED", error=str(error)))
+                results.append(FamilyResult(family, last_run_id(), "FAILED", error=str(error)))
                 print(f"{family}: FAILED: {error}", flush=True)
         table = leaderboard_table(results, list(cfg.columns), dict(cfg.reference_mae))
         log_leaderboard(table)
@@ -168,14 +159,3 @@ def leaderboard_table(
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "family"
     return table.sort_values("mae", na_position="last") if "mae" in table else table
-
-
-def log_leaderboard(table: pd.DataFrame) -> None:
-    from pricer.evaluation import leaderboard_chart
-
-    print(table.drop(columns=["run_id"]).to_string(float_format=lambda v: f"{v:,.3f}"), flush=True)
-    mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
-    mlflow.log_text(table.to_csv(), "leaderboard/leaderboard.csv")
-    mlflow.log_figure(
-        leaderboard_chart(table, "Mean absolute error by family"), "leaderboard/mae_by_family.png"
-    )

@@ -9,7 +9,6 @@ nothing (a single run trains on every training item and has no objective).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from pricer.data.dataset import CuratedData
-from pricer.evaluation import EvalSettings, evaluate
-from pricer.models.base import INPUT_COLUMNS, Pricer
+from pricer.evaluation import EvalSettings
+from pricer.models.base import Pricer
+from pricer.scoring import price_and_evaluate
 
 PREFIX = "validation."
 OBJECTIVE = f"{PREFIX}mae"  # what pricer.train returns to a Hydra sweeper (lower is better)
@@ -79,23 +79,13 @@ def validation_metrics(
 ) -> dict[str, float]:
     """Price the validation items with a fitted pricer; its metrics, prefixed ``validation.``.
 
-    Scored like the test items (same thresholds and bootstrap settings). NaN metrics are left
-    out, as for the test metrics. Empty ``items``: no metrics.
+    Scored like the test items (same thresholds and bootstrap settings). Empty ``items``: no
+    metrics.
     """
     if items.empty:
         return {}
-    prices = pricer.predict_report(items[list(INPUT_COLUMNS)]).prices
-    evaluation = evaluate(
-        items["price"].to_numpy(),
-        prices,
-        categories=items["category"].to_numpy(),
-        settings=settings,
-    )
-    return {
-        f"{PREFIX}{key}": float(value)
-        for key, value in evaluation.metrics.items()
-        if not math.isnan(float(value))
-    }
+    evaluation, _ = price_and_evaluate(pricer, items, settings)
+    return {f"{PREFIX}{key}": float(value) for key, value in evaluation.metrics.items()}
 
 
 def sweep_objective(metrics: Mapping[str, float]) -> float | None:

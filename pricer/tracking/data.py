@@ -14,10 +14,11 @@ from mlflow.types import Schema
 
 from pricer.data.dataset import CuratedData, frame_digest
 from pricer.evaluation import category_bars, category_pie, price_histogram
+from pricer.tracking import tags
 
 # Tags that make runs comparable: the registry only compares runs scored on the same items.
-EVAL_DIGEST_TAG = "pricer.eval_digest"
-EVAL_SIZE_TAG = "pricer.eval_size"
+EVAL_DIGEST_TAG = tags.EVAL_DIGEST
+EVAL_SIZE_TAG = tags.EVAL_SIZE
 SCHEMA_ROWS = 1000  # rows a dataset's schema is inferred from
 
 
@@ -41,7 +42,7 @@ def log_data_inputs(
     """Log the train, test (and evaluation) sets as dataset inputs, plus curation counts."""
     # Curated data is produced by pricer's code from an origin: say which, explicitly (a bare
     # string source is guessed at by MLflow and warned about).
-    source = CodeDatasetSource(tags={"pricer.origin": describe_source(data_cfg)})
+    source = CodeDatasetSource(tags={tags.DATASET_ORIGIN: describe_source(data_cfg)})
     frames = {"training": curated.train, "test": curated.test}
     if eval_items is not None:
         frames["evaluation"] = eval_items

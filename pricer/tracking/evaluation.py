@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import mlflow
 import pandas as pd
@@ -10,11 +11,16 @@ import pandas as pd
 from pricer.evaluation import Evaluation, error_histogram, truth_vs_estimate
 
 
-def log_evaluation(evaluation: Evaluation, name: str, eval_items: pd.DataFrame) -> None:
-    """Metrics (NaN ones skipped: MLflow stores them but charts choke), plots and tables."""
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log figures on the active run, NaN ones skipped: MLflow stores them but charts choke."""
     mlflow.log_metrics(
-        {key: float(value) for key, value in evaluation.metrics.items() if not _is_nan(value)}
+        {key: float(value) for key, value in metrics.items() if not _is_nan(float(value))}
     )
+
+
+def log_evaluation(evaluation: Evaluation, name: str, eval_items: pd.DataFrame) -> None:
+    """Metrics, plots and tables of one evaluation."""
+    log_metrics(evaluation.metrics)
     mlflow.log_figure(truth_vs_estimate(evaluation, name), "plots/truth_vs_estimate.png")
     mlflow.log_figure(error_histogram(evaluation, name), "plots/error_histogram.png")
     predictions = evaluation.items.copy()
@@ -26,4 +32,4 @@ def log_evaluation(evaluation: Evaluation, name: str, eval_items: pd.DataFrame) 
 
 
 def _is_nan(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    return math.isnan(value)

@@ -14,18 +14,19 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from pricer.paths import PROJECT_ROOT
+from pricer.tracking import tags as tag_names
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 # Config keys that could hold a secret. Keys naming an environment variable (``*_env``) only
 # say where a secret lives and are kept.
 _SECRET_KEY = re.compile(r"(api_?key|secret|password|token)$", re.IGNORECASE)
 REDACTED = "***"
+# Tags that say what a run is; the registry and sweeps search runs by them (names: tags.py).
+FAMILY_TAG = tag_names.FAMILY
+KIND_TAG = tag_names.KIND
+
 # Set by the sweep callback (pricer.tracking.sweep) in every process that runs a sweep trial:
 # the parent run to nest the trial's run under, and tags (JSON) that say which trial it is.
-# Tags that say what a run is; the registry and sweeps search runs by them.
-FAMILY_TAG = "pricer.family"  # the model family a run trained
-KIND_TAG = "pricer.kind"  # what else a run is: a "sweep" parent, a "promotion"
-
 SWEEP_PARENT_ENV = "PRICER_SWEEP_PARENT_RUN_ID"
 SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
 
@@ -73,7 +74,7 @@ def tracked_run(
         try:
             yield run
         except BaseException as error:
-            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])
+            mlflow.set_tag(tag_names.ERROR, f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])
             raise  # start_run's context manager ends the run as FAILED
 
 
@@ -142,4 +143,4 @@ def git_tags() -> dict[str, str]:
     if commit is None:
         return {}
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"pricer.git_commit": commit, "pricer.git_dirty": str(bool(status)).lower()}
+    return {tag_names.GIT_COMMIT: commit, tag_names.GIT_DIRTY: str(bool(status)).lower()}

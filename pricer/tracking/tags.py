@@ -1,0 +1,20 @@
+"""Every tag name pricer writes or searches by, in one place.
+
+Runs are found by these tags (the registry compares runs scored on the same items, sweeps
+collect their trials), so a name typed twice is a search that silently finds nothing.
+"""
+
+from __future__ import annotations
+
+FAMILY = "pricer.family"  # the model family a run trained
+KIND = "pricer.kind"  # what else a run is: "leaderboard", "curation", "sweep", "promotion"
+DATA_SOURCE = "pricer.data_source"  # the configured data source (synthetic, items, ...)
+ERROR = "error"  # why a run FAILED or was KILLED
+GIT_COMMIT = "pricer.git_commit"
+GIT_DIRTY = "pricer.git_dirty"
+EVAL_DIGEST = (
+    "pricer.eval_digest"  # digest of the evaluation items: runs with equal digests compare
+)
+EVAL_SIZE = "pricer.eval_size"
+DATASET_ORIGIN = "pricer.origin"  # on a dataset source: where the items came from
+ENTRY_POINT = "pricer.entry_point"
