@@ -36,7 +36,8 @@ from benchmarks.common import (
     write_report,
 )
 
-FAMILIES = ("constant", "linear", "bow_linear", "tfidf_ridge", "svr", "random_forest", "xgboost")
+# The classical families: the default leaderboard's members (conf/leaderboard.yaml).
+FAMILIES = tuple(compose("leaderboard").models)
 DEFAULT_SIZES = (25_000, 100_000, 400_000)
 RAW_RECORDS = 2_800_000
 TARGET_FIT_SECONDS = 600.0

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from pricer.errors import UserError
+
+# Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
+# exits 1 with its traceback.
+USER_ERROR_STATUS = 2
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -23,6 +33,23 @@ def expand_overrides(arguments: list[str]) -> list[str]:
 
 
 def run(main: Callable[[], object]) -> None:
-    """Run a ``@hydra.main`` function with MLproject-style arguments expanded."""
+    """Run a ``@hydra.main`` function with MLproject-style arguments expanded.
+
+    A user error (a ``UserError``, or a config Hydra cannot compose: an unknown key, a value
+    of the wrong type) prints one line and exits 2, never a traceback. Hydra would print its
+    own shortened traceback for any exception, so it is asked to let them through
+    (``HYDRA_FULL_ERROR``) and they are sorted here; bugs keep their full traceback.
+    """
     sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
-    main()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except (UserError, HydraException, OmegaConfBaseException) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_STATUS)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message with its lines joined (Hydra's messages span several)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) or type(error).__name__

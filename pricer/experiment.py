@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pricer.data.dataset import CuratedData, load_curated
+from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.models.base import INPUT_COLUMNS, Pricer
 from pricer.scoring import price_and_evaluate
@@ -28,7 +29,7 @@ from pricer.tracking.run import log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 
 
-class TooManyFailures(RuntimeError):
+class TooManyFailures(UserError):
     """The pricer gave no price for more items than the evaluation allows."""
 
 
@@ -110,7 +111,7 @@ def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:
     return DictConfig({**shared, "family": family, "model": model_cfg})
 
 
-class LeaderboardIncomplete(RuntimeError):
+class LeaderboardIncomplete(UserError):
     """At least one family failed; the others are still on the leaderboard."""
 
 

@@ -10,6 +10,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
+def family_names() -> list[str]:
+    """Every model family pricer can train: one YAML each in conf/model/ (the single list)."""
+    return sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
+
+
 def register_resolvers() -> None:
     """Make `${pricer.root:}` available to every config.
 

@@ -29,13 +29,14 @@ from hydra import compose, initialize_config_dir
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN
 from pricer.paths import CONFIG_DIR
 
 READERS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 
 
-class PredictError(RuntimeError):
+class PredictError(UserError, RuntimeError):
     """Bad input or no model to price with: reported as one line, exit status 2."""
 
 

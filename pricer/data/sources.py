@@ -28,13 +28,14 @@ from pricer.data.items import (
     convert_batch,
     split_rejections,
 )
+from pricer.errors import UserError
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data that pricer cannot use; the message says what and where."""
 
 
-class SourceUnavailableError(RuntimeError):
+class SourceUnavailableError(UserError, RuntimeError):
     """A remote data source could not be reached."""
 
 

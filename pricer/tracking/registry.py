@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from omegaconf import DictConfig
 
+from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, log_config, tracked_run
@@ -42,7 +43,7 @@ DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description
 HISTORY_TITLE = "Promotion history (newest first):"
 
 
-class PromotionError(RuntimeError):
+class PromotionError(UserError, RuntimeError):
     """Promotion cannot decide; no alias moved."""
 
 

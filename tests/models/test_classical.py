@@ -21,8 +21,10 @@ from pricer.models.features import TextSVD
 from pricer.models.pipeline import price_weights
 from pricer.models.stacking import OutOfFoldPrediction
 from pricer.paths import CONFIG_DIR
+from tests.conftest import compose_config
 
-FAMILIES = ("constant", "linear", "bow_linear", "tfidf_ridge", "svr", "random_forest", "xgboost")
+# The classical families: the default leaderboard's members (conf/leaderboard.yaml), not a copy.
+FAMILIES = tuple(compose_config("leaderboard").models)
 # Smaller ensembles keep the suite fast, one thread keeps it fast on a busy machine (threads
 # spinning for a core cost more than they give); everything else is the committed setting.
 FAST = {

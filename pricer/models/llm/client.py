@@ -23,6 +23,8 @@ import httpx2
 import openai
 from tqdm.auto import tqdm
 
+from pricer.errors import UserError
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
 
@@ -42,7 +44,7 @@ FAILURE_REASONS = (
 T = TypeVar("T")
 
 
-class MissingApiKeyError(RuntimeError):
+class MissingApiKeyError(UserError, RuntimeError):
     """The environment variable that should hold the API key is unset or empty."""
 
 

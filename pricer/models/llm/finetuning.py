@@ -36,6 +36,7 @@ import pandas as pd
 from openai.types.fine_tuning import FineTuningJob
 from tqdm.auto import tqdm
 
+from pricer.errors import UserError
 from pricer.models.base import as_items
 from pricer.models.llm.accounting import lookup_price
 from pricer.models.llm.prompts import PromptTemplate, format_price
@@ -138,7 +139,7 @@ def estimate_training_cost(
     )
 
 
-class ConfirmationRefused(RuntimeError):
+class ConfirmationRefused(UserError, RuntimeError):
     """No go-ahead for a paid job: declined, or no terminal to ask on."""
 
 
@@ -197,7 +198,7 @@ def create_job(
     )
 
 
-class JobFailed(RuntimeError):
+class JobFailed(UserError, RuntimeError):
     """The job ended failed or cancelled; the message carries the server's reason."""
 
     def __init__(self, job_id: str, status: str, reason: str) -> None:

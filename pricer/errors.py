@@ -1,0 +1,13 @@
+"""The one base class for errors a user can act on, as opposed to bugs.
+
+``pricer.cli.run`` prints a ``UserError`` as one line, ``error: <message>``, and exits 2; any
+other exception is a bug and keeps its traceback. Raise a subclass (with a message that says
+what is wrong and what to do) for bad input, missing keys or files, refused confirmations, a
+decision that cannot be made, ...
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix; its message is all they need to see."""

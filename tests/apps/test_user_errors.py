@@ -1,0 +1,36 @@
+"""A user error prints one line and exits 2; no traceback (that is for bugs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import pricer_app, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # Missing input file: a DataError from the items source.
+        (
+            ["model=constant", "data=items", "data.train_paths=[/nonexistent/items.jsonl]"],
+            "nonexistent",
+        ),
+        # A key no config has: Hydra's composition error.
+        (["model=constant", "model.no_such_setting=1"], "no_such_setting"),
+        # An unknown family.
+        (["model=no_such_family"], "no_such_family"),
+    ],
+)
+def test_user_error_is_one_line(
+    overrides: list[str], expected: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(pricer_app("train", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert expected in errors[0]
