@@ -368,6 +368,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from pricer import configs  # noqa: F401  (config schemas, as the apps register them)
     from pricer.paths import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

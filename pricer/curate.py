@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
 from pricer.data.dataset import load_curated, save_curated
 from pricer.tracking import tags as tag_names

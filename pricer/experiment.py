@@ -20,6 +20,7 @@ from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.models.base import INPUT_COLUMNS, Pricer
 from pricer.scoring import price_and_evaluate
+from pricer.settings import check_arguments
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_metrics
@@ -70,6 +71,7 @@ def run_family(
     items are held out of training and scored as ``validation.*`` metrics (a sweep's
     objective). Any error marks the run FAILED and propagates.
     """
+    check_arguments(run_cfg.model, "model")  # a bad setting fails before anything is logged
     tags = {tag_names.FAMILY: family, tag_names.DATA_SOURCE: str(run_cfg.data.source)}
     with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
         log_config(run_cfg)
@@ -124,6 +126,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     unknown = sorted(set(families) - set(cfg.models))
     if unknown:
         raise ValueError(f"unknown families {unknown}; configured: {sorted(cfg.models)}")
+    for family in families:  # every family's settings are checked before the first fit
+        check_arguments(cfg.models[family], f"models.{family}")
     tags = {tag_names.KIND: "leaderboard", tag_names.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(cfg.tracking, run_name="leaderboard", tags=tags):
         log_config(cfg)

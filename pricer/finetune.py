@@ -19,7 +19,7 @@ from mlflow.entities import Metric as MlflowMetric
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
-from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.data.dataset import load_curated
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import ClientSettings, make_client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
 from pricer.experiment import run_family
 from pricer.validation import sweep_objective

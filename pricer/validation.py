@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,33 +19,22 @@ from pricer.data.dataset import CuratedData
 from pricer.evaluation import EvalSettings
 from pricer.models.base import Pricer
 from pricer.scoring import price_and_evaluate
+from pricer.settings import Settings
 
 PREFIX = "validation."
 OBJECTIVE = f"{PREFIX}mae"  # what pricer.train returns to a Hydra sweeper (lower is better)
 
 
 @dataclass(frozen=True)
-class ValidationSettings:
-    """``validation`` in the train config."""
+class ValidationSettings(Settings):
+    """``validation`` in the train config (conf/validation/default.yaml)."""
 
     size: int  # items held out of training; 0: none
     seed: int
 
-    @classmethod
-    def from_config(cls, mapping: Mapping[str, Any]) -> ValidationSettings:
-        keys, expected = set(mapping.keys()), {field.name for field in dataclasses.fields(cls)}
-        if keys != expected:
-            raise ValueError(
-                f"bad validation config: expected exactly the keys {sorted(expected)}, "
-                f"got {sorted(keys)}"
-            )
-        values = {key: mapping[key] for key in expected}
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"validation.{key} must be an integer, got {value!r}")
-        if values["size"] < 0:
-            raise ValueError(f"validation.size must be >= 0 (0: none), got {values['size']}")
-        return cls(**values)
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"validation.size must be >= 0 (0: none), got {self.size}")
 
 
 def hold_out(

@@ -14,6 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from pricer import configs  # noqa: F401  (config schemas, as the apps register them)
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

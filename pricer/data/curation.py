@@ -8,30 +8,24 @@ category (Automotive) is thinned out. Then a seeded shuffle and a split.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pricer.settings import Settings
+
 
 @dataclass(frozen=True)
-class SampleSettings:
+class SampleSettings(Settings):
     """``curation.sample`` in the config."""
 
     enabled: bool
     take_all_from: float
     max_per_slot: int
-    category_weights: Mapping[str, float]
+    category_weights: dict[str, float]
     default_weight: float
     seed: int
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> SampleSettings:
-        values = dict(cfg)
-        values["category_weights"] = dict(values.get("category_weights") or {})
-        return cls(**values)
 
     def __post_init__(self) -> None:
         if self.max_per_slot < 1:
@@ -42,16 +36,13 @@ class SampleSettings:
 
 
 @dataclass(frozen=True)
-class SplitSettings:
+class SplitSettings(Settings):
     """``curation.split`` in the config: sizes of the test and train sets and the seed."""
 
     test_size: int
     train_size: int | None
     seed: int
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> SplitSettings:
-        return cls(**dict(cfg))
 
 
 def price_slots(prices: pd.Series) -> np.ndarray:

@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pricer.settings import Settings
+
 ITEM_COLUMNS = ("title", "text", "price", "category", "details")
 
 # Rejection reasons, in the order they are checked.
@@ -50,7 +52,7 @@ _decode_json = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True)
-class CleaningSettings:
+class CleaningSettings(Settings):
     """How a raw record becomes an item (``curation.items`` in the config)."""
 
     min_price: float
@@ -58,13 +60,7 @@ class CleaningSettings:
     min_chars: int
     max_words: int
     part_number_min_length: int
-    drop_detail_keys: tuple[str, ...]
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> CleaningSettings:
-        values = dict(cfg)
-        values["drop_detail_keys"] = tuple(values["drop_detail_keys"])
-        return cls(**values)
+    drop_detail_keys: list[str]
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_price < self.max_price:

@@ -6,9 +6,7 @@ are the business of `report.evaluate`, which filters and counts them before call
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,14 +38,6 @@ class HitThresholds:
         # A near miss must be at least as loose as a hit, otherwise colours contradict each other.
         if self.near_dollars < self.hit_dollars or self.near_fraction < self.hit_fraction:
             raise ValueError(f"near thresholds must be >= hit thresholds, got {self}")
-
-    @classmethod
-    def from_config(cls, mapping: Mapping[str, Any]) -> HitThresholds:
-        """Pick the four threshold keys out of a (possibly larger) config mapping."""
-        missing = [f.name for f in fields(cls) if f.name not in mapping]
-        if missing:
-            raise ValueError(f"missing hit threshold keys: {missing}")
-        return cls(**{f.name: float(mapping[f.name]) for f in fields(cls)})
 
 
 def _as_pair(truth: ArrayLike, estimate: ArrayLike) -> tuple[NDArray[np.float64], ...]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,47 +17,30 @@ from numpy.typing import ArrayLike, NDArray
 
 from pricer.evaluation.bootstrap import bootstrap_interval
 from pricer.evaluation.metrics import HitThresholds, error_colors, is_hit, price_metrics
+from pricer.settings import Settings
 
 FAILED_COLOR = "gray"  # colour of failed items in `Evaluation.items`
 GROUP_COLUMNS = ["n", "n_failed", "mae", "hit_rate", "rmsle"]
 
 
-def _as_int(value: Any, key: str) -> int:
-    # bool is an int subclass; 'size: true' in YAML is a typo, not 1.
-    try:
-        ok = not isinstance(value, bool) and float(value) == int(value)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"eval setting {key!r} must be an integer, got {value!r}")
-    return int(value)
-
-
 @dataclass(frozen=True)
-class EvalSettings:
-    """Settings of one evaluation; built from conf/eval/default.yaml via `from_config`.
+class EvalSettings(Settings):
+    """Settings of one evaluation: the schema of conf/eval/default.yaml.
 
     `size` is for the caller, who predicts only the first `size` test items (None: all);
     `evaluate` scores whatever it is given.
     """
 
     size: int | None
-    thresholds: HitThresholds
+    hit_dollars: float
+    hit_fraction: float
+    near_dollars: float
+    near_fraction: float
     confidence: float
     n_resamples: int
     seed: int
-    price_bands: tuple[float, ...]
+    price_bands: list[float]
     max_failure_rate: float
-
-    CONFIG_KEYS: ClassVar[tuple[str, ...]] = (
-        "size",
-        *(f.name for f in fields(HitThresholds)),
-        "confidence",
-        "n_resamples",
-        "seed",
-        "price_bands",
-        "max_failure_rate",
-    )
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size < 1:
@@ -75,27 +56,12 @@ class EvalSettings:
             raise ValueError(
                 f"price_bands must be >= 2 strictly increasing finite edges, got {self.price_bands}"
             )
+        self.thresholds  # noqa: B018  (checks the hit and near thresholds now, not at first use)
 
-    @classmethod
-    def from_config(cls, mapping: Mapping[str, Any]) -> EvalSettings:
-        """Build from a dict or OmegaConf node with exactly the keys of conf/eval/default.yaml."""
-        keys = set(mapping.keys())
-        expected = set(cls.CONFIG_KEYS)
-        missing, unknown = sorted(expected - keys), sorted(keys - expected)
-        if missing or unknown:
-            raise ValueError(
-                f"bad eval config: missing keys {missing}, unknown keys {unknown}; "
-                f"expected exactly {list(cls.CONFIG_KEYS)}"
-            )
-        size = mapping["size"]
-        return cls(
-            size=None if size is None else _as_int(size, "size"),
-            thresholds=HitThresholds.from_config(mapping),
-            confidence=float(mapping["confidence"]),
-            n_resamples=_as_int(mapping["n_resamples"], "n_resamples"),
-            seed=_as_int(mapping["seed"], "seed"),
-            price_bands=tuple(float(edge) for edge in mapping["price_bands"]),
-            max_failure_rate=float(mapping["max_failure_rate"]),
+    @property
+    def thresholds(self) -> HitThresholds:
+        return HitThresholds(
+            self.hit_dollars, self.hit_fraction, self.near_dollars, self.near_fraction
         )
 
     def band_labels(self) -> list[str]:

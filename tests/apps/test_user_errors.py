@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from tests.e2e.conftest import pricer_app, run_cli
@@ -34,3 +36,23 @@ def test_user_error_is_one_line(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-2000:]
     assert expected in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("app", "overrides", "key"),
+    [
+        ("train", ["model=xgboost", "model.n_estimators=abc"], "n_estimators"),
+        ("leaderboard", ["models.svr.C=high"], "C"),
+        ("train", ["eval.size=abc"], "size"),
+    ],
+)
+def test_a_mistyped_setting_fails_before_any_run_or_data(
+    app: str, overrides: list[str], key: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    # A synthetic source that would take minutes to build: the check comes first.
+    slow = "data.n_records=5000000"
+    result = run_cli(pricer_app(app, *overrides, slow, workdir=tmp_path), tracking_uri, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert re.search(rf"key: ([a-z_]+\.)*{key}\b", error), error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

@@ -85,10 +85,6 @@ def test_metrics_reject_nan_and_mismatched_lengths() -> None:
         price_metrics([-1.0], [1.0], thresholds=COURSE)
 
 
-def test_thresholds_validation_and_from_config() -> None:
+def test_thresholds_validation() -> None:
     with pytest.raises(ValueError, match="near"):
         HitThresholds(hit_dollars=40, hit_fraction=0.2, near_dollars=30, near_fraction=0.4)
-    with pytest.raises(ValueError, match="missing"):
-        HitThresholds.from_config({"hit_dollars": 40})
-    cfg = {"hit_dollars": 40, "hit_fraction": 0.2, "near_dollars": 80, "near_fraction": 0.4}
-    assert HitThresholds.from_config(cfg) == COURSE

@@ -1,13 +1,13 @@
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.errors import HydraException
 
 from pricer.evaluation.report import EvalSettings, evaluate
+from tests.conftest import compose_config
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "conf" / "eval" / "default.yaml"
 CONFIG = {
     "size": 250,
     "hit_dollars": 40,
@@ -23,22 +23,35 @@ CONFIG = {
 SETTINGS = EvalSettings.from_config(CONFIG)
 
 
-def test_yaml_config_loads_through_omegaconf() -> None:
-    omegaconf = pytest.importorskip("omegaconf")
-    settings = EvalSettings.from_config(omegaconf.OmegaConf.load(CONFIG_PATH))
+def test_composed_config_gives_the_settings() -> None:
+    settings = EvalSettings.from_config(compose_config("train").eval)
     assert settings.size == 250
     assert settings.thresholds.hit_dollars == 40
     assert settings.thresholds.near_fraction == pytest.approx(0.4)
     assert settings.confidence == pytest.approx(0.95)
-    assert settings.price_bands == (0, 25, 50, 100, 250, 500, 1000)
+    assert settings.price_bands == [0, 25, 50, 100, 250, 500, 1000]
     assert settings.band_labels()[0] == "$0-25"
 
 
 def test_from_config_rejects_missing_and_unknown_keys() -> None:
-    with pytest.raises(ValueError, match=r"missing keys \['seed'\]"):
+    with pytest.raises(ValueError, match=r"missing mandatory value: seed"):
         EvalSettings.from_config({k: v for k, v in CONFIG.items() if k != "seed"})
-    with pytest.raises(ValueError, match=r"unknown keys \['sise'\]"):
+    with pytest.raises(ValueError, match=r"Key 'sise' not in 'EvalSettings'"):
         EvalSettings.from_config({**CONFIG, "sise": 10})
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("eval.size=abc", "size"),
+        ("eval.sise=10", "sise"),
+        ("eval.price_bands=[0,x]", "price_bands"),
+    ],
+)
+def test_composition_checks_keys_and_types(override: str, key: str) -> None:
+    # Hydra checks the group against its schema while composing: before any data loads.
+    with pytest.raises(HydraException, match=key):
+        compose_config("train", [override])
 
 
 @pytest.mark.parametrize(

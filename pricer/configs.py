@@ -1,0 +1,83 @@
+"""What every Hydra app registers before composing: resolvers and the structured configs.
+
+The settings dataclasses are stored in Hydra's ConfigStore as the ``schema`` of their config
+group; each group's YAML lists ``schema`` first in its defaults, so Hydra checks keys and
+types while composing (an unknown key, or ``eval.size=abc``, fails naming the key before any
+data loads). Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from pricer import paths
+from pricer.data.curation import SampleSettings, SplitSettings
+from pricer.data.items import CleaningSettings
+from pricer.evaluation import EvalSettings
+from pricer.settings import Settings
+from pricer.validation import ValidationSettings
+
+
+@dataclass(frozen=True)
+class CurationConfig(Settings):
+    """``curation``: how raw records become the curated split (conf/curation/default.yaml)."""
+
+    cache_dir: str | None
+    items: CleaningSettings
+    sample: SampleSettings
+    split: SplitSettings
+
+
+@dataclass(frozen=True)
+class TrackingConfig(Settings):
+    """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
+
+    uri: str
+    experiment: str
+    artifact_location: str | None
+    tags: dict[str, str]
+    log_model: bool
+    trace_llm: bool
+
+
+SCHEMAS: dict[str, type[Settings]] = {
+    "curation": CurationConfig,
+    "eval": EvalSettings,
+    "tracking": TrackingConfig,
+    "validation": ValidationSettings,
+}
+
+
+def schema_node(schema: type[Settings]) -> DictConfig:
+    """The schema as a config node YAML can be merged onto.
+
+    Settings are frozen dataclasses, which OmegaConf makes read-only nodes; the YAML of the
+    group and the command line must still set their values while composing.
+    """
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_readonly(node, False)
+    _inherit_flags(node)
+    return node
+
+
+def _inherit_flags(parent: DictConfig) -> None:
+    """Nested settings nodes carry their own read-only flag: make them inherit the parent's."""
+    for key in parent:
+        child = parent._get_node(key)
+        if isinstance(child, DictConfig):
+            OmegaConf.set_readonly(child, None)
+            _inherit_flags(child)
+
+
+def register() -> None:
+    """Register the resolvers and every group's schema (idempotent)."""
+    paths.register_resolvers()
+    store = ConfigStore.instance()
+    for group, schema in SCHEMAS.items():
+        store.store(group=group, name="schema", node=schema_node(schema))
+
+
+register()

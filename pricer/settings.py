@@ -1,0 +1,116 @@
+"""Settings dataclasses that are also the schemas of their config groups.
+
+A settings class (a frozen dataclass deriving from ``Settings``) names every key of its config
+node with its type. Registered with Hydra's ConfigStore (``pricer.configs``), it makes Hydra
+check keys and types while composing, so a typo or ``eval.size=abc`` fails before any data
+loads, naming the key. ``from_config`` applies the same schema to any mapping (a node of a
+config built by hand, a test's dict): unknown, missing or mistyped keys fail alike, and
+``__post_init__`` checks what types cannot say (ranges, orderings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from typing import Any, Optional, TypeVar, get_type_hints
+
+from hydra.utils import get_class
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pricer.errors import UserError
+
+S = TypeVar("S", bound="Settings")
+
+
+class ConfigError(UserError, ValueError):
+    """A config node does not fit its schema: the message names the key."""
+
+
+class Settings:
+    """Base of the settings dataclasses: ``from_config`` checks a node against the class."""
+
+    @classmethod
+    def from_config(cls: type[S], node: Mapping[str, Any] | DictConfig) -> S:
+        """The settings in ``node``: exactly the class's keys, of its types."""
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(cls), node)
+            settings = OmegaConf.to_object(merged)
+        except OmegaConfBaseException as error:
+            raise ConfigError(describe(error, cls.__name__)) from None
+        assert isinstance(settings, cls)
+        return settings
+
+
+def describe(error: OmegaConfBaseException, schema: str) -> str:
+    """OmegaConf's error in one line: what is wrong, with the key it concerns."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    key = getattr(error, "full_key", None)
+    return f"{schema}: {message}" + (f" (key: {key})" if key and str(key) not in message else "")
+
+
+# Keys of an instantiable node that are Hydra's, not the target's arguments.
+_HYDRA_KEYS = frozenset({"_target_", "_convert_", "_recursive_", "_partial_", "_args_"})
+
+
+def check_arguments(node: DictConfig, where: str) -> None:
+    """Check an instantiable node (``_target_``) against its target's constructor.
+
+    A family's constructor is its config's schema: every key must be a parameter, and a value
+    must fit the parameter's annotation (``model.n_estimators=abc`` fails here, naming the key,
+    instead of deep inside a library after the data has loaded). Members that are instantiable
+    nodes themselves (an ensemble's) are checked the same way.
+    """
+    # Interpolations (``${seed}``) resolve against the whole config: resolve them first.
+    _check(OmegaConf.create(OmegaConf.to_container(node, resolve=True)), where)
+
+
+def _check(node: DictConfig, where: str) -> None:
+    target = get_class(str(node["_target_"]))
+    arguments = {key: node[key] for key in node if key not in _HYDRA_KEYS}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(constructor_schema(target)), arguments)
+        OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(describe(error, where)) from None
+    for key, value in arguments.items():
+        if not isinstance(value, DictConfig):
+            continue
+        if "_target_" in value:
+            _check(value, f"{where}.{key}")
+            continue
+        for name, child in value.items():
+            if isinstance(child, DictConfig) and "_target_" in child:
+                _check(child, f"{where}.{key}.{name}")
+
+
+def constructor_schema(target: type) -> type:
+    """A dataclass with one field per constructor parameter, typed by its annotation.
+
+    Annotations OmegaConf cannot check (callables, mappings of estimators, ...) become ``Any``;
+    parameters with a default may be left out of the config.
+    """
+    hints = get_type_hints(target.__init__)
+    fields_: list[tuple[str, Any, Any]] = []
+    for name, parameter in inspect.signature(target.__init__).parameters.items():
+        if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        annotation = hints.get(name, Any)
+        # null is the family's to judge (a fine-tuned model named by an unset variable gets
+        # its own message there); the schema checks keys and the types of given values.
+        annotation = Optional[annotation] if _checkable(annotation) else Any  # noqa: UP045
+        if parameter.default is inspect.Parameter.empty:
+            field = dataclasses.field(default=MISSING)
+        else:
+            field = dataclasses.field(default_factory=lambda default=parameter.default: default)
+        fields_.append((name, annotation, field))
+    return dataclasses.make_dataclass(f"{target.__name__}Arguments", fields_)
+
+
+def _checkable(annotation: Any) -> bool:
+    try:
+        OmegaConf.structured(dataclasses.make_dataclass("Probe", [("value", annotation, MISSING)]))
+    except Exception:  # OmegaConf raises several types for an annotation it does not support
+        return False
+    return True
