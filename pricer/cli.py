@@ -50,6 +50,14 @@ def run(main: Callable[[], object]) -> None:
 
 
 def one_line(error: BaseException) -> str:
-    """The error's message with its lines joined (Hydra's messages span several)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines) or type(error).__name__
+    """The error's message with its lines joined (Hydra's messages span several).
+
+    Hydra wraps what went wrong ("Error merging override eval.size=abc") around its cause
+    (which value, which key): both are said.
+    """
+    messages = []
+    while error is not None and len(messages) < 3:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        messages.append(" ".join(lines) or type(error).__name__)
+        error = error.__cause__
+    return ": ".join(messages)
