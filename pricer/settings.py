@@ -35,6 +35,8 @@ class Settings:
     def from_config(cls: type[S], node: Mapping[str, Any] | DictConfig) -> S:
         """The settings in ``node``: exactly the class's keys, of its types."""
         try:
+            if isinstance(node, DictConfig):  # ``${seed}`` resolves against the node's config
+                node = OmegaConf.to_container(node, resolve=True)
             merged = OmegaConf.merge(OmegaConf.structured(cls), node)
             settings = OmegaConf.to_object(merged)
         except OmegaConfBaseException as error:
