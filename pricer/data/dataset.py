@@ -176,12 +176,13 @@ def _exclude_categories(
 
 
 def _cache_key(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> str:
-    """Settings plus the data code itself: a change to either builds a fresh split."""
+    """Settings plus the data code and data files: a change to any builds a fresh split."""
     settings = {key: value for key, value in curation_cfg.items() if key != "cache_dir"}
     digest = hashlib.sha256(
         json.dumps([dict(data_cfg), settings], sort_keys=True, default=str).encode()
     )
-    for module in sorted(Path(__file__).parent.glob("*.py")):
+    package = Path(__file__).parent
+    for module in sorted([*package.glob("*.py"), *package.glob("*.json")]):
         digest.update(module.read_bytes())
     return f"{data_cfg['source']}-{digest.hexdigest()[:16]}"
 
