@@ -109,6 +109,7 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     if not cache_dir:
         return build_from_raw(data_cfg, curation_cfg)
     entry = Path(cache_dir) / _cache_key(data_cfg, curation_cfg)
+    cache.remove_stale_staging(entry.parent)  # what killed saves left behind
     problem = cache.problem(entry)
     if problem is None:
         try:
@@ -201,15 +202,9 @@ def _build_from_item_files(
             f"only {len(train)} training items after filtering (rejected: {rejections}, "
             f"dropped: {dropped}); pricer needs at least {MIN_TRAIN_ITEMS} to fit a model"
         )
+    # Fields in order: nothing is sampled from item files, so every kept item counts as sampled.
     report = CurationReport(
-        source="items",
-        raw_records=n_read,
-        rejections=rejections,
-        items=n_items,
-        sampled=len(population),
-        train=len(train),
-        test=len(test),
-        dropped=dropped,
+        "items", n_read, rejections, n_items, len(population), len(train), len(test), dropped
     )
     return CuratedData(train, test, population[["price", "category"]].copy(), report)
 
