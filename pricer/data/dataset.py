@@ -199,8 +199,9 @@ def _build_from_item_files(
         raise sources.DataError(f"the test set is empty after filtering ({dropped})")
     if len(train) < MIN_TRAIN_ITEMS:
         raise sources.DataError(
-            f"only {len(train)} training items after filtering (rejected: {rejections}, "
-            f"dropped: {dropped}); pricer needs at least {MIN_TRAIN_ITEMS} to fit a model"
+            f"only {len(train)} training items after filtering (rejected: "
+            f"{sources.count_text(rejections)}; dropped: {sources.count_text(dropped)}); "
+            f"pricer needs at least {MIN_TRAIN_ITEMS} to fit a model"
         )
     # Fields in order: nothing is sampled from item files, so every kept item counts as sampled.
     report = CurationReport(

@@ -303,7 +303,7 @@ def read_item_files(
     if items.empty:
         raise DataError(
             f"no usable items in {list(paths)}: every row was rejected "
-            f"({_nonzero(rejections)}); curation.items keeps prices from "
+            f"({count_text(rejections)}); curation.items keeps prices from "
             f"{price_range[0]} to {price_range[1]}"
         )
     return items, dict(rejections)
@@ -366,7 +366,7 @@ def validate_items(
             origin,
             len(frame) - sum(keep),
             len(frame),
-            _nonzero(rejections),
+            count_text(rejections),
             low,
             high,
         )
@@ -385,7 +385,8 @@ def validate_items(
     return items, {reason: rejections.get(reason, 0) for reason in REJECTION_REASONS}
 
 
-def _nonzero(counts: Mapping[str, int]) -> str:
+def count_text(counts: Mapping[str, int]) -> str:
+    """Counts by reason as short text, zeros left out ("price_out_of_range: 2" or "none")."""
     return ", ".join(f"{reason}: {n}" for reason, n in counts.items() if n) or "none"
 
 
