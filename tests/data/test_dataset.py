@@ -14,13 +14,15 @@ import pytest
 from pricer.data.cache import remove_stale_staging
 from pricer.data.dataset import (
     MIN_TRAIN_ITEMS,
+    SOURCES,
     build_from_raw,
+    describe_source,
     frame_digest,
     load_curated,
     read_curated,
 )
 from pricer.data.sources import DataError, StageTimes
-from pricer.paths import PROJECT_ROOT
+from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from tests.conftest import compose_config
 
 
@@ -318,3 +320,20 @@ def test_a_json_array_file_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="JSON array; JSON Lines expected") as error:
         load_curated(cfg.data, cfg.curation)
     assert str(path) in str(error.value)
+
+
+def test_every_data_config_names_a_source_from_the_one_dispatch_table() -> None:
+    names = sorted(path.stem for path in (CONFIG_DIR / "data").glob("*.yaml"))
+    assert {"synthetic", "amazon", "items", "real", "curated"} <= set(names)
+    origins = {}
+    for name in names:
+        data = compose_config("train", [f"data={name}"]).data
+        assert data.source in SOURCES, name
+        origins[name] = describe_source(data)
+    assert origins["synthetic"].startswith("synthetic:n_records=")
+    assert origins["amazon"].startswith("hf:McAuley-Lab/Amazon-Reviews-2023:")
+    assert origins["real"].endswith("pricer_train_head250_canonical.jsonl")
+    cfg = compose_config("train")
+    cfg.data.source = "csv"
+    with pytest.raises(DataError, match=r"unknown data source 'csv'; choose one of \['synth"):
+        load_curated(cfg.data, cfg.curation)
