@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pricer.data import curation, sources
+from pricer.data import cache, curation, sources
 from pricer.data.items import CleaningSettings
 
-RAW_SOURCES = {"synthetic": sources.load_synthetic, "amazon": sources.load_amazon}
+# The smallest training set pricer fits on. The text families drop words seen in fewer than
+# ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
+# many items a word must be in half of them to count, and scikit-learn fails with a message
+# about max_df and min_df. Ten items is a floor against mistakes, not a recommendation.
+MIN_TRAIN_ITEMS = 10
 
 
 @dataclass
@@ -60,24 +62,63 @@ class CuratedData:
     report: CurationReport
 
 
+@dataclass(frozen=True)
+class Source:
+    """One ``data.source``: where its items come from and how a run names its origin.
+
+    A raw source (``load_raw``) is cleaned, sampled and split, and the result is cached; item
+    files are already curated and read fast, so caching them buys nothing.
+    """
+
+    describe: Callable[[Mapping[str, Any]], str]
+    load_raw: Callable[..., tuple[pd.DataFrame, dict[str, int], int]] | None = None
+
+
+SOURCES: dict[str, Source] = {
+    "synthetic": Source(
+        lambda cfg: f"synthetic:n_records={cfg['n_records']},seed={cfg['seed']}",
+        sources.load_synthetic,
+    ),
+    "amazon": Source(
+        lambda cfg: f"hf:{cfg['dataset']}:{','.join(cfg['categories'])}", sources.load_amazon
+    ),
+    "items": Source(lambda cfg: ",".join(str(path) for path in cfg["train_paths"])),
+}
+
+
+def source_of(data_cfg: Mapping[str, Any]) -> Source:
+    """The source ``data.source`` names; a clear error for an unknown one."""
+    name = data_cfg["source"]
+    if name not in SOURCES:
+        raise sources.DataError(f"unknown data source {name!r}; choose one of {list(SOURCES)}")
+    return SOURCES[name]
+
+
+def describe_source(data_cfg: Mapping[str, Any]) -> str:
+    """A short, human-readable origin of the data, used as the dataset source."""
+    return source_of(data_cfg).describe(data_cfg)
+
+
 def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> CuratedData:
-    """The curated split for these settings: from the cache when present, else built."""
-    source = data_cfg["source"]
-    if source in RAW_SOURCES:
-        build = build_from_raw
-    elif source == "items":
-        build = _build_from_item_files
-    else:
-        raise sources.DataError(
-            f"unknown data source {source!r}; choose one of {[*RAW_SOURCES, 'items']}"
-        )
+    """The curated split for these settings: from the cache when a complete entry is there,
+    else built (and cached). An incomplete or corrupted entry is rebuilt, with a warning."""
+    source = source_of(data_cfg)
+    if source.load_raw is None:
+        return _build_from_item_files(data_cfg, curation_cfg)
     cache_dir = curation_cfg["cache_dir"]
-    if not cache_dir or source == "items":  # item files are read fast; caching buys nothing
-        return build(data_cfg, curation_cfg)
+    if not cache_dir:
+        return build_from_raw(data_cfg, curation_cfg)
     entry = Path(cache_dir) / _cache_key(data_cfg, curation_cfg)
-    if (entry / "report.json").is_file():
-        return read_curated(entry)
-    curated = build(data_cfg, curation_cfg)
+    cache.remove_stale_staging(entry.parent)  # what killed saves left behind
+    problem = cache.problem(entry)
+    if problem is None:
+        try:
+            return read_curated(entry)
+        except (OSError, ValueError, TypeError, KeyError) as error:  # checksums match, yet
+            problem = f"unreadable: {type(error).__name__}: {error}"  # written by other code
+    if problem != "absent":
+        cache.discard(entry, problem)
+    curated = build_from_raw(data_cfg, curation_cfg)
     save_curated(curated, entry)
     return curated
 
@@ -91,7 +132,10 @@ def build_from_raw(
     stage's seconds when given."""
     times = times if times is not None else sources.StageTimes()
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
-    items, rejections, n_raw = RAW_SOURCES[data_cfg["source"]](data_cfg, cleaning, times=times)
+    load_raw = source_of(data_cfg).load_raw
+    if load_raw is None:
+        raise sources.DataError(f"data.source={data_cfg['source']!r} is not a raw source")
+    items, rejections, n_raw = load_raw(data_cfg, cleaning, times=times)
     if items.empty:
         raise sources.DataError(
             f"no usable items among {n_raw} raw records (rejected: {rejections}); "
@@ -123,9 +167,17 @@ def build_from_raw(
 def _build_from_item_files(
     data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]
 ) -> CuratedData:
-    train = sources.read_item_files(list(data_cfg["train_paths"]))
+    cleaning = CleaningSettings.from_config(curation_cfg["items"])
+    price_range = (cleaning.min_price, cleaning.max_price)
+    train, rejections = sources.read_item_files(list(data_cfg["train_paths"]), price_range)
+    n_read = len(train) + sum(rejections.values())
     test_paths = list(data_cfg["test_paths"] or [])
-    test = sources.read_item_files(test_paths) if test_paths else None
+    test = None
+    if test_paths:
+        test, test_rejections = sources.read_item_files(test_paths, price_range)
+        rejections = {reason: n + test_rejections[reason] for reason, n in rejections.items()}
+        n_read += len(test) + sum(test_rejections.values())
+    n_items = len(train) + (0 if test is None else len(test))
     excluded = list(data_cfg["exclude_categories"] or [])
     dropped: dict[str, int] = {}
     if excluded:
@@ -143,18 +195,17 @@ def _build_from_item_files(
         duplicate = train["text"].isin(set(test["text"]))
         dropped["duplicate_of_test"] = int(duplicate.sum())
         train = train.loc[~duplicate].reset_index(drop=True)
-    for name, frame in (("training", train), ("test", test)):
-        if frame.empty:
-            raise sources.DataError(f"the {name} set is empty after filtering ({dropped})")
+    if test.empty:
+        raise sources.DataError(f"the test set is empty after filtering ({dropped})")
+    if len(train) < MIN_TRAIN_ITEMS:
+        raise sources.DataError(
+            f"only {len(train)} training items after filtering (rejected: "
+            f"{sources.count_text(rejections)}; dropped: {sources.count_text(dropped)}); "
+            f"pricer needs at least {MIN_TRAIN_ITEMS} to fit a model"
+        )
+    # Fields in order: nothing is sampled from item files, so every kept item counts as sampled.
     report = CurationReport(
-        source="items",
-        raw_records=len(population),
-        rejections={},
-        items=len(population),
-        sampled=len(population),
-        train=len(train),
-        test=len(test),
-        dropped=dropped,
+        "items", n_read, rejections, n_items, len(population), len(train), len(test), dropped
     )
     return CuratedData(train, test, population[["price", "category"]].copy(), report)
 
@@ -176,41 +227,30 @@ def _exclude_categories(
 
 
 def _cache_key(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> str:
-    """Settings plus the data code itself: a change to either builds a fresh split."""
+    """Settings plus the data code and data files: a change to any builds a fresh split."""
     settings = {key: value for key, value in curation_cfg.items() if key != "cache_dir"}
     digest = hashlib.sha256(
         json.dumps([dict(data_cfg), settings], sort_keys=True, default=str).encode()
     )
-    for module in sorted(Path(__file__).parent.glob("*.py")):
+    package = Path(__file__).parent
+    for module in sorted([*package.glob("*.py"), *package.glob("*.json")]):
         digest.update(module.read_bytes())
     return f"{data_cfg['source']}-{digest.hexdigest()[:16]}"
 
 
 def save_curated(curated: CuratedData, folder: Path, *, replace: bool = False) -> None:
-    """Write a split to a folder (train/test/population Parquet + report.json), atomically.
+    """Write a split to a folder (train/test/population Parquet + report.json), atomically and
+    verifiably: see ``pricer.data.cache`` (a manifest of checksums is written last, and the
+    folder appears in one rename). With ``replace`` an existing folder is swapped out only
+    once the new one is complete."""
 
-    Files are written to a temporary sibling that is renamed into place: a crash never leaves a
-    half-written split. With ``replace`` an existing folder is swapped out only once the new
-    one is complete.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
+    def write(staging: Path) -> None:
         curated.train.to_parquet(staging / "train.parquet")
         curated.test.to_parquet(staging / "test.parquet")
         curated.population.to_parquet(staging / "population.parquet")
         (staging / "report.json").write_text(json.dumps(asdict(curated.report), indent=2))
-        if replace and folder.exists():
-            retired = folder.with_name(f".{folder.name}-old-{staging.name}")
-            folder.rename(retired)
-            staging.rename(folder)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(folder)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if replace or not (folder / "report.json").is_file():  # a parallel writer may have won
-            raise
+
+    cache.write_entry(folder, write, replace=replace)
 
 
 def read_curated(folder: Path) -> CuratedData:

@@ -7,6 +7,7 @@ source reads files that are already curated and only validates them.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -23,12 +24,17 @@ from tqdm.auto import tqdm
 
 from pricer.data.items import (
     ITEM_COLUMNS,
+    PRICE_OUT_OF_RANGE,
+    REJECTION_REASONS,
     CleaningSettings,
     accepted_items,
     convert_batch,
+    parse_prices,
     split_rejections,
 )
 from pricer.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class DataError(UserError, ValueError):
@@ -277,20 +283,41 @@ def _convert_json_lines(
     return convert_batch(raw, settings)
 
 
-def read_item_files(paths: Sequence[str]) -> pd.DataFrame:
-    """Read curated item files (JSONL or Parquet) and check them; keep the file order."""
+def read_item_files(
+    paths: Sequence[str], price_range: tuple[float, float]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read curated item files (JSONL or Parquet), keeping the file order.
+
+    Rows whose price curation would reject (missing, not a price, outside ``price_range``:
+    ``curation.items.min_price`` to ``max_price``) are dropped and counted by reason, exactly
+    as curation counts raw records; an error when no row is left.
+    """
     if not paths:
         raise DataError("no item files given: set data.train_paths=[...]")
-    frames = [_read_item_file(Path(path)) for path in paths]
-    return pd.concat(frames, ignore_index=True)
+    frames, rejections = [], Counter({reason: 0 for reason in REJECTION_REASONS})
+    for path in paths:
+        items, rejected = _read_item_file(Path(path), price_range)
+        frames.append(items)
+        rejections.update(rejected)
+    items = pd.concat(frames, ignore_index=True)
+    if items.empty:
+        raise DataError(
+            f"no usable items in {list(paths)}: every row was rejected "
+            f"({count_text(rejections)}); curation.items keeps prices from "
+            f"{price_range[0]} to {price_range[1]}"
+        )
+    return items, dict(rejections)
 
 
-def _read_item_file(path: Path) -> pd.DataFrame:
+def _read_item_file(
+    path: Path, price_range: tuple[float, float]
+) -> tuple[pd.DataFrame, dict[str, int]]:
     if not path.is_file():
         raise DataError(f"item file not found: {path}")
     suffix = path.suffix.lower()
     try:
         if suffix in {".jsonl", ".json"}:
+            _refuse_json_array(path)
             frame = pd.read_json(path, lines=True, dtype={"price": object})
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -302,39 +329,65 @@ def _read_item_file(path: Path) -> pd.DataFrame:
         if isinstance(error, DataError):
             raise
         raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
-    return validate_items(frame, str(path))
+    return validate_items(frame, str(path), price_range)
 
 
-def validate_items(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
-    """Check an item table's columns and prices; return it in the standard column layout."""
+def _refuse_json_array(path: Path) -> None:
+    """A JSON array file parses as one odd row per line; say what is wrong instead."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        raise DataError(
+            f"{path}: a JSON array; JSON Lines expected (one JSON object per line, no brackets)"
+        )
+
+
+def validate_items(
+    frame: pd.DataFrame, origin: str, price_range: tuple[float, float]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Check an item table's columns; return its usable rows in the standard column layout and
+    the rejected rows counted by reason (``items.REJECTION_REASONS``)."""
     missing = [column for column in REQUIRED_ITEM_COLUMNS if column not in frame.columns]
     if missing:
         raise DataError(
             f"{origin}: missing required column(s) {missing}; item files need "
             f"{list(REQUIRED_ITEM_COLUMNS)} and may have 'category' and 'details'"
         )
-    prices = pd.to_numeric(frame["price"], errors="coerce")
-    bad = prices.isna() & frame["price"].notna() | frame["price"].isna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise DataError(
-            f"{origin}: {int(bad.sum())} unparseable or missing price(s), first at row {row}: "
-            f"{frame['price'].iloc[row]!r}"
+    prices, reasons = parse_prices(frame["price"].tolist())
+    low, high = price_range
+    for row, price in enumerate(prices):
+        if reasons[row] is None and not low <= price <= high:  # inf and 1e300 land here too
+            reasons[row] = PRICE_OUT_OF_RANGE
+    keep = [reason is None for reason in reasons]
+    rejections = Counter(reason for reason in reasons if reason is not None)
+    if rejections:
+        log.warning(
+            "%s: dropped %d of %d rows (%s); curation.items keeps prices from %s to %s",
+            origin,
+            len(frame) - sum(keep),
+            len(frame),
+            count_text(rejections),
+            low,
+            high,
         )
-    if (prices < 0).any():
-        row = int((prices < 0).to_numpy().nonzero()[0][0])
-        raise DataError(f"{origin}: negative price {prices.iloc[row]} at row {row}")
+    kept = frame.loc[keep]
     items = pd.DataFrame(
         {
-            "title": frame["title"].fillna("").astype(str),
-            "text": frame["text"].fillna("").astype(str),
-            "price": prices.astype(float),
-            "category": frame.get("category"),
-            "details": frame.get("details"),
+            "title": kept["title"].fillna("").astype(str),
+            "text": kept["text"].fillna("").astype(str),
+            "price": [price for price, ok in zip(prices, keep, strict=True) if ok],
+            "category": kept.get("category"),
+            "details": kept.get("details"),
         }
-    )
+    ).reset_index(drop=True)
+    items["price"] = items["price"].astype(float)
     items["details"] = items["details"].map(_details_as_json)
-    return items
+    return items, {reason: rejections.get(reason, 0) for reason in REJECTION_REASONS}
+
+
+def count_text(counts: Mapping[str, int]) -> str:
+    """Counts by reason as short text, zeros left out ("price_out_of_range: 2" or "none")."""
+    return ", ".join(f"{reason}: {n}" for reason, n in counts.items() if n) or "none"
 
 
 def _details_as_json(value: object) -> str | None:

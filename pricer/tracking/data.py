@@ -12,7 +12,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.types import Schema
 
-from pricer.data.dataset import CuratedData, frame_digest
+from pricer.data.dataset import CuratedData, describe_source, frame_digest
 from pricer.evaluation import category_bars, category_pie, price_histogram
 from pricer.tracking import tags
 
@@ -81,12 +81,3 @@ def log_curation_charts(curated: CuratedData, bins: int) -> None:
             category_pie(counts, f"Category shares {stage} curation"),
             f"curation/category_shares_{stage}.png",
         )
-
-
-def describe_source(data_cfg: Mapping[str, Any]) -> str:
-    """A short, human-readable origin of the data, used as the dataset source."""
-    if data_cfg["source"] == "items":
-        return ",".join(str(path) for path in data_cfg["train_paths"])
-    if data_cfg["source"] == "synthetic":
-        return f"synthetic:n_records={data_cfg['n_records']},seed={data_cfg['seed']}"
-    return f"hf:{data_cfg['dataset']}:{','.join(data_cfg['categories'])}"

@@ -1,13 +1,28 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pricer.data.dataset import build_from_raw, frame_digest, load_curated
+from pricer.data.cache import remove_stale_staging
+from pricer.data.dataset import (
+    MIN_TRAIN_ITEMS,
+    SOURCES,
+    build_from_raw,
+    describe_source,
+    frame_digest,
+    load_curated,
+    read_curated,
+)
 from pricer.data.sources import DataError, StageTimes
+from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from tests.conftest import compose_config
 
 
@@ -121,3 +136,204 @@ def test_course_scale_preset_is_the_synthetic_catalogue_at_the_course_split() ->
     default = compose_config("curate")
     assert cfg.curation["items"] == default.curation["items"]
     assert cfg.curation.sample.take_all_from == default.curation.sample.take_all_from
+
+
+# --- The curated-data cache: an entry is complete and verified, or rebuilt with a warning ---
+
+SMALL = ["data.n_records=3000", "curation.split.test_size=100"]
+
+
+def cached_config(cache_dir: Path):
+    return compose_config("train", [*SMALL, f"curation.cache_dir={cache_dir}"])
+
+
+def only_entry(cache_dir: Path) -> Path:
+    [entry] = list(cache_dir.iterdir())  # nothing else: no staging or retired folders
+    return entry
+
+
+def truncate_train(entry: Path) -> str:
+    path = entry / "train.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return "train.parquet"
+
+
+def empty_report(entry: Path) -> str:
+    (entry / "report.json").write_text("")
+    return "report.json"
+
+
+def delete_test_file(entry: Path) -> str:
+    (entry / "test.parquet").unlink()
+    return "test.parquet is missing"
+
+
+@pytest.mark.parametrize("damage", [truncate_train, empty_report, delete_test_file])
+def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(
+    tmp_path: Path, damage, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = cached_config(tmp_path)
+    first = load_curated(cfg.data, cfg.curation)
+    entry = only_entry(tmp_path)
+    what = damage(entry)
+    with caplog.at_level(logging.WARNING):
+        again = load_curated(cfg.data, cfg.curation)
+    pd.testing.assert_frame_equal(first.train, again.train)
+    assert first.report == again.report
+    [warning] = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+    assert str(entry) in warning and what in warning
+    # The rebuilt entry is whole again: a third load reads it without a word.
+    assert only_entry(tmp_path) == entry and (entry / "manifest.json").is_file()
+    caplog.clear()
+    third = load_curated(cfg.data, cfg.curation)
+    assert not caplog.records
+    pd.testing.assert_frame_equal(first.test, third.test)
+
+
+KILLED_SAVE = """
+import os, sys, time
+import pandas as pd
+from pricer.data.dataset import build_from_raw, save_curated, _cache_key
+from tests.conftest import compose_config
+from pathlib import Path
+
+cfg = compose_config("train", sys.argv[2:])
+curated = build_from_raw(cfg.data, cfg.curation)
+write = pd.DataFrame.to_parquet
+
+def slow_write(frame, path, *args, **kwargs):
+    write(frame, path, *args, **kwargs)
+    Path(sys.argv[1]).write_text("one file written")
+    time.sleep(120)  # killed here, half-way through the save
+
+pd.DataFrame.to_parquet = slow_write
+save_curated(curated, Path(cfg.curation.cache_dir) / _cache_key(cfg.data, cfg.curation))
+"""
+
+
+def test_a_save_killed_half_way_leaves_nothing_a_later_run_trips_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache_dir, marker = tmp_path / "cache", tmp_path / "written"
+    overrides = [*SMALL, f"curation.cache_dir={cache_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVE, str(marker), *overrides], cwd=PROJECT_ROOT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert process.poll() is None, "the saving process ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        process.kill()  # SIGKILL: nothing can be cleaned up on the way out
+        process.wait()
+    assert list(cache_dir.iterdir())  # the half-written save left its staging folder
+
+    cfg = cached_config(cache_dir)
+    with caplog.at_level(logging.WARNING):
+        curated = load_curated(cfg.data, cfg.curation)
+    assert any("did not finish" in record.getMessage() for record in caplog.records)
+    entry = only_entry(cache_dir)  # the staging folder is gone
+    assert (entry / "manifest.json").is_file()
+    pd.testing.assert_frame_equal(read_curated(entry).train, curated.train)
+
+
+def test_a_staging_folder_of_a_live_writer_is_left_alone(tmp_path: Path) -> None:
+    parent = tmp_path / "cache"
+    live = parent / f".entry.partial-{os.getppid()}-abc"  # the test runner's parent is alive
+    live.mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    stale = parent / f".entry.partial-{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    remove_stale_staging(parent)
+    assert live.is_dir() and not stale.exists()
+
+
+# --- Item files: curation's price range, rejections counted by reason, clear errors ---
+
+
+def write_rows(path: Path, prices: list, start: int = 0) -> str:
+    lines = [
+        json.dumps({"title": f"item {i}", "text": f"text of item {i}", "price": price})
+        for i, price in enumerate(prices, start)
+    ]
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def test_item_prices_outside_curations_range_are_rejected_and_counted(tmp_path: Path) -> None:
+    bad = [0, 1e9, float("inf"), 1e300, "twelve", -4, None]
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_rows(tmp_path / "train.jsonl", [*bad, *range(10, 40)])],
+        test_paths=[write_rows(tmp_path / "test.jsonl", [0.2, 5, 6, 7], start=100)],
+    )
+    curated = load_curated(cfg.data, cfg.curation)
+    low, high = cfg.curation["items"].min_price, cfg.curation["items"].max_price
+    for frame in (curated.train, curated.test):
+        assert frame["price"].between(low, high).all()
+    assert len(curated.train) == 30 and len(curated.test) == 3
+    assert curated.report.rejections == {
+        "missing_price": 1,
+        "invalid_price": 2,  # "twelve" and -4
+        "price_out_of_range": 5,  # 0, 1e9, inf, 1e300 and the test file's 0.2
+        "missing_title": 0,
+        "too_short": 0,
+    }
+    assert curated.report.raw_records == 7 + 30 + 4
+    assert curated.report.as_metrics()["data.rejected.price_out_of_range"] == 5
+
+
+def test_item_files_with_no_valid_price_fail_with_one_line(tmp_path: Path) -> None:
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_rows(tmp_path / "train.jsonl", [0, 1e9, None, "x"])],
+        test_paths=[write_rows(tmp_path / "test.jsonl", [5, 6], start=100)],
+    )
+    with pytest.raises(DataError, match="no usable items") as error:
+        load_curated(cfg.data, cfg.curation)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "price_out_of_range: 2" in message and "missing_price: 1" in message
+
+
+def test_too_few_training_items_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_rows(tmp_path / "train.jsonl", [10, 20])],
+        test_paths=[write_rows(tmp_path / "test.jsonl", [5, 6], start=100)],
+    )
+    with pytest.raises(DataError, match=f"only 2 training items.*at least {MIN_TRAIN_ITEMS}"):
+        load_curated(cfg.data, cfg.curation)
+
+
+def test_a_json_array_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps([{"title": "a", "text": "b", "price": 3.0}] * 20))
+    cfg = items_config(tmp_path, train_paths=[str(path)], test_paths=[])
+    with pytest.raises(DataError, match="JSON array; JSON Lines expected") as error:
+        load_curated(cfg.data, cfg.curation)
+    assert str(path) in str(error.value)
+
+
+def test_every_data_config_names_a_source_from_the_one_dispatch_table() -> None:
+    names = sorted(path.stem for path in (CONFIG_DIR / "data").glob("*.yaml"))
+    assert {"synthetic", "amazon", "items", "real", "curated"} <= set(names)
+    origins = {}
+    for name in names:
+        data = compose_config("train", [f"data={name}"]).data
+        assert data.source in SOURCES, name
+        origins[name] = describe_source(data)
+    assert origins["synthetic"].startswith("synthetic:n_records=")
+    assert origins["amazon"].startswith("hf:McAuley-Lab/Amazon-Reviews-2023:")
+    assert origins["real"].endswith("pricer_train_head250_canonical.jsonl")
+    cfg = compose_config("train")
+    cfg.data.source = "csv"
+    with pytest.raises(DataError, match=r"unknown data source 'csv'; choose one of \['synth"):
+        load_curated(cfg.data, cfg.curation)

@@ -6,9 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pricer.data.items import CleaningSettings
+from pricer.data.items import REJECTION_REASONS, CleaningSettings
 from pricer.data.sources import DataError, SourceUnavailableError, load_amazon, read_item_files
 from tests.conftest import compose_config, raw_record
+
+PRICES = (0.5, 999.49)  # curation.items' price range
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -24,35 +26,62 @@ def item(price: object, text: str = "some product text", **extra: object) -> dic
 def test_reads_jsonl_and_parquet_in_file_order(tmp_path: Path) -> None:
     first = write_jsonl(tmp_path / "a.jsonl", [item(3.5, category="Toys"), item(7)])
     pd.DataFrame([item(12.25, details={"Brand": "X"})]).to_parquet(tmp_path / "b.parquet")
-    items = read_item_files([str(first), str(tmp_path / "b.parquet")])
+    items, rejections = read_item_files([str(first), str(tmp_path / "b.parquet")], PRICES)
     assert items["price"].tolist() == [3.5, 7.0, 12.25]
+    assert not any(rejections.values())
     assert items["category"].tolist()[0] == "Toys"
     assert json.loads(items["details"].iloc[2]) == {"Brand": "X"}
 
 
+def test_a_missing_column_is_named(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"title": "x", "price": 3}])
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['text'\]"):
+        read_item_files([str(path)], PRICES)
+
+
 @pytest.mark.parametrize(
-    ("rows", "message"),
+    ("price", "reason"),
     [
-        ([{"title": "x", "price": 3}], r"missing required column\(s\) \['text'\]"),
-        ([item("twelve")], "unparseable or missing price"),
-        ([item(3), item(None)], "first at row 1"),
-        ([item(-4)], "negative price"),
+        ("twelve", "invalid_price"),
+        (-4, "invalid_price"),
+        (None, "missing_price"),
+        (0, "price_out_of_range"),
+        (1e9, "price_out_of_range"),
+        (1e300, "price_out_of_range"),
     ],
 )
-def test_bad_item_files_get_specific_errors(tmp_path: Path, rows: list, message: str) -> None:
-    path = write_jsonl(tmp_path / "bad.jsonl", rows)
-    with pytest.raises(DataError, match=message):
-        read_item_files([str(path)])
+def test_rows_curation_would_reject_are_dropped_by_reason(
+    tmp_path: Path, price: object, reason: str
+) -> None:
+    path = write_jsonl(tmp_path / "items.jsonl", [item(3), item(price), item("$1,299.00")])
+    items, rejections = read_item_files([str(path)], (0.5, 2000.0))
+    assert items["price"].tolist() == [3.0, 1299.0]
+    assert rejections == {**dict.fromkeys(REJECTION_REASONS, 0), reason: 1}
+
+
+def test_infinite_prices_in_parquet_are_out_of_range(tmp_path: Path) -> None:
+    path = tmp_path / "items.parquet"
+    pd.DataFrame([item(float("inf")), item(float("nan")), item(4.0)]).to_parquet(path)
+    items, rejections = read_item_files([str(path)], PRICES)
+    assert items["price"].tolist() == [4.0]
+    assert rejections["price_out_of_range"] == 1 and rejections["missing_price"] == 1
+
+
+def test_a_json_array_says_json_lines_are_expected(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n" + json.dumps([item(3), item(4)], indent=2))
+    with pytest.raises(DataError, match=f"{path}: a JSON array; JSON Lines expected"):
+        read_item_files([str(path)], PRICES)
 
 
 def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="item file not found"):
-        read_item_files([str(tmp_path / "nope.jsonl")])
+        read_item_files([str(tmp_path / "nope.jsonl")], PRICES)
     (tmp_path / "items.csv").write_text("title,text,price\n")
     with pytest.raises(DataError, match="unsupported item file type"):
-        read_item_files([str(tmp_path / "items.csv")])
+        read_item_files([str(tmp_path / "items.csv")], PRICES)
     with pytest.raises(DataError, match="no item files given"):
-        read_item_files([])
+        read_item_files([], PRICES)
 
 
 def amazon_config(data_files: str, tmp_path: Path) -> dict:

@@ -145,6 +145,7 @@ def test_curate_saves_a_split_that_train_can_use(tracking_uri: str, tmp_path: Pa
         "test.parquet",
         "population.parquet",
         "report.json",
+        "manifest.json",  # sizes and sha256 of the others, written last (pricer.data.cache)
     }
     report = json.loads((out / "report.json").read_text())
     assert report["raw_records"] == 4000 and report["test"] == 200

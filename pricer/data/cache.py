@@ -1,0 +1,145 @@
+"""Folders of files that are complete and verified, or absent: the curated-data cache's entries.
+
+An entry is written into a hidden staging folder beside it, closed by a manifest (the size
+and sha256 of every file) written last, then renamed into place in one step. A reader trusts
+an entry only if its manifest is there and every file matches it; anything else (a truncated
+or emptied file, a missing one, a folder an older version wrote without a manifest) is reported
+as a problem so the caller can rebuild the entry. A save killed part-way leaves only its
+staging folder, which readers never look at and the next save removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+# Staging folders are named ".<entry>.partial-<pid>-<random>": hidden, never a valid entry name.
+_PARTIAL = ".partial-"
+# A staging folder whose writer is not a live process on this host is junk. On another host
+# (a shared cache folder) the process cannot be asked, so only age tells: a save writes its
+# files within seconds to minutes, and a day leaves any live writer far behind.
+_FOREIGN_STALE_SECONDS = 24 * 3600
+_CHUNK = 1 << 20
+
+
+def write_entry(
+    folder: Path, write_files: Callable[[Path], None], *, replace: bool = False
+) -> None:
+    """Write an entry atomically: ``write_files(staging)`` fills a staging folder, the manifest
+    is added last, and the folder is renamed to ``folder``.
+
+    Without ``replace``, an entry that another process completed meanwhile is kept (it holds
+    the same data). With ``replace``, an existing folder is swapped out only once the new one
+    is complete.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(folder.parent)
+    staging = Path(
+        tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}{_PARTIAL}{os.getpid()}-")
+    )
+    try:
+        write_files(staging)
+        _write_manifest(staging)
+        if folder.exists() and (replace or problem(folder) is not None):
+            _discard(folder)
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if replace or problem(folder) is not None:  # else a parallel writer completed it
+            raise
+
+
+def problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete entry (None when it is, "absent" when it does not exist)."""
+    if not folder.is_dir():
+        return "absent"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        expected = {
+            name: (int(entry["size"]), str(entry["sha256"])) for name, entry in manifest.items()
+        }
+    except FileNotFoundError:
+        return f"no {MANIFEST} (not completely written)"
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        return f"unreadable {MANIFEST} ({type(error).__name__}: {error})"
+    for name, (size, digest) in expected.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
+        if _sha256(path) != digest:
+            return f"{name} does not match its sha256 checksum"
+    return None
+
+
+def discard(folder: Path, reason: str) -> None:
+    """Warn that an unusable entry is dropped, and drop it."""
+    log.warning("cache entry %s is unusable (%s): rebuilding it", folder, reason)
+    _discard(folder)
+
+
+def remove_stale_staging(parent: Path) -> None:
+    """Remove staging folders that saves killed part-way left behind."""
+    if not parent.is_dir():
+        return
+    for path in parent.glob(f".*{_PARTIAL}*"):
+        if path.is_dir() and _is_stale(path):
+            log.warning("removing %s, left by a save that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_stale(staging: Path) -> bool:
+    pid_text = staging.name.rsplit(_PARTIAL, 1)[-1].split("-", 1)[0]
+    try:
+        age = time.time() - staging.stat().st_mtime
+    except FileNotFoundError:  # its writer just finished or removed it
+        return False
+    if not pid_text.isdigit():
+        return age > _FOREIGN_STALE_SECONDS
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return age > _FOREIGN_STALE_SECONDS
+
+
+def _write_manifest(staging: Path) -> None:
+    files = sorted(path for path in staging.iterdir() if path.is_file())
+    manifest = {path.name: {"size": path.stat().st_size, "sha256": _sha256(path)} for path in files}
+    partial = staging / f"{MANIFEST}.tmp"
+    partial.write_text(json.dumps(manifest, indent=2))
+    partial.rename(staging / MANIFEST)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _discard(folder: Path) -> None:
+    # Renamed first (one step), so no reader ever sees it half deleted.
+    retired = folder.with_name(f".{folder.name}{_PARTIAL}retired-{os.getpid()}-{time.time_ns()}")
+    try:
+        folder.rename(retired)
+    except FileNotFoundError:  # another process got there first
+        return
+    shutil.rmtree(retired, ignore_errors=True)
