@@ -26,9 +26,19 @@ PROJECT = load_project(str(PROJECT_ROOT))
 ENTRY_POINTS = sorted(PROJECT._entry_points)
 # A multirun (-m) cannot print one job's config (--cfg): the sweep entry point is run for real,
 # with several overrides through `mlflow run`, in tests/sweep/test_sweep_e2e.py.
-SINGLE_RUN = [name for name in ENTRY_POINTS if " -m " not in PROJECT.get_entry_point(name).command]
+SINGLE_RUN = [
+    name
+    for name in ENTRY_POINTS
+    # "python -m pricer.<app> ...": a -m after the module is Hydra's --multirun
+    if "-m" not in PROJECT.get_entry_point(name).command.split()[3:]
+]
 # Two overrides that any app accepts: new keys, appended with "+".
 TWO = "+probe.first=1 +probe.second=two"
+
+
+def test_the_single_run_entry_points_are_found() -> None:
+    assert "sweep" not in SINGLE_RUN
+    assert {"main", "curate", "promote", *family_names()} <= set(SINGLE_RUN)
 
 
 def test_one_entry_point_per_family_config() -> None:
