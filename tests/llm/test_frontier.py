@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.devtools.stub_server import StubServer, count_tokens, default_price
+from pricer.devtools.stub_chat import count_tokens, default_price
+from pricer.devtools.stub_server import StubServer
 from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
 from pricer.models.llm.frontier import FrontierPricer
 
