@@ -163,6 +163,17 @@ def test_failures_are_not_cached(make_pricer, items, stub, tmp_path) -> None:
     assert second.stats["llm.failures"] == 0
 
 
+def test_a_refusal_quoting_a_model_number_is_no_price_and_not_cached(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # Issue 10 repro: this answer was read as $3000, counted a success and cached.
+    stub.state.answer_fn = lambda messages: "I can't price the model 3000X kit"
+    report = fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    assert np.isnan(report.prices).all()
+    assert report.stats["llm.failures.no_price"] == len(items)
+    assert not list(tmp_path.rglob("*.json"))  # nothing cached: a rerun asks again
+
+
 def test_cache_key_includes_sampling_settings_and_server(make_pricer, items, stub, tmp_path):
     fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
     fitted(make_pricer(cache_dir=str(tmp_path), temperature=0.7), items).predict_report(items)
