@@ -48,7 +48,7 @@ class MissingApiKeyError(UserError, RuntimeError):
     """The environment variable that should hold the API key is unset or empty."""
 
 
-class ServerUnreachable(ConnectionError):
+class ServerUnreachable(UserError, ConnectionError):
     """Nothing answers at the configured base URL (connection refused, unknown host)."""
 
 
