@@ -54,6 +54,7 @@ NO_PRICE = [
     "3000X",  # a model name continuing the prefill
     "5 inches wide",
     "$1.2k",  # a number with a unit glued on is not read in part
+    "$1 299",  # nor one with a space-separated thousands group (not $1)
     "50% off",
     "I cannot tell.",
     "no idea, sorry",

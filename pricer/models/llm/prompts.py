@@ -29,8 +29,11 @@ EXAMPLE_SEPARATOR = "\n\n"
 # What counts as an answer (issue 10: a refusal quoting "model 3000X" was read as $3000).
 # A price is a number marked as money or as the price, or the number an answer opens with
 # (the continuation of the "Price is $" prefill). A number with a letter or another digit
-# group glued on ("3000X", "$1.2k") is a name, not a price. Anything else is no price.
-_NUMBER = r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w%]|[.,]\d)"
+# group glued on ("3000X", "$1.2k", "$1 299") is not read in part. Anything else is no price.
+_NUMBER = (
+    r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
+    r"(?![\w%]|[.,]\d|[ \u00a0\u202f]\d{3}\b)"  # nothing glued on, no further digit group
+)
 _SIGN = r"(?P<sign>[-\u2212])?"  # a minus glued to the amount: "-5", "-$5", "$-5"
 _CURRENCY = r"(?:US\s?\$|USD\s?\$?|\$)"
 _CURRENCY_WORD = r"(?:\$|USD\b|US dollars?\b|dollars?\b|bucks\b)"
