@@ -3,8 +3,8 @@ listening fails in seconds; a run with too many missing prices says why."""
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import re
 import signal
 import socket
@@ -25,12 +25,12 @@ CHAT = "POST /chat/completions"
 
 # A separate process prices the items, as `pricer.train model=frontier` would, until killed.
 CHILD = """
-import json, sys
+import pickle, sys
 import pandas as pd
-from pricer.models.llm.frontier import FrontierPricer
 items = pd.read_json(sys.argv[2], orient="records", lines=True)
-pricer = FrontierPricer(**json.loads(sys.argv[1])).fit(items, items["price"])
-pricer.predict_report(items)
+with open(sys.argv[1], "rb") as file:
+    pricer = pickle.load(file)
+pricer.fit(items, items["price"]).predict_report(items)
 """
 
 
@@ -46,9 +46,10 @@ def test_a_killed_run_keeps_its_answers_and_the_rerun_pays_only_for_the_rest(
     items.to_json(items_file, orient="records", lines=True)
     cache = tmp_path / "llm_cache"
     stub.state.latency = 0.05  # one call at a time: about 1 s for the whole batch
-    params = make_pricer(cache_dir=str(cache), max_concurrency=1).get_params(deep=False)
+    pricer_file = tmp_path / "pricer.pkl"  # the unfitted pricer, built by the test's fixture
+    pricer_file.write_bytes(pickle.dumps(make_pricer(cache_dir=str(cache), max_concurrency=1)))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(params), str(items_file)], env=dict(os.environ)
+        [sys.executable, "-c", CHILD, str(pricer_file), str(items_file)], env=dict(os.environ)
     )
     try:
         deadline = time.monotonic() + 60
