@@ -19,6 +19,7 @@ from pricer.data.dataset import CuratedData, load_curated
 from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.models.base import INPUT_COLUMNS, Pricer
+from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments
 from pricer.tracking import tags as tag_names
@@ -98,7 +99,7 @@ def run_family(
         if failure_rate > settings.max_failure_rate:
             raise TooManyFailures(
                 f"{family} gave no price for {failure_rate:.1%} of the evaluation items "
-                f"(eval.max_failure_rate={settings.max_failure_rate:.1%})"
+                f"({failure_summary(stats)}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
         if run_cfg.tracking.log_model:
             started = time.perf_counter()

@@ -18,3 +18,8 @@ EVAL_DIGEST = (
 EVAL_SIZE = "pricer.eval_size"
 DATASET_ORIGIN = "pricer.origin"  # on a dataset source: where the items came from
 ENTRY_POINT = "pricer.entry_point"
+# A fine-tuning run (pricer.finetune): the job, what it produced, whether it was re-attached.
+FT_BASE_MODEL = "ft.base_model"
+FT_JOB_ID = "ft.job_id"
+FT_FINE_TUNED_MODEL = "ft.fine_tuned_model"
+FT_RESUMED = "ft.resumed"

@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from pricer.devtools.stub_server import default_price
+from pricer.devtools.stub_chat import default_price
 
 
 @pytest.fixture

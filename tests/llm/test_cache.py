@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+
+import pytest
 
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
 
@@ -33,13 +36,17 @@ def test_round_trip_and_disabled_cache(tmp_path: Path) -> None:
     assert off.get(key) is None and not off.enabled
 
 
-def test_a_damaged_entry_is_a_miss_and_gets_overwritten(tmp_path: Path) -> None:
+def test_a_damaged_entry_is_a_miss_with_a_warning_and_gets_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = ResponseCache(tmp_path)
     key = request_key(REQUEST)
     cache.put(key, CachedAnswer("1", 1, 1), REQUEST)
     (entry,) = tmp_path.rglob("*.json")
     entry.write_text('{"answer": {"answ')  # a crash mid-write of some other tool
-    assert cache.get(key) is None
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        assert cache.get(key) is None
+    assert f"ignoring unreadable LLM cache entry {entry}" in caplog.text
     cache.put(key, CachedAnswer("2", 1, 1), REQUEST)
     assert cache.get(key).answer == "2"
 
@@ -65,3 +72,15 @@ def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path: Path) 
     assert all(entry is None or entry.answer == "Price is $9.99" * 200 for entry in seen)
     assert all(cache.get(key) is not None for key in keys)
     assert not list(tmp_path.rglob(".tmp-*"))  # no temporary file left behind
+
+
+def test_a_failed_write_costs_the_entry_not_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")  # the cache folder is a file: every write fails
+    cache = ResponseCache(tmp_path / "file")
+    key = request_key(REQUEST)
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        cache.put(key, CachedAnswer("Price is $3.00", 1, 1), REQUEST)
+    assert "cannot write LLM cache entry" in caplog.text
+    assert cache.get(key) is None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from pricer import finetune
 from pricer.models.llm import finetuning as ft
+from pricer.preparation import run_finetune
+from tests.e2e.conftest import pricer_app, run_cli
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def only_run():
 
 
 def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub) -> None:
-    job = finetune.run(finetune_cfg())
+    job = run_finetune(finetune_cfg())
     run = only_run()
     assert run.info.status == "FINISHED"
     assert run.data.tags["ft.job_id"] == job.id
@@ -61,16 +62,16 @@ def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub) -> None:
 def test_failed_job_fails_the_run_with_the_reason(finetune_cfg, stub) -> None:
     stub.state.fail_next_job = "Examples contain disallowed content"
     with pytest.raises(ft.JobFailed):
-        finetune.run(finetune_cfg())
+        run_finetune(finetune_cfg())
     run = only_run()
     assert run.info.status == "FAILED"
     assert "Examples contain disallowed content" in run.data.tags["error"]
 
 
 def test_resume_by_job_id_follows_without_new_files_or_job(finetune_cfg, stub) -> None:
-    job = finetune.run(finetune_cfg())
+    job = run_finetune(finetune_cfg())
     uploads = stub.state.counters["POST /files"]
-    resumed = finetune.run(finetune_cfg(f"job_id={job.id}"))
+    resumed = run_finetune(finetune_cfg(f"job_id={job.id}"))
     assert resumed.id == job.id
     assert stub.state.counters["POST /files"] == uploads
     assert len(stub.state.jobs) == 1
@@ -84,6 +85,31 @@ def test_resume_by_job_id_follows_without_new_files_or_job(finetune_cfg, stub) -
 
 def test_without_a_terminal_or_yes_nothing_is_started(finetune_cfg, stub) -> None:
     with pytest.raises(ft.ConfirmationRefused):
-        finetune.run(finetune_cfg("confirm=true"))  # pytest's stdin is no terminal
+        run_finetune(finetune_cfg("confirm=true"))  # pytest's stdin is no terminal
+    assert not stub.state.counters  # nothing uploaded, no job
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_the_app_without_a_terminal_says_so_in_one_line(finetune_cfg, stub, tracking_uri, tmp_path):
+    # The real command line: confirm=true and stdin not a terminal (a job, CI, mlflow run).
+    cfg = finetune_cfg("confirm=true")
+    overrides = [
+        "data=items",
+        f"data.train_paths=[{cfg.data.train_paths[0]}]",
+        f"data.test_paths=[{cfg.data.test_paths[0]}]",
+        f"client.base_url={stub.base_url}",
+        "client.api_key_env=PRICER_TEST_LLM_KEY",
+        "train_size=20 validation_size=5",  # two overrides in one argument, as mlflow run sends
+        "confirm=true",
+    ]
+    result = run_cli(pricer_app("finetune", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: no terminal to confirm the fine-tuning cost on; rerun with confirm=false to "
+        "accept it"
+    ]
+    assert "Estimated training cost" in result.stdout
     assert not stub.state.counters  # nothing uploaded, no job
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

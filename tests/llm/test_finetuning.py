@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pricer.devtools.stub_server import train_loss, valid_loss
+from pricer.devtools.stub_fine_tuning import train_loss, valid_loss
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import make_client
 from pricer.models.llm.prompts import PromptTemplate, parse_price

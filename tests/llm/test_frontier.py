@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.devtools.stub_server import StubServer, count_tokens, default_price
+from pricer.devtools.stub_chat import count_tokens, default_price
+from pricer.devtools.stub_server import StubServer
 from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
 from pricer.models.llm.frontier import FrontierPricer
 
@@ -160,6 +161,17 @@ def test_failures_are_not_cached(make_pricer, items, stub, tmp_path) -> None:
     assert stub.state.counters[CHAT] == len(items) + 1  # only the failed item is asked again
     assert second.stats["llm.cache_hits"] == len(items) - 1
     assert second.stats["llm.failures"] == 0
+
+
+def test_a_refusal_quoting_a_model_number_is_no_price_and_not_cached(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # Issue 10 repro: this answer was read as $3000, counted a success and cached.
+    stub.state.answer_fn = lambda messages: "I can't price the model 3000X kit"
+    report = fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
+    assert np.isnan(report.prices).all()
+    assert report.stats["llm.failures.no_price"] == len(items)
+    assert not list(tmp_path.rglob("*.json"))  # nothing cached: a rerun asks again
 
 
 def test_cache_key_includes_sampling_settings_and_server(make_pricer, items, stub, tmp_path):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer import human_export
 from pricer.data.dataset import load_curated
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import HumanPricer, item_id
+from pricer.preparation import export_for_human
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def export_cfg(compose_conf, item_files, tmp_path):
 
 
 def test_export_then_guesses_round_trip(export_cfg, tmp_path) -> None:
-    exported = pd.read_csv(human_export.run(export_cfg), dtype=str, keep_default_na=False)
+    exported = pd.read_csv(export_for_human(export_cfg), dtype=str, keep_default_na=False)
     curated = load_curated(export_cfg.data, export_cfg.curation)
     items = evaluation_items(curated, EvalSettings.from_config(export_cfg.eval))
     # Exactly the evaluation items, in order, with no price given away.

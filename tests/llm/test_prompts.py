@@ -14,26 +14,63 @@ RAG = {
 }
 
 
-@pytest.mark.parametrize(
-    ("answer", "price"),
-    [
-        ("$1,299.99", 1299.99),
-        ("about 40 dollars", 40.0),
-        ("Price is $12", 12.0),
-        ("12.50", 12.5),
-        ("Price is $ 7.5.", 7.5),
-        ("The 2-pack costs $15.99 at most", 15.99),  # the dollar amount, not the pack size
-        ("Roughly 1,050 USD", 1050.0),
-        ("$.99", 0.99),
-        ("I'd say $0", 0.0),  # a stated zero is an answer; evaluation judges it
-    ],
-)
-def test_parse_price_reads_the_stated_amount(answer: str, price: float) -> None:
+# Answers as models write them. With the "Price is $" prefill, servers that continue the
+# assistant turn (Ollama, vLLM) answer with the number alone; OpenAI writes a sentence.
+STATED = [
+    ("129.99", 129.99),  # the prefill continued
+    ("129.99\n\nThis estimate reflects similar blenders.", 129.99),
+    ("1,299.99.", 1299.99),
+    (" 45 ", 45.0),
+    ("**89.50**", 89.5),
+    ("34.99 (based on similar items)", 34.99),
+    ("$1,299.99", 1299.99),
+    ("Price is $12", 12.0),
+    ("Price is $ 7.5.", 7.5),
+    ("about 40 dollars", 40.0),
+    ("USD 45", 45.0),
+    ("Roughly 1,050 USD", 1050.0),
+    ("$.99", 0.99),
+    ("The price is 23.50", 23.5),
+    ("The 2-pack costs $15.99 at most", 15.99),  # the dollar amount, not the pack size
+    ("Model 3000 kit: $45", 45.0),  # a model number beside a real price
+    ("$29.99 (was $39.99)", 29.99),  # the first amount decides
+    ("Similar kits sell for $10-$20; I'd say $15.", 15.0),  # a range passed over for a price
+    ("I can't be certain, but I'd estimate around $40.", 40.0),  # a hedge that names a price
+]
+NO_PRICE = [
+    "I can't price the model 3000X kit",  # issue 10 repro: was $3000
+    "-5",  # issue 10 repro: was 5
+    "I'm sorry, I cannot determine a price for the Acme 500 series drill.",
+    "I cannot price the $5 gift card bundle without more details.",  # amount in a refusal
+    "$-12.00",
+    "-$5",
+    "0.00",
+    "I'd say $0",
+    "$10 - $20",
+    "10-20 dollars",
+    "between $10 and $20",
+    "Somewhere from 15 to 25 USD.",
+    "12 pack",  # a count, not a price
+    "3000X",  # a model name continuing the prefill
+    "5 inches wide",
+    "$1.2k",  # a number with a unit glued on is not read in part
+    "$1 299",  # nor one with a space-separated thousands group (not $1)
+    "50% off",
+    "I cannot tell.",
+    "no idea, sorry",
+    "Price is $",
+    "",
+    None,
+]
+
+
+@pytest.mark.parametrize(("answer", "price"), STATED)
+def test_an_answer_that_states_a_price_is_read(answer: str, price: float) -> None:
     assert parse_price(answer) == pytest.approx(price)
 
 
-@pytest.mark.parametrize("answer", ["I cannot tell.", "", None, "Price is $", "no idea, sorry"])
-def test_an_answer_without_a_number_is_no_price_not_zero(answer: str | None) -> None:
+@pytest.mark.parametrize("answer", NO_PRICE)
+def test_refusals_names_ranges_negatives_and_zero_are_no_price(answer: str | None) -> None:
     assert parse_price(answer) is None
 
 

@@ -8,18 +8,26 @@ parallel sweep trials, threads or processes can share a cache folder without loc
 reader sees a whole entry or none, and two writers of one key write the same content.
 
 Only answers that held a price are stored (the caller decides): failures are retried on the
-next run rather than remembered.
+next run rather than remembered. The caller stores each answer as it arrives, so a run
+interrupted part-way keeps what it paid for. An entry that cannot be read (truncated by a
+full disk, edited by hand) is a miss, with a warning, and the fresh answer replaces it; a
+write that fails (disk full, read-only folder) costs the cache that entry, never the run.
+No fsync: a rename survives the process being killed, which is the interruption that
+matters here; only a power cut could lose recent entries, and those are re-asked, not wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump to invalidate every entry when the entry layout changes
 
@@ -54,12 +62,14 @@ class ResponseCache:
     def get(self, key: str) -> CachedAnswer | None:
         if self.directory is None:
             return None
+        path = self._path(key)
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            entry = json.loads(path.read_text(encoding="utf-8"))
             return CachedAnswer(**entry["answer"])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring unreadable LLM cache entry %s (%s)", path, type(error).__name__)
             return None  # a damaged entry is a miss; the fresh answer overwrites it
 
     def put(self, key: str, answer: CachedAnswer, request: dict[str, Any]) -> None:
@@ -67,13 +77,20 @@ class ResponseCache:
         if self.directory is None:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"request": request, "answer": asdict(answer)}, ensure_ascii=False)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        except OSError as error:
+            log.warning("cannot write LLM cache entry %s: %s", path, error)
+            return
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(payload)
             os.replace(temporary, path)
-        except BaseException:
+        except OSError as error:
+            Path(temporary).unlink(missing_ok=True)
+            log.warning("cannot write LLM cache entry %s: %s", path, error)
+        except BaseException:  # an interruption: no temporary file left, the entry absent
             Path(temporary).unlink(missing_ok=True)
             raise

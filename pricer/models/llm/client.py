@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import os
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one 
 
 # Why an item got no price. Metrics are logged for every reason, zeros included, so runs
 # compare reason by reason.
-NO_PRICE = "no_price"  # an answer without a number in it
+NO_PRICE = "no_price"  # an answer that states no price (prompts.parse_price)
 FAILURE_REASONS = (
     NO_PRICE,
     "timeout",  # every attempt timed out
@@ -46,6 +46,10 @@ T = TypeVar("T")
 
 class MissingApiKeyError(UserError, RuntimeError):
     """The environment variable that should hold the API key is unset or empty."""
+
+
+class ServerUnreachable(UserError, ConnectionError):
+    """Nothing answers at the configured base URL (connection refused, unknown host)."""
 
 
 def read_api_key(api_key_env: str) -> str:
@@ -159,28 +163,56 @@ async def chat_call(
             return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
 
 
+async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:
+    """Fail at once when nothing listens at ``base_url``.
+
+    Without it, every item of a batch against a closed port went through the SDK's retries
+    before failing as ``connection``: 300 attempts and 54 s for 50 items (issue 10). One
+    ``GET /models`` with a single retry (free on OpenAI) tells: any HTTP answer, even a 404
+    from a server without that route or a 401, means something listens; only a failure to
+    connect at all stops the batch. A timeout does not: a slow server is not a missing one.
+    """
+    try:
+        await client.with_options(max_retries=1).models.list()
+    except openai.APITimeoutError:
+        return
+    except openai.APIConnectionError as error:
+        raise ServerUnreachable(f"cannot connect to {base_url}") from error
+    except openai.APIError:
+        return
+
+
 async def chat_calls(
     settings: ClientSettings,
     requests: Sequence[dict[str, Any]],
     max_concurrency: int,
     progress: bool,
+    on_outcome: Callable[[int, CallOutcome], None] | None = None,
 ) -> tuple[list[CallOutcome], int]:
     """All requests, at most ``max_concurrency`` in flight; outcomes in request order, and
-    the number of retries the SDK made."""
+    the number of retries the SDK made. ``on_outcome(index, outcome)`` is called as each call
+    finishes, so a caller can keep answers before the batch ends (an interrupted batch keeps
+    what it got). Raises ``ServerUnreachable`` before any call when nothing listens."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     counter = RetryCounter()
     limit = asyncio.Semaphore(max_concurrency)
     # A client per batch: its connection pool belongs to this event loop.
     async with make_async_client(settings, counter) as client:
+        await check_reachable(client, settings.resolved_base_url())
+        counter.retries = 0  # the probe's retry is not a chat call's
         with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
 
-            async def tracked(request: dict[str, Any]) -> CallOutcome:
+            async def tracked(index: int, request: dict[str, Any]) -> CallOutcome:
                 outcome = await chat_call(client, request, limit)
+                if on_outcome is not None:
+                    on_outcome(index, outcome)
                 bar.update(1)
                 return outcome
 
-            outcomes = await asyncio.gather(*(tracked(request) for request in requests))
+            outcomes = await asyncio.gather(
+                *(tracked(index, request) for index, request in enumerate(requests))
+            )
     return list(outcomes), counter.retries
 
 

@@ -1,7 +1,7 @@
 """Fine-tuning a chat model to price items: data files, cost estimate, job lifecycle, losses.
 
-The workflow, each step a function so the app (``pricer.finetune``) stays thin and a resumed
-run can skip the first ones:
+The workflow, each step a function so ``pricer.preparation.run_finetune`` can log between them
+(MLflow stays in ``pricer.tracking.finetune``) and a resumed run can skip the first ones:
 
 1. ``split_examples`` + ``write_jsonl``: chat-format training and validation files from
    training items (never test items); each example is the pricing prompt and the answer

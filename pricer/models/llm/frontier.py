@@ -152,23 +152,32 @@ class FrontierPricer(Pricer):
 
         outcomes: list[ItemOutcome | None] = [_from_cache(cache.get(key)) for key in keys]
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+
+        def keep(position: int, call: CallOutcome) -> None:
+            """Parse and cache each answer as it arrives: a run interrupted at item 32 of 50
+            keeps 32 answers, and its rerun pays only for the rest (issue 10)."""
+            i = todo[position]
+            outcomes[i] = _from_call(call)
+            if outcomes[i].failure is None:  # only priced answers are worth keeping
+                cache.put(
+                    keys[i],
+                    CachedAnswer(call.answer or "", call.input_tokens, call.output_tokens),
+                    {"base_url": server, **requests[i]},
+                )
+            elif call.detail:
+                log.debug("item %d failed: %s (%s)", i, call.failure, call.detail)
+
         retries = 0
         if todo:
-            calls, retries = run_async(
+            _, retries = run_async(
                 chat_calls(
-                    settings, [requests[i] for i in todo], self.max_concurrency, self.progress
+                    settings,
+                    [requests[i] for i in todo],
+                    self.max_concurrency,
+                    self.progress,
+                    on_outcome=keep,
                 )
             )
-            for i, call in zip(todo, calls, strict=True):
-                outcomes[i] = _from_call(call)
-                if outcomes[i].failure is None:  # only priced answers are worth keeping
-                    cache.put(
-                        keys[i],
-                        CachedAnswer(call.answer or "", call.input_tokens, call.output_tokens),
-                        {"base_url": server, **requests[i]},
-                    )
-                elif call.detail:
-                    log.debug("item %d failed: %s (%s)", i, call.failure, call.detail)
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
         stats = batch_stats(

@@ -26,24 +26,107 @@ EXAMPLE_FIELDS = ("text", "price")
 PROMPT_KEYS = ("system", "user", "prefill", "example")
 EXAMPLE_SEPARATOR = "\n\n"
 
-# A dollar amount ("$1,299.99", "$ 12", "$.99"), else any number ("about 40 dollars").
-_AMOUNT = r"((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
-_DOLLARS = re.compile(r"\$\s*" + _AMOUNT)
-_NUMBER = re.compile(_AMOUNT)
+# What counts as an answer (issue 10: a refusal quoting "model 3000X" was read as $3000).
+# A price is a number marked as money or as the price, or the number an answer opens with
+# (the continuation of the "Price is $" prefill). A number with a letter or another digit
+# group glued on ("3000X", "$1.2k", "$1 299") is not read in part. Anything else is no price.
+_NUMBER = (
+    r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
+    r"(?![\w%]|[.,]\d|[ \u00a0\u202f]\d{3}\b)"  # nothing glued on, no further digit group
+)
+_SIGN = r"(?P<sign>[-\u2212])?"  # a minus glued to the amount: "-5", "-$5", "$-5"
+_CURRENCY = r"(?:US\s?\$|USD\s?\$?|\$)"
+_CURRENCY_WORD = r"(?:\$|USD\b|US dollars?\b|dollars?\b|bucks\b)"
+_MENTIONS = [
+    # "$1,299.99", "USD 45", "US$45", "$ 7.5", "$-5"
+    re.compile(rf"(?<![\w.,]){_SIGN}{_CURRENCY}\s*(?P<sign2>[-\u2212])?{_NUMBER}"),
+    # "40 dollars", "1,050 USD", "45$"
+    re.compile(rf"(?<![\w.,$]){_SIGN}{_NUMBER}\s*{_CURRENCY_WORD}", re.IGNORECASE),
+    # "Price is 12", "price: 12", "priced at 12", "costs 12"
+    re.compile(
+        r"\b(?:price\s*(?:is|:|=|would be)|priced at|costs?(?: is|:)?)\s*"
+        r"(?:about|around|approximately|roughly|~)?\s*" + rf"{_SIGN}{_NUMBER}",
+        re.IGNORECASE,
+    ),
+    # The number the answer opens with, followed by nothing, a new line, punctuation or a
+    # bracket ("129.99", "129.99\n\nBecause...", "**40**."), not by a word ("12 pack").
+    re.compile(
+        rf"^\s*[*_\"'`]*{_SIGN}{_NUMBER}"
+        r"(?=[*_\"'`]*(?:\s*$|\s*\n|[.;:!?,](?:\s|$)|\s+[-\u2013\u2014(]|\s*\())"
+    ),
+]
+# A range is not a price ("$10-$20", "10 to 20 dollars", "between $10 and $20"): the model
+# did not choose, and the midpoint would be our guess, not its answer.
+_AMOUNT = r"(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*(?:dollars|USD)?"
+_RANGE_BEFORE = re.compile(
+    rf"(?:{_AMOUNT}\s*(?:-|\u2013|\u2014|to|or)|between\s+{_AMOUNT}\s*and)\s*(?:\$\s*)?$",
+    re.IGNORECASE,
+)
+_RANGE_AFTER = re.compile(r"^\s*(?:-|\u2013|\u2014|to|or)\s*(?:\$\s*)?\d", re.IGNORECASE)
+_BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
+# In a refusal ("I can't price the $5 gift card") an amount counts only when the answer
+# asserts it ("..., but I'd estimate around $40").
+_REFUSAL = re.compile(
+    r"\b(?:can'?t|cannot|can not|unable|not able|sorry|don'?t know|do not know|no way|"
+    r"impossible|not possible|won'?t)\b",
+    re.IGNORECASE,
+)
+_ASSERTED = re.compile(
+    r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
+    r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Mention:
+    start: int  # where the number starts
+    end: int
+    value: float
+    negative: bool
+
+
+def _mentions(answer: str) -> list[_Mention]:
+    found: dict[int, _Mention] = {}
+    for pattern in _MENTIONS:
+        for match in pattern.finditer(answer):
+            groups = match.groupdict()
+            negative = bool(groups.get("sign") or groups.get("sign2"))
+            start = match.start("number")
+            value = float(match.group("number").replace(",", ""))
+            if start not in found or negative:
+                found[start] = _Mention(start, match.end("number"), value, negative)
+    return sorted(found.values(), key=lambda mention: mention.start)
+
+
+def _in_range(answer: str, mention: _Mention) -> bool:
+    before, after = answer[: mention.start], answer[mention.end :]
+    if _RANGE_BEFORE.search(before):
+        return True
+    opens_range = _RANGE_AFTER.match(after) or (
+        _BETWEEN.search(before) and re.match(r"^\s*(?:dollars|USD)?\s*and\b", after, re.I)
+    )
+    return bool(opens_range)
 
 
 def parse_price(answer: str | None) -> float | None:
-    """The price an answer states, or None when it states none.
+    """The price an answer states, or None when it states none (the ``no_price`` failure).
 
-    The first dollar amount wins ("2 pack for $15" is 15); without a dollar sign the first
-    number counts ("about 40 dollars"). Thousands commas are read as such.
+    The first amount that is not part of a range decides ("2-pack for $15" is 15, "$29.99,
+    was $39.99" is 29.99); a negative or zero amount there is no price, not a clipped one.
     """
     if not answer:
         return None
-    match = _DOLLARS.search(answer) or _NUMBER.search(answer)
-    if match is None:
-        return None
-    return float(match.group(1).replace(",", ""))
+    refusal = _REFUSAL.search(answer) is not None
+    for mention in _mentions(answer):
+        if _in_range(answer, mention):
+            continue
+        if mention.negative or mention.value <= 0:
+            return None
+        if refusal and not _ASSERTED.search(answer[: mention.start]):
+            return None
+        return mention.value
+    return None
 
 
 def format_price(price: float) -> str:

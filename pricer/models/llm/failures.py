@@ -1,0 +1,27 @@
+"""Why items got no price, in one line, for error messages.
+
+``batch_stats`` logs a count per reason (``llm.failures.<reason>``); a run that fails for
+too many missing prices names the leading reasons with their counts, so the user reads
+"no_price 80, timeout 20, rate_limited 5" in the error instead of digging through metrics.
+Kept apart from the client so that callers outside the LLM families import no SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+FAILURES_PREFIX = "llm.failures."
+
+
+def failure_summary(stats: Mapping[str, float], prefix: str = FAILURES_PREFIX) -> str:
+    """Failure reasons with their counts, most frequent first ("no_price 80, timeout 20");
+    "no reason reported" for a pricer that reports none (a classical family's NaN)."""
+    counts = {
+        key[len(prefix) :]: int(value)
+        for key, value in stats.items()
+        if key.startswith(prefix) and value == value and value > 0  # skips NaN and zeros
+    }
+    if not counts:
+        return "no reason reported"
+    ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+    return ", ".join(f"{reason} {count}" for reason, count in ranked)

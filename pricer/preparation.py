@@ -1,0 +1,122 @@
+"""Work that prepares a family outside its training run, one call per app.
+
+- ``run_finetune`` (``python -m pricer.finetune``): fine-tune a chat model on training items,
+  for ``model=finetuned``, in a tracked run of its own;
+- ``export_for_human`` (``python -m pricer.human_export``): the evaluation items as a CSV for a
+  person to price, for ``model=human``.
+
+Like ``pricer.experiment``, this is where data, a family's workflow and tracking meet.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import openai
+from omegaconf import DictConfig
+from openai.types.fine_tuning import FineTuningJob
+
+from pricer.data.dataset import load_curated
+from pricer.evaluation import EvalSettings
+from pricer.experiment import evaluation_items
+from pricer.models.human import export_items
+from pricer.models.llm import finetuning as ft
+from pricer.models.llm.client import ClientSettings, make_client
+from pricer.models.llm.prompts import PromptTemplate
+from pricer.tracking import finetune as ft_log
+from pricer.tracking import tags
+from pricer.tracking.run import log_config, tracked_run
+
+
+def run_finetune(cfg: DictConfig) -> FineTuningJob:
+    """Fine-tune ``cfg.base_model`` (conf/finetune.yaml), or re-attach to ``cfg.job_id``.
+
+    The cost is estimated and confirmed before any run is opened or file uploaded, so a
+    refusal (``ft.ConfirmationRefused``) leaves nothing behind. The run logs the config, the
+    estimate, the training files, the job id, the fine-tuned model's name and the losses per
+    step; a failed or cancelled job fails it with the server's reason (``ft.JobFailed``).
+    """
+    settings = ClientSettings(**cfg.client)
+    run_tags = {tags.ENTRY_POINT: "finetune", tags.FT_BASE_MODEL: cfg.base_model}
+    if cfg.job_id:  # resume: the files and the job exist already
+        client = make_client(settings)
+        resumed = {**run_tags, tags.FT_RESUMED: "true", tags.FT_JOB_ID: cfg.job_id}
+        with tracked_run(cfg.tracking, run_name="finetune", tags=resumed):
+            log_config(cfg)
+            return _follow(cfg, client, cfg.job_id)
+
+    prompt = PromptTemplate.from_config(cfg.prompt)
+    prompt.validate(with_examples=False)
+    train = load_curated(cfg.data, cfg.curation).train
+    train_rows, valid_rows = ft.split_examples(train, cfg.train_size, cfg.validation_size, cfg.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        train_path, valid_path = Path(folder) / "train.jsonl", Path(folder) / "validation.jsonl"
+        ft.write_jsonl(train_rows, prompt, train_path)
+        if cfg.validation_size:
+            ft.write_jsonl(valid_rows, prompt, valid_path)
+        hyper = cfg.hyperparameters
+        estimate = ft.estimate_training_cost(
+            train_path, hyper.n_epochs, cfg.base_model, cfg.price_table
+        )
+        ft.confirm(estimate, assume_yes=not cfg.confirm)
+        client = make_client(settings)
+        with tracked_run(cfg.tracking, run_name="finetune", tags=run_tags):
+            log_config(cfg)
+            ft_log.log_estimate(estimate)
+            ft_log.log_training_file(train_path)
+            training_file = ft.upload(client, train_path)
+            validation_file = None
+            if cfg.validation_size:
+                ft_log.log_training_file(valid_path)
+                validation_file = ft.upload(client, valid_path)
+            job = ft.create_job(
+                client,
+                model=cfg.base_model,
+                training_file=training_file,
+                validation_file=validation_file,
+                n_epochs=hyper.n_epochs,
+                batch_size=hyper.batch_size,
+                learning_rate_multiplier=hyper.learning_rate_multiplier,
+                suffix=cfg.suffix,
+                seed=cfg.seed,
+            )
+            ft_log.log_job_id(job.id)
+            print(f"created fine-tuning job {job.id} (re-attach: job_id={job.id})", flush=True)
+            return _follow(cfg, client, job.id)
+
+
+def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJob:
+    """Follow the job to its end, logging losses as they appear."""
+    losses = ft.LossLog()
+    job = ft.follow_job(
+        client,
+        job_id,
+        poll_seconds=cfg.poll_seconds,
+        on_metrics=ft_log.log_losses,
+        progress=cfg.progress,
+        losses=losses,
+    )
+    ft_log.log_losses(losses.new(ft.result_losses(client, job)))  # steps the polls missed
+    ft_log.log_fine_tuned(job)
+    print(
+        f"fine-tuned model: {job.fine_tuned_model}\n"
+        f"evaluate it: PRICER_FINETUNED_MODEL={job.fine_tuned_model} "
+        "python -m pricer.train model=finetuned",
+        flush=True,
+    )
+    return job
+
+
+def export_for_human(cfg: DictConfig) -> Path:
+    """Write the evaluation items (exactly those every family is scored on) to
+    ``cfg.output_path`` with an empty price column, for ``model=human``'s guesses."""
+    curated = load_curated(cfg.data, cfg.curation)
+    items = evaluation_items(curated, EvalSettings.from_config(cfg.eval))
+    path = export_items(items, cfg.output_path)
+    print(
+        f"wrote {len(items)} items to price to {path}; fill in the price column and save it "
+        "as model=human's guesses_path",
+        flush=True,
+    )
+    return path

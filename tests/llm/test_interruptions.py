@@ -1,0 +1,140 @@
+"""Issue 10: an interrupted LLM run keeps the answers it paid for; a server that is not
+listening fails in seconds; a run with too many missing prices says why."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from pricer.experiment import TooManyFailures, run_family
+from pricer.models.llm.client import ServerUnreachable
+from pricer.models.llm.failures import failure_summary
+
+CHAT = "POST /chat/completions"
+
+# A separate process prices the items, as `pricer.train model=frontier` would, until killed.
+CHILD = """
+import pickle, sys
+import pandas as pd
+items = pd.read_json(sys.argv[2], orient="records", lines=True)
+with open(sys.argv[1], "rb") as file:
+    pricer = pickle.load(file)
+pricer.fit(items, items["price"]).predict_report(items)
+"""
+
+
+def cache_entries(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*.json") if not path.name.startswith(".tmp-")]
+
+
+def test_a_killed_run_keeps_its_answers_and_the_rerun_pays_only_for_the_rest(
+    make_pricer, make_items, stub, tmp_path
+) -> None:
+    items = make_items(20, seed=4)
+    items_file = tmp_path / "items.jsonl"
+    items.to_json(items_file, orient="records", lines=True)
+    cache = tmp_path / "llm_cache"
+    stub.state.latency = 0.05  # one call at a time: about 1 s for the whole batch
+    pricer_file = tmp_path / "pricer.pkl"  # the unfitted pricer, built by the test's fixture
+    pricer_file.write_bytes(pickle.dumps(make_pricer(cache_dir=str(cache), max_concurrency=1)))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(pricer_file), str(items_file)], env=dict(os.environ)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while stub.state.counters[CHAT] < 8:  # SIGKILL part-way: no handler, no cleanup
+            assert child.poll() is None, "the child finished or died before being killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    asked_first = stub.state.counters[CHAT]
+    kept = len(cache_entries(cache))
+    # Calls go one at a time and each answer is cached before the next call is sent: every
+    # answer but the one in flight when killed is on disk.
+    assert 7 <= kept <= asked_first < len(items)
+
+    pricer = make_pricer(cache_dir=str(cache)).fit(items, items["price"])
+    report = pricer.predict_report(items)
+    assert stub.state.counters[CHAT] - asked_first == len(items) - kept  # only the rest
+    assert report.stats["llm.cache_hits"] == kept
+    assert report.stats["llm.failures"] == 0 and not np.isnan(report.prices).any()
+    assert len(cache_entries(cache)) == len(items)
+
+
+def test_a_server_that_is_not_listening_fails_in_seconds(make_pricer, make_items) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once this socket closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    items = make_items(12, seed=5)
+    pricer = make_pricer(base_url=url, max_retries=6, timeout=30.0).fit(items, items["price"])
+    started = time.perf_counter()
+    with pytest.raises(ServerUnreachable, match=f"^cannot connect to {re.escape(url)}$"):
+        pricer.predict_report(items)
+    # Before: each of the 12 items went through 6 SDK retries with backoff (tens of seconds).
+    assert time.perf_counter() - started < 5
+
+
+def test_a_slow_or_routeless_server_is_not_called_unreachable(make_pricer, make_items, stub):
+    # The stub has no GET /models (404): the probe only asks whether anything listens.
+    items = make_items(3, seed=6)
+    report = make_pricer().fit(items, items["price"]).predict_report(items)
+    assert report.stats["llm.failures"] == 0 and report.stats["llm.retries"] == 0
+    assert stub.state.counters[CHAT] == len(items)
+
+
+def test_failure_summary_names_leading_reasons_with_counts() -> None:
+    stats = {
+        "llm.failures.no_price": 80.0,
+        "llm.failures.timeout": 20.0,
+        "llm.failures.rate_limited": 5.0,
+        "llm.failures.server_error": 0.0,
+        "llm.failures": 105.0,
+        "llm.failure_rate": 0.42,
+    }
+    assert failure_summary(stats) == "no_price 80, timeout 20, rate_limited 5"
+    assert failure_summary({"mae": 3.0}) == "no reason reported"
+
+
+def test_a_failed_llm_run_says_why_in_its_error(
+    compose_conf, item_files, stub, api_key, tracking_uri
+) -> None:
+    train, test = item_files
+    cfg = compose_conf(
+        "train",
+        [
+            "model=frontier",
+            "family=frontier",  # not ${hydra:...}: no Hydra app runs here
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            f"model.base_url={stub.base_url}",
+            "model.api_key_env=PRICER_TEST_LLM_KEY",
+            "model.cache_dir=null",
+            "model.progress=false",
+            "model.max_concurrency=1",
+            "model.max_retries=0",
+            "tracking.log_model=false",
+        ],
+    )
+    stub.state.no_number_next(5)
+    stub.state.fail_next(2, 500)
+    with pytest.raises(TooManyFailures) as error:
+        run_family("frontier", cfg)
+    reasons = "no price for 58.3% of the evaluation items (no_price 5, server_error 2;"
+    assert reasons in str(error.value)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED" and reasons in run.data.tags["error"]
