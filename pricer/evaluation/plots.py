@@ -171,7 +171,8 @@ def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
     """Horizontal bars of `mae` per model (index), best (lowest) at the top.
 
     Optional columns: `mae_ci_low`/`mae_ci_high` draw error bars; `reference_mae` draws a
-    marker (the course's published figure) where it is not NaN. Models with NaN mae sort last
+    marker (the course's published figure, for real data only) where it is not NaN. Models
+    with NaN mae sort last
     and show an empty bar labelled 'n/a'.
     """
     if "mae" not in table.columns:
@@ -196,7 +197,7 @@ def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
                 marker="D",
                 color="darkorange",
                 zorder=3,
-                label="course reference",
+                label="course's published mae (its own test items)",
             )
             ax.legend(loc="best")
     ax.set_yticks(y, labels=[str(name) for name in board.index])
