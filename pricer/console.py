@@ -7,21 +7,20 @@
     pricer runs [RUN] [--experiment NAME] [--limit N]   # recent runs; RUN: its leaderboard
     pricer compare RUN RUN [RUN ...]                    # runs side by side
 
-``pricer <app>`` runs exactly what ``python -m pricer.<app>`` runs (the Hydra app's own
-``main``); ``runs`` and ``compare`` read the store and train nothing.
+``pricer <app>`` runs exactly what ``python -m pricer.<app>`` runs (the module as
+``__main__``); ``runs`` and ``compare`` read the store and train nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import runpy
 import sys
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
 
 from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
-from pricer.cli import run
 from pricer.errors import USER_ERROR_STATUS, UserError
 from pricer.paths import CONFIG_DIR
 
@@ -55,9 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     app, rest = args[0], args[1:]
     if app in HYDRA_APPS:
-        module = importlib.import_module(f"pricer.{app}")
+        # Run as __main__, exactly as python -m does: Hydra finds conf/ relative to the app's
+        # file only then (imported as pricer.<app>, it looks for a 'conf' package instead).
         sys.argv = [f"pricer {app}", *rest]
-        run(module.main)  # Hydra reports its own errors and exits non-zero
+        runpy.run_module(f"pricer.{app}", run_name="__main__", alter_sys=True)
         return 0
     if app == "predict":
         from pricer.predict import main as predict
