@@ -20,8 +20,9 @@ from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
 
-from pricer import paths  # noqa: F401  (registers the ${pricer.root:} resolver)
-from pricer.errors import USER_ERROR_STATUS, UserError
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
+from pricer.cli import USER_ERROR_STATUS
+from pricer.errors import UserError
 from pricer.paths import CONFIG_DIR
 
 HYDRA_APPS = {

@@ -35,6 +35,7 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN

@@ -14,14 +14,12 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.errors import user_errors_as_one_line
 from pricer.tracking.registry import promote
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="promote")
 def main(cfg: DictConfig) -> None:
-    with user_errors_as_one_line():
-        promote(cfg)
+    promote(cfg)
 
 
 if __name__ == "__main__":
