@@ -1,4 +1,4 @@
-"""What MLflow 3 offers beyond runs: system metrics, the prompt registry, the experiment's kind.
+"""What MLflow 3 offers beyond runs: system metrics and the prompt registry.
 
 - System metrics (CPU, memory, disk, network; psutil) on every run. MLflow samples every 10 s
   by default and logs nothing for a run shorter than one interval: most pricer runs take
@@ -6,13 +6,18 @@
 - Every LLM prompt (``model.prompt``, from conf/llm/prompt/*.yaml) is registered in MLflow's
   prompt registry as ``pricer-<family>``, a new version only when the template changed, and
   linked to the run and logged model that used it.
-- The MLflow 3.17 UI opens an experiment it cannot classify on its GenAI overview; the
-  ``mlflow.experimentKind`` experiment tag (the UI's own "experiment type" selector writes it)
-  set to ``custom_model_development`` opens pricer's experiment on model training.
+
+The MLflow 3.17 UI opens experiments on its GenAI overview. Tagging the experiment
+``mlflow.experimentKind=custom_model_development`` (what the UI's own type selector writes) was
+tried and checked in headless Chromium: the UI still opened on the GenAI overview, since the
+GenAI / Model training switch is a per-browser setting. A URL with
+``?workflowType=machine_learning`` does open model training, so that is the address pricer
+prints (pricer.tracking.leaderboard.run_url).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +26,6 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import PromptVersion
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_TRAINING = "custom_model_development"  # the UI's name for "Model training"
 PROMPT_PREFIX = "pricer-"
 _FIELD = re.compile(r"(?<!\{)\{(\w+)\}(?!\})")  # pricer's {text} -> MLflow's {{text}}
 
@@ -34,15 +37,10 @@ def enable_system_metrics(settings: Mapping[str, Any] | None) -> None:
         return
     mlflow.set_system_metrics_sampling_interval(float(settings["sampling_interval"]))
     mlflow.set_system_metrics_samples_before_logging(int(settings["samples_before_logging"]))
+    # The monitor says "Started/Stopping/Successfully terminated" at INFO for every run: three
+    # lines per family between pricer's summary lines.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     mlflow.enable_system_metrics_logging()
-
-
-def open_as_model_training(experiment_id: str) -> None:
-    """Tag the experiment so the MLflow UI opens it on model training (once; a choice made in
-    the UI since is kept)."""
-    client = MlflowClient()
-    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def prompt_messages(prompt: Mapping[str, Any]) -> list[dict[str, str]]:

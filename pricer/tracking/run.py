@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
-from pricer.tracking.mlflow3 import enable_system_metrics, open_as_model_training
+from pricer.tracking.mlflow3 import enable_system_metrics
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 # Config keys that could hold a secret. Keys naming an environment variable (``*_env``) only
@@ -49,7 +49,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     name = tracking_cfg["experiment"]
     if mlflow.get_experiment_by_name(name) is None and tracking_cfg["artifact_location"]:
         mlflow.create_experiment(name, artifact_location=tracking_cfg["artifact_location"])
-    open_as_model_training(mlflow.set_experiment(name).experiment_id)
+    mlflow.set_experiment(name)
 
 
 @contextmanager

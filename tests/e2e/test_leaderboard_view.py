@@ -64,6 +64,7 @@ def test_leaderboard_names_runs_and_models_and_prints_a_quiet_summary(
     # The terminal: no MLflow chatter, one summary line per family, a narrow table, the URL.
     output = result.stdout + result.stderr
     assert "Validating input example" not in output and "Downloading artifacts" not in output
+    assert "system_metrics" not in output  # the monitor's start/stop lines, once per run
     for family, mae in maes.items():
         assert f"{family} · synthetic: mae ${mae:.2f}" in result.stdout
     lines = result.stdout.splitlines()

@@ -1,4 +1,4 @@
-"""System metrics, the prompt registry and the experiment's kind, on a real store."""
+"""System metrics and the prompt registry, on a real store."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pricer.tracking.mlflow3 import (
-    EXPERIMENT_KIND_TAG,
-    MODEL_TRAINING,
-    enable_system_metrics,
-    link_prompt,
-    register_prompt,
-)
+from pricer.tracking.mlflow3 import enable_system_metrics, link_prompt, register_prompt
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
 
@@ -37,13 +31,6 @@ def test_a_run_of_a_few_seconds_has_cpu_and_memory_figures(
     assert len(history) >= 2, "sampled every tracking.system_metrics.sampling_interval s"
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     assert "system/system_memory_usage_megabytes" in metrics
-
-
-def test_the_experiment_opens_on_model_training(tracking_uri: str) -> None:
-    with tracked_run(compose_config("train").tracking, run_name="any", tags={}) as run:
-        pass
-    experiment = MlflowClient().get_experiment(run.info.experiment_id)
-    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
 
 
 def test_a_prompt_gets_a_new_version_only_when_it_changes(tracking_uri: str) -> None:
