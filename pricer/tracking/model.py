@@ -44,14 +44,20 @@ def quiet_model_logging() -> Iterator[None]:
     log_model reloads the model to check the input example; both messages then land between
     pricer's progress display and its summary lines, once per family.
     """
-    logger = logging.getLogger("mlflow.pyfunc")
-    level, bar = logger.level, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    logger.setLevel(logging.WARNING)
+    # mlflow.models also says, for LLM families, which environment variables inference reads.
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
+    levels, bar = (
+        [lg.level for lg in loggers],
+        os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"),
+    )
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
         if bar is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
         else:
