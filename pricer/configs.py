@@ -32,6 +32,15 @@ class CurationConfig(Settings):
 
 
 @dataclass(frozen=True)
+class SystemMetricsConfig(Settings):
+    """``tracking.system_metrics``: MLflow's CPU/memory sampling of every run."""
+
+    enabled: bool
+    sampling_interval: float
+    samples_before_logging: int
+
+
+@dataclass(frozen=True)
 class TrackingConfig(Settings):
     """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
 
@@ -39,7 +48,9 @@ class TrackingConfig(Settings):
     experiment: str
     artifact_location: str | None
     tags: dict[str, str]
+    ui_url: str | None
     log_model: bool
+    system_metrics: SystemMetricsConfig
     trace_llm: bool
 
 

@@ -7,6 +7,7 @@ ignorant of the others.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,12 @@ from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments
 from pricer.tracking import tags as tag_names
-from pricer.tracking.data import log_data_inputs
+from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_metrics
 from pricer.tracking.leaderboard import last_run_id, log_leaderboard
+from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
+from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.run import log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 
@@ -73,8 +76,14 @@ def run_family(
     objective). Any error marks the run FAILED and propagates.
     """
     check_arguments(run_cfg.model, "model")  # a bad setting fails before anything is logged
-    tags = {tag_names.FAMILY: family, tag_names.DATA_SOURCE: str(run_cfg.data.source)}
-    with tracked_run(run_cfg.tracking, run_name=family, tags=tags, nested=nested) as run:
+    data = data_name(run_cfg.data)
+    tags = {
+        tag_names.FAMILY: family,
+        tag_names.DATA_SOURCE: str(run_cfg.data.source),
+        tag_names.DATA: data,
+    }
+    run_name = family_run_name(family, data)
+    with tracked_run(run_cfg.tracking, run_name=run_name, tags=tags, nested=nested) as run:
         log_config(run_cfg)
         settings = EvalSettings.from_config(run_cfg.eval)
         if curated is None:
@@ -86,25 +95,40 @@ def run_family(
         else:
             validation_items = curated.train.iloc[:0]
         eval_items = evaluation_items(curated, settings)
-        log_data_inputs(curated, eval_items, run_cfg.data)
+        # In a leaderboard the curation counts go on the parent: identical for every family.
+        eval_dataset = log_data_inputs(
+            curated, eval_items, run_cfg.data, curation_counts=not nested
+        )
         pricer: Pricer = instantiate(run_cfg.model)
-        with tqdm(total=1, desc=f"{family}: fit and evaluate", leave=False) as progress:
+        # An LLM family's prompt: a registered version (new only when it changed), linked to
+        # this run here and to the logged model below.
+        prompts = (
+            [link_prompt(register_prompt(family, run_cfg.model.prompt), run.info.run_id)]
+            if run_cfg.model.get("prompt")
+            else []
+        )
+        # A leaderboard shows one progress display of its own; a lone run shows this one.
+        bar = nullcontext() if nested else tqdm(total=1, desc=f"{run_name}: fit", leave=False)
+        with bar:
             evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
-            progress.update()
         stats |= validation_metrics(pricer, validation_items, settings)
-        log_metrics(stats)
-        log_evaluation(evaluation, family, eval_items)
-        print(evaluation.summary_line(family), flush=True)
         failure_rate = evaluation.metrics["failure_rate"]
-        if failure_rate > settings.max_failure_rate:
+        too_many_failures = failure_rate > settings.max_failure_rate
+        model_id = None
+        if run_cfg.tracking.log_model and not too_many_failures:
+            started = time.perf_counter()
+            logged = log_pricer(pricer, eval_items, name=model_name(family, data), prompts=prompts)
+            model_id = logged.model_id
+            stats["time.log_model_seconds"] = time.perf_counter() - started
+        # Linked to the evaluation dataset and the logged model: the model's page lists them.
+        log_metrics(stats, dataset=eval_dataset, model_id=model_id)
+        log_evaluation(evaluation, run_name, eval_items, dataset=eval_dataset, model_id=model_id)
+        tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays
+        if too_many_failures:
             raise TooManyFailures(
                 f"{family} gave no price for {failure_rate:.1%} of the evaluation items "
                 f"({failure_summary(stats)}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
-        if run_cfg.tracking.log_model:
-            started = time.perf_counter()
-            log_pricer(pricer, eval_items)
-            log_metrics({"time.log_model_seconds": time.perf_counter() - started})
         return FamilyResult(family, run.info.run_id, "FINISHED", {**evaluation.metrics, **stats})
 
 
@@ -129,20 +153,37 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         raise ValueError(f"unknown families {unknown}; configured: {sorted(cfg.models)}")
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
-    tags = {tag_names.KIND: "leaderboard", tag_names.DATA_SOURCE: str(cfg.data.source)}
-    with tracked_run(cfg.tracking, run_name="leaderboard", tags=tags):
+    data = data_name(cfg.data)
+    tags = {
+        tag_names.KIND: "leaderboard",
+        tag_names.DATA_SOURCE: str(cfg.data.source),
+        tag_names.DATA: data,
+    }
+    with tracked_run(cfg.tracking, run_name=leaderboard_run_name(data), tags=tags):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
+        log_curation_counts(curated)
         results = []
-        for family in tqdm(families, desc="leaderboard", unit="family"):
+        progress = tqdm(families, desc="leaderboard", unit="family", leave=False)
+        for family in progress:
+            progress.set_postfix_str(family)
             run_cfg = family_config(cfg, family, cfg.models[family])
             try:
                 results.append(run_family(family, run_cfg, curated, nested=True))
             except Exception as error:  # one broken family must not hide the others
                 results.append(FamilyResult(family, last_run_id(), "FAILED", error=str(error)))
-                print(f"{family}: FAILED: {error}", flush=True)
-        table = leaderboard_table(results, list(cfg.columns), dict(cfg.reference_mae))
-        log_leaderboard(table)
+                tqdm.write(f"{family}: FAILED: {error}")
+        progress.close()
+        # The course's figures were measured on real items: beside other data they mislead.
+        with_reference = data == cfg.reference_data
+        reference_mae = dict(cfg.reference_mae) if with_reference else {}
+        table = leaderboard_table(results, list(cfg.columns), reference_mae)
+        log_leaderboard(
+            table,
+            data=data,
+            reference=cfg.reference_note if with_reference else None,
+            ui_url=cfg.tracking.ui_url,
+        )
         failed = [result.family for result in results if result.status != "FINISHED"]
         if failed:
             raise LeaderboardIncomplete(f"families failed: {failed} (see their runs)")
@@ -156,7 +197,11 @@ def leaderboard_table(
     rows = {
         result.family: {
             **{column: result.metrics.get(column, float("nan")) for column in columns},
-            "reference_mae": reference_mae.get(result.family, float("nan")),
+            **(
+                {"reference_mae": reference_mae.get(result.family, float("nan"))}
+                if reference_mae
+                else {}
+            ),
             "status": result.status,
             "run_id": result.run_id,
         }

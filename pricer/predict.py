@@ -1,16 +1,24 @@
-"""python -m pricer.predict: prices from a registered model (the champion unless told otherwise).
+"""python -m pricer.predict: prices from a registered model (a data's champion by default).
 
     python -m pricer.predict "Cordless drill, 20V, two batteries ..." ["another item" ...]
-    python -m pricer.predict --input items.jsonl [--output prices.csv]
-    python -m pricer.predict --alias challenger "..."      # or --model-uri models:/pricer/3
+    python -m pricer.predict --data real --input items.jsonl [--output prices.csv]
+    python -m pricer.predict --alias challenger "..."   # or --model-uri models:/pricer-real/3
+
+Each evaluation data has its own registered model (pricer-real, pricer-synthetic, ...; see
+pricer.tracking.registry). ``--data`` picks one; without it the store's only champion is
+used, and several champions are an error that lists the choices. Before any price, one line
+on stderr says which model version answers and what it was evaluated on; stdout holds only
+prices (``$66.49`` per text) or the priced items, so it pipes cleanly.
 
 A plain argparse CLI rather than a Hydra app: product text is free text (quotes, commas,
 parentheses, '=') that Hydra's override grammar would reject as a positional argument. The
 settings still come from conf/predict.yaml; the options override them.
 
 File mode reads JSONL or CSV with a ``text`` column (``title``, ``category``, ``details``
-optional; other columns are carried through) and writes the items with a price column, as CSV
-or JSONL (by the output's extension), to a file or to stdout.
+optional; every column is carried through unchanged, a ``price`` column included) and writes
+the items with the prediction in its own column (``predicted_price``, dollars rounded to
+cents), as CSV or JSONL (by the output's extension), to a file or to stdout. Items without
+text are refused before anything is priced or written.
 """
 
 from __future__ import annotations
@@ -22,16 +30,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
-from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
+from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN
 from pricer.paths import CONFIG_DIR
+from pricer.tracking.champions import ServedModel, load_served_model
 
 READERS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 
@@ -50,7 +59,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "-o", "--output", type=Path, help="where file mode writes (.csv or .jsonl); default stdout"
     )
-    parser.add_argument("--model-name", help="registered model (conf: registry.model_name)")
+    parser.add_argument(
+        "--data", help="whose champion: the data it was evaluated on (real, synthetic, ...)"
+    )
+    parser.add_argument("--model-name", help="a registered model by name instead of --data")
     parser.add_argument("--alias", help="alias of the version to load (conf: alias)")
     parser.add_argument("--model-uri", help="any MLflow model URI instead of name@alias")
     args = parser.parse_args(argv)
@@ -63,32 +75,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def load_config(args: argparse.Namespace) -> DictConfig:
     overrides = []
+    if args.data:
+        overrides.append(f"data={args.data}")
     if args.model_name:
-        overrides.append(f"registry.model_name={args.model_name}")
+        overrides.append(f"model_name={args.model_name}")
     if args.alias:
         overrides.append(f"alias={args.alias}")
     if args.model_uri:
         overrides.append(f"model_uri={args.model_uri}")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="predict", overrides=overrides)
+        try:
+            return compose(config_name="predict", overrides=overrides)
+        except Exception as error:  # Hydra's errors for an unknown data=<name> choice
+            raise PredictError(str(error).splitlines()[0]) from error
 
 
-def model_uri(cfg: DictConfig) -> str:
-    return cfg.model_uri or f"models:/{cfg.registry.model_name}@{cfg.alias}"
-
-
-def load_model(cfg: DictConfig) -> mlflow.pyfunc.PyFuncModel:
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    uri = model_uri(cfg)
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except MlflowException as error:
-        hint = (
-            " (run python -m pricer.promote to register a champion)"
-            if not cfg.model_uri and cfg.alias == cfg.registry.champion_alias
-            else ""
-        )
-        raise PredictError(f"cannot load {uri} from {cfg.tracking.uri}: {error}{hint}") from error
+def load_model(cfg: DictConfig) -> ServedModel:
+    """The model to price with: --model-uri, --model-name, the --data champion, or the one."""
+    data_chosen = OmegaConf.select(cfg, "data.name") is not None
+    model_name = cfg.model_name or (cfg.registry.model_name if data_chosen else None)
+    settings = {
+        "model_uri": cfg.model_uri,
+        "model_name": model_name,
+        "prefix": cfg.registry.prefix,
+        "alias": cfg.alias,
+    }
+    return load_served_model(cfg.tracking.uri, settings)
 
 
 def read_items(path: Path) -> pd.DataFrame:
@@ -112,6 +124,15 @@ def read_items(path: Path) -> pd.DataFrame:
     if items.empty:
         raise PredictError(f"{path}: no items")
     return items
+
+
+def require_text(items: pd.DataFrame, where: str) -> None:
+    """Refuse items with no text to price (empty, blank or missing), naming the first rows."""
+    blank = items[REQUIRED_COLUMN].map(_as_text).str.strip() == ""
+    if blank.any():
+        rows = [str(i + 1) for i in np.flatnonzero(blank.to_numpy())]
+        shown = ", ".join(rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+        raise PredictError(f"{where}: item {shown} has no {REQUIRED_COLUMN!r} to price")
 
 
 def model_input(items: pd.DataFrame) -> pd.DataFrame:
@@ -144,19 +165,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.output is not None and args.output.suffix.lower() not in READERS:
             raise PredictError(f"{args.output}: unknown output type; use one of {sorted(READERS)}")
         cfg = load_config(args)
-        items = (
-            read_items(args.input)
-            if args.input is not None
-            else pd.DataFrame({REQUIRED_COLUMN: args.texts})
-        )
-        model = load_model(cfg)
-        prices = np.asarray(model.predict(model_input(items)), dtype=float).reshape(-1)
-    except PredictError as error:
+        if args.input is not None:
+            items = read_items(args.input)
+            require_text(items, str(args.input))
+            if cfg.price_column in items.columns:
+                raise PredictError(
+                    f"{args.input} has a {cfg.price_column!r} column already: rename it, or "
+                    "choose another column in conf/predict.yaml (price_column)"
+                )
+        else:
+            items = pd.DataFrame({REQUIRED_COLUMN: args.texts})
+            require_text(items, "text")
+        served = load_model(cfg)
+        print(f"priced by {served.description}", file=sys.stderr, flush=True)
+        prices = np.asarray(served.model.predict(model_input(items)), dtype=float).reshape(-1)
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return USER_ERROR_STATUS
+    prices = np.round(prices, 2)  # dollars and cents; NaN (no answer) stays NaN
     if args.input is None:
         for price in prices:
-            print(f"{price:.2f}")
+            print("no price" if np.isnan(price) else f"${price:,.2f}")
         return 0
     write_prices(items.assign(**{cfg.price_column: prices}), args.output)
     if args.output is not None:

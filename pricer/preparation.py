@@ -102,7 +102,7 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJo
     print(
         f"fine-tuned model: {job.fine_tuned_model}\n"
         f"evaluate it: PRICER_FINETUNED_MODEL={job.fine_tuned_model} "
-        "python -m pricer.train model=finetuned",
+        f"python -m pricer.train model=finetuned data={cfg.data.name}",
         flush=True,
     )
     return job

@@ -1,8 +1,10 @@
-"""python -m pricer.promote [candidates.family=xgboost] ...: register the best comparable run's
-model; it becomes champion only if it significantly beats the champion on the same test items.
+"""python -m pricer.promote data=real [candidates.family=xgboost] ...: register the best
+comparable run's model on that data as pricer-<data>; it becomes champion only if it
+significantly beats that data's champion on the same test items.
 
-Exits non-zero, moving no alias, when it cannot decide (no candidate, a champion scored on
-other test items); a candidate that is not better becomes challenger and exits 0.
+Exits with status 2 and one line, moving no alias, when it cannot decide (no data chosen, no
+candidate, a champion scored on other test items); a candidate that is not better becomes
+challenger and exits 0.
 """
 
 from __future__ import annotations

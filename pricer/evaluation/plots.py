@@ -3,15 +3,23 @@
 Figures are built with `matplotlib.figure.Figure` on an Agg canvas instead of pyplot: no
 global figure registry, no backend switch, nothing leaks between calls or threads, and the
 caller owns (and may simply drop) every figure. Each function returns the Figure.
+
+Every text is literal: matplotlib reads the text between two ``$`` as mathtext, so a title
+"mean error $-5.62  median $+0.61" rendered as "mean error -5.62*median*+0.61" (italic, dollars
+gone). Each public function builds its figure under `literal_text`, which turns mathtext
+parsing off for every Text artist it creates (titles, labels, bar labels, legends, tick labels
+given explicitly), whatever a caller passes as a title.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+import functools
+from collections.abc import Callable, Sequence
+from typing import Literal, ParamSpec
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -21,8 +29,36 @@ from numpy.typing import ArrayLike
 from pricer.evaluation.metrics import GREEN, ORANGE, RED
 from pricer.evaluation.report import Evaluation
 
+__all__ = [  # the plot functions (tests render each one)
+    "category_bars",
+    "category_pie",
+    "error_histogram",
+    "leaderboard_chart",
+    "objective_trace",
+    "price_histogram",
+    "truth_vs_estimate",
+]
+
+P = ParamSpec("P")
+
 _SIZE = (8.0, 6.0)
 _WIDE = (10.0, 6.0)
+
+
+def literal_text(build: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Build a figure with mathtext off: a ``$`` in any text it creates is drawn as a dollar.
+
+    ``text.parse_math`` is read when a Text artist is created, so the setting stays with the
+    figure's texts after the context ends (tick labels matplotlib makes later at draw time are
+    numbers). Escaping each string instead (``\\$``) would miss titles callers pass in.
+    """
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with rc_context({"text.parse_math": False}):
+            return build(*args, **kwargs)
+
+    return wrapper
 
 
 def _new_figure(size: tuple[float, float] = _SIZE) -> tuple[Figure, Axes]:
@@ -39,6 +75,7 @@ def _metrics_caption(evaluation: Evaluation) -> str:
     return caption
 
 
+@literal_text
 def truth_vs_estimate(evaluation: Evaluation, title: str) -> Figure:
     """The course's scatter: truth (x) vs estimate (y), coloured by hit/near/miss, y=x line.
 
@@ -65,6 +102,7 @@ def truth_vs_estimate(evaluation: Evaluation, title: str) -> Figure:
     return fig
 
 
+@literal_text
 def error_histogram(evaluation: Evaluation, title: str) -> Figure:
     """Histogram of signed errors (estimate - truth) of answered items; bias in the title."""
     fig, ax = _new_figure()
@@ -82,6 +120,7 @@ def error_histogram(evaluation: Evaluation, title: str) -> Figure:
     return fig
 
 
+@literal_text
 def price_histogram(prices: ArrayLike, title: str, bins: int | Sequence[float]) -> Figure:
     """Distribution of prices, e.g. before/after curation; mean and median in the title."""
     p = np.asarray(prices, dtype=float)
@@ -95,6 +134,7 @@ def price_histogram(prices: ArrayLike, title: str, bins: int | Sequence[float]) 
     return fig
 
 
+@literal_text
 def category_bars(counts: pd.Series, title: str) -> Figure:
     """One vertical bar per category in the given order, labelled with its count."""
     fig, ax = _new_figure(_WIDE)
@@ -106,6 +146,7 @@ def category_bars(counts: pd.Series, title: str) -> Figure:
     return fig
 
 
+@literal_text
 def category_pie(counts: pd.Series, title: str) -> Figure:
     """One wedge per category with its percentage."""
     fig, ax = _new_figure()
@@ -125,11 +166,13 @@ def _ci_errors(table: pd.DataFrame) -> np.ndarray | None:
     return np.nan_to_num(np.clip(np.vstack([low, high]), 0.0, None), nan=0.0)
 
 
+@literal_text
 def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
     """Horizontal bars of `mae` per model (index), best (lowest) at the top.
 
     Optional columns: `mae_ci_low`/`mae_ci_high` draw error bars; `reference_mae` draws a
-    marker (the course's published figure) where it is not NaN. Models with NaN mae sort last
+    marker (the course's published figure, for real data only) where it is not NaN. Models
+    with NaN mae sort last
     and show an empty bar labelled 'n/a'.
     """
     if "mae" not in table.columns:
@@ -154,7 +197,7 @@ def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
                 marker="D",
                 color="darkorange",
                 zorder=3,
-                label="course reference",
+                label="course's published mae (its own test items)",
             )
             ax.legend(loc="best")
     ax.set_yticks(y, labels=[str(name) for name in board.index])
@@ -164,6 +207,7 @@ def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+@literal_text
 def objective_trace(
     values: Sequence[float],
     title: str,

@@ -37,28 +37,50 @@ class ItemsDataset(PandasDataset):
 
 
 def log_data_inputs(
-    curated: CuratedData, eval_items: pd.DataFrame | None, data_cfg: Mapping[str, Any]
-) -> None:
-    """Log the train, test (and evaluation) sets as dataset inputs, plus curation counts."""
+    curated: CuratedData,
+    eval_items: pd.DataFrame | None,
+    data_cfg: Mapping[str, Any],
+    *,
+    curation_counts: bool = True,
+) -> ItemsDataset | None:
+    """Log the train, test (and evaluation) sets as dataset inputs; returns the evaluation set.
+
+    ``curation_counts``: also log the curation counts (``data.*`` metrics). A leaderboard logs
+    them once on its parent, not on each family run, where they are the same for every family.
+    """
     # Curated data is produced by pricer's code from an origin: say which, explicitly (a bare
     # string source is guessed at by MLflow and warned about).
     source = CodeDatasetSource(tags={tags.DATASET_ORIGIN: describe_source(data_cfg)})
     frames = {"training": curated.train, "test": curated.test}
     if eval_items is not None:
         frames["evaluation"] = eval_items
+    name = data_name(data_cfg)
+    logged: dict[str, ItemsDataset] = {}
     for context, frame in frames.items():
-        dataset = ItemsDataset(
+        logged[context] = ItemsDataset(
             frame,
             source=source,
             targets="price",
-            name=f"{data_cfg['source']}-{context}",
+            name=f"{name}-{context}",
             digest=frame_digest(frame),
         )
-        mlflow.log_input(dataset, context=context)
+        mlflow.log_input(logged[context], context=context)
     if eval_items is not None:
         digest = frame_digest(eval_items)
         mlflow.set_tags({EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(eval_items))})
+    if curation_counts:
+        log_curation_counts(curated)
+    return logged.get("evaluation")
+
+
+def log_curation_counts(curated: CuratedData) -> None:
+    """Raw, rejected and kept counts of the curation (``data.*`` metrics) on the active run."""
     mlflow.log_metrics(curated.report.as_metrics())
+
+
+def data_name(data_cfg: Mapping[str, Any]) -> str:
+    """What the data is called in run names, tags and the registry (``data.name``)."""
+    return str(data_cfg.get("name") or data_cfg["source"])
 
 
 def log_curation_charts(curated: CuratedData, bins: int) -> None:

@@ -7,20 +7,37 @@ from collections.abc import Mapping
 
 import mlflow
 import pandas as pd
+from mlflow.data.dataset import Dataset
 
 from pricer.evaluation import Evaluation, error_histogram, truth_vs_estimate
 
 
-def log_metrics(metrics: Mapping[str, float]) -> None:
-    """Log figures on the active run, NaN ones skipped: MLflow stores them but charts choke."""
+def log_metrics(
+    metrics: Mapping[str, float], *, dataset: Dataset | None = None, model_id: str | None = None
+) -> None:
+    """Log figures on the active run, NaN ones skipped: MLflow stores them but charts choke.
+
+    With ``dataset`` and ``model_id`` (MLflow 3) the figures are also linked to the dataset
+    they were measured on and the logged model they measure: the model's page then lists the
+    dataset, and the Models tab compares models on the same dataset.
+    """
     mlflow.log_metrics(
-        {key: float(value) for key, value in metrics.items() if not _is_nan(float(value))}
+        {key: float(value) for key, value in metrics.items() if not _is_nan(float(value))},
+        dataset=dataset,
+        model_id=model_id,
     )
 
 
-def log_evaluation(evaluation: Evaluation, name: str, eval_items: pd.DataFrame) -> None:
-    """Metrics, plots and tables of one evaluation."""
-    log_metrics(evaluation.metrics)
+def log_evaluation(
+    evaluation: Evaluation,
+    name: str,
+    eval_items: pd.DataFrame,
+    *,
+    dataset: Dataset | None = None,
+    model_id: str | None = None,
+) -> None:
+    """Metrics (linked to the evaluation dataset and logged model when given), plots, tables."""
+    log_metrics(evaluation.metrics, dataset=dataset, model_id=model_id)
     mlflow.log_figure(truth_vs_estimate(evaluation, name), "plots/truth_vs_estimate.png")
     mlflow.log_figure(error_histogram(evaluation, name), "plots/error_histogram.png")
     predictions = evaluation.items.copy()

@@ -1,21 +1,179 @@
-"""Logging a leaderboard on its parent run: the table, as data and as a chart."""
+"""A leaderboard on its parent run, and on the terminal: what a person compares, at a glance.
+
+The parent run gets each family's mae (``mae.<family>``), ``best_mae``, a ``best_family`` tag
+and a Markdown description (run descriptions render Markdown in the MLflow UI) holding the
+leaderboard rounded for reading; the unrounded table stays an artifact (JSON for the UI's
+table view, CSV) beside the bar chart. The terminal gets the same table in under 100 columns,
+the best family and the parent run's address in the MLflow UI.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
 
 import mlflow
 import pandas as pd
 
 from pricer.evaluation import leaderboard_chart
+from pricer.tracking import tags
+
+NOTE_TAG = "mlflow.note.content"  # a run's description in the MLflow UI (Markdown)
+TERMINAL_WIDTH = 100
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
+
+Format = Callable[[Any], str]
 
 
-def log_leaderboard(table: pd.DataFrame) -> None:
-    """Print the table and log it (JSON table for the UI, CSV, bar chart) on the active run."""
-    print(table.drop(columns=["run_id"]).to_string(float_format=lambda v: f"{v:,.3f}"), flush=True)
+def _dollars(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+# Display columns in order: (header, source column, format). Dropped when no family has a value.
+DISPLAY: list[tuple[str, str, Format]] = [
+    ("mae", "mae", _dollars),
+    ("95% CI", "mae_ci_low", lambda v: v),  # filled from both bounds below
+    ("hits", "hit_rate", lambda v: f"{v:.1%}"),
+    ("rmsle", "rmsle", lambda v: f"{v:.2f}"),
+    ("r2", "r2", lambda v: f"{v:.2f}"),
+    ("failed", "failure_rate", lambda v: f"{v:.1%}"),
+    ("fit s", "time.fit_seconds", _seconds),
+    ("predict s", "time.predict_seconds", _seconds),
+    ("$/1k items", "llm.cost_per_1k_items_usd", lambda v: f"${v:,.3f}"),
+    ("p50 s", "llm.latency_p50_s", lambda v: f"{v:.2f}"),
+    ("p95 s", "llm.latency_p95_s", lambda v: f"{v:.2f}"),
+    ("items/s", "llm.items_per_second", lambda v: f"{v:,.1f}"),
+    ("course mae", "reference_mae", lambda v: f"${v:,.0f}"),
+]
+# Dropped first, in this order, when the table is wider than the terminal budget.
+EXPENDABLE = ["r2", "predict s", "p95 s", "items/s", "rmsle"]
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd.DataFrame:
+    """The leaderboard as strings for reading: dollars as dollars, rounded, only columns with a
+    value, a status column only when a family failed; within ``width`` characters if given."""
+    shown = pd.DataFrame(index=table.index.astype(str))
+    shown.index.name = "family"
+    for header, column, fmt in DISPLAY:
+        if column not in table.columns or not table[column].map(_known).any():
+            continue
+        if header == "95% CI":
+            if "mae_ci_high" not in table.columns:
+                continue
+            shown[header] = [
+                f"{lo:,.0f}-{hi:,.0f}" if _known(lo) and _known(hi) else ""
+                for lo, hi in zip(table["mae_ci_low"], table["mae_ci_high"], strict=True)
+            ]
+            continue
+        if header == "failed" and not (table[column].fillna(0) > 0).any():
+            continue
+        shown[header] = [fmt(v) if _known(v) else "" for v in table[column]]
+    if "status" in table.columns and (table["status"] != "FINISHED").any():
+        shown["status"] = table["status"].astype(str).to_numpy()
+    for header in EXPENDABLE:
+        if width is None or _width(shown) <= width:
+            break
+        shown = shown.drop(columns=[header], errors="ignore")
+    return shown
+
+
+def _width(shown: pd.DataFrame) -> int:
+    return max(len(line) for line in shown.to_string().splitlines())
+
+
+def markdown_table(shown: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table (numbers right-aligned), for the run description."""
+    headers = [shown.index.name or "", *shown.columns]
+    align = ["---", *["---:" for _ in shown.columns]]
+    rows = [[str(index), *map(str, row)] for index, row in shown.iterrows()]
+    lines = [headers, align, *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def best_family(table: pd.DataFrame) -> tuple[str, float] | None:
+    finished = table[(table.get("status", "FINISHED") == "FINISHED") & table["mae"].map(_known)]
+    if finished.empty:
+        return None
+    family = str(finished["mae"].astype(float).idxmin())
+    return family, float(finished.loc[family, "mae"])
+
+
+def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """``mae.<family>`` for every family with a mae, and ``best_mae``."""
+    metrics = {f"mae.{family}": float(v) for family, v in table["mae"].items() if _known(v)}
+    best = best_family(table)
+    if best is not None:
+        metrics["best_mae"] = best[1]
+    return metrics
+
+
+def description(table: pd.DataFrame, data: str, reference: str | None) -> str:
+    """The parent run's Markdown description: headline, table, where the figures come from."""
+    best = best_family(table)
+    headline = (
+        f"**Best: {best[0]}, mae {_dollars(best[1])}** on {data} data."
+        if best
+        else f"No family finished on {data} data."
+    )
+    parts = [headline, "", markdown_table(display_table(table, width=None))]
+    if reference:
+        parts += ["", reference]
+    parts += ["", "Rounded for reading; unrounded figures: `leaderboard/leaderboard.csv`."]
+    return "\n".join(parts)
+
+
+def run_url(run: Any, ui_url: str | None) -> str:
+    """The run's page in the MLflow UI (opened on model training, not the GenAI overview)."""
+    base = (ui_url or _ui_base()).rstrip("/")
+    experiment, run_id = run.info.experiment_id, run.info.run_id
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
+
+
+def _ui_base() -> str:
+    uri = mlflow.get_tracking_uri()
+    return uri if uri.startswith(("http://", "https://")) else DEFAULT_UI
+
+
+def log_leaderboard(
+    table: pd.DataFrame,
+    *,
+    data: str,
+    reference: str | None = None,
+    ui_url: str | None = None,
+) -> None:
+    """Log the leaderboard on the active (parent) run and print it for the terminal.
+
+    ``reference`` is a sentence saying whose the ``reference_mae`` figures are, when shown.
+    """
+    run = mlflow.active_run()
+    best = best_family(table)
+    mlflow.log_metrics(parent_metrics(table))
+    mlflow.set_tags(
+        {
+            NOTE_TAG: description(table, data, reference),
+            **({tags.BEST_FAMILY: best[0]} if best else {}),
+        }
+    )
     mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
     mlflow.log_text(table.to_csv(), "leaderboard/leaderboard.csv")
-    mlflow.log_figure(
-        leaderboard_chart(table, "Mean absolute error by family"), "leaderboard/mae_by_family.png"
-    )
+    title = f"Mean absolute error by family, {data} data"
+    mlflow.log_figure(leaderboard_chart(table, title), "leaderboard/mae_by_family.png")
+    print("", display_table(table).to_string(), sep="\n", flush=True)
+    if reference:
+        print(reference, flush=True)
+    if best:
+        print(f"best: {best[0]}, mae {_dollars(best[1])} on {data} data", flush=True)
+    if run is not None:
+        print(f"runs: {run_url(run, ui_url)}", flush=True)
 
 
 def last_run_id() -> str:

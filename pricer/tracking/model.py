@@ -7,8 +7,12 @@ optional) and returns prices in dollars, so ``mlflow.pyfunc.load_model`` and
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -33,8 +37,45 @@ SIGNATURE = ModelSignature(
 )
 
 
-def log_pricer(pricer: Pricer, input_example: pd.DataFrame) -> ModelInfo:
-    """Log a fitted pricer as the run's model named ``pricer``."""
+@contextmanager
+def quiet_model_logging() -> Iterator[None]:
+    """Without MLflow's INFO "Validating input example" line and "Downloading artifacts" bar.
+
+    log_model reloads the model to check the input example; both messages then land between
+    pricer's progress display and its summary lines, once per family.
+    """
+    # mlflow.models also says, for LLM families, which environment variables inference reads.
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
+    levels, bar = (
+        [lg.level for lg in loggers],
+        os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"),
+    )
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+
+
+def log_pricer(
+    pricer: Pricer,
+    input_example: pd.DataFrame,
+    *,
+    name: str = "pricer",
+    prompts: Sequence[str] = (),
+) -> ModelInfo:
+    """Log a fitted pricer as a model of the active run, e.g. named ``xgboost-real``.
+
+    ``prompts``: URIs of registered prompts the pricer uses (``prompts:/name/version``), linked
+    to the model so the prompt registry shows which models used each version.
+    """
     example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "pricer.pkl"
@@ -42,15 +83,17 @@ def log_pricer(pricer: Pricer, input_example: pd.DataFrame) -> ModelInfo:
         # 10x longer to read back) a fitted vectoriser's vocabulary of 50k small objects.
         with path.open("wb") as file:
             pickle.dump(pricer, file, protocol=5)
-        return mlflow.pyfunc.log_model(
-            name="pricer",
-            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"pricer": str(path)},
-            signature=SIGNATURE,
-            input_example=example,
-            code_paths=[str(PROJECT_ROOT / "pricer")],
-            pip_requirements=runtime_requirements(),
-        )
+        with quiet_model_logging():
+            return mlflow.pyfunc.log_model(
+                name=name,
+                prompts=list(prompts) or None,
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"pricer": str(path)},
+                signature=SIGNATURE,
+                input_example=example,
+                code_paths=[str(PROJECT_ROOT / "pricer")],
+                pip_requirements=runtime_requirements(),
+            )
 
 
 def runtime_requirements() -> list[str]:

@@ -1,11 +1,15 @@
 """The model registry: pick a candidate run, compare it with the champion, move aliases.
 
-Runs are comparable only when they were scored on the same test items (``pricer.eval_digest``
-and ``pricer.eval_size`` tags, set on every training run). The best candidate among comparable
-runs is registered under one name; it takes the ``champion`` alias only if a paired bootstrap
-test on the per-item absolute errors of the same test items says it beats the champion (the
-first registered model becomes champion directly). Otherwise it takes ``challenger``. A
-champion scored on other items cannot be compared: nothing moves and promotion fails.
+Each evaluation data has its own registered model, ``pricer-<data.name>`` (``pricer-real``,
+``pricer-synthetic``), and promote is told which (``data=real``): a champion is never a model
+scored on data the user did not choose. Runs are comparable only when they were scored on the
+same test items (``pricer.eval_digest`` and ``pricer.eval_size`` tags, set on every training
+run); with a champion in place, candidates are the runs scored on its items. The best
+candidate is registered under the data's name; it takes the ``champion`` alias only if a
+paired bootstrap test on the per-item absolute errors of the same test items says it beats the
+champion (the first registered model becomes champion directly). Otherwise it takes
+``challenger``. A champion scored on other items cannot be compared: nothing moves and
+promotion fails.
 
 Every decision is a tracked run (``pricer.kind=promotion``) and is written into the registry:
 tags and a description on the model version, and a running history in the registered model's
@@ -16,7 +20,6 @@ Nothing here knows about model families: a family is only a tag value to filter 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,62 +29,43 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelStatus, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
+from pricer.tracking.candidates import (
+    METRIC,
+    Candidate,
+    CandidateFilter,
+    DataNotChosen,
+    NoCandidate,
+    PromotionError,
+    candidates,
+    require_data,
+)
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
-from pricer.tracking.run import FAMILY_TAG, KIND_TAG, log_config, tracked_run
+from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
+
+__all__ = [
+    "METRIC",
+    "Candidate",
+    "CandidateFilter",
+    "DataNotChosen",
+    "IncomparableChampion",
+    "NoCandidate",
+    "PromotionError",
+    "promote",
+]
 
 PREDICTIONS_FILE = "evaluation/predictions.json"  # per-item table of every training run
-METRIC = "mae"  # ranks candidates; the paired test compares the per-item absolute errors
 DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description
 HISTORY_TITLE = "Promotion history (newest first):"
 
 
-class PromotionError(UserError, RuntimeError):
-    """Promotion cannot decide; no alias moved."""
-
-
-class NoCandidate(PromotionError):
-    """No finished run with a logged model matches the candidate filters."""
-
-
 class IncomparableChampion(PromotionError):
     """The champion was scored on other test items than the candidate."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A finished training run with a logged model, and what makes it comparable."""
-
-    run_id: str
-    mae: float
-    eval_digest: str
-    eval_size: str
-    family: str
-    model_uri: str
-    start_time: int
-
-    @classmethod
-    def from_run(cls, run: Run, model_uri: str) -> Candidate:
-        tags = run.data.tags
-        return cls(
-            run_id=run.info.run_id,
-            mae=float(run.data.metrics.get(METRIC, math.nan)),
-            eval_digest=tags[EVAL_DIGEST_TAG],
-            eval_size=tags[EVAL_SIZE_TAG],
-            family=tags.get(FAMILY_TAG, ""),
-            model_uri=model_uri,
-            start_time=run.info.start_time,
-        )
-
-    def describe(self) -> str:
-        return f"{self.family or 'unknown family'} run {self.run_id}, mae ${self.mae:,.2f}"
 
 
 @dataclass(frozen=True)
@@ -115,76 +99,6 @@ class Decision:
     comparison: Comparison | None
 
 
-@dataclass(frozen=True)
-class CandidateFilter:
-    """``candidates`` in conf/promote.yaml."""
-
-    experiment: str | None
-    family: str | None
-    eval_digest: str | None
-
-    @classmethod
-    def from_config(cls, mapping: Mapping[str, Any]) -> CandidateFilter:
-        return cls(
-            experiment=mapping["experiment"],
-            family=mapping["family"],
-            eval_digest=mapping["eval_digest"],
-        )
-
-
-def candidates(filters: CandidateFilter) -> list[Candidate]:
-    """Comparable candidates, best first: FINISHED training runs with a READY logged model,
-    scored on one set of test items (``filters.eval_digest``, else the newest run's)."""
-    if filters.experiment:
-        experiment = mlflow.get_experiment_by_name(filters.experiment)
-        if experiment is None:
-            raise NoCandidate(f"experiment {filters.experiment!r} does not exist")
-        experiment_ids = [experiment.experiment_id]
-    else:
-        experiment_ids = [e.experiment_id for e in mlflow.search_experiments()]
-    runs = mlflow.search_runs(
-        experiment_ids=experiment_ids,
-        filter_string="attributes.status = 'FINISHED'",
-        output_format="list",
-    )
-    models = _logged_models_by_run(experiment_ids)
-    found = [
-        Candidate.from_run(run, models[run.info.run_id])
-        for run in runs
-        if EVAL_DIGEST_TAG in run.data.tags
-        and EVAL_SIZE_TAG in run.data.tags
-        and run.info.run_id in models
-        and not math.isnan(run.data.metrics.get(METRIC, math.nan))
-        and (not filters.family or run.data.tags.get(FAMILY_TAG) == filters.family)
-    ]
-    where = (f"experiment {filters.experiment!r}" if filters.experiment else "any experiment") + (
-        f", family {filters.family!r}" if filters.family else ""
-    )
-    if not found:
-        raise NoCandidate(
-            f"no FINISHED training run with a logged model in {where}: train with "
-            "tracking.log_model=true first"
-        )
-    digest = filters.eval_digest or max(found, key=lambda c: c.start_time).eval_digest
-    pool = [c for c in found if c.eval_digest == digest]
-    if not pool:
-        raise NoCandidate(f"no candidate in {where} was scored on test items {digest!r}")
-    sizes = {c.eval_size for c in pool}
-    if len(sizes) > 1:  # one digest is one item table: different sizes mean a corrupted tag
-        raise PromotionError(f"runs scored on test items {digest!r} disagree on their size {sizes}")
-    return sorted(pool, key=lambda c: (c.mae, -c.start_time))
-
-
-def _logged_models_by_run(experiment_ids: list[str]) -> dict[str, str]:
-    """run id -> URI of its newest READY logged model."""
-    models = mlflow.search_logged_models(experiment_ids=experiment_ids, output_format="list")
-    ready = sorted(
-        (m for m in models if m.status == LoggedModelStatus.READY),
-        key=lambda m: m.creation_timestamp,
-    )
-    return {m.source_run_id: m.model_uri for m in ready if m.source_run_id}
-
-
 def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version holding ``alias``; None if the model or the alias does not exist yet."""
     try:
@@ -215,11 +129,12 @@ def item_errors(run_id: str) -> pd.DataFrame:
     return frame
 
 
-def _champion_candidate(version: ModelVersion, alias: str) -> Candidate:
+def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Candidate:
+    alias = registry.champion_alias
     run = mlflow.get_run(version.run_id) if version.run_id else None
     if run is None or not {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags):
         raise IncomparableChampion(
-            f"{alias} version {version.version} has no training run with "
+            f"{registry.model_name}@{alias} (version {version.version}) has no training run with "
             f"{EVAL_DIGEST_TAG}/{EVAL_SIZE_TAG} tags: it cannot be compared, no alias moved"
         )
     return Candidate.from_run(run, version.source)
@@ -262,6 +177,7 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
     # What makes it comparable, readable in the UI next to the version.
     for key, value in {
         FAMILY_TAG: candidate.family,
+        "pricer.data": candidate.data,
         EVAL_DIGEST_TAG: candidate.eval_digest,
         EVAL_SIZE_TAG: candidate.eval_size,
         "pricer.mae": f"{candidate.mae:.4f}",
@@ -292,14 +208,23 @@ class RegistrySettings:
 
 def promote(cfg: DictConfig) -> Decision:
     """Pick, compare, register and move aliases, inside a tracked ``promotion`` run."""
+    configure_tracking(cfg.tracking)
+    # Before any run starts: a usage error leaves nothing behind in the store.
+    data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
-    filters = CandidateFilter.from_config(cfg.candidates)
+    filters = CandidateFilter.from_config(data, cfg.candidates)
     settings = EvalSettings.from_config(cfg.eval)
-    tags = {KIND_TAG: "promotion", "pricer.registered_model": registry.model_name}
-    with tracked_run(cfg.tracking, run_name="promote", tags=tags) as run:
+    tags = {
+        KIND_TAG: "promotion",
+        "pricer.registered_model": registry.model_name,
+        "pricer.data": data,
+    }
+    with tracked_run(cfg.tracking, run_name=f"promote · {data}", tags=tags) as run:
         log_config(cfg)
         client = MlflowClient()
-        pool = candidates(filters)
+        current = champion_version(client, registry.model_name, registry.champion_alias)
+        champion = None if current is None else _champion_candidate(current, registry)
+        pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]
         print(f"candidate: {candidate.describe()}, best of {len(pool)} comparable runs", flush=True)
         # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
@@ -312,7 +237,12 @@ def promote(cfg: DictConfig) -> Decision:
         mlflow.log_metric("candidate.mae", candidate.mae)
         decision = decide(client, registry, candidate, settings, run.info.run_id)
         _log_decision(decision)
-        print(f"{decision.outcome}: {decision.reason}", flush=True)
+        print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
+        print(
+            f"use it: python -m pricer.predict --data {data} ..., or mlflow models serve -m "
+            f"models:/{registry.model_name}@{registry.champion_alias} --env-manager local",
+            flush=True,
+        )
         return decision
 
 
@@ -328,11 +258,14 @@ def decide(
     current = champion_version(client, name, registry.champion_alias)
     if current is None:
         version = register(client, name, candidate)
-        reason = f"first {registry.champion_alias} of {name!r}: version {version.version}"
+        reason = (
+            f"first {registry.champion_alias} of {name!r}: version {version.version} "
+            f"({candidate.describe()})"
+        )
         decision = Decision("champion", reason, candidate, version.version, None, None)
         _record(client, registry, decision, None, promotion_run_id)
         return decision
-    champion = _champion_candidate(current, registry.champion_alias)
+    champion = _champion_candidate(current, registry)
     if champion.run_id == candidate.run_id:
         reason = (
             f"the best candidate is {registry.champion_alias} already (version {current.version})"

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
+from pricer.tracking.mlflow3 import enable_system_metrics
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 # Config keys that could hold a secret. Keys naming an environment variable (``*_env``) only
@@ -38,6 +39,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
     """
     mlflow.set_tracking_uri(tracking_cfg["uri"])
+    enable_system_metrics(tracking_cfg.get("system_metrics"))
     if tracking_cfg["trace_llm"]:
         from mlflow import openai as openai_flavor  # imports the openai SDK: only when asked
 

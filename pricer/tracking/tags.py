@@ -9,6 +9,8 @@ from __future__ import annotations
 FAMILY = "pricer.family"  # the model family a run trained
 KIND = "pricer.kind"  # what else a run is: "leaderboard", "curation", "sweep", "promotion"
 DATA_SOURCE = "pricer.data_source"  # the configured data source (synthetic, items, ...)
+DATA = "pricer.data"  # what the data is (data.name): real, synthetic, a named set of files
+BEST_FAMILY = "best_family"  # on a leaderboard parent: the family with the lowest mae
 ERROR = "error"  # why a run FAILED or was KILLED
 GIT_COMMIT = "pricer.git_commit"
 GIT_DIRTY = "pricer.git_dirty"

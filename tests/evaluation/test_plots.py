@@ -6,7 +6,9 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
+from pricer.evaluation import plots
 from pricer.evaluation.plots import (
     category_bars,
     category_pie,
@@ -159,3 +161,47 @@ def test_figures_do_not_touch_pyplot(evaluation: Evaluation) -> None:
     truth_vs_estimate(evaluation, "a")
     leaderboard_chart(pd.DataFrame({"mae": [1.0]}, index=["m"]), "b")
     assert pyplot.get_fignums() == before
+
+
+DOLLAR_TITLE = "budget $5 to $10"  # two dollars: mathtext would eat everything between them
+
+
+def _every_figure(evaluation: Evaluation) -> dict[str, Figure]:
+    counts = pd.Series({"Toys": 30, "Tools": 20})
+    board = pd.DataFrame(
+        {"mae": [40.0, 65.0], "reference_mae": [38.0, np.nan]}, index=["gpt", "forest"]
+    )
+    return {
+        "truth_vs_estimate": truth_vs_estimate(evaluation, DOLLAR_TITLE),
+        "error_histogram": error_histogram(evaluation, DOLLAR_TITLE),
+        "price_histogram": price_histogram([10.0, 20.0, 30.0], DOLLAR_TITLE, bins=3),
+        "category_bars": category_bars(counts, DOLLAR_TITLE),
+        "category_pie": category_pie(counts, DOLLAR_TITLE),
+        "leaderboard_chart": leaderboard_chart(board, DOLLAR_TITLE),
+        "objective_trace": objective_trace([2.0, 1.0], DOLLAR_TITLE, direction="minimize"),
+    }
+
+
+def test_every_plot_draws_dollars_literally(evaluation: Evaluation) -> None:
+    figures = _every_figure(evaluation)
+    assert set(figures) == set(plots.__all__), "a new plot function needs a case here"
+    for name, fig in figures.items():
+        fig.canvas.draw()  # tick labels and legends exist only once drawn
+        shown = []
+        for text in fig.findobj(Text):
+            raw = text.get_text()
+            # What the renderer does with the string: mathtext ("$a$b" -> math) or plain.
+            displayed, is_math = text._preprocess_math(raw)
+            assert not is_math, f"{name}: {raw!r} is drawn as mathtext"
+            assert displayed.count("$") == raw.count("$"), f"{name}: {raw!r} loses dollars"
+            shown.append(displayed)
+        assert any(DOLLAR_TITLE in s for s in shown), f"{name}: title not shown as given"
+
+
+def test_error_histogram_title_keeps_both_dollar_figures(evaluation: Evaluation) -> None:
+    fig = error_histogram(evaluation, "errors")
+    fig.canvas.draw()
+    title = fig.axes[0].title
+    displayed, is_math = title._preprocess_math(title.get_text())
+    assert not is_math
+    assert "mean error $" in displayed and "median $" in displayed

@@ -13,10 +13,11 @@ from tests.e2e.conftest import pricer_app, run_cli
 pytestmark = pytest.mark.e2e
 
 SMALL = ["data.n_records=4000", "curation.split.test_size=200"]
+MODEL = "pricer-synthetic"  # the leaderboard below runs on the default data, synthetic
 
 
 def champion_run_id(client: MlflowClient) -> str:
-    return client.get_model_version_by_alias("pricer", "champion").run_id
+    return client.get_model_version_by_alias(MODEL, "champion").run_id
 
 
 def test_promote_crowns_the_first_model_then_refuses_worse_ones(
@@ -42,6 +43,13 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
     }
     client = MlflowClient()
 
+    # Without a data choice: one line that lists the choices, no traceback, nothing registered.
+    unchosen = run_cli(pricer_app("promote", workdir=tmp_path), tracking_uri, tmp_path)
+    assert unchosen.returncode == 2
+    assert unchosen.stderr.strip().splitlines()[-1].startswith("error: say which data")
+    assert "synthetic (2 runs)" in unchosen.stderr and "Traceback" not in unchosen.stderr
+    assert client.search_registered_models() == []
+
     # The first model becomes champion directly: the best of the comparable runs.
     first = run_cli(
         [
@@ -55,13 +63,13 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
             "--experiment-name",
             "pricer",
             "-P",
-            f"overrides=hydra.run.dir={tmp_path}/hydra",
+            f"overrides=data=synthetic hydra.run.dir={tmp_path}/hydra",
         ],
         tracking_uri,
         tmp_path,
     )
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "champion: first champion of 'pricer'" in first.stdout
+    assert f"champion: first champion of '{MODEL}'" in first.stdout
     assert champion_run_id(client) == families["tfidf_ridge"]
     promotion = mlflow.search_runs(
         search_all_experiments=True,
@@ -73,7 +81,7 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
 
     # A worse family is refused: the champion stays, the candidate waits as challenger.
     worse = run_cli(
-        pricer_app("promote", "candidates.family=constant", workdir=tmp_path),
+        pricer_app("promote", "data=synthetic", "candidates.family=constant", workdir=tmp_path),
         tracking_uri,
         tmp_path,
     )
@@ -81,4 +89,4 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
     assert "challenger: version 2 (constant run" in worse.stdout
     assert "is worse than champion version 1" in worse.stdout
     assert champion_run_id(client) == families["tfidf_ridge"]
-    assert client.get_model_version_by_alias("pricer", "challenger").run_id == families["constant"]
+    assert client.get_model_version_by_alias(MODEL, "challenger").run_id == families["constant"]

@@ -21,6 +21,7 @@ from pricer.tracking.registry import (
     DESCRIPTION_LIMIT,
     HISTORY_TITLE,
     PREDICTIONS_FILE,
+    DataNotChosen,
     IncomparableChampion,
     NoCandidate,
     _append_history,
@@ -38,6 +39,7 @@ NOISY = BASE + RNG.normal(0, 15, N)
 NOISY = np.abs(NOISY + BASE.mean() - NOISY.mean() - 0.5)
 EXAMPLE = pd.DataFrame({"text": ["a cordless drill", "a hammer"], "title": ["drill", "hammer"]})
 PRICER = ConstantPricer(statistic="mean").fit(EXAMPLE, np.array([50.0, 20.0]))
+MODEL = "pricer-synthetic"  # the registered model of the runs' data (data.name=synthetic)
 
 
 @pytest.fixture
@@ -54,6 +56,7 @@ def training_run(
     failed: np.ndarray | None = None,
     truth: np.ndarray | None = None,
     log_model: bool = True,
+    data: str = "synthetic",
 ) -> str:
     """A FINISHED run as pricer.experiment leaves it: tags, mae, per-item table, model."""
     truth = np.linspace(5, 900, len(abs_errors)) if truth is None else truth
@@ -71,6 +74,7 @@ def training_run(
     )
     tags = {EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(truth)), FAMILY_TAG: family}
     with mlflow.start_run(run_name=family, tags=tags) as run:
+        mlflow.log_param("data.name", data)  # as every training run logs its config
         mlflow.log_metric("mae", float(np.nanmean(table["abs_error"])))
         mlflow.log_table(table, PREDICTIONS_FILE)
         if log_model:
@@ -78,17 +82,18 @@ def training_run(
     return run.info.run_id
 
 
-def promote_with(*overrides: str) -> object:
-    cfg: DictConfig = compose_config("promote", ["eval.n_resamples=1000", *overrides])
+def promote_with(*overrides: str, data: str | None = "synthetic") -> object:
+    chosen = [f"data={data}"] if data else []
+    cfg: DictConfig = compose_config("promote", ["eval.n_resamples=1000", *chosen, *overrides])
     return promote(cfg)
 
 
 def aliases(client: MlflowClient) -> dict[str, str]:
-    return {alias: str(v) for alias, v in client.get_registered_model("pricer").aliases.items()}
+    return {alias: str(v) for alias, v in client.get_registered_model(MODEL).aliases.items()}
 
 
 def version_of(client: MlflowClient, run_id: str) -> str:
-    [version] = client.search_model_versions(f"name='pricer' and run_id='{run_id}'")
+    [version] = client.search_model_versions(f"name='{MODEL}' and run_id='{run_id}'")
     return str(version.version)
 
 
@@ -107,11 +112,11 @@ def test_the_best_candidate_becomes_the_first_champion(client: MlflowClient) -> 
     decision = promote_with()
     assert decision.outcome == "champion" and decision.candidate.run_id == best
     assert aliases(client) == {"champion": version_of(client, best)}
-    version = client.get_model_version("pricer", version_of(client, best))
+    version = client.get_model_version(MODEL, version_of(client, best))
     assert version.tags["pricer.decision"] == "champion"
     assert version.tags[EVAL_DIGEST_TAG] == "items-a" and version.tags[FAMILY_TAG] == "tfidf_ridge"
     assert version.description.startswith("Champion since ")
-    history = client.get_registered_model("pricer").description
+    history = client.get_registered_model(MODEL).description
     assert history.startswith(HISTORY_TITLE) and "first champion" in history
     [run] = promotion_runs()
     assert run.info.status == "FINISHED"
@@ -132,13 +137,13 @@ def test_a_significantly_better_candidate_replaces_the_champion(client: MlflowCl
     # The new champion voids the challenger, which lost to the old one.
     assert aliases(client) == {"champion": new_version}
     assert version_of(client, waiting) != new_version
-    tags = client.get_model_version("pricer", new_version).tags
+    tags = client.get_model_version(MODEL, new_version).tags
     assert tags["pricer.compared_with_version"] == old_version
     assert float(tags["pricer.compared_with_mae"]) == pytest.approx(BASE.mean(), abs=1e-3)
     assert float(tags["pricer.p_value"]) < 0.05
-    replaced = client.get_model_version("pricer", old_version).tags
+    replaced = client.get_model_version(MODEL, old_version).tags
     assert replaced["pricer.replaced_by_version"] == new_version
-    history = client.get_registered_model("pricer").description.splitlines()
+    history = client.get_registered_model(MODEL).description.splitlines()
     assert history[0] == HISTORY_TITLE and len(history) == 4
     assert "champion: version" in history[1] and f"beats version {old_version}" in history[1]
     assert "first champion" in history[-1]  # newest first
@@ -160,13 +165,13 @@ def test_a_candidate_not_significantly_better_becomes_challenger(client: MlflowC
         "champion": version_of(client, champion),
         "challenger": version_of(client, candidate),
     }
-    tags = client.get_model_version("pricer", version_of(client, candidate)).tags
+    tags = client.get_model_version(MODEL, version_of(client, candidate)).tags
     assert tags["pricer.decision"] == "challenger"
     # Asking again changes nothing and writes no second history line.
     again = promote_with()
     assert again.outcome == "unchanged"
-    assert len(client.search_model_versions("name='pricer'")) == 2
-    assert len(client.get_registered_model("pricer").description.splitlines()) == 3
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == 2
+    assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
 
 
 def test_a_worse_family_is_refused_and_says_why(client: MlflowClient) -> None:
@@ -180,20 +185,47 @@ def test_a_worse_family_is_refused_and_says_why(client: MlflowClient) -> None:
     assert aliases(client)["champion"] == version_of(client, champion)
 
 
-def test_a_champion_scored_on_other_items_moves_nothing(client: MlflowClient) -> None:
+def test_candidates_are_scored_on_the_champions_items(client: MlflowClient) -> None:
     champion = training_run(BASE)
     promote_with()
-    newer = training_run(BASE * 0.5, digest="items-b")  # other test data, newest run
-    with pytest.raises(IncomparableChampion, match="cannot be compared, no alias moved"):
-        promote_with()
+    newer = training_run(BASE * 0.5, digest="items-b")  # other test items, newest and best
+    decision = promote_with("candidates.family=tfidf_ridge")  # the README's second promote
+    assert decision.outcome == "unchanged" and decision.candidate.run_id == champion
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{newer}'") == []
+    # Asking for the other items explicitly cannot be compared: one line, nothing moves.
+    with pytest.raises(IncomparableChampion, match="cannot be compared, no alias moved") as error:
+        promote_with("candidates.eval_digest=items-b")
+    assert "\n" not in str(error.value)
     assert aliases(client) == {"champion": version_of(client, champion)}
-    assert client.search_model_versions(f"name='pricer' and run_id='{newer}'") == []
     failed = promotion_runs()[-1]
     assert failed.info.status == "FAILED"
     assert "IncomparableChampion" in failed.data.tags["error"]
-    # Candidates scored like the champion can still be compared.
-    decision = promote_with("candidates.eval_digest=items-a")
-    assert decision.outcome == "unchanged" and "already" in decision.reason
+
+
+def test_a_champion_is_only_ever_scored_on_the_chosen_data(client: MlflowClient) -> None:
+    synthetic = training_run(BASE * 0.3, digest="synthetic-items")  # far better, other data
+    real = training_run(BASE, digest="real-items", data="real")
+    decision = promote_with(data="real")
+    assert decision.outcome == "champion" and decision.candidate.run_id == real
+    assert decision.candidate.data == "real" and "on real data" in decision.reason
+    champion = client.get_model_version_by_alias("pricer-real", "champion")
+    assert champion.run_id == real and champion.tags["pricer.data"] == "real"
+    assert promotion_runs()[-1].info.run_name == "promote · real"
+    assert not client.search_registered_models(f"name='{MODEL}'")  # synthetic: untouched
+    decision = promote_with(data="synthetic")
+    assert decision.candidate.run_id == synthetic
+    assert client.get_model_version_by_alias(MODEL, "champion").run_id == synthetic
+    assert client.get_model_version_by_alias("pricer-real", "champion").run_id == real
+
+
+def test_promote_without_data_lists_the_choices_and_starts_no_run(client: MlflowClient) -> None:
+    training_run(BASE)
+    training_run(BASE, data="real")
+    training_run(BASE, data="real")
+    with pytest.raises(DataNotChosen, match=r"data=real.*real \(2 runs\), synthetic \(1 runs\)"):
+        promote_with(data=None)
+    assert promotion_runs() == []
+    assert client.search_registered_models() == []
 
 
 def test_runs_without_a_logged_model_are_no_candidates(client: MlflowClient) -> None:
@@ -225,10 +257,10 @@ def test_same_digest_but_different_items_cannot_be_compared(client: MlflowClient
 
 
 def test_history_keeps_the_newest_lines_within_mlflows_limit(client: MlflowClient) -> None:
-    client.create_registered_model("pricer")
+    client.create_registered_model(MODEL)
     for i in range(40):
-        _append_history(client, "pricer", f"decision {i}: " + "x" * 200)
-    description = client.get_registered_model("pricer").description
+        _append_history(client, MODEL, f"decision {i}: " + "x" * 200)
+    description = client.get_registered_model(MODEL).description
     assert len(description) <= DESCRIPTION_LIMIT
     lines = description.splitlines()
     assert lines[0] == HISTORY_TITLE and lines[1].startswith("- decision 39:")

@@ -13,12 +13,12 @@ from pricer.experiment import run_family
 from pricer.tracking.registry import promote
 from tests.conftest import compose_config
 
-CHAMPION_URI = "models:/pricer@champion"
+CHAMPION_URI = "models:/pricer-synthetic@champion"  # trained on the default data
 
 
 @pytest.fixture(scope="session")
 def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Iterator[str]:
-    """A store whose registered model ``pricer`` has a tfidf_ridge champion; yields its URI."""
+    """A store whose ``pricer-synthetic`` has a tfidf_ridge champion; yields its URI."""
     folder = tmp_path_factory.mktemp("champion")
     shutil.copyfile(migrated_store, folder / "mlflow.db")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -40,5 +40,5 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Pat
             ],
         )
         run_family("tfidf_ridge", cfg)
-        assert promote(compose_config("promote")).outcome == "champion"
+        assert promote(compose_config("promote", ["data=synthetic"])).outcome == "champion"
         yield uri

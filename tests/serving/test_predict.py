@@ -25,14 +25,33 @@ def champion_prices(items: pd.DataFrame) -> np.ndarray:
     return np.asarray(mlflow.pyfunc.load_model(CHAMPION_URI).predict(items), dtype=float)
 
 
+ANSWERED_BY = "priced by pricer-synthetic version 1 (champion): tfidf_ridge, evaluated on synthetic"
+
+
 @pytest.mark.e2e
 def test_predict_prints_the_champions_price_per_text(champion_store: str, tmp_path: Path) -> None:
     result = run_cli([sys.executable, "-m", "pricer.predict", *TEXTS], champion_store, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = [float(line) for line in result.stdout.split()]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("$") for line in lines)
+    printed = [float(line.removeprefix("$").replace(",", "")) for line in lines]
     expected = champion_prices(pd.DataFrame({"text": TEXTS}))
     assert printed == pytest.approx(expected, abs=0.005)
     assert len(set(printed)) == 2  # a fitted model, not a constant
+    # Which model answered, and on what it was evaluated: one line on stderr, no noise.
+    [said] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert said.startswith(ANSWERED_BY) and "(50 test items, mae $" in said
+
+
+def test_the_data_choice_names_the_champion(
+    champion_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(ANSWERED_BY)
+    assert main(["--data", "real", TEXTS[0]]) == 2  # no champion evaluated on real data
+    err = capsys.readouterr().err
+    assert err.startswith("error: no models:/pricer-real@champion") and err.count("\n") == 1
 
 
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
@@ -47,6 +66,14 @@ def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
     output = tmp_path / "out" / "prices.csv"
     assert main(["--input", str(source), "--output", str(output)]) == 0
     written = pd.read_csv(output)
+    assert written.columns.tolist() == [
+        "id",
+        "text",
+        "category",
+        "title",
+        "details",
+        "predicted_price",
+    ]
     assert written["id"].tolist() == [7, 8]
     expected = champion_prices(
         pd.DataFrame(
@@ -58,31 +85,41 @@ def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
             }
         )
     )
-    assert written["price"].to_numpy() == pytest.approx(expected)
-    assert "2 prices written" in capsys.readouterr().err
+    assert written["predicted_price"].tolist() == np.round(expected, 2).tolist()
+    err = capsys.readouterr().err
+    assert err.startswith(ANSWERED_BY) and "2 prices written" in err
 
 
 def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
     champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "items.csv"
-    pd.DataFrame({"sku": ["a", "b"], "text": TEXTS}).to_csv(source, index=False)
+    # The items' own price (say, what a shop asks) stays; the prediction gets its own column.
+    given = pd.DataFrame({"sku": ["a", "b"], "text": TEXTS, "price": ["19.99", "3.50"]})
+    given.to_csv(source, index=False)
     output = tmp_path / "prices.jsonl"
     assert main(["-i", str(source), "-o", str(output)]) == 0
-    written = pd.read_json(output, lines=True)
-    assert written.columns.tolist() == ["sku", "text", "price"]
+    written = pd.read_json(output, lines=True, dtype=False)
+    assert written.columns.tolist() == ["sku", "text", "price", "predicted_price"]
+    assert written["price"].tolist() == ["19.99", "3.50"]
     expected = champion_prices(pd.DataFrame({"text": TEXTS}))
-    assert written["price"].to_numpy() == pytest.approx(expected)
+    assert written["predicted_price"].tolist() == np.round(expected, 2).tolist()
     capsys.readouterr()
     assert main(["-i", str(source)]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "sku,text,price"
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "sku,text,price,predicted_price"
+    assert captured.err.startswith(ANSWERED_BY)
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--alias", "nobody", "some text"], "cannot load models:/pricer@nobody"),
-        (["--model-name", "absent", "some text"], "cannot load models:/absent@champion"),
+        (["--alias", "nobody", "some text"], "no registered pricer-<data> model has a nobody"),
+        (["--model-name", "absent", "some text"], "no models:/absent@champion"),
+        (["--data", "nowhere", "some text"], "Could not find 'data/nowhere'"),
+        (["some text", "  "], "text: item 2 has no 'text' to price"),
+        (["--input", "{tmp}/blank.jsonl"], "blank.jsonl: item 2, 3 has no 'text' to price"),
+        (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
         (["--input", "{tmp}/no_text.csv"], "items need a 'text' column; found ['name']"),
@@ -98,9 +135,11 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
 ) -> None:
     (tmp_path / "items.txt").write_text("text\nx\n")
     (tmp_path / "no_text.csv").write_text("name\nhammer\n")
+    (tmp_path / "blank.jsonl").write_text('{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n')
+    (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     assert main([argument.format(tmp=tmp_path) for argument in arguments]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
 def test_texts_and_a_file_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,111 @@
+"""The ``pricer`` command: every app behind one name, with the same Hydra overrides.
+
+    pricer train model=xgboost data=real        # = python -m pricer.train model=xgboost data=real
+    pricer leaderboard data=real 'families=[constant,xgboost]'
+    pricer promote data=real
+    pricer predict --data real "Cordless drill, 20V"
+    pricer runs [RUN] [--experiment NAME] [--limit N]   # recent runs; RUN: its leaderboard
+    pricer compare RUN RUN [RUN ...]                    # runs side by side
+
+``pricer <app>`` runs exactly what ``python -m pricer.<app>`` runs (the module as
+``__main__``); ``runs`` and ``compare`` read the store and train nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_dir
+
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
+from pricer.cli import USER_ERROR_STATUS
+from pricer.errors import UserError
+from pricer.paths import CONFIG_DIR
+
+HYDRA_APPS = {
+    "train": "one family, one tracked run (a sweep with -m)",
+    "leaderboard": "every family on the same data, one parent run",
+    "curate": "curate raw records into a saved split",
+    "promote": "register a data's best run; champion if it beats the champion",
+    "finetune": "fine-tune an OpenAI model on the curated items",
+    "human_export": "export the evaluation items for a person to price",
+}
+OTHER_APPS = {
+    "predict": "price items with a registered model (see pricer predict --help)",
+    "runs": "recent leaderboards, sweeps and runs; pricer runs RUN shows a leaderboard",
+    "compare": "stored runs side by side: figures and the params that differ",
+}
+
+
+def usage() -> str:
+    lines = ["usage: pricer <app> [Hydra overrides | options]", "", "apps:"]
+    for name, what in {**HYDRA_APPS, **OTHER_APPS}.items():
+        lines.append(f"  {name:<13} {what}")
+    lines += ["", "Hydra apps take the same overrides as python -m pricer.<app> (--help: theirs)."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    app, rest = args[0], args[1:]
+    if app in HYDRA_APPS:
+        # Run as __main__, exactly as python -m does: Hydra finds conf/ relative to the app's
+        # file only then (imported as pricer.<app>, it looks for a 'conf' package instead).
+        sys.argv = [f"pricer {app}", *rest]
+        runpy.run_module(f"pricer.{app}", run_name="__main__", alter_sys=True)
+        return 0
+    if app == "predict":
+        from pricer.predict import main as predict
+
+        return predict(rest)
+    if app in ("runs", "compare"):
+        try:
+            return browse(app, rest)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return USER_ERROR_STATUS
+    print(f"error: unknown app {app!r}\n\n{usage()}", file=sys.stderr)
+    return USER_ERROR_STATUS
+
+
+def browse(app: str, argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"pricer {app}", description=OTHER_APPS[app])
+    if app == "runs":
+        parser.add_argument("run", nargs="?", help="a leaderboard run (id or id prefix) to show")
+        parser.add_argument("--limit", type=int, help="how many runs to list (conf: runs.yaml)")
+    else:
+        parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids or id prefixes")
+    parser.add_argument("--experiment", help="only this experiment (default: all)")
+    args = parser.parse_args(argv)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="runs")
+    from pricer.tracking import browse as store  # imports MLflow: only for these two apps
+
+    where = store.connect(cfg.tracking.uri)
+    if app == "compare":
+        if len(args.runs) < 2:
+            parser.error("give at least two runs to compare")
+        found = [store.find_run(run_id, args.experiment) for run_id in args.runs]
+        print(store.compare_runs(found).to_string())
+        return 0
+    if args.run:
+        board = store.find_run(args.run, args.experiment)
+        print(f"{board.info.run_name} ({board.info.run_id}), {board.info.status}")
+        print(store.leaderboard_of(board).to_string())
+        return 0
+    recent = store.recent_runs(args.experiment, args.limit or cfg.limit)
+    if recent.empty:
+        print(f"no leaderboard, sweep or run in {where}")
+        return 0
+    print(recent.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

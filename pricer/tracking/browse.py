@@ -1,0 +1,178 @@
+"""Stored runs from the terminal, without retraining: recent runs, one leaderboard, a comparison.
+
+Run ids may be shortened to a unique prefix (the first 8 characters, as ``pricer runs``
+prints them). Everything here reads the store; nothing is logged.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from datetime import datetime
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Run
+
+from pricer.errors import UserError
+from pricer.tracking import tags
+from pricer.tracking.leaderboard import display_table
+
+SHORT_ID = 8
+PARENT_TAG = "mlflow.parentRunId"
+# Figures shown side by side by `compare`, in this order, when a run has them.
+COMPARED_METRICS = [
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "hit_rate",
+    "rmsle",
+    "r2",
+    "failure_rate",
+    "validation.mae",
+    "time.fit_seconds",
+    "time.predict_seconds",
+    "llm.cost_per_1k_items_usd",
+    "llm.latency_p50_s",
+    "best_mae",
+]
+
+
+def connect(tracking_uri: str) -> str:
+    """Read from this store; returns it, for messages."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return tracking_uri
+
+
+class RunNotFound(UserError):
+    """No run, or more than one, matches the id given."""
+
+
+def _experiment_ids(experiment: str | None) -> list[str]:
+    if experiment is None:
+        return [e.experiment_id for e in mlflow.search_experiments()]
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        raise RunNotFound(
+            f"experiment {experiment!r} does not exist in {mlflow.get_tracking_uri()}"
+        )
+    return [found.experiment_id]
+
+
+def _started(run: Run) -> str:
+    return datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
+
+
+def _dollars(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"${value:,.2f}"
+
+
+def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
+    """Newest first: leaderboards, sweeps and lone family runs (not the families of a
+    leaderboard or the trials of a sweep, which their parent sums up)."""
+    runs = mlflow.search_runs(
+        experiment_ids=_experiment_ids(experiment),
+        order_by=["attributes.start_time DESC"],
+        max_results=max(limit * 20, 200),
+        output_format="list",
+    )
+    rows = []
+    for run in runs:
+        t = run.data.tags
+        kind = t.get(tags.KIND) or ("family" if tags.FAMILY in t else "")
+        if PARENT_TAG in t or kind not in ("leaderboard", "sweep", "family"):
+            continue
+        m = run.data.metrics
+        if kind == "leaderboard":
+            families = sum(key.startswith("mae.") for key in m)
+            best = t.get(tags.BEST_FAMILY, "")
+            result = f"best {best} {_dollars(m.get('best_mae'))}, {families} families"
+        else:
+            result = f"mae {_dollars(m.get('mae'))}" if "mae" in m else ""
+        rows.append(
+            {
+                "started": _started(run),
+                "run": run.info.run_id[:SHORT_ID],
+                "name": run.info.run_name,
+                "status": run.info.status,
+                "result": result,
+            }
+        )
+        if len(rows) == limit:
+            break
+    return pd.DataFrame(rows, columns=["started", "run", "name", "status", "result"])
+
+
+def find_run(run_id: str, experiment: str | None = None) -> Run:
+    """The run with this id or unique id prefix."""
+    if len(run_id) == 32:
+        try:
+            return mlflow.get_run(run_id)
+        except mlflow.exceptions.MlflowException as error:
+            raise RunNotFound(f"no run {run_id} in {mlflow.get_tracking_uri()}") from error
+    runs = mlflow.search_runs(
+        experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
+    )
+    found = [run for run in runs if run.info.run_id.startswith(run_id)]
+    if len(found) != 1:
+        many = f"{len(found)} runs start with" if found else "no run starts with"
+        raise RunNotFound(f"{many} {run_id!r} in {mlflow.get_tracking_uri()}: give more of the id")
+    return found[0]
+
+
+def leaderboard_of(run: Run) -> pd.DataFrame:
+    """A stored leaderboard as the terminal shows it (from the parent's leaderboard.csv)."""
+    if run.data.tags.get(tags.KIND) != "leaderboard":
+        raise RunNotFound(
+            f"run {run.info.run_id[:SHORT_ID]} ({run.info.run_name}) is no leaderboard"
+        )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout: the table
+    try:
+        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/leaderboard/leaderboard.csv")
+    except mlflow.exceptions.MlflowException as error:
+        raise RunNotFound(
+            f"leaderboard {run.info.run_id[:SHORT_ID]} has no leaderboard/leaderboard.csv "
+            f"(unfinished, or its artifacts are gone): {str(error).splitlines()[0]}"
+        ) from error
+    return display_table(pd.read_csv(io.StringIO(text), index_col="family"))
+
+
+def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
+    """Runs side by side (one column each): what they are, their figures, and the params all
+    of them have that differ (a leaderboard's per-family settings would drown the rest)."""
+    columns = [f"{run.info.run_id[:SHORT_ID]}" for run in runs]
+    rows: dict[str, list[str]] = {
+        "name": [run.info.run_name for run in runs],
+        "status": [run.info.status for run in runs],
+        "data": [run.data.tags.get(tags.DATA, "") for run in runs],
+        "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],
+        "started": [_started(run) for run in runs],
+    }
+    for key in COMPARED_METRICS:
+        values = [run.data.metrics.get(key) for run in runs]
+        if any(v is not None for v in values):
+            rows[key] = [_format(key, v) for v in values]
+    shared = set.intersection(*(set(run.data.params) for run in runs))
+    for key in sorted(shared):
+        values = [run.data.params[key] for run in runs]
+        if len(set(values)) > 1:
+            rows[f"param {key}"] = [_shorten(v) for v in values]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def _format(key: str, value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return ""
+    if key.startswith(("mae", "validation.mae", "best_mae")):
+        return _dollars(value)
+    if key in ("hit_rate", "failure_rate"):
+        return f"{value:.1%}"
+    if key.startswith("llm.cost"):
+        return f"${value:,.3f}"
+    return f"{value:,.2f}"
+
+
+def _shorten(value: str, width: int = 40) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"

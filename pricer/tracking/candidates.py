@@ -1,0 +1,180 @@
+"""Which finished training runs may become a registered model, and on what data they were scored.
+
+A candidate is a FINISHED training run with a READY logged model, a ``mae`` and the tags that
+say which test items scored it (``pricer.eval_digest``, ``pricer.eval_size``). Runs carry the
+name of their data as the ``data.name`` param (from conf/data/<source>.yaml, or
+``data.name=...``): candidates are always picked among one data's runs, so a model scored on
+synthetic items never competes for, or becomes, the champion of the real benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from mlflow.entities import LoggedModelStatus, Run
+
+from pricer.errors import UserError
+from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.run import FAMILY_TAG
+
+METRIC = "mae"  # ranks candidates; the paired test compares the per-item absolute errors
+DATA_PARAM = "data.name"  # every training run logs its config, data.name included
+
+
+class PromotionError(UserError, RuntimeError):
+    """Promotion cannot decide; no alias moved."""
+
+
+class NoCandidate(PromotionError):
+    """No finished run with a logged model matches the candidate filters."""
+
+
+class DataNotChosen(PromotionError):
+    """promote needs to be told which data's champion it decides (data=...)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished training run with a logged model, and what makes it comparable."""
+
+    run_id: str
+    mae: float
+    eval_digest: str
+    eval_size: str
+    family: str
+    model_uri: str
+    start_time: int
+    data: str = ""
+
+    @classmethod
+    def from_run(cls, run: Run, model_uri: str) -> Candidate:
+        tags = run.data.tags
+        return cls(
+            run_id=run.info.run_id,
+            mae=float(run.data.metrics.get(METRIC, math.nan)),
+            eval_digest=tags[EVAL_DIGEST_TAG],
+            eval_size=tags[EVAL_SIZE_TAG],
+            family=tags.get(FAMILY_TAG, ""),
+            model_uri=model_uri,
+            start_time=run.info.start_time,
+            data=run.data.params.get(DATA_PARAM, ""),
+        )
+
+    def describe(self) -> str:
+        on = f" on {self.data} data" if self.data else ""
+        return f"{self.family or 'unknown family'} run {self.run_id}{on}, mae ${self.mae:,.2f}"
+
+
+@dataclass(frozen=True)
+class CandidateFilter:
+    """``data`` and ``candidates`` in conf/promote.yaml."""
+
+    data: str
+    experiment: str | None
+    family: str | None
+    eval_digest: str | None
+
+    @classmethod
+    def from_config(cls, data: str, mapping: Mapping[str, Any]) -> CandidateFilter:
+        return cls(
+            data=data,
+            experiment=mapping["experiment"],
+            family=mapping["family"],
+            eval_digest=mapping["eval_digest"],
+        )
+
+
+def experiment_ids(experiment: str | None) -> list[str]:
+    if not experiment:
+        return [e.experiment_id for e in mlflow.search_experiments()]
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        raise NoCandidate(f"experiment {experiment!r} does not exist")
+    return [found.experiment_id]
+
+
+def _finished_runs_with_models(ids: list[str], data: str | None) -> tuple[list[Run], dict]:
+    where = "attributes.status = 'FINISHED'"
+    if data is not None:
+        quoted = data.replace("'", "\\'")
+        where += f" and params.`{DATA_PARAM}` = '{quoted}'"
+    runs = mlflow.search_runs(experiment_ids=ids, filter_string=where, output_format="list")
+    models = _logged_models_by_run(ids)
+    usable = [
+        run
+        for run in runs
+        if {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags)
+        and run.info.run_id in models
+        and not math.isnan(run.data.metrics.get(METRIC, math.nan))
+    ]
+    return usable, models
+
+
+def data_choices(experiment: str | None) -> Counter[str]:
+    """data.name -> how many finished runs with a logged model were scored on it."""
+    runs, _ = _finished_runs_with_models(experiment_ids(experiment), None)
+    return Counter(run.data.params[DATA_PARAM] for run in runs if DATA_PARAM in run.data.params)
+
+
+def require_data(data: str | None, experiment: str | None) -> str:
+    """The chosen data name; without one, a one-line error listing what the store holds."""
+    if data:
+        return str(data)
+    choices = data_choices(experiment)
+    listed = ", ".join(f"{name} ({n} runs)" for name, n in sorted(choices.items()))
+    raise DataNotChosen(
+        "say which data the champion is for, e.g. data=real: each data has its own registered "
+        f"model and champion; runs with a logged model here: {listed or 'none'}"
+    )
+
+
+def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> list[Candidate]:
+    """Comparable candidates, best first: FINISHED training runs on ``filters.data`` with a
+    READY logged model, scored on one set of test items: ``filters.eval_digest``, else the
+    champion's (so they can be compared with it), else the newest run's."""
+    ids = experiment_ids(filters.experiment)
+    runs, models = _finished_runs_with_models(ids, filters.data)
+    found = [
+        Candidate.from_run(run, models[run.info.run_id])
+        for run in runs
+        if not filters.family or run.data.tags.get(FAMILY_TAG) == filters.family
+    ]
+    where = (
+        f"{filters.data} data, "
+        + (f"experiment {filters.experiment!r}" if filters.experiment else "any experiment")
+        + (f", family {filters.family!r}" if filters.family else "")
+    )
+    if not found:
+        raise NoCandidate(
+            f"no FINISHED training run with a logged model on {where}: train one first "
+            f"(e.g. python -m pricer.train data={filters.data}; tracking.log_model=true)"
+        )
+    digest = (
+        filters.eval_digest or champion_digest or max(found, key=lambda c: c.start_time).eval_digest
+    )
+    pool = [c for c in found if c.eval_digest == digest]
+    if not pool:
+        whose = "the champion's test items" if digest == champion_digest else "test items"
+        raise NoCandidate(
+            f"no candidate on {where} was scored on {whose} (digest {digest}): evaluate with "
+            "the same data and eval settings, or choose other items with candidates.eval_digest"
+        )
+    sizes = {c.eval_size for c in pool}
+    if len(sizes) > 1:  # one digest is one item table: different sizes mean a corrupted tag
+        raise PromotionError(f"runs scored on test items {digest!r} disagree on their size {sizes}")
+    return sorted(pool, key=lambda c: (c.mae, -c.start_time))
+
+
+def _logged_models_by_run(ids: list[str]) -> dict[str, str]:
+    """run id -> URI of its newest READY logged model."""
+    models = mlflow.search_logged_models(experiment_ids=ids, output_format="list")
+    ready = sorted(
+        (m for m in models if m.status == LoggedModelStatus.READY),
+        key=lambda m: m.creation_timestamp,
+    )
+    return {m.source_run_id: m.model_uri for m in ready if m.source_run_id}

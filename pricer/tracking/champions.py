@@ -1,0 +1,110 @@
+"""Which registered model answers a prediction, and how to say so.
+
+Each evaluation data has its registered model ``<prefix>-<data.name>`` (``pricer-real``,
+``pricer-synthetic``), written by promote. predict loads ``<that model>@champion``: the data
+is chosen explicitly, or, when the store holds exactly one champion, that one. Whatever is
+loaded is described in one line (model, version, family, what it was evaluated on) so the
+answer never comes without its context.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
+
+from pricer.errors import UserError
+from pricer.tracking.data import EVAL_SIZE_TAG
+from pricer.tracking.run import FAMILY_TAG
+
+DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
+
+
+class ModelNotFound(UserError):
+    """No registered model or version to price with."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    uri: str
+    description: str  # one line: which model answered, evaluated on what
+    model: PyFuncModel
+
+
+def champions(client: MlflowClient, prefix: str, alias: str) -> dict[str, ModelVersion]:
+    """Registered ``<prefix>-*`` models that have a version under ``alias``, by name."""
+    found: dict[str, ModelVersion] = {}
+    for model in client.search_registered_models(f"name LIKE '{prefix}-%'"):
+        if alias in model.aliases:
+            found[model.name] = client.get_model_version(model.name, model.aliases[alias])
+    return found
+
+
+def choose_uri(
+    client: MlflowClient, settings: Mapping[str, Any]
+) -> tuple[str, ModelVersion | None]:
+    """The model URI to load and its registered version (None for a bare ``model_uri``).
+
+    ``settings``: ``model_uri``, ``model_name`` (None: by data), ``prefix``, ``alias``.
+    """
+    if settings["model_uri"]:
+        return str(settings["model_uri"]), None
+    alias, name = settings["alias"], settings["model_name"]
+    if name is None:
+        found = champions(client, settings["prefix"], alias)
+        if len(found) != 1:
+            listed = ", ".join(f"--data {n.removeprefix(settings['prefix'] + '-')}" for n in found)
+            raise ModelNotFound(
+                f"several {alias}s, one per data: choose one ({listed})"
+                if found
+                else f"no registered {settings['prefix']}-<data> model has a {alias}: "
+                "run python -m pricer.promote data=<data> first"
+            )
+        [(name, version)] = found.items()
+        return f"models:/{name}@{alias}", version
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        raise ModelNotFound(
+            f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run python -m "
+            "pricer.promote data=<data> first, or choose another --data/--alias"
+        ) from error
+    return f"models:/{name}@{alias}", version
+
+
+def describe(uri: str, version: ModelVersion | None, alias: str | None) -> str:
+    if version is None:
+        return f"model {uri}"
+    tags = version.tags
+    family = tags.get(FAMILY_TAG) or "unknown family"
+    data = tags.get(DATA_TAG) or "unknown"
+    scored = f"{tags[EVAL_SIZE_TAG]} test items" if EVAL_SIZE_TAG in tags else "test items"
+    mae = f", mae ${float(tags['pricer.mae']):,.2f}" if "pricer.mae" in tags else ""
+    held = f" ({alias})" if alias else ""
+    return (
+        f"{version.name} version {version.version}{held}: {family}, evaluated on {data} data "
+        f"({scored}{mae})"
+    )
+
+
+def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:
+    """Load what ``settings`` point at (see `choose_uri`); one line says what it is."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient()
+    uri, version = choose_uri(client, settings)
+    # Loading downloads the model's files with a progress bar on stderr; predict's stderr says
+    # which model answered, in one line, and nothing else.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except MlflowException as error:
+        raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
+    alias = None if settings["model_uri"] else settings["alias"]
+    return ServedModel(uri, describe(uri, version, alias), model)

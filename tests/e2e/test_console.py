@@ -1,0 +1,72 @@
+"""The `pricer` console script: every app by name, and stored runs read back from the terminal."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.e2e.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+PRICER = str(Path(sys.executable).with_name("pricer"))
+
+
+def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_path: Path) -> None:
+    board = run_cli(
+        [
+            PRICER,
+            "leaderboard",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",
+            "families=[constant,linear]",
+            "tracking.log_model=false",
+            f"hydra.run.dir={tmp_path}/hydra",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert board.returncode == 0, board.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
+    children = {r.data.tags["pricer.family"]: r for r in runs if "pricer.family" in r.data.tags}
+
+    listed = run_cli([PRICER, "runs"], tracking_uri, tmp_path)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    [line] = [row for row in listed.stdout.splitlines() if "leaderboard · synthetic" in row]
+    assert parent.info.run_id[:8] in line and f"best {parent.data.tags['best_family']} $" in line
+    assert "constant · synthetic" not in listed.stdout  # a leaderboard's families: under it
+
+    shown = run_cli([PRICER, "runs", parent.info.run_id[:8]], tracking_uri, tmp_path)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert f"${children['linear'].data.metrics['mae']:,.2f}" in shown.stdout
+    assert shown.stdout.index("linear") < shown.stdout.index("constant")  # best first
+    assert all(len(row) <= 100 for row in shown.stdout.splitlines())
+
+    ids = [children["constant"].info.run_id[:8], children["linear"].info.run_id]
+    compared = run_cli([PRICER, "compare", *ids], tracking_uri, tmp_path)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    rows = {row.split()[0]: row for row in compared.stdout.splitlines()[1:]}
+    assert "constant · synthetic" in rows["name"] and "linear · synthetic" in rows["name"]
+    assert f"${children['constant'].data.metrics['mae']:,.2f}" in rows["mae"]
+    assert "param model._target_" in compared.stdout  # differs between the families
+    assert "param eval.size" not in compared.stdout  # the same for both
+
+    missing = run_cli([PRICER, "compare", "ffff0000", ids[0]], tracking_uri, tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"error: no run starts with 'ffff0000' in {tracking_uri}: give more of the id"
+    )
+
+
+def test_pricer_without_an_app_lists_them(tmp_path: Path, tracking_uri: str) -> None:
+    result = run_cli([PRICER], tracking_uri, tmp_path)
+    assert result.returncode == 0
+    for app in ("train", "leaderboard", "promote", "predict", "runs", "compare"):
+        assert f"\n  {app} " in result.stdout
+    unknown = run_cli([PRICER, "trian"], tracking_uri, tmp_path)
+    assert unknown.returncode == 2 and "unknown app 'trian'" in unknown.stderr

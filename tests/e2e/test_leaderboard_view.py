@@ -1,0 +1,77 @@
+"""A leaderboard through the real CLI: what the terminal and the MLflow UI's lists show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.e2e.conftest import pricer_app, run_cli
+
+pytestmark = pytest.mark.e2e
+
+SMALL_SYNTHETIC = ["data.n_records=4000", "curation.split.test_size=200"]
+
+
+def test_leaderboard_names_runs_and_models_and_prints_a_quiet_summary(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(
+        pricer_app(
+            "leaderboard",
+            *SMALL_SYNTHETIC,
+            f"curation.cache_dir={tmp_path}/cache",
+            "families=[constant,tfidf_ridge]",
+            "tracking.log_model=true",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
+    children = {run.data.tags["pricer.family"]: run for run in runs if run is not parent}
+    assert parent.info.run_name == "leaderboard · synthetic"
+    assert {run.info.run_name for run in children.values()} == {
+        "constant · synthetic",
+        "tfidf_ridge · synthetic",
+    }
+    assert {run.data.tags["pricer.data"] for run in runs} == {"synthetic"}
+
+    # The parent holds what a person compares; curation counts only there.
+    maes = {family: run.data.metrics["mae"] for family, run in children.items()}
+    assert parent.data.metrics["mae.constant"] == pytest.approx(maes["constant"])
+    assert parent.data.metrics["best_mae"] == pytest.approx(min(maes.values()))
+    assert parent.data.tags["best_family"] == min(maes, key=maes.get)
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| family | mae |" in note and f"${maes['constant']:,.2f}" in note
+    assert "course" not in note  # synthetic data: the course's real-data figures stay out
+    assert any(key.startswith("data.") for key in parent.data.metrics)
+    for run in children.values():
+        assert not any(key.startswith("data.") for key in run.data.metrics)
+
+    # Logged models are named by family and data, their metrics linked to the evaluation set.
+    models = mlflow.search_logged_models(
+        experiment_ids=[parent.info.experiment_id], output_format="list"
+    )
+    assert sorted(m.name for m in models) == ["constant-synthetic", "tfidf_ridge-synthetic"]
+    for model in models:
+        linked = {m.key: m.dataset_name for m in model.metrics}
+        assert linked["mae"] == "synthetic-evaluation"
+
+    # The terminal: no MLflow chatter, one summary line per family, a narrow table, the URL.
+    output = result.stdout + result.stderr
+    assert "Validating input example" not in output and "Downloading artifacts" not in output
+    assert "system_metrics" not in output  # the monitor's start/stop lines, once per run
+    for family, mae in maes.items():
+        assert f"{family} · synthetic: mae ${mae:.2f}" in result.stdout
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("family"))
+    table = lines[header - 1 : header + 3]  # column names, index name, two families
+    assert "tfidf_ridge" in table[-1] or "tfidf_ridge" in table[-2]
+    assert all(len(line) <= 100 for line in table)
+    assert f"best: {parent.data.tags['best_family']}, mae $" in result.stdout
+    url = f"/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    assert url in result.stdout

@@ -1,0 +1,105 @@
+"""The leaderboard as a person reads it: terminal table, parent run metrics and description."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.tracking import names
+from pricer.tracking.leaderboard import (
+    TERMINAL_WIDTH,
+    best_family,
+    description,
+    display_table,
+    parent_metrics,
+)
+from pricer.tracking.run import SWEEP_TAGS_ENV
+from tests.conftest import compose_config
+
+NAN = float("nan")
+
+
+def board(**extra: list[float]) -> pd.DataFrame:
+    """A leaderboard table as pricer.experiment builds it, with every configured column."""
+    columns = list(compose_config("leaderboard").columns)
+    rows = {
+        "xgboost": {"mae": 92.781234, "mae_ci_low": 80.2, "mae_ci_high": 107.4},
+        "constant": {"mae": 144.7912, "mae_ci_low": 127.0, "mae_ci_high": 166.1},
+        "frontier": {"mae": NAN},
+    }
+    table = pd.DataFrame(
+        {
+            family: {
+                **{c: values.get(c, 0.123456 if c != "mae" else NAN) for c in columns},
+                "status": "FAILED" if np.isnan(values["mae"]) else "FINISHED",
+                "run_id": "f" * 32,
+            }
+            for family, values in rows.items()
+        }
+    ).T
+    for column in columns:  # LLM figures: no classical family has them
+        if column.startswith("llm."):
+            table[column] = NAN
+    for column, values in extra.items():
+        table[column] = values
+    table.index.name = "family"
+    return table.astype({c: float for c in columns})
+
+
+def test_the_terminal_table_fits_100_columns_with_dollars_and_no_empty_columns() -> None:
+    shown = display_table(board())
+    text = shown.to_string()
+    assert max(map(len, text.splitlines())) <= TERMINAL_WIDTH
+    assert not any(column.startswith(("$/1k", "p50", "p95", "items/s")) for column in shown)
+    assert shown.loc["xgboost", "mae"] == "$92.78" and shown.loc["xgboost", "95% CI"] == "80-107"
+    assert shown.loc["frontier", "mae"] == "" and shown.loc["frontier", "status"] == "FAILED"
+    assert "0.123" not in text  # rounded for reading: no three-decimal noise
+    # Every configured column filled in (an LLM leaderboard) still fits, dropping the least read.
+    full = board(**{c: [0.5, 0.5, 0.5] for c in compose_config("leaderboard").columns[6:]})
+    assert max(map(len, display_table(full).to_string().splitlines())) <= TERMINAL_WIDTH
+    assert "$/1k items" in display_table(full).columns
+
+
+def test_parent_metrics_and_best_family_skip_failed_families() -> None:
+    table = board()
+    assert best_family(table) == ("xgboost", pytest.approx(92.781234))
+    metrics = parent_metrics(table)
+    assert metrics == {
+        "mae.xgboost": pytest.approx(92.781234),
+        "mae.constant": pytest.approx(144.7912),
+        "best_mae": pytest.approx(92.781234),
+    }
+
+
+def test_description_renders_the_rounded_table_and_the_course_figures_only_when_given() -> None:
+    table = board(reference_mae=[NAN, 146.0, 80.0])
+    text = description(table, "real", "course mae: the course's published figures")
+    lines = text.splitlines()
+    assert lines[0] == "**Best: xgboost, mae $92.78** on real data."
+    header = next(line for line in lines if line.startswith("| family"))
+    assert "course mae" in header and "| $146 |" in text and "course's published" in text
+    assert "| xgboost | $92.78 | 80-107 |" in text
+    assert "92.781" not in text  # the data stays unrounded in the CSV, not here
+    plain = description(board(), "synthetic", None)
+    assert "course" not in plain and "on synthetic data" in plain
+
+
+def test_run_and_model_names_tell_family_data_and_trial_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SWEEP_TAGS_ENV, raising=False)
+    assert names.family_run_name("xgboost", "real") == "xgboost · real"
+    assert names.leaderboard_run_name("synthetic") == "leaderboard · synthetic"
+    assert names.model_name("xgboost", "real") == "xgboost-real"
+    trial = {
+        "pricer.sweep.trial": "3",
+        "pricer.sweep.overrides": json.dumps(["model=svr", "model.C=0.5", "validation.size=9"]),
+    }
+    monkeypatch.setenv(SWEEP_TAGS_ENV, json.dumps(trial))
+    assert names.family_run_name("svr", "real") == "svr · real · C=0.5"
+    trial["pricer.sweep.overrides"] = json.dumps(["seed=1"])
+    monkeypatch.setenv(SWEEP_TAGS_ENV, json.dumps(trial))
+    assert names.family_run_name("svr", "real") == "svr · real · trial 3"
