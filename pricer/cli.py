@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -15,6 +17,7 @@ from pricer.errors import UserError
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
 # exits 1 with its traceback.
 USER_ERROR_STATUS = 2
+_HYDRA_JOB_BANNER = "Error executing job with overrides:"
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -43,10 +46,40 @@ def run(main: Callable[[], object]) -> None:
     sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
-        main()
+        with _without_hydra_job_banner():
+            main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
+
+
+class _BannerFilter:
+    """stderr without Hydra's "Error executing job with overrides: [...]" line.
+
+    Hydra writes that line straight to stderr before re-raising a job's exception; for a user
+    error the one-line message says all, and a bug's traceback names the overrides anyway.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith(_HYDRA_JOB_BANNER):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _without_hydra_job_banner() -> Iterator[None]:
+    stream = sys.stderr
+    sys.stderr = _BannerFilter(stream)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = stream
 
 
 def one_line(error: BaseException) -> str:

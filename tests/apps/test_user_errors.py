@@ -33,6 +33,7 @@ def test_user_error_is_one_line(
     result = run_cli(pricer_app("train", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    assert "Error executing job" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-2000:]
     assert expected in errors[0]
