@@ -33,12 +33,14 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
     if url.startswith("sqlite"):
         # Several processes write one SQLite file: wait for the lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=heartbeat_interval or None,
-        grace_period=grace_period,
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval or None,
+            grace_period=grace_period,
+        )
 
 
 def open_study(
