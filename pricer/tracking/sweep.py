@@ -215,6 +215,9 @@ class SweepCallback(Callback):
             return
         client = MlflowClient()
         trials = None
+        reason = interrupted() if status != "FINISHED" else None
+        if reason:
+            status = "KILLED"  # SIGTERM or Ctrl-C, as the trial runs it unwound
         try:
             if self.study is not None:
                 trials = self.study.reconcile(client, run_id, TRIAL_TAG)
@@ -229,9 +232,24 @@ class SweepCallback(Callback):
                 client.set_tag(run_id, "pricer.sweep.last_stop", status)
             else:
                 if status != "FINISHED":
-                    message = "the sweep stopped before its end: see its trials"
+                    message = reason or "the sweep stopped before its end: see its trials"
                     client.set_tag(run_id, "error", message)
                 client.set_terminated(run_id, status)
+
+
+def interrupted() -> str | None:
+    """'interrupted by SIGTERM' if this process was interrupted, else None.
+
+    The handler that turns SIGTERM into an exception is ``pricer.interrupt`` (installed by
+    ``pricer.cli.run``); a sweep stopped by it unwinds through the sweeper, which fails its
+    running trials in Optuna, and reaches this callback's exit handler.
+    """
+    try:
+        from pricer import interrupt
+    except ImportError:  # before pricer.interrupt exists (branches merge in either order)
+        return None
+    stop = interrupt.received()
+    return str(stop) if stop is not None else None
 
 
 def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
