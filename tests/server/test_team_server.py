@@ -55,14 +55,29 @@ def as_user(users: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield {**os.environ, **env}
 
 
-def pricer(app: str, *args: str, env: dict[str, str], workdir: Path) -> subprocess.Popen[str]:
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Every process a test starts; those still running at teardown (a failure) are killed."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def pricer(
+    app: str, *args: str, env: dict[str, str], workdir: Path, started: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", f"pricer.{app}", *args]
     if app != "predict":
         command.append(f"hydra.run.dir={workdir}/hydra-{app}")
-    return subprocess.Popen(
+    process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+    started.append(process)
+    return process
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> str:
@@ -78,49 +93,64 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> str:
 def test_the_server_wants_a_login_and_honours_permissions(
     users: TrackingServer, as_user: dict[str, str]
 ) -> None:
-    api = f"{users.uri}/api/2.0/mlflow/experiments/search"
-    assert requests.post(api, json={"max_results": 1}, timeout=60).status_code == 401
-    assert (
-        requests.post(api, json={"max_results": 1}, auth=(USER, "wrong"), timeout=60).status_code
-        == 401
-    )
+    api = f"{users.uri}/api/2.0/mlflow"
+    search = {"max_results": 1}
+    assert requests.post(f"{api}/experiments/search", json=search, timeout=60).status_code == 401
+    wrong = requests.post(f"{api}/experiments/search", json=search, auth=(USER, "x"), timeout=60)
+    assert wrong.status_code == 401
     experiment = mlflow.create_experiment("alice-only")  # alice manages what she creates
-    reader = requests.post(
-        f"{users.uri}/api/2.0/mlflow/runs/create",
-        json={"experiment_id": experiment},
-        auth=(READER, READER_PASSWORD),
+
+    def bob_creates_a_run() -> int:
+        answer = requests.post(
+            f"{api}/runs/create",
+            json={"experiment_id": experiment},
+            auth=(READER, READER_PASSWORD),
+            timeout=60,
+        )
+        return answer.status_code
+
+    assert bob_creates_a_run() == 403  # bob may read (default_permission = READ), not write
+    # The README's grant, as curl sends it: alice (the experiment's manager) lets bob edit.
+    grant = requests.post(
+        f"{users.uri}/api/3.0/mlflow/users/permissions/grant",  # MLflow 3.17's permission API
+        json={
+            "username": READER,
+            "resource_type": "experiment",
+            "resource_id": experiment,
+            "permission": "EDIT",
+        },
+        auth=(USER, PASSWORD),
         timeout=60,
     )
-    assert reader.status_code == 403  # bob may read (default_permission = READ), not write
-    assert MlflowClient().create_run(experiment).info.status == "RUNNING"
+    assert grant.status_code == 200, grant.text
+    assert bob_creates_a_run() == 200
 
 
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
-    users: TrackingServer, as_user: dict[str, str], tmp_path: Path
+    users: TrackingServer,
+    as_user: dict[str, str],
+    tmp_path: Path,
+    started: list[subprocess.Popen[str]],
 ) -> None:
-    env, cache = as_user, f"curation.cache_dir={tmp_path / 'cache'}"
-    board = pricer(
-        "leaderboard", *SMALL, f"families=[{','.join(FAMILIES)}]", "tracking.log_model=true",
-        cache, env=env, workdir=tmp_path,
-    )  # fmt: skip
-    finish(board)
+    # The study's database URL (with its password) from the environment, not the command line.
+    env = {**as_user, "OPTUNA_STORAGE": users.postgres.url("optuna")}
+    cache = f"curation.cache_dir={tmp_path / 'cache'}"
+
+    def launch(app: str, *args: str) -> subprocess.Popen[str]:
+        return pricer(app, *args, env=env, workdir=tmp_path, started=started)
+
+    families = f"families=[{','.join(FAMILIES)}]"
+    finish(launch("leaderboard", *SMALL, families, "tracking.log_model=true", cache))
     # Two sweep processes at once, one Optuna study in the same PostgreSQL.
     sweep = [
         "-m", "hparams_search=tfidf_ridge", *SMALL, "validation.size=200",
         "tracking.log_model=false", "hydra.sweeper.n_trials=2", cache,
-        f"hydra.sweeper.storage={users.postgres.url('optuna')}",
-        "hydra.sweeper.study_name=team-ridge",
+        "hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}", "hydra.sweeper.study_name=team-ridge",
     ]  # fmt: skip
-    workers = [
-        pricer("train", *sweep, f"hydra.sweep.dir={tmp_path}/sweep{n}", env=env, workdir=tmp_path)
-        for n in range(2)
-    ]
+    workers = [launch("train", *sweep, f"hydra.sweep.dir={tmp_path}/sweep{n}") for n in range(2)]
     outputs = [finish(worker) for worker in workers]
-    promoted = finish(pricer("promote", env=env, workdir=tmp_path))
-    predicted = finish(
-        pricer("predict", "Cordless drill, 20V, two batteries and a charger", env=env,
-               workdir=tmp_path)
-    )  # fmt: skip
+    promoted = finish(launch("promote"))
+    predicted = finish(launch("predict", "Cordless drill, 20V, two batteries and a charger"))
 
     client = MlflowClient()
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")

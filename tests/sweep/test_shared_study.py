@@ -49,11 +49,15 @@ def test_processes_joining_a_study_at_once_share_one_parent_run(
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.storages.RDBStorage(storage)  # the schema, as the first sweep would create it
-    context = multiprocessing.get_context("spawn")
-    for attempt in range(3):
-        name = f"study-{attempt}"
-        with context.Pool(4) as pool:
-            claimed = pool.starmap(claim_parent, [(tracking_uri, storage, name)] * 4)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        rounds = [
+            (
+                f"study-{attempt}",
+                pool.starmap(claim_parent, [(tracking_uri, storage, f"study-{attempt}")] * 4),
+            )
+            for attempt in range(3)
+        ]
+    for name, claimed in rounds:
         parents = mlflow.search_runs(
             search_all_experiments=True, filter_string=f"tags.pricer.sweep.study = '{name}'"
         )
@@ -63,12 +67,11 @@ def test_processes_joining_a_study_at_once_share_one_parent_run(
         assert study.user_attrs[PARENT_ATTR] == parents["run_id"][0]
     # A rerun (resume) finds the same parent; a deleted parent is replaced, not reused.
     assert claim_parent(tracking_uri, storage, "study-0") == claimed_first(storage, "study-0")
-    mlflow.delete_run(claimed_first(storage, "study-0"))
+    deleted = claimed_first(storage, "study-0")
+    mlflow.delete_run(deleted)
     fresh = claim_parent(tracking_uri, storage, "study-0")
-    assert (
-        fresh == claimed_first(storage, "study-0")
-        and mlflow.get_run(fresh).info.status == "RUNNING"
-    )
+    assert fresh != deleted and fresh == claimed_first(storage, "study-0")
+    assert mlflow.get_run(fresh).info.status == "RUNNING"
 
 
 def claimed_first(storage: str, name: str) -> str:
@@ -146,3 +149,55 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
     best = trials.loc[trials["metrics.validation.mae"].idxmin()]
     assert parent["tags.pricer.sweep.best.run_id"] == best["run_id"]
     assert parent["metrics.best.validation.mae"] == best["metrics.validation.mae"]
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_workers(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("pricer.interrupt", reason="SIGTERM handling (pricer.interrupt) absent")
+    psutil = pytest.importorskip("psutil")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    command = [
+        *sweep_command(tmp_path, storage, 4, "sweep"),
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    log = (tmp_path / "sweep.log").open("w")
+    sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and sweep.poll() is None:
+            table = runs(tracking_uri)
+            if (
+                "tags.pricer.sweep.trial" in table
+                and (
+                    table["tags.pricer.sweep.trial"].notna() & (table["status"] == "RUNNING")
+                ).sum()
+                == 2
+            ):
+                break
+            time.sleep(0.2)
+        assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+        workers = psutil.Process(sweep.pid).children(recursive=True)
+        assert workers
+        sweep.send_signal(signal.SIGTERM)
+        code = sweep.wait(60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        log.close()
+    assert code == 128 + signal.SIGTERM, (tmp_path / "sweep.log").read_text()[-3000:]
+    psutil.wait_procs(workers, timeout=10)
+    assert not [worker.pid for worker in workers if worker.is_running()]
+
+    table = runs(tracking_uri)
+    assert "RUNNING" not in set(table["status"])
+    parent = table[table["tags.pricer.kind"] == "sweep"].iloc[0]
+    assert parent["status"] == "KILLED"
+    assert parent["tags.error"] == "interrupted by SIGTERM"
+    trials = table[table["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert set(trials["status"]) == {"KILLED"} and len(trials) == 2
+    study = optuna.load_study(study_name="resumed", storage=storage)
+    assert {trial.state.name for trial in study.trials} == {"FAIL"}
