@@ -7,6 +7,7 @@ database study with the same heartbeat settings.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import warnings
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # Set in every trial's process (through hydra.job.env_set, which any launcher honours, remote
 # ones included): the Optuna trial number, unique in its study across processes and reruns.
 TRIAL_ENV = "PRICER_OPTUNA_TRIAL"
+_SCHEMA_TRIES = 5
 
 
 def storage(url: str | None, heartbeat_interval: int | None, grace_period: int | None) -> Any:
@@ -33,14 +35,25 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
     if url.startswith("sqlite"):
         # Several processes write one SQLite file: wait for the lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval or None,
-            grace_period=grace_period,
-        )
+    # Processes that start together on a new database race to create Optuna's tables (seen on
+    # PostgreSQL: "duplicate key ... (studydirection) already exists" from CREATE TYPE). The
+    # loser's transaction is rolled back; on a retry the tables exist and creation is skipped.
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval or None,
+                    grace_period=grace_period,
+                )
+        except Exception as error:
+            if "already exists" not in str(error) or attempt == _SCHEMA_TRIES - 1:
+                raise
+            log.info("another process is creating the study tables: trying again")
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
 
 
 def open_study(

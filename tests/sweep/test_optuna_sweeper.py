@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -72,10 +73,23 @@ def test_current_optuna_and_no_old_sweeper_in_the_dependencies() -> None:
 
 
 def test_a_wheel_ships_the_plugin_in_hydras_namespace_package(tmp_path: Path) -> None:
-    """Non-editable installs find the sweeper too: it is in the wheel, without __init__ above."""
+    """Non-editable installs find the sweeper too: it is in the wheel, without __init__ above.
+
+    Built from a copy of the project's files (tracked or not ignored): setuptools writes
+    build/ and *.egg-info beside the sources.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    source = tmp_path / "source"
+    for name in listed.stdout.splitlines():
+        if (PROJECT_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, source / name)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path), str(PROJECT_ROOT)],
+         "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

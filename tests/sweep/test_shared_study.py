@@ -31,7 +31,8 @@ SMALL = [
 
 
 def claim_parent(tracking_uri: str, storage: str, study_name: str) -> str:
-    """One sweep process's start: join the study, find or create its parent run."""
+    """One sweep process's start: join the study (on a new database: create its tables), find
+    or create its parent run."""
     mlflow.set_tracking_uri(tracking_uri)
     tracking = dict(compose_train().tracking)
     study = SharedStudy(storage, study_name, "minimize", heartbeat_interval=10, grace_period=None)
@@ -48,7 +49,6 @@ def test_processes_joining_a_study_at_once_share_one_parent_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    optuna.storages.RDBStorage(storage)  # the schema, as the first sweep would create it
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         rounds = [
             (
