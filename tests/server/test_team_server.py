@@ -19,8 +19,10 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
+from mlflow.entities import FileInfo
 
 from pricer.paths import PROJECT_ROOT
+from tests.conftest import project_experiment
 from tests.server.servers import TrackingServer, create_users
 
 pytestmark = pytest.mark.server
@@ -90,6 +92,14 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> str:
     return out
 
 
+def files(client: MlflowClient, run_id: str, path: str | None = None) -> list[FileInfo]:
+    """Every artifact file of a run, through the server, folders walked."""
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += files(client, run_id, item.path) if item.is_dir else [item]
+    return found
+
+
 def test_the_server_wants_a_login_and_honours_permissions(
     users: TrackingServer, as_user: dict[str, str]
 ) -> None:
@@ -153,7 +163,7 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     predicted = finish(launch("predict", "Cordless drill, 20V, two batteries and a charger"))
 
     client = MlflowClient()
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    runs = mlflow.search_runs(experiment_names=[project_experiment()], output_format="list")
     assert runs and all(run.info.status == "FINISHED" for run in runs), [
         (run.info.run_name, run.info.status) for run in runs if run.info.status != "FINISHED"
     ]
@@ -171,12 +181,13 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
         assert {"mae", "rmsle", "hit_rate"} <= set(run.data.metrics), family
         # Artifacts went through the server (proxied) into its artifacts destination.
         assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-        artifacts = [item for item in client.list_artifacts(run.info.run_id) if not item.is_dir]
+        artifacts = files(client, run.info.run_id)
         assert artifacts, family
         stored = users.artifacts / run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
         for item in artifacts:
             assert (stored / item.path).stat().st_size == item.file_size, item.path
-    models = mlflow.search_logged_models(output_format="list")
+    experiment = mlflow.get_experiment_by_name(project_experiment())
+    models = mlflow.search_logged_models([experiment.experiment_id], output_format="list")
     assert {model.source_run_id for model in models} >= {
         family_runs[f].info.run_id for f in FAMILIES
     }
