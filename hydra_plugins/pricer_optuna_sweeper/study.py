@@ -35,9 +35,10 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
     if url.startswith("sqlite"):
         # Several processes write one SQLite file: wait for the lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    # Processes that start together on a new database race to create Optuna's tables (seen on
-    # PostgreSQL: "duplicate key ... (studydirection) already exists" from CREATE TYPE). The
-    # loser's transaction is rolled back; on a retry the tables exist and creation is skipped.
+    # Processes that start together on a new database race to create Optuna's tables: seen on
+    # PostgreSQL ("duplicate key ... (studydirection) already exists" from CREATE TYPE) and on
+    # SQLite ("UNIQUE constraint failed: alembic_version.version_num"). The loser's transaction
+    # is rolled back; on a retry the tables exist and creation is skipped.
     for attempt in range(_SCHEMA_TRIES):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
@@ -49,11 +50,18 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
                     grace_period=grace_period,
                 )
         except Exception as error:
-            if "already exists" not in str(error) or attempt == _SCHEMA_TRIES - 1:
+            if not _lost_a_race(error) or attempt == _SCHEMA_TRIES - 1:
                 raise
             log.info("another process is creating the study tables: trying again")
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def _lost_a_race(error: Exception) -> bool:
+    """Whether creating the tables failed because another process was creating them too."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(error, IntegrityError) or "already exists" in str(error)
 
 
 def open_study(
