@@ -159,8 +159,9 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     ]  # fmt: skip
     workers = [launch("train", *sweep, f"hydra.sweep.dir={tmp_path}/sweep{n}") for n in range(2)]
     outputs = [finish(worker) for worker in workers]
-    promoted = finish(launch("promote"))
-    predicted = finish(launch("predict", "Cordless drill, 20V, two batteries and a charger"))
+    promoted = finish(launch("promote", "data=synthetic"))
+    item = "Cordless drill, 20V, two batteries and a charger"
+    predicted = finish(launch("predict", "--data", "synthetic", item))
 
     client = MlflowClient()
     runs = mlflow.search_runs(experiment_names=[project_experiment()], output_format="list")
@@ -212,7 +213,7 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     assert "team-ridge" in sweeper and users.postgres.password not in sweeper
 
     # Promote crowned the best leaderboard model; predict priced with it.
-    champion = client.get_model_version_by_alias("pricer", "champion")
+    champion = client.get_model_version_by_alias("pricer-synthetic", "champion")
     best = min(FAMILIES, key=lambda f: family_runs[f].data.metrics["mae"])
     assert champion.run_id == family_runs[best].info.run_id
     assert "champion" in promoted

@@ -33,6 +33,8 @@ SMALL = [
 def claim_parent(tracking_uri: str, storage: str, study_name: str) -> str:
     """One sweep process's start: join the study (on a new database: create its tables), find
     or create its parent run."""
+    from pricer import configs  # noqa: F401  (config schemas: this is a fresh process)
+
     mlflow.set_tracking_uri(tracking_uri)
     tracking = dict(compose_train().tracking)
     study = SharedStudy(storage, study_name, "minimize", heartbeat_interval=10, grace_period=None)
