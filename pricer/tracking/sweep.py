@@ -33,6 +33,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
 from pricer.evaluation import objective_trace
 from pricer.tracking.run import (
     KIND_TAG,
@@ -43,8 +44,11 @@ from pricer.tracking.run import (
     git_tags,
     redacted_config,
 )
+from pricer.tracking.study import STUDY_TAG, TRIAL_COLUMNS, SharedStudy, merge_trials
 
-TRIAL_TAG = "pricer.sweep.trial"  # Hydra's job number of a trial
+# A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
+# processes and reruns), else Hydra's job number.
+TRIAL_TAG = "pricer.sweep.trial"
 OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
 BEST_RUN_TAG = "pricer.sweep.best_run_id"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -87,6 +91,8 @@ class SweepCallback(Callback):
         self.validation_size = validation_size
         self.parent_run_id: str | None = None
         self.swept_keys: list[str] = []
+        # A study in a database, shared with other sweep processes; None: this process only.
+        self.study: SharedStudy | None = None
 
     # -- single runs -------------------------------------------------------------------------
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -107,8 +113,12 @@ class SweepCallback(Callback):
             )
         try:
             self.swept_keys = swept_keys(config)
-            self.parent_run_id = open_parent_run(self.tracking, self.run_name, self.tags)
-            self._log_sweep_settings(config)
+            self.study = SharedStudy.from_config(config)
+            if self.study is None:
+                self.parent_run_id = open_parent_run(self.tracking, self.run_name, self.tags)
+                self._log_sweep_settings(config)
+            else:
+                self._join_study(config, self.study)
         except Exception as error:
             if self.parent_run_id is not None:
                 self._close("FAILED")
@@ -121,6 +131,26 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FINISHED")
 
+    def _join_study(self, config: DictConfig, study: SharedStudy) -> None:
+        """Find or create the study's one parent run; end runs of trials that died before."""
+        configure_tracking(self.tracking)
+        client = MlflowClient()
+        tags = {**self.tags, STUDY_TAG: study.study_name}
+
+        def create() -> str:
+            return open_parent_run(self.tracking, f"study-{study.study_name}", tags)
+
+        self.parent_run_id, created = study.parent_run(client, create)
+        if created:
+            self._log_sweep_settings(config)
+            client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)
+        else:
+            # Under mlflow run, this process's own run is not the study's parent: point to it.
+            own = os.environ.pop("MLFLOW_RUN_ID", None)
+            if own:
+                client.set_tag(own, "pricer.sweep.parent_run_id", self.parent_run_id)
+        study.reconcile(client, self.parent_run_id, TRIAL_TAG)
+
     # -- every trial, in the process that runs it --------------------------------------------
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_run_id is None:  # a single run
@@ -129,9 +159,11 @@ class SweepCallback(Callback):
         os.environ.pop("MLFLOW_RUN_ID", None)
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
         overrides = [str(item) for item in config.hydra.overrides.task]
-        os.environ[SWEEP_TAGS_ENV] = json.dumps(
-            {TRIAL_TAG: str(config.hydra.job.num), OVERRIDES_TAG: json.dumps(overrides)}
-        )
+        trial = os.environ.get(TRIAL_ENV) or str(config.hydra.job.num)
+        tags = {TRIAL_TAG: trial, OVERRIDES_TAG: json.dumps(overrides)}
+        if self.study is not None:
+            tags[STUDY_TAG] = self.study.study_name
+        os.environ[SWEEP_TAGS_ENV] = json.dumps(tags)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         os.environ.pop(SWEEP_TAGS_ENV, None)
@@ -167,8 +199,11 @@ class SweepCallback(Callback):
             OmegaConf.to_yaml(OmegaConf.create(redacted_config(job_cfg))),
             "config/config.yaml",
         )
+        sweeper = OmegaConf.to_container(hydra_cfg.sweeper, resolve=False)
+        if self.study is not None:  # a database URL may hold a password
+            sweeper["storage"] = self.study.safe_storage  # type: ignore[index]
         client.log_text(
-            self.parent_run_id, OmegaConf.to_yaml(hydra_cfg.sweeper), "config/sweeper.yaml"
+            self.parent_run_id, OmegaConf.to_yaml(OmegaConf.create(sweeper)), "config/sweeper.yaml"
         )
 
     def _close(self, status: str) -> None:
@@ -179,16 +214,42 @@ class SweepCallback(Callback):
         if run_id is None:
             return
         client = MlflowClient()
+        trials = None
+        reason = interrupted() if status != "FINISHED" else None
+        if reason:
+            status = "KILLED"  # SIGTERM or Ctrl-C, as the trial runs it unwound
         try:
+            if self.study is not None:
+                trials = self.study.reconcile(client, run_id, TRIAL_TAG)
             summary = summarise_trials(
-                client, run_id, self.objective, self.direction, self.swept_keys
+                client, run_id, self.objective, self.direction, self.swept_keys, trials
             )
             if summary:
                 print(summary, flush=True)
         finally:
-            if status != "FINISHED":
-                client.set_tag(run_id, "error", "the sweep stopped before its end: see its trials")
-            client.set_terminated(run_id, status)
+            if trials is not None and (trials["state"] == "RUNNING").any():
+                # Other processes still run trials of this study: the last one to end closes it.
+                client.set_tag(run_id, "pricer.sweep.last_stop", status)
+            else:
+                if status != "FINISHED":
+                    message = reason or "the sweep stopped before its end: see its trials"
+                    client.set_tag(run_id, "error", message)
+                client.set_terminated(run_id, status)
+
+
+def interrupted() -> str | None:
+    """'interrupted by SIGTERM' if this process was interrupted, else None.
+
+    The handler that turns SIGTERM into an exception is ``pricer.interrupt`` (installed by
+    ``pricer.cli.run``); a sweep stopped by it unwinds through the sweeper, which fails its
+    running trials in Optuna, and reaches this callback's exit handler.
+    """
+    try:
+        from pricer import interrupt
+    except ImportError:  # before pricer.interrupt exists (branches merge in either order)
+        return None
+    stop = interrupt.received()
+    return str(stop) if stop is not None else None
 
 
 def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
@@ -251,8 +312,9 @@ def trials_table(client: MlflowClient, parent_run_id: str, objective: str) -> pd
         }
         for run in children
     ]
-    columns = ["trial", "run_id", "status", "objective", "test_mae", "overrides", "start_time"]
-    table = pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, "start_time"])
+    table["state"] = table["status"]
+    table["finished"] = (table["status"] == "FINISHED") & table["objective"].notna()
     return table.sort_values(["trial", "start_time"]).drop(columns="start_time")
 
 
@@ -262,24 +324,33 @@ def summarise_trials(
     objective: str,
     direction: str,
     swept: list[str],
+    study_trials: pd.DataFrame | None = None,
 ) -> str | None:
-    """Log the trials table, objective chart and best trial on the parent; a printable line."""
+    """Log the trials table, objective chart and best trial on the parent; a printable line.
+
+    ``study_trials`` (a shared Optuna study's trials) makes the summary cover the whole study,
+    every process's trials, with Optuna's states and values; the best trial then goes into tags,
+    as each process that ends rewrites it (params cannot change).
+    """
     table = trials_table(client, parent_run_id, objective)
+    if study_trials is not None:
+        table = merge_trials(table, study_trials)
     if table.empty:
         return None
-    ok = table[(table["status"] == "FINISHED") & table["objective"].notna()]
+    ok = table[table["finished"] & table["objective"].notna()]
+    failed = table["state"].isin(["FAILED", "FAIL", "KILLED"])
     now = int(time.time() * 1000)
     metrics = [
         Metric("trials.total", len(table), now, 0),
-        Metric("trials.finished", int((table["status"] == "FINISHED").sum()), now, 0),
-        Metric("trials.failed", int((table["status"] == "FAILED").sum()), now, 0),
+        Metric("trials.finished", int(table["finished"].sum()), now, 0),
+        Metric("trials.failed", int(failed.sum()), now, 0),
     ]
     # The objective per trial as a stepped metric: the MLflow UI charts it too.
     metrics += [
         Metric(f"trial.{objective}", float(row.objective), now, max(int(row.trial), 0))
         for row in ok.itertuples()
     ]
-    client.log_table(parent_run_id, table, "sweep/trials.json")
+    client.log_table(parent_run_id, table.drop(columns="finished"), "sweep/trials.json")
     figure = objective_trace(
         table["objective"].to_list(),
         f"{objective} by trial",
@@ -297,15 +368,21 @@ def summarise_trials(
         metrics.append(Metric("best.test_mae", float(best["test_mae"]), now, 0))
     log_metrics(client, parent_run_id, metrics)
     chosen = trial_overrides(best["overrides"])
-    log_params(
-        client,
-        parent_run_id,
-        {
-            "best.run_id": best["run_id"],
-            "best.trial": str(best["trial"]),
-            **{f"best.{key}": chosen[key] for key in swept if key in chosen},
-        },
-    )
+    best_values = {
+        "best.run_id": best["run_id"],
+        "best.trial": str(best["trial"]),
+        **{f"best.{key}": chosen[key] for key in swept if key in chosen},
+    }
+    if study_trials is None:
+        log_params(client, parent_run_id, best_values)
+    else:
+        client.log_batch(
+            parent_run_id,
+            tags=[
+                RunTag(f"pricer.sweep.{k}", str(v)[:MAX_PARAM_LENGTH])
+                for k, v in best_values.items()
+            ],
+        )
     client.set_tag(parent_run_id, BEST_RUN_TAG, best["run_id"])
     values = ", ".join(f"{key}={chosen[key]}" for key in swept if key in chosen)
     return (

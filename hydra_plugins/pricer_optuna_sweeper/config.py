@@ -1,0 +1,57 @@
+"""The sweeper's config schema, registered as ``hydra/sweeper=pricer_optuna``.
+
+Only Hydra and OmegaConf are imported here: Hydra imports every plugin module of the
+environment when any Hydra app starts. No ``from __future__ import annotations``: OmegaConf
+reads the field types at run time, and Hydra loads this module outside ``sys.modules``.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
+
+
+@dataclass
+class OptunaSweeperConf:
+    """The official sweeper's keys, plus the heartbeat that makes shared studies survive kills."""
+
+    _target_: str = SWEEPER
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+    sampler: Any = MISSING
+    # "minimize" or "maximize" (a one-item list is accepted too): pricer's apps return one value.
+    direction: Any = "minimize"
+    # A database URL (e.g. postgresql+psycopg://..., sqlite:///...): the study is shared by every
+    # process that names it and survives the process. None: an in-memory study of this process.
+    storage: Optional[str] = None  # noqa: UP045
+    study_name: Optional[str] = None  # noqa: UP045
+    n_trials: int = 20  # trials THIS process runs (a shared study grows by every process's)
+    n_jobs: int = 2  # trials asked of Optuna at once: the launcher's parallelism
+    max_failure_rate: float = 0.0
+    # "module.function" called as function(config, trial) after the params are suggested
+    custom_search_space: Optional[str] = None  # noqa: UP045
+    params: Optional[dict[str, str]] = None  # noqa: UP045
+    # Seconds between heartbeats of a running trial in a database study; a trial silent for
+    # grace_period (None: 2 x heartbeat_interval, Optuna's default) is failed as stale.
+    heartbeat_interval: int = 10
+    grace_period: Optional[int] = None  # noqa: UP045
+
+
+# Samplers as plain dicts, so any of the sampler's keyword arguments can be added in a config
+# (e.g. n_startup_trials, constant_liar) and Optuna itself checks them.
+SAMPLERS = {
+    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None},
+    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
+    "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None},
+    "nsgaii": {"_target_": "optuna.samplers.NSGAIISampler", "seed": None},
+    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None},
+    # The grid comes from the search space: the sweeper builds it, so it is created later.
+    "grid": {"_target_": "optuna.samplers.GridSampler", "_partial_": True},
+}
+
+store = ConfigStore.instance()
+store.store(group="hydra/sweeper", name="pricer_optuna", node=OptunaSweeperConf, provider="pricer")
+for _name, _node in SAMPLERS.items():
+    store.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="pricer")

@@ -1,0 +1,161 @@
+"""Open (or join) a study, keep its running trials' heartbeats, share one value among joiners.
+
+Used by the sweeper and by whatever tracks the sweep (pricer.tracking.sweep), so both open a
+database study with the same heartbeat settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+# Set in every trial's process (through hydra.job.env_set, which any launcher honours, remote
+# ones included): the Optuna trial number, unique in its study across processes and reruns.
+TRIAL_ENV = "PRICER_OPTUNA_TRIAL"
+_SCHEMA_TRIES = 5
+
+
+def storage(url: str | None, heartbeat_interval: int | None, grace_period: int | None) -> Any:
+    """An RDB storage with heartbeats for a database URL; None (in memory) for None."""
+    import optuna
+
+    if not url:
+        return None
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several processes write one SQLite file: wait for the lock instead of failing at once.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    # Processes that start together on a new database race to create Optuna's tables: seen on
+    # PostgreSQL ("duplicate key ... (studydirection) already exists" from CREATE TYPE) and on
+    # SQLite ("UNIQUE constraint failed: alembic_version.version_num"). The loser's transaction
+    # is rolled back; on a retry the tables exist and creation is skipped.
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval or None,
+                    grace_period=grace_period,
+                )
+        except Exception as error:
+            if not _lost_a_race(error) or attempt == _SCHEMA_TRIES - 1:
+                raise
+            log.info("another process is creating the study tables: trying again")
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _lost_a_race(error: Exception) -> bool:
+    """Whether creating the tables failed because another process was creating them too."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(error, IntegrityError) or "already exists" in str(error)
+
+
+def open_study(
+    store: Any, study_name: str | None, direction: str, sampler: Any = None
+) -> tuple[optuna.Study, bool]:
+    """The named study, created if absent; True if THIS call created it.
+
+    Creating is atomic in a database (the study name is unique), so among processes that start
+    together exactly one is told it created the study.
+    """
+    import optuna
+
+    try:
+        study = optuna.create_study(
+            storage=store, study_name=study_name, direction=direction, sampler=sampler
+        )
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=store, study_name=study_name, sampler=sampler)
+        if study.direction.name.lower() != direction:
+            raise ValueError(
+                f"study {study_name!r} exists with direction {study.direction.name.lower()}, "
+                f"not {direction}"
+            ) from None
+        return study, False
+
+
+def shared_attr(
+    study: optuna.Study,
+    key: str,
+    created: bool,
+    make: Callable[[], str],
+    usable: Callable[[str], bool] = lambda value: True,
+    wait: float = 60.0,
+) -> str:
+    """One value for every process of a study (pricer: the parent MLflow run's id).
+
+    The process that created the study makes it and stores it in the study's user attrs; the
+    others wait for it there. A value that is missing after ``wait`` seconds (its maker died)
+    or no longer ``usable`` (say, the run was deleted) is made again by whoever finds it so.
+    """
+    deadline = time.monotonic() + (0.0 if created else wait)
+    while True:
+        value = study.user_attrs.get(key)
+        if value is not None and usable(value):
+            return str(value)
+        if created or value is not None or time.monotonic() >= deadline:
+            value = make()
+            study.set_user_attr(key, value)
+            return value
+        time.sleep(0.5)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose process stopped sending heartbeats (SIGKILL, lost host)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+class Heartbeat:
+    """Records a heartbeat for the given trials every ``interval`` seconds, in a thread.
+
+    Optuna beats only inside ``study.optimize``; a Hydra sweeper asks and tells, and its trials
+    run in launcher jobs, so the sweeping process beats for them while the batch runs.
+    """
+
+    def __init__(self, study: optuna.Study, trials: Iterable[optuna.Trial]) -> None:
+        store = study._storage
+        beats = hasattr(store, "record_heartbeat")
+        self._interval = store.get_heartbeat_interval() if beats else None
+        self._store = store
+        self._ids = [trial._trial_id for trial in trials]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="optuna-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                for trial_id in self._ids:
+                    self._store.record_heartbeat(trial_id)
+            except Exception as error:  # the database is briefly away: beat again next time
+                log.warning("optuna heartbeat failed: %s", error)
+            if self._stop.wait(self._interval):
+                return

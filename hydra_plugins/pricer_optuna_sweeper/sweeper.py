@@ -1,0 +1,208 @@
+"""The Sweeper: ask Optuna for a batch of trials, launch them as Hydra jobs, tell the results."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.pricer_optuna_sweeper import search_space
+from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+log = logging.getLogger(__name__)
+
+
+class OptunaSweeper(Sweeper):
+    """Hydra 1.3 sweeper on current Optuna; the official sweeper's config keys."""
+
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: str | None,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        custom_search_space: str | None,
+        params: DictConfig | None,
+        heartbeat_interval: int = 10,
+        grace_period: int | None = None,
+    ) -> None:
+        if isinstance(direction, Sequence) and not isinstance(direction, str):
+            if len(direction) != 1:
+                raise ValueError(f"one direction is supported, got {list(direction)}")
+            direction = direction[0]
+        direction = str(getattr(direction, "name", direction))
+        if direction not in ("minimize", "maximize"):
+            raise ValueError(f"direction must be minimize or maximize, got {direction!r}")
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate must be within [0, 1], got {max_failure_rate}")
+        if n_trials < 0 or n_jobs < 1:
+            raise ValueError(f"need n_trials >= 0 and n_jobs >= 1, got {n_trials}, {n_jobs}")
+        self.sampler = sampler
+        self.direction = direction
+        self.storage = storage
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
+        self.extend_space = (
+            instantiate({"_target_": custom_search_space, "_partial_": True})
+            if custom_search_space
+            else None
+        )
+        self.params = OmegaConf.to_container(params) if params else {}
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+        self.job_idx = 0
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.job_idx = 0
+
+    def sweep(self, arguments: list[str]) -> None:
+        import optuna
+
+        assert self.config is not None and self.launcher is not None
+        space, fixed = search_space.parse(self.params, arguments)
+        n_trials = self.n_trials
+        sampler = self.sampler
+        if isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler:
+            values = search_space.grid(space)
+            sampler = sampler(values)
+            n_trials = min(n_trials, _product(len(choices) for choices in values.values()))
+        store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
+        study, created = studies.open_study(store, self.study_name, self.direction, sampler)
+        if store is not None and not created and hasattr(sampler, "reseed_rng"):
+            # Every process of a shared study is configured with the same seed: left alone, each
+            # would propose the same trials.
+            sampler.reseed_rng()
+        log.info(
+            "Optuna study %s (%s, %s), %d trial(s) in it; this process runs %d, %d at a time",
+            study.study_name,
+            "shared" if store is not None else "in memory",
+            type(sampler).__name__,
+            len(study.trials),
+            n_trials,
+            self.n_jobs,
+        )
+        to_go = n_trials
+        while to_go > 0:
+            studies.fail_stale_trials(study)
+            batch = min(to_go, self.n_jobs)
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for study.optimize: we beat ourselves.
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trials = [study.ask() for _ in range(batch)]
+            self._run_batch(study, trials, space, fixed)
+            to_go -= batch
+        self._save_results(study)
+
+    def _run_batch(
+        self,
+        study: Any,
+        trials: list[Any],
+        space: dict[str, Any],
+        fixed: dict[str, str],
+    ) -> None:
+        import optuna
+
+        try:
+            overrides = [self._overrides(trial, space, fixed) for trial in trials]
+            with studies.Heartbeat(study, trials):
+                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+        except BaseException:
+            # Interrupted (SIGTERM, Ctrl-C) or the launcher broke (a worker killed): these
+            # trials did not finish. Say so now rather than leave them RUNNING in the study.
+            for trial in trials:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
+        self.job_idx += len(returns)
+        failures = []
+        for trial, result in zip(trials, returns, strict=True):
+            try:
+                value = float(result.return_value)  # re-raises the job's own error
+                if value != value:  # NaN
+                    raise ValueError("the objective is NaN")
+            except Exception as error:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                log.warning("trial %d failed: %s", trial.number, error)
+                failures.append(result)
+            else:
+                study.tell(trial, value, skip_if_finished=True)
+        if failures and len(failures) / len(returns) > self.max_failure_rate:
+            log.error(
+                "%d of %d trials failed, over max_failure_rate=%s",
+                len(failures),
+                len(returns),
+                self.max_failure_rate,
+            )
+            failures[0].return_value  # raises the first failed job's error  # noqa: B018
+
+    def _overrides(self, trial: Any, space: dict[str, Any], fixed: dict[str, str]) -> list[str]:
+        for key, dist in space.items():
+            trial._suggest(key, dist)  # the official sweeper's way to sample a given distribution
+        for key, value in fixed.items():
+            trial.set_user_attr(key, value)
+        if self.extend_space is not None:
+            self.extend_space(self.config, trial)
+        clash = set(trial.params) & set(fixed)
+        if clash:
+            raise ValueError(f"keys both searched and fixed: {sorted(clash)}")
+        values = {**trial.params, **fixed}
+        return [
+            *(f"{key}={_override_value(value)}" for key, value in values.items()),
+            f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
+        ]
+
+    def _save_results(self, study: Any) -> None:
+        import optuna
+
+        assert self.config is not None
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            log.warning("no trial of study %s has completed", study.study_name)
+            return
+        best = study.best_trial
+        log.info("Best trial %d: %s = %s", best.number, best.params, best.value)
+        folder = self.config.hydra.sweep.dir
+        os.makedirs(folder, exist_ok=True)
+        OmegaConf.save(
+            OmegaConf.create(
+                {"name": "optuna", "best_params": best.params, "best_value": best.value}
+            ),
+            f"{folder}/optimization_results.yaml",
+        )
+
+
+def _override_value(value: Any) -> str:
+    """A sampled value as Hydra override text (bools as true/false, like the config)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _product(counts: Any) -> int:
+    total = 1
+    for count in counts:
+        total *= count
+    return total

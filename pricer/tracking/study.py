@@ -1,0 +1,179 @@
+"""A sweep's Optuna study in a database, seen from MLflow: one parent run for the whole study.
+
+Any number of sweep processes, on one machine or many, join the study named by
+``hydra.sweeper.storage`` and ``hydra.sweeper.study_name`` (pricer's sweeper,
+hydra_plugins/pricer_optuna_sweeper). They share one parent run: the process that creates the
+study (an atomic step in the database: the study name is unique) creates the run and stores its
+id in the study's user attrs; every other process, started at the same moment or days later to
+resume, reads it there. Trials are read back from the study, so the parent's summary covers
+every process's trials, and trials whose process died (SIGKILL: no heartbeat) are failed in
+Optuna and their runs ended KILLED by the next process that looks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import LifecycleStage, RunStatus
+from omegaconf import DictConfig, OmegaConf
+
+SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
+PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
+STUDY_TAG = "pricer.sweep.study"  # on the parent and every trial run: the study's name
+TRIAL_COLUMNS = [
+    "trial",
+    "state",
+    "run_id",
+    "status",
+    "objective",
+    "test_mae",
+    "overrides",
+    "finished",
+]
+STALE_ERROR = (
+    "its sweep process stopped without ending it (killed or lost): Optuna failed trial {n} "
+    "as stale (no heartbeat)"
+)
+
+
+@dataclass(frozen=True)
+class SharedStudy:
+    """Where a database study lives; plain values, so the sweep callback pickles into workers."""
+
+    storage: str
+    study_name: str
+    direction: str
+    heartbeat_interval: int | None
+    grace_period: int | None
+
+    @classmethod
+    def from_config(cls, config: DictConfig) -> SharedStudy | None:
+        """The study of a multirun by pricer's Optuna sweeper with a storage; None otherwise."""
+        sweeper = OmegaConf.select(config, "hydra.sweeper")
+        if sweeper is None or sweeper.get("_target_") != SWEEPER or not sweeper.get("storage"):
+            return None
+        if not sweeper.get("study_name"):
+            raise ValueError(
+                "hydra.sweeper.storage is set but hydra.sweeper.study_name is not: name the "
+                "study, so other sweep processes (and reruns) can join it"
+            )
+        direction = sweeper.get("direction", "minimize")
+        if not isinstance(direction, str):
+            direction = next(iter(direction))
+        return cls(
+            storage=str(sweeper.storage),
+            study_name=str(sweeper.study_name),
+            direction=str(direction),
+            heartbeat_interval=sweeper.get("heartbeat_interval"),
+            grace_period=sweeper.get("grace_period"),
+        )
+
+    @property
+    def safe_storage(self) -> str:
+        """The storage URL without its password, fit for a tag or a log line."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.storage).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy reads: say nothing of it
+            return "<storage>"
+
+    def open(self) -> tuple[Any, bool]:
+        """The Optuna study (created if absent) and whether this call created it."""
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+        store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
+        return studies.open_study(store, self.study_name, self.direction)
+
+    def parent_run(self, client: MlflowClient, create: Callable[[], str]) -> tuple[str, bool]:
+        """The study's one parent run, found or created; True if created here. Left RUNNING."""
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+        study, created = self.open()
+        made: list[str] = []
+
+        def make() -> str:
+            made.append(create())
+            return made[-1]
+
+        def usable(run_id: str) -> bool:
+            try:
+                run = client.get_run(run_id)
+            except Exception:  # deleted for good, or another store
+                return False
+            return run.info.lifecycle_stage == LifecycleStage.ACTIVE
+
+        run_id = studies.shared_attr(study, PARENT_ATTR, created, make, usable)
+        if not made and client.get_run(run_id).info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
+        return run_id, bool(made)
+
+    def reconcile(self, client: MlflowClient, parent_run_id: str, trial_tag: str) -> pd.DataFrame:
+        """Fail stale trials, end their RUNNING runs KILLED; every trial of the study, a table."""
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+        study, _ = self.open()
+        studies.fail_stale_trials(study)
+        table = study_trials(study)
+        failed = set(table.loc[table["state"] == "FAIL", "trial"])
+        for run in client.search_runs(
+            [client.get_run(parent_run_id).info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and status = 'RUNNING'",
+        ):
+            number = run.data.tags.get(trial_tag)
+            if number is not None and int(number) in failed:
+                client.set_tag(run.info.run_id, "error", STALE_ERROR.format(n=number))
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        return table
+
+
+def study_trials(study: Any) -> pd.DataFrame:
+    """One row per trial of the study: number, state, value, params."""
+    rows = [
+        {
+            "trial": trial.number,
+            "state": trial.state.name,
+            "value": math.nan if trial.value is None else float(trial.value),
+            "params": dict(trial.params),
+        }
+        for trial in study.get_trials(deepcopy=False)
+    ]
+    return pd.DataFrame(rows, columns=["trial", "state", "value", "params"])
+
+
+def merge_trials(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The study's trials (Optuna's state and value are the truth) with their runs beside them.
+
+    A trial whose process died before its run started has no run; its overrides come from its
+    params.
+    """
+    by_trial = runs.drop_duplicates("trial", keep="last").set_index("trial")
+    rows = []
+    for trial in trials.itertuples():
+        run: Mapping[str, Any] = (
+            by_trial.loc[trial.trial].to_dict() if trial.trial in by_trial.index else {}
+        )
+        overrides = run.get("overrides") or _overrides_json(trial.params)
+        rows.append(
+            {
+                "trial": trial.trial,
+                "state": trial.state,
+                "run_id": run.get("run_id", ""),
+                "status": run.get("status", ""),
+                "objective": trial.value,
+                "test_mae": run.get("test_mae", math.nan),
+                "overrides": overrides,
+                "finished": trial.state == "COMPLETE",
+            }
+        )
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _overrides_json(params: Mapping[str, Any]) -> str:
+    return json.dumps([f"{key}={value}" for key, value in params.items()])

@@ -1,0 +1,221 @@
+"""pricer against a team tracking server: ``mlflow server`` on PostgreSQL, artifacts proxied,
+users by basic-auth, the client logged in with MLFLOW_TRACKING_USERNAME/PASSWORD.
+
+Over HTTP only: a leaderboard, a parallel sweep (two processes sharing one Optuna study in the
+same PostgreSQL), promote, and predict from the champion; then every run, metric, artifact and
+model is checked on the server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import FileInfo
+
+from pricer.paths import PROJECT_ROOT
+from tests.conftest import project_experiment
+from tests.server.servers import TrackingServer, create_users
+
+pytestmark = pytest.mark.server
+
+USER, PASSWORD = "alice", "alice-secret-for-tests"
+READER, READER_PASSWORD = "bob", "bob-secret-for-tests"
+SMALL = ["data.n_records=3000", "curation.split.test_size=200"]
+FAMILIES = ["constant", "linear", "tfidf_ridge"]
+
+
+@pytest.fixture(scope="module")
+def users(tracking_server: TrackingServer) -> TrackingServer:
+    """A writer and a reader, created by the admin."""
+    create_users(tracking_server, {USER: PASSWORD, READER: READER_PASSWORD})
+    return tracking_server
+
+
+@pytest.fixture
+def as_user(users: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """This process and its children talk to the server as alice, the way users set it."""
+    env = {
+        "MLFLOW_TRACKING_URI": users.uri,
+        "MLFLOW_TRACKING_USERNAME": USER,
+        "MLFLOW_TRACKING_PASSWORD": PASSWORD,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.set_tracking_uri(users.uri)
+    yield {**os.environ, **env}
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Every process a test starts; those still running at teardown (a failure) are killed."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def pricer(
+    app: str, *args: str, env: dict[str, str], workdir: Path, started: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", f"pricer.{app}", *args]
+    if app != "predict":
+        command.append(f"hydra.run.dir={workdir}/hydra-{app}")
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    started.append(process)
+    return process
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 300) -> str:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    assert process.returncode == 0, f"{process.args}\n{err[-3000:]}"
+    return out
+
+
+def files(client: MlflowClient, run_id: str, path: str | None = None) -> list[FileInfo]:
+    """Every artifact file of a run, through the server, folders walked."""
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += files(client, run_id, item.path) if item.is_dir else [item]
+    return found
+
+
+def test_the_server_wants_a_login_and_honours_permissions(
+    users: TrackingServer, as_user: dict[str, str]
+) -> None:
+    api = f"{users.uri}/api/2.0/mlflow"
+    search = {"max_results": 1}
+    assert requests.post(f"{api}/experiments/search", json=search, timeout=60).status_code == 401
+    wrong = requests.post(f"{api}/experiments/search", json=search, auth=(USER, "x"), timeout=60)
+    assert wrong.status_code == 401
+    experiment = mlflow.create_experiment("alice-only")  # alice manages what she creates
+
+    def bob_creates_a_run() -> int:
+        answer = requests.post(
+            f"{api}/runs/create",
+            json={"experiment_id": experiment},
+            auth=(READER, READER_PASSWORD),
+            timeout=60,
+        )
+        return answer.status_code
+
+    assert bob_creates_a_run() == 403  # bob may read (default_permission = READ), not write
+    # The README's grant, as curl sends it: alice (the experiment's manager) lets bob edit.
+    grant = requests.post(
+        f"{users.uri}/api/3.0/mlflow/users/permissions/grant",  # MLflow 3.17's permission API
+        json={
+            "username": READER,
+            "resource_type": "experiment",
+            "resource_id": experiment,
+            "permission": "EDIT",
+        },
+        auth=(USER, PASSWORD),
+        timeout=60,
+    )
+    assert grant.status_code == 200, grant.text
+    assert bob_creates_a_run() == 200
+
+
+def test_leaderboard_parallel_sweep_promote_predict_over_http(
+    users: TrackingServer,
+    as_user: dict[str, str],
+    tmp_path: Path,
+    started: list[subprocess.Popen[str]],
+) -> None:
+    # The study's database URL (with its password) from the environment, not the command line.
+    env = {**as_user, "OPTUNA_STORAGE": users.postgres.url("optuna")}
+    cache = f"curation.cache_dir={tmp_path / 'cache'}"
+
+    def launch(app: str, *args: str) -> subprocess.Popen[str]:
+        return pricer(app, *args, env=env, workdir=tmp_path, started=started)
+
+    families = f"families=[{','.join(FAMILIES)}]"
+    finish(launch("leaderboard", *SMALL, families, "tracking.log_model=true", cache))
+    # Two sweep processes at once, one Optuna study in the same PostgreSQL.
+    sweep = [
+        "-m", "hparams_search=tfidf_ridge", *SMALL, "validation.size=200",
+        "tracking.log_model=false", "hydra.sweeper.n_trials=2", cache,
+        "hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}", "hydra.sweeper.study_name=team-ridge",
+    ]  # fmt: skip
+    workers = [launch("train", *sweep, f"hydra.sweep.dir={tmp_path}/sweep{n}") for n in range(2)]
+    outputs = [finish(worker) for worker in workers]
+    promoted = finish(launch("promote", "data=synthetic"))
+    item = "Cordless drill, 20V, two batteries and a charger"
+    predicted = finish(launch("predict", "--data", "synthetic", item))
+
+    client = MlflowClient()
+    runs = mlflow.search_runs(experiment_names=[project_experiment()], output_format="list")
+    assert runs and all(run.info.status == "FINISHED" for run in runs), [
+        (run.info.run_name, run.info.status) for run in runs if run.info.status != "FINISHED"
+    ]
+    # The leaderboard: one child per family, each with its metrics, artifacts and model.
+    family_runs = {
+        run.data.tags["pricer.family"]: run
+        for run in runs
+        if "pricer.family" in run.data.tags
+        and "pricer.sweep.trial" not in run.data.tags
+        and run.data.tags.get("pricer.kind") != "sweep"
+    }
+    assert set(family_runs) >= set(FAMILIES)
+    for family in FAMILIES:
+        run = family_runs[family]
+        assert {"mae", "rmsle", "hit_rate"} <= set(run.data.metrics), family
+        # Artifacts went through the server (proxied) into its artifacts destination.
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+        artifacts = files(client, run.info.run_id)
+        assert artifacts, family
+        stored = users.artifacts / run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+        for item in artifacts:
+            assert (stored / item.path).stat().st_size == item.file_size, item.path
+    experiment = mlflow.get_experiment_by_name(project_experiment())
+    models = mlflow.search_logged_models([experiment.experiment_id], output_format="list")
+    assert {model.source_run_id for model in models} >= {
+        family_runs[f].info.run_id for f in FAMILIES
+    }
+    assert all(str(model.status) == "READY" for model in models), [m.status for m in models]
+
+    # The parallel sweep: ONE parent for the study, the four trials of both processes under it.
+    parents = [run for run in runs if run.data.tags.get("pricer.sweep.study") == "team-ridge"
+               and run.data.tags.get("pricer.kind") == "sweep"]  # fmt: skip
+    assert len(parents) == 1
+    parent = parents[0]
+    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(int(run.data.tags["pricer.sweep.trial"]) for run in trials) == [0, 1, 2, 3]
+    assert all("validation.mae" in run.data.metrics for run in trials)
+    assert parent.data.metrics["trials.finished"] == 4
+    assert all(f"parent run {parent.info.run_id}" in output for output in outputs)
+    assert {item.path for item in client.list_artifacts(parent.info.run_id, "sweep")} == {
+        "sweep/objective.png",
+        "sweep/trials.json",
+    }
+    # The sweeper's settings are logged without the database password.
+    sweeper = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/config/sweeper.yaml")
+    assert "team-ridge" in sweeper and users.postgres.password not in sweeper
+
+    # Promote crowned the best leaderboard model; predict priced with it.
+    champion = client.get_model_version_by_alias("pricer-synthetic", "champion")
+    best = min(FAMILIES, key=lambda f: family_runs[f].data.metrics["mae"])
+    assert champion.run_id == family_runs[best].info.run_id
+    assert "champion" in promoted
+    price = re.search(r"\$?(\d+(?:\.\d+)?)", predicted)
+    assert price and float(price.group(1)) > 0, predicted

@@ -1,0 +1,205 @@
+"""Shared, resumable studies: processes that join one study get one parent run; a killed
+worker loses only its own trial.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+from pricer.tracking.study import PARENT_ATTR, SharedStudy
+from pricer.tracking.sweep import TRIAL_TAG, open_parent_run
+from tests.e2e.conftest import runs
+from tests.sweep.test_sweep_configs import compose_train
+
+SMALL = [
+    "data.n_records=3000",
+    "curation.split.test_size=200",
+    "validation.size=200",
+    "tracking.log_model=false",
+]
+
+
+def claim_parent(tracking_uri: str, storage: str, study_name: str) -> str:
+    """One sweep process's start: join the study (on a new database: create its tables), find
+    or create its parent run."""
+    from pricer import configs  # noqa: F401  (config schemas: this is a fresh process)
+
+    mlflow.set_tracking_uri(tracking_uri)
+    tracking = dict(compose_train().tracking)
+    study = SharedStudy(storage, study_name, "minimize", heartbeat_interval=10, grace_period=None)
+    run_id, _ = study.parent_run(
+        mlflow.MlflowClient(),
+        lambda: open_parent_run(
+            tracking, f"study-{study_name}", {"pricer.sweep.study": study_name}
+        ),
+    )
+    return run_id
+
+
+def test_processes_joining_a_study_at_once_share_one_parent_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        rounds = [
+            (
+                f"study-{attempt}",
+                pool.starmap(claim_parent, [(tracking_uri, storage, f"study-{attempt}")] * 4),
+            )
+            for attempt in range(3)
+        ]
+    for name, claimed in rounds:
+        parents = mlflow.search_runs(
+            search_all_experiments=True, filter_string=f"tags.pricer.sweep.study = '{name}'"
+        )
+        assert len(parents) == 1, parents[["run_id", "start_time"]]
+        assert set(claimed) == {parents["run_id"][0]}
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert study.user_attrs[PARENT_ATTR] == parents["run_id"][0]
+    # A rerun (resume) finds the same parent; a deleted parent is replaced, not reused.
+    assert claim_parent(tracking_uri, storage, "study-0") == claimed_first(storage, "study-0")
+    deleted = claimed_first(storage, "study-0")
+    mlflow.delete_run(deleted)
+    fresh = claim_parent(tracking_uri, storage, "study-0")
+    assert fresh != deleted and fresh == claimed_first(storage, "study-0")
+    assert mlflow.get_run(fresh).info.status == "RUNNING"
+
+
+def claimed_first(storage: str, name: str) -> str:
+    return optuna.load_study(study_name=name, storage=storage).user_attrs[PARENT_ATTR]
+
+
+def sweep_command(tmp_path: Path, storage: str, n_trials: int, tag: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pricer.train", "-m", "hparams_search=tfidf_ridge", *SMALL,
+        f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=resumed", "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=3", f"curation.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={tmp_path / tag}",
+    ]  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        sweep_command(tmp_path, storage, 5, "first"), cwd=PROJECT_ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        # SIGKILL it in the middle of its second trial (the first one finished).
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None:
+            table = runs(tracking_uri)
+            if (
+                "tags.pricer.sweep.trial" in table
+                and (
+                    (table["tags.pricer.sweep.trial"] == "1") & (table["status"] == "RUNNING")
+                ).any()
+            ):
+                break
+            time.sleep(0.2)
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    table = runs(tracking_uri)
+    assert set(table.loc[table["status"] == "RUNNING", "tags.pricer.sweep.trial"]) >= {"1"}
+
+    second = subprocess.run(
+        sweep_command(tmp_path, storage, 1, "second"), cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    study = optuna.load_study(study_name="resumed", storage=storage)
+    states = {trial.number: trial.state.name for trial in study.trials}
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE"}  # the rerun went on at trial 2
+    table = runs(tracking_uri)
+    parents = table[table["tags.pricer.kind"] == "sweep"]
+    assert len(parents) == 1
+    parent = parents.iloc[0]
+    trials = table[table["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert len(trials) == len(table) - 1 == 3  # every trial of both processes, one parent
+    status = dict(zip(trials["tags." + TRIAL_TAG], trials["status"], strict=True))
+    assert status == {"0": "FINISHED", "1": "KILLED", "2": "FINISHED"}
+    killed = trials[trials["status"] == "KILLED"].iloc[0]
+    assert "no heartbeat" in killed["tags.error"]
+    # The parent's summary covers the whole study, from both processes.
+    assert parent["status"] == "FINISHED"
+    assert parent["metrics.trials.total"] == 3
+    assert parent["metrics.trials.finished"] == 2
+    assert parent["metrics.trials.failed"] == 1
+    best = trials.loc[trials["metrics.validation.mae"].idxmin()]
+    assert parent["tags.pricer.sweep.best.run_id"] == best["run_id"]
+    assert parent["metrics.best.validation.mae"] == best["metrics.validation.mae"]
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_workers(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("pricer.interrupt", reason="SIGTERM handling (pricer.interrupt) absent")
+    psutil = pytest.importorskip("psutil")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    command = [
+        *sweep_command(tmp_path, storage, 4, "sweep"),
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    log = (tmp_path / "sweep.log").open("w")
+    sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and sweep.poll() is None:
+            table = runs(tracking_uri)
+            if (
+                "tags.pricer.sweep.trial" in table
+                and (
+                    table["tags.pricer.sweep.trial"].notna() & (table["status"] == "RUNNING")
+                ).sum()
+                == 2
+            ):
+                break
+            time.sleep(0.2)
+        assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+        workers = psutil.Process(sweep.pid).children(recursive=True)
+        assert workers
+        sweep.send_signal(signal.SIGTERM)
+        code = sweep.wait(60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        log.close()
+    assert code == 128 + signal.SIGTERM, (tmp_path / "sweep.log").read_text()[-3000:]
+    psutil.wait_procs(workers, timeout=10)
+    assert not [worker.pid for worker in workers if worker.is_running()]
+
+    table = runs(tracking_uri)
+    assert "RUNNING" not in set(table["status"])
+    parent = table[table["tags.pricer.kind"] == "sweep"].iloc[0]
+    assert parent["status"] == "KILLED"
+    assert parent["tags.error"] == "interrupted by SIGTERM"
+    trials = table[table["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert set(trials["status"]) == {"KILLED"} and len(trials) == 2
+    study = optuna.load_study(study_name="resumed", storage=storage)
+    assert {trial.state.name for trial in study.trials} == {"FAIL"}
