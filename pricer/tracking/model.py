@@ -4,10 +4,11 @@ The pyfunc takes a DataFrame of items (``text`` required; ``title``, ``category`
 optional) and returns prices in dollars, so ``mlflow.pyfunc.load_model`` and
 ``mlflow models serve`` work for any family without knowing which one it is.
 
-A logged model ships only the pricer modules it needs to load and predict (its classes'
-modules, what they import, the pyfunc wrapper's imports; see ``model_files``), not the whole
-package. MLflow's ``infer_code_paths`` would find them too, but only for code under the
-current folder, and by loading the model once more in a subprocess.
+A logged model ships only the pricer modules it needs to load and predict (the model
+package, the pyfunc wrapper's imports and what those import; see ``model_files``), not the
+whole package: no apps, devtools, run tracking or benchmarks. MLflow's ``infer_code_paths``
+would find modules too, but only code under the current folder, and by loading the model once
+more in a subprocess.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def log_pricer(
     example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / MODEL_FILE
-        types = save_pricer(pricer, path)
-        code = copy_modules(required_modules(types, WRAPPER), Path(folder) / "code")
+        save_pricer(pricer, path)
+        code = copy_modules(required_modules(WRAPPER), Path(folder) / "code")
         with quiet_model_logging():
             return mlflow.pyfunc.log_model(
                 name=name,

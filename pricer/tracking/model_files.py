@@ -11,7 +11,8 @@ change here:
 
 - classes from ``pricer.models``;
 - classes from the libraries that the pricer modules named in the file import (scikit-learn,
-  numpy, XGBoost, LightGBM...: the libraries the model code would run anyway at predict time).
+  numpy, XGBoost, LightGBM...: the libraries the model code would run anyway at predict time),
+  and from the packages those libraries require (scipy, for scikit-learn's sparse matrices).
 
 Functions, methods and everything else (``os.system``, ``builtins.eval``, a ``pricer.devtools``
 class, a library the model code does not import) are refused with a one-line error before
@@ -19,8 +20,8 @@ anything in the file is built. Nothing here unpickles, whatever
 ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` says.
 
 The same import graph decides which of pricer's modules a logged model ships
-(``required_modules``): the pricer modules its classes live in, what they import, and what the
-pyfunc wrapper imports, nothing else (no apps, devtools, run tracking or benchmarks).
+(``required_modules``): the model package, what the pyfunc wrapper imports, and what those
+import, nothing else (no apps, devtools, run tracking or benchmarks).
 
 This module is shipped inside every logged model: it imports nothing of MLflow.
 """
@@ -34,9 +35,12 @@ import sys
 import zipfile
 from collections.abc import Iterable
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import skops.io as sio
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from pricer.models.base import Pricer, drop_training_state
 
@@ -109,8 +113,8 @@ def refused_types(names: Iterable[str]) -> list[str]:
     """The type names (``module.Class``) that loading must not create, sorted."""
     names = sorted(set(names))
     own = {module for module, _ in map(_split, names) if _in_package(module, MODEL_PACKAGE)}
-    _, libraries = import_closure(own)
-    return [name for name in names if not _trusted(*_split(name), libraries)]
+    _, imported = import_closure(own)
+    return [name for name in names if not _trusted(*_split(name), imported)]
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -123,12 +127,41 @@ def _in_package(module: str, package: str) -> bool:
 
 
 def _trusted(module: str, attribute: str, libraries: frozenset[str]) -> bool:
-    if module.split(".")[0] == PACKAGE:
+    root = module.split(".")[0]
+    if root == PACKAGE:
         allowed = _in_package(module, MODEL_PACKAGE) and module_file(module) is not None
-    else:
-        allowed = module.split(".")[0] in libraries
+    else:  # the requirements are looked up only when needed: listing them takes a second
+        allowed = root in libraries or any(root in _requirements(lib) for lib in libraries)
     # Only now is the module imported: it belongs to pricer.models or to a trusted library.
     return allowed and _is_class(module, attribute)
+
+
+@cache
+def _distribution_modules() -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """(top-level module -> distributions, distribution -> top-level modules) installed."""
+    by_module = metadata.packages_distributions()
+    by_distribution: dict[str, set[str]] = {}
+    for module, distributions in by_module.items():
+        for distribution in distributions:
+            by_distribution.setdefault(canonicalize_name(distribution), set()).add(module)
+    return by_module, by_distribution
+
+
+@cache
+def _requirements(library: str) -> frozenset[str]:
+    """Top-level modules of the packages a library's distribution requires (extras aside)."""
+    by_module, by_distribution = _distribution_modules()
+    modules: set[str] = set()
+    for distribution in by_module.get(library, []):
+        for line in metadata.requires(distribution) or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is not None and "extra" in str(requirement.marker):
+                continue
+            modules |= by_distribution.get(canonicalize_name(requirement.name), set())
+    return frozenset(modules)
 
 
 def _is_class(module: str, attribute: str) -> bool:
@@ -204,10 +237,26 @@ def import_closure(modules: Iterable[str]) -> tuple[frozenset[str], frozenset[st
     return frozenset(seen), frozenset(libraries)
 
 
-def required_modules(type_names: Iterable[str], entry_point: Path) -> frozenset[str]:
-    """The pricer modules a logged model needs: the closure of its classes' modules and of what
-    ``entry_point`` (the pyfunc wrapper file) imports."""
-    seeds = {module for module, _ in map(_split, type_names) if module.split(".")[0] == PACKAGE}
+def package_modules(package: str) -> list[str]:
+    """Every module of a pricer package (``pricer.models``), found on disk."""
+    folder = PACKAGE_DIR.joinpath(*package.split(".")[1:])
+    return sorted(
+        ".".join((PACKAGE, *path.relative_to(PACKAGE_DIR).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for path in folder.rglob("*.py")
+    )
+
+
+def required_modules(entry_point: Path) -> frozenset[str]:
+    """The pricer modules a logged model ships: all of ``pricer.models``, what the pyfunc
+    wrapper (``entry_point``) imports, and everything those import.
+
+    The whole model package rather than only the logged family's modules: MLflow puts a
+    model's code first on ``sys.path`` and Python imports ``pricer`` once, so a process that
+    loads two models (a notebook, an ensemble) reuses the first model's code for the second.
+    """
+    seeds = set(package_modules(MODEL_PACKAGE))
     for node in ast.walk(ast.parse(entry_point.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             seeds |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
