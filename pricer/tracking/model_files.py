@@ -42,7 +42,7 @@ import skops.io as sio
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pricer.models.base import Pricer, drop_training_state
+from pricer.models.base import Pricer, training_state_dropped
 
 PACKAGE = "pricer"
 MODEL_PACKAGE = "pricer.models"
@@ -66,9 +66,9 @@ def save_pricer(pricer: Pricer, path: str | Path) -> list[str]:
     that cannot be saved safely fails when it is logged, not when someone loads it.
     """
     family = type(pricer).__name__
-    drop_training_state(pricer)
     try:
-        sio.dump(pricer, path, compression=COMPRESSION, compresslevel=COMPRESS_LEVEL)
+        with training_state_dropped(pricer) as slim:
+            sio.dump(slim, path, compression=COMPRESSION, compresslevel=COMPRESS_LEVEL)
     except Exception as error:  # skops raises TypeError, ValueError, AttributeError...
         raise UnsafeModelFile(
             f"cannot save {family} without pickle: skops does not support part of it ({error})"
