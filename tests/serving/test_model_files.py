@@ -213,16 +213,26 @@ def test_a_logged_model_ships_only_the_model_code_and_runs_from_it(
     shipped = {path.relative_to(code).as_posix() for path in code.rglob("*.py")}
     assert {"pricer/models/tfidf_ridge.py", "pricer/tracking/model_files.py"} <= shipped
     assert "pricer/models/boosted_trees.py" in shipped  # the whole model package, see why there
+    apps = {
+        f"pricer/{app}.py"
+        for app in (
+            "train",
+            "leaderboard",
+            "predict",
+            "promote",
+            "curate",
+            "finetune",
+            "human_export",
+            "cli",
+            "experiment",
+        )
+    }
+    tracking_of_runs = {f"pricer/tracking/{name}.py" for name in ("run", "sweep", "registry")}
     not_needed = [
         name
         for name in shipped
         if name.startswith(("pricer/devtools/", "pricer/data/", "pricer/evaluation/"))
-        or name in {"pricer/tracking/run.py", "pricer/tracking/sweep.py", "pricer/cli.py"}
-        or name in {"pricer/tracking/model.py", "pricer/tracking/registry.py"}
-        or (
-            name.count("/") == 1  # apps: pricer/train.py, pricer/leaderboard.py, ...
-            and name != "pricer/__init__.py"
-        )
+        or name in apps | tracking_of_runs | {"pricer/tracking/model.py"}
     ]
     assert not_needed == []
 
