@@ -9,16 +9,12 @@ every family.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.tree._tree import TREE_LEAF, Tree
 
 REQUIRED_COLUMN = "text"
 OPTIONAL_COLUMNS = ("title", "category", "details")
@@ -131,62 +127,3 @@ def require_usable_text(X: pd.DataFrame | pd.Series | list[Any]) -> None:
     problems = unusable_text(X)
     if problems:
         raise UnusableItems(problems, total=len(X))
-
-
-# -- what a saved model need not keep -------------------------------------------------------------
-def _estimators(value: Any, seen: set[int]) -> Iterator[BaseEstimator]:
-    """Every estimator reachable from ``value`` through attributes, dicts, lists and tuples."""
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, BaseEstimator):
-        yield value
-        children: Any = vars(value).values()
-    elif isinstance(value, dict):
-        children = value.values()
-    elif isinstance(value, (list, tuple)):
-        children = value
-    else:
-        return
-    for child in children:
-        yield from _estimators(child, seen)
-
-
-@contextmanager
-def training_state_dropped(pricer: Pricer) -> Iterator[Pricer]:
-    """The pricer without fitted state that only describes training, while the block runs;
-    restored after it. Predictions do not change (tested per family).
-
-    What goes: in every fitted decision tree, the per-node training statistics (impurity,
-    sample counts and weights) and the values of internal nodes. Prediction reads only the
-    split of each internal node and the value of each leaf; the rest is half of a forest's
-    file once compressed (benchmarks/model_size.py). The saved trees have no
-    ``feature_importances_``. (A word vectoriser's ``stop_words_``, the other well-known
-    training-only attribute, is no longer kept by scikit-learn 1.9.)
-    """
-    restore: list[Callable[[], None]] = []
-    try:
-        for estimator in _estimators(pricer, set()):
-            tree = getattr(estimator, "tree_", None)
-            if isinstance(tree, Tree):
-                # Copies: the state's arrays are views of memory the tree overwrites when set.
-                state = {
-                    key: value.copy() if isinstance(value, np.ndarray) else value
-                    for key, value in tree.__getstate__().items()
-                }
-                restore.append(partial(tree.__setstate__, state))
-                tree.__setstate__(_prediction_state(state))
-        yield pricer
-    finally:
-        for undo in reversed(restore):
-            undo()
-
-
-def _prediction_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A tree's state with everything prediction does not read set to zero (zeros compress)."""
-    nodes = state["nodes"].copy()
-    for statistic in ("impurity", "n_node_samples", "weighted_n_node_samples"):
-        nodes[statistic] = 0
-    values = state["values"].copy()
-    values[nodes["left_child"] != TREE_LEAF] = 0.0
-    return {**state, "nodes": nodes, "values": values}

@@ -42,7 +42,8 @@ import skops.io as sio
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pricer.models.base import Pricer, training_state_dropped
+from pricer.models.base import Pricer
+from pricer.models.saving import saving_form, unpack
 
 PACKAGE = "pricer"
 MODEL_PACKAGE = "pricer.models"
@@ -67,7 +68,7 @@ def save_pricer(pricer: Pricer, path: str | Path) -> list[str]:
     """
     family = type(pricer).__name__
     try:
-        with training_state_dropped(pricer) as slim:
+        with saving_form(pricer) as slim:
             sio.dump(slim, path, compression=COMPRESSION, compresslevel=COMPRESS_LEVEL)
     except Exception as error:  # skops raises TypeError, ValueError, AttributeError...
         raise UnsafeModelFile(
@@ -100,7 +101,7 @@ def load_pricer(path: str | Path) -> Pricer:
         raise UnsafeModelFile(
             f"refusing to load model file {path.name}: untrusted types {', '.join(refused)}"
         )
-    pricer = sio.load(path, trusted=names)
+    pricer = unpack(sio.load(path, trusted=names))
     if not isinstance(pricer, Pricer):
         raise UnsafeModelFile(
             f"refusing model file {path.name}: it holds a {type(pricer).__name__}, not a pricer"
