@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from pricer.errors import UserError
+
 REQUIRED_COLUMN = "text"
 OPTIONAL_COLUMNS = ("title", "category", "details")
 INPUT_COLUMNS = (REQUIRED_COLUMN, *OPTIONAL_COLUMNS)
@@ -68,7 +70,7 @@ def as_items(X: pd.DataFrame | pd.Series | list[str]) -> pd.DataFrame:
 SHOWN_PROBLEMS = 10  # rows named in an error message; the rest are counted
 
 
-class UnusableItems(ValueError):
+class UnusableItems(UserError, ValueError):
     """Items without usable text: every family would answer them with a confident guess.
 
     ``problems`` names each bad row (its 0-based position in the batch), ``rows`` holds the

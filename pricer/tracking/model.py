@@ -30,7 +30,12 @@ from mlflow.types.schema import ColSpec, Schema
 
 from pricer.models.base import INPUT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer, as_items
 from pricer.models.ensemble import LoggedPricer
-from pricer.tracking.model_files import copy_modules, required_modules, save_pricer
+from pricer.tracking.model_files import (
+    UnsafeModelFile,
+    copy_modules,
+    required_modules,
+    save_pricer,
+)
 
 # What a logged model needs to run elsewhere; pinned to the versions it was fitted with.
 RUNTIME_PACKAGES = (
@@ -137,7 +142,7 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     if (local / "artifacts" / LEGACY_PICKLE).is_file() and not (
         MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()
     ):
-        raise PermissionError(
+        raise UnsafeModelFile(
             f"{model_uri} is a pickled pricer (logged before the skops format) and "
             f"{MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name}=false: refit and log it again, or allow it"
         )

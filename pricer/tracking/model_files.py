@@ -42,6 +42,7 @@ import skops.io as sio
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pricer.errors import UserError
 from pricer.models.base import Pricer
 from pricer.models.saving import saving_form, unpack
 
@@ -55,7 +56,7 @@ COMPRESS_LEVEL = 6
 PICKLE_PROTOCOL_MARK = 0x80  # the first byte of a pickle of protocol 2 or later
 
 
-class UnsafeModelFile(ValueError):
+class UnsafeModelFile(UserError, ValueError):
     """A model file that cannot be saved or loaded without trusting more than the model code."""
 
 

@@ -260,3 +260,20 @@ def test_a_logged_model_ships_only_the_model_code_and_runs_from_it(
     assert Path(answer["pricer"]).is_relative_to(code)  # the shipped copy, not the checkout
     assert not Path(answer["pricer"]).is_relative_to(PROJECT_ROOT)
     np.testing.assert_allclose(answer["prices"], pricer.predict(test))
+
+
+def test_a_pickled_member_loads_only_while_mlflow_allows_pickles(
+    logged_model: Path, tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pricer.tracking.model import logged_pricer
+
+    model = mlflow.last_logged_model()
+    assert logged_pricer(f"models:/{model.model_id}").source == f"models:/{model.model_id}"
+    # A model logged before the skops format: its own (old) code unpickles pricer.pkl.
+    legacy = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / "pricer.pkl"
+    assert legacy.parent.is_dir()
+    legacy.write_bytes(pickle.dumps(PicklePayload(tmp_path / "owned")))
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(UnsafeModelFile, match=r"is a pickled pricer .* refit and log it again"):
+        logged_pricer(f"models:/{model.model_id}")
+    assert not (tmp_path / "owned").exists()
