@@ -12,7 +12,8 @@ the 2,000 test items (MAE on all of them, and on the 250 the leaderboard reports
 - ``pickle MB``: the pricer pickled (protocol 5), the format logged pricers used before;
 - ``file MB``, ``save s``, ``load s``: the skops file ``pricer.tracking.model_files`` writes
   (training-only tree statistics dropped, deflate level 6) and reads back (trusted types
-  checked), and the loaded pricer's prices must equal the fitted one's;
+  checked); ``max diff $``: the largest difference between the loaded and the fitted pricer's
+  prices;
 - with ``--demo``: the store growth of one ``python -m pricer.leaderboard`` (same overrides) on a
   fresh SQLite store with its artifacts beside it: what ``make demo`` adds to a user's store.
 
@@ -53,7 +54,7 @@ COLUMNS = (
     "load s",
     "mae 2000",
     "mae 250",
-    "same prices",
+    "max diff $",
 )
 
 
@@ -85,7 +86,8 @@ def measure_family(family: str, model_cfg: Any, curated: Any, folder: Path) -> d
         "load s": round(load.wall, 2),
         "mae 2000": round(float(errors.mean()), 3),
         "mae 250": round(float(errors[:250].mean()), 3),
-        "same prices": bool(np.array_equal(loaded.predict(test), prices)),
+        # Not exactly 0 for forests with n_jobs > 1: threads add up the trees in any order.
+        "max diff $": float(np.abs(loaded.predict(test) - prices).max()),
     }
 
 
