@@ -8,7 +8,8 @@ mean). Then every member is refitted on all training items. Test items are never
 stacker: it is fitted inside ``fit`` only, from the training items passed there.
 
 Members are Hydra-instantiated pricers (``conf/model/ensemble.yaml`` nests their configs) or
-``LoggedPricer``s wrapping models already logged to MLflow. A logged member is not refitted;
+``LoggedPricer``s: pricers fitted elsewhere, such as models logged to MLflow (the tracking
+layer loads them: ``pricer.tracking.model.logged_pricer``). A logged member is not refitted;
 if it was trained on these same training items its validation predictions are in-sample and
 the stacker will trust it too much.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -31,22 +31,30 @@ log = logging.getLogger(__name__)
 
 
 class LoggedPricer(Pricer):
-    """A pricer logged to MLflow (``models:/name@alias``, ``models:/m-...``), used as is."""
+    """A pricer fitted elsewhere (``source`` says where: a model URI), used as it is.
 
-    def __init__(self, model_uri: str) -> None:
-        self.model_uri = model_uri
+    Frozen the way ``sklearn.frozen.FrozenEstimator`` is: ``fit`` changes nothing and
+    ``clone`` returns the same object, so the ensemble never refits or unfits it.
+    """
+
+    def __init__(self, pricer: Pricer, source: str) -> None:
+        self.pricer = pricer
+        self.source = source
+
+    def __sklearn_clone__(self) -> LoggedPricer:
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> LoggedPricer:
-        # The fitted pricer inside the pyfunc, kept so the ensemble pickles self-contained.
-        self.pricer_: Pricer = mlflow.pyfunc.load_model(self.model_uri).unwrap_python_model().pricer
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_report(X).prices
 
     def predict_report(self, X: pd.DataFrame) -> PriceReport:
-        check_is_fitted(self, "pricer_")
-        return self.pricer_.predict_report(as_items(X)[list(INPUT_COLUMNS)])
+        return self.pricer.predict_report(as_items(X)[list(INPUT_COLUMNS)])
 
 
 def _to_features(prices: np.ndarray, log_space: bool) -> np.ndarray:
@@ -77,7 +85,11 @@ class EnsemblePricer(Pricer):
             )
         if n_items < 4:
             raise ValueError(f"an ensemble needs at least 4 training items, got {n_items}")
-        frozen = [name for name, m in self.members.items() if isinstance(m, LoggedPricer)]
+        frozen = [
+            f"{name} ({m.source})"
+            for name, m in self.members.items()
+            if isinstance(m, LoggedPricer)
+        ]
         if frozen:
             log.warning(
                 "members %s are logged models, not refitted: if they were trained on these "

@@ -1,15 +1,20 @@
-"""Every family is logged the same way: the fitted pricer, pickled, inside an MLflow pyfunc.
+"""Every family is logged the same way: the fitted pricer as a skops file inside an MLflow pyfunc.
 
 The pyfunc takes a DataFrame of items (``text`` required; ``title``, ``category``, ``details``
 optional) and returns prices in dollars, so ``mlflow.pyfunc.load_model`` and
 ``mlflow models serve`` work for any family without knowing which one it is.
+
+A logged model ships only the pricer modules it needs to load and predict (the model
+package, the pyfunc wrapper's imports and what those import; see ``model_files``), not the
+whole package: no apps, devtools, run tracking or benchmarks. MLflow's ``infer_code_paths``
+would find modules too, but only code under the current folder, and by loading the model once
+more in a subprocess.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,15 +23,34 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types.schema import ColSpec, Schema
 
 from pricer.models.base import INPUT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer, as_items
-from pricer.paths import PROJECT_ROOT
+from pricer.models.ensemble import LoggedPricer
+from pricer.tracking.model_files import (
+    UnsafeModelFile,
+    copy_modules,
+    required_modules,
+    save_pricer,
+)
 
 # What a logged model needs to run elsewhere; pinned to the versions it was fitted with.
-RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "xgboost-cpu", "pandas", "numpy", "openai")
+RUNTIME_PACKAGES = (
+    "mlflow",
+    "scikit-learn",
+    "skops",
+    "xgboost-cpu",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "openai",
+)
+WRAPPER = Path(__file__).with_name("pyfunc_model.py")
+MODEL_FILE = "pricer.skops"
+LEGACY_PICKLE = "pricer.pkl"  # what models logged before the skops format hold
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -78,20 +102,18 @@ def log_pricer(
     """
     example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "pricer.pkl"
-        # The C pickler, protocol 5: joblib's pure-Python pickler took 5x longer to write (and
-        # 10x longer to read back) a fitted vectoriser's vocabulary of 50k small objects.
-        with path.open("wb") as file:
-            pickle.dump(pricer, file, protocol=5)
+        path = Path(folder) / MODEL_FILE
+        save_pricer(pricer, path)
+        code = copy_modules(required_modules(WRAPPER), Path(folder) / "code")
         with quiet_model_logging():
             return mlflow.pyfunc.log_model(
                 name=name,
                 prompts=list(prompts) or None,
-                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                python_model=str(WRAPPER),
                 artifacts={"pricer": str(path)},
                 signature=SIGNATURE,
                 input_example=example,
-                code_paths=[str(PROJECT_ROOT / "pricer")],
+                code_paths=[str(code)],
                 pip_requirements=runtime_requirements(),
             )
 
@@ -104,3 +126,25 @@ def runtime_requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             continue
     return pins
+
+
+def logged_pricer(model_uri: str) -> LoggedPricer:
+    """A pricer logged to MLflow (``models:/name@alias``, ``models:/m-...``), as an ensemble
+    member that is used as it is, never refitted.
+
+    The Hydra target for a logged member:
+    ``+model.members.best._target_=pricer.tracking.model.logged_pricer``.
+
+    A model logged before the skops format holds a pickle that its own code unpickles: such
+    a model loads only while ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` allows it.
+    """
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    if (local / "artifacts" / LEGACY_PICKLE).is_file() and not (
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()
+    ):
+        raise UnsafeModelFile(
+            f"{model_uri} is a pickled pricer (logged before the skops format) and "
+            f"{MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name}=false: refit and log it again, or allow it"
+        )
+    wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+    return LoggedPricer(pricer=wrapper.pricer, source=model_uri)

@@ -1,29 +1,39 @@
 """The pyfunc model logged for every family, as MLflow "models from code".
 
 MLflow copies this file into each logged model and runs it at load time, so the model is
-defined by code rather than by a pickled Python object; only the fitted pricer is pickled.
+defined by code rather than by a pickled Python object. The fitted pricer is a skops file,
+loaded trusting only the classes its own code is made of (``pricer.tracking.model_files``):
+a tampered file is refused, never run.
+
+Items without usable text (null, empty, only a number) are refused: the whole batch fails
+with an MlflowException naming the rows, which ``mlflow models serve`` answers with a 400.
 """
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
-from pricer.models.base import Pricer, as_items
+from pricer.models.base import Pricer, UnusableItems, as_items, require_usable_text
+from pricer.tracking.model_files import load_pricer
 
 
 class PricerModel(mlflow.pyfunc.PythonModel):
     """Items in (``text`` required; ``title``, ``category``, ``details`` optional), dollars out."""
 
     def load_context(self, context: Any) -> None:
-        with open(context.artifacts["pricer"], "rb") as file:
-            self.pricer: Pricer = pickle.load(file)
+        self.pricer: Pricer = load_pricer(context.artifacts["pricer"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        try:
+            require_usable_text(model_input)
+        except UnusableItems as error:
+            # INVALID_PARAMETER_VALUE: the scoring server answers 400 with this message.
+            raise MlflowException.invalid_parameter_value(str(error)) from error
         return np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
 
 

@@ -6,11 +6,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
 
 from pricer.models.base import Pricer
 from pricer.models.constant import ConstantPricer
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.tfidf_ridge import TfidfRidgePricer
+from tests.conftest import compose_config
 
 SEEN: dict[str, list[tuple[str, list[str]]]] = {}  # spy tag -> (call, item texts)
 
@@ -114,14 +116,30 @@ def test_logged_models_can_be_members(data, tracking_uri) -> None:
     from pricer.tracking.model import log_pricer
 
     train, test = data
-    constant = ConstantPricer("median").fit(train, train["price"])
+    logged = ridge().fit(train.head(100), train["price"].head(100))
     mlflow.set_experiment("ensemble")  # not whichever experiment an earlier test left active
     with mlflow.start_run():
-        info = log_pricer(constant, test)
-    member = LoggedPricer(info.model_uri).fit(train, train["price"])
-    np.testing.assert_allclose(member.predict(test), constant.predict(test))
-    model = ensemble({"logged": LoggedPricer(info.model_uri), "ridge": ridge()})
-    assert np.isfinite(model.fit(train, train["price"]).predict(test)).all()
+        info = log_pricer(logged, test)
+    # The documented override: the tracking layer builds the member from the model URI.
+    cfg = compose_config(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            "~model.members.tfidf_ridge",
+            "+model.members.best._target_=pricer.tracking.model.logged_pricer",
+            f"+model.members.best.model_uri={info.model_uri}",
+        ],
+    )
+    model = instantiate(cfg.model)
+    member = model.members["best"]
+    assert isinstance(member, LoggedPricer) and member.source == info.model_uri
+    np.testing.assert_allclose(member.predict(test), logged.predict(test))
+    model.fit(train, train["price"])
+    assert model.members_["best"] is member  # used as it is: never cloned, never refitted
+    np.testing.assert_allclose(member.predict(test), logged.predict(test))
+    assert np.isfinite(model.predict(test)).all()
+    assert set(model.weights_) == {"best", "linear"}
 
 
 def test_invalid_settings_fail_at_fit(data) -> None:

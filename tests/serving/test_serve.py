@@ -1,4 +1,5 @@
-"""mlflow models serve on the champion answers /invocations with the champion's prices."""
+"""mlflow models serve on the champion answers /invocations with the champion's prices, and a
+batch with items it cannot price with a 400 that names them."""
 
 from __future__ import annotations
 
@@ -47,6 +48,19 @@ def wait_until_up(url: str, server: subprocess.Popen[str]) -> None:
     raise AssertionError(f"no answer from {url}/ping within {STARTUP_SECONDS}s")
 
 
+def post(url: str, records: list[dict[str, object]]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps({"dataframe_records": records}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -84,13 +98,13 @@ def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: 
             {"text": "Cordless drill driver, 20V, two batteries, charger and case"},
             {"text": "Replacement cap for a water bottle", "category": "Appliances"},
         ]
-        request = urllib.request.Request(
-            f"{url}/invocations",
-            data=json.dumps({"dataframe_records": records}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            served = json.loads(response.read())["predictions"]
+        status, answer = post(url, records)
+        assert status == 200, answer
+        served = answer["predictions"]
+        # Items without usable text: the whole batch is refused, naming every bad row.
+        bad = [records[0], {"text": ""}, {"text": "12.5"}, {"text": None}, {"text": "  "}]
+        status, refused = post(url, bad)
+        status_no_text, no_text = post(url, [{"title": "Hammer"}])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -101,3 +115,10 @@ def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: 
         log.close()
     expected = mlflow.pyfunc.load_model(CHAMPION_URI).predict(pd.DataFrame(records).fillna(""))
     assert np.asarray(served, dtype=float) == pytest.approx(np.asarray(expected, dtype=float))
+    assert status == 400, refused
+    assert refused["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert (
+        "4 of 5 items have no usable text (row 1: empty text; row 2: text '12.5' has no words "
+        "(only numbers or symbols); row 3: no text (null); row 4: empty text)"
+    ) in refused["message"]
+    assert status_no_text == 400, no_text  # no text column at all: MLflow's schema check

@@ -1,0 +1,279 @@
+"""Logged model files: every family round-trips, a tampered file is refused and never run, and a
+model ships only the code it needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from hydra.utils import instantiate
+
+from pricer.devtools.stub_server import StubServer
+from pricer.models.base import INPUT_COLUMNS
+from pricer.models.constant import ConstantPricer
+from pricer.models.human import item_id
+from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+from pricer.tracking.model import MODEL_FILE, log_pricer
+from pricer.tracking.model_files import UnsafeModelFile, load_pricer, refused_types, save_pricer
+from tests.conftest import compose_config, project_experiment
+from tests.models.test_classical import catalogue
+
+FAMILIES = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
+KEY_ENV = "PRICER_TEST_MODEL_FILES_KEY"
+LLM_FAMILIES = {"frontier", "frontier_rag", "finetuned"}
+# Small fits: fewer trees, one thread (a busy machine); everything else is the committed config.
+SMALL = {
+    "random_forest": ["model.n_estimators=8", "model.n_jobs=1"],
+    "xgboost": ["model.n_estimators=20", "model.n_jobs=1"],
+    "ensemble": ["model.members.xgboost.n_estimators=20", "model.members.xgboost.n_jobs=1"],
+    "finetuned": ["model.model=ft:gpt-4o-mini:pricer-stub:model:abc123"],
+}
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    train, prices = catalogue(120, seed=1)
+    test, _ = catalogue(12, seed=2)
+    return train, prices, test
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
+    monkeypatch.setenv(KEY_ENV, "sk-test-model-files")
+    with StubServer() as server:
+        yield server
+
+
+def family_overrides(family: str, stub: StubServer, folder: Path, test: pd.DataFrame) -> list[str]:
+    overrides = [f"model={family}", *SMALL.get(family, [])]
+    if family in LLM_FAMILIES:
+        overrides += [
+            f"model.base_url={stub.base_url}",
+            f"model.api_key_env={KEY_ENV}",
+            "model.cache_dir=null",
+            "model.progress=false",
+        ]
+    if family == "human":
+        guesses = folder / "guesses.csv"
+        ids = test["text"].map(item_id)
+        pd.DataFrame({"id": ids, "price": np.arange(len(test)) + 10.5}).to_csv(guesses, index=False)
+        overrides.append(f"model.guesses_path={guesses}")
+    return overrides
+
+
+def log_in_run(pricer: object, items: pd.DataFrame) -> mlflow.models.model.ModelInfo:
+    mlflow.set_experiment(project_experiment())
+    with mlflow.start_run():
+        return log_pricer(pricer, items)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_round_trips_through_a_logged_model(
+    family: str, tracking_uri: str, shop, stub: StubServer, tmp_path: Path
+) -> None:
+    train, prices, test = shop
+    cfg = compose_config("train", family_overrides(family, stub, tmp_path, test))
+    pricer = instantiate(cfg.model).fit(train, prices)
+    info = log_in_run(pricer, test)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    artifact = local / "artifacts" / MODEL_FILE
+    assert zipfile.is_zipfile(artifact)  # skops, not a pickle
+    loaded = mlflow.pyfunc.load_model(str(local))
+    assert type(loaded.unwrap_python_model().pricer) is type(pricer)
+    expected = pricer.predict(test)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(loaded.predict(test[list(INPUT_COLUMNS)]), expected)
+
+
+# -- tampered files --------------------------------------------------------------------------
+class PicklePayload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+class StatePayload:
+    """Building this from saved state creates the file named in the state."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        Path(state["marker"]).touch()
+        self.__dict__.update(state)
+
+
+def pricer_carrying(payload: object) -> ConstantPricer:
+    pricer = ConstantPricer("mean").fit(pd.DataFrame({"text": ["a", "b"]}), np.array([1.0, 3.0]))
+    pricer.price_ = payload
+    return pricer
+
+
+@pytest.fixture
+def logged_model(tracking_uri: str, shop) -> Path:
+    """A logged constant pricer, downloaded: the folder whose artifact an attacker replaces."""
+    train, prices, test = shop
+    info = log_in_run(ConstantPricer("mean").fit(train, prices), test)
+    return Path(mlflow.artifacts.download_artifacts(info.model_uri))
+
+
+@pytest.mark.parametrize("allow_pickle", ["true", "false"])
+def test_a_pickle_in_place_of_the_model_file_is_refused_not_run(
+    logged_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_pickle: str
+) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", allow_pickle)
+    control, marker = tmp_path / "control", tmp_path / "owned"
+    pickle.loads(pickle.dumps(PicklePayload(control)))
+    assert control.exists()  # the payload is live: unpickling it runs the command
+    (logged_model / "artifacts" / MODEL_FILE).write_bytes(pickle.dumps(PicklePayload(marker)))
+    with pytest.raises(UnsafeModelFile) as refused:
+        mlflow.pyfunc.load_model(str(logged_model))
+    assert str(refused.value) == f"refusing to load model file {MODEL_FILE}: it is a pickle"
+    assert not marker.exists()
+
+
+def test_a_skops_file_with_an_untrusted_type_is_refused_not_built(
+    logged_model: Path, tmp_path: Path
+) -> None:
+    control, marker = tmp_path / "control.skops", tmp_path / "owned"
+    sio.dump(pricer_carrying(StatePayload(tmp_path / "built")), control)
+    sio.load(control, trusted=sio.get_untrusted_types(file=control))
+    assert (tmp_path / "built").exists()  # the payload is live once its type is trusted
+    sio.dump(pricer_carrying(StatePayload(marker)), logged_model / "artifacts" / MODEL_FILE)
+    with pytest.raises(UnsafeModelFile) as refused:
+        mlflow.pyfunc.load_model(str(logged_model))
+    assert f"{__name__}.StatePayload" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+def test_a_pricer_that_cannot_be_loaded_safely_fails_when_it_is_logged(tmp_path: Path) -> None:
+    marker = tmp_path / "owned"
+    with pytest.raises(
+        UnsafeModelFile, match=r"cannot log ConstantPricer: it holds .*StatePayload"
+    ):
+        save_pricer(pricer_carrying(StatePayload(marker)), tmp_path / MODEL_FILE)
+    assert not marker.exists()
+
+
+def test_a_file_that_is_not_a_pricer_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / MODEL_FILE
+    sio.dump({"prices": np.arange(3.0)}, path)
+    with pytest.raises(UnsafeModelFile, match="holds a dict, not a pricer"):
+        load_pricer(path)
+    path.write_text("hello")
+    with pytest.raises(UnsafeModelFile, match="not a skops file"):
+        load_pricer(path)
+
+
+def test_trust_comes_from_the_libraries_the_model_code_imports() -> None:
+    constant = "pricer.models.constant.ConstantPricer"
+    xgboost_family = "pricer.models.boosted_trees.XGBoostPricer"
+    booster = "xgboost.core.Booster"
+    tree = "sklearn.tree._tree.Tree"
+    # A constant pricer's code imports no XGBoost: a booster in its file is not trusted.
+    assert refused_types([constant, tree, booster]) == [booster]
+    assert refused_types([xgboost_family, tree, booster]) == []
+    dangerous = [
+        "posix.system",  # not a library the model code imports
+        "builtins.eval",
+        "subprocess.Popen",
+        "numpy.load",  # a trusted library, but a function, not a class
+        "pricer.devtools.stub_server.StubServer",  # pricer, but not the model package
+        "pricer.models.constant.np",  # a module, not a class
+        "pricer.models.nowhere.Pricer",
+    ]
+    assert refused_types([constant, *dangerous]) == sorted(dangerous)
+
+
+# -- the code a model ships --------------------------------------------------------------------
+def test_a_logged_model_ships_only_the_model_code_and_runs_from_it(
+    tracking_uri: str, shop, tmp_path: Path
+) -> None:
+    train, prices, test = shop
+    cfg = compose_config("train", ["model=tfidf_ridge"])
+    pricer = instantiate(cfg.model).fit(train, prices)
+    local = Path(mlflow.artifacts.download_artifacts(log_in_run(pricer, test).model_uri))
+    code = local / "code"
+    shipped = {path.relative_to(code).as_posix() for path in code.rglob("*.py")}
+    assert {"pricer/models/tfidf_ridge.py", "pricer/tracking/model_files.py"} <= shipped
+    assert "pricer/models/boosted_trees.py" in shipped  # the whole model package, see why there
+    apps = {
+        f"pricer/{app}.py"
+        for app in (
+            "train",
+            "leaderboard",
+            "predict",
+            "promote",
+            "curate",
+            "finetune",
+            "human_export",
+            "cli",
+            "experiment",
+        )
+    }
+    tracking_of_runs = {f"pricer/tracking/{name}.py" for name in ("run", "sweep", "registry")}
+    not_needed = [
+        name
+        for name in shipped
+        if name.startswith(("pricer/devtools/", "pricer/data/", "pricer/evaluation/"))
+        or name in apps | tracking_of_runs | {"pricer/tracking/model.py"}
+    ]
+    assert not_needed == []
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    test.to_json(elsewhere / "items.json", orient="records")
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "prices = model.predict(pd.read_json(sys.argv[2], orient='records'))\n"
+        "import pricer\n"
+        "print(json.dumps({'pricer': pricer.__file__, 'prices': [float(p) for p in prices]}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "MLFLOW_TRACKING_URI"}}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(local), "items.json"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(answer["pricer"]).is_relative_to(code)  # the shipped copy, not the checkout
+    assert not Path(answer["pricer"]).is_relative_to(PROJECT_ROOT)
+    np.testing.assert_allclose(answer["prices"], pricer.predict(test))
+
+
+def test_a_pickled_member_loads_only_while_mlflow_allows_pickles(
+    logged_model: Path, tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pricer.tracking.model import logged_pricer
+
+    model = mlflow.last_logged_model()
+    assert logged_pricer(f"models:/{model.model_id}").source == f"models:/{model.model_id}"
+    # A model logged before the skops format: its own (old) code unpickles pricer.pkl.
+    legacy = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / "pricer.pkl"
+    assert legacy.parent.is_dir()
+    legacy.write_bytes(pickle.dumps(PicklePayload(tmp_path / "owned")))
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(UnsafeModelFile, match=r"is a pickled pricer .* refit and log it again"):
+        logged_pricer(f"models:/{model.model_id}")
+    assert not (tmp_path / "owned").exists()
