@@ -171,9 +171,11 @@ def _chart(table: pd.DataFrame, x: str, xlabel: str, title: str, front: str) -> 
     if len(on_front) > 1:  # the front as a staircase: cheaper (or faster) costs accuracy
         ordered = on_front.sort_values(x)
         ax.step(ordered[x], ordered["mae"], where="post", color="crimson", linewidth=1, alpha=0.6)
-    for name, row in plotted.iterrows():
+    # Labels alternate above and below in x order: neighbours on a log axis crowd each other.
+    for rank, (name, row) in enumerate(plotted.sort_values(x).iterrows()):
+        offset = (5, 5) if rank % 2 == 0 else (5, -14)
         ax.annotate(
-            _escape(str(name)), (row[x], row["mae"]), xytext=(5, 4), textcoords="offset points"
+            _escape(str(name)), (row[x], row["mae"]), xytext=offset, textcoords="offset points"
         )
     ax.set_xscale("log")  # costs and latencies span several orders of magnitude
     ax.set_xlabel(_escape(xlabel))
