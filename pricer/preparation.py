@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import openai
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
@@ -57,7 +58,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
             ft.write_jsonl(valid_rows, prompt, valid_path)
         hyper = cfg.hyperparameters
         estimate = ft.estimate_training_cost(
-            train_path, hyper.n_epochs, cfg.base_model, cfg.price_table
+            train_path, hyper.n_epochs, cfg.base_model, instantiate(cfg.catalogue)
         )
         ft.confirm(estimate, assume_yes=not cfg.confirm)
         client = make_client(settings)

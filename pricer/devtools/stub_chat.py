@@ -8,6 +8,8 @@ assistant prefill ("Price is $"), the answer continues it, as a completion model
 Faults are scripted per test (``fail_next``, ``delay_next``, ``no_number_next``) and consumed
 one per chat request in arrival order; ``answer_fn`` replaces the answer logic; ``latency``
 adds a fixed delay to every call. ``chat_requests`` and ``max_in_flight`` record what arrived.
+``rate_limit`` (a ``stub_ratelimit.RateLimit``) refuses calls beyond its requests or tokens per
+minute with 429 and Retry-After, before any other work, as a provider's gateway does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pricer.devtools.stub_common import Reply, SharedState, error_reply
+from pricer.devtools.stub_ratelimit import RateLimit, request_tokens
 
 NO_NUMBER_ANSWER = "I am not able to estimate that."
 
@@ -57,6 +60,7 @@ class ChatState(SharedState):
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    rate_limit: RateLimit | None = None  # RPM/TPM enforced (429 + Retry-After); None: none
 
     def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
         """The next ``n`` chat requests get HTTP ``status`` (with Retry-After when given)."""
@@ -90,6 +94,11 @@ def chat_completion(state: ChatState, body: dict[str, Any]) -> Reply:
     """Answer one chat request, applying the next scripted fault if any."""
     with state.lock:
         state.chat_requests.append(body)
+        limit = state.rate_limit
+        wait = limit.take(request_tokens(body), time.monotonic()) if limit else 0.0
+    if wait > 0:
+        return error_reply(429, "stub rate limit reached", {"Retry-After": f"{wait:.3f}"})
+    with state.lock:
         fault = state.faults.popleft() if state.faults else None
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)

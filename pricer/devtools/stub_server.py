@@ -33,6 +33,7 @@ from pricer.devtools import stub_fine_tuning as fine_tuning
 from pricer.devtools.stub_chat import ChatState, chat_completion
 from pricer.devtools.stub_common import Reply, error_reply
 from pricer.devtools.stub_fine_tuning import FineTuningState
+from pricer.devtools.stub_ratelimit import RateLimit
 
 HOST = "127.0.0.1"
 
@@ -196,12 +197,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each call")
+    parser.add_argument("--rpm", type=float, help="enforce requests per minute (429s)")
+    parser.add_argument("--tpm", type=float, help="enforce tokens per minute (429s)")
+    parser.add_argument(
+        "--burst-seconds", type=float, default=60.0, help="seconds' worth of --rpm/--tpm at once"
+    )
     parser.add_argument(
         "--polls-to-finish", type=int, default=3, help="job polls until a fine-tuning job succeeds"
     )
     args = parser.parse_args()
     server = StubServer(port=args.port, latency=args.latency)
     server.state.polls_to_finish = args.polls_to_finish
+    if args.rpm or args.tpm:
+        server.state.rate_limit = RateLimit(args.rpm, args.tpm, args.burst_seconds)
     print(f"stub OpenAI server on {server.base_url} (Ctrl-C stops it)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -69,10 +69,16 @@ def test_llm(tmp_path: Path) -> None:
             "0.05",
             "--records",
             "4000",
+            "--rpm",
+            "240",
+            "--limit-burst",
+            "0.5",
             "--results-dir",
             str(tmp_path),
         ]
     )
+    unpaced, paced = report(tmp_path, "llm")["enforced_limit"]
+    assert unpaced["limit_429"] >= 1 and paced["items_lost"] == 0  # 6 at once vs 2 allowed
     runs = report(tmp_path, "llm")["runs"]
     assert [run["run"] for run in runs] == ["sequential", "configured", "configured + 429s"]
     assert all(run["items_lost"] == 0 for run in runs)

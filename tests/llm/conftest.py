@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from pricer.devtools.stub_server import StubServer
+from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.client import ClientSettings
 from pricer.models.llm.frontier import FrontierPricer
 from pricer.paths import CONFIG_DIR
@@ -44,7 +45,7 @@ def synthetic_items(n: int, seed: int, start: int = 0) -> pd.DataFrame:
 
 
 def load_conf(path: str) -> dict[str, Any]:
-    """A YAML file of conf/, as plain containers (the real prompts and price table)."""
+    """A YAML file of conf/, as plain containers (the real prompts)."""
     return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / path), resolve=True)
 
 
@@ -81,7 +82,9 @@ def make_pricer(stub: StubServer, api_key: str) -> Callable[..., FrontierPricer]
             "timeout": 5.0,
             "max_retries": 3,
             "cache_dir": None,
-            "price_table": load_conf("llm/pricing.yaml"),
+            "catalogue": ModelCatalogue(),
+            "tier": None,  # unpaced unless a test asks (the stub enforces no limit)
+            "pacing": {"rpm": None, "tpm": None, "burst_seconds": 10.0, "headroom": 0.9},
             "retrieval": None,
             "progress": False,
         }

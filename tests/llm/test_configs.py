@@ -5,25 +5,26 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from pricer.devtools.stub_server import StubServer
 from pricer.models.base import Pricer
 from pricer.models.ensemble import EnsemblePricer
 from pricer.models.human import HumanPricer
+from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.frontier import FrontierPricer
 from pricer.models.llm.retrieval import NeighbourIndex
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 
-PRICE_TABLE = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "llm/pricing.yaml"))
+CATALOGUE = ModelCatalogue(str(CONFIG_DIR / "llm/catalogue.yaml"))
 
 
 @pytest.mark.parametrize("family", ["frontier", "frontier_rag", "finetuned"])
-def test_llm_configs_share_one_price_table_and_stay_secret_free(compose_conf, family) -> None:
+def test_llm_configs_share_one_catalogue_and_stay_secret_free(compose_conf, family) -> None:
     cfg = compose_conf("train", [f"model={family}"])
     pricer = instantiate(cfg.model)
     assert isinstance(pricer, FrontierPricer)
-    assert pricer.price_table == PRICE_TABLE  # the one table, pulled in, not copied
+    assert pricer.catalogue == CATALOGUE  # the one catalogue, loaded, not copied
+    assert pricer.tier == "tier1"
     assert isinstance(pricer.prompt, dict)  # plain containers in the pickled model
     assert pricer.api_key_env == "OPENAI_API_KEY"
     assert pricer.cache_dir == str(PROJECT_ROOT / "llm_cache")

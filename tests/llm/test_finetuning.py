@@ -12,6 +12,7 @@ import pytest
 
 from pricer.devtools.stub_fine_tuning import train_loss, valid_loss
 from pricer.models.llm import finetuning as ft
+from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.client import make_client
 from pricer.models.llm.prompts import PromptTemplate, parse_price
 
@@ -130,7 +131,7 @@ def test_cost_estimate_is_chars_over_four_times_epochs_times_price(tmp_path: Pat
     ] * 3
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    table = {"gpt-4o-mini": {"input": 0.15, "output": 0.6, "training": 3.0}}
+    table = ModelCatalogue()  # the real catalogue: gpt-4o-mini trains at $3 per 1M tokens
     estimate = ft.estimate_training_cost(path, 2, BASE, table)
     tokens = math.ceil(3 * (37 + 14) / 4)
     assert estimate.tokens == tokens

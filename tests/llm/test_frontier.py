@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from pricer.devtools.stub_chat import count_tokens, default_price
 from pricer.devtools.stub_server import StubServer
+from pricer.models.llm.catalogue import ModelCatalogue, Price
 from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
 from pricer.models.llm.frontier import FrontierPricer
 
@@ -187,8 +189,10 @@ def test_cache_key_includes_sampling_settings_and_server(make_pricer, items, stu
 
 def test_token_cost_and_latency_stats(make_pricer, items, stub) -> None:
     stub.state.latency = 0.02
-    table = {"gpt-4o-mini": {"input": 2.0, "output": 8.0}}
-    pricer = fitted(make_pricer(price_table=table), items)
+    catalogue = ModelCatalogue()
+    entry = catalogue.entries.models["gpt-4o-mini"]
+    catalogue.entries.models["gpt-4o-mini"] = dataclasses.replace(entry, price=Price(2.0, 8.0))
+    pricer = fitted(make_pricer(catalogue=catalogue), items)
     started = time.perf_counter()
     stats = pricer.predict_report(items).stats
     wall = time.perf_counter() - started
@@ -215,7 +219,9 @@ def test_unknown_model_gives_nan_cost_and_a_warning(make_pricer, items, caplog) 
         stats = pricer.predict_report(items).stats
     assert math.isnan(stats["llm.cost_usd"]) and math.isnan(stats["llm.cost_per_1k_items_usd"])
     assert stats["llm.input_tokens"] > 0
-    assert "my-local-llama" in caplog.text and "price table" in caplog.text
+    assert "my-local-llama" in caplog.text and "model catalogue" in caplog.text
+    entry = pricer.catalogue_entry()  # still logged: every fact unknown, the tier as set
+    assert set(entry.values()) == {"unknown"} and "llm.model.licence" in entry
 
 
 def test_fine_tuned_model_names_find_their_base_price(make_pricer, items) -> None:

@@ -2,8 +2,14 @@
 
 Retries, backoff, Retry-After and per-attempt timeouts are the SDK's own (``max_retries``,
 ``timeout``); this module adds what the SDK leaves to callers: a concurrency limit
-(``asyncio.Semaphore``), a count of the requests the SDK re-sent, and turning every call into
-an answer or a failure with a reason, so no item is ever lost.
+(``asyncio.Semaphore``), pacing to the provider's requests- and tokens-per-minute limits of
+the configured tier (``Pacer``, aiolimiter's leaky buckets), counts of the requests the SDK
+re-sent and of the 429s it met, and turning every call into an answer or a failure with a
+reason, so no item is ever lost.
+
+Retrying 429s is not enough on its own: at 32 calls in flight against a 500 RPM tier, a
+full evaluation spends most of its time being refused and backing off (benchmarks/llm.py
+measures it against the stub's enforced limit). Pacing sends no faster than the tier allows.
 
 The API key is read from the environment variable *named* in config at the moment a client
 is built; it is handed to the client and kept nowhere else.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -21,12 +28,14 @@ from typing import Any, TypeVar
 
 import httpx2
 import openai
+from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
 from pricer.errors import UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
+CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; tiktoken would need a download
 
 # Why an item got no price. Metrics are logged for every reason, zeros included, so runs
 # compare reason by reason.
@@ -78,20 +87,111 @@ class ClientSettings:
 
 
 class RetryCounter:
-    """An httpx request hook counting the attempts the SDK re-sends after a failure."""
+    """httpx hooks counting the attempts the SDK re-sends after a failure, and the HTTP 429
+    (rate limited) responses it met on the way."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_throttle: Callable[[float], None] | None = None) -> None:
         self.retries = 0
+        self.throttled = 0
+        self.on_throttle = on_throttle  # told each 429's Retry-After (seconds; 0 if absent)
 
     async def __call__(self, request: httpx2.Request) -> None:
         if int(request.headers.get(RETRY_HEADER, "0") or 0) > 0:
             self.retries += 1
 
+    async def on_response(self, response: httpx2.Response) -> None:
+        if response.status_code == 429:
+            self.throttled += 1
+            if self.on_throttle is not None:
+                self.on_throttle(_retry_after(response.headers))
+
+
+def _retry_after(headers: httpx2.Headers) -> float:
+    """Seconds a 429 asks to wait: ``retry-after-ms`` or ``retry-after`` (seconds), else 0."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers.get(name, "")) * scale)
+        except ValueError:
+            continue
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Limits to pace to: ``rpm`` requests and ``tpm`` tokens per minute (None: unlimited),
+    times ``headroom`` (< 1 leaves a margin for clock skew and other clients of the same key),
+    with bursts of at most ``burst_seconds`` worth."""
+
+    rpm: float | None
+    tpm: float | None
+    burst_seconds: float = 10.0
+    headroom: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"pacing {name} must be > 0 or null, got {value}")
+        if self.burst_seconds <= 0:
+            raise ValueError(f"pacing burst_seconds must be > 0, got {self.burst_seconds}")
+        if not 0 < self.headroom <= 1:
+            raise ValueError(f"pacing headroom must be in (0, 1], got {self.headroom}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rpm or self.tpm)
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """What a chat request counts against a TPM limit, estimated before sending: prompt
+    characters / 4, plus the completion allowance (providers count ``max_completion_tokens``
+    up front)."""
+    chars = sum(len(str(message.get("content") or "")) for message in request["messages"])
+    allowance = request.get("max_completion_tokens") or request.get("max_tokens") or 0
+    return max(1, math.ceil(chars / CHARS_PER_TOKEN)) + int(allowance)
+
+
+class Pacer:
+    """Waits until a request fits the per-minute limits (one leaky bucket per kind).
+
+    Built inside the event loop that uses it (one per batch, like the client).
+    """
+
+    def __init__(self, pacing: Pacing) -> None:
+        self.pacing = pacing
+
+        def bucket(per_minute: float | None) -> AsyncLimiter | None:
+            if not per_minute:
+                return None
+            rate = per_minute * pacing.headroom / 60.0  # per second
+            return AsyncLimiter(rate * pacing.burst_seconds, pacing.burst_seconds)
+
+        self.requests = bucket(pacing.rpm)
+        self.tokens = bucket(pacing.tpm)
+        self.paused_until = 0.0  # event-loop time
+
+    def back_off(self, seconds: float) -> None:
+        """A 429 arrived anyway (another client on the key, a stricter window): send nothing
+        new until its Retry-After has passed, so the SDK's retries are not joined by a queue
+        of fresh requests that would be refused in turn."""
+        until = asyncio.get_running_loop().time() + seconds
+        self.paused_until = max(self.paused_until, until)
+
+    async def wait(self, tokens: int) -> None:
+        loop = asyncio.get_running_loop()
+        while (pause := self.paused_until - loop.time()) > 0:
+            await asyncio.sleep(pause)
+        if self.requests is not None:
+            await self.requests.acquire()
+        if self.tokens is not None:
+            # A request bigger than the bucket waits for a full bucket, not forever.
+            await self.tokens.acquire(min(float(tokens), self.tokens.max_rate))
+
 
 def make_async_client(
     settings: ClientSettings, counter: RetryCounter | None = None
 ) -> openai.AsyncOpenAI:
-    hooks = {"request": [counter]} if counter is not None else {}
+    hooks = {"request": [counter], "response": [counter.on_response]} if counter is not None else {}
     return openai.AsyncOpenAI(
         api_key=read_api_key(settings.api_key_env),
         base_url=settings.base_url,  # None: the SDK reads OPENAI_BASE_URL, then its default
@@ -142,10 +242,18 @@ def classify(error: BaseException) -> tuple[str, str]:
 
 
 async def chat_call(
-    client: openai.AsyncOpenAI, request: dict[str, Any], limit: asyncio.Semaphore
+    client: openai.AsyncOpenAI,
+    request: dict[str, Any],
+    limit: asyncio.Semaphore,
+    pacer: Pacer | None = None,
 ) -> CallOutcome:
-    """One chat completion under the concurrency limit; never raises for a failed call."""
+    """One chat completion under the concurrency limit, paced when a pacer is given; never
+    raises for a failed call. Latency counts from the send, not from the wait for a slot."""
     async with limit:
+        # Paced inside the slot: a request cleared to go is sent at once, so requests never
+        # bunch up behind the semaphore and leave together faster than the limit.
+        if pacer is not None:
+            await pacer.wait(estimate_tokens(request))
         start = time.perf_counter()
         try:
             completion = await client.chat.completions.create(**request)
@@ -188,23 +296,26 @@ async def chat_calls(
     max_concurrency: int,
     progress: bool,
     on_outcome: Callable[[int, CallOutcome], None] | None = None,
-) -> tuple[list[CallOutcome], int]:
-    """All requests, at most ``max_concurrency`` in flight; outcomes in request order, and
-    the number of retries the SDK made. ``on_outcome(index, outcome)`` is called as each call
-    finishes, so a caller can keep answers before the batch ends (an interrupted batch keeps
-    what it got). Raises ``ServerUnreachable`` before any call when nothing listens."""
+    pacing: Pacing | None = None,
+) -> tuple[list[CallOutcome], RetryCounter]:
+    """All requests, at most ``max_concurrency`` in flight and paced to ``pacing``'s limits;
+    outcomes in request order, and the counter of retries and 429s the SDK met.
+    ``on_outcome(index, outcome)`` is called as each call finishes, so a caller can keep
+    answers before the batch ends (an interrupted batch keeps what it got). Raises
+    ``ServerUnreachable`` before any call when nothing listens."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-    counter = RetryCounter()
+    pacer = Pacer(pacing) if pacing is not None and pacing.active else None
+    counter = RetryCounter(on_throttle=pacer.back_off if pacer is not None else None)
     limit = asyncio.Semaphore(max_concurrency)
     # A client per batch: its connection pool belongs to this event loop.
     async with make_async_client(settings, counter) as client:
         await check_reachable(client, settings.resolved_base_url())
-        counter.retries = 0  # the probe's retry is not a chat call's
+        counter.retries = counter.throttled = 0  # the probe's are not a chat call's
         with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
 
             async def tracked(index: int, request: dict[str, Any]) -> CallOutcome:
-                outcome = await chat_call(client, request, limit)
+                outcome = await chat_call(client, request, limit, pacer)
                 if on_outcome is not None:
                     on_outcome(index, outcome)
                 bar.update(1)
@@ -213,7 +324,7 @@ async def chat_calls(
             outcomes = await asyncio.gather(
                 *(tracked(index, request) for index, request in enumerate(requests))
             )
-    return list(outcomes), counter.retries
+    return list(outcomes), counter
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from pricer.errors import UserError
 from pricer.models.base import as_items
-from pricer.models.llm.accounting import lookup_price
+from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.prompts import PromptTemplate, format_price
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class CostEstimate:
             " (n_epochs=auto: assumed)" if self.epochs_assumed else ""
         )
         price = (
-            "an unknown price (add it to conf/llm/pricing.yaml)"
+            "an unknown price (add it to conf/llm/catalogue.yaml)"
             if self.usd_per_million is None
             else f"${self.usd_per_million:g} per 1M tokens"
         )
@@ -122,13 +122,14 @@ def estimate_training_cost(
     training_file: Path,
     n_epochs: int | str,
     model: str,
-    price_table: Mapping[str, Mapping[str, float]],
+    catalogue: ModelCatalogue,
 ) -> CostEstimate:
     chars = 0
     with training_file.open(encoding="utf-8") as file:
         for line in file:
             chars += sum(len(m["content"]) for m in json.loads(line)["messages"])
-    price = lookup_price(model, price_table)
+    found = catalogue.lookup(model)
+    price = found[1].price if found is not None else None
     auto = n_epochs == "auto"
     return CostEstimate(
         tokens=math.ceil(chars / CHARS_PER_TOKEN),

@@ -13,6 +13,7 @@ belongs to one event loop anyway).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import time
@@ -26,12 +27,14 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import Pricer, PriceReport, as_items
-from pricer.models.llm.accounting import ItemOutcome, batch_stats, lookup_price
+from pricer.models.llm.accounting import ItemOutcome, batch_stats
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
+from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, unknown_entry
 from pricer.models.llm.client import (
     NO_PRICE,
     CallOutcome,
     ClientSettings,
+    Pacing,
     chat_calls,
     read_api_key,
     run_async,
@@ -50,8 +53,11 @@ class FrontierPricer(Pricer):
     each omitted from the request when null (some models accept only their defaults);
     ``timeout`` (seconds per attempt) and ``max_retries`` go to the SDK, which backs off and
     honours Retry-After; ``max_concurrency`` bounds calls in flight; ``cache_dir`` null
-    disables the cache; ``price_table`` is ``conf/llm/pricing.yaml``; ``retrieval`` is a
-    ``NeighbourIndex`` (or null for zero-shot).
+    disables the cache; ``catalogue`` is the model catalogue (``conf/llm/catalogue.yaml``:
+    prices, rate limits, facts); ``tier`` names the rate-limit tier of the model's entry to
+    pace to, and ``pacing`` holds the pacing knobs (``burst_seconds``, ``headroom``, and
+    ``rpm``/``tpm`` overriding the tier's limits); null ``tier`` and no overrides: no pacing;
+    ``retrieval`` is a ``NeighbourIndex`` (or null for zero-shot).
     """
 
     def __init__(
@@ -67,7 +73,9 @@ class FrontierPricer(Pricer):
         timeout: float,
         max_retries: int,
         cache_dir: str | None,
-        price_table: Mapping[str, Mapping[str, float]],
+        catalogue: ModelCatalogue,
+        tier: str | None,
+        pacing: Mapping[str, float | None],
         retrieval: NeighbourIndex | None,
         progress: bool,
     ) -> None:
@@ -82,7 +90,9 @@ class FrontierPricer(Pricer):
         self.timeout = timeout
         self.max_retries = max_retries
         self.cache_dir = cache_dir
-        self.price_table = price_table
+        self.catalogue = catalogue
+        self.tier = tier
+        self.pacing = pacing
         self.retrieval = retrieval
         self.progress = progress
 
@@ -92,6 +102,34 @@ class FrontierPricer(Pricer):
 
     def _settings(self) -> ClientSettings:
         return ClientSettings(self.base_url, self.api_key_env, self.timeout, self.max_retries)
+
+    def _entry(self) -> tuple[str, ModelEntry] | None:
+        return self.catalogue.lookup(self.model)
+
+    def catalogue_entry(self) -> dict[str, str]:
+        """The model's catalogue entry as flat run tags (``llm.model.*``): provider, weights,
+        licence, dates, size, context, prices, the tier's limits, source and check date;
+        every fact "unknown" for a model missing from the catalogue."""
+        found = self._entry()
+        if found is None:
+            return unknown_entry(self.model, self.tier)
+        name, entry = found
+        return entry.flat(name, self.tier)
+
+    def knowledge_cutoff(self) -> dt.date | None:
+        """The last day the model may know about (catalogue), None when unknown: split the
+        evaluation at it with ``pricer.evaluation.cutoff.cutoff_split``."""
+        found = self._entry()
+        return found[1].cutoff_date if found is not None else None
+
+    def pacing_limits(self) -> Pacing:
+        """The limits calls are paced to: ``pacing.rpm``/``tpm`` when set, else the tier's."""
+        knobs = dict(self.pacing)
+        found = self._entry()
+        limits = found[1].limits(self.tier) if found is not None else None
+        rpm = knobs.pop("rpm", None) or (limits.rpm if limits else None)
+        tpm = knobs.pop("tpm", None) or (limits.tpm if limits else None)
+        return Pacing(rpm=rpm, tpm=tpm, **knobs)
 
     def _validate(self) -> None:
         if not self.model:
@@ -107,8 +145,22 @@ class FrontierPricer(Pricer):
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
-        if lookup_price(self.model, self.price_table) is None:
-            log.warning("model %r has no entry in the price table: costs will be NaN", self.model)
+        pacing = self.pacing_limits()  # bad knobs fail here, not mid-batch
+        found = self._entry()
+        if found is None:
+            log.warning(
+                "model %r is not in the model catalogue (conf/llm/catalogue.yaml): its facts "
+                "are logged as unknown, costs as NaN, and calls are not paced",
+                self.model,
+            )
+        elif self.tier is not None and found[1].limits(self.tier) is None:
+            log.warning(
+                "catalogue entry %r has no rate-limit tier %r (it has %s): %s",
+                found[0],
+                self.tier,
+                sorted(found[1].rate_limits) or "none",
+                "pacing to model.pacing's rpm/tpm" if pacing.active else "calls are not paced",
+            )
 
     # -- estimator --------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> FrontierPricer:
@@ -167,24 +219,27 @@ class FrontierPricer(Pricer):
             elif call.detail:
                 log.debug("item %d failed: %s (%s)", i, call.failure, call.detail)
 
-        retries = 0
+        retries = throttled = 0
         if todo:
-            _, retries = run_async(
+            _, counter = run_async(
                 chat_calls(
                     settings,
                     [requests[i] for i in todo],
                     self.max_concurrency,
                     self.progress,
                     on_outcome=keep,
+                    pacing=self.pacing_limits(),
                 )
             )
+            retries, throttled = counter.retries, counter.throttled
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
+        found = self._entry()
         stats = batch_stats(
             done,
-            model=self.model,
-            price_table=self.price_table,
+            price=found[1].price if found is not None else None,
             retries=retries,
+            rate_limited=throttled,
             wall_seconds=time.perf_counter() - start,
         )
         return PriceReport(np.array([o.price for o in done], dtype=float), stats)

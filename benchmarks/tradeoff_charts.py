@@ -1,0 +1,52 @@
+"""The trade-off charts and table from a stored leaderboard CSV (no retraining).
+
+    python -m benchmarks.tradeoff_charts leaderboard.csv --out charts/ [--items 250]
+
+``leaderboard.csv`` is the leaderboard run's ``leaderboard/leaderboard.csv`` artifact
+(``mlflow artifacts download --run-id RUN --artifact-path leaderboard``). Prints the
+trade-off table (cost per 1,000 items, latency per item, Pareto fronts) and writes
+``mae_vs_cost.png`` and ``mae_vs_latency.png``, priced with ``conf/tradeoff/default.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import base_parser
+
+
+def main(argv: list[str] | None = None) -> Any:
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from pricer.evaluation.tradeoff import ComputePrice, cost_chart, latency_chart, tradeoff_table
+    from pricer.paths import CONFIG_DIR
+
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("csv", type=Path, help="the leaderboard run's leaderboard.csv")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs")
+    parser.add_argument("--items", type=int, help="items evaluated, if the CSV has no 'n'")
+    parser.add_argument("--title", default="", help="appended to both chart titles")
+    args = parser.parse_args(argv)
+
+    board = pd.read_csv(args.csv, index_col="family")
+    board = board[board.get("status", "FINISHED") == "FINISHED"]
+    compute = ComputePrice.from_config(OmegaConf.load(CONFIG_DIR / "tradeoff/default.yaml"))
+    table = tradeoff_table(board, compute, n_items=args.items)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = f" ({args.title})" if args.title else ""
+    charts = {
+        "mae_vs_cost.png": cost_chart(table, f"Error against cost per 1,000 items{suffix}"),
+        "mae_vs_latency.png": latency_chart(table, f"Error against latency per item{suffix}"),
+    }
+    for name, figure in charts.items():
+        figure.savefig(args.out / name, dpi=100)
+        print(f"wrote {args.out / name}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

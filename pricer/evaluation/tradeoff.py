@@ -1,0 +1,199 @@
+"""Accuracy against cost and latency: the leaderboard's trade-off table and its two charts.
+
+Every family is priced the same way, so none is ever shown as free:
+
+- compute: the fit and predict seconds the family's run measured, priced at an hourly rate for
+  the CPUs the machine has (``ComputePrice``, from ``conf/tradeoff/default.yaml``). The fit is
+  spread over the evaluated items, an upper bound for a model that then prices more items;
+- tokens (LLM families): ``llm.cost_per_1k_items_usd``, the catalogue's token prices.
+
+Cost per 1,000 items is their sum. Latency per item is the median call latency for LLM
+families (``llm.latency_p50_s``: what one user waits for one item), else the predict seconds
+divided by the items (a batch, amortised). A family is on the Pareto front when no other
+family is at least as good on both axes and better on one.
+
+Pure functions: a leaderboard DataFrame in, a DataFrame and Matplotlib figures out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+from pricer.settings import ConfigError, Settings
+
+SECONDS_PER_HOUR = 3600.0
+COST = "cost_per_1k_usd"
+LATENCY = "latency_per_item_s"
+TABLE_COLUMNS = [
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "items",
+    "compute_per_1k_usd",
+    "tokens_per_1k_usd",
+    COST,
+    LATENCY,
+    "latency_source",
+    "pareto_cost",
+    "pareto_latency",
+]
+
+
+@dataclass(frozen=True)
+class ComputePrice(Settings):
+    """What an hour of the machine's CPUs costs: ``cpu_hour_usd`` per CPU, ``cpus`` CPUs (a
+    run holds the whole machine while it fits and predicts). The schema of
+    ``conf/tradeoff/default.yaml``: ``from_config`` rejects unknown, missing or mistyped keys."""
+
+    cpu_hour_usd: float
+    cpus: int
+
+    def __post_init__(self) -> None:
+        if not self.cpu_hour_usd > 0:
+            raise ConfigError(
+                f"cpu_hour_usd must be > 0 (no compute is free), got {self.cpu_hour_usd}"
+            )
+        if self.cpus < 1:
+            raise ConfigError(f"cpus must be >= 1, got {self.cpus}")
+
+    def usd(self, seconds: ArrayLike) -> np.ndarray:
+        return np.asarray(seconds, dtype=float) / SECONDS_PER_HOUR * self.cpus * self.cpu_hour_usd
+
+
+def pareto_front(cost: ArrayLike, error: ArrayLike) -> np.ndarray:
+    """True where no other point has cost <= and error <= with one of them strictly lower.
+    Points with a NaN coordinate are never on the front (nor dominate anything)."""
+    x = np.asarray(cost, dtype=float)
+    y = np.asarray(error, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    front = ok.copy()
+    for i in np.flatnonzero(ok):
+        dominated = ok & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def _column(board: pd.DataFrame, name: str) -> pd.Series:
+    if name in board.columns:
+        return pd.to_numeric(board[name], errors="coerce").astype(float)
+    return pd.Series(math.nan, index=board.index, dtype=float)
+
+
+def tradeoff_table(
+    board: pd.DataFrame, compute: ComputePrice, *, n_items: int | None = None
+) -> pd.DataFrame:
+    """The trade-off of each family (the board's index) as the charts plot it.
+
+    ``board`` is the leaderboard: ``mae`` (required), ``mae_ci_low``/``mae_ci_high``,
+    ``time.fit_seconds``, ``time.predict_seconds``, ``llm.cost_per_1k_items_usd``,
+    ``llm.latency_p50_s``, and the items evaluated as ``n`` (+ ``n_failed``) columns or, when
+    absent, ``n_items``. Columns: see ``TABLE_COLUMNS``; costs are NaN where unknown (an LLM
+    missing from the catalogue), never 0. Sorted by mae.
+    """
+    if "mae" not in board.columns:
+        raise ValueError(f"leaderboard needs an 'mae' column, has {list(board.columns)}")
+    if "n" in board.columns:
+        items = _column(board, "n") + _column(board, "n_failed").fillna(0.0)
+    elif n_items is not None and n_items > 0:
+        items = pd.Series(float(n_items), index=board.index)
+    else:
+        raise ValueError("the evaluated item count is unknown: give 'n' columns or n_items")
+    items = items.where(items > 0)
+    seconds = _column(board, "time.fit_seconds") + _column(board, "time.predict_seconds")
+    compute_per_1k = pd.Series(compute.usd(seconds), index=board.index) / items * 1000
+    # An LLM row has some llm.* figure (an unknown model: latency but a NaN cost, kept NaN);
+    # a classical row has none and pays no tokens.
+    llm_columns = [column for column in board.columns if str(column).startswith("llm.")]
+    llm_figures = board[llm_columns].apply(pd.to_numeric, errors="coerce")
+    is_llm = llm_figures.notna().any(axis=1)
+    tokens_per_1k = _column(board, "llm.cost_per_1k_items_usd").where(is_llm, 0.0)
+    call_latency = _column(board, "llm.latency_p50_s")
+    batch_latency = _column(board, "time.predict_seconds") / items
+    has_call = call_latency.notna()
+    table = pd.DataFrame(
+        {
+            "mae": _column(board, "mae"),
+            "mae_ci_low": _column(board, "mae_ci_low"),
+            "mae_ci_high": _column(board, "mae_ci_high"),
+            "items": items,
+            "compute_per_1k_usd": compute_per_1k,
+            "tokens_per_1k_usd": tokens_per_1k,
+            COST: compute_per_1k + tokens_per_1k,
+            LATENCY: call_latency.where(has_call, batch_latency),
+            "latency_source": np.where(has_call, "p50 call", "batch predict / items"),
+        },
+        index=board.index,
+    )
+    table["pareto_cost"] = pareto_front(table[COST], table["mae"])
+    table["pareto_latency"] = pareto_front(table[LATENCY], table["mae"])
+    return table.sort_values("mae", na_position="last", kind="stable")[TABLE_COLUMNS]
+
+
+def _escape(text: str) -> str:
+    """Matplotlib reads text between two '$' as mathtext: dollars stay dollars."""
+    return text.replace("$", r"\$")
+
+
+def _chart(table: pd.DataFrame, x: str, xlabel: str, title: str, front: str) -> Figure:
+    fig = Figure(figsize=(10.0, 6.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    plotted = table[np.isfinite(table[x]) & np.isfinite(table["mae"]) & (table[x] > 0)]
+    missing = [str(name) for name in table.index if name not in plotted.index]
+    on_front = plotted[plotted[front]]
+    off_front = plotted[~plotted[front]]
+    for part, colour, label in (
+        (off_front, "steelblue", "family"),
+        (on_front, "crimson", "Pareto front"),
+    ):
+        if part.empty:
+            continue
+        low = (part["mae"] - part["mae_ci_low"]).clip(lower=0).fillna(0)
+        high = (part["mae_ci_high"] - part["mae"]).clip(lower=0).fillna(0)
+        ax.errorbar(
+            part[x],
+            part["mae"],
+            yerr=np.vstack([low.to_numpy(), high.to_numpy()]),
+            fmt="o",
+            color=colour,
+            ecolor=colour,
+            alpha=0.85,
+            capsize=3,
+            label=label,
+        )
+    if len(on_front) > 1:  # the front as a staircase: cheaper (or faster) costs accuracy
+        ordered = on_front.sort_values(x)
+        ax.step(ordered[x], ordered["mae"], where="post", color="crimson", linewidth=1, alpha=0.6)
+    # Labels alternate above and below in x order: neighbours on a log axis crowd each other.
+    for rank, (name, row) in enumerate(plotted.sort_values(x).iterrows()):
+        offset = (5, 5) if rank % 2 == 0 else (5, -14)
+        ax.annotate(
+            _escape(str(name)), (row[x], row["mae"]), xytext=offset, textcoords="offset points"
+        )
+    ax.set_xscale("log")  # costs and latencies span several orders of magnitude
+    ax.set_xlabel(_escape(xlabel))
+    ax.set_ylabel(_escape("mean absolute error ($), with its confidence interval"))
+    subtitle = f"not plotted (unknown or zero): {', '.join(missing)}" if missing else ""
+    ax.set_title(_escape(f"{title}\n{subtitle}" if subtitle else title))
+    if not plotted.empty:
+        ax.legend(loc="best")
+    return fig
+
+
+def cost_chart(table: pd.DataFrame, title: str = "Error against cost") -> Figure:
+    """Mean absolute error (with its interval) against cost per 1,000 items (log scale), the
+    Pareto front in red. ``table`` is ``tradeoff_table``'s."""
+    return _chart(table, COST, "cost per 1,000 items ($, log scale)", title, "pareto_cost")
+
+
+def latency_chart(table: pd.DataFrame, title: str = "Error against latency") -> Figure:
+    """Mean absolute error (with its interval) against latency per item (log scale), the
+    Pareto front in red. ``table`` is ``tradeoff_table``'s."""
+    return _chart(table, LATENCY, "latency per item (s, log scale)", title, "pareto_latency")

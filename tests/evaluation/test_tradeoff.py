@@ -1,0 +1,162 @@
+"""The trade-off table (cost and latency of every family) and its two charts."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.text import Text
+from omegaconf import OmegaConf
+
+from pricer.evaluation.tradeoff import (
+    COST,
+    LATENCY,
+    TABLE_COLUMNS,
+    ComputePrice,
+    cost_chart,
+    latency_chart,
+    pareto_front,
+    tradeoff_table,
+)
+from pricer.paths import CONFIG_DIR
+from pricer.settings import ConfigError
+
+NAN = math.nan
+PRICE = ComputePrice(cpu_hour_usd=0.05, cpus=2)  # $0.10 an hour for the machine
+
+
+def board() -> pd.DataFrame:
+    """A leaderboard as pricer.experiment builds it: classical and LLM rows, NaN where none."""
+    rows = {
+        "constant": [146.0, 130.0, 160.0, 0.01, 0.01, NAN, NAN, NAN],
+        "xgboost": [90.0, 80.0, 100.0, 35.95, 0.05, NAN, NAN, NAN],
+        "svr": [95.0, 85.0, 105.0, 71.5, 0.5, NAN, NAN, NAN],
+        "frontier": [80.0, 70.0, 90.0, 0.0, 9.0, 0.03, 0.4, 27.0],
+        "frontier_rag": [70.0, 62.0, 78.0, 3.6, 10.0, 0.09, 0.5, 25.0],
+        "local_llm": [120.0, 100.0, 140.0, 0.0, 90.0, NAN, 2.0, 2.8],  # not in the catalogue
+    }
+    columns = [
+        "mae",
+        "mae_ci_low",
+        "mae_ci_high",
+        "time.fit_seconds",
+        "time.predict_seconds",
+        "llm.cost_per_1k_items_usd",
+        "llm.latency_p50_s",
+        "llm.items_per_second",
+    ]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    table["status"] = "FINISHED"
+    table.index.name = "family"
+    return table
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    cost = [1.0, 2.0, 3.0, 2.0, NAN, 0.5]
+    error = [10.0, 5.0, 6.0, 5.0, 1.0, 20.0]
+    # (3, 6) is beaten by (2, 5); the two (2, 5) tie and both stay; NaN is never on it.
+    assert pareto_front(cost, error).tolist() == [True, True, False, True, False, True]
+    assert pareto_front([], []).tolist() == []
+
+
+def test_every_family_is_priced_and_none_is_free() -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    assert list(table.columns) == TABLE_COLUMNS
+    assert list(table.index) == [
+        "frontier_rag",
+        "frontier",
+        "xgboost",
+        "svr",
+        "local_llm",
+        "constant",
+    ]
+    # xgboost: 35.95 + 0.05 s of a $0.10/h machine = $0.001 for 250 items = $0.004 per 1,000.
+    assert table.loc["xgboost", COST] == pytest.approx(0.004)
+    assert table.loc["xgboost", "tokens_per_1k_usd"] == 0.0
+    classical = table.loc[["constant", "xgboost", "svr"]]
+    assert (classical[COST] > 0).all()
+    # frontier: 9 s of machine ($0.00025 / 250 items) plus $0.03 of tokens per 1,000 items.
+    assert table.loc["frontier", COST] == pytest.approx(0.03 + 0.001)
+    assert table.loc["frontier", "compute_per_1k_usd"] == pytest.approx(0.001)
+    assert math.isnan(table.loc["local_llm", COST])  # unknown token price: unknown, not $0
+    assert table.loc["local_llm", LATENCY] == 2.0
+
+
+def test_latency_is_the_call_for_llms_and_the_amortised_batch_otherwise() -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    assert table.loc["frontier", LATENCY] == 0.4
+    assert table.loc["frontier", "latency_source"] == "p50 call"
+    assert table.loc["constant", LATENCY] == pytest.approx(0.01 / 250)
+    assert table.loc["constant", "latency_source"] == "batch predict / items"
+
+
+def test_pareto_columns_mark_the_best_trades() -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    # Cost: constant is cheapest; xgboost is cheaper than the LLMs and better than constant;
+    # frontier ($0.031, 80) is beaten by nothing cheaper; frontier_rag is the most accurate.
+    # svr is dominated by xgboost (dearer and worse).
+    front = set(table.index[table["pareto_cost"]])
+    assert front == {"constant", "xgboost", "frontier", "frontier_rag"}
+    assert not table.loc["local_llm", "pareto_cost"]  # unknown cost: not placed
+    # Latency: the same four (frontier's 0.4 s beats frontier_rag's 0.5 s); local_llm (2 s,
+    # $120) and svr (slower and worse than xgboost) are dominated.
+    latency_front = set(table.index[table["pareto_latency"]])
+    assert latency_front == {"constant", "xgboost", "frontier", "frontier_rag"}
+
+
+def test_item_counts_come_from_the_board_when_it_has_them() -> None:
+    counted = board()
+    counted["n"] = 200.0
+    counted["n_failed"] = 50.0
+    table = tradeoff_table(counted, PRICE)
+    assert (table["items"] == 250).all()
+    assert table.loc["xgboost", COST] == pytest.approx(0.004)
+    with pytest.raises(ValueError, match="item count"):
+        tradeoff_table(board(), PRICE)
+    with pytest.raises(ValueError, match="mae"):
+        tradeoff_table(board().drop(columns="mae"), PRICE, n_items=250)
+
+
+def test_compute_price_comes_from_conf_and_is_never_zero() -> None:
+    price = ComputePrice.from_config(OmegaConf.load(CONFIG_DIR / "tradeoff/default.yaml"))
+    assert price.cpu_hour_usd > 0 and price.cpus >= 1
+    with pytest.raises(ValueError, match="no compute is free"):
+        ComputePrice(0.0, 2)
+    with pytest.raises(ConfigError, match="gpus"):
+        ComputePrice.from_config({"cpu_hour_usd": 0.05, "cpus": 2, "gpus": 1})
+    with pytest.raises(ConfigError, match="no compute is free"):
+        ComputePrice.from_config({"cpu_hour_usd": 0, "cpus": 2})
+
+
+def texts(figure) -> list[str]:
+    return [text.get_text() for text in figure.findobj(Text) if text.get_text()]
+
+
+@pytest.mark.parametrize("chart", [cost_chart, latency_chart])
+def test_charts_plot_every_known_family_and_keep_their_dollars(chart) -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    figure = chart(table, "Error against $ and seconds")
+    ax = figure.axes[0]
+    shown = texts(figure)
+    known = table.index[np.isfinite(table[COST if chart is cost_chart else LATENCY])]
+    for name in known:
+        assert name in shown  # every placed family is labelled
+    assert ax.get_xscale() == "log"
+    # No unescaped '$' anywhere: two of them would turn the text between into mathtext.
+    for text in shown:
+        assert not re.search(r"(?<!\\)\$", text), text
+    front = "pareto_cost" if chart is cost_chart else "pareto_latency"
+    red = [line for line in ax.lines if line.get_color() == "crimson" and line.get_marker() == "o"]
+    assert len(red[0].get_xdata()) == int(table[front].sum())
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")  # renders (mathtext would fail on a stray '$')
+    assert buffer.getvalue()[:4] == b"\x89PNG"
+
+
+def test_unknown_costs_are_named_not_dropped_silently() -> None:
+    figure = cost_chart(tradeoff_table(board(), PRICE, n_items=250))
+    assert any("not plotted (unknown or zero): local_llm" in text for text in texts(figure))
