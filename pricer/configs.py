@@ -17,6 +17,7 @@ from pricer import paths
 from pricer.data.curation import SampleSettings, SplitSettings
 from pricer.data.items import CleaningSettings
 from pricer.evaluation import EvalSettings
+from pricer.evaluation.tradeoff import ComputePrice
 from pricer.settings import Settings
 from pricer.validation import ValidationSettings
 
@@ -58,6 +59,7 @@ SCHEMAS: dict[str, type[Settings]] = {
     "curation": CurationConfig,
     "eval": EvalSettings,
     "tracking": TrackingConfig,
+    "tradeoff": ComputePrice,
     "validation": ValidationSettings,
 }
 

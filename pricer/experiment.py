@@ -19,13 +19,15 @@ from tqdm.auto import tqdm
 from pricer.data.dataset import CuratedData, load_curated
 from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, Evaluation
+from pricer.evaluation.cutoff import cutoff_split, first_available
+from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.models.base import INPUT_COLUMNS, Pricer
 from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
-from pricer.tracking.evaluation import log_evaluation, log_metrics
+from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
 from pricer.tracking.leaderboard import last_run_id, log_leaderboard
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
@@ -123,6 +125,7 @@ def run_family(
         # Linked to the evaluation dataset and the logged model: the model's page lists them.
         log_metrics(stats, dataset=eval_dataset, model_id=model_id)
         log_evaluation(evaluation, run_name, eval_items, dataset=eval_dataset, model_id=model_id)
+        log_llm_facts(pricer, evaluation, eval_items)
         tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays
         if too_many_failures:
             raise TooManyFailures(
@@ -130,6 +133,21 @@ def run_family(
                 f"({failure_summary(stats)}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
         return FamilyResult(family, run.info.run_id, "FINISHED", {**evaluation.metrics, **stats})
+
+
+def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFrame) -> None:
+    """An LLM's catalogue entry (tags) and its error before and after its knowledge cut-off:
+    a model may have read an item's price in training (metrics and a description line)."""
+    if not hasattr(pricer, "catalogue_entry"):
+        return
+    split = cutoff_split(
+        eval_items["price"].to_numpy(),
+        evaluation.items["estimate"].to_numpy(),
+        first_available(eval_items["details"].tolist()),
+        pricer.knowledge_cutoff(),
+    )
+    log_metrics(split.metrics)
+    log_facts(pricer.catalogue_entry(), description=split.line)
 
 
 def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:
@@ -178,11 +196,18 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         with_reference = data == cfg.reference_data
         reference_mae = dict(cfg.reference_mae) if with_reference else {}
         table = leaderboard_table(results, list(cfg.columns), reference_mae)
+        # Every family priced: compute at a CPU-hour rate, LLMs their tokens too; never $0.
+        tradeoff = tradeoff_table(
+            table,
+            ComputePrice.from_config(cfg.tradeoff),
+            n_items=EvalSettings.from_config(cfg.eval).size or len(curated.test),
+        )
         log_leaderboard(
             table,
             data=data,
             reference=cfg.reference_note if with_reference else None,
             ui_url=cfg.tracking.ui_url,
+            tradeoff=tradeoff,
         )
         failed = [result.family for result in results if result.status != "FINISHED"]
         if failed:

@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.data.dataset import Dataset
 
 from pricer.evaluation import Evaluation, error_histogram, truth_vs_estimate
+from pricer.tracking import tags
 
 
 def log_metrics(
@@ -50,3 +51,11 @@ def log_evaluation(
 
 def _is_nan(value: float) -> bool:
     return math.isnan(value)
+
+
+def log_facts(facts: Mapping[str, str], description: str | None = None) -> None:
+    """Tags that say what a run's model is (an LLM's catalogue entry), and a line for the
+    run's description (Markdown in the MLflow UI)."""
+    mlflow.set_tags(dict(facts))
+    if description:
+        mlflow.set_tag(tags.NOTE, description)

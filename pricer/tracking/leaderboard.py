@@ -17,9 +17,10 @@ import mlflow
 import pandas as pd
 
 from pricer.evaluation import leaderboard_chart
+from pricer.evaluation.tradeoff import cost_chart, latency_chart
 from pricer.tracking import tags
 
-NOTE_TAG = "mlflow.note.content"  # a run's description in the MLflow UI (Markdown)
+NOTE_TAG = tags.NOTE
 TERMINAL_WIDTH = 100
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
@@ -149,10 +150,13 @@ def log_leaderboard(
     data: str,
     reference: str | None = None,
     ui_url: str | None = None,
+    tradeoff: pd.DataFrame | None = None,
 ) -> None:
     """Log the leaderboard on the active (parent) run and print it for the terminal.
 
-    ``reference`` is a sentence saying whose the ``reference_mae`` figures are, when shown.
+    ``reference`` is a sentence saying whose the ``reference_mae`` figures are, when shown;
+    ``tradeoff`` is ``pricer.evaluation.tradeoff.tradeoff_table``'s table: logged with the
+    error-against-cost and error-against-latency charts, Pareto front marked.
     """
     run = mlflow.active_run()
     best = best_family(table)
@@ -167,6 +171,12 @@ def log_leaderboard(
     mlflow.log_text(table.to_csv(), "leaderboard/leaderboard.csv")
     title = f"Mean absolute error by family, {data} data"
     mlflow.log_figure(leaderboard_chart(table, title), "leaderboard/mae_by_family.png")
+    if tradeoff is not None:
+        mlflow.log_table(tradeoff.reset_index(), "leaderboard/tradeoff.json")
+        cost = cost_chart(tradeoff, f"Error against cost per 1,000 items, {data} data")
+        mlflow.log_figure(cost, "leaderboard/mae_vs_cost.png")
+        latency = latency_chart(tradeoff, f"Error against latency per item, {data} data")
+        mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
     print("", display_table(table).to_string(), sep="\n", flush=True)
     if reference:
         print(reference, flush=True)

@@ -25,3 +25,4 @@ FT_BASE_MODEL = "ft.base_model"
 FT_JOB_ID = "ft.job_id"
 FT_FINE_TUNED_MODEL = "ft.fine_tuned_model"
 FT_RESUMED = "ft.resumed"
+NOTE = "mlflow.note.content"  # a run's description in the MLflow UI (Markdown)

@@ -1,0 +1,72 @@
+"""A leaderboard with an LLM family beside classical ones: the trade-off picture and the LLM's
+catalogue entry and knowledge cut-off split land in the record (real CLI, real store, the
+OpenAI-compatible stub over HTTP)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pricer.devtools.stub_server import StubServer
+from tests.e2e.conftest import pricer_app, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key-for-the-stub")
+    with StubServer() as stub:
+        result = run_cli(
+            pricer_app(
+                "leaderboard",
+                "families=[constant,linear,frontier]",
+                "+model@models.frontier=frontier",
+                f"models.frontier.base_url={stub.base_url}",
+                "models.frontier.tier=null",
+                "data.n_records=4000",
+                "curation.split.test_size=200",
+                "eval.size=50",
+                f"curation.cache_dir={tmp_path}/cache",
+                workdir=tmp_path,
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {
+        r.info.run_name: r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    }
+    parent = runs["leaderboard · synthetic"]
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "leaderboard")}
+    assert {
+        "leaderboard/mae_vs_cost.png",
+        "leaderboard/mae_vs_latency.png",
+        "leaderboard/tradeoff.json",
+    } <= artifacts
+    table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/leaderboard/tradeoff.json")
+    trade = pd.DataFrame(table["data"], columns=table["columns"])
+    assert set(trade["family"]) == {"constant", "linear", "frontier"}
+    # No family is free: classical ones pay for their CPU seconds, the LLM for its tokens too.
+    costs = dict(zip(trade["family"], trade["cost_per_1k_usd"], strict=True))
+    assert all(cost > 0 for cost in costs.values()), costs
+    assert costs["frontier"] > costs["constant"]
+    llm = runs["frontier · synthetic"]
+    assert llm.data.tags["llm.model.provider"] == "openai"
+    assert llm.data.tags["llm.model.knowledge_cutoff"]
+    assert "Knowledge cut-off" in llm.data.tags["mlflow.note.content"]
+    n = sum(
+        llm.data.metrics.get(f"llm.n_{group}", 0)
+        for group in ("before_cutoff", "after_cutoff", "undated")
+    )
+    assert n == 50 - llm.data.metrics.get("n_failed", 0)
+    assert not math.isnan(llm.data.metrics["llm.mae_before_cutoff"])
+    # Classical families carry no LLM facts.
+    assert not any(key.startswith("llm.model.") for key in runs["linear · synthetic"].data.tags)
