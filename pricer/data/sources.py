@@ -33,6 +33,7 @@ from pricer.data.items import (
     split_rejections,
 )
 from pricer.errors import UserError
+from pricer.interrupt import stop_processes
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ CLEAN_CHUNK_ROWS = 25_000
 # Below this many raw records, worker processes cost more than they save: each one starts
 # fresh and imports pandas (1-2 s).
 PARALLEL_MIN_RECORDS = 100_000
+# How long a stopped cleaning worker may take to exit before it is killed (it exits at once
+# on SIGTERM: no handler of its own).
+STOP_WORKERS_SECONDS = 5.0
 # The raw columns cleaning reads; only these travel to the workers.
 _CLEANING_COLUMNS = (
     "title",
@@ -164,7 +168,8 @@ def _clean_in_pool(
 ) -> None:
     # 'spawn', not 'fork': the parent may hold MLflow's and tqdm's threads (and their locks).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(num_proc, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(num_proc, mp_context=context)
+    try:
         pending: deque[Future] = deque()
         for batch in _timed(batches, times):
             columns = [name for name in _CLEANING_COLUMNS if name in batch]
@@ -177,6 +182,19 @@ def _clean_in_pool(
             del batch  # let the raw batch go once its chunks are queued
         while pending:
             collect(pending.popleft().result())
+    except BaseException:
+        # An error or an interrupt (SIGTERM/Ctrl-C): `with ProcessPoolExecutor` would first
+        # clean every queued chunk (seconds each); drop them and stop the workers now.
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued work and end the pool's worker processes (SIGTERM, then SIGKILL)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # pid -> Process
+    pool.shutdown(wait=False, cancel_futures=True)
+    stop_processes(workers, STOP_WORKERS_SECONDS)
 
 
 def _timed(batches: Iterator[pd.DataFrame], times: StageTimes) -> Iterator[pd.DataFrame]:
