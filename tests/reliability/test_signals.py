@@ -27,7 +27,8 @@ EXIT_WITHIN = 10.0  # seconds from the signal to the exit (measured 0.3-3.4 s on
 
 
 def start_app(args: list[str], tracking_uri: str, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # PYTHONFAULTHANDLER: an app that hangs is sent SIGABRT and prints where it hung.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONFAULTHANDLER": "1"}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
     log = (tmp_path / "app.log").open("w")
@@ -73,8 +74,9 @@ def interrupt(app: subprocess.Popen, signum: int, tmp_path: Path) -> tuple[int, 
     try:
         code = app.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        app.kill()
-        raise
+        app.send_signal(signal.SIGABRT)
+        app.wait(timeout=30)
+        raise AssertionError((tmp_path / "app.log").read_text()[-6000:]) from None
     return code, time.monotonic() - sent, tree
 
 
