@@ -24,6 +24,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
     interrupt.install()
     yield
+    interrupt.cancel_watchdog()  # this process goes on after its interrupts
     for signum, handler in saved.items():
         signal.signal(signum, handler)
 
