@@ -189,3 +189,28 @@ def test_sweep_on_the_joblib_launcher_kills_the_trials_in_its_workers(
     [parent] = [run for run in runs if run not in trials]
     assert parent.info.status in ("KILLED", "FAILED")  # the sweep parent closes at exit
     assert parent.data.tags.get("error")
+
+
+def test_cleaning_workers_end_with_an_app_killed_by_sigkill(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """SIGKILL cannot be handled; the workers still end (Linux: parent-death signal)."""
+    app = start_app(
+        [
+            "pricer.train",
+            "model=constant",
+            "data.n_records=400000",
+            "data.num_proc=2",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    process = psutil.Process(app.pid)
+    wait_until(app, lambda: running_runs(tracking_uri) == 1 and len(workers(process)) >= 2)
+    tree = process.children(recursive=True)
+    app.send_signal(signal.SIGKILL)
+    app.wait(timeout=30)
+    assert_no_survivor(tree)
+    assert running_runs(tracking_uri) == 1  # left RUNNING: what liveness.is_stale is for
