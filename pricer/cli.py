@@ -12,6 +12,7 @@ from typing import TextIO
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from pricer import interrupt
 from pricer.errors import UserError
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
@@ -42,15 +43,23 @@ def run(main: Callable[[], object]) -> None:
     of the wrong type) prints one line and exits 2, never a traceback. Hydra would print its
     own shortened traceback for any exception, so it is asked to let them through
     (``HYDRA_FULL_ERROR``) and they are sorted here; bugs keep their full traceback.
+
+    SIGTERM and SIGINT unwind the app (``pricer.interrupt``): its runs end KILLED, its worker
+    processes stop, ``atexit`` handlers run, and the process exits with 128 + the signal
+    number (143 for SIGTERM, 130 for SIGINT).
     """
     sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    interrupt.install()
     try:
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
+    except interrupt.Interrupted as stop:
+        print(f"pricer: {stop}: its runs ended KILLED", file=sys.stderr, flush=True)
+        interrupt.exit_process(stop.exit_code)
 
 
 class _BannerFilter:

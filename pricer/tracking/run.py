@@ -1,33 +1,45 @@
-"""The MLflow run lifecycle and what every run logs about its own configuration."""
+"""The MLflow run lifecycle and what every run logs about its own configuration.
+
+- ``configure_tracking`` opens the store: a new SQLite store is created under a file lock, so
+  processes starting together do not race MLflow's schema migrations.
+- ``tracked_run`` ends a run FAILED on an error and KILLED on SIGTERM/SIGINT
+  (``pricer.interrupt``), with the reason in the ``error`` tag, secrets redacted
+  (``pricer.tracking.redaction``); it tags the process that ran it, so a run left RUNNING by a
+  SIGKILL can be told from a live one (``pricer.tracking.liveness``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import mlflow
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
+from pricer import interrupt
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
+from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
+from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
+from pricer.tracking.store import open_store
+
+__all__ = ["REDACTED", "redact_text"]  # re-exported: callers log through this module
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
-# Config keys that could hold a secret. Keys naming an environment variable (``*_env``) only
-# say where a secret lives and are kept.
-_SECRET_KEY = re.compile(r"(api_?key|secret|password|token)$", re.IGNORECASE)
-REDACTED = "***"
+# Set by the sweep callback (pricer.tracking.sweep) in every process that runs a sweep trial:
+# the parent run to nest the trial's run under, and tags (JSON) that say which trial it is.
 # Tags that say what a run is; the registry and sweeps search runs by them (names: tags.py).
 FAMILY_TAG = tag_names.FAMILY
 KIND_TAG = tag_names.KIND
 
-# Set by the sweep callback (pricer.tracking.sweep) in every process that runs a sweep trial:
-# the parent run to nest the trial's run under, and tags (JSON) that say which trial it is.
 SWEEP_PARENT_ENV = "PRICER_SWEEP_PARENT_RUN_ID"
 SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
 
@@ -38,18 +50,31 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     Under ``mlflow run`` the run, and so its experiment, already exist (``MLFLOW_RUN_ID``,
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
     """
-    mlflow.set_tracking_uri(tracking_cfg["uri"])
+    uri = tracking_cfg["uri"]
+    mlflow.set_tracking_uri(uri)
     enable_system_metrics(tracking_cfg.get("system_metrics"))
     if tracking_cfg["trace_llm"]:
         from mlflow import openai as openai_flavor  # imports the openai SDK: only when asked
 
         openai_flavor.autolog()
-    if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
-        return
-    name = tracking_cfg["experiment"]
-    if mlflow.get_experiment_by_name(name) is None and tracking_cfg["artifact_location"]:
-        mlflow.create_experiment(name, artifact_location=tracking_cfg["artifact_location"])
-    mlflow.set_experiment(name)
+    with open_store(uri):  # a new SQLite store: created by one process, the others wait
+        if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
+            return
+        _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])
+
+
+def _choose_experiment(name: str, artifact_location: str | None) -> None:
+    """Set the experiment, creating it if needed; another process may create it meanwhile."""
+    for attempt in range(3):
+        try:
+            if mlflow.get_experiment_by_name(name) is None and artifact_location:
+                mlflow.create_experiment(name, artifact_location=artifact_location)
+            mlflow.set_experiment(name)
+            return
+        except MlflowException as error:
+            # Both saw no experiment, the other created it first: it exists now, use it.
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS) or attempt == 2:
+                raise
 
 
 @contextmanager
@@ -60,24 +85,55 @@ def tracked_run(
     tags: Mapping[str, str],
     nested: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run``, resume) a run; on any error tag it and mark it FAILED.
+    """Start (or, under ``mlflow run``, resume) a run; end it FAILED on an error, KILLED on
+    SIGTERM/SIGINT, with the reason (secrets redacted) in its ``error`` tag.
 
     In a sweep trial, a run started outside any other run is nested under the sweep's parent.
     """
     configure_tracking(tracking_cfg)
     parent_run_id, trial_tags = sweep_trial()
-    all_tags = {**git_tags(), **dict(tracking_cfg["tags"] or {}), **trial_tags, **tags}
-    with mlflow.start_run(
-        run_name=run_name,
-        nested=nested or parent_run_id is not None,
-        parent_run_id=parent_run_id,
-        tags=all_tags,
-    ) as run:
+    all_tags = {
+        **git_tags(),
+        **process_tags(),
+        **{str(k): str(v) for k, v in (tracking_cfg["tags"] or {}).items()},
+        **trial_tags,
+        **tags,
+    }
+    all_tags = {key: redact_text(value) for key, value in all_tags.items()}
+    with interrupt.guarded():  # in a launcher's worker process: SIGTERM ends this run too
+        # A signal while the run is being created or ended would leave it RUNNING: it waits
+        # until the run can be ended (raised at ``release_pending``) or has been.
+        with interrupt.deferred(release=False):
+            run = mlflow.start_run(
+                run_name=run_name,
+                nested=nested or parent_run_id is not None,
+                parent_run_id=parent_run_id,
+                tags=all_tags,
+            )
         try:
+            interrupt.release_pending()
             yield run
         except BaseException as error:
-            mlflow.set_tag(tag_names.ERROR, f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])
-            raise  # start_run's context manager ends the run as FAILED
+            stopped = interrupt.reason(error)
+            message = stopped or f"{type(error).__name__}: {error}"
+            with interrupt.deferred():
+                _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
+            raise
+        with interrupt.deferred():
+            _end(run, RunStatus.FINISHED)
+
+
+def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:
+    """End ``run`` with ``status`` (and an ``error`` tag) if it is still the active run.
+
+    As ``with mlflow.start_run()`` does: a run the body ended itself is left alone.
+    """
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run.info.run_id:
+        return
+    if error is not None:
+        mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
+    mlflow.end_run(RunStatus.to_string(status))
 
 
 def sweep_trial() -> tuple[str | None, dict[str, str]]:
@@ -94,18 +150,7 @@ def sweep_trial() -> tuple[str | None, dict[str, str]]:
 def redacted_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The resolved config as plain containers, with secret-looking values redacted."""
     tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-
-    def redact(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            return {
-                key: REDACTED if _SECRET_KEY.search(str(key)) and value else redact(value)
-                for key, value in node.items()
-            }
-        if isinstance(node, list):
-            return [redact(value) for value in node]
-        return node
-
-    return redact(tree)
+    return redact_tree(tree)
 
 
 def flatten_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, str]:

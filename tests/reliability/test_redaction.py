@@ -1,0 +1,95 @@
+"""Secret-looking values never reach params, tags, the config YAML or the error tag."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from omegaconf import OmegaConf
+
+from pricer.tracking.redaction import REDACTED, looks_random, names_credential, redact_text
+from pricer.tracking.run import flatten_config, log_config, redacted_config, tracked_run
+from tests.conftest import compose_config
+
+# Made-up keys in the real formats (none of them is valid anywhere).
+OPENAI = "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0Pq2St4Uv6Wx8"
+LEGACY = "sk-4fT9qLzW2mXc8VbN1rKp6YhJ3sDg7aQe0uIo5"
+ANTHROPIC = "sk-ant-api03-Xy7Zq2Wv9Ut4Sr6Qp1On3Ml5Kj8Ih0Gf"
+RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"environment variable {OPENAI} (named by api_key_env) is not set", OPENAI),
+        (f"'{LEGACY}'", LEGACY),
+        (f"key={ANTHROPIC}", ANTHROPIC),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3j",
+            "eyJ",
+        ),
+        ("Authorization: Bearer abcdef0123456789abcdef", "abcdef0123456789"),
+        ("https://host/v1?api_key=Qm9vZ2llV29vZ2ll&x=1", "Qm9vZ2llV29vZ2ll"),
+        ('{"password": "correct-horse-battery"}', "correct-horse-battery"),
+        ("token: 8c1f2e3d4b5a69788796a5b4", "8c1f2e3d4b5a69788796a5b4"),
+        ("ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", "ghp_A1b2"),
+        ("hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "hf_AbCd"),
+        ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+        ("AIzaSyA-1234567890abcdefghijklmnopqrstu", "AIzaSy"),
+    ],
+)
+def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
+    redacted = redact_text(text)
+    assert secret not in redacted and REDACTED in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sk-learn style names stay",  # too short to be a key
+        "model gpt-4o-mini at https://api.openai.com/v1",
+        "git_commit 273489c0e1d2f3a4b5c6d7e8f9a0b1c2d3e4f5a6",  # logged on purpose
+        "max_tokens: 16, token budget",
+        "OPENAI_API_KEY is not set",
+    ],
+)
+def test_ordinary_text_is_kept(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_credential_positions_redact_random_values_but_keep_variable_names() -> None:
+    assert names_credential("model.api_key_env") and names_credential("auth.token")
+    assert not names_credential("model.max_tokens") and not names_credential("keywords")
+    assert looks_random(RANDOM) and looks_random("a1b2c3d4e5f6a7b8c9d0e1f2")
+    for name in ("OPENAI_API_KEY", "/home/u/keys/key.txt", "a-short-value-with-no-digits"):
+        assert not looks_random(name), name
+    cfg = {
+        "model": {"api_key_env": RANDOM, "base_url": "http://localhost:8000/v1", "seed": 3},
+        "llm": {"api_key_env": "OPENAI_API_KEY", "api_key": "anything", "token": None},
+        "tracking": {"tags": {"note": f"tried {OPENAI}"}},
+    }
+    redacted = redacted_config(cfg)
+    assert redacted["model"] == {**cfg["model"], "api_key_env": REDACTED}
+    assert redacted["llm"] == {"api_key_env": "OPENAI_API_KEY", "api_key": REDACTED, "token": None}
+    assert redacted["tracking"]["tags"]["note"] == f"tried {REDACTED}"
+
+
+def test_real_frontier_config_with_a_key_for_a_name_is_redacted_everywhere(
+    tracking_uri: str,
+) -> None:
+    cfg = compose_config(
+        "train", ["model=frontier", "family=frontier", f"model.api_key_env={OPENAI}"]
+    )
+    flat = flatten_config(cfg)
+    assert flat["model.api_key_env"] == REDACTED
+    assert OPENAI not in repr(flat)
+    with (
+        pytest.raises(RuntimeError),
+        tracked_run(cfg.tracking, run_name="frontier", tags={"note": OPENAI}) as run,
+    ):
+        log_config(cfg)
+        raise RuntimeError(f"environment variable {OPENAI} is not set")
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.tags["error"] == f"RuntimeError: environment variable {REDACTED} is not set"
+    assert logged.data.tags["note"] == REDACTED
+    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    assert OPENAI not in yaml and OmegaConf.create(yaml).model.api_key_env == REDACTED

@@ -1,0 +1,51 @@
+"""A key passed by mistake through the real CLI reaches nothing in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.e2e.conftest import pricer_app, run_cli, runs
+
+pytestmark = pytest.mark.e2e
+
+KEY = "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0Pq2St4Uv6Wx8"  # made up, real format
+
+
+def test_a_key_given_as_api_key_env_is_not_stored_anywhere(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(
+        pricer_app(
+            "train",
+            "model=frontier",
+            f"model.api_key_env={KEY}",  # the mistake: the key instead of the variable's name
+            f"+tracking.tags.note={KEY}",  # and as a tag
+            "data.n_records=3000",
+            "curation.split.test_size=200",
+            "eval.size=20",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"model.cache_dir={tmp_path / 'llm_cache'}",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode != 0  # no variable of that name: the run fails, saying so
+    assert "is not set" in result.stderr, result.stderr[-2000:]
+    [run] = runs(tracking_uri).itertuples()
+    logged = mlflow.get_run(run.run_id)
+    assert logged.info.status == "FAILED"
+    assert "is not set" in logged.data.tags["error"] and "***" in logged.data.tags["error"]
+    assert logged.data.params["model.api_key_env"] == "***"
+    # Everything the store holds: the database (params, tags, descriptions, metrics, inputs)
+    # and every artifact file (config YAML, tables, plots).
+    store = Path(tracking_uri.removeprefix("sqlite:///"))
+    artifacts = Path(mlflow.get_experiment(logged.info.experiment_id).artifact_location)
+    files = [store, *(path for path in artifacts.rglob("*") if path.is_file())]
+    assert len(files) > 1
+    leaked = [str(path) for path in files if KEY.encode() in path.read_bytes()]
+    assert not leaked
+    assert (artifacts / logged.info.run_id / "artifacts/config/config.yaml").is_file()

@@ -1,0 +1,216 @@
+"""SIGTERM / SIGINT through the real CLI: runs end KILLED with the reason, workers exit, fast.
+
+Each test starts a real app as a subprocess on a real store, waits until its runs are
+RUNNING (and its worker processes up), sends the signal and checks the store and the
+process tree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+EXIT_WITHIN = 10.0  # seconds from the signal to the exit (measured 0.3-3.4 s on 2 busy cores)
+
+
+def start_app(args: list[str], tracking_uri: str, tmp_path: Path) -> subprocess.Popen:
+    # PYTHONFAULTHANDLER: an app that hangs is sent SIGABRT and prints where it hung.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONFAULTHANDLER": "1"}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    log = (tmp_path / "app.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        # As from a terminal: a test run in the background inherits an ignored SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def running_runs(tracking_uri: str) -> int:
+    """RUNNING runs in the store, read with sqlite3 (no MLflow client in the way)."""
+    with sqlite3.connect(tracking_uri.removeprefix("sqlite:///")) as db:
+        return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0]
+
+
+def workers(app: psutil.Process) -> list[psutil.Process]:
+    """The app's worker processes: spawn pool and loky workers (not resource trackers)."""
+    return [
+        child
+        for child in app.children(recursive=True)
+        if "resource_tracker" not in " ".join(child.cmdline())
+    ]
+
+
+def wait_until(app: subprocess.Popen, ready, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert app.poll() is None, "the app ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the app never got there"
+        time.sleep(0.2)
+
+
+def interrupt(app: subprocess.Popen, signum: int, tmp_path: Path) -> tuple[int, float, list]:
+    """Send ``signum``; the exit code, seconds to exit, and every process of the app's tree."""
+    tree = psutil.Process(app.pid).children(recursive=True)
+    sent = time.monotonic()
+    app.send_signal(signum)
+    try:
+        code = app.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        app.send_signal(signal.SIGABRT)
+        app.wait(timeout=30)
+        raise AssertionError((tmp_path / "app.log").read_text()[-6000:]) from None
+    return code, time.monotonic() - sent, tree
+
+
+def assert_no_survivor(tree: list[psutil.Process]) -> None:
+    deadline = time.monotonic() + 5  # resource trackers exit once their pipe closes
+    alive = tree
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.1)
+    assert not alive, [p.cmdline() for p in alive]
+
+
+def all_runs(tracking_uri: str) -> list[mlflow.entities.Run]:
+    return mlflow.MlflowClient(tracking_uri).search_runs(
+        [e.experiment_id for e in mlflow.MlflowClient(tracking_uri).search_experiments()]
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_train_interrupted_while_curating_with_workers(
+    tracking_uri: str, tmp_path: Path, signum: int
+) -> None:
+    app = start_app(
+        [
+            "pricer.train",
+            "model=constant",
+            "data.n_records=400000",  # above PARALLEL_MIN_RECORDS: 2 cleaning workers
+            "data.num_proc=2",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    process = psutil.Process(app.pid)
+    wait_until(app, lambda: running_runs(tracking_uri) == 1 and len(workers(process)) >= 2)
+    code, seconds, tree = interrupt(app, signum, tmp_path)
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, (tmp_path / "app.log").read_text()[-2000:]
+    assert seconds < EXIT_WITHIN
+    assert_no_survivor(tree)
+    [run] = all_runs(tracking_uri)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"] == f"interrupted by {name}"
+    assert f"pricer: interrupted by {name}" in (tmp_path / "app.log").read_text()
+    assert not list((tmp_path / "cache").glob("*/train.parquet"))  # no half-saved cache entry
+
+
+def test_leaderboard_sigterm_kills_the_parent_and_the_family_running(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    app = start_app(
+        [
+            "pricer.leaderboard",
+            "data.n_records=20000",
+            "tracking.log_model=false",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    wait_until(app, lambda: running_runs(tracking_uri) == 2)  # the parent and one family
+    code, seconds, tree = interrupt(app, signal.SIGTERM, tmp_path)
+    assert code == 143, (tmp_path / "app.log").read_text()[-2000:]
+    assert seconds < EXIT_WITHIN
+    assert_no_survivor(tree)
+    runs = all_runs(tracking_uri)
+    assert {run.info.status for run in runs} == {"KILLED"}
+    assert {run.data.tags["error"] for run in runs} == {"interrupted by SIGTERM"}
+    [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
+    assert all(
+        run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        for run in runs
+        if run is not parent
+    )
+
+
+def test_sweep_on_the_joblib_launcher_kills_the_trials_in_its_workers(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    app = start_app(
+        [
+            "pricer.train",
+            "-m",
+            "model=constant",
+            "model.statistic=mean,median,mean,median",
+            "data.n_records=60000",
+            "validation.size=200",
+            "tracking.log_model=false",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    wait_until(app, lambda: running_runs(tracking_uri) == 3)  # the parent and two trials
+    code, seconds, tree = interrupt(app, signal.SIGTERM, tmp_path)
+    assert code == 143, (tmp_path / "app.log").read_text()[-2000:]
+    assert seconds < EXIT_WITHIN
+    assert_no_survivor(tree)  # the loky workers too
+    runs = all_runs(tracking_uri)
+    trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.info.status == "KILLED", trial.data.tags.get("pricer.pid")
+        assert trial.data.tags["error"] == "interrupted by SIGTERM"
+    [parent] = [run for run in runs if run not in trials]
+    assert parent.info.status in ("KILLED", "FAILED")  # the sweep parent closes at exit
+    assert parent.data.tags.get("error")
+
+
+def test_cleaning_workers_end_with_an_app_killed_by_sigkill(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """SIGKILL cannot be handled; the workers still end (Linux: parent-death signal)."""
+    app = start_app(
+        [
+            "pricer.train",
+            "model=constant",
+            "data.n_records=400000",
+            "data.num_proc=2",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    process = psutil.Process(app.pid)
+    wait_until(app, lambda: running_runs(tracking_uri) == 1 and len(workers(process)) >= 2)
+    tree = process.children(recursive=True)
+    app.send_signal(signal.SIGKILL)
+    app.wait(timeout=30)
+    assert_no_survivor(tree)
+    assert running_runs(tracking_uri) == 1  # left RUNNING: what liveness.is_stale is for

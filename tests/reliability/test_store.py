@@ -1,0 +1,114 @@
+"""Processes that start together on a new SQLite store all succeed, and the store stays usable.
+
+MLflow creates a store's schema in the first client that opens it; before the file lock in
+``pricer.tracking.store``, two processes doing that at once could both die and leave a file
+that never opens again (``table _alembic_tmp_tags already exists``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+from tests.conftest import project_experiment
+
+PROCESSES = 4
+ROUNDS = 3
+
+# One pricer process up to its first run: compose the real config, open the store (creating
+# it), choose the experiment (creating it), start a run and log the config. Every process
+# waits for the go file after its imports, so all of them reach the new store at once.
+CHILD = """
+import sys, time
+from pathlib import Path
+from pricer.tracking.run import log_config, tracked_run
+from tests.conftest import compose_config
+cfg = compose_config("train", ["model=constant", "family=constant", f"seed={sys.argv[2]}"])
+go = Path(sys.argv[1])
+(go.parent / f"ready{sys.argv[2]}").touch()
+while not go.exists():
+    time.sleep(0.005)
+with tracked_run(cfg.tracking, run_name=f"start-{sys.argv[2]}", tags={}):
+    log_config(cfg)
+"""
+
+
+def start_together(commands: list[list[str]], folder: Path, uri: str) -> list[subprocess.Popen]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(PROJECT_ROOT)}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    return [
+        subprocess.Popen(
+            command,
+            cwd=folder,  # a new SQLite store's default artifact root: ./mlruns
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for command in commands
+    ]
+
+
+def assert_store_usable(uri: str, runs_expected: int) -> None:
+    """A fresh client (no cached engine) opens the store and sees every run FINISHED."""
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(project_experiment())
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == runs_expected
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    assert [e.name for e in client.search_experiments()].count(project_experiment()) == 1
+
+
+def test_processes_starting_together_on_a_new_store_all_succeed(tmp_path: Path) -> None:
+    for round_ in range(ROUNDS):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        go = folder / "go"
+        children = start_together(
+            [[sys.executable, "-c", CHILD, str(go), str(seed)] for seed in range(PROCESSES)],
+            folder,
+            uri,
+        )
+        deadline = time.monotonic() + 300
+        while len(list(folder.glob("ready*"))) < PROCESSES and time.monotonic() < deadline:
+            time.sleep(0.1)  # until every child has done its imports
+        go.touch()
+        outputs = [child.communicate(timeout=300)[0] for child in children]
+        failed = [
+            out[-2000:] for child, out in zip(children, outputs, strict=True) if child.returncode
+        ]
+        assert not failed, f"round {round_}: {len(failed)} of {PROCESSES} failed:\n{failed[0]}"
+        assert_store_usable(uri, PROCESSES)
+
+
+@pytest.mark.e2e
+def test_the_real_cli_started_four_times_on_a_new_store(tmp_path: Path) -> None:
+    """The issue's repro, with four processes instead of two."""
+    uri = f"sqlite:///{tmp_path / 'x.db'}"
+    app = [sys.executable, "-m", "pricer.train", "model=constant", "data.n_records=3000"]
+    small = ["curation.split.test_size=300", "eval.size=50", "tracking.log_model=false"]
+    commands = [
+        [
+            *app,
+            *small,
+            f"seed={seed}",
+            f"curation.cache_dir={tmp_path / f'cache{seed}'}",
+            f"hydra.run.dir={tmp_path / f'hydra{seed}'}",
+        ]
+        for seed in range(PROCESSES)
+    ]
+    children = start_together(commands, tmp_path, uri)
+    outputs = [child.communicate(timeout=600)[0] for child in children]
+    failed = [out[-2000:] for child, out in zip(children, outputs, strict=True) if child.returncode]
+    assert not failed, f"{len(failed)} of {PROCESSES} failed:\n{failed[0]}"
+    assert_store_usable(uri, PROCESSES)
