@@ -14,8 +14,10 @@ recipe's MAE, and its mean paired difference in absolute error (with its standar
 the 1,500 items) against the baseline and against the recipe it builds on. The 250 test items
 are not touched unless ``--benchmark`` is given.
 
-Each recipe's out-of-fold prices are cached under ``--cache-dir`` (keyed by its family and
-overrides), so adding a recipe reruns only that recipe.
+Everything fitted is cached under ``--cache-dir``, keyed by the settings it depends on: the
+stack's features once per fold, each member's prices once per fold and feature set, whole
+families (xgboost) once per fold. Adding a recipe, or changing one member's settings in
+conf/model/stack.yaml, refits only what changed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,65 +37,53 @@ from benchmarks.common import base_parser, compose, load_average, print_table, w
 
 FOLDS = 5
 BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
-_PLAIN = [
-    "~model.members.lgbm_l1",
-    "~model.members.xgb_log",
-    "model.char_ridge_alpha=null",
-    "model.title_ridge_alpha=null",
-    "model.details_ridge_alpha=null",
-    "model.neighbours=false",
-]
+FEATURES = ["text", "title", "category", "details"]
+# Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
+# neighbour-price columns at the end of the "words" part).
+FEATURE_SETS = {
+    "base": ("words", "hand"),
+    "ridges": ("words", "chars", "title", "details", "hand"),
+    "full": ("words", "knn", "chars", "title", "details", "hand"),
+}
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    family: str
-    overrides: tuple[str, ...]
     builds_on: str | None
     idea: str
+    family: str = "stack"
+    overrides: tuple[str, ...] = ()  # a whole family fitted per fold (not the stack)
+    feature_set: str = "full"
+    members: tuple[str, ...] = ("lgbm_log", "lgbm_l1", "xgb_log")
+    correction: str = "none"
 
 
-# Each recipe adds one idea to the one it builds on; the last one is the committed stack.
+# Each recipe adds one idea to the one it builds on. "stack" is conf/model/stack.yaml as
+# committed; the other stack recipes are its parts (a feature subset, fewer members, another
+# correction), priced by the family's own methods from the same cached fold features.
 RECIPES = (
-    Recipe("xgboost", "xgboost", (), None, "today's best family (baseline)"),
-    Recipe("lgbm", "stack", tuple(_PLAIN), "xgboost", "LightGBM, lr 0.02, 1500 trees"),
+    Recipe("xgboost", None, "today's best family (baseline)", family="xgboost"),
+    Recipe("lgbm", "xgboost", "LightGBM on log price", feature_set="base", members=("lgbm_log",)),
     Recipe(
         "lgbm+ridges",
-        "stack",
-        tuple(_PLAIN[:2] + _PLAIN[5:]),
         "lgbm",
         "char 2-5-gram, title and details-document ridges",
+        feature_set="ridges",
+        members=("lgbm_log",),
     ),
-    Recipe(
-        "lgbm+ridges+knn",
-        "stack",
-        tuple(_PLAIN[:2]),
-        "lgbm+ridges",
-        "nearest-neighbour prices",
-    ),
+    Recipe("lgbm+ridges+knn", "lgbm+ridges", "nearest-neighbour prices", members=("lgbm_log",)),
     Recipe(
         "stack2",
-        "stack",
-        (_PLAIN[1],),
         "lgbm+ridges+knn",
-        "L1 blend with LightGBM on dollars (L1)",
+        "L1 blend with LightGBM on dollars (L1 loss)",
+        members=("lgbm_log", "lgbm_l1"),
     ),
-    Recipe("stack", "stack", (), "stack2", "+ XGBoost on log price"),
+    Recipe("stack", "stack2", "+ XGBoost on log price (the committed stack)"),
     Recipe(
-        "stack+log_linear",
-        "stack",
-        ("model.correction=log_linear",),
-        "stack",
-        "calibrated log-linear correction of the blend",
+        "stack+log_linear", "stack", "log-linear correction of the blend", correction="log_linear"
     ),
-    Recipe(
-        "stack+isotonic",
-        "stack",
-        ("model.correction=isotonic",),
-        "stack",
-        "isotonic correction of the blend (log space)",
-    ),
+    Recipe("stack+isotonic", "stack", "isotonic correction of the blend", correction="isotonic"),
 )
 
 
@@ -108,56 +99,125 @@ def real_split() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     return curated.train, curated.test, rows
 
 
-def build(recipe: Recipe, seed: int) -> Any:
+def build(family: str, overrides: Sequence[str], seed: int) -> Any:
     from hydra.utils import instantiate
 
-    cfg = compose("train", [f"model={recipe.family}", f"seed={seed}", *recipe.overrides])
-    return instantiate(cfg.model)
+    return instantiate(compose("train", [f"model={family}", f"seed={seed}", *overrides]).model)
 
 
-def _key(recipe: Recipe, seed: int, what: str) -> str:
-    text = json.dumps([recipe.family, list(recipe.overrides), seed, what])
-    return f"{recipe.name}-{what}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+class Folds:
+    """The outer folds: fitted pieces of each one, cached under ``cache`` as they are made."""
 
+    def __init__(
+        self, train: pd.DataFrame, test: pd.DataFrame, rows: np.ndarray, seed: int, cache: Path
+    ) -> None:
+        self.train, self.test, self.rows, self.seed = train, test, rows, seed
+        self.cache = cache / f"seed{seed}"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        from sklearn.model_selection import KFold
 
-def cross_validate(
-    recipe: Recipe, train: pd.DataFrame, rows: np.ndarray, seed: int, cache: Path
-) -> dict[str, Any]:
-    """Out-of-fold prices of the canonical rows (cached), plus seconds per fold fit."""
-    path = cache / f"{_key(recipe, seed, 'cv')}.npz"
-    if path.is_file():
-        stored = np.load(path)
-        return {"prices": stored["prices"], "fit_seconds": float(stored["fit_seconds"])}
-    from sklearn.model_selection import KFold
+        folds = KFold(FOLDS, shuffle=True, random_state=seed).split(rows)
+        self.held = [held for _, held in folds]
+        from omegaconf import OmegaConf
 
-    features = ["text", "title", "category", "details"]
-    prices = np.full(len(rows), np.nan)
-    seconds = []
-    for fold, (_, held) in enumerate(KFold(FOLDS, shuffle=True, random_state=seed).split(rows)):
-        keep = np.ones(len(train), dtype=bool)
-        keep[rows[held]] = False
-        started = time.perf_counter()
-        model = build(recipe, seed).fit(train.loc[keep, features], train.loc[keep, "price"])
-        seconds.append(time.perf_counter() - started)
-        prices[held] = model.predict(train.iloc[rows[held]][features])
-        print(f"  {recipe.name} fold {fold + 1}/{FOLDS}: fit {seconds[-1]:.0f} s", flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, prices=prices, fit_seconds=np.mean(seconds))
-    return {"prices": prices, "fit_seconds": float(np.mean(seconds))}
+        stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
+        members = stack.pop("members")
+        for key in ("correction", "stacker_max_rows", "stack_folds"):
+            stack.pop(key)
+        self.features_tag = _digest(stack)
+        self.member_tags = {name: _digest([self.features_tag, m]) for name, m in members.items()}
 
+    def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+        """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
+        if fold < 0:
+            return self.train[FEATURES], self.train["price"].to_numpy(), self.test[FEATURES]
+        keep = np.ones(len(self.train), dtype=bool)
+        keep[self.rows[self.held[fold]]] = False
+        held = self.train.iloc[self.rows[self.held[fold]]]
+        return self.train.loc[keep, FEATURES], self.train.loc[keep, "price"].to_numpy(), held
 
-def benchmark(
-    recipe: Recipe, train: pd.DataFrame, test: pd.DataFrame, seed: int, cache: Path
-) -> np.ndarray:
-    """Prices of the 250 test items from a fit on every training item (cached)."""
-    path = cache / f"{_key(recipe, seed, 'benchmark')}.npy"
-    if path.is_file():
+    def family_prices(self, family: str, overrides: Sequence[str], fold: int) -> np.ndarray:
+        """A whole family fitted on the fold's training items, pricing its held-out items."""
+        from omegaconf import OmegaConf
+
+        model = compose("train", [f"model={family}", f"seed={self.seed}", *overrides]).model
+        tag = _digest(OmegaConf.to_container(model))
+        path = self.cache / f"family-{family}-{tag}-fold{fold}.npy"
+        if not path.is_file():
+            items, prices, held = self.split(fold)
+            started = time.perf_counter()
+            model = build(family, overrides, self.seed).fit(items, prices)
+            log(f"{family} fold {fold}: fit {time.perf_counter() - started:.0f} s")
+            np.save(path, np.asarray(model.predict(held), dtype=float))
         return np.load(path)
-    features = ["text", "title", "category", "details"]
-    model = build(recipe, seed).fit(train[features], train["price"])
-    prices = np.asarray(model.predict(test[features]), dtype=float)
-    np.save(path, prices)
-    return prices
+
+    def stack_features(self, fold: int) -> dict[str, np.ndarray]:
+        """The committed stack's features of the fold's training and held-out items."""
+        path = self.cache / f"stack-features-{self.features_tag}-fold{fold}.npz"
+        if not path.is_file():
+            from pricer.models.stack import _items
+
+            items, prices, held = self.split(fold)
+            stack = build("stack", [], self.seed)
+            started = time.perf_counter()
+            features = stack.make_features()
+            fitted = features.fit_transform(_items(items), np.log1p(prices))
+            log(f"stack features fold {fold}: {time.perf_counter() - started:.0f} s")
+            groups = {
+                name: np.arange(s.start, s.stop)
+                for name, s in features.output_indices_.items()
+                if s.stop > s.start
+            }
+            words = groups["words"]
+            groups["words"], groups["knn"] = words[:-6], words[-6:]  # NeighbourPrices: 6
+            np.savez(
+                path,
+                train=fitted,
+                held=features.transform(_items(held)),
+                prices=prices,
+                **{f"group_{name}": index for name, index in groups.items()},
+            )
+        return dict(np.load(path))
+
+    def member(self, name: str, feature_set: str, fold: int) -> dict[str, np.ndarray]:
+        """One stack member's out-of-fold prices (training items) and held-out prices."""
+        tag = self.member_tags[name]
+        path = self.cache / f"member-{name}-{tag}-{feature_set}-fold{fold}.npz"
+        if not path.is_file():
+            data = self.stack_features(fold)
+            columns = np.concatenate([data[f"group_{g}"] for g in FEATURE_SETS[feature_set]])
+            stack = build("stack", [], self.seed)
+            stack.set_params(members={name: stack.members[name]})
+            started = time.perf_counter()
+            out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
+            held = np.mean(
+                [m.predict(data["held"][:, columns]) for m in stack.fold_models_[name]], axis=0
+            )
+            log(f"{name} on {feature_set} fold {fold}: {time.perf_counter() - started:.0f} s")
+            np.savez(path, out_of_fold=out_of_fold[:, 0], held=held)
+        return dict(np.load(path))
+
+    def recipe_prices(self, recipe: Recipe, fold: int) -> np.ndarray:
+        if recipe.family != "stack":
+            return self.family_prices(recipe.family, recipe.overrides, fold)
+        from pricer.models.stack import Correction, fit_l1_blend
+
+        parts = [self.member(name, recipe.feature_set, fold) for name in recipe.members]
+        prices = self.stack_features(fold)["prices"]
+        out_of_fold = np.column_stack([part["out_of_fold"] for part in parts])
+        held = np.column_stack([part["held"] for part in parts])
+        # As StackPricer._fit_blend and predict do (the training sets here are < 20k rows).
+        weights, intercept = fit_l1_blend(out_of_fold, prices)
+        correction = Correction(recipe.correction).fit(out_of_fold @ weights + intercept, prices)
+        return np.clip(correction.transform(held @ weights + intercept), 0.0, None)
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def log(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def paired(errors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -181,32 +241,48 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/pricer-accuracy"))
     parser.add_argument("--benchmark", action="store_true", help="also score the 250 test items")
+    parser.add_argument(
+        "--folds",
+        nargs="+",
+        type=int,
+        help="only fit these outer folds into the cache (-1: the 250 test items), no table: "
+        "run one process per fold to use every core, then once without --folds",
+    )
     args = parser.parse_args()
     known = {recipe.name: recipe for recipe in RECIPES}
     unknown = sorted(set(args.recipes) - set(known))
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {list(known)}")
     train, test, rows = real_split()
-    truth = train["price"].to_numpy()[rows]
+    folds = Folds(train, test, rows, args.seed, args.cache_dir)
     print(f"{len(train)} training items, {len(rows)} canonical rows in {FOLDS} folds", flush=True)
+    if args.folds is not None:
+        for fold in args.folds:
+            for name in args.recipes:
+                folds.recipe_prices(known[name], fold)
+        return
     load_before = load_average()
-    results = {}
+    truth = np.empty(len(rows))
+    results: dict[str, dict[str, np.ndarray]] = {}
     for name in args.recipes:
-        results[name] = cross_validate(known[name], train, rows, args.seed, args.cache_dir)
+        prices = np.empty(len(rows))
+        for fold, held in enumerate(folds.held):
+            prices[held] = folds.recipe_prices(known[name], fold)
+            truth[held] = train["price"].to_numpy()[rows[held]]
+        results[name] = {"cv": prices}
         if args.benchmark:
-            results[name]["test"] = benchmark(known[name], train, test, args.seed, args.cache_dir)
-    baseline = np.abs(results[args.recipes[0]]["prices"] - truth)
+            results[name]["test"] = folds.recipe_prices(known[name], -1)
+    baseline = np.abs(results[args.recipes[0]]["cv"] - truth)
     table = []
     for name in args.recipes:
-        recipe, errors = known[name], np.abs(results[name]["prices"] - truth)
+        recipe, errors = known[name], np.abs(results[name]["cv"] - truth)
         row: dict[str, Any] = {"recipe": name, "idea": recipe.idea, "CV MAE": errors.mean()}
         diff, se = paired(errors, baseline)
         row[f"vs {args.recipes[0]}"] = f"{diff:+.2f} ± {se:.2f}"
         if recipe.builds_on in results:
-            diff, se = paired(errors, np.abs(results[recipe.builds_on]["prices"] - truth))
+            diff, se = paired(errors, np.abs(results[recipe.builds_on]["cv"] - truth))
             row["vs builds_on"] = f"{diff:+.2f} ± {se:.2f}"
-        row["fit s/fold"] = results[name]["fit_seconds"]
-        row |= band_bias(truth, results[name]["prices"])
+        row |= band_bias(truth, results[name]["cv"])
         if "test" in results[name]:
             row["benchmark MAE"] = float(np.mean(np.abs(results[name]["test"] - test["price"])))
         table.append(row)
