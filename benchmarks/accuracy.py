@@ -122,10 +122,11 @@ class Folds:
 
         stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
         members = stack.pop("members")
-        for key in ("correction", "stacker_max_rows", "stack_folds"):
-            stack.pop(key)
+        blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
         self.features_tag = _digest(stack)
-        self.member_tags = {name: _digest([self.features_tag, m]) for name, m in members.items()}
+        self.member_tags = {
+            name: _digest([self.features_tag, blend[2], member]) for name, member in members.items()
+        }
 
     def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
         """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
@@ -190,9 +191,7 @@ class Folds:
             stack.set_params(members={name: stack.members[name]})
             started = time.perf_counter()
             out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
-            held = np.mean(
-                [m.predict(data["held"][:, columns]) for m in stack.fold_models_[name]], axis=0
-            )
+            held = stack.members_[name].predict(data["held"][:, columns])
             log(f"{name} on {feature_set} fold {fold}: {time.perf_counter() - started:.0f} s")
             np.savez(path, out_of_fold=out_of_fold[:, 0], held=held)
         return dict(np.load(path))

@@ -7,8 +7,9 @@
    brand and the category.
 2. Members (``Member``: a tree model on log price or on dollars) are fitted ``stack_folds``
    times, each time without one fold: their predictions on the left-out folds are honest
-   out-of-fold dollar prices for every training item, and the fold models, averaged, price
-   new items (no extra refit on all rows).
+   out-of-fold dollar prices for every training item. Then each member is refitted on every
+   training item to price new items (more data is worth about $5.5 per doubling here, so
+   averaging fold models fitted on 2/3 of the rows would waste some).
 3. The blend: non-negative member weights plus an intercept minimising the mean absolute error
    in dollars over those out-of-fold prices (a small linear program), then optionally a
    calibration of the blend (``correction``) fitted on the same out-of-fold prices: every
@@ -230,16 +231,18 @@ class StackPricer(Pricer):
         """Fit each member once per fold; return their out-of-fold dollar prices."""
         folds = KFold(self.stack_folds, shuffle=True, random_state=self.random_state)
         out_of_fold = np.zeros((len(prices), len(self.members)))
-        self.fold_models_: dict[str, list[Member]] = {name: [] for name in self.members}
         for train_rows, valid_rows in folds.split(dense):
-            for column, (name, member) in enumerate(self.members.items()):
-                power = member.weight_power
-                power = self.price_weight_power if power is None else power
-                weights = price_weights(prices[train_rows], power)
-                fitted = clone(member).fit(dense[train_rows], prices[train_rows], weights)
+            for column, member in enumerate(self.members.values()):
+                fitted = self._fit_member(member, dense[train_rows], prices[train_rows])
                 out_of_fold[valid_rows, column] = fitted.predict(dense[valid_rows])
-                self.fold_models_[name].append(fitted)
+        self.members_ = {
+            name: self._fit_member(member, dense, prices) for name, member in self.members.items()
+        }
         return out_of_fold
+
+    def _fit_member(self, member: Member, dense: np.ndarray, prices: np.ndarray) -> Member:
+        power = self.price_weight_power if member.weight_power is None else member.weight_power
+        return clone(member).fit(dense, prices, price_weights(prices, power))
 
     def _fit_blend(self, out_of_fold: np.ndarray, prices: np.ndarray) -> None:
         rows = np.arange(len(prices))
@@ -252,14 +255,9 @@ class StackPricer(Pricer):
 
     def member_prices(self, X: pd.DataFrame) -> np.ndarray:
         """Each member's price for each item (columns in ``members`` order)."""
-        check_is_fitted(self, "fold_models_")
+        check_is_fitted(self, "members_")
         dense = self.features_.transform(_items(X))
-        return np.column_stack(
-            [
-                np.mean([model.predict(dense) for model in self.fold_models_[name]], axis=0)
-                for name in self.members
-            ]
-        )
+        return np.column_stack([self.members_[name].predict(dense) for name in self.members])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         blended = self.member_prices(X) @ self.weights_ + self.intercept_
