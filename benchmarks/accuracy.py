@@ -64,22 +64,35 @@ class Recipe:
 # correction), priced by the family's own methods from the same cached fold features.
 RECIPES = (
     Recipe("xgboost", None, "today's best family (baseline)", family="xgboost"),
-    Recipe("lgbm", "xgboost", "LightGBM on log price", feature_set="base", members=("lgbm_log",)),
+    Recipe(
+        "xgb+signals",
+        "xgboost",
+        "the same XGBoost on the stack's features: + char 2-5-gram, title and details "
+        "ridges, neighbour prices",
+        members=("xgb_log",),
+    ),
+    Recipe("lgbm+signals", "xgb+signals", "LightGBM instead of XGBoost", members=("lgbm_log",)),
     Recipe(
         "lgbm+ridges",
-        "lgbm",
-        "char 2-5-gram, title and details-document ridges",
+        "lgbm+signals",
+        "without the neighbour prices",
         feature_set="ridges",
         members=("lgbm_log",),
     ),
-    Recipe("lgbm+ridges+knn", "lgbm+ridges", "nearest-neighbour prices", members=("lgbm_log",)),
+    Recipe(
+        "lgbm",
+        "lgbm+ridges",
+        "without the char, title and details ridges either",
+        feature_set="base",
+        members=("lgbm_log",),
+    ),
     Recipe(
         "stack2",
-        "lgbm+ridges+knn",
+        "lgbm+signals",
         "L1 blend with LightGBM on dollars (L1 loss)",
         members=("lgbm_log", "lgbm_l1"),
     ),
-    Recipe("stack", "stack2", "+ XGBoost on log price (the committed stack)"),
+    Recipe("stack", "stack2", "+ XGBoost on log price: the committed stack"),
     Recipe(
         "stack+log_linear", "stack", "log-linear correction of the blend", correction="log_linear"
     ),
