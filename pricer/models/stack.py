@@ -22,9 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# The learners conf/model/stack.yaml builds its members from: imported here so that safe model
+# files (pricer.tracking.model_files) trust their classes, as for the xgboost family.
+import lightgbm
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import xgboost  # noqa: F401
 from scipy.optimize import linprog, minimize
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer
@@ -63,6 +67,11 @@ class Member(RegressorMixin, BaseEstimator):
         prices = np.asarray(y, dtype=float)
         goal = np.log1p(prices) if self.target == "log" else prices
         self.estimator_ = clone(self.estimator).fit(X, goal, sample_weight=sample_weight)
+        # LightGBM keeps its (here always empty) validation scores in a defaultdict whose
+        # factory is OrderedDict, a type safe model files refuse: plain dicts say the same.
+        if isinstance(self.estimator_, lightgbm.LGBMModel):
+            self.estimator_._best_score = {}
+            self.estimator_._Booster.best_score = {}
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -171,3 +171,13 @@ def test_log_linear_correction_undoes_shrinkage() -> None:
     assert Correction("none").fit(shrunk, truth).transform(shrunk) == pytest.approx(shrunk)
     with pytest.raises(ValueError, match="correction"):
         Correction("magic").fit(shrunk, truth)
+
+
+def test_a_fitted_stack_round_trips_through_a_safe_model_file(shop, tmp_path) -> None:
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
+    train, prices, test, _ = shop
+    pricer = build().fit(train, prices)
+    save_pricer(pricer, tmp_path / "stack.skops")  # raises if it needs an untrusted type
+    loaded = load_pricer(tmp_path / "stack.skops")
+    np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
