@@ -181,3 +181,15 @@ def test_a_fitted_stack_round_trips_through_a_safe_model_file(shop, tmp_path) ->
     save_pricer(pricer, tmp_path / "stack.skops")  # raises if it needs an untrusted type
     loaded = load_pricer(tmp_path / "stack.skops")
     np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
+
+
+def test_the_stack_config_passes_the_schema_check_and_a_wrong_key_does_not() -> None:
+    from omegaconf import OmegaConf
+
+    from pricer.settings import ConfigError, check_arguments
+
+    node = OmegaConf.create(OmegaConf.to_container(stack_config(), resolve=True))
+    check_arguments(node, "model")  # LightGBM's verbose is one of its own **kwargs
+    node.members.lgbm_log.weight_powr = 1.0
+    with pytest.raises(ConfigError, match="weight_powr"):
+        check_arguments(node, "model")
