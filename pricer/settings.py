@@ -71,8 +71,14 @@ def check_arguments(node: DictConfig, where: str) -> None:
 def _check(node: DictConfig, where: str) -> None:
     target = get_class(str(node["_target_"]))
     arguments = {key: node[key] for key in node if key not in _HYDRA_KEYS}
+    schema = constructor_schema(target)
+    checked = arguments
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(target.__init__).parameters.values()):
+        # A constructor with **kwargs (LightGBM's, for ``verbose``) takes keys of its own.
+        known = {field.name for field in dataclasses.fields(schema)}
+        checked = {key: value for key, value in arguments.items() if key in known}
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(constructor_schema(target)), arguments)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), checked)
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise ConfigError(describe(error, where)) from None

@@ -1,0 +1,324 @@
+"""What each accuracy idea buys: paired 5-fold cross-validation on the real training rows.
+
+    python -m benchmarks.accuracy                       # every recipe below, then the table
+    python -m benchmarks.accuracy --recipes xgboost stack
+    python -m benchmarks.accuracy --benchmark           # also fit on all training items and
+                                                        # score the 250 test items (look once)
+
+The yardstick is the canonical-distribution rows inside the real training data (the 1,500
+rows of the canonical test file after the first 250, ``data=real``). They are cut into 5
+folds; each fold is priced by a model fitted on every other training item (the other
+canonical folds and all ~6,200 other items), so every canonical row gets one honest price
+per recipe. Recipes are compared item by item on the same rows: the table gives each
+recipe's MAE, and its mean paired difference in absolute error (with its standard error over
+the 1,500 items) against the baseline and against the recipe it builds on. The 250 test items
+are not touched unless ``--benchmark`` is given.
+
+Everything fitted is cached under ``--cache-dir``, keyed by the settings it depends on: the
+stack's features once per fold, each member's prices once per fold and feature set, whole
+families (xgboost) once per fold. Adding a recipe, or changing one member's settings in
+conf/model/stack.yaml, refits only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import base_parser, compose, load_average, print_table, write_report
+
+FOLDS = 5
+BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
+FEATURES = ["text", "title", "category", "details"]
+# Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
+# neighbour-price columns at the end of the "words" part).
+FEATURE_SETS = {
+    "base": ("words", "hand"),
+    "ridges": ("words", "chars", "title", "details", "hand"),
+    "full": ("words", "knn", "chars", "title", "details", "hand"),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    builds_on: str | None
+    idea: str
+    family: str = "stack"
+    overrides: tuple[str, ...] = ()  # a whole family fitted per fold (not the stack)
+    feature_set: str = "full"
+    members: tuple[str, ...] = ("lgbm_log", "lgbm_l1", "xgb_log")
+    correction: str = "none"
+
+
+# Each recipe adds one idea to the one it builds on. "stack" is conf/model/stack.yaml as
+# committed; the other stack recipes are its parts (a feature subset, fewer members, another
+# correction), priced by the family's own methods from the same cached fold features.
+RECIPES = (
+    # One thread, as the stack's members: two threads on a busy machine spin (results equal).
+    Recipe(
+        "xgboost",
+        None,
+        "today's best family (baseline)",
+        family="xgboost",
+        overrides=("model.n_jobs=1",),
+    ),
+    Recipe(
+        "xgb+signals",
+        "xgboost",
+        "the same XGBoost on the stack's features: + char 2-5-gram, title and details "
+        "ridges, neighbour prices",
+        members=("xgb_log",),
+    ),
+    Recipe("lgbm+signals", "xgb+signals", "LightGBM instead of XGBoost", members=("lgbm_log",)),
+    Recipe(
+        "lgbm+ridges",
+        "lgbm+signals",
+        "without the neighbour prices",
+        feature_set="ridges",
+        members=("lgbm_log",),
+    ),
+    Recipe(
+        "lgbm",
+        "lgbm+ridges",
+        "without the char, title and details ridges either",
+        feature_set="base",
+        members=("lgbm_log",),
+    ),
+    Recipe(
+        "stack2",
+        "lgbm+signals",
+        "L1 blend with LightGBM on dollars (L1 loss)",
+        members=("lgbm_log", "lgbm_l1"),
+    ),
+    Recipe("stack", "stack2", "+ XGBoost on log price: the committed stack"),
+    Recipe(
+        "stack+log_linear", "stack", "log-linear correction of the blend", correction="log_linear"
+    ),
+    Recipe("stack+isotonic", "stack", "isotonic correction of the blend", correction="isotonic"),
+)
+
+
+def real_split() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Training items, the 250 test items, and the positions of the canonical training rows."""
+    from pricer.data.dataset import load_curated
+    from pricer.data.sources import read_item_files
+
+    cfg = compose("train", ["data=real"])
+    curated = load_curated(cfg.data, cfg.curation)
+    canonical = read_item_files(list(cfg.data.test_paths)).iloc[int(cfg.data.test_rows) :]
+    rows = np.flatnonzero(curated.train["text"].isin(set(canonical["text"])).to_numpy())
+    return curated.train, curated.test, rows
+
+
+def build(family: str, overrides: Sequence[str], seed: int) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(compose("train", [f"model={family}", f"seed={seed}", *overrides]).model)
+
+
+class Folds:
+    """The outer folds: fitted pieces of each one, cached under ``cache`` as they are made."""
+
+    def __init__(
+        self, train: pd.DataFrame, test: pd.DataFrame, rows: np.ndarray, seed: int, cache: Path
+    ) -> None:
+        self.train, self.test, self.rows, self.seed = train, test, rows, seed
+        self.cache = cache / f"seed{seed}"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        from sklearn.model_selection import KFold
+
+        folds = KFold(FOLDS, shuffle=True, random_state=seed).split(rows)
+        self.held = [held for _, held in folds]
+        from omegaconf import OmegaConf
+
+        stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
+        members = stack.pop("members")
+        blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
+        self.features_tag = _digest(stack)
+        self.member_tags = {
+            name: _digest([self.features_tag, blend[2], member]) for name, member in members.items()
+        }
+
+    def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+        """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
+        if fold < 0:
+            return self.train[FEATURES], self.train["price"].to_numpy(), self.test[FEATURES]
+        keep = np.ones(len(self.train), dtype=bool)
+        keep[self.rows[self.held[fold]]] = False
+        held = self.train.iloc[self.rows[self.held[fold]]]
+        return self.train.loc[keep, FEATURES], self.train.loc[keep, "price"].to_numpy(), held
+
+    def family_prices(self, family: str, overrides: Sequence[str], fold: int) -> np.ndarray:
+        """A whole family fitted on the fold's training items, pricing its held-out items."""
+        from omegaconf import OmegaConf
+
+        model = compose("train", [f"model={family}", f"seed={self.seed}", *overrides]).model
+        tag = _digest(OmegaConf.to_container(model))
+        path = self.cache / f"family-{family}-{tag}-fold{fold}.npy"
+        if not path.is_file():
+            items, prices, held = self.split(fold)
+            started = time.perf_counter()
+            model = build(family, overrides, self.seed).fit(items, prices)
+            log(f"{family} fold {fold}: fit {time.perf_counter() - started:.0f} s")
+            np.save(path, np.asarray(model.predict(held), dtype=float))
+        return np.load(path)
+
+    def stack_features(self, fold: int) -> dict[str, np.ndarray]:
+        """The committed stack's features of the fold's training and held-out items."""
+        path = self.cache / f"stack-features-{self.features_tag}-fold{fold}.npz"
+        if not path.is_file():
+            from pricer.models.stack import _items
+
+            items, prices, held = self.split(fold)
+            stack = build("stack", [], self.seed)
+            started = time.perf_counter()
+            features = stack.make_features()
+            fitted = features.fit_transform(_items(items), np.log1p(prices))
+            log(f"stack features fold {fold}: {time.perf_counter() - started:.0f} s")
+            groups = {
+                name: np.arange(s.start, s.stop)
+                for name, s in features.output_indices_.items()
+                if s.stop > s.start
+            }
+            words = groups["words"]
+            groups["words"], groups["knn"] = words[:-6], words[-6:]  # NeighbourPrices: 6
+            np.savez(
+                path,
+                train=fitted,
+                held=features.transform(_items(held)),
+                prices=prices,
+                **{f"group_{name}": index for name, index in groups.items()},
+            )
+        return dict(np.load(path))
+
+    def member(self, name: str, feature_set: str, fold: int) -> dict[str, np.ndarray]:
+        """One stack member's out-of-fold prices (training items) and held-out prices."""
+        tag = self.member_tags[name]
+        path = self.cache / f"member-{name}-{tag}-{feature_set}-fold{fold}.npz"
+        if not path.is_file():
+            data = self.stack_features(fold)
+            columns = np.concatenate([data[f"group_{g}"] for g in FEATURE_SETS[feature_set]])
+            stack = build("stack", [], self.seed)
+            stack.set_params(members={name: stack.members[name]})
+            started = time.perf_counter()
+            out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
+            held = stack.members_[name].predict(data["held"][:, columns])
+            log(f"{name} on {feature_set} fold {fold}: {time.perf_counter() - started:.0f} s")
+            np.savez(path, out_of_fold=out_of_fold[:, 0], held=held)
+        return dict(np.load(path))
+
+    def recipe_prices(self, recipe: Recipe, fold: int) -> np.ndarray:
+        if recipe.family != "stack":
+            return self.family_prices(recipe.family, recipe.overrides, fold)
+        from pricer.models.stack import Correction, fit_l1_blend
+
+        parts = [self.member(name, recipe.feature_set, fold) for name in recipe.members]
+        prices = self.stack_features(fold)["prices"]
+        out_of_fold = np.column_stack([part["out_of_fold"] for part in parts])
+        held = np.column_stack([part["held"] for part in parts])
+        # As StackPricer._fit_blend and predict do (the training sets here are < 20k rows).
+        weights, intercept = fit_l1_blend(out_of_fold, prices)
+        correction = Correction(recipe.correction).fit(out_of_fold @ weights + intercept, prices)
+        return np.clip(correction.transform(held @ weights + intercept), 0.0, None)
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def log(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def paired(errors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Mean paired difference in absolute error and its standard error."""
+    difference = errors - reference
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
+
+
+def band_bias(truth: np.ndarray, prices: np.ndarray) -> dict[str, float]:
+    """Mean signed error (prediction - truth) by true-price band."""
+    return {
+        f"bias {low}-{high}": float(np.mean(prices[m] - truth[m]))
+        for low, high in BANDS
+        if (m := (truth >= low) & (truth < high)).any()
+    }
+
+
+def main() -> None:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", nargs="+", default=[r.name for r in RECIPES])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/pricer-accuracy"))
+    parser.add_argument("--benchmark", action="store_true", help="also score the 250 test items")
+    parser.add_argument(
+        "--folds",
+        nargs="+",
+        type=int,
+        help="only fit these outer folds into the cache (-1: the 250 test items), no table: "
+        "run one process per fold to use every core, then once without --folds",
+    )
+    args = parser.parse_args()
+    known = {recipe.name: recipe for recipe in RECIPES}
+    unknown = sorted(set(args.recipes) - set(known))
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; choose from {list(known)}")
+    train, test, rows = real_split()
+    folds = Folds(train, test, rows, args.seed, args.cache_dir)
+    print(f"{len(train)} training items, {len(rows)} canonical rows in {FOLDS} folds", flush=True)
+    if args.folds is not None:
+        for fold in args.folds:
+            for name in args.recipes:
+                folds.recipe_prices(known[name], fold)
+        return
+    load_before = load_average()
+    truth = np.empty(len(rows))
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for name in args.recipes:
+        prices = np.empty(len(rows))
+        for fold, held in enumerate(folds.held):
+            prices[held] = folds.recipe_prices(known[name], fold)
+            truth[held] = train["price"].to_numpy()[rows[held]]
+        results[name] = {"cv": prices}
+        if args.benchmark:
+            results[name]["test"] = folds.recipe_prices(known[name], -1)
+    baseline = np.abs(results[args.recipes[0]]["cv"] - truth)
+    table = []
+    for name in args.recipes:
+        recipe, errors = known[name], np.abs(results[name]["cv"] - truth)
+        row: dict[str, Any] = {"recipe": name, "idea": recipe.idea, "CV MAE": errors.mean()}
+        diff, se = paired(errors, baseline)
+        row[f"vs {args.recipes[0]}"] = f"{diff:+.2f} ± {se:.2f}"
+        if recipe.builds_on in results:
+            diff, se = paired(errors, np.abs(results[recipe.builds_on]["cv"] - truth))
+            row["vs builds_on"] = f"{diff:+.2f} ± {se:.2f}"
+        row |= band_bias(truth, results[name]["cv"])
+        if "test" in results[name]:
+            row["benchmark MAE"] = float(np.mean(np.abs(results[name]["test"] - test["price"])))
+        table.append(row)
+    columns = list(dict.fromkeys(key for row in table for key in row))
+    print_table(table, columns, title="Paired 5-fold CV on the canonical training rows")
+    write_report(
+        "accuracy",
+        {
+            "folds": FOLDS,
+            "canonical_rows": len(rows),
+            "training_items": len(train),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "rows": table,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Price signals for the stack family: what similar items cost, and what the details say.
+
+- ``NeighbourPrices``: the prices of the most similar training items by TF-IDF cosine
+  (median log price of the nearest 5/10/25, a similarity-weighted mean, the nearest
+  similarity, the spread). A training item never counts as its own neighbour (leave-one-out),
+  so the trees see on training rows what they will see on new items.
+- ``DetailsDocument``: the details JSON as a bag of ``key``, ``key=value`` and ``key:word``
+  tokens plus the Best Sellers Rank categories, for a TF-IDF ridge: which attributes a listing
+  has and what they say (a "Horsepower" key, "Material=stainless steel") is price evidence the
+  free text dilutes.
+
+Fitted state is numpy arrays only (the neighbour pool is kept as the parts of a CSR matrix),
+so the family stays within what safe model serialisation can load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted
+
+NEIGHBOUR_FEATURES = (
+    "knn_median_5",
+    "knn_median_10",
+    "knn_median_25",
+    "knn_weighted_mean_10",
+    "knn_top_similarity",
+    "knn_spread_10",
+)
+_KS = (5, 10, 25)
+_WORD = re.compile(r"[a-z0-9]+")
+_VALUE_CHARS = 40  # longer values are descriptions, not attributes: keep only their words
+
+
+class NeighbourPrices(TransformerMixin, BaseEstimator):
+    """Sparse rows (L2-normalised TF-IDF) -> neighbour price features of the target ``y``.
+
+    ``y`` is whatever target the caller fits on (the stack passes log prices). ``pool_size``
+    caps the training items kept as neighbours (a seeded sample): with every one of 400k
+    items the all-pairs similarity is quadratic. ``chunk_rows`` bounds the dense similarity
+    block held in memory (chunk_rows x pool items).
+    """
+
+    def __init__(self, pool_size: int, chunk_rows: int, random_state: int) -> None:
+        self.pool_size = pool_size
+        self.chunk_rows = chunk_rows
+        self.random_state = random_state
+
+    def fit(self, X: sp.spmatrix, y: np.ndarray) -> NeighbourPrices:
+        pool = np.arange(X.shape[0])
+        if X.shape[0] > self.pool_size:
+            rng = np.random.default_rng(self.random_state)
+            pool = np.sort(rng.choice(X.shape[0], self.pool_size, replace=False))
+        reference = sp.csr_matrix(normalize(sp.csr_matrix(X)[pool]), dtype=np.float32)
+        self.pool_rows_ = pool
+        self.pool_data_ = reference.data
+        self.pool_indices_ = reference.indices
+        self.pool_indptr_ = reference.indptr
+        self.pool_shape_ = np.asarray(reference.shape)
+        self.pool_target_ = np.asarray(y, dtype=float)[pool]
+        return self
+
+    def fit_transform(self, X: sp.spmatrix, y: np.ndarray) -> np.ndarray:
+        self.fit(X, y)
+        # Leave-one-out: a training item in the pool must not find itself.
+        own = np.full(X.shape[0], -1)
+        own[self.pool_rows_] = np.arange(len(self.pool_rows_))
+        return self._features(X, own)
+
+    def transform(self, X: sp.spmatrix) -> np.ndarray:
+        check_is_fitted(self, "pool_target_")
+        return self._features(X, np.full(X.shape[0], -1))
+
+    def _pool(self) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (self.pool_data_, self.pool_indices_, self.pool_indptr_),
+            shape=tuple(self.pool_shape_),
+        )
+
+    def _features(self, X: sp.spmatrix, own: np.ndarray) -> np.ndarray:
+        pool, target = self._pool(), self.pool_target_
+        queries = sp.csr_matrix(normalize(sp.csr_matrix(X)), dtype=np.float32)
+        k = min(max(_KS), pool.shape[0] - 1) if pool.shape[0] > 1 else 1
+        out = np.empty((X.shape[0], len(NEIGHBOUR_FEATURES)))
+        for start in range(0, X.shape[0], self.chunk_rows):
+            stop = min(start + self.chunk_rows, X.shape[0])
+            similarity = (queries[start:stop] @ pool.T).toarray()
+            mine = own[start:stop]
+            inside = mine >= 0
+            similarity[np.flatnonzero(inside), mine[inside]] = -np.inf
+            top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            top_similarity = np.take_along_axis(similarity, top, axis=1)
+            order = np.argsort(-top_similarity, axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            top_similarity = np.clip(np.take_along_axis(top_similarity, order, axis=1), 0, None)
+            prices = target[top]
+            block = out[start:stop]
+            for column, n in enumerate(_KS):
+                block[:, column] = np.median(prices[:, :n], axis=1)
+            weights = top_similarity[:, :10] + 1e-6
+            block[:, 3] = (prices[:, :10] * weights).sum(axis=1) / weights.sum(axis=1)
+            block[:, 4] = top_similarity[:, 0]
+            block[:, 5] = prices[:, :10].std(axis=1)
+        return out
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(NEIGHBOUR_FEATURES, dtype=object)
+
+
+def details_tokens(details: str | None) -> str:
+    """One listing's details JSON -> space-separated attribute tokens ("" when unreadable)."""
+    if not details:
+        return ""
+    try:
+        parsed = json.loads(details)
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(parsed, dict):
+        return ""
+    tokens: list[str] = []
+    for key, value in parsed.items():
+        name = "_".join(_WORD.findall(str(key).lower()))
+        if not name:
+            continue
+        tokens.append(name)
+        if key == "Best Sellers Rank":
+            tokens.extend(f"rank:{word}" for word in _rank_categories(value))
+            continue
+        text = str(value).lower()
+        words = _WORD.findall(text)
+        if words and len(text) <= _VALUE_CHARS:
+            tokens.append(f"{name}=" + "_".join(words))
+        tokens.extend(f"{name}:{word}" for word in words[:12])
+    return " ".join(tokens)
+
+
+def _rank_categories(value: object) -> list[str]:
+    """Category names of a Best Sellers Rank ({"Tools": 95657, ...} or "#95,657 in Tools")."""
+    names = list(value) if isinstance(value, dict) else re.findall(r"in ([^#(]+)", str(value))
+    return ["_".join(_WORD.findall(name.lower())) for name in names if _WORD.findall(name.lower())]
+
+
+class DetailsDocument(TransformerMixin, BaseEstimator):
+    """Stateless: a ``details`` column -> one token document per item (for a vectoriser)."""
+
+    def fit(self, X: pd.Series | pd.DataFrame, y: object = None) -> DetailsDocument:
+        return self
+
+    def transform(self, X: pd.Series | pd.DataFrame) -> np.ndarray:
+        column = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else pd.Series(X)
+        return np.asarray([details_tokens(value) for value in column.tolist()], dtype=object)

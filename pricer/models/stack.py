@@ -1,0 +1,281 @@
+"""The stack family: several tree models on one rich dense view, blended to minimise dollars.
+
+1. Features, built once per fit: truncated SVD of word TF-IDF; out-of-fold ridge predictions
+   of the log price from word TF-IDF, character 2-5-grams, the title and a details document
+   (``signals.DetailsDocument``); the prices of the nearest training items
+   (``signals.NeighbourPrices``, leave-one-out); the raw hand features, the target-encoded
+   brand and the category.
+2. Members (``Member``: a tree model on log price or on dollars) are fitted ``stack_folds``
+   times, each time without one fold: their predictions on the left-out folds are honest
+   out-of-fold dollar prices for every training item. Then each member is refitted on every
+   training item to price new items (more data is worth about $5.5 per doubling here, so
+   averaging fold models fitted on 2/3 of the rows would waste some).
+3. The blend: non-negative member weights plus an intercept minimising the mean absolute error
+   in dollars over those out-of-fold prices (a small linear program), then optionally a
+   calibration of the blend (``correction``) fitted on the same out-of-fold prices: every
+   model shrinks toward the middle, under-pricing $500-1000 items by $342 on average.
+
+Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The learners conf/model/stack.yaml builds its members from: imported here so that safe model
+# files (pricer.tracking.model_files) trust their classes, as for the xgboost family.
+import lightgbm
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import xgboost  # noqa: F401
+from scipy.optimize import linprog, minimize
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from pricer.models.base import INPUT_COLUMNS, Pricer, as_items
+from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
+from pricer.models.pipeline import price_weights
+from pricer.models.signals import DetailsDocument, NeighbourPrices
+from pricer.models.stacking import OutOfFoldPrediction
+
+TARGETS = ("log", "dollars")
+CORRECTIONS = ("none", "log_linear", "isotonic")
+
+
+class Member(RegressorMixin, BaseEstimator):
+    """A regressor fitted on log(1 + price) (``target: log``) or on dollars; predicts dollars.
+
+    ``weight_power`` overrides the family's price weighting for this member (null: the
+    family's).
+    """
+
+    def __init__(self, estimator: RegressorMixin, target: str, weight_power: float | None) -> None:
+        self.estimator = estimator
+        self.target = target
+        self.weight_power = weight_power
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Member:
+        if self.target not in TARGETS:
+            raise ValueError(f"member target must be one of {TARGETS}, got {self.target!r}")
+        prices = np.asarray(y, dtype=float)
+        goal = np.log1p(prices) if self.target == "log" else prices
+        self.estimator_ = clone(self.estimator).fit(X, goal, sample_weight=sample_weight)
+        # LightGBM keeps its (here always empty) validation scores in a defaultdict whose
+        # factory is OrderedDict, a type safe model files refuse: plain dicts say the same.
+        if isinstance(self.estimator_, lightgbm.LGBMModel):
+            self.estimator_._best_score = {}
+            self.estimator_._Booster.best_score = {}
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        raw = np.asarray(self.estimator_.predict(X), dtype=float)
+        return np.clip(np.expm1(raw) if self.target == "log" else raw, 0.0, None)
+
+
+def _ridge_on(vectorizer: object, alpha: float, folds: int, random_state: int) -> Pipeline:
+    """A vectoriser, then the out-of-fold ridge prediction of the target from its columns."""
+    ridge = OutOfFoldPrediction(Ridge(alpha=alpha), folds, random_state)
+    return Pipeline([("vectorize", vectorizer), ("ridge", ridge)])
+
+
+def fit_l1_blend(predictions: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative weights and a free intercept minimising sum |truth - P w - b| (an LP)."""
+    n, m = predictions.shape
+    # Variables: w (m, >= 0), b (free), over (n, >= 0), under (n, >= 0);
+    # P w + b - over + under = truth, minimise sum(over + under).
+    cost = np.concatenate([np.zeros(m + 1), np.ones(2 * n)])
+    eye = sp.identity(n, format="csr")
+    equality = sp.hstack([sp.csr_matrix(predictions), np.ones((n, 1)), -eye, eye]).tocsr()
+    bounds = [(0, None)] * m + [(None, None)] + [(0, None)] * (2 * n)
+    result = linprog(cost, A_eq=equality, b_eq=truth, bounds=bounds, method="highs")
+    if not result.success:
+        raise RuntimeError(f"the L1 blend did not solve: {result.message}")
+    return result.x[:m], float(result.x[m])
+
+
+class Correction(BaseEstimator):
+    """A monotone recalibration of blended prices, fitted on out-of-fold blends.
+
+    ``log_linear``: price -> expm1(a + b log1p(price)) with a, b minimising the dollar MAE
+    (b > 1 undoes shrinkage toward the middle); ``isotonic``: a non-decreasing step function
+    of the log price (least squares on log prices); ``none``: identity.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def fit(self, blended: np.ndarray, truth: np.ndarray) -> Correction:
+        if self.kind not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.kind!r}")
+        x, y = np.log1p(np.clip(blended, 0, None)), np.asarray(truth, dtype=float)
+        self.coef_ = np.array([0.0, 1.0])
+        if self.kind == "log_linear":
+
+            def loss(coef: np.ndarray) -> float:
+                return float(np.mean(np.abs(np.expm1(coef[0] + coef[1] * x) - y)))
+
+            self.coef_ = np.asarray(minimize(loss, self.coef_, method="Nelder-Mead").x)
+        elif self.kind == "isotonic":
+            self.isotonic_ = IsotonicRegression(out_of_bounds="clip").fit(x, np.log1p(y))
+        return self
+
+    def transform(self, blended: np.ndarray) -> np.ndarray:
+        x = np.log1p(np.clip(blended, 0, None))
+        if self.kind == "isotonic":
+            return np.expm1(self.isotonic_.predict(x))
+        return np.clip(np.expm1(self.coef_[0] + self.coef_[1] * x), 0, None)
+
+
+class StackPricer(Pricer):
+    """Tree members on shared features, blended by an out-of-fold L1 stack (see module doc)."""
+
+    def __init__(
+        self,
+        members: Mapping[str, Member],
+        text_max_features: int,
+        ngram_max: int,
+        min_df: int,
+        svd_components: int,
+        word_ridge_alpha: float,
+        char_ridge_alpha: float | None,
+        char_max_features: int,
+        title_ridge_alpha: float | None,
+        details_ridge_alpha: float | None,
+        neighbours: bool,
+        neighbour_pool: int,
+        feature_folds: int,
+        stack_folds: int,
+        stacker_max_rows: int,
+        correction: str,
+        price_weight_power: float,
+        random_state: int,
+    ) -> None:
+        self.members = members
+        self.text_max_features = text_max_features
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.svd_components = svd_components
+        self.word_ridge_alpha = word_ridge_alpha
+        self.char_ridge_alpha = char_ridge_alpha
+        self.char_max_features = char_max_features
+        self.title_ridge_alpha = title_ridge_alpha
+        self.details_ridge_alpha = details_ridge_alpha
+        self.neighbours = neighbours
+        self.neighbour_pool = neighbour_pool
+        self.feature_folds = feature_folds
+        self.stack_folds = stack_folds
+        self.stacker_max_rows = stacker_max_rows
+        self.correction = correction
+        self.price_weight_power = price_weight_power
+        self.random_state = random_state
+
+    def make_features(self) -> ColumnTransformer:
+        folds, seed = self.feature_folds, self.random_state
+        words: list[tuple[str, object]] = [
+            ("svd", TextSVD(self.svd_components, seed)),
+            ("ridge", OutOfFoldPrediction(Ridge(alpha=self.word_ridge_alpha), folds, seed)),
+        ]
+        if self.neighbours:
+            words.append(("neighbours", NeighbourPrices(self.neighbour_pool, 512, seed)))
+        word_tfidf = text_vectorizer(
+            "tfidf", self.text_max_features, self.ngram_max, self.min_df, True
+        )
+        parts: list[tuple[str, object, object]] = [
+            ("words", Pipeline([("tfidf", word_tfidf), ("dense", FeatureUnion(words))]), "text")
+        ]
+        if self.char_ridge_alpha is not None:
+            chars = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 5),
+                max_features=self.char_max_features,
+                min_df=self.min_df,
+                sublinear_tf=True,
+                dtype=np.float32,
+            )
+            parts.append(("chars", _ridge_on(chars, self.char_ridge_alpha, folds, seed), "text"))
+        if self.title_ridge_alpha is not None:
+            title = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            parts.append(("title", _ridge_on(title, self.title_ridge_alpha, folds, seed), "title"))
+        if self.details_ridge_alpha is not None:
+            details = Pipeline(
+                [
+                    ("document", DetailsDocument()),
+                    ("tfidf", TfidfVectorizer(token_pattern=r"\S+", lowercase=False, min_df=2)),
+                ]
+            )
+            ridge = _ridge_on(details, self.details_ridge_alpha, folds, seed)
+            parts.append(("details", ridge, ["details"]))
+        parts.append(("hand", tree_feature_union(seed), list(INPUT_COLUMNS)))
+        return ColumnTransformer(parts, sparse_threshold=0.0)
+
+    def _validate(self, n_items: int) -> None:
+        if not self.members:
+            raise ValueError("a stack needs at least one member")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
+            raise ValueError(
+                f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
+                f"training items, got {n_items}"
+            )
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> StackPricer:
+        prices = np.asarray(y, dtype=float)
+        self._validate(len(prices))
+        self.features_ = self.make_features()
+        dense = self.features_.fit_transform(_items(X), np.log1p(prices))
+        self.out_of_fold_ = self._fit_members(dense, prices)
+        self._fit_blend(self.out_of_fold_, prices)
+        return self
+
+    def _fit_members(self, dense: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Fit each member once per fold; return their out-of-fold dollar prices."""
+        folds = KFold(self.stack_folds, shuffle=True, random_state=self.random_state)
+        out_of_fold = np.zeros((len(prices), len(self.members)))
+        for train_rows, valid_rows in folds.split(dense):
+            for column, member in enumerate(self.members.values()):
+                fitted = self._fit_member(member, dense[train_rows], prices[train_rows])
+                out_of_fold[valid_rows, column] = fitted.predict(dense[valid_rows])
+        self.members_ = {
+            name: self._fit_member(member, dense, prices) for name, member in self.members.items()
+        }
+        return out_of_fold
+
+    def _fit_member(self, member: Member, dense: np.ndarray, prices: np.ndarray) -> Member:
+        power = self.price_weight_power if member.weight_power is None else member.weight_power
+        return clone(member).fit(dense, prices, price_weights(prices, power))
+
+    def _fit_blend(self, out_of_fold: np.ndarray, prices: np.ndarray) -> None:
+        rows = np.arange(len(prices))
+        if len(rows) > self.stacker_max_rows:  # the LP grows with rows; a sample settles it
+            rng = np.random.default_rng(self.random_state)
+            rows = rng.choice(len(prices), self.stacker_max_rows, replace=False)
+        self.weights_, self.intercept_ = fit_l1_blend(out_of_fold[rows], prices[rows])
+        blended = out_of_fold @ self.weights_ + self.intercept_
+        self.correction_ = Correction(self.correction).fit(blended[rows], prices[rows])
+
+    def member_prices(self, X: pd.DataFrame) -> np.ndarray:
+        """Each member's price for each item (columns in ``members`` order)."""
+        check_is_fitted(self, "members_")
+        dense = self.features_.transform(_items(X))
+        return np.column_stack([self.members_[name].predict(dense) for name in self.members])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        blended = self.member_prices(X) @ self.weights_ + self.intercept_
+        return np.clip(self.correction_.transform(blended), 0.0, None)
+
+
+def _items(X: pd.DataFrame) -> pd.DataFrame:
+    """Items with every text column a string (titles and details may be missing)."""
+    items = as_items(X)
+    for column in ("title", "details"):
+        items[column] = items[column].fillna("").astype(str)
+    return items

@@ -1,0 +1,195 @@
+"""The stack family and its signals, built from the committed conf/model/stack.yaml."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+
+from pricer.models.signals import DetailsDocument, NeighbourPrices, details_tokens
+from pricer.models.stack import Correction, Member, StackPricer, _items, fit_l1_blend
+from pricer.paths import CONFIG_DIR
+from tests.models.test_classical import catalogue
+
+
+@functools.cache
+def stack_config() -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=["model=stack"]).model
+
+
+def build(**settings: object) -> StackPricer:
+    """The committed stack with small, single-threaded members (fast on a busy machine)."""
+    pricer = instantiate(stack_config())
+    for member in pricer.members.values():
+        member.estimator.set_params(n_estimators=40, n_jobs=1)
+    return pricer.set_params(svd_components=20, stack_folds=3, feature_folds=3, **settings)
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
+    train, train_prices = catalogue(240, seed=1)
+    test, test_prices = catalogue(80, seed=2)
+    return train, train_prices, test, test_prices
+
+
+def test_constructor_follows_the_sklearn_contract() -> None:
+    for cls in (StackPricer, Member):
+        parameters = inspect.signature(cls.__init__).parameters
+        assert all(p.default is inspect.Parameter.empty for p in parameters.values())
+    assert get_class(stack_config()._target_) is StackPricer
+    pricer = build()
+    twin = clone(pricer)
+    assert twin.get_params(deep=False).keys() == pricer.get_params(deep=False).keys()
+    assert twin.set_params(correction="isotonic").correction == "isotonic"
+    assert not [name for name in vars(pricer) if name.endswith("_")]
+    assert pricer.random_state == 42  # ${seed}
+    assert all(m.estimator.random_state == 42 for m in pricer.members.values())
+
+
+def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
+    train, prices, test, test_prices = shop
+    pricer = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert pricer.fit(train, prices) is pricer
+    for items in (test, test[["text"]], test.iloc[:1]):  # optional columns may be missing
+        predicted = pricer.predict(items)
+        assert predicted.shape == (len(items),)
+        assert np.isfinite(predicted).all() and (predicted >= 0).all()
+    mae = np.abs(pricer.predict(test) - test_prices).mean()
+    constant_mae = np.abs(np.median(prices) - test_prices).mean()
+    assert mae < 0.4 * constant_mae, (mae, constant_mae)
+    assert (pricer.weights_ >= 0).all() and pricer.weights_.sum() > 0
+
+
+def test_a_training_rows_features_never_see_its_own_price(shop) -> None:
+    train, prices, _, _ = shop
+    pricer = build()
+    log_prices = np.log1p(prices)
+    changed = log_prices.copy()
+    changed[7] += 5.0  # one item's price 150 times higher
+    items = _items(train)
+    before = pricer.make_features().fit_transform(items, log_prices)
+    after = pricer.make_features().fit_transform(items, changed)
+    np.testing.assert_allclose(after[7], before[7])
+    assert not np.allclose(after, before)  # other rows do learn from it
+
+
+def test_a_folds_member_prices_do_not_depend_on_its_own_targets() -> None:
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(120, 5))
+    prices = np.exp(2 + dense[:, 0]) + rng.uniform(0, 1, 120)
+    pricer = build()
+    first = pricer._fit_members(dense, prices)
+    folds = list(pricer_folds(pricer, dense))
+    held = folds[0]
+    shuffled = prices.copy()
+    shuffled[held] = rng.permutation(prices[held]) * 10
+    second = pricer._fit_members(dense, shuffled)
+    np.testing.assert_allclose(second[held], first[held])
+    assert not np.allclose(second, first)
+
+
+def pricer_folds(pricer: StackPricer, dense: np.ndarray):
+    from sklearn.model_selection import KFold
+
+    folds = KFold(pricer.stack_folds, shuffle=True, random_state=pricer.random_state)
+    return (valid for _, valid in folds.split(dense))
+
+
+def test_neighbour_prices_leave_the_item_itself_out() -> None:
+    # Four identical documents: each one's nearest neighbours are the other three.
+    X = sp.csr_matrix(np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4))
+    y = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0])
+    features = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit_transform(X, y)
+    # Item 0 (target 1) sees 2, 3, 4 among its top three: the median of the top five mixes
+    # in the others, but the top similarity must be another copy of itself (1.0).
+    assert features[0, 4] == pytest.approx(1.0)
+    changed = y.copy()
+    changed[0] = 1000.0
+    again = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit_transform(X, changed)
+    np.testing.assert_allclose(again[0], features[0])
+    fitted = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y)
+    new = fitted.transform(sp.csr_matrix(np.array([[0.0, 1.0]])))
+    assert new[0, 3] == pytest.approx(25.0)  # weighted mean of its four twins' targets
+
+
+def test_neighbour_pool_is_capped() -> None:
+    X = sp.random(300, 20, density=0.3, random_state=0, format="csr")
+    fitted = NeighbourPrices(pool_size=50, chunk_rows=64, random_state=0).fit(X, np.arange(300.0))
+    assert len(fitted.pool_target_) == 50
+    assert fitted.transform(X).shape == (300, 6)
+
+
+def test_details_document_keeps_keys_values_and_rank_categories() -> None:
+    details = json.dumps(
+        {
+            "Brand": "Acme Tools",
+            "Material": "Stainless Steel",
+            "Best Sellers Rank": {"Tools & Home Improvement": 95657, "Drills": 12},
+        }
+    )
+    tokens = details_tokens(details).split()
+    assert {"brand", "brand=acme_tools", "material:steel", "rank:drills"} <= set(tokens)
+    assert details_tokens("not json") == "" and details_tokens(None) == ""
+    column = pd.DataFrame({"details": [details, None]})
+    assert DetailsDocument().fit_transform(column)[1] == ""
+
+
+def test_l1_blend_is_non_negative_and_robust_to_outliers() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.uniform(10, 100, 300)
+    truth = good.copy()
+    truth[:10] += 5000  # outliers a least-squares blend would chase
+    predictions = np.column_stack([good, -good + rng.normal(0, 1, 300)])
+    weights, intercept = fit_l1_blend(predictions, truth)
+    assert weights == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert intercept == pytest.approx(0.0, abs=1e-6)
+    least_squares = LinearRegression(positive=True).fit(predictions, truth)
+    assert least_squares.intercept_ > 100
+
+
+def test_log_linear_correction_undoes_shrinkage() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.exp(rng.uniform(1, 7, 500))
+    shrunk = np.expm1(2.0 + 0.5 * np.log1p(truth))  # every price pulled toward the middle
+    correction = Correction("log_linear").fit(shrunk, truth)
+    corrected_mae = np.abs(correction.transform(shrunk) - truth).mean()
+    assert corrected_mae < 0.05 * np.abs(shrunk - truth).mean()
+    assert Correction("none").fit(shrunk, truth).transform(shrunk) == pytest.approx(shrunk)
+    with pytest.raises(ValueError, match="correction"):
+        Correction("magic").fit(shrunk, truth)
+
+
+def test_a_fitted_stack_round_trips_through_a_safe_model_file(shop, tmp_path) -> None:
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
+    train, prices, test, _ = shop
+    pricer = build().fit(train, prices)
+    save_pricer(pricer, tmp_path / "stack.skops")  # raises if it needs an untrusted type
+    loaded = load_pricer(tmp_path / "stack.skops")
+    np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
+
+
+def test_the_stack_config_passes_the_schema_check_and_a_wrong_key_does_not() -> None:
+    from omegaconf import OmegaConf
+
+    from pricer.settings import ConfigError, check_arguments
+
+    node = OmegaConf.create(OmegaConf.to_container(stack_config(), resolve=True))
+    check_arguments(node, "model")  # LightGBM's verbose is one of its own **kwargs
+    node.members.lgbm_log.weight_powr = 1.0
+    with pytest.raises(ConfigError, match="weight_powr"):
+        check_arguments(node, "model")
