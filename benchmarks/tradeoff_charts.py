@@ -13,15 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import base_parser
+from benchmarks.common import base_parser, compose
 
 
 def main(argv: list[str] | None = None) -> Any:
     import pandas as pd
-    from omegaconf import OmegaConf
 
     from pricer.evaluation.tradeoff import ComputePrice, cost_chart, latency_chart, tradeoff_table
-    from pricer.paths import CONFIG_DIR
 
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="the leaderboard run's leaderboard.csv")
@@ -32,7 +30,7 @@ def main(argv: list[str] | None = None) -> Any:
 
     board = pd.read_csv(args.csv, index_col="family")
     board = board[board.get("status", "FINISHED") == "FINISHED"]
-    compute = ComputePrice.from_config(OmegaConf.load(CONFIG_DIR / "tradeoff/default.yaml"))
+    compute = ComputePrice.from_config(compose("leaderboard").tradeoff)
     table = tradeoff_table(board, compute, n_items=args.items)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.text import Text
-from omegaconf import OmegaConf
 
 from pricer.evaluation.tradeoff import (
     COST,
@@ -22,8 +21,8 @@ from pricer.evaluation.tradeoff import (
     pareto_front,
     tradeoff_table,
 )
-from pricer.paths import CONFIG_DIR
 from pricer.settings import ConfigError
+from tests.conftest import compose_config
 
 NAN = math.nan
 PRICE = ComputePrice(cpu_hour_usd=0.05, cpus=2)  # $0.10 an hour for the machine
@@ -122,7 +121,7 @@ def test_item_counts_come_from_the_board_when_it_has_them() -> None:
 
 
 def test_compute_price_comes_from_conf_and_is_never_zero() -> None:
-    price = ComputePrice.from_config(OmegaConf.load(CONFIG_DIR / "tradeoff/default.yaml"))
+    price = ComputePrice.from_config(compose_config("leaderboard").tradeoff)
     assert price.cpu_hour_usd > 0 and price.cpus >= 1
     with pytest.raises(ValueError, match="no compute is free"):
         ComputePrice(0.0, 2)
