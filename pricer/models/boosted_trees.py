@@ -16,7 +16,7 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
-from pricer.models.dense_text import dense_text_features, tree_model_inputs
+from pricer.models.dense_text import tree_model_inputs
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -62,16 +62,15 @@ class XGBoostPricer(PipelinePricer):
         self.random_state = random_state
 
     def make_pipeline(self) -> Pipeline:
-        text = dense_text_features(
+        features = tree_model_inputs(
+            self.random_state,
             max_features=self.text_max_features,
+            svd_components=self.svd_components,
             ngram_max=self.ngram_max,
             min_df=self.min_df,
-            svd_components=self.svd_components,
             stack_ridge_alpha=self.stack_ridge_alpha,
             stack_folds=self.stack_folds,
-            random_state=self.random_state,
         )
-        features = tree_model_inputs(text, self.random_state)
         trees = XGBRegressor(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,

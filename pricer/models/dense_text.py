@@ -15,30 +15,31 @@ from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.stacking import OutOfFoldPrediction
 
 
-def dense_text_features(
-    max_features: int,
-    ngram_max: int,
-    min_df: int,
-    svd_components: int,
-    stack_ridge_alpha: float | None,
-    stack_folds: int,
+def tree_model_inputs(
     random_state: int,
-) -> Pipeline:
-    """Text column -> SVD components [+ out-of-fold ridge prediction of the (log) price]."""
+    *,
+    max_features: int,
+    svd_components: int,
+    ngram_max: int = 2,
+    min_df: int = 2,
+    stack_ridge_alpha: float | None = None,
+    stack_folds: int = 0,
+) -> ColumnTransformer:
+    """Items -> the dense text columns beside the raw hand features, brand and category.
+
+    The text becomes SVD components of its TF-IDF [+ an out-of-fold ridge prediction of the
+    (log) price, with ``stack_ridge_alpha``]; the tree families differ only in these settings.
+    """
     parts: list[tuple[str, object]] = [("svd", TextSVD(svd_components, random_state))]
     if stack_ridge_alpha is not None:
         ridge = OutOfFoldPrediction(Ridge(alpha=stack_ridge_alpha), stack_folds, random_state)
         parts.append(("ridge", ridge))
-    return Pipeline(
+    text = Pipeline(
         [
             ("tfidf", text_vectorizer("tfidf", max_features, ngram_max, min_df, True)),
             ("dense", FeatureUnion(parts)),
         ]
     )
-
-
-def tree_model_inputs(text: Pipeline, random_state: int) -> ColumnTransformer:
-    """Items -> the dense text columns beside the raw hand features, brand and category."""
     return ColumnTransformer(
         [
             ("text", text, "text"),

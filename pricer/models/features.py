@@ -308,6 +308,16 @@ def brand_and_category_union(random_state: int) -> Pipeline:
     )
 
 
+def text_columns(
+    words: CountVectorizer, hand_features: bool, random_state: int
+) -> ColumnTransformer:
+    """Items -> the vectorised text [beside the scaled hand features, brand and category]."""
+    blocks: list[tuple[str, object, object]] = [("text", words, "text")]
+    if hand_features:
+        blocks.append(("hand", hand_feature_union(random_state), list(INPUT_COLUMNS)))
+    return ColumnTransformer(blocks)
+
+
 def text_vectorizer(
     kind: str, max_features: int, ngram_max: int, min_df: int, sublinear_tf: bool
 ) -> CountVectorizer:

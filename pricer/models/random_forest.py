@@ -11,7 +11,7 @@ from __future__ import annotations
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
-from pricer.models.dense_text import dense_text_features, tree_model_inputs
+from pricer.models.dense_text import tree_model_inputs
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -43,16 +43,11 @@ class RandomForestPricer(PipelinePricer):
         self.random_state = random_state
 
     def make_pipeline(self) -> Pipeline:
-        text = dense_text_features(
+        features = tree_model_inputs(
+            self.random_state,
             max_features=self.text_max_features,
-            ngram_max=2,
-            min_df=2,
             svd_components=self.svd_components,
-            stack_ridge_alpha=None,
-            stack_folds=0,
-            random_state=self.random_state,
         )
-        features = tree_model_inputs(text, self.random_state)
         forest = RandomForestRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,

@@ -8,12 +8,10 @@ primal solver).
 
 from __future__ import annotations
 
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVR
 
-from pricer.models.base import INPUT_COLUMNS
-from pricer.models.features import hand_feature_union, text_vectorizer
+from pricer.models.features import text_columns, text_vectorizer
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -46,9 +44,7 @@ class SvrPricer(PipelinePricer):
 
     def make_pipeline(self) -> Pipeline:
         words = text_vectorizer("tfidf", self.max_features, self.ngram_max, self.min_df, True)
-        blocks = [("text", words, "text")]
-        if self.hand_features:
-            blocks.append(("hand", hand_feature_union(self.random_state), list(INPUT_COLUMNS)))
+        features = text_columns(words, self.hand_features, self.random_state)
         svr = LinearSVR(
             C=self.C,
             epsilon=self.epsilon,
@@ -59,4 +55,4 @@ class SvrPricer(PipelinePricer):
             max_iter=self.max_iter,
             random_state=self.random_state,
         )
-        return Pipeline([("features", ColumnTransformer(blocks)), ("svr", svr)])
+        return Pipeline([("features", features), ("svr", svr)])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from pricer.models.base import INPUT_COLUMNS
-from pricer.models.features import hand_feature_union, text_vectorizer
+from pricer.models.features import text_columns, text_vectorizer
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -38,9 +36,5 @@ class TfidfRidgePricer(PipelinePricer):
         words = text_vectorizer(
             "tfidf", self.max_features, self.ngram_max, self.min_df, self.sublinear_tf
         )
-        blocks = [("text", words, "text")]
-        if self.hand_features:
-            blocks.append(("hand", hand_feature_union(self.random_state), list(INPUT_COLUMNS)))
-        return Pipeline(
-            [("features", ColumnTransformer(blocks)), ("ridge", Ridge(alpha=self.alpha))]
-        )
+        features = text_columns(words, self.hand_features, self.random_state)
+        return Pipeline([("features", features), ("ridge", Ridge(alpha=self.alpha))])
