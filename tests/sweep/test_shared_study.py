@@ -4,7 +4,7 @@ worker loses only its own trial.
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
 import signal
 import subprocess
@@ -51,14 +51,15 @@ def test_processes_joining_a_study_at_once_share_one_parent_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        rounds = [
-            (
-                f"study-{attempt}",
-                pool.starmap(claim_parent, [(tracking_uri, storage, f"study-{attempt}")] * 4),
-            )
-            for attempt in range(3)
-        ]
+    # The four processes start from a fresh interpreter, not from pytest's: earlier in-process
+    # tests leave their mark on this process (signal handlers, pricer's app environment).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRICER_")}
+    result = subprocess.run(
+        [sys.executable, "-c", JOIN_AT_ONCE, tracking_uri, storage],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rounds = json.loads(result.stdout.strip().splitlines()[-1])
     for name, claimed in rounds:
         parents = mlflow.search_runs(
             search_all_experiments=True, filter_string=f"tags.pricer.sweep.study = '{name}'"
@@ -74,6 +75,19 @@ def test_processes_joining_a_study_at_once_share_one_parent_run(
     fresh = claim_parent(tracking_uri, storage, "study-0")
     assert fresh != deleted and fresh == claimed_first(storage, "study-0")
     assert mlflow.get_run(fresh).info.status == "RUNNING"
+
+
+# Four processes claim each of three new studies at the same time; prints what each claimed.
+JOIN_AT_ONCE = """
+import json, multiprocessing, sys
+from tests.sweep.test_shared_study import claim_parent
+if __name__ == "__main__":
+    uri, storage = sys.argv[1], sys.argv[2]
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        names = [f"study-{attempt}" for attempt in range(3)]
+        rounds = [(name, pool.starmap(claim_parent, [(uri, storage, name)] * 4)) for name in names]
+    print(json.dumps(rounds))
+"""
 
 
 def claimed_first(storage: str, name: str) -> str:
