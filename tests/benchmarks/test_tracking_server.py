@@ -131,4 +131,4 @@ def test_train_logs_run_and_model_to_a_tracking_server(tmp_path: Path) -> None:
         assert model.source_run_id == run.info.run_id
     # ... and they landed in the server's --artifacts-destination folder.
     stored = {path.name for path in (tmp_path / "artifacts").rglob("*") if path.is_file()}
-    assert {"truth_vs_estimate.png", "config.yaml", "MLmodel", "pricer.pkl"} <= stored
+    assert {"truth_vs_estimate.png", "config.yaml", "MLmodel", "pricer.skops"} <= stored
