@@ -33,6 +33,28 @@ def run_cli(
     )
 
 
+def small_leaderboard(
+    tracking_uri: str, workdir: Path, *overrides: str
+) -> subprocess.CompletedProcess[str]:
+    """``pricer.leaderboard`` of constant and tfidf_ridge on a little synthetic data; it must
+    succeed."""
+    result = run_cli(
+        pricer_app(
+            "leaderboard",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            f"curation.cache_dir={workdir}/cache",
+            "families=[constant,tfidf_ridge]",
+            *overrides,
+            workdir=workdir,
+        ),
+        tracking_uri,
+        workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def pricer_app(app: str, *overrides: str, workdir: Path) -> list[str]:
     return [sys.executable, "-m", f"pricer.{app}", *overrides, f"hydra.run.dir={workdir}/hydra"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.conftest import pricer_app, run_cli, runs
+from tests.e2e.conftest import pricer_app, run_cli, runs, small_leaderboard
 
 pytestmark = pytest.mark.e2e
 
@@ -98,19 +98,7 @@ def test_bad_input_fails_the_run_with_a_specific_message(tracking_uri: str, tmp_
 def test_leaderboard_has_a_parent_and_one_child_per_family(
     tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli(
-        pricer_app(
-            "leaderboard",
-            *SMALL_SYNTHETIC,
-            f"curation.cache_dir={tmp_path}/cache",
-            "families=[constant,tfidf_ridge]",
-            "tracking.log_model=false",
-            workdir=tmp_path,
-        ),
-        tracking_uri,
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    small_leaderboard(tracking_uri, tmp_path, "tracking.log_model=false")
     table = runs(tracking_uri)
     parent = table[table["tags.mlflow.runName"] == "leaderboard · synthetic"]
     children = table[table["tags.mlflow.parentRunId"] == parent["run_id"].item()]

@@ -7,29 +7,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.e2e.conftest import pricer_app, run_cli
+from tests.e2e.conftest import small_leaderboard
 
 pytestmark = pytest.mark.e2e
-
-SMALL_SYNTHETIC = ["data.n_records=4000", "curation.split.test_size=200"]
 
 
 def test_leaderboard_names_runs_and_models_and_prints_a_quiet_summary(
     tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli(
-        pricer_app(
-            "leaderboard",
-            *SMALL_SYNTHETIC,
-            f"curation.cache_dir={tmp_path}/cache",
-            "families=[constant,tfidf_ridge]",
-            "tracking.log_model=true",
-            workdir=tmp_path,
-        ),
-        tracking_uri,
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = small_leaderboard(tracking_uri, tmp_path, "tracking.log_model=true")
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
     children = {run.data.tags["pricer.family"]: run for run in runs if run is not parent}

@@ -80,6 +80,14 @@ def interrupt(app: subprocess.Popen, signum: int, tmp_path: Path) -> tuple[int, 
     return code, time.monotonic() - sent, tree
 
 
+def interrupt_cleanly(app: subprocess.Popen, signum: int, tmp_path: Path) -> None:
+    """Send ``signum``: the app exits 128 + signal within ``EXIT_WITHIN`` s, leaving no process."""
+    code, seconds, tree = interrupt(app, signum, tmp_path)
+    assert code == 128 + signum, (tmp_path / "app.log").read_text()[-2000:]
+    assert seconds < EXIT_WITHIN
+    assert_no_survivor(tree)
+
+
 def assert_no_survivor(tree: list[psutil.Process]) -> None:
     deadline = time.monotonic() + 5  # resource trackers exit once their pipe closes
     alive = tree
@@ -113,11 +121,8 @@ def test_train_interrupted_while_curating_with_workers(
     )
     process = psutil.Process(app.pid)
     wait_until(app, lambda: running_runs(tracking_uri) == 1 and len(workers(process)) >= 2)
-    code, seconds, tree = interrupt(app, signum, tmp_path)
+    interrupt_cleanly(app, signum, tmp_path)
     name = signal.Signals(signum).name
-    assert code == 128 + signum, (tmp_path / "app.log").read_text()[-2000:]
-    assert seconds < EXIT_WITHIN
-    assert_no_survivor(tree)
     [run] = all_runs(tracking_uri)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"] == f"interrupted by {name}"
@@ -140,10 +145,7 @@ def test_leaderboard_sigterm_kills_the_parent_and_the_family_running(
         tmp_path,
     )
     wait_until(app, lambda: running_runs(tracking_uri) == 2)  # the parent and one family
-    code, seconds, tree = interrupt(app, signal.SIGTERM, tmp_path)
-    assert code == 143, (tmp_path / "app.log").read_text()[-2000:]
-    assert seconds < EXIT_WITHIN
-    assert_no_survivor(tree)
+    interrupt_cleanly(app, signal.SIGTERM, tmp_path)
     runs = all_runs(tracking_uri)
     assert {run.info.status for run in runs} == {"KILLED"}
     assert {run.data.tags["error"] for run in runs} == {"interrupted by SIGTERM"}
@@ -176,10 +178,7 @@ def test_sweep_on_the_joblib_launcher_kills_the_trials_in_its_workers(
         tmp_path,
     )
     wait_until(app, lambda: running_runs(tracking_uri) == 3)  # the parent and two trials
-    code, seconds, tree = interrupt(app, signal.SIGTERM, tmp_path)
-    assert code == 143, (tmp_path / "app.log").read_text()[-2000:]
-    assert seconds < EXIT_WITHIN
-    assert_no_survivor(tree)  # the loky workers too
+    interrupt_cleanly(app, signal.SIGTERM, tmp_path)  # no loky worker survives either
     runs = all_runs(tracking_uri)
     trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
     assert len(trials) == 2
