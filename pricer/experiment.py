@@ -28,7 +28,7 @@ from pricer.settings import check_arguments
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
-from pricer.tracking.leaderboard import last_run_id, log_leaderboard
+from pricer.tracking.leaderboard import family_run_id, log_leaderboard
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
@@ -189,7 +189,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             try:
                 results.append(run_family(family, run_cfg, curated, nested=True))
             except Exception as error:  # one broken family must not hide the others
-                results.append(FamilyResult(family, last_run_id(), "FAILED", error=str(error)))
+                results.append(FamilyResult(family, family_run_id(family), "FAILED", error=str(error)))
                 tqdm.write(f"{family}: FAILED: {error}")
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.

@@ -186,7 +186,24 @@ def log_leaderboard(
         print(f"runs: {run_url(run, ui_url)}", flush=True)
 
 
-def last_run_id() -> str:
-    """The id of the run this process started last ('' if none): a family that failed."""
-    run = mlflow.last_active_run()
-    return run.info.run_id if run else ""
+def family_run_id(family: str) -> str:
+    """The id of ``family``'s latest child run under the active run ('' if it has none).
+
+    For a family that failed: its own run, not the parent (``mlflow.last_active_run()`` is the
+    parent while the parent is open) nor the previous family's run (when the failure came
+    before its run started).
+    """
+    parent = mlflow.active_run()
+    if parent is None:
+        return ""
+    runs = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+            f" AND tags.`{tags.FAMILY}` = '{family}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else ""

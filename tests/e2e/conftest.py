@@ -15,14 +15,20 @@ from pricer.paths import PROJECT_ROOT
 
 
 def run_cli(
-    args: list[str], tracking_uri: str, workdir: Path, timeout: float = 600
+    args: list[str],
+    tracking_uri: str,
+    workdir: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command the way a user would, from the project folder, with the venv first on PATH.
 
-    Hydra's output folder goes to ``workdir`` so tests leave nothing in the checkout.
+    Hydra's output folder goes to ``workdir`` so tests leave nothing in the checkout; ``env``
+    adds variables to this process's environment.
     """
     env = {
         **os.environ,
+        **(env or {}),
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
-from tests.e2e.conftest import small_leaderboard
+from tests.e2e.conftest import pricer_app, run_cli, small_leaderboard
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +62,34 @@ def test_leaderboard_names_runs_and_models_and_prints_a_quiet_summary(
     assert f"best: {parent.data.tags['best_family']}, mae $" in result.stdout
     url = f"/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
     assert url in result.stdout
+
+
+def test_a_failed_family_points_at_its_own_failed_run(tracking_uri: str, tmp_path: Path) -> None:
+    """Its leaderboard row names its own FAILED child run, not the parent (the fix: before, the
+    row held ``mlflow.last_active_run()``, which is the parent while the parent is open)."""
+    result = run_cli(
+        pricer_app(
+            "leaderboard",
+            "families=[constant,frontier]",
+            "+model@models.frontier=frontier",
+            "models.frontier.base_url=http://127.0.0.1:9/v1",  # nothing listens: fails fast
+            "models.frontier.tier=null",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+        env={"OPENAI_API_KEY": "test-key-never-used"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "families failed: ['frontier']" in result.stderr
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
+    children = {run.data.tags["pricer.family"]: run for run in runs if run is not parent}
+    assert children["frontier"].info.status == "FAILED"
+    table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/leaderboard/leaderboard.json")
+    rows = pd.DataFrame(table["data"], columns=table["columns"]).set_index("family")
+    assert rows.loc["frontier", "run_id"] == children["frontier"].info.run_id
+    assert rows.loc["constant", "run_id"] == children["constant"].info.run_id
