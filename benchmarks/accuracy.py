@@ -36,6 +36,8 @@ import pandas as pd
 from benchmarks.common import base_parser, compose, load_average, print_table, write_report
 
 FOLDS = 5
+# Members a recipe may name beside those of conf/model/stack.yaml: ideas under trial.
+CANDIDATE_MEMBERS = Path(__file__).with_name("accuracy_members.yaml")
 BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
 FEATURES = ["text", "title", "category", "details"]
 # Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
@@ -104,6 +106,25 @@ RECIPES = (
         "stack+log_linear", "stack", "log-linear correction of the blend", correction="log_linear"
     ),
     Recipe("stack+isotonic", "stack", "isotonic correction of the blend", correction="isotonic"),
+    # Candidates (benchmarks/accuracy_members.yaml).
+    Recipe(
+        "stack+slow",
+        "stack",
+        "both LightGBM members at learning rate 0.01 with 3,000 trees (5x)",
+        members=("lgbm_log_slow", "lgbm_l1_slow", "xgb_log"),
+    ),
+    Recipe(
+        "stack+q70",
+        "stack",
+        "+ LightGBM on the 70th percentile in dollars",
+        members=("lgbm_log", "lgbm_l1", "xgb_log", "lgbm_q70"),
+    ),
+    Recipe(
+        "stack+w1",
+        "stack",
+        "+ LightGBM on log price with weights (1 + price)^1",
+        members=("lgbm_log", "lgbm_l1", "xgb_log", "lgbm_log_w1"),
+    ),
 )
 
 
@@ -114,7 +135,10 @@ def real_split() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
 
     cfg = compose("train", ["data=real"])
     curated = load_curated(cfg.data, cfg.curation)
-    canonical = read_item_files(list(cfg.data.test_paths)).iloc[int(cfg.data.test_rows) :]
+    cleaning = cfg.curation["items"]  # not .items: a DictConfig method
+    price_range = (cleaning.min_price, cleaning.max_price)
+    canonical, _ = read_item_files(list(cfg.data.test_paths), price_range)
+    canonical = canonical.iloc[int(cfg.data.test_rows) :]
     rows = np.flatnonzero(curated.train["text"].isin(set(canonical["text"])).to_numpy())
     return curated.train, curated.test, rows
 
@@ -141,7 +165,10 @@ class Folds:
         from omegaconf import OmegaConf
 
         stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
-        members = stack.pop("members")
+        candidates = OmegaConf.merge({"seed": seed}, OmegaConf.load(CANDIDATE_MEMBERS))
+        self.candidates: dict[str, Any] = OmegaConf.to_container(candidates, resolve=True)
+        self.candidates.pop("seed")
+        members = {**self.candidates, **stack.pop("members")}
         blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
         self.features_tag = _digest(stack)
         self.member_tags = {
@@ -208,7 +235,12 @@ class Folds:
             data = self.stack_features(fold)
             columns = np.concatenate([data[f"group_{g}"] for g in FEATURE_SETS[feature_set]])
             stack = build("stack", [], self.seed)
-            stack.set_params(members={name: stack.members[name]})
+            if name in self.candidates:
+                from hydra.utils import instantiate
+
+                stack.set_params(members={name: instantiate(self.candidates[name])})
+            else:
+                stack.set_params(members={name: stack.members[name]})
             started = time.perf_counter()
             out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
             held = stack.members_[name].predict(data["held"][:, columns])

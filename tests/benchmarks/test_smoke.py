@@ -120,3 +120,12 @@ def test_leaderboard(tmp_path: Path) -> None:
     data = report(tmp_path, "leaderboard")
     assert data["runs"][0]["ok"], data["runs"][0].get("stderr_tail")
     assert [family["family"] for family in data["families"]] == ["constant"]
+
+
+def test_accuracy_yardstick_is_the_canonical_training_rows(shared_data: Path) -> None:
+    """The paired-CV yardstick: 1,500 canonical rows found inside the real training items."""
+    from benchmarks.accuracy import real_split
+
+    train, test, rows = real_split()
+    assert len(test) == 250 and len(rows) == 1500
+    assert rows.max() < len(train) and not set(train["text"].iloc[rows]) & set(test["text"])
