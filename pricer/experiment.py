@@ -189,7 +189,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             try:
                 results.append(run_family(family, run_cfg, curated, nested=True))
             except Exception as error:  # one broken family must not hide the others
-                results.append(FamilyResult(family, family_run_id(family), "FAILED", error=str(error)))
+                failed = FamilyResult(family, family_run_id(family), "FAILED", error=str(error))
+                results.append(failed)
                 tqdm.write(f"{family}: FAILED: {error}")
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.
