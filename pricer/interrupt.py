@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import faulthandler
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -238,7 +239,7 @@ def stop_processes(processes: Iterable[BaseProcess], grace: float = GRACE_SECOND
 def _start_watchdog(code: int) -> None:
     global _watchdog
     message = f"pricer: still stopping after {UNWIND_DEADLINE_SECONDS:.0f} s: exiting now\n"
-    _watchdog = threading.Timer(UNWIND_DEADLINE_SECONDS, _exit_now, (code, message))
+    _watchdog = threading.Timer(UNWIND_DEADLINE_SECONDS, _give_up, (code, message))
     _watchdog.daemon = True
     _watchdog.start()
 
@@ -281,6 +282,14 @@ def exit_process(code: int) -> None:
     """
     atexit._run_exitfuncs()  # CPython's own entry point for what sys.exit would run
     _exit_now(code)
+
+
+def _give_up(code: int, message: str) -> None:
+    """The watchdog: say where every thread is stuck (for a bug report), then exit."""
+    os.write(2, b"pricer: unwinding hung; where each thread was:\n")
+    with contextlib.suppress(Exception):
+        faulthandler.dump_traceback(all_threads=True)
+    _exit_now(code, message)
 
 
 def _signal(process: BaseProcess, signum: int) -> None:
