@@ -44,7 +44,6 @@ class SplitSettings(Settings):
     seed: int
 
 
-
 def price_slots(prices: pd.Series) -> np.ndarray:
     """Whole-dollar slot of each price ($0.50-$1.49 is slot 1, and so on)."""
     return np.floor(prices.to_numpy(dtype=float) + 0.5).astype(int)
