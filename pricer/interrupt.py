@@ -15,6 +15,13 @@ signal becomes an exception instead:
   (143 for SIGTERM, 130 for SIGINT) after ``atexit`` handlers ran.
 - ``deferred()`` holds a signal back until a block that must not be cut in half has ended
   (the creation of a new store).
+- A signal that lands inside the tracking store's database code (SQLAlchemy, sqlite3,
+  MLflow's store, Alembic) is held back too, and handled ~20 ms after that code has returned:
+  raised just after a SQLite INSERT and before its commit, it left the write transaction
+  open on a connection that the interrupt's own traceback kept alive, so ending the run
+  waited 20 s for the lock (MLflow's busy timeout) and failed, "database is locked" replaced
+  the interrupt, and a leaderboard went on to its next family (1 interrupted leaderboard in
+  ~30 hung so; reproduced by tests/reliability/test_interrupt.py).
 - A second signal while the first is being handled (or held back) exits at once
   (``os._exit``): a user who presses Ctrl-C twice wants out, whatever is left RUNNING.
 - ``guarded()`` (entered by ``tracked_run``) makes a process that did not go through
@@ -84,6 +91,11 @@ _deferring = 0  # open deferred() blocks
 _pending: int | None = None  # a signal received inside deferred(), handled at its end
 _callbacks: list[Callback] = []
 _watchdog: threading.Timer | None = None  # ends the process if unwinding hangs
+_held: int | None = None  # a signal that landed in database code, re-sent until it can raise
+_resent = False  # the signal being handled is our own re-send of ``_held``
+# Code an exception must not cut: its modules' names start so (see the module docstring).
+DATABASE_MODULES = ("sqlalchemy.", "sqlite3", "mlflow.store.", "alembic.")
+RESEND_SECONDS = 0.02
 
 
 def install() -> None:
@@ -251,17 +263,27 @@ def cancel_watchdog() -> None:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    global _received, _pending
-    if _received is not None or (_pending is not None and _deferring):
+    global _received, _pending, _held, _resent
+    ours, _resent = _resent, False
+    again = _received is not None or (_pending is not None and _deferring)
+    if again or (_held is not None and not ours):
         _exit_now(128 + signum, f"pricer: {signal.Signals(signum).name} again: stopping now\n")
     if _deferring:
-        _pending = signum
+        _pending, _held = signum, None  # the block's end handles it
         return
+    if _in_database_code(frame):
+        if _held is None:
+            _start_watchdog(128 + signum)
+        _held = signum
+        _resend_later()
+        return
+    _held = None
     _pending = None  # handled now (by release_pending, or a new signal after a deferred block)
     if _mode == "worker" and _depth == 0:
         _park_or_exit(128 + signum)  # no run to end here
     stop = _received = Interrupted(signum)
-    _start_watchdog(stop.exit_code)
+    if _watchdog is None or not _watchdog.is_alive():
+        _start_watchdog(stop.exit_code)
     stop_children()
     with _lock:
         callbacks = list(reversed(_callbacks))
@@ -271,6 +293,29 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         except Exception as error:  # one broken callback must not keep the others from running
             print(f"pricer: on_interrupt callback failed: {error!r}", file=sys.stderr, flush=True)
     raise stop
+
+
+def _in_database_code(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or a caller of it runs code of ``DATABASE_MODULES``."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(DATABASE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend_later() -> None:
+    """Signal the main thread again in ``RESEND_SECONDS``: handled where it then is."""
+
+    def resend() -> None:
+        global _resent
+        if _held is not None:
+            _resent = True
+            signal.pthread_kill(threading.main_thread().ident, _held)
+
+    timer = threading.Timer(RESEND_SECONDS, resend)
+    timer.daemon = True
+    timer.start()
 
 
 def exit_process(code: int) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import mlflow
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from pricer import interrupt
 from pricer.tracking.run import tracked_run
@@ -18,7 +21,8 @@ from tests.conftest import compose_config
 def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The app's handlers, as ``cli.run`` installs them; pytest's own restored after."""
     saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    for name, value in (("_mode", None), ("_received", None), ("_pending", None)):
+    reset = (("_mode", None), ("_received", None), ("_pending", None), ("_held", None))
+    for name, value in reset:
         monkeypatch.setattr(interrupt, name, value)
     monkeypatch.setattr(interrupt, "_callbacks", [])
     monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
@@ -64,3 +68,58 @@ def test_an_error_still_ends_the_run_failed(tracking_uri: str, installed: None) 
         raise ValueError("bad input")
     ended = mlflow.get_run(run.info.run_id)
     assert ended.info.status == "FAILED" and ended.data.tags["error"] == "ValueError: bad input"
+
+
+def test_a_signal_during_a_store_write_waits_until_the_write_is_done(
+    tracking_uri: str, installed: None
+) -> None:
+    """SIGTERM just after a SQLite INSERT, before its commit, inside MLflow's store.
+
+    Raised there, the interrupt left the write transaction open on a connection its traceback
+    kept alive: ending the run then waited 20 s for the lock and failed with "database is
+    locked", and that error replaced the interrupt (a leaderboard took it for a family's
+    failure and went on to the next family). Held back until the store call returned, the
+    parameters are all written and the run ends KILLED at once.
+    """
+    sent: list[str] = []
+
+    def after_insert(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.startswith("INSERT INTO params") and not sent:
+            sent.append(statement)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    params = {f"p{i}": i for i in range(50)}
+    event.listen(Engine, "after_cursor_execute", after_insert)
+    started = time.monotonic()
+    try:
+        with (
+            pytest.raises(interrupt.Interrupted),
+            tracked_run(compose_config("train").tracking, run_name="x", tags={}) as run,
+        ):
+            mlflow.log_params(params)
+            time.sleep(2)  # the app's next step, where the interrupt lands
+    finally:
+        event.remove(Engine, "after_cursor_execute", after_insert)
+    assert sent and time.monotonic() - started < 10
+    ended = mlflow.get_run(run.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags["error"] == "interrupted by SIGTERM"
+    assert ended.data.params == {key: str(value) for key, value in params.items()}
+
+
+def test_a_store_failing_while_a_run_ends_does_not_hide_the_interrupt(
+    tracking_uri: str, installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the store's error replaced the interrupt: a leaderboard caught it as a family's
+    failure (``except Exception``) and started the next family instead of stopping."""
+
+    def store_down(*args: object, **kwargs: object) -> None:
+        raise mlflow.exceptions.MlflowException("database is locked")
+
+    with (
+        pytest.raises(interrupt.Interrupted),
+        monkeypatch.context() as patch,
+        tracked_run(compose_config("train").tracking, run_name="x", tags={}),
+    ):
+        patch.setattr(mlflow, "end_run", store_down)
+        os.kill(os.getpid(), signal.SIGTERM)
+    mlflow.end_run()  # the store is back: the run this test left open
