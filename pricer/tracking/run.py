@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -117,7 +118,15 @@ def tracked_run(
             stopped = interrupt.reason(error)
             message = stopped or f"{type(error).__name__}: {error}"
             with interrupt.deferred():
-                _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
+                try:
+                    _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
+                except Exception as failure:  # the store failing too must not hide the cause
+                    print(
+                        f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
+                        "stay RUNNING (its pricer.pid tag tells a dead run: liveness.is_stale)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             raise
         with interrupt.deferred():
             _end(run, RunStatus.FINISHED)
