@@ -83,7 +83,8 @@ def test_a_signal_during_a_store_write_waits_until_the_write_is_done(
     """
     sent: list[str] = []
 
-    def after_insert(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def after_insert(*args: object) -> None:  # SQLAlchemy's (conn, cursor, statement, ...)
+        statement = str(args[2])
         if statement.startswith("INSERT INTO params") and not sent:
             sent.append(statement)
             os.kill(os.getpid(), signal.SIGTERM)
