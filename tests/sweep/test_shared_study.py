@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import psutil
 import pytest
 
 from pricer.paths import PROJECT_ROOT
@@ -171,8 +172,6 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
 def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_workers(
     tracking_uri: str, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pricer.interrupt", reason="SIGTERM handling (pricer.interrupt) absent")
-    psutil = pytest.importorskip("psutil")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     command = [
         *sweep_command(tmp_path, storage, 4, "sweep"),
