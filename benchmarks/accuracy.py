@@ -184,7 +184,10 @@ class Folds:
         candidates = OmegaConf.merge({"seed": seed}, OmegaConf.load(CANDIDATE_MEMBERS))
         self.candidates: dict[str, Any] = OmegaConf.to_container(candidates, resolve=True)
         self.candidates.pop("seed")
-        members = {**self.candidates, **stack.pop("members")}
+        # Digests of the settings as written (``${seed}`` unresolved, as the committed members'
+        # are): a member moved between the two files keeps its cached prices.
+        written = OmegaConf.to_container(OmegaConf.load(CANDIDATE_MEMBERS))
+        members = {**written, **stack.pop("members")}
         blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
         self.features_tag = _digest(stack)
         self.member_tags = {
