@@ -181,13 +181,13 @@ class Folds:
         from omegaconf import OmegaConf
 
         stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
-        candidates = OmegaConf.merge({"seed": seed}, OmegaConf.load(CANDIDATE_MEMBERS))
+        written = OmegaConf.load(CANDIDATE_MEMBERS)
+        candidates = OmegaConf.merge({"seed": seed}, written)
         self.candidates: dict[str, Any] = OmegaConf.to_container(candidates, resolve=True)
         self.candidates.pop("seed")
         # Digests of the settings as written (``${seed}`` unresolved, as the committed members'
         # are): a member moved between the two files keeps its cached prices.
-        written = OmegaConf.to_container(OmegaConf.load(CANDIDATE_MEMBERS))
-        members = {**written, **stack.pop("members")}
+        members = {**OmegaConf.to_container(written), **stack.pop("members")}
         blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
         self.features_tag = _digest(stack)
         self.member_tags = {
@@ -253,13 +253,15 @@ class Folds:
         if not path.is_file():
             data = self.stack_features(fold)
             columns = np.concatenate([data[f"group_{g}"] for g in FEATURE_SETS[feature_set]])
-            stack = build("stack", [], self.seed)
-            if name in self.candidates:
-                from hydra.utils import instantiate
+            from hydra.utils import instantiate
 
-                stack.set_params(members={name: instantiate(self.candidates[name])})
-            else:
-                stack.set_params(members={name: stack.members[name]})
+            stack = build("stack", [], self.seed)
+            member = (
+                instantiate(self.candidates[name])
+                if name in self.candidates
+                else stack.members[name]
+            )
+            stack.set_params(members={name: member})
             started = time.perf_counter()
             out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
             held = stack.members_[name].predict(data["held"][:, columns])
