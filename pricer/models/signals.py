@@ -4,6 +4,10 @@
   (median log price of the nearest 5/10/25, a similarity-weighted mean, the nearest
   similarity, the spread). A training item never counts as its own neighbour (leave-one-out),
   so the trees see on training rows what they will see on new items.
+- ``ExceedanceProbabilities``: the chance that an item costs more than each of a few
+  thresholds ($100, $250, $500), by logistic regressions on TF-IDF (out of fold on training
+  rows). A classifier of "is this expensive?" is not pulled toward the middle the way a
+  regression of the log price is, so the trees get a sharper high-end signal.
 - ``DetailsDocument``: the details JSON as a bag of ``key``, ``key=value`` and ``key:word``
   tokens plus the Best Sellers Rank categories, for a TF-IDF ridge: which attributes a listing
   has and what they say (a "Horsepower" key, "Material=stainless steel") is price evidence the
@@ -22,6 +26,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
@@ -111,6 +117,69 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(NEIGHBOUR_FEATURES, dtype=object)
+
+
+class ExceedanceProbabilities(TransformerMixin, BaseEstimator):
+    """Sparse rows -> P(price > t) for each threshold t in dollars; ``y`` is log(1 + price).
+
+    ``fit_transform`` gives each training row the probability from a classifier fitted
+    without its fold (as ``OutOfFoldPrediction`` does for the ridges; the folds do not depend
+    on the labels, so a row's own price never reaches its feature); ``transform`` uses one
+    fitted on every row. Where the items a classifier would learn from are all on one side of
+    a threshold, the share of items above it stands in.
+    """
+
+    def __init__(self, thresholds: list[float], C: float, n_folds: int, random_state: int) -> None:
+        self.thresholds = thresholds
+        self.C = C
+        self.n_folds = n_folds
+        self.random_state = random_state
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        prices = np.expm1(np.asarray(y, dtype=float))
+        return np.column_stack([prices > threshold for threshold in self.thresholds]).astype(int)
+
+    def _fit_one(self, X: sp.spmatrix, labels: np.ndarray) -> LogisticRegression | float:
+        if labels.min() == labels.max():
+            return float(labels[0])
+        return LogisticRegression(C=self.C, max_iter=2000).fit(X, labels)
+
+    @staticmethod
+    def _predict_one(fitted: LogisticRegression | float, X: sp.spmatrix) -> np.ndarray:
+        if isinstance(fitted, float):
+            return np.full(X.shape[0], fitted)
+        return fitted.predict_proba(X)[:, 1]
+
+    def fit(self, X: sp.spmatrix, y: np.ndarray) -> ExceedanceProbabilities:
+        labels = self._labels(y)
+        fitted = [self._fit_one(X, labels[:, column]) for column in range(labels.shape[1])]
+        # Plain containers for safe model files: classifiers by column, constants beside them.
+        self.classifiers_ = {
+            str(column): one for column, one in enumerate(fitted) if not isinstance(one, float)
+        }
+        self.constants_ = np.array([one if isinstance(one, float) else np.nan for one in fitted])
+        return self
+
+    def fit_transform(self, X: sp.spmatrix, y: np.ndarray) -> np.ndarray:
+        labels = self._labels(y)
+        out = np.empty(labels.shape)
+        folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
+        for train_rows, valid_rows in folds.split(labels):
+            for column in range(labels.shape[1]):
+                fitted = self._fit_one(X[train_rows], labels[train_rows, column])
+                out[valid_rows, column] = self._predict_one(fitted, X[valid_rows])
+        self.fit(X, y)
+        return out
+
+    def transform(self, X: sp.spmatrix) -> np.ndarray:
+        check_is_fitted(self, "constants_")
+        out = np.tile(self.constants_, (X.shape[0], 1))
+        for key, classifier in self.classifiers_.items():
+            out[:, int(key)] = self._predict_one(classifier, X)
+        return out
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray([f"p_over_{t:g}" for t in self.thresholds], dtype=object)
 
 
 def details_tokens(details: str | None) -> str:

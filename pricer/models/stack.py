@@ -3,8 +3,10 @@
 1. Features, built once per fit: truncated SVD of word TF-IDF; out-of-fold ridge predictions
    of the log price from word TF-IDF, character 2-5-grams, the title and a details document
    (``signals.DetailsDocument``); the prices of the nearest training items
-   (``signals.NeighbourPrices``, leave-one-out); the raw hand features, the target-encoded
-   brand and the category.
+   (``signals.NeighbourPrices``, leave-one-out), optionally also by title
+   (``title_neighbours``); optionally the out-of-fold chance that the item costs more than a
+   few thresholds (``exceedance``, ``signals.ExceedanceProbabilities``); the raw hand
+   features, the target-encoded brand and the category.
 2. Members (``Member``: a tree model on log price or on dollars) are fitted ``stack_folds``
    times, each time without one fold: their predictions on the left-out folds are honest
    out-of-fold dollar prices for every training item. Then each member is refitted on every
@@ -21,6 +23,7 @@ Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain co
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 # The learners conf/model/stack.yaml builds its members from: imported here so that safe model
 # files (pricer.tracking.model_files) trust their classes, as for the xgboost family.
@@ -42,7 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 from pricer.models.base import INPUT_COLUMNS, Pricer, as_items
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.pipeline import price_weights
-from pricer.models.signals import DetailsDocument, NeighbourPrices
+from pricer.models.signals import DetailsDocument, ExceedanceProbabilities, NeighbourPrices
 from pricer.models.stacking import OutOfFoldPrediction
 
 TARGETS = ("log", "dollars")
@@ -150,7 +153,9 @@ class StackPricer(Pricer):
         title_ridge_alpha: float | None,
         details_ridge_alpha: float | None,
         neighbours: bool,
+        title_neighbours: bool,
         neighbour_pool: int,
+        exceedance: Mapping[str, Any] | None,
         feature_folds: int,
         stack_folds: int,
         stacker_max_rows: int,
@@ -169,7 +174,9 @@ class StackPricer(Pricer):
         self.title_ridge_alpha = title_ridge_alpha
         self.details_ridge_alpha = details_ridge_alpha
         self.neighbours = neighbours
+        self.title_neighbours = title_neighbours
         self.neighbour_pool = neighbour_pool
+        self.exceedance = exceedance
         self.feature_folds = feature_folds
         self.stack_folds = stack_folds
         self.stacker_max_rows = stacker_max_rows
@@ -213,6 +220,18 @@ class StackPricer(Pricer):
             )
             ridge = _ridge_on(details, self.details_ridge_alpha, folds, seed)
             parts.append(("details", ridge, ["details"]))
+        if self.title_neighbours:
+            title = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed)
+            pipeline = Pipeline([("tfidf", title), ("neighbours", neighbours)])
+            parts.append(("title_knn", pipeline, "title"))
+        if self.exceedance:
+            thresholds = [float(t) for t in self.exceedance["thresholds"]]
+            C = float(self.exceedance["C"])
+            exceedance = ExceedanceProbabilities(thresholds, C, folds, seed)
+            vectorizer = clone(word_tfidf)
+            pipeline = Pipeline([("tfidf", vectorizer), ("probabilities", exceedance)])
+            parts.append(("exceedance", pipeline, "text"))
         parts.append(("hand", tree_feature_union(seed), list(INPUT_COLUMNS)))
         return ColumnTransformer(parts, sparse_threshold=0.0)
 

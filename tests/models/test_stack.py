@@ -17,7 +17,12 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 
-from pricer.models.signals import DetailsDocument, NeighbourPrices, details_tokens
+from pricer.models.signals import (
+    DetailsDocument,
+    ExceedanceProbabilities,
+    NeighbourPrices,
+    details_tokens,
+)
 from pricer.models.stack import Correction, Member, StackPricer, _items, fit_l1_blend
 from pricer.paths import CONFIG_DIR
 from tests.models.test_classical import catalogue
@@ -74,9 +79,17 @@ def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
     assert (pricer.weights_ >= 0).all() and pricer.weights_.sum() > 0
 
 
-def test_a_training_rows_features_never_see_its_own_price(shop) -> None:
+# Every optional signal on: title neighbour prices and the exceedance probabilities.
+EVERY_SIGNAL = {
+    "title_neighbours": True,
+    "exceedance": {"thresholds": [20, 60, 200], "C": 4.0},
+}
+
+
+@pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
+def test_a_training_rows_features_never_see_its_own_price(shop, settings) -> None:
     train, prices, _, _ = shop
-    pricer = build()
+    pricer = build(**settings)
     log_prices = np.log1p(prices)
     changed = log_prices.copy()
     changed[7] += 5.0  # one item's price 150 times higher
@@ -133,6 +146,36 @@ def test_neighbour_pool_is_capped() -> None:
     assert fitted.transform(X).shape == (300, 6)
 
 
+def test_exceedance_probabilities_rank_items_by_what_their_words_say() -> None:
+    rng = np.random.default_rng(0)
+    dear = rng.random(200) < 0.3  # the first column marks the dear items
+    X = sp.csr_matrix(np.column_stack([dear, ~dear, rng.random((200, 3))]).astype(float))
+    prices = np.where(dear, 400.0, 30.0) * rng.uniform(0.8, 1.2, 200)
+    thresholds = [100.0, 5000.0]  # nothing costs more than $5,000: a constant column
+    probabilities = ExceedanceProbabilities(thresholds, 4.0, 5, 0)
+    out_of_fold = probabilities.fit_transform(X, np.log1p(prices))
+    assert out_of_fold.shape == (200, 2)
+    assert out_of_fold[dear, 0].min() > 0.5 > out_of_fold[~dear, 0].max()
+    assert (out_of_fold[:, 1] == 0).all() and list(probabilities.classifiers_) == ["0"]
+    assert probabilities.transform(X)[:, 1] == pytest.approx(0.0)
+    new = probabilities.transform(X[:4])
+    assert new[:, 0] == pytest.approx(np.where(dear[:4], 1, 0), abs=0.3)
+    names = list(probabilities.get_feature_names_out())
+    assert names == ["p_over_100", "p_over_5000"]
+
+
+def test_an_exceedance_probability_is_out_of_fold_for_training_rows() -> None:
+    rng = np.random.default_rng(1)
+    X = sp.csr_matrix(rng.random((120, 8)))
+    prices = rng.uniform(10, 300, 120)
+    before = ExceedanceProbabilities([100.0], 1.0, 4, 0).fit_transform(X, np.log1p(prices))
+    flipped = prices.copy()
+    flipped[5] = 50.0 if prices[5] > 100 else 250.0  # item 5 crosses the threshold
+    after = ExceedanceProbabilities([100.0], 1.0, 4, 0).fit_transform(X, np.log1p(flipped))
+    assert after[5] == pytest.approx(before[5])  # its own row never sees its label
+    assert not np.allclose(after, before)  # the other folds' rows learn from it
+
+
 def test_details_document_keeps_keys_values_and_rank_categories() -> None:
     details = json.dumps(
         {
@@ -173,11 +216,13 @@ def test_log_linear_correction_undoes_shrinkage() -> None:
         Correction("magic").fit(shrunk, truth)
 
 
-def test_a_fitted_stack_round_trips_through_a_safe_model_file(shop, tmp_path) -> None:
+@pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
+def test_a_fitted_stack_round_trips_through_a_safe_model_file(shop, tmp_path, settings) -> None:
     from pricer.tracking.model_files import load_pricer, save_pricer
 
     train, prices, test, _ = shop
-    pricer = build().fit(train, prices)
+    pricer = build(**settings).fit(train, prices)
+    assert ("title_knn" in pricer.features_.named_transformers_) == bool(settings)
     save_pricer(pricer, tmp_path / "stack.skops")  # raises if it needs an untrusted type
     loaded = load_pricer(tmp_path / "stack.skops")
     np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
