@@ -115,7 +115,12 @@ def tracked_run(
             interrupt.release_pending()
             yield run
         except BaseException as error:
-            stopped = interrupt.reason(error)
+            # An interrupt can come back as another error: a library's cleanup that fails while
+            # the interrupt unwinds it replaces the interrupt (seen: SIGTERM inside OmegaConf
+            # ended a sweep trial FAILED with "'NoneType' object has no attribute ..."). A
+            # process that received one was stopped, whatever error reaches here.
+            received = interrupt.received()
+            stopped = interrupt.reason(error) or (str(received) if received else None)
             message = stopped or f"{type(error).__name__}: {error}"
             with interrupt.deferred():
                 try:
@@ -127,6 +132,8 @@ def tracked_run(
                         file=sys.stderr,
                         flush=True,
                     )
+            if received is not None and not isinstance(error, KeyboardInterrupt):
+                raise received from error  # callers (a leaderboard's except) must see it
             raise
         with interrupt.deferred():
             _end(run, RunStatus.FINISHED)

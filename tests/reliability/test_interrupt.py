@@ -70,6 +70,25 @@ def test_an_error_still_ends_the_run_failed(tracking_uri: str, installed: None) 
     assert ended.info.status == "FAILED" and ended.data.tags["error"] == "ValueError: bad input"
 
 
+def test_an_error_raised_while_an_interrupt_unwinds_does_not_replace_it(
+    tracking_uri: str, installed: None
+) -> None:
+    """Seen in a sweep: SIGTERM landed inside OmegaConf, whose cleanup then failed; the trial's
+    run ended FAILED with OmegaConf's error, and its process went on as if not stopped."""
+    with (
+        pytest.raises(interrupt.Interrupted) as stopped,
+        tracked_run(compose_config("train").tracking, run_name="x", tags={}) as run,
+    ):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:  # a library's cleanup failing half-way: its error replaces the interrupt
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
+    assert isinstance(stopped.value.__cause__, AttributeError)
+    ended = mlflow.get_run(run.info.run_id)
+    assert ended.info.status == "KILLED"
+    assert ended.data.tags["error"] == "interrupted by SIGTERM"
+
+
 def test_a_signal_during_a_store_write_waits_until_the_write_is_done(
     tracking_uri: str, installed: None
 ) -> None:
