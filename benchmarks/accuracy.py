@@ -41,11 +41,11 @@ CANDIDATE_MEMBERS = Path(__file__).with_name("accuracy_members.yaml")
 BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
 FEATURES = ["text", "title", "category", "details"]
 # Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
-# neighbour-price columns at the end of the "words" part).
+# neighbour-price columns at the end of the "words" part); "full" is every column.
 FEATURE_SETS = {
     "base": ("words", "hand"),
     "ridges": ("words", "chars", "title", "details", "hand"),
-    "full": ("words", "knn", "chars", "title", "details", "hand"),
+    "full": (),
 }
 
 
@@ -55,7 +55,7 @@ class Recipe:
     builds_on: str | None
     idea: str
     family: str = "stack"
-    overrides: tuple[str, ...] = ()  # a whole family fitted per fold (not the stack)
+    overrides: tuple[str, ...] = ()  # a whole family fitted per fold, or the stack's features
     feature_set: str = "full"
     members: tuple[str, ...] = ("lgbm_log", "lgbm_l1", "xgb_log")
     correction: str = "none"
@@ -67,6 +67,8 @@ class Recipe:
 # recipes measured before the LightGBM members were slowed down use their earlier settings
 # (lgbm_*_fast in accuracy_members.yaml), so every row reproduces its figure.
 FAST = ("lgbm_log_fast", "lgbm_l1_fast", "xgb_log")
+STACK = ("lgbm_log", "lgbm_l1", "xgb_log")
+EXCEEDANCE = "model.exceedance={thresholds:[100,250,500],C:4.0}"
 RECIPES = (
     # One thread, as the stack's members: two threads on a busy machine spin (results equal).
     Recipe(
@@ -141,6 +143,49 @@ RECIPES = (
         members=FAST,
         correction="isotonic",
     ),
+    # Third round (2026-12-03): one change each to the committed stack.
+    Recipe(
+        "stack+seed7",
+        "stack",
+        "+ lgbm_log with another seed (a second bag of the same learner)",
+        members=(*STACK, "lgbm_log_seed7"),
+    ),
+    Recipe(
+        "stack+leaves15",
+        "stack",
+        "+ LightGBM on log price with 15-leaf trees",
+        members=(*STACK, "lgbm_log_leaves15"),
+    ),
+    Recipe(
+        "stack+cols03",
+        "stack",
+        "+ LightGBM on log price with 30% of the columns per tree",
+        members=(*STACK, "lgbm_log_cols03"),
+    ),
+    Recipe(
+        "stack+extra",
+        "stack",
+        "+ LightGBM on log price with extremely randomised splits",
+        members=(*STACK, "lgbm_log_extra"),
+    ),
+    Recipe(
+        "stack+l2",
+        "stack",
+        "+ LightGBM on dollars with squared error",
+        members=(*STACK, "lgbm_l2"),
+    ),
+    Recipe(
+        "stack+xgb_slow",
+        "stack",
+        "XGBoost member at learning rate 0.01 with 3,000 trees",
+        members=("lgbm_log", "lgbm_l1", "xgb_log_slow"),
+    ),
+    Recipe(
+        "stack+both",
+        "stack",
+        "+ title neighbour prices and the exceedance probabilities",
+        overrides=("model.title_neighbours=true", EXCEEDANCE),
+    ),
 )
 
 
@@ -180,19 +225,29 @@ class Folds:
         self.held = [held for _, held in folds]
         from omegaconf import OmegaConf
 
-        stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
         written = OmegaConf.load(CANDIDATE_MEMBERS)
         candidates = OmegaConf.merge({"seed": seed}, written)
         self.candidates: dict[str, Any] = OmegaConf.to_container(candidates, resolve=True)
         self.candidates.pop("seed")
-        # Digests of the settings as written (``${seed}`` unresolved, as the committed members'
-        # are): a member moved between the two files keeps its cached prices.
-        members = {**OmegaConf.to_container(written), **stack.pop("members")}
-        blend = [stack.pop(key) for key in ("correction", "stacker_max_rows", "stack_folds")]
-        self.features_tag = _digest(stack)
-        self.member_tags = {
-            name: _digest([self.features_tag, blend[2], member]) for name, member in members.items()
-        }
+        # Members' settings as written (``${seed}`` unresolved, as the committed members' are),
+        # so that a member moved between the two files keeps its cached prices.
+        stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
+        self.member_settings = {**OmegaConf.to_container(written), **stack["members"]}
+
+    def features_tag(self, overrides: Sequence[str]) -> str:
+        """Digest of the stack's feature settings (with ``overrides``) that fitted features."""
+        from omegaconf import OmegaConf
+
+        model = compose("train", [f"seed={self.seed}", "model=stack", *overrides]).model
+        stack = OmegaConf.to_container(model)
+        for key in ("members", "correction", "stacker_max_rows", "stack_folds"):
+            stack.pop(key)
+        # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
+        return _digest({key: value for key, value in stack.items() if value not in (None, False)})
+
+    def member_tag(self, name: str, overrides: Sequence[str]) -> str:
+        stack_folds = compose("train", ["model=stack", *overrides]).model.stack_folds
+        return _digest([self.features_tag(overrides), stack_folds, self.member_settings[name]])
 
     def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
         """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
@@ -218,14 +273,14 @@ class Folds:
             np.save(path, np.asarray(model.predict(held), dtype=float))
         return np.load(path)
 
-    def stack_features(self, fold: int) -> dict[str, np.ndarray]:
-        """The committed stack's features of the fold's training and held-out items."""
-        path = self.cache / f"stack-features-{self.features_tag}-fold{fold}.npz"
+    def stack_features(self, fold: int, overrides: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """The stack's features (with ``overrides``) of the fold's training and held-out items."""
+        path = self.cache / f"stack-features-{self.features_tag(overrides)}-fold{fold}.npz"
         if not path.is_file():
             from pricer.models.stack import _items
 
             items, prices, held = self.split(fold)
-            stack = build("stack", [], self.seed)
+            stack = build("stack", overrides, self.seed)
             started = time.perf_counter()
             features = stack.make_features()
             fitted = features.fit_transform(_items(items), np.log1p(prices))
@@ -246,16 +301,23 @@ class Folds:
             )
         return dict(np.load(path))
 
-    def member(self, name: str, feature_set: str, fold: int) -> dict[str, np.ndarray]:
+    def member(
+        self, name: str, feature_set: str, fold: int, overrides: Sequence[str] = ()
+    ) -> dict[str, np.ndarray]:
         """One stack member's out-of-fold prices (training items) and held-out prices."""
-        tag = self.member_tags[name]
+        tag = self.member_tag(name, overrides)
         path = self.cache / f"member-{name}-{tag}-{feature_set}-fold{fold}.npz"
         if not path.is_file():
-            data = self.stack_features(fold)
-            columns = np.concatenate([data[f"group_{g}"] for g in FEATURE_SETS[feature_set]])
+            data = self.stack_features(fold, overrides)
+            groups = FEATURE_SETS[feature_set]
+            columns = (
+                np.concatenate([data[f"group_{g}"] for g in groups])
+                if groups
+                else np.arange(data["train"].shape[1])
+            )
             from hydra.utils import instantiate
 
-            stack = build("stack", [], self.seed)
+            stack = build("stack", overrides, self.seed)
             member = (
                 instantiate(self.candidates[name])
                 if name in self.candidates
@@ -274,8 +336,10 @@ class Folds:
             return self.family_prices(recipe.family, recipe.overrides, fold)
         from pricer.models.stack import Correction, fit_l1_blend
 
-        parts = [self.member(name, recipe.feature_set, fold) for name in recipe.members]
-        prices = self.stack_features(fold)["prices"]
+        parts = [
+            self.member(name, recipe.feature_set, fold, recipe.overrides) for name in recipe.members
+        ]
+        prices = self.stack_features(fold, recipe.overrides)["prices"]
         out_of_fold = np.column_stack([part["out_of_fold"] for part in parts])
         held = np.column_stack([part["held"] for part in parts])
         # As StackPricer._fit_blend and predict do (the training sets here are < 20k rows).
