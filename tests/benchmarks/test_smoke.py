@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import curation, leaderboard, llm, tracking_overhead, training
+from benchmarks import curation, leaderboard, llm, stack_stages, tracking_overhead, training
 
 
 def report(folder: Path, name: str) -> dict:
@@ -54,6 +54,33 @@ def test_training(tmp_path: Path) -> None:
     assert [run["family"] for run in runs] == ["constant"]
     assert all(run["ok"] and run["fit_seconds"] >= 0 for run in runs), runs
     assert runs[0]["model"]["statistic"] == "median"  # the override reached the measured fit
+
+
+def test_stack_stages(tmp_path: Path) -> None:
+    small = [f"model.members.{name}.estimator.n_estimators=20" for name in ("lgbm_log", "lgbm_l1")]
+    figures = stack_stages.main(
+        [
+            "--size",
+            "300",
+            "--raw-records",
+            "4000",
+            *(f"--model-override={override}" for override in small),
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    assert report(tmp_path, "stack_stages")["stages"] == figures["stages"]
+    stages = [stage["stage"] for stage in figures["stages"]]
+    # The features, then each member three times on its folds and once on every row.
+    assert stages[0].startswith("features (") and stages[-2] == "whole fit"
+    for member in ("lgbm_log", "lgbm_l1", "xgb_log"):
+        fits = [stage for stage in stages if stage.startswith(member + " ")]
+        assert [fit.split(" (")[0] for fit in fits] == [
+            f"{member} fold 1",
+            f"{member} fold 2",
+            f"{member} fold 3",
+            f"{member} refit",
+        ]
 
 
 def test_llm(tmp_path: Path) -> None:

@@ -1,0 +1,117 @@
+"""Where the stack family's fit time goes at scale, stage by stage, printed as it goes.
+
+    python -m benchmarks.stack_stages --size 400000
+    python -m benchmarks.stack_stages --size 25000 --model-override model.stack_folds=2
+
+Fits ``conf/model/stack.yaml`` on the first N training items of the same curated split of
+2.8M synthetic raw records as ``benchmarks.training`` (``experiment=course_scale``; the split
+is built once and cached, not timed), with each stage timed and printed the moment it ends:
+the features (TF-IDF, SVD, the out-of-fold ridges, the neighbour prices), then every member
+fit (``stack_folds`` fold fits and the refit on every row, per member), then the blend. A
+whole fit at 400k takes about an hour on 2 cores: the printed lines are the measurement even
+when the run is stopped before its end, and ``results/stack_stages.json`` is written at the
+end. The fit is the family's own code (``StackPricer.fit``); only its member fitting is
+wrapped to read the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.common import base_parser, compose, load_average, peak_rss_mib, write_report
+from benchmarks.training import RAW_RECORDS, data_overrides
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from hydra.utils import instantiate
+
+    from pricer.data.dataset import load_curated
+    from pricer.models import stack as stack_module
+    from pricer.models.base import INPUT_COLUMNS
+
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=400_000, help="training items")
+    parser.add_argument(
+        "--raw-records", type=int, default=RAW_RECORDS, help="synthetic records to curate"
+    )
+    parser.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--report-name", default="stack_stages")
+    args = parser.parse_args(argv)
+
+    cfg = compose(
+        "train", ["model=stack", *data_overrides(args.raw_records, args.size), *args.model_override]
+    )
+    curated = load_curated(cfg.data, cfg.curation)
+    if len(curated.train) < args.size:
+        raise SystemExit(f"only {len(curated.train):,} training items, {args.size:,} asked")
+    train = curated.train.head(args.size)
+    items, prices = train[list(INPUT_COLUMNS)], train["price"].to_numpy()
+    stages: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def stage(name: str, seconds: float) -> None:
+        stages.append({"stage": name, "seconds": round(seconds, 1), "load": load_average()})
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name}: {seconds:.1f} s "
+            f"(total {time.perf_counter() - started:.0f} s, load {load_average()})",
+            flush=True,
+        )
+
+    pricer = instantiate(cfg.model)
+    names = {id(member): name for name, member in pricer.members.items()}
+    fits: dict[str, int] = {}
+    fit_member = stack_module.StackPricer._fit_member
+
+    def timed_member(self: Any, member: Any, dense: Any, target: Any) -> Any:
+        name = names.get(id(member), type(member).__name__)
+        fits[name] = fits.get(name, 0) + 1
+        kind = "refit" if fits[name] > self.stack_folds else f"fold {fits[name]}"
+        begun = time.perf_counter()
+        fitted = fit_member(self, member, dense, target)
+        stage(f"{name} {kind} ({len(target):,} rows)", time.perf_counter() - begun)
+        return fitted
+
+    make_features = stack_module.StackPricer.make_features
+
+    def timed_features(self: Any) -> Any:
+        features = make_features(self)
+        fit_transform = features.fit_transform
+
+        def fit_transform_timed(X: Any, y: Any) -> Any:
+            begun = time.perf_counter()
+            dense = fit_transform(X, y)
+            stage(f"features ({dense.shape[1]} columns)", time.perf_counter() - begun)
+            return dense
+
+        features.fit_transform = fit_transform_timed
+        return features
+
+    print(f"stack on {args.size:,} items, load {load_average()}", flush=True)
+    stack_module.StackPricer._fit_member = timed_member
+    stack_module.StackPricer.make_features = timed_features
+    try:
+        pricer.fit(items, prices)
+    finally:
+        stack_module.StackPricer._fit_member = fit_member
+        stack_module.StackPricer.make_features = make_features
+    total = time.perf_counter() - started
+    stage("whole fit", total)
+    begun = time.perf_counter()
+    predicted = pricer.predict(curated.test[list(INPUT_COLUMNS)])
+    stage(f"predict ({len(predicted):,} items)", time.perf_counter() - begun)
+    mae = float(abs(predicted - curated.test["price"].to_numpy()).mean())
+    figures = {
+        "train_items": args.size,
+        "model_overrides": args.model_override,
+        "fit_seconds": round(total, 1),
+        "test_mae": round(mae, 2),
+        "stages": stages,
+        **peak_rss_mib(),
+    }
+    write_report(args.report_name, figures, args.results_dir)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
