@@ -22,6 +22,7 @@ conf/model/stack.yaml, refits only what changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -234,20 +235,27 @@ class Folds:
         stack = OmegaConf.to_container(compose("train", [f"seed={seed}", "model=stack"]).model)
         self.member_settings = {**OmegaConf.to_container(written), **stack["members"]}
 
-    def features_tag(self, overrides: Sequence[str]) -> str:
-        """Digest of the stack's feature settings (with ``overrides``) that fitted features."""
+    @functools.cache  # noqa: B019 (one Folds per process; composing is the slow part)
+    def _stack_tags(self, overrides: tuple[str, ...]) -> tuple[str, int]:
+        """Digest of the stack's feature settings (with ``overrides``), and its stack_folds."""
         from omegaconf import OmegaConf
 
         model = compose("train", [f"seed={self.seed}", "model=stack", *overrides]).model
         stack = OmegaConf.to_container(model)
-        for key in ("members", "correction", "stacker_max_rows", "stack_folds"):
+        for key in ("members", "correction", "stacker_max_rows"):
             stack.pop(key)
+        stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
-        return _digest({key: value for key, value in stack.items() if value not in (None, False)})
+        kept = {key: value for key, value in stack.items() if value not in (None, False)}
+        return _digest(kept), stack_folds
+
+    def features_tag(self, overrides: Sequence[str]) -> str:
+        """Digest of the stack's feature settings (with ``overrides``) that fitted features."""
+        return self._stack_tags(tuple(overrides))[0]
 
     def member_tag(self, name: str, overrides: Sequence[str]) -> str:
-        stack_folds = compose("train", ["model=stack", *overrides]).model.stack_folds
-        return _digest([self.features_tag(overrides), stack_folds, self.member_settings[name]])
+        features_tag, stack_folds = self._stack_tags(tuple(overrides))
+        return _digest([features_tag, stack_folds, self.member_settings[name]])
 
     def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
         """Training items and prices of an outer fold, and its held-out items (-1: the test)."""

@@ -7,11 +7,12 @@ Fits ``conf/model/stack.yaml`` on the first N training items of the same curated
 2.8M synthetic raw records as ``benchmarks.training`` (``experiment=course_scale``; the split
 is built once and cached, not timed), with each stage timed and printed the moment it ends:
 the features (TF-IDF, SVD, the out-of-fold ridges, the neighbour prices), then every member
-fit (``stack_folds`` fold fits and the refit on every row, per member), then the blend. A
-whole fit at 400k takes about an hour on 2 cores: the printed lines are the measurement even
-when the run is stopped before its end, and ``results/stack_stages.json`` is written at the
-end. The fit is the family's own code (``StackPricer.fit``); only its member fitting is
-wrapped to read the clock.
+fit (``stack_folds`` fold fits and the refit on every row, per member), then the whole fit
+and the prediction of the test items. A whole fit at 400k took 7,008 s on 2 cores
+(2026-12-03): the printed lines are the measurement even when the run is stopped before its
+end, and ``results/stack_stages.json`` is written at the end. The fit is the family's own
+code (``StackPricer.fit``); only its feature building and member fitting are wrapped to read
+the clock.
 """
 
 from __future__ import annotations

@@ -183,20 +183,20 @@ class TellOwnResult:
         from pricer import interrupt
 
         number = os.environ.get(TRIAL_ENV)
-        study = None
-        if number is not None and self.study_name is not None:
-            import optuna
+        if number is None or self.study_name is None:
+            return self.task_function(config)
+        import optuna
 
-            # Opened before the trial runs, so that after it only one short write is left.
-            study = optuna.load_study(
-                study_name=self.study_name, storage=storage(self.storage_url, None, None)
-            )
+        # Opened before the trial runs, so that after it only one short write is left.
+        study = optuna.load_study(
+            study_name=self.study_name, storage=storage(self.storage_url, None, None)
+        )
         value = self.task_function(config)
         try:
             objective = float(value)
         except (TypeError, ValueError):
             return value  # not an objective: the sweeper fails the trial, as before
-        if study is not None and number is not None and objective == objective:  # not NaN
+        if objective == objective:  # not NaN
             # The run has ended FINISHED: a signal now must not leave the study without it.
             with interrupt.deferred():
                 study.tell(int(number), objective, skip_if_finished=True)
