@@ -1,6 +1,6 @@
 """The trade-off charts and table from a stored leaderboard CSV (no retraining).
 
-    python -m benchmarks.tradeoff_charts leaderboard.csv --out charts/ [--items 250]
+    python -m benchmarks.tradeoff_charts leaderboard.csv --out charts/
 
 ``leaderboard.csv`` is the leaderboard run's ``leaderboard/leaderboard.csv`` artifact
 (``mlflow artifacts download --run-id RUN --artifact-path leaderboard``). Prints the
@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> Any:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="the leaderboard run's leaderboard.csv")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs")
-    parser.add_argument("--items", type=int, help="items evaluated, if the CSV has no 'n'")
+    parser.add_argument(
+        "--items",
+        type=int,
+        help="items evaluated, for a CSV without 'n' columns (leaderboards before 2026-12-03)",
+    )
     parser.add_argument("--title", default="", help="appended to both chart titles")
     args = parser.parse_args(argv)
 

@@ -70,3 +70,12 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     assert not math.isnan(llm.data.metrics["llm.mae_before_cutoff"])
     # Classical families carry no LLM facts.
     assert not any(key.startswith("llm.model.") for key in runs["linear · synthetic"].data.tags)
+    # The stored leaderboard.csv is enough to redraw the trade-off: it says how many items
+    # each family priced, so the costs per 1,000 items come out as the run logged them
+    # (tradeoff.json holds them to about six digits).
+    from benchmarks import tradeoff_charts
+
+    csv = Path(mlflow.artifacts.download_artifacts(f"{parent.info.artifact_uri}/leaderboard"))
+    redrawn = tradeoff_charts.main([str(csv / "leaderboard.csv"), "--out", str(tmp_path)])
+    assert redrawn["cost_per_1k_usd"].to_dict() == pytest.approx(costs, rel=1e-4)
+    assert (tmp_path / "mae_vs_cost.png").is_file()
