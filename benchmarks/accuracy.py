@@ -50,13 +50,17 @@ FEATURE_SETS = {
 }
 
 
+# Stack recipes measured before the split blend (2026-12-03 08:00) blend every item at once.
+ONE_BLEND = ("model.blend_split_price=null",)
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
     builds_on: str | None
     idea: str
     family: str = "stack"
-    overrides: tuple[str, ...] = ()  # a whole family fitted per fold, or the stack's features
+    overrides: tuple[str, ...] = ONE_BLEND  # a whole family's settings, or the stack's
     feature_set: str = "full"
     members: tuple[str, ...] = ("lgbm_log", "lgbm_l1", "xgb_log")
     correction: str = "none"
@@ -66,7 +70,8 @@ class Recipe:
 # committed; the other stack recipes are its parts (a feature subset, fewer or other members,
 # a correction), priced by the family's own methods from the same cached fold features. The
 # recipes measured before the LightGBM members were slowed down use their earlier settings
-# (lgbm_*_fast in accuracy_members.yaml), so every row reproduces its figure.
+# (lgbm_*_fast in accuracy_members.yaml), and those before the split blend one blend (the
+# default overrides), so every row reproduces its figure.
 FAST = ("lgbm_log_fast", "lgbm_l1_fast", "xgb_log")
 STACK = ("lgbm_log", "lgbm_l1", "xgb_log")
 EXCEEDANCE = "model.exceedance={thresholds:[100,250,500],C:4.0}"
@@ -114,9 +119,16 @@ RECIPES = (
     ),
     Recipe("stack_fast", "stack2", "+ XGBoost on log price", members=FAST),
     Recipe(
-        "stack",
+        "stack_slow",
         "stack_fast",
-        "both LightGBM members at learning rate 0.01 with 3,000 trees: the committed stack",
+        "both LightGBM members at learning rate 0.01 with 3,000 trees (the stack until "
+        "2026-12-03 08:00)",
+    ),
+    Recipe(
+        "stack",
+        "stack_slow",
+        "a blend of its own for items the members price above $100: the committed stack",
+        overrides=(),
     ),
     Recipe(
         "stack_fast+q70",
@@ -144,48 +156,48 @@ RECIPES = (
         members=FAST,
         correction="isotonic",
     ),
-    # Third round (2026-12-03): one change each to the committed stack.
+    # Third round (2026-12-03): one change each to stack_slow.
     Recipe(
         "stack+seed7",
-        "stack",
+        "stack_slow",
         "+ lgbm_log with another seed (a second bag of the same learner)",
         members=(*STACK, "lgbm_log_seed7"),
     ),
     Recipe(
         "stack+leaves15",
-        "stack",
+        "stack_slow",
         "+ LightGBM on log price with 15-leaf trees",
         members=(*STACK, "lgbm_log_leaves15"),
     ),
     Recipe(
         "stack+cols03",
-        "stack",
+        "stack_slow",
         "+ LightGBM on log price with 30% of the columns per tree",
         members=(*STACK, "lgbm_log_cols03"),
     ),
     Recipe(
         "stack+extra",
-        "stack",
+        "stack_slow",
         "+ LightGBM on log price with extremely randomised splits",
         members=(*STACK, "lgbm_log_extra"),
     ),
     Recipe(
         "stack+l2",
-        "stack",
+        "stack_slow",
         "+ LightGBM on dollars with squared error",
         members=(*STACK, "lgbm_l2"),
     ),
     Recipe(
         "stack+xgb_slow",
-        "stack",
+        "stack_slow",
         "XGBoost member at learning rate 0.01 with 3,000 trees",
         members=("lgbm_log", "lgbm_l1", "xgb_log_slow"),
     ),
     Recipe(
         "stack+both",
-        "stack",
+        "stack_slow",
         "+ title neighbour prices and the exceedance probabilities",
-        overrides=("model.title_neighbours=true", EXCEEDANCE),
+        overrides=(*ONE_BLEND, "model.title_neighbours=true", EXCEEDANCE),
     ),
 )
 
@@ -242,7 +254,7 @@ class Folds:
 
         model = compose("train", [f"seed={self.seed}", "model=stack", *overrides]).model
         stack = OmegaConf.to_container(model)
-        for key in ("members", "correction", "stacker_max_rows"):
+        for key in ("members", "correction", "stacker_max_rows", "blend_split_price"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
@@ -342,18 +354,15 @@ class Folds:
     def recipe_prices(self, recipe: Recipe, fold: int) -> np.ndarray:
         if recipe.family != "stack":
             return self.family_prices(recipe.family, recipe.overrides, fold)
-        from pricer.models.stack import Correction, fit_l1_blend
-
         parts = [
             self.member(name, recipe.feature_set, fold, recipe.overrides) for name in recipe.members
         ]
         prices = self.stack_features(fold, recipe.overrides)["prices"]
         out_of_fold = np.column_stack([part["out_of_fold"] for part in parts])
         held = np.column_stack([part["held"] for part in parts])
-        # As StackPricer._fit_blend and predict do (the training sets here are < 20k rows).
-        weights, intercept = fit_l1_blend(out_of_fold, prices)
-        correction = Correction(recipe.correction).fit(out_of_fold @ weights + intercept, prices)
-        return np.clip(correction.transform(held @ weights + intercept), 0.0, None)
+        # The family's own blend (and correction) on the cached members' prices.
+        stack = build("stack", recipe.overrides, self.seed).set_params(correction=recipe.correction)
+        return stack.fit_blend(out_of_fold, prices).price_from_members(held)
 
 
 def _digest(value: object) -> str:

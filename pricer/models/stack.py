@@ -12,8 +12,9 @@
    out-of-fold dollar prices for every training item. Then each member is refitted on every
    training item to price new items (more data is worth about $5.5 per doubling here, so
    averaging fold models fitted on 2/3 of the rows would waste some).
-3. The blend: non-negative member weights plus an intercept minimising the mean absolute error
-   in dollars over those out-of-fold prices (a small linear program), then optionally a
+3. The blend (``Blend``): non-negative member weights plus an intercept minimising the mean
+   absolute error in dollars over those out-of-fold prices (a small linear program), one set
+   below and one above ``blend_split_price`` of the members' median price, then optionally a
    calibration of the blend (``correction``) fitted on the same out-of-fold prices: every
    model shrinks toward the middle, under-pricing $500-1000 items by $342 on average.
 
@@ -50,6 +51,7 @@ from pricer.models.stacking import OutOfFoldPrediction
 
 TARGETS = ("log", "dollars")
 CORRECTIONS = ("none", "log_linear", "isotonic")
+BLEND_MIN_ROWS = 200  # fewer training rows in a price range: it keeps the blend of all rows
 
 
 class Member(RegressorMixin, BaseEstimator):
@@ -102,6 +104,47 @@ def fit_l1_blend(predictions: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray
     if not result.success:
         raise RuntimeError(f"the L1 blend did not solve: {result.message}")
     return result.x[:m], float(result.x[m])
+
+
+class Blend(BaseEstimator):
+    """The members' prices blended by ``fit_l1_blend``, one blend per price range.
+
+    Items whose members' median price is above ``split_price`` get weights and an intercept of
+    their own (null: one blend for every item). Cheap and dear items want different mixes: on
+    the real data the dollar-scale L1 member takes about 0.6 of the weight above $100 and
+    nothing below it. A range with fewer than ``min_rows`` training rows keeps the blend of all
+    rows (small training sets).
+    """
+
+    def __init__(self, split_price: float | None, min_rows: int) -> None:
+        self.split_price = split_price
+        self.min_rows = min_rows
+
+    def _ranges(self, member_prices: np.ndarray) -> np.ndarray:
+        if self.split_price is None:
+            return np.zeros(len(member_prices), dtype=int)
+        return (np.median(member_prices, axis=1) > self.split_price).astype(int)
+
+    def fit(self, member_prices: np.ndarray, truth: np.ndarray) -> Blend:
+        weights, intercept = fit_l1_blend(member_prices, truth)
+        ranges = self._ranges(member_prices)
+        count = 1 if self.split_price is None else 2
+        self.weights_ = np.tile(weights, (count, 1))
+        self.intercepts_ = np.full(count, intercept)
+        if count == 1:
+            return self
+        for index in range(count):
+            rows = ranges == index
+            if rows.sum() >= self.min_rows:
+                self.weights_[index], self.intercepts_[index] = fit_l1_blend(
+                    member_prices[rows], truth[rows]
+                )
+        return self
+
+    def predict(self, member_prices: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "weights_")
+        ranges = self._ranges(member_prices)
+        return (member_prices * self.weights_[ranges]).sum(axis=1) + self.intercepts_[ranges]
 
 
 class Correction(BaseEstimator):
@@ -159,6 +202,7 @@ class StackPricer(Pricer):
         feature_folds: int,
         stack_folds: int,
         stacker_max_rows: int,
+        blend_split_price: float | None,
         correction: str,
         price_weight_power: float,
         random_state: int,
@@ -180,6 +224,7 @@ class StackPricer(Pricer):
         self.feature_folds = feature_folds
         self.stack_folds = stack_folds
         self.stacker_max_rows = stacker_max_rows
+        self.blend_split_price = blend_split_price
         self.correction = correction
         self.price_weight_power = price_weight_power
         self.random_state = random_state
@@ -252,8 +297,7 @@ class StackPricer(Pricer):
         self.features_ = self.make_features()
         dense = self.features_.fit_transform(_items(X), np.log1p(prices))
         self.out_of_fold_ = self._fit_members(dense, prices)
-        self._fit_blend(self.out_of_fold_, prices)
-        return self
+        return self.fit_blend(self.out_of_fold_, prices)
 
     def _fit_members(self, dense: np.ndarray, prices: np.ndarray) -> np.ndarray:
         """Fit each member once per fold; return their out-of-fold dollar prices."""
@@ -272,14 +316,23 @@ class StackPricer(Pricer):
         power = self.price_weight_power if member.weight_power is None else member.weight_power
         return clone(member).fit(dense, prices, price_weights(prices, power))
 
-    def _fit_blend(self, out_of_fold: np.ndarray, prices: np.ndarray) -> None:
+    def fit_blend(self, out_of_fold: np.ndarray, prices: np.ndarray) -> StackPricer:
+        """Fit the blend and its correction on the members' out-of-fold prices."""
         rows = np.arange(len(prices))
         if len(rows) > self.stacker_max_rows:  # the LP grows with rows; a sample settles it
             rng = np.random.default_rng(self.random_state)
             rows = rng.choice(len(prices), self.stacker_max_rows, replace=False)
-        self.weights_, self.intercept_ = fit_l1_blend(out_of_fold[rows], prices[rows])
-        blended = out_of_fold @ self.weights_ + self.intercept_
-        self.correction_ = Correction(self.correction).fit(blended[rows], prices[rows])
+        self.blend_ = Blend(self.blend_split_price, BLEND_MIN_ROWS).fit(
+            out_of_fold[rows], prices[rows]
+        )
+        blended = self.blend_.predict(out_of_fold[rows])
+        self.correction_ = Correction(self.correction).fit(blended, prices[rows])
+        return self
+
+    def price_from_members(self, member_prices: np.ndarray) -> np.ndarray:
+        """The stack's prices from its members' prices (``member_prices``' columns)."""
+        blended = self.blend_.predict(member_prices)
+        return np.clip(self.correction_.transform(blended), 0.0, None)
 
     def member_prices(self, X: pd.DataFrame) -> np.ndarray:
         """Each member's price for each item (columns in ``members`` order)."""
@@ -288,8 +341,7 @@ class StackPricer(Pricer):
         return np.column_stack([self.members_[name].predict(dense) for name in self.members])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        blended = self.member_prices(X) @ self.weights_ + self.intercept_
-        return np.clip(self.correction_.transform(blended), 0.0, None)
+        return self.price_from_members(self.member_prices(X))
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from pricer.models.signals import (
     NeighbourPrices,
     details_tokens,
 )
-from pricer.models.stack import Correction, Member, StackPricer, _items, fit_l1_blend
+from pricer.models.stack import Blend, Correction, Member, StackPricer, _items, fit_l1_blend
 from pricer.paths import CONFIG_DIR
 from tests.models.test_classical import catalogue
 
@@ -76,12 +76,13 @@ def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
     mae = np.abs(pricer.predict(test) - test_prices).mean()
     constant_mae = np.abs(np.median(prices) - test_prices).mean()
     assert mae < 0.4 * constant_mae, (mae, constant_mae)
-    assert (pricer.weights_ >= 0).all() and pricer.weights_.sum() > 0
+    assert (pricer.blend_.weights_ >= 0).all() and pricer.blend_.weights_.sum() > 0
 
 
 # Every optional signal on: title neighbour prices and the exceedance probabilities.
 EVERY_SIGNAL = {
     "title_neighbours": True,
+    "blend_split_price": 30.0,
     "exceedance": {"thresholds": [20, 60, 200], "C": 4.0},
 }
 
@@ -202,6 +203,28 @@ def test_l1_blend_is_non_negative_and_robust_to_outliers() -> None:
     assert intercept == pytest.approx(0.0, abs=1e-6)
     least_squares = LinearRegression(positive=True).fit(predictions, truth)
     assert least_squares.intercept_ > 100
+
+
+def test_a_split_blend_gives_cheap_and_dear_items_their_own_weights() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.exp(rng.uniform(np.log(5), np.log(900), 1000))
+    truth = truth[(truth < 80) | (truth > 150)]
+    cheap = truth < 80
+    off = truth * rng.uniform(0.2, 0.8, len(truth))  # a price no weight can turn into the truth
+    # One member is right about cheap items only, the other about dear ones only.
+    members = np.column_stack([np.where(cheap, truth, off), np.where(cheap, off, truth)])
+    # Their median price is under 72 for cheap items and over 90 for dear ones.
+    split = Blend(80.0, 100).fit(members, truth)
+    assert split.weights_ == pytest.approx(np.array([[1.0, 0.0], [0.0, 1.0]]), abs=1e-6)
+    assert np.abs(split.predict(members) - truth).mean() < 1e-6
+    one = Blend(None, 100).fit(members, truth)
+    weights, intercept = fit_l1_blend(members, truth)
+    assert one.weights_ == pytest.approx(weights[None, :]) and one.intercepts_[0] == intercept
+    assert np.abs(one.predict(members) - truth).mean() > 1.0  # no single mix is exact
+    # A range with too few training rows keeps the blend of all rows.
+    sparse = Blend(80.0, int((~cheap).sum()) + 1).fit(members, truth)
+    assert sparse.weights_[1] == pytest.approx(weights)
+    assert sparse.weights_[0] == pytest.approx([1.0, 0.0], abs=1e-6)
 
 
 def test_log_linear_correction_undoes_shrinkage() -> None:
