@@ -126,19 +126,20 @@ class Blend(BaseEstimator):
         return (np.median(member_prices, axis=1) > self.split_price).astype(int)
 
     def fit(self, member_prices: np.ndarray, truth: np.ndarray) -> Blend:
-        weights, intercept = fit_l1_blend(member_prices, truth)
-        ranges = self._ranges(member_prices)
         count = 1 if self.split_price is None else 2
-        self.weights_ = np.tile(weights, (count, 1))
-        self.intercepts_ = np.full(count, intercept)
-        if count == 1:
-            return self
+        ranges = self._ranges(member_prices)
+        fitted: list[tuple[np.ndarray, float]] = []
+        whole: tuple[np.ndarray, float] | None = None  # all rows: a too-small range's blend
         for index in range(count):
             rows = ranges == index
-            if rows.sum() >= self.min_rows:
-                self.weights_[index], self.intercepts_[index] = fit_l1_blend(
-                    member_prices[rows], truth[rows]
-                )
+            if count > 1 and rows.sum() < self.min_rows:
+                if whole is None:
+                    whole = fit_l1_blend(member_prices, truth)
+                fitted.append(whole)
+            else:
+                fitted.append(fit_l1_blend(member_prices[rows], truth[rows]))
+        self.weights_ = np.array([weights for weights, _ in fitted])
+        self.intercepts_ = np.array([intercept for _, intercept in fitted])
         return self
 
     def predict(self, member_prices: np.ndarray) -> np.ndarray:
