@@ -170,6 +170,20 @@ class ChildResult:
         }
 
 
+# Ids that name things in one tracking store: a child given a store of its own must not
+# inherit them from this process (an MLFLOW_EXPERIMENT_ID of the user's store, or one that
+# mlflow.set_experiment exported, names no experiment there: "No Experiment with id=1").
+STORE_BOUND = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def store_env(uri: str | None = None) -> dict[str, str]:
+    """This process's environment for a child on its own tracking store (``uri``, if given)."""
+    env = {name: value for name, value in os.environ.items() if name not in STORE_BOUND}
+    if uri is not None:
+        env["MLFLOW_TRACKING_URI"] = uri
+    return env
+
+
 def measure_child(
     command: Sequence[str],
     *,
@@ -179,6 +193,8 @@ def measure_child(
     answer_file: bool = True,
 ) -> ChildResult:
     """Run ``command`` in a fresh process; sample its tree's memory until it exits.
+
+    ``env`` is the child's whole environment (default: this process's).
 
     With ``answer_file`` the command gets ``--answer PATH`` appended and is expected to write
     its JSON figures there (stdout stays free for progress bars and logs).
@@ -193,7 +209,7 @@ def measure_child(
             process = subprocess.Popen(
                 full,
                 cwd=cwd or PROJECT_ROOT,
-                env={**os.environ, **(env or {})},
+                env=os.environ if env is None else env,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,  # its own process group: a timeout stops all of it

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import base_parser, measure_child, print_table, write_report
+from benchmarks.common import base_parser, measure_child, print_table, store_env, write_report
 
 TARGET_SECONDS = 180.0
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"curation.cache_dir={Path(folder) / 'cache'}",
             *args.overrides,
         ]
-        env = {"MLFLOW_TRACKING_URI": uri}
+        env = store_env(uri)
         for name in ["cold cache", *(["warm cache"] if args.warm else [])]:
             result = measure_child(command, timeout=args.timeout, env=env, answer_file=False)
             runs.append({"run": name, **result.as_dict()})

@@ -23,7 +23,6 @@ does; this benchmark measures what comes after them).
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from benchmarks.common import (
     compose,
     load_average,
     print_table,
+    store_env,
     timed,
     write_report,
 )
@@ -101,7 +101,7 @@ def demo_growth(overrides: list[str], families: list[str] | None) -> dict[str, A
         store = Path(tmp) / "store"
         store.mkdir()
         extra = [f"families=[{','.join(families)}]"] if families else []
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+        env = store_env(f"sqlite:///{store / 'mlflow.db'}")
         command = [
             sys.executable,
             "-m",

@@ -35,7 +35,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import PROJECT_ROOT, base_parser, load_average, print_table, write_report
+from benchmarks.common import (
+    PROJECT_ROOT,
+    base_parser,
+    load_average,
+    print_table,
+    store_env,
+    write_report,
+)
 
 SMALL = [
     "data.n_records=3000",
@@ -120,9 +127,7 @@ def audit(storage: str, study_name: str, expected: int) -> dict[str, Any]:
 @contextlib.contextmanager
 def store(kind: str, folder: Path) -> Iterator[tuple[dict[str, str], str]]:
     """(environment for the workers, Optuna storage URL) of a tracking store."""
-    env = {**os.environ}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
+    env = store_env()
     if kind == "sqlite":
         import mlflow
 

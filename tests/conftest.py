@@ -46,7 +46,10 @@ def tracking_uri(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first, so that the value mlflow.set_experiment exports during the test is
+        # undone at its end too (delenv of an absent variable records nothing to undo).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     mlflow.set_tracking_uri(uri)
     # An experiment chosen by an earlier test lives in another store: forget it.
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)

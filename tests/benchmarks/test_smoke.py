@@ -133,7 +133,11 @@ def test_tracking_overhead(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e  # the real `python -m pricer.leaderboard`: about 25 s
-def test_leaderboard(tmp_path: Path) -> None:
+def test_leaderboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ids of the user's own store (or exported by mlflow.set_experiment) name nothing in the
+    # benchmark's private store: the child must not inherit them.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "424242")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0123456789abcdef0123456789abcdef")
     leaderboard.main(
         [
             "families=[constant]",

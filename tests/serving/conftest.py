@@ -25,7 +25,8 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Pat
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_TRACKING_URI", uri)
         for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            env.delenv(name, raising=False)
+            env.setenv(name, "")  # so that what the setup exports is undone (see tracking_uri)
+            env.delenv(name)
         mlflow.set_tracking_uri(uri)
         cfg = compose_config(
             "train",
