@@ -14,6 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from benchmarks.common import STORE_BOUND
 from pricer import configs  # noqa: F401  (config schemas, as the apps register them)
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 
@@ -45,7 +46,7 @@ def tracking_uri(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+    for name in STORE_BOUND:
         # setenv first, so that the value mlflow.set_experiment exports during the test is
         # undone at its end too (delenv of an absent variable records nothing to undo).
         monkeypatch.setenv(name, "")

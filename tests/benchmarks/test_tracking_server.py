@@ -24,6 +24,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 
 SERVER_START_SECONDS = 120
@@ -91,12 +92,9 @@ def _healthy(url: str) -> bool:
 def test_train_logs_run_and_model_to_a_tracking_server(tmp_path: Path) -> None:
     with mlflow_server(tmp_path) as url:
         env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": url,
+            **store_env(url),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            env.pop(name, None)
         result = subprocess.run(
             [
                 sys.executable, "-m", "pricer.train",

@@ -7,7 +7,6 @@ process tree.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +18,7 @@ import mlflow
 import psutil
 import pytest
 
+from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -28,9 +28,7 @@ EXIT_WITHIN = 10.0  # seconds from the signal to the exit (measured 0.3-3.4 s on
 
 def start_app(args: list[str], tracking_uri: str, tmp_path: Path) -> subprocess.Popen:
     # PYTHONFAULTHANDLER: an app that hangs is sent SIGABRT and prints where it hung.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONFAULTHANDLER": "1"}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
+    env = {**store_env(tracking_uri), "PYTHONFAULTHANDLER": "1"}
     log = (tmp_path / "app.log").open("w")
     return subprocess.Popen(
         [sys.executable, "-m", *args],

@@ -7,7 +7,6 @@ that never opens again (``table _alembic_tmp_tags already exists``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 from tests.conftest import project_experiment
 
@@ -41,9 +41,7 @@ with tracked_run(cfg.tracking, run_name=f"start-{sys.argv[2]}", tags={}):
 
 
 def start_together(commands: list[list[str]], folder: Path, uri: str) -> list[subprocess.Popen]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(PROJECT_ROOT)}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
+    env = {**store_env(uri), "PYTHONPATH": str(PROJECT_ROOT)}
     return [
         subprocess.Popen(
             command,

@@ -21,6 +21,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import FileInfo
 
+from benchmarks.common import STORE_BOUND
 from pricer.paths import PROJECT_ROOT
 from tests.conftest import project_experiment
 from tests.server.servers import TrackingServer, create_users
@@ -50,7 +51,7 @@ def as_user(users: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+    for name in STORE_BOUND:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     mlflow.set_tracking_uri(users.uri)
