@@ -46,11 +46,7 @@ def tracking_uri(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    for name in STORE_BOUND:
-        # setenv first, so that the value mlflow.set_experiment exports during the test is
-        # undone at its end too (delenv of an absent variable records nothing to undo).
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
+    forget_store_ids(monkeypatch)
     mlflow.set_tracking_uri(uri)
     # An experiment chosen by an earlier test lives in another store: forget it.
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
@@ -61,6 +57,17 @@ def tracking_uri(
 
 
 @functools.cache
+def forget_store_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the run and experiment ids bound to another store, until ``monkeypatch`` undoes.
+
+    Each is set before it is deleted, so that the value mlflow.set_experiment exports during
+    the test is undone at its end too (delenv of an absent variable records nothing to undo).
+    """
+    for name in STORE_BOUND:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 def project_experiment() -> str:
     return str(compose_config("train").tracking.experiment)
 

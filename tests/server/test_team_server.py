@@ -21,9 +21,8 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import FileInfo
 
-from benchmarks.common import STORE_BOUND
 from pricer.paths import PROJECT_ROOT
-from tests.conftest import project_experiment
+from tests.conftest import forget_store_ids, project_experiment
 from tests.server.servers import TrackingServer, create_users
 
 pytestmark = pytest.mark.server
@@ -51,8 +50,7 @@ def as_user(users: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for name in STORE_BOUND:
-        monkeypatch.delenv(name, raising=False)
+    forget_store_ids(monkeypatch)
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     mlflow.set_tracking_uri(users.uri)
     yield {**os.environ, **env}

@@ -9,10 +9,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from benchmarks.common import STORE_BOUND
 from pricer.experiment import run_family
 from pricer.tracking.registry import promote
-from tests.conftest import compose_config
+from tests.conftest import compose_config, forget_store_ids
 
 CHAMPION_URI = "models:/pricer-synthetic@champion"  # trained on the default data
 
@@ -25,9 +24,7 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Pat
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_TRACKING_URI", uri)
-        for name in STORE_BOUND:
-            env.setenv(name, "")  # so that what the setup exports is undone (see tracking_uri)
-            env.delenv(name)
+        forget_store_ids(env)
         mlflow.set_tracking_uri(uri)
         cfg = compose_config(
             "train",
