@@ -199,6 +199,23 @@ RECIPES = (
         "+ title neighbour prices and the exceedance probabilities",
         overrides=(*ONE_BLEND, "model.title_neighbours=true", EXCEEDANCE),
     ),
+    # Fifth round (2026-12-03 09:30-10:40): the dollar L1 member, varied on the committed stack.
+    *(
+        Recipe(
+            f"stack~{member}",
+            "stack",
+            f"{idea} (instead of lgbm_l1)",
+            overrides=(),
+            members=("lgbm_log", member, "xgb_log"),
+        )
+        for member, idea in (
+            ("lgbm_l1_seed7", "the dollar L1 member with seed 7"),
+            ("lgbm_l1_seed11", "the dollar L1 member with seed 11"),
+            ("lgbm_l1_w0", "the dollar L1 member with every item weighted alike"),
+            ("lgbm_l1_w1", "the dollar L1 member weighted (1 + price)^1"),
+            ("lgbm_huber", "a dollar member with the Huber loss (absolute beyond $50)"),
+        )
+    ),
 )
 
 

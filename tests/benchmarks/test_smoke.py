@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import curation, leaderboard, llm, stack_stages, tracking_overhead, training
@@ -160,3 +161,18 @@ def test_accuracy_yardstick_is_the_canonical_training_rows(shared_data: Path) ->
     train, test, rows = real_split()
     assert len(test) == 250 and len(rows) == 1500
     assert rows.max() < len(train) and not set(train["text"].iloc[rows]) & set(test["text"])
+
+
+def test_accuracy_recipes_name_members_and_steps_that_exist(tmp_path: Path) -> None:
+    """A recipe's members are the stack's or candidates, and it builds on another recipe."""
+    import pandas as pd
+
+    from benchmarks.accuracy import FEATURE_SETS, RECIPES, Folds
+
+    folds = Folds(pd.DataFrame(), pd.DataFrame(), np.arange(10), 42, tmp_path)
+    names = [recipe.name for recipe in RECIPES]
+    assert len(set(names)) == len(names)
+    for recipe in RECIPES:
+        assert set(recipe.members) <= set(folds.member_settings), recipe.name
+        assert recipe.builds_on is None or recipe.builds_on in names, recipe.name
+        assert recipe.feature_set in FEATURE_SETS, recipe.name
