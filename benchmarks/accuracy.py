@@ -216,6 +216,13 @@ RECIPES = (
             ("lgbm_huber", "a dollar member with the Huber loss (absolute beyond $50)"),
         )
     ),
+    Recipe(
+        "stack~xgb_log_slow",
+        "stack",
+        "the XGBoost member at learning rate 0.01 with 3,000 trees",
+        overrides=(),
+        members=("lgbm_log", "lgbm_l1", "xgb_log_slow"),
+    ),
 )
 
 
