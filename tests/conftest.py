@@ -56,7 +56,6 @@ def tracking_uri(
         mlflow.end_run()
 
 
-@functools.cache
 def forget_store_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset the run and experiment ids bound to another store, until ``monkeypatch`` undoes.
 
@@ -68,6 +67,7 @@ def forget_store_ids(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@functools.cache
 def project_experiment() -> str:
     return str(compose_config("train").tracking.experiment)
 
