@@ -199,7 +199,8 @@ RECIPES = (
         "+ title neighbour prices and the exceedance probabilities",
         overrides=(*ONE_BLEND, "model.title_neighbours=true", EXCEEDANCE),
     ),
-    # Fifth round (2026-12-03 09:30-10:40): the dollar L1 member, varied on the committed stack.
+    # Fifth round (2026-12-03 09:30-11:30): one member, or every member's seed, changed on the
+    # committed stack.
     *(
         Recipe(
             f"stack~{member}",
