@@ -2,6 +2,8 @@
 
     python -m benchmarks.accuracy                       # every recipe below, then the table
     python -m benchmarks.accuracy --recipes xgboost stack
+    python -m benchmarks.accuracy --seed 42 7          # repeated CV: each seed its own folds
+                                                        # and model seeds, figures over both
     python -m benchmarks.accuracy --benchmark           # also fit on all training items and
                                                         # score the 250 test items (look once)
 
@@ -13,6 +15,12 @@ per recipe. Recipes are compared item by item on the same rows: the table gives 
 recipe's MAE, and its mean paired difference in absolute error (with its standard error over
 the 1,500 items) against the baseline and against the recipe it builds on. The 250 test items
 are not touched unless ``--benchmark`` is given.
+
+One seed is one draw of the folds and of the models' seeds, and the stack's CV figure moves by
+more than half a dollar between draws. Several ``--seed`` values repeat the whole
+cross-validation once per seed: a recipe's MAE is then the mean over every (seed, row) price,
+and a paired difference is averaged per item over the seeds before its standard error is
+taken over the 1,500 items (a row's replicates are not independent of each other).
 
 Everything fitted is cached under ``--cache-dir``, keyed by the settings it depends on: the
 stack's features once per fold, each member's prices once per fold and feature set, whole
@@ -383,6 +391,13 @@ class Folds:
             np.savez(path, out_of_fold=out_of_fold[:, 0], held=held)
         return dict(np.load(path))
 
+    def cv_prices(self, recipe: Recipe) -> np.ndarray:
+        """The recipe's held-out price of every canonical row (in ``rows`` order)."""
+        prices = np.empty(len(self.rows))
+        for fold, held in enumerate(self.held):
+            prices[held] = self.recipe_prices(recipe, fold)
+        return prices
+
     def recipe_prices(self, recipe: Recipe, fold: int) -> np.ndarray:
         if recipe.family != "stack":
             return self.family_prices(recipe.family, recipe.overrides, fold)
@@ -406,13 +421,19 @@ def log(message: str) -> None:
 
 
 def paired(errors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """Mean paired difference in absolute error and its standard error."""
-    difference = errors - reference
+    """Mean paired difference in absolute error and its standard error over the items.
+
+    ``errors`` and ``reference`` are (items,) or (seeds, items): with repeated CV each item's
+    difference is first averaged over the seeds, so the error is over independent items.
+    """
+    difference = np.atleast_2d(errors - reference).mean(axis=0)
     return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
 
 
 def band_bias(truth: np.ndarray, prices: np.ndarray) -> dict[str, float]:
-    """Mean signed error (prediction - truth) by true-price band."""
+    """Mean signed error (prediction - truth) by true-price band, over every seed."""
+    prices = np.atleast_2d(prices)
+    truth = np.broadcast_to(truth, prices.shape)
     return {
         f"bias {low}-{high}": float(np.mean(prices[m] - truth[m]))
         for low, high in BANDS
@@ -423,7 +444,13 @@ def band_bias(truth: np.ndarray, prices: np.ndarray) -> dict[str, float]:
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=[r.name for r in RECIPES])
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[42],
+        help="one or more seeds of the folds and the models (several: repeated CV)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/pricer-accuracy"))
     parser.add_argument("--benchmark", action="store_true", help="also score the 250 test items")
     parser.add_argument(
@@ -439,24 +466,26 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {list(known)}")
     train, test, rows = real_split()
-    folds = Folds(train, test, rows, args.seed, args.cache_dir)
-    print(f"{len(train)} training items, {len(rows)} canonical rows in {FOLDS} folds", flush=True)
+    repeats = [Folds(train, test, rows, seed, args.cache_dir) for seed in args.seed]
+    print(
+        f"{len(train)} training items, {len(rows)} canonical rows in {FOLDS} folds, "
+        f"seed {' '.join(map(str, args.seed))}",
+        flush=True,
+    )
     if args.folds is not None:
-        for fold in args.folds:
-            for name in args.recipes:
-                folds.recipe_prices(known[name], fold)
+        for folds in repeats:
+            for fold in args.folds:
+                for name in args.recipes:
+                    folds.recipe_prices(known[name], fold)
         return
     load_before = load_average()
-    truth = np.empty(len(rows))
-    results: dict[str, dict[str, np.ndarray]] = {}
+    truth = train["price"].to_numpy()[rows]
+    results: dict[str, dict[str, np.ndarray]] = {}  # (seeds, items) prices
     for name in args.recipes:
-        prices = np.empty(len(rows))
-        for fold, held in enumerate(folds.held):
-            prices[held] = folds.recipe_prices(known[name], fold)
-            truth[held] = train["price"].to_numpy()[rows[held]]
-        results[name] = {"cv": prices}
+        results[name] = {"cv": np.stack([folds.cv_prices(known[name]) for folds in repeats])}
         if args.benchmark:
-            results[name]["test"] = folds.recipe_prices(known[name], -1)
+            tested = [folds.recipe_prices(known[name], -1) for folds in repeats]
+            results[name]["test"] = np.stack(tested)
     baseline = np.abs(results[args.recipes[0]]["cv"] - truth)
     table = []
     for name in args.recipes:
@@ -469,7 +498,8 @@ def main() -> None:
             row["vs builds_on"] = f"{diff:+.2f} ± {se:.2f}"
         row |= band_bias(truth, results[name]["cv"])
         if "test" in results[name]:
-            row["benchmark MAE"] = float(np.mean(np.abs(results[name]["test"] - test["price"])))
+            test_errors = np.abs(results[name]["test"] - test["price"].to_numpy())
+            row["benchmark MAE"] = float(test_errors.mean())
         table.append(row)
     columns = list(dict.fromkeys(key for row in table for key in row))
     print_table(table, columns, title="Paired 5-fold CV on the canonical training rows")
@@ -477,6 +507,7 @@ def main() -> None:
         "accuracy",
         {
             "folds": FOLDS,
+            "seeds": args.seed,
             "canonical_rows": len(rows),
             "training_items": len(train),
             "load_average_before": load_before,

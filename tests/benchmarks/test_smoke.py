@@ -176,3 +176,23 @@ def test_accuracy_recipes_name_members_and_steps_that_exist(tmp_path: Path) -> N
         assert set(recipe.members) <= set(folds.member_settings), recipe.name
         assert recipe.builds_on is None or recipe.builds_on in names, recipe.name
         assert recipe.feature_set in FEATURE_SETS, recipe.name
+
+
+def test_accuracy_paired_error_over_seeds_is_over_items() -> None:
+    """Repeated CV: each item's difference is averaged over the seeds before its error."""
+    from benchmarks.accuracy import band_bias, paired
+
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 100, size=(2, 500))
+    swing = rng.uniform(5, 10, size=500)
+    # Each item is better by `swing` on one seed and worse by it on the other: per item the
+    # recipes tie, so the difference and its error are zero; pooled rows would say +-0.3.
+    errors = reference + np.stack([swing, -swing])
+    assert paired(errors, reference) == pytest.approx((0.0, 0.0), abs=1e-12)
+    # One seed keeps the plain paired figure.
+    diff, se = paired(errors[0], reference[0])
+    assert diff == pytest.approx(swing.mean())
+    assert se == pytest.approx(swing.std(ddof=1) / np.sqrt(500))
+    truth = np.array([50.0, 700.0])
+    bias = band_bias(truth, np.array([[60.0, 600.0], [40.0, 500.0]]))
+    assert bias == {"bias 0-100": 0.0, "bias 500-1000": -150.0}
