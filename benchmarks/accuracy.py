@@ -239,7 +239,7 @@ RECIPES = (
         overrides=(),
         members=("lgbm_log_seed7", "lgbm_l1_seed7", "xgb_log_seed7"),
     ),
-    # Sixth round (2026-12-03 12:00-): the character ridge's penalty. Alone, over 5 folds of
+    # Sixth round (2026-12-03 12:05-13:20): the character ridge's penalty. Alone, over 5 folds of
     # every training item, its log-price MAE on the canonical rows is 0.640 at alpha 1 and
     # 0.670 at the committed 3 (0.640 at 0.6, 0.648 at 0.3); the other ridges are at their best.
     Recipe(
