@@ -33,8 +33,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,7 @@ class Folds:
             started = time.perf_counter()
             model = build(family, overrides, self.seed).fit(items, prices)
             log(f"{family} fold {fold}: fit {time.perf_counter() - started:.0f} s")
-            np.save(path, np.asarray(model.predict(held), dtype=float))
+            _save(path, np.save, np.asarray(model.predict(held), dtype=float))
         return np.load(path)
 
     def stack_features(self, fold: int, overrides: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -361,8 +362,9 @@ class Folds:
             }
             words = groups["words"]
             groups["words"], groups["knn"] = words[:-6], words[-6:]  # NeighbourPrices: 6
-            np.savez(
+            _save(
                 path,
+                np.savez,
                 train=fitted,
                 held=features.transform(_items(held)),
                 prices=prices,
@@ -397,7 +399,7 @@ class Folds:
             out_of_fold = stack._fit_members(data["train"][:, columns], data["prices"])
             held = stack.members_[name].predict(data["held"][:, columns])
             log(f"{name} on {feature_set} fold {fold}: {time.perf_counter() - started:.0f} s")
-            np.savez(path, out_of_fold=out_of_fold[:, 0], held=held)
+            _save(path, np.savez, out_of_fold=out_of_fold[:, 0], held=held)
         return dict(np.load(path))
 
     def cv_prices(self, recipe: Recipe) -> np.ndarray:
@@ -419,6 +421,17 @@ class Folds:
         # The family's own blend (and correction) on the cached members' prices.
         stack = build("stack", recipe.overrides, self.seed).set_params(correction=recipe.correction)
         return stack.fit_blend(out_of_fold, prices).price_from_members(held)
+
+
+def _save(path: Path, write: Callable[..., None], *args: Any, **arrays: Any) -> None:
+    """Write a cache file whole or not at all: a stopped fit leaves no half file to load."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as file:  # a file object: numpy adds no suffix to the name
+            write(file, *args, **arrays)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _digest(value: object) -> str:

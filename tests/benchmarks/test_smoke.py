@@ -196,3 +196,41 @@ def test_accuracy_paired_error_over_seeds_is_over_items() -> None:
     truth = np.array([50.0, 700.0])
     bias = band_bias(truth, np.array([[60.0, 600.0], [40.0, 500.0]]))
     assert bias == {"bias 0-100": 0.0, "bias 500-1000": -150.0}
+
+
+def test_accuracy_cache_file_is_whole_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit stopped while its prices are written leaves no half file for the next run."""
+    import pandas as pd
+
+    from benchmarks.accuracy import Folds, Recipe
+
+    prices = np.linspace(5.0, 300.0, 30)
+    train = pd.DataFrame(
+        {
+            "text": [f"item {i} steel widget" for i in range(30)],
+            "title": [f"item {i}" for i in range(30)],
+            "category": "Tools_and_Home_Improvement",
+            "details": "{}",
+            "price": prices,
+        }
+    )
+    folds = Folds(train, train.head(2), np.arange(10), 42, tmp_path)
+    constant = Recipe("constant", None, "the median", family="constant", overrides=())
+    real_save = np.save
+
+    def stopped(target: object, *args: object, **kwargs: object) -> None:
+        handle = open(target, "wb") if isinstance(target, str | Path) else target  # noqa: SIM115
+        handle.write(b"\x93NUMPY half")
+        handle.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        folds.recipe_prices(constant, 0)
+    assert list(folds.cache.iterdir()) == []
+    monkeypatch.setattr(np, "save", real_save)
+    held = folds.recipe_prices(constant, 0)
+    assert held.shape == (2,) and np.all(held == held[0]) and 5.0 <= held[0] <= 300.0
+    assert [path.suffix for path in folds.cache.iterdir()] == [".npy"]
