@@ -110,9 +110,11 @@ def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
     assert sorted(children["tags.pricer.sweep.trial"].astype(int)) == [0, 1]
     assert (children["status"] == "FINISHED").all()
     assert children["params.model.alpha"].nunique() == 2  # Optuna chose each trial's alpha
-    # Two trials ran at once: in two worker processes, overlapping in time.
-    first_two = children.sort_values("start_time").head(2)
-    assert first_two["start_time"].max() < first_two["end_time"].min()
+    # The two trials ran in two worker processes (the basic launcher runs both in one). Not
+    # asserted: that they overlapped in time. The workers import pricer while unpickling
+    # their trial, and on a loaded machine one finished its 1-second trial before the other
+    # had started its run (CI, 2026-12-03: 0.17 s apart).
+    assert children["tags.pricer.pid"].nunique() == 2
     best = children.loc[children["metrics.validation.mae"].idxmin()]
     assert parent["params.best.model.alpha"] == best["params.model.alpha"]
     charts = mlflow.MlflowClient().list_artifacts(parent["run_id"], "sweep")
