@@ -218,7 +218,6 @@ def test_accuracy_cache_file_is_whole_or_absent(
     )
     folds = Folds(train, train.head(2), np.arange(10), 42, tmp_path)
     constant = Recipe("constant", None, "the median", family="constant", overrides=())
-    real_save = np.save
 
     def stopped(target: object, *args: object, **kwargs: object) -> None:
         handle = open(target, "wb") if isinstance(target, str | Path) else target  # noqa: SIM115
@@ -230,7 +229,7 @@ def test_accuracy_cache_file_is_whole_or_absent(
     with pytest.raises(KeyboardInterrupt):
         folds.recipe_prices(constant, 0)
     assert list(folds.cache.iterdir()) == []
-    monkeypatch.setattr(np, "save", real_save)
+    monkeypatch.undo()  # numpy's own np.save again
     held = folds.recipe_prices(constant, 0)
     assert held.shape == (2,) and np.all(held == held[0]) and 5.0 <= held[0] <= 300.0
     assert [path.suffix for path in folds.cache.iterdir()] == [".npy"]
