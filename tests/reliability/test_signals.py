@@ -86,13 +86,37 @@ def interrupt_cleanly(app: subprocess.Popen, signum: int, tmp_path: Path) -> Non
     assert_no_survivor(tree)
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # reaped between the two calls
+        return False
+
+
 def assert_no_survivor(tree: list[psutil.Process]) -> None:
-    deadline = time.monotonic() + 5  # resource trackers exit once their pipe closes
-    alive = tree
+    """Every process of ``tree`` ends within 30 s (an orphan would clean on for minutes).
+
+    Resource trackers exit once their pipe closes. A cleaning worker gets its parent-death
+    signal only from its initializer, which runs after the spawned worker has imported the
+    app's module (6.6 s and 300 MB for ``pricer.train``); one killed before that exits when
+    the initializer finds it orphaned: measured 3-4 s after the SIGKILL on the idle machine,
+    11 s on a cold start. The old 5 s deadline failed CI once. Each check follows the sleep,
+    so a process that ends during the last sleep is not reported.
+    """
+    commands = {p.pid: _command(p) for p in tree}  # read now: a zombie has none
+    deadline = time.monotonic() + 30
+    alive = [p for p in tree if _alive(p)]
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.1)
-    assert not alive, [p.cmdline() for p in alive]
+        alive = [p for p in alive if _alive(p)]
+    assert not alive, [commands[p.pid] for p in alive]
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # already gone or a zombie
+        return f"pid {process.pid}"
 
 
 def all_runs(tracking_uri: str) -> list[mlflow.entities.Run]:
