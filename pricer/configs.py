@@ -8,52 +8,18 @@ data loads). Import this module (for its side effect) before ``@hydra.main`` or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
-from pricer.data.curation import SampleSettings, SplitSettings
-from pricer.data.items import CleaningSettings
-from pricer.evaluation import EvalSettings
-from pricer.evaluation.tradeoff import ComputePrice
+from pricer.schemas import (
+    ComputePrice,
+    CurationConfig,
+    EvalSettings,
+    TrackingConfig,
+    ValidationSettings,
+)
 from pricer.settings import Settings
-from pricer.validation import ValidationSettings
-
-
-@dataclass(frozen=True)
-class CurationConfig(Settings):
-    """``curation``: how raw records become the curated split (conf/curation/default.yaml)."""
-
-    cache_dir: str | None
-    items: CleaningSettings
-    sample: SampleSettings
-    split: SplitSettings
-
-
-@dataclass(frozen=True)
-class SystemMetricsConfig(Settings):
-    """``tracking.system_metrics``: MLflow's CPU/memory sampling of every run."""
-
-    enabled: bool
-    sampling_interval: float
-    samples_before_logging: int
-
-
-@dataclass(frozen=True)
-class TrackingConfig(Settings):
-    """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
-
-    uri: str
-    experiment: str
-    artifact_location: str | None
-    tags: dict[str, str]
-    ui_url: str | None
-    log_model: bool
-    system_metrics: SystemMetricsConfig
-    trace_llm: bool
-
 
 SCHEMAS: dict[str, type[Settings]] = {
     "curation": CurationConfig,

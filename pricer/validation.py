@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,23 +17,11 @@ import pandas as pd
 from pricer.data.dataset import CuratedData
 from pricer.evaluation import EvalSettings
 from pricer.models.base import Pricer
+from pricer.schemas import ValidationSettings
 from pricer.scoring import price_and_evaluate
-from pricer.settings import Settings
 
 PREFIX = "validation."
 OBJECTIVE = f"{PREFIX}mae"  # what pricer.train returns to a Hydra sweeper (lower is better)
-
-
-@dataclass(frozen=True)
-class ValidationSettings(Settings):
-    """``validation`` in the train config (conf/validation/default.yaml)."""
-
-    size: int  # items held out of training; 0: none
-    seed: int
-
-    def __post_init__(self) -> None:
-        if self.size < 0:
-            raise ValueError(f"validation.size must be >= 0 (0: none), got {self.size}")
 
 
 def hold_out(

@@ -8,40 +8,10 @@ category (Automotive) is thinned out. Then a seeded shuffle and a split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from pricer.settings import Settings
-
-
-@dataclass(frozen=True)
-class SampleSettings(Settings):
-    """``curation.sample`` in the config."""
-
-    enabled: bool
-    take_all_from: float
-    max_per_slot: int
-    category_weights: dict[str, float]
-    default_weight: float
-    seed: int
-
-    def __post_init__(self) -> None:
-        if self.max_per_slot < 1:
-            raise ValueError(f"curation.sample.max_per_slot must be >= 1, got {self.max_per_slot}")
-        weights = [self.default_weight, *self.category_weights.values()]
-        if any(weight <= 0 for weight in weights):
-            raise ValueError(f"curation.sample: category weights must be > 0, got {weights}")
-
-
-@dataclass(frozen=True)
-class SplitSettings(Settings):
-    """``curation.split`` in the config: sizes of the test and train sets and the seed."""
-
-    test_size: int
-    train_size: int | None
-    seed: int
+from pricer.schemas import SampleSettings, SplitSettings
 
 
 def price_slots(prices: pd.Series) -> np.ndarray:

@@ -13,14 +13,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pricer.settings import Settings
+from pricer.schemas import CleaningSettings
 
 ITEM_COLUMNS = ("title", "text", "price", "category", "details")
 
@@ -49,27 +48,6 @@ _PRICE_RE2 = (
 _JSON_PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(':[]"{}【】', " "))
 _DIGIT = re.compile(r"\d")
 _decode_json = json.JSONDecoder().decode
-
-
-@dataclass(frozen=True)
-class CleaningSettings(Settings):
-    """How a raw record becomes an item (``curation.items`` in the config)."""
-
-    min_price: float
-    max_price: float
-    min_chars: int
-    max_words: int
-    part_number_min_length: int
-    drop_detail_keys: list[str]
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_price < self.max_price:
-            raise ValueError(
-                f"curation.items: need 0 <= min_price < max_price, got "
-                f"{self.min_price} and {self.max_price}"
-            )
-        if self.max_words < 1 or self.min_chars < 0:
-            raise ValueError("curation.items: max_words must be >= 1 and min_chars >= 0")
 
 
 def parse_price(value: object) -> tuple[float | None, str | None]:

@@ -4,7 +4,7 @@ Knows nothing about model families or MLflow; tracking code logs what this retur
 """
 
 from pricer.evaluation.bootstrap import PairedTest, bootstrap_interval, paired_bootstrap_test
-from pricer.evaluation.metrics import HitThresholds, error_colors, is_hit, price_metrics
+from pricer.evaluation.metrics import error_colors, is_hit, price_metrics
 from pricer.evaluation.plots import (
     category_bars,
     category_pie,
@@ -14,7 +14,8 @@ from pricer.evaluation.plots import (
     price_histogram,
     truth_vs_estimate,
 )
-from pricer.evaluation.report import EvalSettings, Evaluation, evaluate
+from pricer.evaluation.report import Evaluation, evaluate
+from pricer.schemas import EvalSettings, HitThresholds
 
 __all__ = [
     "EvalSettings",

@@ -6,38 +6,14 @@ are the business of `report.evaluate`, which filters and counts them before call
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from pricer.schemas import HitThresholds
 
 GREEN = "green"
 ORANGE = "orange"
 RED = "red"
-
-
-@dataclass(frozen=True)
-class HitThresholds:
-    """When an estimate counts as a hit (green) or near miss (orange).
-
-    An item is a hit when its absolute error is strictly below `hit_dollars` OR strictly
-    below `hit_fraction` of the true price; likewise for near misses. No defaults: the values
-    live in conf/eval/default.yaml.
-    """
-
-    hit_dollars: float
-    hit_fraction: float
-    near_dollars: float
-    near_fraction: float
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"HitThresholds.{f.name} must be finite and >= 0, got {value!r}")
-        # A near miss must be at least as loose as a hit, otherwise colours contradict each other.
-        if self.near_dollars < self.hit_dollars or self.near_fraction < self.hit_fraction:
-            raise ValueError(f"near thresholds must be >= hit thresholds, got {self}")
 
 
 def _as_pair(truth: ArrayLike, estimate: ArrayLike) -> tuple[NDArray[np.float64], ...]:

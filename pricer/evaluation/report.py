@@ -7,7 +7,6 @@ replaced by 0, which would silently reward or punish a model for not answering.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -16,58 +15,11 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from pricer.evaluation.bootstrap import bootstrap_interval
-from pricer.evaluation.metrics import HitThresholds, error_colors, is_hit, price_metrics
-from pricer.settings import Settings
+from pricer.evaluation.metrics import error_colors, is_hit, price_metrics
+from pricer.schemas import EvalSettings
 
 FAILED_COLOR = "gray"  # colour of failed items in `Evaluation.items`
 GROUP_COLUMNS = ["n", "n_failed", "mae", "hit_rate", "rmsle"]
-
-
-@dataclass(frozen=True)
-class EvalSettings(Settings):
-    """Settings of one evaluation: the schema of conf/eval/default.yaml.
-
-    `size` is for the caller, who predicts only the first `size` test items (None: all);
-    `evaluate` scores whatever it is given.
-    """
-
-    size: int | None
-    hit_dollars: float
-    hit_fraction: float
-    near_dollars: float
-    near_fraction: float
-    confidence: float
-    n_resamples: int
-    seed: int
-    price_bands: list[float]
-    max_failure_rate: float
-
-    def __post_init__(self) -> None:
-        if self.size is not None and self.size < 1:
-            raise ValueError(f"size must be >= 1 or null, got {self.size}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
-        if self.n_resamples < 1:
-            raise ValueError(f"n_resamples must be >= 1, got {self.n_resamples}")
-        if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
-        edges = np.asarray(self.price_bands, dtype=float)
-        if edges.size < 2 or not np.isfinite(edges).all() or (np.diff(edges) <= 0).any():
-            raise ValueError(
-                f"price_bands must be >= 2 strictly increasing finite edges, got {self.price_bands}"
-            )
-        self.thresholds  # noqa: B018  (checks the hit and near thresholds now, not at first use)
-
-    @property
-    def thresholds(self) -> HitThresholds:
-        return HitThresholds(
-            self.hit_dollars, self.hit_fraction, self.near_dollars, self.near_fraction
-        )
-
-    def band_labels(self) -> list[str]:
-        """'$0-25', '$25-50', ...: bands are [low, high), the last one also includes high."""
-        edges = self.price_bands
-        return [f"${lo:g}-{hi:g}" for lo, hi in itertools.pairwise(edges)]
 
 
 @dataclass

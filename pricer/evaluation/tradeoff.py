@@ -18,7 +18,6 @@ Pure functions: a leaderboard DataFrame in, a DataFrame and Matplotlib figures o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from pricer.settings import ConfigError, Settings
+from pricer.schemas import ComputePrice
 
 SECONDS_PER_HOUR = 3600.0
 COST = "cost_per_1k_usd"
@@ -44,27 +43,6 @@ TABLE_COLUMNS = [
     "pareto_cost",
     "pareto_latency",
 ]
-
-
-@dataclass(frozen=True)
-class ComputePrice(Settings):
-    """What an hour of the machine's CPUs costs: ``cpu_hour_usd`` per CPU, ``cpus`` CPUs (a
-    run holds the whole machine while it fits and predicts). The schema of
-    ``conf/tradeoff/default.yaml``: ``from_config`` rejects unknown, missing or mistyped keys."""
-
-    cpu_hour_usd: float
-    cpus: int
-
-    def __post_init__(self) -> None:
-        if not self.cpu_hour_usd > 0:
-            raise ConfigError(
-                f"cpu_hour_usd must be > 0 (no compute is free), got {self.cpu_hour_usd}"
-            )
-        if self.cpus < 1:
-            raise ConfigError(f"cpus must be >= 1, got {self.cpus}")
-
-    def usd(self, seconds: ArrayLike) -> np.ndarray:
-        return np.asarray(seconds, dtype=float) / SECONDS_PER_HOUR * self.cpus * self.cpu_hour_usd
 
 
 def pareto_front(cost: ArrayLike, error: ArrayLike) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 
 from pricer.data import sources
 from pricer.data.curation import take_sorted_rows
-from pricer.data.items import CleaningSettings, TextCleaner, parse_price, parse_prices
+from pricer.data.items import TextCleaner, parse_price, parse_prices
+from pricer.schemas import CleaningSettings
 from tests.conftest import compose_config
 
 AWKWARD_PRICES = [

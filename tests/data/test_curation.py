@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.data.curation import SampleSettings, SplitSettings, balanced_sample, split_items
+from pricer.data.curation import balanced_sample, split_items
+from pricer.schemas import SampleSettings, SplitSettings
 
 
 def items_with(prices: list[float], categories: list[str]) -> pd.DataFrame:

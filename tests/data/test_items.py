@@ -10,12 +10,12 @@ from pricer.data.items import (
     MISSING_TITLE,
     PRICE_OUT_OF_RANGE,
     TOO_SHORT,
-    CleaningSettings,
     TextCleaner,
     convert_batch,
     parse_details,
     parse_price,
 )
+from pricer.schemas import CleaningSettings
 from tests.conftest import columns, compose_config, raw_record
 
 

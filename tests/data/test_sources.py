@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pricer.data.items import REJECTION_REASONS, CleaningSettings
+from pricer.data.items import REJECTION_REASONS
 from pricer.data.sources import DataError, SourceUnavailableError, load_amazon, read_item_files
+from pricer.schemas import CleaningSettings
 from tests.conftest import compose_config, raw_record
 
 PRICES = (0.5, 999.49)  # curation.items' price range

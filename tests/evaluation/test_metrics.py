@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pricer.evaluation.metrics import HitThresholds, error_colors, is_hit, price_metrics
+from pricer.evaluation.metrics import error_colors, is_hit, price_metrics
+from pricer.schemas import HitThresholds
 
 COURSE = HitThresholds(hit_dollars=40, hit_fraction=0.2, near_dollars=80, near_fraction=0.4)
 

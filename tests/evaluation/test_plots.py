@@ -18,7 +18,8 @@ from pricer.evaluation.plots import (
     price_histogram,
     truth_vs_estimate,
 )
-from pricer.evaluation.report import EvalSettings, Evaluation, evaluate
+from pricer.evaluation.report import Evaluation, evaluate
+from pricer.schemas import EvalSettings
 
 SETTINGS = EvalSettings.from_config(
     {

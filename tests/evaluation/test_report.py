@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hydra.errors import HydraException
 
-from pricer.evaluation.report import EvalSettings, evaluate
+from pricer.evaluation.report import evaluate
+from pricer.schemas import EvalSettings
 from tests.conftest import compose_config
 
 CONFIG = {

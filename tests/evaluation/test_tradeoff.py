@@ -15,12 +15,12 @@ from pricer.evaluation.tradeoff import (
     COST,
     LATENCY,
     TABLE_COLUMNS,
-    ComputePrice,
     cost_chart,
     latency_chart,
     pareto_front,
     tradeoff_table,
 )
+from pricer.schemas import ComputePrice
 from pricer.settings import ConfigError
 from tests.conftest import compose_config
 

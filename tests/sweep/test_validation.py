@@ -9,9 +9,9 @@ import pytest
 from pricer.data.dataset import CuratedData, CurationReport
 from pricer.evaluation import EvalSettings
 from pricer.models.constant import ConstantPricer
+from pricer.schemas import ValidationSettings
 from pricer.validation import (
     OBJECTIVE,
-    ValidationSettings,
     hold_out,
     sweep_objective,
     validation_metrics,

@@ -1,0 +1,208 @@
+"""The schemas of the config groups: what Hydra checks keys and types against while composing.
+
+``pricer.configs`` registers each under its group (``curation``, ``eval``, ``tradeoff``,
+``validation``, ``tracking``); the library builds the same classes from the composed config
+(``Settings.from_config``). They live here, together and apart from the code they configure,
+because every app imports them before Hydra composes: this module needs only the standard
+library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.7 s
+rather than after the 3.6-5.8 s that pandas, scikit-learn, matplotlib and MLflow took to
+import (``python -m benchmarks.startup``; ``tests/apps/test_startup.py`` keeps it so).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from pricer.settings import ConfigError, Settings
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class CleaningSettings(Settings):
+    """How a raw record becomes an item (``curation.items`` in the config)."""
+
+    min_price: float
+    max_price: float
+    min_chars: int
+    max_words: int
+    part_number_min_length: int
+    drop_detail_keys: list[str]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_price < self.max_price:
+            raise ValueError(
+                f"curation.items: need 0 <= min_price < max_price, got "
+                f"{self.min_price} and {self.max_price}"
+            )
+        if self.max_words < 1 or self.min_chars < 0:
+            raise ValueError("curation.items: max_words must be >= 1 and min_chars >= 0")
+
+
+@dataclass(frozen=True)
+class SampleSettings(Settings):
+    """``curation.sample`` in the config."""
+
+    enabled: bool
+    take_all_from: float
+    max_per_slot: int
+    category_weights: dict[str, float]
+    default_weight: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.max_per_slot < 1:
+            raise ValueError(f"curation.sample.max_per_slot must be >= 1, got {self.max_per_slot}")
+        weights = [self.default_weight, *self.category_weights.values()]
+        if any(weight <= 0 for weight in weights):
+            raise ValueError(f"curation.sample: category weights must be > 0, got {weights}")
+
+
+@dataclass(frozen=True)
+class SplitSettings(Settings):
+    """``curation.split`` in the config: sizes of the test and train sets and the seed."""
+
+    test_size: int
+    train_size: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class CurationConfig(Settings):
+    """``curation``: how raw records become the curated split (conf/curation/default.yaml)."""
+
+    cache_dir: str | None
+    items: CleaningSettings
+    sample: SampleSettings
+    split: SplitSettings
+
+
+@dataclass(frozen=True)
+class HitThresholds:
+    """When an estimate counts as a hit (green) or near miss (orange).
+
+    An item is a hit when its absolute error is strictly below `hit_dollars` OR strictly
+    below `hit_fraction` of the true price; likewise for near misses. No defaults: the values
+    live in conf/eval/default.yaml.
+    """
+
+    hit_dollars: float
+    hit_fraction: float
+    near_dollars: float
+    near_fraction: float
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"HitThresholds.{f.name} must be finite and >= 0, got {value!r}")
+        # A near miss must be at least as loose as a hit, otherwise colours contradict each other.
+        if self.near_dollars < self.hit_dollars or self.near_fraction < self.hit_fraction:
+            raise ValueError(f"near thresholds must be >= hit thresholds, got {self}")
+
+
+@dataclass(frozen=True)
+class EvalSettings(Settings):
+    """Settings of one evaluation: the schema of conf/eval/default.yaml.
+
+    `size` is for the caller, who predicts only the first `size` test items (None: all);
+    `evaluate` scores whatever it is given.
+    """
+
+    size: int | None
+    hit_dollars: float
+    hit_fraction: float
+    near_dollars: float
+    near_fraction: float
+    confidence: float
+    n_resamples: int
+    seed: int
+    price_bands: list[float]
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"size must be >= 1 or null, got {self.size}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.n_resamples < 1:
+            raise ValueError(f"n_resamples must be >= 1, got {self.n_resamples}")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
+        edges = np.asarray(self.price_bands, dtype=float)
+        if edges.size < 2 or not np.isfinite(edges).all() or (np.diff(edges) <= 0).any():
+            raise ValueError(
+                f"price_bands must be >= 2 strictly increasing finite edges, got {self.price_bands}"
+            )
+        self.thresholds  # noqa: B018  (checks the hit and near thresholds now, not at first use)
+
+    @property
+    def thresholds(self) -> HitThresholds:
+        return HitThresholds(
+            self.hit_dollars, self.hit_fraction, self.near_dollars, self.near_fraction
+        )
+
+    def band_labels(self) -> list[str]:
+        """'$0-25', '$25-50', ...: bands are [low, high), the last one also includes high."""
+        edges = self.price_bands
+        return [f"${lo:g}-{hi:g}" for lo, hi in itertools.pairwise(edges)]
+
+
+@dataclass(frozen=True)
+class ComputePrice(Settings):
+    """What an hour of the machine's CPUs costs: ``cpu_hour_usd`` per CPU, ``cpus`` CPUs (a
+    run holds the whole machine while it fits and predicts). The schema of
+    ``conf/tradeoff/default.yaml``: ``from_config`` rejects unknown, missing or mistyped keys."""
+
+    cpu_hour_usd: float
+    cpus: int
+
+    def __post_init__(self) -> None:
+        if not self.cpu_hour_usd > 0:
+            raise ConfigError(
+                f"cpu_hour_usd must be > 0 (no compute is free), got {self.cpu_hour_usd}"
+            )
+        if self.cpus < 1:
+            raise ConfigError(f"cpus must be >= 1, got {self.cpus}")
+
+    def usd(self, seconds: ArrayLike) -> np.ndarray:
+        return np.asarray(seconds, dtype=float) / SECONDS_PER_HOUR * self.cpus * self.cpu_hour_usd
+
+
+@dataclass(frozen=True)
+class ValidationSettings(Settings):
+    """``validation`` in the train config (conf/validation/default.yaml)."""
+
+    size: int  # items held out of training; 0: none
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"validation.size must be >= 0 (0: none), got {self.size}")
+
+
+@dataclass(frozen=True)
+class SystemMetricsConfig(Settings):
+    """``tracking.system_metrics``: MLflow's CPU/memory sampling of every run."""
+
+    enabled: bool
+    sampling_interval: float
+    samples_before_logging: int
+
+
+@dataclass(frozen=True)
+class TrackingConfig(Settings):
+    """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
+
+    uri: str
+    experiment: str
+    artifact_location: str | None
+    tags: dict[str, str]
+    ui_url: str | None
+    log_model: bool
+    system_metrics: SystemMetricsConfig
+    trace_llm: bool
