@@ -14,11 +14,13 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.preparation import run_finetune
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="finetune")
 def main(cfg: DictConfig) -> None:
+    # After composing, not at the top: see pricer.cli.run.
+    from pricer.preparation import run_finetune
+
     run_finetune(cfg)
 
 

@@ -12,11 +12,13 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.preparation import export_for_human
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="human_export")
 def main(cfg: DictConfig) -> None:
+    # After composing, not at the top: see pricer.cli.run.
+    from pricer.preparation import export_for_human
+
     export_for_human(cfg)
 
 

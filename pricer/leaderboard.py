@@ -7,11 +7,13 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.experiment import run_leaderboard
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="leaderboard")
 def main(cfg: DictConfig) -> None:
+    # After composing, not at the top: see pricer.cli.run.
+    from pricer.experiment import run_leaderboard
+
     run_leaderboard(cfg)
 
 

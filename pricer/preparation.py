@@ -1,5 +1,7 @@
-"""Work that prepares a family outside its training run, one call per app.
+"""Work that prepares data or a family outside a training run, one call per app.
 
+- ``run_curation`` (``python -m pricer.curate``): curate a source into the saved split every
+  run reads, in a tracked run of its own;
 - ``run_finetune`` (``python -m pricer.finetune``): fine-tune a chat model on training items,
   for ``model=finetuned``, in a tracked run of its own;
 - ``export_for_human`` (``python -m pricer.human_export``): the evaluation items as a CSV for a
@@ -18,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
-from pricer.data.dataset import load_curated
+from pricer.data.dataset import load_curated, save_curated
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import export_items
@@ -27,7 +29,26 @@ from pricer.models.llm.client import ClientSettings, make_client
 from pricer.models.llm.prompts import PromptTemplate
 from pricer.tracking import finetune as ft_log
 from pricer.tracking import tags
+from pricer.tracking.data import log_curation_charts, log_data_inputs
 from pricer.tracking.run import log_config, tracked_run
+
+
+def run_curation(cfg: DictConfig) -> None:
+    """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
+    run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
+    with tracked_run(cfg.tracking, run_name=f"curate-{cfg.data.source}", tags=run_tags):
+        log_config(cfg)
+        curated = load_curated(cfg.data, cfg.curation)
+        save_curated(curated, Path(cfg.output_dir), replace=True)
+        log_data_inputs(curated, None, cfg.data)
+        log_curation_charts(curated, cfg.histogram_bins)
+        report = curated.report
+        print(
+            f"{report.raw_records:,} records -> {report.items:,} items -> {report.sampled:,} "
+            f"sampled -> train {report.train:,} / test {report.test:,} in {cfg.output_dir}\n"
+            f"rejected: {report.rejections}",
+            flush=True,
+        )
 
 
 def run_finetune(cfg: DictConfig) -> FineTuningJob:

@@ -14,11 +14,13 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.tracking.registry import promote
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="promote")
 def main(cfg: DictConfig) -> None:
+    # After composing, not at the top: see pricer.cli.run.
+    from pricer.tracking.registry import promote
+
     promote(cfg)
 
 

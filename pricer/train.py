@@ -7,12 +7,14 @@ from omegaconf import DictConfig
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
-from pricer.experiment import run_family
-from pricer.validation import sweep_objective
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # After composing, not at the top: see pricer.cli.run.
+    from pricer.experiment import run_family
+    from pricer.validation import sweep_objective
+
     result = run_family(cfg.family, cfg)
     # What a Hydra sweeper minimises: the validation mae, never a test figure.
     return sweep_objective(result.metrics)

@@ -98,10 +98,12 @@ def assert_no_survivor(tree: list[psutil.Process]) -> None:
 
     Resource trackers exit once their pipe closes. A cleaning worker gets its parent-death
     signal only from its initializer, which runs after the spawned worker has imported the
-    app's module (6.6 s and 300 MB for ``pricer.train``); one killed before that exits when
-    the initializer finds it orphaned: measured 3-4 s after the SIGKILL on the idle machine,
-    11 s on a cold start. The old 5 s deadline failed CI once. Each check follows the sleep,
-    so a process that ends during the last sleep is not reported.
+    app's module; one killed before that exits when the initializer finds it orphaned. With
+    the app's module light (``tests/apps/test_startup.py``) the last process ends 0.2-0.4 s
+    after the SIGKILL; when the module imported MLflow and scikit-learn it took 3-4 s, 11 s
+    cold, and the old 5 s deadline failed CI once. The deadline keeps that margin for a
+    loaded machine. Each check follows the sleep, so a process that ends during the last
+    sleep is not reported.
     """
     commands = {p.pid: _command(p) for p in tree}  # read now: a zombie has none
     deadline = time.monotonic() + 30
