@@ -51,8 +51,8 @@ def run(main: Callable[[], object]) -> None:
     Each app imports its library call inside ``main``, after Hydra has composed the config:
     the library pulls in pandas, scikit-learn, matplotlib and MLflow (3.6-5.8 s here), while
     composing needs only ``pricer.configs`` and ``pricer.schemas``. So a typo is answered in
-    0.5-0.7 s, and curation's spawned workers, which import the app's module again, start in
-    0.8 s and 117 MiB instead of 4-5 s and 300 MiB (``python -m benchmarks.startup``).
+    0.5-0.8 s, and curation's spawned workers, which import the app's module again, start in
+    0.7 s and 117 MiB instead of 4-5 s and 300 MiB (``python -m benchmarks.startup``).
     """
     sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")

@@ -4,7 +4,7 @@
 ``validation``, ``tracking``); the library builds the same classes from the composed config
 (``Settings.from_config``). They live here, together and apart from the code they configure,
 because every app imports them before Hydra composes: this module needs only the standard
-library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.7 s
+library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.8 s
 rather than after the 3.6-5.8 s that pandas, scikit-learn, matplotlib and MLflow took to
 import (``python -m benchmarks.startup``; ``tests/apps/test_startup.py`` keeps it so).
 """

@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import curation, leaderboard, llm, stack_stages, tracking_overhead, training
+from benchmarks import (
+    curation,
+    leaderboard,
+    llm,
+    stack_stages,
+    startup,
+    tracking_overhead,
+    training,
+)
 
 
 def report(folder: Path, name: str) -> dict:
@@ -29,6 +37,17 @@ def test_curation(tmp_path: Path) -> None:
     assert run["n_records"] == 6000 and run["items"] + sum(run["rejections"].values()) == 6000
     assert set(run["stage_seconds"]) == {"generate", "clean", "filter", "sample", "split", "save"}
     assert run["tree_peak_rss_mib"] > 0 and run["child_peak_rss_mib"] > 0
+
+
+def test_startup(tmp_path: Path) -> None:
+    startup.main(["--repeats", "1", "--apps", "curate", "--results-dir", str(tmp_path)])
+    rows = report(tmp_path, "startup")["rows"]
+    assert [(row["app"], row["what"]) for row in rows] == [
+        ("curate", "typo"),
+        ("curate", "help"),
+        ("curate", "worker"),
+    ]
+    assert all(row["seconds"] > 0 and row["peak_mib"] > 0 for row in rows)
 
 
 def test_training(tmp_path: Path) -> None:
