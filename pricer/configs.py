@@ -13,9 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
 from pricer.schemas import (
+    AmazonSource,
     ComputePrice,
+    CuratedSource,
     CurationConfig,
     EvalSettings,
+    ItemsSource,
+    RealSource,
+    SyntheticSource,
     TrackingConfig,
     ValidationSettings,
 )
@@ -27,6 +32,16 @@ SCHEMAS: dict[str, type[Settings]] = {
     "tracking": TrackingConfig,
     "tradeoff": ComputePrice,
     "validation": ValidationSettings,
+}
+# Each data option's schema, under ``schema/data``: conf/data/<option>.yaml extends it
+# (``/schema/data/<option>@_here_`` in its defaults), so a typo in a data key or
+# ``data.n_records=abc`` fails while composing, like the groups above.
+DATA_SCHEMAS: dict[str, type[Settings]] = {
+    "amazon": AmazonSource,
+    "curated": CuratedSource,
+    "items": ItemsSource,
+    "real": RealSource,
+    "synthetic": SyntheticSource,
 }
 
 
@@ -57,6 +72,8 @@ def register() -> None:
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
         store.store(group=group, name="schema", node=schema_node(schema))
+    for option, schema in DATA_SCHEMAS.items():
+        store.store(group="schema/data", name=option, node=schema_node(schema))
 
 
 register()

@@ -1,7 +1,8 @@
 """The schemas of the config groups: what Hydra checks keys and types against while composing.
 
 ``pricer.configs`` registers each under its group (``curation``, ``eval``, ``tradeoff``,
-``validation``, ``tracking``); the library builds the same classes from the composed config
+``validation``, ``tracking``) and each data source's under ``schema/data``, which the source's
+YAML extends; the library builds the same classes from the composed config
 (``Settings.from_config``). They live here, together and apart from the code they configure,
 because every app imports them before Hydra composes: this module needs only the standard
 library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.8 s
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -206,3 +208,59 @@ class TrackingConfig(Settings):
     log_model: bool
     system_metrics: SystemMetricsConfig
     trace_llm: bool
+
+
+@dataclass(frozen=True)
+class DataSource(Settings):
+    """What every ``data`` option has: the source to read and the name runs give the data."""
+
+    source: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SyntheticSource(DataSource):
+    """``data=synthetic`` (conf/data/synthetic.yaml): the embedded generator of raw records."""
+
+    n_records: int
+    seed: int
+    batch_size: int
+    num_proc: int | None
+    generator: dict[str, Any]  # keyword arguments of pricer.data.synthetic.iter_raw_batches
+
+
+@dataclass(frozen=True)
+class AmazonSource(DataSource):
+    """``data=amazon`` (conf/data/amazon.yaml): the Amazon Reviews 2023 metadata files."""
+
+    dataset: str
+    data_files: str
+    categories: list[str]
+    cache_dir: str | None
+    num_proc: int | None
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ItemsSource(DataSource):
+    """``data=items`` (conf/data/items.yaml): item files (JSON lines, CSV or Parquet)."""
+
+    train_paths: list[str]
+    test_paths: list[str]
+    test_rows: int | None
+    exclude_categories: list[str]
+    drop_test_duplicates: bool
+
+
+@dataclass(frozen=True)
+class RealSource(ItemsSource):
+    """``data=real``: the real benchmark's item files, found under ``shared_dir``."""
+
+    shared_dir: str
+
+
+@dataclass(frozen=True)
+class CuratedSource(ItemsSource):
+    """``data=curated``: a split written by ``python -m pricer.curate`` to ``curated_dir``."""
+
+    curated_dir: str

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.e2e
         (["model=constant", "model.no_such_setting=1"], "no_such_setting"),
         # An unknown family.
         (["model=no_such_family"], "no_such_family"),
+        # A data key the source does not have (each data option has a schema).
+        (["model=constant", "data.n_record=5"], "n_record"),
+        (["model=constant", "data=real", "data.test_rows=ten"], "test_rows"),
     ],
 )
 def test_user_error_is_one_line(
@@ -45,6 +48,7 @@ def test_user_error_is_one_line(
         ("train", ["model=xgboost", "model.n_estimators=abc"], "n_estimators"),
         ("leaderboard", ["models.svr.C=high"], "C"),
         ("train", ["eval.size=abc"], "size"),
+        ("curate", ["data.batch_size=big"], "batch_size"),
     ],
 )
 def test_a_mistyped_setting_fails_before_any_run_or_data(
