@@ -1,9 +1,10 @@
 """What every Hydra app registers before composing: resolvers and the structured configs.
 
-The settings dataclasses are stored in Hydra's ConfigStore as the ``schema`` of their config
-group; each group's YAML lists ``schema`` first in its defaults, so Hydra checks keys and
-types while composing (an unknown key, or ``eval.size=abc``, fails naming the key before any
-data loads). Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
+The settings dataclasses (``pricer.schemas``) are stored in Hydra's ConfigStore as the
+``schema`` of their config group, and each data option's as ``schema/data/<option>``; each
+group's YAML lists its schema first in its defaults, so Hydra checks keys and types while
+composing (an unknown key, or ``eval.size=abc``, fails naming the key before any data loads).
+Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 """
 
 from __future__ import annotations
