@@ -19,8 +19,8 @@ import sys
 from typing import Any
 
 from benchmarks.common import base_parser, load_average, measure_child, print_table, write_report
+from pricer.console import HYDRA_APPS
 
-APPS = ("train", "curate", "leaderboard", "promote", "finetune", "human_export")
 COMMANDS = {
     "typo": lambda app: ["-m", f"pricer.{app}", "no_such_key=1"],
     "help": lambda app: ["-m", f"pricer.{app}", "--help"],
@@ -48,7 +48,7 @@ def measure(app: str, what: str, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--apps", nargs="+", default=list(APPS), choices=APPS)
+    parser.add_argument("--apps", nargs="+", default=list(HYDRA_APPS), choices=HYDRA_APPS)
     args = parser.parse_args(argv)
     load_before = load_average()
     rows = [
