@@ -304,7 +304,8 @@ class Folds:
 
         model = compose("train", [f"seed={self.seed}", "model=stack", *overrides]).model
         stack = OmegaConf.to_container(model)
-        for key in ("members", "correction", "stacker_max_rows", "blend_split_price"):
+        # Not feature settings (n_jobs: how many member fits run at once, not what they give).
+        for key in ("members", "correction", "stacker_max_rows", "blend_split_price", "n_jobs"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.

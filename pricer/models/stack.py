@@ -41,6 +41,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import INPUT_COLUMNS, Pricer, as_items
@@ -206,6 +207,7 @@ class StackPricer(Pricer):
         blend_split_price: float | None,
         correction: str,
         price_weight_power: float,
+        n_jobs: int,
         random_state: int,
     ) -> None:
         self.members = members
@@ -228,6 +230,7 @@ class StackPricer(Pricer):
         self.blend_split_price = blend_split_price
         self.correction = correction
         self.price_weight_power = price_weight_power
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def make_features(self) -> ColumnTransformer:
@@ -301,16 +304,28 @@ class StackPricer(Pricer):
         return self.fit_blend(self.out_of_fold_, prices)
 
     def _fit_members(self, dense: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """Fit each member once per fold; return their out-of-fold dollar prices."""
+        """Fit each member once per fold; return their out-of-fold dollar prices.
+
+        The fold fits and the refits on every row are independent, so ``n_jobs`` threads run
+        them side by side: each learner is single-threaded and releases the GIL while it fits
+        (LightGBM and XGBoost call their C libraries through ctypes), so two threads keep two
+        cores busy with no copy of ``dense``. Every fit has its own seed, so the result does
+        not depend on ``n_jobs`` or on which fit ends first.
+        """
         folds = KFold(self.stack_folds, shuffle=True, random_state=self.random_state)
-        out_of_fold = np.zeros((len(prices), len(self.members)))
-        for train_rows, valid_rows in folds.split(dense):
-            for column, member in enumerate(self.members.values()):
-                fitted = self._fit_member(member, dense[train_rows], prices[train_rows])
-                out_of_fold[valid_rows, column] = fitted.predict(dense[valid_rows])
-        self.members_ = {
-            name: self._fit_member(member, dense, prices) for name, member in self.members.items()
-        }
+        splits = list(folds.split(dense))
+        members = list(self.members.values())
+        tasks = [(member, dense[rows], prices[rows]) for rows, _ in splits for member in members]
+        tasks += [(member, dense, prices) for member in members]  # the refits, on every row
+        fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(self._fit_member)(*task) for task in tasks
+        )
+        out_of_fold = np.zeros((len(prices), len(members)))
+        for index, (_, valid_rows) in enumerate(splits):
+            for column in range(len(members)):
+                model = fitted[index * len(members) + column]
+                out_of_fold[valid_rows, column] = model.predict(dense[valid_rows])
+        self.members_ = dict(zip(self.members, fitted[-len(members) :], strict=True))
         return out_of_fold
 
     def _fit_member(self, member: Member, dense: np.ndarray, prices: np.ndarray) -> Member:

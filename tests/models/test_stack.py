@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -114,6 +116,37 @@ def test_a_folds_member_prices_do_not_depend_on_its_own_targets() -> None:
     second = pricer._fit_members(dense, shuffled)
     np.testing.assert_allclose(second[held], first[held])
     assert not np.allclose(second, first)
+
+
+class ThreadRecorder(LinearRegression):
+    """A least-squares member that notes which thread fitted it, and takes a moment."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> ThreadRecorder:
+        FITTED_BY.append(threading.get_ident())
+        time.sleep(0.05)  # the other thread takes the next fit meanwhile
+        return super().fit(X, y, sample_weight)
+
+
+FITTED_BY: list[int] = []
+
+
+def test_members_fit_in_n_jobs_threads_with_the_result_of_one() -> None:
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(150, 5))
+    prices = np.exp(2 + dense[:, 0]) + rng.uniform(0, 1, 150)
+    results = []
+    for n_jobs in (1, 2):
+        pricer = build(n_jobs=n_jobs)  # the committed LightGBM and XGBoost members
+        out_of_fold = pricer._fit_members(dense, prices)
+        results.append([out_of_fold, *(m.predict(dense) for m in pricer.members_.values())])
+
+        FITTED_BY.clear()
+        recorders = {name: Member(ThreadRecorder(), "log", None) for name in ("a", "b")}
+        build(n_jobs=n_jobs, members=recorders)._fit_members(dense, prices)
+        assert len(FITTED_BY) == 2 * (pricer.stack_folds + 1)  # each fold, then the refits
+        assert len(set(FITTED_BY)) == n_jobs
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
 
 
 def pricer_folds(pricer: StackPricer, dense: np.ndarray):
