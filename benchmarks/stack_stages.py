@@ -6,9 +6,10 @@
 Fits ``conf/model/stack.yaml`` on the first N training items of the same curated split of
 2.8M synthetic raw records as ``benchmarks.training`` (``experiment=course_scale``; the split
 is built once and cached, not timed), with each stage timed and printed the moment it ends:
-the features (TF-IDF, SVD, the out-of-fold ridges, the neighbour prices), then every member
-fit (``stack_folds`` fold fits and the refit on every row, per member), then the whole fit
-and the prediction of the test items. A whole fit at 400k took 7,008 s on 2 cores
+the features, part by part (words: TF-IDF, SVD, ridge, neighbour prices; characters; title;
+details; hand features), then every member fit (``stack_folds`` fold fits and the refit on
+every row, per member; ``n_jobs`` of them at a time, so their lines overlap), then the whole
+fit and the prediction of the test items. A whole fit at 400k took 7,008 s on 2 cores
 (2026-12-03): the printed lines are the measurement even when the run is stopped before its
 end, and ``results/stack_stages.json`` is written at the end. The fit is the family's own
 code (``StackPricer.fit``); only its feature building and member fitting are wrapped to read
@@ -26,6 +27,8 @@ from benchmarks.training import RAW_RECORDS, data_overrides
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from hydra.utils import instantiate
+    from sklearn import pipeline as pipeline_module
+    from sklearn.compose import _column_transformer as column_transformer
 
     from pricer.data.dataset import load_curated
     from pricer.models import stack as stack_module
@@ -75,11 +78,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     make_features = stack_module.StackPricer.make_features
 
+    # Each part of the features' ColumnTransformer, timed where it fits its (cloned) part;
+    # the parts fit one after another, in the order they are listed.
+    # Inside a part, each step a pipeline or feature union fits through scikit-learn's
+    # helper is timed too, one level down (the words' TF-IDF, SVD, ridge and neighbours).
+    fit_part = column_transformer._fit_transform_one
+    fit_step = pipeline_module._fit_transform_one
+    parts: list[str] = []
+    within: list[str] = []  # the part being fitted, if any
+
+    def timed_part(*args: Any, **kwargs: Any) -> Any:
+        if within:  # a part that is a ColumnTransformer itself (the hand features)
+            return fit_part(*args, **kwargs)
+        within.append(parts.pop(0) if parts else "part")
+        begun = time.perf_counter()
+        try:
+            fitted = fit_part(*args, **kwargs)
+        finally:
+            name = within.pop()
+        stage(f"features: {name}", time.perf_counter() - begun)
+        return fitted
+
+    def timed_step(transformer: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(within) != 1:  # outside the features, or deeper than one level
+            return fit_step(transformer, *args, **kwargs)
+        within.append(type(transformer).__name__)
+        begun = time.perf_counter()
+        try:
+            fitted = fit_step(transformer, *args, **kwargs)
+        finally:
+            name = within.pop()
+        stage(f"features: {within[0]} / {name}", time.perf_counter() - begun)
+        return fitted
+
     def timed_features(self: Any) -> Any:
         features = make_features(self)
         fit_transform = features.fit_transform
 
         def fit_transform_timed(X: Any, y: Any) -> Any:
+            parts[:] = [name for name, _, _ in features.transformers]
             begun = time.perf_counter()
             dense = fit_transform(X, y)
             stage(f"features ({dense.shape[1]} columns)", time.perf_counter() - begun)
@@ -91,11 +128,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"stack on {args.size:,} items, load {load_average()}", flush=True)
     stack_module.StackPricer._fit_member = timed_member
     stack_module.StackPricer.make_features = timed_features
+    column_transformer._fit_transform_one = timed_part
+    pipeline_module._fit_transform_one = timed_step
     try:
         pricer.fit(items, prices)
     finally:
         stack_module.StackPricer._fit_member = fit_member
         stack_module.StackPricer.make_features = make_features
+        column_transformer._fit_transform_one = fit_part
+        pipeline_module._fit_transform_one = fit_step
     total = time.perf_counter() - started
     stage("whole fit", total)
     begun = time.perf_counter()

@@ -11,7 +11,8 @@
    times, each time without one fold: their predictions on the left-out folds are honest
    out-of-fold dollar prices for every training item. Then each member is refitted on every
    training item to price new items (more data is worth about $5.5 per doubling here, so
-   averaging fold models fitted on 2/3 of the rows would waste some).
+   averaging fold models fitted on 2/3 of the rows would waste some). These fits are
+   independent: ``n_jobs`` threads run them side by side.
 3. The blend (``Blend``): non-negative member weights plus an intercept minimising the mean
    absolute error in dollars over those out-of-fold prices (a small linear program), one set
    below and one above ``blend_split_price`` of the members' median price, then optionally a
