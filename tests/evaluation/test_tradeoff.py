@@ -132,7 +132,16 @@ def test_compute_price_comes_from_conf_and_is_never_zero() -> None:
 
 
 def texts(figure) -> list[str]:
-    return [text.get_text() for text in figure.findobj(Text) if text.get_text()]
+    """Every text of the figure but the tick labels (Matplotlib writes those as mathtext)."""
+    ticks = {
+        id(label)
+        for ax in figure.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        for tick in [*axis.majorTicks, *axis.minorTicks]
+        for label in (tick.label1, tick.label2)
+    }
+    shown = [text for text in figure.findobj(Text) if id(text) not in ticks]
+    return [text.get_text() for text in shown if text.get_text()]
 
 
 @pytest.mark.parametrize("chart", [cost_chart, latency_chart])
@@ -154,6 +163,23 @@ def test_charts_plot_every_known_family_and_keep_their_dollars(chart) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")  # renders (mathtext would fail on a stray '$')
     assert buffer.getvalue()[:4] == b"\x89PNG"
+
+
+def test_labels_of_families_with_like_cost_and_error_do_not_overlap() -> None:
+    # Four families within 10% of each other on both axes (the real leaderboard's tfidf_ridge,
+    # svr, random_forest and xgboost): fixed offsets wrote one name over another.
+    close = board().loc[["svr"] * 4]
+    close.index = pd.Index(["tfidf_ridge", "ridge", "random_forest", "forest"], name="family")
+    close["time.fit_seconds"] *= [1.0, 1.05, 1.1, 1.15]
+    close["mae"] += [0.0, 1.0, 2.0, 3.0]
+    families = pd.concat([board().drop(index="svr"), close])  # the rest span the axes
+    figure = cost_chart(tradeoff_table(families, PRICE, n_items=250))
+    renderer = figure.canvas.get_renderer()
+    labels = [text for text in figure.axes[0].texts if text.get_text() in close.index]
+    assert sorted(text.get_text() for text in labels) == sorted(close.index)
+    boxes = [text.get_window_extent(renderer) for text in labels]
+    for index, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[index + 1 :]), labels[index]
 
 
 def test_unknown_costs_are_named_not_dropped_silently() -> None:
