@@ -92,7 +92,7 @@ def test_stack_stages(tmp_path: Path) -> None:
     assert report(tmp_path, "stack_stages")["stages"] == figures["stages"]
     stages = [stage["stage"] for stage in figures["stages"]]
     # The features part by part, then each member three times on its folds and once on every
-    # row (two at a time: in any order across members), then the whole fit.
+    # row (n_jobs at a time: in any order across members), then the whole fit.
     features = [stage for stage in stages if stage.startswith("features")]
     assert stages[: len(features)] == features and features[-1].startswith("features (")
     parts = [stage.removeprefix("features: ") for stage in features if " / " not in stage]
