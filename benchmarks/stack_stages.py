@@ -70,8 +70,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def timed_member(self: Any, member: Any, dense: Any, target: Any) -> Any:
         name = names.get(id(member), type(member).__name__)
-        fits[name] = fits.get(name, 0) + 1
-        kind = "refit" if fits[name] > self.stack_folds else f"fold {fits[name]}"
+        # Threads start a member's fold fits in any order: a fold fit is told from the refit
+        # by its rows, and numbered as it starts, not by its fold.
+        if len(target) == len(prices):
+            kind = "refit"
+        else:
+            fits[name] = fits.get(name, 0) + 1
+            kind = f"fold fit {fits[name]}"
         begun = time.perf_counter()
         fitted = fit_member(self, member, dense, target)
         stage(f"{name} {kind} ({len(target):,} rows)", time.perf_counter() - begun)
