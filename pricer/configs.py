@@ -1,9 +1,11 @@
 """What every Hydra app registers before composing: resolvers and the structured configs.
 
-The settings dataclasses (``pricer.schemas``) are stored in Hydra's ConfigStore as the
-``schema`` of their config group, and each data option's as ``schema/data/<option>``; each
-group's YAML lists its schema first in its defaults, so Hydra checks keys and types while
-composing (an unknown key, or ``eval.size=abc``, fails naming the key before any data loads).
+The settings dataclasses (``pricer.schemas``) are stored in Hydra's ConfigStore at its root,
+as ``schema_<group>`` and each data option's as ``schema_data_<option>``; each group's YAML
+lists its schema first in its defaults (``/schema_eval@_here_``), so Hydra checks keys and
+types while composing (an unknown key, or ``eval.size=abc``, fails naming the key before any
+data loads). At the root, not as an option of their group: ``--help`` lists every option of
+every group, and ``eval: default, schema`` would offer a schema as a choice.
 Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 """
 
@@ -34,8 +36,8 @@ SCHEMAS: dict[str, type[Settings]] = {
     "tradeoff": ComputePrice,
     "validation": ValidationSettings,
 }
-# Each data option's schema, under ``schema/data``: conf/data/<option>.yaml extends it
-# (``/schema/data/<option>@_here_`` in its defaults), so a typo in a data key or
+# Each data option's schema, ``schema_data_<option>``: conf/data/<option>.yaml extends it
+# (``/schema_data_<option>@_here_`` in its defaults), so a typo in a data key or
 # ``data.n_records=abc`` fails while composing, like the groups above.
 DATA_SCHEMAS: dict[str, type[Settings]] = {
     "amazon": AmazonSource,
@@ -72,9 +74,9 @@ def register() -> None:
     paths.register_resolvers()
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
-        store.store(group=group, name="schema", node=schema_node(schema))
+        store.store(name=f"schema_{group}", node=schema_node(schema))
     for option, schema in DATA_SCHEMAS.items():
-        store.store(group="schema/data", name=option, node=schema_node(schema))
+        store.store(name=f"schema_data_{option}", node=schema_node(schema))
 
 
 register()

@@ -1,8 +1,8 @@
 """The schemas of the config groups: what Hydra checks keys and types against while composing.
 
-``pricer.configs`` registers each under its group (``curation``, ``eval``, ``tradeoff``,
-``validation``, ``tracking``) and each data source's under ``schema/data``, which the source's
-YAML extends; the library builds the same classes from the composed config
+``pricer.configs`` registers each as ``schema_<group>`` (``curation``, ``eval``, ``tradeoff``,
+``validation``, ``tracking``) and each data source's as ``schema_data_<option>``, which the
+group's or source's YAML extends; the library builds the same classes from the composed config
 (``Settings.from_config``). They live here, together and apart from the code they configure,
 because every app imports them before Hydra composes: this module needs only the standard
 library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.8 s
