@@ -241,7 +241,8 @@ class StackPricer(Pricer):
             ("ridge", OutOfFoldPrediction(Ridge(alpha=self.word_ridge_alpha), folds, seed)),
         ]
         if self.neighbours:
-            words.append(("neighbours", NeighbourPrices(self.neighbour_pool, 512, seed)))
+            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, self.n_jobs)
+            words.append(("neighbours", neighbours))
         word_tfidf = text_vectorizer(
             "tfidf", self.text_max_features, self.ngram_max, self.min_df, True
         )
@@ -272,7 +273,7 @@ class StackPricer(Pricer):
             parts.append(("details", ridge, ["details"]))
         if self.title_neighbours:
             title = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
-            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed)
+            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, self.n_jobs)
             pipeline = Pipeline([("tfidf", title), ("neighbours", neighbours)])
             parts.append(("title_knn", pipeline, "title"))
         if self.exceedance:

@@ -180,6 +180,35 @@ def test_neighbour_pool_is_capped() -> None:
     assert fitted.transform(X).shape == (300, 6)
 
 
+class ChunkRecorder(NeighbourPrices):
+    """Neighbour prices that note which thread priced each chunk, and take a moment."""
+
+    def _chunk(self, *args: object) -> None:
+        PRICED_BY.append(threading.get_ident())
+        time.sleep(0.02)  # the other thread takes the next chunk meanwhile
+        super()._chunk(*args)
+
+
+PRICED_BY: list[int] = []
+
+
+def test_neighbour_chunks_run_in_n_jobs_threads_with_the_result_of_one() -> None:
+    rng = np.random.default_rng(0)
+    X = sp.random(400, 60, density=0.1, random_state=1, format="csr")
+    X[:10] = X[10:20]  # twins: ties in similarity, which a change of order would show
+    y = rng.normal(size=400)
+    results = []
+    for n_jobs in (1, 2):
+        PRICED_BY.clear()
+        neighbours = ChunkRecorder(pool_size=300, chunk_rows=32, random_state=0, n_jobs=n_jobs)
+        results.append(neighbours.fit_transform(X, y))
+        assert len(PRICED_BY) == 13  # 400 rows in chunks of 32
+        assert len(set(PRICED_BY)) == n_jobs
+        results.append(neighbours.transform(X[:100]))
+    np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[1], results[3])
+
+
 def test_exceedance_probabilities_rank_items_by_what_their_words_say() -> None:
     rng = np.random.default_rng(0)
     dear = rng.random(200) < 0.3  # the first column marks the dear items
