@@ -87,9 +87,11 @@ class Member(RegressorMixin, BaseEstimator):
         return np.clip(np.expm1(raw) if self.target == "log" else raw, 0.0, None)
 
 
-def _ridge_on(vectorizer: object, alpha: float, folds: int, random_state: int) -> Pipeline:
+def _ridge_on(
+    vectorizer: object, alpha: float, folds: int, random_state: int, n_jobs: int
+) -> Pipeline:
     """A vectoriser, then the out-of-fold ridge prediction of the target from its columns."""
-    ridge = OutOfFoldPrediction(Ridge(alpha=alpha), folds, random_state)
+    ridge = OutOfFoldPrediction(Ridge(alpha=alpha), folds, random_state, n_jobs)
     return Pipeline([("vectorize", vectorizer), ("ridge", ridge)])
 
 
@@ -235,13 +237,13 @@ class StackPricer(Pricer):
         self.random_state = random_state
 
     def make_features(self) -> ColumnTransformer:
-        folds, seed = self.feature_folds, self.random_state
+        folds, seed, jobs = self.feature_folds, self.random_state, self.n_jobs
         words: list[tuple[str, object]] = [
             ("svd", TextSVD(self.svd_components, seed)),
-            ("ridge", OutOfFoldPrediction(Ridge(alpha=self.word_ridge_alpha), folds, seed)),
+            ("ridge", OutOfFoldPrediction(Ridge(alpha=self.word_ridge_alpha), folds, seed, jobs)),
         ]
         if self.neighbours:
-            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, self.n_jobs)
+            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, jobs)
             words.append(("neighbours", neighbours))
         word_tfidf = text_vectorizer(
             "tfidf", self.text_max_features, self.ngram_max, self.min_df, True
@@ -258,10 +260,14 @@ class StackPricer(Pricer):
                 sublinear_tf=True,
                 dtype=np.float32,
             )
-            parts.append(("chars", _ridge_on(chars, self.char_ridge_alpha, folds, seed), "text"))
+            parts.append(
+                ("chars", _ridge_on(chars, self.char_ridge_alpha, folds, seed, jobs), "text")
+            )
         if self.title_ridge_alpha is not None:
             title = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-            parts.append(("title", _ridge_on(title, self.title_ridge_alpha, folds, seed), "title"))
+            parts.append(
+                ("title", _ridge_on(title, self.title_ridge_alpha, folds, seed, jobs), "title")
+            )
         if self.details_ridge_alpha is not None:
             details = Pipeline(
                 [
@@ -269,11 +275,11 @@ class StackPricer(Pricer):
                     ("tfidf", TfidfVectorizer(token_pattern=r"\S+", lowercase=False, min_df=2)),
                 ]
             )
-            ridge = _ridge_on(details, self.details_ridge_alpha, folds, seed)
+            ridge = _ridge_on(details, self.details_ridge_alpha, folds, seed, jobs)
             parts.append(("details", ridge, ["details"]))
         if self.title_neighbours:
             title = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
-            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, self.n_jobs)
+            neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, jobs)
             pipeline = Pipeline([("tfidf", title), ("neighbours", neighbours)])
             parts.append(("title_knn", pipeline, "title"))
         if self.exceedance:

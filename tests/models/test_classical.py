@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import threading
+import time
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, cross_val_predict
 
 from pricer.models.base import Pricer
 from pricer.models.features import TextSVD
@@ -152,6 +156,34 @@ def test_out_of_fold_predictions_do_not_know_their_own_target() -> None:
     in_sample = stacked.transform(X).ravel()
     assert np.corrcoef(in_sample, y)[0, 1] > 0.7
     assert abs(np.corrcoef(out_of_fold, y)[0, 1]) < 0.3
+
+
+class RidgeRecorder(Ridge):
+    """A ridge that notes which thread fitted it, and takes a moment."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> RidgeRecorder:
+        RIDGE_FITTED_BY.append(threading.get_ident())
+        time.sleep(0.05)  # the other thread takes the next fit meanwhile
+        return super().fit(X, y, sample_weight)
+
+
+RIDGE_FITTED_BY: list[int] = []
+
+
+def test_out_of_fold_fits_run_in_n_jobs_threads_as_cross_val_predict_would_price() -> None:
+    rng = np.random.default_rng(1)
+    X = sp.random(120, 30, density=0.2, random_state=2, format="csr")
+    y = X @ rng.normal(size=30) + rng.normal(scale=0.1, size=120)
+    folds = KFold(4, shuffle=True, random_state=3)
+    expected = cross_val_predict(Ridge(alpha=0.5), X, y, cv=folds)
+    for n_jobs in (1, 2):
+        RIDGE_FITTED_BY.clear()
+        stacked = OutOfFoldPrediction(RidgeRecorder(alpha=0.5), 4, 3, n_jobs=n_jobs)
+        np.testing.assert_array_equal(stacked.fit_transform(X, y).ravel(), expected)
+        assert len(RIDGE_FITTED_BY) == 5  # four folds, then every row
+        assert len(set(RIDGE_FITTED_BY)) == n_jobs
+        full = Ridge(alpha=0.5).fit(X, y)
+        np.testing.assert_array_equal(stacked.transform(X).ravel(), full.predict(X))
 
 
 def test_text_svd_fits_a_vocabulary_smaller_than_its_components() -> None:
