@@ -158,16 +158,20 @@ def test_out_of_fold_predictions_do_not_know_their_own_target() -> None:
     assert abs(np.corrcoef(out_of_fold, y)[0, 1]) < 0.3
 
 
-class RidgeRecorder(Ridge):
-    """A ridge that notes which thread fitted it, and takes a moment."""
+FITTED_BY: list[int] = []  # the thread of each fit of a ThreadNoting estimator
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> RidgeRecorder:
-        RIDGE_FITTED_BY.append(threading.get_ident())
+
+class ThreadNoting:
+    """Mixin for a regressor: note which thread fits it in FITTED_BY, and take a moment."""
+
+    def fit(self, X: object, y: np.ndarray, sample_weight: None = None) -> ThreadNoting:
+        FITTED_BY.append(threading.get_ident())
         time.sleep(0.05)  # the other thread takes the next fit meanwhile
         return super().fit(X, y, sample_weight)
 
 
-RIDGE_FITTED_BY: list[int] = []
+class RidgeRecorder(ThreadNoting, Ridge):
+    pass
 
 
 def test_out_of_fold_fits_run_in_n_jobs_threads_as_cross_val_predict_would_price() -> None:
@@ -177,11 +181,11 @@ def test_out_of_fold_fits_run_in_n_jobs_threads_as_cross_val_predict_would_price
     folds = KFold(4, shuffle=True, random_state=3)
     expected = cross_val_predict(Ridge(alpha=0.5), X, y, cv=folds)
     for n_jobs in (1, 2):
-        RIDGE_FITTED_BY.clear()
+        FITTED_BY.clear()
         stacked = OutOfFoldPrediction(RidgeRecorder(alpha=0.5), 4, 3, n_jobs=n_jobs)
         np.testing.assert_array_equal(stacked.fit_transform(X, y).ravel(), expected)
-        assert len(RIDGE_FITTED_BY) == 5  # four folds, then every row
-        assert len(set(RIDGE_FITTED_BY)) == n_jobs
+        assert len(FITTED_BY) == 5  # four folds, then every row
+        assert len(set(FITTED_BY)) == n_jobs
         full = Ridge(alpha=0.5).fit(X, y)
         np.testing.assert_array_equal(stacked.transform(X).ravel(), full.predict(X))
 

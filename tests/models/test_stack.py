@@ -27,7 +27,7 @@ from pricer.models.signals import (
 )
 from pricer.models.stack import Blend, Correction, Member, StackPricer, _items, fit_l1_blend
 from pricer.paths import CONFIG_DIR
-from tests.models.test_classical import catalogue
+from tests.models.test_classical import FITTED_BY, ThreadNoting, catalogue
 
 
 @functools.cache
@@ -118,16 +118,8 @@ def test_a_folds_member_prices_do_not_depend_on_its_own_targets() -> None:
     assert not np.allclose(second, first)
 
 
-class ThreadRecorder(LinearRegression):
-    """A least-squares member that notes which thread fitted it, and takes a moment."""
-
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> ThreadRecorder:
-        FITTED_BY.append(threading.get_ident())
-        time.sleep(0.05)  # the other thread takes the next fit meanwhile
-        return super().fit(X, y, sample_weight)
-
-
-FITTED_BY: list[int] = []
+class ThreadRecorder(ThreadNoting, LinearRegression):
+    """A least-squares member that notes which thread fitted it (FITTED_BY)."""
 
 
 def test_members_fit_in_n_jobs_threads_with_the_result_of_one() -> None:
