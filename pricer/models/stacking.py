@@ -47,15 +47,15 @@ class OutOfFoldPrediction(TransformerMixin, BaseEstimator):
             delayed(self._fit_rows)(X, y, rows) for rows in tasks
         )
         out_of_fold = np.empty(len(y))
-        for (_, valid_rows), model in zip(folds, fitted, strict=False):
+        for (_, valid_rows), model in zip(folds, fitted[:-1], strict=True):
             out_of_fold[valid_rows] = model.predict(X[valid_rows])
         self.estimator_ = fitted[-1]
         return out_of_fold.reshape(-1, 1)
 
     def _fit_rows(self, X: Any, y: np.ndarray, rows: np.ndarray | None) -> RegressorMixin:
-        if rows is None:
-            return clone(self.estimator).fit(X, y)
-        return clone(self.estimator).fit(X[rows], y[rows])
+        if rows is not None:
+            X, y = X[rows], y[rows]
+        return clone(self.estimator).fit(X, y)
 
     def transform(self, X: object) -> np.ndarray:
         check_is_fitted(self, "estimator_")
