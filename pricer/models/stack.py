@@ -12,7 +12,11 @@
    out-of-fold dollar prices for every training item. Then each member is refitted on every
    training item to price new items (more data is worth about $5.5 per doubling here, so
    averaging fold models fitted on 2/3 of the rows would waste some). These fits are
-   independent: ``n_jobs`` threads run them side by side.
+   independent: ``n_jobs`` threads run them side by side. When one fold would hold out more
+   rows than the blend is fitted on (``stacker_max_rows``; above 60,000 items by default), one
+   seeded holdout of ``stacker_max_rows`` rows replaces the folds: the blend would sample that
+   many out-of-fold prices anyway, and each member is fitted twice instead of
+   ``stack_folds + 1`` times.
 3. The blend (``Blend``): non-negative member weights plus an intercept minimising the mean
    absolute error in dollars over those out-of-fold prices (a small linear program), one set
    below and one above ``blend_split_price`` of the members' median price, then optionally a
@@ -40,7 +44,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
@@ -297,6 +301,8 @@ class StackPricer(Pricer):
             raise ValueError("a stack needs at least one member")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.stacker_max_rows < 1:
+            raise ValueError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ValueError(
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
@@ -311,8 +317,27 @@ class StackPricer(Pricer):
         self.out_of_fold_ = self._fit_members(dense, prices)
         return self.fit_blend(self.out_of_fold_, prices)
 
+    def member_splits(self, n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (fit rows, held-out rows) splits the members' out-of-fold prices come from.
+
+        ``stack_folds`` folds, or one seeded holdout of ``stacker_max_rows`` rows when a fold
+        would hold out more than that: the blend never uses more rows, so at 400k items the
+        folds' other 380,000 out-of-fold prices would cost two member fits for nothing.
+        """
+        rows = np.arange(n_items)
+        if n_items > self.stack_folds * self.stacker_max_rows:
+            holdout = ShuffleSplit(
+                1, test_size=self.stacker_max_rows, random_state=self.random_state
+            )
+            return list(holdout.split(rows))
+        return list(
+            KFold(self.stack_folds, shuffle=True, random_state=self.random_state).split(rows)
+        )
+
     def _fit_members(self, dense: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """Fit each member once per fold; return their out-of-fold dollar prices.
+        """Fit each member once per split; return their out-of-fold dollar prices.
+
+        Rows no split holds out (only with a holdout, see ``member_splits``) are NaN.
 
         The fold fits and the refits on every row are independent, so ``n_jobs`` threads run
         them side by side: each learner is single-threaded and releases the GIL while it fits
@@ -320,8 +345,7 @@ class StackPricer(Pricer):
         cores busy with one copy of ``dense``. Every fit has its own seed, so the result does
         not depend on ``n_jobs`` or on which fit ends first.
         """
-        folds = KFold(self.stack_folds, shuffle=True, random_state=self.random_state)
-        splits = list(folds.split(dense))
+        splits = self.member_splits(len(prices))
         members = list(self.members.values())
         # Each task takes its fold's rows when it starts: made up front, the nine copies of
         # two thirds of ``dense`` would all be held at once (2.7 GB at 400k items). A fold's
@@ -331,7 +355,7 @@ class StackPricer(Pricer):
         fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(self._fit_on_rows)(member, dense, prices, rows) for member, rows in tasks
         )
-        out_of_fold = np.zeros((len(prices), len(members)))
+        out_of_fold = np.full((len(prices), len(members)), np.nan)
         for index, (_, valid_rows) in enumerate(splits):
             for column in range(len(members)):
                 out_of_fold[valid_rows, column] = fitted[index * len(members) + column][1]
@@ -358,11 +382,11 @@ class StackPricer(Pricer):
         return clone(member).fit(dense, prices, price_weights(prices, power))
 
     def fit_blend(self, out_of_fold: np.ndarray, prices: np.ndarray) -> StackPricer:
-        """Fit the blend and its correction on the members' out-of-fold prices."""
-        rows = np.arange(len(prices))
+        """Fit the blend and its correction on the members' out-of-fold prices (NaN: none)."""
+        rows = np.flatnonzero(np.isfinite(out_of_fold).all(axis=1))
         if len(rows) > self.stacker_max_rows:  # the LP grows with rows; a sample settles it
             rng = np.random.default_rng(self.random_state)
-            rows = rng.choice(len(prices), self.stacker_max_rows, replace=False)
+            rows = rng.choice(rows, self.stacker_max_rows, replace=False)
         self.blend_ = Blend(self.blend_split_price, BLEND_MIN_ROWS).fit(
             out_of_fold[rows], prices[rows]
         )

@@ -141,6 +141,37 @@ def test_members_fit_in_n_jobs_threads_with_the_result_of_one() -> None:
         np.testing.assert_array_equal(one, two)
 
 
+def test_above_stack_folds_times_stacker_max_rows_one_holdout_replaces_the_folds() -> None:
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(150, 5))
+    prices = np.exp(2 + dense[:, 0]) + rng.uniform(0, 1, 150)
+    FITTED_BY.clear()
+    recorders = {name: Member(ThreadRecorder(), "log", None) for name in ("a", "b")}
+    pricer = build(members=recorders, stacker_max_rows=40)  # 150 > 3 folds x 40 rows
+    out_of_fold = pricer._fit_members(dense, prices)
+    assert len(FITTED_BY) == 2 * 2  # each member on the rest, then on every row
+    held = np.flatnonzero(np.isfinite(out_of_fold).all(axis=1))
+    assert len(held) == 40 and np.isnan(np.delete(out_of_fold, held, axis=0)).all()
+    ((fit_rows, held_rows),) = pricer.member_splits(150)
+    np.testing.assert_array_equal(np.sort(held_rows), held)
+    assert len(fit_rows) == 110 and not set(fit_rows) & set(held_rows)
+
+    shuffled = prices.copy()  # the held-out rows' prices are honest: their targets unseen
+    shuffled[held] = rng.permutation(prices[held]) * 10
+    np.testing.assert_allclose(pricer._fit_members(dense, shuffled)[held], out_of_fold[held])
+
+    blended = pricer.fit_blend(out_of_fold, prices)  # on the 40 held-out rows, no NaN
+    assert np.isfinite(blended.price_from_members(out_of_fold[held])).all()
+    inside = build(members=recorders, stacker_max_rows=50)  # 150 = 3 x 50: still the folds
+    assert len(inside.member_splits(150)) == 3
+
+
+def test_a_stack_refuses_a_stacker_max_rows_below_one(shop) -> None:
+    train, prices, _, _ = shop
+    with pytest.raises(ValueError, match="stacker_max_rows must be positive"):
+        build(stacker_max_rows=0).fit(train, prices)
+
+
 def pricer_folds(pricer: StackPricer, dense: np.ndarray):
     from sklearn.model_selection import KFold
 
