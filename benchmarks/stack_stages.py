@@ -9,8 +9,9 @@ is built once and cached, not timed), with each stage timed and printed the mome
 the features, part by part (words: TF-IDF, SVD, ridge, neighbour prices; characters; title;
 details; hand features), then every member fit (``stack_folds`` fold fits and the refit on
 every row, per member; ``n_jobs`` of them at a time, so their lines overlap), then the whole
-fit and the prediction of the test items. A whole fit at 400k took 2,554 s on 2 cores
-(2026-12-03, member fits, ridge folds and neighbour chunks in threads; 7,008 s with none):
+fit and the prediction of the test items. A whole fit at 400k took 1,920 s on 2 cores
+(2026-12-03, member fits, ridge folds and neighbour chunks in threads, one holdout instead of
+the members' folds; 7,008 s with none of that):
 the printed lines are the measurement even when the run is stopped before its end, and
 ``results/stack_stages.json`` is written at the end. The fit is the family's own
 code (``StackPricer.fit``); only its feature building and member fitting are wrapped to read
