@@ -29,3 +29,16 @@ def test_help_offers_no_schema_as_an_option() -> None:
         if "schema" in group or any("schema" in option for option in options)
     }
     assert schemas == {}
+
+
+def test_help_offers_no_shared_base_as_an_option() -> None:
+    # A base other configs extend (every search's sweeper and validation settings) cannot run
+    # on its own: `hparams_search=<base>` would be a sweep over nothing, so --help must not
+    # offer it.
+    offered = offered_options()
+    assert "xgboost" in offered["hparams_search"]
+    bases = {
+        group: [option for option in options if option.startswith("_")]
+        for group, options in offered.items()
+    }
+    assert {group: options for group, options in bases.items() if options} == {}

@@ -10,9 +10,7 @@ from pricer.paths import CONFIG_DIR
 from pricer.tracking.sweep import SweepCallback
 from pricer.validation import OBJECTIVE
 
-SEARCHES = sorted(
-    path.stem for path in (CONFIG_DIR / "hparams_search").glob("*.yaml") if path.stem[0] != "_"
-)
+SEARCHES = sorted(path.stem for path in (CONFIG_DIR / "hparams_search").glob("*.yaml"))
 
 
 def compose_train(*overrides: str) -> DictConfig:
