@@ -18,7 +18,8 @@ File mode reads JSONL or CSV with a ``text`` column (``title``, ``category``, ``
 optional; every column is carried through unchanged, a ``price`` column included) and writes
 the items with the prediction in its own column (``predicted_price``, dollars rounded to
 cents), as CSV or JSONL (by the output's extension), to a file or to stdout. Items without
-text are refused before anything is priced or written.
+usable text (none, blank, or no words: "12.5") are refused, each named, before anything is
+priced or written.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
-from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN
+from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, SHOWN_PROBLEMS, unusable_text
 from pricer.paths import CONFIG_DIR
 from pricer.tracking.champions import ServedModel, load_served_model
 
@@ -127,12 +128,21 @@ def read_items(path: Path) -> pd.DataFrame:
 
 
 def require_text(items: pd.DataFrame, where: str) -> None:
-    """Refuse items with no text to price (empty, blank or missing), naming the first rows."""
-    blank = items[REQUIRED_COLUMN].map(_as_text).str.strip() == ""
-    if blank.any():
-        rows = [str(i + 1) for i in np.flatnonzero(blank.to_numpy())]
-        shown = ", ".join(rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-        raise PredictError(f"{where}: item {shown} has no {REQUIRED_COLUMN!r} to price")
+    """Refuse items no model can price, before any model loads, naming each (1-based) with why.
+
+    The same test as every pricer's (``unusable_text``: missing, blank, or no letter at all,
+    like "12.5"), made here so that the refusal is one line: raised inside the logged model,
+    it would reach us as MLflow's exception, for serving's HTTP 400.
+    """
+    problems = unusable_text(items[REQUIRED_COLUMN])
+    if problems:
+        named = [f"item {row + 1}: {reason}" for row, reason in problems]
+        shown = "; ".join(named[:SHOWN_PROBLEMS])
+        more = f"; and {len(named) - SHOWN_PROBLEMS} more" if len(named) > SHOWN_PROBLEMS else ""
+        raise PredictError(
+            f"{where}: {len(problems)} of {len(items)} items cannot be priced ({shown}{more}): "
+            f"each needs a description with words in its {REQUIRED_COLUMN!r}"
+        )
 
 
 def model_input(items: pd.DataFrame) -> pd.DataFrame:

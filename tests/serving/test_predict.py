@@ -117,8 +117,14 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
         (["--alias", "nobody", "some text"], "no registered pricer-<data> model has a nobody"),
         (["--model-name", "absent", "some text"], "no models:/absent@champion"),
         (["--data", "nowhere", "some text"], "Could not find 'data/nowhere'"),
-        (["some text", "  "], "text: item 2 has no 'text' to price"),
-        (["--input", "{tmp}/blank.jsonl"], "blank.jsonl: item 2, 3 has no 'text' to price"),
+        (["some text", "  "], "text: 1 of 2 items cannot be priced (item 2: empty text)"),
+        # No words: the model would refuse them too, but as MLflow's exception (a traceback).
+        (["12.5"], "text: 1 of 1 items cannot be priced (item 1: text '12.5' has no words"),
+        (
+            ["--input", "{tmp}/blank.jsonl"],
+            "blank.jsonl: 3 of 4 items cannot be priced (item 2: empty text; "
+            "item 3: no text (null); item 4: text '$$ 99' has no words",
+        ),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
@@ -135,7 +141,9 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
 ) -> None:
     (tmp_path / "items.txt").write_text("text\nx\n")
     (tmp_path / "no_text.csv").write_text("name\nhammer\n")
-    (tmp_path / "blank.jsonl").write_text('{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n')
+    (tmp_path / "blank.jsonl").write_text(
+        '{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n{"text": "$$ 99"}\n'
+    )
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     assert main([argument.format(tmp=tmp_path) for argument in arguments]) == 2
     err = capsys.readouterr().err
