@@ -14,9 +14,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import UserError
 from pricer.models.base import Pricer, PriceReport, as_items
 
 ID_LENGTH = 16  # hex digits: collisions among a few thousand items are out of the question
+
+
+class GuessesError(UserError, ValueError):
+    """No guesses file where the config says, or one without the columns it needs."""
 
 
 def item_id(text: str) -> str:
@@ -39,7 +44,7 @@ def read_guesses(path: str | Path) -> dict[str, float]:
     unreadable prices are no guess."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if "price" not in table.columns or not {"id", "text"} & set(table.columns):
-        raise ValueError(
+        raise GuessesError(
             f"{path}: a guesses file needs a price column and an id or text column, "
             f"got {list(table.columns)}"
         )
@@ -59,7 +64,7 @@ class HumanPricer(Pricer):
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HumanPricer:
         path = Path(self.guesses_path)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise GuessesError(
                 f"no guesses at {path}: run python -m pricer.human_export, add prices, save "
                 "it there (or set model.guesses_path)"
             )

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
             ["model=constant", "data=items", "data.train_paths=[/nonexistent/items.jsonl]"],
             "nonexistent",
         ),
+        # The human baseline before anyone has priced the items.
+        (["model=human", "model.guesses_path=/nonexistent/guesses.csv"], "human_export"),
         # A key no config has: Hydra's composition error.
         (["model=constant", "model.no_such_setting=1"], "no_such_setting"),
         # An unknown family.

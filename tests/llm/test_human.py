@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pricer.data.dataset import load_curated
+from pricer.errors import UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import HumanPricer, item_id
@@ -62,10 +63,11 @@ def test_guesses_by_text_work_too(tmp_path) -> None:
 
 
 def test_missing_or_malformed_guesses_fail_clearly(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="human_export"):
+    # User errors (one line, exit 2 from the apps): the person has a file to write or fix.
+    with pytest.raises(UserError, match="human_export"):
         HumanPricer(str(tmp_path / "none.csv")).fit(pd.DataFrame({"text": []}), [])
     pd.DataFrame({"item": ["a"], "guess": [1]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(ValueError, match="price column"):
+    with pytest.raises(UserError, match="price column"):
         HumanPricer(str(tmp_path / "bad.csv")).fit(pd.DataFrame({"text": []}), [])
 
 
