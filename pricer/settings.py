@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional, TypeVar, get_type_hints
 
-from hydra.utils import get_class
+from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -69,11 +69,13 @@ def check_arguments(node: DictConfig, where: str) -> None:
 
 
 def _check(node: DictConfig, where: str) -> None:
-    target = get_class(str(node["_target_"]))
+    # A class (a family) or a function that builds one (``logged_pricer`` for an ensemble's
+    # logged member): either way its parameters are the node's schema.
+    target = get_object(str(node["_target_"]))
     arguments = {key: node[key] for key in node if key not in _HYDRA_KEYS}
     schema = constructor_schema(target)
     checked = arguments
-    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(target.__init__).parameters.values()):
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(_signed(target)).parameters.values()):
         # A constructor with **kwargs (LightGBM's, for ``verbose``) takes keys of its own.
         known = {field.name for field in dataclasses.fields(schema)}
         checked = {key: value for key, value in arguments.items() if key in known}
@@ -93,15 +95,22 @@ def _check(node: DictConfig, where: str) -> None:
                 _check(child, f"{where}.{key}.{name}")
 
 
-def constructor_schema(target: type) -> type:
-    """A dataclass with one field per constructor parameter, typed by its annotation.
+def _signed(target: Callable[..., Any]) -> Callable[..., Any]:
+    """What holds the parameters: a class's constructor, or the function itself."""
+    return target.__init__ if isinstance(target, type) else target
+
+
+def constructor_schema(target: Callable[..., Any]) -> type:
+    """A dataclass with one field per parameter of a class's constructor or of a function,
+    typed by its annotation.
 
     Annotations OmegaConf cannot check (callables, mappings of estimators, ...) become ``Any``;
     parameters with a default may be left out of the config.
     """
-    hints = get_type_hints(target.__init__)
+    signed = _signed(target)
+    hints = get_type_hints(signed)
     fields_: list[tuple[str, Any, Any]] = []
-    for name, parameter in inspect.signature(target.__init__).parameters.items():
+    for name, parameter in inspect.signature(signed).parameters.items():
         if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         annotation = hints.get(name, Any)

@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from pricer.models.base import Pricer
 from pricer.models.constant import ConstantPricer
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.tfidf_ridge import TfidfRidgePricer
+from pricer.settings import ConfigError, check_arguments
 from tests.conftest import compose_config
 
 SEEN: dict[str, list[tuple[str, list[str]]]] = {}  # spy tag -> (call, item texts)
@@ -131,6 +133,13 @@ def test_logged_models_can_be_members(data, tracking_uri) -> None:
             f"+model.members.best.model_uri={info.model_uri}",
         ],
     )
+    # The apps check every node against its target first; a function target is checked by
+    # its signature as a class is by its constructor's.
+    check_arguments(cfg.model, "model")
+    typo = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+    typo.members.best.model_url = "models:/x"  # a key logged_pricer does not take
+    with pytest.raises(ConfigError, match="model_url"):
+        check_arguments(typo, "model")
     model = instantiate(cfg.model)
     member = model.members["best"]
     assert isinstance(member, LoggedPricer) and member.source == info.model_uri
