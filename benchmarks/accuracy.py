@@ -464,7 +464,7 @@ def band_bias(truth: np.ndarray, prices: np.ndarray) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=[r.name for r in RECIPES])
     parser.add_argument(
@@ -483,7 +483,7 @@ def main() -> None:
         help="only fit these outer folds into the cache (-1: the 250 test items), no table: "
         "run one process per fold to use every core, then once without --folds",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     known = {recipe.name: recipe for recipe in RECIPES}
     unknown = sorted(set(args.recipes) - set(known))
     if unknown:
@@ -537,6 +537,7 @@ def main() -> None:
             "load_average_after": load_average(),
             "rows": table,
         },
+        args.results_dir,
     )
 
 

@@ -258,3 +258,26 @@ def test_accuracy_cache_file_is_whole_or_absent(
     held = folds.recipe_prices(constant, 0)
     assert held.shape == (2,) and np.all(held == held[0]) and 5.0 <= held[0] <= 300.0
     assert [path.suffix for path in folds.cache.iterdir()] == [".npy"]
+
+
+def test_accuracy_report_goes_to_results_dir(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--results-dir is where the table's JSON lands: a trial run must not overwrite the
+    committed benchmarks/results/accuracy.json (it did, 2026-12-04)."""
+    from benchmarks import accuracy
+    from benchmarks.common import RESULTS_DIR
+
+    committed = RESULTS_DIR / "accuracy.json"
+    before = committed.read_bytes() if committed.exists() else None
+
+    def cv_prices(self: accuracy.Folds, recipe: accuracy.Recipe) -> np.ndarray:
+        truth = self.train["price"].to_numpy()[self.rows]
+        return truth + (10.0 if recipe.name == "xgboost" else 4.0)  # no fits: the plumbing
+
+    monkeypatch.setattr(accuracy.Folds, "cv_prices", cv_prices)
+    accuracy.main(["--recipes", "xgboost", "stack", "--results-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [row["recipe"] for row in report["rows"]] == ["xgboost", "stack"]
+    assert report["rows"][1]["CV MAE"] == pytest.approx(4.0)
+    assert (committed.read_bytes() if committed.exists() else None) == before
