@@ -249,6 +249,30 @@ RECIPES = (
         "the character 2-5-gram ridge at alpha 1 instead of 3",
         overrides=("model.char_ridge_alpha=1.0",),
     ),
+    # Ninth round (2026-12-04): leaves that fit a line (LightGBM's linear_tree), for the
+    # shrinkage at the ends of the price range (LightGBM refuses it with the L1 objective, so
+    # only the log member), and smaller leaves.
+    Recipe(
+        "stack~lgbm_log_linear",
+        "stack",
+        "LightGBM on log price with a linear model in each leaf (instead of lgbm_log)",
+        overrides=(),
+        members=("lgbm_log_linear", "lgbm_l1", "xgb_log"),
+    ),
+    Recipe(
+        "stack+lgbm_log_linear",
+        "stack",
+        "+ LightGBM on log price with a linear model in each leaf (a fourth member)",
+        overrides=(),
+        members=(*STACK, "lgbm_log_linear"),
+    ),
+    Recipe(
+        "stack~mc3",
+        "stack",
+        "both LightGBM members with leaves of 3 items or more, not 10",
+        overrides=(),
+        members=("lgbm_log_mc3", "lgbm_l1_mc3", "xgb_log"),
+    ),
 )
 
 
