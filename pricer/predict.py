@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
-from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, SHOWN_PROBLEMS, unusable_text
+from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, UnusableItems, unusable_text
 from pricer.paths import CONFIG_DIR
 from pricer.tracking.champions import ServedModel, load_served_model
 
@@ -136,13 +136,8 @@ def require_text(items: pd.DataFrame, where: str) -> None:
     """
     problems = unusable_text(items[REQUIRED_COLUMN])
     if problems:
-        named = [f"item {row + 1}: {reason}" for row, reason in problems]
-        shown = "; ".join(named[:SHOWN_PROBLEMS])
-        more = f"; and {len(named) - SHOWN_PROBLEMS} more" if len(named) > SHOWN_PROBLEMS else ""
-        raise PredictError(
-            f"{where}: {len(problems)} of {len(items)} items cannot be priced ({shown}{more}): "
-            f"each needs a description with words in its {REQUIRED_COLUMN!r}"
-        )
+        refused = UnusableItems(problems, len(items), first=1, noun="item")
+        raise PredictError(f"{where}: {refused}")
 
 
 def model_input(items: pd.DataFrame) -> pd.DataFrame:

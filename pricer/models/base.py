@@ -74,12 +74,15 @@ class UnusableItems(UserError, ValueError):
     """Items without usable text: every family would answer them with a confident guess.
 
     ``problems`` names each bad row (its 0-based position in the batch), ``rows`` holds the
-    positions.
+    positions. For a person's file the numbering can start at 1 with another noun
+    (``first=1, noun="item"``: "item 3: empty text").
     """
 
-    def __init__(self, problems: list[tuple[int, str]], total: int) -> None:
+    def __init__(
+        self, problems: list[tuple[int, str]], total: int, *, first: int = 0, noun: str = "row"
+    ) -> None:
         self.rows = [row for row, _ in problems]
-        self.problems = [f"row {row}: {reason}" for row, reason in problems]
+        self.problems = [f"{noun} {row + first}: {reason}" for row, reason in problems]
         shown = "; ".join(self.problems[:SHOWN_PROBLEMS])
         more = len(problems) - SHOWN_PROBLEMS
         super().__init__(

@@ -117,12 +117,12 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
         (["--alias", "nobody", "some text"], "no registered pricer-<data> model has a nobody"),
         (["--model-name", "absent", "some text"], "no models:/absent@champion"),
         (["--data", "nowhere", "some text"], "Could not find 'data/nowhere'"),
-        (["some text", "  "], "text: 1 of 2 items cannot be priced (item 2: empty text)"),
+        (["some text", "  "], "text: 1 of 2 items have no usable text (item 2: empty text)"),
         # No words: the model would refuse them too, but as MLflow's exception (a traceback).
-        (["12.5"], "text: 1 of 1 items cannot be priced (item 1: text '12.5' has no words"),
+        (["12.5"], "text: 1 of 1 items have no usable text (item 1: text '12.5' has no words"),
         (
             ["--input", "{tmp}/blank.jsonl"],
-            "blank.jsonl: 3 of 4 items cannot be priced (item 2: empty text; "
+            "blank.jsonl: 3 of 4 items have no usable text (item 2: empty text; "
             "item 3: no text (null); item 4: text '$$ 99' has no words",
         ),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
