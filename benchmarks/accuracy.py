@@ -273,6 +273,27 @@ RECIPES = (
         overrides=(),
         members=("lgbm_log_mc3", "lgbm_l1_mc3", "xgb_log"),
     ),
+    # Tenth round (2026-12-04): the dense view itself. The ridges' out-of-fold prices come from
+    # ridges fitted on 4/5 of the rows while the items to price get a ridge fitted on all of
+    # them; ten folds narrow that gap. And the word TF-IDF's SVD at other sizes.
+    Recipe(
+        "stack~feature_folds10",
+        "stack",
+        "the ridges' out-of-fold prices from 10 folds, not 5",
+        overrides=("model.feature_folds=10",),
+    ),
+    Recipe(
+        "stack~svd200",
+        "stack",
+        "200 SVD components of the word TF-IDF, not 100",
+        overrides=("model.svd_components=200",),
+    ),
+    Recipe(
+        "stack~svd50",
+        "stack",
+        "50 SVD components of the word TF-IDF, not 100",
+        overrides=("model.svd_components=50",),
+    ),
 )
 
 
