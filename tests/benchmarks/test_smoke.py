@@ -223,6 +223,20 @@ def test_accuracy_paired_error_over_seeds_is_over_items() -> None:
     assert bias == {"bias 0-100": 0.0, "bias 500-1000": -150.0}
 
 
+def test_accuracy_error_by_category_is_each_items_mean_over_seeds() -> None:
+    """Per category: its rows, their MAE and their share of the error, largest share first."""
+    from benchmarks.accuracy import category_error
+
+    truth = np.array([100.0, 100.0, 10.0, 50.0])
+    # Two seeds: the first item misses by 20 and 40 (30 on average), the second by 10 both times.
+    prices = np.array([[120.0, 110.0, 10.0, 50.0], [60.0, 90.0, 14.0, 50.0]])
+    errors = category_error(truth, prices, ["Tools", "Tools", "Toys", None])
+    assert list(errors) == ["Tools", "Toys", "unknown"]
+    assert errors["Tools"] == {"rows": 2, "MAE": 20.0, "share": pytest.approx(40 / 42)}
+    assert errors["Toys"] == {"rows": 1, "MAE": 2.0, "share": pytest.approx(2 / 42)}
+    assert errors["unknown"] == {"rows": 1, "MAE": 0.0, "share": 0.0}
+
+
 def test_accuracy_cache_file_is_whole_or_absent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
