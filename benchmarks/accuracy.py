@@ -81,6 +81,11 @@ class Recipe:
 # recipes measured before the LightGBM members were slowed down use their earlier settings
 # (lgbm_*_fast in accuracy_members.yaml), and those before the split blend one blend (the
 # default overrides), so every row reproduces its figure.
+def setting(name: str, idea: str, override: str) -> Recipe:
+    """The committed stack with one of its settings changed (``override`` names it in model.)."""
+    return Recipe(f"stack~{name}", "stack", idea, overrides=(f"model.{override}",))
+
+
 FAST = ("lgbm_log_fast", "lgbm_l1_fast", "xgb_log")
 STACK = ("lgbm_log", "lgbm_l1", "xgb_log")
 EXCEEDANCE = "model.exceedance={thresholds:[100,250,500],C:4.0}"
@@ -243,11 +248,10 @@ RECIPES = (
     # Sixth round (2026-12-03 12:05-13:20): the character ridge's penalty. Alone, over 5 folds of
     # every training item, its log-price MAE on the canonical rows is 0.640 at alpha 1 and
     # 0.670 at the committed 3 (0.640 at 0.6, 0.648 at 0.3); the other ridges are at their best.
-    Recipe(
-        "stack~char_alpha1",
-        "stack",
+    setting(
+        "char_alpha1",
         "the character 2-5-gram ridge at alpha 1 instead of 3",
-        overrides=("model.char_ridge_alpha=1.0",),
+        "char_ridge_alpha=1.0",
     ),
     # Ninth round (2026-12-04): leaves that fit a line (LightGBM's linear_tree), for the
     # shrinkage at the ends of the price range (LightGBM refuses it with the L1 objective, so
@@ -276,24 +280,11 @@ RECIPES = (
     # Tenth round (2026-12-04): the dense view itself. The ridges' out-of-fold prices come from
     # ridges fitted on 4/5 of the rows while the items to price get a ridge fitted on all of
     # them; ten folds narrow that gap. And the word TF-IDF's SVD at other sizes.
-    Recipe(
-        "stack~feature_folds10",
-        "stack",
-        "the ridges' out-of-fold prices from 10 folds, not 5",
-        overrides=("model.feature_folds=10",),
+    setting(
+        "feature_folds10", "the ridges' out-of-fold prices from 10 folds, not 5", "feature_folds=10"
     ),
-    Recipe(
-        "stack~svd200",
-        "stack",
-        "200 SVD components of the word TF-IDF, not 100",
-        overrides=("model.svd_components=200",),
-    ),
-    Recipe(
-        "stack~svd50",
-        "stack",
-        "50 SVD components of the word TF-IDF, not 100",
-        overrides=("model.svd_components=50",),
-    ),
+    setting("svd200", "200 SVD components of the word TF-IDF, not 100", "svd_components=200"),
+    setting("svd50", "50 SVD components of the word TF-IDF, not 100", "svd_components=50"),
 )
 
 
