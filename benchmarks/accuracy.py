@@ -75,17 +75,17 @@ class Recipe:
     correction: str = "none"
 
 
+def setting(name: str, idea: str, override: str) -> Recipe:
+    """The committed stack with one of its settings changed (``override`` names it in model.)."""
+    return Recipe(f"stack~{name}", "stack", idea, overrides=(f"model.{override}",))
+
+
 # Each recipe adds one idea to the one it builds on. "stack" is conf/model/stack.yaml as
 # committed; the other stack recipes are its parts (a feature subset, fewer or other members,
 # a correction), priced by the family's own methods from the same cached fold features. The
 # recipes measured before the LightGBM members were slowed down use their earlier settings
 # (lgbm_*_fast in accuracy_members.yaml), and those before the split blend one blend (the
 # default overrides), so every row reproduces its figure.
-def setting(name: str, idea: str, override: str) -> Recipe:
-    """The committed stack with one of its settings changed (``override`` names it in model.)."""
-    return Recipe(f"stack~{name}", "stack", idea, overrides=(f"model.{override}",))
-
-
 FAST = ("lgbm_log_fast", "lgbm_l1_fast", "xgb_log")
 STACK = ("lgbm_log", "lgbm_l1", "xgb_log")
 EXCEEDANCE = "model.exceedance={thresholds:[100,250,500],C:4.0}"
@@ -519,7 +519,7 @@ def category_error(
             "share": float(errors[mask].sum() / total) if total else 0.0,
         }
         for category in np.unique(labels)
-        if (mask := labels == category).any()
+        for mask in [labels == category]
     }
     return dict(sorted(out.items(), key=lambda item: -item[1]["share"]))
 
