@@ -285,6 +285,16 @@ RECIPES = (
     ),
     setting("svd200", "200 SVD components of the word TF-IDF, not 100", "svd_components=200"),
     setting("svd50", "50 SVD components of the word TF-IDF, not 100", "svd_components=50"),
+    # Eleventh round (2026-12-04): the members' own settings searched by Optuna (each member
+    # alone at lr 0.05, seed 42's folds); the one lead that held over two more model seeds.
+    Recipe(
+        "stack~lgbm_l1_tuned",
+        "stack",
+        "the dollar L1 member with the settings an Optuna search found (path_smooth 58.7, "
+        "26 leaves of 5 or more, 38% of columns, 3,800 trees)",
+        overrides=(),
+        members=("lgbm_log", "lgbm_l1_tuned", "xgb_log"),
+    ),
 )
 
 
