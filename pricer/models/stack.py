@@ -7,9 +7,10 @@
    (``title_neighbours``); optionally the out-of-fold chance that the item costs more than a
    few thresholds (``exceedance``, ``signals.ExceedanceProbabilities``); the raw hand
    features, the target-encoded brand and the category.
-2. Members (``Member``: a tree model on log price or on dollars) are fitted ``stack_folds``
-   times, each time without one fold: their predictions on the left-out folds are honest
-   out-of-fold dollar prices for every training item. Then each member is refitted on every
+2. Members (``Member``: a tree model on log price or on dollars; one set to null is left out,
+   as conf/model/stack_budget.yaml does) are fitted ``stack_folds`` times, each time without
+   one fold: their predictions on the left-out folds are honest out-of-fold dollar prices for
+   every training item. Then each member is refitted on every
    training item to price new items (more data is worth about $5.5 per doubling here, so
    averaging fold models fitted on 2/3 of the rows would waste some). These fits are
    independent: ``n_jobs`` threads run them side by side. When one fold would hold out more
@@ -296,9 +297,13 @@ class StackPricer(Pricer):
         parts.append(("hand", tree_feature_union(seed), list(INPUT_COLUMNS)))
         return ColumnTransformer(parts, sparse_threshold=0.0)
 
+    def _active_members(self) -> dict[str, Member]:
+        """The members to fit: one set to null (``members.xgb_log: null``) is left out."""
+        return {name: member for name, member in self.members.items() if member is not None}
+
     def _validate(self, n_items: int) -> None:
-        if not self.members:
-            raise ValueError("a stack needs at least one member")
+        if not self._active_members():
+            raise ValueError("a stack needs at least one member that is not null")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.stacker_max_rows < 1:
@@ -346,7 +351,8 @@ class StackPricer(Pricer):
         not depend on ``n_jobs`` or on which fit ends first.
         """
         splits = self.member_splits(len(prices))
-        members = list(self.members.values())
+        active = self._active_members()
+        members = list(active.values())
         # Each task takes its fold's rows when it starts: made up front, the nine copies of
         # two thirds of ``dense`` would all be held at once (2.7 GB at 400k items). A fold's
         # task also prices its held-out rows (174 s at 400k when done one after another).
@@ -360,7 +366,7 @@ class StackPricer(Pricer):
             for column in range(len(members)):
                 out_of_fold[valid_rows, column] = fitted[index * len(members) + column][1]
         refits = [model for model, _ in fitted[-len(members) :]]
-        self.members_ = dict(zip(self.members, refits, strict=True))
+        self.members_ = dict(zip(active, refits, strict=True))
         return out_of_fold
 
     def _fit_on_rows(
@@ -400,10 +406,10 @@ class StackPricer(Pricer):
         return np.clip(self.correction_.transform(blended), 0.0, None)
 
     def member_prices(self, X: pd.DataFrame) -> np.ndarray:
-        """Each member's price for each item (columns in ``members`` order)."""
+        """Each fitted member's price for each item (columns in ``members`` order)."""
         check_is_fitted(self, "members_")
         dense = self.features_.transform(_items(X))
-        return np.column_stack([self.members_[name].predict(dense) for name in self.members])
+        return np.column_stack([member.predict(dense) for member in self.members_.values()])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.price_from_members(self.member_prices(X))

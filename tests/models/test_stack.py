@@ -346,3 +346,47 @@ def test_the_stack_config_passes_the_schema_check_and_a_wrong_key_does_not() -> 
     node.members.lgbm_log.weight_powr = 1.0
     with pytest.raises(ConfigError, match="weight_powr"):
         check_arguments(node, "model")
+
+
+def test_a_member_set_to_null_is_left_out(shop) -> None:
+    train, prices, test, _ = shop
+    members = {**build().members, "xgb_log": None}
+    pricer = build(members=members).fit(train, prices)
+    assert list(pricer.members_) == ["lgbm_log", "lgbm_l1"]
+    assert pricer.out_of_fold_.shape == (len(train), 2)
+    assert pricer.member_prices(test).shape == (len(test), 2)
+    assert np.isfinite(pricer.predict(test)).all()
+    with pytest.raises(ValueError, match="at least one member"):
+        build(members=dict.fromkeys(members)).fit(train, prices)
+
+
+def test_the_budget_stack_is_the_stack_with_its_documented_savings() -> None:
+    from omegaconf import OmegaConf
+
+    from pricer.settings import check_arguments
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        budget = compose(config_name="train", overrides=["model=stack_budget"]).model
+    check_arguments(OmegaConf.create(OmegaConf.to_container(budget, resolve=True)), "model")
+    full, cut = (OmegaConf.to_container(c, resolve=True) for c in (stack_config(), budget))
+    assert (cut.pop("char_ridge_alpha"), cut.pop("neighbour_pool")) == (None, 20000)
+    assert cut["members"].pop("xgb_log") is None
+    for name in ("lgbm_log", "lgbm_l1"):
+        estimator = cut["members"][name]["estimator"]
+        assert (estimator.pop("n_estimators"), estimator.pop("learning_rate")) == (600, 0.05)
+        for key in ("n_estimators", "learning_rate"):
+            full["members"][name]["estimator"].pop(key)
+    for key in ("char_ridge_alpha", "neighbour_pool"):
+        full.pop(key)
+    full["members"].pop("xgb_log")
+    assert cut == full  # nothing else differs
+    assert isinstance(instantiate(budget), StackPricer)
+
+
+def test_the_real_leaderboard_adds_both_stacks_and_the_demo_neither() -> None:
+    from tests.conftest import compose_config
+
+    real = compose_config("leaderboard", ["data=real"]).models
+    assert {"stack", "stack_budget"} <= set(real)
+    assert real.stack_budget.members.xgb_log is None
+    assert not {"stack", "stack_budget"} & set(compose_config("leaderboard").models)
