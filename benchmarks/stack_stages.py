@@ -1,21 +1,22 @@
 """Where the stack family's fit time goes at scale, stage by stage, printed as it goes.
 
     python -m benchmarks.stack_stages --size 400000
+    python -m benchmarks.stack_stages --size 400000 --family stack_budget
     python -m benchmarks.stack_stages --size 25000 --model-override model.stack_folds=2
 
-Fits ``conf/model/stack.yaml`` on the first N training items of the same curated split of
-2.8M synthetic raw records as ``benchmarks.training`` (``experiment=course_scale``; the split
-is built once and cached, not timed), with each stage timed and printed the moment it ends:
-the features, part by part (words: TF-IDF, SVD, ridge, neighbour prices; characters; title;
-details; hand features), then every member fit (``stack_folds`` fold fits and the refit on
-every row, per member; ``n_jobs`` of them at a time, so their lines overlap), then the whole
-fit and the prediction of the test items. A whole fit at 400k took 1,920 s on 2 cores
-(2026-12-03, member fits, ridge folds and neighbour chunks in threads, one holdout instead of
-the members' folds; 7,008 s with none of that):
-the printed lines are the measurement even when the run is stopped before its end, and
-``results/stack_stages.json`` is written at the end. The fit is the family's own
-code (``StackPricer.fit``); only its feature building and member fitting are wrapped to read
-the clock.
+Fits ``conf/model/stack.yaml`` (or ``--family``'s, e.g. ``stack_budget``) on the first N
+training items of the same curated split of 2.8M synthetic raw records as
+``benchmarks.training`` (``experiment=course_scale``; the split is built once and cached, not
+timed), with each stage timed and printed the moment it ends: the features, part by part
+(words: TF-IDF, SVD, ridge, neighbour prices; characters; title; details; hand features), then
+every member fit (``stack_folds`` fold fits and the refit on every row, per member; ``n_jobs``
+of them at a time, so their lines overlap), then the whole fit and the prediction of the test
+items. A whole fit of the stack at 400k took 1,920 s on 2 cores (2026-12-03, member fits,
+ridge folds and neighbour chunks in threads, one holdout instead of the members' folds; 7,008
+s with none of that), of stack_budget 546 s (2026-12-04). The printed lines are the
+measurement even when the run is stopped before its end, and ``results/<report name>.json``
+is written at the end. The fit is the family's own code (``StackPricer.fit``); only its
+feature building and member fitting are wrapped to read the clock.
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--raw-records", type=int, default=RAW_RECORDS, help="synthetic records to curate"
     )
+    parser.add_argument(
+        "--family", default="stack", help="a stack config in conf/model/: stack, stack_budget"
+    )
     parser.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--report-name", default="stack_stages")
     args = parser.parse_args(argv)
 
-    cfg = compose(
-        "train", ["model=stack", *data_overrides(args.raw_records, args.size), *args.model_override]
-    )
+    data = data_overrides(args.raw_records, args.size)
+    cfg = compose("train", [f"model={args.family}", *data, *args.model_override])
     curated = load_curated(cfg.data, cfg.curation)
     if len(curated.train) < args.size:
         raise SystemExit(f"only {len(curated.train):,} training items, {args.size:,} asked")
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mae = float(abs(predicted - curated.test["price"].to_numpy()).mean())
     figures = {
         "train_items": args.size,
+        "family": args.family,
         "model_overrides": args.model_override,
         "fit_seconds": round(total, 1),
         "test_mae": round(mae, 2),

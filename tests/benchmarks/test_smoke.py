@@ -295,3 +295,16 @@ def test_accuracy_report_goes_to_results_dir(
     assert [row["recipe"] for row in report["rows"]] == ["xgboost", "stack"]
     assert report["rows"][1]["CV MAE"] == pytest.approx(4.0)
     assert (committed.read_bytes() if committed.exists() else None) == before
+
+
+def test_stack_stages_times_the_family_it_is_given(tmp_path: Path) -> None:
+    small = [f"model.members.{name}.estimator.n_estimators=20" for name in ("lgbm_log", "lgbm_l1")]
+    arguments = ["--size", "300", "--raw-records", "4000", "--family", "stack_budget"]
+    overrides = [f"--model-override={override}" for override in small]
+    figures = stack_stages.main([*arguments, *overrides, "--results-dir", str(tmp_path)])
+    assert report(tmp_path, "stack_stages")["family"] == "stack_budget"
+    stages = [stage["stage"] for stage in figures["stages"]]
+    parts = [s.removeprefix("features: ") for s in stages if s.startswith("features: ")]
+    assert "chars" not in parts and "words" in parts  # no character n-gram ridge
+    assert not [stage for stage in stages if stage.startswith("xgb_log")]  # its member is null
+    assert len([stage for stage in stages if stage.startswith("lgbm_l1 ")]) == 4  # 3 folds, refit
