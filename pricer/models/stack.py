@@ -10,14 +10,13 @@
 2. Members (``Member``: a tree model on log price or on dollars; one set to null is left out,
    as conf/model/stack_budget.yaml does) are fitted ``stack_folds`` times, each time without
    one fold: their predictions on the left-out folds are honest out-of-fold dollar prices for
-   every training item. Then each member is refitted on every
-   training item to price new items (more data is worth about $5.5 per doubling here, so
-   averaging fold models fitted on 2/3 of the rows would waste some). These fits are
-   independent: ``n_jobs`` threads run them side by side. When one fold would hold out more
-   rows than the blend is fitted on (``stacker_max_rows``; above 60,000 items by default), one
-   seeded holdout of ``stacker_max_rows`` rows replaces the folds: the blend would sample that
-   many out-of-fold prices anyway, and each member is fitted twice instead of
-   ``stack_folds + 1`` times.
+   every training item. Then each member is refitted on every training item to price new
+   items (more data is worth about $5.5 per doubling here, so averaging fold models fitted on
+   2/3 of the rows would waste some). These fits are independent: ``n_jobs`` threads run them
+   side by side. When one fold would hold out more rows than the blend is fitted on
+   (``stacker_max_rows``; above 60,000 items by default), one seeded holdout of
+   ``stacker_max_rows`` rows replaces the folds: the blend would sample that many out-of-fold
+   prices anyway, and each member is fitted twice instead of ``stack_folds + 1`` times.
 3. The blend (``Blend``): non-negative member weights plus an intercept minimising the mean
    absolute error in dollars over those out-of-fold prices (a small linear program), one set
    below and one above ``blend_split_price`` of the members' median price, then optionally a
