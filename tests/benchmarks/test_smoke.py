@@ -76,15 +76,20 @@ def test_training(tmp_path: Path) -> None:
     assert runs[0]["model"]["statistic"] == "median"  # the override reached the measured fit
 
 
+# The LightGBM members with few trees: a smoke run times the stages, not the members.
+SMALL_MEMBERS = [
+    f"model.members.{name}.estimator.n_estimators=20" for name in ("lgbm_log", "lgbm_l1")
+]
+
+
 def test_stack_stages(tmp_path: Path) -> None:
-    small = [f"model.members.{name}.estimator.n_estimators=20" for name in ("lgbm_log", "lgbm_l1")]
     figures = stack_stages.main(
         [
             "--size",
             "300",
             "--raw-records",
             "4000",
-            *(f"--model-override={override}" for override in small),
+            *(f"--model-override={override}" for override in SMALL_MEMBERS),
             "--results-dir",
             str(tmp_path),
         ]
@@ -298,9 +303,8 @@ def test_accuracy_report_goes_to_results_dir(
 
 
 def test_stack_stages_times_the_family_it_is_given(tmp_path: Path) -> None:
-    small = [f"model.members.{name}.estimator.n_estimators=20" for name in ("lgbm_log", "lgbm_l1")]
     arguments = ["--size", "300", "--raw-records", "4000", "--family", "stack_budget"]
-    overrides = [f"--model-override={override}" for override in small]
+    overrides = [f"--model-override={override}" for override in SMALL_MEMBERS]
     figures = stack_stages.main([*arguments, *overrides, "--results-dir", str(tmp_path)])
     assert report(tmp_path, "stack_stages")["family"] == "stack_budget"
     stages = [stage["stage"] for stage in figures["stages"]]

@@ -364,9 +364,9 @@ def test_the_budget_stack_is_the_stack_with_its_documented_savings() -> None:
     from omegaconf import OmegaConf
 
     from pricer.settings import check_arguments
+    from tests.conftest import compose_config
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        budget = compose(config_name="train", overrides=["model=stack_budget"]).model
+    budget = compose_config("train", ["model=stack_budget"]).model
     check_arguments(OmegaConf.create(OmegaConf.to_container(budget, resolve=True)), "model")
     full, cut = (OmegaConf.to_container(c, resolve=True) for c in (stack_config(), budget))
     assert (cut.pop("char_ridge_alpha"), cut.pop("neighbour_pool")) == (None, 20000)
