@@ -314,6 +314,23 @@ RECIPES = (
         family="stack_budget",
         overrides=(),
     ),
+    # Twelfth round (2026-12-04): the neighbour pool is stack_budget's largest stage at 400k
+    # (198 s of 546); how many neighbours can it lose? Here a pool below the ~7,380 training
+    # items of a fold samples them, as 20,000 of 400,000 does at scale.
+    Recipe(
+        "stack_budget~pool5000",
+        "stack_budget",
+        "a neighbour pool of 5,000 of the fold's ~7,380 training items (two thirds)",
+        family="stack_budget",
+        overrides=("model.neighbour_pool=5000",),
+    ),
+    Recipe(
+        "stack_budget~pool2500",
+        "stack_budget",
+        "a neighbour pool of 2,500 (a third)",
+        family="stack_budget",
+        overrides=("model.neighbour_pool=2500",),
+    ),
 )
 
 
