@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
 from pricer.errors import UserError
+from pricer.paths import require_config_dir
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
 # exits 1 with its traceback.
@@ -54,6 +55,11 @@ def run(main: Callable[[], object]) -> None:
     0.5-0.8 s, and curation's spawned workers, which import the app's module again, start in
     0.7 s and 117 MiB instead of 4-5 s and 300 MiB (``python -m benchmarks.startup``).
     """
+    try:
+        require_config_dir()  # before Hydra, whose own message would not say what to do
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_STATUS)
     sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     interrupt.install()

@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
-from pricer.paths import CONFIG_DIR
+from pricer.paths import require_config_dir
 
 HYDRA_APPS = {
     "train": "one family, one tracked run (a sweep with -m)",
@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0
     app, rest = args[0], args[1:]
+    try:
+        require_config_dir()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USER_ERROR_STATUS
     if app in HYDRA_APPS:
         # Run as __main__, exactly as python -m does: Hydra finds conf/ relative to the app's
         # file only then (imported as pricer.<app>, it looks for a 'conf' package instead).
@@ -83,7 +88,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
         parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids or id prefixes")
     parser.add_argument("--experiment", help="only this experiment (default: all)")
     args = parser.parse_args(argv)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")
     from pricer.tracking import browse as store  # imports MLflow: only for these two apps
 

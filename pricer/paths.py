@@ -6,8 +6,20 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from pricer.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def require_config_dir() -> Path:
+    """conf/, or a one-line error: a plain ``pip install .`` copies the code without it."""
+    if not CONFIG_DIR.is_dir():
+        raise UserError(
+            f"pricer's configs are missing: no {CONFIG_DIR}. pricer runs from its clone, "
+            "installed there with `pip install -e .` (a plain `pip install .` leaves conf/ behind)"
+        )
+    return CONFIG_DIR
 
 
 def family_names() -> list[str]:

@@ -40,7 +40,7 @@ from pricer import configs  # noqa: F401  (registers resolvers and config schema
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, UnusableItems, unusable_text
-from pricer.paths import CONFIG_DIR
+from pricer.paths import require_config_dir
 from pricer.tracking.champions import ServedModel, load_served_model
 
 READERS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
@@ -84,7 +84,7 @@ def load_config(args: argparse.Namespace) -> DictConfig:
         overrides.append(f"alias={args.alias}")
     if args.model_uri:
         overrides.append(f"model_uri={args.model_uri}")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         try:
             return compose(config_name="predict", overrides=overrides)
         except Exception as error:  # Hydra's errors for an unknown data=<name> choice
