@@ -116,9 +116,11 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
         experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
     )
     found = [run for run in runs if run.info.run_id.startswith(run_id)]
-    if len(found) != 1:
-        many = f"{len(found)} runs start with" if found else "no run starts with"
-        raise RunNotFound(f"{many} {run_id!r} in {mlflow.get_tracking_uri()}: give more of the id")
+    where = mlflow.get_tracking_uri()
+    if not found:
+        raise RunNotFound(f"no run starts with {run_id!r} in {where}: `pricer runs` lists them")
+    if len(found) > 1:
+        raise RunNotFound(f"{len(found)} runs start with {run_id!r} in {where}: give more of the id")
     return found[0]
 
 

@@ -59,7 +59,7 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     missing = run_cli([PRICER, "compare", "ffff0000", ids[0]], tracking_uri, tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        f"error: no run starts with 'ffff0000' in {tracking_uri}: give more of the id"
+        f"error: no run starts with 'ffff0000' in {tracking_uri}: `pricer runs` lists them"
     )
 
 
