@@ -144,6 +144,12 @@ class OptunaSweeper(Sweeper):
                 study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
         self.job_idx += len(returns)
+        # With a storage each trial tells the study its own result as its run ends
+        # (study.TellOwnResult); telling it again would only make Optuna log "Skipped telling".
+        told: set[int] = set()
+        if self.own_tell is not None:
+            complete = (optuna.trial.TrialState.COMPLETE,)
+            told = {t.number for t in study.get_trials(deepcopy=False, states=complete)}
         failures = []
         for trial, result in zip(trials, returns, strict=True):
             try:
@@ -155,7 +161,8 @@ class OptunaSweeper(Sweeper):
                 log.warning("trial %d failed: %s", trial.number, error)
                 failures.append(result)
             else:
-                study.tell(trial, value, skip_if_finished=True)
+                if trial.number not in told:
+                    study.tell(trial, value, skip_if_finished=True)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             log.error(
                 "%d of %d trials failed, over max_failure_rate=%s",
