@@ -22,6 +22,7 @@ from pricer.tracking.leaderboard import display_table
 
 SHORT_ID = 8
 PARENT_TAG = "mlflow.parentRunId"
+TEST_BEST = "best.test_mae"  # a sweep's best trial's test mae, beside its objective
 # Figures shown side by side by `compare`, in this order, when a run has them.
 COMPARED_METRICS = [
     "mae",
@@ -82,27 +83,42 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
     for run in runs:
         t = run.data.tags
         kind = t.get(tags.KIND) or ("family" if tags.FAMILY in t else "")
-        if PARENT_TAG in t or kind not in ("leaderboard", "sweep", "family"):
+        if PARENT_TAG in t or kind not in ("leaderboard", "sweep", "family", "curation"):
             continue
-        m = run.data.metrics
-        if kind == "leaderboard":
-            families = sum(key.startswith("mae.") for key in m)
-            best = t.get(tags.BEST_FAMILY, "")
-            result = f"best {best} {_dollars(m.get('best_mae'))}, {families} families"
-        else:
-            result = f"mae {_dollars(m.get('mae'))}" if "mae" in m else ""
         rows.append(
             {
                 "started": _started(run),
                 "run": run.info.run_id[:SHORT_ID],
                 "name": run.info.run_name,
                 "status": run.info.status,
-                "result": result,
+                "result": _result(kind, run.data.metrics, t),
             }
         )
         if len(rows) == limit:
             break
     return pd.DataFrame(rows, columns=["started", "run", "name", "status", "result"])
+
+
+def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
+    """A run's outcome in a few words, for its row in ``pricer runs``."""
+    if kind == "leaderboard":
+        families = sum(key.startswith("mae.") for key in m)
+        best = t.get(tags.BEST_FAMILY, "")
+        return f"best {best} {_dollars(m.get('best_mae'))}, {families} families"
+    if kind == "sweep":
+        # The parent's summary (pricer.tracking.sweep): best.<objective>, trials.* counts.
+        total, finished = int(m.get("trials.total", 0)), int(m.get("trials.finished", 0))
+        objective = next((k for k in sorted(m) if k.startswith("best.") and k != TEST_BEST), None)
+        if objective is None:
+            return f"no trial finished, {int(m.get('trials.failed', 0))} failed" if total else ""
+        test = f" (test {_dollars(m[TEST_BEST])})" if TEST_BEST in m else ""
+        name = objective.removeprefix("best.").replace(".", " ")
+        return f"best {name} {_dollars(m[objective])}{test}, {finished} of {total} trials"
+    if kind == "curation":
+        if "data.train_items" not in m:
+            return ""
+        return f"train {m['data.train_items']:,.0f} / test {m.get('data.test_items', 0):,.0f} items"
+    return f"mae {_dollars(m.get('mae'))}" if "mae" in m else ""
 
 
 def find_run(run_id: str, experiment: str | None = None) -> Run:
@@ -120,7 +136,8 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
     if not found:
         raise RunNotFound(f"no run starts with {run_id!r} in {where}: `pricer runs` lists them")
     if len(found) > 1:
-        raise RunNotFound(f"{len(found)} runs start with {run_id!r} in {where}: give more of the id")
+        many = f"{len(found)} runs start with {run_id!r}"
+        raise RunNotFound(f"{many} in {where}: give more of the id")
     return found[0]
 
 

@@ -1,0 +1,27 @@
+"""pricer runs: what each kind of run sums up to in one row."""
+
+from __future__ import annotations
+
+import mlflow
+
+from pricer.tracking import browse, tags
+
+
+def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
+    with mlflow.start_run(run_name="curate-synthetic", tags={tags.KIND: "curation"}):
+        mlflow.log_metrics({"data.train_items": 38424.0, "data.test_items": 2000.0})
+    with mlflow.start_run(run_name="study-ridge", tags={tags.KIND: "sweep"}) as sweep:
+        metrics = {"trials.total": 12.0, "trials.finished": 11.0, "trials.failed": 1.0}
+        mlflow.log_metrics({**metrics, "best.validation.mae": 21.5283, "best.test_mae": 26.9})
+        with mlflow.start_run(run_name="trial", nested=True, tags={tags.FAMILY: "tfidf_ridge"}):
+            mlflow.log_metric("mae", 30.0)
+    with mlflow.start_run(run_name="study-empty", tags={tags.KIND: "sweep"}):
+        mlflow.log_metrics({"trials.total": 2.0, "trials.finished": 0.0, "trials.failed": 2.0})
+
+    table = browse.recent_runs(None, 10).set_index("name")["result"]
+
+    assert list(table.index) == ["study-empty", "study-ridge", "curate-synthetic"]  # no trial
+    assert table["study-ridge"] == "best validation mae $21.53 (test $26.90), 11 of 12 trials"
+    assert table["study-empty"] == "no trial finished, 2 failed"
+    assert table["curate-synthetic"] == "train 38,424 / test 2,000 items"
+    assert sweep.info.run_id[: browse.SHORT_ID] in set(browse.recent_runs(None, 10)["run"])
