@@ -57,13 +57,9 @@ def run(main: Callable[[], object]) -> None:
     """
     try:
         require_config_dir()  # before Hydra, whose own message would not say what to do
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(USER_ERROR_STATUS)
-    sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    interrupt.install()
-    try:
+        sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+        interrupt.install()
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:

@@ -35,7 +35,7 @@ HYDRA_APPS = {
 }
 OTHER_APPS = {
     "predict": "price items with a registered model (see pricer predict --help)",
-    "runs": "recent leaderboards, sweeps and runs; pricer runs RUN shows a leaderboard",
+    "runs": "recent leaderboards, sweeps, curations, runs; pricer runs RUN: a leaderboard",
     "compare": "stored runs side by side: figures and the params that differ",
 }
 
@@ -54,11 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0
     app, rest = args[0], args[1:]
-    try:
-        require_config_dir()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USER_ERROR_STATUS
     if app in HYDRA_APPS:
         # Run as __main__, exactly as python -m does: Hydra finds conf/ relative to the app's
         # file only then (imported as pricer.<app>, it looks for a 'conf' package instead).
@@ -106,7 +101,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     recent = store.recent_runs(args.experiment, args.limit or cfg.limit)
     if recent.empty:
-        print(f"no leaderboard, sweep or run in {where}")
+        print(f"no leaderboard, sweep, curation or run in {where}")
         return 0
     print(recent.to_string(index=False))
     return 0

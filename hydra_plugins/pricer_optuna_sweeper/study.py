@@ -169,7 +169,7 @@ class TellOwnResult:
     (SIGTERM) while one trial of a batch still runs, a trial that had already finished would be
     failed with the rest, though its run ended FINISHED with a value. Told from the trial's own
     process the moment it returns, the study says COMPLETE with that value, as its run does
-    (the sweeper's later tell skips a finished trial). Picklable, for launchers that run trials
+    (the sweeper then leaves a COMPLETE trial alone). Picklable, for launchers that run trials
     in other processes; a study in memory (no storage URL) cannot be reached from there and
     keeps the sweeper's tell alone.
     """

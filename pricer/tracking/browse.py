@@ -71,7 +71,7 @@ def _dollars(value: float | None) -> str:
 
 
 def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
-    """Newest first: leaderboards, sweeps and lone family runs (not the families of a
+    """Newest first: leaderboards, sweeps, curations and lone family runs (not the families of a
     leaderboard or the trials of a sweep, which their parent sums up)."""
     runs = mlflow.search_runs(
         experiment_ids=_experiment_ids(experiment),

@@ -37,3 +37,13 @@ def test_an_app_fails_in_one_line_before_hydra_looks(
     assert stopped.value.code == cli.USER_ERROR_STATUS
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(no_configs) in err[0], err
+
+
+def test_predict_names_the_missing_configs(
+    no_configs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricer import predict
+
+    assert predict.main(["Cordless drill, 20V"]) == cli.USER_ERROR_STATUS
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(no_configs) in err[0], err
