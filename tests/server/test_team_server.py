@@ -99,29 +99,21 @@ def files(client: MlflowClient, run_id: str, path: str | None = None) -> list[Fi
     return found
 
 
-def test_the_server_wants_a_login_and_honours_permissions(
-    users: TrackingServer, as_user: dict[str, str]
-) -> None:
-    api = f"{users.uri}/api/2.0/mlflow"
-    search = {"max_results": 1}
-    assert requests.post(f"{api}/experiments/search", json=search, timeout=60).status_code == 401
-    wrong = requests.post(f"{api}/experiments/search", json=search, auth=(USER, "x"), timeout=60)
-    assert wrong.status_code == 401
-    experiment = mlflow.create_experiment("alice-only")  # alice manages what she creates
+def bob_creates_a_run(server: TrackingServer, experiment: str) -> int:
+    """The status of a run-create call as bob, the reader, in ``experiment``."""
+    answer = requests.post(
+        f"{server.uri}/api/2.0/mlflow/runs/create",
+        json={"experiment_id": experiment},
+        auth=(READER, READER_PASSWORD),
+        timeout=60,
+    )
+    return answer.status_code
 
-    def bob_creates_a_run() -> int:
-        answer = requests.post(
-            f"{api}/runs/create",
-            json={"experiment_id": experiment},
-            auth=(READER, READER_PASSWORD),
-            timeout=60,
-        )
-        return answer.status_code
 
-    assert bob_creates_a_run() == 403  # bob may read (default_permission = READ), not write
-    # The README's grant, as curl sends it: alice (the experiment's manager) lets bob edit.
-    grant = requests.post(
-        f"{users.uri}/api/3.0/mlflow/users/permissions/grant",  # MLflow 3.17's permission API
+def alice_grants_bob_edit(server: TrackingServer, experiment: str) -> requests.Response:
+    """The README's grant, as curl sends it: alice (the experiment's manager) lets bob edit."""
+    return requests.post(
+        f"{server.uri}/api/3.0/mlflow/users/permissions/grant",  # MLflow 3.17's permission API
         json={
             "username": READER,
             "resource_type": "experiment",
@@ -131,8 +123,21 @@ def test_the_server_wants_a_login_and_honours_permissions(
         auth=(USER, PASSWORD),
         timeout=60,
     )
+
+
+def test_the_server_wants_a_login_and_honours_permissions(
+    users: TrackingServer, as_user: dict[str, str]
+) -> None:
+    api = f"{users.uri}/api/2.0/mlflow"
+    search = {"max_results": 1}
+    assert requests.post(f"{api}/experiments/search", json=search, timeout=60).status_code == 401
+    wrong = requests.post(f"{api}/experiments/search", json=search, auth=(USER, "x"), timeout=60)
+    assert wrong.status_code == 401
+    experiment = mlflow.create_experiment("alice-only")  # alice manages what she creates
+    assert bob_creates_a_run(users, experiment) == 403  # bob may read (default READ), not write
+    grant = alice_grants_bob_edit(users, experiment)
     assert grant.status_code == 200, grant.text
-    assert bob_creates_a_run() == 200
+    assert bob_creates_a_run(users, experiment) == 200
 
 
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
@@ -218,3 +223,10 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     assert "champion" in promoted
     price = re.search(r"\$?(\d+(?:\.\d+)?)", predicted)
     assert price and float(price.group(1)) > 0, predicted
+
+    # As the README goes on: alice's leaderboard created the experiment, so she manages it;
+    # bob reads it, and may log runs into it once she grants him EDIT on it, found by name.
+    assert bob_creates_a_run(users, experiment.experiment_id) == 403
+    grant = alice_grants_bob_edit(users, experiment.experiment_id)
+    assert grant.status_code == 200, grant.text
+    assert bob_creates_a_run(users, experiment.experiment_id) == 200
