@@ -341,6 +341,13 @@ RECIPES = (
         family="stack_budget",
         overrides=("model.text_max_features=100000",),
     ),
+    Recipe(
+        "stack_budget~trigrams",
+        "stack_budget",
+        "word 1-3-grams, every one seen twice (152,027 here), not 1-2-grams",
+        family="stack_budget",
+        overrides=("model.ngram_max=3", "model.text_max_features=200000"),
+    ),
 )
 
 
