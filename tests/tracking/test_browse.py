@@ -21,7 +21,7 @@ def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
     table = browse.recent_runs(None, 10).set_index("name")["result"]
 
     assert list(table.index) == ["study-empty", "study-ridge", "curate-synthetic"]  # no trial
-    assert table["study-ridge"] == "best validation mae $21.53 (test $26.90), 11 of 12 trials"
+    assert table["study-ridge"] == "val mae $21.53 (test $26.90), 11/12 trials"
     assert table["study-empty"] == "no trial finished, 2 failed"
     assert table["curate-synthetic"] == "train 38,424 / test 2,000 items"
     assert sweep.info.run_id[: browse.SHORT_ID] in set(browse.recent_runs(None, 10)["run"])
