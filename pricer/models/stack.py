@@ -22,6 +22,12 @@
    below and one above ``blend_split_price`` of the members' median price, then optionally a
    calibration of the blend (``correction``) fitted on the same out-of-fold prices: every
    model shrinks toward the middle, under-pricing $500-1000 items by $342 on average.
+4. Optionally (``neighbour_residuals``), each price is moved by a share of the blend's
+   out-of-fold log error on the 10 training items most like it (word TF-IDF cosine): where
+   the stack under-prices items of a kind, it under-prices a new one of that kind too. The
+   share is a setting, chosen by paired CV on the canonical rows: fitted on the training rows
+   it comes out 0, because there a row's neighbours' errors run against its own (their
+   leave-one-out neighbour prices include that row's price), which is not so for new items.
 
 Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain containers.
 """
@@ -52,12 +58,19 @@ from sklearn.utils.validation import check_is_fitted
 from pricer.models.base import INPUT_COLUMNS, Pricer, as_items
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.pipeline import price_weights
-from pricer.models.signals import DetailsDocument, ExceedanceProbabilities, NeighbourPrices
+from pricer.models.signals import (
+    NEIGHBOUR_FEATURES,
+    DetailsDocument,
+    ExceedanceProbabilities,
+    NeighbourPrices,
+)
 from pricer.models.stacking import OutOfFoldPrediction
 
 TARGETS = ("log", "dollars")
 CORRECTIONS = ("none", "log_linear", "isotonic")
 BLEND_MIN_ROWS = 200  # fewer training rows in a price range: it keeps the blend of all rows
+# The neighbour residual a price is moved by: the similarity-weighted mean of the 10 nearest.
+RESIDUAL_COLUMN = NEIGHBOUR_FEATURES.index("knn_weighted_mean_10")
 
 
 class Member(RegressorMixin, BaseEstimator):
@@ -213,6 +226,7 @@ class StackPricer(Pricer):
         stacker_max_rows: int,
         blend_split_price: float | None,
         correction: str,
+        neighbour_residuals: float | None,
         price_weight_power: float,
         n_jobs: int,
         random_state: int,
@@ -236,9 +250,14 @@ class StackPricer(Pricer):
         self.stacker_max_rows = stacker_max_rows
         self.blend_split_price = blend_split_price
         self.correction = correction
+        self.neighbour_residuals = neighbour_residuals
         self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def word_vectorizer(self) -> TfidfVectorizer:
+        """The word 1-2-gram TF-IDF (unfitted) the SVD, the word ridge and the neighbours read."""
+        return text_vectorizer("tfidf", self.text_max_features, self.ngram_max, self.min_df, True)
 
     def make_features(self) -> ColumnTransformer:
         folds, seed, jobs = self.feature_folds, self.random_state, self.n_jobs
@@ -249,9 +268,7 @@ class StackPricer(Pricer):
         if self.neighbours:
             neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, jobs)
             words.append(("neighbours", neighbours))
-        word_tfidf = text_vectorizer(
-            "tfidf", self.text_max_features, self.ngram_max, self.min_df, True
-        )
+        word_tfidf = self.word_vectorizer()
         parts: list[tuple[str, object, object]] = [
             ("words", Pipeline([("tfidf", word_tfidf), ("dense", FeatureUnion(words))]), "text")
         ]
@@ -317,9 +334,19 @@ class StackPricer(Pricer):
         prices = np.asarray(y, dtype=float)
         self._validate(len(prices))
         self.features_ = self.make_features()
-        dense = self.features_.fit_transform(_items(X), np.log1p(prices))
+        items = _items(X)
+        dense = self.features_.fit_transform(items, np.log1p(prices))
         self.out_of_fold_ = self._fit_members(dense, prices)
-        return self.fit_blend(self.out_of_fold_, prices)
+        self.fit_blend(self.out_of_fold_, prices)
+        if self.neighbour_residuals is not None:
+            rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
+            words = self._words().transform(items["text"].iloc[rows])
+            self.fit_residuals(words, self.out_of_fold_[rows], prices[rows])
+        return self
+
+    def _words(self) -> TfidfVectorizer:
+        """The fitted word TF-IDF inside ``features_``."""
+        return self.features_.named_transformers_["words"].named_steps["tfidf"]
 
     def member_splits(self, n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (fit rows, held-out rows) splits the members' out-of-fold prices come from.
@@ -399,10 +426,34 @@ class StackPricer(Pricer):
         self.correction_ = Correction(self.correction).fit(blended, prices[rows])
         return self
 
-    def price_from_members(self, member_prices: np.ndarray) -> np.ndarray:
-        """The stack's prices from its members' prices (``member_prices``' columns)."""
+    def fit_residuals(
+        self, words: sp.spmatrix, out_of_fold: np.ndarray, prices: np.ndarray
+    ) -> StackPricer:
+        """Keep the blend's out-of-fold log errors of training items, by their word TF-IDF.
+
+        ``words``: those items' rows of the fitted word TF-IDF; ``out_of_fold``: their
+        members' out-of-fold prices (no NaN), after ``fit_blend``.
+        """
+        error = np.log1p(prices) - np.log1p(self.price_from_members(out_of_fold))
+        neighbours = NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs)
+        self.residuals_ = neighbours.fit(words, error)
+        return self
+
+    def price_from_members(
+        self, member_prices: np.ndarray, words: sp.spmatrix | None = None
+    ) -> np.ndarray:
+        """The stack's prices from its members' prices (``member_prices``' columns).
+
+        With ``neighbour_residuals`` fitted (``fit_residuals``), ``words`` (the items' rows of
+        the word TF-IDF) moves each price by the errors of its neighbours; without, the blend.
+        """
         blended = self.blend_.predict(member_prices)
-        return np.clip(self.correction_.transform(blended), 0.0, None)
+        prices = np.clip(self.correction_.transform(blended), 0.0, None)
+        if words is None or self.neighbour_residuals is None:
+            return prices
+        check_is_fitted(self, "residuals_")
+        error = self.residuals_.transform(words)[:, RESIDUAL_COLUMN]
+        return np.clip(np.expm1(np.log1p(prices) + self.neighbour_residuals * error), 0.0, None)
 
     def member_prices(self, X: pd.DataFrame) -> np.ndarray:
         """Each fitted member's price for each item (columns in ``members`` order)."""
@@ -411,7 +462,10 @@ class StackPricer(Pricer):
         return np.column_stack([member.predict(dense) for member in self.members_.values()])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.price_from_members(self.member_prices(X))
+        words = None
+        if self.neighbour_residuals is not None:
+            words = self._words().transform(_items(X)["text"])
+        return self.price_from_members(self.member_prices(X), words)
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

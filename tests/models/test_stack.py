@@ -86,6 +86,7 @@ EVERY_SIGNAL = {
     "title_neighbours": True,
     "blend_split_price": 30.0,
     "exceedance": {"thresholds": [20, 60, 200], "C": 4.0},
+    "neighbour_residuals": 0.25,
 }
 
 
@@ -322,6 +323,36 @@ def test_log_linear_correction_undoes_shrinkage() -> None:
     assert Correction("none").fit(shrunk, truth).transform(shrunk) == pytest.approx(shrunk)
     with pytest.raises(ValueError, match="correction"):
         Correction("magic").fit(shrunk, truth)
+
+
+def test_neighbour_residuals_move_a_price_by_its_kinds_out_of_fold_error() -> None:
+    # Three kinds of training item, told apart by one word each. The one member prices kind C
+    # right and is out of fold e^0.4 too low on kind A, e^0.4 too high on kind B; C is 80 of
+    # the 100 rows, so the L1 blend keeps the member as it is and the errors stay +-0.4.
+    rng = np.random.default_rng(0)
+    kinds = np.repeat([0, 1, 2], [10, 10, 80])
+    truth = np.exp(rng.uniform(1, 6, len(kinds)))
+    off = np.array([-0.4, 0.4, 0.0])[kinds]
+    member = np.expm1(np.log1p(truth) + off)[:, None]
+    words = sp.csr_matrix(np.eye(3)[kinds])
+    pricer = build(neighbour_residuals=0.5, blend_split_price=None).fit_blend(member, truth)
+    pricer.fit_residuals(words, member, truth)
+    new = np.array([[50.0], [50.0], [50.0]])  # one new item of each kind, the member says $50
+    moved = pricer.price_from_members(new, sp.csr_matrix(np.eye(3)))
+    # Half the error of its kind: up for A, down for B, C left alone.
+    np.testing.assert_allclose(np.log1p(moved) - np.log1p(50.0), [0.2, -0.2, 0.0], atol=1e-6)
+    np.testing.assert_allclose(pricer.price_from_members(new), 50.0, atol=1e-6)  # no words
+
+
+def test_neighbour_residuals_at_zero_price_as_none_and_otherwise_move_prices(shop) -> None:
+    train, prices, test, _ = shop
+    plain = build().fit(train, prices).predict(test)
+    assert not hasattr(build().fit(train, prices), "residuals_")
+    np.testing.assert_allclose(
+        build(neighbour_residuals=0.0).fit(train, prices).predict(test), plain
+    )
+    moved = build(neighbour_residuals=0.5).fit(train, prices).predict(test)
+    assert np.isfinite(moved).all() and (moved >= 0).all() and not np.allclose(moved, plain)
 
 
 @pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
