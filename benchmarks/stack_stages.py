@@ -10,13 +10,13 @@ training items of the same curated split of 2.8M synthetic raw records as
 timed), with each stage timed and printed the moment it ends: the features, part by part
 (words: TF-IDF, SVD, ridge, neighbour prices; characters; title; details; hand features), then
 every member fit (``stack_folds`` fold fits and the refit on every row, per member; ``n_jobs``
-of them at a time, so their lines overlap), then the whole fit and the prediction of the test
-items. A whole fit of the stack at 400k took 1,920 s on 2 cores (2026-12-03, member fits,
-ridge folds and neighbour chunks in threads, one holdout instead of the members' folds; 7,008
-s with none of that), of stack_budget 546 s (2026-12-04). The printed lines are the
-measurement even when the run is stopped before its end, and ``results/<report name>.json``
-is written at the end. The fit is the family's own code (``StackPricer.fit``); only its
-feature building and member fitting are wrapped to read the clock.
+of them at a time, so their lines overlap), the neighbour residuals, then the whole fit and the
+prediction of the test items. A whole fit of the stack at 400k took 1,920 s on 2 cores
+(2026-12-03, member fits, ridge folds and neighbour chunks in threads, one holdout instead of
+the members' folds; 7,008 s with none of that), of stack_budget 546 s (2026-12-04). The printed
+lines are the measurement even when the run is stopped before its end, and ``results/<report
+name>.json`` is written at the end. The fit is the family's own code (``StackPricer.fit``);
+only its feature building and member fitting are wrapped to read the clock.
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return fitted
 
     make_features = stack_module.StackPricer.make_features
+    fit_residuals = stack_module.StackPricer._fit_own_residuals
+
+    def timed_residuals(self: Any, items: Any, target: Any) -> None:
+        begun = time.perf_counter()
+        fit_residuals(self, items, target)
+        stage("neighbour residuals (words of the out-of-fold rows)", time.perf_counter() - begun)
 
     # Each part of the features' ColumnTransformer, timed where it fits its (cloned) part;
     # the parts fit one after another, in the order they are listed.
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"stack on {args.size:,} items, load {load_average()}", flush=True)
     stack_module.StackPricer._fit_member = timed_member
     stack_module.StackPricer.make_features = timed_features
+    stack_module.StackPricer._fit_own_residuals = timed_residuals
     column_transformer._fit_transform_one = timed_part
     pipeline_module._fit_transform_one = timed_step
     try:
@@ -145,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         stack_module.StackPricer._fit_member = fit_member
         stack_module.StackPricer.make_features = make_features
+        stack_module.StackPricer._fit_own_residuals = fit_residuals
         column_transformer._fit_transform_one = fit_part
         pipeline_module._fit_transform_one = fit_step
     total = time.perf_counter() - started

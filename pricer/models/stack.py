@@ -339,10 +339,14 @@ class StackPricer(Pricer):
         self.out_of_fold_ = self._fit_members(dense, prices)
         self.fit_blend(self.out_of_fold_, prices)
         if self.neighbour_residuals is not None:
-            rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
-            words = self._words().transform(items["text"].iloc[rows])
-            self.fit_residuals(words, self.out_of_fold_[rows], prices[rows])
+            self._fit_own_residuals(items, prices)
         return self
+
+    def _fit_own_residuals(self, items: pd.DataFrame, prices: np.ndarray) -> None:
+        """``fit_residuals`` on the training rows with out-of-fold prices (all, or a holdout)."""
+        rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
+        words = self._words().transform(items["text"].iloc[rows])
+        self.fit_residuals(words, self.out_of_fold_[rows], prices[rows])
 
     def _words(self) -> TfidfVectorizer:
         """The fitted word TF-IDF inside ``features_``."""

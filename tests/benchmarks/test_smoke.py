@@ -97,13 +97,14 @@ def test_stack_stages(tmp_path: Path) -> None:
     assert report(tmp_path, "stack_stages")["stages"] == figures["stages"]
     stages = [stage["stage"] for stage in figures["stages"]]
     # The features part by part, then each member three times on its folds and once on every
-    # row (n_jobs at a time: in any order across members), then the whole fit.
+    # row (n_jobs at a time: in any order across members), the neighbour residuals, then the
+    # whole fit.
     features = [stage for stage in stages if stage.startswith("features")]
     assert stages[: len(features)] == features and features[-1].startswith("features (")
     parts = [stage.removeprefix("features: ") for stage in features if " / " not in stage]
     assert parts[:-1] == ["words", "chars", "title", "details", "hand"]
     assert "features: words / NeighbourPrices" in features
-    assert stages[-2] == "whole fit"
+    assert stages[-3].startswith("neighbour residuals") and stages[-2] == "whole fit"
     for member in ("lgbm_log", "lgbm_l1", "xgb_log"):
         fits = [stage for stage in stages if stage.startswith(member + " ")]
         assert sorted(fit.split(" (")[0] for fit in fits) == [
