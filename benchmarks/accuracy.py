@@ -59,8 +59,10 @@ FEATURE_SETS = {
 }
 
 
-# Stack recipes measured before the split blend (2026-12-03 08:00) blend every item at once.
-ONE_BLEND = ("model.blend_split_price=null",)
+# Stack recipes measured before the neighbour residuals (2026-12-04 19:30) go without them,
+# and those before the split blend (2026-12-03 08:00) blend every item at once.
+BEFORE_RESIDUALS = ("model.neighbour_residuals=null",)
+ONE_BLEND = ("model.blend_split_price=null", *BEFORE_RESIDUALS)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class Recipe:
 
 def setting(name: str, idea: str, override: str) -> Recipe:
     """The committed stack with one of its settings changed (``override`` names it in model.)."""
-    return Recipe(f"stack~{name}", "stack", idea, overrides=(f"model.{override}",))
+    return Recipe(
+        f"stack~{name}", "stack", idea, overrides=(*BEFORE_RESIDUALS, f"model.{override}")
+    )
 
 
 # Each recipe adds one idea to the one it builds on. "stack" is conf/model/stack.yaml as
@@ -141,8 +145,9 @@ RECIPES = (
     Recipe(
         "stack",
         "stack_slow",
-        "a blend of its own for items the members price above $100: the committed stack",
-        overrides=(),
+        "a blend of its own for items the members price above $100 (the committed stack until "
+        "2026-12-04 19:30)",
+        overrides=BEFORE_RESIDUALS,
     ),
     Recipe(
         "stack_fast+q70",
@@ -220,7 +225,7 @@ RECIPES = (
             f"stack~{member}",
             "stack",
             f"{idea} (instead of lgbm_l1)",
-            overrides=(),
+            overrides=BEFORE_RESIDUALS,
             members=("lgbm_log", member, "xgb_log"),
         )
         for member, idea in (
@@ -235,14 +240,14 @@ RECIPES = (
         "stack~xgb_log_slow",
         "stack",
         "the XGBoost member at learning rate 0.01 with 3,000 trees",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=("lgbm_log", "lgbm_l1", "xgb_log_slow"),
     ),
     Recipe(
         "stack~seed7",
         "stack",
         "every member with seed 7 instead of 42 (the stack's seed noise)",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=("lgbm_log_seed7", "lgbm_l1_seed7", "xgb_log_seed7"),
     ),
     # Sixth round (2026-12-03 12:05-13:20): the character ridge's penalty. Alone, over 5 folds of
@@ -260,21 +265,21 @@ RECIPES = (
         "stack~lgbm_log_linear",
         "stack",
         "LightGBM on log price with a linear model in each leaf (instead of lgbm_log)",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=("lgbm_log_linear", "lgbm_l1", "xgb_log"),
     ),
     Recipe(
         "stack+lgbm_log_linear",
         "stack",
         "+ LightGBM on log price with a linear model in each leaf (a fourth member)",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=(*STACK, "lgbm_log_linear"),
     ),
     Recipe(
         "stack~mc3",
         "stack",
         "both LightGBM members with leaves of 3 items or more, not 10",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=("lgbm_log_mc3", "lgbm_l1_mc3", "xgb_log"),
     ),
     # Tenth round (2026-12-04): the dense view itself. The ridges' out-of-fold prices come from
@@ -292,8 +297,47 @@ RECIPES = (
         "stack",
         "the dollar L1 member with the settings an Optuna search found (path_smooth 58.7, "
         "26 leaves of 5 or more, 38% of columns, 3,800 trees)",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
         members=("lgbm_log", "lgbm_l1_tuned", "xgb_log"),
+    ),
+    # Thirteenth round (2026-12-04): members whose loss is a deviance on dollars with a log
+    # link: log-scale trees that aim at the mean price, not at the geometric mean that a
+    # log-price target gives (below the mean for every skewed price distribution).
+    Recipe(
+        "stack+lgbm_gamma",
+        "stack",
+        "+ LightGBM on dollars with the gamma deviance (a fourth member)",
+        overrides=BEFORE_RESIDUALS,
+        members=(*STACK, "lgbm_gamma"),
+    ),
+    Recipe(
+        "stack+lgbm_tweedie",
+        "stack",
+        "+ LightGBM on dollars with the Tweedie deviance, power 1.5 (a fourth member)",
+        overrides=BEFORE_RESIDUALS,
+        members=(*STACK, "lgbm_tweedie"),
+    ),
+    # Thirteenth round (2026-12-04): the stack's price moved by a share of its neighbours'
+    # out-of-fold log errors (neighbour_residuals); the training rows cannot choose the share
+    # (there a row's neighbours' errors run against its own), so paired CV does.
+    Recipe(
+        "stack~residuals15",
+        "stack",
+        "each price moved by 0.15 of the blend's out-of-fold log error on its 10 most similar "
+        "training items",
+        overrides=("model.neighbour_residuals=0.15",),
+    ),
+    Recipe(
+        "stack+residuals",
+        "stack",
+        "the same with 0.25 of the error: the committed stack",
+        overrides=(),
+    ),
+    Recipe(
+        "stack~residuals50",
+        "stack",
+        "the same with 0.5 of the error",
+        overrides=("model.neighbour_residuals=0.5",),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
@@ -304,15 +348,16 @@ RECIPES = (
         "stack",
         "no character 2-5-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a "
         "20,000-item neighbour pool",
-        overrides=("model.char_ridge_alpha=null", "model.neighbour_pool=20000"),
+        overrides=(*BEFORE_RESIDUALS, "model.char_ridge_alpha=null", "model.neighbour_pool=20000"),
         members=FAST,
     ),
     Recipe(
         "stack_budget",
         "stack_budget+xgb",
-        "without the XGBoost member: conf/model/stack_budget.yaml, fitted whole",
+        "without the XGBoost member: conf/model/stack_budget.yaml until 2026-12-04 19:30, "
+        "fitted whole",
         family="stack_budget",
-        overrides=(),
+        overrides=BEFORE_RESIDUALS,
     ),
     # Twelfth round (2026-12-04): the neighbour pool is stack_budget's largest stage at 400k
     # (198 s of 546); how many neighbours can it lose? Here a pool below the ~7,380 training
@@ -322,14 +367,20 @@ RECIPES = (
         "stack_budget",
         "a neighbour pool of 5,000 of the fold's ~7,380 training items (two thirds)",
         family="stack_budget",
-        overrides=("model.neighbour_pool=5000",),
+        overrides=(
+            *BEFORE_RESIDUALS,
+            "model.neighbour_pool=5000",
+        ),
     ),
     Recipe(
         "stack_budget~pool2500",
         "stack_budget",
         "a neighbour pool of 2,500 (a third)",
         family="stack_budget",
-        overrides=("model.neighbour_pool=2500",),
+        overrides=(
+            *BEFORE_RESIDUALS,
+            "model.neighbour_pool=2500",
+        ),
     ),
     # The word TF-IDF keeps its 50,000 most frequent 1-2-grams (from the xgboost family, never
     # varied for the stack); with min_df 2 the real training text has 91,754, and the rare
@@ -339,14 +390,24 @@ RECIPES = (
         "stack_budget",
         "every word 1-2-gram seen twice (91,754 here), not the 50,000 most frequent",
         family="stack_budget",
-        overrides=("model.text_max_features=100000",),
+        overrides=(
+            *BEFORE_RESIDUALS,
+            "model.text_max_features=100000",
+        ),
     ),
     Recipe(
         "stack_budget~trigrams",
         "stack_budget",
         "word 1-3-grams, every one seen twice (152,027 here), not 1-2-grams",
         family="stack_budget",
-        overrides=("model.ngram_max=3", "model.text_max_features=200000"),
+        overrides=(*BEFORE_RESIDUALS, "model.ngram_max=3", "model.text_max_features=200000"),
+    ),
+    Recipe(
+        "stack_budget+residuals",
+        "stack_budget",
+        "+ the stack's neighbour residuals (0.25): conf/model/stack_budget.yaml, fitted whole",
+        family="stack_budget",
+        overrides=(),
     ),
 )
 
@@ -404,7 +465,8 @@ class Folds:
         model = compose("train", [f"seed={self.seed}", "model=stack", *overrides]).model
         stack = OmegaConf.to_container(model)
         # Not feature settings (n_jobs: how many member fits run at once, not what they give).
-        for key in ("members", "correction", "stacker_max_rows", "blend_split_price", "n_jobs"):
+        after_members = ("correction", "stacker_max_rows", "blend_split_price")
+        for key in ("members", *after_members, "neighbour_residuals", "n_jobs"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
@@ -520,7 +582,16 @@ class Folds:
         held = np.column_stack([part["held"] for part in parts])
         # The family's own blend (and correction) on the cached members' prices.
         stack = build("stack", recipe.overrides, self.seed).set_params(correction=recipe.correction)
-        return stack.fit_blend(out_of_fold, prices).price_from_members(held)
+        stack.fit_blend(out_of_fold, prices)
+        if stack.neighbour_residuals is None:
+            return stack.price_from_members(held)
+        # The word TF-IDF as the stack fits it inside its features, on the same training items.
+        from pricer.models.stack import _items
+
+        items, _, held_items = self.split(fold)
+        words = stack.word_vectorizer().fit(_items(items)["text"])
+        stack.fit_residuals(words.transform(_items(items)["text"]), out_of_fold, prices)
+        return stack.price_from_members(held, words.transform(_items(held_items)["text"]))
 
 
 def _save(path: Path, write: Callable[..., None], *args: Any, **arrays: Any) -> None:
