@@ -23,11 +23,13 @@
    calibration of the blend (``correction``) fitted on the same out-of-fold prices: every
    model shrinks toward the middle, under-pricing $500-1000 items by $342 on average.
 4. Optionally (``neighbour_residuals``), each price is moved by a share of the blend's
-   out-of-fold log error on the 10 training items most like it (word TF-IDF cosine): where
-   the stack under-prices items of a kind, it under-prices a new one of that kind too. The
-   share is a setting, chosen by paired CV on the canonical rows: fitted on the training rows
-   it comes out 0, because there a row's neighbours' errors run against its own (their
-   leave-one-out neighbour prices include that row's price), which is not so for new items.
+   out-of-fold log error on the 10 training items most like it (word TF-IDF cosine), and
+   (``title_residuals``) by a share of that error on the 10 whose titles are most like its
+   title (the title ridge's TF-IDF): where the stack under-prices items of a kind, it
+   under-prices a new one of that kind too. The shares are settings, chosen by paired CV on
+   the canonical rows: fitted on the training rows they come out 0, because there a row's
+   neighbours' errors run against its own (their leave-one-out neighbour prices include that
+   row's price), which is not so for new items.
 
 Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain containers.
 """
@@ -227,6 +229,7 @@ class StackPricer(Pricer):
         blend_split_price: float | None,
         correction: str,
         neighbour_residuals: float | None,
+        title_residuals: float | None,
         price_weight_power: float,
         n_jobs: int,
         random_state: int,
@@ -251,6 +254,7 @@ class StackPricer(Pricer):
         self.blend_split_price = blend_split_price
         self.correction = correction
         self.neighbour_residuals = neighbour_residuals
+        self.title_residuals = title_residuals
         self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -258,6 +262,21 @@ class StackPricer(Pricer):
     def word_vectorizer(self) -> TfidfVectorizer:
         """The word 1-2-gram TF-IDF (unfitted) the SVD, the word ridge and the neighbours read."""
         return text_vectorizer("tfidf", self.text_max_features, self.ngram_max, self.min_df, True)
+
+    @staticmethod
+    def title_vectorizer() -> TfidfVectorizer:
+        """The title 1-2-gram TF-IDF (unfitted) the title ridge and the title residuals read."""
+        return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+
+    def residual_shares(self) -> dict[str, float]:
+        """The share of its neighbours' errors a price moves by, per column they are found by."""
+        shares = {"text": self.neighbour_residuals, "title": self.title_residuals}
+        return {column: share for column, share in shares.items() if share is not None}
+
+    def residual_vectorizers(self) -> dict[str, TfidfVectorizer]:
+        """The (unfitted) TF-IDF each residual column's neighbours are found in."""
+        vectorizers = {"text": self.word_vectorizer(), "title": self.title_vectorizer()}
+        return {column: vectorizers[column] for column in self.residual_shares()}
 
     def make_features(self) -> ColumnTransformer:
         folds, seed, jobs = self.feature_folds, self.random_state, self.n_jobs
@@ -285,7 +304,7 @@ class StackPricer(Pricer):
                 ("chars", _ridge_on(chars, self.char_ridge_alpha, folds, seed, jobs), "text")
             )
         if self.title_ridge_alpha is not None:
-            title = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            title = self.title_vectorizer()
             parts.append(
                 ("title", _ridge_on(title, self.title_ridge_alpha, folds, seed, jobs), "title")
             )
@@ -338,19 +357,31 @@ class StackPricer(Pricer):
         dense = self.features_.fit_transform(items, np.log1p(prices))
         self.out_of_fold_ = self._fit_members(dense, prices)
         self.fit_blend(self.out_of_fold_, prices)
-        if self.neighbour_residuals is not None:
+        if self.residual_shares():
             self._fit_own_residuals(items, prices)
         return self
 
     def _fit_own_residuals(self, items: pd.DataFrame, prices: np.ndarray) -> None:
         """``fit_residuals`` on the training rows with out-of-fold prices (all, or a holdout)."""
+        if "title" in self.residual_shares() and self.title_ridge_alpha is None:
+            self.title_tfidf_ = self.title_vectorizer().fit(items["title"])
         rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
-        words = self._words().transform(items["text"].iloc[rows])
-        self.fit_residuals(words, self.out_of_fold_[rows], prices[rows])
+        spaces = self._residual_spaces(items.iloc[rows])
+        self.fit_residuals(spaces, self.out_of_fold_[rows], prices[rows])
 
-    def _words(self) -> TfidfVectorizer:
-        """The fitted word TF-IDF inside ``features_``."""
-        return self.features_.named_transformers_["words"].named_steps["tfidf"]
+    def _residual_spaces(self, items: pd.DataFrame) -> dict[str, sp.spmatrix]:
+        """The items' rows of each fitted residual TF-IDF: the features' own where they have it."""
+        fitted = self.features_.named_transformers_
+        vectorizers = {"text": fitted["words"].named_steps["tfidf"]}
+        if "title" in self.residual_shares():
+            own = self.title_ridge_alpha is None
+            vectorizers["title"] = (
+                self.title_tfidf_ if own else fitted["title"].named_steps["vectorize"]
+            )
+        return {
+            column: vectorizers[column].transform(items[column])
+            for column in self.residual_shares()
+        }
 
     def member_splits(self, n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (fit rows, held-out rows) splits the members' out-of-fold prices come from.
@@ -431,33 +462,44 @@ class StackPricer(Pricer):
         return self
 
     def fit_residuals(
-        self, words: sp.spmatrix, out_of_fold: np.ndarray, prices: np.ndarray
+        self, spaces: Mapping[str, sp.spmatrix], out_of_fold: np.ndarray, prices: np.ndarray
     ) -> StackPricer:
-        """Keep the blend's out-of-fold log errors of training items, by their word TF-IDF.
+        """Keep the blend's out-of-fold log errors of training items, by their TF-IDF rows.
 
-        ``words``: those items' rows of the fitted word TF-IDF; ``out_of_fold``: their
-        members' out-of-fold prices (no NaN), after ``fit_blend``.
+        ``spaces``: for each column of ``residual_shares``, those items' rows of its fitted
+        TF-IDF; ``out_of_fold``: their members' out-of-fold prices (no NaN), after
+        ``fit_blend``.
         """
         error = np.log1p(prices) - np.log1p(self.price_from_members(out_of_fold))
-        neighbours = NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs)
-        self.residuals_ = neighbours.fit(words, error)
+        self.residuals_ = {
+            column: NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs).fit(
+                spaces[column], error
+            )
+            for column in self.residual_shares()
+        }
         return self
 
     def price_from_members(
-        self, member_prices: np.ndarray, words: sp.spmatrix | None = None
+        self, member_prices: np.ndarray, spaces: Mapping[str, sp.spmatrix] | None = None
     ) -> np.ndarray:
         """The stack's prices from its members' prices (``member_prices``' columns).
 
-        With ``neighbour_residuals`` fitted (``fit_residuals``), ``words`` (the items' rows of
-        the word TF-IDF) moves each price by the errors of its neighbours; without, the blend.
+        With residuals fitted (``fit_residuals``), ``spaces`` (the items' TF-IDF rows, as
+        there) moves each price by the errors of its neighbours in each; without, the blend.
         """
         blended = self.blend_.predict(member_prices)
         prices = np.clip(self.correction_.transform(blended), 0.0, None)
-        if words is None or self.neighbour_residuals is None:
+        if spaces is None or not self.residual_shares():
             return prices
         check_is_fitted(self, "residuals_")
-        error = self.residuals_.transform(words)[:, RESIDUAL_COLUMN]
-        return np.clip(np.expm1(np.log1p(prices) + self.neighbour_residuals * error), 0.0, None)
+        shift = np.zeros(len(prices))
+        for column, share in self.residual_shares().items():
+            error = self.residuals_[column].transform(spaces[column])[:, RESIDUAL_COLUMN]
+            # An item with no word in the vocabulary (an empty title) has no neighbours: its
+            # "nearest" ten would be any ten, so it is left alone.
+            known = np.asarray(spaces[column].getnnz(axis=1) > 0)
+            shift += share * np.where(known, error, 0.0)
+        return np.clip(np.expm1(np.log1p(prices) + shift), 0.0, None)
 
     def member_prices(self, X: pd.DataFrame) -> np.ndarray:
         """Each fitted member's price for each item (columns in ``members`` order)."""
@@ -466,10 +508,8 @@ class StackPricer(Pricer):
         return np.column_stack([member.predict(dense) for member in self.members_.values()])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        words = None
-        if self.neighbour_residuals is not None:
-            words = self._words().transform(_items(X)["text"])
-        return self.price_from_members(self.member_prices(X), words)
+        spaces = self._residual_spaces(_items(X)) if self.residual_shares() else None
+        return self.price_from_members(self.member_prices(X), spaces)
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

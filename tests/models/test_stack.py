@@ -87,6 +87,7 @@ EVERY_SIGNAL = {
     "blend_split_price": 30.0,
     "exceedance": {"thresholds": [20, 60, 200], "C": 4.0},
     "neighbour_residuals": 0.25,
+    "title_residuals": 0.25,
 }
 
 
@@ -326,34 +327,67 @@ def test_log_linear_correction_undoes_shrinkage() -> None:
 
 
 def test_neighbour_residuals_move_a_price_by_its_kinds_out_of_fold_error() -> None:
-    # Three kinds of training item, told apart by one word each. The one member prices kind C
-    # right and is out of fold e^0.4 too low on kind A, e^0.4 too high on kind B; C is 80 of
-    # the 100 rows, so the L1 blend keeps the member as it is and the errors stay +-0.4.
+    # Three kinds of training item, told apart by one word each in the text and in the title.
+    # The one member prices kind C right and is out of fold e^0.4 too low on kind A, e^0.4 too
+    # high on kind B; C is 80 of the 100 rows, so the L1 blend keeps the member as it is and
+    # the errors stay +-0.4.
     rng = np.random.default_rng(0)
     kinds = np.repeat([0, 1, 2], [10, 10, 80])
     truth = np.exp(rng.uniform(1, 6, len(kinds)))
     off = np.array([-0.4, 0.4, 0.0])[kinds]
     member = np.expm1(np.log1p(truth) + off)[:, None]
     words = sp.csr_matrix(np.eye(3)[kinds])
-    pricer = build(neighbour_residuals=0.5, blend_split_price=None).fit_blend(member, truth)
-    pricer.fit_residuals(words, member, truth)
-    new = np.array([[50.0], [50.0], [50.0]])  # one new item of each kind, the member says $50
-    moved = pricer.price_from_members(new, sp.csr_matrix(np.eye(3)))
-    # Half the error of its kind: up for A, down for B, C left alone.
-    np.testing.assert_allclose(np.log1p(moved) - np.log1p(50.0), [0.2, -0.2, 0.0], atol=1e-6)
-    np.testing.assert_allclose(pricer.price_from_members(new), 50.0, atol=1e-6)  # no words
+    pricer = build(neighbour_residuals=0.5, title_residuals=0.25, blend_split_price=None)
+    pricer.fit_blend(member, truth).fit_residuals({"text": words, "title": words}, member, truth)
+    # New items, the member says $50 for each: text and title of one kind, or of two.
+    text, title = (
+        sp.csr_matrix(np.eye(3)[[0, 1, 2, 0, 2]]),
+        sp.csr_matrix(np.eye(3)[[0, 1, 2, 1, 0]]),
+    )
+    new = np.full((5, 1), 50.0)
+    moved = pricer.price_from_members(new, {"text": text, "title": title})
+    # Half the error of its text's kind plus a quarter of its title's: A up, B down, C alone.
+    shift = [0.75 * 0.4, -0.75 * 0.4, 0.0, 0.5 * 0.4 - 0.25 * 0.4, 0.25 * 0.4]
+    np.testing.assert_allclose(np.log1p(moved) - np.log1p(50.0), shift, atol=1e-6)
+    np.testing.assert_allclose(pricer.price_from_members(new), 50.0, atol=1e-6)  # no spaces
+    # An empty title (no word in the vocabulary) has no neighbours: only its text moves it.
+    blank = sp.csr_matrix((5, 3))
+    moved = pricer.price_from_members(new, {"text": text, "title": blank})
+    text_only = [0.2, -0.2, 0.0, 0.2, 0.0]  # text kinds A, B, C, A, C
+    np.testing.assert_allclose(np.log1p(moved) - np.log1p(50.0), text_only, atol=1e-6)
 
 
-def test_neighbour_residuals_at_zero_price_as_none_and_otherwise_move_prices(shop) -> None:
+def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
     train, prices, test, _ = shop
-    off = build(neighbour_residuals=None).fit(train, prices)
+    off = build(neighbour_residuals=None, title_residuals=None).fit(train, prices)
     assert not hasattr(off, "residuals_")
     plain = off.predict(test)
-    np.testing.assert_allclose(
-        build(neighbour_residuals=0.0).fit(train, prices).predict(test), plain
-    )
-    moved = build(neighbour_residuals=0.5).fit(train, prices).predict(test)
-    assert np.isfinite(moved).all() and (moved >= 0).all() and not np.allclose(moved, plain)
+    zero = build(neighbour_residuals=0.0, title_residuals=0.0).fit(train, prices)
+    np.testing.assert_allclose(zero.predict(test), plain)
+    by_text = build(neighbour_residuals=0.5, title_residuals=None).fit(train, prices)
+    by_title = build(neighbour_residuals=None, title_residuals=0.5).fit(train, prices)
+    assert list(by_text.residuals_) == ["text"] and list(by_title.residuals_) == ["title"]
+    moved = [pricer.predict(test) for pricer in (by_text, by_title)]
+    for prices_moved in moved:
+        assert np.isfinite(prices_moved).all() and (prices_moved >= 0).all()
+        assert not np.allclose(prices_moved, plain)
+    assert not np.allclose(*moved)
+
+
+def test_title_residuals_read_the_title_ridges_tfidf_or_their_own_without_it(shop, tmp_path):
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
+    train, prices, test, _ = shop
+    with_ridge = build(title_residuals=0.5).fit(train, prices)
+    assert not hasattr(with_ridge, "title_tfidf_")  # no second title vocabulary to keep
+    ridge_tfidf = with_ridge.features_.named_transformers_["title"].named_steps["vectorize"]
+    without = build(title_residuals=0.5, title_ridge_alpha=None).fit(train, prices)
+    assert "title" not in without.features_.named_transformers_
+    assert without.title_tfidf_.vocabulary_ == ridge_tfidf.vocabulary_  # the same TF-IDF
+    save_pricer(without, tmp_path / "stack.skops")
+    loaded = load_pricer(tmp_path / "stack.skops")
+    np.testing.assert_allclose(loaded.predict(test), without.predict(test))
+    assert np.isfinite(loaded.predict(test)).all()
 
 
 @pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
