@@ -59,9 +59,11 @@ FEATURE_SETS = {
 }
 
 
-# Stack recipes measured before the neighbour residuals (2026-12-04 19:30) go without them,
-# and those before the split blend (2026-12-03 08:00) blend every item at once.
-BEFORE_RESIDUALS = ("model.neighbour_residuals=null",)
+# Stack recipes measured before the title residuals (2026-12-04 21:00) go without them, those
+# before the neighbour residuals (2026-12-04 19:30) without either, and those before the split
+# blend (2026-12-03 08:00) blend every item at once.
+BEFORE_TITLE_RESIDUALS = ("model.title_residuals=null",)
+BEFORE_RESIDUALS = ("model.neighbour_residuals=null", *BEFORE_TITLE_RESIDUALS)
 ONE_BLEND = ("model.blend_split_price=null", *BEFORE_RESIDUALS)
 
 
@@ -325,19 +327,36 @@ RECIPES = (
         "stack",
         "each price moved by 0.15 of the blend's out-of-fold log error on its 10 most similar "
         "training items",
-        overrides=("model.neighbour_residuals=0.15",),
+        overrides=("model.neighbour_residuals=0.15", *BEFORE_TITLE_RESIDUALS),
     ),
     Recipe(
         "stack+residuals",
         "stack",
-        "the same with 0.25 of the error: the committed stack",
-        overrides=(),
+        "the same with 0.25 of the error: the stack until 2026-12-04 21:00",
+        overrides=BEFORE_TITLE_RESIDUALS,
     ),
     Recipe(
         "stack~residuals50",
         "stack",
         "the same with 0.5 of the error",
-        overrides=("model.neighbour_residuals=0.5",),
+        overrides=("model.neighbour_residuals=0.5", *BEFORE_TITLE_RESIDUALS),
+    ),
+    # Fourteenth round (2026-12-04): then by a share of the same errors on the items with the
+    # most similar titles (the title ridge's 1-2-gram TF-IDF, 10 nearest). A scratch screen on
+    # seed 42 found a third space (character 2-5-grams, the details document, or the word
+    # TF-IDF's 25 nearest) on top of these two worse at 0.15 and at 0.25 of the error.
+    Recipe(
+        "stack~title_residuals15",
+        "stack+residuals",
+        "each price then also moved by 0.15 of the same error on its 10 most similar training "
+        "titles",
+        overrides=("model.title_residuals=0.15",),
+    ),
+    Recipe(
+        "stack+title_residuals",
+        "stack+residuals",
+        "the same with 0.25 of the error: the committed stack",
+        overrides=(),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
@@ -405,7 +424,15 @@ RECIPES = (
     Recipe(
         "stack_budget+residuals",
         "stack_budget",
-        "+ the stack's neighbour residuals (0.25): conf/model/stack_budget.yaml, fitted whole",
+        "+ the stack's neighbour residuals (0.25): conf/model/stack_budget.yaml until "
+        "2026-12-04 21:00, fitted whole",
+        family="stack_budget",
+        overrides=BEFORE_TITLE_RESIDUALS,
+    ),
+    Recipe(
+        "stack_budget+title_residuals",
+        "stack_budget+residuals",
+        "+ the stack's title residuals (0.25): conf/model/stack_budget.yaml, fitted whole",
         family="stack_budget",
         overrides=(),
     ),
@@ -466,7 +493,7 @@ class Folds:
         stack = OmegaConf.to_container(model)
         # Not feature settings (n_jobs: how many member fits run at once, not what they give).
         after_members = ("correction", "stacker_max_rows", "blend_split_price")
-        for key in ("members", *after_members, "neighbour_residuals", "n_jobs"):
+        for key in ("members", *after_members, "neighbour_residuals", "title_residuals", "n_jobs"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
@@ -583,15 +610,21 @@ class Folds:
         # The family's own blend (and correction) on the cached members' prices.
         stack = build("stack", recipe.overrides, self.seed).set_params(correction=recipe.correction)
         stack.fit_blend(out_of_fold, prices)
-        if stack.neighbour_residuals is None:
+        if not stack.residual_shares():
             return stack.price_from_members(held)
-        # The word TF-IDF as the stack fits it inside its features, on the same training items.
+        # Each residual TF-IDF as the stack fits it inside its features, on the same items.
         from pricer.models.stack import _items
 
-        items, _, held_items = self.split(fold)
-        words = stack.word_vectorizer().fit(_items(items)["text"])
-        stack.fit_residuals(words.transform(_items(items)["text"]), out_of_fold, prices)
-        return stack.price_from_members(held, words.transform(_items(held_items)["text"]))
+        train_items, _, held_part = self.split(fold)
+        items, held_items = _items(train_items), _items(held_part)
+        fitted = {
+            column: vectorizer.fit(items[column])
+            for column, vectorizer in stack.residual_vectorizers().items()
+        }
+        train_spaces = {column: v.transform(items[column]) for column, v in fitted.items()}
+        stack.fit_residuals(train_spaces, out_of_fold, prices)
+        held_spaces = {column: v.transform(held_items[column]) for column, v in fitted.items()}
+        return stack.price_from_members(held, held_spaces)
 
 
 def _save(path: Path, write: Callable[..., None], *args: Any, **arrays: Any) -> None:
