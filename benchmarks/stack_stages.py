@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def timed_residuals(self: Any, items: Any, target: Any) -> None:
         begun = time.perf_counter()
         fit_residuals(self, items, target)
-        stage("neighbour residuals (words of the out-of-fold rows)", time.perf_counter() - begun)
+        stage(
+            "neighbour residuals (text and title of the out-of-fold rows)",
+            time.perf_counter() - begun,
+        )
 
     # Each part of the features' ColumnTransformer, timed where it fits its (cloned) part;
     # the parts fit one after another, in the order they are listed.
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         features.fit_transform = fit_transform_timed
         return features
 
-    print(f"stack on {args.size:,} items, load {load_average()}", flush=True)
+    print(f"{args.family} on {args.size:,} items, load {load_average()}", flush=True)
     stack_module.StackPricer._fit_member = timed_member
     stack_module.StackPricer.make_features = timed_features
     stack_module.StackPricer._fit_own_residuals = timed_residuals
