@@ -617,11 +617,8 @@ class Folds:
 
         train_items, _, held_part = self.split(fold)
         items, held_items = _items(train_items), _items(held_part)
-        fitted = {
-            column: vectorizer.fit(items[column])
-            for column, vectorizer in stack.residual_vectorizers().items()
-        }
-        train_spaces = {column: v.transform(items[column]) for column, v in fitted.items()}
+        fitted = stack.residual_vectorizers()
+        train_spaces = {column: v.fit_transform(items[column]) for column, v in fitted.items()}
         stack.fit_residuals(train_spaces, out_of_fold, prices)
         held_spaces = {column: v.transform(held_items[column]) for column, v in fitted.items()}
         return stack.price_from_members(held, held_spaces)
