@@ -26,7 +26,9 @@
    out-of-fold log error on the 10 training items most like it (word TF-IDF cosine), and
    (``title_residuals``) by a share of that error on the 10 whose titles are most like its
    title (the title ridge's TF-IDF): where the stack under-prices items of a kind, it
-   under-prices a new one of that kind too. The shares are settings, chosen by paired CV on
+   under-prices a new one of that kind too. Each training item's error is first bounded
+   (``residual_clip``), so that one odd item (a bundle, a wrong price) among the ten cannot
+   carry the average. The shares are settings, chosen by paired CV on
    the canonical rows: fitted on the training rows they come out 0, because there a row's
    neighbours' errors run against its own (their leave-one-out neighbour prices include that
    row's price), which is not so for new items.
@@ -230,6 +232,7 @@ class StackPricer(Pricer):
         correction: str,
         neighbour_residuals: float | None,
         title_residuals: float | None,
+        residual_clip: float | None,
         price_weight_power: float,
         n_jobs: int,
         random_state: int,
@@ -255,6 +258,7 @@ class StackPricer(Pricer):
         self.correction = correction
         self.neighbour_residuals = neighbour_residuals
         self.title_residuals = title_residuals
+        self.residual_clip = residual_clip
         self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -468,9 +472,11 @@ class StackPricer(Pricer):
 
         ``spaces``: for each column of ``residual_shares``, those items' rows of its fitted
         TF-IDF; ``out_of_fold``: their members' out-of-fold prices (no NaN), after
-        ``fit_blend``.
+        ``fit_blend``. Each error is bounded to +-``residual_clip`` (null: not bounded).
         """
         error = np.log1p(prices) - np.log1p(self.price_from_members(out_of_fold))
+        if self.residual_clip is not None:
+            error = np.clip(error, -self.residual_clip, self.residual_clip)
         self.residuals_ = {
             column: NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs).fit(
                 spaces[column], error

@@ -357,6 +357,31 @@ def test_neighbour_residuals_move_a_price_by_its_kinds_out_of_fold_error() -> No
     np.testing.assert_allclose(np.log1p(moved) - np.log1p(50.0), text_only, atol=1e-6)
 
 
+def test_residual_clip_bounds_each_training_items_error_before_neighbours_average_it() -> None:
+    # Two kinds of training item; the member is e^1.5 too low out of fold on kind A and e^0.3
+    # too high on kind B. Bounded to +-1.0, kind A's errors count as 1.0, kind B's as they are.
+    rng = np.random.default_rng(1)
+    kinds = np.repeat([0, 1], [20, 80])
+    truth = np.exp(rng.uniform(1, 6, len(kinds)))
+    off = np.array([-1.5, 0.3])[kinds]
+    member = np.expm1(np.log1p(truth) + off)[:, None]
+    words = sp.csr_matrix(np.eye(2)[kinds])
+    new, spaces = np.full((2, 1), 50.0), {"text": sp.csr_matrix(np.eye(2))}
+    shifts = {}
+    for clip in (None, 1.0):
+        pricer = build(neighbour_residuals=0.5, title_residuals=None, residual_clip=clip)
+        pricer.set_params(blend_split_price=None)
+        pricer.fit_blend(member, truth).fit_residuals({"text": words}, member, truth)
+        blended = pricer.price_from_members(new)
+        shifts[clip] = np.log1p(pricer.price_from_members(new, spaces)) - np.log1p(blended)
+    # The L1 blend follows kind B (80 of 100 rows), so kind A's error is about 1.8 before the
+    # bound: unbounded, half of it; bounded, half of 1.0. Kind B's error (below 1.0) is kept.
+    assert shifts[None][0] > 0.5 + 1e-3
+    np.testing.assert_allclose(shifts[1.0][0], 0.5, atol=1e-6)
+    np.testing.assert_allclose(shifts[1.0][1], shifts[None][1], atol=1e-9)
+    assert abs(shifts[None][1]) < 0.5
+
+
 def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
     train, prices, test, _ = shop
     off = build(neighbour_residuals=None, title_residuals=None).fit(train, prices)
