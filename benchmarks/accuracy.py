@@ -59,10 +59,12 @@ FEATURE_SETS = {
 }
 
 
-# Stack recipes measured before the title residuals (2026-12-04 21:00) go without them, those
-# before the neighbour residuals (2026-12-04 19:30) without either, and those before the split
-# blend (2026-12-03 08:00) blend every item at once.
-BEFORE_TITLE_RESIDUALS = ("model.title_residuals=null",)
+# Stack recipes measured before the bound on the residuals (2026-12-04 23:30) go without it,
+# those before the title residuals (2026-12-04 21:00) without them, those before the neighbour
+# residuals (2026-12-04 19:30) without either, and those before the split blend (2026-12-03
+# 08:00) blend every item at once.
+BEFORE_CLIP = ("model.residual_clip=null",)
+BEFORE_TITLE_RESIDUALS = ("model.title_residuals=null", *BEFORE_CLIP)
 BEFORE_RESIDUALS = ("model.neighbour_residuals=null", *BEFORE_TITLE_RESIDUALS)
 ONE_BLEND = ("model.blend_split_price=null", *BEFORE_RESIDUALS)
 
@@ -350,13 +352,37 @@ RECIPES = (
         "stack+residuals",
         "each price then also moved by 0.15 of the same error on its 10 most similar training "
         "titles",
-        overrides=("model.title_residuals=0.15",),
+        overrides=("model.title_residuals=0.15", *BEFORE_CLIP),
     ),
     Recipe(
         "stack+title_residuals",
         "stack+residuals",
-        "the same with 0.25 of the error: the committed stack",
+        "the same with 0.25 of the error: the stack until 2026-12-04 23:30",
+        overrides=BEFORE_CLIP,
+    ),
+    # Fifteenth round (2026-12-04): a scratch screen over three draws found the residuals
+    # better with each training item's error bounded before it is averaged (one odd item
+    # among ten neighbours moves a price by a tenth of its error, unbounded); a median of the
+    # ten, one combined word-and-title neighbour set, a title step on the errors left after
+    # the word step, and a ridge on the errors were no better (benchmarks/README.md).
+    Recipe(
+        "stack~residual_clip07",
+        "stack+title_residuals",
+        "each training item's out-of-fold log error bounded to +-0.7 before its neighbours "
+        "average it",
+        overrides=("model.residual_clip=0.7",),
+    ),
+    Recipe(
+        "stack+residual_clip",
+        "stack+title_residuals",
+        "the same bounded to +-1.0 (a factor of e): the committed stack",
         overrides=(),
+    ),
+    Recipe(
+        "stack~residual_clip15",
+        "stack+title_residuals",
+        "the same bounded to +-1.5",
+        overrides=("model.residual_clip=1.5",),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
@@ -432,7 +458,15 @@ RECIPES = (
     Recipe(
         "stack_budget+title_residuals",
         "stack_budget+residuals",
-        "+ the stack's title residuals (0.25): conf/model/stack_budget.yaml, fitted whole",
+        "+ the stack's title residuals (0.25): conf/model/stack_budget.yaml until 2026-12-04 "
+        "23:30, fitted whole",
+        family="stack_budget",
+        overrides=BEFORE_CLIP,
+    ),
+    Recipe(
+        "stack_budget+residual_clip",
+        "stack_budget+title_residuals",
+        "+ the stack's bound on the errors (1.0): conf/model/stack_budget.yaml, fitted whole",
         family="stack_budget",
         overrides=(),
     ),
@@ -493,7 +527,8 @@ class Folds:
         stack = OmegaConf.to_container(model)
         # Not feature settings (n_jobs: how many member fits run at once, not what they give).
         after_members = ("correction", "stacker_max_rows", "blend_split_price")
-        for key in ("members", *after_members, "neighbour_residuals", "title_residuals", "n_jobs"):
+        residuals = ("neighbour_residuals", "title_residuals", "residual_clip")
+        for key in ("members", *after_members, *residuals, "n_jobs"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
         # A switch that is off (null, false) is no setting: adding one keeps earlier caches.
