@@ -246,6 +246,7 @@ class ItemsSource(DataSource):
     """``data=items`` (conf/data/items.yaml): item files (JSON lines, CSV or Parquet)."""
 
     train_paths: list[str]
+    like_test_paths: list[str]
     test_paths: list[str]
     test_rows: int | None
     exclude_categories: list[str]

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pricer.data import cache, curation, sources
-from pricer.data.items import CleaningSettings
+from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
 
 # The smallest training set pricer fits on. The text families drop words seen in fewer than
 # ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
@@ -82,7 +82,11 @@ SOURCES: dict[str, Source] = {
     "amazon": Source(
         lambda cfg: f"hf:{cfg['dataset']}:{','.join(cfg['categories'])}", sources.load_amazon
     ),
-    "items": Source(lambda cfg: ",".join(str(path) for path in cfg["train_paths"])),
+    "items": Source(
+        lambda cfg: ",".join(
+            str(path) for path in [*cfg["train_paths"], *(cfg["like_test_paths"] or [])]
+        )
+    ),
 }
 
 
@@ -170,6 +174,12 @@ def _build_from_item_files(
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
     price_range = (cleaning.min_price, cleaning.max_price)
     train, rejections = sources.read_item_files(list(data_cfg["train_paths"]), price_range)
+    train[LIKE_TEST_COLUMN] = False
+    like_test_paths = list(data_cfg["like_test_paths"] or [])
+    if like_test_paths:
+        like, like_rejections = sources.read_item_files(like_test_paths, price_range)
+        rejections = {reason: n + like_rejections[reason] for reason, n in rejections.items()}
+        train = pd.concat([train, like.assign(**{LIKE_TEST_COLUMN: True})], ignore_index=True)
     n_read = len(train) + sum(rejections.values())
     test_paths = list(data_cfg["test_paths"] or [])
     test = None
@@ -185,11 +195,15 @@ def _build_from_item_files(
     population = pd.concat([train, test]) if test is not None else train
     if test is None:
         split = curation.SplitSettings.from_config(curation_cfg["split"])
-        train, test = curation.split_items(train, split)
+        # A random split of one pool: every training item is drawn the way the test set is.
+        train, test = curation.split_items(train.assign(**{LIKE_TEST_COLUMN: True}), split)
+        test = test.drop(columns=LIKE_TEST_COLUMN)
     elif data_cfg["test_rows"] is not None:
-        # The head of the test files is the test set; the rest is more training data.
+        # The head of the test files is the test set; the rest is more training data, drawn
+        # the way the test set is.
         n_test = int(data_cfg["test_rows"])
-        train = pd.concat([train, test.iloc[n_test:]], ignore_index=True)
+        rest = test.iloc[n_test:].assign(**{LIKE_TEST_COLUMN: True})
+        train = pd.concat([train, rest], ignore_index=True)
         test = test.iloc[:n_test].reset_index(drop=True)
     if data_cfg["drop_test_duplicates"]:
         duplicate = train["text"].isin(set(test["text"]))

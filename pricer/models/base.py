@@ -2,9 +2,9 @@
 
 A pricer is constructed from its ``conf/model/<family>.yaml`` (Hydra ``instantiate``), learns
 in ``fit(X, y)`` and prices in ``predict(X)``. ``X`` is a DataFrame of items with a ``text``
-column and, optionally, ``title``, ``category`` and ``details``; ``y`` and predictions are
-dollars. Nothing else is assumed, so evaluation, tracking and the registry work the same for
-every family.
+column and, optionally, ``title``, ``category`` and ``details`` (and in ``fit`` the
+``drawn_like_test`` flag, ``LIKE_TEST_COLUMN``); ``y`` and predictions are dollars. Nothing
+else is assumed, so evaluation, tracking and the registry work the same for every family.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.errors import UserError
 
 REQUIRED_COLUMN = "text"
 OPTIONAL_COLUMNS = ("title", "category", "details")
 INPUT_COLUMNS = (REQUIRED_COLUMN, *OPTIONAL_COLUMNS)
+# A training-only column (LIKE_TEST_COLUMN): True for an item drawn the way the test set was
+# (the same sampling design; ``data=real`` marks them, see conf/data/real.yaml). ``fit`` may
+# read it where the data has it; ``predict`` never sees it. Without it all count alike.
+TRAINING_COLUMNS = (*INPUT_COLUMNS, LIKE_TEST_COLUMN)
 
 
 @dataclass

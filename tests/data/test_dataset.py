@@ -21,6 +21,7 @@ from pricer.data.dataset import (
     load_curated,
     read_curated,
 )
+from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from tests.conftest import compose_config
@@ -53,6 +54,28 @@ def test_head_of_test_files_is_the_test_set_and_the_rest_trains(tmp_path: Path) 
     assert curated.test["title"].tolist() == ["item 100", "item 101", "item 102", "item 103"]
     assert len(curated.train) == 36
     assert curated.report.train == 36 and curated.report.test == 4
+
+
+def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: Path) -> None:
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        like_test_paths=[write_items(tmp_path / "like.jsonl", 6, "Toys", start=50)],
+        test_paths=[write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)],
+        test_rows=4,
+    )
+    curated = load_curated(cfg.data, cfg.curation)
+    flagged = curated.train.loc[curated.train[LIKE_TEST_COLUMN], "title"]
+    # The like-test file and the test file's rows past the test set; not the other file.
+    expected = [f"item {i}" for i in [*range(50, 56), *range(104, 110)]]
+    assert flagged.tolist() == expected
+    assert len(curated.train) == 42 and curated.report.train == 42
+    assert LIKE_TEST_COLUMN not in curated.test.columns  # a test item carries no such flag
+    # Without test files the test set is a random split of one pool: every item is alike.
+    cfg.data.test_paths, cfg.data.test_rows = [], None
+    cfg.curation.split.test_size = 5
+    split = load_curated(cfg.data, cfg.curation)
+    assert split.train[LIKE_TEST_COLUMN].all() and LIKE_TEST_COLUMN not in split.test.columns
 
 
 def test_training_copies_of_test_items_are_dropped(tmp_path: Path) -> None:
