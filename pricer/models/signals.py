@@ -57,6 +57,9 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
     ``n_jobs`` threads price the chunks side by side: they are independent, and the sparse
     product (scipy's sparsetools), the dense copy and the partial sort run in C without the
     GIL. Each chunk writes its own rows, so the features do not depend on ``n_jobs``.
+
+    ``sample_weight`` (one per training item) multiplies a neighbour's similarity in the
+    weighted mean (``knn_weighted_mean_10``); the medians and the spread ignore it.
     """
 
     def __init__(self, pool_size: int, chunk_rows: int, random_state: int, n_jobs: int = 1) -> None:
@@ -65,7 +68,9 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X: sp.spmatrix, y: np.ndarray) -> NeighbourPrices:
+    def fit(
+        self, X: sp.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> NeighbourPrices:
         pool = np.arange(X.shape[0])
         if X.shape[0] > self.pool_size:
             rng = np.random.default_rng(self.random_state)
@@ -77,6 +82,9 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         self.pool_indptr_ = reference.indptr
         self.pool_shape_ = np.asarray(reference.shape)
         self.pool_target_ = np.asarray(y, dtype=float)[pool]
+        self.pool_weight_ = (
+            None if sample_weight is None else np.asarray(sample_weight, dtype=float)[pool]
+        )
         return self
 
     def fit_transform(self, X: sp.spmatrix, y: np.ndarray) -> np.ndarray:
@@ -133,6 +141,10 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         for column, n in enumerate(_KS):
             block[:, column] = np.median(prices[:, :n], axis=1)
         weights = top_similarity[:, :10] + 1e-6
+        # Models saved before sample weights have no pool_weight_: every neighbour counts alike.
+        pool_weight = getattr(self, "pool_weight_", None)
+        if pool_weight is not None:
+            weights = weights * pool_weight[top[:, :10]]
         block[:, 3] = (prices[:, :10] * weights).sum(axis=1) / weights.sum(axis=1)
         block[:, 4] = top_similarity[:, 0]
         block[:, 5] = prices[:, :10].std(axis=1)

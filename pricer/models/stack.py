@@ -28,10 +28,14 @@
    title (the title ridge's TF-IDF): where the stack under-prices items of a kind, it
    under-prices a new one of that kind too. Each training item's error is first bounded
    (``residual_clip``), so that one odd item (a bundle, a wrong price) among the ten cannot
-   carry the average. The shares are settings, chosen by paired CV on
-   the canonical rows: fitted on the training rows they come out 0, because there a row's
-   neighbours' errors run against its own (their leave-one-out neighbour prices include that
-   row's price), which is not so for new items.
+   carry the average, and the errors of training items drawn the way the test set was (the
+   ``drawn_like_test`` column, where the data has it) weigh ``like_test_weight`` times
+   another's: the real data's other sets were drawn without the test set's balanced price
+   slots (median $40 against $170), so a neighbour from them is most often a cheaper item,
+   whose error (the blend over-prices cheap items) says less about a test item's. The
+   shares are settings, chosen by paired CV on the canonical rows: fitted on the training rows
+   they come out 0, because there a row's neighbours' errors run against its own (their
+   leave-one-out neighbour prices include that row's price), which is not so for new items.
 
 Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain containers.
 """
@@ -59,7 +63,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from pricer.models.base import INPUT_COLUMNS, Pricer, as_items
+from pricer.models.base import INPUT_COLUMNS, LIKE_TEST_COLUMN, Pricer, as_items
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.pipeline import price_weights
 from pricer.models.signals import (
@@ -233,6 +237,7 @@ class StackPricer(Pricer):
         neighbour_residuals: float | None,
         title_residuals: float | None,
         residual_clip: float | None,
+        like_test_weight: float | None,
         price_weight_power: float,
         n_jobs: int,
         random_state: int,
@@ -259,6 +264,7 @@ class StackPricer(Pricer):
         self.neighbour_residuals = neighbour_residuals
         self.title_residuals = title_residuals
         self.residual_clip = residual_clip
+        self.like_test_weight = like_test_weight
         self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -362,16 +368,26 @@ class StackPricer(Pricer):
         self.out_of_fold_ = self._fit_members(dense, prices)
         self.fit_blend(self.out_of_fold_, prices)
         if self.residual_shares():
-            self._fit_own_residuals(items, prices)
+            self._fit_own_residuals(items, prices, self.residual_weights(items))
         return self
 
-    def _fit_own_residuals(self, items: pd.DataFrame, prices: np.ndarray) -> None:
+    def residual_weights(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Each training item's weight in the residual averages (None: all alike)."""
+        if self.like_test_weight is None or LIKE_TEST_COLUMN not in X.columns:
+            return None
+        like_test = X[LIKE_TEST_COLUMN].fillna(False).to_numpy(dtype=bool)
+        return np.where(like_test, float(self.like_test_weight), 1.0)
+
+    def _fit_own_residuals(
+        self, items: pd.DataFrame, prices: np.ndarray, weights: np.ndarray | None
+    ) -> None:
         """``fit_residuals`` on the training rows with out-of-fold prices (all, or a holdout)."""
         if "title" in self.residual_shares() and self.title_ridge_alpha is None:
             self.title_tfidf_ = self.title_vectorizer().fit(items["title"])
         rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
         spaces = self._residual_spaces(items.iloc[rows])
-        self.fit_residuals(spaces, self.out_of_fold_[rows], prices[rows])
+        kept = None if weights is None else weights[rows]
+        self.fit_residuals(spaces, self.out_of_fold_[rows], prices[rows], kept)
 
     def _residual_spaces(self, items: pd.DataFrame) -> dict[str, sp.spmatrix]:
         """The items' rows of each fitted residual TF-IDF: the features' own where they have it."""
@@ -466,20 +482,26 @@ class StackPricer(Pricer):
         return self
 
     def fit_residuals(
-        self, spaces: Mapping[str, sp.spmatrix], out_of_fold: np.ndarray, prices: np.ndarray
+        self,
+        spaces: Mapping[str, sp.spmatrix],
+        out_of_fold: np.ndarray,
+        prices: np.ndarray,
+        weights: np.ndarray | None = None,
     ) -> StackPricer:
         """Keep the blend's out-of-fold log errors of training items, by their TF-IDF rows.
 
         ``spaces``: for each column of ``residual_shares``, those items' rows of its fitted
         TF-IDF; ``out_of_fold``: their members' out-of-fold prices (no NaN), after
-        ``fit_blend``. Each error is bounded to +-``residual_clip`` (null: not bounded).
+        ``fit_blend``. Each error is bounded to +-``residual_clip`` (null: not bounded);
+        ``weights`` (``residual_weights``; None: alike) scale each item's pull on its
+        neighbours.
         """
         error = np.log1p(prices) - np.log1p(self.price_from_members(out_of_fold))
         if self.residual_clip is not None:
             error = np.clip(error, -self.residual_clip, self.residual_clip)
         self.residuals_ = {
             column: NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs).fit(
-                spaces[column], error
+                spaces[column], error, sample_weight=weights
             )
             for column in self.residual_shares()
         }

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 
+from pricer.models.base import LIKE_TEST_COLUMN
 from pricer.models.signals import (
     DetailsDocument,
     ExceedanceProbabilities,
@@ -196,6 +197,21 @@ def test_neighbour_prices_leave_the_item_itself_out() -> None:
     fitted = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y)
     new = fitted.transform(sp.csr_matrix(np.array([[0.0, 1.0]])))
     assert new[0, 3] == pytest.approx(25.0)  # weighted mean of its four twins' targets
+
+
+def test_neighbour_sample_weights_scale_only_the_weighted_mean() -> None:
+    # Four identical documents: a new copy's neighbours are all four, equally similar.
+    X = sp.csr_matrix(np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2))
+    y = np.array([1.0, 2.0, 3.0, 10.0, 50.0, 60.0])
+    new = sp.csr_matrix(np.array([[1.0, 0.0]]))
+    plain = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y)
+    weights = np.array([1.0, 1.0, 1.0, 3.0, 1.0, 1.0])
+    weighted = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y, weights)
+    before, after = plain.transform(new)[0], weighted.transform(new)[0]
+    assert before[3] == pytest.approx(16 / 4, rel=1e-4)  # (1 + 2 + 3 + 10) / 4
+    assert after[3] == pytest.approx(36 / 6, rel=1e-4)  # (1 + 2 + 3 + 3 x 10) / (1 + 1 + 1 + 3)
+    others = [i for i in range(len(before)) if i != 3]  # medians, top similarity, spread
+    np.testing.assert_allclose(after[others], before[others])
 
 
 def test_neighbour_pool_is_capped() -> None:
@@ -380,6 +396,45 @@ def test_residual_clip_bounds_each_training_items_error_before_neighbours_averag
     np.testing.assert_allclose(shifts[1.0][0], 0.5, atol=1e-6)
     np.testing.assert_allclose(shifts[1.0][1], shifts[None][1], atol=1e-9)
     assert abs(shifts[None][1]) < 0.5
+
+
+def test_like_test_weight_counts_the_errors_of_items_drawn_like_the_test_set_more() -> None:
+    # Kind A: ten training items, five drawn like the test set (out of fold e^0.4 too low),
+    # five not (e^0.4 too high); kind B: ninety priced right, which the L1 blend follows.
+    rng = np.random.default_rng(2)
+    kinds = np.repeat([0, 1], [10, 90])
+    like_test = np.r_[np.ones(5, bool), np.zeros(95, bool)]
+    truth = np.exp(rng.uniform(1, 6, len(kinds)))
+    off = np.where(kinds == 0, np.where(like_test, -0.4, 0.4), 0.0)
+    member = np.expm1(np.log1p(truth) + off)[:, None]
+    words = {"text": sp.csr_matrix(np.eye(2)[kinds])}
+    items = pd.DataFrame({"text": ["x"] * len(kinds), LIKE_TEST_COLUMN: like_test})
+    new, spaces = np.full((1, 1), 50.0), {"text": sp.csr_matrix(np.eye(2)[[0]])}
+    shifts = {}
+    for weight in (None, 4.0):
+        pricer = build(neighbour_residuals=0.5, title_residuals=None, like_test_weight=weight)
+        pricer.set_params(blend_split_price=None)
+        weights = pricer.residual_weights(items)
+        assert (weights is None) == (weight is None)
+        pricer.fit_blend(member, truth).fit_residuals(words, member, truth, weights)
+        moved = pricer.price_from_members(new, spaces)
+        shifts[weight] = (np.log1p(moved) - np.log1p(pricer.price_from_members(new)))[0]
+    # Alike, the ten errors cancel; at 4 to 1 the mean is (4 x 5 x 0.4 - 5 x 0.4) / 25 = 0.24.
+    assert shifts[None] == pytest.approx(0.0, abs=1e-6)
+    assert shifts[4.0] == pytest.approx(0.5 * 0.24, abs=1e-6)
+    # No flag in the data: every item counts alike, whatever the weight.
+    unflagged = items.drop(columns=LIKE_TEST_COLUMN)
+    assert build(like_test_weight=4.0).residual_weights(unflagged) is None
+
+
+def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop) -> None:
+    train, prices, test, _ = shop
+    flagged = train.assign(**{LIKE_TEST_COLUMN: np.arange(len(train)) % 3 == 0})
+    alike = build(like_test_weight=None).fit(flagged, prices).predict(test)
+    np.testing.assert_allclose(build(like_test_weight=4.0).fit(train, prices).predict(test), alike)
+    weighted = build(like_test_weight=4.0).fit(flagged, prices)
+    assert not np.allclose(weighted.predict(test), alike)
+    assert np.isfinite(weighted.predict(test)).all()
 
 
 def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
