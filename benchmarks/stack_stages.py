@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     make_features = stack_module.StackPricer.make_features
     fit_residuals = stack_module.StackPricer._fit_own_residuals
 
-    def timed_residuals(self: Any, items: Any, target: Any) -> None:
+    def timed_residuals(self: Any, items: Any, target: Any, weights: Any) -> None:
         begun = time.perf_counter()
-        fit_residuals(self, items, target)
+        fit_residuals(self, items, target, weights)
         stage(
             "neighbour residuals (text and title of the out-of-fold rows)",
             time.perf_counter() - begun,
