@@ -427,7 +427,9 @@ def test_like_test_weight_counts_the_errors_of_items_drawn_like_the_test_set_mor
     assert build(like_test_weight=4.0).residual_weights(unflagged) is None
 
 
-def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop) -> None:
+def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop, tmp_path) -> None:
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
     train, prices, test, _ = shop
     flagged = train.assign(**{LIKE_TEST_COLUMN: np.arange(len(train)) % 3 == 0})
     alike = build(like_test_weight=None).fit(flagged, prices).predict(test)
@@ -435,6 +437,10 @@ def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop) -> No
     weighted = build(like_test_weight=4.0).fit(flagged, prices)
     assert not np.allclose(weighted.predict(test), alike)
     assert np.isfinite(weighted.predict(test)).all()
+    save_pricer(weighted, tmp_path / "stack.skops")  # the pools' weights are safe to load
+    np.testing.assert_allclose(
+        load_pricer(tmp_path / "stack.skops").predict(test), weighted.predict(test)
+    )
 
 
 def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
