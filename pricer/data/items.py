@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 from pricer.schemas import CleaningSettings
 
 ITEM_COLUMNS = ("title", "text", "price", "category", "details")
-# A curated training item's flag: drawn the way the test set was (the same sampling design),
-# so its errors say more about a test item's than another's (pricer.models.base).
+# A curated training item's flag: drawn the way the test set was (the same sampling design).
+# The same name as pricer.models.base.LIKE_TEST_COLUMN, which families read in fit (model
+# code ships without this package, so it is not imported from there; a test checks both).
 LIKE_TEST_COLUMN = "drawn_like_test"
 
 # Rejection reasons, in the order they are checked.

@@ -16,15 +16,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.errors import UserError
 
 REQUIRED_COLUMN = "text"
 OPTIONAL_COLUMNS = ("title", "category", "details")
 INPUT_COLUMNS = (REQUIRED_COLUMN, *OPTIONAL_COLUMNS)
-# A training-only column (LIKE_TEST_COLUMN): True for an item drawn the way the test set was
-# (the same sampling design; ``data=real`` marks them, see conf/data/real.yaml). ``fit`` may
-# read it where the data has it; ``predict`` never sees it. Without it all count alike.
+# A training-only column: True for an item drawn the way the test set was (the same sampling
+# design; ``data=real`` marks them, see conf/data/real.yaml). ``fit`` may read it where the
+# data has it; ``predict`` never sees it. Without it all count alike. pricer.data.items names
+# it too: a logged model's code ships without pricer.data.
+LIKE_TEST_COLUMN = "drawn_like_test"
 TRAINING_COLUMNS = (*INPUT_COLUMNS, LIKE_TEST_COLUMN)
 
 

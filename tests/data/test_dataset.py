@@ -23,6 +23,7 @@ from pricer.data.dataset import (
 )
 from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
+from pricer.models import base as models_base
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from tests.conftest import compose_config
 
@@ -65,6 +66,7 @@ def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: P
         test_rows=4,
     )
     curated = load_curated(cfg.data, cfg.curation)
+    assert LIKE_TEST_COLUMN == models_base.LIKE_TEST_COLUMN  # the name the families read
     flagged = curated.train.loc[curated.train[LIKE_TEST_COLUMN], "title"]
     # The like-test file and the test file's rows past the test set; not the other file.
     expected = [f"item {i}" for i in [*range(50, 56), *range(104, 110)]]
