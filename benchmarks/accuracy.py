@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_parser, compose, load_average, print_table, write_report
+from pricer.models.base import LIKE_TEST_COLUMN
 
 FOLDS = 5
 # Members a recipe may name beside those of conf/model/stack.yaml: ideas under trial.
@@ -52,7 +53,7 @@ BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
 FEATURES = ["text", "title", "category", "details"]
 # What a fold's training items carry beside them: the real data's sampling flag
 # (pricer.models.base.TRAINING_COLUMNS), which a family may read in fit.
-TRAINING_FEATURES = [*FEATURES, "drawn_like_test"]
+TRAINING_FEATURES = [*FEATURES, LIKE_TEST_COLUMN]
 # Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
 # neighbour-price columns at the end of the "words" part); "full" is every column.
 FEATURE_SETS = {
