@@ -214,6 +214,15 @@ def test_neighbour_sample_weights_scale_only_the_weighted_mean() -> None:
     np.testing.assert_allclose(after[others], before[others])
 
 
+def test_neighbour_prices_saved_before_sample_weights_price_every_neighbour_alike() -> None:
+    X = sp.random(60, 12, density=0.4, random_state=3, format="csr")
+    y = np.random.default_rng(3).normal(size=60)
+    fitted = NeighbourPrices(pool_size=100, chunk_rows=16, random_state=0).fit(X, y)
+    expected = fitted.transform(X[:10])
+    del fitted.pool_weight_  # as a model file written before the weights existed
+    np.testing.assert_array_equal(fitted.transform(X[:10]), expected)
+
+
 def test_neighbour_pool_is_capped() -> None:
     X = sp.random(300, 20, density=0.3, random_state=0, format="csr")
     fitted = NeighbourPrices(pool_size=50, chunk_rows=64, random_state=0).fit(X, np.arange(300.0))
