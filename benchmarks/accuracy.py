@@ -44,16 +44,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_parser, compose, load_average, print_table, write_report
-from pricer.models.base import LIKE_TEST_COLUMN
+from pricer.models.base import TRAINING_COLUMNS
 
 FOLDS = 5
 # Members a recipe may name beside those of conf/model/stack.yaml: ideas under trial.
 CANDIDATE_MEMBERS = Path(__file__).with_name("accuracy_members.yaml")
 BANDS = ((0, 100), (100, 250), (250, 500), (500, 1000))
 FEATURES = ["text", "title", "category", "details"]
-# What a fold's training items carry beside them: the real data's sampling flag
-# (pricer.models.base.TRAINING_COLUMNS), which a family may read in fit.
-TRAINING_FEATURES = [*FEATURES, LIKE_TEST_COLUMN]
 # Column groups of the stack's features (names of its ColumnTransformer parts; "knn" is the
 # neighbour-price columns at the end of the "words" part); "full" is every column.
 FEATURE_SETS = {
@@ -583,7 +580,8 @@ class Folds:
 
     def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
         """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
-        columns = [column for column in TRAINING_FEATURES if column in self.train.columns]
+        # Training items also carry what a family may read in fit (the real data's flag).
+        columns = [column for column in TRAINING_COLUMNS if column in self.train.columns]
         if fold < 0:
             train, test = self.train[columns], self.test[FEATURES]
             return train, self.train["price"].to_numpy(), test
