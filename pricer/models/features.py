@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import TruncatedSVD
@@ -254,9 +255,26 @@ class BrandAndCategory(TransformerMixin, BaseEstimator):
         return np.asarray(["brand", "category"], dtype=object)
 
 
+class BrandEncoder(TargetEncoder):
+    """sklearn's TargetEncoder, fitted with metadata routing off whatever the caller's setting.
+
+    scikit-learn 1.9.1's ``TargetEncoder.fit_transform`` raises ``KeyError: 'groups'`` whenever
+    metadata routing is on and no groups are sent, and a ``KFold`` cannot ask for them: so
+    a pipeline holding one cannot route anything to its other steps (the stack routes sample
+    weights to its neighbour prices, ``pricer.models.stack.StackPricer.fit_features``). The
+    encoder takes no metadata here, so routing has nothing to do in it.
+    """
+
+    def fit_transform(self, X: object, y: object, **params: object) -> np.ndarray:
+        if params:
+            raise TypeError(f"BrandEncoder takes no metadata, got {sorted(params)}")
+        with config_context(enable_metadata_routing=False):
+            return super().fit_transform(X, y)
+
+
 def brand_encoder(random_state: int) -> TargetEncoder:
     """Mean log price per brand, cross-fitted by sklearn so a brand's own rows never leak."""
-    return TargetEncoder(
+    return BrandEncoder(
         target_type="continuous",  # never guessed: whole-dollar prices could look like classes
         cv=KFold(5, shuffle=True, random_state=random_state),
     )

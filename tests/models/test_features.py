@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from pricer.models.base import as_items
 from pricer.models.features import (
     NUMERIC_FEATURES,
+    brand_encoder,
     extract_brand_and_category,
     extract_features,
     hand_feature_union,
@@ -171,3 +173,16 @@ def test_feature_unions_give_one_row_per_item_even_without_details(make_union) -
     assert matrix.shape[0] == 40
     if make_union is hand_feature_union:  # linear models need every value finite
         assert np.isfinite(matrix).all()
+
+
+def test_brand_encoder_fits_alike_with_metadata_routing_on_and_takes_no_metadata() -> None:
+    # scikit-learn 1.9.1's own TargetEncoder raises KeyError('groups') here with routing on,
+    # which would stop the stack from routing weights through the pipeline that holds it.
+    brands = pd.DataFrame({"brand": ["a", "b", "c", "a", "b"] * 8})
+    log_prices = np.random.default_rng(0).normal(3.0, 1.0, len(brands))
+    expected = brand_encoder(0).fit_transform(brands, log_prices)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = brand_encoder(0).fit_transform(brands, log_prices)
+    np.testing.assert_array_equal(routed, expected)
+    with pytest.raises(TypeError, match="takes no metadata"):
+        brand_encoder(0).fit_transform(brands, log_prices, groups=np.arange(len(brands)))
