@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         features = make_features(self)
         fit_transform = features.fit_transform
 
-        def fit_transform_timed(X: Any, y: Any) -> Any:
+        def fit_transform_timed(X: Any, y: Any, **params: Any) -> Any:
             parts[:] = [name for name, _, _ in features.transformers]
             begun = time.perf_counter()
-            dense = fit_transform(X, y)
+            dense = fit_transform(X, y, **params)  # params: routed weights, if any
             stage(f"features ({dense.shape[1]} columns)", time.perf_counter() - begun)
             return dense
 

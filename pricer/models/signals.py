@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -59,8 +60,13 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
     GIL. Each chunk writes its own rows, so the features do not depend on ``n_jobs``.
 
     ``sample_weight`` (one per training item) multiplies a neighbour's similarity in the
-    weighted mean (``knn_weighted_mean_10``); the medians and the spread ignore it.
+    weighted mean (``knn_weighted_mean_10``); the medians and the spread ignore it. With
+    scikit-learn's metadata routing on, a pipeline holding this sends it the weights its
+    ``fit`` is given (the class asks for them, so an instance needs no ``set_fit_request``,
+    whose state safe model files would refuse to load).
     """
+
+    __metadata_request__fit: ClassVar[dict[str, bool]] = {"sample_weight": True}
 
     def __init__(self, pool_size: int, chunk_rows: int, random_state: int, n_jobs: int = 1) -> None:
         self.pool_size = pool_size
@@ -87,8 +93,10 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         )
         return self
 
-    def fit_transform(self, X: sp.spmatrix, y: np.ndarray) -> np.ndarray:
-        self.fit(X, y)
+    def fit_transform(
+        self, X: sp.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> np.ndarray:
+        self.fit(X, y, sample_weight)
         # Leave-one-out: a training item in the pool must not find itself.
         own = np.full(X.shape[0], -1)
         own[self.pool_rows_] = np.arange(len(self.pool_rows_))

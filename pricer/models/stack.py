@@ -4,7 +4,9 @@
    of the log price from word TF-IDF, character 2-5-grams, the title and a details document
    (``signals.DetailsDocument``); the prices of the nearest training items
    (``signals.NeighbourPrices``, leave-one-out), optionally also by title
-   (``title_neighbours``); optionally the out-of-fold chance that the item costs more than a
+   (``title_neighbours``), the prices of training items drawn like the test set optionally
+   weighing more in their similarity-weighted mean (``like_test_feature_weight``, see 4.);
+   optionally the out-of-fold chance that the item costs more than a
    few thresholds (``exceedance``, ``signals.ExceedanceProbabilities``); the raw hand
    features, the target-encoded brand and the category.
 2. Members (``Member``: a tree model on log price or on dollars; one set to null is left out,
@@ -53,6 +55,7 @@ import pandas as pd
 import scipy.sparse as sp
 import xgboost  # noqa: F401
 from scipy.optimize import linprog, minimize
+from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -238,6 +241,7 @@ class StackPricer(Pricer):
         title_residuals: float | None,
         residual_clip: float | None,
         like_test_weight: float | None,
+        like_test_feature_weight: float | None,
         price_weight_power: float,
         n_jobs: int,
         random_state: int,
@@ -265,6 +269,7 @@ class StackPricer(Pricer):
         self.title_residuals = title_residuals
         self.residual_clip = residual_clip
         self.like_test_weight = like_test_weight
+        self.like_test_feature_weight = like_test_feature_weight
         self.price_weight_power = price_weight_power
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -362,21 +367,34 @@ class StackPricer(Pricer):
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> StackPricer:
         prices = np.asarray(y, dtype=float)
         self._validate(len(prices))
-        self.features_ = self.make_features()
         items = _items(X)
-        dense = self.features_.fit_transform(items, np.log1p(prices))
+        dense = self.fit_features(items, prices)
         self.out_of_fold_ = self._fit_members(dense, prices)
         self.fit_blend(self.out_of_fold_, prices)
         if self.residual_shares():
             self._fit_own_residuals(items, prices, self.residual_weights(items))
         return self
 
+    def fit_features(self, items: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
+        """Fit ``features_`` (``make_features``) on the items; return their training rows.
+
+        With ``like_test_feature_weight``, scikit-learn's metadata routing sends each item's
+        weight (``feature_weights``) to the neighbour prices, the one part that asks for it.
+        """
+        self.features_ = self.make_features()
+        weights = self.feature_weights(items)
+        if weights is None:
+            return self.features_.fit_transform(items, np.log1p(prices))
+        with config_context(enable_metadata_routing=True):
+            return self.features_.fit_transform(items, np.log1p(prices), sample_weight=weights)
+
     def residual_weights(self, X: pd.DataFrame) -> np.ndarray | None:
         """Each training item's weight in the residual averages (None: all alike)."""
-        if self.like_test_weight is None or LIKE_TEST_COLUMN not in X.columns:
-            return None
-        like_test = X[LIKE_TEST_COLUMN].fillna(False).to_numpy(dtype=bool)
-        return np.where(like_test, float(self.like_test_weight), 1.0)
+        return _like_test_weights(X, self.like_test_weight)
+
+    def feature_weights(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Each training item's weight in the neighbour-price features (None: all alike)."""
+        return _like_test_weights(X, self.like_test_feature_weight)
 
     def _fit_own_residuals(
         self, items: pd.DataFrame, prices: np.ndarray, weights: np.ndarray | None
@@ -538,6 +556,14 @@ class StackPricer(Pricer):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         spaces = self._residual_spaces(_items(X)) if self.residual_shares() else None
         return self.price_from_members(self.member_prices(X), spaces)
+
+
+def _like_test_weights(X: pd.DataFrame, weight: float | None) -> np.ndarray | None:
+    """``weight`` for items drawn like the test set, 1 for others (None: no weight, or no flag)."""
+    if weight is None or LIKE_TEST_COLUMN not in X.columns:
+        return None
+    like_test = X[LIKE_TEST_COLUMN].fillna(False).to_numpy(dtype=bool)
+    return np.where(like_test, float(weight), 1.0)
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

@@ -452,6 +452,40 @@ def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop, tmp_p
     )
 
 
+def test_like_test_feature_weight_reaches_the_neighbour_prices_and_nothing_else(
+    shop, tmp_path
+) -> None:
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
+    train, prices, test, _ = shop
+    like_test = np.arange(len(train)) % 3 == 0
+    flagged = _items(train.assign(**{LIKE_TEST_COLUMN: like_test}))
+    settings = {"title_neighbours": True, "neighbour_residuals": None, "title_residuals": None}
+    plain = build(like_test_feature_weight=None, **settings)
+    weighted = build(like_test_feature_weight=4.0, **settings)
+    before, after = plain.fit_features(flagged, prices), weighted.fit_features(flagged, prices)
+    # Only the similarity-weighted mean of each neighbour search moves (words, titles).
+    parts = weighted.features_.output_indices_
+    moved = [parts["words"].stop - 6 + 3, parts["title_knn"].start + 3]
+    kept = np.setdiff1d(np.arange(before.shape[1]), moved)
+    np.testing.assert_array_equal(after[:, kept], before[:, kept])
+    assert not np.allclose(after[:, moved], before[:, moved])
+    searches = [("words", "dense"), ("title_knn", None)]
+    for name, union in searches:
+        part = weighted.features_.named_transformers_[name]
+        steps = part.named_steps[union].transformer_list if union else part.steps
+        neighbours = dict(steps)["neighbours"]
+        expected = np.where(like_test[neighbours.pool_rows_], 4.0, 1.0)
+        np.testing.assert_array_equal(neighbours.pool_weight_, expected)
+    # Without the flag, or with the weight null, the features are the plain ones.
+    np.testing.assert_array_equal(weighted.fit_features(_items(train), prices), before)
+    fitted = weighted.fit(flagged, prices)
+    save_pricer(fitted, tmp_path / "stack.skops")  # no routing state to refuse on loading
+    np.testing.assert_allclose(
+        load_pricer(tmp_path / "stack.skops").predict(test), fitted.predict(test)
+    )
+
+
 def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
     train, prices, test, _ = shop
     off = build(neighbour_residuals=None, title_residuals=None).fit(train, prices)
