@@ -374,7 +374,7 @@ RECIPES = (
         "stack+title_residuals",
         "each training item's out-of-fold log error bounded to +-0.7 before its neighbours "
         "average it",
-        overrides=("model.residual_clip=0.7",),
+        overrides=("model.residual_clip=0.7", *BEFORE_LIKE_TEST),
     ),
     Recipe(
         "stack+residual_clip",

@@ -209,6 +209,32 @@ def test_accuracy_recipes_name_members_and_steps_that_exist(tmp_path: Path) -> N
         assert recipe.feature_set in FEATURE_SETS, recipe.name
 
 
+def test_accuracy_variations_differ_from_their_base_only_in_what_they_override() -> None:
+    """A ``~`` recipe is its base with one idea changed: a default committed after both were
+    measured (a later switch) must be pinned in both, or the variation's row stops
+    reproducing its figure (stack~residual_clip07 once picked up like_test_weight: 4)."""
+    from omegaconf import OmegaConf
+
+    from benchmarks.accuracy import RECIPES
+    from benchmarks.common import compose
+
+    def settings(recipe) -> dict[str, object]:
+        overrides = [f"model={recipe.family}", "seed=42", *recipe.overrides]
+        model = OmegaConf.to_container(compose("train", overrides).model)
+        return {key: json.dumps(value, sort_keys=True) for key, value in model.items()}
+
+    recipes = {recipe.name: recipe for recipe in RECIPES}
+    variations = [recipe for recipe in RECIPES if "~" in recipe.name]
+    assert variations
+    for recipe in variations:
+        base = recipes[recipe.builds_on]
+        own, theirs = settings(recipe), settings(base)
+        differ = {key for key in own.keys() | theirs.keys() if own.get(key) != theirs.get(key)}
+        varied = set(recipe.overrides) - set(base.overrides)
+        named = {override.split("=")[0].removeprefix("model.") for override in varied}
+        assert differ <= named, (recipe.name, sorted(differ - named))
+
+
 def test_accuracy_paired_error_over_seeds_is_over_items() -> None:
     """Repeated CV: each item's difference is averaged over the seeds before its error."""
     from benchmarks.accuracy import band_bias, paired
