@@ -60,13 +60,14 @@ FEATURE_SETS = {
 }
 
 
-# Stack recipes measured before the canonical rows' errors were up-weighted (2026-12-05 00:00)
-# go without that, those before the bound on the residuals (2026-12-04 23:30) without it,
-# those before the title residuals (2026-12-04 21:00) without them, those before the neighbour
-# residuals (2026-12-04 19:30) without either, and those before the split blend (2026-12-03
-# 08:00) blend every item at once.
-BEFORE_LIKE_TEST = ("model.like_test_weight=null",)
-LATER_SWITCHES = ("residual_clip", "like_test_weight")
+# Each later stack setting is pinned off for the recipes measured before it, so every row
+# reproduces its figure: the canonical rows weighed more in the neighbour-price features
+# (2026-12-05 01:30), their residual errors weighed more (2026-12-05 00:00), the bound on the
+# residuals (2026-12-04 23:30), the title residuals (2026-12-04 21:00), the neighbour
+# residuals (2026-12-04 19:30) and the split blend (2026-12-03 08:00; before it, one blend).
+BEFORE_FEATURE_WEIGHT = ("model.like_test_feature_weight=null",)
+BEFORE_LIKE_TEST = ("model.like_test_weight=null", *BEFORE_FEATURE_WEIGHT)
+LATER_SWITCHES = ("residual_clip", "like_test_weight", "like_test_feature_weight")
 BEFORE_CLIP = ("model.residual_clip=null", *BEFORE_LIKE_TEST)
 BEFORE_TITLE_RESIDUALS = ("model.title_residuals=null", *BEFORE_CLIP)
 BEFORE_RESIDUALS = ("model.neighbour_residuals=null", *BEFORE_TITLE_RESIDUALS)
@@ -396,19 +397,30 @@ RECIPES = (
         "stack~like_test2",
         "stack+residual_clip",
         "the residual errors of training items drawn like the test set weigh twice another's",
-        overrides=("model.like_test_weight=2.0",),
+        overrides=("model.like_test_weight=2.0", *BEFORE_FEATURE_WEIGHT),
     ),
     Recipe(
         "stack+like_test",
         "stack+residual_clip",
-        "the same four times (`like_test_weight`): the committed stack",
-        overrides=(),
+        "the same four times (`like_test_weight`): the stack until 2026-12-05 01:30",
+        overrides=BEFORE_FEATURE_WEIGHT,
     ),
     Recipe(
         "stack~like_test8",
         "stack+residual_clip",
         "the same eight times",
-        overrides=("model.like_test_weight=8.0",),
+        overrides=("model.like_test_weight=8.0", *BEFORE_FEATURE_WEIGHT),
+    ),
+    # Sixteenth round: the same weight inside the features, in the neighbour prices'
+    # similarity-weighted mean (a scratch run over three draws: -0.22 on average, one draw
+    # carrying it), which changes every member's inputs: features and members refitted.
+    Recipe(
+        "stack+like_test_features",
+        "stack+like_test",
+        "the neighbour-price features weigh the training items drawn like the test set four "
+        "times another in their similarity-weighted mean (`like_test_feature_weight`): the "
+        "committed stack",
+        overrides=(),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
@@ -501,7 +513,15 @@ RECIPES = (
         "stack_budget+like_test",
         "stack_budget+residual_clip",
         "+ the stack's weight on the errors of items drawn like the test set (4): "
-        "conf/model/stack_budget.yaml, fitted whole",
+        "conf/model/stack_budget.yaml until 2026-12-05 01:30, fitted whole",
+        family="stack_budget",
+        overrides=BEFORE_FEATURE_WEIGHT,
+    ),
+    Recipe(
+        "stack_budget+like_test_features",
+        "stack_budget+like_test",
+        "+ the same weight in the neighbour-price features (4): conf/model/stack_budget.yaml, "
+        "fitted whole",
         family="stack_budget",
         overrides=(),
     ),
@@ -620,8 +640,8 @@ class Folds:
             items, prices, held = self.split(fold)
             stack = build("stack", overrides, self.seed)
             started = time.perf_counter()
-            features = stack.make_features()
-            fitted = features.fit_transform(_items(items), np.log1p(prices))
+            fitted = stack.fit_features(_items(items), prices)
+            features = stack.features_
             log(f"stack features fold {fold}: {time.perf_counter() - started:.0f} s")
             groups = {
                 name: np.arange(s.start, s.stop)

@@ -441,9 +441,11 @@ def test_a_stack_fitted_with_the_flag_reads_it_and_prices_without_it(shop, tmp_p
 
     train, prices, test, _ = shop
     flagged = train.assign(**{LIKE_TEST_COLUMN: np.arange(len(train)) % 3 == 0})
-    alike = build(like_test_weight=None).fit(flagged, prices).predict(test)
-    np.testing.assert_allclose(build(like_test_weight=4.0).fit(train, prices).predict(test), alike)
-    weighted = build(like_test_weight=4.0).fit(flagged, prices)
+    # The committed stack weighs the flagged items in its residuals and its neighbour prices.
+    alike = build(like_test_weight=None, like_test_feature_weight=None).fit(flagged, prices)
+    alike = alike.predict(test)
+    np.testing.assert_allclose(build().fit(train, prices).predict(test), alike)
+    weighted = build().fit(flagged, prices)
     assert not np.allclose(weighted.predict(test), alike)
     assert np.isfinite(weighted.predict(test)).all()
     save_pricer(weighted, tmp_path / "stack.skops")  # the pools' weights are safe to load
