@@ -462,7 +462,8 @@ def test_like_test_feature_weight_reaches_the_neighbour_prices_and_nothing_else(
     train, prices, test, _ = shop
     like_test = np.arange(len(train)) % 3 == 0
     flagged = _items(train.assign(**{LIKE_TEST_COLUMN: like_test}))
-    settings = {"title_neighbours": True, "neighbour_residuals": None, "title_residuals": None}
+    # Every optional part of the features is fitted, so each one meets the routed weights.
+    settings = {**EVERY_SIGNAL, "neighbour_residuals": None, "title_residuals": None}
     plain = build(like_test_feature_weight=None, **settings)
     weighted = build(like_test_feature_weight=4.0, **settings)
     before, after = plain.fit_features(flagged, prices), weighted.fit_features(flagged, prices)
