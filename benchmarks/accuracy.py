@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_parser, compose, load_average, print_table, write_report
-from pricer.models.base import TRAINING_COLUMNS
+from pricer.models.base import training_items
 
 FOLDS = 5
 # Members a recipe may name beside those of conf/model/stack.yaml: ideas under trial.
@@ -601,14 +601,14 @@ class Folds:
     def split(self, fold: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
         """Training items and prices of an outer fold, and its held-out items (-1: the test)."""
         # Training items also carry what a family may read in fit (the real data's flag).
-        columns = [column for column in TRAINING_COLUMNS if column in self.train.columns]
         if fold < 0:
-            train, test = self.train[columns], self.test[FEATURES]
+            train, test = training_items(self.train), self.test[FEATURES]
             return train, self.train["price"].to_numpy(), test
         keep = np.ones(len(self.train), dtype=bool)
         keep[self.rows[self.held[fold]]] = False
         held = self.train.iloc[self.rows[self.held[fold]]]
-        return self.train.loc[keep, columns], self.train.loc[keep, "price"].to_numpy(), held
+        kept = self.train.loc[keep]
+        return training_items(kept), kept["price"].to_numpy(), held
 
     def family_prices(self, family: str, overrides: Sequence[str], fold: int) -> np.ndarray:
         """A whole family fitted on the fold's training items, pricing its held-out items."""

@@ -21,7 +21,7 @@ from pricer.errors import UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
 from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
-from pricer.models.base import TRAINING_COLUMNS, Pricer
+from pricer.models.base import Pricer, training_items
 from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments
@@ -60,8 +60,7 @@ def fit_and_evaluate(
 ) -> tuple[Evaluation, dict[str, float]]:
     """Fit on the training items, price the evaluation items, score them. Logs nothing."""
     started = time.perf_counter()
-    columns = [column for column in TRAINING_COLUMNS if column in curated.train.columns]
-    pricer.fit(curated.train[columns], curated.train["price"].to_numpy())
+    pricer.fit(training_items(curated.train), curated.train["price"].to_numpy())
     fit_seconds = time.perf_counter() - started
     evaluation, stats = price_and_evaluate(pricer, eval_items, settings)
     return evaluation, {**stats, "time.fit_seconds": fit_seconds}

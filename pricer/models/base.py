@@ -72,6 +72,11 @@ def as_items(X: pd.DataFrame | pd.Series | list[str]) -> pd.DataFrame:
     return frame
 
 
+def training_items(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of curated training items that ``fit`` receives: ``TRAINING_COLUMNS``."""
+    return frame[[column for column in TRAINING_COLUMNS if column in frame.columns]]
+
+
 # -- items a pricer cannot price -----------------------------------------------------------------
 SHOWN_PROBLEMS = 10  # rows named in an error message; the rest are counted
 
