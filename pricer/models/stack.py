@@ -358,6 +358,12 @@ class StackPricer(Pricer):
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.stacker_max_rows < 1:
             raise ValueError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
+        for name in ("like_test_weight", "like_test_feature_weight"):
+            weight = getattr(self, name)
+            # 0 would leave an all-flagged neighbourhood no weight at all (0 / 0), a negative
+            # one averages outside the neighbours' range; the trees would take either quietly.
+            if weight is not None and not (np.isfinite(weight) and weight > 0):
+                raise ValueError(f"{name} must be a finite number above 0 or null, got {weight}")
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ValueError(
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
@@ -379,7 +385,7 @@ class StackPricer(Pricer):
         """Fit ``features_`` (``make_features``) on the items; return their training rows.
 
         With ``like_test_feature_weight``, scikit-learn's metadata routing sends each item's
-        weight (``feature_weights``) to the neighbour prices, the one part that asks for it.
+        weight (``feature_weights``) to the neighbour searches, the only parts that ask for it.
         """
         self.features_ = self.make_features()
         weights = self.feature_weights(items)
@@ -393,7 +399,13 @@ class StackPricer(Pricer):
         return _like_test_weights(X, self.like_test_weight)
 
     def feature_weights(self, X: pd.DataFrame) -> np.ndarray | None:
-        """Each training item's weight in the neighbour-price features (None: all alike)."""
+        """Each training item's weight in the neighbour-price features (None: all alike).
+
+        None without a neighbour search too: no other part of the features takes weights, and
+        routing would refuse weights that no part asks for.
+        """
+        if not (self.neighbours or self.title_neighbours):
+            return None
         return _like_test_weights(X, self.like_test_feature_weight)
 
     def _fit_own_residuals(
@@ -562,8 +574,24 @@ def _like_test_weights(X: pd.DataFrame, weight: float | None) -> np.ndarray | No
     """``weight`` for items drawn like the test set, 1 for others (None: no weight, or no flag)."""
     if weight is None or LIKE_TEST_COLUMN not in X.columns:
         return None
-    like_test = X[LIKE_TEST_COLUMN].fillna(False).to_numpy(dtype=bool)
-    return np.where(like_test, float(weight), 1.0)
+    return np.where(_like_test_flag(X[LIKE_TEST_COLUMN]), float(weight), 1.0)
+
+
+def _like_test_flag(values: pd.Series) -> np.ndarray:
+    """The flag as booleans, a missing value as False; anything but True/False is refused.
+
+    Strictly: a text "False" is truthy, and a number would be a guess at what it means.
+    """
+    if pd.api.types.is_bool_dtype(values):  # numpy bool, or pandas' nullable boolean
+        return values.fillna(False).to_numpy(dtype=bool)
+    present = values[values.notna()]
+    if values.dtype == object and all(isinstance(v, bool | np.bool_) for v in present):
+        return np.array([bool(v) if isinstance(v, bool | np.bool_) else False for v in values])
+    example = present.iloc[0] if len(present) else None
+    raise ValueError(
+        f"{LIKE_TEST_COLUMN} must hold True or False (or nothing), got {values.dtype} values "
+        f"such as {example!r}"
+    )
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

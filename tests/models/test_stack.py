@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import sklearn
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
@@ -21,6 +22,7 @@ from sklearn.linear_model import LinearRegression
 
 from pricer.models.base import LIKE_TEST_COLUMN
 from pricer.models.signals import (
+    NEIGHBOUR_FEATURES,
     DetailsDocument,
     ExceedanceProbabilities,
     NeighbourPrices,
@@ -462,14 +464,19 @@ def test_like_test_feature_weight_reaches_the_neighbour_prices_and_nothing_else(
     train, prices, test, _ = shop
     like_test = np.arange(len(train)) % 3 == 0
     flagged = _items(train.assign(**{LIKE_TEST_COLUMN: like_test}))
-    # Every optional part of the features is fitted, so each one meets the routed weights.
+    # Every optional part of the features is fitted, so each one meets the routed weights; a
+    # pool smaller than the items samples them, so the weights must follow the pool's rows.
     settings = {**EVERY_SIGNAL, "neighbour_residuals": None, "title_residuals": None}
+    settings["neighbour_pool"] = len(train) // 2
     plain = build(like_test_feature_weight=None, **settings)
     weighted = build(like_test_feature_weight=4.0, **settings)
     before, after = plain.fit_features(flagged, prices), weighted.fit_features(flagged, prices)
+    assert not sklearn.get_config()["enable_metadata_routing"]  # on only inside the fit
     # Only the similarity-weighted mean of each neighbour search moves (words, titles).
     parts = weighted.features_.output_indices_
-    moved = [parts["words"].stop - 6 + 3, parts["title_knn"].start + 3]
+    mean = NEIGHBOUR_FEATURES.index("knn_weighted_mean_10")
+    words_knn = parts["words"].stop - len(NEIGHBOUR_FEATURES)  # the words part ends with them
+    moved = [words_knn + mean, parts["title_knn"].start + mean]
     kept = np.setdiff1d(np.arange(before.shape[1]), moved)
     np.testing.assert_array_equal(after[:, kept], before[:, kept])
     assert not np.allclose(after[:, moved], before[:, moved])
@@ -478,8 +485,12 @@ def test_like_test_feature_weight_reaches_the_neighbour_prices_and_nothing_else(
         part = weighted.features_.named_transformers_[name]
         steps = part.named_steps[union].transformer_list if union else part.steps
         neighbours = dict(steps)["neighbours"]
+        assert len(neighbours.pool_rows_) == len(train) // 2
         expected = np.where(like_test[neighbours.pool_rows_], 4.0, 1.0)
         np.testing.assert_array_equal(neighbours.pool_weight_, expected)
+        np.testing.assert_array_equal(
+            neighbours.pool_target_, np.log1p(prices)[neighbours.pool_rows_]
+        )
     # Without the flag, or with the weight null, the features are the plain ones.
     np.testing.assert_array_equal(weighted.fit_features(_items(train), prices), before)
     fitted = weighted.fit(flagged, prices)
@@ -487,6 +498,47 @@ def test_like_test_feature_weight_reaches_the_neighbour_prices_and_nothing_else(
     np.testing.assert_allclose(
         load_pricer(tmp_path / "stack.skops").predict(test), fitted.predict(test)
     )
+
+
+def test_the_feature_weight_is_not_sent_where_no_neighbour_search_can_take_it(shop) -> None:
+    # Regression: with the committed weight, a flagged fit without neighbour prices raised
+    # "ColumnTransformer.fit_transform got unexpected argument(s) {'sample_weight'}".
+    train, prices, test, _ = shop
+    flagged = train.assign(**{LIKE_TEST_COLUMN: np.arange(len(train)) % 3 == 0})
+    settings = {"neighbours": False, "title_neighbours": False}
+    fitted = build(**settings).fit(flagged, prices)
+    alike = build(like_test_feature_weight=None, **settings).fit(flagged, prices)
+    np.testing.assert_allclose(fitted.predict(test), alike.predict(test))
+
+
+@pytest.mark.parametrize("setting", ["like_test_weight", "like_test_feature_weight"])
+@pytest.mark.parametrize("weight", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_like_test_weight_must_be_finite_and_positive(shop, setting, weight) -> None:
+    # A weight of 0 gave NaN neighbour prices (0 / 0) and a negative one prices out of range,
+    # which the trees took without complaint.
+    train, prices, _, _ = shop
+    flagged = train.assign(**{LIKE_TEST_COLUMN: np.arange(len(train)) % 3 == 0})
+    with pytest.raises(ValueError, match=f"{setting} must be a finite number above 0"):
+        build(**{setting: weight}).fit(flagged, prices)
+
+
+@pytest.mark.parametrize("flag", [["True", "False", "False"], [1.0, 0.0, 0.5], [1, 0, 2]], ids=str)
+def test_a_flag_that_is_not_true_or_false_is_refused(shop, flag) -> None:
+    # Text flags counted "False" as flagged (a non-empty string is truthy).
+    train, prices, _, _ = shop
+    flagged = train.assign(**{LIKE_TEST_COLUMN: (flag * len(train))[: len(train)]})
+    with pytest.raises(ValueError, match=f"{LIKE_TEST_COLUMN} must hold True or False"):
+        build().fit(flagged, prices)
+
+
+def test_a_flag_with_missing_values_counts_them_as_not_flagged(shop) -> None:
+    train, _, _, _ = shop
+    values = pd.array([True, None, False] * len(train), dtype="boolean")[: len(train)]
+    items = train.assign(**{LIKE_TEST_COLUMN: values})
+    weights = build().residual_weights(items)
+    np.testing.assert_array_equal(weights, np.where(np.arange(len(train)) % 3 == 0, 4.0, 1.0))
+    objects = train.assign(**{LIKE_TEST_COLUMN: pd.Series(values, dtype=object)})
+    np.testing.assert_array_equal(build().residual_weights(objects), weights)
 
 
 def test_residual_shares_of_zero_price_as_none_and_each_space_moves_prices(shop) -> None:
