@@ -64,19 +64,41 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
     scikit-learn's metadata routing on, a pipeline holding this sends it the weights its
     ``fit`` is given (the class asks for them, so an instance needs no ``set_fit_request``,
     whose state safe model files would refuse to load).
+
+    With ``anchor_scale``, each training item also has an anchor (``fit``'s ``anchor``: the
+    stack passes its out-of-fold log price) and ``transform`` takes the queries' anchors: a
+    neighbour's weight in the weighted mean is further multiplied by exp(-|anchor gap| /
+    ``anchor_scale``), so that of two equally similar items the one anchored nearer counts
+    more. Without ``anchor_scale`` (the default) anchors are ignored.
     """
 
     __metadata_request__fit: ClassVar[dict[str, bool]] = {"sample_weight": True}
 
-    def __init__(self, pool_size: int, chunk_rows: int, random_state: int, n_jobs: int = 1) -> None:
+    def __init__(
+        self,
+        pool_size: int,
+        chunk_rows: int,
+        random_state: int,
+        n_jobs: int = 1,
+        anchor_scale: float | None = None,
+    ) -> None:
         self.pool_size = pool_size
         self.chunk_rows = chunk_rows
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.anchor_scale = anchor_scale
 
     def fit(
-        self, X: sp.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None
+        self,
+        X: sp.spmatrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        anchor: np.ndarray | None = None,
     ) -> NeighbourPrices:
+        if self.anchor_scale is not None and (anchor is None or not self.anchor_scale > 0):
+            raise ValueError(
+                f"anchor_scale={self.anchor_scale} needs a positive scale and fit(anchor=...)"
+            )
         pool = np.arange(X.shape[0])
         if X.shape[0] > self.pool_size:
             rng = np.random.default_rng(self.random_state)
@@ -91,6 +113,9 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         self.pool_weight_ = (
             None if sample_weight is None else np.asarray(sample_weight, dtype=float)[pool]
         )
+        self.pool_anchor_ = (
+            None if self.anchor_scale is None else np.asarray(anchor, dtype=float)[pool]
+        )
         return self
 
     def fit_transform(
@@ -102,9 +127,15 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         own[self.pool_rows_] = np.arange(len(self.pool_rows_))
         return self._features(X, own)
 
-    def transform(self, X: sp.spmatrix) -> np.ndarray:
+    def transform(self, X: sp.spmatrix, anchor: np.ndarray | None = None) -> np.ndarray:
+        """The features of new items; ``anchor``: theirs, needed when fitted with anchors."""
         check_is_fitted(self, "pool_target_")
-        return self._features(X, np.full(X.shape[0], -1))
+        # Models saved before anchors existed have neither the setting nor the pool's anchors.
+        if getattr(self, "pool_anchor_", None) is None:
+            anchor = None
+        elif anchor is None:
+            raise ValueError("fitted with anchor_scale: transform(X, anchor=...) needs anchors")
+        return self._features(X, np.full(X.shape[0], -1), anchor)
 
     def _pool(self) -> sp.csr_matrix:
         return sp.csr_matrix(
@@ -112,14 +143,16 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
             shape=tuple(self.pool_shape_),
         )
 
-    def _features(self, X: sp.spmatrix, own: np.ndarray) -> np.ndarray:
+    def _features(
+        self, X: sp.spmatrix, own: np.ndarray, anchor: np.ndarray | None = None
+    ) -> np.ndarray:
         # The pool transposed once (CSC of the pool is CSR of its transpose), not per chunk.
         pool_t = self._pool().T.tocsr()
         queries = sp.csr_matrix(normalize(sp.csr_matrix(X)), dtype=np.float32)
         out = np.empty((X.shape[0], len(NEIGHBOUR_FEATURES)))
         starts = range(0, X.shape[0], self.chunk_rows)
         Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(self._chunk)(queries, pool_t, own, out, start) for start in starts
+            delayed(self._chunk)(queries, pool_t, own, out, start, anchor) for start in starts
         )
         return out
 
@@ -130,6 +163,7 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         own: np.ndarray,
         out: np.ndarray,
         start: int,
+        anchor: np.ndarray | None = None,
     ) -> None:
         """Write the features of query rows ``start`` to ``start + chunk_rows`` into ``out``."""
         stop = min(start + self.chunk_rows, queries.shape[0])
@@ -153,6 +187,11 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         pool_weight = getattr(self, "pool_weight_", None)
         if pool_weight is not None:
             weights = weights * pool_weight[top[:, :10]]
+        if anchor is not None:
+            gap = np.abs(
+                np.asarray(anchor, dtype=float)[start:stop, None] - self.pool_anchor_[top[:, :10]]
+            )
+            weights = weights * np.exp(-gap / self.anchor_scale)
         block[:, 3] = (prices[:, :10] * weights).sum(axis=1) / weights.sum(axis=1)
         block[:, 4] = top_similarity[:, 0]
         block[:, 5] = prices[:, :10].std(axis=1)

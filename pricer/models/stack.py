@@ -34,7 +34,11 @@
    ``drawn_like_test`` column, where the data has it) weigh ``like_test_weight`` times
    another's: the real data's other sets were drawn without the test set's balanced price
    slots (median $40 against $170), so a neighbour from them is most often a cheaper item,
-   whose error (the blend over-prices cheap items) says less about a test item's. The
+   whose error (the blend over-prices cheap items) says less about a test item's. For the
+   same reason a neighbour's weight fades with the gap between its out-of-fold blended log
+   price and the item's blended log price (exp(-gap / ``residual_price_scale``)): the blend
+   errs alike on items it prices alike, and a neighbour it priced at a quarter of this item's
+   price speaks for another part of its range. The
    shares are settings, chosen by paired CV on the canonical rows: fitted on the training rows
    they come out 0, because there a row's neighbours' errors run against its own (their
    leave-one-out neighbour prices include that row's price), which is not so for new items.
@@ -240,6 +244,7 @@ class StackPricer(Pricer):
         neighbour_residuals: float | None,
         title_residuals: float | None,
         residual_clip: float | None,
+        residual_price_scale: float | None,
         like_test_weight: float | None,
         like_test_feature_weight: float | None,
         price_weight_power: float,
@@ -268,6 +273,7 @@ class StackPricer(Pricer):
         self.neighbour_residuals = neighbour_residuals
         self.title_residuals = title_residuals
         self.residual_clip = residual_clip
+        self.residual_price_scale = residual_price_scale
         self.like_test_weight = like_test_weight
         self.like_test_feature_weight = like_test_feature_weight
         self.price_weight_power = price_weight_power
@@ -358,6 +364,11 @@ class StackPricer(Pricer):
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.stacker_max_rows < 1:
             raise ValueError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
+        scale = self.residual_price_scale
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise ValueError(
+                f"residual_price_scale must be a finite number above 0 or null, got {scale}"
+            )
         for name in ("like_test_weight", "like_test_feature_weight"):
             weight = getattr(self, name)
             # 0 would leave an all-flagged neighbourhood no weight at all (0 / 0), a negative
@@ -522,17 +533,21 @@ class StackPricer(Pricer):
 
         ``spaces``: for each column of ``residual_shares``, those items' rows of its fitted
         TF-IDF; ``out_of_fold``: their members' out-of-fold prices (no NaN), after
-        ``fit_blend``. Each error is bounded to +-``residual_clip`` (null: not bounded);
+        ``fit_blend``. Each error is bounded to +-``residual_clip`` (null: not bounded); with
+        ``residual_price_scale``, each item's out-of-fold blended log price is kept as its
+        anchor, and a neighbour's pull fades with the gap to the priced item's blended log price;
         ``weights`` (``residual_weights``; None: alike) scale each item's pull on its
         neighbours.
         """
-        error = np.log1p(prices) - np.log1p(self.price_from_members(out_of_fold))
+        blended = np.log1p(self.price_from_members(out_of_fold))
+        error = np.log1p(prices) - blended
         if self.residual_clip is not None:
             error = np.clip(error, -self.residual_clip, self.residual_clip)
+        scale = self.residual_price_scale
         self.residuals_ = {
-            column: NeighbourPrices(self.neighbour_pool, 512, self.random_state, self.n_jobs).fit(
-                spaces[column], error, sample_weight=weights
-            )
+            column: NeighbourPrices(
+                self.neighbour_pool, 512, self.random_state, self.n_jobs, anchor_scale=scale
+            ).fit(spaces[column], error, sample_weight=weights, anchor=blended)
             for column in self.residual_shares()
         }
         return self
@@ -552,7 +567,11 @@ class StackPricer(Pricer):
         check_is_fitted(self, "residuals_")
         shift = np.zeros(len(prices))
         for column, share in self.residual_shares().items():
-            error = self.residuals_[column].transform(spaces[column])[:, RESIDUAL_COLUMN]
+            # The blend's log price anchors the item (used when fitted with a price scale).
+            neighbours = self.residuals_[column]
+            error = neighbours.transform(spaces[column], anchor=np.log1p(prices))[
+                :, RESIDUAL_COLUMN
+            ]
             # An item with no word in the vocabulary (an empty title) has no neighbours: its
             # "nearest" ten would be any ten, so it is left alone.
             known = np.asarray(spaces[column].getnnz(axis=1) > 0)

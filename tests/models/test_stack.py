@@ -225,6 +225,41 @@ def test_neighbour_prices_saved_before_sample_weights_price_every_neighbour_alik
     np.testing.assert_array_equal(fitted.transform(X[:10]), expected)
 
 
+def test_neighbour_anchors_fade_a_neighbour_with_its_gap_to_the_item() -> None:
+    # Four identical documents, equally similar to a new copy; the fourth is anchored 2 away.
+    X = sp.csr_matrix(np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2))
+    y = np.array([1.0, 2.0, 3.0, 10.0, 50.0, 60.0])
+    anchor = np.array([0.0, 0.0, 0.0, 2.0, 5.0, 5.0])
+    new = sp.csr_matrix(np.array([[1.0, 0.0]]))
+    plain = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y).transform(new)
+    faded = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0, anchor_scale=1.0)
+    after = faded.fit(X, y, anchor=anchor).transform(new, anchor=np.array([0.0]))[0]
+    fade = np.exp(-2.0)
+    assert after[3] == pytest.approx((6 + 10 * fade) / (3 + fade), rel=1e-4)
+    others = [i for i in range(len(after)) if i != 3]  # medians, top similarity, spread
+    np.testing.assert_allclose(after[others], plain[0, others])
+    # The same item anchored 2 away instead: now the fourth is the near one.
+    far = faded.transform(new, anchor=np.array([2.0]))[0, 3]
+    assert far == pytest.approx((6 * fade + 10) / (3 * fade + 1), rel=1e-4)
+    with pytest.raises(ValueError, match="needs anchors"):
+        faded.transform(new)
+    # Without a scale the anchors are not kept, and a model saved before them ignores them.
+    unscaled = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y, anchor=anchor)
+    assert unscaled.pool_anchor_ is None
+    np.testing.assert_array_equal(unscaled.transform(new, anchor=np.array([2.0])), plain)
+    del faded.pool_anchor_
+    np.testing.assert_array_equal(faded.transform(new, anchor=np.array([2.0])), plain)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_neighbour_anchor_scale_must_be_positive_and_come_with_anchors(scale) -> None:
+    X, y = sp.csr_matrix(np.eye(4)), np.arange(4.0)
+    with pytest.raises(ValueError, match="positive scale"):
+        NeighbourPrices(100, 3, 0, anchor_scale=scale).fit(X, y, anchor=np.zeros(4))
+    with pytest.raises(ValueError, match="positive scale"):
+        NeighbourPrices(100, 3, 0, anchor_scale=1.0).fit(X, y)
+
+
 def test_neighbour_pool_is_capped() -> None:
     X = sp.random(300, 20, density=0.3, random_state=0, format="csr")
     fitted = NeighbourPrices(pool_size=50, chunk_rows=64, random_state=0).fit(X, np.arange(300.0))
@@ -409,6 +444,41 @@ def test_residual_clip_bounds_each_training_items_error_before_neighbours_averag
     assert abs(shifts[None][1]) < 0.5
 
 
+def test_residual_price_scale_lets_neighbours_priced_alike_speak_for_an_item() -> None:
+    # Kind A: five items the member prices near $20 out of fold, e^0.4 too low, and five near
+    # $400, e^0.4 too high; kind B: ninety priced right, which the L1 blend follows. A new item
+    # of kind A priced $20 by the member: its ten nearest are the ten of kind A, whose errors
+    # cancel unless the dear five fade with their price gap.
+    rng = np.random.default_rng(3)
+    kinds = np.repeat([0, 1], [10, 90])
+    dear = np.r_[np.zeros(5, bool), np.ones(5, bool), np.zeros(90, bool)]
+    member = np.where(dear, 400.0, 20.0) * rng.uniform(0.9, 1.1, len(kinds))
+    member[kinds == 1] = np.exp(rng.uniform(1, 6, 90))
+    off = np.where(kinds == 0, np.where(dear, -0.4, 0.4), 0.0)
+    truth = np.expm1(np.log1p(member) + off)
+    member = member[:, None]
+    words = {"text": sp.csr_matrix(np.eye(2)[kinds])}
+    new, spaces = np.array([[20.0], [400.0]]), {"text": sp.csr_matrix(np.eye(2)[[0, 0]])}
+    shifts = {}
+    for scale in (None, 1.0):
+        pricer = build(neighbour_residuals=0.5, title_residuals=None, residual_price_scale=scale)
+        pricer.set_params(blend_split_price=None, like_test_weight=None)
+        pricer.fit_blend(member, truth).fit_residuals(words, member, truth)
+        blended = pricer.price_from_members(new)
+        shifts[scale] = np.log1p(pricer.price_from_members(new, spaces)) - np.log1p(blended)
+        if scale is None:
+            continue
+        # The weighted mean as written: each neighbour's error, faded by its gap.
+        anchors = np.log1p(pricer.price_from_members(member))[:10]
+        errors = np.clip(np.log1p(truth[:10]) - anchors, -1.0, 1.0)
+        for row, price in enumerate(np.log1p(blended)):
+            fade = (1 + 1e-6) * np.exp(-np.abs(price - anchors) / scale)
+            expected = 0.5 * (fade * errors).sum() / fade.sum()
+            assert shifts[scale][row] == pytest.approx(expected, abs=1e-6)
+    assert abs(shifts[None][0]) < 0.05 and abs(shifts[None][1]) < 0.05  # alike: they cancel
+    assert shifts[1.0][0] > 0.15 and shifts[1.0][1] < -0.15  # each led by its own price's kind
+
+
 def test_like_test_weight_counts_the_errors_of_items_drawn_like_the_test_set_more() -> None:
     # Kind A: ten training items, five drawn like the test set (out of fold e^0.4 too low),
     # five not (e^0.4 too high); kind B: ninety priced right, which the L1 blend follows.
@@ -424,7 +494,8 @@ def test_like_test_weight_counts_the_errors_of_items_drawn_like_the_test_set_mor
     shifts = {}
     for weight in (None, 4.0):
         pricer = build(neighbour_residuals=0.5, title_residuals=None, like_test_weight=weight)
-        pricer.set_params(blend_split_price=None)
+        # No fading by price gap: the ten are priced anywhere from $3 to $400 here.
+        pricer.set_params(blend_split_price=None, residual_price_scale=None)
         weights = pricer.residual_weights(items)
         assert (weights is None) == (weight is None)
         pricer.fit_blend(member, truth).fit_residuals(words, member, truth, weights)
