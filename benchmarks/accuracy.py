@@ -61,13 +61,20 @@ FEATURE_SETS = {
 
 
 # Each later stack setting is pinned off for the recipes measured before it, so every row
-# reproduces its figure: the canonical rows weighed more in the neighbour-price features
+# reproduces its figure: the residual neighbours' pull fading with their price gap
+# (2026-12-05 04:00), the canonical rows weighed more in the neighbour-price features
 # (2026-12-05 01:30), their residual errors weighed more (2026-12-05 00:00), the bound on the
 # residuals (2026-12-04 23:30), the title residuals (2026-12-04 21:00), the neighbour
 # residuals (2026-12-04 19:30) and the split blend (2026-12-03 08:00; before it, one blend).
-BEFORE_FEATURE_WEIGHT = ("model.like_test_feature_weight=null",)
+BEFORE_PRICE_SCALE = ("model.residual_price_scale=null",)
+BEFORE_FEATURE_WEIGHT = ("model.like_test_feature_weight=null", *BEFORE_PRICE_SCALE)
 BEFORE_LIKE_TEST = ("model.like_test_weight=null", *BEFORE_FEATURE_WEIGHT)
-LATER_SWITCHES = ("residual_clip", "like_test_weight", "like_test_feature_weight")
+LATER_SWITCHES = (
+    "residual_clip",
+    "like_test_weight",
+    "like_test_feature_weight",
+    "residual_price_scale",
+)
 BEFORE_CLIP = ("model.residual_clip=null", *BEFORE_LIKE_TEST)
 BEFORE_TITLE_RESIDUALS = ("model.title_residuals=null", *BEFORE_CLIP)
 BEFORE_RESIDUALS = ("model.neighbour_residuals=null", *BEFORE_TITLE_RESIDUALS)
@@ -419,8 +426,31 @@ RECIPES = (
         "stack+like_test",
         "the neighbour-price features weigh the training items drawn like the test set four "
         "times another in their similarity-weighted mean (`like_test_feature_weight`): the "
-        "committed stack",
+        "stack until 2026-12-05 04:00",
+        overrides=BEFORE_PRICE_SCALE,
+    ),
+    # Seventeenth round: a residual neighbour's pull fades with the gap between the blend's
+    # out-of-fold log price of it and the blend's log price of the item (a scratch screen over
+    # three draws: scales 0.5 to 1.5 alike, about -0.2; 0.2 and 0.3 worse; fading by the
+    # neighbour's true price instead of its blended one worse at every scale).
+    Recipe(
+        "stack~residual_price05",
+        "stack+like_test_features",
+        "a residual neighbour's weight times exp(-gap / 0.5), the gap between its out-of-fold "
+        "blended log price and the item's",
+        overrides=("model.residual_price_scale=0.5",),
+    ),
+    Recipe(
+        "stack+residual_price",
+        "stack+like_test_features",
+        "the same with exp(-gap / 1) (`residual_price_scale`): the committed stack",
         overrides=(),
+    ),
+    Recipe(
+        "stack~residual_price15",
+        "stack+like_test_features",
+        "the same with exp(-gap / 1.5)",
+        overrides=("model.residual_price_scale=1.5",),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
@@ -520,8 +550,16 @@ RECIPES = (
     Recipe(
         "stack_budget+like_test_features",
         "stack_budget+like_test",
-        "+ the same weight in the neighbour-price features (4): conf/model/stack_budget.yaml, "
-        "fitted whole",
+        "+ the same weight in the neighbour-price features (4): conf/model/stack_budget.yaml "
+        "until 2026-12-05 04:00, fitted whole",
+        family="stack_budget",
+        overrides=BEFORE_PRICE_SCALE,
+    ),
+    Recipe(
+        "stack_budget+residual_price",
+        "stack_budget+like_test_features",
+        "+ the stack's fading of residual neighbours by price gap (1.0): "
+        "conf/model/stack_budget.yaml, fitted whole",
         family="stack_budget",
         overrides=(),
     ),
@@ -582,7 +620,13 @@ class Folds:
         stack = OmegaConf.to_container(model)
         # Not feature settings (n_jobs: how many member fits run at once, not what they give).
         after_members = ("correction", "stacker_max_rows", "blend_split_price")
-        residuals = ("neighbour_residuals", "title_residuals", "residual_clip", "like_test_weight")
+        residuals = (
+            "neighbour_residuals",
+            "title_residuals",
+            "residual_clip",
+            "like_test_weight",
+            "residual_price_scale",
+        )
         for key in ("members", *after_members, *residuals, "n_jobs"):
             stack.pop(key)
         stack_folds = stack.pop("stack_folds")
