@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pricer.data.dataset import CuratedData, load_curated
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
 from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
@@ -77,7 +77,13 @@ def run_family(
     items are held out of training and scored as ``validation.*`` metrics (a sweep's
     objective). Any error marks the run FAILED and propagates.
     """
-    check_arguments(run_cfg.model, "model")  # a bad setting fails before anything is logged
+    # A bad setting fails before anything is logged: the family's, the evaluation's and the
+    # validation's (their ranges, which composing does not check).
+    check_arguments(run_cfg.model, "model")
+    settings = EvalSettings.from_config(run_cfg.eval)
+    validation = (
+        ValidationSettings.from_config(run_cfg.validation) if "validation" in run_cfg else None
+    )
     data = data_name(run_cfg.data)
     tags = {
         tag_names.FAMILY: family,
@@ -87,13 +93,10 @@ def run_family(
     run_name = family_run_name(family, data)
     with tracked_run(run_cfg.tracking, run_name=run_name, tags=tags, nested=nested) as run:
         log_config(run_cfg)
-        settings = EvalSettings.from_config(run_cfg.eval)
         if curated is None:
             curated = load_curated(run_cfg.data, run_cfg.curation)
-        if "validation" in run_cfg:
-            curated, validation_items = hold_out(
-                curated, ValidationSettings.from_config(run_cfg.validation)
-            )
+        if validation is not None:
+            curated, validation_items = hold_out(curated, validation)
         else:
             validation_items = curated.train.iloc[:0]
         eval_items = evaluation_items(curated, settings)
@@ -160,17 +163,30 @@ class LeaderboardIncomplete(UserError):
     """At least one family failed; the others are still on the leaderboard."""
 
 
+def selected_families(selected: object, configured: list[str]) -> list[str]:
+    """The families a leaderboard runs: ``families`` as given (one name, or a list), else all.
+
+    ``families=xgboost`` (no brackets) names one family; it is not read letter by letter.
+    """
+    if not selected:
+        return configured
+    families = [selected] if isinstance(selected, str) else [str(name) for name in selected]
+    unknown = sorted(set(families) - set(configured))
+    if unknown:
+        raise ConfigError(f"unknown families {unknown}; configured: {sorted(configured)}")
+    return families
+
+
 def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     """Every selected family in a child run of one parent run; returns the leaderboard table.
 
     The data is loaded once, inside the parent run, and shared by every family.
     """
-    families = list(cfg.families) if cfg.families else list(cfg.models)
-    unknown = sorted(set(families) - set(cfg.models))
-    if unknown:
-        raise ValueError(f"unknown families {unknown}; configured: {sorted(cfg.models)}")
+    families = selected_families(cfg.families, list(cfg.models))
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
+    eval_settings = EvalSettings.from_config(cfg.eval)
+    compute_price = ComputePrice.from_config(cfg.tradeoff)
     data = data_name(cfg.data)
     tags = {
         tag_names.KIND: "leaderboard",
@@ -200,8 +216,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         # Every family priced: compute at a CPU-hour rate, LLMs their tokens too; never $0.
         tradeoff = tradeoff_table(
             table,
-            ComputePrice.from_config(cfg.tradeoff),
-            n_items=EvalSettings.from_config(cfg.eval).size or len(curated.test),
+            compute_price,
+            n_items=eval_settings.size or len(curated.test),
         )
         log_leaderboard(
             table,

@@ -19,13 +19,9 @@ from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pricer.errors import UserError
+from pricer.errors import ConfigError
 
 S = TypeVar("S", bound="Settings")
-
-
-class ConfigError(UserError, ValueError):
-    """A config node does not fit its schema: the message names the key."""
 
 
 class Settings:
@@ -41,6 +37,10 @@ class Settings:
             settings = OmegaConf.to_object(merged)
         except OmegaConfBaseException as error:
             raise ConfigError(describe(error, cls.__name__)) from None
+        except ConfigError:
+            raise
+        except ValueError as error:  # ``__post_init__``'s range checks (eval.size=-5)
+            raise ConfigError(f"{cls.__name__}: {error}") from None
         assert isinstance(settings, cls)
         return settings
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pricer.data.dataset import CuratedData
+from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.models.base import Pricer
 from pricer.schemas import ValidationSettings
@@ -36,7 +37,7 @@ def hold_out(
     if settings.size == 0:
         return curated, train.iloc[:0]
     if settings.size >= len(train):
-        raise ValueError(
+        raise ConfigError(
             f"validation.size={settings.size} leaves nothing to train on: there are only "
             f"{len(train)} training items; lower validation.size"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pricer.errors import ConfigError
 from pricer.schemas import SampleSettings, SplitSettings
 
 
@@ -76,9 +77,9 @@ def take_sorted_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 def split_items(items: pd.DataFrame, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shuffle once with the seed; the test set comes first, training takes what follows."""
     if settings.test_size < 1:
-        raise ValueError(f"curation.split.test_size must be >= 1, got {settings.test_size}")
+        raise ConfigError(f"curation.split.test_size must be >= 1, got {settings.test_size}")
     if len(items) <= settings.test_size:
-        raise ValueError(
+        raise ConfigError(
             f"only {len(items)} curated items: not enough for a test set of "
             f"{settings.test_size} plus a training set; lower curation.split.test_size "
             "or provide more data"

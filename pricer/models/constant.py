@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import Pricer, as_items
 
 STATISTICS = {"mean": np.mean, "median": np.median}
@@ -17,7 +18,7 @@ class ConstantPricer(Pricer):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> ConstantPricer:
         if self.statistic not in STATISTICS:
-            raise ValueError(
+            raise ConfigError(
                 f"statistic must be one of {sorted(STATISTICS)}, got {self.statistic!r}"
             )
         self.price_ = float(STATISTICS[self.statistic](np.asarray(y, dtype=float)))

@@ -25,6 +25,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,9 @@ class EnsemblePricer(Pricer):
 
     def _validate(self, n_items: int) -> None:
         if not self.members:
-            raise ValueError("an ensemble needs at least one member")
+            raise ConfigError("an ensemble needs at least one member")
         if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
             )
         if n_items < 4:

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import INPUT_COLUMNS, as_items
 
 # RE2 patterns: named groups, no look-arounds.
@@ -351,7 +352,7 @@ def text_vectorizer(
         return CountVectorizer(**common)
     if kind == "tfidf":
         return TfidfVectorizer(sublinear_tf=sublinear_tf, **common)
-    raise ValueError(f"text vectoriser kind must be 'count' or 'tfidf', got {kind!r}")
+    raise ConfigError(f"text vectoriser kind must be 'count' or 'tfidf', got {kind!r}")
 
 
 def text_column(vectorizer: CountVectorizer) -> ColumnTransformer:

@@ -9,6 +9,7 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import Pricer, as_items
 
 
@@ -21,7 +22,7 @@ def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
     if power == 0:
         return None
     if power < 0:
-        raise ValueError(f"price_weight_power must be >= 0, got {power}")
+        raise ConfigError(f"price_weight_power must be >= 0, got {power}")
     weights = (1.0 + np.asarray(prices, dtype=float)) ** power
     return weights / weights.mean()
 

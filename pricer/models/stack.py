@@ -70,6 +70,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import BadData, ConfigError
 from pricer.models.base import INPUT_COLUMNS, LIKE_TEST_COLUMN, Pricer, as_items
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.pipeline import price_weights
@@ -102,7 +103,7 @@ class Member(RegressorMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Member:
         if self.target not in TARGETS:
-            raise ValueError(f"member target must be one of {TARGETS}, got {self.target!r}")
+            raise ConfigError(f"member target must be one of {TARGETS}, got {self.target!r}")
         prices = np.asarray(y, dtype=float)
         goal = np.log1p(prices) if self.target == "log" else prices
         self.estimator_ = clone(self.estimator).fit(X, goal, sample_weight=sample_weight)
@@ -197,7 +198,7 @@ class Correction(BaseEstimator):
 
     def fit(self, blended: np.ndarray, truth: np.ndarray) -> Correction:
         if self.kind not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.kind!r}")
+            raise ConfigError(f"correction must be one of {CORRECTIONS}, got {self.kind!r}")
         x, y = np.log1p(np.clip(blended, 0, None)), np.asarray(truth, dtype=float)
         self.coef_ = np.array([0.0, 1.0])
         if self.kind == "log_linear":
@@ -359,14 +360,14 @@ class StackPricer(Pricer):
 
     def _validate(self, n_items: int) -> None:
         if not self._active_members():
-            raise ValueError("a stack needs at least one member that is not null")
+            raise ConfigError("a stack needs at least one member that is not null")
         if self.correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+            raise ConfigError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.stacker_max_rows < 1:
-            raise ValueError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
+            raise ConfigError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
         scale = self.residual_price_scale
         if scale is not None and not (np.isfinite(scale) and scale > 0):
-            raise ValueError(
+            raise ConfigError(
                 f"residual_price_scale must be a finite number above 0 or null, got {scale}"
             )
         for name in ("like_test_weight", "like_test_feature_weight"):
@@ -374,9 +375,9 @@ class StackPricer(Pricer):
             # 0 would leave an all-flagged neighbourhood no weight at all (0 / 0), a negative
             # one averages outside the neighbours' range; the trees would take either quietly.
             if weight is not None and not (np.isfinite(weight) and weight > 0):
-                raise ValueError(f"{name} must be a finite number above 0 or null, got {weight}")
+                raise ConfigError(f"{name} must be a finite number above 0 or null, got {weight}")
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
-            raise ValueError(
+            raise ConfigError(
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
                 f"training items, got {n_items}"
             )
@@ -607,7 +608,7 @@ def _like_test_flag(values: pd.Series) -> np.ndarray:
     if values.dtype == object and all(isinstance(v, bool | np.bool_) for v in present):
         return np.array([bool(v) if isinstance(v, bool | np.bool_) else False for v in values])
     example = present.iloc[0] if len(present) else None
-    raise ValueError(
+    raise BadData(
         f"{LIKE_TEST_COLUMN} must hold True or False (or nothing), got {values.dtype} values "
         f"such as {example!r}"
     )

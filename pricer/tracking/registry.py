@@ -34,6 +34,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
+from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.tracking.candidates import (
     METRIC,
@@ -202,7 +203,7 @@ class RegistrySettings:
             challenger_alias=mapping["challenger_alias"],
         )
         if settings.champion_alias == settings.challenger_alias:
-            raise ValueError("registry.champion_alias and registry.challenger_alias must differ")
+            raise ConfigError("registry.champion_alias and registry.challenger_alias must differ")
         return settings
 
 

@@ -23,6 +23,8 @@ from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from pricer.errors import ConfigError
+
 SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
 PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
 STUDY_TAG = "pricer.sweep.study"  # on the parent and every trial run: the study's name
@@ -59,7 +61,7 @@ class SharedStudy:
         if sweeper is None or sweeper.get("_target_") != SWEEPER or not sweeper.get("storage"):
             return None
         if not sweeper.get("study_name"):
-            raise ValueError(
+            raise ConfigError(
                 "hydra.sweeper.storage is set but hydra.sweeper.study_name is not: name the "
                 "study, so other sweep processes (and reruns) can join it"
             )

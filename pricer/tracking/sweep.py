@@ -34,6 +34,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
+from pricer.errors import ConfigError
 from pricer.evaluation import objective_trace
 from pricer.tracking.run import (
     KIND_TAG,
@@ -82,7 +83,7 @@ class SweepCallback(Callback):
         validation_size: int,
     ) -> None:
         if direction not in ("minimize", "maximize"):
-            raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
         self.tracking = _plain(tracking)
         self.run_name = run_name
         self.tags = {str(key): str(value) for key, value in _plain(tags).items()}

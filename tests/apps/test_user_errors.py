@@ -63,3 +63,52 @@ def test_a_mistyped_setting_fails_before_any_run_or_data(
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert re.search(rf"key: ([a-z_]+\.)*{key}\b", error), error
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("app", "overrides", "expected"),
+    [
+        # Ranges that composing cannot check: a ValueError with a traceback before.
+        ("train", ["model=constant", "eval.size=-5"], "size must be >= 1"),
+        ("train", ["model=constant", "validation.size=-1"], "validation.size must be >= 0"),
+        ("leaderboard", ["eval.size=0"], "size must be >= 1"),
+        ("leaderboard", ["families=[constant,xgbost]"], "unknown families ['xgbost']"),
+    ],
+)
+def test_a_setting_out_of_range_fails_in_one_line_before_any_run(
+    app: str, overrides: list[str], expected: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(pricer_app(app, *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert expected in error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # A family's own setting, checked when it fits (scikit-learn's contract): one line, and
+        # the run it started ends FAILED.
+        (["model=frontier", "model.max_concurrency=0"], "max_concurrency must be >= 1"),
+        (["model=finetuned", "model.model="], "model is empty"),
+        (["model=constant", "model.statistic=mode"], "statistic must be one of"),
+        (["model=stack", "model.like_test_weight=0"], "like_test_weight must be a finite number"),
+    ],
+)
+def test_a_family_setting_out_of_range_fails_in_one_line(
+    overrides: list[str], expected: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(
+        pricer_app("train", *overrides, workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+        env={"OPENAI_API_KEY": "unused"},
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert expected in error
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [run.info.status for run in runs] == ["FAILED"]

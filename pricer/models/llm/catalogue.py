@@ -106,7 +106,7 @@ class ModelEntry:
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHTS:
-            raise ValueError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
+            raise ConfigError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
         for name in ("released", "knowledge_cutoff", "checked"):
             parse_date(getattr(self, name))  # raises on a malformed date
 

@@ -31,7 +31,7 @@ import openai
 from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
@@ -131,11 +131,11 @@ class Pacing:
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"pacing {name} must be > 0 or null, got {value}")
+                raise ConfigError(f"pacing {name} must be > 0 or null, got {value}")
         if self.burst_seconds <= 0:
-            raise ValueError(f"pacing burst_seconds must be > 0, got {self.burst_seconds}")
+            raise ConfigError(f"pacing burst_seconds must be > 0, got {self.burst_seconds}")
         if not 0 < self.headroom <= 1:
-            raise ValueError(f"pacing headroom must be in (0, 1], got {self.headroom}")
+            raise ConfigError(f"pacing headroom must be in (0, 1], got {self.headroom}")
 
     @property
     def active(self) -> bool:
@@ -304,7 +304,7 @@ async def chat_calls(
     answers before the batch ends (an interrupted batch keeps what it got). Raises
     ``ServerUnreachable`` before any call when nothing listens."""
     if max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     pacer = Pacer(pacing) if pacing is not None and pacing.active else None
     counter = RetryCounter(on_throttle=pacer.back_off if pacer is not None else None)
     limit = asyncio.Semaphore(max_concurrency)

@@ -36,7 +36,7 @@ import pandas as pd
 from openai.types.fine_tuning import FineTuningJob
 from tqdm.auto import tqdm
 
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 from pricer.models.base import as_items
 from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.prompts import PromptTemplate, format_price
@@ -69,7 +69,7 @@ def split_examples(
     """Disjoint training and validation rows, drawn (seeded) from the training split."""
     needed = train_size + validation_size
     if needed > len(train):
-        raise ValueError(
+        raise ConfigError(
             f"train_size + validation_size = {needed} but the training split has {len(train)}"
         )
     order = np.random.default_rng(seed).permutation(len(train))

@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import Pricer, PriceReport, as_items
 from pricer.models.llm.accounting import ItemOutcome, batch_stats
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
@@ -133,17 +134,17 @@ class FrontierPricer(Pricer):
 
     def _validate(self) -> None:
         if not self.model:
-            raise ValueError(
+            raise ConfigError(
                 "model is empty: name a chat model (for model=finetuned, set "
                 "PRICER_FINETUNED_MODEL or model.model=ft:...)"
             )
         self._template().validate(with_examples=self.retrieval is not None)
         if self.max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+            raise ConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
         if not self.timeout or self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
         pacing = self.pacing_limits()  # bad knobs fail here, not mid-batch
         found = self._entry()

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pricer.errors import ConfigError
+
 FIELDS = ("text", "title", "category", "examples")
 EXAMPLE_FIELDS = ("text", "price")
 PROMPT_KEYS = ("system", "user", "prefill", "example")
@@ -160,7 +162,7 @@ class PromptTemplate:
         unknown = sorted(set(values) - set(PROMPT_KEYS))
         missing = sorted(set(PROMPT_KEYS) - set(values))
         if unknown or missing:
-            raise ValueError(
+            raise ConfigError(
                 f"prompt keys must be {list(PROMPT_KEYS)}; unknown {unknown}, missing {missing}"
             )
         return cls(**values)
@@ -170,20 +172,22 @@ class PromptTemplate:
         fields = template_fields(self.user)
         unknown = sorted(fields - set(FIELDS))
         if unknown:
-            raise ValueError(f"prompt.user uses unknown field(s) {unknown}; allowed: {FIELDS}")
+            raise ConfigError(f"prompt.user uses unknown field(s) {unknown}; allowed: {FIELDS}")
         if "text" not in fields:
-            raise ValueError("prompt.user must contain {text}: the item to price")
+            raise ConfigError("prompt.user must contain {text}: the item to price")
         if with_examples != ("examples" in fields):
-            raise ValueError(
+            raise ConfigError(
                 "prompt.user must contain {examples} exactly when retrieval is configured "
                 f"(retrieval {'on' if with_examples else 'off'})"
             )
         if with_examples:
             if not self.example:
-                raise ValueError("retrieval needs prompt.example, e.g. '{text}\\nPrice is {price}'")
+                raise ConfigError(
+                    "retrieval needs prompt.example, e.g. '{text}\\nPrice is {price}'"
+                )
             unknown = sorted(template_fields(self.example) - set(EXAMPLE_FIELDS))
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"prompt.example uses unknown field(s) {unknown}; allowed: {EXAMPLE_FIELDS}"
                 )
 

@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
+from pricer.errors import ConfigError
 from pricer.models.base import as_items
 from pricer.models.llm.prompts import Neighbour
 
@@ -57,7 +58,7 @@ class NeighbourIndex(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> NeighbourIndex:
         if self.k < 1:
-            raise ValueError(f"retrieval.k must be >= 1, got {self.k}")
+            raise ConfigError(f"retrieval.k must be >= 1, got {self.k}")
         items = as_items(X).reset_index(drop=True)
         prices = np.asarray(y, dtype=float)
         if len(items) != len(prices):
