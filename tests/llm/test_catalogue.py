@@ -142,13 +142,18 @@ def test_a_model_missing_from_the_catalogue_runs_with_a_warning(
     assert not pricer.pacing_limits().active  # no known limits: not paced
 
 
-def test_a_tier_the_entry_lacks_warns_and_is_not_paced(compose_conf, api_key, make_items, caplog):
-    cfg = compose_conf(
-        "train", ["model=frontier", "model.tier=tier9", "model.api_key_env=PRICER_TEST_LLM_KEY"]
-    )
-    pricer = instantiate(cfg.model)
+def test_a_tier_the_entry_lacks_is_refused_unless_pacing_is_set(
+    compose_conf, api_key, make_items, caplog
+):
+    # A typo (tier9) used to warn and send every call unpaced.
+    settings = ["model=frontier", "model.tier=tier9", "model.api_key_env=PRICER_TEST_LLM_KEY"]
+    pricer = instantiate(compose_conf("train", settings).model)
     items = make_items(3, seed=0)
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(ConfigError, match=r"no rate-limit tier 'tier9': name one of \['tier1'"):
         pricer.fit(items, items["price"])
-    assert "tier9" in caplog.text and "not paced" in caplog.text
-    assert not pricer.pacing_limits().active
+    # With its own limits the run is still paced: the missing tier is only worth a warning.
+    paced = instantiate(compose_conf("train", [*settings, "model.pacing.rpm=100"]).model)
+    with caplog.at_level(logging.WARNING):
+        paced.fit(items, items["price"])
+    assert "tier9" in caplog.text and "pacing to model.pacing" in caplog.text
+    assert paced.pacing_limits().active

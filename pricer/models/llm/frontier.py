@@ -155,6 +155,14 @@ class FrontierPricer(Pricer):
                 self.model,
             )
         elif self.tier is not None and found[1].limits(self.tier) is None:
+            tiers = sorted(found[1].rate_limits)
+            if tiers and not pacing.active:
+                # A mistyped tier (tier9) would otherwise turn the pacing off with a warning
+                # that scrolls away: the batch then leans on 429s and retries alone.
+                raise ConfigError(
+                    f"catalogue entry {found[0]!r} has no rate-limit tier {self.tier!r}: "
+                    f"name one of {tiers}, or model.tier=null to send calls unpaced"
+                )
             log.warning(
                 "catalogue entry %r has no rate-limit tier %r (it has %s): %s",
                 found[0],
