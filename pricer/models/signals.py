@@ -119,13 +119,17 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(
-        self, X: sp.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None
+        self,
+        X: sp.spmatrix,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        anchor: np.ndarray | None = None,
     ) -> np.ndarray:
-        self.fit(X, y, sample_weight)
+        self.fit(X, y, sample_weight, anchor)
         # Leave-one-out: a training item in the pool must not find itself.
         own = np.full(X.shape[0], -1)
         own[self.pool_rows_] = np.arange(len(self.pool_rows_))
-        return self._features(X, own)
+        return self._features(X, own, anchor if self.pool_anchor_ is not None else None)
 
     def transform(self, X: sp.spmatrix, anchor: np.ndarray | None = None) -> np.ndarray:
         """The features of new items; ``anchor``: theirs, needed when fitted with anchors."""
@@ -191,6 +195,9 @@ class NeighbourPrices(TransformerMixin, BaseEstimator):
             gap = np.abs(
                 np.asarray(anchor, dtype=float)[start:stop, None] - self.pool_anchor_[top[:, :10]]
             )
+            # Measured from each row's nearest anchor: the same factor for the row's ten (so
+            # the same mean), and never exp(-large) = 0 for all ten, which would divide 0 by 0.
+            gap -= gap.min(axis=1, keepdims=True)
             weights = weights * np.exp(-gap / self.anchor_scale)
         block[:, 3] = (prices[:, :10] * weights).sum(axis=1) / weights.sum(axis=1)
         block[:, 4] = top_similarity[:, 0]

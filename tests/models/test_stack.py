@@ -243,6 +243,14 @@ def test_neighbour_anchors_fade_a_neighbour_with_its_gap_to_the_item() -> None:
     assert far == pytest.approx((6 * fade + 10) / (3 * fade + 1), rel=1e-4)
     with pytest.raises(ValueError, match="needs anchors"):
         faded.transform(new)
+    # A scale so small that exp(-gap / scale) is 0 for every neighbour: the nearest anchors
+    # still count, rather than 0 / 0.
+    sharp = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0, anchor_scale=1e-3)
+    sharp.fit(X, y, anchor=anchor)
+    assert sharp.transform(new, anchor=np.array([1.9]))[0, 3] == pytest.approx(10.0, rel=1e-4)
+    # Training rows, leave-one-out, fade alike: item 0 sees 1, 2 (anchor 0) and 3 (anchor 2).
+    own = faded.fit_transform(X, y, anchor=anchor)[0, 3]
+    assert own == pytest.approx((2 + 3 + 10 * fade) / (2 + fade), rel=1e-4)
     # Without a scale the anchors are not kept, and a model saved before them ignores them.
     unscaled = NeighbourPrices(pool_size=100, chunk_rows=3, random_state=0).fit(X, y, anchor=anchor)
     assert unscaled.pool_anchor_ is None
