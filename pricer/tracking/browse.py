@@ -70,6 +70,9 @@ def _dollars(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"${value:,.2f}"
 
 
+ERROR_WIDTH = 48  # the row still fits 100 columns with a run name of 20 characters
+
+
 def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
     """Newest first: leaderboards, sweeps, curations and lone family runs (not the families of a
     leaderboard or the trials of a sweep, which their parent sums up)."""
@@ -91,7 +94,9 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
                 "run": run.info.run_id[:SHORT_ID],
                 "name": run.info.run_name,
                 "status": run.info.status,
-                "result": _result(kind, run.data.metrics, t),
+                # A run that failed or was stopped has no result: why it ended goes there.
+                "result": _result(kind, run.data.metrics, t)
+                or _shorten(t.get(tags.ERROR, ""), ERROR_WIDTH),
             }
         )
         if len(rows) == limit:

@@ -25,3 +25,21 @@ def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
     assert table["study-empty"] == "no trial finished, 2 failed"
     assert table["curate-synthetic"] == "train 38,424 / test 2,000 items"
     assert sweep.info.run_id[: browse.SHORT_ID] in set(browse.recent_runs(None, 10)["run"])
+
+
+def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
+    # Before, a FAILED run's result cell was empty: the reason was only in the UI's tags.
+    reason = "ConfigError: like_test_weight must be a finite number above 0 or null, got 0.0"
+    with mlflow.start_run(run_name="stack · real", tags={tags.FAMILY: "stack"}) as failed:
+        mlflow.set_tag(tags.ERROR, reason)
+    mlflow.MlflowClient().set_terminated(failed.info.run_id, "FAILED")
+    with mlflow.start_run(run_name="xgboost · real", tags={tags.FAMILY: "xgboost"}):
+        mlflow.log_metric("mae", 92.78)
+
+    table = browse.recent_runs(None, 10).set_index("name")
+
+    assert table.loc["xgboost · real", "result"] == "mae $92.78"
+    assert table.loc["stack · real", "status"] == "FAILED"
+    shown = table.loc["stack · real", "result"]
+    assert shown.startswith("ConfigError: like_test_weight must") and shown.endswith("…")
+    assert len(shown) <= 48
