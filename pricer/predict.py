@@ -52,7 +52,7 @@ class PredictError(UserError, RuntimeError):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m pricer.predict",
+        prog="pricer predict",  # what users type (the console script), not the module
         description="Price items with a registered pricer model (default: the champion).",
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="item descriptions to price")

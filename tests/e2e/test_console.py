@@ -70,3 +70,10 @@ def test_pricer_without_an_app_lists_them(tmp_path: Path, tracking_uri: str) -> 
         assert f"\n  {app} " in result.stdout
     unknown = run_cli([PRICER, "trian"], tracking_uri, tmp_path)
     assert unknown.returncode == 2 and "unknown app 'trian'" in unknown.stderr
+
+
+def test_predict_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path) -> None:
+    # It said "usage: python -m pricer.predict", which no README command uses.
+    result = run_cli([PRICER, "predict", "--help"], tracking_uri, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("usage: pricer predict ")
