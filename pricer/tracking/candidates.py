@@ -126,7 +126,9 @@ def require_data(data: str | None, experiment: str | None) -> str:
     if data:
         return str(data)
     choices = data_choices(experiment)
-    listed = ", ".join(f"{name} ({n} runs)" for name, n in sorted(choices.items()))
+    listed = ", ".join(
+        f"{name} ({n} run{'' if n == 1 else 's'})" for name, n in sorted(choices.items())
+    )
     raise DataNotChosen(
         "say which data the champion is for, e.g. data=real: each data has its own registered "
         f"model and champion; runs with a logged model here: {listed or 'none'}"

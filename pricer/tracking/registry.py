@@ -227,7 +227,8 @@ def promote(cfg: DictConfig) -> Decision:
         champion = None if current is None else _champion_candidate(current, registry)
         pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]
-        print(f"candidate: {candidate.describe()}, best of {len(pool)} comparable runs", flush=True)
+        runs = f"{len(pool)} comparable run{'' if len(pool) == 1 else 's'}"
+        print(f"candidate: {candidate.describe()}, best of {runs}", flush=True)
         # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
         mlflow.set_tags(
             {

@@ -222,7 +222,7 @@ def test_promote_without_data_lists_the_choices_and_starts_no_run(client: Mlflow
     training_run(BASE)
     training_run(BASE, data="real")
     training_run(BASE, data="real")
-    with pytest.raises(DataNotChosen, match=r"data=real.*real \(2 runs\), synthetic \(1 runs\)"):
+    with pytest.raises(DataNotChosen, match=r"data=real.*real \(2 runs\), synthetic \(1 run\)"):
         promote_with(data=None)
     assert promotion_runs() == []
     assert client.search_registered_models() == []
