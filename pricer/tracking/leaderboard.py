@@ -17,7 +17,7 @@ import mlflow
 import pandas as pd
 
 from pricer.evaluation import leaderboard_chart
-from pricer.evaluation.tradeoff import cost_chart, latency_chart
+from pricer.evaluation.tradeoff import COST, cost_chart, latency_chart
 from pricer.tracking import tags
 
 NOTE_TAG = tags.NOTE
@@ -45,7 +45,9 @@ DISPLAY: list[tuple[str, str, Format]] = [
     ("failed", "failure_rate", lambda v: f"{v:.1%}"),
     ("fit s", "time.fit_seconds", _seconds),
     ("predict s", "time.predict_seconds", _seconds),
-    ("$/1k items", "llm.cost_per_1k_items_usd", lambda v: f"${v:,.3f}"),
+    # Every family's whole cost when the trade-off is known (COST: compute, plus tokens for an
+    # LLM), else an LLM's token cost alone: no family is free, and a blank read as $0.
+    ("$/1k items", COST, lambda v: f"${v:,.3f}" if v >= 0.0005 else "<$0.001"),
     ("p50 s", "llm.latency_p50_s", lambda v: f"{v:.2f}"),
     ("p95 s", "llm.latency_p95_s", lambda v: f"{v:.2f}"),
     ("items/s", "llm.items_per_second", lambda v: f"{v:,.1f}"),
@@ -65,6 +67,8 @@ def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd
     shown = pd.DataFrame(index=table.index.astype(str))
     shown.index.name = "family"
     for header, column, fmt in DISPLAY:
+        if header == "$/1k items" and column not in table.columns:
+            column = "llm.cost_per_1k_items_usd"
         if column not in table.columns or not table[column].map(_known).any():
             continue
         if header == "95% CI":
@@ -160,10 +164,12 @@ def log_leaderboard(
     """
     run = mlflow.active_run()
     best = best_family(table)
+    # What people read (the run's description, the terminal) shows every family's cost.
+    shown = table if tradeoff is None else table.assign(**{COST: tradeoff[COST]})
     mlflow.log_metrics(parent_metrics(table))
     mlflow.set_tags(
         {
-            NOTE_TAG: description(table, data, reference),
+            NOTE_TAG: description(shown, data, reference),
             **({tags.BEST_FAMILY: best[0]} if best else {}),
         }
     )
@@ -177,7 +183,7 @@ def log_leaderboard(
         mlflow.log_figure(cost, "leaderboard/mae_vs_cost.png")
         latency = latency_chart(tradeoff, f"Error against latency per item, {data} data")
         mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
-    print("", display_table(table).to_string(), sep="\n", flush=True)
+    print("", display_table(shown).to_string(), sep="\n", flush=True)
     if reference:
         print(reference, flush=True)
     if best:

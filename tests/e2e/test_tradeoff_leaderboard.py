@@ -58,6 +58,10 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     costs = dict(zip(trade["family"], trade["cost_per_1k_usd"], strict=True))
     assert all(cost > 0 for cost in costs.values()), costs
     assert costs["frontier"] > costs["constant"]
+    # The terminal's table says so too: a classical family's cost is under a tenth of a cent,
+    # not blank.
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "<$0.001" in rows["constant"] and "<$0.001" in rows["linear"], result.stdout
     llm = runs["frontier · synthetic"]
     assert llm.data.tags["llm.model.provider"] == "openai"
     assert llm.data.tags["llm.model.knowledge_cutoff"]

@@ -63,6 +63,17 @@ def test_the_terminal_table_fits_100_columns_with_dollars_and_no_empty_columns()
     assert "$/1k items" in display_table(full).columns
 
 
+def test_with_the_trade_off_every_family_shows_its_cost_per_1000_items() -> None:
+    # The column showed only an LLM's token cost: classical families had a blank, read as $0.
+    costs = {"xgboost": 0.00078, "constant": 1.9e-07, "frontier": 0.0342}
+    shown = display_table(board().assign(cost_per_1k_usd=pd.Series(costs)))
+    assert shown["$/1k items"].to_dict() == {
+        "xgboost": "$0.001",
+        "constant": "<$0.001",
+        "frontier": "$0.034",
+    }
+
+
 def test_parent_metrics_and_best_family_skip_failed_families() -> None:
     table = board()
     assert best_family(table) == ("xgboost", pytest.approx(92.781234))
