@@ -24,7 +24,7 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.models.base import Pricer, training_items
 from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
-from pricer.settings import check_arguments
+from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
@@ -79,6 +79,7 @@ def run_family(
     """
     # A bad setting fails before anything is logged: the family's, the evaluation's and the
     # validation's (their ranges, which composing does not check).
+    check_seed(run_cfg.seed)
     check_arguments(run_cfg.model, "model")
     settings = EvalSettings.from_config(run_cfg.eval)
     validation = (
@@ -183,6 +184,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     The data is loaded once, inside the parent run, and shared by every family.
     """
     families = selected_families(cfg.families, list(cfg.models))
+    check_seed(cfg.seed)
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
     eval_settings = EvalSettings.from_config(cfg.eval)

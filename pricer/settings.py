@@ -56,6 +56,16 @@ def describe(error: OmegaConfBaseException, schema: str) -> str:
 _HYDRA_KEYS = frozenset({"_target_", "_convert_", "_recursive_", "_partial_", "_args_"})
 
 
+def check_seed(seed: object) -> None:
+    """``seed`` (the root key every ``random_state`` interpolates) must be an integer.
+
+    Checked by name: otherwise ``seed=abc`` fails later, at the first family's
+    ``random_state``, a key the user never typed.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+
+
 def check_arguments(node: DictConfig, where: str) -> None:
     """Check an instantiable node (``_target_``) against its target's constructor.
 

@@ -73,6 +73,9 @@ def test_a_mistyped_setting_fails_before_any_run_or_data(
         ("train", ["model=constant", "validation.size=-1"], "validation.size must be >= 0"),
         ("leaderboard", ["eval.size=0"], "size must be >= 1"),
         ("leaderboard", ["families=[constant,xgbost]"], "unknown families ['xgbost']"),
+        # It named the first family's random_state, which the user never typed.
+        ("train", ["seed=abc"], "seed must be an integer, got 'abc'"),
+        ("leaderboard", ["seed=1.5"], "seed must be an integer, got 1.5"),
     ],
 )
 def test_a_setting_out_of_range_fails_in_one_line_before_any_run(
