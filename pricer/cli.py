@@ -103,11 +103,14 @@ def one_line(error: BaseException) -> str:
     """The error's message with its lines joined (Hydra's messages span several).
 
     Hydra wraps what went wrong ("Error merging override eval.size=abc") around its cause
-    (which value, which key): both are said.
+    (which value, which key): both are said. A cause the message already quotes is not said
+    again ("could not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice).
     """
-    messages = []
+    messages: list[str] = []
     while error is not None and len(messages) < 3:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        messages.append(" ".join(lines) or type(error).__name__)
+        message = " ".join(lines) or type(error).__name__
+        if not any(message in said for said in messages):
+            messages.append(message)
         error = error.__cause__
     return ": ".join(messages)
