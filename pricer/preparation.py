@@ -25,7 +25,7 @@ from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import export_items
 from pricer.models.llm import finetuning as ft
-from pricer.models.llm.client import ClientSettings, make_client
+from pricer.models.llm.client import ClientSettings, make_client, read_api_key
 from pricer.models.llm.prompts import PromptTemplate
 from pricer.tracking import finetune as ft_log
 from pricer.tracking import tags
@@ -60,6 +60,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     step; a failed or cancelled job fails it with the server's reason (``ft.JobFailed``).
     """
     settings = ClientSettings(**cfg.client)
+    read_api_key(settings.api_key_env)  # a missing key fails before a bill is shown or confirmed
     run_tags = {tags.ENTRY_POINT: "finetune", tags.FT_BASE_MODEL: cfg.base_model}
     if cfg.job_id:  # resume: the files and the job exist already
         client = make_client(settings)

@@ -113,3 +113,17 @@ def test_the_app_without_a_terminal_says_so_in_one_line(finetune_cfg, stub, trac
     assert "Estimated training cost" in result.stdout
     assert not stub.state.counters  # nothing uploaded, no job
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_without_an_api_key_it_stops_before_the_cost_is_shown(
+    finetune_cfg, stub, capsys, monkeypatch
+) -> None:
+    # The estimate was printed (and, on a terminal, confirmed) before the missing key failed.
+    from pricer.models.llm.client import MissingApiKeyError
+
+    monkeypatch.delenv("PRICER_TEST_LLM_KEY", raising=False)
+    with pytest.raises(MissingApiKeyError):
+        run_finetune(finetune_cfg())
+    assert "estimate" not in capsys.readouterr().out.lower()
+    assert not stub.state.counters
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
