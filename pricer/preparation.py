@@ -29,7 +29,7 @@ from pricer.models.llm.client import ClientSettings, make_client, read_api_key
 from pricer.models.llm.prompts import PromptTemplate
 from pricer.tracking import finetune as ft_log
 from pricer.tracking import tags
-from pricer.tracking.data import log_curation_charts, log_data_inputs
+from pricer.tracking.data import data_name, log_curation_charts, log_data_inputs
 from pricer.tracking.run import log_config, tracked_run
 
 
@@ -138,8 +138,9 @@ def export_for_human(cfg: DictConfig) -> Path:
     items = evaluation_items(curated, EvalSettings.from_config(cfg.eval))
     path = export_items(items, cfg.output_path)
     print(
-        f"wrote {len(items)} items to price to {path}; fill in the price column and save it "
-        "as model=human's guesses_path",
+        f"wrote {len(items)} items to price to {path}; fill in the price column, save it as "
+        "human/guesses.csv (model=human's guesses_path; model.guesses_path=... for another "
+        f"place), then: pricer train model=human data={data_name(cfg.data)}",
         flush=True,
     )
     return path

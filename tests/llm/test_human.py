@@ -29,6 +29,14 @@ def export_cfg(compose_conf, item_files, tmp_path):
     )
 
 
+def test_export_says_where_the_guesses_go_and_what_to_run(export_cfg, capsys) -> None:
+    # It said "save it as model=human's guesses_path", a config key, not a file.
+    export_for_human(export_cfg)
+    said = capsys.readouterr().out
+    assert "save it as human/guesses.csv" in said
+    assert said.rstrip().endswith("then: pricer train model=human data=items")
+
+
 def test_export_then_guesses_round_trip(export_cfg, tmp_path) -> None:
     exported = pd.read_csv(export_for_human(export_cfg), dtype=str, keep_default_na=False)
     curated = load_curated(export_cfg.data, export_cfg.curation)
