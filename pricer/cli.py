@@ -65,9 +65,22 @@ def run(main: Callable[[], object]) -> None:
     except (UserError, HydraException, OmegaConfBaseException) as error:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
+    except Exception as error:
+        if not _is_parameter_error(error):
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_STATUS)
     except interrupt.Interrupted as stop:
         print(f"pricer: {stop}: its runs ended KILLED", file=sys.stderr, flush=True)
         interrupt.exit_process(stop.exit_code)
+
+
+def _is_parameter_error(error: BaseException) -> bool:
+    """scikit-learn's refusal of an estimator parameter (``model.n_estimators=0`` for the
+    random forest): its message names the parameter, its range and the value, so it is a user
+    error. Known by name: importing scikit-learn here would slow every typo's answer."""
+    kind = type(error)
+    return kind.__name__ == "InvalidParameterError" and kind.__module__.startswith("sklearn.")
 
 
 class _BannerFilter:

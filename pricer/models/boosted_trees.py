@@ -16,6 +16,7 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
+from pricer.errors import ConfigError
 from pricer.models.dense_text import tree_model_inputs
 from pricer.models.pipeline import PipelinePricer
 
@@ -62,6 +63,9 @@ class XGBoostPricer(PipelinePricer):
         self.random_state = random_state
 
     def make_pipeline(self) -> Pipeline:
+        # XGBoost takes a count below 1 as no trees at all, and prices every item alike.
+        if self.n_estimators < 1:
+            raise ConfigError(f"n_estimators must be >= 1, got {self.n_estimators}")
         features = tree_model_inputs(
             self.random_state,
             max_features=self.text_max_features,

@@ -98,6 +98,9 @@ def test_a_setting_out_of_range_fails_in_one_line_before_any_run(
         (["model=finetuned", "model.model="], "model is empty"),
         (["model=constant", "model.statistic=mode"], "statistic must be one of"),
         (["model=stack", "model.like_test_weight=0"], "like_test_weight must be a finite number"),
+        # scikit-learn's own parameter check (a traceback before), and XGBoost's silent 0 trees.
+        (["model=random_forest", "model.n_estimators=0"], "'n_estimators' parameter of"),
+        (["model=xgboost", "model.n_estimators=-3"], "n_estimators must be >= 1, got -3"),
     ],
 )
 def test_a_family_setting_out_of_range_fails_in_one_line(
