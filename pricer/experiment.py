@@ -15,6 +15,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pricer.data.dataset import CuratedData, load_curated
 from pricer.errors import ConfigError, UserError
@@ -115,7 +116,7 @@ def run_family(
         )
         # A leaderboard shows one progress display of its own; a lone run shows this one.
         bar = nullcontext() if nested else tqdm(total=1, desc=f"{run_name}: fit", leave=False)
-        with bar:
+        with bar, nullcontext() if nested else logging_redirect_tqdm():
             evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
         stats |= validation_metrics(pricer, validation_items, settings)
         failure_rate = evaluation.metrics["failure_rate"]
@@ -201,15 +202,18 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         log_curation_counts(curated)
         results = []
         progress = tqdm(families, desc="leaderboard", unit="family", leave=False)
-        for family in progress:
-            progress.set_postfix_str(family)
-            run_cfg = family_config(cfg, family, cfg.models[family])
-            try:
-                results.append(run_family(family, run_cfg, curated, nested=True))
-            except Exception as error:  # one broken family must not hide the others
-                failed = FamilyResult(family, family_run_id(family), "FAILED", error=str(error))
-                results.append(failed)
-                tqdm.write(f"{family}: FAILED: {error}")
+        # Log records (the openai SDK's "Retrying request ...") go through tqdm, on lines of
+        # their own, not glued to the bar.
+        with logging_redirect_tqdm():
+            for family in progress:
+                progress.set_postfix_str(family)
+                run_cfg = family_config(cfg, family, cfg.models[family])
+                try:
+                    results.append(run_family(family, run_cfg, curated, nested=True))
+                except Exception as error:  # one broken family must not hide the others
+                    failed = FamilyResult(family, family_run_id(family), "FAILED", error=str(error))
+                    results.append(failed)
+                    tqdm.write(f"{family}: FAILED: {error}")
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.
         with_reference = data == cfg.reference_data
