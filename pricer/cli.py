@@ -20,6 +20,7 @@ from pricer.paths import require_config_dir
 # exits 1 with its traceback.
 USER_ERROR_STATUS = 2
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
+_SEARCH_PATH = "\nConfig search path:"
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -121,7 +122,10 @@ def one_line(error: BaseException) -> str:
     """
     messages: list[str] = []
     while error is not None and len(messages) < 3:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        # Hydra closes a missing-option error with its config search path: three lines of
+        # where it looked, after the message that says what is available.
+        text = str(error).split(_SEARCH_PATH)[0]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         message = " ".join(lines) or type(error).__name__
         if not any(message in said for said in messages):
             messages.append(message)

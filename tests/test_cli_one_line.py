@@ -24,6 +24,17 @@ def test_a_wrapper_and_its_cause_are_both_said() -> None:
     )
 
 
+def test_hydras_config_search_path_is_left_out() -> None:
+    # model=xgbost: the available options, then three lines of where Hydra looked.
+    error = _chain(
+        "In 'train': Could not find 'model/xgbost'\n\nAvailable options in 'model':\n\txgboost\n"
+        "Config search path:\n\tprovider=hydra, path=pkg://hydra.conf\n\tprovider=main"
+    )
+    assert one_line(error) == (
+        "In 'train': Could not find 'model/xgbost' Available options in 'model': xgboost"
+    )
+
+
 def test_a_cause_the_message_already_quotes_is_not_said_again() -> None:
     # data=amazon offline ended "...: [Errno -2] Name or service not known: [Errno -2] ...".
     errno = "[Errno -2] Name or service not known"
