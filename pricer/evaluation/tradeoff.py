@@ -164,17 +164,21 @@ def _chart(table: pd.DataFrame, x: str, xlabel: str, title: str, front: str) -> 
 
 # Where a label may sit beside its point (points from it; negative x: the label ends there).
 LABEL_OFFSETS = ((5, 5), (5, -14), (-5, 5), (-5, -14), (5, 16), (5, -25))
+MARKER_PIXELS = 4  # a point's marker and error-bar cap reach about this far from it
 
 
 def _label(fig: Figure, ax: Axes, points: list[tuple[str, float, float]]) -> None:
     """Name each point, in x order, at the first offset where its label overlaps no label
-    placed before it (else the first offset). Families with like costs and errors sit close
-    on a log axis: fixed offsets wrote "tfidf_ridge" over "random_forest" on the real
-    leaderboard's chart."""
+    placed before it and no other family's point (else the first offset). Families with like
+    costs and errors sit close on a log axis: fixed offsets wrote "tfidf_ridge" over
+    "random_forest", and a label beside the other point reads as that point's ("linear" next
+    to bow_linear's point on the leaderboard of 2026-12-05)."""
     fig.draw_without_rendering()  # settle the layout, so that label boxes are final
     renderer = fig.canvas.get_renderer()
     placed: list[Bbox] = []
+    where = {name: ax.transData.transform((x, y)) for name, x, y in points}
     for name, x, y in sorted(points, key=lambda point: point[1]):
+        others = [point for other, point in where.items() if other != name]
         for offset in LABEL_OFFSETS:
             text = ax.annotate(
                 _escape(name),
@@ -184,7 +188,10 @@ def _label(fig: Figure, ax: Axes, points: list[tuple[str, float, float]]) -> Non
                 ha="left" if offset[0] > 0 else "right",
             )
             box = text.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed):
+            near = box.padded(MARKER_PIXELS)
+            if not any(box.overlaps(other) for other in placed) and not any(
+                near.contains(px, py) for px, py in others
+            ):
                 break
             text.remove()
         else:

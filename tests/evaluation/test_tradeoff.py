@@ -182,6 +182,37 @@ def test_labels_of_families_with_like_cost_and_error_do_not_overlap() -> None:
         assert not any(box.overlaps(other) for other in boxes[index + 1 :]), labels[index]
 
 
+def test_a_label_does_not_sit_on_another_familys_point() -> None:
+    # The real leaderboard of 2026-12-05: linear ($127.61 at $0.000044 per 1,000 items) and
+    # bow_linear ($135.99 at $0.000049) sit a few pixels apart; "linear" was written beside
+    # bow_linear's point, and "bow_linear" away from both, so each read as the other's.
+    table = pd.DataFrame(
+        {
+            "mae": [127.61, 135.99, 144.79, 92.78, 377.0],
+            "mae_ci_low": [112.4, 120.5, 127.5, 80.5, 344.2],
+            "mae_ci_high": [144.2, 153.4, 166.3, 106.8, 408.4],
+            COST: [4.4e-05, 4.9e-05, 1.9e-07, 7.8e-04, 0.118],
+            LATENCY: [1.9e-04, 6.1e-05, 2.9e-06, 3.2e-04, 0.31],
+            "pareto_cost": [True, False, True, True, False],
+            "pareto_latency": [True, True, True, True, False],
+        },
+        index=pd.Index(["linear", "bow_linear", "constant", "xgboost", "frontier"], name="family"),
+    )
+    figure = cost_chart(table)
+    ax = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    pixels = ax.transData.transform(table[[COST, "mae"]].to_numpy())
+    points = dict(zip(table.index, pixels, strict=True))
+    for text in ax.texts:
+        name = text.get_text()
+        if name not in points:
+            continue
+        box = text.get_window_extent(renderer).padded(4)  # a marker's radius, in pixels
+        for other, (x, y) in points.items():
+            if other != name:
+                assert not box.contains(x, y), (name, other)
+
+
 def test_unknown_costs_are_named_not_dropped_silently() -> None:
     figure = cost_chart(tradeoff_table(board(), PRICE, n_items=250))
     assert any("not plotted (unknown or zero): local_llm" in text for text in texts(figure))
