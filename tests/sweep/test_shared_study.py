@@ -184,18 +184,16 @@ def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_worker
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     log = (tmp_path / "sweep.log").open("w")
     sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    running: set[str] = set()  # the trial runs the signal lands on
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and sweep.poll() is None:
             table = runs(tracking_uri)
-            if (
-                "tags.pricer.sweep.trial" in table
-                and (
-                    table["tags.pricer.sweep.trial"].notna() & (table["status"] == "RUNNING")
-                ).sum()
-                == 2
-            ):
-                break
+            if "tags.pricer.sweep.trial" in table:
+                busy = table["tags.pricer.sweep.trial"].notna() & (table["status"] == "RUNNING")
+                if busy.sum() == 2:
+                    running = set(table.loc[busy, "run_id"])
+                    break
             time.sleep(0.2)
         assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
         workers = psutil.Process(sweep.pid).children(recursive=True)
@@ -216,7 +214,12 @@ def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_worker
     assert parent["status"] == "KILLED"
     assert parent["tags.error"] == "interrupted by SIGTERM"
     trials = table[table["tags.mlflow.parentRunId"] == parent["run_id"]]
-    assert len(trials) == 2 and "KILLED" in set(trials["status"])
+    # Usually the first batch of two; on a loaded machine the poll can miss it and catch the
+    # second (CI, 2026-12-05: four trials). Trials done before the signal stay FINISHED.
+    assert len(running) == 2 and running <= set(trials["run_id"])
+    hit = trials["run_id"].isin(running)
+    assert "KILLED" in set(trials.loc[hit, "status"])
+    assert set(trials.loc[~hit, "status"]) <= {"FINISHED"}
     study = optuna.load_study(study_name="resumed", storage=storage)
     states = {trial.number: trial.state.name for trial in study.trials}
     # On a loaded machine a trial can be writing its last result when the signal lands: the
