@@ -365,17 +365,13 @@ class StackPricer(Pricer):
             raise ConfigError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.stacker_max_rows < 1:
             raise ConfigError(f"stacker_max_rows must be positive, got {self.stacker_max_rows}")
-        scale = self.residual_price_scale
-        if scale is not None and not (np.isfinite(scale) and scale > 0):
-            raise ConfigError(
-                f"residual_price_scale must be a finite number above 0 or null, got {scale}"
-            )
-        for name in ("like_test_weight", "like_test_feature_weight"):
-            weight = getattr(self, name)
-            # 0 would leave an all-flagged neighbourhood no weight at all (0 / 0), a negative
-            # one averages outside the neighbours' range; the trees would take either quietly.
-            if weight is not None and not (np.isfinite(weight) and weight > 0):
-                raise ConfigError(f"{name} must be a finite number above 0 or null, got {weight}")
+        for name in ("residual_price_scale", "like_test_weight", "like_test_feature_weight"):
+            value = getattr(self, name)
+            # A weight of 0 would leave an all-flagged neighbourhood no weight at all (0 / 0), a
+            # negative one averages outside the neighbours' range, and a scale divides a gap:
+            # the trees would take any of them quietly.
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number above 0 or null, got {value}")
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ConfigError(
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
