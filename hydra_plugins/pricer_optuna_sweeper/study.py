@@ -7,7 +7,6 @@ database study with the same heartbeat settings.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -160,44 +159,3 @@ class Heartbeat:
                 log.warning("optuna heartbeat failed: %s", error)
             if self._stop.wait(self._interval):
                 return
-
-
-class TellOwnResult:
-    """A trial's task function that tells its own result to a shared study as it returns.
-
-    The sweeping process tells results only when a whole batch is back; if it is interrupted
-    (SIGTERM) while one trial of a batch still runs, a trial that had already finished would be
-    failed with the rest, though its run ended FINISHED with a value. Told from the trial's own
-    process the moment it returns, the study says COMPLETE with that value, as its run does
-    (the sweeper then leaves a COMPLETE trial alone). Picklable, for launchers that run trials
-    in other processes; a study in memory (no storage URL) cannot be reached from there and
-    keeps the sweeper's tell alone.
-    """
-
-    def __init__(self, task_function: Any, storage_url: str, study_name: str | None) -> None:
-        self.task_function = task_function
-        self.storage_url = storage_url
-        self.study_name = study_name  # set by the sweeper once the study is open
-
-    def __call__(self, config: Any) -> Any:
-        from pricer import interrupt
-
-        number = os.environ.get(TRIAL_ENV)
-        if number is None or self.study_name is None:
-            return self.task_function(config)
-        import optuna
-
-        # Opened before the trial runs, so that after it only one short write is left.
-        study = optuna.load_study(
-            study_name=self.study_name, storage=storage(self.storage_url, None, None)
-        )
-        value = self.task_function(config)
-        try:
-            objective = float(value)
-        except (TypeError, ValueError):
-            return value  # not an objective: the sweeper fails the trial, as before
-        if objective == objective:  # not NaN
-            # The run has ended FINISHED: a signal now must not leave the study without it.
-            with interrupt.deferred():
-                study.tell(int(number), objective, skip_if_finished=True)
-        return value

@@ -67,7 +67,6 @@ class OptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
-        self.own_tell: studies.TellOwnResult | None = None
         self.job_idx = 0
 
     def setup(
@@ -75,10 +74,6 @@ class OptunaSweeper(Sweeper):
     ) -> None:
         self.config = config
         self.hydra_context = hydra_context
-        if self.storage:
-            task_function = self.own_tell = studies.TellOwnResult(
-                task_function, self.storage, self.study_name
-            )
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -97,8 +92,6 @@ class OptunaSweeper(Sweeper):
             n_trials = min(n_trials, _product(len(choices) for choices in values.values()))
         store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
         study, created = studies.open_study(store, self.study_name, self.direction, sampler)
-        if self.own_tell is not None:
-            self.own_tell.study_name = study.study_name
         if store is not None and not created and hasattr(sampler, "reseed_rng"):
             # Every process of a shared study is configured with the same seed: left alone, each
             # would propose the same trials.
@@ -144,10 +137,11 @@ class OptunaSweeper(Sweeper):
                 study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
         self.job_idx += len(returns)
-        # With a storage each trial tells the study its own result as its run ends
-        # (study.TellOwnResult); telling it again would only make Optuna log "Skipped telling".
+        # With a storage, pricer's sweep callback has each trial tell the study its own result
+        # as its run ends (pricer.tracking.study.SharedStudy.result_teller): telling it again
+        # would only make Optuna log "Skipped telling".
         told: set[int] = set()
-        if self.own_tell is not None:
+        if self.storage:
             complete = (optuna.trial.TrialState.COMPLETE,)
             told = {t.number for t in study.get_trials(deepcopy=False, states=complete)}
         failures = []

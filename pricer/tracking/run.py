@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +43,18 @@ KIND_TAG = tag_names.KIND
 
 SWEEP_PARENT_ENV = "PRICER_SWEEP_PARENT_RUN_ID"
 SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
+
+# Called with a sweep trial's run id just before that run ends FINISHED, in the block that
+# holds signals back while it ends: the sweep tells its study the trial's result there. Told
+# after the run had ended, a SIGTERM landing in between left the run FINISHED and the trial
+# failed in Optuna (seen in CI). Set by the sweep callback in the process that runs the trial.
+_trial_finishing: Callable[[str], None] | None = None
+
+
+def on_trial_finishing(hook: Callable[[str], None] | None) -> None:
+    """Set (or, with None, clear) what runs as a sweep trial's run is about to end FINISHED."""
+    global _trial_finishing
+    _trial_finishing = hook
 
 
 def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
@@ -136,6 +148,8 @@ def tracked_run(
                 raise received from error  # callers (a leaderboard's except) must see it
             raise
         with interrupt.deferred():
+            if parent_run_id is not None and _trial_finishing is not None:
+                _trial_finishing(run.info.run_id)
             _end(run, RunStatus.FINISHED)
 
 

@@ -13,6 +13,7 @@ Optuna and their runs ended KILLED by the next process that looks.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from mlflow.entities import LifecycleStage, RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from pricer.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
 PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
@@ -115,6 +118,27 @@ class SharedStudy:
         if not made and client.get_run(run_id).info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
         return run_id, bool(made)
+
+    def result_teller(self, number: int, objective: str) -> Callable[[str], None]:
+        """What tells trial ``number`` its run's ``objective`` metric as the run ends.
+
+        For ``tracked_run``'s trial hook (``on_trial_finishing``), which calls it just before
+        the run ends FINISHED, signals held back: the study then says COMPLETE with the value
+        the run records, whenever a SIGTERM lands, and the sweeper leaves a COMPLETE trial
+        alone. The study is opened here, before the trial runs, so that only one short write is
+        left for the end. A run without the metric (or NaN) is not told: the sweeper fails it.
+        """
+        study, _ = self.open()
+
+        def tell(run_id: str) -> None:
+            try:
+                value = MlflowClient().get_run(run_id).data.metrics.get(objective)
+                if value is not None and not math.isnan(value):
+                    study.tell(number, value, skip_if_finished=True)
+            except Exception as error:  # the sweeper still tells it when the batch is back
+                log.warning("could not tell trial %d its result: %s", number, error)
+
+        return tell
 
     def reconcile(self, client: MlflowClient, parent_run_id: str, trial_tag: str) -> pd.DataFrame:
         """Fail stale trials, end their RUNNING runs KILLED; every trial of the study, a table."""

@@ -43,6 +43,7 @@ from pricer.tracking.run import (
     SWEEP_TAGS_ENV,
     configure_tracking,
     git_tags,
+    on_trial_finishing,
     redacted_config,
 )
 from pricer.tracking.study import STUDY_TAG, TRIAL_COLUMNS, SharedStudy, merge_trials
@@ -164,10 +165,13 @@ class SweepCallback(Callback):
         tags = {TRIAL_TAG: trial, OVERRIDES_TAG: json.dumps(overrides)}
         if self.study is not None:
             tags[STUDY_TAG] = self.study.study_name
+            if TRIAL_ENV in os.environ:  # the trial's result reaches Optuna as its run ends
+                on_trial_finishing(self.study.result_teller(int(trial), self.objective))
         os.environ[SWEEP_TAGS_ENV] = json.dumps(tags)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         os.environ.pop(SWEEP_TAGS_ENV, None)
+        on_trial_finishing(None)
 
     # -- internals ----------------------------------------------------------------------------
     def _log_sweep_settings(self, config: DictConfig) -> None:

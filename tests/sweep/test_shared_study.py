@@ -231,32 +231,65 @@ def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_worker
     assert set(states.values()) <= {"FAIL", "COMPLETE"} and "FAIL" in set(states.values())
 
 
-def _priced(config: object) -> float:
-    return 12.5
-
-
-def test_a_trial_tells_its_own_result_so_an_interrupted_batch_keeps_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_trial_is_complete_in_its_study_before_its_run_ends_finished(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A sweep interrupted while one trial of its batch still ran failed every trial of the
-    batch in Optuna, also one whose run had ended FINISHED with its validation.mae."""
-    import pickle
+    """The trial told its study its result after its run had ended: a SIGTERM in between (CI,
+    full suite) left the run FINISHED and the sweeper failed the trial. Now the study says
+    COMPLETE, with the run's objective, before the run is ended, and both happen in one block
+    that holds signals back."""
+    from omegaconf import OmegaConf
 
-    from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, TellOwnResult
+    from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
+    from pricer import interrupt
+    from pricer.tracking import run as tracking_run
+    from pricer.tracking.sweep import SweepCallback
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = optuna.create_study(study_name="batch", storage=storage)
-    running, finished = study.ask(), study.ask()
-    task = pickle.loads(pickle.dumps(TellOwnResult(_priced, storage, "batch")))  # to a worker
-    monkeypatch.setenv(TRIAL_ENV, str(finished.number))
-    assert task({}) == 12.5
-    for trial in (running, finished):  # what the interrupted sweeper then does
-        study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-    trials = {trial.number: trial for trial in study.get_trials()}
-    assert trials[finished.number].state.name == "COMPLETE"
-    assert trials[finished.number].value == 12.5
-    assert trials[running.number].state.name == "FAIL"
-    # Outside a sweep (no trial number) or without an objective, nothing is told.
-    monkeypatch.delenv(TRIAL_ENV)
+    study = optuna.create_study(study_name="window", storage=storage)
+    trial = study.ask()
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    callback = SweepCallback(
+        tracking=tracking,
+        run_name="sweep",
+        tags={},
+        objective="validation.mae",
+        direction="minimize",
+        validation_size=10,
+    )
+    callback.parent_run_id = open_parent_run(tracking, "sweep", {})
+    callback.study = SharedStudy(storage, "window", "minimize", None, None)
+    job = OmegaConf.create(
+        {"hydra": {"overrides": {"task": ["model=constant"]}, "job": {"num": 0}}}
+    )
+    monkeypatch.setenv(TRIAL_ENV, str(trial.number))
+
+    seen: list[tuple[str, bool]] = []  # the trial's state, and whether signals were held back
+    end_run = mlflow.end_run
+
+    def ending(status: str = "FINISHED") -> None:
+        seen.append((study.get_trials()[trial.number].state.name, interrupt._deferring > 0))
+        end_run(status)
+
+    monkeypatch.setattr(mlflow, "end_run", ending)
+    callback.on_job_start(job)
+    try:
+        with tracking_run.tracked_run(tracking, run_name="trial", tags={}) as run:
+            mlflow.log_metric("validation.mae", 12.5)
+    finally:
+        callback.on_job_end(job, None)
+    assert seen == [("COMPLETE", True)]
+    assert study.get_trials()[trial.number].value == 12.5
+    assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"
+    assert tracking_run._trial_finishing is None  # cleared with the job
+
+    # A run without its objective is not told: the sweeper fails that trial.
     other = study.ask()
-    assert task({}) == 12.5 and study.get_trials()[other.number].state.name == "RUNNING"
+    monkeypatch.setenv(TRIAL_ENV, str(other.number))
+    callback.on_job_start(job)
+    try:
+        with tracking_run.tracked_run(tracking, run_name="trial", tags={}):
+            pass
+    finally:
+        callback.on_job_end(job, None)
+    assert study.get_trials()[other.number].state.name == "RUNNING"
