@@ -263,6 +263,11 @@ def test_a_trial_is_complete_in_its_study_before_its_run_ends_finished(
         {"hydra": {"overrides": {"task": ["model=constant"]}, "job": {"num": 0}}}
     )
     monkeypatch.setenv(TRIAL_ENV, str(trial.number))
+    # on_job_start sets these in the process, as in a trial's: undone after this test, whose
+    # parent run no other test's store has.
+    for name in (tracking_run.SWEEP_PARENT_ENV, tracking_run.SWEEP_TAGS_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
     seen: list[tuple[str, bool]] = []  # the trial's state, and whether signals were held back
     end_run = mlflow.end_run
