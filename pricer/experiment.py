@@ -6,14 +6,17 @@ ignorant of the others.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -48,6 +51,9 @@ class FamilyResult:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    # An LLM family's server (its base URL) and the model it asked: None for the others.
+    server: str | None = None
+    llm_model: str | None = None
 
 
 def evaluation_items(curated: CuratedData, settings: EvalSettings) -> pd.DataFrame:
@@ -137,7 +143,15 @@ def run_family(
                 f"{family} gave no price for {failure_rate:.1%} of the evaluation items "
                 f"({failure_summary(stats)}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
-        return FamilyResult(family, run.info.run_id, "FINISHED", {**evaluation.metrics, **stats})
+        server = pricer.server() if hasattr(pricer, "server") else None
+        return FamilyResult(
+            family,
+            run.info.run_id,
+            "FINISHED",
+            {**evaluation.metrics, **stats},
+            server=server,
+            llm_model=str(getattr(pricer, "model", "")) if server else None,
+        )
 
 
 def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFrame) -> None:
@@ -152,13 +166,17 @@ def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFra
         pricer.knowledge_cutoff(),
     )
     log_metrics(split.metrics)
-    log_facts(pricer.catalogue_entry(), description=split.line)
+    facts = {**pricer.catalogue_entry(), tag_names.LLM_SERVER: pricer.server()}
+    log_facts(facts, description=split.line)
 
 
 def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:
     """The config one family's run is driven by (and logs): shared settings + its model."""
     shared = {key: cfg[key] for key in ("seed", "data", "curation", "eval", "tracking")}
     return DictConfig({**shared, "family": family, "model": model_cfg})
+
+
+OPENAI_HOST = "api.openai.com"  # where the course measured its LLM figures
 
 
 class LeaderboardIncomplete(UserError):
@@ -217,7 +235,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.
         with_reference = data == cfg.reference_data
-        reference_mae = dict(cfg.reference_mae) if with_reference else {}
+        reference_mae = OmegaConf.to_container(cfg.reference_mae) if with_reference else {}
         table = leaderboard_table(results, list(cfg.columns), reference_mae)
         # Every family priced: compute at a CPU-hour rate, LLMs their tokens too; never $0.
         tradeoff = tradeoff_table(
@@ -238,18 +256,35 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     return table
 
 
+def course_reference(result: FamilyResult, reference_mae: Mapping[str, Any]) -> float:
+    """The course's published mae for this family's row, NaN when it does not apply.
+
+    An LLM family's figure was measured on OpenAI's API with a given model: on another server
+    (a local model, the stub) it is not that experiment, so none is shown. Its entry maps model
+    names to figures; the longest name the asked model starts with applies (``gpt-4o`` for
+    ``gpt-4o-2024-08-06``, ``gpt-4o-mini`` rather than ``gpt-4o`` for ``gpt-4o-mini``).
+    """
+    figure = reference_mae.get(result.family)
+    if result.server is not None:
+        if urlsplit(result.server).hostname != OPENAI_HOST:
+            return math.nan
+        if isinstance(figure, Mapping):
+            model = result.llm_model or ""
+            names = [name for name in figure if model.startswith(str(name))]
+            figure = figure[max(names, key=len)] if names else None
+    if figure is None or isinstance(figure, Mapping):
+        return math.nan
+    return float(figure)
+
+
 def leaderboard_table(
-    results: list[FamilyResult], columns: list[str], reference_mae: dict[str, float]
+    results: list[FamilyResult], columns: list[str], reference_mae: Mapping[str, Any]
 ) -> pd.DataFrame:
     """One row per family, best mean absolute error first."""
     rows = {
         result.family: {
             **{column: result.metrics.get(column, float("nan")) for column in columns},
-            **(
-                {"reference_mae": reference_mae.get(result.family, float("nan"))}
-                if reference_mae
-                else {}
-            ),
+            **({"reference_mae": course_reference(result, reference_mae)} if reference_mae else {}),
             "status": result.status,
             "run_id": result.run_id,
         }

@@ -20,6 +20,7 @@ EVAL_DIGEST = (
 EVAL_SIZE = "pricer.eval_size"
 DATASET_ORIGIN = "pricer.origin"  # on a dataset source: where the items came from
 ENTRY_POINT = "pricer.entry_point"
+LLM_SERVER = "llm.server"  # on an LLM family's run: the base URL of the server that answered
 # A fine-tuning run (pricer.finetune): the job, what it produced, whether it was re-attached.
 FT_BASE_MODEL = "ft.base_model"
 FT_JOB_ID = "ft.job_id"

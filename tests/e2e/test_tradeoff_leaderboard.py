@@ -32,6 +32,7 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
                 "data.n_records=4000",
                 "curation.split.test_size=200",
                 "eval.size=50",
+                "reference_data=synthetic",  # the course's figures beside these rows
                 f"curation.cache_dir={tmp_path}/cache",
                 workdir=tmp_path,
             ),
@@ -62,8 +63,12 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     # not blank.
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert "<$0.001" in rows["constant"] and "<$0.001" in rows["linear"], result.stdout
+    # The course's figure stands beside constant, not beside the stub's prices: they are not
+    # gpt-4o-mini's on OpenAI's API. The run records which server answered.
+    assert "$146" in rows["constant"] and "$80" not in rows["frontier"], result.stdout
     llm = runs["frontier · synthetic"]
     assert llm.data.tags["llm.model.provider"] == "openai"
+    assert llm.data.tags["llm.server"] == stub.base_url
     assert llm.data.tags["llm.model.knowledge_cutoff"]
     assert "Knowledge cut-off" in llm.data.tags["mlflow.note.content"]
     n = sum(

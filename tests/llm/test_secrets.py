@@ -36,3 +36,20 @@ def test_key_is_absent_from_pickle_params_repr_cache_and_logs(
     # The unpickled pricer builds its client again from the environment.
     restored = pickle.loads(pickle.dumps(pricer))
     np.testing.assert_allclose(restored.predict(items), prices)
+
+
+def test_the_server_tag_keeps_no_credentials_from_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pricer.models.llm.client import ClientSettings
+
+    def server(base_url: str | None) -> str:
+        return ClientSettings(base_url, "KEY", 5.0, 0).server()
+
+    assert (
+        server("https://alice:s3cret@llm.example.com:8443/v1") == "https://llm.example.com:8443/v1"
+    )
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://bob:pw@127.0.0.1:8765/v1?token=t")
+    assert server(None) == "http://127.0.0.1:8765/v1"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert server(None) == "https://api.openai.com/v1"

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -84,6 +85,12 @@ class ClientSettings:
     def resolved_base_url(self) -> str:
         """The server actually called: config, else OPENAI_BASE_URL, else OpenAI."""
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+    def server(self) -> str:
+        """The server called, fit for a run tag: a user and password in the URL are dropped."""
+        url = urlsplit(self.resolved_base_url())
+        host = url.netloc.rpartition("@")[2]
+        return urlunsplit((url.scheme, host, url.path, "", ""))
 
 
 class RetryCounter:

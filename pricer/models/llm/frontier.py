@@ -117,6 +117,10 @@ class FrontierPricer(Pricer):
         name, entry = found
         return entry.flat(name, self.tier)
 
+    def server(self) -> str:
+        """The OpenAI-compatible server this pricer calls (its base URL, credentials dropped)."""
+        return self._settings().server()
+
     def knowledge_cutoff(self) -> dt.date | None:
         """The last day the model may know about (catalogue), None when unknown: split the
         evaluation at it with ``pricer.evaluation.cutoff.cutoff_split``."""
