@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import UserError
+from pricer.errors import UserError, unknown_key
 from pricer.paths import require_config_dir
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
@@ -119,7 +120,11 @@ def one_line(error: BaseException) -> str:
     Hydra wraps what went wrong ("Error merging override eval.size=abc") around its cause
     (which value, which key): both are said. A cause the message already quotes is not said
     again ("could not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice).
+    An override of a key the config lacks says which keys are near instead.
     """
+    typo = _override_typo(error)
+    if typo is not None:
+        return typo
     messages: list[str] = []
     while error is not None and len(messages) < 3:
         # Hydra closes a missing-option error with its config search path: three lines of
@@ -131,3 +136,23 @@ def one_line(error: BaseException) -> str:
             messages.append(message)
         error = error.__cause__
     return ": ".join(messages)
+
+
+def _override_typo(error: BaseException) -> str | None:
+    """For ``model.n_estimator=300``: the unknown key and the nearest ones; else None.
+
+    Hydra's own message advises ``+model.n_estimator=300`` ("to append to your config"), which
+    on a family's config only fails later, at its constructor: a typo wants the right name.
+    """
+    cause = error.__cause__
+    if not (
+        isinstance(error, HydraException)
+        and str(error).startswith("Could not override")
+        and isinstance(cause, ConfigKeyError | ConfigAttributeError)
+        and isinstance(cause.parent_node, DictConfig)
+        and cause.key is not None
+    ):
+        return None
+    full = str(cause.full_key or cause.key)
+    where = full.rpartition(".")[0]
+    return unknown_key(str(cause.key), cause.parent_node.keys(), where)

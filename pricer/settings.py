@@ -19,7 +19,7 @@ from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, unknown_key
 
 S = TypeVar("S", bound="Settings")
 
@@ -89,6 +89,10 @@ def _check(node: DictConfig, where: str) -> None:
         # A constructor with **kwargs (LightGBM's, for ``verbose``) takes keys of its own.
         known = {field.name for field in dataclasses.fields(schema)}
         checked = {key: value for key, value in arguments.items() if key in known}
+    unknown = sorted(set(checked) - {field.name for field in dataclasses.fields(schema)})
+    if unknown:  # a typo, or a key added with +: name the nearest parameters
+        known = [field.name for field in dataclasses.fields(schema)]
+        raise ConfigError(unknown_key(unknown[0], known, where))
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), checked)
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)

@@ -71,6 +71,22 @@ def key(name: str) -> str:
         # It named the first family's random_state, which the user never typed.
         ("train", ["seed=abc"], "seed must be an integer, got 'abc'"),
         ("leaderboard", ["seed=1.5"], "seed must be an integer, got 1.5"),
+        # A misspelt key names the right one. Hydra advised "+model.n_estimator=300", which
+        # then failed at the family's constructor; with the +, the right name is offered too.
+        (
+            "train",
+            ["model=xgboost", "model.n_estimator=300"],
+            r"unknown key 'model\.n_estimator' \(did you mean 'model\.n_estimators'\?\)$",
+        ),
+        (
+            "train",
+            ["model=xgboost", "+model.n_estimator=300"],
+            r"unknown key 'model\.n_estimator' \(did you mean 'model\.n_estimators'\?\)$",
+        ),
+        ("train", ["eval.sise=5"], r"unknown key 'eval\.sise' \(did you mean 'eval\.size'\?\)"),
+        ("leaderboard", ["models.svr.c=2"], r"did you mean 'models\.svr\.C'"),
+        # Nothing near: the keys there are listed.
+        ("train", ["model=constant", "model.zzz=1"], r"unknown key 'model\.zzz' \(model has: "),
     ],
 )
 def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
