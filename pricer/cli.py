@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import UserError, unknown_key
+from pricer.errors import UserError, unknown_name
 from pricer.paths import require_config_dir
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
@@ -155,4 +155,4 @@ def _override_typo(error: BaseException) -> str | None:
         return None
     full = str(cause.full_key or cause.key)
     where = full.rpartition(".")[0]
-    return unknown_key(str(cause.key), cause.parent_node.keys(), where)
+    return unknown_name("key", str(cause.key), cause.parent_node.keys(), where)

@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
-from pricer.errors import UserError
+from pricer.errors import UserError, unknown_name
 from pricer.paths import require_config_dir
 
 HYDRA_APPS = {
@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return USER_ERROR_STATUS
-    print(f"error: unknown app {app!r}\n\n{usage()}", file=sys.stderr)
+    apps = [*HYDRA_APPS, *OTHER_APPS]
+    print(f"error: {unknown_name('app', app, apps)}\n\n{usage()}", file=sys.stderr)
     return USER_ERROR_STATUS
 
 

@@ -28,20 +28,24 @@ class ConfigError(UserError, ValueError):
     """
 
 
-def unknown_key(key: str, known: Iterable[object], where: str = "") -> str:
+def unknown_name(what: str, name: str, known: Iterable[object], where: str = "") -> str:
     """ "unknown key 'model.n_estimator' (did you mean 'model.n_estimators'?)".
 
-    The nearest known keys are offered when one is close; else every known key is listed (up
-    to 12), so the message always says what would have been right.
+    ``what`` is the kind of name (key, app), ``where`` the node it was looked up in. The
+    nearest known names are offered when one is close (case aside: ``c`` finds ``C``); else
+    every known name is listed (up to 12), so the message always says what would be right.
     """
-    names = sorted(str(name) for name in known if not str(name).startswith("_"))
-    full = f"{where}.{key}" if where else key
-    by_lower = {name.lower(): name for name in names}  # model.c for svr's C
+    names = sorted(str(known_name) for known_name in known if not str(known_name).startswith("_"))
+    full = f"{where}.{name}" if where else name
+    by_lower = {known_name.lower(): known_name for known_name in names}
     close = [
-        by_lower[name] for name in difflib.get_close_matches(key.lower(), by_lower, n=2, cutoff=0.6)
+        by_lower[near]
+        for near in difflib.get_close_matches(name.lower(), by_lower, n=2, cutoff=0.6)
     ]
     if close:
-        offered = " or ".join(f"'{where}.{name}'" if where else f"'{name}'" for name in close)
-        return f"unknown key '{full}' (did you mean {offered}?)"
+        offered = " or ".join(f"'{where}.{near}'" if where else f"'{near}'" for near in close)
+        return f"unknown {what} '{full}' (did you mean {offered}?)"
     listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    return f"unknown key '{full}'" + (f" ({where or 'the config'} has: {listed})" if names else "")
+    if not names:
+        return f"unknown {what} '{full}'"
+    return f"unknown {what} '{full}' ({f'{where} has' if where else 'known'}: {listed})"

@@ -19,7 +19,7 @@ from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pricer.errors import ConfigError, unknown_key
+from pricer.errors import ConfigError, unknown_name
 
 S = TypeVar("S", bound="Settings")
 
@@ -92,7 +92,7 @@ def _check(node: DictConfig, where: str) -> None:
     unknown = sorted(set(checked) - {field.name for field in dataclasses.fields(schema)})
     if unknown:  # a typo, or a key added with +: name the nearest parameters
         known = [field.name for field in dataclasses.fields(schema)]
-        raise ConfigError(unknown_key(unknown[0], known, where))
+        raise ConfigError(unknown_name("key", unknown[0], known, where))
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), checked)
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)

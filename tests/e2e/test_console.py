@@ -69,7 +69,8 @@ def test_pricer_without_an_app_lists_them(tmp_path: Path, tracking_uri: str) -> 
     for app in ("train", "leaderboard", "promote", "predict", "runs", "compare"):
         assert f"\n  {app} " in result.stdout
     unknown = run_cli([PRICER, "trian"], tracking_uri, tmp_path)
-    assert unknown.returncode == 2 and "unknown app 'trian'" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "error: unknown app 'trian' (did you mean 'train'?)" in unknown.stderr
 
 
 def test_predict_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path) -> None:
