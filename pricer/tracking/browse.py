@@ -19,6 +19,7 @@ from mlflow.entities import Run
 from pricer.errors import UserError
 from pricer.tracking import tags
 from pricer.tracking.leaderboard import display_table
+from pricer.tracking.store import sqlite_path
 
 SHORT_ID = 8
 PARENT_TAG = "mlflow.parentRunId"
@@ -42,9 +43,23 @@ COMPARED_METRICS = [
 
 
 def connect(tracking_uri: str) -> str:
-    """Read from this store; returns it, for messages."""
+    """Read from this store; returns it, for messages.
+
+    A SQLite file that does not exist is refused rather than created: these commands only
+    read, and a mistyped path would otherwise leave an empty store behind and list nothing.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        raise StoreNotFound(
+            f"no MLflow store at {path}: nothing was tracked there (a leaderboard or a train "
+            "run creates it; MLFLOW_TRACKING_URI names another store)"
+        )
     mlflow.set_tracking_uri(tracking_uri)
     return tracking_uri
+
+
+class StoreNotFound(UserError):
+    """The store to read from does not exist."""
 
 
 class RunNotFound(UserError):

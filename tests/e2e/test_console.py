@@ -73,6 +73,20 @@ def test_pricer_without_an_app_lists_them(tmp_path: Path, tracking_uri: str) -> 
     assert "error: unknown app 'trian' (did you mean 'train'?)" in unknown.stderr
 
 
+def test_reading_a_store_that_does_not_exist_says_so_and_creates_none(tmp_path: Path) -> None:
+    # It created an empty store at the (mistyped) path and listed nothing in it.
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    missing.parent.mkdir()
+    for command in ([PRICER, "runs"], [PRICER, "compare", "aaaa", "bbbb"]):
+        result = run_cli(command, f"sqlite:///{missing}", tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip() == (
+            f"error: no MLflow store at {missing}: nothing was tracked there (a leaderboard or "
+            "a train run creates it; MLFLOW_TRACKING_URI names another store)"
+        )
+    assert list(missing.parent.iterdir()) == []
+
+
 def test_predict_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path) -> None:
     # It said "usage: python -m pricer.predict", which no README command uses.
     result = run_cli([PRICER, "predict", "--help"], tracking_uri, tmp_path)
