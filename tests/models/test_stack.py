@@ -28,7 +28,8 @@ from pricer.models.signals import (
     NeighbourPrices,
     details_tokens,
 )
-from pricer.models.stack import Blend, Correction, Member, StackPricer, _items, fit_l1_blend
+from pricer.models.stack import StackPricer, _items
+from pricer.models.stacking import Blend, Correction, Member, fit_l1_blend
 from pricer.paths import CONFIG_DIR
 from tests.models.test_classical import FITTED_BY, ThreadNoting, catalogue
 
@@ -719,3 +720,26 @@ def test_the_real_leaderboard_adds_both_stacks_and_the_demo_neither() -> None:
     assert {"stack", "stack_budget"} <= set(real)
     assert real.stack_budget.members.xgb_log is None
     assert not {"stack", "stack_budget"} & set(compose_config("leaderboard").models)
+
+
+def test_a_model_file_naming_the_parts_in_their_old_module_still_loads(shop, tmp_path) -> None:
+    """Member, Blend and Correction moved from pricer.models.stack to pricer.models.stacking;
+    stack files saved before name them in the old module, and must load and price as before."""
+    import zipfile
+
+    from pricer.tracking.model_files import load_pricer, save_pricer
+
+    train, prices, test, _ = shop
+    pricer = build().fit(train, prices)
+    save_pricer(pricer, tmp_path / "new.skops")
+    old = tmp_path / "old.skops"
+    with zipfile.ZipFile(tmp_path / "new.skops") as source, zipfile.ZipFile(old, "w") as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "schema.json":
+                assert b'"pricer.models.stacking"' in data
+                data = data.replace(b'"pricer.models.stacking"', b'"pricer.models.stack"')
+            target.writestr(entry, data)
+    loaded = load_pricer(old)
+    assert type(loaded.blend_).__module__ == "pricer.models.stacking"
+    np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
