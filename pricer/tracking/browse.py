@@ -20,6 +20,7 @@ from pricer.errors import UserError
 from pricer.tracking import tags
 from pricer.tracking.leaderboard import display_table
 from pricer.tracking.store import sqlite_path
+from pricer.wording import counted
 
 SHORT_ID = 8
 PARENT_TAG = "mlflow.parentRunId"
@@ -124,7 +125,7 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
     if kind == "leaderboard":
         families = sum(key.startswith("mae.") for key in m)
         best = t.get(tags.BEST_FAMILY, "")
-        return f"best {best} {_dollars(m.get('best_mae'))}, {families} families"
+        return f"best {best} {_dollars(m.get('best_mae'))}, {counted(families, 'family')}"
     if kind == "sweep":
         # The parent's summary (pricer.tracking.sweep): best.<objective>, trials.* counts.
         total, finished = int(m.get("trials.total", 0)), int(m.get("trials.finished", 0))

@@ -48,6 +48,7 @@ from pricer.tracking.candidates import (
 )
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
+from pricer.wording import counted
 
 __all__ = [
     "METRIC",
@@ -227,7 +228,7 @@ def promote(cfg: DictConfig) -> Decision:
         champion = None if current is None else _champion_candidate(current, registry)
         pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]
-        runs = f"{len(pool)} comparable run{'' if len(pool) == 1 else 's'}"
+        runs = counted(len(pool), "comparable run")
         print(f"candidate: {candidate.describe()}, best of {runs}", flush=True)
         # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
         mlflow.set_tags(

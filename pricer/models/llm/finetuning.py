@@ -40,6 +40,7 @@ from pricer.errors import ConfigError, UserError
 from pricer.models.base import as_items
 from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.models.llm.prompts import PromptTemplate, format_price
+from pricer.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class CostEstimate:
         return self.tokens * self.epochs * self.usd_per_million / 1_000_000
 
     def describe(self) -> str:
-        epochs = f"{self.epochs} epochs" + (
+        epochs = counted(self.epochs, "epoch") + (
             " (n_epochs=auto: assumed)" if self.epochs_assumed else ""
         )
         price = (

@@ -1,0 +1,14 @@
+"""Small pieces of the wording every message shares."""
+
+from __future__ import annotations
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 family', '3 families', '0 runs': the count with its noun in the right number."""
+    if n == 1:
+        return f"{n} {noun}"
+    if plural is None:
+        plural = (
+            noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+        )
+    return f"{n} {plural}"
