@@ -28,20 +28,22 @@ class ConfigError(UserError, ValueError):
     """
 
 
+def nearest(name: str, known: Iterable[object]) -> list[str]:
+    """The one or two known names closest to ``name`` (case aside: ``c`` finds ``C``)."""
+    by_lower = {str(known_name).lower(): str(known_name) for known_name in known}
+    return [by_lower[near] for near in difflib.get_close_matches(name.lower(), by_lower, n=2)]
+
+
 def unknown_name(what: str, name: str, known: Iterable[object], where: str = "") -> str:
     """ "unknown key 'model.n_estimator' (did you mean 'model.n_estimators'?)".
 
     ``what`` is the kind of name (key, app), ``where`` the node it was looked up in. The
-    nearest known names are offered when one is close (case aside: ``c`` finds ``C``); else
-    every known name is listed (up to 12), so the message always says what would be right.
+    nearest known names are offered when one is close; else every known name is listed (up
+    to 12), so the message always says what would be right.
     """
     names = sorted(str(known_name) for known_name in known if not str(known_name).startswith("_"))
     full = f"{where}.{name}" if where else name
-    by_lower = {known_name.lower(): known_name for known_name in names}
-    close = [
-        by_lower[near]
-        for near in difflib.get_close_matches(name.lower(), by_lower, n=2, cutoff=0.6)
-    ]
+    close = nearest(name, names)
     if close:
         offered = " or ".join(f"'{where}.{near}'" if where else f"'{near}'" for near in close)
         return f"unknown {what} '{full}' (did you mean {offered}?)"

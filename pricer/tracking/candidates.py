@@ -18,9 +18,10 @@ from typing import Any
 import mlflow
 from mlflow.entities import LoggedModelStatus, Run
 
-from pricer.errors import UserError
+from pricer.errors import UserError, nearest
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.run import FAMILY_TAG
+from pricer.wording import counted
 
 METRIC = "mae"  # ranks candidates; the paired test compares the per-item absolute errors
 DATA_PARAM = "data.name"  # every training run logs its config, data.name included
@@ -126,9 +127,7 @@ def require_data(data: str | None, experiment: str | None) -> str:
     if data:
         return str(data)
     choices = data_choices(experiment)
-    listed = ", ".join(
-        f"{name} ({n} run{'' if n == 1 else 's'})" for name, n in sorted(choices.items())
-    )
+    listed = ", ".join(f"{name} ({counted(n, 'run')})" for name, n in sorted(choices.items()))
     raise DataNotChosen(
         "say which data the champion is for, e.g. data=real: each data has its own registered "
         f"model and champion; runs with a logged model here: {listed or 'none'}"
@@ -151,6 +150,15 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
         + (f"experiment {filters.experiment!r}" if filters.experiment else "any experiment")
         + (f", family {filters.family!r}" if filters.family else "")
     )
+    trained = Counter(str(run.data.tags.get(FAMILY_TAG)) for run in runs)
+    if not found and filters.family and trained:  # a typo, or a family not trained on it
+        listed = ", ".join(f"{name} ({counted(n, 'run')})" for name, n in sorted(trained.items()))
+        close = nearest(filters.family, trained)
+        hint = f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
+        raise NoCandidate(
+            f"no FINISHED run of family {filters.family!r} with a logged model on "
+            f"{filters.data} data{hint}; families there: {listed}"
+        )
     if not found:
         raise NoCandidate(
             f"no FINISHED training run with a logged model on {where}: train one first "

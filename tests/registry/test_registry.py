@@ -228,6 +228,20 @@ def test_promote_without_data_lists_the_choices_and_starts_no_run(client: Mlflow
     assert client.search_registered_models() == []
 
 
+def test_a_misspelt_family_is_named_with_the_families_there(client: MlflowClient) -> None:
+    # It said "train one first", as if no run of the family existed anywhere.
+    training_run(BASE, family="xgboost")
+    training_run(BASE, family="xgboost")
+    training_run(BASE * 2, family="constant")
+    message = (
+        r"no FINISHED run of family 'xgbost' with a logged model on synthetic data \(did you "
+        r"mean 'xgboost'\?\); families there: constant \(1 run\), xgboost \(2 runs\)$"
+    )
+    with pytest.raises(NoCandidate, match=message):
+        promote_with("candidates.family=xgbost")
+    assert client.search_registered_models() == []
+
+
 def test_runs_without_a_logged_model_are_no_candidates(client: MlflowClient) -> None:
     training_run(BASE, log_model=False)
     with pytest.raises(NoCandidate, match=r"tracking\.log_model=true"):
