@@ -188,8 +188,13 @@ def selected_families(selected: object, configured: list[str]) -> list[str]:
 
     ``families=xgboost`` (no brackets) names one family; it is not read letter by letter.
     """
-    if not selected:
+    if selected is None:
         return configured
+    if not selected:  # families=[]: it ran every family, for minutes, asked for none
+        raise ConfigError(
+            "families=[] selects no family: name some (families=[constant,xgboost]) or leave "
+            "families out to run them all"
+        )
     families = [selected] if isinstance(selected, str) else [str(name) for name in selected]
     unknown = sorted(set(families) - set(configured))
     if unknown:

@@ -12,7 +12,11 @@ CONFIGURED = ["constant", "linear", "xgboost"]
 
 def test_no_selection_runs_every_configured_family() -> None:
     assert selected_families(None, CONFIGURED) == CONFIGURED
-    assert selected_families([], CONFIGURED) == CONFIGURED
+
+
+def test_an_empty_selection_is_refused_not_read_as_every_family() -> None:
+    with pytest.raises(ConfigError, match=r"families=\[\] selects no family"):
+        selected_families([], CONFIGURED)
 
 
 def test_one_name_without_brackets_is_one_family() -> None:
