@@ -17,6 +17,7 @@ import argparse
 import runpy
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 
@@ -75,11 +76,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     return USER_ERROR_STATUS
 
 
+def _left_aligned(table: Any) -> str:
+    """A table of words, each column left-aligned under its header (pandas right-aligns)."""
+    columns = [[str(name), *map(str, table[name])] for name in table.columns]
+    widths = [max(map(len, column)) for column in columns]
+    rows = zip(*columns, strict=True)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _positive(text: str) -> int:
+    """--limit: a whole number of runs, 1 or more (0 listed the default 15, -1 every run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of runs, 1 or more; got {text!r}")
+    return value
+
+
 def browse(app: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"pricer {app}", description=OTHER_APPS[app])
     if app == "runs":
         parser.add_argument("run", nargs="?", help="a leaderboard run (id or id prefix) to show")
-        parser.add_argument("--limit", type=int, help="how many runs to list (conf: runs.yaml)")
+        parser.add_argument(
+            "--limit", type=_positive, help="how many runs to list (conf: runs.yaml)"
+        )
     else:
         parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids or id prefixes")
     parser.add_argument("--experiment", help="only this experiment (default: all)")
@@ -104,7 +129,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
     if recent.empty:
         print(f"no leaderboard, sweep, curation or run in {where}")
         return 0
-    print(recent.to_string(index=False))
+    print(_left_aligned(recent))
     return 0
 
 

@@ -92,3 +92,11 @@ def test_predict_help_names_the_command_users_type(tracking_uri: str, tmp_path: 
     result = run_cli([PRICER, "predict", "--help"], tracking_uri, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("usage: pricer predict ")
+
+
+def test_runs_refuses_a_limit_below_one(tracking_uri: str, tmp_path: Path) -> None:
+    # --limit 0 listed the default 15 runs and --limit -1 every run.
+    for limit in ("0", "-1", "many"):
+        result = run_cli([PRICER, "runs", "--limit", limit], tracking_uri, tmp_path)
+        assert result.returncode == 2
+        assert f"must be a whole number of runs, 1 or more; got '{limit}'" in result.stderr
