@@ -122,8 +122,10 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)
+        table = store.stored_leaderboard(board)
         print(f"{board.info.run_name} ({board.info.run_id}), {board.info.status}")
-        print(store.leaderboard_of(board).to_string())
+        print(store.display_table(table).to_string())
+        print("\n".join(store.leaderboard_notes(board, table)))
         return 0
     recent = store.recent_runs(args.experiment, args.limit or cfg.limit)
     if recent.empty:

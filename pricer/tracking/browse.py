@@ -164,7 +164,37 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
 
 
 def leaderboard_of(run: Run) -> pd.DataFrame:
-    """A stored leaderboard as the terminal shows it (from the parent's leaderboard.csv)."""
+    """A stored leaderboard as the terminal showed it (from the parent's leaderboard.csv)."""
+    return display_table(stored_leaderboard(run))
+
+
+def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
+    """The lines the terminal printed under a leaderboard's table, and its families' runs.
+
+    The course's note (the ``reference_note`` param) when its figures are in the table; the
+    best family; each family's run id, for ``pricer compare``.
+    """
+    lines = []
+    note = run.data.params.get("reference_note")
+    if note and "reference_mae" in table and table["reference_mae"].notna().any():
+        lines.append(note)
+    best = run.data.tags.get(tags.BEST_FAMILY)
+    if best and best in table.index:
+        lines.append(f"best: {best}, mae {_dollars(table.loc[best, 'mae'])}")
+    if "run_id" in table:
+        line = "family runs:"
+        for family, run_id in table["run_id"].items():
+            entry = f" {family} {str(run_id)[:SHORT_ID]},"
+            if len(line) + len(entry) > 100:  # a family and its id stay on one line
+                lines.append(line)
+                line = " "
+            line += entry
+        lines.append(line.rstrip(","))
+    return lines
+
+
+def stored_leaderboard(run: Run) -> pd.DataFrame:
+    """A leaderboard parent's unrounded table (leaderboard.csv), one row per family."""
     if run.data.tags.get(tags.KIND) != "leaderboard":
         raise RunNotFound(
             f"run {run.info.run_id[:SHORT_ID]} ({run.info.run_name}) is no leaderboard"
@@ -177,7 +207,9 @@ def leaderboard_of(run: Run) -> pd.DataFrame:
             f"leaderboard {run.info.run_id[:SHORT_ID]} has no leaderboard/leaderboard.csv "
             f"(unfinished, or its artifacts are gone): {str(error).splitlines()[0]}"
         ) from error
-    return display_table(pd.read_csv(io.StringIO(text), index_col="family"))
+    table = pd.read_csv(io.StringIO(text), index_col="family")
+    table.index = table.index.astype(str)
+    return table
 
 
 def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:

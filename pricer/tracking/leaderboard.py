@@ -174,7 +174,8 @@ def log_leaderboard(
         }
     )
     mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
-    mlflow.log_text(table.to_csv(), "leaderboard/leaderboard.csv")
+    # With the whole cost, so that `pricer runs RUN` prints the table the terminal printed.
+    mlflow.log_text(shown.to_csv(), "leaderboard/leaderboard.csv")
     title = f"Mean absolute error by family, {data} data"
     mlflow.log_figure(leaderboard_chart(table, title), "leaderboard/mae_by_family.png")
     if tradeoff is not None:

@@ -46,6 +46,17 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     assert f"${children['linear'].data.metrics['mae']:,.2f}" in shown.stdout
     assert shown.stdout.index("linear") < shown.stdout.index("constant")  # best first
     assert all(len(row) <= 100 for row in shown.stdout.splitlines())
+    # Each family's row as the terminal printed it: its cost was blank when read back, as the
+    # stored table lacked the compute cost ("<$0.001" in the terminal).
+    for family in ("constant", "linear"):
+        rows = board.stdout.splitlines()
+        [printed] = [row for row in rows if row.startswith(f"{family} ") and "·" not in row]
+        assert "<$0.001" in printed and printed in shown.stdout.splitlines(), shown.stdout
+    # ... with the best family and each family's run id, for pricer compare.
+    assert f"best: {parent.data.tags['best_family']}, mae $" in shown.stdout
+    family_runs = f"linear {children['linear'].info.run_id[:8]}"
+    assert f"constant {children['constant'].info.run_id[:8]}" in shown.stdout
+    assert family_runs in shown.stdout
 
     ids = [children["constant"].info.run_id[:8], children["linear"].info.run_id]
     compared = run_cli([PRICER, "compare", *ids], tracking_uri, tmp_path)
