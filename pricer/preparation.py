@@ -124,8 +124,8 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJo
     ft_log.log_fine_tuned(job)
     print(
         f"fine-tuned model: {job.fine_tuned_model}\n"
-        f"evaluate it: PRICER_FINETUNED_MODEL={job.fine_tuned_model} "
-        f"python -m pricer.train model=finetuned data={cfg.data.name}",
+        f"evaluate it: pricer train model=finetuned data={cfg.data.name} "
+        f"model.model={job.fine_tuned_model}",
         flush=True,
     )
     return job

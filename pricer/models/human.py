@@ -65,8 +65,8 @@ class HumanPricer(Pricer):
         path = Path(self.guesses_path)
         if not path.is_file():
             raise GuessesError(
-                f"no guesses at {path}: run python -m pricer.human_export, add prices, save "
-                "it there (or set model.guesses_path)"
+                f"no guesses at {path}: export the items with pricer human_export (the same "
+                "data= as this run), add prices, save it there (or set model.guesses_path)"
             )
         self.guesses_ = read_guesses(path)  # kept in the model: the logged model stands alone
         return self

@@ -162,7 +162,7 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
     if not found:
         raise NoCandidate(
             f"no FINISHED training run with a logged model on {where}: train one first "
-            f"(e.g. python -m pricer.train data={filters.data}; tracking.log_model=true)"
+            f"(e.g. pricer train data={filters.data}; tracking.log_model=true)"
         )
     digest = (
         filters.eval_digest or champion_digest or max(found, key=lambda c: c.start_time).eval_digest

@@ -65,16 +65,17 @@ def choose_uri(
                 f"several {alias}s, one per data: choose one ({listed})"
                 if found
                 else f"no registered {settings['prefix']}-<data> model has a {alias}: "
-                "run python -m pricer.promote data=<data> first"
+                "run pricer promote data=<data> first"
             )
         [(name, version)] = found.items()
         return f"models:/{name}@{alias}", version
     try:
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
+        data = str(name).removeprefix(f"{settings['prefix']}-")
         raise ModelNotFound(
-            f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run python -m "
-            "pricer.promote data=<data> first, or choose another --data/--alias"
+            f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run pricer promote "
+            f"data={data} first, or choose another --data/--alias"
         ) from error
     return f"models:/{name}@{alias}", version
 

@@ -242,7 +242,7 @@ def promote(cfg: DictConfig) -> Decision:
         _log_decision(decision)
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
         print(
-            f"use it: python -m pricer.predict --data {data} ..., or mlflow models serve -m "
+            f"use it: pricer predict --data {data} ..., or mlflow models serve -m "
             f"models:/{registry.model_name}@{registry.champion_alias} --env-manager local",
             flush=True,
         )

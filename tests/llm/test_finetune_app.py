@@ -43,8 +43,15 @@ def only_run():
     return runs[0]
 
 
-def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub) -> None:
-    job = run_finetune(finetune_cfg())
+def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub, capsys) -> None:
+    cfg = finetune_cfg()
+    job = run_finetune(cfg)
+    # The next command, as the README and every other message write it: `pricer train ...`.
+    evaluate = (
+        f"evaluate it: pricer train model=finetuned data={cfg.data.name} "
+        f"model.model={job.fine_tuned_model}"
+    )
+    assert evaluate in capsys.readouterr().out.splitlines()
     run = only_run()
     assert run.info.status == "FINISHED"
     assert run.data.tags["ft.job_id"] == job.id
