@@ -22,6 +22,9 @@ from pricer.paths import require_config_dir
 USER_ERROR_STATUS = 2
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
 _SEARCH_PATH = "\nConfig search path:"
+_CONTEXT_LINES = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's, after the fault
+_INSTANTIATE = "Error in call to target"  # Hydra's instantiate, around the target's own error
+_MERGING = "Error merging override"  # Hydra's, around OmegaConf's error for one override
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -117,24 +120,39 @@ def _without_hydra_job_banner() -> Iterator[None]:
 def one_line(error: BaseException) -> str:
     """The error's message with its lines joined (Hydra's messages span several).
 
-    Hydra wraps what went wrong ("Error merging override eval.size=abc") around its cause
-    (which value, which key): both are said. A cause the message already quotes is not said
-    again ("could not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice).
-    An override of a key the config lacks says which keys are near instead.
+    Hydra wraps what went wrong around its cause; the line says the key, then the fault
+    ("eval.size: Value 'abc' ... could not be converted to Integer", "model.catalogue: model
+    catalogue not found: ..."). A cause the message already quotes is not said again ("could
+    not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice). An override of a
+    key the config lacks says which keys are near instead.
     """
     typo = _override_typo(error)
     if typo is not None:
         return typo
     messages: list[str] = []
+    key = ""  # the config key OmegaConf names (full_key:), at whatever depth
     while error is not None and len(messages) < 3:
         # Hydra closes a missing-option error with its config search path: three lines of
         # where it looked, after the message that says what is available.
         text = str(error).split(_SEARCH_PATH)[0]
         lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # OmegaConf's context lines (full_key: eval.size, object_type=EvalSettings) repeat
+        # the key the message names; the key of a failed instantiation is kept, as its prefix.
+        keys = [line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")]
+        key = key or (keys[0] if keys else "")
+        lines = [line for line in lines if not line.startswith(_CONTEXT_LINES)]
+        if lines and lines[0].startswith(_INSTANTIATE) and error.__cause__ is not None:
+            # "Error in call to target 'X': ErrorType('...')": the cause says it in words.
+            cause = one_line(error.__cause__)
+            messages.append(f"{key}: {cause}" if key else cause)
+            break
         message = " ".join(lines) or type(error).__name__
         if not any(message in said for said in messages):
             messages.append(message)
         error = error.__cause__
+    if len(messages) > 1 and messages[0].startswith(_MERGING) and key:
+        # "Error merging override eval.size=abc: Value 'abc' ...": the key, then the fault.
+        return ": ".join([key, *messages[1:]])
     return ": ".join(messages)
 
 

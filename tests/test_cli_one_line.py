@@ -44,3 +44,25 @@ def test_a_cause_the_message_already_quotes_is_not_said_again() -> None:
     assert (
         one_line(error) == f"could not load 'hf://x' (ConnectError: {errno}). Offline: data=real."
     )
+
+
+def test_a_bad_value_says_its_key_then_the_fault_without_omegaconfs_context() -> None:
+    # It ended "... to Integer full_key: eval.size object_type=EvalSettings".
+    error = _chain(
+        "Error merging override eval.size=abc",
+        "Value 'abc' of type 'str' could not be converted to Integer\n"
+        "    full_key: eval.size\n    reference_type=None\n    object_type=EvalSettings",
+    )
+    assert (
+        one_line(error) == "eval.size: Value 'abc' of type 'str' could not be converted to Integer"
+    )
+
+
+def test_a_failed_instantiation_says_the_targets_error_in_words() -> None:
+    # It said "Error in call to target '...ModelCatalogue': CatalogueNotFound('...')".
+    error = _chain(
+        "Error in call to target 'pricer.models.llm.catalogue.ModelCatalogue':\n"
+        "CatalogueNotFound('model catalogue not found: /x.yaml')\nfull_key: model.catalogue",
+        "model catalogue not found: /x.yaml",
+    )
+    assert one_line(error) == "model.catalogue: model catalogue not found: /x.yaml"

@@ -51,8 +51,8 @@ def test_user_error_is_one_line(
 
 
 def key(name: str) -> str:
-    """The pattern of an error naming key ``name`` (OmegaConf's "key: eval.size")."""
-    return rf"key: ([a-z_]+\.)*{name}\b"
+    """The pattern of an error naming key ``name``: "eval.size: ..." or "(key: size)"."""
+    return rf"(key: ([a-z_]+\.)*{name}\b|^error: ([a-z_]+\.)*{name}: )"
 
 
 @pytest.mark.parametrize(
