@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -206,7 +207,12 @@ def main() -> None:
         "--polls-to-finish", type=int, default=3, help="job polls until a fine-tuning job succeeds"
     )
     args = parser.parse_args()
-    server = StubServer(port=args.port, latency=args.latency)
+    try:
+        server = StubServer(port=args.port, latency=args.latency)
+    except OSError as error:  # the port is taken (another stub still running?): one line
+        message = f"error: cannot listen on {HOST}:{args.port}: {error.strerror}; choose --port"
+        print(message, file=sys.stderr)
+        sys.exit(2)
     server.state.polls_to_finish = args.polls_to_finish
     if args.rpm or args.tpm:
         server.state.rate_limit = RateLimit(args.rpm, args.tpm, args.burst_seconds)

@@ -259,3 +259,21 @@ def test_null_sampling_settings_are_left_out_of_the_request(make_pricer, items, 
     fitted(make_pricer(), items).predict(items.head(1))
     body = stub.state.chat_requests[1]
     assert (body["temperature"], body["max_completion_tokens"], body["seed"]) == (0.0, 16, 42)
+
+
+def test_the_stub_command_on_a_taken_port_says_so_in_one_line() -> None:
+    # The README's demo server printed an OSError traceback when a stub was still running.
+    import subprocess
+    import sys
+
+    with StubServer() as taken:
+        result = subprocess.run(
+            [sys.executable, "-m", "pricer.devtools.stub_server", "--port", str(taken.port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{taken.port}: Address already in use; choose --port"
+    )
