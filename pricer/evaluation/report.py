@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from pricer.evaluation.bootstrap import bootstrap_interval
 from pricer.evaluation.metrics import error_colors, is_hit, price_metrics
 from pricer.schemas import EvalSettings
+from pricer.wording import counted
 
 FAILED_COLOR = "gray"  # colour of failed items in `Evaluation.items`
 GROUP_COLUMNS = ["n", "n_failed", "mae", "hit_rate", "rmsle"]
@@ -33,7 +34,7 @@ class Evaluation:
     settings: EvalSettings
 
     def summary_line(self, name: str) -> str:
-        """e.g. 'gpt-4o: mae $97.12 (95% CI 88-106) rmsle 0.81 hits 43.2%'."""
+        """e.g. 'gpt-4o: mae $97.12 (95% CI 88-106) rmsle 0.81 hits 43.2% on 250 items'."""
         m = self.metrics
         level = f"{self.settings.confidence * 100:g}%"
         if math.isnan(m["mae"]):
@@ -44,8 +45,9 @@ class Evaluation:
                 f"({level} CI {m['mae_ci_low']:.0f}-{m['mae_ci_high']:.0f}) "
                 f"rmsle {m['rmsle']:.2f} hits {m['hit_rate']:.1%}"
             )
+        total = int(m["n"] + m["n_failed"])
+        line += f" on {counted(total, 'item')}"  # eval.size=50 and the full 250 read apart
         if m["n_failed"]:
-            total = m["n"] + m["n_failed"]
             line += f" failed {m['n_failed']}/{total} ({m['failure_rate']:.1%})"
         return line
 

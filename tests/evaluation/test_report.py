@@ -98,7 +98,9 @@ def test_everything_failed_gives_nan_metrics() -> None:
     assert m["n"] == 0 and m["n_failed"] == 2 and m["failure_rate"] == 1.0
     for key in ("mae", "rmsle", "hit_rate", "r2", "mae_ci_low", "mae_ci_high"):
         assert math.isnan(m[key]), key
-    assert ev.summary_line("broken") == "broken: mae n/a rmsle n/a hits n/a failed 2/2 (100.0%)"
+    assert ev.summary_line("broken") == (
+        "broken: mae n/a rmsle n/a hits n/a on 2 items failed 2/2 (100.0%)"
+    )
 
 
 def test_item_table_columns_and_values() -> None:
@@ -156,7 +158,7 @@ def test_summary_line_format() -> None:
     estimate = truth * 1.1
     ev = evaluate(truth, estimate, settings=SETTINGS)
     line = ev.summary_line("linear")
-    pattern = r"linear: mae \$\d+\.\d\d \(95% CI \d+-\d+\) rmsle \d\.\d\d hits \d+\.\d%"
+    pattern = r"linear: mae \$\d+\.\d\d \(95% CI \d+-\d+\) rmsle \d\.\d\d hits \d+\.\d% on 60 items"
     assert re.fullmatch(pattern, line), line
     assert f"mae ${ev.metrics['mae']:.2f}" in line
     assert "failed" not in line
