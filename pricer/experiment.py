@@ -6,6 +6,7 @@ ignorant of the others.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -38,6 +39,9 @@ from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.run import log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
+from pricer.wording import counted
+
+log = logging.getLogger(__name__)
 
 
 class TooManyFailures(UserError):
@@ -60,6 +64,17 @@ def evaluation_items(curated: CuratedData, settings: EvalSettings) -> pd.DataFra
     """The first ``eval.size`` test items: every family is scored on exactly these."""
     test = curated.test
     return test if settings.size is None else test.head(settings.size).reset_index(drop=True)
+
+
+def warn_short_test_split(curated: CuratedData, settings: EvalSettings) -> None:
+    """Say so when ``eval.size`` asks for more items than the test split holds (it was silent:
+    eval.size=100000 scored the real data's 250 items and looked like it scored 100,000)."""
+    if settings.size is not None and settings.size > len(curated.test):
+        log.warning(
+            "eval.size=%d, but the test split holds %s: scoring all of them",
+            settings.size,
+            counted(len(curated.test), "item"),
+        )
 
 
 def fit_and_evaluate(
@@ -103,6 +118,8 @@ def run_family(
         log_config(run_cfg)
         if curated is None:
             curated = load_curated(run_cfg.data, run_cfg.curation)
+        if not nested:  # a leaderboard says it once, for all its families
+            warn_short_test_split(curated, settings)
         if validation is not None:
             curated, validation_items = hold_out(curated, validation)
         else:
@@ -223,6 +240,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
         log_curation_counts(curated)
+        warn_short_test_split(curated, eval_settings)
         results = []
         progress = tqdm(families, desc="leaderboard", unit="family", leave=False)
         # Log records (the openai SDK's "Retrying request ...") go through tqdm, on lines of
