@@ -1,15 +1,25 @@
-"""The one base class for errors a user can act on, as opposed to bugs.
+"""The one base class for errors a user can act on, as opposed to bugs, and their wording.
 
 ``pricer.cli.run`` prints a ``UserError`` as one line, ``error: <message>``, and exits 2; any
 other exception is a bug and keeps its traceback. Raise a subclass (with a message that says
 what is wrong and what to do) for bad input, missing keys or files, refused confirmations, a
-decision that cannot be made, ...
+decision that cannot be made, ... ``one_line`` words any error (Hydra's and OmegaConf's
+included) as that one line; ``unknown_name`` words a name nobody defined.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+_SEARCH_PATH = "\nConfig search path:"
+_CONTEXT_LINES = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's, after the fault
+_INSTANTIATE = "Error in call to target"  # Hydra's instantiate, around the target's own error
+_MERGING = "Error merging override"  # Hydra's, around OmegaConf's error for one override
 
 
 class UserError(Exception):
@@ -51,3 +61,62 @@ def unknown_name(what: str, name: str, known: Iterable[object], where: str = "")
     if not names:
         return f"unknown {what} '{full}'"
     return f"unknown {what} '{full}' ({f'{where} has' if where else 'known'}: {listed})"
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message with its lines joined (Hydra's messages span several).
+
+    Hydra wraps what went wrong around its cause; the line says the key, then the fault
+    ("eval.size: Value 'abc' ... could not be converted to Integer", "model.catalogue: model
+    catalogue not found: ..."). A cause the message already quotes is not said again ("could
+    not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice). An override of a
+    key the config lacks says which keys are near instead.
+    """
+    typo = _override_typo(error)
+    if typo is not None:
+        return typo
+    messages: list[str] = []
+    key = ""  # the config key OmegaConf names (full_key:), at whatever depth
+    while error is not None and len(messages) < 3:
+        # Hydra closes a missing-option error with its config search path: three lines of
+        # where it looked, after the message that says what is available.
+        text = str(error).split(_SEARCH_PATH)[0]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # OmegaConf's context lines (full_key: eval.size, object_type=EvalSettings) repeat
+        # the key the message names; the key of a failed instantiation is kept, as its prefix.
+        keys = [line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")]
+        key = key or (keys[0] if keys else "")
+        lines = [line for line in lines if not line.startswith(_CONTEXT_LINES)]
+        if lines and lines[0].startswith(_INSTANTIATE) and error.__cause__ is not None:
+            # "Error in call to target 'X': ErrorType('...')": the cause says it in words.
+            cause = one_line(error.__cause__)
+            messages.append(f"{key}: {cause}" if key else cause)
+            break
+        message = " ".join(lines) or type(error).__name__
+        if not any(message in said for said in messages):
+            messages.append(message)
+        error = error.__cause__
+    if len(messages) > 1 and messages[0].startswith(_MERGING) and key:
+        # "Error merging override eval.size=abc: Value 'abc' ...": the key, then the fault.
+        return ": ".join([key, *messages[1:]])
+    return ": ".join(messages)
+
+
+def _override_typo(error: BaseException) -> str | None:
+    """For ``model.n_estimator=300``: the unknown key and the nearest ones; else None.
+
+    Hydra's own message advises ``+model.n_estimator=300`` ("to append to your config"), which
+    on a family's config only fails later, at its constructor: a typo wants the right name.
+    """
+    cause = error.__cause__
+    if not (
+        isinstance(error, HydraException)
+        and str(error).startswith("Could not override")
+        and isinstance(cause, ConfigKeyError | ConfigAttributeError)
+        and isinstance(cause.parent_node, DictConfig)
+        and cause.key is not None
+    ):
+        return None
+    full = str(cause.full_key or cause.key)
+    where = full.rpartition(".")[0]
+    return unknown_name("key", str(cause.key), cause.parent_node.keys(), where)

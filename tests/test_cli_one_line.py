@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pricer.cli import one_line
+from pricer.errors import one_line
 
 
 def _chain(*messages: str) -> Exception:

@@ -25,6 +25,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
+from pricer.errors import one_line
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
@@ -133,7 +134,7 @@ def tracked_run(
             # process that received one was stopped, whatever error reaches here.
             received = interrupt.received()
             stopped = interrupt.reason(error) or (str(received) if received else None)
-            message = stopped or f"{type(error).__name__}: {error}"
+            message = stopped or f"{type(error).__name__}: {one_line(error)}"
             with interrupt.deferred():
                 try:
                     _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
