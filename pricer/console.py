@@ -122,8 +122,11 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)
-        table = store.stored_leaderboard(board)
         print(f"{board.info.run_name} ({board.info.run_id}), {board.info.status}")
+        if not store.is_leaderboard(board):  # a family's run, a sweep, a curation, ...
+            print("\n".join(store.run_summary(board)))
+            return 0
+        table = store.stored_leaderboard(board)
         print(store.display_table(table).to_string())
         print("\n".join(store.leaderboard_notes(board, table)))
         return 0

@@ -193,9 +193,13 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def is_leaderboard(run: Run) -> bool:
+    return run.data.tags.get(tags.KIND) == "leaderboard"
+
+
 def stored_leaderboard(run: Run) -> pd.DataFrame:
     """A leaderboard parent's unrounded table (leaderboard.csv), one row per family."""
-    if run.data.tags.get(tags.KIND) != "leaderboard":
+    if not is_leaderboard(run):
         raise RunNotFound(
             f"run {run.info.run_id[:SHORT_ID]} ({run.info.run_name}) is no leaderboard"
         )
@@ -212,6 +216,18 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
     return table
 
 
+def run_summary(run: Run) -> list[str]:
+    """A run that is no leaderboard, for ``pricer runs RUN``: what it is, its figures (as
+    ``pricer compare`` shows them) and, for a FAILED or KILLED run, its whole error."""
+    column = compare_runs([run]).iloc[:, 0]
+    width = max(len(str(key)) for key in column.index)
+    error = run.data.tags.get(tags.ERROR, "")
+    shown = column.drop("error", errors="ignore").to_dict()
+    if error:  # whole: the list and compare cut it to 40 characters
+        shown["error"] = error
+    return [f"{key:<{width}}  {value}" for key, value in shown.items() if value != ""]
+
+
 def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     """Runs side by side (one column each): what they are, their figures, and the params all
     of them have that differ (a leaderboard's per-family settings would drown the rest)."""
@@ -223,6 +239,9 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],
         "started": [_started(run) for run in runs],
     }
+    errors = [run.data.tags.get(tags.ERROR, "") for run in runs]
+    if any(errors):  # why a run FAILED or was KILLED
+        rows["error"] = [_shorten(error) for error in errors]
     for key in COMPARED_METRICS:
         values = [run.data.metrics.get(key) for run in runs]
         if any(v is not None for v in values):

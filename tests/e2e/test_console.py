@@ -111,3 +111,22 @@ def test_runs_refuses_a_limit_below_one(tracking_uri: str, tmp_path: Path) -> No
         result = run_cli([PRICER, "runs", "--limit", limit], tracking_uri, tmp_path)
         assert result.returncode == 2
         assert f"must be a whole number of runs, 1 or more; got '{limit}'" in result.stderr
+
+
+def test_runs_shows_a_failed_run_with_its_whole_error(tracking_uri: str, tmp_path: Path) -> None:
+    # `pricer runs RUN` refused any run but a leaderboard ("is no leaderboard"), and the list
+    # cuts the reason to 40 characters: a failed run's whole error could not be read here.
+    guesses = tmp_path / "a-rather-long-folder-name-for-the-guesses" / "guesses.csv"
+    failed = run_cli(
+        [PRICER, "train", "model=human", f"model.guesses_path={guesses}", "data.n_records=3000"],
+        tracking_uri,
+        tmp_path,
+    )
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    shown = run_cli([PRICER, "runs", run.info.run_id[:8]], tracking_uri, tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"{run.info.run_name} ({run.info.run_id}), FAILED"
+    [error] = [line for line in lines if line.startswith("error ")]
+    assert error.split(None, 1)[1] == run.data.tags["error"] and str(guesses) in error
