@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import USER_ERROR_STATUS
+from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, UnusableItems, unusable_text
 from pricer.paths import require_config_dir
@@ -110,6 +111,13 @@ def read_items(path: Path) -> pd.DataFrame:
         raise PredictError(f"{path}: unknown file type; use one of {sorted(READERS)}")
     if not path.is_file():
         raise PredictError(f"input file not found: {path}")
+    if not path.read_bytes().strip():  # it said "items need a 'text' column; found []"
+        raise PredictError(f"{path}: no items (the file is empty)")
+    if kind == "jsonl":
+        try:
+            refuse_json_array(path)  # read line by line, an array gave "found [0]"
+        except DataError as error:
+            raise PredictError(str(error)) from None
     try:
         if kind == "csv":
             # Text stays text: no NaN for empty cells, no numbers guessed from digits.
@@ -118,12 +126,12 @@ def read_items(path: Path) -> pd.DataFrame:
             items = pd.read_json(path, lines=True, dtype=False)
     except ValueError as error:
         raise PredictError(f"{path}: not valid {kind}: {error}") from error
+    if items.empty:
+        raise PredictError(f"{path}: no items")
     if REQUIRED_COLUMN not in items.columns:
         raise PredictError(
             f"{path}: items need a {REQUIRED_COLUMN!r} column; found {list(items.columns)}"
         )
-    if items.empty:
-        raise PredictError(f"{path}: no items")
     return items
 
 

@@ -353,7 +353,7 @@ def _read_item_file(
     suffix = path.suffix.lower()
     try:
         if suffix in {".jsonl", ".json"}:
-            _refuse_json_array(path)
+            refuse_json_array(path)
             frame = pd.read_json(path, lines=True, dtype={"price": object})
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -368,7 +368,7 @@ def _read_item_file(
     return validate_items(frame, str(path), price_range)
 
 
-def _refuse_json_array(path: Path) -> None:
+def refuse_json_array(path: Path) -> None:
     """A JSON array file parses as one odd row per line; say what is wrong instead."""
     with path.open("rb") as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -129,6 +129,9 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
         (["--input", "{tmp}/no_text.csv"], "items need a 'text' column; found ['name']"),
+        # An array read line by line said "items need a 'text' column; found [0]".
+        (["--input", "{tmp}/array.json"], "array.json: a JSON array; JSON Lines expected"),
+        (["--input", "{tmp}/empty.jsonl"], "empty.jsonl: no items (the file is empty)"),
         (["--input", "{tmp}/no_text.csv", "--output", "{tmp}/x.parquet"], "unknown output"),
     ],
 )
@@ -145,6 +148,8 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
         '{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n{"text": "$$ 99"}\n'
     )
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
+    (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
+    (tmp_path / "empty.jsonl").write_text("\n")
     assert main([argument.format(tmp=tmp_path) for argument in arguments]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
