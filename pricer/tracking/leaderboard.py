@@ -95,13 +95,21 @@ def _width(shown: pd.DataFrame) -> int:
     return max(len(line) for line in shown.to_string().splitlines())
 
 
+# Before each cell but the first: the MLflow UI draws a description's table without cell
+# padding, so "$25.12" and its interval "19-32" read as "$25.1219-32" (seen in MLflow 3.17).
+CELL_GAP = "&nbsp;&nbsp;"
+
+
 def markdown_table(shown: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (numbers right-aligned), for the run description."""
     headers = [shown.index.name or "", *shown.columns]
-    align = ["---", *["---:" for _ in shown.columns]]
     rows = [[str(index), *map(str, row)] for index, row in shown.iterrows()]
-    lines = [headers, align, *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    lines = [
+        "| " + " | ".join([cells[0], *(CELL_GAP + cell for cell in cells[1:])]) + " |"
+        for cells in [headers, *rows]
+    ]
+    lines.insert(1, "| " + " | ".join(["---", *["---:" for _ in shown.columns]]) + " |")
+    return "\n".join(lines)
 
 
 def best_family(table: pd.DataFrame) -> tuple[str, float] | None:
