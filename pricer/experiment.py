@@ -266,10 +266,11 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             compute_price,
             n_items=eval_settings.size or len(curated.test),
         )
+        notes = [cfg.reference_note] if with_reference else []
         log_leaderboard(
             table,
             data=data,
-            reference=cfg.reference_note if with_reference else None,
+            notes=[*notes, *server_notes(results)],
             ui_url=cfg.tracking.ui_url,
             tradeoff=tradeoff,
         )
@@ -298,6 +299,19 @@ def course_reference(result: FamilyResult, reference_mae: Mapping[str, Any]) -> 
     if figure is None or isinstance(figure, Mapping):
         return math.nan
     return float(figure)
+
+
+def server_notes(results: list[FamilyResult]) -> list[str]:
+    """A line per server other than OpenAI's that answered LLM families: their figures are that
+    server's (the stub's hash-based prices stood on the leaderboard as 'frontier')."""
+    by_server: dict[str, list[str]] = {}
+    for result in results:
+        if result.server and urlsplit(result.server).hostname != OPENAI_HOST:
+            by_server.setdefault(result.server, []).append(result.family)
+    return [
+        f"{', '.join(families)}: answered by {server}, not OpenAI's API"
+        for server, families in by_server.items()
+    ]
 
 
 def leaderboard_table(

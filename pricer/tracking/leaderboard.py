@@ -10,7 +10,7 @@ the best family and the parent run's address in the MLflow UI.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlflow
@@ -129,7 +129,7 @@ def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
-def description(table: pd.DataFrame, data: str, reference: str | None) -> str:
+def description(table: pd.DataFrame, data: str, notes: Sequence[str] = ()) -> str:
     """The parent run's Markdown description: headline, table, where the figures come from."""
     best = best_family(table)
     headline = (
@@ -138,8 +138,8 @@ def description(table: pd.DataFrame, data: str, reference: str | None) -> str:
         else f"No family finished on {data} data."
     )
     parts = [headline, "", markdown_table(display_table(table, width=None))]
-    if reference:
-        parts += ["", reference]
+    for note in notes:
+        parts += ["", note]
     parts += ["", "Rounded for reading; unrounded figures: `leaderboard/leaderboard.csv`."]
     return "\n".join(parts)
 
@@ -160,13 +160,14 @@ def log_leaderboard(
     table: pd.DataFrame,
     *,
     data: str,
-    reference: str | None = None,
+    notes: Sequence[str] = (),
     ui_url: str | None = None,
     tradeoff: pd.DataFrame | None = None,
 ) -> None:
     """Log the leaderboard on the active (parent) run and print it for the terminal.
 
-    ``reference`` is a sentence saying whose the ``reference_mae`` figures are, when shown;
+    ``notes`` are lines said under the table (whose the ``course mae`` figures are, which
+    server answered an LLM family);
     ``tradeoff`` is ``pricer.evaluation.tradeoff.tradeoff_table``'s table: logged with the
     error-against-cost and error-against-latency charts, Pareto front marked.
     """
@@ -177,7 +178,7 @@ def log_leaderboard(
     mlflow.log_metrics(parent_metrics(table))
     mlflow.set_tags(
         {
-            NOTE_TAG: description(shown, data, reference),
+            NOTE_TAG: description(shown, data, notes),
             **({tags.BEST_FAMILY: best[0]} if best else {}),
         }
     )
@@ -193,8 +194,8 @@ def log_leaderboard(
         latency = latency_chart(tradeoff, f"Error against latency per item, {data} data")
         mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
     print("", display_table(shown).to_string(), sep="\n", flush=True)
-    if reference:
-        print(reference, flush=True)
+    for note in notes:
+        print(note, flush=True)
     if best:
         print(f"best: {best[0]}, mae {_dollars(best[1])} on {data} data", flush=True)
     if run is not None:

@@ -66,6 +66,10 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     # The course's figure stands beside constant, not beside the stub's prices: they are not
     # gpt-4o-mini's on OpenAI's API. The run records which server answered.
     assert "$146" in rows["constant"] and "$80" not in rows["frontier"], result.stdout
+    # Under the table and in the parent's description: whose answers the frontier row holds.
+    server_line = f"frontier: answered by {stub.base_url}, not OpenAI's API"
+    assert server_line in result.stdout.splitlines(), result.stdout
+    assert server_line in parent.data.tags["mlflow.note.content"]
     llm = runs["frontier · synthetic"]
     assert llm.data.tags["llm.model.provider"] == "openai"
     assert llm.data.tags["llm.server"] == stub.base_url

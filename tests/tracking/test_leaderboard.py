@@ -87,7 +87,7 @@ def test_parent_metrics_and_best_family_skip_failed_families() -> None:
 
 def test_description_renders_the_rounded_table_and_the_course_figures_only_when_given() -> None:
     table = board(reference_mae=[NAN, 146.0, 80.0])
-    text = description(table, "real", "course mae: the course's published figures")
+    text = description(table, "real", ["course mae: the course's published figures"])
     lines = text.splitlines()
     assert lines[0] == "**Best: xgboost, mae $92.78** on real data."
     header = next(line for line in lines if line.startswith("| family"))
@@ -95,7 +95,7 @@ def test_description_renders_the_rounded_table_and_the_course_figures_only_when_
     assert "course mae" in header and f"| {gap}$146 |" in text and "course's published" in text
     assert f"| xgboost | {gap}$92.78 | {gap}80-107 |" in text
     assert "92.781" not in text  # the data stays unrounded in the CSV, not here
-    plain = description(board(), "synthetic", None)
+    plain = description(board(), "synthetic")
     assert "course" not in plain and "on synthetic data" in plain
 
 
