@@ -98,8 +98,9 @@ def one_line(error: BaseException) -> str:
         error = error.__cause__
     if len(messages) > 1 and messages[0].startswith(_MERGING) and key:
         # "Error merging override eval.size=abc: Value 'abc' ...": the key, then the fault.
-        return ": ".join([key, *messages[1:]])
-    return ": ".join(messages)
+        messages = [key, *messages[1:]]
+    # "Connection error." then its cause: no ".:" between them.
+    return ": ".join([*(message.rstrip(".") for message in messages[:-1]), messages[-1]])
 
 
 def _override_typo(error: BaseException) -> str | None:

@@ -66,3 +66,9 @@ def test_a_failed_instantiation_says_the_targets_error_in_words() -> None:
         "model catalogue not found: /x.yaml",
     )
     assert one_line(error) == "model.catalogue: model catalogue not found: /x.yaml"
+
+
+def test_a_message_ending_in_a_full_stop_joins_its_cause_without_one() -> None:
+    # The openai SDK's "Connection error." read "Connection error.: All connection attempts".
+    error = _chain("cannot connect to http://x/v1: Connection error.", "All attempts failed")
+    assert one_line(error) == "cannot connect to http://x/v1: Connection error: All attempts failed"

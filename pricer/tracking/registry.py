@@ -20,6 +20,7 @@ Nothing here knows about model families: a family is only a tag value to filter 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -211,6 +212,8 @@ class RegistrySettings:
 def promote(cfg: DictConfig) -> Decision:
     """Pick, compare, register and move aliases, inside a tracked ``promotion`` run."""
     configure_tracking(cfg.tracking)
+    # Candidates' prediction tables are downloaded: no bar between the decision's lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Before any run starts: a usage error leaves nothing behind in the store.
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
