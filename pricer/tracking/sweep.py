@@ -389,11 +389,20 @@ def summarise_trials(
             ],
         )
     client.set_tag(parent_run_id, BEST_RUN_TAG, best["run_id"])
-    values = ", ".join(f"{key}={chosen[key]}" for key in swept if key in chosen)
+    values = ", ".join(f"{key}={_readable(chosen[key])}" for key in swept if key in chosen)
     return (
         f"sweep: best trial {best['trial']} ({values}) {objective}={best['objective']:.4f} "
         f"run {best['run_id']}"
     )
+
+
+def _readable(value: str) -> str:
+    """A float Optuna drew, to 4 significant digits for the line (params keep every digit)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if "." in value or "e" in value.lower() else value
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:

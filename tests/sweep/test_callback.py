@@ -229,3 +229,12 @@ def test_runs_inside_another_run_keep_their_parent(
     with tracked_run(tracking, run_name="alone", tags={}) as alone:
         pass
     assert "mlflow.parentRunId" not in mlflow.get_run(alone.info.run_id).data.tags
+
+
+def test_the_best_trials_line_rounds_drawn_floats_and_keeps_other_values() -> None:
+    # "sweep: best trial 3 (model.alpha=0.5489074229320225)": params keep every digit.
+    from pricer.tracking.sweep import _readable
+
+    assert _readable("0.5489074229320225") == "0.5489"
+    assert _readable("1.2345678e-05") == "1.235e-05"
+    assert _readable("300") == "300" and _readable("median") == "median"
