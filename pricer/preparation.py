@@ -36,7 +36,7 @@ from pricer.tracking.run import log_config, tracked_run
 def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
-    with tracked_run(cfg.tracking, run_name=f"curate-{cfg.data.source}", tags=run_tags):
+    with tracked_run(cfg.tracking, run_name=f"curate · {cfg.data.source}", tags=run_tags):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
         save_curated(curated, Path(cfg.output_dir), replace=True)
@@ -65,7 +65,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     if cfg.job_id:  # resume: the files and the job exist already
         client = make_client(settings)
         resumed = {**run_tags, tags.FT_RESUMED: "true", tags.FT_JOB_ID: cfg.job_id}
-        with tracked_run(cfg.tracking, run_name="finetune", tags=resumed):
+        with tracked_run(cfg.tracking, run_name=f"finetune · {cfg.data.name}", tags=resumed):
             log_config(cfg)
             return _follow(cfg, client, cfg.job_id)
 
@@ -84,7 +84,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
         )
         ft.confirm(estimate, assume_yes=not cfg.confirm)
         client = make_client(settings)
-        with tracked_run(cfg.tracking, run_name="finetune", tags=run_tags):
+        with tracked_run(cfg.tracking, run_name=f"finetune · {cfg.data.name}", tags=run_tags):
             log_config(cfg)
             ft_log.log_estimate(estimate)
             ft_log.log_training_file(train_path)

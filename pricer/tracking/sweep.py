@@ -140,7 +140,7 @@ class SweepCallback(Callback):
         tags = {**self.tags, STUDY_TAG: study.study_name}
 
         def create() -> str:
-            return open_parent_run(self.tracking, f"study-{study.study_name}", tags)
+            return open_parent_run(self.tracking, f"study · {study.study_name}", tags)
 
         self.parent_run_id, created = study.parent_run(client, create)
         if created:

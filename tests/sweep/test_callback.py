@@ -114,7 +114,7 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["pricer.kind"] == "sweep"
     assert parent.data.tags["pricer.family"] == "constant"
-    assert parent.info.run_name == "sweep-constant"
+    assert parent.info.run_name == "sweep · constant · synthetic"
     assert parent.data.tags[BEST_RUN_TAG] == median
     assert parent.data.params["best.model.statistic"] == "median"
     assert parent.data.params["sweep.overrides"] == "model=constant model.statistic=mean,median"
