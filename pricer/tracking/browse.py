@@ -86,12 +86,16 @@ def _dollars(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"${value:,.2f}"
 
 
+# What `pricer runs` lists: every run a person started (not a leaderboard's families or a
+# sweep's trials, which their parent sums up).
+LISTED_KINDS = ("leaderboard", "sweep", "family", "curation", "promotion", "finetune")
 ERROR_WIDTH = 48  # the row still fits 100 columns with a run name of 20 characters
 
 
 def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
-    """Newest first: leaderboards, sweeps, curations and lone family runs (not the families of a
-    leaderboard or the trials of a sweep, which their parent sums up)."""
+    """Newest first: leaderboards, sweeps, curations, promotions, fine-tunings and lone family
+    runs (not the families of a leaderboard or the trials of a sweep: their parent sums them
+    up)."""
     runs = mlflow.search_runs(
         experiment_ids=_experiment_ids(experiment),
         order_by=["attributes.start_time DESC"],
@@ -102,7 +106,9 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
     for run in runs:
         t = run.data.tags
         kind = t.get(tags.KIND) or ("family" if tags.FAMILY in t else "")
-        if PARENT_TAG in t or kind not in ("leaderboard", "sweep", "family", "curation"):
+        if t.get(tags.ENTRY_POINT) == "finetune":
+            kind = "finetune"
+        if PARENT_TAG in t or kind not in LISTED_KINDS:
             continue
         rows.append(
             {
@@ -136,6 +142,12 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         # Short, so a row fits 100 columns: "val mae $21.53 (test $25.07), 12/12 trials".
         name = objective.removeprefix("best.").replace("validation.", "val ").replace(".", " ")
         return f"{name} {_dollars(m[objective])}{test}, {finished}/{total} trials"
+    if kind == "promotion":  # "champion, candidate mae $92.78"
+        decision = t.get("pricer.decision", "")
+        mae = f"candidate mae {_dollars(m['candidate.mae'])}" if "candidate.mae" in m else ""
+        return ", ".join(part for part in (decision, mae) if part)
+    if kind == "finetune":
+        return t.get(tags.FT_FINE_TUNED_MODEL) or t.get(tags.FT_JOB_ID, "")
     if kind == "curation":
         if "data.train_items" not in m:
             return ""

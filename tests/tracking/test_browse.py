@@ -43,3 +43,18 @@ def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str
     shown = table.loc["stack · real", "result"]
     assert shown.startswith("ConfigError: like_test_weight must") and shown.endswith("…")
     assert len(shown) <= 48
+
+
+def test_promotions_and_fine_tunings_are_listed_with_their_outcome(tracking_uri: str) -> None:
+    # The README says pricer runs lists every lone run; these two kinds were left out.
+    with mlflow.start_run(run_name="promote · real", tags={tags.KIND: "promotion"}):
+        mlflow.set_tag("pricer.decision", "champion")
+        mlflow.log_metric("candidate.mae", 92.781)
+    finetune = {tags.ENTRY_POINT: "finetune", tags.FT_FINE_TUNED_MODEL: "ft:gpt-4o-mini:x:y"}
+    with mlflow.start_run(run_name="finetune · real", tags=finetune):
+        pass
+
+    table = browse.recent_runs(None, 10).set_index("name")["result"]
+
+    assert table["promote · real"] == "champion, candidate mae $92.78"
+    assert table["finetune · real"] == "ft:gpt-4o-mini:x:y"
