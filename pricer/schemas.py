@@ -181,6 +181,9 @@ class ValidationSettings(Settings):
 
     size: int  # items held out of training; 0: none
     seed: int
+    # Draw them from the training rows drawn the way the test set was (``drawn_like_test``:
+    # data=real flags the canonical rows), so a sweep ranks trials on the test's distribution.
+    like_test: bool = False
 
     def __post_init__(self) -> None:
         if self.size < 0:

@@ -17,7 +17,7 @@ import pandas as pd
 from pricer.data.dataset import CuratedData
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
-from pricer.models.base import Pricer
+from pricer.models.base import LIKE_TEST_COLUMN, Pricer
 from pricer.schemas import ValidationSettings
 from pricer.scoring import price_and_evaluate
 
@@ -41,8 +41,18 @@ def hold_out(
             f"validation.size={settings.size} leaves nothing to train on: there are only "
             f"{len(train)} training items; lower validation.size"
         )
+    pool = np.arange(len(train))
+    if settings.like_test:
+        flagged = train.get(LIKE_TEST_COLUMN, pd.Series(False, index=train.index))
+        pool = np.flatnonzero(flagged.fillna(False).astype(bool).to_numpy())
+        if settings.size > len(pool):
+            raise ConfigError(
+                f"validation.size={settings.size} with validation.like_test=true, but only "
+                f"{len(pool)} training items are drawn like the test set (data=real flags "
+                "them); lower validation.size or set validation.like_test=false"
+            )
     held = np.zeros(len(train), dtype=bool)
-    held[np.random.default_rng(settings.seed).permutation(len(train))[: settings.size]] = True
+    held[pool[np.random.default_rng(settings.seed).permutation(len(pool))[: settings.size]]] = True
     fit = train.loc[~held].reset_index(drop=True)
     report = dataclasses.replace(curated.report, train=len(fit))
     return dataclasses.replace(curated, train=fit, report=report), train.loc[held].reset_index(

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pricer.data.dataset import CuratedData, CurationReport
+from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.models.constant import ConstantPricer
 from pricer.schemas import ValidationSettings
@@ -91,3 +92,20 @@ def test_validation_metrics_score_the_held_out_items_only() -> None:
 def test_the_objective_is_the_validation_mae_never_a_test_metric() -> None:
     assert sweep_objective({"mae": 3.0, OBJECTIVE: 5.0}) == 5.0
     assert sweep_objective({"mae": 3.0}) is None
+
+
+def test_like_test_holds_out_only_rows_drawn_like_the_test_set() -> None:
+    # On data=real a sweep ranked trials on validation items mostly from the other real sets
+    # (val mae $66.81 against a test mae of $108.43): not the distribution it is judged on.
+    data = curated()
+    flagged = np.zeros(100, dtype=bool)
+    flagged[::4] = True  # 25 rows drawn like the test set
+    data.train["drawn_like_test"] = flagged
+    fit, validation = hold_out(data, ValidationSettings(size=20, seed=7, like_test=True))
+    assert len(validation) == 20 and validation["drawn_like_test"].all()
+    assert fit.train["drawn_like_test"].sum() == 5 and len(fit.train) == 80
+    # Off (the default), the split is the one it always was.
+    plain = hold_out(data, ValidationSettings(size=20, seed=7))[1]
+    assert not plain["drawn_like_test"].all()
+    with pytest.raises(ConfigError, match=r"only 25 training items are drawn like the test set"):
+        hold_out(data, ValidationSettings(size=30, seed=7, like_test=True))
