@@ -33,7 +33,7 @@ def test_leaderboard_names_runs_and_models_and_prints_a_quiet_summary(
     assert parent.data.metrics["best_mae"] == pytest.approx(min(maes.values()))
     assert parent.data.tags["best_family"] == min(maes, key=maes.get)
     note = parent.data.tags["mlflow.note.content"]
-    assert "| family | mae |" in note and f"${maes['constant']:,.2f}" in note
+    assert "| family | &nbsp;&nbsp;mae |" in note and f"${maes['constant']:,.2f}" in note
     assert "course" not in note  # synthetic data: the course's real-data figures stay out
     assert any(key.startswith("data.") for key in parent.data.metrics)
     for run in children.values():
