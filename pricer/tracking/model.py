@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -33,21 +33,11 @@ from pricer.models.ensemble import LoggedPricer
 from pricer.tracking.model_files import (
     UnsafeModelFile,
     copy_modules,
+    import_closure,
     required_modules,
     save_pricer,
 )
 
-# What a logged model needs to run elsewhere; pinned to the versions it was fitted with.
-RUNTIME_PACKAGES = (
-    "mlflow",
-    "scikit-learn",
-    "skops",
-    "xgboost-cpu",
-    "pandas",
-    "numpy",
-    "pyarrow",
-    "openai",
-)
 WRAPPER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_FILE = "pricer.skops"
 LEGACY_PICKLE = "pricer.pkl"  # what models logged before the skops format hold
@@ -104,7 +94,8 @@ def log_pricer(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / MODEL_FILE
         save_pricer(pricer, path)
-        code = copy_modules(required_modules(WRAPPER), Path(folder) / "code")
+        modules = required_modules(WRAPPER)
+        code = copy_modules(modules, Path(folder) / "code")
         with quiet_model_logging():
             return mlflow.pyfunc.log_model(
                 name=name,
@@ -114,18 +105,22 @@ def log_pricer(
                 signature=SIGNATURE,
                 input_example=example,
                 code_paths=[str(code)],
-                pip_requirements=runtime_requirements(),
+                pip_requirements=runtime_requirements(modules),
             )
 
 
-def runtime_requirements() -> list[str]:
-    pins = []
-    for package in RUNTIME_PACKAGES:
-        try:
-            pins.append(f"{package}=={metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return pins
+def runtime_requirements(modules: Iterable[str]) -> list[str]:
+    """Pinned distributions of MLflow and of every third-party package the shipped ``modules``
+    import, as installed here.
+
+    Derived from the code, not listed: a hand-kept list had fallen behind it (no lightgbm for
+    the stack, no hydra-core or omegaconf for the settings every family checks), so a model
+    served in an environment of its own (``--env-manager virtualenv``) could not import.
+    """
+    _, imported = import_closure(modules)
+    distributions = metadata.packages_distributions()
+    names = {"mlflow"} | {name for package in imported for name in distributions.get(package, [])}
+    return sorted(f"{name}=={metadata.version(name)}" for name in names)
 
 
 def logged_pricer(model_uri: str) -> LoggedPricer:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -82,6 +84,16 @@ def test_logged_pricer_loads_as_pyfunc_and_predicts_from_text_only(tracking_uri:
     assert np.allclose(prices, [5.0, 5.0])
     inputs = {spec.name: spec.required for spec in loaded.metadata.get_input_schema().inputs}
     assert inputs == {"text": True, "title": False, "category": False, "details": False}
+    # Its requirements name every third-party package its shipped code imports, pinned: a
+    # hand-kept list lacked lightgbm (the stack), hydra-core and omegaconf (the settings), so
+    # it could not import in an environment of its own (mlflow models serve --env-manager
+    # virtualenv).
+    requirements = mlflow.pyfunc.get_model_dependencies(info.model_uri)
+    pinned = {
+        line.split("==")[0] for line in Path(requirements).read_text().splitlines() if "==" in line
+    }
+    needed = {"mlflow", "lightgbm", "hydra-core", "omegaconf", "scikit-learn", "xgboost-cpu"}
+    assert needed <= pinned, needed - pinned
 
 
 def test_trace_llm_turns_on_openai_autolog(
