@@ -112,6 +112,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")
     from pricer.tracking import browse as store  # imports MLflow: only for these two apps
+    from pricer.tracking.leaderboard import display_table
 
     where = store.connect(cfg.tracking.uri)
     if app == "compare":
@@ -127,7 +128,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
             print("\n".join(store.run_summary(board)))
             return 0
         table = store.stored_leaderboard(board)
-        print(store.display_table(table).to_string())
+        print(display_table(table).to_string())
         print("\n".join(store.leaderboard_notes(board, table)))
         return 0
     recent = store.recent_runs(args.experiment, args.limit or cfg.limit)

@@ -57,9 +57,9 @@ def unknown_name(what: str, name: str, known: Iterable[object], where: str = "")
     if close:
         offered = " or ".join(f"'{where}.{near}'" if where else f"'{near}'" for near in close)
         return f"unknown {what} '{full}' (did you mean {offered}?)"
-    listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     if not names:
         return f"unknown {what} '{full}'"
+    listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     return f"unknown {what} '{full}' ({f'{where} has' if where else 'known'}: {listed})"
 
 

@@ -48,6 +48,9 @@ class TooManyFailures(UserError):
     """The pricer gave no price for more items than the evaluation allows."""
 
 
+OPENAI_HOST = "api.openai.com"  # where the course measured its LLM figures
+
+
 @dataclass
 class FamilyResult:
     family: str
@@ -58,6 +61,11 @@ class FamilyResult:
     # An LLM family's server (its base URL) and the model it asked: None for the others.
     server: str | None = None
     llm_model: str | None = None
+
+    @property
+    def on_openai(self) -> bool:
+        """Whether an LLM family's answers came from OpenAI's API (not a local server)."""
+        return self.server is not None and urlsplit(self.server).hostname == OPENAI_HOST
 
 
 def evaluation_items(curated: CuratedData, settings: EvalSettings) -> pd.DataFrame:
@@ -193,9 +201,6 @@ def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:
     return DictConfig({**shared, "family": family, "model": model_cfg})
 
 
-OPENAI_HOST = "api.openai.com"  # where the course measured its LLM figures
-
-
 class LeaderboardIncomplete(UserError):
     """At least one family failed; the others are still on the leaderboard."""
 
@@ -290,7 +295,7 @@ def course_reference(result: FamilyResult, reference_mae: Mapping[str, Any]) -> 
     """
     figure = reference_mae.get(result.family)
     if result.server is not None:
-        if urlsplit(result.server).hostname != OPENAI_HOST:
+        if not result.on_openai:
             return math.nan
         if isinstance(figure, Mapping):
             model = result.llm_model or ""
@@ -306,7 +311,7 @@ def server_notes(results: list[FamilyResult]) -> list[str]:
     server's (the stub's hash-based prices stood on the leaderboard as 'frontier')."""
     by_server: dict[str, list[str]] = {}
     for result in results:
-        if result.server and urlsplit(result.server).hostname != OPENAI_HOST:
+        if result.server and not result.on_openai:
             by_server.setdefault(result.server, []).append(result.family)
     return [
         f"{', '.join(families)}: answered by {server}, not OpenAI's API"

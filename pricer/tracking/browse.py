@@ -18,7 +18,6 @@ from mlflow.entities import Run
 
 from pricer.errors import UserError
 from pricer.tracking import tags
-from pricer.tracking.leaderboard import display_table
 from pricer.tracking.store import sqlite_path
 from pricer.wording import counted
 
@@ -173,11 +172,6 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
         many = f"{len(found)} runs start with {run_id!r}"
         raise RunNotFound(f"{many} in {where}: give more of the id")
     return found[0]
-
-
-def leaderboard_of(run: Run) -> pd.DataFrame:
-    """A stored leaderboard as the terminal showed it (from the parent's leaderboard.csv)."""
-    return display_table(stored_leaderboard(run))
 
 
 def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
