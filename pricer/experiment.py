@@ -276,6 +276,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             table,
             data=data,
             notes=[*notes, *server_notes(results)],
+            labels=chart_labels(results),
             ui_url=cfg.tracking.ui_url,
             tradeoff=tradeoff,
         )
@@ -317,6 +318,16 @@ def server_notes(results: list[FamilyResult]) -> list[str]:
         f"{', '.join(families)}: answered by {server}, not OpenAI's API"
         for server, families in by_server.items()
     ]
+
+
+def chart_labels(results: list[FamilyResult]) -> dict[str, str]:
+    """An LLM family answered by a server other than OpenAI's is charted with it:
+    ``frontier (127.0.0.1:8765)``, so the stub's point is not read as gpt-4o-mini's."""
+    return {
+        result.family: f"{result.family} ({urlsplit(result.server).netloc})"
+        for result in results
+        if result.server and not result.on_openai
+    }
 
 
 def leaderboard_table(

@@ -55,3 +55,15 @@ def test_an_llm_on_another_server_shows_none(reference: dict[str, Any]) -> None:
     )
     assert table.loc["constant", "reference_mae"] == 146
     assert math.isnan(table.loc["frontier", "reference_mae"])
+
+
+def test_an_llm_on_another_server_is_charted_with_its_server() -> None:
+    # The trade-off charts plotted the stub's $377 as "frontier", with nothing beside it.
+    from pricer.experiment import chart_labels
+
+    results = [
+        row("constant"),
+        row("frontier", "http://127.0.0.1:8765/v1", "gpt-4o-mini"),
+        row("frontier_rag", OPENAI, "gpt-4o-mini"),
+    ]
+    assert chart_labels(results) == {"frontier": "frontier (127.0.0.1:8765)"}

@@ -10,7 +10,7 @@ the best family and the parent run's address in the MLflow UI.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mlflow
@@ -163,11 +163,13 @@ def log_leaderboard(
     notes: Sequence[str] = (),
     ui_url: str | None = None,
     tradeoff: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """Log the leaderboard on the active (parent) run and print it for the terminal.
 
     ``notes`` are lines said under the table (whose the ``course mae`` figures are, which
-    server answered an LLM family);
+    server answered an LLM family); ``labels`` rename families on the charts, where no note
+    stands beside a point (``frontier (127.0.0.1:8765)``);
     ``tradeoff`` is ``pricer.evaluation.tradeoff.tradeoff_table``'s table: logged with the
     error-against-cost and error-against-latency charts, Pareto front marked.
     """
@@ -186,12 +188,16 @@ def log_leaderboard(
     # With the whole cost, so that `pricer runs RUN` prints the table the terminal printed.
     mlflow.log_text(shown.to_csv(), "leaderboard/leaderboard.csv")
     title = f"Mean absolute error by family, {data} data"
-    mlflow.log_figure(leaderboard_chart(table, title), "leaderboard/mae_by_family.png")
+    renamed = dict(labels or {})
+    mlflow.log_figure(
+        leaderboard_chart(table.rename(index=renamed), title), "leaderboard/mae_by_family.png"
+    )
     if tradeoff is not None:
+        tradeoff_charted = tradeoff.rename(index=renamed)
         mlflow.log_table(tradeoff.reset_index(), "leaderboard/tradeoff.json")
-        cost = cost_chart(tradeoff, f"Error against cost per 1,000 items, {data} data")
+        cost = cost_chart(tradeoff_charted, f"Error against cost per 1,000 items, {data} data")
         mlflow.log_figure(cost, "leaderboard/mae_vs_cost.png")
-        latency = latency_chart(tradeoff, f"Error against latency per item, {data} data")
+        latency = latency_chart(tradeoff_charted, f"Error against latency per item, {data} data")
         mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
     print("", display_table(shown).to_string(), sep="\n", flush=True)
     for note in notes:

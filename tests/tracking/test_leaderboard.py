@@ -115,3 +115,33 @@ def test_run_and_model_names_tell_family_data_and_trial_apart(
     trial["pricer.sweep.overrides"] = json.dumps(["seed=1"])
     monkeypatch.setenv(SWEEP_TAGS_ENV, json.dumps(trial))
     assert names.family_run_name("svr", "real") == "svr · real · trial 3"
+
+
+def test_labels_rename_families_on_the_charts_only(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
+    from pricer.tracking import leaderboard
+
+    charted: dict[str, list[str]] = {}
+
+    def spy(name: str, chart):  # the chart as drawn, and which families it names
+        def drawn(table: pd.DataFrame, title: str):
+            charted[name] = list(table.index)
+            return chart(table, title)
+
+        return drawn
+
+    for name in ("leaderboard_chart", "cost_chart", "latency_chart"):
+        monkeypatch.setattr(leaderboard, name, spy(name, getattr(leaderboard, name)))
+    table = board(n=[250.0, 250.0, 250.0])
+    table.loc["frontier", ["mae", "llm.cost_per_1k_items_usd"]] = [377.0, 0.03]
+    tradeoff = tradeoff_table(table, ComputePrice(cpu_hour_usd=0.05, cpus=2))
+    label = {"frontier": "frontier (127.0.0.1:8765)"}
+    with mlflow.start_run():
+        leaderboard.log_leaderboard(table, data="real", tradeoff=tradeoff, labels=label)
+    for name, families in charted.items():
+        assert "frontier (127.0.0.1:8765)" in families and "frontier" not in families, name
+    assert list(tradeoff.index).count("frontier") == 1  # the logged tables keep the family
