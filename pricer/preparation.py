@@ -28,7 +28,7 @@ from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import ClientSettings, make_client, read_api_key
 from pricer.models.llm.prompts import PromptTemplate
 from pricer.tracking import finetune as ft_log
-from pricer.tracking import tags
+from pricer.tracking import names, tags
 from pricer.tracking.data import data_name, log_curation_charts, log_data_inputs
 from pricer.tracking.run import log_config, tracked_run
 
@@ -36,7 +36,9 @@ from pricer.tracking.run import log_config, tracked_run
 def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
-    with tracked_run(cfg.tracking, run_name=f"curate · {cfg.data.source}", tags=run_tags):
+    with tracked_run(
+        cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags
+    ):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
         save_curated(curated, Path(cfg.output_dir), replace=True)
@@ -62,10 +64,11 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     settings = ClientSettings(**cfg.client)
     read_api_key(settings.api_key_env)  # a missing key fails before a bill is shown or confirmed
     run_tags = {tags.ENTRY_POINT: "finetune", tags.FT_BASE_MODEL: cfg.base_model}
+    name = names.run_name("finetune", cfg.data.name)
     if cfg.job_id:  # resume: the files and the job exist already
         client = make_client(settings)
         resumed = {**run_tags, tags.FT_RESUMED: "true", tags.FT_JOB_ID: cfg.job_id}
-        with tracked_run(cfg.tracking, run_name=f"finetune · {cfg.data.name}", tags=resumed):
+        with tracked_run(cfg.tracking, run_name=name, tags=resumed):
             log_config(cfg)
             return _follow(cfg, client, cfg.job_id)
 
@@ -84,7 +87,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
         )
         ft.confirm(estimate, assume_yes=not cfg.confirm)
         client = make_client(settings)
-        with tracked_run(cfg.tracking, run_name=f"finetune · {cfg.data.name}", tags=run_tags):
+        with tracked_run(cfg.tracking, run_name=name, tags=run_tags):
             log_config(cfg)
             ft_log.log_estimate(estimate)
             ft_log.log_training_file(train_path)

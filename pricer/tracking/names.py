@@ -25,8 +25,13 @@ def family_run_name(family: str, data: str) -> str:
     return SEPARATOR.join(part for part in (family, data, trial_label()) if part)
 
 
+def run_name(*parts: str) -> str:
+    """What a run is, then what it is about: ``curate · synthetic``, ``study · pricer-xgb``."""
+    return SEPARATOR.join(parts)
+
+
 def leaderboard_run_name(data: str) -> str:
-    return f"leaderboard{SEPARATOR}{data}"
+    return run_name("leaderboard", data)
 
 
 def model_name(family: str, data: str) -> str:

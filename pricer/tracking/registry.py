@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
+from pricer.tracking import names
 from pricer.tracking.candidates import (
     METRIC,
     Candidate,
@@ -224,7 +225,7 @@ def promote(cfg: DictConfig) -> Decision:
         "pricer.registered_model": registry.model_name,
         "pricer.data": data,
     }
-    with tracked_run(cfg.tracking, run_name=f"promote · {data}", tags=tags) as run:
+    with tracked_run(cfg.tracking, run_name=names.run_name("promote", data), tags=tags) as run:
         log_config(cfg)
         client = MlflowClient()
         current = champion_version(client, registry.model_name, registry.champion_alias)

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
 from pricer.errors import ConfigError
 from pricer.evaluation import objective_trace
+from pricer.tracking import names
 from pricer.tracking.run import (
     KIND_TAG,
     MAX_PARAM_LENGTH,
@@ -140,7 +141,7 @@ class SweepCallback(Callback):
         tags = {**self.tags, STUDY_TAG: study.study_name}
 
         def create() -> str:
-            return open_parent_run(self.tracking, f"study · {study.study_name}", tags)
+            return open_parent_run(self.tracking, names.run_name("study", study.study_name), tags)
 
         self.parent_run_id, created = study.parent_run(client, create)
         if created:
