@@ -41,8 +41,17 @@ class OptunaSweeperConf:
 
 # Samplers as plain dicts, so any of the sampler's keyword arguments can be added in a config
 # (e.g. n_startup_trials, constant_liar) and Optuna itself checks them.
+# Each sampler's own settings live in its option, so `hydra/sweeper/sampler=random` brings none
+# of TPE's (RandomSampler refuses them).
 SAMPLERS = {
-    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None},
+    "tpe": {
+        "_target_": "optuna.samplers.TPESampler",
+        "seed": None,
+        "n_startup_trials": 5,  # random trials before TPE models the objective
+        # Workers of a shared study see each other's running trials as (pessimistic) results and
+        # search elsewhere, instead of proposing the same point at once.
+        "constant_liar": True,
+    },
     "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
     "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None},
     "nsgaii": {"_target_": "optuna.samplers.NSGAIISampler", "seed": None},

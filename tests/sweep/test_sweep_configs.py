@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pricer.paths import CONFIG_DIR
@@ -58,3 +60,19 @@ def test_the_callback_ranks_trials_by_what_train_returns() -> None:
     assert callback.objective == OBJECTIVE
     assert callback.direction == "minimize"
     assert callback.validation_size == 300
+
+
+@pytest.mark.parametrize("sampler", ["random", "qmc", "cmaes", "nsgaii"])
+def test_a_search_runs_with_any_of_optunas_samplers_seeded_by_the_run(sampler: str) -> None:
+    # The TPE-only keys (n_startup_trials, constant_liar) belong to the tpe option: set for every
+    # sampler, `hydra/sweeper/sampler=random` failed with "unexpected keyword argument".
+    cfg = compose_train("hparams_search=xgboost", f"hydra/sweeper/sampler={sampler}", "seed=7")
+    built = instantiate(cfg.hydra.sweeper.sampler)
+    assert type(built).__name__.lower().startswith(sampler[:3])
+    assert cfg.hydra.sweeper.sampler.seed == 7
+
+
+def test_the_default_tpe_search_starts_random_and_lies_about_running_trials() -> None:
+    tpe = compose_train("hparams_search=xgboost", "seed=7").hydra.sweeper.sampler
+    assert tpe.seed == 7 and tpe.n_startup_trials == 5 and tpe.constant_liar is True
+    assert isinstance(instantiate(tpe), optuna.samplers.TPESampler)
