@@ -40,6 +40,7 @@ from pricer import configs  # noqa: F401  (registers resolvers and config schema
 from pricer.cli import USER_ERROR_STATUS
 from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
+from pricer.files import replaced_atomically
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, UnusableItems, unusable_text
 from pricer.paths import require_config_dir
 from pricer.tracking.champions import ServedModel, load_served_model
@@ -165,11 +166,11 @@ def write_prices(items: pd.DataFrame, output: Path | None) -> None:
         items.to_csv(sys.stdout, index=False)
         return
     kind = READERS[output.suffix.lower()]  # checked before pricing
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        items.to_csv(output, index=False)
-    else:
-        items.to_json(output, orient="records", lines=True)
+    with replaced_atomically(output) as temporary:  # never a truncated file of prices
+        if kind == "csv":
+            items.to_csv(temporary, index=False)
+        else:
+            items.to_json(temporary, orient="records", lines=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for price in prices:
             print("no price" if np.isnan(price) else f"${price:,.2f}")
         return 0
-    write_prices(items.assign(**{cfg.price_column: prices}), args.output)
+    try:
+        write_prices(items.assign(**{cfg.price_column: prices}), args.output)
+    except OSError as error:  # a full disk, a folder in the way: the output is left as it was
+        print(f"error: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+        return 1
     if args.output is not None:
         print(f"{len(items)} prices written to {args.output}", file=sys.stderr)
     return 0

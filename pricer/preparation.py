@@ -139,7 +139,7 @@ def export_for_human(cfg: DictConfig) -> Path:
     ``cfg.output_path`` with an empty price column, for ``model=human``'s guesses."""
     curated = load_curated(cfg.data, cfg.curation)
     items = evaluation_items(curated, EvalSettings.from_config(cfg.eval))
-    path = export_items(items, cfg.output_path)
+    path = export_items(items, cfg.output_path, overwrite=cfg.overwrite)
     print(
         f"wrote {len(items)} items to price to {path}; fill in the price column, save it as "
         "human/guesses.csv (model=human's guesses_path; model.guesses_path=... for another "

@@ -15,7 +15,9 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import UserError
+from pricer.files import replaced_atomically
 from pricer.models.base import Pricer, PriceReport, as_items
+from pricer.wording import counted
 
 ID_LENGTH = 16  # hex digits: collisions among a few thousand items are out of the question
 
@@ -29,14 +31,32 @@ def item_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
 
 
-def export_items(items: pd.DataFrame, path: str | Path) -> Path:
-    """Write the items a person should price: ``id``, ``text`` and an empty ``price``."""
+def export_items(items: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
+    """Write the items a person should price: ``id``, ``text`` and an empty ``price``.
+
+    A file there that already holds prices is someone's work: it is kept unless
+    ``overwrite``. The file is replaced whole or not at all."""
     frame = as_items(items)
     table = pd.DataFrame({"id": frame["text"].map(item_id), "text": frame["text"], "price": ""})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
+    typed = 0 if overwrite else _prices_typed(path)
+    if typed:
+        raise UserError(
+            f"{path} holds {counted(typed, 'price')} a person typed; save them elsewhere "
+            "(e.g. as the guesses file), or export again with overwrite=true"
+        )
+    with replaced_atomically(path) as temporary:
+        table.to_csv(temporary, index=False)
     return path
+
+
+def _prices_typed(path: Path) -> int:
+    """How many non-blank prices an existing export holds (0 if there is none to read)."""
+    try:
+        prices = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["price"])["price"]
+    except (FileNotFoundError, ValueError, pd.errors.EmptyDataError):
+        return 0
+    return int((prices.str.strip() != "").sum())
 
 
 def read_guesses(path: str | Path) -> dict[str, float]:

@@ -71,7 +71,7 @@ def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path: Path) 
         thread.join()
     assert all(entry is None or entry.answer == "Price is $9.99" * 200 for entry in seen)
     assert all(cache.get(key) is not None for key in keys)
-    assert not list(tmp_path.rglob(".tmp-*"))  # no temporary file left behind
+    assert not list(tmp_path.rglob(".*"))  # no temporary (hidden) file left behind
 
 
 def test_a_failed_write_costs_the_entry_not_the_run(

@@ -82,3 +82,34 @@ def test_missing_or_malformed_guesses_fail_clearly(tmp_path) -> None:
 def test_ids_are_stable_hashes_of_the_text() -> None:
     assert item_id("red mug") == item_id("red mug") != item_id("red mug ")
     assert len(item_id("x")) == 16 and int(item_id("x"), 16) >= 0
+
+
+def test_export_refuses_to_overwrite_prices_a_person_typed(export_cfg) -> None:
+    # A person may fill in the exported file itself; exporting again wrote empty prices over
+    # their work.
+    path = export_for_human(export_cfg)
+    export_for_human(export_cfg)  # nothing typed yet: exporting again is harmless
+    typed = pd.read_csv(path, dtype=str, keep_default_na=False)
+    typed.loc[:2, "price"] = ["12", "$30", "7.5"]
+    typed.to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"holds 3 prices .*overwrite=true"):
+        export_for_human(export_cfg)
+    assert pd.read_csv(path, dtype=str, keep_default_na=False).equals(typed)
+    export_cfg.overwrite = True
+    assert (pd.read_csv(export_for_human(export_cfg), dtype=str)["price"].isna()).all()
+
+
+def test_an_interrupted_export_leaves_the_old_file_whole(export_cfg, monkeypatch) -> None:
+    path = export_for_human(export_cfg)
+    before = path.read_bytes()
+
+    def cut_short(self: pd.DataFrame, target: object, **kwargs: object) -> None:
+        with open(target, "w", encoding="utf-8") as file:  # type: ignore[arg-type]
+            file.write("id,text,pri")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        export_for_human(export_cfg)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind

@@ -35,7 +35,7 @@ pricer.fit(items, items["price"]).predict_report(items)
 
 
 def cache_entries(folder: Path) -> list[Path]:
-    return [path for path in folder.rglob("*.json") if not path.name.startswith(".tmp-")]
+    return [path for path in folder.rglob("*.json") if not path.name.startswith(".")]
 
 
 def test_a_killed_run_keeps_its_answers_and_the_rerun_pays_only_for_the_rest(

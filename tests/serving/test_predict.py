@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.predict import main
+from pricer.predict import main, write_prices
 from tests.e2e.conftest import run_cli
 from tests.serving.conftest import CHAMPION_URI
 
@@ -160,3 +160,36 @@ def test_texts_and_a_file_are_exclusive(capsys: pytest.CaptureFixture[str]) -> N
         main(["--input", "items.jsonl", "some text"])
     assert exit_info.value.code == 2
     assert "either item texts or --input FILE" in capsys.readouterr().err
+
+
+def test_an_interrupted_write_leaves_the_previous_prices_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prices were written straight into the output: a kill or a full disk mid-write left a
+    # truncated file that reads as fewer prices, and yesterday's file was gone.
+    output = tmp_path / "prices.csv"
+    write_prices(pd.DataFrame({"text": TEXTS, "predicted_price": [1.0, 2.0]}), output)
+    before = output.read_bytes()
+
+    def cut_short(self: pd.DataFrame, target: object, **kwargs: object) -> None:
+        Path(str(target)).write_text("text,predicted_price\nCordless")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", cut_short)
+    with pytest.raises(OSError, match="No space"):
+        write_prices(pd.DataFrame({"text": TEXTS, "predicted_price": [3.0, 4.0]}), output)
+    assert output.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["prices.csv"]
+
+
+def test_an_output_that_cannot_be_written_is_one_line(
+    champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "items.jsonl"
+    source.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    taken = tmp_path / "taken.csv"
+    taken.mkdir()  # a folder where the file should go: it was an IsADirectoryError traceback
+    assert main(["--input", str(source), "--output", str(taken)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"error: cannot write {taken}: ") and "Is a directory" in err[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["items.jsonl", "taken.csv"]

@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pricer.files import replaced_atomically
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +78,8 @@ class ResponseCache:
             return
         path = self._path(key)
         payload = json.dumps({"request": request, "answer": asdict(answer)}, ensure_ascii=False)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:  # an interruption leaves no temporary file, and the entry absent
+            with replaced_atomically(path) as temporary:
+                temporary.write_text(payload, encoding="utf-8")
         except OSError as error:
             log.warning("cannot write LLM cache entry %s: %s", path, error)
-            return
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(payload)
-            os.replace(temporary, path)
-        except OSError as error:
-            Path(temporary).unlink(missing_ok=True)
-            log.warning("cannot write LLM cache entry %s: %s", path, error)
-        except BaseException:  # an interruption: no temporary file left, the entry absent
-            Path(temporary).unlink(missing_ok=True)
-            raise
