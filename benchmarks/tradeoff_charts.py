@@ -30,19 +30,32 @@ def main(argv: list[str] | None = None) -> Any:
         help="items evaluated, for a CSV without 'n' columns (leaderboards before 2026-12-03)",
     )
     parser.add_argument("--title", default="", help="appended to both chart titles")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="FAMILY=TEXT",
+        help="chart a family under another name, as the leaderboard charts an LLM family a "
+        "server other than OpenAI's answered: --label 'frontier=frontier (127.0.0.1:8765)'",
+    )
     args = parser.parse_args(argv)
+    labels = dict(label.split("=", 1) for label in args.label if "=" in label)
+    if len(labels) != len(args.label):
+        parser.error("--label is FAMILY=TEXT")
 
     board = pd.read_csv(args.csv, index_col="family")
-    board = board[board.get("status", "FINISHED") == "FINISHED"]
+    if "status" in board:  # leaderboards before 2026-12-03 list finished families only
+        board = board[board["status"] == "FINISHED"]
     compute = ComputePrice.from_config(compose("leaderboard").tradeoff)
     table = tradeoff_table(board, compute, n_items=args.items)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = f" ({args.title})" if args.title else ""
+    charted = table.rename(index=labels)
     charts = {
-        "mae_vs_cost.png": cost_chart(table, f"Error against cost per 1,000 items{suffix}"),
-        "mae_vs_latency.png": latency_chart(table, f"Error against latency per item{suffix}"),
+        "mae_vs_cost.png": cost_chart(charted, f"Error against cost per 1,000 items{suffix}"),
+        "mae_vs_latency.png": latency_chart(charted, f"Error against latency per item{suffix}"),
     }
     for name, figure in charts.items():
         figure.savefig(args.out / name, dpi=100)
