@@ -13,7 +13,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import UserError, one_line
+from pricer.errors import UserError, ending, record_ending
 from pricer.paths import require_config_dir
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
@@ -63,12 +63,13 @@ def run(main: Callable[[], object]) -> None:
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
-        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+        print(f"error: {record_ending(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except Exception as error:
+        record_ending(error)  # a bug too: its traceback on the terminal, its line in the record
         if not _is_parameter_error(error):
             raise
-        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+        print(f"error: {ending()}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except interrupt.Interrupted as stop:
         print(f"pricer: {stop}: its runs ended KILLED", file=sys.stderr, flush=True)

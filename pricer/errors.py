@@ -22,6 +22,22 @@ _INSTANTIATE = "Error in call to target"  # Hydra's instantiate, around the targ
 _MERGING = "Error merging override"  # Hydra's, around OmegaConf's error for one override
 
 
+_ending: str | None = None  # why this process is ending, for runs closed at exit
+
+
+def record_ending(error: BaseException) -> str:
+    """Word the error that ends this process as one line, and keep it: a run closed by an exit
+    handler (a sweep's parent) records it rather than a guess. Returns the line."""
+    global _ending
+    _ending = one_line(error)
+    return _ending
+
+
+def ending() -> str | None:
+    """The line ``record_ending`` kept, if the process is ending on an error."""
+    return _ending
+
+
 class UserError(Exception):
     """Something the user can fix; its message is all they need to see."""
 

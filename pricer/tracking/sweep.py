@@ -34,7 +34,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, ending
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
 from pricer.tracking.run import (
@@ -238,7 +238,9 @@ class SweepCallback(Callback):
                 client.set_tag(run_id, "pricer.sweep.last_stop", status)
             else:
                 if status != "FINISHED":
-                    message = reason or "the sweep stopped before its end: see its trials"
+                    message = (
+                        reason or ending() or "the sweep stopped before its end: see its trials"
+                    )
                     client.set_tag(run_id, "error", message)
                 client.set_terminated(run_id, status)
 

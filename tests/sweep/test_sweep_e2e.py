@@ -119,3 +119,29 @@ def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
     assert parent["params.best.model.alpha"] == best["params.model.alpha"]
     charts = mlflow.MlflowClient().list_artifacts(parent["run_id"], "sweep")
     assert {a.path for a in charts} == {"sweep/objective.png", "sweep/trials.json"}
+
+
+def test_a_sweep_that_cannot_start_says_why_on_its_parent(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The parent run said only "the sweep stopped before its end: see its trials", and there
+    # were no trials: the reason was on the terminal and nowhere in the record.
+    result = run_cli(
+        [
+            sys.executable,
+            "-m",
+            "pricer.train",
+            "-m",
+            "hparams_search=tfidf_ridge",
+            "+hydra.sweeper.sampler.bogus=1",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith("error: ") and "bogus" in said
+    [parent] = [row for _, row in runs(tracking_uri).iterrows()]  # no trial began
+    assert parent["tags.pricer.kind"] == "sweep" and parent["status"] == "FAILED"
+    assert parent["tags.error"] == said.removeprefix("error: ")
