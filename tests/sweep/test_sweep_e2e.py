@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,20 +39,33 @@ def sweep_runs(tracking_uri: str) -> tuple[pd.Series, pd.DataFrame]:
     return parent, children
 
 
-def test_grid_sweep_is_one_parent_with_a_child_per_trial(
-    tracking_uri: str, tmp_path: Path, curation_cache: Path
-) -> None:
-    result = run_cli(
+def train_multirun(
+    overrides: list[str], tracking_uri: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``pricer.train -m`` as a user runs it, its Hydra folders under ``tmp_path``."""
+    return run_cli(
         [
             sys.executable,
             "-m",
             "pricer.train",
             "-m",
+            *overrides,
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+
+
+def test_grid_sweep_is_one_parent_with_a_child_per_trial(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    result = train_multirun(
+        [
             "model=constant",
             "model.statistic=mean,median",
             *SMALL,
             f"curation.cache_dir={curation_cache}",
-            f"hydra.sweep.dir={tmp_path}/multirun",
         ],
         tracking_uri,
         tmp_path,
@@ -126,18 +140,8 @@ def test_a_sweep_that_cannot_start_says_why_on_its_parent(
 ) -> None:
     # The parent run said only "the sweep stopped before its end: see its trials", and there
     # were no trials: the reason was on the terminal and nowhere in the record.
-    result = run_cli(
-        [
-            sys.executable,
-            "-m",
-            "pricer.train",
-            "-m",
-            "hparams_search=tfidf_ridge",
-            "+hydra.sweeper.sampler.bogus=1",
-            f"hydra.sweep.dir={tmp_path}/multirun",
-        ],
-        tracking_uri,
-        tmp_path,
+    result = train_multirun(
+        ["hparams_search=tfidf_ridge", "+hydra.sweeper.sampler.bogus=1"], tracking_uri, tmp_path
     )
     assert result.returncode == 2, result.stderr[-3000:]
     said = result.stderr.strip().splitlines()[-1]
