@@ -21,6 +21,7 @@ from benchmarks import (
     startup,
     tracking_overhead,
     training,
+    validation_holdout,
 )
 
 
@@ -183,6 +184,20 @@ def test_leaderboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = report(tmp_path, "leaderboard")
     assert data["runs"][0]["ok"], data["runs"][0].get("stderr_tail")
     assert [family["family"] for family in data["families"]] == ["constant"]
+
+
+@pytest.mark.e2e  # two real 3-trial sweeps of tfidf_ridge on the real data: about a minute
+def test_validation_holdout(tmp_path: Path, shared_data: Path) -> None:
+    validation_holdout.main(
+        ["--family", "tfidf_ridge", "--trials", "3", "--results-dir", str(tmp_path)]
+    )
+    rows = {row["holdout"]: row for row in report(tmp_path, "validation_holdout")["rows"]}
+    assert set(rows) == {"random", "like_test", "best setting"}
+    for name in ("random", "like_test"):
+        assert 1 <= rows[name]["pick rank"] <= 3
+        assert rows[name]["pick test mae"] >= rows["best setting"]["pick test mae"]
+    # The like-test rows are dearer than a random holdout's, as the test set is.
+    assert rows["like_test"]["validation mae"][0] > rows["random"]["validation mae"][0]
 
 
 def test_accuracy_yardstick_is_the_canonical_training_rows(shared_data: Path) -> None:
