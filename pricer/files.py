@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +15,10 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     replaces ``path`` (one rename: atomic on POSIX). On any error or interruption the temporary
     file is removed and ``path`` keeps what it held."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # Created as any new file is (0666 less the umask), not 0600 as tempfile.mkstemp makes it:
+    # the rename keeps the mode, and a shared price list must stay readable to the team.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
         os.replace(temporary, path)

@@ -193,3 +193,13 @@ def test_an_output_that_cannot_be_written_is_one_line(
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(f"error: cannot write {taken}: ") and "Is a directory" in err[-1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["items.jsonl", "taken.csv"]
+
+
+def test_written_prices_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    # The temporary file came from mkstemp, which makes it 0600: renamed into place, a price
+    # list or an export shared with the team was readable by its writer only.
+    plain = tmp_path / "plain.csv"
+    plain.write_text("")
+    output = tmp_path / "prices.csv"
+    write_prices(pd.DataFrame({"text": TEXTS, "predicted_price": [1.0, 2.0]}), output)
+    assert output.stat().st_mode == plain.stat().st_mode
