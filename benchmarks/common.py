@@ -32,6 +32,8 @@ from typing import Any
 
 import psutil
 
+from pricer.files import replaced_atomically
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCHMARKS_DIR.parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
@@ -319,7 +321,8 @@ def write_report(name: str, figures: dict[str, Any], results_dir: Path | None = 
         **figures,
     }
     path = folder / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    with replaced_atomically(path) as temporary:  # a killed benchmark keeps the last report
+        temporary.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
     return path
 
 
