@@ -354,3 +354,22 @@ def test_stack_stages_times_the_family_it_is_given(tmp_path: Path) -> None:
     assert "chars" not in parts and "words" in parts  # no character n-gram ridge
     assert not [stage for stage in stages if stage.startswith("xgb_log")]  # its member is null
     assert len([stage for stage in stages if stage.startswith("lgbm_l1 ")]) == 4  # 3 folds, refit
+
+
+def test_a_report_cut_short_leaves_the_last_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks.common import write_report
+
+    before = write_report("example", {"figure": 1}, tmp_path).read_bytes()
+    real_write = Path.write_text
+
+    def cut_short(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        real_write(self, text[:20])
+        raise KeyboardInterrupt  # a benchmark stopped while it writes
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_report("example", {"figure": 2}, tmp_path)
+    assert (tmp_path / "example.json").read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["example.json"]
