@@ -36,6 +36,13 @@ STATED = [
     ("$29.99 (was $39.99)", 29.99),  # the first amount decides
     ("Similar kits sell for $10-$20; I'd say $15.", 15.0),  # a range passed over for a price
     ("I can't be certain, but I'd estimate around $40.", 40.0),  # a hedge that names a price
+    # A stated amount beats a number the answer opens with: a list's "1." or a year was read
+    # as the price ($1, $2023) while the answer named $387.06 and $45.
+    ("1. Identify the product.\n2. Compare.\nEstimated price: $387.06", 387.06),
+    ("2023. Given the model year, I estimate $45", 45.0),
+    ("40. It is a small part.", 40.0),  # an opening number still counts when nothing else does
+    ("Not $40 - I would say $60", 60.0),  # an amount the answer rejects is not its price
+    ("It is not $40; the price is $55", 55.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -59,6 +66,8 @@ NO_PRICE = [
     "I cannot tell.",
     "no idea, sorry",
     "Price is $",
+    "Price is $" + "9" * 400,  # beyond a float: was inf, which crashed the evaluation
+    "Not $40.",
     "",
     None,
 ]

@@ -15,6 +15,7 @@ Prices reach templates already formatted ("$12.50"), so no template writes a dol
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -50,8 +51,10 @@ _MENTIONS = [
         r"(?:about|around|approximately|roughly|~)?\s*" + rf"{_SIGN}{_NUMBER}",
         re.IGNORECASE,
     ),
-    # The number the answer opens with, followed by nothing, a new line, punctuation or a
-    # bracket ("129.99", "129.99\n\nBecause...", "**40**."), not by a word ("12 pack").
+    # Last, and only when none of the above names an amount: the number the answer opens
+    # with, followed by nothing, a new line, punctuation or a bracket ("129.99",
+    # "129.99\n\nBecause...", "**40**."), not by a word ("12 pack"). A list's "1." or a year
+    # opening a sentence reads the same way, so a stated amount anywhere else wins.
     re.compile(
         rf"^\s*[*_\"'`]*{_SIGN}{_NUMBER}"
         r"(?=[*_\"'`]*(?:\s*$|\s*\n|[.;:!?,](?:\s|$)|\s+[-\u2013\u2014(]|\s*\())"
@@ -73,6 +76,8 @@ _REFUSAL = re.compile(
     r"impossible|not possible|won'?t)\b",
     re.IGNORECASE,
 )
+# "not $40", "isn't $40": an amount the answer rejects is passed over.
+_NEGATED = re.compile(r"\b(?:not|isn'?t|never|n't)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$", re.IGNORECASE)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -86,19 +91,24 @@ class _Mention:
     end: int
     value: float
     negative: bool
+    stated: bool  # named as an amount (currency, "price is"), not only a number opening the answer
 
 
 def _mentions(answer: str) -> list[_Mention]:
+    """Every amount, stated ones first, each in the order the answer gives them."""
     found: dict[int, _Mention] = {}
-    for pattern in _MENTIONS:
+    for index, pattern in enumerate(_MENTIONS):
+        stated = index < len(_MENTIONS) - 1
         for match in pattern.finditer(answer):
             groups = match.groupdict()
             negative = bool(groups.get("sign") or groups.get("sign2"))
             start = match.start("number")
             value = float(match.group("number").replace(",", ""))
             if start not in found or negative:
-                found[start] = _Mention(start, match.end("number"), value, negative)
-    return sorted(found.values(), key=lambda mention: mention.start)
+                seen = found.get(start)
+                stated_here = stated or (seen is not None and seen.stated)
+                found[start] = _Mention(start, match.end("number"), value, negative, stated_here)
+    return sorted(found.values(), key=lambda mention: (not mention.stated, mention.start))
 
 
 def _in_range(answer: str, mention: _Mention) -> bool:
@@ -114,16 +124,18 @@ def _in_range(answer: str, mention: _Mention) -> bool:
 def parse_price(answer: str | None) -> float | None:
     """The price an answer states, or None when it states none (the ``no_price`` failure).
 
-    The first amount that is not part of a range decides ("2-pack for $15" is 15, "$29.99,
-    was $39.99" is 29.99); a negative or zero amount there is no price, not a clipped one.
+    The first stated amount that is not part of a range and not rejected ("not $40")
+    decides ("2-pack for $15" is 15, "$29.99, was $39.99" is 29.99); a bare number opening
+    the answer counts only when no amount is stated ("129.99" is, "1. Look it up ... $387" is
+    not 1). A negative, zero or overflowing amount there is no price, not a clipped one.
     """
     if not answer:
         return None
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
-        if _in_range(answer, mention):
+        if _in_range(answer, mention) or _NEGATED.search(answer[: mention.start]):
             continue
-        if mention.negative or mention.value <= 0:
+        if mention.negative or not 0 < mention.value < math.inf:  # "9" x 400 is inf
             return None
         if refusal and not _ASSERTED.search(answer[: mention.start]):
             return None
