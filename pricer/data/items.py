@@ -19,6 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pricer.prices import (
+    INVALID_PRICE,
+    MISSING_PRICE,
+    MISSING_PRICE_STRINGS,
+    parse_price,
+)
 from pricer.schemas import CleaningSettings
 
 ITEM_COLUMNS = ("title", "text", "price", "category", "details")
@@ -27,17 +33,12 @@ ITEM_COLUMNS = ("title", "text", "price", "category", "details")
 # code ships without this package, so it is not imported from there; a test checks both).
 LIKE_TEST_COLUMN = "drawn_like_test"
 
-# Rejection reasons, in the order they are checked.
-MISSING_PRICE = "missing_price"
-INVALID_PRICE = "invalid_price"
+# Rejection reasons, in the order they are checked (the first two: pricer.prices).
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 MISSING_TITLE = "missing_title"
 TOO_SHORT = "too_short"
 REJECTION_REASONS = (MISSING_PRICE, INVALID_PRICE, PRICE_OUT_OF_RANGE, MISSING_TITLE, TOO_SHORT)
 
-_MISSING_PRICE_STRINGS = frozenset({"", "none", "nan", "null", "n/a", "na", "-"})
-# One amount: optional currency sign, digits with optional thousands commas, optional cents.
-_PRICE = re.compile(r"^(?:US\s?)?\$?\s*((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)$")
 # The same amount pattern for Arrow's RE2, which runs over a whole price column at once. RE2's
 # \d and \s are ASCII-only, so it is used on ASCII strings only (with Python's ASCII
 # whitespace spelled out); any other string goes through ``parse_price``.
@@ -52,27 +53,6 @@ _PRICE_RE2 = (
 _JSON_PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(':[]"{}【】', " "))
 _DIGIT = re.compile(r"\d")
 _decode_json = json.JSONDecoder().decode
-
-
-def parse_price(value: object) -> tuple[float | None, str | None]:
-    """Parse an Amazon price string ("$1,299.99", "12.99", "None").
-
-    Returns ``(price, None)`` or ``(None, reason)``; a range such as "$5 - $9" or any text
-    that is not a single amount is invalid rather than guessed.
-    """
-    if value is None:
-        return None, MISSING_PRICE
-    if isinstance(value, (int, float)):
-        if value != value:  # NaN
-            return None, MISSING_PRICE
-        return (float(value), None) if value >= 0 else (None, INVALID_PRICE)
-    text = str(value).strip()
-    if text.lower() in _MISSING_PRICE_STRINGS:
-        return None, MISSING_PRICE
-    match = _PRICE.match(text)
-    if match is None:
-        return None, INVALID_PRICE
-    return float(match.group(1).replace(",", "")), None
 
 
 def parse_prices(values: Sequence[object]) -> tuple[list[float | None], list[str | None]]:
@@ -90,7 +70,7 @@ def parse_prices(values: Sequence[object]) -> tuple[list[float | None], list[str
         column = pa.array([values[i] for i in strings], pa.string())
         ascii_only = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
         trimmed = pc.utf8_trim_whitespace(column)
-        missing = pc.is_in(pc.utf8_lower(trimmed), pa.array(sorted(_MISSING_PRICE_STRINGS)))
+        missing = pc.is_in(pc.utf8_lower(trimmed), pa.array(sorted(MISSING_PRICE_STRINGS)))
         missing = missing.to_numpy(zero_copy_only=False)
         amount = pc.struct_field(pc.extract_regex(trimmed, _PRICE_RE2), "amount")
         matched = amount.is_valid().to_numpy(zero_copy_only=False)

@@ -29,6 +29,20 @@ LIKE_TEST_COLUMN = "drawn_like_test"
 TRAINING_COLUMNS = (*INPUT_COLUMNS, LIKE_TEST_COLUMN)
 
 
+# An answer from outside the model (an LLM's reply, a person's guess) above this many times
+# the dearest training price is not a price of this market: a slip ("$49,999,999", "1e9"),
+# counted a failure rather than averaged in. 10x leaves room for a real outlier ($9,990 over
+# the course's $999 ceiling) while one such slip would otherwise outweigh every other error.
+PLAUSIBLE_FACTOR = 10.0
+
+
+def plausible_ceiling(y: np.ndarray | pd.Series) -> float:
+    """The highest answer taken as a price, from the training prices (inf without any)."""
+    prices = np.asarray(y, dtype=float)
+    prices = prices[np.isfinite(prices)]
+    return PLAUSIBLE_FACTOR * float(prices.max()) if prices.size else np.inf
+
+
 @dataclass
 class PriceReport:
     """Prices for a batch of items plus the family's own figures about producing them.

@@ -8,6 +8,7 @@ agree without any extra file, and a guesses file with ``text`` + ``price`` works
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import UserError
 from pricer.files import replaced_atomically
-from pricer.models.base import Pricer, PriceReport, as_items
+from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
+from pricer.prices import parse_price
 from pricer.wording import counted
 
 ID_LENGTH = 16  # hex digits: collisions among a few thousand items are out of the question
@@ -59,9 +61,11 @@ def _prices_typed(path: Path) -> int:
     return int((prices.str.strip() != "").sum())
 
 
-def read_guesses(path: str | Path) -> dict[str, float]:
-    """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``. Blank or
-    unreadable prices are no guess."""
+def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str, float], int]:
+    """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``, and how many
+    written prices were no price. A blank price is no guess; one that is not a single amount
+    above zero and at most ``ceiling`` ("12,99", "-5", "0", "1e9", "inf") is unreadable, and
+    is no guess either: a slip is not averaged in as a price."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if "price" not in table.columns or not {"id", "text"} & set(table.columns):
         raise GuessesError(
@@ -69,10 +73,17 @@ def read_guesses(path: str | Path) -> dict[str, float]:
             f"got {list(table.columns)}"
         )
     ids = table["id"] if "id" in table.columns else table["text"].map(item_id)
-    cleaned = table["price"].str.replace(r"[$,\s]", "", regex=True)
-    prices = pd.to_numeric(cleaned, errors="coerce")
-    guessed = prices.notna().to_numpy()
-    return dict(zip(ids[guessed], prices[guessed].astype(float), strict=True))
+    guesses: dict[str, float] = {}
+    unreadable = 0
+    for key, written in zip(ids, table["price"], strict=True):
+        if not written.strip():
+            continue
+        price, _ = parse_price(written)  # the item files' reading: "$1,299.99", not "12,99"
+        if price is None or not 0 < price <= ceiling:
+            unreadable += 1
+        else:
+            guesses[key] = price
+    return guesses, unreadable
 
 
 class HumanPricer(Pricer):
@@ -88,7 +99,8 @@ class HumanPricer(Pricer):
                 f"no guesses at {path}: export the items with pricer human_export (the same "
                 "data= as this run), add prices, save it there (or set model.guesses_path)"
             )
-        self.guesses_ = read_guesses(path)  # kept in the model: the logged model stands alone
+        # Kept in the model: the logged model stands alone.
+        self.guesses_, self.unreadable_ = read_guesses(path, plausible_ceiling(y))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -99,5 +111,10 @@ class HumanPricer(Pricer):
         ids = as_items(X)["text"].map(item_id)
         prices = np.array([self.guesses_.get(i, np.nan) for i in ids], dtype=float)
         missing = int(np.isnan(prices).sum())
-        stats = {"human.guesses": float(len(prices) - missing), "human.missing": float(missing)}
+        stats = {
+            "human.guesses": float(len(prices) - missing),
+            "human.missing": float(missing),
+            # In the whole file, not only these items: a person sees it as slips to correct.
+            "human.unreadable": float(getattr(self, "unreadable_", 0)),
+        }
         return PriceReport(prices, stats)

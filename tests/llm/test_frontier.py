@@ -176,6 +176,22 @@ def test_a_refusal_quoting_a_model_number_is_no_price_and_not_cached(
     assert not list(tmp_path.rglob("*.json"))  # nothing cached: a rerun asks again
 
 
+def test_a_price_far_beyond_any_training_price_is_no_answer(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # "$49,999,999" was counted a price: one such answer moved the run's mae by $200,000,
+    # with no failure recorded.
+    ceiling = 10 * items["price"].max()
+    answers = iter([f"Price is ${ceiling * 2:,.2f}", f"Price is ${ceiling * 0.9:.2f}"])
+    stub.state.answer_fn = lambda messages: next(answers, "Price is $25")
+    pricer = fitted(make_pricer(cache_dir=str(tmp_path), max_concurrency=1), items)
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[0]) and report.prices[1] == pytest.approx(ceiling * 0.9, abs=0.01)
+    assert report.stats["llm.failures.implausible"] == 1
+    assert report.stats["llm.failures"] == 1
+    assert len(list(tmp_path.rglob("*.json"))) == len(items) - 1  # asked again next time
+
+
 def test_cache_key_includes_sampling_settings_and_server(make_pricer, items, stub, tmp_path):
     fitted(make_pricer(cache_dir=str(tmp_path)), items).predict_report(items)
     fitted(make_pricer(cache_dir=str(tmp_path), temperature=0.7), items).predict_report(items)

@@ -57,7 +57,7 @@ def test_export_then_guesses_round_trip(export_cfg, tmp_path) -> None:
             assert np.isnan(by_text[text])  # no guess: a failure, not a price
         else:
             assert by_text[text] == 10 * (i + 1)
-    assert report.stats == {"human.guesses": 7.0, "human.missing": 1.0}
+    assert report.stats == {"human.guesses": 7.0, "human.missing": 1.0, "human.unreadable": 0.0}
 
 
 def test_guesses_by_text_work_too(tmp_path) -> None:
@@ -113,3 +113,17 @@ def test_an_interrupted_export_leaves_the_old_file_whole(export_cfg, monkeypatch
         export_for_human(export_cfg)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
+    # "12,99" was read as $1,299, "-5" and "0" as prices, "1e9" as a billion (the run FINISHED
+    # with mae $4,016,171), and "inf" crashed the evaluation with a traceback.
+    texts = [f"item {i}" for i in range(8)]
+    written = ["12,99", "-5", "0", "1e9", "inf", "5000000", "$25", "1,299"]
+    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(8, 999.0))
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[:6]).all()
+    assert report.prices[6:].tolist() == [25.0, 1299.0]
+    assert report.stats == {"human.guesses": 2.0, "human.missing": 6.0, "human.unreadable": 6.0}

@@ -41,8 +41,10 @@ CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; tiktoken would need a
 # Why an item got no price. Metrics are logged for every reason, zeros included, so runs
 # compare reason by reason.
 NO_PRICE = "no_price"  # an answer that states no price (prompts.parse_price)
+IMPLAUSIBLE = "implausible"  # a price far above any training price (models.base.plausible_ceiling)
 FAILURE_REASONS = (
     NO_PRICE,
+    IMPLAUSIBLE,
     "timeout",  # every attempt timed out
     "rate_limited",  # still 429 after the retries
     "server_error",  # still 5xx after the retries

@@ -27,11 +27,12 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.models.base import Pricer, PriceReport, as_items
+from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
 from pricer.models.llm.accounting import ItemOutcome, batch_stats
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
 from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, unknown_entry
 from pricer.models.llm.client import (
+    IMPLAUSIBLE,
     NO_PRICE,
     CallOutcome,
     ClientSettings,
@@ -181,6 +182,7 @@ class FrontierPricer(Pricer):
         items = as_items(X)
         self.index_ = None if self.retrieval is None else clone(self.retrieval).fit(items, y)
         self.n_train_items_ = len(items)
+        self.price_ceiling_ = plausible_ceiling(y)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -215,14 +217,16 @@ class FrontierPricer(Pricer):
         server = settings.resolved_base_url()
         keys = [request_key({"base_url": server, **request}) for request in requests]
 
-        outcomes: list[ItemOutcome | None] = [_from_cache(cache.get(key)) for key in keys]
+        # Fitted before the ceiling existed: no answer is too dear.
+        ceiling = getattr(self, "price_ceiling_", math.inf)
+        outcomes: list[ItemOutcome | None] = [_from_cache(cache.get(key), ceiling) for key in keys]
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
 
         def keep(position: int, call: CallOutcome) -> None:
             """Parse and cache each answer as it arrives: a run interrupted at item 32 of 50
             keeps 32 answers, and its rerun pays only for the rest (issue 10)."""
             i = todo[position]
-            outcomes[i] = _from_call(call)
+            outcomes[i] = _from_call(call, ceiling)
             if outcomes[i].failure is None:  # only priced answers are worth keeping
                 cache.put(
                     keys[i],
@@ -264,16 +268,19 @@ class FrontierPricer(Pricer):
         return {k: v for k, v in state.items() if not k.startswith("_") or k == "_sklearn_version"}
 
 
-def _from_cache(entry: CachedAnswer | None) -> ItemOutcome | None:
+def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | None:
     price = parse_price(entry.answer) if entry is not None else None
-    if entry is None or price is None:  # a miss, or an entry the parser no longer reads
+    # A miss, or an entry the parser no longer reads (or no longer believes): asked again.
+    if entry is None or price is None or price > ceiling:
         return None
     return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, cached=True)
 
 
-def _from_call(call: CallOutcome) -> ItemOutcome:
+def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
     price = None if call.failure else parse_price(call.answer)
     failure = call.failure or (NO_PRICE if price is None else None)
+    if price is not None and price > ceiling:
+        price, failure = None, IMPLAUSIBLE
     return ItemOutcome(
         price=math.nan if price is None else price,
         failure=failure,
