@@ -49,11 +49,12 @@ SWEEP_TAGS_ENV = "PRICER_SWEEP_TAGS"
 # holds signals back while it ends: the sweep tells its study the trial's result there. Told
 # after the run had ended, a SIGTERM landing in between left the run FINISHED and the trial
 # failed in Optuna (seen in CI). Set by the sweep callback in the process that runs the trial.
-_trial_finishing: Callable[[str], None] | None = None
+_trial_finishing: Callable[[str], str | None] | None = None
 
 
-def on_trial_finishing(hook: Callable[[str], None] | None) -> None:
-    """Set (or, with None, clear) what runs as a sweep trial's run is about to end FINISHED."""
+def on_trial_finishing(hook: Callable[[str], str | None] | None) -> None:
+    """Set (or, with None, clear) what runs as a sweep trial's run is about to end FINISHED.
+    The hook returns None, or why the run must end FAILED instead."""
     global _trial_finishing
     _trial_finishing = hook
 
@@ -149,9 +150,10 @@ def tracked_run(
                 raise received from error  # callers (a leaderboard's except) must see it
             raise
         with interrupt.deferred():
+            refused = None
             if parent_run_id is not None and _trial_finishing is not None:
-                _trial_finishing(run.info.run_id)
-            _end(run, RunStatus.FINISHED)
+                refused = _trial_finishing(run.info.run_id)  # the study failed the trial
+            _end(run, RunStatus.FAILED if refused else RunStatus.FINISHED, error=refused)
 
 
 def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:

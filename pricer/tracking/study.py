@@ -41,6 +41,10 @@ TRIAL_COLUMNS = [
     "overrides",
     "finished",
 ]
+FAILED_MEANWHILE = (
+    "its study failed trial {n} while it ran (its process was silent past the grace period, "
+    "e.g. paused): the result is not in the study, so the run does not stand"
+)
 STALE_ERROR = (
     "its sweep process stopped without ending it (killed or lost): Optuna failed trial {n} "
     "as stale (no heartbeat)"
@@ -119,7 +123,7 @@ class SharedStudy:
             client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
         return run_id, bool(made)
 
-    def result_teller(self, number: int, objective: str) -> Callable[[str], None]:
+    def result_teller(self, number: int, objective: str) -> Callable[[str], str | None]:
         """What tells trial ``number`` its run's ``objective`` metric as the run ends.
 
         For ``tracked_run``'s trial hook (``on_trial_finishing``), which calls it just before
@@ -127,16 +131,28 @@ class SharedStudy:
         the run records, whenever a SIGTERM lands, and the sweeper leaves a COMPLETE trial
         alone. The study is opened here, before the trial runs, so that only one short write is
         left for the end. A run without the metric (or NaN) is not told: the sweeper fails it.
+
+        It returns why the run must end FAILED instead, if the study has failed the trial
+        meanwhile: another process of the study fails a trial whose heartbeat stopped for the
+        grace period (a paused process, a suspended laptop), and its result must not then stand
+        as a finished run the study does not count (promote would count it).
         """
         study, _ = self.open()
 
-        def tell(run_id: str) -> None:
+        def tell(run_id: str) -> str | None:
             try:
                 value = MlflowClient().get_run(run_id).data.metrics.get(objective)
-                if value is not None and not math.isnan(value):
-                    study.tell(number, value, skip_if_finished=True)
+                if value is None or math.isnan(value):
+                    return None
+                try:
+                    study.tell(number, value)
+                except ValueError:  # already finished: by whom, and how?
+                    state = study.get_trials(deepcopy=False)[number].state
+                    if state.name == "FAIL":
+                        return FAILED_MEANWHILE.format(n=number)
             except Exception as error:  # the sweeper still tells it when the batch is back
                 log.warning("could not tell trial %d its result: %s", number, error)
+            return None
 
         return tell
 

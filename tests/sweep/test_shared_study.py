@@ -298,3 +298,44 @@ def test_a_trial_is_complete_in_its_study_before_its_run_ends_finished(
     finally:
         callback.on_job_end(job, None)
     assert study.get_trials()[other.number].state.name == "RUNNING"
+
+
+def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial process paused past the grace period (a suspended laptop, SIGSTOP) is failed as
+    stale by another process of the study; resumed, it finished its run FINISHED while the
+    study said FAIL, and promote counted the run. Now the run ends FAILED, saying why."""
+    from omegaconf import OmegaConf
+    from optuna.trial import TrialState
+
+    from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
+    from pricer.tracking import run as tracking_run
+    from pricer.tracking.sweep import SweepCallback
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="paused", storage=storage)
+    trial = study.ask()
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    callback = SweepCallback(
+        tracking=tracking, run_name="sweep", tags={}, objective="validation.mae",
+        direction="minimize", validation_size=10,
+    )  # fmt: skip
+    callback.parent_run_id = open_parent_run(tracking, "sweep", {})
+    callback.study = SharedStudy(storage, "paused", "minimize", None, None)
+    job = OmegaConf.create({"hydra": {"overrides": {"task": []}, "job": {"num": 0}}})
+    monkeypatch.setenv(TRIAL_ENV, str(trial.number))
+    for name in (tracking_run.SWEEP_PARENT_ENV, tracking_run.SWEEP_TAGS_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    callback.on_job_start(job)
+    try:
+        with tracking_run.tracked_run(tracking, run_name="trial", tags={}) as run:
+            mlflow.log_metric("validation.mae", 12.5)
+            study.tell(trial.number, state=TrialState.FAIL)  # another process: stale
+    finally:
+        callback.on_job_end(job, None)
+    ended = mlflow.get_run(run.info.run_id)
+    assert ended.info.status == "FAILED"
+    assert "failed trial 0" in ended.data.tags["error"]
+    assert study.get_trials()[trial.number].state == TrialState.FAIL
