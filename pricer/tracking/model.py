@@ -14,6 +14,7 @@ more in a subprocess.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import tempfile
@@ -42,6 +43,8 @@ from pricer.tracking.model_files import (
 WRAPPER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_FILE = "pricer.skops"
 LEGACY_PICKLE = "pricer.pkl"  # what models logged before the skops format hold
+# Which version each logged ensemble member named by alias was, as the run loaded it (JSON).
+MEMBERS_TAG = "pricer.members"
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -137,7 +140,9 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     A model logged before the skops format holds a pickle that its own code unpickles: such
     a model loads only while ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` allows it.
     """
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    # Pinned first, then loaded: an alias that moves meanwhile cannot split the two.
+    pinned, model_id = pinned_model(model_uri)
+    local = Path(mlflow.artifacts.download_artifacts(pinned))
     if (local / "artifacts" / LEGACY_PICKLE).is_file() and not (
         MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()
     ):
@@ -146,4 +151,43 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
             f"{MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name}=false: refit and log it again, or allow it"
         )
     wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
-    return LoggedPricer(pricer=wrapper.pricer, source=model_uri)
+    _record_member(model_uri, pinned, model_id)
+    return LoggedPricer(pricer=wrapper.pricer, source=pinned)
+
+
+def pinned_model(model_uri: str) -> tuple[str, str | None]:
+    """The URI of the very model ``model_uri`` names now, and its logged model's id.
+
+    ``models:/name@alias`` becomes ``models:/name/<version>``: an alias moves, a version does
+    not. ``models:/m-...`` is pinned already; any other URI (``runs:/...``, a path, a version
+    ``latest``) is kept as it is, without an id.
+    """
+    path = model_uri.removeprefix("models:/")
+    if path == model_uri:
+        return model_uri, None
+    client = mlflow.MlflowClient()
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias)
+    elif "/" in path and path.rsplit("/", 1)[1].isdigit():
+        version = client.get_model_version(*path.rsplit("/", 1))
+    elif "/" not in path:
+        return model_uri, path
+    else:
+        return model_uri, None
+    # MLflow 3.17 leaves a version's model_id empty on a SQL store; its source names the model.
+    source = str(version.source or "")
+    logged = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    return f"models:/{version.name}/{version.version}", version.model_id or logged
+
+
+def _record_member(asked: str, pinned: str, model_id: str | None) -> None:
+    """On the run that loads a logged member, ``pricer.members``: which version (and logged
+    model) each asked URI was. A tag, not MLflow's model inputs: ``mlflow.log_inputs(models=...)``
+    is refused outside Databricks ("only supported by Databricks managed MLflow", 3.17)."""
+    run = mlflow.active_run()
+    if run is None:
+        return
+    members = json.loads(mlflow.get_run(run.info.run_id).data.tags.get(MEMBERS_TAG, "{}"))
+    members[asked] = f"{pinned} ({model_id})" if model_id else pinned
+    mlflow.set_tag(MEMBERS_TAG, json.dumps(members))

@@ -277,3 +277,23 @@ def test_a_pickled_member_loads_only_while_mlflow_allows_pickles(
     with pytest.raises(UnsafeModelFile, match=r"is a pickled pricer .* refit and log it again"):
         logged_pricer(f"models:/{model.model_id}")
     assert not (tmp_path / "owned").exists()
+
+
+def test_a_member_named_by_alias_is_recorded_by_the_version_it_was(champion_store: str) -> None:
+    # The run logged only "models:/pricer-synthetic@champion": once the alias moved, the record
+    # could not say which model the ensemble held.
+    from pricer.tracking.model import logged_pricer
+
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("pricer-synthetic", "champion")
+    mlflow.set_experiment("members")
+    with mlflow.start_run() as run:
+        member = logged_pricer("models:/pricer-synthetic@champion")
+    pinned = f"models:/pricer-synthetic/{champion.version}"
+    assert member.source == pinned
+    model_id = champion.source.removeprefix("models:/")  # the logged model it was made from
+    assert model_id.startswith("m-")
+    recorded = mlflow.get_run(run.info.run_id)
+    assert json.loads(recorded.data.tags["pricer.members"]) == {
+        "models:/pricer-synthetic@champion": f"{pinned} ({model_id})"
+    }
