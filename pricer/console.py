@@ -123,9 +123,14 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)
-        print(f"{board.info.run_name} ({board.info.run_id}), {board.info.status}")
-        if not store.is_leaderboard(board):  # a family's run, a sweep, a curation, ...
+        print(f"{board.info.run_name} ({board.info.run_id}), {store.status(board)}")
+        # A leaderboard that did not finish has no table: what it is, why it stopped, and
+        # which of its families finished (as for any other run, plus its children).
+        unfinished = board.info.status != "FINISHED"
+        if not store.is_leaderboard(board) or unfinished:  # a family's run, a sweep, ...
             print("\n".join(store.run_summary(board)))
+            if store.is_leaderboard(board):
+                print("\n".join(store.child_runs(board)))
             return 0
         table = store.stored_leaderboard(board)
         print(display_table(table).to_string())
