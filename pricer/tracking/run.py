@@ -124,6 +124,7 @@ def tracked_run(
                 parent_run_id=parent_run_id,
                 tags=all_tags,
             )
+            interrupt.note_run(run.info.run_id, run_name, "RUNNING")
         try:
             interrupt.release_pending()
             yield run
@@ -137,7 +138,9 @@ def tracked_run(
             message = stopped or f"{type(error).__name__}: {one_line(error)}"
             with interrupt.deferred():
                 try:
-                    _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
+                    status = RunStatus.KILLED if stopped else RunStatus.FAILED
+                    _end(run, status, error=message)
+                    interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
                 except Exception as failure:  # the store failing too must not hide the cause
                     print(
                         f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
@@ -152,6 +155,8 @@ def tracked_run(
             if parent_run_id is not None and _trial_finishing is not None:
                 _trial_finishing(run.info.run_id)
             _end(run, RunStatus.FINISHED)
+            # Noted before this block lets a held signal go: its message can then say so.
+            interrupt.note_run(run.info.run_id, run_name, "FINISHED")
 
 
 def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:
