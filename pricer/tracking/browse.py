@@ -268,6 +268,9 @@ def run_summary(run: Run) -> list[str]:
         shown[str(key)] = value
     if error:  # whole: the list and compare cut it to 40 characters
         shown["error"] = error
+    stale = stale_reason(run)
+    if stale:  # whole, and what the store says, which is left alone
+        shown["stale"] = f"{stale} (the store says RUNNING)"
     shown = {key: value for key, value in shown.items() if value != ""}
     width = max(len(key) for key in shown)  # of the rows shown: an empty one is left out
     return [f"{key:<{width}}  {value}" for key, value in shown.items()]
@@ -324,8 +327,8 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         "started": [_started(run) for run in runs],
     }
     stale = [stale_reason(run) or "" for run in runs]
-    if any(stale):  # why STALE: the store still says RUNNING
-        rows["stale"] = [f"{reason} (the store says RUNNING)" if reason else "" for reason in stale]
+    if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
+        rows["stale"] = [_shorten(reason) for reason in stale]
     errors = [run.data.tags.get(tags.ERROR, "") for run in runs]
     if any(errors):  # why a run FAILED or was KILLED
         rows["error"] = [_shorten(error) for error in errors]
