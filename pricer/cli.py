@@ -47,7 +47,9 @@ def run(main: Callable[[], object]) -> None:
 
     SIGTERM and SIGINT unwind the app (``pricer.interrupt``): its runs end KILLED, its worker
     processes stop, ``atexit`` handlers run, and the process exits with 128 + the signal
-    number (143 for SIGTERM, 130 for SIGINT).
+    number (143 for SIGTERM, 130 for SIGINT). Its last line says so, or, when every run had
+    already ended FINISHED (a signal held back while the last one ended), that the work was
+    done (``interrupt.outcome``).
 
     Each app imports its library call inside ``main``, after Hydra has composed the config:
     the library pulls in pandas, scikit-learn, matplotlib and MLflow (3.6-5.8 s here), while
@@ -72,7 +74,7 @@ def run(main: Callable[[], object]) -> None:
         print(f"error: {ending()}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except interrupt.Interrupted as stop:
-        print(f"pricer: {stop}: its runs ended KILLED", file=sys.stderr, flush=True)
+        print(f"pricer: {interrupt.outcome(stop)}", file=sys.stderr, flush=True)
         interrupt.exit_process(stop.exit_code)
 
 

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -49,7 +51,30 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# Exit status when the reader of stdout went away (`pricer runs | head`): 128 + SIGPIPE, what
+# a Unix tool killed by SIGPIPE reports. Python ignores SIGPIPE, so a write raises instead.
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``pricer`` command; a closed stdout ends it quietly, as it ends other Unix tools.
+
+    ``pricer runs | head`` closes the pipe after ten lines: the next write, or the flush at
+    exit, raised BrokenPipeError, and a traceback followed the lines ``head`` printed. Caught
+    here, stdout is pointed at /dev/null so that the interpreter's own flush at exit does not
+    raise it again (Python docs, "Note on SIGPIPE").
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
@@ -123,9 +148,14 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)
-        print(f"{board.info.run_name} ({board.info.run_id}), {board.info.status}")
-        if not store.is_leaderboard(board):  # a family's run, a sweep, a curation, ...
+        print(f"{board.info.run_name} ({board.info.run_id}), {store.status(board)}")
+        # A leaderboard that did not finish has no table: what it is, why it stopped, and
+        # which of its families finished (as for any other run, plus its children).
+        unfinished = board.info.status != "FINISHED"
+        if not store.is_leaderboard(board) or unfinished:  # a family's run, a sweep, ...
             print("\n".join(store.run_summary(board)))
+            if store.is_leaderboard(board):
+                print("\n".join(store.child_runs(board)))
             return 0
         table = store.stored_leaderboard(board)
         print(display_table(table).to_string())

@@ -96,6 +96,11 @@ _resent = False  # the signal being handled is our own re-send of ``_held``
 # Code an exception must not cut: its modules' names start so (see the module docstring).
 DATABASE_MODULES = ("sqlalchemy.", "sqlite3", "mlflow.store.", "alembic.")
 RESEND_SECONDS = 0.02
+# The runs this process opened, by run id: (name, status), "RUNNING" until it ends. Told by
+# ``tracked_run`` and the sweep's parent (``note_run``), read by ``outcome``: a signal held
+# back while a run ended FINISHED (``deferred``) is raised after it, and the app's last line
+# said "its runs ended KILLED" about a promotion the store shows FINISHED.
+_runs: dict[str, tuple[str, str]] = {}
 
 
 def install() -> None:
@@ -126,6 +131,28 @@ def reason(error: BaseException) -> str | None:
     if isinstance(error, KeyboardInterrupt):
         return "interrupted by SIGINT (KeyboardInterrupt)"
     return None
+
+
+def note_run(run_id: str, name: str, status: str) -> None:
+    """Record that this process opened a run ("RUNNING") or ended it (with ``status``)."""
+    _runs[run_id] = (name, status)
+
+
+def outcome(stop: Interrupted) -> str:
+    """What the interrupt did to this process's runs, for the app's last line.
+
+    "interrupted by SIGTERM: its runs ended KILLED", unless every run it opened had already
+    ended FINISHED (the signal came, or was held back until, after the last one ended): then
+    that, by name, since the record is the app's whole result. With no run noted at all the
+    old wording stays: a run may still be open in a way not noted here.
+    """
+    runs = list(_runs.values())
+    if runs and all(status == "FINISHED" for _, status in runs):
+        first = runs[0][0]  # the outermost: opened first (a leaderboard, a sweep's parent)
+        others = len(runs) - 1
+        named = f"{first} and {others} other run{'s' if others > 1 else ''}" if others else first
+        return f"{stop} after its work was done: {named} ended FINISHED"
+    return f"{stop}: its runs ended KILLED"
 
 
 def register(callback: Callback) -> None:

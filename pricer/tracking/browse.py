@@ -18,6 +18,7 @@ from mlflow.entities import Run
 
 from pricer.errors import UserError
 from pricer.tracking import tags
+from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import sqlite_path
 from pricer.wording import counted
 
@@ -89,6 +90,9 @@ def _dollars(value: float | None) -> str:
 # sweep's trials, which their parent sums up).
 LISTED_KINDS = ("leaderboard", "sweep", "family", "curation", "promotion", "finetune")
 ERROR_WIDTH = 48  # the row still fits 100 columns with a run name of 20 characters
+# Shown instead of RUNNING for a run whose process is gone (liveness.stale_reason): a SIGKILL
+# leaves the run RUNNING in the store for good, and "RUNNING" would say work goes on.
+STALE = "STALE"
 
 
 def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
@@ -114,10 +118,8 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
                 "started": _started(run),
                 "run": run.info.run_id[:SHORT_ID],
                 "name": run.info.run_name,
-                "status": run.info.status,
-                # A run that failed or was stopped has no result: why it ended goes there.
-                "result": _result(kind, run.data.metrics, t)
-                or _shorten(t.get(tags.ERROR, ""), ERROR_WIDTH),
+                "status": status(run),
+                "result": _outcome(kind, run),
             }
         )
         if len(rows) == limit:
@@ -125,10 +127,41 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["started", "run", "name", "status", "result"])
 
 
+def status(run: Run) -> str:
+    """The run's status, or ``STALE`` for a RUNNING run whose process is gone."""
+    return STALE if stale_reason(run) else run.info.status
+
+
+def _outcome(kind: str, run: Run) -> str:
+    """What ``pricer runs`` shows for a run: its result, or, for a run that did not finish,
+    why (its ``error`` tag, or why it is stale) in one line.
+
+    A run that failed or was stopped has no result: the figures it logged before are partial
+    (a KILLED sweep's best of the trials that ran, a FAILED LLM run's mae over the answers it
+    got) and, beside the others' results, would read as one. So its reason leads; its figures
+    are in ``pricer runs RUN``, marked partial. Only a run without an ``error`` tag (ended by
+    hand, or by an older version) shows them here, prefixed "partial:".
+    """
+    result = _result(kind, run.data.metrics, run.data.tags)
+    if run.info.status == "FINISHED":
+        return result
+    stale = stale_reason(run)
+    if stale:
+        return _shorten(stale, ERROR_WIDTH)
+    if run.info.status == "RUNNING":  # live: the status says its figures are so far
+        return result
+    error = run.data.tags.get(tags.ERROR, "").strip()
+    if error:
+        return _shorten(" ".join(error.split()), ERROR_WIDTH)  # one line
+    return _shorten(f"partial: {result}", ERROR_WIDTH) if result else ""
+
+
 def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
     """A run's outcome in a few words, for its row in ``pricer runs``."""
     if kind == "leaderboard":
         families = sum(key.startswith("mae.") for key in m)
+        if not families:  # none scored yet: "best  , 0 families" said nothing
+            return ""
         best = t.get(tags.BEST_FAMILY, "")
         return f"best {best} {_dollars(m.get('best_mae'))}, {counted(families, 'family')}"
     if kind == "sweep":
@@ -223,15 +256,63 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
 
 
 def run_summary(run: Run) -> list[str]:
-    """A run that is no leaderboard, for ``pricer runs RUN``: what it is, its figures (as
-    ``pricer compare`` shows them) and, for a FAILED or KILLED run, its whole error."""
+    """Any run, for ``pricer runs RUN`` (a finished leaderboard prints its table instead):
+    what it is, its figures (as ``pricer compare`` shows them, said to be partial when the run
+    did not finish) and, for a FAILED or KILLED run, its whole error."""
     column = compare_runs([run]).iloc[:, 0]
-    width = max(len(str(key)) for key in column.index)
     error = run.data.tags.get(tags.ERROR, "")
-    shown = column.drop("error", errors="ignore").to_dict()
+    shown: dict[str, str] = {}
+    for key, value in column.drop("error", errors="ignore").items():
+        if key in COMPARED_METRICS and "figures" not in shown and run.info.status != "FINISHED":
+            shown["figures"] = _partial(run)  # before the first figure it qualifies
+        shown[str(key)] = value
     if error:  # whole: the list and compare cut it to 40 characters
         shown["error"] = error
-    return [f"{key:<{width}}  {value}" for key, value in shown.items() if value != ""]
+    stale = stale_reason(run)
+    if stale:  # whole, and what the store says, which is left alone
+        shown["stale"] = f"{stale} (the store says RUNNING)"
+    shown = {key: value for key, value in shown.items() if value != ""}
+    width = max(len(key) for key in shown)  # of the rows shown: an empty one is left out
+    return [f"{key:<{width}}  {value}" for key, value in shown.items()]
+
+
+def _partial(run: Run) -> str:
+    if stale_reason(run):
+        return "partial: logged before its process died"
+    if run.info.status == "RUNNING":
+        return "so far: the run is still running"
+    return f"partial: logged before the run ended {run.info.status}"
+
+
+def child_runs(run: Run) -> list[str]:
+    """A parent's runs (a leaderboard's families), oldest first: id, name, status, outcome.
+
+    For a leaderboard that has no table (KILLED, FAILED or still running): which families
+    finished, and why the others did not.
+    """
+    children = mlflow.search_runs(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    if not children:
+        return ["no family run"]
+    rows = [
+        [
+            child.info.run_id[:SHORT_ID],
+            child.info.run_name or "",
+            status(child),
+            _outcome(child.data.tags.get(tags.KIND) or "family", child),
+        ]
+        for child in children
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["family runs:"]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
+    return lines
 
 
 def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
@@ -240,11 +321,14 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     columns = [f"{run.info.run_id[:SHORT_ID]}" for run in runs]
     rows: dict[str, list[str]] = {
         "name": [run.info.run_name for run in runs],
-        "status": [run.info.status for run in runs],
+        "status": [status(run) for run in runs],
         "data": [run.data.tags.get(tags.DATA, "") for run in runs],
         "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],
         "started": [_started(run) for run in runs],
     }
+    stale = [stale_reason(run) or "" for run in runs]
+    if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
+        rows["stale"] = [_shorten(reason) for reason in stale]
     errors = [run.data.tags.get(tags.ERROR, "") for run in runs]
     if any(errors):  # why a run FAILED or was KILLED
         rows["error"] = [_shorten(error) for error in errors]

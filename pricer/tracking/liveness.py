@@ -68,13 +68,30 @@ def is_stale(
     or without the process tags (runs of older versions): it started over ``max_age_hours``
     ago.
     """
+    return stale_reason(run, max_age_hours=max_age_hours, now=now) is not None
+
+
+def stale_reason(
+    run: Run, *, max_age_hours: float = DEFAULT_MAX_AGE_HOURS, now: float | None = None
+) -> str | None:
+    """Why ``run`` is stale (``is_stale``), in a few words for a person; None if it is not.
+
+    E.g. "process 1234 on box1 is gone", or "RUNNING for 30 h, started on box2".
+    """
     if run.info.status != "RUNNING":
-        return False
+        return None
     tags = run.data.tags
-    if tags.get(HOST_TAG) == socket.gethostname() and tags.get(PID_TAG, "").isdigit():
-        return not process_alive(int(tags[PID_TAG]), tags.get(PROCESS_START_TAG))
+    host = tags.get(HOST_TAG)
+    if host == socket.gethostname() and tags.get(PID_TAG, "").isdigit():
+        pid = int(tags[PID_TAG])
+        if process_alive(pid, tags.get(PROCESS_START_TAG)):
+            return None
+        return f"process {pid} on {host} is gone"
     age_hours = ((now or time.time()) * 1000 - run.info.start_time) / 3_600_000
-    return age_hours > max_age_hours
+    if age_hours <= max_age_hours:
+        return None
+    where = f"started on {host}" if host else "no process recorded"
+    return f"RUNNING for {age_hours:.0f} h, {where}"
 
 
 def finished(runs: Iterable[Run]) -> list[Run]:

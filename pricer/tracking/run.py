@@ -125,6 +125,7 @@ def tracked_run(
                 parent_run_id=parent_run_id,
                 tags=all_tags,
             )
+            interrupt.note_run(run.info.run_id, run_name, "RUNNING")
         try:
             interrupt.release_pending()
             yield run
@@ -138,7 +139,9 @@ def tracked_run(
             message = stopped or f"{type(error).__name__}: {one_line(error)}"
             with interrupt.deferred():
                 try:
-                    _end(run, RunStatus.KILLED if stopped else RunStatus.FAILED, error=message)
+                    status = RunStatus.KILLED if stopped else RunStatus.FAILED
+                    _end(run, status, error=message)
+                    interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
                 except Exception as failure:  # the store failing too must not hide the cause
                     print(
                         f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
@@ -153,7 +156,10 @@ def tracked_run(
             refused = None
             if parent_run_id is not None and _trial_finishing is not None:
                 refused = _trial_finishing(run.info.run_id)  # the study failed the trial
-            _end(run, RunStatus.FAILED if refused else RunStatus.FINISHED, error=refused)
+            status = RunStatus.FAILED if refused else RunStatus.FINISHED
+            _end(run, status, error=refused)
+            # Noted before this block lets a held signal go: its message can then say so.
+            interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
 
 
 def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:

@@ -34,6 +34,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
+from pricer import interrupt
 from pricer.errors import ConfigError, ending
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
@@ -93,6 +94,7 @@ class SweepCallback(Callback):
         self.direction = direction
         self.validation_size = validation_size
         self.parent_run_id: str | None = None
+        self.parent_name = run_name  # a shared study's parent is named after the study
         self.swept_keys: list[str] = []
         # A study in a database, shared with other sweep processes; None: this process only.
         self.study: SharedStudy | None = None
@@ -127,6 +129,11 @@ class SweepCallback(Callback):
                 self._close("FAILED")
             raise SweepError(f"cannot open the sweep's parent run: {error}") from error
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
+        # Open in this process until _close: an interrupt's last line must not say the work
+        # was done because the trials run so far had ended FINISHED (pricer.interrupt.outcome).
+        if self.study is not None:
+            self.parent_name = names.run_name("study", self.study.study_name)
+        interrupt.note_run(self.parent_run_id, self.parent_name, "RUNNING")
         # A multirun that raises never reaches on_multirun_end: fail the parent at exit.
         atexit.register(self._close, "FAILED")
         print(f"sweep: parent run {self.parent_run_id}", flush=True)
@@ -243,6 +250,7 @@ class SweepCallback(Callback):
                     )
                     client.set_tag(run_id, "error", message)
                 client.set_terminated(run_id, status)
+                interrupt.note_run(run_id, self.parent_name, status)
 
 
 def interrupted() -> str | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 
+from pricer.paths import PROJECT_ROOT
 from tests.e2e.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -130,3 +134,24 @@ def test_runs_shows_a_failed_run_with_its_whole_error(tracking_uri: str, tmp_pat
     assert lines[0] == f"{run.info.run_name} ({run.info.run_id}), FAILED"
     [error] = [line for line in lines if line.startswith("error ")]
     assert error.split(None, 1)[1] == run.data.tags["error"] and str(guesses) in error
+
+
+def test_runs_into_a_closed_pipe_exits_quietly(tracking_uri: str, tmp_path: Path) -> None:
+    # `pricer runs | head` ended in a BrokenPipeError traceback once head had closed the pipe.
+    for name in ("a", "b", "c"):
+        with mlflow.start_run(run_name=name, tags={"pricer.kind": "curation"}):
+            pass
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    reader = subprocess.Popen(  # as the shell runs `pricer runs | head`, with head gone at once
+        [sys.executable, "-m", "pricer.console", "runs"],
+        cwd=PROJECT_ROOT,  # `-m` imports this checkout's pricer
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    reader.stdout.close()  # before the app writes: its first write meets a closed pipe
+    _, errors = reader.communicate(timeout=120)
+    assert errors == ""
+    assert reader.returncode == 128 + signal.SIGPIPE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 
@@ -12,7 +13,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from pricer import interrupt
+from pricer import cli, interrupt
+from pricer.tracking import run as run_module
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
 
@@ -25,6 +27,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in reset:
         monkeypatch.setattr(interrupt, name, value)
     monkeypatch.setattr(interrupt, "_callbacks", [])
+    monkeypatch.setattr(interrupt, "_runs", {})
     monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
     interrupt.install()
     yield
@@ -143,3 +146,69 @@ def test_a_store_failing_while_a_run_ends_does_not_hide_the_interrupt(
         patch.setattr(mlflow, "end_run", store_down)
         os.kill(os.getpid(), signal.SIGTERM)
     mlflow.end_run()  # the store is back: the run this test left open
+
+
+def _run_app(main: object, monkeypatch: pytest.MonkeyPatch) -> int:
+    """``cli.run(main)`` as an app runs it, but exiting through SystemExit, not os._exit."""
+    monkeypatch.setattr(sys, "argv", ["promote"])
+    monkeypatch.setattr(interrupt, "exit_process", sys.exit)
+    with pytest.raises(SystemExit) as exited:
+        cli.run(main)  # type: ignore[arg-type]
+    return int(exited.value.code)  # type: ignore[arg-type]
+
+
+def test_a_signal_held_until_the_run_finished_does_not_say_it_was_killed(
+    tracking_uri: str,
+    installed: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM during a promotion: held back while the run ended (``deferred``), raised after.
+
+    The run ended FINISHED and the champion had moved, yet the last line said "its runs ended
+    KILLED".
+    """
+    ending = run_module._end
+    ended: list[str] = []
+
+    def end_signalled(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # lands while the run ends: held till it has
+        ending(run, status, error=error)
+        ended.append(run.info.run_id)
+
+    monkeypatch.setattr(run_module, "_end", end_signalled)
+
+    def main() -> None:
+        with tracked_run(
+            compose_config("promote").tracking, run_name="promote · synthetic", tags={}
+        ):
+            pass
+
+    assert _run_app(main, monkeypatch) == 143  # the process was signalled all the same
+    [run_id] = ended
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pricer: interrupted by SIGTERM after its work was done: promote · synthetic ended FINISHED"
+    )
+
+
+def test_a_signal_while_a_run_is_open_still_says_its_runs_ended_killed(
+    tracking_uri: str,
+    installed: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tracking = compose_config("train").tracking
+
+    def main() -> None:
+        with tracked_run(tracking, run_name="parent", tags={}):
+            with tracked_run(tracking, run_name="first", tags={}, nested=True):
+                pass  # ends FINISHED: only the parent is open when the signal comes
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert _run_app(main, monkeypatch) == 143
+    statuses = {r.info.run_name: r.info.status for r in mlflow.search_runs(output_format="list")}
+    assert statuses == {"parent": "KILLED", "first": "FINISHED"}
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pricer: interrupted by SIGTERM: its runs ended KILLED"
+    )

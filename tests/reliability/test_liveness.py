@@ -18,6 +18,7 @@ from pricer.tracking.liveness import (
     PROCESS_START_TAG,
     finished,
     is_stale,
+    stale_reason,
 )
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
@@ -74,3 +75,8 @@ def test_a_run_of_another_host_is_stale_only_after_the_age_limit(tracking_uri: s
     assert not is_stale(run, max_age_hours=1, now=started + 3500)
     assert is_stale(run, max_age_hours=1, now=started + 3700)
     assert not is_stale(run, now=time.time())  # default limit: a day
+    # What `pricer runs` shows beside STALE: how long, and where it ran.
+    assert stale_reason(run, max_age_hours=1, now=started + 3500) is None
+    assert stale_reason(run, max_age_hours=1, now=started + 30 * 3600) == (
+        "RUNNING for 30 h, started on elsewhere"
+    )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import mlflow
+import os
+import socket
+import subprocess
 
+import mlflow
+import pytest
+
+from pricer import console
 from pricer.tracking import browse, tags
+from pricer.tracking.liveness import HOST_TAG, PID_TAG
 
 
 def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
@@ -58,3 +65,106 @@ def test_promotions_and_fine_tunings_are_listed_with_their_outcome(tracking_uri:
 
     assert table["promote · real"] == "champion, candidate mae $92.78"
     assert table["finetune · real"] == "ft:gpt-4o-mini:x:y"
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _ended(run_id: str, status: str, error: str | None = None) -> None:
+    client = mlflow.MlflowClient()
+    if error is not None:
+        client.set_tag(run_id, tags.ERROR, error)
+    client.set_terminated(run_id, status)
+
+
+def test_a_run_whose_process_is_gone_is_listed_stale_with_why(tracking_uri: str) -> None:
+    # A SIGKILLed train run was listed "RUNNING  mae $43.97" forever: is_stale was never asked.
+    pid = _dead_pid()
+    host = socket.gethostname()
+    process = {tags.FAMILY: "linear", HOST_TAG: host, PID_TAG: str(pid)}
+    dead = mlflow.start_run(run_name="linear · synthetic", tags=process)
+    mlflow.log_metric("mae", 43.97)
+    mlflow.end_run("RUNNING")  # what SIGKILL leaves: the store still says RUNNING
+    alive = {tags.FAMILY: "constant", HOST_TAG: host, PID_TAG: str(os.getpid())}
+    with mlflow.start_run(run_name="constant · synthetic", tags=alive) as live:
+        mlflow.log_metric("mae", 80.0)
+
+        table = browse.recent_runs(None, 10).set_index("name")
+
+    assert mlflow.get_run(dead.info.run_id).info.status == "RUNNING"  # the store is untouched
+    assert table.loc["linear · synthetic", "status"] == "STALE"
+    assert table.loc["linear · synthetic", "result"] == _shorten(f"process {pid} on {host} is gone")
+    assert table.loc["constant · synthetic", "status"] == "RUNNING"  # this process: alive
+    assert table.loc["constant · synthetic", "result"] == "mae $80.00"
+    summary = browse.run_summary(mlflow.get_run(dead.info.run_id))
+    assert f"stale    process {pid} on {host} is gone (the store says RUNNING)" in summary
+    assert "status   STALE" in summary
+    assert "figures  partial: logged before its process died" in summary
+    assert browse.status(mlflow.get_run(live.info.run_id)) == "FINISHED"
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= browse.ERROR_WIDTH else text[: browse.ERROR_WIDTH - 1] + "…"
+
+
+def test_runs_that_did_not_finish_lead_with_why_not_with_a_result(tracking_uri: str) -> None:
+    # Each showed a result: "best  , 0 families", "mae $422.60", "val mae $23.09 (test
+    # $27.04), 1/2 trials", "mae $43.97", though none of them finished.
+    with mlflow.start_run(run_name="leaderboard", tags={tags.KIND: "leaderboard"}) as board:
+        pass
+    _ended(board.info.run_id, "KILLED", "interrupted by SIGTERM")
+    with mlflow.start_run(run_name="frontier", tags={tags.FAMILY: "frontier"}) as llm:
+        mlflow.log_metric("mae", 422.60)
+    too_many = "LLMFailures: 31 of 50 answers failed (62.0%), above failure_rate_max 20%:\nsee"
+    _ended(llm.info.run_id, "FAILED", too_many)
+    with mlflow.start_run(run_name="sweep", tags={tags.KIND: "sweep"}) as sweep:
+        mlflow.log_metrics({"trials.total": 2, "trials.finished": 1, "best.validation.mae": 23.09})
+    _ended(sweep.info.run_id, "KILLED", "interrupted by SIGINT")
+    with mlflow.start_run(run_name="linear", tags={tags.FAMILY: "linear"}) as train:
+        mlflow.log_metric("mae", 43.97)
+    _ended(train.info.run_id, "KILLED")  # no error tag (ended by hand): figures, marked
+
+    table = browse.recent_runs(None, 10).set_index("name")["result"]
+
+    assert table["leaderboard"] == "interrupted by SIGTERM"
+    assert table["frontier"] == _shorten(" ".join(too_many.split()))
+    assert table["frontier"].startswith("LLMFailures: 31 of 50") and "\n" not in table["frontier"]
+    assert table["sweep"] == "interrupted by SIGINT"
+    assert table["linear"] == "partial: mae $43.97"
+    summary = browse.run_summary(mlflow.get_run(llm.info.run_id))
+    assert "figures  partial: logged before the run ended FAILED" in summary
+    assert summary.index("figures  partial: logged before the run ended FAILED") < next(
+        i for i, line in enumerate(summary) if line.startswith("mae ")
+    )
+
+
+def test_a_killed_leaderboard_shows_its_error_and_its_families(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said only "has no leaderboard/leaderboard.csv" and exited 2.
+    with mlflow.start_run(run_name="leaderboard · synthetic", tags={tags.KIND: "leaderboard"}):
+        board = mlflow.active_run()
+        assert board is not None
+        family = {tags.FAMILY: "constant"}
+        with mlflow.start_run(run_name="constant · synthetic", nested=True, tags=family) as done:
+            mlflow.log_metric("mae", 80.5)
+        family = {tags.FAMILY: "linear"}
+        with mlflow.start_run(run_name="linear · synthetic", nested=True, tags=family) as cut:
+            pass
+        _ended(cut.info.run_id, "KILLED", "interrupted by SIGTERM")
+    _ended(board.info.run_id, "KILLED", "interrupted by SIGTERM")
+
+    assert console.main(["runs", board.info.run_id[:8]]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"leaderboard · synthetic ({board.info.run_id}), KILLED"
+    assert "status   KILLED" in lines and "error    interrupted by SIGTERM" in lines
+    families = lines[lines.index("family runs:") + 1 :]
+    assert families == [
+        f"  {done.info.run_id[:8]}  constant · synthetic  FINISHED  mae $80.50",
+        f"  {cut.info.run_id[:8]}  linear · synthetic    KILLED    interrupted by SIGTERM",
+    ]
