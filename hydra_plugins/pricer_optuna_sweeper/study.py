@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from hydra.errors import HydraException
+
 from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, differences, refusal
 
 if TYPE_CHECKING:
@@ -66,8 +68,12 @@ def _lost_a_race(error: Exception) -> bool:
     return isinstance(error, IntegrityError) or "already exists" in str(error)
 
 
-class IncomparableStudy(ValueError):
-    """A process whose trials would not compare with those of the study it names."""
+class IncomparableStudy(HydraException, ValueError):
+    """A process whose trials would not compare with those of the study it names.
+
+    A HydraException: a setting to change, which an app reports as a config error (pricer:
+    ``error: ...``, exit 2), not a bug.
+    """
 
 
 def open_study(

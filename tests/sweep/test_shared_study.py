@@ -337,11 +337,13 @@ def test_a_sweep_whose_trials_would_not_compare_is_refused_the_study(
     started = trials()
     assert [state for _, state, _, _ in started] == ["COMPLETE"]
 
-    for tag, override, was in [
+    for tag, override, was, *more in [
         ("more-data", "data.n_records=4000", "data.n_records=3000"),
         ("other-holdout", "validation.size=300", "validation.size=200"),
+        # Without pricer's sweep callback, the sweeper itself refuses it, in the same words.
+        ("sweeper-alone", "validation.size=300", "validation.size=200", "~hydra/callbacks"),
     ]:
-        refused = sweep(tag, override)
+        refused = sweep(tag, override, *more)
         assert refused.returncode == 2, refused.stderr[-3000:]
         said = [line for line in refused.stderr.splitlines() if line.strip()]
         assert len(said) == 1, refused.stderr[-3000:]
