@@ -13,12 +13,9 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import UserError, ending, record_ending
+from pricer.errors import USER_ERROR_STATUS, UserError, ending, record_ending
 from pricer.paths import require_config_dir
 
-# Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
-# exits 1 with its traceback.
-USER_ERROR_STATUS = 2
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
 
 

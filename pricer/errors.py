@@ -22,6 +22,10 @@ _INSTANTIATE = "Error in call to target"  # Hydra's instantiate, around the targ
 _MERGING = "Error merging override"  # Hydra's, around OmegaConf's error for one override
 
 
+# Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
+# exits 1 with its traceback.
+USER_ERROR_STATUS = 2
+
 _ending: str | None = None  # why this process is ending, for runs closed at exit
 
 

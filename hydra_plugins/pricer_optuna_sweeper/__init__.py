@@ -7,7 +7,8 @@ official sweeper's config keys and search-space syntax (``choice``, ``range``, `
 ``/hydra/sweeper: optuna`` names ``pricer_optuna``; switch back when a stable release of the
 official sweeper supports current Optuna.
 
-What it adds: a study in a database (``storage``) is shared by every process that names it,
-resumed after a crash, and kept honest with Optuna's heartbeat (a trial whose process died is
-failed by the next process that looks).
+What it adds: a study in a database (``storage``) is shared by every process that names it
+and whose trials compare with the study's (settings.py: the same job config, search space and
+direction), resumed after a crash, and kept honest with Optuna's heartbeat (a trial whose
+process died is failed by the next process that looks).
 """

@@ -37,6 +37,13 @@ class OptunaSweeperConf:
     # grace_period (None: 2 x heartbeat_interval, Optuna's default) is failed as stale.
     heartbeat_interval: int = 10
     grace_period: Optional[int] = None  # noqa: UP045
+    # A process joins a study in a database only if its trials compare with those there: the
+    # same job config (the hydra node and the searched keys aside) and search space. Keys (a
+    # node: all of it) a process may set its own way, as they do not change what trials measure.
+    not_compared: list[str] = field(default_factory=list)
+    # "module.function" that redacts secrets from the job config (a tree of plain containers)
+    # before its settings are stored in the study's database; None: stored as composed.
+    redact: Optional[str] = None  # noqa: UP045
 
 
 # Samplers as plain dicts, so any of the sampler's keyword arguments can be added in a config

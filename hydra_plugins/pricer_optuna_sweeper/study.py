@@ -11,8 +11,12 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from hydra.errors import HydraException
+
+from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, differences, refusal
 
 if TYPE_CHECKING:
     import optuna
@@ -64,13 +68,29 @@ def _lost_a_race(error: Exception) -> bool:
     return isinstance(error, IntegrityError) or "already exists" in str(error)
 
 
+class IncomparableStudy(HydraException, ValueError):
+    """A process whose trials would not compare with those of the study it names.
+
+    A HydraException: a setting to change, which an app reports as a config error (pricer:
+    ``error: ...``, exit 2), not a bug.
+    """
+
+
 def open_study(
-    store: Any, study_name: str | None, direction: str, sampler: Any = None
+    store: Any,
+    study_name: str | None,
+    direction: str,
+    sampler: Any = None,
+    settings: Mapping[str, Any] | None = None,
+    wait: float = 30.0,
 ) -> tuple[optuna.Study, bool]:
     """The named study, created if absent; True if THIS call created it.
 
     Creating is atomic in a database (the study name is unique), so among processes that start
-    together exactly one is told it created the study.
+    together exactly one is told it created the study. ``settings`` (``settings.study_settings``)
+    are recorded in a study this call creates, and compared with those recorded in a study it
+    joins: ``IncomparableStudy`` if they differ. None: neither (a process that only reads or
+    tells an existing study).
     """
     import optuna
 
@@ -78,15 +98,65 @@ def open_study(
         study = optuna.create_study(
             storage=store, study_name=study_name, direction=direction, sampler=sampler
         )
-        return study, True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=store, study_name=study_name, sampler=sampler)
-        if study.direction.name.lower() != direction:
-            raise ValueError(
-                f"study {study_name!r} exists with direction {study.direction.name.lower()}, "
-                f"not {direction}"
-            ) from None
+        # Every study has a direction; settings only those created since they are recorded.
+        checks = [
+            ({"hydra.sweeper.direction": study.direction.name.lower()},
+             {"hydra.sweeper.direction": direction}),
+        ]  # fmt: skip
+        if settings is not None:
+            recorded = _recorded_settings(study, settings, wait)
+            if recorded is not None:
+                checks.append((recorded, dict(settings)))
+        for recorded, ours in checks:
+            if differences(recorded, ours):
+                where = _where(store)
+                raise IncomparableStudy(refusal(study.study_name, where, recorded, ours)) from None
         return study, False
+    if settings is not None:
+        # First thing after creating it: a study that holds anything else (a user attr, a
+        # trial) but no settings was created before they were recorded (see _recorded_settings).
+        study.set_user_attr(SETTINGS_ATTR, dict(settings))
+    return study, True
+
+
+def _recorded_settings(
+    study: optuna.Study, ours: Mapping[str, Any], wait: float
+) -> dict[str, Any] | None:
+    """The settings the study was started with; None for a study created before they were
+    recorded, which is joined as it always was.
+
+    Its creator records them a moment after creating it: a study with nothing in it yet is
+    waited for (``wait`` seconds). Still empty after that, its creator died in between: this
+    process records its own settings, as the creator would have.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        attrs = study.user_attrs
+        if SETTINGS_ATTR in attrs:
+            return dict(attrs[SETTINGS_ATTR])
+        if attrs or study.get_trials(deepcopy=False):
+            log.warning(
+                "study %s holds no record of the settings it was started with (created by an "
+                "older version): joined without checking that its trials compare",
+                study.study_name,
+            )
+            return None
+        if time.monotonic() >= deadline:
+            study.set_user_attr(SETTINGS_ATTR, dict(ours))
+            return dict(ours)
+        time.sleep(0.2)
+
+
+def _where(store: Any) -> str:
+    """The study's database URL without its password, fit for a message."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(store.url).render_as_string(hide_password=True)
+    except Exception:  # in memory, or a URL SQLAlchemy does not read: say nothing of it
+        return "its storage"
 
 
 def shared_attr(

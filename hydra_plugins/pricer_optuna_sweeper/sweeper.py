@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
 from hydra_plugins.pricer_optuna_sweeper import study as studies
+from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class OptunaSweeper(Sweeper):
         params: DictConfig | None,
         heartbeat_interval: int = 10,
         grace_period: int | None = None,
+        not_compared: Sequence[str] = (),
+        redact: str | None = None,
     ) -> None:
         if isinstance(direction, Sequence) and not isinstance(direction, str):
             if len(direction) != 1:
@@ -64,6 +67,10 @@ class OptunaSweeper(Sweeper):
         self.params = OmegaConf.to_container(params) if params else {}
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
+        # Both read from the config by settings.study_settings, as pricer's sweep callback
+        # reads them: kept here to say what this sweeper was given.
+        self.not_compared = list(not_compared)
+        self.redact = redact
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -91,7 +98,12 @@ class OptunaSweeper(Sweeper):
             sampler = sampler(values)
             n_trials = min(n_trials, _product(len(choices) for choices in values.values()))
         store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
-        study, created = studies.open_study(store, self.study_name, self.direction, sampler)
+        # A shared study takes only trials that compare with its own (pricer's sweep callback
+        # has checked already, before opening the parent run; an app without it is checked here).
+        settings = study_settings(self.config) if store is not None else None
+        study, created = studies.open_study(
+            store, self.study_name, self.direction, sampler, settings
+        )
         if store is not None and not created and hasattr(sampler, "reseed_rng"):
             # Every process of a shared study is configured with the same seed: left alone, each
             # would propose the same trials.

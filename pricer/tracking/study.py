@@ -2,12 +2,15 @@
 
 Any number of sweep processes, on one machine or many, join the study named by
 ``hydra.sweeper.storage`` and ``hydra.sweeper.study_name`` (pricer's sweeper,
-hydra_plugins/pricer_optuna_sweeper). They share one parent run: the process that creates the
-study (an atomic step in the database: the study name is unique) creates the run and stores its
-id in the study's user attrs; every other process, started at the same moment or days later to
-resume, reads it there. Trials are read back from the study, so the parent's summary covers
-every process's trials, and trials whose process died (SIGKILL: no heartbeat) are failed in
-Optuna and their runs ended KILLED by the next process that looks.
+hydra_plugins/pricer_optuna_sweeper), if their trials compare with the study's: the study
+records the settings it was started with, and a process with others is refused before it
+touches the parent run (hydra_plugins/pricer_optuna_sweeper/settings.py). They share one parent
+run: the process that creates the study (an atomic step in the database: the study name is
+unique) creates the run and stores its id in the study's user attrs; every other process,
+started at the same moment or days later to resume, reads it there. Trials are read back from
+the study, so the parent's summary covers every process's trials, and trials whose process died
+(SIGKILL: no heartbeat) are failed in Optuna and their runs ended KILLED by the next process
+that looks.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,6 +27,7 @@ from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 from pricer.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,10 @@ class SharedStudy:
     direction: str
     heartbeat_interval: int | None
     grace_period: int | None
+    # What this process's trials are measured on (hydra_plugins/pricer_optuna_sweeper/
+    # settings.py): recorded by the process that creates the study, compared by every other
+    # one as it joins. None: not checked (a process that only reads or tells the study).
+    settings: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(cls, config: DictConfig) -> SharedStudy | None:
@@ -81,6 +89,8 @@ class SharedStudy:
             direction=str(direction),
             heartbeat_interval=sweeper.get("heartbeat_interval"),
             grace_period=sweeper.get("grace_period"),
+            # What the sweeper records and compares too, from the same config.
+            settings=study_settings(config),
         )
 
     @property
@@ -100,11 +110,19 @@ class SharedStudy:
         store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
         return studies.open_study(store, self.study_name, self.direction)
 
+    def join(self) -> tuple[Any, bool]:
+        """``open``, refused (``IncomparableStudy``) if this process's trials would not compare
+        with the study's; a study this call creates records this process's settings."""
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+        store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
+        return studies.open_study(store, self.study_name, self.direction, settings=self.settings)
+
     def parent_run(self, client: MlflowClient, create: Callable[[], str]) -> tuple[str, bool]:
         """The study's one parent run, found or created; True if created here. Left RUNNING."""
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
-        study, created = self.open()
+        study, created = self.join()
         made: list[str] = []
 
         def make() -> str:

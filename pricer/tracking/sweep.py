@@ -19,6 +19,7 @@ import atexit
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,9 +34,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
+from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy
 from pricer import interrupt
-from pricer.errors import ConfigError, ending
+from pricer.errors import USER_ERROR_STATUS, ConfigError, ending
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
 from pricer.tracking.run import (
@@ -124,6 +125,12 @@ class SweepCallback(Callback):
                 self._log_sweep_settings(config)
             else:
                 self._join_study(config, self.study)
+        except IncomparableStudy as error:
+            # Refused before the parent run was opened or any trial ran: nothing to close. A
+            # user error, worded as pricer.cli.run words one (it never sees it: Hydra would
+            # turn an Exception from a callback into a warning).
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SweepError(USER_ERROR_STATUS) from error
         except Exception as error:
             if self.parent_run_id is not None:
                 self._close("FAILED")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from packaging.requirements import Requirement
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
+from hydra_plugins.pricer_optuna_sweeper.settings import differences, refusal, study_settings
 from pricer.paths import PROJECT_ROOT
+from pricer.tracking.redaction import REDACTED
 from tests.sweep.test_sweep_configs import SEARCHES, compose_train
 
 
@@ -96,6 +100,85 @@ def test_a_wheel_ships_the_plugin_in_hydras_namespace_package(tmp_path: Path) ->
     (wheel,) = tmp_path.glob("pricer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     plugin = "hydra_plugins/pricer_optuna_sweeper"
-    assert {f"{plugin}/config.py", f"{plugin}/sweeper.py", f"{plugin}/study.py"} <= names
+    assert {
+        f"{plugin}/{module}.py" for module in ("config", "sweeper", "study", "settings")
+    } <= names
     # hydra_plugins is shared with every other Hydra plugin: an __init__.py would hide theirs.
     assert "hydra_plugins/__init__.py" not in names
+
+
+STORAGE = "hydra.sweeper.storage=sqlite:////tmp/optuna.db"  # composed only, never opened
+
+
+def settings_of(*overrides: str) -> dict[str, object]:
+    return study_settings(compose_train("hparams_search=tfidf_ridge", STORAGE, *overrides))
+
+
+def test_how_a_process_runs_does_not_change_what_its_trials_are_measured_on() -> None:
+    base = settings_of()
+    assert base["data"] == "synthetic" and base["model"] == "tfidf_ridge"
+    assert base["validation.size"] == 2000 and base["hydra.sweeper.direction"] == "minimize"
+    # Per-process knobs (hydra.*, tracking, caches) and a fixed value of a key that is not
+    # searched anyway are not compared; the searched keys are compared as their space.
+    assert (
+        settings_of(
+            "hydra.sweeper.n_trials=3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.heartbeat_interval=2", "hydra.sweeper.study_name=other",
+            "hydra/sweeper/sampler=random", "tracking.log_model=false",
+            "tracking.experiment=elsewhere", "curation.cache_dir=/tmp/cache",
+            "data.num_proc=1", "hydra.sweep.dir=/tmp/sweep",
+        )
+        == base
+    )  # fmt: skip
+    assert "model.alpha" not in base
+    assert "FloatDistribution" in str(base["hydra.sweeper.params.model.alpha"])
+
+
+@pytest.mark.parametrize(
+    ("override", "first"),
+    [
+        ("data=real", "data"),
+        ("data.n_records=4000", "data.n_records"),
+        ("curation.split.test_size=200", "curation.split.test_size"),
+        ("validation.size=300", "validation.size"),
+        ("validation.like_test=true", "validation.like_test"),
+        ("seed=7", "seed"),  # the validation split's seed, and the models'
+        ("eval.size=100", "eval.size"),
+        ("model.hand_features=false", "model.hand_features"),  # not searched: fixed by all
+        # searched by the study, fixed here
+        ("model.alpha=0.5", "hydra.sweeper.params.model.alpha"),
+        ("hydra.sweeper.direction=maximize", "hydra.sweeper.direction"),
+    ],
+)
+def test_what_trials_are_measured_on_is_compared(override: str, first: str) -> None:
+    base, other = settings_of(), settings_of(override)
+    found = differences(base, other)
+    assert found and found[0].startswith(first), found
+    line = refusal("tfidf_ridge", "sqlite:////x.db", base, other)
+    assert line.startswith("study 'tfidf_ridge' in sqlite:////x.db was started with ")
+    assert found[0] in line.split("; this sweep has ")[1]
+    assert line.endswith("use another hydra.sweeper.study_name")
+    assert "\n" not in line
+
+
+def test_another_search_space_is_another_study() -> None:
+    config = compose_train("hparams_search=tfidf_ridge", STORAGE)
+    base = study_settings(config)
+    with open_dict(config):
+        config.hydra.sweeper.params["model.ngram_max"] = "choice(1, 2, 3)"
+    assert differences(base, study_settings(config)) == ["hydra.sweeper.params.model.ngram_max"]
+
+
+def test_another_family_is_another_study() -> None:
+    base = settings_of()
+    xgboost = study_settings(compose_train("hparams_search=xgboost", STORAGE))
+    line = refusal("tfidf_ridge", "db", base, xgboost)
+    assert "started with model=tfidf_ridge" in line and "this sweep has model=xgboost" in line
+    assert "(and " in line  # the first three are named, the count of the others given
+
+
+def test_settings_stored_in_the_study_hold_no_secret() -> None:
+    leaked = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    settings = settings_of(f"+model.api_key={leaked}", f"+data.note='bearer {leaked}'")
+    assert leaked not in json.dumps(settings)
+    assert settings["model.api_key"] == REDACTED

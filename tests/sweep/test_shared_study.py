@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import optuna
 import psutil
 import pytest
 
+from hydra_plugins.pricer_optuna_sweeper import study as studies
+from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking.study import PARENT_ATTR, SharedStudy
 from pricer.tracking.sweep import TRIAL_TAG, open_parent_run
@@ -38,7 +41,10 @@ def claim_parent(tracking_uri: str, storage: str, study_name: str) -> str:
 
     mlflow.set_tracking_uri(tracking_uri)
     tracking = dict(compose_train().tracking)
-    study = SharedStudy(storage, study_name, "minimize", heartbeat_interval=10, grace_period=None)
+    study = SharedStudy(
+        storage, study_name, "minimize", heartbeat_interval=10, grace_period=None,
+        settings={"data": "synthetic"},  # joiners starting at once wait for the creator's
+    )  # fmt: skip
     run_id, _ = study.parent_run(
         mlflow.MlflowClient(),
         lambda: open_parent_run(
@@ -339,3 +345,130 @@ def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
     assert ended.info.status == "FAILED"
     assert "failed trial 0" in ended.data.tags["error"]
     assert study.get_trials()[trial.number].state == TrialState.FAIL
+
+
+@pytest.mark.e2e
+def test_a_sweep_whose_trials_would_not_compare_is_refused_the_study(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """Any process that named the storage joined the study (its name defaults to the
+    family's): a sweep on other data was ranked with the first one's trials, and reported the
+    first sweep's trial as its best. Now a process whose trials would not compare is refused
+    before any trial, in one line; one that differs only in how it runs joins as before."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+
+    def sweep(tag: str, *overrides: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable, "-m", "pricer.train", "-m", "hparams_search=tfidf_ridge", *SMALL,
+            "hydra.sweeper.n_trials=1", f"hydra.sweeper.storage={storage}",
+            f"curation.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / tag}",
+            *overrides,
+        ]  # fmt: skip
+        return subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    def trials() -> list[tuple[int, str, float | None, dict[str, object]]]:
+        study = optuna.load_study(study_name="tfidf_ridge", storage=storage)
+        return [(t.number, t.state.name, t.value, t.params) for t in study.trials]
+
+    first = sweep("first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    started = trials()
+    assert [state for _, state, _, _ in started] == ["COMPLETE"]
+
+    for tag, override, was, *more in [
+        ("more-data", "data.n_records=4000", "data.n_records=3000"),
+        ("other-holdout", "validation.size=300", "validation.size=200"),
+        # Without pricer's sweep callback, the sweeper itself refuses it, in the same words.
+        ("sweeper-alone", "validation.size=300", "validation.size=200", "~hydra/callbacks"),
+    ]:
+        refused = sweep(tag, override, *more)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        said = [line for line in refused.stderr.splitlines() if line.strip()]
+        assert len(said) == 1, refused.stderr[-3000:]
+        assert said[0].startswith(f"error: study 'tfidf_ridge' in {storage} was started with ")
+        assert f"with {was}" in said[0] and f"this sweep has {override}" in said[0], said
+        assert "hydra.sweeper.study_name" in said[0]
+        assert trials() == started  # refused before any trial: the study is as it was
+    table = runs(tracking_uri)
+    assert len(table) == 2  # the first sweep's parent and trial: the refused ones left no run
+
+    # Only how it runs differs (trials, heartbeat, tracking, folders): it joins, as a rerun does.
+    joined = sweep(
+        "joined",
+        "hydra.sweeper.heartbeat_interval=5",
+        "tracking.system_metrics.enabled=false",
+        f"curation.cache_dir={tmp_path / 'cache'}",
+    )
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    now = trials()
+    assert now[0] == started[0] and [state for _, state, _, _ in now] == ["COMPLETE"] * 2
+    table = runs(tracking_uri)
+    parents = table[table["tags.pricer.kind"] == "sweep"]
+    assert len(parents) == 1
+    children = table[table["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]]
+    assert sorted(children["tags." + TRIAL_TAG]) == ["0", "1"]
+
+
+SETTINGS = {"data": "synthetic", "validation.size": 200, "hydra.sweeper.direction": "minimize"}
+
+
+def test_a_study_records_its_settings_and_takes_only_processes_with_the_same(
+    tmp_path: Path,
+) -> None:
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", None, None)
+    study, created = studies.open_study(store, "s", "minimize", settings=SETTINGS)
+    assert created and study.user_attrs[SETTINGS_ATTR] == SETTINGS
+    study.tell(study.ask(), 3.0)
+    joined, created = studies.open_study(store, "s", "minimize", settings=dict(SETTINGS))
+    assert not created and len(joined.trials) == 1  # a rerun with the same settings goes on
+    other = {**SETTINGS, "validation.size": 300}
+    with pytest.raises(studies.IncomparableStudy) as refused:
+        studies.open_study(store, "s", "minimize", settings=other)
+    assert str(refused.value) == (
+        f"study 's' in sqlite:///{tmp_path / 'optuna.db'} was started with validation.size=200; "
+        "this sweep has validation.size=300: their trials would not compare, so it cannot "
+        "join: use another hydra.sweeper.study_name"
+    )
+    # Refused before anything was written: the study is as it was.
+    study = optuna.load_study(study_name="s", storage=store)
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 3.0)]
+    assert study.user_attrs == {SETTINGS_ATTR: SETTINGS}
+    # A reader (settings None) is not checked; another direction is refused, as before.
+    assert studies.open_study(store, "s", "minimize")[1] is False
+    with pytest.raises(studies.IncomparableStudy, match="direction=minimize; this sweep has"):
+        studies.open_study(store, "s", "maximize")
+
+
+def test_a_study_started_before_settings_were_recorded_is_joined_as_it_was(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", None, None)
+    old = optuna.create_study(storage=store, study_name="old")  # what the old open_study did
+    old.set_user_attr(PARENT_ATTR, "run-id")
+    old.tell(old.ask(), 1.0)
+    study, created = studies.open_study(store, "old", "minimize", settings=SETTINGS, wait=60)
+    assert not created and len(study.trials) == 1
+    assert SETTINGS_ATTR not in study.user_attrs  # still unchecked: nobody's settings adopted
+    assert "no record of the settings" in caplog.text
+
+
+def test_a_joiner_waits_for_the_settings_its_creator_is_about_to_record(tmp_path: Path) -> None:
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", None, None)
+    # Created, settings not recorded yet: the creator's next step, a moment later.
+    fresh = optuna.create_study(storage=store, study_name="fresh")
+    timer = threading.Timer(1.0, fresh.set_user_attr, (SETTINGS_ATTR, SETTINGS))
+    timer.start()
+    try:
+        with pytest.raises(studies.IncomparableStudy, match=r"validation\.size=300"):
+            studies.open_study(
+                store, "fresh", "minimize", settings={**SETTINGS, "validation.size": 300}
+            )
+    finally:
+        timer.join()
+    # A creator that died before recording them: after the wait, the joiner records its own.
+    optuna.create_study(storage=store, study_name="orphan")
+    study, created = studies.open_study(store, "orphan", "minimize", settings=SETTINGS, wait=0)
+    assert not created and study.user_attrs[SETTINGS_ATTR] == SETTINGS
