@@ -51,6 +51,7 @@ class Candidate:
     model_uri: str
     start_time: int
     data: str = ""
+    failure_rate: float = 0.0  # items it gave no price for, as a share of eval_size
 
     @classmethod
     def from_run(cls, run: Run, model_uri: str) -> Candidate:
@@ -64,6 +65,7 @@ class Candidate:
             model_uri=model_uri,
             start_time=run.info.start_time,
             data=run.data.params.get(DATA_PARAM, ""),
+            failure_rate=float(run.data.metrics.get("failure_rate", 0.0)),
         )
 
     def describe(self) -> str:
@@ -163,6 +165,18 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
         raise NoCandidate(
             f"no FINISHED training run with a logged model on {where}: train one first "
             f"(e.g. pricer train data={filters.data}; tracking.log_model=true)"
+        )
+    # A run that left items unanswered has its mae over the others: it cannot be ranked
+    # against complete runs, and a champion must answer every item it is asked.
+    partial = [c for c in found if c.failure_rate > 0]
+    found = [c for c in found if not c.failure_rate > 0]
+    if not found:
+        newest = max(partial, key=lambda c: c.start_time)
+        unanswered = round(newest.failure_rate * int(newest.eval_size))
+        raise NoCandidate(
+            f"every run on {where} left items unanswered (e.g. {newest.describe()}: "
+            f"{unanswered} of {newest.eval_size} unanswered), and a champion must answer "
+            "every item: rerun it (an LLM family's answer cache asks only those again)"
         )
     digest = (
         filters.eval_digest or champion_digest or max(found, key=lambda c: c.start_time).eval_digest

@@ -113,11 +113,30 @@ def markdown_table(shown: pd.DataFrame) -> str:
 
 
 def best_family(table: pd.DataFrame) -> tuple[str, float] | None:
+    """The finished family with the lowest mae. A family's mae is over the items it answered:
+    one that left some unanswered (an LLM's refusals, within eval.max_failure_rate) is ranked
+    on other, perhaps easier, items, so it is best only when no family answered them all."""
     finished = table[(table.get("status", "FINISHED") == "FINISHED") & table["mae"].map(_known)]
+    if "failure_rate" in finished:
+        complete = finished[finished["failure_rate"].astype(float).fillna(0.0) == 0.0]
+        finished = complete if not complete.empty else finished
     if finished.empty:
         return None
     family = str(finished["mae"].astype(float).idxmin())
     return family, float(finished.loc[family, "mae"])
+
+
+def unanswered_notes(table: pd.DataFrame) -> list[str]:
+    """A line per finished family that left items unanswered: its mae is over fewer items."""
+    if not {"failure_rate", "n", "n_failed"} <= set(table.columns):
+        return []
+    rows = table[(table.get("status", "FINISHED") == "FINISHED") & (table["failure_rate"] > 0)]
+    return [  # n counts the items priced, n_failed the others
+        f"{family}: mae over the {int(row['n'])} of {int(row['n']) + int(row['n_failed'])} "
+        f"items it priced ({int(row['n_failed'])} unanswered); best is chosen among families "
+        "that priced every item"
+        for family, row in rows.iterrows()
+    ]
 
 
 def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
@@ -175,6 +194,7 @@ def log_leaderboard(
     """
     run = mlflow.active_run()
     best = best_family(table)
+    notes = [*notes, *unanswered_notes(table)]
     # What people read (the run's description, the terminal) shows every family's cost.
     shown = table if tradeoff is None else table.assign(**{COST: tradeoff[COST]})
     mlflow.log_metrics(parent_metrics(table))

@@ -76,6 +76,7 @@ def training_run(
     with mlflow.start_run(run_name=family, tags=tags) as run:
         mlflow.log_param("data.name", data)  # as every training run logs its config
         mlflow.log_metric("mae", float(np.nanmean(table["abs_error"])))
+        mlflow.log_metric("failure_rate", float(failed.mean()))
         mlflow.log_table(table, PREDICTIONS_FILE)
         if log_model:
             log_pricer(PRICER, EXAMPLE)
@@ -279,3 +280,24 @@ def test_history_keeps_the_newest_lines_within_mlflows_limit(client: MlflowClien
     lines = description.splitlines()
     assert lines[0] == HISTORY_TITLE and lines[1].startswith("- decision 39:")
     assert json.dumps(description)  # plain text
+
+
+def test_a_run_that_left_items_unanswered_is_not_promoted(client: MlflowClient) -> None:
+    # An LLM that refused the 12 items it would have priced worst scored $15 against a
+    # complete family's $27 over different items, and became the first champion unopposed.
+    failed = np.zeros(N, dtype=bool)
+    failed[np.argsort(BASE)[-10:]] = True
+    partial = training_run(BASE * 0.5, family="frontier", failed=failed)
+    complete = training_run(BASE)
+    result = promote_with()
+    assert result.outcome == "champion"
+    assert aliases(client) == {"champion": version_of(client, complete)}
+    assert partial not in {v.run_id for v in client.search_model_versions(f"name='{MODEL}'")}
+
+
+def test_only_runs_that_left_items_unanswered_say_so(client: MlflowClient) -> None:
+    failed = np.zeros(N, dtype=bool)
+    failed[:3] = True
+    training_run(BASE, family="frontier", failed=failed)
+    with pytest.raises(NoCandidate, match=r"3 of 200 .*unanswered.*rerun"):
+        promote_with()

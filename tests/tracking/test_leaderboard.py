@@ -15,6 +15,7 @@ from pricer.tracking.leaderboard import (
     description,
     display_table,
     parent_metrics,
+    unanswered_notes,
 )
 from pricer.tracking.run import SWEEP_TAGS_ENV
 from tests.conftest import compose_config
@@ -145,3 +146,19 @@ def test_labels_rename_families_on_the_charts_only(
     for name, families in charted.items():
         assert "frontier (127.0.0.1:8765)" in families and "frontier" not in families, name
     assert list(tradeoff.index).count("frontier") == 1  # the logged tables keep the family
+
+
+def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones() -> None:
+    # Its mae is over the items it answered: 12 refusals of the hardest items made an LLM
+    # "best" at $15 against a complete family's $27.
+    table = board(failure_rate=[0.0, 0.0, NAN])
+    table.loc["frontier", ["mae", "status", "failure_rate"]] = [15.18, "FINISHED", 0.048]
+    assert best_family(table) == ("xgboost", pytest.approx(92.781234))
+    table.loc[:, ["n", "n_failed"]] = [[250, 0], [250, 0], [238, 12]]
+    assert unanswered_notes(table) == [
+        "frontier: mae over the 238 of 250 items it priced (12 unanswered); best is chosen "
+        "among families that priced every item"
+    ]
+    # With no complete family, the best partial one is named, with its share unanswered.
+    only = table.loc[["frontier"]]
+    assert best_family(only) == ("frontier", pytest.approx(15.18))
