@@ -64,8 +64,17 @@ class SweepError(SystemExit):
     """A multirun that cannot be tracked as asked: stop before any trial runs.
 
     A ``SystemExit`` because Hydra turns any ``Exception`` a callback raises into a warning and
-    goes on, which would scatter the trials into unrelated top-level runs.
+    goes on, which would scatter the trials into unrelated top-level runs. So pricer.cli.run
+    never sees it: it says its one line here, ``error: ...``, and exits 2 as a user error does.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(USER_ERROR_STATUS)
+        self.message = message
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class SweepCallback(Callback):
@@ -126,11 +135,8 @@ class SweepCallback(Callback):
             else:
                 self._join_study(config, self.study)
         except IncomparableStudy as error:
-            # Refused before the parent run was opened or any trial ran: nothing to close. A
-            # user error, worded as pricer.cli.run words one (it never sees it: Hydra would
-            # turn an Exception from a callback into a warning).
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            raise SweepError(USER_ERROR_STATUS) from error
+            # Refused before the parent run was opened or any trial ran: nothing to close.
+            raise SweepError(str(error)) from error
         except Exception as error:
             if self.parent_run_id is not None:
                 self._close("FAILED")

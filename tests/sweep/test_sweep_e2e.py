@@ -149,3 +149,15 @@ def test_a_sweep_that_cannot_start_says_why_on_its_parent(
     [parent] = [row for _, row in runs(tracking_uri).iterrows()]  # no trial began
     assert parent["tags.pricer.kind"] == "sweep" and parent["status"] == "FAILED"
     assert parent["tags.error"] == said.removeprefix("error: ")
+
+
+def test_a_sweep_refused_before_its_trials_says_why_in_one_error_line(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # It printed the bare message and exited 1, unlike every other refusal (error: ..., 2).
+    result = train_multirun(
+        ["hparams_search=tfidf_ridge", "validation.size=0"], tracking_uri, tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    [said] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert said.startswith("error: a sweep ranks its trials by validation.mae")
