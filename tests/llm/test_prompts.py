@@ -40,7 +40,7 @@ STATED = [
     # as the price ($1, $2023) while the answer named $387.06 and $45.
     ("1. Identify the product.\n2. Compare.\nEstimated price: $387.06", 387.06),
     ("2023. Given the model year, I estimate $45", 45.0),
-    ("40. It is a small part.", 40.0),  # an opening number still counts when nothing else does
+    ("40.\nA small part.", 40.0),  # an opening number still counts when nothing else does
     ("Not $40 - I would say $60", 60.0),  # an amount the answer rejects is not its price
     ("It is not $40; the price is $55", 55.0),
 ]
@@ -68,6 +68,9 @@ NO_PRICE = [
     "Price is $",
     "Price is $" + "9" * 400,  # beyond a float: was inf, which crashed the evaluation
     "Not $40.",
+    # A list cut short (max_tokens) before the amount it would have named: "1." is a marker.
+    "1. Identify the product type and brand",
+    "2) Look at similar",
     "",
     None,
 ]

@@ -76,6 +76,9 @@ _REFUSAL = re.compile(
     r"impossible|not possible|won'?t)\b",
     re.IGNORECASE,
 )
+# "1. Identify the item": an opening whole number, a full stop and words on the same line is a
+# list's marker, not an answer (a list cut short by max_tokens before the amount it would name).
+_LIST_MARKER = re.compile(r"^\d+\.[ \t]+[^\W\d_]")
 # "not $40", "isn't $40": an amount the answer rejects is passed over.
 _NEGATED = re.compile(r"\b(?:not|isn'?t|never|n't)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$", re.IGNORECASE)
 _ASSERTED = re.compile(
@@ -134,6 +137,8 @@ def parse_price(answer: str | None) -> float | None:
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
         if _in_range(answer, mention) or _NEGATED.search(answer[: mention.start]):
+            continue
+        if not mention.stated and _LIST_MARKER.match(answer[mention.start :]):
             continue
         if mention.negative or not 0 < mention.value < math.inf:  # "9" x 400 is inf
             return None
