@@ -41,17 +41,19 @@ API_KEY_ENV = "PRICER_BENCH_STUB_KEY"  # a variable of our own: never a real key
 
 
 def evaluation_items(n_items: int, n_records: int) -> Any:
-    """The first ``n_items`` test items of the default synthetic curation (cached)."""
+    """The first ``n_items`` test items of the default synthetic curation (cached), with the
+    training prices the pricer is fitted on (a zero-shot pricer reads only their ceiling)."""
     from pricer.data.dataset import load_curated
     from pricer.models.base import INPUT_COLUMNS
 
     cfg = compose("train", [f"data.n_records={n_records}"])
     curated = load_curated(cfg.data, cfg.curation)
-    return curated.test.head(n_items)[list(INPUT_COLUMNS)]
+    return curated.test.head(n_items)[list(INPUT_COLUMNS)], curated.train["price"].to_numpy()
 
 
 def run_once(
     items: Any,
+    train_prices: Any,
     base_url: str,
     concurrency: int | None,
     server: Any,
@@ -73,7 +75,7 @@ def run_once(
     if concurrency is not None:
         overrides.append(f"model.max_concurrency={concurrency}")
     cfg = compose("train", overrides)
-    pricer = instantiate(cfg.model).fit(items, np.ones(len(items)))
+    pricer = instantiate(cfg.model).fit(items, train_prices)
     state = server.state
     with state.lock:
         state.max_in_flight = 0
@@ -134,14 +136,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pricer.devtools.stub_ratelimit import RateLimit
 
     os.environ.setdefault(API_KEY_ENV, "stub-key")
-    items = evaluation_items(args.items, args.records)
+    items, train_prices = evaluation_items(args.items, args.records)
     runs = []
     with StubServer(latency=args.latency) as server:
         plan = [("sequential", 1, 0), ("configured", None, 0), ("configured + 429s", None, 1)]
         plan += [(f"concurrency {c} + 429s", c, 1) for c in args.concurrency]
         for name, concurrency, with_faults in [] if args.only_pacing else plan:
             burst = args.burst if with_faults else 0
-            run = run_once(items, server.base_url, concurrency, server, burst, args.retry_after)
+            run = run_once(
+                items, train_prices, server.base_url, concurrency, server, burst, args.retry_after
+            )
             runs.append({"run": name, **run})
             print(f"{name}: {run['wall_seconds']:,.1f} s, lost {run['items_lost']}", flush=True)
     limited = []
@@ -152,7 +156,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # A fresh server per run: each starts with a full bucket, as after a quiet minute.
         with StubServer(latency=args.latency) as server:
             server.state.rate_limit = RateLimit(rpm=args.rpm, burst_seconds=args.limit_burst)
-            run = run_once(items, server.base_url, None, server, 0, args.retry_after, extra)
+            run = run_once(
+                items, train_prices, server.base_url, None, server, 0, args.retry_after, extra
+            )
         limited.append({"run": name, **run})
         print(
             f"{name}: {run['wall_seconds']:,.1f} s, {run['limit_429']} 429s, "
