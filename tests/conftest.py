@@ -21,6 +21,16 @@ from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_ending_from_an_earlier_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pricer.errors`` keeps the error a process ends on, for runs closed at exit; a test
+    that runs ``pricer.cli.run`` in this process would leave it for every later test (a sweep
+    parent closed there recorded another test's "configs are missing")."""
+    from pricer import errors
+
+    monkeypatch.setattr(errors, "_ending", None)
+
+
 @pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, fully migrated MLflow SQLite store (creating one takes seconds; copying, not)."""
