@@ -27,6 +27,7 @@ from pricer import configs  # noqa: F401  (registers resolvers and config schema
 from pricer.cli import USER_ERROR_STATUS
 from pricer.errors import UserError, unknown_name
 from pricer.paths import require_config_dir
+from pricer.wording import left_aligned
 
 HYDRA_APPS = {
     "train": "one family, one tracked run (a sweep with -m)",
@@ -103,13 +104,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _left_aligned(table: Any) -> str:
     """A table of words, each column left-aligned under its header (pandas right-aligns)."""
-    columns = [[str(name), *map(str, table[name])] for name in table.columns]
-    widths = [max(map(len, column)) for column in columns]
-    rows = zip(*columns, strict=True)
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    rows = [list(map(str, table.columns)), *([str(cell) for cell in row] for row in table.values)]
+    return "\n".join(left_aligned(rows))
 
 
 def _positive(text: str) -> int:

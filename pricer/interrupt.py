@@ -52,6 +52,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from pricer.wording import counted
+
 # How long stopped workers get to end their own runs before they are killed: ending a run is
 # one store write (~50 ms on SQLite), a spawn cleaning worker dies at once; `docker stop`
 # allows 10 s in all before SIGKILL.
@@ -150,7 +152,7 @@ def outcome(stop: Interrupted) -> str:
     if runs and all(status == "FINISHED" for _, status in runs):
         first = runs[0][0]  # the outermost: opened first (a leaderboard, a sweep's parent)
         others = len(runs) - 1
-        named = f"{first} and {others} other run{'s' if others > 1 else ''}" if others else first
+        named = f"{first} and {counted(others, 'other run')}" if others else first
         return f"{stop} after its work was done: {named} ended FINISHED"
     return f"{stop}: its runs ended KILLED"
 

@@ -112,7 +112,7 @@ def read_items(path: Path) -> pd.DataFrame:
         raise PredictError(f"{path}: unknown file type; use one of {sorted(READERS)}")
     if not path.is_file():
         raise PredictError(f"input file not found: {path}")
-    if not path.read_bytes().strip():  # it said "items need a 'text' column; found []"
+    if _blank(path):  # it said "items need a 'text' column; found []"
         raise PredictError(f"{path}: no items (the file is empty)")
     if kind == "jsonl":
         try:
@@ -159,6 +159,13 @@ def _as_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _blank(path: Path) -> bool:
+    """Whether the file holds nothing but white space; read until the first thing it holds,
+    not whole (pandas reads it next)."""
+    with path.open("rb") as handle:
+        return not any(chunk.strip() for chunk in iter(lambda: handle.read(1 << 16), b""))
 
 
 def write_prices(items: pd.DataFrame, output: Path | None) -> None:

@@ -12,3 +12,13 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
             noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
         )
     return f"{n} {plural}"
+
+
+def left_aligned(rows: list[list[str]]) -> list[str]:
+    """Rows of words as lines, each column left-aligned (pandas right-aligns), two spaces
+    between columns, nothing trailing."""
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

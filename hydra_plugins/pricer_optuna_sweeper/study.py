@@ -111,7 +111,7 @@ def open_study(
                 checks.append((recorded, dict(settings)))
         for recorded, ours in checks:
             if differences(recorded, ours):
-                where = _where(store)
+                where = safe_url(getattr(store, "url", None)) or "its storage"
                 raise IncomparableStudy(refusal(study.study_name, where, recorded, ours)) from None
         return study, False
     if settings is not None:
@@ -149,14 +149,15 @@ def _recorded_settings(
         time.sleep(0.2)
 
 
-def _where(store: Any) -> str:
-    """The study's database URL without its password, fit for a message."""
+def safe_url(url: str | None) -> str | None:
+    """A database URL without its password, fit for a message or a tag; None for none, or for
+    one SQLAlchemy does not read (say nothing of it then)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(store.url).render_as_string(hide_password=True)
-    except Exception:  # in memory, or a URL SQLAlchemy does not read: say nothing of it
-        return "its storage"
+        return make_url(url).render_as_string(hide_password=True) if url else None
+    except Exception:
+        return None
 
 
 def shared_attr(

@@ -20,7 +20,7 @@ from pricer.errors import UserError
 from pricer.tracking import tags
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import sqlite_path
-from pricer.wording import counted
+from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
 PARENT_TAG = "mlflow.parentRunId"
@@ -307,12 +307,7 @@ def child_runs(run: Run) -> list[str]:
         ]
         for child in children
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["family runs:"]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
-    return lines
+    return ["family runs:", *(f"  {line}" for line in left_aligned(rows))]
 
 
 def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:

@@ -96,33 +96,27 @@ class SharedStudy:
     @property
     def safe_storage(self) -> str:
         """The storage URL without its password, fit for a tag or a log line."""
-        from sqlalchemy.engine import make_url
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
 
-        try:
-            return make_url(self.storage).render_as_string(hide_password=True)
-        except Exception:  # not a URL SQLAlchemy reads: say nothing of it
-            return "<storage>"
+        return studies.safe_url(self.storage) or "<storage>"
 
-    def open(self) -> tuple[Any, bool]:
-        """The Optuna study (created if absent) and whether this call created it."""
+    def open(self, join: bool = False) -> tuple[Any, bool]:
+        """The Optuna study (created if absent) and whether this call created it.
+
+        ``join``: refused (``IncomparableStudy``) if this process's trials would not compare
+        with the study's; a study this call creates records this process's settings.
+        """
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
         store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
-        return studies.open_study(store, self.study_name, self.direction)
-
-    def join(self) -> tuple[Any, bool]:
-        """``open``, refused (``IncomparableStudy``) if this process's trials would not compare
-        with the study's; a study this call creates records this process's settings."""
-        from hydra_plugins.pricer_optuna_sweeper import study as studies
-
-        store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
-        return studies.open_study(store, self.study_name, self.direction, settings=self.settings)
+        settings = self.settings if join else None
+        return studies.open_study(store, self.study_name, self.direction, settings=settings)
 
     def parent_run(self, client: MlflowClient, create: Callable[[], str]) -> tuple[str, bool]:
         """The study's one parent run, found or created; True if created here. Left RUNNING."""
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
-        study, created = self.join()
+        study, created = self.open(join=True)
         made: list[str] = []
 
         def make() -> str:

@@ -268,19 +268,26 @@ class FrontierPricer(Pricer):
         return {k: v for k, v in state.items() if not k.startswith("_") or k == "_sklearn_version"}
 
 
+def _read_answer(answer: str | None, ceiling: float) -> tuple[float | None, str | None]:
+    """The price an answer states, or why it gives none: no price, or one above ``ceiling``."""
+    price = parse_price(answer)
+    if price is None:
+        return None, NO_PRICE
+    return (None, IMPLAUSIBLE) if price > ceiling else (price, None)
+
+
 def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | None:
-    price = parse_price(entry.answer) if entry is not None else None
-    # A miss, or an entry the parser no longer reads (or no longer believes): asked again.
-    if entry is None or price is None or price > ceiling:
+    if entry is None:
+        return None
+    price, _ = _read_answer(entry.answer, ceiling)
+    # An entry the parser no longer reads (or no longer believes) is a miss: asked again.
+    if price is None:
         return None
     return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, cached=True)
 
 
 def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
-    price = None if call.failure else parse_price(call.answer)
-    failure = call.failure or (NO_PRICE if price is None else None)
-    if price is not None and price > ceiling:
-        price, failure = None, IMPLAUSIBLE
+    price, failure = (None, call.failure) if call.failure else _read_answer(call.answer, ceiling)
     return ItemOutcome(
         price=math.nan if price is None else price,
         failure=failure,
