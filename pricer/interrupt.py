@@ -145,10 +145,18 @@ def outcome(stop: Interrupted) -> str:
 
     "interrupted by SIGTERM: its runs ended KILLED", unless every run it opened had already
     ended FINISHED (the signal came, or was held back until, after the last one ended): then
-    that, by name, since the record is the app's whole result. With no run noted at all the
-    old wording stays: a run may still be open in a way not noted here.
+    that, by name, since the record is the app's whole result. With no run noted, none was
+    opened: every run a pricer process opens is noted as it is created (``tracked_run`` and a
+    sweep's parent, both with the signal held back until they have), except the one that
+    ``mlflow run`` created before the app started (``MLFLOW_RUN_ID``), which ``mlflow run``
+    ends FAILED when the app exits non-zero.
     """
     runs = list(_runs.values())
+    if not runs:
+        waiting = os.environ.get("MLFLOW_RUN_ID")
+        if waiting:
+            return f"{stop} before it took up run {waiting}, which mlflow run ends FAILED"
+        return f"{stop} before it opened a run: nothing was recorded"
     if runs and all(status == "FINISHED" for _, status in runs):
         first = runs[0][0]  # the outermost: opened first (a leaderboard, a sweep's parent)
         others = len(runs) - 1

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from benchmarks.common import STORE_BOUND
-from pricer import configs  # noqa: F401  (config schemas, as the apps register them)
+from pricer import (
+    configs,  # noqa: F401  (config schemas, as the apps register them)
+    interrupt,
+)
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -137,3 +141,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "pricer_canonical_test_rest_1750.jsonl").is_file():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the checkout in CI)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The app's handlers, as ``cli.run`` installs them; pytest's own restored after."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    reset = (("_mode", None), ("_received", None), ("_pending", None), ("_held", None))
+    for name, value in reset:
+        monkeypatch.setattr(interrupt, name, value)
+    monkeypatch.setattr(interrupt, "_callbacks", [])
+    monkeypatch.setattr(interrupt, "_runs", {})
+    monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
+    interrupt.install()
+    yield
+    interrupt.cancel_watchdog()  # this process goes on after its interrupts
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

@@ -130,26 +130,34 @@ class SweepCallback(Callback):
             self.swept_keys = swept_keys(config)
             self.study = SharedStudy.from_config(config)
             if self.study is None:
-                self.parent_run_id = open_parent_run(self.tracking, self.run_name, self.tags)
+                # A signal while the run is created waits until it is noted (_opened).
+                with interrupt.deferred():
+                    self._opened(open_parent_run(self.tracking, self.run_name, self.tags))
                 self._log_sweep_settings(config)
             else:
+                self.parent_name = names.run_name("study", self.study.study_name)
                 self._join_study(config, self.study)
         except IncomparableStudy as error:
             # Refused before the parent run was opened or any trial ran: nothing to close.
             raise SweepError(str(error)) from error
-        except Exception as error:
+        except BaseException as error:
+            # An interrupt too (no Exception): it used to leave the parent RUNNING for good.
             if self.parent_run_id is not None:
-                self._close("FAILED")
+                self._close("FAILED")  # KILLED when interrupted
+            if not isinstance(error, Exception):
+                raise
             raise SweepError(f"cannot open the sweep's parent run: {error}") from error
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
+        print(f"sweep: parent run {self.parent_run_id}", flush=True)
+
+    def _opened(self, run_id: str) -> None:
+        """Hold the parent run as this process's until ``_close``, which ends it (once)."""
+        self.parent_run_id = run_id
         # Open in this process until _close: an interrupt's last line must not say the work
         # was done because the trials run so far had ended FINISHED (pricer.interrupt.outcome).
-        if self.study is not None:
-            self.parent_name = names.run_name("study", self.study.study_name)
-        interrupt.note_run(self.parent_run_id, self.parent_name, "RUNNING")
+        interrupt.note_run(run_id, self.parent_name, "RUNNING")
         # A multirun that raises never reaches on_multirun_end: fail the parent at exit.
         atexit.register(self._close, "FAILED")
-        print(f"sweep: parent run {self.parent_run_id}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FINISHED")
@@ -161,9 +169,14 @@ class SweepCallback(Callback):
         tags = {**self.tags, STUDY_TAG: study.study_name}
 
         def create() -> str:
-            return open_parent_run(self.tracking, names.run_name("study", study.study_name), tags)
+            with interrupt.deferred():  # a signal meanwhile waits until the run is noted
+                run_id = open_parent_run(self.tracking, self.parent_name, tags)
+                self._opened(run_id)
+            return run_id
 
-        self.parent_run_id, created = study.parent_run(client, create)
+        parent_run_id, created = study.parent_run(client, create)
+        if not created:
+            self._opened(parent_run_id)
         if created:
             self._log_sweep_settings(config)
             client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)

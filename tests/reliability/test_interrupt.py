@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 
 import mlflow
 import pytest
@@ -17,23 +16,6 @@ from pricer import cli, interrupt
 from pricer.tracking import run as run_module
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
-
-
-@pytest.fixture
-def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The app's handlers, as ``cli.run`` installs them; pytest's own restored after."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    reset = (("_mode", None), ("_received", None), ("_pending", None), ("_held", None))
-    for name, value in reset:
-        monkeypatch.setattr(interrupt, name, value)
-    monkeypatch.setattr(interrupt, "_callbacks", [])
-    monkeypatch.setattr(interrupt, "_runs", {})
-    monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
-    interrupt.install()
-    yield
-    interrupt.cancel_watchdog()  # this process goes on after its interrupts
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
 
 
 def test_sigterm_ends_nested_runs_killed_with_the_reason_and_runs_callbacks(
@@ -211,4 +193,42 @@ def test_a_signal_while_a_run_is_open_still_says_its_runs_ended_killed(
     assert statuses == {"parent": "KILLED", "first": "FINISHED"}
     assert capsys.readouterr().err.splitlines()[-1] == (
         "pricer: interrupted by SIGTERM: its runs ended KILLED"
+    )
+
+
+def test_a_signal_before_any_run_says_nothing_was_recorded(
+    tracking_uri: str,
+    installed: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It said "its runs ended KILLED" of a process that had opened none."""
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+
+    def main() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. while the data loads, before the run
+
+    assert _run_app(main, monkeypatch) == 143
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pricer: interrupted by SIGTERM before it opened a run: nothing was recorded"
+    )
+
+
+def test_a_signal_before_mlflow_runs_run_was_taken_up_names_that_run(
+    tracking_uri: str,
+    installed: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Under ``mlflow run`` the run exists before the app starts; mlflow run ends it."""
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0123abcd")
+
+    def main() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    assert _run_app(main, monkeypatch) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pricer: interrupted by SIGTERM before it took up run 0123abcd, "
+        "which mlflow run ends FAILED"
     )

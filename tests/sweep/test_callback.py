@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,3 +239,30 @@ def test_the_best_trials_line_rounds_drawn_floats_and_keeps_other_values() -> No
     assert _readable("0.5489074229320225") == "0.5489"
     assert _readable("1.2345678e-05") == "1.235e-05"
     assert _readable("300") == "300" and _readable("median") == "median"
+
+
+def test_a_sigterm_while_the_parent_is_being_set_up_ends_it_killed(
+    sweep_config: DictConfig, installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal lands after the parent run exists, while its settings are logged.
+
+    It used to propagate past the parent (an interrupt is no ``Exception``) before the exit
+    hook that ends it was registered: the run stayed RUNNING for good.
+    """
+    from pricer import interrupt
+    from pricer.tracking import sweep
+
+    logging = sweep.log_params
+
+    def signalled(client: mlflow.MlflowClient, run_id: str, params: dict[str, str]) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        logging(client, run_id, params)
+
+    monkeypatch.setattr(sweep, "log_params", signalled)
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    with pytest.raises(interrupt.Interrupted):
+        callback.on_multirun_start(sweep_config)
+    [parent] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["error"] == "interrupted by SIGTERM"
+    assert callback.parent_run_id is None  # closed once; its exit hook has nothing left to do
