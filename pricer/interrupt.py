@@ -31,6 +31,12 @@ signal becomes an exception instead:
   kills it (see ``stop_children`` for why it must not just exit), and exits otherwise. The
   worker loop would swallow the exception and start the next task.
 
+- A closed stdout (``pricer train | head -1``: the reader went away, SIGPIPE, which Python
+  turns into ``BrokenPipeError`` on the next write) is not a reason to stop: the terminal is
+  not the record. ``install()`` and ``guarded()`` wrap ``sys.stdout`` so that the first
+  write that meets a closed pipe points the file descriptor at /dev/null and the work goes
+  on; it used to end the run FAILED with BrokenPipeError after the model had been scored.
+
 Nothing here imports MLflow: data code (process pools) and tracking code both use it.
 """
 
@@ -51,6 +57,7 @@ from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from pricer.wording import counted
 
@@ -118,6 +125,7 @@ def install() -> None:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _handle)
     _mode = "app"
+    _outlive_the_reader()
     os.environ[APP_PID_ENV] = str(os.getpid())  # inherited by the launcher's workers
 
 
@@ -203,6 +211,7 @@ def guarded() -> Iterator[None]:
     if _mode is None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _handle)
         _mode = "worker"
+        _outlive_the_reader()
     _depth += 1
     try:
         yield
@@ -283,6 +292,49 @@ def stop_processes(processes: Iterable[BaseProcess], grace: float = GRACE_SECOND
     for process in waiting.values():
         _signal(process, signal.SIGKILL)
     return [process.pid for process in waiting.values() if process.pid is not None]
+
+
+class ReaderSafeStream:
+    """A text stream whose closed pipe sends the rest of the output to /dev/null.
+
+    Everything but ``write`` and ``flush`` is the wrapped stream's (``fileno``, ``isatty``,
+    ``encoding``), so Hydra's log handlers and tqdm treat it as the stream itself.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+    def _to_devnull(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+        # What the failed write left buffered goes the same way (a second try may still
+        # raise if the buffer kept the bytes the pipe refused; /dev/null takes them now).
+        with contextlib.suppress(BrokenPipeError):
+            self.stream.flush()
+
+
+def _outlive_the_reader() -> None:
+    if not isinstance(sys.stdout, ReaderSafeStream) and sys.stdout is not None:
+        sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
 
 
 def _start_watchdog(code: int) -> None:

@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(interrupt, "_callbacks", [])
     monkeypatch.setattr(interrupt, "_runs", {})
     monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # install() wraps it: pytest's comes back
     interrupt.install()
     yield
     interrupt.cancel_watchdog()  # this process goes on after its interrupts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -194,3 +196,25 @@ def test_mlflow_run_entry_point_resumes_the_run_mlflow_created(
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.project.entryPoint"] == "constant"
     assert run.data.tags["pricer.family"] == "constant" and "mae" in run.data.metrics
+
+
+def test_a_reader_that_goes_away_does_not_fail_the_run(tracking_uri: str, tmp_path: Path) -> None:
+    """``python -m pricer.train ... | head -1``: the terminal's reader is not the record.
+
+    Every print after the pipe closed raised BrokenPipeError inside the run, which ended FAILED
+    with it as its error, though the model had been fitted and scored.
+    """
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the app prints its first line
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    env.pop("MLFLOW_RUN_ID", None)
+    app = pricer_app("train", "model=constant", *SMALL_SYNTHETIC, workdir=tmp_path)
+    done = subprocess.run(
+        app, stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=600
+    )
+    os.close(write_end)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "BrokenPipeError" not in done.stderr
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED" and "error" not in run.data.tags
+    assert np.isfinite(run.data.metrics["mae"])
