@@ -36,29 +36,36 @@ def item_id(text: str) -> str:
 def export_items(items: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
     """Write the items a person should price: ``id``, ``text`` and an empty ``price``.
 
-    A file there that already holds prices is someone's work: it is kept unless
-    ``overwrite``. The file is replaced whole or not at all."""
+    A file there that is anything but an untouched export (prices typed in, columns added or
+    renamed, not a table at all) is someone's work: it is kept unless ``overwrite``. The file
+    is replaced whole or not at all."""
     frame = as_items(items)
     table = pd.DataFrame({"id": frame["text"].map(item_id), "text": frame["text"], "price": ""})
     path = Path(path)
-    typed = 0 if overwrite else _prices_typed(path)
-    if typed:
-        raise UserError(
-            f"{path} holds {counted(typed, 'price')} a person typed; save them elsewhere "
-            "(e.g. as the guesses file), or export again with overwrite=true"
-        )
+    work = None if overwrite else _someones_work(path, list(table.columns))
+    if work:
+        raise UserError(f"{path} {work}; move it, or export again with overwrite=true")
     with replaced_atomically(path) as temporary:
         table.to_csv(temporary, index=False)
     return path
 
 
-def _prices_typed(path: Path) -> int:
-    """How many non-blank prices an existing export holds (0 if there is none to read)."""
+def _someones_work(path: Path, columns: list[str]) -> str | None:
+    """What makes an existing file more than an untouched export with ``columns``; None if
+    nothing does (or there is no file, or an empty one)."""
     try:
-        prices = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["price"])["price"]
-    except (FileNotFoundError, ValueError, pd.errors.EmptyDataError):
-        return 0
-    return int((prices.str.strip() != "").sum())
+        existing = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return "is not an export pricer wrote"
+    added = [str(column) for column in existing.columns if column not in columns]
+    if added:
+        return f"has columns pricer did not write: {', '.join(added)}"
+    if list(existing.columns) != columns:
+        return f"has not the columns pricer wrote ({', '.join(columns)})"
+    typed = int((existing["price"].str.strip() != "").sum())
+    return f"holds {counted(typed, 'price')} a person typed" if typed else None
 
 
 def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str, float], int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +129,32 @@ def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
     assert np.isnan(report.prices[:6]).all()
     assert report.prices[6:].tolist() == [25.0, 1299.0]
     assert report.stats == {"human.guesses": 2.0, "human.missing": 6.0, "human.unreadable": 6.0}
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        # A person who kept their guesses in a column of their own, or next to notes.
+        (lambda t: t.rename(columns={"price": "my guess"}), r"columns pricer did not write"),
+        (lambda t: t.assign(notes="looked it up"), r"columns pricer did not write: notes"),
+    ],
+)
+def test_export_refuses_to_overwrite_a_file_a_person_changed(export_cfg, edit, reason) -> None:
+    # Only typed prices in a column named "price" were noticed: guesses in a renamed column,
+    # or notes beside blank prices, were overwritten by empty prices.
+    path = export_for_human(export_cfg)
+    changed = edit(pd.read_csv(path, dtype=str, keep_default_na=False))
+    changed.to_csv(path, index=False)
+    before = path.read_bytes()
+    with pytest.raises(UserError, match=reason + r".*overwrite=true"):
+        export_for_human(export_cfg)
+    assert path.read_bytes() == before
+
+
+def test_export_refuses_to_overwrite_a_file_that_is_no_export(export_cfg) -> None:
+    path = Path(export_cfg.output_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 not a table")  # a wrong output_path
+    with pytest.raises(UserError, match=r"not an export pricer wrote.*overwrite=true"):
+        export_for_human(export_cfg)
+    assert path.read_bytes().startswith(b"\x89PNG")
