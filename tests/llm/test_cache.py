@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -53,12 +54,13 @@ def test_a_damaged_entry_is_a_miss_with_a_warning_and_gets_overwritten(
 
 def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path)
-    keys = [request_key({**REQUEST, "seed": i}) for i in range(20)]
+    requests = [{**REQUEST, "seed": i} for i in range(20)]
+    keys = [request_key(request) for request in requests]
     seen: list[CachedAnswer | None] = []
 
     def write() -> None:
-        for key in keys:
-            cache.put(key, CachedAnswer("Price is $9.99" * 200, 5, 5), REQUEST)
+        for key, request in zip(keys, requests, strict=True):
+            cache.put(key, CachedAnswer("Price is $9.99" * 200, 5, 5), request)
 
     def read() -> None:
         for _ in range(5):
@@ -84,3 +86,38 @@ def test_a_failed_write_costs_the_entry_not_the_run(
         cache.put(key, CachedAnswer("Price is $3.00", 1, 1), REQUEST)
     assert "cannot write LLM cache entry" in caplog.text
     assert cache.get(key) is None
+
+
+def test_an_entry_edited_or_moved_but_still_readable_is_a_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A readable entry was trusted as it stood: a digit changed by hand (or by a bad disk)
+    became the recorded answer, and an entry copied under another request's name answered
+    that request with this one's price."""
+    cache = ResponseCache(tmp_path)
+    key, other = request_key(REQUEST), request_key({**REQUEST, "model": "n"})
+    cache.put(key, CachedAnswer("Price is $120.00", 10, 4), REQUEST)
+    path = tmp_path / key[:2] / f"{key}.json"
+    original = path.read_text(encoding="utf-8")
+    moved = tmp_path / other[:2] / f"{other}.json"
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    moved.write_text(original, encoding="utf-8")
+    path.write_text(original.replace("$120.00", "$920.00"), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert cache.get(key) is None
+        assert cache.get(other) is None
+    assert caplog.text.count("does not match") == 2
+    cache.put(key, CachedAnswer("Price is $120.00", 10, 4), REQUEST)  # asked again
+    assert cache.get(key) == CachedAnswer("Price is $120.00", 10, 4)
+
+
+def test_an_entry_from_before_the_checksum_is_still_read(tmp_path: Path) -> None:
+    # Entries written before answers carried a checksum: their request is checked, and they
+    # are not paid for again.
+    cache = ResponseCache(tmp_path)
+    key = request_key(REQUEST)
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    answer = {"answer": "Price is $3.00", "input_tokens": 10, "output_tokens": 4}
+    path.write_text(json.dumps({"request": REQUEST, "answer": answer}), encoding="utf-8")
+    assert cache.get(key) == CachedAnswer("Price is $3.00", 10, 4)

@@ -10,7 +10,11 @@ reader sees a whole entry or none, and two writers of one key write the same con
 Only answers that held a price are stored (the caller decides): failures are retried on the
 next run rather than remembered. The caller stores each answer as it arrives, so a run
 interrupted part-way keeps what it paid for. An entry that cannot be read (truncated by a
-full disk, edited by hand) is a miss, with a warning, and the fresh answer replaces it; a
+full disk, edited by hand) is a miss, with a warning, and the fresh answer replaces it. So
+is one that reads but does not match: each entry carries a checksum of its answer and key,
+and its request must hash to its file's name, so a digit changed by hand or by a bad disk,
+or an entry copied under another request's name, is asked again rather than recorded as
+that item's answer (entries from before the checksum are checked by their request only). A
 write that fails (disk full, read-only folder) costs the cache that entry, never the run.
 No fsync: a rename survives the process being killed, which is the interruption that
 matters here; only a power cut could lose recent entries, and those are re-asked, not wrong.
@@ -65,21 +69,36 @@ class ResponseCache:
         path = self._path(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-            return CachedAnswer(**entry["answer"])
+            answer = CachedAnswer(**entry["answer"])
+            checksum = entry.get("checksum")
+            matches = request_key(entry["request"]) == key and (
+                checksum is None or checksum == _checksum(key, answer)
+            )
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             log.warning("ignoring unreadable LLM cache entry %s (%s)", path, type(error).__name__)
             return None  # a damaged entry is a miss; the fresh answer overwrites it
+        if not matches:
+            log.warning("ignoring LLM cache entry %s: it does not match its request", path)
+            return None
+        return answer
 
     def put(self, key: str, answer: CachedAnswer, request: dict[str, Any]) -> None:
         """Store an answer; the request is kept beside it so entries can be inspected."""
         if self.directory is None:
             return
         path = self._path(key)
-        payload = json.dumps({"request": request, "answer": asdict(answer)}, ensure_ascii=False)
+        entry = {"request": request, "answer": asdict(answer), "checksum": _checksum(key, answer)}
+        payload = json.dumps(entry, ensure_ascii=False)
         try:  # an interruption leaves no temporary file, and the entry absent
             with replaced_atomically(path) as temporary:
                 temporary.write_text(payload, encoding="utf-8")
         except OSError as error:
             log.warning("cannot write LLM cache entry %s: %s", path, error)
+
+
+def _checksum(key: str, answer: CachedAnswer) -> str:
+    """Digest of an answer under its key: an entry whose answer or name changed fails it."""
+    canonical = json.dumps([key, asdict(answer)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
