@@ -56,6 +56,7 @@ __all__ = [
     "METRIC",
     "Candidate",
     "CandidateFilter",
+    "ChampionMoved",
     "DataNotChosen",
     "IncomparableChampion",
     "NoCandidate",
@@ -70,6 +71,10 @@ HISTORY_TITLE = "Promotion history (newest first):"
 
 class IncomparableChampion(PromotionError):
     """The champion was scored on other test items than the candidate."""
+
+
+class ChampionMoved(PromotionError):
+    """Another promotion moved the champion alias while this one compared against it."""
 
 
 @dataclass(frozen=True)
@@ -332,8 +337,17 @@ def _record(
     replaced: ModelVersion | None,
     promotion_run_id: str,
 ) -> None:
-    """History first (tags, descriptions), then the alias: the record says why it moved."""
+    """History first (tags, descriptions), then the alias: the record says why it moved.
+
+    Only if the champion is still the one the decision was made against (``replaced``, None
+    for a first champion): MLflow has no compare-and-set for aliases, so two promotions at
+    once each compared with the champion they read, and the later write won, even with a
+    candidate worse than the other's new champion. It is checked before anything is written
+    and again before the history line and the alias, which leaves a window of those two
+    writes (milliseconds, against the minutes a comparison can take).
+    """
     name, version = registry.model_name, str(decision.version)
+    _still_champion(client, registry, replaced)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tags = {
         "pricer.decision": decision.outcome,
@@ -357,6 +371,11 @@ def _record(
     if decision.outcome == "champion" and replaced is not None:
         client.set_model_version_tag(name, replaced.version, "pricer.replaced_by_version", version)
         client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
+    try:
+        _still_champion(client, registry, replaced)
+    except ChampionMoved:
+        client.set_model_version_tag(name, version, "pricer.decision", "not applied")
+        raise
     _append_history(client, name, f"{now} {decision.outcome}: {decision.reason}")
     client.set_registered_model_alias(name, alias, version)
     # A challenger lost to the champion it was compared with: a new champion voids that.
@@ -365,6 +384,21 @@ def _record(
         and registry.challenger_alias in client.get_registered_model(name).aliases
     ):
         client.delete_registered_model_alias(name, registry.challenger_alias)
+
+
+def _still_champion(
+    client: MlflowClient, registry: RegistrySettings, compared: ModelVersion | None
+) -> None:
+    """Raise ``ChampionMoved`` unless the champion alias is where the decision found it."""
+    now = champion_version(client, registry.model_name, registry.champion_alias)
+    before = None if compared is None else str(compared.version)
+    if (None if now is None else str(now.version)) != before:
+        alias = registry.champion_alias
+        raise ChampionMoved(
+            f"{alias} moved to version {now.version if now else 'none'} while this promotion "
+            f"compared against {f'version {before}' if before else 'none'} (another promotion "
+            f"at once): no alias moved; promote again to compare with the new {alias}"
+        )
 
 
 def _append_history(client: MlflowClient, name: str, line: str) -> None:

@@ -301,3 +301,61 @@ def test_only_runs_that_left_items_unanswered_say_so(client: MlflowClient) -> No
     training_run(BASE, family="frontier", failed=failed)
     with pytest.raises(NoCandidate, match=r"3 of 200 .*unanswered.*rerun"):
         promote_with()
+
+
+def test_a_champion_that_moves_during_the_comparison_is_left_where_it_went(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two promotions at once: each compared with the champion it read, and the one that
+    moved its alias last won, even a candidate worse than the other's new champion."""
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    waiting = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    training_run(BASE * 0.6)  # beats the first champion by far
+    comparing = registry.compare
+
+    def meanwhile(candidate: str, champion: str, settings: EvalSettings) -> object:
+        # Another promotion makes the challenger champion while this one compares.
+        client.set_registered_model_alias(MODEL, "champion", version_of(client, waiting))
+        return comparing(candidate, champion, settings)
+
+    monkeypatch.setattr(registry, "compare", meanwhile)
+    with pytest.raises(registry.ChampionMoved, match=r"champion moved to version 2 .*version 1"):
+        promote_with()
+    assert aliases(client)["champion"] == version_of(client, waiting)
+    [_, _, last] = promotion_runs()
+    assert last.info.status == "FAILED" and "promote again" in last.data.tags["error"]
+    history = client.get_registered_model(MODEL).description.splitlines()
+    assert len(history) == 3  # no line for a decision that was not applied
+
+
+def test_two_first_champions_at_once_do_not_overwrite_each_other(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pricer.tracking import registry
+
+    other = training_run(BASE * 2, family="constant")
+    training_run(BASE)
+    registering = registry.register
+
+    def meanwhile(client_: MlflowClient, name: str, candidate: object) -> object:
+        # Another promotion, started on the same empty registry, crowns its own candidate.
+        [rival] = [c for c in registry.candidates(_all_synthetic()) if c.run_id == other]
+        client_.set_registered_model_alias(
+            name, "champion", registering(client_, name, rival).version
+        )
+        return registering(client_, name, candidate)
+
+    monkeypatch.setattr(registry, "register", meanwhile)
+    with pytest.raises(registry.ChampionMoved, match=r"champion moved to version 1 .*none"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, other)}
+
+
+def _all_synthetic() -> object:
+    from pricer.tracking.candidates import CandidateFilter
+
+    return CandidateFilter(data="synthetic", experiment=None, family=None, eval_digest=None)
