@@ -135,7 +135,7 @@ class SweepCallback(Callback):
             else:
                 self._join_study(config, self.study)
         except IncomparableStudy as error:
-            # Refused before the parent run was opened or any trial ran: nothing to close.
+            # Refused before anything was written to MLflow or any trial ran: nothing to close.
             raise SweepError(str(error)) from error
         except Exception as error:
             if self.parent_run_id is not None:
@@ -156,6 +156,9 @@ class SweepCallback(Callback):
 
     def _join_study(self, config: DictConfig, study: SharedStudy) -> None:
         """Find or create the study's one parent run; end runs of trials that died before."""
+        # Refused (IncomparableStudy) before anything is written to MLflow: configure_tracking
+        # creates a new store and the project's experiment in it.
+        joined = study.open(join=True)
         configure_tracking(self.tracking)
         client = MlflowClient()
         tags = {**self.tags, STUDY_TAG: study.study_name}
@@ -163,7 +166,7 @@ class SweepCallback(Callback):
         def create() -> str:
             return open_parent_run(self.tracking, names.run_name("study", study.study_name), tags)
 
-        self.parent_run_id, created = study.parent_run(client, create)
+        self.parent_run_id, created = study.parent_run(client, create, joined)
         if created:
             self._log_sweep_settings(config)
             client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)
