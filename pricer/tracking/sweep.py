@@ -47,6 +47,7 @@ from pricer.tracking.run import (
     configure_tracking,
     git_tags,
     on_trial_finishing,
+    redact_text,
     redacted_config,
 )
 from pricer.tracking.study import STUDY_TAG, TRIAL_COLUMNS, SharedStudy, merge_trials
@@ -206,7 +207,8 @@ class SweepCallback(Callback):
             "sweep.direction": self.direction,
             "sweep.sweeper": str(hydra_cfg.sweeper._target_).rsplit(".", 1)[-1],
             "sweep.launcher": str(hydra_cfg.launcher._target_).rsplit(".", 1)[-1],
-            "sweep.overrides": " ".join(str(item) for item in hydra_cfg.overrides.task),
+            # As typed (${oc.env:...} keeps a secret off the command line), secrets redacted.
+            "sweep.overrides": redact_text(" ".join(task_overrides(config))),
             "sweep.validation_size": str(self.validation_size),
         }
         for key in ("n_trials", "n_jobs", "max_batch_size"):
@@ -309,14 +311,19 @@ def _experiment_id(tracking: Mapping[str, Any]) -> str:
 
 def swept_keys(config: DictConfig) -> list[str]:
     """Keys a multirun varies: sweep overrides (a=1,2) and the sweeper's search space."""
-    overrides = [str(item) for item in config.hydra.overrides.task]
     keys = [
         override.key_or_group
-        for override in OverridesParser.create().parse_overrides(overrides)
+        for override in OverridesParser.create().parse_overrides(task_overrides(config))
         if override.is_sweep_override()
     ]
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     return list(dict.fromkeys([*keys, *(str(key) for key in params)]))
+
+
+def task_overrides(config: DictConfig) -> list[str]:
+    """The multirun's task overrides as given: read through OmegaConf, an override's own
+    interpolation (``+x=${oc.env:X}``) would be resolved, or fail for an unset variable."""
+    return [str(item) for item in OmegaConf.to_container(config.hydra.overrides.task)]  # type: ignore[union-attr]
 
 
 def trial_overrides(overrides: str) -> dict[str, str]:
