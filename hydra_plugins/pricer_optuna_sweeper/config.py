@@ -41,8 +41,14 @@ class OptunaSweeperConf:
     # same job config (the hydra node and the searched keys aside) and search space. Keys (a
     # node: all of it) a process may set its own way, as they do not change what trials measure.
     not_compared: list[str] = field(default_factory=list)
+    # Resolvers whose interpolations are compared as their text, not their value: the same text
+    # in every process that should join (``now``: when a process started, as in its folders;
+    # ``hydra``: its own Hydra settings). A value calling any other resolver (``oc.env``) is
+    # compared resolved, as the process's environment gives it (settings.py).
+    compared_as_text: list[str] = field(default_factory=lambda: ["now", "hydra"])
     # "module.function" that redacts secrets from the job config (a tree of plain containers)
-    # before its settings are stored in the study's database; None: stored as composed.
+    # before its settings are stored in the study's database; None: stored as compared (values
+    # read from the environment included).
     redact: Optional[str] = None  # noqa: UP045
 
 

@@ -39,6 +39,7 @@ class OptunaSweeper(Sweeper):
         heartbeat_interval: int = 10,
         grace_period: int | None = None,
         not_compared: Sequence[str] = (),
+        compared_as_text: Sequence[str] = (),
         redact: str | None = None,
     ) -> None:
         if isinstance(direction, Sequence) and not isinstance(direction, str):
@@ -67,9 +68,10 @@ class OptunaSweeper(Sweeper):
         self.params = OmegaConf.to_container(params) if params else {}
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
-        # Both read from the config by settings.study_settings, as pricer's sweep callback
-        # reads them: kept here to say what this sweeper was given.
+        # Read from the config by settings.study_settings, as pricer's sweep callback reads
+        # them: kept here to say what this sweeper was given.
         self.not_compared = list(not_compared)
+        self.compared_as_text = list(compared_as_text)
         self.redact = redact
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None

@@ -4,9 +4,9 @@ Any number of sweep processes, on one machine or many, join the study named by
 ``hydra.sweeper.storage`` and ``hydra.sweeper.study_name`` (pricer's sweeper,
 hydra_plugins/pricer_optuna_sweeper), if their trials compare with the study's: the study
 records the settings it was started with, and a process with others is refused before it
-touches the parent run (hydra_plugins/pricer_optuna_sweeper/settings.py). They share one parent
-run: the process that creates the study (an atomic step in the database: the study name is
-unique) creates the run and stores its id in the study's user attrs; every other process,
+writes anything to MLflow (hydra_plugins/pricer_optuna_sweeper/settings.py). They share one
+parent run: the process that creates the study (an atomic step in the database: the study name
+is unique) creates the run and stores its id in the study's user attrs; every other process,
 started at the same moment or days later to resume, reads it there. Trials are read back from
 the study, so the parent's summary covers every process's trials, and trials whose process died
 (SIGKILL: no heartbeat) are failed in Optuna and their runs ended KILLED by the next process
@@ -112,11 +112,20 @@ class SharedStudy:
         settings = self.settings if join else None
         return studies.open_study(store, self.study_name, self.direction, settings=settings)
 
-    def parent_run(self, client: MlflowClient, create: Callable[[], str]) -> tuple[str, bool]:
-        """The study's one parent run, found or created; True if created here. Left RUNNING."""
+    def parent_run(
+        self,
+        client: MlflowClient,
+        create: Callable[[], str],
+        joined: tuple[Any, bool] | None = None,
+    ) -> tuple[str, bool]:
+        """The study's one parent run, found or created; True if created here. Left RUNNING.
+
+        ``joined``: what ``open(join=True)`` gave the caller, which opens the study first so
+        that a refused process writes nothing to MLflow; None: the study is opened here.
+        """
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
-        study, created = self.open(join=True)
+        study, created = joined or self.open(join=True)
         made: list[str] = []
 
         def make() -> str:

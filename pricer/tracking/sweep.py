@@ -47,6 +47,7 @@ from pricer.tracking.run import (
     configure_tracking,
     git_tags,
     on_trial_finishing,
+    redact_text,
     redacted_config,
 )
 from pricer.tracking.study import STUDY_TAG, TRIAL_COLUMNS, SharedStudy, merge_trials
@@ -138,7 +139,7 @@ class SweepCallback(Callback):
                 self.parent_name = names.run_name("study", self.study.study_name)
                 self._join_study(config, self.study)
         except IncomparableStudy as error:
-            # Refused before the parent run was opened or any trial ran: nothing to close.
+            # Refused before anything was written to MLflow or any trial ran: nothing to close.
             raise SweepError(str(error)) from error
         except BaseException as error:
             # An interrupt too (no Exception): it used to leave the parent RUNNING for good.
@@ -164,6 +165,9 @@ class SweepCallback(Callback):
 
     def _join_study(self, config: DictConfig, study: SharedStudy) -> None:
         """Find or create the study's one parent run; end runs of trials that died before."""
+        # Refused (IncomparableStudy) before anything is written to MLflow: configure_tracking
+        # creates a new store and the project's experiment in it.
+        joined = study.open(join=True)
         configure_tracking(self.tracking)
         client = MlflowClient()
         tags = {**self.tags, STUDY_TAG: study.study_name}
@@ -174,13 +178,12 @@ class SweepCallback(Callback):
                 self._opened(run_id)
             return run_id
 
-        parent_run_id, created = study.parent_run(client, create)
-        if not created:
-            self._opened(parent_run_id)
+        parent_run_id, created = study.parent_run(client, create, joined)
         if created:
             self._log_sweep_settings(config)
             client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)
         else:
+            self._opened(parent_run_id)
             # Under mlflow run, this process's own run is not the study's parent: point to it.
             own = os.environ.pop("MLFLOW_RUN_ID", None)
             if own:
@@ -216,7 +219,8 @@ class SweepCallback(Callback):
             "sweep.direction": self.direction,
             "sweep.sweeper": str(hydra_cfg.sweeper._target_).rsplit(".", 1)[-1],
             "sweep.launcher": str(hydra_cfg.launcher._target_).rsplit(".", 1)[-1],
-            "sweep.overrides": " ".join(str(item) for item in hydra_cfg.overrides.task),
+            # As typed (${oc.env:...} keeps a secret off the command line), secrets redacted.
+            "sweep.overrides": redact_text(" ".join(task_overrides(config))),
             "sweep.validation_size": str(self.validation_size),
         }
         for key in ("n_trials", "n_jobs", "max_batch_size"):
@@ -319,14 +323,19 @@ def _experiment_id(tracking: Mapping[str, Any]) -> str:
 
 def swept_keys(config: DictConfig) -> list[str]:
     """Keys a multirun varies: sweep overrides (a=1,2) and the sweeper's search space."""
-    overrides = [str(item) for item in config.hydra.overrides.task]
     keys = [
         override.key_or_group
-        for override in OverridesParser.create().parse_overrides(overrides)
+        for override in OverridesParser.create().parse_overrides(task_overrides(config))
         if override.is_sweep_override()
     ]
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     return list(dict.fromkeys([*keys, *(str(key) for key in params)]))
+
+
+def task_overrides(config: DictConfig) -> list[str]:
+    """The multirun's task overrides as given: read through OmegaConf, an override's own
+    interpolation (``+x=${oc.env:X}``) would be resolved, or fail for an unset variable."""
+    return [str(item) for item in OmegaConf.to_container(config.hydra.overrides.task)]  # type: ignore[union-attr]
 
 
 def trial_overrides(overrides: str) -> dict[str, str]:

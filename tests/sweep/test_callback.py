@@ -266,3 +266,28 @@ def test_a_sigterm_while_the_parent_is_being_set_up_ends_it_killed(
     assert parent.info.status == "KILLED"
     assert parent.data.tags["error"] == "interrupted by SIGTERM"
     assert callback.parent_run_id is None  # closed once; its exit hook has nothing left to do
+
+
+def test_the_parents_overrides_param_holds_no_secret_from_the_environment(
+    sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep.overrides`` was the task overrides read through OmegaConf, so resolved: a key
+    given as ``${oc.env:...}`` (to keep it off the command line) was logged in clear, and a
+    variable that was not set stopped the sweep before its parent run."""
+    leaked = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    monkeypatch.setenv("PRICER_TEST_KEY", leaked)
+    given = [
+        "+data.key=${oc.env:PRICER_TEST_KEY}",
+        "+data.also=${oc.env:PRICER_TEST_UNSET}",
+        f"+data.typed={leaked}",
+    ]
+    with open_dict(sweep_config):
+        sweep_config.hydra.overrides.task = [*sweep_config.hydra.overrides.task, *given]
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    callback.on_multirun_end(sweep_config)
+    logged = mlflow.get_run(parent_id).data.params["sweep.overrides"]
+    assert leaked not in logged
+    assert "+data.key=${oc.env:PRICER_TEST_KEY} +data.also=${oc.env:PRICER_TEST_UNSET}" in logged
+    assert logged.endswith("+data.typed=***")

@@ -17,7 +17,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from packaging.requirements import Requirement
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
-from hydra_plugins.pricer_optuna_sweeper.settings import differences, refusal, study_settings
+from hydra_plugins.pricer_optuna_sweeper import study as studies
+from hydra_plugins.pricer_optuna_sweeper.settings import (
+    SETTINGS_ATTR,
+    differences,
+    refusal,
+    study_settings,
+)
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking.redaction import REDACTED
 from tests.sweep.test_sweep_configs import SEARCHES, compose_train
@@ -182,3 +188,75 @@ def test_settings_stored_in_the_study_hold_no_secret() -> None:
     settings = settings_of(f"+model.api_key={leaked}", f"+data.note='bearer {leaked}'")
     assert leaked not in json.dumps(settings)
     assert settings["model.api_key"] == REDACTED
+
+
+def test_a_value_from_the_environment_is_compared_as_the_environment_gives_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value read from the environment was compared as its text, ``${oc.env:...}``: two
+    processes given different values (another server, another fine-tuned model) joined one
+    study and their trials were ranked together."""
+    server = "+model.server=${oc.env:PRICER_TEST_SERVER,'http://localhost:8000'}"
+    monkeypatch.setenv("PRICER_TEST_SERVER", "http://gpu-1:8000")
+    one = settings_of(server)
+    monkeypatch.setenv("PRICER_TEST_SERVER", "http://gpu-2:8000")
+    other = settings_of(server)
+    assert one["model.server"] == "http://gpu-1:8000"
+    assert differences(one, other) == ["model.server"]
+    line = refusal("tfidf_ridge", "db", one, other)
+    assert "with model.server=http://gpu-1:8000; this sweep has model.server=http://gpu-2" in line
+    monkeypatch.delenv("PRICER_TEST_SERVER")
+    assert settings_of(server)["model.server"] == "http://localhost:8000"  # its default
+    # A variable that is not set and has no default: its text (the trials would fail anyway),
+    # which no process given a value matches.
+    model = "+model.remote=${oc.env:PRICER_TEST_MODEL}"
+    unset = settings_of(model)
+    assert unset["model.remote"] == "${oc.env:PRICER_TEST_MODEL}"
+    monkeypatch.setenv("PRICER_TEST_MODEL", "ft:gpt-4o-mini:acme::abc")
+    assert differences(unset, settings_of(model)) == ["model.remote"]
+
+
+def test_a_checkout_relative_value_is_compared_as_its_text_in_any_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pricer import paths
+
+    overrides = [
+        "data=real",
+        "+data.mirror='${oc.env:PRICER_TEST_MIRROR,${pricer.root:}/../mirror}'",
+        "+data.stamp=${now:%H%M%S%f}",  # when a process started: its own, as its folders are
+    ]
+    here = settings_of(*overrides)
+    monkeypatch.setattr(paths, "PROJECT_ROOT", Path("/elsewhere/pricer"))  # another checkout
+    there = settings_of(*overrides)
+    assert there == here
+    assert here["data.shared_dir"] == "${pricer.root:}/../shared/data"
+    assert here["data.mirror"] == "${pricer.root:}/../mirror"  # the default, in every checkout
+    assert here["data.stamp"] == "${now:%H%M%S%f}"
+    assert here["family"] == "${hydra:runtime.choices.model}"  # compared through the choice
+    monkeypatch.setenv("PRICER_TEST_MIRROR", "/mnt/mirror")
+    assert differences(here, settings_of(*overrides)) == ["data.mirror"]
+
+
+def test_a_secret_in_the_environment_never_reaches_the_study_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values read from the environment are compared as it gives them, and secrets come in
+    through it: each is redacted before the settings are stored, whatever key holds it."""
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    password = "hunter2-correct-horse"  # no known shape: only its variable's name says so
+    monkeypatch.setenv("PRICER_TEST_OPENAI_KEY", key)
+    monkeypatch.setenv("PRICER_TEST_DB_PASSWORD", password)
+    settings = settings_of(
+        "+model.api_key=${oc.env:PRICER_TEST_OPENAI_KEY}",  # a credential's key
+        "+data.note=${oc.env:PRICER_TEST_OPENAI_KEY}",  # any key: the key's shape
+        "+data.url='postgresql://me:${oc.env:PRICER_TEST_DB_PASSWORD}@db/items'",  # any key
+    )
+    assert settings["model.api_key"] == settings["data.note"] == settings["data.url"] == REDACTED
+    path = tmp_path / "optuna.db"
+    study, created = studies.open_study(
+        studies.storage(f"sqlite:///{path}", None, None), "s", "minimize", settings=settings
+    )
+    assert created and study.user_attrs[SETTINGS_ATTR] == settings
+    stored = path.read_bytes()
+    assert key.encode() not in stored and password.encode() not in stored

@@ -17,12 +17,16 @@ import mlflow
 import optuna
 import psutil
 import pytest
+from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
+from omegaconf import DictConfig
 
 from hydra_plugins.pricer_optuna_sweeper import study as studies
-from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR
+from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, study_settings
 from pricer.paths import PROJECT_ROOT
+from pricer.tracking.run import SWEEP_PARENT_ENV
 from pricer.tracking.study import PARENT_ATTR, SharedStudy
-from pricer.tracking.sweep import TRIAL_TAG, open_parent_run
+from pricer.tracking.sweep import TRIAL_TAG, SweepError, open_parent_run
+from tests.conftest import forget_store_ids
 from tests.e2e.conftest import runs
 from tests.sweep.test_sweep_configs import compose_train
 
@@ -410,6 +414,46 @@ def test_a_sweep_whose_trials_would_not_compare_is_refused_the_study(
     assert len(parents) == 1
     children = table[table["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]]
     assert sorted(children["tags." + TRIAL_TAG]) == ["0", "1"]
+
+
+def test_a_refused_joiner_writes_nothing_to_its_tracking_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep callback opened the tracking store (created it, and the project's experiment
+    in it) before the study refused the process: a refused command left a store behind."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    store = tmp_path / "own" / "mlflow.db"  # the joiner's own store, new: tracking is its own
+    store.parent.mkdir()
+
+    def config(*overrides: str) -> DictConfig:
+        return compose_train(
+            "hparams_search=tfidf_ridge", f"hydra.sweeper.storage={storage}",
+            f"tracking.uri=sqlite:///{store}", *overrides,
+        )  # fmt: skip
+
+    # Started by a sweep ranked on more validation items.
+    started = study_settings(config("validation.size=300"))
+    studies.open_study(
+        studies.storage(storage, None, None), "tfidf_ridge", "minimize", settings=started
+    )
+    joiner = config()
+    forget_store_ids(monkeypatch)  # whatever configure_tracking would set, undone after
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.chdir(tmp_path)
+    previous = mlflow.get_tracking_uri()
+    try:
+        # Through Hydra's own dispatcher, as a sweep starts.
+        with pytest.raises(SweepError) as refused:
+            Callbacks(joiner).on_multirun_start(config=joiner, config_name="train")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert refused.value.code == 2
+    assert "started with validation.size=300; this sweep has validation.size=2000" in str(
+        refused.value
+    )
+    assert list(store.parent.iterdir()) == []  # no store (nor its lock): no experiment, no run
+    assert not (tmp_path / "mlruns").exists()
+    assert SWEEP_PARENT_ENV not in os.environ
 
 
 SETTINGS = {"data": "synthetic", "validation.size": 200, "hydra.sweeper.direction": "minimize"}
