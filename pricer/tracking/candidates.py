@@ -178,9 +178,7 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
             f"{unanswered} of {newest.eval_size} unanswered), and a champion must answer "
             "every item: rerun it (an LLM family's answer cache asks only those again)"
         )
-    digest = (
-        filters.eval_digest or champion_digest or max(found, key=lambda c: c.start_time).eval_digest
-    )
+    digest = filters.eval_digest or champion_digest or _fullest_evaluation(found)
     pool = [c for c in found if c.eval_digest == digest]
     if not pool:
         whose = "the champion's test items" if digest == champion_digest else "test items"
@@ -192,6 +190,21 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
     if len(sizes) > 1:  # one digest is one item table: different sizes mean a corrupted tag
         raise PromotionError(f"runs scored on test items {digest!r} disagree on their size {sizes}")
     return sorted(pool, key=lambda c: (c.mae, -c.start_time))
+
+
+def _fullest_evaluation(found: list[Candidate]) -> str:
+    """The test items a first champion is chosen on: the most items, then the most runs
+    scored on them, then the newest. The first champion fixes the items every later candidate
+    is compared on; by newest alone, a 20-item trial run made after a 250-item leaderboard
+    crowned a model no other run could be compared with."""
+    runs = Counter(c.eval_digest for c in found)
+    newest: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for c in found:
+        newest[c.eval_digest] = max(newest.get(c.eval_digest, 0), c.start_time)
+        items = int(c.eval_size) if c.eval_size.isdigit() else 0  # a damaged tag ranks last
+        size[c.eval_digest] = max(size.get(c.eval_digest, 0), items)
+    return max(runs, key=lambda digest: (size[digest], runs[digest], newest[digest]))
 
 
 def _logged_models_by_run(ids: list[str]) -> dict[str, str]:

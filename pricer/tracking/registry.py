@@ -238,7 +238,8 @@ def promote(cfg: DictConfig) -> Decision:
         pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]
         runs = counted(len(pool), "comparable run")
-        print(f"candidate: {candidate.describe()}, best of {runs}", flush=True)
+        scored = f"scored on the same {candidate.eval_size} test items"
+        print(f"candidate: {candidate.describe()}, best of {runs} {scored}", flush=True)
         # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
         mlflow.set_tags(
             {

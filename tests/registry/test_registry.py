@@ -359,3 +359,20 @@ def _all_synthetic() -> object:
     from pricer.tracking.candidates import CandidateFilter
 
     return CandidateFilter(data="synthetic", experiment=None, family=None, eval_digest=None)
+
+
+def test_the_first_champion_comes_from_the_fullest_evaluation_not_the_newest(
+    client: MlflowClient,
+) -> None:
+    """With no champion the newest run's test items decided: a 20-item trial run made after
+    the 250-item leaderboard became the first champion, and every later candidate had to be
+    scored on its 20 items."""
+    full = training_run(BASE)  # N items
+    training_run(BASE * 1.2, family="constant")
+    quick = training_run(BASE[:20] * 0.1, family="frontier", digest="items-b")  # newest
+    decision = promote_with()
+    assert decision.candidate.run_id == full
+    assert decision.candidate.eval_size == str(N)
+    assert aliases(client) == {"champion": version_of(client, full)}
+    chosen = promote_with("candidates.eval_digest=items-b", "registry.champion_alias=quick")
+    assert chosen.candidate.run_id == quick  # still reachable when asked for
