@@ -13,7 +13,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import USER_ERROR_STATUS, UserError, ending, record_ending
+from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, record_ending
 from pricer.paths import require_config_dir
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
@@ -65,8 +65,10 @@ def run(main: Callable[[], object]) -> None:
         print(f"error: {record_ending(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except Exception as error:
-        record_ending(error)  # a bug too: its traceback on the terminal, its line in the record
-        if not _is_parameter_error(error):
+        parameter = _parameter_error(error)
+        # A bug too: its traceback on the terminal, its line in the record.
+        record_ending(error if parameter is None else ConfigError(parameter))
+        if parameter is None:
             raise
         print(f"error: {ending()}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
@@ -75,12 +77,25 @@ def run(main: Callable[[], object]) -> None:
         interrupt.exit_process(stop.exit_code)
 
 
-def _is_parameter_error(error: BaseException) -> bool:
-    """scikit-learn's refusal of an estimator parameter (``model.n_estimators=0`` for the
-    random forest): its message names the parameter, its range and the value, so it is a user
-    error. Known by name: importing scikit-learn here would slow every typo's answer."""
+def _parameter_error(error: BaseException) -> str | None:
+    """The line for a learner's refusal of one of its parameters; None for any other error.
+
+    scikit-learn's (``model.n_estimators=0`` for the random forest) names the parameter, its
+    range and the value. XGBoost's ("value -3 for Parameter max_depth should be greater equal
+    to 0", then the parameter's documentation) and LightGBM's checks of its config ("Check
+    failed: (bagging_fraction) <= (1.0) at .../config_auto.cpp") keep their first line, without
+    the C++ source. Known by name: importing the libraries here would slow every typo's answer.
+    """
     kind = type(error)
-    return kind.__name__ == "InvalidParameterError" and kind.__module__.startswith("sklearn.")
+    name, module, text = kind.__name__, kind.__module__, str(error).strip()
+    if name == "InvalidParameterError" and module.startswith("sklearn."):
+        return text
+    first = text.splitlines()[0].strip() if text else ""
+    if name == "XGBoostError" and module.startswith("xgboost.") and " for Parameter " in first:
+        return f"xgboost: {first}"
+    if name == "LightGBMError" and module.startswith("lightgbm.") and "/config" in first:
+        return f"lightgbm: {first.split(' at ')[0].strip()}"
+    return None
 
 
 class _BannerFilter:

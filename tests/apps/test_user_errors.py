@@ -112,6 +112,20 @@ def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
         # scikit-learn's own parameter check (a traceback before), and XGBoost's silent 0 trees.
         (["model=random_forest", "model.n_estimators=0"], "'n_estimators' parameter of"),
         (["model=xgboost", "model.n_estimators=-3"], "n_estimators must be >= 1, got -3"),
+        # XGBoost's and LightGBM's own checks: a 76-line traceback each, exit 1.
+        (
+            ["model=xgboost", "model.max_depth=-3"],
+            "xgboost: value -3 for Parameter max_depth should be greater equal to 0",
+        ),
+        (
+            [
+                "model=stack_budget",
+                "model.members.lgbm_log.estimator.subsample=2",
+                "data.n_records=3000",  # the features come first: a smaller fit, a quicker test
+                "curation.split.test_size=200",
+            ],
+            "lightgbm: Check failed: (bagging_fraction) <= (1.0)",
+        ),
     ],
 )
 def test_a_family_setting_out_of_range_fails_in_one_line(
