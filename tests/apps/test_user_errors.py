@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -140,3 +141,19 @@ def test_a_family_setting_out_of_range_fails_in_one_line(
     assert expected in the_error_line(result)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert [run.info.status for run in runs] == ["FAILED"]
+
+
+def test_a_server_that_is_not_there_is_one_line(tracking_uri: str, tmp_path: Path) -> None:
+    """The probe's one retry was announced by the openai SDK's INFO log line first."""
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    result = run_cli(
+        pricer_app("train", "model=frontier", f"model.base_url={url}", workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+        env={"OPENAI_API_KEY": "unused"},
+    )
+    assert the_error_line(result).startswith(f"error: cannot connect to {url}")
+    assert "Retrying" not in result.stdout + result.stderr, result.stdout[-2000:]
