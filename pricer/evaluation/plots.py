@@ -71,7 +71,7 @@ def _metrics_caption(evaluation: Evaluation) -> str:
     m = evaluation.metrics
     caption = f"mae ${m['mae']:.2f}  rmsle {m['rmsle']:.2f}  hits {m['hit_rate']:.1%}"
     if m["n_failed"]:
-        caption += f"  failed {m['n_failed']} ({m['failure_rate']:.1%})"
+        caption += f"  over {int(m['n'])} priced, failed {m['n_failed']} ({m['failure_rate']:.1%})"
     return caption
 
 

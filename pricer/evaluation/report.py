@@ -40,16 +40,23 @@ class Evaluation:
         if math.isnan(m["mae"]):
             line = f"{name}: mae n/a rmsle n/a hits n/a"
         else:
+            # Rounded outwards: the whole dollars shown always hold the mae shown.
+            low, high = math.floor(m["mae_ci_low"]), math.ceil(m["mae_ci_high"])
             line = (
-                f"{name}: mae ${m['mae']:.2f} "
-                f"({level} CI {m['mae_ci_low']:.0f}-{m['mae_ci_high']:.0f}) "
+                f"{name}: mae ${m['mae']:.2f} ({level} CI {low}-{high}) "
                 f"rmsle {m['rmsle']:.2f} hits {m['hit_rate']:.1%}"
             )
         total = int(m["n"] + m["n_failed"])
-        line += f" on {counted(total, 'item')}"  # eval.size=50 and the full 250 read apart
-        if m["n_failed"]:
-            line += f" failed {m['n_failed']}/{total} ({m['failure_rate']:.1%})"
-        return line
+        failed = int(m["n_failed"])
+        if not failed:
+            return f"{line} on {counted(total, 'item')}"  # eval.size=50 and the 250 read apart
+        if failed == total:
+            return f"{line}: no price for any of {counted(total, 'item')}"
+        # The figures are over the priced items only, and say so.
+        return (
+            f"{line} over the {int(m['n'])} of {counted(total, 'item')} priced "
+            f"({failed} failed, {m['failure_rate']:.1%})"
+        )
 
 
 def _check_inputs(

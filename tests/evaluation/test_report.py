@@ -99,7 +99,7 @@ def test_everything_failed_gives_nan_metrics() -> None:
     for key in ("mae", "rmsle", "hit_rate", "r2", "mae_ci_low", "mae_ci_high"):
         assert math.isnan(m[key]), key
     assert ev.summary_line("broken") == (
-        "broken: mae n/a rmsle n/a hits n/a on 2 items failed 2/2 (100.0%)"
+        "broken: mae n/a rmsle n/a hits n/a: no price for any of 2 items"
     )
 
 
@@ -164,9 +164,17 @@ def test_summary_line_format() -> None:
     assert "failed" not in line
 
 
-def test_summary_line_mentions_failures() -> None:
+def test_summary_line_says_the_figures_are_over_the_priced_items_only() -> None:
+    # "on 100 items failed 99/100" read as a mae over 100 items; it was over one.
     ev = evaluate([10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, np.nan], settings=SETTINGS)
-    assert ev.summary_line("m").endswith("failed 1/4 (25.0%)")
+    assert ev.summary_line("m").endswith(" over the 3 of 4 items priced (1 failed, 25.0%)")
+
+
+def test_the_interval_shown_always_holds_the_mae_shown() -> None:
+    # One priced item: a bootstrap interval of one value, $815.50, was shown as "CI 816-816"
+    # beside "mae $815.50".
+    ev = evaluate([100.0, 200.0], [915.5, np.nan], settings=SETTINGS)
+    assert "mae $815.50 (95% CI 815-816)" in ev.summary_line("m")
 
 
 def test_evaluate_is_deterministic() -> None:
