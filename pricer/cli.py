@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, record_ending
 from pricer.paths import require_config_dir
+from pricer.tracking.redaction import redact_text
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
 
@@ -62,7 +63,7 @@ def run(main: Callable[[], object]) -> None:
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
-        print(f"error: {record_ending(error)}", file=sys.stderr, flush=True)
+        print(f"error: {redact_text(record_ending(error))}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except Exception as error:
         parameter = _parameter_error(error)
@@ -70,7 +71,7 @@ def run(main: Callable[[], object]) -> None:
         record_ending(error if parameter is None else ConfigError(parameter))
         if parameter is None:
             raise
-        print(f"error: {ending()}", file=sys.stderr, flush=True)
+        print(f"error: {redact_text(ending() or '')}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except interrupt.Interrupted as stop:
         print(f"pricer: {interrupt.outcome(stop)}", file=sys.stderr, flush=True)

@@ -25,7 +25,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from pricer.files import replaced_atomically
 
 REDACTED = "***"
 
@@ -126,3 +132,48 @@ def redact_tree(node: Any, key: str = "") -> Any:
     if isinstance(node, list | tuple):
         return [redact_tree(value, key) for value in node]
     return redact_value(key, node)
+
+
+def redact_override(override: str) -> str:
+    """A Hydra override (``model.api_key_env=sk-...``) with its value redacted as its key
+    calls for."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return redact_text(override)
+    return f"{key}{sep}{redact_value(key.lstrip('+~'), value)}"
+
+
+class RedactedHydraOutputs(Callback):
+    """Hydra callback: the job's ``.hydra`` folder (and a sweep's ``multirun.yaml``) redacted.
+
+    Hydra keeps the composed config, its own config and the overrides as typed in the output
+    folder, written before any callback runs: ``model.api_key_env=sk-...`` given by mistake was
+    redacted in the store and kept whole there. Each file is rewritten at the start of the job,
+    before the app's code runs, and only if redacting changes it; in a joblib worker too.
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_cfg = config.hydra
+        paths = [Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"]
+        if hydra_cfg.output_subdir is not None:
+            folder = Path(str(hydra_cfg.runtime.output_dir)) / str(hydra_cfg.output_subdir)
+            paths += [folder / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+        for path in paths:
+            if path.is_file():
+                _redact_yaml(path)
+
+
+def _redact_yaml(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    tree = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    if isinstance(tree, list):  # overrides.yaml: the overrides as typed
+        tree = [redact_override(str(item)) for item in tree]
+    else:
+        tree = redact_tree(tree)
+        overrides = tree.get("hydra", {}).get("overrides", {}) if isinstance(tree, dict) else {}
+        for group, items in overrides.items():
+            overrides[group] = [redact_override(str(item)) for item in items or []]
+    redacted = OmegaConf.to_yaml(OmegaConf.create(tree))
+    if redacted != text:
+        with replaced_atomically(path) as temporary:
+            temporary.write_text(redacted, encoding="utf-8")

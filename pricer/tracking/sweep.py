@@ -72,7 +72,7 @@ class SweepError(SystemExit):
     def __init__(self, message: str) -> None:
         super().__init__(USER_ERROR_STATUS)
         self.message = message
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        print(f"error: {redact_text(message)}", file=sys.stderr, flush=True)
 
     def __str__(self) -> str:
         return self.message
@@ -278,7 +278,7 @@ class SweepCallback(Callback):
                     message = (
                         reason or ending() or "the sweep stopped before its end: see its trials"
                     )
-                    client.set_tag(run_id, "error", message)
+                    client.set_tag(run_id, "error", redact_text(message))
                 client.set_terminated(run_id, status)
                 interrupt.note_run(run_id, self.parent_name, status)
 
@@ -303,6 +303,8 @@ def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[st
     configure_tracking(tracking)
     client = MlflowClient()
     all_tags = {**git_tags(), **dict(tracking["tags"] or {}), **tags, KIND_TAG: "sweep"}
+    # As tracked_run does for every other run: a tag may hold a key given by mistake.
+    all_tags = {key: redact_text(str(value)) for key, value in all_tags.items()}
     # mlflow run created a run for this process: it becomes the parent, and no trial resumes it.
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if run_id:

@@ -49,3 +49,11 @@ def test_a_key_given_as_api_key_env_is_not_stored_anywhere(
     leaked = [str(path) for path in files if KEY.encode() in path.read_bytes()]
     assert not leaked
     assert (artifacts / logged.info.run_id / "artifacts/config/config.yaml").is_file()
+    # Nor the terminal, nor Hydra's own record of the job (its .hydra folder: config.yaml,
+    # hydra.yaml, overrides.yaml), which kept the key as typed.
+    assert KEY not in result.stdout + result.stderr
+    written = [path for path in (tmp_path / "hydra").rglob("*") if path.is_file()]
+    assert {path.name for path in written} >= {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    assert not [str(path) for path in written if KEY.encode() in path.read_bytes()]
+    overrides = (tmp_path / "hydra" / ".hydra" / "overrides.yaml").read_text()
+    assert "model.api_key_env=***" in overrides and "eval.size=20" in overrides

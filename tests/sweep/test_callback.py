@@ -291,3 +291,17 @@ def test_the_parents_overrides_param_holds_no_secret_from_the_environment(
     assert leaked not in logged
     assert "+data.key=${oc.env:PRICER_TEST_KEY} +data.also=${oc.env:PRICER_TEST_UNSET}" in logged
     assert logged.endswith("+data.typed=***")
+
+
+def test_a_secret_in_the_tags_does_not_reach_the_sweeps_parent_run(
+    sweep_config: DictConfig,
+) -> None:
+    """Trial runs redacted their tags; the parent, created by the callback, kept them whole."""
+    key = "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0"  # made up, real format
+    with open_dict(sweep_config):
+        sweep_config.tracking.tags = {"note": key}
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    callback.on_multirun_end(sweep_config)
+    assert mlflow.get_run(parent_id).data.tags["note"] == "***"
