@@ -66,6 +66,10 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
     """
     uri = tracking_cfg["uri"]
+    # pricer prints its own link to each run (the classic view); MLflow's two lines per run
+    # against a server (after every sweep trial too) open the GenAI view. Set it to false to
+    # have them back.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     enable_system_metrics(tracking_cfg.get("system_metrics"))
     if tracking_cfg["trace_llm"]:

@@ -154,7 +154,7 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
         return pricer(app, *args, env=env, workdir=tmp_path, started=started)
 
     families = f"families=[{','.join(FAMILIES)}]"
-    finish(launch("leaderboard", *SMALL, families, "tracking.log_model=true", cache))
+    board = finish(launch("leaderboard", *SMALL, families, "tracking.log_model=true", cache))
     # Two sweep processes at once, one Optuna study in the same PostgreSQL.
     sweep = [
         "-m", "hparams_search=tfidf_ridge", *SMALL, "validation.size=200",
@@ -208,6 +208,9 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     assert all("validation.mae" in run.data.metrics for run in trials)
     assert parent.data.metrics["trials.finished"] == 4
     assert all(f"parent run {parent.info.run_id}" in output for output in outputs)
+    # pricer prints its own link to each run; MLflow's two lines per run (the GenAI view's
+    # link, after every trial too) are not repeated after them.
+    assert not [output for output in (board, *outputs) if "View run" in output]
     assert {item.path for item in client.list_artifacts(parent.info.run_id, "sweep")} == {
         "sweep/objective.png",
         "sweep/trials.json",
