@@ -39,7 +39,7 @@ HYDRA_APPS = {
 }
 OTHER_APPS = {
     "predict": "price items with a registered model (see pricer predict --help)",
-    "runs": "recent leaderboards, sweeps, curations, runs; pricer runs RUN: a leaderboard",
+    "runs": "recent leaderboards, sweeps, curations, runs; pricer runs RUN: one run in full",
     "compare": "stored runs side by side: figures and the params that differ",
 }
 
@@ -122,7 +122,11 @@ def _positive(text: str) -> int:
 def browse(app: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"pricer {app}", description=OTHER_APPS[app])
     if app == "runs":
-        parser.add_argument("run", nargs="?", help="a leaderboard run (id or id prefix) to show")
+        parser.add_argument(
+            "run",
+            nargs="?",
+            help="a run (id or id prefix) to show: a leaderboard's table, else its figures",
+        )
         parser.add_argument(
             "--limit", type=_positive, help="how many runs to list (conf: runs.yaml)"
         )
