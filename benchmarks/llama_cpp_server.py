@@ -18,8 +18,14 @@ import runpy
 
 
 def main() -> None:
-    import llama_cpp
-    import llama_cpp.llama as llama_module
+    try:
+        import llama_cpp
+        import llama_cpp.llama as llama_module
+    except ImportError as error:  # not a dependency: say where to get it, not a traceback
+        raise SystemExit(
+            f"error: {error}; run this from an environment with "
+            "pip install 'llama-cpp-python[server]' (see this module's docstring)"
+        ) from None
 
     default_params = llama_cpp.llama_model_default_params
 

@@ -373,3 +373,22 @@ def test_a_report_cut_short_leaves_the_last_one_whole(
         write_report("example", {"figure": 2}, tmp_path)
     assert (tmp_path / "example.json").read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["example.json"]
+
+
+def test_the_llama_cpp_server_without_its_package_says_where_to_get_it() -> None:
+    """It is not a dependency; without it ``--help`` ended in a ModuleNotFoundError traceback."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.llama_cpp_server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: No module named 'llama_cpp'; ")
+    assert "pip install 'llama-cpp-python[server]'" in done.stderr
