@@ -157,3 +157,14 @@ def test_a_tier_the_entry_lacks_is_refused_unless_pacing_is_set(
         paced.fit(items, items["price"])
     assert "tier9" in caplog.text and "pacing to model.pacing" in caplog.text
     assert paced.pacing_limits().active
+
+
+def test_no_tier_reads_none_not_unknown(compose_conf) -> None:
+    # "unknown" means the catalogue does not know; with tier=null nothing was asked.
+    pricer = instantiate(compose_conf("train", ["model=frontier", "model.tier=null"]).model)
+    tags = pricer.catalogue_entry()
+    assert [tags[f"llm.model.{key}"] for key in ("tier", "tier_rpm", "tier_tpm")] == ["none"] * 3
+    missing = instantiate(
+        compose_conf("train", ["model=frontier", "model.model=my-own", "model.tier=null"]).model
+    ).catalogue_entry()
+    assert missing["llm.model.tier"] == "none" and missing["llm.model.provider"] == UNKNOWN

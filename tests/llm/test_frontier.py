@@ -237,7 +237,9 @@ def test_unknown_model_gives_nan_cost_and_a_warning(make_pricer, items, caplog) 
     assert stats["llm.input_tokens"] > 0
     assert "my-local-llama" in caplog.text and "model catalogue" in caplog.text
     entry = pricer.catalogue_entry()  # still logged: every fact unknown, the tier as set
+    tier = {key: entry.pop(key) for key in list(entry) if key.startswith("llm.model.tier")}
     assert set(entry.values()) == {"unknown"} and "llm.model.licence" in entry
+    assert set(tier.values()) == ({"none"} if pricer.tier is None else {pricer.tier, "unknown"})
 
 
 def test_fine_tuned_model_names_find_their_base_price(make_pricer, items) -> None:

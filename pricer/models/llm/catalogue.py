@@ -31,6 +31,7 @@ from pricer.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+NO_TIER = "none"  # model.tier=null: no tier asked for, so its limits are not unknown
 DEFAULT_PATH = "llm/catalogue.yaml"  # relative to conf/
 TAG_PREFIX = "llm.model."
 # "gpt-4o-mini-2024-07-18", "claude-sonnet-4-20250514"
@@ -139,7 +140,8 @@ class ModelEntry:
             self.source,
             self.checked,
         )
-        return {f"{TAG_PREFIX}{k}": _text(v) for k, v in zip(FACT_KEYS, values, strict=True)}
+        tags = {f"{TAG_PREFIX}{k}": _text(v) for k, v in zip(FACT_KEYS, values, strict=True)}
+        return tags | _no_tier(tier)
 
 
 @dataclass
@@ -236,7 +238,14 @@ def unknown_entry(model: str, tier: str | None) -> dict[str, str]:
     """The tags of a model missing from the catalogue: every fact "unknown"."""
     tags = {f"{TAG_PREFIX}{key}": UNKNOWN for key in FACT_KEYS}
     tags[f"{TAG_PREFIX}tier"] = _text(tier)
-    return tags
+    return tags | _no_tier(tier)
+
+
+def _no_tier(tier: str | None) -> dict[str, str]:
+    """With no tier chosen (``model.tier=null``) its tags read "none": nothing was asked, so
+    nothing is unknown."""
+    keys = ("tier", "tier_rpm", "tier_tpm")
+    return {} if tier is not None else {f"{TAG_PREFIX}{key}": NO_TIER for key in keys}
 
 
 def _text(value: Any) -> str:
