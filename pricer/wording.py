@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """'1 family', '3 families', '0 runs': the count with its noun in the right number."""
@@ -22,3 +24,12 @@ def left_aligned(rows: list[list[str]]) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def interval(low: float, high: float, around: float) -> str:
+    """An interval in whole dollars that holds the figure it is shown around: each end to the
+    nearest dollar, widened to the figure's own dollars when rounding left it out ("815-816"
+    around $815.50, where rounding each end of [815.50, 815.50] gave "816-816")."""
+    lo = min(round(low), math.floor(around))
+    hi = max(round(high), math.ceil(around))
+    return f"{lo:,}-{hi:,}"

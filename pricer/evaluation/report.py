@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from pricer.evaluation.bootstrap import bootstrap_interval
 from pricer.evaluation.metrics import error_colors, is_hit, price_metrics
 from pricer.schemas import EvalSettings
-from pricer.wording import counted
+from pricer.wording import counted, interval
 
 FAILED_COLOR = "gray"  # colour of failed items in `Evaluation.items`
 GROUP_COLUMNS = ["n", "n_failed", "mae", "hit_rate", "rmsle"]
@@ -40,10 +40,9 @@ class Evaluation:
         if math.isnan(m["mae"]):
             line = f"{name}: mae n/a rmsle n/a hits n/a"
         else:
-            # Rounded outwards: the whole dollars shown always hold the mae shown.
-            low, high = math.floor(m["mae_ci_low"]), math.ceil(m["mae_ci_high"])
+            ci = interval(m["mae_ci_low"], m["mae_ci_high"], around=m["mae"])
             line = (
-                f"{name}: mae ${m['mae']:.2f} ({level} CI {low}-{high}) "
+                f"{name}: mae ${m['mae']:.2f} ({level} CI {ci}) "
                 f"rmsle {m['rmsle']:.2f} hits {m['hit_rate']:.1%}"
             )
         total = int(m["n"] + m["n_failed"])

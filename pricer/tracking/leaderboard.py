@@ -19,6 +19,7 @@ import pandas as pd
 from pricer.evaluation import leaderboard_chart
 from pricer.evaluation.tradeoff import COST, cost_chart, latency_chart
 from pricer.tracking import tags
+from pricer.wording import interval
 
 NOTE_TAG = tags.NOTE
 TERMINAL_WIDTH = 100
@@ -75,8 +76,10 @@ def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd
             if "mae_ci_high" not in table.columns:
                 continue
             shown[header] = [
-                f"{lo:,.0f}-{hi:,.0f}" if _known(lo) and _known(hi) else ""
-                for lo, hi in zip(table["mae_ci_low"], table["mae_ci_high"], strict=True)
+                interval(lo, hi, around=mae) if _known(lo) and _known(hi) and _known(mae) else ""
+                for lo, hi, mae in zip(
+                    table["mae_ci_low"], table["mae_ci_high"], table["mae"], strict=True
+                )
             ]
             continue
         if header == "failed" and not (table[column].fillna(0) > 0).any():

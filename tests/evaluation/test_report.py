@@ -172,7 +172,7 @@ def test_summary_line_says_the_figures_are_over_the_priced_items_only() -> None:
 
 def test_the_interval_shown_always_holds_the_mae_shown() -> None:
     # One priced item: a bootstrap interval of one value, $815.50, was shown as "CI 816-816"
-    # beside "mae $815.50".
+    # beside "mae $815.50". Otherwise each end is rounded to the nearest dollar, as before.
     ev = evaluate([100.0, 200.0], [915.5, np.nan], settings=SETTINGS)
     assert "mae $815.50 (95% CI 815-816)" in ev.summary_line("m")
 
