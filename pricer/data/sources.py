@@ -27,6 +27,7 @@ from pricer.data.items import (
     ITEM_COLUMNS,
     PRICE_OUT_OF_RANGE,
     REJECTION_REASONS,
+    TOO_SHORT,
     CleaningSettings,
     accepted_items,
     convert_batch,
@@ -394,6 +395,10 @@ def validate_items(
     for row, price in enumerate(prices):
         if reasons[row] is None and not low <= price <= high:  # inf and 1e300 land here too
             reasons[row] = PRICE_OUT_OF_RANGE
+    for row, text in enumerate(frame["text"].tolist()):
+        # No letter, no product: every family would still price it (pricer.models.base).
+        if reasons[row] is None and not (isinstance(text, str) and any(map(str.isalpha, text))):
+            reasons[row] = TOO_SHORT
     keep = [reason is None for reason in reasons]
     rejections = Counter(reason for reason in reasons if reason is not None)
     if rejections:

@@ -159,3 +159,13 @@ def test_amazon_loader_cleans_sharded_files_in_worker_processes(tmp_path: Path) 
         sharded.sort_values(key).reset_index(drop=True),
         whole.sort_values(key).reset_index(drop=True),
     )
+
+
+def test_rows_without_usable_text_are_dropped_as_too_short(tmp_path: Path) -> None:
+    # They were kept and scored: a test file of 50 items with empty or null text gave a
+    # FINISHED run with a mae, though predict and the served model refuse such items.
+    rows = [item(3), item(4, text=""), item(5, text="   "), item(6, text=None), item(7, "12.5")]
+    path = write_jsonl(tmp_path / "items.jsonl", rows)
+    items, rejections = read_item_files([str(path)], PRICES)
+    assert items["price"].tolist() == [3.0]
+    assert rejections == {**dict.fromkeys(REJECTION_REASONS, 0), "too_short": 4}
