@@ -366,6 +366,8 @@ def _read_item_file(
         if isinstance(error, DataError):
             raise
         raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
+    if frame.empty and frame.columns.empty:
+        raise DataError(f"{path}: no items (an empty file)")
     return validate_items(frame, str(path), price_range)
 
 

@@ -169,3 +169,13 @@ def test_rows_without_usable_text_are_dropped_as_too_short(tmp_path: Path) -> No
     items, rejections = read_item_files([str(path)], PRICES)
     assert items["price"].tolist() == [3.0]
     assert rejections == {**dict.fromkeys(REJECTION_REASONS, 0), "too_short": 4}
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_an_empty_item_file_says_it_is_empty(tmp_path: Path, content: str) -> None:
+    # It said "missing required column(s) ['title', 'text', 'price']", which sent people
+    # looking for a column-name mistake in a file that held nothing.
+    path = tmp_path / "test.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"test\.jsonl: no items \(an empty file\)"):
+        read_item_files([str(path)], PRICES)
