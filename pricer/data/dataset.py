@@ -206,7 +206,8 @@ def _build_from_item_files(
         train = pd.concat([train, rest], ignore_index=True)
         test = test.iloc[:n_test].reset_index(drop=True)
     if data_cfg["drop_test_duplicates"]:
-        duplicate = train["text"].isin(set(test["text"]))
+        # The same item, however its text is spaced or cased, is the same item.
+        duplicate = _comparable(train["text"]).isin(set(_comparable(test["text"])))
         dropped["duplicate_of_test"] = int(duplicate.sum())
         train = train.loc[~duplicate].reset_index(drop=True)
     if test.empty:
@@ -222,6 +223,10 @@ def _build_from_item_files(
         "items", n_read, rejections, n_items, len(population), len(train), len(test), dropped
     )
     return CuratedData(train, test, population[["price", "category"]].copy(), report)
+
+
+def _comparable(texts: pd.Series) -> pd.Series:
+    return texts.str.split().str.join(" ").str.casefold()
 
 
 def _exclude_categories(

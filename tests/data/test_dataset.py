@@ -91,6 +91,24 @@ def test_training_copies_of_test_items_are_dropped(tmp_path: Path) -> None:
     assert not set(curated.train["text"]) & set(curated.test["text"])
 
 
+def test_training_copies_of_test_items_differing_in_spacing_or_case_are_dropped(
+    tmp_path: Path,
+) -> None:
+    # Only identical texts were dropped: the same 50 items, their text ending in a space,
+    # stayed in training and were scored as test items (duplicate_of_test: 0).
+    train = write_items(tmp_path / "train.jsonl", 30, "Toys")
+    test = tmp_path / "test.jsonl"
+    rows = [json.loads(line) for line in Path(train).read_text().splitlines()[26:]]
+    respelled = [" text of item 26 ", "text of item 27\r\n", "TEXT OF ITEM 28", "text  of item 29"]
+    for row, text in zip(rows, respelled, strict=True):
+        row["text"] = text
+    test.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg = items_config(tmp_path, train_paths=[train], test_paths=[str(test)])
+    curated = load_curated(cfg.data, cfg.curation)
+    assert curated.report.dropped["duplicate_of_test"] == 4
+    assert curated.train["title"].tolist() == [f"item {i}" for i in range(26)]
+
+
 def test_excluded_categories_must_exist(tmp_path: Path) -> None:
     train = [
         write_items(tmp_path / "a.jsonl", 30, "Toys"),
