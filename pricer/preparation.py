@@ -67,7 +67,14 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     name = names.run_name("finetune", cfg.data.name)
     if cfg.job_id:  # resume: the files and the job exist already
         client = make_client(settings)
-        resumed = {**run_tags, tags.FT_RESUMED: "true", tags.FT_JOB_ID: cfg.job_id}
+        # The job's own base model, not the config's: a resumed job was made by another call.
+        base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
+        resumed = {
+            **run_tags,
+            tags.FT_BASE_MODEL: base_model,
+            tags.FT_RESUMED: "true",
+            tags.FT_JOB_ID: cfg.job_id,
+        }
         with tracked_run(cfg.tracking, run_name=name, tags=resumed):
             log_config(cfg)
             return _follow(cfg, client, cfg.job_id)

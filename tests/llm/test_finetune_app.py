@@ -90,6 +90,19 @@ def test_resume_by_job_id_follows_without_new_files_or_job(finetune_cfg, stub) -
     assert len(runs) == 1 and runs[0].data.tags["ft.job_id"] == job.id
 
 
+def test_a_resumed_run_tags_the_jobs_base_model_not_the_configs(finetune_cfg, stub) -> None:
+    # The resumed run was tagged ft.base_model from the config (gpt-4o-mini-2024-07-18 by
+    # default), whatever model the job it follows was fine-tuning.
+    job = run_finetune(finetune_cfg("base_model=gpt-4.1-nano-2025-04-14"))
+    run_finetune(finetune_cfg(f"job_id={job.id}"))
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        output_format="list",
+        filter_string="tags.`ft.resumed` = 'true'",
+    )
+    assert runs[0].data.tags["ft.base_model"] == "gpt-4.1-nano-2025-04-14"
+
+
 def test_without_a_terminal_or_yes_nothing_is_started(finetune_cfg, stub) -> None:
     with pytest.raises(ft.ConfirmationRefused):
         run_finetune(finetune_cfg("confirm=true"))  # pytest's stdin is no terminal
