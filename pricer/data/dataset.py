@@ -171,6 +171,14 @@ def build_from_raw(
 def _build_from_item_files(
     data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]
 ) -> CuratedData:
+    test_rows = data_cfg["test_rows"]
+    if test_rows is not None and int(test_rows) < 1:
+        raise sources.DataError(f"data.test_rows must be >= 1 or null, got {test_rows}")
+    if test_rows is not None and not data_cfg["test_paths"]:
+        raise sources.DataError(
+            f"data.test_rows={test_rows} needs data.test_paths: it keeps the first rows of the "
+            "test files as the test set (without test files, curation.split draws one)"
+        )
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
     price_range = (cleaning.min_price, cleaning.max_price)
     train, rejections = sources.read_item_files(list(data_cfg["train_paths"]), price_range)

@@ -57,6 +57,32 @@ def test_head_of_test_files_is_the_test_set_and_the_rest_trains(tmp_path: Path) 
     assert curated.report.train == 36 and curated.report.test == 4
 
 
+@pytest.mark.parametrize(
+    ("test_rows", "with_test_files", "message"),
+    [
+        (-5, True, r"data.test_rows must be >= 1 or null, got -5"),
+        (0, True, r"data.test_rows must be >= 1 or null, got 0"),
+        (4, False, r"data.test_rows=4 needs data.test_paths"),
+    ],
+)
+def test_test_rows_that_cannot_mean_what_they_say_are_refused(
+    tmp_path: Path, test_rows: int, with_test_files: bool, message: str
+) -> None:
+    # -5 made every test row but the last five a test item (those five trained); 0 said "the
+    # test set is empty after filtering"; without test files the rows were ignored and a
+    # random split of curation.split.test_size items was scored instead.
+    test = [write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)]
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        test_paths=test if with_test_files else [],
+        test_rows=test_rows,
+    )
+    cfg.curation.split.test_size = 5
+    with pytest.raises(DataError, match=message):
+        load_curated(cfg.data, cfg.curation)
+
+
 def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: Path) -> None:
     cfg = items_config(
         tmp_path,
