@@ -355,7 +355,7 @@ def _read_item_file(
     try:
         if suffix in {".jsonl", ".json"}:
             refuse_json_array(path)
-            frame = pd.read_json(path, lines=True, dtype={"price": object})
+            frame = pd.read_json(path, lines=True, dtype={"price": object}, encoding="utf-8-sig")
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:

@@ -179,3 +179,12 @@ def test_an_empty_item_file_says_it_is_empty(tmp_path: Path, content: str) -> No
     path.write_text(content)
     with pytest.raises(DataError, match=r"test\.jsonl: no items \(an empty file\)"):
         read_item_files([str(path)], PRICES)
+
+
+def test_a_jsonl_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Windows editors and PowerShell write UTF-8 with a BOM: such a file was refused, "not
+    # readable as jsonl: Expected object or value at position 0".
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(item(p)) + "\n" for p in (3, 7)).encode())
+    items, _ = read_item_files([str(path)], PRICES)
+    assert items["price"].tolist() == [3.0, 7.0]
