@@ -367,7 +367,7 @@ def _read_item_file(
             raise
         raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
     if frame.empty and frame.columns.empty:
-        raise DataError(f"{path}: no items (an empty file)")
+        raise DataError(f"{path}: no items (the file is empty)")
     return validate_items(frame, str(path), price_range)
 
 

@@ -177,7 +177,7 @@ def test_an_empty_item_file_says_it_is_empty(tmp_path: Path, content: str) -> No
     # looking for a column-name mistake in a file that held nothing.
     path = tmp_path / "test.jsonl"
     path.write_text(content)
-    with pytest.raises(DataError, match=r"test\.jsonl: no items \(an empty file\)"):
+    with pytest.raises(DataError, match=r"test\.jsonl: no items \(the file is empty\)"):
         read_item_files([str(path)], PRICES)
 
 
