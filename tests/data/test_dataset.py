@@ -135,6 +135,20 @@ def test_training_copies_of_test_items_differing_in_spacing_or_case_are_dropped(
     assert curated.train["title"].tolist() == [f"item {i}" for i in range(26)]
 
 
+def test_a_test_item_listed_twice_is_scored_once(tmp_path: Path) -> None:
+    # data.test_paths=[test.jsonl, test.jsonl] (or a file with repeated rows) scored every
+    # item twice: the same mae over twice the items, and a bootstrap interval that narrow.
+    test = write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        test_paths=[test, test],
+    )
+    curated = load_curated(cfg.data, cfg.curation)
+    assert curated.test["title"].tolist() == [f"item {i}" for i in range(100, 110)]
+    assert curated.report.test == 10 and curated.report.dropped["repeated_test_item"] == 10
+
+
 def test_excluded_categories_must_exist(tmp_path: Path) -> None:
     train = [
         write_items(tmp_path / "a.jsonl", 30, "Toys"),
