@@ -162,3 +162,19 @@ def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones()
     # With no complete family, the best partial one is named, with its share unanswered.
     only = table.loc[["frontier"]]
     assert best_family(only) == ("frontier", pytest.approx(15.18))
+
+
+def test_the_best_family_is_complete_whatever_columns_the_table_shows() -> None:
+    # With columns=[mae] the table had no failure_rate: the LLM that priced 48 of 50 items
+    # (its mae over the easier ones) was best_family over the constant that priced all 50.
+    from pricer.experiment import FamilyResult, leaderboard_table
+
+    complete = {"mae": 80.03, "n": 50.0, "n_failed": 0.0, "failure_rate": 0.0}
+    partial = {"mae": 77.94, "n": 48.0, "n_failed": 2.0, "failure_rate": 0.04}
+    results = [
+        FamilyResult("constant", "c" * 32, "FINISHED", complete),
+        FamilyResult("frontier", "f" * 32, "FINISHED", partial),
+    ]
+    table = leaderboard_table(results, ["mae"], {})
+    assert best_family(table) == ("constant", pytest.approx(80.03))
+    assert unanswered_notes(table)[0].startswith("frontier: mae over the 48 of 50 items")
