@@ -330,10 +330,19 @@ def chart_labels(results: list[FamilyResult]) -> dict[str, str]:
     }
 
 
+# What pricer.tracking.leaderboard's best_family and unanswered_notes read.
+RANKING_COLUMNS = ("mae", "failure_rate", "n", "n_failed")
+
+
 def leaderboard_table(
     results: list[FamilyResult], columns: list[str], reference_mae: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """One row per family, best mean absolute error first."""
+    """One row per family, best mean absolute error first.
+
+    Whatever ``columns`` says, the table keeps what choosing the best family reads: a family
+    that left items unanswered is best only when no family priced them all.
+    """
+    columns = [*columns, *(c for c in RANKING_COLUMNS if c not in columns)]
     rows = {
         result.family: {
             **{column: result.metrics.get(column, float("nan")) for column in columns},

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
 from pricer.data.dataset import load_curated, save_curated
+from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import export_items
@@ -67,7 +68,17 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     name = names.run_name("finetune", cfg.data.name)
     if cfg.job_id:  # resume: the files and the job exist already
         client = make_client(settings)
-        resumed = {**run_tags, tags.FT_RESUMED: "true", tags.FT_JOB_ID: cfg.job_id}
+        # The job's own base model, not the config's: a resumed job was made by another call.
+        try:
+            base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
+        except openai.NotFoundError as error:
+            raise ConfigError(f"job_id={cfg.job_id}: no such fine-tuning job ({error})") from None
+        resumed = {
+            **run_tags,
+            tags.FT_BASE_MODEL: base_model,
+            tags.FT_RESUMED: "true",
+            tags.FT_JOB_ID: cfg.job_id,
+        }
         with tracked_run(cfg.tracking, run_name=name, tags=resumed):
             log_config(cfg)
             return _follow(cfg, client, cfg.job_id)

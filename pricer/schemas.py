@@ -246,7 +246,7 @@ class AmazonSource(DataSource):
 
 @dataclass(frozen=True)
 class ItemsSource(DataSource):
-    """``data=items`` (conf/data/items.yaml): item files (JSON lines, CSV or Parquet)."""
+    """``data=items`` (conf/data/items.yaml): item files (JSON Lines or Parquet; not CSV)."""
 
     train_paths: list[str]
     like_test_paths: list[str]

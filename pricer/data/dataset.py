@@ -171,6 +171,14 @@ def build_from_raw(
 def _build_from_item_files(
     data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]
 ) -> CuratedData:
+    test_rows = data_cfg["test_rows"]
+    if test_rows is not None and int(test_rows) < 1:
+        raise sources.DataError(f"data.test_rows must be >= 1 or null, got {test_rows}")
+    if test_rows is not None and not data_cfg["test_paths"]:
+        raise sources.DataError(
+            f"data.test_rows={test_rows} needs data.test_paths: it keeps the first rows of the "
+            "test files as the test set (without test files, curation.split draws one)"
+        )
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
     price_range = (cleaning.min_price, cleaning.max_price)
     train, rejections = sources.read_item_files(list(data_cfg["train_paths"]), price_range)
@@ -206,7 +214,13 @@ def _build_from_item_files(
         train = pd.concat([train, rest], ignore_index=True)
         test = test.iloc[:n_test].reset_index(drop=True)
     if data_cfg["drop_test_duplicates"]:
-        duplicate = train["text"].isin(set(test["text"]))
+        # An item scored twice counts twice in the mae and narrows its interval for nothing.
+        repeated = pd.DataFrame({"text": _comparable(test["text"]), "price": test["price"]})
+        repeated = repeated.duplicated().to_numpy()
+        dropped["repeated_test_item"] = int(repeated.sum())
+        test = test.loc[~repeated].reset_index(drop=True)
+        # The same item, however its text is spaced or cased, is the same item.
+        duplicate = _comparable(train["text"]).isin(set(_comparable(test["text"])))
         dropped["duplicate_of_test"] = int(duplicate.sum())
         train = train.loc[~duplicate].reset_index(drop=True)
     if test.empty:
@@ -222,6 +236,10 @@ def _build_from_item_files(
         "items", n_read, rejections, n_items, len(population), len(train), len(test), dropped
     )
     return CuratedData(train, test, population[["price", "category"]].copy(), report)
+
+
+def _comparable(texts: pd.Series) -> pd.Series:
+    return texts.str.split().str.join(" ").str.casefold()
 
 
 def _exclude_categories(

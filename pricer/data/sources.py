@@ -27,6 +27,7 @@ from pricer.data.items import (
     ITEM_COLUMNS,
     PRICE_OUT_OF_RANGE,
     REJECTION_REASONS,
+    TOO_SHORT,
     CleaningSettings,
     accepted_items,
     convert_batch,
@@ -354,7 +355,7 @@ def _read_item_file(
     try:
         if suffix in {".jsonl", ".json"}:
             refuse_json_array(path)
-            frame = pd.read_json(path, lines=True, dtype={"price": object})
+            frame = pd.read_json(path, lines=True, dtype={"price": object}, encoding="utf-8-sig")
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
@@ -365,6 +366,8 @@ def _read_item_file(
         if isinstance(error, DataError):
             raise
         raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
+    if frame.empty and frame.columns.empty:
+        raise DataError(f"{path}: no items (the file is empty)")
     return validate_items(frame, str(path), price_range)
 
 
@@ -394,6 +397,10 @@ def validate_items(
     for row, price in enumerate(prices):
         if reasons[row] is None and not low <= price <= high:  # inf and 1e300 land here too
             reasons[row] = PRICE_OUT_OF_RANGE
+    for row, text in enumerate(frame["text"].tolist()):
+        # No letter, no product: every family would still price it (pricer.models.base).
+        if reasons[row] is None and not (isinstance(text, str) and any(map(str.isalpha, text))):
+            reasons[row] = TOO_SHORT
     keep = [reason is None for reason in reasons]
     rejections = Counter(reason for reason in reasons if reason is not None)
     if rejections:

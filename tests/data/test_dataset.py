@@ -57,6 +57,32 @@ def test_head_of_test_files_is_the_test_set_and_the_rest_trains(tmp_path: Path) 
     assert curated.report.train == 36 and curated.report.test == 4
 
 
+@pytest.mark.parametrize(
+    ("test_rows", "with_test_files", "message"),
+    [
+        (-5, True, r"data.test_rows must be >= 1 or null, got -5"),
+        (0, True, r"data.test_rows must be >= 1 or null, got 0"),
+        (4, False, r"data.test_rows=4 needs data.test_paths"),
+    ],
+)
+def test_test_rows_that_cannot_mean_what_they_say_are_refused(
+    tmp_path: Path, test_rows: int, with_test_files: bool, message: str
+) -> None:
+    # -5 made every test row but the last five a test item (those five trained); 0 said "the
+    # test set is empty after filtering"; without test files the rows were ignored and a
+    # random split of curation.split.test_size items was scored instead.
+    test = [write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)]
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        test_paths=test if with_test_files else [],
+        test_rows=test_rows,
+    )
+    cfg.curation.split.test_size = 5
+    with pytest.raises(DataError, match=message):
+        load_curated(cfg.data, cfg.curation)
+
+
 def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: Path) -> None:
     cfg = items_config(
         tmp_path,
@@ -89,6 +115,38 @@ def test_training_copies_of_test_items_are_dropped(tmp_path: Path) -> None:
     curated = load_curated(cfg.data, cfg.curation)
     assert curated.report.dropped["duplicate_of_test"] == 2
     assert not set(curated.train["text"]) & set(curated.test["text"])
+
+
+def test_training_copies_of_test_items_differing_in_spacing_or_case_are_dropped(
+    tmp_path: Path,
+) -> None:
+    # Only identical texts were dropped: the same 50 items, their text ending in a space,
+    # stayed in training and were scored as test items (duplicate_of_test: 0).
+    train = write_items(tmp_path / "train.jsonl", 30, "Toys")
+    test = tmp_path / "test.jsonl"
+    rows = [json.loads(line) for line in Path(train).read_text().splitlines()[26:]]
+    respelled = [" text of item 26 ", "text of item 27\r\n", "TEXT OF ITEM 28", "text  of item 29"]
+    for row, text in zip(rows, respelled, strict=True):
+        row["text"] = text
+    test.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg = items_config(tmp_path, train_paths=[train], test_paths=[str(test)])
+    curated = load_curated(cfg.data, cfg.curation)
+    assert curated.report.dropped["duplicate_of_test"] == 4
+    assert curated.train["title"].tolist() == [f"item {i}" for i in range(26)]
+
+
+def test_a_test_item_listed_twice_is_scored_once(tmp_path: Path) -> None:
+    # data.test_paths=[test.jsonl, test.jsonl] (or a file with repeated rows) scored every
+    # item twice: the same mae over twice the items, and a bootstrap interval that narrow.
+    test = write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        test_paths=[test, test],
+    )
+    curated = load_curated(cfg.data, cfg.curation)
+    assert curated.test["title"].tolist() == [f"item {i}" for i in range(100, 110)]
+    assert curated.report.test == 10 and curated.report.dropped["repeated_test_item"] == 10
 
 
 def test_excluded_categories_must_exist(tmp_path: Path) -> None:

@@ -159,3 +159,32 @@ def test_amazon_loader_cleans_sharded_files_in_worker_processes(tmp_path: Path) 
         sharded.sort_values(key).reset_index(drop=True),
         whole.sort_values(key).reset_index(drop=True),
     )
+
+
+def test_rows_without_usable_text_are_dropped_as_too_short(tmp_path: Path) -> None:
+    # They were kept and scored: a test file of 50 items with empty or null text gave a
+    # FINISHED run with a mae, though predict and the served model refuse such items.
+    rows = [item(3), item(4, text=""), item(5, text="   "), item(6, text=None), item(7, "12.5")]
+    path = write_jsonl(tmp_path / "items.jsonl", rows)
+    items, rejections = read_item_files([str(path)], PRICES)
+    assert items["price"].tolist() == [3.0]
+    assert rejections == {**dict.fromkeys(REJECTION_REASONS, 0), "too_short": 4}
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_an_empty_item_file_says_it_is_empty(tmp_path: Path, content: str) -> None:
+    # It said "missing required column(s) ['title', 'text', 'price']", which sent people
+    # looking for a column-name mistake in a file that held nothing.
+    path = tmp_path / "test.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"test\.jsonl: no items \(the file is empty\)"):
+        read_item_files([str(path)], PRICES)
+
+
+def test_a_jsonl_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Windows editors and PowerShell write UTF-8 with a BOM: such a file was refused, "not
+    # readable as jsonl: Expected object or value at position 0".
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(item(p)) + "\n" for p in (3, 7)).encode())
+    items, _ = read_item_files([str(path)], PRICES)
+    assert items["price"].tolist() == [3.0, 7.0]

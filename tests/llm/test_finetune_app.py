@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
+from pricer.errors import ConfigError
 from pricer.models.llm import finetuning as ft
 from pricer.preparation import run_finetune
 from tests.e2e.conftest import pricer_app, run_cli
@@ -88,6 +89,26 @@ def test_resume_by_job_id_follows_without_new_files_or_job(finetune_cfg, stub) -
         filter_string="tags.`ft.resumed` = 'true'",
     )
     assert len(runs) == 1 and runs[0].data.tags["ft.job_id"] == job.id
+
+
+def test_a_resumed_run_tags_the_jobs_base_model_not_the_configs(finetune_cfg, stub) -> None:
+    # The resumed run was tagged ft.base_model from the config (gpt-4o-mini-2024-07-18 by
+    # default), whatever model the job it follows was fine-tuning.
+    job = run_finetune(finetune_cfg("base_model=gpt-4.1-nano-2025-04-14"))
+    run_finetune(finetune_cfg(f"job_id={job.id}"))
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        output_format="list",
+        filter_string="tags.`ft.resumed` = 'true'",
+    )
+    assert runs[0].data.tags["ft.base_model"] == "gpt-4.1-nano-2025-04-14"
+
+
+def test_resuming_a_job_that_does_not_exist_is_a_one_line_error(finetune_cfg, stub) -> None:
+    # It was openai.NotFoundError with a traceback (exit 1) and a FAILED run.
+    with pytest.raises(ConfigError, match=r"job_id=ftjob-nope: no such fine-tuning job"):
+        run_finetune(finetune_cfg("job_id=ftjob-nope"))
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
 def test_without_a_terminal_or_yes_nothing_is_started(finetune_cfg, stub) -> None:

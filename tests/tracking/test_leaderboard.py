@@ -176,3 +176,19 @@ def test_the_table_shows_each_run_s_interval_as_its_line_does() -> None:
         table.loc["xgboost", column] = run.metrics[column]
     shown = display_table(table).loc["xgboost", "95% CI"]
     assert shown == "815-816" and f"(95% CI {shown})" in run.summary_line("xgboost")
+
+
+def test_the_best_family_is_complete_whatever_columns_the_table_shows() -> None:
+    # With columns=[mae] the table had no failure_rate: the LLM that priced 48 of 50 items
+    # (its mae over the easier ones) was best_family over the constant that priced all 50.
+    from pricer.experiment import FamilyResult, leaderboard_table
+
+    complete = {"mae": 80.03, "n": 50.0, "n_failed": 0.0, "failure_rate": 0.0}
+    partial = {"mae": 77.94, "n": 48.0, "n_failed": 2.0, "failure_rate": 0.04}
+    results = [
+        FamilyResult("constant", "c" * 32, "FINISHED", complete),
+        FamilyResult("frontier", "f" * 32, "FINISHED", partial),
+    ]
+    table = leaderboard_table(results, ["mae"], {})
+    assert best_family(table) == ("constant", pytest.approx(80.03))
+    assert unanswered_notes(table)[0].startswith("frontier: mae over the 48 of 50 items")
