@@ -124,7 +124,8 @@ def read_items(path: Path) -> pd.DataFrame:
             # Text stays text: no NaN for empty cells, no numbers guessed from digits.
             items = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
-            items = pd.read_json(path, lines=True, dtype=False)
+            # utf-8-sig: a file saved with a byte order mark (Windows editors) reads too.
+            items = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
     except ValueError as error:
         raise PredictError(f"{path}: not valid {kind}: {error}") from error
     if items.empty:

@@ -203,3 +203,21 @@ def test_written_prices_get_the_permissions_of_any_new_file(tmp_path: Path) -> N
     output = tmp_path / "prices.csv"
     write_prices(pd.DataFrame({"text": TEXTS, "predicted_price": [1.0, 2.0]}), output)
     assert output.stat().st_mode == plain.stat().st_mode
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_input_saved_with_a_byte_order_mark_is_read(tmp_path: Path, suffix: str) -> None:
+    # Windows editors save UTF-8 with a BOM: "not valid jsonl: Expected object or value at
+    # position 0", and a CSV's first column read as '\ufefftext' ("items need a 'text' column").
+    from pricer.predict import read_items
+
+    path = tmp_path / f"items{suffix}"
+    rows = pd.DataFrame({"text": TEXTS[:2], "sku": ["a1", "b2"]})
+    body = (
+        rows.to_json(orient="records", lines=True)
+        if suffix == ".jsonl"
+        else rows.to_csv(index=False)
+    )
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    items = read_items(path)
+    assert list(items.columns) == ["text", "sku"] and list(items["text"]) == TEXTS[:2]
