@@ -109,6 +109,19 @@ def test_failure_summary_names_leading_reasons_with_counts() -> None:
     assert failure_summary({"mae": 3.0}) == "no reason reported"
 
 
+def test_an_ensembles_failures_are_its_members_reasons() -> None:
+    # An ensemble answers NaN where an LLM member did; its FAILED run said "no reason reported"
+    # though the member's counts were in the same stats, under the member's name.
+    stats = {
+        "ensemble.weight.frontier": 0.4,
+        "ensemble.frontier.llm.failures.no_price": 12.0,
+        "ensemble.frontier.llm.failures.timeout": 3.0,
+        "ensemble.frontier.llm.failures": 15.0,
+        "ensemble.xgboost.mae": 90.0,
+    }
+    assert failure_summary(stats) == "frontier no_price 12, frontier timeout 3"
+
+
 def test_a_failed_llm_run_says_why_in_its_error(
     compose_conf, item_files, stub, api_key, tracking_uri
 ) -> None:

@@ -15,12 +15,15 @@ FAILURES_PREFIX = "llm.failures."
 
 def failure_summary(stats: Mapping[str, float], prefix: str = FAILURES_PREFIX) -> str:
     """Failure reasons with their counts, most frequent first ("no_price 80, timeout 20");
-    "no reason reported" for a pricer that reports none (a classical family's NaN)."""
-    counts = {
-        key[len(prefix) :]: int(value)
-        for key, value in stats.items()
-        if key.startswith(prefix) and value == value and value > 0  # skips NaN and zeros
-    }
+    "no reason reported" for a pricer that reports none (a classical family's NaN). An
+    ensemble's are its members' ("frontier no_price 12")."""
+    counts: dict[str, int] = {}
+    for key, value in stats.items():
+        # An ensemble reports each member's under its name: ensemble.<member>.llm.failures.*
+        owner, found, reason = key.partition(prefix)
+        if found and reason and value == value and value > 0:  # skips NaN and zeros
+            member = owner.removeprefix("ensemble.").rstrip(".")
+            counts[f"{member} {reason}" if member else reason] = int(value)
     if not counts:
         return "no reason reported"
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
