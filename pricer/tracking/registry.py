@@ -374,8 +374,9 @@ def _record(
         client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
     try:
         _still_champion(client, registry, replaced)
-    except ChampionMoved:
+    except ChampionMoved as moved:  # the version's own record must not say it moved
         client.set_model_version_tag(name, version, "pricer.decision", "not applied")
+        client.update_model_version(name, version, description=f"Not applied: {moved}")
         raise
     _append_history(client, name, f"{now} {decision.outcome}: {decision.reason}")
     client.set_registered_model_alias(name, alias, version)

@@ -376,3 +376,32 @@ def test_the_first_champion_comes_from_the_fullest_evaluation_not_the_newest(
     assert aliases(client) == {"champion": version_of(client, full)}
     chosen = promote_with("candidates.eval_digest=items-b", "registry.champion_alias=quick")
     assert chosen.candidate.run_id == quick  # still reachable when asked for
+
+
+def test_a_champion_that_moves_while_the_decision_is_written_leaves_it_marked_not_applied(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    waiting = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    better = training_run(BASE * 0.6)
+    checking = registry._still_champion
+    calls: list[int] = []
+
+    def meanwhile(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # after the version's tags and description, before the alias
+            client.set_registered_model_alias(MODEL, "champion", version_of(client, waiting))
+        checking(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "_still_champion", meanwhile)
+    with pytest.raises(registry.ChampionMoved):
+        promote_with()
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.description.startswith("Not applied: champion moved to version")
+    assert aliases(client)["champion"] == version_of(client, waiting)
+    assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
