@@ -45,8 +45,7 @@ class CachedAnswer:
 
 def request_key(request: dict[str, Any]) -> str:
     """Digest of a request description (server, model, messages, sampling settings)."""
-    canonical = json.dumps([FORMAT_VERSION, request], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest([FORMAT_VERSION, request])
 
 
 class ResponseCache:
@@ -100,5 +99,10 @@ class ResponseCache:
 
 def _checksum(key: str, answer: CachedAnswer) -> str:
     """Digest of an answer under its key: an entry whose answer or name changed fails it."""
-    canonical = json.dumps([key, asdict(answer)], sort_keys=True, ensure_ascii=False)
+    return _digest([key, asdict(answer)])
+
+
+def _digest(value: Any) -> str:
+    """SHA-256 of ``value`` as canonical JSON (keys sorted), the same on every machine."""
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
