@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 _SEARCH_PATH = "\nConfig search path:"
 _CONTEXT_LINES = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's, after the fault
@@ -95,6 +95,11 @@ def one_line(error: BaseException) -> str:
     typo = _override_typo(error)
     if typo is not None:
         return typo
+    # An interpolation that does not resolve ("Interpolation key 'nope' not found") keeps its
+    # key on the error only, not in the message: said first, as for a bad value.
+    located = (
+        getattr(error, "full_key", None) if isinstance(error, OmegaConfBaseException) else None
+    )
     messages: list[str] = []
     key = ""  # the config key OmegaConf names (full_key:), at whatever depth
     while error is not None and len(messages) < 3:
@@ -119,6 +124,8 @@ def one_line(error: BaseException) -> str:
     if len(messages) > 1 and messages[0].startswith(_MERGING) and key:
         # "Error merging override eval.size=abc: Value 'abc' ...": the key, then the fault.
         messages = [key, *messages[1:]]
+    if located and not any(str(located) in message for message in messages):
+        messages = [str(located), *messages]
     # "Connection error." then its cause: no ".:" between them.
     return ": ".join([*(message.rstrip(".") for message in messages[:-1]), messages[-1]])
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationKeyError
+
 from pricer.errors import one_line
 
 
@@ -72,3 +76,12 @@ def test_a_message_ending_in_a_full_stop_joins_its_cause_without_one() -> None:
     # The openai SDK's "Connection error." read "Connection error.: All connection attempts".
     error = _chain("cannot connect to http://x/v1: Connection error.", "All attempts failed")
     assert one_line(error) == "cannot connect to http://x/v1: Connection error: All attempts failed"
+
+
+def test_an_interpolation_that_does_not_resolve_names_its_key() -> None:
+    # models.linear.alpha=${nope} said "Interpolation key 'nope' not found": of which setting,
+    # among a leaderboard's dozens, it did not say. OmegaConf keeps the key on the error only.
+    config = OmegaConf.create({"models": {"linear": {"alpha": "${nope}"}}})
+    with pytest.raises(InterpolationKeyError) as raised:
+        OmegaConf.to_container(config, resolve=True)
+    assert one_line(raised.value) == "models.linear.alpha: Interpolation key 'nope' not found"

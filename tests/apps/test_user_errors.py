@@ -88,6 +88,12 @@ def key(name: str) -> str:
         ("leaderboard", ["models.svr.c=2"], r"did you mean 'models\.svr\.C'"),
         # Nothing near: the keys there are listed.
         ("train", ["model=constant", "model.zzz=1"], r"unknown key 'model\.zzz' \(model has: "),
+        # An interpolation that does not resolve: which setting of a leaderboard's dozens.
+        (
+            "leaderboard",
+            ["models.linear.alpha=${nope}"],
+            r"^error: models\.linear\.alpha: Interpolation key 'nope' not found$",
+        ),
     ],
 )
 def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
