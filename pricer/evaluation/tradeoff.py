@@ -5,7 +5,9 @@ Every family is priced the same way, so none is ever shown as free:
 - compute: the fit and predict seconds the family's run measured, priced at an hourly rate for
   the CPUs the machine has (``ComputePrice``, from ``conf/tradeoff/default.yaml``). The fit is
   spread over the evaluated items, an upper bound for a model that then prices more items;
-- tokens (LLM families): ``llm.cost_per_1k_items_usd``, the catalogue's token prices.
+- tokens (LLM families): ``llm.cost_per_1k_items_usd``, the catalogue's token prices, plus
+  any calls made at fit (``llm.fit_cost_usd``: an ensemble's LLM member pricing its validation
+  split), spread over the evaluated items as the fit seconds are.
 
 Cost per 1,000 items is their sum. Latency per item is the median call latency for LLM
 families (``llm.latency_p50_s``: what one user waits for one item), else the predict seconds
@@ -73,6 +75,7 @@ def tradeoff_table(
 
     ``board`` is the leaderboard: ``mae`` (required), ``mae_ci_low``/``mae_ci_high``,
     ``time.fit_seconds``, ``time.predict_seconds``, ``llm.cost_per_1k_items_usd``,
+    ``llm.fit_cost_usd`` (LLM calls made at fit, amortised over the items),
     ``llm.latency_p50_s``, and the items evaluated as ``n`` (+ ``n_failed``) columns or, when
     absent, ``n_items``. Columns: see ``TABLE_COLUMNS``; costs are NaN where unknown (an LLM
     missing from the catalogue), never 0. Sorted by mae.
@@ -93,7 +96,12 @@ def tradeoff_table(
     llm_columns = [column for column in board.columns if str(column).startswith("llm.")]
     llm_figures = board[llm_columns].apply(pd.to_numeric, errors="coerce")
     is_llm = llm_figures.notna().any(axis=1)
-    tokens_per_1k = _column(board, "llm.cost_per_1k_items_usd").where(is_llm, 0.0)
+    # Calls made at fit (an ensemble's LLM member pricing its validation split) are paid once,
+    # so amortised over the evaluated items as fit seconds are.
+    fit_tokens_per_1k = _column(board, "llm.fit_cost_usd").fillna(0.0) / items * 1000
+    tokens_per_1k = (_column(board, "llm.cost_per_1k_items_usd") + fit_tokens_per_1k).where(
+        is_llm, 0.0
+    )
     call_latency = _column(board, "llm.latency_p50_s")
     batch_latency = _column(board, "time.predict_seconds") / items
     has_call = call_latency.notna()

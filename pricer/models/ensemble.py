@@ -17,6 +17,7 @@ the stacker will trust it too much.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,6 +30,18 @@ from pricer.errors import ConfigError
 from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
 
 log = logging.getLogger(__name__)
+
+# A member's figures from pricing the validation split at fit, logged as
+# ``ensemble.<member>.fit.<figure>``: what its LLM calls there cost (not its failures, which
+# the stacker skips and the test items' own failure counts do not include).
+FIT_FIGURES = (
+    "llm.calls",
+    "llm.cost_usd",
+    "llm.spent_usd",
+    "llm.input_tokens",
+    "llm.output_tokens",
+    "llm.failures",
+)
 
 
 class LoggedPricer(Pricer):
@@ -110,14 +123,20 @@ class EnsemblePricer(Pricer):
         self._validate(len(items))
         fit_rows, valid_rows = self.validation_split(len(items))
         names = list(self.members)
-        predictions = np.column_stack(
-            [
-                clone(self.members[name])
-                .fit(items.iloc[fit_rows], prices[fit_rows])
-                .predict(items.iloc[valid_rows])
-                for name in names
-            ]
-        )
+        reports = {
+            name: clone(self.members[name])
+            .fit(items.iloc[fit_rows], prices[fit_rows])
+            .predict_report(items.iloc[valid_rows])
+            for name in names
+        }
+        predictions = np.column_stack([np.asarray(reports[n].prices, dtype=float) for n in names])
+        # What pricing the validation split cost an LLM member: paid at fit, once per run.
+        self.fit_stats_ = {
+            f"ensemble.{name}.fit.{key}": float(value)
+            for name, report in reports.items()
+            for key, value in report.stats.items()
+            if key in FIT_FIGURES
+        }
         truth = prices[valid_rows]
         usable = np.isfinite(predictions).all(axis=1)
         if usable.sum() < 2:
@@ -154,10 +173,45 @@ class EnsemblePricer(Pricer):
             "ensemble.validation_items": float(self.validation_items_),
         }
         columns = []
+        member_stats: list[dict[str, float]] = []
         for name, member in self.members_.items():
             report = member.predict_report(items)
             columns.append(np.asarray(report.prices, dtype=float))
             stats[f"ensemble.weight.{name}"] = self.weights_[name]
             stats[f"ensemble.validation_mae.{name}"] = self.validation_mae_[name]
             stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
+            member_stats.append(report.stats)
+        fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
+        stats |= fit_stats | _llm_totals(member_stats, fit_stats)
         return PriceReport(self.combine(np.column_stack(columns)), stats)
+
+
+def _llm_totals(
+    member_stats: list[dict[str, float]], fit_stats: Mapping[str, float]
+) -> dict[str, float]:
+    """The ensemble's own ``llm.*`` figures, summed over its LLM members (none without one).
+
+    The trade-off reads a run's ``llm.cost_per_1k_items_usd`` for its token cost: without
+    these an ensemble with an LLM member counted as paying none. The members' calls at fit
+    (``llm.fit_cost_usd``) are a one-off cost, amortised over the evaluated items as fit
+    seconds are. A member of unknown price makes the sums NaN: unknown, never $0. No latency:
+    members price one after another, so the batch time per item is the honest figure.
+    """
+    llm = [report for report in member_stats if any(key.startswith("llm.") for key in report)]
+    if not llm:
+        return {}
+
+    def total(key: str) -> float:
+        return float(sum(report.get(key, math.nan) for report in llm))
+
+    def at_fit(figure: str) -> float:
+        return float(sum(v for k, v in fit_stats.items() if k.endswith(f".fit.llm.{figure}")))
+
+    return {
+        "llm.calls": total("llm.calls"),
+        "llm.cost_usd": total("llm.cost_usd"),
+        "llm.cost_per_1k_items_usd": total("llm.cost_per_1k_items_usd"),
+        "llm.fit_calls": at_fit("calls"),
+        "llm.fit_cost_usd": at_fit("cost_usd"),
+        "llm.spent_usd": total("llm.spent_usd") + at_fit("spent_usd"),
+    }

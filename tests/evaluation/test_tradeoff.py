@@ -85,6 +85,19 @@ def test_every_family_is_priced_and_none_is_free() -> None:
     assert table.loc["local_llm", LATENCY] == 2.0
 
 
+def test_llm_calls_made_at_fit_are_amortised_over_the_items_like_fit_seconds() -> None:
+    # An ensemble with an LLM member: $0.03 per 1,000 test items, and $0.005 for the 150
+    # validation items its member priced at fit, a one-off over the 250 evaluated: +$0.02.
+    with_member = board()
+    with_member.loc["ensemble"] = [85.0, 75.0, 95.0, 0.0, 9.0, 0.03, NAN, NAN, "FINISHED"]
+    with_member["llm.fit_cost_usd"] = NAN
+    with_member.loc["ensemble", "llm.fit_cost_usd"] = 0.005
+    table = tradeoff_table(with_member, PRICE, n_items=250)
+    assert table.loc["ensemble", "tokens_per_1k_usd"] == pytest.approx(0.03 + 0.02)
+    assert table.loc["frontier", "tokens_per_1k_usd"] == pytest.approx(0.03)  # none at fit
+    assert table.loc["ensemble", "latency_source"] == "batch predict / items"
+
+
 def test_latency_is_the_call_for_llms_and_the_amortised_batch_otherwise() -> None:
     table = tradeoff_table(board(), PRICE, n_items=250)
     assert table.loc["frontier", LATENCY] == 0.4

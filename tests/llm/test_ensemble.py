@@ -158,3 +158,38 @@ def test_invalid_settings_fail_at_fit(data) -> None:
             ensemble({"ridge": ridge()}, **bad).fit(train, train["price"])
     with pytest.raises(ValueError, match="at least one member"):
         ensemble({}).fit(train, train["price"])
+
+
+def test_an_llm_members_calls_at_fit_are_counted_in_the_ensembles_cost(
+    data, make_pricer, stub
+) -> None:
+    # An LLM member prices the validation split at fit (here 60 calls), then the test items.
+    # The run recorded only the test items' cost, under the member's name, and no llm.* figure
+    # of its own: the trade-off table counted the ensemble as paying no tokens at all.
+    train, test = data
+    model = ensemble({"ridge": ridge(), "llm": make_pricer()}).fit(train, train["price"])
+    calls_at_fit = stub.state.counters["POST /chat/completions"]
+    assert calls_at_fit == model.validation_items_ == round(0.3 * len(train))
+    stats = model.predict_report(test).stats
+    assert stub.state.counters["POST /chat/completions"] == calls_at_fit + len(test)
+
+    assert stats["ensemble.llm.llm.calls"] == len(test)
+    assert stats["ensemble.llm.fit.llm.calls"] == calls_at_fit
+    fit_cost = stats["ensemble.llm.fit.llm.cost_usd"]
+    # At fit the member saw the same prompt for training items: about as dear an item.
+    assert fit_cost > 0 and fit_cost / calls_at_fit == pytest.approx(
+        stats["ensemble.llm.llm.cost_usd"] / len(test), rel=0.5
+    )
+    # The ensemble's own figures: what the trade-off reads.
+    assert stats["llm.cost_usd"] == stats["ensemble.llm.llm.cost_usd"]
+    assert stats["llm.cost_per_1k_items_usd"] == stats["ensemble.llm.llm.cost_per_1k_items_usd"]
+    assert stats["llm.fit_cost_usd"] == fit_cost
+    assert stats["llm.calls"] == len(test) and stats["llm.fit_calls"] == calls_at_fit
+    assert "llm.latency_p50_s" not in stats  # members price one after another: batch time
+
+
+def test_an_ensemble_of_classical_members_reports_no_llm_figures(data) -> None:
+    train, test = data
+    model = ensemble({"ridge": ridge(), "constant": ConstantPricer("mean")})
+    stats = model.fit(train, train["price"]).predict_report(test).stats
+    assert not [key for key in stats if key.startswith("llm.") or ".fit." in key]
