@@ -54,8 +54,16 @@ def open_store(uri: str | None) -> Iterator[None]:
         return
     # Deferred: a SIGTERM during the migrations could leave the store unopenable.
     with interrupt.deferred(), _locked(path.with_name(path.name + ".lock")):
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_experiments(max_results=1)  # builds the tracking store: migrations
+        # MLflow roots a SQLite store's artifacts at ./mlruns, resolved against the working
+        # folder when it builds the store (once per process): a store started from elsewhere
+        # kept its runs' files there, apart from the database. Built from the database's
+        # folder, a new experiment's artifacts go to <that folder>/mlruns/<id>: the layout of a
+        # store used from its own folder, the project's included. An experiment that exists
+        # keeps the location it was created with.
+        folder = path.parent
+        with contextlib.chdir(folder) if folder.is_dir() else contextlib.nullcontext():
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # builds the store
+            client.search_experiments(max_results=1)  # its migrations
         client.search_registered_models(max_results=1)  # and the registry's tables
         yield
     _opened.add(uri)

@@ -110,3 +110,36 @@ def test_the_real_cli_started_four_times_on_a_new_store(tmp_path: Path) -> None:
     failed = [out[-2000:] for child, out in zip(children, outputs, strict=True) if child.returncode]
     assert not failed, f"{len(failed)} of {PROCESSES} failed:\n{failed[0]}"
     assert_store_usable(uri, PROCESSES)
+
+
+def test_a_new_sqlite_stores_artifacts_sit_beside_its_database(tmp_path: Path) -> None:
+    # MLflow roots a SQLite store's artifacts at ./mlruns of whichever folder its first
+    # command ran in: a store at store/x.db started from elsewhere/ kept its runs in the
+    # database and their files in elsewhere/mlruns, to be lost with that folder.
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    store.mkdir()
+    elsewhere.mkdir()
+    uri = f"sqlite:///{store / 'x.db'}"
+    command = [
+        sys.executable,
+        "-m",
+        "pricer.train",
+        "model=constant",
+        "data.n_records=3000",
+        "curation.split.test_size=300",
+        "eval.size=50",
+        f"curation.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    (child,) = start_together([command], elsewhere, uri)
+    output = child.communicate(timeout=600)[0]
+    assert child.returncode == 0, output[-2000:]
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(project_experiment())
+    assert experiment is not None
+    assert experiment.artifact_location.removeprefix("file://") == str(
+        store / "mlruns" / experiment.experiment_id
+    )
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert client.list_artifacts(run.info.run_id)  # the plots and tables are there
+    assert not (elsewhere / "mlruns").exists()
