@@ -39,6 +39,7 @@ from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
+from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
     MAX_PARAM_LENGTH,
@@ -197,7 +198,9 @@ class SweepCallback(Callback):
         # The parent consumed mlflow run's run id: a trial must start a run of its own.
         os.environ.pop("MLFLOW_RUN_ID", None)
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
-        overrides = [str(item) for item in config.hydra.overrides.task]
+        # Each value redacted as its key calls for, as the trial's params are: a key of no known
+        # format given as model.api_key_env=... is a secret by its key's name.
+        overrides = [redact_override(str(item)) for item in config.hydra.overrides.task]
         trial = os.environ.get(TRIAL_ENV) or str(config.hydra.job.num)
         tags = {TRIAL_TAG: trial, OVERRIDES_TAG: json.dumps(overrides)}
         if self.study is not None:
@@ -220,7 +223,7 @@ class SweepCallback(Callback):
             "sweep.sweeper": str(hydra_cfg.sweeper._target_).rsplit(".", 1)[-1],
             "sweep.launcher": str(hydra_cfg.launcher._target_).rsplit(".", 1)[-1],
             # As typed (${oc.env:...} keeps a secret off the command line), secrets redacted.
-            "sweep.overrides": redact_text(" ".join(task_overrides(config))),
+            "sweep.overrides": " ".join(map(redact_override, task_overrides(config))),
             "sweep.validation_size": str(self.validation_size),
         }
         for key in ("n_trials", "n_jobs", "max_batch_size"):

@@ -305,3 +305,31 @@ def test_a_secret_in_the_tags_does_not_reach_the_sweeps_parent_run(
     parent_id = callback.parent_run_id
     callback.on_multirun_end(sweep_config)
     assert mlflow.get_run(parent_id).data.tags["note"] == "***"
+
+
+def test_a_random_key_under_a_credential_name_is_redacted_in_the_overrides_too(
+    sweep_config: DictConfig,
+) -> None:
+    """``model.api_key_env=<a key>`` by mistake: the trial's params redact it by its key's
+    name, but the overrides (the parent's ``sweep.overrides``, each trial's
+    ``pricer.sweep.overrides`` tag) were redacted by shape only, and a key of no known
+    format was stored whole there."""
+    key = "9fK2xQ7bLm4Np8Rt3Wy6Zc1V"  # made up, no provider's format
+    typed = f"+model.api_key_env={key}"
+    with open_dict(sweep_config):
+        sweep_config.hydra.overrides.task = [*sweep_config.hydra.overrides.task, typed]
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    trial = trial_config(sweep_config, 0, "mean")
+    with open_dict(trial):
+        trial.hydra.overrides.task = [*trial.hydra.overrides.task, typed]
+    trial_id = run_trial(callback, trial, 50.0)
+    callback.on_multirun_end(sweep_config)
+    stored = [
+        mlflow.get_run(parent_id).data.params["sweep.overrides"],
+        mlflow.get_run(trial_id).data.tags["pricer.sweep.overrides"],
+    ]
+    assert not [text for text in stored if key in text]
+    assert "+model.api_key_env=***" in stored[0]
+    assert "+model.api_key_env=***" in json.loads(stored[1])
