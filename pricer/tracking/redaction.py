@@ -21,6 +21,7 @@ Free text is not entropy-checked: commit hashes and data digests are logged on p
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
 from collections import Counter
@@ -143,8 +144,39 @@ def redact_override(override: str) -> str:
     return f"{key}{sep}{redact_value(key.lstrip('+~'), value)}"
 
 
+def redact_line(text: str) -> str:
+    """A line of free text in which each ``key=value`` word is redacted as its key calls for
+    (a sweep's overrides as Hydra's launcher echoes them), the rest by ``redact_text``."""
+    words = re.split(r"(\s+)", text)
+    return "".join(redact_override(word) if "=" in word else redact_text(word) for word in words)
+
+
+def redact_logging() -> None:
+    """Redact every log record's message (``redact_line``) as it is made, in this process.
+
+    Hydra's launchers log each job's overrides as typed ("#0 : model.api_key_env=sk-..."),
+    and they do it after reconfiguring logging (a filter on the handlers there is gone), so
+    the records themselves are redacted: a record factory wraps whichever one is in place.
+    """
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts", False):
+        return
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        message = record.getMessage()
+        redacted = redact_line(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return record
+
+    redacting.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting)
+
+
 class RedactedHydraOutputs(Callback):
-    """Hydra callback: the job's ``.hydra`` folder (and a sweep's ``multirun.yaml``) redacted.
+    """Hydra callback: the job's ``.hydra`` folder (and a sweep's ``multirun.yaml``) and its
+    log records (``redact_logging``) redacted.
 
     Hydra keeps the composed config, its own config and the overrides as typed in the output
     folder, written before any callback runs: ``model.api_key_env=sk-...`` given by mistake was
@@ -152,7 +184,15 @@ class RedactedHydraOutputs(Callback):
     before the app's code runs, and only if redacting changes it; in a joblib worker too.
     """
 
+    # Before anything is logged: the launcher echoes the overrides after on_multirun_start.
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_logging()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_logging()  # before the launcher echoes each job's overrides
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_logging()
         hydra_cfg = config.hydra
         paths = [Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"]
         if hydra_cfg.output_subdir is not None:

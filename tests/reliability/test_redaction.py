@@ -6,7 +6,13 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
-from pricer.tracking.redaction import REDACTED, looks_random, names_credential, redact_text
+from pricer.tracking.redaction import (
+    REDACTED,
+    looks_random,
+    names_credential,
+    redact_line,
+    redact_text,
+)
 from pricer.tracking.run import flatten_config, log_config, redacted_config, tracked_run
 from tests.conftest import compose_config
 
@@ -93,3 +99,11 @@ def test_real_frontier_config_with_a_key_for_a_name_is_redacted_everywhere(
     assert logged.data.tags["note"] == REDACTED
     yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
     assert OPENAI not in yaml and OmegaConf.create(yaml).model.api_key_env == REDACTED
+
+
+def test_a_log_line_redacts_each_override_by_its_key_and_keeps_its_spacing() -> None:
+    line = "\t#0 : model=constant +model.api_key_env=9fK2xQ7bLm4Np8Rt3Wy6Zc1V  note sk-" + "a" * 20
+    assert redact_line(line) == "\t#0 : model=constant +model.api_key_env=***  note ***"
+    assert redact_line("eval.size=250, but the test split holds 200") == (
+        "eval.size=250, but the test split holds 200"
+    )

@@ -57,3 +57,37 @@ def test_a_key_given_as_api_key_env_is_not_stored_anywhere(
     assert not [str(path) for path in written if KEY.encode() in path.read_bytes()]
     overrides = (tmp_path / "hydra" / ".hydra" / "overrides.yaml").read_text()
     assert "model.api_key_env=***" in overrides and "eval.size=20" in overrides
+
+
+def test_a_sweeps_console_echo_of_its_overrides_holds_no_key(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Hydra's launcher logs each job's overrides ("#0 : model=constant ..."), as typed.
+    plain = "9fK2xQ7bLm4Np8Rt3Wy6Zc1V"  # made up, no provider's format: a secret by its key
+    result = run_cli(
+        [
+            *pricer_app(
+                "train",
+                "-m",
+                "model=constant",
+                "model.statistic=mean,median",
+                f"+tracking.tags.note={KEY}",
+                f"+tracking.tags.api_token={plain}",
+                "data.n_records=3000",
+                "curation.split.test_size=200",
+                "validation.size=100",
+                f"curation.cache_dir={tmp_path / 'cache'}",
+                workdir=tmp_path,
+            )[:-1],
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    terminal = result.stdout + result.stderr
+    assert "#1 : model=constant model.statistic=median" in terminal  # the echo is still there
+    assert "+tracking.tags.note=***" in terminal and "+tracking.tags.api_token=***" in terminal
+    assert KEY not in terminal and plain not in terminal
+    logs = [path for path in (tmp_path / "multirun").rglob("*.log") if path.is_file()]
+    assert logs and not [str(path) for path in logs if KEY.encode() in path.read_bytes()]
