@@ -88,6 +88,13 @@ def key(name: str) -> str:
         ("leaderboard", ["models.svr.c=2"], r"did you mean 'models\.svr\.C'"),
         # Nothing near: the keys there are listed.
         ("train", ["model=constant", "model.zzz=1"], r"unknown key 'model\.zzz' \(model has: "),
+        # A member added to a family the leaderboard does not have: a node without a family.
+        (
+            "leaderboard",
+            ["+model@models.ensemble.members.frontier=frontier"],
+            r"^error: models\.ensemble names no family \(no _target_; it holds members\): "
+            r"choose one first, e\.g\. \+model@models\.ensemble=<family>$",
+        ),
         # An interpolation that does not resolve: which setting of a leaderboard's dozens.
         (
             "leaderboard",
