@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +27,9 @@ from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
 from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
+from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
+from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.llm.failures import failure_summary
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
@@ -46,6 +49,52 @@ log = logging.getLogger(__name__)
 
 class TooManyFailures(UserError):
     """The pricer gave no price for more items than the evaluation allows."""
+
+
+class SeenItems(UserError):
+    """A logged ensemble member was trained on items the run would score it on."""
+
+
+def trained_on(pricer: Pricer, train: pd.DataFrame) -> np.ndarray | None:
+    """Fingerprints of every item the fitted pricer learned from: its training items and, for
+    an ensemble, what its logged members were trained on; None if a member does not say."""
+    seen = [fingerprints(train["text"])]
+    if isinstance(pricer, EnsemblePricer):
+        for member in pricer.members.values():
+            if isinstance(member, LoggedPricer):
+                if member.trained_on is None:
+                    return None
+                seen.append(member.trained_on)
+    return np.unique(np.concatenate(seen))
+
+
+def refuse_seen_items(pricer: Pricer, scored: Mapping[str, pd.DataFrame]) -> None:
+    """Stop before fitting when a logged member of an ensemble was trained on items the run
+    scores (``scored``: test, validation): its prices for them are in-sample, and the run
+    would record a score it did not earn. A member that does not say what it was trained on
+    (logged before pricer kept it) is only warned about."""
+    if not isinstance(pricer, EnsemblePricer):
+        return
+    for what, items in scored.items():
+        if items.empty:
+            continue
+        for name, count in pricer.seen_by_logged_members(items).items():
+            source = pricer.members[name].source  # type: ignore[attr-defined]
+            if count is None:
+                log.warning(
+                    "member %s (%s) does not say what it was trained on: pricer cannot check "
+                    "that it never saw the %s items",
+                    name,
+                    source,
+                    what,
+                )
+            elif count:
+                raise SeenItems(
+                    f"ensemble member {name} ({source}) was trained on {count:,} of the "
+                    f"{len(items):,} {what} items: its prices for them are in-sample and the "
+                    "score would be one it did not earn; score it on items it has not seen, or "
+                    "leave it out"
+                )
 
 
 OPENAI_HOST = "api.openai.com"  # where the course measured its LLM figures
@@ -138,6 +187,7 @@ def run_family(
             curated, eval_items, run_cfg.data, curation_counts=not nested
         )
         pricer: Pricer = instantiate(run_cfg.model)
+        refuse_seen_items(pricer, {"test": eval_items, "validation": validation_items})
         # An LLM family's prompt: a registered version (new only when it changed), linked to
         # this run here and to the logged model below.
         prompts = (
@@ -155,7 +205,13 @@ def run_family(
         model_id = None
         if run_cfg.tracking.log_model and not too_many_failures:
             started = time.perf_counter()
-            logged = log_pricer(pricer, eval_items, name=model_name(family, data), prompts=prompts)
+            logged = log_pricer(
+                pricer,
+                eval_items,
+                name=model_name(family, data),
+                prompts=prompts,
+                trained_on=trained_on(pricer, curated.train),
+            )
             model_id = logged.model_id
             stats["time.log_model_seconds"] = time.perf_counter() - started
         # Linked to the evaluation dataset and the logged model: the model's page lists them.

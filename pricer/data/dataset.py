@@ -20,6 +20,7 @@ import pandas as pd
 
 from pricer.data import cache, curation, sources
 from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
+from pricer.identity import comparable
 
 # The smallest training set pricer fits on. The text families drop words seen in fewer than
 # ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
@@ -215,12 +216,12 @@ def _build_from_item_files(
         test = test.iloc[:n_test].reset_index(drop=True)
     if data_cfg["drop_test_duplicates"]:
         # An item scored twice counts twice in the mae and narrows its interval for nothing.
-        repeated = pd.DataFrame({"text": _comparable(test["text"]), "price": test["price"]})
+        repeated = pd.DataFrame({"text": comparable(test["text"]), "price": test["price"]})
         repeated = repeated.duplicated().to_numpy()
         dropped["repeated_test_item"] = int(repeated.sum())
         test = test.loc[~repeated].reset_index(drop=True)
         # The same item, however its text is spaced or cased, is the same item.
-        duplicate = _comparable(train["text"]).isin(set(_comparable(test["text"])))
+        duplicate = comparable(train["text"]).isin(set(comparable(test["text"])))
         dropped["duplicate_of_test"] = int(duplicate.sum())
         train = train.loc[~duplicate].reset_index(drop=True)
     if test.empty:
@@ -236,10 +237,6 @@ def _build_from_item_files(
         "items", n_read, rejections, n_items, len(population), len(train), len(test), dropped
     )
     return CuratedData(train, test, population[["price", "category"]].copy(), report)
-
-
-def _comparable(texts: pd.Series) -> pd.Series:
-    return texts.str.split().str.join(" ").str.casefold()
 
 
 def _exclude_categories(

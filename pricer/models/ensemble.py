@@ -11,7 +11,9 @@ Members are Hydra-instantiated pricers (``conf/model/ensemble.yaml`` nests their
 ``LoggedPricer``s: pricers fitted elsewhere, such as models logged to MLflow (the tracking
 layer loads them: ``pricer.tracking.model.logged_pricer``). A logged member is not refitted;
 if it was trained on these same training items its validation predictions are in-sample and
-the stacker will trust it too much.
+the stacker will trust it too much: ``fit`` warns, counting them by the fingerprints of its
+training items that the logged model keeps (``seen_by_logged_members``). A run refuses to score
+an ensemble on test items a logged member was trained on (``pricer.experiment``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
+from pricer.identity import seen_count
 from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,12 @@ class LoggedPricer(Pricer):
     ``clone`` returns the same object, so the ensemble never refits or unfits it.
     """
 
-    def __init__(self, pricer: Pricer, source: str) -> None:
+    def __init__(self, pricer: Pricer, source: str, trained_on: np.ndarray | None = None) -> None:
         self.pricer = pricer
         self.source = source
+        # Fingerprints of the items it was trained on (``pricer.identity``); None for a model
+        # logged before pricer kept them.
+        self.trained_on = trained_on
 
     def __sklearn_clone__(self) -> LoggedPricer:
         return self
@@ -99,17 +105,36 @@ class EnsemblePricer(Pricer):
             )
         if n_items < 4:
             raise ValueError(f"an ensemble needs at least 4 training items, got {n_items}")
-        frozen = [
-            f"{name} ({m.source})"
-            for name, m in self.members.items()
-            if isinstance(m, LoggedPricer)
-        ]
-        if frozen:
-            log.warning(
-                "members %s are logged models, not refitted: if they were trained on these "
-                "training items, the stacker sees in-sample predictions for them",
-                frozen,
-            )
+
+    def _warn_in_sample(self, items: pd.DataFrame) -> None:
+        """Say which logged members were trained on these training items: the stacker sees
+        their in-sample prices there and trusts them too much."""
+        for name, count in self.seen_by_logged_members(items).items():
+            if count is None:
+                log.warning(
+                    "member %s (%s) is a logged model that does not say what it was trained "
+                    "on: if on these training items, the stacker sees its in-sample prices",
+                    name,
+                    self.members[name].source,  # type: ignore[attr-defined]
+                )
+            elif count:
+                log.warning(
+                    "member %s (%s) was trained on %s of these %s training items: the stacker "
+                    "sees its in-sample prices for them and will trust it too much",
+                    name,
+                    self.members[name].source,  # type: ignore[attr-defined]
+                    f"{count:,}",
+                    f"{len(items):,}",
+                )
+
+    def seen_by_logged_members(self, items: pd.DataFrame) -> dict[str, int | None]:
+        """For each logged member: how many of ``items`` it was trained on (None: unknown)."""
+        texts = as_items(items)["text"]
+        return {
+            name: None if member.trained_on is None else seen_count(texts, member.trained_on)
+            for name, member in self.members.items()
+            if isinstance(member, LoggedPricer)
+        }
 
     def validation_split(self, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Row positions of the member-fitting part and of the stacker's validation part."""
@@ -121,6 +146,7 @@ class EnsemblePricer(Pricer):
         items = as_items(X).reset_index(drop=True)
         prices = np.asarray(y, dtype=float)
         self._validate(len(items))
+        self._warn_in_sample(items)
         fit_rows, valid_rows = self.validation_split(len(items))
         names = list(self.members)
         reports = {

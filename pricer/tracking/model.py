@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
@@ -43,6 +44,7 @@ from pricer.tracking.model_files import (
 WRAPPER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_FILE = "pricer.skops"
 LEGACY_PICKLE = "pricer.pkl"  # what models logged before the skops format hold
+TRAINED_ON_FILE = "trained_on.npy"  # fingerprints of its training items (pricer.identity)
 # Which version each logged ensemble member named by alias was, as the run loaded it (JSON).
 MEMBERS_TAG = "pricer.members"
 
@@ -88,16 +90,23 @@ def log_pricer(
     *,
     name: str = "pricer",
     prompts: Sequence[str] = (),
+    trained_on: np.ndarray | None = None,
 ) -> ModelInfo:
     """Log a fitted pricer as a model of the active run, e.g. named ``xgboost-real``.
 
     ``prompts``: URIs of registered prompts the pricer uses (``prompts:/name/version``), linked
     to the model so the prompt registry shows which models used each version.
+    ``trained_on``: the fingerprints of the items it learned from (``pricer.identity``), kept
+    as ``TRAINED_ON_FILE``, so a run that uses it as an ensemble member knows what it has seen.
     """
     example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / MODEL_FILE
         save_pricer(pricer, path)
+        artifacts = {"pricer": str(path)}
+        if trained_on is not None:
+            artifacts["trained_on"] = str(Path(folder) / TRAINED_ON_FILE)
+            np.save(artifacts["trained_on"], trained_on.astype(np.uint64), allow_pickle=False)
         modules = required_modules(WRAPPER)
         code = copy_modules(modules, Path(folder) / "code")
         with quiet_model_logging():
@@ -105,7 +114,7 @@ def log_pricer(
                 name=name,
                 prompts=list(prompts) or None,
                 python_model=str(WRAPPER),
-                artifacts={"pricer": str(path)},
+                artifacts=artifacts,
                 signature=SIGNATURE,
                 input_example=example,
                 code_paths=[str(code)],
@@ -152,7 +161,22 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
         )
     wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
-    return LoggedPricer(pricer=wrapper.pricer, source=pinned)
+    return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
+
+
+def trained_on(model_folder: Path) -> np.ndarray | None:
+    """The fingerprints of the items a downloaded model was trained on; None if it does not
+    keep them (logged before pricer did). A file that is no such array is refused."""
+    path = model_folder / "artifacts" / TRAINED_ON_FILE
+    if not path.is_file():
+        return None
+    try:
+        seen = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise UnsafeModelFile(f"{path} is damaged ({error}): log the model again") from error
+    if seen.dtype != np.uint64 or seen.ndim != 1:
+        raise UnsafeModelFile(f"{path} holds {seen.dtype} {seen.shape}, not item fingerprints")
+    return seen
 
 
 def pinned_model(model_uri: str) -> tuple[str, str | None]:
