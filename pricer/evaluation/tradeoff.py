@@ -9,6 +9,9 @@ Every family is priced the same way, so none is ever shown as free:
   any calls made at fit (``llm.fit_cost_usd``: an ensemble's LLM member pricing its validation
   split), spread over the evaluated items as the fit seconds are.
 
+- a person's time (the human family): ``human.cost_per_1k_items_usd`` and, as its latency,
+  ``human.seconds_per_item``, from the family's settings; unknown (NaN) when not given.
+
 Cost per 1,000 items is their sum. Latency per item is the median call latency for LLM
 families (``llm.latency_p50_s``: what one user waits for one item), else the predict seconds
 divided by the items (a batch, amortised). A family is on the Pareto front when no other
@@ -41,6 +44,7 @@ TABLE_COLUMNS = [
     "items",
     "compute_per_1k_usd",
     "tokens_per_1k_usd",
+    "person_per_1k_usd",
     COST,
     LATENCY,
     "latency_source",
@@ -105,6 +109,11 @@ def tradeoff_table(
     call_latency = _column(board, "llm.latency_p50_s")
     batch_latency = _column(board, "time.predict_seconds") / items
     has_call = call_latency.notna()
+    # A person's guesses (the human family, known by its guess count) cost the person's time:
+    # NaN (unknown) unless the run was told it; never the seconds it took to read them back.
+    is_person = _column(board, "human.guesses").notna()
+    person_per_1k = _column(board, "human.cost_per_1k_items_usd").where(is_person, 0.0)
+    person_latency = _column(board, "human.seconds_per_item")
     table = pd.DataFrame(
         {
             "mae": _column(board, "mae"),
@@ -113,9 +122,14 @@ def tradeoff_table(
             "items": items,
             "compute_per_1k_usd": compute_per_1k,
             "tokens_per_1k_usd": tokens_per_1k,
-            COST: compute_per_1k + tokens_per_1k,
-            LATENCY: call_latency.where(has_call, batch_latency),
-            "latency_source": np.where(has_call, "p50 call", "batch predict / items"),
+            "person_per_1k_usd": person_per_1k,
+            COST: compute_per_1k + tokens_per_1k + person_per_1k,
+            LATENCY: call_latency.where(has_call, batch_latency).mask(is_person, person_latency),
+            "latency_source": np.select(
+                [is_person, has_call],
+                ["a person's time", "p50 call"],
+                "batch predict / items",
+            ),
         },
         index=board.index,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 from pricer.files import replaced_atomically
 from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
 from pricer.prices import parse_price
@@ -96,10 +96,26 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
 class HumanPricer(Pricer):
     """Prices items from a person's guesses; an item without a guess is a failure (NaN)."""
 
-    def __init__(self, guesses_path: str) -> None:
+    def __init__(
+        self,
+        guesses_path: str,
+        seconds_per_item: float | None = None,
+        hourly_usd: float | None = None,
+    ) -> None:
         self.guesses_path = guesses_path
+        # The person's time, if someone noted it: the family's cost and latency. Unknown
+        # otherwise, never the milliseconds it takes to read the file back.
+        self.seconds_per_item = seconds_per_item
+        self.hourly_usd = hourly_usd
+
+    def _check_time(self) -> None:
+        for name in ("seconds_per_item", "hourly_usd"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number of its unit, got {value}")
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HumanPricer:
+        self._check_time()
         path = Path(self.guesses_path)
         if not path.is_file():
             raise GuessesError(
@@ -123,5 +139,15 @@ class HumanPricer(Pricer):
             "human.missing": float(missing),
             # In the whole file, not only these items: a person sees it as slips to correct.
             "human.unreadable": float(getattr(self, "unreadable_", 0)),
+            **self._time_figures(),
         }
         return PriceReport(prices, stats)
+
+    def _time_figures(self) -> dict[str, float]:
+        seconds = getattr(self, "seconds_per_item", None)  # absent from models logged before
+        hourly = getattr(self, "hourly_usd", None)
+        per_1k = seconds * hourly / 3.6 if seconds is not None and hourly is not None else math.nan
+        return {
+            "human.seconds_per_item": math.nan if seconds is None else float(seconds),
+            "human.cost_per_1k_items_usd": per_1k,  # 1,000 items x seconds x hourly / 3,600
+        }

@@ -84,7 +84,15 @@ def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd
             continue
         if header == "failed" and not (table[column].fillna(0) > 0).any():
             continue
-        shown[header] = [fmt(v) if _known(v) else "" for v in table[column]]
+        cells = [fmt(v) if _known(v) else "" for v in table[column]]
+        if header == "$/1k items":
+            # A scored family whose cost is not known (an LLM missing from the catalogue, a
+            # person's untimed guesses): a blank beside "$0.001" read as free.
+            cells = [
+                "unknown" if not cell and _known(mae) else cell
+                for cell, mae in zip(cells, table["mae"], strict=True)
+            ]
+        shown[header] = cells
     if "status" in table.columns and (table["status"] != "FINISHED").any():
         shown["status"] = table["status"].astype(str).to_numpy()
     for header in EXPENDABLE:

@@ -98,6 +98,29 @@ def test_llm_calls_made_at_fit_are_amortised_over_the_items_like_fit_seconds() -
     assert table.loc["ensemble", "latency_source"] == "batch predict / items"
 
 
+def test_a_persons_guesses_cost_their_time_and_are_never_free() -> None:
+    # The human row read "<$0.001" per 1,000 items: the seconds to read a CSV back, priced as
+    # machine time. A person's time is its cost and latency; unknown when no one said.
+    people = board()
+    people.loc["human"] = [127.0, 110.0, 140.0, 0.0, 0.01, NAN, NAN, NAN, "FINISHED"]
+    people.loc["human_timed"] = [120.0, 105.0, 135.0, 0.0, 0.01, NAN, NAN, NAN, "FINISHED"]
+    people["human.guesses"] = NAN
+    people.loc[["human", "human_timed"], "human.guesses"] = 250.0
+    people["human.seconds_per_item"] = NAN
+    people.loc["human_timed", "human.seconds_per_item"] = 30.0
+    people["human.cost_per_1k_items_usd"] = NAN
+    people.loc["human_timed", "human.cost_per_1k_items_usd"] = 250.0  # $30 an hour
+    table = tradeoff_table(people, PRICE, n_items=250)
+    assert math.isnan(table.loc["human", COST]) and math.isnan(table.loc["human", LATENCY])
+    assert table.loc["human_timed", COST] == pytest.approx(250.0, rel=1e-6)
+    assert table.loc["human_timed", "person_per_1k_usd"] == 250.0
+    assert table.loc["human_timed", LATENCY] == 30.0
+    assert table.loc["human_timed", "latency_source"] == "a person's time"
+    assert table.loc["xgboost", "person_per_1k_usd"] == 0.0
+    assert table.loc["xgboost", COST] == pytest.approx(0.004)
+    assert not table.loc["human", "pareto_cost"]  # unknown cost: not placed
+
+
 def test_latency_is_the_call_for_llms_and_the_amortised_batch_otherwise() -> None:
     table = tradeoff_table(board(), PRICE, n_items=250)
     assert table.loc["frontier", LATENCY] == 0.4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pricer.data.dataset import load_curated
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.models.human import HumanPricer, item_id
@@ -59,7 +60,11 @@ def test_export_then_guesses_round_trip(export_cfg, tmp_path) -> None:
             assert np.isnan(by_text[text])  # no guess: a failure, not a price
         else:
             assert by_text[text] == 10 * (i + 1)
-    assert report.stats == {"human.guesses": 7.0, "human.missing": 1.0, "human.unreadable": 0.0}
+    counts = {key: report.stats[f"human.{key}"] for key in ("guesses", "missing", "unreadable")}
+    assert counts == {"guesses": 7.0, "missing": 1.0, "unreadable": 0.0}
+    # No one said how long the person took: the cost of their time is unknown, not $0.
+    assert math.isnan(report.stats["human.seconds_per_item"])
+    assert math.isnan(report.stats["human.cost_per_1k_items_usd"])
 
 
 def test_guesses_by_text_work_too(tmp_path) -> None:
@@ -128,7 +133,8 @@ def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
     report = pricer.predict_report(items)
     assert np.isnan(report.prices[:6]).all()
     assert report.prices[6:].tolist() == [25.0, 1299.0]
-    assert report.stats == {"human.guesses": 2.0, "human.missing": 6.0, "human.unreadable": 6.0}
+    counts = {key: report.stats[f"human.{key}"] for key in ("guesses", "missing", "unreadable")}
+    assert counts == {"guesses": 2.0, "missing": 6.0, "unreadable": 6.0}
 
 
 @pytest.mark.parametrize(
@@ -158,3 +164,14 @@ def test_export_refuses_to_overwrite_a_file_that_is_no_export(export_cfg) -> Non
     with pytest.raises(UserError, match=r"not an export pricer wrote.*overwrite=true"):
         export_for_human(export_cfg)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_persons_time_is_the_familys_cost_when_given(tmp_path) -> None:
+    pd.DataFrame({"text": ["red mug"], "price": ["12.5"]}).to_csv(tmp_path / "g.csv", index=False)
+    timed = HumanPricer(str(tmp_path / "g.csv"), seconds_per_item=45, hourly_usd=30.0)
+    stats = timed.fit(pd.DataFrame({"text": []}), []).predict_report(["red mug"]).stats
+    assert stats["human.seconds_per_item"] == 45.0
+    assert stats["human.cost_per_1k_items_usd"] == pytest.approx(375.0)  # 12.5 hours at $30
+    for bad in ({"seconds_per_item": 0}, {"hourly_usd": -3.0}, {"seconds_per_item": math.inf}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            HumanPricer(str(tmp_path / "g.csv"), **bad).fit(pd.DataFrame({"text": []}), [])

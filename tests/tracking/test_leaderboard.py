@@ -41,8 +41,8 @@ def board(**extra: list[float]) -> pd.DataFrame:
             for family, values in rows.items()
         }
     ).T
-    for column in columns:  # LLM figures: no classical family has them
-        if column.startswith("llm."):
+    for column in columns:  # LLM and human figures: no classical family has them
+        if column.startswith(("llm.", "human.")):
             table[column] = NAN
     for column, values in extra.items():
         table[column] = values
@@ -72,6 +72,18 @@ def test_with_the_trade_off_every_family_shows_its_cost_per_1000_items() -> None
         "xgboost": "$0.001",
         "constant": "<$0.001",
         "frontier": "$0.034",
+    }
+
+
+def test_a_scored_family_of_unknown_cost_says_so_rather_than_a_blank() -> None:
+    # A person's guesses with no time noted, an LLM missing from the catalogue: a blank cell
+    # beside "$0.001" read as free. A family that failed has no figures at all.
+    costs = {"xgboost": 0.00078, "constant": NAN, "frontier": NAN}
+    shown = display_table(board().assign(cost_per_1k_usd=pd.Series(costs)))
+    assert shown["$/1k items"].to_dict() == {
+        "xgboost": "$0.001",
+        "constant": "unknown",
+        "frontier": "",
     }
 
 
