@@ -36,6 +36,13 @@ def _seconds(value: float) -> str:
     return f"{value:,.1f}"
 
 
+def _per_1k(value: float) -> str:
+    """Tenths of a cent for machines and tokens, cents for a person's time ($375.00)."""
+    if value < 0.0005:
+        return "<$0.001"
+    return f"${value:,.3f}" if value < 10 else f"${value:,.2f}"
+
+
 # Display columns in order: (header, source column, format). Dropped when no family has a value.
 DISPLAY: list[tuple[str, str, Format]] = [
     ("mae", "mae", _dollars),
@@ -48,7 +55,7 @@ DISPLAY: list[tuple[str, str, Format]] = [
     ("predict s", "time.predict_seconds", _seconds),
     # Every family's whole cost when the trade-off is known (COST: compute, plus tokens for an
     # LLM), else an LLM's token cost alone: no family is free, and a blank read as $0.
-    ("$/1k items", COST, lambda v: f"${v:,.3f}" if v >= 0.0005 else "<$0.001"),
+    ("$/1k items", COST, lambda v: _per_1k(v)),
     ("p50 s", "llm.latency_p50_s", lambda v: f"{v:.2f}"),
     ("p95 s", "llm.latency_p95_s", lambda v: f"{v:.2f}"),
     ("items/s", "llm.items_per_second", lambda v: f"{v:,.1f}"),
