@@ -85,6 +85,9 @@ def test_a_scored_family_of_unknown_cost_says_so_rather_than_a_blank() -> None:
         "constant": "unknown",
         "frontier": "",
     }
+    timed = {"xgboost": 0.00078, "constant": 375.0, "frontier": NAN}  # a person's time
+    shown = display_table(board().assign(cost_per_1k_usd=pd.Series(timed)))
+    assert shown.loc["constant", "$/1k items"] == "$375.00"
 
 
 def test_parent_metrics_and_best_family_skip_failed_families() -> None:
