@@ -125,6 +125,8 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
             "blank.jsonl: 3 of 4 items have no usable text (item 2: empty text; "
             "item 3: no text (null); item 4: text '$$ 99' has no words",
         ),
+        # A list as text was a ValueError traceback from pd.isna, exit 1.
+        (["--input", "{tmp}/listed.jsonl"], "item 1: text is a list (['drill', 'saw'])"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
@@ -147,6 +149,7 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "blank.jsonl").write_text(
         '{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n{"text": "$$ 99"}\n'
     )
+    (tmp_path / "listed.jsonl").write_text('{"text": ["drill", "saw"]}\n')
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
