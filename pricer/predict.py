@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,12 +122,17 @@ def read_items(path: Path) -> pd.DataFrame:
             raise PredictError(str(error)) from None
     try:
         if kind == "csv":
-            # Text stays text: no NaN for empty cells, no numbers guessed from digits.
-            items = pd.read_csv(path, dtype=str, keep_default_na=False)
+            with warnings.catch_warnings():
+                # Rows with more fields than the header: pandas took the first field as the
+                # index, so every column shifted (the title was priced as the text) and the
+                # text was dropped. index_col=False warns of the lost fields instead: refused.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                # Text stays text: no NaN for empty cells, no numbers guessed from digits.
+                items = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
         else:
             # utf-8-sig: a file saved with a byte order mark (Windows editors) reads too.
             items = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
-    except ValueError as error:
+    except (ValueError, pd.errors.ParserWarning) as error:
         raise PredictError(f"{path}: not valid {kind}: {error}") from error
     if items.empty:
         raise PredictError(f"{path}: no items")

@@ -127,6 +127,9 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
         ),
         # A list as text was a ValueError traceback from pd.isna, exit 1.
         (["--input", "{tmp}/listed.jsonl"], "item 1: text is a list (['drill', 'saw'])"),
+        # More fields than the header: the first was taken as the index and dropped, the
+        # title priced as the text.
+        (["--input", "{tmp}/ragged.csv"], "ragged.csv: not valid csv: Length of header"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
@@ -150,6 +153,7 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
         '{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n{"text": "$$ 99"}\n'
     )
     (tmp_path / "listed.jsonl").write_text('{"text": ["drill", "saw"]}\n')
+    (tmp_path / "ragged.csv").write_text("text,title\na hammer,Hammer,16 oz\n")
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
