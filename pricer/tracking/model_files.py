@@ -88,6 +88,8 @@ def save_pricer(pricer: Pricer, path: str | Path) -> list[str]:
 def load_pricer(path: str | Path) -> Pricer:
     """Read a pricer saved by ``save_pricer``; refuses any file that needs more trust."""
     path = Path(path)
+    if not path.is_file():  # artifacts copied or uploaded in part: it was a FileNotFoundError
+        raise UnsafeModelFile(f"cannot load model file {path.name}: the model has no such file")
     if not zipfile.is_zipfile(path):
         with path.open("rb") as file:
             first = file.read(1)

@@ -179,6 +179,9 @@ def test_a_file_that_is_not_a_pricer_is_refused(tmp_path: Path) -> None:
     path.write_text("hello")
     with pytest.raises(UnsafeModelFile, match="not a skops file"):
         load_pricer(path)
+    path.unlink()  # a model whose artifacts arrived in part: it was a FileNotFoundError
+    with pytest.raises(UnsafeModelFile, match=f"cannot load model file {MODEL_FILE}: the model"):
+        load_pricer(path)
 
 
 def test_trust_comes_from_the_libraries_the_model_code_imports() -> None:
