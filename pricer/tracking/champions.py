@@ -103,8 +103,11 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     # Loading downloads the model's files with a progress bar on stderr; predict's stderr says
     # which model answered, in one line, and nothing else.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # The version described, not the alias: another promotion may move it meanwhile, and the
+    # line above the prices would name one version while another answered.
+    pinned = uri if version is None else f"models:/{version.name}/{version.version}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        model = mlflow.pyfunc.load_model(pinned)
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
     alias = None if settings["model_uri"] else settings["alias"]

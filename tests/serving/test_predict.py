@@ -228,3 +228,33 @@ def test_an_input_saved_with_a_byte_order_mark_is_read(tmp_path: Path, suffix: s
     path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     items = read_items(path)
     assert list(items.columns) == ["text", "sku"] and list(items["text"]) == TEXTS[:2]
+
+
+def test_the_version_named_is_the_version_that_prices(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The alias was read to describe the model, then read again to load it: a promotion in
+    # between had "priced by ... version 1" above version 2's prices.
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking import champions
+    from pricer.tracking.model import log_pricer
+
+    client = mlflow.MlflowClient()
+    items = pd.DataFrame({"text": ["a drill", "a hammer"]})
+    for price in (10.0, 99.0):
+        with mlflow.start_run():
+            info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+        mlflow.register_model(info.model_uri, "pricer-synthetic")
+    client.set_registered_model_alias("pricer-synthetic", "champion", "1")
+    chosen = champions.choose_uri
+
+    def then_promoted(*args: object) -> object:
+        answer = chosen(*args)
+        client.set_registered_model_alias("pricer-synthetic", "champion", "2")
+        return answer
+
+    monkeypatch.setattr(champions, "choose_uri", then_promoted)
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert "pricer-synthetic version 1 (champion)" in captured.err
+    assert captured.out == "$10.00\n"
