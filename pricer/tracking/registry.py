@@ -49,6 +49,8 @@ from pricer.tracking.candidates import (
     require_data,
 )
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.model import check_logged_model
+from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
 from pricer.wording import counted
 
@@ -61,6 +63,7 @@ __all__ = [
     "IncomparableChampion",
     "NoCandidate",
     "PromotionError",
+    "UnloadableCandidate",
     "promote",
 ]
 
@@ -71,6 +74,10 @@ HISTORY_TITLE = "Promotion history (newest first):"
 
 class IncomparableChampion(PromotionError):
     """The champion was scored on other test items than the candidate."""
+
+
+class UnloadableCandidate(PromotionError):
+    """The best candidate's logged model file is missing, damaged or refused."""
 
 
 class ChampionMoved(PromotionError):
@@ -248,6 +255,14 @@ def promote(cfg: DictConfig) -> Decision:
             }
         )
         mlflow.log_metric("candidate.mae", candidate.mae)
+        try:  # registered unchecked, a damaged file became champion and predict refused it
+            check_logged_model(candidate.model_uri)
+        except UnsafeModelFile as error:
+            raise UnloadableCandidate(
+                f"the candidate's model {candidate.model_uri} cannot be loaded ({error}): "
+                "no alias moved; retrain to log it again, or delete the run to promote the next "
+                "best"
+            ) from error
         decision = decide(client, registry, candidate, settings, run.info.run_id)
         _log_decision(decision)
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)

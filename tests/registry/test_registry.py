@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from pricer.evaluation import EvalSettings
 from pricer.models.constant import ConstantPricer
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
-from pricer.tracking.model import log_pricer
+from pricer.tracking.model import MODEL_FILE, log_pricer
 from pricer.tracking.registry import (
     DESCRIPTION_LIMIT,
     HISTORY_TITLE,
@@ -24,6 +24,7 @@ from pricer.tracking.registry import (
     DataNotChosen,
     IncomparableChampion,
     NoCandidate,
+    UnloadableCandidate,
     _append_history,
     compare,
     promote,
@@ -249,6 +250,22 @@ def test_runs_without_a_logged_model_are_no_candidates(client: MlflowClient) -> 
         promote_with()
     with pytest.raises(NoCandidate, match="experiment 'elsewhere' does not exist"):
         promote_with("candidates.experiment=elsewhere")
+
+
+def test_a_candidate_whose_model_file_is_damaged_moves_no_alias(client: MlflowClient) -> None:
+    # Registered unchecked, it became champion ("first champion"), and predict and serving
+    # then refused it: the registry named a model that cannot answer.
+    champion = training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.5)
+    model = mlflow.last_logged_model()
+    local = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / MODEL_FILE
+    local.write_bytes(local.read_bytes()[:100])  # an upload cut short
+    with pytest.raises(UnloadableCandidate, match=f"models:/{model.model_id} cannot be loaded"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, champion)}
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
+    assert promotion_runs()[-1].info.status == "FAILED"
 
 
 def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
