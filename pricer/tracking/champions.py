@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,6 +23,7 @@ from mlflow.pyfunc import PyFuncModel
 
 from pricer.errors import UserError
 from pricer.tracking.data import EVAL_SIZE_TAG
+from pricer.tracking.model import refuse_pickled
 from pricer.tracking.run import FAMILY_TAG
 
 DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
@@ -107,7 +109,10 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     # line above the prices would name one version while another answered.
     pinned = uri if version is None else f"models:/{version.name}/{version.version}"
     try:
-        model = mlflow.pyfunc.load_model(pinned)
+        local = Path(mlflow.artifacts.download_artifacts(pinned))
+        # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
+        refuse_pickled(local, uri)
+        model = mlflow.pyfunc.load_model(str(local))
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
     alias = None if settings["model_uri"] else settings["alias"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -258,3 +259,53 @@ def test_the_version_named_is_the_version_that_prices(
     captured = capsys.readouterr()
     assert "pricer-synthetic version 1 (champion)" in captured.err
     assert captured.out == "$10.00\n"
+
+
+OLD_WRAPPER = """
+import pickle
+
+import mlflow
+
+
+class PricerModel(mlflow.pyfunc.PythonModel):  # as models were logged before skops
+    def load_context(self, context):
+        with open(context.artifacts["pricer"], "rb") as file:
+            self.pricer = pickle.load(file)
+
+    def predict(self, context, model_input, params=None):
+        return [1.0] * len(model_input)
+
+
+mlflow.models.set_model(PricerModel())
+"""
+
+
+def test_a_pickled_champion_is_refused_while_mlflow_refuses_pickles(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Refused as an ensemble member, it was unpickled by predict whatever the setting said.
+    from tests.serving.test_model_files import PicklePayload
+
+    marker = tmp_path / "owned"
+    (tmp_path / "old_wrapper.py").write_text(OLD_WRAPPER)
+    (tmp_path / "pricer.pkl").write_bytes(pickle.dumps(12.5))
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="pricer",
+            python_model=str(tmp_path / "old_wrapper.py"),
+            artifacts={"pricer": str(tmp_path / "pricer.pkl")},
+        )
+    logged = Path(mlflow.last_logged_model().artifact_location.removeprefix("file://"))
+    (logged / "artifacts" / "pricer.pkl").write_bytes(pickle.dumps(PicklePayload(marker)))
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    capsys.readouterr()  # what logging the model printed
+    assert main(["--data", "synthetic", TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: models:/pricer-synthetic@champion is a pickled pricer")
+    assert err.count("\n") == 1
+    assert not marker.exists()
