@@ -188,12 +188,20 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
 
 
 def find_run(run_id: str, experiment: str | None = None) -> Run:
-    """The run with this id or unique id prefix."""
+    """The run with this id or unique id prefix, among the live runs of ``experiment`` (all
+    experiments when None), as `pricer runs` lists them."""
     if len(run_id) == 32:
         try:
-            return mlflow.get_run(run_id)
+            run = mlflow.get_run(run_id)
         except mlflow.exceptions.MlflowException as error:
             raise RunNotFound(f"no run {run_id} in {mlflow.get_tracking_uri()}") from error
+        # get_run finds deleted runs too (their experiment's as well): shown FINISHED with
+        # their figures, and compared with live ones, while their prefix was "no run".
+        if run.info.lifecycle_stage == "deleted":
+            raise RunNotFound(f"run {run_id} was deleted, or its experiment was: not shown")
+        if experiment is not None and run.info.experiment_id not in _experiment_ids(experiment):
+            raise RunNotFound(f"run {run_id} is not in experiment {experiment!r}")
+        return run
     runs = mlflow.search_runs(
         experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
     )

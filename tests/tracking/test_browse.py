@@ -168,3 +168,20 @@ def test_a_killed_leaderboard_shows_its_error_and_its_families(
         f"  {done.info.run_id[:8]}  constant · synthetic  FINISHED  mae $80.50",
         f"  {cut.info.run_id[:8]}  linear · synthetic    KILLED    interrupted by SIGTERM",
     ]
+
+
+def test_a_deleted_run_is_not_shown_as_a_live_one(tracking_uri: str) -> None:
+    # By its whole id it was shown FINISHED with its figures (and compared with live runs);
+    # by its prefix it was "no run": a deleted result read as a current one.
+    mlflow.set_experiment("elsewhere")
+    with mlflow.start_run(run_name="kept") as kept:
+        mlflow.log_metric("mae", 20.0)
+    with mlflow.start_run(run_name="deleted") as deleted:
+        mlflow.log_metric("mae", 5.0)
+    mlflow.MlflowClient().delete_run(deleted.info.run_id)
+    for asked in (deleted.info.run_id, deleted.info.run_id[: browse.SHORT_ID]):
+        with pytest.raises(browse.RunNotFound):
+            browse.find_run(asked)
+    assert browse.find_run(kept.info.run_id).info.run_name == "kept"
+    with pytest.raises(browse.RunNotFound, match="not in experiment 'pricer'"):
+        browse.find_run(kept.info.run_id, "pricer")  # as its prefix is not found there
