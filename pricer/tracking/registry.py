@@ -35,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
+from pricer import interrupt
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.tracking import names
@@ -189,16 +190,18 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
     if existing:  # search results may lack aliases and tags: fetch the version itself
         newest = max(existing, key=lambda v: int(v.version))
         return client.get_model_version(name, newest.version)
-    version = mlflow.register_model(candidate.model_uri, name)
-    # What makes it comparable, readable in the UI next to the version.
-    for key, value in {
-        FAMILY_TAG: candidate.family,
-        "pricer.data": candidate.data,
-        EVAL_DIGEST_TAG: candidate.eval_digest,
-        EVAL_SIZE_TAG: candidate.eval_size,
-        "pricer.mae": f"{candidate.mae:.4f}",
-    }.items():
-        client.set_model_version_tag(name, version.version, key, value)
+    # A version found again above is not tagged again: these writes are one (see _record).
+    with interrupt.deferred(release=False):
+        version = mlflow.register_model(candidate.model_uri, name)
+        # What makes it comparable, readable in the UI next to the version.
+        for key, value in {
+            FAMILY_TAG: candidate.family,
+            "pricer.data": candidate.data,
+            EVAL_DIGEST_TAG: candidate.eval_digest,
+            EVAL_SIZE_TAG: candidate.eval_size,
+            "pricer.mae": f"{candidate.mae:.4f}",
+        }.items():
+            client.set_model_version_tag(name, version.version, key, value)
     return version
 
 
@@ -264,7 +267,8 @@ def promote(cfg: DictConfig) -> Decision:
                 "best"
             ) from error
         decision = decide(client, registry, candidate, settings, run.info.run_id)
-        _log_decision(decision)
+        with interrupt.deferred(release=False):  # the run records what the registry holds
+            _log_decision(decision)
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
         print(
             f"use it: pricer predict --data {data} ..., or mlflow models serve -m "
@@ -362,8 +366,21 @@ def _record(
     and again before the history line and the alias, which leaves a window of those two
     writes (milliseconds, against the minutes a comparison can take).
     """
-    name, version = registry.model_name, str(decision.version)
     _still_champion(client, registry, replaced)
+    # SIGTERM between these writes left "Champion since ..." on a version that never got the
+    # alias: a signal waits until they are done, and is raised once the run has ended.
+    with interrupt.deferred(release=False):
+        _write_decision(client, registry, decision, replaced, promotion_run_id)
+
+
+def _write_decision(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    decision: Decision,
+    replaced: ModelVersion | None,
+    promotion_run_id: str,
+) -> None:
+    name, version = registry.model_name, str(decision.version)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tags = {
         "pricer.decision": decision.outcome,

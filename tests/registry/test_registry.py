@@ -4,6 +4,8 @@ training runs written directly (what a training run leaves behind, minus the tra
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import mlflow
@@ -422,3 +424,32 @@ def test_a_champion_that_moves_while_the_decision_is_written_leaves_it_marked_no
     assert version.description.startswith("Not applied: champion moved to version")
     assert aliases(client)["champion"] == version_of(client, waiting)
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+
+
+def test_sigterm_while_the_decision_is_written_leaves_it_whole(
+    client: MlflowClient, installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the registry's writes it left "Champion since ..." and pricer.decision=champion
+    # on a version that never got the alias, the history line missing, the run KILLED.
+    from pricer import interrupt
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    appending = registry._append_history
+
+    def signalled(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # after the version's record, before the alias
+        appending(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "_append_history", signalled)
+    with pytest.raises(interrupt.Interrupted):
+        promote_with()
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "champion"
+    assert aliases(client) == {"champion": str(version.version)}
+    assert "- " in client.get_registered_model(MODEL).description.splitlines()[1]
+    assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+    run = promotion_runs()[-1]
+    assert run.info.status == "FINISHED" and run.data.tags["pricer.decision"] == "champion"
