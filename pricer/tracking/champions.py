@@ -115,5 +115,9 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
         model = mlflow.pyfunc.load_model(str(local))
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
+    except ImportError as error:  # the model's code needs a library not installed here
+        raise ModelNotFound(
+            f"cannot load {uri}: {error} (install it, or predict elsewhere)"
+        ) from error
     alias = None if settings["model_uri"] else settings["alias"]
     return ServedModel(uri, describe(uri, version, alias), model)

@@ -309,3 +309,34 @@ def test_a_pickled_champion_is_refused_while_mlflow_refuses_pickles(
     assert err.startswith("error: models:/pricer-synthetic@champion is a pickled pricer")
     assert err.count("\n") == 1
     assert not marker.exists()
+
+
+NEEDS_A_LIBRARY = """
+import mlflow
+
+
+class PricerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import a_library_not_installed_here  # noqa: F401
+
+    def predict(self, context, model_input, params=None):
+        return [1.0] * len(model_input)
+
+
+mlflow.models.set_model(PricerModel())
+"""
+
+
+def test_a_model_whose_library_is_missing_is_one_line(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A champion of a family whose library is not installed here was a ModuleNotFoundError
+    # traceback, exit 1.
+    (tmp_path / "wrapper.py").write_text(NEEDS_A_LIBRARY)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="pricer", python_model=str(tmp_path / "wrapper.py"))
+    capsys.readouterr()
+    assert main(["--model-uri", info.model_uri, TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load {info.model_uri}: No module named 'a_library")
+    assert err.count("\n") == 1
