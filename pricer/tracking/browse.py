@@ -258,7 +258,17 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
             f"leaderboard {run.info.run_id[:SHORT_ID]} has no leaderboard/leaderboard.csv "
             f"(unfinished, or its artifacts are gone): {str(error).splitlines()[0]}"
         ) from error
-    table = pd.read_csv(io.StringIO(text), index_col="family")
+    # A file cut short or replaced was a pandas traceback (EmptyDataError, "Index family
+    # invalid", a TypeError formatting text as dollars).
+    damaged = f"leaderboard {run.info.run_id[:SHORT_ID]}'s leaderboard/leaderboard.csv is damaged"
+    try:
+        table = pd.read_csv(io.StringIO(text), index_col="family")
+    except ValueError as error:  # EmptyDataError and ParserError are ValueErrors
+        raise RunNotFound(f"{damaged}: {str(error).splitlines()[0]}") from error
+    except TypeError as error:  # pandas, for a header without "family" and no rows
+        raise RunNotFound(f"{damaged}: no family column") from error
+    if "mae" not in table or not pd.api.types.is_numeric_dtype(table["mae"]):
+        raise RunNotFound(f"{damaged}: no numeric mae column")
     table.index = table.index.astype(str)
     return table
 

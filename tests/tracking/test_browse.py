@@ -185,3 +185,24 @@ def test_a_deleted_run_is_not_shown_as_a_live_one(tracking_uri: str) -> None:
     assert browse.find_run(kept.info.run_id).info.run_name == "kept"
     with pytest.raises(browse.RunNotFound, match="not in experiment 'pricer'"):
         browse.find_run(kept.info.run_id, "pricer")  # as its prefix is not found there
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "No columns to parse from file"),
+        ("name,mae\nlinear,20.1\n", "Index family invalid"),
+        ("name,mae\n", "no family column"),
+        ("family,mae\nlinear,$20.10\n", "no numeric mae column"),
+    ],
+)
+def test_a_damaged_leaderboard_table_is_one_line(tracking_uri: str, text: str, why: str) -> None:
+    # Each was a pandas traceback from `pricer runs RUN` (EmptyDataError, ValueError, TypeError).
+    with mlflow.start_run(run_name="leaderboard", tags={tags.KIND: "leaderboard"}) as board:
+        mlflow.log_text(text, "leaderboard/leaderboard.csv")
+    with pytest.raises(browse.RunNotFound) as refused:
+        browse.stored_leaderboard(mlflow.get_run(board.info.run_id))
+    short = board.info.run_id[: browse.SHORT_ID]
+    assert (
+        str(refused.value) == f"leaderboard {short}'s leaderboard/leaderboard.csv is damaged: {why}"
+    )
