@@ -168,6 +168,10 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _as_json(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
 def _blank(path: Path) -> bool:
     """Whether the file holds nothing but white space; read until the first thing it holds,
     not whole (pandas reads it next)."""
@@ -176,10 +180,14 @@ def _blank(path: Path) -> bool:
 
 
 def write_prices(items: pd.DataFrame, output: Path | None) -> None:
+    kind = "csv" if output is None else READERS[output.suffix.lower()]  # checked before pricing
+    if kind == "csv":  # a JSON object or list (details) as JSON, not as Python's repr
+        items = items.apply(
+            lambda column: column.map(_as_json) if column.dtype == object else column
+        )
     if output is None:
         items.to_csv(sys.stdout, index=False)
         return
-    kind = READERS[output.suffix.lower()]  # checked before pricing
     with replaced_atomically(output) as temporary:  # never a truncated file of prices
         if kind == "csv":
             items.to_csv(temporary, index=False)

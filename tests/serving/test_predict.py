@@ -76,6 +76,8 @@ def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
         "predicted_price",
     ]
     assert written["id"].tolist() == [7, 8]
+    # The details as the JSON they were, not Python's repr "{'Brand': 'Acme'}".
+    assert written["details"].tolist()[1] == '{"Brand": "Acme"}'
     expected = champion_prices(
         pd.DataFrame(
             {
