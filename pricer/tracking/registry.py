@@ -148,7 +148,16 @@ def item_errors(run_id: str) -> pd.DataFrame:
 
 def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Candidate:
     alias = registry.champion_alias
-    run = mlflow.get_run(version.run_id) if version.run_id else None
+    try:
+        run = mlflow.get_run(version.run_id) if version.run_id else None
+    except MlflowException as error:  # `mlflow gc` removed it: it was a traceback
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        raise IncomparableChampion(
+            f"{registry.model_name}@{alias} (version {version.version}) was trained by run "
+            f"{version.run_id}, which is gone from the store: its per-item errors cannot be "
+            f"compared, no alias moved (delete the {alias} alias to crown a new one)"
+        ) from error
     if run is None or not {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags):
         raise IncomparableChampion(
             f"{registry.model_name}@{alias} (version {version.version}) has no training run with "

@@ -453,3 +453,17 @@ def test_sigterm_while_the_decision_is_written_leaves_it_whole(
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
     run = promotion_runs()[-1]
     assert run.info.status == "FINISHED" and run.data.tags["pricer.decision"] == "champion"
+
+
+def test_a_champion_whose_run_is_gone_from_the_store_is_one_line(client: MlflowClient) -> None:
+    # `mlflow gc` removes a deleted run for good: promote was an MlflowException traceback.
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    champion = training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.5)
+    client.delete_run(champion)
+    _get_store()._hard_delete_run(champion)  # what `mlflow gc` does
+    with pytest.raises(IncomparableChampion, match=f"run {champion}, which is gone from"):
+        promote_with()
+    assert aliases(client) == {"champion": "1"}
