@@ -134,6 +134,10 @@ def read_items(path: Path) -> pd.DataFrame:
             items = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
     except (ValueError, pd.errors.ParserWarning) as error:
         raise PredictError(f"{path}: not valid {kind}: {error}") from error
+    except TypeError as error:  # a JSON Lines line of null or a number: pandas' TypeError
+        raise PredictError(
+            f"{path}: not valid {kind}: a line is no JSON object ({error})"
+        ) from error
     if items.empty:
         raise PredictError(f"{path}: no items")
     if REQUIRED_COLUMN not in items.columns:

@@ -133,6 +133,8 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
         # More fields than the header: the first was taken as the index and dropped, the
         # title priced as the text.
         (["--input", "{tmp}/ragged.csv"], "ragged.csv: not valid csv: Length of header"),
+        # A line that is no object was a TypeError traceback from pandas, exit 1.
+        (["--input", "{tmp}/null_line.jsonl"], "null_line.jsonl: not valid jsonl: a line is no"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
@@ -157,6 +159,7 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     )
     (tmp_path / "listed.jsonl").write_text('{"text": ["drill", "saw"]}\n')
     (tmp_path / "ragged.csv").write_text("text,title\na hammer,Hammer,16 oz\n")
+    (tmp_path / "null_line.jsonl").write_text('{"text": "a hammer"}\nnull\n')
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
