@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -345,3 +348,31 @@ def test_a_model_whose_library_is_missing_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot load {info.model_uri}: No module named 'a_library")
     assert err.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_sigterm_while_pricing_a_file_leaves_the_output_as_it_was(
+    champion_store: str, tmp_path: Path
+) -> None:
+    # Python's own SIGTERM ended the process where it stood: status -15, not a word, and a
+    # write cut short left its hidden temporary file of partial prices beside the output.
+    source = tmp_path / "items.jsonl"
+    line = json.dumps({"text": TEXTS[0]}) + "\n"
+    source.write_text(line * 50_000)
+    output = tmp_path / "out" / "prices.csv"
+    output.parent.mkdir()
+    output.write_text("yesterday's prices\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion_store}
+    command = [sys.executable, "-m", "pricer.predict", "--input", str(source), "-o", str(output)]
+    with subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as job:
+        assert job.stderr is not None
+        first = job.stderr.readline()
+        assert first.startswith("priced by"), first + job.stderr.read()
+        job.send_signal(signal.SIGTERM)  # while it prices or writes
+        rest = job.stderr.read()
+    assert job.returncode == 143, rest
+    assert rest.splitlines()[-1] == (
+        "pricer predict: interrupted by SIGTERM: an --output file is as it was"
+    )
+    assert output.read_text() == "yesterday's prices\n"
+    assert [path.name for path in output.parent.iterdir()] == ["prices.csv"]
