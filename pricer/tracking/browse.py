@@ -339,6 +339,10 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],
         "started": [_started(run) for run in runs],
     }
+    # Scored on other items (equal in number), their maes read side by side as comparable.
+    digests = [run.data.tags.get(tags.EVAL_DIGEST, "") for run in runs]
+    if len(set(digests)) > 1:
+        rows["eval digest"] = [_shorten(digest, SHORT_ID + 1) for digest in digests]
     stale = [stale_reason(run) or "" for run in runs]
     if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
         rows["stale"] = [_shorten(reason) for reason in stale]

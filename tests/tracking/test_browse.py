@@ -206,3 +206,17 @@ def test_a_damaged_leaderboard_table_is_one_line(tracking_uri: str, text: str, w
     assert (
         str(refused.value) == f"leaderboard {short}'s leaderboard/leaderboard.csv is damaged: {why}"
     )
+
+
+def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) -> None:
+    # Two maes on 50 items each read as comparable; the items themselves differed.
+    ids = []
+    for digest in ("aaaa1111bbbb2222", "cccc3333dddd4444", "aaaa1111bbbb2222"):
+        tagged = {tags.FAMILY: "linear", tags.EVAL_SIZE: "50", tags.EVAL_DIGEST: digest}
+        with mlflow.start_run(tags=tagged) as run:
+            mlflow.log_metric("mae", 20.0)
+        ids.append(run.info.run_id)
+    runs = [mlflow.get_run(run_id) for run_id in ids]
+    table = browse.compare_runs(runs)
+    assert table.loc["eval digest"].tolist() == ["aaaa1111…", "cccc3333…", "aaaa1111…"]
+    assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
