@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -83,7 +84,24 @@ def _started(run: Run) -> str:
 
 
 def _dollars(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"${value:,.2f}"
+    undefined = _undefined(value)
+    return f"${value:,.2f}" if undefined is None else undefined
+
+
+def _undefined(value: float | None) -> str | None:
+    """What to show for a figure that is no number, None when it is one.
+
+    A logged NaN showed as nothing ("mae" alone, a blank cell, a row left out of
+    ``pricer runs RUN``), as if never logged; an infinity, which a SQL store keeps as the
+    largest float, as a 309-digit number.
+    """
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "NaN"
+    if abs(value) >= sys.float_info.max:
+        return "inf" if value > 0 else "-inf"
+    return None
 
 
 # What `pricer runs` lists: every run a person started (not a leaderboard's families or a
@@ -362,8 +380,9 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def _format(key: str, value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return ""
+    undefined = _undefined(value)
+    if undefined is not None:
+        return undefined
     if key.startswith(("mae", "validation.mae", "best_mae")):
         return _dollars(value)
     if key in ("hit_rate", "failure_rate"):

@@ -220,3 +220,15 @@ def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) ->
     table = browse.compare_runs(runs)
     assert table.loc["eval digest"].tolist() == ["aaaa1111…", "cccc3333…", "aaaa1111…"]
     assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
+
+
+def test_a_figure_that_is_no_number_says_so(tracking_uri: str) -> None:
+    # A NaN mae was "mae" alone in the list and no row at all in `pricer runs RUN`, as if never
+    # logged; an infinite r2 (stored as the largest float) a 309-digit number.
+    with mlflow.start_run(run_name="all failed", tags={tags.FAMILY: "frontier"}) as run:
+        mlflow.log_metrics({"mae": float("nan"), "r2": float("inf"), "rmsle": 0.5})
+    stored = mlflow.get_run(run.info.run_id)
+    assert browse.recent_runs(None, 10).set_index("name").loc["all failed", "result"] == "mae NaN"
+    column = browse.compare_runs([stored]).iloc[:, 0]
+    assert (column["mae"], column["r2"], column["rmsle"]) == ("NaN", "inf", "0.50")
+    assert any(line.split() == ["mae", "NaN"] for line in browse.run_summary(stored))
