@@ -269,9 +269,10 @@ def promote(cfg: DictConfig) -> Decision:
         mlflow.log_metric("candidate.mae", candidate.mae)
         try:  # registered unchecked, a damaged file became champion and predict refused it
             check_logged_model(candidate.model_uri)
-        except UnsafeModelFile as error:
+        except (UnsafeModelFile, MlflowException) as error:  # MLflow's: its files are gone
             raise UnloadableCandidate(
-                f"the candidate's model {candidate.model_uri} cannot be loaded ({error}): "
+                f"the candidate's model {candidate.model_uri} cannot be loaded "
+                f"({str(error).splitlines()[0]}): "
                 "no alias moved; retrain to log it again, or delete the run to promote the next "
                 "best"
             ) from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -268,6 +269,10 @@ def test_a_candidate_whose_model_file_is_damaged_moves_no_alias(client: MlflowCl
     assert aliases(client) == {"champion": version_of(client, champion)}
     assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
     assert promotion_runs()[-1].info.status == "FAILED"
+    shutil.rmtree(local.parent.parent)  # its files gone altogether: an MlflowException traceback
+    with pytest.raises(UnloadableCandidate, match=r"cannot be loaded \(No such artifact"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, champion)}
 
 
 def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
