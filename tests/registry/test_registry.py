@@ -27,6 +27,7 @@ from pricer.tracking.registry import (
     DataNotChosen,
     IncomparableChampion,
     NoCandidate,
+    PromotionError,
     UnloadableCandidate,
     _append_history,
     compare,
@@ -273,6 +274,16 @@ def test_a_candidate_whose_model_file_is_damaged_moves_no_alias(client: MlflowCl
     with pytest.raises(UnloadableCandidate, match=r"cannot be loaded \(No such artifact"):
         promote_with()
     assert aliases(client) == {"champion": version_of(client, champion)}
+
+
+@pytest.mark.parametrize("text", ['{"columns": ["truth", "abs_e', '{"rows": []}', "[1, 2]"])
+def test_a_damaged_per_item_table_is_one_line(client: MlflowClient, text: str) -> None:
+    # Cut short or replaced, it was a JSONDecodeError, KeyError or TypeError traceback.
+    candidate, champion = training_run(BASE * 0.5), training_run(BASE)
+    client.log_text(champion, text, PREDICTIONS_FILE)
+    settings = EvalSettings.from_config(compose_config("promote").eval)
+    with pytest.raises(PromotionError, match=f"{PREDICTIONS_FILE} of run {champion} is damaged"):
+        compare(candidate, champion, settings)
 
 
 def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
