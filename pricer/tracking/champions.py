@@ -19,6 +19,11 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.pyfunc import PyFuncModel
 
 from pricer.errors import UserError
@@ -31,6 +36,14 @@ DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
 
 class ModelNotFound(UserError):
     """No registered model or version to price with."""
+
+
+class StoreUnreadable(UserError):
+    """The tracking store did not answer (a server down, a mistyped MLFLOW_TRACKING_URI)."""
+
+
+# What MLflow answers for a registered model or an alias that does not exist.
+MISSING = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,8 @@ def choose_uri(
     try:
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
+        if error.error_code not in MISSING:  # the store did not answer: no "promote first"
+            raise
         data = str(name).removeprefix(f"{settings['prefix']}-")
         raise ModelNotFound(
             f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run pricer promote "
@@ -101,7 +116,12 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     """Load what ``settings`` point at (see `choose_uri`); one line says what it is."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
-    uri, version = choose_uri(client, settings)
+    try:
+        uri, version = choose_uri(client, settings)
+    except MlflowException as error:  # a traceback, or "no models:/... promote first"
+        raise StoreUnreadable(
+            f"cannot read the registry at {tracking_uri}: {str(error).splitlines()[0]}"
+        ) from error
     # Loading downloads the model's files with a progress bar on stderr; predict's stderr says
     # which model answered, in one line, and nothing else.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -376,3 +377,22 @@ def test_sigterm_while_pricing_a_file_leaves_the_output_as_it_was(
     )
     assert output.read_text() == "yesterday's prices\n"
     assert [path.name for path in output.parent.iterdir()] == ["prices.csv"]
+
+
+def test_a_store_that_does_not_answer_is_one_line_not_promote_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A tracking server down: --data said "no models:/pricer-synthetic@champion ...: run
+    # pricer promote data=synthetic first" of a champion that may well exist; without --data
+    # it was an MlflowException traceback.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.chdir(tmp_path)
+    for chosen in (["--data", "synthetic"], []):
+        assert main([*chosen, TEXTS[0]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot read the registry at {server}: API request to")
+        assert err.count("\n") == 1 and "promote" not in err
