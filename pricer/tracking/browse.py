@@ -57,6 +57,10 @@ def connect(tracking_uri: str) -> str:
             "run creates it; MLFLOW_TRACKING_URI names another store)"
         )
     mlflow.set_tracking_uri(tracking_uri)
+    try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
+        mlflow.search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as error:
+        raise StoreNotFound(f"cannot read {tracking_uri}: {str(error).splitlines()[0]}") from error
     return tracking_uri
 
 

@@ -232,3 +232,20 @@ def test_a_figure_that_is_no_number_says_so(tracking_uri: str) -> None:
     column = browse.compare_runs([stored]).iloc[:, 0]
     assert (column["mae"], column["r2"], column["rmsle"]) == ("NaN", "inf", "0.50")
     assert any(line.split() == ["mae", "NaN"] for line in browse.run_summary(stored))
+
+
+def test_a_store_that_does_not_answer_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `pricer runs` against a tracking server that is down was an MlflowException traceback.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for command in (["runs"], ["compare", "abc", "def"]):
+        assert console.main(command) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"error: cannot read {server}: API request to") and err.count("\n") == 1
+        )
