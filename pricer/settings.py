@@ -79,14 +79,6 @@ def check_arguments(node: DictConfig, where: str) -> None:
 
 
 def _check(node: DictConfig, where: str) -> None:
-    if "_target_" not in node:
-        # "+model@models.ensemble.members.x=frontier" on a leaderboard without the ensemble
-        # makes a node of members alone: OmegaConf said "Missing key _target_", nothing more.
-        hint = "model=<family>" if where == "model" else f"+model@{where}=<family>"
-        raise ConfigError(
-            f"{where} names no family (no _target_; it holds {', '.join(map(str, node))}): "
-            f"choose one first, e.g. {hint}"
-        )
     # A class (a family) or a function that builds one (``logged_pricer`` for an ensemble's
     # logged member): either way its parameters are the node's schema.
     target = get_object(str(node["_target_"]))
