@@ -138,8 +138,14 @@ def item_errors(run_id: str) -> pd.DataFrame:
         raise PromotionError(
             f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
         ) from error
-    table = json.loads(text)
-    frame = pd.DataFrame(table["data"], columns=table["columns"])
+    try:  # cut short or replaced, it was a JSONDecodeError or KeyError traceback
+        table = json.loads(text)
+        frame = pd.DataFrame(table["data"], columns=table["columns"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise PromotionError(
+            f"{PREDICTIONS_FILE} of run {run_id} is damaged ({type(error).__name__}: {error}): "
+            "its per-item errors cannot be compared, no alias moved"
+        ) from error
     missing = {"truth", "abs_error", "failed"} - set(frame.columns)
     if missing:
         raise PromotionError(f"{PREDICTIONS_FILE} of run {run_id} lacks columns {sorted(missing)}")
