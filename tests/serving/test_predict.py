@@ -26,6 +26,14 @@ TEXTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _global_tracking_uri_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict sets MLflow's global tracking URI: a test with a store of its own (tracking_uri)
+    left it there, and the serving tests after it read the champion's store through it."""
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
+
+
 def champion_prices(items: pd.DataFrame) -> np.ndarray:
     return np.asarray(mlflow.pyfunc.load_model(CHAMPION_URI).predict(items), dtype=float)
 

@@ -241,6 +241,9 @@ def test_a_store_that_does_not_answer_is_one_line(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    # Reading sets MLflow's global URI to the dead server: put back after, for later tests.
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     for command in (["runs"], ["compare", "abc", "def"]):
