@@ -88,7 +88,7 @@ def _main(argv: Sequence[str] | None) -> int:
         runpy.run_module(f"pricer.{app}", run_name="__main__", alter_sys=True)
         return 0
     if app == "predict":
-        from pricer.predict import main as predict
+        from pricer.predict import cli as predict
 
         return predict(rest)
     if app in ("runs", "compare"):

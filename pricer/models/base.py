@@ -119,7 +119,9 @@ class UnusableItems(UserError, ValueError):
 
 def _text_problem(value: Any) -> str | None:
     """Why a text value cannot be priced, or None when it can."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    # is_scalar first: pd.isna of a list or a dict (a JSON Lines field) is an array, whose
+    # truth value raised ValueError (a traceback instead of the item named).
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return "no text (null)"
     if not isinstance(value, str):
         return f"text is a {type(value).__name__} ({value!r:.30}), not words"

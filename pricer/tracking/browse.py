@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -56,6 +57,10 @@ def connect(tracking_uri: str) -> str:
             "run creates it; MLFLOW_TRACKING_URI names another store)"
         )
     mlflow.set_tracking_uri(tracking_uri)
+    try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
+        mlflow.search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as error:
+        raise StoreNotFound(f"cannot read {tracking_uri}: {str(error).splitlines()[0]}") from error
     return tracking_uri
 
 
@@ -83,7 +88,24 @@ def _started(run: Run) -> str:
 
 
 def _dollars(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"${value:,.2f}"
+    undefined = _undefined(value)
+    return f"${value:,.2f}" if undefined is None else undefined
+
+
+def _undefined(value: float | None) -> str | None:
+    """What to show for a figure that is no number, None when it is one.
+
+    A logged NaN showed as nothing ("mae" alone, a blank cell, a row left out of
+    ``pricer runs RUN``), as if never logged; an infinity, which a SQL store keeps as the
+    largest float, as a 309-digit number.
+    """
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "NaN"
+    if abs(value) >= sys.float_info.max:
+        return "inf" if value > 0 else "-inf"
+    return None
 
 
 # What `pricer runs` lists: every run a person started (not a leaderboard's families or a
@@ -188,12 +210,20 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
 
 
 def find_run(run_id: str, experiment: str | None = None) -> Run:
-    """The run with this id or unique id prefix."""
+    """The run with this id or unique id prefix, among the live runs of ``experiment`` (all
+    experiments when None), as `pricer runs` lists them."""
     if len(run_id) == 32:
         try:
-            return mlflow.get_run(run_id)
+            run = mlflow.get_run(run_id)
         except mlflow.exceptions.MlflowException as error:
             raise RunNotFound(f"no run {run_id} in {mlflow.get_tracking_uri()}") from error
+        # get_run finds deleted runs too (their experiment's as well): shown FINISHED with
+        # their figures, and compared with live ones, while their prefix was "no run".
+        if run.info.lifecycle_stage == "deleted":
+            raise RunNotFound(f"run {run_id} was deleted, or its experiment was: not shown")
+        if experiment is not None and run.info.experiment_id not in _experiment_ids(experiment):
+            raise RunNotFound(f"run {run_id} is not in experiment {experiment!r}")
+        return run
     runs = mlflow.search_runs(
         experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
     )
@@ -250,7 +280,17 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
             f"leaderboard {run.info.run_id[:SHORT_ID]} has no leaderboard/leaderboard.csv "
             f"(unfinished, or its artifacts are gone): {str(error).splitlines()[0]}"
         ) from error
-    table = pd.read_csv(io.StringIO(text), index_col="family")
+    # A file cut short or replaced was a pandas traceback (EmptyDataError, "Index family
+    # invalid", a TypeError formatting text as dollars).
+    damaged = f"leaderboard {run.info.run_id[:SHORT_ID]}'s leaderboard/leaderboard.csv is damaged"
+    try:
+        table = pd.read_csv(io.StringIO(text), index_col="family")
+    except ValueError as error:  # EmptyDataError and ParserError are ValueErrors
+        raise RunNotFound(f"{damaged}: {str(error).splitlines()[0]}") from error
+    except TypeError as error:  # pandas, for a header without "family" and no rows
+        raise RunNotFound(f"{damaged}: no family column") from error
+    if "mae" not in table or not pd.api.types.is_numeric_dtype(table["mae"]):
+        raise RunNotFound(f"{damaged}: no numeric mae column")
     table.index = table.index.astype(str)
     return table
 
@@ -321,6 +361,10 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],
         "started": [_started(run) for run in runs],
     }
+    # Scored on other items (equal in number), their maes read side by side as comparable.
+    digests = [run.data.tags.get(tags.EVAL_DIGEST, "") for run in runs]
+    if len(set(digests)) > 1:
+        rows["eval digest"] = [_shorten(digest, SHORT_ID + 1) for digest in digests]
     stale = [stale_reason(run) or "" for run in runs]
     if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
         rows["stale"] = [_shorten(reason) for reason in stale]
@@ -340,8 +384,9 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def _format(key: str, value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return ""
+    undefined = _undefined(value)
+    if undefined is not None:
+        return undefined
     if key.startswith(("mae", "validation.mae", "best_mae")):
         return _dollars(value)
     if key in ("hit_rate", "failure_rate"):

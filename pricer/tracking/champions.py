@@ -12,16 +12,23 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.pyfunc import PyFuncModel
 
 from pricer.errors import UserError
 from pricer.tracking.data import EVAL_SIZE_TAG
+from pricer.tracking.model import refuse_pickled
 from pricer.tracking.run import FAMILY_TAG
 
 DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
@@ -29,6 +36,14 @@ DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
 
 class ModelNotFound(UserError):
     """No registered model or version to price with."""
+
+
+class StoreUnreadable(UserError):
+    """The tracking store did not answer (a server down, a mistyped MLFLOW_TRACKING_URI)."""
+
+
+# What MLflow answers for a registered model or an alias that does not exist.
+MISSING = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,8 @@ def choose_uri(
     try:
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
+        if error.error_code not in MISSING:  # the store did not answer: no "promote first"
+            raise
         data = str(name).removeprefix(f"{settings['prefix']}-")
         raise ModelNotFound(
             f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run pricer promote "
@@ -99,13 +116,28 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     """Load what ``settings`` point at (see `choose_uri`); one line says what it is."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
-    uri, version = choose_uri(client, settings)
+    try:
+        uri, version = choose_uri(client, settings)
+    except MlflowException as error:  # a traceback, or "no models:/... promote first"
+        raise StoreUnreadable(
+            f"cannot read the registry at {tracking_uri}: {str(error).splitlines()[0]}"
+        ) from error
     # Loading downloads the model's files with a progress bar on stderr; predict's stderr says
     # which model answered, in one line, and nothing else.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # The version described, not the alias: another promotion may move it meanwhile, and the
+    # line above the prices would name one version while another answered.
+    pinned = uri if version is None else f"models:/{version.name}/{version.version}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        local = Path(mlflow.artifacts.download_artifacts(pinned))
+        # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
+        refuse_pickled(local, uri)
+        model = mlflow.pyfunc.load_model(str(local))
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
+    except ImportError as error:  # the model's code needs a library not installed here
+        raise ModelNotFound(
+            f"cannot load {uri}: {error} (install it, or predict elsewhere)"
+        ) from error
     alias = None if settings["model_uri"] else settings["alias"]
     return ServedModel(uri, describe(uri, version, alias), model)

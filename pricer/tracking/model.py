@@ -37,6 +37,7 @@ from pricer.tracking.model_files import (
     UnsafeModelFile,
     copy_modules,
     import_closure,
+    load_pricer,
     required_modules,
     save_pricer,
 )
@@ -152,16 +153,34 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     # Pinned first, then loaded: an alias that moves meanwhile cannot split the two.
     pinned, model_id = pinned_model(model_uri)
     local = Path(mlflow.artifacts.download_artifacts(pinned))
-    if (local / "artifacts" / LEGACY_PICKLE).is_file() and not (
-        MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()
-    ):
+    refuse_pickled(local, model_uri)
+    wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+    _record_member(model_uri, pinned, model_id)
+    return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
+
+
+def refuse_pickled(local: Path, model_uri: str) -> bool:
+    """Raise unless a downloaded model may be loaded: a model logged before the skops format
+    holds a pickle that its own (old) code unpickles, whatever MLflow's setting says, so it
+    loads only while ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` allows it. True for such a model.
+    """
+    if not (local / "artifacts" / LEGACY_PICKLE).is_file():
+        return False
+    if not MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get():
         raise UnsafeModelFile(
             f"{model_uri} is a pickled pricer (logged before the skops format) and "
             f"{MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name}=false: refit and log it again, or allow it"
         )
-    wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
-    _record_member(model_uri, pinned, model_id)
-    return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
+    return True
+
+
+def check_logged_model(model_uri: str) -> None:
+    """Raise ``UnsafeModelFile`` unless the model's pricer file loads as predict and serving
+    would load it (missing, damaged, tampered or refused pickle): checked before it is
+    registered, so that no alias names a model that cannot answer."""
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    if not refuse_pickled(local, model_uri):  # an allowed old pickle is left to its own code
+        load_pricer(local / "artifacts" / MODEL_FILE)
 
 
 def trained_on(model_folder: Path) -> np.ndarray | None:

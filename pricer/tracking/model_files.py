@@ -88,6 +88,8 @@ def save_pricer(pricer: Pricer, path: str | Path) -> list[str]:
 def load_pricer(path: str | Path) -> Pricer:
     """Read a pricer saved by ``save_pricer``; refuses any file that needs more trust."""
     path = Path(path)
+    if not path.is_file():  # artifacts copied or uploaded in part: it was a FileNotFoundError
+        raise UnsafeModelFile(f"cannot load model file {path.name}: the model has no such file")
     if not zipfile.is_zipfile(path):
         with path.open("rb") as file:
             first = file.read(1)
@@ -98,6 +100,12 @@ def load_pricer(path: str | Path) -> Pricer:
     except Exception as error:
         raise UnsafeModelFile(f"refusing to load model file {path.name}: {error}") from error
     refused = refused_types(names)
+    missing = not_installed(refused, names)
+    if missing:  # "untrusted types xgboost.core.Booster" read as a tampered file
+        raise UnsafeModelFile(
+            f"cannot load model file {path.name}: its code needs {', '.join(missing)}, "
+            "which is not installed here"
+        )
     if refused:
         raise UnsafeModelFile(
             f"refusing to load model file {path.name}: untrusted types {', '.join(refused)}"
@@ -128,14 +136,34 @@ def _in_package(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def _trusted(module: str, attribute: str, libraries: frozenset[str]) -> bool:
+def not_installed(refused: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The modules, sorted, that refused types of trusted packages could not import: a model
+    loaded where a library of its family is missing, not a tampered file."""
+    own = {module for module, _ in map(_split, names) if _in_package(module, MODEL_PACKAGE)}
+    _, imported = import_closure(own)
+    missing: set[str] = set()
+    for module, _ in map(_split, refused):
+        if _allowed(module, imported):  # only these may be imported
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as error:
+                missing.add((error.name or module).split(".")[0])
+            except ImportError:
+                pass
+    return sorted(missing)
+
+
+def _allowed(module: str, libraries: frozenset[str]) -> bool:
     root = module.split(".")[0]
     if root == PACKAGE:
-        allowed = _in_package(module, MODEL_PACKAGE) and module_file(module) is not None
-    else:  # the requirements are looked up only when needed: listing them takes a second
-        allowed = root in libraries or any(root in _requirements(lib) for lib in libraries)
-    # Only now is the module imported: it belongs to pricer.models or to a trusted library.
-    return allowed and _is_class(module, attribute)
+        return _in_package(module, MODEL_PACKAGE) and module_file(module) is not None
+    # The requirements are looked up only when needed: listing them takes a second.
+    return root in libraries or any(root in _requirements(lib) for lib in libraries)
+
+
+def _trusted(module: str, attribute: str, libraries: frozenset[str]) -> bool:
+    # Only then is the module imported: it belongs to pricer.models or to a trusted library.
+    return _allowed(module, libraries) and _is_class(module, attribute)
 
 
 @cache

@@ -35,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
+from pricer import interrupt
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.tracking import names
@@ -49,6 +50,8 @@ from pricer.tracking.candidates import (
     require_data,
 )
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.model import check_logged_model
+from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
 from pricer.wording import counted
 
@@ -61,6 +64,7 @@ __all__ = [
     "IncomparableChampion",
     "NoCandidate",
     "PromotionError",
+    "UnloadableCandidate",
     "promote",
 ]
 
@@ -71,6 +75,10 @@ HISTORY_TITLE = "Promotion history (newest first):"
 
 class IncomparableChampion(PromotionError):
     """The champion was scored on other test items than the candidate."""
+
+
+class UnloadableCandidate(PromotionError):
+    """The best candidate's logged model file is missing, damaged or refused."""
 
 
 class ChampionMoved(PromotionError):
@@ -130,8 +138,14 @@ def item_errors(run_id: str) -> pd.DataFrame:
         raise PromotionError(
             f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
         ) from error
-    table = json.loads(text)
-    frame = pd.DataFrame(table["data"], columns=table["columns"])
+    try:  # cut short or replaced, it was a JSONDecodeError or KeyError traceback
+        table = json.loads(text)
+        frame = pd.DataFrame(table["data"], columns=table["columns"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise PromotionError(
+            f"{PREDICTIONS_FILE} of run {run_id} is damaged ({type(error).__name__}: {error}): "
+            "its per-item errors cannot be compared, no alias moved"
+        ) from error
     missing = {"truth", "abs_error", "failed"} - set(frame.columns)
     if missing:
         raise PromotionError(f"{PREDICTIONS_FILE} of run {run_id} lacks columns {sorted(missing)}")
@@ -140,7 +154,16 @@ def item_errors(run_id: str) -> pd.DataFrame:
 
 def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Candidate:
     alias = registry.champion_alias
-    run = mlflow.get_run(version.run_id) if version.run_id else None
+    try:
+        run = mlflow.get_run(version.run_id) if version.run_id else None
+    except MlflowException as error:  # `mlflow gc` removed it: it was a traceback
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        raise IncomparableChampion(
+            f"{registry.model_name}@{alias} (version {version.version}) was trained by run "
+            f"{version.run_id}, which is gone from the store: its per-item errors cannot be "
+            f"compared, no alias moved (delete the {alias} alias to crown a new one)"
+        ) from error
     if run is None or not {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags):
         raise IncomparableChampion(
             f"{registry.model_name}@{alias} (version {version.version}) has no training run with "
@@ -182,16 +205,18 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
     if existing:  # search results may lack aliases and tags: fetch the version itself
         newest = max(existing, key=lambda v: int(v.version))
         return client.get_model_version(name, newest.version)
-    version = mlflow.register_model(candidate.model_uri, name)
-    # What makes it comparable, readable in the UI next to the version.
-    for key, value in {
-        FAMILY_TAG: candidate.family,
-        "pricer.data": candidate.data,
-        EVAL_DIGEST_TAG: candidate.eval_digest,
-        EVAL_SIZE_TAG: candidate.eval_size,
-        "pricer.mae": f"{candidate.mae:.4f}",
-    }.items():
-        client.set_model_version_tag(name, version.version, key, value)
+    # A version found again above is not tagged again: these writes are one (see _record).
+    with interrupt.deferred(release=False):
+        version = mlflow.register_model(candidate.model_uri, name)
+        # What makes it comparable, readable in the UI next to the version.
+        for key, value in {
+            FAMILY_TAG: candidate.family,
+            "pricer.data": candidate.data,
+            EVAL_DIGEST_TAG: candidate.eval_digest,
+            EVAL_SIZE_TAG: candidate.eval_size,
+            "pricer.mae": f"{candidate.mae:.4f}",
+        }.items():
+            client.set_model_version_tag(name, version.version, key, value)
     return version
 
 
@@ -248,8 +273,18 @@ def promote(cfg: DictConfig) -> Decision:
             }
         )
         mlflow.log_metric("candidate.mae", candidate.mae)
+        try:  # registered unchecked, a damaged file became champion and predict refused it
+            check_logged_model(candidate.model_uri)
+        except (UnsafeModelFile, MlflowException) as error:  # MLflow's: its files are gone
+            raise UnloadableCandidate(
+                f"the candidate's model {candidate.model_uri} cannot be loaded "
+                f"({str(error).splitlines()[0]}): "
+                "no alias moved; retrain to log it again, or delete the run to promote the next "
+                "best"
+            ) from error
         decision = decide(client, registry, candidate, settings, run.info.run_id)
-        _log_decision(decision)
+        with interrupt.deferred(release=False):  # the run records what the registry holds
+            _log_decision(decision)
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
         print(
             f"use it: pricer predict --data {data} ..., or mlflow models serve -m "
@@ -347,8 +382,21 @@ def _record(
     and again before the history line and the alias, which leaves a window of those two
     writes (milliseconds, against the minutes a comparison can take).
     """
-    name, version = registry.model_name, str(decision.version)
     _still_champion(client, registry, replaced)
+    # SIGTERM between these writes left "Champion since ..." on a version that never got the
+    # alias: a signal waits until they are done, and is raised once the run has ended.
+    with interrupt.deferred(release=False):
+        _write_decision(client, registry, decision, replaced, promotion_run_id)
+
+
+def _write_decision(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    decision: Decision,
+    replaced: ModelVersion | None,
+    promotion_run_id: str,
+) -> None:
+    name, version = registry.model_name, str(decision.version)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tags = {
         "pricer.decision": decision.outcome,

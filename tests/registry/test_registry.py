@@ -4,6 +4,9 @@ training runs written directly (what a training run leaves behind, minus the tra
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import mlflow
@@ -16,7 +19,7 @@ from omegaconf import DictConfig
 from pricer.evaluation import EvalSettings
 from pricer.models.constant import ConstantPricer
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
-from pricer.tracking.model import log_pricer
+from pricer.tracking.model import MODEL_FILE, log_pricer
 from pricer.tracking.registry import (
     DESCRIPTION_LIMIT,
     HISTORY_TITLE,
@@ -24,6 +27,8 @@ from pricer.tracking.registry import (
     DataNotChosen,
     IncomparableChampion,
     NoCandidate,
+    PromotionError,
+    UnloadableCandidate,
     _append_history,
     compare,
     promote,
@@ -251,6 +256,36 @@ def test_runs_without_a_logged_model_are_no_candidates(client: MlflowClient) -> 
         promote_with("candidates.experiment=elsewhere")
 
 
+def test_a_candidate_whose_model_file_is_damaged_moves_no_alias(client: MlflowClient) -> None:
+    # Registered unchecked, it became champion ("first champion"), and predict and serving
+    # then refused it: the registry named a model that cannot answer.
+    champion = training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.5)
+    model = mlflow.last_logged_model()
+    local = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / MODEL_FILE
+    local.write_bytes(local.read_bytes()[:100])  # an upload cut short
+    with pytest.raises(UnloadableCandidate, match=f"models:/{model.model_id} cannot be loaded"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, champion)}
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
+    assert promotion_runs()[-1].info.status == "FAILED"
+    shutil.rmtree(local.parent.parent)  # its files gone altogether: an MlflowException traceback
+    with pytest.raises(UnloadableCandidate, match=r"cannot be loaded \(No such artifact"):
+        promote_with()
+    assert aliases(client) == {"champion": version_of(client, champion)}
+
+
+@pytest.mark.parametrize("text", ['{"columns": ["truth", "abs_e', '{"rows": []}', "[1, 2]"])
+def test_a_damaged_per_item_table_is_one_line(client: MlflowClient, text: str) -> None:
+    # Cut short or replaced, it was a JSONDecodeError, KeyError or TypeError traceback.
+    candidate, champion = training_run(BASE * 0.5), training_run(BASE)
+    client.log_text(champion, text, PREDICTIONS_FILE)
+    settings = EvalSettings.from_config(compose_config("promote").eval)
+    with pytest.raises(PromotionError, match=f"{PREDICTIONS_FILE} of run {champion} is damaged"):
+        compare(candidate, champion, settings)
+
+
 def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
     failed = np.zeros(N, dtype=bool)
     failed[:10] = True
@@ -405,3 +440,46 @@ def test_a_champion_that_moves_while_the_decision_is_written_leaves_it_marked_no
     assert version.description.startswith("Not applied: champion moved to version")
     assert aliases(client)["champion"] == version_of(client, waiting)
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+
+
+def test_sigterm_while_the_decision_is_written_leaves_it_whole(
+    client: MlflowClient, installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the registry's writes it left "Champion since ..." and pricer.decision=champion
+    # on a version that never got the alias, the history line missing, the run KILLED.
+    from pricer import interrupt
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    appending = registry._append_history
+
+    def signalled(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # after the version's record, before the alias
+        appending(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "_append_history", signalled)
+    with pytest.raises(interrupt.Interrupted):
+        promote_with()
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "champion"
+    assert aliases(client) == {"champion": str(version.version)}
+    assert "- " in client.get_registered_model(MODEL).description.splitlines()[1]
+    assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+    run = promotion_runs()[-1]
+    assert run.info.status == "FINISHED" and run.data.tags["pricer.decision"] == "champion"
+
+
+def test_a_champion_whose_run_is_gone_from_the_store_is_one_line(client: MlflowClient) -> None:
+    # `mlflow gc` removes a deleted run for good: promote was an MlflowException traceback.
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    champion = training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.5)
+    client.delete_run(champion)
+    _get_store()._hard_delete_run(champion)  # what `mlflow gc` does
+    with pytest.raises(IncomparableChampion, match=f"run {champion}, which is gone from"):
+        promote_with()
+    assert aliases(client) == {"champion": "1"}

@@ -179,6 +179,27 @@ def test_a_file_that_is_not_a_pricer_is_refused(tmp_path: Path) -> None:
     path.write_text("hello")
     with pytest.raises(UnsafeModelFile, match="not a skops file"):
         load_pricer(path)
+    path.unlink()  # a model whose artifacts arrived in part: it was a FileNotFoundError
+    with pytest.raises(UnsafeModelFile, match=f"cannot load model file {MODEL_FILE}: the model"):
+        load_pricer(path)
+
+
+def test_a_library_missing_here_is_named_not_called_untrusted(
+    shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loaded where XGBoost is not installed, an xgboost champion was "refusing to load model
+    # file pricer.skops: untrusted types xgboost.core.Booster": read as a tampered file.
+    train, prices, _ = shop
+    path = tmp_path / MODEL_FILE
+    cfg = compose_config("train", ["model=xgboost", *SMALL["xgboost"]])
+    save_pricer(instantiate(cfg.model).fit(train, prices), path)
+    for module in [name for name in sys.modules if name.split(".")[0] == "xgboost"]:
+        monkeypatch.setitem(sys.modules, module, None)  # importing it now fails
+    with pytest.raises(UnsafeModelFile) as refused:
+        load_pricer(path)
+    assert str(refused.value) == (
+        f"cannot load model file {MODEL_FILE}: its code needs xgboost, which is not installed here"
+    )
 
 
 def test_trust_comes_from_the_libraries_the_model_code_imports() -> None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +24,14 @@ TEXTS = [
     "Cordless drill driver, 20V lithium battery, two batteries, charger and carrying case",
     "Replacement plastic cap for a water bottle",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _global_tracking_uri_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict sets MLflow's global tracking URI: a test with a store of its own (tracking_uri)
+    left it there, and the serving tests after it read the champion's store through it."""
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
 
 
 def champion_prices(items: pd.DataFrame) -> np.ndarray:
@@ -75,6 +88,8 @@ def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
         "predicted_price",
     ]
     assert written["id"].tolist() == [7, 8]
+    # The details as the JSON they were, not Python's repr "{'Brand': 'Acme'}".
+    assert written["details"].tolist()[1] == '{"Brand": "Acme"}'
     expected = champion_prices(
         pd.DataFrame(
             {
@@ -125,6 +140,13 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
             "blank.jsonl: 3 of 4 items have no usable text (item 2: empty text; "
             "item 3: no text (null); item 4: text '$$ 99' has no words",
         ),
+        # A list as text was a ValueError traceback from pd.isna, exit 1.
+        (["--input", "{tmp}/listed.jsonl"], "item 1: text is a list (['drill', 'saw'])"),
+        # More fields than the header: the first was taken as the index and dropped, the
+        # title priced as the text.
+        (["--input", "{tmp}/ragged.csv"], "ragged.csv: not valid csv: Length of header"),
+        # A line that is no object was a TypeError traceback from pandas, exit 1.
+        (["--input", "{tmp}/null_line.jsonl"], "null_line.jsonl: not valid jsonl: a line is no"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
@@ -147,6 +169,9 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "blank.jsonl").write_text(
         '{"text": "a hammer"}\n{"text": " "}\n{"text": null}\n{"text": "$$ 99"}\n'
     )
+    (tmp_path / "listed.jsonl").write_text('{"text": ["drill", "saw"]}\n')
+    (tmp_path / "ragged.csv").write_text("text,title\na hammer,Hammer,16 oz\n")
+    (tmp_path / "null_line.jsonl").write_text('{"text": "a hammer"}\nnull\n')
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
@@ -221,3 +246,161 @@ def test_an_input_saved_with_a_byte_order_mark_is_read(tmp_path: Path, suffix: s
     path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     items = read_items(path)
     assert list(items.columns) == ["text", "sku"] and list(items["text"]) == TEXTS[:2]
+
+
+def test_the_version_named_is_the_version_that_prices(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The alias was read to describe the model, then read again to load it: a promotion in
+    # between had "priced by ... version 1" above version 2's prices.
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking import champions
+    from pricer.tracking.model import log_pricer
+
+    client = mlflow.MlflowClient()
+    items = pd.DataFrame({"text": ["a drill", "a hammer"]})
+    for price in (10.0, 99.0):
+        with mlflow.start_run():
+            info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+        mlflow.register_model(info.model_uri, "pricer-synthetic")
+    client.set_registered_model_alias("pricer-synthetic", "champion", "1")
+    chosen = champions.choose_uri
+
+    def then_promoted(*args: object) -> object:
+        answer = chosen(*args)
+        client.set_registered_model_alias("pricer-synthetic", "champion", "2")
+        return answer
+
+    monkeypatch.setattr(champions, "choose_uri", then_promoted)
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert "pricer-synthetic version 1 (champion)" in captured.err
+    assert captured.out == "$10.00\n"
+
+
+OLD_WRAPPER = """
+import pickle
+
+import mlflow
+
+
+class PricerModel(mlflow.pyfunc.PythonModel):  # as models were logged before skops
+    def load_context(self, context):
+        with open(context.artifacts["pricer"], "rb") as file:
+            self.pricer = pickle.load(file)
+
+    def predict(self, context, model_input, params=None):
+        return [1.0] * len(model_input)
+
+
+mlflow.models.set_model(PricerModel())
+"""
+
+
+def test_a_pickled_champion_is_refused_while_mlflow_refuses_pickles(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Refused as an ensemble member, it was unpickled by predict whatever the setting said.
+    from tests.serving.test_model_files import PicklePayload
+
+    marker = tmp_path / "owned"
+    (tmp_path / "old_wrapper.py").write_text(OLD_WRAPPER)
+    (tmp_path / "pricer.pkl").write_bytes(pickle.dumps(12.5))
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="pricer",
+            python_model=str(tmp_path / "old_wrapper.py"),
+            artifacts={"pricer": str(tmp_path / "pricer.pkl")},
+        )
+    logged = Path(mlflow.last_logged_model().artifact_location.removeprefix("file://"))
+    (logged / "artifacts" / "pricer.pkl").write_bytes(pickle.dumps(PicklePayload(marker)))
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    capsys.readouterr()  # what logging the model printed
+    assert main(["--data", "synthetic", TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: models:/pricer-synthetic@champion is a pickled pricer")
+    assert err.count("\n") == 1
+    assert not marker.exists()
+
+
+NEEDS_A_LIBRARY = """
+import mlflow
+
+
+class PricerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import a_library_not_installed_here  # noqa: F401
+
+    def predict(self, context, model_input, params=None):
+        return [1.0] * len(model_input)
+
+
+mlflow.models.set_model(PricerModel())
+"""
+
+
+def test_a_model_whose_library_is_missing_is_one_line(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A champion of a family whose library is not installed here was a ModuleNotFoundError
+    # traceback, exit 1.
+    (tmp_path / "wrapper.py").write_text(NEEDS_A_LIBRARY)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="pricer", python_model=str(tmp_path / "wrapper.py"))
+    capsys.readouterr()
+    assert main(["--model-uri", info.model_uri, TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load {info.model_uri}: No module named 'a_library")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_sigterm_while_pricing_a_file_leaves_the_output_as_it_was(
+    champion_store: str, tmp_path: Path
+) -> None:
+    # Python's own SIGTERM ended the process where it stood: status -15, not a word, and a
+    # write cut short left its hidden temporary file of partial prices beside the output.
+    source = tmp_path / "items.jsonl"
+    line = json.dumps({"text": TEXTS[0]}) + "\n"
+    source.write_text(line * 50_000)
+    output = tmp_path / "out" / "prices.csv"
+    output.parent.mkdir()
+    output.write_text("yesterday's prices\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion_store}
+    command = [sys.executable, "-m", "pricer.predict", "--input", str(source), "-o", str(output)]
+    with subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as job:
+        assert job.stderr is not None
+        first = job.stderr.readline()
+        assert first.startswith("priced by"), first + job.stderr.read()
+        job.send_signal(signal.SIGTERM)  # while it prices or writes
+        rest = job.stderr.read()
+    assert job.returncode == 143, rest
+    assert rest.splitlines()[-1] == (
+        "pricer predict: interrupted by SIGTERM: an --output file is as it was"
+    )
+    assert output.read_text() == "yesterday's prices\n"
+    assert [path.name for path in output.parent.iterdir()] == ["prices.csv"]
+
+
+def test_a_store_that_does_not_answer_is_one_line_not_promote_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A tracking server down: --data said "no models:/pricer-synthetic@champion ...: run
+    # pricer promote data=synthetic first" of a champion that may well exist; without --data
+    # it was an MlflowException traceback.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.chdir(tmp_path)
+    for chosen in (["--data", "synthetic"], []):
+        assert main([*chosen, TEXTS[0]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot read the registry at {server}: API request to")
+        assert err.count("\n") == 1 and "promote" not in err

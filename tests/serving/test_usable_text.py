@@ -16,7 +16,7 @@ GOOD = "Cordless drill driver, 20V, two batteries, charger and case"
 
 
 def test_problems_name_each_row_and_why() -> None:
-    texts = [GOOD, "", None, "   \n", "12.5", "$ 19.99 - 2", np.nan, 42, "4K TV 55in"]
+    texts = [GOOD, "", None, "   \n", "12.5", "$ 19.99 - 2", np.nan, 42, "4K TV 55in", ["a", "b"]]
     assert usable_text_problems(pd.DataFrame({"text": texts})) == [
         "row 1: empty text",
         "row 2: no text (null)",
@@ -25,6 +25,7 @@ def test_problems_name_each_row_and_why() -> None:
         "row 5: text '$ 19.99 - 2' has no words (only numbers or symbols)",
         "row 6: no text (null)",
         "row 7: text is a int (42), not words",
+        "row 9: text is a list (['a', 'b']), not words",
     ]
     assert usable_text_problems([GOOD, "x"]) == []
     with pytest.raises(ValueError, match="need a 'text' column"):

@@ -168,3 +168,87 @@ def test_a_killed_leaderboard_shows_its_error_and_its_families(
         f"  {done.info.run_id[:8]}  constant · synthetic  FINISHED  mae $80.50",
         f"  {cut.info.run_id[:8]}  linear · synthetic    KILLED    interrupted by SIGTERM",
     ]
+
+
+def test_a_deleted_run_is_not_shown_as_a_live_one(tracking_uri: str) -> None:
+    # By its whole id it was shown FINISHED with its figures (and compared with live runs);
+    # by its prefix it was "no run": a deleted result read as a current one.
+    mlflow.set_experiment("elsewhere")
+    with mlflow.start_run(run_name="kept") as kept:
+        mlflow.log_metric("mae", 20.0)
+    with mlflow.start_run(run_name="deleted") as deleted:
+        mlflow.log_metric("mae", 5.0)
+    mlflow.MlflowClient().delete_run(deleted.info.run_id)
+    for asked in (deleted.info.run_id, deleted.info.run_id[: browse.SHORT_ID]):
+        with pytest.raises(browse.RunNotFound):
+            browse.find_run(asked)
+    assert browse.find_run(kept.info.run_id).info.run_name == "kept"
+    with pytest.raises(browse.RunNotFound, match="not in experiment 'pricer'"):
+        browse.find_run(kept.info.run_id, "pricer")  # as its prefix is not found there
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "No columns to parse from file"),
+        ("name,mae\nlinear,20.1\n", "Index family invalid"),
+        ("name,mae\n", "no family column"),
+        ("family,mae\nlinear,$20.10\n", "no numeric mae column"),
+    ],
+)
+def test_a_damaged_leaderboard_table_is_one_line(tracking_uri: str, text: str, why: str) -> None:
+    # Each was a pandas traceback from `pricer runs RUN` (EmptyDataError, ValueError, TypeError).
+    with mlflow.start_run(run_name="leaderboard", tags={tags.KIND: "leaderboard"}) as board:
+        mlflow.log_text(text, "leaderboard/leaderboard.csv")
+    with pytest.raises(browse.RunNotFound) as refused:
+        browse.stored_leaderboard(mlflow.get_run(board.info.run_id))
+    short = board.info.run_id[: browse.SHORT_ID]
+    assert (
+        str(refused.value) == f"leaderboard {short}'s leaderboard/leaderboard.csv is damaged: {why}"
+    )
+
+
+def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) -> None:
+    # Two maes on 50 items each read as comparable; the items themselves differed.
+    ids = []
+    for digest in ("aaaa1111bbbb2222", "cccc3333dddd4444", "aaaa1111bbbb2222"):
+        tagged = {tags.FAMILY: "linear", tags.EVAL_SIZE: "50", tags.EVAL_DIGEST: digest}
+        with mlflow.start_run(tags=tagged) as run:
+            mlflow.log_metric("mae", 20.0)
+        ids.append(run.info.run_id)
+    runs = [mlflow.get_run(run_id) for run_id in ids]
+    table = browse.compare_runs(runs)
+    assert table.loc["eval digest"].tolist() == ["aaaa1111…", "cccc3333…", "aaaa1111…"]
+    assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
+
+
+def test_a_figure_that_is_no_number_says_so(tracking_uri: str) -> None:
+    # A NaN mae was "mae" alone in the list and no row at all in `pricer runs RUN`, as if never
+    # logged; an infinite r2 (stored as the largest float) a 309-digit number.
+    with mlflow.start_run(run_name="all failed", tags={tags.FAMILY: "frontier"}) as run:
+        mlflow.log_metrics({"mae": float("nan"), "r2": float("inf"), "rmsle": 0.5})
+    stored = mlflow.get_run(run.info.run_id)
+    assert browse.recent_runs(None, 10).set_index("name").loc["all failed", "result"] == "mae NaN"
+    column = browse.compare_runs([stored]).iloc[:, 0]
+    assert (column["mae"], column["r2"], column["rmsle"]) == ("NaN", "inf", "0.50")
+    assert any(line.split() == ["mae", "NaN"] for line in browse.run_summary(stored))
+
+
+def test_a_store_that_does_not_answer_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `pricer runs` against a tracking server that is down was an MlflowException traceback.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    # Reading sets MLflow's global URI to the dead server: put back after, for later tests.
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for command in (["runs"], ["compare", "abc", "def"]):
+        assert console.main(command) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"error: cannot read {server}: API request to") and err.count("\n") == 1
+        )
