@@ -16,11 +16,12 @@ from datetime import datetime
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
+from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
 from pricer.tracking import tags
 from pricer.tracking.liveness import stale_reason
-from pricer.tracking.store import sqlite_path
+from pricer.tracking.store import check_reachable, safe_uri, sqlite_path
 from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
@@ -56,11 +57,13 @@ def connect(tracking_uri: str) -> str:
             f"no MLflow store at {path}: nothing was tracked there (a leaderboard or a train "
             "run creates it; MLFLOW_TRACKING_URI names another store)"
         )
+    check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
     try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
         mlflow.search_experiments(max_results=1)
-    except mlflow.exceptions.MlflowException as error:
-        raise StoreNotFound(f"cannot read {tracking_uri}: {str(error).splitlines()[0]}") from error
+    except (mlflow.exceptions.MlflowException, SQLAlchemyError) as error:
+        first = str(error).splitlines()[0]
+        raise StoreNotFound(f"cannot read {safe_uri(tracking_uri)}: {first}") from error
     return tracking_uri
 
 

@@ -25,11 +25,13 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.pyfunc import PyFuncModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import refuse_pickled
 from pricer.tracking.run import FAMILY_TAG
+from pricer.tracking.store import check_reachable, safe_uri
 
 DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
 
@@ -114,13 +116,14 @@ def describe(uri: str, version: ModelVersion | None, alias: str | None) -> str:
 
 def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:
     """Load what ``settings`` point at (see `choose_uri`); one line says what it is."""
+    check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     try:
         uri, version = choose_uri(client, settings)
-    except MlflowException as error:  # a traceback, or "no models:/... promote first"
+    except (MlflowException, SQLAlchemyError) as error:  # "no models:/... promote first"
         raise StoreUnreadable(
-            f"cannot read the registry at {tracking_uri}: {str(error).splitlines()[0]}"
+            f"cannot read the registry at {safe_uri(tracking_uri)}: {str(error).splitlines()[0]}"
         ) from error
     # Loading downloads the model's files with a progress bar on stderr; predict's stderr says
     # which model answered, in one line, and nothing else.

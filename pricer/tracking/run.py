@@ -25,13 +25,13 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
-from pricer.errors import one_line
+from pricer.errors import ConfigError, one_line
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
 from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
-from pricer.tracking.store import open_store
+from pricer.tracking.store import check_reachable, open_store, unreachable_as_one_line
 
 __all__ = ["REDACTED", "redact_text"]  # re-exported: callers log through this module
 
@@ -76,7 +76,11 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
         from mlflow import openai as openai_flavor  # imports the openai SDK: only when asked
 
         openai_flavor.autolog()
-    with open_store(uri):  # a new SQLite store: created by one process, the others wait
+    if not str(tracking_cfg["experiment"]).strip():
+        raise ConfigError("tracking.experiment is empty: name the experiment runs go to")
+    check_reachable(uri)
+    # A new SQLite store: created by one process, the others wait.
+    with unreachable_as_one_line(uri), open_store(uri):
         if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
             return
         _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
@@ -170,3 +171,46 @@ def test_a_server_that_is_not_there_is_one_line(tracking_uri: str, tmp_path: Pat
     )
     assert the_error_line(result).startswith(f"error: cannot connect to {url}")
     assert "Retrying" not in result.stdout + result.stderr, result.stdout[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        # Nothing listens there: MLflow retried for minutes in silence (7 retries, backing off).
+        (
+            "http://127.0.0.1:{port}",
+            r"^error: cannot reach the tracking server at http://127\.0\.0\.1:\d+ "
+            r"\(Connection refused\): start it, or point MLFLOW_TRACKING_URI elsewhere$",
+        ),
+        # A database that does not answer: 108 s of retries, then a 240-line SQLAlchemy
+        # traceback, exit 1.
+        (
+            "postgresql://pricer:hunter2secret@127.0.0.1:{port}/mlflow",
+            r"^error: cannot reach the tracking database at "
+            r"postgresql://pricer:\*\*\*@127\.0\.0\.1:\d+/mlflow \(Connection refused\): "
+            r"start it, or point MLFLOW_TRACKING_URI elsewhere$",
+        ),
+        (
+            "",  # tracking.experiment= given empty
+            r"^error: tracking\.experiment is empty: name the experiment runs go to",
+        ),
+    ],
+)
+def test_a_store_that_cannot_be_used_is_one_line_within_seconds(
+    store: str, expected: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    setting = f"tracking.uri={store.format(port=port)}" if store else "tracking.experiment="
+    started = time.monotonic()
+    result = run_cli(
+        pricer_app("train", "model=constant", setting, workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+        timeout=120,
+    )
+    error = the_error_line(result)
+    assert re.search(expected, error), error
+    assert "hunter2secret" not in result.stdout + result.stderr
+    assert time.monotonic() - started < 60

@@ -143,3 +143,22 @@ def test_a_new_sqlite_stores_artifacts_sit_beside_its_database(tmp_path: Path) -
     (run,) = client.search_runs([experiment.experiment_id])
     assert client.list_artifacts(run.info.run_id)  # the plots and tables are there
     assert not (elsewhere / "mlruns").exists()
+
+
+def test_a_store_that_refuses_as_it_opens_is_one_line_without_its_password() -> None:
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    from pricer.tracking.store import StoreUnreachable, unreachable_as_one_line
+
+    uri = "postgresql://pricer:hunter2secret@db.example:5432/mlflow"
+    refused = OperationalError("SELECT 1", {}, Exception("password authentication failed"))
+    with pytest.raises(StoreUnreachable) as raised, unreachable_as_one_line(uri):
+        raise refused
+    assert str(raised.value) == (
+        "cannot open the tracking store at postgresql://pricer:***@db.example:5432/mlflow: "
+        "(builtins.Exception) password authentication failed"
+    )
+    other = MlflowException("Invalid experiment name: ''")  # not the store's fault: as it was
+    with pytest.raises(MlflowException, match="Invalid experiment"), unreachable_as_one_line(uri):
+        raise other
