@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -117,6 +119,7 @@ def tracked_run(
     parent_run_id, trial_tags = sweep_trial()
     all_tags = {
         **git_tags(),
+        **machine_tags(),
         **process_tags(),
         **{str(k): str(v) for k, v in (tracking_cfg["tags"] or {}).items()},
         **trial_tags,
@@ -219,6 +222,43 @@ def log_config(cfg: DictConfig, artifact_file: str = "config/config.yaml") -> No
     """Log the composed config: flattened as params (searchable) and whole as YAML."""
     mlflow.log_params(flatten_config(cfg))
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(redacted_config(cfg))), artifact_file)
+
+
+@functools.cache
+def machine_tags() -> dict[str, str]:
+    """The CPU and the BLAS kernels the figures were computed with (see ``tags.CPU``)."""
+    found = {tag_names.CPU: _cpu_model()}
+    from threadpoolctl import threadpool_info  # scikit-learn's own dependency
+
+    kernels = sorted(
+        {
+            " ".join(
+                str(part)
+                for part in (
+                    pool.get("internal_api"),
+                    pool.get("version"),
+                    pool.get("architecture"),
+                )
+                if part
+            )
+            for pool in threadpool_info()
+            if pool.get("user_api") == "blas"
+        }
+    )
+    if kernels:
+        found[tag_names.BLAS] = ", ".join(kernels)
+    return found
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_tags() -> dict[str, str]:

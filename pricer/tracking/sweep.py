@@ -47,6 +47,7 @@ from pricer.tracking.run import (
     SWEEP_TAGS_ENV,
     configure_tracking,
     git_tags,
+    machine_tags,
     on_trial_finishing,
     redact_text,
     redacted_config,
@@ -305,7 +306,13 @@ def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[st
     """The sweep's parent run: the one ``mlflow run`` created, or a new one. Left RUNNING."""
     configure_tracking(tracking)
     client = MlflowClient()
-    all_tags = {**git_tags(), **dict(tracking["tags"] or {}), **tags, KIND_TAG: "sweep"}
+    all_tags = {
+        **git_tags(),
+        **machine_tags(),
+        **dict(tracking["tags"] or {}),
+        **tags,
+        KIND_TAG: "sweep",
+    }
     # As tracked_run does for every other run: a tag may hold a key given by mistake.
     all_tags = {key: redact_text(str(value)) for key, value in all_tags.items()}
     # mlflow run created a run for this process: it becomes the parent, and no trial resumes it.

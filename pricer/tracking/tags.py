@@ -14,6 +14,11 @@ BEST_FAMILY = "best_family"  # on a leaderboard parent: the family with the lowe
 ERROR = "error"  # why a run FAILED or was KILLED
 GIT_COMMIT = "pricer.git_commit"
 GIT_DIRTY = "pricer.git_dirty"
+# The machine a run's figures came from: the same commit and data give other figures on
+# another CPU, through the BLAS kernel its SVD and solvers use (xgboost on the real benchmark:
+# $95.73 with OpenBLAS's Haswell kernel, $94.90 with its Sandybridge one, same machine).
+CPU = "pricer.cpu"
+BLAS = "pricer.blas"  # e.g. "openblas 0.3.31 Haswell"
 EVAL_DIGEST = (
     "pricer.eval_digest"  # digest of the evaluation items: runs with equal digests compare
 )

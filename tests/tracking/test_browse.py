@@ -222,6 +222,21 @@ def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) ->
     assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
 
 
+def test_compare_says_when_runs_came_from_other_machines(tracking_uri: str) -> None:
+    # Same commit, same items, other figures: the BLAS kernel of another CPU.
+    ids = []
+    for kernel in ("openblas 0.3.31 Haswell", "openblas 0.3.31 SkylakeX"):
+        tagged = {tags.FAMILY: "xgboost", tags.CPU: "AMD EPYC", tags.BLAS: kernel}
+        with mlflow.start_run(tags=tagged) as run:
+            mlflow.log_metric("mae", 95.0)
+        ids.append(run.info.run_id)
+    runs = [mlflow.get_run(run_id) for run_id in ids]
+    table = browse.compare_runs(runs)
+    assert table.loc["blas"].tolist() == ["openblas 0.3.31 Haswell", "openblas 0.3.31 SkylakeX"]
+    assert "cpu" not in table.index  # the same: not shown
+    assert "blas" not in browse.compare_runs([runs[0], runs[0]]).index
+
+
 def test_a_figure_that_is_no_number_says_so(tracking_uri: str) -> None:
     # A NaN mae was "mae" alone in the list and no row at all in `pricer runs RUN`, as if never
     # logged; an infinite r2 (stored as the largest float) a 309-digit number.

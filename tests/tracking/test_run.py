@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -109,3 +112,28 @@ def test_trace_llm_turns_on_openai_autolog(
     with tracked_run({**tracking(tracking_uri), "trace_llm": True}, run_name="traced", tags={}):
         pass
     assert calls == [True]
+
+
+def test_a_run_records_the_cpu_and_blas_kernel_its_figures_came_from(tracking_uri: str) -> None:
+    # The same commit and data gave xgboost $95.73 on the real benchmark with OpenBLAS's
+    # Haswell kernel and $94.90 with its Sandybridge one; nothing in the record said which.
+    with tracked_run(tracking(tracking_uri), run_name="machine", tags={}) as run:
+        pass
+    recorded = mlflow.get_run(run.info.run_id).data.tags
+    assert recorded["pricer.cpu"]
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    if not blas or blas[0]["internal_api"] != "openblas":
+        pytest.skip("the kernel check below needs OpenBLAS")
+    assert str(blas[0]["architecture"]) in recorded["pricer.blas"]
+    # Another kernel (OpenBLAS picks one per CPU; OPENBLAS_CORETYPE forces one) is seen as such.
+    script = "from pricer.tracking.run import machine_tags; print(machine_tags()['pricer.blas'])"
+    forced = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "OPENBLAS_CORETYPE": "Sandybridge"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Sandybridge" in forced.stdout
