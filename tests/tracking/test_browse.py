@@ -8,6 +8,7 @@ import subprocess
 
 import mlflow
 import pytest
+from mlflow.entities import Run
 
 from pricer import console
 from pricer.tracking import browse, tags
@@ -208,15 +209,25 @@ def test_a_damaged_leaderboard_table_is_one_line(tracking_uri: str, text: str, w
     )
 
 
+def runs_tagged(*tag_sets: dict[str, str], mae: float) -> list[Run]:
+    """One finished run per tag set, each with the same mae."""
+    ids = []
+    for tagged in tag_sets:
+        with mlflow.start_run(tags=tagged) as run:
+            mlflow.log_metric("mae", mae)
+        ids.append(run.info.run_id)
+    return [mlflow.get_run(run_id) for run_id in ids]
+
+
 def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) -> None:
     # Two maes on 50 items each read as comparable; the items themselves differed.
-    ids = []
-    for digest in ("aaaa1111bbbb2222", "cccc3333dddd4444", "aaaa1111bbbb2222"):
-        tagged = {tags.FAMILY: "linear", tags.EVAL_SIZE: "50", tags.EVAL_DIGEST: digest}
-        with mlflow.start_run(tags=tagged) as run:
-            mlflow.log_metric("mae", 20.0)
-        ids.append(run.info.run_id)
-    runs = [mlflow.get_run(run_id) for run_id in ids]
+    runs = runs_tagged(
+        *(
+            {tags.FAMILY: "linear", tags.EVAL_SIZE: "50", tags.EVAL_DIGEST: digest}
+            for digest in ("aaaa1111bbbb2222", "cccc3333dddd4444", "aaaa1111bbbb2222")
+        ),
+        mae=20.0,
+    )
     table = browse.compare_runs(runs)
     assert table.loc["eval digest"].tolist() == ["aaaa1111…", "cccc3333…", "aaaa1111…"]
     assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
@@ -224,13 +235,13 @@ def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) ->
 
 def test_compare_says_when_runs_came_from_other_machines(tracking_uri: str) -> None:
     # Same commit, same items, other figures: the BLAS kernel of another CPU.
-    ids = []
-    for kernel in ("openblas 0.3.31 Haswell", "openblas 0.3.31 SkylakeX"):
-        tagged = {tags.FAMILY: "xgboost", tags.CPU: "AMD EPYC", tags.BLAS: kernel}
-        with mlflow.start_run(tags=tagged) as run:
-            mlflow.log_metric("mae", 95.0)
-        ids.append(run.info.run_id)
-    runs = [mlflow.get_run(run_id) for run_id in ids]
+    runs = runs_tagged(
+        *(
+            {tags.FAMILY: "xgboost", tags.CPU: "AMD EPYC", tags.BLAS: kernel}
+            for kernel in ("openblas 0.3.31 Haswell", "openblas 0.3.31 SkylakeX")
+        ),
+        mae=95.0,
+    )
     table = browse.compare_runs(runs)
     assert table.loc["blas"].tolist() == ["openblas 0.3.31 Haswell", "openblas 0.3.31 SkylakeX"]
     assert "cpu" not in table.index  # the same: not shown
