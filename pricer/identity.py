@@ -36,8 +36,3 @@ def fingerprints(texts: Iterable[str] | pd.Series) -> np.ndarray:
         for key in keys
     ]
     return np.unique(np.asarray(digests, dtype=np.uint64))
-
-
-def seen_count(texts: Iterable[str] | pd.Series, seen: np.ndarray) -> int:
-    """How many of ``texts`` (each counted once) have a fingerprint in ``seen``."""
-    return int(np.isin(fingerprints(texts), seen).sum())

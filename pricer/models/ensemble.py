@@ -29,7 +29,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.identity import seen_count
+from pricer.identity import fingerprints
 from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,13 @@ class EnsemblePricer(Pricer):
 
     def seen_by_logged_members(self, items: pd.DataFrame) -> dict[str, int | None]:
         """For each logged member: how many of ``items`` it was trained on (None: unknown)."""
-        texts = as_items(items)["text"]
+        logged = {n: m for n, m in self.members.items() if isinstance(m, LoggedPricer)}
+        if not any(member.trained_on is not None for member in logged.values()):
+            return dict.fromkeys(logged)
+        prints = fingerprints(as_items(items)["text"])  # once, for every member (5.8 s at 400k)
         return {
-            name: None if member.trained_on is None else seen_count(texts, member.trained_on)
-            for name, member in self.members.items()
-            if isinstance(member, LoggedPricer)
+            name: None if m.trained_on is None else int(np.isin(prints, m.trained_on).sum())
+            for name, m in logged.items()
         }
 
     def validation_split(self, n_items: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.identity import fingerprints, seen_count
+from pricer.identity import fingerprints
 from tests.e2e.conftest import pricer_app, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 def test_fingerprints_compare_texts_without_case_or_spacing() -> None:
     seen = fingerprints(["Red  Kettle 1.5 L", "blue mug"])
     assert seen.dtype == np.uint64 and len(seen) == 2
-    assert seen_count(["red kettle 1.5 l", " BLUE MUG ", "green mug", "blue mug"], seen) == 2
+    asked = fingerprints(["red kettle 1.5 l", " BLUE MUG ", "green mug", "blue mug"])
+    assert np.isin(asked, seen).sum() == 2  # each item once, whatever its spacing or case
     assert len(fingerprints(["a b", "A  B"])) == 1
 
 
