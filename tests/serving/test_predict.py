@@ -359,25 +359,61 @@ def test_a_model_whose_library_is_missing_is_one_line(
     assert err.count("\n") == 1
 
 
+# predict, stalled where the test wants the signal to land: after its pricing has started
+# (model_input) or after half the prices reached the hidden temporary file (to_csv). Sending
+# SIGTERM "soon after priced by" instead raced the work: under the full suite's load predict
+# once finished its 1.3 s of pricing and writing first, exit 0, and the test failed.
+STALLED_PREDICT = """
+import sys, time
+import pandas as pd
+from pricer import predict
+
+def stall() -> None:
+    print("stalled", file=sys.stderr, flush=True)
+    time.sleep(120)
+
+if sys.argv[1] == "pricing":
+    real_input = predict.model_input
+    def model_input(items):
+        stall()
+        return real_input(items)
+    predict.model_input = model_input
+else:
+    real_to_csv = pd.DataFrame.to_csv
+    def to_csv(self, path, **options):
+        real_to_csv(self.iloc[: len(self) // 2], path, **options)
+        stall()
+    pd.DataFrame.to_csv = to_csv
+sys.exit(predict.cli(sys.argv[2:]))
+"""
+
+
 @pytest.mark.e2e
+@pytest.mark.parametrize("where", ["pricing", "writing"])
 def test_sigterm_while_pricing_a_file_leaves_the_output_as_it_was(
-    champion_store: str, tmp_path: Path
+    champion_store: str, tmp_path: Path, where: str
 ) -> None:
     # Python's own SIGTERM ended the process where it stood: status -15, not a word, and a
     # write cut short left its hidden temporary file of partial prices beside the output.
     source = tmp_path / "items.jsonl"
-    line = json.dumps({"text": TEXTS[0]}) + "\n"
-    source.write_text(line * 50_000)
+    source.write_text((json.dumps({"text": TEXTS[0]}) + "\n") * 1000)
     output = tmp_path / "out" / "prices.csv"
     output.parent.mkdir()
     output.write_text("yesterday's prices\n")
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion_store}
-    command = [sys.executable, "-m", "pricer.predict", "--input", str(source), "-o", str(output)]
+    arguments = ["--input", str(source), "-o", str(output)]
+    command = [sys.executable, "-c", STALLED_PREDICT, where, *arguments]
     with subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as job:
         assert job.stderr is not None
-        first = job.stderr.readline()
-        assert first.startswith("priced by"), first + job.stderr.read()
-        job.send_signal(signal.SIGTERM)  # while it prices or writes
+        said = [job.stderr.readline(), job.stderr.readline()]
+        assert said[0].startswith("priced by") and said[1] == "stalled\n", "".join(said)
+        partial = [path for path in output.parent.iterdir() if path != output]
+        if where == "writing":  # the state the signal must clean up: half the prices written
+            [temporary] = partial
+            assert len(temporary.read_text().splitlines()) == 1 + 500
+        else:
+            assert partial == []
+        job.send_signal(signal.SIGTERM)
         rest = job.stderr.read()
     assert job.returncode == 143, rest
     assert rest.splitlines()[-1] == (
