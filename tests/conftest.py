@@ -62,6 +62,10 @@ def tracking_uri(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     forget_store_ids(monkeypatch)
+    # MLflow's global URI is put back too: left on this test's store, a later test of the
+    # session's champion store (which set it once) read the registry of this one.
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
     mlflow.set_tracking_uri(uri)
     # An experiment chosen by an earlier test lives in another store: forget it.
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
