@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
 from pricer.tracking.data import EVAL_SIZE_TAG
-from pricer.tracking.model import refuse_pickled
+from pricer.tracking.model import logged_model_id, pinned_model, refuse_pickled, verify_files
 from pricer.tracking.run import FAMILY_TAG
 from pricer.tracking.store import check_reachable, safe_uri
 
@@ -130,9 +130,14 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # The version described, not the alias: another promotion may move it meanwhile, and the
     # line above the prices would name one version while another answered.
-    pinned = uri if version is None else f"models:/{version.name}/{version.version}"
     try:
+        if version is None:
+            pinned, model_id = pinned_model(uri)
+        else:
+            pinned = f"models:/{version.name}/{version.version}"
+            model_id = logged_model_id(version)
         local = Path(mlflow.artifacts.download_artifacts(pinned))
+        verify_files(local, model_id, uri)  # before its code is imported and its file read
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
         model = mlflow.pyfunc.load_model(str(local))

@@ -14,6 +14,7 @@ more in a subprocess.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
@@ -48,6 +50,16 @@ LEGACY_PICKLE = "pricer.pkl"  # what models logged before the skops format hold
 TRAINED_ON_FILE = "trained_on.npy"  # fingerprints of its training items (pricer.identity)
 # Which version each logged ensemble member named by alias was, as the run loaded it (JSON).
 MEMBERS_TAG = "pricer.members"
+# The sha256 of a logged model's files, a tag of its LoggedModel: kept in the tracking store,
+# apart from the artifact store that holds the files, and checked before any of them is loaded.
+# The skops check (model_files) refuses a file that would run foreign code; it cannot tell a
+# pricer file swapped for another valid pricer, which predicted without a word.
+FILES_DIGEST_TAG = "pricer.files_sha256"
+# What is added to a model's folder after it was logged, so not covered: the registry's note
+# (written into the folder itself on a local store when a version is downloaded) and the
+# bytecode Python caches beside the model's code when it is imported from there.
+ADDED_AFTER_LOGGING = "registered_model_meta"
+BYTECODE_FOLDER = "__pycache__"
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -111,7 +123,7 @@ def log_pricer(
         modules = required_modules(WRAPPER)
         code = copy_modules(modules, Path(folder) / "code")
         with quiet_model_logging():
-            return mlflow.pyfunc.log_model(
+            info = mlflow.pyfunc.log_model(
                 name=name,
                 prompts=list(prompts) or None,
                 python_model=str(WRAPPER),
@@ -121,6 +133,47 @@ def log_pricer(
                 code_paths=[str(code)],
                 pip_requirements=list(runtime_requirements(modules)),
             )
+    # Digested as stored (read back: in place on a local store, a download from a server).
+    with quiet_model_logging(), tempfile.TemporaryDirectory() as folder:
+        stored = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=folder))
+        mlflow.set_logged_model_tags(info.model_id, {FILES_DIGEST_TAG: files_digest(stored)})
+    return info
+
+
+def files_digest(folder: Path) -> str:
+    """sha256 over a model folder's files: each one's relative path and content, in path order
+    (what is added after logging left out, see ``ADDED_AFTER_LOGGING``)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or BYTECODE_FOLDER in relative.parts:
+            continue
+        if relative.as_posix() == ADDED_AFTER_LOGGING:
+            continue
+        with path.open("rb") as file:
+            content = hashlib.file_digest(file, "sha256").hexdigest()
+        digest.update(f"{relative.as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
+    """Raise ``UnsafeModelFile`` if a downloaded model's files are not the ones logged.
+
+    A model without a recorded digest (logged before pricer recorded one, or not a logged
+    model: a ``runs:/`` URI, a path) is not checked.
+    """
+    if model_id is None:
+        return
+    recorded = mlflow.get_logged_model(model_id).tags.get(FILES_DIGEST_TAG)
+    if recorded is None:
+        return
+    found = files_digest(local)
+    if found != recorded:
+        raise UnsafeModelFile(
+            f"refusing {model_uri}: its files are not the ones logged as {model_id} (sha256 "
+            f"{found[:12]}... now, {recorded[:12]}... then): a file in the artifact store was "
+            "changed, added or removed since; log the model again"
+        )
 
 
 @functools.cache
@@ -153,6 +206,7 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     # Pinned first, then loaded: an alias that moves meanwhile cannot split the two.
     pinned, model_id = pinned_model(model_uri)
     local = Path(mlflow.artifacts.download_artifacts(pinned))
+    verify_files(local, model_id, model_uri)
     refuse_pickled(local, model_uri)
     wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
@@ -178,7 +232,9 @@ def check_logged_model(model_uri: str) -> None:
     """Raise ``UnsafeModelFile`` unless the model's pricer file loads as predict and serving
     would load it (missing, damaged, tampered or refused pickle): checked before it is
     registered, so that no alias names a model that cannot answer."""
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    pinned, model_id = pinned_model(model_uri)
+    local = Path(mlflow.artifacts.download_artifacts(pinned))
+    verify_files(local, model_id, model_uri)
     if not refuse_pickled(local, model_uri):  # an allowed old pickle is left to its own code
         load_pricer(local / "artifacts" / MODEL_FILE)
 
@@ -218,10 +274,15 @@ def pinned_model(model_uri: str) -> tuple[str, str | None]:
         return model_uri, path
     else:
         return model_uri, None
+    return f"models:/{version.name}/{version.version}", logged_model_id(version)
+
+
+def logged_model_id(version: ModelVersion) -> str | None:
+    """The id of the logged model a registered version holds (None: registered from a path)."""
     # MLflow 3.17 leaves a version's model_id empty on a SQL store; its source names the model.
     source = str(version.source or "")
     logged = source.removeprefix("models:/") if source.startswith("models:/m-") else None
-    return f"models:/{version.name}/{version.version}", version.model_id or logged
+    return version.model_id or logged
 
 
 def _record_member(asked: str, pinned: str, model_id: str | None) -> None:

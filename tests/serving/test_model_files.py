@@ -24,7 +24,14 @@ from pricer.models.base import INPUT_COLUMNS
 from pricer.models.constant import ConstantPricer
 from pricer.models.human import item_id
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
-from pricer.tracking.model import MODEL_FILE, log_pricer
+from pricer.tracking.model import (
+    FILES_DIGEST_TAG,
+    MODEL_FILE,
+    check_logged_model,
+    files_digest,
+    log_pricer,
+    logged_pricer,
+)
 from pricer.tracking.model_files import UnsafeModelFile, load_pricer, refused_types, save_pricer
 from tests.conftest import compose_config, project_experiment
 from tests.models.test_classical import catalogue
@@ -290,7 +297,9 @@ def test_a_pickled_member_loads_only_while_mlflow_allows_pickles(
 
     model = mlflow.last_logged_model()
     assert logged_pricer(f"models:/{model.model_id}").source == f"models:/{model.model_id}"
-    # A model logged before the skops format: its own (old) code unpickles pricer.pkl.
+    # A model logged before the skops format (and before digests): its own (old) code
+    # unpickles pricer.pkl.
+    mlflow.delete_logged_model_tag(model.model_id, FILES_DIGEST_TAG)
     legacy = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / "pricer.pkl"
     assert legacy.parent.is_dir()
     legacy.write_bytes(pickle.dumps(PicklePayload(tmp_path / "owned")))
@@ -318,3 +327,62 @@ def test_a_member_named_by_alias_is_recorded_by_the_version_it_was(champion_stor
     assert json.loads(recorded.data.tags["pricer.members"]) == {
         "models:/pricer-synthetic@champion": f"{pinned} ({model_id})"
     }
+
+
+# -- files changed after logging -----------------------------------------------------------------
+def constant_model(price: float, items: pd.DataFrame) -> tuple[str, Path]:
+    """A logged constant pricer of ``price``: its model URI and its folder in the store."""
+    pricer = ConstantPricer("mean").fit(items.head(2), np.array([price, price]))
+    info = log_in_run(pricer, items)
+    return info.model_uri, Path(mlflow.artifacts.download_artifacts(info.model_uri))
+
+
+def test_a_pricer_file_swapped_for_another_valid_pricer_is_refused(
+    tracking_uri: str, shop, tmp_path: Path
+) -> None:
+    # The skops check refuses a file that would run foreign code; a valid pricer of another
+    # model in its place loaded, and priced every item at its $999.
+    _, _, test = shop
+    uri, folder = constant_model(20.0, test)
+    assert logged_pricer(uri).predict(test.head(1))[0] == pytest.approx(20.0)
+    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    for load in (logged_pricer, check_logged_model):
+        with pytest.raises(UnsafeModelFile) as refused:
+            load(uri)
+        assert str(refused.value).startswith(f"refusing {uri}: its files are not the ones logged")
+
+
+def test_code_added_to_a_logged_model_is_refused_before_it_runs(
+    tracking_uri: str, shop, tmp_path: Path
+) -> None:
+    _, _, test = shop
+    uri, folder = constant_model(20.0, test)
+    marker = tmp_path / "owned"
+    (folder / "code" / "pricer" / "models" / "__init__.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+    )
+    with pytest.raises(UnsafeModelFile, match="its files are not the ones logged"):
+        logged_pricer(uri)
+    assert not marker.exists()
+
+
+def test_what_mlflow_and_python_add_to_a_model_folder_is_not_a_change(
+    tracking_uri: str, shop
+) -> None:
+    # Registering and loading write into a local store's model folder: the registry's note
+    # (registered_model_meta) and the bytecode of the model's code (__pycache__).
+    _, _, test = shop
+    uri, folder = constant_model(20.0, test)
+    mlflow.register_model(uri, "pricer-digest")
+    for _ in range(2):
+        assert logged_pricer("models:/pricer-digest/1").predict(test.head(1))[0] == 20.0
+    check_logged_model("models:/pricer-digest/1")
+    assert (folder / "registered_model_meta").is_file()
+    recorded = mlflow.get_logged_model(uri.removeprefix("models:/")).tags[FILES_DIGEST_TAG]
+    assert recorded == files_digest(folder)
+    (folder / "code" / "pricer" / "__pycache__").mkdir(exist_ok=True)
+    (folder / "code" / "pricer" / "__pycache__" / "wording.cpython-311.pyc").write_bytes(b"x")
+    assert files_digest(folder) == recorded
+    (folder / "MLmodel").write_text((folder / "MLmodel").read_text() + "\n")  # one byte more
+    assert files_digest(folder) != recorded

@@ -328,6 +328,34 @@ def test_a_pickled_champion_is_refused_while_mlflow_refuses_pickles(
     assert not marker.exists()
 
 
+def test_a_champion_whose_pricer_file_was_swapped_is_refused(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another valid pricer in place of the champion's file answered, "priced by" the champion.
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import MODEL_FILE, log_pricer
+    from pricer.tracking.model_files import save_pricer
+
+    items = pd.DataFrame({"text": TEXTS})
+    with mlflow.start_run():
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([20.0, 20.0])), items)
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    assert capsys.readouterr().out == "$20.00\n"
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    save_pricer(ConstantPricer("mean").fit(items, np.array([999.0, 999.0])), tmp_path / "other")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "other").read_bytes())
+    assert main(["--data", "synthetic", TEXTS[0]]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        "error: refusing models:/pricer-synthetic@champion: its files are not the ones logged as "
+        f"{info.model_id}"
+    )
+    assert captured.err.count("\n") == 1
+
+
 NEEDS_A_LIBRARY = """
 import mlflow
 
