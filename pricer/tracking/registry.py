@@ -217,7 +217,21 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
             "pricer.mae": f"{candidate.mae:.4f}",
         }.items():
             client.set_model_version_tag(name, version.version, key, value)
-    return version
+        return _first_of_its_run(client, name, candidate, version)
+
+
+def _first_of_its_run(
+    client: MlflowClient, name: str, candidate: Candidate, version: ModelVersion
+) -> ModelVersion:
+    """The run's lowest version: two promotions of one run at once each found none above and
+    registered one, two versions of one model. The lowest stays (both promotions keep it:
+    it was there when the later one was made), the later one is deleted."""
+    found = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
+    first = min(found, key=lambda v: int(v.version), default=version)
+    if int(first.version) >= int(version.version):
+        return version
+    client.delete_model_version(name, version.version)
+    return client.get_model_version(name, first.version)
 
 
 @dataclass(frozen=True)

@@ -390,6 +390,25 @@ def test_two_first_champions_at_once_do_not_overwrite_each_other(
     assert aliases(client) == {"champion": version_of(client, other)}
 
 
+def test_two_promotions_of_one_run_at_once_leave_one_version_of_it(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each found no version of the run and registered one: two versions of the same model.
+    run = training_run(BASE)
+    registering = mlflow.register_model
+
+    def meanwhile(model_uri: str, name: str) -> object:
+        registering(model_uri, name)  # the other promotion, a moment earlier
+        return registering(model_uri, name)
+
+    monkeypatch.setattr(mlflow, "register_model", meanwhile)
+    decision = promote_with()
+    assert decision.outcome == "champion" and str(decision.version) == "1"
+    versions = client.search_model_versions(f"name='{MODEL}'")
+    assert [(str(v.version), v.run_id) for v in versions] == [("1", run)]
+    assert aliases(client) == {"champion": "1"}
+
+
 def _all_synthetic() -> object:
     from pricer.tracking.candidates import CandidateFilter
 
