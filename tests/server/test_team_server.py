@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import FileInfo
 
 from pricer.paths import PROJECT_ROOT
+from pricer.tracking.model import FILES_DIGEST_TAG
 from tests.conftest import forget_store_ids, project_experiment
 from tests.server.servers import TrackingServer, create_users
 
@@ -197,6 +198,9 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
         family_runs[f].info.run_id for f in FAMILIES
     }
     assert all(str(model.status) == "READY" for model in models), [m.status for m in models]
+    # Each model's files were digested as the server stores them (read back over HTTP).
+    digests = {model.tags.get(FILES_DIGEST_TAG) for model in models}
+    assert None not in digests and all(len(digest) == 64 for digest in digests)
 
     # The parallel sweep: ONE parent for the study, the four trials of both processes under it.
     parents = [run for run in runs if run.data.tags.get("pricer.sweep.study") == "team-ridge"
