@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pricer.files import process_alive
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -110,13 +112,7 @@ def _is_stale(staging: Path) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        pass
-    return age > _FOREIGN_STALE_SECONDS
+    return not process_alive(pid) or age > _FOREIGN_STALE_SECONDS
 
 
 def _write_manifest(staging: Path) -> None:

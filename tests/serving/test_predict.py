@@ -451,6 +451,33 @@ def test_sigterm_while_pricing_a_file_leaves_the_output_as_it_was(
     assert [path.name for path in output.parent.iterdir()] == ["prices.csv"]
 
 
+@pytest.mark.e2e
+def test_a_temporary_file_left_by_a_killed_predict_goes_with_the_next_write(
+    champion_store: str, tmp_path: Path
+) -> None:
+    # SIGKILL runs no cleanup: its hidden file of half the prices stayed beside the output.
+    source = tmp_path / "items.jsonl"
+    source.write_text((json.dumps({"text": TEXTS[0]}) + "\n") * 1000)
+    output = tmp_path / "out" / "prices.csv"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion_store}
+    arguments = ["--input", str(source), "-o", str(output)]
+    command = [sys.executable, "-c", STALLED_PREDICT, "writing", *arguments]
+    with subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as job:
+        assert job.stderr is not None
+        said = [job.stderr.readline(), job.stderr.readline()]
+        assert said[1] == "stalled\n", "".join(said) + job.stderr.read()
+        job.send_signal(signal.SIGKILL)
+    [left] = list(output.parent.iterdir())
+    assert left.name.startswith(".prices.csv.") and not output.exists()
+    # A file of the same shape from a live process (this one) is another writer's: kept.
+    live = output.with_name(f".prices.csv.{socket.gethostname()}.{os.getpid()}.abc123.tmp")
+    live.write_text("being written\n")
+    result = run_cli([sys.executable, "-m", "pricer.predict", *arguments], champion_store, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(pd.read_csv(output)) == 1000
+    assert sorted(path.name for path in output.parent.iterdir()) == [live.name, "prices.csv"]
+
+
 def test_a_store_that_does_not_answer_is_one_line_not_promote_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
