@@ -50,8 +50,14 @@ FAILURE_REASONS = (
     "server_error",  # still 5xx after the retries
     "connection",  # the server could not be reached
     "api_error",  # another 4xx (bad request, authentication, unknown model...)
+    "truncated",  # finish_reason "length": cut by max_tokens, maybe mid-number ("12" of "1299")
+    "content_filter",  # finish_reason "content_filter": the provider withheld the answer
     "unexpected",  # anything else (a malformed response, say)
 )
+# A choice's finish_reason that makes its text no answer, whatever it holds: a number cut
+# short reads as a smaller price ("1299.99" cut to "12"), and a range as its first amount
+# ("$10 to" of "$10 to $20"); a filtered answer is what the provider chose to let through.
+UNFINISHED = {"length": "truncated", "content_filter": "content_filter"}
 
 T = TypeVar("T")
 
@@ -266,18 +272,43 @@ async def chat_call(
         start = time.perf_counter()
         try:
             completion = await client.chat.completions.create(**request)
-            answer = completion.choices[0].message.content if completion.choices else None
-            usage = completion.usage
-            return CallOutcome(
-                answer=answer,
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-                latency=time.perf_counter() - start,
-                failure=None,
-            )
+            return _outcome(completion, time.perf_counter() - start)
         except Exception as error:  # every failure becomes a counted outcome
             reason, detail = classify(error)
             return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+
+
+def _outcome(completion: Any, latency: float) -> CallOutcome:
+    """A completion as an answer, or as the failure it is. The SDK does not validate what a
+    server sends (it builds its models without checks), so every field is checked here: a
+    number or a list where the text should be, or no choices, is ``unexpected`` rather than
+    a crash that loses the batch; an unfinished answer is a failure however it reads."""
+    usage = getattr(completion, "usage", None)
+    tokens = _token_count(getattr(usage, "prompt_tokens", 0))
+    output = _token_count(getattr(usage, "completion_tokens", 0))
+    choices = getattr(completion, "choices", None)
+    if not choices or not isinstance(choices, list):
+        return CallOutcome(None, tokens, output, latency, "unexpected", "no choices")
+    first = choices[0]
+    finish = getattr(first, "finish_reason", None)
+    if finish in UNFINISHED:
+        return CallOutcome(None, tokens, output, latency, UNFINISHED[finish], f"finish {finish}")
+    message = getattr(first, "message", None)
+    if message is None:
+        return CallOutcome(None, tokens, output, latency, "unexpected", "no message")
+    answer = getattr(message, "content", None)
+    if answer is not None and not isinstance(answer, str):
+        detail = f"content is {type(answer).__name__}"
+        return CallOutcome(None, tokens, output, latency, "unexpected", detail)
+    return CallOutcome(answer, tokens, output, latency, failure=None)
+
+
+def _token_count(value: Any) -> int:
+    """A usage count as sent, or 0 (as for a server that sends no usage) when it is not a
+    count: a string, a float, a negative number would crash the sums or make costs negative."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return 0
 
 
 async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:
