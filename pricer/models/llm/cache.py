@@ -42,6 +42,17 @@ class CachedAnswer:
     input_tokens: int
     output_tokens: int
 
+    def __post_init__(self) -> None:
+        """An entry of the wrong types is unreadable (a miss), whatever its checksum says: a
+        number for the answer crashed the parser mid-predict, a string for a count crashed
+        the token sums, and a negative count made the recorded cost negative."""
+        if not isinstance(self.answer, str):
+            raise TypeError(f"answer is {type(self.answer).__name__}, not str")
+        for name in ("input_tokens", "output_tokens"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise TypeError(f"{name} is {count!r}, not a token count")
+
 
 def request_key(request: dict[str, Any]) -> str:
     """Digest of a request description (server, model, messages, sampling settings)."""
