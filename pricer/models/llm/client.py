@@ -36,6 +36,7 @@ from pricer.errors import ConfigError, UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
+MAX_RETRY_AFTER = 120.0  # the longest Retry-After the SDK waits out (openai MAX_RETRY_AFTER_DELAY)
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; tiktoken would need a download
 
 # Why an item got no price. Metrics are logged for every reason, zeros included, so runs
@@ -122,12 +123,17 @@ class RetryCounter:
 
 
 def _retry_after(headers: httpx2.Headers) -> float:
-    """Seconds a 429 asks to wait: ``retry-after-ms`` or ``retry-after`` (seconds), else 0."""
+    """Seconds a 429 asks to wait: ``retry-after-ms`` or ``retry-after`` (seconds), else 0.
+
+    A wait the SDK itself would not honour (over ``MAX_RETRY_AFTER``, or not finite) is 0
+    too: the SDK then fails that call or backs off as usual, and the pacer must not hold
+    every other request for it (a "Retry-After: 86400" stalled the batch for a day)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
-            return max(0.0, float(headers.get(name, "")) * scale)
+            seconds = float(headers.get(name, "")) * scale
         except ValueError:
             continue
+        return seconds if 0.0 < seconds <= MAX_RETRY_AFTER else 0.0  # NaN and inf fail too
     return 0.0
 
 
