@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pricer.models.llm.client import ServerUnreachable
 
 
 def test_key_reaches_the_server_from_the_named_variable(make_pricer, make_items, stub, api_key):
@@ -53,3 +56,18 @@ def test_the_server_tag_keeps_no_credentials_from_the_url(
     assert server(None) == "http://127.0.0.1:8765/v1"
     monkeypatch.delenv("OPENAI_BASE_URL")
     assert server(None) == "https://api.openai.com/v1"
+
+
+def test_an_unreachable_server_is_named_without_the_credentials_in_its_url(
+    make_pricer, make_items
+) -> None:
+    # The one-line error (console, the FAILED run's error tag) quoted the URL whole.
+    with socket.socket() as probe:  # a port nothing listens on once this socket closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    items = make_items(3, seed=5)
+    url = f"http://alice:pw-9f8e7d@127.0.0.1:{port}/v1?api-key=Zq9x7Lm2Np4Rt6Wy"
+    pricer = make_pricer(base_url=url, max_retries=0).fit(items, items["price"])
+    with pytest.raises(ServerUnreachable) as error:
+        pricer.predict_report(items)
+    assert str(error.value) == f"cannot connect to http://127.0.0.1:{port}/v1"

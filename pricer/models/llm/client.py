@@ -356,7 +356,7 @@ async def chat_calls(
     limit = asyncio.Semaphore(max_concurrency)
     # A client per batch: its connection pool belongs to this event loop.
     async with make_async_client(settings, counter) as client:
-        await check_reachable(client, settings.resolved_base_url())
+        await check_reachable(client, settings.server())  # named without credentials
         counter.retries = counter.throttled = 0  # the probe's are not a chat call's
         with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
 
