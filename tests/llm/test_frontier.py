@@ -295,3 +295,14 @@ def test_the_stub_command_on_a_taken_port_says_so_in_one_line() -> None:
     assert result.stderr.strip() == (
         f"error: cannot listen on 127.0.0.1:{taken.port}: Address already in use; choose --port"
     )
+
+
+@pytest.mark.parametrize("max_tokens", [0, -5, 2.5, True])
+def test_a_max_tokens_that_no_server_accepts_fails_at_fit_in_one_line(
+    make_pricer, items, stub, max_tokens
+) -> None:
+    # Sent as is, it cost a batch of calls: a 400 for every item on OpenAI (api_error), or
+    # an answer cut to nothing (truncated) on a server that takes it.
+    with pytest.raises(ValueError, match=r"^max_tokens must be a whole number >= 1 or null, got "):
+        make_pricer(max_tokens=max_tokens).fit(items, items["price"])
+    assert stub.state.counters[CHAT] == 0

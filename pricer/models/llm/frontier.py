@@ -146,6 +146,13 @@ class FrontierPricer(Pricer):
         self._template().validate(with_examples=self.retrieval is not None)
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        tokens = self.max_tokens
+        if tokens is not None and (
+            isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1
+        ):
+            # Caught here rather than by the server: a 400 for every item (or answers cut to
+            # nothing) is a batch of calls to learn what one line says.
+            raise ConfigError(f"max_tokens must be a whole number >= 1 or null, got {tokens!r}")
         if not self.timeout or self.timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_retries < 0:
