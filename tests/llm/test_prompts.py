@@ -49,6 +49,7 @@ STATED = [
     ('{"price": 45.99}', 45.99),
     ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),
     ('{"estimated_price_usd": 120, "currency": "USD"}', 120.0),
+    ("[Estimate] $45.99", 45.99),  # a bracket that opens no JSON is text
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000

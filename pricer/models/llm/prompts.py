@@ -186,7 +186,8 @@ def _json_price(answer: str) -> tuple[bool, float | None]:
     try:
         value = json.loads(body)
     except ValueError:
-        return True, None
+        # An object cut short is JSON without its price; "[Estimate] $45" is text.
+        return body.startswith("{"), None
     if not isinstance(value, dict):
         return True, None
     currency = value.get("currency")
