@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pricer.models.llm.prompts import Neighbour, PromptTemplate, format_price, parse_price
@@ -158,3 +160,12 @@ def test_validation_catches_template_mistakes() -> None:
 def test_format_price_matches_the_fine_tuning_answer_format() -> None:
     assert format_price(3) == "$3.00"
     assert parse_price(f"Price is {format_price(1234.5)}") == 1234.5
+
+
+def test_a_long_answer_full_of_amounts_is_read_in_linear_time() -> None:
+    # Each amount searched all the text before it: 24,000 characters took 13 s, holding
+    # the event loop (and so the timeouts of every call in flight).
+    answer = "$1.5 or " * 3000 + "I'd say $45"
+    started = time.perf_counter()
+    assert parse_price(answer) == 45.0
+    assert time.perf_counter() - started < 2.0
