@@ -71,3 +71,22 @@ def test_an_unreachable_server_is_named_without_the_credentials_in_its_url(
     with pytest.raises(ServerUnreachable) as error:
         pricer.predict_report(items)
     assert str(error.value) == f"cannot connect to http://127.0.0.1:{port}/v1"
+
+
+def test_a_password_in_the_base_url_is_not_written_into_the_cache(
+    make_pricer, make_items, stub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gateway with basic auth in its URL: the SDK sends the URL's user and password, so the
+    # stub is told to take any caller. Each cache entry kept the URL whole beside its answer.
+    monkeypatch.setattr(stub._httpd.RequestHandlerClass, "_authorised", lambda self: True)
+    items = make_items(4, seed=2)
+    url = stub.base_url.replace("http://", "http://alice:pw-9f8e7d6c@")
+    cache = tmp_path / "cache"
+    pricer = make_pricer(base_url=url, cache_dir=str(cache)).fit(items, items["price"])
+    first = pricer.predict_report(items)
+    entries = list(cache.rglob("*.json"))
+    assert len(entries) == len(items) and first.stats["llm.failures"] == 0
+    assert all(b"pw-9f8e7d6c" not in entry.read_bytes() for entry in entries)
+    again = pricer.predict_report(items)  # the entries still answer their requests
+    assert again.stats["llm.cache_hits"] == len(items)
+    np.testing.assert_allclose(again.prices, first.prices)

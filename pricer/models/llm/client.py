@@ -95,6 +95,15 @@ class ClientSettings:
         """The server actually called: config, else OPENAI_BASE_URL, else OpenAI."""
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
+    def cache_server(self) -> str:
+        """The server as answers are cached under it: the URL called without its user and
+        password, which a cache entry would otherwise keep in plain text beside its answer.
+        A URL without them is keyed as it always was; the query stays, as it may choose a
+        deployment."""
+        url = urlsplit(self.resolved_base_url())
+        host = url.netloc.rpartition("@")[2]
+        return urlunsplit((url.scheme, host, url.path, url.query, url.fragment))
+
     def server(self) -> str:
         """The server called, fit for a run tag: a user and password in the URL are dropped."""
         url = urlsplit(self.resolved_base_url())

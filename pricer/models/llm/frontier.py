@@ -221,7 +221,7 @@ class FrontierPricer(Pricer):
         requests = self.requests(X)
         settings = self._settings()
         cache = ResponseCache(self.cache_dir)
-        server = settings.resolved_base_url()
+        server = settings.cache_server()
         keys = [request_key({"base_url": server, **request}) for request in requests]
 
         # Fitted before the ceiling existed: no answer is too dear.
