@@ -52,6 +52,11 @@ STATED = [
     ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),
     ('{"estimated_price_usd": 120, "currency": "USD"}', 120.0),
     ("[Estimate] $45.99", 45.99),  # a bracket that opens no JSON is text
+    # A reasoning model's thoughts (open weights served without a reasoning parser put them
+    # in the answer) are not its answer: these read $30, None and $40.
+    ("<think>Similar kits cost $30; I guess $40</think>\n\n$45", 45.0),
+    ("<think></think>45.99", 45.99),
+    ("<thinking>it is $40</thinking> Price is $45", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -107,6 +112,8 @@ NO_PRICE = [
     '{"price": true}',
     '{"price": 4',  # JSON cut short
     "[45, 50]",
+    "<think>\nOkay, a drill. Maybe $120",  # cut by max_tokens while thinking: no answer yet
+    "<think>It is $40</think>",  # thoughts and no answer
     "",
     None,
 ]

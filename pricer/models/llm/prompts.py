@@ -157,6 +157,9 @@ def parse_price(answer: str | None) -> float | None:
     """
     if not answer:
         return None
+    answer = _without_thoughts(answer)
+    if not answer:
+        return None
     is_json, price = _json_price(answer)
     if is_json:
         return price
@@ -174,6 +177,16 @@ def parse_price(answer: str | None) -> float | None:
             return None
         return mention.value
     return None
+
+
+# A reasoning model's thoughts, in the answer when a server has no reasoning parser (open
+# weights on vLLM or an older Ollama): amounts it weighed there are not the one it answers.
+_THOUGHTS = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def _without_thoughts(answer: str) -> str:
+    """The answer after any thought blocks; nothing when it was cut while still thinking."""
+    return _THOUGHTS.sub("", answer).strip()
 
 
 # A JSON answer (bare or in a ``` fence) is read by its fields, not scanned as text: the text
