@@ -151,3 +151,16 @@ def test_an_entry_of_the_wrong_types_is_a_miss_not_a_crash_or_a_negative_cost(
     with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
         assert cache.get(key) is None
     assert f"ignoring unreadable LLM cache entry {path}" in caplog.text
+
+
+def test_a_cache_that_cannot_be_written_warns_once_per_batch_not_per_item(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk or a read-only shared cache: 250 items gave 250 warnings, burying the rest.
+    (tmp_path / "file").write_text("")  # every write fails, as on a read-only folder
+    cache = ResponseCache(tmp_path / "file")
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        for seed in range(20):
+            request = {**REQUEST, "seed": seed}
+            cache.put(request_key(request), CachedAnswer("Price is $3.00", 1, 1), request)
+    assert caplog.text.count("cannot write LLM cache entry") == 1

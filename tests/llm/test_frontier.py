@@ -306,3 +306,11 @@ def test_a_max_tokens_that_no_server_accepts_fails_at_fit_in_one_line(
     with pytest.raises(ValueError, match=r"^max_tokens must be a whole number >= 1 or null, got "):
         make_pricer(max_tokens=max_tokens).fit(items, items["price"])
     assert stub.state.counters[CHAT] == 0
+
+
+def test_a_cache_dir_that_is_a_file_fails_at_fit_in_one_line(make_pricer, items, tmp_path):
+    # Every read and every write failed, each with its own warning, two per item.
+    taken = tmp_path / "llm_cache"
+    taken.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"^cache_dir .*llm_cache is a file, not a folder"):
+        make_pricer(cache_dir=str(taken)).fit(items, items["price"])

@@ -64,6 +64,7 @@ class ResponseCache:
 
     def __init__(self, directory: str | Path | None) -> None:
         self.directory = Path(directory) if directory else None
+        self._write_failed = False  # warned once: a full disk fails every write after it
 
     @property
     def enabled(self) -> bool:
@@ -105,7 +106,16 @@ class ResponseCache:
             with replaced_atomically(path) as temporary:
                 temporary.write_text(payload, encoding="utf-8")
         except OSError as error:
-            log.warning("cannot write LLM cache entry %s: %s", path, error)
+            if self._write_failed:
+                log.debug("cannot write LLM cache entry %s: %s", path, error)
+                return
+            self._write_failed = True
+            log.warning(
+                "cannot write LLM cache entry %s: %s (answers are not cached; further "
+                "failed writes of this batch are not reported)",
+                path,
+                error,
+            )
 
 
 def _checksum(key: str, answer: CachedAnswer) -> str:

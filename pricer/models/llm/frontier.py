@@ -19,6 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,12 @@ class FrontierPricer(Pricer):
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.cache_dir and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            # Else every read and every write fails, each with its own warning.
+            raise ConfigError(
+                f"cache_dir {self.cache_dir} is a file, not a folder: point model.cache_dir "
+                "at a folder, or null to turn the cache off"
+            )
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
         pacing = self.pacing_limits()  # bad knobs fail here, not mid-batch
         found = self._entry()
