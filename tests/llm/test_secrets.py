@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pricer.models.llm.client import ServerUnreachable
+from pricer.models.llm.client import MissingApiKeyError, ServerUnreachable
+from tests.llm.conftest import KEY_ENV, SECRET
 
 
 def test_key_reaches_the_server_from_the_named_variable(make_pricer, make_items, stub, api_key):
@@ -90,3 +91,33 @@ def test_a_password_in_the_base_url_is_not_written_into_the_cache(
     again = pricer.predict_report(items)  # the entries still answer their requests
     assert again.stats["llm.cache_hits"] == len(items)
     np.testing.assert_allclose(again.prices, first.prices)
+
+
+def test_a_key_with_a_stray_newline_or_spaces_still_works(
+    make_pricer, make_items, stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pasted from a file with its line end: every call failed to send, reported as
+    # "cannot connect to <the URL>" though the server was up.
+    monkeypatch.setenv(KEY_ENV, f"  {SECRET}\r\n")
+    items = make_items(3, seed=0)
+    report = make_pricer().fit(items, items["price"]).predict_report(items)
+    assert report.stats["llm.failures"] == 0
+    assert stub.state.authorizations == {SECRET}
+
+
+@pytest.mark.parametrize(
+    "key", ["sk-pricer-t\u00e9st-9f8e7d6c5b4a", "sk-pricer-test\n9f8e7d6c5b4a"]
+)
+def test_a_key_no_server_can_take_fails_at_fit_in_one_line_without_showing_it(
+    make_pricer, make_items, stub, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # A non-ASCII character raised UnicodeEncodeError mid-predict; a line break inside was
+    # "cannot connect to <the URL>".
+    monkeypatch.setenv(KEY_ENV, key)
+    items = make_items(3, seed=0)
+    with pytest.raises(MissingApiKeyError) as error:
+        make_pricer().fit(items, items["price"])
+    message = str(error.value)
+    assert message.startswith(f"environment variable {KEY_ENV} (named by api_key_env) holds ")
+    assert "\n" not in message and "9f8e7d6c5b4a" not in message
+    assert stub.state.counters["POST /chat/completions"] == 0

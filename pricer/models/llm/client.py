@@ -72,11 +72,21 @@ class ServerUnreachable(UserError, ConnectionError):
 
 
 def read_api_key(api_key_env: str) -> str:
-    key = os.environ.get(api_key_env)
+    """The key in ``api_key_env``, without the spaces or line end a paste or a file leaves
+    around it (no key has any). A key that cannot go in an HTTP header (a character beyond
+    printable ASCII inside it) fails here: sent, it failed every call as "cannot connect",
+    or raised mid-batch. The message never shows the key."""
+    key = (os.environ.get(api_key_env) or "").strip()
     if not key:
         raise MissingApiKeyError(
             f"environment variable {api_key_env} (named by api_key_env) is not set; export "
             "your API key there (local OpenAI-compatible servers accept any non-empty value)"
+        )
+    if not all(" " <= character < "\x7f" for character in key):  # a header's characters
+        raise MissingApiKeyError(
+            f"environment variable {api_key_env} (named by api_key_env) holds a line break, "
+            "a control or a non-ASCII character inside its value, which no API key has; set "
+            "it again from the key itself"
         )
     return key
 
