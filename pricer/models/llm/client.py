@@ -105,6 +105,18 @@ class ClientSettings:
         """The server actually called: config, else OPENAI_BASE_URL, else OpenAI."""
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
+    def check_url(self) -> None:
+        """Fail in one line on a base URL that is no http(s) URL ("localhost:11434/v1",
+        "htp://..."): the SDK reported it as "cannot connect", as if the server were down.
+        The URL is quoted without credentials."""
+        url = urlsplit(self.resolved_base_url())
+        if url.scheme.lower() not in ("http", "https") or not url.hostname:
+            source = "base_url" if self.base_url else "OPENAI_BASE_URL (base_url is null)"
+            raise ConfigError(
+                f"base_url must be an http:// or https:// URL with a host, but {source} is "
+                f"{self.server()!r}; e.g. http://localhost:11434/v1"
+            )
+
     def cache_server(self) -> str:
         """The server as answers are cached under it: the URL called without its user and
         password, which a cache entry would otherwise keep in plain text beside its answer.

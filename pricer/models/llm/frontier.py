@@ -164,6 +164,7 @@ class FrontierPricer(Pricer):
                 f"cache_dir {self.cache_dir} is a file, not a folder: point model.cache_dir "
                 "at a folder, or null to turn the cache off"
             )
+        self._settings().check_url()
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
         pacing = self.pacing_limits()  # bad knobs fail here, not mid-batch
         found = self._entry()
