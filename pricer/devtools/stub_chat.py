@@ -6,8 +6,10 @@ assistant prefill ("Price is $"), the answer continues it, as a completion model
 ``usage`` counts one token per four characters (``count_tokens``).
 
 Faults are scripted per test (``fail_next``, ``delay_next``, ``no_number_next``) and consumed
-one per chat request in arrival order; ``answer_fn`` replaces the answer logic; ``latency``
-adds a fixed delay to every call. ``chat_requests`` and ``max_in_flight`` record what arrived.
+one per chat request in arrival order; ``answer_fn`` replaces the answer logic;
+``reply_fn`` rewrites the whole response body (a ``finish_reason: length``, content that is
+not text, a broken ``usage``: what a misbehaving server sends); ``latency`` adds a fixed
+delay to every call. ``chat_requests`` and ``max_in_flight`` record what arrived.
 ``rate_limit`` (a ``stub_ratelimit.RateLimit``) refuses calls beyond its requests or tokens per
 minute with 429 and Retry-After, before any other work, as a provider's gateway does.
 """
@@ -56,6 +58,7 @@ class ChatState(SharedState):
     latency: float = 0.0
     prices: dict[str, float] = field(default_factory=dict)
     answer_fn: Callable[[list[dict[str, Any]]], str] | None = None
+    reply_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # body -> body sent
     faults: deque[Fault] = field(default_factory=deque)
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
@@ -112,27 +115,25 @@ def chat_completion(state: ChatState, body: dict[str, Any]) -> Reply:
         answer = NO_NUMBER_ANSWER if no_number else state.answer(messages)
         prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
         completion_tokens = count_tokens(answer)
-        return Reply(
-            200,
-            {
-                "id": state.next_id("chatcmpl"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "stub"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": answer},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+        reply = {
+            "id": state.next_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "stub"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": answer},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
-        )
+        }
+        return Reply(200, reply if state.reply_fn is None else state.reply_fn(reply))
     finally:
         with state.lock:
             state.in_flight -= 1

@@ -48,6 +48,9 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
     ("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
     ("JSON web token", re.compile(r"\beyJ[\w\-]{8,}\.[\w\-]{8,}\.[\w\-]{8,}")),
+    # scheme://user:password@host (a gateway's basic auth in model.base_url): the password
+    # only, whatever its length; the user and host say where, not how to get in
+    ("URL password", re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)([^/\s@]+)(?=@)")),
     # api_key=..., "password": "...", token: ... in messages and URLs: the value only
     (
         "credential assignment",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
+from pricer.models.llm.cache import CachedAnswer, ResponseCache, _digest, request_key
 
 REQUEST = {"base_url": "http://x/v1", "model": "m", "messages": [{"role": "user", "content": "a"}]}
 
@@ -121,3 +121,46 @@ def test_an_entry_from_before_the_checksum_is_still_read(tmp_path: Path) -> None
     answer = {"answer": "Price is $3.00", "input_tokens": 10, "output_tokens": 4}
     path.write_text(json.dumps({"request": REQUEST, "answer": answer}), encoding="utf-8")
     assert cache.get(key) == CachedAnswer("Price is $3.00", 10, 4)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"answer": 45, "input_tokens": 10, "output_tokens": 4},  # was a TypeError in predict
+        {"answer": ["$45"], "input_tokens": 10, "output_tokens": 4},
+        {"answer": None, "input_tokens": 10, "output_tokens": 4},
+        {"answer": "$45", "input_tokens": "ten", "output_tokens": 4},  # crashed the token sums
+        {"answer": "$45", "input_tokens": -100, "output_tokens": 4},  # a negative cost
+        {"answer": "$45", "input_tokens": 10, "output_tokens": 4.5},
+        {"answer": "$45", "input_tokens": True, "output_tokens": 4},
+    ],
+)
+@pytest.mark.parametrize("with_checksum", [False, True])
+def test_an_entry_of_the_wrong_types_is_a_miss_not_a_crash_or_a_negative_cost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, answer: dict, with_checksum: bool
+) -> None:
+    # Hand-written, or by another tool: the checksum proves it unchanged, not well formed.
+    cache = ResponseCache(tmp_path)
+    key = request_key(REQUEST)
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    entry: dict = {"request": REQUEST, "answer": answer}
+    if with_checksum:
+        entry["checksum"] = _digest([key, answer])  # as the cache computes it
+    path.write_text(json.dumps(entry), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        assert cache.get(key) is None
+    assert f"ignoring unreadable LLM cache entry {path}" in caplog.text
+
+
+def test_a_cache_that_cannot_be_written_warns_once_per_batch_not_per_item(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk or a read-only shared cache: 250 items gave 250 warnings, burying the rest.
+    (tmp_path / "file").write_text("")  # every write fails, as on a read-only folder
+    cache = ResponseCache(tmp_path / "file")
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        for seed in range(20):
+            request = {**REQUEST, "seed": seed}
+            cache.put(request_key(request), CachedAnswer("Price is $3.00", 1, 1), request)
+    assert caplog.text.count("cannot write LLM cache entry") == 1

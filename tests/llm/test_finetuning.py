@@ -168,3 +168,34 @@ def test_result_file_parses_plain_and_base64() -> None:
         metrics = ft.parse_result_file(content)
         finite = [(n, v, s) for n, v, s in metrics if math.isfinite(v)]
         assert finite == [(ft.TRAIN_LOSS, 2.0, 1), (ft.TRAIN_LOSS, 1.5, 2), (ft.VALID_LOSS, 1.7, 2)]
+
+
+def test_rows_and_events_without_an_integer_step_are_skipped_not_fatal() -> None:
+    # A succeeded job whose result file had a row with no step (a summary row, a download
+    # cut short) raised ValueError after the job was paid for: the fine-tuned model's name
+    # was never recorded. An event with such a step stopped following the job.
+    csv = (
+        b"step,train_loss,valid_loss\n"
+        b"1,2.0,\n"
+        b",1.0,1.1\n"  # no step
+        b"x,0.9,\n"  # not a number
+        b"2.5,0.8,\n"  # not a whole step: was read as step 2
+        b"3,1.5,1.7\n"
+        b"4,"  # cut short: its step is still whole, its losses missing
+    )
+    finite = [(n, v, s) for n, v, s in ft.parse_result_file(csv) if math.isfinite(v)]
+    assert finite == [(ft.TRAIN_LOSS, 2.0, 1), (ft.TRAIN_LOSS, 1.5, 3), (ft.VALID_LOSS, 1.7, 3)]
+
+    class Event:
+        def __init__(self, data: object) -> None:
+            self.data = data
+
+    events = [
+        Event({"step": None, "train_loss": 1.0}),
+        Event({"step": "x", "train_loss": 1.0}),
+        Event({"step": 2.5, "train_loss": 1.0}),
+        Event({"step": True, "train_loss": 1.0}),
+        Event({"step": "7", "train_loss": 0.5}),
+        Event({"step": 8, "valid_loss": "0.4"}),
+    ]
+    assert ft.event_metrics(events) == [(ft.TRAIN_LOSS, 0.5, 7), (ft.VALID_LOSS, 0.4, 8)]

@@ -295,3 +295,41 @@ def test_the_stub_command_on_a_taken_port_says_so_in_one_line() -> None:
     assert result.stderr.strip() == (
         f"error: cannot listen on 127.0.0.1:{taken.port}: Address already in use; choose --port"
     )
+
+
+@pytest.mark.parametrize("max_tokens", [0, -5, 2.5, True])
+def test_a_max_tokens_that_no_server_accepts_fails_at_fit_in_one_line(
+    make_pricer, items, stub, max_tokens
+) -> None:
+    # Sent as is, it cost a batch of calls: a 400 for every item on OpenAI (api_error), or
+    # an answer cut to nothing (truncated) on a server that takes it.
+    with pytest.raises(ValueError, match=r"^max_tokens must be a whole number >= 1 or null, got "):
+        make_pricer(max_tokens=max_tokens).fit(items, items["price"])
+    assert stub.state.counters[CHAT] == 0
+
+
+def test_a_cache_dir_that_is_a_file_fails_at_fit_in_one_line(make_pricer, items, tmp_path):
+    # Every read and every write failed, each with its own warning, two per item.
+    taken = tmp_path / "llm_cache"
+    taken.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"^cache_dir .*llm_cache is a file, not a folder"):
+        make_pricer(cache_dir=str(taken)).fit(items, items["price"])
+
+
+@pytest.mark.parametrize(
+    "base_url", ["127.0.0.1:8765/v1", "localhost:11434/v1", "htp://127.0.0.1:8765/v1", "http:///v1"]
+)
+def test_a_base_url_that_is_no_http_url_fails_at_fit_in_one_line(
+    make_pricer, items, base_url: str
+) -> None:
+    # It was "cannot connect to localhost:11434/v1" at predict, as if the server were down.
+    with pytest.raises(ValueError, match=r"^base_url must be an http:// or https:// URL"):
+        make_pricer(base_url=base_url).fit(items, items["price"])
+
+
+def test_an_openai_base_url_from_the_environment_is_checked_too(
+    make_pricer, items, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:11434/v1")
+    with pytest.raises(ValueError, match=r"OPENAI_BASE_URL"):
+        make_pricer(base_url=None).fit(items, items["price"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 
 import numpy as np
@@ -110,3 +111,27 @@ def test_pacing_avoids_the_429_storm_an_enforced_limit_causes(make_pricer, make_
     # 40 items at 9 a second after a burst of 9: no faster than the limit allows.
     assert paced["llm.wall_seconds"] >= (len(items) - 9) / 9 - 0.2
     assert math.isfinite(paced["llm.latency_p50_s"])
+
+
+@pytest.mark.parametrize(("retry_after", "refused"), [(86_400.0, 1), (math.inf, 0)])
+def test_a_retry_after_beyond_what_the_sdk_waits_does_not_stall_the_batch(
+    make_pricer, make_items, stub: StubServer, retry_after: float, refused: int
+) -> None:
+    # The SDK does not wait out a Retry-After over two minutes (that call fails as
+    # rate_limited) nor an infinite one (it backs off as usual), but the pacer paused every
+    # other request for the full day, or for ever: the batch hung. Now it goes on.
+    items = make_items(6, seed=8)
+    pacing = {"rpm": 6000, "tpm": None, "burst_seconds": 1.0, "headroom": 0.9}
+    pricer = make_pricer(max_concurrency=1, max_retries=1, pacing=pacing)
+    pricer.fit(items, items["price"])
+    stub.state.fail_next(1, 429, retry_after=retry_after)
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(report=pricer.predict_report(items)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the batch stalled on the Retry-After"
+    report = outcome["report"]
+    assert report.stats["llm.failures.rate_limited"] == refused
+    assert np.isnan(report.prices).sum() == refused

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pricer.models.llm.prompts import Neighbour, PromptTemplate, format_price, parse_price
@@ -43,6 +45,18 @@ STATED = [
     ("40.\nA small part.", 40.0),  # an opening number still counts when nothing else does
     ("Not $40 - I would say $60", 60.0),  # an amount the answer rejects is not its price
     ("It is not $40; the price is $55", 55.0),
+    ("Price is $45 (or \u20ac40)", 45.0),  # the dollar amount decides, another currency aside
+    ("$45/month", 45.0),  # a slash that does not open a second amount is no range
+    # A JSON answer is read by its price field (it was no price, or a range's low end).
+    ('{"price": 45.99}', 45.99),
+    ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),
+    ('{"estimated_price_usd": 120, "currency": "USD"}', 120.0),
+    ("[Estimate] $45.99", 45.99),  # a bracket that opens no JSON is text
+    # A reasoning model's thoughts (open weights served without a reasoning parser put them
+    # in the answer) are not its answer: these read $30, None and $40.
+    ("<think>Similar kits cost $30; I guess $40</think>\n\n$45", 45.0),
+    ("<think></think>45.99", 45.99),
+    ("<thinking>it is $40</thinking> Price is $45", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -71,6 +85,35 @@ NO_PRICE = [
     # A list cut short (max_tokens) before the amount it would have named: "1." is a marker.
     "1. Identify the product type and brand",
     "2) Look at similar",
+    # Another currency, or cents, is not dollars: these were read as $45, $4500, $4599, $99.
+    "Price is 45 euros",
+    "The price is 45 EUR",
+    "costs 45 GBP",
+    "Price is 4500 JPY",
+    "Price is 45 Canadian dollars",
+    "$45 CAD",
+    "$45 AUD",
+    "Price is 4599 cents",
+    "Price is 99\u00a2",
+    "45.99 cents",
+    "$1'299.00",  # an apostrophe thousands separator (Swiss): was $1
+    "$1\u2019299.00",
+    # Ranges written with a slash, a tilde or "up to": were their first amount.
+    "$10/$20",
+    "$10~$20",
+    "from $10 up to $20",
+    # JSON that names no single dollar price: was the first amount, or is ambiguous.
+    '{"min_price": "$10", "max_price": "$20"}',
+    '{"price": {"min": 10, "max": 20}}',
+    '{"price": [10, 20]}',
+    '{"price": 45, "currency": "EUR"}',
+    '{"price_cents": 4599}',
+    '{"price": -5}',
+    '{"price": true}',
+    '{"price": 4',  # JSON cut short
+    "[45, 50]",
+    "<think>\nOkay, a drill. Maybe $120",  # cut by max_tokens while thinking: no answer yet
+    "<think>It is $40</think>",  # thoughts and no answer
     "",
     None,
 ]
@@ -124,3 +167,12 @@ def test_validation_catches_template_mistakes() -> None:
 def test_format_price_matches_the_fine_tuning_answer_format() -> None:
     assert format_price(3) == "$3.00"
     assert parse_price(f"Price is {format_price(1234.5)}") == 1234.5
+
+
+def test_a_long_answer_full_of_amounts_is_read_in_linear_time() -> None:
+    # Each amount searched all the text before it: 24,000 characters took 13 s, holding
+    # the event loop (and so the timeouts of every call in flight).
+    answer = "$1.5 or " * 3000 + "I'd say $45"
+    started = time.perf_counter()
+    assert parse_price(answer) == 45.0
+    assert time.perf_counter() - started < 2.0

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pricer.models.llm.client import MissingApiKeyError, ServerUnreachable
+from tests.llm.conftest import KEY_ENV, SECRET
 
 
 def test_key_reaches_the_server_from_the_named_variable(make_pricer, make_items, stub, api_key):
@@ -53,3 +57,67 @@ def test_the_server_tag_keeps_no_credentials_from_the_url(
     assert server(None) == "http://127.0.0.1:8765/v1"
     monkeypatch.delenv("OPENAI_BASE_URL")
     assert server(None) == "https://api.openai.com/v1"
+
+
+def test_an_unreachable_server_is_named_without_the_credentials_in_its_url(
+    make_pricer, make_items
+) -> None:
+    # The one-line error (console, the FAILED run's error tag) quoted the URL whole.
+    with socket.socket() as probe:  # a port nothing listens on once this socket closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    items = make_items(3, seed=5)
+    url = f"http://alice:pw-9f8e7d@127.0.0.1:{port}/v1?api-key=Zq9x7Lm2Np4Rt6Wy"
+    pricer = make_pricer(base_url=url, max_retries=0).fit(items, items["price"])
+    with pytest.raises(ServerUnreachable) as error:
+        pricer.predict_report(items)
+    assert str(error.value) == f"cannot connect to http://127.0.0.1:{port}/v1"
+
+
+def test_a_password_in_the_base_url_is_not_written_into_the_cache(
+    make_pricer, make_items, stub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gateway with basic auth in its URL: the SDK sends the URL's user and password, so the
+    # stub is told to take any caller. Each cache entry kept the URL whole beside its answer.
+    monkeypatch.setattr(stub._httpd.RequestHandlerClass, "_authorised", lambda self: True)
+    items = make_items(4, seed=2)
+    url = stub.base_url.replace("http://", "http://alice:pw-9f8e7d6c@")
+    cache = tmp_path / "cache"
+    pricer = make_pricer(base_url=url, cache_dir=str(cache)).fit(items, items["price"])
+    first = pricer.predict_report(items)
+    entries = list(cache.rglob("*.json"))
+    assert len(entries) == len(items) and first.stats["llm.failures"] == 0
+    assert all(b"pw-9f8e7d6c" not in entry.read_bytes() for entry in entries)
+    again = pricer.predict_report(items)  # the entries still answer their requests
+    assert again.stats["llm.cache_hits"] == len(items)
+    np.testing.assert_allclose(again.prices, first.prices)
+
+
+def test_a_key_with_a_stray_newline_or_spaces_still_works(
+    make_pricer, make_items, stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pasted from a file with its line end: every call failed to send, reported as
+    # "cannot connect to <the URL>" though the server was up.
+    monkeypatch.setenv(KEY_ENV, f"  {SECRET}\r\n")
+    items = make_items(3, seed=0)
+    report = make_pricer().fit(items, items["price"]).predict_report(items)
+    assert report.stats["llm.failures"] == 0
+    assert stub.state.authorizations == {SECRET}
+
+
+@pytest.mark.parametrize(
+    "key", ["sk-pricer-t\u00e9st-9f8e7d6c5b4a", "sk-pricer-test\n9f8e7d6c5b4a"]
+)
+def test_a_key_no_server_can_take_fails_at_fit_in_one_line_without_showing_it(
+    make_pricer, make_items, stub, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # A non-ASCII character raised UnicodeEncodeError mid-predict; a line break inside was
+    # "cannot connect to <the URL>".
+    monkeypatch.setenv(KEY_ENV, key)
+    items = make_items(3, seed=0)
+    with pytest.raises(MissingApiKeyError) as error:
+        make_pricer().fit(items, items["price"])
+    message = str(error.value)
+    assert message.startswith(f"environment variable {KEY_ENV} (named by api_key_env) holds ")
+    assert "\n" not in message and "9f8e7d6c5b4a" not in message
+    assert stub.state.counters["POST /chat/completions"] == 0

@@ -41,6 +41,10 @@ RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
         ("hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "hf_AbCd"),
         ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
         ("AIzaSyA-1234567890abcdefghijklmnopqrstu", "AIzaSy"),
+        # A password in a URL (a proxy or gateway in front of the model): any length
+        ("http://alice:hunter2@127.0.0.1:8765/v1", "hunter2"),
+        ("base_url: https://u:p4ss%40word@llm.example.com/v1 failed", "p4ss"),
+        ("see HTTPS://bob:Zq9-x@host:8443/v1", "Zq9-x"),
     ],
 )
 def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
@@ -56,6 +60,8 @@ def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
         "git_commit 273489c0e1d2f3a4b5c6d7e8f9a0b1c2d3e4f5a6",  # logged on purpose
         "max_tokens: 16, token budget",
         "OPENAI_API_KEY is not set",
+        "http://127.0.0.1:8765/v1 and https://alice@llm.example.com/v1",  # no password
+        "mailto:someone@example.com, time 12:30@home",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
@@ -107,3 +113,19 @@ def test_a_log_line_redacts_each_override_by_its_key_and_keeps_its_spacing() -> 
     assert redact_line("eval.size=250, but the test split holds 200") == (
         "eval.size=250, but the test split holds 200"
     )
+
+
+def test_a_password_in_the_base_url_reaches_no_param_or_config_artifact(
+    tracking_uri: str,
+) -> None:
+    # The llm.server tag already dropped it; the model.base_url param and the config
+    # artifact kept it whole.
+    url = "http://alice:hunter2pw@127.0.0.1:8765/v1"
+    cfg = compose_config("train", ["model=frontier", "family=frontier", f"model.base_url={url}"])
+    assert flatten_config(cfg)["model.base_url"] == f"http://alice:{REDACTED}@127.0.0.1:8765/v1"
+    with tracked_run(cfg.tracking, run_name="frontier", tags={}) as run:
+        log_config(cfg)
+    logged = mlflow.get_run(run.info.run_id)
+    assert "hunter2pw" not in repr(logged.data.params)
+    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    assert "hunter2pw" not in yaml

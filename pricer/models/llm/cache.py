@@ -42,6 +42,17 @@ class CachedAnswer:
     input_tokens: int
     output_tokens: int
 
+    def __post_init__(self) -> None:
+        """An entry of the wrong types is unreadable (a miss), whatever its checksum says: a
+        number for the answer crashed the parser mid-predict, a string for a count crashed
+        the token sums, and a negative count made the recorded cost negative."""
+        if not isinstance(self.answer, str):
+            raise TypeError(f"answer is {type(self.answer).__name__}, not str")
+        for name in ("input_tokens", "output_tokens"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise TypeError(f"{name} is {count!r}, not a token count")
+
 
 def request_key(request: dict[str, Any]) -> str:
     """Digest of a request description (server, model, messages, sampling settings)."""
@@ -53,6 +64,7 @@ class ResponseCache:
 
     def __init__(self, directory: str | Path | None) -> None:
         self.directory = Path(directory) if directory else None
+        self._write_failed = False  # warned once: a full disk fails every write after it
 
     @property
     def enabled(self) -> bool:
@@ -94,7 +106,16 @@ class ResponseCache:
             with replaced_atomically(path) as temporary:
                 temporary.write_text(payload, encoding="utf-8")
         except OSError as error:
-            log.warning("cannot write LLM cache entry %s: %s", path, error)
+            if self._write_failed:
+                log.debug("cannot write LLM cache entry %s: %s", path, error)
+                return
+            self._write_failed = True
+            log.warning(
+                "cannot write LLM cache entry %s: %s (answers are not cached; further "
+                "failed writes of this batch are not reported)",
+                path,
+                error,
+            )
 
 
 def _checksum(key: str, answer: CachedAnswer) -> str:

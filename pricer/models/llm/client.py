@@ -36,6 +36,7 @@ from pricer.errors import ConfigError, UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
+MAX_RETRY_AFTER = 120.0  # the longest Retry-After the SDK waits out (openai MAX_RETRY_AFTER_DELAY)
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; tiktoken would need a download
 
 # Why an item got no price. Metrics are logged for every reason, zeros included, so runs
@@ -50,8 +51,14 @@ FAILURE_REASONS = (
     "server_error",  # still 5xx after the retries
     "connection",  # the server could not be reached
     "api_error",  # another 4xx (bad request, authentication, unknown model...)
+    "truncated",  # finish_reason "length": cut by max_tokens, maybe mid-number ("12" of "1299")
+    "content_filter",  # finish_reason "content_filter": the provider withheld the answer
     "unexpected",  # anything else (a malformed response, say)
 )
+# A choice's finish_reason that makes its text no answer, whatever it holds: a number cut
+# short reads as a smaller price ("1299.99" cut to "12"), and a range as its first amount
+# ("$10 to" of "$10 to $20"); a filtered answer is what the provider chose to let through.
+UNFINISHED = {"length": "truncated", "content_filter": "content_filter"}
 
 T = TypeVar("T")
 
@@ -65,11 +72,21 @@ class ServerUnreachable(UserError, ConnectionError):
 
 
 def read_api_key(api_key_env: str) -> str:
-    key = os.environ.get(api_key_env)
+    """The key in ``api_key_env``, without the spaces or line end a paste or a file leaves
+    around it (no key has any). A key that cannot go in an HTTP header (a character beyond
+    printable ASCII inside it) fails here: sent, it failed every call as "cannot connect",
+    or raised mid-batch. The message never shows the key."""
+    key = (os.environ.get(api_key_env) or "").strip()
     if not key:
         raise MissingApiKeyError(
             f"environment variable {api_key_env} (named by api_key_env) is not set; export "
             "your API key there (local OpenAI-compatible servers accept any non-empty value)"
+        )
+    if not all(" " <= character < "\x7f" for character in key):  # a header's characters
+        raise MissingApiKeyError(
+            f"environment variable {api_key_env} (named by api_key_env) holds a line break, "
+            "a control or a non-ASCII character inside its value, which no API key has; set "
+            "it again from the key itself"
         )
     return key
 
@@ -87,6 +104,27 @@ class ClientSettings:
     def resolved_base_url(self) -> str:
         """The server actually called: config, else OPENAI_BASE_URL, else OpenAI."""
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+    def check_url(self) -> None:
+        """Fail in one line on a base URL that is no http(s) URL ("localhost:11434/v1",
+        "htp://..."): the SDK reported it as "cannot connect", as if the server were down.
+        The URL is quoted without credentials."""
+        url = urlsplit(self.resolved_base_url())
+        if url.scheme.lower() not in ("http", "https") or not url.hostname:
+            source = "base_url" if self.base_url else "OPENAI_BASE_URL (base_url is null)"
+            raise ConfigError(
+                f"base_url must be an http:// or https:// URL with a host, but {source} is "
+                f"{self.server()!r}; e.g. http://localhost:11434/v1"
+            )
+
+    def cache_server(self) -> str:
+        """The server as answers are cached under it: the URL called without its user and
+        password, which a cache entry would otherwise keep in plain text beside its answer.
+        A URL without them is keyed as it always was; the query stays, as it may choose a
+        deployment."""
+        url = urlsplit(self.resolved_base_url())
+        host = url.netloc.rpartition("@")[2]
+        return urlunsplit((url.scheme, host, url.path, url.query, url.fragment))
 
     def server(self) -> str:
         """The server called, fit for a run tag: a user and password in the URL are dropped."""
@@ -116,12 +154,17 @@ class RetryCounter:
 
 
 def _retry_after(headers: httpx2.Headers) -> float:
-    """Seconds a 429 asks to wait: ``retry-after-ms`` or ``retry-after`` (seconds), else 0."""
+    """Seconds a 429 asks to wait: ``retry-after-ms`` or ``retry-after`` (seconds), else 0.
+
+    A wait the SDK itself would not honour (over ``MAX_RETRY_AFTER``, or not finite) is 0
+    too: the SDK then fails that call or backs off as usual, and the pacer must not hold
+    every other request for it (a "Retry-After: 86400" stalled the batch for a day)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
-            return max(0.0, float(headers.get(name, "")) * scale)
+            seconds = float(headers.get(name, "")) * scale
         except ValueError:
             continue
+        return seconds if 0.0 < seconds <= MAX_RETRY_AFTER else 0.0  # NaN and inf fail too
     return 0.0
 
 
@@ -266,18 +309,43 @@ async def chat_call(
         start = time.perf_counter()
         try:
             completion = await client.chat.completions.create(**request)
-            answer = completion.choices[0].message.content if completion.choices else None
-            usage = completion.usage
-            return CallOutcome(
-                answer=answer,
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-                latency=time.perf_counter() - start,
-                failure=None,
-            )
+            return _outcome(completion, time.perf_counter() - start)
         except Exception as error:  # every failure becomes a counted outcome
             reason, detail = classify(error)
             return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+
+
+def _outcome(completion: Any, latency: float) -> CallOutcome:
+    """A completion as an answer, or as the failure it is. The SDK does not validate what a
+    server sends (it builds its models without checks), so every field is checked here: a
+    number or a list where the text should be, or no choices, is ``unexpected`` rather than
+    a crash that loses the batch; an unfinished answer is a failure however it reads."""
+    usage = getattr(completion, "usage", None)
+    tokens = _token_count(getattr(usage, "prompt_tokens", 0))
+    output = _token_count(getattr(usage, "completion_tokens", 0))
+    choices = getattr(completion, "choices", None)
+    if not choices or not isinstance(choices, list):
+        return CallOutcome(None, tokens, output, latency, "unexpected", "no choices")
+    first = choices[0]
+    finish = getattr(first, "finish_reason", None)
+    if finish in UNFINISHED:
+        return CallOutcome(None, tokens, output, latency, UNFINISHED[finish], f"finish {finish}")
+    message = getattr(first, "message", None)
+    if message is None:
+        return CallOutcome(None, tokens, output, latency, "unexpected", "no message")
+    answer = getattr(message, "content", None)
+    if answer is not None and not isinstance(answer, str):
+        detail = f"content is {type(answer).__name__}"
+        return CallOutcome(None, tokens, output, latency, "unexpected", detail)
+    return CallOutcome(answer, tokens, output, latency, failure=None)
+
+
+def _token_count(value: Any) -> int:
+    """A usage count as sent, or 0 (as for a server that sends no usage) when it is not a
+    count: a string, a float, a negative number would crash the sums or make costs negative."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return 0
 
 
 async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:
@@ -319,7 +387,7 @@ async def chat_calls(
     limit = asyncio.Semaphore(max_concurrency)
     # A client per batch: its connection pool belongs to this event loop.
     async with make_async_client(settings, counter) as client:
-        await check_reachable(client, settings.resolved_base_url())
+        await check_reachable(client, settings.server())  # named without credentials
         counter.retries = counter.throttled = 0  # the probe's are not a chat call's
         with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
 

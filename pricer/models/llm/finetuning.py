@@ -234,14 +234,27 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def _step(value: Any) -> int | None:
+    """A whole, non-negative step number, or None. A loss with no step cannot be placed, and
+    must not end the run: a result file's row with an empty step (a summary row, a download
+    cut short) raised after the job succeeded, so the fine-tuned model was never recorded;
+    "2.5" was read as step 2."""
+    if isinstance(value, bool):
+        return None
+    number = _number(value)
+    if not math.isfinite(number) or number < 0 or number != int(number):
+        return None
+    return int(number)
+
+
 def event_metrics(events: Iterable[Any]) -> list[Metric]:
     """Step losses in metrics events (``data``: step, train_loss, valid_loss...)."""
     metrics: list[Metric] = []
     for event in events:
         data = event.data if isinstance(event.data, dict) else None
-        if not data or "step" not in data:
+        step = _step(data.get("step")) if data else None
+        if step is None:
             continue
-        step = int(data["step"])
         for key, name in (("train_loss", TRAIN_LOSS), ("valid_loss", VALID_LOSS)):
             if key in data:
                 metrics.append((name, _number(data[key]), step))
@@ -258,7 +271,9 @@ def parse_result_file(content: bytes) -> list[Metric]:
             raise ValueError("result file is neither CSV nor base64-encoded CSV") from error
     metrics: list[Metric] = []
     for row in csv.DictReader(io.StringIO(text)):
-        step = int(_number(row.get("step")))
+        step = _step(row.get("step"))
+        if step is None:
+            continue
         for key, name in (("train_loss", TRAIN_LOSS), ("valid_loss", VALID_LOSS)):
             metrics.append((name, _number(row.get(key)), step))
     return metrics
@@ -300,8 +315,8 @@ def follow_job(
                     log.info("job %s: %s", job_id, event.message)
                 if event.level == "error":
                     errors.append(event.message)
-                if data.get("total_steps"):
-                    bar.total = losses.total_steps = int(data["total_steps"])
+                if _step(data.get("total_steps")):  # a malformed count is no count
+                    bar.total = losses.total_steps = _step(data["total_steps"])
             fresh = losses.new(event_metrics(events))
             if fresh:
                 on_metrics(fresh)

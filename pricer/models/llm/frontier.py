@@ -19,6 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,10 +147,24 @@ class FrontierPricer(Pricer):
         self._template().validate(with_examples=self.retrieval is not None)
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        tokens = self.max_tokens
+        if tokens is not None and (
+            isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1
+        ):
+            # Caught here rather than by the server: a 400 for every item (or answers cut to
+            # nothing) is a batch of calls to learn what one line says.
+            raise ConfigError(f"max_tokens must be a whole number >= 1 or null, got {tokens!r}")
         if not self.timeout or self.timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.cache_dir and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            # Else every read and every write fails, each with its own warning.
+            raise ConfigError(
+                f"cache_dir {self.cache_dir} is a file, not a folder: point model.cache_dir "
+                "at a folder, or null to turn the cache off"
+            )
+        self._settings().check_url()
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
         pacing = self.pacing_limits()  # bad knobs fail here, not mid-batch
         found = self._entry()
@@ -214,7 +229,7 @@ class FrontierPricer(Pricer):
         requests = self.requests(X)
         settings = self._settings()
         cache = ResponseCache(self.cache_dir)
-        server = settings.resolved_base_url()
+        server = settings.cache_server()
         keys = [request_key({"base_url": server, **request}) for request in requests]
 
         # Fitted before the ceiling existed: no answer is too dear.

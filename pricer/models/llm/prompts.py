@@ -15,6 +15,7 @@ Prices reach templates already formatted ("$12.50"), so no template writes a dol
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import string
@@ -28,6 +29,7 @@ FIELDS = ("text", "title", "category", "examples")
 EXAMPLE_FIELDS = ("text", "price")
 PROMPT_KEYS = ("system", "user", "prefill", "example")
 EXAMPLE_SEPARATOR = "\n\n"
+CONTEXT_CHARS = 80  # text before an amount read for "not", "about", a range's first half
 
 # What counts as an answer (issue 10: a refusal quoting "model 3000X" was read as $3000).
 # A price is a number marked as money or as the price, or the number an answer opens with
@@ -35,7 +37,8 @@ EXAMPLE_SEPARATOR = "\n\n"
 # group glued on ("3000X", "$1.2k", "$1 299") is not read in part. Anything else is no price.
 _NUMBER = (
     r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
-    r"(?![\w%]|[.,]\d|[ \u00a0\u202f]\d{3}\b)"  # nothing glued on, no further digit group
+    # nothing glued on, no further digit group ("1'299" is Swiss for 1,299, not $1)
+    r"(?![\w%]|[.,'\u2019]\d|[ \u00a0\u202f]\d{3}\b)"
 )
 _SIGN = r"(?P<sign>[-\u2212])?"  # a minus glued to the amount: "-5", "-$5", "$-5"
 _CURRENCY = r"(?:US\s?\$|USD\s?\$?|\$)"
@@ -62,13 +65,26 @@ _MENTIONS = [
 ]
 # A range is not a price ("$10-$20", "10 to 20 dollars", "between $10 and $20"): the model
 # did not choose, and the midpoint would be our guess, not its answer.
+# "$10/$20" and "$10~$20" too; a slash before a word ("$45/month") opens no second amount.
+_RANGE_SEPARATOR = r"(?:-|\u2013|\u2014|/|~|up to|to|or)"
 _AMOUNT = r"(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*(?:dollars|USD)?"
 _RANGE_BEFORE = re.compile(
-    rf"(?:{_AMOUNT}\s*(?:-|\u2013|\u2014|to|or)|between\s+{_AMOUNT}\s*and)\s*(?:\$\s*)?$",
+    rf"(?:{_AMOUNT}\s*{_RANGE_SEPARATOR}|between\s+{_AMOUNT}\s*and)\s*(?:\$\s*)?$",
     re.IGNORECASE,
 )
-_RANGE_AFTER = re.compile(r"^\s*(?:-|\u2013|\u2014|to|or)\s*(?:\$\s*)?\d", re.IGNORECASE)
+_RANGE_AFTER = re.compile(rf"^\s*{_RANGE_SEPARATOR}\s*(?:\$\s*)?\d", re.IGNORECASE)
 _BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
+# An amount followed by another currency, or by cents, is not a dollar price: "Price is 45
+# euros" and "$45 CAD" are no price, "Price is 4599 cents" is not $4599. Words that may be a
+# unit too ("45 pounds") are passed over all the same: a weight is no price either.
+_NOT_DOLLARS = re.compile(
+    r"^\s*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
+    r"|(?:EUR|GBP|JPY|CNY|RMB|INR|CAD|AUD|NZD|HKD|SGD|CHF|MXN|BRL|KRW|SEK|NOK|DKK|ZAR)\b"
+    r"|(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence)\b"
+    r"|(?:canadian|australian|aussie|hong kong|hk|singapore|mexican|new zealand|nz|taiwan)"
+    r"\s+dollars?\b)",
+    re.IGNORECASE,
+)
 # In a refusal ("I can't price the $5 gift card") an amount counts only when the answer
 # asserts it ("..., but I'd estimate around $40").
 _REFUSAL = re.compile(
@@ -114,8 +130,15 @@ def _mentions(answer: str) -> list[_Mention]:
     return sorted(found.values(), key=lambda mention: (not mention.stated, mention.start))
 
 
+def _before(answer: str, mention: _Mention) -> str:
+    """The text just before a mention, where what qualifies it is ("not", "between $10 and",
+    "about"). Only that much: searching all of it for each amount took 13 s for an answer of
+    24,000 characters and 3,000 amounts, with the event loop, and every call in flight, held."""
+    return answer[max(0, mention.start - CONTEXT_CHARS) : mention.start]
+
+
 def _in_range(answer: str, mention: _Mention) -> bool:
-    before, after = answer[: mention.start], answer[mention.end :]
+    before, after = _before(answer, mention), answer[mention.end :]
     if _RANGE_BEFORE.search(before):
         return True
     opens_range = _RANGE_AFTER.match(after) or (
@@ -134,18 +157,72 @@ def parse_price(answer: str | None) -> float | None:
     """
     if not answer:
         return None
+    answer = _without_thoughts(answer)
+    if not answer:
+        return None
+    is_json, price = _json_price(answer)
+    if is_json:
+        return price
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
-        if _in_range(answer, mention) or _NEGATED.search(answer[: mention.start]):
+        if _in_range(answer, mention) or _NEGATED.search(_before(answer, mention)):
+            continue
+        if _NOT_DOLLARS.match(answer[mention.end :]):
             continue
         if not mention.stated and _LIST_MARKER.match(answer[mention.start :]):
             continue
         if mention.negative or not 0 < mention.value < math.inf:  # "9" x 400 is inf
             return None
-        if refusal and not _ASSERTED.search(answer[: mention.start]):
+        if refusal and not _ASSERTED.search(_before(answer, mention)):
             return None
         return mention.value
     return None
+
+
+# A reasoning model's thoughts, in the answer when a server has no reasoning parser (open
+# weights on vLLM or an older Ollama): amounts it weighed there are not the one it answers.
+_THOUGHTS = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def _without_thoughts(answer: str) -> str:
+    """The answer after any thought blocks; nothing when it was cut while still thinking."""
+    return _THOUGHTS.sub("", answer).strip()
+
+
+# A JSON answer (bare or in a ``` fence) is read by its fields, not scanned as text: the text
+# rules would take '{"min_price": "$10", "max_price": "$20"}' for $10.
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(?P<body>.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
+_JSON_PRICE_KEYS = {"price", "price_usd", "estimated_price", "estimated_price_usd", "estimate"}
+_JSON_DOLLARS = {"usd", "$", "us$", "dollars", "us dollars"}
+
+
+def _json_price(answer: str) -> tuple[bool, float | None]:
+    """(whether the answer is JSON-ish, its price): one price field holding a positive number
+    or a price string, in dollars when a ``currency`` is named. An object with no such field,
+    or several, a range, a list, or JSON cut short is no price."""
+    fenced = _FENCE.match(answer)
+    body = (fenced.group("body") if fenced else answer).strip()
+    if not body.startswith(("{", "[")):
+        return False, None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        # An object cut short is JSON without its price; "[Estimate] $45" is text.
+        return body.startswith("{"), None
+    if not isinstance(value, dict):
+        return True, None
+    currency = value.get("currency")
+    if currency is not None and str(currency).strip().lower() not in _JSON_DOLLARS:
+        return True, None
+    fields = [field for key, field in value.items() if str(key).lower() in _JSON_PRICE_KEYS]
+    if len(fields) != 1:
+        return True, None
+    (field,) = fields
+    if isinstance(field, str) and not field.lstrip().startswith(("{", "[")):
+        return True, parse_price(field)
+    if isinstance(field, int | float) and not isinstance(field, bool) and 0 < field < math.inf:
+        return True, float(field)
+    return True, None
 
 
 def format_price(price: float) -> str:

@@ -1,0 +1,127 @@
+"""What a misbehaving OpenAI-compatible server sends back, over real HTTP: an answer cut by
+``max_tokens``, a filtered one, content that is not text, a broken ``usage``, no choices.
+Each is a counted failure (or an answer with honest accounting), never a price it did not
+state, and never a crash that loses the batch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.devtools.stub_server import StubServer
+from pricer.models.llm.cache import ResponseCache, request_key
+
+
+@pytest.fixture
+def items(make_items: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    return make_items(6, seed=3)
+
+
+def rewrite_first(stub: StubServer, change: Callable[[dict[str, Any]], None], n: int = 1) -> None:
+    """The first ``n`` chat replies are rewritten by ``change``; the rest are the stub's own."""
+    seen = {"count": 0}
+
+    def reply_fn(body: dict[str, Any]) -> dict[str, Any]:
+        seen["count"] += 1
+        if seen["count"] <= n:
+            change(body)
+        return body
+
+    stub.state.reply_fn = reply_fn
+
+
+def choice(body: dict[str, Any]) -> dict[str, Any]:
+    return body["choices"][0]
+
+
+@pytest.mark.parametrize(("finish_reason", "reason"), [("length", "truncated")])
+def test_an_answer_cut_by_max_tokens_is_a_failure_not_its_first_digits(
+    make_pricer, items, stub, tmp_path, finish_reason: str, reason: str
+) -> None:
+    # "1299.99" cut after two tokens reads "12": a price, and a wrong one.
+    def cut(body: dict[str, Any]) -> None:
+        choice(body)["finish_reason"] = finish_reason
+        choice(body)["message"]["content"] = "12"
+
+    rewrite_first(stub, cut, n=len(items))
+    pricer = make_pricer(max_concurrency=1, cache_dir=str(tmp_path))
+    pricer.fit(items, items["price"])
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices).all()
+    assert report.stats[f"llm.failures.{reason}"] == len(items)
+    assert report.stats["llm.output_tokens"] > 0  # paid for, so counted
+    assert not any(tmp_path.rglob("*.json"))  # not remembered as an answer
+
+
+def test_a_filtered_answer_is_a_failure(make_pricer, items, stub) -> None:
+    def filtered(body: dict[str, Any]) -> None:
+        choice(body)["finish_reason"] = "content_filter"
+
+    rewrite_first(stub, filtered, n=len(items))
+    pricer = make_pricer().fit(items, items["price"])
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices).all()
+    assert report.stats["llm.failures.content_filter"] == len(items)
+
+
+@pytest.mark.parametrize("content", [45, 45.5, [{"type": "text", "text": "45"}], {"price": 45}])
+def test_content_that_is_not_text_is_a_failure_and_the_batch_goes_on(
+    make_pricer, items, stub, content: Any
+) -> None:
+    def odd(body: dict[str, Any]) -> None:
+        choice(body)["message"]["content"] = content
+
+    rewrite_first(stub, odd)
+    pricer = make_pricer(max_concurrency=1).fit(items, items["price"])
+    report = pricer.predict_report(items)  # was a TypeError that lost the whole batch
+    assert np.isnan(report.prices[0])
+    assert not np.isnan(report.prices[1:]).any()
+    assert report.stats["llm.failures.unexpected"] == 1
+
+
+def test_no_choices_is_an_unexpected_reply_not_an_answer_without_a_price(
+    make_pricer, items, stub
+) -> None:
+    def empty(body: dict[str, Any]) -> None:
+        body["choices"] = []
+
+    rewrite_first(stub, empty)
+    pricer = make_pricer(max_concurrency=1).fit(items, items["price"])
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[0])
+    assert report.stats["llm.failures.unexpected"] == 1
+    assert report.stats["llm.failures.no_price"] == 0
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "lots", "completion_tokens": None, "total_tokens": None},
+        {"prompt_tokens": -50, "completion_tokens": -3, "total_tokens": -53},
+        {"prompt_tokens": 1.5e300, "completion_tokens": math.nan, "total_tokens": 0},
+    ],
+)
+def test_a_broken_usage_counts_no_tokens_instead_of_crashing_or_going_negative(
+    make_pricer, items, stub, tmp_path, usage: dict[str, Any]
+) -> None:
+    def broken(body: dict[str, Any]) -> None:
+        body["usage"] = usage
+
+    rewrite_first(stub, broken)
+    pricer = make_pricer(max_concurrency=1, cache_dir=str(tmp_path))
+    pricer.fit(items, items["price"])
+    report = pricer.predict_report(items)  # "lots" was a TypeError in the token sums
+    assert not np.isnan(report.prices).any()
+    for kind in ("input", "output"):
+        total = report.stats[f"llm.{kind}_tokens"]
+        assert 0 <= total < 1e9 and total == int(total)
+    # and the cached entry of the broken reply holds sane counts, so a rerun reads it
+    cache = ResponseCache(tmp_path)
+    server = pricer.server()
+    first = cache.get(request_key({"base_url": server, **pricer.requests(items)[0]}))
+    assert first is not None and first.input_tokens == 0 and first.output_tokens == 0
