@@ -61,12 +61,18 @@ FEATURE_SETS = {
 
 
 # Each later stack setting is pinned off for the recipes measured before it, so every row
-# reproduces its figure: the residual neighbours' pull fading with their price gap
+# reproduces its figure: the residual moves scaled by the nearest neighbour's similarity
+# with both shares 0.5 (2026-12-05 19:00), the residual neighbours' pull fading with their price gap
 # (2026-12-05 04:00), the canonical rows weighed more in the neighbour-price features
 # (2026-12-05 01:30), their residual errors weighed more (2026-12-05 00:00), the bound on the
 # residuals (2026-12-04 23:30), the title residuals (2026-12-04 21:00), the neighbour
 # residuals (2026-12-04 19:30) and the split blend (2026-12-03 08:00; before it, one blend).
-BEFORE_PRICE_SCALE = ("model.residual_price_scale=null",)
+BEFORE_SIMILARITY = (
+    "model.residual_similarity_power=null",
+    "model.neighbour_residuals=0.25",
+    "model.title_residuals=0.25",
+)
+BEFORE_PRICE_SCALE = ("model.residual_price_scale=null", *BEFORE_SIMILARITY)
 BEFORE_FEATURE_WEIGHT = ("model.like_test_feature_weight=null", *BEFORE_PRICE_SCALE)
 BEFORE_LIKE_TEST = ("model.like_test_weight=null", *BEFORE_FEATURE_WEIGHT)
 LATER_SWITCHES = (
@@ -438,24 +444,120 @@ RECIPES = (
         "stack+like_test_features",
         "a residual neighbour's weight times exp(-gap / 0.5), the gap between its out-of-fold "
         "blended log price and the item's",
-        overrides=("model.residual_price_scale=0.5",),
+        overrides=(*BEFORE_SIMILARITY, "model.residual_price_scale=0.5"),
     ),
     Recipe(
         "stack+residual_price",
         "stack+like_test_features",
-        "the same with exp(-gap / 1) (`residual_price_scale`): the committed stack",
-        overrides=(),
+        "the same with exp(-gap / 1) (`residual_price_scale`; conf/model/stack.yaml until "
+        "2026-12-05 19:00)",
+        overrides=BEFORE_SIMILARITY,
     ),
     Recipe(
         "stack~residual_price15",
         "stack+like_test_features",
         "the same with exp(-gap / 1.5)",
-        overrides=("model.residual_price_scale=1.5",),
+        overrides=(*BEFORE_SIMILARITY, "model.residual_price_scale=1.5"),
     ),
     # The stack inside the 10-minute budget at 400k items (benchmarks.stack_stages): no
     # character n-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a neighbour pool
     # of 20,000 (every item below that, so here it changes nothing); 620 s at 400k with the
     # XGBoost member, 546 s without it, which is conf/model/stack_budget.yaml.
+    Recipe(
+        "stack~simpow05_share25",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^0.5, both shares 0.25 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=0.5",
+            "model.neighbour_residuals=0.25",
+            "model.title_residuals=0.25",
+        ),
+    ),
+    Recipe(
+        "stack~simpow05_share35",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^0.5, both shares 0.35 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=0.5",
+            "model.neighbour_residuals=0.35",
+            "model.title_residuals=0.35",
+        ),
+    ),
+    Recipe(
+        "stack~simpow05_share5",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^0.5, both shares 0.5 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=0.5",
+            "model.neighbour_residuals=0.5",
+            "model.title_residuals=0.5",
+        ),
+    ),
+    Recipe(
+        "stack~simpow05_share7",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^0.5, both shares 0.7 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=0.5",
+            "model.neighbour_residuals=0.7",
+            "model.title_residuals=0.7",
+        ),
+    ),
+    Recipe(
+        "stack~simpow1_share25",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^1, both shares 0.25 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=1",
+            "model.neighbour_residuals=0.25",
+            "model.title_residuals=0.25",
+        ),
+    ),
+    Recipe(
+        "stack~simpow1_share35",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^1, both shares 0.35 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=1",
+            "model.neighbour_residuals=0.35",
+            "model.title_residuals=0.35",
+        ),
+    ),
+    Recipe(
+        "stack~simpow1_share5",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^1, both shares 0.5 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=1",
+            "model.neighbour_residuals=0.5",
+            "model.title_residuals=0.5",
+        ),
+    ),
+    Recipe(
+        "stack~simpow1_share7",
+        "stack+residual_price",
+        "each residual times the nearest neighbour's similarity^1, both shares 0.7 "
+        "(eighteenth round)",
+        overrides=(
+            "model.residual_similarity_power=1",
+            "model.neighbour_residuals=0.7",
+            "model.title_residuals=0.7",
+        ),
+    ),
+    Recipe(
+        "stack+residual_similarity",
+        "stack+residual_price",
+        "each residual move times the nearest neighbour's similarity^0.5, both shares 0.5 "
+        "(`residual_similarity_power`; eighteenth round): the committed stack",
+        overrides=(),
+    ),
     Recipe(
         "stack_budget+xgb",
         "stack",
@@ -626,6 +728,7 @@ class Folds:
             "residual_clip",
             "like_test_weight",
             "residual_price_scale",
+            "residual_similarity_power",
         )
         for key in ("members", *after_members, *residuals, "n_jobs"):
             stack.pop(key)

@@ -38,7 +38,10 @@
    same reason a neighbour's weight fades with the gap between its out-of-fold blended log
    price and the item's blended log price (exp(-gap / ``residual_price_scale``)): the blend
    errs alike on items it prices alike, and a neighbour it priced at a quarter of this item's
-   price speaks for another part of its range. The
+   price speaks for another part of its range. With ``residual_similarity_power``, each
+   move is then scaled by the similarity of the item's nearest neighbour in that space to
+   this power: a near-copy of a training item takes its neighbours' error almost whole, an
+   item only loosely like any takes less of it. The
    shares are settings, chosen by paired CV on the canonical rows: fitted on the training rows
    they come out 0, because there a row's neighbours' errors run against its own (their
    leave-one-out neighbour prices include that row's price), which is not so for new items.
@@ -88,6 +91,7 @@ from pricer.models.stacking import (
 BLEND_MIN_ROWS = 200  # fewer training rows in a price range: it keeps the blend of all rows
 # The neighbour residual a price is moved by: the similarity-weighted mean of the 10 nearest.
 RESIDUAL_COLUMN = NEIGHBOUR_FEATURES.index("knn_weighted_mean_10")
+TOP_SIMILARITY_COLUMN = NEIGHBOUR_FEATURES.index("knn_top_similarity")
 
 
 def _ridge_on(
@@ -126,6 +130,7 @@ class StackPricer(Pricer):
         title_residuals: float | None,
         residual_clip: float | None,
         residual_price_scale: float | None,
+        residual_similarity_power: float | None,
         like_test_weight: float | None,
         like_test_feature_weight: float | None,
         price_weight_power: float,
@@ -155,6 +160,7 @@ class StackPricer(Pricer):
         self.title_residuals = title_residuals
         self.residual_clip = residual_clip
         self.residual_price_scale = residual_price_scale
+        self.residual_similarity_power = residual_similarity_power
         self.like_test_weight = like_test_weight
         self.like_test_feature_weight = like_test_feature_weight
         self.price_weight_power = price_weight_power
@@ -446,9 +452,12 @@ class StackPricer(Pricer):
         for column, share in self.residual_shares().items():
             # The blend's log price anchors the item (used when fitted with a price scale).
             neighbours = self.residuals_[column]
-            error = neighbours.transform(spaces[column], anchor=np.log1p(prices))[
-                :, RESIDUAL_COLUMN
-            ]
+            found = neighbours.transform(spaces[column], anchor=np.log1p(prices))
+            error = found[:, RESIDUAL_COLUMN]
+            # Models saved before the setting existed move every price by the same share.
+            power = getattr(self, "residual_similarity_power", None)
+            if power is not None:  # the nearer the nearest neighbour, the more it is trusted
+                error = error * found[:, TOP_SIMILARITY_COLUMN] ** power
             # An item with no word in the vocabulary (an empty title) has no neighbours: its
             # "nearest" ten would be any ten, so it is left alone.
             known = np.asarray(spaces[column].getnnz(axis=1) > 0)

@@ -488,6 +488,33 @@ def test_residual_price_scale_lets_neighbours_priced_alike_speak_for_an_item() -
     assert shifts[1.0][0] > 0.15 and shifts[1.0][1] < -0.15  # each led by its own price's kind
 
 
+def test_residual_similarity_power_moves_a_near_copy_more_than_a_loose_match() -> None:
+    # Kind A: ten training items the member prices e^0.4 too low out of fold; kind B: ninety
+    # priced right, which the L1 blend follows. Two new items whose ten nearest are kind A: a
+    # copy of one (similarity 1) and a loose match (similarity 0.25, its other word unseen).
+    rng = np.random.default_rng(4)
+    kinds = np.repeat([0, 1], [10, 90])
+    truth = np.exp(rng.uniform(1, 6, len(kinds)))
+    member = np.expm1(np.log1p(truth) - np.where(kinds == 0, 0.4, 0.0))[:, None]
+    words = {"text": sp.csr_matrix(np.eye(3)[kinds])}
+    loose = np.array([0.25, 0.0, np.sqrt(1 - 0.25**2)])
+    spaces = {"text": sp.csr_matrix(np.vstack([np.eye(3)[0], loose]))}
+    new = np.array([[50.0], [50.0]])
+    shifts = {}
+    for power in (None, 1.0):
+        pricer = build(
+            neighbour_residuals=0.5, title_residuals=None, residual_similarity_power=power
+        )
+        pricer.set_params(blend_split_price=None, like_test_weight=None, residual_price_scale=None)
+        pricer.fit_blend(member, truth).fit_residuals(words, member, truth)
+        blended = np.log1p(pricer.price_from_members(new))
+        shifts[power] = np.log1p(pricer.price_from_members(new, spaces)) - blended
+    assert shifts[None][0] > 0.15  # kind A's error, half of it
+    assert shifts[None][1] == pytest.approx(shifts[None][0])  # unscaled: the same ten, one move
+    assert shifts[1.0][0] == pytest.approx(shifts[None][0])  # a copy keeps the whole move
+    assert shifts[1.0][1] == pytest.approx(0.25 * shifts[None][1])  # a loose match a quarter
+
+
 def test_like_test_weight_counts_the_errors_of_items_drawn_like_the_test_set_more() -> None:
     # Kind A: ten training items, five drawn like the test set (out of fold e^0.4 too low),
     # five not (e^0.4 too high); kind B: ninety priced right, which the L1 blend follows.
@@ -709,6 +736,11 @@ def test_the_budget_stack_is_the_stack_with_its_documented_savings() -> None:
     for key in ("char_ridge_alpha", "neighbour_pool"):
         full.pop(key)
     full["members"].pop("xgb_log")
+    # The stack's similarity-scaled residuals were not measured for it: it keeps the settings
+    # it was judged with.
+    residuals = ("neighbour_residuals", "title_residuals", "residual_similarity_power")
+    assert [cut.pop(key) for key in residuals] == [0.25, 0.25, None]
+    assert [full.pop(key) for key in residuals] == [0.5, 0.5, 0.5]
     assert cut == full  # nothing else differs
     assert isinstance(instantiate(budget), StackPricer)
 
