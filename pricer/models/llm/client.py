@@ -122,15 +122,17 @@ class ClientSettings:
         password, which a cache entry would otherwise keep in plain text beside its answer.
         A URL without them is keyed as it always was; the query stays, as it may choose a
         deployment."""
-        url = urlsplit(self.resolved_base_url())
-        host = url.netloc.rpartition("@")[2]
-        return urlunsplit((url.scheme, host, url.path, url.query, url.fragment))
+        return self._without_credentials(keep_query=True)
 
     def server(self) -> str:
         """The server called, fit for a run tag: a user and password in the URL are dropped."""
+        return self._without_credentials(keep_query=False)
+
+    def _without_credentials(self, *, keep_query: bool) -> str:
         url = urlsplit(self.resolved_base_url())
         host = url.netloc.rpartition("@")[2]
-        return urlunsplit((url.scheme, host, url.path, "", ""))
+        query, fragment = (url.query, url.fragment) if keep_query else ("", "")
+        return urlunsplit((url.scheme, host, url.path, query, fragment))
 
 
 class RetryCounter:

@@ -315,8 +315,9 @@ def follow_job(
                     log.info("job %s: %s", job_id, event.message)
                 if event.level == "error":
                     errors.append(event.message)
-                if _step(data.get("total_steps")):  # a malformed count is no count
-                    bar.total = losses.total_steps = _step(data["total_steps"])
+                total = _step(data.get("total_steps"))  # a malformed count is no count
+                if total:
+                    bar.total = losses.total_steps = total
             fresh = losses.new(event_metrics(events))
             if fresh:
                 on_metrics(fresh)
