@@ -33,7 +33,7 @@ STATED = [
     ("Roughly 1,050 USD", 1050.0),
     ("$.99", 0.99),
     ("The price is 23.50", 23.5),
-    ("The 2-pack costs $15.99 at most", 15.99),  # the dollar amount, not the pack size
+    ("The 2-pack costs $15.99", 15.99),  # the dollar amount, not the pack size
     ("Model 3000 kit: $45", 45.0),  # a model number beside a real price
     ("$29.99 (was $39.99)", 29.99),  # the first amount decides
     ("Similar kits sell for $10-$20; I'd say $15.", 15.0),  # a range passed over for a price
@@ -57,6 +57,11 @@ STATED = [
     ("<think>Similar kits cost $30; I guess $40</think>\n\n$45", 45.0),
     ("<think></think>45.99", 45.99),
     ("<thinking>it is $40</thinking> Price is $45", 45.0),
+    # A bound is passed over for the amount the answer settles on.
+    ("Under $50; I'd say $45", 45.0),
+    ("At least $100+, probably $120", 120.0),
+    ("Almost $45", 45.0),  # near an amount is an estimate of it, not a bound
+    ("About $45 or so", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -102,6 +107,19 @@ NO_PRICE = [
     "$10/$20",
     "$10~$20",
     "from $10 up to $20",
+    # Bounds bound the price without naming it: these were read as $45 (or $15.99).
+    "under $45",
+    "Price is less than $45.",
+    "It costs over $45",
+    "at least $45",
+    "no more than 45 dollars",
+    "I'd put it above $45",
+    "upwards of $45",
+    "$45+",
+    "$45 or more",
+    "$45 and up",
+    "$15.99 at most",
+    "from $45",
     # JSON that names no single dollar price: was the first amount, or is ambiguous.
     '{"min_price": "$10", "max_price": "$20"}',
     '{"price": {"min": 10, "max": 20}}',

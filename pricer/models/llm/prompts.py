@@ -97,6 +97,21 @@ _REFUSAL = re.compile(
 _LIST_MARKER = re.compile(r"^\d+\.[ \t]+[^\W\d_]")
 # "not $40", "isn't $40": an amount the answer rejects is passed over.
 _NEGATED = re.compile(r"\b(?:not|isn'?t|never|n't)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$", re.IGNORECASE)
+# A bound is not a price either ("under $45", "$45+", "$45 or more"): like a range, it says
+# where the price is not, and reading it as $45 would score a guess the model did not make.
+# It is passed over, so "Under $50; I'd say $45" is 45.
+_BOUND_BEFORE = re.compile(
+    r"\b(?:under|below|over|above|less than|lower than|cheaper than|more than|greater than|"
+    r"higher than|at most|at least|no more than|no less than|not more than|not less than|"
+    r"up to|upwards of|in excess of|max(?:imum)?(?: of)?|min(?:imum)?(?: of)?|"
+    r"starting (?:at|from)|from)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
+_BOUND_AFTER = re.compile(
+    r"^\s*(?:dollars?\b|USD\b)?\s*(?:\+|(?:or|and) (?:more|less|up|above|below|over|under|"
+    r"higher|lower)\b|at (?:most|least)\b|max(?:imum)?\b|min(?:imum)?\b|plus\b)",
+    re.IGNORECASE,
+)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -150,10 +165,11 @@ def _in_range(answer: str, mention: _Mention) -> bool:
 def parse_price(answer: str | None) -> float | None:
     """The price an answer states, or None when it states none (the ``no_price`` failure).
 
-    The first stated amount that is not part of a range and not rejected ("not $40")
-    decides ("2-pack for $15" is 15, "$29.99, was $39.99" is 29.99); a bare number opening
-    the answer counts only when no amount is stated ("129.99" is, "1. Look it up ... $387" is
-    not 1). A negative, zero or overflowing amount there is no price, not a clipped one.
+    The first stated amount that is not part of a range or a bound ("under $45") and not
+    rejected ("not $40") decides ("2-pack for $15" is 15, "$29.99, was $39.99" is 29.99); a
+    bare number opening the answer counts only when no amount is stated ("129.99" is, "1.
+    Look it up ... $387" is not 1). A negative, zero or overflowing amount there is no
+    price, not a clipped one.
     """
     if not answer:
         return None
@@ -165,15 +181,18 @@ def parse_price(answer: str | None) -> float | None:
         return price
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
-        if _in_range(answer, mention) or _NEGATED.search(_before(answer, mention)):
+        before, after = _before(answer, mention), answer[mention.end :]
+        if _in_range(answer, mention) or _NEGATED.search(before):
             continue
-        if _NOT_DOLLARS.match(answer[mention.end :]):
+        if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
+            continue
+        if _NOT_DOLLARS.match(after):
             continue
         if not mention.stated and _LIST_MARKER.match(answer[mention.start :]):
             continue
         if mention.negative or not 0 < mention.value < math.inf:  # "9" x 400 is inf
             return None
-        if refusal and not _ASSERTED.search(_before(answer, mention)):
+        if refusal and not _ASSERTED.search(before):
             return None
         return mention.value
     return None
