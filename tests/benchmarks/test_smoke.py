@@ -209,6 +209,30 @@ def test_accuracy_yardstick_is_the_canonical_training_rows(shared_data: Path) ->
     assert rows.max() < len(train) and not set(train["text"].iloc[rows]) & set(test["text"])
 
 
+def test_accuracy_other_yardsticks_are_rows_never_chosen_on(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The two checking yardsticks hold no canonical row, nor each other's, and their folds
+    cache apart from the canonical ones (other rows held out are other fits)."""
+    import pandas as pd
+
+    from benchmarks.accuracy import Folds, real_split
+
+    train, _, canonical = real_split("canonical")
+    _, _, head = real_split("train_head")
+    _, _, alt = real_split("alt_test")
+    # 250 rows, one of them with the text of a canonical test row: left out.
+    assert len(head) == 249 and train["category"].iloc[head].isna().all()
+    assert len(alt) == 1992 and not {"Automotive", "Electronics"} & set(train["category"].iloc[alt])
+    assert not set(canonical) & set(head) and not set(canonical) & set(alt)
+    assert not set(head) & set(alt)
+    empty = pd.DataFrame()
+    assert (
+        Folds(empty, empty, head, 7, tmp_path, "train_head").cache == tmp_path / "train_head/seed7"
+    )
+    assert Folds(empty, empty, canonical, 7, tmp_path).cache == tmp_path / "seed7"
+
+
 def test_accuracy_recipes_name_members_and_steps_that_exist(tmp_path: Path) -> None:
     """A recipe's members are the stack's or candidates, and it builds on another recipe."""
     import pandas as pd
