@@ -6,6 +6,8 @@
                                                         # and model seeds, figures over both
     python -m benchmarks.accuracy --benchmark           # also fit on all training items and
                                                         # score the 250 test items (look once)
+    python -m benchmarks.accuracy --yardstick alt_test  # the same on rows no recipe was
+                                                        # chosen on (or train_head)
 
 The yardstick is the canonical-distribution rows inside the real training data (the 1,500
 rows of the canonical test file after the first 250, ``data=real``). They are cut into 5
