@@ -574,6 +574,17 @@ RECIPES = (
         overrides=("model.neighbour_residuals=null", "model.title_residuals=null"),
     ),
     Recipe(
+        "stack~no_feature_weight",
+        "stack~no_residual_moves",
+        "and without the like-test weight in the neighbour-price features "
+        "(`like_test_feature_weight` null; features and members refitted)",
+        overrides=(
+            "model.neighbour_residuals=null",
+            "model.title_residuals=null",
+            "model.like_test_feature_weight=null",
+        ),
+    ),
+    Recipe(
         "stack_budget+xgb",
         "stack",
         "no character 2-5-gram ridge, the LightGBM members at lr 0.05 with 600 trees, a "
