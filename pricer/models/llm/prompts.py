@@ -152,8 +152,8 @@ def _before(answer: str, mention: _Mention) -> str:
     return answer[max(0, mention.start - CONTEXT_CHARS) : mention.start]
 
 
-def _in_range(answer: str, mention: _Mention) -> bool:
-    before, after = _before(answer, mention), answer[mention.end :]
+def _in_range(before: str, after: str) -> bool:
+    """Whether the amount between ``before`` and ``after`` is one end of a range."""
     if _RANGE_BEFORE.search(before):
         return True
     opens_range = _RANGE_AFTER.match(after) or (
@@ -182,7 +182,7 @@ def parse_price(answer: str | None) -> float | None:
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
         before, after = _before(answer, mention), answer[mention.end :]
-        if _in_range(answer, mention) or _NEGATED.search(before):
+        if _in_range(before, after) or _NEGATED.search(before):
             continue
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
             continue
