@@ -4,6 +4,7 @@
     pricer leaderboard data=real 'families=[constant,xgboost]'
     pricer promote data=real
     pricer predict --data real "Cordless drill, 20V"
+    pricer serve --data real --port 5001                # mlflow models serve, files checked
     pricer runs [RUN] [--experiment NAME] [--limit N]   # recent runs; RUN: its leaderboard
     pricer compare RUN RUN [RUN ...]                    # runs side by side
 
@@ -39,6 +40,7 @@ HYDRA_APPS = {
 }
 OTHER_APPS = {
     "predict": "price items with a registered model (see pricer predict --help)",
+    "serve": "serve a registered model over HTTP, its files checked first",
     "runs": "recent leaderboards, sweeps, curations, runs; pricer runs RUN: one run in full",
     "compare": "stored runs side by side: figures and the params that differ",
 }
@@ -91,6 +93,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from pricer.predict import cli as predict
 
         return predict(rest)
+    if app == "serve":
+        from pricer.serve import cli as serve
+
+        return serve(rest)
     if app in ("runs", "compare"):
         try:
             return browse(app, rest)

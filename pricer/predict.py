@@ -66,18 +66,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "-o", "--output", type=Path, help="where file mode writes (.csv or .jsonl); default stdout"
     )
-    parser.add_argument(
-        "--data", help="whose champion: the data it was evaluated on (real, synthetic, ...)"
-    )
-    parser.add_argument("--model-name", help="a registered model by name instead of --data")
-    parser.add_argument("--alias", help="alias of the version to load (conf: alias)")
-    parser.add_argument("--model-uri", help="any MLflow model URI instead of name@alias")
+    add_model_options(parser)
     args = parser.parse_args(argv)
     if bool(args.texts) == (args.input is not None):
         parser.error("give either item texts or --input FILE (not both)")
     if args.output is not None and args.input is None:
         parser.error("--output is for file mode (--input)")
     return args
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Which model answers: the options predict and serve share."""
+    parser.add_argument(
+        "--data", help="whose champion: the data it was evaluated on (real, synthetic, ...)"
+    )
+    parser.add_argument("--model-name", help="a registered model by name instead of --data")
+    parser.add_argument("--alias", help="alias of the version to load (conf: alias)")
+    parser.add_argument("--model-uri", help="any MLflow model URI instead of name@alias")
 
 
 def load_config(args: argparse.Namespace) -> DictConfig:
@@ -97,17 +102,20 @@ def load_config(args: argparse.Namespace) -> DictConfig:
             raise PredictError(str(error).splitlines()[0]) from error
 
 
-def load_model(cfg: DictConfig) -> ServedModel:
+def model_settings(cfg: DictConfig) -> dict[str, Any]:
     """The model to price with: --model-uri, --model-name, the --data champion, or the one."""
     data_chosen = OmegaConf.select(cfg, "data.name") is not None
     model_name = cfg.model_name or (cfg.registry.model_name if data_chosen else None)
-    settings = {
+    return {
         "model_uri": cfg.model_uri,
         "model_name": model_name,
         "prefix": cfg.registry.prefix,
         "alias": cfg.alias,
     }
-    return load_served_model(cfg.tracking.uri, settings)
+
+
+def load_model(cfg: DictConfig) -> ServedModel:
+    return load_served_model(cfg.tracking.uri, model_settings(cfg))
 
 
 def read_items(path: Path) -> pd.DataFrame:

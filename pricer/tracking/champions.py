@@ -114,8 +114,22 @@ def describe(uri: str, version: ModelVersion | None, alias: str | None) -> str:
     )
 
 
-def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:
-    """Load what ``settings`` point at (see `choose_uri`); one line says what it is."""
+@dataclass(frozen=True)
+class VerifiedModel:
+    uri: str
+    description: str  # one line: which model this is, evaluated on what
+    local: Path  # its files, downloaded and checked against the digest logged with them
+
+
+def fetch_verified(
+    tracking_uri: str, settings: Mapping[str, Any], destination: Path | None = None
+) -> VerifiedModel:
+    """Download what ``settings`` point at (see `choose_uri`) and check its files.
+
+    Its files must be the ones logged (``verify_files``) and not an old pickle; only then may
+    anything import its code or read its file. ``destination``: the folder to download into
+    (default: one of MLflow's temporary folders).
+    """
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
@@ -136,16 +150,26 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
         else:
             pinned = f"models:/{version.name}/{version.version}"
             model_id = logged_model_id(version)
-        local = Path(mlflow.artifacts.download_artifacts(pinned))
+        where = None if destination is None else str(destination)
+        local = Path(mlflow.artifacts.download_artifacts(pinned, dst_path=where))
         verify_files(local, model_id, uri)  # before its code is imported and its file read
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
-        model = mlflow.pyfunc.load_model(str(local))
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
+    alias = None if settings["model_uri"] else settings["alias"]
+    return VerifiedModel(uri, describe(uri, version, alias), local)
+
+
+def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:
+    """Load what ``settings`` point at, its files checked first; one line says what it is."""
+    verified = fetch_verified(tracking_uri, settings)
+    try:
+        model = mlflow.pyfunc.load_model(str(verified.local))
+    except MlflowException as error:
+        raise ModelNotFound(f"cannot load {verified.uri} from {tracking_uri}: {error}") from error
     except ImportError as error:  # the model's code needs a library not installed here
         raise ModelNotFound(
-            f"cannot load {uri}: {error} (install it, or predict elsewhere)"
+            f"cannot load {verified.uri}: {error} (install it, or predict elsewhere)"
         ) from error
-    alias = None if settings["model_uri"] else settings["alias"]
-    return ServedModel(uri, describe(uri, version, alias), model)
+    return ServedModel(verified.uri, verified.description, model)

@@ -81,7 +81,7 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
 def test_pricer_without_an_app_lists_them(tmp_path: Path, tracking_uri: str) -> None:
     result = run_cli([PRICER], tracking_uri, tmp_path)
     assert result.returncode == 0
-    for app in ("train", "leaderboard", "promote", "predict", "runs", "compare"):
+    for app in ("train", "leaderboard", "promote", "predict", "serve", "runs", "compare"):
         assert f"\n  {app} " in result.stdout
     unknown = run_cli([PRICER, "trian"], tracking_uri, tmp_path)
     assert unknown.returncode == 2
@@ -102,11 +102,12 @@ def test_reading_a_store_that_does_not_exist_says_so_and_creates_none(tmp_path: 
     assert list(missing.parent.iterdir()) == []
 
 
-def test_predict_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("app", ["predict", "serve"])
+def test_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path, app: str) -> None:
     # It said "usage: python -m pricer.predict", which no README command uses.
-    result = run_cli([PRICER, "predict", "--help"], tracking_uri, tmp_path)
+    result = run_cli([PRICER, app, "--help"], tracking_uri, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("usage: pricer predict ")
+    assert result.stdout.startswith(f"usage: pricer {app} ")
 
 
 def test_runs_refuses_a_limit_below_one(tracking_uri: str, tmp_path: Path) -> None:

@@ -1,0 +1,108 @@
+"""pricer serve: a registered pricer over HTTP, its files checked before anything runs them.
+
+    pricer serve --data real                      # pricer-real@champion on 127.0.0.1:5001
+    pricer serve --model-uri models:/pricer-real/3 --port 5002
+    pricer serve --data real -- --workers 2       # after --: options of mlflow models serve
+
+``mlflow models serve -m models:/pricer-real@champion`` downloads the model and imports its
+code: a file changed in the artifact store since the model was logged is served as if it were
+the one logged (a skops file of trusted types, with other weights, loads). This command
+chooses the model as predict does (conf/predict.yaml), downloads it into a folder of its own,
+refuses it in one line (exit 2) unless its files hash to the digest recorded when it was
+logged, and only then starts ``mlflow models serve`` on that verified copy, never on the URI
+again (an alias that moves, or a file changed, after the check cannot change what is served).
+The folder is removed when the server stops. Ctrl-C or SIGTERM stops the server: MLflow's
+scoring process gets SIGTERM when the ``mlflow`` process ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pricer import interrupt
+from pricer.cli import USER_ERROR_STATUS
+from pricer.errors import UserError
+from pricer.predict import add_model_options, load_config, model_settings
+
+STOP_SECONDS = 30  # for the server to stop on SIGTERM before it is killed
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    arguments = list(argv)
+    cut = arguments.index("--") if "--" in arguments else len(arguments)
+    parser = argparse.ArgumentParser(
+        prog="pricer serve",
+        description="Serve a registered pricer model over HTTP (default: the champion), its "
+        "files checked against the digest logged with them first.",
+        epilog="Options after -- go to mlflow models serve (e.g. -- --workers 2).",
+    )
+    add_model_options(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("-p", "--port", type=int, default=5001, help="port to listen on")
+    return parser.parse_args(arguments[:cut]), arguments[cut + 1 :]
+
+
+def serve_command(local: Path, args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
+    """``mlflow models serve`` on the downloaded, verified copy (with this interpreter's
+    packages: the model's own environment would be another download)."""
+    return [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", str(local),
+        "--env-manager", "local", "--host", args.host, "--port", str(args.port), *extra,
+    ]  # fmt: skip
+
+
+def server_env() -> dict[str, str]:
+    """This interpreter's scripts first on the PATH: MLflow starts ``uvicorn`` by name, which
+    an environment that is not activated (``.venv/bin/pricer serve``) does not have there."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pricer.tracking.champions import fetch_verified  # imports MLflow: after the options
+
+    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    folder = Path(tempfile.mkdtemp(prefix="pricer-serve-"))
+    try:
+        try:
+            cfg = load_config(args)
+            verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return USER_ERROR_STATUS
+        url = f"http://{args.host}:{args.port}/invocations"
+        print(f"serving {verified.description} at {url}", file=sys.stderr, flush=True)
+        server = subprocess.Popen(serve_command(verified.local, args, extra), env=server_env())
+        try:
+            return server.wait()
+        finally:
+            if server.poll() is None:  # interrupted: stop the server before its files go
+                server.terminate()
+                try:
+                    server.wait(STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``main`` as a command: SIGTERM and Ctrl-C stop the server and remove its copy."""
+    interrupt.install()
+    try:
+        return main(argv)
+    except interrupt.Interrupted as stop:
+        print(f"pricer serve: {stop}: the server is stopped", file=sys.stderr)
+        return stop.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,119 @@
+"""pricer serve: the model's files are checked against their logged digest before a server
+starts, and the server runs on the checked copy, which is removed when it stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricer.paths import PROJECT_ROOT
+from tests.serving.test_serve import free_port, post, wait_until_up
+
+TEXTS = ["Cordless drill driver, 20V, two batteries", "Replacement cap for a water bottle"]
+
+
+@pytest.fixture(autouse=True)
+def _global_tracking_uri_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve sets MLflow's global tracking URI, as predict does (see test_predict)."""
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
+
+
+def constant_champion(price: float) -> str:
+    """A constant pricer of ``price`` as pricer-synthetic's champion; its model id."""
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import log_pricer
+
+    items = pd.DataFrame({"text": TEXTS})
+    with mlflow.start_run():
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    return str(info.model_id)
+
+
+def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # mlflow models serve served another valid pricer put in place of the champion's file.
+    from pricer import serve
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import MODEL_FILE
+    from pricer.tracking.model_files import save_pricer
+
+    model_id = constant_champion(20.0)
+    folder = Path(mlflow.artifacts.download_artifacts("models:/pricer-synthetic/1"))
+    other = ConstantPricer("mean").fit(pd.DataFrame({"text": TEXTS}), np.array([999.0, 999.0]))
+    save_pricer(other, tmp_path / "other")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "other").read_bytes())
+    started: list[list[str]] = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: started.append(command))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setattr(serve.tempfile, "tempdir", str(downloads))
+    capsys.readouterr()  # what logging the model printed
+
+    assert serve.main(["--data", "synthetic", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: refusing models:/pricer-synthetic@champion: its files are not the ones logged "
+        f"as {model_id}"
+    )
+    assert err.count("\n") == 1
+    assert started == []  # no server
+    assert list(downloads.iterdir()) == []  # nor the refused copy
+
+
+@pytest.mark.e2e
+def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    constant_champion(20.0)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    env = {**os.environ, "TMPDIR": str(downloads)}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until_up(url, server)
+        copies = list(downloads.glob("pricer-serve-*"))
+        status, answer = post(url, [{"text": text} for text in TEXTS])
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert status == 200, answer
+    assert answer["predictions"] == [20.0, 20.0]
+    assert "serving pricer-synthetic version 1 (champion): " in output
+    assert f"at {url}/invocations" in output
+    assert len(copies) == 1  # the server ran on the copy checked, in a folder of its own
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert not copies[0].exists()
+    with pytest.raises(AssertionError):  # nothing listens any more
+        post_or_fail(url)
+
+
+def post_or_fail(url: str) -> None:
+    try:
+        post(url, [{"text": TEXTS[0]}])
+    except OSError as error:
+        raise AssertionError(str(error)) from error
