@@ -43,7 +43,12 @@ def main(argv: list[str] | None = None) -> Any:
     if len(labels) != len(args.label):
         parser.error("--label is FAMILY=TEXT")
 
-    board = pd.read_csv(args.csv, index_col="family")
+    if not args.csv.is_file():
+        parser.error(f"{args.csv}: no such file")
+    board = pd.read_csv(args.csv)
+    if "family" not in board:
+        parser.error(f"{args.csv}: not a leaderboard.csv: it has no 'family' column")
+    board = board.set_index("family")
     if "status" in board:  # leaderboards before 2026-12-03 list finished families only
         board = board[board["status"] == "FINISHED"]
     compute = ComputePrice.from_config(compose("leaderboard").tradeoff)

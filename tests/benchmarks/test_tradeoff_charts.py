@@ -51,3 +51,21 @@ def test_a_family_can_be_charted_under_the_server_that_answered_it(
     assert list(table.index) == ["stack", "frontier"]  # the printed table keeps the family
     with pytest.raises(SystemExit):
         tradeoff_charts.main([str(tmp_path / "leaderboard.csv"), "--label", "frontier"])
+
+
+def test_a_file_that_is_not_a_leaderboard_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A missing file was a FileNotFoundError traceback; a CSV without a family column, pandas'
+    # "Index family invalid" traceback.
+    (tmp_path / "runs.csv").write_text("run_id,mae\nabc,90.0\n")
+    for path, reason in (
+        (tmp_path / "missing.csv", "no such file"),
+        (tmp_path / "runs.csv", "not a leaderboard.csv: it has no 'family' column"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            tradeoff_charts.main([str(path), "--out", str(tmp_path / "charts")])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].endswith(f"error: {path}: {reason}")
+    assert not (tmp_path / "charts").exists()
