@@ -275,6 +275,35 @@ def stop_children(grace: float = GRACE_SECONDS) -> list[int]:
     return killed + stop_processes(others, max(deadline - time.monotonic(), 1.0))
 
 
+def die_with_parent() -> None:
+    """In a child process (Linux): end with the process that started it, even a SIGKILLed one.
+
+    For a pool's initializer. Without it a SIGKILLed app leaves its curation workers cleaning
+    on (orphans of 270-410 MB).
+    """
+    parent_death_hook()()
+
+
+def parent_death_hook() -> Callable[[], None]:
+    """``die_with_parent`` for a ``Popen``'s ``preexec_fn`` (the setting outlives ``exec``):
+    the C library is found here, in the parent, so the forked child only makes the call.
+    A SIGKILLed ``pricer serve`` left its server listening."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (OSError, ImportError):  # not Linux/glibc: orphans stay possible there
+        return lambda: None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the call: nothing will signal us
+            os._exit(1)
+
+    return hook
+
+
 def stop_processes(processes: Iterable[BaseProcess], grace: float = GRACE_SECONDS) -> list[int]:
     """SIGTERM the processes, wait up to ``grace`` s, SIGKILL the rest; the pids killed.
 

@@ -79,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return USER_ERROR_STATUS
         url = f"http://{args.host}:{args.port}/invocations"
         print(f"serving {verified.description} at {url}", file=sys.stderr, flush=True)
-        server = subprocess.Popen(serve_command(verified.local, args, extra), env=server_env())
+        # A SIGKILLed pricer serve runs no finally: the server then stops with it (SIGTERM).
+        server = subprocess.Popen(
+            serve_command(verified.local, args, extra),
+            env=server_env(),
+            preexec_fn=interrupt.parent_death_hook(),
+        )
         try:
             return server.wait()
         finally:

@@ -10,7 +10,6 @@ import json
 import logging
 import multiprocessing
 import os
-import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +34,7 @@ from pricer.data.items import (
     split_rejections,
 )
 from pricer.errors import UserError
-from pricer.interrupt import stop_processes
+from pricer.interrupt import die_with_parent, stop_processes
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ def _clean_in_pool(
 ) -> None:
     # 'spawn', not 'fork': the parent may hold MLflow's and tqdm's threads (and their locks).
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(num_proc, mp_context=context, initializer=_die_with_parent)
+    pool = ProcessPoolExecutor(num_proc, mp_context=context, initializer=die_with_parent)
     try:
         pending: deque[Future] = deque()
         for batch in _timed(batches, times):
@@ -190,23 +189,6 @@ def _clean_in_pool(
         _stop_pool(pool)
         raise
     pool.shutdown()
-
-
-def _die_with_parent() -> None:
-    """In a cleaning worker (Linux): end with the process that started it, even a SIGKILLed one.
-
-    Without this a SIGKILLed app leaves its workers cleaning on (orphans of 270-410 MB).
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-    except (OSError, ImportError):  # not Linux/glibc: orphans stay possible there
-        return
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the call: nothing will signal us
-        os._exit(1)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -3,6 +3,7 @@ starts, and the server runs on the checked copy, which is removed when it stops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from pricer.paths import PROJECT_ROOT
@@ -117,3 +119,36 @@ def post_or_fail(url: str) -> None:
         post(url, [{"text": TEXTS[0]}])
     except OSError as error:
         raise AssertionError(str(error)) from error
+
+
+@pytest.mark.e2e
+def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # SIGKILL runs no finally: the mlflow process and its uvicorn went on serving, orphaned.
+    constant_champion(20.0)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    tree: list[psutil.Process] = []
+    try:
+        wait_until_up(url, server)
+        tree = psutil.Process(server.pid).children(recursive=True)
+        assert tree  # mlflow, and the uvicorn it starts
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+        _, alive = psutil.wait_procs(tree, timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        log.close()
+    assert [" ".join(process.cmdline()) for process in alive] == []
+    with pytest.raises(AssertionError):  # nothing listens any more
+        post_or_fail(url)
