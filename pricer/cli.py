@@ -6,7 +6,7 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from hydra.errors import HydraException
@@ -126,3 +126,16 @@ def _without_hydra_job_banner() -> Iterator[None]:
         yield
     finally:
         sys.stderr = stream
+
+
+def run_command(
+    main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, name: str, stopped: str
+) -> int:
+    """An argparse command's ``main``, unwound by SIGTERM and Ctrl-C (``pricer.interrupt``)
+    rather than ended where it stands; the last line says what ``stopped`` left behind."""
+    interrupt.install()
+    try:
+        return main(argv)
+    except interrupt.Interrupted as stop:
+        print(f"pricer {name}: {stop}: {stopped}", file=sys.stderr)
+        return stop.exit_code

@@ -37,11 +37,8 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from pricer import (
-    configs,  # noqa: F401  (registers resolvers and config schemas)
-    interrupt,
-)
-from pricer.cli import USER_ERROR_STATUS
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
+from pricer.cli import USER_ERROR_STATUS, run_command
 from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
 from pricer.files import replaced_atomically
@@ -249,16 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """``main`` as a command. SIGTERM and Ctrl-C unwind it (``pricer.interrupt``) instead of
-    ending the process where it stands: a killed write left its hidden temporary file of
-    partial prices beside the output (60 MB for 300,000 items), and nothing said what became
-    of the output."""
-    interrupt.install()
-    try:
-        return main(argv)
-    except interrupt.Interrupted as stop:
-        print(f"pricer predict: {stop}: an --output file is as it was", file=sys.stderr)
-        return stop.exit_code
+    """``main`` as a command. SIGTERM and Ctrl-C unwind it instead of ending the process where
+    it stands: a killed write left its hidden temporary file of partial prices beside the
+    output (60 MB for 300,000 items), and nothing said what became of the output."""
+    return run_command(main, argv, "predict", "an --output file is as it was")
 
 
 if __name__ == "__main__":

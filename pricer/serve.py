@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pricer import interrupt
-from pricer.cli import USER_ERROR_STATUS
+from pricer.cli import USER_ERROR_STATUS, run_command
 from pricer.errors import UserError
 from pricer.predict import add_model_options, load_config, model_settings
 
@@ -101,12 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """``main`` as a command: SIGTERM and Ctrl-C stop the server and remove its copy."""
-    interrupt.install()
-    try:
-        return main(argv)
-    except interrupt.Interrupted as stop:
-        print(f"pricer serve: {stop}: the server is stopped", file=sys.stderr)
-        return stop.exit_code
+    return run_command(main, argv, "serve", "the server is stopped")
 
 
 if __name__ == "__main__":
