@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pricer.errors import UserError
 from pricer.tracking import tags
 from pricer.tracking.liveness import stale_reason
-from pricer.tracking.store import check_reachable, safe_uri, sqlite_path
+from pricer.tracking.store import StoreNotFound, check_reachable, require_existing, safe_uri
 from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
@@ -51,12 +51,7 @@ def connect(tracking_uri: str) -> str:
     A SQLite file that does not exist is refused rather than created: these commands only
     read, and a mistyped path would otherwise leave an empty store behind and list nothing.
     """
-    path = sqlite_path(tracking_uri)
-    if path is not None and not path.exists():
-        raise StoreNotFound(
-            f"no MLflow store at {path}: nothing was tracked there (a leaderboard or a train "
-            "run creates it; MLFLOW_TRACKING_URI names another store)"
-        )
+    require_existing(tracking_uri)
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
     try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
@@ -65,10 +60,6 @@ def connect(tracking_uri: str) -> str:
         first = str(error).splitlines()[0]
         raise StoreNotFound(f"cannot read {safe_uri(tracking_uri)}: {first}") from error
     return tracking_uri
-
-
-class StoreNotFound(UserError):
-    """The store to read from does not exist."""
 
 
 class RunNotFound(UserError):

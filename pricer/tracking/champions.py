@@ -31,7 +31,7 @@ from pricer.errors import UserError
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import logged_model_id, pinned_model, refuse_pickled, verify_files
 from pricer.tracking.run import FAMILY_TAG
-from pricer.tracking.store import check_reachable, safe_uri
+from pricer.tracking.store import check_reachable, require_existing, safe_uri
 
 DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
 
@@ -130,6 +130,7 @@ def fetch_verified(
     anything import its code or read its file. ``destination``: the folder to download into
     (default: one of MLflow's temporary folders).
     """
+    require_existing(tracking_uri)  # a mistyped path: said, not created
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()

@@ -131,6 +131,25 @@ def sqlite_path(uri: str | None) -> Path | None:
     return Path(database).absolute()
 
 
+class StoreNotFound(UserError):
+    """The store to read from does not exist."""
+
+
+def require_existing(uri: str) -> None:
+    """Refuse a SQLite store whose file does not exist, rather than create it.
+
+    For commands that only read (runs, compare, predict, serve): a mistyped path would
+    otherwise leave an empty store behind, and the command would list nothing or find no
+    champion in it.
+    """
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise StoreNotFound(
+            f"no MLflow store at {path}: nothing was tracked there (a leaderboard or a train "
+            "run creates it; MLFLOW_TRACKING_URI names another store)"
+        )
+
+
 @contextlib.contextmanager
 def open_store(uri: str | None) -> Iterator[None]:
     """Make sure the store at ``uri`` exists and is migrated, then run the block.

@@ -92,7 +92,13 @@ def test_reading_a_store_that_does_not_exist_says_so_and_creates_none(tmp_path: 
     # It created an empty store at the (mistyped) path and listed nothing in it.
     missing = tmp_path / "nowhere" / "mlflow.db"
     missing.parent.mkdir()
-    for command in ([PRICER, "runs"], [PRICER, "compare", "aaaa", "bbbb"]):
+    # predict and serve created it too, then said no champion was in it.
+    for command in (
+        [PRICER, "runs"],
+        [PRICER, "compare", "aaaa", "bbbb"],
+        [PRICER, "predict", "Cordless drill"],
+        [PRICER, "serve", "--data", "real"],
+    ):
         result = run_cli(command, f"sqlite:///{missing}", tmp_path)
         assert result.returncode == 2, result.stderr[-2000:]
         assert result.stderr.strip() == (

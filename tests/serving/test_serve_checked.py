@@ -129,10 +129,11 @@ def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
     constant_champion(20.0)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the copy a SIGKILL leaves: not in /tmp
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     tree: list[psutil.Process] = []
     try:
