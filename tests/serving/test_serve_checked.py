@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import mlflow
 import numpy as np
@@ -82,16 +83,9 @@ def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     constant_champion(20.0)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    env = {**os.environ, "TMPDIR": str(downloads)}
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server, url, log = start_serve(tmp_path, downloads)
     try:
         wait_until_up(url, server)
         copies = list(downloads.glob("pricer-serve-*"))
@@ -114,6 +108,19 @@ def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
         post_or_fail(url)
 
 
+def start_serve(tmp_path: Path, downloads: Path) -> tuple[subprocess.Popen[bytes], str, TextIO]:
+    """``pricer serve`` of pricer-synthetic's champion on a free port, with ``downloads`` as its
+    temporary folder and its output in ``serve.log``: the process, its URL, the open log."""
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(downloads)}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}", log
+
+
 def post_or_fail(url: str) -> None:
     try:
         post(url, [{"text": TEXTS[0]}])
@@ -127,14 +134,7 @@ def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
 ) -> None:
     # SIGKILL runs no finally: the mlflow process and its uvicorn went on serving, orphaned.
     constant_champion(20.0)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the copy a SIGKILL leaves: not in /tmp
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server, url, log = start_serve(tmp_path, tmp_path)  # the copy SIGKILL leaves: not in /tmp
     tree: list[psutil.Process] = []
     try:
         wait_until_up(url, server)
