@@ -44,8 +44,12 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog="Options after -- go to mlflow models serve (e.g. -- --workers 2).",
     )
     add_model_options(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("-p", "--port", type=int, default=5001, help="port to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "-p", "--port", type=int, default=5001, help="port to listen on (default: 5001)"
+    )
     return parser.parse_args(arguments[:cut]), arguments[cut + 1 :]
 
 
