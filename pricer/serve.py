@@ -12,7 +12,8 @@ refuses it in one line (exit 2) unless its files hash to the digest recorded whe
 logged, and only then starts ``mlflow models serve`` on that verified copy, never on the URI
 again (an alias that moves, or a file changed, after the check cannot change what is served).
 The folder is removed when the server stops. Ctrl-C or SIGTERM stops the server: MLflow's
-scoring process gets SIGTERM when the ``mlflow`` process ends.
+scoring process gets SIGTERM when the ``mlflow`` process ends. A SIGKILLed pricer serve runs no
+cleanup: its server stops with it, and the next pricer serve removes the copy it left.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from pathlib import Path
 from pricer import interrupt
 from pricer.cli import USER_ERROR_STATUS, run_command
 from pricer.errors import UserError
+from pricer.files import process_alive
 from pricer.predict import add_model_options, load_config, model_settings
 
 STOP_SECONDS = 30  # for the server to stop on SIGTERM before it is killed
+COPY_PREFIX = "pricer-serve-"
+OWNER_FILE = "pid"  # in a copy's folder: the pricer serve process it belongs to
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -69,15 +73,33 @@ def server_env() -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
 
 
+def remove_abandoned_copies(parent: Path) -> list[Path]:
+    """Remove the copies in ``parent`` whose pricer serve has ended without removing them (a
+    SIGKILL runs no cleanup); the folders removed. A folder without its owner's pid yet (one
+    being created) is left alone, as is one whose pid now names another process."""
+    removed = []
+    for folder in parent.glob(f"{COPY_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not process_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from pricer.tracking.champions import fetch_verified  # imports MLflow: after the options
 
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
-    folder = Path(tempfile.mkdtemp(prefix="pricer-serve-"))
+    remove_abandoned_copies(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=COPY_PREFIX))
     try:
+        (folder / OWNER_FILE).write_text(str(os.getpid()))
         try:
             cfg = load_config(args)
-            verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder)
+            verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder / "model")
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return USER_ERROR_STATUS

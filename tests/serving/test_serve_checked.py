@@ -60,10 +60,10 @@ def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
     other = ConstantPricer("mean").fit(pd.DataFrame({"text": TEXTS}), np.array([999.0, 999.0]))
     save_pricer(other, tmp_path / "other")
     (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "other").read_bytes())
+    downloads = tmp_path / "downloads"
+    abandoned = abandoned_copy(downloads)
     started: list[list[str]] = []
     monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: started.append(command))
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
     monkeypatch.setattr(serve.tempfile, "tempdir", str(downloads))
     capsys.readouterr()  # what logging the model printed
 
@@ -75,6 +75,7 @@ def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
     )
     assert err.count("\n") == 1
     assert started == []  # no server
+    assert not abandoned.exists()  # a SIGKILLed pricer serve's copy, removed at the start
     assert list(downloads.iterdir()) == []  # nor the refused copy
 
 
@@ -106,6 +107,34 @@ def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
     assert not copies[0].exists()
     with pytest.raises(AssertionError):  # nothing listens any more
         post_or_fail(url)
+
+
+def abandoned_copy(parent: Path) -> Path:
+    """A copy as a SIGKILLed pricer serve leaves it: its owner's pid names an ended process."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    folder = parent / "pricer-serve-abandoned"
+    (folder / "model").mkdir(parents=True)
+    (folder / "pid").write_text(ended.stdout.strip())
+    return folder
+
+
+def test_only_the_copies_of_ended_pricer_serves_are_removed(tmp_path: Path) -> None:
+    from pricer.serve import remove_abandoned_copies
+
+    abandoned = abandoned_copy(tmp_path)
+    running = tmp_path / "pricer-serve-running"
+    running.mkdir()
+    (running / "pid").write_text(str(os.getppid()))  # a process that is alive
+    starting = tmp_path / "pricer-serve-starting"  # no pid written yet
+    starting.mkdir()
+    other = tmp_path / "other-abandoned"
+    (other / "model").mkdir(parents=True)
+    (other / "pid").write_text((abandoned / "pid").read_text())
+
+    assert remove_abandoned_copies(tmp_path) == [abandoned]
+    assert not abandoned.exists()
+    assert running.exists() and starting.exists() and other.exists()
 
 
 def start_serve(tmp_path: Path, downloads: Path) -> tuple[subprocess.Popen[bytes], str, TextIO]:
@@ -153,3 +182,16 @@ def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
     assert [" ".join(process.cmdline()) for process in alive] == []
     with pytest.raises(AssertionError):  # nothing listens any more
         post_or_fail(url)
+    # No cleanup ran, so its copy is left; the next pricer serve removes it before it starts.
+    (left,) = tmp_path.glob("pricer-serve-*")
+    assert (left / "pid").read_text() == str(server.pid)
+    restarted, url, log = start_serve(tmp_path, tmp_path)
+    try:
+        wait_until_up(url, restarted)
+        copies = list(tmp_path.glob("pricer-serve-*"))
+    finally:
+        restarted.terminate()
+        restarted.wait(60)
+        log.close()
+    assert not left.exists()
+    assert len(copies) == 1  # the restarted server's own
