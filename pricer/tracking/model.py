@@ -31,6 +31,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
 
 from pricer.models.base import INPUT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer, as_items
@@ -257,23 +258,20 @@ def trained_on(model_folder: Path) -> np.ndarray | None:
 def pinned_model(model_uri: str) -> tuple[str, str | None]:
     """The URI of the very model ``model_uri`` names now, and its logged model's id.
 
-    ``models:/name@alias`` becomes ``models:/name/<version>``: an alias moves, a version does
-    not. ``models:/m-...`` is pinned already; any other URI (``runs:/...``, a path, a version
-    ``latest``) is kept as it is, without an id.
+    Every ``models:/`` form becomes one version, ``models:/name/<version>``, or stays a model
+    id, ``models:/m-...``: an alias, ``latest`` and a stage move, a version does not. Any other
+    URI (``runs:/...``, a path) is kept as it is, without an id.
     """
-    path = model_uri.removeprefix("models:/")
-    if path == model_uri:
+    if not model_uri.startswith("models:/"):
         return model_uri, None
+    uri = model_uri.rstrip("/")  # "models:/m-.../" names the model, as MLflow's download reads it
     client = mlflow.MlflowClient()
-    if "@" in path:
-        name, alias = path.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias)
-    elif "/" in path and path.rsplit("/", 1)[1].isdigit():
-        version = client.get_model_version(*path.rsplit("/", 1))
-    elif "/" not in path:
-        return model_uri, path
-    else:
-        return model_uri, None
+    # MLflow's own resolution, the one its download applies: a form resolved here by hand
+    # (only alias, version and id were) left ``latest``, a stage and a trailing slash unchecked.
+    found = get_model_name_and_version(client, uri)
+    if len(found) == 1:
+        return uri, found[0]
+    version = client.get_model_version(*found)
     return f"models:/{version.name}/{version.version}", logged_model_id(version)
 
 

@@ -353,6 +353,30 @@ def test_a_pricer_file_swapped_for_another_valid_pricer_is_refused(
         assert str(refused.value).startswith(f"refusing {uri}: its files are not the ones logged")
 
 
+@pytest.mark.parametrize(
+    "form", ["{id}", "{id}/", "swapped/1", "swapped/1/", "swapped/latest", "swapped/None",
+             "swapped@champion"],
+)  # fmt: skip
+def test_every_form_of_a_models_uri_is_checked(
+    tracking_uri: str, shop, tmp_path: Path, form: str
+) -> None:
+    # models:/name/latest, a stage and a trailing slash loaded the swapped file unchecked: only
+    # an alias, a version number and a bare model id were resolved to the logged model.
+    _, _, test = shop
+    uri, folder = constant_model(20.0, test)
+    model_id = uri.removeprefix("models:/")
+    mlflow.register_model(uri, "swapped")
+    mlflow.MlflowClient().set_registered_model_alias("swapped", "champion", "1")
+    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    asked = "models:/" + form.format(id=model_id)
+    for load in (logged_pricer, check_logged_model):
+        with pytest.raises(
+            UnsafeModelFile, match=f"its files are not the ones logged as {model_id}"
+        ):
+            load(asked)
+
+
 def test_code_added_to_a_logged_model_is_refused_before_it_runs(
     tracking_uri: str, shop, tmp_path: Path
 ) -> None:
