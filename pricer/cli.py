@@ -35,6 +35,12 @@ def expand_overrides(arguments: list[str]) -> list[str]:
     return expanded
 
 
+def report(error: BaseException) -> int:
+    """An argparse command's user error: one line, any secret in it hidden; its exit status."""
+    print(f"error: {redact_text(str(error))}", file=sys.stderr, flush=True)
+    return USER_ERROR_STATUS
+
+
 def run(main: Callable[[], object]) -> None:
     """Run a ``@hydra.main`` function with MLproject-style arguments expanded.
 

@@ -25,7 +25,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
-from pricer.cli import USER_ERROR_STATUS
+from pricer.cli import USER_ERROR_STATUS, report
 from pricer.errors import UserError, unknown_name
 from pricer.paths import require_config_dir
 from pricer.wording import left_aligned
@@ -101,8 +101,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             return browse(app, rest)
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return USER_ERROR_STATUS
+            return report(error)
     apps = [*HYDRA_APPS, *OTHER_APPS]
     print(f"error: {unknown_name('app', app, apps)}\n\n{usage()}", file=sys.stderr)
     return USER_ERROR_STATUS

@@ -38,7 +38,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
-from pricer.cli import USER_ERROR_STATUS, run_command
+from pricer.cli import report, run_command
 from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
 from pricer.files import replaced_atomically
@@ -228,8 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"priced by {served.description}", file=sys.stderr, flush=True)
         prices = np.asarray(served.model.predict(model_input(items)), dtype=float).reshape(-1)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USER_ERROR_STATUS
+        return report(error)
     prices = np.round(prices, 2)  # dollars and cents; NaN (no answer) stays NaN
     if args.input is None:
         for price in prices:

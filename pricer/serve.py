@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pricer import interrupt
-from pricer.cli import USER_ERROR_STATUS, run_command
+from pricer.cli import report, run_command
 from pricer.errors import UserError
 from pricer.files import process_alive
 from pricer.predict import add_model_options, load_config, model_settings
@@ -101,8 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = load_config(args)
             verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder / "model")
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return USER_ERROR_STATUS
+            return report(error)
         url = f"http://{args.host}:{args.port}/invocations"
         print(f"serving {verified.description} at {url}", file=sys.stderr, flush=True)
         # A SIGKILLed pricer serve runs no finally: the server then stops with it (SIGTERM).

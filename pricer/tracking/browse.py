@@ -59,7 +59,7 @@ def connect(tracking_uri: str) -> str:
     except (mlflow.exceptions.MlflowException, SQLAlchemyError) as error:
         first = str(error).splitlines()[0]
         raise StoreNotFound(f"cannot read {safe_uri(tracking_uri)}: {first}") from error
-    return tracking_uri
+    return safe_uri(tracking_uri)
 
 
 class RunNotFound(UserError):
@@ -72,7 +72,7 @@ def _experiment_ids(experiment: str | None) -> list[str]:
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         raise RunNotFound(
-            f"experiment {experiment!r} does not exist in {mlflow.get_tracking_uri()}"
+            f"experiment {experiment!r} does not exist in {safe_uri(mlflow.get_tracking_uri())}"
         )
     return [found.experiment_id]
 
@@ -210,7 +210,8 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
         try:
             run = mlflow.get_run(run_id)
         except mlflow.exceptions.MlflowException as error:
-            raise RunNotFound(f"no run {run_id} in {mlflow.get_tracking_uri()}") from error
+            where = safe_uri(mlflow.get_tracking_uri())
+            raise RunNotFound(f"no run {run_id} in {where}") from error
         # get_run finds deleted runs too (their experiment's as well): shown FINISHED with
         # their figures, and compared with live ones, while their prefix was "no run".
         if run.info.lifecycle_stage == "deleted":
@@ -222,7 +223,7 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
         experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
     )
     found = [run for run in runs if run.info.run_id.startswith(run_id)]
-    where = mlflow.get_tracking_uri()
+    where = safe_uri(mlflow.get_tracking_uri())
     if not found:
         raise RunNotFound(f"no run starts with {run_id!r} in {where}: `pricer runs` lists them")
     if len(found) > 1:

@@ -92,8 +92,9 @@ def choose_uri(
         if error.error_code not in MISSING:  # the store did not answer: no "promote first"
             raise
         data = str(name).removeprefix(f"{settings['prefix']}-")
+        where = safe_uri(mlflow.get_tracking_uri())
         raise ModelNotFound(
-            f"no models:/{name}@{alias} in {mlflow.get_tracking_uri()}: run pricer promote "
+            f"no models:/{name}@{alias} in {where}: run pricer promote "
             f"data={data} first, or choose another --data/--alias"
         ) from error
     return f"models:/{name}@{alias}", version
@@ -157,7 +158,7 @@ def fetch_verified(
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
     except MlflowException as error:
-        raise ModelNotFound(f"cannot load {uri} from {tracking_uri}: {error}") from error
+        raise ModelNotFound(f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}") from error
     alias = None if settings["model_uri"] else settings["alias"]
     return VerifiedModel(uri, describe(uri, version, alias), local)
 
@@ -168,7 +169,9 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     try:
         model = mlflow.pyfunc.load_model(str(verified.local))
     except MlflowException as error:
-        raise ModelNotFound(f"cannot load {verified.uri} from {tracking_uri}: {error}") from error
+        raise ModelNotFound(
+            f"cannot load {verified.uri} from {safe_uri(tracking_uri)}: {error}"
+        ) from error
     except ImportError as error:  # the model's code needs a library not installed here
         raise ModelNotFound(
             f"cannot load {verified.uri}: {error} (install it, or predict elsewhere)"

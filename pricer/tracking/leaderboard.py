@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import pandas as pd
@@ -189,8 +190,12 @@ def run_url(run: Any, ui_url: str | None) -> str:
 
 
 def _ui_base() -> str:
+    """The server's address without any login in it: a link is printed, and kept in logs."""
     uri = mlflow.get_tracking_uri()
-    return uri if uri.startswith(("http://", "https://")) else DEFAULT_UI
+    if not uri.startswith(("http://", "https://")):
+        return DEFAULT_UI
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def log_leaderboard(

@@ -72,7 +72,7 @@ def pricer(
     app: str, *args: str, env: dict[str, str], workdir: Path, started: list[subprocess.Popen[str]]
 ) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", f"pricer.{app}", *args]
-    if app != "predict":
+    if app not in ("predict", "serve", "console"):  # argparse commands: no Hydra overrides
         command.append(f"hydra.run.dir={workdir}/hydra-{app}")
     process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -237,3 +237,30 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     grant = alice_grants_bob_edit(users, experiment.experiment_id)
     assert grant.status_code == 200, grant.text
     assert bob_creates_a_run(users, experiment.experiment_id) == 200
+
+
+def test_a_password_in_the_tracking_uri_never_reaches_the_terminal(
+    users: TrackingServer, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    # predict, serve, runs and the leaderboard's closing link printed the URI as given:
+    # http://alice:<password>@host, in error lines and in the link to the run.
+    host = users.uri.removeprefix("http://")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://{USER}:{PASSWORD}@{host}"}
+    env.pop("MLFLOW_TRACKING_USERNAME", None)
+    env.pop("MLFLOW_TRACKING_PASSWORD", None)
+    cache = f"curation.cache_dir={tmp_path / 'cache'}"
+    commands = {
+        "leaderboard": (0, ["leaderboard", *SMALL, "families=[constant]", cache]),
+        "predict": (2, ["predict", "--model-uri", "models:/nope/1", "a drill"]),
+        "serve": (2, ["serve", "--model-uri", "models:/nope/1"]),
+        "runs": (2, ["console", "runs", "zzzz"]),
+        "runs --experiment": (2, ["console", "runs", "--experiment", "nope"]),
+    }
+    said = {}
+    for name, (expected, (app, *args)) in commands.items():
+        process = pricer(app, *args, env=env, workdir=tmp_path, started=started)
+        out, err = process.communicate(timeout=300)
+        said[name] = (process.returncode, out + err)
+        assert process.returncode == expected, f"{name}: {err[-2000:]}"
+    assert [name for name, (_, text) in said.items() if PASSWORD in text] == []
+    assert f"{host}/#/experiments/" in said["leaderboard"][1]  # the link, without the login
