@@ -134,8 +134,8 @@ def fetch_verified(
     require_existing(tracking_uri)  # a mistyped path: said, not created
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
-    try:
+    try:  # a file that is no database fails as the client opens it
+        client = MlflowClient()
         uri, version = choose_uri(client, settings)
     except (MlflowException, SQLAlchemyError) as error:  # "no models:/... promote first"
         raise StoreUnreadable(

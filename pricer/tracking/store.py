@@ -22,7 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
+from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -70,6 +72,7 @@ def check_reachable(uri: str) -> None:
     behind a proxy from the environment, a server is MLflow's to reach; a database on a local
     socket is left to MLflow too.
     """
+    check_usable(uri)
     kind, address = _address(uri)
     if address is None:
         return
@@ -81,6 +84,36 @@ def check_reachable(uri: str) -> None:
             f"cannot reach the tracking {kind} at {safe_uri(uri)} ({reason}): start it, or "
             "point MLFLOW_TRACKING_URI elsewhere"
         ) from None  # the reason is in the line already
+
+
+class StoreUnusable(UserError):
+    """A tracking URI MLflow will not open, whatever answers there."""
+
+
+def check_usable(uri: str) -> None:
+    """Refuse, in one line, a URI MLflow will not open: a folder (its file store, which
+    MLflow 3.17 refuses unless ``MLFLOW_ALLOW_FILE_STORE`` is set) or a scheme no tracking store
+    is registered for (``sqlit:///x.db``). MLflow raised both from the first client made, a
+    traceback of 50 to 80 lines."""
+    scheme = urlsplit(uri).scheme
+    if scheme in ("", "file"):
+        if not MLFLOW_ALLOW_FILE_STORE.get():
+            raise StoreUnusable(
+                f"{uri} names a folder, MLflow's file store, which MLflow 3 refuses: track to a "
+                f"database (sqlite:///{Path(uri.removeprefix('file://')).absolute()}.db), or "
+                "set MLFLOW_ALLOW_FILE_STORE=true to use the folder"
+            )
+        return
+    # MLflow's own registry of store builders, plugins' schemes included (private: MLflow has
+    # no public lookup, and a list kept here would refuse a plugin's scheme).
+    try:
+        _tracking_store_registry.get_store_builder(uri)
+    except MlflowException:
+        raise StoreUnusable(
+            f"unknown scheme {scheme!r} in the tracking URI {safe_uri(uri)}: MLflow stores "
+            "are sqlite:///PATH, postgresql://..., mysql://..., mssql://... or an "
+            "http(s):// tracking server"
+        ) from None
 
 
 def _address(uri: str) -> tuple[str, tuple[str, int] | None]:

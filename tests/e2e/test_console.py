@@ -108,6 +108,36 @@ def test_reading_a_store_that_does_not_exist_says_so_and_creates_none(tmp_path: 
     assert list(missing.parent.iterdir()) == []
 
 
+@pytest.mark.parametrize("store", ["not_a_database", "a_folder", "a_mistyped_scheme"])
+def test_a_store_mlflow_cannot_use_is_one_line_for_every_command(
+    tmp_path: Path, store: str
+) -> None:
+    # Tracebacks of 50-80 lines: predict and serve on a file that is no database; train,
+    # promote and predict on a folder (MLflow's retired file store) or an unknown scheme.
+    garbage = tmp_path / "garbage.db"
+    garbage.write_text("hello\n")
+    uri, why = {
+        "not_a_database": (f"sqlite:///{garbage}", "file is not a database"),
+        "a_folder": (str(tmp_path / "runs"), "MLflow's file store"),
+        "a_mistyped_scheme": (f"sqlit:///{tmp_path / 'x.db'}", "unknown scheme 'sqlit'"),
+    }[store]
+    hydra = f"hydra.run.dir={tmp_path}/hydra"
+    for command in (
+        [PRICER, "runs"],
+        [PRICER, "predict", "Cordless drill"],
+        [PRICER, "serve", "--data", "synthetic"],
+        [PRICER, "train", "model=constant", "data.n_records=2000", hydra],
+        [PRICER, "promote", "data=synthetic", hydra],
+    ):
+        result = run_cli(command, uri, tmp_path)
+        assert result.returncode == 2, f"{command}: {result.stderr[-3000:]}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (command, lines[-3:])
+        assert why in lines[0], (command, lines[0])
+    assert garbage.read_text() == "hello\n"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x.db").exists()
+
+
 @pytest.mark.parametrize("app", ["predict", "serve"])
 def test_help_names_the_command_users_type(tracking_uri: str, tmp_path: Path, app: str) -> None:
     # It said "usage: python -m pricer.predict", which no README command uses.
