@@ -33,6 +33,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.utils.validation import (  # private, but the rules the registry applies
+    _validate_model_alias_name,
+    _validate_model_alias_name_reserved,
+)
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
@@ -251,6 +255,16 @@ class RegistrySettings:
         )
         if settings.champion_alias == settings.challenger_alias:
             raise ConfigError("registry.champion_alias and registry.challenger_alias must differ")
+        # The registry's own rules, before any run: a name it refuses ("latest", "v2", a space)
+        # failed at the alias move, after the version's description and the model's history
+        # had recorded a decision that was never applied.
+        for key in ("champion_alias", "challenger_alias"):
+            alias = getattr(settings, key)
+            try:
+                _validate_model_alias_name(alias)
+                _validate_model_alias_name_reserved(alias)
+            except MlflowException as error:
+                raise ConfigError(f"registry.{key}={alias}: {error.message}") from None
         return settings
 
 
@@ -431,15 +445,17 @@ def _write_decision(
     client.update_model_version(
         name, version, description=f"{alias.capitalize()} since {now}: {decision.reason}"
     )
-    if decision.outcome == "champion" and replaced is not None:
-        client.set_model_version_tag(name, replaced.version, "pricer.replaced_by_version", version)
-        client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
     try:
         _still_champion(client, registry, replaced)
     except ChampionMoved as moved:  # the version's own record must not say it moved
         client.set_model_version_tag(name, version, "pricer.decision", "not applied")
         client.update_model_version(name, version, description=f"Not applied: {moved}")
         raise
+    # Only once the champion is known to be the one compared with: written before the check,
+    # a promotion that lost the race named itself the successor of a champion another replaced.
+    if decision.outcome == "champion" and replaced is not None:
+        client.set_model_version_tag(name, replaced.version, "pricer.replaced_by_version", version)
+        client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
     _append_history(client, name, f"{now} {decision.outcome}: {decision.reason}")
     client.set_registered_model_alias(name, alias, version)
     # A challenger lost to the champion it was compared with: a new champion voids that.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -367,6 +368,35 @@ def test_a_champion_that_moves_during_the_comparison_is_left_where_it_went(
     assert len(history) == 3  # no line for a decision that was not applied
 
 
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("registry.champion_alias=latest", "'latest' alias name (case insensitive) is reserved"),
+        ("registry.challenger_alias=v2", "Version alias name 'v2' is reserved"),
+        ("registry.champion_alias=best model", "Invalid alias name: 'best model'"),
+        ("registry.challenger_alias=champion", "must differ"),
+    ],
+)
+def test_an_alias_the_registry_refuses_stops_promote_before_anything_is_written(
+    client: MlflowClient, override: str, why: str
+) -> None:
+    # "latest" crashed promote half-way: the version's description and the model's history
+    # said it was crowned, no alias had moved, and the traceback ended a FAILED run.
+    from pricer.errors import ConfigError
+
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.6)
+    before = client.get_registered_model(MODEL)
+    runs = len(promotion_runs())
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        promote_with(override)
+    after = client.get_registered_model(MODEL)
+    assert (after.description, after.aliases) == (before.description, before.aliases)
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
+    assert len(promotion_runs()) == runs  # no run either
+
+
 def test_two_first_champions_at_once_do_not_overwrite_each_other(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -459,6 +489,9 @@ def test_a_champion_that_moves_while_the_decision_is_written_leaves_it_marked_no
     assert version.description.startswith("Not applied: champion moved to version")
     assert aliases(client)["champion"] == version_of(client, waiting)
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+    # The first champion was replaced by the other promotion's, not by this one's version.
+    first = client.get_model_version(MODEL, "1")
+    assert "pricer.replaced_by_version" not in first.tags
 
 
 def test_sigterm_while_the_decision_is_written_leaves_it_whole(
