@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,9 +53,27 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     parser.add_argument(
-        "-p", "--port", type=int, default=5001, help="port to listen on (default: 5001)"
+        "-p", "--port", type=port_number, default=5001, help="port to listen on (default: 5001)"
     )
     return parser.parse_args(arguments[:cut]), arguments[cut + 1 :]
+
+
+def port_number(text: str) -> int:
+    """A TCP port a server can be asked to listen on (0, "any free port", would be served
+    somewhere this command could not name)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (1 to 65535)")
+    return int(text)
+
+
+def require_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before the model is fetched: uvicorn said so
+    in a traceback, after the download and a line claiming to serve there."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def serve_command(local: Path, args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
@@ -93,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pricer.tracking.champions import fetch_verified  # imports MLflow: after the options
 
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        require_free(args.host, args.port)
+    except UserError as error:
+        return report(error)
     remove_abandoned_copies(Path(tempfile.gettempdir()))
     folder = Path(tempfile.mkdtemp(prefix=COPY_PREFIX))
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,36 @@ def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
         log.close()
     assert not left.exists()
     assert len(copies) == 1  # the restarted server's own
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_a_port_no_server_can_listen_on_is_refused_before_anything_is_fetched(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "serving ... at http://127.0.0.1:99999/invocations", then uvicorn's traceback.
+    from pricer import serve
+
+    with pytest.raises(SystemExit) as stopped:
+        serve.main(["--data", "synthetic", "--port", port])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument -p/--port: {port} is not a port (1 to 65535)" in err
+
+
+def test_a_port_in_use_is_one_line_before_the_model_is_fetched(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # uvicorn's traceback, exit 1, after the download and the "serving ..." line.
+    from pricer import serve
+
+    fetched: list[object] = []
+    monkeypatch.setattr(serve, "load_config", lambda args: fetched.append(args))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve.main(["--data", "synthetic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1
+    assert fetched == []
