@@ -38,6 +38,21 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def unwritable(path: Path) -> str | None:
+    """Why ``replaced_atomically`` cannot write ``path``, found before any work is done on its
+    behalf; None when it can (as far as can be known: a full disk shows only as it fills)."""
+    if path.is_dir():
+        return "it is a folder"
+    folder = path.parent
+    while not folder.exists():  # the folders replaced_atomically would create
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    return None
+
+
 def remove_left_behind(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` that writers on this host left when they died;
     the paths removed. Another host's are left alone: its process ids are not ours to ask."""

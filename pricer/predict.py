@@ -41,7 +41,7 @@ from pricer import configs  # noqa: F401  (registers resolvers and config schema
 from pricer.cli import report, run_command
 from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
-from pricer.files import replaced_atomically
+from pricer.files import replaced_atomically, unwritable
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, UnusableItems, unusable_text
 from pricer.paths import require_config_dir
 from pricer.tracking.champions import ServedModel, load_served_model
@@ -212,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.output is not None and args.output.suffix.lower() not in READERS:
             raise PredictError(f"{args.output}: unknown output type; use one of {sorted(READERS)}")
+        if args.output is not None and (why := unwritable(args.output)) is not None:
+            raise PredictError(f"cannot write {args.output}: {why}")  # before paid pricing
         cfg = load_config(args)
         if args.input is not None:
             items = read_items(args.input)
@@ -237,8 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         write_prices(items.assign(**{cfg.price_column: prices}), args.output)
     except OSError as error:  # a full disk, a folder in the way: the output is left as it was
-        print(f"error: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
-        return 1
+        return report(PredictError(f"cannot write {args.output}: {error.strerror or error}"))
     if args.output is not None:
         print(f"{len(items)} prices written to {args.output}", file=sys.stderr)
     return 0

@@ -207,17 +207,27 @@ def test_an_interrupted_write_leaves_the_previous_prices_whole(
     assert [path.name for path in tmp_path.iterdir()] == ["prices.csv"]
 
 
-def test_an_output_that_cannot_be_written_is_one_line(
-    champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("where", "why"),
+    [("taken.csv", "it is a folder"), ("afile/prices.csv", "{tmp}/afile is a file, not a folder")],
+)
+def test_an_output_that_cannot_be_written_is_one_line_before_pricing(
+    champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, why: str
 ) -> None:
+    # A folder in the way was an IsADirectoryError traceback, then a line with exit 1, found
+    # only once every item was priced (paid calls, for an LLM champion); a file where a folder
+    # should be said "File exists".
     source = tmp_path / "items.jsonl"
     source.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
-    taken = tmp_path / "taken.csv"
-    taken.mkdir()  # a folder where the file should go: it was an IsADirectoryError traceback
-    assert main(["--input", str(source), "--output", str(taken)]) == 1
-    err = capsys.readouterr().err.splitlines()
-    assert err[-1].startswith(f"error: cannot write {taken}: ") and "Is a directory" in err[-1]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["items.jsonl", "taken.csv"]
+    (tmp_path / "taken.csv").mkdir()
+    (tmp_path / "afile").write_text("notes\n")
+    output = tmp_path / where
+    assert main(["--input", str(source), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    # Nothing priced: no "priced by" line.
+    assert err == f"error: cannot write {output}: {why.format(tmp=tmp_path)}\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "items.jsonl", "taken.csv"]
+    assert (tmp_path / "afile").read_text() == "notes\n"
 
 
 def test_written_prices_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
