@@ -83,9 +83,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> DictConfig:
+    """conf/predict.yaml with the options as overrides. ``--data`` is a data config of
+    conf/data/ (real, synthetic, ...) or a name given to one's own data (``data=items
+    data.name=mine``), whose champion is ``<prefix>-mine``: promote names it so."""
     overrides = []
-    if args.data:
+    if args.data and (require_config_dir() / "data" / f"{args.data}.yaml").is_file():
         overrides.append(f"data={args.data}")
+    elif args.data:  # a name of one's own data, no config of conf/data/
+        overrides.append(f"model_name=${{registry.prefix}}-{args.data}")
     if args.model_name:
         overrides.append(f"model_name={args.model_name}")
     if args.alias:

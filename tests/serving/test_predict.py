@@ -67,6 +67,28 @@ def test_the_data_choice_names_the_champion(
     assert err.startswith("error: no models:/pricer-real@champion") and err.count("\n") == 1
 
 
+def test_the_champion_of_data_named_by_its_user_is_found_by_that_name(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # promote data=items data.name=mine says "use it: pricer predict --data mine", which
+    # answered "Could not find 'data/mine'": --data took only the names of conf/data's files.
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import log_pricer
+
+    items = pd.DataFrame({"text": TEXTS})
+    with mlflow.start_run():
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([30.0, 30.0])), items)
+    mlflow.register_model(info.model_uri, "pricer-mine")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-mine", "champion", "1")
+    capsys.readouterr()  # what registering printed
+    assert main(["--data", "mine", TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("priced by pricer-mine version 1 (champion)")
+    assert captured.out == "$30.00\n"
+    assert main(["--data", "theirs", TEXTS[0]]) == 2
+    assert capsys.readouterr().err.startswith("error: no models:/pricer-theirs@champion in ")
+
+
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
     champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,7 +153,7 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
     [
         (["--alias", "nobody", "some text"], "no registered pricer-<data> model has a nobody"),
         (["--model-name", "absent", "some text"], "no models:/absent@champion"),
-        (["--data", "nowhere", "some text"], "Could not find 'data/nowhere'"),
+        (["--data", "nowhere", "some text"], "no models:/pricer-nowhere@champion"),
         (["some text", "  "], "text: 1 of 2 items have no usable text (item 2: empty text)"),
         # No words: the model would refuse them too, but as MLflow's exception (a traceback).
         (["12.5"], "text: 1 of 1 items have no usable text (item 1: text '12.5' has no words"),
