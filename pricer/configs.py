@@ -17,12 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from pricer import paths
 from pricer.schemas import (
     AmazonSource,
+    CandidatesConfig,
     ComputePrice,
     CuratedSource,
     CurationConfig,
     EvalSettings,
     ItemsSource,
     RealSource,
+    RegistryConfig,
     SyntheticSource,
     TrackingConfig,
     ValidationSettings,
@@ -30,8 +32,10 @@ from pricer.schemas import (
 from pricer.settings import Settings
 
 SCHEMAS: dict[str, type[Settings]] = {
+    "candidates": CandidatesConfig,  # conf/promote.yaml's own block, not a group
     "curation": CurationConfig,
     "eval": EvalSettings,
+    "registry": RegistryConfig,
     "tracking": TrackingConfig,
     "tradeoff": ComputePrice,
     "validation": ValidationSettings,

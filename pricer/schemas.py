@@ -1,13 +1,14 @@
 """The schemas of the config groups: what Hydra checks keys and types against while composing.
 
 ``pricer.configs`` registers each as ``schema_<group>`` (``curation``, ``eval``, ``tradeoff``,
-``validation``, ``tracking``) and each data source's as ``schema_data_<option>``, which the
-group's or source's YAML extends; the library builds the same classes from the composed config
-(``Settings.from_config``). They live here, together and apart from the code they configure,
-because every app imports them before Hydra composes: this module needs only the standard
-library, numpy and ``pricer.settings``, so a typo on the command line is reported in 0.5-0.8 s
-rather than after the 3.6-5.8 s that pandas, scikit-learn, matplotlib and MLflow took to
-import (``python -m benchmarks.startup``; ``tests/apps/test_startup.py`` keeps it so).
+``validation``, ``tracking``, ``registry``, promote's ``candidates``) and each data source's as
+``schema_data_<option>``, which the group's or source's YAML extends; the library builds the
+same classes from the composed config (``Settings.from_config``). They live here, together and
+apart from the code they configure, because every app imports them before Hydra composes: this
+module needs only the standard library, numpy and ``pricer.settings``, so a typo on the command
+line is reported in 0.5-0.8 s rather than after the 3.6-5.8 s that pandas, scikit-learn,
+matplotlib and MLflow took to import (``python -m benchmarks.startup``;
+``tests/apps/test_startup.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -188,6 +189,25 @@ class ValidationSettings(Settings):
     def __post_init__(self) -> None:
         if self.size < 0:
             raise ValueError(f"validation.size must be >= 0 (0: none), got {self.size}")
+
+
+@dataclass(frozen=True)
+class CandidatesConfig(Settings):
+    """``candidates`` in conf/promote.yaml: which training runs promote chooses among."""
+
+    experiment: str | None
+    family: str | None
+    eval_digest: str | None
+
+
+@dataclass(frozen=True)
+class RegistryConfig(Settings):
+    """``registry`` (conf/registry/default.yaml): the registered model and its two aliases."""
+
+    prefix: str
+    model_name: str
+    champion_alias: str
+    challenger_alias: str
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import mlflow
 from mlflow.entities import LoggedModelStatus, Run
 
 from pricer.errors import UserError, nearest
+from pricer.schemas import CandidatesConfig
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.run import FAMILY_TAG
 from pricer.wording import counted
@@ -84,11 +85,14 @@ class CandidateFilter:
 
     @classmethod
     def from_config(cls, data: str, mapping: Mapping[str, Any]) -> CandidateFilter:
+        # Checked: "+candidates.famly=xgboost" (Hydra adds any key given with +) was ignored,
+        # and the best of every family promoted.
+        checked = CandidatesConfig.from_config(mapping)
         return cls(
             data=data,
-            experiment=mapping["experiment"],
-            family=mapping["family"],
-            eval_digest=mapping["eval_digest"],
+            experiment=checked.experiment,
+            family=checked.family,
+            eval_digest=checked.eval_digest,
         )
 
 

@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from pricer import interrupt
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
+from pricer.schemas import RegistryConfig
 from pricer.tracking import names
 from pricer.tracking.candidates import (
     METRIC,
@@ -57,6 +58,7 @@ from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.model import check_logged_model
 from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
+from pricer.tracking.store import require_existing
 from pricer.wording import counted
 
 __all__ = [
@@ -248,10 +250,11 @@ class RegistrySettings:
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> RegistrySettings:
+        checked = RegistryConfig.from_config(mapping)  # "+registry.champion_aliass=" too
         settings = cls(
-            model_name=mapping["model_name"],
-            champion_alias=mapping["champion_alias"],
-            challenger_alias=mapping["challenger_alias"],
+            model_name=checked.model_name,
+            champion_alias=checked.champion_alias,
+            challenger_alias=checked.challenger_alias,
         )
         if settings.champion_alias == settings.challenger_alias:
             raise ConfigError("registry.champion_alias and registry.challenger_alias must differ")
@@ -270,6 +273,9 @@ class RegistrySettings:
 
 def promote(cfg: DictConfig) -> Decision:
     """Pick, compare, register and move aliases, inside a tracked ``promotion`` run."""
+    # A mistyped store path: there is nothing to promote in it, and nothing is created there
+    # (it became a new store holding one FAILED promotion run).
+    require_existing(cfg.tracking.uri)
     configure_tracking(cfg.tracking)
     # Candidates' prediction tables are downloaded: no bar between the decision's lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

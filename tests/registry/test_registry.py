@@ -397,6 +397,41 @@ def test_an_alias_the_registry_refuses_stops_promote_before_anything_is_written(
     assert len(promotion_runs()) == runs  # no run either
 
 
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("+candidates.famly=xgboost", "Key 'famly' not in 'CandidatesConfig'"),
+        ("candidates.family=[1,2]", "family"),
+        ("+registry.champion_aliass=best", "Key 'champion_aliass' not in 'RegistryConfig'"),
+    ],
+)
+def test_a_promote_setting_that_is_not_one_is_refused_before_any_run(
+    client: MlflowClient, override: str, why: str
+) -> None:
+    # "+candidates.famly=xgboost" promoted the best of every family: the filter was ignored.
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pricer.errors import ConfigError
+
+    training_run(BASE)
+    refused = (ConfigError, HydraException, OmegaConfBaseException)
+    with pytest.raises(refused, match=re.escape(why)):
+        promote_with(override)
+    assert promotion_runs() == []
+    assert client.search_registered_models() == []
+
+
+def test_promote_on_a_store_that_is_not_there_creates_none(tmp_path: Path) -> None:
+    # A mistyped store path became a new store holding one FAILED promotion run.
+    from pricer.tracking.store import StoreNotFound
+
+    missing = tmp_path / "typo.db"
+    with pytest.raises(StoreNotFound, match="no MLflow store at"):
+        promote_with(f"tracking.uri=sqlite:///{missing}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_two_first_champions_at_once_do_not_overwrite_each_other(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
