@@ -34,9 +34,11 @@ from pricer.errors import UserError
 from pricer.files import process_alive
 from pricer.predict import add_model_options, load_config, model_settings
 
-STOP_SECONDS = 30  # for the server to stop on SIGTERM before it is killed
+# For the server to stop on SIGTERM before it is killed: inside the interrupt watchdog's
+# deadline, which would end this process before the kill and the copy's removal.
+STOP_SECONDS = interrupt.UNWIND_DEADLINE_SECONDS / 2
 COPY_PREFIX = "pricer-serve-"
-OWNER_FILE = "pid"  # in a copy's folder: the pricer serve process it belongs to
+OWNER_FILE = "owner"  # in a copy's folder: "<host> <pid>" of the pricer serve it belongs to
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -94,15 +96,17 @@ def server_env() -> dict[str, str]:
 
 def remove_abandoned_copies(parent: Path) -> list[Path]:
     """Remove the copies in ``parent`` whose pricer serve has ended without removing them (a
-    SIGKILL runs no cleanup); the folders removed. A folder without its owner's pid yet (one
-    being created) is left alone, as is one whose pid now names another process."""
+    SIGKILL runs no cleanup); the folders removed. A folder without its owner yet (one being
+    created) is left alone, as is one whose pid now names another process."""
     removed = []
     for folder in parent.glob(f"{COPY_PREFIX}*"):
         try:
-            owner = int((folder / OWNER_FILE).read_text())
+            host, pid = (folder / OWNER_FILE).read_text().split()
         except (OSError, ValueError):
             continue
-        if not process_alive(owner):
+        # Another host's (a temporary folder shared between machines or containers): its
+        # process ids are not ours to ask.
+        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -119,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     remove_abandoned_copies(Path(tempfile.gettempdir()))
     folder = Path(tempfile.mkdtemp(prefix=COPY_PREFIX))
     try:
-        (folder / OWNER_FILE).write_text(str(os.getpid()))
+        (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
             cfg = load_config(args)
             verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder / "model")

@@ -116,7 +116,7 @@ def abandoned_copy(parent: Path) -> Path:
                            capture_output=True, text=True, check=True)  # fmt: skip
     folder = parent / "pricer-serve-abandoned"
     (folder / "model").mkdir(parents=True)
-    (folder / "pid").write_text(ended.stdout.strip())
+    (folder / "owner").write_text(f"{socket.gethostname()} {ended.stdout.strip()}")
     return folder
 
 
@@ -126,16 +126,19 @@ def test_only_the_copies_of_ended_pricer_serves_are_removed(tmp_path: Path) -> N
     abandoned = abandoned_copy(tmp_path)
     running = tmp_path / "pricer-serve-running"
     running.mkdir()
-    (running / "pid").write_text(str(os.getppid()))  # a process that is alive
-    starting = tmp_path / "pricer-serve-starting"  # no pid written yet
+    (running / "owner").write_text(f"{socket.gethostname()} {os.getppid()}")  # alive
+    starting = tmp_path / "pricer-serve-starting"  # no owner written yet
     starting.mkdir()
+    elsewhere = tmp_path / "pricer-serve-elsewhere"  # another host's: its pids are not ours
+    elsewhere.mkdir()
+    (elsewhere / "owner").write_text("another-host " + (abandoned / "owner").read_text().split()[1])
     other = tmp_path / "other-abandoned"
     (other / "model").mkdir(parents=True)
-    (other / "pid").write_text((abandoned / "pid").read_text())
+    (other / "owner").write_text((abandoned / "owner").read_text())
 
     assert remove_abandoned_copies(tmp_path) == [abandoned]
     assert not abandoned.exists()
-    assert running.exists() and starting.exists() and other.exists()
+    assert running.exists() and starting.exists() and elsewhere.exists() and other.exists()
 
 
 def start_serve(tmp_path: Path, downloads: Path) -> tuple[subprocess.Popen[bytes], str, TextIO]:
@@ -185,7 +188,7 @@ def test_a_sigkilled_pricer_serve_takes_its_server_with_it(
         post_or_fail(url)
     # No cleanup ran, so its copy is left; the next pricer serve removes it before it starts.
     (left,) = tmp_path.glob("pricer-serve-*")
-    assert (left / "pid").read_text() == str(server.pid)
+    assert (left / "owner").read_text() == f"{socket.gethostname()} {server.pid}"
     restarted, url, log = start_serve(tmp_path, tmp_path)
     try:
         wait_until_up(url, restarted)
