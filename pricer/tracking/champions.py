@@ -146,9 +146,13 @@ def fetch_verified(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # The version described, not the alias: another promotion may move it meanwhile, and the
     # line above the prices would name one version while another answered.
+    alias = None if settings["model_uri"] else settings["alias"]
     try:
         if version is None:
             pinned, model_id = pinned_model(uri)
+            if pinned.count("/") == 2:  # models:/<name>/<version>: described as a version
+                version = client.get_model_version(*pinned.removeprefix("models:/").split("/"))
+                alias = uri if pinned != uri else None  # an alias or "latest": as asked
         else:
             pinned = f"models:/{version.name}/{version.version}"
             model_id = logged_model_id(version)
@@ -159,7 +163,6 @@ def fetch_verified(
         refuse_pickled(local, uri)
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}") from error
-    alias = None if settings["model_uri"] else settings["alias"]
     return VerifiedModel(uri, describe(uri, version, alias), local)
 
 

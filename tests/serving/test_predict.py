@@ -67,6 +67,20 @@ def test_the_data_choice_names_the_champion(
     assert err.startswith("error: no models:/pricer-real@champion") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "uri", ["models:/pricer-synthetic@champion", "models:/pricer-synthetic/latest"]
+)
+def test_a_model_uri_that_moves_is_described_by_the_version_that_answered(
+    champion_store: str, capsys: pytest.CaptureFixture[str], uri: str
+) -> None:
+    # "priced by model models:/pricer-synthetic@champion": which version, the line did not say.
+    assert main(["--model-uri", uri, TEXTS[0]]) == 0
+    said = capsys.readouterr().err
+    assert said.startswith(
+        f"priced by pricer-synthetic version 1 ({uri}): tfidf_ridge, evaluated on synthetic"
+    )
+
+
 def test_the_champion_of_data_named_by_its_user_is_found_by_that_name(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
