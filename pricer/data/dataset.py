@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pricer.data import cache, curation, sources
 from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
@@ -255,16 +256,30 @@ def _exclude_categories(
     return kept[0], (kept[1] if test is not None else None), n_dropped
 
 
+# Modules outside pricer/data whose code decides what a split holds: how raw prices are read,
+# how texts are compared for duplicates, the sampling and split settings' own logic.
+_CURATION_MODULES = ("prices.py", "identity.py", "schemas.py")
+
+
 def _cache_key(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> str:
     """Settings plus the data code and data files: a change to any builds a fresh split."""
-    settings = {key: value for key, value in curation_cfg.items() if key != "cache_dir"}
-    digest = hashlib.sha256(
-        json.dumps([dict(data_cfg), settings], sort_keys=True, default=str).encode()
-    )
+    data = {key: _plain(value) for key, value in data_cfg.items()}
+    settings = {key: _plain(value) for key, value in curation_cfg.items() if key != "cache_dir"}
+    digest = hashlib.sha256(json.dumps([data, settings], sort_keys=True, default=str).encode())
     package = Path(__file__).parent
-    for module in sorted([*package.glob("*.py"), *package.glob("*.json")]):
+    modules = [*package.glob("*.py"), *package.glob("*.json")]
+    modules += [package.parent / name for name in _CURATION_MODULES]
+    for module in sorted(modules):
         digest.update(module.read_bytes())
     return f"{data_cfg['source']}-{digest.hexdigest()[:16]}"
+
+
+def _plain(value: Any) -> Any:
+    """A setting's value with its interpolations resolved: hashed as text, a nested node kept
+    ``${seed}``, so two seeds shared one key and the second run read the first one's split."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def save_curated(curated: CuratedData, folder: Path, *, replace: bool = False) -> None:

@@ -194,6 +194,39 @@ def test_raw_sources_are_curated_once_then_read_from_the_cache(tmp_path: Path) -
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_the_cache_key_holds_the_values_settings_interpolate() -> None:
+    # curation.split.seed=${seed}: seed=1 and seed=2 had one key, as the text "${seed}" was
+    # hashed, and the second run read the first one's split under its own seed.
+    from pricer.data.dataset import _cache_key
+
+    keys = {
+        _cache_key(cfg.data, cfg.curation)
+        for cfg in (
+            compose_config("train", ["curation.split.seed=${seed}", f"seed={seed}"])
+            for seed in (1, 2)
+        )
+    }
+    assert len(keys) == 2
+
+
+def test_the_cache_key_holds_the_price_reading_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pricer/prices.py (how raw price strings are read while cleaning) moved out of
+    # pricer/data, whose files alone were hashed: a change to it kept the old splits.
+    from pricer import prices
+    from pricer.data import dataset
+
+    cfg = compose_config("train", [])
+    before = dataset._cache_key(cfg.data, cfg.curation)
+    source = Path(prices.__file__).read_bytes()
+    reads = Path.read_bytes
+
+    def changed(path: Path) -> bytes:
+        return source + b"# changed\n" if path == Path(prices.__file__) else reads(path)
+
+    monkeypatch.setattr(Path, "read_bytes", changed)
+    assert dataset._cache_key(cfg.data, cfg.curation) != before
+
+
 def test_digest_tracks_content_and_order() -> None:
     frame = pd.DataFrame({"text": ["a", "b"], "price": [1.0, 2.0]})
     assert frame_digest(frame) == frame_digest(frame.copy())
