@@ -40,6 +40,7 @@ from pricer.tracking.leaderboard import family_run_id, log_leaderboard
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
+from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import log_config, tracked_run
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 from pricer.wording import counted
@@ -313,9 +314,10 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
                 try:
                     results.append(run_family(family, run_cfg, curated, nested=True))
                 except Exception as error:  # one broken family must not hide the others
-                    failed = FamilyResult(family, family_run_id(family), "FAILED", error=str(error))
+                    reason = redact_text(str(error))  # the terminal too, as the run's tag
+                    failed = FamilyResult(family, family_run_id(family), "FAILED", error=reason)
                     results.append(failed)
-                    tqdm.write(f"{family}: FAILED: {error}")
+                    tqdm.write(f"{family}: FAILED: {reason}")
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.
         with_reference = data == cfg.reference_data

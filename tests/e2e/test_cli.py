@@ -218,3 +218,29 @@ def test_a_reader_that_goes_away_does_not_fail_the_run(tracking_uri: str, tmp_pa
     [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FINISHED" and "error" not in run.data.tags
     assert np.isfinite(run.data.metrics["mae"])
+
+
+def test_a_secret_in_a_failed_familys_error_stays_off_the_terminal(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # "frontier: FAILED: environment variable sk-proj-... (named by api_key_env) is not set":
+    # the key pasted where its variable's name goes was printed, though redacted in the store.
+    secret = "sk-proj-" + "Rx7Kq2Lm9Vb4Nc8Zt1Wy5Hd3Fg6Js0Pa"
+    result = run_cli(
+        pricer_app(
+            "leaderboard",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",
+            "families=[constant,frontier]",
+            "+model@models.frontier=frontier",
+            f"models.frontier.api_key_env={secret}",
+            "tracking.log_model=false",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    said = result.stdout + result.stderr
+    assert "frontier: FAILED: environment variable " in said, said[-3000:]
+    assert secret not in said
