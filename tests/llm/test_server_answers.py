@@ -98,6 +98,42 @@ def test_no_choices_is_an_unexpected_reply_not_an_answer_without_a_price(
     assert report.stats["llm.failures.no_price"] == 0
 
 
+def test_no_content_is_an_unexpected_reply_and_a_refusal_is_no_price(
+    make_pricer, items, stub
+) -> None:
+    # A message with null content counted as an answer without a price (no_price).
+    def nothing(body: dict[str, Any]) -> None:
+        choice(body)["message"]["content"] = None
+
+    def refused(body: dict[str, Any]) -> None:
+        choice(body)["message"]["content"] = None
+        choice(body)["message"]["refusal"] = "I can't help with pricing this item."
+
+    for change, reason in ((nothing, "unexpected"), (refused, "no_price")):
+        rewrite_first(stub, change)
+        pricer = make_pricer(max_concurrency=1).fit(items, items["price"])
+        report = pricer.predict_report(items)
+        assert np.isnan(report.prices[0]) and not np.isnan(report.prices[1:]).any()
+        failures = {key: n for key, n in report.stats.items() if key.startswith("llm.failures.")}
+        assert {key for key, n in failures.items() if n} == {f"llm.failures.{reason}"}
+
+
+def test_an_answer_with_a_broken_character_is_read_and_the_batch_goes_on(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # A lone surrogate (half an emoji, as a gateway that cuts text may send) could not be
+    # written to the answer cache: UnicodeEncodeError, and every answer in flight was lost.
+    def broken(body: dict[str, Any]) -> None:
+        choice(body)["message"]["content"] = "Price is $45.99 \ud83d"
+
+    rewrite_first(stub, broken)
+    pricer = make_pricer(max_concurrency=1, cache_dir=str(tmp_path)).fit(items, items["price"])
+    report = pricer.predict_report(items)
+    assert report.prices[0] == pytest.approx(45.99)
+    assert not np.isnan(report.prices).any()
+    assert len(list(tmp_path.rglob("*.json"))) == len(items)  # each answer cached
+
+
 @pytest.mark.parametrize(
     "usage",
     [

@@ -336,9 +336,16 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
     if message is None:
         return CallOutcome(None, tokens, output, latency, "unexpected", "no message")
     answer = getattr(message, "content", None)
-    if answer is not None and not isinstance(answer, str):
+    if answer is None:  # a refusal in its own field is an answer without a price; else nothing
+        answer = getattr(message, "refusal", None)
+        if not isinstance(answer, str):
+            return CallOutcome(None, tokens, output, latency, "unexpected", "no content")
+    if not isinstance(answer, str):
         detail = f"content is {type(answer).__name__}"
         return CallOutcome(None, tokens, output, latency, "unexpected", detail)
+    # Half a character (a lone surrogate, from a gateway that cut an emoji) cannot be written
+    # as UTF-8: the cache write raised, and the batch was lost. It is not part of a price.
+    answer = answer.encode("utf-8", "replace").decode("utf-8")
     return CallOutcome(answer, tokens, output, latency, failure=None)
 
 
