@@ -62,6 +62,11 @@ STATED = [
     ("At least $100+, probably $120", 120.0),
     ("Almost $45", 45.0),  # near an amount is an estimate of it, not a bound
     ("About $45 or so", 45.0),
+    # The second review's cases (2026-12-06): each was read as the first amount named.
+    ("It isn't worth $40; I'd price it at $25.", 25.0),  # a rejected amount, a word between
+    ("I wouldn't pay $40 for it; more like $25.", 25.0),
+    ("Was $39.99, now $29.99", 29.99),  # a former price is not the answer
+    ("Similar ones cost $30, so maybe $35.\n</think>\n\nPrice is $120.00", 120.0),  # no <think>
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -132,6 +137,22 @@ NO_PRICE = [
     "[45, 50]",
     "<think>\nOkay, a drill. Maybe $120",  # cut by max_tokens while thinking: no answer yet
     "<think>It is $40</think>",  # thoughts and no answer
+    # Alternatives are no choice, however they are joined: these were read as $5 or $10.
+    "Maybe $5, or $50.",
+    "I can't be certain, but I'd say $5, or maybe $50.",
+    "I'm not sure: it could be $5 or it could be $50.",
+    "$10 through $20",
+    # An amount with a multiplier word is not read in part (was $1.2 and $1.5).
+    "Price is $1.2 thousand",
+    "About $1.5 million",
+    # Other currencies, by code or by name: were 45, 450, 45, 45.
+    "Price is 45 PLN",
+    "Price is $450 rubles",  # as the "Price is $" prefill continues
+    "Price is $45 kr",
+    "Price is 45 zloty",
+    "$45 (CAD)",
+    "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
+    "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
     "",
     None,
 ]

@@ -67,20 +67,34 @@ _MENTIONS = [
 # did not choose, and the midpoint would be our guess, not its answer.
 # "$10/$20" and "$10~$20" too; a slash before a word ("$45/month") opens no second amount.
 _RANGE_SEPARATOR = r"(?:-|\u2013|\u2014|/|~|up to|to|or)"
+# Alternatives joined by words: "$5, or $50", "$5 or maybe $50", "it could be $5 or it could
+# be $50", "$10 through $20" (all read as the first amount before).
+_ALTERNATIVE = (
+    r"(?:,?\s*\b(?:or|through|thru|to)\b"
+    r"(?:\s+(?:maybe|perhaps|possibly|even|it\s+(?:could|might|may)\s+be))*)"
+)
 _AMOUNT = r"(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*(?:dollars|USD)?"
 _RANGE_BEFORE = re.compile(
-    rf"(?:{_AMOUNT}\s*{_RANGE_SEPARATOR}|between\s+{_AMOUNT}\s*and)\s*(?:\$\s*)?$",
+    rf"(?:{_AMOUNT}\s*(?:{_RANGE_SEPARATOR}|{_ALTERNATIVE})|between\s+{_AMOUNT}\s*and)"
+    r"\s*(?:\$\s*)?$",
     re.IGNORECASE,
 )
-_RANGE_AFTER = re.compile(rf"^\s*{_RANGE_SEPARATOR}\s*(?:\$\s*)?\d", re.IGNORECASE)
+_RANGE_AFTER = re.compile(
+    rf"^\s*(?:{_RANGE_SEPARATOR}|{_ALTERNATIVE})\s*(?:\$\s*)?\d", re.IGNORECASE
+)
 _BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
 # An amount followed by another currency, or by cents, is not a dollar price: "Price is 45
 # euros" and "$45 CAD" are no price, "Price is 4599 cents" is not $4599. Words that may be a
 # unit too ("45 pounds") are passed over all the same: a weight is no price either.
 _NOT_DOLLARS = re.compile(
-    r"^\s*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
-    r"|(?:EUR|GBP|JPY|CNY|RMB|INR|CAD|AUD|NZD|HKD|SGD|CHF|MXN|BRL|KRW|SEK|NOK|DKK|ZAR)\b"
-    r"|(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence)\b"
+    r"^\s*\(?\s*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
+    # Any currency code but the dollar's (ISO 4217: three capitals), "(CAD)" too.
+    r"|(?-i:(?!USD\b)[A-Z]{3})\b|RMB\b"
+    r"|(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence|rubles?|"
+    r"roubles?|kr|krona|kronor|krone|kroner|zlot(?:y|ys|ych)|lira|lire|baht|ringgit|"
+    r"shekels?|dirhams?|riyals?|forint|koruna)\b"
+    # A multiplier makes it another amount: "$1.2 thousand" is not $1.2.
+    r"|(?:thousand|million|billion|grand|k|m|bn)\b"
     r"|(?:canadian|australian|aussie|hong kong|hk|singapore|mexican|new zealand|nz|taiwan)"
     r"\s+dollars?\b)",
     re.IGNORECASE,
@@ -96,7 +110,20 @@ _REFUSAL = re.compile(
 # list's marker, not an answer (a list cut short by max_tokens before the amount it would name).
 _LIST_MARKER = re.compile(r"^\d+\.[ \t]+[^\W\d_]")
 # "not $40", "isn't $40": an amount the answer rejects is passed over.
-_NEGATED = re.compile(r"\b(?:not|isn'?t|never|n't)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"(?:\b(?:not|isn'?t|never)|n't)\s*"
+    # "isn't worth $40", "wouldn't pay $40", "would not spend even $40"
+    r"(?:(?:worth|pay|paying|spend|spending|cost|costs|be|even|really|quite)\s+){0,3}"
+    r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
+# "was $39.99, now $29.99": a former price is passed over for the one the answer gives now.
+_FORMER = re.compile(
+    r"\b(?:was|were|used to be|formerly|originally)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
+# "$1.299": a European thousands group ($1,299) or a price to a tenth of a cent; not read.
+_THREE_DECIMALS = re.compile(r"^\d{1,3}\.\d{3}$")
 # A bound is not a price either ("under $45", "$45+", "$45 or more"): like a range, it says
 # where the price is not, and reading it as $45 would score a guess the model did not make.
 # It is passed over, so "Under $50; I'd say $45" is 45.
@@ -182,8 +209,10 @@ def parse_price(answer: str | None) -> float | None:
     refusal = _REFUSAL.search(answer) is not None
     for mention in _mentions(answer):
         before, after = _before(answer, mention), answer[mention.end :]
-        if _in_range(before, after) or _NEGATED.search(before):
+        if _in_range(before, after) or _NEGATED.search(before) or _FORMER.search(before):
             continue
+        if _THREE_DECIMALS.match(answer[mention.start : mention.end]):
+            return None
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
             continue
         if _NOT_DOLLARS.match(after):
@@ -203,9 +232,15 @@ def parse_price(answer: str | None) -> float | None:
 _THOUGHTS = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
 
 
+# A server whose chat template opens the block itself (DeepSeek-R1's) sends only its end.
+_THOUGHTS_END = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+
+
 def _without_thoughts(answer: str) -> str:
     """The answer after any thought blocks; nothing when it was cut while still thinking."""
-    return _THOUGHTS.sub("", answer).strip()
+    answer = _THOUGHTS.sub("", answer)
+    ends = list(_THOUGHTS_END.finditer(answer))
+    return answer[ends[-1].end() :].strip() if ends else answer.strip()
 
 
 # A JSON answer (bare or in a ``` fence) is read by its fields, not scanned as text: the text
