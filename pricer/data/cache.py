@@ -10,22 +10,30 @@ staging folder, which readers never look at and the next save removes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pricer.files import process_alive
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-# Staging folders are named ".<entry>.partial-<pid>-<random>": hidden, never a valid entry name.
+# Staging folders are named ".<entry>.partial-<pid>-h<host digest>-<random>": hidden, never a
+# valid entry name (older versions left the host out: those count as this host's).
 _PARTIAL = ".partial-"
 # A staging folder whose writer is not a live process on this host is junk. On another host
 # (a shared cache folder) the process cannot be asked, so only age tells: a save writes its
@@ -47,18 +55,45 @@ def write_entry(
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(folder.parent)
     staging = Path(
-        tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}{_PARTIAL}{os.getpid()}-")
+        tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}{staging_infix(os.getpid())}")
     )
+    retired = None
     try:
         write_files(staging)
         _write_manifest(staging)
-        if folder.exists() and (replace or problem(folder) is not None):
-            _discard(folder)
-        staging.rename(folder)
+        # One replace at a time: two writers replacing one folder each retired the other's
+        # new folder or renamed onto it ("Directory not empty", a third of the swaps measured).
+        # Cache entries need none: the first complete one is kept, as it holds the same data.
+        with _swap_lock(folder) if replace else contextlib.nullcontext():
+            if folder.exists() and (replace or problem(folder) is not None):
+                retired = _retire(folder)
+            staging.rename(folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if replace or problem(folder) is not None:  # else a parallel writer completed it
             raise
+    # Deleted once the new folder is in place: interrupted while deleting the old one first,
+    # a replace left no folder at all.
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def staging_infix(pid: int, host: str | None = None) -> str:
+    """What follows ``.<entry>`` in a staging folder's name: its writer's pid and a short
+    digest of its host, so a shared cache folder's other hosts are told apart."""
+    host_id = hashlib.sha256((host or socket.gethostname()).encode()).hexdigest()[:8]
+    return f"{_PARTIAL}{pid}-h{host_id}-"
+
+
+@contextlib.contextmanager
+def _swap_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<entry>.lock`` beside the entry (released if the process dies)."""
+    if fcntl is None:  # Windows: swaps stay unserialised there
+        yield
+        return
+    with open(folder.with_name(f".{folder.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def problem(folder: Path) -> str | None:
@@ -102,7 +137,7 @@ def remove_stale_staging(parent: Path) -> None:
 
 
 def _is_stale(staging: Path) -> bool:
-    pid_text = staging.name.rsplit(_PARTIAL, 1)[-1].split("-", 1)[0]
+    pid_text, _, rest = staging.name.rsplit(_PARTIAL, 1)[-1].partition("-")
     try:
         age = time.time() - staging.stat().st_mtime
     except FileNotFoundError:  # its writer just finished or removed it
@@ -110,6 +145,9 @@ def _is_stale(staging: Path) -> bool:
     if not pid_text.isdigit():
         return age > _FOREIGN_STALE_SECONDS
     pid = int(pid_text)
+    host = rest.split("-", 1)[0] if rest.startswith("h") and "-" in rest else None
+    if host is not None and f"{_PARTIAL}{pid}-{host}-" != staging_infix(pid):
+        return age > _FOREIGN_STALE_SECONDS  # another host's process cannot be asked
     if pid == os.getpid():
         return False
     return not process_alive(pid) or age > _FOREIGN_STALE_SECONDS
@@ -132,10 +170,17 @@ def _sha256(path: Path) -> str:
 
 
 def _discard(folder: Path) -> None:
-    # Renamed first (one step), so no reader ever sees it half deleted.
+    retired = _retire(folder)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def _retire(folder: Path) -> Path | None:
+    """Rename ``folder`` out of the way (one step, so no reader sees it half deleted); its new
+    name, or None when another process got there first."""
     retired = folder.with_name(f".{folder.name}{_PARTIAL}retired-{os.getpid()}-{time.time_ns()}")
     try:
         folder.rename(retired)
-    except FileNotFoundError:  # another process got there first
-        return
-    shutil.rmtree(retired, ignore_errors=True)
+    except FileNotFoundError:
+        return None
+    return retired
