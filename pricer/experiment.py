@@ -42,6 +42,7 @@ from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import log_config, tracked_run
+from pricer.validation import PREFIX as VALIDATION_PREFIX
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 from pricer.wording import counted
 
@@ -201,7 +202,13 @@ def run_family(
         with bar, nullcontext() if nested else logging_redirect_tqdm():
             evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
         stats |= validation_metrics(pricer, validation_items, settings)
-        failure_rate = evaluation.metrics["failure_rate"]
+        # The validation items too: a sweep ranks the trial by their mae, which over the few
+        # items answered would read as a good trial.
+        rates = {"evaluation": evaluation.metrics["failure_rate"]}
+        if f"{VALIDATION_PREFIX}failure_rate" in stats:
+            rates["validation"] = stats[f"{VALIDATION_PREFIX}failure_rate"]
+        worst = max(rates, key=lambda name: rates[name])
+        failure_rate = rates[worst]
         too_many_failures = failure_rate > settings.max_failure_rate
         model_id = None
         if run_cfg.tracking.log_model and not too_many_failures:
@@ -221,9 +228,16 @@ def run_family(
         log_llm_facts(pricer, evaluation, eval_items)
         tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays
         if too_many_failures:
+            validation = {
+                key.removeprefix(VALIDATION_PREFIX): value
+                for key, value in stats.items()
+                if key.startswith(VALIDATION_PREFIX)
+            }
+            test = {k: v for k, v in stats.items() if not k.startswith(VALIDATION_PREFIX)}
+            reasons = failure_summary(validation if worst == "validation" else test)
             raise TooManyFailures(
-                f"{family} gave no price for {failure_rate:.1%} of the evaluation items "
-                f"({failure_summary(stats)}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
+                f"{family} gave no price for {failure_rate:.1%} of the {worst} items "
+                f"({reasons}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
         server = pricer.server() if hasattr(pricer, "server") else None
         return FamilyResult(

@@ -63,15 +63,17 @@ def hold_out(
 def validation_metrics(
     pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
 ) -> dict[str, float]:
-    """Price the validation items with a fitted pricer; its metrics, prefixed ``validation.``.
+    """Price the validation items with a fitted pricer; its metrics and its report's figures
+    (an LLM's calls, tokens and spend: paid for as the test pass is), prefixed ``validation.``.
 
     Scored like the test items (same thresholds and bootstrap settings). Empty ``items``: no
     metrics.
     """
     if items.empty:
         return {}
-    evaluation, _ = price_and_evaluate(pricer, items, settings)
-    return {f"{PREFIX}{key}": float(value) for key, value in evaluation.metrics.items()}
+    evaluation, stats = price_and_evaluate(pricer, items, settings)
+    figures = {**stats, **evaluation.metrics}
+    return {f"{PREFIX}{key}": float(value) for key, value in figures.items()}
 
 
 def sweep_objective(metrics: Mapping[str, float]) -> float | None:

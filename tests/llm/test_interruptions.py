@@ -151,3 +151,47 @@ def test_a_failed_llm_run_says_why_in_its_error(
     assert reasons in str(error.value)
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED" and reasons in run.data.tags["error"]
+
+
+def test_the_validation_pass_is_accounted_and_held_to_the_failure_limit(
+    compose_conf, item_files, stub, api_key, tracking_uri
+) -> None:
+    # A sweep trial's validation pass paid for its calls unrecorded (llm.* counted the test
+    # pass only), and 60% of it unanswered still made a FINISHED run whose objective, the mae
+    # over the few items answered, ranked the trial.
+    train, test = item_files
+    cfg = compose_conf(
+        "train",
+        [
+            "model=frontier",
+            "family=frontier",
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            "validation.size=10",
+            f"model.base_url={stub.base_url}",
+            "model.api_key_env=PRICER_TEST_LLM_KEY",
+            "model.cache_dir=null",
+            "model.progress=false",
+            "model.max_concurrency=1",
+            "model.max_retries=0",
+            "tracking.log_model=false",
+        ],
+    )
+    calls = {"n": 0}
+
+    def no_price_after_the_test_pass(body: dict) -> dict:
+        calls["n"] += 1
+        if calls["n"] > 12 and calls["n"] % 5 < 3:  # 6 of the 10 validation items
+            body["choices"][0]["message"]["content"] = "I cannot tell."
+        return body
+
+    stub.state.reply_fn = no_price_after_the_test_pass
+    with pytest.raises(TooManyFailures, match=r"no price for 60\.0% of the validation items"):
+        run_family("frontier", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    metrics = run.data.metrics
+    assert metrics["llm.calls"] == 12 and metrics["validation.llm.calls"] == 10
+    assert metrics["validation.llm.failures.no_price"] == 6
+    assert metrics["validation.llm.spent_usd"] > 0
