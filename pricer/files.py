@@ -43,8 +43,12 @@ def unwritable(path: Path) -> str | None:
     behalf; None when it can (as far as can be known: a full disk shows only as it fills)."""
     if path.is_dir():
         return "it is a folder"
-    folder = path.parent
-    while not folder.exists():  # the folders replaced_atomically would create
+    return folder_problem(path.parent)
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (created if need be); None when they can."""
+    while not folder.exists():  # the folders a writer would create
         folder = folder.parent
     if not folder.is_dir():
         return f"{folder} is a file, not a folder"

@@ -21,6 +21,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pricer.data import cache, curation, sources
 from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
+from pricer.errors import ConfigError
+from pricer.files import folder_problem
 from pricer.identity import comparable
 
 # The smallest training set pricer fits on. The text families drop words seen in fewer than
@@ -114,6 +116,8 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     cache_dir = curation_cfg["cache_dir"]
     if not cache_dir:
         return build_from_raw(data_cfg, curation_cfg)
+    if (why := folder_problem(Path(cache_dir))) is not None:  # before the work it would keep
+        raise ConfigError(f"curation.cache_dir: {why}; point it elsewhere, or null for none")
     entry = Path(cache_dir) / _cache_key(data_cfg, curation_cfg)
     cache.remove_stale_staging(entry.parent)  # what killed saves left behind
     problem = cache.problem(entry)

@@ -227,6 +227,22 @@ def test_the_cache_key_holds_the_price_reading_code(monkeypatch: pytest.MonkeyPa
     assert dataset._cache_key(cfg.data, cfg.curation) != before
 
 
+def test_a_cache_dir_inside_a_file_is_one_line_before_any_curation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The data were built first, then saving them failed with a NotADirectoryError traceback.
+    from pricer.data import dataset
+    from pricer.errors import ConfigError
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a folder\n")
+    cfg = compose_config("train", [f"curation.cache_dir={taken}/cache"])
+    monkeypatch.setattr(dataset, "build_from_raw", lambda *_: pytest.fail("curated first"))
+    with pytest.raises(ConfigError, match=rf"curation.cache_dir: {taken} is a file, not a folder"):
+        load_curated(cfg.data, cfg.curation)
+    assert taken.read_text() == "not a folder\n"
+
+
 def test_digest_tracks_content_and_order() -> None:
     frame = pd.DataFrame({"text": ["a", "b"], "price": [1.0, 2.0]})
     assert frame_digest(frame) == frame_digest(frame.copy())

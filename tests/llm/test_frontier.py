@@ -308,12 +308,14 @@ def test_a_max_tokens_that_no_server_accepts_fails_at_fit_in_one_line(
     assert stub.state.counters[CHAT] == 0
 
 
-def test_a_cache_dir_that_is_a_file_fails_at_fit_in_one_line(make_pricer, items, tmp_path):
-    # Every read and every write failed, each with its own warning, two per item.
+@pytest.mark.parametrize("inside", ["", "sub/deeper"])
+def test_a_cache_dir_that_is_a_file_fails_at_fit_in_one_line(make_pricer, items, tmp_path, inside):
+    # Every read and every write failed, each with its own warning, two per item; a folder
+    # inside the file passed the check (41 warnings for 40 items).
     taken = tmp_path / "llm_cache"
     taken.write_text("not a folder")
     with pytest.raises(ValueError, match=r"^cache_dir .*llm_cache is a file, not a folder"):
-        make_pricer(cache_dir=str(taken)).fit(items, items["price"])
+        make_pricer(cache_dir=str(taken / inside)).fit(items, items["price"])
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
+from pricer.files import folder_problem
 from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
 from pricer.models.llm.accounting import ItemOutcome, batch_stats
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
@@ -158,11 +159,11 @@ class FrontierPricer(Pricer):
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.cache_dir and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+        if self.cache_dir and (why := folder_problem(Path(self.cache_dir))) is not None:
             # Else every read and every write fails, each with its own warning.
             raise ConfigError(
-                f"cache_dir {self.cache_dir} is a file, not a folder: point model.cache_dir "
-                "at a folder, or null to turn the cache off"
+                f"cache_dir {self.cache_dir}: {why}: point model.cache_dir at a folder, or "
+                "null to turn the cache off"
             )
         self._settings().check_url()
         read_api_key(self.api_key_env)  # fail before indexing, not at the first call
