@@ -93,6 +93,19 @@ def test_a_password_in_the_base_url_is_not_written_into_the_cache(
     np.testing.assert_allclose(again.prices, first.prices)
 
 
+def test_a_key_in_the_base_urls_query_is_not_written_into_the_cache() -> None:
+    # The cache's server kept the query (it may choose a deployment) with any key in it, and
+    # wrote it into every entry beside the answer.
+    from pricer.models.llm.client import ClientSettings
+
+    settings = ClientSettings(
+        "https://gw.example/v1?api-version=2024-06-01&api_key=Zq9x7Lm2Np4Rt6Wy&sig=abc", "K", 5, 0
+    )
+    assert settings.cache_server() == (
+        "https://gw.example/v1?api-version=2024-06-01&api_key=%2A%2A%2A&sig=%2A%2A%2A"
+    )
+
+
 def test_a_key_with_a_stray_newline_or_spaces_still_works(
     make_pricer, make_items, stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,11 +21,12 @@ import asyncio
 import concurrent.futures
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -131,8 +132,20 @@ class ClientSettings:
     def _without_credentials(self, *, keep_query: bool) -> str:
         url = urlsplit(self.resolved_base_url())
         host = url.netloc.rpartition("@")[2]
-        query, fragment = (url.query, url.fragment) if keep_query else ("", "")
+        query, fragment = (_hidden_secrets(url.query), url.fragment) if keep_query else ("", "")
         return urlunsplit((url.scheme, host, url.path, query, fragment))
+
+
+# Query parameters that carry a credential ("?api_key=...", "&sig=..."): kept by name, so a
+# deployment stays told apart, their values hidden.
+_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|sig|auth|credential", re.IGNORECASE)
+
+
+def _hidden_secrets(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_SECRET_PARAMETER.search(key) for key, _ in pairs):
+        return query  # as written: the cache's keys of such a server stay what they were
+    return urlencode([(k, "***" if _SECRET_PARAMETER.search(k) else v) for k, v in pairs])
 
 
 class RetryCounter:
