@@ -122,11 +122,11 @@ def test_an_ensembles_failures_are_its_members_reasons() -> None:
     assert failure_summary(stats) == "frontier no_price 12, frontier timeout 3"
 
 
-def test_a_failed_llm_run_says_why_in_its_error(
-    compose_conf, item_files, stub, api_key, tracking_uri
-) -> None:
+def frontier_run(compose_conf, item_files, stub, *overrides: str):
+    """A frontier run's config on the item files, against the stub, one call at a time, no
+    retries, no cache (each answer is the stub's)."""
     train, test = item_files
-    cfg = compose_conf(
+    return compose_conf(
         "train",
         [
             "model=frontier",
@@ -141,8 +141,15 @@ def test_a_failed_llm_run_says_why_in_its_error(
             "model.max_concurrency=1",
             "model.max_retries=0",
             "tracking.log_model=false",
+            *overrides,
         ],
     )
+
+
+def test_a_failed_llm_run_says_why_in_its_error(
+    compose_conf, item_files, stub, api_key, tracking_uri
+) -> None:
+    cfg = frontier_run(compose_conf, item_files, stub)
     stub.state.no_number_next(5)
     stub.state.fail_next(2, 500)
     with pytest.raises(TooManyFailures) as error:
@@ -159,25 +166,7 @@ def test_the_validation_pass_is_accounted_and_held_to_the_failure_limit(
     # A sweep trial's validation pass paid for its calls unrecorded (llm.* counted the test
     # pass only), and 60% of it unanswered still made a FINISHED run whose objective, the mae
     # over the few items answered, ranked the trial.
-    train, test = item_files
-    cfg = compose_conf(
-        "train",
-        [
-            "model=frontier",
-            "family=frontier",
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            "validation.size=10",
-            f"model.base_url={stub.base_url}",
-            "model.api_key_env=PRICER_TEST_LLM_KEY",
-            "model.cache_dir=null",
-            "model.progress=false",
-            "model.max_concurrency=1",
-            "model.max_retries=0",
-            "tracking.log_model=false",
-        ],
-    )
+    cfg = frontier_run(compose_conf, item_files, stub, "validation.size=10")
     calls = {"n": 0}
 
     def no_price_after_the_test_pass(body: dict) -> dict:

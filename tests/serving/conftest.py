@@ -7,13 +7,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
+from mlflow.models.model import ModelInfo
 
 from pricer.experiment import run_family
 from pricer.tracking.registry import promote
 from tests.conftest import compose_config, forget_store_ids
 
 CHAMPION_URI = "models:/pricer-synthetic@champion"  # trained on the default data
+
+
+def constant_champion(price: float, name: str = "pricer-synthetic") -> ModelInfo:
+    """A constant pricer of ``price``, logged in the current store and registered as ``name``
+    version 1, its champion (seconds, where training one takes longer)."""
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import log_pricer
+
+    items = pd.DataFrame({"text": ["Cordless drill", "Replacement cap"]})
+    with mlflow.start_run():
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+    mlflow.register_model(info.model_uri, name)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
+    return info
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 
 from pricer.predict import main, write_prices
 from tests.e2e.conftest import run_cli
-from tests.serving.conftest import CHAMPION_URI
+from tests.serving.conftest import CHAMPION_URI, constant_champion
 
 TEXTS = [
     "Cordless drill driver, 20V lithium battery, two batteries, charger and carrying case",
@@ -86,14 +86,7 @@ def test_the_champion_of_data_named_by_its_user_is_found_by_that_name(
 ) -> None:
     # promote data=items data.name=mine says "use it: pricer predict --data mine", which
     # answered "Could not find 'data/mine'": --data took only the names of conf/data's files.
-    from pricer.models.constant import ConstantPricer
-    from pricer.tracking.model import log_pricer
-
-    items = pd.DataFrame({"text": TEXTS})
-    with mlflow.start_run():
-        info = log_pricer(ConstantPricer("mean").fit(items, np.array([30.0, 30.0])), items)
-    mlflow.register_model(info.model_uri, "pricer-mine")
-    mlflow.MlflowClient().set_registered_model_alias("pricer-mine", "champion", "1")
+    constant_champion(30.0, "pricer-mine")
     capsys.readouterr()  # what registering printed
     assert main(["--data", "mine", TEXTS[0]]) == 0
     captured = capsys.readouterr()
@@ -379,14 +372,11 @@ def test_a_champion_whose_pricer_file_was_swapped_is_refused(
 ) -> None:
     # Another valid pricer in place of the champion's file answered, "priced by" the champion.
     from pricer.models.constant import ConstantPricer
-    from pricer.tracking.model import MODEL_FILE, log_pricer
+    from pricer.tracking.model import MODEL_FILE
     from pricer.tracking.model_files import save_pricer
 
     items = pd.DataFrame({"text": TEXTS})
-    with mlflow.start_run():
-        info = log_pricer(ConstantPricer("mean").fit(items, np.array([20.0, 20.0])), items)
-    mlflow.register_model(info.model_uri, "pricer-synthetic")
-    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    info = constant_champion(20.0)
     assert main(["--data", "synthetic", TEXTS[0]]) == 0
     assert capsys.readouterr().out == "$20.00\n"
     folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))

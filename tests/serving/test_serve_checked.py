@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from pricer.paths import PROJECT_ROOT
+from tests.serving.conftest import constant_champion
 from tests.serving.test_serve import free_port, post, wait_until_up
 
 TEXTS = ["Cordless drill driver, 20V, two batteries", "Replacement cap for a water bottle"]
@@ -29,19 +30,6 @@ def _global_tracking_uri_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """serve sets MLflow's global tracking URI, as predict does (see test_predict)."""
     uris = mlflow.tracking._tracking_service.utils
     monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
-
-
-def constant_champion(price: float) -> str:
-    """A constant pricer of ``price`` as pricer-synthetic's champion; its model id."""
-    from pricer.models.constant import ConstantPricer
-    from pricer.tracking.model import log_pricer
-
-    items = pd.DataFrame({"text": TEXTS})
-    with mlflow.start_run():
-        info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
-    mlflow.register_model(info.model_uri, "pricer-synthetic")
-    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
-    return str(info.model_id)
 
 
 def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
@@ -56,7 +44,7 @@ def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
     from pricer.tracking.model import MODEL_FILE
     from pricer.tracking.model_files import save_pricer
 
-    model_id = constant_champion(20.0)
+    model_id = str(constant_champion(20.0).model_id)
     folder = Path(mlflow.artifacts.download_artifacts("models:/pricer-synthetic/1"))
     other = ConstantPricer("mean").fit(pd.DataFrame({"text": TEXTS}), np.array([999.0, 999.0]))
     save_pricer(other, tmp_path / "other")
