@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import secrets
 import socket
@@ -67,10 +68,22 @@ def remove_left_behind(path: Path) -> list[Path]:
         if len(owner) != 3 or not owner[1].isdigit():  # not named by a writer of ours
             continue
         host, pid, _ = owner
-        if host == socket.gethostname() and not process_alive(int(pid)):
+        if ended_here(host, int(pid)):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
+
+
+def host_id(host: str | None = None) -> str:
+    """A short id of a host (this one by default) fit for a file name, which a host name with
+    its dots and dashes is not always."""
+    return hashlib.sha256((host or socket.gethostname()).encode()).hexdigest()[:8]
+
+
+def ended_here(host: str, pid: int) -> bool:
+    """Whether writer ``pid`` of ``host`` (a name, or its ``host_id``) is known to have ended:
+    a process of this host that is gone. Another host's ids are not ours to ask: never."""
+    return host in (socket.gethostname(), host_id()) and not process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:

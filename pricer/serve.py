@@ -31,7 +31,7 @@ from pathlib import Path
 from pricer import interrupt
 from pricer.cli import report, run_command
 from pricer.errors import UserError
-from pricer.files import process_alive
+from pricer.files import ended_here
 from pricer.predict import add_model_options, load_config, model_settings
 
 # For the server to stop on SIGTERM before it is killed: inside the interrupt watchdog's
@@ -104,9 +104,8 @@ def remove_abandoned_copies(parent: Path) -> list[Path]:
             host, pid = (folder / OWNER_FILE).read_text().split()
         except (OSError, ValueError):
             continue
-        # Another host's (a temporary folder shared between machines or containers): its
-        # process ids are not ours to ask.
-        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
+        # Another host's (a temporary folder shared between machines or containers) stays.
+        if pid.isdigit() and ended_here(host, int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

@@ -16,13 +16,12 @@ import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pricer.files import process_alive
+from pricer.files import ended_here, host_id
 
 try:
     import fcntl
@@ -79,10 +78,9 @@ def write_entry(
 
 
 def staging_infix(pid: int, host: str | None = None) -> str:
-    """What follows ``.<entry>`` in a staging folder's name: its writer's pid and a short
-    digest of its host, so a shared cache folder's other hosts are told apart."""
-    host_id = hashlib.sha256((host or socket.gethostname()).encode()).hexdigest()[:8]
-    return f"{_PARTIAL}{pid}-h{host_id}-"
+    """What follows ``.<entry>`` in a staging folder's name: its writer's pid and its host's
+    id, so a shared cache folder's other hosts are told apart."""
+    return f"{_PARTIAL}{pid}-h{host_id(host)}-"
 
 
 @contextlib.contextmanager
@@ -145,12 +143,11 @@ def _is_stale(staging: Path) -> bool:
     if not pid_text.isdigit():
         return age > _FOREIGN_STALE_SECONDS
     pid = int(pid_text)
-    host = rest.split("-", 1)[0] if rest.startswith("h") and "-" in rest else None
-    if host is not None and f"{_PARTIAL}{pid}-{host}-" != staging_infix(pid):
-        return age > _FOREIGN_STALE_SECONDS  # another host's process cannot be asked
     if pid == os.getpid():
         return False
-    return not process_alive(pid) or age > _FOREIGN_STALE_SECONDS
+    # Older names carry no host: this host's, as they always counted.
+    host = rest.split("-", 1)[0][1:] if rest.startswith("h") and "-" in rest else host_id()
+    return ended_here(host, pid) or age > _FOREIGN_STALE_SECONDS
 
 
 def _write_manifest(staging: Path) -> None:
