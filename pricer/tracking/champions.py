@@ -58,10 +58,15 @@ class ServedModel:
 def champions(client: MlflowClient, prefix: str, alias: str) -> dict[str, ModelVersion]:
     """Registered ``<prefix>-*`` models that have a version under ``alias``, by name."""
     found: dict[str, ModelVersion] = {}
-    for model in client.search_registered_models(f"name LIKE '{prefix}-%'"):
-        if alias in model.aliases:
-            found[model.name] = client.get_model_version(model.name, model.aliases[alias])
-    return found
+    token: str | None = None
+    while True:  # a page holds 100 models: a team's registry holds more
+        page = client.search_registered_models(f"name LIKE '{prefix}-%'", page_token=token)
+        for model in page:
+            if alias in model.aliases:
+                found[model.name] = client.get_model_version(model.name, model.aliases[alias])
+        token = page.token
+        if not token:
+            return found
 
 
 def choose_uri(

@@ -96,6 +96,22 @@ def test_the_champion_of_data_named_by_its_user_is_found_by_that_name(
     assert capsys.readouterr().err.startswith("error: no models:/pricer-theirs@champion in ")
 
 
+def test_the_only_champion_is_found_among_more_models_than_a_page_holds(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A page of search_registered_models holds 100 models; the champion of a registry of a
+    # team's 101 was "no registered pricer-<data> model has a champion".
+    client = mlflow.MlflowClient()
+    for n in range(100):
+        client.create_registered_model(f"pricer-a{n:03d}")  # sorted before pricer-mine
+    constant_champion(30.0, "pricer-mine")
+    capsys.readouterr()
+    assert main([TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("priced by pricer-mine version 1 (champion)")
+    assert captured.out == "$30.00\n"
+
+
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
     champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
