@@ -25,6 +25,7 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
 from pricer.errors import ConfigError, one_line
@@ -33,7 +34,12 @@ from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
 from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
-from pricer.tracking.store import check_reachable, open_store, unreachable_as_one_line
+from pricer.tracking.store import (
+    StoreUnreachable,
+    check_reachable,
+    open_store,
+    unreachable_as_one_line,
+)
 
 __all__ = ["REDACTED", "redact_text"]  # re-exported: callers log through this module
 
@@ -168,7 +174,16 @@ def tracked_run(
             if parent_run_id is not None and _trial_finishing is not None:
                 refused = _trial_finishing(run.info.run_id)  # the study failed the trial
             status = RunStatus.FAILED if refused else RunStatus.FINISHED
-            _end(run, status, error=refused)
+            try:
+                _end(run, status, error=refused)
+            except (MlflowException, SQLAlchemyError, OSError) as failure:
+                # The work is done and logged; only its end was not recorded. One line, not
+                # the store's traceback: the run stays RUNNING until liveness calls it stale.
+                raise StoreUnreachable(
+                    f"the work was done, but the tracking store did not record the end of run "
+                    f"{run.info.run_id} ({one_line(failure)}): it stays RUNNING, and pricer "
+                    "runs shows it STALE once this process has ended"
+                ) from None
             # Noted before this block lets a held signal go: its message can then say so.
             interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
 

@@ -60,6 +60,30 @@ def test_failed_run_is_marked_failed_with_the_reason(tracking_uri: str) -> None:
     assert finished.data.tags["team"] == "t" and finished.data.tags["pricer.family"] == "x"
 
 
+def test_a_store_that_fails_as_the_run_ends_is_one_line_naming_the_run(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store failing as a finished run ended gave its traceback, with no word on the run.
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.store import StoreUnreachable
+
+    def refuse(self: object, run_id: str, status: str = "FINISHED", end_time: object = None):
+        raise MlflowException("(sqlite3.OperationalError) database is locked\n[SQL: UPDATE]")
+
+    with (
+        monkeypatch.context() as failing,
+        pytest.raises(StoreUnreachable) as raised,
+        tracked_run(tracking(tracking_uri), run_name="done", tags={}) as run,
+    ):
+        failing.setattr(mlflow.MlflowClient, "set_terminated", refuse)
+    message = str(raised.value)
+    assert message.count("\n") == 0 and run.info.run_id in message
+    assert "database is locked" in message and "stays RUNNING" in message
+    assert mlflow.active_run() is None  # nothing left for atexit to end again
+    assert mlflow.get_run(run.info.run_id).info.status == "RUNNING"
+
+
 def test_config_logged_as_params_and_yaml(tracking_uri: str) -> None:
     cfg = OmegaConf.create({"model": {"alpha": 0.5, "api_key": "sk-secret"}})
     with tracked_run(tracking(tracking_uri), run_name="cfg", tags={}) as run:
