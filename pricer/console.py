@@ -124,20 +124,38 @@ def _positive(text: str) -> int:
     return value
 
 
+def _run_id(text: str) -> str:
+    """A run: its id or an id prefix ('' was no run at all: `pricer runs ''` listed them)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a run id or an id prefix; got an empty one")
+    return text.strip()
+
+
+def _experiment_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name an experiment; got an empty name")
+    return text
+
+
 def browse(app: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"pricer {app}", description=OTHER_APPS[app])
     if app == "runs":
         parser.add_argument(
             "run",
             nargs="?",
+            type=_run_id,
             help="a run (id or id prefix) to show: a leaderboard's table, else its figures",
         )
         parser.add_argument(
             "--limit", type=_positive, help="how many runs to list (conf: runs.yaml)"
         )
     else:
-        parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids or id prefixes")
-    parser.add_argument("--experiment", help="only this experiment (default: all)")
+        parser.add_argument(
+            "runs", nargs="+", type=_run_id, metavar="RUN", help="run ids or id prefixes"
+        )
+    parser.add_argument(
+        "--experiment", type=_experiment_name, help="only this experiment (default: all)"
+    )
     args = parser.parse_args(argv)
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")

@@ -154,6 +154,28 @@ def test_runs_refuses_a_limit_below_one(tracking_uri: str, tmp_path: Path) -> No
         assert f"must be a whole number of runs, 1 or more; got '{limit}'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["runs", ""], "argument run: must be a run id or an id prefix; got an empty one"),
+        (["runs", " "], "argument run: must be a run id or an id prefix; got an empty one"),
+        (["compare", "abc", ""], "argument RUN: must be a run id or an id prefix"),
+        (["runs", "--experiment", ""], "argument --experiment: must name an experiment"),
+    ],
+)
+def test_an_empty_run_or_experiment_is_refused_not_read_as_every_one(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    # `pricer runs ''` listed the recent runs, as if no run had been named.
+    from pricer.console import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert said in captured.err and captured.out == ""
+
+
 def test_runs_shows_a_failed_run_with_its_whole_error(tracking_uri: str, tmp_path: Path) -> None:
     # `pricer runs RUN` refused any run but a leaderboard ("is no leaderboard"), and the list
     # cuts the reason to 40 characters: a failed run's whole error could not be read here.
