@@ -112,7 +112,9 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     else built (and cached). An incomplete or corrupted entry is rebuilt, with a warning."""
     source = source_of(data_cfg)
     if source.load_raw is None:
-        return _build_from_item_files(data_cfg, curation_cfg)
+        return _one_version(
+            data_cfg.get("curated_dir"), lambda: _build_from_item_files(data_cfg, curation_cfg)
+        )
     cache_dir = curation_cfg["cache_dir"]
     if not cache_dir:
         return build_from_raw(data_cfg, curation_cfg)
@@ -131,6 +133,48 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     curated = build_from_raw(data_cfg, curation_cfg)
     save_curated(curated, entry)
     return curated
+
+
+# Reads of a folder that `pricer curate` replaced each time; then it is busy: say so.
+_VERSION_ATTEMPTS = 3
+
+
+def _one_version(folder: str | None, read: Callable[[], CuratedData]) -> CuratedData:
+    """``read()`` of a curated folder (``data=curated``), whose files all come from one version.
+
+    `pricer curate` replaces its folder by renaming a complete new one into place; a run
+    reading it meanwhile took train.parquet from the old version and test.parquet from the
+    new, so its test items could be training items of the other. The folder's identity
+    (``_identity``) is the same before and after a read only if no replace came between: else
+    it is read again.
+    """
+    if not folder:
+        return read()
+    path = Path(folder)
+    for _ in range(_VERSION_ATTEMPTS):
+        before = _identity(path)
+        try:
+            curated = read()
+        except sources.DataError:
+            if _identity(path) == before:  # nothing moved: the error is the answer
+                raise
+            continue  # its files vanished between the two renames of a replace
+        if _identity(path) == before:
+            return curated
+    raise sources.DataError(
+        f"{folder} was replaced while it was read, {_VERSION_ATTEMPTS} times: pricer curate is "
+        "writing it; run again once it has finished"
+    )
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Which folder ``path`` is: an inode freed by one replace is soon another's (seen in
+    tests), so its change time, to the nanosecond, is part of it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns
 
 
 def build_from_raw(

@@ -11,15 +11,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pricer.data import sources
 from pricer.data.cache import remove_stale_staging
 from pricer.data.dataset import (
     MIN_TRAIN_ITEMS,
     SOURCES,
+    CuratedData,
+    CurationReport,
     build_from_raw,
     describe_source,
     frame_digest,
     load_curated,
     read_curated,
+    save_curated,
 )
 from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
@@ -468,4 +472,61 @@ def test_every_data_config_names_a_source_from_the_one_dispatch_table() -> None:
     cfg = compose_config("train")
     cfg.data.source = "csv"
     with pytest.raises(DataError, match=r"unknown data source 'csv'; choose one of \['synth"):
+        load_curated(cfg.data, cfg.curation)
+
+
+def _version(tag: str) -> CuratedData:
+    def items(start: int, n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "title": [f"{tag} item {i}" for i in range(start, start + n)],
+                "text": [f"text of {tag} item {i}" for i in range(start, start + n)],
+                "price": [10.0 + i for i in range(start, start + n)],
+                "category": ["Toys"] * n,
+            }
+        )
+
+    train, test = items(0, 30), items(100, 5)
+    report = CurationReport("items", 35, {}, 35, 35, 30, 5)
+    return CuratedData(train, test, pd.concat([train, test])[["price", "category"]], report)
+
+
+def test_a_curated_folder_replaced_while_it_is_read_gives_one_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pricer curate` replacing data=curated's folder between a run's two reads gave that
+    # run the old version's training items and the new version's test items.
+    folder = tmp_path / "curated"
+    save_curated(_version("old"), folder)
+    real_read, replaced = sources.read_item_files, []
+
+    def read_then_replace(paths: list[str], price_range: tuple[float, float]):
+        read = real_read(paths, price_range)
+        if not replaced:  # once, between the training and the test file
+            replaced.append(True)
+            save_curated(_version("new"), folder, replace=True)
+        return read
+
+    monkeypatch.setattr(sources, "read_item_files", read_then_replace)
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
+    curated = load_curated(cfg.data, cfg.curation)
+    assert {title.split()[0] for title in curated.train["title"]} == {"new"}
+    assert {title.split()[0] for title in curated.test["title"]} == {"new"}
+
+
+def test_a_curated_folder_that_keeps_being_replaced_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "curated"
+    save_curated(_version("old"), folder)
+    real_read = sources.read_item_files
+
+    def read_then_replace(paths: list[str], price_range: tuple[float, float]):
+        read = real_read(paths, price_range)
+        save_curated(_version("new"), folder, replace=True)
+        return read
+
+    monkeypatch.setattr(sources, "read_item_files", read_then_replace)
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
+    with pytest.raises(DataError, match=r"was replaced while it was read, 3 times: pricer curate"):
         load_curated(cfg.data, cfg.curation)
