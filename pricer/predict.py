@@ -86,22 +86,33 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     """conf/predict.yaml with the options as overrides. ``--data`` is a data config of
     conf/data/ (real, synthetic, ...) or a name given to one's own data (``data=items
     data.name=mine``), whose champion is ``<prefix>-mine``: promote names it so."""
-    overrides = []
-    if args.data and (require_config_dir() / "data" / f"{args.data}.yaml").is_file():
-        overrides.append(f"data={args.data}")
-    elif args.data:  # a name of one's own data, no config of conf/data/
-        overrides.append(f"model_name=${{registry.prefix}}-{args.data}")
-    if args.model_name:
-        overrides.append(f"model_name={args.model_name}")
-    if args.alias:
-        overrides.append(f"alias={args.alias}")
-    if args.model_uri:
-        overrides.append(f"model_uri={args.model_uri}")
+    own_data = (
+        bool(args.data) and not (require_config_dir() / "data" / f"{args.data}.yaml").is_file()
+    )
+    overrides = [f"data={args.data}"] if args.data and not own_data else []
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         try:
-            return compose(config_name="predict", overrides=overrides)
+            cfg = compose(config_name="predict", overrides=overrides)
         except Exception as error:  # Hydra's errors for an unknown data=<name> choice
             raise PredictError(str(error).splitlines()[0]) from error
+    # Set on the composed config, not as overrides: a name is taken as written. As an override
+    # "a,b" was a sweep ("Ambiguous value"), "it's" a lexer error and "${oc.env:HOME}" the
+    # home folder.
+    if own_data:  # a name of one's own data, no config of conf/data/
+        cfg.model_name = f"{cfg.registry.prefix}-{_literal(args.data)}"
+    for key, value in (
+        ("model_name", args.model_name),
+        ("alias", args.alias),
+        ("model_uri", args.model_uri),
+    ):
+        if value:
+            cfg[key] = _literal(value)
+    return cfg
+
+
+def _literal(text: str) -> str:
+    """``text`` as a config value that reads back as written, never an interpolation."""
+    return text.replace("${", "\\${")
 
 
 def model_settings(cfg: DictConfig) -> dict[str, Any]:

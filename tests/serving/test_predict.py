@@ -112,6 +112,20 @@ def test_the_only_champion_is_found_among_more_models_than_a_page_holds(
     assert captured.out == "$30.00\n"
 
 
+@pytest.mark.parametrize("name", ["${registry.prefix}", "a,b", "it's", "team [v2]"])
+def test_a_model_name_is_taken_as_written(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Passed to Hydra as an override, "${registry.prefix}" was "pricer", "a,b" was
+    # "Ambiguous value for argument" and "it's" a LexerNoViableAltException.
+    constant_champion(30.0, name)
+    capsys.readouterr()
+    assert main(["--model-name", name, TEXTS[0]]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"priced by {name} version 1 (champion)")
+    assert captured.out == "$30.00\n"
+
+
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
     champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
