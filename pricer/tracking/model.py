@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -162,7 +163,22 @@ def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
 
     A model without a recorded digest (logged before pricer recorded one, or not a logged
     model: a ``runs:/`` URI, a path) is not checked.
+
+    Bytecode beside the model's code goes first, checked or not: the digest leaves it out (it
+    is written as the code is imported), and Python runs a ``__pycache__`` file instead of
+    its checked source (an unchecked-hash .pyc added to a model folder ran under pricer
+    serve and predict).
     """
+    for cache in [path for path in local.rglob(BYTECODE_FOLDER) if path.is_dir()]:
+        try:
+            shutil.rmtree(cache)
+        except FileNotFoundError:  # another process loading the same folder removed it
+            pass
+        except OSError as error:
+            raise UnsafeModelFile(
+                f"refusing {model_uri}: cannot remove the bytecode in {cache} ({error}), which "
+                "Python would run unchecked"
+            ) from None
     if model_id is None:
         return
     recorded = mlflow.get_logged_model(model_id).tags.get(FILES_DIGEST_TAG)

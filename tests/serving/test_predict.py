@@ -397,6 +397,31 @@ def test_a_pickled_champion_is_refused_while_mlflow_refuses_pickles(
     assert not marker.exists()
 
 
+def test_bytecode_added_beside_a_champions_code_is_never_run(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The files digest leaves __pycache__ out, and Python ran an unchecked-hash .pyc there in
+    # place of the checked pyfunc_model.py.
+    import importlib.util
+    import py_compile
+
+    marker = tmp_path / "owned"
+    info = constant_champion(20.0)
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    wrapper = folder / "pyfunc_model.py"
+    foreign = tmp_path / "pyfunc_model.py"
+    foreign.write_text(wrapper.read_text() + f"\nopen({str(marker)!r}, 'w').close()\n")
+    py_compile.compile(
+        str(foreign),
+        cfile=importlib.util.cache_from_source(str(wrapper)),
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    capsys.readouterr()
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    assert capsys.readouterr().out == "$20.00\n"
+    assert not marker.exists()
+
+
 def test_a_champion_whose_pricer_file_was_swapped_is_refused(
     tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
