@@ -155,7 +155,7 @@ def fetch_verified(
     try:
         if version is None:
             pinned, model_id = pinned_model(uri)
-            if pinned.count("/") == 2:  # models:/<name>/<version>: described as a version
+            if pinned.startswith("models:/") and pinned.count("/") == 2:  # name/version
                 version = client.get_model_version(*pinned.removeprefix("models:/").split("/"))
                 alias = uri if pinned != uri else None  # an alias or "latest": as asked
         else:

@@ -126,6 +126,21 @@ def test_a_model_name_is_taken_as_written(
     assert captured.out == "$30.00\n"
 
 
+def test_a_model_uri_outside_the_registry_prices_unchecked(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A runs:/ URI or a path with two slashes was taken for models:/<name>/<version> and
+    # crashed in get_model_version (TypeError).
+    info = constant_champion(20.0)
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    for uri in (f"runs:/{info.run_id}/pricer", str(folder)):
+        capsys.readouterr()
+        assert main(["--model-uri", uri, TEXTS[0]]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == "$20.00\n"
+        assert captured.err.startswith(f"priced by model {uri}")
+
+
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
     champion_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
