@@ -152,6 +152,11 @@ def extract_features(X: pd.DataFrame) -> pd.DataFrame:
     # Plain arrays: the helpers' Series carry a fresh 0..n-1 index that must not be aligned
     # against the items' own index.
     arrays = {name: np.asarray(values, dtype=float) for name, values in columns.items()}
+    # A number too large for a float ("<400 digits> pounds") is as unknown as an absent one:
+    # infinite, it failed the linear families' input check (the whole batch, a traceback).
+    arrays = {
+        name: np.where(np.isfinite(values), values, np.nan) for name, values in arrays.items()
+    }
     return pd.DataFrame(arrays, index=items.index)
 
 
@@ -221,10 +226,14 @@ def _unit_value(lower_text: pa.Array, feature: str) -> pd.Series:
 def extract_brand_and_category(X: pd.DataFrame) -> pd.DataFrame:
     items = as_items(X)
     brand = _groups(_arrow_strings(items["details"]), _BRAND)["value"].str.strip().str.lower()
+    # As text first: a Categorical column refused the new value "unknown" (TypeError). A blank
+    # category is none: predict and serve send "" where evaluation had None, and the encoder
+    # priced the same item two ways.
+    category = items["category"].astype(object).fillna("").astype(str).str.strip()
     return pd.DataFrame(
         {
             "brand": brand.fillna("unknown").to_numpy(),
-            "category": items["category"].fillna("unknown").astype(str).to_numpy(),
+            "category": category.where(category != "", "unknown").to_numpy(),
         },
         index=items.index,
     )

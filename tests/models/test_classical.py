@@ -104,6 +104,24 @@ def test_family_fits_without_warnings_and_prices_every_item(family: str, shop) -
         assert (predicted >= 0).all()
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_odd_but_valid_listings_are_priced_like_plain_ones(family: str, shop) -> None:
+    # A Categorical category with a gap failed fit ("Cannot setitem on a Categorical with a new
+    # category"); a weight of 400 digits became an infinite feature that failed the linear
+    # families' input check; a blank category (as predict and serve send a missing one) was
+    # priced as a category of its own, not as a missing one.
+    train, prices, test, _ = shop
+    category = pd.Categorical(train["category"].where(train.index % 10 != 0))
+    pricer = build(family).fit(train.assign(category=category), prices)
+    missing = test.head(5).assign(category=None)
+    np.testing.assert_allclose(
+        pricer.predict(missing.assign(category="")), pricer.predict(missing), rtol=1e-9
+    )
+    huge = json.dumps({"Item Weight": "9" * 400 + " pounds", "Best Sellers Rank": "9" * 400})
+    predicted = pricer.predict(test.head(3).assign(details=huge))
+    assert np.isfinite(predicted).all() and (predicted >= 0).all()
+
+
 def settings(value: object) -> object:
     """Parameters all the way down: estimators nested in a dict (the stack's members) compare
     by their settings, not by identity (clone copies them)."""
