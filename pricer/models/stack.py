@@ -471,6 +471,7 @@ class StackPricer(Pricer):
         return np.column_stack([member.predict(dense) for member in self.members_.values()])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "members_")  # before the residual spaces need what fit keeps
         spaces = self._residual_spaces(_items(X)) if self.residual_shares() else None
         return self.price_from_members(self.member_prices(X), spaces)
 

@@ -69,6 +69,16 @@ def test_constructor_follows_the_sklearn_contract() -> None:
     assert all(m.estimator.random_state == 42 for m in pricer.members.values())
 
 
+@pytest.mark.parametrize("share", ["neighbour_residuals", "title_residuals"])
+def test_an_unfitted_stack_with_residual_moves_says_it_is_not_fitted(shop, share) -> None:
+    # It raised AttributeError ("no attribute 'features_'"), not scikit-learn's NotFittedError.
+    from sklearn.exceptions import NotFittedError
+
+    _, _, test, _ = shop
+    with pytest.raises(NotFittedError):
+        build(**{share: 0.5}).predict(test)
+
+
 def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
     train, prices, test, test_prices = shop
     pricer = build()
