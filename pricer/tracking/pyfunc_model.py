@@ -34,6 +34,8 @@ class PricerModel(mlflow.pyfunc.PythonModel):
         except UnusableItems as error:
             # INVALID_PARAMETER_VALUE: the scoring server answers 400 with this message.
             raise MlflowException.invalid_parameter_value(str(error)) from error
+        if len(model_input) == 0:  # scikit-learn's steps refuse 0 rows: no items, no prices
+            return np.empty(0, dtype=float)
         return np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
 
 

@@ -101,6 +101,10 @@ def test_every_family_round_trips_through_a_logged_model(
     expected = pricer.predict(test)
     assert np.isfinite(expected).all()
     np.testing.assert_allclose(loaded.predict(test[list(INPUT_COLUMNS)]), expected)
+    # No items, no prices: most families' scikit-learn steps raised "Found array with 0
+    # sample(s)", which the scoring server answered as an error with its stack trace.
+    nothing = test[list(INPUT_COLUMNS)].head(0)
+    assert loaded.predict(nothing).shape == (0,)
 
 
 # -- tampered files --------------------------------------------------------------------------
