@@ -43,6 +43,25 @@ def plausible_ceiling(y: np.ndarray | pd.Series) -> float:
     return PLAUSIBLE_FACTOR * float(prices.max()) if prices.size else np.inf
 
 
+def price_range(y: np.ndarray | pd.Series) -> tuple[float, float]:
+    """The lowest and the highest training price: what a fitted classical pricer answers within.
+
+    A model that learned from $1-999 has no ground to price beyond: a linear family priced a
+    listing of "50000 pounds" at $1,454 and one of ten billion at $32,812, and an ensemble
+    fitted on 40 items priced a hammer at $53,060.
+    """
+    prices = np.asarray(y, dtype=float)
+    prices = prices[np.isfinite(prices)]
+    return (float(prices.min()), float(prices.max())) if prices.size else (0.0, np.inf)
+
+
+def within(prices: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    """``prices`` clipped to ``bounds`` (``price_range``); to 0 and above without (a model
+    saved before its fit kept the range)."""
+    low, high = bounds if bounds is not None else (0.0, np.inf)
+    return np.clip(np.asarray(prices, dtype=float), low, high)
+
+
 @dataclass
 class PriceReport:
     """Prices for a batch of items plus the family's own figures about producing them.

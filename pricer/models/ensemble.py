@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
 from pricer.identity import fingerprints
-from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items
+from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items, price_range, within
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class EnsemblePricer(Pricer):
             for i, name in enumerate(names)
         }
         self.validation_items_ = int(usable.sum())
+        self.price_range_ = price_range(prices)
         self.members_ = {name: clone(self.members[name]).fit(items, prices) for name in names}
         return self
 
@@ -188,7 +189,7 @@ class EnsemblePricer(Pricer):
         weights = np.array([self.weights_[name] for name in self.members_])
         stacked = self.intercept_ + _to_features(predictions, self.log_space) @ weights
         prices = np.expm1(stacked) if self.log_space else stacked
-        return np.clip(prices, 0.0, None)
+        return within(prices, getattr(self, "price_range_", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_report(X).prices

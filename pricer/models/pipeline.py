@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.models.base import Pricer, as_items
+from pricer.models.base import Pricer, as_items, price_range, within
 
 
 def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
@@ -58,8 +58,9 @@ class PipelinePricer(Pricer):
                 regressor=pipeline, func=np.log1p, inverse_func=np.expm1, check_inverse=False
             )
         self.model_ = model.fit(as_items(X), prices, **fit_params)
+        self.price_range_ = price_range(prices)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return np.clip(np.asarray(self.model_.predict(as_items(X)), dtype=float), 0.0, None)
+        return within(self.model_.predict(as_items(X)), getattr(self, "price_range_", None))

@@ -71,7 +71,14 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import BadData, ConfigError
-from pricer.models.base import INPUT_COLUMNS, LIKE_TEST_COLUMN, Pricer, as_items
+from pricer.models.base import (
+    INPUT_COLUMNS,
+    LIKE_TEST_COLUMN,
+    Pricer,
+    as_items,
+    price_range,
+    within,
+)
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
 from pricer.models.pipeline import price_weights
 from pricer.models.signals import (
@@ -273,6 +280,7 @@ class StackPricer(Pricer):
         self.fit_blend(self.out_of_fold_, prices)
         if self.residual_shares():
             self._fit_own_residuals(items, prices, self.residual_weights(items))
+        self.price_range_ = price_range(prices)
         return self
 
     def fit_features(self, items: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
@@ -473,7 +481,8 @@ class StackPricer(Pricer):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "members_")  # before the residual spaces need what fit keeps
         spaces = self._residual_spaces(_items(X)) if self.residual_shares() else None
-        return self.price_from_members(self.member_prices(X), spaces)
+        prices = self.price_from_members(self.member_prices(X), spaces)
+        return within(prices, getattr(self, "price_range_", None))
 
 
 def _like_test_weights(X: pd.DataFrame, weight: float | None) -> np.ndarray | None:

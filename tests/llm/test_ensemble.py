@@ -100,6 +100,29 @@ def test_ensemble_beats_its_weakest_member(data, log_space: bool) -> None:
     assert model.weights_["ridge"] > model.weights_["constant"]
 
 
+class LengthPricer(Pricer):
+    """Prices in proportion to the text's length: it extrapolates without bound."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LengthPricer:
+        self.per_char_ = float(np.mean(y) / X["text"].str.len().mean())
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.per_char_ * X["text"].str.len().to_numpy(dtype=float)
+
+
+def test_an_ensemble_prices_within_the_prices_it_learned_from(data) -> None:
+    # Fitted on 40 items, an ensemble priced a hammer at $53,060: its members extrapolate and
+    # its stacker's weights are not bound to sum to one.
+    (train, test) = data
+    prices = train["text"].str.len() * 0.5  # what the length member learns best
+    pricer = ensemble({"length": LengthPricer(), "ridge": ridge()}).fit(train, prices)
+    assert pricer.weights_["length"] > 0.5
+    predicted = pricer.predict(test.head(5).assign(text=test["text"].head(5) * 200))
+    low, high = prices.min(), prices.max()
+    assert (predicted >= low).all() and (predicted <= high).all(), predicted
+
+
 def test_a_member_failure_is_a_failure_not_a_guess(data) -> None:
     train, test = data
 

@@ -122,6 +122,17 @@ def test_odd_but_valid_listings_are_priced_like_plain_ones(family: str, shop) ->
     assert np.isfinite(predicted).all() and (predicted >= 0).all()
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_prices_within_the_prices_it_learned_from(family: str, shop) -> None:
+    # The linear families extrapolated: a listing of "50000 pounds" at $1,454, of ten billion
+    # at $32,812, where no training item cost more than $999.
+    train, prices, test, _ = shop
+    pricer = build(family).fit(train, prices)
+    heavy = [json.dumps({"Item Weight": f"{10**power} pounds"}) for power in (4, 10, 100)]
+    predicted = pricer.predict(test.head(3).assign(details=heavy))
+    assert (predicted >= prices.min()).all() and (predicted <= prices.max()).all(), predicted
+
+
 def settings(value: object) -> object:
     """Parameters all the way down: estimators nested in a dict (the stack's members) compare
     by their settings, not by identity (clone copies them)."""

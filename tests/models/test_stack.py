@@ -93,6 +93,9 @@ def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
     constant_mae = np.abs(np.median(prices) - test_prices).mean()
     assert mae < 0.4 * constant_mae, (mae, constant_mae)
     assert (pricer.blend_.weights_ >= 0).all() and pricer.blend_.weights_.sum() > 0
+    # Whatever its blend gives, the stack answers within the prices it learned from.
+    pricer.price_from_members = lambda members, spaces=None: np.array([-5.0, 1e6])
+    np.testing.assert_array_equal(pricer.predict(test.head(2)), [prices.min(), prices.max()])
 
 
 # Every optional signal on: title neighbour prices and the exceedance probabilities.
