@@ -243,6 +243,11 @@ def log_config(cfg: DictConfig, artifact_file: str = "config/config.yaml") -> No
 def machine_tags() -> dict[str, str]:
     """The CPU and the BLAS kernels the figures were computed with (see ``tags.CPU``)."""
     found = {tag_names.CPU: _cpu_model()}
+    # Loaded first, so that every run names both numpy's and scipy's OpenBLAS whatever it had
+    # imported so far: a sweep's runs, asked before scipy was loaded, named numpy's alone,
+    # and `pricer compare` showed a kernel difference that was not there.
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info  # scikit-learn's own dependency
 
     kernels = sorted(

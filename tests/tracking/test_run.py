@@ -161,3 +161,17 @@ def test_a_run_records_the_cpu_and_blas_kernel_its_figures_came_from(tracking_ur
         check=True,
     )
     assert "Sandybridge" in forced.stdout
+
+
+def test_the_blas_tag_names_the_same_libraries_whatever_was_imported_first() -> None:
+    # A sweep asked before scipy was loaded and named numpy's OpenBLAS alone; other runs on the
+    # same machine named both, and `pricer compare` showed them as another kernel.
+    script = "from pricer.tracking.run import machine_tags as m; print(m().get('pricer.blas'))"
+    first = "import sklearn.linear_model, xgboost; "
+    said = [
+        subprocess.run(
+            [sys.executable, "-c", prefix + script], capture_output=True, text=True, check=True
+        ).stdout
+        for prefix in ("", first)
+    ]
+    assert said[0] == said[1]
