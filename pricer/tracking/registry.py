@@ -320,9 +320,10 @@ def promote(cfg: DictConfig) -> Decision:
         with interrupt.deferred(release=False):  # the run records what the registry holds
             _log_decision(decision)
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
+        # pricer serve, not mlflow models serve: it checks the model's files before it runs
+        # their code (README, "Serving").
         print(
-            f"use it: pricer predict --data {data} ..., or mlflow models serve -m "
-            f"models:/{registry.model_name}@{registry.champion_alias} --env-manager local",
+            f'use it: pricer predict --data {data} "<text>", or pricer serve --data {data}',
             flush=True,
         )
         return decision

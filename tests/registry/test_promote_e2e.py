@@ -70,6 +70,11 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
     )
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"champion: first champion of '{MODEL}'" in first.stdout
+    # It recommended mlflow models serve, which runs the model's code unchecked.
+    assert (
+        'use it: pricer predict --data synthetic "<text>", or pricer serve --data synthetic\n'
+        in first.stdout
+    )
     assert champion_run_id(client) == families["tfidf_ridge"]
     promotion = mlflow.search_runs(
         search_all_experiments=True,
