@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
 from pricer.tracking import tags
+from pricer.tracking.leaderboard import NOTES_FILE, best_line, run_url
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import StoreNotFound, check_reachable, require_existing, safe_uri
 from pricer.wording import counted, left_aligned
@@ -238,13 +239,16 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     The course's note (the ``reference_note`` param) when its figures are in the table; the
     best family; each family's run id, for ``pricer compare``.
     """
-    lines = []
-    note = run.data.params.get("reference_note")
-    if note and "reference_mae" in table and table["reference_mae"].notna().any():
-        lines.append(note)
+    lines = _stored_notes(run)
+    if lines is None:  # a leaderboard logged before its notes were: the course's, rebuilt
+        lines = []
+        note = run.data.params.get("reference_note")
+        if note and "reference_mae" in table and table["reference_mae"].notna().any():
+            lines.append(note)
     best = run.data.tags.get(tags.BEST_FAMILY)
     if best and best in table.index:
-        lines.append(f"best: {best}, mae {_dollars(table.loc[best, 'mae'])}")
+        lines.append(best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA)))
+    lines.append(f"runs: {run_url(run, None)}")
     if "run_id" in table:
         line = "family runs:"
         for family, run_id in table["run_id"].items():
@@ -255,6 +259,15 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
             line += entry
         lines.append(line.rstrip(","))
     return lines
+
+
+def _stored_notes(run: Run) -> list[str] | None:
+    """The lines the leaderboard printed under its table (None: it stored none)."""
+    try:
+        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{NOTES_FILE}")
+    except (mlflow.exceptions.MlflowException, OSError):
+        return None
+    return text.splitlines()
 
 
 def is_leaderboard(run: Run) -> bool:

@@ -25,6 +25,9 @@ from pricer.wording import interval
 NOTE_TAG = tags.NOTE
 TERMINAL_WIDTH = 100
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
+# The lines printed under the table (which server answered an LLM family, what it left
+# unanswered, whose the course figures are): `pricer runs RUN` prints them again.
+NOTES_FILE = "leaderboard/notes.txt"
 
 Format = Callable[[Any], str]
 
@@ -230,6 +233,7 @@ def log_leaderboard(
     mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
     # With the whole cost, so that `pricer runs RUN` prints the table the terminal printed.
     mlflow.log_text(shown.to_csv(), "leaderboard/leaderboard.csv")
+    mlflow.log_text("".join(f"{note}\n" for note in notes), NOTES_FILE)
     title = f"Mean absolute error by family, {data} data"
     renamed = dict(labels or {})
     mlflow.log_figure(
@@ -246,9 +250,14 @@ def log_leaderboard(
     for note in notes:
         print(note, flush=True)
     if best:
-        print(f"best: {best[0]}, mae {_dollars(best[1])} on {data} data", flush=True)
+        print(best_line(best[0], best[1], data), flush=True)
     if run is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
+
+
+def best_line(family: str, mae: float, data: str | None) -> str:
+    where = f" on {data} data" if data else ""
+    return f"best: {family}, mae {_dollars(mae)}{where}"
 
 
 def family_run_id(family: str) -> str:

@@ -49,15 +49,20 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert f"${children['linear'].data.metrics['mae']:,.2f}" in shown.stdout
     assert shown.stdout.index("linear") < shown.stdout.index("constant")  # best first
-    assert all(len(row) <= 100 for row in shown.stdout.splitlines())
+    rows = [row for row in shown.stdout.splitlines() if not row.startswith("runs: http")]
+    assert all(len(row) <= 100 for row in rows)  # but a link, which cannot be cut
     # Each family's row as the terminal printed it: its cost was blank when read back, as the
     # stored table lacked the compute cost ("<$0.001" in the terminal).
     for family in ("constant", "linear"):
         rows = board.stdout.splitlines()
         [printed] = [row for row in rows if row.startswith(f"{family} ") and "·" not in row]
         assert "<$0.001" in printed and printed in shown.stdout.splitlines(), shown.stdout
-    # ... with the best family and each family's run id, for pricer compare.
-    assert f"best: {parent.data.tags['best_family']}, mae $" in shown.stdout
+    # ... with the lines under it (the best family said without its data, no link) and each
+    # family's run id, for pricer compare.
+    under = board.stdout.splitlines()[-2:]
+    assert under[0].startswith(f"best: {parent.data.tags['best_family']}, mae $")
+    assert under[0].endswith(" on synthetic data") and under[1].startswith("runs: http")
+    assert all(line in shown.stdout.splitlines() for line in under), shown.stdout
     family_runs = f"linear {children['linear'].info.run_id[:8]}"
     assert f"constant {children['constant'].info.run_id[:8]}" in shown.stdout
     assert family_runs in shown.stdout

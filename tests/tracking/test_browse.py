@@ -280,3 +280,23 @@ def test_a_store_that_does_not_answer_is_one_line(
             )
             and err.count("\n") == 1
         )
+
+
+def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `pricer runs RUN` left out which server answered an LLM family and what it left
+    # unanswered: only the course's note and the best family were rebuilt.
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board()
+    notes = ["frontier: answered by http://127.0.0.1:8796/v1, not OpenAI's API"]
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        log_leaderboard(table, data="real", notes=notes)
+    printed = capsys.readouterr().out.splitlines()
+    under = printed[printed.index(notes[0]) :]  # the notes, the best family, the link
+    assert under[-2:][0] == "best: xgboost, mae $92.78 on real data"
+    assert under[-1].startswith("runs: http") and run.info.run_id in under[-1]
+    shown = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
+    assert shown[: len(under)] == under
