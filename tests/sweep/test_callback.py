@@ -128,6 +128,13 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     assert artifacts == {"sweep/objective.png", "sweep/trials.json"}
     table = json.loads(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.json"))
     assert [row[0] for row in table["data"]] == [0, 1, 2]  # trial order
+    # Summed up again (as each process of a shared study does as it ends): the same table,
+    # not a second copy of its rows appended.
+    from pricer.tracking.sweep import summarise_trials
+
+    summarise_trials(mlflow.MlflowClient(), parent_id, OBJECTIVE, "minimize", [])
+    again = json.loads(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.json"))
+    assert again == table
     assert SWEEP_PARENT_ENV not in os.environ  # nothing leaks into later runs
 
 
