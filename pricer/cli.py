@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,8 @@ from pricer.paths import require_config_dir
 from pricer.tracking.redaction import redact_text
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
+# How an override starts: a key (a config group's path, a package after @), maybe with + ++ ~.
+_OVERRIDE_START = re.compile(r"(~|\+\+?)?[A-Za-z_][\w.\-/@]*(=|$)")
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -25,13 +28,23 @@ def expand_overrides(arguments: list[str]) -> list[str]:
 
     ``mlflow run -P overrides="a=1 b=2"`` shell-quotes the value, so the app receives one
     argument ``a=1 b=2``; Hydra needs two. An empty ``overrides`` arrives as ``''``.
+
+    A space inside one override stays there: a piece that does not start an override (``1.0)``
+    in ``model.alpha=interval(0.1, 1.0)``, typed as Hydra's docs write a search space) belongs
+    to the one before it. Split at every space, that form was a parse error.
     """
     expanded: list[str] = []
     for argument in arguments:
-        if any(space in argument for space in " \t\n"):
-            expanded.extend(shlex.split(argument))
-        elif argument:
-            expanded.append(argument)
+        if not any(space in argument for space in " \t\n"):
+            expanded += [argument] if argument else []
+            continue
+        pieces: list[str] = []
+        for piece in shlex.split(argument):
+            if pieces and not _OVERRIDE_START.match(piece):
+                pieces[-1] += f" {piece}"
+            else:
+                pieces.append(piece)
+        expanded += pieces
     return expanded
 
 

@@ -85,3 +85,31 @@ def test_an_interpolation_that_does_not_resolve_names_its_key() -> None:
     with pytest.raises(InterpolationKeyError) as raised:
         OmegaConf.to_container(config, resolve=True)
     assert one_line(raised.value) == "models.linear.alpha: Interpolation key 'nope' not found"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expanded"),
+    [
+        (["a=1 b=2", ""], ["a=1", "b=2"]),  # mlflow run -P overrides="a=1 b=2", and ''
+        (["model.alpha=interval(0.1, 1.0)"], ["model.alpha=interval(0.1, 1.0)"]),
+        (
+            ["model.alpha=tag(log, interval(0.05, 30)) model.c=choice(1, 2) ~seed"],
+            ["model.alpha=tag(log, interval(0.05, 30))", "model.c=choice(1, 2)", "~seed"],
+        ),
+        (
+            ["+model@models.x=linear hydra/sweeper/sampler=grid"],
+            ["+model@models.x=linear", "hydra/sweeper/sampler=grid"],
+        ),
+    ],
+)
+def test_overrides_are_split_between_overrides_never_inside_one(
+    arguments: list[str], expanded: list[str]
+) -> None:
+    # A search space typed as Hydra's docs write it, "interval(0.1, 1.0)", was cut at its
+    # space: "no viable alternative at input 'interval(0.1,'".
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from pricer.cli import expand_overrides
+
+    assert expand_overrides(arguments) == expanded
+    OverridesParser.create().parse_overrides(expanded)  # each one, Hydra's to read
