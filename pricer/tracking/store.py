@@ -154,6 +154,13 @@ def _cannot_connect(error: MlflowException) -> bool:
     return isinstance(cause, SQLAlchemyError) or "connect" in str(error).lower()
 
 
+def store_address(uri: str) -> str:
+    """``uri`` in one form per store: a SQLite file by its absolute path (``sqlite:///x.db``
+    names another file in each folder a process starts in)."""
+    path = sqlite_path(uri)
+    return f"sqlite:///{path}" if path is not None else uri
+
+
 def sqlite_path(uri: str | None) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
     if not uri or not uri.startswith("sqlite:"):

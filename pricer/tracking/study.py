@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, RunStatus
@@ -29,11 +30,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 from pricer.errors import ConfigError
+from pricer.tracking.store import safe_uri, store_address
 
 log = logging.getLogger(__name__)
 
 SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
 PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
+STORE_ATTR = "pricer.mlflow_store"  # study user attr: the store that parent run is in
+# What a parent run that ended says about its ending: gone when a resumed study runs it again.
+ENDING_TAGS = ("error", "pricer.sweep.last_stop")
 STUDY_TAG = "pricer.sweep.study"  # on the parent and every trial run: the study's name
 TRIAL_COLUMNS = [
     "trial",
@@ -126,6 +131,16 @@ class SharedStudy:
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
         study, created = joined or self.open(join=True)
+        # A process tracking to another store found no parent there and made one: the study's
+        # parent id then named a run of that store, and the first store got a second parent.
+        store = safe_uri(store_address(mlflow.get_tracking_uri()))
+        recorded = study.user_attrs.get(STORE_ATTR)
+        if recorded is not None and recorded != store:
+            raise ConfigError(
+                f"study {self.study_name!r} keeps its runs in {recorded}, and this process "
+                f"tracks to {store}: point tracking.uri (MLFLOW_TRACKING_URI) at that store, "
+                "or use another hydra.sweeper.study_name"
+            )
         made: list[str] = []
 
         def make() -> str:
@@ -140,8 +155,13 @@ class SharedStudy:
             return run.info.lifecycle_stage == LifecycleStage.ACTIVE
 
         run_id = studies.shared_attr(study, PARENT_ATTR, created, make, usable)
+        if recorded is None:
+            study.set_user_attr(STORE_ATTR, store)
         if not made and client.get_run(run_id).info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
+            for tag in ENDING_TAGS:  # FINISHED with "interrupted by SIGTERM" read as a failure
+                if tag in client.get_run(run_id).data.tags:
+                    client.delete_tag(run_id, tag)
         return run_id, bool(made)
 
     def result_teller(self, number: int, objective: str) -> Callable[[str], str | None]:

@@ -516,3 +516,47 @@ def test_a_joiner_waits_for_the_settings_its_creator_is_about_to_record(tmp_path
     optuna.create_study(storage=store, study_name="orphan")
     study, created = studies.open_study(store, "orphan", "minimize", settings=SETTINGS, wait=0)
     assert not created and study.user_attrs[SETTINGS_ATTR] == SETTINGS
+
+
+def test_a_process_tracking_to_another_store_is_refused_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It found no parent run in its own store, made one there and wrote its id into the study:
+    # the next process of the first store then made that store a second parent.
+    from pricer.errors import ConfigError
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first, other = (f"sqlite:///{tmp_path / name}" for name in ("first.db", "other.db"))
+    forget_store_ids(monkeypatch)  # each store's experiment ids, undone after
+    previous = mlflow.get_tracking_uri()
+    try:
+        parent = claim_parent(first, storage, "shared")
+        with pytest.raises(ConfigError, match=r"keeps its runs in sqlite:///.*first\.db, and"):
+            claim_parent(other, storage, "shared")
+        assert claim_parent(first, storage, "shared") == parent
+    finally:
+        mlflow.set_tracking_uri(previous)
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert study.user_attrs[PARENT_ATTR] == parent
+
+
+def test_a_resumed_study_s_parent_drops_what_its_last_ending_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Resumed after a SIGTERM, the parent ended FINISHED with "interrupted by SIGTERM".
+    forget_store_ids(monkeypatch)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    try:
+        parent = claim_parent(store, storage, "resumed")
+        client = mlflow.MlflowClient()
+        client.set_tag(parent, "error", "interrupted by SIGTERM")
+        client.set_tag(parent, "pricer.sweep.last_stop", "KILLED")
+        client.set_terminated(parent, "KILLED")
+        assert claim_parent(store, storage, "resumed") == parent
+        run = client.get_run(parent)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert run.info.status == "RUNNING"
+    assert "error" not in run.data.tags and "pricer.sweep.last_stop" not in run.data.tags
