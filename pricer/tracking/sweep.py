@@ -34,6 +34,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.pricer_optuna_sweeper.settings import direction_name
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending
@@ -123,6 +124,14 @@ class SweepCallback(Callback):
 
     # -- the multirun, in the launching process ----------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # An Optuna sweep that maximised while this callback ranked by the minimum recorded
+        # two best trials, Optuna's and the parent run's.
+        asked = OmegaConf.select(config, "hydra.sweeper.direction")
+        if asked is not None and direction_name(asked) != self.direction:
+            raise SweepError(
+                f"hydra.sweeper.direction={direction_name(asked)}, but trials are ranked by "
+                f"{self.objective}, which a sweep must {self.direction}: leave the direction out"
+            )
         if self.validation_size < 1:
             raise SweepError(
                 f"a sweep ranks its trials by {self.objective}, measured on validation items "

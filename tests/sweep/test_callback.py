@@ -340,3 +340,24 @@ def test_a_random_key_under_a_credential_name_is_redacted_in_the_overrides_too(
     assert not [text for text in stored if key in text]
     assert "+model.api_key_env=***" in stored[0]
     assert "+model.api_key_env=***" in json.loads(stored[1])
+
+
+def test_a_sweeper_asked_to_maximise_the_error_is_refused_before_any_run(
+    sweep_config: DictConfig,
+) -> None:
+    # Optuna maximised while the parent run ranked by the minimum: two different best trials.
+    from pricer.tracking.sweep import BASIC_SWEEPER
+
+    def sweeper(direction: object) -> None:
+        with open_dict(sweep_config):
+            sweep_config.hydra.sweeper = {"_target_": BASIC_SWEEPER, "direction": direction}
+
+    sweeper("maximize")
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    with pytest.raises(SweepError, match=r"direction=maximize, but trials are ranked by valid"):
+        callback.on_multirun_start(sweep_config)
+    assert callback.parent_run_id is None
+    sweeper(["minimize"])  # a list, as Optuna's sweeper also takes it
+    callback.on_multirun_start(sweep_config)
+    assert callback.parent_run_id is not None
+    callback.on_multirun_end(sweep_config)
