@@ -96,3 +96,37 @@ def grid(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
         else:
             raise ValueError(f"{key}: the grid sampler needs choice() or range(), not {dist}")
     return values
+
+
+def check(config: Any, sweeper: Any) -> None:
+    """Raise ``ValueError`` (one line) for a search space no trial could run: an unknown key, a
+    word where a number goes, a continuous range under the grid sampler.
+
+    For the launching process before any study or run exists: found at the first trial, a typo
+    left a study that recorded it (its name then refused the corrected sweep) and a FAILED run.
+    ``config`` is the job's config with its hydra node; ``sweeper`` the instantiated sweeper.
+    """
+    from omegaconf import OmegaConf
+    from optuna.distributions import CategoricalDistribution
+    from optuna.samplers import GridSampler
+
+    space, _ = parse(sweeper.params, list(config.hydra.overrides.task))
+    groups = set(config.hydra.runtime.choices)
+    for key, dist in space.items():
+        name = key.lstrip("+~")
+        if name in groups or key.startswith("+"):  # a config group's options; a new key
+            continue
+        now = OmegaConf.select(config, name, default=_ABSENT)
+        if now is _ABSENT:
+            raise ValueError(f"{key}: no such key in the config, so no trial could set it")
+        # A number's key given words (the config's schema refuses them as each trial composes).
+        number = isinstance(now, int | float) and not isinstance(now, bool)
+        samples = dist.choices if isinstance(dist, CategoricalDistribution) else ()
+        for value in samples:
+            if number and not isinstance(value, int | float):
+                raise ValueError(f"{key}: {value!r} is no number, and {name} is {now!r}")
+    if getattr(sweeper.sampler, "func", None) is GridSampler:
+        grid(space)
+
+
+_ABSENT = object()

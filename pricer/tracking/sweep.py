@@ -29,15 +29,17 @@ import mlflow
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.pricer_optuna_sweeper import search_space
 from hydra_plugins.pricer_optuna_sweeper.settings import direction_name
 from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy
 from pricer import interrupt
-from pricer.errors import USER_ERROR_STATUS, ConfigError, ending
+from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
 from pricer.tracking.redaction import redact_override
@@ -53,7 +55,7 @@ from pricer.tracking.run import (
     redact_text,
     redacted_config,
 )
-from pricer.tracking.study import STUDY_TAG, TRIAL_COLUMNS, SharedStudy, merge_trials
+from pricer.tracking.study import STUDY_TAG, SWEEPER, TRIAL_COLUMNS, SharedStudy, merge_trials
 
 # A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
 # processes and reruns), else Hydra's job number.
@@ -132,6 +134,7 @@ class SweepCallback(Callback):
                 f"hydra.sweeper.direction={direction_name(asked)}, but trials are ranked by "
                 f"{self.objective}, which a sweep must {self.direction}: leave the direction out"
             )
+        check_search(config)
         if self.validation_size < 1:
             raise SweepError(
                 f"a sweep ranks its trials by {self.objective}, measured on validation items "
@@ -294,6 +297,20 @@ class SweepCallback(Callback):
                     client.set_tag(run_id, "error", redact_text(message))
                 client.set_terminated(run_id, status)
                 interrupt.note_run(run_id, self.parent_name, status)
+
+
+def check_search(config: DictConfig) -> None:
+    """An Optuna sweep's settings and search space, checked before its study and parent run
+    are created (Hydra calls this callback before it builds the sweeper): a typo found at the
+    first trial left a FAILED parent and a study that kept the typo, refusing the corrected
+    sweep its name."""
+    if OmegaConf.select(config, "hydra.sweeper._target_") != SWEEPER:
+        return
+    try:
+        sweeper = instantiate(config.hydra.sweeper)  # its own checks: n_trials, failure rate
+        search_space.check(config, sweeper)
+    except Exception as error:  # a ValueError, or Hydra's wrapping of one
+        raise SweepError(f"hydra.sweeper: {one_line(error)}") from None
 
 
 def interrupted() -> str | None:

@@ -560,3 +560,31 @@ def test_a_resumed_study_s_parent_drops_what_its_last_ending_said(
         mlflow.set_tracking_uri(previous)
     assert run.info.status == "RUNNING"
     assert "error" not in run.data.tags and "pricer.sweep.last_stop" not in run.data.tags
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("model.alpah=interval(0.1,1.0)", "model.alpah: no such key in the config"),
+        ("model.alpha=choice(a,b)", "model.alpha: 'a' is no number, and model.alpha is "),
+        ("hydra/sweeper/sampler=grid", "model.alpha: the grid sampler needs choice() or range()"),
+        ("hydra.sweeper.n_trials=-1", "need n_trials >= 0"),
+    ],
+)
+def test_a_search_no_trial_could_run_is_refused_before_the_study_and_its_runs(
+    tracking_uri: str, tmp_path: Path, override: str, said: str
+) -> None:
+    # Found at the first trial, the typo was recorded in a new study (whose name then refused
+    # the corrected sweep) beside a FAILED parent run.
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    command = [*sweep_command(tmp_path, storage, 1, "bad"), override]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [row for row in result.stderr.splitlines() if row.strip()]
+    assert line.startswith("error: hydra.sweeper: ") and said in line, line
+    assert optuna.get_all_study_names(storage) == []
+    assert runs(tracking_uri).empty
