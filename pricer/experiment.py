@@ -185,9 +185,14 @@ def run_family(
             validation_items = curated.train.iloc[:0]
         eval_items = evaluation_items(curated, settings)
         # In a leaderboard the curation counts go on the parent: identical for every family.
-        eval_dataset = log_data_inputs(
-            curated, eval_items, run_cfg.data, curation_counts=not nested
+        datasets = log_data_inputs(
+            curated,
+            eval_items,
+            run_cfg.data,
+            curation_counts=not nested,
+            validation_items=validation_items,
         )
+        eval_dataset = datasets.get("evaluation")
         pricer: Pricer = instantiate(run_cfg.model)
         refuse_seen_items(pricer, {"test": eval_items, "validation": validation_items})
         # An LLM family's prompt: a registered version (new only when it changed), linked to
@@ -222,8 +227,12 @@ def run_family(
             )
             model_id = logged.model_id
             stats["time.log_model_seconds"] = time.perf_counter() - started
-        # Linked to the evaluation dataset and the logged model: the model's page lists them.
-        log_metrics(stats, dataset=eval_dataset, model_id=model_id)
+        # Linked to the dataset each was measured on and the logged model: the model's page
+        # lists them. A trial's validation figures were linked to the test items' set.
+        held_out = {k: v for k, v in stats.items() if k.startswith(VALIDATION_PREFIX)}
+        log_metrics(held_out, dataset=datasets.get("validation"), model_id=model_id)
+        rest = {k: v for k, v in stats.items() if k not in held_out}
+        log_metrics(rest, dataset=eval_dataset, model_id=model_id)
         log_evaluation(evaluation, run_name, eval_items, dataset=eval_dataset, model_id=model_id)
         log_llm_facts(pricer, evaluation, eval_items)
         tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays

@@ -42,11 +42,16 @@ def log_data_inputs(
     data_cfg: Mapping[str, Any],
     *,
     curation_counts: bool = True,
-) -> ItemsDataset | None:
-    """Log the train, test (and evaluation) sets as dataset inputs; returns the evaluation set.
+    validation_items: pd.DataFrame | None = None,
+) -> dict[str, ItemsDataset]:
+    """Log the train, test (evaluation, validation) sets as dataset inputs; returns them by
+    context (``training``, ``test``, ``evaluation``, ``validation``).
 
     ``curation_counts``: also log the curation counts (``data.*`` metrics). A leaderboard logs
     them once on its parent, not on each family run, where they are the same for every family.
+    The sets figures are measured on are named with their size (``real-evaluation-250``): the
+    Models tab charts a metric per dataset name, and maes over 60 and over 250 items stood in
+    one chart as if comparable.
     """
     # Curated data is produced by pricer's code from an origin: say which, explicitly (a bare
     # string source is guessed at by MLflow and warned about).
@@ -54,14 +59,17 @@ def log_data_inputs(
     frames = {"training": curated.train, "test": curated.test}
     if eval_items is not None:
         frames["evaluation"] = eval_items
+    if validation_items is not None and len(validation_items):
+        frames["validation"] = validation_items
     name = data_name(data_cfg)
     logged: dict[str, ItemsDataset] = {}
     for context, frame in frames.items():
+        sized = context in ("evaluation", "validation")
         logged[context] = ItemsDataset(
             frame,
             source=source,
             targets="price",
-            name=f"{name}-{context}",
+            name=f"{name}-{context}-{len(frame)}" if sized else f"{name}-{context}",
             digest=frame_digest(frame),
         )
         mlflow.log_input(logged[context], context=context)
@@ -70,7 +78,7 @@ def log_data_inputs(
         mlflow.set_tags({EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(eval_items))})
     if curation_counts:
         log_curation_counts(curated)
-    return logged.get("evaluation")
+    return logged
 
 
 def log_curation_counts(curated: CuratedData) -> None:

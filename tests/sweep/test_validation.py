@@ -109,3 +109,36 @@ def test_like_test_holds_out_only_rows_drawn_like_the_test_set() -> None:
     assert not plain["drawn_like_test"].all()
     with pytest.raises(ConfigError, match=r"only 25 training items are drawn like the test set"):
         hold_out(data, ValidationSettings(size=30, seed=7, like_test=True))
+
+
+def test_each_figure_is_linked_to_the_items_it_was_measured_on(tracking_uri: str, tmp_path) -> None:
+    # A trial's validation figures were linked to the test items' dataset; and every evaluation
+    # set was named alike whatever its size, so the Models tab charted maes over 60 items and
+    # over 250 as one.
+    import mlflow
+
+    from pricer.experiment import run_family
+
+    cfg = compose_config(
+        "train",
+        [
+            "model=constant",
+            "family=constant",  # not ${hydra:...}: no Hydra app runs here
+            "data.n_records=3000",
+            "curation.split.test_size=200",
+            "eval.size=50",
+            "validation.size=100",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"tracking.artifact_location={tmp_path / 'artifacts'}",
+        ],
+    )
+    run_family("constant", cfg)
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    [model] = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    linked = {metric.key: metric.dataset_name for metric in model.metrics}
+    assert linked["mae"] == "synthetic-evaluation-50"
+    assert linked[OBJECTIVE] == "synthetic-validation-100"
+    contexts = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}
+    assert contexts["validation"] == "synthetic-validation-100"
