@@ -51,6 +51,8 @@ class OptunaSweeper(Sweeper):
             raise ValueError(f"direction must be minimize or maximize, got {direction!r}")
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate must be within [0, 1], got {max_failure_rate}")
+        if n_jobs < 0:  # joblib's "every core but |n_jobs| - 1", the joblib launcher's default -1
+            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         if n_trials < 0 or n_jobs < 1:
             raise ValueError(f"need n_trials >= 0 and n_jobs >= 1, got {n_trials}, {n_jobs}")
         self.sampler = sampler

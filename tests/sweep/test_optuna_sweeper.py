@@ -260,3 +260,24 @@ def test_a_secret_in_the_environment_never_reaches_the_study_database(
     assert created and study.user_attrs[SETTINGS_ATTR] == settings
     stored = path.read_bytes()
     assert key.encode() not in stored and password.encode() not in stored
+
+
+def test_the_joblib_launchers_every_core_asks_that_many_trials_at_once() -> None:
+    # The joblib launcher's default n_jobs=-1 (every core) reached the sweeper, which refused
+    # it: "need ... n_jobs >= 1, got 1, -1".
+    import os
+
+    from hydra_plugins.pricer_optuna_sweeper.sweeper import OptunaSweeper
+
+    def sweeper(n_jobs: int) -> OptunaSweeper:
+        return OptunaSweeper(
+            sampler=None, direction="minimize", storage=None, study_name=None, n_trials=4,
+            n_jobs=n_jobs, max_failure_rate=0.0, custom_search_space=None, params=None,
+        )  # fmt: skip
+
+    cores = os.cpu_count() or 1
+    assert sweeper(-1).n_jobs == cores
+    assert sweeper(-2).n_jobs == max(1, cores - 1)
+    assert sweeper(3).n_jobs == 3
+    with pytest.raises(ValueError, match="n_jobs >= 1"):
+        sweeper(0)
