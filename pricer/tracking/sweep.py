@@ -309,8 +309,10 @@ def check_search(config: DictConfig) -> None:
     try:
         sweeper = instantiate(config.hydra.sweeper)  # its own checks: n_trials, failure rate
         search_space.check(config, sweeper)
-    except Exception as error:  # a ValueError, or Hydra's wrapping of one
-        raise SweepError(f"hydra.sweeper: {one_line(error)}") from None
+    except Exception as error:  # a ValueError, or Hydra's wrapping of one (named already)
+        said = one_line(error)
+        named = said if said.startswith("hydra.sweeper") else f"hydra.sweeper: {said}"
+        raise SweepError(named) from None
 
 
 def interrupted() -> str | None:

@@ -135,20 +135,37 @@ def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
     assert {a.path for a in charts} == {"sweep/objective.png", "sweep/trials.json"}
 
 
-def test_a_sweep_that_cannot_start_says_why_on_its_parent(
+def test_a_sweep_whose_trials_all_fail_says_why_on_its_parent(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    # The parent run said only "the sweep stopped before its end: see its trials": the reason
+    # was on the terminal and nowhere in the record.
+    result = train_multirun(
+        ["hparams_search=tfidf_ridge", *SMALL, "validation.size=100000"], tracking_uri, tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if line.startswith("error: ")][-1]
+    assert "validation.size=100000 leaves nothing to train on" in said
+    [parent] = [
+        row for _, row in runs(tracking_uri).iterrows() if row["tags.pricer.kind"] == "sweep"
+    ]
+    assert parent["status"] == "FAILED"
+    assert parent["tags.error"] == said.removeprefix("error: ")
+
+
+def test_a_sweeper_that_cannot_be_built_is_refused_before_any_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
-    # The parent run said only "the sweep stopped before its end: see its trials", and there
-    # were no trials: the reason was on the terminal and nowhere in the record.
+    # Found as the sweeper was built, after the parent run had been opened: a FAILED parent
+    # (and, with a storage, a study) for a typo.
     result = train_multirun(
         ["hparams_search=tfidf_ridge", "+hydra.sweeper.sampler.bogus=1"], tracking_uri, tmp_path
     )
     assert result.returncode == 2, result.stderr[-3000:]
     said = result.stderr.strip().splitlines()[-1]
-    assert said.startswith("error: ") and "bogus" in said
-    [parent] = [row for _, row in runs(tracking_uri).iterrows()]  # no trial began
-    assert parent["tags.pricer.kind"] == "sweep" and parent["status"] == "FAILED"
-    assert parent["tags.error"] == said.removeprefix("error: ")
+    assert said.startswith("error: hydra.sweeper") and "bogus" in said
+    assert "hydra.sweeper: hydra.sweeper" not in said
+    assert runs(tracking_uri).empty
 
 
 def test_a_sweep_refused_before_its_trials_says_why_in_one_error_line(
