@@ -43,6 +43,18 @@ COMPARED_METRICS = [
     "llm.cost_per_1k_items_usd",
     "llm.latency_p50_s",
     "best_mae",
+    # A sweep's parent: its best trial's figures and how its trials went.
+    "best.validation.mae",
+    "best.test_mae",
+    "trials.total",
+    "trials.finished",
+    "trials.failed",
+    # A curation's run (and a lone run): what became of the records.
+    "data.raw_records",
+    "data.items",
+    "data.sampled",
+    "data.train_items",
+    "data.test_items",
 ]
 
 
@@ -384,6 +396,13 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     errors = [run.data.tags.get(tags.ERROR, "") for run in runs]
     if any(errors):  # why a run FAILED or was KILLED
         rows["error"] = [_shorten(error) for error in errors]
+    best_trials = [
+        run.data.params.get(tags.SWEEP_BEST_TRIAL) or run.data.tags.get(tags.SWEEP_BEST_TRIAL_TAG)
+        for run in runs
+    ]
+    if any(best_trials):  # a sweep's: which trial, and its run for `pricer runs`
+        rows["best trial"] = [trial or "" for trial in best_trials]
+        rows["best run"] = [run.data.tags.get(tags.SWEEP_BEST_RUN, "")[:SHORT_ID] for run in runs]
     for key in COMPARED_METRICS:
         values = [run.data.metrics.get(key) for run in runs]
         if any(v is not None for v in values):
@@ -400,10 +419,12 @@ def _format(key: str, value: float | None) -> str:
     undefined = _undefined(value)
     if undefined is not None:
         return undefined
-    if key.startswith(("mae", "validation.mae", "best_mae")):
+    if key.startswith(("mae", "validation.mae", "best_mae", "best.")):
         return _dollars(value)
     if key in ("hit_rate", "failure_rate"):
         return f"{value:.1%}"
+    if key.startswith(("trials.", "data.")):  # counts
+        return f"{value:,.0f}"
     if key.startswith("llm.cost"):
         return f"${value:,.3f}"
     return f"{value:,.2f}"

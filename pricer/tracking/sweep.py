@@ -42,6 +42,7 @@ from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
+from pricer.tracking import tags as tag_names
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
@@ -61,7 +62,7 @@ from pricer.tracking.study import STUDY_TAG, SWEEPER, TRIAL_COLUMNS, SharedStudy
 # processes and reruns), else Hydra's job number.
 TRIAL_TAG = "pricer.sweep.trial"
 OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
-BEST_RUN_TAG = "pricer.sweep.best_run_id"
+BEST_RUN_TAG = tag_names.SWEEP_BEST_RUN
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 _BATCH = 100  # MLflow takes at most 100 params or 1000 metrics in one batch
 

@@ -11,6 +11,11 @@ KIND = "pricer.kind"  # what else a run is: "leaderboard", "curation", "sweep", 
 DATA_SOURCE = "pricer.data_source"  # the configured data source (synthetic, items, ...)
 DATA = "pricer.data"  # what the data is (data.name): real, synthetic, a named set of files
 BEST_FAMILY = "best_family"  # on a leaderboard parent: the family with the lowest mae
+SWEEP_BEST_RUN = "pricer.sweep.best_run_id"  # on a sweep parent: its best trial's run
+# On a sweep parent: its best trial's number, a param (one process) or a tag (a shared study,
+# rewritten as each of its processes ends).
+SWEEP_BEST_TRIAL = "best.trial"
+SWEEP_BEST_TRIAL_TAG = "pricer.sweep.best.trial"
 ERROR = "error"  # why a run FAILED or was KILLED
 GIT_COMMIT = "pricer.git_commit"
 GIT_DIRTY = "pricer.git_dirty"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 
@@ -300,3 +301,27 @@ def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     assert under[-1].startswith("runs: http") and run.info.run_id in under[-1]
     shown = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
     assert shown[: len(under)] == under
+
+
+def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) -> None:
+    # `pricer runs <sweep>` printed its name, status and start only, where the list said
+    # "val mae $21.53 (test $26.90), 11/12 trials"; a curation's counts were left out too.
+    with mlflow.start_run(run_name="curate-synthetic", tags={tags.KIND: "curation"}) as curation:
+        mlflow.log_metrics({"data.train_items": 38424.0, "data.test_items": 2000.0})
+    best = "0123456789abcdef" * 2
+    with mlflow.start_run(
+        run_name="study-ridge",
+        tags={tags.KIND: "sweep", tags.SWEEP_BEST_RUN: best, tags.SWEEP_BEST_TRIAL_TAG: "7"},
+    ) as sweep:
+        metrics = {"trials.total": 12.0, "trials.finished": 11.0, "trials.failed": 1.0}
+        mlflow.log_metrics({**metrics, "best.validation.mae": 21.5283, "best.test_mae": 26.9})
+
+    def shown(run_id: str) -> dict[str, str]:
+        lines = browse.run_summary(mlflow.get_run(run_id))
+        return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in lines)
+
+    study = shown(sweep.info.run_id)
+    assert study["best.validation.mae"] == "$21.53" and study["best.test_mae"] == "$26.90"
+    assert study["trials.finished"] == "11" and study["trials.total"] == "12"
+    assert study["best trial"] == "7" and study["best run"] == best[: browse.SHORT_ID]
+    assert shown(curation.info.run_id)["data.train_items"] == "38,424"
