@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -36,12 +37,12 @@ from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
-from pricer.tracking.leaderboard import family_run_id, log_leaderboard
+from pricer.tracking.leaderboard import family_run_id, log_leaderboard, run_url
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.redaction import redact_text
-from pricer.tracking.run import log_config, tracked_run
+from pricer.tracking.run import SWEEP_PARENT_ENV, log_config, tracked_run
 from pricer.validation import PREFIX as VALIDATION_PREFIX
 from pricer.validation import ValidationSettings, hold_out, validation_metrics
 from pricer.wording import counted
@@ -236,6 +237,9 @@ def run_family(
         log_evaluation(evaluation, run_name, eval_items, dataset=eval_dataset, model_id=model_id)
         log_llm_facts(pricer, evaluation, eval_items)
         tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays
+        if not nested and SWEEP_PARENT_ENV not in os.environ:  # a leaderboard or sweep: theirs
+            # Its id and page: to compare it or promote it, without `pricer runs` first.
+            tqdm.write(f"run: {run_url(run, run_cfg.tracking.get('ui_url'))}")
         if too_many_failures:
             validation = {
                 key.removeprefix(VALIDATION_PREFIX): value
@@ -271,8 +275,14 @@ def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFra
         pricer.knowledge_cutoff(),
     )
     log_metrics(split.metrics)
-    facts = {**pricer.catalogue_entry(), tag_names.LLM_SERVER: pricer.server()}
-    log_facts(facts, description=split.line)
+    server = pricer.server()
+    facts = {**pricer.catalogue_entry(), tag_names.LLM_SERVER: server}
+    lines = [split.line] if split.line else []
+    if urlsplit(server).hostname != OPENAI_HOST:
+        # Only the leaderboard said so: the run itself, named "frontier · real" and tagged
+        # with gpt-4o-mini's catalogue entry, read as OpenAI's answers (the stub's hash too).
+        lines.insert(0, f"Answered by {server}, not OpenAI's API: the figures are its answers'.")
+    log_facts(facts, description="\n\n".join(lines) or None)
 
 
 def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:

@@ -390,6 +390,9 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         machines = [run.data.tags.get(tag, "") for run in runs]
         if len(set(machines)) > 1:
             rows[label] = [_shorten(machine) for machine in machines]
+    servers = [run.data.tags.get(tags.LLM_SERVER, "") for run in runs]
+    if any(servers):  # an LLM family's: OpenAI's API, or the server that stood in for it
+        rows["llm server"] = [_shorten(server) for server in servers]
     stale = [stale_reason(run) or "" for run in runs]
     if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
         rows["stale"] = [_shorten(reason) for reason in stale]

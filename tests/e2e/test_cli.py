@@ -41,6 +41,9 @@ def test_train_logs_a_complete_run_on_real_items(
     assert run.info.status == "FINISHED"
     assert run.data.tags["pricer.family"] == "tfidf_ridge"
     assert run.data.tags["pricer.eval_size"] == "50"
+    # Its page, printed: a lone run said only its summary, and comparing or promoting it went
+    # through `pricer runs` first.
+    assert f"/runs/{run.info.run_id}?workflowType=machine_learning" in result.stdout
     for metric in (
         "mae",
         "rmsle",

@@ -75,6 +75,9 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     assert llm.data.tags["llm.server"] == stub.base_url
     assert llm.data.tags["llm.model.knowledge_cutoff"]
     assert "Knowledge cut-off" in llm.data.tags["mlflow.note.content"]
+    # The family's own run says so too: alone, it read as gpt-4o-mini's answers on OpenAI.
+    said = f"Answered by {stub.base_url}, not OpenAI's API"
+    assert llm.data.tags["mlflow.note.content"].startswith(said)
     n = sum(
         llm.data.metrics.get(f"llm.n_{group}", 0)
         for group in ("before_cutoff", "after_cutoff", "undated")
