@@ -43,6 +43,7 @@ from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.tracking import names
 from pricer.tracking import tags as tag_names
+from pricer.tracking.liveness import process_tags
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
@@ -148,7 +149,7 @@ class SweepCallback(Callback):
             if self.study is None:
                 # A signal while the run is created waits until it is noted (_opened).
                 with interrupt.deferred():
-                    self._opened(open_parent_run(self.tracking, self.run_name, self.tags))
+                    self._opened(open_parent_run(self.tracking, self.run_name, self.tags, own=True))
                 self._log_sweep_settings(config)
             else:
                 self.parent_name = names.run_name("study", self.study.study_name)
@@ -244,8 +245,8 @@ class SweepCallback(Callback):
             value = OmegaConf.select(hydra_cfg, f"sweeper.{key}")
             if value is not None:
                 settings[f"sweep.{key}"] = str(value)
-        for key, space in (OmegaConf.select(hydra_cfg, "sweeper.params") or {}).items():
-            settings[f"sweep.space.{key}"] = str(space)
+        for key, space in searched(config).items():
+            settings[f"sweep.space.{key}"] = space
         client = MlflowClient()
         log_params(client, self.parent_run_id, settings)
         # As composed, interpolations unresolved: Hydra's resolver is not set up this early.
@@ -331,13 +332,20 @@ def interrupted() -> str | None:
     return str(stop) if stop is not None else None
 
 
-def open_parent_run(tracking: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
-    """The sweep's parent run: the one ``mlflow run`` created, or a new one. Left RUNNING."""
+def open_parent_run(
+    tracking: Mapping[str, Any], run_name: str, tags: Mapping[str, str], *, own: bool = False
+) -> str:
+    """The sweep's parent run: the one ``mlflow run`` created, or a new one. Left RUNNING.
+
+    ``own``: the parent is this process's alone (no shared study), so its pid and host are
+    tagged, and `pricer runs` shows it STALE once the process is gone (it stayed RUNNING).
+    """
     configure_tracking(tracking)
     client = MlflowClient()
     all_tags = {
         **git_tags(),
         **machine_tags(),
+        **(process_tags() if own else {}),
         **dict(tracking["tags"] or {}),
         **tags,
         KIND_TAG: "sweep",
@@ -360,6 +368,21 @@ def _experiment_id(tracking: Mapping[str, Any]) -> str:
     if experiment is None:  # configure_tracking creates it: only a concurrent delete gets here
         raise SweepError(f"experiment {tracking['experiment']!r} does not exist")
     return experiment.experiment_id
+
+
+def searched(config: DictConfig) -> dict[str, str]:
+    """An Optuna sweep's search space as typed, key by key: the config's ``params`` with the
+    command line's overrides over them (a fixed value takes its key out). The parent recorded
+    the config's alone: ``model.alpha=interval(-1.0,1.0)`` drew from [-1, 1] while it said
+    ``tag(log, interval(0.05, 30))``."""
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    if params is None:  # the basic sweeper: its sweeps are in sweep.overrides
+        return {}
+    typed = {str(key): str(value) for key, value in params.items()}
+    overrides = OverridesParser.create().parse_overrides(task_overrides(config))
+    typed |= {o.get_key_element(): o.input_line.partition("=")[2] for o in overrides}
+    space, _ = search_space.parse(params, task_overrides(config))
+    return {key: typed[key] for key in space}
 
 
 def swept_keys(config: DictConfig) -> list[str]:

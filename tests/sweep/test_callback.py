@@ -114,6 +114,8 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     parent = mlflow.get_run(parent_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["pricer.kind"] == "sweep"
+    # This process's alone: tagged with it, so that `pricer runs` tells a dead one (STALE).
+    assert parent.data.tags["pricer.pid"] == str(os.getpid())
     assert parent.data.tags["pricer.family"] == "constant"
     assert parent.info.run_name == "sweep · constant · synthetic"
     assert parent.data.tags[BEST_RUN_TAG] == median
@@ -361,3 +363,28 @@ def test_a_sweeper_asked_to_maximise_the_error_is_refused_before_any_run(
     callback.on_multirun_start(sweep_config)
     assert callback.parent_run_id is not None
     callback.on_multirun_end(sweep_config)
+
+
+def test_the_search_space_recorded_is_the_one_the_trials_draw_from() -> None:
+    # The parent recorded the config's space alone: model.alpha=interval(-1.0,1.0) on the
+    # command line drew from [-1, 1] while it said tag(log, interval(0.05, 30)).
+    from pricer.tracking.sweep import searched
+
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "sweeper": {
+                    "params": {
+                        "model.alpha": "tag(log, interval(0.05, 30))",
+                        "model.min_df": "choice(1, 2, 3)",
+                        "model.ngram_max": "choice(1, 2)",
+                    }
+                },
+                "overrides": {"task": ["model.alpha=interval(-1.0,1.0)", "model.min_df=3"]},
+            }
+        }
+    )
+    assert searched(config) == {
+        "model.alpha": "interval(-1.0,1.0)",
+        "model.ngram_max": "choice(1, 2)",
+    }
