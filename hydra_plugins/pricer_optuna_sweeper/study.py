@@ -118,7 +118,19 @@ def open_study(
         # First thing after creating it: a study that holds anything else (a user attr, a
         # trial) but no settings was created before they were recorded (see _recorded_settings).
         study.set_user_attr(SETTINGS_ATTR, dict(settings))
+    _created_here.add((getattr(store, "url", None), study.study_name))
     return study, True
+
+
+# Studies this process created: pricer's sweep callback creates a shared study before the
+# sweeper opens it again, and the sweeper, told "not created", reseeded its sampler as a
+# joiner must, so that `seed` changed nothing in any sweep with a storage.
+_created_here: set[tuple[str | None, str]] = set()
+
+
+def created_here(study: optuna.Study, store: Any) -> bool:
+    """Whether this process created ``study`` (by ``open_study``)."""
+    return (getattr(store, "url", None), study.study_name) in _created_here
 
 
 def _recorded_settings(

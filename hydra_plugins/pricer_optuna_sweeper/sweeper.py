@@ -108,6 +108,7 @@ class OptunaSweeper(Sweeper):
         study, created = studies.open_study(
             store, self.study_name, self.direction, sampler, settings
         )
+        created = created or studies.created_here(study, store)  # by pricer's sweep callback
         if store is not None and not created and hasattr(sampler, "reseed_rng"):
             # Every process of a shared study is configured with the same seed: left alone, each
             # would propose the same trials.

@@ -588,3 +588,24 @@ def test_a_search_no_trial_could_run_is_refused_before_the_study_and_its_runs(
     assert line.startswith("error: hydra.sweeper: ") and said in line, line
     assert optuna.get_all_study_names(storage) == []
     assert runs(tracking_uri).empty
+
+
+@pytest.mark.e2e
+def test_a_new_shared_study_draws_its_first_trials_from_the_seed(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The sweep callback creates the study before the sweeper opens it; told "not created",
+    # the sweeper reseeded its sampler as a joiner must: two fresh studies with seed=7 drew
+    # model.alpha 0.557 and 21.28.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    drawn = []
+    for n in (1, 2):
+        storage = f"sqlite:///{tmp_path / f'optuna{n}.db'}"
+        command = [*sweep_command(tmp_path, storage, 1, f"s{n}"), "hydra/sweeper/sampler=random"]
+        result = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        [trial] = optuna.load_study(study_name="resumed", storage=storage).trials
+        drawn.append(trial.params)
+    assert drawn[0] == drawn[1]
