@@ -373,7 +373,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         )
         failed = [result.family for result in results if result.status != "FINISHED"]
         if failed:
-            raise LeaderboardIncomplete(f"families failed: {failed} (see their runs)")
+            names = ", ".join(failed)  # a list's repr said ['linear']
+            raise LeaderboardIncomplete(f"families failed: {names} (see their runs)")
     return table
 
 

@@ -102,6 +102,11 @@ def truth_vs_estimate(evaluation: Evaluation, title: str) -> Figure:
     return fig
 
 
+def _signed_dollars(value: float) -> str:
+    """-$5.94, +$0.51: the sign before the dollar sign, as amounts are written ($-5.94 was)."""
+    return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
+
+
 @literal_text
 def error_histogram(evaluation: Evaluation, title: str) -> Figure:
     """Histogram of signed errors (estimate - truth) of answered items; bias in the title."""
@@ -111,7 +116,8 @@ def error_histogram(evaluation: Evaluation, title: str) -> Figure:
         ax.hist(errors, bins="auto", color="steelblue", edgecolor="white")
         ax.axvline(0.0, color="black", linewidth=1)
         ax.axvline(float(errors.mean()), color="red", linestyle="--", linewidth=1)
-        bias = f"mean error ${errors.mean():+.2f}  median ${np.median(errors):+.2f}"
+        mean, median = _signed_dollars(errors.mean()), _signed_dollars(np.median(errors))
+        bias = f"mean error {mean}  median {median}"
     else:
         bias = "no answered items"
     ax.set_xlabel("estimate - truth ($)")

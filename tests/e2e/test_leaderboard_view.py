@@ -84,7 +84,7 @@ def test_a_failed_family_points_at_its_own_failed_run(tracking_uri: str, tmp_pat
         env={"OPENAI_API_KEY": "test-key-never-used"},
     )
     assert result.returncode == 2, result.stderr[-3000:]
-    assert "families failed: ['frontier']" in result.stderr
+    assert "families failed: frontier (see their runs)" in result.stderr
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     [parent] = [run for run in runs if run.data.tags.get("pricer.kind") == "leaderboard"]
     children = {run.data.tags["pricer.family"]: run for run in runs if run is not parent}

@@ -205,4 +205,9 @@ def test_error_histogram_title_keeps_both_dollar_figures(evaluation: Evaluation)
     title = fig.axes[0].title
     displayed, is_math = title._preprocess_math(title.get_text())
     assert not is_math
-    assert "mean error $" in displayed and "median $" in displayed
+    assert "mean error " in displayed and "median " in displayed
+    # Signed as amounts are written: -$5.94, not $-5.94.
+    errors = evaluation.items.loc[~evaluation.items["failed"], "error"]
+    mean = errors.mean()
+    assert f"mean error {'-' if mean < 0 else '+'}${abs(mean):,.2f}" in displayed
+    assert "$-" not in displayed and "$+" not in displayed
