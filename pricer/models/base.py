@@ -89,6 +89,41 @@ class Pricer(RegressorMixin, BaseEstimator):
         return PriceReport(prices=np.asarray(self.predict(X), dtype=float))
 
 
+MEMBERS = "members"
+
+
+class MembersParams:
+    """``get_params``/``set_params`` that reach into a ``members`` dict of estimators, as
+    scikit-learn's own composites (Pipeline, a ColumnTransformer) reach into their list:
+    ``members__xgboost__n_estimators``. A dict is no estimator, so scikit-learn's deep params
+    stopped at it, and ``set_params(members__xgboost__n_estimators=7)`` raised AttributeError.
+    """
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params = super().get_params(deep=deep)  # type: ignore[misc]
+        if deep:
+            for name, member in (params.get(MEMBERS) or {}).items():
+                if hasattr(member, "get_params"):
+                    params[f"{MEMBERS}__{name}"] = member
+                    for key, value in member.get_params(deep=True).items():
+                        params[f"{MEMBERS}__{name}__{key}"] = value
+        return params
+
+    def set_params(self, **params: Any) -> Any:
+        nested = {key: params.pop(key) for key in list(params) if key.startswith(f"{MEMBERS}__")}
+        super().set_params(**params)  # type: ignore[misc]
+        for key, value in nested.items():
+            name, _, setting = key.removeprefix(f"{MEMBERS}__").partition("__")
+            if name not in self.members:  # type: ignore[attr-defined]
+                known = ", ".join(self.members)  # type: ignore[attr-defined]
+                raise ValueError(f"no member {name!r} to set {key} on (members: {known})")
+            if setting:
+                self.members[name].set_params(**{setting: value})  # type: ignore[attr-defined]
+            else:
+                self.members[name] = value  # type: ignore[attr-defined]
+        return self
+
+
 def as_items(X: pd.DataFrame | pd.Series | list[str]) -> pd.DataFrame:
     """Accept what users naturally pass (a frame, a text column, a list of texts)."""
     if isinstance(X, pd.DataFrame):

@@ -30,7 +30,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
 from pricer.identity import fingerprints
-from pricer.models.base import INPUT_COLUMNS, Pricer, PriceReport, as_items, price_range, within
+from pricer.models.base import (
+    INPUT_COLUMNS,
+    MembersParams,
+    Pricer,
+    PriceReport,
+    as_items,
+    price_range,
+    within,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,7 @@ def _to_features(prices: np.ndarray, log_space: bool) -> np.ndarray:
     return np.log1p(np.clip(prices, 0.0, None)) if log_space else prices
 
 
-class EnsemblePricer(Pricer):
+class EnsemblePricer(MembersParams, Pricer):
     """Stacks ``members`` (name -> pricer) with non-negative weights and an intercept."""
 
     def __init__(

@@ -74,6 +74,7 @@ from pricer.errors import BadData, ConfigError
 from pricer.models.base import (
     INPUT_COLUMNS,
     LIKE_TEST_COLUMN,
+    MembersParams,
     Pricer,
     as_items,
     price_range,
@@ -109,7 +110,7 @@ def _ridge_on(
     return Pipeline([("vectorize", vectorizer), ("ridge", ridge)])
 
 
-class StackPricer(Pricer):
+class StackPricer(MembersParams, Pricer):
     """Tree members on shared features, blended by an out-of-fold L1 stack (see module doc)."""
 
     def __init__(

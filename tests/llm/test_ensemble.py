@@ -216,3 +216,11 @@ def test_an_ensemble_of_classical_members_reports_no_llm_figures(data) -> None:
     model = ensemble({"ridge": ridge(), "constant": ConstantPricer("mean")})
     stats = model.fit(train, train["price"]).predict_report(test).stats
     assert not [key for key in stats if key.startswith("llm.") or ".fit." in key]
+
+
+def test_an_ensembles_member_settings_are_reached_by_name() -> None:
+    # set_params(members__ridge__alpha=3.0) raised AttributeError: 'dict' has no set_params.
+    pricer = ensemble({"ridge": ridge(), "mean": ConstantPricer("mean")})
+    assert pricer.get_params(deep=True)["members__ridge__alpha"] == 1.0
+    pricer.set_params(members__ridge__alpha=3.0, log_space=False)
+    assert pricer.members["ridge"].alpha == 3.0 and pricer.log_space is False

@@ -79,6 +79,23 @@ def test_an_unfitted_stack_with_residual_moves_says_it_is_not_fitted(shop, share
         build(**{share: 0.5}).predict(test)
 
 
+def test_a_members_settings_are_reached_as_scikit_learn_reaches_a_pipelines_steps() -> None:
+    # get_params(deep=True) stopped at the members dict, and
+    # set_params(members__lgbm_log__n_estimators=7) raised AttributeError ('dict' object).
+    pricer = build()
+    [name, *_] = pricer.members
+    deep = pricer.get_params(deep=True)
+    assert deep[f"members__{name}"] is pricer.members[name]
+    assert deep[f"members__{name}__estimator__n_estimators"] == 40
+    assert pricer.set_params(**{f"members__{name}__estimator__n_estimators": 7}) is pricer
+    assert pricer.members[name].estimator.n_estimators == 7
+    twin = clone(pricer)
+    assert twin.get_params(deep=True)[f"members__{name}__estimator__n_estimators"] == 7
+    assert twin.members[name] is not pricer.members[name]
+    with pytest.raises(ValueError, match=r"no member 'nope' to set members__nope__x"):
+        pricer.set_params(members__nope__x=1)
+
+
 def test_stack_learns_what_the_words_say_and_prices_every_item(shop) -> None:
     train, prices, test, test_prices = shop
     pricer = build()
