@@ -328,6 +328,9 @@ def run_summary(run: Run) -> list[str]:
         shown[str(key)] = value
     if error:  # whole: the list and compare cut it to 40 characters
         shown["error"] = error
+    replay = run.data.tags.get(tags.SWEEP_REPLAY) or run.data.tags.get(tags.SWEEP_BEST_REPLAY)
+    if replay:  # a sweep trial's, or a sweep's best: the command that runs it alone
+        shown["replay"] = replay
     stale = stale_reason(run)
     if stale:  # whole, and what the store says, which is left alone
         shown["stale"] = f"{stale} (the store says RUNNING)"

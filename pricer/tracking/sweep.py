@@ -19,9 +19,10 @@ import atexit
 import json
 import math
 import os
+import shlex
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -64,6 +65,8 @@ from pricer.tracking.study import STUDY_TAG, SWEEPER, TRIAL_COLUMNS, SharedStudy
 TRIAL_TAG = "pricer.sweep.trial"
 OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
 BEST_RUN_TAG = tag_names.SWEEP_BEST_RUN
+REPLAY_TAG = tag_names.SWEEP_REPLAY
+BEST_REPLAY_TAG = tag_names.SWEEP_BEST_REPLAY
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 _BATCH = 100  # MLflow takes at most 100 params or 1000 metrics in one batch
 
@@ -217,7 +220,12 @@ class SweepCallback(Callback):
         # format given as model.api_key_env=... is a secret by its key's name.
         overrides = [redact_override(str(item)) for item in config.hydra.overrides.task]
         trial = os.environ.get(TRIAL_ENV) or str(config.hydra.job.num)
-        tags = {TRIAL_TAG: trial, OVERRIDES_TAG: json.dumps(overrides)}
+        family = str(OmegaConf.select(config, "hydra.runtime.choices.model") or "")
+        tags = {
+            TRIAL_TAG: trial,
+            OVERRIDES_TAG: json.dumps(overrides),
+            REPLAY_TAG: replay_command(overrides, family, self.validation_size),
+        }
         if self.study is not None:
             tags[STUDY_TAG] = self.study.study_name
             if TRIAL_ENV in os.environ:  # the trial's result reaches Optuna as its run ends
@@ -402,6 +410,24 @@ def task_overrides(config: DictConfig) -> list[str]:
     return [str(item) for item in OmegaConf.to_container(config.hydra.overrides.task)]  # type: ignore[union-attr]
 
 
+def replay_command(overrides: Sequence[str], family: str, validation_size: int) -> str:
+    """The command that runs one trial again, alone: its overrides without the search
+    (``hparams_search=...`` is a multirun's, and without it ``validation.size`` fell back to
+    0: another training set), and without Hydra's own settings."""
+    kept = [
+        item
+        for item in overrides
+        if item.split("=", 1)[0].lstrip("+~") != "hparams_search"
+        and not item.lstrip("+~").startswith(("hydra.", "hydra/"))
+    ]
+    keys = {item.split("=", 1)[0].lstrip("+~") for item in kept}
+    if family and "model" not in keys:
+        kept.insert(0, f"model={family}")
+    if "validation.size" not in keys:
+        kept.append(f"validation.size={validation_size}")
+    return " ".join(["pricer", "train", *map(shlex.quote, kept)])
+
+
 def trial_overrides(overrides: str) -> dict[str, str]:
     """'["model.alpha=0.5", "data=synthetic"]' -> {"model.alpha": "0.5", "data": "synthetic"}."""
     parsed = OverridesParser.create().parse_overrides(json.loads(overrides or "[]"))
@@ -503,11 +529,15 @@ def summarise_trials(
             ],
         )
     client.set_tag(parent_run_id, BEST_RUN_TAG, best["run_id"])
+    replay = client.get_run(best["run_id"]).data.tags.get(REPLAY_TAG)
+    if replay:
+        client.set_tag(parent_run_id, BEST_REPLAY_TAG, replay)
     values = ", ".join(f"{key}={_readable(chosen[key])}" for key in swept if key in chosen)
-    return (
+    line = (
         f"sweep: best trial {best['trial']} ({values}) {objective}={best['objective']:.4f} "
         f"run {best['run_id']}"
     )
+    return f"{line}\nreplay it: {replay}" if replay else line
 
 
 def _readable(value: str) -> str:

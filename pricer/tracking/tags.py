@@ -16,6 +16,8 @@ SWEEP_BEST_RUN = "pricer.sweep.best_run_id"  # on a sweep parent: its best trial
 # rewritten as each of its processes ends).
 SWEEP_BEST_TRIAL = "best.trial"
 SWEEP_BEST_TRIAL_TAG = "pricer.sweep.best.trial"
+SWEEP_REPLAY = "pricer.sweep.replay"  # on a sweep trial's run: the command that runs it alone
+SWEEP_BEST_REPLAY = "pricer.sweep.best_replay"  # on a sweep parent: its best trial's
 ERROR = "error"  # why a run FAILED or was KILLED
 GIT_COMMIT = "pricer.git_commit"
 GIT_DIRTY = "pricer.git_dirty"

@@ -116,6 +116,14 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     assert parent.data.tags["pricer.kind"] == "sweep"
     # This process's alone: tagged with it, so that `pricer runs` tells a dead one (STALE).
     assert parent.data.tags["pricer.pid"] == str(os.getpid())
+    # Each trial, and the sweep's best, says how to run it alone.
+    assert runs[median].data.tags["pricer.sweep.replay"] == (
+        "pricer train model=constant model.statistic=median validation.size=50"
+    )
+    assert (
+        parent.data.tags["pricer.sweep.best_replay"]
+        == runs[median].data.tags["pricer.sweep.replay"]
+    )
     assert parent.data.tags["pricer.family"] == "constant"
     assert parent.info.run_name == "sweep · constant · synthetic"
     assert parent.data.tags[BEST_RUN_TAG] == median
@@ -388,3 +396,26 @@ def test_the_search_space_recorded_is_the_one_the_trials_draw_from() -> None:
         "model.alpha": "interval(-1.0,1.0)",
         "model.ngram_max": "choice(1, 2)",
     }
+
+
+def test_a_trials_replay_command_composes_the_trials_config() -> None:
+    # Nothing in the record ran the best trial again: its overrides hold hparams_search (a
+    # multirun's), and without it validation.size fell back to 0, another training set.
+    import shlex
+
+    from pricer.tracking.sweep import replay_command
+    from tests.conftest import compose_config
+
+    trial = [
+        "hparams_search=tfidf_ridge",
+        "model.alpha=0.557",
+        "model.min_df=3",
+        "data.n_records=4000",
+        "++hydra.job.env_set.PRICER_OPTUNA_TRIAL=0",
+    ]
+    command = replay_command(trial, "tfidf_ridge", 2000)
+    assert command.startswith("pricer train model=tfidf_ridge ")
+    replayed = compose_config("train", shlex.split(command)[2:])
+    swept = compose_config("train", trial[:-1])
+    assert OmegaConf.to_container(replayed) == OmegaConf.to_container(swept)
+    assert replayed.validation.size == 2000
