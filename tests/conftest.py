@@ -97,6 +97,24 @@ def compose_config(config_name: str, overrides: list[str] | None = None) -> Dict
         return compose(config_name=config_name, overrides=overrides or [])
 
 
+def small_train_config(family: str, folder: Path, *overrides: str) -> DictConfig:
+    """``pricer train model=<family>`` on a small synthetic split (seconds), as run_family is
+    called in-process: its curation cache and artifacts under ``folder``."""
+    return compose_config(
+        "train",
+        [
+            f"model={family}",
+            f"family={family}",  # not ${hydra:...}: no Hydra app runs here
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            "eval.size=50",
+            f"curation.cache_dir={folder / 'cache'}",
+            f"tracking.artifact_location={folder / 'artifacts'}",
+            *overrides,
+        ],
+    )
+
+
 def raw_record(**fields: object) -> dict[str, object]:
     """A raw record in the Amazon-Reviews-2023 ``raw_meta`` schema, written for tests."""
     record: dict[str, object] = {

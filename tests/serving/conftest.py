@@ -14,7 +14,7 @@ from mlflow.models.model import ModelInfo
 
 from pricer.experiment import run_family
 from pricer.tracking.registry import promote
-from tests.conftest import compose_config, forget_store_ids
+from tests.conftest import compose_config, forget_store_ids, small_train_config
 
 CHAMPION_URI = "models:/pricer-synthetic@champion"  # trained on the default data
 
@@ -43,18 +43,6 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Pat
         env.setenv("MLFLOW_TRACKING_URI", uri)
         forget_store_ids(env)
         mlflow.set_tracking_uri(uri)
-        cfg = compose_config(
-            "train",
-            [
-                "model=tfidf_ridge",
-                "family=tfidf_ridge",  # not ${hydra:...}: no Hydra app runs here
-                "data.n_records=4000",
-                "curation.split.test_size=200",
-                "eval.size=50",
-                f"curation.cache_dir={folder / 'cache'}",
-                f"tracking.artifact_location={folder / 'artifacts'}",
-            ],
-        )
-        run_family("tfidf_ridge", cfg)
+        run_family("tfidf_ridge", small_train_config("tfidf_ridge", folder))
         assert promote(compose_config("promote", ["data=synthetic"])).outcome == "champion"
         yield uri

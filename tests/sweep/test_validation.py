@@ -17,7 +17,7 @@ from pricer.validation import (
     sweep_objective,
     validation_metrics,
 )
-from tests.conftest import compose_config
+from tests.conftest import compose_config, small_train_config
 
 EVAL = EvalSettings.from_config(compose_config("train").eval)
 
@@ -119,20 +119,7 @@ def test_each_figure_is_linked_to_the_items_it_was_measured_on(tracking_uri: str
 
     from pricer.experiment import run_family
 
-    cfg = compose_config(
-        "train",
-        [
-            "model=constant",
-            "family=constant",  # not ${hydra:...}: no Hydra app runs here
-            "data.n_records=3000",
-            "curation.split.test_size=200",
-            "eval.size=50",
-            "validation.size=100",
-            f"curation.cache_dir={tmp_path / 'cache'}",
-            f"tracking.artifact_location={tmp_path / 'artifacts'}",
-        ],
-    )
-    run_family("constant", cfg)
+    run_family("constant", small_train_config("constant", tmp_path, "validation.size=100"))
     [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
     [model] = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
