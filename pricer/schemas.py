@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,6 +28,8 @@ SECONDS_PER_HOUR = 3600.0
 @dataclass(frozen=True)
 class CleaningSettings(Settings):
     """How a raw record becomes an item (``curation.items`` in the config)."""
+
+    config_node: ClassVar[str] = "curation.items"
 
     min_price: float
     max_price: float
@@ -50,6 +52,8 @@ class CleaningSettings(Settings):
 class SampleSettings(Settings):
     """``curation.sample`` in the config."""
 
+    config_node: ClassVar[str] = "curation.sample"
+
     enabled: bool
     take_all_from: float
     max_per_slot: int
@@ -69,6 +73,8 @@ class SampleSettings(Settings):
 class SplitSettings(Settings):
     """``curation.split`` in the config: sizes of the test and train sets and the seed."""
 
+    config_node: ClassVar[str] = "curation.split"
+
     test_size: int
     train_size: int | None
     seed: int
@@ -77,6 +83,8 @@ class SplitSettings(Settings):
 @dataclass(frozen=True)
 class CurationConfig(Settings):
     """``curation``: how raw records become the curated split (conf/curation/default.yaml)."""
+
+    config_node: ClassVar[str] = "curation"
 
     cache_dir: str | None
     items: CleaningSettings
@@ -115,6 +123,8 @@ class EvalSettings(Settings):
     `size` is for the caller, who predicts only the first `size` test items (None: all);
     `evaluate` scores whatever it is given.
     """
+
+    config_node: ClassVar[str] = "eval"
 
     size: int | None
     hit_dollars: float
@@ -161,6 +171,8 @@ class ComputePrice(Settings):
     run holds the whole machine while it fits and predicts). The schema of
     ``conf/tradeoff/default.yaml``: ``from_config`` rejects unknown, missing or mistyped keys."""
 
+    config_node: ClassVar[str] = "tradeoff"
+
     cpu_hour_usd: float
     cpus: int
 
@@ -180,6 +192,8 @@ class ComputePrice(Settings):
 class ValidationSettings(Settings):
     """``validation`` in the train config (conf/validation/default.yaml)."""
 
+    config_node: ClassVar[str] = "validation"
+
     size: int  # items held out of training; 0: none
     seed: int
     # Draw them from the training rows drawn the way the test set was (``drawn_like_test``:
@@ -195,6 +209,8 @@ class ValidationSettings(Settings):
 class CandidatesConfig(Settings):
     """``candidates`` in conf/promote.yaml: which training runs promote chooses among."""
 
+    config_node: ClassVar[str] = "candidates"
+
     experiment: str | None
     family: str | None
     eval_digest: str | None
@@ -203,6 +219,8 @@ class CandidatesConfig(Settings):
 @dataclass(frozen=True)
 class RegistryConfig(Settings):
     """``registry`` (conf/registry/default.yaml): the registered model and its two aliases."""
+
+    config_node: ClassVar[str] = "registry"
 
     prefix: str
     model_name: str
@@ -214,6 +232,8 @@ class RegistryConfig(Settings):
 class SystemMetricsConfig(Settings):
     """``tracking.system_metrics``: MLflow's CPU/memory sampling of every run."""
 
+    config_node: ClassVar[str] = "tracking.system_metrics"
+
     enabled: bool
     sampling_interval: float
     samples_before_logging: int
@@ -222,6 +242,8 @@ class SystemMetricsConfig(Settings):
 @dataclass(frozen=True)
 class TrackingConfig(Settings):
     """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
+
+    config_node: ClassVar[str] = "tracking"
 
     uri: str
     experiment: str
@@ -236,6 +258,8 @@ class TrackingConfig(Settings):
 @dataclass(frozen=True)
 class DataSource(Settings):
     """What every ``data`` option has: the source to read and the name runs give the data."""
+
+    config_node: ClassVar[str] = "data"
 
     source: str
     name: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, Optional, TypeVar, get_type_hints
+from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
 
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -25,7 +25,13 @@ S = TypeVar("S", bound="Settings")
 
 
 class Settings:
-    """Base of the settings dataclasses: ``from_config`` checks a node against the class."""
+    """Base of the settings dataclasses: ``from_config`` checks a node against the class.
+
+    ``config_node``: where the settings sit in the config (``eval``), which a range check's
+    message names; it said the class (``EvalSettings: size must be >= 1``), which no user types.
+    """
+
+    config_node: ClassVar[str] = ""
 
     @classmethod
     def from_config(cls: type[S], node: Mapping[str, Any] | DictConfig) -> S:
@@ -40,7 +46,7 @@ class Settings:
         except ConfigError:
             raise
         except ValueError as error:  # ``__post_init__``'s range checks (eval.size=-5)
-            raise ConfigError(f"{cls.__name__}: {error}") from None
+            raise ConfigError(f"{cls.config_node or cls.__name__}: {error}") from None
         assert isinstance(settings, cls)
         return settings
 

@@ -39,3 +39,14 @@ def test_a_split_that_holds_enough_says_nothing(caplog: pytest.LogCaptureFixture
         warn_short_test_split(curated(250), eval_settings(250))
         warn_short_test_split(curated(10), eval_settings(None))
     assert caplog.text == ""
+
+
+def test_a_setting_out_of_range_names_where_it_sits_in_the_config() -> None:
+    # "EvalSettings: size must be >= 1 or null, got 0": a class name no user types.
+    from pricer.errors import ConfigError
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", ["eval.size=0"])
+    with pytest.raises(ConfigError) as refused:
+        EvalSettings.from_config(cfg.eval)
+    assert str(refused.value) == "eval: size must be >= 1 or null, got 0"
