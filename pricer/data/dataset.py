@@ -151,6 +151,14 @@ def _one_version(folder: str | None, read: Callable[[], CuratedData]) -> Curated
     if not folder:
         return read()
     path = Path(folder)
+    if not path.exists():
+        try:
+            return read()  # its files may be named elsewhere (data.train_paths)
+        except sources.DataError:  # "item file not found: ..." said nothing of curate
+            raise sources.DataError(
+                f"no curated split in {folder}: write one with pricer curate (its output_dir), "
+                "or point data.curated_dir at one"
+            ) from None
     for _ in range(_VERSION_ATTEMPTS):
         before = _identity(path)
         try:

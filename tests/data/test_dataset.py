@@ -530,3 +530,10 @@ def test_a_curated_folder_that_keeps_being_replaced_is_one_line(
     cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
     with pytest.raises(DataError, match=r"was replaced while it was read, 3 times: pricer curate"):
         load_curated(cfg.data, cfg.curation)
+
+
+def test_a_curated_folder_that_is_not_there_points_at_pricer_curate(tmp_path: Path) -> None:
+    # It said "item file not found: .../train.parquet", nothing of how to make one.
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'none'}"])
+    with pytest.raises(DataError, match=r"no curated split in .*none: write one with pricer cur"):
+        load_curated(cfg.data, cfg.curation)
