@@ -241,13 +241,8 @@ def run_family(
             # Its id and page: to compare it or promote it, without `pricer runs` first.
             tqdm.write(f"run: {run_url(run, run_cfg.tracking.get('ui_url'))}")
         if too_many_failures:
-            validation = {
-                key.removeprefix(VALIDATION_PREFIX): value
-                for key, value in stats.items()
-                if key.startswith(VALIDATION_PREFIX)
-            }
-            test = {k: v for k, v in stats.items() if not k.startswith(VALIDATION_PREFIX)}
-            reasons = failure_summary(validation if worst == "validation" else test)
+            validation = {key.removeprefix(VALIDATION_PREFIX): v for key, v in held_out.items()}
+            reasons = failure_summary(validation if worst == "validation" else rest)
             raise TooManyFailures(
                 f"{family} gave no price for {failure_rate:.1%} of the {worst} items "
                 f"({reasons}; eval.max_failure_rate={settings.max_failure_rate:.1%})"

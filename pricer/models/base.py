@@ -38,9 +38,7 @@ PLAUSIBLE_FACTOR = 10.0
 
 def plausible_ceiling(y: np.ndarray | pd.Series) -> float:
     """The highest answer taken as a price, from the training prices (inf without any)."""
-    prices = np.asarray(y, dtype=float)
-    prices = prices[np.isfinite(prices)]
-    return PLAUSIBLE_FACTOR * float(prices.max()) if prices.size else np.inf
+    return PLAUSIBLE_FACTOR * price_range(y)[1]  # inf without any
 
 
 def price_range(y: np.ndarray | pd.Series) -> tuple[float, float]:

@@ -151,13 +151,15 @@ def extract_features(X: pd.DataFrame) -> pd.DataFrame:
         columns[f"log_{unit}"] = np.log1p(_unit_value(lower_text, unit))
     # Plain arrays: the helpers' Series carry a fresh 0..n-1 index that must not be aligned
     # against the items' own index.
-    arrays = {name: np.asarray(values, dtype=float) for name, values in columns.items()}
     # A number too large for a float ("<400 digits> pounds") is as unknown as an absent one:
     # infinite, it failed the linear families' input check (the whole batch, a traceback).
-    arrays = {
-        name: np.where(np.isfinite(values), values, np.nan) for name, values in arrays.items()
-    }
+    arrays = {name: _finite_or_nan(values) for name, values in columns.items()}
     return pd.DataFrame(arrays, index=items.index)
+
+
+def _finite_or_nan(values: object) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(array), array, np.nan)
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array:

@@ -38,7 +38,8 @@ SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
 PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
 STORE_ATTR = "pricer.mlflow_store"  # study user attr: the store that parent run is in
 # What a parent run that ended says about its ending: gone when a resumed study runs it again.
-ENDING_TAGS = ("error", "pricer.sweep.last_stop")
+LAST_STOP_TAG = "pricer.sweep.last_stop"  # how this process ended while others ran trials
+ENDING_TAGS = ("error", LAST_STOP_TAG)
 STUDY_TAG = "pricer.sweep.study"  # on the parent and every trial run: the study's name
 TRIAL_COLUMNS = [
     "trial",
@@ -157,10 +158,11 @@ class SharedStudy:
         run_id = studies.shared_attr(study, PARENT_ATTR, created, make, usable)
         if recorded is None:
             study.set_user_attr(STORE_ATTR, store)
-        if not made and client.get_run(run_id).info.status != "RUNNING":
+        parent = None if made else client.get_run(run_id)
+        if parent is not None and parent.info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
             for tag in ENDING_TAGS:  # FINISHED with "interrupted by SIGTERM" read as a failure
-                if tag in client.get_run(run_id).data.tags:
+                if tag in parent.data.tags:
                     client.delete_tag(run_id, tag)
         return run_id, bool(made)
 

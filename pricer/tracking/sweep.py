@@ -58,7 +58,14 @@ from pricer.tracking.run import (
     redact_text,
     redacted_config,
 )
-from pricer.tracking.study import STUDY_TAG, SWEEPER, TRIAL_COLUMNS, SharedStudy, merge_trials
+from pricer.tracking.study import (
+    LAST_STOP_TAG,
+    STUDY_TAG,
+    SWEEPER,
+    TRIAL_COLUMNS,
+    SharedStudy,
+    merge_trials,
+)
 
 # A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
 # processes and reruns), else Hydra's job number.
@@ -298,7 +305,7 @@ class SweepCallback(Callback):
         finally:
             if trials is not None and (trials["state"] == "RUNNING").any():
                 # Other processes still run trials of this study: the last one to end closes it.
-                client.set_tag(run_id, "pricer.sweep.last_stop", status)
+                client.set_tag(run_id, LAST_STOP_TAG, status)
             else:
                 if status != "FINISHED":
                     message = (
