@@ -33,6 +33,7 @@ from matplotlib.transforms import Bbox
 from numpy.typing import ArrayLike
 
 from pricer.schemas import ComputePrice
+from pricer.wording import interval
 
 SECONDS_PER_HOUR = 3600.0
 COST = "cost_per_1k_usd"
@@ -136,6 +137,71 @@ def tradeoff_table(
     table["pareto_cost"] = pareto_front(table[COST], table["mae"])
     table["pareto_latency"] = pareto_front(table[LATENCY], table["mae"])
     return table.sort_values("mae", na_position="last", kind="stable")[TABLE_COLUMNS]
+
+
+def significant(value: float, digits: int = 2) -> str:
+    """``value`` to ``digits`` significant figures, never in scientific notation: costs span
+    seven orders of magnitude (a constant's $0.0000003 per 1,000 items, a person's $375), and
+    "<$0.001" hid which of two cheap families is cheaper."""
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
+
+
+def _latency(seconds: float, source: str) -> str:
+    how = {"p50 call": "p50 call", "a person's time": "person"}.get(source, "batch")
+    if seconds < 1:
+        return f"{significant(seconds * 1000)} ms ({how})"
+    return f"{significant(seconds)} s ({how})"
+
+
+# Dropped first, in this order, when the table is wider than its budget (a terminal's).
+TRADEOFF_EXPENDABLE = ["compute $/1k", "person $/1k", "tokens $/1k"]
+
+
+def display_tradeoff(table: pd.DataFrame, width: int | None = None) -> pd.DataFrame:
+    """``tradeoff_table``'s table as people read it: the terminal, a leaderboard's description
+    and ``pricer runs RUN`` show it alike. Costs in dollars per 1,000 items to two significant
+    figures (``unknown`` for NaN, never a blank read as free), latency with where it comes
+    from, and on which Pareto front a family sits. The tokens and person columns only when
+    some family pays them; within ``width`` characters if given."""
+    shown = pd.DataFrame(index=table.index.astype(str))
+    shown.index.name = "family"
+
+    def known(value: float) -> bool:
+        return not (isinstance(value, float) and math.isnan(value))
+
+    def dollars(column: str) -> list[str]:
+        return [significant(v) if known(v) else "unknown" for v in table[column]]
+
+    shown["mae (95% CI)"] = [
+        f"${mae:,.2f} ({interval(lo, hi, around=mae)})"
+        if known(lo) and known(hi)
+        else (f"${mae:,.2f}" if known(mae) else "")
+        for mae, lo, hi in zip(table["mae"], table["mae_ci_low"], table["mae_ci_high"], strict=True)
+    ]
+    shown["compute $/1k"] = dollars("compute_per_1k_usd")
+    for header, column in (
+        ("tokens $/1k", "tokens_per_1k_usd"),
+        ("person $/1k", "person_per_1k_usd"),
+    ):
+        if (table[column].fillna(1.0) != 0).any():  # NaN: an LLM or a person, cost unknown
+            shown[header] = dollars(column)
+    shown["total $/1k items"] = dollars(COST)
+    shown["latency per item"] = [
+        _latency(v, source) if known(v) else "unknown"
+        for v, source in zip(table[LATENCY], table["latency_source"], strict=True)
+    ]
+    shown["Pareto front"] = [
+        ", ".join(name for name, on in (("cost", cost), ("latency", latency)) if on)
+        for cost, latency in zip(table["pareto_cost"], table["pareto_latency"], strict=True)
+    ]
+    for header in TRADEOFF_EXPENDABLE:
+        if width is None or max(map(len, shown.to_string().splitlines())) <= width:
+            break
+        shown = shown.drop(columns=[header], errors="ignore")
+    return shown
 
 
 def _escape(text: str) -> str:

@@ -7,6 +7,7 @@ prints them). Everything here reads the store; nothing is logged.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import sys
@@ -19,8 +20,15 @@ from mlflow.entities import Run
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
+from pricer.evaluation.tradeoff import TABLE_COLUMNS
 from pricer.tracking import tags
-from pricer.tracking.leaderboard import NOTES_FILE, best_line, run_url
+from pricer.tracking.leaderboard import (
+    NOTES_FILE,
+    TRADEOFF_FILE,
+    best_line,
+    run_url,
+    tradeoff_lines,
+)
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import StoreNotFound, check_reachable, require_existing, safe_uri
 from pricer.wording import counted, left_aligned
@@ -249,7 +257,7 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     """The lines the terminal printed under a leaderboard's table, and its families' runs.
 
     The course's note (the ``reference_note`` param) when its figures are in the table; the
-    best family; each family's run id, for ``pricer compare``.
+    trade-off table; the best family; each family's run id, for ``pricer compare``.
     """
     lines = _stored_notes(run)
     if lines is None:  # a leaderboard logged before its notes were: the course's, rebuilt
@@ -257,6 +265,9 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
         note = run.data.params.get("reference_note")
         if note and "reference_mae" in table and table["reference_mae"].notna().any():
             lines.append(note)
+    tradeoff = _stored_tradeoff(run)
+    if tradeoff is not None:
+        lines += ["", *tradeoff_lines(tradeoff)]
     best = run.data.tags.get(tags.BEST_FAMILY)
     if best and best in table.index:
         lines.append(best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA)))
@@ -280,6 +291,20 @@ def _stored_notes(run: Run) -> list[str] | None:
     except (mlflow.exceptions.MlflowException, OSError):
         return None
     return text.splitlines()
+
+
+def _stored_tradeoff(run: Run) -> pd.DataFrame | None:
+    """The leaderboard's trade-off table (None: it logged none, or it cannot be read: the
+    leaderboard above it is what was asked for)."""
+    try:
+        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{TRADEOFF_FILE}")
+        stored = json.loads(text)  # mlflow.log_table's form: columns, then rows
+        table = pd.DataFrame(stored["data"], columns=stored["columns"]).set_index("family")
+        table.index = table.index.astype(str)
+        table[TABLE_COLUMNS]  # every column the display reads, or KeyError
+    except (mlflow.exceptions.MlflowException, OSError, ValueError, KeyError, TypeError):
+        return None
+    return table
 
 
 def is_leaderboard(run: Run) -> bool:

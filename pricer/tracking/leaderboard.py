@@ -18,7 +18,13 @@ import mlflow
 import pandas as pd
 
 from pricer.evaluation import leaderboard_chart
-from pricer.evaluation.tradeoff import COST, cost_chart, latency_chart
+from pricer.evaluation.tradeoff import (
+    COST,
+    cost_chart,
+    display_tradeoff,
+    latency_chart,
+    significant,
+)
 from pricer.tracking import tags
 from pricer.wording import interval
 
@@ -28,6 +34,12 @@ DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told ot
 # The lines printed under the table (which server answered an LLM family, what it left
 # unanswered, whose the course figures are): `pricer runs RUN` prints them again.
 NOTES_FILE = "leaderboard/notes.txt"
+TRADEOFF_FILE = "leaderboard/tradeoff.json"
+# Said above the trade-off table wherever it is shown: what its columns and front mean.
+TRADEOFF_HEADING = (
+    "Trade-off ($ per 1,000 items; on a Pareto front: no family is cheaper, or faster, and "
+    "as accurate)"
+)
 
 Format = Callable[[Any], str]
 
@@ -41,10 +53,9 @@ def _seconds(value: float) -> str:
 
 
 def _per_1k(value: float) -> str:
-    """Tenths of a cent for machines and tokens, cents for a person's time ($375.00)."""
-    if value < 0.0005:
-        return "<$0.001"
-    return f"${value:,.3f}" if value < 10 else f"${value:,.2f}"
+    """Two significant figures, as the trade-off table shows them: "$0.00044" and "$0.000061"
+    both read "<$0.001" before, and a person's time "$375"."""
+    return f"${significant(value)}"
 
 
 # Display columns in order: (header, source column, format). Dropped when no family has a value.
@@ -170,8 +181,14 @@ def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
-def description(table: pd.DataFrame, data: str, notes: Sequence[str] = ()) -> str:
-    """The parent run's Markdown description: headline, table, where the figures come from."""
+def description(
+    table: pd.DataFrame,
+    data: str,
+    notes: Sequence[str] = (),
+    tradeoff: pd.DataFrame | None = None,
+) -> str:
+    """The parent run's Markdown description: headline, table, where the figures come from,
+    and the trade-off of accuracy against cost and latency when it is known."""
     best = best_family(table)
     headline = (
         f"**Best: {best[0]}, mae {_dollars(best[1])}** on {data} data."
@@ -181,6 +198,8 @@ def description(table: pd.DataFrame, data: str, notes: Sequence[str] = ()) -> st
     parts = [headline, "", markdown_table(display_table(table, width=None))]
     for note in notes:
         parts += ["", note]
+    if tradeoff is not None:
+        parts += ["", TRADEOFF_HEADING, "", markdown_table(display_tradeoff(tradeoff))]
     parts += ["", "Rounded for reading; unrounded figures: `leaderboard/leaderboard.csv`."]
     return "\n".join(parts)
 
@@ -226,7 +245,7 @@ def log_leaderboard(
     mlflow.log_metrics(parent_metrics(table))
     mlflow.set_tags(
         {
-            NOTE_TAG: description(shown, data, notes),
+            NOTE_TAG: description(shown, data, notes, tradeoff),
             **({tags.BEST_FAMILY: best[0]} if best else {}),
         }
     )
@@ -241,7 +260,7 @@ def log_leaderboard(
     )
     if tradeoff is not None:
         tradeoff_charted = tradeoff.rename(index=renamed)
-        mlflow.log_table(tradeoff.reset_index(), "leaderboard/tradeoff.json")
+        mlflow.log_table(tradeoff.reset_index(), TRADEOFF_FILE)
         cost = cost_chart(tradeoff_charted, f"Error against cost per 1,000 items, {data} data")
         mlflow.log_figure(cost, "leaderboard/mae_vs_cost.png")
         latency = latency_chart(tradeoff_charted, f"Error against latency per item, {data} data")
@@ -249,10 +268,18 @@ def log_leaderboard(
     print("", display_table(shown).to_string(), sep="\n", flush=True)
     for note in notes:
         print(note, flush=True)
+    if tradeoff is not None:
+        print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
     if best:
         print(best_line(best[0], best[1], data), flush=True)
     if run is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
+
+
+def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:
+    """The trade-off table for the terminal, under its heading (``pricer runs RUN`` too)."""
+    shown = display_tradeoff(tradeoff, width=TERMINAL_WIDTH)
+    return [TRADEOFF_HEADING, shown.to_string()]
 
 
 def best_line(family: str, mae: float, data: str | None) -> str:

@@ -51,12 +51,14 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     assert shown.stdout.index("linear") < shown.stdout.index("constant")  # best first
     rows = [row for row in shown.stdout.splitlines() if not row.startswith("runs: http")]
     assert all(len(row) <= 100 for row in rows)  # but a link, which cannot be cut
-    # Each family's row as the terminal printed it: its cost was blank when read back, as the
-    # stored table lacked the compute cost ("<$0.001" in the terminal).
+    # Each family's rows as the terminal printed them (the leaderboard's, then the
+    # trade-off's): its cost was blank when read back, as the stored table lacked the compute
+    # cost, and the trade-off table was printed by no command but the leaderboard itself.
     for family in ("constant", "linear"):
         rows = board.stdout.splitlines()
-        [printed] = [row for row in rows if row.startswith(f"{family} ") and "·" not in row]
-        assert "<$0.001" in printed and printed in shown.stdout.splitlines(), shown.stdout
+        printed = [row for row in rows if row.startswith(f"{family} ") and "·" not in row]
+        assert len(printed) == 2 and "$0.0" in printed[0] and "(batch)" in printed[1]
+        assert all(row in shown.stdout.splitlines() for row in printed), shown.stdout
     # ... with the lines under it (the best family said without its data, no link) and each
     # family's run id, for pricer compare.
     under = board.stdout.splitlines()[-2:]

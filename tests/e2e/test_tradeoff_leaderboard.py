@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pricer.devtools.stub_server import StubServer
+from pricer.evaluation.tradeoff import significant
 from tests.e2e.conftest import pricer_app, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -59,10 +60,20 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     costs = dict(zip(trade["family"], trade["cost_per_1k_usd"], strict=True))
     assert all(cost > 0 for cost in costs.values()), costs
     assert costs["frontier"] > costs["constant"]
-    # The terminal's table says so too: a classical family's cost is under a tenth of a cent,
-    # not blank.
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert "<$0.001" in rows["constant"] and "<$0.001" in rows["linear"], result.stdout
+    # The terminal's table says so too: a classical family's cost, not blank, to two figures.
+    lines = result.stdout.splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("Trade-off ($"))
+    rows = {line.split()[0]: line for line in lines[:heading] if line.strip()}
+    for family in ("constant", "linear"):
+        assert f"${significant(costs[family])}" in rows[family].split(), result.stdout
+    # ... and the trade-off under it, as in the parent's description: each family's whole cost,
+    # its latency and where it sits against the others.
+    trade_rows = {line.split()[0]: line for line in lines[heading + 2 :] if line.strip()}
+    assert "p50 call" in trade_rows["frontier"] and "(batch)" in trade_rows["constant"]
+    assert significant(costs["frontier"]) in trade_rows["frontier"].split()
+    assert "Pareto front" in lines[heading + 1]
+    note = parent.data.tags["mlflow.note.content"]
+    assert "Trade-off ($" in note and "| latency per item |" in note.replace("&nbsp;", "")
     # The course's figure stands beside constant, not beside the stub's prices: they are not
     # gpt-4o-mini's on OpenAI's API. The run records which server answered.
     assert "$146" in rows["constant"] and "$80" not in rows["frontier"], result.stdout

@@ -16,8 +16,10 @@ from pricer.evaluation.tradeoff import (
     LATENCY,
     TABLE_COLUMNS,
     cost_chart,
+    display_tradeoff,
     latency_chart,
     pareto_front,
+    significant,
     tradeoff_table,
 )
 from pricer.schemas import ComputePrice
@@ -252,3 +254,59 @@ def test_a_label_does_not_sit_on_another_familys_point() -> None:
 def test_unknown_costs_are_named_not_dropped_silently() -> None:
     figure = cost_chart(tradeoff_table(board(), PRICE, n_items=250))
     assert any("not plotted (unknown or zero): local_llm" in text for text in texts(figure))
+
+
+def test_significant_figures_tell_cheap_families_apart_without_scientific_notation() -> None:
+    # "<$0.001" for both: which of two classical families was cheaper could not be read.
+    assert [significant(v) for v in (0.00044, 0.000061, 2.7e-07, 0.0156, 0.1126)] == [
+        "0.00044",
+        "0.000061",
+        "0.00000027",
+        "0.016",
+        "0.11",
+    ]
+    assert [significant(v) for v in (0.0, 375.0, 1234.5, -0.05)] == ["0", "375", "1,234", "-0.050"]
+
+
+def test_display_tradeoff_reads_as_the_readme_table_every_cost_known_or_said_unknown() -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    shown = display_tradeoff(table)
+    assert list(shown.index) == list(table.index)  # best mae first, as the leaderboard
+    assert list(shown.columns) == [
+        "mae (95% CI)",
+        "compute $/1k",
+        "tokens $/1k",  # some family pays tokens; no person column, as none pays for one
+        "total $/1k items",
+        "latency per item",
+        "Pareto front",
+    ]
+    assert shown.loc["frontier_rag", "mae (95% CI)"] == "$70.00 (62-78)"
+    # The model missing from the catalogue: its tokens and total are unknown, not blank or 0.
+    assert shown.loc["local_llm", ["tokens $/1k", "total $/1k items"]].tolist() == [
+        "unknown",
+        "unknown",
+    ]
+    assert shown.loc["constant", "tokens $/1k"] == "0"
+    expected = significant(table.loc["xgboost", COST])
+    assert shown.loc["xgboost", "total $/1k items"] == expected
+    # Latency says where it comes from: an LLM's median call, else a batch's share.
+    assert shown.loc["frontier", "latency per item"] == "400 ms (p50 call)"
+    assert shown.loc["local_llm", "latency per item"] == "2.0 s (p50 call)"
+    batch_ms = table.loc["svr", LATENCY] * 1000
+    assert shown.loc["svr", "latency per item"] == f"{significant(batch_ms)} ms (batch)"
+    fronts = {
+        family: {"cost": bool(row["pareto_cost"]), "latency": bool(row["pareto_latency"])}
+        for family, row in table.iterrows()
+    }
+    for family, front in fronts.items():
+        named = shown.loc[family, "Pareto front"]
+        assert ("cost" in named, "latency" in named) == (front["cost"], front["latency"])
+    assert any(shown["Pareto front"] == "cost, latency") and any(shown["Pareto front"] == "")
+
+
+def test_display_tradeoff_fits_a_terminal_by_dropping_the_cost_breakdown_first() -> None:
+    table = tradeoff_table(board(), PRICE, n_items=250)
+    wide = max(map(len, display_tradeoff(table).to_string().splitlines()))
+    narrow = display_tradeoff(table, width=wide - 1)
+    assert "compute $/1k" not in narrow.columns and "total $/1k items" in narrow.columns
+    assert max(map(len, narrow.to_string().splitlines())) <= wide - 1
