@@ -411,7 +411,10 @@ async def chat_calls(
     async with make_async_client(settings, counter) as client:
         await check_reachable(client, settings.server())  # named without credentials
         counter.retries = counter.throttled = 0  # the probe's are not a chat call's
-        with tqdm(total=len(requests), desc="llm calls", unit="call", disable=not progress) as bar:
+        # Not disable=not progress: an explicit False overrode TQDM_DISABLE=1 (tqdm reads its
+        # environment only for arguments not given), so the bar still filled redirected logs.
+        quiet = {} if progress else {"disable": True}
+        with tqdm(total=len(requests), desc="llm calls", unit="call", **quiet) as bar:
 
             async def tracked(index: int, request: dict[str, Any]) -> CallOutcome:
                 outcome = await chat_call(client, request, limit, pacer)

@@ -304,7 +304,8 @@ def follow_job(
     losses = losses or LossLog()
     seen: set[str] = set()
     errors: list[str] = []
-    bar = tqdm(desc=f"fine-tuning {job_id}", unit="step", disable=not progress)
+    quiet = {} if progress else {"disable": True}  # TQDM_DISABLE=1 applies otherwise
+    bar = tqdm(desc=f"fine-tuning {job_id}", unit="step", **quiet)
     try:
         while True:
             job = client.fine_tuning.jobs.retrieve(job_id)
