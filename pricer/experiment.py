@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from pricer.data.dataset import CuratedData, load_curated
+from pricer.data.dataset import CuratedData, check_item_files, load_curated
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
@@ -155,7 +155,8 @@ def run_family(
 
     ``run_cfg`` holds ``model``, ``eval``, ``tracking`` and the data settings of this run; it is
     logged whole. ``curated`` is data already loaded for several runs; without it the run loads
-    ``run_cfg.data`` itself, so bad data fails the run too. With a ``validation`` node, its
+    ``run_cfg.data`` itself, so bad data fails the run too (a missing item file fails before the
+    run exists, as a bad setting does). With a ``validation`` node, its
     items are held out of training and scored as ``validation.*`` metrics (a sweep's
     objective). Any error marks the run FAILED and propagates.
     """
@@ -174,6 +175,8 @@ def run_family(
         tag_names.DATA: data,
     }
     run_name = family_run_name(family, data)
+    if curated is None:
+        check_item_files(run_cfg.data)
     with tracked_run(run_cfg.tracking, run_name=run_name, tags=tags, nested=nested) as run:
         log_config(run_cfg)
         if curated is None:
@@ -320,6 +323,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         check_arguments(cfg.models[family], f"models.{family}")
     eval_settings = EvalSettings.from_config(cfg.eval)
     compute_price = ComputePrice.from_config(cfg.tradeoff)
+    check_item_files(cfg.data)
     data = data_name(cfg.data)
     tags = {
         tag_names.KIND: "leaderboard",

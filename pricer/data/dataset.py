@@ -107,6 +107,39 @@ def describe_source(data_cfg: Mapping[str, Any]) -> str:
     return source_of(data_cfg).describe(data_cfg)
 
 
+def check_item_files(data_cfg: Mapping[str, Any]) -> None:
+    """Before a run exists: the item files it would read are there. A typo in a path left a
+    FAILED run in the list for every try, where a setting out of range leaves none.
+
+    Only that they exist: what is in them is read, and judged, inside the run. A curated folder
+    that `pricer curate` is replacing lacks its files between two renames, so a miss is looked
+    at again before it is an error.
+    """
+    if source_of(data_cfg).load_raw is not None:  # raw sources: generated or downloaded
+        return
+    paths = [
+        *(data_cfg.get("train_paths") or []),
+        *(data_cfg.get("like_test_paths") or []),
+        *(data_cfg.get("test_paths") or []),
+    ]
+    for attempt in range(_VERSION_ATTEMPTS):
+        missing = [str(path) for path in paths if not Path(path).is_file()]
+        if not missing:
+            return
+        time.sleep(0.05 * attempt)
+    folder = data_cfg.get("curated_dir")
+    if folder and not Path(folder).exists():
+        raise sources.DataError(_no_curated_split(folder))
+    raise sources.DataError(f"item file not found: {missing[0]}")
+
+
+def _no_curated_split(folder: str) -> str:
+    return (
+        f"no curated split in {folder}: write one with pricer curate (its output_dir), "
+        "or point data.curated_dir at one"
+    )
+
+
 def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> CuratedData:
     """The curated split for these settings: from the cache when a complete entry is there,
     else built (and cached). An incomplete or corrupted entry is rebuilt, with a warning."""
@@ -155,10 +188,7 @@ def _one_version(folder: str | None, read: Callable[[], CuratedData]) -> Curated
         try:
             return read()  # its files may be named elsewhere (data.train_paths)
         except sources.DataError:  # "item file not found: ..." said nothing of curate
-            raise sources.DataError(
-                f"no curated split in {folder}: write one with pricer curate (its output_dir), "
-                "or point data.curated_dir at one"
-            ) from None
+            raise sources.DataError(_no_curated_split(folder)) from None
     for _ in range(_VERSION_ATTEMPTS):
         before = _identity(path)
         try:

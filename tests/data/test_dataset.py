@@ -19,6 +19,7 @@ from pricer.data.dataset import (
     CuratedData,
     CurationReport,
     build_from_raw,
+    check_item_files,
     describe_source,
     frame_digest,
     load_curated,
@@ -537,3 +538,22 @@ def test_a_curated_folder_that_is_not_there_points_at_pricer_curate(tmp_path: Pa
     cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'none'}"])
     with pytest.raises(DataError, match=r"no curated split in .*none: write one with pricer cur"):
         load_curated(cfg.data, cfg.curation)
+
+
+def test_check_item_files_names_the_first_missing_file_or_the_missing_curated_split(
+    tmp_path: Path,
+) -> None:
+    # Run before any run exists (pricer.experiment): each try with a typo left a FAILED run.
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'none'}"])
+    with pytest.raises(DataError, match=r"no curated split in .*none: write one with pricer cur"):
+        check_item_files(cfg.data)
+    there = tmp_path / "there.jsonl"
+    there.write_text("")  # only existence is checked here; the contents are judged in the run
+    missing = tmp_path / "gone.jsonl"
+    cfg = compose_config(
+        "train", ["data=items", f"data.train_paths=[{there}]", f"data.test_paths=[{missing}]"]
+    )
+    with pytest.raises(DataError, match=f"^item file not found: {missing}$"):
+        check_item_files(cfg.data)
+    check_item_files(compose_config("train", ["data=items", f"data.train_paths=[{there}]"]).data)
+    check_item_files(compose_config("train").data)  # synthetic: generated, nothing to check

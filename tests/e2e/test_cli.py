@@ -80,24 +80,43 @@ def test_train_logs_a_complete_run_on_real_items(
     assert len(table["data"]) == 50
 
 
-def test_bad_input_fails_the_run_with_a_specific_message(tracking_uri: str, tmp_path: Path) -> None:
+def test_a_missing_item_file_is_refused_before_any_run_exists(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # A typo in a path left a FAILED run in the list for every try; a setting out of range
+    # leaves none, and neither does this now.
     missing = tmp_path / "nowhere.jsonl"
+    for app, selection in (("train", "model=constant"), ("leaderboard", "families=[constant]")):
+        result = run_cli(
+            pricer_app(
+                app, selection, "data=items", f"data.train_paths=[{missing}]", workdir=tmp_path
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr.strip().splitlines()[-1] == f"error: item file not found: {missing}"
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_bad_data_fails_the_run_with_a_specific_message(tracking_uri: str, tmp_path: Path) -> None:
+    # The file is there, so the run starts; what is in it is judged inside the run, which
+    # ends FAILED and says why.
+    priceless = tmp_path / "priceless.jsonl"
+    priceless.write_text('{"title": "a", "text": "a thing", "price": "n/a"}\n')
     result = run_cli(
         pricer_app(
-            "train",
-            "model=constant",
-            "data=items",
-            f"data.train_paths=[{missing}]",
+            "train", "model=constant", "data=items", f"data.train_paths=[{priceless}]",
             workdir=tmp_path,
         ),
         tracking_uri,
         tmp_path,
-    )
+    )  # fmt: skip
     assert result.returncode != 0
-    assert f"item file not found: {missing}" in result.stderr
+    assert f"no usable items in ['{priceless}']" in result.stderr
     [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED"
-    assert "item file not found" in run.data.tags["error"]
+    assert "no usable items" in run.data.tags["error"]
 
 
 def test_leaderboard_has_a_parent_and_one_child_per_family(
