@@ -165,7 +165,8 @@ def display_tradeoff(table: pd.DataFrame, width: int | None = None) -> pd.DataFr
     and ``pricer runs RUN`` show it alike. Costs in dollars per 1,000 items to two significant
     figures (``unknown`` for NaN, never a blank read as free), latency with where it comes
     from, and on which Pareto front a family sits. The tokens and person columns only when
-    some family pays them; within ``width`` characters if given."""
+    some family pays them (and then compute beside them, else it is the total); within
+    ``width`` characters if given."""
     shown = pd.DataFrame(index=table.index.astype(str))
     shown.index.name = "family"
 
@@ -188,6 +189,8 @@ def display_tradeoff(table: pd.DataFrame, width: int | None = None) -> pd.DataFr
     ):
         if (table[column].fillna(1.0) != 0).any():  # NaN: an LLM or a person, cost unknown
             shown[header] = dollars(column)
+    if len(shown.columns) == 2:  # no family pays tokens or a person: compute is the total
+        shown = shown.drop(columns=["compute $/1k"])
     shown["total $/1k items"] = dollars(COST)
     shown["latency per item"] = [
         _latency(v, source) if known(v) else "unknown"

@@ -310,3 +310,15 @@ def test_display_tradeoff_fits_a_terminal_by_dropping_the_cost_breakdown_first()
     narrow = display_tradeoff(table, width=wide - 1)
     assert "compute $/1k" not in narrow.columns and "total $/1k items" in narrow.columns
     assert max(map(len, narrow.to_string().splitlines())) <= wide - 1
+
+
+def test_display_tradeoff_of_classical_families_shows_one_cost_their_machine_time() -> None:
+    # compute and total were two columns of the same figures when no family paid anything else.
+    classical = board().loc[["constant", "xgboost", "svr"]]
+    shown = display_tradeoff(tradeoff_table(classical, PRICE, n_items=250))
+    assert list(shown.columns) == [
+        "mae (95% CI)",
+        "total $/1k items",
+        "latency per item",
+        "Pareto front",
+    ]
