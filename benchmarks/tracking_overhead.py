@@ -13,7 +13,7 @@ SQLite store that is created and migrated before the clock starts. The tracking 
 - dataset inputs: ``log_data_inputs``;
 - metrics: ``mlflow.log_metrics`` outside ``log_evaluation``;
 - evaluation: ``log_evaluation`` (metrics, two plots, three tables);
-- model: ``log_pricer`` (pickled pricer, pyfunc wrapper, code, requirements, example).
+- model: ``log_pricer`` (pickled pricer, pyfunc wrapper, code, requirements).
 
 Fit and predict seconds come from the same timers; evaluation maths (bootstrap CIs) is
 counted apart: it is neither fitting nor logging. Overhead = logging / whole run.

@@ -224,7 +224,6 @@ def run_family(
             started = time.perf_counter()
             logged = log_pricer(
                 pricer,
-                eval_items,
                 name=model_name(family, data),
                 prompts=prompts,
                 trained_on=trained_on(pricer, curated.train),

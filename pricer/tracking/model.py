@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
@@ -35,7 +35,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
 
-from pricer.models.base import INPUT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer, as_items
+from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer
 from pricer.models.ensemble import LoggedPricer
 from pricer.tracking.model_files import (
     UnsafeModelFile,
@@ -62,6 +62,8 @@ FILES_DIGEST_TAG = "pricer.files_sha256"
 # bytecode Python caches beside the model's code when it is imported from there.
 ADDED_AFTER_LOGGING = "registered_model_meta"
 BYTECODE_FOLDER = "__pycache__"
+# MLflow's warning for a model logged without an input example (colour codes before it).
+NO_EXAMPLE_WARNING = r".*An input example was not provided when logging the model"
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -74,12 +76,9 @@ SIGNATURE = ModelSignature(
 
 @contextmanager
 def quiet_model_logging() -> Iterator[None]:
-    """Without MLflow's INFO "Validating input example" line and "Downloading artifacts" bar.
-
-    log_model reloads the model to check the input example; both messages then land between
-    pricer's progress display and its summary lines, once per family.
-    """
-    # mlflow.models also says, for LLM families, which environment variables inference reads.
+    """Without MLflow's INFO lines and "Downloading artifacts" bar while a model is logged and
+    read back: they would land between pricer's progress display and its summary lines, once
+    per family."""
     loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
     levels, bar = (
         [lg.level for lg in loggers],
@@ -101,7 +100,6 @@ def quiet_model_logging() -> Iterator[None]:
 
 def log_pricer(
     pricer: Pricer,
-    input_example: pd.DataFrame,
     *,
     name: str = "pricer",
     prompts: Sequence[str] = (),
@@ -113,8 +111,14 @@ def log_pricer(
     to the model so the prompt registry shows which models used each version.
     ``trained_on``: the fingerprints of the items it learned from (``pricer.identity``), kept
     as ``TRAINED_ON_FILE``, so a run that uses it as an ensemble member knows what it has seen.
+
+    Logged with its signature and no input example: with an example, MLflow loads the saved
+    model back and predicts on it to validate serving (``mlflow.pyfunc.log_model`` has no
+    switch to skip only that), so an LLM family made 2 API calls that no run figure counted
+    (a run's ``llm.*`` metrics are taken before its model is logged). The signature already
+    tells serving and the UI what the model takes; ``check_logged_model`` checks the logged
+    pricer file loads before it is registered.
     """
-    example = as_items(input_example)[list(INPUT_COLUMNS)].head(2).fillna("")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / MODEL_FILE
         save_pricer(pricer, path)
@@ -124,14 +128,15 @@ def log_pricer(
             np.save(artifacts["trained_on"], trained_on.astype(np.uint64), allow_pickle=False)
         modules = required_modules(WRAPPER)
         code = copy_modules(modules, Path(folder) / "code")
-        with quiet_model_logging():
+        with quiet_model_logging(), warnings.catch_warnings():
+            # Left out on purpose (see above): MLflow's warning would ask every run for one.
+            warnings.filterwarnings("ignore", message=NO_EXAMPLE_WARNING, category=UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=name,
                 prompts=list(prompts) or None,
                 python_model=str(WRAPPER),
                 artifacts=artifacts,
                 signature=SIGNATURE,
-                input_example=example,
                 code_paths=[str(code)],
                 pip_requirements=list(runtime_requirements(modules)),
             )

@@ -144,7 +144,7 @@ def test_logged_models_can_be_members(data, tracking_uri) -> None:
     logged = ridge().fit(train.head(100), train["price"].head(100))
     mlflow.set_experiment("ensemble")  # not whichever experiment an earlier test left active
     with mlflow.start_run():
-        info = log_pricer(logged, test)
+        info = log_pricer(logged)
     # The documented override: the tracking layer builds the member from the model URI.
     cfg = compose_config(
         "train",

@@ -85,7 +85,7 @@ def training_run(
         mlflow.log_metric("failure_rate", float(failed.mean()))
         mlflow.log_table(table, PREDICTIONS_FILE)
         if log_model:
-            log_pricer(PRICER, EXAMPLE)
+            log_pricer(PRICER)
     return run.info.run_id
 
 

@@ -27,7 +27,7 @@ def constant_champion(price: float, name: str = "pricer-synthetic") -> ModelInfo
 
     items = pd.DataFrame({"text": ["Cordless drill", "Replacement cap"]})
     with mlflow.start_run():
-        info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])))
     mlflow.register_model(info.model_uri, name)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
     return info

@@ -79,10 +79,10 @@ def family_overrides(family: str, stub: StubServer, folder: Path, test: pd.DataF
     return overrides
 
 
-def log_in_run(pricer: object, items: pd.DataFrame) -> mlflow.models.model.ModelInfo:
+def log_in_run(pricer: object) -> mlflow.models.model.ModelInfo:
     mlflow.set_experiment(project_experiment())
     with mlflow.start_run():
-        return log_pricer(pricer, items)
+        return log_pricer(pricer)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -92,7 +92,7 @@ def test_every_family_round_trips_through_a_logged_model(
     train, prices, test = shop
     cfg = compose_config("train", family_overrides(family, stub, tmp_path, test))
     pricer = instantiate(cfg.model).fit(train, prices)
-    info = log_in_run(pricer, test)
+    info = log_in_run(pricer)
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     artifact = local / "artifacts" / MODEL_FILE
     assert zipfile.is_zipfile(artifact)  # skops, not a pickle
@@ -138,8 +138,8 @@ def pricer_carrying(payload: object) -> ConstantPricer:
 @pytest.fixture
 def logged_model(tracking_uri: str, shop) -> Path:
     """A logged constant pricer, downloaded: the folder whose artifact an attacker replaces."""
-    train, prices, test = shop
-    info = log_in_run(ConstantPricer("mean").fit(train, prices), test)
+    train, prices, _ = shop
+    info = log_in_run(ConstantPricer("mean").fit(train, prices))
     return Path(mlflow.artifacts.download_artifacts(info.model_uri))
 
 
@@ -240,7 +240,7 @@ def test_a_logged_model_ships_only_the_model_code_and_runs_from_it(
     train, prices, test = shop
     cfg = compose_config("train", ["model=tfidf_ridge"])
     pricer = instantiate(cfg.model).fit(train, prices)
-    local = Path(mlflow.artifacts.download_artifacts(log_in_run(pricer, test).model_uri))
+    local = Path(mlflow.artifacts.download_artifacts(log_in_run(pricer).model_uri))
     code = local / "code"
     shipped = {path.relative_to(code).as_posix() for path in code.rglob("*.py")}
     assert {"pricer/models/tfidf_ridge.py", "pricer/tracking/model_files.py"} <= shipped
@@ -337,7 +337,7 @@ def test_a_member_named_by_alias_is_recorded_by_the_version_it_was(champion_stor
 def constant_model(price: float, items: pd.DataFrame) -> tuple[str, Path]:
     """A logged constant pricer of ``price``: its model URI and its folder in the store."""
     pricer = ConstantPricer("mean").fit(items.head(2), np.array([price, price]))
-    info = log_in_run(pricer, items)
+    info = log_in_run(pricer)
     return info.model_uri, Path(mlflow.artifacts.download_artifacts(info.model_uri))
 
 

@@ -345,7 +345,7 @@ def test_the_version_named_is_the_version_that_prices(
     items = pd.DataFrame({"text": ["a drill", "a hammer"]})
     for price in (10.0, 99.0):
         with mlflow.start_run():
-            info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])), items)
+            info = log_pricer(ConstantPricer("mean").fit(items, np.array([price, price])))
         mlflow.register_model(info.model_uri, "pricer-synthetic")
     client.set_registered_model_alias("pricer-synthetic", "champion", "1")
     chosen = champions.choose_uri

@@ -105,7 +105,7 @@ def test_logged_pricer_loads_as_pyfunc_and_predicts_from_text_only(tracking_uri:
     )
     pricer = ConstantPricer(statistic="median").fit(items, np.array([1.0, 5.0, 30.0]))
     with tracked_run(tracking(tracking_uri), run_name="model", tags={}):
-        info = log_pricer(pricer, items)
+        info = log_pricer(pricer)
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     prices = loaded.predict(pd.DataFrame({"text": ["anything at all", "more"]}))
     assert np.allclose(prices, [5.0, 5.0])
