@@ -211,3 +211,52 @@ def require_usable_text(X: pd.DataFrame | pd.Series | list[Any]) -> None:
     problems = unusable_text(X)
     if problems:
         raise UnusableItems(problems, total=len(X))
+
+
+# -- training prices a pricer cannot learn from --------------------------------------------------
+class UnusablePrices(UserError, ValueError):
+    """Training prices that are no prices (NaN, infinite, negative), or not one per item.
+
+    A ValueError too, as scikit-learn's own check of ``y`` raises, which the pipeline families
+    met only after ``log1p`` had turned a negative price into NaN ("Input y contains NaN"); the
+    constant family learned a NaN or infinite price and priced every item with it, and the LLM
+    families showed such a price to the model as a similar item's.
+    """
+
+
+def _price_problem(price: float) -> str | None:
+    """Why a training price cannot be learned from, or None when it can."""
+    if np.isnan(price):
+        return "no price (NaN)"
+    if np.isinf(price):
+        return f"price {price}"
+    return f"price {price:g} below 0" if price < 0 else None
+
+
+def training_prices(X: pd.DataFrame | pd.Series | list[Any], y: Any) -> np.ndarray:
+    """``y`` as float dollars, one per item of ``X``; ``UnusablePrices`` names what is wrong.
+
+    Every family's ``fit`` starts here, so each refuses the same prices with the same line.
+    """
+    try:
+        prices = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise UnusablePrices(f"training prices must be numbers of dollars ({error})") from None
+    if prices.ndim != 1:
+        raise UnusablePrices(f"training prices must be one number per item, got {prices.shape}")
+    if len(prices) != len(X):
+        raise UnusablePrices(
+            f"{len(X)} training items but {len(prices)} prices: fit needs one price per item"
+        )
+    # NaN compares False: it is among the rows that are not finite and >= 0.
+    bad = np.flatnonzero(~(np.isfinite(prices) & (prices >= 0)))
+    problems = [(int(row), _price_problem(float(prices[row]))) for row in bad]
+    if problems:
+        shown = "; ".join(f"row {row}: {reason}" for row, reason in problems[:SHOWN_PROBLEMS])
+        more = len(problems) - SHOWN_PROBLEMS
+        raise UnusablePrices(
+            f"{len(problems)} of {len(prices)} training prices are unusable ({shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + "): every training item needs a finite price of $0 or more"
+        )
+    return prices

@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.models.base import Pricer, as_items
+from pricer.models.base import Pricer, as_items, training_prices
 
 STATISTICS = {"mean": np.mean, "median": np.median}
 
@@ -21,7 +21,7 @@ class ConstantPricer(Pricer):
             raise ConfigError(
                 f"statistic must be one of {sorted(STATISTICS)}, got {self.statistic!r}"
             )
-        self.price_ = float(STATISTICS[self.statistic](np.asarray(y, dtype=float)))
+        self.price_ = float(STATISTICS[self.statistic](training_prices(X, y)))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

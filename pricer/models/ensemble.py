@@ -37,6 +37,7 @@ from pricer.models.base import (
     PriceReport,
     as_items,
     price_range,
+    training_prices,
     within,
 )
 
@@ -154,7 +155,7 @@ class EnsemblePricer(MembersParams, Pricer):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> EnsemblePricer:
         items = as_items(X).reset_index(drop=True)
-        prices = np.asarray(y, dtype=float)
+        prices = training_prices(items, y)
         self._validate(len(items))
         self._warn_in_sample(items)
         fit_rows, valid_rows = self.validation_split(len(items))

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError, UserError
 from pricer.files import replaced_atomically
-from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
+from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling, training_prices
 from pricer.prices import parse_price
 from pricer.wording import counted
 
@@ -123,7 +123,8 @@ class HumanPricer(Pricer):
                 "data= as this run), add prices, save it there (or set model.guesses_path)"
             )
         # Kept in the model: the logged model stands alone.
-        self.guesses_, self.unreadable_ = read_guesses(path, plausible_ceiling(y))
+        ceiling = plausible_ceiling(training_prices(X, y))
+        self.guesses_, self.unreadable_ = read_guesses(path, ceiling)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

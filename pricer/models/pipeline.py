@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.models.base import Pricer, as_items, price_range, within
+from pricer.models.base import Pricer, as_items, price_range, training_prices, within
 
 
 def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
@@ -45,7 +45,7 @@ class PipelinePricer(Pricer):
         return {}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> PipelinePricer:
-        prices = np.asarray(y, dtype=float)
+        prices = training_prices(X, y)
         pipeline = self.make_pipeline()
         pipeline.set_params(**self.size_settings(len(prices)))
         fit_params = {}

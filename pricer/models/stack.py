@@ -78,6 +78,7 @@ from pricer.models.base import (
     Pricer,
     as_items,
     price_range,
+    training_prices,
     within,
 )
 from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
@@ -273,7 +274,7 @@ class StackPricer(MembersParams, Pricer):
             )
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> StackPricer:
-        prices = np.asarray(y, dtype=float)
+        prices = training_prices(X, y)
         self._validate(len(prices))
         items = _items(X)
         dense = self.fit_features(items, prices)

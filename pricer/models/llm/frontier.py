@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
 from pricer.files import folder_problem
-from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling
+from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling, training_prices
 from pricer.models.llm.accounting import ItemOutcome, batch_stats
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
 from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, unknown_entry
@@ -196,9 +196,10 @@ class FrontierPricer(Pricer):
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> FrontierPricer:
         self._validate()
         items = as_items(X)
-        self.index_ = None if self.retrieval is None else clone(self.retrieval).fit(items, y)
+        prices = training_prices(items, y)
+        self.index_ = None if self.retrieval is None else clone(self.retrieval).fit(items, prices)
         self.n_train_items_ = len(items)
-        self.price_ceiling_ = plausible_ceiling(y)
+        self.price_ceiling_ = plausible_ceiling(prices)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

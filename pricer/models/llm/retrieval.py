@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.models.base import as_items
+from pricer.models.base import as_items, training_prices
 from pricer.models.llm.prompts import Neighbour
 
 
@@ -60,9 +60,7 @@ class NeighbourIndex(BaseEstimator):
         if self.k < 1:
             raise ConfigError(f"retrieval.k must be >= 1, got {self.k}")
         items = as_items(X).reset_index(drop=True)
-        prices = np.asarray(y, dtype=float)
-        if len(items) != len(prices):
-            raise ValueError(f"{len(items)} items but {len(prices)} prices")
+        prices = training_prices(items, y)
         if self.max_items is not None and len(items) > self.max_items:
             rng = np.random.default_rng(self.random_state)
             keep = np.sort(rng.choice(len(items), size=self.max_items, replace=False))
