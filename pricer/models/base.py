@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import Tags
 
 from pricer.errors import UserError
 
@@ -86,6 +87,26 @@ class Pricer(RegressorMixin, BaseEstimator):
         """Prices plus run figures; families with figures worth logging override this."""
         return PriceReport(prices=np.asarray(self.predict(X), dtype=float))
 
+    def __sklearn_tags__(self) -> Tags:
+        """What every family takes and learns, as scikit-learn reads it (``get_tags``).
+
+        The defaults said numeric 2-D arrays. A pricer takes items: a DataFrame of text
+        columns, or a list (a Series) of texts (``as_items``); a bare 2-D array is refused,
+        since its columns have no names to say which is the text. The optional columns may
+        be missing (NaN, None). It learns from one price per item, each $0 or more
+        (``training_prices``). Families override what differs.
+        """
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = True
+        tags.target_tags.positive_only = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
+
 
 MEMBERS = "members"
 
@@ -128,6 +149,12 @@ def as_items(X: pd.DataFrame | pd.Series | list[str]) -> pd.DataFrame:
         if REQUIRED_COLUMN not in X.columns:
             raise ValueError(f"items need a {REQUIRED_COLUMN!r} column, got {list(X.columns)}")
         frame = X
+    elif isinstance(X, np.ndarray) and X.ndim != 1:
+        # Each row would have become one "text", its cells printed as a list, and priced.
+        raise ValueError(
+            f"items are a DataFrame with a {REQUIRED_COLUMN!r} column or a list of texts, "
+            f"not a {X.ndim}-D array of shape {X.shape}"
+        )
     else:
         frame = pd.DataFrame({REQUIRED_COLUMN: list(X)})
     frame = frame.copy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
@@ -27,3 +28,8 @@ class ConstantPricer(Pricer):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "price_")
         return np.full(len(as_items(X)), self.price_)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True  # the baseline: one price for every item
+        return tags

@@ -18,6 +18,7 @@ an ensemble on test items a logged member was trained on (``pricer.experiment``)
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
+from sklearn.utils import Tags, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
@@ -79,6 +81,14 @@ class LoggedPricer(Pricer):
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> LoggedPricer:
         return self
 
+    def __sklearn_tags__(self) -> Tags:
+        """The logged pricer's own tags (a logged LLM stays non-deterministic), but already
+        fitted and needing no prices: ``fit`` changes nothing."""
+        tags = copy.deepcopy(get_tags(self.pricer))
+        tags.requires_fit = False
+        tags.target_tags.required = False
+        return tags
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_report(X).prices
 
@@ -104,6 +114,16 @@ class EnsemblePricer(MembersParams, Pricer):
         self.validation_fraction = validation_fraction
         self.log_space = log_space
         self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # Its prices blend its members': as repeatable as the least repeatable (an LLM's).
+        tags.non_deterministic = any(
+            get_tags(member).non_deterministic
+            for member in (self.members or {}).values()
+            if member is not None
+        )
+        return tags
 
     def _validate(self, n_items: int) -> None:
         if not self.members:

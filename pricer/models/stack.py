@@ -67,6 +67,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils import Tags
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
@@ -272,6 +273,13 @@ class StackPricer(MembersParams, Pricer):
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "
                 f"training items, got {n_items}"
             )
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # Its features read the details column: fitted on texts alone (a list, no details),
+        # its details vocabulary is empty and the fit fails.
+        tags.input_tags.one_d_array = False
+        return tags
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> StackPricer:
         prices = training_prices(X, y)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
@@ -204,6 +205,13 @@ class FrontierPricer(Pricer):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_report(X).prices
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # A chat model may answer the same request differently (temperature 0 and a seed
+        # included); only the cache repeats an answer.
+        tags.non_deterministic = True
+        return tags
 
     def requests(self, X: pd.DataFrame) -> list[dict[str, Any]]:
         """The chat request for each item, exactly as sent (and as keyed in the cache)."""
