@@ -42,18 +42,23 @@ API_KEY_ENV = "PRICER_BENCH_STUB_KEY"  # a variable of our own: never a real key
 
 def evaluation_items(n_items: int, n_records: int) -> Any:
     """The first ``n_items`` test items of the default synthetic curation (cached), with the
-    training prices the pricer is fitted on (a zero-shot pricer reads only their ceiling)."""
+    training items and prices the pricer is fitted on (a zero-shot pricer reads only the
+    prices' ceiling)."""
     from pricer.data.dataset import load_curated
     from pricer.models.base import INPUT_COLUMNS
 
     cfg = compose("train", [f"data.n_records={n_records}"])
     curated = load_curated(cfg.data, cfg.curation)
-    return curated.test.head(n_items)[list(INPUT_COLUMNS)], curated.train["price"].to_numpy()
+    columns = list(INPUT_COLUMNS)
+    return curated.test.head(n_items)[columns], (
+        curated.train[columns],
+        curated.train["price"].to_numpy(),
+    )
 
 
 def run_once(
     items: Any,
-    train_prices: Any,
+    training: tuple[Any, Any],
     base_url: str,
     concurrency: int | None,
     server: Any,
@@ -75,7 +80,7 @@ def run_once(
     if concurrency is not None:
         overrides.append(f"model.max_concurrency={concurrency}")
     cfg = compose("train", overrides)
-    pricer = instantiate(cfg.model).fit(items, train_prices)
+    pricer = instantiate(cfg.model).fit(*training)
     state = server.state
     with state.lock:
         state.max_in_flight = 0
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pricer.devtools.stub_ratelimit import RateLimit
 
     os.environ.setdefault(API_KEY_ENV, "stub-key")
-    items, train_prices = evaluation_items(args.items, args.records)
+    items, training = evaluation_items(args.items, args.records)
     runs = []
     with StubServer(latency=args.latency) as server:
         plan = [("sequential", 1, 0), ("configured", None, 0), ("configured + 429s", None, 1)]
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, concurrency, with_faults in [] if args.only_pacing else plan:
             burst = args.burst if with_faults else 0
             run = run_once(
-                items, train_prices, server.base_url, concurrency, server, burst, args.retry_after
+                items, training, server.base_url, concurrency, server, burst, args.retry_after
             )
             runs.append({"run": name, **run})
             print(f"{name}: {run['wall_seconds']:,.1f} s, lost {run['items_lost']}", flush=True)
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with StubServer(latency=args.latency) as server:
             server.state.rate_limit = RateLimit(rpm=args.rpm, burst_seconds=args.limit_burst)
             run = run_once(
-                items, train_prices, server.base_url, None, server, 0, args.retry_after, extra
+                items, training, server.base_url, None, server, 0, args.retry_after, extra
             )
         limited.append({"run": name, **run})
         print(
