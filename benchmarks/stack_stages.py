@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stage(f"features: {within[0]} / {name}", time.perf_counter() - begun)
         return fitted
 
-    def timed_features(self: Any) -> Any:
-        features = make_features(self)
+    def timed_features(self: Any, without: Any = ()) -> Any:
+        features = make_features(self, without)
         fit_transform = features.fit_transform
 
         def fit_transform_timed(X: Any, y: Any, **params: Any) -> Any:

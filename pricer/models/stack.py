@@ -51,7 +51,7 @@ Fitted state: numpy arrays, sklearn / lightgbm / xgboost estimators and plain co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 # The learners conf/model/stack.yaml builds its members from: imported here so that safe model
@@ -67,7 +67,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.utils import Tags
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
@@ -189,14 +188,21 @@ class StackPricer(MembersParams, Pricer):
     def residual_shares(self) -> dict[str, float]:
         """The share of its neighbours' errors a price moves by, per column they are found by."""
         shares = {"text": self.neighbour_residuals, "title": self.title_residuals}
-        return {column: share for column, share in shares.items() if share is not None}
+        wordless = getattr(self, "wordless_columns_", ())  # no titles to find neighbours by
+        return {
+            column: share
+            for column, share in shares.items()
+            if share is not None and column not in wordless
+        }
 
     def residual_vectorizers(self) -> dict[str, TfidfVectorizer]:
         """The (unfitted) TF-IDF each residual column's neighbours are found in."""
         vectorizers = {"text": self.word_vectorizer(), "title": self.title_vectorizer()}
         return {column: vectorizers[column] for column in self.residual_shares()}
 
-    def make_features(self) -> ColumnTransformer:
+    def make_features(self, without: Collection[str] = ()) -> ColumnTransformer:
+        """The features' transformers (unfitted); ``without``: the optional text columns
+        ("title", "details") left out, as the training items carry too little of them."""
         folds, seed, jobs = self.feature_folds, self.random_state, self.n_jobs
         words: list[tuple[str, object]] = [
             ("svd", TextSVD(self.svd_components, seed)),
@@ -221,12 +227,12 @@ class StackPricer(MembersParams, Pricer):
             parts.append(
                 ("chars", _ridge_on(chars, self.char_ridge_alpha, folds, seed, jobs), "text")
             )
-        if self.title_ridge_alpha is not None:
+        if self.title_ridge_alpha is not None and "title" not in without:
             title = self.title_vectorizer()
             parts.append(
                 ("title", _ridge_on(title, self.title_ridge_alpha, folds, seed, jobs), "title")
             )
-        if self.details_ridge_alpha is not None:
+        if self.details_ridge_alpha is not None and "details" not in without:
             details = Pipeline(
                 [
                     ("document", DetailsDocument()),
@@ -235,7 +241,7 @@ class StackPricer(MembersParams, Pricer):
             )
             ridge = _ridge_on(details, self.details_ridge_alpha, folds, seed, jobs)
             parts.append(("details", ridge, ["details"]))
-        if self.title_neighbours:
+        if self.title_neighbours and "title" not in without:
             title = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
             neighbours = NeighbourPrices(self.neighbour_pool, 512, seed, jobs)
             pipeline = Pipeline([("tfidf", title), ("neighbours", neighbours)])
@@ -274,13 +280,6 @@ class StackPricer(MembersParams, Pricer):
                 f"training items, got {n_items}"
             )
 
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        # Its features read the details column: fitted on texts alone (a list, no details),
-        # its details vocabulary is empty and the fit fails.
-        tags.input_tags.one_d_array = False
-        return tags
-
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> StackPricer:
         prices = training_prices(X, y)
         self._validate(len(prices))
@@ -299,7 +298,8 @@ class StackPricer(MembersParams, Pricer):
         With ``like_test_feature_weight``, scikit-learn's metadata routing sends each item's
         weight (``feature_weights``) to the neighbour searches, the only parts that ask for it.
         """
-        self.features_ = self.make_features()
+        self.wordless_columns_ = wordless_columns(items)
+        self.features_ = self.make_features(without=self.wordless_columns_)
         weights = self.feature_weights(items)
         if weights is None:
             return self.features_.fit_transform(items, np.log1p(prices))
@@ -324,7 +324,7 @@ class StackPricer(MembersParams, Pricer):
         self, items: pd.DataFrame, prices: np.ndarray, weights: np.ndarray | None
     ) -> None:
         """``fit_residuals`` on the training rows with out-of-fold prices (all, or a holdout)."""
-        if "title" in self.residual_shares() and self.title_ridge_alpha is None:
+        if "title" in self.residual_shares() and "title" not in self.features_.named_transformers_:
             self.title_tfidf_ = self.title_vectorizer().fit(items["title"])
         rows = np.flatnonzero(np.isfinite(self.out_of_fold_).all(axis=1))
         spaces = self._residual_spaces(items.iloc[rows])
@@ -336,7 +336,7 @@ class StackPricer(MembersParams, Pricer):
         fitted = self.features_.named_transformers_
         vectorizers = {"text": fitted["words"].named_steps["tfidf"]}
         if "title" in self.residual_shares():
-            own = self.title_ridge_alpha is None
+            own = "title" not in fitted  # no title ridge: its own TF-IDF
             vectorizers["title"] = (
                 self.title_tfidf_ if own else fitted["title"].named_steps["vectorize"]
             )
@@ -517,6 +517,23 @@ def _like_test_flag(values: pd.Series) -> np.ndarray:
         f"{LIKE_TEST_COLUMN} must hold True or False (or nothing), got {values.dtype} values "
         f"such as {example!r}"
     )
+
+
+# What makes a column's text usable: a word in a title, a "key": in a details JSON object. The
+# title and details vectorisers keep terms seen in 2 items or more (min_df=2).
+_WORDS = {"title": r"\w", "details": r'"[^"]+"\s*:'}
+_MIN_ITEMS = 2
+
+
+def wordless_columns(items: pd.DataFrame) -> list[str]:
+    """The optional text columns that fewer than two training items carry: items given as texts
+    alone, or a set without details. Their vectorisers would find no vocabulary and the fit
+    failed ("empty vocabulary"); left out, the stack prices from the text as the rest do."""
+    return [
+        column
+        for column, pattern in _WORDS.items()
+        if items[column].str.contains(pattern, regex=True).sum() < _MIN_ITEMS
+    ]
 
 
 def _items(X: pd.DataFrame) -> pd.DataFrame:

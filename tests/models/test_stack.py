@@ -126,6 +126,26 @@ EVERY_SIGNAL = {
 
 
 @pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
+@pytest.mark.parametrize("kept", [["text", "title"], ["text"]])
+def test_a_stack_learns_from_items_without_details_or_titles(shop, settings, kept) -> None:
+    # Fitted on items that carried no details (or texts alone), its details (and title)
+    # vectorisers found no vocabulary: "ValueError: empty vocabulary", where every other
+    # family fitted. Those columns are now left out of its features.
+    train, prices, test, test_prices = shop
+    pricer = build(**settings).fit(train[kept], prices)
+    assert pricer.wordless_columns_ == [c for c in ("title", "details") if c not in kept]
+    parts = set(pricer.features_.named_transformers_)
+    left_out = {"details"} | ({"title", "title_knn"} if "title" not in kept else set())
+    assert parts.isdisjoint(left_out) and {"words", "hand"} <= parts
+    if settings and "title" not in kept:  # no titles to find residual neighbours by
+        assert list(pricer.residual_shares()) == ["text"]
+    predicted = pricer.predict(test[kept])
+    assert np.isfinite(predicted).all()
+    constant_mae = np.abs(np.median(prices) - test_prices).mean()
+    assert np.abs(predicted - test_prices).mean() < 0.6 * constant_mae
+
+
+@pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])
 def test_a_training_rows_features_never_see_its_own_price(shop, settings) -> None:
     train, prices, _, _ = shop
     pricer = build(**settings)

@@ -22,9 +22,6 @@ from tests.conftest import compose_config
 from tests.models.test_classical import catalogue
 from tests.serving.test_model_files import FAMILIES, KEY_ENV, LLM_FAMILIES, family_overrides
 
-# Their features read the details column: fitted on texts alone, they have nothing to read.
-NEED_DETAILS = {"stack", "stack_budget"}
-
 
 @pytest.fixture(scope="module")
 def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
@@ -62,7 +59,7 @@ def test_tags_say_what_each_family_takes_and_it_does(
     assert tags.estimator_type == "regressor" and tags.requires_fit
     assert tags.input_tags.string and not tags.input_tags.sparse
     assert not tags.input_tags.two_d_array  # a bare array's columns have no names
-    assert tags.input_tags.one_d_array == (family not in NEED_DETAILS)
+    assert tags.input_tags.one_d_array  # the stacks too: they leave out columns with no text
     assert tags.input_tags.allow_nan
     target = tags.target_tags
     assert target.required and target.positive_only and target.single_output
@@ -74,9 +71,8 @@ def test_tags_say_what_each_family_takes_and_it_does(
     fitted = family_pricer(family, stub, tmp_path, test).fit(with_gaps(train), prices)
     assert np.isfinite(fitted.predict(with_gaps(test))).all()
     # one_d_array: texts alone, to learn from and to price.
-    if tags.input_tags.one_d_array:
-        texts = family_pricer(family, stub, tmp_path, test).fit(train["text"].tolist(), prices)
-        assert np.isfinite(texts.predict(test["text"].tolist())).all()
+    texts = family_pricer(family, stub, tmp_path, test).fit(train["text"].tolist(), prices)
+    assert np.isfinite(texts.predict(test["text"].tolist())).all()
     # not two_d_array: each row of a bare 2-D array was priced as one "text" of its cells.
     cells = test[["text", "title"]].to_numpy()
     with pytest.raises(ValueError, match=r"^items are a DataFrame .* not a 2-D array of shape"):
