@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import mlflow
@@ -50,6 +51,9 @@ TRIAL_COLUMNS = [
     "test_mae",
     "overrides",
     "finished",
+    # When the trial's figure was measured (ms since the epoch): the timestamp of its point in
+    # the parent's trial.<objective> history, the same in every process that logs it.
+    "ended",
 ]
 FAILED_MEANWHILE = (
     "its study failed trial {n} while it ran (its process was silent past the grace period, "
@@ -226,10 +230,15 @@ def study_trials(study: Any) -> pd.DataFrame:
             "state": trial.state.name,
             "value": math.nan if trial.value is None else float(trial.value),
             "params": dict(trial.params),
+            "completed": _epoch_ms(trial.datetime_complete),
         }
         for trial in study.get_trials(deepcopy=False)
     ]
-    return pd.DataFrame(rows, columns=["trial", "state", "value", "params"])
+    return pd.DataFrame(rows, columns=["trial", "state", "value", "params", "completed"])
+
+
+def _epoch_ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 def merge_trials(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
@@ -255,9 +264,18 @@ def merge_trials(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                 "test_mae": run.get("test_mae", math.nan),
                 "overrides": overrides,
                 "finished": trial.state == "COMPLETE",
+                # The run's end, one value in the store; Optuna's is in each host's local time.
+                "ended": _first_known(run.get("ended"), trial.completed),
             }
         )
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _first_known(*values: Any) -> int | None:
+    for value in values:
+        if value is not None and not pd.isna(value):
+            return int(value)
+    return None
 
 
 def _overrides_json(params: Mapping[str, Any]) -> str:

@@ -456,6 +456,7 @@ def trials_table(client: MlflowClient, parent_run_id: str, objective: str) -> pd
             "objective": run.data.metrics.get(objective, math.nan),
             "test_mae": run.data.metrics.get("mae", math.nan),
             "overrides": run.data.tags.get(OVERRIDES_TAG, ""),
+            "ended": run.info.end_time,
             "start_time": run.info.start_time,
         }
         for run in children
@@ -493,15 +494,25 @@ def summarise_trials(
         Metric("trials.finished", int(table["finished"].sum()), now, 0),
         Metric("trials.failed", int(failed.sum()), now, 0),
     ]
-    # The objective per trial as a stepped metric: the MLflow UI charts it too.
+    # The objective per trial as a stepped metric: the MLflow UI charts it too. Stamped with
+    # when its trial ended, not now: every process of a shared study that ends logs every
+    # trial again, and a point MLflow already holds (same key, step, value and timestamp) is
+    # not added twice; stamped now, each trial had one point per process that had ended.
     metrics += [
-        Metric(f"trial.{objective}", float(row.objective), now, max(int(row.trial), 0))
+        Metric(
+            f"trial.{objective}",
+            float(row.objective),
+            _stamp(row.ended, now),
+            max(int(row.trial), 0),
+        )
         for row in ok.itertuples()
     ]
     # Written whole each time, in log_table's format: log_table appends to a table that is
     # there, and every process of a shared study that ended added a copy of every trial (18
     # rows for 6 trials, one of them both RUNNING and COMPLETE).
-    shown = table.drop(columns="finished").to_json(orient="split", index=False, date_format="iso")
+    shown = table.drop(columns=["finished", "ended"]).to_json(
+        orient="split", index=False, date_format="iso"
+    )
     client.log_text(parent_run_id, shown, "sweep/trials.json")
     figure = objective_trace(
         table["objective"].to_list(),
@@ -545,6 +556,11 @@ def summarise_trials(
         f"run {best['run_id']}"
     )
     return f"{line}\nreplay it: {replay}" if replay else line
+
+
+def _stamp(ended: Any, now: int) -> int:
+    """A trial's end (ms) as a metric timestamp; ``now`` for one not known."""
+    return now if ended is None or pd.isna(ended) else int(ended)
 
 
 def _readable(value: str) -> str:

@@ -145,6 +145,10 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     summarise_trials(mlflow.MlflowClient(), parent_id, OBJECTIVE, "minimize", [])
     again = json.loads(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.json"))
     assert again == table
+    # ... and each trial's figure once in the parent's history: a point per summing-up made
+    # trial.validation.mae of a shared study as long as its count of ended processes.
+    history = mlflow.MlflowClient().get_metric_history(parent_id, f"trial.{OBJECTIVE}")
+    assert sorted((m.step, m.value) for m in history) == [(0, 50.0), (1, 40.0)]
     assert SWEEP_PARENT_ENV not in os.environ  # nothing leaks into later runs
 
 
