@@ -20,6 +20,9 @@ _SEARCH_PATH = "\nConfig search path:"
 _CONTEXT_LINES = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's, after the fault
 _INSTANTIATE = "Error in call to target"  # Hydra's instantiate, around the target's own error
 _MERGING = "Error merging override"  # Hydra's, around OmegaConf's error for one override
+# SQLAlchemy's last line under a database's error (a store or study storage that cannot be
+# opened): a link to its docs, not part of what went wrong.
+_SQLALCHEMY = "(Background on this error at:"
 
 
 # Exit status of a user error (bad input, a missing key or file): 2, as argparse uses; a bug
@@ -111,7 +114,7 @@ def one_line(error: BaseException) -> str:
         # the key the message names; the key of a failed instantiation is kept, as its prefix.
         keys = [line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")]
         key = key or (keys[0] if keys else "")
-        lines = [line for line in lines if not line.startswith(_CONTEXT_LINES)]
+        lines = [line for line in lines if not line.startswith((*_CONTEXT_LINES, _SQLALCHEMY))]
         if lines and lines[0].startswith(_INSTANTIATE) and error.__cause__ is not None:
             # "Error in call to target 'X': ErrorType('...')": the cause says it in words.
             cause = one_line(error.__cause__)

@@ -32,6 +32,7 @@ _SCHEMA_TRIES = 5
 def storage(url: str | None, heartbeat_interval: int | None, grace_period: int | None) -> Any:
     """An RDB storage with heartbeats for a database URL; None (in memory) for None."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     if not url:
         return None
@@ -55,10 +56,35 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
                 )
         except Exception as error:
             if not _lost_a_race(error) or attempt == _SCHEMA_TRIES - 1:
+                if isinstance(error, SQLAlchemyError):  # refused or unreachable: a setting
+                    raise UnusableStorage(f"hydra.sweeper.storage: {said(error, url)}") from None
                 raise
             log.info("another process is creating the study tables: trying again")
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def said(error: BaseException, url: str | None = None) -> str:
+    """A database error as one line: the driver's own words (a server that refused, a file
+    that cannot be opened), without SQLAlchemy's "(Background on this error at:
+    https://sqlalche.me/...)" line, its "(psycopg.OperationalError)" prefix or its SQL."""
+    cause = getattr(error, "orig", None)  # the driver's error, for a DBAPIError
+    lines = [line.strip() for line in str(cause or error).splitlines()]
+    text = (
+        " ".join(line for line in lines if line and not line.startswith(_SQLALCHEMY_TRAILERS))
+        or type(error).__name__
+    )
+    where = safe_url(url)
+    return f"cannot open {where}: {text}" if where else text
+
+
+# What SQLAlchemy adds after a database's message: a link to its docs, the statement sent.
+_SQLALCHEMY_TRAILERS = ("(Background on this error at:", "[SQL:", "[parameters:")
+
+
+class UnusableStorage(HydraException, ValueError):
+    """A study storage that cannot be opened: a server that refuses or is not there, a folder
+    that does not exist, a scheme no driver reads. A setting to change: one line, exit 2."""
 
 
 def _lost_a_race(error: Exception) -> bool:

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
 from hydra_plugins.pricer_optuna_sweeper.settings import direction_name
-from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy
+from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy, UnusableStorage
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
@@ -164,7 +164,7 @@ class SweepCallback(Callback):
             else:
                 self.parent_name = names.run_name("study", self.study.study_name)
                 self._join_study(config, self.study)
-        except IncomparableStudy as error:
+        except (IncomparableStudy, UnusableStorage) as error:
             # Refused before anything was written to MLflow or any trial ran: nothing to close.
             raise SweepError(str(error)) from error
         except BaseException as error:
@@ -173,7 +173,7 @@ class SweepCallback(Callback):
                 self._close("FAILED")  # KILLED when interrupted
             if not isinstance(error, Exception):
                 raise
-            raise SweepError(f"cannot open the sweep's parent run: {error}") from error
+            raise SweepError(f"cannot open the sweep's parent run: {one_line(error)}") from error
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
         print(f"sweep: parent run {self.parent_run_id}", flush=True)
 

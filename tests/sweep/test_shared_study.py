@@ -591,6 +591,38 @@ def test_a_search_no_trial_could_run_is_refused_before_the_study_and_its_runs(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("storage", "said", "callbacks"),
+    [
+        # A folder that is not there, with pricer's sweep callback (it opens the study first).
+        ("sqlite:///{tmp}/missing/optuna.db", "unable to open database file", []),
+        # Nothing listens on port 1; the sweeper alone: its error was a 40-line traceback.
+        (
+            "postgresql+psycopg://someone:secret@127.0.0.1:1/optuna",
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+            ["~hydra/callbacks"],
+        ),
+    ],
+)
+def test_a_storage_that_cannot_be_opened_is_one_line(
+    tracking_uri: str, tmp_path: Path, storage: str, said: str, callbacks: list[str]
+) -> None:
+    # It ended with SQLAlchemy's "(Background on this error at: https://sqlalche.me/...)"
+    # line, after the driver's own error on two more lines.
+    storage = storage.format(tmp=tmp_path)
+    command = [*sweep_command(tmp_path, storage, 1, "bad"), *callbacks]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [row for row in result.stderr.splitlines() if row.strip()]
+    assert line.startswith("error: hydra.sweeper.storage: cannot open "), line
+    assert said in line and "sqlalche.me" not in line and "secret" not in line, line
+    assert runs(tracking_uri).empty
+
+
+@pytest.mark.e2e
 def test_a_new_shared_study_draws_its_first_trials_from_the_seed(
     tracking_uri: str, tmp_path: Path
 ) -> None:
