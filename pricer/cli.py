@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shlex
@@ -77,6 +78,7 @@ def run(main: Callable[[], object]) -> None:
     try:
         require_config_dir()  # before Hydra, whose own message would not say what to do
         sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
+        refuse_two_modes(sys.argv[1:])
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         interrupt.install()
         with _without_hydra_job_banner():
@@ -95,6 +97,44 @@ def run(main: Callable[[], object]) -> None:
     except interrupt.Interrupted as stop:
         print(f"pricer: {interrupt.outcome(stop)}", file=sys.stderr, flush=True)
         interrupt.exit_process(stop.exit_code)
+
+
+def refuse_two_modes(arguments: Sequence[str]) -> None:
+    """Refuse (``ConfigError``) arguments that ask Hydra for two things at once.
+
+    ``pricer train -m hparams_search=... --cfg job`` ended in Hydra's ValueError ("Only one of
+    --run, --multirun, --cfg, --info and --shell_completion can be specified"), raised outside
+    its error handling: a traceback. The arguments are read with Hydra's own parser, so what
+    counts as each flag (``--cfg=job``, ``-cjob``) is what Hydra counts; one it cannot read is
+    left to Hydra, which says why. Printing a sweep's config is not offered: a sweep is many
+    configs, which only its sweeper makes, and Hydra prints one.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # Hydra says it again, once
+            args, _ = get_args_parser().parse_known_args(list(arguments))
+    except SystemExit:
+        return
+    if args.help or args.hydra_help:  # Hydra answers those first, whatever else is given
+        return
+    given = [
+        flag
+        for flag, on in (
+            ("-m (--multirun)", args.multirun),
+            ("--run", args.run),
+            ("--cfg", args.cfg is not None),
+            ("--info", args.info is not None),
+            ("--shell-completion", args.shell_completion),
+        )
+        if on
+    ]
+    if len(given) < 2:
+        return
+    advice = "give one of them"
+    if "--cfg" in given and given[0].startswith("-m"):
+        advice = "leave out -m to print the config (--cfg hydra: a sweep's sweeper and space)"
+    raise ConfigError(f"{' and '.join(given)} cannot be combined: {advice}")
 
 
 def _parameter_error(error: BaseException) -> str | None:

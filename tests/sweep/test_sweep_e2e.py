@@ -178,3 +178,23 @@ def test_a_sweep_refused_before_its_trials_says_why_in_one_error_line(
     assert result.returncode == 2, result.stderr[-3000:]
     [said] = [line for line in result.stderr.splitlines() if line.strip()]
     assert said.startswith("error: a sweep ranks its trials by validation.mae")
+
+
+@pytest.mark.parametrize("shown", [["--cfg", "job"], ["--cfg=hydra"], ["--info"]])
+def test_a_multirun_asked_to_print_instead_is_one_line(
+    tracking_uri: str, tmp_path: Path, shown: list[str]
+) -> None:
+    # Hydra refuses -m with --cfg (or --info) in a ValueError raised outside its error
+    # handling: a 20-line traceback, exit 1. (Its flags after the overrides, as typed at the
+    # end of a command: argparse takes no override after them.)
+    command = [sys.executable, "-m", "pricer.train", "-m", "hparams_search=tfidf_ridge"]
+    result = run_cli(
+        [*command, f"hydra.sweep.dir={tmp_path}/multirun", *shown], tracking_uri, tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    [said] = [line for line in result.stderr.splitlines() if line.strip()]
+    flag = shown[0].split("=")[0]
+    assert said.startswith(f"error: -m (--multirun) and {flag} cannot be combined: "), said
+    if flag == "--cfg":
+        assert "leave out -m to print the config" in said
+    assert result.stdout == "" and runs(tracking_uri).empty
