@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 # ones included): the Optuna trial number, unique in its study across processes and reruns.
 TRIAL_ENV = "PRICER_OPTUNA_TRIAL"
 _SCHEMA_TRIES = 5
+# A trial user attr, set by the sweeper on the trials of a batch it fails because the batch did
+# not come back (an interrupt, a broken launcher): {"status": KILLED or FAILED, "error": why}.
+# A trial failed for want of a heartbeat has none: its process is gone, no one saw why.
+STOPPED_ATTR = "pricer.stopped"
 
 
 def storage(url: str | None, heartbeat_interval: int | None, grace_period: int | None) -> Any:
@@ -222,6 +226,16 @@ def shared_attr(
             study.set_user_attr(key, value)
             return value
         time.sleep(0.5)
+
+
+def stopped(error: BaseException) -> dict[str, str]:
+    """What ``STOPPED_ATTR`` records for trials whose batch ``error`` ended."""
+    if isinstance(error, KeyboardInterrupt):  # pricer's SIGTERM and SIGINT unwind as one too
+        return {
+            "status": "KILLED",
+            "error": str(error) or "interrupted by SIGINT (KeyboardInterrupt)",
+        }
+    return {"status": "FAILED", "error": f"its launcher failed: {type(error).__name__}: {error}"}
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -147,10 +148,16 @@ class OptunaSweeper(Sweeper):
             overrides = [self._overrides(trial, space, fixed) for trial in trials]
             with studies.Heartbeat(study, trials):
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-        except BaseException:
+        except BaseException as error:
             # Interrupted (SIGTERM, Ctrl-C) or the launcher broke (a worker killed): these
-            # trials did not finish. Say so now rather than leave them RUNNING in the study.
+            # trials did not finish. Say so now rather than leave them RUNNING in the study,
+            # and say why: a run its trial's process could not end is ended by whoever
+            # reconciles the study, which took every failed trial's for stale (no heartbeat).
+            why = studies.stopped(error)
             for trial in trials:
+                # One its own process told COMPLETE as its run ended stays as it is.
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    trial.set_user_attr(studies.STOPPED_ATTR, why)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
         self.job_idx += len(returns)

@@ -210,20 +210,31 @@ class SharedStudy:
         study, _ = self.open()
         studies.fail_stale_trials(study)
         table = study_trials(study)
-        failed = set(table.loc[table["state"] == "FAIL", "trial"])
+        failed = table.loc[table["state"] == "FAIL"].set_index("trial")["stopped"].to_dict()
         for run in client.search_runs(
             [client.get_run(parent_run_id).info.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and status = 'RUNNING'",
         ):
             number = run.data.tags.get(trial_tag)
-            if number is not None and int(number) in failed:
-                client.set_tag(run.info.run_id, "error", STALE_ERROR.format(n=number))
-                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            if number is None or int(number) not in failed:
+                continue
+            # The sweeper says why it failed a trial whose batch did not come back (Ctrl-C,
+            # SIGTERM, a broken launcher); Optuna fails one whose heartbeat stopped, saying
+            # nothing: only that one's process is known to have died unseen.
+            stopped = failed[int(number)] or {
+                "status": RunStatus.to_string(RunStatus.KILLED),
+                "error": STALE_ERROR.format(n=number),
+            }
+            client.set_tag(run.info.run_id, "error", str(stopped["error"]))
+            client.set_terminated(run.info.run_id, str(stopped["status"]))
         return table
 
 
 def study_trials(study: Any) -> pd.DataFrame:
-    """One row per trial of the study: number, state, value, params."""
+    """One row per trial of the study: number, state, value, params, when it completed, and
+    why the sweeper stopped it (``STOPPED_ATTR``), if it did."""
+    from hydra_plugins.pricer_optuna_sweeper import study as studies
+
     rows = [
         {
             "trial": trial.number,
@@ -231,10 +242,12 @@ def study_trials(study: Any) -> pd.DataFrame:
             "value": math.nan if trial.value is None else float(trial.value),
             "params": dict(trial.params),
             "completed": _epoch_ms(trial.datetime_complete),
+            "stopped": trial.user_attrs.get(studies.STOPPED_ATTR),
         }
         for trial in study.get_trials(deepcopy=False)
     ]
-    return pd.DataFrame(rows, columns=["trial", "state", "value", "params", "completed"])
+    columns = ["trial", "state", "value", "params", "completed", "stopped"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _epoch_ms(moment: datetime | None) -> int | None:

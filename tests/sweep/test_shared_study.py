@@ -351,6 +351,75 @@ def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
     assert study.get_trials()[trial.number].state == TrialState.FAIL
 
 
+class DyingLauncher:
+    """A launcher whose trial starts its run, then its batch ends in ``error`` before the run
+    does: Ctrl-C, or a worker SIGKILLed once its grace after a SIGTERM ran out."""
+
+    def __init__(self, tracking: dict[str, object], parent: str, error: BaseException) -> None:
+        self.tracking, self.parent, self.error = tracking, parent, error
+        self.runs: list[str] = []
+
+    def launch(self, overrides: list[list[str]], initial_job_idx: int) -> list[object]:
+        for job in overrides:
+            number = next(o.split("=")[1] for o in job if studies.TRIAL_ENV in o)
+            client = mlflow.MlflowClient()
+            run = client.create_run(
+                client.get_run(self.parent).info.experiment_id,
+                tags={"mlflow.parentRunId": self.parent, TRIAL_TAG: number},
+            )
+            self.runs.append(run.info.run_id)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "said"),
+    [
+        (KeyboardInterrupt(), "KILLED", "interrupted by SIGINT (KeyboardInterrupt)"),
+        (
+            RuntimeError("a worker died"),
+            "FAILED",
+            "its launcher failed: RuntimeError: a worker died",
+        ),
+    ],
+)
+def test_a_trial_its_sweeper_stopped_is_not_called_stale(
+    tracking_uri: str, tmp_path: Path, error: BaseException, status: str, said: str
+) -> None:
+    """Every failed trial whose run was still RUNNING had its run ended 'stale (no heartbeat)',
+    a trial interrupted by Ctrl-C too. Now the sweeper records why it failed a batch's trials,
+    and only a trial Optuna failed for its silent heartbeat is called stale."""
+    from hydra_plugins.pricer_optuna_sweeper.sweeper import OptunaSweeper
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    shared = SharedStudy(storage, "stopped", "minimize", heartbeat_interval=1, grace_period=2)
+    study, _ = shared.open()
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    parent = open_parent_run(tracking, "sweep", {})
+    sweeper = OptunaSweeper(
+        sampler=None, direction="minimize", storage=storage, study_name="stopped", n_trials=1,
+        n_jobs=1, max_failure_rate=0.0, custom_search_space=None, params=None,
+    )  # fmt: skip
+    sweeper.launcher = DyingLauncher(tracking, parent, error)
+    with pytest.raises(type(error)):
+        sweeper._run_batch(study, [study.ask()], {}, {})
+    # A trial whose process died unseen: its heartbeat stops, and Optuna fails it later.
+    dead = study.ask()
+    study._storage.record_heartbeat(dead._trial_id)
+    client = mlflow.MlflowClient()
+    lost = client.create_run(
+        client.get_run(parent).info.experiment_id,
+        tags={"mlflow.parentRunId": parent, TRIAL_TAG: str(dead.number)},
+    ).info.run_id
+    time.sleep(3.5)  # past the grace period (the database's clock counts whole seconds)
+
+    shared.reconcile(client, parent, TRIAL_TAG)
+    [stopped] = sweeper.launcher.runs
+    run = client.get_run(stopped)
+    assert (run.info.status, run.data.tags["error"]) == (status, said)
+    run = client.get_run(lost)
+    assert run.info.status == "KILLED" and "as stale (no heartbeat)" in run.data.tags["error"]
+
+
 @pytest.mark.e2e
 def test_a_sweep_whose_trials_would_not_compare_is_refused_the_study(
     tracking_uri: str, tmp_path: Path
