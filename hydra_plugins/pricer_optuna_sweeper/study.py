@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hydra.errors import HydraException
@@ -245,6 +246,80 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def running_heartbeats(study: optuna.Study) -> dict[int, tuple[datetime, float]] | None:
+    """Each running trial's last heartbeat and the seconds since, by trial number, by the
+    database's clock (the one Optuna's stale check reads); None for a study without
+    heartbeats. A running trial that has never beaten is left out: nothing tells its process
+    alive or dead."""
+    import sqlalchemy
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    store = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    if not isinstance(store, RDBStorage) or not store.heartbeat_interval:
+        return None
+    with _create_scoped_session(store.scoped_session) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar_one().replace(tzinfo=None)
+        rows = (
+            session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
+            .join(models.TrialHeartbeatModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+    beats = {number: beat.replace(tzinfo=None) for number, beat in rows}
+    return {number: (beat, (now - beat).total_seconds()) for number, beat in beats.items()}
+
+
+def grace_period(study: optuna.Study) -> float | None:
+    """How long a trial may be silent before Optuna fails it as stale; None: never."""
+    store = getattr(study._storage, "_backend", study._storage)
+    interval = getattr(store, "heartbeat_interval", None)
+    if not interval:
+        return None
+    return float(getattr(store, "grace_period", None) or 2 * interval)
+
+
+def settle_running(
+    study: optuna.Study, say: Callable[[str], None], poll: float = 0.5
+) -> dict[int, float]:
+    """Wait until each running trial is seen alive or is failed as stale; the running ones
+    seen alive, with their silence in seconds.
+
+    For the last process of a study as it ends: a trial still running may be another
+    process's (its heartbeat moves within a heartbeat interval: stop waiting, that process
+    ends the study's parent run) or one whose process died less than the grace period ago
+    (a rerun started right after a crash: its heartbeat does not move, and Optuna fails it
+    once its silence passes the grace period). Bounded by what is left of the grace period,
+    said once through ``say`` before waiting.
+    """
+    fail_stale_trials(study)
+    first = running_heartbeats(study)
+    grace = grace_period(study)
+    if not first or grace is None:
+        return {}
+    ages = [age for _, age in first.values()]
+    left = max(grace - min(ages), 0.0) + 1.0  # SQLite's clock counts whole seconds
+    say(
+        f"trial {', '.join(map(str, sorted(first)))} of study {study.study_name} is running "
+        f"with no heartbeat for {max(ages):.0f} s: waiting up to {left:.0f} s (its grace "
+        f"period, {grace:.0f} s) to tell a live process from a dead one"
+    )
+    deadline = time.monotonic() + left
+    while True:
+        fail_stale_trials(study)
+        now = running_heartbeats(study) or {}
+        # A heartbeat that moved (or a trial asked meanwhile): a process is alive, and it
+        # ends the study's parent as the last one; none left running: all were dead.
+        if not now or any(first.get(n, (None,))[0] != beat for n, (beat, _) in now.items()):
+            return {number: age for number, (_, age) in now.items()}
+        if time.monotonic() >= deadline:
+            return {number: age for number, (_, age) in now.items()}
+        time.sleep(poll)
 
 
 class Heartbeat:

@@ -203,11 +203,19 @@ class SharedStudy:
 
         return tell
 
-    def reconcile(self, client: MlflowClient, parent_run_id: str, trial_tag: str) -> pd.DataFrame:
-        """Fail stale trials, end their RUNNING runs KILLED; every trial of the study, a table."""
+    def reconcile(
+        self, client: MlflowClient, parent_run_id: str, trial_tag: str, settle: bool = False
+    ) -> pd.DataFrame:
+        """Fail stale trials, end their RUNNING runs KILLED; every trial of the study, a table.
+
+        ``settle``: first wait, at most the grace period, until each trial still running is
+        seen alive (its heartbeat moves) or failed as stale (``studies.settle_running``).
+        """
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
         study, _ = self.open()
+        if settle:
+            studies.settle_running(study, lambda line: print(f"sweep: {line}", flush=True))
         studies.fail_stale_trials(study)
         table = study_trials(study)
         failed = table.loc[table["state"] == "FAIL"].set_index("trial")["stopped"].to_dict()

@@ -296,13 +296,26 @@ class SweepCallback(Callback):
             status = "KILLED"  # SIGTERM or Ctrl-C, as the trial runs it unwound
         try:
             if self.study is not None:
-                trials = self.study.reconcile(client, run_id, TRIAL_TAG)
+                # This process's trials are over; one still running in the study is another
+                # process's, alive, or one whose process died less than grace_period ago (a
+                # rerun started right after a crash), whose heartbeat Optuna does not call stale
+                # yet. Left so, the dead trial's run and the parent stayed RUNNING with no one
+                # left to end them. Tagging the parent "waiting for trial N" would say what
+                # this process did not know, and still end nothing; waiting out the rest of the
+                # grace period (at most grace_period, said on the terminal) does: a heartbeat
+                # that moves is a live process, which ends the parent as it finishes, and one
+                # that does not is failed as stale, its run ended KILLED, and the parent here.
+                # An interrupted process does not wait: it was asked to stop now.
+                trials = self.study.reconcile(client, run_id, TRIAL_TAG, settle=reason is None)
             summary = summarise_trials(
                 client, run_id, self.objective, self.direction, self.swept_keys, trials
             )
             if summary:
                 print(summary, flush=True)
         finally:
+            late = None if reason else interrupted()
+            if late:  # a signal while it waited for a silent trial: the summary was cut short
+                status, reason = "KILLED", late
             if trials is not None and (trials["state"] == "RUNNING").any():
                 # Other processes still run trials of this study: the last one to end closes it.
                 client.set_tag(run_id, LAST_STOP_TAG, status)

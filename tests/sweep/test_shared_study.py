@@ -182,6 +182,91 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
 
 
 @pytest.mark.e2e
+def test_a_rerun_right_after_a_kill_ends_the_dead_trial_and_the_parent(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """A rerun that ended within grace_period of the kill exited 0 leaving the dead trial's
+    run and the study's parent RUNNING: its last look found the dead trial still running,
+    its heartbeat not yet stale, and took it for another process's. Now it waits out the
+    rest of the grace period (saying so), fails the trial as stale and ends both."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    grace = "hydra.sweeper.grace_period=15"  # longer than the rerun's one trial takes
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        [*sweep_command(tmp_path, storage, 5, "first"), grace], cwd=PROJECT_ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None:
+            if "trial 1: fit" in (tmp_path / "first.log").read_text():
+                first.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        assert first.wait(30) == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    started = time.monotonic()
+    second = subprocess.run(
+        [*sweep_command(tmp_path, storage, 1, "second"), grace], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert second.returncode == 0, second.stderr[-3000:]
+    study = optuna.load_study(study_name="resumed", storage=storage)
+    assert {t.number: t.state.name for t in study.trials} == {
+        0: "COMPLETE",
+        1: "FAIL",
+        2: "COMPLETE",
+    }, second.stdout[-3000:]
+    [waited] = [line for line in second.stdout.splitlines() if "waiting up to" in line]
+    assert waited.startswith("sweep: trial 1 of study resumed is running with no heartbeat")
+    assert "(its grace period, 15 s)" in waited
+    table = runs(tracking_uri)
+    assert "RUNNING" not in set(table["status"]), table[["status", "tags.pricer.sweep.trial"]]
+    parent = table[table["tags.pricer.kind"] == "sweep"].iloc[0]
+    assert parent["status"] == "FINISHED" and parent["metrics.trials.failed"] == 1
+    killed = table[table["tags.pricer.sweep.trial"] == "1"].iloc[0]
+    assert killed["status"] == "KILLED" and "no heartbeat" in killed["tags.error"]
+    assert took < 120  # bounded: the rerun's own trial and at most one grace period
+
+
+def test_the_last_process_waits_for_a_silent_trial_at_most_its_grace_period(
+    tmp_path: Path,
+) -> None:
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", 1, 2)
+    study, _ = studies.open_study(store, "silent", "minimize")
+    dead = study.ask()
+    store.record_heartbeat(dead._trial_id)  # then its process died
+    said: list[str] = []
+    started = time.monotonic()
+    assert studies.settle_running(study, said.append) == {}
+    assert time.monotonic() - started < 2 + 2.5  # the grace period, whole seconds, a poll
+    assert study.trials[dead.number].state.name == "FAIL"
+    [line] = said
+    assert "trial 0 of study silent is running with no heartbeat for 0 s: waiting up to" in line
+
+    # A trial whose heartbeat moves is another process's, alive: not waited for to the end.
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", 1, 30)
+    study, _ = studies.open_study(store, "alive", "minimize")
+    live = study.ask()
+    started = time.monotonic()
+    with studies.Heartbeat(study, [live]):
+        time.sleep(1.2)  # its first beat is a second old
+        running = studies.settle_running(study, said.append)
+    assert set(running) == {live.number} and time.monotonic() - started < 6
+    assert study.trials[live.number].state.name == "RUNNING"
+    # No heartbeats at all: nothing to tell, nothing waited for.
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", None, None)
+    study, _ = studies.open_study(store, "unbeaten", "minimize")
+    study.ask()
+    assert studies.settle_running(study, said.append) == {} and len(said) == 2
+
+
+@pytest.mark.e2e
 def test_sigterm_ends_a_sweeps_runs_killed_fails_its_trials_and_stops_its_workers(
     tracking_uri: str, tmp_path: Path
 ) -> None:
