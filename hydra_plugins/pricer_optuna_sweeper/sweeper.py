@@ -8,12 +8,13 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
@@ -96,6 +97,7 @@ class OptunaSweeper(Sweeper):
 
         assert self.config is not None and self.launcher is not None
         space, fixed = search_space.parse(self.params, arguments)
+        self._save_config()
         n_trials = self.n_trials
         sampler = self.sampler
         if isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler:
@@ -205,6 +207,22 @@ class OptunaSweeper(Sweeper):
             *(f"{key}={_override_value(value)}" for key, value in values.items()),
             f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
         ]
+
+    def _save_config(self) -> None:
+        """The sweep's config in its folder (``multirun.yaml``), as Hydra's basic sweeper
+        writes it, for a user (or ``--experimental-rerun``) who looks there: interpolations as
+        typed, secrets redacted by ``redact`` and the storage's password hidden (written
+        before any job starts, so before an app's callback could rewrite it)."""
+        assert self.config is not None
+        tree = OmegaConf.to_container(self.config, resolve=False)
+        if self.redact:
+            tree = get_method(self.redact)(tree)
+        sweeper = tree.get("hydra", {}).get("sweeper", {})  # type: ignore[union-attr]
+        if isinstance(sweeper, dict) and sweeper.get("storage"):
+            sweeper["storage"] = studies.safe_url(str(sweeper["storage"])) or "<storage>"
+        folder = Path(str(self.config.hydra.sweep.dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(tree), folder / "multirun.yaml")
 
     def _save_results(self, study: Any) -> None:
         import optuna

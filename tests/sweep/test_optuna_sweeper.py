@@ -281,3 +281,27 @@ def test_the_joblib_launchers_every_core_asks_that_many_trials_at_once() -> None
     assert sweeper(3).n_jobs == 3
     with pytest.raises(ValueError, match="n_jobs >= 1"):
         sweeper(0)
+
+
+def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -> None:
+    # Hydra's basic sweeper writes multirun.yaml in the sweep's folder; this one wrote none.
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    config = compose_train(
+        "hparams_search=tfidf_ridge",
+        "hydra.sweeper.n_trials=0",  # no trial: nothing but the sweep's own files
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "+probe.api_key=sk-live-abcdefghijklmnopqrstuvwxyz",
+        "hydra.sweeper.storage=postgresql+psycopg://someone:secret@127.0.0.1:1/optuna",
+    )
+    sweeper = instantiate(config.hydra.sweeper)
+    sweeper.config, sweeper.launcher = config, object()
+    sweeper.storage = None  # in memory: what is written, not the study, is under test
+    sweeper.sweep([])
+    written = OmegaConf.load(tmp_path / "sweep" / "multirun.yaml")
+    assert written.hydra.sweeper.params == config.hydra.sweeper.params
+    assert OmegaConf.to_container(written)["family"] == "${hydra:runtime.choices.model}"  # as typed
+    text = (tmp_path / "sweep" / "multirun.yaml").read_text()
+    assert "secret" not in text and "abcdefghijklmnopqrstuvwxyz" not in text
+    assert written.hydra.sweeper.storage == "postgresql+psycopg://someone:***@127.0.0.1:1/optuna"
