@@ -13,6 +13,7 @@ import mlflow
 import pytest
 
 from pricer.experiment import run_family
+from tests.llm.test_interruptions import frontier_run
 
 CHAT = "POST /chat/completions"
 
@@ -21,22 +22,9 @@ CHAT = "POST /chat/completions"
 def test_a_logged_llm_model_costs_what_its_run_records(
     cache, compose_conf, item_files, stub, api_key, tracking_uri, tmp_path
 ) -> None:
-    train, test = item_files
-    cfg = compose_conf(
-        "train",
-        [
-            "model=frontier",
-            "family=frontier",  # not ${hydra:...}: no Hydra app runs here
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            f"model.base_url={stub.base_url}",
-            "model.api_key_env=PRICER_TEST_LLM_KEY",
-            f"model.cache_dir={tmp_path / 'llm_cache' if cache else 'null'}",
-            "model.progress=false",
-            "model.max_retries=0",
-            "tracking.log_model=true",
-        ],
+    cache_dir = tmp_path / "llm_cache" if cache else "null"
+    cfg = frontier_run(
+        compose_conf, item_files, stub, f"model.cache_dir={cache_dir}", "tracking.log_model=true"
     )
     # What the server charged: the usage of every answer it sent.
     charged = {"input": 0, "output": 0}

@@ -115,6 +115,17 @@ def sweep_command(tmp_path: Path, storage: str, n_trials: int, tag: str) -> list
     ]  # fmt: skip
 
 
+def signal_at_fit(sweep: subprocess.Popen[bytes], log: Path, signum: int) -> None:
+    """Send ``signum`` to the sweep as its second trial (trial 1) starts to fit, seen by the fit
+    bar it prints inside its run; gives up after 240 s or when the sweep ends first."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and sweep.poll() is None:
+        if "trial 1: fit" in log.read_text():
+            sweep.send_signal(signum)
+            return
+        time.sleep(0.01)
+
+
 @pytest.mark.e2e
 def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
     tracking_uri: str, tmp_path: Path
@@ -132,12 +143,7 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
         # (2026-12-05: the sweep ended first). Its fit bar, printed inside its run, is seen in
         # the log within milliseconds; SIGSTOP then holds the trial still while the store is
         # read.
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and first.poll() is None:
-            if "trial 1: fit" in (tmp_path / "first.log").read_text():
-                first.send_signal(signal.SIGSTOP)
-                break
-            time.sleep(0.01)
+        signal_at_fit(first, tmp_path / "first.log", signal.SIGSTOP)
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         table = runs(tracking_uri)
         running = table.loc[table["status"] == "RUNNING", "tags.pricer.sweep.trial"]
@@ -198,12 +204,7 @@ def test_a_rerun_right_after_a_kill_ends_the_dead_trial_and_the_parent(
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and first.poll() is None:
-            if "trial 1: fit" in (tmp_path / "first.log").read_text():
-                first.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
+        signal_at_fit(first, tmp_path / "first.log", signal.SIGKILL)
         assert first.wait(30) == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
     finally:
         if first.poll() is None:
