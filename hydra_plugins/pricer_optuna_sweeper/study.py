@@ -255,9 +255,13 @@ def running_heartbeats(study: optuna.Study) -> dict[int, tuple[datetime, float]]
     alive or dead."""
     import sqlalchemy
     from optuna.storages import RDBStorage
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
     from optuna.trial import TrialState
+
+    try:  # Optuna's own tables, read as its stale check reads them; no public reader exists
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+    except ImportError:  # another Optuna's layout: no wait, the sweep ends as it did before
+        return None
 
     store = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
     if not isinstance(store, RDBStorage) or not store.heartbeat_interval:
