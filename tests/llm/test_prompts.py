@@ -67,6 +67,9 @@ STATED = [
     ("I wouldn't pay $40 for it; more like $25.", 25.0),
     ("Was $39.99, now $29.99", 29.99),  # a former price is not the answer
     ("Similar ones cost $30, so maybe $35.\n</think>\n\nPrice is $120.00", 120.0),  # no <think>
+    # The third review's cases: a conversion beside the dollar price is not its currency
+    # (was $60, the Canadian amount).
+    ("Price is $45 (CAD $60)", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -153,6 +156,10 @@ NO_PRICE = [
     "$45 (CAD)",
     "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
     "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
+    # Another currency named before the amount: were $60, $60 and $45.
+    "CAD $60",
+    "Price is CAD 60",
+    "Approximately AUD $45",
     "",
     None,
 ]

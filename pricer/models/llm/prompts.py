@@ -88,8 +88,9 @@ _BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
 # unit too ("45 pounds") are passed over all the same: a weight is no price either.
 _NOT_DOLLARS = re.compile(
     r"^\s*\(?\s*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
-    # Any currency code but the dollar's (ISO 4217: three capitals), "(CAD)" too.
-    r"|(?-i:(?!USD\b)[A-Z]{3})\b|RMB\b"
+    # Any currency code but the dollar's (ISO 4217: three capitals), "(CAD)" too; not one
+    # that opens an amount of its own ("$45 (CAD $60)": a conversion beside the price).
+    r"|(?-i:(?!USD\b)[A-Z]{3})\b(?!\s*\$?\s*\d)|RMB\b"
     r"|(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence|rubles?|"
     r"roubles?|kr|krona|kronor|krone|kroner|zlot(?:y|ys|ych)|lira|lire|baht|ringgit|"
     r"shekels?|dirhams?|riyals?|forint|koruna)\b"
@@ -98,6 +99,11 @@ _NOT_DOLLARS = re.compile(
     r"|(?:canadian|australian|aussie|hong kong|hk|singapore|mexican|new zealand|nz|taiwan)"
     r"\s+dollars?\b)",
     re.IGNORECASE,
+)
+# Another currency named before the amount: "CAD $60", "EUR 45", "(AUD $60)" are not dollars.
+_NOT_DOLLARS_BEFORE = re.compile(
+    r"(?:(?-i:\b(?!USD\b|US\b)[A-Z]{3})|\bRMB|[\u20ac\u00a3\u00a5\u20b9\u20a9])"
+    r"\s*\(?\s*(?:\$\s*)?$"
 )
 # In a refusal ("I can't price the $5 gift card") an amount counts only when the answer
 # asserts it ("..., but I'd estimate around $40").
@@ -215,7 +221,7 @@ def parse_price(answer: str | None) -> float | None:
             return None
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
             continue
-        if _NOT_DOLLARS.match(after):
+        if _NOT_DOLLARS.match(after) or _NOT_DOLLARS_BEFORE.search(before):
             continue
         if not mention.stated and _LIST_MARKER.match(answer[mention.start :]):
             continue
