@@ -70,6 +70,9 @@ STATED = [
     # The third review's cases: a conversion beside the dollar price is not its currency
     # (was $60, the Canadian amount).
     ("Price is $45 (CAD $60)", 45.0),
+    # "+" before another amount is a sum or a tolerance, not an open bound: these were $5.
+    ("$45 +/- $5", 45.0),
+    ("$45 + $5 shipping", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000

@@ -141,8 +141,11 @@ _BOUND_BEFORE = re.compile(
     re.IGNORECASE,
 )
 _BOUND_AFTER = re.compile(
-    r"^\s*(?:dollars?\b|USD\b)?\s*(?:\+|(?:or|and) (?:more|less|up|above|below|over|under|"
-    r"higher|lower)\b|at (?:most|least)\b|max(?:imum)?\b|min(?:imum)?\b|plus\b)",
+    # "+" opens no bound when an amount follows: "$45 + $5 shipping", "$45 +/- $5" (was $5).
+    r"^\s*(?:dollars?\b|USD\b)?\s*"
+    r"(?:\+(?!\s*(?:/\s*-\s*)?(?:US\s?\$|USD\s?\$?|\$)?\s*\.?\d)"
+    r"|(?:or|and) (?:more|less|up|above|below|over|under|higher|lower)\b"
+    r"|at (?:most|least)\b|max(?:imum)?\b|min(?:imum)?\b|plus\b)",
     re.IGNORECASE,
 )
 _ASSERTED = re.compile(
