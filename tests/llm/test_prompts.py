@@ -46,7 +46,6 @@ STATED = [
     ("Not $40 - I would say $60", 60.0),  # an amount the answer rejects is not its price
     ("It is not $40; the price is $55", 55.0),
     ("Price is $45 (or \u20ac40)", 45.0),  # the dollar amount decides, another currency aside
-    ("$45/month", 45.0),  # a slash that does not open a second amount is no range
     # A JSON answer is read by its price field (it was no price, or a range's low end).
     ('{"price": 45.99}', 45.99),
     ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),
@@ -73,6 +72,10 @@ STATED = [
     # "+" before another amount is a sum or a tolerance, not an open bound: these were $5.
     ("$45 +/- $5", 45.0),
     ("$45 + $5 shipping", 45.0),
+    # A rate (per month, per pound, each) is passed over for the item's price it leads to.
+    ("$3.99/lb, so $15.96 for the 4 lb bag", 15.96),
+    ("$12 per pack, so the 6-pack is $72", 72.0),
+    ("$45 / \u20ac40", 45.0),  # a slash before no word opens no rate
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -163,6 +166,15 @@ NO_PRICE = [
     "CAD $60",
     "Price is CAD 60",
     "Approximately AUD $45",
+    # A rate prices a period or a unit, not the item as sold: these were $45, $45, $2.50,
+    # $3.99 and $0.50 ("$45/month" was read as $45 on purpose, as no range: it is no price).
+    "$45/month",
+    "Price is 45 per month",
+    "$2.50 each",
+    "$3.99 per pound",
+    "Price per ounce: $0.50",
+    "$45 a month",
+    "$19.99 monthly",
     "",
     None,
 ]

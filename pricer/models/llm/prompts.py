@@ -148,6 +148,24 @@ _BOUND_AFTER = re.compile(
     r"|at (?:most|least)\b|max(?:imum)?\b|min(?:imum)?\b|plus\b)",
     re.IGNORECASE,
 )
+# A rate is not the item's price: "$45/month", "$45 a month", "$3.99 per pound", "$2.50 each",
+# "price per ounce: $0.50" price a period or a unit, not the item as sold (a subscription's
+# month, one can of a 12-pack). Passed over like a bound, so "$3.99/lb, so $15.96 for the
+# 4 lb bag" is 15.96; a rate alone is no price.
+_PERIODS_AND_UNITS = (
+    r"(?:month|year|week|day|hour|night|minute|piece|unit|item|pound|lb|ounce|oz|foot|"
+    r"yard|meter|metre|gallon|liter|litre|person|user|seat)s?"
+)
+_RATE_AFTER = re.compile(
+    r"^\s*(?:dollars?\b|USD\b|bucks\b)?\s*"
+    rf"(?:/\s*[^\W\d_]|per\b|each\b|apiece\b|ea\b|an?\s+{_PERIODS_AND_UNITS}\b"
+    r"|(?:monthly|yearly|annually|weekly|daily|hourly|nightly)\b)",
+    re.IGNORECASE,
+)
+_RATE_BEFORE = re.compile(
+    r"\bper\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\s*(?:is|:|=)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -201,11 +219,11 @@ def _in_range(before: str, after: str) -> bool:
 def parse_price(answer: str | None) -> float | None:
     """The price an answer states, or None when it states none (the ``no_price`` failure).
 
-    The first stated amount that is not part of a range or a bound ("under $45") and not
-    rejected ("not $40") decides ("2-pack for $15" is 15, "$29.99, was $39.99" is 29.99); a
-    bare number opening the answer counts only when no amount is stated ("129.99" is, "1.
-    Look it up ... $387" is not 1). A negative, zero or overflowing amount there is no
-    price, not a clipped one.
+    The first stated amount that is not part of a range, a bound ("under $45") or a rate
+    ("$45/month"), and not rejected ("not $40") decides ("2-pack for $15" is 15, "$29.99,
+    was $39.99" is 29.99); a bare number opening the answer counts only when no amount is
+    stated ("129.99" is, "1. Look it up ... $387" is not 1). A negative, zero or
+    overflowing amount there is no price, not a clipped one.
     """
     if not answer:
         return None
@@ -223,6 +241,8 @@ def parse_price(answer: str | None) -> float | None:
         if _THREE_DECIMALS.match(answer[mention.start : mention.end]):
             return None
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
+            continue
+        if _RATE_AFTER.match(after) or _RATE_BEFORE.search(before):
             continue
         if _NOT_DOLLARS.match(after) or _NOT_DOLLARS_BEFORE.search(before):
             continue
