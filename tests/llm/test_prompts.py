@@ -76,6 +76,11 @@ STATED = [
     ("$3.99/lb, so $15.96 for the 4 lb bag", 15.96),
     ("$12 per pack, so the 6-pack is $72", 72.0),
     ("$45 / \u20ac40", 45.0),  # a slash before no word opens no rate
+    # Former prices, however worded, are passed over as "was $39.99" is: these were $45.
+    ("Previously $45, now $60", 60.0),
+    ("It used to cost $45, now $60", 60.0),
+    ("Last year $45. Now $60.", 60.0),
+    ("Launched at $45; today about $60", 60.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000

@@ -125,7 +125,8 @@ _NEGATED = re.compile(
 )
 # "was $39.99, now $29.99": a former price is passed over for the one the answer gives now.
 _FORMER = re.compile(
-    r"\b(?:was|were|used to be|formerly|originally)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    r"\b(?:was|were|used to (?:be|cost|sell for|go for)|formerly|originally|previously|"
+    r"last year|at launch|launched at)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
 # "$1.299": a European thousands group ($1,299) or a price to a tenth of a cent; not read.
