@@ -81,6 +81,7 @@ STATED = [
     ("It used to cost $45, now $60", 60.0),
     ("Last year $45. Now $60.", 60.0),
     ("Launched at $45; today about $60", 60.0),
+    ("$20 off the list price, so $79.99", 79.99),  # a difference passed over for the price
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -180,6 +181,12 @@ NO_PRICE = [
     "Price per ounce: $0.50",
     "$45 a month",
     "$19.99 monthly",
+    # A difference from another price is no price: these were $45.
+    "$45 off",
+    "Save $45",
+    "a $45 discount",
+    "It is $45 cheaper than the Pro model",
+    "About $45 more than the base model",
     "",
     None,
 ]

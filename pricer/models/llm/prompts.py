@@ -167,6 +167,18 @@ _RATE_BEFORE = re.compile(
     r"\bper\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\s*(?:is|:|=)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
+# A difference is not a price: "$45 off", "save $45", "$45 cheaper than the Pro" say how far
+# the price is from another, not what it is. Passed over like a bound.
+_DIFFERENCE_AFTER = re.compile(
+    r"^\s*(?:dollars?\b|USD\b|bucks\b)?\s*(?:off\b|discount|cheaper|in savings|"
+    r"(?:more|less|lower|higher)\s+than\b|more expensive|less expensive)",
+    re.IGNORECASE,
+)
+_DIFFERENCE_BEFORE = re.compile(
+    r"\b(?:save|saves|saving|savings of|discount of|extra|additional)\s*"
+    r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -244,6 +256,8 @@ def parse_price(answer: str | None) -> float | None:
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
             continue
         if _RATE_AFTER.match(after) or _RATE_BEFORE.search(before):
+            continue
+        if _DIFFERENCE_AFTER.match(after) or _DIFFERENCE_BEFORE.search(before):
             continue
         if _NOT_DOLLARS.match(after) or _NOT_DOLLARS_BEFORE.search(before):
             continue
