@@ -249,7 +249,7 @@ def run_family(
                 f"{family} gave no price for {failure_rate:.1%} of the {worst} items "
                 f"({reasons}; eval.max_failure_rate={settings.max_failure_rate:.1%})"
             )
-        server = pricer.server() if hasattr(pricer, "server") else None
+        server = answering_server(pricer)
         return FamilyResult(
             family,
             run.info.run_id,
@@ -260,9 +260,45 @@ def run_family(
         )
 
 
+def answering_server(pricer: Pricer) -> str | None:
+    """The server an LLM family's answers came from (None for other families). An ensemble's
+    are its LLM members': when they differ, the first that is not OpenAI's API, since figures
+    that blend in its answers are not OpenAI's."""
+    if isinstance(pricer, EnsemblePricer):
+        servers = list(pricer.llm_servers().values())
+        elsewhere = [server for server in servers if urlsplit(server).hostname != OPENAI_HOST]
+        return (elsewhere or servers or [None])[0]
+    return pricer.server() if hasattr(pricer, "server") else None
+
+
+def log_member_servers(pricer: EnsemblePricer) -> None:
+    """An ensemble's LLM members' servers (tags) and, when one is not OpenAI's API, a line for
+    the description: its llm.* figures and its prices came from a member's answers, and the
+    run said nothing of where they came from (a stub's answers read as gpt-4o-mini's)."""
+    servers = pricer.llm_servers()
+    if not servers:
+        return
+    facts = {f"ensemble.{name}.{tag_names.LLM_SERVER}": url for name, url in servers.items()}
+    facts[tag_names.LLM_SERVER] = answering_server(pricer) or ""
+    elsewhere = [
+        f"{url} (member {name})"
+        for name, url in servers.items()
+        if urlsplit(url).hostname != OPENAI_HOST
+    ]
+    line = (
+        f"Answered in part by {', '.join(elsewhere)}, not OpenAI's API: the figures blend "
+        "its answers."
+    )
+    log_facts(facts, description=line if elsewhere else None)
+
+
 def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFrame) -> None:
     """An LLM's catalogue entry (tags) and its error before and after its knowledge cut-off:
-    a model may have read an item's price in training (metrics and a description line)."""
+    a model may have read an item's price in training (metrics and a description line). An
+    ensemble's: the servers its LLM members called."""
+    if isinstance(pricer, EnsemblePricer):
+        log_member_servers(pricer)
+        return
     if not hasattr(pricer, "catalogue_entry"):
         return
     split = cutoff_split(

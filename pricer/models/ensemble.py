@@ -125,6 +125,17 @@ class EnsemblePricer(MembersParams, Pricer):
         )
         return tags
 
+    def llm_servers(self) -> dict[str, str]:
+        """The server each LLM member calls (its base URL, credentials dropped), by member
+        name, a logged member's included; empty when no member calls one."""
+        servers: dict[str, str] = {}
+        for name, member in (self.members or {}).items():
+            inner = member.pricer if isinstance(member, LoggedPricer) else member
+            server = getattr(inner, "server", None)
+            if callable(server):
+                servers[name] = server()
+        return servers
+
     def _validate(self, n_items: int) -> None:
         if not self.members:
             raise ConfigError("an ensemble needs at least one member")

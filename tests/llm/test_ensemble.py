@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from pricer.experiment import run_family
 from pricer.models.base import Pricer
 from pricer.models.constant import ConstantPricer
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
@@ -224,3 +225,39 @@ def test_an_ensembles_member_settings_are_reached_by_name() -> None:
     assert pricer.get_params(deep=True)["members__ridge__alpha"] == 1.0
     pricer.set_params(members__ridge__alpha=3.0, log_space=False)
     assert pricer.members["ridge"].alpha == 3.0 and pricer.log_space is False
+
+
+def test_an_ensemble_run_says_which_server_its_llm_member_called(
+    compose_conf, item_files, stub, api_key, tracking_uri, tmp_path
+) -> None:
+    # An ensemble run with a member on the stub logged the member's llm.* figures and prices
+    # with no word of the server: read alone, they were gpt-4o-mini's answers on OpenAI.
+    train, test = item_files
+    cfg = compose_conf(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            "~model.members.tfidf_ridge",
+            "+model@model.members.llm=frontier",
+            "family=ensemble",  # not ${hydra:...}: no Hydra app runs here
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            f"model.members.llm.base_url={stub.base_url}",
+            "model.members.llm.api_key_env=PRICER_TEST_LLM_KEY",
+            "model.members.llm.tier=null",
+            "model.members.llm.cache_dir=null",
+            "model.members.llm.progress=false",
+            "tracking.log_model=false",
+        ],
+    )
+    result = run_family("ensemble", cfg)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["llm.calls"] == 12  # the member's answers are in the record...
+    assert run.data.tags["llm.server"] == stub.base_url  # ... and so is where they came from
+    assert run.data.tags["ensemble.llm.llm.server"] == stub.base_url
+    said = f"Answered in part by {stub.base_url} (member llm), not OpenAI's API"
+    assert run.data.tags["mlflow.note.content"].startswith(said)
+    # The leaderboard reads it too: no course figure beside the stub's blend, a server note.
+    assert result.server == stub.base_url and not result.on_openai
