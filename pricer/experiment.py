@@ -31,7 +31,7 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
-from pricer.models.llm.failures import failure_summary
+from pricer.models.llm.failures import failure_summary, interrupted_stats
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
@@ -208,9 +208,16 @@ def run_family(
         )
         # A leaderboard shows one progress display of its own; a lone run shows this one.
         bar = nullcontext() if nested else tqdm(total=1, desc=f"{run_name}: fit", leave=False)
-        with bar, nullcontext() if nested else logging_redirect_tqdm():
-            evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
-        stats |= validation_metrics(pricer, validation_items, settings)
+        try:
+            with bar, nullcontext() if nested else logging_redirect_tqdm():
+                evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
+            stats |= validation_metrics(pricer, validation_items, settings)
+        except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C: the run ends KILLED
+            # An LLM batch cut short had made calls that cost money: the run records them
+            # (interrupted.llm.*) rather than nothing.
+            if partial := interrupted_stats(interrupt):
+                log_metrics(partial)
+            raise
         # The validation items too: a sweep ranks the trial by their mae, which over the few
         # items answered would read as a good trial.
         rates = {"evaluation": evaluation.metrics["failure_rate"]}

@@ -184,3 +184,34 @@ def test_the_validation_pass_is_accounted_and_held_to_the_failure_limit(
     assert metrics["llm.calls"] == 12 and metrics["validation.llm.calls"] == 10
     assert metrics["validation.llm.failures.no_price"] == 6
     assert metrics["validation.llm.spent_usd"] > 0
+
+
+def test_a_run_killed_mid_batch_records_the_calls_it_had_paid_for(
+    compose_conf, item_files, stub, api_key, tracking_uri, installed
+) -> None:
+    # SIGTERM mid-batch ended the run KILLED with no llm.* figure at all: the calls answered
+    # (and billed) before it, and those in flight, were in no record.
+    cfg = frontier_run(compose_conf, item_files, stub, "model.max_concurrency=2")
+    charged = {"answers": 0, "input": 0}
+
+    def terminate_after_five(body: dict) -> dict:
+        charged["answers"] += 1
+        charged["input"] += body["usage"]["prompt_tokens"]
+        if charged["answers"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread, mid-batch
+        return body
+
+    stub.state.latency = 0.05
+    stub.state.reply_fn = terminate_after_five
+    with pytest.raises(KeyboardInterrupt):
+        run_family("frontier", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    metrics = run.data.metrics
+    answered = metrics["interrupted.llm.calls"]
+    assert 1 <= answered <= charged["answers"] < 12
+    # Every request the server saw is in the record: answered, or in flight when cut.
+    in_flight = metrics["interrupted.llm.calls_in_flight"]
+    assert answered + in_flight == stub.state.counters[CHAT]
+    assert 0 < metrics["interrupted.llm.input_tokens"] <= charged["input"]
+    assert metrics["interrupted.llm.spent_usd"] > 0

@@ -149,17 +149,23 @@ def _hidden_secrets(query: str) -> str:
 
 
 class RetryCounter:
-    """httpx hooks counting the attempts the SDK re-sends after a failure, and the HTTP 429
-    (rate limited) responses it met on the way."""
+    """httpx hooks counting the calls sent (first attempts), the attempts the SDK re-sends
+    after a failure, and the HTTP 429 (rate limited) responses it met on the way."""
 
     def __init__(self, on_throttle: Callable[[float], None] | None = None) -> None:
+        self.sent = 0
         self.retries = 0
         self.throttled = 0
         self.on_throttle = on_throttle  # told each 429's Retry-After (seconds; 0 if absent)
 
+    def reset(self) -> None:
+        self.sent = self.retries = self.throttled = 0
+
     async def __call__(self, request: httpx2.Request) -> None:
         if int(request.headers.get(RETRY_HEADER, "0") or 0) > 0:
             self.retries += 1
+        else:
+            self.sent += 1
 
     async def on_response(self, response: httpx2.Response) -> None:
         if response.status_code == 429:
@@ -396,21 +402,24 @@ async def chat_calls(
     progress: bool,
     on_outcome: Callable[[int, CallOutcome], None] | None = None,
     pacing: Pacing | None = None,
+    counter: RetryCounter | None = None,
 ) -> tuple[list[CallOutcome], RetryCounter]:
     """All requests, at most ``max_concurrency`` in flight and paced to ``pacing``'s limits;
-    outcomes in request order, and the counter of retries and 429s the SDK met.
+    outcomes in request order, and the counter of calls sent, retries and 429s the SDK met
+    (``counter`` when given: a caller reads it even when the batch is interrupted).
     ``on_outcome(index, outcome)`` is called as each call finishes, so a caller can keep
     answers before the batch ends (an interrupted batch keeps what it got). Raises
     ``ServerUnreachable`` before any call when nothing listens."""
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     pacer = Pacer(pacing) if pacing is not None and pacing.active else None
-    counter = RetryCounter(on_throttle=pacer.back_off if pacer is not None else None)
+    counter = counter if counter is not None else RetryCounter()
+    counter.on_throttle = pacer.back_off if pacer is not None else None
     limit = asyncio.Semaphore(max_concurrency)
     # A client per batch: its connection pool belongs to this event loop.
     async with make_async_client(settings, counter) as client:
         await check_reachable(client, settings.server())  # named without credentials
-        counter.retries = counter.throttled = 0  # the probe's are not a chat call's
+        counter.reset()  # the probe's are not a chat call's
         # Not disable=not progress: an explicit False overrode TQDM_DISABLE=1 (tqdm reads its
         # environment only for arguments not given), so the bar still filled redirected logs.
         quiet = {} if progress else {"disable": True}

@@ -11,6 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 FAILURES_PREFIX = "llm.failures."
+# The figures of an LLM batch cut short by SIGTERM or Ctrl-C: what its calls had cost by then.
+INTERRUPTED_PREFIX = "interrupted.llm."
+_INTERRUPTED_ATTRIBUTE = "pricer_interrupted_llm_stats"
+
+
+def attach_interrupted_stats(interrupt: BaseException, stats: Mapping[str, float]) -> None:
+    """Carry a cut-short batch's figures on the interrupt up to the run that records them;
+    the innermost batch's only (an ensemble's member is the one that was calling)."""
+    if not hasattr(interrupt, _INTERRUPTED_ATTRIBUTE):
+        setattr(interrupt, _INTERRUPTED_ATTRIBUTE, dict(stats))
+
+
+def interrupted_stats(interrupt: BaseException) -> dict[str, float]:
+    """The figures ``attach_interrupted_stats`` put on an interrupt; none when no batch ran."""
+    return dict(getattr(interrupt, _INTERRUPTED_ATTRIBUTE, {}))
 
 
 def failure_summary(stats: Mapping[str, float], prefix: str = FAILURES_PREFIX) -> str:

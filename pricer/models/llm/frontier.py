@@ -40,10 +40,12 @@ from pricer.models.llm.client import (
     CallOutcome,
     ClientSettings,
     Pacing,
+    RetryCounter,
     chat_calls,
     read_api_key,
     run_async,
 )
+from pricer.models.llm.failures import INTERRUPTED_PREFIX, attach_interrupted_stats
 from pricer.models.llm.prompts import PromptTemplate, parse_price
 from pricer.models.llm.retrieval import NeighbourIndex
 
@@ -261,30 +263,48 @@ class FrontierPricer(Pricer):
             elif call.detail:
                 log.debug("item %d failed: %s (%s)", i, call.failure, call.detail)
 
-        retries = throttled = 0
+        counter = RetryCounter()
         if todo:
-            _, counter = run_async(
-                chat_calls(
-                    settings,
-                    [requests[i] for i in todo],
-                    self.max_concurrency,
-                    self.progress,
-                    on_outcome=keep,
-                    pacing=self.pacing_limits(),
+            try:
+                run_async(
+                    chat_calls(
+                        settings,
+                        [requests[i] for i in todo],
+                        self.max_concurrency,
+                        self.progress,
+                        on_outcome=keep,
+                        pacing=self.pacing_limits(),
+                        counter=counter,
+                    )
                 )
-            )
-            retries, throttled = counter.retries, counter.throttled
+            except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
+                # The calls answered so far were paid for, and those in flight may be: the
+                # run that ends KILLED records them rather than nothing.
+                done = [outcome for outcome in outcomes if outcome is not None]
+                answered = sum(not outcome.cached for outcome in done)
+                stats = self._stats(done, counter, start, prefix=INTERRUPTED_PREFIX)
+                stats[f"{INTERRUPTED_PREFIX}calls_in_flight"] = float(
+                    max(0, counter.sent - answered)
+                )
+                attach_interrupted_stats(interrupt, stats)
+                raise
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
+        stats = self._stats(done, counter, start)
+        return PriceReport(np.array([o.price for o in done], dtype=float), stats)
+
+    def _stats(
+        self, done: list[ItemOutcome], counter: RetryCounter, start: float, prefix: str = "llm."
+    ) -> dict[str, float]:
         found = self._entry()
-        stats = batch_stats(
+        return batch_stats(
             done,
             price=found[1].price if found is not None else None,
-            retries=retries,
-            rate_limited=throttled,
+            retries=counter.retries,
+            rate_limited=counter.throttled,
             wall_seconds=time.perf_counter() - start,
+            prefix=prefix,
         )
-        return PriceReport(np.array([o.price for o in done], dtype=float), stats)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle parameters and fitted state only. Runtime attributes (leading underscore:
