@@ -17,6 +17,7 @@ import pandas as pd
 from pricer.data.dataset import CuratedData
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
+from pricer.identity import comparable
 from pricer.models.base import LIKE_TEST_COLUMN, Pricer
 from pricer.schemas import ValidationSettings
 from pricer.scoring import price_and_evaluate
@@ -28,7 +29,8 @@ OBJECTIVE = f"{PREFIX}mae"  # what pricer.train returns to a Hydra sweeper (lowe
 def hold_out(
     curated: CuratedData, settings: ValidationSettings
 ) -> tuple[CuratedData, pd.DataFrame]:
-    """Split ``settings.size`` seeded items off the training items.
+    """Split ``settings.size`` seeded items off the training items; training items with a
+    held-out item's text leave training too.
 
     Returns the data to fit on (its report counts the training items actually fitted) and the
     validation items (an empty frame when ``size`` is 0). The test items are untouched.
@@ -53,7 +55,13 @@ def hold_out(
             )
     held = np.zeros(len(train), dtype=bool)
     held[pool[np.random.default_rng(settings.seed).permutation(len(pool))[: settings.size]]] = True
-    fit = train.loc[~held].reset_index(drop=True)
+    # A held-out item's twin (the same text, however spaced or cased) left in training is the
+    # item itself: frontier_rag showed it, price included, as an example for its own
+    # validation item, and every family was scored on an item it had seen. Twins leave
+    # training, as a test item's do (data.drop_test_duplicates).
+    texts = comparable(train["text"])
+    twin = ~held & texts.isin(set(texts[held])).to_numpy()
+    fit = train.loc[~held & ~twin].reset_index(drop=True)
     report = dataclasses.replace(curated.report, train=len(fit))
     return dataclasses.replace(curated, train=fit, report=report), train.loc[held].reset_index(
         drop=True

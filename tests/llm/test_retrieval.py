@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pricer.data.dataset import CuratedData, CurationReport
+from pricer.identity import comparable
 from pricer.models.llm.retrieval import NeighbourIndex
+from pricer.schemas import ValidationSettings
+from pricer.validation import hold_out
 
 
 def index(k: int, **overrides: object) -> NeighbourIndex:
@@ -93,3 +97,30 @@ def _rag_prompt() -> dict[str, str | None]:
         "prefill": None,
         "example": "{text}: {price}",
     }
+
+
+def test_a_validation_item_is_never_shown_as_its_own_example(
+    make_pricer, make_items, load_prompt
+) -> None:
+    # A held-out item whose twin (same text, other spacing or case) stayed in training was
+    # retrieved as its own nearest example, with its price: the validation mae, a sweep's
+    # objective, scored answers the prompt had given away.
+    train = make_items(40, seed=0)
+    twins = train.head(20).assign(text=lambda frame: frame["text"].str.upper() + "  ")
+    report = CurationReport("items", 60, {}, 60, 60, train=60, test=5)
+    data = CuratedData(
+        pd.concat([train, twins], ignore_index=True),
+        make_items(5, seed=1, start=1000),
+        train[["price", "category"]],
+        report,
+    )
+    fit, validation = hold_out(data, ValidationSettings(size=15, seed=3))
+    held = set(comparable(validation["text"]))
+    assert len(held & set(comparable(twins["text"]))) >= 3  # twins were split apart
+    pricer = make_pricer(prompt=load_prompt("rag"), retrieval=index(k=3, max_chars=500))
+    pricer.fit(fit.train, fit.train["price"])
+    assert not held & set(comparable(pd.Series(pricer.index_.texts_)))
+    for item, request in zip(validation["text"], pricer.requests(validation), strict=True):
+        user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        examples = user[: user.rindex(item)]
+        assert item.strip().lower() not in examples.lower()
