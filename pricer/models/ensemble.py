@@ -31,7 +31,7 @@ from sklearn.utils import Tags, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
-from pricer.identity import fingerprints
+from pricer.identity import comparable, fingerprints
 from pricer.models.base import (
     INPUT_COLUMNS,
     MembersParams,
@@ -190,6 +190,11 @@ class EnsemblePricer(MembersParams, Pricer):
         self._validate(len(items))
         self._warn_in_sample(items)
         fit_rows, valid_rows = self.validation_split(len(items))
+        # A validation item's twin (its text, however spaced or cased) among the members'
+        # training items is the item itself: a frontier_rag member was shown it, price
+        # included, as its nearest example, and the stacker trusted that member for it.
+        texts = comparable(items["text"])
+        fit_rows = fit_rows[~texts.iloc[fit_rows].isin(set(texts.iloc[valid_rows])).to_numpy()]
         names = list(self.members)
         reports = {
             name: clone(self.members[name])

@@ -85,6 +85,20 @@ def test_stacker_sees_validation_predictions_of_training_items_only(data) -> Non
     assert "ensemble.intercept" in report.stats
 
 
+def test_members_are_not_fitted_on_a_twin_of_a_validation_item(data) -> None:
+    # A validation item's twin (its text, other case or spacing) among the members' training
+    # items is that item: a frontier_rag member showed it as its own example, price included.
+    train, _ = data
+    twins = train.head(60).assign(text=lambda frame: "  " + frame["text"].str.upper())
+    model = ensemble({"spy": SpyPricer("twins"), "ridge": ridge()})
+    SEEN.clear()
+    model.fit(pd.concat([train, twins], ignore_index=True), pd.concat([train, twins])["price"])
+    (_, fit_part), (_, valid_part), _ = SEEN["twins"]
+    valid = {text.strip().lower() for text in valid_part}
+    assert len(valid & {t.strip().lower() for t in twins["text"]}) >= 5  # twins were split
+    assert not valid & {text.strip().lower() for text in fit_part}
+
+
 @pytest.mark.parametrize("log_space", [True, False])
 def test_ensemble_beats_its_weakest_member(data, log_space: bool) -> None:
     train, test = data
