@@ -161,3 +161,25 @@ def test_a_broken_usage_counts_no_tokens_instead_of_crashing_or_going_negative(
     server = pricer.server()
     first = cache.get(request_key({"base_url": server, **pricer.requests(items)[0]}))
     assert first is not None and first.input_tokens == 0 and first.output_tokens == 0
+
+
+def test_a_reply_without_usage_makes_the_cost_unknown_not_lower(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # A server (or gateway) that sent no usage for a priced model was recorded as costing
+    # $0: its tokens were billed, but counted as none.
+    rewrite_first(stub, lambda body: body.pop("usage"), n=2)
+    pricer = make_pricer(max_concurrency=1, cache_dir=str(tmp_path))
+    pricer.fit(items, items["price"])
+    stats = pricer.predict_report(items).stats
+    for figure in ("cost_usd", "cost_per_1k_items_usd", "spent_usd"):
+        assert math.isnan(stats[f"llm.{figure}"]), figure
+    assert stats["llm.answers_without_usage"] == 2
+    # Served from the cache, the batch's cost is still unknown; nothing is spent.
+    again = pricer.predict_report(items).stats
+    assert again["llm.cache_hits"] == len(items) and again["llm.answers_without_usage"] == 2
+    assert math.isnan(again["llm.cost_usd"]) and again["llm.spent_usd"] == 0
+    # Replies with usage are costed as before.
+    counted = make_pricer(cache_dir=None).fit(items, items["price"]).predict_report(items)
+    assert counted.stats["llm.answers_without_usage"] == 0
+    assert counted.stats["llm.cost_usd"] > 0

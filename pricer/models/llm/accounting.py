@@ -5,7 +5,8 @@ million tokens; see ``pricer.models.llm.catalogue``). Token
 and cost totals cover every item that got an answer, cached or fresh, so they describe what
 the batch costs and stay the same when a re-run is served from the cache; ``spent_usd`` is
 what this run actually paid (fresh calls only). A model missing from the catalogue gets NaN
-costs (the caller warns), never a made-up price.
+costs (the caller warns), never a made-up price; so does a batch with an answer whose reply
+carried no usage (``llm.answers_without_usage``): its tokens were billed, but not counted.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ItemOutcome:
     output_tokens: int
     latency: float | None  # seconds of the call; None when served from the cache
     cached: bool
+    unmetered: bool = False  # its reply came without usage: tokens billed, count unknown
 
 
 def batch_stats(
@@ -58,12 +60,16 @@ def batch_stats(
             failures[outcome.failure] = failures.get(outcome.failure, 0) + 1
     input_tokens = sum(outcome.input_tokens for outcome in outcomes)
     output_tokens = sum(outcome.output_tokens for outcome in outcomes)
-    cost = token_cost(price, input_tokens, output_tokens)
+    unmetered = sum(outcome.unmetered for outcome in outcomes)
+    # A reply without usage was billed for tokens nobody counted: the cost is unknown (NaN),
+    # never the lower figure of the replies that were counted ($0 for a server that sends none).
+    cost = token_cost(price, input_tokens, output_tokens) if not unmetered else math.nan
     spent = token_cost(
         price,
         sum(outcome.input_tokens for outcome in fresh),
         sum(outcome.output_tokens for outcome in fresh),
     )
+    spent = math.nan if any(outcome.unmetered for outcome in fresh) else spent
     latencies = [outcome.latency for outcome in fresh if outcome.latency is not None]
     per_item = (lambda total: total / n_items) if n_items else (lambda total: math.nan)
     stats: dict[str, float] = {
@@ -74,6 +80,7 @@ def batch_stats(
         "rate_limited_responses": rate_limited,  # HTTP 429s met (retried or not)
         "failures": sum(failures.values()),
         "failure_rate": per_item(sum(failures.values())),
+        "answers_without_usage": unmetered,  # tokens and costs leave their tokens out
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "input_tokens_per_item": per_item(input_tokens),

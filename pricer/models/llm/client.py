@@ -295,6 +295,9 @@ class CallOutcome:
     latency: float  # seconds, retries and backoff included
     failure: str | None  # one of FAILURE_REASONS except NO_PRICE (that is the caller's call)
     detail: str | None = None  # exception type and status: never the server's message
+    # A reply arrived without a usable usage (none, or counts that are no counts): its tokens
+    # were billed but are unknown, counted as 0 above.
+    unmetered: bool = False
 
 
 def classify(error: BaseException) -> tuple[str, str]:
@@ -342,38 +345,47 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
     number or a list where the text should be, or no choices, is ``unexpected`` rather than
     a crash that loses the batch; an unfinished answer is a failure however it reads."""
     usage = getattr(completion, "usage", None)
-    tokens = _token_count(getattr(usage, "prompt_tokens", 0))
-    output = _token_count(getattr(usage, "completion_tokens", 0))
+    prompt_count = getattr(usage, "prompt_tokens", None)
+    completion_count = getattr(usage, "completion_tokens", None)
+    tokens, output = _token_count(prompt_count), _token_count(completion_count)
+    # No prompt is 0 tokens: a reply without a count for it was billed an unknown amount.
+    unmetered = not (_is_count(prompt_count) and prompt_count > 0 and _is_count(completion_count))
+
+    def failed(reason: str, detail: str) -> CallOutcome:
+        return CallOutcome(None, tokens, output, latency, reason, detail, unmetered)
+
     choices = getattr(completion, "choices", None)
     if not choices or not isinstance(choices, list):
-        return CallOutcome(None, tokens, output, latency, "unexpected", "no choices")
+        return failed("unexpected", "no choices")
     first = choices[0]
     finish = getattr(first, "finish_reason", None)
     if finish in UNFINISHED:
-        return CallOutcome(None, tokens, output, latency, UNFINISHED[finish], f"finish {finish}")
+        return failed(UNFINISHED[finish], f"finish {finish}")
     message = getattr(first, "message", None)
     if message is None:
-        return CallOutcome(None, tokens, output, latency, "unexpected", "no message")
+        return failed("unexpected", "no message")
     answer = getattr(message, "content", None)
     if answer is None:  # a refusal in its own field is an answer without a price; else nothing
         answer = getattr(message, "refusal", None)
         if not isinstance(answer, str):
-            return CallOutcome(None, tokens, output, latency, "unexpected", "no content")
+            return failed("unexpected", "no content")
     if not isinstance(answer, str):
-        detail = f"content is {type(answer).__name__}"
-        return CallOutcome(None, tokens, output, latency, "unexpected", detail)
+        return failed("unexpected", f"content is {type(answer).__name__}")
     # Half a character (a lone surrogate, from a gateway that cut an emoji) cannot be written
     # as UTF-8: the cache write raised, and the batch was lost. It is not part of a price.
     answer = answer.encode("utf-8", "replace").decode("utf-8")
-    return CallOutcome(answer, tokens, output, latency, failure=None)
+    return CallOutcome(answer, tokens, output, latency, None, None, unmetered)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _token_count(value: Any) -> int:
     """A usage count as sent, or 0 (as for a server that sends no usage) when it is not a
-    count: a string, a float, a negative number would crash the sums or make costs negative."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return 0
+    count: a string, a float, a negative number would crash the sums or make costs negative.
+    Such a reply is ``unmetered``, so the batch's cost is unknown rather than too low."""
+    return value if _is_count(value) else 0
 
 
 async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:

@@ -328,7 +328,9 @@ def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | Non
     # An entry the parser no longer reads (or no longer believes) is a miss: asked again.
     if price is None:
         return None
-    return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, cached=True)
+    # An answer cached from a reply without usage holds 0 prompt tokens, which no prompt is.
+    unmetered = entry.input_tokens == 0
+    return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, True, unmetered)
 
 
 def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
@@ -340,6 +342,7 @@ def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
         output_tokens=call.output_tokens,
         latency=call.latency,
         cached=False,
+        unmetered=call.unmetered,
     )
 
 
