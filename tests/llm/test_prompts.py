@@ -82,6 +82,15 @@ STATED = [
     ("Last year $45. Now $60.", 60.0),
     ("Launched at $45; today about $60", 60.0),
     ("$20 off the list price, so $79.99", 79.99),  # a difference passed over for the price
+    # Thoughts as other model families mark them: these read the thought's $30.
+    ("[THINK]Similar drills cost $30[/THINK]$120", 120.0),  # Magistral
+    ("\u25c1think\u25b7Similar drills cost $30\u25c1/think\u25b7$120", 120.0),  # Kimi
+    ("<seed:think>Similar drills cost $30</seed:think>$120", 120.0),  # Seed-OSS
+    (  # gpt-oss's harmony format, served raw: thoughts in "analysis", the answer in "final"
+        "<|channel|>analysis<|message|>Similar drills cost $30.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>$120<|return|>",
+        120.0,
+    ),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -168,6 +177,9 @@ NO_PRICE = [
     "$45 (CAD)",
     "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
     "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
+    # Cut by max_tokens while thinking, in the other families' marks: were $30.
+    "[THINK]Similar drills cost $30",
+    "<|channel|>analysis<|message|>Similar drills cost $30. Maybe",
     # Another currency named before the amount: were $60, $60 and $45.
     "CAD $60",
     "Price is CAD 60",

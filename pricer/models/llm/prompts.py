@@ -273,16 +273,31 @@ def parse_price(answer: str | None) -> float | None:
 
 # A reasoning model's thoughts, in the answer when a server has no reasoning parser (open
 # weights on vLLM or an older Ollama): amounts it weighed there are not the one it answers.
-_THOUGHTS = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+# Each model family marks them its own way: <think> (DeepSeek-R1, Qwen3), <seed:think>
+# (Seed-OSS), [THINK] (Magistral), \u25c1think\u25b7 (Kimi), and gpt-oss's harmony format, whose
+# "analysis" channel holds the thoughts and whose "final" channel the answer.
+_THOUGHTS = re.compile(
+    r"<(think|thinking|reasoning|seed:think)>.*?(?:</\1>|\Z)"
+    r"|\[THINK\].*?(?:\[/THINK\]|\Z)"
+    r"|\u25c1think\u25b7.*?(?:\u25c1/think\u25b7|\Z)"
+    r"|<\|channel\|>\s*analysis\s*<\|message\|>.*?(?:<\|end\|>|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+# What is left of harmony's framing around the final answer, and its end.
+_HARMONY_FRAME = re.compile(
+    r"(?:<\|start\|>\s*assistant\s*)?<\|channel\|>\s*final\s*<\|message\|>|<\|(?:return|end)\|>"
+)
 
 
 # A server whose chat template opens the block itself (DeepSeek-R1's) sends only its end.
-_THOUGHTS_END = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+_THOUGHTS_END = re.compile(
+    r"</(?:think|thinking|reasoning|seed:think)>|\[/THINK\]|\u25c1/think\u25b7", re.IGNORECASE
+)
 
 
 def _without_thoughts(answer: str) -> str:
     """The answer after any thought blocks; nothing when it was cut while still thinking."""
-    answer = _THOUGHTS.sub("", answer)
+    answer = _HARMONY_FRAME.sub("", _THOUGHTS.sub("", answer))
     ends = list(_THOUGHTS_END.finditer(answer))
     return answer[ends[-1].end() :].strip() if ends else answer.strip()
 
