@@ -135,7 +135,9 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJo
         losses=losses,
     )
     ft_log.log_losses(losses.new(ft.result_losses(client, job)))  # steps the polls missed
-    ft_log.log_fine_tuned(job)
+    # The bill as the job reports it, not only the estimate made before it (chars / 4,
+    # n_epochs=auto assumed to be 3): the run records what the training cost.
+    ft_log.log_fine_tuned(job, ft.training_cost(job, instantiate(cfg.catalogue)))
     print(
         f"fine-tuned model: {job.fine_tuned_model}\n"
         f"evaluate it: pricer train model=finetuned data={cfg.data.name} "

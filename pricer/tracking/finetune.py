@@ -47,8 +47,10 @@ def log_losses(metrics: list[ft.Metric]) -> None:
     log_metric_batches(mlflow.MlflowClient(), mlflow.active_run().info.run_id, rows)
 
 
-def log_fine_tuned(job: FineTuningJob) -> None:
-    """What a succeeded job produced: the model's name (a tag) and the tokens trained."""
+def log_fine_tuned(job: FineTuningJob, cost_usd: float) -> None:
+    """What a succeeded job produced and cost: the model's name (a tag), the tokens trained
+    and their price (``ft.cost_usd``, beside the estimate made before; NaN, so not logged,
+    when unknown)."""
     mlflow.set_tag(tags.FT_FINE_TUNED_MODEL, job.fine_tuned_model)
     if job.trained_tokens is not None:
-        log_metrics({"ft.trained_tokens": job.trained_tokens})
+        log_metrics({"ft.trained_tokens": job.trained_tokens, "ft.cost_usd": cost_usd})

@@ -7,6 +7,7 @@ import pytest
 
 from pricer.errors import ConfigError
 from pricer.models.llm import finetuning as ft
+from pricer.models.llm.catalogue import ModelCatalogue
 from pricer.preparation import run_finetune
 from tests.e2e.conftest import pricer_app, run_cli
 
@@ -65,6 +66,18 @@ def test_finetune_app_logs_job_and_losses_per_step(finetune_cfg, stub, capsys) -
     assert created.hyperparameters["batch_size"] == 4 and created.suffix == "pricer"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "finetune")}
     assert artifacts == {"finetune/train.jsonl", "finetune/validation.jsonl"}
+
+
+def test_a_finished_job_records_what_its_training_cost(finetune_cfg, stub) -> None:
+    # Only the estimate before the job (characters / 4, n_epochs=auto taken as 3) was in the
+    # record: what the job trained, and so cost, was left to be worked out by hand.
+    job = run_finetune(finetune_cfg("hyperparameters.n_epochs=auto"))
+    metrics = only_run().data.metrics
+    (_, entry) = ModelCatalogue().lookup(job.model)
+    trained = stub.state.jobs[job.id].trained_tokens
+    assert metrics["ft.trained_tokens"] == trained
+    assert metrics["ft.cost_usd"] == pytest.approx(trained * entry.price.training / 1_000_000)
+    assert metrics["ft.cost_usd"] != pytest.approx(metrics["ft.estimated_cost_usd"])
 
 
 def test_failed_job_fails_the_run_with_the_reason(finetune_cfg, stub) -> None:

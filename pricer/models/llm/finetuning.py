@@ -141,6 +141,17 @@ def estimate_training_cost(
     )
 
 
+def training_cost(job: FineTuningJob, catalogue: ModelCatalogue) -> float:
+    """What a finished job cost: the tokens it reports trained (epochs included, as billed)
+    times its base model's training price; NaN when either is unknown."""
+    found = catalogue.lookup(job.model)
+    price = found[1].price if found is not None else None
+    tokens = job.trained_tokens
+    if price is None or price.training is None or not isinstance(tokens, int) or tokens < 0:
+        return math.nan
+    return tokens * price.training / 1_000_000
+
+
 class ConfirmationRefused(UserError, RuntimeError):
     """No go-ahead for a paid job: declined, or no terminal to ask on."""
 
