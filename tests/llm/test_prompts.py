@@ -82,6 +82,10 @@ STATED = [
     ("Last year $45. Now $60.", 60.0),
     ("Launched at $45; today about $60", 60.0),
     ("$20 off the list price, so $79.99", 79.99),  # a difference passed over for the price
+    # Shipping or tax beside the price is not the price: these read $5 and $3.
+    ("$5 shipping, $45 for the item", 45.0),
+    ("Shipping is $5; the item is $45", 45.0),
+    ("Taxes $3, total $48", 48.0),
     # Thoughts as other model families mark them: these read the thought's $30.
     ("[THINK]Similar drills cost $30[/THINK]$120", 120.0),  # Magistral
     ("\u25c1think\u25b7Similar drills cost $30\u25c1/think\u25b7$120", 120.0),  # Kimi
@@ -177,6 +181,7 @@ NO_PRICE = [
     "$45 (CAD)",
     "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
     "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
+    "The shipping cost is $5",  # a charge alone is no price (was $5)
     # Cut by max_tokens while thinking, in the other families' marks: were $30.
     "[THINK]Similar drills cost $30",
     "<|channel|>analysis<|message|>Similar drills cost $30. Maybe",

@@ -179,6 +179,15 @@ _DIFFERENCE_BEFORE = re.compile(
     r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
+# Shipping, tax or a deposit is a charge beside the item's price, not it: "$5 shipping, $45
+# for the item" is 45, "The shipping cost is $5" no price. Passed over like a bound.
+_CHARGE = r"(?:shipping|delivery|postage|handling|s&h|sales tax|tax(?:es)?|deposit)"
+_CHARGE_AFTER = re.compile(rf"^\s*(?:dollars?\b|USD\b)?\s*(?:for\s+|in\s+)?{_CHARGE}\b", re.I)
+_CHARGE_BEFORE = re.compile(
+    rf"\b{_CHARGE}(?:\s+(?:cost|costs|fee|fees|charge|is|are|of|would be|at|about|around))*"
+    r"\s*[:=]?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -258,6 +267,8 @@ def parse_price(answer: str | None) -> float | None:
         if _RATE_AFTER.match(after) or _RATE_BEFORE.search(before):
             continue
         if _DIFFERENCE_AFTER.match(after) or _DIFFERENCE_BEFORE.search(before):
+            continue
+        if _CHARGE_AFTER.match(after) or _CHARGE_BEFORE.search(before):
             continue
         if _NOT_DOLLARS.match(after) or _NOT_DOLLARS_BEFORE.search(before):
             continue
