@@ -28,6 +28,7 @@ from pricer.data.dataset import (
 )
 from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
+from pricer.identity import comparable
 from pricer.models import base as models_base
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from tests.conftest import compose_config
@@ -262,6 +263,20 @@ def test_build_from_raw_times_each_stage_on_request() -> None:
     assert curated.report.train == len(curated.train) and curated.report.test == 100
     assert times.generate > 0 and times.clean > 0 and times.wall >= times.generate
     assert times.sample > 0 and times.split > 0
+
+
+def test_a_record_repeated_across_the_split_leaves_training() -> None:
+    # The synthetic source repeats 1% of its records: a repeat split apart left a test item
+    # in training (frontier_rag showed it to the model as its own example, with its price).
+    cfg = compose_config(
+        "train",
+        ["data.n_records=8000", "curation.split.test_size=500", "curation.cache_dir=null"],
+    )
+    curated = build_from_raw(cfg.data, cfg.curation)
+    train, test = comparable(curated.train["text"]), comparable(curated.test["text"])
+    assert not test.isin(set(train)).any()
+    assert curated.report.dropped["duplicate_of_test"] > 0  # the seed does split some
+    assert curated.report.train == len(curated.train)
 
 
 def test_course_scale_preset_is_the_synthetic_catalogue_at_the_course_split() -> None:
