@@ -190,7 +190,14 @@ def test_runs_shows_a_failed_run_with_its_whole_error(tracking_uri: str, tmp_pat
     # cuts the reason to 40 characters: a failed run's whole error could not be read here.
     guesses = tmp_path / "a-rather-long-folder-name-for-the-guesses" / "guesses.csv"
     failed = run_cli(
-        [PRICER, "train", "model=human", f"model.guesses_path={guesses}", "data.n_records=3000"],
+        [
+            PRICER,
+            "train",
+            "model=human",
+            f"model.guesses_path={guesses}",
+            "data.n_records=3000",
+            "curation.split.test_size=200",
+        ],
         tracking_uri,
         tmp_path,
     )
