@@ -200,7 +200,10 @@ def description(
         parts += ["", note]
     if tradeoff is not None:
         parts += ["", TRADEOFF_HEADING, "", markdown_table(display_tradeoff(tradeoff))]
-    parts += ["", "Rounded for reading; unrounded figures: `leaderboard/leaderboard.csv`."]
+    # Under both tables, so it names both files (it stood under the trade-off naming one).
+    files = "`leaderboard/leaderboard.csv`"
+    files += f", `{TRADEOFF_FILE}`" if tradeoff is not None else ""
+    parts += ["", f"Rounded for reading; unrounded figures: {files}."]
     return "\n".join(parts)
 
 
