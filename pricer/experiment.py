@@ -103,6 +103,11 @@ def refuse_seen_items(pricer: Pricer, scored: Mapping[str, pd.DataFrame]) -> Non
 OPENAI_HOST = "api.openai.com"  # where the course measured its LLM figures
 
 
+def is_openai(server: str | None) -> bool:
+    """Whether a server (a base URL) is OpenAI's API, not a local or other one."""
+    return server is not None and urlsplit(server).hostname == OPENAI_HOST
+
+
 @dataclass
 class FamilyResult:
     family: str
@@ -117,7 +122,7 @@ class FamilyResult:
     @property
     def on_openai(self) -> bool:
         """Whether an LLM family's answers came from OpenAI's API (not a local server)."""
-        return self.server is not None and urlsplit(self.server).hostname == OPENAI_HOST
+        return is_openai(self.server)
 
 
 def evaluation_items(curated: CuratedData, settings: EvalSettings) -> pd.DataFrame:
@@ -273,7 +278,7 @@ def answering_server(pricer: Pricer) -> str | None:
     that blend in its answers are not OpenAI's."""
     if isinstance(pricer, EnsemblePricer):
         servers = list(pricer.llm_servers().values())
-        elsewhere = [server for server in servers if urlsplit(server).hostname != OPENAI_HOST]
+        elsewhere = [server for server in servers if not is_openai(server)]
         return (elsewhere or servers or [None])[0]
     return pricer.server() if hasattr(pricer, "server") else None
 
@@ -287,11 +292,7 @@ def log_member_servers(pricer: EnsemblePricer) -> None:
         return
     facts = {f"ensemble.{name}.{tag_names.LLM_SERVER}": url for name, url in servers.items()}
     facts[tag_names.LLM_SERVER] = answering_server(pricer) or ""
-    elsewhere = [
-        f"{url} (member {name})"
-        for name, url in servers.items()
-        if urlsplit(url).hostname != OPENAI_HOST
-    ]
+    elsewhere = [f"{url} (member {name})" for name, url in servers.items() if not is_openai(url)]
     line = (
         f"Answered in part by {', '.join(elsewhere)}, not OpenAI's API: the figures blend "
         "its answers."
@@ -318,7 +319,7 @@ def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFra
     server = pricer.server()
     facts = {**pricer.catalogue_entry(), tag_names.LLM_SERVER: server}
     lines = [split.line] if split.line else []
-    if urlsplit(server).hostname != OPENAI_HOST:
+    if not is_openai(server):
         # Only the leaderboard said so: the run itself, named "frontier · real" and tagged
         # with gpt-4o-mini's catalogue entry, read as OpenAI's answers (the stub's hash too).
         lines.insert(0, f"Answered by {server}, not OpenAI's API: the figures are its answers'.")
