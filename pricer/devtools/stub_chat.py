@@ -9,7 +9,9 @@ Faults are scripted per test (``fail_next``, ``delay_next``, ``no_number_next``)
 one per chat request in arrival order; ``answer_fn`` replaces the answer logic;
 ``reply_fn`` rewrites the whole response body (a ``finish_reason: length``, content that is
 not text, a broken ``usage``: what a misbehaving server sends); ``latency`` adds a fixed
-delay to every call. ``chat_requests`` and ``max_in_flight`` record what arrived.
+delay to every call; ``answering_model`` is the ``model`` every reply names (None: the one
+asked for), as a proxy that answers with another model, or OpenAI naming the dated snapshot
+that answered, would. ``chat_requests`` and ``max_in_flight`` record what arrived.
 ``rate_limit`` (a ``stub_ratelimit.RateLimit``) refuses calls beyond its requests or tokens per
 minute with 429 and Retry-After, before any other work, as a provider's gateway does.
 """
@@ -64,6 +66,7 @@ class ChatState(SharedState):
     in_flight: int = 0
     max_in_flight: int = 0
     rate_limit: RateLimit | None = None  # RPM/TPM enforced (429 + Retry-After); None: none
+    answering_model: str | None = None  # the model replies name; None: the one asked for
 
     def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
         """The next ``n`` chat requests get HTTP ``status`` (with Retry-After when given)."""
@@ -119,7 +122,7 @@ def chat_completion(state: ChatState, body: dict[str, Any]) -> Reply:
             "id": state.next_id("chatcmpl"),
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", "stub"),
+            "model": state.answering_model or body.get("model", "stub"),
             "choices": [
                 {
                     "index": 0,

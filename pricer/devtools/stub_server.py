@@ -204,6 +204,10 @@ def main() -> None:
         "--burst-seconds", type=float, default=60.0, help="seconds' worth of --rpm/--tpm at once"
     )
     parser.add_argument(
+        "--answering-model",
+        help="the model every reply names (default: the one asked for), as a proxy's substitute",
+    )
+    parser.add_argument(
         "--polls-to-finish", type=int, default=3, help="job polls until a fine-tuning job succeeds"
     )
     args = parser.parse_args()
@@ -214,6 +218,7 @@ def main() -> None:
         print(message, file=sys.stderr)
         sys.exit(2)
     server.state.polls_to_finish = args.polls_to_finish
+    server.state.answering_model = args.answering_model
     if args.rpm or args.tpm:
         server.state.rate_limit = RateLimit(args.rpm, args.tpm, args.burst_seconds)
     print(f"stub OpenAI server on {server.base_url} (Ctrl-C stops it)", flush=True)
