@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
+from pricer.models.llm.answering import ANSWERED_BY
 from pricer.models.llm.failures import failure_summary, interrupted_stats
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
@@ -44,7 +45,7 @@ from pricer.tracking.names import family_run_name, leaderboard_run_name, model_n
 from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import SWEEP_PARENT_ENV, log_config, tracked_run
 from pricer.validation import PREFIX as VALIDATION_PREFIX
-from pricer.validation import ValidationSettings, hold_out, validation_metrics
+from pricer.validation import ValidationSettings, hold_out, validation_scores
 from pricer.wording import counted
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,14 @@ def warn_short_test_split(curated: CuratedData, settings: EvalSettings) -> None:
 
 def fit_and_evaluate(
     pricer: Pricer, curated: CuratedData, eval_items: pd.DataFrame, settings: EvalSettings
-) -> tuple[Evaluation, dict[str, float]]:
-    """Fit on the training items, price the evaluation items, score them. Logs nothing."""
+) -> tuple[Evaluation, dict[str, float], dict[str, str]]:
+    """Fit on the training items, price the evaluation items, score them: the evaluation,
+    the figures (metrics) and the pricer's facts about its answers (tags). Logs nothing."""
     started = time.perf_counter()
     pricer.fit(training_items(curated.train), curated.train["price"].to_numpy())
     fit_seconds = time.perf_counter() - started
-    evaluation, stats = price_and_evaluate(pricer, eval_items, settings)
-    return evaluation, {**stats, "time.fit_seconds": fit_seconds}
+    evaluation, stats, facts = price_and_evaluate(pricer, eval_items, settings)
+    return evaluation, {**stats, "time.fit_seconds": fit_seconds}, facts
 
 
 def run_family(
@@ -215,8 +217,10 @@ def run_family(
         bar = nullcontext() if nested else tqdm(total=1, desc=f"{run_name}: fit", leave=False)
         try:
             with bar, nullcontext() if nested else logging_redirect_tqdm():
-                evaluation, stats = fit_and_evaluate(pricer, curated, eval_items, settings)
-            stats |= validation_metrics(pricer, validation_items, settings)
+                evaluation, stats, facts = fit_and_evaluate(pricer, curated, eval_items, settings)
+            held_stats, held_facts = validation_scores(pricer, validation_items, settings)
+            stats |= held_stats
+            facts |= held_facts
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C: the run ends KILLED
             # An LLM batch cut short had made calls that cost money: the run records them
             # (interrupted.llm.*) rather than nothing.
@@ -249,7 +253,7 @@ def run_family(
         rest = {k: v for k, v in stats.items() if k not in held_out}
         log_metrics(rest, dataset=eval_dataset, model_id=model_id)
         log_evaluation(evaluation, run_name, eval_items, dataset=eval_dataset, model_id=model_id)
-        log_llm_facts(pricer, evaluation, eval_items)
+        log_llm_facts(pricer, evaluation, eval_items, facts, stats)
         tqdm.write(evaluation.summary_line(run_name))  # above any progress bar, and stays
         if not nested and SWEEP_PARENT_ENV not in os.environ:  # a leaderboard or sweep: theirs
             # Its id and page: to compare it or promote it, without `pricer runs` first.
@@ -283,29 +287,69 @@ def answering_server(pricer: Pricer) -> str | None:
     return pricer.server() if hasattr(pricer, "server") else None
 
 
-def log_member_servers(pricer: EnsemblePricer) -> None:
+def other_model_lines(
+    asked: Iterable[tuple[str | None, str]], facts: Mapping[str, str], stats: Mapping[str, float]
+) -> list[str]:
+    """A description line for each LLM whose replies named another model than it asked for
+    (``asked``: member name, None for the run's own LLM, and the model asked for), over the test
+    and validation passes: the run is named, tagged and priced as the model asked for, and
+    its figures would be another model's answers (a proxy's substitute) with no word of it."""
+    lines = []
+    for member, model in asked:
+        prefix = f"ensemble.{member}." if member is not None else ""
+        passes = ("", VALIDATION_PREFIX)
+        count = sum(stats.get(f"{p}{prefix}llm.answers_from_other_model", 0.0) for p in passes)
+        if count > 0:
+            seen = [facts.get(f"{p}{prefix}{ANSWERED_BY}") for p in passes]
+            answered = " / ".join(dict.fromkeys(names for names in seen if names)) or "unknown"
+            who = f" (member {member})" if member is not None else ""
+            lines.append(
+                f"Asked for {model}{who}, answered by {answered}: "
+                f"{counted(int(count), 'answer')} came from another model than the one asked "
+                f"for, and the figures are its answers', under {model}'s catalogue entry and "
+                "prices."
+            )
+    return lines
+
+
+def log_member_servers(
+    pricer: EnsemblePricer, facts: Mapping[str, str], stats: Mapping[str, float]
+) -> None:
     """An ensemble's LLM members' servers (tags) and, when one is not OpenAI's API, a line for
     the description: its llm.* figures and its prices came from a member's answers, and the
-    run said nothing of where they came from (a stub's answers read as gpt-4o-mini's)."""
+    run said nothing of where they came from (a stub's answers read as gpt-4o-mini's). The
+    models that answered (``facts``, tags) and a line when a member's replies named another
+    model than it asked for."""
     servers = pricer.llm_servers()
     if not servers:
         return
-    facts = {f"ensemble.{name}.{tag_names.LLM_SERVER}": url for name, url in servers.items()}
-    facts[tag_names.LLM_SERVER] = answering_server(pricer) or ""
+    tags = {f"ensemble.{name}.{tag_names.LLM_SERVER}": url for name, url in servers.items()}
+    tags[tag_names.LLM_SERVER] = answering_server(pricer) or ""
     elsewhere = [f"{url} (member {name})" for name, url in servers.items() if not is_openai(url)]
-    line = (
-        f"Answered in part by {', '.join(elsewhere)}, not OpenAI's API: the figures blend "
-        "its answers."
-    )
-    log_facts(facts, description=line if elsewhere else None)
+    lines = other_model_lines(pricer.llm_models().items(), facts, stats)
+    if elsewhere:
+        lines.insert(
+            0,
+            f"Answered in part by {', '.join(elsewhere)}, not OpenAI's API: the figures blend "
+            "its answers.",
+        )
+    log_facts({**facts, **tags}, description="\n\n".join(lines) or None)
 
 
-def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFrame) -> None:
+def log_llm_facts(
+    pricer: Pricer,
+    evaluation: Evaluation,
+    eval_items: pd.DataFrame,
+    facts: Mapping[str, str],
+    stats: Mapping[str, float],
+) -> None:
     """An LLM's catalogue entry (tags) and its error before and after its knowledge cut-off:
     a model may have read an item's price in training (metrics and a description line). An
-    ensemble's: the servers its LLM members called."""
+    ensemble's: the servers its LLM members called. Either's: the models their replies said
+    answered (``facts``, tags; ``stats`` counts the answers from another model than asked
+    for, which get a description line)."""
     if isinstance(pricer, EnsemblePricer):
-        log_member_servers(pricer)
+        log_member_servers(pricer, facts, stats)
         return
     if not hasattr(pricer, "catalogue_entry"):
         return
@@ -317,13 +361,15 @@ def log_llm_facts(pricer: Pricer, evaluation: Evaluation, eval_items: pd.DataFra
     )
     log_metrics(split.metrics)
     server = pricer.server()
-    facts = {**pricer.catalogue_entry(), tag_names.LLM_SERVER: server}
+    tags = {**facts, **pricer.catalogue_entry(), tag_names.LLM_SERVER: server}
     lines = [split.line] if split.line else []
+    # Before the cut-off line: the cut-off is the model asked for's, not the one that answered.
+    lines[:0] = other_model_lines([(None, str(pricer.model))], facts, stats)
     if not is_openai(server):
         # Only the leaderboard said so: the run itself, named "frontier · real" and tagged
         # with gpt-4o-mini's catalogue entry, read as OpenAI's answers (the stub's hash too).
         lines.insert(0, f"Answered by {server}, not OpenAI's API: the figures are its answers'.")
-    log_facts(facts, description="\n\n".join(lines) or None)
+    log_facts(tags, description="\n\n".join(lines) or None)
 
 
 def family_config(cfg: DictConfig, family: str, model_cfg: Any) -> DictConfig:

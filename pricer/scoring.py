@@ -16,8 +16,9 @@ from pricer.models.base import INPUT_COLUMNS, Pricer
 
 def price_and_evaluate(
     pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
-) -> tuple[Evaluation, dict[str, float]]:
-    """The evaluation of a fitted pricer on ``items``, plus its report's figures and timing."""
+) -> tuple[Evaluation, dict[str, float], dict[str, str]]:
+    """The evaluation of a fitted pricer on ``items``, plus its report's figures and timing
+    (metrics) and its report's facts (tags: an LLM's answering models)."""
     started = time.perf_counter()
     report = pricer.predict_report(items[list(INPUT_COLUMNS)])
     seconds = time.perf_counter() - started
@@ -27,4 +28,4 @@ def price_and_evaluate(
         categories=items["category"].to_numpy(),
         settings=settings,
     )
-    return evaluation, {**report.stats, "time.predict_seconds": seconds}
+    return evaluation, {**report.stats, "time.predict_seconds": seconds}, dict(report.facts)

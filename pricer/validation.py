@@ -77,11 +77,21 @@ def validation_metrics(
     Scored like the test items (same thresholds and bootstrap settings). Empty ``items``: no
     metrics.
     """
+    return validation_scores(pricer, items, settings)[0]
+
+
+def validation_scores(
+    pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
+) -> tuple[dict[str, float], dict[str, str]]:
+    """``validation_metrics``, and the report's facts (tags: an LLM's answering models) under
+    the same prefix: the validation items' answers may come from another model than the test
+    items' did."""
     if items.empty:
-        return {}
-    evaluation, stats = price_and_evaluate(pricer, items, settings)
+        return {}, {}
+    evaluation, stats, facts = price_and_evaluate(pricer, items, settings)
     figures = {**stats, **evaluation.metrics}
-    return {f"{PREFIX}{key}": float(value) for key, value in figures.items()}
+    metrics = {f"{PREFIX}{key}": float(value) for key, value in figures.items()}
+    return metrics, {f"{PREFIX}{key}": value for key, value in facts.items()}
 
 
 def sweep_objective(metrics: Mapping[str, float]) -> float | None:

@@ -67,11 +67,13 @@ class PriceReport:
 
     ``prices`` holds NaN where the pricer gave no answer (an LLM reply without a number, say):
     a failure is counted, never guessed. ``stats`` are logged as run metrics as they are
-    (tokens, cost, latency...).
+    (tokens, cost, latency...); ``facts`` as run tags (an LLM's ``llm.answered_by``: the
+    models its replies said answered).
     """
 
     prices: np.ndarray
     stats: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
 
 
 class Pricer(RegressorMixin, BaseEstimator):

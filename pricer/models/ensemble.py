@@ -42,6 +42,8 @@ from pricer.models.base import (
     training_prices,
     within,
 )
+from pricer.models.llm.answering import ANSWERED_BY, answered_by
+from pricer.models.llm.catalogue import UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +130,20 @@ class EnsemblePricer(MembersParams, Pricer):
     def llm_servers(self) -> dict[str, str]:
         """The server each LLM member calls (its base URL, credentials dropped), by member
         name, a logged member's included; empty when no member calls one."""
-        servers: dict[str, str] = {}
+        return {name: member.server() for name, member in self._llm_members().items()}
+
+    def llm_models(self) -> dict[str, str]:
+        """The model each LLM member asks for, by member name (as ``llm_servers``)."""
+        return {name: str(member.model) for name, member in self._llm_members().items()}
+
+    def _llm_members(self) -> dict[str, Pricer]:
+        """The members that call an LLM server (they have ``server()``), unwrapped if logged."""
+        members: dict[str, Pricer] = {}
         for name, member in (self.members or {}).items():
             inner = member.pricer if isinstance(member, LoggedPricer) else member
-            server = getattr(inner, "server", None)
-            if callable(server):
-                servers[name] = server()
-        return servers
+            if callable(getattr(inner, "server", None)):
+                members[name] = inner
+        return members
 
     def _validate(self, n_items: int) -> None:
         if not self.members:
@@ -248,6 +257,8 @@ class EnsemblePricer(MembersParams, Pricer):
         }
         columns = []
         member_stats: list[dict[str, float]] = []
+        facts: dict[str, str] = {}
+        answering: list[str] = []  # the models the LLM members' replies named
         for name, member in self.members_.items():
             report = member.predict_report(items)
             columns.append(np.asarray(report.prices, dtype=float))
@@ -255,9 +266,15 @@ class EnsemblePricer(MembersParams, Pricer):
             stats[f"ensemble.validation_mae.{name}"] = self.validation_mae_[name]
             stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
             member_stats.append(report.stats)
+            facts |= {f"ensemble.{name}.{key}": value for key, value in report.facts.items()}
+            # A member's tag is its names joined; a bounded one's "b (+3 more)" stays one name.
+            if (names := report.facts.get(ANSWERED_BY)) not in (None, UNKNOWN):
+                answering += names.split(", ")
         fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
         stats |= fit_stats | _llm_totals(member_stats, fit_stats)
-        return PriceReport(self.combine(np.column_stack(columns)), stats)
+        if any(key.endswith(ANSWERED_BY) for key in facts):  # the ensemble's own, as llm.* are
+            facts[ANSWERED_BY] = answered_by(answering)
+        return PriceReport(self.combine(np.column_stack(columns)), stats, facts)
 
 
 def _llm_totals(
@@ -288,4 +305,6 @@ def _llm_totals(
         "llm.fit_calls": at_fit("calls"),
         "llm.fit_cost_usd": at_fit("cost_usd"),
         "llm.spent_usd": total("llm.spent_usd") + at_fit("spent_usd"),
+        "llm.answers_from_other_model": total("llm.answers_from_other_model"),
+        "llm.answers_without_model": total("llm.answers_without_model"),
     }

@@ -7,16 +7,24 @@ the batch costs and stay the same when a re-run is served from the cache; ``spen
 what this run actually paid (fresh calls only). A model missing from the catalogue gets NaN
 costs (the caller warns), never a made-up price; so does a batch with an answer whose reply
 carried no usage (``llm.answers_without_usage``): its tokens were billed, but not counted.
+
+Each reply names the model that answered it, which need not be the one asked for: a proxy or
+an OpenAI-compatible server may answer "gpt-4o-mini" with another model (see
+``pricer.models.llm.answering``). The answers from another model than the one asked for (a
+dated snapshot of it is the same) are counted as ``llm.answers_from_other_model`` (any reply,
+priced or not), and the priced answers whose model is unknown (a reply naming none, an answer
+cached before pricer kept the name) as ``llm.answers_without_model``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from pricer.models.llm.answering import same_model
 from pricer.models.llm.catalogue import Price
 from pricer.models.llm.client import FAILURE_REASONS
 
@@ -41,6 +49,14 @@ class ItemOutcome:
     latency: float | None  # seconds of the call; None when served from the cache
     cached: bool
     unmetered: bool = False  # its reply came without usage: tokens billed, count unknown
+    model: str | None = None  # the model its reply named (or its cache entry kept); None: unknown
+
+
+def other_models(outcomes: Iterable[ItemOutcome], requested: str) -> list[str]:
+    """The names of the models that answered in place of ``requested``, sorted, once each."""
+    return sorted(
+        {o.model for o in outcomes if o.model is not None and not same_model(requested, o.model)}
+    )
 
 
 def batch_stats(
@@ -51,7 +67,10 @@ def batch_stats(
     wall_seconds: float,
     rate_limited: int = 0,
     prefix: str = "llm.",
+    requested: str | None = None,
 ) -> dict[str, float]:
+    """The batch's figures as metrics under ``prefix``; ``requested`` is the model asked for,
+    which each reply's model is compared with (None: every named model counts as asked)."""
     n_items = len(outcomes)
     fresh = [outcome for outcome in outcomes if not outcome.cached]
     failures = {reason: 0 for reason in FAILURE_REASONS}
@@ -81,6 +100,13 @@ def batch_stats(
         "failures": sum(failures.values()),
         "failure_rate": per_item(sum(failures.values())),
         "answers_without_usage": unmetered,  # tokens and costs leave their tokens out
+        # Priced answers only: a call refused with a 500 had no reply to name a model.
+        "answers_without_model": sum(o.model is None and o.failure is None for o in outcomes),
+        # Any reply, priced or not: a substitute whose answers do not parse is still one.
+        "answers_from_other_model": sum(
+            o.model is not None and requested is not None and not same_model(requested, o.model)
+            for o in outcomes
+        ),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "input_tokens_per_item": per_item(input_tokens),

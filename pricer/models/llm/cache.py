@@ -14,8 +14,11 @@ full disk, edited by hand) is a miss, with a warning, and the fresh answer repla
 is one that reads but does not match: each entry carries a checksum of its answer and key,
 and its request must hash to its file's name, so a digit changed by hand or by a bad disk,
 or an entry copied under another request's name, is asked again rather than recorded as
-that item's answer (entries from before the checksum are checked by their request only). A
-write that fails (disk full, read-only folder) costs the cache that entry, never the run.
+that item's answer (entries from before the checksum are checked by their request only).
+Each entry keeps the model its reply said answered (``model``), so a run served from the cache
+records who answered as the run that paid did; an entry from before it was kept still reads,
+its model unknown (None), and is left out of the checksum then, so its checksum still holds.
+A write that fails (disk full, read-only folder) costs the cache that entry, never the run.
 No fsync: a rename survives the process being killed, which is the interruption that
 matters here; only a power cut could lose recent entries, and those are re-asked, not wrong.
 """
@@ -41,6 +44,7 @@ class CachedAnswer:
     answer: str
     input_tokens: int
     output_tokens: int
+    model: str | None = None  # the reply's ``model``; None: not said, or cached before it was
 
     def __post_init__(self) -> None:
         """An entry of the wrong types is unreadable (a miss), whatever its checksum says: a
@@ -52,6 +56,16 @@ class CachedAnswer:
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise TypeError(f"{name} is {count!r}, not a token count")
+        if self.model is not None and not isinstance(self.model, str):
+            raise TypeError(f"model is {type(self.model).__name__}, not str")
+
+    def stored(self) -> dict[str, Any]:
+        """The entry's answer as written to disk and checksummed: without ``model`` when it is
+        unknown, so an entry written before models were kept keeps its checksum."""
+        fields = asdict(self)
+        if fields["model"] is None:
+            del fields["model"]
+        return fields
 
 
 def request_key(request: dict[str, Any]) -> str:
@@ -100,7 +114,7 @@ class ResponseCache:
         if self.directory is None:
             return
         path = self._path(key)
-        entry = {"request": request, "answer": asdict(answer), "checksum": _checksum(key, answer)}
+        entry = {"request": request, "answer": answer.stored(), "checksum": _checksum(key, answer)}
         payload = json.dumps(entry, ensure_ascii=False)
         try:  # an interruption leaves no temporary file, and the entry absent
             with replaced_atomically(path) as temporary:
@@ -120,7 +134,7 @@ class ResponseCache:
 
 def _checksum(key: str, answer: CachedAnswer) -> str:
     """Digest of an answer under its key: an entry whose answer or name changed fails it."""
-    return _digest([key, asdict(answer)])
+    return _digest([key, answer.stored()])
 
 
 def _digest(value: Any) -> str:

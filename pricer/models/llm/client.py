@@ -34,6 +34,7 @@ from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
 from pricer.errors import ConfigError, UserError
+from pricer.models.llm.answering import MAX_MODEL_NAME
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
@@ -298,6 +299,9 @@ class CallOutcome:
     # A reply arrived without a usable usage (none, or counts that are no counts): its tokens
     # were billed but are unknown, counted as 0 above.
     unmetered: bool = False
+    # The model the reply says answered (its ``model`` field), which a proxy or a server may
+    # set to another than the one asked for; None without a reply, or a reply naming none.
+    model: str | None = None
 
 
 def classify(error: BaseException) -> tuple[str, str]:
@@ -350,9 +354,10 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
     tokens, output = _token_count(prompt_count), _token_count(completion_count)
     # No prompt is 0 tokens: a reply without a count for it was billed an unknown amount.
     unmetered = not (_is_count(prompt_count) and prompt_count > 0 and _is_count(completion_count))
+    model = _model_name(getattr(completion, "model", None))
 
     def failed(reason: str, detail: str) -> CallOutcome:
-        return CallOutcome(None, tokens, output, latency, reason, detail, unmetered)
+        return CallOutcome(None, tokens, output, latency, reason, detail, unmetered, model)
 
     choices = getattr(completion, "choices", None)
     if not choices or not isinstance(choices, list):
@@ -374,7 +379,18 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
     # Half a character (a lone surrogate, from a gateway that cut an emoji) cannot be written
     # as UTF-8: the cache write raised, and the batch was lost. It is not part of a price.
     answer = answer.encode("utf-8", "replace").decode("utf-8")
-    return CallOutcome(answer, tokens, output, latency, None, None, unmetered)
+    return CallOutcome(answer, tokens, output, latency, None, None, unmetered, model)
+
+
+def _model_name(value: Any) -> str | None:
+    """A reply's ``model`` as a name fit for a tag, a cache entry and a terminal line, or None
+    when it names none. What a server sends is not checked by the SDK: a character that is
+    not printable (a line break, a terminal escape, half a character that UTF-8 cannot write)
+    becomes "?", and a name is cut at ``MAX_MODEL_NAME`` characters, so a hostile or broken
+    server cannot garble the warning, fail the cache write or bloat the record."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return "".join(c if c.isprintable() else "?" for c in value.strip()[:MAX_MODEL_NAME])
 
 
 def _is_count(value: Any) -> bool:

@@ -4,7 +4,8 @@ Any OpenAI-compatible server works (OpenAI, Ollama, vLLM, LM Studio): ``base_url
 and ``api_key_env`` come from ``conf/model/frontier*.yaml``. ``fit`` only checks the config
 and, with ``retrieval``, indexes the training items; ``predict_report`` renders one prompt per
 item, answers what it can from the on-disk cache, calls the model for the rest concurrently,
-parses each answer, and reports tokens, cost, latency and failures by reason.
+parses each answer, and reports tokens, cost, latency and failures by reason, and which
+models the replies said answered (a proxy may answer with another than the one asked for).
 
 The pricer is pickled into the logged MLflow model. It holds no client and no key: a client
 is built from the environment for each predict call and closed after it (an async client
@@ -31,7 +32,8 @@ from sklearn.utils.validation import check_is_fitted
 from pricer.errors import ConfigError
 from pricer.files import folder_problem
 from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling, training_prices
-from pricer.models.llm.accounting import ItemOutcome, batch_stats
+from pricer.models.llm.accounting import ItemOutcome, batch_stats, other_models
+from pricer.models.llm.answering import ANSWERED_BY, answered_by
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
 from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, unknown_entry
 from pricer.models.llm.client import (
@@ -257,7 +259,9 @@ class FrontierPricer(Pricer):
             if outcomes[i].failure is None:  # only priced answers are worth keeping
                 cache.put(
                     keys[i],
-                    CachedAnswer(call.answer or "", call.input_tokens, call.output_tokens),
+                    CachedAnswer(
+                        call.answer or "", call.input_tokens, call.output_tokens, call.model
+                    ),
                     {"base_url": server, **requests[i]},
                 )
             elif call.detail:
@@ -290,8 +294,10 @@ class FrontierPricer(Pricer):
                 raise
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
+        _warn_other_models(done, self.model)
         stats = self._stats(done, counter, start)
-        return PriceReport(np.array([o.price for o in done], dtype=float), stats)
+        facts = {ANSWERED_BY: answered_by(o.model for o in done if o.model is not None)}
+        return PriceReport(np.array([o.price for o in done], dtype=float), stats, facts)
 
     def _stats(
         self, done: list[ItemOutcome], counter: RetryCounter, start: float, prefix: str = "llm."
@@ -304,6 +310,7 @@ class FrontierPricer(Pricer):
             rate_limited=counter.throttled,
             wall_seconds=time.perf_counter() - start,
             prefix=prefix,
+            requested=self.model,
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -330,7 +337,9 @@ def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | Non
         return None
     # An answer cached from a reply without usage holds 0 prompt tokens, which no prompt is.
     unmetered = entry.input_tokens == 0
-    return ItemOutcome(price, None, entry.input_tokens, entry.output_tokens, None, True, unmetered)
+    return ItemOutcome(
+        price, None, entry.input_tokens, entry.output_tokens, None, True, unmetered, entry.model
+    )
 
 
 def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
@@ -343,6 +352,7 @@ def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
         latency=call.latency,
         cached=False,
         unmetered=call.unmetered,
+        model=call.model,
     )
 
 
@@ -354,4 +364,21 @@ def _warn_failures(outcomes: list[ItemOutcome]) -> None:
             sum(reasons.values()),
             len(outcomes),
             ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
+        )
+
+
+def _warn_other_models(outcomes: list[ItemOutcome], requested: str) -> None:
+    """Say when replies name another model than the one asked for (beyond a dated snapshot of
+    it): the run's figures, prices and catalogue entry say ``requested``, and they would be
+    another model's answers under its name."""
+    others = other_models(outcomes, requested)
+    if others:
+        count = sum(o.model in others for o in outcomes)
+        log.warning(
+            "%d of %d answers came from %s, not the model asked for (%s): the server or a "
+            "proxy answered with another model; the run records it as llm.answered_by",
+            count,
+            len(outcomes),
+            answered_by(others),
+            requested,
         )
