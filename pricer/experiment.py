@@ -31,7 +31,7 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
-from pricer.models.llm.answering import ANSWERED_BY
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.models.llm.failures import failure_summary, interrupted_stats
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
@@ -116,9 +116,16 @@ class FamilyResult:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    # An LLM family's server (its base URL) and the model it asked: None for the others.
+    # An LLM family's server (its base URL), the model it asked for and the models its
+    # replies said answered (llm.answered_by): None for the others.
     server: str | None = None
     llm_model: str | None = None
+    answered_by: str | None = None
+
+    @property
+    def other_model_answers(self) -> int:
+        """How many of an LLM family's answers named another model than the one asked for."""
+        return int(self.metrics.get(OTHER_MODEL_ANSWERS, 0.0))
 
     @property
     def on_openai(self) -> bool:
@@ -273,6 +280,7 @@ def run_family(
             {**evaluation.metrics, **stats},
             server=server,
             llm_model=str(getattr(pricer, "model", "")) if server else None,
+            answered_by=facts.get(ANSWERED_BY) if server else None,
         )
 
 
@@ -298,7 +306,7 @@ def other_model_lines(
     for member, model in asked:
         prefix = f"ensemble.{member}." if member is not None else ""
         passes = ("", VALIDATION_PREFIX)
-        count = sum(stats.get(f"{p}{prefix}llm.answers_from_other_model", 0.0) for p in passes)
+        count = sum(stats.get(f"{p}{prefix}{OTHER_MODEL_ANSWERS}", 0.0) for p in passes)
         if count > 0:
             seen = [facts.get(f"{p}{prefix}{ANSWERED_BY}") for p in passes]
             answered = " / ".join(dict.fromkeys(names for names in seen if names)) or "unknown"
@@ -476,7 +484,8 @@ def course_reference(result: FamilyResult, reference_mae: Mapping[str, Any]) -> 
     """
     figure = reference_mae.get(result.family)
     if result.server is not None:
-        if not result.on_openai:
+        # Another model's answers (a substitute behind the URL) are not the course's model's.
+        if not result.on_openai or result.other_model_answers:
             return math.nan
         if isinstance(figure, Mapping):
             model = result.llm_model or ""
@@ -494,10 +503,18 @@ def server_notes(results: list[FamilyResult]) -> list[str]:
     for result in results:
         if result.server and not result.on_openai:
             by_server.setdefault(result.server, []).append(result.family)
-    return [
+    lines = [
         f"{', '.join(families)}: answered by {server}, not OpenAI's API"
         for server, families in by_server.items()
     ]
+    # The row is named and priced as the model asked for: say when replies named another.
+    lines += [
+        f"{result.family}: {counted(result.other_model_answers, 'answer')} from "
+        f"{result.answered_by or 'an unnamed model'}, not {result.llm_model} as asked"
+        for result in results
+        if result.other_model_answers
+    ]
+    return lines
 
 
 def chart_labels(results: list[FamilyResult]) -> dict[str, str]:

@@ -67,3 +67,30 @@ def test_an_llm_on_another_server_is_charted_with_its_server() -> None:
         row("frontier_rag", OPENAI, "gpt-4o-mini"),
     ]
     assert chart_labels(results) == {"frontier": "frontier (127.0.0.1:8765)"}
+
+
+def test_an_llm_whose_replies_named_another_model_shows_no_figure_and_a_note(
+    reference: dict[str, Any],
+) -> None:
+    # OpenAI's URL, gpt-4o-mini asked for, but 3 replies named another model: the row would
+    # stand beside gpt-4o-mini's $80 and the leaderboard said nothing of the substitute.
+    from pricer.experiment import server_notes
+
+    substituted = FamilyResult(
+        "frontier",
+        "run",
+        "FINISHED",
+        {"mae": 1.0, "llm.answers_from_other_model": 3.0},
+        server=OPENAI,
+        llm_model="gpt-4o-mini",
+        answered_by="gpt-4o-mini-2024-07-18, llama-3.1-8b",
+    )
+    assert math.isnan(course_reference(substituted, reference))
+    assert server_notes([row("constant"), substituted]) == [
+        "frontier: 3 answers from gpt-4o-mini-2024-07-18, llama-3.1-8b, not gpt-4o-mini as asked"
+    ]
+    # A snapshot of the model asked for is that model: figure, and no note.
+    snapshot = row("frontier", OPENAI, "gpt-4o-mini")
+    snapshot.answered_by = "gpt-4o-mini-2024-07-18"
+    assert course_reference(snapshot, reference) == 80
+    assert server_notes([snapshot]) == []

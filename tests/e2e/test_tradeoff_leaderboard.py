@@ -23,6 +23,8 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-for-the-stub")
     with StubServer() as stub:
+        # Replies that name another model than the one asked for, as a proxy's substitute's.
+        stub.state.answering_model = "llama-3.1-8b-instruct"
         result = run_cli(
             pricer_app(
                 "leaderboard",
@@ -82,9 +84,13 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     server_line = f"frontier: answered by {stub.base_url}, not OpenAI's API"
     assert server_line in result.stdout.splitlines(), result.stdout
     assert server_line in parent.data.tags["mlflow.note.content"]
+    model_line = "frontier: 50 answers from llama-3.1-8b-instruct, not gpt-4o-mini as asked"
+    assert model_line in result.stdout.splitlines(), result.stdout
+    assert model_line in parent.data.tags["mlflow.note.content"]
     llm = runs["frontier · synthetic"]
     assert llm.data.tags["llm.model.provider"] == "openai"
     assert llm.data.tags["llm.server"] == stub.base_url
+    assert llm.data.tags["llm.answered_by"] == "llama-3.1-8b-instruct"
     assert llm.data.tags["llm.model.knowledge_cutoff"]
     assert "Knowledge cut-off" in llm.data.tags["mlflow.note.content"]
     # The family's own run says so too: alone, it read as gpt-4o-mini's answers on OpenAI.

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pricer.models.llm.catalogue import UNKNOWN
 
 ANSWERED_BY = "llm.answered_by"  # run tag: the models the replies said answered
+# Run metric: replies that named another model than the one asked for.
+OTHER_MODEL_ANSWERS = "llm.answers_from_other_model"
 # The longest model name kept from a reply: it goes into cache entries, a run tag and a
 # terminal line, and no real model name comes near it.
 MAX_MODEL_NAME = 200
