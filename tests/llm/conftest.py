@@ -125,3 +125,61 @@ def item_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     synthetic_items(60, seed=10).to_json(train, orient="records", lines=True)
     synthetic_items(12, seed=11, start=5000).to_json(test, orient="records", lines=True)
     return str(train), str(test)
+
+
+def frontier_config(
+    compose_conf: Callable[..., DictConfig],
+    item_files: tuple[str, str],
+    stub: StubServer,
+    *overrides: str,
+) -> DictConfig:
+    """A frontier run's config on the item files, against the stub, no cache (each answer is
+    the stub's), no logged model."""
+    train, test = item_files
+    return compose_conf(
+        "train",
+        [
+            "model=frontier",
+            "family=frontier",  # not ${hydra:...}: no Hydra app runs here
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            f"model.base_url={stub.base_url}",
+            f"model.api_key_env={KEY_ENV}",
+            "model.cache_dir=null",
+            "model.progress=false",
+            "tracking.log_model=false",
+            *overrides,
+        ],
+    )
+
+
+def ensemble_config(
+    compose_conf: Callable[..., DictConfig],
+    item_files: tuple[str, str],
+    stub: StubServer,
+    *overrides: str,
+) -> DictConfig:
+    """An ensemble run's config whose LLM member ("llm", a frontier) calls the stub, beside
+    the default's other classical members, no cache, no logged model."""
+    train, test = item_files
+    return compose_conf(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            "~model.members.tfidf_ridge",
+            "+model@model.members.llm=frontier",
+            "family=ensemble",  # not ${hydra:...}: no Hydra app runs here
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+            f"model.members.llm.base_url={stub.base_url}",
+            f"model.members.llm.api_key_env={KEY_ENV}",
+            "model.members.llm.tier=null",
+            "model.members.llm.cache_dir=null",
+            "model.members.llm.progress=false",
+            "tracking.log_model=false",
+            *overrides,
+        ],
+    )

@@ -23,6 +23,7 @@ from pricer.models.ensemble import EnsemblePricer
 from pricer.models.llm.answering import MAX_ANSWERED_BY, answered_by, same_model
 from pricer.models.llm.cache import _digest
 from pricer.models.llm.frontier import FrontierPricer
+from tests.llm.conftest import ensemble_config, frontier_config
 from tests.llm.test_ensemble import ridge
 
 SUBSTITUTE = "llama-3.1-8b-instruct"  # what a proxy answered "gpt-4o-mini" with
@@ -179,32 +180,11 @@ def test_an_answer_cached_before_models_were_kept_still_reads_its_model_unknown(
     assert report.stats["llm.answers_from_other_model"] == 0
 
 
-def frontier_config(compose_conf, item_files, stub: StubServer, *overrides: str):
-    train, test = item_files
-    return compose_conf(
-        "train",
-        [
-            "model=frontier",
-            "family=frontier",  # not ${hydra:...}: no Hydra app runs here
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            f"model.base_url={stub.base_url}",
-            "model.api_key_env=PRICER_TEST_LLM_KEY",
-            "model.tier=null",
-            "model.cache_dir=null",
-            "model.progress=false",
-            "tracking.log_model=false",
-            *overrides,
-        ],
-    )
-
-
 def test_a_run_answered_by_another_model_says_so_in_its_tags_metrics_and_description(
     compose_conf, item_files, stub: StubServer, api_key: str, tracking_uri: str
 ) -> None:
     stub.state.answering_model = SUBSTITUTE
-    cfg = frontier_config(compose_conf, item_files, stub, "validation.size=10")
+    cfg = frontier_config(compose_conf, item_files, stub, "model.tier=null", "validation.size=10")
     run = mlflow.get_run(run_family("frontier", cfg).run_id)
     assert run.data.tags["llm.model.catalogue_name"] == "gpt-4o-mini"  # what was asked for
     assert run.data.tags["llm.answered_by"] == SUBSTITUTE  # and what answered
@@ -220,7 +200,9 @@ def test_a_run_answered_by_the_model_asked_for_has_no_such_line(
 ) -> None:
     stub.state.answering_model = "gpt-4o-mini-2024-07-18"
     run = mlflow.get_run(
-        run_family("frontier", frontier_config(compose_conf, item_files, stub)).run_id
+        run_family(
+            "frontier", frontier_config(compose_conf, item_files, stub, "model.tier=null")
+        ).run_id
     )
     assert run.data.tags["llm.answered_by"] == "gpt-4o-mini-2024-07-18"
     assert run.data.metrics["llm.answers_from_other_model"] == 0
@@ -231,26 +213,7 @@ def test_an_ensembles_llm_member_answered_by_another_model_is_in_the_ensembles_r
     compose_conf, item_files, stub: StubServer, api_key: str, tracking_uri: str
 ) -> None:
     stub.state.answering_model = SUBSTITUTE
-    train, test = item_files
-    cfg = compose_conf(
-        "train",
-        [
-            "model=ensemble",
-            "~model.members.xgboost",
-            "~model.members.tfidf_ridge",
-            "+model@model.members.llm=frontier",
-            "family=ensemble",
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            f"model.members.llm.base_url={stub.base_url}",
-            "model.members.llm.api_key_env=PRICER_TEST_LLM_KEY",
-            "model.members.llm.tier=null",
-            "model.members.llm.cache_dir=null",
-            "model.members.llm.progress=false",
-            "tracking.log_model=false",
-        ],
-    )
+    cfg = ensemble_config(compose_conf, item_files, stub)
     run = mlflow.get_run(run_family("ensemble", cfg).run_id)
     assert run.data.tags["ensemble.llm.llm.answered_by"] == SUBSTITUTE
     assert run.data.tags["llm.answered_by"] == SUBSTITUTE

@@ -16,6 +16,7 @@ from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.tfidf_ridge import TfidfRidgePricer
 from pricer.settings import ConfigError, check_arguments
 from tests.conftest import compose_config
+from tests.llm.conftest import ensemble_config
 
 SEEN: dict[str, list[tuple[str, list[str]]]] = {}  # spy tag -> (call, item texts)
 
@@ -246,26 +247,7 @@ def test_an_ensemble_run_says_which_server_its_llm_member_called(
 ) -> None:
     # An ensemble run with a member on the stub logged the member's llm.* figures and prices
     # with no word of the server: read alone, they were gpt-4o-mini's answers on OpenAI.
-    train, test = item_files
-    cfg = compose_conf(
-        "train",
-        [
-            "model=ensemble",
-            "~model.members.xgboost",
-            "~model.members.tfidf_ridge",
-            "+model@model.members.llm=frontier",
-            "family=ensemble",  # not ${hydra:...}: no Hydra app runs here
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            f"model.members.llm.base_url={stub.base_url}",
-            "model.members.llm.api_key_env=PRICER_TEST_LLM_KEY",
-            "model.members.llm.tier=null",
-            "model.members.llm.cache_dir=null",
-            "model.members.llm.progress=false",
-            "tracking.log_model=false",
-        ],
-    )
+    cfg = ensemble_config(compose_conf, item_files, stub)
     result = run_family("ensemble", cfg)
     run = mlflow.get_run(result.run_id)
     assert run.data.metrics["llm.calls"] == 12  # the member's answers are in the record...

@@ -20,6 +20,7 @@ import pytest
 from pricer.experiment import TooManyFailures, run_family
 from pricer.models.llm.client import ServerUnreachable
 from pricer.models.llm.failures import failure_summary
+from tests.llm.conftest import frontier_config
 
 CHAT = "POST /chat/completions"
 
@@ -123,26 +124,14 @@ def test_an_ensembles_failures_are_its_members_reasons() -> None:
 
 
 def frontier_run(compose_conf, item_files, stub, *overrides: str):
-    """A frontier run's config on the item files, against the stub, one call at a time, no
-    retries, no cache (each answer is the stub's)."""
-    train, test = item_files
-    return compose_conf(
-        "train",
-        [
-            "model=frontier",
-            "family=frontier",  # not ${hydra:...}: no Hydra app runs here
-            "data=items",
-            f"data.train_paths=[{train}]",
-            f"data.test_paths=[{test}]",
-            f"model.base_url={stub.base_url}",
-            "model.api_key_env=PRICER_TEST_LLM_KEY",
-            "model.cache_dir=null",
-            "model.progress=false",
-            "model.max_concurrency=1",
-            "model.max_retries=0",
-            "tracking.log_model=false",
-            *overrides,
-        ],
+    """A frontier run's config against the stub, one call at a time, no retries."""
+    return frontier_config(
+        compose_conf,
+        item_files,
+        stub,
+        "model.max_concurrency=1",
+        "model.max_retries=0",
+        *overrides,
     )
 
 
