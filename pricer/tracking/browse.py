@@ -421,6 +421,11 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     servers = [run.data.tags.get(tags.LLM_SERVER, "") for run in runs]
     if any(servers):  # an LLM family's: OpenAI's API, or the server that stood in for it
         rows["llm server"] = [_shorten(server) for server in servers]
+    # The models the replies named: the snapshot that priced (gpt-4o-mini-2024-07-18), or a
+    # substitute that a run named after the model asked for would hide.
+    answered = [run.data.tags.get(tags.LLM_ANSWERED_BY, "") for run in runs]
+    if any(answered):
+        rows["llm answered by"] = [_shorten(models) for models in answered]
     stale = [stale_reason(run) or "" for run in runs]
     if any(stale):  # why STALE (run_summary adds that the store still says RUNNING)
         rows["stale"] = [_shorten(reason) for reason in stale]

@@ -33,6 +33,10 @@ EVAL_SIZE = "pricer.eval_size"
 DATASET_ORIGIN = "pricer.origin"  # on a dataset source: where the items came from
 ENTRY_POINT = "pricer.entry_point"
 LLM_SERVER = "llm.server"  # on an LLM family's run: the base URL of the server that answered
+# ... and the models its replies named: pricer.models.llm.answering.ANSWERED_BY, written out
+# here so that reading runs (pricer runs, compare) does not import the models (scikit-learn:
+# 1.2 s more before `pricer runs` answers).
+LLM_ANSWERED_BY = "llm.answered_by"
 # A fine-tuning run (pricer.finetune): the job, what it produced, whether it was re-attached.
 FT_BASE_MODEL = "ft.base_model"
 FT_JOB_ID = "ft.job_id"

@@ -325,3 +325,29 @@ def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) 
     assert study["trials.finished"] == "11" and study["trials.total"] == "12"
     assert study["best trial"] == "7" and study["best run"] == best[: browse.SHORT_ID]
     assert shown(curation.info.run_id)["data.train_items"] == "38,424"
+
+
+def test_compare_says_which_model_answered_an_llm_run(tracking_uri: str) -> None:
+    # Two frontier runs asked for gpt-4o-mini: one was priced by a proxy's substitute, and
+    # side by side nothing told them apart.
+    from pricer.models.llm.answering import ANSWERED_BY
+
+    assert tags.LLM_ANSWERED_BY == ANSWERED_BY  # what the LLM runs write is what is read
+    runs = runs_tagged(
+        *(
+            {tags.FAMILY: "frontier", tags.LLM_SERVER: "https://proxy.example/v1", ANSWERED_BY: m}
+            for m in ("gpt-4o-mini-2024-07-18", "llama-3.1-8b-instruct")
+        ),
+        mae=80.0,
+    )
+    table = browse.compare_runs(runs)
+    assert table.loc["llm answered by"].tolist() == [
+        "gpt-4o-mini-2024-07-18",
+        "llama-3.1-8b-instruct",
+    ]
+    summary = browse.run_summary(runs[1])
+    assert any(
+        line.split() == ["llm", "answered", "by", "llama-3.1-8b-instruct"] for line in summary
+    )
+    classical = runs_tagged({tags.FAMILY: "linear"}, mae=90.0)
+    assert "llm answered by" not in browse.compare_runs(classical).index
