@@ -19,9 +19,10 @@ Nothing here knows about model families: a family is only a tag value to filter 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,9 +39,10 @@ from mlflow.utils.validation import (  # private, but the rules the registry app
     _validate_model_alias_name_reserved,
 )
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, one_line
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.schemas import RegistryConfig
 from pricer.tracking import names
@@ -58,7 +60,7 @@ from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.model import check_logged_model
 from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
-from pricer.tracking.store import require_existing
+from pricer.tracking.store import StoreUnreachable, require_existing
 from pricer.wording import counted
 
 __all__ = [
@@ -458,19 +460,92 @@ def _write_decision(
         client.set_model_version_tag(name, version, "pricer.decision", "not applied")
         client.update_model_version(name, version, description=f"Not applied: {moved}")
         raise
-    # Only once the champion is known to be the one compared with: written before the check,
-    # a promotion that lost the race named itself the successor of a champion another replaced.
-    if decision.outcome == "champion" and replaced is not None:
-        client.set_model_version_tag(name, replaced.version, "pricer.replaced_by_version", version)
-        client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
-    _append_history(client, name, f"{now} {decision.outcome}: {decision.reason}")
-    client.set_registered_model_alias(name, alias, version)
+    line = f"{now} {decision.outcome}: {decision.reason}"
+    try:
+        # Only once the champion is known to be the one compared with: written before the
+        # check, a promotion that lost the race named itself the successor of a champion
+        # another replaced.
+        if decision.outcome == "champion" and replaced is not None:
+            client.set_model_version_tag(
+                name, replaced.version, "pricer.replaced_by_version", version
+            )
+            client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
+        _append_history(client, name, line)
+        client.set_registered_model_alias(name, alias, version)
+    except Exception as error:
+        # The store failed before the alias moved (a server's 503, SQLite's "database is
+        # locked"): left as written, the version said "Champion since ...", the history line
+        # said it replaced the champion, and the champion said it was replaced, none of it true.
+        if _alias_version(client, name, alias) == version:  # it moved: the record is true
+            raise
+        _withdraw(client, name, version, replaced, line, error)
+        if not isinstance(error, MlflowException | SQLAlchemyError | OSError):
+            raise  # a bug, not the store: its traceback
+        raise StoreUnreachable(
+            f"the tracking store failed while this decision was recorded ({type(error).__name__}:"
+            f" {one_line(error)}): no alias moved and its record was taken back; promote again"
+        ) from error
     # A challenger lost to the champion it was compared with: a new champion voids that.
     if (
         decision.outcome == "champion"
         and registry.challenger_alias in client.get_registered_model(name).aliases
     ):
         client.delete_registered_model_alias(name, registry.challenger_alias)
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version ``alias`` names now; None if none, or if the store does not say."""
+    try:
+        found = client.get_registered_model(name).aliases.get(alias)
+    except Exception:  # the store that just failed: the record is withdrawn, to be safe
+        return None
+    return None if found is None else str(found)
+
+
+def _withdraw(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    replaced: ModelVersion | None,
+    line: str,
+    error: Exception,
+) -> None:
+    """Undo the record of a decision whose alias did not move, as far as the store lets: the
+    version says "not applied" and why, the champion loses its "replaced by" tags and the
+    history its line. Each step is tried on its own, and the store's error is still raised."""
+    reason = (
+        f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
+        f"{one_line(error)}); no alias moved, promote again"
+    )
+    steps: list[Callable[[], object]] = [
+        lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
+        lambda: client.update_model_version(name, version, description=reason),
+        lambda: _drop_history_line(client, name, line),
+    ]
+    if replaced is not None:
+        steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
+    for step in steps:
+        with contextlib.suppress(Exception):  # one failed undo must not stop the others
+            step()
+
+
+def _drop_replaced_by(client: MlflowClient, name: str, version: str, successor: str) -> None:
+    """Delete the "replaced by" tags from ``version`` if they name ``successor``."""
+    tags = client.get_model_version(name, version).tags
+    if tags.get("pricer.replaced_by_version") == successor:
+        for key in ("pricer.replaced_at", "pricer.replaced_by_version"):
+            if key in tags:
+                client.delete_model_version_tag(name, version, key)
+
+
+def _drop_history_line(client: MlflowClient, name: str, line: str) -> None:
+    """Remove this decision's line from the history, leaving lines others added meanwhile."""
+    old = client.get_registered_model(name).description or ""
+    kept = [row for row in old.splitlines() if row != f"- {line}"]
+    if len(kept) != len(old.splitlines()):
+        # A first champion's line was the only one: no history, as before it.
+        text = "" if kept == [HISTORY_TITLE] else "\n".join(kept)
+        client.update_registered_model(name, description=text)
 
 
 def _still_champion(

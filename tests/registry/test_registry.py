@@ -570,3 +570,42 @@ def test_a_champion_whose_run_is_gone_from_the_store_is_one_line(client: MlflowC
     with pytest.raises(IncomparableChampion, match=f"run {champion}, which is gone from"):
         promote_with()
     assert aliases(client) == {"champion": "1"}
+
+
+def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store failing at the alias (a server's 503, SQLite's "database is locked") left
+    # "Champion since ..." and pricer.decision=champion on the candidate, the history line
+    # "champion: version 2 beats version 1" and pricer.replaced_by_version=2 on version 1,
+    # which was still the champion.
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    moving = MlflowClient.set_registered_model_alias
+
+    def unavailable(self: MlflowClient, name: str, alias: str, version: str) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", unavailable)
+    history = client.get_registered_model(MODEL).description
+    from pricer.tracking.store import StoreUnreachable
+
+    with pytest.raises(StoreUnreachable, match=r"\(MlflowException: API .* 503\): no alias moved"):
+        promote_with()
+    assert aliases(client) == {"champion": "1"}
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.description.startswith("Not applied: the store failed")
+    assert "503" in version.description and "promote again" in version.description
+    first = client.get_model_version(MODEL, "1")
+    assert "pricer.replaced_by_version" not in first.tags
+    assert "pricer.replaced_at" not in first.tags
+    assert client.get_registered_model(MODEL).description == history
+    assert promotion_runs()[-1].info.status == "FAILED"
+    # Once the store answers, the same candidate is crowned, with one history line.
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", moving)
+    assert promote_with().outcome == "champion"
+    assert aliases(client) == {"champion": str(version.version)}
+    assert client.get_model_version(MODEL, "1").tags["pricer.replaced_by_version"] == "2"
+    assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
