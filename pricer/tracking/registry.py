@@ -461,6 +461,7 @@ def _write_decision(
         client.update_model_version(name, version, description=f"Not applied: {moved}")
         raise
     line = f"{now} {decision.outcome}: {decision.reason}"
+    challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
     try:
         # Only once the champion is known to be the one compared with: written before the
         # check, a promotion that lost the race named itself the successor of a champion
@@ -491,6 +492,32 @@ def _write_decision(
         and registry.challenger_alias in client.get_registered_model(name).aliases
     ):
         client.delete_registered_model_alias(name, registry.challenger_alias)
+    # The versions the aliases left: "Champion since ..." stayed on each, and the version list
+    # showed two champions, and challengers no alias named any more.
+    if decision.outcome == "champion" and replaced is not None:
+        why = f"replaced by version {version}"
+        _held_until(client, name, str(replaced.version), registry.champion_alias, now, why)
+    if challenger is not None and str(challenger) != version:
+        why = (
+            f"version {version} replaced the champion it was compared with"
+            if decision.outcome == "champion"
+            else f"replaced as {registry.challenger_alias} by version {version}"
+        )
+        _held_until(client, name, str(challenger), registry.challenger_alias, now, why)
+
+
+def _held_until(
+    client: MlflowClient, name: str, version: str, alias: str, now: str, why: str
+) -> None:
+    """Turn "<Alias> since <date>: <reason>" on a version the alias left into "<Alias> from
+    <date> until <now> (<why>): <reason>". A description promote did not write is left alone."""
+    old = client.get_model_version(name, version).description or ""
+    prefix = f"{alias.capitalize()} since "
+    if not old.startswith(prefix):
+        return
+    since, _, reason = old.removeprefix(prefix).partition(": ")
+    held = f"{alias.capitalize()} from {since} until {now} ({why}): {reason}"
+    client.update_model_version(name, version, description=held)
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

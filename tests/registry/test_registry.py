@@ -609,3 +609,36 @@ def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
     assert aliases(client) == {"champion": str(version.version)}
     assert client.get_model_version(MODEL, "1").tags["pricer.replaced_by_version"] == "2"
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
+
+
+def test_a_version_that_loses_its_alias_no_longer_says_it_holds_it(client: MlflowClient) -> None:
+    # Each kept "Champion since ..." / "Challenger since ..." for good: the registry's version
+    # list showed two champions, and challengers that no alias named any more.
+    first = training_run(BASE)
+    promote_with()
+    waiting = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    closer = training_run(NOISY * 0.995)  # better than the challenger, still within the noise
+    assert promote_with().outcome == "challenger"
+    best = training_run(BASE * 0.6)
+    assert promote_with().outcome == "champion"
+
+    def description(run_id: str) -> str:
+        return client.get_model_version(MODEL, version_of(client, run_id)).description
+
+    new = version_of(client, best)
+    assert description(best).startswith("Champion since ")
+    replaced = description(first)
+    assert re.match(
+        rf"Champion from .+ UTC until .+ UTC \(replaced by version {new}\): first", replaced
+    )
+    assert re.match(
+        rf"Challenger from .+ until .+ \(replaced as challenger by version "
+        rf"{version_of(client, closer)}\): version {version_of(client, waiting)} ",
+        description(waiting),
+    )
+    assert re.match(
+        rf"Challenger from .+ until .+ \(version {new} replaced the champion it was compared "
+        r"with\): ",
+        description(closer),
+    )
