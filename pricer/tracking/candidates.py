@@ -17,9 +17,12 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import LoggedModelStatus, Run
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from pricer.errors import UserError, nearest
 from pricer.schemas import CandidatesConfig
+from pricer.tracking import tags as tag_names
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.run import FAMILY_TAG
 from pricer.wording import counted
@@ -156,6 +159,12 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
         + (f"experiment {filters.experiment!r}" if filters.experiment else "any experiment")
         + (f", family {filters.family!r}" if filters.family else "")
     )
+    # A sweep chose its best trial on validation items; the best of its trials by mae would
+    # be chosen on the test items the comparison with the champion is then made on, and the
+    # p-value recorded for it would be that of a winner picked on them (a 20-trial sweep
+    # crowned whichever trial scored best on the test items, not the trial the sweep named).
+    unchosen = _unchosen_trials(runs)
+    found = [c for c in found if c.run_id not in unchosen]
     trained = Counter(str(run.data.tags.get(FAMILY_TAG)) for run in runs)
     if not found and filters.family and trained:  # a typo, or a family not trained on it
         listed = ", ".join(f"{name} ({counted(n, 'run')})" for name, n in sorted(trained.items()))
@@ -164,6 +173,14 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
         raise NoCandidate(
             f"no FINISHED run of family {filters.family!r} with a logged model on "
             f"{filters.data} data{hint}; families there: {listed}"
+        )
+    if not found and unchosen:
+        raise NoCandidate(
+            f"no FINISHED training run with a logged model on {where} but "
+            f"{counted(len(unchosen), 'sweep trial')} that no sweep chose as its best (chosen on "
+            "validation items, a trial may be promoted; picked by test mae, it would be chosen "
+            "on the items it is compared on): let its sweep finish, or train the best trial's "
+            "settings alone"
         )
     if not found:
         raise NoCandidate(
@@ -194,6 +211,28 @@ def candidates(filters: CandidateFilter, champion_digest: str | None = None) -> 
     if len(sizes) > 1:  # one digest is one item table: different sizes mean a corrupted tag
         raise PromotionError(f"runs scored on test items {digest!r} disagree on their size {sizes}")
     return sorted(pool, key=lambda c: (c.mae, -c.start_time))
+
+
+def _unchosen_trials(runs: list[Run]) -> set[str]:
+    """Run ids of sweep trials that are not their sweep's best (``pricer.sweep.best_run_id``
+    on the sweep's parent run): a sweep still running, or whose parent is gone, chose none."""
+    parents = {
+        run.data.tags[MLFLOW_PARENT_RUN_ID]
+        for run in runs
+        if tag_names.SWEEP_TRIAL in run.data.tags and MLFLOW_PARENT_RUN_ID in run.data.tags
+    }
+    best: dict[str, str | None] = {}
+    for parent in parents:
+        try:
+            best[parent] = mlflow.get_run(parent).data.tags.get(tag_names.SWEEP_BEST_RUN)
+        except MlflowException:  # removed for good (mlflow gc): which trial it chose is lost
+            best[parent] = None
+    return {
+        run.info.run_id
+        for run in runs
+        if tag_names.SWEEP_TRIAL in run.data.tags
+        and best.get(run.data.tags.get(MLFLOW_PARENT_RUN_ID, "")) != run.info.run_id
+    }
 
 
 def _fullest_evaluation(found: list[Candidate]) -> str:

@@ -69,7 +69,7 @@ from pricer.tracking.study import (
 
 # A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
 # processes and reruns), else Hydra's job number.
-TRIAL_TAG = "pricer.sweep.trial"
+TRIAL_TAG = tag_names.SWEEP_TRIAL
 OVERRIDES_TAG = "pricer.sweep.overrides"  # a trial's Hydra overrides, a JSON list
 BEST_RUN_TAG = tag_names.SWEEP_BEST_RUN
 REPLAY_TAG = tag_names.SWEEP_REPLAY

@@ -12,6 +12,8 @@ DATA_SOURCE = "pricer.data_source"  # the configured data source (synthetic, ite
 DATA = "pricer.data"  # what the data is (data.name): real, synthetic, a named set of files
 BEST_FAMILY = "best_family"  # on a leaderboard parent: the family with the lowest mae
 SWEEP_BEST_RUN = "pricer.sweep.best_run_id"  # on a sweep parent: its best trial's run
+# On a sweep trial's run: its number (Optuna's in an Optuna sweep, else Hydra's job number).
+SWEEP_TRIAL = "pricer.sweep.trial"
 # On a sweep parent: its best trial's number, a param (one process) or a tag (a shared study,
 # rewritten as each of its processes ends).
 SWEEP_BEST_TRIAL = "best.trial"

@@ -35,6 +35,7 @@ from pricer.tracking.registry import (
     promote,
 )
 from pricer.tracking.run import FAMILY_TAG
+from pricer.tracking.tags import SWEEP_BEST_RUN, SWEEP_TRIAL
 from tests.conftest import compose_config
 
 N = 200
@@ -46,6 +47,7 @@ NOISY = np.abs(NOISY + BASE.mean() - NOISY.mean() - 0.5)
 EXAMPLE = pd.DataFrame({"text": ["a cordless drill", "a hammer"], "title": ["drill", "hammer"]})
 PRICER = ConstantPricer(statistic="mean").fit(EXAMPLE, np.array([50.0, 20.0]))
 MODEL = "pricer-synthetic"  # the registered model of the runs' data (data.name=synthetic)
+PARENT = "mlflow.parentRunId"
 
 
 @pytest.fixture
@@ -63,8 +65,10 @@ def training_run(
     truth: np.ndarray | None = None,
     log_model: bool = True,
     data: str = "synthetic",
+    trial_of: str | None = None,
 ) -> str:
-    """A FINISHED run as pricer.experiment leaves it: tags, mae, per-item table, model."""
+    """A FINISHED run as pricer.experiment leaves it: tags, mae, per-item table, model;
+    ``trial_of``: a sweep's parent run, whose trial it is."""
     truth = np.linspace(5, 900, len(abs_errors)) if truth is None else truth
     failed = np.zeros(len(abs_errors), dtype=bool) if failed is None else failed
     estimate = np.where(failed, np.nan, truth + abs_errors)
@@ -79,7 +83,12 @@ def training_run(
         }
     )
     tags = {EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(truth)), FAMILY_TAG: family}
-    with mlflow.start_run(run_name=family, tags=tags) as run:
+    if trial_of is not None:
+        tags[SWEEP_TRIAL] = str(
+            len(mlflow.search_runs(filter_string=f"tags.{PARENT} = '{trial_of}'"))
+        )
+    nested = {"nested": True, "parent_run_id": trial_of} if trial_of else {}
+    with mlflow.start_run(run_name=family, tags=tags, **nested) as run:
         mlflow.log_param("data.name", data)  # as every training run logs its config
         mlflow.log_metric("mae", float(np.nanmean(table["abs_error"])))
         mlflow.log_metric("failure_rate", float(failed.mean()))
@@ -642,3 +651,20 @@ def test_a_version_that_loses_its_alias_no_longer_says_it_holds_it(client: Mlflo
         r"with\): ",
         description(closer),
     )
+
+
+def test_only_the_trial_a_sweep_chose_is_a_candidate(client: MlflowClient) -> None:
+    # The sweep ranks its trials on validation items; promote took the trial with the best
+    # test mae, chosen on the very items its paired test then called significant.
+    with mlflow.start_run(run_name="sweep", tags={"pricer.kind": "sweep"}) as sweep:
+        pass
+    chosen = training_run(BASE, trial_of=sweep.info.run_id)  # best on validation
+    lucky = training_run(BASE * 0.6, trial_of=sweep.info.run_id)  # best on the test items
+    with pytest.raises(NoCandidate, match=r"but 2 sweep trials that no sweep chose as its best"):
+        promote_with()  # the sweep is still running: it chose none yet
+    client.set_tag(sweep.info.run_id, SWEEP_BEST_RUN, chosen)
+    decision = promote_with()
+    assert decision.outcome == "champion" and decision.candidate.run_id == chosen
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{lucky}'") == []
+    alone = training_run(BASE * 0.6)  # a run of its own competes as any other
+    assert promote_with().candidate.run_id == alone
