@@ -10,7 +10,8 @@ the one logged (a skops file of trusted types, with other weights, loads). This 
 chooses the model as predict does (conf/predict.yaml), downloads it into a folder of its own,
 refuses it in one line (exit 2) unless its files hash to the digest recorded when it was
 logged, and only then starts ``mlflow models serve`` on that verified copy, never on the URI
-again (an alias that moves, or a file changed, after the check cannot change what is served).
+again (an alias that moves, or a file changed, after the check cannot change what is served;
+when the alias it was chosen by moves on, a line on stderr says so, see ``WATCH_SECONDS``).
 The folder is removed when the server stops. Ctrl-C or SIGTERM stops the server: MLflow's
 scoring process gets SIGTERM when the ``mlflow`` process ends. A SIGKILLed pricer serve runs no
 cleanup: its server stops with it, and the next pricer serve removes the copy it left.
@@ -27,6 +28,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pricer import interrupt
 from pricer.cli import report, run_command
@@ -34,10 +36,17 @@ from pricer.errors import UserError
 from pricer.files import ended_here
 from pricer.predict import add_model_options, load_config, model_settings
 
+if TYPE_CHECKING:
+    from pricer.tracking.champions import Chosen
+
 # For the server to stop on SIGTERM before it is killed: inside the interrupt watchdog's
 # deadline, which would end this process before the kill and the copy's removal.
 STOP_SECONDS = interrupt.UNWIND_DEADLINE_SECONDS / 2
 COPY_PREFIX = "pricer-serve-"
+# How often a server chosen by alias asks whether the alias still names the version it serves:
+# it serves that version to the end (the checked copy), and promote moving the alias on is
+# said on stderr rather than left for its callers to find out from the prices.
+WATCH_SECONDS = 60.0
 OWNER_FILE = "owner"  # in a copy's folder: "<host> <pid>" of the pricer serve it belongs to
 
 
@@ -111,6 +120,39 @@ def remove_abandoned_copies(parent: Path) -> list[Path]:
     return removed
 
 
+def wait_watching(server: subprocess.Popen[bytes], chosen: Chosen | None) -> int:
+    """Wait for the server to end; meanwhile say, once per move, when the alias it was chosen
+    by names another version than the one it answers with (or that version again)."""
+    from pricer.tracking.champions import alias_version
+
+    if chosen is None:  # a version or a model id: nothing to move
+        return server.wait()
+    said = chosen.version
+    while True:
+        try:
+            return server.wait(WATCH_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        now = alias_version(chosen)
+        if now is None or now == said:  # the store did not answer, or nothing new to say
+            continue
+        said = now
+        named = f"{chosen.name}@{chosen.alias}"
+        if now == chosen.version:
+            line = f"{named} is version {now} again, the version this server answers with"
+        elif now:
+            line = (
+                f"{named} is now version {now}; this server still answers with version "
+                f"{chosen.version}: restart pricer serve to serve version {now}"
+            )
+        else:
+            line = (
+                f"{named} names no version any more; this server still answers with version "
+                f"{chosen.version}"
+            )
+        print(f"pricer serve: {line}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from pricer.tracking.champions import fetch_verified  # imports MLflow: after the options
 
@@ -137,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             preexec_fn=interrupt.parent_death_hook(),
         )
         try:
-            return server.wait()
+            return wait_watching(server, verified.chosen)
         finally:
             if server.poll() is None:  # interrupted: stop the server before its files go
                 server.terminate()

@@ -121,10 +121,33 @@ def describe(uri: str, version: ModelVersion | None, alias: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """A version chosen by alias: which one it was, to tell when the alias moves on."""
+
+    name: str
+    alias: str
+    version: str
+
+
+@dataclass(frozen=True)
 class VerifiedModel:
     uri: str
     description: str  # one line: which model this is, evaluated on what
     local: Path  # its files, downloaded and checked against the digest logged with them
+    chosen: Chosen | None = None  # None: named by a URI (--model-uri), not by an alias
+
+
+def alias_version(chosen: Chosen) -> str | None:
+    """The version ``chosen.alias`` names now: "" if it names none any more, None if the store
+    does not answer (a server running for days outlives a store's restart: asked again later).
+    """
+    try:
+        version = MlflowClient().get_model_version_by_alias(chosen.name, chosen.alias)
+    except MlflowException as error:
+        return "" if error.error_code in MISSING else None
+    except (SQLAlchemyError, OSError):
+        return None
+    return str(version.version)
 
 
 def fetch_verified(
@@ -168,7 +191,12 @@ def fetch_verified(
         refuse_pickled(local, uri)
     except MlflowException as error:
         raise ModelNotFound(f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}") from error
-    return VerifiedModel(uri, describe(uri, version, alias), local)
+    chosen = (
+        Chosen(version.name, str(settings["alias"]), str(version.version))
+        if version is not None and not settings["model_uri"]
+        else None
+    )
+    return VerifiedModel(uri, describe(uri, version, alias), local, chosen)
 
 
 def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:

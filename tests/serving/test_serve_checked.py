@@ -68,6 +68,59 @@ def test_a_champion_whose_pricer_file_was_swapped_is_not_served(
     assert list(downloads.iterdir()) == []  # nor the refused copy
 
 
+class StandInServer:
+    """What serve waits on: a server that runs until told to stop, moving the champion alias
+    to version 2 (another promotion) after its first wait and back to 1 after its third."""
+
+    def __init__(self, client: mlflow.MlflowClient) -> None:
+        self.client, self.waits, self.code = client, 0, None
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.waits += 1
+        if self.waits == 5 or timeout is None:
+            self.code = 0
+            return 0
+        moves = {1: "2", 3: "1"}
+        if self.waits in moves:
+            self.client.set_registered_model_alias(
+                "pricer-synthetic", "champion", moves[self.waits]
+            )
+        raise subprocess.TimeoutExpired("mlflow models serve", timeout)
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+def test_a_champion_that_moves_while_serving_is_said_once_per_move(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The server went on answering with version 1 after promote made version 2 champion, and
+    # nothing said so: callers of "the champion's server" got the old champion's prices.
+    from pricer import serve
+
+    constant_champion(20.0)
+    info = constant_champion(30.0)  # version 2, champion for the moment
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("pricer-synthetic", "champion", "1")
+    server = StandInServer(client)
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: server)
+    monkeypatch.setattr(serve, "WATCH_SECONDS", 0.01, raising=False)
+    monkeypatch.setattr(serve.tempfile, "tempdir", str(tmp_path))
+    capsys.readouterr()
+    assert info.model_id and serve.main(["--data", "synthetic", "--port", str(free_port())]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("serving pricer-synthetic version 1 (champion): ")
+    assert lines[1:] == [
+        "pricer serve: pricer-synthetic@champion is now version 2; this server still answers "
+        "with version 1: restart pricer serve to serve version 2",
+        "pricer serve: pricer-synthetic@champion is version 1 again, the version this server "
+        "answers with",
+    ]
+
+
 @pytest.mark.e2e
 def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
     tracking_uri: str, tmp_path: Path
