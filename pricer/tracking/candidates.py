@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from pricer.errors import UserError, nearest
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.schemas import CandidatesConfig
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
@@ -56,6 +57,8 @@ class Candidate:
     start_time: int
     data: str = ""
     failure_rate: float = 0.0  # items it gave no price for, as a share of eval_size
+    other_model_answers: int = 0  # an LLM family's answers that came from another model
+    answered_by: str = ""  # the models its replies named
 
     @classmethod
     def from_run(cls, run: Run, model_uri: str) -> Candidate:
@@ -70,11 +73,25 @@ class Candidate:
             start_time=run.info.start_time,
             data=run.data.params.get(DATA_PARAM, ""),
             failure_rate=float(run.data.metrics.get("failure_rate", 0.0)),
+            other_model_answers=int(run.data.metrics.get(OTHER_MODEL_ANSWERS, 0.0)),
+            answered_by=tags.get(ANSWERED_BY, ""),
         )
 
     def describe(self) -> str:
         on = f" on {self.data} data" if self.data else ""
-        return f"{self.family or 'unknown family'} run {self.run_id}{on}, mae ${self.mae:,.2f}"
+        return (
+            f"{self.family or 'unknown family'} run {self.run_id}{on}, mae ${self.mae:,.2f}"
+            f"{other_model_note(self.other_model_answers, self.answered_by)}"
+        )
+
+
+def other_model_note(answers: int, answered_by: str) -> str:
+    """ ", 12 of its answers from <model>, not the model asked for", or "" for none: a figure
+    measured on a substitute's answers must not read as the asked model's."""
+    if answers <= 0:
+        return ""
+    source = answered_by or "an unnamed model"
+    return f", {answers} of its answers from {source}, not the model asked for"
 
 
 @dataclass(frozen=True)

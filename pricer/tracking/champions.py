@@ -28,6 +28,8 @@ from mlflow.pyfunc import PyFuncModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
+from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import logged_model_id, pinned_model, refuse_pickled, verify_files
 from pricer.tracking.run import FAMILY_TAG
@@ -114,9 +116,10 @@ def describe(uri: str, version: ModelVersion | None, alias: str | None) -> str:
     scored = f"{tags[EVAL_SIZE_TAG]} test items" if EVAL_SIZE_TAG in tags else "test items"
     mae = f", mae ${float(tags['pricer.mae']):,.2f}" if "pricer.mae" in tags else ""
     held = f" ({alias})" if alias else ""
+    others = int(tags.get(OTHER_MODEL_ANSWERS, "0") or 0)
     return (
         f"{version.name} version {version.version}{held}: {family}, evaluated on {data} data "
-        f"({scored}{mae})"
+        f"({scored}{mae}{other_model_note(others, tags.get(ANSWERED_BY, ''))})"
     )
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pricer import interrupt
 from pricer.errors import ConfigError, one_line
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.schemas import RegistryConfig
 from pricer.tracking import names
 from pricer.tracking.candidates import (
@@ -223,8 +224,19 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
             EVAL_DIGEST_TAG: candidate.eval_digest,
             EVAL_SIZE_TAG: candidate.eval_size,
             "pricer.mae": f"{candidate.mae:.4f}",
+            # Only where a proxy answered with another model: predict's and serve's line
+            # (champions.describe) says so, the figures above being that model's.
+            **(
+                {
+                    OTHER_MODEL_ANSWERS: str(candidate.other_model_answers),
+                    ANSWERED_BY: candidate.answered_by,
+                }
+                if candidate.other_model_answers > 0
+                else {}
+            ),
         }.items():
-            client.set_model_version_tag(name, version.version, key, value)
+            if value:  # no answered_by tag on the run: none on the version
+                client.set_model_version_tag(name, version.version, key, value)
         return _first_of_its_run(client, name, candidate, version)
 
 

@@ -66,6 +66,7 @@ def training_run(
     log_model: bool = True,
     data: str = "synthetic",
     trial_of: str | None = None,
+    answered_by: str | None = None,
 ) -> str:
     """A FINISHED run as pricer.experiment leaves it: tags, mae, per-item table, model;
     ``trial_of``: a sweep's parent run, whose trial it is."""
@@ -92,6 +93,9 @@ def training_run(
         mlflow.log_param("data.name", data)  # as every training run logs its config
         mlflow.log_metric("mae", float(np.nanmean(table["abs_error"])))
         mlflow.log_metric("failure_rate", float(failed.mean()))
+        if answered_by is not None:  # an LLM family whose replies named another model
+            mlflow.log_metric("llm.answers_from_other_model", len(truth))
+            mlflow.set_tag("llm.answered_by", answered_by)
         mlflow.log_table(table, PREDICTIONS_FILE)
         if log_model:
             log_pricer(PRICER)
@@ -668,3 +672,24 @@ def test_only_the_trial_a_sweep_chose_is_a_candidate(client: MlflowClient) -> No
     assert client.search_model_versions(f"name='{MODEL}' and run_id='{lucky}'") == []
     alone = training_run(BASE * 0.6)  # a run of its own competes as any other
     assert promote_with().candidate.run_id == alone
+
+
+def test_a_champion_measured_on_another_models_answers_says_so(client: MlflowClient) -> None:
+    # A proxy answered "frontier" with another model: its mae was that model's, and the
+    # version, its description, the history and predict's line read as the asked model's.
+    from pricer.tracking.champions import describe
+
+    run = training_run(BASE, family="frontier", answered_by="llama3.1:8b")
+    decision = promote_with()
+    said = f"{N} of its answers from llama3.1:8b, not the model asked for"
+    assert decision.outcome == "champion" and said in decision.reason
+    version = client.get_model_version(MODEL, version_of(client, run))
+    assert said in version.description
+    assert said in client.get_registered_model(MODEL).description
+    assert version.tags["llm.answers_from_other_model"] == str(N)
+    assert said in describe(f"models:/{MODEL}@champion", version, "champion")
+    plain = training_run(BASE * 0.6)
+    assert promote_with().outcome == "champion"
+    version = client.get_model_version(MODEL, version_of(client, plain))
+    assert "llm.answers_from_other_model" not in version.tags
+    assert "asked for" not in describe(f"models:/{MODEL}@champion", version, "champion")
