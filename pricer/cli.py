@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -9,7 +10,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -47,6 +48,16 @@ def expand_overrides(arguments: list[str]) -> list[str]:
                 pieces.append(piece)
         expanded += pieces
     return expanded
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The argparse commands' parser (predict, serve, runs, compare): a bad argument is one
+    line, ``error: ...``, exit 2, as a Hydra app's is, not argparse's usage block above it
+    (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        line = f"error: {redact_text(message)} (see {self.prog} --help)"
+        self.exit(USER_ERROR_STATUS, line + "\n")
 
 
 def report(error: BaseException) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
-from pricer.cli import USER_ERROR_STATUS, report
+from pricer.cli import USER_ERROR_STATUS, CommandParser, report
 from pricer.errors import UserError, unknown_name
 from pricer.paths import require_config_dir
 from pricer.wording import left_aligned
@@ -138,7 +138,7 @@ def _experiment_name(text: str) -> str:
 
 
 def browse(app: str, argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"pricer {app}", description=OTHER_APPS[app])
+    parser = CommandParser(prog=f"pricer {app}", description=OTHER_APPS[app])
     if app == "runs":
         parser.add_argument(
             "run",

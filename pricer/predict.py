@@ -38,7 +38,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
-from pricer.cli import report, run_command
+from pricer.cli import CommandParser, report, run_command
 from pricer.data.sources import DataError, refuse_json_array
 from pricer.errors import UserError
 from pricer.files import replaced_atomically, unwritable
@@ -54,7 +54,7 @@ class PredictError(UserError, RuntimeError):
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="pricer predict",  # what users type (the console script), not the module
         description="Price items with a registered pricer model (default: the champion).",
     )

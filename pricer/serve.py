@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pricer import interrupt
-from pricer.cli import report, run_command
+from pricer.cli import CommandParser, report, run_command
 from pricer.errors import UserError
 from pricer.files import ended_here
 from pricer.predict import add_model_options, load_config, model_settings
@@ -53,7 +53,7 @@ OWNER_FILE = "owner"  # in a copy's folder: "<host> <pid>" of the pricer serve i
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     arguments = list(argv)
     cut = arguments.index("--") if "--" in arguments else len(arguments)
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="pricer serve",
         description="Serve a registered pricer model over HTTP (default: the champion), its "
         "files checked against the digest logged with them first.",

@@ -160,7 +160,9 @@ def test_runs_refuses_a_limit_below_one(tracking_uri: str, tmp_path: Path) -> No
     for limit in ("0", "-1", "many"):
         result = run_cli([PRICER, "runs", "--limit", limit], tracking_uri, tmp_path)
         assert result.returncode == 2
-        assert f"must be a whole number of runs, 1 or more; got '{limit}'" in result.stderr
+        said = f"must be a whole number of runs, 1 or more; got '{limit}'"
+        assert result.stderr.startswith("error: ") and said in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr  # no usage block above it
 
 
 @pytest.mark.parametrize(

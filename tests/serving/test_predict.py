@@ -258,7 +258,9 @@ def test_texts_and_a_file_are_exclusive(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as exit_info:
         main(["--input", "items.jsonl", "some text"])
     assert exit_info.value.code == 2
-    assert "either item texts or --input FILE" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: give either item texts or --input FILE (not both) (see pricer predict --help)\n"
+    )
 
 
 def test_an_interrupted_write_leaves_the_previous_prices_whole(

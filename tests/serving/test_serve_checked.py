@@ -253,7 +253,10 @@ def test_a_port_no_server_can_listen_on_is_refused_before_anything_is_fetched(
         serve.main(["--data", "synthetic", "--port", port])
     assert stopped.value.code == 2
     err = capsys.readouterr().err
-    assert f"argument -p/--port: {port} is not a port (1 to 65535)" in err
+    # One line, as the README says (argparse printed its usage block above it).
+    assert err == (
+        f"error: argument -p/--port: {port} is not a port (1 to 65535) (see pricer serve --help)\n"
+    )
 
 
 def test_a_port_in_use_is_one_line_before_the_model_is_fetched(
