@@ -1,11 +1,12 @@
 """The trade-off charts and table from a stored leaderboard CSV (no retraining).
 
-    python -m benchmarks.tradeoff_charts leaderboard.csv --out charts/
+    python -m benchmarks.tradeoff_charts leaderboard.csv --out charts/ [--prefix tradeoff_]
 
 ``leaderboard.csv`` is the leaderboard run's ``leaderboard/leaderboard.csv`` artifact
 (``mlflow artifacts download --run-id RUN --artifact-path leaderboard``). Prints the
 trade-off table (cost per 1,000 items, latency per item, Pareto fronts) and writes
-``mae_vs_cost.png`` and ``mae_vs_latency.png``, priced with ``conf/tradeoff/default.yaml``.
+``mae_vs_cost.png`` and ``mae_vs_latency.png`` (after ``--prefix``: the README's are
+``docs/tradeoff_*.png``), priced with ``conf/tradeoff/default.yaml``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> Any:
         help="items evaluated, for a CSV without 'n' columns (leaderboards before 2026-12-03)",
     )
     parser.add_argument("--title", default="", help="appended to both chart titles")
+    parser.add_argument(
+        "--prefix", default="", help="before each PNG's name (the README's: tradeoff_)"
+    )
     parser.add_argument(
         "--label",
         action="append",
@@ -63,8 +67,9 @@ def main(argv: list[str] | None = None) -> Any:
         "mae_vs_latency.png": latency_chart(charted, f"Error against latency per item{suffix}"),
     }
     for name, figure in charts.items():
-        figure.savefig(args.out / name, dpi=100)
-        print(f"wrote {args.out / name}")
+        path = args.out / f"{args.prefix}{name}"
+        figure.savefig(path, dpi=100)
+        print(f"wrote {path}")
     return table
 
 

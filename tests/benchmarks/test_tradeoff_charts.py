@@ -45,9 +45,16 @@ def test_a_family_can_be_charted_under_the_server_that_answered_it(
             str(tmp_path),
             "--label",
             "frontier=frontier (127.0.0.1:8765)",
+            "--prefix",
+            "tradeoff_",
         ]
     )
     assert charted == [["stack", "frontier (127.0.0.1:8765)"]] * 2
+    # The README's names: a redraw replaces its pictures, not two new files beside them.
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "tradeoff_mae_vs_cost.png",
+        "tradeoff_mae_vs_latency.png",
+    }
     assert list(table.index) == ["stack", "frontier"]  # the printed table keeps the family
     with pytest.raises(SystemExit):
         tradeoff_charts.main([str(tmp_path / "leaderboard.csv"), "--label", "frontier"])
