@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 $(BIN)/pricer-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# setuptools warns, in nine lines, that a folder named like the package in the working
+	# directory may shadow it: here that folder is the package itself, so the warning is noise.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/pricer-installed
