@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test lint
 
+# PYTHONWARNINGS: setuptools warns, in nine lines, that a folder named like the package in the
+# working directory may shadow it; here that folder is the package itself (a comment inside the
+# recipe would be echoed too).
 $(BIN)/pricer-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# setuptools warns, in nine lines, that a folder named like the package in the working
-	# directory may shadow it: here that folder is the package itself, so the warning is noise.
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
