@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
-from pricer.errors import ConfigError, one_line
+from pricer.errors import ConfigError, UserError, one_line
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.schemas import RegistryConfig
@@ -92,6 +92,29 @@ class UnloadableCandidate(PromotionError):
 
 class ChampionMoved(PromotionError):
     """Another promotion moved the champion alias while this one compared against it."""
+
+
+class RecordIncomplete(UserError, RuntimeError):
+    """The alias moved as decided, then the store failed while the rest was written: not a
+    PromotionError, which says no alias moved. Its message says what holds and what is
+    missing, so the FAILED promotion run does not read as a decision that did not happen."""
+
+
+STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)  # a store's failure, not a bug
+
+
+def applied_but(
+    registry: RegistrySettings, decision: Decision, what: str, error: Exception
+) -> RecordIncomplete:
+    """The error for a store failure after ``decision``'s alias moved, while ``what`` was
+    being written."""
+    alias = registry.champion_alias if decision.outcome == "champion" else registry.challenger_alias
+    return RecordIncomplete(
+        f"{registry.model_name}@{alias} is version {decision.version} as decided, but the "
+        f"tracking store failed while {what} was written ({type(error).__name__}: "
+        f"{one_line(error)}): the version's tags and the model's promotion history hold the "
+        "decision; nothing to promote again"
+    )
 
 
 @dataclass(frozen=True)
@@ -332,7 +355,13 @@ def promote(cfg: DictConfig) -> Decision:
             ) from error
         decision = decide(client, registry, candidate, settings, run.info.run_id)
         with interrupt.deferred(release=False):  # the run records what the registry holds
-            _log_decision(decision)
+            try:
+                _log_decision(decision)
+            except STORE_ERRORS as error:  # FAILED, with an error that says it was applied
+                if decision.outcome in ("champion", "challenger"):
+                    what = "this promotion run's record"
+                    raise applied_but(registry, decision, what, error) from error
+                raise
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
         # pricer serve, not mlflow models serve: it checks the model's files before it runs
         # their code (README, "Serving").
@@ -498,6 +527,23 @@ def _write_decision(
             f"the tracking store failed while this decision was recorded ({type(error).__name__}:"
             f" {one_line(error)}): no alias moved and its record was taken back; promote again"
         ) from error
+    try:
+        _after_the_move(client, registry, decision, replaced, challenger, now)
+    except STORE_ERRORS as error:  # the alias moved: the decision holds, say so
+        raise applied_but(registry, decision, "the versions the aliases left", error) from error
+
+
+def _after_the_move(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    decision: Decision,
+    replaced: ModelVersion | None,
+    challenger: str | None,
+    now: str,
+) -> None:
+    """What follows the alias: the challenger a new champion voids, and the descriptions of
+    the versions the aliases left."""
+    name, version = registry.model_name, str(decision.version)
     # A challenger lost to the champion it was compared with: a new champion voids that.
     if (
         decision.outcome == "champion"

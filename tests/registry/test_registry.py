@@ -624,6 +624,41 @@ def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
 
 
+@pytest.mark.parametrize("failing", ["run record", "left version"])
+def test_a_store_failure_after_the_alias_moved_says_the_decision_stands(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # The alias had moved and the version said "Champion since ...", but a store error while
+    # the promotion run logged its metrics (or while the old champion's description was
+    # turned) ended it FAILED with the bare store error, a traceback on the terminal: read
+    # alone, a promotion that failed, though the registry had applied it.
+    import pricer.tracking.registry as registry_module
+    from pricer.tracking.registry import RecordIncomplete
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    if failing == "run record":
+        monkeypatch.setattr(registry_module, "_log_decision", unavailable)
+    else:
+        monkeypatch.setattr(registry_module, "_held_until", unavailable)
+    with pytest.raises(RecordIncomplete) as incomplete:
+        promote_with()
+    new = version_of(client, better)
+    assert aliases(client) == {"champion": new}  # it moved, and the decision says so
+    said = str(incomplete.value)
+    assert said.startswith(f"{MODEL}@champion is version {new} as decided, but the tracking")
+    assert "503" in said and "nothing to promote again" in said and "\n" not in said
+    assert client.get_model_version(MODEL, new).tags["pricer.decision"] == "champion"
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED"
+    assert said in run.data.tags["error"]
+
+
 def test_a_version_that_loses_its_alias_no_longer_says_it_holds_it(client: MlflowClient) -> None:
     # Each kept "Champion since ..." / "Challenger since ..." for good: the registry's version
     # list showed two champions, and challengers that no alias named any more.
