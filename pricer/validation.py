@@ -68,24 +68,17 @@ def hold_out(
     )
 
 
-def validation_metrics(
-    pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
-) -> dict[str, float]:
-    """Price the validation items with a fitted pricer; its metrics and its report's figures
-    (an LLM's calls, tokens and spend: paid for as the test pass is), prefixed ``validation.``.
-
-    Scored like the test items (same thresholds and bootstrap settings). Empty ``items``: no
-    metrics.
-    """
-    return validation_scores(pricer, items, settings)[0]
-
-
 def validation_scores(
     pricer: Pricer, items: pd.DataFrame, settings: EvalSettings
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """``validation_metrics``, and the report's facts (tags: an LLM's answering models) under
-    the same prefix: the validation items' answers may come from another model than the test
-    items' did."""
+    """Price the validation items with a fitted pricer; its metrics and its report's figures
+    (an LLM's calls, tokens and spend: paid for as the test pass is), prefixed ``validation.``,
+    and its report's facts (tags: an LLM's answering models, which may differ from the test
+    pass's) under the same prefix.
+
+    Scored like the test items (same thresholds and bootstrap settings). Empty ``items``: no
+    metrics, no facts.
+    """
     if items.empty:
         return {}, {}
     evaluation, stats, facts = price_and_evaluate(pricer, items, settings)

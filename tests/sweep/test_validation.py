@@ -15,7 +15,7 @@ from pricer.validation import (
     OBJECTIVE,
     hold_out,
     sweep_objective,
-    validation_metrics,
+    validation_scores,
 )
 from tests.conftest import compose_config, small_train_config
 
@@ -79,14 +79,14 @@ def test_size_zero_holds_out_nothing_and_too_many_is_an_error() -> None:
         hold_out(data, ValidationSettings(size=100, seed=7))
 
 
-def test_validation_metrics_score_the_held_out_items_only() -> None:
+def test_validation_scores_score_the_held_out_items_only() -> None:
     validation = items(4)  # prices 1, 2, 3, 4
     pricer = ConstantPricer(statistic="mean").fit(items(2), np.array([10.0, 10.0]))
-    metrics = validation_metrics(pricer, validation, EVAL)
+    metrics = validation_scores(pricer, validation, EVAL)[0]
     assert metrics[OBJECTIVE] == pytest.approx(np.mean([9, 8, 7, 6]))
     assert metrics["validation.n"] == 4
     assert all(key.startswith("validation.") for key in metrics)
-    assert validation_metrics(pricer, validation.iloc[:0], EVAL) == {}
+    assert validation_scores(pricer, validation.iloc[:0], EVAL)[0] == {}
 
 
 def test_the_objective_is_the_validation_mae_never_a_test_metric() -> None:
