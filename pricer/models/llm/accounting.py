@@ -72,6 +72,7 @@ def batch_stats(
     """The batch's figures as metrics under ``prefix``; ``requested`` is the model asked for,
     which each reply's model is compared with (None: every named model counts as asked)."""
     n_items = len(outcomes)
+    others = other_models(outcomes, requested) if requested is not None else []
     fresh = [outcome for outcome in outcomes if not outcome.cached]
     failures = {reason: 0 for reason in FAILURE_REASONS}
     for outcome in outcomes:
@@ -103,10 +104,7 @@ def batch_stats(
         # Priced answers only: a call refused with a 500 had no reply to name a model.
         "answers_without_model": sum(o.model is None and o.failure is None for o in outcomes),
         # Any reply, priced or not: a substitute whose answers do not parse is still one.
-        "answers_from_other_model": sum(
-            o.model is not None and requested is not None and not same_model(requested, o.model)
-            for o in outcomes
-        ),
+        "answers_from_other_model": sum(o.model in others for o in outcomes),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "input_tokens_per_item": per_item(input_tokens),
