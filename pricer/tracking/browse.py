@@ -26,6 +26,7 @@ from pricer.tracking.leaderboard import (
     NOTES_FILE,
     TRADEOFF_FILE,
     best_line,
+    families_line,
     run_url,
     tradeoff_lines,
 )
@@ -272,6 +273,9 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     if best and best in table.index:
         lines.append(best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA)))
     lines.append(f"runs: {run_url(run, None)}")
+    families = families_line(run, None)
+    if families is not None:  # this leaderboard is still the one its data's view shows
+        lines.append(families)
     if "run_id" in table:
         line = "family runs:"
         for family, run_id in table["run_id"].items():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import pandas as pd
@@ -26,11 +25,18 @@ from pricer.evaluation.tradeoff import (
     significant,
 )
 from pricer.tracking import tags
+from pricer.tracking.views import (
+    RunsView,
+    save_view,
+    saved_filter,
+    ui_base,
+    view_key,
+    view_url,
+)
 from pricer.wording import interval
 
 NOTE_TAG = tags.NOTE
 TERMINAL_WIDTH = 100
-DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 # The lines printed under the table (which server answered an LLM family, what it left
 # unanswered, whose the course figures are): `pricer runs RUN` prints them again.
 NOTES_FILE = "leaderboard/notes.txt"
@@ -76,6 +82,21 @@ DISPLAY: list[tuple[str, str, Format]] = [
     ("items/s", "llm.items_per_second", lambda v: f"{v:,.1f}"),
     ("course mae", "reference_mae", lambda v: f"${v:,.0f}"),
 ]
+# The family runs' own metrics shown side by side in the MLflow UI's runs table (the saved
+# view a leaderboard writes), in the terminal table's order, and those charted as bars.
+VIEW_COLUMNS = [
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "hit_rate",
+    "rmsle",
+    "failure_rate",
+    "time.fit_seconds",
+    "time.predict_seconds",
+    "llm.cost_per_1k_items_usd",
+    "llm.latency_p50_s",
+]
+VIEW_CHARTS = ["mae", "hit_rate", "rmsle", "llm.cost_per_1k_items_usd"]
 # Dropped first, in this order, when the table is wider than the terminal budget.
 EXPENDABLE = ["r2", "predict s", "p95 s", "items/s", "rmsle"]
 
@@ -186,9 +207,11 @@ def description(
     data: str,
     notes: Sequence[str] = (),
     tradeoff: pd.DataFrame | None = None,
+    families_link: str | None = None,
 ) -> str:
     """The parent run's Markdown description: headline, table, where the figures come from,
-    and the trade-off of accuracy against cost and latency when it is known."""
+    and the trade-off of accuracy against cost and latency when it is known; a link to the
+    family runs side by side in the UI's runs table when there is one."""
     best = best_family(table)
     headline = (
         f"**Best: {best[0]}, mae {_dollars(best[1])}** on {data} data."
@@ -204,23 +227,54 @@ def description(
     files = "`leaderboard/leaderboard.csv`"
     files += f", `{TRADEOFF_FILE}`" if tradeoff is not None else ""
     parts += ["", f"Rounded for reading; unrounded figures: {files}."]
+    if families_link:
+        parts += ["", f"[The family runs side by side, best mae first]({families_link})"]
     return "\n".join(parts)
 
 
 def run_url(run: Any, ui_url: str | None) -> str:
     """The run's page in the MLflow UI (opened on model training, not the GenAI overview)."""
-    base = (ui_url or _ui_base()).rstrip("/")
+    base = (ui_url or ui_base()).rstrip("/")
     experiment, run_id = run.info.experiment_id, run.info.run_id
     return f"{base}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
 
 
-def _ui_base() -> str:
-    """The server's address without any login in it: a link is printed, and kept in logs."""
-    uri = mlflow.get_tracking_uri()
-    if not uri.startswith(("http://", "https://")):
-        return DEFAULT_UI
-    parts = urlsplit(uri)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
+    """The UI's runs page on this leaderboard's family runs, best first: one saved view per
+    data set, which each leaderboard on that data rewrites (the UI keeps at most 40 views an
+    experiment, so not one per leaderboard)."""
+
+    def known(column: str) -> bool:
+        return column in table.columns and table[column].map(_known).any()
+
+    return RunsView(
+        key=view_key("leaderboard", data),
+        name=f"pricer · {data}: latest leaderboard, best mae first",
+        search_filter=families_filter(parent_run_id),
+        order_by="mae",
+        ascending=True,
+        columns=[column for column in VIEW_COLUMNS if known(column)],
+        charts=[column for column in VIEW_CHARTS if known(column)],
+        section=f"Leaderboard · {data}",
+    )
+
+
+def families_filter(parent_run_id: str) -> str:
+    return f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+
+
+def families_line(run: Any, ui_url: str | None) -> str | None:
+    """The terminal's line opening the saved view of ``run``'s family runs, None when the view
+    of its data shows another leaderboard's (a later one took it over) or there is none."""
+    data = run.data.tags.get(tags.DATA)
+    if not data:
+        return None
+    key = view_key("leaderboard", data)
+    shown = saved_filter(mlflow.MlflowClient(), run.info.experiment_id, key)
+    if shown != families_filter(run.info.run_id):
+        return None
+    url = view_url(ui_url or ui_base(), run.info.experiment_id, key)
+    return f"families, best first: {url}"
 
 
 def log_leaderboard(
@@ -243,15 +297,20 @@ def log_leaderboard(
     run = mlflow.active_run()
     best = best_family(table)
     notes = [*notes, *unanswered_notes(table)]
+    view = None if run is None else families_view(table, data, run.info.run_id)
+    # Relative: the description is read in the UI, at whatever address it is served from.
+    link = None if view is None else view_url("", run.info.experiment_id, view.key)
     # What people read (the run's description, the terminal) shows every family's cost.
     shown = table if tradeoff is None else table.assign(**{COST: tradeoff[COST]})
     mlflow.log_metrics(parent_metrics(table))
     mlflow.set_tags(
         {
-            NOTE_TAG: description(shown, data, notes, tradeoff),
+            NOTE_TAG: description(shown, data, notes, tradeoff, families_link=link),
             **({tags.BEST_FAMILY: best[0]} if best else {}),
         }
     )
+    if view is not None:
+        save_view(mlflow.MlflowClient(), run.info.experiment_id, view)
     mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
     # With the whole cost, so that `pricer runs RUN` prints the table the terminal printed.
     mlflow.log_text(shown.to_csv(), "leaderboard/leaderboard.csv")
@@ -275,8 +334,10 @@ def log_leaderboard(
         print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
     if best:
         print(best_line(best[0], best[1], data), flush=True)
-    if run is not None:
+    if run is not None and view is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
+        families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
+        print(f"families, best first: {families}", flush=True)
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

@@ -76,7 +76,9 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     assert "Pareto front" in lines[heading + 1]
     note = parent.data.tags["mlflow.note.content"]
     assert "Trade-off ($" in note and "| latency per item |" in note.replace("&nbsp;", "")
-    assert note.endswith("`leaderboard/leaderboard.csv`, `leaderboard/tradeoff.json`.")
+    files, link = note.split("\n\n")[-2:]  # which files hold the figures, then the families
+    assert files.endswith("`leaderboard/leaderboard.csv`, `leaderboard/tradeoff.json`.")
+    assert link.startswith("[The family runs side by side") and "viewStateShareKey=" in link
     # The course's figure stands beside constant, not beside the stub's prices: they are not
     # gpt-4o-mini's on OpenAI's API. The run records which server answered.
     assert "$146" in rows["constant"] and "$80" not in rows["frontier"], result.stdout

@@ -8,6 +8,7 @@ model is checked on the server.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -198,6 +199,9 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
         family_runs[f].info.run_id for f in FAMILIES
     }
     assert all(str(model.status) == "READY" for model in models), [m.status for m in models]
+    # The UI's saved view of the leaderboard's families, an experiment tag written over HTTP.
+    view = json.loads(experiment.tags["mlflow.sharedViewState.pricer-leaderboard-synthetic"])
+    assert family_runs[FAMILIES[0]].data.tags["mlflow.parentRunId"] in view["state"]
     # Each model's files were digested as the server stores them (read back over HTTP).
     digests = {model.tags.get(FILES_DIGEST_TAG) for model in models}
     assert None not in digests and all(len(digest) == 64 for digest in digests)

@@ -296,11 +296,18 @@ def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
         log_leaderboard(table, data="real", notes=notes)
     printed = capsys.readouterr().out.splitlines()
-    under = printed[printed.index(notes[0]) :]  # the notes, the best family, the link
-    assert under[-2:][0] == "best: xgboost, mae $92.78 on real data"
-    assert under[-1].startswith("runs: http") and run.info.run_id in under[-1]
+    under = printed[printed.index(notes[0]) :]  # the notes, the best family, the links
+    assert under[-3] == "best: xgboost, mae $92.78 on real data"
+    assert under[-2].startswith("runs: http") and run.info.run_id in under[-2]
+    assert under[-1].startswith("families, best first: http")
     shown = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
     assert shown[: len(under)] == under
+    # Once a later leaderboard on the same data has the view, it is that one's link, not this.
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}):
+        log_leaderboard(table, data="real")
+    again = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
+    assert again[: len(under) - 1] == under[:-1]
+    assert not any(line.startswith("families") for line in again)
 
 
 def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) -> None:

@@ -1,0 +1,149 @@
+"""Saved views of the MLflow UI's runs page: the comparison a person opens first.
+
+Without one, the experiment's runs page shows one collapsed row per leaderboard, sorted by
+start time, and no metric at all: the families' figures are two clicks and a column picker
+away. The UI (3.15 and later) keeps its saved views as experiment tags,
+``mlflow.sharedViewState.<id>``, each holding the view's name and the page's state as JSON: the
+search filter, the sort, the columns and their order, the charts. Writing one is what the
+UI's "Save as new view" does; opening ``#/experiments/<id>/runs?viewStateShareKey=<id>`` shows
+it, and it is listed under "Views" for everyone using the store.
+
+The state's fields are the UI's own names (``searchFilter``, ``orderByKey``,
+``selectedColumns``, ``compareRunCharts``, ...), read from the UI of MLflow 3.17.2 and checked
+there in a browser; they are not a documented API, so another version may show the view
+otherwise. The search filter it holds is MLflow's own search syntax
+(``tests/tracking/test_views.py`` runs it through ``search_runs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow
+from mlflow import MlflowClient
+
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+VIEW_URL_PARAMETER = "viewStateShareKey"
+CHART_SECTION = "pricer-comparison"
+
+
+@dataclass(frozen=True)
+class RunsView:
+    """What a saved view shows: which runs, sorted by which metric, with which metric columns,
+    then param columns, and bar charts (names as the runs logged them)."""
+
+    key: str
+    name: str
+    search_filter: str
+    order_by: str
+    ascending: bool
+    columns: Sequence[str]
+    charts: Sequence[str]
+    section: str = "pricer"  # the charts' heading, above those the UI adds
+    params: Sequence[str] = ()
+
+    def state(self) -> dict[str, object]:
+        """The runs page's state as the UI saves it (its field names)."""
+        columns = [_metric_column(metric) for metric in self.columns]
+        columns += [f"params.`{param}`" for param in self.params]
+        charts = [
+            {
+                "uuid": f"pricer-chart-{metric}",
+                "type": "BAR",
+                "metricKey": metric,
+                "displayName": metric,
+                "metricSectionId": CHART_SECTION,
+                # Every run of the view in every chart; the UI's default is the first 10.
+                "runsCountToCompare": 100,
+                "deleted": False,
+                "isGenerated": False,
+            }
+            for metric in self.charts
+        ]
+        section = {
+            "uuid": CHART_SECTION,
+            "name": self.section,
+            "display": True,
+            "isReordered": False,
+            "deleted": False,
+            "isGenerated": False,
+        }
+        return {
+            "searchFilter": self.search_filter,
+            "orderByKey": _metric_column(self.order_by),
+            "orderByAsc": self.ascending,
+            "startTime": "ALL",
+            "lifecycleFilter": "Active",
+            "modelVersionFilter": "All Runs",
+            "datasetsFilter": [],
+            "selectedColumns": columns,
+            "columnOrder": columns,  # without it the UI sorts the metric columns by name
+            "runsHiddenMode": "SHOW_ALL",  # the charts' default hides all but 10 runs
+            "compareRunCharts": charts,
+            "compareRunSections": [section],
+            # The section above the charts the UI adds for the runs' other metrics.
+            "isAccordionReordered": True,
+        }
+
+
+def _metric_column(metric: str) -> str:
+    return f"metrics.`{metric}`"
+
+
+def view_key(*parts: str) -> str:
+    """``pricer-<part>-<part>``, in the characters a tag key and a URL both keep as they are."""
+    return "-".join(["pricer", *(re.sub(r"[^A-Za-z0-9_.-]+", "_", part) for part in parts)])
+
+
+def save_view(client: MlflowClient, experiment_id: str, view: RunsView) -> None:
+    """Write (or rewrite) the saved view on the experiment; it keeps when it was first saved."""
+    key = VIEW_TAG_PREFIX + view.key
+    now = int(time.time() * 1000)
+    created = now
+    earlier = client.get_experiment(experiment_id).tags.get(key)
+    if earlier is not None:  # not ours, or damaged: saved anew
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            created = int(json.loads(earlier)["createdAt"])
+    envelope = {
+        "name": view.name,
+        "createdAt": created,
+        "updatedAt": now,
+        "state": json.dumps(view.state(), separators=(",", ":")),
+    }
+    client.set_experiment_tag(experiment_id, key, json.dumps(envelope, separators=(",", ":")))
+
+
+def saved_filter(client: MlflowClient, experiment_id: str, key: str) -> str | None:
+    """The search filter of the experiment's saved view ``key``; None without a readable one."""
+    saved = client.get_experiment(experiment_id).tags.get(VIEW_TAG_PREFIX + key)
+    try:
+        search_filter = json.loads(json.loads(saved)["state"])["searchFilter"]
+    except (TypeError, ValueError, KeyError):  # none, or not a state this module wrote
+        return None
+    return search_filter if isinstance(search_filter, str) else None
+
+
+def view_url(base: str, experiment_id: str, key: str) -> str:
+    """The runs page opened on the saved view (on model training, not the GenAI overview); with
+    no ``base``, a link relative to the UI page it is read on."""
+    start = f"{base.rstrip('/')}/" if base else ""
+    return (
+        f"{start}#/experiments/{experiment_id}/runs?"
+        f"{VIEW_URL_PARAMETER}={key}&workflowType=machine_learning"
+    )
+
+
+def ui_base() -> str:
+    """The server's address without any login in it: a link is printed, and kept in logs."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return DEFAULT_UI
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -1,0 +1,105 @@
+"""The saved view a leaderboard leaves in the MLflow UI: its family runs side by side, best first.
+
+The view is read by the UI, not by pricer, so these tests hold it to what the UI will do with
+it: its search filter and sort go through MLflow's own search, and each column and chart names
+a metric the family runs logged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pricer.tracking.leaderboard import log_leaderboard
+from pricer.tracking.views import VIEW_TAG_PREFIX
+from tests.tracking.test_leaderboard import board
+
+
+def leaderboard(data: str, maes: dict[str, float]) -> tuple[str, list[str], pd.DataFrame]:
+    """A parent run with one child run per family (the metrics a family run logs), and the
+    leaderboard logged on it: the parent's id, the children's ids best first, the table."""
+    table = board().drop(index="frontier")
+    table = pd.concat([table.iloc[[0]]] * len(maes)).set_axis(list(maes))
+    table.index.name = "family"
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": data}) as parent:
+        children = {}
+        for family, mae in maes.items():
+            with mlflow.start_run(nested=True, run_name=f"{family} · {data}") as child:
+                metrics = {"mae": mae, "mae_ci_low": mae - 5, "mae_ci_high": mae + 5}
+                mlflow.log_metrics({**metrics, "hit_rate": 0.5, "rmsle": 0.7})
+                mlflow.log_metrics({"failure_rate": 0.0, "time.fit_seconds": 1.0})
+                mlflow.log_metric("time.predict_seconds", 0.1)
+            children[family] = child.info.run_id
+            table.loc[family, "mae"] = mae
+        log_leaderboard(table, data=data)
+    best_first = [children[family] for family in sorted(maes, key=maes.__getitem__)]
+    return parent.info.run_id, best_first, table
+
+
+def saved_views() -> dict[str, dict]:
+    """The saved views on the experiment the runs went to, by id: their envelopes."""
+    experiment = mlflow.get_experiment(mlflow.last_active_run().info.experiment_id)
+    return {
+        key.removeprefix(VIEW_TAG_PREFIX): json.loads(value)
+        for key, value in experiment.tags.items()
+        if key.startswith(VIEW_TAG_PREFIX)
+    }
+
+
+def test_a_leaderboard_saves_a_view_of_its_family_runs_best_first(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The runs page opened on one collapsed row per leaderboard, sorted by start time, with no
+    # metric column: the families' figures were two clicks and a column picker away.
+    parent, best_first, _ = leaderboard("real", {"svr": 97.9, "xgboost": 92.8, "constant": 146.0})
+    [(key, view)] = saved_views().items()
+    assert key == "pricer-leaderboard-real" and "real" in view["name"]
+    state = json.loads(view["state"])  # the UI's envelope: the page's state as a JSON string
+    order = state["orderByKey"].replace("`", "")
+    assert state["orderByAsc"] is True and order == "metrics.mae"
+    found = mlflow.search_runs(
+        filter_string=state["searchFilter"], order_by=[f"{order} ASC"], output_format="list"
+    )
+    assert [run.info.run_id for run in found] == best_first
+    logged = set(found[0].data.metrics)
+    columns = [c.removeprefix("metrics.`").removesuffix("`") for c in state["selectedColumns"]]
+    assert columns[0] == "mae" and set(columns) <= logged
+    assert {"hit_rate", "rmsle", "time.fit_seconds"} <= set(columns)
+    assert state["columnOrder"] == state["selectedColumns"]
+    charted = [chart["metricKey"] for chart in state["compareRunCharts"]]
+    assert charted[0] == "mae" and set(charted) <= logged
+    assert "llm.cost_per_1k_items_usd" not in columns + charted  # no family has it here
+    # The terminal's last line opens it; the parent's description links to it, relatively.
+    experiment = found[0].info.experiment_id
+    link = f"#/experiments/{experiment}/runs?viewStateShareKey={key}&workflowType=machine_learning"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"families, best first: http://127.0.0.1:5000/{link}"
+    assert f"]({link})" in mlflow.get_run(parent).data.tags["mlflow.note.content"]
+
+
+def test_the_next_leaderboard_on_the_same_data_takes_the_view_over(tracking_uri: str) -> None:
+    # One view per data set, not one per leaderboard: the UI keeps 40 views an experiment.
+    leaderboard("real", {"svr": 97.9, "constant": 146.0})
+    first = saved_views()["pricer-leaderboard-real"]
+    _, best_first, _ = leaderboard("real", {"xgboost": 92.8, "linear": 139.0})
+    leaderboard("synthetic", {"xgboost": 20.2})
+    views = saved_views()
+    assert set(views) == {"pricer-leaderboard-real", "pricer-leaderboard-synthetic"}
+    again = views["pricer-leaderboard-real"]
+    assert again["createdAt"] == first["createdAt"] and again["updatedAt"] >= first["updatedAt"]
+    state = json.loads(again["state"])
+    found = mlflow.search_runs(filter_string=state["searchFilter"], output_format="list")
+    assert sorted(run.info.run_id for run in found) == sorted(best_first)
+
+
+def test_an_llm_family_s_cost_is_a_column_and_a_chart_of_the_view(tracking_uri: str) -> None:
+    table = board().drop(index="frontier")
+    table["llm.cost_per_1k_items_usd"] = [0.0, 0.03]
+    with mlflow.start_run():
+        log_leaderboard(table, data="real")
+    state = json.loads(saved_views()["pricer-leaderboard-real"]["state"])
+    assert "metrics.`llm.cost_per_1k_items_usd`" in state["selectedColumns"]
+    assert "llm.cost_per_1k_items_usd" in [c["metricKey"] for c in state["compareRunCharts"]]
