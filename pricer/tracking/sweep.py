@@ -66,6 +66,7 @@ from pricer.tracking.study import (
     SharedStudy,
     merge_trials,
 )
+from pricer.tracking.views import RunsView, save_view, ui_base, view_key, view_url
 
 # A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
 # processes and reruns), else Hydra's job number.
@@ -308,7 +309,13 @@ class SweepCallback(Callback):
                 # An interrupted process does not wait: it was asked to stop now.
                 trials = self.study.reconcile(client, run_id, TRIAL_TAG, settle=reason is None)
             summary = summarise_trials(
-                client, run_id, self.objective, self.direction, self.swept_keys, trials
+                client,
+                run_id,
+                self.objective,
+                self.direction,
+                self.swept_keys,
+                trials,
+                ui_url=self.tracking.get("ui_url"),
             )
             if summary:
                 print(summary, flush=True)
@@ -487,6 +494,7 @@ def summarise_trials(
     direction: str,
     swept: list[str],
     study_trials: pd.DataFrame | None = None,
+    ui_url: str | None = None,
 ) -> str | None:
     """Log the trials table, objective chart and best trial on the parent; a printable line.
 
@@ -568,7 +576,31 @@ def summarise_trials(
         f"sweep: best trial {best['trial']} ({values}) {objective}={best['objective']:.4f} "
         f"run {best['run_id']}"
     )
-    return f"{line}\nreplay it: {replay}" if replay else line
+    lines = [line, f"replay it: {replay}"] if replay else [line]
+    parent = client.get_run(parent_run_id)
+    view = trials_view(parent.info.run_name, parent_run_id, objective, direction, swept)
+    save_view(client, parent.info.experiment_id, view)
+    url = view_url(ui_url or ui_base(), parent.info.experiment_id, view.key)
+    return "\n".join([*lines, f"trials, best first: {url}"])
+
+
+def trials_view(
+    name: str, parent_run_id: str, objective: str, direction: str, swept: Sequence[str]
+) -> RunsView:
+    """The UI's runs page on a sweep's trials, best first, with the values they were given: one
+    saved view per sweep name (a family on a data set, or a shared study), which the next sweep
+    of that name takes over."""
+    return RunsView(
+        key=view_key(name),
+        name=f"{name}: latest sweep, best {objective} first",
+        search_filter=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        order_by=objective,
+        ascending=direction == "minimize",
+        columns=[objective, "mae"],  # mae: on the test items, read but never chosen by
+        charts=[objective],
+        section=f"Sweep · {name}",
+        params=list(swept),
+    )
 
 
 def _stamp(ended: Any, now: int) -> int:

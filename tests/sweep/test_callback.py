@@ -152,6 +152,37 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     assert SWEEP_PARENT_ENV not in os.environ  # nothing leaks into later runs
 
 
+def test_a_sweep_saves_a_view_of_its_trials_best_first(
+    sweep_config: DictConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The trials were the parent's collapsed children in the UI, in start order, no figure.
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    mean = run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+    median = run_trial(callback, trial_config(sweep_config, 1, "median"), 40.0)
+    callback.on_multirun_end(sweep_config)
+
+    parent = mlflow.get_run(parent_id)
+    experiment = mlflow.get_experiment(parent.info.experiment_id)
+    key = "pricer-sweep_constant_synthetic"  # after the parent's name, sweep · constant · ...
+    state = json.loads(json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])["state"])
+    order = state["orderByKey"].replace("`", "")
+    assert order == f"metrics.{OBJECTIVE}" and state["orderByAsc"] is True
+    found = mlflow.search_runs(
+        filter_string=state["searchFilter"], order_by=[f"{order} ASC"], output_format="list"
+    )
+    assert [run.info.run_id for run in found] == [median, mean]
+    assert state["selectedColumns"] == [
+        f"metrics.`{OBJECTIVE}`",
+        "metrics.`mae`",
+        "params.`model.statistic`",  # the swept key, as the trials log their config
+    ]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith("trials, best first: http://127.0.0.1:5000/#/experiments/")
+    assert printed[-1].endswith(f"runs?viewStateShareKey={key}&workflowType=machine_learning")
+
+
 def test_a_launcher_worker_learns_the_parent_from_the_pickled_callback(
     sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
