@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -115,6 +115,29 @@ def applied_but(
         f"{one_line(error)}): the version's tags and the model's promotion history hold the "
         "decision; nothing to promote again"
     )
+
+
+@contextlib.contextmanager
+def store_step(what: str) -> Iterator[None]:
+    """Word the store's failure while ``what`` (before any decision is written) as one line.
+
+    SQLite's "database is locked" or a server's 503 while promote searched, read the champion,
+    downloaded the per-item tables or registered the candidate ended in the store's traceback,
+    read as a bug and silent on the registry, where nothing had moved. Only the store's errors
+    are worded so: a bug keeps its traceback, and a ``UserError`` (an ``IncomparableChampion``
+    made from the store's "does not exist") its own words.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except STORE_ERRORS as error:
+        # Its first line only: SQLAlchemy's next ones are the SQL statement and a link.
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        raise StoreUnreachable(
+            f"the tracking store failed while {what} ({type(error).__name__}: "
+            f"{first or 'no message'}): no alias moved; promote again once it answers"
+        ) from None  # chained, its SQL and link were added to the line (errors.one_line)
 
 
 @dataclass(frozen=True)
@@ -329,9 +352,11 @@ def promote(cfg: DictConfig) -> Decision:
     with tracked_run(cfg.tracking, run_name=names.run_name("promote", data), tags=tags) as run:
         log_config(cfg)
         client = MlflowClient()
-        current = champion_version(client, registry.model_name, registry.champion_alias)
-        champion = None if current is None else _champion_candidate(current, registry)
-        pool = candidates(filters, champion.eval_digest if champion else None)
+        with store_step("reading the champion"):
+            current = champion_version(client, registry.model_name, registry.champion_alias)
+            champion = None if current is None else _champion_candidate(current, registry)
+        with store_step("searching the candidates"):
+            pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]
         runs = counted(len(pool), "comparable run")
         scored = f"scored on the same {candidate.eval_size} test items"
@@ -381,9 +406,11 @@ def decide(
 ) -> Decision:
     """Compare the candidate with the champion and move aliases; raises when it cannot."""
     name = registry.model_name
-    current = champion_version(client, name, registry.champion_alias)
+    with store_step("reading the champion"):
+        current = champion_version(client, name, registry.champion_alias)
     if current is None:
-        version = register(client, name, candidate)
+        with store_step("registering the candidate"):
+            version = register(client, name, candidate)
         reason = (
             f"first {registry.champion_alias} of {name!r}: version {version.version} "
             f"({candidate.describe()})"
@@ -391,7 +418,8 @@ def decide(
         decision = Decision("champion", reason, candidate, version.version, None, None)
         _record(client, registry, decision, None, promotion_run_id)
         return decision
-    champion = _champion_candidate(current, registry)
+    with store_step("reading the champion"):
+        champion = _champion_candidate(current, registry)
     if champion.run_id == candidate.run_id:
         reason = (
             f"the best candidate is {registry.champion_alias} already (version {current.version})"
@@ -407,8 +435,10 @@ def decide(
             "Score both on the same items, or pick candidates scored like the champion with "
             f"candidates.eval_digest={champion.eval_digest}"
         )
-    comparison = compare(candidate.run_id, champion.run_id, settings)
-    version = register(client, name, candidate)
+    with store_step("reading the prediction tables"):
+        comparison = compare(candidate.run_id, champion.run_id, settings)
+    with store_step("registering the candidate"):
+        version = register(client, name, candidate)
     if (
         not comparison.candidate_better
         and registry.challenger_alias in version.aliases
@@ -460,7 +490,8 @@ def _record(
     and again before the history line and the alias, which leaves a window of those two
     writes (milliseconds, against the minutes a comparison can take).
     """
-    _still_champion(client, registry, replaced)
+    with store_step("reading the champion"):  # nothing written yet
+        _still_champion(client, registry, replaced)
     # SIGTERM between these writes left "Champion since ..." on a version that never got the
     # alias: a signal waits until they are done, and is raised once the run has ended.
     with interrupt.deferred(release=False):

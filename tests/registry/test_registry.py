@@ -728,3 +728,82 @@ def test_a_champion_measured_on_another_models_answers_says_so(client: MlflowCli
     version = client.get_model_version(MODEL, version_of(client, plain))
     assert "llm.answers_from_other_model" not in version.tags
     assert "asked for" not in describe(f"models:/{MODEL}@champion", version, "champion")
+
+
+def _locked(*args: object, **kwargs: object) -> None:
+    """SQLite's answer to a writer holding the database, as SQLAlchemy raises it."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+@pytest.mark.parametrize(
+    ("step", "doing"),
+    [
+        ("candidates", "searching the candidates"),
+        ("champion", "reading the champion"),
+        ("tables", "reading the prediction tables"),
+        ("register", "registering the candidate"),
+    ],
+)
+def test_a_store_failure_before_the_decision_is_one_line_and_moves_no_alias(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, step: str, doing: str
+) -> None:
+    # SQLite's "database is locked" (or a server's 503) while promote searched, read the
+    # champion, downloaded the per-item tables or registered the candidate was a traceback:
+    # read as a bug, with no word that nothing had moved.
+    from pricer.errors import UserError, one_line
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.6)
+    history = client.get_registered_model(MODEL).description
+    comparing = registry.compare
+    with monkeypatch.context() as failing:  # undone before the store is read below
+        if step == "candidates":
+            failing.setattr(MlflowClient, "search_runs", _locked)
+        elif step == "champion":
+            failing.setattr(MlflowClient, "get_registered_model", _locked)
+        elif step == "tables":
+
+            def store_fails(*args: object) -> object:
+                # Only once comparing: the champion's run was read before, as it should be.
+                failing.setattr(MlflowClient, "get_run", _locked)
+                return comparing(*args)  # type: ignore[arg-type]
+
+            failing.setattr(registry, "compare", store_fails)
+        else:
+            failing.setattr(MlflowClient, "_create_model_version", _locked)
+        with pytest.raises(UserError) as failed:
+            promote_with()
+    said = one_line(failed.value)  # the line pricer.cli.run prints
+    assert said.startswith(f"the tracking store failed while {doing} (OperationalError: ")
+    assert said.endswith("database is locked): no alias moved; promote again once it answers")
+    assert "\n" not in said and "[SQL" not in said
+    assert aliases(client) == {"champion": "1"}
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert client.get_registered_model(MODEL).description == history
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+
+
+def test_a_bug_while_reading_the_champion_keeps_its_traceback(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the store's own errors are worded as its failure: anything else is a bug.
+    from pricer.errors import UserError
+
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.6)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("aliases")
+
+    monkeypatch.setattr(MlflowClient, "get_registered_model", broken)
+    with pytest.raises(KeyError) as failed:
+        promote_with()
+    assert not isinstance(failed.value, UserError)
