@@ -490,12 +490,44 @@ def _record(
     and again before the history line and the alias, which leaves a window of those two
     writes (milliseconds, against the minutes a comparison can take).
     """
-    with store_step("reading the champion"):  # nothing written yet
-        _still_champion(client, registry, replaced)
+    try:
+        with store_step("reading the champion"):  # nothing written yet
+            _still_champion(client, registry, replaced)
+    except ChampionMoved as moved:
+        _not_applied(client, registry.model_name, str(decision.version), moved, promotion_run_id)
+        raise
     # SIGTERM between these writes left "Champion since ..." on a version that never got the
     # alias: a signal waits until they are done, and is raised once the run has ended.
     with interrupt.deferred(release=False):
         _write_decision(client, registry, decision, replaced, promotion_run_id)
+
+
+def _not_applied(
+    client: MlflowClient, name: str, version: str, moved: ChampionMoved, promotion_run_id: str
+) -> None:
+    """Say on ``version`` that its decision was not applied because the champion moved, with
+    the tag and description a decision withdrawn for a store failure has (``_withdraw``).
+
+    Registered for this promotion, it was otherwise left in the version list with neither, an
+    unexplained version. Promoting its run again finds it (``register``), compares it with the
+    new champion, and that decision's tags and description replace these. A version that holds
+    an alias or another decision (another promotion of the same run, at once, decided it) is
+    left as that promotion wrote it.
+    """
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # The tags and the description together: a signal waits until all are written. A store
+    # failing here too is not raised: the champion that moved is the error to tell, and true.
+    with interrupt.deferred(release=False), contextlib.suppress(*STORE_ERRORS):
+        found = client.get_model_version(name, version)
+        if found.aliases or found.tags.get("pricer.decision") not in (None, "not applied"):
+            return
+        for key, value in {
+            "pricer.decision": "not applied",
+            "pricer.decided_at": now,
+            "pricer.promotion_run_id": promotion_run_id,
+        }.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.update_model_version(name, version, description=f"Not applied: {moved}")
 
 
 def _write_decision(

@@ -807,3 +807,106 @@ def test_a_bug_while_reading_the_champion_keeps_its_traceback(
     with pytest.raises(KeyError) as failed:
         promote_with()
     assert not isinstance(failed.value, UserError)
+
+
+def test_a_version_registered_while_the_champion_moved_says_why_it_holds_no_alias(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The champion moved while this promotion compared: the version it had registered was
+    # left with neither a decision tag nor a description, an unexplained line in the list.
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    waiting = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    better = training_run(BASE * 0.6)
+    comparing = registry.compare
+
+    def meanwhile(candidate: str, champion: str, settings: EvalSettings) -> object:
+        client.set_registered_model_alias(MODEL, "champion", version_of(client, waiting))
+        return comparing(candidate, champion, settings)
+
+    with monkeypatch.context() as racing:
+        racing.setattr(registry, "compare", meanwhile)
+        with pytest.raises(registry.ChampionMoved) as moved:
+            promote_with()
+    new = version_of(client, better)
+    version = client.get_model_version(MODEL, new)
+    assert version.aliases == []
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.tags["pricer.promotion_run_id"] == promotion_runs()[-1].info.run_id
+    assert version.description == f"Not applied: {moved.value}"
+    assert version.description.startswith(
+        f"Not applied: champion moved to version {version_of(client, waiting)} while this "
+        "promotion compared against version 1"
+    )
+    assert version.description.endswith("promote again to compare with the new champion")
+    # Promoted again, the run keeps its one version, compared with the new champion, and
+    # that decision's record replaces "not applied".
+    decision = promote_with()
+    assert (decision.outcome, str(decision.version)) == ("champion", new)
+    assert version_of(client, better) == new  # one version of the run, not two
+    version = client.get_model_version(MODEL, new)
+    assert version.tags["pricer.decision"] == "champion"
+    assert version.tags["pricer.compared_with_version"] == version_of(client, waiting)
+    assert version.tags["pricer.promotion_run_id"] == promotion_runs()[-1].info.run_id
+    assert version.description.startswith("Champion since ")
+    assert aliases(client) == {"champion": new}
+
+
+def test_a_first_champion_that_lost_the_race_says_it_was_not_applied(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pricer.tracking import registry
+
+    other = training_run(BASE * 2, family="constant")
+    mine = training_run(BASE)
+    registering = registry.register
+
+    def meanwhile(client_: MlflowClient, name: str, candidate: object) -> object:
+        [rival] = [c for c in registry.candidates(_all_synthetic()) if c.run_id == other]
+        client_.set_registered_model_alias(
+            name, "champion", registering(client_, name, rival).version
+        )
+        return registering(client_, name, candidate)
+
+    monkeypatch.setattr(registry, "register", meanwhile)
+    with pytest.raises(registry.ChampionMoved):
+        promote_with()
+    version = client.get_model_version(MODEL, version_of(client, mine))
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.description.startswith(
+        f"Not applied: champion moved to version {version_of(client, other)} while this "
+        "promotion compared against none"
+    )
+
+
+def test_a_version_another_promotion_of_its_run_decided_keeps_that_decision(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two promotions of one run at once share its version: the one that lost the race must
+    # not mark "not applied" the version the other crowned.
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    comparing = registry.compare
+
+    def meanwhile(candidate: str, champion: str, settings: EvalSettings) -> object:
+        # The other promotion of the same run registers it and crowns it, record first.
+        [same] = [c for c in registry.candidates(_all_synthetic()) if c.run_id == better]
+        version = registry.register(client, MODEL, same).version
+        client.set_model_version_tag(MODEL, version, "pricer.decision", "champion")
+        client.update_model_version(MODEL, version, description="Champion since now: better")
+        client.set_registered_model_alias(MODEL, "champion", version)
+        return comparing(candidate, champion, settings)
+
+    monkeypatch.setattr(registry, "compare", meanwhile)
+    with pytest.raises(registry.ChampionMoved):
+        promote_with()
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "champion"
+    assert version.description == "Champion since now: better"
+    assert aliases(client) == {"champion": str(version.version)}
