@@ -300,15 +300,20 @@ def other_model_lines(
 ) -> list[str]:
     """A description line for each LLM whose replies named another model than it asked for
     (``asked``: member name, None for the run's own LLM, and the model asked for), over the test
-    and validation passes: the run is named, tagged and priced as the model asked for, and
-    its figures would be another model's answers (a proxy's substitute) with no word of it."""
+    and validation passes and an ensemble member's calls at fit: the run is named, tagged and
+    priced as the model asked for, and its figures would be another model's answers (a proxy's
+    substitute) with no word of it."""
     lines = []
     for member, model in asked:
         prefix = f"ensemble.{member}." if member is not None else ""
-        passes = ("", VALIDATION_PREFIX)
-        count = sum(stats.get(f"{p}{prefix}{OTHER_MODEL_ANSWERS}", 0.0) for p in passes)
+        passes = [f"{p}{prefix}" for p in ("", VALIDATION_PREFIX)]
+        if member is not None:
+            # Its calls at fit (the stacker's validation split), whose answers the weights
+            # came from: once, as the test pass reports them (each pass repeats them).
+            passes.append(f"{prefix}fit.")
+        count = sum(stats.get(f"{p}{OTHER_MODEL_ANSWERS}", 0.0) for p in passes)
         if count > 0:
-            seen = [facts.get(f"{p}{prefix}{ANSWERED_BY}") for p in passes]
+            seen = [facts.get(f"{p}{ANSWERED_BY}") for p in passes]
             answered = " / ".join(dict.fromkeys(names for names in seen if names)) or "unknown"
             who = f" (member {member})" if member is not None else ""
             lines.append(

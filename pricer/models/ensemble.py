@@ -42,14 +42,16 @@ from pricer.models.base import (
     training_prices,
     within,
 )
-from pricer.models.llm.answering import ANSWERED_BY, answered_by
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
 from pricer.models.llm.catalogue import UNKNOWN
 
 log = logging.getLogger(__name__)
 
 # A member's figures from pricing the validation split at fit, logged as
 # ``ensemble.<member>.fit.<figure>``: what its LLM calls there cost (not its failures, which
-# the stacker skips and the test items' own failure counts do not include).
+# the stacker skips and the test items' own failure counts do not include), and how many of
+# their replies named another model than the one asked for: the stacker's weights were
+# fitted on those answers, so a substitute there shapes every price the ensemble gives.
 FIT_FIGURES = (
     "llm.calls",
     "llm.cost_usd",
@@ -57,6 +59,7 @@ FIT_FIGURES = (
     "llm.input_tokens",
     "llm.output_tokens",
     "llm.failures",
+    OTHER_MODEL_ANSWERS,
 )
 
 
@@ -219,6 +222,12 @@ class EnsemblePricer(MembersParams, Pricer):
             for key, value in report.stats.items()
             if key in FIT_FIGURES
         }
+        # ... and the models its replies there named (``ensemble.<member>.fit.llm.answered_by``)
+        self.fit_facts_ = {
+            f"ensemble.{name}.fit.{key}": value
+            for name, report in reports.items()
+            for key, value in report.facts.items()
+        }
         truth = prices[valid_rows]
         usable = np.isfinite(predictions).all(axis=1)
         if usable.sum() < 2:
@@ -258,7 +267,6 @@ class EnsemblePricer(MembersParams, Pricer):
         columns = []
         member_stats: list[dict[str, float]] = []
         facts: dict[str, str] = {}
-        answering: list[str] = []  # the models the LLM members' replies named
         for name, member in self.members_.items():
             report = member.predict_report(items)
             columns.append(np.asarray(report.prices, dtype=float))
@@ -267,14 +275,25 @@ class EnsemblePricer(MembersParams, Pricer):
             stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
             member_stats.append(report.stats)
             facts |= {f"ensemble.{name}.{key}": value for key, value in report.facts.items()}
-            # A member's tag is its names joined; a bounded one's "b (+3 more)" stays one name.
-            if (names := report.facts.get(ANSWERED_BY)) not in (None, UNKNOWN):
-                answering += names.split(", ")
         fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
         stats |= fit_stats | _llm_totals(member_stats, fit_stats)
+        # The models that answered at fit count as the test items' do: the stacker's weights
+        # came from their answers, and a proxy that substituted only there went unrecorded.
+        facts |= getattr(self, "fit_facts_", {})
         if any(key.endswith(ANSWERED_BY) for key in facts):  # the ensemble's own, as llm.* are
-            facts[ANSWERED_BY] = answered_by(answering)
+            facts[ANSWERED_BY] = answered_by(answering_models(facts))
         return PriceReport(self.combine(np.column_stack(columns)), stats, facts)
+
+
+def answering_models(facts: Mapping[str, str]) -> list[str]:
+    """The models an ensemble's members' replies named (``ensemble.<member>[.fit].llm.
+    answered_by`` facts), at fit and after, each tag split back into its names."""
+    names: list[str] = []
+    for key, value in facts.items():
+        # A member's tag is its names joined; a bounded one's "b (+3 more)" stays one name.
+        if key.startswith("ensemble.") and key.endswith(f".{ANSWERED_BY}") and value != UNKNOWN:
+            names += value.split(", ")
+    return names
 
 
 def _llm_totals(
@@ -305,6 +324,11 @@ def _llm_totals(
         "llm.fit_calls": at_fit("calls"),
         "llm.fit_cost_usd": at_fit("cost_usd"),
         "llm.spent_usd": total("llm.spent_usd") + at_fit("spent_usd"),
-        "llm.answers_from_other_model": total("llm.answers_from_other_model"),
+        # Every reader of a run's count (a leaderboard's course figure and note, promote's
+        # and a champion's note, the registry's version tags) asks whether another model's
+        # answers shaped its figures: the stacker's weights came from those at fit, so they
+        # count; llm.fit_answers_from_other_model says how many of them were at fit.
+        OTHER_MODEL_ANSWERS: total(OTHER_MODEL_ANSWERS) + at_fit("answers_from_other_model"),
+        "llm.fit_answers_from_other_model": at_fit("answers_from_other_model"),
         "llm.answers_without_model": total("llm.answers_without_model"),
     }

@@ -16,6 +16,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
 
 from pricer.devtools.stub_server import StubServer
 from pricer.experiment import run_family
@@ -23,6 +24,8 @@ from pricer.models.ensemble import EnsemblePricer
 from pricer.models.llm.answering import MAX_ANSWERED_BY, answered_by, same_model
 from pricer.models.llm.cache import _digest
 from pricer.models.llm.frontier import FrontierPricer
+from pricer.tracking.browse import compare_runs
+from pricer.tracking.candidates import Candidate
 from tests.llm.conftest import ensemble_config, frontier_config
 from tests.llm.test_ensemble import ridge
 
@@ -216,10 +219,76 @@ def test_an_ensembles_llm_member_answered_by_another_model_is_in_the_ensembles_r
     cfg = ensemble_config(compose_conf, item_files, stub)
     run = mlflow.get_run(run_family("ensemble", cfg).run_id)
     assert run.data.tags["ensemble.llm.llm.answered_by"] == SUBSTITUTE
+    assert run.data.tags["ensemble.llm.fit.llm.answered_by"] == SUBSTITUTE
     assert run.data.tags["llm.answered_by"] == SUBSTITUTE
-    assert run.data.metrics["llm.answers_from_other_model"] == 12
-    said = f"Asked for gpt-4o-mini (member llm), answered by {SUBSTITUTE}: 12 answers"
+    # 12 test items and 12 of the stacker's validation split, priced at fit.
+    assert run.data.metrics["ensemble.llm.fit.llm.answers_from_other_model"] == 12
+    assert run.data.metrics["llm.fit_answers_from_other_model"] == 12
+    assert run.data.metrics["llm.answers_from_other_model"] == 24
+    said = f"Asked for gpt-4o-mini (member llm), answered by {SUBSTITUTE}: 24 answers"
     assert said in run.data.tags["mlflow.note.content"]
+
+
+def test_an_ensemble_answered_by_another_model_at_fit_only_says_so(
+    make_pricer: Callable[..., FrontierPricer], make_items, stub: StubServer
+) -> None:
+    # The stacker's weights come from the LLM member's answers at fit: a proxy that
+    # substituted only there (a fallback while the asked model was busy) shaped every price,
+    # and the record named only the model that answered the test items.
+    train, test = make_items(40, seed=0), make_items(8, seed=1, start=1000)
+    model = EnsemblePricer(
+        {"ridge": ridge(), "mini": make_pricer()},
+        validation_fraction=0.3,
+        log_space=True,
+        random_state=0,
+    )
+    stub.state.answering_model = SUBSTITUTE
+    model.fit(train, train["price"])
+    at_fit = stub.state.counters["POST /chat/completions"]
+    assert at_fit == model.validation_items_ == 12
+    stub.state.answering_model = None  # the test items get the model asked for
+    report = model.predict_report(test)
+    assert report.facts == {
+        "ensemble.mini.llm.answered_by": "gpt-4o-mini",
+        "ensemble.mini.fit.llm.answered_by": SUBSTITUTE,
+        "llm.answered_by": f"gpt-4o-mini, {SUBSTITUTE}",
+    }
+    assert report.stats["ensemble.mini.llm.answers_from_other_model"] == 0
+    assert report.stats["ensemble.mini.fit.llm.answers_from_other_model"] == at_fit
+    assert report.stats["llm.fit_answers_from_other_model"] == at_fit
+    assert report.stats["llm.answers_from_other_model"] == at_fit
+
+
+def test_an_ensemble_run_answered_by_another_model_at_fit_says_so_wherever_it_is_read(
+    compose_conf, item_files, stub: StubServer, api_key: str, tracking_uri: str
+) -> None:
+    cfg = ensemble_config(compose_conf, item_files, stub)
+    _, valid = instantiate(cfg.model).validation_split(60)  # the 60 training items
+    replies = {"n": 0}
+
+    def substitute_at_fit(body: dict[str, Any]) -> dict[str, Any]:
+        # Fit prices the validation split before any test item is asked for.
+        replies["n"] += 1
+        if replies["n"] <= len(valid):
+            body["model"] = SUBSTITUTE
+        return body
+
+    stub.state.reply_fn = substitute_at_fit
+    result = run_family("ensemble", cfg)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["llm.fit_calls"] == len(valid) == 12
+    assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"
+    assert run.data.metrics["llm.answers_from_other_model"] == len(valid)
+    said = f"Asked for gpt-4o-mini (member llm), answered by gpt-4o-mini / {SUBSTITUTE}: 12"
+    assert said in run.data.tags["mlflow.note.content"]
+    # What reads the record: a leaderboard's row (no course figure beside it), promote's
+    # and a champion's note, pricer compare.
+    assert result.other_model_answers == len(valid)
+    assert result.answered_by == f"gpt-4o-mini, {SUBSTITUTE}"
+    candidate = Candidate.from_run(run, f"runs:/{run.info.run_id}/model")
+    assert f"12 of its answers from gpt-4o-mini, {SUBSTITUTE}" in candidate.describe()
+    compared = compare_runs([run])
+    assert SUBSTITUTE in compared.loc["llm answered by"].iloc[0]
 
 
 def test_an_ensemble_names_every_model_its_members_were_answered_by(
@@ -234,7 +303,9 @@ def test_an_ensemble_names_every_model_its_members_were_answered_by(
     assert report.facts == {
         "ensemble.mini.llm.answered_by": "gpt-4o-2024-08-06",
         "ensemble.big.llm.answered_by": "gpt-4o-2024-08-06",
-        "llm.answered_by": "gpt-4o-2024-08-06",
+        "ensemble.mini.fit.llm.answered_by": "gpt-4o-mini",  # at fit, each as asked
+        "ensemble.big.fit.llm.answered_by": "gpt-4o",
+        "llm.answered_by": "gpt-4o, gpt-4o-2024-08-06, gpt-4o-mini",
     }
     assert report.stats["ensemble.mini.llm.answers_from_other_model"] == len(test)
     assert report.stats["ensemble.big.llm.answers_from_other_model"] == 0
