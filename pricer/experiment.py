@@ -279,7 +279,7 @@ def run_family(
             "FINISHED",
             {**evaluation.metrics, **stats},
             server=server,
-            llm_model=str(getattr(pricer, "model", "")) if server else None,
+            llm_model=asked_model(pricer) if server else None,
             answered_by=facts.get(ANSWERED_BY) if server else None,
         )
 
@@ -293,6 +293,15 @@ def answering_server(pricer: Pricer) -> str | None:
         elsewhere = [server for server in servers if not is_openai(server)]
         return (elsewhere or servers or [None])[0]
     return pricer.server() if hasattr(pricer, "server") else None
+
+
+def asked_model(pricer: Pricer) -> str:
+    """The model an LLM family asked for; an ensemble's, those its LLM members asked for
+    ("gpt-4o, gpt-4o-mini"): it has no ``model`` of its own, and the leaderboard's note on
+    its answers from another model read "not  as asked"."""
+    if isinstance(pricer, EnsemblePricer):
+        return ", ".join(dict.fromkeys(pricer.llm_models().values()))
+    return str(getattr(pricer, "model", ""))
 
 
 def other_model_lines(

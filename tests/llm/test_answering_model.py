@@ -19,7 +19,7 @@ import pytest
 from hydra.utils import instantiate
 
 from pricer.devtools.stub_server import StubServer
-from pricer.experiment import run_family
+from pricer.experiment import run_family, server_notes
 from pricer.models.ensemble import EnsemblePricer
 from pricer.models.llm.answering import MAX_ANSWERED_BY, answered_by, same_model
 from pricer.models.llm.cache import _digest
@@ -285,6 +285,8 @@ def test_an_ensemble_run_answered_by_another_model_at_fit_says_so_wherever_it_is
     # and a champion's note, pricer compare.
     assert result.other_model_answers == len(valid)
     assert result.answered_by == f"gpt-4o-mini, {SUBSTITUTE}"
+    note = f"ensemble: 12 answers from gpt-4o-mini, {SUBSTITUTE}, not gpt-4o-mini as asked"
+    assert note in server_notes([result])  # it said "not  as asked": an ensemble has no model
     candidate = Candidate.from_run(run, f"runs:/{run.info.run_id}/model")
     assert f"12 of its answers from gpt-4o-mini, {SUBSTITUTE}" in candidate.describe()
     compared = compare_runs([run])
