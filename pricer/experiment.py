@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +31,13 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
-from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
-from pricer.models.llm.failures import failure_summary, interrupted_stats
+from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
+from pricer.models.llm.failures import (
+    INTERRUPTED_PASS,
+    failure_summary,
+    interrupted_answers,
+    interrupted_stats,
+)
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
@@ -233,6 +238,8 @@ def run_family(
             # (interrupted.llm.*) rather than nothing.
             if partial := interrupted_stats(interrupt):
                 log_metrics(partial)
+            if (names := interrupted_answers(interrupt)) is not None:
+                log_interrupted_answers(pricer, names, partial)
             raise
         # The validation items too: a sweep ranks the trial by their mae, which over the few
         # items answered would read as a good trial.
@@ -304,25 +311,43 @@ def asked_model(pricer: Pricer) -> str:
     return str(getattr(pricer, "model", ""))
 
 
+def log_interrupted_answers(pricer: Pricer, names: list[str], stats: Mapping[str, float]) -> None:
+    """On a run cut short mid-batch, the models that answered so far (``names``): the tag a
+    finished run has (``llm.answered_by``, what `pricer compare` and `pricer runs` show) and,
+    when ``stats`` (``interrupted.llm.*``) count answers from another model, its description
+    line. Names, unlike figures, need no ``interrupted.`` prefix: each one did answer."""
+    tag = answered_by(names)
+    # An ensemble's count is its cut member's, which the figures do not name: the line names
+    # every model its LLM members asked for.
+    asked = [(None, asked_model(pricer))]
+    lines = other_model_lines(
+        asked, {f"{INTERRUPTED_PASS}{ANSWERED_BY}": tag}, stats, passes=(INTERRUPTED_PASS,)
+    )
+    log_facts({ANSWERED_BY: tag}, description="\n\n".join(lines) or None)
+
+
 def other_model_lines(
-    asked: Iterable[tuple[str | None, str]], facts: Mapping[str, str], stats: Mapping[str, float]
+    asked: Iterable[tuple[str | None, str]],
+    facts: Mapping[str, str],
+    stats: Mapping[str, float],
+    passes: Sequence[str] = ("", VALIDATION_PREFIX),
 ) -> list[str]:
     """A description line for each LLM whose replies named another model than it asked for
-    (``asked``: member name, None for the run's own LLM, and the model asked for), over the test
-    and validation passes and an ensemble member's calls at fit: the run is named, tagged and
-    priced as the model asked for, and its figures would be another model's answers (a proxy's
-    substitute) with no word of it."""
+    (``asked``: member name, None for the run's own LLM, and the model asked for), over the
+    ``passes`` (test and validation; an interrupted batch's) and an ensemble member's calls at
+    fit: the run is named, tagged and priced as the model asked for, and its figures would be
+    another model's answers (a proxy's substitute) with no word of it."""
     lines = []
     for member, model in asked:
         prefix = f"ensemble.{member}." if member is not None else ""
-        passes = [f"{p}{prefix}" for p in ("", VALIDATION_PREFIX)]
+        keys = [f"{p}{prefix}" for p in passes]
         if member is not None:
             # Its calls at fit (the stacker's validation split), whose answers the weights
             # came from: once, as the test pass reports them (each pass repeats them).
-            passes.append(f"{prefix}fit.")
-        count = sum(stats.get(f"{p}{OTHER_MODEL_ANSWERS}", 0.0) for p in passes)
+            keys.append(f"{prefix}fit.")
+        count = sum(stats.get(f"{key}{OTHER_MODEL_ANSWERS}", 0.0) for key in keys)
         if count > 0:
-            seen = [facts.get(f"{p}{ANSWERED_BY}") for p in passes]
+            seen = [facts.get(f"{key}{ANSWERED_BY}") for key in keys]
             answered = " / ".join(dict.fromkeys(names for names in seen if names)) or "unknown"
             who = f" (member {member})" if member is not None else ""
             lines.append(

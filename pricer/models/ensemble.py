@@ -44,6 +44,7 @@ from pricer.models.base import (
 )
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
 from pricer.models.llm.catalogue import UNKNOWN
+from pricer.models.llm.failures import attach_interrupted_answers
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +209,18 @@ class EnsemblePricer(MembersParams, Pricer):
         texts = comparable(items["text"])
         fit_rows = fit_rows[~texts.iloc[fit_rows].isin(set(texts.iloc[valid_rows])).to_numpy()]
         names = list(self.members)
-        reports = {
-            name: clone(self.members[name])
-            .fit(items.iloc[fit_rows], prices[fit_rows])
-            .predict_report(items.iloc[valid_rows])
-            for name in names
-        }
+        reports: dict[str, PriceReport] = {}
+        try:
+            for name in names:
+                reports[name] = (
+                    clone(self.members[name])
+                    .fit(items.iloc[fit_rows], prices[fit_rows])
+                    .predict_report(items.iloc[valid_rows])
+                )
+        except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
+            # The members that had answered before the one cut short: in the record too.
+            _attach_answers(interrupt, _fit_facts(reports))
+            raise
         predictions = np.column_stack([np.asarray(reports[n].prices, dtype=float) for n in names])
         # What pricing the validation split cost an LLM member: paid at fit, once per run.
         self.fit_stats_ = {
@@ -223,11 +230,7 @@ class EnsemblePricer(MembersParams, Pricer):
             if key in FIT_FIGURES
         }
         # ... and the models its replies there named (``ensemble.<member>.fit.llm.answered_by``)
-        self.fit_facts_ = {
-            f"ensemble.{name}.fit.{key}": value
-            for name, report in reports.items()
-            for key, value in report.facts.items()
-        }
+        self.fit_facts_ = _fit_facts(reports)
         truth = prices[valid_rows]
         usable = np.isfinite(predictions).all(axis=1)
         if usable.sum() < 2:
@@ -266,20 +269,25 @@ class EnsemblePricer(MembersParams, Pricer):
         }
         columns = []
         member_stats: list[dict[str, float]] = []
-        facts: dict[str, str] = {}
-        for name, member in self.members_.items():
-            report = member.predict_report(items)
-            columns.append(np.asarray(report.prices, dtype=float))
-            stats[f"ensemble.weight.{name}"] = self.weights_[name]
-            stats[f"ensemble.validation_mae.{name}"] = self.validation_mae_[name]
-            stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
-            member_stats.append(report.stats)
-            facts |= {f"ensemble.{name}.{key}": value for key, value in report.facts.items()}
-        fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
-        stats |= fit_stats | _llm_totals(member_stats, fit_stats)
         # The models that answered at fit count as the test items' do: the stacker's weights
         # came from their answers, and a proxy that substituted only there went unrecorded.
-        facts |= getattr(self, "fit_facts_", {})
+        facts: dict[str, str] = dict(getattr(self, "fit_facts_", {}))
+        try:
+            for name, member in self.members_.items():
+                report = member.predict_report(items)
+                columns.append(np.asarray(report.prices, dtype=float))
+                stats[f"ensemble.weight.{name}"] = self.weights_[name]
+                stats[f"ensemble.validation_mae.{name}"] = self.validation_mae_[name]
+                stats |= {f"ensemble.{name}.{key}": value for key, value in report.stats.items()}
+                member_stats.append(report.stats)
+                facts |= {f"ensemble.{name}.{key}": value for key, value in report.facts.items()}
+        except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
+            # The members that had answered, at fit and before the one cut short: in the
+            # record too, as they would be in a finished run's.
+            _attach_answers(interrupt, facts)
+            raise
+        fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
+        stats |= fit_stats | _llm_totals(member_stats, fit_stats)
         if any(key.endswith(ANSWERED_BY) for key in facts):  # the ensemble's own, as llm.* are
             facts[ANSWERED_BY] = answered_by(answering_models(facts))
         return PriceReport(self.combine(np.column_stack(columns)), stats, facts)
@@ -294,6 +302,23 @@ def answering_models(facts: Mapping[str, str]) -> list[str]:
         if key.startswith("ensemble.") and key.endswith(f".{ANSWERED_BY}") and value != UNKNOWN:
             names += value.split(", ")
     return names
+
+
+def _fit_facts(reports: Mapping[str, PriceReport]) -> dict[str, str]:
+    """The members' facts from pricing the validation split at fit, under
+    ``ensemble.<member>.fit.``."""
+    return {
+        f"ensemble.{name}.fit.{key}": value
+        for name, report in reports.items()
+        for key, value in report.facts.items()
+    }
+
+
+def _attach_answers(interrupt: BaseException, facts: Mapping[str, str]) -> None:
+    """Put the models named in members' ``facts`` on an interrupt (``pricer.models.llm.
+    failures``); nothing without one: an ensemble of classical members names no model."""
+    if names := answering_models(facts):
+        attach_interrupted_answers(interrupt, names)
 
 
 def _llm_totals(

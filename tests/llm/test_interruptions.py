@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -20,7 +21,8 @@ import pytest
 from pricer.experiment import TooManyFailures, run_family
 from pricer.models.llm.client import ServerUnreachable
 from pricer.models.llm.failures import failure_summary
-from tests.llm.conftest import frontier_config
+from pricer.tracking.browse import compare_runs
+from tests.llm.conftest import ensemble_config, frontier_config
 
 CHAT = "POST /chat/completions"
 
@@ -204,3 +206,60 @@ def test_a_run_killed_mid_batch_records_the_calls_it_had_paid_for(
     assert answered + in_flight == stub.state.counters[CHAT]
     assert 0 < metrics["interrupted.llm.input_tokens"] <= charged["input"]
     assert metrics["interrupted.llm.spent_usd"] > 0
+
+
+SUBSTITUTE = "llama-3.1-8b-instruct"  # what a proxy answered "gpt-4o-mini" with
+
+
+def terminate_after(answers: int, substitute_first: int = 12**3) -> Callable[[dict], dict]:
+    """A stub reply hook: the first ``substitute_first`` replies name the substitute, and this
+    process gets SIGTERM (handled in the main thread, mid-batch) with answer ``answers``."""
+    seen = {"n": 0}
+
+    def reply(body: dict) -> dict:
+        seen["n"] += 1
+        if seen["n"] <= substitute_first:
+            body["model"] = SUBSTITUTE
+        if seen["n"] == answers:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return body
+
+    return reply
+
+
+def test_a_run_killed_mid_batch_names_the_models_that_had_answered(
+    compose_conf, item_files, stub, api_key, tracking_uri, installed
+) -> None:
+    # The killed run counted its answers from another model (interrupted.llm.*) but did not
+    # say which model gave them: a finished run's llm.answered_by, warning and description
+    # line were missing, and `pricer compare` showed no "llm answered by".
+    cfg = frontier_run(compose_conf, item_files, stub, "model.max_concurrency=2")
+    stub.state.latency = 0.05
+    stub.state.reply_fn = terminate_after(5)
+    with pytest.raises(KeyboardInterrupt):
+        run_family("frontier", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    answered = run.data.metrics["interrupted.llm.calls"]
+    assert 1 <= answered < 12
+    assert run.data.metrics["interrupted.llm.answers_from_other_model"] == answered
+    assert run.data.tags["llm.answered_by"] == SUBSTITUTE
+    said = f"Asked for gpt-4o-mini, answered by {SUBSTITUTE}: {int(answered)} answer"
+    assert run.data.tags["mlflow.note.content"].startswith(said)
+    assert compare_runs([run]).loc["llm answered by"].iloc[0] == SUBSTITUTE
+
+
+def test_a_killed_ensemble_names_the_models_that_answered_it_at_fit(
+    compose_conf, item_files, stub, api_key, tracking_uri, installed
+) -> None:
+    # Its LLM member priced the stacker's validation split at fit (12 calls, answered by a
+    # substitute), then was cut pricing the test items (answered as asked): the cut batch's
+    # names alone would leave out the model whose answers the stacker's weights came from.
+    cfg = ensemble_config(compose_conf, item_files, stub, "model.members.llm.max_concurrency=1")
+    stub.state.reply_fn = terminate_after(12 + 3, substitute_first=12)
+    with pytest.raises(KeyboardInterrupt):
+        run_family("ensemble", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    assert 1 <= run.data.metrics["interrupted.llm.calls"] <= 3  # the test items' batch
+    assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"

@@ -8,12 +8,14 @@ Kept apart from the client so that callers outside the LLM families import no SD
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 FAILURES_PREFIX = "llm.failures."
 # The figures of an LLM batch cut short by SIGTERM or Ctrl-C: what its calls had cost by then.
-INTERRUPTED_PREFIX = "interrupted.llm."
+INTERRUPTED_PASS = "interrupted."
+INTERRUPTED_PREFIX = f"{INTERRUPTED_PASS}llm."
 _INTERRUPTED_ATTRIBUTE = "pricer_interrupted_llm_stats"
+_INTERRUPTED_ANSWERS_ATTRIBUTE = "pricer_interrupted_llm_answered_by"
 
 
 def attach_interrupted_stats(interrupt: BaseException, stats: Mapping[str, float]) -> None:
@@ -26,6 +28,22 @@ def attach_interrupted_stats(interrupt: BaseException, stats: Mapping[str, float
 def interrupted_stats(interrupt: BaseException) -> dict[str, float]:
     """The figures ``attach_interrupted_stats`` put on an interrupt; none when no batch ran."""
     return dict(getattr(interrupt, _INTERRUPTED_ATTRIBUTE, {}))
+
+
+def attach_interrupted_answers(interrupt: BaseException, names: Iterable[str]) -> None:
+    """Carry the models that answered so far (the names replies gave) on the interrupt up to
+    the run that records them. Every batch's, unlike the figures: the run is one record, and
+    the members of an ensemble that had answered before the one cut short (at fit, whose
+    answers the stacker's weights came from, or on the same items) answered it too."""
+    known = getattr(interrupt, _INTERRUPTED_ANSWERS_ATTRIBUTE, [])
+    setattr(interrupt, _INTERRUPTED_ANSWERS_ATTRIBUTE, [*known, *names])
+
+
+def interrupted_answers(interrupt: BaseException) -> list[str] | None:
+    """The names ``attach_interrupted_answers`` put on an interrupt (repeats included); None
+    when no batch ran, empty when its replies named no model."""
+    names = getattr(interrupt, _INTERRUPTED_ANSWERS_ATTRIBUTE, None)
+    return None if names is None else list(names)
 
 
 def failure_summary(stats: Mapping[str, float], prefix: str = FAILURES_PREFIX) -> str:

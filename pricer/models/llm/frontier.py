@@ -47,7 +47,11 @@ from pricer.models.llm.client import (
     read_api_key,
     run_async,
 )
-from pricer.models.llm.failures import INTERRUPTED_PREFIX, attach_interrupted_stats
+from pricer.models.llm.failures import (
+    INTERRUPTED_PREFIX,
+    attach_interrupted_answers,
+    attach_interrupted_stats,
+)
 from pricer.models.llm.prompts import PromptTemplate, parse_price
 from pricer.models.llm.retrieval import NeighbourIndex
 
@@ -291,6 +295,11 @@ class FrontierPricer(Pricer):
                     max(0, counter.sent - answered)
                 )
                 attach_interrupted_stats(interrupt, stats)
+                # ... and which models answered them, as a finished batch says: the count of
+                # answers from another model (in the figures) without their names told the
+                # record's reader that a substitute answered, not which.
+                _warn_other_models(done, self.model)
+                attach_interrupted_answers(interrupt, (o.model for o in done if o.model))
                 raise
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
