@@ -552,21 +552,23 @@ def _write_decision(
             "pricer.p_value": f"{decision.comparison.test.p_value:.6f}",
             "pricer.mean_difference": f"{decision.comparison.test.mean_difference:.4f}",
         }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
     alias = registry.champion_alias if decision.outcome == "champion" else registry.challenger_alias
-    client.update_model_version(
-        name, version, description=f"{alias.capitalize()} since {now}: {decision.reason}"
-    )
-    try:
-        _still_champion(client, registry, replaced)
-    except ChampionMoved as moved:  # the version's own record must not say it moved
-        client.set_model_version_tag(name, version, "pricer.decision", "not applied")
-        client.update_model_version(name, version, description=f"Not applied: {moved}")
-        raise
     line = f"{now} {decision.outcome}: {decision.reason}"
-    challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
     try:
+        # The version's own record inside the guard too: a 503 while it was written was the
+        # store's traceback, and the version kept "Champion since ..." with no alias.
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.update_model_version(
+            name, version, description=f"{alias.capitalize()} since {now}: {decision.reason}"
+        )
+        try:
+            _still_champion(client, registry, replaced)
+        except ChampionMoved as moved:  # the version's own record must not say it moved
+            client.set_model_version_tag(name, version, "pricer.decision", "not applied")
+            client.update_model_version(name, version, description=f"Not applied: {moved}")
+            raise
+        challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
         # Only once the champion is known to be the one compared with: written before the
         # check, a promotion that lost the race named itself the successor of a champion
         # another replaced.
@@ -577,6 +579,8 @@ def _write_decision(
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
         _append_history(client, name, line)
         client.set_registered_model_alias(name, alias, version)
+    except ChampionMoved:  # its own record says why; nothing else was written
+        raise
     except Exception as error:
         # The store failed before the alias moved (a server's 503, SQLite's "database is
         # locked"): left as written, the version said "Champion since ...", the history line

@@ -624,6 +624,46 @@ def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
 
 
+@pytest.mark.parametrize("failing", ["decision tag", "description"])
+def test_a_store_failure_while_the_version_s_record_is_written_takes_it_back(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # The version's own tags and "Champion since ..." were written outside the guard that
+    # takes a record back: a 503 there was the store's traceback, and the version kept a
+    # decision whose alias never moved.
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    tag, describe = MlflowClient.set_model_version_tag, MlflowClient.update_model_version
+
+    def tag_once(self: MlflowClient, name: str, version: str, key: str, value: str) -> None:
+        if key == "pricer.decision" and value == "champion":
+            raise unavailable
+        tag(self, name, version, key, value)
+
+    def describe_once(self: MlflowClient, name: str, version: str, description: str) -> object:
+        if description.startswith("Champion since"):
+            raise unavailable
+        return describe(self, name, version, description)
+
+    if failing == "decision tag":
+        monkeypatch.setattr(MlflowClient, "set_model_version_tag", tag_once)
+    else:
+        monkeypatch.setattr(MlflowClient, "update_model_version", describe_once)
+    history = client.get_registered_model(MODEL).description
+    from pricer.tracking.store import StoreUnreachable
+
+    with pytest.raises(StoreUnreachable, match=r"503\): no alias moved and its record was taken"):
+        promote_with()
+    assert aliases(client) == {"champion": "1"}
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.description.startswith("Not applied: the store failed")
+    assert client.get_registered_model(MODEL).description == history
+    assert promotion_runs()[-1].info.status == "FAILED"
+
+
 @pytest.mark.parametrize("failing", ["run record", "left version"])
 def test_a_store_failure_after_the_alias_moved_says_the_decision_stands(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
