@@ -255,7 +255,11 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
     """The candidate's model version under ``name``: the existing one, or a new registration."""
     try:
         existing = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
-    except MlflowException:
+    except MlflowException as error:
+        # No registered model yet: no version. Any other failure (a 503) is the store's: read
+        # as "none", it registered the run a second time.
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
         existing = []
     if existing:  # search results may lack aliases and tags: fetch the version itself
         newest = max(existing, key=lambda v: int(v.version))

@@ -624,6 +624,31 @@ def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
     assert len(client.get_registered_model(MODEL).description.splitlines()) == 3
 
 
+def test_a_store_failure_while_looking_for_the_run_s_version_registers_no_second_one(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any MlflowException from that search read as "no version yet": a 503 there registered
+    # the run a second time, and the copy stayed once the check after it failed too.
+    training_run(BASE)
+    promote_with()
+    better = training_run(NOISY)
+    assert promote_with().outcome == "challenger"  # version 2: the run has its version now
+    before = client.search_model_versions(f"name='{MODEL}'")
+
+    def unavailable(self: MlflowClient, *args: object, **kwargs: object) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    monkeypatch.setattr(MlflowClient, "search_model_versions", unavailable)
+    from pricer.tracking.store import StoreUnreachable
+
+    with pytest.raises(StoreUnreachable, match="while registering the candidate"):
+        promote_with()  # the same candidate again: its version is looked for
+    monkeypatch.undo()
+    after = client.search_model_versions(f"name='{MODEL}'")
+    assert sorted(v.version for v in after) == sorted(v.version for v in before)
+    assert version_of(client, better)  # still one version of that run
+
+
 @pytest.mark.parametrize("failing", ["decision tag", "description"])
 def test_a_store_failure_while_the_version_s_record_is_written_takes_it_back(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
