@@ -108,6 +108,22 @@ def promote_with(*overrides: str, data: str | None = "synthetic") -> object:
     return promote(cfg)
 
 
+def champion_and_challenger() -> tuple[str, str]:
+    """A champion (``BASE``) and a challenger (``NOISY``: better, not significantly): their runs."""
+    champion = training_run(BASE)
+    promote_with()
+    challenger = training_run(NOISY)
+    assert promote_with().outcome == "challenger"
+    return champion, challenger
+
+
+def champion_and_better() -> str:
+    """A champion (``BASE``) and a run far better than it, not promoted yet: the better run."""
+    training_run(BASE)
+    promote_with()
+    return training_run(BASE * 0.6)
+
+
 def aliases(client: MlflowClient) -> dict[str, str]:
     return {alias: str(v) for alias, v in client.get_registered_model(MODEL).aliases.items()}
 
@@ -145,10 +161,7 @@ def test_the_best_candidate_becomes_the_first_champion(client: MlflowClient) -> 
 
 
 def test_a_significantly_better_candidate_replaces_the_champion(client: MlflowClient) -> None:
-    old = training_run(BASE)
-    promote_with()
-    waiting = training_run(NOISY)
-    assert promote_with().outcome == "challenger"
+    old, waiting = champion_and_challenger()
     new = training_run(BASE * 0.6)
     decision = promote_with()
     assert decision.outcome == "champion"
@@ -359,10 +372,7 @@ def test_a_champion_that_moves_during_the_comparison_is_left_where_it_went(
     moved its alias last won, even a candidate worse than the other's new champion."""
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    waiting = training_run(NOISY)
-    assert promote_with().outcome == "challenger"
+    _, waiting = champion_and_challenger()
     training_run(BASE * 0.6)  # beats the first champion by far
     comparing = registry.compare
 
@@ -515,10 +525,7 @@ def test_a_champion_that_moves_while_the_decision_is_written_leaves_it_marked_no
 ) -> None:
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    waiting = training_run(NOISY)
-    assert promote_with().outcome == "challenger"
+    _, waiting = champion_and_challenger()
     better = training_run(BASE * 0.6)
     checking = registry._still_champion
     calls: list[int] = []
@@ -550,9 +557,7 @@ def test_sigterm_while_the_decision_is_written_leaves_it_whole(
     from pricer import interrupt
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    better = training_run(BASE * 0.6)
+    better = champion_and_better()
     appending = registry._append_history
 
     def signalled(*args: object) -> None:
@@ -585,27 +590,45 @@ def test_a_champion_whose_run_is_gone_from_the_store_is_one_line(client: MlflowC
     assert aliases(client) == {"champion": "1"}
 
 
+@pytest.mark.parametrize("failing", ["alias", "decision tag", "description"])
 def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
-    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     # The store failing at the alias (a server's 503, SQLite's "database is locked") left
     # "Champion since ..." and pricer.decision=champion on the candidate, the history line
     # "champion: version 2 beats version 1" and pricer.replaced_by_version=2 on version 1,
-    # which was still the champion.
-    training_run(BASE)
-    promote_with()
-    better = training_run(BASE * 0.6)
-    moving = MlflowClient.set_registered_model_alias
+    # which was still the champion. Failing at the version's own decision tag or description,
+    # written outside the guard that takes a record back, it was the store's traceback.
+    better = champion_and_better()
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    tag, describe = MlflowClient.set_model_version_tag, MlflowClient.update_model_version
 
-    def unavailable(self: MlflowClient, name: str, alias: str, version: str) -> None:
-        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+    def alias(self: MlflowClient, name: str, alias: str, version: str) -> None:
+        raise unavailable
 
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", unavailable)
+    def decision_tag(self: MlflowClient, name: str, version: str, key: str, value: str) -> None:
+        if key == "pricer.decision" and value == "champion":
+            raise unavailable
+        tag(self, name, version, key, value)
+
+    def description(self: MlflowClient, name: str, version: str, description: str) -> object:
+        if description.startswith("Champion since"):
+            raise unavailable
+        return describe(self, name, version, description)
+
+    failures = {
+        "alias": ("set_registered_model_alias", alias),
+        "decision tag": ("set_model_version_tag", decision_tag),
+        "description": ("update_model_version", description),
+    }
+    method, failure = failures[failing]
     history = client.get_registered_model(MODEL).description
     from pricer.tracking.store import StoreUnreachable
 
-    with pytest.raises(StoreUnreachable, match=r"\(MlflowException: API .* 503\): no alias moved"):
-        promote_with()
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, method, failure)
+        with pytest.raises(StoreUnreachable, match=r"\(MlflowException: API .* 503\): no alias"):
+            promote_with()
     assert aliases(client) == {"champion": "1"}
     version = client.get_model_version(MODEL, version_of(client, better))
     assert version.tags["pricer.decision"] == "not applied"
@@ -617,7 +640,6 @@ def test_a_store_failure_before_the_alias_moves_leaves_no_record_of_a_move(
     assert client.get_registered_model(MODEL).description == history
     assert promotion_runs()[-1].info.status == "FAILED"
     # Once the store answers, the same candidate is crowned, with one history line.
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", moving)
     assert promote_with().outcome == "champion"
     assert aliases(client) == {"champion": str(version.version)}
     assert client.get_model_version(MODEL, "1").tags["pricer.replaced_by_version"] == "2"
@@ -629,64 +651,21 @@ def test_a_store_failure_while_looking_for_the_run_s_version_registers_no_second
 ) -> None:
     # Any MlflowException from that search read as "no version yet": a 503 there registered
     # the run a second time, and the copy stayed once the check after it failed too.
-    training_run(BASE)
-    promote_with()
-    better = training_run(NOISY)
-    assert promote_with().outcome == "challenger"  # version 2: the run has its version now
+    _, better = champion_and_challenger()  # version 2: the challenger's run has its version
     before = client.search_model_versions(f"name='{MODEL}'")
 
     def unavailable(self: MlflowClient, *args: object, **kwargs: object) -> None:
         raise mlflow.exceptions.MlflowException("API request failed with error code 503")
 
-    monkeypatch.setattr(MlflowClient, "search_model_versions", unavailable)
     from pricer.tracking.store import StoreUnreachable
 
-    with pytest.raises(StoreUnreachable, match="while registering the candidate"):
-        promote_with()  # the same candidate again: its version is looked for
-    monkeypatch.undo()
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, "search_model_versions", unavailable)
+        with pytest.raises(StoreUnreachable, match="while registering the candidate"):
+            promote_with()  # the same candidate again: its version is looked for
     after = client.search_model_versions(f"name='{MODEL}'")
     assert sorted(v.version for v in after) == sorted(v.version for v in before)
     assert version_of(client, better)  # still one version of that run
-
-
-@pytest.mark.parametrize("failing", ["decision tag", "description"])
-def test_a_store_failure_while_the_version_s_record_is_written_takes_it_back(
-    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
-) -> None:
-    # The version's own tags and "Champion since ..." were written outside the guard that
-    # takes a record back: a 503 there was the store's traceback, and the version kept a
-    # decision whose alias never moved.
-    training_run(BASE)
-    promote_with()
-    better = training_run(BASE * 0.6)
-    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
-    tag, describe = MlflowClient.set_model_version_tag, MlflowClient.update_model_version
-
-    def tag_once(self: MlflowClient, name: str, version: str, key: str, value: str) -> None:
-        if key == "pricer.decision" and value == "champion":
-            raise unavailable
-        tag(self, name, version, key, value)
-
-    def describe_once(self: MlflowClient, name: str, version: str, description: str) -> object:
-        if description.startswith("Champion since"):
-            raise unavailable
-        return describe(self, name, version, description)
-
-    if failing == "decision tag":
-        monkeypatch.setattr(MlflowClient, "set_model_version_tag", tag_once)
-    else:
-        monkeypatch.setattr(MlflowClient, "update_model_version", describe_once)
-    history = client.get_registered_model(MODEL).description
-    from pricer.tracking.store import StoreUnreachable
-
-    with pytest.raises(StoreUnreachable, match=r"503\): no alias moved and its record was taken"):
-        promote_with()
-    assert aliases(client) == {"champion": "1"}
-    version = client.get_model_version(MODEL, version_of(client, better))
-    assert version.tags["pricer.decision"] == "not applied"
-    assert version.description.startswith("Not applied: the store failed")
-    assert client.get_registered_model(MODEL).description == history
-    assert promotion_runs()[-1].info.status == "FAILED"
 
 
 @pytest.mark.parametrize("failing", ["run record", "left version"])
@@ -700,9 +679,7 @@ def test_a_store_failure_after_the_alias_moved_says_the_decision_stands(
     import pricer.tracking.registry as registry_module
     from pricer.tracking.registry import RecordIncomplete
 
-    training_run(BASE)
-    promote_with()
-    better = training_run(BASE * 0.6)
+    better = champion_and_better()
 
     def unavailable(*args: object, **kwargs: object) -> None:
         raise mlflow.exceptions.MlflowException("API request failed with error code 503")
@@ -727,10 +704,7 @@ def test_a_store_failure_after_the_alias_moved_says_the_decision_stands(
 def test_a_version_that_loses_its_alias_no_longer_says_it_holds_it(client: MlflowClient) -> None:
     # Each kept "Champion since ..." / "Challenger since ..." for good: the registry's version
     # list showed two champions, and challengers that no alias named any more.
-    first = training_run(BASE)
-    promote_with()
-    waiting = training_run(NOISY)
-    assert promote_with().outcome == "challenger"
+    first, waiting = champion_and_challenger()
     closer = training_run(NOISY * 0.995)  # better than the challenger, still within the noise
     assert promote_with().outcome == "challenger"
     best = training_run(BASE * 0.6)
@@ -881,10 +855,7 @@ def test_a_version_registered_while_the_champion_moved_says_why_it_holds_no_alia
     # left with neither a decision tag nor a description, an unexplained line in the list.
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    waiting = training_run(NOISY)
-    assert promote_with().outcome == "challenger"
+    _, waiting = champion_and_challenger()
     better = training_run(BASE * 0.6)
     comparing = registry.compare
 
@@ -954,9 +925,7 @@ def test_a_version_another_promotion_of_its_run_decided_keeps_that_decision(
     # not mark "not applied" the version the other crowned.
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    better = training_run(BASE * 0.6)
+    better = champion_and_better()
     comparing = registry.compare
 
     def meanwhile(candidate: str, champion: str, settings: EvalSettings) -> object:
