@@ -32,6 +32,7 @@ from pricer.tracking.leaderboard import (
 )
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import StoreNotFound, check_reachable, require_existing, safe_uri
+from pricer.tracking.views import TRIALS_LINE, children_view_url, sweep_key
 from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
@@ -360,6 +361,10 @@ def run_summary(run: Run) -> list[str]:
     replay = run.data.tags.get(tags.SWEEP_REPLAY) or run.data.tags.get(tags.SWEEP_BEST_REPLAY)
     if replay:  # a sweep trial's, or a sweep's best: the command that runs it alone
         shown["replay"] = replay
+    if run.data.tags.get(tags.KIND) == "sweep":  # while its view is still this sweep's
+        url = children_view_url(mlflow.MlflowClient(), run, sweep_key(run.info.run_name), None)
+        if url is not None:
+            shown[TRIALS_LINE.rstrip(": ")] = url
     stale = stale_reason(run)
     if stale:  # whole, and what the store says, which is left alone
         shown["stale"] = f"{stale} (the store says RUNNING)"

@@ -26,11 +26,13 @@ from pricer.evaluation.tradeoff import (
 )
 from pricer.tracking import tags
 from pricer.tracking.views import (
+    FAMILIES_LINE,
     RunsView,
+    children_filter,
+    children_view_url,
+    leaderboard_key,
     save_view,
-    saved_filter,
     ui_base,
-    view_key,
     view_url,
 )
 from pricer.wording import interval
@@ -240,17 +242,15 @@ def run_url(run: Any, ui_url: str | None) -> str:
 
 
 def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
-    """The UI's runs page on this leaderboard's family runs, best first: one saved view per
-    data set, which each leaderboard on that data rewrites (the UI keeps at most 40 views an
-    experiment, so not one per leaderboard)."""
+    """The UI's runs page on this leaderboard's family runs, best first."""
 
     def known(column: str) -> bool:
         return column in table.columns and table[column].map(_known).any()
 
     return RunsView(
-        key=view_key("leaderboard", data),
+        key=leaderboard_key(data),
         name=f"pricer · {data}: latest leaderboard, best mae first",
-        search_filter=families_filter(parent_run_id),
+        search_filter=children_filter(parent_run_id),
         order_by="mae",
         ascending=True,
         columns=[column for column in VIEW_COLUMNS if known(column)],
@@ -259,22 +259,14 @@ def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsVie
     )
 
 
-def families_filter(parent_run_id: str) -> str:
-    return f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
-
-
 def families_line(run: Any, ui_url: str | None) -> str | None:
     """The terminal's line opening the saved view of ``run``'s family runs, None when the view
     of its data shows another leaderboard's (a later one took it over) or there is none."""
     data = run.data.tags.get(tags.DATA)
     if not data:
         return None
-    key = view_key("leaderboard", data)
-    shown = saved_filter(mlflow.MlflowClient(), run.info.experiment_id, key)
-    if shown != families_filter(run.info.run_id):
-        return None
-    url = view_url(ui_url or ui_base(), run.info.experiment_id, key)
-    return f"families, best first: {url}"
+    url = children_view_url(mlflow.MlflowClient(), run, leaderboard_key(data), ui_url)
+    return None if url is None else f"{FAMILIES_LINE}{url}"
 
 
 def log_leaderboard(
@@ -337,7 +329,7 @@ def log_leaderboard(
     if run is not None and view is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
         families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
-        print(f"families, best first: {families}", flush=True)
+        print(f"{FAMILIES_LINE}{families}", flush=True)
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

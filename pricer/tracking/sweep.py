@@ -66,7 +66,15 @@ from pricer.tracking.study import (
     SharedStudy,
     merge_trials,
 )
-from pricer.tracking.views import RunsView, save_view, ui_base, view_key, view_url
+from pricer.tracking.views import (
+    TRIALS_LINE,
+    RunsView,
+    children_filter,
+    save_view,
+    sweep_key,
+    ui_base,
+    view_url,
+)
 
 # A trial's number: Optuna's trial number in an Optuna sweep (unique in its study, across
 # processes and reruns), else Hydra's job number.
@@ -581,19 +589,17 @@ def summarise_trials(
     view = trials_view(parent.info.run_name, parent_run_id, objective, direction, swept)
     save_view(client, parent.info.experiment_id, view)
     url = view_url(ui_url or ui_base(), parent.info.experiment_id, view.key)
-    return "\n".join([*lines, f"trials, best first: {url}"])
+    return "\n".join([*lines, f"{TRIALS_LINE}{url}"])
 
 
 def trials_view(
     name: str, parent_run_id: str, objective: str, direction: str, swept: Sequence[str]
 ) -> RunsView:
-    """The UI's runs page on a sweep's trials, best first, with the values they were given: one
-    saved view per sweep name (a family on a data set, or a shared study), which the next sweep
-    of that name takes over."""
+    """The UI's runs page on a sweep's trials, best first, with the values they were given."""
     return RunsView(
-        key=view_key(name),
+        key=sweep_key(name),
         name=f"{name}: latest sweep, best {objective} first",
-        search_filter=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        search_filter=children_filter(parent_run_id),
         order_by=objective,
         ascending=direction == "minimize",
         columns=[objective, "mae"],  # mae: on the test items, read but never chosen by

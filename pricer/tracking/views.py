@@ -27,11 +27,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 VIEW_URL_PARAMETER = "viewStateShareKey"
 CHART_SECTION = "pricer-comparison"
+# What the terminal says before a view's address (the app's last line, and pricer runs').
+FAMILIES_LINE = "families, best first: "
+TRIALS_LINE = "trials, best first: "
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,23 @@ def save_view(client: MlflowClient, experiment_id: str, view: RunsView) -> None:
     client.set_experiment_tag(experiment_id, key, json.dumps(envelope, separators=(",", ":")))
 
 
+def leaderboard_key(data: str) -> str:
+    """A leaderboard's view: one per data set, which the next leaderboard on it takes over
+    (the UI keeps at most 40 views an experiment, so not one per leaderboard)."""
+    return view_key("leaderboard", data)
+
+
+def sweep_key(parent_name: str) -> str:
+    """A sweep's view: one per sweep name (a family on a data set, or a shared study)."""
+    return view_key(parent_name)
+
+
+def children_filter(parent_run_id: str) -> str:
+    """The search filter for a parent run's children (a leaderboard's families, a sweep's
+    trials), in MLflow's search syntax."""
+    return f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+
+
 def saved_filter(client: MlflowClient, experiment_id: str, key: str) -> str | None:
     """The search filter of the experiment's saved view ``key``; None without a readable one."""
     saved = client.get_experiment(experiment_id).tags.get(VIEW_TAG_PREFIX + key)
@@ -128,6 +149,15 @@ def saved_filter(client: MlflowClient, experiment_id: str, key: str) -> str | No
     except (TypeError, ValueError, KeyError):  # none, or not a state this module wrote
         return None
     return search_filter if isinstance(search_filter, str) else None
+
+
+def children_view_url(client: MlflowClient, run: Run, key: str, ui_url: str | None) -> str | None:
+    """The address of saved view ``key`` while it still shows ``run``'s children; None once a
+    later run took the view over (or there is none)."""
+    experiment_id = run.info.experiment_id
+    if saved_filter(client, experiment_id, key) != children_filter(run.info.run_id):
+        return None
+    return view_url(ui_url or ui_base(), experiment_id, key)
 
 
 def view_url(base: str, experiment_id: str, key: str) -> str:

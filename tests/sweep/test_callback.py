@@ -181,6 +181,18 @@ def test_a_sweep_saves_a_view_of_its_trials_best_first(
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1].startswith("trials, best first: http://127.0.0.1:5000/#/experiments/")
     assert printed[-1].endswith(f"runs?viewStateShareKey={key}&workflowType=machine_learning")
+    # pricer runs <sweep> gives the address again, while the view is still this sweep's.
+    from pricer.tracking.browse import run_summary
+
+    url = printed[-1].removeprefix("trials, best first: ")
+    assert any(
+        row.startswith("trials, best first ") and row.endswith(url) for row in run_summary(parent)
+    )
+    again: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    again.on_multirun_start(sweep_config)
+    run_trial(again, trial_config(sweep_config, 0, "mean"), 45.0)
+    again.on_multirun_end(sweep_config)
+    assert not any(row.startswith("trials, best") for row in run_summary(mlflow.get_run(parent_id)))
 
 
 def test_a_launcher_worker_learns_the_parent_from_the_pickled_callback(
