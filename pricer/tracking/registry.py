@@ -263,31 +263,47 @@ def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVers
         existing = []
     if existing:  # search results may lack aliases and tags: fetch the version itself
         newest = max(existing, key=lambda v: int(v.version))
-        return client.get_model_version(name, newest.version)
-    # A version found again above is not tagged again: these writes are one (see _record).
+        found = client.get_model_version(name, newest.version)
+        # The store may have failed between its registration and its last tag: written only at
+        # registration, the missing ones were never written, and the version stayed without
+        # the figures that make it comparable.
+        missing = {
+            key: value
+            for key, value in _comparability_tags(candidate).items()
+            if key not in found.tags
+        }
+        if not missing:
+            return found
+        with interrupt.deferred(release=False):
+            for key, value in missing.items():
+                client.set_model_version_tag(name, found.version, key, value)
+        return client.get_model_version(name, found.version)
+    # A signal waits until the tags are written; the store failing among them does not, and
+    # the version found again above gets the ones it missed.
     with interrupt.deferred(release=False):
         version = mlflow.register_model(candidate.model_uri, name)
-        # What makes it comparable, readable in the UI next to the version.
-        for key, value in {
-            FAMILY_TAG: candidate.family,
-            "pricer.data": candidate.data,
-            EVAL_DIGEST_TAG: candidate.eval_digest,
-            EVAL_SIZE_TAG: candidate.eval_size,
-            "pricer.mae": f"{candidate.mae:.4f}",
-            # Only where a proxy answered with another model: predict's and serve's line
-            # (champions.describe) says so, the figures above being that model's.
-            **(
-                {
-                    OTHER_MODEL_ANSWERS: str(candidate.other_model_answers),
-                    ANSWERED_BY: candidate.answered_by,
-                }
-                if candidate.other_model_answers > 0
-                else {}
-            ),
-        }.items():
-            if value:  # no answered_by tag on the run: none on the version
-                client.set_model_version_tag(name, version.version, key, value)
+        for key, value in _comparability_tags(candidate).items():
+            client.set_model_version_tag(name, version.version, key, value)
         return _first_of_its_run(client, name, candidate, version)
+
+
+def _comparability_tags(candidate: Candidate) -> dict[str, str]:
+    """What makes a version comparable, readable in the UI next to it."""
+    tags = {
+        FAMILY_TAG: candidate.family,
+        "pricer.data": candidate.data,
+        EVAL_DIGEST_TAG: candidate.eval_digest,
+        EVAL_SIZE_TAG: candidate.eval_size,
+        "pricer.mae": f"{candidate.mae:.4f}",
+    }
+    # Only where a proxy answered with another model: predict's and serve's line
+    # (champions.describe) says so, the figures above being that model's.
+    if candidate.other_model_answers > 0:
+        tags |= {
+            OTHER_MODEL_ANSWERS: str(candidate.other_model_answers),
+            ANSWERED_BY: candidate.answered_by,
+        }
+    return {key: value for key, value in tags.items() if value}  # no empty tag on the version
 
 
 def _first_of_its_run(

@@ -944,3 +944,31 @@ def test_a_version_another_promotion_of_its_run_decided_keeps_that_decision(
     assert version.tags["pricer.decision"] == "champion"
     assert version.description == "Champion since now: better"
     assert aliases(client) == {"champion": str(version.version)}
+
+
+def test_a_version_whose_tags_were_cut_short_gets_them_when_promoted_again(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store failed between the registration and the version's last comparability tag:
+    # promoting again found the version by its run and never wrote the missing tags.
+    from pricer.tracking.store import StoreUnreachable
+
+    run = training_run(BASE)
+    tag = MlflowClient.set_model_version_tag
+
+    def unavailable(self: MlflowClient, name: str, version: str, key: str, value: str) -> None:
+        if key == "pricer.mae":
+            raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+        tag(self, name, version, key, value)
+
+    with monkeypatch.context() as failing:
+        failing.setattr(MlflowClient, "set_model_version_tag", unavailable)
+        with pytest.raises(StoreUnreachable, match="while registering the candidate"):
+            promote_with()
+    assert "pricer.mae" not in client.get_model_version(MODEL, version_of(client, run)).tags
+    decision = promote_with()
+    assert decision.outcome == "champion" and str(decision.version) == version_of(client, run)
+    tags = client.get_model_version(MODEL, version_of(client, run)).tags
+    assert float(tags["pricer.mae"]) == pytest.approx(BASE.mean(), abs=1e-3)
+    assert tags[FAMILY_TAG] == "tfidf_ridge" and tags["pricer.data"] == "synthetic"
+    assert (tags[EVAL_DIGEST_TAG], tags[EVAL_SIZE_TAG]) == ("items-a", str(N))
