@@ -80,6 +80,14 @@ __all__ = [
 PREDICTIONS_FILE = "evaluation/predictions.json"  # per-item table of every training run
 DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description
 HISTORY_TITLE = "Promotion history (newest first):"
+# A decision's comparison with the champion it was made against, on the version decided.
+COMPARISON_TAGS = (
+    "pricer.compared_with_version",
+    "pricer.compared_with_run_id",
+    "pricer.compared_with_mae",
+    "pricer.p_value",
+    "pricer.mean_difference",
+)
 
 
 class IncomparableChampion(PromotionError):
@@ -579,6 +587,14 @@ def _write_decision(
         # store's traceback, and the version kept "Champion since ..." with no alias.
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
+        # A decision not applied (the champion moved, the store failed at the alias: below)
+        # left its comparison on the version: crowned later as a first champion, it named a
+        # champion and a p-value it was never compared with. A decision without a comparison
+        # deletes them: the version's tags are this decision's alone.
+        held = client.get_model_version(name, version).tags
+        for key in COMPARISON_TAGS:
+            if key in held and key not in tags:
+                client.delete_model_version_tag(name, version, key)
         client.update_model_version(
             name, version, description=f"{alias.capitalize()} since {now}: {decision.reason}"
         )

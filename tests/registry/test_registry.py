@@ -972,3 +972,36 @@ def test_a_version_whose_tags_were_cut_short_gets_them_when_promoted_again(
     assert float(tags["pricer.mae"]) == pytest.approx(BASE.mean(), abs=1e-3)
     assert tags[FAMILY_TAG] == "tfidf_ridge" and tags["pricer.data"] == "synthetic"
     assert (tags[EVAL_DIGEST_TAG], tags[EVAL_SIZE_TAG]) == ("items-a", str(N))
+
+
+def test_a_first_champion_keeps_no_comparison_of_a_decision_taken_back(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A decision taken back (the store failed at the alias) left its comparison tags on the
+    # version; crowned later as a first champion, it still said it was compared with a version
+    # and a p-value it never was, as this decision.
+    from pricer.tracking.store import StoreUnreachable
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+
+    def unavailable(self: MlflowClient, name: str, alias: str, version: str) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(MlflowClient, "set_registered_model_alias", unavailable)
+        with pytest.raises(StoreUnreachable, match="no alias moved"):
+            promote_with()
+    new = version_of(client, better)
+    assert client.get_model_version(MODEL, new).tags["pricer.compared_with_version"] == "1"
+    client.delete_registered_model_alias(MODEL, "champion")  # to crown a new one
+    decision = promote_with()
+    assert (decision.outcome, str(decision.version)) == ("champion", new)
+    assert decision.comparison is None and "first champion" in decision.reason
+    tags = client.get_model_version(MODEL, new).tags
+    assert tags["pricer.decision"] == "champion"
+    compared = {key for key in tags if key.startswith("pricer.compared_with_")}
+    assert compared == set() and "pricer.p_value" not in tags
+    assert "pricer.mean_difference" not in tags
+    assert float(tags["pricer.mae"]) == pytest.approx((BASE * 0.6).mean(), abs=1e-3)
