@@ -378,7 +378,10 @@ def promote(cfg: DictConfig) -> Decision:
         "pricer.data": data,
     }
     with tracked_run(cfg.tracking, run_name=names.run_name("promote", data), tags=tags) as run:
-        log_config(cfg)
+        # The promotion run's own writes before the decision fail as the store's reads do:
+        # in one line, nothing moved yet (after it, applied_but says what holds).
+        with store_step("logging the promotion run's config"):
+            log_config(cfg)
         client = MlflowClient()
         with store_step("reading the champion"):
             current = champion_version(client, registry.model_name, registry.champion_alias)
@@ -389,14 +392,15 @@ def promote(cfg: DictConfig) -> Decision:
         runs = counted(len(pool), "comparable run")
         scored = f"scored on the same {candidate.eval_size} test items"
         print(f"candidate: {candidate.describe()}, best of {runs} {scored}", flush=True)
-        # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
-        mlflow.set_tags(
-            {
-                "pricer.candidate_run_id": candidate.run_id,
-                "pricer.candidate_eval_digest": candidate.eval_digest,
-            }
-        )
-        mlflow.log_metric("candidate.mae", candidate.mae)
+        with store_step("recording the candidate on the promotion run"):
+            # Not EVAL_DIGEST_TAG itself: that tag marks training runs, the candidates.
+            mlflow.set_tags(
+                {
+                    "pricer.candidate_run_id": candidate.run_id,
+                    "pricer.candidate_eval_digest": candidate.eval_digest,
+                }
+            )
+            mlflow.log_metric("candidate.mae", candidate.mae)
         try:  # registered unchecked, a damaged file became champion and predict refused it
             check_logged_model(candidate.model_uri)
         except (UnsafeModelFile, MlflowException) as error:  # MLflow's: its files are gone

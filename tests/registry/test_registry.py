@@ -1005,3 +1005,55 @@ def test_a_first_champion_keeps_no_comparison_of_a_decision_taken_back(
     assert compared == set() and "pricer.p_value" not in tags
     assert "pricer.mean_difference" not in tags
     assert float(tags["pricer.mae"]) == pytest.approx((BASE * 0.6).mean(), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("step", "doing"),
+    [
+        ("config", "logging the promotion run's config"),
+        ("candidate tags", "recording the candidate on the promotion run"),
+        ("candidate mae", "recording the candidate on the promotion run"),
+    ],
+)
+def test_a_store_failure_on_the_promotion_run_before_the_decision_is_one_line(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, step: str, doing: str
+) -> None:
+    # "database is locked" while the promotion run logged its config or its candidate was the
+    # store's traceback, though no alias had moved.
+    from pricer.errors import UserError, one_line
+
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.6)
+    history = client.get_registered_model(MODEL).description
+    batch, metric = MlflowClient.log_batch, MlflowClient.log_metric
+
+    def batch_fails(self: MlflowClient, run_id: str, *args: object, **kwargs: object) -> object:
+        tags = kwargs.get("tags") or ()
+        if (step == "config" and kwargs.get("params")) or (
+            step == "candidate tags" and any(t.key == "pricer.candidate_run_id" for t in tags)
+        ):
+            _locked()
+        return batch(self, run_id, *args, **kwargs)
+
+    def metric_fails(
+        self: MlflowClient, run_id: str, key: str, *args: object, **kw: object
+    ) -> object:
+        if step == "candidate mae" and key == "candidate.mae":
+            _locked()
+        return metric(self, run_id, key, *args, **kw)
+
+    with monkeypatch.context() as failing:
+        failing.setattr(MlflowClient, "log_batch", batch_fails)
+        failing.setattr(MlflowClient, "log_metric", metric_fails)
+        with pytest.raises(UserError) as failed:
+            promote_with()
+    said = one_line(failed.value)  # the line pricer.cli.run prints
+    assert said.startswith(f"the tracking store failed while {doing} (OperationalError: ")
+    assert said.endswith("database is locked): no alias moved; promote again once it answers")
+    assert "\n" not in said and "[SQL" not in said
+    assert aliases(client) == {"champion": "1"}
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert client.get_registered_model(MODEL).description == history
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED" and said in run.data.tags["error"]
