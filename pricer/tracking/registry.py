@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -197,10 +198,22 @@ def item_errors(run_id: str) -> pd.DataFrame:
     run = mlflow.get_run(run_id)
     try:
         text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{PREDICTIONS_FILE}")
-    except Exception as error:  # the artifact store raises different errors for a missing file
-        raise PromotionError(
-            f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
-        ) from error
+    except Exception as error:  # each artifact store raises its own errors, a missing file's too
+        # Told apart by the run's listing, not by the error: any failure read "has no ...", and
+        # a store failing for a moment sent the user to retrain a run whose table was there.
+        if _lacks_artifact(run_id, PREDICTIONS_FILE):
+            raise PromotionError(
+                f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
+            ) from error
+        # Its last line: MLflow's first says only that "one or more artifacts" failed.
+        last = next(
+            (line.strip() for line in reversed(str(error).splitlines()) if line.strip()), ""
+        )
+        raise StoreUnreachable(
+            f"the artifact store failed while {PREDICTIONS_FILE} of run {run_id} was read "
+            f"({type(error).__name__}: {last or 'no message'}): no alias moved; promote again "
+            "once it answers"
+        ) from None  # chained, its lines were added to the line (errors.one_line)
     try:  # cut short or replaced, it was a JSONDecodeError or KeyError traceback
         table = json.loads(text)
         frame = pd.DataFrame(table["data"], columns=table["columns"])
@@ -213,6 +226,16 @@ def item_errors(run_id: str) -> pd.DataFrame:
     if missing:
         raise PromotionError(f"{PREDICTIONS_FILE} of run {run_id} lacks columns {sorted(missing)}")
     return frame
+
+
+def _lacks_artifact(run_id: str, path: str) -> bool:
+    """Whether the run's artifacts list no ``path``; False when the listing fails too, which is
+    the store's failure, not a missing file."""
+    try:
+        listed = MlflowClient().list_artifacts(run_id, posixpath.dirname(path))
+    except Exception:  # an artifact store's own error types (boto, azure, requests)
+        return False
+    return path not in {info.path for info in listed}
 
 
 def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Candidate:

@@ -1057,3 +1057,41 @@ def test_a_store_failure_on_the_promotion_run_before_the_decision_is_one_line(
     assert client.get_registered_model(MODEL).description == history
     run = promotion_runs()[-1]
     assert run.info.status == "FAILED" and said in run.data.tags["error"]
+
+
+def test_a_failing_artifact_store_is_not_read_as_a_missing_per_item_table(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any error downloading the table read "run X has no evaluation/predictions.json": an
+    # artifact store failing for a moment sent the user to retrain a run whose table was there.
+    import errno
+
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    from pricer.errors import one_line
+    from pricer.tracking.store import StoreUnreachable
+
+    candidate, champion = training_run(BASE * 0.5), training_run(BASE)
+    settings = EvalSettings.from_config(compose_config("promote").eval)
+    downloading = LocalArtifactRepository._download_file
+
+    def unavailable(self: LocalArtifactRepository, remote_file_path: str, local_path: str) -> None:
+        if remote_file_path.endswith("predictions.json"):  # a disk or mount failing
+            raise OSError(errno.EIO, "Input/output error")
+        downloading(self, remote_file_path, local_path)
+
+    with monkeypatch.context() as failing:
+        failing.setattr(LocalArtifactRepository, "_download_file", unavailable)
+        with pytest.raises(StoreUnreachable) as failed:
+            compare(candidate, champion, settings)
+    said = one_line(failed.value)
+    assert said.startswith(
+        f"the artifact store failed while {PREDICTIONS_FILE} of run {candidate} was read ("
+    )
+    assert "Input/output error" in said and "has no" not in said and "\n" not in said
+    assert said.endswith("no alias moved; promote again once it answers")
+    # A table that is not there still says so.
+    run = client.get_run(champion)
+    Path(run.info.artifact_uri.removeprefix("file://"), PREDICTIONS_FILE).unlink()
+    with pytest.raises(PromotionError, match=f"run {champion} has no {PREDICTIONS_FILE} to"):
+        compare(candidate, champion, settings)
