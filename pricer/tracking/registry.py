@@ -203,8 +203,9 @@ def item_errors(run_id: str) -> pd.DataFrame:
         # a store failing for a moment sent the user to retrain a run whose table was there.
         if _lacks_artifact(run_id, PREDICTIONS_FILE):
             raise PromotionError(
-                f"run {run_id} has no {PREDICTIONS_FILE} to compare per-item errors with: {error}"
-            ) from error
+                f"run {run_id} has no {PREDICTIONS_FILE} (its artifacts list none) to compare "
+                "per-item errors with: no alias moved"
+            ) from None  # chained, MLflow's download error was added to the line
         # Its last line: MLflow's first says only that "one or more artifacts" failed.
         last = next(
             (line.strip() for line in reversed(str(error).splitlines()) if line.strip()), ""
