@@ -206,13 +206,9 @@ def item_errors(run_id: str) -> pd.DataFrame:
                 f"run {run_id} has no {PREDICTIONS_FILE} (its artifacts list none) to compare "
                 "per-item errors with: no alias moved"
             ) from None  # chained, MLflow's download error was added to the line
-        # Its last line: MLflow's first says only that "one or more artifacts" failed.
-        last = next(
-            (line.strip() for line in reversed(str(error).splitlines()) if line.strip()), ""
-        )
         raise StoreUnreachable(
             f"the artifact store failed while {PREDICTIONS_FILE} of run {run_id} was read "
-            f"({type(error).__name__}: {last or 'no message'}): no alias moved; promote again "
+            f"({type(error).__name__}: {_last_line(error)}): no alias moved; promote again "
             "once it answers"
         ) from None  # chained, its lines were added to the line (errors.one_line)
     try:  # cut short or replaced, it was a JSONDecodeError or KeyError traceback
@@ -227,6 +223,48 @@ def item_errors(run_id: str) -> pd.DataFrame:
     if missing:
         raise PromotionError(f"{PREDICTIONS_FILE} of run {run_id} lacks columns {sorted(missing)}")
     return frame
+
+
+def _check_candidate_model(model_uri: str) -> None:
+    """Refuse a candidate whose model cannot be loaded: registered unchecked, a damaged file
+    became champion and predict refused it. Its files missing or damaged send the user to
+    retrain; the artifact store failing (its download failed, its listing holds the files or
+    fails too) sends them to promote again, as it did not before."""
+    try:
+        check_logged_model(model_uri)
+    except UnsafeModelFile as error:
+        raise _unloadable(model_uri, error) from error
+    except STORE_ERRORS as error:  # MLflow's "No such artifact" too: the files may be gone
+        if _lacks_model_files(model_uri):
+            raise _unloadable(model_uri, error) from error
+        raise StoreUnreachable(
+            f"the artifact store failed while the candidate's model {model_uri} was read "
+            f"({type(error).__name__}: {_last_line(error)}): no alias moved; promote again "
+            "once it answers"
+        ) from None  # chained, its lines were added to the line (errors.one_line)
+
+
+def _unloadable(model_uri: str, error: Exception) -> UnloadableCandidate:
+    return UnloadableCandidate(
+        f"the candidate's model {model_uri} cannot be loaded ({str(error).splitlines()[0]}): "
+        "no alias moved; retrain to log it again, or delete the run to promote the next best"
+    )
+
+
+def _lacks_model_files(model_uri: str) -> bool:
+    """Whether the model's artifacts list no MLmodel; False when the listing fails too."""
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+    except Exception:  # an artifact store's own error types (boto, azure, requests)
+        return False
+    return "MLmodel" not in {posixpath.basename(info.path) for info in listed}
+
+
+def _last_line(error: BaseException) -> str:
+    """An error's last non-empty line (MLflow's first says only that "one or more artifacts"
+    failed), or "no message"."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
 
 
 def _lacks_artifact(run_id: str, path: str) -> bool:
@@ -425,15 +463,7 @@ def promote(cfg: DictConfig) -> Decision:
                 }
             )
             mlflow.log_metric("candidate.mae", candidate.mae)
-        try:  # registered unchecked, a damaged file became champion and predict refused it
-            check_logged_model(candidate.model_uri)
-        except (UnsafeModelFile, MlflowException) as error:  # MLflow's: its files are gone
-            raise UnloadableCandidate(
-                f"the candidate's model {candidate.model_uri} cannot be loaded "
-                f"({str(error).splitlines()[0]}): "
-                "no alias moved; retrain to log it again, or delete the run to promote the next "
-                "best"
-            ) from error
+        _check_candidate_model(candidate.model_uri)
         decision = decide(client, registry, candidate, settings, run.info.run_id)
         with interrupt.deferred(release=False):  # the run records what the registry holds
             try:

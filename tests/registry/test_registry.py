@@ -303,6 +303,45 @@ def test_a_candidate_whose_model_file_is_damaged_moves_no_alias(client: MlflowCl
     assert aliases(client) == {"champion": version_of(client, champion)}
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        mlflow.exceptions.MlflowException("API request failed with error code 503"),
+        OSError(5, "Input/output error"),
+    ],
+)
+def test_an_artifact_store_failing_while_the_candidate_s_model_is_checked_is_not_a_retrain(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    # Any MlflowException there read "cannot be loaded ... retrain": a store failing for a
+    # moment sent the user to retrain a model whose files were whole; an OSError was a traceback.
+    from pricer.errors import one_line
+    from pricer.tracking import model
+    from pricer.tracking.store import StoreUnreachable
+
+    champion = training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.5)
+    downloading = mlflow.artifacts.download_artifacts
+
+    def unavailable(*args: object, **kwargs: object) -> str:
+        raise failure
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(model.mlflow.artifacts, "download_artifacts", unavailable)
+        with pytest.raises(StoreUnreachable) as failed:
+            promote_with()
+    said = one_line(failed.value)
+    assert said.startswith("the artifact store failed while the candidate's model models:/m-")
+    assert str(failure).splitlines()[-1] in said and "retrain" not in said
+    assert said.endswith("no alias moved; promote again once it answers")
+    assert aliases(client) == {"champion": version_of(client, champion)}
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
+    assert promotion_runs()[-1].info.status == "FAILED"
+    assert mlflow.artifacts.download_artifacts is downloading
+    assert promote_with().outcome == "champion"  # once it answers
+
+
 @pytest.mark.parametrize("text", ['{"columns": ["truth", "abs_e', '{"rows": []}', "[1, 2]"])
 def test_a_damaged_per_item_table_is_one_line(client: MlflowClient, text: str) -> None:
     # Cut short or replaced, it was a JSONDecodeError, KeyError or TypeError traceback.
