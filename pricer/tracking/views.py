@@ -92,7 +92,8 @@ class RunsView:
             "runsHiddenMode": "SHOW_ALL",  # the charts' default hides all but 10 runs
             "compareRunCharts": charts,
             "compareRunSections": [section],
-            # The section above the charts the UI adds for the runs' other metrics.
+            # This section first, above those the UI adds for the runs' other metrics (system
+            # metrics, each trial's own): as the UI keeps a section a person dragged there.
             "isAccordionReordered": True,
         }
 
