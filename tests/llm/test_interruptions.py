@@ -3,6 +3,8 @@ listening fails in seconds; a run with too many missing prices says why."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import pickle
 import re
@@ -19,7 +21,14 @@ import numpy as np
 import pytest
 
 from pricer.experiment import TooManyFailures, run_family
-from pricer.models.llm.client import ServerUnreachable
+from pricer.interrupt import Interrupted
+from pricer.models.llm.client import (
+    CallOutcome,
+    RetryCounter,
+    ServerUnreachable,
+    chat_calls,
+    run_async,
+)
 from pricer.models.llm.failures import failure_summary
 from pricer.tracking.browse import compare_runs
 from tests.llm.conftest import ensemble_config, frontier_config
@@ -263,3 +272,61 @@ def test_a_killed_ensemble_names_the_models_that_answered_it_at_fit(
     assert run.info.status == "KILLED"
     assert 1 <= run.data.metrics["interrupted.llm.calls"] <= 3  # the test items' batch
     assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"
+
+
+def unretrieved_task_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What asyncio logged about tasks whose exception nobody read, once they are collected:
+    it reports them from ``Task.__del__`` (on stderr outside pytest, after the run)."""
+    gc.collect()
+    return [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def chat_requests(n: int) -> list[dict]:
+    return [
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Price item {i}"}]}
+        for i in range(n)
+    ]
+
+
+def test_an_interrupt_inside_a_call_task_leaves_no_task_unretrieved(
+    client_settings, stub, caplog
+) -> None:
+    # SIGTERM handled while a call's task was running (as the handler raises it there in the
+    # SIGTERM tests, by chance) made asyncio print "Task exception was never retrieved ...
+    # Interrupted": the call's task re-raised it out of the loop, and chat_calls' own task
+    # raised it again from asyncio.run's cleanup, which it cut short.
+    stub.state.latency = 0.05
+
+    def interrupt_at_the_third(index: int, outcome: CallOutcome) -> None:
+        if index == 2:  # in the call's own task, as a signal landing there is raised
+            raise Interrupted(signal.SIGTERM)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with pytest.raises(Interrupted):
+            run_async(
+                chat_calls(
+                    client_settings, chat_requests(8), 2, False, on_outcome=interrupt_at_the_third
+                )
+            )
+        assert unretrieved_task_errors(caplog) == []
+        assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+def test_an_interrupt_in_the_batchs_own_task_leaves_no_task_unretrieved(
+    client_settings, stub, caplog
+) -> None:
+    # ... and one that lands in chat_calls' own task (here in the reachability probe, before
+    # any call) is left on it unread: asyncio.run does not read its main task's exception.
+    class InterruptedCounter(RetryCounter):
+        async def __call__(self, request) -> None:
+            raise Interrupted(signal.SIGTERM)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with pytest.raises(Interrupted):
+            run_async(
+                chat_calls(
+                    client_settings, chat_requests(2), 2, False, counter=InterruptedCounter()
+                )
+            )
+        assert unretrieved_task_errors(caplog) == []
+    assert stub.state.counters[CHAT] == 0

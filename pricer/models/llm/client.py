@@ -460,10 +460,39 @@ async def chat_calls(
                 bar.update(1)
                 return outcome
 
-            outcomes = await asyncio.gather(
-                *(tracked(index, request) for index, request in enumerate(requests))
-            )
+            calls = [
+                asyncio.ensure_future(tracked(index, request))
+                for index, request in enumerate(requests)
+            ]
+            try:
+                outcomes = await asyncio.gather(*calls)
+            except BaseException as error:
+                await _unwind(calls, error)
+                raise
     return list(outcomes), counter
+
+
+async def _unwind(calls: Sequence[asyncio.Future[CallOutcome]], error: BaseException) -> None:
+    """End a batch that stops early (an interrupt, a failing ``on_outcome``): cancel the calls
+    still running and wait for each to end, so none is left running nor its end unread.
+
+    A signal the handler raises while a call's own task runs (``pricer.interrupt``) leaves the
+    event loop from that task: asyncio re-raises ``KeyboardInterrupt`` out of a task's step.
+    ``asyncio.run`` then cancels the tasks left and runs them to their end, this batch's own
+    among them, which ``gather`` hands the same interrupt. Raised again, it left the loop a
+    second time and cut that clean-up short: this task's exception was never read ("Task
+    exception was never retrieved ... Interrupted" on stderr) and the cancelled calls never
+    ran to their end. The interrupt is on its way up already, so this task ends cancelled,
+    which is what ``asyncio.run`` asked of it.
+    """
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)  # reads every call's end
+    escaped = any(
+        call.done() and not call.cancelled() and call.exception() is error for call in calls
+    )
+    if escaped and isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise asyncio.CancelledError from error
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
