@@ -32,8 +32,11 @@ from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
+from pricer.models.llm.catalogue import UNKNOWN
 from pricer.models.llm.failures import (
     INTERRUPTED_PASS,
+    add_interrupted_stats,
+    attach_interrupted_answers,
     failure_summary,
     interrupted_answers,
     interrupted_stats,
@@ -227,15 +230,19 @@ def run_family(
         )
         # A leaderboard shows one progress display of its own; a lone run shows this one.
         bar = nullcontext() if nested else tqdm(total=1, desc=f"{run_name}: fit", leave=False)
+        tested: tuple[dict[str, float], dict[str, str]] | None = None  # the test pass, once done
         try:
             with bar, nullcontext() if nested else logging_redirect_tqdm():
                 evaluation, stats, facts = fit_and_evaluate(pricer, curated, eval_items, settings)
+            tested = (stats, facts)
             held_stats, held_facts = validation_scores(pricer, validation_items, settings)
             stats |= held_stats
             facts |= held_facts
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C: the run ends KILLED
+            if tested is not None:  # cut in the validation pass: the test pass's calls count
+                add_finished_pass(interrupt, pricer, *tested)
             # An LLM batch cut short had made calls that cost money: the run records them
-            # (interrupted.llm.*) rather than nothing.
+            # (interrupted.llm.*) rather than nothing, with those of the batches before it.
             if partial := interrupted_stats(interrupt):
                 log_metrics(partial)
             if (names := interrupted_answers(interrupt)) is not None:
@@ -309,6 +316,34 @@ def asked_model(pricer: Pricer) -> str:
     if isinstance(pricer, EnsemblePricer):
         return ", ".join(dict.fromkeys(pricer.llm_models().values()))
     return str(getattr(pricer, "model", ""))
+
+
+def add_finished_pass(
+    interrupt: BaseException, pricer: Pricer, stats: Mapping[str, float], facts: Mapping[str, str]
+) -> None:
+    """Put a pass that finished before the interrupt (the test items', when the validation
+    items' was cut) on it: its LLM figures (``stats``) in the record's totals, and the models
+    its replies named (``facts``). An ensemble's are its members', without their calls at
+    fit: the cut pass adds those, which each pass repeats (``EnsemblePricer``)."""
+    owners = (
+        [f"ensemble.{name}." for name in pricer.members]
+        if isinstance(pricer, EnsemblePricer)
+        else [""]
+    )
+    add_interrupted_stats(
+        interrupt,
+        (
+            {
+                key.removeprefix(owner): v
+                for key, v in stats.items()
+                if key.startswith(f"{owner}llm.")
+            }
+            for owner in owners
+        ),
+    )
+    if (tag := facts.get(ANSWERED_BY)) is not None and tag != UNKNOWN:
+        # A tag is its names joined; a bounded one's "b (+3 more)" stays one name.
+        attach_interrupted_answers(interrupt, tag.split(", "))
 
 
 def log_interrupted_answers(pricer: Pricer, names: list[str], stats: Mapping[str, float]) -> None:

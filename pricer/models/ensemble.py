@@ -44,7 +44,11 @@ from pricer.models.base import (
 )
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
 from pricer.models.llm.catalogue import UNKNOWN
-from pricer.models.llm.failures import attach_interrupted_answers
+from pricer.models.llm.failures import (
+    RUN_TOTALS,
+    add_interrupted_stats,
+    attach_interrupted_answers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +56,11 @@ log = logging.getLogger(__name__)
 # ``ensemble.<member>.fit.<figure>``: what its LLM calls there cost (not its failures, which
 # the stacker skips and the test items' own failure counts do not include), and how many of
 # their replies named another model than the one asked for: the stacker's weights were
-# fitted on those answers, so a substitute there shapes every price the ensemble gives.
+# fitted on those answers, so a substitute there shapes every price the ensemble gives. An
+# interrupted run's totals (``RUN_TOTALS``) count them too.
 FIT_FIGURES = (
-    "llm.calls",
-    "llm.cost_usd",
-    "llm.spent_usd",
-    "llm.input_tokens",
-    "llm.output_tokens",
+    *(f"llm.{figure}" for figure in RUN_TOTALS),
     "llm.failures",
-    OTHER_MODEL_ANSWERS,
 )
 
 
@@ -217,37 +217,42 @@ class EnsemblePricer(MembersParams, Pricer):
                     .fit(items.iloc[fit_rows], prices[fit_rows])
                     .predict_report(items.iloc[valid_rows])
                 )
+            predictions = np.column_stack(
+                [np.asarray(reports[n].prices, dtype=float) for n in names]
+            )
+            # What pricing the validation split cost an LLM member: paid at fit, once per run.
+            self.fit_stats_ = {
+                f"ensemble.{name}.fit.{key}": float(value)
+                for name, report in reports.items()
+                for key, value in report.stats.items()
+                if key in FIT_FIGURES
+            }
+            # ... and the models its replies there named (``ensemble.<member>.fit.llm.answered_by``)
+            self.fit_facts_ = _fit_facts(reports)
+            truth = prices[valid_rows]
+            usable = np.isfinite(predictions).all(axis=1)
+            if usable.sum() < 2:
+                raise ValueError("fewer than 2 validation items have a price from every member")
+            stacker = LinearRegression(positive=True).fit(
+                _to_features(predictions[usable], self.log_space),
+                _to_features(truth[usable], self.log_space),
+            )
+            self.weights_ = dict(zip(names, stacker.coef_.astype(float), strict=True))
+            self.intercept_ = float(stacker.intercept_)
+            self.validation_mae_ = {
+                name: float(np.mean(np.abs(predictions[usable, i] - truth[usable])))
+                for i, name in enumerate(names)
+            }
+            self.validation_items_ = int(usable.sum())
+            self.price_range_ = price_range(prices)
+            self.members_ = {name: clone(self.members[name]).fit(items, prices) for name in names}
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
-            # The members that had answered before the one cut short: in the record too.
+            # The members that had answered before the one cut short (or all of them, cut
+            # while refitting): in the record too, their names and what their calls did and
+            # cost.
             _attach_answers(interrupt, _fit_facts(reports))
+            add_interrupted_stats(interrupt, (report.stats for report in reports.values()))
             raise
-        predictions = np.column_stack([np.asarray(reports[n].prices, dtype=float) for n in names])
-        # What pricing the validation split cost an LLM member: paid at fit, once per run.
-        self.fit_stats_ = {
-            f"ensemble.{name}.fit.{key}": float(value)
-            for name, report in reports.items()
-            for key, value in report.stats.items()
-            if key in FIT_FIGURES
-        }
-        # ... and the models its replies there named (``ensemble.<member>.fit.llm.answered_by``)
-        self.fit_facts_ = _fit_facts(reports)
-        truth = prices[valid_rows]
-        usable = np.isfinite(predictions).all(axis=1)
-        if usable.sum() < 2:
-            raise ValueError("fewer than 2 validation items have a price from every member")
-        stacker = LinearRegression(positive=True).fit(
-            _to_features(predictions[usable], self.log_space),
-            _to_features(truth[usable], self.log_space),
-        )
-        self.weights_ = dict(zip(names, stacker.coef_.astype(float), strict=True))
-        self.intercept_ = float(stacker.intercept_)
-        self.validation_mae_ = {
-            name: float(np.mean(np.abs(predictions[usable, i] - truth[usable])))
-            for i, name in enumerate(names)
-        }
-        self.validation_items_ = int(usable.sum())
-        self.price_range_ = price_range(prices)
-        self.members_ = {name: clone(self.members[name]).fit(items, prices) for name in names}
         return self
 
     def combine(self, predictions: np.ndarray) -> np.ndarray:
@@ -283,14 +288,30 @@ class EnsemblePricer(MembersParams, Pricer):
                 facts |= {f"ensemble.{name}.{key}": value for key, value in report.facts.items()}
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
             # The members that had answered, at fit and before the one cut short: in the
-            # record too, as they would be in a finished run's.
+            # record too, as they would be in a finished run's, names and figures. The calls
+            # at fit are this pass's to add (each pass reports them), and the run adds the
+            # passes that finished before this one without them (pricer.experiment).
             _attach_answers(interrupt, facts)
+            add_interrupted_stats(interrupt, [*self.fit_batches(), *member_stats])
             raise
         fit_stats = getattr(self, "fit_stats_", {})  # absent from ensembles logged before it
         stats |= fit_stats | _llm_totals(member_stats, fit_stats)
         if any(key.endswith(ANSWERED_BY) for key in facts):  # the ensemble's own, as llm.* are
             facts[ANSWERED_BY] = answered_by(answering_models(facts))
         return PriceReport(self.combine(np.column_stack(columns)), stats, facts)
+
+    def fit_batches(self) -> list[dict[str, float]]:
+        """Each member's figures from pricing the validation split at fit (``FIT_FIGURES``)
+        as its report gave them (``llm.<figure>``); none for an ensemble logged before."""
+        fit_stats = getattr(self, "fit_stats_", {})
+        return [
+            {
+                key.removeprefix(prefix): value
+                for key, value in fit_stats.items()
+                if key.startswith(prefix)
+            }
+            for prefix in (f"ensemble.{name}.fit." for name in self.members)
+        ]
 
 
 def answering_models(facts: Mapping[str, str]) -> list[str]:

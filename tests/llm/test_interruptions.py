@@ -270,7 +270,80 @@ def test_a_killed_ensemble_names_the_models_that_answered_it_at_fit(
         run_family("ensemble", cfg)
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "KILLED"
-    assert 1 <= run.data.metrics["interrupted.llm.calls"] <= 3  # the test items' batch
+    assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"
+    # ... and its figures counted the cut batch alone: the substitute named in the tag had
+    # given 0 answers from another model, and the 12 calls at fit cost nothing.
+    metrics = run.data.metrics
+    assert 12 + 1 <= metrics["interrupted.llm.calls"] <= 12 + 3  # at fit, then the test items
+    assert metrics["interrupted.llm.answers_from_other_model"] == 12
+    assert (
+        metrics["interrupted.llm.calls"] + metrics["interrupted.llm.calls_in_flight"]
+        == (stub.state.counters[CHAT])
+    )
+    said = f"answered by gpt-4o-mini, {SUBSTITUTE}: 12 answers came from another model"
+    assert said in run.data.tags["mlflow.note.content"]
+
+
+def test_a_killed_ensemble_counts_every_member_and_its_calls_at_fit(
+    compose_conf, item_files, stub, api_key, tracking_uri, installed
+) -> None:
+    # Two LLM members: each priced the 12 validation items at fit (by the substitute), the
+    # first priced the 12 test items, and the second was cut pricing them. The record had
+    # the cut batch's calls and spend only: 2 of 38 calls, a twentieth of what was paid.
+    cfg = ensemble_config(
+        compose_conf,
+        item_files,
+        stub,
+        "+model@model.members.llm2=frontier",
+        f"model.members.llm2.base_url={stub.base_url}",
+        "model.members.llm2.api_key_env=${model.members.llm.api_key_env}",
+        "model.members.llm2.tier=null",
+        "model.members.llm2.cache_dir=null",
+        "model.members.llm2.progress=false",
+        "model.members.llm.max_concurrency=1",
+        "model.members.llm2.max_concurrency=1",
+    )
+    tokens = {"input": 0, "output": 0}
+    reply = terminate_after(12 + 12 + 12 + 2, substitute_first=24)
+
+    def counting(body: dict) -> dict:
+        tokens["input"] += body["usage"]["prompt_tokens"]
+        tokens["output"] += body["usage"]["completion_tokens"]
+        return reply(body)
+
+    stub.state.reply_fn = counting
+    with pytest.raises(KeyboardInterrupt):
+        run_family("ensemble", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    metrics = run.data.metrics
+    answered = metrics["interrupted.llm.calls"]
+    assert 36 + 1 <= answered <= 38
+    assert answered + metrics["interrupted.llm.calls_in_flight"] == stub.state.counters[CHAT]
+    assert metrics["interrupted.llm.answers_from_other_model"] == 24
+    # Every answer the record counts was billed (those cut in flight are not in the counts).
+    assert 0 < metrics["interrupted.llm.input_tokens"] <= tokens["input"]
+    assert metrics["interrupted.llm.input_tokens"] > tokens["input"] * 36 / 38
+    assert metrics["interrupted.llm.spent_usd"] == pytest.approx(
+        metrics["interrupted.llm.cost_usd"]
+    )
+    assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"
+
+
+def test_a_run_killed_in_its_validation_pass_counts_its_test_pass_too(
+    compose_conf, item_files, stub, api_key, tracking_uri, installed
+) -> None:
+    # A sweep trial's test pass (12 calls, by the substitute) finished, and its validation
+    # pass was cut: the record counted the validation calls only, and named their model only.
+    cfg = frontier_run(compose_conf, item_files, stub, "validation.size=10")
+    stub.state.reply_fn = terminate_after(12 + 3, substitute_first=12)
+    with pytest.raises(KeyboardInterrupt):
+        run_family("frontier", cfg)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    metrics = run.data.metrics
+    assert 12 + 1 <= metrics["interrupted.llm.calls"] <= 12 + 3
+    assert metrics["interrupted.llm.answers_from_other_model"] == 12
     assert run.data.tags["llm.answered_by"] == f"gpt-4o-mini, {SUBSTITUTE}"
 
 

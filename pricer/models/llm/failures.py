@@ -15,14 +15,47 @@ FAILURES_PREFIX = "llm.failures."
 INTERRUPTED_PASS = "interrupted."
 INTERRUPTED_PREFIX = f"{INTERRUPTED_PASS}llm."
 _INTERRUPTED_ATTRIBUTE = "pricer_interrupted_llm_stats"
+# The figures of an interrupted record that cover every LLM batch the run made before the
+# signal, not only the one it cut: what was called, paid and answered by another model. A
+# killed ensemble had priced the stacker's validation split at fit, and its earlier members
+# the same items, and its record showed a substitute in llm.answered_by beside 0 answers from
+# another model, and a fraction of its spend. The others (items, failures, rates, latencies,
+# calls in flight) stay the cut batch's: they describe how far it got. Each is in a
+# finished batch's report and in an ensemble's record of its calls at fit (its FIT_FIGURES).
+RUN_TOTALS = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "spent_usd",
+    "answers_from_other_model",
+)
 _INTERRUPTED_ANSWERS_ATTRIBUTE = "pricer_interrupted_llm_answered_by"
 
 
 def attach_interrupted_stats(interrupt: BaseException, stats: Mapping[str, float]) -> None:
     """Carry a cut-short batch's figures on the interrupt up to the run that records them;
-    the innermost batch's only (an ensemble's member is the one that was calling)."""
+    the innermost batch's only (an ensemble's member is the one that was calling): the
+    batches that finished before it are added to its totals by ``add_interrupted_stats``."""
     if not hasattr(interrupt, _INTERRUPTED_ATTRIBUTE):
         setattr(interrupt, _INTERRUPTED_ATTRIBUTE, dict(stats))
+
+
+def add_interrupted_stats(
+    interrupt: BaseException, finished: Iterable[Mapping[str, float]]
+) -> None:
+    """Add the ``RUN_TOTALS`` of batches that finished before the signal (each a report's
+    figures, ``llm.<figure>``) to those on the interrupt, under ``interrupted.llm.``: the
+    record then counts what the whole run did. Nothing is put on an interrupt when no batch
+    called an LLM. A sum with an unknown (NaN) cost stays unknown, never a lower figure."""
+    stats = interrupted_stats(interrupt)
+    for batch in finished:
+        for figure in RUN_TOTALS:
+            if (value := batch.get(f"llm.{figure}")) is not None:
+                key = f"{INTERRUPTED_PREFIX}{figure}"
+                stats[key] = stats.get(key, 0.0) + float(value)
+    if stats:
+        setattr(interrupt, _INTERRUPTED_ATTRIBUTE, stats)
 
 
 def interrupted_stats(interrupt: BaseException) -> dict[str, float]:
