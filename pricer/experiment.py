@@ -31,7 +31,13 @@ from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
-from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
+from pricer.models.llm.answering import (
+    ANSWERED_BY,
+    OTHER_MODEL_ANSWERS,
+    answered_by,
+    answered_in_every_pass,
+    other_model_answers,
+)
 from pricer.models.llm.catalogue import UNKNOWN
 from pricer.models.llm.failures import (
     INTERRUPTED_PASS,
@@ -132,8 +138,9 @@ class FamilyResult:
 
     @property
     def other_model_answers(self) -> int:
-        """How many of an LLM family's answers named another model than the one asked for."""
-        return int(self.metrics.get(OTHER_MODEL_ANSWERS, 0.0))
+        """How many of an LLM family's answers named another model than the one asked for,
+        its validation pass's included (``answering.other_model_answers``)."""
+        return other_model_answers(self.metrics)
 
     @property
     def on_openai(self) -> bool:
@@ -294,7 +301,8 @@ def run_family(
             {**evaluation.metrics, **stats},
             server=server,
             llm_model=asked_model(pricer) if server else None,
-            answered_by=facts.get(ANSWERED_BY) if server else None,
+            # Every pass's: a substitute that answered the validation items alone counts.
+            answered_by=answered_in_every_pass(facts) if server else None,
         )
 
 

@@ -42,7 +42,12 @@ from pricer.models.base import (
     training_prices,
     within,
 )
-from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS, answered_by
+from pricer.models.llm.answering import (
+    ANSWERED_BY,
+    FIT_OTHER_MODEL_ANSWERS,
+    OTHER_MODEL_ANSWERS,
+    answered_by,
+)
 from pricer.models.llm.catalogue import UNKNOWN
 from pricer.models.llm.failures import (
     RUN_TOTALS,
@@ -375,6 +380,6 @@ def _llm_totals(
         # answers shaped its figures: the stacker's weights came from those at fit, so they
         # count; llm.fit_answers_from_other_model says how many of them were at fit.
         OTHER_MODEL_ANSWERS: total(OTHER_MODEL_ANSWERS) + at_fit("answers_from_other_model"),
-        "llm.fit_answers_from_other_model": at_fit("answers_from_other_model"),
+        FIT_OTHER_MODEL_ANSWERS: at_fit("answers_from_other_model"),
         "llm.answers_without_model": total("llm.answers_without_model"),
     }

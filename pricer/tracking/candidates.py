@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from pricer.errors import UserError, nearest
-from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
+from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
 from pricer.schemas import CandidatesConfig
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
@@ -57,8 +57,9 @@ class Candidate:
     start_time: int
     data: str = ""
     failure_rate: float = 0.0  # items it gave no price for, as a share of eval_size
-    other_model_answers: int = 0  # an LLM family's answers that came from another model
-    answered_by: str = ""  # the models its replies named
+    # An LLM family's answers that came from another model, in its test and validation passes
+    other_model_answers: int = 0
+    answered_by: str = ""  # the models its replies named, in either pass
 
     @classmethod
     def from_run(cls, run: Run, model_uri: str) -> Candidate:
@@ -73,8 +74,10 @@ class Candidate:
             start_time=run.info.start_time,
             data=run.data.params.get(DATA_PARAM, ""),
             failure_rate=float(run.data.metrics.get("failure_rate", 0.0)),
-            other_model_answers=int(run.data.metrics.get(OTHER_MODEL_ANSWERS, 0.0)),
-            answered_by=tags.get(ANSWERED_BY, ""),
+            # Its validation pass's too: a substitute that answered those items alone shaped
+            # the figures a sweep chose this run by.
+            other_model_answers=other_model_answers(run.data.metrics),
+            answered_by=answered_in_every_pass(tags) or "",
         )
 
     def describe(self) -> str:

@@ -49,6 +49,10 @@ TRIAL_COLUMNS = [
     "status",
     "objective",
     "test_mae",
+    # Its answers from another model than asked for, in either pass (the objective's too),
+    # and the models its replies named: a trial ranked on a substitute's answers says so.
+    "other_model_answers",
+    "answered_by",
     "overrides",
     "finished",
     # When the trial's figure was measured (ms since the epoch): the timestamp of its point in
@@ -283,6 +287,8 @@ def merge_trials(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                 "status": run.get("status", ""),
                 "objective": trial.value,
                 "test_mae": run.get("test_mae", math.nan),
+                "other_model_answers": run.get("other_model_answers", 0),
+                "answered_by": run.get("answered_by", ""),
                 "overrides": overrides,
                 "finished": trial.state == "COMPLETE",
                 # The run's end, one value in the store; Optuna's is in each host's local time.

@@ -42,8 +42,10 @@ from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStu
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
+from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
 from pricer.tracking import names
 from pricer.tracking import tags as tag_names
+from pricer.tracking.candidates import other_model_note
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
@@ -483,6 +485,8 @@ def trials_table(client: MlflowClient, parent_run_id: str, objective: str) -> pd
             "status": run.info.status,
             "objective": run.data.metrics.get(objective, math.nan),
             "test_mae": run.data.metrics.get("mae", math.nan),
+            "other_model_answers": other_model_answers(run.data.metrics),
+            "answered_by": answered_in_every_pass(run.data.tags) or "",
             "overrides": run.data.tags.get(OVERRIDES_TAG, ""),
             "ended": run.info.end_time,
             "start_time": run.info.start_time,
@@ -580,9 +584,11 @@ def summarise_trials(
     if replay:
         client.set_tag(parent_run_id, BEST_REPLAY_TAG, replay)
     values = ", ".join(f"{key}={_readable(chosen[key])}" for key in swept if key in chosen)
+    # A best trial ranked on a substitute's answers (its validation pass's) says so.
+    others = other_model_note(int(best["other_model_answers"] or 0), str(best["answered_by"]))
     line = (
         f"sweep: best trial {best['trial']} ({values}) {objective}={best['objective']:.4f} "
-        f"run {best['run_id']}"
+        f"run {best['run_id']}{others}"
     )
     lines = [line, f"replay it: {replay}"] if replay else [line]
     parent = client.get_run(parent_run_id)

@@ -312,3 +312,62 @@ def test_an_ensemble_names_every_model_its_members_were_answered_by(
     assert report.stats["ensemble.mini.llm.answers_from_other_model"] == len(test)
     assert report.stats["ensemble.big.llm.answers_from_other_model"] == 0
     assert report.stats["llm.answers_from_other_model"] == len(test)
+
+
+def substitute_in(*spans: tuple[int, int]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A stub reply hook: the replies numbered within any of ``spans`` (first, last; from 1)
+    name the substitute, the others the model asked for."""
+    replies = {"n": 0}
+
+    def reply(body: dict[str, Any]) -> dict[str, Any]:
+        replies["n"] += 1
+        if any(first <= replies["n"] <= last for first, last in spans):
+            body["model"] = SUBSTITUTE
+        return body
+
+    return reply
+
+
+def test_a_run_whose_validation_pass_alone_another_model_answered_says_so_where_it_is_read(
+    compose_conf, item_files, stub: StubServer, api_key: str, tracking_uri: str
+) -> None:
+    # A sweep ranks its trials by their validation mae: a trial whose validation items alone
+    # a substitute answered was ranked, and promoted, with no word of it (the readers read
+    # llm.answers_from_other_model, the test items' count, alone).
+    cfg = frontier_config(compose_conf, item_files, stub, "model.tier=null", "validation.size=10")
+    stub.state.reply_fn = substitute_in((12 + 1, 12 + 10))  # after the 12 test items
+    result = run_family("frontier", cfg)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["llm.answers_from_other_model"] == 0
+    assert run.data.metrics["validation.llm.answers_from_other_model"] == 10
+    assert result.other_model_answers == 10
+    assert result.answered_by == f"gpt-4o-mini, {SUBSTITUTE}"
+    note = f"frontier: 10 answers from gpt-4o-mini, {SUBSTITUTE}, not gpt-4o-mini as asked"
+    assert note in server_notes([result])
+    candidate = Candidate.from_run(run, f"runs:/{run.info.run_id}/model")
+    assert (candidate.other_model_answers, candidate.answered_by) == (
+        10,
+        f"gpt-4o-mini, {SUBSTITUTE}",
+    )
+    assert f"10 of its answers from gpt-4o-mini, {SUBSTITUTE}" in candidate.describe()
+
+
+def test_an_ensembles_validation_pass_counts_its_calls_at_fit_once(
+    compose_conf, item_files, stub: StubServer, api_key: str, tracking_uri: str
+) -> None:
+    # Each pass of an ensemble repeats its members' answers at fit in its count: read in both
+    # passes, a substitute at fit would be counted twice.
+    cfg = ensemble_config(compose_conf, item_files, stub, "validation.size=10")
+    _, at_fit = instantiate(cfg.model).validation_split(60 - 10)
+    fit, test = len(at_fit), 12
+    # The substitute answered at fit and the validation pass, not the test items.
+    stub.state.reply_fn = substitute_in((1, fit), (fit + test + 1, fit + test + 10))
+    result = run_family("ensemble", cfg)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["llm.fit_calls"] == fit
+    assert run.data.metrics["llm.answers_from_other_model"] == fit
+    assert run.data.metrics["validation.llm.answers_from_other_model"] == fit + 10
+    assert result.other_model_answers == fit + 10
+    candidate = Candidate.from_run(run, f"runs:/{run.info.run_id}/model")
+    assert candidate.other_model_answers == fit + 10
+    assert f"{fit + 10} of its answers from gpt-4o-mini, {SUBSTITUTE}" in candidate.describe()

@@ -808,6 +808,27 @@ def test_a_champion_measured_on_another_models_answers_says_so(client: MlflowCli
     assert "asked for" not in describe(f"models:/{MODEL}@champion", version, "champion")
 
 
+def test_a_champion_whose_validation_pass_another_model_answered_says_so(
+    client: MlflowClient,
+) -> None:
+    # A sweep trial is chosen by its validation mae: answers from a substitute there alone
+    # made a version whose tags, description and predict's line said nothing of it.
+    from pricer.tracking.champions import describe
+
+    run = training_run(BASE, family="frontier")
+    client.set_tag(run, "llm.answered_by", "gpt-4o-mini")
+    client.set_tag(run, "validation.llm.answered_by", "llama3.1:8b")
+    client.log_metric(run, "llm.answers_from_other_model", 0)
+    client.log_metric(run, "validation.llm.answers_from_other_model", 7)
+    decision = promote_with()
+    said = "7 of its answers from gpt-4o-mini, llama3.1:8b, not the model asked for"
+    assert decision.outcome == "champion" and said in decision.reason
+    version = client.get_model_version(MODEL, version_of(client, run))
+    assert version.tags["llm.answers_from_other_model"] == "7"
+    assert version.tags["llm.answered_by"] == "gpt-4o-mini, llama3.1:8b"
+    assert said in describe(f"models:/{MODEL}@champion", version, "champion")
+
+
 def _locked(*args: object, **kwargs: object) -> None:
     """SQLite's answer to a writer holding the database, as SQLAlchemy raises it."""
     import sqlite3

@@ -93,6 +93,35 @@ def children(parent_run_id: str) -> list[mlflow.entities.Run]:
     )
 
 
+def test_a_best_trial_ranked_on_another_models_answers_says_so(sweep_config: DictConfig) -> None:
+    # Trials are ranked by their validation mae: a trial whose validation items a substitute
+    # answered (a proxy's) was reported best with no word of whose answers it was ranked on.
+    from pricer.tracking.sweep import summarise_trials
+
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+    best = run_trial(callback, trial_config(sweep_config, 1, "median"), 40.0)
+    client = mlflow.MlflowClient()
+    client.log_metric(best, "llm.answers_from_other_model", 0)
+    client.log_metric(best, "validation.llm.answers_from_other_model", 10)
+    client.set_tag(best, "llm.answered_by", "gpt-4o-mini")
+    client.set_tag(best, "validation.llm.answered_by", "llama3.1:8b")
+    callback.on_multirun_end(sweep_config)
+    line = summarise_trials(client, parent_id, OBJECTIVE, "minimize", [])
+    assert line is not None and line.startswith("sweep: best trial 1")
+    said = "10 of its answers from gpt-4o-mini, llama3.1:8b, not the model asked for"
+    assert said in line.splitlines()[0]
+    parent = mlflow.get_run(parent_id)
+    table = json.loads(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.json"))
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert [(row["other_model_answers"], row["answered_by"]) for row in rows] == [
+        (0, ""),
+        (10, "gpt-4o-mini, llama3.1:8b"),
+    ]
+
+
 def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfig) -> None:
     callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
     callback.on_multirun_start(sweep_config)

@@ -11,13 +11,18 @@ another model. Kept apart from the client so that the ensemble imports no SDK.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pricer.models.llm.catalogue import UNKNOWN
 
 ANSWERED_BY = "llm.answered_by"  # run tag: the models the replies said answered
 # Run metric: replies that named another model than the one asked for.
 OTHER_MODEL_ANSWERS = "llm.answers_from_other_model"
+# A run's validation pass (pricer.validation.PREFIX, written out: that module is not the
+# LLM families' to import): a sweep ranks its trials by the figures of the items it prices.
+VALIDATION_PASS = "validation."
+# An ensemble's answers from another model at fit, which each pass's count includes.
+FIT_OTHER_MODEL_ANSWERS = "llm.fit_answers_from_other_model"
 # The longest model name kept from a reply: it goes into cache entries, a run tag and a
 # terminal line, and no real model name comes near it.
 MAX_MODEL_NAME = 200
@@ -56,3 +61,25 @@ def answered_by(names: Iterable[str]) -> str:
             break
         shown.append(name)
     return f"{', '.join(shown)} (+{len(distinct) - len(shown)} more)"
+
+
+def other_model_answers(metrics: Mapping[str, float]) -> int:
+    """A run's answers from another model than asked for, in every pass it made: the test
+    items' (``llm.answers_from_other_model``) and the validation items' (``validation.llm.``
+    ..., the pass a sweep ranks its trials by: a trial whose validation pass alone a
+    substitute answered was ranked with no word of it). An ensemble's calls at fit, which each
+    pass's count includes (``llm.fit_answers_from_other_model``), count once."""
+    validation = metrics.get(f"{VALIDATION_PASS}{OTHER_MODEL_ANSWERS}", 0.0)
+    repeated = metrics.get(f"{VALIDATION_PASS}{FIT_OTHER_MODEL_ANSWERS}", 0.0)
+    return int(metrics.get(OTHER_MODEL_ANSWERS, 0.0) + validation - repeated)
+
+
+def answered_in_every_pass(tags: Mapping[str, str]) -> str | None:
+    """The models a run's replies named, in every pass it made (``llm.answered_by`` and
+    ``validation.llm.answered_by``), as one tag; None for a run that names none (no LLM)."""
+    passes = [tags.get(ANSWERED_BY), tags.get(f"{VALIDATION_PASS}{ANSWERED_BY}")]
+    found = [tag for tag in passes if tag is not None]
+    if not found:
+        return None
+    # A tag is its names joined; a bounded one's "b (+3 more)" stays one name.
+    return answered_by(name for tag in found if tag != UNKNOWN for name in tag.split(", "))
