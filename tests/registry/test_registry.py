@@ -108,6 +108,22 @@ def promote_with(*overrides: str, data: str | None = "synthetic") -> object:
     return promote(cfg)
 
 
+def nothing_moved(client: MlflowClient, error: BaseException, doing: str, history: str) -> None:
+    """What a store failure before any decision leaves: one line that says what promote was
+    doing, no alias moved, no version added, the history as it was, the run FAILED with it."""
+    from pricer.errors import one_line
+
+    said = one_line(error)  # the line pricer.cli.run prints
+    assert said.startswith(f"the tracking store failed while {doing} (OperationalError: ")
+    assert said.endswith("database is locked): no alias moved; promote again once it answers")
+    assert "\n" not in said and "[SQL" not in said
+    assert aliases(client) == {"champion": "1"}
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert client.get_registered_model(MODEL).description == history
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+
+
 def champion_and_challenger() -> tuple[str, str]:
     """A champion (``BASE``) and a challenger (``NOISY``: better, not significantly): their runs."""
     champion = training_run(BASE)
@@ -853,7 +869,7 @@ def test_a_store_failure_before_the_decision_is_one_line_and_moves_no_alias(
     # SQLite's "database is locked" (or a server's 503) while promote searched, read the
     # champion, downloaded the per-item tables or registered the candidate was a traceback:
     # read as a bug, with no word that nothing had moved.
-    from pricer.errors import UserError, one_line
+    from pricer.errors import UserError
     from pricer.tracking import registry
 
     training_run(BASE)
@@ -878,15 +894,7 @@ def test_a_store_failure_before_the_decision_is_one_line_and_moves_no_alias(
             failing.setattr(MlflowClient, "_create_model_version", _locked)
         with pytest.raises(UserError) as failed:
             promote_with()
-    said = one_line(failed.value)  # the line pricer.cli.run prints
-    assert said.startswith(f"the tracking store failed while {doing} (OperationalError: ")
-    assert said.endswith("database is locked): no alias moved; promote again once it answers")
-    assert "\n" not in said and "[SQL" not in said
-    assert aliases(client) == {"champion": "1"}
-    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
-    assert client.get_registered_model(MODEL).description == history
-    run = promotion_runs()[-1]
-    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+    nothing_moved(client, failed.value, doing, history)
 
 
 def test_a_bug_while_reading_the_champion_keeps_its_traceback(
@@ -1080,7 +1088,7 @@ def test_a_store_failure_on_the_promotion_run_before_the_decision_is_one_line(
 ) -> None:
     # "database is locked" while the promotion run logged its config or its candidate was the
     # store's traceback, though no alias had moved.
-    from pricer.errors import UserError, one_line
+    from pricer.errors import UserError
 
     training_run(BASE)
     promote_with()
@@ -1108,15 +1116,7 @@ def test_a_store_failure_on_the_promotion_run_before_the_decision_is_one_line(
         failing.setattr(MlflowClient, "log_metric", metric_fails)
         with pytest.raises(UserError) as failed:
             promote_with()
-    said = one_line(failed.value)  # the line pricer.cli.run prints
-    assert said.startswith(f"the tracking store failed while {doing} (OperationalError: ")
-    assert said.endswith("database is locked): no alias moved; promote again once it answers")
-    assert "\n" not in said and "[SQL" not in said
-    assert aliases(client) == {"champion": "1"}
-    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
-    assert client.get_registered_model(MODEL).description == history
-    run = promotion_runs()[-1]
-    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+    nothing_moved(client, failed.value, doing, history)
 
 
 def test_a_failing_artifact_store_is_not_read_as_a_missing_per_item_table(
