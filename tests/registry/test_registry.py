@@ -462,9 +462,7 @@ def test_an_alias_the_registry_refuses_stops_promote_before_anything_is_written(
     # said it was crowned, no alias had moved, and the traceback ended a FAILED run.
     from pricer.errors import ConfigError
 
-    training_run(BASE)
-    promote_with()
-    training_run(BASE * 0.6)
+    champion_and_better()
     before = client.get_registered_model(MODEL)
     runs = len(promotion_runs())
     with pytest.raises(ConfigError, match=re.escape(why)):
@@ -872,9 +870,7 @@ def test_a_store_failure_before_the_decision_is_one_line_and_moves_no_alias(
     from pricer.errors import UserError
     from pricer.tracking import registry
 
-    training_run(BASE)
-    promote_with()
-    training_run(BASE * 0.6)
+    champion_and_better()
     history = client.get_registered_model(MODEL).description
     comparing = registry.compare
     with monkeypatch.context() as failing:  # undone before the store is read below
@@ -903,9 +899,7 @@ def test_a_bug_while_reading_the_champion_keeps_its_traceback(
     # Only the store's own errors are worded as its failure: anything else is a bug.
     from pricer.errors import UserError
 
-    training_run(BASE)
-    promote_with()
-    training_run(BASE * 0.6)
+    champion_and_better()
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("aliases")
@@ -1090,9 +1084,7 @@ def test_a_store_failure_on_the_promotion_run_before_the_decision_is_one_line(
     # store's traceback, though no alias had moved.
     from pricer.errors import UserError
 
-    training_run(BASE)
-    promote_with()
-    training_run(BASE * 0.6)
+    champion_and_better()
     history = client.get_registered_model(MODEL).description
     batch, metric = MlflowClient.log_batch, MlflowClient.log_metric
 
