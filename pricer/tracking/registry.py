@@ -40,7 +40,6 @@ from mlflow.utils.validation import (  # private, but the rules the registry app
     _validate_model_alias_name_reserved,
 )
 from omegaconf import DictConfig, OmegaConf
-from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
 from pricer.errors import ConfigError, UserError, one_line
@@ -62,7 +61,7 @@ from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.model import check_logged_model
 from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
-from pricer.tracking.store import StoreUnreachable, require_existing
+from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, require_existing
 from pricer.wording import counted
 
 __all__ = [
@@ -107,9 +106,6 @@ class RecordIncomplete(UserError, RuntimeError):
     """The alias moved as decided, then the store failed while the rest was written: not a
     PromotionError, which says no alias moved. Its message says what holds and what is
     missing, so the FAILED promotion run does not read as a decision that did not happen."""
-
-
-STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)  # a store's failure, not a bug
 
 
 def applied_but(
@@ -682,7 +678,7 @@ def _write_decision(
         if _alias_version(client, name, alias) == version:  # it moved: the record is true
             raise
         _withdraw(client, name, version, replaced, line, error)
-        if not isinstance(error, MlflowException | SQLAlchemyError | OSError):
+        if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
         raise StoreUnreachable(
             f"the tracking store failed while this decision was recorded ({type(error).__name__}:"

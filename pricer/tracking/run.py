@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +26,6 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
-from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
 from pricer.errors import ConfigError, one_line
@@ -35,6 +35,7 @@ from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
 from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
 from pricer.tracking.store import (
+    STORE_ERRORS,
     StoreUnreachable,
     check_reachable,
     open_store,
@@ -160,6 +161,16 @@ def tracked_run(
                     _end(run, status, error=message)
                     interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
                 except Exception as failure:  # the store failing too must not hide the cause
+                    if not stopped and isinstance(error, STORE_ERRORS):
+                        # The store's error, then the store refusing the end: it went away
+                        # mid-run (a server stopped, a database gone). Its traceback and
+                        # "could not end run" read as a bug.
+                        raise StoreUnreachable(
+                            f"the tracking store stopped answering while run "
+                            f"{run.info.run_id} was logged ({type(error).__name__}: "
+                            f"{_cause(error)}): its end was not recorded, so it stays RUNNING, "
+                            "and pricer runs shows it STALE once this process has ended"
+                        ) from None
                     print(
                         f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
                         "stay RUNNING (its pricer.pid tag tells a dead run: liveness.is_stale)",
@@ -176,7 +187,7 @@ def tracked_run(
             status = RunStatus.FAILED if refused else RunStatus.FINISHED
             try:
                 _end(run, status, error=refused)
-            except (MlflowException, SQLAlchemyError, OSError) as failure:
+            except STORE_ERRORS as failure:
                 # The work is done and logged; only its end was not recorded. One line, not
                 # the store's traceback: the run stays RUNNING until liveness calls it stale.
                 raise StoreUnreachable(
@@ -196,9 +207,19 @@ def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> Non
     active = mlflow.active_run()
     if active is None or active.info.run_id != run.info.run_id:
         return
-    if error is not None:
-        mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
-    mlflow.end_run(RunStatus.to_string(status))
+    try:
+        if error is not None:
+            mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
+    finally:  # the store refusing the tag: the run still leaves MLflow's active-run stack
+        mlflow.end_run(RunStatus.to_string(status))
+
+
+def _cause(error: BaseException) -> str:
+    """What a store's failure comes down to: the socket's "[Errno 111] Connection refused"
+    at the end of a requests error a screen long, else its first line."""
+    text = one_line(error)
+    found = re.findall(r"\[Errno -?\d+\] [^\"'()\]]+", text)
+    return found[-1].strip() if found else text.splitlines()[0][:200]
 
 
 def sweep_trial() -> tuple[str | None, dict[str, str]]:

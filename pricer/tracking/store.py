@@ -42,6 +42,10 @@ _opened: set[str] = set()  # store URIs this process has opened
 PROBE_SECONDS = 5.0
 
 
+# A store's own failures, as opposed to a bug's: the server's, the database's, the disk's.
+STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)
+
+
 class StoreUnreachable(UserError):
     """The tracking store does not answer: a server down, a mistyped URI, a database away."""
 

@@ -84,6 +84,55 @@ def test_a_store_that_fails_as_the_run_ends_is_one_line_naming_the_run(
     assert mlflow.get_run(run.info.run_id).info.status == "RUNNING"
 
 
+def test_a_store_that_stops_answering_mid_run_is_one_line_naming_the_run(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tracking server that went away mid-run: the logging call's error, then the end's,
+    # printed "could not end run" and 150 lines of traceback, as a bug would.
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.store import StoreUnreachable
+
+    refused = (
+        "API request to http://127.0.0.1:5077/api/2.0/mlflow/runs/log-metric failed with "
+        "exception HTTPConnectionPool(host='127.0.0.1', port=5077): Max retries exceeded "
+        '(Caused by NewConnectionError("...: [Errno 111] Connection refused"))'
+    )
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise MlflowException(refused)
+
+    with (
+        monkeypatch.context() as server_down,
+        pytest.raises(StoreUnreachable) as raised,
+        tracked_run(tracking(tracking_uri), run_name="cut", tags={}) as run,
+    ):
+        for method in ("log_metric", "set_tag", "set_terminated"):
+            server_down.setattr(mlflow.MlflowClient, method, gone)
+        mlflow.log_metric("mae", 20.0)
+    message = str(raised.value)
+    assert message == (
+        "the tracking store stopped answering while run "
+        f"{run.info.run_id} was logged (MlflowException: [Errno 111] Connection refused): its "
+        "end was not recorded, so it stays RUNNING, and pricer runs shows it STALE once this "
+        "process has ended"
+    )
+    assert mlflow.active_run() is None
+    assert mlflow.get_run(run.info.run_id).info.status == "RUNNING"
+
+
+def test_a_bug_mid_run_keeps_its_traceback_when_the_store_answers(tracking_uri: str) -> None:
+    # Only when ending the run fails too is the error read as the store's.
+    from mlflow.exceptions import MlflowException
+
+    with (
+        pytest.raises(MlflowException, match="not a store failure"),
+        tracked_run(tracking(tracking_uri), run_name="bug", tags={}) as run,
+    ):
+        raise MlflowException("not a store failure")
+    assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+
+
 def test_config_logged_as_params_and_yaml(tracking_uri: str) -> None:
     cfg = OmegaConf.create({"model": {"alpha": 0.5, "api_key": "sk-secret"}})
     with tracked_run(tracking(tracking_uri), run_name="cfg", tags={}) as run:
