@@ -58,6 +58,7 @@ from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import SWEEP_PARENT_ENV, log_config, tracked_run
+from pricer.tracking.store import StoreUnreachable
 from pricer.validation import PREFIX as VALIDATION_PREFIX
 from pricer.validation import ValidationSettings, hold_out, validation_scores
 from pricer.wording import counted
@@ -524,6 +525,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
                 run_cfg = family_config(cfg, family, cfg.models[family])
                 try:
                     results.append(run_family(family, run_cfg, curated, nested=True))
+                except StoreUnreachable:  # gone: no other family could be recorded either
+                    raise  # (each would wait out MLflow's retries, minutes a family, first)
                 except Exception as error:  # one broken family must not hide the others
                     reason = redact_text(str(error))  # the terminal too, as the run's tag
                     failed = FamilyResult(family, family_run_id(family), "FAILED", error=reason)

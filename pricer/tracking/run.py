@@ -161,6 +161,8 @@ def tracked_run(
                     _end(run, status, error=message)
                     interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
                 except Exception as failure:  # the store failing too must not hide the cause
+                    if isinstance(error, StoreUnreachable):
+                        raise error from None  # a nested run's line said so already
                     if not stopped and isinstance(error, STORE_ERRORS):
                         # The store's error, then the store refusing the end: it went away
                         # mid-run (a server stopped, a database gone). Its traceback and

@@ -162,3 +162,33 @@ def test_a_store_that_refuses_as_it_opens_is_one_line_without_its_password() -> 
     other = MlflowException("Invalid experiment name: ''")  # not the store's fault: as it was
     with pytest.raises(MlflowException, match="Invalid experiment"), unreachable_as_one_line(uri):
         raise other
+
+
+def test_a_leaderboard_stops_at_the_first_family_the_store_could_not_record(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the store gone, each family after the first started a run the store refused, and
+    # with MLflow's retries (7, with backoff) a 7-family leaderboard took half an hour to fail.
+    from pricer import experiment
+    from pricer.tracking.store import StoreUnreachable
+    from tests.conftest import compose_config
+
+    cfg = compose_config(
+        "leaderboard",
+        [
+            "families=[constant,linear,bow_linear]",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",
+        ],
+    )
+    tried: list[str] = []
+
+    def store_gone(family: str, *args: object, **kwargs: object) -> None:
+        tried.append(family)
+        raise StoreUnreachable(f"the tracking store stopped answering while {family} ran")
+
+    monkeypatch.setattr(experiment, "run_family", store_gone)
+    with pytest.raises(StoreUnreachable, match="while constant ran"):
+        experiment.run_leaderboard(cfg)
+    assert tried == ["constant"]

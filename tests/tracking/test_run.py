@@ -121,6 +121,30 @@ def test_a_store_that_stops_answering_mid_run_is_one_line_naming_the_run(
     assert mlflow.get_run(run.info.run_id).info.status == "RUNNING"
 
 
+def test_a_parent_run_the_store_cannot_end_says_nothing_more_than_its_child(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A leaderboard's parent, its family's run having said the store stopped answering: it
+    # printed "could not end run" and the store's repr under that line.
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.store import StoreUnreachable
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise MlflowException("API request failed with exception [Errno 111] Connection refused")
+
+    said = "the tracking store stopped answering while run f00 was logged (...)"
+    with (
+        monkeypatch.context() as server_down,
+        pytest.raises(StoreUnreachable) as raised,
+        tracked_run(tracking(tracking_uri), run_name="parent", tags={}),
+    ):
+        for method in ("set_tag", "set_terminated"):
+            server_down.setattr(mlflow.MlflowClient, method, gone)
+        raise StoreUnreachable(said)
+    assert str(raised.value) == said and "could not end" not in capsys.readouterr().err
+
+
 def test_a_bug_mid_run_keeps_its_traceback_when_the_store_answers(tracking_uri: str) -> None:
     # Only when ending the run fails too is the error read as the store's.
     from mlflow.exceptions import MlflowException
