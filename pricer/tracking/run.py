@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +38,7 @@ from pricer.tracking.store import (
     StoreUnreachable,
     check_reachable,
     open_store,
+    store_cause,
     unreachable_as_one_line,
 )
 
@@ -170,8 +170,8 @@ def tracked_run(
                         raise StoreUnreachable(
                             f"the tracking store stopped answering while run "
                             f"{run.info.run_id} was logged ({type(error).__name__}: "
-                            f"{_cause(error)}): its end was not recorded, so it stays RUNNING, "
-                            "and pricer runs shows it STALE once this process has ended"
+                            f"{store_cause(error)}): its end was not recorded, so it stays "
+                            "RUNNING, and pricer runs shows it STALE once this process has ended"
                         ) from None
                     print(
                         f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
@@ -214,14 +214,6 @@ def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> Non
             mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
     finally:  # the store refusing the tag: the run still leaves MLflow's active-run stack
         mlflow.end_run(RunStatus.to_string(status))
-
-
-def _cause(error: BaseException) -> str:
-    """What a store's failure comes down to: the socket's "[Errno 111] Connection refused"
-    at the end of a requests error a screen long, else its first line."""
-    text = one_line(error)
-    found = re.findall(r"\[Errno -?\d+\] [^\"'()\]]+", text)
-    return found[-1].strip() if found else text.splitlines()[0][:200]
 
 
 def sweep_trial() -> tuple[str | None, dict[str, str]]:

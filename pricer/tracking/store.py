@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
-from pricer.errors import UserError
+from pricer.errors import UserError, one_line
 
 try:
     import fcntl
@@ -44,6 +45,14 @@ PROBE_SECONDS = 5.0
 
 # A store's own failures, as opposed to a bug's: the server's, the database's, the disk's.
 STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)
+
+
+def store_cause(error: BaseException) -> str:
+    """What a store's failure comes down to: the socket's "[Errno 111] Connection refused"
+    at the end of a requests error a screen long, else its first line."""
+    text = one_line(error)
+    found = re.findall(r"\[Errno -?\d+\] [^\"'()\]]+", text)
+    return found[-1].strip() if found else text.splitlines()[0][:200]
 
 
 class StoreUnreachable(UserError):

@@ -60,6 +60,7 @@ from pricer.tracking.run import (
     redact_text,
     redacted_config,
 )
+from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, store_cause
 from pricer.tracking.study import (
     LAST_STOP_TAG,
     STUDY_TAG,
@@ -195,7 +196,7 @@ class SweepCallback(Callback):
         # was done because the trials run so far had ended FINISHED (pricer.interrupt.outcome).
         interrupt.note_run(run_id, self.parent_name, "RUNNING")
         # A multirun that raises never reaches on_multirun_end: fail the parent at exit.
-        atexit.register(self._close, "FAILED")
+        atexit.register(self._close_at_exit)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FINISHED")
@@ -293,13 +294,34 @@ class SweepCallback(Callback):
             self.parent_run_id, OmegaConf.to_yaml(OmegaConf.create(sweeper)), "config/sweeper.yaml"
         )
 
+    def _close_at_exit(self) -> None:
+        """``_close`` for a multirun that raised: the store failing here is a line, not "Exception
+        ignored in atexit callback" and its traceback under the error that ended the sweep."""
+        try:
+            self._close("FAILED")
+        except StoreUnreachable as error:
+            print(f"pricer: {error}", file=sys.stderr, flush=True)
+
     def _close(self, status: str) -> None:
         """Summarise the trials on the parent run and end it (once)."""
-        atexit.unregister(self._close)
+        atexit.unregister(self._close_at_exit)
         run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(SWEEP_PARENT_ENV, None)
         if run_id is None:
             return
+        try:
+            self._summarise_and_end(run_id, status)
+        except STORE_ERRORS as error:  # a server stopped, a database gone
+            raise StoreUnreachable(
+                f"the tracking store or the study's database failed while the sweep's parent run "
+                f"{run_id} was summed up "
+                f"and ended ({type(error).__name__}: {store_cause(error)}): it may stay RUNNING, "
+                "and pricer runs shows it STALE once this process has ended"
+            ) from None
+
+    def _summarise_and_end(self, run_id: str, status: str) -> None:
+        """The trials' summary on the parent run, then its end (or, while other processes of
+        its study still run trials, the tag that leaves the end to the last of them)."""
         client = MlflowClient()
         trials = None
         reason = interrupted() if status != "FINISHED" else None

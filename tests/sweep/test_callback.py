@@ -224,6 +224,45 @@ def test_a_sweep_saves_a_view_of_its_trials_best_first(
     assert not any(row.startswith("trials, best") for row in run_summary(mlflow.get_run(parent_id)))
 
 
+@pytest.mark.parametrize("ending", ["end of the multirun", "exit after an error"])
+def test_a_store_gone_as_the_sweep_ends_is_one_line(
+    sweep_config: DictConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ending: str,
+) -> None:
+    # A tracking server stopped while the trials ran: the parent's summary and end failed
+    # with the store's traceback, at exit under "Exception ignored in atexit callback".
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.store import StoreUnreachable
+
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id
+    run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise MlflowException("API request failed with exception [Errno 111] Connection refused")
+
+    said = (
+        f"the tracking store or the study's database failed while the sweep's parent run "
+        f"{parent_id} was summed up and ended (MlflowException: [Errno 111] Connection refused):"
+        " it may stay RUNNING, and pricer runs shows it STALE once this process has ended"
+    )
+    with monkeypatch.context() as server_down:
+        for method in ("search_runs", "log_text", "set_tag", "set_terminated", "log_batch"):
+            server_down.setattr(mlflow.MlflowClient, method, gone)
+        if ending == "end of the multirun":
+            with pytest.raises(StoreUnreachable) as raised:
+                callback.on_multirun_end(sweep_config)
+            assert str(raised.value) == said
+        else:
+            callback._close_at_exit()  # what atexit calls: it must not raise
+            assert capsys.readouterr().err.splitlines()[-1] == f"pricer: {said}"
+    assert mlflow.get_run(parent_id).info.status == "RUNNING"
+
+
 def test_a_launcher_worker_learns_the_parent_from_the_pickled_callback(
     sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
