@@ -90,6 +90,10 @@ COMPARISON_TAGS = (
 )
 
 
+# On a champion an alias left: which version replaced it, and when.
+REPLACED_TAGS = ("pricer.replaced_by_version", "pricer.replaced_at")
+
+
 class IncomparableChampion(PromotionError):
     """The champion was scored on other test items than the candidate."""
 
@@ -645,8 +649,11 @@ def _write_decision(
         # left its comparison on the version: crowned later as a first champion, it named a
         # champion and a p-value it was never compared with. A decision without a comparison
         # deletes them: the version's tags are this decision's alone.
+        # A champion again after it was replaced: its "replaced by" tags said the champion had
+        # been replaced (its description is rewritten below).
+        stale = [*COMPARISON_TAGS, *(REPLACED_TAGS if decision.outcome == "champion" else ())]
         held = client.get_model_version(name, version).tags
-        for key in COMPARISON_TAGS:
+        for key in stale:
             if key in held and key not in tags:
                 client.delete_model_version_tag(name, version, key)
         client.update_model_version(
@@ -775,7 +782,7 @@ def _drop_replaced_by(client: MlflowClient, name: str, version: str, successor: 
     """Delete the "replaced by" tags from ``version`` if they name ``successor``."""
     tags = client.get_model_version(name, version).tags
     if tags.get("pricer.replaced_by_version") == successor:
-        for key in ("pricer.replaced_at", "pricer.replaced_by_version"):
+        for key in REPLACED_TAGS:
             if key in tags:
                 client.delete_model_version_tag(name, version, key)
 

@@ -1069,6 +1069,26 @@ def test_a_first_champion_keeps_no_comparison_of_a_decision_taken_back(
     assert float(tags["pricer.mae"]) == pytest.approx((BASE * 0.6).mean(), abs=1e-3)
 
 
+def test_a_replaced_champion_crowned_again_no_longer_says_it_was_replaced(
+    client: MlflowClient,
+) -> None:
+    # Version 1, replaced by version 2, kept pricer.replaced_by_version=2 when it became
+    # champion again: the version list said the champion had been replaced.
+    first = training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6)
+    assert promote_with().outcome == "champion"
+    replaced = client.get_model_version(MODEL, version_of(client, first)).tags
+    assert replaced["pricer.replaced_by_version"] == version_of(client, better)
+    client.delete_run(better)  # no longer a candidate ...
+    client.delete_registered_model_alias(MODEL, "champion")  # ... nor champion
+    decision = promote_with()
+    assert (decision.outcome, decision.candidate.run_id) == ("champion", first)
+    tags = client.get_model_version(MODEL, version_of(client, first)).tags
+    assert tags["pricer.decision"] == "champion"
+    assert "pricer.replaced_by_version" not in tags and "pricer.replaced_at" not in tags
+
+
 @pytest.mark.parametrize(
     ("step", "doing"),
     [
