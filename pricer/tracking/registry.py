@@ -201,7 +201,8 @@ def item_errors(run_id: str) -> pd.DataFrame:
     except Exception as error:  # each artifact store raises its own errors, a missing file's too
         # Told apart by the run's listing, not by the error: any failure read "has no ...", and
         # a store failing for a moment sent the user to retrain a run whose table was there.
-        if _lacks_artifact(run_id, PREDICTIONS_FILE):
+        folder, file = posixpath.split(PREDICTIONS_FILE)
+        if _lists_no(f"{run.info.artifact_uri}/{folder}", file):
             raise PromotionError(
                 f"run {run_id} has no {PREDICTIONS_FILE} (its artifacts list none) to compare "
                 "per-item errors with: no alias moved"
@@ -235,7 +236,7 @@ def _check_candidate_model(model_uri: str) -> None:
     except UnsafeModelFile as error:
         raise _unloadable(model_uri, error) from error
     except STORE_ERRORS as error:  # MLflow's "No such artifact" too: the files may be gone
-        if _lacks_model_files(model_uri):
+        if _lists_no(model_uri, "MLmodel"):
             raise _unloadable(model_uri, error) from error
         raise StoreUnreachable(
             f"the artifact store failed while the candidate's model {model_uri} was read "
@@ -251,13 +252,14 @@ def _unloadable(model_uri: str, error: Exception) -> UnloadableCandidate:
     )
 
 
-def _lacks_model_files(model_uri: str) -> bool:
-    """Whether the model's artifacts list no MLmodel; False when the listing fails too."""
+def _lists_no(artifact_uri: str, name: str) -> bool:
+    """Whether the artifacts under ``artifact_uri`` list no ``name``; False when the listing
+    fails too, which is the store's failure, not a missing file."""
     try:
-        listed = mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=artifact_uri)
     except Exception:  # an artifact store's own error types (boto, azure, requests)
         return False
-    return "MLmodel" not in {posixpath.basename(info.path) for info in listed}
+    return name not in {posixpath.basename(info.path) for info in listed}
 
 
 def _last_line(error: BaseException) -> str:
@@ -265,16 +267,6 @@ def _last_line(error: BaseException) -> str:
     failed), or "no message"."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
-
-
-def _lacks_artifact(run_id: str, path: str) -> bool:
-    """Whether the run's artifacts list no ``path``; False when the listing fails too, which is
-    the store's failure, not a missing file."""
-    try:
-        listed = MlflowClient().list_artifacts(run_id, posixpath.dirname(path))
-    except Exception:  # an artifact store's own error types (boto, azure, requests)
-        return False
-    return path not in {info.path for info in listed}
 
 
 def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Candidate:
