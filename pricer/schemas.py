@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -265,6 +265,45 @@ class DataSource(Settings):
     name: str
 
 
+@dataclass  # not frozen: OmegaConf makes a frozen class two levels down a read-only node
+class SyntheticPriceModel:
+    """``data.generator.price_model``: the keys and types of the generator's price model
+    (``pricer.data.synthetic.PriceModel`` adds the range checks, where the meaning is)."""
+
+    type_popularity_exponent: float
+    tier_probability: list[float]
+    tier_effect: list[float]
+    spec_tier_slope: float
+    brand_offset_sd: float
+    kit_extra_in_tools: float
+    pack_share: float
+    pack_sizes: list[int]
+    pack_probability: list[float]
+    pack_elasticity: float
+    years: list[int]
+    newest_year_weight: float
+    reference_year: int
+    year_effect: float
+
+
+@dataclass(frozen=True)
+class SyntheticGenerator:
+    """``data.generator``: the keyword arguments of ``pricer.data.synthetic.iter_raw_batches``,
+    typed here so that ``data.generator.price_noise=abc`` fails while composing, naming the key,
+    rather than in numpy once records are drawn (ranges are checked there, before any are)."""
+
+    category_weights: dict[str, float]
+    price_noise: float
+    min_price: float
+    max_price: float
+    missing_price_share: float
+    messy_price_share: float
+    dollar_format_share: float
+    junk_share: float
+    duplicate_share: float
+    price_model: SyntheticPriceModel
+
+
 @dataclass(frozen=True)
 class SyntheticSource(DataSource):
     """``data=synthetic`` (conf/data/synthetic.yaml): the embedded generator of raw records."""
@@ -273,7 +312,7 @@ class SyntheticSource(DataSource):
     seed: int
     batch_size: int
     num_proc: int | None
-    generator: dict[str, Any]  # keyword arguments of pricer.data.synthetic.iter_raw_batches
+    generator: SyntheticGenerator
 
 
 @dataclass(frozen=True)

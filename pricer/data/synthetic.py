@@ -40,6 +40,8 @@ from pricer.data.synthetic_text import (
     assemble_text,
     details_column,
 )
+from pricer.errors import ConfigError
+from pricer.schemas import SyntheticPriceModel
 
 RAW_COLUMNS = (
     "category",
@@ -63,24 +65,10 @@ CATEGORIES = categories()
 _KIT, _TOOLS = "Kit", "Tools_and_Home_Improvement"
 
 
-@dataclass(frozen=True)
-class PriceModel:
-    """The price model's coefficients (``data.generator.price_model``)."""
-
-    type_popularity_exponent: float  # a type's share of its category ~ base price ** this
-    tier_probability: tuple[float, ...]  # budget, mid-range, premium brands
-    tier_effect: tuple[float, ...]  # log-price effect of each tier
-    spec_tier_slope: float  # premium brands charge more per unit of spec: an interaction
-    brand_offset_sd: float  # each brand's own fixed log-price offset
-    kit_extra_in_tools: float  # extra effect of the "Kit" variant in tools
-    pack_share: float  # of packable products sold as multi-packs
-    pack_sizes: tuple[int, ...]
-    pack_probability: tuple[float, ...]
-    pack_elasticity: float  # log-price per log unit count
-    years: tuple[int, int]  # first and last listing year
-    newest_year_weight: float  # listings per year grow linearly from 1 to this
-    reference_year: int  # the year of no year effect
-    year_effect: float  # log-price per year after the reference year
+@dataclass  # its schema's fields, which cannot be frozen (pricer.schemas)
+class PriceModel(SyntheticPriceModel):
+    """The price model's coefficients (``data.generator.price_model``; keys and types in
+    ``pricer.schemas.SyntheticPriceModel``, what each means in conf/data/synthetic.yaml)."""
 
     def __post_init__(self) -> None:
         for name in ("tier_probability", "pack_probability"):
@@ -98,7 +86,7 @@ class PriceModel:
 
 
 def _validated_price_model(values: Mapping[str, Any]) -> PriceModel:
-    """The price model from its config mapping (lists become tuples), every key required."""
+    """The price model from its config mapping (lists become plain lists), every key required."""
     known = {field.name for field in fields(PriceModel)}
     if set(values) != known:
         raise ValueError(
@@ -107,7 +95,7 @@ def _validated_price_model(values: Mapping[str, Any]) -> PriceModel:
         )
     return PriceModel(
         **{
-            key: tuple(value)
+            key: list(value)
             if isinstance(value, Sequence) and not isinstance(value, str)
             else value
             for key, value in values.items()
@@ -135,9 +123,53 @@ def iter_raw_batches(
 
     Each batch has its own generator spawned from ``seed``, so output is deterministic for
     given arguments and batches never depend on each other (millions of rows can stream).
+    The settings are checked on the call, before the first record is drawn: a value out of
+    range is a ``ConfigError`` naming it (``data.generator: junk_share must be within [0, 1],
+    got 2``), since they come from ``data.generator`` in the config.
     """
     if n_records < 0 or batch_size < 1:
         raise ValueError(f"need n_records >= 0 and batch_size >= 1, got {n_records}, {batch_size}")
+    try:
+        settings = _validated_settings(
+            category_weights,
+            price_noise=price_noise,
+            min_price=min_price,
+            max_price=max_price,
+            missing_price_share=missing_price_share,
+            messy_price_share=messy_price_share,
+            dollar_format_share=dollar_format_share,
+            junk_share=junk_share,
+            duplicate_share=duplicate_share,
+            price_model=price_model,
+        )
+    except ValueError as error:
+        raise ConfigError(f"data.generator: {error}") from None
+    return _batches(n_records, seed, batch_size, settings)
+
+
+def _batches(
+    n_records: int, seed: int, batch_size: int, settings: _Settings
+) -> Iterator[pd.DataFrame]:
+    n_batches = -(-n_records // batch_size)
+    for index, seed_sequence in enumerate(np.random.SeedSequence(seed).spawn(n_batches)):
+        size = min(batch_size, n_records - index * batch_size)
+        yield _generate_batch(np.random.default_rng(seed_sequence), size, settings)
+
+
+def _validated_settings(
+    category_weights: Mapping[str, float],
+    *,
+    price_noise: float,
+    min_price: float,
+    max_price: float,
+    missing_price_share: float,
+    messy_price_share: float,
+    dollar_format_share: float,
+    junk_share: float,
+    duplicate_share: float,
+    price_model: Mapping[str, Any],
+) -> _Settings:
+    """The generator's keyword arguments, range-checked (a ValueError naming the key)."""
     shares = {
         "missing_price_share": missing_price_share,
         "messy_price_share": messy_price_share,
@@ -157,7 +189,7 @@ def iter_raw_batches(
     if weights.sum() <= 0:
         raise ValueError("category_weights must have a positive total")
 
-    settings = _Settings(
+    return _Settings(
         weights / weights.sum(),
         price_noise,
         min_price,
@@ -169,10 +201,6 @@ def iter_raw_batches(
         duplicate_share,
         _validated_price_model(price_model),
     )
-    n_batches = -(-n_records // batch_size)
-    for index, seed_sequence in enumerate(np.random.SeedSequence(seed).spawn(n_batches)):
-        size = min(batch_size, n_records - index * batch_size)
-        yield _generate_batch(np.random.default_rng(seed_sequence), size, settings)
 
 
 def generate_raw(n_records: int, seed: int, batch_size: int, **generator: Any) -> pd.DataFrame:

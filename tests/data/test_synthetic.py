@@ -12,12 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from pricer.data.synthetic import RAW_COLUMNS, generate_raw, iter_raw_batches
+from pricer.errors import ConfigError
+from tests.conftest import compose_config
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 CATEGORIES = {
@@ -217,8 +220,27 @@ def test_price_is_learnable_from_text_but_not_exactly(raw: pd.DataFrame) -> None
 def test_invalid_settings_are_rejected(
     settings: dict[str, Any], override: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
-        next(iter_raw_batches(10, 0, 10, **{**settings, **override}))
+    # One line naming the config key, on the call: before any record is drawn (and before
+    # a run starts), not a bare ValueError (a traceback) from the first batch.
+    with pytest.raises(ConfigError, match=f"^data.generator: .*{message}"):
+        iter_raw_batches(10, 0, 10, **{**settings, **override})
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.generator.price_noise=abc", "price_noise"),
+        ("data.generator.category_weights.Automotive=abc", "Automotive"),
+        ("data.generator.price_model.pack_elasticity=abc", "pack_elasticity"),
+        ("data.generator.price_model.years=[2006,soon]", "years"),
+        ("data.generator.price_model.pack_size=[2,3]", "pack_size"),
+    ],
+)
+def test_generator_keys_and_types_are_checked_while_composing(override: str, key: str) -> None:
+    # Typed by pricer.schemas.SyntheticGenerator: the wrong type or a misspelt key fails
+    # while Hydra composes, naming the key. It was a numpy traceback once records were drawn.
+    with pytest.raises(HydraException, match=key):
+        compose_config("train", [override])
 
 
 def test_price_model_coefficients_are_checked(settings: dict[str, Any]) -> None:
