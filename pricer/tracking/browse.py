@@ -422,8 +422,9 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     digests = [run.data.tags.get(tags.EVAL_DIGEST, "") for run in runs]
     if len(set(digests)) > 1:
         rows["eval digest"] = [_shorten(digest, SHORT_ID + 1) for digest in digests]
-    # Same code and data, other figures: the machine's BLAS kernel moves them by dollars.
-    for label, tag in (("cpu", tags.CPU), ("blas", tags.BLAS)):
+    # Same code and data, other figures: the machine's BLAS kernel, or the SIMD extensions
+    # numpy's own kernels use, moves them by dollars.
+    for label, tag in (("cpu", tags.CPU), ("blas", tags.BLAS), ("simd", tags.SIMD)):
         machines = [run.data.tags.get(tag, "") for run in runs]
         if len(set(machines)) > 1:
             rows[label] = [_shorten(machine) for machine in machines]

@@ -256,7 +256,8 @@ def log_config(cfg: DictConfig, artifact_file: str = "config/config.yaml") -> No
 
 @functools.cache
 def machine_tags() -> dict[str, str]:
-    """The CPU and the BLAS kernels the figures were computed with (see ``tags.CPU``)."""
+    """The CPU, the BLAS kernels and numpy's SIMD extensions the figures were computed with
+    (see ``tags.CPU``)."""
     found = {tag_names.CPU: _cpu_model()}
     # Loaded first, so that every run names both numpy's and scipy's OpenBLAS whatever it had
     # imported so far: a sweep's runs, asked before scipy was loaded, named numpy's alone,
@@ -282,7 +283,21 @@ def machine_tags() -> dict[str, str]:
     )
     if kernels:
         found[tag_names.BLAS] = ", ".join(kernels)
+    simd = _numpy_simd()
+    if simd:
+        found[tag_names.SIMD] = simd
     return found
+
+
+def _numpy_simd() -> str | None:
+    """The SIMD extensions numpy's own kernels dispatch to here (NPY_DISABLE_CPU_FEATURES
+    turns them off), beyond the baseline it was built for."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy before 2.0, or a build without runtime dispatch
+        return None
+    found = [target for target in __cpu_dispatch__ if __cpu_features__.get(target)]
+    return " ".join(["numpy", *(found or ["baseline"])])
 
 
 def _cpu_model() -> str:

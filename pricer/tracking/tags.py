@@ -28,6 +28,9 @@ GIT_DIRTY = "pricer.git_dirty"
 # $95.73 with OpenBLAS's Haswell kernel, $94.90 with its Sandybridge one, same machine).
 CPU = "pricer.cpu"
 BLAS = "pricer.blas"  # e.g. "openblas 0.3.31 Haswell"
+# numpy's own kernels (log, exp, sums) dispatch to the CPU's SIMD extensions, outside BLAS:
+# xgboost $92.65 with AVX-512, $95.73 without, same CPU name and OpenBLAS kernel.
+SIMD = "pricer.simd"  # e.g. "numpy X86_V3 X86_V4 AVX512_ICL"; "numpy baseline" for none
 EVAL_DIGEST = (
     "pricer.eval_digest"  # digest of the evaluation items: runs with equal digests compare
 )

@@ -236,6 +236,32 @@ def test_a_run_records_the_cpu_and_blas_kernel_its_figures_came_from(tracking_ur
     assert "Sandybridge" in forced.stdout
 
 
+def test_a_run_records_the_simd_extensions_numpy_dispatches_to() -> None:
+    # Same commit, data, CPU name and OpenBLAS kernel, other figures: xgboost gave $92.65 on the
+    # real benchmark where numpy's own kernels ran on AVX-512 and $95.73 with it turned off
+    # (NPY_DISABLE_CPU_FEATURES), and no tag said so.
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    found = [target for target in __cpu_dispatch__ if __cpu_features__.get(target)]
+    script = "from pricer.tracking.run import machine_tags; print(machine_tags()['pricer.simd'])"
+
+    def simd(**env: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+
+    said = simd()
+    assert said[0] == "numpy" and said[1:] == (found or ["baseline"])
+    if not found:
+        pytest.skip("numpy dispatches to no extension beyond its baseline on this CPU")
+    # numpy turns dispatched extensions off on request: the tag follows what it uses.
+    assert simd(NPY_DISABLE_CPU_FEATURES=" ".join(found))[1:] == ["baseline"]
+
+
 def test_the_blas_tag_names_the_same_libraries_whatever_was_imported_first() -> None:
     # A sweep asked before scipy was loaded and named numpy's OpenBLAS alone; other runs on the
     # same machine named both, and `pricer compare` showed them as another kernel.
