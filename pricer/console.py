@@ -103,7 +103,8 @@ def _main(argv: Sequence[str] | None) -> int:
         except UserError as error:
             return report(error)
     apps = [*HYDRA_APPS, *OTHER_APPS]
-    print(f"error: {unknown_name('app', app, apps)}\n\n{usage()}", file=sys.stderr)
+    # One line, as every user error (the usage after it was 17 more); `pricer` alone lists them.
+    print(f"error: {unknown_name('app', app, apps)}", file=sys.stderr)
     return USER_ERROR_STATUS
 
 
