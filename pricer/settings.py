@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
 
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from pricer.errors import ConfigError, unknown_name
 
@@ -41,6 +41,16 @@ class Settings:
                 node = OmegaConf.to_container(node, resolve=True)
             merged = OmegaConf.merge(OmegaConf.structured(cls), node)
             settings = OmegaConf.to_object(merged)
+        except ConfigKeyError as error:
+            # A key the schema lacks (``+candidates.famly=xgboost``: Hydra adds any key given
+            # with +): named as typed, with the nearest right names, not "Key 'famly' not in
+            # 'CandidatesConfig'", a class no user types.
+            known = [field.name for field in dataclasses.fields(cls)]
+            if cls.config_node and error.key == error.full_key and error.key not in known:
+                raise ConfigError(
+                    unknown_name("key", str(error.key), known, cls.config_node)
+                ) from None
+            raise ConfigError(describe(error, cls.__name__)) from None
         except OmegaConfBaseException as error:
             raise ConfigError(describe(error, cls.__name__)) from None
         except ConfigError:

@@ -37,7 +37,8 @@ def test_composed_config_gives_the_settings() -> None:
 def test_from_config_rejects_missing_and_unknown_keys() -> None:
     with pytest.raises(ValueError, match=r"missing mandatory value: seed"):
         EvalSettings.from_config({k: v for k, v in CONFIG.items() if k != "seed"})
-    with pytest.raises(ValueError, match=r"Key 'sise' not in 'EvalSettings'"):
+    # Named as typed, with the nearest right name: not "Key 'sise' not in 'EvalSettings'".
+    with pytest.raises(ValueError, match=r"unknown key 'eval.sise' \(did you mean 'eval.size'\?\)"):
         EvalSettings.from_config({**CONFIG, "sise": 10})
 
 

@@ -476,9 +476,15 @@ def test_an_alias_the_registry_refuses_stops_promote_before_anything_is_written(
 @pytest.mark.parametrize(
     ("override", "why"),
     [
-        ("+candidates.famly=xgboost", "Key 'famly' not in 'CandidatesConfig'"),
+        (
+            "+candidates.famly=xgboost",
+            "unknown key 'candidates.famly' (did you mean 'candidates.family'?)",
+        ),
         ("candidates.family=[1,2]", "family"),
-        ("+registry.champion_aliass=best", "Key 'champion_aliass' not in 'RegistryConfig'"),
+        (
+            "+registry.champion_aliass=best",
+            "unknown key 'registry.champion_aliass' (did you mean 'registry.champion_alias'",
+        ),
     ],
 )
 def test_a_promote_setting_that_is_not_one_is_refused_before_any_run(
