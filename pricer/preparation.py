@@ -150,6 +150,10 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJo
 def export_for_human(cfg: DictConfig) -> Path:
     """Write the evaluation items (exactly those every family is scored on) to
     ``cfg.output_path`` with an empty price column, for ``model=human``'s guesses."""
+    # Before the items load. Hydra passes "overwrite=no" through as the string "no", which
+    # read as true: a person's typed prices were replaced by empty ones.
+    if not isinstance(cfg.overwrite, bool):
+        raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
     curated = load_curated(cfg.data, cfg.curation)
     items = evaluation_items(curated, EvalSettings.from_config(cfg.eval))
     path = export_items(items, cfg.output_path, overwrite=cfg.overwrite)

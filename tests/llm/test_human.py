@@ -106,6 +106,23 @@ def test_export_refuses_to_overwrite_prices_a_person_typed(export_cfg) -> None:
     assert (pd.read_csv(export_for_human(export_cfg), dtype=str)["price"].isna()).all()
 
 
+@pytest.mark.parametrize("word", ["no", "off", "keep"])
+def test_an_overwrite_that_is_no_boolean_is_refused_before_anything_is_written(
+    export_cfg, word
+) -> None:
+    # Hydra passes "overwrite=no" through as the string "no", which read as true: a person's
+    # typed prices were replaced by empty ones.
+    path = export_for_human(export_cfg)
+    typed = pd.read_csv(path, dtype=str, keep_default_na=False)
+    typed.loc[:1, "price"] = ["12", "$30"]
+    typed.to_csv(path, index=False)
+    before = path.read_bytes()
+    export_cfg.overwrite = word
+    with pytest.raises(ConfigError, match=rf"^overwrite must be true or false, got '{word}'$"):
+        export_for_human(export_cfg)
+    assert path.read_bytes() == before
+
+
 def test_an_interrupted_export_leaves_the_old_file_whole(export_cfg, monkeypatch) -> None:
     path = export_for_human(export_cfg)
     before = path.read_bytes()
