@@ -24,7 +24,8 @@ from pricer.data.dataset import load_curated, save_curated
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
-from pricer.models.human import export_items
+from pricer.files import unwritable
+from pricer.models.human import ExportError, export_items
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import ClientSettings, make_client, read_api_key
 from pricer.models.llm.prompts import PromptTemplate
@@ -154,6 +155,10 @@ def export_for_human(cfg: DictConfig) -> Path:
     # read as true: a person's typed prices were replaced by empty ones.
     if not isinstance(cfg.overwrite, bool):
         raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
+    # A folder there (output_path= is ".") was read as a table, a file in a folder's place
+    # failed to be made one: tracebacks, after the items had loaded.
+    if (why := unwritable(output := Path(cfg.output_path))) is not None:
+        raise ExportError(f"cannot write {output}: {why}")
     curated = load_curated(cfg.data, cfg.curation)
     items = evaluation_items(curated, EvalSettings.from_config(cfg.eval))
     path = export_items(items, cfg.output_path, overwrite=cfg.overwrite)

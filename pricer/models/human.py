@@ -28,6 +28,10 @@ class GuessesError(UserError, ValueError):
     """No guesses file where the config says, or one without the columns it needs."""
 
 
+class ExportError(UserError, OSError):
+    """The export cannot be written where ``output_path`` says."""
+
+
 def item_id(text: str) -> str:
     """A stable id for an item: the start of the SHA-256 of its text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
@@ -45,8 +49,11 @@ def export_items(items: pd.DataFrame, path: str | Path, overwrite: bool = False)
     work = None if overwrite else _someones_work(path, list(table.columns))
     if work:
         raise UserError(f"{path} {work}; move it, or export again with overwrite=true")
-    with replaced_atomically(path) as temporary:
-        table.to_csv(temporary, index=False)
+    try:
+        with replaced_atomically(path) as temporary:
+            table.to_csv(temporary, index=False)
+    except OSError as error:  # a full disk, a read-only folder: the old file is left as it was
+        raise ExportError(f"cannot write {path}: {error.strerror or error}") from None
     return path
 
 

@@ -123,6 +123,41 @@ def test_an_overwrite_that_is_no_boolean_is_refused_before_anything_is_written(
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("where", "why"),
+    [
+        (lambda tmp: tmp, "it is a folder"),  # output_path=<a folder>, or output_path= (".")
+        (lambda tmp: tmp / "notes.txt" / "to_price.csv", "notes.txt is a file, not a folder"),
+    ],
+    ids=["a folder", "under a file"],
+)
+def test_an_output_path_that_cannot_be_written_is_one_line(
+    export_cfg, tmp_path, where, why
+) -> None:
+    # IsADirectoryError and NotADirectoryError tracebacks, after the items had loaded.
+    (tmp_path / "notes.txt").write_text("mine")
+    export_cfg.output_path = str(where(tmp_path))
+    with pytest.raises(UserError, match=rf"^cannot write {export_cfg.output_path}: .*{why}$"):
+        export_for_human(export_cfg)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_an_export_the_disk_refuses_is_one_line_and_keeps_the_old_file(
+    export_cfg, monkeypatch
+) -> None:
+    path = export_for_human(export_cfg)
+    before = path.read_bytes()
+
+    def disk_full(self: pd.DataFrame, target: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(UserError, match=rf"^cannot write {path}: No space left on device$"):
+        export_for_human(export_cfg)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
+
+
 def test_an_interrupted_export_leaves_the_old_file_whole(export_cfg, monkeypatch) -> None:
     path = export_for_human(export_cfg)
     before = path.read_bytes()
