@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
-from pricer.data.dataset import load_curated, save_curated
+from pricer.data.dataset import check_replaceable, load_curated, save_curated
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
@@ -37,6 +37,8 @@ from pricer.tracking.run import log_config, tracked_run
 
 def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
+    # Before the run and the work: save_curated checks again, after the items are curated.
+    check_replaceable(Path(cfg.output_dir))
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags

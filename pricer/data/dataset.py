@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pricer.data import cache, curation, sources
 from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, UserError
 from pricer.files import folder_problem
 from pricer.identity import comparable
 
@@ -376,11 +376,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# What save_curated writes in a split's folder, the manifest included: all a replace may delete.
+SPLIT_FILES = frozenset(
+    {"train.parquet", "test.parquet", "population.parquet", "report.json", cache.MANIFEST}
+)
+
+
+class NotASplit(UserError, FileExistsError):
+    """``pricer curate``'s output_dir holds something it did not write."""
+
+
+def check_replaceable(folder: Path) -> None:
+    """Raise ``NotASplit`` unless ``folder`` is absent, empty or a split: a replace swaps the
+    whole folder, and ``output_dir=<an existing folder>`` deleted whatever else it held."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():  # it was renamed out of sight, to a hidden name beside it
+        raise NotASplit(f"output_dir {folder} is a file, not a folder: choose another output_dir")
+    foreign = sorted(path.name for path in folder.iterdir() if path.name not in SPLIT_FILES)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise NotASplit(
+            f"output_dir {folder} holds files pricer curate did not write: "
+            f"{', '.join(foreign[:5])}{more}; a split replaces the whole folder: choose another "
+            "output_dir, or move them"
+        )
+
+
 def save_curated(curated: CuratedData, folder: Path, *, replace: bool = False) -> None:
     """Write a split to a folder (train/test/population Parquet + report.json), atomically and
     verifiably: see ``pricer.data.cache`` (a manifest of checksums is written last, and the
     folder appears in one rename). With ``replace`` an existing folder is swapped out only
-    once the new one is complete."""
+    once the new one is complete, and only if it holds nothing but a split
+    (``check_replaceable``)."""
+    if replace:
+        check_replaceable(folder)
 
     def write(staging: Path) -> None:
         curated.train.to_parquet(staging / "train.parquet")

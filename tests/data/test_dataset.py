@@ -28,6 +28,7 @@ from pricer.data.dataset import (
 )
 from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
+from pricer.errors import UserError
 from pricer.identity import comparable
 from pricer.models import base as models_base
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
@@ -554,6 +555,36 @@ def test_a_curated_folder_that_keeps_being_replaced_is_one_line(
     cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
     with pytest.raises(DataError, match=r"was replaced while it was read, 3 times: pricer curate"):
         load_curated(cfg.data, cfg.curation)
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda f: (f.mkdir(), (f / "notes.txt").write_text("mine")), r"files .*: notes\.txt"),
+        (lambda f: f.write_text("mine"), r"a file, not a folder"),
+    ],
+    ids=["a folder of someone's files", "a file"],
+)
+def test_replacing_a_split_leaves_what_curate_did_not_write(tmp_path: Path, make, why) -> None:
+    # `pricer curate output_dir=<an existing folder>` swapped the whole folder for the split
+    # and deleted what it held; a file there was renamed out of sight.
+    folder = tmp_path / "mine"
+    make(folder)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UserError, match=rf"^output_dir {folder} .*{why}"):
+        save_curated(_version("new"), folder, replace=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert "mine" in (
+        folder.read_text() if folder.is_file() else (folder / "notes.txt").read_text()
+    )
+
+
+def test_a_split_and_an_empty_folder_are_replaced(tmp_path: Path) -> None:
+    folder = tmp_path / "curated"
+    folder.mkdir()
+    save_curated(_version("old"), folder, replace=True)  # an empty folder: nothing to keep
+    save_curated(_version("new"), folder, replace=True)  # a split curate wrote: replaced
+    assert read_curated(folder).train["title"].iloc[0] == "new item 0"
 
 
 def test_a_curated_folder_that_is_not_there_points_at_pricer_curate(tmp_path: Path) -> None:
