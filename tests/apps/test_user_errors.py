@@ -70,6 +70,14 @@ def key(name: str) -> str:
         ("train", ["model=constant", "validation.size=-1"], "validation.size must be >= 0"),
         ("leaderboard", ["eval.size=0"], "size must be >= 1"),
         ("leaderboard", ["families=[constant,xgbost]"], r"unknown families \['xgbost'\]"),
+        # The family follows model=: "family=xgboost" trained tfidf_ridge (the default model)
+        # and recorded it as an xgboost run, which promote would then crown as xgboost.
+        (
+            "train",
+            ["family=xgboost"],
+            r"^error: family=xgboost with model=tfidf_ridge: .* choose the family with "
+            r"model=xgboost$",
+        ),
         # It named the first family's random_state, which the user never typed.
         ("train", ["seed=abc"], "seed must be an integer, got 'abc'"),
         ("leaderboard", ["seed=1.5"], "seed must be an integer, got 1.5"),
