@@ -15,9 +15,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import openai
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from openai.types.fine_tuning import FineTuningJob
 
 from pricer.data.dataset import check_replaceable, load_curated, save_curated
@@ -39,6 +40,7 @@ def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     # Before the run and the work: save_curated checks again, after the items are curated.
     check_replaceable(Path(cfg.output_dir))
+    _check_histogram_bins(cfg.histogram_bins)
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags
@@ -55,6 +57,21 @@ def run_curation(cfg: DictConfig) -> None:
             f"rejected: {report.rejections}",
             flush=True,
         )
+
+
+def _check_histogram_bins(bins: object) -> None:
+    """``histogram_bins`` as the charts take it: a count >= 1 or increasing edges. Unchecked,
+    "abc" or 0 failed in numpy's histogram, a traceback once the split had been curated."""
+    value = OmegaConf.to_container(bins) if isinstance(bins, ListConfig) else bins
+    try:
+        if isinstance(value, bool):  # numpy reads true as 1 bin
+            raise TypeError(value)
+        np.histogram_bin_edges([0.0, 1.0], bins=value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"histogram_bins must be a number of bins >= 1 or a list of increasing edges, "
+            f"got {value!r}"
+        ) from None
 
 
 def run_finetune(cfg: DictConfig) -> FineTuningJob:

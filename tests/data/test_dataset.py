@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -28,10 +29,11 @@ from pricer.data.dataset import (
 )
 from pricer.data.items import LIKE_TEST_COLUMN
 from pricer.data.sources import DataError, StageTimes
-from pricer.errors import UserError
+from pricer.errors import ConfigError, UserError
 from pricer.identity import comparable
 from pricer.models import base as models_base
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+from pricer.preparation import run_curation
 from tests.conftest import compose_config
 
 
@@ -585,6 +587,29 @@ def test_a_split_and_an_empty_folder_are_replaced(tmp_path: Path) -> None:
     save_curated(_version("old"), folder, replace=True)  # an empty folder: nothing to keep
     save_curated(_version("new"), folder, replace=True)  # a split curate wrote: replaced
     assert read_curated(folder).train["title"].iloc[0] == "new item 0"
+
+
+@pytest.mark.parametrize("bins", ["abc", "0", "2.5", "[50,10]"])
+def test_curate_refuses_histogram_bins_before_it_curates(
+    tracking_uri: str, tmp_path: Path, bins: str
+) -> None:
+    # numpy's ValueError or TypeError, a traceback once the split had been saved, and the
+    # curation run ended FAILED.
+    split = tmp_path / "split"
+    cfg = compose_config(
+        "curate",
+        [
+            f"output_dir={split}",
+            f"histogram_bins={bins}",
+            "data.n_records=3000",
+            "curation.split.test_size=200",
+            "curation.cache_dir=null",
+        ],
+    )
+    with pytest.raises(ConfigError, match=r"^histogram_bins must be a number of bins >= 1"):
+        run_curation(cfg)
+    assert not split.exists()
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
 def test_a_curated_folder_that_is_not_there_points_at_pricer_curate(tmp_path: Path) -> None:
