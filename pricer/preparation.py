@@ -12,7 +12,9 @@ Like ``pricer.experiment``, this is where data, a family's workflow and tracking
 
 from __future__ import annotations
 
+import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,47 @@ def _check_histogram_bins(bins: object) -> None:
         ) from None
 
 
+def _whole(least: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _number(above: float, *, inclusive: bool) -> Callable[[object], bool]:
+    def fits(v: object) -> bool:
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return v >= above if inclusive else v > above
+
+    return fits
+
+
+def _or_auto(fits: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda v: v == "auto" or fits(v)
+
+
+# What conf/finetune.yaml's keys take: key -> (wording, check).
+_FINETUNE_SETTINGS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "train_size": ("a whole number >= 1", _whole(1)),
+    "validation_size": ("a whole number >= 0", _whole(0)),
+    "poll_seconds": ("a number >= 0", _number(0, inclusive=True)),
+    "hyperparameters.n_epochs": ("auto or a whole number >= 1", _or_auto(_whole(1))),
+    "hyperparameters.batch_size": ("auto or a whole number >= 1", _or_auto(_whole(1))),
+    "hyperparameters.learning_rate_multiplier": (
+        "auto or a number > 0",
+        _or_auto(_number(0, inclusive=False)),
+    ),
+}
+
+
+def _check_finetune_settings(cfg: DictConfig) -> None:
+    """The sizes, the hyperparameters and the poll interval, before the cost is shown or
+    anything is uploaded. Unchecked, "abc" was a traceback once the items had loaded, and
+    train_size=0 or validation_size=-1 uploaded an empty file for a job the server refused."""
+    for key, (wanted, fits) in _FINETUNE_SETTINGS.items():
+        value = OmegaConf.select(cfg, key)
+        if not fits(value):
+            raise ConfigError(f"{key} must be {wanted}, got {value!r}")
+
+
 def run_finetune(cfg: DictConfig) -> FineTuningJob:
     """Fine-tune ``cfg.base_model`` (conf/finetune.yaml), or re-attach to ``cfg.job_id``.
 
@@ -82,6 +125,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     estimate, the training files, the job id, the fine-tuned model's name and the losses per
     step; a failed or cancelled job fails it with the server's reason (``ft.JobFailed``).
     """
+    _check_finetune_settings(cfg)
     settings = ClientSettings(**cfg.client)
     read_api_key(settings.api_key_env)  # a missing key fails before a bill is shown or confirmed
     run_tags = {tags.ENTRY_POINT: "finetune", tags.FT_BASE_MODEL: cfg.base_model}

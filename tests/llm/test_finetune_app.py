@@ -168,3 +168,36 @@ def test_without_an_api_key_it_stops_before_the_cost_is_shown(
     assert "estimate" not in capsys.readouterr().out.lower()
     assert not stub.state.counters
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # A TypeError and a ValueError traceback; the others went to the server: an empty
+        # training file uploaded (train_size=0), an empty validation file (validation_size=-1).
+        ("train_size=abc", r"^train_size must be a whole number >= 1, got 'abc'$"),
+        ("train_size=0", r"^train_size must be a whole number >= 1, got 0$"),
+        ("validation_size=-1", r"^validation_size must be a whole number >= 0, got -1$"),
+        (
+            "hyperparameters.n_epochs=abc",
+            r"^hyperparameters\.n_epochs must be auto or a whole number >= 1, got 'abc'$",
+        ),
+        (
+            "hyperparameters.batch_size=0",
+            r"^hyperparameters\.batch_size must be auto or a whole number >= 1, got 0$",
+        ),
+        (
+            "hyperparameters.learning_rate_multiplier=-1",
+            r"^hyperparameters\.learning_rate_multiplier must be auto or a number > 0, got -1$",
+        ),
+        ("poll_seconds=-5", r"^poll_seconds must be a number >= 0, got -5$"),
+    ],
+)
+def test_settings_that_do_not_fit_are_one_line_before_the_cost(
+    finetune_cfg, stub, capsys, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_finetune(finetune_cfg(override))
+    assert "estimate" not in capsys.readouterr().out.lower()
+    assert not stub.state.counters  # nothing uploaded, no job
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
