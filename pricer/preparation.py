@@ -30,7 +30,13 @@ from pricer.experiment import evaluation_items
 from pricer.files import unwritable
 from pricer.models.human import ExportError, export_items
 from pricer.models.llm import finetuning as ft
-from pricer.models.llm.client import ClientSettings, make_client, read_api_key
+from pricer.models.llm.client import (
+    ClientSettings,
+    ServerUnreachable,
+    check_reachable_now,
+    make_client,
+    read_api_key,
+)
 from pricer.models.llm.prompts import PromptTemplate
 from pricer.tracking import finetune as ft_log
 from pricer.tracking import names, tags
@@ -128,10 +134,11 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     _check_finetune_settings(cfg)
     settings = ClientSettings(**cfg.client)
     read_api_key(settings.api_key_env)  # a missing key fails before a bill is shown or confirmed
+    client = make_client(settings)
+    check_reachable_now(client, settings.server())  # so does a server that is not there
     run_tags = {tags.ENTRY_POINT: "finetune", tags.FT_BASE_MODEL: cfg.base_model}
     name = names.run_name("finetune", cfg.data.name)
     if cfg.job_id:  # resume: the files and the job exist already
-        client = make_client(settings)
         # The job's own base model, not the config's: a resumed job was made by another call.
         try:
             base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
@@ -145,7 +152,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
         }
         with tracked_run(cfg.tracking, run_name=name, tags=resumed):
             log_config(cfg)
-            return _follow(cfg, client, cfg.job_id)
+            return _follow(cfg, client, cfg.job_id, settings.server())
 
     prompt = PromptTemplate.from_config(cfg.prompt)
     prompt.validate(with_examples=False)
@@ -161,7 +168,6 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
             train_path, hyper.n_epochs, cfg.base_model, instantiate(cfg.catalogue)
         )
         ft.confirm(estimate, assume_yes=not cfg.confirm)
-        client = make_client(settings)
         with tracked_run(cfg.tracking, run_name=name, tags=run_tags):
             log_config(cfg)
             ft_log.log_estimate(estimate)
@@ -184,21 +190,28 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
             )
             ft_log.log_job_id(job.id)
             print(f"created fine-tuning job {job.id} (re-attach: job_id={job.id})", flush=True)
-            return _follow(cfg, client, job.id)
+            return _follow(cfg, client, job.id, settings.server())
 
 
-def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str) -> FineTuningJob:
+def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str, server: str) -> FineTuningJob:
     """Follow the job to its end, logging losses as they appear."""
     losses = ft.LossLog()
-    job = ft.follow_job(
-        client,
-        job_id,
-        poll_seconds=cfg.poll_seconds,
-        on_metrics=ft_log.log_losses,
-        progress=cfg.progress,
-        losses=losses,
-    )
-    ft_log.log_losses(losses.new(ft.result_losses(client, job)))  # steps the polls missed
+    try:
+        job = ft.follow_job(
+            client,
+            job_id,
+            poll_seconds=cfg.poll_seconds,
+            on_metrics=ft_log.log_losses,
+            progress=cfg.progress,
+            losses=losses,
+        )
+        ft_log.log_losses(losses.new(ft.result_losses(client, job)))  # steps the polls missed
+    except openai.APIConnectionError as error:
+        # A traceback that did not say the job was still running, nor how to follow it again.
+        raise ServerUnreachable(
+            f"cannot connect to {server} while fine-tuning job {job_id} was followed: the job "
+            f"goes on at the server; follow it again with job_id={job_id}"
+        ) from error
     # The bill as the job reports it, not only the estimate made before it (chars / 4,
     # n_epochs=auto assumed to be 3): the run records what the training cost.
     ft_log.log_fine_tuned(job, ft.training_cost(job, instantiate(cfg.catalogue)))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import socket
+
 import mlflow
+import openai
 import pytest
 
 from pricer.errors import ConfigError
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.catalogue import ModelCatalogue
+from pricer.models.llm.client import ServerUnreachable
 from pricer.preparation import run_finetune
 from tests.e2e.conftest import pricer_app, run_cli
 
@@ -201,3 +206,39 @@ def test_settings_that_do_not_fit_are_one_line_before_the_cost(
     assert "estimate" not in capsys.readouterr().out.lower()
     assert not stub.state.counters  # nothing uploaded, no job
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+
+
+def test_a_server_that_is_not_there_is_one_line_before_the_cost(finetune_cfg, capsys) -> None:
+    # An APIConnectionError traceback after the cost was confirmed, and a FAILED run.
+    url = closed_port_url()
+    with pytest.raises(ServerUnreachable, match=rf"^cannot connect to {re.escape(url)}$"):
+        run_finetune(finetune_cfg(f"client.base_url={url}"))
+    assert "estimate" not in capsys.readouterr().out.lower()
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    with pytest.raises(ServerUnreachable, match=rf"^cannot connect to {re.escape(url)}$"):
+        run_finetune(finetune_cfg(f"client.base_url={url}", "job_id=ftjob-1"))
+
+
+def test_a_server_lost_while_the_job_is_followed_says_how_to_reattach(
+    finetune_cfg, stub, monkeypatch
+) -> None:
+    # The job goes on at the server: the line says so, and how to follow it again.
+    follow = ft.follow_job
+
+    def server_gone(client: openai.OpenAI, job_id: str, **kwargs: object) -> object:
+        # The network gone once the job was made: the client's next call finds no server.
+        gone = client.with_options(base_url=closed_port_url(), max_retries=0)
+        return follow(gone, job_id, **kwargs)
+
+    monkeypatch.setattr(ft, "follow_job", server_gone)
+    with pytest.raises(ServerUnreachable, match=r"the job goes on.*job_id=ftjob-\S+$") as error:
+        run_finetune(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FAILED"
+    assert f"job_id={run.data.tags['ft.job_id']}" in str(error.value)

@@ -423,6 +423,20 @@ async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:
         return
 
 
+def check_reachable_now(client: openai.OpenAI, base_url: str) -> None:
+    """``check_reachable`` for a synchronous client (fine-tuning), before a cost is shown or
+    a job is asked for: against a closed port, the SDK's retries ran first, and then an
+    ``APIConnectionError`` traceback followed the confirmed cost."""
+    try:
+        client.with_options(max_retries=1).models.list()
+    except openai.APITimeoutError:
+        return
+    except openai.APIConnectionError as error:
+        raise ServerUnreachable(f"cannot connect to {base_url}") from error
+    except openai.APIError:
+        return
+
+
 async def chat_calls(
     settings: ClientSettings,
     requests: Sequence[dict[str, Any]],
