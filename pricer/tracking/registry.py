@@ -315,6 +315,7 @@ def compare(candidate_run_id: str, champion_run_id: str, settings: EvalSettings)
 
 def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVersion:
     """The candidate's model version under ``name``: the existing one, or a new registration."""
+    _require_datas(name, _registered_versions(client, name), candidate.data)
     try:
         existing = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
     except MlflowException as error:
@@ -424,6 +425,7 @@ def promote(cfg: DictConfig) -> Decision:
     # Before any run starts: a usage error leaves nothing behind in the store.
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
+    _require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
     filters = CandidateFilter.from_config(data, cfg.candidates)
     settings = EvalSettings.from_config(cfg.eval)
     tags = {
@@ -439,6 +441,7 @@ def promote(cfg: DictConfig) -> Decision:
         client = MlflowClient()
         with store_step("reading the champion"):
             current = champion_version(client, registry.model_name, registry.champion_alias)
+            _require_datas(registry.model_name, [current] if current else [], data)
             champion = None if current is None else _champion_candidate(current, registry)
         with store_step("searching the candidates"):
             pool = candidates(filters, champion.eval_digest if champion else None)
@@ -473,6 +476,43 @@ def promote(cfg: DictConfig) -> Decision:
             flush=True,
         )
         return decision
+
+
+def _require_datas_name(name: str, prefix: str, data: str) -> None:
+    """Refuse another data's registered model by its name, before any run: predict --data
+    <other> loads ``<prefix>-<other>``, and "data=synthetic registry.model_name=pricer-real"
+    made a synthetic model the real data's first champion."""
+    other = name.removeprefix(f"{prefix}-")
+    if other != name and other != data:
+        raise ConfigError(
+            f"registry.model_name={name} is {other} data's registered model (pricer predict "
+            f"--data {other} loads its {other} champion), not {data}'s: leave "
+            "registry.model_name out, or name a model of your own"
+        )
+
+
+def _registered_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of ``name``; none when there is no such registered model yet."""
+    quoted = name.replace("'", "\\'")
+    try:
+        return list(client.search_model_versions(f"name='{quoted}'"))
+    except MlflowException as error:  # no registered model yet (as in register)
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        return []
+
+
+def _require_datas(name: str, versions: list[ModelVersion], data: str) -> None:
+    """Refuse a registered model with versions evaluated on other data: a name of one's own
+    (``registry.model_name=team``) given to promotions of two data mixed them, and a champion
+    of other data was reported as "no candidate scored on the champion's test items"."""
+    others = sorted({v.tags.get("pricer.data", "") for v in versions} - {data, ""})
+    if others:
+        raise PromotionError(
+            f"{name} holds versions evaluated on {', '.join(others)} data, not {data}: a "
+            "registered model holds one data's models; no alias moved (leave "
+            "registry.model_name out, or name another model)"
+        )
 
 
 def decide(

@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import DictConfig
 
+from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.models.constant import ConstantPricer
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
@@ -265,6 +266,27 @@ def test_a_champion_is_only_ever_scored_on_the_chosen_data(client: MlflowClient)
     assert decision.candidate.run_id == synthetic
     assert client.get_model_version_by_alias(MODEL, "champion").run_id == synthetic
     assert client.get_model_version_by_alias("pricer-real", "champion").run_id == real
+
+
+def test_another_datas_registered_model_is_never_given_this_datas_champion(
+    client: MlflowClient,
+) -> None:
+    # "data=synthetic registry.model_name=pricer-real" crowned a synthetic model as the real
+    # data's champion, which `pricer predict --data real` then answered with.
+    training_run(BASE * 0.3, digest="synthetic-items")
+    with pytest.raises(ConfigError, match=r"^registry\.model_name=pricer-real is real data's .*"):
+        promote_with("registry.model_name=pricer-real")
+    assert client.search_registered_models() == []
+    assert promotion_runs() == []
+    # A name of one's own: its versions say which data it holds, and keep it to that data.
+    real = training_run(BASE, digest="real-items", data="real")
+    assert promote_with("registry.model_name=team", data="real").candidate.run_id == real
+    with pytest.raises(PromotionError, match=r"^team holds versions evaluated on real data, "):
+        promote_with("registry.model_name=team")
+    client.delete_registered_model_alias("team", "champion")  # its versions say it still
+    with pytest.raises(PromotionError, match=r"^team holds versions evaluated on real data, "):
+        promote_with("registry.model_name=team")
+    assert [v.run_id for v in client.search_model_versions("name='team'")] == [real]
 
 
 def test_promote_without_data_lists_the_choices_and_starts_no_run(client: MlflowClient) -> None:
