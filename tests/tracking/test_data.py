@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow.data.code_dataset_source import CodeDatasetSource
 
+from pricer.errors import ConfigError
+from pricer.experiment import run_family
 from pricer.tracking.data import SCHEMA_ROWS, ItemsDataset
+from tests.conftest import small_train_config
 
 
 def items(n: int) -> pd.DataFrame:
@@ -37,3 +42,15 @@ def test_items_dataset_has_the_full_inference_schema_and_counts_every_row(
     (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     assert json.loads(logged.dataset.profile)["num_rows"] == len(frame)
     assert logged.dataset.digest == "d"
+
+
+@pytest.mark.parametrize("name", ["real.v2", "team/real", "it's"])
+def test_a_data_name_mlflow_refuses_in_model_names_fails_before_any_run(
+    name: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    # MLflow refused the logged model's name (<family>-<data>) once the family was fitted:
+    # its traceback, and a FAILED run.
+    cfg = small_train_config("constant", tmp_path, f'data.name="{name}"')
+    with pytest.raises(ConfigError, match=r"^data\.name=.* MLflow refuses"):
+        run_family("constant", cfg)
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
