@@ -68,6 +68,9 @@ def on_trial_finishing(hook: Callable[[str], str | None] | None) -> None:
     _trial_finishing = hook
 
 
+EXPERIMENT_NAME_LIMIT = 500  # characters, MLflow's limit on an experiment's name
+
+
 def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     """Point MLflow at the configured store and experiment.
 
@@ -87,6 +90,12 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
         openai_flavor.autolog()
     if not str(tracking_cfg["experiment"]).strip():
         raise ConfigError("tracking.experiment is empty: name the experiment runs go to")
+    # The store's own limit: beyond it, MLflow's traceback as the experiment was created.
+    if len(str(tracking_cfg["experiment"])) > EXPERIMENT_NAME_LIMIT:
+        raise ConfigError(
+            f"tracking.experiment has {len(str(tracking_cfg['experiment']))} characters: "
+            f"MLflow takes up to {EXPERIMENT_NAME_LIMIT}"
+        )
     check_reachable(uri)
     # A new SQLite store: created by one process, the others wait.
     with unreachable_as_one_line(uri), open_store(uri):

@@ -11,9 +11,17 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from pricer.errors import ConfigError
 from pricer.models.constant import ConstantPricer
 from pricer.tracking.model import log_pricer
-from pricer.tracking.run import REDACTED, flatten_config, log_config, tracked_run
+from pricer.tracking.run import (
+    REDACTED,
+    configure_tracking,
+    flatten_config,
+    log_config,
+    tracked_run,
+)
+from tests.conftest import compose_config, project_experiment
 
 TRACKING = {
     "uri": None,
@@ -274,3 +282,13 @@ def test_the_blas_tag_names_the_same_libraries_whatever_was_imported_first() -> 
         for prefix in ("", first)
     ]
     assert said[0] == said[1]
+
+
+def test_an_experiment_name_the_store_refuses_is_one_line_before_any_run(
+    tracking_uri: str,
+) -> None:
+    # MLflow's "'name' exceeds the maximum length of 500 characters", with its traceback.
+    cfg = compose_config("train", ["tracking.experiment=" + "x" * 501])
+    with pytest.raises(ConfigError, match=r"^tracking\.experiment has 501 characters: "):
+        configure_tracking(cfg.tracking)
+    assert {e.name for e in mlflow.search_experiments()} == {project_experiment(), "Default"}
