@@ -167,6 +167,12 @@ class SweepCallback(Callback):
             )
         try:
             self.swept_keys = swept_keys(config)
+            families = swept_families(config)
+            if families:  # named after the default model, which no trial trained
+                label = ", ".join(families)
+                data = str(OmegaConf.select(config, "data.name"))
+                self.run_name = self.parent_name = names.run_name("sweep", label, data)
+                self.tags[tag_names.FAMILY] = label
             self.study = SharedStudy.from_config(config)
             if self.study is None:
                 # A signal while the run is created waits until it is noted (_opened).
@@ -461,6 +467,21 @@ def swept_keys(config: DictConfig) -> list[str]:
     ]
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     return list(dict.fromkeys([*keys, *(str(key) for key in params)]))
+
+
+def swept_families(config: DictConfig) -> list[str]:
+    """The families a multirun sweeps over (``-m model=svr,xgboost``, or a search space's
+    ``model``), in order; [] when its trials share one."""
+    parser = OverridesParser.create()
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    searched = [f"model={params['model']}"] if "model" in params else []
+    swept = [
+        override
+        for override in parser.parse_overrides([*task_overrides(config), *searched])
+        if override.key_or_group == "model" and override.is_sweep_override()
+    ]
+    families = [str(value) for override in swept for value in override.sweep_string_iterator()]
+    return list(dict.fromkeys(families))
 
 
 def task_overrides(config: DictConfig) -> list[str]:

@@ -309,6 +309,23 @@ def test_a_sweep_that_stops_early_leaves_its_parent_failed(sweep_config: DictCon
     assert parent.data.metrics["trials.finished"] == 1  # what did finish is still summarised
 
 
+def test_a_sweep_over_families_is_named_after_them_not_the_default(tracking_uri: str) -> None:
+    # `-m model=constant,linear` named its parent "sweep · tfidf_ridge · synthetic" and tagged
+    # it tfidf_ridge (the default model, which no trial trained): `pricer runs` then showed
+    # the best trial's test mae as a tfidf_ridge sweep's.
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["validation.size=50"], return_hydra_config=True)
+    OmegaConf.set_readonly(cfg, False)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = ["model=constant,linear", "validation.size=50"]
+    callback: SweepCallback = instantiate(cfg.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(cfg)
+    parent = mlflow.get_run(callback.parent_run_id)
+    callback._close("FINISHED")
+    assert parent.info.run_name == "sweep · constant, linear · synthetic"
+    assert parent.data.tags["pricer.family"] == "constant, linear"
+
+
 def test_a_sweep_without_validation_items_is_refused(sweep_config: DictConfig) -> None:
     with open_dict(sweep_config):
         sweep_config.validation.size = 0
