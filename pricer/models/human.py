@@ -80,7 +80,16 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
     written prices were no price. A blank price is no guess; one that is not a single amount
     above zero and at most ``ceiling`` ("12,99", "-5", "0", "1e9", "inf") is unreadable, and
     is no guess either: a slip is not averaged in as a price."""
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    # Each a pandas traceback: an empty file, another encoding, a quote left open.
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise GuessesError(f"{path}: no guesses, it is empty") from None
+    except UnicodeDecodeError:
+        raise GuessesError(f"{path}: it is not UTF-8 text; save it as CSV (UTF-8)") from None
+    except pd.errors.ParserError as error:
+        reason = str(error).splitlines()[0]
+        raise GuessesError(f"{path}: it is not a CSV table ({reason})") from None
     if "price" not in table.columns or not {"id", "text"} & set(table.columns):
         raise GuessesError(
             f"{path}: a guesses file needs a price column and an id or text column, "

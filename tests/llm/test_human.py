@@ -86,6 +86,23 @@ def test_missing_or_malformed_guesses_fail_clearly(tmp_path) -> None:
         HumanPricer(str(tmp_path / "bad.csv")).fit(pd.DataFrame({"text": []}), [])
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", r"it is empty"),
+        (b"\xff\xfe\x00p\x00r\x00i\x00c\x00e", r"it is not UTF-8 text"),
+        (b'id,price\n"a,1\nb,2\n', r"it is not a CSV table"),
+    ],
+    ids=["empty", "not utf-8", "an unclosed quote"],
+)
+def test_a_guesses_file_that_is_no_table_is_one_line(tmp_path, content: bytes, why: str) -> None:
+    # pandas' EmptyDataError, UnicodeDecodeError and ParserError, each a traceback.
+    path = tmp_path / "guesses.csv"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"^{path}: .*{why}"):
+        HumanPricer(str(path)).fit(pd.DataFrame({"text": []}), [])
+
+
 def test_ids_are_stable_hashes_of_the_text() -> None:
     assert item_id("red mug") == item_id("red mug") != item_id("red mug ")
     assert len(item_id("x")) == 16 and int(item_id("x"), 16) >= 0
