@@ -12,9 +12,11 @@ Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
+from pricer.errors import ConfigError
 from pricer.schemas import (
     AmazonSource,
     CandidatesConfig,
@@ -71,6 +73,21 @@ def _inherit_flags(parent: DictConfig) -> None:
         if isinstance(child, DictConfig):
             OmegaConf.set_readonly(child, None)
             _inherit_flags(child)
+
+
+def chosen_family(cfg: DictConfig) -> str:
+    """The family a train app's run is recorded as: its ``family`` key, which follows the model
+    chosen (conf/train.yaml), checked against that choice. Set by hand, "family=xgboost"
+    trained the default tfidf_ridge and recorded it as an xgboost run, which promote crowned
+    as xgboost."""
+    chosen = HydraConfig.get().runtime.choices.get("model")
+    if cfg.family != chosen:
+        raise ConfigError(
+            f"family={cfg.family} with model={chosen}: the family is the model chosen, and "
+            f"this would record a {chosen} run as {cfg.family}; choose the family with "
+            f"model={cfg.family}"
+        )
+    return str(cfg.family)
 
 
 def register() -> None:
