@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pricer import paths
 from pricer.errors import ConfigError
 from pricer.schemas import (
+    APP_SCHEMAS,
     AmazonSource,
     CandidatesConfig,
     ComputePrice,
@@ -98,6 +99,8 @@ def register() -> None:
         store.store(name=f"schema_{group}", node=schema_node(schema))
     for option, schema in DATA_SCHEMAS.items():
         store.store(name=f"schema_data_{option}", node=schema_node(schema))
+    for app, schema in APP_SCHEMAS.items():  # conf/<app>.yaml's own keys
+        store.store(name=f"schema_app_{app}", node=schema_node(schema))
 
 
 register()

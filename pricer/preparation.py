@@ -12,15 +12,12 @@ Like ``pricer.experiment``, this is where data, a family's workflow and tracking
 
 from __future__ import annotations
 
-import math
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import openai
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
 from pricer.data.dataset import check_replaceable, load_curated, save_curated
@@ -38,6 +35,7 @@ from pricer.models.llm.client import (
     read_api_key,
 )
 from pricer.models.llm.prompts import PromptTemplate
+from pricer.schemas import CurateConfig, FinetuneConfig
 from pricer.tracking import finetune as ft_log
 from pricer.tracking import names, tags
 from pricer.tracking.data import data_name, log_curation_charts, log_data_inputs
@@ -48,7 +46,7 @@ def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     # Before the run and the work: save_curated checks again, after the items are curated.
     check_replaceable(Path(cfg.output_dir))
-    _check_histogram_bins(cfg.histogram_bins)
+    CurateConfig.from_root(cfg)  # histogram_bins=0: numpy's traceback after the split was saved
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags
@@ -67,62 +65,6 @@ def run_curation(cfg: DictConfig) -> None:
         )
 
 
-def _check_histogram_bins(bins: object) -> None:
-    """``histogram_bins`` as the charts take it: a count >= 1 or increasing edges. Unchecked,
-    "abc" or 0 failed in numpy's histogram, a traceback once the split had been curated."""
-    value = OmegaConf.to_container(bins) if isinstance(bins, ListConfig) else bins
-    try:
-        if isinstance(value, bool):  # numpy reads true as 1 bin
-            raise TypeError(value)
-        np.histogram_bin_edges([0.0, 1.0], bins=value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"histogram_bins must be a number of bins >= 1 or a list of increasing edges, "
-            f"got {value!r}"
-        ) from None
-
-
-def _whole(least: int) -> Callable[[object], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
-
-
-def _number(above: float, *, inclusive: bool) -> Callable[[object], bool]:
-    def fits(v: object) -> bool:
-        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-            return False
-        return v >= above if inclusive else v > above
-
-    return fits
-
-
-def _or_auto(fits: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda v: v == "auto" or fits(v)
-
-
-# What conf/finetune.yaml's keys take: key -> (wording, check).
-_FINETUNE_SETTINGS: dict[str, tuple[str, Callable[[object], bool]]] = {
-    "train_size": ("a whole number >= 1", _whole(1)),
-    "validation_size": ("a whole number >= 0", _whole(0)),
-    "poll_seconds": ("a number >= 0", _number(0, inclusive=True)),
-    "hyperparameters.n_epochs": ("auto or a whole number >= 1", _or_auto(_whole(1))),
-    "hyperparameters.batch_size": ("auto or a whole number >= 1", _or_auto(_whole(1))),
-    "hyperparameters.learning_rate_multiplier": (
-        "auto or a number > 0",
-        _or_auto(_number(0, inclusive=False)),
-    ),
-}
-
-
-def _check_finetune_settings(cfg: DictConfig) -> None:
-    """The sizes, the hyperparameters and the poll interval, before the cost is shown or
-    anything is uploaded. Unchecked, "abc" was a traceback once the items had loaded, and
-    train_size=0 or validation_size=-1 uploaded an empty file for a job the server refused."""
-    for key, (wanted, fits) in _FINETUNE_SETTINGS.items():
-        value = OmegaConf.select(cfg, key)
-        if not fits(value):
-            raise ConfigError(f"{key} must be {wanted}, got {value!r}")
-
-
 def run_finetune(cfg: DictConfig) -> FineTuningJob:
     """Fine-tune ``cfg.base_model`` (conf/finetune.yaml), or re-attach to ``cfg.job_id``.
 
@@ -131,7 +73,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     estimate, the training files, the job id, the fine-tuned model's name and the losses per
     step; a failed or cancelled job fails it with the server's reason (``ft.JobFailed``).
     """
-    _check_finetune_settings(cfg)
+    FinetuneConfig.from_root(cfg)  # sizes, hyperparameters: before the cost or any upload
     settings = ClientSettings(**cfg.client)
     read_api_key(settings.api_key_env)  # a missing key fails before a bill is shown or confirmed
     client = make_client(settings)
@@ -227,10 +169,6 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str, server: str) ->
 def export_for_human(cfg: DictConfig) -> Path:
     """Write the evaluation items (exactly those every family is scored on) to
     ``cfg.output_path`` with an empty price column, for ``model=human``'s guesses."""
-    # Before the items load. Hydra passes "overwrite=no" through as the string "no", which
-    # read as true: a person's typed prices were replaced by empty ones.
-    if not isinstance(cfg.overwrite, bool):
-        raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
     # A folder there (output_path= is ".") was read as a table, a file in a folder's place
     # failed to be made one: tracebacks, after the items had loaded.
     if (why := unwritable(output := Path(cfg.output_path))) is not None:

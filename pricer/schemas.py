@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -351,3 +351,87 @@ class CuratedSource(ItemsSource):
     """``data=curated``: a split written by ``python -m pricer.curate`` to ``curated_dir``."""
 
     curated_dir: str
+
+
+# The apps' own keys, beside their groups: conf/<app>.yaml lists ``schema_app_<app>`` after its
+# groups, so Hydra types them while composing too (``train_size=abc``, ``overwrite=maybe`` fail
+# naming the key; ``overwrite=no`` is false, where it was the string "no", which read as true).
+# ``from_root`` checks their ranges, before any work.
+
+
+@dataclass(frozen=True)
+class CurateConfig(Settings):
+    """conf/curate.yaml's own keys: where the split is saved and the charts' bins."""
+
+    output_dir: str
+    histogram_bins: int
+
+    def __post_init__(self) -> None:
+        # 0 failed in numpy's histogram, a traceback once the split had been saved.
+        if self.histogram_bins < 1:
+            raise ConfigError(f"histogram_bins must be >= 1, got {self.histogram_bins}")
+
+
+@dataclass(frozen=True)
+class HumanExportConfig(Settings):
+    """conf/human_export.yaml's own keys."""
+
+    output_path: str
+    overwrite: bool
+
+
+@dataclass  # not frozen: OmegaConf would not merge values into it (read-only)
+class FinetuneHyperparameters:
+    """``hyperparameters`` in conf/finetune.yaml: "auto" or a number each (OmegaConf has no
+    such union: checked by ``FinetuneConfig``)."""
+
+    n_epochs: Any
+    batch_size: Any
+    learning_rate_multiplier: Any
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(Settings):
+    """conf/finetune.yaml's own keys (the client's and the catalogue's are theirs to check)."""
+
+    seed: int
+    base_model: str
+    train_size: int
+    validation_size: int
+    hyperparameters: FinetuneHyperparameters
+    suffix: str
+    job_id: str | None
+    confirm: bool
+    poll_seconds: float
+    progress: bool
+    catalogue: Any  # instantiated: pricer.models.llm.catalogue.ModelCatalogue
+    client: Any  # pricer.models.llm.client.ClientSettings
+
+    def __post_init__(self) -> None:
+        # train_size=0 or validation_size=-1 uploaded an empty file for a job the server
+        # refused; "abc" in a hyperparameter was a traceback once the items had loaded.
+        if self.train_size < 1:
+            raise ConfigError(f"train_size must be >= 1, got {self.train_size}")
+        if self.validation_size < 0:
+            raise ConfigError(f"validation_size must be >= 0, got {self.validation_size}")
+        if not 0 <= self.poll_seconds < float("inf"):
+            raise ConfigError(f"poll_seconds must be a number >= 0, got {self.poll_seconds}")
+        hyper = self.hyperparameters
+        for name, value, whole in (
+            ("n_epochs", hyper.n_epochs, True),
+            ("batch_size", hyper.batch_size, True),
+            ("learning_rate_multiplier", hyper.learning_rate_multiplier, False),
+        ):
+            if value == "auto":
+                continue
+            kinds = (int,) if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not 0 < value < 1e9:
+                wanted = "a whole number >= 1" if whole else "a number > 0"
+                raise ConfigError(f"hyperparameters.{name} must be auto or {wanted}, got {value!r}")
+
+
+APP_SCHEMAS: dict[str, type[Settings]] = {
+    "curate": CurateConfig,
+    "human_export": HumanExportConfig,
+    "finetune": FinetuneConfig,
+}

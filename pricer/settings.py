@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
 
 from hydra.utils import get_object
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from pricer.errors import ConfigError, unknown_name
@@ -59,6 +59,19 @@ class Settings:
             raise ConfigError(f"{cls.config_node or cls.__name__}: {error}") from None
         assert isinstance(settings, cls)
         return settings
+
+    @classmethod
+    def from_root(cls: type[S], cfg: DictConfig) -> S:
+        """The settings among an app's root keys (its groups beside them are not the class's)."""
+        values = {field.name: cfg[field.name] for field in dataclasses.fields(cls)}
+        return cls.from_config(
+            {
+                key: OmegaConf.to_container(value, resolve=True)
+                if isinstance(value, DictConfig | ListConfig)
+                else value
+                for key, value in values.items()
+            }
+        )
 
 
 def describe(error: OmegaConfBaseException, schema: str) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from hydra.errors import HydraException
+from omegaconf import DictConfig
 
 from pricer.data import sources
 from pricer.data.cache import remove_stale_staging
@@ -589,14 +591,8 @@ def test_a_split_and_an_empty_folder_are_replaced(tmp_path: Path) -> None:
     assert read_curated(folder).train["title"].iloc[0] == "new item 0"
 
 
-@pytest.mark.parametrize("bins", ["abc", "0", "2.5", "[50,10]"])
-def test_curate_refuses_histogram_bins_before_it_curates(
-    tracking_uri: str, tmp_path: Path, bins: str
-) -> None:
-    # numpy's ValueError or TypeError, a traceback once the split had been saved, and the
-    # curation run ended FAILED.
-    split = tmp_path / "split"
-    cfg = compose_config(
+def _curate_config(split: Path, bins: str) -> DictConfig:
+    return compose_config(
         "curate",
         [
             f"output_dir={split}",
@@ -606,8 +602,22 @@ def test_curate_refuses_histogram_bins_before_it_curates(
             "curation.cache_dir=null",
         ],
     )
-    with pytest.raises(ConfigError, match=r"^histogram_bins must be a number of bins >= 1"):
-        run_curation(cfg)
+
+
+@pytest.mark.parametrize("bins", ["abc", "2.5", "[50,10]"])
+def test_curate_types_histogram_bins_while_composing(tmp_path: Path, bins: str) -> None:
+    # numpy's ValueError or TypeError, a traceback once the split had been saved, and the
+    # curation run ended FAILED. Typed by pricer.schemas.CurateConfig: Hydra names the key.
+    with pytest.raises(HydraException, match="histogram_bins"):
+        _curate_config(tmp_path / "split", bins)
+
+
+def test_curate_refuses_histogram_bins_out_of_range_before_it_curates(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    split = tmp_path / "split"
+    with pytest.raises(ConfigError, match=r"^histogram_bins must be >= 1, got 0$"):
+        run_curation(_curate_config(split, "0"))
     assert not split.exists()
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
