@@ -65,6 +65,10 @@ COMPARED_METRICS = [
     "data.sampled",
     "data.train_items",
     "data.test_items",
+    # A promotion's: the candidate, the champion it was compared with, and the paired test.
+    "candidate.mae",
+    "champion.mae",
+    "p_value",
 ]
 
 
@@ -449,6 +453,12 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     if any(best_trials):  # a sweep's: which trial, and its run for `pricer runs`
         rows["best trial"] = [trial or "" for trial in best_trials]
         rows["best run"] = [run.data.tags.get(tags.SWEEP_BEST_RUN, "")[:SHORT_ID] for run in runs]
+    decisions = [run.data.tags.get("pricer.decision", "") for run in runs]
+    if any(decisions):  # a promotion's: what it did, and to which version
+        rows["decision"] = decisions
+        rows["registered version"] = [
+            run.data.tags.get("pricer.registered_version", "") for run in runs
+        ]
     for key in COMPARED_METRICS:
         values = [run.data.metrics.get(key) for run in runs]
         if any(v is not None for v in values):
@@ -466,8 +476,10 @@ def _format(key: str, value: float | None) -> str:
     undefined = _undefined(value)
     if undefined is not None:
         return undefined
-    if key.startswith(("mae", "validation.mae", "best_mae", "best.")):
+    if key.startswith(("mae", "validation.mae", "best_mae", "best.", "candidate.", "champion.")):
         return _dollars(value)
+    if key == "p_value":
+        return f"{value:.4f}"
     if key in ("hit_rate", "failure_rate"):
         return f"{value:.1%}"
     if key.startswith(("trials.", "data.")):  # counts

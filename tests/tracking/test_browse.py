@@ -347,6 +347,19 @@ def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) 
     assert shown(curation.info.run_id)["data.train_items"] == "38,424"
 
 
+def test_a_promotion_shown_alone_shows_its_decision_and_figures(tracking_uri: str) -> None:
+    # `pricer runs <promotion>` printed its name, status, data and start only, where the list
+    # said "challenger, candidate mae $20.17": not the decision, the version, nor the test.
+    with mlflow.start_run(run_name="promote · synthetic", tags={tags.KIND: "promotion"}) as run:
+        mlflow.set_tags({"pricer.decision": "challenger", "pricer.registered_version": "2"})
+        mlflow.log_metrics({"candidate.mae": 20.1714, "champion.mae": 22.6577, "p_value": 0.08396})
+    lines = browse.run_summary(mlflow.get_run(run.info.run_id))
+    shown = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in lines)
+    assert shown["decision"] == "challenger" and shown["registered version"] == "2"
+    assert shown["candidate.mae"] == "$20.17" and shown["champion.mae"] == "$22.66"
+    assert shown["p_value"] == "0.0840"
+
+
 def test_compare_says_which_model_answered_an_llm_run(tracking_uri: str) -> None:
     # Two frontier runs asked for gpt-4o-mini: one was priced by a proxy's substitute, and
     # side by side nothing told them apart.
