@@ -18,7 +18,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.entities import RunStatus
@@ -28,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
 from pricer.errors import ConfigError, one_line
+from pricer.files import folder_problem
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
@@ -109,6 +112,7 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
     for attempt in range(3):
         try:
             if mlflow.get_experiment_by_name(name) is None and artifact_location:
+                _require_local_folder(artifact_location)
                 mlflow.create_experiment(name, artifact_location=artifact_location)
             mlflow.set_experiment(name)
             return
@@ -116,6 +120,27 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
             # Both saw no experiment, the other created it first: it exists now, use it.
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS) or attempt == 2:
                 raise
+
+
+def _require_local_folder(location: str) -> None:
+    """A local artifact location must be a folder files can be written in: a new experiment
+    keeps it for good, and one under a file failed every run's first artifact (its traceback,
+    a FAILED run). Other stores' locations (s3://, mlflow-artifacts:) are theirs to check."""
+    parsed = urlsplit(location)
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) > 1:  # "C:" is a drive
+        return
+    folder = Path(parsed.path if parsed.scheme == "file" else location)
+    why = folder_problem(folder)  # a file in the way, a folder not writable
+    if why is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a place no folder can be made (/proc, a full disk)
+            why = error.strerror or str(error)
+    if why is not None:
+        raise ConfigError(
+            f"tracking.artifact_location={location}: {why}; point it at a folder run files "
+            "can be written in"
+        )
 
 
 @contextmanager

@@ -292,3 +292,19 @@ def test_an_experiment_name_the_store_refuses_is_one_line_before_any_run(
     with pytest.raises(ConfigError, match=r"^tracking\.experiment has 501 characters: "):
         configure_tracking(cfg.tracking)
     assert {e.name for e in mlflow.search_experiments()} == {project_experiment(), "Default"}
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_artifact_location_that_cannot_hold_files_is_one_line_before_the_experiment(
+    tracking_uri: str, tmp_path: Path, where: str
+) -> None:
+    # The experiment was created with it, and every run in it failed at its first artifact
+    # with a NotADirectoryError traceback.
+    (tmp_path / "notes.txt").write_text("mine")
+    location = tmp_path / "notes.txt" if where == "a file" else tmp_path / "notes.txt" / "runs"
+    cfg = compose_config(
+        "train", ["tracking.experiment=new", f"tracking.artifact_location={location}"]
+    )
+    with pytest.raises(ConfigError, match=r"^tracking\.artifact_location=.*notes\.txt is a file"):
+        configure_tracking(cfg.tracking)
+    assert mlflow.get_experiment_by_name("new") is None
