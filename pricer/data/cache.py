@@ -15,8 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,9 +53,10 @@ def write_entry(
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(folder.parent)
-    staging = Path(
-        tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}{staging_infix(os.getpid())}")
-    )
+    # Not tempfile.mkdtemp: its folder is 0700 whatever the umask, and the rename keeps the
+    # mode, so a split curated for a team was readable by its writer alone.
+    staging = folder.parent / f".{folder.name}{staging_infix(os.getpid())}{secrets.token_hex(6)}"
+    staging.mkdir()  # 0777 less the umask, as any new folder
     retired = None
     try:
         write_files(staging)

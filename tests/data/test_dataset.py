@@ -622,6 +622,17 @@ def test_curate_refuses_histogram_bins_out_of_range_before_it_curates(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_a_split_is_readable_as_any_new_folder_is(tmp_path: Path) -> None:
+    # Made by tempfile.mkdtemp, the split's folder was 0700 whatever the umask: a split
+    # curated for the team (data=curated) could be read by its writer alone.
+    umask = os.umask(0o022)
+    try:
+        save_curated(_version("new"), tmp_path / "curated", replace=True)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "curated").stat().st_mode & 0o777 == 0o755
+
+
 def test_a_curated_folder_that_is_not_there_points_at_pricer_curate(tmp_path: Path) -> None:
     # It said "item file not found: .../train.parquet", nothing of how to make one.
     cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'none'}"])
