@@ -168,7 +168,15 @@ def browse(app: str, argv: Sequence[str]) -> int:
         if len(args.runs) < 2:
             parser.error("give at least two runs to compare")
         found = [store.find_run(run_id, args.experiment) for run_id in args.runs]
-        print(store.compare_runs(found).to_string())
+        # Each run once: "compare abc abc" (or two prefixes of one run) showed it twice, side by
+        # side, as if two runs had given the same figures.
+        distinct = list({run.info.run_id: run for run in found}.values())
+        if len(distinct) < 2:
+            raise UserError(
+                f"{' and '.join(args.runs)} name one run, {distinct[0].info.run_id}: "
+                "give two different runs to compare"
+            )
+        print(store.compare_runs(distinct).to_string())
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)

@@ -82,6 +82,16 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     assert "param model._target_" not in compared.stdout
     assert "param eval.size" not in compared.stdout  # the same for both
 
+    # One run named twice (a prefix and the whole id): it was shown twice, side by side.
+    twice = run_cli(
+        [PRICER, "compare", ids[0], children["constant"].info.run_id], tracking_uri, tmp_path
+    )
+    assert twice.returncode == 2 and twice.stdout == ""
+    assert twice.stderr.strip() == (
+        f"error: {ids[0]} and {children['constant'].info.run_id} name one run, "
+        f"{children['constant'].info.run_id}: give two different runs to compare"
+    )
+
     missing = run_cli([PRICER, "compare", "ffff0000", ids[0]], tracking_uri, tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
