@@ -427,8 +427,14 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     if len(set(digests)) > 1:
         rows["eval digest"] = [_shorten(digest, SHORT_ID + 1) for digest in digests]
     # Same code and data, other figures: the machine's BLAS kernel, or the SIMD extensions
-    # numpy's own kernels use, moves them by dollars.
-    for label, tag in (("cpu", tags.CPU), ("blas", tags.BLAS), ("simd", tags.SIMD)):
+    # numpy's own kernels use, moves them by dollars; the thread count by fractions of a cent
+    # (a sweep trial in joblib's workers against the same settings run alone).
+    for label, tag in (
+        ("cpu", tags.CPU),
+        ("blas", tags.BLAS),
+        ("simd", tags.SIMD),
+        ("threads", tags.THREADS),
+    ):
         machines = [run.data.tags.get(tag, "") for run in runs]
         if len(set(machines)) > 1:
             rows[label] = [_shorten(machine) for machine in machines]

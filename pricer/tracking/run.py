@@ -161,6 +161,7 @@ def tracked_run(
     all_tags = {
         **git_tags(),
         **machine_tags(),
+        **thread_tags(),
         **process_tags(),
         **{str(k): str(v) for k, v in (tracking_cfg["tags"] or {}).items()},
         **trial_tags,
@@ -321,6 +322,31 @@ def machine_tags() -> dict[str, str]:
     if simd:
         found[tag_names.SIMD] = simd
     return found
+
+
+# The variables that set those thread counts for the libraries pricer's families load (OpenBLAS
+# or MKL under numpy and scipy, OpenMP under scikit-learn and the boosters); each library reads
+# its own first, so a replay needs each one that was set, not OMP_NUM_THREADS alone (joblib's
+# workers with OMP_NUM_THREADS=2 exported still ran OpenBLAS on 1 thread: loky set its own).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_tags() -> dict[str, str]:
+    """The threads this process's BLAS and OpenMP libraries use (see ``tags.THREADS``).
+
+    Not cached with ``machine_tags``: the counts are the process's, not the machine's.
+    """
+    import sklearn  # noqa: F401  # loads its OpenMP runtime: a run opened first named BLAS alone
+    from threadpoolctl import threadpool_info
+
+    machine_tags()  # numpy's and scipy's BLAS loaded, as there
+    counts = sorted({f"{pool['user_api']} {pool['num_threads']}" for pool in threadpool_info()})
+    return {tag_names.THREADS: ", ".join(counts)} if counts else {}
+
+
+def thread_settings() -> dict[str, str]:
+    """The thread-count variables set in this process's environment, by name."""
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
 
 
 def _numpy_simd() -> str | None:

@@ -59,6 +59,7 @@ from pricer.tracking.run import (
     on_trial_finishing,
     redact_text,
     redacted_config,
+    thread_settings,
 )
 from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, store_cause
 from pricer.tracking.study import (
@@ -249,7 +250,9 @@ class SweepCallback(Callback):
         tags = {
             TRIAL_TAG: trial,
             OVERRIDES_TAG: json.dumps(overrides),
-            REPLAY_TAG: replay_command(overrides, family, self.validation_size),
+            # With the thread counts the trial ran with, where something set them: joblib's
+            # workers run on cores // n_jobs, and its figures are that count's (tags.THREADS).
+            REPLAY_TAG: replay_command(overrides, family, self.validation_size, thread_settings()),
         }
         if self.study is not None:
             tags[STUDY_TAG] = self.study.study_name
@@ -490,10 +493,16 @@ def task_overrides(config: DictConfig) -> list[str]:
     return [str(item) for item in OmegaConf.to_container(config.hydra.overrides.task)]  # type: ignore[union-attr]
 
 
-def replay_command(overrides: Sequence[str], family: str, validation_size: int) -> str:
+def replay_command(
+    overrides: Sequence[str],
+    family: str,
+    validation_size: int,
+    environment: Mapping[str, str] | None = None,
+) -> str:
     """The command that runs one trial again, alone: its overrides without the search
     (``hparams_search=...`` is a multirun's, and without it ``validation.size`` fell back to
-    0: another training set), and without Hydra's own settings."""
+    0: another training set), and without Hydra's own settings; preceded by the variables of
+    ``environment`` it ran with (the thread counts a launcher's worker set)."""
     kept = [
         item
         for item in overrides
@@ -505,7 +514,8 @@ def replay_command(overrides: Sequence[str], family: str, validation_size: int) 
         kept.insert(0, f"model={family}")
     if "validation.size" not in keys:
         kept.append(f"validation.size={validation_size}")
-    return " ".join(["pricer", "train", *map(shlex.quote, kept)])
+    settings = [f"{name}={shlex.quote(value)}" for name, value in (environment or {}).items()]
+    return " ".join([*settings, "pricer", "train", *map(shlex.quote, kept)])
 
 
 def trial_overrides(overrides: str) -> dict[str, str]:

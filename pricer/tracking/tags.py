@@ -31,6 +31,11 @@ BLAS = "pricer.blas"  # e.g. "openblas 0.3.31 Haswell"
 # numpy's own kernels (log, exp, sums) dispatch to the CPU's SIMD extensions, outside BLAS:
 # xgboost $92.65 with AVX-512, $95.73 without, same CPU name and OpenBLAS kernel.
 SIMD = "pricer.simd"  # e.g. "numpy X86_V3 X86_V4 AVX512_ICL"; "numpy baseline" for none
+# The threads the BLAS and OpenMP libraries split their work over: the same machine gives other
+# figures with another count. A trial in joblib's workers (hydra/launcher=joblib) runs with
+# cores // n_jobs (loky sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, ...): tfidf_ridge alpha=0.549
+# validation.size=2000 gave mae $22.158 and 86.8% hits in one, $22.160 and 87.2% alone on 2 cores.
+THREADS = "pricer.threads"  # e.g. "blas 2, openmp 2"
 EVAL_DIGEST = (
     "pricer.eval_digest"  # digest of the evaluation items: runs with equal digests compare
 )

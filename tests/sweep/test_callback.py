@@ -31,6 +31,9 @@ from pricer.tracking.sweep import (
 )
 from pricer.validation import OBJECTIVE
 
+# What joblib's workers set (besides others no library of pricer's reads), and a shell may.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 @pytest.fixture(autouse=True)
 def no_sweep_in_the_environment() -> Iterator[None]:
@@ -39,6 +42,13 @@ def no_sweep_in_the_environment() -> Iterator[None]:
     yield
     for name in (SWEEP_PARENT_ENV, SWEEP_TAGS_ENV):
         os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def threads_as_a_plain_process_has_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No thread count from the shell: a replay carries the ones its trial ran with."""
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -179,6 +189,36 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
     history = mlflow.MlflowClient().get_metric_history(parent_id, f"trial.{OBJECTIVE}")
     assert sorted((m.step, m.value) for m in history) == [(0, 50.0), (1, 40.0)]
     assert SWEEP_PARENT_ENV not in os.environ  # nothing leaks into later runs
+
+
+def test_a_trial_in_a_launchers_worker_replays_with_the_worker_s_threads(
+    sweep_config: DictConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # joblib's workers (hydra/launcher=joblib) start with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS
+    # and MKL_NUM_THREADS at cores // n_jobs: on 2 cores and n_jobs=2 tfidf_ridge alpha=0.549
+    # gave mae $22.158 and 86.8% hits there, $22.160 and 87.2% from its replay, which ran
+    # OpenBLAS on both cores. The replay now sets what the worker had, and gives $22.158.
+    from threadpoolctl import threadpool_limits
+
+    callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(sweep_config)
+    parent_id = callback.parent_run_id or ""
+    alone = run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, "1")
+    with threadpool_limits(1):  # what those variables gave a worker as its libraries loaded
+        worker = run_trial(callback, trial_config(sweep_config, 1, "median"), 40.0)
+    callback.on_multirun_end(sweep_config)
+
+    runs = {run.info.run_id: run.data.tags for run in children(parent_id)}
+    assert runs[alone]["pricer.sweep.replay"] == (
+        "pricer train model=constant model.statistic=mean validation.size=50"
+    )
+    assert runs[worker]["pricer.sweep.replay"] == (
+        "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "
+        "pricer train model=constant model.statistic=median validation.size=50"
+    )
+    assert runs[worker]["pricer.threads"] == "blas 1, openmp 1"  # the counts it ran with
 
 
 def test_a_sweep_saves_a_view_of_its_trials_best_first(

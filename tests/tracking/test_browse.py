@@ -260,6 +260,13 @@ def test_compare_says_when_runs_came_from_other_machines(tracking_uri: str) -> N
         "numpy X86_V3 X86_V4 AVX512_ICL",
         "numpy X86_V3",
     ]
+    # The same machine, another thread count: a sweep trial in joblib's workers (1 thread on
+    # 2 cores, n_jobs=2) against its replay alone (2), cents apart.
+    threads = runs_tagged(
+        *({tags.FAMILY: "tfidf_ridge", "pricer.threads": count} for count in ("blas 1", "blas 2")),
+        mae=22.16,
+    )
+    assert browse.compare_runs(threads).loc["threads"].tolist() == ["blas 1", "blas 2"]
 
 
 def test_a_figure_that_is_no_number_says_so(tracking_uri: str) -> None:
