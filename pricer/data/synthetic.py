@@ -104,22 +104,10 @@ def _validated_price_model(values: Mapping[str, Any]) -> PriceModel:
 
 
 def iter_raw_batches(
-    n_records: int,
-    seed: int,
-    batch_size: int,
-    *,
-    category_weights: Mapping[str, float],
-    price_noise: float,
-    min_price: float,
-    max_price: float,
-    missing_price_share: float,
-    messy_price_share: float,
-    dollar_format_share: float,
-    junk_share: float,
-    duplicate_share: float,
-    price_model: Mapping[str, Any],
+    n_records: int, seed: int, batch_size: int, **generator: Any
 ) -> Iterator[pd.DataFrame]:
-    """Yield raw records in batches of ``batch_size`` (the last may be smaller).
+    """Yield raw records in batches of ``batch_size`` (the last may be smaller), drawn with
+    the settings of ``generator`` (``_validated_settings``'s keywords: data.generator).
 
     Each batch has its own generator spawned from ``seed``, so output is deterministic for
     given arguments and batches never depend on each other (millions of rows can stream).
@@ -130,18 +118,7 @@ def iter_raw_batches(
     if n_records < 0 or batch_size < 1:
         raise ValueError(f"need n_records >= 0 and batch_size >= 1, got {n_records}, {batch_size}")
     try:
-        settings = _validated_settings(
-            category_weights,
-            price_noise=price_noise,
-            min_price=min_price,
-            max_price=max_price,
-            missing_price_share=missing_price_share,
-            messy_price_share=messy_price_share,
-            dollar_format_share=dollar_format_share,
-            junk_share=junk_share,
-            duplicate_share=duplicate_share,
-            price_model=price_model,
-        )
+        settings = _validated_settings(**generator)  # the keywords of data.generator
     except ValueError as error:
         raise ConfigError(f"data.generator: {error}") from None
     return _batches(n_records, seed, batch_size, settings)

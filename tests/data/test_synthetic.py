@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from pricer.data import synthetic
 from pricer.data.synthetic import RAW_COLUMNS, generate_raw, iter_raw_batches
 from pricer.errors import ConfigError
+from pricer.schemas import SyntheticGenerator
 from tests.conftest import compose_config
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
@@ -59,15 +62,12 @@ def parse_price(text: str) -> float:
 
 
 def test_config_keys_are_exactly_the_generator_keyword_arguments(config: Any) -> None:
-    # generate_raw passes its keyword arguments on to iter_raw_batches.
-    keyword_only = {
-        name: parameter
-        for name, parameter in inspect.signature(iter_raw_batches).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    assert set(keyword_only) == set(config.generator)
+    # generate_raw and iter_raw_batches pass their keyword arguments on to this check; the
+    # schema types the same keys while Hydra composes.
+    parameters = inspect.signature(synthetic._validated_settings).parameters
+    assert set(parameters) == set(config.generator) == {f.name for f in fields(SyntheticGenerator)}
     # The YAML is the single source of settings: no defaults hidden in code.
-    assert all(p.default is inspect.Parameter.empty for p in keyword_only.values())
+    assert all(p.default is inspect.Parameter.empty for p in parameters.values())
     assert config.source == "synthetic"
 
 

@@ -23,7 +23,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -413,28 +414,30 @@ async def check_reachable(client: openai.AsyncOpenAI, base_url: str) -> None:
     from a server without that route or a 401, means something listens; only a failure to
     connect at all stops the batch. A timeout does not: a slow server is not a missing one.
     """
-    try:
+    with _unreachable_if_nothing_listens(base_url):
         await client.with_options(max_retries=1).models.list()
-    except openai.APITimeoutError:
-        return
-    except openai.APIConnectionError as error:
-        raise ServerUnreachable(f"cannot connect to {base_url}") from error
-    except openai.APIError:
-        return
 
 
 def check_reachable_now(client: openai.OpenAI, base_url: str) -> None:
     """``check_reachable`` for a synchronous client (fine-tuning), before a cost is shown or
     a job is asked for: against a closed port, the SDK's retries ran first, and then an
     ``APIConnectionError`` traceback followed the confirmed cost."""
-    try:
+    with _unreachable_if_nothing_listens(base_url):
         client.with_options(max_retries=1).models.list()
-    except openai.APITimeoutError:
-        return
+
+
+@contextmanager
+def _unreachable_if_nothing_listens(base_url: str) -> Iterator[None]:
+    """Around one request: ``ServerUnreachable`` if it could not connect at all; any HTTP
+    answer (a 404, a 401) or a timeout (a slow server is not a missing one) passes."""
+    try:
+        yield
+    except openai.APITimeoutError:  # an APIConnectionError too: let it pass first
+        pass
     except openai.APIConnectionError as error:
         raise ServerUnreachable(f"cannot connect to {base_url}") from error
     except openai.APIError:
-        return
+        pass
 
 
 async def chat_calls(
