@@ -102,6 +102,10 @@ class UnloadableCandidate(PromotionError):
     """The best candidate's logged model file is missing, damaged or refused."""
 
 
+class UnloadableChampion(PromotionError):
+    """The champion's logged model is deleted, or its files missing, damaged or refused."""
+
+
 class ChampionMoved(PromotionError):
     """Another promotion moved the champion alias while this one compared against it."""
 
@@ -231,18 +235,7 @@ def _check_candidate_model(model_uri: str) -> None:
     became champion and predict refused it. Its files missing or damaged send the user to
     retrain; the artifact store failing (its download failed, its listing holds the files or
     fails too) sends them to promote again, as it did not before."""
-    try:
-        check_logged_model(model_uri)
-    except UnsafeModelFile as error:
-        raise _unloadable(model_uri, error) from error
-    except STORE_ERRORS as error:  # MLflow's "No such artifact" too: the files may be gone
-        if _lists_no(model_uri, "MLmodel"):
-            raise _unloadable(model_uri, error) from error
-        raise StoreUnreachable(
-            f"the artifact store failed while the candidate's model {model_uri} was read "
-            f"({type(error).__name__}: {_last_line(error)}): no alias moved; promote again "
-            "once it answers"
-        ) from None  # chained, its lines were added to the line (errors.one_line)
+    _check_model(model_uri, "the candidate's model", lambda error: _unloadable(model_uri, error))
 
 
 def _unloadable(model_uri: str, error: Exception) -> UnloadableCandidate:
@@ -250,6 +243,50 @@ def _unloadable(model_uri: str, error: Exception) -> UnloadableCandidate:
         f"the candidate's model {model_uri} cannot be loaded ({str(error).splitlines()[0]}): "
         "no alias moved; retrain to log it again, or delete the run to promote the next best"
     )
+
+
+def _check_champion_model(version: ModelVersion, registry: RegistrySettings) -> None:
+    """Refuse to compare with a champion that predict and serve cannot load: its LoggedModel
+    deleted or its files removed, a worse candidate left it champion ("champion unchanged")
+    while predict failed. Checked as predict loads it: the version, its files against their
+    sha256, its pricer file."""
+    alias = registry.champion_alias
+    uri = f"models:/{version.name}/{version.version}"
+
+    def unloadable(error: Exception) -> UnloadableChampion:
+        return UnloadableChampion(
+            f"{registry.model_name}@{alias} (version {version.version}) cannot be loaded "
+            f"({str(error).splitlines()[0]}): predict and serve cannot use it, no alias moved "
+            f"(delete the {alias} alias to crown a new one)"
+        )
+
+    _check_model(uri, f"the {alias}'s model", unloadable)
+
+
+def _check_model(
+    model_uri: str, whose: str, unloadable: Callable[[Exception], PromotionError]
+) -> None:
+    """Raise ``unloadable(error)`` if the model cannot be loaded, ``StoreUnreachable`` if the
+    artifact store failed while it was read."""
+    try:
+        check_logged_model(model_uri)
+    except UnsafeModelFile as error:
+        raise unloadable(error) from error
+    except STORE_ERRORS as error:  # MLflow's "No such artifact" too: the files may be gone
+        # A deleted LoggedModel cannot be listed either: the tracking store says it is gone.
+        if _gone(error) or _lists_no(model_uri, "MLmodel"):
+            raise unloadable(error) from error
+        raise StoreUnreachable(
+            f"the artifact store failed while {whose} {model_uri} was read "
+            f"({type(error).__name__}: {_last_line(error)}): no alias moved; promote again "
+            "once it answers"
+        ) from None  # chained, its lines were added to the line (errors.one_line)
+
+
+def _gone(error: Exception) -> bool:
+    """Whether MLflow said the model (or its files) does not exist, not that it failed."""
+    missing = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+    return isinstance(error, MlflowException) and error.error_code == missing
 
 
 def _lists_no(artifact_uri: str, name: str) -> bool:
@@ -443,6 +480,8 @@ def promote(cfg: DictConfig) -> Decision:
             current = champion_version(client, registry.model_name, registry.champion_alias)
             _require_datas(registry.model_name, [current] if current else [], data)
             champion = None if current is None else _champion_candidate(current, registry)
+        if current is not None:  # before any candidate is compared with it
+            _check_champion_model(current, registry)
         with store_step("searching the candidates"):
             pool = candidates(filters, champion.eval_digest if champion else None)
         candidate = pool[0]

@@ -362,7 +362,9 @@ def test_an_artifact_store_failing_while_the_candidate_s_model_is_checked_is_not
     better = training_run(BASE * 0.5)
     downloading = mlflow.artifacts.download_artifacts
 
-    def unavailable(*args: object, **kwargs: object) -> str:
+    def unavailable(uri: str, *args: object, **kwargs: object) -> str:
+        if uri.startswith(f"models:/{MODEL}/"):  # the champion's, checked first, answers
+            return downloading(uri, *args, **kwargs)
         raise failure
 
     with monkeypatch.context() as store_down:
@@ -669,6 +671,39 @@ def test_a_champion_whose_run_is_gone_from_the_store_is_one_line(client: MlflowC
     with pytest.raises(IncomparableChampion, match=f"run {champion}, which is gone from"):
         promote_with()
     assert aliases(client) == {"champion": "1"}
+
+
+@pytest.mark.parametrize("removed", ["its LoggedModel", "its files"])
+def test_a_champion_whose_model_is_gone_is_one_line_and_stays_where_it_is(
+    client: MlflowClient, removed: str
+) -> None:
+    # It stayed champion: promote compared candidates with its run's per-item table and said
+    # "champion unchanged", while predict and serve could not load it.
+    from pricer.errors import one_line
+    from pricer.tracking.champions import ModelNotFound, fetch_verified
+
+    champion_and_challenger()
+    before = aliases(client)
+    model_id = client.get_model_version(MODEL, before["champion"]).source.removeprefix("models:/")
+    if removed == "its LoggedModel":
+        client.delete_logged_model(model_id)
+    else:
+        location = client.get_logged_model(model_id).artifact_location
+        shutil.rmtree(location.removeprefix("file://"))
+    with pytest.raises(PromotionError) as raised:  # exit 2, as every UserError
+        promote_with()
+    said = one_line(raised.value)
+    assert said.startswith(f"{MODEL}@champion (version {before['champion']}) cannot be loaded (")
+    assert said.endswith("no alias moved (delete the champion alias to crown a new one)")
+    assert "\n" not in said
+    assert aliases(client) == before
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+    # predict, in that state: one line that names the model it cannot load, and why.
+    settings = {"model_uri": None, "model_name": MODEL, "prefix": "pricer", "alias": "champion"}
+    gone = f"Logged model with ID '{model_id}' not found|No such artifact"
+    with pytest.raises(ModelNotFound, match=f"cannot load models:/{MODEL}@champion .*: ({gone})"):
+        fetch_verified(mlflow.get_tracking_uri(), settings)
 
 
 @pytest.mark.parametrize("failing", ["alias", "decision tag", "description"])
