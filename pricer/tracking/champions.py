@@ -193,7 +193,16 @@ def fetch_verified(
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
     except MlflowException as error:
-        raise ModelNotFound(f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}") from error
+        said = f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}"
+        if version is not None and error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            # MLflow's "No such artifact: ''" alone did not say whose files, nor what to do.
+            said += f" (version {version.version}'s logged model was deleted or its files removed"
+            said += (
+                ")"
+                if settings["model_uri"]
+                else f": delete the {settings['alias']} alias and promote to crown a new one)"
+            )
+        raise ModelNotFound(said) from error
     chosen = (
         Chosen(version.name, str(settings["alias"]), str(version.version))
         if version is not None and not settings["model_uri"]

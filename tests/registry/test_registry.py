@@ -701,9 +701,16 @@ def test_a_champion_whose_model_is_gone_is_one_line_and_stays_where_it_is(
     assert run.info.status == "FAILED" and said in run.data.tags["error"]
     # predict, in that state: one line that names the model it cannot load, and why.
     settings = {"model_uri": None, "model_name": MODEL, "prefix": "pricer", "alias": "champion"}
-    gone = f"Logged model with ID '{model_id}' not found|No such artifact"
-    with pytest.raises(ModelNotFound, match=f"cannot load models:/{MODEL}@champion .*: ({gone})"):
+    gone = f"Logged model with ID '{model_id}' not found.|No such artifact: ''"
+    with pytest.raises(ModelNotFound) as raised:
         fetch_verified(mlflow.get_tracking_uri(), settings)
+    said = one_line(raised.value)
+    assert re.fullmatch(
+        f"cannot load models:/{MODEL}@champion from .*: ({gone}) \\(version "
+        f"{before['champion']}'s logged model was deleted or its files removed: delete the "
+        "champion alias and promote to crown a new one\\)",
+        said,
+    ), said
 
 
 @pytest.mark.parametrize("failing", ["alias", "decision tag", "description"])
