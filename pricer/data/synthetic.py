@@ -41,7 +41,7 @@ from pricer.data.synthetic_text import (
     details_column,
 )
 from pricer.errors import ConfigError
-from pricer.schemas import SyntheticPriceModel
+from pricer.schemas import SyntheticGenerator, SyntheticPriceModel
 
 RAW_COLUMNS = (
     "category",
@@ -107,7 +107,7 @@ def iter_raw_batches(
     n_records: int, seed: int, batch_size: int, **generator: Any
 ) -> Iterator[pd.DataFrame]:
     """Yield raw records in batches of ``batch_size`` (the last may be smaller), drawn with
-    the settings of ``generator`` (``_validated_settings``'s keywords: data.generator).
+    the settings of ``generator`` (``data.generator``: ``pricer.schemas.SyntheticGenerator``).
 
     Each batch has its own generator spawned from ``seed``, so output is deterministic for
     given arguments and batches never depend on each other (millions of rows can stream).
@@ -118,7 +118,7 @@ def iter_raw_batches(
     if n_records < 0 or batch_size < 1:
         raise ValueError(f"need n_records >= 0 and batch_size >= 1, got {n_records}, {batch_size}")
     try:
-        settings = _validated_settings(**generator)  # the keywords of data.generator
+        settings = _validated_settings(generator)
     except ValueError as error:
         raise ConfigError(f"data.generator: {error}") from None
     return _batches(n_records, seed, batch_size, settings)
@@ -133,50 +133,35 @@ def _batches(
         yield _generate_batch(np.random.default_rng(seed_sequence), size, settings)
 
 
-def _validated_settings(
-    category_weights: Mapping[str, float],
-    *,
-    price_noise: float,
-    min_price: float,
-    max_price: float,
-    missing_price_share: float,
-    messy_price_share: float,
-    dollar_format_share: float,
-    junk_share: float,
-    duplicate_share: float,
-    price_model: Mapping[str, Any],
-) -> _Settings:
-    """The generator's keyword arguments, range-checked (a ValueError naming the key)."""
-    shares = {
-        "missing_price_share": missing_price_share,
-        "messy_price_share": messy_price_share,
-        "dollar_format_share": dollar_format_share,
-        "junk_share": junk_share,
-        "duplicate_share": duplicate_share,
-    }
-    for name, share in shares.items():
+def _validated_settings(generator: Mapping[str, Any]) -> _Settings:
+    """``data.generator``'s settings, range-checked (a ValueError naming the key). Its keys are
+    ``pricer.schemas.SyntheticGenerator``'s, which types them while Hydra composes."""
+    known = {field.name for field in fields(SyntheticGenerator)}
+    if set(generator) != known:
+        raise ValueError(
+            f"unknown keys {sorted(set(generator) - known)}, missing keys "
+            f"{sorted(known - set(generator))}"
+        )
+    given = SyntheticGenerator(**{key: generator[key] for key in known})  # a value each, by name
+    shares = ("missing_price_share", "messy_price_share", "dollar_format_share")
+    for name in (*shares, "junk_share", "duplicate_share"):
+        share = getattr(given, name)
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {share}")
-    if price_noise < 0 or not 0 < min_price < max_price:
+    if given.price_noise < 0 or not 0 < given.min_price < given.max_price:
         raise ValueError("need price_noise >= 0 and 0 < min_price < max_price")
-    unknown = set(category_weights) - set(CATEGORIES)
-    if unknown or any(category_weights.get(c, 0) < 0 for c in CATEGORIES):
+    weights_by_name = given.category_weights
+    unknown = set(weights_by_name) - set(CATEGORIES)
+    if unknown or any(weights_by_name.get(c, 0) < 0 for c in CATEGORIES):
         raise ValueError(f"category_weights: keys must be among {CATEGORIES}, weights >= 0")
-    weights = np.array([float(category_weights.get(c, 0.0)) for c in CATEGORIES])
+    weights = np.array([float(weights_by_name.get(c, 0.0)) for c in CATEGORIES])
     if weights.sum() <= 0:
         raise ValueError("category_weights must have a positive total")
 
     return _Settings(
-        weights / weights.sum(),
-        price_noise,
-        min_price,
-        max_price,
-        missing_price_share,
-        messy_price_share,
-        dollar_format_share,
-        junk_share,
-        duplicate_share,
-        _validated_price_model(price_model),
+        **{key: generator[key] for key in known},
+        category_probability=weights / weights.sum(),
+        model=_validated_price_model(given.price_model),
     )
 
 
@@ -190,18 +175,10 @@ def generate_raw(n_records: int, seed: int, batch_size: int, **generator: Any) -
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """The generator keyword arguments, validated, with category weights normalised."""
+class _Settings(SyntheticGenerator):
+    """``data.generator``'s settings, validated, and what the batches draw from them."""
 
-    category_probability: np.ndarray
-    price_noise: float
-    min_price: float
-    max_price: float
-    missing_price_share: float
-    messy_price_share: float
-    dollar_format_share: float
-    junk_share: float
-    duplicate_share: float
+    category_probability: np.ndarray  # category_weights normalised, in CATEGORIES' order
     model: PriceModel
 
 
