@@ -69,6 +69,9 @@ STATED = [
     # The third review's cases: a conversion beside the dollar price is not its currency
     # (was $60, the Canadian amount).
     ("Price is $45 (CAD $60)", 45.0),
+    # "in" names another currency only before one: a place is still dollars.
+    ("$45 in USA", 45.0),
+    ("Price is $45 in Canada", 45.0),
     # "+" before another amount is a sum or a tolerance, not an open bound: these were $5.
     ("$45 +/- $5", 45.0),
     ("$45 + $5 shipping", 45.0),
@@ -179,6 +182,12 @@ NO_PRICE = [
     "Price is $45 kr",
     "Price is 45 zloty",
     "$45 (CAD)",
+    # Another currency after the amount, as an adjective or after "in": were $45.
+    "Price is $45 Canadian",
+    "45 dollars Canadian",
+    "Price is $45 Cdn",
+    "Price is 45 in euros",
+    "Price is $45 in Australian dollars",
     "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
     "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
     "The shipping cost is $5",  # a charge alone is no price (was $5)

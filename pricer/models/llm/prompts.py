@@ -91,13 +91,16 @@ _NOT_DOLLARS = re.compile(
     # Any currency code but the dollar's (ISO 4217: three capitals), "(CAD)" too; not one
     # that opens an amount of its own ("$45 (CAD $60)": a conversion beside the price).
     r"|(?-i:(?!USD\b)[A-Z]{3})\b(?!\s*\$?\s*\d)|RMB\b"
-    r"|(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence|rubles?|"
-    r"roubles?|kr|krona|kronor|krone|kroner|zlot(?:y|ys|ych)|lira|lire|baht|ringgit|"
+    # "in" too ("Price is 45 in euros"), which a code does not get: "$45 in USA" is dollars.
+    r"|(?:in\s+)?(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence|"
+    r"rubles?|roubles?|kr|krona|kronor|krone|kroner|zlot(?:y|ys|ych)|lira|lire|baht|ringgit|"
     r"shekels?|dirhams?|riyals?|forint|koruna)\b"
     # A multiplier makes it another amount: "$1.2 thousand" is not $1.2.
     r"|(?:thousand|million|billion|grand|k|m|bn)\b"
-    r"|(?:canadian|australian|aussie|hong kong|hk|singapore|mexican|new zealand|nz|taiwan)"
-    r"\s+dollars?\b)",
+    # Another country's dollars, the adjective before or after the word or alone: "$45
+    # Canadian", "45 dollars Canadian", "$45 Cdn", "45 in Australian dollars" were $45.
+    r"|(?:in\s+|(?:dollars?|bucks)\s+)?(?:(?:canadian|australian|aussie|hong kong|hk|"
+    r"singapore|mexican|new zealand|nz|taiwan)(?:\s+dollars?)?|cdn)\b)",
     re.IGNORECASE,
 )
 # Another currency named before the amount: "CAD $60", "EUR 45", "(AUD $60)" are not dollars.
