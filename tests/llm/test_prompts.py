@@ -72,6 +72,8 @@ STATED = [
     # "in" names another currency only before one: a place is still dollars.
     ("$45 in USA", 45.0),
     ("Price is $45 in Canada", 45.0),
+    ("$45 won\u2019t hurt", 45.0),  # "won" the verb, not the currency
+    ("Price is $45 for the RM-200 kit", 45.0),
     # "+" before another amount is a sum or a tolerance, not an open bound: these were $5.
     ("$45 +/- $5", 45.0),
     ("$45 + $5 shipping", 45.0),
@@ -188,6 +190,16 @@ NO_PRICE = [
     "Price is $45 Cdn",
     "Price is 45 in euros",
     "Price is $45 in Australian dollars",
+    # Currencies by names, signs and abbreviations the list missed, and a percentage: were 45.
+    "Price is 45 z\u0142",
+    "Price is 45 Rs.",
+    "Price is 45 R$",
+    "Price is 45 RM",
+    "Price is 45 lei",
+    "Price is 45 reais",
+    "Price is 45 quid",
+    "Price is 45 bitcoin",
+    "Price is 45 %",
     "Price is $1.299",  # a European thousands group (1,299) or a price to a tenth of a cent
     "Similar kits cost $30, so maybe $35.\n</think>",  # thoughts only, the opening tag cut
     "The shipping cost is $5",  # a charge alone is no price (was $5)

@@ -94,7 +94,12 @@ _NOT_DOLLARS = re.compile(
     # "in" too ("Price is 45 in euros"), which a code does not get: "$45 in USA" is dollars.
     r"|(?:in\s+)?(?:euros?|pounds?|sterling|yen|yuan|rupees?|francs?|pesos?|cents?|pence|"
     r"rubles?|roubles?|kr|krona|kronor|krone|kroner|zlot(?:y|ys|ych)|lira|lire|baht|ringgit|"
-    r"shekels?|dirhams?|riyals?|forint|koruna)\b"
+    r"shekels?|dirhams?|riyals?|forint|koruna|lei|leu|rand|naira|dong|rupiah|reais|"
+    r"hryvnias?|dinars?|quid|bitcoins?|btc|sats|satoshis?|percent|per cent"
+    r"|won(?!['\u2019]))\b"  # "$45 won't break the bank" is dollars
+    # Signs and abbreviations written after the amount ("45 z\u0142", "45 Rs", "45 R$"): the
+    # capitals as written, so that "rm" or "tl" in a sentence is not taken for one.
+    r"|%|z\u0142|K\u010d|(?-i:Ft|Rs\.?|RM|TL|R\$|kn)(?!\w)"
     # A multiplier makes it another amount: "$1.2 thousand" is not $1.2.
     r"|(?:thousand|million|billion|grand|k|m|bn)\b"
     # Another country's dollars, the adjective before or after the word or alone: "$45
