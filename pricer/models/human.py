@@ -79,7 +79,8 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
     """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``, and how many
     written prices were no price. A blank price is no guess; one that is not a single amount
     above zero and at most ``ceiling`` ("12,99", "-5", "0", "1e9", "inf") is unreadable, and
-    is no guess either: a slip is not averaged in as a price."""
+    is no guess either: a slip is not averaged in as a price. So are the prices of an item
+    written twice with different prices (the same price twice is one guess)."""
     # Each a pandas traceback: an empty file, another encoding, a quote left open.
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -96,7 +97,7 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
             f"got {list(table.columns)}"
         )
     ids = table["id"] if "id" in table.columns else table["text"].map(item_id)
-    guesses: dict[str, float] = {}
+    written_for: dict[str, list[float]] = {}
     unreadable = 0
     for key, written in zip(ids, table["price"], strict=True):
         if not written.strip():
@@ -105,7 +106,11 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
         if price is None or not 0 < price <= ceiling:
             unreadable += 1
         else:
-            guesses[key] = price
+            written_for.setdefault(key, []).append(price)
+    # An item priced twice differently (two people's files joined, a row pasted twice and
+    # edited once) has no one guess: the last row read was taken, silently, as the person's.
+    guesses = {key: prices[0] for key, prices in written_for.items() if len(set(prices)) == 1}
+    unreadable += sum(len(prices) for key, prices in written_for.items() if key not in guesses)
     return guesses, unreadable
 
 

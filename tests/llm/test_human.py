@@ -80,6 +80,20 @@ def test_guesses_by_text_work_too(tmp_path) -> None:
     assert prices[1] == 12.5
 
 
+def test_an_item_priced_twice_differently_is_no_guess(tmp_path) -> None:
+    # Two people's files joined: "red mug" was $500, the last row read, with no word of $12.
+    texts = ["red mug", "blue lamp", "red mug", "blue lamp"]
+    written = ["12", "30", "500", "30"]
+    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "g.csv", index=False)
+    items = pd.DataFrame({"text": ["red mug", "blue lamp"]})
+    report = (
+        HumanPricer(str(tmp_path / "g.csv")).fit(items, np.full(2, 999.0)).predict_report(items)
+    )
+    assert np.isnan(report.prices[0]) and report.prices[1] == 30.0  # the same twice is one guess
+    counts = {key: report.stats[f"human.{key}"] for key in ("guesses", "missing", "unreadable")}
+    assert counts == {"guesses": 1.0, "missing": 1.0, "unreadable": 2.0}
+
+
 def test_missing_or_malformed_guesses_fail_clearly(tmp_path) -> None:
     # User errors (one line, exit 2 from the apps): the person has a file to write or fix.
     with pytest.raises(UserError, match="human_export"):
