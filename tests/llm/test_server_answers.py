@@ -163,6 +163,23 @@ def test_a_broken_usage_counts_no_tokens_instead_of_crashing_or_going_negative(
     assert first is not None and first.input_tokens == 0 and first.output_tokens == 0
 
 
+def test_an_answer_counted_as_no_tokens_makes_the_cost_unknown_not_lower(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # A server that counted 0 completion tokens for its answers was recorded as costing
+    # their prompts alone: 0 output tokens, no answer without usage.
+    def no_output(body: dict[str, Any]) -> None:
+        body["usage"]["completion_tokens"] = 0
+
+    rewrite_first(stub, no_output, n=2)
+    pricer = make_pricer(max_concurrency=1, cache_dir=str(tmp_path))
+    stats = pricer.fit(items, items["price"]).predict_report(items).stats
+    assert stats["llm.answers_without_usage"] == 2
+    assert math.isnan(stats["llm.cost_usd"]) and math.isnan(stats["llm.spent_usd"])
+    again = pricer.predict_report(items).stats  # from the cache: still unknown
+    assert again["llm.cache_hits"] == len(items) and again["llm.answers_without_usage"] == 2
+
+
 def test_a_reply_without_usage_makes_the_cost_unknown_not_lower(
     make_pricer, items, stub, tmp_path
 ) -> None:

@@ -380,6 +380,9 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
     # Half a character (a lone surrogate, from a gateway that cut an emoji) cannot be written
     # as UTF-8: the cache write raised, and the batch was lost. It is not part of a price.
     answer = answer.encode("utf-8", "replace").decode("utf-8")
+    # Nor is any text 0 tokens: a server that counts none for its answer was billed for
+    # them all the same, and its cost was recorded without the output (the dearer side).
+    unmetered = unmetered or (bool(answer) and output == 0)
     return CallOutcome(answer, tokens, output, latency, None, None, unmetered, model)
 
 

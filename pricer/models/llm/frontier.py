@@ -344,8 +344,9 @@ def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | Non
     # An entry the parser no longer reads (or no longer believes) is a miss: asked again.
     if price is None:
         return None
-    # An answer cached from a reply without usage holds 0 prompt tokens, which no prompt is.
-    unmetered = entry.input_tokens == 0
+    # An answer cached from a reply without usage holds 0 prompt tokens, which no prompt is,
+    # or 0 answer tokens, which no answer that states a price is.
+    unmetered = entry.input_tokens == 0 or entry.output_tokens == 0
     return ItemOutcome(
         price, None, entry.input_tokens, entry.output_tokens, None, True, unmetered, entry.model
     )
