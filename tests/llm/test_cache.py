@@ -133,6 +133,7 @@ def test_an_entry_from_before_the_checksum_is_still_read(tmp_path: Path) -> None
         {"answer": "$45", "input_tokens": -100, "output_tokens": 4},  # a negative cost
         {"answer": "$45", "input_tokens": 10, "output_tokens": 4.5},
         {"answer": "$45", "input_tokens": True, "output_tokens": 4},
+        {"answer": "$45", "input_tokens": 10**400, "output_tokens": 4},  # crashed the cost
     ],
 )
 @pytest.mark.parametrize("with_checksum", [False, True])

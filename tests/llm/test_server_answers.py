@@ -140,6 +140,8 @@ def test_an_answer_with_a_broken_character_is_read_and_the_batch_goes_on(
         {"prompt_tokens": "lots", "completion_tokens": None, "total_tokens": None},
         {"prompt_tokens": -50, "completion_tokens": -3, "total_tokens": -53},
         {"prompt_tokens": 1.5e300, "completion_tokens": math.nan, "total_tokens": 0},
+        # beyond a float: the batch's cost raised OverflowError after every call was paid
+        {"prompt_tokens": 10**400, "completion_tokens": 10**400, "total_tokens": 2 * 10**400},
     ],
 )
 def test_a_broken_usage_counts_no_tokens_instead_of_crashing_or_going_negative(

@@ -37,6 +37,10 @@ from pricer.files import replaced_atomically
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump to invalidate every entry when the entry layout changes
+# The most tokens one call can count: a thousand times the longest context window offered
+# (1M-10M). A reply claiming more is broken, and its count beyond a float (10**400) crashed
+# the batch's cost, after every call was paid for, and every rerun that read it back.
+MAX_TOKEN_COUNT = 10**10
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,16 @@ class CachedAnswer:
     def __post_init__(self) -> None:
         """An entry of the wrong types is unreadable (a miss), whatever its checksum says: a
         number for the answer crashed the parser mid-predict, a string for a count crashed
-        the token sums, and a negative count made the recorded cost negative."""
+        the token sums, a negative count made the recorded cost negative, and one beyond a
+        float (``MAX_TOKEN_COUNT``) crashed the cost."""
         if not isinstance(self.answer, str):
             raise TypeError(f"answer is {type(self.answer).__name__}, not str")
         for name in ("input_tokens", "output_tokens"):
             count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise TypeError(f"{name} is {count!r}, not a token count")
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise TypeError(f"{name} is {type(count).__name__}, not a token count")
+            if not 0 <= count <= MAX_TOKEN_COUNT:
+                raise TypeError(f"{name} is out of range, not a token count")
         if self.model is not None and not isinstance(self.model, str):
             raise TypeError(f"model is {type(self.model).__name__}, not str")
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from pricer.errors import ConfigError, UserError
 from pricer.models.llm.answering import MAX_MODEL_NAME
+from pricer.models.llm.cache import MAX_TOKEN_COUNT
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
@@ -398,7 +399,7 @@ def _model_name(value: Any) -> str | None:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT
 
 
 def _token_count(value: Any) -> int:
