@@ -52,5 +52,6 @@ def log_fine_tuned(job: FineTuningJob, cost_usd: float) -> None:
     and their price (``ft.cost_usd``, beside the estimate made before; NaN, so not logged,
     when unknown)."""
     mlflow.set_tag(tags.FT_FINE_TUNED_MODEL, job.fine_tuned_model)
-    if job.trained_tokens is not None:
-        log_metrics({"ft.trained_tokens": job.trained_tokens, "ft.cost_usd": cost_usd})
+    tokens = ft.trained_tokens(job)  # None: the job reports no count, or one that is none
+    if tokens is not None:
+        log_metrics({"ft.trained_tokens": tokens, "ft.cost_usd": cost_usd})

@@ -10,6 +10,7 @@ import openai
 import pytest
 from hydra.errors import HydraException
 
+from pricer.devtools import stub_fine_tuning
 from pricer.errors import ConfigError
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.catalogue import ModelCatalogue
@@ -84,6 +85,25 @@ def test_a_finished_job_records_what_its_training_cost(finetune_cfg, stub) -> No
     assert metrics["ft.trained_tokens"] == trained
     assert metrics["ft.cost_usd"] == pytest.approx(trained * entry.price.training / 1_000_000)
     assert metrics["ft.cost_usd"] != pytest.approx(metrics["ft.estimated_cost_usd"])
+
+
+def test_a_job_reporting_tokens_beyond_any_job_still_records_its_model(
+    finetune_cfg, stub, monkeypatch
+) -> None:
+    # 10**400 trained tokens raised OverflowError after the job succeeded: the run FAILED and
+    # the fine-tuned model it paid for was in no record.
+    succeed = stub_fine_tuning._succeed
+
+    def absurd(state, job) -> None:
+        succeed(state, job)
+        job.trained_tokens = 10**400
+
+    monkeypatch.setattr(stub_fine_tuning, "_succeed", absurd)
+    job = run_finetune(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["ft.fine_tuned_model"] == job.fine_tuned_model
+    assert "ft.trained_tokens" not in run.data.metrics and "ft.cost_usd" not in run.data.metrics
 
 
 def test_failed_job_fails_the_run_with_the_reason(finetune_cfg, stub) -> None:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from openai.types.fine_tuning import FineTuningJob
 
 from pricer.devtools.stub_fine_tuning import train_loss, valid_loss
 from pricer.models.llm import finetuning as ft
@@ -140,6 +141,14 @@ def test_cost_estimate_is_chars_over_four_times_epochs_times_price(tmp_path: Pat
     assert auto.epochs == ft.AUTO_EPOCHS_ESTIMATE and "assumed" in auto.describe()
     unknown = ft.estimate_training_cost(path, 1, "mystery-model", table)
     assert math.isnan(unknown.usd) and "unknown" in unknown.describe()
+
+
+def test_a_trained_token_count_beyond_any_job_is_an_unknown_cost_not_a_crash() -> None:
+    # 10**400 raised OverflowError after the job succeeded: its model was never recorded.
+    job = FineTuningJob.model_construct(model=BASE, trained_tokens=10**400)
+    assert math.isnan(ft.training_cost(job, ModelCatalogue()))
+    counted = FineTuningJob.model_construct(model=BASE, trained_tokens=2_000_000)
+    assert ft.training_cost(counted, ModelCatalogue()) == pytest.approx(6.0)  # $3 per 1M
 
 
 class FakeTerminal(io.StringIO):

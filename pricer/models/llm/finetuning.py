@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 CHARS_PER_TOKEN = 4  # the estimate's tokenizer: no tokenizer can be downloaded here
 AUTO_EPOCHS_ESTIMATE = 3  # what the estimate assumes when n_epochs is "auto"
+# Far beyond any job's trained tokens (a 512 MB training file for 50 epochs is about 10**10).
+MAX_TRAINED_TOKENS = 10**13
 TRAIN_LOSS = "ft.train_loss"
 VALID_LOSS = "ft.valid_loss"
 
@@ -141,13 +143,24 @@ def estimate_training_cost(
     )
 
 
+def trained_tokens(job: FineTuningJob) -> int | None:
+    """The tokens a finished job reports trained, or None when what it reports is no count
+    (the SDK does not check it): a negative count is no refund, and 10**400 raised
+    OverflowError after the job had succeeded, so its fine-tuned model was never recorded.
+    ``MAX_TRAINED_TOKENS`` is far beyond any job."""
+    tokens = job.trained_tokens
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        return None
+    return tokens if 0 <= tokens <= MAX_TRAINED_TOKENS else None
+
+
 def training_cost(job: FineTuningJob, catalogue: ModelCatalogue) -> float:
     """What a finished job cost: the tokens it reports trained (epochs included, as billed)
     times its base model's training price; NaN when either is unknown."""
     found = catalogue.lookup(job.model)
     price = found[1].price if found is not None else None
-    tokens = job.trained_tokens
-    if price is None or price.training is None or not isinstance(tokens, int) or tokens < 0:
+    tokens = trained_tokens(job)
+    if price is None or price.training is None or tokens is None:
         return math.nan
     return tokens * price.training / 1_000_000
 
