@@ -204,6 +204,8 @@ def test_rows_and_events_without_an_integer_step_are_skipped_not_fatal() -> None
         Event({"step": "x", "train_loss": 1.0}),
         Event({"step": 2.5, "train_loss": 1.0}),
         Event({"step": True, "train_loss": 1.0}),
+        Event({"step": 10**400, "train_loss": 1.0}),  # OverflowError, following the job
+        Event({"step": 10**30, "train_loss": 1.0}),  # a step MLflow cannot store
         Event({"step": "7", "train_loss": 0.5}),
         Event({"step": 8, "valid_loss": "0.4"}),
     ]

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 CHARS_PER_TOKEN = 4  # the estimate's tokenizer: no tokenizer can be downloaded here
 AUTO_EPOCHS_ESTIMATE = 3  # what the estimate assumes when n_epochs is "auto"
+MAX_STEP = 2**53  # whole in a float, within SQLite's integers, far beyond any job's steps
 # Far beyond any job's trained tokens (a 512 MB training file for 50 epochs is about 10**10).
 MAX_TRAINED_TOKENS = 10**13
 TRAIN_LOSS = "ft.train_loss"
@@ -254,7 +255,7 @@ class LossLog:
 def _number(value: Any) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float
         return math.nan
 
 
@@ -262,11 +263,13 @@ def _step(value: Any) -> int | None:
     """A whole, non-negative step number, or None. A loss with no step cannot be placed, and
     must not end the run: a result file's row with an empty step (a summary row, a download
     cut short) raised after the job succeeded, so the fine-tuned model was never recorded;
-    "2.5" was read as step 2."""
+    "2.5" was read as step 2; 10**400 raised OverflowError and 10**30 failed MLflow's write,
+    either ending the run while the job went on."""
     if isinstance(value, bool):
         return None
     number = _number(value)
-    if not math.isfinite(number) or number < 0 or number != int(number):
+    # Beyond MAX_STEP is no job's step, and MLflow cannot store it (SQLite's integers).
+    if not math.isfinite(number) or not 0 <= number <= MAX_STEP or number != int(number):
         return None
     return int(number)
 
