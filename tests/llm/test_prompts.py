@@ -178,6 +178,11 @@ NO_PRICE = [
     # An amount with a multiplier word is not read in part (was $1.2 and $1.5).
     "Price is $1.2 thousand",
     "About $1.5 million",
+    # Multipliers the list missed, plural or short: were $1.5, 45, $2 and $45.
+    "Price is $1.5 hundred",
+    "Price is 45 hundred",
+    "About $2 millions",
+    "$45 mil",
     # Other currencies, by code or by name: were 45, 450, 45, 45.
     "Price is 45 PLN",
     "Price is $450 rubles",  # as the "Price is $" prefill continues

@@ -100,8 +100,9 @@ _NOT_DOLLARS = re.compile(
     # Signs and abbreviations written after the amount ("45 z\u0142", "45 Rs", "45 R$"): the
     # capitals as written, so that "rm" or "tl" in a sentence is not taken for one.
     r"|%|z\u0142|K\u010d|(?-i:Ft|Rs\.?|RM|TL|R\$|kn)(?!\w)"
-    # A multiplier makes it another amount: "$1.2 thousand" is not $1.2.
-    r"|(?:thousand|million|billion|grand|k|m|bn)\b"
+    # A multiplier makes it another amount: "$1.2 thousand" is not $1.2, nor "$1.5 hundred",
+    # "$2 millions" or "$45 mil" their first number.
+    r"|(?:hundreds?|thousands?|millions?|billions?|trillions?|grand|k|m|mil|mn|bn|tn)\b"
     # Another country's dollars, the adjective before or after the word or alone: "$45
     # Canadian", "45 dollars Canadian", "$45 Cdn", "45 in Australian dollars" were $45.
     r"|(?:in\s+|(?:dollars?|bucks)\s+)?(?:(?:canadian|australian|aussie|hong kong|hk|"
