@@ -50,6 +50,7 @@ STATED = [
     ('{"price": 45.99}', 45.99),
     ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),
     ('{"estimated_price_usd": 120, "currency": "USD"}', 120.0),
+    ('{"price": 45, "priceCurrency": "USD"}', 45.0),  # schema.org's key, naming dollars
     ("[Estimate] $45.99", 45.99),  # a bracket that opens no JSON is text
     # A reasoning model's thoughts (open weights served without a reasoning parser put them
     # in the answer) are not its answer: these read $30, None and $40.
@@ -163,6 +164,10 @@ NO_PRICE = [
     '{"price": {"min": 10, "max": 20}}',
     '{"price": [10, 20]}',
     '{"price": 45, "currency": "EUR"}',
+    # ... however the currency's key is written: were $45.
+    '{"price": 45, "Currency": "EUR"}',
+    '{"price": 45, "currency_code": "EUR"}',
+    '{"price": 45, "priceCurrency": "CAD"}',
     '{"price_cents": 4599}',
     '{"price": -5}',
     '{"price": true}',

@@ -326,6 +326,13 @@ def _without_thoughts(answer: str) -> str:
 # rules would take '{"min_price": "$10", "max_price": "$20"}' for $10.
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(?P<body>.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 _JSON_PRICE_KEYS = {"price", "price_usd", "estimated_price", "estimated_price_usd", "estimate"}
+_JSON_CURRENCY_KEYS = {
+    "currency",
+    "currency_code",
+    "currencycode",
+    "price_currency",
+    "pricecurrency",
+}
 _JSON_DOLLARS = {"usd", "$", "us$", "dollars", "us dollars"}
 
 
@@ -344,8 +351,10 @@ def _json_price(answer: str) -> tuple[bool, float | None]:
         return body.startswith("{"), None
     if not isinstance(value, dict):
         return True, None
-    currency = value.get("currency")
-    if currency is not None and str(currency).strip().lower() not in _JSON_DOLLARS:
+    # Any field naming the currency, its key in any case: "Currency", "currency_code" and
+    # schema.org's "priceCurrency" naming "EUR" were passed over, the amount read as dollars.
+    currencies = [field for key, field in value.items() if str(key).lower() in _JSON_CURRENCY_KEYS]
+    if any(str(currency).strip().lower() not in _JSON_DOLLARS for currency in currencies):
         return True, None
     fields = [field for key, field in value.items() if str(key).lower() in _JSON_PRICE_KEYS]
     if len(fields) != 1:
