@@ -168,6 +168,8 @@ NO_PRICE = [
     '{"price": 45, "Currency": "EUR"}',
     '{"price": 45, "currency_code": "EUR"}',
     '{"price": 45, "priceCurrency": "CAD"}',
+    '{"price": "$45", "price": "$90"}',  # two prices under one key: was the last, $90
+    '{"price": 45, "currency": "USD", "currency": "EUR"}',
     '{"price_cents": 4599}',
     '{"price": -5}',
     '{"price": true}',

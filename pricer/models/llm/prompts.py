@@ -336,6 +336,15 @@ _JSON_CURRENCY_KEYS = {
 _JSON_DOLLARS = {"usd", "$", "us$", "dollars", "us dollars"}
 
 
+class _Fields(dict[str, Any]):
+    """A JSON object that keeps every field as written: a key given twice ('{"price": 45,
+    "price": 90}') is two prices, where a dict keeps the last alone (it was read as $90)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
 def _json_price(answer: str) -> tuple[bool, float | None]:
     """(whether the answer is JSON-ish, its price): one price field holding a positive number
     or a price string, in dollars when a ``currency`` is named. An object with no such field,
@@ -345,7 +354,7 @@ def _json_price(answer: str) -> tuple[bool, float | None]:
     if not body.startswith(("{", "[")):
         return False, None
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=_Fields)
     except ValueError:
         # An object cut short is JSON without its price; "[Estimate] $45" is text.
         return body.startswith("{"), None
@@ -353,10 +362,11 @@ def _json_price(answer: str) -> tuple[bool, float | None]:
         return True, None
     # Any field naming the currency, its key in any case: "Currency", "currency_code" and
     # schema.org's "priceCurrency" naming "EUR" were passed over, the amount read as dollars.
-    currencies = [field for key, field in value.items() if str(key).lower() in _JSON_CURRENCY_KEYS]
+    pairs = value.pairs if isinstance(value, _Fields) else list(value.items())
+    currencies = [field for key, field in pairs if str(key).lower() in _JSON_CURRENCY_KEYS]
     if any(str(currency).strip().lower() not in _JSON_DOLLARS for currency in currencies):
         return True, None
-    fields = [field for key, field in value.items() if str(key).lower() in _JSON_PRICE_KEYS]
+    fields = [field for key, field in pairs if str(key).lower() in _JSON_PRICE_KEYS]
     if len(fields) != 1:
         return True, None
     (field,) = fields
