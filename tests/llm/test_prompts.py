@@ -74,6 +74,9 @@ STATED = [
     ("$45 in USA", 45.0),
     ("Price is $45 in Canada", 45.0),
     ("$45 won\u2019t hurt", 45.0),  # "won" the verb, not the currency
+    # A word opening the next line is not the amount's currency: these were no price.
+    ("$45\n\nLED lamps like this sell for that.", 45.0),
+    ("45.99\nUSB cable, mid-range.", 45.99),
     ("Price is $45 for the RM-200 kit", 45.0),
     # "+" before another amount is a sum or a tolerance, not an open bound: these were $5.
     ("$45 +/- $5", 45.0),

@@ -87,7 +87,9 @@ _BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
 # euros" and "$45 CAD" are no price, "Price is 4599 cents" is not $4599. Words that may be a
 # unit too ("45 pounds") are passed over all the same: a weight is no price either.
 _NOT_DOLLARS = re.compile(
-    r"^\s*\(?\s*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
+    # On the amount's line: a word opening the next ("$45\n\nLED lamps sell for that",
+    # "$45\n\nTL;DR") names no currency of it, and the answer was no price.
+    r"^[ \t\u00a0]*\(?[ \t\u00a0]*(?:[\u20ac\u00a3\u00a5\u20b9\u20a9\u00a2]"
     # Any currency code but the dollar's (ISO 4217: three capitals), "(CAD)" too; not one
     # that opens an amount of its own ("$45 (CAD $60)": a conversion beside the price).
     r"|(?-i:(?!USD\b)[A-Z]{3})\b(?!\s*\$?\s*\d)|RMB\b"
@@ -99,7 +101,7 @@ _NOT_DOLLARS = re.compile(
     r"|won(?!['\u2019]))\b"  # "$45 won't break the bank" is dollars
     # Signs and abbreviations written after the amount ("45 z\u0142", "45 Rs", "45 R$"): the
     # capitals as written, so that "rm" or "tl" in a sentence is not taken for one.
-    r"|%|z\u0142|K\u010d|(?-i:Ft|Rs\.?|RM|TL|R\$|kn)(?!\w)"
+    r"|%|z\u0142|K\u010d|(?-i:Ft|Rs\.?|RM|TL|R\$|kn)(?![\w;])"  # not "TL;DR"
     # A multiplier makes it another amount: "$1.2 thousand" is not $1.2, nor "$1.5 hundred",
     # "$2 millions" or "$45 mil" their first number.
     r"|(?:hundreds?|thousands?|millions?|billions?|trillions?|grand|k|m|mil|mn|bn|tn)\b"
