@@ -181,20 +181,30 @@ class SharedStudy:
         the run ends FINISHED, signals held back: the study then says COMPLETE with the value
         the run records, whenever a SIGTERM lands, and the sweeper leaves a COMPLETE trial
         alone. The study is opened here, before the trial runs, so that only one short write is
-        left for the end. A run without the metric (or NaN) is not told: the sweeper fails it.
+        left for the end (opened then if its database was away at the start). A run without the
+        metric (or NaN) is not told: the sweeper fails it.
 
         It returns why the run must end FAILED instead, if the study has failed the trial
         meanwhile: another process of the study fails a trial whose heartbeat stopped for the
         grace period (a paused process, a suspended laptop), and its result must not then stand
         as a finished run the study does not count (promote would count it).
         """
-        study, _ = self.open()
+        opened: list[Any] = []
+        try:
+            opened.append(self.open()[0])
+        except Exception as error:  # the database is away: opened again as the run ends
+            # Raised from Hydra's on_job_start, it was a warning, and the trial ran with no
+            # trial or study tags (a PostgreSQL restart on the team server, 2026-12-06).
+            log.warning("could not open study %s for trial %d: %s", self.study_name, number, error)
 
         def tell(run_id: str) -> str | None:
             try:
                 value = MlflowClient().get_run(run_id).data.metrics.get(objective)
                 if value is None or math.isnan(value):
                     return None
+                if not opened:
+                    opened.append(self.open()[0])
+                study = opened[0]
                 try:
                     study.tell(number, value)
                 except ValueError:  # already finished: by whom, and how?

@@ -256,9 +256,12 @@ class SweepCallback(Callback):
         }
         if self.study is not None:
             tags[STUDY_TAG] = self.study.study_name
-            if TRIAL_ENV in os.environ:  # the trial's result reaches Optuna as its run ends
-                on_trial_finishing(self.study.result_teller(int(trial), self.objective))
+        # Before anything that can fail: Hydra turns an error here into a warning and runs the
+        # trial anyway, whose run then was no trial of the sweep.
         os.environ[SWEEP_TAGS_ENV] = json.dumps(tags)
+        if self.study is not None and TRIAL_ENV in os.environ:
+            # The trial's result reaches Optuna as its run ends.
+            on_trial_finishing(self.study.result_teller(int(trial), self.objective))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         os.environ.pop(SWEEP_TAGS_ENV, None)

@@ -437,6 +437,60 @@ def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
     assert study.get_trials()[trial.number].state == TrialState.FAIL
 
 
+def test_a_trial_that_starts_while_its_study_database_is_away_is_still_the_study_s(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted as a trial started (team server, 2026-12-06): on_job_start could
+    not open the study, Hydra turned the error into a warning and ran the trial anyway, and
+    its run had no trial, study or replay tags, so the study's trial 16 was COMPLETE with no
+    run beside it. Now the run is the trial's, and it tells the study once the database is
+    back."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, UnusableStorage
+    from pricer.tracking import run as tracking_run
+    from pricer.tracking.study import STUDY_TAG
+    from pricer.tracking.sweep import SweepCallback
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="away", storage=storage)
+    trial = study.ask()
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    callback = SweepCallback(
+        tracking=tracking, run_name="sweep", tags={}, objective="validation.mae",
+        direction="minimize", validation_size=10,
+    )  # fmt: skip
+    callback.parent_run_id = open_parent_run(tracking, "sweep", {})
+    callback.study = SharedStudy(storage, "away", "minimize", None, None)
+    job = OmegaConf.create({"hydra": {"overrides": {"task": []}, "job": {"num": 0}}})
+    monkeypatch.setenv(TRIAL_ENV, str(trial.number))
+    for name in (tracking_run.SWEEP_PARENT_ENV, tracking_run.SWEEP_TAGS_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    opened = SharedStudy.open
+    away = [True]
+
+    def open_unless_away(self: SharedStudy, join: bool = False) -> tuple[object, bool]:
+        if away[0]:
+            raise UnusableStorage("hydra.sweeper.storage: cannot open ...: server closed")
+        return opened(self, join)
+
+    monkeypatch.setattr(SharedStudy, "open", open_unless_away)
+    hydra_callbacks = Callbacks()
+    hydra_callbacks.callbacks.append(callback)
+    hydra_callbacks.on_job_start(config=job, task_function=None)
+    away[0] = False  # back before the trial ends (it was 22 s later)
+    try:
+        with tracking_run.tracked_run(tracking, run_name="trial", tags={}) as run:
+            mlflow.log_metric("validation.mae", 12.5)
+    finally:
+        hydra_callbacks.on_job_end(config=job, job_return=None)
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags.get(TRIAL_TAG) == str(trial.number)
+    assert tags.get(STUDY_TAG) == "away"
+    assert study.get_trials()[trial.number].state.name == "COMPLETE"
+
+
 class DyingLauncher:
     """A launcher whose trial starts its run, then its batch ends in ``error`` before the run
     does: Ctrl-C, or a worker SIGKILLed once its grace after a SIGTERM ran out."""
