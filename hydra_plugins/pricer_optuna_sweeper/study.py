@@ -76,6 +76,12 @@ def said(error: BaseException, url: str | None = None) -> str:
     """A database error as one line: the driver's own words (a server that refused, a file
     that cannot be opened), without SQLAlchemy's "(Background on this error at:
     https://sqlalche.me/...)" line, its "(psycopg.OperationalError)" prefix or its SQL."""
+    from optuna.exceptions import StorageInternalError
+
+    if isinstance(error, StorageInternalError) and error.__cause__ is not None:
+        # Optuna's words for any database error ("... e.g. exceeding max length"): they hid
+        # "connection refused" through a 90 s PostgreSQL outage. The database's own are below.
+        error = error.__cause__
     cause = getattr(error, "orig", None)  # the driver's error, for a DBAPIError
     lines = [line.strip() for line in str(cause or error).splitlines()]
     text = (
@@ -361,6 +367,6 @@ class Heartbeat:
                 for trial_id in self._ids:
                     self._store.record_heartbeat(trial_id)
             except Exception as error:  # the database is briefly away: beat again next time
-                log.warning("optuna heartbeat failed: %s", error)
+                log.warning("optuna heartbeat failed: %s", said(error))
             if self._stop.wait(self._interval):
                 return

@@ -189,6 +189,8 @@ class SharedStudy:
         grace period (a paused process, a suspended laptop), and its result must not then stand
         as a finished run the study does not count (promote would count it).
         """
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
         opened: list[Any] = []
         try:
             opened.append(self.open()[0])
@@ -212,7 +214,7 @@ class SharedStudy:
                     if state.name == "FAIL":
                         return FAILED_MEANWHILE.format(n=number)
             except Exception as error:  # the sweeper still tells it when the batch is back
-                log.warning("could not tell trial %d its result: %s", number, error)
+                log.warning("could not tell trial %d its result: %s", number, studies.said(error))
             return None
 
         return tell

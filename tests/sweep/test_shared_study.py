@@ -850,3 +850,34 @@ def test_a_new_shared_study_draws_its_first_trials_from_the_seed(
         [trial] = optuna.load_study(study_name="resumed", storage=storage).trials
         drawn.append(trial.params)
     assert drawn[0] == drawn[1]
+
+
+def test_a_heartbeat_that_fails_says_why_in_the_database_s_words(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL stopped mid-sweep (team server, 2026-12-06): every 10 s for 90 s each process
+    # warned "optuna heartbeat failed: An exception is raised during the commit. This typically
+    # happens due to invalid data in the commit, e.g. exceeding max length.", Optuna's words
+    # for any database error, which hid "connection refused".
+    from sqlalchemy.exc import OperationalError
+
+    study = optuna.create_study(
+        study_name="beat", storage=studies.storage(f"sqlite:///{tmp_path / 'o.db'}", 1, None)
+    )
+    trial = study.ask()
+
+    def refused(trial_id: int) -> None:
+        try:
+            raise OperationalError("UPDATE ...", {}, ConnectionRefusedError("connection refused"))
+        except OperationalError as error:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit. This typically happens due to "
+                "invalid data in the commit, e.g. exceeding max length. "
+            ) from error
+
+    monkeypatch.setattr(study._storage, "record_heartbeat", refused)
+    with caplog.at_level("WARNING"), studies.Heartbeat(study, [trial]):
+        time.sleep(0.2)
+    said = [r.getMessage() for r in caplog.records if "heartbeat failed" in r.getMessage()]
+    assert said and "connection refused" in said[0], said
+    assert "max length" not in said[0]
