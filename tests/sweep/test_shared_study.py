@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import optuna
@@ -396,21 +397,19 @@ def test_a_trial_is_complete_in_its_study_before_its_run_ends_finished(
     assert study.get_trials()[other.number].state.name == "RUNNING"
 
 
-def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
-    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A trial process paused past the grace period (a suspended laptop, SIGSTOP) is failed as
-    stale by another process of the study; resumed, it finished its run FINISHED while the
-    study said FAIL, and promote counted the run. Now the run ends FAILED, saying why."""
+def _one_trial(
+    name: str, tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[optuna.Study, optuna.trial.Trial, dict[str, object], Any, Any]:
+    """A study ``name`` with one trial asked, and the sweep callback of a process about to run
+    it (its parent run open, the trial's number in the environment, as a launcher sets it)."""
     from omegaconf import OmegaConf
-    from optuna.trial import TrialState
 
     from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV
     from pricer.tracking import run as tracking_run
     from pricer.tracking.sweep import SweepCallback
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = optuna.create_study(study_name="paused", storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage)
     trial = study.ask()
     tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
     callback = SweepCallback(
@@ -418,12 +417,28 @@ def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
         direction="minimize", validation_size=10,
     )  # fmt: skip
     callback.parent_run_id = open_parent_run(tracking, "sweep", {})
-    callback.study = SharedStudy(storage, "paused", "minimize", None, None)
+    callback.study = SharedStudy(storage, name, "minimize", None, None)
     job = OmegaConf.create({"hydra": {"overrides": {"task": []}, "job": {"num": 0}}})
     monkeypatch.setenv(TRIAL_ENV, str(trial.number))
     for name in (tracking_run.SWEEP_PARENT_ENV, tracking_run.SWEEP_TAGS_ENV):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    return study, trial, tracking, callback, job
+
+
+def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial process paused past the grace period (a suspended laptop, SIGSTOP) is failed as
+    stale by another process of the study; resumed, it finished its run FINISHED while the
+    study said FAIL, and promote counted the run. Now the run ends FAILED, saying why."""
+    from optuna.trial import TrialState
+
+    from pricer.tracking import run as tracking_run
+
+    study, trial, tracking, callback, job = _one_trial(
+        "paused", tracking_uri, tmp_path, monkeypatch
+    )
     callback.on_job_start(job)
     try:
         with tracking_run.tracked_run(tracking, run_name="trial", tags={}) as run:
@@ -445,28 +460,12 @@ def test_a_trial_that_starts_while_its_study_database_is_away_is_still_the_study
     its run had no trial, study or replay tags, so the study's trial 16 was COMPLETE with no
     run beside it. Now the run is the trial's, and it tells the study once the database is
     back."""
-    from omegaconf import OmegaConf
 
-    from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, UnusableStorage
+    from hydra_plugins.pricer_optuna_sweeper.study import UnusableStorage
     from pricer.tracking import run as tracking_run
     from pricer.tracking.study import STUDY_TAG
-    from pricer.tracking.sweep import SweepCallback
 
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = optuna.create_study(study_name="away", storage=storage)
-    trial = study.ask()
-    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
-    callback = SweepCallback(
-        tracking=tracking, run_name="sweep", tags={}, objective="validation.mae",
-        direction="minimize", validation_size=10,
-    )  # fmt: skip
-    callback.parent_run_id = open_parent_run(tracking, "sweep", {})
-    callback.study = SharedStudy(storage, "away", "minimize", None, None)
-    job = OmegaConf.create({"hydra": {"overrides": {"task": []}, "job": {"num": 0}}})
-    monkeypatch.setenv(TRIAL_ENV, str(trial.number))
-    for name in (tracking_run.SWEEP_PARENT_ENV, tracking_run.SWEEP_TAGS_ENV):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
+    study, trial, tracking, callback, job = _one_trial("away", tracking_uri, tmp_path, monkeypatch)
     opened = SharedStudy.open
     away = [True]
 
