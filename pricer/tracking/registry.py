@@ -352,15 +352,9 @@ def compare(candidate_run_id: str, champion_run_id: str, settings: EvalSettings)
 
 def register(client: MlflowClient, name: str, candidate: Candidate) -> ModelVersion:
     """The candidate's model version under ``name``: the existing one, or a new registration."""
-    _require_datas(name, _registered_versions(client, name), candidate.data)
-    try:
-        existing = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
-    except MlflowException as error:
-        # No registered model yet: no version. Any other failure (a 503) is the store's: read
-        # as "none", it registered the run a second time.
-        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            raise
-        existing = []
+    versions = _registered_versions(client, name)
+    _require_datas(name, versions, candidate.data)
+    existing = [version for version in versions if version.run_id == candidate.run_id]
     if existing:  # search results may lack aliases and tags: fetch the version itself
         newest = max(existing, key=lambda v: int(v.version))
         found = client.get_model_version(name, newest.version)
@@ -535,8 +529,10 @@ def _registered_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     quoted = name.replace("'", "\\'")
     try:
         return list(client.search_model_versions(f"name='{quoted}'"))
-    except MlflowException as error:  # no registered model yet (as in register)
-        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+    except MlflowException as error:
+        # No registered model yet: no version. Any other failure (a 503) is the store's: read
+        # as "none", it registered the run a second time.
+        if not _gone(error):
             raise
         return []
 
