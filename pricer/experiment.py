@@ -33,6 +33,7 @@ from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from pricer.models.llm.answering import (
     ANSWERED_BY,
+    ANSWERS_NOT_IN_CATALOGUE,
     OTHER_MODEL_ANSWERS,
     answered_by,
     answered_in_every_pass,
@@ -379,8 +380,9 @@ def other_model_lines(
     """A description line for each LLM whose replies named another model than it asked for
     (``asked``: member name, None for the run's own LLM, and the model asked for), over the
     ``passes`` (test and validation; an interrupted batch's) and an ensemble member's calls at
-    fit: the run is named, tagged and priced as the model asked for, and its figures would be
-    another model's answers (a proxy's substitute) with no word of it."""
+    fit: the run is named and tagged as the model asked for, and its figures would be another
+    model's answers (a proxy's substitute) with no word of it. Their costs are the answering
+    models' (NaN for one the catalogue has no price for), and the line says which."""
     lines = []
     for member, model in asked:
         prefix = f"ensemble.{member}." if member is not None else ""
@@ -394,11 +396,18 @@ def other_model_lines(
             seen = [facts.get(f"{key}{ANSWERED_BY}") for key in keys]
             answered = " / ".join(dict.fromkeys(names for names in seen if names)) or "unknown"
             who = f" (member {member})" if member is not None else ""
+            unpriced = sum(stats.get(f"{key}{ANSWERS_NOT_IN_CATALOGUE}", 0.0) for key in keys)
+            costs = (
+                f"its costs are unknown (NaN): {counted(int(unpriced), 'answer')} came from a "
+                "model the catalogue has no price for"
+                if unpriced > 0
+                else "its costs are at the catalogue rates of the models that answered"
+            )
             lines.append(
                 f"Asked for {model}{who}, answered by {answered}: "
                 f"{counted(int(count), 'answer')} came from another model than the one asked "
-                f"for, and the figures are its answers', under {model}'s catalogue entry and "
-                "prices."
+                f"for, and the figures are its answers', under {model}'s name and catalogue "
+                f"entry; {costs}."
             )
     return lines
 
@@ -592,7 +601,8 @@ def server_notes(results: list[FamilyResult]) -> list[str]:
         f"{', '.join(families)}: answered by {server}, not OpenAI's API"
         for server, families in by_server.items()
     ]
-    # The row is named and priced as the model asked for: say when replies named another.
+    # The row is named as the model asked for (its costs are the answering model's): say
+    # when replies named another.
     lines += [
         f"{result.family}: {counted(result.other_model_answers, 'answer')} from "
         f"{result.answered_by or 'an unnamed model'}, not {result.llm_model} as asked"

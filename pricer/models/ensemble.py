@@ -44,6 +44,7 @@ from pricer.models.base import (
 )
 from pricer.models.llm.answering import (
     ANSWERED_BY,
+    ANSWERS_NOT_IN_CATALOGUE,
     FIT_OTHER_MODEL_ANSWERS,
     OTHER_MODEL_ANSWERS,
     answered_by,
@@ -355,7 +356,9 @@ def _llm_totals(
     The trade-off reads a run's ``llm.cost_per_1k_items_usd`` for its token cost: without
     these an ensemble with an LLM member counted as paying none. The members' calls at fit
     (``llm.fit_cost_usd``) are a one-off cost, amortised over the evaluated items as fit
-    seconds are. A member of unknown price makes the sums NaN: unknown, never $0. No latency:
+    seconds are. Each member's costs are at the rates of the models that answered it; one
+    answered by a model the catalogue has no price for makes the sums NaN: unknown, never $0
+    (``llm.answers_not_in_catalogue`` counts those answers). No latency:
     members price one after another, so the batch time per item is the honest figure.
     """
     llm = [report for report in member_stats if any(key.startswith("llm.") for key in report)]
@@ -382,4 +385,8 @@ def _llm_totals(
         OTHER_MODEL_ANSWERS: total(OTHER_MODEL_ANSWERS) + at_fit("answers_from_other_model"),
         FIT_OTHER_MODEL_ANSWERS: at_fit("answers_from_other_model"),
         "llm.answers_without_model": total("llm.answers_without_model"),
+        # Why llm.cost_usd or llm.fit_cost_usd is NaN: answers whose model has no catalogue
+        # price, in either pass (a substitute's at fit leaves the test items' cost known).
+        ANSWERS_NOT_IN_CATALOGUE: total(ANSWERS_NOT_IN_CATALOGUE)
+        + at_fit("answers_not_in_catalogue"),
     }

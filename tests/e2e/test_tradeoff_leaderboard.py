@@ -58,7 +58,8 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/leaderboard/tradeoff.json")
     trade = pd.DataFrame(table["data"], columns=table["columns"])
     assert set(trade["family"]) == {"constant", "linear", "frontier"}
-    # No family is free: classical ones pay for their CPU seconds, the LLM for its tokens too.
+    # No family is free: classical ones pay for their CPU seconds, the LLM for its calls' too
+    # (its tokens are billed at the answering model's rate, asserted below).
     costs = dict(zip(trade["family"], trade["cost_per_1k_usd"], strict=True))
     assert all(cost > 0 for cost in costs.values()), costs
     assert costs["frontier"] > costs["constant"]
@@ -93,6 +94,10 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     assert llm.data.tags["llm.model.provider"] == "openai"
     assert llm.data.tags["llm.server"] == stub.base_url
     assert llm.data.tags["llm.answered_by"] == "llama-3.1-8b-instruct"
+    # Its tokens cost the answering model's rate: llama-3.1-8b-instruct's, open weights
+    # self-hosted, $0 (they were billed at gpt-4o-mini's, the model asked for, before).
+    assert llm.data.metrics["llm.cost_per_1k_items_usd"] == 0
+    assert llm.data.metrics["llm.input_tokens"] > 0
     assert llm.data.tags["llm.model.knowledge_cutoff"]
     assert "Knowledge cut-off" in llm.data.tags["mlflow.note.content"]
     # The family's own run says so too: alone, it read as gpt-4o-mini's answers on OpenAI.

@@ -235,6 +235,7 @@ def test_unknown_model_gives_nan_cost_and_a_warning(make_pricer, items, caplog) 
         stats = pricer.predict_report(items).stats
     assert math.isnan(stats["llm.cost_usd"]) and math.isnan(stats["llm.cost_per_1k_items_usd"])
     assert stats["llm.input_tokens"] > 0
+    assert stats["llm.answers_not_in_catalogue"] == len(items)  # why the cost is NaN
     assert "my-local-llama" in caplog.text and "model catalogue" in caplog.text
     entry = pricer.catalogue_entry()  # still logged: every fact unknown, the tier as set
     tier = {key: entry.pop(key) for key in list(entry) if key.startswith("llm.model.tier")}

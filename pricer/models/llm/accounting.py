@@ -1,25 +1,30 @@
 """Token, cost, latency and failure figures of one batch of LLM pricing, as run metrics.
 
-Costs come from the model's entry in the catalogue (``conf/llm/catalogue.yaml``, USD per
-million tokens; see ``pricer.models.llm.catalogue``). Token
-and cost totals cover every item that got an answer, cached or fresh, so they describe what
-the batch costs and stay the same when a re-run is served from the cache; ``spent_usd`` is
-what this run actually paid (fresh calls only). A model missing from the catalogue gets NaN
-costs (the caller warns), never a made-up price; so does a batch with an answer whose reply
-carried no usage (``llm.answers_without_usage``): its tokens were billed, but not counted.
+Costs come from the catalogue (``conf/llm/catalogue.yaml``, USD per million tokens; see
+``pricer.models.llm.catalogue``), at the rate of the model that answered: each reply names
+the model that produced it, which need not be the one asked for (a proxy or an
+OpenAI-compatible server may answer "gpt-4o-mini" with "gpt-4o", 16 times dearer; see
+``pricer.models.llm.answering``). An answer from the model asked for, or a dated snapshot of
+it, or whose model is unknown (a reply naming none, an answer cached before pricer kept the
+name) is priced at the requested model's rate. Token and cost totals cover every item that
+got an answer, cached or fresh, so they describe what the batch costs and stay the same when
+a re-run is served from the cache (an entry keeps the model that answered it); ``spent_usd``
+is what this run actually paid (fresh calls only).
 
-Each reply names the model that answered it, which need not be the one asked for: a proxy or
-an OpenAI-compatible server may answer "gpt-4o-mini" with another model (see
-``pricer.models.llm.answering``). The answers from another model than the one asked for (a
-dated snapshot of it is the same) are counted as ``llm.answers_from_other_model`` (any reply,
-priced or not), and the priced answers whose model is unknown (a reply naming none, an answer
-cached before pricer kept the name) as ``llm.answers_without_model``.
+A cost is never a made-up or lower figure: it is NaN (unknown) when an answer's model has no
+price in the catalogue (counted as ``llm.answers_not_in_catalogue``: the model asked for, when
+it is missing, or a substitute that is) or when an answer's reply carried no usage
+(``llm.answers_without_usage``: its tokens were billed, but not counted).
+
+The answers from another model than the one asked for (a dated snapshot of it is the same)
+are counted as ``llm.answers_from_other_model`` (any reply, priced or not), and the priced
+answers whose model is unknown as ``llm.answers_without_model``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +34,8 @@ from pricer.models.llm.catalogue import Price
 from pricer.models.llm.client import FAILURE_REASONS
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # catalogue unit: USD per million tokens
+# A model's price in the catalogue, by the name a request or a reply gives (None: not in it).
+PriceOf = Callable[[str], Price | None]
 
 
 def token_cost(price: Price | None, input_tokens: int, output_tokens: int) -> float:
@@ -59,20 +66,50 @@ def other_models(outcomes: Iterable[ItemOutcome], requested: str) -> list[str]:
     )
 
 
+def priced_as(outcome: ItemOutcome, requested: str) -> str:
+    """The model whose catalogue rate an answer's tokens are billed at: the one that answered,
+    or ``requested`` when the reply named it (a dated snapshot included: the catalogue does not
+    know every server's spelling of it, "llama3.1:latest") or named none (an old cache entry, a
+    call refused before any reply)."""
+    answered = outcome.model
+    return requested if answered is None or same_model(requested, answered) else answered
+
+
+def batch_cost(
+    outcomes: Sequence[ItemOutcome], requested: str, prices: dict[str, Price | None]
+) -> float:
+    """What ``outcomes`` cost: each answer's tokens at the rate of the model it is priced as
+    (``prices``, by name); NaN when one of those rates is unknown or a reply's tokens went
+    uncounted, never the lower figure of the others."""
+    if any(outcome.unmetered for outcome in outcomes):
+        return math.nan
+    if not outcomes:  # nothing answered: $0 at a known rate, unknown at an unknown one
+        return token_cost(prices[requested], 0, 0)
+    tokens: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        counts = tokens.setdefault(priced_as(outcome, requested), [0, 0])
+        counts[0] += outcome.input_tokens
+        counts[1] += outcome.output_tokens
+    return sum(token_cost(prices[model], *counts) for model, counts in tokens.items())
+
+
 def batch_stats(
     outcomes: Sequence[ItemOutcome],
     *,
-    price: Price | None,
+    requested: str,
+    price_of: PriceOf,
     retries: int,
     wall_seconds: float,
     rate_limited: int = 0,
     prefix: str = "llm.",
-    requested: str | None = None,
 ) -> dict[str, float]:
     """The batch's figures as metrics under ``prefix``; ``requested`` is the model asked for,
-    which each reply's model is compared with (None: every named model counts as asked)."""
+    which each reply's model is compared with, and ``price_of`` gives a model's catalogue
+    price by name (None: not in the catalogue): each answer is billed at its model's."""
     n_items = len(outcomes)
-    others = other_models(outcomes, requested) if requested is not None else []
+    others = other_models(outcomes, requested)
+    names = {requested} | {priced_as(outcome, requested) for outcome in outcomes}
+    prices = {name: price_of(name) for name in names}  # one lookup per model, not per item
     fresh = [outcome for outcome in outcomes if not outcome.cached]
     failures = {reason: 0 for reason in FAILURE_REASONS}
     for outcome in outcomes:
@@ -81,15 +118,12 @@ def batch_stats(
     input_tokens = sum(outcome.input_tokens for outcome in outcomes)
     output_tokens = sum(outcome.output_tokens for outcome in outcomes)
     unmetered = sum(outcome.unmetered for outcome in outcomes)
-    # A reply without usage was billed for tokens nobody counted: the cost is unknown (NaN),
-    # never the lower figure of the replies that were counted ($0 for a server that sends none).
-    cost = token_cost(price, input_tokens, output_tokens) if not unmetered else math.nan
-    spent = token_cost(
-        price,
-        sum(outcome.input_tokens for outcome in fresh),
-        sum(outcome.output_tokens for outcome in fresh),
-    )
-    spent = math.nan if any(outcome.unmetered for outcome in fresh) else spent
+    # A reply without usage was billed for tokens nobody counted, and an answer from a model
+    # the catalogue has no price for at a rate nobody knows: either makes the cost unknown
+    # (NaN), never the lower figure of the answers that were priced.
+    cost = batch_cost(outcomes, requested, prices)
+    spent = batch_cost(fresh, requested, prices)
+    unpriced = sum(prices[priced_as(outcome, requested)] is None for outcome in outcomes)
     latencies = [outcome.latency for outcome in fresh if outcome.latency is not None]
     per_item = (lambda total: total / n_items) if n_items else (lambda total: math.nan)
     stats: dict[str, float] = {
@@ -101,6 +135,8 @@ def batch_stats(
         "failures": sum(failures.values()),
         "failure_rate": per_item(sum(failures.values())),
         "answers_without_usage": unmetered,  # tokens and costs leave their tokens out
+        # Why a cost is NaN beside tokens that were counted: the answering model has no rate.
+        "answers_not_in_catalogue": unpriced,
         # Priced answers only: a call refused with a 500 had no reply to name a model.
         "answers_without_model": sum(o.model is None and o.failure is None for o in outcomes),
         # Any reply, priced or not: a substitute whose answers do not parse is still one.

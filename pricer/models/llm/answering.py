@@ -3,9 +3,11 @@
 Every chat completion names the model that produced it (its ``model`` field), and it need not
 be the one asked for: OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18" (the same
 model), but a proxy or an OpenAI-compatible server may answer with another model altogether,
-and the run would record that model's answers under the requested name, catalogue entry and
-prices. The names seen are a run tag (``ANSWERED_BY``); ``same_model`` tells a snapshot from
-another model. Kept apart from the client so that the ensemble imports no SDK.
+and the run would record that model's answers under the requested name and catalogue entry.
+The names seen are a run tag (``ANSWERED_BY``); ``same_model`` tells a snapshot from another
+model, and so which catalogue rate an answer is billed at (``pricer.models.llm.accounting``:
+the answering model's; NaN costs when the catalogue has none). Kept apart from the client so
+that the ensemble imports no SDK.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pricer.models.llm.catalogue import UNKNOWN
 ANSWERED_BY = "llm.answered_by"  # run tag: the models the replies said answered
 # Run metric: replies that named another model than the one asked for.
 OTHER_MODEL_ANSWERS = "llm.answers_from_other_model"
+# Run metric: answers whose model has no price in the catalogue (the batch's costs are NaN).
+ANSWERS_NOT_IN_CATALOGUE = "llm.answers_not_in_catalogue"
 # A run's validation pass (pricer.validation.PREFIX, written out: that module is not the
 # LLM families' to import): a sweep ranks its trials by the figures of the items it prices.
 VALIDATION_PASS = "validation."

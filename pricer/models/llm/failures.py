@@ -29,6 +29,8 @@ RUN_TOTALS = (
     "cost_usd",
     "spent_usd",
     "answers_from_other_model",
+    # Why a cost above is NaN: answers from a model with no price in the catalogue.
+    "answers_not_in_catalogue",
 )
 _INTERRUPTED_ANSWERS_ATTRIBUTE = "pricer_interrupted_llm_answered_by"
 

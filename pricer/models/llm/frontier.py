@@ -6,6 +6,10 @@ and, with ``retrieval``, indexes the training items; ``predict_report`` renders 
 item, answers what it can from the on-disk cache, calls the model for the rest concurrently,
 parses each answer, and reports tokens, cost, latency and failures by reason, and which
 models the replies said answered (a proxy may answer with another than the one asked for).
+Each answer's tokens are billed at the catalogue rate of the model that answered it (see
+``pricer.models.llm.accounting``): the retrieval family (``retrieval``) and fine-tuned models
+(``ft:...``, the fine-tuned rate) go through this same pricer, and so do an ensemble's LLM
+members.
 
 The pricer is pickled into the logged MLflow model. It holds no client and no key: a client
 is built from the environment for each predict call and closed after it (an async client
@@ -32,10 +36,10 @@ from sklearn.utils.validation import check_is_fitted
 from pricer.errors import ConfigError
 from pricer.files import folder_problem
 from pricer.models.base import Pricer, PriceReport, as_items, plausible_ceiling, training_prices
-from pricer.models.llm.accounting import ItemOutcome, batch_stats, other_models
+from pricer.models.llm.accounting import ItemOutcome, PriceOf, batch_stats, other_models
 from pricer.models.llm.answering import ANSWERED_BY, answered_by
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, request_key
-from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, unknown_entry
+from pricer.models.llm.catalogue import ModelCatalogue, ModelEntry, Price, unknown_entry
 from pricer.models.llm.client import (
     IMPLAUSIBLE,
     NO_PRICE,
@@ -118,6 +122,11 @@ class FrontierPricer(Pricer):
 
     def _entry(self) -> tuple[str, ModelEntry] | None:
         return self.catalogue.lookup(self.model)
+
+    def _price_of(self, model: str) -> Price | None:
+        """A model's price in the catalogue, by the name a request or a reply gives."""
+        found = self.catalogue.lookup(model)
+        return found[1].price if found is not None else None
 
     def catalogue_entry(self) -> dict[str, str]:
         """The model's catalogue entry as flat run tags (``llm.model.*``): provider, weights,
@@ -299,11 +308,13 @@ class FrontierPricer(Pricer):
                 # answers from another model (in the figures) without their names told the
                 # record's reader that a substitute answered, not which.
                 _warn_other_models(done, self.model)
+                _warn_unpriced_models(done, self.model, self._price_of)
                 attach_interrupted_answers(interrupt, (o.model for o in done if o.model))
                 raise
         done = [outcome for outcome in outcomes if outcome is not None]
         _warn_failures(done)
         _warn_other_models(done, self.model)
+        _warn_unpriced_models(done, self.model, self._price_of)
         stats = self._stats(done, counter, start)
         facts = {ANSWERED_BY: answered_by(o.model for o in done if o.model is not None)}
         return PriceReport(np.array([o.price for o in done], dtype=float), stats, facts)
@@ -311,15 +322,14 @@ class FrontierPricer(Pricer):
     def _stats(
         self, done: list[ItemOutcome], counter: RetryCounter, start: float, prefix: str = "llm."
     ) -> dict[str, float]:
-        found = self._entry()
         return batch_stats(
             done,
-            price=found[1].price if found is not None else None,
+            requested=self.model,
+            price_of=self._price_of,
             retries=counter.retries,
             rate_limited=counter.throttled,
             wall_seconds=time.perf_counter() - start,
             prefix=prefix,
-            requested=self.model,
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -379,8 +389,8 @@ def _warn_failures(outcomes: list[ItemOutcome]) -> None:
 
 def _warn_other_models(outcomes: list[ItemOutcome], requested: str) -> None:
     """Say when replies name another model than the one asked for (beyond a dated snapshot of
-    it): the run's figures, prices and catalogue entry say ``requested``, and they would be
-    another model's answers under its name."""
+    it): the run's name and catalogue entry say ``requested``, and its figures would be
+    another model's answers under its name (their costs are at the answering model's rate)."""
     others = other_models(outcomes, requested)
     if others:
         count = sum(o.model in others for o in outcomes)
@@ -390,5 +400,23 @@ def _warn_other_models(outcomes: list[ItemOutcome], requested: str) -> None:
             count,
             len(outcomes),
             answered_by(others),
+            requested,
+        )
+
+
+def _warn_unpriced_models(outcomes: list[ItemOutcome], requested: str, price_of: PriceOf) -> None:
+    """Say when replies name another model than the one asked for that the catalogue has no
+    price for: the batch's costs are then NaN, not the requested model's rate, which would be
+    a made-up figure. (A requested model missing from the catalogue is warned about at fit.)"""
+    unpriced = [model for model in other_models(outcomes, requested) if price_of(model) is None]
+    if unpriced:
+        count = sum(o.model in unpriced for o in outcomes)
+        log.warning(
+            "%d of %d answers came from %s, which the model catalogue (conf/llm/catalogue.yaml) "
+            "has no price for: the batch's costs are NaN (unknown), not priced as %s; the run "
+            "counts them as llm.answers_not_in_catalogue",
+            count,
+            len(outcomes),
+            answered_by(unpriced),
             requested,
         )
