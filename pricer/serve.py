@@ -155,9 +155,11 @@ def wait_watching(server: subprocess.Popen[bytes], chosen: Chosen | None) -> int
 
 def main(argv: Sequence[str] | None = None) -> int:
     from pricer.tracking.champions import fetch_verified  # imports MLflow: after the options
+    from pricer.tracking.serving import check_server_options
 
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        check_server_options(extra)  # before the download and the line saying it serves
         require_free(args.host, args.port)
     except UserError as error:
         return report(error)

@@ -276,3 +276,87 @@ def test_a_port_in_use_is_one_line_before_the_model_is_fetched(
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert err.count("\n") == 1
     assert fetched == []
+
+
+@pytest.mark.e2e
+def test_options_the_server_would_refuse_are_one_line_before_serving(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # "serving ... at ...", then uvicorn's usage block and MLflow's traceback, exit 1.
+    constant_champion(20.0)
+    port = str(free_port())
+    command = [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", port]
+    served = subprocess.run(
+        [*command, "--", "--workers", "abc"],
+        cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (served.returncode, served.stderr) == (
+        2,
+        "error: an option for mlflow models serve (after --, or its MLFLOW_* variable): "
+        "Invalid value for '--workers': 'abc' is not a valid integer.\n",
+    )
+    assert list(tmp_path.glob("pricer-serve-*")) == []  # nothing was downloaded
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        # Refused by MLflow's own parser: its types, options and values.
+        (["--timeout", "abc"], "Invalid value for '--timeout' / '-t': 'abc' is not a valid"),
+        (["--wokers", "2"], "No such option '--wokers'"),
+        (["-w"], "Option '-w' requires an argument"),
+        (["2"], "Got unexpected extra argument (2)"),
+        (["--help"], "No such option '--help'"),  # MLflow's help, exit 0, after "serving"
+        # Values MLflow hands on unchecked: uvicorn's parser, then their range.
+        (["-w", "two"], "Invalid value for '--workers': 'two' is not a valid integer"),
+        (["--workers", "0"], "--workers for mlflow models serve must be at least 1, not 0"),
+        (["--timeout=-5"], "--timeout for mlflow models serve must be at least 1, not -5"),
+        # pricer serve's own: the last one wins in MLflow, so these served elsewhere than
+        # pricer serve said, or a model it never checked.
+        (["--port", "5003"], "--port after --: give the port before --"),
+        (["-h0.0.0.0"], "--host after --: give the address before --"),
+        (["-m", "models:/other/1"], "--model-uri after --: pricer serve serves the copy"),
+        (["--env-manager", "conda"], "--env-manager after --: pricer serve runs the server"),
+    ],
+)
+def test_server_options_are_refused_in_one_line_before_the_model_is_fetched(
+    extra: list[str],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pricer import serve
+
+    fetched: list[object] = []
+    monkeypatch.setattr(serve, "load_config", lambda args: fetched.append(args))
+    started: list[list[str]] = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: started.append(command))
+    assert serve.main(["--data", "synthetic", "--port", str(free_port()), "--", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err, err
+    assert err.count("\n") == 1
+    assert fetched == started == []
+
+
+def test_an_environment_setting_the_server_would_refuse_is_one_line_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # mlflow models serve reads its options from the environment as well.
+    from pricer import serve
+
+    monkeypatch.setenv("MLFLOW_MODELS_WORKERS", "many")
+    monkeypatch.setattr(serve, "load_config", lambda args: pytest.fail("fetched"))
+    assert serve.main(["--data", "synthetic", "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == (
+        "error: an option for mlflow models serve (after --, or its MLFLOW_* variable): "
+        "Invalid value for '--workers': 'many' is not a valid integer.\n"
+    )
+
+
+def test_options_the_server_takes_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.tracking.serving import check_server_options
+
+    monkeypatch.delenv("MLFLOW_MODELS_WORKERS", raising=False)
+    for extra in ([], ["--workers", "2"], ["-w2", "-t", "30"], ["--install-mlflow"]):
+        check_server_options(extra)  # nothing raised
