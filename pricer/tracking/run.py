@@ -26,6 +26,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.utils.file_utils import local_file_uri_to_path
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
@@ -108,28 +109,48 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
 
 
 def _choose_experiment(name: str, artifact_location: str | None) -> None:
-    """Set the experiment, creating it if needed; another process may create it meanwhile."""
+    """Set the experiment, creating it if needed; another process may create it meanwhile.
+
+    Its artifact location is checked before any run starts, the one configured for a new
+    experiment before it is created with it, an existing experiment's (or a new one's default)
+    once it is chosen: an experiment keeps its location for good, and one that cannot hold files
+    failed every run at its first artifact, each with the error MLflow raised there.
+    """
     for attempt in range(3):
         try:
+            checked = None
             if mlflow.get_experiment_by_name(name) is None and artifact_location:
-                _require_local_folder(artifact_location)
+                checked = artifact_location
+                _require_local_folder(
+                    artifact_location,
+                    f"tracking.artifact_location={artifact_location}",
+                    "point it at a folder run files can be written in",
+                )
                 mlflow.create_experiment(name, artifact_location=artifact_location)
-            mlflow.set_experiment(name)
-            return
+            experiment = mlflow.set_experiment(name)
+            break
         except MlflowException as error:
             # Both saw no experiment, the other created it first: it exists now, use it.
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS) or attempt == 2:
                 raise
+    if experiment.artifact_location != checked:
+        _require_local_folder(
+            experiment.artifact_location,
+            f"experiment {name!r} keeps its run files at {experiment.artifact_location}",
+            "fix that place, or send runs to another experiment "
+            "(tracking.experiment=NAME, tracking.artifact_location=FOLDER)",
+        )
 
 
-def _require_local_folder(location: str) -> None:
-    """A local artifact location must be a folder files can be written in: a new experiment
-    keeps it for good, and one under a file failed every run's first artifact (its traceback,
-    a FAILED run). Other stores' locations (s3://, mlflow-artifacts:) are theirs to check."""
+def _require_local_folder(location: str, setting: str, remedy: str) -> None:
+    """A local artifact location must be a folder files can be written in (``ConfigError``
+    naming ``setting`` and ``remedy`` otherwise): one under a file failed every run's first
+    artifact (its traceback, a FAILED run). Other stores' locations (s3://, mlflow-artifacts:)
+    are theirs to check: they are not probed here."""
     parsed = urlsplit(location)
     if parsed.scheme not in ("", "file") and len(parsed.scheme) > 1:  # "C:" is a drive
         return
-    folder = Path(parsed.path if parsed.scheme == "file" else location)
+    folder = Path(local_file_uri_to_path(location))  # a file: URI's %20 is a space
     why = folder_problem(folder)  # a file in the way, a folder not writable
     if why is None:
         try:
@@ -137,10 +158,7 @@ def _require_local_folder(location: str) -> None:
         except OSError as error:  # a place no folder can be made (/proc, a full disk)
             why = error.strerror or str(error)
     if why is not None:
-        raise ConfigError(
-            f"tracking.artifact_location={location}: {why}; point it at a folder run files "
-            "can be written in"
-        )
+        raise ConfigError(f"{setting}: {why}; {remedy}")
 
 
 @contextmanager

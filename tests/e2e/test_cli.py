@@ -99,6 +99,34 @@ def test_a_missing_item_file_is_refused_before_any_run_exists(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_an_experiment_whose_artifact_location_cannot_hold_files_starts_no_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Each try left a FAILED run whose first artifact raised NotADirectoryError: a traceback.
+    (tmp_path / "notes.txt").write_text("mine")
+    location = tmp_path / "notes.txt" / "runs"
+    mlflow.create_experiment("old", artifact_location=str(location))
+    for app, selection in (
+        ("train", "model=constant"),
+        ("curate", f"curation.cache_dir={tmp_path}"),
+    ):
+        result = run_cli(
+            pricer_app(
+                app, selection, "tracking.experiment=old", *SMALL_SYNTHETIC, workdir=tmp_path
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: experiment 'old' keeps its run files at {location}: {tmp_path / 'notes.txt'} "
+            "is a file, not a folder; fix that place, or send runs to another experiment "
+            "(tracking.experiment=NAME, tracking.artifact_location=FOLDER)"
+        )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_bad_data_fails_the_run_with_a_specific_message(tracking_uri: str, tmp_path: Path) -> None:
     # The file is there, so the run starts; what is in it is judged inside the run, which
     # ends FAILED and says why.

@@ -308,3 +308,43 @@ def test_an_artifact_location_that_cannot_hold_files_is_one_line_before_the_expe
     with pytest.raises(ConfigError, match=r"^tracking\.artifact_location=.*notes\.txt is a file"):
         configure_tracking(cfg.tracking)
     assert mlflow.get_experiment_by_name("new") is None
+
+
+@pytest.mark.parametrize("where", ["under a file", "where no folder can be made"])
+def test_an_existing_experiments_location_that_cannot_hold_files_is_one_line_before_any_run(
+    tracking_uri: str, tmp_path: Path, where: str
+) -> None:
+    # Only a new experiment's location was checked: every run in this one failed at its first
+    # artifact, each with the error MLflow raised there (NotADirectoryError's traceback).
+    (tmp_path / "notes.txt").write_text("mine")
+    location = tmp_path / "notes.txt" / "runs" if where == "under a file" else "/proc/pricer/runs"
+    mlflow.create_experiment("old", artifact_location=str(location))
+    cfg = compose_config("train", ["tracking.experiment=old"])
+    with pytest.raises(ConfigError) as refused:
+        configure_tracking(cfg.tracking)
+    said = str(refused.value)
+    assert said.startswith(f"experiment 'old' keeps its run files at {location}: ")
+    assert "\n" not in said
+    if where == "under a file":
+        assert f"{tmp_path / 'notes.txt'} is a file, not a folder" in said
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize("location", ["s3://pricer-bucket/runs", "mlflow-artifacts:/runs"])
+def test_an_existing_experiment_in_a_remote_artifact_store_is_not_probed_as_a_folder(
+    tracking_uri: str, tmp_path: Path, location: str
+) -> None:
+    mlflow.create_experiment("remote", artifact_location=location)
+    configure_tracking(compose_config("train", ["tracking.experiment=remote"]).tracking)
+    assert mlflow.get_experiment_by_name("remote").artifact_location == location
+    # Read as a local path it was a folder "s3:" (or "mlflow-artifacts:") made in the cwd.
+    assert not [path for path in tmp_path.iterdir() if ":" in path.name]
+
+
+def test_a_new_experiments_default_location_is_created_where_the_store_keeps_it(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Checked once chosen, as an existing one's: a writable default passes, its folder made.
+    configure_tracking(compose_config("train", ["tracking.experiment=fresh"]).tracking)
+    location = Path(mlflow.get_experiment_by_name("fresh").artifact_location)
+    assert location.is_dir()
