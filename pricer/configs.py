@@ -11,6 +11,10 @@ Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -53,6 +57,25 @@ DATA_SCHEMAS: dict[str, type[Settings]] = {
     "real": RealSource,
     "synthetic": SyntheticSource,
 }
+
+
+def check_data_settings(data_cfg: Mapping[str, Any] | DictConfig) -> None:
+    """Build ``data``'s settings from its option's schema, which checks what composing does
+    not: the schema's ``__post_init__`` (an empty ``data.curated_dir``), ``ConfigError``.
+
+    The option is the schema whose keys are exactly the node's (each option's differ: curated
+    and real add a folder to items' keys); a node that matches none (one built by hand) is left
+    to the code that reads it.
+    """
+    keys = set(data_cfg)
+    for schema in DATA_SCHEMAS.values():
+        if {field.name for field in dataclasses.fields(schema)} == keys:
+            # Only a schema with checks of its own is built: composing checked the others' keys
+            # and types already (and synthetic's nested frozen generator is read-only to
+            # OmegaConf's merge, see schema_node).
+            if hasattr(schema, "__post_init__"):
+                schema.from_config(data_cfg)
+            return
 
 
 def schema_node(schema: type[Settings]) -> DictConfig:

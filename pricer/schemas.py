@@ -345,12 +345,29 @@ class RealSource(ItemsSource):
 
     shared_dir: str
 
+    def __post_init__(self) -> None:
+        # The files' paths start ${data.shared_dir}/: empty, they were /pricer_extra_items.jsonl
+        # ("item file not found: /pricer_extra_items.jsonl", nothing of the empty setting).
+        require_folder_named(self.shared_dir, "data.shared_dir", "the real item files")
+
 
 @dataclass(frozen=True)
 class CuratedSource(ItemsSource):
     """``data=curated``: a split written by ``python -m pricer.curate`` to ``curated_dir``."""
 
     curated_dir: str
+
+    def __post_init__(self) -> None:
+        # Empty, the split's paths were /train.parquet: "item file not found: /train.parquet".
+        require_folder_named(
+            self.curated_dir, "data.curated_dir", "the split pricer curate wrote (its output_dir)"
+        )
+
+
+def require_folder_named(folder: str, key: str, holding: str) -> None:
+    """A data option's folder setting names a folder (``ConfigError`` when it is blank)."""
+    if not folder.strip():
+        raise ConfigError(f"{key} is empty: point it at the folder holding {holding}")
 
 
 # The apps' own keys, beside their groups: conf/<app>.yaml lists ``schema_app_<app>`` after its

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pricer.configs import check_data_settings
 from pricer.data import cache, curation, sources
 from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
 from pricer.errors import ConfigError, UserError
@@ -113,8 +114,10 @@ def check_item_files(data_cfg: Mapping[str, Any]) -> None:
 
     Only that they exist: what is in them is read, and judged, inside the run. A curated folder
     that `pricer curate` is replacing lacks its files between two renames, so a miss is looked
-    at again before it is an error.
+    at again before it is an error. The data settings are checked first (their schema's
+    ranges and non-empty folders): an empty folder setting named no file at all.
     """
+    check_data_settings(data_cfg)
     if source_of(data_cfg).load_raw is not None:  # raw sources: generated or downloaded
         return
     paths = [
@@ -143,6 +146,7 @@ def _no_curated_split(folder: str) -> str:
 def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> CuratedData:
     """The curated split for these settings: from the cache when a complete entry is there,
     else built (and cached). An incomplete or corrupted entry is rebuilt, with a warning."""
+    check_data_settings(data_cfg)  # the apps that call no check_item_files first too
     source = source_of(data_cfg)
     if source.load_raw is None:
         return _one_version(

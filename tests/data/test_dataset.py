@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -657,3 +658,23 @@ def test_check_item_files_names_the_first_missing_file_or_the_missing_curated_sp
         check_item_files(cfg.data)
     check_item_files(compose_config("train", ["data=items", f"data.train_paths=[{there}]"]).data)
     check_item_files(compose_config("train").data)  # synthetic: generated, nothing to check
+
+
+@pytest.mark.parametrize(
+    ("option", "key", "holding"),
+    [
+        ("curated", "curated_dir", "the split pricer curate wrote (its output_dir)"),
+        ("real", "shared_dir", "the real item files"),
+    ],
+)
+def test_an_empty_data_folder_is_said_to_be_empty(option: str, key: str, holding: str) -> None:
+    # "item file not found: /train.parquet": the files' paths, their folder left out.
+    cfg = compose_config("train", [f"data={option}", f"data.{key}="])
+    said = "^" + re.escape(f"data.{key} is empty: point it at the folder holding {holding}") + "$"
+    with pytest.raises(ConfigError, match=said):
+        check_item_files(cfg.data)
+    with pytest.raises(ConfigError, match=said):  # the apps that check no item files first
+        load_curated(cfg.data, cfg.curation)
+    blank = compose_config("train", [f"data={option}", f"data.{key}='  '"])
+    with pytest.raises(ConfigError, match=said):
+        check_item_files(blank.data)

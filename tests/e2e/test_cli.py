@@ -99,6 +99,24 @@ def test_a_missing_item_file_is_refused_before_any_run_exists(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_an_empty_curated_dir_is_said_to_be_empty_before_any_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # It said "item file not found: /train.parquet", the split's paths without their folder.
+    for app, selection in (("train", "model=constant"), ("leaderboard", "families=[constant]")):
+        result = run_cli(
+            pricer_app(app, selection, "data=curated", "data.curated_dir=", workdir=tmp_path),
+            tracking_uri,
+            tmp_path,
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr.strip().splitlines() == [
+            "error: data.curated_dir is empty: point it at the folder holding the split pricer "
+            "curate wrote (its output_dir)"
+        ]
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_an_experiment_whose_artifact_location_cannot_hold_files_starts_no_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
