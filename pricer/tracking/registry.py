@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import posixpath
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -80,6 +81,10 @@ __all__ = [
 PREDICTIONS_FILE = "evaluation/predictions.json"  # per-item table of every training run
 DESCRIPTION_LIMIT = 5000  # MLflow's limit on a registered model's description
 HISTORY_TITLE = "Promotion history (newest first):"
+# Each history line is a registered-model tag of its own; the description shows them.
+HISTORY_TAG = "pricer.history."
+EARLIER_HISTORY_TAG = "pricer.history_before_tags"  # lines of a description from before them
+HISTORY_ATTEMPTS = 20  # rounds of write and read back while other writers race (each adds one)
 # A decision's comparison with the champion it was made against, on the version decided.
 COMPARISON_TAGS = (
     "pricer.compared_with_version",
@@ -707,6 +712,7 @@ def _write_decision(
         }
     alias = registry.champion_alias if decision.outcome == "champion" else registry.challenger_alias
     line = f"{now} {decision.outcome}: {decision.reason}"
+    history_tag = history_key()  # known before it is written: a failure half-way is taken back
     try:
         # The version's own record inside the guard too: a 503 while it was written was the
         # store's traceback, and the version kept "Champion since ..." with no alias.
@@ -741,7 +747,7 @@ def _write_decision(
                 name, replaced.version, "pricer.replaced_by_version", version
             )
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
-        _append_history(client, name, line)
+        _append_history(client, name, line, history_tag)
         client.set_registered_model_alias(name, alias, version)
     except ChampionMoved:  # its own record says why; nothing else was written
         raise
@@ -751,7 +757,7 @@ def _write_decision(
         # said it replaced the champion, and the champion said it was replaced, none of it true.
         if _alias_version(client, name, alias) == version:  # it moved: the record is true
             raise
-        _withdraw(client, name, version, replaced, line, error)
+        _withdraw(client, name, version, replaced, history_tag, error)
         if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
         raise StoreUnreachable(
@@ -823,12 +829,13 @@ def _withdraw(
     name: str,
     version: str,
     replaced: ModelVersion | None,
-    line: str,
+    key: str,
     error: Exception,
 ) -> None:
     """Undo the record of a decision whose alias did not move, as far as the store lets: the
     version says "not applied" and why, the champion loses its "replaced by" tags and the
-    history its line. Each step is tried on its own, and the store's error is still raised."""
+    history its line (tag ``key``). Each step is tried on its own, and the store's error is
+    still raised."""
     reason = (
         f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
         f"{one_line(error)}); no alias moved, promote again"
@@ -836,7 +843,7 @@ def _withdraw(
     steps: list[Callable[[], object]] = [
         lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
         lambda: client.update_model_version(name, version, description=reason),
-        lambda: _drop_history_line(client, name, line),
+        lambda: _drop_history_line(client, name, key),
     ]
     if replaced is not None:
         steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
@@ -854,16 +861,6 @@ def _drop_replaced_by(client: MlflowClient, name: str, version: str, successor: 
                 client.delete_model_version_tag(name, version, key)
 
 
-def _drop_history_line(client: MlflowClient, name: str, line: str) -> None:
-    """Remove this decision's line from the history, leaving lines others added meanwhile."""
-    old = client.get_registered_model(name).description or ""
-    kept = [row for row in old.splitlines() if row != f"- {line}"]
-    if len(kept) != len(old.splitlines()):
-        # A first champion's line was the only one: no history, as before it.
-        text = "" if kept == [HISTORY_TITLE] else "\n".join(kept)
-        client.update_registered_model(name, description=text)
-
-
 def _still_champion(
     client: MlflowClient, registry: RegistrySettings, compared: ModelVersion | None
 ) -> None:
@@ -879,16 +876,90 @@ def _still_champion(
         )
 
 
-def _append_history(client: MlflowClient, name: str, line: str) -> None:
-    """Newest first in the registered model's description, oldest lines cut to fit."""
-    old = client.get_registered_model(name).description or ""
-    lines = [row for row in old.splitlines() if row and row != HISTORY_TITLE]
-    lines = [f"- {line}", *lines]
+def _append_history(client: MlflowClient, name: str, line: str, key: str | None = None) -> str:
+    """Add ``line`` to the promotion history as ``key`` (a new ``history_key()`` if None),
+    newest first, oldest lines cut to fit; the key, for ``_drop_history_line``.
+
+    The description alone was a read-modify-write that MLflow cannot make atomic: three
+    promotions at once each read it, added their line and wrote it back, and it kept two of
+    the three lines. Each line is therefore first a registered-model tag of its own
+    (``pricer.history.<time>.<id>``: one write, which no other writer's can undo), and the
+    description is a view of those tags (``_publish_history``).
+    """
+    key = key or history_key()
+    _keep_earlier_history(client, name)
+    client.set_registered_model_tag(name, key, line)
+    _publish_history(client, name)
+    return key
+
+
+def history_key() -> str:
+    """A new history line's tag: the time first, so that the keys sort as the lines do."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{HISTORY_TAG}{stamp}.{uuid.uuid4().hex[:12]}"
+
+
+def _drop_history_line(client: MlflowClient, name: str, key: str) -> None:
+    """Remove the line ``_append_history`` added as ``key`` (if it did), leaving lines others
+    added."""
+    _keep_earlier_history(client, name)  # else the view of the tags would drop those lines
+    client.delete_registered_model_tag(name, key)
+    _publish_history(client, name)
+
+
+def _keep_earlier_history(client: MlflowClient, name: str) -> None:
+    """Keep the lines a description holds from before the history's tags (written by an
+    earlier pricer, or by hand), once, in one tag, so that the view of the tags keeps them.
+
+    Written before this writer's first line tag, and only while the tag is missing: a
+    description that shows any line tag was written after its writer had written this one,
+    so a writer that reads such a description reads this tag with it (MLflow reads a model
+    with its tags), and never takes another's line for an earlier one.
+    """
+    model = client.get_registered_model(name)
+    if EARLIER_HISTORY_TAG in model.tags:
+        return
+    old = model.description or ""
+    earlier = [row for row in old.splitlines() if row and row != HISTORY_TITLE]
+    client.set_registered_model_tag(name, EARLIER_HISTORY_TAG, "\n".join(earlier))
+
+
+def _history_view(tags: Mapping[str, str]) -> tuple[str, list[str]]:
+    """The description the history tags make, and the line tags too old to fit in it."""
+    keyed = sorted(
+        ((key, value) for key, value in tags.items() if key.startswith(HISTORY_TAG)),
+        reverse=True,  # newest first: the keys start with the time
+    )
+    earlier = [row for row in tags.get(EARLIER_HISTORY_TAG, "").splitlines() if row]
+    lines = [*(f"- {value}" for _, value in keyed), *earlier]
+    if not lines:  # a first champion's line taken back: no history, as before it
+        return "", []
     while len("\n".join([HISTORY_TITLE, *lines])) > DESCRIPTION_LIMIT and len(lines) > 1:
         lines.pop()
-    client.update_registered_model(
-        name, description="\n".join([HISTORY_TITLE, *lines])[:DESCRIPTION_LIMIT]
-    )
+    cut = [key for key, _ in keyed[len(lines) :]]
+    return "\n".join([HISTORY_TITLE, *lines])[:DESCRIPTION_LIMIT], cut
+
+
+def _publish_history(client: MlflowClient, name: str) -> None:
+    """Write the view of the history tags into the description until a read shows it there.
+
+    A writer that read the tags before another's line tag may write its view after the
+    other's: every writer reads the description back with the tags, and writes the view
+    again while the two differ. The last description written is then read back by its
+    writer against every tag written before; a tag written after it is read by its own
+    writer, who writes the view again. Tags too old to fit are deleted (their lines were
+    cut from the view, which they no longer change).
+    """
+    for _ in range(HISTORY_ATTEMPTS):
+        model = client.get_registered_model(name)
+        view, cut = _history_view(model.tags)
+        if (model.description or "") == view:
+            for key in cut:
+                client.delete_registered_model_tag(name, key)
+            return
+        client.update_registered_model(name, description=view)
+    # Writers still racing after that many rounds: every line is in its tag, and the next
+    # decision's writer writes the view of them all.
 
 
 def _log_decision(decision: Decision) -> None:

@@ -423,6 +423,76 @@ def test_history_keeps_the_newest_lines_within_mlflows_limit(client: MlflowClien
     assert json.dumps(description)  # plain text
 
 
+def _stale_reads(monkeypatch: pytest.MonkeyPatch, writers: int) -> None:
+    """Every writer's first read of the registered model waits until each has read it: the
+    read-modify-write of the description at its worst, deterministically."""
+    import threading
+
+    reading = MlflowClient.get_registered_model
+    barrier = threading.Barrier(writers, timeout=30)
+    first = threading.local()
+
+    def read_then_wait(self: MlflowClient, name: str) -> object:
+        model = reading(self, name)
+        if not getattr(first, "done", False):
+            first.done = True
+            barrier.wait()
+        return model
+
+    monkeypatch.setattr(MlflowClient, "get_registered_model", read_then_wait)
+
+
+def _at_once(*calls: object) -> None:
+    """Run each call in its own thread, all at once, each with its own client; re-raise."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import BrokenBarrierError
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]  # type: ignore[arg-type]
+    errors = [future.exception() for future in futures]
+    # The first error that is not the barrier another one broke: the one to read.
+    for error in sorted((e for e in errors if e), key=lambda e: isinstance(e, BrokenBarrierError)):
+        raise error
+
+
+def test_history_lines_written_at_once_all_survive(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three promotions of one candidate at once each said "first champion: version 1", and
+    # the description kept two of the three lines: each read it, added its line, wrote it.
+    client.create_registered_model(MODEL, description=f"{HISTORY_TITLE}\n- an earlier decision")
+    writers = 5
+    lines = [f"2026-12-06 19:30 UTC champion: decision {i}" for i in range(writers)]
+    with monkeypatch.context() as racing:
+        _stale_reads(racing, writers)
+        _at_once(*(lambda x=line: _append_history(MlflowClient(), MODEL, x) for line in lines))
+    history = client.get_registered_model(MODEL).description.splitlines()
+    assert history[0] == HISTORY_TITLE and history[-1] == "- an earlier decision"
+    assert sorted(history[1:-1]) == sorted(f"- {line}" for line in lines)
+
+
+def test_a_history_line_taken_back_while_others_are_written_stays_out(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The undo of a decision whose alias did not move is the same read-modify-write: it could
+    # put back lines another writer had just removed, or remove lines added meanwhile.
+    from pricer.tracking.registry import _drop_history_line
+
+    client.create_registered_model(MODEL)
+    withdrawn = _append_history(client, MODEL, "2026-12-06 19:30 UTC champion: taken back")
+    writers = 4
+    lines = [f"2026-12-06 19:31 UTC challenger: decision {i}" for i in range(writers - 1)]
+    with monkeypatch.context() as racing:
+        _stale_reads(racing, writers)
+        _at_once(
+            lambda: _drop_history_line(MlflowClient(), MODEL, withdrawn),
+            *(lambda line=line: _append_history(MlflowClient(), MODEL, line) for line in lines),
+        )
+    history = client.get_registered_model(MODEL).description.splitlines()
+    assert history[0] == HISTORY_TITLE
+    assert sorted(history[1:]) == sorted(f"- {line}" for line in lines)
+
+
 def test_a_run_that_left_items_unanswered_is_not_promoted(client: MlflowClient) -> None:
     # An LLM that refused the 12 items it would have priced worst scored $15 against a
     # complete family's $27 over different items, and became the first champion unopposed.
