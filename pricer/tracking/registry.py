@@ -497,7 +497,8 @@ def promote(cfg: DictConfig) -> Decision:
             )
             mlflow.log_metric("candidate.mae", candidate.mae)
         _check_candidate_model(candidate.model_uri)
-        decision = decide(client, registry, candidate, settings, run.info.run_id)
+        checked = None if current is None else str(current.version)
+        decision = decide(client, registry, candidate, settings, run.info.run_id, checked)
         with interrupt.deferred(release=False):  # the run records what the registry holds
             try:
                 _log_decision(decision)
@@ -561,11 +562,21 @@ def decide(
     candidate: Candidate,
     settings: EvalSettings,
     promotion_run_id: str,
+    checked: str | None = None,
 ) -> Decision:
-    """Compare the candidate with the champion and move aliases; raises when it cannot."""
+    """Compare the candidate with the champion and move aliases; raises when it cannot.
+
+    ``checked``: the champion version whose model was checked loadable already (promote
+    checks the one it reads first, before the candidates are searched). The champion is read
+    again here, and one another promotion moved in meanwhile is checked too: compared
+    unchecked, a champion whose model was gone was replaced, or kept, as if predict could
+    load it.
+    """
     name = registry.model_name
     with store_step("reading the champion"):
         current = champion_version(client, name, registry.champion_alias)
+    if current is not None and str(current.version) != checked:
+        _check_champion_model(current, registry)
     if current is None:
         with store_step("registering the candidate"):
             version = register(client, name, candidate)

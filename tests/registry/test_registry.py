@@ -1313,3 +1313,34 @@ def test_a_failing_artifact_store_is_not_read_as_a_missing_per_item_table(
         f"run {champion} has no {PREDICTIONS_FILE} (its artifacts list none) to compare "
         "per-item errors with: no alias moved"
     )
+
+
+def test_a_champion_moved_in_after_the_check_is_checked_before_it_is_compared(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # promote checked the champion it read first, then compared against the champion it read
+    # again: one another promotion moved in meanwhile, whose model was gone, was compared
+    # unchecked and replaced as if predict could load it.
+    from pricer.errors import one_line
+    from pricer.tracking import registry
+    from pricer.tracking.registry import UnloadableChampion
+
+    _, waiting = champion_and_challenger()
+    gone = version_of(client, waiting)
+    model_id = client.get_model_version(MODEL, gone).source.removeprefix("models:/")
+    client.delete_logged_model(model_id)
+    better = training_run(BASE * 0.6)
+    checking = registry._check_candidate_model
+
+    def meanwhile(model_uri: str) -> None:
+        # Between promote's check of the champion and decide's reading of it.
+        client.set_registered_model_alias(MODEL, "champion", gone)
+        checking(model_uri)
+
+    monkeypatch.setattr(registry, "_check_candidate_model", meanwhile)
+    with pytest.raises(UnloadableChampion) as raised:
+        promote_with()
+    assert one_line(raised.value).startswith(f"{MODEL}@champion (version {gone}) cannot be loaded")
+    assert aliases(client) == {"champion": gone, "challenger": gone}  # as the other left them
+    assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
+    assert promotion_runs()[-1].info.status == "FAILED"
