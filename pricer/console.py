@@ -3,6 +3,7 @@
     pricer train model=xgboost data=real        # = python -m pricer.train model=xgboost data=real
     pricer leaderboard data=real 'families=[constant,xgboost]'
     pricer promote data=real
+    pricer promote data=real retire=true                # retire its champion
     pricer predict --data real "Cordless drill, 20V"
     pricer serve --data real --port 5001                # mlflow models serve, files checked
     pricer runs [RUN] [--experiment NAME] [--limit N]   # recent runs; RUN: its leaderboard
@@ -34,7 +35,7 @@ HYDRA_APPS = {
     "train": "one family, one tracked run (a sweep with -m)",
     "leaderboard": "every family on the same data, one parent run",
     "curate": "curate raw records into a saved split",
-    "promote": "register a data's best run; champion if it beats the champion",
+    "promote": "register a data's best run; champion if it beats it (retire=true: retire it)",
     "finetune": "fine-tune an OpenAI model on the curated items",
     "human_export": "export the evaluation items for a person to price",
 }

@@ -390,6 +390,13 @@ class CurateConfig(Settings):
 
 
 @dataclass(frozen=True)
+class PromoteConfig(Settings):
+    """conf/promote.yaml's own keys."""
+
+    retire: bool  # retire the champion (delete its alias, record why) instead of promoting
+
+
+@dataclass(frozen=True)
 class HumanExportConfig(Settings):
     """conf/human_export.yaml's own keys."""
 
@@ -449,6 +456,7 @@ class FinetuneConfig(Settings):
 
 APP_SCHEMAS: dict[str, type[Settings]] = {
     "curate": CurateConfig,
+    "promote": PromoteConfig,
     "human_export": HumanExportConfig,
     "finetune": FinetuneConfig,
 }

@@ -32,6 +32,7 @@ from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import logged_model_id, pinned_model, refuse_pickled, verify_files
+from pricer.tracking.names import retire_command
 from pricer.tracking.run import FAMILY_TAG
 from pricer.tracking.store import check_reachable, require_existing, safe_uri
 
@@ -200,7 +201,8 @@ def fetch_verified(
             said += (
                 ")"
                 if settings["model_uri"]
-                else f": delete the {settings['alias']} alias and promote to crown a new one)"
+                else f": retire it with {_retire_command(version, settings)}, then promote to "
+                "crown a new one)"
             )
         raise ModelNotFound(said) from error
     chosen = (
@@ -209,6 +211,18 @@ def fetch_verified(
         else None
     )
     return VerifiedModel(uri, describe(uri, version, alias), local, chosen)
+
+
+def _retire_command(version: ModelVersion, settings: Mapping[str, Any]) -> str:
+    """The command that retires the version ``settings`` chose by its alias: its data from
+    the version's own tags, its registered model and alias where they are not the data's."""
+    data = version.tags.get("pricer.data") or "<data>"
+    overrides = [f"data={data}"]
+    if version.name != f"{settings['prefix']}-{data}":
+        overrides.append(f"registry.model_name={version.name}")
+    if settings["alias"] != "champion":  # conf/registry/default.yaml's champion_alias
+        overrides.append(f"registry.champion_alias={settings['alias']}")
+    return retire_command(*overrides)
 
 
 def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedModel:

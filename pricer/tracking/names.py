@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 
 from pricer.tracking.run import SWEEP_TAGS_ENV
 
@@ -18,6 +19,12 @@ SEPARATOR = " · "
 _TRIAL_TAG = "pricer.sweep.trial"  # written by pricer.tracking.sweep (imports this module's peers)
 _OVERRIDES_TAG = "pricer.sweep.overrides"
 _MAX_TRIAL_LABEL = 60
+
+
+def retire_command(*overrides: str) -> str:
+    """The command that retires a champion: ``pricer promote data=real retire=true``, with
+    ``overrides`` saying which data, registry and store."""
+    return " ".join(["pricer promote", *map(shlex.quote, overrides), "retire=true"])
 
 
 def family_run_name(family: str, data: str) -> str:

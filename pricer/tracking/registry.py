@@ -25,13 +25,14 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+from hydra.core.hydra_config import HydraConfig
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -65,6 +66,9 @@ from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_co
 from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, require_existing
 from pricer.wording import counted
 
+if TYPE_CHECKING:
+    from pricer.tracking.retire import Retirement
+
 __all__ = [
     "METRIC",
     "Candidate",
@@ -97,6 +101,8 @@ COMPARISON_TAGS = (
 
 # On a champion an alias left: which version replaced it, and when.
 REPLACED_TAGS = ("pricer.replaced_by_version", "pricer.replaced_at")
+# On a champion retired (pricer promote retire=true): when, and by which promotion run.
+RETIRED_TAGS = ("pricer.retired_at", "pricer.retired_by_run_id")
 
 
 class IncomparableChampion(PromotionError):
@@ -262,7 +268,7 @@ def _check_champion_model(version: ModelVersion, registry: RegistrySettings) -> 
         return UnloadableChampion(
             f"{registry.model_name}@{alias} (version {version.version}) cannot be loaded "
             f"({str(error).splitlines()[0]}): predict and serve cannot use it, no alias moved "
-            f"(delete the {alias} alias to crown a new one)"
+            f"({retire_advice(registry)})"
         )
 
     _check_model(uri, f"the {alias}'s model", unloadable)
@@ -321,7 +327,7 @@ def _champion_candidate(version: ModelVersion, registry: RegistrySettings) -> Ca
         raise IncomparableChampion(
             f"{registry.model_name}@{alias} (version {version.version}) was trained by run "
             f"{version.run_id}, which is gone from the store: its per-item errors cannot be "
-            f"compared, no alias moved (delete the {alias} alias to crown a new one)"
+            f"compared, no alias moved ({retire_advice(registry)})"
         ) from error
     if run is None or not {EVAL_DIGEST_TAG, EVAL_SIZE_TAG} <= set(run.data.tags):
         raise IncomparableChampion(
@@ -426,6 +432,8 @@ class RegistrySettings:
     model_name: str
     champion_alias: str
     challenger_alias: str
+    # The command that retires this champion, as the user would type it (``retire_command``).
+    retire_command: str = "pricer promote data=<data> retire=true"
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> RegistrySettings:
@@ -450,8 +458,13 @@ class RegistrySettings:
         return settings
 
 
-def promote(cfg: DictConfig) -> Decision:
-    """Pick, compare, register and move aliases, inside a tracked ``promotion`` run."""
+def promote(cfg: DictConfig) -> Decision | Retirement:
+    """Pick, compare, register and move aliases, inside a tracked ``promotion`` run; with
+    ``retire=true``, retire the champion instead (``pricer.tracking.retire``)."""
+    if cfg.retire:
+        from pricer.tracking.retire import retire  # it builds on this module
+
+        return retire(cfg)
     # A mistyped store path: there is nothing to promote in it, and nothing is created there
     # (it became a new store holding one FAILED promotion run).
     require_existing(cfg.tracking.uri)
@@ -461,6 +474,7 @@ def promote(cfg: DictConfig) -> Decision:
     # Before any run starts: a usage error leaves nothing behind in the store.
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
+    registry = replace(registry, retire_command=retire_command(data))
     _require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
     filters = CandidateFilter.from_config(data, cfg.candidates)
     settings = EvalSettings.from_config(cfg.eval)
@@ -515,6 +529,27 @@ def promote(cfg: DictConfig) -> Decision:
             flush=True,
         )
         return decision
+
+
+def retire_command(data: str) -> str:
+    """``pricer promote data=real retire=true``, with the overrides this promote was given
+    that say which data, registry and store (``data=items data.name=mine``,
+    ``registry.champion_alias=best``, ``tracking.uri=...``): the command a refusal names must
+    retire the champion it refused."""
+    try:
+        given = list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed without an app (the compose API): the data alone
+        given = []
+    other = ("candidates.", "eval.", "hydra.", "retire=")
+    kept = [item for item in given if not item.lstrip("+~").startswith(other)]
+    if not any(item.startswith("data=") for item in kept):
+        kept.insert(0, f"data={data}")
+    return names.retire_command(*kept)
+
+
+def retire_advice(registry: RegistrySettings) -> str:
+    """What to do about a champion promote cannot use."""
+    return f"retire it with {registry.retire_command}, then promote to crown a new one"
 
 
 def _require_datas_name(name: str, prefix: str, data: str) -> None:
@@ -735,7 +770,9 @@ def _write_decision(
         # deletes them: the version's tags are this decision's alone.
         # A champion again after it was replaced: its "replaced by" tags said the champion had
         # been replaced (its description is rewritten below).
-        stale = [*COMPARISON_TAGS, *(REPLACED_TAGS if decision.outcome == "champion" else ())]
+        # A retired one crowned again likewise said it was retired.
+        crowned = decision.outcome == "champion"
+        stale = [*COMPARISON_TAGS, *((*REPLACED_TAGS, *RETIRED_TAGS) if crowned else ())]
         held = client.get_model_version(name, version).tags
         for key in stale:
             if key in held and key not in tags:

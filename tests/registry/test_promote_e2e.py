@@ -95,3 +95,69 @@ def test_promote_crowns_the_first_model_then_refuses_worse_ones(
     assert "is worse than champion version 1" in worse.stdout
     assert champion_run_id(client) == families["tfidf_ridge"]
     assert client.get_model_version_by_alias(MODEL, "challenger").run_id == families["constant"]
+
+
+def test_a_champion_whose_model_is_gone_is_retired_with_the_command_promote_names(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # promote said "delete the champion alias": only the MLflow UI or MlflowClient could, and
+    # neither recorded the decision.
+    import numpy as np
+
+    from tests.registry.test_registry import BASE, training_run
+
+    mlflow.set_experiment("pricer")
+    best = training_run(BASE)
+    other = training_run(BASE * 2, family="constant")
+    client = MlflowClient()
+
+    def promote(*overrides: str) -> tuple[int, str, str]:
+        done = run_cli(pricer_app("promote", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+        return done.returncode, done.stdout, done.stderr
+
+    code, out, err = promote("data=synthetic")
+    assert code == 0, err[-3000:]
+    assert champion_run_id(client) == best
+    model_id = client.get_model_version(MODEL, "1").source.removeprefix("models:/")
+    client.delete_logged_model(model_id)  # the champion's model is gone
+    code, out, err = promote("data=synthetic")
+    said = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert said.startswith(f"error: {MODEL}@champion (version 1) cannot be loaded")
+    command = "pricer promote data=synthetic retire=true"
+    assert said.endswith(f"(retire it with {command}, then promote to crown a new one)")
+
+    # The command it names, as typed (pricer <app> is python -m pricer.<app>).
+    code, out, err = promote(*command.split()[2:])
+    assert code == 0, err[-3000:]
+    assert out.startswith(f"{MODEL}: retired: version 1 (tfidf_ridge run {best}, mae $")
+    assert "champion" not in client.get_registered_model(MODEL).aliases
+    run = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`pricer.decision` = 'retired'",
+        output_format="list",
+    )
+    assert [(r.info.status, r.info.run_name) for r in run] == [("FINISHED", "retire · synthetic")]
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["pricer.retired_by_run_id"] == run[0].info.run_id
+    assert "(retired by promotion run" in version.description
+    history = client.get_registered_model(MODEL).description.splitlines()
+    assert " retired: version 1 " in history[1] and "first champion" in history[2]
+
+    # Nothing left to retire, or no such model: one line, exit 2, no run.
+    runs = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+    for data, why in [
+        ("synthetic", f"error: {MODEL} has no champion to retire"),
+        ("real", "error: pricer-real is not registered"),
+    ]:
+        code, out, err = promote(f"data={data}", "retire=true")
+        assert code == 2 and err.strip().splitlines()[-1].startswith(why), err
+        assert len(err.strip().splitlines()) == 1
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == runs
+
+    # promote crowns a new one: the next best, the retired run's model being gone.
+    code, out, err = promote("data=synthetic")
+    assert code == 0, err[-3000:]
+    assert f"champion: first champion of '{MODEL}': version 2" in out
+    assert champion_run_id(client) == other
+    assert np.isfinite(float(client.get_model_version(MODEL, "2").tags["pricer.mae"]))

@@ -764,7 +764,10 @@ def test_a_champion_whose_model_is_gone_is_one_line_and_stays_where_it_is(
         promote_with()
     said = one_line(raised.value)
     assert said.startswith(f"{MODEL}@champion (version {before['champion']}) cannot be loaded (")
-    assert said.endswith("no alias moved (delete the champion alias to crown a new one)")
+    assert said.endswith(
+        "no alias moved (retire it with pricer promote data=synthetic retire=true, then "
+        "promote to crown a new one)"
+    )
     assert "\n" not in said
     assert aliases(client) == before
     run = promotion_runs()[-1]
@@ -777,8 +780,8 @@ def test_a_champion_whose_model_is_gone_is_one_line_and_stays_where_it_is(
     said = one_line(raised.value)
     assert re.fullmatch(
         f"cannot load models:/{MODEL}@champion from .*: ({gone}) \\(version "
-        f"{before['champion']}'s logged model was deleted or its files removed: delete the "
-        "champion alias and promote to crown a new one\\)",
+        f"{before['champion']}'s logged model was deleted or its files removed: retire it "
+        "with pricer promote data=synthetic retire=true, then promote to crown a new one\\)",
         said,
     ), said
 
@@ -1343,4 +1346,102 @@ def test_a_champion_moved_in_after_the_check_is_checked_before_it_is_compared(
     assert one_line(raised.value).startswith(f"{MODEL}@champion (version {gone}) cannot be loaded")
     assert aliases(client) == {"champion": gone, "challenger": gone}  # as the other left them
     assert client.search_model_versions(f"name='{MODEL}' and run_id='{better}'") == []
+    assert promotion_runs()[-1].info.status == "FAILED"
+
+
+def retired(client: MlflowClient, version: str) -> dict[str, str]:
+    """The retirement tags on ``version``."""
+    tags = client.get_model_version(MODEL, version).tags
+    return {
+        key: tags[key] for key in ("pricer.retired_at", "pricer.retired_by_run_id") if key in tags
+    }
+
+
+def test_retire_deletes_the_champion_alias_and_records_why(client: MlflowClient) -> None:
+    # A champion whose model was gone could only be retired in the MLflow UI or with
+    # MlflowClient, which recorded nothing: no run, no history line, no word on the version.
+    from pricer.tracking.retire import NothingToRetire
+
+    champion, waiting = champion_and_challenger()
+    history = client.get_registered_model(MODEL).description.splitlines()
+    retirement = promote_with("retire=true")
+    assert retirement.version == "1"
+    assert aliases(client) == {"challenger": version_of(client, waiting)}  # left as it was
+    run = promotion_runs()[-1]
+    assert run.info.status == "FINISHED" and run.info.run_name == "retire · synthetic"
+    assert run.data.tags["pricer.decision"] == "retired"
+    assert run.data.tags["pricer.registered_version"] == "1"
+    assert run.data.tags["pricer.champion_run_id"] == champion
+    assert retired(client, "1")["pricer.retired_by_run_id"] == run.info.run_id
+    assert re.match(
+        rf"Champion from .+ UTC until .+ UTC \(retired by promotion run {run.info.run_id}\): ",
+        client.get_model_version(MODEL, "1").description,
+    )
+    now = client.get_registered_model(MODEL).description.splitlines()
+    assert now[2:] == history[1:]  # one line added, newest first
+    assert re.fullmatch(
+        rf"- .+ UTC retired: version 1 \(tfidf_ridge run {champion}, mae \$\d+\.\d\d\) is no "
+        rf"longer champion, retired by promotion run {run.info.run_id}; pricer promote crowns a "
+        "new one",
+        now[1],
+    )
+    # Nothing left to retire: one line, and no run.
+    with pytest.raises(NothingToRetire, match=f"^{MODEL} has no champion to retire"):
+        promote_with("retire=true")
+    with pytest.raises(NothingToRetire, match=r"^pricer-real is not registered"):
+        promote_with("retire=true", data="real")
+    assert len(promotion_runs()) == 3
+    # Crowned again, the version no longer says it was retired.
+    client.delete_run(waiting)  # the better run: no longer a candidate
+    assert promote_with().outcome == "champion"
+    assert aliases(client)["champion"] == "1" and retired(client, "1") == {}
+
+
+@pytest.mark.parametrize("failing", ["alias", "history", "moved"])
+def test_a_retirement_that_fails_before_the_alias_goes_leaves_no_record_of_it(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # Half-written, the registry would say a champion was retired that still holds the alias.
+    from pricer.tracking import retire as retiring
+    from pricer.tracking.registry import ChampionMoved
+    from pricer.tracking.store import StoreUnreachable
+
+    _, waiting = champion_and_challenger()
+    before = client.get_model_version(MODEL, "1")
+    history = client.get_registered_model(MODEL).description
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    still_there = retiring._still_there
+    checks: list[int] = []
+
+    def failure(*args: object, **kwargs: object) -> None:
+        raise unavailable
+
+    def moves(*args: object) -> None:  # another promotion crowns the challenger meanwhile
+        checks.append(1)
+        if len(checks) == 2:  # after the record, before the alias
+            client.set_registered_model_alias(MODEL, "champion", version_of(client, waiting))
+        still_there(*args)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as store_down:
+        if failing == "alias":
+            store_down.setattr(MlflowClient, "delete_registered_model_alias", failure)
+        elif failing == "history":
+            store_down.setattr(MlflowClient, "update_registered_model", failure)
+        else:
+            store_down.setattr(retiring, "_still_there", moves)
+        expected = ChampionMoved if failing == "moved" else StoreUnreachable
+        with pytest.raises(expected) as raised:
+            promote_with("retire=true")
+    if failing == "moved":
+        assert str(raised.value).startswith("champion moved to version 2 while version 1 was")
+        assert aliases(client)["champion"] == version_of(client, waiting)
+    else:
+        assert str(raised.value).endswith(
+            "503): champion is still version 1 and the record was taken back; retire again "
+            "once it answers"
+        )
+        assert aliases(client)["champion"] == "1"
+    after = client.get_model_version(MODEL, "1")
+    assert (after.description, after.tags) == (before.description, before.tags)
+    assert client.get_registered_model(MODEL).description == history
     assert promotion_runs()[-1].info.status == "FAILED"

@@ -1,0 +1,208 @@
+"""Retire a data's champion: ``pricer promote data=real retire=true``.
+
+When the champion's model is gone (its LoggedModel deleted, its files removed or changed),
+promote refuses to compare with it and predict and serve cannot load it; the only way out was
+deleting the alias in the MLflow UI or with ``MlflowClient``, which recorded nothing. Retiring
+deletes the champion alias and records the decision where promotions record theirs: a
+``promotion`` run (``pricer.decision=retired``), a line in the registered model's history, and
+the version's own tags (``pricer.retired_at``, ``pricer.retired_by_run_id``) and description
+("Champion from ... until ... (retired ...)"). The record is written first and the alias
+deleted last; a failure before the alias is gone takes the record back, so the registry never
+says a champion was retired while it still holds the alias, nor loses the alias unrecorded.
+The next ``pricer promote`` crowns a first champion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from pricer import interrupt
+from pricer.errors import one_line
+from pricer.tracking import names
+from pricer.tracking.candidates import PromotionError, require_data
+from pricer.tracking.registry import (
+    RETIRED_TAGS,
+    ChampionMoved,
+    RecordIncomplete,
+    RegistrySettings,
+    _append_history,
+    _drop_history_line,
+    _gone,
+    _held_until,
+    _require_datas_name,
+    champion_version,
+    history_key,
+    store_step,
+)
+from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
+from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, require_existing
+
+
+class NothingToRetire(PromotionError):
+    """The data's registered model does not exist, or holds no champion."""
+
+
+@dataclass(frozen=True)
+class Retirement:
+    version: str  # the version the champion alias left
+    reason: str
+
+
+def retire(cfg: DictConfig) -> Retirement:
+    """Delete the data's champion alias and record why, inside a tracked ``promotion`` run."""
+    require_existing(cfg.tracking.uri)  # a mistyped store: nothing there to retire
+    configure_tracking(cfg.tracking)
+    data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
+    registry = RegistrySettings.from_config(cfg.registry)
+    _require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
+    client = MlflowClient()
+    name, alias = registry.model_name, registry.champion_alias
+    # Before any run: nothing to retire is a refusal, and leaves nothing in the store.
+    with store_step("reading the champion"):
+        try:
+            model = client.get_registered_model(name)
+        except MlflowException as error:
+            if not _gone(error):
+                raise
+            raise NothingToRetire(
+                f"{name} is not registered (nothing was promoted on {data} data): there is no "
+                f"{alias} to retire"
+            ) from None
+        if alias not in model.aliases:
+            raise NothingToRetire(
+                f"{name} has no {alias} to retire (retired, or never crowned): pricer promote "
+                f"data={data} crowns one"
+            )
+        current = client.get_model_version(name, model.aliases[alias])
+    tags = {KIND_TAG: "promotion", "pricer.registered_model": name, "pricer.data": data}
+    with tracked_run(cfg.tracking, run_name=names.run_name("retire", data), tags=tags) as run:
+        with store_step("logging the promotion run's config"):
+            log_config(cfg)
+        retirement = _retire(client, registry, current, run.info.run_id)
+        with interrupt.deferred(release=False):  # the run records what the registry holds
+            try:
+                mlflow.set_tags(
+                    {
+                        "pricer.decision": "retired",
+                        "pricer.registered_version": retirement.version,
+                        **({"pricer.champion_run_id": current.run_id} if current.run_id else {}),
+                    }
+                )
+                mlflow.log_text(retirement.reason, "promotion/decision.txt")
+            except STORE_ERRORS as error:  # FAILED, with an error that says it was applied
+                what = "this promotion run's record"
+                raise _applied_but(registry, retirement, what, error) from error
+        print(f"{name}: retired: {retirement.reason}", flush=True)
+        return retirement
+
+
+def _retire(
+    client: MlflowClient, registry: RegistrySettings, current: ModelVersion, run_id: str
+) -> Retirement:
+    """The record first (the version's tags and description, the history line), the alias
+    last; a failure before the alias is gone takes the record back."""
+    name, version, alias = registry.model_name, str(current.version), registry.champion_alias
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    why = f"retired by promotion run {run_id}"
+    reason = (
+        f"version {version} ({_described(current)}) is no longer {alias}, {why}; pricer "
+        "promote crowns a new one"
+    )
+    history_tag = history_key()
+    with store_step("reading the champion"):  # nothing written yet
+        _still_there(client, registry, version)
+    # SIGTERM between these writes would leave a record of a retirement the alias did not
+    # follow: a signal waits until they are done.
+    with interrupt.deferred(release=False):
+        try:
+            for key, value in {RETIRED_TAGS[0]: now, RETIRED_TAGS[1]: run_id}.items():
+                client.set_model_version_tag(name, version, key, value)
+            _held_until(client, name, version, alias, now, why)
+            _append_history(client, name, f"{now} retired: {reason}", history_tag)
+            # Checked again just before the alias goes (MLflow has no compare-and-delete): a
+            # champion another promotion crowned meanwhile is not retired unasked.
+            _still_there(client, registry, version)
+            client.delete_registered_model_alias(name, alias)
+        except Exception as error:
+            moved = isinstance(error, ChampionMoved)
+            if not moved and _alias_gone(client, name, alias):  # deleted: the record is true
+                retired = Retirement(version, reason)
+                raise _applied_but(registry, retired, "its record", error) from error
+            _withdraw(client, registry, current, history_tag)
+            if moved or not isinstance(error, STORE_ERRORS):
+                raise  # a champion that moved says so; a bug keeps its traceback
+            raise StoreUnreachable(
+                f"the tracking store failed while the retirement of {name}@{alias} was "
+                f"recorded ({type(error).__name__}: {one_line(error)}): {alias} is still "
+                f"version {version} and the record was taken back; retire again once it answers"
+            ) from error
+    return Retirement(version, reason)
+
+
+def _alias_gone(client: MlflowClient, name: str, alias: str) -> bool:
+    """Whether the store says ``alias`` names no version; False when it does not answer."""
+    try:
+        return alias not in client.get_registered_model(name).aliases
+    except Exception:  # the store that just failed: the record is taken back, to be safe
+        return False
+
+
+def _still_there(client: MlflowClient, registry: RegistrySettings, version: str) -> None:
+    """Raise ``ChampionMoved`` unless the champion alias still names ``version``."""
+    alias = registry.champion_alias
+    now = champion_version(client, registry.model_name, alias)
+    if now is None or str(now.version) != version:
+        raise ChampionMoved(
+            f"{alias} moved to {f'version {now.version}' if now else 'none'} while version "
+            f"{version} was being retired (another promotion at once): nothing was retired; "
+            f"{registry.model_name}@{alias} is as that promotion left it"
+        )
+
+
+def _withdraw(
+    client: MlflowClient, registry: RegistrySettings, before: ModelVersion, history_tag: str
+) -> None:
+    """Take back a retirement's record whose alias was not deleted, as far as the store lets:
+    the version's tags and description as they were (``before``: as read with the alias), the
+    history without its line."""
+    name, version = registry.model_name, str(before.version)
+    steps: list[Callable[[], object]] = [
+        lambda: _drop_history_line(client, name, history_tag),
+        lambda: client.update_model_version(name, version, description=before.description),
+    ]
+    for key in RETIRED_TAGS:
+        if key in before.tags:
+            value = before.tags[key]
+            steps.append(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
+        else:
+            steps.append(lambda k=key: client.delete_model_version_tag(name, version, k))
+    for step in steps:
+        with contextlib.suppress(Exception):  # one failed undo must not stop the others
+            step()
+
+
+def _applied_but(
+    registry: RegistrySettings, retirement: Retirement, what: str, error: Exception
+) -> RecordIncomplete:
+    return RecordIncomplete(
+        f"{registry.model_name}@{registry.champion_alias} is retired as decided (version "
+        f"{retirement.version} no longer holds it), but the tracking store failed while {what} "
+        f"was written ({type(error).__name__}: {one_line(error)}); nothing to retire again"
+    )
+
+
+def _described(version: ModelVersion) -> str:
+    """What the version is, from its own tags: its run may be gone, its model too."""
+    family = version.tags.get(FAMILY_TAG, "a model")
+    mae = version.tags.get("pricer.mae")
+    figure = f", mae ${float(mae):,.2f}" if mae else ""
+    return f"{family} run {version.run_id}{figure}"
