@@ -2,6 +2,8 @@
 comparable run's model on that data as pricer-<data>; it becomes champion only if it
 significantly beats that data's champion on the same test items.
 
+`retire=true` instead retires that data's champion (deletes the alias, records why).
+
 Exits with status 2 and one line, moving no alias, when it cannot decide (no data chosen, no
 candidate, a champion scored on other test items); a candidate that is not better becomes
 challenger and exits 0.
