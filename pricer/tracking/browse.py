@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import mlflow
@@ -142,14 +142,8 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
     """Newest first: leaderboards, sweeps, curations, promotions, fine-tunings and lone family
     runs (not the families of a leaderboard or the trials of a sweep: their parent sums them
     up)."""
-    runs = mlflow.search_runs(
-        experiment_ids=_experiment_ids(experiment),
-        order_by=["attributes.start_time DESC"],
-        max_results=max(limit * 20, 200),
-        output_format="list",
-    )
-    rows = []
-    for run in runs:
+    rows: list[dict[str, str]] = []
+    for run in _top_level_runs(_experiment_ids(experiment)):
         t = run.data.tags
         kind = t.get(tags.KIND) or ("family" if tags.FAMILY in t else "")
         if t.get(tags.ENTRY_POINT) == "finetune":
@@ -168,6 +162,32 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
         if len(rows) == limit:
             break
     return pd.DataFrame(rows, columns=["started", "run", "name", "status", "result"])
+
+
+PAGE = 200  # runs read at a time: the newest few fill a listing of 15
+
+
+def _top_level_runs(experiment_ids: list[str]) -> Iterator[Run]:
+    """Runs without a parent, newest first, read a page at a time until the caller has enough.
+
+    The store is asked for top-level runs only: a listing read as the newest 300 runs of any
+    kind found nothing older than a sweep of 300 trials (its own parent included, which starts
+    before them) and said "no leaderboard, sweep, curation or run" in a store that held them.
+    """
+    client = mlflow.MlflowClient()
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string=f"tags.`{PARENT_TAG}` IS NULL",
+            order_by=["attributes.start_time DESC"],
+            max_results=PAGE,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def status(run: Run) -> str:

@@ -36,6 +36,28 @@ def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
     assert sweep.info.run_id[: browse.SHORT_ID] in set(browse.recent_runs(None, 10)["run"])
 
 
+def test_runs_older_than_a_big_sweep_s_trials_are_still_listed(tracking_uri: str) -> None:
+    # The listing read the newest 300 runs of any kind: a sweep of 300 trials hid everything
+    # before it, its own parent too, and said "no leaderboard, sweep, curation or run".
+    with mlflow.start_run(run_name="leaderboard · synthetic", tags={tags.KIND: "leaderboard"}):
+        mlflow.log_metrics({"mae.constant": 52.3, "best_mae": 52.3})
+        mlflow.set_tag(tags.BEST_FAMILY, "constant")
+    with mlflow.start_run(run_name="sweep · svr · synthetic", tags={tags.KIND: "sweep"}) as sweep:
+        client = mlflow.MlflowClient()
+        for trial in range(301):
+            run = client.create_run(
+                sweep.info.experiment_id,
+                run_name=f"svr · synthetic · trial {trial}",
+                tags={browse.PARENT_TAG: sweep.info.run_id, tags.FAMILY: "svr"},
+            )
+            client.set_terminated(run.info.run_id)
+
+    listed = browse.recent_runs(None, 15)
+
+    assert list(listed["name"]) == ["sweep · svr · synthetic", "leaderboard · synthetic"]
+    assert listed["result"].iloc[1] == "best constant $52.30, 1 family"
+
+
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
     # Before, a FAILED run's result cell was empty: the reason was only in the UI's tags.
     reason = "ConfigError: like_test_weight must be a finite number above 0 or null, got 0.0"
