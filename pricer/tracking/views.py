@@ -137,8 +137,18 @@ def sweep_key(parent_name: str) -> str:
 
 
 def children_filter(parent_run_id: str) -> str:
-    """The search filter for a parent run's children (a leaderboard's families, a sweep's
-    trials), in MLflow's search syntax."""
+    """The search filter for a parent run's finished children (a leaderboard's families, a
+    sweep's trials), in MLflow's search syntax.
+
+    Finished only: the view sorts by a metric, best first, and the UI cannot sort by status.
+    A run that FAILED after logging its figures (an LLM family or trial that left too many
+    items unanswered, its mae over the few it priced) sat at the top of "best first", above
+    the family the leaderboard named best; one still RUNNING shows its figures so far.
+    """
+    return f"{_children(parent_run_id)} AND attributes.status = 'FINISHED'"
+
+
+def _children(parent_run_id: str) -> str:
     return f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
 
 
@@ -156,7 +166,9 @@ def children_view_url(client: MlflowClient, run: Run, key: str, ui_url: str | No
     """The address of saved view ``key`` while it still shows ``run``'s children; None once a
     later run took the view over (or there is none)."""
     experiment_id = run.info.experiment_id
-    if saved_filter(client, experiment_id, key) != children_filter(run.info.run_id):
+    # A view saved before the filter kept finished runs only holds the children's alone.
+    shown = (children_filter(run.info.run_id), _children(run.info.run_id))
+    if saved_filter(client, experiment_id, key) not in shown:
         return None
     return view_url(ui_url or ui_base(), experiment_id, key)
 

@@ -13,9 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from pricer.tracking.leaderboard import log_leaderboard
+from pricer.tracking.leaderboard import families_line, log_leaderboard
 from pricer.tracking.views import VIEW_TAG_PREFIX
 from tests.tracking.test_leaderboard import board
+
+VIEW_KEY = f"{VIEW_TAG_PREFIX}pricer-leaderboard-real"
 
 
 def leaderboard(data: str, maes: dict[str, float]) -> tuple[str, list[str], pd.DataFrame]:
@@ -103,3 +105,35 @@ def test_an_llm_family_s_cost_is_a_column_and_a_chart_of_the_view(tracking_uri: 
     state = json.loads(saved_views()["pricer-leaderboard-real"]["state"])
     assert "metrics.`llm.cost_per_1k_items_usd`" in state["selectedColumns"]
     assert "llm.cost_per_1k_items_usd" in [c["metricKey"] for c in state["compareRunCharts"]]
+
+
+def test_the_view_ranks_finished_family_runs_only(tracking_uri: str) -> None:
+    # A family run that FAILED after logging its mae (an LLM that left too many items
+    # unanswered: its mae over the few it priced) sat first in "best first", above the family
+    # the leaderboard named best; the UI cannot sort by status.
+    table = board().drop(index="frontier").iloc[[0]].set_axis(["xgboost"])
+    table.index.name = "family"
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as parent:
+        with mlflow.start_run(nested=True, run_name="xgboost · real") as finished:
+            mlflow.log_metric("mae", 92.8)
+        for name, status in (("frontier · real", "FAILED"), ("svr · real", "RUNNING")):
+            with mlflow.start_run(nested=True, run_name=name) as unfinished:
+                mlflow.log_metric("mae", 40.0)
+            mlflow.MlflowClient().set_terminated(unfinished.info.run_id, status)
+        table.loc["xgboost", "mae"] = 92.8
+        log_leaderboard(table, data="real")
+    state = json.loads(saved_views()["pricer-leaderboard-real"]["state"])
+    found = mlflow.search_runs(
+        filter_string=state["searchFilter"], order_by=["metrics.mae ASC"], output_format="list"
+    )
+    assert [run.info.run_id for run in found] == [finished.info.run_id]
+    # A view an earlier pricer saved (every child) is still this leaderboard's: its line stays.
+    client = mlflow.MlflowClient()
+    run = client.get_run(parent.info.run_id)
+    assert families_line(run, None) is not None
+    earlier = json.loads(client.get_experiment(run.info.experiment_id).tags[VIEW_KEY])
+    earlier["state"] = json.dumps(
+        {"searchFilter": f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"}
+    )
+    client.set_experiment_tag(run.info.experiment_id, VIEW_KEY, json.dumps(earlier))
+    assert families_line(run, None) is not None
