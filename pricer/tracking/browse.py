@@ -16,7 +16,7 @@ from datetime import datetime
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
@@ -272,11 +272,25 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
     found = [run for run in runs if run.info.run_id.startswith(run_id)]
     where = safe_uri(mlflow.get_tracking_uri())
     if not found:
+        # A leaderboard names its family runs, a sweep its best trial: one deleted since was
+        # "no run starts with", as if the id were mistyped.
+        deleted = [run for run in _deleted_runs(experiment) if run.info.run_id.startswith(run_id)]
+        if len(deleted) == 1:
+            raise RunNotFound(f"run {deleted[0].info.run_id} was deleted: not shown")
         raise RunNotFound(f"no run starts with {run_id!r} in {where}: `pricer runs` lists them")
     if len(found) > 1:
         many = f"{len(found)} runs start with {run_id!r}"
         raise RunNotFound(f"{many} in {where}: give more of the id")
     return found[0]
+
+
+def _deleted_runs(experiment: str | None) -> list[Run]:
+    return mlflow.search_runs(
+        experiment_ids=_experiment_ids(experiment),
+        run_view_type=ViewType.DELETED_ONLY,
+        max_results=50000,
+        output_format="list",
+    )
 
 
 def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
@@ -294,9 +308,15 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     tradeoff = _stored_tradeoff(run)
     if tradeoff is not None:
         lines += ["", *tradeoff_lines(tradeoff)]
+    # A family run deleted since (a leak found, a bad setting): the table is what was measured
+    # then, but its best line and run id read as a result that still stands.
+    deleted = _deleted_children(run)
     best = run.data.tags.get(tags.BEST_FAMILY)
     if best and best in table.index:
-        lines.append(best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA)))
+        line = best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA))
+        if "run_id" in table and str(table.loc[best, "run_id"]) in deleted:
+            line += f" (its run {str(table.loc[best, 'run_id'])[:SHORT_ID]} was deleted since)"
+        lines.append(line)
     lines.append(f"runs: {run_url(run, None)}")
     families = families_line(run, None)
     if families is not None:  # this leaderboard is still the one its data's view shows
@@ -304,13 +324,25 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     if "run_id" in table:
         line = "family runs:"
         for family, run_id in table["run_id"].items():
-            entry = f" {family} {str(run_id)[:SHORT_ID]},"
+            gone = " (deleted)" if str(run_id) in deleted else ""
+            entry = f" {family} {str(run_id)[:SHORT_ID]}{gone},"
             if len(line) + len(entry) > 100:  # a family and its id stay on one line
                 lines.append(line)
                 line = " "
             line += entry
         lines.append(line.rstrip(","))
     return lines
+
+
+def _deleted_children(run: Run) -> set[str]:
+    """The ids of ``run``'s child runs that were deleted."""
+    children = mlflow.search_runs(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'",
+        run_view_type=ViewType.DELETED_ONLY,
+        output_format="list",
+    )
+    return {child.info.run_id for child in children}
 
 
 def _stored_notes(run: Run) -> list[str] | None:

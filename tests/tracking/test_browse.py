@@ -352,6 +352,32 @@ def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     assert not any(line.startswith("families") for line in again)
 
 
+def test_a_leaderboard_says_which_of_its_family_runs_were_deleted(tracking_uri: str) -> None:
+    # Its best family's run deleted since, `pricer runs RUN` still named it best with its id,
+    # and `pricer compare` of that id said "no run starts with", as if it were mistyped.
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board()
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        for family in table.index:
+            with mlflow.start_run(nested=True, run_name=f"{family} · real") as child:
+                table.loc[family, "run_id"] = child.info.run_id
+        log_leaderboard(table, data="real")
+    best = str(table.loc["xgboost", "run_id"])
+    mlflow.MlflowClient().delete_run(best)
+
+    shown = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
+
+    short = best[: browse.SHORT_ID]
+    assert f"best: xgboost, mae $92.78 on real data (its run {short} was deleted since)" in shown
+    assert f" xgboost {short} (deleted)," in next(x for x in shown if x.startswith("family runs"))
+    constant = str(table.loc["constant", "run_id"])[: browse.SHORT_ID]
+    assert f" constant {constant}," in next(x for x in shown if x.startswith("family runs"))
+    with pytest.raises(browse.RunNotFound, match=f"^run {best} was deleted: not shown$"):
+        browse.find_run(short)
+
+
 def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) -> None:
     # `pricer runs <sweep>` printed its name, status and start only, where the list said
     # "val mae $21.53 (test $26.90), 11/12 trials"; a curation's counts were left out too.
