@@ -25,6 +25,7 @@ from pricer.tracking import tags
 from pricer.tracking.leaderboard import (
     NOTES_FILE,
     TRADEOFF_FILE,
+    best_family,
     best_line,
     families_line,
     run_url,
@@ -225,7 +226,7 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         families = sum(key.startswith("mae.") for key in m)
         if not families:  # none scored yet: "best  , 0 families" said nothing
             return ""
-        best = t.get(tags.BEST_FAMILY, "")
+        best = t.get(tags.BEST_FAMILY) or _best_by_mae(m)
         return f"best {best} {_dollars(m.get('best_mae'))}, {counted(families, 'family')}"
     if kind == "sweep":
         # The parent's summary (pricer.tracking.sweep): best.<objective>, trials.* counts.
@@ -248,6 +249,19 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
             return ""
         return f"train {m['data.train_items']:,.0f} / test {m.get('data.test_items', 0):,.0f} items"
     return f"mae {_dollars(m.get('mae'))}" if "mae" in m else ""
+
+
+def _best_by_mae(metrics: dict[str, float]) -> str:
+    """A leaderboard's best family from its metrics, for one without its ``best_family`` tag
+    (deleted, or never written): the family whose ``mae.<family>`` is ``best_mae``; "mae"
+    when none or several are. Without it the row read "best  $25.05", naming no family."""
+    best = metrics.get("best_mae")
+    named = [
+        key.removeprefix("mae.")
+        for key, v in metrics.items()
+        if key.startswith("mae.") and v == best
+    ]
+    return named[0] if len(named) == 1 else "mae"
 
 
 def find_run(run_id: str, experiment: str | None = None) -> Run:
@@ -312,6 +326,9 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     # then, but its best line and run id read as a result that still stands.
     deleted = _deleted_children(run)
     best = run.data.tags.get(tags.BEST_FAMILY)
+    if not best:  # no tag (deleted, or never written): chosen again, as the leaderboard chose
+        chosen = best_family(table)
+        best = chosen[0] if chosen else None
     if best and best in table.index:
         line = best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA))
         if "run_id" in table and str(table.loc[best, "run_id"]) in deleted:

@@ -378,6 +378,25 @@ def test_a_leaderboard_says_which_of_its_family_runs_were_deleted(tracking_uri: 
         browse.find_run(short)
 
 
+def test_a_leaderboard_without_its_best_family_tag_still_names_its_best(
+    tracking_uri: str,
+) -> None:
+    # Without the tag (deleted by hand, or never written) the list read "best  $92.78, 2
+    # families", naming none, and `pricer runs RUN` left its best line out.
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board()
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        log_leaderboard(table, data="real")
+    mlflow.MlflowClient().delete_tag(run.info.run_id, tags.BEST_FAMILY)
+    stored = mlflow.get_run(run.info.run_id)
+
+    assert browse.recent_runs(None, 5)["result"].tolist() == ["best xgboost $92.78, 2 families"]
+    shown = browse.leaderboard_notes(stored, browse.stored_leaderboard(stored))
+    assert "best: xgboost, mae $92.78 on real data" in shown
+
+
 def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) -> None:
     # `pricer runs <sweep>` printed its name, status and start only, where the list said
     # "val mae $21.53 (test $26.90), 11/12 trials"; a curation's counts were left out too.
