@@ -14,6 +14,7 @@ matplotlib and MLflow took to import (``python -m benchmarks.startup``;
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -177,9 +178,12 @@ class ComputePrice(Settings):
     cpus: int
 
     def __post_init__(self) -> None:
-        if not self.cpu_hour_usd > 0:
+        # Finite too: an infinite price passed, the families ran, and the trade-off table ended
+        # the leaderboard in a traceback (OverflowError) while writing its costs.
+        if not (self.cpu_hour_usd > 0 and math.isfinite(self.cpu_hour_usd)):
             raise ConfigError(
-                f"cpu_hour_usd must be > 0 (no compute is free), got {self.cpu_hour_usd}"
+                "cpu_hour_usd must be a finite number > 0 (no compute is free), "
+                f"got {self.cpu_hour_usd}"
             )
         if self.cpus < 1:
             raise ConfigError(f"cpus must be >= 1, got {self.cpus}")

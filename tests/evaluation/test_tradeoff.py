@@ -167,6 +167,11 @@ def test_compute_price_comes_from_conf_and_is_never_zero() -> None:
         ComputePrice.from_config({"cpu_hour_usd": 0.05, "cpus": 2, "gpus": 1})
     with pytest.raises(ConfigError, match="no compute is free"):
         ComputePrice.from_config({"cpu_hour_usd": 0, "cpus": 2})
+    # An infinite price passed: the families ran, then writing their costs was a traceback.
+    for price in ("inf", "-inf", "nan"):
+        cfg = compose_config("leaderboard", [f"tradeoff.cpu_hour_usd={price}"])
+        with pytest.raises(ConfigError, match="must be a finite number > 0"):
+            ComputePrice.from_config(cfg.tradeoff)
 
 
 def texts(figure) -> list[str]:
