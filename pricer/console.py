@@ -181,7 +181,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)
-        print(f"{board.info.run_name} ({board.info.run_id}), {store.status(board)}")
+        print(f"{store.run_name(board)} ({board.info.run_id}), {store.status(board)}")
         # A leaderboard that did not finish has no table: what it is, why it stopped, and
         # which of its families finished (as for any other run, plus its children).
         unfinished = board.info.status != "FINISHED"

@@ -109,6 +109,21 @@ def _started(run: Run) -> str:
     return datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
 
 
+NAME_WIDTH = 40  # a run's name in a row of the list, a family run's line, a compare column
+
+
+def run_name(run: Run, width: int | None = None) -> str:
+    """The run's name on one line, cut to ``width`` characters if given.
+
+    A name is anything MLflow took (set in the UI, by ``MlflowClient.update_run``, from a long
+    ``data.name``): a line end in it split a row of ``pricer runs`` in two, the second reading
+    as a row of its own ("FINISHED  best ... $1.00"), and a 250-character one pushed every
+    row's status and result 250 columns to the right.
+    """
+    name = " ".join("".join(c if c.isprintable() else " " for c in run.info.run_name or "").split())
+    return name if width is None else _shorten(name, width)
+
+
 def _dollars(value: float | None) -> str:
     undefined = _undefined(value)
     return f"${value:,.2f}" if undefined is None else undefined
@@ -155,7 +170,7 @@ def recent_runs(experiment: str | None, limit: int) -> pd.DataFrame:
             {
                 "started": _started(run),
                 "run": run.info.run_id[:SHORT_ID],
-                "name": run.info.run_name,
+                "name": run_name(run, NAME_WIDTH),
                 "status": status(run),
                 "result": _outcome(kind, run),
             }
@@ -392,9 +407,7 @@ def is_leaderboard(run: Run) -> bool:
 def stored_leaderboard(run: Run) -> pd.DataFrame:
     """A leaderboard parent's unrounded table (leaderboard.csv), one row per family."""
     if not is_leaderboard(run):
-        raise RunNotFound(
-            f"run {run.info.run_id[:SHORT_ID]} ({run.info.run_name}) is no leaderboard"
-        )
+        raise RunNotFound(f"run {run.info.run_id[:SHORT_ID]} ({run_name(run)}) is no leaderboard")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout: the table
     try:
         text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/leaderboard/leaderboard.csv")
@@ -471,7 +484,7 @@ def child_runs(run: Run) -> list[str]:
     rows = [
         [
             child.info.run_id[:SHORT_ID],
-            child.info.run_name or "",
+            run_name(child, NAME_WIDTH),
             status(child),
             _outcome(child.data.tags.get(tags.KIND) or "family", child),
         ]
@@ -485,7 +498,7 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     of them have that differ (a leaderboard's per-family settings would drown the rest)."""
     columns = [f"{run.info.run_id[:SHORT_ID]}" for run in runs]
     rows: dict[str, list[str]] = {
-        "name": [run.info.run_name for run in runs],
+        "name": [run_name(run, NAME_WIDTH) for run in runs],
         "status": [status(run) for run in runs],
         "data": [run.data.tags.get(tags.DATA, "") for run in runs],
         "eval items": [run.data.tags.get(tags.EVAL_SIZE, "") for run in runs],

@@ -58,6 +58,33 @@ def test_runs_older_than_a_big_sweep_s_trials_are_still_listed(tracking_uri: str
     assert listed["result"].iloc[1] == "best constant $52.30, 1 family"
 
 
+def test_a_run_s_name_is_one_short_line_wherever_runs_are_listed(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A line end in a name split its row in two, the second reading as a row of its own; a
+    # 250-character name pushed every row's status and result 250 columns to the right.
+    forged = "constant · synthetic\nFINISHED  best fake $1.00"
+    long = "linéaire · 日本語 · " + "x" * 230
+    ids = []
+    for name, mae in ((forged, 52.3), (long, 37.1)):
+        with mlflow.start_run(run_name="run", tags={tags.FAMILY: "linear"}) as run:
+            mlflow.log_metric("mae", mae)
+        mlflow.MlflowClient().update_run(run.info.run_id, name=name)
+        ids.append(run.info.run_id)
+
+    assert console.main(["runs"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 3 and all(len(line) <= 120 for line in listed)  # a header, 2 runs
+    assert "constant · synthetic FINISHED best fake…  FINISHED  mae $52.30" in listed[2]
+    assert "linéaire · 日本語 · xxx" in listed[1] and "…  FINISHED  mae $37.10" in listed[1]
+    names = browse.compare_runs([mlflow.get_run(run_id) for run_id in ids]).loc["name"]
+    assert all("\n" not in name and len(name) <= browse.NAME_WIDTH for name in names)
+    assert console.main(["runs", ids[0]]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"constant · synthetic FINISHED best fake $1.00 ({ids[0]}), FINISHED"
+    assert not any(line.startswith("FINISHED") for line in shown)
+
+
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
     # Before, a FAILED run's result cell was empty: the reason was only in the UI's tags.
     reason = "ConfigError: like_test_weight must be a finite number above 0 or null, got 0.0"
