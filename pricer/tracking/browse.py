@@ -252,7 +252,7 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         test = f" (test {_dollars(m[TEST_BEST])})" if TEST_BEST in m else ""
         # Short, so a row fits 100 columns: "val mae $21.53 (test $25.07), 12/12 trials".
         name = objective.removeprefix("best.").replace("validation.", "val ").replace(".", " ")
-        return f"{name} {_dollars(m[objective])}{test}, {finished}/{total} trials"
+        return f"{name} {_format(objective, m[objective])}{test}, {finished}/{total} trials"
     if kind == "promotion":  # "champion, candidate mae $92.78"
         decision = t.get("pricer.decision", "")
         mae = f"candidate mae {_dollars(m['candidate.mae'])}" if "candidate.mae" in m else ""
@@ -547,7 +547,10 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
         rows["registered version"] = [
             run.data.tags.get("pricer.registered_version", "") for run in runs
         ]
-    for key in COMPARED_METRICS:
+    # A sweep's objective is a setting (hydra.callbacks.mlflow_sweep.objective): its best.*
+    # figure was left out when it was not validation.mae, so its result was not shown at all.
+    objectives = {key for run in runs for key in run.data.metrics if key.startswith("best.")}
+    for key in [*COMPARED_METRICS, *sorted(objectives - set(COMPARED_METRICS))]:
         values = [run.data.metrics.get(key) for run in runs]
         if any(v is not None for v in values):
             rows[key] = [_format(key, v) for v in values]
@@ -560,15 +563,24 @@ def compare_runs(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
+# Prefixes saying whose figure a metric is: a sweep's best trial's, the validation items', ...
+_OF = ("best.", "validation.", "candidate.", "champion.")
+
+
 def _format(key: str, value: float | None) -> str:
     undefined = _undefined(value)
     if undefined is not None:
         return undefined
-    if key.startswith(("mae", "validation.mae", "best_mae", "best.", "candidate.", "champion.")):
+    # What the figure is, whatever it is the figure of: best.validation.hit_rate is a rate, as
+    # hit_rate is (a sweep ranked by it showed "val hit_rate $0.82" for 82.5%).
+    base = key
+    while base.startswith(_OF):
+        base = base.split(".", 1)[1]
+    if base.startswith(("mae", "test_mae")) or key == "best_mae":
         return _dollars(value)
     if key == "p_value":
         return f"{value:.4f}"
-    if key in ("hit_rate", "failure_rate"):
+    if base in ("hit_rate", "failure_rate"):
         return f"{value:.1%}"
     if key.startswith(("trials.", "data.")):  # counts
         return f"{value:,.0f}"

@@ -85,6 +85,21 @@ def test_a_run_s_name_is_one_short_line_wherever_runs_are_listed(
     assert not any(line.startswith("FINISHED") for line in shown)
 
 
+def test_a_sweep_ranked_by_a_rate_shows_it_as_a_rate(tracking_uri: str) -> None:
+    # hydra.callbacks.mlflow_sweep.objective=validation.hit_rate (direction=maximize): the
+    # list read "val hit_rate $0.82" for 82.5%, and `pricer runs RUN` left the objective out.
+    with mlflow.start_run(run_name="sweep · tfidf_ridge", tags={tags.KIND: "sweep"}) as sweep:
+        metrics = {"trials.total": 2, "trials.finished": 2, "trials.failed": 0}
+        mlflow.log_metrics({**metrics, "best.validation.hit_rate": 0.825, "best.test_mae": 24.55})
+
+    [listed] = browse.recent_runs(None, 5)["result"]
+    shown = browse.run_summary(mlflow.get_run(sweep.info.run_id))
+
+    assert listed == "val hit_rate 82.5% (test $24.55), 2/2 trials"
+    assert "best.validation.hit_rate  82.5%" in shown
+    assert "best.test_mae             $24.55" in shown
+
+
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
     # Before, a FAILED run's result cell was empty: the reason was only in the UI's tags.
     reason = "ConfigError: like_test_weight must be a finite number above 0 or null, got 0.0"
