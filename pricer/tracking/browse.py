@@ -129,6 +129,13 @@ def _dollars(value: float | None) -> str:
     return f"${value:,.2f}" if undefined is None else undefined
 
 
+def _count(value: float) -> str:
+    """A count the run logged: a NaN one (logged by hand, or by a broken run) ended `pricer
+    runs` in a traceback ("cannot convert float NaN to integer")."""
+    undefined = _undefined(value)
+    return f"{value:.0f}" if undefined is None else undefined
+
+
 def _undefined(value: float | None) -> str | None:
     """What to show for a figure that is no number, None when it is one.
 
@@ -245,10 +252,11 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         return f"best {best} {_dollars(m.get('best_mae'))}, {counted(families, 'family')}"
     if kind == "sweep":
         # The parent's summary (pricer.tracking.sweep): best.<objective>, trials.* counts.
-        total, finished = int(m.get("trials.total", 0)), int(m.get("trials.finished", 0))
+        total, finished = _count(m.get("trials.total", 0)), _count(m.get("trials.finished", 0))
         objective = next((k for k in sorted(m) if k.startswith("best.") and k != TEST_BEST), None)
         if objective is None:
-            return f"no trial finished, {int(m.get('trials.failed', 0))} failed" if total else ""
+            failed = _count(m.get("trials.failed", 0))
+            return f"no trial finished, {failed} failed" if total != "0" else ""
         test = f" (test {_dollars(m[TEST_BEST])})" if TEST_BEST in m else ""
         # Short, so a row fits 100 columns: "val mae $21.53 (test $25.07), 12/12 trials".
         name = objective.removeprefix("best.").replace("validation.", "val ").replace(".", " ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -98,6 +99,21 @@ def test_a_sweep_ranked_by_a_rate_shows_it_as_a_rate(tracking_uri: str) -> None:
     assert listed == "val hit_rate 82.5% (test $24.55), 2/2 trials"
     assert "best.validation.hit_rate  82.5%" in shown
     assert "best.test_mae             $24.55" in shown
+
+
+def test_a_sweep_s_count_that_is_no_number_is_listed_not_a_traceback(tracking_uri: str) -> None:
+    # A NaN trials.finished (or total, or failed) ended `pricer runs` in a traceback:
+    # "ValueError: cannot convert float NaN to integer".
+    with mlflow.start_run(run_name="sweep · svr", tags={tags.KIND: "sweep"}):
+        metrics = {"trials.total": 3, "trials.finished": math.nan, "best.validation.mae": 26.39}
+        mlflow.log_metrics(metrics)
+    with mlflow.start_run(run_name="sweep · linear", tags={tags.KIND: "sweep"}):
+        mlflow.log_metrics({"trials.total": 2, "trials.failed": math.nan})
+
+    listed = browse.recent_runs(None, 5).set_index("name")["result"]
+
+    assert listed["sweep · svr"] == "val mae $26.39, NaN/3 trials"
+    assert listed["sweep · linear"] == "no trial finished, NaN failed"
 
 
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
