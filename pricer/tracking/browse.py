@@ -271,7 +271,15 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         if "data.train_items" not in m:
             return ""
         return f"train {m['data.train_items']:,.0f} / test {m.get('data.test_items', 0):,.0f} items"
-    return f"mae {_dollars(m.get('mae'))}" if "mae" in m else ""
+    if "mae" not in m:
+        return ""
+    mae = f"mae {_dollars(m['mae'])}"
+    # Over the items it priced, as the run's own line said: an LLM that left some unanswered
+    # (within eval.max_failure_rate) read as scored on all of them, perhaps on easier ones.
+    priced, failed = m.get("n", math.nan), m.get("n_failed", 0.0)
+    if failed > 0 and not math.isnan(priced):
+        return f"{mae} over {priced:,.0f} of {priced + failed:,.0f} items"
+    return mae
 
 
 def _best_by_mae(metrics: dict[str, float]) -> str:

@@ -116,6 +116,22 @@ def test_a_sweep_s_count_that_is_no_number_is_listed_not_a_traceback(tracking_ur
     assert listed["sweep · linear"] == "no trial finished, NaN failed"
 
 
+def test_a_run_that_left_items_unpriced_is_listed_with_its_mae_over_those_it_priced(
+    tracking_uri: str,
+) -> None:
+    # Its own line said "mae $30.00 ... over the 238 of 250 items priced"; the list said
+    # "mae $30.00", as if every item had been scored.
+    with mlflow.start_run(run_name="frontier · real", tags={tags.FAMILY: "frontier"}):
+        mlflow.log_metrics({"mae": 30.0, "n": 238, "n_failed": 12, "failure_rate": 12 / 250})
+    with mlflow.start_run(run_name="xgboost · real", tags={tags.FAMILY: "xgboost"}):
+        mlflow.log_metrics({"mae": 92.78, "n": 250, "n_failed": 0, "failure_rate": 0.0})
+
+    listed = browse.recent_runs(None, 5).set_index("name")["result"]
+
+    assert listed["frontier · real"] == "mae $30.00 over 238 of 250 items"
+    assert listed["xgboost · real"] == "mae $92.78"
+
+
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
     # Before, a FAILED run's result cell was empty: the reason was only in the UI's tags.
     reason = "ConfigError: like_test_weight must be a finite number above 0 or null, got 0.0"
