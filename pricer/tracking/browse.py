@@ -382,6 +382,15 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _deleted(run_id: str) -> bool:
+    """Whether the run was deleted (its experiment too); one the store does not know is left
+    unmarked (an id written by hand, or a run removed by `mlflow gc`: not known which)."""
+    try:
+        return mlflow.get_run(run_id).info.lifecycle_stage == "deleted"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
 def _deleted_children(run: Run) -> set[str]:
     """The ids of ``run``'s child runs that were deleted."""
     children = mlflow.search_runs(
@@ -458,6 +467,9 @@ def run_summary(run: Run) -> list[str]:
         if key in COMPARED_METRICS and "figures" not in shown and run.info.status != "FINISHED":
             shown["figures"] = _partial(run)  # before the first figure it qualifies
         shown[str(key)] = value
+    best_run = run.data.tags.get(tags.SWEEP_BEST_RUN)
+    if best_run and _deleted(best_run):  # its best trial discarded since: not a result that stands
+        shown["best run"] += " (deleted)"
     if error:  # whole: the list and compare cut it to 40 characters
         shown["error"] = error
     replay = run.data.tags.get(tags.SWEEP_REPLAY) or run.data.tags.get(tags.SWEEP_BEST_REPLAY)

@@ -471,6 +471,23 @@ def test_a_leaderboard_without_its_best_family_tag_still_names_its_best(
     assert "best: xgboost, mae $92.78 on real data" in shown
 
 
+def test_a_sweep_says_when_its_best_trial_s_run_was_deleted(tracking_uri: str) -> None:
+    # It named the deleted run as its best, beside the command that replays it.
+    with mlflow.start_run(run_name="sweep · svr", tags={tags.KIND: "sweep"}) as sweep:
+        mlflow.log_metrics({"trials.total": 2, "trials.finished": 2, "best.validation.mae": 21.5})
+        with mlflow.start_run(run_name="svr · trial 1", nested=True) as trial:
+            mlflow.log_metric("validation.mae", 21.5)
+        mlflow.log_param(tags.SWEEP_BEST_TRIAL, 1)
+        mlflow.set_tag(tags.SWEEP_BEST_RUN, trial.info.run_id)
+    short = trial.info.run_id[: browse.SHORT_ID]
+    assert f"best run             {short}" in browse.run_summary(mlflow.get_run(sweep.info.run_id))
+
+    mlflow.MlflowClient().delete_run(trial.info.run_id)
+
+    shown = browse.run_summary(mlflow.get_run(sweep.info.run_id))
+    assert f"best run             {short} (deleted)" in shown
+
+
 def test_a_sweep_or_a_curation_shown_alone_shows_its_figures(tracking_uri: str) -> None:
     # `pricer runs <sweep>` printed its name, status and start only, where the list said
     # "val mae $21.53 (test $26.90), 11/12 trials"; a curation's counts were left out too.
