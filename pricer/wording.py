@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -16,12 +17,29 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {plural}"
 
 
+def columns_wide(text: str) -> int:
+    """How many terminal columns ``text`` takes: East Asian wide characters (日本語, most
+    emoji) take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def left_aligned(rows: list[list[str]]) -> list[str]:
     """Rows of words as lines, each column left-aligned (pandas right-aligns), two spaces
-    between columns, nothing trailing."""
-    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    between columns, nothing trailing.
+
+    Padded to the columns a cell takes on a terminal, not its characters: a run named in
+    Japanese took twice the columns it was padded for, and its status and result stood under
+    the next column's header.
+    """
+    widths = [max(map(columns_wide, column)) for column in zip(*rows, strict=True)]
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        "  ".join(
+            cell + " " * (width - columns_wide(cell))
+            for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
         for row in rows
     ]
 

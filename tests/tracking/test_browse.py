@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import subprocess
+import unicodedata
 
 import mlflow
 import pytest
@@ -76,8 +77,9 @@ def test_a_run_s_name_is_one_short_line_wherever_runs_are_listed(
     assert console.main(["runs"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 3 and all(len(line) <= 120 for line in listed)  # a header, 2 runs
-    assert "constant · synthetic FINISHED best fake…  FINISHED  mae $52.30" in listed[2]
-    assert "linéaire · 日本語 · xxx" in listed[1] and "…  FINISHED  mae $37.10" in listed[1]
+    words = [" ".join(line.split()) for line in listed]
+    assert "constant · synthetic FINISHED best fake… FINISHED mae $52.30" in words[2]
+    assert "linéaire · 日本語 · xxx" in words[1] and "… FINISHED mae $37.10" in words[1]
     names = browse.compare_runs([mlflow.get_run(run_id) for run_id in ids]).loc["name"]
     assert all("\n" not in name and len(name) <= browse.NAME_WIDTH for name in names)
     assert console.main(["runs", ids[0]]) == 0
@@ -130,6 +132,30 @@ def test_a_run_that_left_items_unpriced_is_listed_with_its_mae_over_those_it_pri
 
     assert listed["frontier · real"] == "mae $30.00 over 238 of 250 items"
     assert listed["xgboost · real"] == "mae $92.78"
+
+
+def terminal_columns(text: str) -> int:
+    """The columns a terminal gives ``text``: two for an East Asian wide character."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_runs_named_in_wide_characters_keep_the_columns_in_line(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A name in Japanese takes two terminal columns a character: padded by characters, its
+    # status and result stood 6 columns left of the others', under the next header.
+    for name in ("linear · 日本語", "constant · synthetic"):
+        with mlflow.start_run(run_name=name, tags={tags.FAMILY: "linear"}):
+            mlflow.log_metric("mae", 20.0)
+
+    assert console.main(["runs"]) == 0
+
+    header, *rows = capsys.readouterr().out.splitlines()
+    where = {
+        terminal_columns(line[: line.index(word)])
+        for line, word in [(header, "status")] + [(row, "FINISHED") for row in rows]
+    }
+    assert len(rows) == 2 and len(where) == 1
 
 
 def test_a_run_that_failed_shows_why_where_its_result_would_be(tracking_uri: str) -> None:
