@@ -12,9 +12,13 @@ refuses it in one line (exit 2) unless its files hash to the digest recorded whe
 logged, and only then starts ``mlflow models serve`` on that verified copy, never on the URI
 again (an alias that moves, or a file changed, after the check cannot change what is served;
 when the alias it was chosen by moves on, a line on stderr says so, see ``WATCH_SECONDS``).
-The folder is removed when the server stops. Ctrl-C or SIGTERM stops the server: MLflow's
-scoring process gets SIGTERM when the ``mlflow`` process ends. A SIGKILLed pricer serve runs no
-cleanup: its server stops with it, and the next pricer serve removes the copy it left.
+"serving ... at ..." is said once the server answers ``/ping`` (the model loaded there, the
+port bound); a server that ends before it answers (its model does not load in it, a library
+missing there, the port taken after the check) is one line, exit 2, naming the error it ended
+on (``ServerOutput``). The folder is removed when the server stops. Ctrl-C or SIGTERM stops
+the server: MLflow's scoring process gets SIGTERM when the ``mlflow`` process ends. A SIGKILLed
+pricer serve runs no cleanup: its server stops with it, and the next pricer serve removes the
+copy it left.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from pricer import interrupt
 from pricer.cli import CommandParser, report, run_command
@@ -48,6 +55,15 @@ COPY_PREFIX = "pricer-serve-"
 # said on stderr rather than left for its callers to find out from the prices.
 WATCH_SECONDS = 60.0
 OWNER_FILE = "owner"  # in a copy's folder: "<host> <pid>" of the pricer serve it belongs to
+# The server is said to serve once its /ping answers: asked every PING_SECONDS, each question
+# given PING_TIMEOUT (a socket that accepts and never answers, not the server, costs no more).
+PING_SECONDS = 0.25
+PING_TIMEOUT = 2.0
+# How long the server's last output may take to arrive once it has exited (its pipe is closed
+# then, unless a process it started still holds it).
+READ_SECONDS = 5.0
+# MLflow's exception when uvicorn exits non-zero: under uvicorn's own error, which says why.
+MLFLOW_SERVER_EXIT = "Exception: Command "
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -120,6 +136,112 @@ def remove_abandoned_copies(parent: Path) -> list[Path]:
     return removed
 
 
+class ServerDidNotStart(UserError):
+    """The server ended before it answered: the model did not load in it, a dependency is
+    missing there, the port was taken after ``require_free``..."""
+
+
+def ping_url(host: str, port: int) -> str:
+    """The scoring server's health check, reached where it listens (a wildcard address is
+    answered on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:  # an IPv6 literal
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}/ping"
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 within ``PING_TIMEOUT`` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=PING_TIMEOUT) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):  # refused, reset, timed out, an HTTP error, not HTTP at all
+        return False
+
+
+def wait_until_answering(server: subprocess.Popen[bytes], url: str) -> None:
+    """Return once ``url`` answers; raise ``ServerDidNotStart`` if the server ends first.
+
+    No deadline of its own: a big model takes as long as it takes to load, and Ctrl-C or
+    SIGTERM stop the wait as they stop the server (``Interrupted`` from the handler)."""
+    while server.poll() is None:
+        if answers(url):
+            if server.poll() is None:  # a server ending as it answered did not start
+                return
+            break
+        time.sleep(PING_SECONDS)
+    raise ServerDidNotStart(
+        f"the server did not start (mlflow models serve exited with {server.returncode})"
+    )
+
+
+class ServerOutput:
+    """The server's stderr, held back until it answers and passed on from then.
+
+    While it starts, a failure is a traceback (or two: uvicorn's, then MLflow's around it)
+    under nothing that said it served; held back, the one line that says it did not start
+    names the error it ended on (``last_error``). Once it answers, what it said so far is
+    written, then the line that says it serves, then everything it says as it says it.
+    """
+
+    def __init__(self, server: subprocess.Popen[bytes]) -> None:
+        self._lock = threading.Lock()
+        self._held: list[bytes] = []
+        self._passing = False
+        self._reader = threading.Thread(target=self._read, args=(server.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        for line in iter(stream.readline, b""):
+            with self._lock:
+                if self._passing:
+                    _write_stderr(line)
+                else:
+                    self._held.append(line)
+
+    def pass_through(self, said: str) -> None:
+        """Write what the server said so far, then ``said``; then pass its lines on."""
+        with self._lock:
+            for line in self._held:
+                _write_stderr(line)
+            self._held = []
+            _write_stderr(said.encode())
+            self._passing = True
+
+    def last_error(self) -> str:
+        """The error the server ended on, in one line (its exit read to the end of its output)."""
+        self._reader.join(READ_SECONDS)  # its last lines may still be in the pipe
+        with self._lock:
+            lines = [line.decode(errors="replace").rstrip() for line in self._held]
+        return last_error_line(lines)
+
+
+def last_error_line(lines: Sequence[str]) -> str:
+    """The line of a failed server's output that says why: the last exception line or uvicorn
+    ``ERROR:`` line, not MLflow's own exception about uvicorn's exit (it names the command, not
+    the cause); the last line said if none is; "no output" if there is none."""
+    errors = []
+    in_traceback = False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+        elif in_traceback and line and not line[0].isspace():
+            in_traceback = False
+            if not line.startswith(MLFLOW_SERVER_EXIT):
+                errors.append(line)
+        elif line.startswith("ERROR:"):
+            errors.append(line.removeprefix("ERROR:").strip())
+    said = [line.strip() for line in lines if line.strip()]
+    return errors[-1] if errors else said[-1] if said else "no output"
+
+
+def _write_stderr(data: bytes) -> None:
+    sys.stderr.write(data.decode(errors="replace"))
+    sys.stderr.flush()
+
+
 def wait_watching(server: subprocess.Popen[bytes], chosen: Chosen | None) -> int:
     """Wait for the server to end; meanwhile say, once per move, when the alias it was chosen
     by names another version than the one it answers with (or that version again)."""
@@ -172,15 +294,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             verified = fetch_verified(cfg.tracking.uri, model_settings(cfg), folder / "model")
         except UserError as error:
             return report(error)
-        url = f"http://{args.host}:{args.port}/invocations"
-        print(f"serving {verified.description} at {url}", file=sys.stderr, flush=True)
         # A SIGKILLed pricer serve runs no finally: the server then stops with it (SIGTERM).
         server = subprocess.Popen(
             serve_command(verified.local, args, extra),
             env=server_env(),
             preexec_fn=interrupt.parent_death_hook(),
+            stderr=subprocess.PIPE,
         )
         try:
+            output = ServerOutput(server)
+            try:
+                wait_until_answering(server, ping_url(args.host, args.port))
+            except ServerDidNotStart as error:
+                return report(ServerDidNotStart(f"{error}: {output.last_error()}"))
+            url = f"http://{args.host}:{args.port}/invocations"
+            # Said only now that /ping answers (the model loaded, the port bound), after what
+            # the server said while it started.
+            output.pass_through(f"serving {verified.description} at {url}\n")
             return wait_watching(server, verified.chosen)
         finally:
             if server.poll() is None:  # interrupted: stop the server before its files go

@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +22,7 @@ import pytest
 
 from pricer.paths import PROJECT_ROOT
 from tests.serving.conftest import constant_champion
-from tests.serving.test_serve import free_port, post, wait_until_up
+from tests.serving.test_serve import STARTUP_SECONDS, free_port, post, wait_until_up
 
 TEXTS = ["Cordless drill driver, 20V, two batteries", "Replacement cap for a water bottle"]
 
@@ -72,6 +74,8 @@ class StandInServer:
     """What serve waits on: a server that runs until told to stop, moving the champion alias
     to version 2 (another promotion) after its first wait and back to 1 after its third."""
 
+    stderr = None  # nothing said while it starts
+
     def __init__(self, client: mlflow.MlflowClient) -> None:
         self.client, self.waits, self.code = client, 0, None
 
@@ -107,6 +111,7 @@ def test_a_champion_that_moves_while_serving_is_said_once_per_move(
     client.set_registered_model_alias("pricer-synthetic", "champion", "1")
     server = StandInServer(client)
     monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: server)
+    monkeypatch.setattr(serve, "answers", lambda url: True)  # it answers /ping at once
     monkeypatch.setattr(serve, "WATCH_SECONDS", 0.01, raising=False)
     monkeypatch.setattr(serve.tempfile, "tempdir", str(tmp_path))
     capsys.readouterr()
@@ -130,7 +135,9 @@ def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
     downloads.mkdir()
     server, url, log = start_serve(tmp_path, downloads)
     try:
-        wait_until_up(url, server)
+        # It said "serving" before its server had started (seconds before /ping answered).
+        wait_for_serving_line(tmp_path / "serve.log", server)
+        assert answers(f"{url}/ping"), "said it was serving before /ping answered"
         copies = list(downloads.glob("pricer-serve-*"))
         status, answer = post(url, [{"text": text} for text in TEXTS])
         server.send_signal(signal.SIGTERM)
@@ -149,6 +156,103 @@ def test_pricer_serve_answers_from_the_checked_copy_and_removes_it_when_stopped(
     assert not copies[0].exists()
     with pytest.raises(AssertionError):  # nothing listens any more
         post_or_fail(url)
+
+
+def wait_for_serving_line(log: Path, server: subprocess.Popen[bytes]) -> None:
+    """Return as soon as ``log`` holds pricer serve's "serving ... at ..." line."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while "serving " not in log.read_text():
+        assert server.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no serving line in {STARTUP_SECONDS}s"
+        time.sleep(0.05)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+BROKEN_MODEL = """
+import mlflow
+
+
+class NeedsAMissingLibrary(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import pricer_no_such_library  # noqa: F401
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+mlflow.models.set_model(NeedsAMissingLibrary())
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.filterwarnings("ignore:Add type hints")  # MLflow's, about the stand-in's predict
+def test_a_server_that_fails_to_start_is_one_line_and_not_said_to_serve(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # "serving ... at ...", then uvicorn's traceback and MLflow's around it, exit 1: its files
+    # pass pricer serve's check (this one has no digest to check), its code fails in the
+    # server, as a model needing a library the serving environment lacks does.
+    code = tmp_path / "broken_model.py"
+    code.write_text(BROKEN_MODEL)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="broken", python_model=str(code))
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    port = free_port()
+    served = subprocess.run(
+        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(downloads)},
+        capture_output=True, text=True, timeout=STARTUP_SECONDS,
+    )  # fmt: skip
+    assert (served.returncode, served.stderr) == (
+        2,
+        "error: the server did not start (mlflow models serve exited with 1): "
+        "ModuleNotFoundError: No module named 'pricer_no_such_library'\n",
+    )
+    assert list(downloads.iterdir()) == []  # its copy removed
+    assert not answers(f"http://127.0.0.1:{port}/ping")  # nothing left serving
+    assert [p.pid for p in psutil.process_iter(["cmdline"]) if str(downloads) in
+            " ".join(p.info["cmdline"] or [])] == []  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_port_taken_after_the_check_is_one_line_and_not_said_to_serve(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The port is checked free before the model is fetched; taken in between (here as soon as
+    # the copy's folder exists, after the check and seconds before the server binds), uvicorn
+    # said "address already in use" under a line claiming to serve there.
+    constant_champion(20.0)
+    server, url, log = start_serve(tmp_path, tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        with socket.socket() as taken:  # accepts connections and never answers one
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while not list(tmp_path.glob("pricer-serve-*")):
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            code = server.wait(STARTUP_SECONDS)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+    said = (tmp_path / "serve.log").read_text()
+    assert code == 2, said
+    assert said.startswith("error: the server did not start (mlflow models serve exited with 1)")
+    assert "address already in use" in said
+    assert said.count("\n") == 1
+    assert list(tmp_path.glob("pricer-serve-*")) == []
 
 
 def abandoned_copy(parent: Path) -> Path:
