@@ -27,6 +27,7 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.utils.file_utils import local_file_uri_to_path
+from mlflow.utils.uri import is_local_uri, resolve_uri_if_local
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
@@ -133,6 +134,14 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
             # Both saw no experiment, the other created it first: it exists now, use it.
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS) or attempt == 2:
                 raise
+    # Also when another process created it meanwhile, with a location of its own.
+    if artifact_location and not same_location(artifact_location, experiment.artifact_location):
+        raise ConfigError(
+            f"tracking.artifact_location={artifact_location}: experiment {name!r} already "
+            f"keeps its run files at {experiment.artifact_location} (an experiment's location "
+            "is set when it is created): name another experiment (tracking.experiment=NAME) "
+            "for runs to go there, or drop tracking.artifact_location"
+        )
     if experiment.artifact_location != checked:
         _require_local_folder(
             experiment.artifact_location,
@@ -140,6 +149,20 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
             "fix that place, or send runs to another experiment "
             "(tracking.experiment=NAME, tracking.artifact_location=FOLDER)",
         )
+
+
+def same_location(configured: str, recorded: str) -> bool:
+    """Whether an artifact location as configured is the one an experiment records: a path
+    and its file: URI are one, a relative path is read from here as MLflow reads it when it
+    creates the experiment, and a trailing slash or ``.`` changes nothing."""
+
+    def normal(location: str) -> str:
+        resolved = str(resolve_uri_if_local(location))
+        if is_local_uri(resolved, is_tracking_or_registry_uri=False):
+            return os.path.normpath(local_file_uri_to_path(resolved))
+        return resolved.rstrip("/")
+
+    return normal(configured) == normal(recorded)
 
 
 def _require_local_folder(location: str, setting: str, remedy: str) -> None:

@@ -330,6 +330,46 @@ def test_an_existing_experiments_location_that_cannot_hold_files_is_one_line_bef
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_an_artifact_location_an_existing_experiment_does_not_have_is_refused_before_any_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Silently ignored: runs went on to the experiment's own location, not where it was said.
+    mlflow.create_experiment("old", artifact_location=str(tmp_path / "old-runs"))
+    wanted = tmp_path / "new-runs"
+    cfg = compose_config(
+        "train", ["tracking.experiment=old", f"tracking.artifact_location={wanted}"]
+    )
+    with pytest.raises(ConfigError) as refused:
+        configure_tracking(cfg.tracking)
+    assert str(refused.value) == (
+        f"tracking.artifact_location={wanted}: experiment 'old' already keeps its run files at "
+        f"{tmp_path / 'old-runs'} (an experiment's location is set when it is created): name "
+        "another experiment (tracking.experiment=NAME) for runs to go there, or drop "
+        "tracking.artifact_location"
+    )
+    assert not wanted.exists()
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize("given", ["path", "file URI", "trailing slash", "relative path"])
+def test_an_existing_experiments_own_location_given_again_is_accepted(
+    tracking_uri: str, tmp_path: Path, given: str
+) -> None:
+    recorded = tmp_path / "my runs"  # a space: %20 in its file: URI
+    mlflow.create_experiment("old", artifact_location=str(recorded))
+    location = {
+        "path": str(recorded),
+        "file URI": recorded.as_uri(),
+        "trailing slash": f"{recorded}/",
+        "relative path": "./my runs",  # the tests run from tmp_path
+    }[given]
+    cfg = compose_config(
+        "train", ["tracking.experiment=old", f"tracking.artifact_location='{location}'"]
+    )
+    configure_tracking(cfg.tracking)
+    assert mlflow.get_experiment_by_name("old").artifact_location == str(recorded)
+
+
 @pytest.mark.parametrize("location", ["s3://pricer-bucket/runs", "mlflow-artifacts:/runs"])
 def test_an_existing_experiment_in_a_remote_artifact_store_is_not_probed_as_a_folder(
     tracking_uri: str, tmp_path: Path, location: str
