@@ -105,6 +105,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     # A new SQLite store: created by one process, the others wait.
     with unreachable_as_one_line(uri), open_store(uri):
         if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
+            _check_given_experiment()
             return
         _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])
 
@@ -149,6 +150,25 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
             "fix that place, or send runs to another experiment "
             "(tracking.experiment=NAME, tracking.artifact_location=FOLDER)",
         )
+
+
+def _check_given_experiment() -> None:
+    """Under ``mlflow run`` the experiment is chosen already (``MLFLOW_EXPERIMENT_ID``): its
+    location gets the check ``_choose_experiment`` gives a chosen one, before any run; one
+    that cannot hold files failed the run at its first artifact, with MLflow's traceback."""
+    experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if not experiment_id:
+        return
+    try:
+        experiment = mlflow.get_experiment(experiment_id)
+    except MlflowException:  # no such experiment: the run's start says so, as it did
+        return
+    _require_local_folder(
+        experiment.artifact_location,
+        f"experiment {experiment.name!r} (MLFLOW_EXPERIMENT_ID={experiment_id}) keeps its run "
+        f"files at {experiment.artifact_location}",
+        "fix that place, or send runs to another experiment (mlflow run --experiment-name NAME)",
+    )
 
 
 def same_location(configured: str, recorded: str) -> bool:

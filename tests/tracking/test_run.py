@@ -370,6 +370,25 @@ def test_an_existing_experiments_own_location_given_again_is_accepted(
     assert mlflow.get_experiment_by_name("old").artifact_location == str(recorded)
 
 
+def test_under_mlflow_run_the_experiments_location_is_checked_before_any_run(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mlflow run chooses the experiment (MLFLOW_EXPERIMENT_ID): its location was not checked,
+    # and the run failed at its first artifact with NotADirectoryError's traceback.
+    (tmp_path / "notes.txt").write_text("mine")
+    location = tmp_path / "notes.txt" / "runs"
+    experiment_id = mlflow.create_experiment("old", artifact_location=str(location))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    with pytest.raises(ConfigError) as refused:
+        configure_tracking(compose_config("train").tracking)
+    assert str(refused.value) == (
+        f"experiment 'old' (MLFLOW_EXPERIMENT_ID={experiment_id}) keeps its run files at "
+        f"{location}: {tmp_path / 'notes.txt'} is a file, not a folder; fix that place, or send "
+        "runs to another experiment (mlflow run --experiment-name NAME)"
+    )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 @pytest.mark.parametrize("location", ["s3://pricer-bucket/runs", "mlflow-artifacts:/runs"])
 def test_an_existing_experiment_in_a_remote_artifact_store_is_not_probed_as_a_folder(
     tracking_uri: str, tmp_path: Path, location: str
