@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,8 @@ PING_TIMEOUT = 2.0
 READ_SECONDS = 5.0
 # MLflow's exception when uvicorn exits non-zero: under uvicorn's own error, which says why.
 MLFLOW_SERVER_EXIT = "Exception: Command "
+# uvicorn's supervisor (--workers 2 or more) on a worker that ended, before it starts another.
+WORKER_DIED = re.compile(rb"Child process \[\d+\] died")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -159,12 +162,19 @@ def answers(url: str) -> bool:
         return False
 
 
-def wait_until_answering(server: subprocess.Popen[bytes], url: str) -> None:
-    """Return once ``url`` answers; raise ``ServerDidNotStart`` if the server ends first.
+def wait_until_answering(
+    server: subprocess.Popen[bytes], url: str, output: ServerOutput | None = None
+) -> None:
+    """Return once ``url`` answers; raise ``ServerDidNotStart`` if the server ends first, or
+    if ``output`` saw one of its workers die before it answered.
 
     No deadline of its own: a big model takes as long as it takes to load, and Ctrl-C or
     SIGTERM stop the wait as they stop the server (``Interrupted`` from the handler)."""
     while server.poll() is None:
+        if output is not None and output.worker_died.is_set():
+            # With --workers 2 or more, uvicorn starts a new worker for each that dies, and
+            # one whose model fails to load dies again: the server never answers, nor ends.
+            raise ServerDidNotStart("the server did not start (its workers died as they started)")
         if answers(url):
             if server.poll() is None:  # a server ending as it answered did not start
                 return
@@ -188,6 +198,7 @@ class ServerOutput:
         self._lock = threading.Lock()
         self._held: list[bytes] = []
         self._passing = False
+        self.worker_died = threading.Event()  # uvicorn said so before the server answered
         self._reader = threading.Thread(target=self._read, args=(server.stderr,), daemon=True)
         self._reader.start()
 
@@ -200,6 +211,8 @@ class ServerOutput:
                     _write_stderr(line)
                 else:
                     self._held.append(line)
+                    if WORKER_DIED.search(line):
+                        self.worker_died.set()
 
     def pass_through(self, said: str) -> None:
         """Write what the server said so far, then ``said``; then pass its lines on."""
@@ -231,7 +244,7 @@ def last_error_line(lines: Sequence[str]) -> str:
             in_traceback = False
             if not line.startswith(MLFLOW_SERVER_EXIT):
                 errors.append(line)
-        elif line.startswith("ERROR:"):
+        elif line.startswith("ERROR:") and "Child process [" not in line:  # not its cause
             errors.append(line.removeprefix("ERROR:").strip())
     said = [line.strip() for line in lines if line.strip()]
     return errors[-1] if errors else said[-1] if said else "no output"
@@ -304,8 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             output = ServerOutput(server)
             try:
-                wait_until_answering(server, ping_url(args.host, args.port))
+                wait_until_answering(server, ping_url(args.host, args.port), output)
             except ServerDidNotStart as error:
+                stop_server(server)  # its last lines come as it ends
                 return report(ServerDidNotStart(f"{error}: {output.last_error()}"))
             url = f"http://{args.host}:{args.port}/invocations"
             # Said only now that /ping answers (the model loaded, the port bound), after what
@@ -313,15 +327,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             output.pass_through(f"serving {verified.description} at {url}\n")
             return wait_watching(server, verified.chosen)
         finally:
-            if server.poll() is None:  # interrupted: stop the server before its files go
-                server.terminate()
-                try:
-                    server.wait(STOP_SECONDS)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
+            stop_server(server)  # interrupted: stop the server before its files go
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server still running, SIGKILL after ``STOP_SECONDS``."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

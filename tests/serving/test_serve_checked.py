@@ -192,9 +192,16 @@ mlflow.models.set_model(NeedsAMissingLibrary())
 
 
 @pytest.mark.e2e
-@pytest.mark.filterwarnings("ignore:Add type hints")  # MLflow's, about the stand-in's predict
+@pytest.mark.parametrize(
+    ("workers", "ended"),
+    [
+        ("1", "mlflow models serve exited with 1"),
+        # uvicorn starts a new worker for each that dies: it never answered, nor ended.
+        ("2", "its workers died as they started"),
+    ],
+)
 def test_a_server_that_fails_to_start_is_one_line_and_not_said_to_serve(
-    tracking_uri: str, tmp_path: Path
+    tracking_uri: str, tmp_path: Path, workers: str, ended: str
 ) -> None:
     # "serving ... at ...", then uvicorn's traceback and MLflow's around it, exit 1: its files
     # pass pricer serve's check (this one has no digest to check), its code fails in the
@@ -208,20 +215,27 @@ def test_a_server_that_fails_to_start_is_one_line_and_not_said_to_serve(
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     port = free_port()
+    command = [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)]
     served = subprocess.run(
-        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        [*command, "--", "--workers", workers],
         cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(downloads)},
         capture_output=True, text=True, timeout=STARTUP_SECONDS,
     )  # fmt: skip
     assert (served.returncode, served.stderr) == (
         2,
-        "error: the server did not start (mlflow models serve exited with 1): "
+        f"error: the server did not start ({ended}): "
         "ModuleNotFoundError: No module named 'pricer_no_such_library'\n",
     )
     assert list(downloads.iterdir()) == []  # its copy removed
-    assert not answers(f"http://127.0.0.1:{port}/ping")  # nothing left serving
-    assert [p.pid for p in psutil.process_iter(["cmdline"]) if str(downloads) in
-            " ".join(p.info["cmdline"] or [])] == []  # fmt: skip
+    assert not answers(f"http://127.0.0.1:{port}/ping")
+    # Nothing left running: not mlflow, nor uvicorn or its workers.
+    left = [
+        " ".join(process.info["cmdline"] or [])
+        for process in psutil.process_iter(["cmdline"])
+        if f"--port {port} " in " ".join(process.info["cmdline"] or []) + " "
+        or str(downloads) in " ".join(process.info["cmdline"] or [])
+    ]
+    assert left == []
 
 
 @pytest.mark.e2e
