@@ -12,13 +12,13 @@ refuses it in one line (exit 2) unless its files hash to the digest recorded whe
 logged, and only then starts ``mlflow models serve`` on that verified copy, never on the URI
 again (an alias that moves, or a file changed, after the check cannot change what is served;
 when the alias it was chosen by moves on, a line on stderr says so, see ``WATCH_SECONDS``).
-"serving ... at ..." is said once the server answers ``/ping`` (the model loaded there, the
-port bound); a server that ends before it answers (its model does not load in it, a library
-missing there, the port taken after the check) is one line, exit 2, naming the error it ended
-on (``ServerOutput``). The folder is removed when the server stops. Ctrl-C or SIGTERM stops
-the server: MLflow's scoring process gets SIGTERM when the ``mlflow`` process ends. A SIGKILLed
-pricer serve runs no cleanup: its server stops with it, and the next pricer serve removes the
-copy it left.
+"serving ... at ..." is said once the server answers ``/ping`` itself, listening there (the
+model loaded, the port bound); a server that ends before it answers (its model does not load in
+it, a library missing there, the port taken after the check) is one line, exit 2, naming the
+error it ended on (``ServerOutput``). The folder is removed when the server stops. Ctrl-C or
+SIGTERM stops the server: MLflow's scoring process gets SIGTERM when the ``mlflow`` process
+ends. A SIGKILLed pricer serve runs no cleanup: its server stops with it, and the next pricer
+serve removes the copy it left.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+import psutil
 
 from pricer import interrupt
 from pricer.cli import CommandParser, report, run_command
@@ -163,10 +165,11 @@ def answers(url: str) -> bool:
 
 
 def wait_until_answering(
-    server: subprocess.Popen[bytes], url: str, output: ServerOutput | None = None
+    server: subprocess.Popen[bytes], url: str, port: int, output: ServerOutput | None = None
 ) -> None:
-    """Return once ``url`` answers; raise ``ServerDidNotStart`` if the server ends first, or
-    if ``output`` saw one of its workers die before it answered.
+    """Return once ``url`` answers and the server listens on ``port``; raise
+    ``ServerDidNotStart`` if the server ends first, or if ``output`` saw one of its workers die
+    before it answered.
 
     No deadline of its own: a big model takes as long as it takes to load, and Ctrl-C or
     SIGTERM stop the wait as they stop the server (``Interrupted`` from the handler)."""
@@ -175,7 +178,9 @@ def wait_until_answering(
             # With --workers 2 or more, uvicorn starts a new worker for each that dies, and
             # one whose model fails to load dies again: the server never answers, nor ends.
             raise ServerDidNotStart("the server did not start (its workers died as they started)")
-        if answers(url):
+        # Another server that took the port after the check answers /ping too (this one then
+        # fails to bind it): only an answer while this one listens there is its own.
+        if listens(server, port) and answers(url):
             if server.poll() is None:  # a server ending as it answered did not start
                 return
             break
@@ -183,6 +188,25 @@ def wait_until_answering(
     raise ServerDidNotStart(
         f"the server did not start (mlflow models serve exited with {server.returncode})"
     )
+
+
+def listens(server: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether the server's process, or one it started (uvicorn, its workers), listens on
+    ``port``."""
+    try:
+        root = psutil.Process(server.pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # ended meanwhile
+            continue
+        for connection in connections:
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+                return True
+    return False
 
 
 class ServerOutput:
@@ -317,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             output = ServerOutput(server)
             try:
-                wait_until_answering(server, ping_url(args.host, args.port), output)
+                wait_until_answering(server, ping_url(args.host, args.port), args.port, output)
             except ServerDidNotStart as error:
                 stop_server(server)  # its last lines come as it ends
                 return report(ServerDidNotStart(f"{error}: {output.last_error()}"))

@@ -4,11 +4,13 @@ starts, and the server runs on the checked copy, which is removed when it stops.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -112,6 +114,7 @@ def test_a_champion_that_moves_while_serving_is_said_once_per_move(
     server = StandInServer(client)
     monkeypatch.setattr(serve.subprocess, "Popen", lambda command, **_: server)
     monkeypatch.setattr(serve, "answers", lambda url: True)  # it answers /ping at once
+    monkeypatch.setattr(serve, "listens", lambda server, port: True)
     monkeypatch.setattr(serve, "WATCH_SECONDS", 0.01, raising=False)
     monkeypatch.setattr(serve.tempfile, "tempdir", str(tmp_path))
     capsys.readouterr()
@@ -238,25 +241,45 @@ def test_a_server_that_fails_to_start_is_one_line_and_not_said_to_serve(
     assert left == []
 
 
+class PingAnswers(http.server.BaseHTTPRequestHandler):
+    """Another server's answer to /ping: 200, as MLflow's scoring server gives."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.mark.e2e
+@pytest.mark.parametrize("taker", ["a socket that never answers", "a server answering /ping"])
 def test_a_port_taken_after_the_check_is_one_line_and_not_said_to_serve(
-    tracking_uri: str, tmp_path: Path
+    tracking_uri: str, tmp_path: Path, taker: str
 ) -> None:
     # The port is checked free before the model is fetched; taken in between (here as soon as
     # the copy's folder exists, after the check and seconds before the server binds), uvicorn
-    # said "address already in use" under a line claiming to serve there.
+    # said "address already in use" under a line claiming to serve there. Taken by a server
+    # that answers /ping, its answer must not pass for this server's.
     constant_champion(20.0)
     server, url, log = start_serve(tmp_path, tmp_path)
     port = int(url.rsplit(":", 1)[1])
     try:
-        with socket.socket() as taken:  # accepts connections and never answers one
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while not list(tmp_path.glob("pricer-serve-*")):
-                assert server.poll() is None and time.monotonic() < deadline
-                time.sleep(0.01)
-            taken.bind(("127.0.0.1", port))
-            taken.listen()
-            code = server.wait(STARTUP_SECONDS)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not list(tmp_path.glob("pricer-serve-*")):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        if taker == "a server answering /ping":
+            with http.server.HTTPServer(("127.0.0.1", port), PingAnswers) as other:
+                threading.Thread(target=other.serve_forever, daemon=True).start()
+                code = server.wait(STARTUP_SECONDS)
+                assert answers(f"{url}/ping")  # it was there all along
+                other.shutdown()
+        else:
+            with socket.socket() as taken:  # accepts connections and never answers one
+                taken.bind(("127.0.0.1", port))
+                taken.listen()
+                code = server.wait(STARTUP_SECONDS)
     finally:
         if server.poll() is None:
             server.kill()
