@@ -25,13 +25,12 @@ import pytest
 from mlflow.entities import Run
 
 from pricer.devtools.stub_server import StubServer
-from pricer.models.ensemble import EnsemblePricer
 from pricer.models.llm.catalogue import ModelCatalogue, Price
 from pricer.models.llm.frontier import FrontierPricer
 from pricer.models.llm.retrieval import NeighbourIndex
 from tests.e2e.conftest import pricer_app, run_cli
 from tests.llm.conftest import KEY_ENV
-from tests.llm.test_ensemble import ridge
+from tests.llm.test_ensemble import ridge_and
 
 CHAT = "POST /chat/completions"
 UNPRICED = "mystery-llm-70b"  # a model no catalogue entry, alias or date-less name matches
@@ -185,12 +184,7 @@ def test_an_ensembles_llm_member_costs_what_its_answering_models_charge(
     make_pricer: Callable[..., FrontierPricer], make_items, stub: StubServer
 ) -> None:
     train, test = make_items(40, seed=0), make_items(8, seed=1, start=1000)
-    model = EnsemblePricer(
-        {"ridge": ridge(), "mini": make_pricer()},
-        validation_fraction=0.3,
-        log_space=True,
-        random_state=0,
-    )
+    model = ridge_and(make_pricer())
     # At fit (the stacker's validation split) a model with no rate answered; then gpt-4o.
     stub.state.reply_fn = at_fit = Charges(UNPRICED)
     model.fit(train, train["price"])

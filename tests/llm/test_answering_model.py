@@ -27,7 +27,7 @@ from pricer.models.llm.frontier import FrontierPricer
 from pricer.tracking.browse import compare_runs
 from pricer.tracking.candidates import Candidate
 from tests.llm.conftest import ensemble_config, frontier_config
-from tests.llm.test_ensemble import ridge
+from tests.llm.test_ensemble import ridge, ridge_and
 
 SUBSTITUTE = "llama-3.1-8b-instruct"  # what a proxy answered "gpt-4o-mini" with
 
@@ -236,12 +236,7 @@ def test_an_ensemble_answered_by_another_model_at_fit_only_says_so(
     # substituted only there (a fallback while the asked model was busy) shaped every price,
     # and the record named only the model that answered the test items.
     train, test = make_items(40, seed=0), make_items(8, seed=1, start=1000)
-    model = EnsemblePricer(
-        {"ridge": ridge(), "mini": make_pricer()},
-        validation_fraction=0.3,
-        log_space=True,
-        random_state=0,
-    )
+    model = ridge_and(make_pricer())
     stub.state.answering_model = SUBSTITUTE
     model.fit(train, train["price"])
     at_fit = stub.state.counters["POST /chat/completions"]

@@ -37,6 +37,14 @@ class SpyPricer(Pricer):
         return np.full(len(X), self.mean_)
 
 
+def ridge_and(llm: Pricer) -> EnsemblePricer:
+    """A ridge and ``llm`` stacked on a 30% validation split in log space: the smallest
+    ensemble with an LLM member, whose calls at fit are the validation split's."""
+    return EnsemblePricer(
+        {"ridge": ridge(), "mini": llm}, validation_fraction=0.3, log_space=True, random_state=0
+    )
+
+
 def ridge() -> TfidfRidgePricer:
     return TfidfRidgePricer(
         max_features=2000,
