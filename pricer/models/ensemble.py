@@ -358,7 +358,8 @@ def _llm_totals(
     (``llm.fit_cost_usd``) are a one-off cost, amortised over the evaluated items as fit
     seconds are. Each member's costs are at the rates of the models that answered it; one
     answered by a model the catalogue has no price for makes the sums NaN: unknown, never $0
-    (``llm.answers_not_in_catalogue`` counts those answers). No latency:
+    (``llm.answers_not_in_catalogue`` counts those answers), and so does one whose replies came
+    without usage (``llm.answers_without_usage``). No latency:
     members price one after another, so the batch time per item is the honest figure.
     """
     llm = [report for report in member_stats if any(key.startswith("llm.") for key in report)]
@@ -389,4 +390,7 @@ def _llm_totals(
         # price, in either pass (a substitute's at fit leaves the test items' cost known).
         ANSWERS_NOT_IN_CATALOGUE: total(ANSWERS_NOT_IN_CATALOGUE)
         + at_fit("answers_not_in_catalogue"),
+        # ... or replies that came without usage, billed for tokens nobody counted.
+        "llm.answers_without_usage": total("llm.answers_without_usage")
+        + at_fit("answers_without_usage"),
     }

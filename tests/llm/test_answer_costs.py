@@ -201,6 +201,38 @@ def test_an_ensembles_llm_member_costs_what_its_answering_models_charge(
     assert stats["llm.answers_not_in_catalogue"] == at_fit.replies
 
 
+def test_an_ensembles_record_says_its_fit_cost_is_unknown_for_replies_without_usage(
+    make_pricer: Callable[..., FrontierPricer], make_items, stub: StubServer
+) -> None:
+    # The ensemble kept only some of its member's figures from the calls at fit: a NaN
+    # llm.fit_cost_usd from replies that came without usage had no reason in its own record.
+    train, test = make_items(40, seed=0), make_items(8, seed=1, start=1000)
+    model = EnsemblePricer(
+        {"ridge": ridge(), "mini": make_pricer()},
+        validation_fraction=0.3,
+        log_space=True,
+        random_state=0,
+    )
+    replies = {"count": 0}
+
+    def no_usage(body: dict[str, Any]) -> dict[str, Any]:
+        replies["count"] += 1
+        body.pop("usage")
+        return body
+
+    stub.state.reply_fn = no_usage  # at fit (the stacker's validation split) only
+    model.fit(train, train["price"])
+    stub.state.reply_fn = None
+    stats = model.predict_report(test).stats
+    assert replies["count"] == model.validation_items_ == 12
+    assert math.isnan(stats["llm.fit_cost_usd"]) and math.isnan(stats["llm.spent_usd"])
+    assert stats["ensemble.mini.fit.llm.answers_without_usage"] == replies["count"]
+    assert stats["llm.answers_without_usage"] == replies["count"]
+    # The test items' replies had usage: their cost is known.
+    assert stats["ensemble.mini.llm.answers_without_usage"] == 0
+    assert stats["llm.cost_usd"] > 0
+
+
 # -- the real CLI against a real store ----------------------------------------------------------
 
 

@@ -29,8 +29,10 @@ RUN_TOTALS = (
     "cost_usd",
     "spent_usd",
     "answers_from_other_model",
-    # Why a cost above is NaN: answers from a model with no price in the catalogue.
+    # Why a cost above is NaN: answers from a model with no price in the catalogue, and
+    # replies that came without usage (their tokens were billed, but not counted).
     "answers_not_in_catalogue",
+    "answers_without_usage",
 )
 _INTERRUPTED_ANSWERS_ATTRIBUTE = "pricer_interrupted_llm_answered_by"
 
