@@ -22,6 +22,10 @@ signal becomes an exception instead:
   waited 20 s for the lock (MLflow's busy timeout) and failed, "database is locked" replaced
   the interrupt, and a leaderboard went on to its next family (1 interrupted leaderboard in
   ~30 hung so; reproduced by tests/reliability/test_interrupt.py).
+- So is one that lands while the process writes a message to a pipe of another process
+  (``multiprocessing.connection``): a loky worker stopped half-way through sending a trial's
+  result left the app reading the rest of it forever (its unwinding hung, and the watchdog's
+  exit left the sweep's parent run RUNNING).
 - A second signal while the first is being handled (or held back) exits at once
   (``os._exit``): a user who presses Ctrl-C twice wants out, whatever is left RUNNING.
 - ``guarded()`` (entered by ``tracked_run``) makes a process that did not go through
@@ -104,6 +108,12 @@ _held: int | None = None  # a signal that landed in database code, re-sent until
 _resent = False  # the signal being handled is our own re-send of ``_held``
 # Code an exception must not cut: its modules' names start so (see the module docstring).
 DATABASE_MODULES = ("sqlalchemy.", "sqlite3", "mlflow.store.", "alembic.")
+# ... and a message being written to a process pipe (``multiprocessing.connection``): cut
+# there, its reader waits for the rest of it forever. A joblib-launcher worker stopped while
+# it sent a finished trial's result back left the app's loky thread reading half a message,
+# so the app's unwinding hung until the watchdog exited it, its sweep's parent run RUNNING.
+PIPE_MODULE = "multiprocessing.connection"
+PIPE_WRITES = ("_send", "_send_bytes", "send_bytes", "send")
 RESEND_SECONDS = 0.02
 # The runs this process opened, by run id: (name, status), "RUNNING" until it ends. Told by
 # ``tracked_run`` and the sweep's parent (``note_run``), read by ``outcome``: a signal held
@@ -389,7 +399,7 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     if _deferring:
         _pending, _held = signum, None  # the block's end handles it
         return
-    if _in_database_code(frame):
+    if _in_uncuttable_code(frame):
         if _held is None:
             _start_watchdog(128 + signum)
         _held = signum
@@ -413,10 +423,14 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     raise stop
 
 
-def _in_database_code(frame: FrameType | None) -> bool:
-    """Whether ``frame`` or a caller of it runs code of ``DATABASE_MODULES``."""
+def _in_uncuttable_code(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or a caller of it runs code of ``DATABASE_MODULES`` or writes to a
+    process pipe (``PIPE_WRITES``; not a read, which an idle worker waits in for good)."""
     while frame is not None:
-        if str(frame.f_globals.get("__name__", "")).startswith(DATABASE_MODULES):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(DATABASE_MODULES) or (
+            module == PIPE_MODULE and frame.f_code.co_name in PIPE_WRITES
+        ):
             return True
         frame = frame.f_back
     return False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
 import time
+from multiprocessing.connection import Connection
 
 import mlflow
 import pytest
@@ -109,6 +111,47 @@ def test_a_signal_during_a_store_write_waits_until_the_write_is_done(
     ended = mlflow.get_run(run.info.run_id)
     assert ended.info.status == "KILLED" and ended.data.tags["error"] == "interrupted by SIGTERM"
     assert ended.data.params == {key: str(value) for key, value in params.items()}
+
+
+def _send_then_work(writer: Connection, size: int) -> None:
+    """A joblib-launcher worker: a trial's run opened and ended (so SIGTERM is its own to
+    handle), then its result sent back to the app, then on to the next task."""
+    with interrupt.guarded():
+        pass
+    writer.send_bytes(b"x" * size)
+    time.sleep(10)
+
+
+def test_a_signal_while_a_worker_sends_its_result_waits_until_the_message_is_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM in a worker half-way through writing a message to the app's pipe.
+
+    Handled there, the worker ended (or stopped, to be killed) with half its message written:
+    the app's loky thread read the rest of it forever, the app's unwinding hung until the
+    watchdog exited it 30 s later, and its sweep's parent run stayed RUNNING. Held back until
+    the write has ended, the message arrives whole and the worker then ends as interrupted.
+    """
+    monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)  # no app parent: it exits
+    size = 16 << 20  # far more than a pipe holds: the write waits for its reader
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    worker = context.Process(target=_send_then_work, args=(writer, size))
+    worker.start()
+    writer.close()
+    try:
+        assert reader.poll(60), "the worker never started writing"
+        time.sleep(0.5)  # the pipe is full: the worker is inside its write
+        os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        message = reader.recv_bytes()  # EOFError when the worker ended part-way
+        worker.join(5)
+        assert len(message) == size
+        assert worker.exitcode == 128 + signal.SIGTERM
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
 
 
 def test_a_store_failing_while_a_run_ends_does_not_hide_the_interrupt(
