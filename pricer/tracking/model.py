@@ -28,6 +28,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.models import ModelSignature
@@ -186,7 +187,17 @@ def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
             ) from None
     if model_id is None:
         return
-    recorded = mlflow.get_logged_model(model_id).tags.get(FILES_DIGEST_TAG)
+    logged = mlflow.get_logged_model(model_id)
+    if logged.status != LoggedModelStatus.READY:
+        # Its logging never finished (a run interrupted while it logged the model: MLflow
+        # leaves it PENDING; FAILED: an error), so no digest was recorded either, and it read
+        # as a model logged before digests: loaded unchecked, a file swapped in it included.
+        raise UnsafeModelFile(
+            f"refusing {model_uri}: its logging as {model_id} did not finish (status "
+            f"{logged.status}), so its files may be partial and cannot be checked; log the "
+            "model again"
+        )
+    recorded = logged.tags.get(FILES_DIGEST_TAG)
     if recorded is None:
         return
     found = files_digest(local)

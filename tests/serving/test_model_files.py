@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -19,6 +21,7 @@ import pytest
 import skops.io as sio
 from hydra.utils import instantiate
 
+from pricer import interrupt
 from pricer.devtools.stub_server import StubServer
 from pricer.models.base import INPUT_COLUMNS
 from pricer.models.constant import ConstantPricer
@@ -355,6 +358,36 @@ def test_a_pricer_file_swapped_for_another_valid_pricer_is_refused(
         with pytest.raises(UnsafeModelFile) as refused:
             load(uri)
         assert str(refused.value).startswith(f"refusing {uri}: its files are not the ones logged")
+
+
+def test_a_model_whose_logging_was_interrupted_is_refused_not_loaded_unchecked(
+    tracking_uri: str, shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM while a run logged its model, once MLflow had stored the files: the LoggedModel
+    # stayed PENDING with no digest, which read as a model logged before digests, so a file
+    # swapped in it was loaded unchecked and priced every item at its $999.
+    _, _, test = shop
+
+    logged: list[str] = []
+
+    def interrupted(model_id: str, *args: object, **kwargs: object) -> None:
+        logged.append(model_id)
+        raise interrupt.Interrupted(signal.SIGTERM)
+
+    mlflow.set_experiment(project_experiment())
+    with monkeypatch.context() as patched, pytest.raises(interrupt.Interrupted):
+        patched.setattr(mlflow.tracking.fluent, "finalize_logged_model", interrupted)
+        with mlflow.start_run():
+            log_pricer(ConstantPricer("mean").fit(test.head(2), np.array([20.0, 20.0])))
+    (model_id,) = logged
+    assert mlflow.get_logged_model(model_id).status == "PENDING"
+    uri = f"models:/{model_id}"
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    for load in (logged_pricer, check_logged_model):
+        with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (status PENDING)")):
+            load(uri)
 
 
 @pytest.mark.parametrize(
