@@ -58,6 +58,9 @@ MEMBERS_TAG = "pricer.members"
 # The skops check (model_files) refuses a file that would run foreign code; it cannot tell a
 # pricer file swapped for another valid pricer, which predicted without a word.
 FILES_DIGEST_TAG = "pricer.files_sha256"
+# The tag's value from the model's creation until its digest is recorded: a run interrupted
+# between the two left a READY model with no digest, loaded unchecked as one logged before.
+DIGEST_PENDING = "pending"
 # What is added to a model's folder after it was logged, so not covered: the registry's note
 # (written into the folder itself on a local store when a version is downloaded) and the
 # bytecode Python caches beside the model's code when it is imported from there.
@@ -140,6 +143,7 @@ def log_pricer(
                 signature=SIGNATURE,
                 code_paths=[str(code)],
                 pip_requirements=list(runtime_requirements(modules)),
+                tags={FILES_DIGEST_TAG: DIGEST_PENDING},
             )
     # Digested as stored (read back: in place on a local store, a download from a server).
     with quiet_model_logging(), tempfile.TemporaryDirectory() as folder:
@@ -188,16 +192,21 @@ def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
     if model_id is None:
         return
     logged = mlflow.get_logged_model(model_id)
-    if logged.status != LoggedModelStatus.READY:
-        # Its logging never finished (a run interrupted while it logged the model: MLflow
-        # leaves it PENDING; FAILED: an error), so no digest was recorded either, and it read
-        # as a model logged before digests: loaded unchecked, a file swapped in it included.
-        raise UnsafeModelFile(
-            f"refusing {model_uri}: its logging as {model_id} did not finish (status "
-            f"{logged.status}), so its files may be partial and cannot be checked; log the "
-            "model again"
-        )
     recorded = logged.tags.get(FILES_DIGEST_TAG)
+    # Its logging never finished (a run interrupted while it logged the model: MLflow leaves
+    # it PENDING, or READY before pricer recorded the digest; FAILED: an error), so it has no
+    # digest, and it read as a model logged before digests: loaded unchecked, a file swapped
+    # in it included.
+    unfinished = None
+    if logged.status != LoggedModelStatus.READY:
+        unfinished = f"status {logged.status}"
+    elif recorded == DIGEST_PENDING:
+        unfinished = "no digest recorded"
+    if unfinished is not None:
+        raise UnsafeModelFile(
+            f"refusing {model_uri}: its logging as {model_id} did not finish ({unfinished}), "
+            "so its files may be partial and cannot be checked; log the model again"
+        )
     if recorded is None:
         return
     found = files_digest(local)

@@ -27,6 +27,7 @@ from pricer.models.base import INPUT_COLUMNS
 from pricer.models.constant import ConstantPricer
 from pricer.models.human import item_id
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+from pricer.tracking import model as model_module
 from pricer.tracking.model import (
     FILES_DIGEST_TAG,
     MODEL_FILE,
@@ -387,6 +388,34 @@ def test_a_model_whose_logging_was_interrupted_is_refused_not_loaded_unchecked(
     (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
     for load in (logged_pricer, check_logged_model):
         with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (status PENDING)")):
+            load(uri)
+
+
+def test_a_model_interrupted_before_its_digest_was_recorded_is_refused(
+    tracking_uri: str, shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM after MLflow had finished logging the model (READY) and before pricer tagged its
+    # digest: no tag read as a model logged before digests, so a file swapped in it loaded.
+    _, _, test = shop
+
+    def interrupted(folder: Path) -> str:
+        raise interrupt.Interrupted(signal.SIGTERM)
+
+    mlflow.set_experiment(project_experiment())
+    with monkeypatch.context() as patched, pytest.raises(interrupt.Interrupted):
+        patched.setattr(model_module, "files_digest", interrupted)
+        with mlflow.start_run() as run:
+            log_pricer(ConstantPricer("mean").fit(test.head(2), np.array([20.0, 20.0])))
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert model.status == "READY"
+    uri = f"models:/{model.model_id}"
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    for load in (logged_pricer, check_logged_model):
+        with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (no digest recorded)")):
             load(uri)
 
 
