@@ -207,12 +207,7 @@ def test_an_ensembles_record_says_its_fit_cost_is_unknown_for_replies_without_us
     # The ensemble kept only some of its member's figures from the calls at fit: a NaN
     # llm.fit_cost_usd from replies that came without usage had no reason in its own record.
     train, test = make_items(40, seed=0), make_items(8, seed=1, start=1000)
-    model = EnsemblePricer(
-        {"ridge": ridge(), "mini": make_pricer()},
-        validation_fraction=0.3,
-        log_space=True,
-        random_state=0,
-    )
+    model = ridge_and(make_pricer())
     replies = {"count": 0}
 
     def no_usage(body: dict[str, Any]) -> dict[str, Any]:
