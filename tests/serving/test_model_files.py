@@ -361,6 +361,14 @@ def test_a_pricer_file_swapped_for_another_valid_pricer_is_refused(
         assert str(refused.value).startswith(f"refusing {uri}: its files are not the ones logged")
 
 
+def swap_in_dearer_model(uri: str, items: pd.DataFrame, tmp_path: Path) -> None:
+    """Replace the pricer file of the model at ``uri`` in the store (a local artifact store
+    hands out its own folder) with a valid one that prices everything at $999."""
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    save_pricer(ConstantPricer("mean").fit(items.head(2), np.array([999.0, 999.0])), tmp_path / "x")
+    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+
+
 def test_a_model_whose_logging_was_interrupted_is_refused_not_loaded_unchecked(
     tracking_uri: str, shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,9 +391,7 @@ def test_a_model_whose_logging_was_interrupted_is_refused_not_loaded_unchecked(
     (model_id,) = logged
     assert mlflow.get_logged_model(model_id).status == "PENDING"
     uri = f"models:/{model_id}"
-    folder = Path(mlflow.artifacts.download_artifacts(uri))
-    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
-    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    swap_in_dearer_model(uri, test, tmp_path)
     for load in (logged_pricer, check_logged_model):
         with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (status PENDING)")):
             load(uri)
@@ -411,9 +417,7 @@ def test_a_model_interrupted_before_its_digest_was_recorded_is_refused(
     )
     assert model.status == "READY"
     uri = f"models:/{model.model_id}"
-    folder = Path(mlflow.artifacts.download_artifacts(uri))
-    save_pricer(ConstantPricer("mean").fit(test.head(2), np.array([999.0, 999.0])), tmp_path / "x")
-    (folder / "artifacts" / MODEL_FILE).write_bytes((tmp_path / "x").read_bytes())
+    swap_in_dearer_model(uri, test, tmp_path)
     for load in (logged_pricer, check_logged_model):
         with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (no digest recorded)")):
             load(uri)
