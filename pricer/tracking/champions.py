@@ -31,7 +31,13 @@ from pricer.errors import UserError
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
-from pricer.tracking.model import logged_model_id, pinned_model, refuse_pickled, verify_files
+from pricer.tracking.model import (
+    load_pyfunc,
+    logged_model_id,
+    pinned_model,
+    refuse_pickled,
+    verify_files,
+)
 from pricer.tracking.names import retire_command
 from pricer.tracking.run import FAMILY_TAG
 from pricer.tracking.store import check_reachable, require_existing, safe_uri
@@ -229,7 +235,7 @@ def load_served_model(tracking_uri: str, settings: Mapping[str, Any]) -> ServedM
     """Load what ``settings`` point at, its files checked first; one line says what it is."""
     verified = fetch_verified(tracking_uri, settings)
     try:
-        model = mlflow.pyfunc.load_model(str(verified.local))
+        model = load_pyfunc(verified.local)
     except MlflowException as error:
         raise ModelNotFound(
             f"cannot load {verified.uri} from {safe_uri(tracking_uri)}: {error}"

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -250,9 +251,25 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     local = Path(mlflow.artifacts.download_artifacts(pinned))
     verify_files(local, model_id, model_uri)
     refuse_pickled(local, model_uri)
-    wrapper = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+    wrapper = load_pyfunc(local).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
     return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
+
+
+def load_pyfunc(local: Path) -> mlflow.pyfunc.PyFuncModel:
+    """``mlflow.pyfunc.load_model`` of a downloaded model folder, leaving ``sys.path`` as it was.
+
+    MLflow puts the model's code folder first on ``sys.path`` for good. It holds only the
+    modules the model needs (see the module docstring), and this process imported pricer
+    from its installed copy already; but a process started after the load (a spawned or loky
+    worker takes its parent's path) imported ``pricer`` from that partial copy and failed on
+    the first module it lacks (``No module named 'pricer.tracking.model'``).
+    """
+    path = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(str(local))
+    finally:
+        sys.path[:] = path
 
 
 def refuse_pickled(local: Path, model_uri: str) -> bool:

@@ -4,6 +4,7 @@ model ships only the code it needs."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import pickle
 import re
@@ -335,6 +336,27 @@ def test_a_member_named_by_alias_is_recorded_by_the_version_it_was(champion_stor
     assert json.loads(recorded.data.tags["pricer.members"]) == {
         "models:/pricer-synthetic@champion": f"{pinned} ({model_id})"
     }
+
+
+def _nothing() -> None:
+    """A worker's task: its module imported is the test."""
+
+
+def test_a_process_started_after_a_model_is_loaded_imports_the_installed_pricer(
+    tracking_uri: str, shop
+) -> None:
+    # MLflow left the model's code folder first on sys.path: a spawned (or loky) worker took
+    # that path, imported pricer from the model's partial copy, and failed at the first
+    # module the copy lacks.
+    _, _, test = shop
+    uri, _ = constant_model(20.0, test)
+    path = list(sys.path)
+    logged_pricer(uri)
+    assert sys.path == path
+    worker = multiprocessing.get_context("spawn").Process(target=_nothing)
+    worker.start()  # its target's module imports pricer.tracking.model, which no model ships
+    worker.join(120)
+    assert worker.exitcode == 0
 
 
 # -- files changed after logging -----------------------------------------------------------------
