@@ -37,6 +37,7 @@ from pricer.tracking.views import TRIALS_LINE, children_view_url, sweep_key
 from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
+TABLE_FILE = "leaderboard/leaderboard.csv"  # a leaderboard's unrounded table
 PARENT_TAG = "mlflow.parentRunId"
 TEST_BEST = "best.test_mae"  # a sweep's best trial's test mae, beside its objective
 # Figures shown side by side by `compare`, in this order, when a run has them.
@@ -435,15 +436,12 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
         raise RunNotFound(f"run {run.info.run_id[:SHORT_ID]} ({run_name(run)}) is no leaderboard")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout: the table
     try:
-        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/leaderboard/leaderboard.csv")
+        text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{TABLE_FILE}")
     except mlflow.exceptions.MlflowException as error:
-        raise RunNotFound(
-            f"leaderboard {run.info.run_id[:SHORT_ID]} has no leaderboard/leaderboard.csv "
-            f"(unfinished, or its artifacts are gone): {str(error).splitlines()[0]}"
-        ) from error
+        raise RunNotFound(_missing_table(run)) from error
     # A file cut short or replaced was a pandas traceback (EmptyDataError, "Index family
     # invalid", a TypeError formatting text as dollars).
-    damaged = f"leaderboard {run.info.run_id[:SHORT_ID]}'s leaderboard/leaderboard.csv is damaged"
+    damaged = f"leaderboard {run.info.run_id[:SHORT_ID]}'s {TABLE_FILE} is damaged"
     try:
         table = pd.read_csv(io.StringIO(text), index_col="family")
     except ValueError as error:  # EmptyDataError and ParserError are ValueErrors
@@ -454,6 +452,33 @@ def stored_leaderboard(run: Run) -> pd.DataFrame:
         raise RunNotFound(f"{damaged}: no numeric mae column")
     table.index = table.index.astype(str)
     return table
+
+
+def _missing_table(run: Run) -> str:
+    """Why a leaderboard's table could not be read, in one whole line.
+
+    MLflow's own message spans lines ("The following failures occurred while downloading one
+    or more artifacts from <folder>:", then one per file): its first line, cut at that colon,
+    named neither the file nor the run. Its artifacts are listed to tell a missing file from
+    an artifact store that does not answer.
+    """
+    which = f"run {run.info.run_id} ({run_name(run, NAME_WIDTH)})"
+    folder, _, file = TABLE_FILE.rpartition("/")
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=f"{run.info.artifact_uri}/{folder}")
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        cause = " ".join(str(error).split())
+        return _shorten(
+            f"cannot read {TABLE_FILE} of {which}: its artifact store at "
+            f"{safe_uri(run.info.artifact_uri)} answered {type(error).__name__}: {cause}",
+            300,
+        )
+    if any(artifact.path.rpartition("/")[2] == file for artifact in listed):  # there, unreadable
+        return f"cannot read {TABLE_FILE} of {which} from {safe_uri(run.info.artifact_uri)}"
+    return (
+        f"{which} has no artifact {TABLE_FILE}, which `pricer runs RUN` shows: its artifacts "
+        "were deleted, or it ended before logging its table"
+    )
 
 
 def run_summary(run: Run) -> list[str]:

@@ -575,3 +575,23 @@ def test_compare_says_which_model_answered_an_llm_run(tracking_uri: str) -> None
     )
     classical = runs_tagged({tags.FAMILY: "linear"}, mae=90.0)
     assert "llm answered by" not in browse.compare_runs(classical).index
+
+
+def test_a_leaderboard_without_its_table_says_which_file_of_which_run_is_missing(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "(unfinished, or its artifacts are gone): The following failures occurred while
+    # downloading one or more artifacts from ...": MLflow's line, cut at its colon.
+    name = "leaderboard · synthetic"
+    with mlflow.start_run(run_name=name, tags={tags.KIND: "leaderboard"}) as board:
+        mlflow.log_text("kept\n", "leaderboard/notes.txt")  # its other files are there
+    run_id = board.info.run_id
+
+    assert console.main(["runs", run_id[: browse.SHORT_ID]]) == 2
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: run {run_id} ({name}) has no artifact leaderboard/leaderboard.csv, "
+        "which `pricer runs RUN` shows: its artifacts were deleted, or it ended before "
+        "logging its table\n"
+    )
