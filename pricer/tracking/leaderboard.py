@@ -33,6 +33,7 @@ from pricer.tracking.views import (
     leaderboard_key,
     save_view,
     ui_base,
+    unchanged_line,
     view_url,
 )
 from pricer.wording import interval
@@ -43,6 +44,8 @@ TERMINAL_WIDTH = 100
 # unanswered, whose the course figures are): `pricer runs RUN` prints them again.
 NOTES_FILE = "leaderboard/notes.txt"
 TRADEOFF_FILE = "leaderboard/tradeoff.json"
+# Said by a leaderboard with a failed family, in its description and under its table.
+VIEW_LEFT = "Families failed: this leaderboard did not take over the saved view"
 # Said above the trade-off table wherever it is shown: what its columns and front mean.
 TRADEOFF_HEADING = (
     "Trade-off ($ per 1,000 items; on a Pareto front: no family is cheaper, or faster, and "
@@ -210,10 +213,12 @@ def description(
     notes: Sequence[str] = (),
     tradeoff: pd.DataFrame | None = None,
     families_link: str | None = None,
+    view_left: bool = False,
 ) -> str:
     """The parent run's Markdown description: headline, table, where the figures come from,
     and the trade-off of accuracy against cost and latency when it is known; a link to the
-    family runs side by side in the UI's runs table when there is one."""
+    family runs side by side in the UI's runs table when there is one, or (``view_left``) why
+    there is none."""
     best = best_family(table)
     headline = (
         f"**Best: {best[0]}, mae {_dollars(best[1])}** on {data} data."
@@ -231,6 +236,8 @@ def description(
     parts += ["", f"Rounded for reading; unrounded figures: {files}."]
     if families_link:
         parts += ["", f"[The family runs side by side, best mae first]({families_link})"]
+    elif view_left:  # a link to the view would open another leaderboard's families
+        parts += ["", f"{VIEW_LEFT} of {data} data, which shows finished leaderboards only."]
     return "\n".join(parts)
 
 
@@ -249,7 +256,7 @@ def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsVie
 
     return RunsView(
         key=leaderboard_key(data),
-        name=f"pricer · {data}: latest leaderboard, best mae first",
+        name=f"pricer · {data}: latest finished leaderboard, best mae first",
         search_filter=children_filter(parent_run_id),
         order_by="mae",
         ascending=True,
@@ -289,7 +296,11 @@ def log_leaderboard(
     run = mlflow.active_run()
     best = best_family(table)
     notes = [*notes, *unanswered_notes(table)]
-    view = None if run is None else families_view(table, data, run.info.run_id)
+    # Only a leaderboard that finishes takes its data's view over. One with a failed family
+    # ends FAILED (pricer.experiment.LeaderboardIncomplete): it took the view, and with it the
+    # families line, from the last finished leaderboard on that data, which pointed nowhere.
+    finishes = "status" not in table or bool((table["status"] == "FINISHED").all())
+    view = None if run is None or not finishes else families_view(table, data, run.info.run_id)
     # Relative: the description is read in the UI, at whatever address it is served from.
     link = None if view is None else view_url("", run.info.experiment_id, view.key)
     # What people read (the run's description, the terminal) shows every family's cost.
@@ -297,12 +308,12 @@ def log_leaderboard(
     mlflow.log_metrics(parent_metrics(table))
     mlflow.set_tags(
         {
-            NOTE_TAG: description(shown, data, notes, tradeoff, families_link=link),
+            NOTE_TAG: description(
+                shown, data, notes, tradeoff, families_link=link, view_left=view is None
+            ),
             **({tags.BEST_FAMILY: best[0]} if best else {}),
         }
     )
-    if view is not None:
-        save_view(mlflow.MlflowClient(), run.info.experiment_id, view)
     mlflow.log_table(table.reset_index(), "leaderboard/leaderboard.json")
     # With the whole cost, so that `pricer runs RUN` prints the table the terminal printed.
     mlflow.log_text(shown.to_csv(), "leaderboard/leaderboard.csv")
@@ -319,6 +330,8 @@ def log_leaderboard(
         mlflow.log_figure(cost, "leaderboard/mae_vs_cost.png")
         latency = latency_chart(tradeoff_charted, f"Error against latency per item, {data} data")
         mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
+    if view is not None:  # last: a leaderboard that fails logging the above leaves it alone
+        save_view(mlflow.MlflowClient(), run.info.experiment_id, view)
     print("", display_table(shown).to_string(), sep="\n", flush=True)
     for note in notes:
         print(note, flush=True)
@@ -326,10 +339,22 @@ def log_leaderboard(
         print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
     if best:
         print(best_line(best[0], best[1], data), flush=True)
-    if run is not None and view is not None:
+    if run is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
+    if run is not None and view is not None:
         families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
         print(f"{FAMILIES_LINE}{families}", flush=True)
+    elif run is not None:  # which leaderboard the view still shows: not this one's families
+        line = unchanged_line(
+            mlflow.MlflowClient(),
+            run.info.experiment_id,
+            leaderboard_key(data),
+            view=f"the saved view of {data} data",
+            why="families failed: it shows finished leaderboards only",
+            shows="leaderboard {id}'s families",
+            ui_url=ui_url,
+        )
+        print(line, flush=True)
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

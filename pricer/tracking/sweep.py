@@ -77,6 +77,7 @@ from pricer.tracking.views import (
     save_view,
     sweep_key,
     ui_base,
+    unchanged_line,
     view_url,
 )
 
@@ -360,6 +361,7 @@ class SweepCallback(Callback):
                 self.swept_keys,
                 trials,
                 ui_url=self.tracking.get("ui_url"),
+                status=status,
             )
             if summary:
                 print(summary, flush=True)
@@ -563,8 +565,13 @@ def summarise_trials(
     swept: list[str],
     study_trials: pd.DataFrame | None = None,
     ui_url: str | None = None,
+    status: str = "FINISHED",
 ) -> str | None:
     """Log the trials table, objective chart and best trial on the parent; a printable line.
+
+    ``status`` is how the sweep ends: only one that ends FINISHED takes its name's saved view
+    over. A sweep that failed or was stopped took it from the last one that finished, whose
+    trials line then pointed nowhere, and showed its own trials as the latest sweep's.
 
     ``study_trials`` (a shared Optuna study's trials) makes the summary cover the whole study,
     every process's trials, with Optuna's states and values; the best trial then goes into tags,
@@ -649,6 +656,17 @@ def summarise_trials(
     lines = [line, f"replay it: {replay}"] if replay else [line]
     parent = client.get_run(parent_run_id)
     view = trials_view(parent.info.run_name, parent_run_id, objective, direction, swept)
+    if status != "FINISHED":
+        left = unchanged_line(
+            client,
+            parent.info.experiment_id,
+            view.key,
+            view=f"the saved view of {parent.info.run_name}",
+            why=f"the sweep ended {status}: it shows finished sweeps only",
+            shows="sweep {id}'s trials",
+            ui_url=ui_url,
+        )
+        return "\n".join([*lines, left])
     save_view(client, parent.info.experiment_id, view)
     url = view_url(ui_url or ui_base(), parent.info.experiment_id, view.key)
     return "\n".join([*lines, f"{TRIALS_LINE}{url}"])
@@ -660,7 +678,7 @@ def trials_view(
     """The UI's runs page on a sweep's trials, best first, with the values they were given."""
     return RunsView(
         key=sweep_key(name),
-        name=f"{name}: latest sweep, best {objective} first",
+        name=f"{name}: latest finished sweep, best {objective} first",
         search_filter=children_filter(parent_run_id),
         order_by=objective,
         ascending=direction == "minimize",

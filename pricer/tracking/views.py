@@ -126,8 +126,8 @@ def save_view(client: MlflowClient, experiment_id: str, view: RunsView) -> None:
 
 
 def leaderboard_key(data: str) -> str:
-    """A leaderboard's view: one per data set, which the next leaderboard on it takes over
-    (the UI keeps at most 40 views an experiment, so not one per leaderboard)."""
+    """A leaderboard's view: one per data set, which the next leaderboard on it that finishes
+    takes over (the UI keeps at most 40 views an experiment, so not one per leaderboard)."""
     return view_key("leaderboard", data)
 
 
@@ -160,6 +160,37 @@ def saved_filter(client: MlflowClient, experiment_id: str, key: str) -> str | No
     except (TypeError, ValueError, KeyError):  # none, or not a state this module wrote
         return None
     return search_filter if isinstance(search_filter, str) else None
+
+
+_SHOWN_PARENT = re.compile(r"tags\.`mlflow\.parentRunId` = '([0-9a-f]+)'")
+
+
+def shown_parent(client: MlflowClient, experiment_id: str, key: str) -> str | None:
+    """The id of the parent run whose children saved view ``key`` shows; None without one."""
+    found = _SHOWN_PARENT.match(saved_filter(client, experiment_id, key) or "")
+    return found.group(1) if found else None
+
+
+def unchanged_line(
+    client: MlflowClient,
+    experiment_id: str,
+    key: str,
+    *,
+    view: str,
+    why: str,
+    shows: str,
+    ui_url: str | None,
+) -> str:
+    """The terminal's line for a run that did not take saved view ``key`` over (it did not
+    finish), in place of the line that opens it: which run the view still shows, or that
+    there is none. ``view`` names the view ("the view of real data"), ``why`` says why it was
+    left alone, ``shows`` what it shows of a run ("leaderboard {id}'s families")."""
+    earlier = shown_parent(client, experiment_id, key)
+    said = f"{view} unchanged ({why})"
+    if earlier is None:
+        return f"{said}: none saved yet, as none finished"
+    url = view_url(ui_url or ui_base(), experiment_id, key)
+    return f"{said}: it shows {shows.format(id=earlier[:8])}, best first: {url}"
 
 
 def children_view_url(client: MlflowClient, run: Run, key: str, ui_url: str | None) -> str | None:

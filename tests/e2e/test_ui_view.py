@@ -66,7 +66,7 @@ def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
         stop_group(ui)
     # The view chosen (its name above the table), its family runs and only they, best mae
     # first, sorted by mae, its columns shown.
-    assert "pricer · real: latest leaderboard, best mae first" in page
+    assert "pricer · real: latest finished leaderboard, best mae first" in page
     families = re.findall(r"([a-z_]+) · real", page.replace("pricer · real", ""))
     assert list(dict.fromkeys(families)) == ["xgboost", "svr", "constant"], families
     assert "Sort: mae" in page and "hit_rate" in page and "mae_ci_high" in page

@@ -591,3 +591,47 @@ def test_a_trials_replay_command_composes_the_trials_config() -> None:
     swept = compose_config("train", trial[:-1])
     assert OmegaConf.to_container(replayed) == OmegaConf.to_container(swept)
     assert replayed.validation.size == 2000
+
+
+def test_a_sweep_that_failed_leaves_its_name_s_view_to_the_last_finished_one(
+    sweep_config: DictConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sweep of the same name that ended FAILED took the view over: the finished sweep
+    # before it lost its trials line, and the view showed the failed one's trials.
+    from pricer.tracking.browse import run_summary
+    from pricer.tracking.views import VIEW_TAG_PREFIX, saved_filter, sweep_key
+
+    def sweep(status: str) -> str:
+        callback: SweepCallback = instantiate(sweep_config.hydra.callbacks.mlflow_sweep)
+        callback.on_multirun_start(sweep_config)
+        parent_id = callback.parent_run_id
+        run_trial(callback, trial_config(sweep_config, 0, "mean"), 50.0)
+        if status == "FINISHED":
+            callback.on_multirun_end(sweep_config)
+        else:  # what a multirun that raised leaves to the exit handler
+            callback._close(status)
+        assert mlflow.get_run(parent_id).info.status == status
+        return parent_id
+
+    finished = sweep("FINISHED")
+    key = sweep_key(mlflow.get_run(finished).info.run_name)
+    experiment = mlflow.get_run(finished).info.experiment_id
+    client = mlflow.MlflowClient()
+    before = client.get_experiment(experiment).tags[VIEW_TAG_PREFIX + key]
+    capsys.readouterr()
+
+    failed = sweep("FAILED")
+
+    assert client.get_experiment(experiment).tags[VIEW_TAG_PREFIX + key] == before
+    assert finished in str(saved_filter(client, experiment, key))
+    assert any(
+        line.startswith("trials, best first") for line in run_summary(client.get_run(finished))
+    )
+    assert not any(line.startswith("trials, best") for line in run_summary(client.get_run(failed)))
+    said = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("trials, best first") for line in said)
+    assert any(
+        "unchanged (the sweep ended FAILED: it shows finished sweeps only): it shows sweep "
+        f"{finished[:8]}'s trials, best first: http" in line
+        for line in said
+    )

@@ -137,3 +137,46 @@ def test_the_view_ranks_finished_family_runs_only(tracking_uri: str) -> None:
     )
     client.set_experiment_tag(run.info.experiment_id, VIEW_KEY, json.dumps(earlier))
     assert families_line(run, None) is not None
+
+
+def test_a_leaderboard_with_a_failed_family_leaves_the_view_to_the_last_finished_one(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One with a failed family ends FAILED, yet it took the data's view over: the finished
+    # leaderboard before it lost its families line, and the view showed the failed one's.
+    def failed_leaderboard() -> str:
+        table = board()  # frontier FAILED: run_leaderboard then ends the run FAILED
+        with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+            log_leaderboard(table, data="real")
+        return run.info.run_id
+
+    failed_leaderboard()  # none finished before it: there is no view to show
+    assert "pricer-leaderboard-real" not in saved_views()
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "the saved view of real data unchanged (families failed: it shows finished "
+        "leaderboards only): none saved yet, as none finished"
+    )
+    finished, best_first, _ = leaderboard("real", {"svr": 97.9, "xgboost": 92.8})
+    before = saved_views()["pricer-leaderboard-real"]
+    capsys.readouterr()
+
+    failed = failed_leaderboard()
+
+    assert saved_views()["pricer-leaderboard-real"] == before
+    state = json.loads(before["state"])
+    found = mlflow.search_runs(
+        filter_string=state["searchFilter"], order_by=["metrics.mae ASC"], output_format="list"
+    )
+    assert [run.info.run_id for run in found] == best_first
+    client = mlflow.MlflowClient()
+    line = families_line(client.get_run(finished), None)
+    assert line is not None and line.startswith("families, best first: http")
+    assert families_line(client.get_run(failed), None) is None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == (
+        "the saved view of real data unchanged (families failed: it shows finished "
+        f"leaderboards only): it shows leaderboard {finished[:8]}'s families, best first: "
+        f"{line.removeprefix('families, best first: ')}"
+    )
+    note = client.get_run(failed).data.tags["mlflow.note.content"]
+    assert "viewStateShareKey" not in note and "did not take over the saved view" in note
