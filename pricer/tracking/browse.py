@@ -37,6 +37,8 @@ from pricer.tracking.views import TRIALS_LINE, children_view_url, sweep_key
 from pricer.wording import counted, left_aligned
 
 SHORT_ID = 8
+# The most runs one search reads (MLflow's own cap on a search's max_results).
+RUNS_READ = 50000
 TABLE_FILE = "leaderboard/leaderboard.csv"  # a leaderboard's unrounded table
 PARENT_TAG = "mlflow.parentRunId"
 TEST_BEST = "best.test_mae"  # a sweep's best trial's test mae, beside its objective
@@ -313,7 +315,7 @@ def find_run(run_id: str, experiment: str | None = None) -> Run:
             raise RunNotFound(f"run {run_id} is not in experiment {experiment!r}")
         return run
     runs = mlflow.search_runs(
-        experiment_ids=_experiment_ids(experiment), max_results=50000, output_format="list"
+        experiment_ids=_experiment_ids(experiment), max_results=RUNS_READ, output_format="list"
     )
     found = [run for run in runs if run.info.run_id.startswith(run_id)]
     where = safe_uri(mlflow.get_tracking_uri())
@@ -334,7 +336,7 @@ def _deleted_runs(experiment: str | None) -> list[Run]:
     return mlflow.search_runs(
         experiment_ids=_experiment_ids(experiment),
         run_view_type=ViewType.DELETED_ONLY,
-        max_results=50000,
+        max_results=RUNS_READ,
         output_format="list",
     )
 
