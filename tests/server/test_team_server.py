@@ -257,7 +257,7 @@ def test_a_password_in_the_tracking_uri_never_reaches_the_terminal(
         "leaderboard": (0, ["leaderboard", *SMALL, "families=[constant]", cache]),
         "predict": (2, ["predict", "--model-uri", "models:/nope/1", "a drill"]),
         "serve": (2, ["serve", "--model-uri", "models:/nope/1"]),
-        "runs": (2, ["console", "runs", "zzzz"]),
+        "runs": (2, ["console", "runs", "ffff0000"]),  # hexadecimal: looked up
         "runs --experiment": (2, ["console", "runs", "--experiment", "nope"]),
     }
     said = {}

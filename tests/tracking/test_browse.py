@@ -595,3 +595,34 @@ def test_a_leaderboard_without_its_table_says_which_file_of_which_run_is_missing
         "which `pricer runs RUN` shows: its artifacts were deleted, or it ended before "
         "logging its table\n"
     )
+
+
+def test_a_run_older_than_the_most_runs_a_search_reads_is_found_by_its_prefix(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A prefix was looked up among the newest RUNS_READ runs of the store (50,000, MLflow's
+    # most), read whole: an older run was "no run starts with". A store past it is too big to
+    # build here, so the cap is lowered.
+    monkeypatch.setattr(browse, "RUNS_READ", 3)
+    for number in range(5):
+        with mlflow.start_run(run_name=f"linear {number}", tags={tags.FAMILY: "linear"}):
+            mlflow.log_metric("mae", 20.0 + number)
+    newest = {run.info.run_id for run in mlflow.search_runs(max_results=3, output_format="list")}
+    older = [
+        run for run in mlflow.search_runs(output_format="list") if run.info.run_id not in newest
+    ]
+    deleted = older.pop()
+    mlflow.MlflowClient().delete_run(deleted.info.run_id)
+    beyond = older[0].info.run_id
+
+    assert browse.find_run(beyond[: browse.SHORT_ID]).info.run_id == beyond
+    assert browse.find_run(beyond[: browse.SHORT_ID].upper()).info.run_id == beyond
+    with pytest.raises(browse.RunNotFound, match=f"^run {deleted.info.run_id} was deleted"):
+        browse.find_run(deleted.info.run_id[: browse.SHORT_ID])
+    # What LIKE reads as a wildcard, or a quote, is no run id: one line, not every run.
+    for asked in ("%", "_", "a'b"):
+        assert console.main(["runs", asked]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {asked!r} is no run id or id prefix: run ids are hexadecimal (0-9, a-f), "
+            "as `pricer runs` lists them\n"
+        )
