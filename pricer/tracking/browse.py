@@ -26,6 +26,7 @@ from pricer.tracking import tags
 from pricer.tracking.leaderboard import (
     NOTES_FILE,
     TRADEOFF_FILE,
+    best_families,
     best_family,
     best_line,
     families_line,
@@ -379,7 +380,10 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
         chosen = best_family(table)
         best = chosen[0] if chosen else None
     if best and best in table.index:
-        line = best_line(best, table.loc[best, "mae"], run.data.tags.get(tags.DATA))
+        # Every family tied with it, in the stored table's order (the view's, once ranked).
+        tied = best_families(table)
+        named = tied[0] if tied and best in tied[0] else [best]
+        line = best_line(named, table.loc[best, "mae"], run.data.tags.get(tags.DATA))
         if "run_id" in table and str(table.loc[best, "run_id"]) in deleted:
             line += f" (its run {str(table.loc[best, 'run_id'])[:SHORT_ID]} was deleted since)"
         lines.append(line)

@@ -171,18 +171,72 @@ def markdown_table(shown: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard in the order the saved view shows its family runs: mae ascending (none
+    last), and families of equal mae as MLflow's search orders runs it cannot tell apart
+    (the run that started later first, then by run id).
+
+    The view holds one sort key, the UI's (mae), and MLflow breaks ties by its own natural
+    order; the terminal kept the order the families ran in, so two families of equal mae were
+    listed, and named best, one way there and the other way in the view. Only tied families'
+    runs are read for their start times.
+    """
+    if "mae" not in table:
+        return table
+    mae = table["mae"].astype(float)
+    tied = mae.duplicated(keep=False) & mae.map(_known)
+    ids = table["run_id"].astype(str) if "run_id" in table else pd.Series("", index=table.index)
+    started = {family: _started(ids[family]) for family in table.index[tied]}
+
+    def key(family: Any) -> tuple[bool, float, bool, float, str, str]:
+        value, start = mae[family], started.get(family)
+        return (
+            not _known(value),
+            value if _known(value) else 0.0,
+            start is None,  # a run the store does not know last among its ties
+            -(start or 0),
+            ids[family],
+            str(family),
+        )
+
+    return table.loc[sorted(table.index, key=key)]
+
+
+def _started(run_id: str) -> int | None:
+    """When the run started (ms), None for an id the store does not know."""
+    try:
+        return mlflow.get_run(run_id).info.start_time
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
 def best_family(table: pd.DataFrame) -> tuple[str, float] | None:
-    """The finished family with the lowest mae. A family's mae is over the items it answered:
+    """The finished family with the lowest mae, the first of those tied for it (in the table's
+    order: ``ranked``'s once logged). A family's mae is over the items it answered:
     one that left some unanswered (an LLM's refusals, within eval.max_failure_rate) is ranked
     on other, perhaps easier, items, so it is best only when no family answered them all."""
+    tied = best_families(table)
+    return None if tied is None else (tied[0][0], tied[1])
+
+
+def best_families(table: pd.DataFrame) -> tuple[list[str], float] | None:
+    """Every family that could be best (see ``best_family``) with the lowest mae, in the
+    table's order, and that mae.
+
+    Tied when their maes are equal exactly, not to the cent as shown: two maes a fraction of
+    a cent apart are ordered by their value alike in the terminal and in the view, and their
+    intervals say whether that gap means anything; equal ones are ordered by neither, and
+    naming one of them best said what the figures do not.
+    """
     finished = table[(table.get("status", "FINISHED") == "FINISHED") & table["mae"].map(_known)]
     if "failure_rate" in finished:
         complete = finished[finished["failure_rate"].astype(float).fillna(0.0) == 0.0]
         finished = complete if not complete.empty else finished
     if finished.empty:
         return None
-    family = str(finished["mae"].astype(float).idxmin())
-    return family, float(finished.loc[family, "mae"])
+    maes = finished["mae"].astype(float)
+    best = float(maes.min())
+    return [str(family) for family in maes.index[maes == best]], best
 
 
 def unanswered_notes(table: pd.DataFrame) -> list[str]:
@@ -219,9 +273,9 @@ def description(
     and the trade-off of accuracy against cost and latency when it is known; a link to the
     family runs side by side in the UI's runs table when there is one, or (``view_left``) why
     there is none."""
-    best = best_family(table)
+    best = best_families(table)
     headline = (
-        f"**Best: {best[0]}, mae {_dollars(best[1])}** on {data} data."
+        f"**Best: {_named(best[0])}, mae {_dollars(best[1])}** on {data} data."
         if best
         else f"No family finished on {data} data."
     )
@@ -294,7 +348,9 @@ def log_leaderboard(
     error-against-cost and error-against-latency charts, Pareto front marked.
     """
     run = mlflow.active_run()
-    best = best_family(table)
+    table = ranked(table)  # as the view lists the family runs: csv, description, terminal
+    tied = best_families(table)  # the first is the view's top row: the best_family tag
+    best = None if tied is None else (tied[0][0], tied[1])
     notes = [*notes, *unanswered_notes(table)]
     # Only a leaderboard that finishes takes its data's view over. One with a failed family
     # ends FAILED (pricer.experiment.LeaderboardIncomplete): it took the view, and with it the
@@ -337,8 +393,8 @@ def log_leaderboard(
         print(note, flush=True)
     if tradeoff is not None:
         print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
-    if best:
-        print(best_line(best[0], best[1], data), flush=True)
+    if tied:
+        print(best_line(*tied, data), flush=True)
     if run is not None:
         print(f"runs: {run_url(run, ui_url)}", flush=True)
     if run is not None and view is not None:
@@ -363,9 +419,18 @@ def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:
     return [TRADEOFF_HEADING, shown.to_string()]
 
 
-def best_line(family: str, mae: float, data: str | None) -> str:
+def best_line(families: Sequence[str], mae: float, data: str | None) -> str:
+    """The best line: "best: xgboost, mae $92.78 on real data"; families tied for it all named,
+    in the order the table and the saved view list them: "best: linear, tfidf_ridge (tied, mae
+    $25.05)"."""
     where = f" on {data} data" if data else ""
-    return f"best: {family}, mae {_dollars(mae)}{where}"
+    if len(families) > 1:
+        return f"best: {', '.join(families)} (tied, mae {_dollars(mae)}){where}"
+    return f"best: {families[0]}, mae {_dollars(mae)}{where}"
+
+
+def _named(families: Sequence[str]) -> str:
+    return families[0] if len(families) == 1 else f"{', '.join(families)} (tied)"
 
 
 def family_run_id(family: str) -> str:

@@ -43,9 +43,14 @@ def rendered(url: str) -> str:
 
 @pytest.mark.skipif(BROWSER is None, reason="no chromium (.ci/run installs Debian's chromium)")
 def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
-    tracking_uri: str, tmp_path: Path
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parent, _, _ = leaderboard("real", {"svr": 97.9, "xgboost": 92.8, "constant": 146.0})
+    # xgboost and linear tie: the UI lists them as the terminal did (the later run first).
+    maes = {"svr": 97.9, "xgboost": 92.8, "linear": 92.8, "constant": 146.0}
+    parent, _, _ = leaderboard("real", maes)
+    printed = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(printed) if line.startswith("family"))
+    in_terminal = [line.split()[0] for line in printed[header + 1 : header + 1 + len(maes)]]
     experiment = mlflow.get_run(parent).info.experiment_id
     port, log = free_port(), tmp_path / "ui.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no GenAI job runner
@@ -68,5 +73,7 @@ def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
     # first, sorted by mae, its columns shown.
     assert "pricer · real: latest finished leaderboard, best mae first" in page
     families = re.findall(r"([a-z_]+) · real", page.replace("pricer · real", ""))
-    assert list(dict.fromkeys(families)) == ["xgboost", "svr", "constant"], families
+    assert list(dict.fromkeys(families)) == in_terminal, (families, in_terminal)
+    assert in_terminal == ["linear", "xgboost", "svr", "constant"]
+    assert "best: linear, xgboost (tied, mae $92.80) on real data" in printed
     assert "Sort: mae" in page and "hit_rate" in page and "mae_ci_high" in page

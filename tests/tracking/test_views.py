@@ -36,6 +36,7 @@ def leaderboard(data: str, maes: dict[str, float]) -> tuple[str, list[str], pd.D
                 mlflow.log_metric("time.predict_seconds", 0.1)
             children[family] = child.info.run_id
             table.loc[family, "mae"] = mae
+            table.loc[family, "run_id"] = child.info.run_id
         log_leaderboard(table, data=data)
     best_first = [children[family] for family in sorted(maes, key=maes.__getitem__)]
     return parent.info.run_id, best_first, table
@@ -180,3 +181,50 @@ def test_a_leaderboard_with_a_failed_family_leaves_the_view_to_the_last_finished
     )
     note = client.get_run(failed).data.tags["mlflow.note.content"]
     assert "viewStateShareKey" not in note and "did not take over the saved view" in note
+
+
+def orders(printed: list[str], families: int) -> tuple[list[str], list[str]]:
+    """The families in the order the terminal's table printed them, and in the order the
+    saved view lists their runs (the filter and sort the UI sends to the server)."""
+    header = next(i for i, line in enumerate(printed) if line.startswith("family"))
+    in_terminal = [line.split()[0] for line in printed[header + 1 : header + 1 + families]]
+    state = json.loads(saved_views()["pricer-leaderboard-real"]["state"])
+    found = mlflow.search_runs(
+        filter_string=state["searchFilter"],
+        order_by=[f"{state['orderByKey']} ASC"],
+        output_format="list",
+    )
+    return in_terminal, [run.info.run_name.split(" · ")[0] for run in found]
+
+
+def test_families_of_equal_mae_are_named_together_and_listed_as_the_view_lists_them(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "best:" named whichever family ran first; the view lists equal maes as MLflow's search
+    # orders runs it cannot tell apart (the later first), so its top row was the other one,
+    # and nothing said the two were tied.
+    from pricer.tracking import browse
+
+    parent, _, _ = leaderboard("real", {"linear": 25.05, "tfidf_ridge": 25.05, "constant": 146.0})
+    printed = capsys.readouterr().out.splitlines()
+
+    in_terminal, in_view = orders(printed, 3)
+    assert in_terminal == in_view == ["tfidf_ridge", "linear", "constant"]  # the later first
+    assert "best: tfidf_ridge, linear (tied, mae $25.05) on real data" in printed
+    stored = mlflow.get_run(parent)
+    assert stored.data.tags["best_family"] == "tfidf_ridge"  # the view's top row
+    note = stored.data.tags["mlflow.note.content"]
+    assert "**Best: tfidf_ridge, linear (tied), mae $25.05**" in note
+    again = browse.leaderboard_notes(stored, browse.stored_leaderboard(stored))
+    assert "best: tfidf_ridge, linear (tied, mae $25.05) on real data" in again
+
+
+def test_maes_equal_to_the_cent_only_are_no_tie(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Tied means equal: a tenth of a cent less is ordered first in the view and the terminal.
+    leaderboard("real", {"linear": 25.05, "svr": 25.049, "constant": 146.0})
+    printed = capsys.readouterr().out.splitlines()
+    in_terminal, in_view = orders(printed, 3)
+    assert in_terminal == in_view == ["svr", "linear", "constant"]
+    assert "best: svr, mae $25.05 on real data" in printed
