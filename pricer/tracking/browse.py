@@ -254,7 +254,12 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         if not families:  # none scored yet: "best  , 0 families" said nothing
             return ""
         best = t.get(tags.BEST_FAMILY) or _best_by_mae(m)
-        return f"best {best} {_dollars(m.get('best_mae'))}, {counted(families, 'family')}"
+        # Families tied with it (an equal mae.<family>): counted, not named, to keep the row
+        # short; `pricer runs RUN` names them, in the order the saved view lists them.
+        tied = [key for key, v in m.items() if key.startswith("mae.") and v == m.get("best_mae")]
+        also = f" (+{len(tied) - 1} tied)" if len(tied) > 1 and f"mae.{best}" in tied else ""
+        dollars = _dollars(m.get("best_mae"))
+        return f"best {best}{also} {dollars}, {counted(families, 'family')}"
     if kind == "sweep":
         # The parent's summary (pricer.tracking.sweep): best.<objective>, trials.* counts.
         total, finished = _count(m.get("trials.total", 0)), _count(m.get("trials.finished", 0))

@@ -10,6 +10,7 @@ import subprocess
 import unicodedata
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.entities import Run
 
@@ -626,3 +627,21 @@ def test_a_run_older_than_the_most_runs_a_search_reads_is_found_by_its_prefix(
             f"error: {asked!r} is no run id or id prefix: run ids are hexadecimal (0-9, a-f), "
             "as `pricer runs` lists them\n"
         )
+
+
+def test_a_leaderboard_whose_best_is_tied_is_listed_so(tracking_uri: str) -> None:
+    # The list read "best linear $25.05, 3 families", as if linear alone were best.
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board().drop(index="frontier")
+    table = pd.concat([table, table.iloc[[0]]]).set_axis(["linear", "constant", "tfidf_ridge"])
+    table.index.name = "family"
+    table.loc[["linear", "tfidf_ridge"], "mae"] = 25.05
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        log_leaderboard(table, data="real")
+    best = mlflow.get_run(run.info.run_id).data.tags[tags.BEST_FAMILY]
+
+    assert best in ("linear", "tfidf_ridge")
+    listed = browse.recent_runs(None, 5)["result"].tolist()
+    assert listed == [f"best {best} (+1 tied) $25.05, 3 families"]
