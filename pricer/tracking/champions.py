@@ -32,11 +32,11 @@ from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import (
+    download_checked,
     load_pyfunc,
     logged_model_id,
     pinned_model,
     refuse_pickled,
-    verify_files,
 )
 from pricer.tracking.names import retire_command
 from pricer.tracking.run import FAMILY_TAG
@@ -165,9 +165,9 @@ def fetch_verified(
 ) -> VerifiedModel:
     """Download what ``settings`` point at (see `choose_uri`) and check its files.
 
-    Its files must be the ones logged (``verify_files``) and not an old pickle; only then may
-    anything import its code or read its file. ``destination``: the folder to download into
-    (default: one of MLflow's temporary folders).
+    Its logging must have finished, its files be the ones logged (``download_checked``) and
+    not an old pickle; only then may anything import its code or read its file.
+    ``destination``: the folder to download into (default: one of MLflow's temporary folders).
     """
     require_existing(tracking_uri)  # a mistyped path: said, not created
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
@@ -195,8 +195,9 @@ def fetch_verified(
             pinned = f"models:/{version.name}/{version.version}"
             model_id = logged_model_id(version)
         where = None if destination is None else str(destination)
-        local = Path(mlflow.artifacts.download_artifacts(pinned, dst_path=where))
-        verify_files(local, model_id, uri)  # before its code is imported and its file read
+        # Checked before its code is imported and its file read; whether its logging finished,
+        # before anything is downloaded.
+        local = download_checked(pinned, model_id, uri, dst_path=where)
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
     except MlflowException as error:

@@ -169,11 +169,53 @@ def files_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
-    """Raise ``UnsafeModelFile`` if a downloaded model's files are not the ones logged.
+def download_checked(
+    pinned: str, model_id: str | None, model_uri: str, dst_path: str | None = None
+) -> Path:
+    """Download the model ``pinned`` names (``model_uri`` as asked, for messages) and check its
+    files against the digest recorded at logging (``verify_files``); returns its folder.
 
-    A model without a recorded digest (logged before pricer recorded one, or not a logged
-    model: a ``runs:/`` URI, a path) is not checked.
+    Whether its logging finished, and which digest it recorded, is read before anything is
+    downloaded: a model left PENDING before MLflow stored any file failed in the download with
+    MLflow's "No such artifact: ''", never reaching the refusal that says why.
+    """
+    recorded = finished_digest(model_id, model_uri)
+    local = Path(mlflow.artifacts.download_artifacts(pinned, dst_path=dst_path))
+    verify_files(local, recorded, model_uri, model_id)
+    return local
+
+
+def finished_digest(model_id: str | None, model_uri: str) -> str | None:
+    """The digest recorded for the logged model ``model_id``'s files; None if it has none (logged
+    before pricer recorded one, or not a logged model: a ``runs:/`` URI, a path).
+
+    Raises ``UnsafeModelFile`` if its logging never finished (a run interrupted while it logged
+    the model: MLflow leaves it PENDING, or READY before pricer recorded the digest; FAILED: an
+    error): it has no digest, and it read as a model logged before digests, loaded unchecked, a
+    file swapped in it included.
+    """
+    if model_id is None:
+        return None
+    logged = mlflow.get_logged_model(model_id)
+    recorded = logged.tags.get(FILES_DIGEST_TAG)
+    unfinished = None
+    if logged.status != LoggedModelStatus.READY:
+        unfinished = f"status {logged.status}"
+    elif recorded == DIGEST_PENDING:
+        unfinished = "no digest recorded"
+    if unfinished is not None:
+        raise UnsafeModelFile(
+            f"refusing {model_uri}: its logging as {model_id} did not finish ({unfinished}), "
+            "so its files may be partial and cannot be checked; log the model again"
+        )
+    return recorded
+
+
+def verify_files(
+    local: Path, recorded: str | None, model_uri: str, model_id: str | None = None
+) -> None:
+    """Raise ``UnsafeModelFile`` if a downloaded model's files do not match ``recorded``, the
+    digest ``finished_digest`` read before the download (None: not checked).
 
     Bytecode beside the model's code goes first, checked or not: the digest leaves it out (it
     is written as the code is imported), and Python runs a ``__pycache__`` file instead of
@@ -190,24 +232,6 @@ def verify_files(local: Path, model_id: str | None, model_uri: str) -> None:
                 f"refusing {model_uri}: cannot remove the bytecode in {cache} ({error}), which "
                 "Python would run unchecked"
             ) from None
-    if model_id is None:
-        return
-    logged = mlflow.get_logged_model(model_id)
-    recorded = logged.tags.get(FILES_DIGEST_TAG)
-    # Its logging never finished (a run interrupted while it logged the model: MLflow leaves
-    # it PENDING, or READY before pricer recorded the digest; FAILED: an error), so it has no
-    # digest, and it read as a model logged before digests: loaded unchecked, a file swapped
-    # in it included.
-    unfinished = None
-    if logged.status != LoggedModelStatus.READY:
-        unfinished = f"status {logged.status}"
-    elif recorded == DIGEST_PENDING:
-        unfinished = "no digest recorded"
-    if unfinished is not None:
-        raise UnsafeModelFile(
-            f"refusing {model_uri}: its logging as {model_id} did not finish ({unfinished}), "
-            "so its files may be partial and cannot be checked; log the model again"
-        )
     if recorded is None:
         return
     found = files_digest(local)
@@ -248,8 +272,7 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     """
     # Pinned first, then loaded: an alias that moves meanwhile cannot split the two.
     pinned, model_id = pinned_model(model_uri)
-    local = Path(mlflow.artifacts.download_artifacts(pinned))
-    verify_files(local, model_id, model_uri)
+    local = download_checked(pinned, model_id, model_uri)
     refuse_pickled(local, model_uri)
     wrapper = load_pyfunc(local).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
@@ -292,8 +315,7 @@ def check_logged_model(model_uri: str) -> None:
     would load it (missing, damaged, tampered or refused pickle): checked before it is
     registered, so that no alias names a model that cannot answer."""
     pinned, model_id = pinned_model(model_uri)
-    local = Path(mlflow.artifacts.download_artifacts(pinned))
-    verify_files(local, model_id, model_uri)
+    local = download_checked(pinned, model_id, model_uri)
     if not refuse_pickled(local, model_uri):  # an allowed old pickle is left to its own code
         load_pricer(local / "artifacts" / MODEL_FILE)
 

@@ -419,6 +419,51 @@ def test_a_model_whose_logging_was_interrupted_is_refused_not_loaded_unchecked(
             load(uri)
 
 
+def test_a_model_interrupted_before_any_file_was_stored_is_refused_before_downloading(
+    tracking_uri: str, shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM while a run logged its model, before MLflow stored any of its files: the
+    # LoggedModel stayed PENDING with nothing in its folder, and every loader downloaded it
+    # first, so it failed with MLflow's "No such artifact: ''" instead of saying why.
+    from pricer.tracking.champions import fetch_verified
+
+    _, _, test = shop
+    created: list[str] = []
+
+    def interrupted(client: object, model_id: str, *args: object, **kwargs: object) -> None:
+        created.append(model_id)
+        raise interrupt.Interrupted(signal.SIGTERM)
+
+    mlflow.set_experiment(project_experiment())
+    with monkeypatch.context() as patched, pytest.raises(interrupt.Interrupted):
+        patched.setattr(mlflow.MlflowClient, "log_model_artifacts", interrupted)
+        with mlflow.start_run():
+            log_pricer(ConstantPricer("mean").fit(test.head(2), np.array([20.0, 20.0])))
+    (model_id,) = created
+    model = mlflow.get_logged_model(model_id)
+    assert model.status == "PENDING"
+    assert not any(Path(model.artifact_location.removeprefix("file://")).rglob("*"))
+    uri = f"models:/{model_id}"
+    mlflow.register_model(uri, "unfinished")
+    settings = {"model_uri": None, "model_name": "unfinished", "prefix": "pricer", "alias": "x"}
+    mlflow.MlflowClient().set_registered_model_alias("unfinished", "x", "1")
+    loads = {
+        "logged_pricer": logged_pricer,  # an ensemble member
+        "check_logged_model": check_logged_model,  # promote
+        "fetch_verified": lambda asked: fetch_verified(  # predict and serve
+            tracking_uri, {**settings, "model_uri": asked}
+        ),
+    }
+    for name, load in loads.items():
+        for asked in (uri, "models:/unfinished/1", "models:/unfinished@x"):
+            with pytest.raises(UnsafeModelFile) as refused:
+                load(asked)
+            assert "did not finish (status PENDING)" in str(refused.value), (name, asked)
+    # predict by alias (no model_uri): the registered version is chosen, then refused.
+    with pytest.raises(UnsafeModelFile, match=re.escape("did not finish (status PENDING)")):
+        fetch_verified(tracking_uri, settings)
+
+
 def test_a_model_interrupted_before_its_digest_was_recorded_is_refused(
     tracking_uri: str, shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
