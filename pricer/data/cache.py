@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 # Staging folders are named ".<entry>.partial-<pid>-h<host digest>-<random>": hidden, never a
-# valid entry name (older versions left the host out: those count as this host's).
+# valid entry name (older versions left the host out: those count as this host's). An entry
+# renamed out of the way to be deleted is ".<entry>.partial-<pid>-h<host digest>-retired-<ns>",
+# so it is junk by the same rule once its process is gone.
 _PARTIAL = ".partial-"
+# What older versions named a retired entry: ".<entry>.partial-retired-<pid>-<ns>", no host.
+_OLD_RETIRED = "retired-"
 # A staging folder whose writer is not a live process on this host is junk. On another host
 # (a shared cache folder) the process cannot be asked, so only age tells: a save writes its
 # files within seconds to minutes, and a day leaves any live writer far behind.
@@ -136,7 +140,11 @@ def remove_stale_staging(parent: Path) -> None:
 
 
 def _is_stale(staging: Path) -> bool:
-    pid_text, _, rest = staging.name.rsplit(_PARTIAL, 1)[-1].partition("-")
+    owner = staging.name.rsplit(_PARTIAL, 1)[-1]
+    # An old entry retired by an older version, whose pid came after "retired-": read as
+    # "retired" (no pid), a SIGKILL between its rename and deletion left a whole split hidden
+    # beside the new one for a day.
+    pid_text, _, rest = owner.removeprefix(_OLD_RETIRED).partition("-")
     try:
         age = time.time() - staging.stat().st_mtime
     except FileNotFoundError:  # its writer just finished or removed it
@@ -175,8 +183,12 @@ def _discard(folder: Path) -> None:
 
 def _retire(folder: Path) -> Path | None:
     """Rename ``folder`` out of the way (one step, so no reader sees it half deleted); its new
-    name, or None when another process got there first."""
-    retired = folder.with_name(f".{folder.name}{_PARTIAL}retired-{os.getpid()}-{time.time_ns()}")
+    name, or None when another process got there first.
+
+    Named as a staging folder is (this process and host), so that if this process is killed
+    before it deletes the folder, the next save on this host removes it at once."""
+    infix = staging_infix(os.getpid())
+    retired = folder.with_name(f".{folder.name}{infix}retired-{time.time_ns()}")
     try:
         folder.rename(retired)
     except FileNotFoundError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,57 @@ def test_an_interrupted_replace_leaves_the_new_entry_not_none(
         cache.write_entry(entry, writer("new"), replace=True)
     assert cache.problem(entry) is None
     assert (entry / "items.txt").read_text() == "new"
+
+
+KILLED_WHILE_RETIRING = """
+import os, shutil, signal, sys
+from pathlib import Path
+from pricer.data import cache
+
+def killed(path, *args, **kwargs):  # SIGKILL between the rename and the deletion
+    if "retired" in Path(path).name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    shutil.rmtree(path, *args, **kwargs)
+
+cache.shutil = type("patched", (), {"rmtree": staticmethod(killed)})
+cache.write_entry(Path(sys.argv[1]), lambda staging: (staging / "items.txt").write_text("new"),
+                  replace=True)
+"""
+
+
+def dead_pid() -> int:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(ended.stdout)
+
+
+def test_an_old_entry_retired_by_a_killed_replace_goes_with_the_next_save(tmp_path: Path) -> None:
+    # SIGKILL after a replace renamed the old entry away and before it deleted it: its folder
+    # was named without a parseable process id, so it stayed a day (a whole old split, hidden).
+    entry = tmp_path / "curated"
+    cache.write_entry(entry, writer("old"))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_RETIRING, str(entry)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [retired] = [path for path in tmp_path.iterdir() if "retired" in path.name]
+    assert (retired / "items.txt").read_text() == "old"
+    assert (entry / "items.txt").read_text() == "new"
+    # Left by an older version: the pid in the name, no host (as older staging folders).
+    older = tmp_path / f".curated.partial-retired-{dead_pid()}-{1_000}"
+    shutil.copytree(retired, older)
+    # A live process's (the test runner's parent) and another host's are left alone.
+    live = tmp_path / f".curated.partial-retired-{os.getppid()}-{2_000}"
+    elsewhere = tmp_path / f".curated{cache.staging_infix(dead_pid(), host='another')}retired-3"
+    for kept in (live, elsewhere):
+        shutil.copytree(retired, kept)
+    cache.write_entry(entry, writer("newer"), replace=True)  # the next pricer curate
+    assert not retired.exists() and not older.exists()
+    assert live.is_dir() and elsewhere.is_dir()
+    assert (entry / "items.txt").read_text() == "newer"
 
 
 RACE = """
