@@ -71,11 +71,20 @@ from pricer.wording import counted
 GRACE_SECONDS = 5.0
 
 # Unwinding (ending runs, atexit handlers) that has not ended the process after this long is
-# cut short: exits at once, leaving what is left RUNNING to ``is_stale``. Normally 0.3-3.4 s;
+# cut short: the runs left RUNNING are ended KILLED if the store answers within
+# ``FAREWELL_SECONDS`` (else left to ``is_stale``), and the process exits. Normally 0.3-3.4 s;
 # 1 of ~10 interrupted leaderboards in the tests hung in unwinding (cause not found in time).
 UNWIND_DEADLINE_SECONDS = 30.0
 
+# How long the watchdog waits for the store to record the runs this process left RUNNING as
+# KILLED before it exits anyway (``_end_runs_left``): one or two writes per run, ~50 ms each on
+# SQLite; a store that has not answered in this long is taken to be where unwinding hung.
+FAREWELL_SECONDS = 3.0
+
 Callback = Callable[["Interrupted"], object]
+# Ends runs KILLED in the store: (run ids, the reason for their error tag). Set by the tracking
+# code (``on_give_up``), which knows the store; this module imports no MLflow.
+RunEnder = Callable[[list[str], str], object]
 # Set by install() in an app; a worker whose parent is that app parks itself when stopped.
 APP_PID_ENV = "PRICER_APP_PID"
 
@@ -120,6 +129,7 @@ RESEND_SECONDS = 0.02
 # back while a run ended FINISHED (``deferred``) is raised after it, and the app's last line
 # said "its runs ended KILLED" about a promotion the store shows FINISHED.
 _runs: dict[str, tuple[str, str]] = {}
+_end_runs: RunEnder | None = None  # see on_give_up
 
 
 def install() -> None:
@@ -156,6 +166,13 @@ def reason(error: BaseException) -> str | None:
 def note_run(run_id: str, name: str, status: str) -> None:
     """Record that this process opened a run ("RUNNING") or ended it (with ``status``)."""
     _runs[run_id] = (name, status)
+
+
+def on_give_up(end_runs: RunEnder) -> None:
+    """How the watchdog ends the runs this process left RUNNING when it exits (see
+    ``_end_runs_left``): ``end_runs(run_ids, reason)``."""
+    global _end_runs
+    _end_runs = end_runs
 
 
 def outcome(stop: Interrupted) -> str:
@@ -466,7 +483,58 @@ def _give_up(code: int, message: str) -> None:
     os.write(2, b"pricer: unwinding hung; where each thread was:\n")
     with contextlib.suppress(Exception):
         faulthandler.dump_traceback(all_threads=True)
+    _end_runs_left(code)
     _exit_now(code, message)
+
+
+def _end_runs_left(code: int) -> None:
+    """End the runs this process opened and left RUNNING KILLED, within ``FAREWELL_SECONDS``.
+
+    Without it they stayed RUNNING, shown STALE only once the process was gone (or, from
+    another host, after a day). Safe to try, as long as nothing here can keep the process
+    from exiting:
+    - the attempt runs in a daemon thread of its own and is waited for at most
+      ``FAREWELL_SECONDS``; ``os._exit`` then ends the process whatever that thread is doing.
+      The hang may be in the store itself (the stuck main thread holding SQLite's write lock,
+      a server that does not answer) or in a lock the main thread holds (SQLAlchemy's pool,
+      the import lock): the thread waits there, the exit does not.
+    - the store never sees half an end: each write is one transaction (one request to a
+      server), which ``os._exit`` either lets finish or leaves uncommitted, rolled back by
+      SQLite's journal when the database is next opened.
+    - only runs this process noted as RUNNING are ended, and the tracking code ends a run
+      only if the store still says RUNNING: a run whose FINISHED end was recorded just
+      before the hang keeps it.
+    """
+    left = [run_id for run_id, (_, status) in reversed(_runs.items()) if status == "RUNNING"]
+    if _end_runs is None or not left:
+        return
+    try:
+        name = signal.Signals(code - 128).name
+    except ValueError:
+        name = "a signal"
+    reason = f"interrupted by {name}; unwinding hung, so the run was ended as the process exited"
+    done: list[bool] = []
+    ending = threading.Thread(
+        target=_end_quietly, args=(_end_runs, left, reason, done), daemon=True
+    )
+    ending.start()
+    ending.join(FAREWELL_SECONDS)
+    if done:
+        said = "ended KILLED"
+    elif ending.is_alive():
+        said = f"stay RUNNING: the store did not answer within {FAREWELL_SECONDS:.0f} s"
+    else:
+        said = "stay RUNNING: the store refused"
+    os.write(2, f"pricer: {counted(len(left), 'run')} left open: {said}\n".encode())
+
+
+def _end_quietly(end_runs: RunEnder, run_ids: list[str], reason: str, done: list[bool]) -> None:
+    try:
+        end_runs(run_ids, reason)
+        done.append(True)
+    except BaseException as error:  # the exit goes on; what failed is said
+        with contextlib.suppress(Exception):
+            os.write(2, f"pricer: could not end the runs left open ({error!r})\n".encode())
 
 
 def _signal(process: BaseProcess, signum: int) -> None:

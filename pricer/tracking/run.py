@@ -297,6 +297,24 @@ def tracked_run(
             interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
 
 
+def end_left_running(run_ids: list[str], reason: str) -> None:
+    """End KILLED, with ``reason`` as their error, the runs that are still RUNNING in the store:
+    what the interrupt watchdog does with the runs this process left open when unwinding hung
+    (``interrupt.on_give_up``). A client of its own: the fluent API's active runs belong to
+    the main thread, stuck where it is."""
+    client = mlflow.MlflowClient()
+    for run_id in run_ids:
+        # Read first: a run whose end the main thread recorded before it hung keeps it.
+        if client.get_run(run_id).info.status != RunStatus.to_string(RunStatus.RUNNING):
+            continue
+        client.set_tag(run_id, tag_names.ERROR, reason)
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+
+
+# Every process that opens runs imports this module (tracked_run, a sweep's parent).
+interrupt.on_give_up(end_left_running)
+
+
 def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:
     """End ``run`` with ``status`` (and an ``error`` tag) if it is still the active run.
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -15,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from pricer import cli, interrupt
+from pricer.paths import PROJECT_ROOT
 from pricer.tracking import run as run_module
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
@@ -67,6 +70,7 @@ def test_an_error_raised_while_an_interrupt_unwinds_does_not_replace_it(
         tracked_run(compose_config("train").tracking, run_name="x", tags={}) as run,
     ):
         try:
+            print(time.time(), flush=True)  # when the signal is sent
             os.kill(os.getpid(), signal.SIGTERM)
         finally:  # a library's cleanup failing half-way: its error replaces the interrupt
             raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
@@ -275,3 +279,71 @@ def test_a_signal_before_mlflow_runs_run_was_taken_up_names_that_run(
         "pricer: interrupted by SIGTERM before it took up run 0123abcd, "
         "which mlflow run ends FAILED"
     )
+
+
+# -- the watchdog's exit ---------------------------------------------------------------------------
+UNWINDING_HANGS = """
+import os, signal, sqlite3, sys, threading, time
+from pricer import interrupt
+from pricer.tracking.run import tracked_run
+from tests.conftest import compose_config
+
+interrupt.UNWIND_DEADLINE_SECONDS = float(sys.argv[2])  # 30 s in an app
+interrupt.install()
+with tracked_run(compose_config("train").tracking, run_name="hung", tags={}) as run:
+    with tracked_run(compose_config("train").tracking, run_name="inner", tags={}, nested=True):
+        print(run.info.run_id, flush=True)
+        if sys.argv[1] == "store":  # the stuck thread holds the database's lock
+            store = sqlite3.connect(os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
+            store.execute("BEGIN EXCLUSIVE")
+        try:
+            print(time.time(), flush=True)  # when the signal is sent
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)
+        finally:  # a cleanup that never returns: the stand-in for unwinding that hangs
+            threading.Event().wait()
+"""
+HANG_AFTER_SECONDS = 1.0
+
+
+def hung_app(tracking_uri: str, tmp_path: Path, hang: str) -> tuple[int, float, str]:
+    """Run ``UNWINDING_HANGS``: (its exit code, seconds from its signal to its exit, stderr)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(PROJECT_ROOT)}
+    app = subprocess.run(
+        [sys.executable, "-c", UNWINDING_HANGS, hang, str(HANG_AFTER_SECONDS)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    exited = time.time()
+    signalled = float(app.stdout.split()[-1])
+    return app.returncode, exited - signalled, app.stderr
+
+
+def test_runs_left_open_by_unwinding_that_hangs_end_killed_as_the_watchdog_exits(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The watchdog exited with os._exit and the runs stayed RUNNING, shown STALE.
+    code, took, stderr = hung_app(tracking_uri, tmp_path, "cleanup")
+    assert code == 128 + signal.SIGTERM, stderr
+    assert took < HANG_AFTER_SECONDS + interrupt.FAREWELL_SECONDS, took
+    assert "pricer: 2 runs left open: ended KILLED" in stderr
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert sorted(run.info.run_name for run in runs) == ["hung", "inner"]
+    for run in runs:
+        assert run.info.status == "KILLED"
+        assert run.data.tags["error"] == (
+            "interrupted by SIGTERM; unwinding hung, so the run was ended as the process exited"
+        )
+
+
+def test_a_store_that_hangs_too_does_not_keep_the_watchdog_from_exiting(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The stuck main thread holds the database's write lock: ending the runs waits for it
+    # (SQLite's busy timeout is 20 s), and the process still exits within the farewell's bound.
+    code, took, stderr = hung_app(tracking_uri, tmp_path, "store")
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "2 runs left open: stay RUNNING: the store did not answer within 3 s" in stderr
+    slack = 3.0  # the dump of every thread's stack, and the exit, on 2 busy cores
+    assert took < HANG_AFTER_SECONDS + interrupt.FAREWELL_SECONDS + slack, took
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [run.info.status for run in runs] == ["RUNNING", "RUNNING"]
