@@ -37,6 +37,24 @@ def _no_ending_from_an_earlier_test(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
+def _import_path() -> list[str]:
+    """``sys.path`` as the session's first test found it (collection's entries included)."""
+    return list(sys.path)
+
+
+@pytest.fixture(autouse=True)
+def _no_import_path_from_an_earlier_test(_import_path: list[str]) -> Iterator[None]:
+    """Put ``sys.path`` back after each test: a test that loads a model with
+    ``mlflow.pyfunc.load_model`` itself (pricer's own loading keeps the path, see
+    ``pricer.tracking.model.load_pyfunc``) left the model's code folder first on it, and
+    every later test's spawned worker imported pricer from that partial copy (``No module
+    named 'pricer.tracking.redaction'`` in tests/reliability's pipe test, in the full suite
+    only)."""
+    yield
+    sys.path[:] = _import_path
+
+
+@pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, fully migrated MLflow SQLite store (creating one takes seconds; copying, not)."""
     folder = tmp_path_factory.mktemp("store")
