@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import mlflow
@@ -455,44 +456,34 @@ def _at_once(*calls: object) -> None:
         raise error
 
 
+@pytest.mark.parametrize("writers, inserts_race", [(5, False), (2, True)])
 def test_history_lines_written_at_once_all_survive(
-    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, writers: int, inserts_race: bool
 ) -> None:
     # Three promotions of one candidate at once each said "first champion: version 1", and
     # the description kept two of the three lines: each read it, added its line, wrote it.
-    client.create_registered_model(MODEL, description=f"{HISTORY_TITLE}\n- an earlier decision")
-    writers = 5
-    lines = [f"2026-12-06 19:30 UTC champion: decision {i}" for i in range(writers)]
-    with monkeypatch.context() as racing:
-        _stale_reads(racing, writers)
-        _at_once(*(lambda x=line: _append_history(MlflowClient(), MODEL, x) for line in lines))
-    history = client.get_registered_model(MODEL).description.splitlines()
-    assert history[0] == HISTORY_TITLE and history[-1] == "- an earlier decision"
-    assert sorted(history[1:-1]) == sorted(f"- {line}" for line in lines)
-
-
-def test_two_first_history_writers_at_once_both_record_their_line(
-    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Both read a description without history tags, so both keep its lines in the one tag
-    # for them: MLflow writes a tag as a read then an insert, and the second of two racing
-    # inserts of one key failed the promotion (SQLite's UNIQUE constraint, 1 run in 4 of the
-    # test above). Here the second write fails as it did then, every time.
+    # inserts_race: the first writers at once each keep the description's older lines in the
+    # one tag for them, and MLflow writes a tag as a read then an insert: the second of two
+    # racing inserts of one key failed the promotion (SQLite's UNIQUE constraint, 1 run in 4
+    # of five writers). Here the second write fails as it did then, every time.
     from pricer.tracking.registry import EARLIER_HISTORY_TAG
 
     client.create_registered_model(MODEL, description=f"{HISTORY_TITLE}\n- an earlier decision")
     setting = MlflowClient.set_registered_model_tag
+    one_at_a_time = threading.Lock()  # so the second writer always finds the first's tag
 
     def insert_racing(self: MlflowClient, name: str, key: str, value: str) -> None:
-        existed = key in MlflowClient().get_registered_model(name).tags
-        setting(self, name, key, value)
+        with one_at_a_time:
+            existed = key in MlflowClient().get_registered_model(name).tags
+            setting(self, name, key, value)
         if key == EARLIER_HISTORY_TAG and existed:
             raise mlflow.exceptions.MlflowException("UNIQUE constraint failed: a tag's key")
 
-    lines = [f"2026-12-06 19:30 UTC champion: decision {i}" for i in range(2)]
+    lines = [f"2026-12-06 19:30 UTC champion: decision {i}" for i in range(writers)]
     with monkeypatch.context() as racing:
-        _stale_reads(racing, 2)
-        racing.setattr(MlflowClient, "set_registered_model_tag", insert_racing)
+        _stale_reads(racing, writers)
+        if inserts_race:
+            racing.setattr(MlflowClient, "set_registered_model_tag", insert_racing)
         _at_once(*(lambda x=line: _append_history(MlflowClient(), MODEL, x) for line in lines))
     history = client.get_registered_model(MODEL).description.splitlines()
     assert history[0] == HISTORY_TITLE and history[-1] == "- an earlier decision"
