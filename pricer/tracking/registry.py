@@ -285,7 +285,7 @@ def _check_model(
         raise unloadable(error) from error
     except STORE_ERRORS as error:  # MLflow's "No such artifact" too: the files may be gone
         # A deleted LoggedModel cannot be listed either: the tracking store says it is gone.
-        if _gone(error) or _lists_no(model_uri, "MLmodel"):
+        if store_says_gone(error) or _lists_no(model_uri, "MLmodel"):
             raise unloadable(error) from error
         raise StoreUnreachable(
             f"the artifact store failed while {whose} {model_uri} was read "
@@ -294,7 +294,7 @@ def _check_model(
         ) from None  # chained, its lines were added to the line (errors.one_line)
 
 
-def _gone(error: Exception) -> bool:
+def store_says_gone(error: Exception) -> bool:
     """Whether MLflow said the model (or its files) does not exist, not that it failed."""
     missing = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
     return isinstance(error, MlflowException) and error.error_code == missing
@@ -475,7 +475,7 @@ def promote(cfg: DictConfig) -> Decision | Retirement:
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
     registry = replace(registry, retire_command=retire_command(data))
-    _require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
+    require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
     filters = CandidateFilter.from_config(data, cfg.candidates)
     settings = EvalSettings.from_config(cfg.eval)
     tags = {
@@ -552,7 +552,7 @@ def retire_advice(registry: RegistrySettings) -> str:
     return f"retire it with {registry.retire_command}, then promote to crown a new one"
 
 
-def _require_datas_name(name: str, prefix: str, data: str) -> None:
+def require_datas_name(name: str, prefix: str, data: str) -> None:
     """Refuse another data's registered model by its name, before any run: predict --data
     <other> loads ``<prefix>-<other>``, and "data=synthetic registry.model_name=pricer-real"
     made a synthetic model the real data's first champion."""
@@ -573,7 +573,7 @@ def _registered_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     except MlflowException as error:
         # No registered model yet: no version. Any other failure (a 503) is the store's: read
         # as "none", it registered the run a second time.
-        if not _gone(error):
+        if not store_says_gone(error):
             raise
         return []
 
@@ -795,7 +795,7 @@ def _write_decision(
                 name, replaced.version, "pricer.replaced_by_version", version
             )
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
-        _append_history(client, name, line, history_tag)
+        append_history(client, name, line, history_tag)
         client.set_registered_model_alias(name, alias, version)
     except ChampionMoved:  # its own record says why; nothing else was written
         raise
@@ -839,17 +839,17 @@ def _after_the_move(
     # showed two champions, and challengers no alias named any more.
     if decision.outcome == "champion" and replaced is not None:
         why = f"replaced by version {version}"
-        _held_until(client, name, str(replaced.version), registry.champion_alias, now, why)
+        held_until(client, name, str(replaced.version), registry.champion_alias, now, why)
     if challenger is not None and str(challenger) != version:
         why = (
             f"version {version} replaced the champion it was compared with"
             if decision.outcome == "champion"
             else f"replaced as {registry.challenger_alias} by version {version}"
         )
-        _held_until(client, name, str(challenger), registry.challenger_alias, now, why)
+        held_until(client, name, str(challenger), registry.challenger_alias, now, why)
 
 
-def _held_until(
+def held_until(
     client: MlflowClient, name: str, version: str, alias: str, now: str, why: str
 ) -> None:
     """Turn "<Alias> since <date>: <reason>" on a version the alias left into "<Alias> from
@@ -891,7 +891,7 @@ def _withdraw(
     steps: list[Callable[[], object]] = [
         lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
         lambda: client.update_model_version(name, version, description=reason),
-        lambda: _drop_history_line(client, name, key),
+        lambda: drop_history_line(client, name, key),
     ]
     if replaced is not None:
         steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
@@ -924,9 +924,9 @@ def _still_champion(
         )
 
 
-def _append_history(client: MlflowClient, name: str, line: str, key: str | None = None) -> str:
+def append_history(client: MlflowClient, name: str, line: str, key: str | None = None) -> str:
     """Add ``line`` to the promotion history as ``key`` (a new ``history_key()`` if None),
-    newest first, oldest lines cut to fit; the key, for ``_drop_history_line``.
+    newest first, oldest lines cut to fit; the key, for ``drop_history_line``.
 
     The description alone was a read-modify-write that MLflow cannot make atomic: three
     promotions at once each read it, added their line and wrote it back, and it kept two of
@@ -947,8 +947,8 @@ def history_key() -> str:
     return f"{HISTORY_TAG}{stamp}.{uuid.uuid4().hex[:12]}"
 
 
-def _drop_history_line(client: MlflowClient, name: str, key: str) -> None:
-    """Remove the line ``_append_history`` added as ``key`` (if it did), leaving lines others
+def drop_history_line(client: MlflowClient, name: str, key: str) -> None:
+    """Remove the line ``append_history`` added as ``key`` (if it did), leaving lines others
     added."""
     _keep_earlier_history(client, name)  # else the view of the tags would drop those lines
     client.delete_registered_model_tag(name, key)

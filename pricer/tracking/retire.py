@@ -34,13 +34,13 @@ from pricer.tracking.registry import (
     ChampionMoved,
     RecordIncomplete,
     RegistrySettings,
-    _append_history,
-    _drop_history_line,
-    _gone,
-    _held_until,
-    _require_datas_name,
+    append_history,
     champion_version,
+    drop_history_line,
+    held_until,
     history_key,
+    require_datas_name,
+    store_says_gone,
     store_step,
 )
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
@@ -63,7 +63,7 @@ def retire(cfg: DictConfig) -> Retirement:
     configure_tracking(cfg.tracking)
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)
     registry = RegistrySettings.from_config(cfg.registry)
-    _require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
+    require_datas_name(registry.model_name, str(cfg.registry.prefix), data)
     client = MlflowClient()
     name, alias = registry.model_name, registry.champion_alias
     # Before any run: nothing to retire is a refusal, and leaves nothing in the store.
@@ -71,7 +71,7 @@ def retire(cfg: DictConfig) -> Retirement:
         try:
             model = client.get_registered_model(name)
         except MlflowException as error:
-            if not _gone(error):
+            if not store_says_gone(error):
                 raise
             raise NothingToRetire(
                 f"{name} is not registered (nothing was promoted on {data} data): there is no "
@@ -126,8 +126,8 @@ def _retire(
         try:
             for key, value in {RETIRED_TAGS[0]: now, RETIRED_TAGS[1]: run_id}.items():
                 client.set_model_version_tag(name, version, key, value)
-            _held_until(client, name, version, alias, now, why)
-            _append_history(client, name, f"{now} retired: {reason}", history_tag)
+            held_until(client, name, version, alias, now, why)
+            append_history(client, name, f"{now} retired: {reason}", history_tag)
             # Checked again just before the alias goes (MLflow has no compare-and-delete): a
             # champion another promotion crowned meanwhile is not retired unasked.
             _still_there(client, registry, version)
@@ -176,7 +176,7 @@ def _withdraw(
     history without its line."""
     name, version = registry.model_name, str(before.version)
     steps: list[Callable[[], object]] = [
-        lambda: _drop_history_line(client, name, history_tag),
+        lambda: drop_history_line(client, name, history_tag),
         lambda: client.update_model_version(name, version, description=before.description),
     ]
     for key in RETIRED_TAGS:

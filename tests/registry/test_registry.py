@@ -32,7 +32,7 @@ from pricer.tracking.registry import (
     NoCandidate,
     PromotionError,
     UnloadableCandidate,
-    _append_history,
+    append_history,
     compare,
     promote,
 )
@@ -416,7 +416,7 @@ def test_same_digest_but_different_items_cannot_be_compared(client: MlflowClient
 def test_history_keeps_the_newest_lines_within_mlflows_limit(client: MlflowClient) -> None:
     client.create_registered_model(MODEL)
     for i in range(40):
-        _append_history(client, MODEL, f"decision {i}: " + "x" * 200)
+        append_history(client, MODEL, f"decision {i}: " + "x" * 200)
     description = client.get_registered_model(MODEL).description
     assert len(description) <= DESCRIPTION_LIMIT
     lines = description.splitlines()
@@ -484,7 +484,7 @@ def test_history_lines_written_at_once_all_survive(
         _stale_reads(racing, writers)
         if inserts_race:
             racing.setattr(MlflowClient, "set_registered_model_tag", insert_racing)
-        _at_once(*(lambda x=line: _append_history(MlflowClient(), MODEL, x) for line in lines))
+        _at_once(*(lambda x=line: append_history(MlflowClient(), MODEL, x) for line in lines))
     history = client.get_registered_model(MODEL).description.splitlines()
     assert history[0] == HISTORY_TITLE and history[-1] == "- an earlier decision"
     assert sorted(history[1:-1]) == sorted(f"- {line}" for line in lines)
@@ -495,17 +495,17 @@ def test_a_history_line_taken_back_while_others_are_written_stays_out(
 ) -> None:
     # The undo of a decision whose alias did not move is the same read-modify-write: it could
     # put back lines another writer had just removed, or remove lines added meanwhile.
-    from pricer.tracking.registry import _drop_history_line
+    from pricer.tracking.registry import drop_history_line
 
     client.create_registered_model(MODEL)
-    withdrawn = _append_history(client, MODEL, "2026-12-06 19:30 UTC champion: taken back")
+    withdrawn = append_history(client, MODEL, "2026-12-06 19:30 UTC champion: taken back")
     writers = 4
     lines = [f"2026-12-06 19:31 UTC challenger: decision {i}" for i in range(writers - 1)]
     with monkeypatch.context() as racing:
         _stale_reads(racing, writers)
         _at_once(
-            lambda: _drop_history_line(MlflowClient(), MODEL, withdrawn),
-            *(lambda line=line: _append_history(MlflowClient(), MODEL, line) for line in lines),
+            lambda: drop_history_line(MlflowClient(), MODEL, withdrawn),
+            *(lambda line=line: append_history(MlflowClient(), MODEL, line) for line in lines),
         )
     history = client.get_registered_model(MODEL).description.splitlines()
     assert history[0] == HISTORY_TITLE
@@ -730,13 +730,13 @@ def test_sigterm_while_the_decision_is_written_leaves_it_whole(
     from pricer.tracking import registry
 
     better = champion_and_better()
-    appending = registry._append_history
+    appending = registry.append_history
 
     def signalled(*args: object) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # after the version's record, before the alias
         appending(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(registry, "_append_history", signalled)
+    monkeypatch.setattr(registry, "append_history", signalled)
     with pytest.raises(interrupt.Interrupted):
         promote_with()
     version = client.get_model_version(MODEL, version_of(client, better))
@@ -902,7 +902,7 @@ def test_a_store_failure_after_the_alias_moved_says_the_decision_stands(
     if failing == "run record":
         monkeypatch.setattr(registry_module, "_log_decision", unavailable)
     else:
-        monkeypatch.setattr(registry_module, "_held_until", unavailable)
+        monkeypatch.setattr(registry_module, "held_until", unavailable)
     with pytest.raises(RecordIncomplete) as incomplete:
         promote_with()
     new = version_of(client, better)
