@@ -253,11 +253,17 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         families = sum(key.startswith("mae.") for key in m)
         if not families:  # none scored yet: "best  , 0 families" said nothing
             return ""
-        best = t.get(tags.BEST_FAMILY) or _best_by_mae(m)
-        # Families tied with it (an equal mae.<family>): counted, not named, to keep the row
-        # short; `pricer runs RUN` names them, in the order the saved view lists them.
-        tied = [key for key, v in m.items() if key.startswith("mae.") and v == m.get("best_mae")]
-        also = f" (+{len(tied) - 1} tied)" if len(tied) > 1 and f"mae.{best}" in tied else ""
+        # The families whose mae.<family> is best_mae. Tied ones are counted, not named, to
+        # keep the row short (`pricer runs RUN` names them, in the saved view's order). One
+        # without its best_family tag (deleted, or never written) is named from them: the row
+        # read "best  $25.05", naming no family ("mae" when none or several are).
+        tied = [
+            key.removeprefix("mae.")
+            for key, v in m.items()
+            if key.startswith("mae.") and v == m.get("best_mae")
+        ]
+        best = t.get(tags.BEST_FAMILY) or (tied[0] if len(tied) == 1 else "mae")
+        also = f" (+{len(tied) - 1} tied)" if len(tied) > 1 and best in tied else ""
         dollars = _dollars(m.get("best_mae"))
         return f"best {best}{also} {dollars}, {counted(families, 'family')}"
     if kind == "sweep":
@@ -290,19 +296,6 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
     if failed > 0 and not math.isnan(priced):
         return f"{mae} over {priced:,.0f} of {priced + failed:,.0f} items"
     return mae
-
-
-def _best_by_mae(metrics: dict[str, float]) -> str:
-    """A leaderboard's best family from its metrics, for one without its ``best_family`` tag
-    (deleted, or never written): the family whose ``mae.<family>`` is ``best_mae``; "mae"
-    when none or several are. Without it the row read "best  $25.05", naming no family."""
-    best = metrics.get("best_mae")
-    named = [
-        key.removeprefix("mae.")
-        for key, v in metrics.items()
-        if key.startswith("mae.") and v == best
-    ]
-    return named[0] if len(named) == 1 else "mae"
 
 
 def find_run(run_id: str, experiment: str | None = None) -> Run:
