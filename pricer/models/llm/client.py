@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import math
 import os
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -328,21 +329,46 @@ async def chat_call(
     request: dict[str, Any],
     limit: asyncio.Semaphore,
     pacer: Pacer | None = None,
-) -> CallOutcome:
+    turn: AbstractAsyncContextManager[bool] | None = None,
+    keep: Callable[[CallOutcome], None] | None = None,
+) -> CallOutcome | None:
     """One chat completion under the concurrency limit, paced when a pacer is given; never
-    raises for a failed call. Latency counts from the send, not from the wait for a slot."""
+    raises for a failed call. Latency counts from the send, not from the wait for a slot.
+
+    ``turn``, entered inside the slot once paced, says whether to send: False when the
+    answer came another way (another run's, from the cache), and then no outcome is returned.
+    It is left only after ``keep(outcome)`` has stored the answer, so a claim it holds on the
+    request lasts until its answer can be read."""
     async with limit:
         # Paced inside the slot: a request cleared to go is sent at once, so requests never
         # bunch up behind the semaphore and leave together faster than the limit.
         if pacer is not None:
             await pacer.wait(estimate_tokens(request))
-        start = time.perf_counter()
-        try:
-            completion = await client.chat.completions.create(**request)
-            return _outcome(completion, time.perf_counter() - start)
-        except Exception as error:  # every failure becomes a counted outcome
-            reason, detail = classify(error)
-            return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+        async with turn if turn is not None else nullcontext(True) as send:
+            if not send:
+                return None
+            outcome = await _send(client, request)
+            if keep is not None:
+                keep(outcome)
+            return outcome
+
+
+async def _send(client: openai.AsyncOpenAI, request: dict[str, Any]) -> CallOutcome:
+    start = time.perf_counter()
+    try:
+        completion = await client.chat.completions.create(**request)
+        return _outcome(completion, time.perf_counter() - start)
+    except Exception as error:  # every failure becomes a counted outcome
+        reason, detail = classify(error)
+        return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+
+
+def longest_call(settings: ClientSettings) -> float:
+    """Seconds one call can take with ``settings`` before the SDK gives up: every attempt
+    timing out, and the longest Retry-After it honours between them. Another run's claim on
+    a request held longer than this is a hung run's, not a slow answer's."""
+    attempts = settings.max_retries + 1
+    return attempts * settings.timeout + settings.max_retries * MAX_RETRY_AFTER
 
 
 def _outcome(completion: Any, latency: float) -> CallOutcome:
@@ -452,13 +478,16 @@ async def chat_calls(
     on_outcome: Callable[[int, CallOutcome], None] | None = None,
     pacing: Pacing | None = None,
     counter: RetryCounter | None = None,
-) -> tuple[list[CallOutcome], RetryCounter]:
+    turn: Callable[[int], AbstractAsyncContextManager[bool]] | None = None,
+) -> tuple[list[CallOutcome | None], RetryCounter]:
     """All requests, at most ``max_concurrency`` in flight and paced to ``pacing``'s limits;
     outcomes in request order, and the counter of calls sent, retries and 429s the SDK met
     (``counter`` when given: a caller reads it even when the batch is interrupted).
     ``on_outcome(index, outcome)`` is called as each call finishes, so a caller can keep
-    answers before the batch ends (an interrupted batch keeps what it got). Raises
-    ``ServerUnreachable`` before any call when nothing listens."""
+    answers before the batch ends (an interrupted batch keeps what it got). ``turn(index)``
+    is the request's ``chat_call`` turn (a claim on it, say): an index it sends no call for
+    gets no ``on_outcome`` and a None outcome. Raises ``ServerUnreachable`` before any call
+    when nothing listens."""
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     pacer = Pacer(pacing) if pacing is not None and pacing.active else None
@@ -474,10 +503,10 @@ async def chat_calls(
         quiet = {} if progress else {"disable": True}
         with tqdm(total=len(requests), desc="llm calls", unit="call", **quiet) as bar:
 
-            async def tracked(index: int, request: dict[str, Any]) -> CallOutcome:
-                outcome = await chat_call(client, request, limit, pacer)
-                if on_outcome is not None:
-                    on_outcome(index, outcome)
+            async def tracked(index: int, request: dict[str, Any]) -> CallOutcome | None:
+                keep = None if on_outcome is None else functools.partial(on_outcome, index)
+                own_turn = None if turn is None else turn(index)
+                outcome = await chat_call(client, request, limit, pacer, own_turn, keep)
                 bar.update(1)
                 return outcome
 
@@ -493,7 +522,9 @@ async def chat_calls(
     return list(outcomes), counter
 
 
-async def _unwind(calls: Sequence[asyncio.Future[CallOutcome]], error: BaseException) -> None:
+async def _unwind(
+    calls: Sequence[asyncio.Future[CallOutcome | None]], error: BaseException
+) -> None:
     """End a batch that stops early (an interrupt, a failing ``on_outcome``): cancel the calls
     still running and wait for each to end, so none is left running nor its end unread.
 

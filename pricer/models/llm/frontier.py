@@ -18,12 +18,13 @@ belongs to one event loop anyway).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from pricer.models.llm.client import (
     Pacing,
     RetryCounter,
     chat_calls,
+    longest_call,
     read_api_key,
     run_async,
 )
@@ -264,6 +266,19 @@ class FrontierPricer(Pricer):
         outcomes: list[ItemOutcome | None] = [_from_cache(cache.get(key), ceiling) for key in keys]
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
 
+        patience = longest_call(settings)
+
+        @contextlib.asynccontextmanager
+        async def turn(position: int) -> AsyncIterator[bool]:
+            """Claim the request just before it is sent, and read the cache again first: a
+            run started beside this one (or a thread, or this batch's twin of the request)
+            may have answered it meanwhile, or be answering it now (then this waits for it).
+            None there (its asker failed, died or hangs): sent, under the claim if held."""
+            i = todo[position]
+            async with cache.claim(keys[i], patience):
+                outcomes[i] = _from_cache(cache.get(keys[i]), ceiling)
+                yield outcomes[i] is None
+
         def keep(position: int, call: CallOutcome) -> None:
             """Parse and cache each answer as it arrives: a run interrupted at item 32 of 50
             keeps 32 answers, and its rerun pays only for the rest (issue 10)."""
@@ -292,6 +307,7 @@ class FrontierPricer(Pricer):
                         on_outcome=keep,
                         pacing=self.pacing_limits(),
                         counter=counter,
+                        turn=turn if cache.enabled else None,
                     )
                 )
             except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
