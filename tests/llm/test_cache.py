@@ -1,4 +1,5 @@
-"""The on-disk answer cache: keys, round trips, damaged entries, concurrent writers."""
+"""The on-disk answer cache: keys, round trips, damaged entries, concurrent writers, old
+entries (without checksums) and the folders this version has checksummed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import threading
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pricer.models.llm.cache import CachedAnswer, ResponseCache, _digest, request_key
@@ -165,3 +168,102 @@ def test_a_cache_that_cannot_be_written_warns_once_per_batch_not_per_item(
             request = {**REQUEST, "seed": seed}
             cache.put(request_key(request), CachedAnswer("Price is $3.00", 1, 1), request)
     assert caplog.text.count("cannot write LLM cache entry") == 1
+
+
+def old_entry(folder: Path, request: dict, text: str) -> Path:
+    """An entry as versions before the checksum wrote it (no checksum, no model)."""
+    key = request_key(request)
+    path = folder / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    answer = {"answer": text, "input_tokens": 10, "output_tokens": 4}
+    path.write_text(json.dumps({"request": request, "answer": answer}), encoding="utf-8")
+    return path
+
+
+def test_an_entry_without_a_checksum_in_a_folder_this_version_wrote_is_a_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A hand edit that also deleted the checksum passed for an entry from before checksums,
+    # and became the recorded answer. This version has written here: every entry of its
+    # has a checksum, so one without is an edit.
+    cache = ResponseCache(tmp_path)
+    other = {**REQUEST, "seed": 1}
+    cache.put(request_key(other), CachedAnswer("Price is $5.00", 10, 4), other)
+    key = request_key(REQUEST)
+    cache.put(key, CachedAnswer("Price is $120.00", 10, 4), REQUEST)
+    path = tmp_path / key[:2] / f"{key}.json"
+    edited = json.loads(path.read_text(encoding="utf-8"))
+    del edited["checksum"]
+    edited["answer"]["answer"] = "Price is $920.00"
+    path.write_text(json.dumps(edited), encoding="utf-8")
+    for reader in (cache, ResponseCache(tmp_path)):  # this run's, and a later run's
+        with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+            assert reader.get(key) is None
+        assert f"ignoring LLM cache entry {path}: it has no checksum" in caplog.text
+        caplog.clear()
+    assert cache.get(request_key(other)) == CachedAnswer("Price is $5.00", 10, 4)
+
+
+def test_an_old_folder_is_checksummed_when_this_version_first_writes_there(
+    tmp_path: Path,
+) -> None:
+    # Old caches keep working without paying again: their entries read before this version
+    # writes there and after (they get their checksums then), in a folder where an entry
+    # without one is an edit from then on.
+    requests = [{**REQUEST, "seed": seed} for seed in range(3)]
+    paths = [
+        old_entry(tmp_path, request, f"Price is ${seed}.50")
+        for seed, request in enumerate(requests)
+    ]
+    # An old entry moved under another request's name: not checksummed, a miss either way.
+    moved = old_entry(tmp_path, {**REQUEST, "seed": 99}, "Price is $1.00")
+    moved = moved.rename(moved.with_name(f"{request_key({**REQUEST, 'seed': 98})}.json"))
+    before = ResponseCache(tmp_path)
+    assert [before.get(request_key(r)) for r in requests] == [
+        CachedAnswer(f"Price is ${seed}.50", 10, 4) for seed in range(3)
+    ]
+    assert not (tmp_path / "CHECKSUMMED").exists()  # read only: nothing written, nothing marked
+    new = {**REQUEST, "seed": 50}
+    before.put(request_key(new), CachedAnswer("Price is $7.00", 10, 4), new)
+    assert (tmp_path / "CHECKSUMMED").exists()
+    assert all("checksum" in json.loads(path.read_text()) for path in paths)
+    assert "checksum" not in json.loads(moved.read_text())
+    after = ResponseCache(tmp_path)
+    assert [after.get(request_key(r)) for r in [*requests, new]] == [
+        *(CachedAnswer(f"Price is ${seed}.50", 10, 4) for seed in range(3)),
+        CachedAnswer("Price is $7.00", 10, 4),
+    ]
+    assert after.get(moved.stem) is None
+
+
+def test_a_rerun_on_an_old_cache_pays_only_for_new_items_and_closes_the_hole(
+    make_pricer, make_items, stub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same through the pricer: a cache an older version filled (entries without
+    # checksums, no CHECKSUMMED) is read, not paid again, by a batch that also asks new
+    # items; after it, a checksum deleted with a hand edit is asked again.
+    train = make_items(40, seed=9)  # a TV's price: the stub's answers are all plausible
+    old, new = make_items(4, seed=30), make_items(2, seed=31, start=100)
+    pricer = make_pricer(cache_dir=str(tmp_path)).fit(train, train["price"])
+    paid = pricer.predict_report(old)
+    for path in tmp_path.glob("??/*.json"):  # as an older version left them
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        del entry["checksum"]
+        path.write_text(json.dumps(entry), encoding="utf-8")
+    (tmp_path / "CHECKSUMMED").unlink(missing_ok=True)  # (none before there was one)
+    asked = stub.state.counters["POST /chat/completions"]
+    both = pricer.predict_report(pd.concat([old, new], ignore_index=True))
+    assert stub.state.counters["POST /chat/completions"] == asked + len(new)
+    assert both.stats["llm.cache_hits"] == len(old)
+    np.testing.assert_array_equal(both.prices[: len(old)], paid.prices)
+    key = request_key({"base_url": pricer.server(), **pricer.requests(old)[0]})
+    path = tmp_path / key[:2] / f"{key}.json"
+    edited = json.loads(path.read_text(encoding="utf-8"))
+    edited.pop("checksum", None)  # (none left before old entries got theirs)
+    edited["answer"]["answer"] = "Price is $1.00"
+    path.write_text(json.dumps(edited), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.cache"):
+        again = pricer.predict_report(old)
+    assert stub.state.counters["POST /chat/completions"] == asked + len(new) + 1
+    np.testing.assert_array_equal(again.prices, paid.prices)  # the server's, not $1.00
+    assert "it has no checksum" in caplog.text

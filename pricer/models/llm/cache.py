@@ -14,7 +14,16 @@ full disk, edited by hand) is a miss, with a warning, and the fresh answer repla
 is one that reads but does not match: each entry carries a checksum of its answer and key,
 and its request must hash to its file's name, so a digit changed by hand or by a bad disk,
 or an entry copied under another request's name, is asked again rather than recorded as
-that item's answer (entries from before the checksum are checked by their request only).
+that item's answer. Entries from before the checksum (older versions wrote none) are checked
+by their request only, so an old cache keeps working without paying again; but a hand edit
+that also deleted the checksum then passed for such an entry. So the first time this version
+writes to a folder (``prepare_to_write``), it adds their checksums to the old entries there
+(those that read and match their name; the rest stay misses), then writes a ``CHECKSUMMED``
+file at the folder's top: in a folder that has it, an entry without a checksum is a miss,
+with a warning, and the fresh answer replaces it. A folder this version only reads (a
+read-only shared cache) keeps reading its old entries as before. An older version writing to
+a marked folder later writes entries without checksums, which this version asks again: paid
+twice, never wrong. The checksumming reads every entry once, at the first batch that writes.
 Each entry keeps the model its reply said answered (``model``), so a run served from the cache
 records who answered as the run that paid did; an entry from before it was kept still reads,
 its model unknown (None), and is left out of the checksum then, so its checksum still holds.
@@ -63,6 +72,13 @@ except ImportError:  # Windows: no claims (see the module's docstring)
 log = logging.getLogger(__name__)
 
 CLAIM_SUFFIX = ".claim"
+# At a cache folder's top, once every entry there carries a checksum: not hidden, so a person
+# clearing the folder sees it, and not .json, so it is not taken for an entry.
+CHECKSUMMED = "CHECKSUMMED"
+_CHECKSUMMED_TEXT = (
+    "Every LLM answer in this folder carries a checksum (pricer wrote them): an entry without "
+    "one is ignored as edited, and asked again.\n"
+)
 # A waiter looks again after 10 ms, then less and less often, up to every quarter second: an
 # answer taking a second or more is read well within a tenth of its time.
 _FIRST_LOOK, _LATEST_LOOK = 0.01, 0.25
@@ -122,6 +138,8 @@ class ResponseCache:
         # is one warning.
         self._rejected: set[str] = set()
         self._waited_out = False  # warned once: a hung run holds all its calls in flight
+        self._prepared = False  # prepare_to_write ran (once per cache object)
+        self._checksummed = False  # CHECKSUMMED seen (it is never removed by pricer)
 
     @property
     def enabled(self) -> bool:
@@ -149,18 +167,59 @@ class ResponseCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            self._reject(key, "ignoring unreadable LLM cache entry %s (%s)", path, error)
+            message = "ignoring unreadable LLM cache entry %s (%s)"
+            self._reject(key, message, path, type(error).__name__)
             return None  # a damaged entry is a miss; the fresh answer overwrites it
         if not matches:
             self._reject(key, "ignoring LLM cache entry %s: it does not match its request", path)
             return None
+        if checksum is None and self._all_checksummed():
+            self._reject(
+                key,
+                "ignoring LLM cache entry %s: it has no checksum, which every entry of this "
+                "folder has carried since pricer checksummed it (%s): edited by hand?",
+                path,
+                self.directory / CHECKSUMMED,
+            )
+            return None
         return answer
 
-    def _reject(self, key: str, message: str, path: Path, error: Exception | None = None) -> None:
-        arguments = (path,) if error is None else (path, type(error).__name__)
+    def _reject(self, key: str, message: str, *arguments: Any) -> None:
         level = logging.DEBUG if key in self._rejected else logging.WARNING
         self._rejected.add(key)
         log.log(level, message, *arguments)
+
+    def _all_checksummed(self) -> bool:
+        """Whether this version has written to the folder (and checksummed it then)."""
+        assert self.directory is not None
+        self._checksummed = self._checksummed or (self.directory / CHECKSUMMED).exists()
+        return self._checksummed
+
+    def prepare_to_write(self) -> None:
+        """Before this version's first write to the folder: add their checksums to the entries
+        written before entries carried one, then mark the folder ``CHECKSUMMED`` (see the
+        module's docstring). Run before a batch's calls, so the one-time scan of a big old
+        cache does not stall answers in flight; ``put`` runs it too. A folder that cannot be
+        written is left unmarked (its old entries still read), and ``put`` says why."""
+        if self.directory is None or self._prepared:
+            return
+        self._prepared = True
+        if self._all_checksummed():
+            return
+        try:
+            count = _checksum_old_entries(self.directory)
+            with replaced_atomically(self.directory / CHECKSUMMED) as temporary:
+                temporary.write_text(_CHECKSUMMED_TEXT, encoding="utf-8")
+        except OSError as error:
+            log.debug("cannot mark LLM cache %s as checksummed: %s", self.directory, error)
+            return
+        self._checksummed = True
+        if count:
+            log.info(
+                "added checksums to %d LLM cache entries from before entries carried one (%s)",
+                count,
+                self.directory,
+            )
 
     @contextlib.asynccontextmanager
     async def claim(self, key: str, patience: float) -> AsyncIterator[bool]:
@@ -200,6 +259,7 @@ class ResponseCache:
         """Store an answer; the request is kept beside it so entries can be inspected."""
         if self.directory is None:
             return
+        self.prepare_to_write()
         path = self._path(key)
         entry = {"request": request, "answer": answer.stored(), "checksum": _checksum(key, answer)}
         payload = json.dumps(entry, ensure_ascii=False)
@@ -311,6 +371,32 @@ def _let_go(path: Path, descriptor: int) -> None:
 def _release_name(name: str) -> None:
     with _held_guard:
         _held.discard(name)
+
+
+def _checksum_old_entries(directory: Path) -> int:
+    """Add their checksums to the entries of ``directory`` that have none and still read and
+    match their request (the rest are misses either way); how many. Each is rewritten whole,
+    so a run killed part-way leaves every entry readable, and the next one goes on. A write
+    that fails raises: the folder must not be marked with old entries left unchecksummed."""
+    count = 0
+    for path in sorted(directory.glob("??/*.json")):
+        if path.name.startswith("."):  # a writer's temporary file
+            continue
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            if "checksum" in entry:
+                continue
+            key = path.stem
+            answer = CachedAnswer(**entry["answer"])
+            if request_key(entry["request"]) != key:
+                continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # unreadable or gone: a miss, marked or not
+        entry["checksum"] = _checksum(key, answer)
+        with replaced_atomically(path) as temporary:
+            temporary.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
+        count += 1
+    return count
 
 
 def _checksum(key: str, answer: CachedAnswer) -> str:

@@ -297,6 +297,7 @@ class FrontierPricer(Pricer):
 
         counter = RetryCounter()
         if todo:
+            cache.prepare_to_write()  # before the calls: a one-time scan of an old cache
             try:
                 run_async(
                     chat_calls(
