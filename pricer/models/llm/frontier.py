@@ -3,9 +3,11 @@
 Any OpenAI-compatible server works (OpenAI, Ollama, vLLM, LM Studio): ``base_url``, ``model``
 and ``api_key_env`` come from ``conf/model/frontier*.yaml``. ``fit`` only checks the config
 and, with ``retrieval``, indexes the training items; ``predict_report`` renders one prompt per
-item, answers what it can from the on-disk cache, calls the model for the rest concurrently,
-parses each answer, and reports tokens, cost, latency and failures by reason, and which
-models the replies said answered (a proxy may answer with another than the one asked for).
+item, answers what it can from the on-disk cache, calls the model for the rest concurrently
+(a request another run is asking at that moment is waited for and read from the cache, not
+paid twice: ``ResponseCache.claim``), parses each answer, and reports tokens, cost,
+latency and failures by reason, and which models the replies said answered (a proxy may
+answer with another than the one asked for).
 Each answer's tokens are billed at the catalogue rate of the model that answered it (see
 ``pricer.models.llm.accounting``): the retrieval family (``retrieval``) and fine-tuned models
 (``ft:...``, the fine-tuned rate) go through this same pricer, and so do an ensemble's LLM
@@ -270,10 +272,10 @@ class FrontierPricer(Pricer):
 
         @contextlib.asynccontextmanager
         async def turn(position: int) -> AsyncIterator[bool]:
-            """Claim the request just before it is sent, and read the cache again first: a
-            run started beside this one (or a thread, or this batch's twin of the request)
-            may have answered it meanwhile, or be answering it now (then this waits for it).
-            None there (its asker failed, died or hangs): sent, under the claim if held."""
+            """Claim the request just before it is sent (waiting while another asks it), then
+            read the cache again: a run started beside this one (or a thread, or this batch's
+            twin of the request) may have answered it meanwhile. No answer there (its asker
+            failed, died or hangs): sent, under the claim if held."""
             i = todo[position]
             async with cache.claim(keys[i], patience):
                 outcomes[i] = _from_cache(cache.get(keys[i]), ceiling)
