@@ -5,23 +5,33 @@ process that runs it (``pricer.host``, ``pricer.pid`` and, on Linux, ``pricer.pr
 the process's start time in clock ticks since boot, so a recycled pid is not taken for the
 same process). ``is_stale`` says a RUNNING run is dead when its process is gone from this
 host, or, for a run of another host (or one without the tags), when it started longer ago than
-``max_age_hours``. Lookups of "the latest run" consider only FINISHED runs
+``max_age_hours``. A run several processes share (a shared study's parent run, which every
+sweep process of the study joins, days apart on a resume) names each of them in a tag of its
+own (``shared_process_tag``), which the process removes as it leaves: it is stale once every
+process still named is gone. Lookups of "the latest run" consider only FINISHED runs
 (``FINISHED_FILTER``, ``finished``), so a dead or live RUNNING run is never picked.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Run
 
 HOST_TAG = "pricer.host"
 PID_TAG = "pricer.pid"
 PROCESS_START_TAG = "pricer.process_start"
+# A run several processes share: one tag per process (host, pid, start, when it joined, as
+# JSON); the key only has to be unique, the value is what is read.
+SHARED_PROCESS_PREFIX = "pricer.process."
 # A run of another host cannot be checked; after this long RUNNING it is taken for dead.
 # The longest pricer runs (a full-data leaderboard with LLM families) take a few hours.
 DEFAULT_MAX_AGE_HOURS = 24.0
@@ -46,6 +56,30 @@ def process_tags() -> dict[str, str]:
     if started is not None:
         tags[PROCESS_START_TAG] = started
     return tags
+
+
+def shared_process_tag() -> tuple[str, str]:
+    """This process's tag (key, value) on a run it shares with other processes."""
+    host, pid = socket.gethostname(), os.getpid()
+    safe_host = re.sub(r"[^\w.-]", "_", host)  # a tag key takes letters, digits, _ - . only
+    key = f"{SHARED_PROCESS_PREFIX}{safe_host}.{pid}"
+    value = {"host": host, "pid": pid, "start": process_start(pid), "joined": time.time()}
+    return key, json.dumps(value)
+
+
+def _shared_processes(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The processes named on a shared run (``shared_process_tag``); unreadable ones left out."""
+    found = []
+    for key, value in tags.items():
+        if not key.startswith(SHARED_PROCESS_PREFIX):
+            continue
+        try:
+            process = json.loads(value)
+            if isinstance(process, dict) and isinstance(process.get("pid"), int):
+                found.append(process)
+        except ValueError:
+            continue
+    return found
 
 
 def process_alive(pid: int, started: str | None) -> bool:
@@ -81,6 +115,11 @@ def stale_reason(
     if run.info.status != "RUNNING":
         return None
     tags = run.data.tags
+    shared = _shared_processes(tags)
+    if shared:
+        # A study's parent: started when the study was, so its age says nothing of a resume;
+        # the processes that joined it say whether it runs. A SIGKILLed one leaves its tag.
+        return _shared_stale_reason(shared, max_age_hours, now or time.time())
     host = tags.get(HOST_TAG)
     if host == socket.gethostname() and tags.get(PID_TAG, "").isdigit():
         pid = int(tags[PID_TAG])
@@ -92,6 +131,31 @@ def stale_reason(
         return None
     where = f"started on {host}" if host else "no process recorded"
     return f"RUNNING for {age_hours:.0f} h, {where}"
+
+
+def _shared_stale_reason(
+    processes: list[dict[str, Any]], max_age_hours: float, now: float
+) -> str | None:
+    """Why a shared run is stale: every process named on it is gone (one of another host:
+    joined over ``max_age_hours`` ago); None while any may still run it."""
+    here = socket.gethostname()
+    gone = []
+    for process in processes:
+        pid, host = int(process["pid"]), str(process.get("host"))
+        if host == here:
+            start = process.get("start")
+            if process_alive(pid, None if start is None else str(start)):
+                return None
+            gone.append(f"{pid} on {host}")
+            continue
+        joined = process.get("joined")
+        hours = (now - float(joined)) / 3600 if isinstance(joined, int | float) else math.inf
+        if hours <= max_age_hours:
+            return None
+        gone.append(f"{pid} on {host}, joined {hours:.0f} h ago")
+    if len(gone) == 1:
+        return f"process {gone[0]} is gone"
+    return f"processes {'; '.join(gone)} are gone"
 
 
 def finished(runs: Iterable[Run]) -> list[Run]:

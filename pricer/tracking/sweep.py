@@ -33,6 +33,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,7 +47,7 @@ from pricer.models.llm.answering import answered_in_every_pass, other_model_answ
 from pricer.tracking import names
 from pricer.tracking import tags as tag_names
 from pricer.tracking.candidates import other_model_note
-from pricer.tracking.liveness import process_tags
+from pricer.tracking.liveness import process_tags, shared_process_tag
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
@@ -140,6 +141,8 @@ class SweepCallback(Callback):
         self.swept_keys: list[str] = []
         # A study in a database, shared with other sweep processes; None: this process only.
         self.study: SharedStudy | None = None
+        # This process's tag on the study's parent run while it takes part (liveness.py).
+        self.process_tag: str | None = None
 
     # -- single runs -------------------------------------------------------------------------
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -216,7 +219,11 @@ class SweepCallback(Callback):
         joined = study.open(join=True)
         configure_tracking(self.tracking)
         client = MlflowClient()
-        tags = {**self.tags, STUDY_TAG: study.study_name}
+        # The parent names every process taking part, each in a tag it removes as it leaves:
+        # a process SIGKILLed leaves its tag, and once every process named is gone `pricer
+        # runs` shows the parent STALE (it said RUNNING for good, a live sweep that no one ran).
+        key, value = shared_process_tag()
+        tags = {**self.tags, STUDY_TAG: study.study_name, key: value}
 
         def create() -> str:
             with interrupt.deferred():  # a signal meanwhile waits until the run is noted
@@ -225,10 +232,12 @@ class SweepCallback(Callback):
             return run_id
 
         parent_run_id, created = study.parent_run(client, create, joined)
+        self.process_tag = key
         if created:
             self._log_sweep_settings(config)
             client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)
         else:
+            client.set_tag(parent_run_id, key, value)
             self._opened(parent_run_id)
             # Under mlflow run, this process's own run is not the study's parent: point to it.
             own = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -380,6 +389,13 @@ class SweepCallback(Callback):
                     client.set_tag(run_id, "error", redact_text(message))
                 client.set_terminated(run_id, status)
                 interrupt.note_run(run_id, self.parent_name, status)
+            if self.process_tag is not None:  # this process takes no further part
+                key, self.process_tag = self.process_tag, None
+                try:
+                    client.delete_tag(run_id, key)
+                except MlflowException as error:  # removed by hand: nothing left to do
+                    if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
 
 
 def check_search(config: DictConfig) -> None:

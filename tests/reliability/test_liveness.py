@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from pricer.tracking.liveness import (
     PROCESS_START_TAG,
     finished,
     is_stale,
+    shared_process_tag,
     stale_reason,
 )
 from pricer.tracking.run import tracked_run
@@ -79,4 +82,35 @@ def test_a_run_of_another_host_is_stale_only_after_the_age_limit(tracking_uri: s
     assert stale_reason(run, max_age_hours=1, now=started + 3500) is None
     assert stale_reason(run, max_age_hours=1, now=started + 30 * 3600) == (
         "RUNNING for 30 h, started on elsewhere"
+    )
+
+
+def test_a_run_processes_share_is_stale_once_every_one_of_them_is_gone(tracking_uri: str) -> None:
+    # A shared study's parent run, joined by each sweep process of the study: it starts when
+    # the study does, so its age says nothing (a study resumed two days later is live), and
+    # it had no process tags, so a study whose every process was SIGKILLed showed RUNNING.
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(compose_config("train").tracking.experiment)
+    child = subprocess.Popen(["true"])
+    child.wait()  # a process of this host that is gone
+    here = socket.gethostname()
+    gone = {"host": here, "pid": child.pid, "start": None, "joined": time.time()}
+    key, value = shared_process_tag()  # this process, alive
+    run = client.create_run(
+        experiment.experiment_id,
+        tags={"pricer.process.gone": json.dumps(gone), key: value},
+    )
+    started = client.get_run(run.info.run_id).info.start_time / 1000
+    days_later = started + 48 * 3600
+    assert stale_reason(client.get_run(run.info.run_id), now=days_later) is None
+    client.delete_tag(run.info.run_id, key)  # this process left, as a sweep process does
+    assert stale_reason(client.get_run(run.info.run_id)) == f"process {child.pid} on {here} is gone"
+    # A process of another host: taken for alive until it joined over max_age_hours ago.
+    joined = time.time()
+    elsewhere = {"host": "elsewhere", "pid": 7, "start": "1", "joined": joined}
+    client.set_tag(run.info.run_id, "pricer.process.elsewhere.7", json.dumps(elsewhere))
+    shared = client.get_run(run.info.run_id)
+    assert stale_reason(shared, max_age_hours=1, now=joined + 3500) is None
+    assert stale_reason(shared, max_age_hours=1, now=joined + 30 * 3600) == (
+        f"processes {child.pid} on {here}; 7 on elsewhere, joined 30 h ago are gone"
     )

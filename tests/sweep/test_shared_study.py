@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,14 +17,18 @@ from typing import Any
 
 import mlflow
 import optuna
+import pandas as pd
 import psutil
 import pytest
 from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
+from mlflow.entities import Run
 from omegaconf import DictConfig
 
 from hydra_plugins.pricer_optuna_sweeper import study as studies
 from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, study_settings
 from pricer.paths import PROJECT_ROOT
+from pricer.tracking import browse
+from pricer.tracking.liveness import stale_reason
 from pricer.tracking.run import SWEEP_PARENT_ENV
 from pricer.tracking.study import PARENT_ATTR, SharedStudy
 from pricer.tracking.sweep import TRIAL_TAG, SweepError, open_parent_run
@@ -116,6 +121,16 @@ def sweep_command(tmp_path: Path, storage: str, n_trials: int, tag: str) -> list
     ]  # fmt: skip
 
 
+def study_parent() -> Run:
+    """The one parent run of the sweeps' study (every test here has one study)."""
+    [parent] = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`pricer.kind` = 'sweep'",
+        output_format="list",
+    )
+    return parent
+
+
 def signal_at_fit(sweep: subprocess.Popen[bytes], log: Path, signum: int) -> None:
     """Send ``signum`` to the sweep as its second trial (trial 1) starts to fit, seen by the fit
     bar it prints inside its run; gives up after 240 s or when the sweep ends first."""
@@ -149,12 +164,19 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
         table = runs(tracking_uri)
         running = table.loc[table["status"] == "RUNNING", "tags.pricer.sweep.trial"]
         assert set(running) >= {"1"}, (tmp_path / "first.log").read_text()[-3000:]
+        assert browse.status(study_parent()) == "RUNNING"  # its one process lives (stopped)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
         if first.poll() is None:
             first.kill()
         log.close()
+    # The study's parent, which every process of the study shares, was listed RUNNING for
+    # good once its last process was SIGKILLed: a live sweep that nothing ran.
+    dead = study_parent()
+    assert dead.info.status == "RUNNING"  # what SIGKILL leaves in the store
+    assert browse.status(dead) == "STALE"
+    assert stale_reason(dead) == f"process {first.pid} on {socket.gethostname()} is gone"
 
     second = subprocess.run(
         sweep_command(tmp_path, storage, 1, "second"), cwd=PROJECT_ROOT, env=env,
@@ -180,6 +202,11 @@ def test_a_killed_sweep_loses_only_its_running_trial_and_a_rerun_continues(
     assert "no heartbeat" in killed["tags.error"]
     # The parent's summary covers the whole study, from both processes.
     assert parent["status"] == "FINISHED"
+    # Each process took its own name off the parent as it ended; the killed one's stays.
+    named = [key for key in parent.index if key.startswith("tags.pricer.process.")]
+    assert [key for key in named if pd.notna(parent[key])] == [
+        f"tags.pricer.process.{socket.gethostname()}.{first.pid}"
+    ]
     assert parent["metrics.trials.total"] == 3
     assert parent["metrics.trials.finished"] == 2
     assert parent["metrics.trials.failed"] == 1
