@@ -6,12 +6,13 @@ database study with the same heartbeat settings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,39 @@ _SQLALCHEMY_TRAILERS = ("(Background on this error at:", "[SQL:", "[parameters:"
 class UnusableStorage(HydraException, ValueError):
     """A study storage that cannot be opened: a server that refuses or is not there, a folder
     that does not exist, a scheme no driver reads. A setting to change: one line, exit 2."""
+
+
+class StudyUnreachable(HydraException, RuntimeError):
+    """The study's database stopped answering mid-sweep (a server stopped or restarted, the
+    network gone): one line, exit 2, as a tracking store that stops answering is; a rerun of
+    the same command continues the study."""
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What a study's database failing raises: Optuna's wrapping of a database error, a
+    database error SQLAlchemy raised itself, a storage that cannot be opened again."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (StorageInternalError, SQLAlchemyError, UnusableStorage)
+
+
+@contextlib.contextmanager
+def answering(url: str | None) -> Iterator[None]:
+    """The sweeper's calls to its study: a database that stops answering is ``StudyUnreachable``.
+
+    It was Optuna's traceback (exit 1) from whichever call came first, e.g. the sweeper
+    reading which trials were told as a batch came back, PostgreSQL stopped meanwhile.
+    """
+    try:
+        yield
+    except database_errors() as error:
+        raise StudyUnreachable(
+            f"hydra.sweeper.storage: the study's database {safe_url(url) or ''} stopped "
+            f"answering ({said(error)}): this process stops; a trial it could not record there "
+            "stays RUNNING in the study until another process of the study fails it (no "
+            "heartbeat); run the same command again to continue the study"
+        ) from None
 
 
 def _lost_a_race(error: Exception) -> bool:

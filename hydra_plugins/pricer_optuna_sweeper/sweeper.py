@@ -108,9 +108,10 @@ class OptunaSweeper(Sweeper):
         # A shared study takes only trials that compare with its own (pricer's sweep callback
         # has checked already, before opening the parent run; an app without it is checked here).
         settings = study_settings(self.config) if store is not None else None
-        study, created = studies.open_study(
-            store, self.study_name, self.direction, sampler, settings
-        )
+        with studies.answering(self.storage):
+            study, created = studies.open_study(
+                store, self.study_name, self.direction, sampler, settings
+            )
         created = created or studies.created_here(study, store)  # by pricer's sweep callback
         if store is not None and not created and hasattr(sampler, "reseed_rng"):
             # Every process of a shared study is configured with the same seed: left alone, each
@@ -127,15 +128,16 @@ class OptunaSweeper(Sweeper):
         )
         to_go = n_trials
         while to_go > 0:
-            studies.fail_stale_trials(study)
             batch = min(to_go, self.n_jobs)
-            with warnings.catch_warnings():
+            with studies.answering(self.storage), warnings.catch_warnings():
+                studies.fail_stale_trials(study)
                 # Optuna warns that heartbeats are meant for study.optimize: we beat ourselves.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trials = [study.ask() for _ in range(batch)]
             self._run_batch(study, trials, space, fixed)
             to_go -= batch
-        self._save_results(study)
+        with studies.answering(self.storage):
+            self._save_results(study)
 
     def _run_batch(
         self,
@@ -156,33 +158,39 @@ class OptunaSweeper(Sweeper):
             # and say why: a run its trial's process could not end is ended by whoever
             # reconciles the study, which took every failed trial's for stale (no heartbeat).
             why = studies.stopped(error)
-            for trial in trials:
-                # One its own process told COMPLETE as its run ended stays as it is.
-                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                    trial.set_user_attr(studies.STOPPED_ATTR, why)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            try:
+                for trial in trials:
+                    # One its own process told COMPLETE as its run ended stays as it is.
+                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                        trial.set_user_attr(studies.STOPPED_ATTR, why)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            except studies.database_errors():
+                # The database is away too: the trials are failed as stale by the next process
+                # of the study; what stopped the batch (an interrupt) is what this one says.
+                log.warning("could not fail trials %s in the study", [t.number for t in trials])
             raise
         self.job_idx += len(returns)
         # With a storage, pricer's sweep callback has each trial tell the study its own result
         # as its run ends (pricer.tracking.study.SharedStudy.result_teller): telling it again
         # would only make Optuna log "Skipped telling".
         told: set[int] = set()
-        if self.storage:
-            complete = (optuna.trial.TrialState.COMPLETE,)
-            told = {t.number for t in study.get_trials(deepcopy=False, states=complete)}
         failures = []
-        for trial, result in zip(trials, returns, strict=True):
-            try:
-                value = float(result.return_value)  # re-raises the job's own error
-                if value != value:  # NaN
-                    raise ValueError("the objective is NaN")
-            except Exception as error:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-                log.warning("trial %d failed: %s", trial.number, error)
-                failures.append(result)
-            else:
-                if trial.number not in told:
-                    study.tell(trial, value, skip_if_finished=True)
+        with studies.answering(self.storage):
+            if self.storage:
+                complete = (optuna.trial.TrialState.COMPLETE,)
+                told = {t.number for t in study.get_trials(deepcopy=False, states=complete)}
+            for trial, result in zip(trials, returns, strict=True):
+                try:
+                    value = float(result.return_value)  # re-raises the job's own error
+                    if value != value:  # NaN
+                        raise ValueError("the objective is NaN")
+                except Exception as error:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                    log.warning("trial %d failed: %s", trial.number, error)
+                    failures.append(result)
+                else:
+                    if trial.number not in told:
+                        study.tell(trial, value, skip_if_finished=True)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             log.error(
                 "%d of %d trials failed, over max_failure_rate=%s",

@@ -39,7 +39,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
 from hydra_plugins.pricer_optuna_sweeper.settings import direction_name
-from hydra_plugins.pricer_optuna_sweeper.study import TRIAL_ENV, IncomparableStudy, UnusableStorage
+from hydra_plugins.pricer_optuna_sweeper.study import (
+    TRIAL_ENV,
+    IncomparableStudy,
+    UnusableStorage,
+    database_errors,
+)
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
@@ -333,7 +338,7 @@ class SweepCallback(Callback):
             return
         try:
             self._summarise_and_end(run_id, status)
-        except STORE_ERRORS as error:  # a server stopped, a database gone
+        except (*STORE_ERRORS, *database_errors()) as error:  # a server stopped, a database gone
             raise StoreUnreachable(
                 f"the tracking store or the study's database failed while the sweep's parent run "
                 f"{run_id} was summed up "

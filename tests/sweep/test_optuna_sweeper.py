@@ -305,3 +305,31 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
     text = (tmp_path / "sweep" / "multirun.yaml").read_text()
     assert "secret" not in text and "abcdefghijklmnopqrstuvwxyz" not in text
     assert written.hydra.sweeper.storage == "postgresql+psycopg://someone:***@127.0.0.1:1/optuna"
+
+
+def test_an_interrupt_is_what_stops_a_batch_whose_study_has_stopped_answering() -> None:
+    # Its batch interrupted (SIGTERM, Ctrl-C), the sweeper fails the batch's trials in the
+    # study; with the study's database away too, that failure was what the process raised
+    # (Optuna's StorageInternalError, a traceback), not the interrupt, and the interrupt's
+    # last line and exit status were lost. The next process fails those trials as stale.
+    from hydra_plugins.pricer_optuna_sweeper.sweeper import OptunaSweeper
+
+    class Interrupted:
+        def launch(self, overrides: object, initial_job_idx: int) -> None:
+            raise KeyboardInterrupt("interrupted by SIGTERM")
+
+    study = optuna.create_study()
+    trials = [study.ask()]
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise optuna.exceptions.StorageInternalError("connection refused")
+
+    study.tell = away  # type: ignore[method-assign]
+    sweeper = OptunaSweeper(
+        sampler=None, direction="minimize", storage="postgresql+psycopg://u@127.0.0.1:1/optuna",
+        study_name="away", n_trials=1, n_jobs=1, max_failure_rate=0.0, custom_search_space=None,
+        params=None,
+    )  # fmt: skip
+    sweeper.launcher = Interrupted()
+    with pytest.raises(KeyboardInterrupt, match="interrupted by SIGTERM"):
+        sweeper._run_batch(study, trials, {}, {})
