@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 from pricer.errors import ConfigError
+from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import safe_uri, store_address
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ FAILED_MEANWHILE = (
 STALE_ERROR = (
     "its sweep process stopped without ending it (killed or lost): Optuna failed trial {n} "
     "as stale (no heartbeat)"
+)
+# On a trial run another process of the study ended FINISHED: why it did.
+ENDED_BY_TAG = "pricer.sweep.ended_by"
+ENDED_BY = (
+    "another process of the study: its result is in the study (trial {n} COMPLETE, told as the "
+    "run was about to end), but its process ({why}) did not record the run's end"
 )
 
 
@@ -224,6 +231,11 @@ class SharedStudy:
     ) -> pd.DataFrame:
         """Fail stale trials, end their RUNNING runs KILLED; every trial of the study, a table.
 
+        A COMPLETE trial's run still RUNNING whose process is gone is ended FINISHED: the trial
+        tells the study its result just before its run ends, everything logged, and a process
+        that stopped in between (SIGKILL, the tracking store refusing the end) left the study's
+        best trial a run that never ends, which promote does not take.
+
         ``settle``: first wait, at most the grace period, until each trial still running is
         seen alive (its heartbeat moves) or failed as stale (``studies.settle_running``).
         """
@@ -235,11 +247,17 @@ class SharedStudy:
         studies.fail_stale_trials(study)
         table = study_trials(study)
         failed = table.loc[table["state"] == "FAIL"].set_index("trial")["stopped"].to_dict()
+        complete = set(table.loc[table["state"] == "COMPLETE", "trial"])
         for run in client.search_runs(
             [client.get_run(parent_run_id).info.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and status = 'RUNNING'",
         ):
             number = run.data.tags.get(trial_tag)
+            gone = stale_reason(run)
+            if number is not None and int(number) in complete and gone is not None:
+                client.set_tag(run.info.run_id, ENDED_BY_TAG, ENDED_BY.format(n=number, why=gone))
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+                continue
             if number is None or int(number) not in failed:
                 continue
             # The sweeper says why it failed a trial whose batch did not come back (Ctrl-C,

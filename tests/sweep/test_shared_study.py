@@ -28,10 +28,16 @@ from hydra_plugins.pricer_optuna_sweeper import study as studies
 from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, study_settings
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import browse
-from pricer.tracking.liveness import stale_reason
+from pricer.tracking.liveness import HOST_TAG, PID_TAG, process_tags, stale_reason
 from pricer.tracking.run import SWEEP_PARENT_ENV
 from pricer.tracking.study import PARENT_ATTR, SharedStudy
-from pricer.tracking.sweep import TRIAL_TAG, SweepError, open_parent_run
+from pricer.tracking.sweep import (
+    BEST_RUN_TAG,
+    TRIAL_TAG,
+    SweepError,
+    open_parent_run,
+    summarise_trials,
+)
 from tests.conftest import forget_store_ids
 from tests.e2e.conftest import runs
 from tests.sweep.test_sweep_configs import compose_train
@@ -451,6 +457,53 @@ def _one_trial(
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     return study, trial, tracking, callback, job
+
+
+def test_a_complete_trial_whose_process_died_before_ending_its_run_is_ended_finished(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """A trial tells its study its result just before its run ends FINISHED; a process that
+    stopped in between (SIGKILL, the tracking store refusing the end) left the study's best
+    trial a run RUNNING for good: the parent named it best, promote took none of the sweep's
+    trials. The next process of the study ends it FINISHED, saying why; a live one's is left."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    shared = SharedStudy(storage, "told", "minimize", heartbeat_interval=1, grace_period=2)
+    study, _ = shared.open()
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    parent = open_parent_run(tracking, "study · told", {})
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(parent).info.experiment_id
+    child = subprocess.Popen(["true"])
+    child.wait()  # the process that ran the trial, gone
+    processes = {
+        "dead": {HOST_TAG: socket.gethostname(), PID_TAG: str(child.pid)},
+        "alive": process_tags(),  # this one: still ending its run
+    }
+    run_ids = {}
+    for value, (name, tags) in zip((5.0, 6.0), processes.items(), strict=True):
+        trial = study.ask()
+        run_ids[name] = client.create_run(
+            experiment,
+            tags={"mlflow.parentRunId": parent, TRIAL_TAG: str(trial.number), **tags},
+        ).info.run_id
+        client.log_metric(run_ids[name], "validation.mae", value)
+        study.tell(trial, value)  # what the trial's result teller does before the run ends
+
+    table = shared.reconcile(client, parent, TRIAL_TAG)
+    summarise_trials(client, parent, "validation.mae", "minimize", [], table)
+
+    dead = client.get_run(run_ids["dead"])
+    assert dead.info.status == "FINISHED"
+    assert dead.data.tags["pricer.sweep.ended_by"].startswith(
+        "another process of the study: its result is in the study (trial 0 COMPLETE"
+    )
+    assert (
+        f"process {child.pid} on {socket.gethostname()} is gone"
+        in dead.data.tags["pricer.sweep.ended_by"]
+    )
+    assert client.get_run(run_ids["alive"]).info.status == "RUNNING"
+    best = client.get_run(parent).data.tags[BEST_RUN_TAG]
+    assert best == run_ids["dead"] and study.best_trial.number == 0
 
 
 def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
