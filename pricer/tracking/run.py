@@ -105,7 +105,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     # A new SQLite store: created by one process, the others wait.
     with unreachable_as_one_line(uri), open_store(uri):
         if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
-            _check_given_experiment()
+            _check_given_experiment(tracking_cfg["artifact_location"])
             return
         _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])
 
@@ -152,10 +152,12 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
         )
 
 
-def _check_given_experiment() -> None:
-    """Under ``mlflow run`` the experiment is chosen already (``MLFLOW_EXPERIMENT_ID``): its
-    location gets the check ``_choose_experiment`` gives a chosen one, before any run; one
-    that cannot hold files failed the run at its first artifact, with MLflow's traceback."""
+def _check_given_experiment(artifact_location: str | None) -> None:
+    """Under ``mlflow run`` the experiment is chosen already (``MLFLOW_EXPERIMENT_ID``): it
+    gets the checks ``_choose_experiment`` gives a chosen one, before any run. Its location
+    must be a folder that can hold files (one that could not failed the run at its first
+    artifact, with MLflow's traceback), and ``artifact_location``, when set, must be that
+    location: another was silently ignored, the run's files going to the experiment's own."""
     experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
     if not experiment_id:
         return
@@ -163,6 +165,15 @@ def _check_given_experiment() -> None:
         experiment = mlflow.get_experiment(experiment_id)
     except MlflowException:  # no such experiment: the run's start says so, as it did
         return
+    if artifact_location and not same_location(artifact_location, experiment.artifact_location):
+        raise ConfigError(
+            f"tracking.artifact_location={artifact_location}: experiment {experiment.name!r} "
+            f"(MLFLOW_EXPERIMENT_ID={experiment_id}) already keeps its run files at "
+            f"{experiment.artifact_location} (an experiment's location is set when it is "
+            "created): send runs to an experiment created there (mlflow experiments create "
+            "--experiment-name NAME --artifact-location LOCATION, then mlflow run "
+            "--experiment-name NAME), or drop tracking.artifact_location"
+        )
     _require_local_folder(
         experiment.artifact_location,
         f"experiment {experiment.name!r} (MLFLOW_EXPERIMENT_ID={experiment_id}) keeps its run "

@@ -389,6 +389,60 @@ def test_under_mlflow_run_the_experiments_location_is_checked_before_any_run(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_under_mlflow_run_an_artifact_location_the_experiment_does_not_have_is_refused(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The direct CLI refused it; under mlflow run (MLFLOW_EXPERIMENT_ID set, as mlflow run
+    # sets it) it was silently ignored, the run's files going to the experiment's own place.
+    experiment_id = mlflow.create_experiment("old", artifact_location=str(tmp_path / "old-runs"))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    wanted = tmp_path / "new-runs"
+    with pytest.raises(ConfigError) as refused:
+        configure_tracking(
+            compose_config("train", [f"tracking.artifact_location={wanted}"]).tracking
+        )
+    assert str(refused.value) == (
+        f"tracking.artifact_location={wanted}: experiment 'old' (MLFLOW_EXPERIMENT_ID="
+        f"{experiment_id}) already keeps its run files at {tmp_path / 'old-runs'} (an "
+        "experiment's location is set when it is created): send runs to an experiment created "
+        "there (mlflow experiments create --experiment-name NAME --artifact-location LOCATION, "
+        "then mlflow run --experiment-name NAME), or drop tracking.artifact_location"
+    )
+    assert not wanted.exists()
+    # Its own location, given again as a file: URI, is that location.
+    own = (tmp_path / "old-runs").as_uri()
+    configure_tracking(compose_config("train", [f"tracking.artifact_location={own}"]).tracking)
+
+
+@pytest.mark.e2e
+def test_mlflow_run_refuses_an_artifact_location_the_experiment_does_not_have(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Through the real `mlflow run`, which chooses the experiment and starts the run itself.
+    from tests.e2e.conftest import run_cli
+
+    mlflow.create_experiment("old", artifact_location=str(tmp_path / "old-runs"))
+    wanted = tmp_path / "new-runs"
+    overrides = f"tracking.artifact_location={wanted} hydra.run.dir={tmp_path}/hydra"
+    command = ["mlflow", "run", ".", "-e", "constant", "--env-manager", "local"]
+    command += ["--experiment-name", "old", "-P", f"overrides={overrides}"]
+    result = run_cli(command, tracking_uri, tmp_path)
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert said == [
+        f"error: tracking.artifact_location={wanted}: experiment 'old' (MLFLOW_EXPERIMENT_ID="
+        f"{mlflow.get_experiment_by_name('old').experiment_id}) already keeps its run files at "
+        f"{tmp_path / 'old-runs'} (an experiment's location is set when it is created): send "
+        "runs to an experiment created there (mlflow experiments create --experiment-name NAME "
+        "--artifact-location LOCATION, then mlflow run --experiment-name NAME), or drop "
+        "tracking.artifact_location"
+    ], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not wanted.exists()
+    # mlflow run's own run ends FAILED, holding no metric: the app stopped before training.
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED" and not run.data.metrics
+
+
 @pytest.mark.parametrize("location", ["s3://pricer-bucket/runs", "mlflow-artifacts:/runs"])
 def test_an_existing_experiment_in_a_remote_artifact_store_is_not_probed_as_a_folder(
     tracking_uri: str, tmp_path: Path, location: str
