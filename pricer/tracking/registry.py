@@ -531,17 +531,26 @@ def promote(cfg: DictConfig) -> Decision | Retirement:
         return decision
 
 
+# The settings of choosing and comparing a candidate, which retiring does neither with.
+PROMOTE_ONLY = ("candidates.", "candidates=", "eval.", "eval=")
+
+
+def given_overrides() -> list[str]:
+    """The overrides this app was given on its command line (or ``mlflow run``'s
+    ``overrides``); none when composed without an app (the compose API)."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
 def retire_command(data: str) -> str:
     """``pricer promote data=real retire=true``, with the overrides this promote was given
     that say which data, registry and store (``data=items data.name=mine``,
     ``registry.champion_alias=best``, ``tracking.uri=...``): the command a refusal names must
     retire the champion it refused."""
-    try:
-        given = list(HydraConfig.get().overrides.task)
-    except ValueError:  # composed without an app (the compose API): the data alone
-        given = []
-    other = ("candidates.", "eval.", "hydra.", "retire=")
-    kept = [item for item in given if not item.lstrip("+~").startswith(other)]
+    other = (*PROMOTE_ONLY, "hydra.", "retire=")
+    kept = [item for item in given_overrides() if not item.lstrip("+~").startswith(other)]
     if not any(item.startswith("data=") for item in kept):
         kept.insert(0, f"data={data}")
     return names.retire_command(*kept)

@@ -26,10 +26,11 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
-from pricer.errors import one_line
+from pricer.errors import ConfigError, one_line
 from pricer.tracking import names
 from pricer.tracking.candidates import PromotionError, require_data
 from pricer.tracking.registry import (
+    PROMOTE_ONLY,
     RETIRED_TAGS,
     ChampionMoved,
     RecordIncomplete,
@@ -37,6 +38,7 @@ from pricer.tracking.registry import (
     append_history,
     champion_version,
     drop_history_line,
+    given_overrides,
     held_until,
     history_key,
     require_datas_name,
@@ -51,6 +53,19 @@ class NothingToRetire(PromotionError):
     """The data's registered model does not exist, or holds no champion."""
 
 
+def refuse_promote_settings(overrides: list[str]) -> None:
+    """Refuse ``candidates.*`` and ``eval.*`` overrides: retiring chooses and compares no
+    candidate, and ``retire=true candidates.family=xgboost`` retired the champion whatever
+    the family, saying nothing of the setting it ignored."""
+    ignored = [item for item in overrides if item.lstrip("+~").startswith(PROMOTE_ONLY)]
+    if ignored:
+        them = "it" if len(ignored) == 1 else "them"
+        raise ConfigError(
+            f"{', '.join(ignored)}: retire=true retires the champion and chooses or compares "
+            f"no candidate, so candidates.* and eval.* settings do nothing there: drop {them}"
+        )
+
+
 @dataclass(frozen=True)
 class Retirement:
     version: str  # the version the champion alias left
@@ -59,6 +74,7 @@ class Retirement:
 
 def retire(cfg: DictConfig) -> Retirement:
     """Delete the data's champion alias and record why, inside a tracked ``promotion`` run."""
+    refuse_promote_settings(given_overrides())  # first: nothing is read or written before
     require_existing(cfg.tracking.uri)  # a mistyped store: nothing there to retire
     configure_tracking(cfg.tracking)
     data = require_data(OmegaConf.select(cfg, "data.name"), cfg.candidates.experiment)

@@ -127,6 +127,21 @@ def test_a_champion_whose_model_is_gone_is_retired_with_the_command_promote_name
     command = "pricer promote data=synthetic retire=true"
     assert said.endswith(f"(retire it with {command}, then promote to crown a new one)")
 
+    # A candidate's or comparison's setting beside retire=true is refused, named, before any
+    # write: it retired the champion whatever the setting said, and said nothing of it.
+    history = client.get_registered_model(MODEL).description
+    runs = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+    for given in (["candidates.family=constant"], ["eval.confidence=0.99", "++eval.size=50"]):
+        code, out, err = promote(*command.split()[2:], *given)
+        assert code == 2 and err.strip() == (
+            f"error: {', '.join(given)}: retire=true retires the champion and chooses or "
+            "compares no candidate, so candidates.* and eval.* settings do nothing there: drop "
+            f"{'it' if len(given) == 1 else 'them'}"
+        ), err
+    assert champion_run_id(client) == best
+    assert client.get_registered_model(MODEL).description == history
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == runs
+
     # The command it names, as typed (pricer <app> is python -m pricer.<app>).
     code, out, err = promote(*command.split()[2:])
     assert code == 0, err[-3000:]
