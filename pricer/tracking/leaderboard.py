@@ -31,7 +31,9 @@ from pricer.tracking.views import (
     children_filter,
     children_view_url,
     leaderboard_key,
+    listed_order,
     save_view,
+    started,
     ui_base,
     unchanged_line,
     view_url,
@@ -173,8 +175,7 @@ def markdown_table(shown: pd.DataFrame) -> str:
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard in the order the saved view shows its family runs: mae ascending (none
-    last), and families of equal mae as MLflow's search orders runs it cannot tell apart
-    (the run that started later first, then by run id).
+    last), and families of equal mae in ``listed_order`` (the run that started later first).
 
     The view holds one sort key, the UI's (mae), and MLflow breaks ties by its own natural
     order; the terminal kept the order the families ran in, so two families of equal mae were
@@ -186,28 +187,18 @@ def ranked(table: pd.DataFrame) -> pd.DataFrame:
     mae = table["mae"].astype(float)
     tied = mae.duplicated(keep=False) & mae.map(_known)
     ids = table["run_id"].astype(str) if "run_id" in table else pd.Series("", index=table.index)
-    started = {family: _started(ids[family]) for family in table.index[tied]}
+    starts = {family: started(ids[family]) for family in table.index[tied]}
 
-    def key(family: Any) -> tuple[bool, float, bool, float, str, str]:
-        value, start = mae[family], started.get(family)
+    def key(family: Any) -> tuple[bool, float, tuple[bool, int, str], str]:
+        value = mae[family]
         return (
             not _known(value),
             value if _known(value) else 0.0,
-            start is None,  # a run the store does not know last among its ties
-            -(start or 0),
-            ids[family],
+            listed_order(ids[family], starts.get(family)),
             str(family),
         )
 
     return table.loc[sorted(table.index, key=key)]
-
-
-def _started(run_id: str) -> int | None:
-    """When the run started (ms), None for an id the store does not know."""
-    try:
-        return mlflow.get_run(run_id).info.start_time
-    except mlflow.exceptions.MlflowException:
-        return None
 
 
 def best_family(table: pd.DataFrame) -> tuple[str, float] | None:

@@ -80,7 +80,9 @@ from pricer.tracking.views import (
     TRIALS_LINE,
     RunsView,
     children_filter,
+    listed_order,
     save_view,
+    started,
     sweep_key,
     ui_base,
     unchanged_line,
@@ -642,7 +644,7 @@ def summarise_trials(
     if ok.empty:
         log_metrics(client, parent_run_id, metrics)
         return f"sweep: no trial finished with a {objective}"
-    best = ok.loc[ok["objective"].idxmin() if direction == "minimize" else ok["objective"].idxmax()]
+    best = best_trial(client, ok, direction)
     metrics.append(Metric(f"best.{objective}", float(best["objective"]), now, 0))
     if not math.isnan(best["test_mae"]):
         metrics.append(Metric("best.test_mae", float(best["test_mae"]), now, 0))
@@ -691,6 +693,20 @@ def summarise_trials(
     save_view(client, parent.info.experiment_id, view)
     url = view_url(ui_url or ui_base(), parent.info.experiment_id, view.key)
     return "\n".join([*lines, f"{TRIALS_LINE}{url}"])
+
+
+def best_trial(client: MlflowClient, ok: pd.DataFrame, direction: str) -> pd.Series:
+    """The trial of the best objective among ``ok`` (finished ones); of trials tied for it,
+    the first the saved view lists (``listed_order``: the later run first), which the
+    parent's best-trial tags and ``pricer runs`` then name. The first by trial number was
+    named best while the view showed the other first."""
+    objective = ok["objective"].astype(float)
+    value = objective.min() if direction == "minimize" else objective.max()
+    tied = ok[objective == value]
+    if len(tied) == 1:
+        return tied.iloc[0]
+    ids = tied["run_id"].astype(str)
+    return tied.loc[min(tied.index, key=lambda i: listed_order(ids[i], started(ids[i], client)))]
 
 
 def trials_view(

@@ -98,6 +98,31 @@ class RunsView:
         }
 
 
+def listed_order(run_id: str, start_time: int | None) -> tuple[bool, int, str]:
+    """Where a saved view lists a run among runs of equal sort key, as a sort key: the one
+    that started later first, then by run id, as MLflow's search orders runs it cannot tell
+    apart (the SQL store's order: ``start_time DESC, run_uuid``); one with no start time (no
+    run, or one the store does not know) last.
+
+    The one rule for ties: a view holds one sort key (the UI's), so a leaderboard's families
+    of equal mae and a sweep's trials of equal objective are listed in this order there, and
+    the terminal, the parent run's best-of tags and ``pricer runs`` name and list them in it
+    too (the first of them best), not in the order they ran.
+    """
+    return (start_time is None, -(start_time or 0), run_id)
+
+
+def started(run_id: str, client: MlflowClient | None = None) -> int | None:
+    """When the run started (ms since the epoch); None for no run or one the store does not
+    know."""
+    if not run_id:
+        return None
+    try:
+        return (client or MlflowClient()).get_run(run_id).info.start_time
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
 def _metric_column(metric: str) -> str:
     return f"metrics.`{metric}`"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,51 @@ def test_grid_sweep_is_one_parent_with_a_child_per_trial(
     assert parent["params.best.model.statistic"] == best["params.model.statistic"]
     assert parent["metrics.best.validation.mae"] == best["metrics.validation.mae"]
     assert f"sweep: best trial {int(best['tags.pricer.sweep.trial'])}" in result.stdout
+
+
+def test_of_trials_tied_on_the_objective_the_best_is_the_one_the_view_lists_first(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    # Two trials of equal objective: the sweep named the first by trial number best, its tags
+    # and `pricer runs` with it, while the saved view ("trials, best first") listed the other
+    # (the later run) first. One rule now: the view's order (pricer.tracking.views).
+    result = train_multirun(
+        ["model=constant", "+probe=a,b", *SMALL, f"curation.cache_dir={curation_cache}"],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tracking_uri)
+    objectives = children["metrics.validation.mae"]
+    assert len(children) == 2 and objectives.nunique() == 1  # the probe changes nothing
+    key = "pricer-sweep_constant_synthetic"
+    experiment = mlflow.get_experiment(parent["experiment_id"])
+    state = json.loads(json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])["state"])
+    listed = mlflow.search_runs(  # what the UI asks the server for, sorted as it sorts
+        experiment_ids=[experiment.experiment_id],
+        filter_string=state["searchFilter"],
+        order_by=[f"{state['orderByKey']} {'ASC' if state['orderByAsc'] else 'DESC'}"],
+        output_format="list",
+    )
+    first = listed[0]
+    assert parent["tags.pricer.sweep.best_run_id"] == first.info.run_id
+    assert parent["params.best.trial"] == first.data.tags["pricer.sweep.trial"]
+    assert f"sweep: best trial {first.data.tags['pricer.sweep.trial']} " in result.stdout
+    shown = run_cli(
+        [str(Path(sys.executable).with_name("pricer")), "runs", parent["run_id"][:8]],
+        tracking_uri,
+        tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    rows = {
+        " ".join(row.split()[:2]): row.split()[2:]
+        for row in shown.stdout.splitlines()
+        if row.startswith(("best trial ", "best run "))
+    }
+    assert rows == {
+        "best trial": [first.data.tags["pricer.sweep.trial"]],
+        "best run": [first.info.run_id[:8]],
+    }, shown.stdout
 
 
 def test_optuna_search_runs_trials_in_parallel_under_mlflow_run(
