@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> Any:
     import pandas as pd
 
     from pricer.evaluation.tradeoff import ComputePrice, cost_chart, latency_chart, tradeoff_table
+    from pricer.tracking.leaderboard import rankable
 
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="the leaderboard run's leaderboard.csv")
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> Any:
     if "status" in board:  # leaderboards before 2026-12-03 list finished families only
         board = board[board["status"] == "FINISHED"]
     compute = ComputePrice.from_config(compose("leaderboard").tradeoff)
-    table = tradeoff_table(board, compute, n_items=args.items)
+    # As the leaderboard drew them: a family that left items unpriced on no Pareto front.
+    table = tradeoff_table(board, compute, n_items=args.items, ranked=rankable(board))
+    for family in table.index[~table["ranked"]]:
+        labels[family] = f"{labels.get(family, family)} (incomplete)"
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
 from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
-from pricer.tracking.leaderboard import family_run_id, log_leaderboard, run_url
+from pricer.tracking.leaderboard import family_run_id, log_leaderboard, rankable, run_url
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
 from pricer.tracking.model import log_pricer
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
@@ -551,6 +551,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
             table,
             compute_price,
             n_items=eval_settings.size or len(curated.test),
+            ranked=rankable(table),  # an incomplete family is never on a Pareto front
         )
         notes = [cfg.reference_note] if with_reference else []
         log_leaderboard(
@@ -632,7 +633,7 @@ def leaderboard_table(
     """One row per family, best mean absolute error first.
 
     Whatever ``columns`` says, the table keeps what choosing the best family reads: a family
-    that left items unanswered is best only when no family priced them all.
+    that left items unanswered is not ranked (``pricer.tracking.leaderboard.rankable``).
     """
     columns = [*columns, *(c for c in RANKING_COLUMNS if c not in columns)]
     rows = {

@@ -51,7 +51,10 @@ TABLE_COLUMNS = [
     "latency_source",
     "pareto_cost",
     "pareto_latency",
+    "ranked",
 ]
+# The Pareto column's word for a family that is not ranked (it left items unpriced).
+INCOMPLETE = "incomplete"
 
 
 def pareto_front(cost: ArrayLike, error: ArrayLike) -> np.ndarray:
@@ -74,7 +77,11 @@ def _column(board: pd.DataFrame, name: str) -> pd.Series:
 
 
 def tradeoff_table(
-    board: pd.DataFrame, compute: ComputePrice, *, n_items: int | None = None
+    board: pd.DataFrame,
+    compute: ComputePrice,
+    *,
+    n_items: int | None = None,
+    ranked: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The trade-off of each family (the board's index) as the charts plot it.
 
@@ -82,8 +89,11 @@ def tradeoff_table(
     ``time.fit_seconds``, ``time.predict_seconds``, ``llm.cost_per_1k_items_usd``,
     ``llm.fit_cost_usd`` (LLM calls made at fit, amortised over the items),
     ``llm.latency_p50_s``, and the items evaluated as ``n`` (+ ``n_failed``) columns or, when
-    absent, ``n_items``. Columns: see ``TABLE_COLUMNS``; costs are NaN where unknown (an LLM
-    missing from the catalogue), never 0. Sorted by mae.
+    absent, ``n_items``. ``ranked`` says which families may be on a Pareto front (the
+    leaderboard's rule: those that priced every item; None: all): the others' mae is over
+    fewer items, so they are never on it, nor push another off it. Columns: see
+    ``TABLE_COLUMNS``; costs are NaN where unknown (an LLM missing from the catalogue), never 0.
+    Sorted by mae, the ranked families first.
     """
     if "mae" not in board.columns:
         raise ValueError(f"leaderboard needs an 'mae' column, has {list(board.columns)}")
@@ -134,9 +144,13 @@ def tradeoff_table(
         },
         index=board.index,
     )
-    table["pareto_cost"] = pareto_front(table[COST], table["mae"])
-    table["pareto_latency"] = pareto_front(table[LATENCY], table["mae"])
-    return table.sort_values("mae", na_position="last", kind="stable")[TABLE_COLUMNS]
+    ranks = pd.Series(True, index=board.index) if ranked is None else ranked
+    table["ranked"] = ranks.reindex(board.index, fill_value=False).astype(bool)
+    error = table["mae"].where(table["ranked"])  # NaN: never on the front, dominates none
+    table["pareto_cost"] = pareto_front(table[COST], error)
+    table["pareto_latency"] = pareto_front(table[LATENCY], error)
+    table = table.sort_values("mae", na_position="last", kind="stable")
+    return table.sort_values("ranked", ascending=False, kind="stable")[TABLE_COLUMNS]
 
 
 def significant(value: float, digits: int = 2) -> str:
@@ -196,9 +210,15 @@ def display_tradeoff(table: pd.DataFrame, width: int | None = None) -> pd.DataFr
         _latency(v, source) if known(v) else "unknown"
         for v, source in zip(table[LATENCY], table["latency_source"], strict=True)
     ]
+    # A table stored before "ranked" was: every family was ranked then.
+    ranks = table["ranked"] if "ranked" in table else pd.Series(True, index=table.index)
     shown["Pareto front"] = [
         ", ".join(name for name, on in (("cost", cost), ("latency", latency)) if on)
-        for cost, latency in zip(table["pareto_cost"], table["pareto_latency"], strict=True)
+        if ranked
+        else INCOMPLETE
+        for cost, latency, ranked in zip(
+            table["pareto_cost"], table["pareto_latency"], ranks, strict=True
+        )
     ]
     for header in TRADEOFF_EXPENDABLE:
         if width is None or max(map(len, shown.to_string().splitlines())) <= width:
@@ -218,11 +238,14 @@ def _chart(table: pd.DataFrame, x: str, xlabel: str, title: str, front: str) -> 
     ax = fig.add_subplot()
     plotted = table[np.isfinite(table[x]) & np.isfinite(table["mae"]) & (table[x] > 0)]
     missing = [str(name) for name in table.index if name not in plotted.index]
+    ranks = plotted["ranked"] if "ranked" in plotted else pd.Series(True, index=plotted.index)
     on_front = plotted[plotted[front]]
-    off_front = plotted[~plotted[front]]
+    off_front = plotted[~plotted[front] & ranks]
+    unranked = plotted[~ranks.astype(bool)]
     for part, colour, label in (
         (off_front, "steelblue", "family"),
         (on_front, "crimson", "Pareto front"),
+        (unranked, "grey", "incomplete: not ranked"),
     ):
         if part.empty:
             continue

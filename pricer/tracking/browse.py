@@ -253,6 +253,8 @@ def _result(kind: str, m: dict[str, float], t: dict[str, str]) -> str:
         families = sum(key.startswith("mae.") for key in m)
         if not families:  # none scored yet: "best  , 0 families" said nothing
             return ""
+        if "best_mae" not in m:  # every family left items unpriced: none is ranked
+            return f"none ranked (incomplete), {counted(families, 'family')}"
         # The families whose mae.<family> is best_mae. Tied ones are counted, not named, to
         # keep the row short (`pricer runs RUN` names them, in the saved view's order). One
         # without its best_family tag (deleted, or never written) is named from them: the row

@@ -48,6 +48,13 @@ NOTES_FILE = "leaderboard/notes.txt"
 TRADEOFF_FILE = "leaderboard/tradeoff.json"
 # Said by a leaderboard with a failed family, in its description and under its table.
 VIEW_LEFT = "Families failed: this leaderboard did not take over the saved view"
+# A finished family that left items unpriced: its status wherever it is listed (the tables'
+# status column, the charts' labels, the trade-off's Pareto column).
+INCOMPLETE = "incomplete"
+# Logged on each ranked family's run (``rankable``: it priced every item) by its leaderboard,
+# its mae: the saved view sorts by it, so families that left items unpriced, which have
+# none, come after the ranked ones (MLflow's search lists runs without the sort key last).
+RANKED_MAE = "ranked_mae"
 # Said above the trade-off table wherever it is shown: what its columns and front mean.
 TRADEOFF_HEADING = (
     "Trade-off ($ per 1,000 items; on a Pareto front: no family is cheaper, or faster, and "
@@ -114,7 +121,8 @@ def _known(value: Any) -> bool:
 
 def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd.DataFrame:
     """The leaderboard as strings for reading: dollars as dollars, rounded, only columns with a
-    value, a status column only when a family failed; within ``width`` characters if given."""
+    value, a status column only when a family failed or is incomplete (``INCOMPLETE``: it
+    left items unpriced, and is not ranked); within ``width`` characters if given."""
     shown = pd.DataFrame(index=table.index.astype(str))
     shown.index.name = "family"
     for header, column, fmt in DISPLAY:
@@ -143,8 +151,12 @@ def display_table(table: pd.DataFrame, width: int | None = TERMINAL_WIDTH) -> pd
                 for cell, mae in zip(cells, table["mae"], strict=True)
             ]
         shown[header] = cells
-    if "status" in table.columns and (table["status"] != "FINISHED").any():
-        shown["status"] = table["status"].astype(str).to_numpy()
+    partial = incomplete(table)
+    if "status" in table.columns and ((table["status"] != "FINISHED") | partial).any():
+        status = table["status"].astype(str).where(~partial, INCOMPLETE)
+        shown["status"] = status.to_numpy()
+    elif partial.any():  # a table without statuses (all finished): incomplete ones said so
+        shown["status"] = ["" if not part else INCOMPLETE for part in partial]
     for header in EXPENDABLE:
         if width is None or _width(shown) <= width:
             break
@@ -173,39 +185,69 @@ def markdown_table(shown: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def ranked(table: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard in the order the saved view shows its family runs: mae ascending (none
-    last), and families of equal mae in ``listed_order`` (the run that started later first).
+def rankable(table: pd.DataFrame) -> pd.Series:
+    """The one rule for which families are ranked (named best, ordered by mae in the saved
+    view, on a Pareto front): those that FINISHED with a mae having priced every item.
 
-    The view holds one sort key, the UI's (mae), and MLflow breaks ties by its own natural
-    order; the terminal kept the order the families ran in, so two families of equal mae were
-    listed, and named best, one way there and the other way in the view. Only tied families'
-    runs are read for their start times.
+    A family's mae is over the items it priced: one that left some unpriced (an LLM's
+    refusals, within eval.max_failure_rate) is measured on other, perhaps easier, items, and
+    its mae is not comparable with the others'. It is still listed, after the ranked ones, and
+    said to be incomplete (``INCOMPLETE``) wherever it is.
+    """
+    if "mae" not in table:
+        return pd.Series(False, index=table.index)
+    finished = table["status"] == "FINISHED" if "status" in table else True
+    ranks = pd.Series(finished, index=table.index) & table["mae"].map(_known)
+    if "failure_rate" in table:
+        ranks &= table["failure_rate"].astype(float).fillna(0.0) == 0.0
+    return ranks.astype(bool)
+
+
+def incomplete(table: pd.DataFrame) -> pd.Series:
+    """Families that finished with a mae over only some of the items (not ranked)."""
+    if "mae" not in table:
+        return pd.Series(False, index=table.index)
+    finished = table["status"] == "FINISHED" if "status" in table else True
+    listed = pd.Series(finished, index=table.index) & table["mae"].map(_known)
+    return (listed & ~rankable(table)).astype(bool)
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard in the order the saved view shows its family runs: the ranked families
+    (``rankable``) by mae, those of equal mae in ``listed_order`` (the run that started later
+    first); then the incomplete ones, which have no ``RANKED_MAE`` for the view to sort by,
+    in ``listed_order`` as MLflow lists runs its sort cannot tell apart; then those the view
+    does not show (failed, no mae).
+
+    The view holds one sort key, the UI's, and MLflow breaks ties by its own natural order;
+    the terminal kept the order the families ran in, so two families of equal mae were
+    listed, and named best, one way there and the other way in the view. Only tied and
+    incomplete families' runs are read for their start times.
     """
     if "mae" not in table:
         return table
     mae = table["mae"].astype(float)
-    tied = mae.duplicated(keep=False) & mae.map(_known)
+    ranks, unranked = rankable(table), incomplete(table)
+    tied = mae.where(ranks).duplicated(keep=False) & ranks
     ids = table["run_id"].astype(str) if "run_id" in table else pd.Series("", index=table.index)
-    starts = {family: started(ids[family]) for family in table.index[tied]}
+    starts = {family: started(ids[family]) for family in table.index[tied | unranked]}
 
-    def key(family: Any) -> tuple[bool, float, tuple[bool, int, str], str]:
+    def key(family: Any) -> tuple[int, float, tuple[bool, int, str], str]:
         value = mae[family]
-        return (
-            not _known(value),
-            value if _known(value) else 0.0,
-            listed_order(ids[family], starts.get(family)),
-            str(family),
-        )
+        order = listed_order(ids[family], starts.get(family))
+        if ranks[family]:
+            return (0, value, order, str(family))
+        if unranked[family]:
+            return (1, 0.0, order, str(family))
+        return (2, value if _known(value) else math.inf, (False, 0, ids[family]), str(family))
 
     return table.loc[sorted(table.index, key=key)]
 
 
 def best_family(table: pd.DataFrame) -> tuple[str, float] | None:
-    """The finished family with the lowest mae, the first of those tied for it (in the table's
-    order: ``ranked``'s once logged). A family's mae is over the items it answered:
-    one that left some unanswered (an LLM's refusals, within eval.max_failure_rate) is ranked
-    on other, perhaps easier, items, so it is best only when no family answered them all."""
+    """The ranked family (``rankable``: it priced every item) with the lowest mae, the first
+    of those tied for it (in the table's order: ``ranked``'s once logged); None when no
+    family is ranked, even when some priced only part of the items."""
     tied = best_families(table)
     return None if tied is None else (tied[0][0], tied[1])
 
@@ -219,26 +261,25 @@ def best_families(table: pd.DataFrame) -> tuple[list[str], float] | None:
     intervals say whether that gap means anything; equal ones are ordered by neither, and
     naming one of them best said what the figures do not.
     """
-    finished = table[(table.get("status", "FINISHED") == "FINISHED") & table["mae"].map(_known)]
-    if "failure_rate" in finished:
-        complete = finished[finished["failure_rate"].astype(float).fillna(0.0) == 0.0]
-        finished = complete if not complete.empty else finished
-    if finished.empty:
+    ranks = rankable(table)
+    if not ranks.any():
         return None
-    maes = finished["mae"].astype(float)
+    maes = table.loc[ranks, "mae"].astype(float)
     best = float(maes.min())
     return [str(family) for family in maes.index[maes == best]], best
 
 
 def unanswered_notes(table: pd.DataFrame) -> list[str]:
-    """A line per finished family that left items unanswered: its mae is over fewer items."""
+    """A line per incomplete family (it left items unanswered): its mae is over fewer items,
+    and it is not ranked."""
     if not {"failure_rate", "n", "n_failed"} <= set(table.columns):
         return []
-    rows = table[(table.get("status", "FINISHED") == "FINISHED") & (table["failure_rate"] > 0)]
+    rows = table[incomplete(table)]
     return [  # n counts the items priced, n_failed the others
-        f"{family}: mae over the {int(row['n'])} of {int(row['n']) + int(row['n_failed'])} "
-        f"items it priced ({int(row['n_failed'])} unanswered); best is chosen among families "
-        "that priced every item"
+        f"{family}: incomplete, mae over the {int(row['n'])} of "
+        f"{int(row['n']) + int(row['n_failed'])} items it priced ({int(row['n_failed'])} "
+        "unanswered): not ranked, as only families that priced every item are (best, the "
+        "saved view's order, the Pareto front)"
         for family, row in rows.iterrows()
     ]
 
@@ -265,11 +306,12 @@ def description(
     family runs side by side in the UI's runs table when there is one, or (``view_left``) why
     there is none."""
     best = best_families(table)
-    headline = (
-        f"**Best: {_named(best[0])}, mae {_dollars(best[1])}** on {data} data."
-        if best
-        else f"No family finished on {data} data."
-    )
+    if best:
+        headline = f"**Best: {_named(best[0])}, mae {_dollars(best[1])}** on {data} data."
+    elif incomplete(table).any():
+        headline = f"No family priced every item on {data} data: none is ranked."
+    else:
+        headline = f"No family finished on {data} data."
     parts = [headline, "", markdown_table(display_table(table, width=None))]
     for note in notes:
         parts += ["", note]
@@ -294,7 +336,9 @@ def run_url(run: Any, ui_url: str | None) -> str:
 
 
 def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
-    """The UI's runs page on this leaderboard's family runs, best first."""
+    """The UI's runs page on this leaderboard's family runs, best first: sorted by
+    ``RANKED_MAE``, so the incomplete families, which have none (a blank in its column), come
+    after the ranked ones."""
 
     def known(column: str) -> bool:
         return column in table.columns and table[column].map(_known).any()
@@ -303,9 +347,9 @@ def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsVie
         key=leaderboard_key(data),
         name=f"pricer · {data}: latest finished leaderboard, best mae first",
         search_filter=children_filter(parent_run_id),
-        order_by="mae",
+        order_by=RANKED_MAE,
         ascending=True,
-        columns=[column for column in VIEW_COLUMNS if known(column)],
+        columns=[RANKED_MAE, *(column for column in VIEW_COLUMNS if known(column))],
         charts=[column for column in VIEW_CHARTS if known(column)],
         section=f"Leaderboard · {data}",
     )
@@ -367,6 +411,8 @@ def log_leaderboard(
     mlflow.log_text("".join(f"{note}\n" for note in notes), NOTES_FILE)
     title = f"Mean absolute error by family, {data} data"
     renamed = dict(labels or {})
+    for family in table.index[incomplete(table)]:  # said wherever a family is listed
+        renamed[family] = f"{renamed.get(family, family)} ({INCOMPLETE})"
     mlflow.log_figure(
         leaderboard_chart(table.rename(index=renamed), title), "leaderboard/mae_by_family.png"
     )
@@ -378,7 +424,9 @@ def log_leaderboard(
         latency = latency_chart(tradeoff_charted, f"Error against latency per item, {data} data")
         mlflow.log_figure(latency, "leaderboard/mae_vs_latency.png")
     if view is not None:  # last: a leaderboard that fails logging the above leaves it alone
-        save_view(mlflow.MlflowClient(), run.info.experiment_id, view)
+        client = mlflow.MlflowClient()
+        log_ranked_maes(client, table)
+        save_view(client, run.info.experiment_id, view)
     print("", display_table(shown).to_string(), sep="\n", flush=True)
     for note in notes:
         print(note, flush=True)
@@ -402,6 +450,22 @@ def log_leaderboard(
             ui_url=ui_url,
         )
         print(line, flush=True)
+
+
+def log_ranked_maes(client: mlflow.MlflowClient, table: pd.DataFrame) -> None:
+    """``RANKED_MAE`` on each ranked family's run: the key the saved view sorts by."""
+    if "run_id" not in table:
+        return
+    for family in table.index[rankable(table)]:
+        run_id = str(table.loc[family, "run_id"])
+        if not run_id:  # a family whose run was never started
+            continue
+        try:
+            client.log_metric(run_id, RANKED_MAE, float(table.loc[family, "mae"]))
+        except mlflow.exceptions.MlflowException as error:
+            # A run deleted meanwhile is not in the view to sort; any other error is raised.
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

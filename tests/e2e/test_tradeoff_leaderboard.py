@@ -4,7 +4,9 @@ OpenAI-compatible stub over HTTP)."""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
 
 import mlflow
@@ -120,3 +122,84 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
     redrawn = tradeoff_charts.main([str(csv / "leaderboard.csv"), "--out", str(tmp_path)])
     assert redrawn["cost_per_1k_usd"].to_dict() == pytest.approx(costs, rel=1e-4)
     assert (tmp_path / "mae_vs_cost.png").is_file()
+
+
+def test_a_family_that_left_items_unpriced_is_not_ranked_and_says_so(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    real_slice: dict[str, str],
+) -> None:
+    # An LLM that priced 59 of 60 items, each exactly: its mae ($0) over fewer items sorted it
+    # first in the saved view ("families, best first") and put it on both Pareto fronts,
+    # beside the constant the leaderboard named best.
+    from pricer.tracking.views import VIEW_TAG_PREFIX
+
+    test = pd.read_parquet(real_slice["test"]).assign(price=50.0)
+    for column in ("title", "text"):  # whichever the prompt holds
+        test.loc[0, column] = f"UNPRICEABLE {test.loc[0, column]}"
+    test.to_parquet(tmp_path / "test.parquet")
+
+    def answer(messages: list[dict]) -> str:
+        if "UNPRICEABLE" in str(messages):
+            return "I cannot tell."
+        return "50.00" if messages[-1]["role"] == "assistant" else "Price is $50.00"
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key-for-the-stub")
+    with StubServer() as stub:
+        stub.state.answer_fn = answer
+        result = run_cli(
+            pricer_app(
+                "leaderboard",
+                "data=items",
+                f"data.train_paths=[{real_slice['train']}]",
+                f"data.test_paths=[{tmp_path / 'test.parquet'}]",
+                "families=[constant,frontier]",
+                "+model@models.frontier=frontier",
+                f"models.frontier.base_url={stub.base_url}",
+                "models.frontier.tier=null",
+                "eval.size=60",
+                "tracking.log_model=false",
+                f"curation.cache_dir={tmp_path}/cache",
+                workdir=tmp_path,
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {
+        r.info.run_name.split(" · ")[0]: r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    }
+    parent, frontier = runs["leaderboard"], runs["frontier"]
+    assert frontier.info.status == "FINISHED" and frontier.data.metrics["n_failed"] == 1
+    assert frontier.data.metrics["mae"] < runs["constant"].data.metrics["mae"]
+    assert parent.data.tags["best_family"] == "constant"
+    # The saved view, as the UI asks the server for it: the ranked family first.
+    experiment = mlflow.get_experiment(parent.info.experiment_id)
+    view = json.loads(experiment.tags[f"{VIEW_TAG_PREFIX}pricer-leaderboard-items"])
+    state = json.loads(view["state"])
+    listed = mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=state["searchFilter"],
+        order_by=[f"{state['orderByKey']} ASC"],
+        output_format="list",
+    )
+    assert [run.info.run_name for run in listed] == ["constant · items", "frontier · items"]
+    # Not on a Pareto front; said to be incomplete in every table the terminal prints, as
+    # `pricer runs` prints them again.
+    table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/leaderboard/tradeoff.json")
+    trade = pd.DataFrame(table["data"], columns=table["columns"]).set_index("family")
+    assert not trade.loc["frontier", ["pareto_cost", "pareto_latency"]].any()
+    assert trade.loc["constant", ["pareto_cost", "pareto_latency"]].all()
+    shown = run_cli(
+        [str(Path(sys.executable).with_name("pricer")), "runs", parent.info.run_id[:8]],
+        tracking_uri,
+        tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    for printed in (result.stdout, shown.stdout):
+        rows = [line for line in printed.splitlines() if line.split()[:2] == ["frontier", "$0.00"]]
+        assert len(rows) == 2 and all(row.split()[-1] == "incomplete" for row in rows), printed
+        assert "frontier: incomplete, mae over the 59 of 60 items it priced" in printed
+        assert "best: constant, mae $" in printed

@@ -46,8 +46,10 @@ def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
     tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # xgboost and linear tie: the UI lists them as the terminal did (the later run first).
-    maes = {"svr": 97.9, "xgboost": 92.8, "linear": 92.8, "constant": 146.0}
-    parent, _, _ = leaderboard("real", maes)
+    # frontier left 2 of 50 items unpriced: its mae, the lowest, is over fewer items, so it is
+    # not ranked, and listed last (it sorted first, by mae).
+    maes = {"svr": 97.9, "frontier": 40.0, "xgboost": 92.8, "linear": 92.8, "constant": 146.0}
+    parent, _, _ = leaderboard("real", maes, incomplete={"frontier": 2})
     printed = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(printed) if line.startswith("family"))
     in_terminal = [line.split()[0] for line in printed[header + 1 : header + 1 + len(maes)]]
@@ -74,6 +76,6 @@ def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
     assert "pricer · real: latest finished leaderboard, best mae first" in page
     families = re.findall(r"([a-z_]+) · real", page.replace("pricer · real", ""))
     assert list(dict.fromkeys(families)) == in_terminal, (families, in_terminal)
-    assert in_terminal == ["linear", "xgboost", "svr", "constant"]
+    assert in_terminal == ["linear", "xgboost", "svr", "constant", "frontier"]
     assert "best: linear, xgboost (tied, mae $92.80) on real data" in printed
-    assert "Sort: mae" in page and "hit_rate" in page and "mae_ci_high" in page
+    assert "Sort: ranked_mae" in page and "hit_rate" in page and "mae_ci_high" in page

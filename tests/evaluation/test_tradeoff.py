@@ -145,6 +145,27 @@ def test_pareto_columns_mark_the_best_trades() -> None:
     assert latency_front == {"constant", "xgboost", "frontier", "frontier_rag"}
 
 
+def test_a_family_that_left_items_unpriced_is_never_on_a_pareto_front() -> None:
+    # Its mae is over fewer items: frontier_rag, most accurate on the 238 it priced, stood on
+    # both fronts and was listed among them as if it were comparable.
+    from pricer.tracking.leaderboard import rankable
+
+    counted = board()
+    counted["n"], counted["n_failed"], counted["failure_rate"] = 250.0, 0.0, 0.0
+    counted.loc["frontier_rag", ["n", "n_failed", "failure_rate"]] = [238.0, 12.0, 0.048]
+    table = tradeoff_table(counted, PRICE, ranked=rankable(counted))
+    for front in ("pareto_cost", "pareto_latency"):
+        assert set(table.index[table[front]]) == {"constant", "xgboost", "frontier"}
+    assert list(table.index[~table["ranked"]]) == ["frontier_rag"]
+    assert list(table.index)[-1] == "frontier_rag"  # after the ranked ones, best mae as it is
+    shown = display_tradeoff(table)
+    assert shown.loc["frontier_rag", "Pareto front"] == "incomplete"
+    assert shown.loc["xgboost", "Pareto front"] == "cost, latency"
+    # A table stored before the column was: every family ranked, as then.
+    old = display_tradeoff(table.drop(columns="ranked"))
+    assert old.loc["frontier_rag", "Pareto front"] == ""
+
+
 def test_item_counts_come_from_the_board_when_it_has_them() -> None:
     counted = board()
     counted["n"] = 200.0

@@ -645,3 +645,18 @@ def test_a_leaderboard_whose_best_is_tied_is_listed_so(tracking_uri: str) -> Non
     assert best in ("linear", "tfidf_ridge")
     listed = browse.recent_runs(None, 5)["result"].tolist()
     assert listed == [f"best {best} (+1 tied) $25.05, 3 families"]
+
+
+def test_a_leaderboard_where_no_family_priced_every_item_is_listed_with_none_ranked(
+    tracking_uri: str,
+) -> None:
+    # Its one family left items unpriced: not ranked, so no best_mae; the row is not "best mae".
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board().drop(index=["frontier", "constant"]).set_axis(["frontier"])
+    table.index.name = "family"
+    table.loc["frontier", ["n", "n_failed", "failure_rate"]] = [238, 12, 12 / 250]
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}):
+        log_leaderboard(table, data="real")
+    assert browse.recent_runs(None, 5)["result"].tolist() == ["none ranked (incomplete), 1 family"]

@@ -15,6 +15,7 @@ from pricer.tracking.leaderboard import (
     description,
     display_table,
     parent_metrics,
+    ranked,
     unanswered_notes,
 )
 from pricer.tracking.run import SWEEP_TAGS_ENV
@@ -35,6 +36,8 @@ def board(**extra: list[float]) -> pd.DataFrame:
         {
             family: {
                 **{c: values.get(c, 0.123456 if c != "mae" else NAN) for c in columns},
+                # Each finished family priced every item (one that did not is not ranked).
+                **{c: 0.0 for c in ("failure_rate", "n_failed") if c in columns},
                 "status": "FAILED" if np.isnan(values["mae"]) else "FINISHED",
                 "run_id": "f" * 32,
             }
@@ -171,12 +174,22 @@ def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones()
     assert best_family(table) == ("xgboost", pytest.approx(92.781234))
     table.loc[:, ["n", "n_failed"]] = [[250, 0], [250, 0], [238, 12]]
     assert unanswered_notes(table) == [
-        "frontier: mae over the 238 of 250 items it priced (12 unanswered); best is chosen "
-        "among families that priced every item"
+        "frontier: incomplete, mae over the 238 of 250 items it priced (12 unanswered): not "
+        "ranked, as only families that priced every item are (best, the saved view's order, "
+        "the Pareto front)"
     ]
-    # With no complete family, the best partial one is named, with its share unanswered.
+    # With no complete family none is ranked: the partial one is not named best (it was).
     only = table.loc[["frontier"]]
-    assert best_family(only) == ("frontier", pytest.approx(15.18))
+    assert best_family(only) is None and "best_mae" not in parent_metrics(only)
+    assert description(only, "real").startswith(
+        "No family priced every item on real data: none is ranked."
+    )
+    # Listed, after the ranked families, and said to be incomplete.
+    assert display_table(ranked(table))["status"].to_dict() == {
+        "xgboost": "FINISHED",
+        "constant": "FINISHED",
+        "frontier": "incomplete",
+    }
 
 
 def test_the_table_shows_each_run_s_interval_as_its_line_does() -> None:
@@ -206,4 +219,4 @@ def test_the_best_family_is_complete_whatever_columns_the_table_shows() -> None:
     ]
     table = leaderboard_table(results, ["mae"], {})
     assert best_family(table) == ("constant", pytest.approx(80.03))
-    assert unanswered_notes(table)[0].startswith("frontier: mae over the 48 of 50 items")
+    assert unanswered_notes(table)[0].startswith("frontier: incomplete, mae over the 48 of 50")

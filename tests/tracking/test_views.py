@@ -8,6 +8,7 @@ a metric the family runs logged.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import mlflow
 import pandas as pd
@@ -20,26 +21,33 @@ from tests.tracking.test_leaderboard import board
 VIEW_KEY = f"{VIEW_TAG_PREFIX}pricer-leaderboard-real"
 
 
-def leaderboard(data: str, maes: dict[str, float]) -> tuple[str, list[str], pd.DataFrame]:
+def leaderboard(
+    data: str, maes: dict[str, float], incomplete: Mapping[str, int] | None = None
+) -> tuple[str, list[str], pd.DataFrame]:
     """A parent run with one child run per family (the metrics a family run logs), and the
-    leaderboard logged on it: the parent's id, the children's ids best first, the table."""
+    leaderboard logged on it: the parent's id, the children's ids best first (the families
+    that priced every item by mae), the table. ``incomplete`` families left that many of 50
+    items unpriced."""
+    incomplete = dict(incomplete or {})
     table = board().drop(index="frontier")
     table = pd.concat([table.iloc[[0]]] * len(maes)).set_axis(list(maes))
     table.index.name = "family"
     with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": data}) as parent:
         children = {}
         for family, mae in maes.items():
+            failed = incomplete.get(family, 0)
+            counts = {"n": 50.0 - failed, "n_failed": float(failed), "failure_rate": failed / 50}
             with mlflow.start_run(nested=True, run_name=f"{family} · {data}") as child:
                 metrics = {"mae": mae, "mae_ci_low": mae - 5, "mae_ci_high": mae + 5}
                 mlflow.log_metrics({**metrics, "hit_rate": 0.5, "rmsle": 0.7})
-                mlflow.log_metrics({"failure_rate": 0.0, "time.fit_seconds": 1.0})
+                mlflow.log_metrics({**counts, "time.fit_seconds": 1.0})
                 mlflow.log_metric("time.predict_seconds", 0.1)
             children[family] = child.info.run_id
-            table.loc[family, "mae"] = mae
+            table.loc[family, ["mae", *counts]] = [mae, *counts.values()]
             table.loc[family, "run_id"] = child.info.run_id
         log_leaderboard(table, data=data)
-    best_first = [children[family] for family in sorted(maes, key=maes.__getitem__)]
-    return parent.info.run_id, best_first, table
+    ranked = sorted(set(maes) - set(incomplete), key=maes.__getitem__)
+    return parent.info.run_id, [children[family] for family in ranked], table
 
 
 def saved_views() -> dict[str, dict]:
@@ -62,14 +70,14 @@ def test_a_leaderboard_saves_a_view_of_its_family_runs_best_first(
     assert key == "pricer-leaderboard-real" and "real" in view["name"]
     state = json.loads(view["state"])  # the UI's envelope: the page's state as a JSON string
     order = state["orderByKey"].replace("`", "")
-    assert state["orderByAsc"] is True and order == "metrics.mae"
+    assert state["orderByAsc"] is True and order == "metrics.ranked_mae"
     found = mlflow.search_runs(
         filter_string=state["searchFilter"], order_by=[f"{order} ASC"], output_format="list"
     )
     assert [run.info.run_id for run in found] == best_first
     logged = set(found[0].data.metrics)
     columns = [c.removeprefix("metrics.`").removesuffix("`") for c in state["selectedColumns"]]
-    assert columns[0] == "mae" and set(columns) <= logged
+    assert columns[:2] == ["ranked_mae", "mae"] and set(columns) <= logged
     assert {"hit_rate", "rmsle", "time.fit_seconds"} <= set(columns)
     assert state["columnOrder"] == state["selectedColumns"]
     charted = [chart["metricKey"] for chart in state["compareRunCharts"]]
@@ -228,3 +236,32 @@ def test_maes_equal_to_the_cent_only_are_no_tie(
     in_terminal, in_view = orders(printed, 3)
     assert in_terminal == in_view == ["svr", "linear", "constant"]
     assert "best: svr, mae $25.05 on real data" in printed
+
+
+def test_a_family_that_left_items_unpriced_is_listed_after_the_ranked_ones_and_said_so(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # frontier priced 48 of 50 items: its mae over them, the lowest, sorted it first in the
+    # view ("families, best first") above the family the leaderboard named best.
+    maes = {"svr": 97.9, "frontier": 40.0, "xgboost": 92.8, "constant": 146.0}
+    parent, best_first, _ = leaderboard("real", maes, incomplete={"frontier": 2})
+    printed = capsys.readouterr().out.splitlines()
+    in_terminal, in_view = orders(printed, 4)
+    assert in_terminal == in_view == ["xgboost", "svr", "constant", "frontier"]
+    row = next(line for line in printed if line.startswith("frontier "))
+    assert row.split()[-1] == "incomplete"  # the status column, in the terminal table
+    assert "best: xgboost, mae $92.80 on real data" in printed
+    assert any(line.startswith("frontier: incomplete, mae over the 48 of 50") for line in printed)
+    stored = mlflow.get_run(parent)
+    assert stored.data.tags["best_family"] == "xgboost"
+    note = stored.data.tags["mlflow.note.content"].splitlines()
+    assert next(line for line in note if line.startswith("| frontier |")).endswith("incomplete |")
+    # The view's sort key is on the ranked families' runs only: a blank for frontier.
+    children = {run.info.run_id: run for run in mlflow.search_runs(output_format="list")}
+    assert [children[run_id].data.metrics["ranked_mae"] for run_id in best_first] == [
+        92.8,
+        97.9,
+        146.0,
+    ]
+    frontier = next(run for run in children.values() if run.info.run_name == "frontier · real")
+    assert "ranked_mae" not in frontier.data.metrics
