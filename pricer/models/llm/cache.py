@@ -31,47 +31,29 @@ A write that fails (disk full, read-only folder) costs the cache that entry, nev
 No fsync: a rename survives the process being killed, which is the interruption that
 matters here; only a power cut could lose recent entries, and those are re-asked, not wrong.
 
-A request in flight is claimed (``ResponseCache.claim``), so two identical runs started at
-once on one cache (two team members, a sweep's parallel trials) pay for each call once: the
-second asker of a request waits for the first's answer and reads it from the cache. A claim
-is an exclusive ``fcntl.flock`` on ``<2 hex>/.<digest>.claim``, which the kernel releases
-when its holder ends, SIGKILL included, so a dead holder never blocks anyone; one that hangs
-is waited for at most ``patience`` seconds (the longest its call could take), after which the
-waiter asks itself. Threads and tasks of one process are told apart by a set of the claims
-the process holds, so that does not rest on ``flock``'s per-open-file semantics (which NFS
-does not keep). A holder that gets no answer worth keeping (a refusal, an HTTP error) stores
-nothing: its waiter then finds no entry and asks itself. The holder removes the claim file as
-it lets go, while still holding it (a waiter that locks the removed file sees it gone and
-opens the new one), so claim files do not pile up: only a holder killed outright leaves one
-(empty, an inode), which the next claim of that request takes over and removes. Without
-``fcntl`` (Windows) there are no claims, and identical runs at once pay twice, as before.
+A request in flight is claimed (``ResponseCache.claim``, by ``claims``), so two identical
+runs started at once on one cache (two team members, a sweep's parallel trials) pay for each
+call once: the second asker of a request waits for the first's answer and reads it from the
+cache. A holder that gets no answer worth keeping (a refusal, an HTTP error) stores nothing:
+its waiter then finds no entry and asks itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
 import logging
-import os
-import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pricer.files import replaced_atomically
-
-try:
-    import fcntl
-except ImportError:  # Windows: no claims (see the module's docstring)
-    fcntl = None  # type: ignore[assignment]
+from pricer.models.llm import claims
 
 log = logging.getLogger(__name__)
 
-CLAIM_SUFFIX = ".claim"
 # At a cache folder's top, once every entry there carries a checksum: not hidden, so a person
 # clearing the folder sees it, and not .json, so it is not taken for an entry.
 CHECKSUMMED = "CHECKSUMMED"
@@ -79,9 +61,6 @@ _CHECKSUMMED_TEXT = (
     "Every LLM answer in this folder carries a checksum (pricer wrote them): an entry without "
     "one is ignored as edited, and asked again.\n"
 )
-# A waiter looks again after 10 ms, then less and less often, up to every quarter second: an
-# answer taking a second or more is read well within a tenth of its time.
-_FIRST_LOOK, _LATEST_LOOK = 0.01, 0.25
 
 FORMAT_VERSION = 1  # bump to invalidate every entry when the entry layout changes
 # The most tokens one call can count: a thousand times the longest context window offered
@@ -151,7 +130,7 @@ class ResponseCache:
 
     def claim_path(self, key: str) -> Path:
         """The file whose lock is ``key``'s claim, hidden beside its entry."""
-        return self._path(key).with_name(f".{key}{CLAIM_SUFFIX}")
+        return self._path(key).with_name(f".{key}{claims.SUFFIX}")
 
     def get(self, key: str) -> CachedAnswer | None:
         if self.directory is None:
@@ -230,11 +209,11 @@ class ResponseCache:
         claim held elsewhere (its holder hangs). Either way the caller reads the cache
         again, and asks for the answer itself if it is not there; a holder stores its answer
         before it lets go."""
-        if self.directory is None or fcntl is None:
+        if self.directory is None or not claims.AVAILABLE:
             yield False
             return
         path = self.claim_path(key)
-        descriptor = await _wait_for_claim(path, patience)
+        descriptor = await claims.acquire(path, patience)
         if descriptor is True:
             # A hung run holds every call it had in flight: one warning for them all.
             level = logging.DEBUG if self._waited_out else logging.WARNING
@@ -253,7 +232,7 @@ class ResponseCache:
         try:
             yield True
         finally:
-            _let_go(path, descriptor)
+            claims.let_go(path, descriptor)
 
     def put(self, key: str, answer: CachedAnswer, request: dict[str, Any]) -> None:
         """Store an answer; the request is kept beside it so entries can be inspected."""
@@ -277,100 +256,6 @@ class ResponseCache:
                 path,
                 error,
             )
-
-
-# The claim files this process holds, by path: a second thread or task of the process asking
-# the same request waits as another process would, whatever the file system makes of two
-# descriptors of one process (NFS emulates flock with per-process POSIX locks).
-_held: set[str] = set()
-_held_guard = threading.Lock()
-
-
-def _forget_held() -> None:
-    """A forked child holds none of its parent's claims (the parent's threads are not in it)."""
-    global _held, _held_guard
-    _held, _held_guard = set(), threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_held)
-
-
-async def _wait_for_claim(path: Path, patience: float) -> int | bool:
-    """The claim file's descriptor, locked, once no one else holds it; False when it cannot be
-    made or locked, True when ``patience`` seconds went by with it held elsewhere."""
-    deadline = time.monotonic() + patience
-    pause = _FIRST_LOOK
-    while True:
-        try:
-            descriptor = _try_claim(path)
-        except OSError as error:  # a read-only cache, a file system without locks
-            log.debug("cannot claim %s (%s): asking without a claim", path, error)
-            return False
-        if descriptor is not None:
-            return descriptor
-        if time.monotonic() >= deadline:
-            return True
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(2 * pause, _LATEST_LOOK)
-
-
-def _try_claim(path: Path) -> int | None:
-    """Lock ``path`` (created if need be) without waiting: its descriptor, or None while
-    another process, thread or task of this one holds it."""
-    name = str(path)
-    with _held_guard:
-        if name in _held:
-            return None
-        _held.add(name)
-    try:
-        while True:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Read-only is enough to lock, so a claim file another user made can be locked.
-            descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if _is_still(path, descriptor):
-                    return descriptor
-            except BaseException:  # held elsewhere, or an interrupt: never keep it locked
-                os.close(descriptor)
-                raise
-            # Its holder removed it as it let go, after this process opened it: locking the
-            # removed file claims nothing, the one at the path now (if any) is the claim.
-            os.close(descriptor)
-    except BlockingIOError:  # held elsewhere
-        _release_name(name)
-        return None
-    except BaseException:
-        _release_name(name)
-        raise
-
-
-def _is_still(path: Path, descriptor: int) -> bool:
-    """Whether ``descriptor`` is the file at ``path`` (not one removed from there)."""
-    try:
-        there = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(descriptor)
-    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
-
-
-def _let_go(path: Path, descriptor: int) -> None:
-    """Remove the claim file while still holding it, then unlock: a waiter that then locks
-    the removed file sees it gone (``_is_still``), so no two ever hold one request."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as error:  # it stays, empty, and the next claim of the request reuses it
-        log.debug("cannot remove claim file %s: %s", path, error)
-    finally:
-        os.close(descriptor)
-        _release_name(str(path))
-
-
-def _release_name(name: str) -> None:
-    with _held_guard:
-        _held.discard(name)
 
 
 def _checksum_old_entries(directory: Path) -> int:
