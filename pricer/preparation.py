@@ -86,6 +86,16 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
             base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
         except openai.NotFoundError as error:
             raise ConfigError(f"job_id={cfg.job_id}: no such fine-tuning job ({error})") from None
+        # Re-attached with other data (`pricer finetune job_id=...` alone: the default,
+        # synthetic), the run was named for that data and its last line said to evaluate the
+        # model on it, not on the data it was tuned for.
+        tuned = ft_log.tuned_on(cfg.tracking, cfg.job_id)
+        if tuned is not None and tuned != cfg.data.name:
+            raise ConfigError(
+                f"job_id={cfg.job_id}: the job was fine-tuned on {tuned} data, not "
+                f"{cfg.data.name}: re-attach with its data, e.g. pricer finetune data={tuned} "
+                f"job_id={cfg.job_id}"
+            )
         resumed = {
             **run_tags,
             tags.FT_BASE_MODEL: base_model,
@@ -131,7 +141,11 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
                 seed=cfg.seed,
             )
             ft_log.log_job_id(job.id)
-            print(f"created fine-tuning job {job.id} (re-attach: job_id={job.id})", flush=True)
+            print(
+                f"created fine-tuning job {job.id} "
+                f"(re-attach: pricer finetune data={cfg.data.name} job_id={job.id})",
+                flush=True,
+            )
             return _follow(cfg, client, job.id, settings.server())
 
 
@@ -152,7 +166,7 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str, server: str) ->
         # A traceback that did not say the job was still running, nor how to follow it again.
         raise ServerUnreachable(
             f"cannot connect to {server} while fine-tuning job {job_id} was followed: the job "
-            f"goes on at the server; follow it again with job_id={job_id}"
+            f"goes on at the server; follow it again with data={cfg.data.name} job_id={job_id}"
         ) from error
     # The bill as the job reports it, not only the estimate made before it (chars / 4,
     # n_epochs=auto assumed to be 3): the run records what the training cost.

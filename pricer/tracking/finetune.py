@@ -9,7 +9,9 @@ request per step.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities import Metric
@@ -18,6 +20,7 @@ from openai.types.fine_tuning import FineTuningJob
 from pricer.models.llm import finetuning as ft
 from pricer.tracking import tags
 from pricer.tracking.evaluation import log_metrics
+from pricer.tracking.run import configure_tracking
 from pricer.tracking.sweep import log_metrics as log_metric_batches
 
 ARTIFACT_DIR = "finetune"
@@ -27,6 +30,22 @@ def log_estimate(estimate: ft.CostEstimate) -> None:
     log_metrics(
         {"ft.estimated_training_tokens": estimate.tokens, "ft.estimated_cost_usd": estimate.usd}
     )
+
+
+def tuned_on(tracking_cfg: Mapping[str, Any], job_id: str) -> str | None:
+    """The data (``data.name``) the run that created fine-tuning job ``job_id`` tuned on, or
+    None when this store holds no such run (a job made elsewhere, by another tool)."""
+    if "'" in job_id:  # no job id has one; it would end the filter's string
+        return None
+    configure_tracking(tracking_cfg)
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`{tags.FT_JOB_ID}` = '{job_id}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    created = [run for run in runs if run.data.tags.get(tags.FT_RESUMED) != "true"]
+    return created[0].data.params.get("data.name") if created else None
 
 
 def log_training_file(path: Path) -> None:

@@ -143,6 +143,23 @@ def test_a_resumed_run_tags_the_jobs_base_model_not_the_configs(finetune_cfg, st
     assert runs[0].data.tags["ft.base_model"] == "gpt-4.1-nano-2025-04-14"
 
 
+def test_resuming_with_other_data_than_the_job_was_tuned_on_is_a_one_line_error(
+    finetune_cfg, stub, capsys
+) -> None:
+    # `pricer finetune job_id=...` alone (the README's re-attach) composed the default data:
+    # the resumed run was named for synthetic data and its last line said to evaluate the
+    # model on it, whatever data the job was tuned on.
+    job = run_finetune(finetune_cfg("data.name=mine"))
+    assert f"re-attach: pricer finetune data=mine job_id={job.id}" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"fine-tuned on mine data, not other") as error:
+        run_finetune(finetune_cfg("data.name=other", f"job_id={job.id}"))
+    assert "\n" not in str(error.value) and f"data=mine job_id={job.id}" in str(error.value)
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 1
+    # With its own data it re-attaches, and says to evaluate on that data.
+    run_finetune(finetune_cfg("data.name=mine", f"job_id={job.id}"))
+    assert "pricer train model=finetuned data=mine " in capsys.readouterr().out
+
+
 def test_resuming_a_job_that_does_not_exist_is_a_one_line_error(finetune_cfg, stub) -> None:
     # It was openai.NotFoundError with a traceback (exit 1) and a FAILED run.
     with pytest.raises(ConfigError, match=r"job_id=ftjob-nope: no such fine-tuning job"):
