@@ -30,7 +30,7 @@ from pricer.tracking.leaderboard import (
     best_family,
     best_line,
     families_line,
-    run_url,
+    run_line,
     tradeoff_lines,
 )
 from pricer.tracking.liveness import stale_reason
@@ -387,10 +387,11 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
         if "run_id" in table and str(table.loc[best, "run_id"]) in deleted:
             line += f" (its run {str(table.loc[best, 'run_id'])[:SHORT_ID]} was deleted since)"
         lines.append(line)
-    lines.append(f"runs: {run_url(run, None)}")
+    # As the leaderboard printed them: the comparison first while the view still shows it.
     families = families_line(run, None)
     if families is not None:  # this leaderboard is still the one its data's view shows
         lines.append(families)
+    lines.append(run_line(run, None))
     if "run_id" in table:
         line = "family runs:"
         for family, run_id in table["run_id"].items():

@@ -42,6 +42,8 @@ from pricer.wording import interval
 
 NOTE_TAG = tags.NOTE
 TERMINAL_WIDTH = 100
+# What the terminal says before the leaderboard run's address (after the families line's).
+RUN_LINE = "leaderboard run (its tables and charts): "
 # The lines printed under the table (which server answered an LLM family, what it left
 # unanswered, whose the course figures are): `pricer runs RUN` prints them again.
 NOTES_FILE = "leaderboard/notes.txt"
@@ -335,6 +337,12 @@ def run_url(run: Any, ui_url: str | None) -> str:
     return f"{base}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
 
 
+def run_line(run: Any, ui_url: str | None) -> str:
+    """The terminal's line opening the leaderboard's run page, saying what it holds: printed
+    after the families line (the comparison), which answers the question first."""
+    return f"{RUN_LINE}{run_url(run, ui_url)}"
+
+
 def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
     """The UI's runs page on this leaderboard's family runs, best first: sorted by
     ``RANKED_MAE``, so the incomplete families, which have none (a blank in its column), come
@@ -434,12 +442,14 @@ def log_leaderboard(
         print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
     if tied:
         print(best_line(*tied, data), flush=True)
-    if run is not None:
-        print(f"runs: {run_url(run, ui_url)}", flush=True)
     if run is not None and view is not None:
+        # The comparison first: the view answers "which family is best", the run page holds
+        # the tables and charts behind it (and, at 1600 pixels, shows its description last).
         families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
         print(f"{FAMILIES_LINE}{families}", flush=True)
+        print(run_line(run, ui_url), flush=True)
     elif run is not None:  # which leaderboard the view still shows: not this one's families
+        print(run_line(run, ui_url), flush=True)  # this leaderboard's own figures: first
         line = unchanged_line(
             mlflow.MlflowClient(),
             run.info.experiment_id,

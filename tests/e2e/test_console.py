@@ -49,7 +49,7 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert f"${children['linear'].data.metrics['mae']:,.2f}" in shown.stdout
     assert shown.stdout.index("linear") < shown.stdout.index("constant")  # best first
-    links = ("runs: http", "families, best first: http")
+    links = ("leaderboard run (its tables and charts): http", "families, best first: http")
     rows = [row for row in shown.stdout.splitlines() if not row.startswith(links)]
     assert all(len(row) <= 100 for row in rows)  # but a link, which cannot be cut
     # Each family's rows as the terminal printed them (the leaderboard's, then the
@@ -64,8 +64,9 @@ def test_pricer_runs_the_apps_and_reads_their_runs_back(tracking_uri: str, tmp_p
     # family's run id, for pricer compare.
     under = board.stdout.splitlines()[-3:]
     assert under[0].startswith(f"best: {parent.data.tags['best_family']}, mae $")
-    assert under[0].endswith(" on synthetic data") and under[1].startswith("runs: http")
-    assert under[2].startswith("families, best first: http") and "viewStateShareKey" in under[2]
+    assert under[0].endswith(" on synthetic data")
+    assert under[1].startswith("families, best first: http") and "viewStateShareKey" in under[1]
+    assert under[2].startswith("leaderboard run (its tables and charts): http")
     assert all(line in shown.stdout.splitlines() for line in under), shown.stdout
     family_runs = f"linear {children['linear'].info.run_id[:8]}"
     assert f"constant {children['constant'].info.run_id[:8]}" in shown.stdout

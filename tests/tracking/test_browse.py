@@ -441,15 +441,16 @@ def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     printed = capsys.readouterr().out.splitlines()
     under = printed[printed.index(notes[0]) :]  # the notes, the best family, the links
     assert under[-3] == "best: xgboost, mae $92.78 on real data"
-    assert under[-2].startswith("runs: http") and run.info.run_id in under[-2]
-    assert under[-1].startswith("families, best first: http")
+    assert under[-2].startswith("families, best first: http")  # the comparison first
+    assert under[-1].startswith("leaderboard run (its tables and charts): http")
+    assert run.info.run_id in under[-1]
     shown = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
     assert shown[: len(under)] == under
     # Once a later leaderboard on the same data has the view, it is that one's link, not this.
     with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}):
         log_leaderboard(table, data="real")
     again = browse.leaderboard_notes(mlflow.get_run(run.info.run_id), table)
-    assert again[: len(under) - 1] == under[:-1]
+    assert again[: len(under) - 1] == [*under[:-2], under[-1]]  # the run's link alone
     assert not any(line.startswith("families") for line in again)
 
 

@@ -83,11 +83,18 @@ def test_a_leaderboard_saves_a_view_of_its_family_runs_best_first(
     charted = [chart["metricKey"] for chart in state["compareRunCharts"]]
     assert charted[0] == "mae" and set(charted) <= logged
     assert "llm.cost_per_1k_items_usd" not in columns + charted  # no family has it here
-    # The terminal's last line opens it; the parent's description links to it, relatively.
+    # The terminal's first link opens it (the comparison: the run page came first, and shows
+    # its description below the fold at 1600 pixels), then the leaderboard run's, each said
+    # to be what it is; the parent's description links to it, relatively.
     experiment = found[0].info.experiment_id
     link = f"#/experiments/{experiment}/runs?viewStateShareKey={key}&workflowType=machine_learning"
     printed = capsys.readouterr().out.splitlines()
-    assert printed[-1] == f"families, best first: http://127.0.0.1:5000/{link}"
+    links = [line for line in printed if "http://" in line]
+    assert (
+        links == printed[-2:] and links[0] == f"families, best first: http://127.0.0.1:5000/{link}"
+    )
+    run_page = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{parent}?"
+    assert links[1].startswith(f"leaderboard run (its tables and charts): {run_page}")
     assert f"]({link})" in mlflow.get_run(parent).data.tags["mlflow.note.content"]
 
 
