@@ -295,6 +295,56 @@ def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+# The MLflow UI (3.17) shows a run's description collapsed to its first 100 pixels, the lower
+# 60 of them fading out under "Show more": two lines of text read plainly, the wide table's
+# header and first row only faintly. The lines shown there are kept to this many characters:
+# one line each in the narrowest description column seen (the two-column layout at 1920
+# pixels, about 120 characters wide), where a wrapped line went into the fade.
+GLANCE_WIDTH = 110
+# Two spaces end a Markdown line with a line break: the next line stays in the same
+# paragraph, without a paragraph's margin between them (which pushed it into the fade).
+LINE_BREAK = "  "
+
+
+def at_a_glance(table: pd.DataFrame, data: str) -> list[str]:
+    """The description's first lines, which the UI shows before "Show more": who won and by
+    how much (the best family's mae, its lead over the next), then the ranked families best
+    first with their mae and interval, as many as fit ``GLANCE_WIDTH``; the first line ends
+    in a line break when the second follows it.
+
+    The description opened on the best line and the wide table: collapsed, the UI showed the
+    table's header and one row, so the runner-up and the gap to it were a click away.
+    """
+    best = best_families(table)
+    if not best:
+        if incomplete(table).any():
+            return [f"No family priced every item on {data} data: none is ranked."]
+        return [f"No family finished on {data} data."]
+    tied, mae = best
+    headline = f"**Best: {_named(tied)}, mae {_dollars(mae)}** on {data} data"
+    maes = table["mae"].astype(float)
+    # Stable: families of equal mae stay in the table's order (the view's, once ranked).
+    ranked_families = sorted(map(str, table.index[rankable(table)]), key=lambda f: maes[f])
+    others = [family for family in ranked_families if family not in tied]
+    if not others:  # no other family ranked: no lead, no list
+        return [f"{headline}."]
+    runner_up = others[0]
+    headline += f": {_dollars(float(maes[runner_up]) - mae)} less than {runner_up}."
+    with_ci = {"mae_ci_low", "mae_ci_high"} <= set(table.columns)
+    line = "By mae (95% CI):" if with_ci else "By mae:"
+    for count, family in enumerate([*tied, *others]):
+        entry = f"{family} {_dollars(float(maes[family]))}"
+        if with_ci:
+            lo, hi = table.loc[family, "mae_ci_low"], table.loc[family, "mae_ci_high"]
+            if _known(lo) and _known(hi):
+                entry += f" ({interval(float(lo), float(hi), around=float(maes[family]))})"
+        longer = f"{line} {entry}" if count == 0 else f"{line} · {entry}"
+        if count > len(tied) and len(longer) > GLANCE_WIDTH:  # the runner-up always shown
+            break
+        line = longer
+    return [headline + LINE_BREAK, line]
+
+
 def description(
     table: pd.DataFrame,
     data: str,
@@ -303,18 +353,12 @@ def description(
     families_link: str | None = None,
     view_left: bool = False,
 ) -> str:
-    """The parent run's Markdown description: headline, table, where the figures come from,
+    """The parent run's Markdown description: who won and by how much (``at_a_glance``: what
+    the UI shows before "Show more"), the table, where the figures come from,
     and the trade-off of accuracy against cost and latency when it is known; a link to the
     family runs side by side in the UI's runs table when there is one, or (``view_left``) why
     there is none."""
-    best = best_families(table)
-    if best:
-        headline = f"**Best: {_named(best[0])}, mae {_dollars(best[1])}** on {data} data."
-    elif incomplete(table).any():
-        headline = f"No family priced every item on {data} data: none is ranked."
-    else:
-        headline = f"No family finished on {data} data."
-    parts = [headline, "", markdown_table(display_table(table, width=None))]
+    parts = [*at_a_glance(table, data), "", markdown_table(display_table(table, width=None))]
     for note in notes:
         parts += ["", note]
     if tradeoff is not None:

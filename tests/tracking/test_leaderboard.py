@@ -10,7 +10,9 @@ import pytest
 
 from pricer.tracking import names
 from pricer.tracking.leaderboard import (
+    GLANCE_WIDTH,
     TERMINAL_WIDTH,
+    at_a_glance,
     best_family,
     description,
     display_table,
@@ -108,7 +110,7 @@ def test_description_renders_the_rounded_table_and_the_course_figures_only_when_
     table = board(reference_mae=[NAN, 146.0, 80.0])
     text = description(table, "real", ["course mae: the course's published figures"])
     lines = text.splitlines()
-    assert lines[0] == "**Best: xgboost, mae $92.78** on real data."
+    assert lines[0].startswith("**Best: xgboost, mae $92.78** on real data")
     header = next(line for line in lines if line.startswith("| family"))
     gap = "&nbsp;&nbsp;"  # the UI pads no cell: "$92.7880-107" without it
     assert "course mae" in header and f"| {gap}$146 |" in text and "course's published" in text
@@ -116,6 +118,50 @@ def test_description_renders_the_rounded_table_and_the_course_figures_only_when_
     assert "92.781" not in text  # the data stays unrounded in the CSV, not here
     plain = description(board(), "synthetic")
     assert "course" not in plain and "on synthetic data" in plain
+
+
+def test_the_description_opens_on_who_won_and_by_how_much_before_the_wide_table() -> None:
+    # The MLflow UI shows a description collapsed to two lines of text: the best line, then
+    # the wide table's header. Who came next, and how far behind, was under "Show more".
+    extra = {
+        "svr": (97.9, 86.0, 112.0),
+        "tfidf_ridge": (97.47, 85.2, 111.4),
+        "random_forest": (97.85, 85.0, 113.0),
+        "linear": (127.06, 112.0, 143.0),
+        "bow_linear": (135.99, 121.0, 153.0),
+    }
+    table = pd.concat([board()] + [board().iloc[[0]].rename(index={"xgboost": f}) for f in extra])
+    for family, (mae, low, high) in extra.items():
+        table.loc[family, ["mae", "mae_ci_low", "mae_ci_high"]] = [mae, low, high]
+    headline, compact, blank, header = description(table, "real").splitlines()[:4]
+    # One paragraph, broken after the best line (two spaces): no margin pushes the second
+    # line into the fade.
+    assert headline == "**Best: xgboost, mae $92.78** on real data: $4.69 less than tfidf_ridge.  "
+    assert compact.startswith(
+        "By mae (95% CI): xgboost $92.78 (80-107) · tfidf_ridge $97.47 (85-111) · "
+    )
+    assert len(compact) <= GLANCE_WIDTH and blank == "" and header.startswith("| family |")
+    shown = [entry.split()[0] for entry in compact.split(": ", 1)[1].split(" · ")]
+    assert shown == ["xgboost", "tfidf_ridge", "random_forest", "svr"][: len(shown)]
+    # Tied families are named together and the lead is over the next one; a family that left
+    # items unpriced (frontier's 40 over fewer items) or failed is never the runner-up.
+    tied = table.copy()
+    tied.loc["tfidf_ridge", "mae"] = tied.loc["xgboost", "mae"]
+    tied.loc["frontier", ["mae", "status", "failure_rate"]] = [40.0, "FINISHED", 0.04]
+    first, second = at_a_glance(tied, "real")
+    assert first == (
+        "**Best: xgboost, tfidf_ridge (tied), mae $92.78** on real data: "
+        "$5.07 less than random_forest.  "
+    )
+    assert second.split(": ", 1)[1].startswith("xgboost $92.78 (80-107) · tfidf_ridge $92.78")
+    assert "frontier" not in first + second
+    # One ranked family: no lead, no list; none ranked: said so.
+    assert at_a_glance(board(), "real")[1].endswith("constant $144.79 (127-166)")
+    alone = board().drop(index="constant")
+    assert at_a_glance(alone, "real") == ["**Best: xgboost, mae $92.78** on real data."]
+    assert at_a_glance(board().drop(index=["xgboost", "constant"]), "real") == [
+        "No family finished on real data."
+    ]
 
 
 def test_run_and_model_names_tell_family_data_and_trial_apart(
