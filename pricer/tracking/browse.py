@@ -31,6 +31,7 @@ from pricer.tracking.leaderboard import (
     best_line,
     families_line,
     run_line,
+    terminal_notes,
     tradeoff_lines,
 )
 from pricer.tracking.liveness import stale_reason
@@ -363,12 +364,13 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
     The course's note (the ``reference_note`` param) when its figures are in the table; the
     trade-off table; the best family; each family's run id, for ``pricer compare``.
     """
-    lines = _stored_notes(run)
-    if lines is None:  # a leaderboard logged before its notes were: the course's, rebuilt
-        lines = []
+    notes = _stored_notes(run)
+    if notes is None:  # a leaderboard logged before its notes were: the course's, rebuilt
+        notes = []
         note = run.data.params.get("reference_note")
         if note and "reference_mae" in table and table["reference_mae"].notna().any():
-            lines.append(note)
+            notes.append(note)
+    lines = terminal_notes(notes)  # within the table's width, as the leaderboard printed them
     tradeoff = _stored_tradeoff(run)
     if tradeoff is not None:
         lines += ["", *tradeoff_lines(tradeoff)]

@@ -10,6 +10,7 @@ the best family and the parent run's address in the MLflow UI.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -480,8 +481,8 @@ def log_leaderboard(
         log_ranked_maes(client, table)
         save_view(client, run.info.experiment_id, view)
     print("", display_table(shown).to_string(), sep="\n", flush=True)
-    for note in notes:
-        print(note, flush=True)
+    for line in terminal_notes(notes):
+        print(line, flush=True)
     if tradeoff is not None:
         print("", *tradeoff_lines(tradeoff), sep="\n", flush=True)
     if tied:
@@ -520,6 +521,26 @@ def log_ranked_maes(client: mlflow.MlflowClient, table: pd.DataFrame) -> None:
             # A run deleted meanwhile is not in the view to sort; any other error is raised.
             if error.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+
+
+def terminal_notes(notes: Sequence[str]) -> list[str]:
+    """The notes under the table as the terminal shows them: within the table's width
+    (``TERMINAL_WIDTH``), each note's further lines indented under its first. The course's
+    note was 158 characters on one line beside a table kept to 100. An address or a word
+    longer than the width stays whole (cut, it would not open); the run's description and
+    its notes file keep each note on one line (Markdown reflows it)."""
+    return [
+        line
+        for note in notes
+        for line in textwrap.wrap(
+            note,
+            width=TERMINAL_WIDTH,
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        or [note]  # a blank note stays a blank line
+    ]
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

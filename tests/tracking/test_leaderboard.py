@@ -212,6 +212,37 @@ def test_labels_rename_families_on_the_charts_only(
     assert list(tradeoff.index).count("frontier") == 1  # the logged tables keep the family
 
 
+def test_the_notes_under_the_table_keep_to_its_width_in_the_terminal(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The course's note (the real leaderboard's, as conf/leaderboard.yaml has it) was one line
+    # of 158 characters under a table kept to 100, printed so again by `pricer runs RUN`.
+    import mlflow
+
+    from pricer.tracking import browse
+    from pricer.tracking.leaderboard import log_leaderboard
+
+    course = compose_config("leaderboard").reference_note
+    address = "http://127.0.0.1:8796/v1/" + "x" * 90  # longer than the width: kept whole
+    server = f"frontier: answered by {address}"
+    table = board(reference_mae=[NAN, 146.0, 80.0]).drop(index="frontier")
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        log_leaderboard(table, data="real", notes=[course, server])
+    printed = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(printed) if line.startswith("course mae: "))
+    second = next(i for i, line in enumerate(printed) if line.startswith("frontier: answered"))
+    under = printed[first:second]
+    assert len(under) > 1 and all(len(line) <= 100 for line in under), under
+    assert all(line.startswith("  ") for line in under[1:])  # one note: its lines indented
+    assert " ".join(line.strip() for line in under) == course  # every word of it kept
+    assert printed[second + 1] == f"  {address}"  # it would not open cut
+    # `pricer runs RUN` prints them as the leaderboard did; the description keeps one line.
+    stored = mlflow.get_run(run.info.run_id)
+    shown = browse.leaderboard_notes(stored, table)
+    assert shown[: len(under) + 2] == printed[first : second + 2]
+    assert f"\n\n{course}\n\n" in stored.data.tags["mlflow.note.content"]
+
+
 def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones() -> None:
     # Its mae is over the items it answered: 12 refusals of the hardest items made an LLM
     # "best" at $15 against a complete family's $27.
