@@ -177,10 +177,14 @@ class FrontierPricer(Pricer):
             # Caught here rather than by the server: a 400 for every item (or answers cut to
             # nothing) is a batch of calls to learn what one line says.
             raise ConfigError(f"max_tokens must be a whole number >= 1 or null, got {tokens!r}")
-        if not self.timeout or self.timeout <= 0:
+        # NaN passes "> 0" either way round: it reached the SDK (a traceback at the first
+        # call) and made the wait for another run's claim on a request endless (``turn``).
+        if not self.timeout or not self.timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
-        if self.max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            # null compared with 0 raised a TypeError traceback here.
+            raise ConfigError(f"max_retries must be a whole number >= 0, got {retries!r}")
         if self.cache_dir and (why := folder_problem(Path(self.cache_dir))) is not None:
             # Else every read and every write fails, each with its own warning.
             raise ConfigError(
