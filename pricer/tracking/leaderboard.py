@@ -519,7 +519,10 @@ def log_ranked_maes(client: mlflow.MlflowClient, table: pd.DataFrame) -> None:
             client.log_metric(run_id, RANKED_MAE, float(table.loc[family, "mae"]))
         except mlflow.exceptions.MlflowException as error:
             # A run deleted meanwhile is not in the view to sort; any other error is raised.
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            # Deleted in the UI (or `mlflow runs delete`), a run is kept but refused as not
+            # active (INVALID_PARAMETER_VALUE), not as missing: this leaderboard then failed
+            # at its very end, its view unsaved.
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST" and not _deleted(client, run_id):
                 raise
 
 
@@ -541,6 +544,16 @@ def terminal_notes(notes: Sequence[str]) -> list[str]:
         )
         or [note]  # a blank note stays a blank line
     ]
+
+
+def _deleted(client: mlflow.MlflowClient, run_id: str) -> bool:
+    """Whether ``run_id`` is deleted (or gone altogether)."""
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "deleted"
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return True
+        raise
 
 
 def tradeoff_lines(tradeoff: pd.DataFrame) -> list[str]:

@@ -8,7 +8,7 @@ a metric the family runs logged.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import mlflow
 import pandas as pd
@@ -22,12 +22,16 @@ VIEW_KEY = f"{VIEW_TAG_PREFIX}pricer-leaderboard-real"
 
 
 def leaderboard(
-    data: str, maes: dict[str, float], incomplete: Mapping[str, int] | None = None
+    data: str,
+    maes: dict[str, float],
+    incomplete: Mapping[str, int] | None = None,
+    deleted: Collection[str] = (),
 ) -> tuple[str, list[str], pd.DataFrame]:
     """A parent run with one child run per family (the metrics a family run logs), and the
     leaderboard logged on it: the parent's id, the children's ids best first (the families
     that priced every item by mae), the table. ``incomplete`` families left that many of 50
-    items unpriced."""
+    items unpriced; ``deleted`` families' runs are deleted (as the UI does) before the
+    leaderboard is logged."""
     incomplete = dict(incomplete or {})
     table = board().drop(index="frontier")
     table = pd.concat([table.iloc[[0]]] * len(maes)).set_axis(list(maes))
@@ -45,6 +49,8 @@ def leaderboard(
             children[family] = child.info.run_id
             table.loc[family, ["mae", *counts]] = [mae, *counts.values()]
             table.loc[family, "run_id"] = child.info.run_id
+        for family in deleted:
+            mlflow.delete_run(children[family])
         log_leaderboard(table, data=data)
     ranked = sorted(set(maes) - set(incomplete), key=maes.__getitem__)
     return parent.info.run_id, [children[family] for family in ranked], table
@@ -272,3 +278,20 @@ def test_a_family_that_left_items_unpriced_is_listed_after_the_ranked_ones_and_s
     ]
     frontier = next(run for run in children.values() if run.info.run_name == "frontier · real")
     assert "ranked_mae" not in frontier.data.metrics
+
+
+def test_a_family_run_deleted_before_the_leaderboard_ends_is_left_out_of_the_view_sort(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A family run deleted in the UI while the leaderboard ran: logging its ranked_mae at the
+    # end raised (a deleted run is refused as not active, not as missing), after everything
+    # else was logged, and the leaderboard failed without saving its view.
+    maes = {"svr": 97.9, "xgboost": 92.8, "constant": 146.0}
+    parent, best_first, _ = leaderboard("real", maes, deleted=["svr"])
+    assert "pricer-leaderboard-real" in saved_views()
+    printed = capsys.readouterr().out.splitlines()
+    assert "best: xgboost, mae $92.80 on real data" in printed
+    client = mlflow.MlflowClient()
+    metrics = {run_id: client.get_run(run_id).data.metrics for run_id in best_first}
+    assert [metrics[run_id].get("ranked_mae") for run_id in best_first] == [92.8, None, 146.0]
+    assert client.get_run(parent).info.status == "FINISHED"
