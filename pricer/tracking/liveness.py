@@ -14,6 +14,7 @@ process still named is gone. Lookups of "the latest run" consider only FINISHED 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -32,6 +33,7 @@ PROCESS_START_TAG = "pricer.process_start"
 # A run several processes share: one tag per process (host, pid, start, when it joined, as
 # JSON); the key only has to be unique, the value is what is read.
 SHARED_PROCESS_PREFIX = "pricer.process."
+MAX_TAG_KEY = 250  # MLflow's longest tag key (its database column's width)
 # A run of another host cannot be checked; after this long RUNNING it is taken for dead.
 # The longest pricer runs (a full-data leaderboard with LLM families) take a few hours.
 DEFAULT_MAX_AGE_HOURS = 24.0
@@ -62,6 +64,13 @@ def shared_process_tag() -> tuple[str, str]:
     """This process's tag (key, value) on a run it shares with other processes."""
     host, pid = socket.gethostname(), os.getpid()
     safe_host = re.sub(r"[^\w.-]", "_", host)  # a tag key takes letters, digits, _ - . only
+    room = MAX_TAG_KEY - len(f"{SHARED_PROCESS_PREFIX}.{pid}")
+    if len(safe_host) > room:
+        # A fully qualified host name may run to 253 characters: over MLflow's limit, the
+        # joining process's tag was refused. Cut, with a digest of the whole name so two
+        # hosts alike in the part kept still get keys of their own.
+        digest = hashlib.sha256(host.encode()).hexdigest()[:12]
+        safe_host = f"{safe_host[: room - len(digest) - 1]}-{digest}"
     key = f"{SHARED_PROCESS_PREFIX}{safe_host}.{pid}"
     value = {"host": host, "pid": pid, "start": process_start(pid), "joined": time.time()}
     return key, json.dumps(value)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import mlflow
+import pytest
 
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking.liveness import (
@@ -114,3 +115,29 @@ def test_a_run_processes_share_is_stale_once_every_one_of_them_is_gone(tracking_
     assert stale_reason(shared, max_age_hours=1, now=joined + 30 * 3600) == (
         f"processes {child.pid} on {here}; 7 on elsewhere, joined 30 h ago are gone"
     )
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        # A fully qualified name (macOS's hostname may be one) as long as DNS allows: its key
+        # was over 270 characters, MLflow's limit 250, and a process joining the study failed.
+        f"{'node-' * 48}a.example.org",
+        "büro rechner",  # a space (no tag key takes it) and a letter beyond ASCII
+    ],
+)
+def test_a_process_of_any_host_name_can_join_a_shared_run(
+    host: str, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(compose_config("train").tracking.experiment)
+    run = client.create_run(experiment.experiment_id)
+    key, value = shared_process_tag()
+    client.set_tag(run.info.run_id, key, value)  # as a process joining the study does
+    assert stale_reason(client.get_run(run.info.run_id)) is None  # this process, alive
+    # The key tells hosts apart however far alike their names run.
+    monkeypatch.setattr(socket, "gethostname", lambda: host[:-1] + "x")
+    assert shared_process_tag()[0] != key
+    client.delete_tag(run.info.run_id, key)
+    assert key not in client.get_run(run.info.run_id).data.tags
