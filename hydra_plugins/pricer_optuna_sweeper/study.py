@@ -272,6 +272,22 @@ def shared_attr(
         time.sleep(0.5)
 
 
+def tell(study: optuna.Study, trial: optuna.Trial | int, *args: Any, **kwargs: Any) -> None:
+    """``study.tell``, for a sweeper that asks and tells (no ``study.optimize``).
+
+    Optuna's GridSampler calls ``study.stop()`` as the grid's last trial is told, and Optuna
+    allows that only inside ``study.optimize``: a RuntimeError, raised after the trial was
+    told (stored in a ``finally``). A grid search that covered its grid ended in a traceback,
+    exit 1, its parent run FAILED, every trial run and told. There is nothing left to stop: the
+    sweeper asks no more trials than the grid has.
+    """
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
+
+
 def stopped(error: BaseException) -> dict[str, str]:
     """What ``STOPPED_ATTR`` records for trials whose batch ``error`` ended."""
     if isinstance(error, KeyboardInterrupt):  # pricer's SIGTERM and SIGINT unwind as one too

@@ -163,7 +163,9 @@ class OptunaSweeper(Sweeper):
                     # One its own process told COMPLETE as its run ended stays as it is.
                     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                         trial.set_user_attr(studies.STOPPED_ATTR, why)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                    studies.tell(
+                        study, trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+                    )
             except studies.database_errors():
                 # The database is away too: the trials are failed as stale by the next process
                 # of the study; what stopped the batch (an interrupt) is what this one says.
@@ -185,12 +187,14 @@ class OptunaSweeper(Sweeper):
                     if value != value:  # NaN
                         raise ValueError("the objective is NaN")
                 except Exception as error:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                    studies.tell(
+                        study, trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+                    )
                     log.warning("trial %d failed: %s", trial.number, error)
                     failures.append(result)
                 else:
                     if trial.number not in told:
-                        study.tell(trial, value, skip_if_finished=True)
+                        studies.tell(study, trial, value, skip_if_finished=True)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             log.error(
                 "%d of %d trials failed, over max_failure_rate=%s",

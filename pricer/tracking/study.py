@@ -215,7 +215,7 @@ class SharedStudy:
                     opened.append(self.open()[0])
                 study = opened[0]
                 try:
-                    study.tell(number, value)
+                    studies.tell(study, number, value)  # a grid's last: no stop
                 except ValueError:  # already finished: by whom, and how?
                     state = study.get_trials(deepcopy=False)[number].state
                     if state.name == "FAIL":

@@ -87,6 +87,35 @@ def test_grid_sweep_is_one_parent_with_a_child_per_trial(
     assert f"sweep: best trial {int(best['tags.pricer.sweep.trial'])}" in result.stdout
 
 
+def test_an_optuna_grid_search_that_covers_its_grid_finishes(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    # Optuna's GridSampler calls study.stop() as the grid's last trial is told, which Optuna
+    # allows only inside study.optimize (a sweeper asks and tells): a RuntimeError traceback,
+    # exit 1, and the parent FAILED, after every trial had run and been told.
+    grid = {"alpha": 1.0, "ngram_max": 2, "min_df": 2, "sublinear_tf": "true"}
+    fixed = [f'model.{key}:"choice({value})"' for key, value in grid.items()]
+    space = ",".join([*fixed, 'model.max_features:"choice(50,100)"'])  # a grid of two
+    result = train_multirun(
+        [
+            "hparams_search=tfidf_ridge",
+            f"hydra.sweeper.params={{{space}}}",
+            "hydra/sweeper/sampler=grid",
+            *SMALL,
+            f"curation.cache_dir={curation_cache}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    parent, children = sweep_runs(tracking_uri)
+    assert parent["status"] == "FINISHED"
+    assert sorted(children["params.model.max_features"].astype(int)) == [50, 100]
+    results = (tmp_path / "multirun" / "optimization_results.yaml").read_text()
+    assert "best_value" in results
+
+
 def test_of_trials_tied_on_the_objective_the_best_is_the_one_the_view_lists_first(
     tracking_uri: str, tmp_path: Path, curation_cache: Path
 ) -> None:
