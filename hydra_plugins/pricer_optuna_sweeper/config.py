@@ -50,6 +50,11 @@ class OptunaSweeperConf:
     # before its settings are stored in the study's database; None: stored as compared (values
     # read from the environment included).
     redact: Optional[str] = None  # noqa: UP045
+    # "module.function" called as function(numbers) with the numbers of the COMPLETE trials
+    # tied for the best value (more than one), returning the one to name best in the log line
+    # and optimization_results.yaml; None (or a number not among them): Optuna's best_trial,
+    # the first of them. pricer's names the trial its sweep names (its saved view's first).
+    best_of_tied: Optional[str] = None  # noqa: UP045
 
 
 # Samplers as plain dicts, so any of the sampler's keyword arguments can be added in a config

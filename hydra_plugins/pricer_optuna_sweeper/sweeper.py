@@ -43,6 +43,7 @@ class OptunaSweeper(Sweeper):
         not_compared: Sequence[str] = (),
         compared_as_text: Sequence[str] = (),
         redact: str | None = None,
+        best_of_tied: str | None = None,
     ) -> None:
         if isinstance(direction, Sequence) and not isinstance(direction, str):
             if len(direction) != 1:
@@ -77,6 +78,7 @@ class OptunaSweeper(Sweeper):
         self.not_compared = list(not_compared)
         self.compared_as_text = list(compared_as_text)
         self.redact = redact
+        self.best_of_tied = best_of_tied
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -244,7 +246,7 @@ class OptunaSweeper(Sweeper):
         if not done:
             log.warning("no trial of study %s has completed", study.study_name)
             return
-        best = study.best_trial
+        best = self._best(study.best_trial, done)
         log.info("Best trial %d: %s = %s", best.number, best.params, best.value)
         folder = self.config.hydra.sweep.dir
         os.makedirs(folder, exist_ok=True)
@@ -254,6 +256,23 @@ class OptunaSweeper(Sweeper):
             ),
             f"{folder}/optimization_results.yaml",
         )
+
+    def _best(self, first: Any, done: list[Any]) -> Any:
+        """The trial to name best: of trials tied for the best value, the one ``best_of_tied``
+        chooses (pricer's sweep names the one its saved view lists first, the later run), else
+        Optuna's ``first``. Without it, of trials of equal value this line and
+        optimization_results.yaml named one, the sweep's parent run and its view the other."""
+        tied = [trial for trial in done if trial.value == first.value]
+        if not self.best_of_tied or len(tied) < 2:
+            return first
+        try:
+            chosen = get_method(self.best_of_tied)([trial.number for trial in tied])
+        except Exception as error:  # naming one of equals is not worth the sweep's end
+            log.warning(
+                "could not choose among tied trials %s: %s", [t.number for t in tied], error
+            )
+            return first
+        return next((trial for trial in tied if trial.number == chosen), first)
 
 
 def _override_value(value: Any) -> str:

@@ -709,6 +709,21 @@ def best_trial(client: MlflowClient, ok: pd.DataFrame, direction: str) -> pd.Ser
     return tied.loc[min(tied.index, key=lambda i: listed_order(ids[i], started(ids[i], client)))]
 
 
+def listed_first(numbers: Sequence[int]) -> int | None:
+    """Of the trials ``numbers`` (tied for the best value), the one this process's sweep names
+    best (``best_trial``'s rule: ``listed_order`` of their runs): the Optuna sweeper's
+    ``best_of_tied``, so its log line and optimization_results.yaml name the trial the parent
+    run and the saved view do. None outside a sweep pricer tracks."""
+    parent_run_id = os.environ.get(SWEEP_PARENT_ENV)
+    if not parent_run_id:
+        return None
+    table = trials_table(MlflowClient(), parent_run_id, "")
+    runs = table.drop_duplicates("trial", keep="last").set_index("trial")["run_id"]
+    ids = {number: str(runs.get(number, "")) for number in numbers}
+    starts = {number: started(run_id) for number, run_id in ids.items()}
+    return min(numbers, key=lambda number: listed_order(ids[number], starts[number]))
+
+
 def trials_view(
     name: str, parent_run_id: str, objective: str, direction: str, swept: Sequence[str]
 ) -> RunsView:

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from tests.e2e.conftest import run_cli, runs
 
@@ -114,6 +115,35 @@ def test_an_optuna_grid_search_that_covers_its_grid_finishes(
     assert sorted(children["params.model.max_features"].astype(int)) == [50, 100]
     results = (tmp_path / "multirun" / "optimization_results.yaml").read_text()
     assert "best_value" in results
+
+
+def test_the_optuna_sweepers_best_of_tied_trials_is_the_one_the_sweep_names(
+    tracking_uri: str, tmp_path: Path, curation_cache: Path
+) -> None:
+    # Two trials of equal objective (4,000 records have fewer words than either vocabulary
+    # size): the sweeper's "Best trial" line and optimization_results.yaml named Optuna's
+    # first, trial 0, while the parent run, pricer runs and the view named the later run's.
+    fixed = {"alpha": 1.0, "ngram_max": 2, "min_df": 2, "sublinear_tf": "true"}
+    space = [f'model.{key}:"choice({value})"' for key, value in fixed.items()]
+    result = train_multirun(
+        [
+            "hparams_search=tfidf_ridge",
+            f"hydra.sweeper.params={{{','.join(space)},model.max_features:'choice(50000,100000)'}}",
+            "hydra/sweeper/sampler=grid",
+            *SMALL,
+            f"curation.cache_dir={curation_cache}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tracking_uri)
+    assert children["metrics.validation.mae"].nunique() == 1 and len(children) == 2
+    trial, features = parent["params.best.trial"], parent["params.best.model.max_features"]
+    said = [line for line in result.stdout.splitlines() if "Best trial" in line]
+    assert len(said) == 1 and f"Best trial {trial}: " in said[0], said
+    results = yaml.safe_load((tmp_path / "multirun" / "optimization_results.yaml").read_text())
+    assert str(results["best_params"]["model.max_features"]) == features
 
 
 def test_of_trials_tied_on_the_objective_the_best_is_the_one_the_view_lists_first(
