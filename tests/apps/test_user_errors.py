@@ -131,7 +131,8 @@ def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
         (["model=frontier", "model.max_concurrency=0"], "max_concurrency must be >= 1"),
         # A claim's waiter waits for the longest a call can take (timeout x attempts): NaN
         # made that wait endless (and the SDK raised a traceback), null a TypeError traceback.
-        (["model=frontier", "model.timeout=nan"], "timeout must be > 0 seconds, got nan"),
+        (["model=frontier", "model.timeout=nan"], "timeout must be a finite number > 0"),
+        (["model=frontier", "model.timeout=inf"], "timeout must be a finite number > 0"),
         (
             ["model=frontier", "model.max_retries=null"],
             "max_retries must be a whole number >= 0, got None",

@@ -178,9 +178,10 @@ class FrontierPricer(Pricer):
             # nothing) is a batch of calls to learn what one line says.
             raise ConfigError(f"max_tokens must be a whole number >= 1 or null, got {tokens!r}")
         # NaN passes "> 0" either way round: it reached the SDK (a traceback at the first
-        # call) and made the wait for another run's claim on a request endless (``turn``).
-        if not self.timeout or not self.timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+        # call) and made the wait for another run's claim on a request endless (``turn``);
+        # so did inf, a run waiting for ever on another that hangs.
+        if not self.timeout or not (0 < self.timeout < math.inf):
+            raise ConfigError(f"timeout must be a finite number > 0 seconds, got {self.timeout}")
         retries = self.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             # null compared with 0 raised a TypeError traceback here.
