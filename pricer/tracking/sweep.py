@@ -394,15 +394,24 @@ class SweepCallback(Callback):
                         reason or ending() or "the sweep stopped before its end: see its trials"
                     )
                     client.set_tag(run_id, "error", redact_text(message))
+                # Another process's stop while this one ran trials (KILLED by a Ctrl-C) is
+                # not how the parent ended: left, a FINISHED parent read "last stop KILLED".
+                # Its status (and error) now say how it ended.
+                _drop_tag(client, run_id, LAST_STOP_TAG)
                 client.set_terminated(run_id, status)
                 interrupt.note_run(run_id, self.parent_name, status)
             if self.process_tag is not None:  # this process takes no further part
                 key, self.process_tag = self.process_tag, None
-                try:
-                    client.delete_tag(run_id, key)
-                except MlflowException as error:  # removed by hand: nothing left to do
-                    if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                        raise
+                _drop_tag(client, run_id, key)
+
+
+def _drop_tag(client: MlflowClient, run_id: str, key: str) -> None:
+    """Delete the run's tag ``key``; one already gone (never set, removed by hand) is left so."""
+    try:
+        client.delete_tag(run_id, key)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def check_search(config: DictConfig) -> None:

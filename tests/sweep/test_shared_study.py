@@ -506,6 +506,30 @@ def test_a_complete_trial_whose_process_died_before_ending_its_run_is_ended_fini
     assert best == run_ids["dead"] and study.best_trial.number == 0
 
 
+def test_a_shared_parent_ended_finished_drops_another_process_s_last_stop(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker Ctrl-C'd while another still ran trials tagged the parent "last stop KILLED";
+    the other worker then ended it FINISHED and the tag stayed, so the FINISHED parent read as
+    killed. The process that ends the parent now drops it: the status says how it ended."""
+    from pricer.tracking.study import LAST_STOP_TAG
+
+    study, trial, _, callback, _ = _one_trial("relay", tracking_uri, tmp_path, monkeypatch)
+    client = mlflow.MlflowClient()
+    parent = callback.parent_run_id
+    client.set_tag(parent, LAST_STOP_TAG, "KILLED")  # the first worker, gone
+    experiment = client.get_run(parent).info.experiment_id
+    tags = {"mlflow.parentRunId": parent, TRIAL_TAG: str(trial.number)}
+    trial_run = client.create_run(experiment, tags=tags).info.run_id
+    client.log_metric(trial_run, "validation.mae", 12.5)
+    client.set_terminated(trial_run, "FINISHED")
+    study.tell(trial, 12.5)  # this worker's trial: the study has none left running
+    callback._close("FINISHED")
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED"
+    assert LAST_STOP_TAG not in run.data.tags
+
+
 def test_a_trial_its_study_failed_meanwhile_ends_failed_not_finished(
     tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
