@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pricer.models.llm.cache import ResponseCache, request_key
 from pricer.models.llm.frontier import FrontierPricer
@@ -33,6 +34,7 @@ RUN = """
 import pickle, sys, time
 from pathlib import Path
 import pandas as pd
+import pytest
 items = pd.read_json(sys.argv[2], orient="records", lines=True)
 pricer = pickle.loads(Path(sys.argv[1]).read_bytes()).fit(items, items["price"])
 go = Path(sys.argv[3])
@@ -47,6 +49,7 @@ assert report.stats["llm.failures"] == 0, report.stats
 ASK = """
 import pickle, sys
 import pandas as pd
+import pytest
 items = pd.read_json(sys.argv[2], orient="records", lines=True)
 pricer = pickle.loads(open(sys.argv[1], "rb").read())
 pricer.fit(items, items["price"]).predict_report(items)
@@ -235,3 +238,35 @@ def test_a_damaged_entry_read_again_at_its_turn_is_one_warning(
     assert caplog.text.count("ignoring unreadable LLM cache entry") == 1
     assert stub.state.counters[CHAT] == 1 and report.stats["llm.failures"] == 0
     assert ResponseCache(tmp_path).get(key_of(pricer, items)) is not None  # replaced
+
+
+def test_an_interrupt_as_a_claim_is_taken_leaves_the_request_free_in_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt landing just after the request's name was taken in the process (as
+    the guard was let go, before the try that frees it) left it taken: the process's next ask
+    of the request waited out its whole patience (about 19 minutes)."""
+    from pricer.models.llm import claims
+
+    real = claims._held_guard
+    interrupts = [KeyboardInterrupt()]
+
+    class InterruptedGuard:
+        """The process's guard, with a Ctrl-C landing once as it is first let go."""
+
+        def __enter__(self) -> None:
+            real.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            real.release()
+            if interrupts:
+                raise interrupts.pop()
+
+    monkeypatch.setattr(claims, "_held_guard", InterruptedGuard())
+    path = tmp_path / "request.claim"
+    with pytest.raises(KeyboardInterrupt):
+        claims._try_claim(path)
+    assert not interrupts  # it landed where it was meant to
+    descriptor = claims._try_claim(path)  # the next ask claims it at once, not after patience
+    assert descriptor is not None
+    claims.let_go(path, descriptor)

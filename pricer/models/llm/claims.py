@@ -37,15 +37,17 @@ _FIRST_LOOK, _LATEST_LOOK = 0.01, 0.25
 
 # The claim files this process holds, by path: a second thread or task of the process asking
 # the same request waits as another process would, whatever the file system makes of two
-# descriptors of one process (NFS emulates flock with per-process POSIX locks).
-_held: set[str] = set()
+# descriptors of one process (NFS emulates flock with per-process POSIX locks). Each path
+# maps to a token of the call that took it, so that call's unwinding frees it only if it did
+# take it (see _try_claim).
+_held: dict[str, object] = {}
 _held_guard = threading.Lock()
 
 
 def _forget_held() -> None:
     """A forked child holds none of its parent's claims (the parent's threads are not in it)."""
     global _held, _held_guard
-    _held, _held_guard = set(), threading.Lock()
+    _held, _held_guard = {}, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -75,11 +77,16 @@ def _try_claim(path: Path) -> int | None:
     """Lock ``path`` (created if need be) without waiting: its descriptor, or None while
     another process, thread or task of this one holds it."""
     name = str(path)
-    with _held_guard:
-        if name in _held:
-            return None
-        _held.add(name)
+    # The try opens before the name is taken: a KeyboardInterrupt landing just after it was
+    # taken (as the guard is let go) left it taken for the life of the process, and this
+    # process's next ask of the request waited out its whole patience. The token says whether
+    # this call took it, however early the interrupt landed: one another call holds is left.
+    token = object()
     try:
+        with _held_guard:
+            if name in _held:
+                return None
+            _held[name] = token
         while True:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Read-only is enough to lock, so a claim file another user made can be locked.
@@ -95,10 +102,10 @@ def _try_claim(path: Path) -> int | None:
             # removed file claims nothing, the one at the path now (if any) is the claim.
             os.close(descriptor)
     except BlockingIOError:  # held elsewhere
-        _release_name(name)
+        _release_name(name, token)
         return None
     except BaseException:
-        _release_name(name)
+        _release_name(name, token)
         raise
 
 
@@ -124,6 +131,9 @@ def let_go(path: Path, descriptor: int) -> None:
         _release_name(str(path))
 
 
-def _release_name(name: str) -> None:
+def _release_name(name: str, token: object | None = None) -> None:
+    """Free ``name`` for this process's other threads and tasks: whoever holds it, or only if
+    ``token`` took it."""
     with _held_guard:
-        _held.discard(name)
+        if token is None or _held.get(name) is token:
+            _held.pop(name, None)
