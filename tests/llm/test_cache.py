@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -234,6 +236,55 @@ def test_an_old_folder_is_checksummed_when_this_version_first_writes_there(
         CachedAnswer("Price is $7.00", 10, 4),
     ]
     assert after.get(moved.stem) is None
+
+
+def test_an_old_folder_that_cannot_be_written_is_not_rescanned_by_every_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only shared cache from before checksums: each batch read every entry for the
+    # one-time checksum pass, then failed quietly at the first write, and the next batch did
+    # it all again. Run as root here (permissions would not stop a write), the folder is made
+    # unwritable by monkeypatching: os.access says so, or (where it cannot tell: a root-squashed
+    # NFS export, an ACL) the first write fails.
+    from pricer.models.llm import cache as cache_module
+
+    requests = [{**REQUEST, "seed": seed} for seed in range(3)]
+    for seed, request in enumerate(requests):
+        old_entry(tmp_path, request, f"Price is ${seed}.50")
+    scanned: list[Path] = []
+    scan = cache_module._checksum_old_entries
+
+    def counted(directory: Path) -> int:
+        scanned.append(directory)
+        return scan(directory)
+
+    def refused(path: Path) -> Any:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache_module, "_checksum_old_entries", counted)
+    monkeypatch.setattr(cache_module, "replaced_atomically", refused)
+    for _ in range(3):  # three batches, each with its cache object, in one process
+        batch = ResponseCache(tmp_path)
+        batch.prepare_to_write()
+        assert batch.get(request_key(requests[0])) == CachedAnswer("Price is $0.50", 10, 4)
+    assert len(scanned) <= 1
+    assert not (tmp_path / "CHECKSUMMED").exists()
+
+    # A folder os.access calls unwritable is not scanned at all.
+    other = tmp_path / "other"
+    old_entry(other, REQUEST, "Price is $2.00")
+    writable = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: (
+            False if Path(path) == other and mode & os.W_OK else writable(path, mode, **kw)
+        ),
+    )
+    scanned.clear()
+    ResponseCache(other).prepare_to_write()
+    assert scanned == []
+    assert ResponseCache(other).get(request_key(REQUEST)) == CachedAnswer("Price is $2.00", 10, 4)
 
 
 def test_a_rerun_on_an_old_cache_pays_only_for_new_items_and_closes_the_hole(

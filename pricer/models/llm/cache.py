@@ -44,12 +44,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pricer.files import replaced_atomically
+from pricer.files import replaced_atomically, unwritable
 from pricer.models.llm import claims
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ class CachedAnswer:
 def request_key(request: dict[str, Any]) -> str:
     """Digest of a request description (server, model, messages, sampling settings)."""
     return _digest([FORMAT_VERSION, request])
+
+
+# Folders whose one-time checksum pass failed in this process, and why (see prepare_to_write).
+_unmarkable: dict[str, str] = {}
 
 
 class ResponseCache:
@@ -185,11 +190,22 @@ class ResponseCache:
         self._prepared = True
         if self._all_checksummed():
             return
+        # A folder that cannot be written (a read-only shared cache) would have every entry
+        # read, for the pass to fail at its first write: every batch's cache object did that
+        # again. Skipped when the folder says it is not writable, or once it failed in this
+        # process (what os.access cannot tell: a root-squashed NFS export, a full disk);
+        # a later process tries again.
+        folder = os.path.abspath(self.directory)
+        problem = _unmarkable.get(folder) or unwritable(self.directory / CHECKSUMMED)
+        if problem:
+            log.debug("cannot mark LLM cache %s as checksummed: %s", self.directory, problem)
+            return
         try:
             count = _checksum_old_entries(self.directory)
             with replaced_atomically(self.directory / CHECKSUMMED) as temporary:
                 temporary.write_text(_CHECKSUMMED_TEXT, encoding="utf-8")
         except OSError as error:
+            _unmarkable[folder] = str(error)
             log.debug("cannot mark LLM cache %s as checksummed: %s", self.directory, error)
             return
         self._checksummed = True
