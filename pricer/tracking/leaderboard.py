@@ -369,7 +369,7 @@ def description(
     files += f", `{TRADEOFF_FILE}`" if tradeoff is not None else ""
     parts += ["", f"Rounded for reading; unrounded figures: {files}."]
     if families_link:
-        parts += ["", f"[The family runs side by side, best mae first]({families_link})"]
+        parts += ["", f"[The family runs side by side, {view_order(table)}]({families_link})"]
     elif view_left:  # a link to the view would open another leaderboard's families
         parts += ["", f"{VIEW_LEFT} of {data} data, which shows finished leaderboards only."]
     return "\n".join(parts)
@@ -388,6 +388,15 @@ def run_line(run: Any, ui_url: str | None) -> str:
     return f"{RUN_LINE}{run_url(run, ui_url)}"
 
 
+def view_order(table: pd.DataFrame) -> str:
+    """How the saved view orders the family runs, as its title and the description's link say
+    it: with every family incomplete none has the ``RANKED_MAE`` it sorts by, and "best mae
+    first" named an order the view did not have."""
+    if rankable(table).any():
+        return "best mae first"
+    return "none ranked (every family incomplete)"
+
+
 def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
     """The UI's runs page on this leaderboard's family runs, best first: sorted by
     ``RANKED_MAE``, so the incomplete families, which have none (a blank in its column), come
@@ -398,7 +407,7 @@ def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsVie
 
     return RunsView(
         key=leaderboard_key(data),
-        name=f"pricer · {data}: latest finished leaderboard, best mae first",
+        name=f"pricer · {data}: latest finished leaderboard, {view_order(table)}",
         search_filter=children_filter(parent_run_id),
         order_by=RANKED_MAE,
         ascending=True,

@@ -16,6 +16,7 @@ from pricer.tracking.leaderboard import (
     best_family,
     description,
     display_table,
+    families_view,
     parent_metrics,
     ranked,
     unanswered_notes,
@@ -261,6 +262,13 @@ def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones()
     assert description(only, "real").startswith(
         "No family priced every item on real data: none is ranked."
     )
+    # Its saved view has no mae to sort by: titled "best mae first", it said an order it had
+    # not. The description's link to it says the same as its title.
+    for shown, said in ((table, "best mae first"), (only, "none ranked (every family incomplete)")):
+        title = families_view(shown, "real", "p" * 32).name
+        assert title == f"pricer · real: latest finished leaderboard, {said}"
+        link = description(shown, "real", families_link="#/view").splitlines()[-1]
+        assert link == f"[The family runs side by side, {said}](#/view)"
     # Listed, after the ranked families, and said to be incomplete.
     assert display_table(ranked(table))["status"].to_dict() == {
         "xgboost": "FINISHED",
