@@ -197,22 +197,23 @@ def rankable(table: pd.DataFrame) -> pd.Series:
     its mae is not comparable with the others'. It is still listed, after the ranked ones, and
     said to be incomplete (``INCOMPLETE``) wherever it is.
     """
-    if "mae" not in table:
-        return pd.Series(False, index=table.index)
-    finished = table["status"] == "FINISHED" if "status" in table else True
-    ranks = pd.Series(finished, index=table.index) & table["mae"].map(_known)
+    ranks = _scored(table)
     if "failure_rate" in table:
         ranks &= table["failure_rate"].astype(float).fillna(0.0) == 0.0
-    return ranks.astype(bool)
+    return ranks
 
 
 def incomplete(table: pd.DataFrame) -> pd.Series:
     """Families that finished with a mae over only some of the items (not ranked)."""
+    return _scored(table) & ~rankable(table)
+
+
+def _scored(table: pd.DataFrame) -> pd.Series:
+    """Families that FINISHED with a mae, over all of the items or some."""
     if "mae" not in table:
         return pd.Series(False, index=table.index)
     finished = table["status"] == "FINISHED" if "status" in table else True
-    listed = pd.Series(finished, index=table.index) & table["mae"].map(_known)
-    return (listed & ~rankable(table)).astype(bool)
+    return (pd.Series(finished, index=table.index) & table["mae"].map(_known)).astype(bool)
 
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
