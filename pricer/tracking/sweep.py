@@ -80,9 +80,8 @@ from pricer.tracking.views import (
     TRIALS_LINE,
     RunsView,
     children_filter,
-    listed_order,
+    first_listed,
     save_view,
-    started,
     sweep_key,
     ui_base,
     unchanged_line,
@@ -714,8 +713,7 @@ def best_trial(client: MlflowClient, ok: pd.DataFrame, direction: str) -> pd.Ser
     tied = ok[objective == value]
     if len(tied) == 1:
         return tied.iloc[0]
-    ids = tied["run_id"].astype(str)
-    return tied.loc[min(tied.index, key=lambda i: listed_order(ids[i], started(ids[i], client)))]
+    return tied.iloc[first_listed(list(tied["run_id"].astype(str)), client)]
 
 
 def listed_first(numbers: Sequence[int]) -> int | None:
@@ -728,9 +726,7 @@ def listed_first(numbers: Sequence[int]) -> int | None:
         return None
     table = trials_table(MlflowClient(), parent_run_id, "")
     runs = table.drop_duplicates("trial", keep="last").set_index("trial")["run_id"]
-    ids = {number: str(runs.get(number, "")) for number in numbers}
-    starts = {number: started(run_id) for number, run_id in ids.items()}
-    return min(numbers, key=lambda number: listed_order(ids[number], starts[number]))
+    return numbers[first_listed([str(runs.get(number, "")) for number in numbers])]
 
 
 def trials_view(

@@ -123,6 +123,13 @@ def started(run_id: str, client: MlflowClient | None = None) -> int | None:
         return None
 
 
+def first_listed(run_ids: Sequence[str], client: MlflowClient | None = None) -> int:
+    """The position in ``run_ids`` (runs of equal sort key) of the run a saved view lists
+    first (``listed_order``)."""
+    order = [listed_order(run_id, started(run_id, client)) for run_id in run_ids]
+    return min(range(len(run_ids)), key=order.__getitem__)
+
+
 def _metric_column(metric: str) -> str:
     return f"metrics.`{metric}`"
 
