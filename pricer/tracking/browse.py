@@ -163,7 +163,8 @@ def _undefined(value: float | None) -> str | None:
 LISTED_KINDS = ("leaderboard", "sweep", "family", "curation", "promotion", "finetune")
 ERROR_WIDTH = 48  # the row still fits 100 columns with a run name of 20 characters
 # Shown instead of RUNNING for a run whose process is gone (liveness.stale_reason): a SIGKILL
-# leaves the run RUNNING in the store for good, and "RUNNING" would say work goes on.
+# leaves the run RUNNING in the store (until the next pricer run on its host ends it KILLED,
+# pricer.tracking.reaper; one of another host, for good), and "RUNNING" would say work goes on.
 STALE = "STALE"
 
 

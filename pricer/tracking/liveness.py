@@ -10,6 +10,10 @@ sweep process of the study joins, days apart on a resume) names each of them in 
 own (``shared_process_tag``), which the process removes as it leaves: it is stale once every
 process still named is gone. Lookups of "the latest run" consider only FINISHED runs
 (``FINISHED_FILTER``, ``finished``), so a dead or live RUNNING run is never picked.
+
+``provably_dead`` is the narrower question asked before a run is ended on its dead process's
+behalf (``pricer.tracking.reaper``): every process that runs it is of this host and gone. Age
+proves nothing: a run of another host, or without the tags, is only ever shown stale.
 """
 
 from __future__ import annotations
@@ -140,6 +144,36 @@ def stale_reason(
         return None
     where = f"started on {host}" if host else "no process recorded"
     return f"RUNNING for {age_hours:.0f} h, {where}"
+
+
+def provably_dead(run: Run) -> str | None:
+    """Why ``run``, RUNNING, has certainly stopped, as ``stale_reason`` words it; None unless
+    this host can tell.
+
+    Only a process of this host can be checked: ``run``'s own (``pricer.pid``) or, for a run
+    processes share, every one named on it, each gone or its pid now another process's. One of
+    another host, or a run without the tags, may be alive however old (a laptop asleep for two
+    days resumes its run): ``stale_reason``'s age limit is a guess fit for a listing, not for
+    ending the run.
+    """
+    if run.info.status != "RUNNING":
+        return None
+    here = socket.gethostname()
+    shared = _shared_processes(run.data.tags)
+    if shared:
+        if any(str(process.get("host")) != here for process in shared):
+            return None
+        # All of this host: the age limit is never asked, only whether each process lives.
+        return _shared_stale_reason(shared, DEFAULT_MAX_AGE_HOURS, time.time())
+    tags = run.data.tags
+    if tags.get(HOST_TAG) != here or not tags.get(PID_TAG, "").isdigit():
+        return None
+    return stale_reason(run)
+
+
+def names_process(run: Run) -> bool:
+    """Whether ``run`` names the process(es) that run it (runs of older versions do not)."""
+    return HOST_TAG in run.data.tags or bool(_shared_processes(run.data.tags))
 
 
 def _shared_stale_reason(

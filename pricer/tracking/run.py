@@ -5,7 +5,9 @@
 - ``tracked_run`` ends a run FAILED on an error and KILLED on SIGTERM/SIGINT
   (``pricer.interrupt``), with the reason in the ``error`` tag, secrets redacted
   (``pricer.tracking.redaction``); it tags the process that ran it, so a run left RUNNING by a
-  SIGKILL can be told from a live one (``pricer.tracking.liveness``).
+  SIGKILL can be told from a live one (``pricer.tracking.liveness``), and the first run a
+  process starts in an experiment ends KILLED those there whose process is provably gone
+  (``pricer.tracking.reaper``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
+from pricer.tracking.reaper import reap_once
 from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
 from pricer.tracking.store import (
     STORE_ERRORS,
@@ -229,6 +232,9 @@ def tracked_run(
     In a sweep trial, a run started outside any other run is nested under the sweep's parent.
     """
     configure_tracking(tracking_cfg)
+    # Runs a SIGKILL left RUNNING (and their models PENDING) end KILLED (FAILED) here, the
+    # first time this process opens a run in the experiment; a store error is only a warning.
+    reap_once(_experiment_id(tracking_cfg))
     parent_run_id, trial_tags = sweep_trial()
     all_tags = {
         **git_tags(),
@@ -282,7 +288,8 @@ def tracked_run(
                         ) from None
                     print(
                         f"pricer: could not end run {run.info.run_id} ({failure!r}); it may "
-                        "stay RUNNING (its pricer.pid tag tells a dead run: liveness.is_stale)",
+                        "stay RUNNING until, this process gone, the next pricer run on this host "
+                        "in its experiment ends it KILLED (pricer.tracking.reaper)",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -306,6 +313,18 @@ def tracked_run(
                 ) from None
             # Noted before this block lets a held signal go: its message can then say so.
             interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
+
+
+def _experiment_id(tracking_cfg: Mapping[str, Any]) -> str | None:
+    """The experiment ``configure_tracking`` chose: ``mlflow run``'s, else the configured one."""
+    given = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if given:
+        return given
+    try:
+        experiment = mlflow.get_experiment_by_name(str(tracking_cfg["experiment"]))
+    except STORE_ERRORS:  # the run's own start says what is wrong with the store
+        return None
+    return None if experiment is None else experiment.experiment_id
 
 
 def end_left_running(run_ids: list[str], reason: str) -> None:

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 from pricer.errors import ConfigError
+from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import safe_uri, store_address
 
@@ -39,10 +40,11 @@ log = logging.getLogger(__name__)
 SWEEPER = "hydra_plugins.pricer_optuna_sweeper.sweeper.OptunaSweeper"
 PARENT_ATTR = "pricer.mlflow_parent_run_id"  # study user attr: the study's parent run
 STORE_ATTR = "pricer.mlflow_store"  # study user attr: the store that parent run is in
-# What a parent run that ended says about its ending: gone when a resumed study runs it again.
+# What a parent run that ended says about its ending: gone when a resumed study runs it again
+# (ENDED_BY: ended KILLED by another pricer process once every process of the study was gone).
 LAST_STOP_TAG = "pricer.sweep.last_stop"  # how this process ended while others ran trials
-ENDING_TAGS = ("error", LAST_STOP_TAG)
-STUDY_TAG = "pricer.sweep.study"  # on the parent and every trial run: the study's name
+ENDING_TAGS = (tag_names.ERROR, LAST_STOP_TAG, tag_names.ENDED_BY)
+STUDY_TAG = tag_names.SWEEP_STUDY  # on the parent and every trial run: the study's name
 TRIAL_COLUMNS = [
     "trial",
     "state",

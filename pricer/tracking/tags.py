@@ -20,7 +20,13 @@ SWEEP_BEST_TRIAL = "best.trial"
 SWEEP_BEST_TRIAL_TAG = "pricer.sweep.best.trial"
 SWEEP_REPLAY = "pricer.sweep.replay"  # on a sweep trial's run: the command that runs it alone
 SWEEP_BEST_REPLAY = "pricer.sweep.best_replay"  # on a sweep parent: its best trial's
+# On a shared study's parent and each of its trial runs: the study's name (pricer.tracking.study).
+SWEEP_STUDY = "pricer.sweep.study"
 ERROR = "error"  # why a run FAILED or was KILLED
+# On a run another pricer process ended KILLED because its own process had died (SIGKILL, the
+# OOM killer), and on its unfinished logged models: which process ended it, when, and why
+# (pricer.tracking.reaper).
+ENDED_BY = "pricer.ended_by"
 GIT_COMMIT = "pricer.git_commit"
 GIT_DIRTY = "pricer.git_dirty"
 # The machine a run's figures came from: the same commit and data give other figures on

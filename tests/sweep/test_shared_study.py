@@ -865,6 +865,8 @@ def test_a_resumed_study_s_parent_drops_what_its_last_ending_said(
         client = mlflow.MlflowClient()
         client.set_tag(parent, "error", "interrupted by SIGTERM")
         client.set_tag(parent, "pricer.sweep.last_stop", "KILLED")
+        # Or, its every process SIGKILLed, ended by another pricer run (pricer.tracking.reaper).
+        client.set_tag(parent, "pricer.ended_by", "box/12 at 2026-12-07: process 34 is gone")
         client.set_terminated(parent, "KILLED")
         assert claim_parent(store, storage, "resumed") == parent
         run = client.get_run(parent)
@@ -872,6 +874,7 @@ def test_a_resumed_study_s_parent_drops_what_its_last_ending_said(
         mlflow.set_tracking_uri(previous)
     assert run.info.status == "RUNNING"
     assert "error" not in run.data.tags and "pricer.sweep.last_stop" not in run.data.tags
+    assert "pricer.ended_by" not in run.data.tags
 
 
 @pytest.mark.e2e

@@ -1,0 +1,241 @@
+"""End the runs a killed process left RUNNING, when pricer next starts a run in their experiment.
+
+SIGKILL (the OOM killer, ``kill -9``, a CI timeout) cannot be caught: the run stays RUNNING
+in the store and, killed while it logged its model, its LoggedModel stays PENDING. ``pricer
+runs`` tells such a run from a live one (``liveness.stale_reason``), but the MLflow UI, where
+people decide, showed both as in progress for good. So the first run a pricer process starts in
+an experiment (``tracked_run``) first ends the runs there that are provably dead
+(``liveness.provably_dead``: every process that ran it is of this host and gone): their
+LoggedModels still PENDING are finalized FAILED, then the run ends KILLED, with why in its
+``error`` tag and who ended it in ``pricer.ended_by``.
+
+What is left alone:
+
+- a run of another host, or without the process tags (runs of older versions), however old:
+  this host cannot tell it from a live one (``pricer runs`` shows it STALE past 24 h);
+- a run any of whose processes lives here; a shared study's parent while any process it names
+  may still run it;
+- the trial runs of a shared study (``tags.SWEEP_STUDY``): its next process fails a dead trial
+  in Optuna and ends its run KILLED, or ends a COMPLETE trial's run FINISHED (its result is in
+  the study): ended KILLED here first, the study's best trial could never be promoted.
+
+The runs nested under a dead run (a leaderboard's family runs) end with it, unless they name a
+process of their own that may still run them. Everything is read in one search of the
+experiment's RUNNING runs (plus one of the logged models of each run ended). Reaping never fails
+the run about to start: a store error is a warning, and what was not ended is ended next time
+(its models first, its status last, so a reap cut short is done again whole). Two processes of
+this host reaping the same experiment at once take turns under a lock (another host cannot end
+these runs): the second finds nothing left to end, and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus, Run, RunStatus
+
+from pricer.tracking import tags as tag_names
+from pricer.tracking.liveness import names_process, provably_dead
+from pricer.tracking.store import STORE_ERRORS, store_address
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; two reapers there may both end a run (same outcome)
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+RUNNING_FILTER = "attributes.status = 'RUNNING'"
+PAGE = 1000  # RUNNING runs read at a time: one page in any store seen so far
+# The error of a run ended here: the run's own process never said why it stopped.
+ERROR = "its process stopped without ending the run (SIGKILL, the OOM killer, a crash): {why}"
+
+# (store, experiment id) pairs this process has reaped: once per process is enough (a
+# leaderboard's family runs and a sweep's trials start runs in the same experiment).
+_reaped: set[tuple[str, str]] = set()
+
+
+def reap_once(experiment_id: str | None) -> list[str]:
+    """``reap`` the experiment the first time this process starts a run in it; the ids ended.
+
+    Never raises for the store: the run about to start matters more than the dead ones.
+    """
+    if experiment_id is None:
+        return []
+    key = (store_address(mlflow.get_tracking_uri()), experiment_id)
+    if key in _reaped:
+        return []
+    _reaped.add(key)
+    try:
+        return reap(experiment_id)
+    except STORE_ERRORS as error:
+        log.warning("could not end the runs left RUNNING by dead processes: %s", error)
+        return []
+
+
+def reap(experiment_id: str) -> list[str]:
+    """End KILLED the provably dead RUNNING runs of ``experiment_id``, their PENDING models
+    FAILED; returns the ids of the runs this call ended."""
+    with _turn(experiment_id) as mine:
+        if not mine:  # another process of this host is reaping it now
+            return []
+        client = MlflowClient()
+        running = {run.info.run_id: run for run in _running(client, experiment_id)}
+        ended = []
+        for run_id, why in _dead(client, running).items():
+            try:
+                if _end(client, running[run_id], why):
+                    ended.append(run_id)
+            except STORE_ERRORS as error:  # the next run's reap tries it again
+                log.warning("could not end run %s of a dead process: %s", run_id, error)
+        return ended
+
+
+def _running(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string=RUNNING_FILTER, max_results=PAGE, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _dead(client: MlflowClient, running: dict[str, Run]) -> dict[str, str]:
+    """The runs of ``running`` to end, by id, each with why; a run's children before it."""
+    dead: dict[str, str] = {}
+    for run_id, run in running.items():
+        why = provably_dead(run)
+        if why is not None and not _study_trial(client, run, running):
+            dead[run_id] = why
+    # The runs nested under a dead one, at any depth: a child that names no process of its own
+    # stopped with its parent's; one that does is ended only on its own account (above). A
+    # parent ended by an earlier reap counts too: one cut short after it ended the parent
+    # would have left such a child RUNNING for good.
+    ended_before: dict[str, str | None] = {}
+    grew = True
+    while grew:
+        grew = False
+        for run_id, run in running.items():
+            parent = run.data.tags.get(PARENT_TAG)
+            if run_id in dead or parent is None or names_process(run):
+                continue
+            if parent in dead:
+                why = f"its parent run {parent} was ended: {dead[parent]}"
+            elif parent in running:
+                continue
+            else:
+                if parent not in ended_before:
+                    ended_before[parent] = _reaped_run(client, parent)
+                if ended_before[parent] is None:
+                    continue
+                why = f"its parent run {parent} was ended KILLED by {ended_before[parent]}"
+            if not _study_trial(client, run, running):
+                dead[run_id] = why
+                grew = True
+
+    def depth(run_id: str) -> int:
+        seen = {run_id}  # a parent tag set by hand may loop
+        parent = running[run_id].data.tags.get(PARENT_TAG)
+        while parent in dead and parent not in seen:
+            seen.add(parent)
+            parent = running[parent].data.tags.get(PARENT_TAG)
+        return len(seen)
+
+    # Deepest first: a reap cut short between a child and its parent finds both again.
+    return {run_id: dead[run_id] for run_id in sorted(dead, key=depth, reverse=True)}
+
+
+def _reaped_run(client: MlflowClient, run_id: str) -> str | None:
+    """Who ended run ``run_id`` KILLED on its dead process's behalf (its ``ENDED_BY``); None if
+    no one did (it ended as runs do, or is gone)."""
+    try:
+        run = client.get_run(run_id)
+    except STORE_ERRORS:
+        return None
+    if run.info.status != RunStatus.to_string(RunStatus.KILLED):
+        return None
+    return run.data.tags.get(tag_names.ENDED_BY)
+
+
+def _study_trial(client: MlflowClient, run: Run, running: dict[str, Run]) -> bool:
+    """Whether ``run`` is a trial of a shared study, which the study's processes end."""
+    parent_id = run.data.tags.get(PARENT_TAG)
+    if parent_id is None:  # the study's parent itself: dead once every process it names is
+        return False
+    if tag_names.SWEEP_STUDY in run.data.tags:
+        return True
+    if tag_names.SWEEP_TRIAL not in run.data.tags:
+        return False
+    parent = running.get(parent_id)
+    if parent is None:  # its parent ended: read it (a trial's, rarely)
+        try:
+            parent = client.get_run(parent_id)
+        except STORE_ERRORS:  # gone: no study will end this trial either
+            return False
+    return tag_names.SWEEP_STUDY in parent.data.tags
+
+
+def _end(client: MlflowClient, run: Run, why: str) -> bool:
+    """Finalize ``run``'s PENDING models FAILED, then end it KILLED; False if it had ended."""
+    run_id = run.info.run_id
+    # Read again: the search may be seconds old, and a run ended meanwhile keeps its end.
+    if client.get_run(run_id).info.status != RunStatus.to_string(RunStatus.RUNNING):
+        return False
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    ended_by = f"{socket.gethostname()}/{os.getpid()} at {stamp}: {why}"
+    # Its models first: a reap cut short leaves the run RUNNING, to be found again.
+    # (MLflow's search cannot filter on a model's status: it is stored as a number, and
+    # "status = 'PENDING'" matches nothing.)
+    for model in client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    ):
+        if model.status == LoggedModelStatus.PENDING:
+            client.set_logged_model_tags(model.model_id, {tag_names.ENDED_BY: ended_by})
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    if tag_names.ERROR not in run.data.tags:  # one there says the real cause (an end refused)
+        client.set_tag(run_id, tag_names.ERROR, ERROR.format(why=why))
+    client.set_tag(run_id, tag_names.ENDED_BY, ended_by)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    log.info("ended run %s (%s) KILLED: %s", run_id, run.info.run_name, why)
+    return True
+
+
+@contextlib.contextmanager
+def _turn(experiment_id: str) -> Iterator[bool]:
+    """Hold this host's lock on reaping ``experiment_id`` of this store; False if another
+    process holds it (it is ending the same runs now). Only processes of one host can end a
+    run (``provably_dead``), so a lock in this host's temporary folder is enough."""
+    if fcntl is None:
+        yield True
+        return
+    store = store_address(mlflow.get_tracking_uri())
+    digest = hashlib.sha256(f"{store}\0{experiment_id}".encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"pricer-reap-{digest}.lock"
+    try:  # read-only: another user's lock file can be locked too
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:  # no temporary folder to write in: re-reading each run is the guard
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # released by close, also if this process dies
+    finally:
+        os.close(descriptor)
