@@ -13,7 +13,11 @@ process still named is gone. Lookups of "the latest run" consider only FINISHED 
 
 ``provably_dead`` is the narrower question asked before a run is ended on its dead process's
 behalf (``pricer.tracking.reaper``): every process that runs it is of this host and gone. Age
-proves nothing: a run of another host, or without the tags, is only ever shown stale.
+proves nothing: a run of another host, or without the tags, is only ever shown stale. A host
+name is not a machine: containers sharing the host's name (``--network host``) each number
+their own processes, and two machines may be named alike, so a run also records the set its pid
+belongs to (``pricer.pid_space``: this boot and PID namespace), and a run of another set is
+never ended from here, whatever its pid says.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mlflow.entities import Run
 HOST_TAG = "pricer.host"
 PID_TAG = "pricer.pid"
 PROCESS_START_TAG = "pricer.process_start"
+PID_SPACE_TAG = "pricer.pid_space"  # which processes a pid numbers (pid_space)
 # A run several processes share: one tag per process (host, pid, start, when it joined, as
 # JSON); the key only has to be unique, the value is what is read.
 SHARED_PROCESS_PREFIX = "pricer.process."
@@ -55,12 +60,31 @@ def process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def pid_space() -> str | None:
+    """The processes this process's pid is one of (Linux: this boot's id and the PID
+    namespace, e.g. ``4d4e...f9/pid:[4026531836]``); None where unknown.
+
+    Only a pid of this space can be looked up from here: another container on this host (the
+    same host name with ``--network host``) or another machine of the same name numbers its own
+    processes, and its live run's pid is absent here.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"
+
+
 def process_tags() -> dict[str, str]:
-    """Tags naming this process, for ``is_stale``."""
+    """Tags naming this process, for ``is_stale`` and ``provably_dead``."""
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     started = process_start(os.getpid())
     if started is not None:
         tags[PROCESS_START_TAG] = started
+    space = pid_space()
+    if space is not None:
+        tags[PID_SPACE_TAG] = space
     return tags
 
 
@@ -76,7 +100,13 @@ def shared_process_tag() -> tuple[str, str]:
         digest = hashlib.sha256(host.encode()).hexdigest()[:12]
         safe_host = f"{safe_host[: room - len(digest) - 1]}-{digest}"
     key = f"{SHARED_PROCESS_PREFIX}{safe_host}.{pid}"
-    value = {"host": host, "pid": pid, "start": process_start(pid), "joined": time.time()}
+    value = {
+        "host": host,
+        "pid": pid,
+        "start": process_start(pid),
+        "joined": time.time(),
+        "space": pid_space(),  # see PID_SPACE_TAG
+    }
     return key, json.dumps(value)
 
 
@@ -154,19 +184,25 @@ def provably_dead(run: Run) -> str | None:
     processes share, every one named on it, each gone or its pid now another process's. One of
     another host, or a run without the tags, may be alive however old (a laptop asleep for two
     days resumes its run): ``stale_reason``'s age limit is a guess fit for a listing, not for
-    ending the run.
+    ending the run. Nor is one whose pid numbers another set of processes (``pid_space``:
+    another container of this host's name, a machine named alike, the boot before a restart);
+    a run recorded before pricer tagged the set is taken as of this host's, as its name says.
     """
     if run.info.status != "RUNNING":
         return None
-    here = socket.gethostname()
+    here, space = socket.gethostname(), pid_space()
+
+    def ours(host: object, recorded: object) -> bool:
+        return str(host) == here and recorded in (None, space)
+
     shared = _shared_processes(run.data.tags)
     if shared:
-        if any(str(process.get("host")) != here for process in shared):
+        if not all(ours(process.get("host"), process.get("space")) for process in shared):
             return None
         # All of this host: the age limit is never asked, only whether each process lives.
         return _shared_stale_reason(shared, DEFAULT_MAX_AGE_HOURS, time.time())
     tags = run.data.tags
-    if tags.get(HOST_TAG) != here or not tags.get(PID_TAG, "").isdigit():
+    if not ours(tags.get(HOST_TAG), tags.get(PID_SPACE_TAG)) or not tags.get(PID_TAG, "").isdigit():
         return None
     return stale_reason(run)
 

@@ -26,7 +26,14 @@ from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import reaper
 from pricer.tracking import tags as tag_names
-from pricer.tracking.liveness import HOST_TAG, PID_TAG, process_tags, shared_process_tag
+from pricer.tracking.liveness import (
+    HOST_TAG,
+    PID_SPACE_TAG,
+    PID_TAG,
+    pid_space,
+    process_tags,
+    shared_process_tag,
+)
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
 from tests.e2e.conftest import pricer_app, run_cli
@@ -208,6 +215,28 @@ def test_a_dead_parent_s_nested_runs_end_with_it_but_a_live_one_s_do_not(
     )
     for left in (elsewhere.info.run_id, live_parent, live_child):
         assert client.get_run(left).info.status == "RUNNING"
+
+
+def test_a_run_whose_pid_numbers_another_set_of_processes_is_left_running(
+    tracking_uri: str,
+) -> None:
+    # Another container with this host's name (docker --network host), or another machine
+    # named alike, or the boot before a restart: its pid is absent here, alive or not.
+    client = mlflow.MlflowClient()
+    ids = _experiment_id()
+    here = socket.gethostname()
+    space = pid_space()
+    assert space is not None  # Linux
+    other = f"another-boot/{space.split('/', 1)[1]}"
+    tags = {**_dead_process(), PID_SPACE_TAG: other}
+    container = client.create_run(ids, tags=tags).info.run_id
+    process = {"host": here, "pid": int(tags[PID_TAG]), "start": None, "space": other}
+    shared = client.create_run(ids, tags={"pricer.process.x": json.dumps(process)}).info.run_id
+    ours = client.create_run(ids, tags={**_dead_process(), PID_SPACE_TAG: space}).info.run_id
+    assert reaper.reap(ids) == [ours]
+    for left in (container, shared):
+        assert client.get_run(left).info.status == "RUNNING"
+    assert client.get_run(ours).info.status == "KILLED"
 
 
 def test_a_child_left_by_a_reap_cut_short_is_ended_by_the_next_one(tracking_uri: str) -> None:
