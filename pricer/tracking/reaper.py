@@ -25,7 +25,7 @@ experiment's RUNNING runs (plus one of the logged models of each run ended). Rea
 the run about to start: a store error is a warning, and what was not ended is ended next time
 (its models first, its status last, so a reap cut short is done again whole). Two processes of
 this host reaping the same experiment at once take turns under a lock (another host cannot end
-these runs): the second finds nothing left to end, and nothing is written twice.
+these runs; ``_turn``): the second finds nothing left to end, and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from mlflow.entities import LoggedModelStatus, Run, RunStatus
 
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import names_process, provably_dead
-from pricer.tracking.store import STORE_ERRORS, store_address
+from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address
 
 try:
     import fcntl
@@ -218,13 +218,18 @@ def _end(client: MlflowClient, run: Run, why: str) -> bool:
 def _turn(experiment_id: str) -> Iterator[bool]:
     """Hold this host's lock on reaping ``experiment_id`` of this store; False if another
     process holds it (it is ending the same runs now). Only processes of one host can end a
-    run (``provably_dead``), so a lock in this host's temporary folder is enough."""
+    run (``provably_dead``), so a lock on this host is enough: beside a SQLite store's file,
+    else in the temporary folder (one file per store and experiment, left for the next)."""
     if fcntl is None:
         yield True
         return
     store = store_address(mlflow.get_tracking_uri())
-    digest = hashlib.sha256(f"{store}\0{experiment_id}".encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"pricer-reap-{digest}.lock"
+    database = sqlite_path(store)
+    if database is not None:
+        path = database.with_name(f"{database.name}.reap-{experiment_id}.lock")
+    else:
+        digest = hashlib.sha256(f"{store}\0{experiment_id}".encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"pricer-reap-{digest}.lock"
     try:  # read-only: another user's lock file can be locked too
         descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError:  # no temporary folder to write in: re-reading each run is the guard
