@@ -198,20 +198,36 @@ def _end(client: MlflowClient, run: Run, why: str) -> bool:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     ended_by = f"{socket.gethostname()}/{os.getpid()} at {stamp}: {why}"
     # Its models first: a reap cut short leaves the run RUNNING, to be found again.
-    # (MLflow's search cannot filter on a model's status: it is stored as a number, and
-    # "status = 'PENDING'" matches nothing.)
-    for model in client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
-    ):
-        if model.status == LoggedModelStatus.PENDING:
-            client.set_logged_model_tags(model.model_id, {tag_names.ENDED_BY: ended_by})
-            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    fail_pending_models(client, run.info.experiment_id, run_id, {tag_names.ENDED_BY: ended_by})
     if tag_names.ERROR not in run.data.tags:  # one there says the real cause (an end refused)
         client.set_tag(run_id, tag_names.ERROR, ERROR.format(why=why))
     client.set_tag(run_id, tag_names.ENDED_BY, ended_by)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     log.info("ended run %s (%s) KILLED: %s", run_id, run.info.run_name, why)
     return True
+
+
+def fail_pending_models(
+    client: MlflowClient, experiment_id: str, run_id: str, tags: dict[str, str]
+) -> list[str]:
+    """Finalize FAILED, ``tags`` (why) set on each first, the LoggedModels of run ``run_id``
+    still PENDING; their ids.
+
+    MLflow marks a model FAILED only when its logging raises an ``Exception``: a run stopped
+    while it logged one (SIGKILL here; SIGTERM or Ctrl-C, a ``KeyboardInterrupt``, in
+    ``tracked_run``) left it PENDING for good, shown in progress in the UI.
+    """
+    failed = []
+    # MLflow's search cannot filter on a model's status: it is stored as a number, and
+    # "status = 'PENDING'" matches nothing.
+    for model in client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    ):
+        if model.status == LoggedModelStatus.PENDING:
+            client.set_logged_model_tags(model.model_id, tags)
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            failed.append(model.model_id)
+    return failed
 
 
 @contextlib.contextmanager

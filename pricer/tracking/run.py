@@ -4,10 +4,10 @@
   processes starting together do not race MLflow's schema migrations.
 - ``tracked_run`` ends a run FAILED on an error and KILLED on SIGTERM/SIGINT
   (``pricer.interrupt``), with the reason in the ``error`` tag, secrets redacted
-  (``pricer.tracking.redaction``); it tags the process that ran it, so a run left RUNNING by a
-  SIGKILL can be told from a live one (``pricer.tracking.liveness``), and the first run a
-  process starts in an experiment ends KILLED those there whose process is provably gone
-  (``pricer.tracking.reaper``).
+  (``pricer.tracking.redaction``), and the LoggedModels it left PENDING FAILED; it tags the
+  process that ran it, so a run left RUNNING by a SIGKILL can be told from a live one
+  (``pricer.tracking.liveness``), and the first run a process starts in an experiment ends
+  KILLED those there whose process is provably gone (``pricer.tracking.reaper``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pricer.paths import PROJECT_ROOT
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
-from pricer.tracking.reaper import reap_once
+from pricer.tracking.reaper import fail_pending_models, reap_once
 from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
 from pricer.tracking.store import (
     STORE_ERRORS,
@@ -271,7 +271,12 @@ def tracked_run(
             with interrupt.deferred():
                 try:
                     status = RunStatus.KILLED if stopped else RunStatus.FAILED
-                    _end(run, status, error=message)
+                    # Not after the store's own error: it would only fail again, a line more
+                    # above the one that says the store stopped answering.
+                    store_failed = isinstance(error, StoreUnreachable) or (
+                        not stopped and isinstance(error, STORE_ERRORS)
+                    )
+                    _end(run, status, error=message, models=not store_failed)
                     interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
                 except Exception as failure:  # the store failing too must not hide the cause
                     if isinstance(error, StoreUnreachable):
@@ -345,19 +350,46 @@ def end_left_running(run_ids: list[str], reason: str) -> None:
 interrupt.on_give_up(end_left_running)
 
 
-def _end(run: mlflow.ActiveRun, status: int, *, error: str | None = None) -> None:
-    """End ``run`` with ``status`` (and an ``error`` tag) if it is still the active run.
+def _end(
+    run: mlflow.ActiveRun, status: int, *, error: str | None = None, models: bool = True
+) -> None:
+    """End ``run`` with ``status`` (and an ``error`` tag) if it is still the active run; one
+    that does not end FINISHED fails its LoggedModels still PENDING first (``models``).
 
     As ``with mlflow.start_run()`` does: a run the body ended itself is left alone.
     """
     active = mlflow.active_run()
     if active is None or active.info.run_id != run.info.run_id:
         return
+    if models and status != RunStatus.FINISHED and error is not None:
+        # Before the run's end, as the reaper does: an end cut short (a second Ctrl-C exits
+        # at once) leaves the run RUNNING, which the next run's reap ends whole, models too.
+        _fail_unfinished_models(run, error)
     try:
         if error is not None:
             mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
     finally:  # the store refusing the tag: the run still leaves MLflow's active-run stack
         mlflow.end_run(RunStatus.to_string(status))
+
+
+def _fail_unfinished_models(run: mlflow.ActiveRun, error: str) -> None:
+    """Finalize FAILED, ``error`` in their ``error`` tag, the run's LoggedModels still PENDING.
+
+    A SIGTERM or Ctrl-C while the run logged its model is a ``KeyboardInterrupt``, on which
+    MLflow does not mark the model FAILED (only on an ``Exception``): it stayed PENDING for
+    good, the run ended KILLED, and the reaper looks only at runs still RUNNING. A store error
+    here is one line on stderr, never in the way of the run's own end.
+    """
+    why = {tag_names.ERROR: redact_text(error)[:MAX_PARAM_LENGTH]}
+    try:
+        fail_pending_models(mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id, why)
+    except Exception as failure:
+        print(
+            f"pricer: could not mark the models run {run.info.run_id} left unfinished FAILED "
+            f"({type(failure).__name__}: {one_line(failure)}); they stay PENDING",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def sweep_trial() -> tuple[str | None, dict[str, str]]:

@@ -65,14 +65,17 @@ def _train_overrides(tmp_path: Path, name: str) -> list[str]:
     ]
 
 
-def _sigkilled_while_logging(tracking_uri: str, tmp_path: Path) -> tuple[str, int]:
-    """Start the train app, SIGKILL it while it logs its model; its run id and its pid."""
-    log_path = tmp_path / "killed.log"
+def _signalled_while_logging(
+    tracking_uri: str, tmp_path: Path, signum: int, name: str
+) -> tuple[str, int, int]:
+    """Start the train app, send it ``signum`` while it logs its model; its run id (tagged
+    ``name``), its pid and its exit code."""
+    log_path = tmp_path / f"{name}.log"
     with log_path.open("w") as log:
         app = subprocess.Popen(
             [
-                sys.executable, "-c", STUCK_LOGGING, *_train_overrides(tmp_path, "killed"),
-                f"hydra.run.dir={tmp_path / 'hydra-killed'}",
+                sys.executable, "-c", STUCK_LOGGING, *_train_overrides(tmp_path, name),
+                f"hydra.run.dir={tmp_path / f'hydra-{name}'}",
             ],
             cwd=PROJECT_ROOT, env=store_env(tracking_uri), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -82,15 +85,22 @@ def _sigkilled_while_logging(tracking_uri: str, tmp_path: Path) -> tuple[str, in
                 assert app.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, log_path.read_text()[-3000:]
                 time.sleep(0.1)
-            app.send_signal(signal.SIGKILL)
-            assert app.wait(30) == -signal.SIGKILL
+            app.send_signal(signum)
+            code = app.wait(60)
         finally:
             if app.poll() is None:
                 app.kill()
     [run] = mlflow.search_runs(
-        search_all_experiments=True, filter_string="tags.name = 'killed'", output_format="list"
+        search_all_experiments=True, filter_string=f"tags.name = '{name}'", output_format="list"
     )
-    return run.info.run_id, app.pid
+    return run.info.run_id, app.pid, code
+
+
+def _sigkilled_while_logging(tracking_uri: str, tmp_path: Path) -> tuple[str, int]:
+    """Start the train app, SIGKILL it while it logs its model; its run id and its pid."""
+    run_id, pid, code = _signalled_while_logging(tracking_uri, tmp_path, signal.SIGKILL, "killed")
+    assert code == -signal.SIGKILL
+    return run_id, pid
 
 
 @pytest.mark.e2e
@@ -137,6 +147,25 @@ def test_the_next_run_ends_a_sigkilled_run_killed_and_its_pending_model_failed(
     for left in (elsewhere, untagged, alive):
         assert client.get_run(left).info.status == "RUNNING"
     assert f"ended run {killed} (" in second.stdout + second.stderr  # said on the terminal
+
+
+@pytest.mark.e2e
+def test_a_run_stopped_by_sigterm_while_logging_its_model_fails_the_model_too(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # SIGTERM (or Ctrl-C) is a KeyboardInterrupt, on which MLflow leaves the model PENDING: the
+    # run ended KILLED, and no reaper looks at a run that is no longer RUNNING.
+    client = mlflow.MlflowClient()
+    stopped, _, code = _signalled_while_logging(tracking_uri, tmp_path, signal.SIGTERM, "stopped")
+    assert code == 128 + signal.SIGTERM
+    run = client.get_run(stopped)
+    assert run.info.status == "KILLED"
+    assert run.data.tags[tag_names.ERROR] == "interrupted by SIGTERM"
+    [model] = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{stopped}'"
+    )
+    assert model.status == LoggedModelStatus.FAILED
+    assert model.tags[tag_names.ERROR] == "interrupted by SIGTERM"
 
 
 def _dead_process() -> dict[str, str]:

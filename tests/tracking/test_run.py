@@ -461,3 +461,55 @@ def test_a_new_experiments_default_location_is_created_where_the_store_keeps_it(
     configure_tracking(compose_config("train", ["tracking.experiment=fresh"]).tracking)
     location = Path(mlflow.get_experiment_by_name("fresh").artifact_location)
     assert location.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "why"),
+    [
+        (KeyboardInterrupt(), "KILLED", "interrupted by SIGINT (KeyboardInterrupt)"),
+        (RuntimeError("boom"), "FAILED", "RuntimeError: boom"),
+    ],
+)
+def test_a_run_that_does_not_finish_fails_the_models_it_left_pending(
+    tracking_uri: str, raised: BaseException, status: str, why: str
+) -> None:
+    # MLflow fails a model only on an Exception inside its own logging: stopped there (a
+    # KeyboardInterrupt), or by an error outside it, the model stayed PENDING for good.
+    from mlflow.entities import LoggedModelStatus
+
+    with pytest.raises(type(raised)), tracked_run(tracking(tracking_uri), run_name="cut", tags={}):
+        pending = mlflow.initialize_logged_model(name="pricer")
+        ready = mlflow.initialize_logged_model(name="other")
+        mlflow.MlflowClient().finalize_logged_model(ready.model_id, LoggedModelStatus.READY)
+        raise raised
+    run = mlflow.get_run(pending.source_run_id)
+    assert run.info.status == status and run.data.tags["error"] == why
+    failed = mlflow.get_logged_model(pending.model_id)
+    assert failed.status == LoggedModelStatus.FAILED and failed.tags["error"] == why
+    assert mlflow.get_logged_model(ready.model_id).status == LoggedModelStatus.READY
+
+
+def test_a_store_error_failing_its_models_does_not_keep_a_stopped_run_from_ending(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.exceptions import MlflowException
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MlflowException("database is locked")
+
+    with (
+        monkeypatch.context() as failing,
+        pytest.raises(KeyboardInterrupt),
+        tracked_run(tracking(tracking_uri), run_name="cut", tags={}) as run,
+    ):
+        pending = mlflow.initialize_logged_model(name="pricer")
+        failing.setattr(mlflow.MlflowClient, "finalize_logged_model", refuse)
+        raise KeyboardInterrupt
+    assert mlflow.get_run(run.info.run_id).info.status == "KILLED"  # what matters most
+    assert mlflow.get_logged_model(pending.model_id).status == LoggedModelStatus.PENDING
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pricer:")]
+    assert said == [
+        f"pricer: could not mark the models run {run.info.run_id} left unfinished FAILED "
+        "(MlflowException: database is locked); they stay PENDING"
+    ]
