@@ -14,7 +14,8 @@ What is left alone:
 - a run of another host, or without the process tags (runs of older versions), however old:
   this host cannot tell it from a live one (``pricer runs`` shows it STALE past 24 h);
 - a run any of whose processes lives here; a shared study's parent while any process it names
-  may still run it;
+  may still run it, or once another has joined it (named itself on it) since it was read:
+  ended as that process joined, it is made RUNNING again (``reopen_if_joined``);
 - the trial runs of a shared study (``tags.SWEEP_STUDY``): its next process fails a dead trial
   in Optuna and ends its run KILLED, or ends a COMPLETE trial's run FINISHED (its result is in
   the study): ended KILLED here first, the study's best trial could never be promoted.
@@ -37,15 +38,16 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, Run, RunStatus
+from mlflow.exceptions import MlflowException
 
 from pricer.tracking import tags as tag_names
-from pricer.tracking.liveness import names_process, provably_dead
+from pricer.tracking.liveness import SHARED_PROCESS_PREFIX, names_process, provably_dead
 from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address
 
 try:
@@ -190,21 +192,74 @@ def _study_trial(client: MlflowClient, run: Run, running: dict[str, Run]) -> boo
 
 
 def _end(client: MlflowClient, run: Run, why: str) -> bool:
-    """Finalize ``run``'s PENDING models FAILED, then end it KILLED; False if it had ended."""
+    """Finalize ``run``'s PENDING models FAILED, then end it KILLED; False if it had ended, or
+    a process joined it (a shared study's parent) meanwhile."""
     run_id = run.info.run_id
     # Read again: the search may be seconds old, and a run ended meanwhile keeps its end.
-    if client.get_run(run_id).info.status != RunStatus.to_string(RunStatus.RUNNING):
+    current = client.get_run(run_id)
+    if current.info.status != RunStatus.to_string(RunStatus.RUNNING) or _joined(run, current):
         return False
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     ended_by = f"{socket.gethostname()}/{os.getpid()} at {stamp}: {why}"
     # Its models first: a reap cut short leaves the run RUNNING, to be found again.
     fail_pending_models(client, run.info.experiment_id, run_id, {tag_names.ENDED_BY: ended_by})
+    written = [tag_names.ENDED_BY]
     if tag_names.ERROR not in run.data.tags:  # one there says the real cause (an end refused)
         client.set_tag(run_id, tag_names.ERROR, ERROR.format(why=why))
+        written.append(tag_names.ERROR)
     client.set_tag(run_id, tag_names.ENDED_BY, ended_by)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    if reopen_if_joined(client, run, written):
+        log.info("left run %s (%s) RUNNING: a process joined it", run_id, run.info.run_name)
+        return False
     log.info("ended run %s (%s) KILLED: %s", run_id, run.info.run_name, why)
     return True
+
+
+def _shared_tags(run: Run) -> set[tuple[str, str]]:
+    """The processes named on a run several share (``liveness.shared_process_tag``)."""
+    return {(k, v) for k, v in run.data.tags.items() if k.startswith(SHARED_PROCESS_PREFIX)}
+
+
+def _joined(before: Run, after: Run) -> bool:
+    """Whether a process named itself on ``after`` that ``before`` (what the run was judged
+    dead on) did not name: it joined the run since, and runs it."""
+    return bool(_shared_tags(after) - _shared_tags(before))
+
+
+def reopen_if_joined(client: MlflowClient, run: Run, written: Iterable[str]) -> bool:
+    """Make RUNNING again, without the tags ``written`` as it was ended, a shared run this
+    process has just ended KILLED, if a process joined it since it was judged dead (``run``);
+    whether it did.
+
+    A sweep process joining a study whose every process was gone writes its tag on the parent,
+    then reads the parent's status, and reopens a parent found ended
+    (``SharedStudy.parent_run``). Read after this end, the status says KILLED there; read
+    before it, the joining process's tag was there already, and this read after the end sees
+    it. So, between the two, a parent ended as a process joined it runs again: the sweep ran
+    under a KILLED parent when the reaper ended it between the other's read and its tag.
+    """
+    if not _shared_tags(run):  # no process joins a run of one process
+        return False
+    after = client.get_run(run.info.run_id)
+    if not _joined(run, after):
+        return False
+    reopen(client, after, written)
+    return True
+
+
+def reopen(client: MlflowClient, run: Run, ending_tags: Iterable[str]) -> None:
+    """Make ``run``, ended, RUNNING again, without those of ``ending_tags`` it has (that say how
+    it ended). One another process removed meanwhile, reopening it too, is no matter."""
+    client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    for tag in ending_tags:
+        if tag not in run.data.tags:
+            continue
+        try:
+            client.delete_tag(run.info.run_id, tag)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
 
 
 def fail_pending_models(

@@ -33,6 +33,7 @@ from hydra_plugins.pricer_optuna_sweeper.settings import study_settings
 from pricer.errors import ConfigError
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import stale_reason
+from pricer.tracking.reaper import reopen
 from pricer.tracking.store import safe_uri, store_address
 
 log = logging.getLogger(__name__)
@@ -140,11 +141,20 @@ class SharedStudy:
         client: MlflowClient,
         create: Callable[[], str],
         joined: tuple[Any, bool] | None = None,
+        member: tuple[str, str] | None = None,
     ) -> tuple[str, bool]:
         """The study's one parent run, found or created; True if created here. Left RUNNING.
 
         ``joined``: what ``open(join=True)`` gave the caller, which opens the study first so
         that a refused process writes nothing to MLflow; None: the study is opened here.
+        ``member``: the joining process's tag (``liveness.shared_process_tag``), which ``create``
+        sets on a parent it makes; on one found, it is set before the parent's status is read.
+        Read first, a reaper (``pricer.tracking.reaper``) could end the parent, every process it
+        named being gone, between that read and the tag: the sweep then ran under a KILLED
+        parent. Set first: a reaper that reads the parent after the tag leaves it RUNNING; one
+        that read it before and ended it before the read here is seen here (reopened below);
+        one that ends it after the read here sees the tag as it checks its end and reopens it
+        (``reaper.reopen_if_joined``).
         """
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
@@ -175,13 +185,16 @@ class SharedStudy:
         run_id = studies.shared_attr(study, PARENT_ATTR, created, make, usable)
         if recorded is None:
             study.set_user_attr(STORE_ATTR, store)
-        parent = None if made else client.get_run(run_id)
-        if parent is not None and parent.info.status != "RUNNING":
-            client.update_run(run_id, status="RUNNING")  # a resumed study: its parent runs again
-            for tag in ENDING_TAGS:  # FINISHED with "interrupted by SIGTERM" read as a failure
-                if tag in parent.data.tags:
-                    client.delete_tag(run_id, tag)
-        return run_id, bool(made)
+        if made:
+            return run_id, True
+        if member is not None:
+            client.set_tag(run_id, *member)
+        parent = client.get_run(run_id)
+        if parent.info.status != "RUNNING":
+            # A resumed study, or one a reaper ended as this process joined: it runs again.
+            # FINISHED with "interrupted by SIGTERM" read as a failure: its ending tags go.
+            reopen(client, parent, ENDING_TAGS)
+        return run_id, False
 
     def result_teller(self, number: int, objective: str) -> Callable[[str], str | None]:
         """What tells trial ``number`` its run's ``objective`` metric as the run ends.

@@ -237,13 +237,14 @@ class SweepCallback(Callback):
                 self._opened(run_id)
             return run_id
 
-        parent_run_id, created = study.parent_run(client, create, joined)
+        # This process's tag goes on a parent found before its status is read (parent_run):
+        # a reaper could otherwise end it between the two, and the sweep ran under it KILLED.
+        parent_run_id, created = study.parent_run(client, create, joined, member=(key, value))
         self.process_tag = key
         if created:
             self._log_sweep_settings(config)
             client.set_tag(self.parent_run_id, "pricer.sweep.storage", study.safe_storage)
         else:
-            client.set_tag(parent_run_id, key, value)
             self._opened(parent_run_id)
             # Under mlflow run, this process's own run is not the study's parent: point to it.
             own = os.environ.pop("MLFLOW_RUN_ID", None)

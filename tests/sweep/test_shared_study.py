@@ -22,13 +22,19 @@ import psutil
 import pytest
 from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
 from mlflow.entities import Run
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.pricer_optuna_sweeper import study as studies
 from hydra_plugins.pricer_optuna_sweeper.settings import SETTINGS_ATTR, study_settings
 from pricer.paths import PROJECT_ROOT
 from pricer.tracking import browse
-from pricer.tracking.liveness import HOST_TAG, PID_TAG, process_tags, stale_reason
+from pricer.tracking.liveness import (
+    HOST_TAG,
+    PID_TAG,
+    process_tags,
+    shared_process_tag,
+    stale_reason,
+)
 from pricer.tracking.run import SWEEP_PARENT_ENV
 from pricer.tracking.study import PARENT_ATTR, SharedStudy
 from pricer.tracking.sweep import (
@@ -875,6 +881,111 @@ def test_a_resumed_study_s_parent_drops_what_its_last_ending_said(
     assert run.info.status == "RUNNING"
     assert "error" not in run.data.tags and "pricer.sweep.last_stop" not in run.data.tags
     assert "pricer.ended_by" not in run.data.tags
+
+
+def _joining_a_dead_study(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, SharedStudy, str]:
+    """A study whose one process died (SIGKILL), its parent left RUNNING naming that process
+    alone, and the sweep callback of a process about to join it: a reaper (any pricer run in
+    the experiment) may end that parent now."""
+    import atexit
+
+    from pricer import interrupt
+    from pricer.tracking.sweep import SweepCallback
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = SharedStudy(storage, "raced", "minimize", None, None)
+    tracking = {**dict(compose_train().tracking), "uri": tracking_uri}
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = json.dumps({"host": socket.gethostname(), "pid": dead.pid, "start": None})
+    tags = {"pricer.sweep.study": "raced", "pricer.process.gone": gone}
+    parent, created = study.parent_run(
+        mlflow.MlflowClient(), lambda: open_parent_run(tracking, "study-raced", tags)
+    )
+    assert created
+    callback = SweepCallback(
+        tracking=tracking, run_name="sweep", tags={}, objective="validation.mae",
+        direction="minimize", validation_size=10,
+    )  # fmt: skip
+    # What joining registers in this process (the parent's end at exit), undone after the test.
+    monkeypatch.setattr(atexit, "register", lambda *args, **kwargs: None)
+    monkeypatch.setattr(interrupt, "_runs", {})
+    return callback, study, parent
+
+
+def _joined_running(parent: str) -> None:
+    """The parent runs, naming this process (the joiner), and says nothing of an end."""
+    run = mlflow.MlflowClient().get_run(parent)
+    assert run.info.status == "RUNNING"
+    assert shared_process_tag()[0] in run.data.tags
+    assert "pricer.ended_by" not in run.data.tags and "error" not in run.data.tags
+
+
+def test_a_reap_as_a_process_joins_a_study_leaves_its_parent_running(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joining process read the parent RUNNING (or made it RUNNING again), then tagged
+    itself on it: a reaper of this host ending the parent between the two (every process it
+    named gone) left the sweep running under a KILLED parent. Here a reap follows each read
+    and write the joiner makes of the parent, wherever its window is."""
+    from pricer.tracking import reaper
+    from pricer.tracking import sweep as sweep_module
+
+    callback, study, parent = _joining_a_dead_study(tracking_uri, tmp_path, monkeypatch)
+    experiment = mlflow.get_run(parent).info.experiment_id
+    reaped: list[str] = []
+
+    class Reaping(mlflow.MlflowClient):  # the joiner's client
+        def _then_reap(self, run_id: str) -> None:
+            if run_id == parent:
+                reaped.extend(reaper.reap(experiment))
+
+        def get_run(self, run_id: str) -> Run:
+            run = super().get_run(run_id)
+            self._then_reap(run_id)
+            return run
+
+        def update_run(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            super().update_run(run_id, *args, **kwargs)
+            self._then_reap(run_id)
+
+        def set_tag(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            super().set_tag(run_id, *args, **kwargs)
+            self._then_reap(run_id)
+
+        def delete_tag(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            super().delete_tag(run_id, *args, **kwargs)
+            self._then_reap(run_id)
+
+    monkeypatch.setattr(sweep_module, "MlflowClient", Reaping)
+    callback._join_study(OmegaConf.create({}), study)
+    assert callback.parent_run_id == parent
+    assert parent in reaped  # the reaper did end it as the process joined
+    _joined_running(parent)
+
+
+def test_a_process_joining_a_study_as_a_reaper_ends_its_parent_leaves_it_running(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: the reaper judged the parent dead, then a process joined it whole
+    (read it RUNNING, tagged itself), then the reaper's end landed."""
+    from pricer.tracking import reaper
+
+    callback, study, parent = _joining_a_dead_study(tracking_uri, tmp_path, monkeypatch)
+    experiment = mlflow.get_run(parent).info.experiment_id
+
+    class JoinedMeanwhile(mlflow.MlflowClient):  # the reaper's client
+        def set_terminated(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            if run_id == parent and callback.parent_run_id is None:
+                callback._join_study(OmegaConf.create({}), study)
+            super().set_terminated(run_id, *args, **kwargs)
+
+    monkeypatch.setattr(reaper, "MlflowClient", JoinedMeanwhile)
+    assert reaper.reap(experiment) == []
+    assert callback.parent_run_id == parent
+    _joined_running(parent)
 
 
 @pytest.mark.e2e
