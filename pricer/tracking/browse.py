@@ -391,7 +391,7 @@ def leaderboard_notes(run: Run, table: pd.DataFrame) -> list[str]:
             line += f" (its run {str(table.loc[best, 'run_id'])[:SHORT_ID]} was deleted since)"
         lines.append(line)
     # As the leaderboard printed them: the comparison first while the view still shows it.
-    families = families_line(run, None)
+    families = families_line(run, table, None)
     if families is not None:  # this leaderboard is still the one its data's view shows
         lines.append(families)
     lines.append(run_line(run, None))

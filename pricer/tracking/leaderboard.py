@@ -418,14 +418,23 @@ def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsVie
     )
 
 
-def families_line(run: Any, ui_url: str | None) -> str | None:
-    """The terminal's line opening the saved view of ``run``'s family runs, None when the view
-    of its data shows another leaderboard's (a later one took it over) or there is none."""
+def families_lead(table: pd.DataFrame) -> str:
+    """What the terminal says before the saved view's address: the order the view's title
+    names. With every family incomplete it said "best first" of a view that ranks none."""
+    if rankable(table).any():
+        return FAMILIES_LINE
+    return f"families, {view_order(table)}: "
+
+
+def families_line(run: Any, table: pd.DataFrame, ui_url: str | None) -> str | None:
+    """The terminal's line opening the saved view of ``run``'s family runs (``table``, its
+    leaderboard), None when the view of its data shows another leaderboard's (a later one took
+    it over) or there is none."""
     data = run.data.tags.get(tags.DATA)
     if not data:
         return None
     url = children_view_url(mlflow.MlflowClient(), run, leaderboard_key(data), ui_url)
-    return None if url is None else f"{FAMILIES_LINE}{url}"
+    return None if url is None else f"{families_lead(table)}{url}"
 
 
 def log_leaderboard(
@@ -501,7 +510,7 @@ def log_leaderboard(
         # The comparison first: the view answers "which family is best", the run page holds
         # the tables and charts behind it (and, at 1600 pixels, shows its description last).
         families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
-        print(f"{FAMILIES_LINE}{families}", flush=True)
+        print(f"{families_lead(table)}{families}", flush=True)
         print(run_line(run, ui_url), flush=True)
     elif run is not None:  # which leaderboard the view still shows: not this one's families
         print(run_line(run, ui_url), flush=True)  # this leaderboard's own figures: first

@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from pricer.tracking import browse
 from pricer.tracking.leaderboard import families_line, log_leaderboard
 from pricer.tracking.views import VIEW_TAG_PREFIX
 from tests.tracking.test_leaderboard import board
@@ -152,13 +153,13 @@ def test_the_view_ranks_finished_family_runs_only(tracking_uri: str) -> None:
     # A view an earlier pricer saved (every child) is still this leaderboard's: its line stays.
     client = mlflow.MlflowClient()
     run = client.get_run(parent.info.run_id)
-    assert families_line(run, None) is not None
+    assert families_line(run, table, None) is not None
     earlier = json.loads(client.get_experiment(run.info.experiment_id).tags[VIEW_KEY])
     earlier["state"] = json.dumps(
         {"searchFilter": f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"}
     )
     client.set_experiment_tag(run.info.experiment_id, VIEW_KEY, json.dumps(earlier))
-    assert families_line(run, None) is not None
+    assert families_line(run, table, None) is not None
 
 
 def test_a_leaderboard_with_a_failed_family_leaves_the_view_to_the_last_finished_one(
@@ -178,7 +179,7 @@ def test_a_leaderboard_with_a_failed_family_leaves_the_view_to_the_last_finished
         "the saved view of real data unchanged (families failed: it shows finished "
         "leaderboards only): none saved yet, as none finished"
     )
-    finished, best_first, _ = leaderboard("real", {"svr": 97.9, "xgboost": 92.8})
+    finished, best_first, finished_table = leaderboard("real", {"svr": 97.9, "xgboost": 92.8})
     before = saved_views()["pricer-leaderboard-real"]
     capsys.readouterr()
 
@@ -191,9 +192,9 @@ def test_a_leaderboard_with_a_failed_family_leaves_the_view_to_the_last_finished
     )
     assert [run.info.run_id for run in found] == best_first
     client = mlflow.MlflowClient()
-    line = families_line(client.get_run(finished), None)
+    line = families_line(client.get_run(finished), finished_table, None)
     assert line is not None and line.startswith("families, best first: http")
-    assert families_line(client.get_run(failed), None) is None
+    assert families_line(client.get_run(failed), finished_table, None) is None
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == (
         "the saved view of real data unchanged (families failed: it shows finished "
@@ -278,6 +279,28 @@ def test_a_family_that_left_items_unpriced_is_listed_after_the_ranked_ones_and_s
     ]
     frontier = next(run for run in children.values() if run.info.run_name == "frontier · real")
     assert "ranked_mae" not in frontier.data.metrics
+
+
+def test_a_leaderboard_with_every_family_incomplete_says_its_view_ranks_none(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its saved view's title says "none ranked (every family incomplete)", as the description's
+    # link does, but the terminal's line to it (and pricer runs') said "families, best first",
+    # an order the view does not have: no family has the ranked_mae it sorts by.
+    maes = {"svr": 97.9, "xgboost": 92.8}
+    parent, _, _ = leaderboard("real", maes, incomplete={"svr": 2, "xgboost": 3})
+    title = saved_views()["pricer-leaderboard-real"]["name"]
+    assert (
+        title == "pricer · real: latest finished leaderboard, none ranked (every family incomplete)"
+    )
+    said = "families, none ranked (every family incomplete): http://127.0.0.1:5000/#/experiments/"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2].startswith(said) and "viewStateShareKey" in printed[-2]
+    assert printed[-1].startswith("leaderboard run (its tables and charts): http")
+    run = mlflow.get_run(parent)
+    again = browse.leaderboard_notes(run, browse.stored_leaderboard(run))
+    assert [line for line in again if line.startswith("families")] == [printed[-2]]
+    assert not [line for line in printed + again if "best first" in line]
 
 
 def test_a_family_run_deleted_before_the_leaderboard_ends_is_left_out_of_the_view_sort(
