@@ -212,12 +212,14 @@ def display_tradeoff(table: pd.DataFrame, width: int | None = None) -> pd.DataFr
     ]
     # A table stored before "ranked" was: every family was ranked then.
     ranks = table["ranked"] if "ranked" in table else pd.Series(True, index=table.index)
+    # Unranked with a mae: it priced some items, not all. Without one it failed (the table
+    # above says so), and "incomplete" said it had priced some.
     shown["Pareto front"] = [
         ", ".join(name for name, on in (("cost", cost), ("latency", latency)) if on)
         if ranked
-        else INCOMPLETE
-        for cost, latency, ranked in zip(
-            table["pareto_cost"], table["pareto_latency"], ranks, strict=True
+        else (INCOMPLETE if known(mae) else "")
+        for cost, latency, ranked, mae in zip(
+            table["pareto_cost"], table["pareto_latency"], ranks, table["mae"], strict=True
         )
     ]
     for header in TRADEOFF_EXPENDABLE:

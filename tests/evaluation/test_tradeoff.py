@@ -166,6 +166,26 @@ def test_a_family_that_left_items_unpriced_is_never_on_a_pareto_front() -> None:
     assert old.loc["frontier_rag", "Pareto front"] == ""
 
 
+def test_a_family_that_failed_is_not_called_incomplete_on_the_trade_off() -> None:
+    # "incomplete" says a family priced some items, not all: one that failed (no key, its
+    # server down) priced none and has no mae, yet its Pareto column read "incomplete".
+    from pricer.tracking.leaderboard import rankable
+
+    counted = board()
+    counted["status"] = "FINISHED"
+    counted.loc["frontier", ["mae", "mae_ci_low", "mae_ci_high", "status"]] = [
+        math.nan,
+        math.nan,
+        math.nan,
+        "FAILED",
+    ]
+    table = tradeoff_table(counted, PRICE, n_items=250, ranked=rankable(counted))
+    shown = display_tradeoff(table)
+    assert shown.loc["frontier", "mae (95% CI)"] == ""
+    assert shown.loc["frontier", "Pareto front"] == ""
+    assert shown.loc["xgboost", "Pareto front"] == "cost, latency"
+
+
 def test_item_counts_come_from_the_board_when_it_has_them() -> None:
     counted = board()
     counted["n"] = 200.0
