@@ -54,6 +54,8 @@ VIEW_LEFT = "Families failed: this leaderboard did not take over the saved view"
 # A finished family that left items unpriced: its status wherever it is listed (the tables'
 # status column, the charts' labels, the trade-off's Pareto column).
 INCOMPLETE = "incomplete"
+# How the saved view, and every line to it, says it orders families none of which is ranked.
+NONE_RANKED = "none ranked (every family incomplete)"
 # Logged on each ranked family's run (``rankable``: it priced every item) by its leaderboard,
 # its mae: the saved view sorts by it, so families that left items unpriced, which have
 # none, come after the ranked ones (MLflow's search lists runs without the sort key last).
@@ -395,7 +397,7 @@ def view_order(table: pd.DataFrame) -> str:
     first" named an order the view did not have."""
     if rankable(table).any():
         return "best mae first"
-    return "none ranked (every family incomplete)"
+    return NONE_RANKED
 
 
 def families_view(table: pd.DataFrame, data: str, parent_run_id: str) -> RunsView:
@@ -423,7 +425,18 @@ def families_lead(table: pd.DataFrame) -> str:
     names. With every family incomplete it said "best first" of a view that ranks none."""
     if rankable(table).any():
         return FAMILIES_LINE
-    return f"families, {view_order(table)}: "
+    return f"families, {NONE_RANKED}: "
+
+
+def shown_order(run_id: str) -> str:
+    """How the saved view orders leaderboard ``run_id``'s families, said where a failed
+    leaderboard names the one the view still shows: one that ranked none logged no
+    ``best_mae`` (a run deleted since is read as the usual order)."""
+    try:
+        metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
+    except mlflow.exceptions.MlflowException:
+        return "best first"
+    return "best first" if "best_mae" in metrics else NONE_RANKED
 
 
 def families_line(run: Any, table: pd.DataFrame, ui_url: str | None) -> str | None:
@@ -522,6 +535,7 @@ def log_leaderboard(
             why="families failed: it shows finished leaderboards only",
             shows="leaderboard {id}'s families",
             ui_url=ui_url,
+            order=shown_order,
         )
         print(line, flush=True)
 

@@ -21,7 +21,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -212,17 +212,19 @@ def unchanged_line(
     why: str,
     shows: str,
     ui_url: str | None,
+    order: Callable[[str], str] = lambda run_id: "best first",
 ) -> str:
     """The terminal's line for a run that did not take saved view ``key`` over (it did not
     finish), in place of the line that opens it: which run the view still shows, or that
     there is none. ``view`` names the view ("the view of real data"), ``why`` says why it was
-    left alone, ``shows`` what it shows of a run ("leaderboard {id}'s families")."""
+    left alone, ``shows`` what it shows of a run ("leaderboard {id}'s families"), ``order``
+    how the view orders that run's children, given its id."""
     earlier = shown_parent(client, experiment_id, key)
     said = f"{view} unchanged ({why})"
     if earlier is None:
         return f"{said}: none saved yet, as none finished"
     url = view_url(ui_url or ui_base(), experiment_id, key)
-    return f"{said}: it shows {shows.format(id=earlier[:8])}, best first: {url}"
+    return f"{said}: it shows {shows.format(id=earlier[:8])}, {order(earlier)}: {url}"
 
 
 def children_view_url(client: MlflowClient, run: Run, key: str, ui_url: str | None) -> str | None:

@@ -303,6 +303,26 @@ def test_a_leaderboard_with_every_family_incomplete_says_its_view_ranks_none(
     assert not [line for line in printed + again if "best first" in line]
 
 
+def test_a_failed_leaderboard_says_the_view_it_left_ranks_none_when_it_does(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The view a failed leaderboard leaves alone may be one whose families were all
+    # incomplete: its line said "it shows leaderboard ...'s families, best first".
+    finished, _, _ = leaderboard("real", {"svr": 97.9}, incomplete={"svr": 2})
+    capsys.readouterr()
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}):
+        log_leaderboard(board(), data="real")  # frontier FAILED: the run ends FAILED
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith(
+            "the saved view of real data unchanged (families failed: it shows finished "
+            f"leaderboards only): it shows leaderboard {finished[:8]}'s families, none ranked "
+            "(every family incomplete): http://127.0.0.1:5000/#/experiments/"
+        )
+    )
+
+
 def test_a_family_run_deleted_before_the_leaderboard_ends_is_left_out_of_the_view_sort(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
