@@ -230,6 +230,15 @@ class RegistryConfig(Settings):
     model_name: str
     champion_alias: str
     challenger_alias: str
+    lease_seconds: float
+    lease_wait_seconds: float
+
+    def __post_init__(self) -> None:
+        # The lease's own margin (pricer.tracking.lease) needs a few seconds to act in.
+        if self.lease_seconds < 5:
+            raise ValueError(f"lease_seconds must be >= 5, got {self.lease_seconds}")
+        if self.lease_wait_seconds < 0:
+            raise ValueError(f"lease_wait_seconds must be >= 0, got {self.lease_wait_seconds}")
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from pricer.errors import ConfigError, UserError, one_line
 from pricer.evaluation import EvalSettings, PairedTest, paired_bootstrap_test
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
 from pricer.schemas import RegistryConfig
-from pricer.tracking import names
+from pricer.tracking import lease, names
 from pricer.tracking.candidates import (
     METRIC,
     Candidate,
@@ -60,6 +60,7 @@ from pricer.tracking.candidates import (
     require_data,
 )
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
+from pricer.tracking.lease import Lease, LeaseBusy, LeaseLost
 from pricer.tracking.model import check_logged_model
 from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
@@ -76,6 +77,8 @@ __all__ = [
     "ChampionMoved",
     "DataNotChosen",
     "IncomparableChampion",
+    "LeaseBusy",
+    "LeaseLost",
     "NoCandidate",
     "PromotionError",
     "UnloadableCandidate",
@@ -434,6 +437,18 @@ class RegistrySettings:
     challenger_alias: str
     # The command that retires this champion, as the user would type it (``retire_command``).
     retire_command: str = "pricer promote data=<data> retire=true"
+    lease_seconds: float = 60.0  # the registered model's lease (pricer.tracking.lease)
+    lease_wait_seconds: float = 90.0
+
+    def take_lease(self, client: MlflowClient, again: str) -> Lease:
+        """This model's lease, taken with these settings (``again``: the advice on failure)."""
+        return lease.take(
+            client,
+            self.model_name,
+            seconds=self.lease_seconds,
+            wait=self.lease_wait_seconds,
+            again=again,
+        )
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> RegistrySettings:
@@ -442,6 +457,8 @@ class RegistrySettings:
             model_name=checked.model_name,
             champion_alias=checked.champion_alias,
             challenger_alias=checked.challenger_alias,
+            lease_seconds=checked.lease_seconds,
+            lease_wait_seconds=checked.lease_wait_seconds,
         )
         if settings.champion_alias == settings.challenger_alias:
             raise ConfigError("registry.champion_alias and registry.challenger_alias must differ")
@@ -699,20 +716,29 @@ def _record(
     Only if the champion is still the one the decision was made against (``replaced``, None
     for a first champion): MLflow has no compare-and-set for aliases, so two promotions at
     once each compared with the champion they read, and the later write won, even with a
-    candidate worse than the other's new champion. It is checked before anything is written
-    and again before the history line and the alias, which leaves a window of those two
-    writes (milliseconds, against the minutes a comparison can take).
+    candidate worse than the other's new champion. Checking it before the writes was not
+    enough: two promotions could both pass the check before either moved the alias (with six
+    at once, three did on a file store). So the check, the record and the move are made
+    under the registered model's lease (``pricer.tracking.lease``), one promotion at a time;
+    the slow comparison before them is not, and the champion it was made against is checked
+    once the lease is held.
     """
+    with store_step("taking the registered model's lease"):  # nothing written yet
+        held = registry.take_lease(client, "promote again")
     try:
-        with store_step("reading the champion"):  # nothing written yet
-            _still_champion(client, registry, replaced)
-    except ChampionMoved as moved:
-        _not_applied(client, registry.model_name, str(decision.version), moved, promotion_run_id)
-        raise
-    # SIGTERM between these writes left "Champion since ..." on a version that never got the
-    # alias: a signal waits until they are done, and is raised once the run has ended.
-    with interrupt.deferred(release=False):
-        _write_decision(client, registry, decision, replaced, promotion_run_id)
+        try:
+            with store_step("reading the champion"):  # nothing written yet
+                _still_champion(client, registry, replaced)
+        except ChampionMoved as moved:
+            version = str(decision.version)
+            _not_applied(client, registry.model_name, version, moved, promotion_run_id)
+            raise
+        # SIGTERM between these writes left "Champion since ..." on a version that never got
+        # the alias: a signal waits until they are done, and is raised once the run has ended.
+        with interrupt.deferred(release=False):
+            _write_decision(client, registry, decision, replaced, promotion_run_id, held)
+    finally:
+        held.release()
 
 
 def _not_applied(
@@ -749,7 +775,10 @@ def _write_decision(
     decision: Decision,
     replaced: ModelVersion | None,
     promotion_run_id: str,
+    taken: Lease | None = None,
 ) -> None:
+    """``taken``: the lease the decision is written under, checked just before the alias
+    moves."""
     name, version = registry.model_name, str(decision.version)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tags = {
@@ -805,6 +834,8 @@ def _write_decision(
             )
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
         append_history(client, name, line, history_tag)
+        if taken is not None:  # a holder slowed past its lease's end would race another
+            taken.check()
         client.set_registered_model_alias(name, alias, version)
     except ChampionMoved:  # its own record says why; nothing else was written
         raise
@@ -897,6 +928,8 @@ def _withdraw(
         f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
         f"{one_line(error)}); no alias moved, promote again"
     )
+    if isinstance(error, LeaseLost):  # the store did not fail: the lease ran out
+        reason = f"Not applied: {error}"
     steps: list[Callable[[], object]] = [
         lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
         lambda: client.update_model_version(name, version, description=reason),

@@ -33,6 +33,8 @@ from pricer.tracking.registry import (
     PROMOTE_ONLY,
     RETIRED_TAGS,
     ChampionMoved,
+    Lease,
+    LeaseLost,
     RecordIncomplete,
     RegistrySettings,
     append_history,
@@ -126,7 +128,7 @@ def _retire(
 ) -> Retirement:
     """The record first (the version's tags and description, the history line), the alias
     last; a failure before the alias is gone takes the record back."""
-    name, version, alias = registry.model_name, str(current.version), registry.champion_alias
+    version, alias = str(current.version), registry.champion_alias
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     why = f"retired by promotion run {run_id}"
     reason = (
@@ -134,6 +136,30 @@ def _retire(
         "promote crowns a new one"
     )
     history_tag = history_key()
+    # Under the registered model's lease, as a promotion's check, record and move are: a
+    # promotion crowning a new champion between this check and the alias's deletion had it
+    # deleted unasked.
+    with store_step("taking the registered model's lease"):  # nothing written yet
+        held = registry.take_lease(client, "retire again")
+    try:
+        _retire_held(client, registry, current, held, run_id, (history_tag, now, why, reason))
+    finally:
+        held.release()
+    return Retirement(version, reason)
+
+
+def _retire_held(
+    client: MlflowClient,
+    registry: RegistrySettings,
+    current: ModelVersion,
+    held: Lease,
+    run_id: str,
+    record: tuple[str, str, str, str],
+) -> None:
+    """The retirement's check, record and alias deletion, under ``held``; ``record``: its
+    history line's tag, the time, why and the line's reason."""
+    history_tag, now, why, reason = record
+    name, version, alias = registry.model_name, str(current.version), registry.champion_alias
     with store_step("reading the champion"):  # nothing written yet
         _still_there(client, registry, version)
     # SIGTERM between these writes would leave a record of a retirement the alias did not
@@ -147,9 +173,10 @@ def _retire(
             # Checked again just before the alias goes (MLflow has no compare-and-delete): a
             # champion another promotion crowned meanwhile is not retired unasked.
             _still_there(client, registry, version)
+            held.check()  # a holder slowed past its lease's end would race another
             client.delete_registered_model_alias(name, alias)
         except Exception as error:
-            moved = isinstance(error, ChampionMoved)
+            moved = isinstance(error, ChampionMoved | LeaseLost)
             if not moved and _alias_gone(client, name, alias):  # deleted: the record is true
                 retired = Retirement(version, reason)
                 raise _applied_but(registry, retired, "its record", error) from error
@@ -161,7 +188,6 @@ def _retire(
                 f"recorded ({type(error).__name__}: {one_line(error)}): {alias} is still "
                 f"version {version} and the record was taken back; retire again once it answers"
             ) from error
-    return Retirement(version, reason)
 
 
 def _alias_gone(client: MlflowClient, name: str, alias: str) -> bool:

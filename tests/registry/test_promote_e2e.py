@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from pricer.paths import PROJECT_ROOT
 from tests.e2e.conftest import pricer_app, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -176,3 +180,246 @@ def test_a_champion_whose_model_is_gone_is_retired_with_the_command_promote_name
     assert f"champion: first champion of '{MODEL}': version 2" in out
     assert champion_run_id(client) == other
     assert np.isfinite(float(client.get_model_version(MODEL, "2").tags["pricer.mae"]))
+
+
+# Run as ``python <this> data=... ...``: ``pricer.promote`` itself, every step the real one,
+# with waits at two points of the real code path so that two promotions meet where they raced
+# (tests only). ``MEET_DIR``: a folder both mark their steps in; ``MEET_AS``: this one's name;
+# ``MEET_MODE=hang``: stop for good inside the window instead (to be SIGKILLed there).
+MEETING = """
+import os, runpy, sys, time
+from pathlib import Path
+
+from pricer.tracking import registry, retire
+
+meet, me = Path(os.environ["MEET_DIR"]), os.environ["MEET_AS"]
+
+
+def mark(step):
+    (meet / f"{step}.{me}").touch()
+
+
+def others(step):
+    return [path for path in meet.glob(f"{step}.*") if path.name != f"{step}.{me}"]
+
+
+recording, retiring, appending = registry._record, retire._retire, registry.append_history
+
+
+def record(*args, **kwargs):
+    mark("compared")  # compared with the champion; its check and writes come next
+    return recording(*args, **kwargs)
+
+
+def retire_it(*args, **kwargs):
+    mark("compared")  # read the champion to retire; its check and writes come next
+    return retiring(*args, **kwargs)
+
+
+def append(*args, **kwargs):
+    # Past every check of the champion, before the alias moves: wait here for the other
+    # promotion, or, once it has compared, for as long as it needs to get here unless
+    # something stops it.
+    mark("window")
+    if os.environ.get("MEET_MODE") == "hang":
+        time.sleep(600)
+    deadline, seen = time.monotonic() + 120, None
+    while time.monotonic() < deadline and not others("window"):
+        if seen is None and others("compared"):
+            seen = time.monotonic()
+        if seen is not None and time.monotonic() - seen > 8:
+            break
+        time.sleep(0.05)
+    return appending(*args, **kwargs)
+
+
+registry._record, registry.append_history = record, append
+retire._retire, retire.append_history = retire_it, append
+sys.argv[0] = "pricer.promote"
+runpy.run_module("pricer.promote", run_name="__main__", alter_sys=True)
+"""
+
+
+def meeting_promote(tmp_path: Path, name: str, *overrides: str) -> list[str]:
+    script = tmp_path / "meeting_promote.py"
+    script.write_text(MEETING)
+    return [
+        sys.executable, str(script), "data=synthetic", "eval.n_resamples=1000", *overrides,
+        f"hydra.run.dir={tmp_path}/hydra-{name}",
+    ]  # fmt: skip
+
+
+def meeting_env(tmp_path: Path, name: str, **more: str) -> dict[str, str]:
+    (tmp_path / "meet").mkdir(exist_ok=True)
+    return {
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "MEET_DIR": str(tmp_path / "meet"),
+        "MEET_AS": name,
+        **more,
+    }
+
+
+def test_two_promotions_that_meet_before_the_alias_moves_move_it_once(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Each beat the champion and checked it was still there; both then moved the alias, the
+    # later won, and the earlier's record (its version "champion", its history line, the old
+    # champion "replaced by" it) claimed a move from a champion its model never faced.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.registry.test_registry import BASE, promote_with, training_run
+
+    mlflow.set_experiment("pricer")
+    training_run(BASE)
+    promote_with()
+    better = {"linear": training_run(BASE * 0.5, family="linear")}
+    better["xgboost"] = training_run(BASE * 0.55, family="xgboost")
+    client = MlflowClient()
+
+    def promote(family: str) -> subprocess.CompletedProcess[str]:
+        command = meeting_promote(tmp_path, family, f"candidates.family={family}")
+        return run_cli(command, tracking_uri, tmp_path, env=meeting_env(tmp_path, family))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(better, pool.map(promote, better), strict=True))
+    assert {path.name for path in (tmp_path / "meet").glob("compared.*")} == {
+        "compared.linear",
+        "compared.xgboost",
+    }  # both compared with version 1 before either recorded anything
+    won = [family for family, result in done.items() if result.returncode == 0]
+    assert len(won) == 1, {family: result.stderr[-2000:] for family, result in done.items()}
+    [winner] = won
+    [loser] = set(better) - {winner}
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.run_id == better[winner]
+    said = done[loser].stderr.strip().splitlines()
+    assert done[loser].returncode == 2 and "Traceback" not in done[loser].stderr
+    assert said[-1] == (
+        f"error: champion moved to version {champion.version} while this promotion compared "
+        "against version 1 (another promotion at once): no alias moved; promote again to "
+        "compare with the new champion"
+    )
+    # The loser's record says it was not applied; only the winner's claims the move.
+    [lost] = client.search_model_versions(f"name='{MODEL}' and run_id='{better[loser]}'")
+    lost = client.get_model_version(MODEL, lost.version)
+    assert lost.tags["pricer.decision"] == "not applied"
+    assert lost.description.startswith(f"Not applied: champion moved to version {champion.version}")
+    assert "pricer.compared_with_version" not in lost.tags
+    assert champion.tags["pricer.compared_with_version"] == "1"
+    assert client.get_model_version(MODEL, "1").tags["pricer.replaced_by_version"] == str(
+        champion.version
+    )
+    history = client.get_registered_model(MODEL).description.splitlines()
+    assert [line for line in history if "beats version 1 " in line] == [
+        line for line in history if f"champion: version {champion.version} " in line
+    ]
+    assert len(history) == 3  # the title, the first champion, the one that replaced it
+    assert "pricer.lease" not in client.get_registered_model(MODEL).tags  # released
+
+
+def test_a_promotion_killed_holding_the_lease_holds_up_the_next_only_until_it_expires(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from tests.registry.test_registry import BASE, promote_with, training_run
+
+    mlflow.set_experiment("pricer")
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.5, family="linear")
+    nextone = training_run(BASE * 0.55, family="xgboost")
+    client = MlflowClient()
+    command = meeting_promote(
+        tmp_path, "killed", "candidates.family=linear", "registry.lease_seconds=25"
+    )
+    env = {
+        **os.environ,
+        **meeting_env(tmp_path, "killed", MEET_MODE="hang"),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+    }
+    held = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "meet" / "window.killed").exists():
+            assert held.poll() is None, held.stderr.read() if held.stderr else ""
+            assert time.monotonic() < deadline, "the promotion never reached the alias move"
+            time.sleep(0.1)
+    finally:
+        held.send_signal(signal.SIGKILL)  # no finally of its own runs: its lease stays
+        held.wait(60)
+    lease = client.get_registered_model(MODEL).tags["pricer.lease"]
+    expiry = float(lease.rpartition(":")[2])
+    assert expiry > time.time() + 5  # the next promotion is started well before it expires
+    nexts = run_cli(
+        pricer_app("promote", "data=synthetic", "candidates.family=xgboost", workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+    )
+    assert nexts.returncode == 0, nexts.stderr[-3000:]
+    assert "champion: version" in nexts.stdout and "beats version 1 " in nexts.stdout
+    assert client.get_model_version_by_alias(MODEL, "champion").run_id == nextone
+    run = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`pricer.decision` = 'champion'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )[0]
+    # It waited for the lease to expire, and not much longer (its record and run end after).
+    assert run.info.start_time / 1000 < expiry <= run.info.end_time / 1000 < expiry + 15
+    assert "pricer.lease" not in client.get_registered_model(MODEL).tags
+
+
+def test_a_retirement_and_a_promotion_that_meet_before_the_alias_moves_do_not_both_apply(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # retire=true checks the champion and deletes its alias as a promotion checks and moves
+    # it: met in that window, the promotion crowned a new champion "replacing" version 1 while
+    # the retirement said version 1 was retired (or deleted the new champion's alias).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.registry.test_registry import BASE, promote_with, training_run
+
+    mlflow.set_experiment("pricer")
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.5, family="linear")
+    client = MlflowClient()
+    overrides = {"promote": ["candidates.family=linear"], "retire": ["retire=true"]}
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        command = meeting_promote(tmp_path, name, *overrides[name])
+        if name == "retire":  # retire=true refuses eval.* settings
+            command.remove("eval.n_resamples=1000")
+        return run_cli(command, tracking_uri, tmp_path, env=meeting_env(tmp_path, name))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(overrides, pool.map(run, overrides), strict=True))
+    won = [name for name, result in done.items() if result.returncode == 0]
+    assert len(won) == 1, {name: result.stderr[-2000:] for name, result in done.items()}
+    [loser] = set(overrides) - set(won)
+    assert done[loser].returncode == 2 and "Traceback" not in done[loser].stderr
+    said = done[loser].stderr.strip().splitlines()[-1]
+    first = client.get_model_version(MODEL, "1")
+    [candidate] = client.search_model_versions(f"name='{MODEL}' and run_id='{better}'")
+    candidate = client.get_model_version(MODEL, candidate.version)
+    history = client.get_registered_model(MODEL).description.splitlines()
+    if won == ["promote"]:  # the retirement found another champion: nothing retired
+        assert said.startswith(f"error: champion moved to version {candidate.version} while ")
+        assert "nothing was retired" in said
+        assert client.get_model_version_by_alias(MODEL, "champion").run_id == better
+        assert "pricer.retired_at" not in first.tags
+        assert first.tags["pricer.replaced_by_version"] == str(candidate.version)
+        assert not [line for line in history if " retired: " in line]
+    else:  # the promotion found no champion where it compared with version 1
+        assert said.startswith("error: champion moved to version none while this promotion")
+        assert "champion" not in client.get_registered_model(MODEL).aliases
+        assert "pricer.retired_at" in first.tags
+        assert "pricer.replaced_by_version" not in first.tags
+        assert candidate.tags["pricer.decision"] == "not applied"
+        assert not [line for line in history if "beats version 1 " in line]
+    assert len(history) == 3  # the title, the first champion, the one decision applied
+    assert "pricer.lease" not in client.get_registered_model(MODEL).tags

@@ -1464,3 +1464,82 @@ def test_a_retirement_that_fails_before_the_alias_goes_leaves_no_record_of_it(
     assert (after.description, after.tags) == (before.description, before.tags)
     assert client.get_registered_model(MODEL).description == history
     assert promotion_runs()[-1].info.status == "FAILED"
+
+
+def another_holds_the_lease(client: MlflowClient, seconds: float = 600) -> str:
+    """The lease tag another promotion, still at work, wrote: its value."""
+    import time
+
+    value = f"another-promotion:{time.time() + seconds:.3f}"
+    client.set_registered_model_tag(MODEL, "pricer.lease", value)
+    return value
+
+
+@pytest.mark.parametrize("retiring", [False, True])
+def test_a_promotion_that_cannot_get_the_lease_fails_in_one_line_having_written_nothing(
+    client: MlflowClient, retiring: bool
+) -> None:
+    # Another promotion checks the champion, records its decision and moves the alias: this
+    # one waits for it (bounded), then gives up before any check or write of its own.
+    from pricer.errors import one_line
+    from pricer.tracking.registry import LeaseBusy
+
+    better = champion_and_better()
+    holder = another_holds_the_lease(client)
+    before = client.get_model_version(MODEL, "1")
+    history = client.get_registered_model(MODEL).description
+    overrides = ["retire=true"] if retiring else []
+    with pytest.raises(LeaseBusy) as busy:
+        promote_with(*overrides, "registry.lease_wait_seconds=1")
+    said = one_line(busy.value)
+    assert re.fullmatch(
+        rf"another promotion of {MODEL} holds its lease \(until \d\d:\d\d:\d\d UTC\) and still "
+        rf"did after 1 s of waiting: nothing was written, no alias moved; "
+        rf"{'retire' if retiring else 'promote'} again",
+        said,
+    ), said
+    assert aliases(client) == {"champion": "1"}
+    model = client.get_registered_model(MODEL)
+    assert model.description == history and model.tags["pricer.lease"] == holder
+    after = client.get_model_version(MODEL, "1")
+    assert (after.description, after.tags) == (before.description, before.tags)
+    if not retiring:  # registered before the lease, its decision never written
+        waiting = client.get_model_version(MODEL, version_of(client, better))
+        assert "pricer.decision" not in waiting.tags and not waiting.description
+    run = promotion_runs()[-1]
+    assert run.info.status == "FAILED" and said in run.data.tags["error"]
+
+
+def test_an_expired_lease_does_not_hold_up_a_promotion(client: MlflowClient) -> None:
+    better = champion_and_better()
+    another_holds_the_lease(client, seconds=-1)  # its holder was killed a while ago
+    assert promote_with("registry.lease_wait_seconds=0").outcome == "champion"
+    assert aliases(client) == {"champion": version_of(client, better)}
+    assert "pricer.lease" not in client.get_registered_model(MODEL).tags  # released
+
+
+def test_a_lease_taken_from_a_holder_before_its_alias_moved_leaves_its_record_not_applied(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A holder slowed past its lease's end (a stalled store): another promotion takes the
+    # lease; this one must not move the alias after all.
+    from pricer.tracking import registry
+
+    better = champion_and_better()
+    history = client.get_registered_model(MODEL).description
+    appending = registry.append_history
+
+    def stalled(*args: object) -> str:
+        key = appending(*args)  # type: ignore[arg-type]
+        another_holds_the_lease(client)  # meanwhile, the lease ran out and was taken
+        return key
+
+    monkeypatch.setattr(registry, "append_history", stalled)
+    with pytest.raises(registry.LeaseLost, match=r"^another promotion took the lease on "):
+        promote_with()
+    assert aliases(client) == {"champion": "1"}
+    version = client.get_model_version(MODEL, version_of(client, better))
+    assert version.tags["pricer.decision"] == "not applied"
+    assert version.description.startswith("Not applied: another promotion took the lease on ")
+    assert client.get_registered_model(MODEL).description == history
+    assert "pricer.replaced_by_version" not in client.get_model_version(MODEL, "1").tags
