@@ -40,6 +40,7 @@ from pricer.models.llm.answering import (
     other_model_answers,
 )
 from pricer.models.llm.catalogue import UNKNOWN
+from pricer.models.llm.client import check_api_keys
 from pricer.models.llm.failures import (
     INTERRUPTED_PASS,
     add_interrupted_stats,
@@ -187,7 +188,7 @@ def run_family(
     ``run_cfg`` holds ``model``, ``eval``, ``tracking`` and the data settings of this run; it is
     logged whole. ``curated`` is data already loaded for several runs; without it the run loads
     ``run_cfg.data`` itself, so bad data fails the run too (a missing item file fails before the
-    run exists, as a bad setting does). With a ``validation`` node, its
+    run exists, as a bad setting and a missing API key do). With a ``validation`` node, its
     items are held out of training and scored as ``validation.*`` metrics (a sweep's
     objective). Any error marks the run FAILED and propagates.
     """
@@ -195,6 +196,7 @@ def run_family(
     # validation's (their ranges, which composing does not check).
     check_seed(run_cfg.seed)
     check_arguments(run_cfg.model, "model")
+    check_api_keys({family: run_cfg.model})  # a keyless LLM: refused, not a FAILED run
     settings = EvalSettings.from_config(run_cfg.eval)
     validation = (
         ValidationSettings.from_config(run_cfg.validation) if "validation" in run_cfg else None
@@ -510,6 +512,9 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     check_seed(cfg.seed)
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
+    # ... and every key an LLM family needs: a missing one refused the leaderboard only after
+    # it had fitted every family before that one (5.5 minutes on real data).
+    check_api_keys({family: cfg.models[family] for family in families})
     eval_settings = EvalSettings.from_config(cfg.eval)
     compute_price = ComputePrice.from_config(cfg.tradeoff)
     check_item_files(cfg.data)

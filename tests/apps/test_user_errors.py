@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from pricer.devtools.stub_server import StubServer
 from tests.e2e.conftest import pricer_app, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -171,6 +172,78 @@ def test_a_family_setting_out_of_range_fails_in_one_line(
     assert expected in the_error_line(result)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert [run.info.status for run in runs] == ["FAILED"]
+
+
+KEYLESS = "error: frontier: environment variable OPENAI_API_KEY (named by api_key_env) is not set;"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # The leaderboard fitted every family before the frontier (5.5 minutes on real data),
+        # then ended "families failed: frontier", its parent and constant's run in the store.
+        [
+            "leaderboard",
+            "families=[constant,frontier]",
+            "+model@models.frontier=frontier",
+            "data.n_records=4000",
+            "curation.split.test_size=200",
+        ],
+        # A lone run opened its run and ended it FAILED.
+        ["train", "model=frontier", "data.n_records=4000", "curation.split.test_size=200"],
+    ],
+    ids=["leaderboard", "train"],
+)
+def test_a_missing_api_key_is_refused_before_any_run(
+    command: list[str], tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # run_cli passes this environment on
+    app, *overrides = command
+    started = time.monotonic()
+    result = run_cli(
+        pricer_app(app, *overrides, f"curation.cache_dir={tmp_path}/cache", workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+    )
+    seconds = time.monotonic() - started
+    assert the_error_line(result).startswith(KEYLESS), result.stderr[-2000:]
+    assert seconds < 60, seconds  # ~5 s here: Python and the libraries starting, nothing fitted
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    assert not (tmp_path / "cache").exists()  # no data curated either
+
+
+def test_with_the_key_set_an_llm_leaderboard_runs_as_before(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check reads the key and nothing else: the server is the family's run's business."""
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    with StubServer() as stub:
+        result = run_cli(
+            pricer_app(
+                "leaderboard",
+                "families=[constant,frontier]",
+                "+model@models.frontier=frontier",
+                f"models.frontier.base_url={stub.base_url}",
+                "models.frontier.tier=null",
+                "models.frontier.cache_dir=null",
+                "eval.size=20",
+                "data.n_records=4000",
+                "curation.split.test_size=200",
+                f"curation.cache_dir={tmp_path}/cache",
+                "tracking.log_model=false",
+                workdir=tmp_path,
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert sorted(run.info.run_name for run in runs) == [
+        "constant · synthetic",
+        "frontier · synthetic",
+        "leaderboard · synthetic",
+    ]
+    assert {run.info.status for run in runs} == {"FINISHED"}
 
 
 def test_a_server_that_is_not_there_is_one_line(tracking_uri: str, tmp_path: Path) -> None:

@@ -288,11 +288,13 @@ def test_a_reader_that_goes_away_does_not_fail_the_run(tracking_uri: str, tmp_pa
     assert np.isfinite(run.data.metrics["mae"])
 
 
-def test_a_secret_in_a_failed_familys_error_stays_off_the_terminal(
+def test_a_secret_in_a_refused_familys_error_stays_off_the_terminal(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     # "frontier: FAILED: environment variable sk-proj-... (named by api_key_env) is not set":
     # the key pasted where its variable's name goes was printed, though redacted in the store.
+    # The family is now refused before any run (pricer.models.llm.client.check_api_keys), in
+    # a line that names it as the failed family's did.
     secret = "sk-proj-" + "Rx7Kq2Lm9Vb4Nc8Zt1Wy5Hd3Fg6Js0Pa"
     result = run_cli(
         pricer_app(
@@ -310,5 +312,6 @@ def test_a_secret_in_a_failed_familys_error_stays_off_the_terminal(
         tmp_path,
     )
     said = result.stdout + result.stderr
-    assert "frontier: FAILED: environment variable " in said, said[-3000:]
+    assert result.returncode == 2, said[-3000:]
+    assert "error: frontier: environment variable *** (named by api_key_env)" in said, said[-3000:]
     assert secret not in said

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx2
 import openai
 from aiolimiter import AsyncLimiter
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from pricer.errors import ConfigError, UserError
@@ -94,6 +95,46 @@ def read_api_key(api_key_env: str) -> str:
             "it again from the key itself"
         )
     return key
+
+
+def check_api_keys(models: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs, families that could not build their client: ``models``
+    maps each family a command will fit to its composed model config. Every node in it that
+    names an ``api_key_env`` (a chat-model client: frontier, frontier_rag, finetuned, an
+    ensemble's LLM member) is read by ``read_api_key``, the rule the client itself is built by.
+
+    A family checked only when it fits opened its run first and ended it FAILED, and a
+    leaderboard fitted every family before it (minutes on real data) to learn what this says
+    in a second. Only the key is checked: a server that is not up yet may be by the time the
+    family runs, and one that is not stays that family's FAILED run. One ``MissingApiKeyError``
+    names every family refused, on one line, those refused for the same reason together.
+    """
+    refused: dict[str, list[str]] = {}  # the reason -> the families (or members) it refuses
+    for family, node in models.items():
+        # Resolved (${seed}, a member given as an interpolation), as check_arguments does.
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        for path, api_key_env in _key_settings(plain, ()):
+            try:
+                read_api_key(str(api_key_env))
+            except MissingApiKeyError as error:
+                where = f"{family} ({'.'.join(path)})" if path else family
+                refused.setdefault(str(error), []).append(where)
+    if refused:
+        raise MissingApiKeyError(
+            "; ".join(f"{', '.join(where)}: {reason}" for reason, where in refused.items())
+        )
+
+
+def _key_settings(node: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], object]]:
+    """Each ``api_key_env`` in a plain config and the path of the node holding it."""
+    if isinstance(node, Mapping):
+        if node.get("api_key_env") is not None:
+            yield path, node["api_key_env"]
+        for key, value in node.items():
+            yield from _key_settings(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _key_settings(value, (*path, str(index)))
 
 
 @dataclass(frozen=True)
