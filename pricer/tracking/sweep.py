@@ -49,6 +49,7 @@ from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
+from pricer.models.llm.client import MissingApiKeyError, check_api_keys
 from pricer.tracking import names
 from pricer.tracking import tags as tag_names
 from pricer.tracking.candidates import other_model_note
@@ -176,6 +177,15 @@ class SweepCallback(Callback):
                 "held out of training (never the test items): set validation.size, e.g. "
                 "validation.size=500"
             )
+        model = OmegaConf.select(config, "model")
+        if model is not None and not swept_families(config):
+            # Every trial fits this config's family: a key it lacks refuses the sweep here, as
+            # it does a lone run, not after the parent opened (then FAILED, with no trial).
+            # Over several families each trial's own run checks its family's.
+            try:
+                check_api_keys({self.tags.get(tag_names.FAMILY, "model"): model})
+            except MissingApiKeyError as error:
+                raise SweepError(str(error)) from None
         try:
             self.swept_keys = swept_keys(config)
             families = swept_families(config)

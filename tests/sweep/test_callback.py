@@ -376,6 +376,24 @@ def test_a_sweep_without_validation_items_is_refused(sweep_config: DictConfig) -
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_a_sweep_of_a_family_without_its_key_is_refused_before_its_parent_run(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `-m model=frontier model.temperature=0,0.5` without OPENAI_API_KEY opened the parent,
+    # whose trials were each refused: a FAILED parent with no trial, the key said at the end.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["model=frontier", "validation.size=50"], return_hydra_config=True
+        )
+    OmegaConf.set_readonly(cfg, False)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = ["model=frontier", "model.temperature=0,0.5"]
+    with pytest.raises(SweepError, match=r"^frontier: environment variable OPENAI_API_KEY "):
+        Callbacks(cfg).on_multirun_start(config=cfg, config_name="train")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_a_search_run_without_multirun_is_refused(sweep_config: DictConfig) -> None:
     callbacks = Callbacks(sweep_config)
     callbacks.on_run_start(config=sweep_config)  # the basic sweeper: a plain single run is fine
