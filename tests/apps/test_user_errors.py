@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -244,6 +245,30 @@ def test_with_the_key_set_an_llm_leaderboard_runs_as_before(
         "leaderboard · synthetic",
     ]
     assert {run.info.status for run in runs} == {"FINISHED"}
+
+
+def test_a_sweep_whose_model_resolves_only_in_its_trials_is_not_refused(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # A seed per trial (`seed=${hydra:job.num}`) resolves in a trial, where Hydra knows its job:
+    # the key check resolved the family's whole config as the multirun started, where Hydra
+    # knows none, and the sweep ended in OmegaConf's traceback before any run, key or no key.
+    result = run_cli(
+        [
+            sys.executable, "-m", "pricer.train", "-m", "model=linear", "seed=${hydra:job.num}",
+            "validation.size=50", "data.n_records=4000", "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache", "tracking.log_model=false",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        tracking_uri,
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 2  # the sweep's parent and its one trial
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    [trial] = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert trial.data.params["seed"] == "0"  # the trial's job number
 
 
 def test_a_server_that_is_not_there_is_one_line(tracking_uri: str, tmp_path: Path) -> None:

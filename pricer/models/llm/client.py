@@ -24,7 +24,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ import httpx2
 import openai
 from aiolimiter import AsyncLimiter
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from pricer.errors import ConfigError, UserError
@@ -111,9 +112,7 @@ def check_api_keys(models: Mapping[str, Any]) -> None:
     """
     refused: dict[str, list[str]] = {}  # the reason -> the families (or members) it refuses
     for family, node in models.items():
-        # Resolved (${seed}, a member given as an interpolation), as check_arguments does.
-        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-        for path, api_key_env in _key_settings(plain, ()):
+        for path, api_key_env in _key_settings(node, ()):
             try:
                 read_api_key(str(api_key_env))
             except MissingApiKeyError as error:
@@ -126,15 +125,29 @@ def check_api_keys(models: Mapping[str, Any]) -> None:
 
 
 def _key_settings(node: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], object]]:
-    """Each ``api_key_env`` in a plain config and the path of the node holding it."""
+    """Each ``api_key_env`` in a config (plain or OmegaConf) and the path of the node holding
+    it, each value resolved as it is read (``${seed}``, a member given as an interpolation).
+
+    Value by value, not the whole node at once: a sweep checks its family's key as the multirun
+    starts, where a value only a trial resolves (``seed=${hydra:job.num}``, a seed per trial:
+    Hydra knows no job yet) failed the whole sweep with OmegaConf's traceback. Such a value is
+    skipped here; the trial's own run checks it, resolved.
+    """
     if isinstance(node, Mapping):
-        if node.get("api_key_env") is not None:
-            yield path, node["api_key_env"]
-        for key, value in node.items():
+        keys: Iterable[Any] = list(node.keys())
+    elif isinstance(node, list) or OmegaConf.is_list(node):
+        keys = range(len(node))  # type: ignore[arg-type]
+    else:
+        return
+    for key in keys:
+        try:
+            value = node[key]  # type: ignore[index]
+        except OmegaConfBaseException:  # resolvable in the run only
+            continue
+        if key == "api_key_env" and value is not None:
+            yield path, value
+        else:
             yield from _key_settings(value, (*path, str(key)))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _key_settings(value, (*path, str(index)))
 
 
 @dataclass(frozen=True)
