@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from pricer.tracking.candidates import PromotionError
 
@@ -114,7 +115,18 @@ def take(client: MlflowClient, name: str, *, seconds: float, wait: float, again:
             if holder is None or holder[1] <= time.time():  # free, expired, or half written
                 expiry = time.time() + seconds
                 value = f"{token}:{expiry:.3f}"
-                client.set_registered_model_tag(name, LEASE_TAG, value)
+                try:
+                    client.set_registered_model_tag(name, LEASE_TAG, value)
+                except MlflowException:
+                    # MLflow writes a tag as a read, then an insert: of two writers that read
+                    # the lease free at once, the second's insert fails the store's unique
+                    # constraint. The other's lease, then, waited for as any other; the
+                    # store's error unless the tag now holds a live lease (a store refusing
+                    # every write would otherwise be retried here for good).
+                    now_held = _parse(_read(client, name))
+                    if now_held is None or now_held[1] <= time.time():
+                        raise
+                    continue
                 took = time.monotonic() - started
                 time.sleep(max(SETTLE_SECONDS, SETTLE_FACTOR * took))
                 if _read(client, name) == value:

@@ -1553,3 +1553,50 @@ def test_a_lease_taken_from_a_holder_before_its_alias_moved_leaves_its_record_no
     assert version.description.startswith("Not applied: another promotion took the lease on ")
     assert client.get_registered_model(MODEL).description == history
     assert "pricer.replaced_by_version" not in client.get_model_version(MODEL, "1").tags
+
+
+def test_a_lease_another_wrote_between_this_one_s_read_and_write_is_theirs_not_a_store_error(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    # Two promotions reaching a free lease at once: MLflow writes a tag as a read, then an
+    # insert, and the second insert of one key fails the store's unique constraint. The
+    # promotion that lost ended "the tracking store failed while taking the registered model's
+    # lease" instead of waiting for the other's, as if the store had gone.
+    import contextlib
+    import sqlite3
+    import time
+
+    import sqlalchemy
+
+    from pricer.tracking import lease
+
+    client.create_registered_model("leased")
+    theirs = f"another-promotion:{time.time() + 600:.3f}"
+    inserted = []
+
+    def the_other_inserts_first(*args: object) -> None:
+        statement = str(args[2])  # (connection, cursor, statement, parameters, context, many)
+        if inserted or not statement.lstrip().upper().startswith(
+            "INSERT INTO REGISTERED_MODEL_TAGS"
+        ):
+            return
+        inserted.append(True)  # its own connection: committed before this insert runs
+        with contextlib.closing(sqlite3.connect(tmp_path / "mlflow.db")) as other, other:
+            other.execute(
+                "INSERT INTO registered_model_tags (workspace, name, key, value) "
+                "SELECT workspace, name, ?, ? FROM registered_models WHERE name = ?",
+                (lease.LEASE_TAG, theirs, "leased"),
+            )
+
+    sqlalchemy.event.listen(
+        sqlalchemy.engine.Engine, "before_cursor_execute", the_other_inserts_first
+    )
+    try:
+        with pytest.raises(lease.LeaseBusy, match=r"^another promotion of leased holds its lease"):
+            lease.take(client, "leased", seconds=60, wait=0, again="promote again")
+    finally:
+        sqlalchemy.event.remove(
+            sqlalchemy.engine.Engine, "before_cursor_execute", the_other_inserts_first
+        )
+    assert inserted
+    assert client.get_registered_model("leased").tags[lease.LEASE_TAG] == theirs  # left theirs
