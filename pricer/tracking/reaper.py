@@ -16,6 +16,8 @@ What is left alone:
 - a run any of whose processes lives here; a shared study's parent while any process it names
   may still run it, or once another has joined it (named itself on it) since it was read:
   ended as that process joined, it is made RUNNING again (``reopen_if_joined``);
+- the run this process is about to take up by its id (``MLFLOW_RUN_ID``: ``mlflow run
+  --run-id``, a run resumed), however dead the process its tags still name;
 - the trial runs of a shared study (``tags.SWEEP_STUDY``): its next process fails a dead trial
   in Optuna and ends its run KILLED, or ends a COMPLETE trial's run FINISHED (its result is in
   the study): ended KILLED here first, the study's best trial could never be promoted.
@@ -68,8 +70,9 @@ ERROR = "its process stopped without ending the run (SIGKILL, the OOM killer, a 
 _reaped: set[tuple[str, str]] = set()
 
 
-def reap_once(experiment_id: str | None) -> list[str]:
+def reap_once(experiment_id: str | None, keep: str | None = None) -> list[str]:
     """``reap`` the experiment the first time this process starts a run in it; the ids ended.
+    ``keep``: the run this process is about to take up (``MLFLOW_RUN_ID``), never ended.
 
     Never raises for the store: the run about to start matters more than the dead ones.
     """
@@ -80,22 +83,28 @@ def reap_once(experiment_id: str | None) -> list[str]:
         return []
     _reaped.add(key)
     try:
-        return reap(experiment_id)
+        return reap(experiment_id, keep)
     except STORE_ERRORS as error:
         log.warning("could not end the runs left RUNNING by dead processes: %s", error)
         return []
 
 
-def reap(experiment_id: str) -> list[str]:
+def reap(experiment_id: str, keep: str | None = None) -> list[str]:
     """End KILLED the provably dead RUNNING runs of ``experiment_id``, their PENDING models
-    FAILED; returns the ids of the runs this call ended."""
+    FAILED; returns the ids of the runs this call ended.
+
+    ``keep``: a run this process is about to take up by its id (``mlflow run --run-id``,
+    ``MLFLOW_RUN_ID``): still tagged with the process that ran it before, gone when a SIGKILL
+    left it RUNNING, it runs again here in a moment. Ended, it was resumed KILLED-then-RUNNING
+    and ended FINISHED with the reaper's "its process stopped" error on it.
+    """
     with _turn(experiment_id) as mine:
         if not mine:  # another process of this host is reaping it now
             return []
         client = MlflowClient()
         running = {run.info.run_id: run for run in _running(client, experiment_id)}
         ended = []
-        for run_id, why in _dead(client, running).items():
+        for run_id, why in _dead(client, running, keep).items():
             try:
                 if _end(client, running[run_id], why):
                     ended.append(run_id)
@@ -116,12 +125,13 @@ def _running(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
             return
 
 
-def _dead(client: MlflowClient, running: dict[str, Run]) -> dict[str, str]:
-    """The runs of ``running`` to end, by id, each with why; a run's children before it."""
+def _dead(client: MlflowClient, running: dict[str, Run], keep: str | None) -> dict[str, str]:
+    """The runs of ``running`` to end, by id, each with why; a run's children before it;
+    never ``keep`` (see ``reap``), nor so its children."""
     dead: dict[str, str] = {}
     for run_id, run in running.items():
         why = provably_dead(run)
-        if why is not None and not _study_trial(client, run, running):
+        if why is not None and run_id != keep and not _study_trial(client, run, running):
             dead[run_id] = why
     # The runs nested under a dead one, at any depth: a child that names no process of its own
     # stopped with its parent's; one that does is ended only on its own account (above). A

@@ -234,7 +234,9 @@ def tracked_run(
     configure_tracking(tracking_cfg)
     # Runs a SIGKILL left RUNNING (and their models PENDING) end KILLED (FAILED) here, the
     # first time this process opens a run in the experiment; a store error is only a warning.
-    reap_once(_experiment_id(tracking_cfg))
+    # Not the run start_run takes up by its id (mlflow run's, or one resumed): this process
+    # runs it, whatever process its tags still name.
+    reap_once(_experiment_id(tracking_cfg), keep=os.environ.get("MLFLOW_RUN_ID"))
     parent_run_id, trial_tags = sweep_trial()
     all_tags = {
         **git_tags(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -328,3 +329,26 @@ def test_a_store_error_while_reaping_is_a_warning_and_the_run_goes_on(
     assert f"could not end run {dead} of a dead process: database is locked" in caplog.text
     assert client.get_run(dead).info.status == "RUNNING"
     assert reaper.reap(_experiment_id()) == [dead]  # a later process ends it
+
+
+def test_the_run_a_process_takes_up_by_mlflow_run_id_is_not_ended_by_its_own_reap(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run a SIGKILL left RUNNING, taken up again by its id (``mlflow run --run-id``, or
+    # MLFLOW_RUN_ID=... as MLflow resumes a run): this process runs it now. Its own reap, just
+    # before the resume, ended it KILLED as dead; resumed, it ran and ended FINISHED with the
+    # reaper's "its process stopped" error and pricer.ended_by on it.
+    client = mlflow.MlflowClient()
+    ids = _experiment_id()
+    resumed = client.create_run(ids, tags=_dead_process()).info.run_id
+    other = client.create_run(ids, tags=_dead_process()).info.run_id  # dead, not taken up
+    monkeypatch.setenv("MLFLOW_RUN_ID", resumed)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", ids)  # as mlflow run sets both
+    with tracked_run(compose_config("train").tracking, run_name="resumed", tags={}) as run:
+        assert run.info.run_id == resumed
+        assert client.get_run(resumed).data.tags[PID_TAG] == str(os.getpid())
+    ended = client.get_run(resumed)
+    assert ended.info.status == "FINISHED"
+    assert tag_names.ENDED_BY not in ended.data.tags
+    assert tag_names.ERROR not in ended.data.tags
+    assert client.get_run(other).info.status == "KILLED"  # the reap itself still ran
