@@ -136,7 +136,7 @@ def take(client: MlflowClient, name: str, *, seconds: float, wait: float, again:
                 until = datetime.fromtimestamp(holder[1], timezone.utc).strftime("%H:%M:%S UTC")
                 raise LeaseBusy(
                     f"another promotion of {name} holds its lease (until {until}) and still "
-                    f"did after {_seconds(wait)} s of waiting: nothing was written, no alias "
+                    f"did after {_seconds(wait)} s of waiting: no decision recorded, no alias "
                     f"moved; {again}"
                 )
             pause = POLL_SECONDS * (1 + random.random())  # apart: waiters do not write at once

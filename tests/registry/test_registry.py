@@ -1486,7 +1486,7 @@ def another_holds_the_lease(client: MlflowClient, seconds: float = 600) -> str:
 
 
 @pytest.mark.parametrize("retiring", [False, True])
-def test_a_promotion_that_cannot_get_the_lease_fails_in_one_line_having_written_nothing(
+def test_a_promotion_that_cannot_get_the_lease_fails_in_one_line_having_recorded_no_decision(
     client: MlflowClient, retiring: bool
 ) -> None:
     # Another promotion checks the champion, records its decision and moves the alias: this
@@ -1504,7 +1504,7 @@ def test_a_promotion_that_cannot_get_the_lease_fails_in_one_line_having_written_
     said = one_line(busy.value)
     assert re.fullmatch(
         rf"another promotion of {MODEL} holds its lease \(until \d\d:\d\d:\d\d UTC\) and still "
-        rf"did after 1 s of waiting: nothing was written, no alias moved; "
+        rf"did after 1 s of waiting: no decision recorded, no alias moved; "
         rf"{'retire' if retiring else 'promote'} again",
         said,
     ), said
