@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
 RUNNING_FILTER = "attributes.status = 'RUNNING'"
-PAGE = 1000  # RUNNING runs read at a time: one page in any store seen so far
 # The error of a run ended here: the run's own process never said why it stopped.
 ERROR = "its process stopped without ending the run (SIGKILL, the OOM killer, a crash): {why}"
 
@@ -102,7 +101,7 @@ def reap(experiment_id: str, keep: str | None = None) -> list[str]:
         if not mine:  # another process of this host is reaping it now
             return []
         client = MlflowClient()
-        running = {run.info.run_id: run for run in _running(client, experiment_id)}
+        running = {run.info.run_id: run for run in _running(experiment_id)}
         ended = []
         for run_id, why in _dead(client, running, keep).items():
             try:
@@ -113,16 +112,10 @@ def reap(experiment_id: str, keep: str | None = None) -> list[str]:
         return ended
 
 
-def _running(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
-    token: str | None = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string=RUNNING_FILTER, max_results=PAGE, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
+def _running(experiment_id: str) -> list[Run]:
+    return mlflow.search_runs(  # every page
+        experiment_ids=[experiment_id], filter_string=RUNNING_FILTER, output_format="list"
+    )
 
 
 def _dead(client: MlflowClient, running: dict[str, Run], keep: str | None) -> dict[str, str]:

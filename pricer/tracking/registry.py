@@ -775,7 +775,7 @@ def _write_decision(
     decision: Decision,
     replaced: ModelVersion | None,
     promotion_run_id: str,
-    taken: Lease | None = None,
+    taken: Lease,
 ) -> None:
     """``taken``: the lease the decision is written under, checked just before the alias
     moves."""
@@ -834,8 +834,7 @@ def _write_decision(
             )
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
         append_history(client, name, line, history_tag)
-        if taken is not None:  # a holder slowed past its lease's end would race another
-            taken.check()
+        taken.check()  # a holder slowed past its lease's end would race another
         client.set_registered_model_alias(name, alias, version)
     except ChampionMoved:  # its own record says why; nothing else was written
         raise

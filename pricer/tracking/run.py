@@ -79,8 +79,9 @@ def on_trial_finishing(hook: Callable[[str], str | None] | None) -> None:
 EXPERIMENT_NAME_LIMIT = 500  # characters, MLflow's limit on an experiment's name
 
 
-def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
-    """Point MLflow at the configured store and experiment.
+def configure_tracking(tracking_cfg: Mapping[str, Any]) -> str | None:
+    """Point MLflow at the configured store and experiment; the experiment's id (None when a
+    run taken up by its id, without ``MLFLOW_EXPERIMENT_ID``, finds none of the configured name).
 
     Under ``mlflow run`` the run, and so its experiment, already exist (``MLFLOW_RUN_ID``,
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
@@ -109,12 +110,13 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> None:
     with unreachable_as_one_line(uri), open_store(uri):
         if "MLFLOW_RUN_ID" in os.environ or "MLFLOW_EXPERIMENT_ID" in os.environ:
             _check_given_experiment(tracking_cfg["artifact_location"])
-            return
-        _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])
+            return os.environ.get("MLFLOW_EXPERIMENT_ID") or _experiment_id(tracking_cfg)
+        return _choose_experiment(tracking_cfg["experiment"], tracking_cfg["artifact_location"])
 
 
-def _choose_experiment(name: str, artifact_location: str | None) -> None:
-    """Set the experiment, creating it if needed; another process may create it meanwhile.
+def _choose_experiment(name: str, artifact_location: str | None) -> str:
+    """Set the experiment, creating it if needed (another process may create it meanwhile);
+    its id.
 
     Its artifact location is checked before any run starts, the one configured for a new
     experiment before it is created with it, an existing experiment's (or a new one's default)
@@ -153,6 +155,7 @@ def _choose_experiment(name: str, artifact_location: str | None) -> None:
             "fix that place, or send runs to another experiment "
             "(tracking.experiment=NAME, tracking.artifact_location=FOLDER)",
         )
+    return str(experiment.experiment_id)
 
 
 def _check_given_experiment(artifact_location: str | None) -> None:
@@ -231,12 +234,12 @@ def tracked_run(
 
     In a sweep trial, a run started outside any other run is nested under the sweep's parent.
     """
-    configure_tracking(tracking_cfg)
+    experiment_id = configure_tracking(tracking_cfg)
     # Runs a SIGKILL left RUNNING (and their models PENDING) end KILLED (FAILED) here, the
     # first time this process opens a run in the experiment; a store error is only a warning.
     # Not the run start_run takes up by its id (mlflow run's, or one resumed): this process
     # runs it, whatever process its tags still name.
-    reap_once(_experiment_id(tracking_cfg), keep=os.environ.get("MLFLOW_RUN_ID"))
+    reap_once(experiment_id, keep=os.environ.get("MLFLOW_RUN_ID"))
     parent_run_id, trial_tags = sweep_trial()
     all_tags = {
         **git_tags(),
@@ -323,10 +326,8 @@ def tracked_run(
 
 
 def _experiment_id(tracking_cfg: Mapping[str, Any]) -> str | None:
-    """The experiment ``configure_tracking`` chose: ``mlflow run``'s, else the configured one."""
-    given = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    if given:
-        return given
+    """The configured experiment's id, for a run taken up by its id (``MLFLOW_RUN_ID``)
+    without ``MLFLOW_EXPERIMENT_ID``; None if the store has none by that name."""
     try:
         experiment = mlflow.get_experiment_by_name(str(tracking_cfg["experiment"]))
     except STORE_ERRORS:  # the run's own start says what is wrong with the store
