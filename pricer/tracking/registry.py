@@ -102,6 +102,12 @@ COMPARISON_TAGS = (
 )
 
 
+# What a decision under the lease is about to write (JSON: ``announce``), written before its
+# first write and deleted after its last (``settle``): one left behind names a writer that
+# stopped half-way (SIGKILL), whose record the next lease holder takes up.
+PENDING_TAG = "pricer.pending"
+Pending = dict[str, Any]
+
 # On a champion an alias left: which version replaced it, and when.
 REPLACED_TAGS = ("pricer.replaced_by_version", "pricer.replaced_at")
 # On a champion retired (pricer promote retire=true): when, and by which promotion run.
@@ -726,6 +732,7 @@ def _record(
     with store_step("taking the registered model's lease"):  # nothing written yet
         held = registry.take_lease(client, "promote again")
     try:
+        take_up_unfinished(client, registry, held)  # another's record a SIGKILL cut short
         try:
             with store_step("reading the champion"):  # nothing written yet
                 _still_champion(client, registry, replaced)
@@ -739,6 +746,138 @@ def _record(
             _write_decision(client, registry, decision, replaced, promotion_run_id, held)
     finally:
         held.release()
+
+
+def announce(client: MlflowClient, taken: Lease, pending: Pending) -> None:
+    """Record on the registered model what a decision under ``taken`` is about to write,
+    before its first write: the version, the alias, the version it replaces, the history
+    line's tag, the run. SIGTERM and Ctrl-C wait until the writes are done and a store failure
+    takes them back, but a SIGKILL (the OOM killer, a CI timeout, ``kill -9``) between them
+    left a record that said, for good, what never happened: the version "Champion since ...",
+    the old champion "replaced by" it, a history line for a move the alias never made. The
+    next lease holder finds this and takes them back (``take_up_unfinished``)."""
+    value = json.dumps({"lease": taken.value, **pending}, sort_keys=True)
+    client.set_registered_model_tag(taken.name, PENDING_TAG, value)
+
+
+def settle(client: MlflowClient, taken: Lease) -> None:
+    """Delete the pending record once the decision's record is whole (or wholly taken back),
+    if it is still ``taken``'s: a holder slowed past its lease's end leaves the next holder's
+    own. The store failing here is not raised: the record is whole, and a pending record left
+    only has the next lease holder check that it is."""
+    with contextlib.suppress(Exception):
+        if (_pending(client, taken.name) or {}).get("lease") == taken.value:
+            client.delete_registered_model_tag(taken.name, PENDING_TAG)
+
+
+def _pending(client: MlflowClient, name: str) -> Pending | None:
+    """The pending record on registered model ``name``; None if there is none, or if it is
+    not one pricer wrote (edited by hand: nothing in it can be trusted to undo, and the next
+    decision's own overwrites it)."""
+    value = client.get_registered_model(name).tags.get(PENDING_TAG)
+    try:
+        found = json.loads(value) if value else None
+    except ValueError:
+        return None
+    wanted = ("lease", "kind", "run_id", "version", "alias", "history_key", "at")
+    return found if isinstance(found, dict) and all(key in found for key in wanted) else None
+
+
+def take_up_unfinished(client: MlflowClient, registry: RegistrySettings, held: Lease) -> None:
+    """Take back, or finish, the record of a decision (a promotion's or a retirement's) whose
+    writer stopped half-way, found by the pending record it left (``announce``). Called by
+    every lease holder before its own check and writes, while it holds ``held``.
+
+    This process holds the lease, so the writer of any pending record but its own holds it no
+    more: killed, its lease expired (or, had it released it, its pending record would have
+    gone before); slowed past its lease's end (a stalled store), it stops at ``Lease.check``
+    before its alias moves and takes back the same record itself, so every step here is one
+    that may be made twice. Whether the decision held is the alias's to say: the record is
+    written first and the alias moved last. One line says what was done. The pending record is
+    deleted last: killed in here, the next holder takes it up again.
+    """
+    name = registry.model_name
+    # Ctrl-C waits until the repair is done, then stops this promotion before its own writes.
+    with interrupt.deferred(), store_step("taking up the record of a decision left half-way"):
+        found = _pending(client, name)
+        if found is None or found["lease"] == held.value:
+            return
+        # The aliases the stopped writer used: the repair is of its record, in its names.
+        champion, challenger = found.get("aliases") or (None, None)
+        theirs = replace(
+            registry,
+            champion_alias=champion or registry.champion_alias,
+            challenger_alias=challenger or registry.challenger_alias,
+        )
+        if found["kind"] == "retirement":
+            from pricer.tracking.retire import take_up_retirement  # it builds on this module
+
+            said = take_up_retirement(client, theirs, found)
+        else:
+            said = _take_up_promotion(client, theirs, found)
+        client.delete_registered_model_tag(name, PENDING_TAG)
+        print(f"{name}: {said}", flush=True)
+
+
+def _take_up_promotion(client: MlflowClient, registry: RegistrySettings, found: Pending) -> str:
+    """Take back (or finish) a promotion's record its writer left half-way; what was done."""
+    name = registry.model_name
+    version, alias, run_id = str(found["version"]), str(found["alias"]), str(found["run_id"])
+    now = client.get_registered_model(name).aliases.get(alias)  # the store's error is raised
+    stopped = f"promotion run {run_id} stopped"
+    if now is not None and str(now) == version:
+        # The alias moved: the decision held, and its record, written before the move, is
+        # true. What follows the move is finished here, not only the pending record deleted:
+        # it is cheap (an alias deletion and two descriptions, each written only while still
+        # to be), and left, the versions the aliases left said "Champion since ..." for good.
+        _after_the_move(client, registry, found)
+        return (
+            f"{stopped} after {alias} moved to version {version}: the decision holds, and "
+            "what its record still lacked was written"
+        )
+    _take_back(client, name, found)
+    return (
+        f"{stopped} before {alias} moved to version {version}: its half-written record was "
+        f"taken back (version {version} is marked not applied)"
+    )
+
+
+def _take_back(client: MlflowClient, name: str, found: Pending) -> None:
+    """Undo a stopped promotion's record as ``_withdraw`` undoes one the store failed in, each
+    step only if still to be made; the store's error is raised (the pending record stays)."""
+    version, run_id, at = str(found["version"]), str(found["run_id"]), str(found["at"])
+    try:
+        held = client.get_model_version(name, version)
+    except MlflowException as error:
+        if not store_says_gone(error):
+            raise
+        held = None  # deleted since (by hand): no record on it to take back
+    if held is not None:
+        decided = held.tags.get("pricer.decision")
+        # Written on by the stopped promotion (its run id is the version's first tag); else it
+        # stopped before its first write, and only a version with no decision and no alias (a
+        # new one, registered for it) is marked, as ``_not_applied`` marks one: a version that
+        # holds another decision's record keeps it.
+        touched = held.tags.get("pricer.promotion_run_id") == run_id
+        marked = decided == "not applied" and (held.description or "").startswith("Not applied")
+        if (touched or (decided is None and not held.aliases)) and not marked:
+            for key, value in {
+                "pricer.promotion_run_id": run_id,
+                "pricer.decision": "not applied",
+                "pricer.decided_at": at,
+            }.items():
+                client.set_model_version_tag(name, version, key, value)
+            reason = (
+                f"Not applied: the promotion stopped before its alias moved (promotion run "
+                f"{run_id} stopped while it recorded this decision at {at}, killed or cut off "
+                "from the store; the next promotion took its record back): no alias moved, "
+                "promote again"
+            )
+            client.update_model_version(name, version, description=reason)
+    if found["history_key"] in client.get_registered_model(name).tags:
+        drop_history_line(client, name, str(found["history_key"]))
+    if found.get("replaced") is not None:
+        _drop_replaced_by(client, name, str(found["replaced"]), version)
 
 
 def _not_applied(
@@ -782,9 +921,12 @@ def _write_decision(
     name, version = registry.model_name, str(decision.version)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tags = {
+        # First: a version that bears it was written on by this promotion, so that the next
+        # lease holder takes back a record a SIGKILL cut short (``take_up_unfinished``) on it
+        # only, never on a version whose record is another decision's.
+        "pricer.promotion_run_id": promotion_run_id,
         "pricer.decision": decision.outcome,
         "pricer.decided_at": now,
-        "pricer.promotion_run_id": promotion_run_id,
     }
     if decision.comparison is not None and decision.champion_before is not None and replaced:
         tags |= {
@@ -797,7 +939,27 @@ def _write_decision(
     alias = registry.champion_alias if decision.outcome == "champion" else registry.challenger_alias
     line = f"{now} {decision.outcome}: {decision.reason}"
     history_tag = history_key()  # known before it is written: a failure half-way is taken back
+    # Read before anything is written, for the pending record: under the lease only a
+    # promotion moves it, so it is the one the move below replaces.
+    with store_step("reading the challenger"):  # nothing written yet
+        challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
+    pending = {
+        "kind": "promotion",
+        "run_id": promotion_run_id,
+        "outcome": decision.outcome,
+        "version": version,
+        "alias": alias,
+        "replaced": None if replaced is None else str(replaced.version),
+        "challenger": None if challenger is None else str(challenger),
+        "history_key": history_tag,
+        "at": now,
+        "aliases": [registry.champion_alias, registry.challenger_alias],
+    }
     try:
+        # Before the first write: a SIGKILL from here to the alias's move left the version
+        # "Champion since ...", the old champion "replaced by" it and a history line, all untrue
+        # for good; the next lease holder reads this and takes them back.
+        announce(client, taken, pending)
         # The version's own record inside the guard too: a 503 while it was written was the
         # store's traceback, and the version kept "Champion since ..." with no alias.
         for key, value in tags.items():
@@ -823,8 +985,8 @@ def _write_decision(
         except ChampionMoved as moved:  # the version's own record must not say it moved
             client.set_model_version_tag(name, version, "pricer.decision", "not applied")
             client.update_model_version(name, version, description=f"Not applied: {moved}")
+            settle(client, taken)  # its record is whole: "not applied", and why
             raise
-        challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
         # Only once the champion is known to be the one compared with: written before the
         # check, a promotion that lost the race named itself the successor of a champion
         # another replaced.
@@ -843,8 +1005,9 @@ def _write_decision(
         # locked"): left as written, the version said "Champion since ...", the history line
         # said it replaced the champion, and the champion said it was replaced, none of it true.
         if _alias_version(client, name, alias) == version:  # it moved: the record is true
-            raise
-        _withdraw(client, name, version, replaced, history_tag, error)
+            raise  # the pending record stays: the next lease holder finishes what follows
+        if _withdraw(client, name, version, replaced, history_tag, error):
+            settle(client, taken)  # else left for the next lease holder to take back
         if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
         raise StoreUnreachable(
@@ -852,37 +1015,37 @@ def _write_decision(
             f" {one_line(error)}): no alias moved and its record was taken back; promote again"
         ) from error
     try:
-        _after_the_move(client, registry, decision, replaced, challenger, now)
+        _after_the_move(client, registry, pending)
     except STORE_ERRORS as error:  # the alias moved: the decision holds, say so
+        # The pending record stays (the store failing, it could not be deleted anyway): the
+        # next lease holder finishes what follows the move.
         raise applied_but(registry, decision, "the versions the aliases left", error) from error
+    settle(client, taken)  # the whole record is written: nothing for another to take up
 
 
-def _after_the_move(
-    client: MlflowClient,
-    registry: RegistrySettings,
-    decision: Decision,
-    replaced: ModelVersion | None,
-    challenger: str | None,
-    now: str,
-) -> None:
+def _after_the_move(client: MlflowClient, registry: RegistrySettings, pending: Pending) -> None:
     """What follows the alias: the challenger a new champion voids, and the descriptions of
-    the versions the aliases left."""
-    name, version = registry.model_name, str(decision.version)
+    the versions the aliases left. ``pending``: the decision's pending record (``announce``),
+    whose holder, or the next lease holder after a SIGKILL, writes this; each write is made
+    only while still to be made, so writing it twice changes nothing."""
+    name, version, outcome = registry.model_name, str(pending["version"]), pending.get("outcome")
+    replaced, challenger = pending.get("replaced"), pending.get("challenger")
+    now = str(pending["at"])
     # A challenger lost to the champion it was compared with: a new champion voids that.
     if (
-        decision.outcome == "champion"
+        outcome == "champion"
         and registry.challenger_alias in client.get_registered_model(name).aliases
     ):
         client.delete_registered_model_alias(name, registry.challenger_alias)
     # The versions the aliases left: "Champion since ..." stayed on each, and the version list
     # showed two champions, and challengers no alias named any more.
-    if decision.outcome == "champion" and replaced is not None:
+    if outcome == "champion" and replaced is not None:
         why = f"replaced by version {version}"
-        held_until(client, name, str(replaced.version), registry.champion_alias, now, why)
+        held_until(client, name, str(replaced), registry.champion_alias, now, why)
     if challenger is not None and str(challenger) != version:
         why = (
             f"version {version} replaced the champion it was compared with"
-            if decision.outcome == "champion"
+            if outcome == "champion"
             else f"replaced as {registry.challenger_alias} by version {version}"
         )
         held_until(client, name, str(challenger), registry.challenger_alias, now, why)
@@ -918,11 +1081,12 @@ def _withdraw(
     replaced: ModelVersion | None,
     key: str,
     error: Exception,
-) -> None:
+) -> bool:
     """Undo the record of a decision whose alias did not move, as far as the store lets: the
     version says "not applied" and why, the champion loses its "replaced by" tags and the
     history its line (tag ``key``). Each step is tried on its own, and the store's error is
-    still raised."""
+    still raised; whether every step was made (if not, the pending record is left for the
+    next lease holder to take the rest back)."""
     reason = (
         f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
         f"{one_line(error)}); no alias moved, promote again"
@@ -936,9 +1100,18 @@ def _withdraw(
     ]
     if replaced is not None:
         steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
+    return every_step(steps)
+
+
+def every_step(steps: list[Callable[[], object]]) -> bool:
+    """Try each step of an undo, one failing not stopping the others; whether all succeeded."""
+    done = True
     for step in steps:
-        with contextlib.suppress(Exception):  # one failed undo must not stop the others
+        try:
             step()
+        except Exception:  # the store that just failed: the next lease holder tries again
+            done = False
+    return done
 
 
 def _drop_replaced_by(client: MlflowClient, name: str, version: str, successor: str) -> None:

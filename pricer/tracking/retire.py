@@ -14,7 +14,6 @@ The next ``pricer promote`` crowns a first champion.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,17 +34,22 @@ from pricer.tracking.registry import (
     ChampionMoved,
     Lease,
     LeaseLost,
+    Pending,
     RecordIncomplete,
     RegistrySettings,
+    announce,
     append_history,
     champion_version,
     drop_history_line,
+    every_step,
     given_overrides,
     held_until,
     history_key,
     require_datas_name,
+    settle,
     store_says_gone,
     store_step,
+    take_up_unfinished,
 )
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
 from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, require_existing
@@ -142,6 +146,7 @@ def _retire(
     with store_step("taking the registered model's lease"):  # nothing written yet
         held = registry.take_lease(client, "retire again")
     try:
+        take_up_unfinished(client, registry, held)  # another's record a SIGKILL cut short
         _retire_held(client, registry, current, held, run_id, (history_tag, now, why, reason))
     finally:
         held.release()
@@ -162,10 +167,26 @@ def _retire_held(
     name, version, alias = registry.model_name, str(current.version), registry.champion_alias
     with store_step("reading the champion"):  # nothing written yet
         _still_there(client, registry, version)
+    pending = {
+        "kind": "retirement",
+        "run_id": run_id,
+        "version": version,
+        "alias": alias,
+        "history_key": history_tag,
+        "at": now,
+        "aliases": [alias, registry.challenger_alias],
+        # As read with the alias: what taking the record back puts back (``_undo``).
+        "description": current.description,
+        "retired": {key: current.tags[key] for key in RETIRED_TAGS if key in current.tags},
+    }
     # SIGTERM between these writes would leave a record of a retirement the alias did not
     # follow: a signal waits until they are done.
     with interrupt.deferred(release=False):
         try:
+            # Before the first write: a SIGKILL before the alias was gone left the version
+            # "retired" and a history line saying so while it still held the alias, for good;
+            # the next lease holder reads this and puts the version back as it was.
+            announce(client, held, pending)
             for key, value in {RETIRED_TAGS[0]: now, RETIRED_TAGS[1]: run_id}.items():
                 client.set_model_version_tag(name, version, key, value)
             held_until(client, name, version, alias, now, why)
@@ -178,9 +199,11 @@ def _retire_held(
         except Exception as error:
             moved = isinstance(error, ChampionMoved | LeaseLost)
             if not moved and _alias_gone(client, name, alias):  # deleted: the record is true
+                settle(client, held)  # nothing follows the deletion: the record is whole
                 retired = Retirement(version, reason)
                 raise _applied_but(registry, retired, "its record", error) from error
-            _withdraw(client, registry, current, history_tag)
+            if every_step(_undo(client, name, pending)):
+                settle(client, held)  # else left for the next lease holder to take back
             if moved or not isinstance(error, STORE_ERRORS):
                 raise  # a champion that moved says so; a bug keeps its traceback
             raise StoreUnreachable(
@@ -188,6 +211,7 @@ def _retire_held(
                 f"recorded ({type(error).__name__}: {one_line(error)}): {alias} is still "
                 f"version {version} and the record was taken back; retire again once it answers"
             ) from error
+    settle(client, held)  # the alias is gone and the record whole
 
 
 def _alias_gone(client: MlflowClient, name: str, alias: str) -> bool:
@@ -210,26 +234,42 @@ def _still_there(client: MlflowClient, registry: RegistrySettings, version: str)
         )
 
 
-def _withdraw(
-    client: MlflowClient, registry: RegistrySettings, before: ModelVersion, history_tag: str
-) -> None:
-    """Take back a retirement's record whose alias was not deleted, as far as the store lets:
-    the version's tags and description as they were (``before``: as read with the alias), the
-    history without its line."""
-    name, version = registry.model_name, str(before.version)
+def _undo(client: MlflowClient, name: str, pending: Pending) -> list[Callable[[], object]]:
+    """The steps that take back a retirement's record whose alias was not deleted: the
+    version's tags and description as they were (``pending``'s, read with the alias), the
+    history without its line. Each may be made twice: the retirement's own writer and the
+    next lease holder (``take_up_retirement``) may both make them."""
+    version, before = str(pending["version"]), pending.get("retired") or {}
     steps: list[Callable[[], object]] = [
-        lambda: drop_history_line(client, name, history_tag),
-        lambda: client.update_model_version(name, version, description=before.description),
+        lambda: drop_history_line(client, name, str(pending["history_key"])),
+        lambda: client.update_model_version(name, version, description=pending["description"]),
     ]
     for key in RETIRED_TAGS:
-        if key in before.tags:
-            value = before.tags[key]
+        if key in before:
+            value = str(before[key])
             steps.append(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
         else:
             steps.append(lambda k=key: client.delete_model_version_tag(name, version, k))
-    for step in steps:
-        with contextlib.suppress(Exception):  # one failed undo must not stop the others
-            step()
+    return steps
+
+
+def take_up_retirement(client: MlflowClient, registry: RegistrySettings, found: Pending) -> str:
+    """Take back (or leave standing) a retirement's record its writer left half-way, found by
+    the next lease holder (``registry.take_up_unfinished``); what was done, in a line."""
+    name, version, alias = registry.model_name, str(found["version"]), str(found["alias"])
+    stopped = f"the retirement by promotion run {found['run_id']} stopped"
+    now = client.get_registered_model(name).aliases.get(alias)  # the store's error is raised
+    if now is None:
+        # The alias is gone: the retirement held. Nothing follows its deletion, so the record
+        # is whole; only the pending record is left to delete.
+        return f"{stopped} after it deleted {alias} from version {version}: its record stands"
+    # Still there (or, moved by hand meanwhile, on another version): not retired.
+    for step in _undo(client, name, found):
+        step()  # the store's error is raised: the pending record stays for the next holder
+    return (
+        f"{stopped} before it deleted {alias} from version {version}: its half-written record "
+        f"was taken back ({alias} is version {now})"
+    )
 
 
 def _applied_but(

@@ -328,7 +328,7 @@ def test_a_promotion_killed_holding_the_lease_holds_up_the_next_only_until_it_ex
     mlflow.set_experiment("pricer")
     training_run(BASE)
     promote_with()
-    training_run(BASE * 0.5, family="linear")
+    linear = training_run(BASE * 0.5, family="linear")
     nextone = training_run(BASE * 0.55, family="xgboost")
     client = MlflowClient()
     command = meeting_promote(
@@ -370,7 +370,24 @@ def test_a_promotion_killed_holding_the_lease_holds_up_the_next_only_until_it_ex
     )[0]
     # It waited for the lease to expire, and not much longer (its record and run end after).
     assert run.info.start_time / 1000 < expiry <= run.info.end_time / 1000 < expiry + 15
-    assert "pricer.lease" not in client.get_registered_model(MODEL).tags
+    model = client.get_registered_model(MODEL)
+    assert "pricer.lease" not in model.tags and "pricer.pending" not in model.tags
+    # The killed one's record, cut short between its writes, said for good that its version
+    # was champion since then ("Champion since ...", pricer.decision=champion), though the
+    # alias never moved to it: the next promotion took it back, and said so.
+    [killed] = client.search_model_versions(f"name='{MODEL}' and run_id='{linear}'")
+    killed = client.get_model_version(MODEL, killed.version)
+    assert killed.tags["pricer.decision"] == "not applied", killed.description
+    assert killed.description.startswith(
+        "Not applied: the promotion stopped before its alias moved (promotion run "
+        f"{killed.tags['pricer.promotion_run_id']} stopped while it recorded this decision"
+    )
+    assert (
+        f"stopped before champion moved to version {killed.version}: its half-written record "
+        f"was taken back (version {killed.version} is marked not applied)\n"
+    ) in nexts.stdout
+    history = model.description.splitlines()
+    assert len(history) == 3 and not [line for line in history if "linear run" in line]
 
 
 def test_a_retirement_and_a_promotion_that_meet_before_the_alias_moves_do_not_both_apply(

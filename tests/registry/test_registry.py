@@ -1600,3 +1600,132 @@ def test_a_lease_another_wrote_between_this_one_s_read_and_write_is_theirs_not_a
         )
     assert inserted
     assert client.get_registered_model("leased").tags[lease.LEASE_TAG] == theirs  # left theirs
+
+
+class Killed(BaseException):
+    """A SIGKILL, as near as one process can play it: no ``except Exception`` catches it, and
+    (with ``Lease.release`` made a no-op) the lease it held stays until it expires."""
+
+
+def killed_while_promoting(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, at: str, *overrides: str
+) -> None:
+    """Promote, killed at ``at`` of the decision's writes; then let its lease run out, as the
+    lease of a killed holder does (``registry.lease_seconds`` later)."""
+    import time
+
+    from pricer.tracking import lease, registry
+
+    def kill(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    describe = MlflowClient.update_model_version
+
+    def description(self: MlflowClient, name: str, version: str, description: str) -> object:
+        if description.startswith("Champion since"):  # after the version's decision tags
+            raise Killed
+        return describe(self, name, version, description)
+
+    with monkeypatch.context() as dying:
+        dying.setattr(lease.Lease, "release", lambda self: None)  # no finally runs
+        if at == "description":
+            dying.setattr(MlflowClient, "update_model_version", description)
+        elif at == "alias":  # the whole record written, the old champion "replaced by" too
+            dying.setattr(MlflowClient, "set_registered_model_alias", kill)
+        elif at == "retired alias":  # a retirement's whole record, the alias still there
+            dying.setattr(MlflowClient, "delete_registered_model_alias", kill)
+        else:  # the alias moved; the version it left not yet told
+            dying.setattr(registry, "held_until", kill)
+        with pytest.raises(Killed):
+            promote_with(*overrides)
+    token = client.get_registered_model(MODEL).tags["pricer.lease"].rpartition(":")[0]
+    client.set_registered_model_tag(MODEL, "pricer.lease", f"{token}:{time.time() - 1:.3f}")
+
+
+@pytest.mark.parametrize("killed_at", ["description", "alias", "after the alias"])
+def test_a_promotion_killed_while_it_records_its_decision_is_taken_up_by_the_next(
+    client: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    killed_at: str,
+) -> None:
+    # SIGTERM waits and a store failure is taken back, but a SIGKILL (the OOM killer, a CI
+    # timeout) between the writes left the version "Champion since ..." with no alias, the
+    # old champion "replaced by" it and a history line for a move never made, for good; killed
+    # after the move, the old champion said "Champion since ..." beside the new one for good.
+    training_run(BASE)
+    promote_with()
+    killed = training_run(BASE * 0.6, family="linear")
+    nextone = training_run(BASE * 0.55, family="xgboost")
+    killed_while_promoting(client, monkeypatch, killed_at, "candidates.family=linear")
+    half = version_of(client, killed)
+    assert client.get_model_version(MODEL, half).tags["pricer.decision"] == "champion"
+    moved = killed_at == "after the alias"
+    assert aliases(client) == {"champion": half if moved else "1"}
+    capsys.readouterr()
+
+    decision = promote_with("candidates.family=xgboost")  # the next to take the lease
+    new = version_of(client, nextone)
+    assert decision.outcome == "champion" and aliases(client) == {"champion": new}
+    model = client.get_registered_model(MODEL)
+    first, left = client.get_model_version(MODEL, "1"), client.get_model_version(MODEL, half)
+    run_id = left.tags["pricer.promotion_run_id"]  # the killed promotion's
+    history = model.description.splitlines()
+    if moved:  # the decision held: what its record lacked is written, nothing taken back
+        assert left.tags["pricer.decision"] == "champion"
+        assert first.description.startswith("Champion from ")
+        assert f" (replaced by version {half}): " in first.description
+        assert first.tags["pricer.replaced_by_version"] == half
+        assert left.description.startswith("Champion from ")  # the next one replaced it
+        assert len(history) == 4  # the title, the first champion, the killed one's, the next's
+        done = "the decision holds, and what its record still lacked was written"
+    else:  # taken back: only the next promotion's decision is recorded
+        assert left.tags["pricer.decision"] == "not applied"
+        assert left.description.startswith(
+            f"Not applied: the promotion stopped before its alias moved (promotion run {run_id} "
+        )
+        assert first.tags["pricer.replaced_by_version"] == new  # by the next one, not half
+        assert f" (replaced by version {new}): " in first.description
+        assert len(history) == 3 and not [line for line in history if f"version {half} " in line]
+        done = (
+            f"before champion moved to version {half}: its half-written record was taken back "
+            f"(version {half} is marked not applied)"
+        )
+    assert "pricer.pending" not in model.tags and "pricer.lease" not in model.tags
+    # The user is told, in one line of the next promotion's output.
+    out = capsys.readouterr().out
+    [said] = [line for line in out.splitlines() if line.startswith(f"{MODEL}: promotion run ")]
+    assert said.startswith(f"{MODEL}: promotion run {run_id} stopped ") and said.endswith(done)
+
+
+def test_a_retirement_killed_before_its_alias_went_is_taken_back_by_the_next(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Killed after its record, before the alias's deletion: version 1 said it was retired,
+    # and the history too, while it still held the alias.
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6, family="linear")
+    before = client.get_model_version(MODEL, "1")
+    history = client.get_registered_model(MODEL).description
+    killed_while_promoting(client, monkeypatch, "retired alias", "retire=true")
+    assert "pricer.retired_at" in client.get_model_version(MODEL, "1").tags
+    capsys.readouterr()
+
+    decision = promote_with()  # compared with version 1, still the champion
+    assert decision.outcome == "champion" and decision.champion_before is not None
+    first = client.get_model_version(MODEL, "1")
+    assert "pricer.retired_at" not in first.tags and "pricer.retired_by_run_id" not in first.tags
+    assert first.description.startswith("Champion from ")
+    assert f" (replaced by version {version_of(client, better)}): " in first.description
+    assert first.description.endswith(before.description.partition(": ")[2])
+    lines = client.get_registered_model(MODEL).description.splitlines()
+    assert lines[2:] == history.splitlines()[1:] and " retired: " not in "".join(lines)
+    assert "pricer.pending" not in client.get_registered_model(MODEL).tags
+    out = capsys.readouterr().out
+    assert re.search(
+        rf"^{MODEL}: the retirement by promotion run \w+ stopped before it deleted champion "
+        r"from version 1: its half-written record was taken back \(champion is version 1\)$",
+        out,
+        re.MULTILINE,
+    ), out
