@@ -77,8 +77,15 @@ GRACE_SECONDS = 5.0
 UNWIND_DEADLINE_SECONDS = 30.0
 
 # How long the watchdog waits for the store to record the runs this process left RUNNING as
-# KILLED before it exits anyway (``_end_runs_left``): one or two writes per run, ~50 ms each on
-# SQLite; a store that has not answered in this long is taken to be where unwinding hung.
+# KILLED before it exits anyway (``_end_runs_left``); a store that has not answered in this long
+# is taken to be where unwinding hung. Per run: a read, a search of its LoggedModels, two
+# writes for each model it left PENDING (failed first, as every other KILLED end does), two for
+# the run; ~25-50 ms a write on SQLite. Measured on SQLite (2026-12-07, 2 busy cores, a fresh
+# process, the call in a thread as here, 3 tries each): a run with no model 40-80 ms, with 1
+# PENDING 20-120 ms, with 5 40-310 ms (500 other models in the experiment: no slower); the hung
+# app of tests/reliability/test_interrupt.py (2 runs, 1 PENDING model) exits 1.14-1.19 s after
+# its signal, 1.06-1.13 s without failing it. An app leaves a few runs open at most (a
+# leaderboard: itself and the family's run it was in, which logs one model): far within.
 FAREWELL_SECONDS = 3.0
 
 Callback = Callable[["Interrupted"], object]
@@ -504,6 +511,9 @@ def _end_runs_left(code: int) -> None:
     - only runs this process noted as RUNNING are ended, and the tracking code ends a run
       only if the store still says RUNNING: a run whose FINISHED end was recorded just
       before the hang keeps it.
+    - a run's LoggedModels left PENDING (it was stopped while logging one) are failed before
+      the run ends: an end cut short by the bound leaves the run RUNNING, and the next run's
+      reap ends it whole, models too. Ended KILLED first, the model stayed PENDING for good.
     """
     left = [run_id for run_id, (_, status) in reversed(_runs.items()) if status == "RUNNING"]
     if _end_runs is None or not left:

@@ -336,15 +336,21 @@ def _experiment_id(tracking_cfg: Mapping[str, Any]) -> str | None:
 
 
 def end_left_running(run_ids: list[str], reason: str) -> None:
-    """End KILLED, with ``reason`` as their error, the runs that are still RUNNING in the store:
-    what the interrupt watchdog does with the runs this process left open when unwinding hung
-    (``interrupt.on_give_up``). A client of its own: the fluent API's active runs belong to
-    the main thread, stuck where it is."""
+    """End KILLED, with ``reason`` as their error, the runs that are still RUNNING in the store,
+    their LoggedModels still PENDING FAILED first (as ``_end`` does): what the interrupt
+    watchdog does with the runs this process left open when unwinding hung
+    (``interrupt.on_give_up``; its cost, within ``interrupt.FAREWELL_SECONDS``, is measured
+    there). A client of its own: the fluent API's active runs belong to the main thread, stuck
+    where it is."""
     client = mlflow.MlflowClient()
     for run_id in run_ids:
         # Read first: a run whose end the main thread recorded before it hung keeps it.
-        if client.get_run(run_id).info.status != RunStatus.to_string(RunStatus.RUNNING):
+        run = client.get_run(run_id)
+        if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
             continue
+        # Its models first, as ``_end`` does: an end cut short here (the farewell's bound, the
+        # exit) leaves the run RUNNING, which the next run's reap ends whole, models too.
+        _fail_unfinished_models(client, run.info.experiment_id, run_id, reason)
         client.set_tag(run_id, tag_names.ERROR, reason)
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
 
@@ -367,7 +373,9 @@ def _end(
     if models and status != RunStatus.FINISHED and error is not None:
         # Before the run's end, as the reaper does: an end cut short (a second Ctrl-C exits
         # at once) leaves the run RUNNING, which the next run's reap ends whole, models too.
-        _fail_unfinished_models(run, error)
+        _fail_unfinished_models(
+            mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id, error
+        )
     try:
         if error is not None:
             mlflow.set_tag(tag_names.ERROR, redact_text(error)[:MAX_PARAM_LENGTH])
@@ -375,8 +383,11 @@ def _end(
         mlflow.end_run(RunStatus.to_string(status))
 
 
-def _fail_unfinished_models(run: mlflow.ActiveRun, error: str) -> None:
-    """Finalize FAILED, ``error`` in their ``error`` tag, the run's LoggedModels still PENDING.
+def _fail_unfinished_models(
+    client: mlflow.MlflowClient, experiment_id: str, run_id: str, error: str
+) -> None:
+    """Finalize FAILED, ``error`` in their ``error`` tag, the LoggedModels run ``run_id`` left
+    PENDING (the reaper's ``fail_pending_models``, with the run's own reason).
 
     A SIGTERM or Ctrl-C while the run logged its model is a ``KeyboardInterrupt``, on which
     MLflow does not mark the model FAILED (only on an ``Exception``): it stayed PENDING for
@@ -385,10 +396,10 @@ def _fail_unfinished_models(run: mlflow.ActiveRun, error: str) -> None:
     """
     why = {tag_names.ERROR: redact_text(error)[:MAX_PARAM_LENGTH]}
     try:
-        fail_pending_models(mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id, why)
+        fail_pending_models(client, experiment_id, run_id, why)
     except Exception as failure:
         print(
-            f"pricer: could not mark the models run {run.info.run_id} left unfinished FAILED "
+            f"pricer: could not mark the models run {run_id} left unfinished FAILED "
             f"({type(failure).__name__}: {one_line(failure)}); they stay PENDING",
             file=sys.stderr,
             flush=True,

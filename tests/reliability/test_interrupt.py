@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.entities import LoggedModelStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -284,6 +285,7 @@ def test_a_signal_before_mlflow_runs_run_was_taken_up_names_that_run(
 # -- the watchdog's exit ---------------------------------------------------------------------------
 UNWINDING_HANGS = """
 import os, signal, sqlite3, sys, threading, time
+import mlflow
 from pricer import interrupt
 from pricer.tracking.run import tracked_run
 from tests.conftest import compose_config
@@ -292,6 +294,7 @@ interrupt.UNWIND_DEADLINE_SECONDS = float(sys.argv[2])  # 30 s in an app
 interrupt.install()
 with tracked_run(compose_config("train").tracking, run_name="hung", tags={}) as run:
     with tracked_run(compose_config("train").tracking, run_name="inner", tags={}, nested=True):
+        mlflow.initialize_logged_model(name="pricer")  # being logged: PENDING
         print(run.info.run_id, flush=True)
         if sys.argv[1] == "store":  # the stuck thread holds the database's lock
             store = sqlite3.connect(os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
@@ -328,11 +331,13 @@ def test_runs_left_open_by_unwinding_that_hangs_end_killed_as_the_watchdog_exits
     assert "pricer: 2 runs left open: ended KILLED" in stderr
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert sorted(run.info.run_name for run in runs) == ["hung", "inner"]
+    why = "interrupted by SIGTERM; unwinding hung, so the run was ended as the process exited"
     for run in runs:
         assert run.info.status == "KILLED"
-        assert run.data.tags["error"] == (
-            "interrupted by SIGTERM; unwinding hung, so the run was ended as the process exited"
-        )
+        assert run.data.tags["error"] == why
+    # The model "inner" was logging: left PENDING, it showed in progress for good.
+    [model] = mlflow.search_logged_models([runs[0].info.experiment_id], output_format="list")
+    assert model.status == LoggedModelStatus.FAILED and model.tags["error"] == why
 
 
 def test_a_store_that_hangs_too_does_not_keep_the_watchdog_from_exiting(
@@ -347,3 +352,31 @@ def test_a_store_that_hangs_too_does_not_keep_the_watchdog_from_exiting(
     assert took < HANG_AFTER_SECONDS + interrupt.FAREWELL_SECONDS + slack, took
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert [run.info.status for run in runs] == ["RUNNING", "RUNNING"]
+    # Left with its run for the next run's reap, which ends both.
+    [model] = mlflow.search_logged_models([runs[0].info.experiment_id], output_format="list")
+    assert model.status == LoggedModelStatus.PENDING
+
+
+def test_the_watchdog_fails_the_models_a_run_it_ends_left_pending(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Every other KILLED end fails them first (MLflow fails a model only on an Exception in its
+    # logging); ended by the watchdog, a run stopped while logging its model left it PENDING,
+    # shown in progress in the MLflow UI for good: no reaper looks at a run no longer RUNNING.
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(compose_config("train").tracking.experiment)
+    run_id = client.create_run(experiment.experiment_id).info.run_id
+    pending = client.create_logged_model(experiment.experiment_id, "pricer", run_id)
+    ready = client.create_logged_model(experiment.experiment_id, "other", run_id)
+    client.finalize_logged_model(ready.model_id, LoggedModelStatus.READY)
+    monkeypatch.setattr(interrupt, "_runs", {run_id: ("hung", "RUNNING")})
+
+    interrupt._end_runs_left(128 + signal.SIGTERM)  # the watchdog's farewell, its hook real
+
+    assert "pricer: 1 run left open: ended KILLED" in capfd.readouterr().err
+    why = "interrupted by SIGTERM; unwinding hung, so the run was ended as the process exited"
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == why
+    failed = client.get_logged_model(pending.model_id)
+    assert failed.status == LoggedModelStatus.FAILED and failed.tags["error"] == why
+    assert client.get_logged_model(ready.model_id).status == LoggedModelStatus.READY
