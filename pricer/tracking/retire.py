@@ -167,6 +167,10 @@ def _retire_held(
     name, version, alias = registry.model_name, str(current.version), registry.champion_alias
     with store_step("reading the champion"):  # nothing written yet
         _still_there(client, registry, version)
+        # Read again under the lease: ``current`` was read before it, while a retirement killed
+        # half-way still had its record on the version (this one's take-up put it back since),
+        # and a failure below put that half-written record back from it.
+        before = client.get_model_version(name, version)
     pending = {
         "kind": "retirement",
         "run_id": run_id,
@@ -176,8 +180,8 @@ def _retire_held(
         "at": now,
         "aliases": [alias, registry.challenger_alias],
         # As read with the alias: what taking the record back puts back (``_undo``).
-        "description": current.description,
-        "retired": {key: current.tags[key] for key in RETIRED_TAGS if key in current.tags},
+        "description": before.description,
+        "retired": {key: before.tags[key] for key in RETIRED_TAGS if key in before.tags},
     }
     # SIGTERM between these writes would leave a record of a retirement the alias did not
     # follow: a signal waits until they are done.

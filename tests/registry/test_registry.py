@@ -1729,3 +1729,33 @@ def test_a_retirement_killed_before_its_alias_went_is_taken_back_by_the_next(
         out,
         re.MULTILINE,
     ), out
+
+
+def test_a_retirement_failing_after_one_killed_puts_the_version_back_as_before_either(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Retired again after a retirement killed before its alias went: the second read the
+    # champion before it held the lease, the killed one's record ("retired", "Champion from
+    # ... until ...") still on it, and its own failure put that record back from that read,
+    # on a version that still held the alias, with no pending record left to take it back.
+    from pricer.tracking.store import StoreUnreachable
+
+    training_run(BASE)
+    promote_with()
+    before = client.get_model_version(MODEL, "1")
+    history = client.get_registered_model(MODEL).description
+    killed_while_promoting(client, monkeypatch, "retired alias", "retire=true")
+    assert "pricer.retired_at" in client.get_model_version(MODEL, "1").tags
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, "delete_registered_model_alias", unavailable)
+        with pytest.raises(StoreUnreachable, match=r"champion is still version 1 and the rec"):
+            promote_with("retire=true")
+    assert aliases(client) == {"champion": "1"}
+    after = client.get_model_version(MODEL, "1")
+    assert (after.description, after.tags) == (before.description, before.tags)
+    model = client.get_registered_model(MODEL)
+    assert model.description == history and "pricer.pending" not in model.tags
