@@ -303,6 +303,18 @@ def _check_model(
         ) from None  # chained, its lines were added to the line (errors.one_line)
 
 
+def _existing_version(client: MlflowClient, name: str, version: str) -> ModelVersion | None:
+    """Version ``version`` of ``name``; None if it was deleted (by hand). A record that names
+    a version deleted since has nothing to write on it: raised, the take-up of a killed
+    decision's record failed on it for every promote and retire after."""
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as error:
+        if not store_says_gone(error):
+            raise
+        return None
+
+
 def store_says_gone(error: Exception) -> bool:
     """Whether MLflow said the model (or its files) does not exist, not that it failed."""
     missing = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
@@ -846,12 +858,7 @@ def _take_back(client: MlflowClient, name: str, found: Pending) -> None:
     """Undo a stopped promotion's record as ``_withdraw`` undoes one the store failed in, each
     step only if still to be made; the store's error is raised (the pending record stays)."""
     version, run_id, at = str(found["version"]), str(found["run_id"]), str(found["at"])
-    try:
-        held = client.get_model_version(name, version)
-    except MlflowException as error:
-        if not store_says_gone(error):
-            raise
-        held = None  # deleted since (by hand): no record on it to take back
+    held = _existing_version(client, name, version)  # None: no record on it to take back
     if held is not None:
         decided = held.tags.get("pricer.decision")
         # Written on by the stopped promotion (its run id is the version's first tag); else it
@@ -1055,8 +1062,10 @@ def held_until(
     client: MlflowClient, name: str, version: str, alias: str, now: str, why: str
 ) -> None:
     """Turn "<Alias> since <date>: <reason>" on a version the alias left into "<Alias> from
-    <date> until <now> (<why>): <reason>". A description promote did not write is left alone."""
-    old = client.get_model_version(name, version).description or ""
+    <date> until <now> (<why>): <reason>". A description promote did not write is left alone,
+    and a version deleted since has none."""
+    found = _existing_version(client, name, version)
+    old = "" if found is None else found.description or ""
     prefix = f"{alias.capitalize()} since "
     if not old.startswith(prefix):
         return
@@ -1115,8 +1124,10 @@ def every_step(steps: list[Callable[[], object]]) -> bool:
 
 
 def _drop_replaced_by(client: MlflowClient, name: str, version: str, successor: str) -> None:
-    """Delete the "replaced by" tags from ``version`` if they name ``successor``."""
-    tags = client.get_model_version(name, version).tags
+    """Delete the "replaced by" tags from ``version`` if they name ``successor`` (and it is
+    still there)."""
+    found = _existing_version(client, name, version)
+    tags = {} if found is None else found.tags
     if tags.get("pricer.replaced_by_version") == successor:
         for key in REPLACED_TAGS:
             if key in tags:

@@ -1759,3 +1759,28 @@ def test_a_retirement_failing_after_one_killed_puts_the_version_back_as_before_e
     assert (after.description, after.tags) == (before.description, before.tags)
     model = client.get_registered_model(MODEL)
     assert model.description == history and "pricer.pending" not in model.tags
+
+
+@pytest.mark.parametrize("killed_at", ["description", "after the alias"])
+def test_a_version_deleted_after_a_promotion_was_killed_does_not_stop_every_next_one(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, killed_at: str
+) -> None:
+    # The champion a killed promotion replaced (or was replacing) was deleted by hand
+    # meanwhile (still saying "Champion since ..." beside the new one, say): the take-up of
+    # the killed one's record failed on it ("does not exist"), left the pending record, and
+    # every promote and retire after failed the same way, "the tracking store failed".
+    training_run(BASE)
+    promote_with()
+    killed = training_run(BASE * 0.6, family="linear")
+    nextone = training_run(BASE * 0.55, family="xgboost")
+    killed_while_promoting(client, monkeypatch, killed_at, "candidates.family=linear")
+    half = version_of(client, killed)
+    client.delete_model_version(MODEL, "1")
+
+    decision = promote_with("candidates.family=xgboost")
+    assert decision.outcome == "champion"
+    assert aliases(client) == {"champion": version_of(client, nextone)}
+    assert "pricer.pending" not in client.get_registered_model(MODEL).tags
+    left = client.get_model_version(MODEL, half)
+    held = killed_at == "after the alias"
+    assert left.tags["pricer.decision"] == ("champion" if held else "not applied")
