@@ -847,18 +847,21 @@ def _take_up_promotion(client: MlflowClient, registry: RegistrySettings, found: 
             f"{stopped} after {alias} moved to version {version}: the decision holds, and "
             "what its record still lacked was written"
         )
-    _take_back(client, name, found)
+    now_says = _take_back(client, name, found)
     return (
         f"{stopped} before {alias} moved to version {version}: its half-written record was "
-        f"taken back (version {version} is marked not applied)"
+        f"taken back ({now_says})"
     )
 
 
-def _take_back(client: MlflowClient, name: str, found: Pending) -> None:
+def _take_back(client: MlflowClient, name: str, found: Pending) -> str:
     """Undo a stopped promotion's record as ``_withdraw`` undoes one the store failed in, each
-    step only if still to be made; the store's error is raised (the pending record stays)."""
+    step only if still to be made; the store's error is raised (the pending record stays).
+    What its version now says, for the line that tells the user: "is marked not applied" was
+    said of a version deleted since, or one left with another decision's record."""
     version, run_id, at = str(found["version"]), str(found["run_id"]), str(found["at"])
     held = _existing_version(client, name, version)  # None: no record on it to take back
+    now_says = f"version {version} is deleted"
     if held is not None:
         decided = held.tags.get("pricer.decision")
         # Written on by the stopped promotion (its run id is the version's first tag); else it
@@ -867,6 +870,10 @@ def _take_back(client: MlflowClient, name: str, found: Pending) -> None:
         # holds another decision's record keeps it.
         touched = held.tags.get("pricer.promotion_run_id") == run_id
         marked = decided == "not applied" and (held.description or "").startswith("Not applied")
+        if marked or touched or (decided is None and not held.aliases):
+            now_says = f"version {version} is marked not applied"
+        else:
+            now_says = f"version {version} keeps the record it had, none of it this promotion's"
         if (touched or (decided is None and not held.aliases)) and not marked:
             for key, value in {
                 "pricer.promotion_run_id": run_id,
@@ -885,6 +892,7 @@ def _take_back(client: MlflowClient, name: str, found: Pending) -> None:
         drop_history_line(client, name, str(found["history_key"]))
     if found.get("replaced") is not None:
         _drop_replaced_by(client, name, str(found["replaced"]), version)
+    return now_says
 
 
 def _not_applied(

@@ -1784,3 +1784,27 @@ def test_a_version_deleted_after_a_promotion_was_killed_does_not_stop_every_next
     left = client.get_model_version(MODEL, half)
     held = killed_at == "after the alias"
     assert left.tags["pricer.decision"] == ("champion" if held else "not applied")
+
+
+def test_the_line_on_a_killed_promotion_taken_back_says_what_its_version_now_is(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The half-crowned version ("Champion since ..." with no alias) deleted by hand before the
+    # next promotion: the line said it "is marked not applied", of a version not there.
+    training_run(BASE)
+    promote_with()
+    killed = training_run(BASE * 0.6, family="linear")
+    nextone = training_run(BASE * 0.55, family="xgboost")
+    killed_while_promoting(client, monkeypatch, "description", "candidates.family=linear")
+    half = version_of(client, killed)
+    client.delete_model_version(MODEL, half)
+    capsys.readouterr()
+
+    assert promote_with("candidates.family=xgboost").outcome == "champion"
+    assert aliases(client) == {"champion": version_of(client, nextone)}
+    out = capsys.readouterr().out
+    [said] = [line for line in out.splitlines() if line.startswith(f"{MODEL}: promotion run ")]
+    assert said.endswith(
+        f"stopped before champion moved to version {half}: its half-written record was taken "
+        f"back (version {half} is deleted)"
+    ), said
