@@ -767,7 +767,13 @@ def announce(client: MlflowClient, taken: Lease, pending: Pending) -> None:
     takes them back, but a SIGKILL (the OOM killer, a CI timeout, ``kill -9``) between them
     left a record that said, for good, what never happened: the version "Champion since ...",
     the old champion "replaced by" it, a history line for a move the alias never made. The
-    next lease holder finds this and takes them back (``take_up_unfinished``)."""
+    next lease holder finds this and takes them back (``take_up_unfinished``).
+
+    Only while ``taken`` is still held (``LeaseLost`` else): a holder slowed past its lease's
+    end wrote over the pending record of the one that took the lease meanwhile, then deleted
+    it as its own (``settle``) once its lease was found lost, and that one, killed after, left
+    its half-written record with nothing naming it."""
+    taken.check()
     value = json.dumps({"lease": taken.value, **pending}, sort_keys=True)
     client.set_registered_model_tag(taken.name, PENDING_TAG, value)
 

@@ -1808,3 +1808,34 @@ def test_the_line_on_a_killed_promotion_taken_back_says_what_its_version_now_is(
         f"stopped before champion moved to version {half}: its half-written record was taken "
         f"back (version {half} is deleted)"
     ), said
+
+
+@pytest.mark.parametrize("retiring", [False, True])
+def test_a_holder_whose_lease_was_taken_before_its_first_write_leaves_the_new_holder_s_pending(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, retiring: bool
+) -> None:
+    # Slowed past its lease's end before its first write (a stalled store), it wrote its
+    # pending record over the one of the promotion that took the lease meanwhile, and, its
+    # lease found lost at the alias, deleted it as its own: that one killed after, its
+    # half-written record was left for good, nothing naming it for the next to take back.
+    from pricer.tracking import registry
+    from pricer.tracking import retire as retire_module
+
+    champion_and_better()
+    module = retire_module if retiring else registry
+    taking_up = module.take_up_unfinished
+    theirs: list[str] = []
+
+    def stalled(*args: object) -> None:
+        taking_up(*args)  # type: ignore[arg-type]
+        holder = another_holds_the_lease(client)  # meanwhile, the lease ran out and was taken
+        pending = {"lease": holder, "kind": "promotion", "run_id": "theirs", "version": "1"}
+        pending |= {"alias": "champion", "history_key": "pricer.history.theirs", "at": "now"}
+        theirs.append(json.dumps(pending))
+        client.set_registered_model_tag(MODEL, "pricer.pending", theirs[0])
+
+    monkeypatch.setattr(module, "take_up_unfinished", stalled)
+    with pytest.raises(registry.LeaseLost, match=r"^another promotion took the lease on "):
+        promote_with(*(["retire=true"] if retiring else []))
+    assert aliases(client)["champion"] == "1"
+    assert client.get_registered_model(MODEL).tags.get("pricer.pending") == theirs[0]
