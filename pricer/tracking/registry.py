@@ -833,7 +833,10 @@ def take_up_unfinished(client: MlflowClient, registry: RegistrySettings, held: L
             said = take_up_retirement(client, theirs, found)
         else:
             said = _take_up_promotion(client, theirs, found)
-        client.delete_registered_model_tag(name, PENDING_TAG)
+        # Only the one taken up: a holder slowed past its lease's end in here deleted the
+        # pending record of the one that took the lease meanwhile (and took this one up too).
+        if _pending(client, name) == found:
+            client.delete_registered_model_tag(name, PENDING_TAG)
         print(f"{name}: {said}", flush=True)
 
 

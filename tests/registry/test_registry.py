@@ -1839,3 +1839,35 @@ def test_a_holder_whose_lease_was_taken_before_its_first_write_leaves_the_new_ho
         promote_with(*(["retire=true"] if retiring else []))
     assert aliases(client)["champion"] == "1"
     assert client.get_registered_model(MODEL).tags.get("pricer.pending") == theirs[0]
+
+
+def test_a_holder_whose_lease_was_taken_while_it_took_up_a_record_leaves_the_new_holder_s(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slowed past its lease's end while it took back a killed promotion's record, it deleted
+    # the pending record there at the end, by then the one of the promotion that took the
+    # lease meanwhile (which took up the same record too): that one killed after, its own
+    # half-written record was left with nothing naming it.
+    from pricer.tracking import registry
+
+    training_run(BASE)
+    promote_with()
+    training_run(BASE * 0.6, family="linear")
+    killed_while_promoting(client, monkeypatch, "description", "candidates.family=linear")
+    taking_up = registry._take_up_promotion
+    theirs: list[str] = []
+
+    def stalled(*args: object) -> str:
+        said = taking_up(*args)  # type: ignore[arg-type]
+        holder = another_holds_the_lease(client)  # meanwhile, the lease ran out and was taken
+        pending = {"lease": holder, "kind": "promotion", "run_id": "theirs", "version": "1"}
+        pending |= {"alias": "champion", "history_key": "pricer.history.theirs", "at": "now"}
+        theirs.append(json.dumps(pending))
+        client.set_registered_model_tag(MODEL, "pricer.pending", theirs[0])
+        return said
+
+    monkeypatch.setattr(registry, "_take_up_promotion", stalled)
+    with pytest.raises(registry.LeaseLost, match=r"^another promotion took the lease on "):
+        promote_with("candidates.family=linear")
+    assert aliases(client) == {"champion": "1"}
+    assert client.get_registered_model(MODEL).tags.get("pricer.pending") == theirs[0]
