@@ -1642,6 +1642,20 @@ def killed_while_promoting(
     client.set_registered_model_tag(MODEL, "pricer.lease", f"{token}:{time.time() - 1:.3f}")
 
 
+def champion_and_a_killed_promotion(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, at: str
+) -> tuple[str, str]:
+    """A champion (version 1), then a better linear run's promotion killed at ``at`` of its
+    writes (``killed_while_promoting``), and a still better xgboost run left to promote next:
+    the next run, and the killed promotion's version."""
+    training_run(BASE)
+    promote_with()
+    killed = training_run(BASE * 0.6, family="linear")
+    nextone = training_run(BASE * 0.55, family="xgboost")
+    killed_while_promoting(client, monkeypatch, at, "candidates.family=linear")
+    return nextone, version_of(client, killed)
+
+
 @pytest.mark.parametrize("killed_at", ["description", "alias", "after the alias"])
 def test_a_promotion_killed_while_it_records_its_decision_is_taken_up_by_the_next(
     client: MlflowClient,
@@ -1653,12 +1667,7 @@ def test_a_promotion_killed_while_it_records_its_decision_is_taken_up_by_the_nex
     # timeout) between the writes left the version "Champion since ..." with no alias, the
     # old champion "replaced by" it and a history line for a move never made, for good; killed
     # after the move, the old champion said "Champion since ..." beside the new one for good.
-    training_run(BASE)
-    promote_with()
-    killed = training_run(BASE * 0.6, family="linear")
-    nextone = training_run(BASE * 0.55, family="xgboost")
-    killed_while_promoting(client, monkeypatch, killed_at, "candidates.family=linear")
-    half = version_of(client, killed)
+    nextone, half = champion_and_a_killed_promotion(client, monkeypatch, killed_at)
     assert client.get_model_version(MODEL, half).tags["pricer.decision"] == "champion"
     moved = killed_at == "after the alias"
     assert aliases(client) == {"champion": half if moved else "1"}
@@ -1769,12 +1778,7 @@ def test_a_version_deleted_after_a_promotion_was_killed_does_not_stop_every_next
     # meanwhile (still saying "Champion since ..." beside the new one, say): the take-up of
     # the killed one's record failed on it ("does not exist"), left the pending record, and
     # every promote and retire after failed the same way, "the tracking store failed".
-    training_run(BASE)
-    promote_with()
-    killed = training_run(BASE * 0.6, family="linear")
-    nextone = training_run(BASE * 0.55, family="xgboost")
-    killed_while_promoting(client, monkeypatch, killed_at, "candidates.family=linear")
-    half = version_of(client, killed)
+    nextone, half = champion_and_a_killed_promotion(client, monkeypatch, killed_at)
     client.delete_model_version(MODEL, "1")
 
     decision = promote_with("candidates.family=xgboost")
@@ -1791,12 +1795,7 @@ def test_the_line_on_a_killed_promotion_taken_back_says_what_its_version_now_is(
 ) -> None:
     # The half-crowned version ("Champion since ..." with no alias) deleted by hand before the
     # next promotion: the line said it "is marked not applied", of a version not there.
-    training_run(BASE)
-    promote_with()
-    killed = training_run(BASE * 0.6, family="linear")
-    nextone = training_run(BASE * 0.55, family="xgboost")
-    killed_while_promoting(client, monkeypatch, "description", "candidates.family=linear")
-    half = version_of(client, killed)
+    nextone, half = champion_and_a_killed_promotion(client, monkeypatch, "description")
     client.delete_model_version(MODEL, half)
     capsys.readouterr()
 
