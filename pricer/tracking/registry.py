@@ -797,8 +797,38 @@ def _pending(client: MlflowClient, name: str) -> Pending | None:
         found = json.loads(value) if value else None
     except ValueError:
         return None
-    wanted = ("lease", "kind", "run_id", "version", "alias", "history_key", "at")
-    return found if isinstance(found, dict) and all(key in found for key in wanted) else None
+    return found if _well_formed(found) else None
+
+
+def _well_formed(found: object) -> bool:
+    """Whether a parsed pending record has every field ``announce`` writes, each of the type
+    it writes: with the keys alone checked, a value edited by hand (three aliases, a version
+    given as a list) failed every promote and retire after with a traceback."""
+    if not isinstance(found, dict) or found.get("kind") not in ("promotion", "retirement"):
+        return False
+    texts = ("lease", "run_id", "version", "alias", "history_key", "at")
+    optional = ("replaced", "challenger", "outcome", "description")
+    aliases = found.get("aliases")
+    retired = found.get("retired")
+    return (
+        all(isinstance(found.get(key), str) for key in texts)
+        and all(isinstance(found.get(key), str | None) for key in optional)
+        and (
+            aliases is None
+            or (
+                isinstance(aliases, list)
+                and len(aliases) == 2
+                and all(isinstance(alias, str | None) for alias in aliases)
+            )
+        )
+        and (
+            retired is None
+            or (
+                isinstance(retired, dict)
+                and all(isinstance(v, str) for v in [*retired, *retired.values()])
+            )
+        )
+    )
 
 
 def take_up_unfinished(client: MlflowClient, registry: RegistrySettings, held: Lease) -> None:

@@ -1870,3 +1870,48 @@ def test_a_holder_whose_lease_was_taken_while_it_took_up_a_record_leaves_the_new
         promote_with("candidates.family=linear")
     assert aliases(client) == {"champion": "1"}
     assert client.get_registered_model(MODEL).tags.get("pricer.pending") == theirs[0]
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        {"aliases": ["champion", "challenger", "third"]},
+        {"version": ["2"]},
+        {"kind": "merger"},
+        {"retired": {"pricer.retired_at": 5}},
+    ],
+)
+def test_a_pending_record_edited_by_hand_is_ignored_not_a_traceback_in_every_promotion(
+    client: MlflowClient, capsys: pytest.CaptureFixture[str], edited: dict[str, object]
+) -> None:
+    # Only its keys were checked: a value of the wrong shape (three aliases to unpack, a
+    # version given as a list) failed every promote and retire after with a traceback, until
+    # someone deleted the tag by hand.
+    import json
+
+    training_run(BASE)
+    promote_with()
+    better = training_run(BASE * 0.6, family="linear")
+    record = {
+        "lease": "0123456789abcdef:1.000",  # expired long ago: its writer is gone
+        "kind": "promotion",
+        "run_id": "0" * 32,
+        "outcome": "champion",
+        "version": "1",
+        "alias": "champion",
+        "replaced": None,
+        "challenger": None,
+        "history_key": "pricer.history.0",
+        "at": "2026-12-07 06:00 UTC",
+        "aliases": ["champion", "challenger"],
+    }
+    client.set_registered_model_tag(MODEL, "pricer.pending", json.dumps(record | edited))
+    capsys.readouterr()
+
+    decision = promote_with("candidates.family=linear")
+
+    assert decision.outcome == "champion"
+    assert aliases(client) == {"champion": version_of(client, better)}
+    assert "pricer.pending" not in client.get_registered_model(MODEL).tags
+    # Nothing in it was trusted: no record taken back or finished on its word.
+    assert "stopped" not in capsys.readouterr().out
