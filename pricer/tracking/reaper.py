@@ -277,15 +277,21 @@ def fail_pending_models(
     """
     failed = []
     # MLflow's search cannot filter on a model's status: it is stored as a number, and
-    # "status = 'PENDING'" matches nothing.
-    for model in client.search_logged_models(
-        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
-    ):
-        if model.status == LoggedModelStatus.PENDING:
-            client.set_logged_model_tags(model.model_id, tags)
-            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
-            failed.append(model.model_id)
-    return failed
+    # "status = 'PENDING'" matches nothing. It answers a page at a time (100 models): read
+    # as one, a run's 101st model stayed PENDING.
+    token: str | None = None
+    while True:
+        page = client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run_id}'", page_token=token
+        )
+        for model in page:
+            if model.status == LoggedModelStatus.PENDING:
+                client.set_logged_model_tags(model.model_id, tags)
+                client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+                failed.append(model.model_id)
+        token = page.token
+        if not token:
+            return failed
 
 
 @contextlib.contextmanager

@@ -489,6 +489,25 @@ def test_a_run_that_does_not_finish_fails_the_models_it_left_pending(
     assert mlflow.get_logged_model(ready.model_id).status == LoggedModelStatus.READY
 
 
+def test_a_run_that_does_not_finish_fails_every_page_of_its_pending_models(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store answers a search a page at a time (100 models; 2 here): read as one page, the
+    # models past the first page stayed PENDING.
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.store.tracking import sqlalchemy_store
+
+    monkeypatch.setattr(sqlalchemy_store, "SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT", 2)
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracked_run(tracking(tracking_uri), run_name="cut", tags={}),
+    ):
+        pending = [mlflow.initialize_logged_model(name=f"pricer-{i}") for i in range(5)]
+        raise KeyboardInterrupt
+    statuses = [mlflow.get_logged_model(model.model_id).status for model in pending]
+    assert statuses == [LoggedModelStatus.FAILED] * 5
+
+
 def test_a_store_error_failing_its_models_does_not_keep_a_stopped_run_from_ending(
     tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
