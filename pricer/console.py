@@ -151,6 +151,17 @@ def browse(app: str, argv: Sequence[str]) -> int:
         parser.add_argument(
             "--limit", type=_positive, help="how many runs to list (conf: runs.yaml)"
         )
+        parser.add_argument(
+            "--end",
+            action="store_true",
+            help="end RUN KILLED (and the runs nested in it): a RUNNING run whose process "
+            "has stopped, which the next pricer run cannot prove dead (another host's)",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="with --end: end it though this host cannot tell its process has stopped",
+        )
     else:
         parser.add_argument(
             "runs", nargs="+", type=_run_id, metavar="RUN", help="run ids or id prefixes"
@@ -159,6 +170,8 @@ def browse(app: str, argv: Sequence[str]) -> int:
         "--experiment", type=_experiment_name, help="only this experiment (default: all)"
     )
     args = parser.parse_args(argv)
+    if app == "runs" and (args.end or args.force) and not (args.run and args.end):
+        parser.error("--end needs a RUN to end" if args.end else "--force goes with --end RUN")
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")
     from pricer.tracking import browse as store  # imports MLflow: only for these two apps
@@ -178,6 +191,15 @@ def browse(app: str, argv: Sequence[str]) -> int:
                 "give two different runs to compare"
             )
         print(store.compare_runs(distinct).to_string())
+        return 0
+    if args.run and args.end:
+        from pricer.tracking.reaper import end_by_hand
+
+        done = end_by_hand(store.find_run(args.run, args.experiment), force=args.force)
+        for run_id, name, why in done.ended:
+            print(f"ended run {run_id} ({name}) KILLED: {why}")
+        for run_id, name, why in done.left:
+            print(f"left run {run_id} ({name}) RUNNING: {why}")
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)

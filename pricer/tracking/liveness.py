@@ -207,6 +207,30 @@ def provably_dead(run: Run) -> str | None:
     return stale_reason(run)
 
 
+def alive_here(run: Run) -> str | None:
+    """A process named on ``run`` that runs on this host (of this host's ``pid_space``) now,
+    as "process 1234 on box1"; None if none does (each is gone, of another host, or unknown).
+    Ending such a run by hand would put KILLED on a run its process still writes, and its
+    own end later put FINISHED over the error that says it was ended."""
+    here, space = socket.gethostname(), pid_space()
+    named = [
+        (process.get("host"), process.get("space"), process.get("pid"), process.get("start"))
+        for process in _shared_processes(run.data.tags)
+    ]
+    tags = run.data.tags
+    if tags.get(PID_TAG, "").isdigit():
+        pid = int(tags[PID_TAG])
+        named.append(
+            (tags.get(HOST_TAG), tags.get(PID_SPACE_TAG), pid, tags.get(PROCESS_START_TAG))
+        )
+    for host, recorded, pid, start in named:
+        if str(host) != here or recorded not in (None, space) or not isinstance(pid, int):
+            continue
+        if process_alive(pid, None if start is None else str(start)):
+            return f"process {pid} on {host}"
+    return None
+
+
 def names_process(run: Run) -> bool:
     """Whether ``run`` names the process(es) that run it (runs of older versions do not)."""
     return HOST_TAG in run.data.tags or bool(_shared_processes(run.data.tags))

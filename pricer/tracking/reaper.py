@@ -41,6 +41,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -48,8 +49,16 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, Run, RunStatus
 from mlflow.exceptions import MlflowException
 
+from pricer.errors import UserError
 from pricer.tracking import tags as tag_names
-from pricer.tracking.liveness import SHARED_PROCESS_PREFIX, names_process, provably_dead
+from pricer.tracking.liveness import (
+    HOST_TAG,
+    SHARED_PROCESS_PREFIX,
+    alive_here,
+    names_process,
+    provably_dead,
+    stale_reason,
+)
 from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address
 
 try:
@@ -110,6 +119,101 @@ def reap(experiment_id: str, keep: str | None = None) -> list[str]:
             except STORE_ERRORS as error:  # the next run's reap tries it again
                 log.warning("could not end run %s of a dead process: %s", run_id, error)
         return ended
+
+
+@dataclass(frozen=True)
+class HandEnding:
+    """What ``end_by_hand`` did: the runs it ended KILLED and the nested runs it left
+    RUNNING, each as (run id, name, why)."""
+
+    ended: list[tuple[str, str, str]]
+    left: list[tuple[str, str, str]]
+
+
+def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
+    """End KILLED a RUNNING run its user says has stopped (``pricer runs RUN --end``), its
+    PENDING models FAILED, and with it the runs nested under it, deepest first.
+
+    The reaper ends only what this host can prove dead; a run of another host (a laptop
+    gone, a CI machine recycled) or of the boot before a power loss stayed RUNNING for good,
+    shown in progress in the MLflow UI. Its user knows better. Refused (``UserError``, one
+    line) for a run that has ended, and for one whose process runs on this host now (stop
+    that process: it ends its run KILLED itself); one this host cannot judge (another host's,
+    RUNNING under 24 h) only with ``force``. Left RUNNING: nested runs whose own process runs
+    here, and a shared study's trials (its next process ends them as the study says).
+    """
+    client = MlflowClient()
+    run = client.get_run(run.info.run_id)  # as it is now, not as it was listed
+    run_id, name = run.info.run_id, run.info.run_name or ""
+    if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+        raise UserError(
+            f"run {run_id} ({name}) has ended already ({run.info.status}): nothing to end"
+        )
+    alive = alive_here(run)
+    if alive is not None:
+        raise UserError(
+            f"run {run_id} ({name}) is running: {alive} is alive; stop that process (Ctrl-C, "
+            "or kill -TERM) and it ends its run KILLED itself"
+        )
+    why = stale_reason(run)
+    if why is None and not force:
+        host = run.data.tags.get(HOST_TAG) or "a host it does not name"
+        raise UserError(
+            f"run {run_id} ({name}) is RUNNING on {host}, started {_hours_ago(run)} ago: this "
+            "host cannot tell whether its process is gone; if you know it is, add --force"
+        )
+    why = f"ended by hand (pricer runs --end): {why or 'its process was not checked (--force)'}"
+    running = {found.info.run_id: found for found in _running(run.info.experiment_id)}
+    running[run_id] = run
+    nested, left = _nested(client, run_id, running)
+    ended = []
+    for child_id in nested:  # deepest first: cut short, the parent is still RUNNING
+        child, child_why = running[child_id], f"its parent run {run_id} was {why}"
+        if _end(client, child, child_why, child_why):
+            ended.append((child_id, child.info.run_name or "", child_why))
+    if _end(client, run, why, why):
+        ended.append((run_id, name, why))
+    return HandEnding(ended, left)
+
+
+def _hours_ago(run: Run) -> str:
+    minutes = (time.time() * 1000 - run.info.start_time) / 60_000
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.0f} h"
+
+
+def _nested(
+    client: MlflowClient, run_id: str, running: dict[str, Run]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The RUNNING runs nested under ``run_id`` at any depth to end with it, deepest first,
+    and those left RUNNING, each with why."""
+    depth = {run_id: 0}
+    grew = True
+    while grew:
+        grew = False
+        for found_id, found in running.items():
+            parent = found.data.tags.get(PARENT_TAG)
+            if found_id not in depth and parent in depth:
+                depth[found_id] = depth[parent] + 1
+                grew = True
+    nested, left = [], []
+    for found_id in sorted(depth, key=depth.__getitem__, reverse=True):
+        if found_id == run_id:
+            continue
+        found = running[found_id]
+        alive = alive_here(found)
+        if alive is not None:
+            left.append((found_id, found.info.run_name or "", f"{alive} is alive"))
+        elif _study_trial(client, found, running):
+            left.append(
+                (
+                    found_id,
+                    found.info.run_name or "",
+                    "a shared study's trial: its study's next process ends it",
+                )
+            )
+        else:
+            nested.append(found_id)
+    return nested, left
 
 
 def _running(experiment_id: str) -> list[Run]:
@@ -194,9 +298,10 @@ def _study_trial(client: MlflowClient, run: Run, running: dict[str, Run]) -> boo
     return tag_names.SWEEP_STUDY in parent.data.tags
 
 
-def _end(client: MlflowClient, run: Run, why: str) -> bool:
+def _end(client: MlflowClient, run: Run, why: str, error: str | None = None) -> bool:
     """Finalize ``run``'s PENDING models FAILED, then end it KILLED; False if it had ended, or
-    a process joined it (a shared study's parent) meanwhile."""
+    a process joined it (a shared study's parent) meanwhile. ``error``: its ``error`` tag (by
+    default, that its process stopped without ending it, and ``why``)."""
     run_id = run.info.run_id
     # Read again: the search may be seconds old, and a run ended meanwhile keeps its end.
     current = client.get_run(run_id)
@@ -208,7 +313,7 @@ def _end(client: MlflowClient, run: Run, why: str) -> bool:
     fail_pending_models(client, run.info.experiment_id, run_id, {tag_names.ENDED_BY: ended_by})
     written = [tag_names.ENDED_BY]
     if tag_names.ERROR not in run.data.tags:  # one there says the real cause (an end refused)
-        client.set_tag(run_id, tag_names.ERROR, ERROR.format(why=why))
+        client.set_tag(run_id, tag_names.ERROR, error or ERROR.format(why=why))
         written.append(tag_names.ERROR)
     client.set_tag(run_id, tag_names.ENDED_BY, ended_by)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))

@@ -1,0 +1,130 @@
+"""pricer runs RUN --end: a RUNNING run its user knows has stopped ends KILLED, its models FAILED.
+
+The reaper ends only what this host can prove dead; a run of another host (a laptop gone, a
+CI machine recycled) stayed RUNNING for good, shown in progress in the MLflow UI. Its user
+can end it by hand, but not a run whose process is alive here, and not one this host cannot
+judge without saying so (--force).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.entities import LoggedModelStatus
+
+from pricer import console
+from pricer.tracking import tags as tag_names
+from pricer.tracking.liveness import HOST_TAG, PID_TAG, PROCESS_START_TAG, process_tags
+
+PARENT = "mlflow.parentRunId"
+
+
+def _gone_pid() -> int:
+    """A pid of this host whose process has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _run(experiment_id: str, name: str, tags: dict[str, str]) -> str:
+    tags = {**tags, "mlflow.runName": name}
+    return mlflow.MlflowClient().create_run(experiment_id, tags=tags).info.run_id
+
+
+def _experiment() -> str:
+    return mlflow.set_experiment("pricer").experiment_id
+
+
+def _ends(run_id: str) -> tuple[str, str | None]:
+    run = mlflow.get_run(run_id)
+    return run.info.status, run.data.tags.get(tag_names.ERROR)
+
+
+def test_a_run_of_a_gone_process_ends_killed_with_its_nested_runs_and_models(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    parent = _run(experiment, "leaderboard", dead)
+    child = _run(experiment, "family", {PARENT: parent})
+    pending = mlflow.initialize_logged_model(name="pricer", source_run_id=child)
+    alive = _run(experiment, "own live process", {PARENT: parent, **process_tags()})
+    unrelated = _run(experiment, "another run", dead)
+
+    assert console.main(["runs", parent[:8], "--end"]) == 0
+
+    said = capsys.readouterr().out.splitlines()
+    gone = f"process {dead[PID_TAG]} on {dead[HOST_TAG]} is gone"
+    why = f"ended by hand (pricer runs --end): {gone}"
+    assert said == [
+        f"ended run {child} (family) KILLED: its parent run {parent} was {why}",
+        f"ended run {parent} (leaderboard) KILLED: {why}",
+        f"left run {alive} (own live process) RUNNING: process {process_tags()[PID_TAG]} on "
+        f"{dead[HOST_TAG]} is alive",
+    ]
+    assert _ends(parent) == ("KILLED", why)
+    assert _ends(child) == ("KILLED", f"its parent run {parent} was {why}")
+    assert mlflow.get_logged_model(pending.model_id).status == LoggedModelStatus.FAILED
+    assert mlflow.get_run(alive).info.status == "RUNNING"
+    assert mlflow.get_run(unrelated).info.status == "RUNNING"  # only the run asked for
+
+
+def test_a_run_this_host_cannot_judge_ends_only_with_force(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = _run(_experiment(), "laptop", {HOST_TAG: "elsewhere", PID_TAG: "1"})
+
+    assert console.main(["runs", other, "--end"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: run {other} (laptop) is RUNNING on elsewhere, started ")
+    assert err.endswith("cannot tell whether its process is gone; if you know it is, add --force")
+    assert _ends(other) == ("RUNNING", None)
+
+    assert console.main(["runs", other, "--end", "--force"]) == 0
+    assert _ends(other) == (
+        "KILLED",
+        "ended by hand (pricer runs --end): its process was not checked (--force)",
+    )
+
+
+def test_a_live_run_or_an_ended_one_is_refused_in_one_line(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = _experiment()
+    live = _run(experiment, "training", process_tags())
+    done = _run(experiment, "done", {})
+    mlflow.MlflowClient().set_terminated(done)
+
+    # Even with --force: ended KILLED under it, the run's own end later said FINISHED over
+    # the error that it was ended.
+    assert console.main(["runs", live, "--end", "--force"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {live} (training) is running: process {process_tags()[PID_TAG]} on "
+        f"{process_tags()[HOST_TAG]} is alive; stop that process (Ctrl-C, or kill -TERM) and "
+        "it ends its run KILLED itself"
+    )
+    assert console.main(["runs", done, "--end"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {done} (done) has ended already (FINISHED): nothing to end"
+    )
+    assert _ends(live) == ("RUNNING", None) and _ends(done) == ("FINISHED", None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["runs", "--end"], "--end needs a RUN to end"),
+        (["runs", "abc", "--force"], "--force goes with --end RUN"),
+    ],
+)
+def test_end_and_force_without_their_run_are_usage_errors(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:  # argparse's usage error
+        console.main(argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {said} (see pricer runs --help)"
