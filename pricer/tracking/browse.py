@@ -35,7 +35,13 @@ from pricer.tracking.leaderboard import (
     tradeoff_lines,
 )
 from pricer.tracking.liveness import stale_reason
-from pricer.tracking.store import StoreNotFound, check_reachable, require_existing, safe_uri
+from pricer.tracking.store import (
+    StoreNotFound,
+    check_reachable,
+    quiet_run_links,
+    require_existing,
+    safe_uri,
+)
 from pricer.tracking.views import TRIALS_LINE, children_view_url, sweep_key
 from pricer.wording import counted, left_aligned
 
@@ -87,6 +93,7 @@ def connect(tracking_uri: str) -> str:
     """
     require_existing(tracking_uri)
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
+    quiet_run_links()  # ``pricer runs --end`` ends runs
     mlflow.set_tracking_uri(tracking_uri)
     try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
         mlflow.search_experiments(max_results=1)

@@ -46,6 +46,7 @@ from pricer.tracking.store import (
     StoreUnreachable,
     check_reachable,
     open_store,
+    quiet_run_links,
     store_cause,
     unreachable_as_one_line,
 )
@@ -87,10 +88,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> str | None:
     ``MLFLOW_EXPERIMENT_ID``); choosing another experiment would conflict with them.
     """
     uri = tracking_cfg["uri"]
-    # pricer prints its own link to each run (the classic view); MLflow's two lines per run
-    # against a server (after every sweep trial too) open the GenAI view. Set it to false to
-    # have them back.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    quiet_run_links()
     mlflow.set_tracking_uri(uri)
     enable_system_metrics(tracking_cfg.get("system_metrics"))
     if tracking_cfg["trace_llm"]:

@@ -59,6 +59,15 @@ class StoreUnreachable(UserError):
     """The tracking store does not answer: a server down, a mistyped URI, a database away."""
 
 
+def quiet_run_links() -> None:
+    """Keep MLflow's own lines out of the terminal when a run ends against a server ("View
+    run ... at", "View experiment at"): pricer prints its own link to each run (the classic
+    view), MLflow's open the GenAI view, two per run (after every sweep trial too, and after
+    each run ``pricer runs --end`` ends). ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=false``
+    has them back."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
 def safe_uri(uri: str) -> str:
     """A store URI without its password, fit for a message."""
     try:

@@ -268,3 +268,28 @@ def test_a_password_in_the_tracking_uri_never_reaches_the_terminal(
         assert process.returncode == expected, f"{name}: {err[-2000:]}"
     assert [name for name, (_, text) in said.items() if PASSWORD in text] == []
     assert f"{host}/#/experiments/" in said["leaderboard"][1]  # the link, without the login
+
+
+def test_a_teammates_run_left_running_on_another_host_is_ended_by_hand(
+    as_user: dict[str, str], tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    # On a shared server the reaper of this host never ends another host's run: a teammate's
+    # laptop that died mid-run left it in progress in everyone's UI until told otherwise.
+    experiment = mlflow.set_experiment("team-hand-ended").experiment_id
+    client = MlflowClient()
+    run = client.create_run(experiment, tags={"pricer.host": "carols-laptop", "pricer.pid": "77"})
+    pending = mlflow.initialize_logged_model(name="pricer", source_run_id=run.info.run_id)
+    run_id = run.info.run_id
+
+    def end(*flags: str) -> subprocess.Popen[str]:
+        args = ["runs", run_id, "--end", *flags]
+        return pricer("console", *args, env=as_user, workdir=tmp_path, started=started)
+
+    refused = end()
+    _, err = refused.communicate(timeout=300)
+    assert refused.returncode == 2 and "add --force" in err
+    assert client.get_run(run_id).info.status == "RUNNING"
+    said = finish(end("--force"))
+    assert said.startswith(f"ended run {run_id} ") and "KILLED" in said
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert str(client.get_logged_model(pending.model_id).status) == "FAILED"
