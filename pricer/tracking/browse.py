@@ -537,8 +537,9 @@ def run_summary(run: Run) -> list[str]:
         if url is not None:
             shown[TRIALS_LINE.rstrip(": ")] = url
     stale = stale_reason(run)
-    if stale:  # whole, and what the store says, which is left alone
-        shown["stale"] = f"{stale} (the store says RUNNING)"
+    if stale:  # whole, what the store says (left alone: only reading) and how to end it
+        end = f"pricer runs {run.info.run_id[:SHORT_ID]} --end"
+        shown["stale"] = f"{stale} (the store says RUNNING; {end} ends it KILLED)"
     shown = {key: value for key, value in shown.items() if value != ""}
     width = max(len(key) for key in shown)  # of the rows shown: an empty one is left out
     return [f"{key:<{width}}  {value}" for key, value in shown.items()]

@@ -226,7 +226,8 @@ def test_a_run_whose_process_is_gone_is_listed_stale_with_why(tracking_uri: str)
     assert table.loc["constant · synthetic", "status"] == "RUNNING"  # this process: alive
     assert table.loc["constant · synthetic", "result"] == "mae $80.00"
     summary = browse.run_summary(mlflow.get_run(dead.info.run_id))
-    assert f"stale    process {pid} on {host} is gone (the store says RUNNING)" in summary
+    end = f"pricer runs {dead.info.run_id[:8]} --end ends it KILLED"
+    assert f"stale    process {pid} on {host} is gone (the store says RUNNING; {end})" in summary
     assert "status   STALE" in summary
     assert "figures  partial: logged before its process died" in summary
     assert browse.status(mlflow.get_run(live.info.run_id)) == "FINISHED"
