@@ -22,20 +22,23 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
+from omegaconf.errors import OmegaConfBaseException
 
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer
 from pricer.models.ensemble import LoggedPricer
@@ -47,6 +50,10 @@ from pricer.tracking.model_files import (
     required_modules,
     save_pricer,
 )
+from pricer.tracking.store import check_reachable, open_store, unreachable_as_one_line
+
+if TYPE_CHECKING:  # the client (and the openai SDK) is not imported to load a model
+    from pricer.models.llm.client import LoggedKeys
 
 WRAPPER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_FILE = "pricer.skops"
@@ -277,6 +284,124 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     wrapper = load_pyfunc(local).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
     return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
+
+
+# The Hydra target of an ensemble's logged member (``logged_pricer``), as a config names it.
+LOGGED_PRICER = f"{__name__}.logged_pricer"
+KEY_SETTING = "api_key_env"  # an LLM client's setting: the name of the variable holding its key
+MODEL_PARAM = "model"  # a run's family settings, logged as params under model.* (log_config)
+
+
+def logged_member_uri(node: object) -> str | None:
+    """The model URI a config node loads as a logged member (``LOGGED_PRICER``); None for any
+    other node, or one whose values only a sweep's trial resolves."""
+    if not isinstance(node, Mapping):
+        return None
+    try:
+        target, model_uri = node.get("_target_"), node.get("model_uri")
+    except OmegaConfBaseException:  # resolvable in the run only
+        return None
+    return str(model_uri) if target == LOGGED_PRICER and model_uri is not None else None
+
+
+def logged_keys(tracking_uri: str) -> LoggedKeys:
+    """How ``check_api_keys`` finds the keys a config's logged members need (``LoggedKeys``):
+    the ``api_key_env`` settings each one's model was fitted with (``api_key_settings``), read
+    from the store at ``tracking_uri``, which only a config with a logged member opens.
+
+    A member whose model cannot be found is left to the run, which refuses it as it loads the
+    member, before any other member fits.
+    """
+
+    def keys(node: object) -> tuple[str, list[tuple[tuple[str, ...], str]]] | None:
+        model_uri = logged_member_uri(node)
+        if model_uri is None:
+            return None
+        mlflow.set_tracking_uri(tracking_uri)  # the run's store: the one its members load from
+        check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
+        with unreachable_as_one_line(tracking_uri), open_store(tracking_uri):
+            try:
+                return model_uri, api_key_settings(model_uri)
+            except MlflowException:
+                return None
+
+    return keys
+
+
+def api_key_settings(
+    model_uri: str, followed: frozenset[str] = frozenset()
+) -> list[tuple[tuple[str, ...], str]]:
+    """Each ``api_key_env`` of the config the logged model ``model_uri`` was fitted from, by
+    the path of its node below ``model`` (``()``: the family's own, a frontier's;
+    ``("members", "llm")``: an ensemble's LLM member), without loading the model: read from the
+    params MLflow keeps with it, its run's whole config flattened (``log_config``).
+
+    A logged member of a logged ensemble is followed to the very model its run loaded
+    (``MEMBERS_TAG``); one no longer in the store is passed over (the ensemble's own file holds
+    it: nothing loads it again). Empty for a model whose record says nothing (a path).
+    """
+    params, run_id = _logged_params(model_uri)
+    found: list[tuple[tuple[str, ...], str]] = []
+    members: dict[str, str] | None = None
+    for key, value in sorted(params.items()):
+        *node, name = key.split(".")
+        if not node or node[0] != MODEL_PARAM:
+            continue
+        inside = tuple(node[1:])
+        if name == KEY_SETTING and value != str(None):  # null: no client in that node
+            found.append((inside, value))
+        elif name == "_target_" and value == LOGGED_PRICER:
+            asked = params.get(".".join([*node, "model_uri"]))
+            if asked is None:
+                continue
+            if members is None:
+                members = _loaded_members(run_id)
+            used = members.get(asked, asked)  # the version its run loaded, if it says
+            if used in followed:  # a record edited into a loop: nothing more to find
+                continue
+            try:
+                inner = api_key_settings(used, followed | {model_uri})
+            except MlflowException:
+                continue
+            found += [((*inside, *path), variable) for path, variable in inner]
+    return found
+
+
+def _logged_params(model_uri: str) -> tuple[dict[str, str], str | None]:
+    """The params of the logged model ``model_uri`` names (its run's, which MLflow copies to a
+    model logged in a run; the run's own for one without) and the id of that run."""
+    pinned, model_id = pinned_model(model_uri)
+    client = mlflow.MlflowClient()
+    run_id = None
+    params: dict[str, str] = {}
+    if model_id is not None:
+        logged = client.get_logged_model(model_id)
+        params, run_id = dict(logged.params or {}), logged.source_run_id
+    elif pinned.startswith("models:/"):  # a version registered from a run's files
+        name, _, version = pinned.removeprefix("models:/").rpartition("/")
+        run_id = client.get_model_version(name, version).run_id
+    elif pinned.startswith("runs:/"):
+        run_id = pinned.removeprefix("runs:/").partition("/")[0]
+    if not params and run_id:
+        params = dict(client.get_run(run_id).data.params)
+    return params, run_id
+
+
+def _loaded_members(run_id: str | None) -> dict[str, str]:
+    """Which model each logged member's asked URI was in the run ``run_id`` (``MEMBERS_TAG``,
+    written by ``_record_member``): ``models:/<id>`` of its logged model, else its pinned URI."""
+    if run_id is None:
+        return {}
+    try:
+        tag = mlflow.MlflowClient().get_run(run_id).data.tags.get(MEMBERS_TAG, "{}")
+        recorded = json.loads(tag)
+    except (MlflowException, ValueError):  # a run gone, a tag that is not JSON: as asked
+        return {}
+    members = {}
+    for asked, loaded in recorded.items() if isinstance(recorded, dict) else ():
+        pinned, _, model_id = str(loaded).partition(" (")
+        members[str(asked)] = f"models:/{model_id.removesuffix(')')}" if model_id else pinned
+    return members
 
 
 def load_pyfunc(local: Path) -> mlflow.pyfunc.PyFuncModel:

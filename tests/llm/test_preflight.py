@@ -1,14 +1,26 @@
 """Every key a command's families need is read before anything runs (``check_api_keys``), by
-the rule their clients are built by, on the configs the apps compose."""
+the rule their clients are built by, on the configs the apps compose, and the keys of the
+models an ensemble's logged members were fitted with, from their record in the store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import mlflow
 import pytest
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_dir
+from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from pricer.devtools.stub_server import StubServer
+from pricer.experiment import run_family, run_leaderboard
 from pricer.models.llm.client import MissingApiKeyError, check_api_keys
+from pricer.paths import CONFIG_DIR
+from pricer.tracking.sweep import SweepError
+from tests.apps.test_user_errors import the_error_line
+from tests.e2e.conftest import pricer_app, run_cli
+from tests.llm.conftest import KEY_ENV, frontier_config
 
 MEMBER_KEY = "PRICER_TEST_MEMBER_KEY"  # the ensemble's LLM member's, apart from OpenAI's
 
@@ -64,3 +76,171 @@ def test_the_keys_set_pass_and_a_broken_one_is_refused(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-any\nthing")
     with pytest.raises(MissingApiKeyError, match=r"^frontier, frontier_rag: environment "):
         check_api_keys({name: leaderboard[name] for name in ("frontier", "frontier_rag")})
+
+
+CHAT = "POST /chat/completions"
+LOGGED_PRICER = "pricer.tracking.model.logged_pricer"  # the target of a logged member
+NOT_SET = "(named by api_key_env) is not set; export your API key there"
+
+
+def logged_model(family: str, cfg: DictConfig) -> str:
+    """Run ``family`` on ``cfg``, logging its model; the logged model's URI."""
+    result = run_family(family, cfg)
+    [model] = [
+        model
+        for model in mlflow.search_logged_models(output_format="list")
+        if model.source_run_id == result.run_id
+    ]
+    return f"models:/{model.model_id}"
+
+
+def ensemble_run(item_files: tuple[str, str], workdir: Path, members: dict[str, str]) -> list[str]:
+    """``pricer.train`` of an ensemble of linear and the logged ``members`` (name -> URI) on
+    the item files."""
+    train, test = item_files
+    logged = [
+        override
+        for name, uri in members.items()
+        for override in (
+            f"+model.members.{name}._target_={LOGGED_PRICER}",
+            f"+model.members.{name}.model_uri={uri}",
+        )
+    ]
+    return pricer_app(
+        "train",
+        "model=ensemble",
+        "~model.members.xgboost",
+        "~model.members.tfidf_ridge",
+        *logged,
+        "data=items",
+        f"data.train_paths=[{train}]",
+        f"data.test_paths=[{test}]",
+        f"curation.cache_dir={workdir}/cache",
+        workdir=workdir,
+    )
+
+
+@pytest.mark.e2e
+def test_a_logged_llm_member_without_its_key_is_refused_before_any_run(
+    compose_conf, item_files, stub: StubServer, api_key, tracking_uri, tmp_path, monkeypatch
+) -> None:
+    # A frontier on the stub, logged with its key set, as an earlier run logs it.
+    frontier = logged_model(
+        "frontier",
+        frontier_config(compose_conf, item_files, stub, "tracking.log_model=true"),
+    )
+    before = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    calls = stub.state.counters[CHAT]
+    monkeypatch.delenv(KEY_ENV)  # run_cli passes this environment on
+
+    # Refused before any run: the ensemble used to fit linear, then fail at predict for want
+    # of the key, its run FAILED.
+    refused = run_cli(
+        ensemble_run(item_files, tmp_path, {"best": frontier}), tracking_uri, tmp_path
+    )
+    assert the_error_line(refused).startswith(
+        f"error: ensemble (members.best, logged {frontier}): environment variable {KEY_ENV} "
+        f"{NOT_SET}"
+    ), refused.stderr[-2000:]
+    said = refused.stdout + refused.stderr
+    assert "training items" not in said, said[-2000:]  # no fit began (its in-sample warning)
+    assert stub.state.counters[CHAT] == calls  # the member was never asked for a price
+    after = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [run.info.run_id for run in after] == [run.info.run_id for run in before]
+
+    # With the key set, the same ensemble runs, asking the logged member for its prices.
+    monkeypatch.setenv(KEY_ENV, api_key)
+    fine = run_cli(ensemble_run(item_files, tmp_path, {"best": frontier}), tracking_uri, tmp_path)
+    assert fine.returncode == 0, fine.stderr[-2000:]
+    assert stub.state.counters[CHAT] > calls
+    [ensemble] = [
+        run
+        for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
+        if run.data.tags.get("pricer.family") == "ensemble"
+    ]
+    assert ensemble.info.status == "FINISHED"
+
+    # That ensemble, logged, as a member in turn: its own logged member's key is checked too.
+    [logged] = [
+        model
+        for model in mlflow.search_logged_models(output_format="list")
+        if model.source_run_id == ensemble.info.run_id
+    ]
+    monkeypatch.delenv(KEY_ENV)
+    outer = f"models:/{logged.model_id}"
+    nested = run_cli(ensemble_run(item_files, tmp_path, {"stack": outer}), tracking_uri, tmp_path)
+    assert the_error_line(nested).startswith(
+        f"error: ensemble (members.stack.members.best, logged {outer}): environment variable "
+        f"{KEY_ENV} {NOT_SET}"
+    ), nested.stderr[-2000:]
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 2
+
+
+def test_a_logged_classical_member_needs_no_key(
+    compose_conf, item_files, tracking_uri, monkeypatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    train, test = item_files
+    items = ["data=items", f"data.train_paths=[{train}]", f"data.test_paths=[{test}]"]
+    linear = logged_model(
+        "linear", compose_conf("train", ["model=linear", "family=linear", *items])
+    )
+    cfg = compose_conf(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            f"+model.members.best._target_={LOGGED_PRICER}",
+            f"+model.members.best.model_uri={linear}",
+            "family=ensemble",
+            "tracking.log_model=false",
+            *items,
+        ],
+    )
+    assert run_family("ensemble", cfg).status == "FINISHED"
+
+
+def test_a_leaderboard_and_a_sweep_check_their_logged_members_keys(
+    compose_conf, item_files, stub: StubServer, api_key, tracking_uri, monkeypatch
+) -> None:
+    frontier = logged_model(
+        "frontier",
+        frontier_config(compose_conf, item_files, stub, "tracking.log_model=true"),
+    )
+    monkeypatch.delenv(KEY_ENV)
+    before = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    train, test = item_files
+    member = [f"_target_={LOGGED_PRICER}", f"model_uri={frontier}"]
+    leaderboard = compose_conf(
+        "leaderboard",
+        [
+            "families=[constant,ensemble]",
+            "+model@models.ensemble=ensemble",
+            *(f"+models.ensemble.members.best.{setting}" for setting in member),
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+        ],
+    )
+    refusal = rf"^ensemble \(members\.best, logged {frontier}\): environment variable {KEY_ENV} "
+    # The leaderboard fitted constant and the ensemble's other members first.
+    with pytest.raises(MissingApiKeyError, match=refusal):
+        run_leaderboard(leaderboard)
+    # A sweep opened its parent run, then each trial was refused.
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        sweep = compose(
+            "train",
+            overrides=[
+                "model=ensemble",
+                *(f"+model.members.best.{setting}" for setting in member),
+                "validation.size=5",
+            ],
+            return_hydra_config=True,
+        )
+    OmegaConf.set_readonly(sweep, False)
+    with open_dict(sweep):
+        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    with pytest.raises(SweepError, match=refusal):
+        Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
+    after = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [run.info.run_id for run in after] == [run.info.run_id for run in before]

@@ -98,11 +98,22 @@ def read_api_key(api_key_env: str) -> str:
     return key
 
 
-def check_api_keys(models: Mapping[str, Any]) -> None:
+# The settings of a model logged earlier that a config node loads (an ensemble's logged member):
+# given the node, None if it loads no logged model, else the model (its URI, for messages) and
+# each ``api_key_env`` of the config it was fitted from, by the path of its node there (() for
+# the family itself). The tracking layer reads them (``pricer.tracking.model.logged_keys``):
+# this module cannot import it.
+LoggedKeys = Callable[[object], "tuple[str, list[tuple[tuple[str, ...], str]]] | None"]
+
+
+def check_api_keys(models: Mapping[str, Any], logged: LoggedKeys | None = None) -> None:
     """Refuse, before anything runs, families that could not build their client: ``models``
     maps each family a command will fit to its composed model config. Every node in it that
     names an ``api_key_env`` (a chat-model client: frontier, frontier_rag, finetuned, an
     ensemble's LLM member) is read by ``read_api_key``, the rule the client itself is built by.
+    With ``logged``, so is every one a logged model that a node loads was fitted with (an
+    ensemble's logged LLM member calls its server with the key its own config named): without
+    it, the ensemble fitted its other members first and failed at predict for want of the key.
 
     A family checked only when it fits opened its run first and ended it FAILED, and a
     leaderboard fitted every family before it (minutes on real data) to learn what this says
@@ -112,11 +123,14 @@ def check_api_keys(models: Mapping[str, Any]) -> None:
     """
     refused: dict[str, list[str]] = {}  # the reason -> the families (or members) it refuses
     for family, node in models.items():
-        for path, api_key_env in _key_settings(node, ()):
+        for path, api_key_env, source in _key_settings(node, (), logged):
             try:
                 read_api_key(str(api_key_env))
             except MissingApiKeyError as error:
-                where = f"{family} ({'.'.join(path)})" if path else family
+                places = [".".join(path)] if path else []
+                if source is not None:  # the member's own setting, not one of this config
+                    places.append(f"logged {source}")
+                where = f"{family} ({', '.join(places)})" if places else family
                 refused.setdefault(str(error), []).append(where)
     if refused:
         raise MissingApiKeyError(
@@ -124,15 +138,23 @@ def check_api_keys(models: Mapping[str, Any]) -> None:
         )
 
 
-def _key_settings(node: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], object]]:
-    """Each ``api_key_env`` in a config (plain or OmegaConf) and the path of the node holding
-    it, each value resolved as it is read (``${seed}``, a member given as an interpolation).
+def _key_settings(
+    node: object, path: tuple[str, ...], logged: LoggedKeys | None
+) -> Iterator[tuple[tuple[str, ...], object, str | None]]:
+    """Each ``api_key_env`` in a config (plain or OmegaConf), the path of the node holding it
+    and, for one a logged model was fitted with (``logged``), that model's URI, each value
+    resolved as it is read (``${seed}``, a member given as an interpolation).
 
     Value by value, not the whole node at once: a sweep checks its family's key as the multirun
     starts, where a value only a trial resolves (``seed=${hydra:job.num}``, a seed per trial:
     Hydra knows no job yet) failed the whole sweep with OmegaConf's traceback. Such a value is
     skipped here; the trial's own run checks it, resolved.
     """
+    if logged is not None and (found := logged(node)) is not None:
+        source, settings = found
+        for inner, api_key_env in settings:
+            yield (*path, *inner), api_key_env, source
+        return
     if isinstance(node, Mapping):
         keys: Iterable[Any] = list(node.keys())
     elif isinstance(node, list) or OmegaConf.is_list(node):
@@ -145,9 +167,9 @@ def _key_settings(node: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[s
         except OmegaConfBaseException:  # resolvable in the run only
             continue
         if key == "api_key_env" and value is not None:
-            yield path, value
+            yield path, value, None
         else:
-            yield from _key_settings(value, (*path, str(key)))
+            yield from _key_settings(value, (*path, str(key)), logged)
 
 
 @dataclass(frozen=True)
