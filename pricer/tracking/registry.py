@@ -112,6 +112,16 @@ Pending = dict[str, Any]
 REPLACED_TAGS = ("pricer.replaced_by_version", "pricer.replaced_at")
 # On a champion retired (pricer promote retire=true): when, and by which promotion run.
 RETIRED_TAGS = ("pricer.retired_at", "pricer.retired_by_run_id")
+# Every tag a decision writes on its version or deletes from it (``_write_decision``): what a
+# decision taken back puts back as it was (``_record_before``).
+DECISION_TAGS = (
+    "pricer.promotion_run_id",
+    "pricer.decision",
+    "pricer.decided_at",
+    *COMPARISON_TAGS,
+    *REPLACED_TAGS,
+    *RETIRED_TAGS,
+)
 
 
 class IncomparableChampion(PromotionError):
@@ -810,6 +820,7 @@ def _well_formed(found: object) -> bool:
     optional = ("replaced", "challenger", "outcome", "description")
     aliases = found.get("aliases")
     retired = found.get("retired")
+    before = found.get("before")
     return (
         all(isinstance(found.get(key), str) for key in texts)
         and all(isinstance(found.get(key), str | None) for key in optional)
@@ -828,6 +839,21 @@ def _well_formed(found: object) -> bool:
                 and all(isinstance(v, str) for v in [*retired, *retired.values()])
             )
         )
+        and (before is None or _well_formed_before(before))
+    )
+
+
+def _well_formed_before(before: object) -> bool:
+    """Whether a pending record's ``before`` is of the shape ``_record_before`` writes: a
+    description and decision tags only (put back on its word, a tag of any other name would
+    be written on the version)."""
+    if not isinstance(before, dict) or set(before) != {"tags", "description"}:
+        return False
+    tags = before["tags"]
+    return (
+        isinstance(before["description"], str)
+        and isinstance(tags, dict)
+        and all(key in DECISION_TAGS and isinstance(value, str) for key, value in tags.items())
     )
 
 
@@ -901,7 +927,14 @@ def _take_back(client: MlflowClient, name: str, found: Pending) -> str:
     version, run_id, at = str(found["version"]), str(found["run_id"]), str(found["at"])
     held = _existing_version(client, name, version)  # None: no record on it to take back
     now_says = f"version {version} is deleted"
-    if held is not None:
+    before = found.get("before")  # absent from a record an earlier pricer wrote
+    if held is not None and before is not None:
+        # It held an alias or a decision before (a challenger crowned, say): marked "not
+        # applied", the registry said the challenger was not applied and lost its record.
+        # Put back whatever this promotion wrote of it, or none (killed before its first write).
+        _put_back(client, name, held, before)
+        now_says = _keeps(version, before)
+    elif held is not None:
         decided = held.tags.get("pricer.decision")
         # Written on by the stopped promotion (its run id is the version's first tag); else it
         # stopped before its first write, and only a version with no decision and no alias (a
@@ -932,6 +965,40 @@ def _take_back(client: MlflowClient, name: str, found: Pending) -> str:
     if found.get("replaced") is not None:
         _drop_replaced_by(client, name, str(found["replaced"]), version)
     return now_says
+
+
+def _record_before(found: ModelVersion) -> dict[str, Any] | None:
+    """What ``found``'s record is before a decision writes over it, for a take-back to put
+    back (``_put_back``): its decision tags and description. None for a version that holds no
+    alias and no decision, or only "not applied" (registered for this promotion, or one whose
+    decision was taken back before): a take-back marks it "not applied", as before."""
+    decided = found.tags.get("pricer.decision")
+    if not found.aliases and decided in (None, "not applied"):
+        return None
+    tags = {key: found.tags[key] for key in DECISION_TAGS if key in found.tags}
+    return {"tags": tags, "description": found.description or ""}
+
+
+def _put_back(client: MlflowClient, name: str, found: ModelVersion, before: Pending) -> None:
+    """Give version ``found`` (as read now) its record ``before`` a decision (``_record_before``)
+    again: its tags set back, those the decision added deleted, its description. Each write only
+    while still to be made, so that a take-up made twice, or after ``_withdraw`` put back a part,
+    changes nothing more."""
+    version, tags = str(found.version), before["tags"]
+    for key in DECISION_TAGS:
+        if key in tags and found.tags.get(key) != tags[key]:
+            client.set_model_version_tag(name, version, key, tags[key])
+        elif key not in tags and key in found.tags:
+            client.delete_model_version_tag(name, version, key)
+    if (found.description or "") != before["description"]:
+        client.update_model_version(name, version, description=before["description"])
+
+
+def _keeps(version: str, before: Pending) -> str:
+    """What a version whose record was put back (``_put_back``) says now, for the user's line."""
+    decided = before["tags"].get("pricer.decision")
+    had = f"its {decided} record" if decided else "the record it had"
+    return f"version {version} keeps {had}"
 
 
 def _not_applied(
@@ -997,6 +1064,11 @@ def _write_decision(
     # promotion moves it, so it is the one the move below replaces.
     with store_step("reading the challenger"):  # nothing written yet
         challenger = client.get_registered_model(name).aliases.get(registry.challenger_alias)
+    with store_step("reading the version's record"):  # nothing written yet
+        found = client.get_model_version(name, version)
+    # The record the version holds (a challenger crowned now, say), for a take-back to put
+    # back; only where there is one, so that the pending record stays small.
+    before = _record_before(found)
     pending = {
         "kind": "promotion",
         "run_id": promotion_run_id,
@@ -1008,6 +1080,7 @@ def _write_decision(
         "history_key": history_tag,
         "at": now,
         "aliases": [registry.champion_alias, registry.challenger_alias],
+        **({} if before is None else {"before": before}),
     }
     try:
         # Before the first write: a SIGKILL from here to the alias's move left the version
@@ -1027,7 +1100,7 @@ def _write_decision(
         # A retired one crowned again likewise said it was retired.
         crowned = decision.outcome == "champion"
         stale = [*COMPARISON_TAGS, *((*REPLACED_TAGS, *RETIRED_TAGS) if crowned else ())]
-        held = client.get_model_version(name, version).tags
+        held = found.tags  # read before the tags above, which the keys below are not
         for key in stale:
             if key in held and key not in tags:
                 client.delete_model_version_tag(name, version, key)
@@ -1060,13 +1133,15 @@ def _write_decision(
         # said it replaced the champion, and the champion said it was replaced, none of it true.
         if _alias_version(client, name, alias) == version:  # it moved: the record is true
             raise  # the pending record stays: the next lease holder finishes what follows
-        if _withdraw(client, name, version, replaced, history_tag, error):
+        if _withdraw(client, name, version, replaced, history_tag, error, before):
             settle(client, taken)  # else left for the next lease holder to take back
         if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
+        kept = "" if before is None else f" ({_keeps(version, before)})"
         raise StoreUnreachable(
             f"the tracking store failed while this decision was recorded ({type(error).__name__}:"
-            f" {one_line(error)}): no alias moved and its record was taken back; promote again"
+            f" {one_line(error)}): no alias moved and its record was taken back{kept}; promote "
+            "again"
         ) from error
     try:
         _after_the_move(client, registry, pending)
@@ -1137,23 +1212,30 @@ def _withdraw(
     replaced: ModelVersion | None,
     key: str,
     error: Exception,
+    before: Pending | None = None,
 ) -> bool:
     """Undo the record of a decision whose alias did not move, as far as the store lets: the
-    version says "not applied" and why, the champion loses its "replaced by" tags and the
-    history its line (tag ``key``). Each step is tried on its own, and the store's error is
-    still raised; whether every step was made (if not, the pending record is left for the
-    next lease holder to take the rest back)."""
+    version says "not applied" and why (or, given the record it held ``before``, a challenger
+    crowned say, holds that again: ``_put_back``), the champion loses its "replaced by" tags
+    and the history its line (tag ``key``). Each step is tried on its own, and the store's
+    error is still raised; whether every step was made (if not, the pending record is left for
+    the next lease holder to take the rest back)."""
     reason = (
         f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
         f"{one_line(error)}); no alias moved, promote again"
     )
     if isinstance(error, LeaseLost):  # the store did not fail: the lease ran out
         reason = f"Not applied: {error}"
-    steps: list[Callable[[], object]] = [
-        lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
-        lambda: client.update_model_version(name, version, description=reason),
-        lambda: drop_history_line(client, name, key),
-    ]
+    steps: list[Callable[[], object]] = (
+        [
+            lambda: client.set_model_version_tag(name, version, "pricer.decision", "not applied"),
+            lambda: client.update_model_version(name, version, description=reason),
+        ]
+        if before is None
+        # Read at the step: the decision's writes on it may have been made or not.
+        else [lambda: _put_back(client, name, client.get_model_version(name, version), before)]
+    )
+    steps.append(lambda: drop_history_line(client, name, key))
     if replaced is not None:
         steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
     return every_step(steps)

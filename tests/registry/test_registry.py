@@ -1619,17 +1619,33 @@ def killed_while_promoting(
     def kill(*args: object, **kwargs: object) -> None:
         raise Killed
 
-    describe = MlflowClient.update_model_version
+    describe, tag = MlflowClient.update_model_version, MlflowClient.set_model_version_tag
 
     def description(self: MlflowClient, name: str, version: str, description: str) -> object:
         if description.startswith("Champion since"):  # after the version's decision tags
             raise Killed
         return describe(self, name, version, description)
 
+    def decision_tag(self: MlflowClient, name: str, version: str, key: str, value: str) -> None:
+        if (key, value) == ("pricer.decision", "champion"):  # after its promotion run's id
+            raise Killed
+        tag(self, name, version, key, value)
+
+    untag = MlflowClient.delete_registered_model_tag
+
+    def pending_deleted(self: MlflowClient, name: str, key: str) -> None:
+        if key == "pricer.pending":  # the take-up of another's record done, but for this
+            raise Killed
+        untag(self, name, key)
+
     with monkeypatch.context() as dying:
         dying.setattr(lease.Lease, "release", lambda self: None)  # no finally runs
         if at == "description":
             dying.setattr(MlflowClient, "update_model_version", description)
+        elif at == "decision tag":  # among the version's tags
+            dying.setattr(MlflowClient, "set_model_version_tag", decision_tag)
+        elif at == "pending deleted":  # taking up another's record, before its last write
+            dying.setattr(MlflowClient, "delete_registered_model_tag", pending_deleted)
         elif at == "alias":  # the whole record written, the old champion "replaced by" too
             dying.setattr(MlflowClient, "set_registered_model_alias", kill)
         elif at == "retired alias":  # a retirement's whole record, the alias still there
@@ -1809,6 +1825,96 @@ def test_the_line_on_a_killed_promotion_taken_back_says_what_its_version_now_is(
     ), said
 
 
+def crowning_the_challenger(client: MlflowClient) -> tuple[str, tuple[dict[str, str], str]]:
+    """A champion (version 1) and a challenger, whose run is promoted next with a lower
+    ``eval.confidence``: its comparison then says better, and it is crowned. The
+    challenger's version, and its record as challenger (tags, description)."""
+    champion_and_challenger()
+    waiting = aliases(client)["challenger"]
+    held = client.get_model_version(MODEL, waiting)
+    assert held.tags["pricer.decision"] == "challenger"
+    assert held.tags["pricer.compared_with_version"] == "1"
+    assert held.description.startswith("Challenger since ")
+    return waiting, (held.tags, held.description)
+
+
+CROWNED = "eval.confidence=0.5"  # the challenger's p-value (0.42) is below 1 - 0.5
+
+
+@pytest.mark.parametrize("killed_at", ["decision tag", "alias", "alias, and its take-up"])
+def test_a_challenger_whose_crowning_was_killed_keeps_its_challenger_record(
+    client: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    killed_at: str,
+) -> None:
+    # Crowned, its challenger record was overwritten by the champion's; killed before
+    # champion moved, the take-back marked it "not applied" while it still held challenger:
+    # the registry said the challenger was not applied, and its record was lost.
+    waiting, record = crowning_the_challenger(client)
+    history = client.get_registered_model(MODEL).description
+    killed_while_promoting(client, monkeypatch, killed_at.partition(",")[0], CROWNED)
+    half = client.get_model_version(MODEL, waiting)
+    killed = half.tags["pricer.promotion_run_id"]  # written on by the killed promotion
+    assert killed != record[0]["pricer.promotion_run_id"] and aliases(client)["champion"] == "1"
+    if killed_at.endswith("take-up"):  # killed in there too: the next takes it up again
+        killed_while_promoting(client, monkeypatch, "pending deleted", "retire=true")
+        again = client.get_model_version(MODEL, waiting)
+        assert (again.tags, again.description) == record  # put back once already
+        assert "pricer.pending" in client.get_registered_model(MODEL).tags
+    capsys.readouterr()
+
+    promote_with("retire=true")  # the next to hold the lease, which leaves challenger alone
+    left = client.get_model_version(MODEL, waiting)
+    assert (left.tags, left.description) == record
+    assert aliases(client) == {"challenger": waiting}  # the champion retired
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags
+    assert model.description.splitlines()[2:] == history.splitlines()[1:]  # + the retirement
+    assert "pricer.replaced_by_version" not in client.get_model_version(MODEL, "1").tags
+    out = capsys.readouterr().out
+    [said] = [line for line in out.splitlines() if line.startswith(f"{MODEL}: promotion run ")]
+    assert said == (
+        f"{MODEL}: promotion run {killed} stopped before champion moved to version {waiting}: "
+        f"its half-written record was taken back (version {waiting} keeps its challenger "
+        "record)"
+    )
+
+
+def test_a_challenger_whose_crowning_the_store_failed_keeps_its_challenger_record(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store failing at the alias, the record was withdrawn at once: the challenger, still
+    # holding its alias, said "Not applied: the store failed ...", its record lost.
+    from pricer.tracking.store import StoreUnreachable
+
+    waiting, record = crowning_the_challenger(client)
+    history = client.get_registered_model(MODEL).description
+
+    def unavailable(self: MlflowClient, name: str, alias: str, version: str) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, "set_registered_model_alias", unavailable)
+        with pytest.raises(StoreUnreachable) as failed:
+            promote_with(CROWNED)
+    left = client.get_model_version(MODEL, waiting)
+    assert (left.tags, left.description) == record
+    assert str(failed.value).endswith(
+        f"no alias moved and its record was taken back (version {waiting} keeps its "
+        "challenger record); promote again"
+    )
+    assert aliases(client) == {"champion": "1", "challenger": waiting}
+    model = client.get_registered_model(MODEL)
+    assert model.description == history and "pricer.pending" not in model.tags
+    assert "pricer.replaced_by_version" not in client.get_model_version(MODEL, "1").tags
+    # Once the store answers, it is crowned, its champion record in place of the other.
+    assert promote_with(CROWNED).outcome == "champion"
+    crowned = client.get_model_version(MODEL, waiting)
+    assert crowned.tags["pricer.decision"] == "champion"
+    assert crowned.description.startswith("Champion since ")
+
+
 @pytest.mark.parametrize("retiring", [False, True])
 def test_a_holder_whose_lease_was_taken_before_its_first_write_leaves_the_new_holder_s_pending(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch, retiring: bool
@@ -1879,6 +1985,9 @@ def test_a_holder_whose_lease_was_taken_while_it_took_up_a_record_leaves_the_new
         {"version": ["2"]},
         {"kind": "merger"},
         {"retired": {"pricer.retired_at": 5}},
+        {"before": {"tags": {"pricer.decision": 5}, "description": ""}},
+        {"before": {"tags": {"pricer.mae": "1.0"}, "description": ""}},  # not a decision's
+        {"before": "challenger"},
     ],
 )
 def test_a_pending_record_edited_by_hand_is_ignored_not_a_traceback_in_every_promotion(
