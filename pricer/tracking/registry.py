@@ -1110,9 +1110,12 @@ def _write_decision(
         try:
             _still_champion(client, registry, replaced)
         except ChampionMoved as moved:  # the version's own record must not say it moved
-            client.set_model_version_tag(name, version, "pricer.decision", "not applied")
-            client.update_model_version(name, version, description=f"Not applied: {moved}")
-            settle(client, taken)  # its record is whole: "not applied", and why
+            if before is None:
+                client.set_model_version_tag(name, version, "pricer.decision", "not applied")
+                client.update_model_version(name, version, description=f"Not applied: {moved}")
+            else:  # marked so, a challenger crowned said it was not applied and lost its record
+                _put_back(client, name, client.get_model_version(name, version), before)
+            settle(client, taken)  # its record is whole: "not applied" and why, or the one it had
             raise
         # Only once the champion is known to be the one compared with: written before the
         # check, a promotion that lost the race named itself the successor of a champion

@@ -1915,6 +1915,34 @@ def test_a_challenger_whose_crowning_the_store_failed_keeps_its_challenger_recor
     assert crowned.description.startswith("Champion since ")
 
 
+def test_a_challenger_whose_crowning_found_the_champion_moved_keeps_its_challenger_record(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The champion moved (by hand) after the version's record was written, before the alias:
+    # the challenger, still holding its alias, said "Not applied: champion moved ...", its
+    # record lost, as a killed writer's take-back or a store failure left it.
+    from pricer.tracking import registry
+
+    waiting, record = crowning_the_challenger(client)
+    checking = registry._still_champion
+    calls: list[int] = []
+
+    def meanwhile(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # after the version's tags and description, before the alias
+            client.delete_registered_model_alias(MODEL, "champion")
+        checking(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "_still_champion", meanwhile)
+    with pytest.raises(registry.ChampionMoved, match=r"^champion moved to version none while "):
+        promote_with(CROWNED)
+    assert len(calls) == 2
+    left = client.get_model_version(MODEL, waiting)
+    assert (left.tags, left.description) == record
+    assert aliases(client) == {"challenger": waiting}
+    assert "pricer.pending" not in client.get_registered_model(MODEL).tags
+
+
 @pytest.mark.parametrize("retiring", [False, True])
 def test_a_holder_whose_lease_was_taken_before_its_first_write_leaves_the_new_holder_s_pending(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch, retiring: bool
