@@ -56,7 +56,7 @@ from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
 from pricer.tracking.leaderboard import family_run_id, log_leaderboard, rankable, run_url
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
-from pricer.tracking.model import log_pricer, logged_keys
+from pricer.tracking.model import check_logged_members, log_pricer, logged_keys
 from pricer.tracking.names import family_run_name, leaderboard_run_name, model_name
 from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import SWEEP_PARENT_ENV, log_config, tracked_run
@@ -196,6 +196,8 @@ def run_family(
     # validation's (their ranges, which composing does not check).
     check_seed(run_cfg.seed)
     check_arguments(run_cfg.model, "model")
+    # A logged member whose model is not there (a typo): refused, not a FAILED run.
+    check_logged_members({"model": run_cfg.model}, run_cfg.tracking.uri)
     # A keyless LLM: refused, not a FAILED run; a logged member's too (the key its model was
     # fitted with), which failed at predict, after the other members had fitted.
     check_api_keys({family: run_cfg.model}, logged_keys(run_cfg.tracking.uri))
@@ -514,6 +516,10 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     check_seed(cfg.seed)
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
+    # ... every logged member's model (a typo's refusal came after the families before it) ...
+    check_logged_members(
+        {f"models.{family}": cfg.models[family] for family in families}, cfg.tracking.uri
+    )
     # ... and every key an LLM family needs: a missing one refused the leaderboard only after
     # it had fitted every family before that one (5.5 minutes on real data).
     check_api_keys(

@@ -23,10 +23,12 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import mlflow
 import numpy as np
@@ -38,8 +40,10 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer
 from pricer.models.ensemble import LoggedPricer
 from pricer.tracking.model_files import (
@@ -50,7 +54,12 @@ from pricer.tracking.model_files import (
     required_modules,
     save_pricer,
 )
-from pricer.tracking.store import check_reachable, open_store, unreachable_as_one_line
+from pricer.tracking.store import (
+    check_reachable,
+    open_store,
+    safe_uri,
+    unreachable_as_one_line,
+)
 
 if TYPE_CHECKING:  # the client (and the openai SDK) is not imported to load a model
     from pricer.models.llm.client import LoggedKeys
@@ -309,23 +318,131 @@ def logged_keys(tracking_uri: str) -> LoggedKeys:
     the ``api_key_env`` settings each one's model was fitted with (``api_key_settings``), read
     from the store at ``tracking_uri``, which only a config with a logged member opens.
 
-    A member whose model cannot be found is left to the run, which refuses it as it loads the
-    member, before any other member fits.
+    A member whose model cannot be found is passed over: ``check_logged_members`` refuses it
+    first; one the store fails to read otherwise is left to the run, which says why as it loads
+    the member, before any other member fits.
     """
 
     def keys(node: object) -> tuple[str, list[tuple[tuple[str, ...], str]]] | None:
         model_uri = logged_member_uri(node)
         if model_uri is None:
             return None
-        mlflow.set_tracking_uri(tracking_uri)  # the run's store: the one its members load from
-        check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
-        with unreachable_as_one_line(tracking_uri), open_store(tracking_uri):
+        with members_store(tracking_uri):
             try:
                 return model_uri, api_key_settings(model_uri)
             except MlflowException:
                 return None
 
     return keys
+
+
+@contextmanager
+def members_store(tracking_uri: str) -> Iterator[None]:
+    """The store at ``tracking_uri`` opened for reading logged members' records before a run:
+    the run's store, the one its members load from. One that does not answer is one line
+    (``StoreUnreachable``), within seconds rather than after MLflow's minutes of retries."""
+    mlflow.set_tracking_uri(tracking_uri)
+    check_reachable(tracking_uri)
+    with unreachable_as_one_line(tracking_uri), open_store(tracking_uri):
+        yield
+
+
+class LoggedModelNotFound(UserError):
+    """A logged member names a model that is not there: a typo, a name never registered, an
+    alias never set, a model or run deleted, a path that does not exist."""
+
+
+# The model URIs a logged member finds in the tracking store (a registered name or a logged
+# model's id; a run's files); a path is looked for on disk; any other scheme (s3://, ...) is
+# the run's to read.
+STORE_SCHEMES = ("models", "runs")
+LOCAL_SCHEMES = ("", "file")
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error code for a name, id or run not there
+
+
+def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> None:
+    """Refuse, before any run opens, every logged member (``LOGGED_PRICER``) of the configs in
+    ``models`` (the key each is set under -> its config node) whose model cannot be found: in
+    the store at ``tracking_uri`` for a ``models:/`` or ``runs:/`` URI, on disk for a path.
+
+    Found by the lookups ``logged_pricer`` makes before it downloads, nothing downloaded: the
+    run refused such a member only as it loaded it, after it had opened and loaded the data, its
+    run left FAILED for a typo. The store is opened only for a config with a member there; any
+    failure of its other than a model not found (a malformed URI, a server's error) is left to
+    the run, which words it as it loads the member.
+    """
+    members = [
+        (".".join((where, *path)), model_uri)
+        for where, node in models.items()
+        for path, model_uri in logged_member_uris(node)
+    ]
+    in_store = any(urlsplit(uri).scheme in STORE_SCHEMES for _, uri in members)
+    refused: list[str] = []
+    with members_store(tracking_uri) if in_store else nullcontext():
+        for where, model_uri in members:
+            scheme = urlsplit(model_uri).scheme
+            if scheme in LOCAL_SCHEMES and not _local_path(model_uri).exists():
+                refused.append(f"{where}: cannot find {model_uri}: no such file or folder")
+            elif scheme in STORE_SCHEMES:
+                try:
+                    _find_in_store(model_uri)
+                except MlflowException as error:
+                    if error.error_code != NOT_FOUND:
+                        continue
+                    why = str(error).strip().splitlines()[0].rstrip(".")
+                    refused.append(
+                        f"{where}: cannot find {model_uri} in the tracking store at "
+                        f"{safe_uri(tracking_uri)}: {why}"
+                    )
+    if refused:
+        raise LoggedModelNotFound(
+            "; ".join(refused) + " (a logged member loads a model logged earlier: fix its "
+            "model_uri, or log the model first)"
+        )
+
+
+def logged_member_uris(
+    node: object, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Each logged member a config (plain or OmegaConf) loads: the path of its node and its
+    model URI. Value by value, as ``check_api_keys`` reads keys: a value only a sweep's trial
+    resolves (``${hydra:job.num}``) is skipped here; the trial's own run checks it, resolved."""
+    if (model_uri := logged_member_uri(node)) is not None:
+        yield path, model_uri
+        return
+    if isinstance(node, Mapping):
+        keys: list[object] = list(node.keys())
+    elif isinstance(node, list) or OmegaConf.is_list(node):
+        keys = list(range(len(node)))  # type: ignore[arg-type]
+    else:
+        return
+    for key in keys:
+        try:
+            value = node[key]  # type: ignore[index]
+        except OmegaConfBaseException:  # resolvable in the run only
+            continue
+        yield from logged_member_uris(value, (*path, str(key)))
+
+
+def _find_in_store(model_uri: str) -> None:
+    """Raise MLflow's error if the store holds no model ``model_uri`` names: the name, version,
+    alias or id resolved (``pinned_model``), then the logged model or the run holding it.
+
+    A run that was deleted but not yet purged is found: its model still loads.
+    """
+    pinned, model_id = pinned_model(model_uri)
+    client = mlflow.MlflowClient()
+    if model_id is not None:
+        client.get_logged_model(model_id)
+    elif pinned.startswith("runs:/"):
+        client.get_run(pinned.removeprefix("runs:/").partition("/")[0])
+
+
+def _local_path(model_uri: str) -> Path:
+    """The file or folder a path or ``file:`` URI names, as MLflow's download reads it
+    (relative to the working folder)."""
+    parts = urlsplit(model_uri)
+    return Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(model_uri)
 
 
 def api_key_settings(

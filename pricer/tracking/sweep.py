@@ -54,7 +54,7 @@ from pricer.tracking import names
 from pricer.tracking import tags as tag_names
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.liveness import process_tags, shared_process_tag
-from pricer.tracking.model import logged_keys
+from pricer.tracking.model import LoggedModelNotFound, check_logged_members, logged_keys
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
@@ -184,9 +184,11 @@ class SweepCallback(Callback):
             # it does a lone run, not after the parent opened (then FAILED, with no trial).
             # Over several families each trial's own run checks its family's.
             try:
+                # A logged member whose model is not there, too (a typo).
+                check_logged_members({"model": model}, self.tracking["uri"])
                 family = self.tags.get(tag_names.FAMILY, "model")
                 check_api_keys({family: model}, logged_keys(self.tracking["uri"]))
-            except MissingApiKeyError as error:
+            except (LoggedModelNotFound, MissingApiKeyError) as error:
                 raise SweepError(str(error)) from None
         try:
             self.swept_keys = swept_keys(config)

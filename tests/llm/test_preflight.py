@@ -1,9 +1,12 @@
 """Every key a command's families need is read before anything runs (``check_api_keys``), by
 the rule their clients are built by, on the configs the apps compose, and the keys of the
-models an ensemble's logged members were fitted with, from their record in the store."""
+models an ensemble's logged members were fitted with, from their record in the store; those
+members' models must be there, found in the store (or on disk, a path) before any run opens."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pricer.devtools.stub_server import StubServer
+from pricer.errors import UserError
 from pricer.experiment import run_family, run_leaderboard
 from pricer.models.llm.client import MissingApiKeyError, check_api_keys
 from pricer.paths import CONFIG_DIR
@@ -244,3 +248,98 @@ def test_a_leaderboard_and_a_sweep_check_their_logged_members_keys(
         Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
     after = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert [run.info.run_id for run in after] == [run.info.run_id for run in before]
+
+
+# A logged member whose model is not there: each form a typo takes, by the store's lookup that
+# misses (a registered name, a logged model's id).
+MISSING = {"alias": "models:/nosuch@champion", "id": f"models:/m-{uuid.uuid4().hex}"}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("missing", list(MISSING.values()), ids=list(MISSING))
+def test_a_logged_member_not_in_the_store_is_refused_before_any_run(
+    item_files, tracking_uri, tmp_path, missing
+) -> None:
+    refused = run_cli(ensemble_run(item_files, tmp_path, {"best": missing}), tracking_uri, tmp_path)
+    # It was refused only as the run loaded the member, after the data had loaded: FAILED.
+    line = the_error_line(refused)
+    assert line.startswith(
+        f"error: model.members.best: cannot find {missing} in the tracking store at "
+        f"{tracking_uri}: "
+    ), line
+    assert "not found" in line  # MLflow's reason: no such name, or no such id
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_a_leaderboard_and_a_sweep_refuse_a_logged_member_not_there(
+    compose_conf, item_files, tracking_uri, tmp_path
+) -> None:
+    missing, gone = MISSING["alias"], tmp_path / "no-model"
+    train, test = item_files
+    members = {"best": missing, "mine": str(gone)}  # one in the store, one on disk
+    settings = [
+        f"members.{name}.{setting}"
+        for name, uri in members.items()
+        for setting in (f"_target_={LOGGED_PRICER}", f"model_uri={uri}")
+    ]
+    leaderboard = compose_conf(
+        "leaderboard",
+        [
+            "families=[constant,ensemble]",
+            "+model@models.ensemble=ensemble",
+            *(f"+models.ensemble.{setting}" for setting in settings),
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+        ],
+    )
+    # Both members in one line, each by its place; the refusal used to come once constant
+    # had fitted, its run and the leaderboard's left behind.
+    refusal = "^" + re.escape(
+        f"models.ensemble.members.best: cannot find {missing} in the tracking store at "
+        f"{tracking_uri}: Registered Model with name=nosuch not found; "
+        f"models.ensemble.members.mine: cannot find {gone}: no such file or folder "
+    )
+    with pytest.raises(UserError, match=refusal):  # what the app prints as one line
+        run_leaderboard(leaderboard)
+    # A sweep opened its parent run, then each trial was refused, the parent FAILED.
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        sweep = compose(
+            "train",
+            overrides=[
+                "model=ensemble",
+                *(f"+model.{setting}" for setting in settings[:2]),
+                "validation.size=5",
+            ],
+            return_hydra_config=True,
+        )
+    OmegaConf.set_readonly(sweep, False)
+    with open_dict(sweep):
+        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    with pytest.raises(SweepError, match=r"^model\.members\.best: cannot find models:/nosuch"):
+        Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_a_logged_member_given_as_a_folder_that_exists_still_loads(
+    compose_conf, item_files, tracking_uri, tmp_path
+) -> None:
+    train, test = item_files
+    items = ["data=items", f"data.train_paths=[{train}]", f"data.test_paths=[{test}]"]
+    linear = logged_model(
+        "linear", compose_conf("train", ["model=linear", "family=linear", *items])
+    )
+    folder = mlflow.artifacts.download_artifacts(linear, dst_path=str(tmp_path / "linear"))
+    cfg = compose_conf(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            f"+model.members.best._target_={LOGGED_PRICER}",
+            f"+model.members.best.model_uri={folder}",
+            "family=ensemble",
+            "tracking.log_model=false",
+            *items,
+        ],
+    )
+    assert run_family("ensemble", cfg).status == "FINISHED"
