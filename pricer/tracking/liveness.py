@@ -141,9 +141,9 @@ def is_stale(
 ) -> bool:
     """Whether ``run`` says RUNNING although nothing runs it any more.
 
-    On this host: its process is gone (or its pid now belongs to another process). Elsewhere,
-    or without the process tags (runs of older versions): it started over ``max_age_hours``
-    ago.
+    On this host (its ``pid_space``: ``checkable``): its process is gone (or its pid now
+    belongs to another process). Elsewhere, or without the process tags (runs of older
+    versions): it started over ``max_age_hours`` ago.
     """
     return stale_reason(run, max_age_hours=max_age_hours, now=now) is not None
 
@@ -164,7 +164,7 @@ def stale_reason(
         # the processes that joined it say whether it runs. A SIGKILLed one leaves its tag.
         return _shared_stale_reason(shared, max_age_hours, now or time.time())
     host = tags.get(HOST_TAG)
-    if host == socket.gethostname() and tags.get(PID_TAG, "").isdigit():
+    if checkable(host, tags.get(PID_SPACE_TAG)) and tags.get(PID_TAG, "").isdigit():
         pid = int(tags[PID_TAG])
         if process_alive(pid, tags.get(PROCESS_START_TAG)):
             return None
@@ -172,8 +172,28 @@ def stale_reason(
     age_hours = ((now or time.time()) * 1000 - run.info.start_time) / 3_600_000
     if age_hours <= max_age_hours:
         return None
-    where = f"started on {host}" if host else "no process recorded"
-    return f"RUNNING for {age_hours:.0f} h, {where}"
+    return f"RUNNING for {age_hours:.0f} h, {started_where(host)}"
+
+
+def checkable(host: object, recorded: object) -> bool:
+    """Whether a process recorded as of ``host``, its pid of the set ``recorded``
+    (``pid_space``; None: recorded before pricer tagged it), can be looked up from here.
+
+    A pid of another set is absent here, alive or not: another container with this host's
+    name (``--network host``) runs its process still. Looked up here, its live run was
+    "process 1234 on box1 is gone": STALE in ``pricer runs``, and ended by ``pricer runs RUN
+    --end`` without ``--force``, as if this host had checked it.
+    """
+    return str(host) == socket.gethostname() and recorded in (None, pid_space())
+
+
+def started_where(host: object) -> str:
+    """Where a run this host cannot check started, for a person."""
+    if not host:
+        return "no process recorded"
+    if str(host) == socket.gethostname():  # of another pid_space
+        return f"started on {host} in another container or boot"
+    return f"started on {host}"
 
 
 def provably_dead(run: Run) -> str | None:
@@ -190,19 +210,17 @@ def provably_dead(run: Run) -> str | None:
     """
     if run.info.status != "RUNNING":
         return None
-    here, space = socket.gethostname(), pid_space()
-
-    def ours(host: object, recorded: object) -> bool:
-        return str(host) == here and recorded in (None, space)
-
     shared = _shared_processes(run.data.tags)
     if shared:
-        if not all(ours(process.get("host"), process.get("space")) for process in shared):
+        if not all(checkable(process.get("host"), process.get("space")) for process in shared):
             return None
         # All of this host: the age limit is never asked, only whether each process lives.
         return _shared_stale_reason(shared, DEFAULT_MAX_AGE_HOURS, time.time())
     tags = run.data.tags
-    if not ours(tags.get(HOST_TAG), tags.get(PID_SPACE_TAG)) or not tags.get(PID_TAG, "").isdigit():
+    if (
+        not checkable(tags.get(HOST_TAG), tags.get(PID_SPACE_TAG))
+        or not tags.get(PID_TAG, "").isdigit()
+    ):
         return None
     return stale_reason(run)
 
@@ -212,7 +230,6 @@ def alive_here(run: Run) -> str | None:
     as "process 1234 on box1"; None if none does (each is gone, of another host, or unknown).
     Ending such a run by hand would put KILLED on a run its process still writes, and its
     own end later put FINISHED over the error that says it was ended."""
-    here, space = socket.gethostname(), pid_space()
     named = [
         (process.get("host"), process.get("space"), process.get("pid"), process.get("start"))
         for process in _shared_processes(run.data.tags)
@@ -224,7 +241,7 @@ def alive_here(run: Run) -> str | None:
             (tags.get(HOST_TAG), tags.get(PID_SPACE_TAG), pid, tags.get(PROCESS_START_TAG))
         )
     for host, recorded, pid, start in named:
-        if str(host) != here or recorded not in (None, space) or not isinstance(pid, int):
+        if not checkable(host, recorded) or not isinstance(pid, int):
             continue
         if process_alive(pid, None if start is None else str(start)):
             return f"process {pid} on {host}"
@@ -241,11 +258,10 @@ def _shared_stale_reason(
 ) -> str | None:
     """Why a shared run is stale: every process named on it is gone (one of another host:
     joined over ``max_age_hours`` ago); None while any may still run it."""
-    here = socket.gethostname()
     gone = []
     for process in processes:
         pid, host = int(process["pid"]), str(process.get("host"))
-        if host == here:
+        if checkable(host, process.get("space")):
             start = process.get("start")
             if process_alive(pid, None if start is None else str(start)):
                 return None

@@ -8,8 +8,10 @@ judge without saying so (--force).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 
 import mlflow
 import pytest
@@ -17,7 +19,14 @@ from mlflow.entities import LoggedModelStatus
 
 from pricer import console
 from pricer.tracking import tags as tag_names
-from pricer.tracking.liveness import HOST_TAG, PID_TAG, PROCESS_START_TAG, process_tags
+from pricer.tracking.liveness import (
+    HOST_TAG,
+    PID_SPACE_TAG,
+    PID_TAG,
+    PROCESS_START_TAG,
+    pid_space,
+    process_tags,
+)
 
 PARENT = "mlflow.parentRunId"
 
@@ -128,3 +137,35 @@ def test_end_and_force_without_their_run_are_usage_errors(
         console.main(argv)
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {said} (see pricer runs --help)"
+
+
+def test_a_run_of_another_container_of_this_host_s_name_ends_only_with_force(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another container with this host's name (docker --network host) numbers its own
+    # processes: its live run's pid is absent here. Looked up here anyway, it was "process
+    # 1234 on box1 is gone", and --end ended that live run without --force.
+    experiment = _experiment()
+    space = pid_space()
+    assert space is not None  # Linux
+    other = f"{space.split('/', 1)[0]}/pid:[1]"  # this boot, another PID namespace
+    pid = _gone_pid()
+    tags = {**process_tags(), PID_TAG: str(pid), PID_SPACE_TAG: other}
+    tags.pop(PROCESS_START_TAG, None)
+    own = _run(experiment, "in a container", tags)
+    process = {"host": tags[HOST_TAG], "pid": pid, "start": None, "space": other}
+    study = _run(
+        experiment,
+        "study",
+        {"pricer.process.box.1": json.dumps({**process, "joined": time.time()})},
+    )
+
+    for run_id in (own, study):
+        assert console.main(["runs", run_id, "--end"]) == 2
+        assert "cannot tell whether its process is gone" in capsys.readouterr().err
+        assert _ends(run_id) == ("RUNNING", None)
+        assert console.main(["runs", run_id]) == 0
+        assert "is gone" not in capsys.readouterr().out  # nor shown STALE as checked
+
+    assert console.main(["runs", own, "--end", "--force"]) == 0
+    assert _ends(own)[0] == "KILLED"
