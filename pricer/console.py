@@ -200,6 +200,8 @@ def browse(app: str, argv: Sequence[str]) -> int:
             print(f"ended run {run_id} ({name}) KILLED: {why}")
         for run_id, name, why in done.left:
             print(f"left run {run_id} ({name}) RUNNING: {why}")
+        if done.kept is not None:  # refused after all: exit 2, as when it had ended before
+            raise UserError(done.kept)
         return 0
     if args.run:
         board = store.find_run(args.run, args.experiment)

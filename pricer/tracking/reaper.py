@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -124,10 +125,12 @@ def reap(experiment_id: str, keep: str | None = None) -> list[str]:
 @dataclass(frozen=True)
 class HandEnding:
     """What ``end_by_hand`` did: the runs it ended KILLED and the nested runs it left
-    RUNNING, each as (run id, name, why)."""
+    RUNNING, each as (run id, name, why); ``kept``: why the run asked for was not ended after
+    all (it ended, or a process joined it, after it was read), one line; None if it was."""
 
     ended: list[tuple[str, str, str]]
     left: list[tuple[str, str, str]]
+    kept: str | None = None
 
 
 def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
@@ -173,7 +176,33 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
             ended.append((child_id, child.info.run_name or "", child_why))
     if _end(client, run, why, why):
         ended.append((run_id, name, why))
-    return HandEnding(ended, left)
+        return HandEnding(ended, left)
+    # Not ended after all: read before, it ended meanwhile (its process, the reaper, the UI),
+    # or a process joined it (a shared study resumed: reopen_if_joined). Said nothing, the
+    # command exited 0 as if it had ended it.
+    return HandEnding(ended, left, _why_kept(client, run))
+
+
+def _why_kept(client: MlflowClient, run: Run) -> str:
+    """Why ``_end`` did not end ``run`` (as read before it), in one line."""
+    run_id, name = run.info.run_id, run.info.run_name or ""
+    now = client.get_run(run_id)
+    if now.info.status != RunStatus.to_string(RunStatus.RUNNING):
+        ended_by, who = now.data.tags.get(tag_names.ENDED_BY), ""
+        if ended_by and ended_by != run.data.tags.get(tag_names.ENDED_BY):  # a reaper's end
+            who = f" (by {ended_by.partition(': ')[0]})"  # "host/pid at <when>"
+        return f"run {run_id} ({name}) ended {now.info.status} meanwhile{who}: nothing to end"
+    joined = []
+    for key, value in sorted(_shared_tags(now) - _shared_tags(run)):
+        try:
+            process = json.loads(value)
+            joined.append(f"process {process['pid']} on {process['host']}")
+        except (ValueError, TypeError, KeyError):  # unreadable: its key names it
+            joined.append(key.removeprefix(SHARED_PROCESS_PREFIX))
+    return (
+        f"run {run_id} ({name}) runs again: {', '.join(joined) or 'a process'} joined it "
+        "meanwhile (its study resumed); left RUNNING"
+    )
 
 
 def _hours_ago(run: Run) -> str:

@@ -12,12 +12,15 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import mlflow
 import pytest
 from mlflow.entities import LoggedModelStatus
 
 from pricer import console
+from pricer.tracking import reaper
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import (
     HOST_TAG,
@@ -26,6 +29,7 @@ from pricer.tracking.liveness import (
     PROCESS_START_TAG,
     pid_space,
     process_tags,
+    shared_process_tag,
 )
 
 PARENT = "mlflow.parentRunId"
@@ -169,3 +173,58 @@ def test_a_run_of_another_container_of_this_host_s_name_ends_only_with_force(
 
     assert console.main(["runs", own, "--end", "--force"]) == 0
     assert _ends(own)[0] == "KILLED"
+
+
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, happen: Callable[[], None]) -> None:
+    """Make ``happen`` take place after --end has read the run, before it writes."""
+    looked = reaper._nested
+
+    def nested(*args: Any) -> Any:
+        found = looked(*args)
+        happen()
+        return found
+
+    monkeypatch.setattr(reaper, "_nested", nested)
+
+
+def test_a_run_that_ends_meanwhile_is_said_so_not_ended_in_silence(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its own end (or the reaper's) landing between the read and the writes: --end wrote
+    # nothing, rightly, and said nothing, exiting 0 as if it had ended it.
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    run = _run(experiment, "train", dead)
+    _meanwhile(monkeypatch, lambda: mlflow.MlflowClient().set_terminated(run))
+
+    assert console.main(["runs", run, "--end"]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err.strip() == f"error: run {run} (train) ended FINISHED meanwhile: nothing to end"
+    assert _ends(run) == ("FINISHED", None)
+
+
+def test_a_study_parent_a_process_joins_meanwhile_is_said_to_run_again(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sweep process resuming the study names itself on the parent as --end ends it: the
+    # parent runs again (reaper.reopen_if_joined), and --end said nothing, exiting 0.
+    experiment = _experiment()
+    gone = {"host": process_tags()[HOST_TAG], "pid": _gone_pid(), "start": None}
+    parent = _run(
+        experiment,
+        "study",
+        {"pricer.process.gone": json.dumps(gone), tag_names.SWEEP_STUDY: "s"},
+    )
+    key, value = shared_process_tag()  # this process, joining
+    _meanwhile(monkeypatch, lambda: mlflow.MlflowClient().set_tag(parent, key, value))
+
+    assert console.main(["runs", parent, "--end"]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err.strip() == (
+        f"error: run {parent} (study) runs again: process {process_tags()[PID_TAG]} on "
+        f"{gone['host']} joined it meanwhile (its study resumed); left RUNNING"
+    )
+    assert _ends(parent) == ("RUNNING", None)
