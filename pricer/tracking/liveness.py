@@ -189,11 +189,14 @@ def checkable(host: object, recorded: object) -> bool:
 
 def started_where(host: object) -> str:
     """Where a run this host cannot check started, for a person."""
-    if not host:
-        return "no process recorded"
+    return f"started {_on(host)}" if host else "no process recorded"
+
+
+def _on(host: object) -> str:
+    """Where a process this host cannot check runs: "on box2"."""
     if str(host) == socket.gethostname():  # of another pid_space
-        return f"started on {host} in another container or boot"
-    return f"started on {host}"
+        return f"on {host} in another container or boot"
+    return f"on {host}"
 
 
 def provably_dead(run: Run) -> str | None:
@@ -246,6 +249,33 @@ def alive_here(run: Run) -> str | None:
         if process_alive(pid, None if start is None else str(start)):
             return f"process {pid} on {host}"
     return None
+
+
+def unjudged_where(run: Run, now: float | None = None) -> str:
+    """Where ``run`` runs, for a person, as far as this host cannot check it: "on box2, started
+    3 h ago", or, for a run processes share, the ones named on it that are not of this host
+    ("in process 7 on box2, joined 3 h ago"); one of this host's name but another
+    ``pid_space`` is "on box1 in another container or boot". For a refusal to end it."""
+    now = now or time.time()
+    shared = _shared_processes(run.data.tags)
+    unjudged = [
+        process for process in shared if not checkable(process.get("host"), process.get("space"))
+    ]
+    if unjudged:  # a study's parent: started with the study, its age says nothing
+        named = []
+        for process in unjudged:
+            joined = process.get("joined")
+            since = f", joined {_ago(now - joined)} ago" if isinstance(joined, int | float) else ""
+            named.append(f"process {process['pid']} {_on(process.get('host'))}{since}")
+        return f"in {'; '.join(named)}"
+    host = run.data.tags.get(HOST_TAG)
+    where = _on(host) if host else "on a host it does not name"
+    return f"{where}, started {_ago(now - run.info.start_time / 1000)} ago"
+
+
+def _ago(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.0f} h"
 
 
 def names_process(run: Run) -> bool:

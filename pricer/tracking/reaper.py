@@ -53,12 +53,12 @@ from mlflow.exceptions import MlflowException
 from pricer.errors import UserError
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import (
-    HOST_TAG,
     SHARED_PROCESS_PREFIX,
     alive_here,
     names_process,
     provably_dead,
     stale_reason,
+    unjudged_where,
 )
 from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address
 
@@ -160,10 +160,9 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
         )
     why = stale_reason(run)
     if why is None and not force:
-        host = run.data.tags.get(HOST_TAG) or "a host it does not name"
         raise UserError(
-            f"run {run_id} ({name}) is RUNNING on {host}, started {_hours_ago(run)} ago: this "
-            "host cannot tell whether its process is gone; if you know it is, add --force"
+            f"run {run_id} ({name}) is RUNNING {unjudged_where(run)}: this host cannot tell "
+            "whether its process is gone; if you know it is, add --force"
         )
     why = f"ended by hand (pricer runs --end): {why or 'its process was not checked (--force)'}"
     running = {found.info.run_id: found for found in _running(run.info.experiment_id)}
@@ -203,11 +202,6 @@ def _why_kept(client: MlflowClient, run: Run) -> str:
         f"run {run_id} ({name}) runs again: {', '.join(joined) or 'a process'} joined it "
         "meanwhile (its study resumed); left RUNNING"
     )
-
-
-def _hours_ago(run: Run) -> str:
-    minutes = (time.time() * 1000 - run.info.start_time) / 60_000
-    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.0f} h"
 
 
 def _nested(

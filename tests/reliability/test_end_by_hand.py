@@ -228,3 +228,29 @@ def test_a_study_parent_a_process_joins_meanwhile_is_said_to_run_again(
         f"{gone['host']} joined it meanwhile (its study resumed); left RUNNING"
     )
     assert _ends(parent) == ("RUNNING", None)
+
+
+def test_a_refusal_names_where_the_run_may_still_run(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A shared study's parent names its processes in tags of their own, not pricer.host: it
+    # was "RUNNING on a host it does not name, started <the study's age> ago". One of another
+    # container of this host's name was "RUNNING on <this host>", as if checked here.
+    experiment = _experiment()
+    laptop = {"host": "laptop", "pid": 7, "start": None, "joined": time.time() - 3 * 3600}
+    study = _run(experiment, "study", {"pricer.process.laptop.7": json.dumps(laptop)})
+    here, space = process_tags()[HOST_TAG], pid_space()
+    assert space is not None  # Linux
+    other = f"{space.split('/', 1)[0]}/pid:[1]"  # this boot, another PID namespace
+    container = _run(experiment, "container", {HOST_TAG: here, PID_TAG: "1", PID_SPACE_TAG: other})
+    cannot = "this host cannot tell whether its process is gone; if you know it is, add --force"
+
+    assert console.main(["runs", study, "--end"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {study} (study) is RUNNING in process 7 on laptop, joined 3 h ago: {cannot}"
+    )
+    assert console.main(["runs", container, "--end"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {container} (container) is RUNNING on {here} in another container or boot, "
+        f"started 0 min ago: {cannot}"
+    )
