@@ -167,10 +167,10 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
     why = f"ended by hand (pricer runs --end): {why or 'its process was not checked (--force)'}"
     running = {found.info.run_id: found for found in _running(run.info.experiment_id)}
     running[run_id] = run
-    nested, left = _nested(client, run_id, running)
+    nested, left = _nested(client, run_id, why, running)
     ended = []
-    for child_id in nested:  # deepest first: cut short, the parent is still RUNNING
-        child, child_why = running[child_id], f"its parent run {run_id} was {why}"
+    for child_id, child_why in nested:  # deepest first: cut short, the parent is still RUNNING
+        child = running[child_id]
         if _end(client, child, child_why, child_why):
             ended.append((child_id, child.info.run_name or "", child_why))
     if _end(client, run, why, why):
@@ -205,37 +205,48 @@ def _why_kept(client: MlflowClient, run: Run) -> str:
 
 
 def _nested(
-    client: MlflowClient, run_id: str, running: dict[str, Run]
-) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """The RUNNING runs nested under ``run_id`` at any depth to end with it, deepest first,
-    and those left RUNNING, each with why."""
-    depth = {run_id: 0}
+    client: MlflowClient, run_id: str, why: str, running: dict[str, Run]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """The RUNNING runs nested under ``run_id`` at any depth to end with it (ended for
+    ``why``), deepest first, each with why; and those left RUNNING, each as (id, name, why).
+
+    Each is judged by its own parent: a run nested under one left RUNNING (its process alive
+    here) stops with that one's process, not with ``run_id``'s, and is left too; and its
+    ``error`` names its parent run, not ``run_id`` (a leaderboard trial's family run, nested in
+    the leaderboard nested in the sweep, said "its parent run <the sweep>")."""
+    depth, parents = {run_id: 0}, {}
     grew = True
     while grew:
         grew = False
         for found_id, found in running.items():
             parent = found.data.tags.get(PARENT_TAG)
             if found_id not in depth and parent in depth:
-                depth[found_id] = depth[parent] + 1
+                depth[found_id], parents[found_id] = depth[parent] + 1, parent
                 grew = True
-    nested, left = [], []
-    for found_id in sorted(depth, key=depth.__getitem__, reverse=True):
+    reasons: dict[str, str] = {}  # why each is ended
+    kept: dict[str, str] = {}  # why each is left
+    for found_id in sorted(depth, key=depth.__getitem__):  # parents before their children
         if found_id == run_id:
             continue
-        found = running[found_id]
+        found, parent = running[found_id], parents[found_id]
         alive = alive_here(found)
         if alive is not None:
-            left.append((found_id, found.info.run_name or "", f"{alive} is alive"))
+            kept[found_id] = f"{alive} is alive"
+        elif parent in kept:
+            kept[found_id] = f"its parent run {parent} is left RUNNING"
         elif _study_trial(client, found, running):
-            left.append(
-                (
-                    found_id,
-                    found.info.run_name or "",
-                    "a shared study's trial: its study's next process ends it",
-                )
-            )
+            kept[found_id] = "a shared study's trial: its study's next process ends it"
+        elif parent == run_id:
+            reasons[found_id] = f"its parent run {run_id} was {why}"
         else:
-            nested.append(found_id)
+            reasons[found_id] = f"its parent run {parent} was ended with run {run_id}: {why}"
+    deepest = sorted(depth, key=depth.__getitem__, reverse=True)
+    nested = [(found_id, reasons[found_id]) for found_id in deepest if found_id in reasons]
+    left = [
+        (found_id, running[found_id].info.run_name or "", kept[found_id])
+        for found_id in deepest
+        if found_id in kept
+    ]
     return nested, left
 
 

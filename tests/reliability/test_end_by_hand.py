@@ -254,3 +254,32 @@ def test_a_refusal_names_where_the_run_may_still_run(
         f"error: run {container} (container) is RUNNING on {here} in another container or boot, "
         f"started 0 min ago: {cannot}"
     )
+
+
+def test_a_run_nested_deeper_is_judged_by_its_own_parent(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sweep of leaderboards: each family run is nested in its leaderboard, nested in the
+    # sweep. A family run's error named the sweep as its parent; and one under a leaderboard
+    # whose process is alive here was ended with the sweep, though it stops with that process.
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    sweep = _run(experiment, "sweep", dead)
+    board = _run(experiment, "leaderboard", {PARENT: sweep})
+    family = _run(experiment, "family", {PARENT: board})
+    live_board = _run(experiment, "live leaderboard", {PARENT: sweep, **process_tags()})
+    live_family = _run(experiment, "its family", {PARENT: live_board})
+
+    assert console.main(["runs", sweep, "--end"]) == 0
+
+    why = f"ended by hand (pricer runs --end): process {dead[PID_TAG]} on {dead[HOST_TAG]} is gone"
+    assert _ends(family) == (
+        "KILLED",
+        f"its parent run {board} was ended with run {sweep}: {why}",
+    )
+    assert _ends(board) == ("KILLED", f"its parent run {sweep} was {why}")
+    assert _ends(live_family) == ("RUNNING", None)
+    assert (
+        f"left run {live_family} (its family) RUNNING: its parent run {live_board} is left RUNNING"
+    ) in capsys.readouterr().out.splitlines()
