@@ -145,8 +145,17 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
     RUNNING under 24 h) only with ``force``. Left RUNNING: nested runs whose own process runs
     here, and a shared study's trials (its next process ends them as the study says).
     """
-    client = MlflowClient()
-    run = client.get_run(run.info.run_id)  # as it is now, not as it was listed
+    # In turn with this host's reapers of its experiment (a pricer run starting here at that
+    # moment): both read the run RUNNING before either wrote, and both ended it, each with its
+    # own error and ended_by (the last writer's kept, not always the same one for both), its
+    # models failed twice. After a reap, it is read here ended.
+    with _turn(run.info.experiment_id, wait=True):
+        return _end_by_hand(MlflowClient(), run.info.run_id, force)
+
+
+def _end_by_hand(client: MlflowClient, run_id: str, force: bool) -> HandEnding:
+    """``end_by_hand``, under this host's lock on reaping the run's experiment."""
+    run = client.get_run(run_id)  # as it is now, not as it was listed
     run_id, name = run.info.run_id, run.info.run_name or ""
     if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
         raise UserError(
@@ -434,11 +443,12 @@ def fail_pending_models(
 
 
 @contextlib.contextmanager
-def _turn(experiment_id: str) -> Iterator[bool]:
+def _turn(experiment_id: str, wait: bool = False) -> Iterator[bool]:
     """Hold this host's lock on reaping ``experiment_id`` of this store; False if another
-    process holds it (it is ending the same runs now). Only processes of one host can end a
-    run (``provably_dead``), so a lock on this host is enough: beside a SQLite store's file,
-    else in the temporary folder (one file per store and experiment, left for the next)."""
+    process holds it (it is ending the same runs now), or, with ``wait``, once it has let it
+    go. Only processes of one host can end a run (``provably_dead``), so a lock on this host
+    is enough: beside a SQLite store's file, else in the temporary folder (one file per store
+    and experiment, left for the next)."""
     if fcntl is None:
         yield True
         return
@@ -456,7 +466,7 @@ def _turn(experiment_id: str) -> Iterator[bool]:
         return
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -283,3 +284,32 @@ def test_a_run_nested_deeper_is_judged_by_its_own_parent(
     assert (
         f"left run {live_family} (its family) RUNNING: its parent run {live_board} is left RUNNING"
     ) in capsys.readouterr().out.splitlines()
+
+
+def test_a_reap_ending_the_run_at_that_moment_goes_first_and_is_said(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pricer run starting on this host reaps the experiment as --end ends the same run:
+    # each read it RUNNING before the other wrote, and both ended it, each with its own error
+    # and ended_by (the last writer's kept), and --end said it had ended it.
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    run = _run(experiment, "train", dead)
+    codes: list[int] = []
+    hand = threading.Thread(target=lambda: codes.append(console.main(["runs", run, "--end"])))
+    with reaper._turn(experiment) as mine:  # the reap's turn: it decides and writes
+        assert mine
+        hand.start()
+        hand.join(3)
+        assert hand.is_alive()  # waiting for its turn
+        reaper._end(mlflow.MlflowClient(), mlflow.get_run(run), "process gone")  # the reap's end
+    hand.join(60)
+
+    assert codes == [2]
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {run} (train) has ended already (KILLED): nothing to end"
+    )
+    assert _ends(run) == ("KILLED", reaper.ERROR.format(why="process gone"))
+    ended_by = mlflow.get_run(run).data.tags[tag_names.ENDED_BY]
+    assert ended_by.endswith(": process gone") and "by hand" not in ended_by
