@@ -160,7 +160,8 @@ def browse(app: str, argv: Sequence[str]) -> int:
         parser.add_argument(
             "--force",
             action="store_true",
-            help="with --end: end it though this host cannot tell its process has stopped",
+            help="with --end: end it though this host cannot tell its process has stopped, "
+            "or though it is a shared study's trial (its study's next process ends it)",
         )
     else:
         parser.add_argument(

@@ -539,6 +539,8 @@ def run_summary(run: Run) -> list[str]:
     stale = stale_reason(run)
     if stale:  # whole, what the store says (left alone: only reading) and how to end it
         end = f"pricer runs {run.info.run_id[:SHORT_ID]} --end"
+        if tags.SWEEP_STUDY in run.data.tags and PARENT_TAG in run.data.tags:  # its study's
+            end = f"its study's next sweep process ends it, or {end} --force"
         shown["stale"] = f"{stale} (the store says RUNNING; {end} ends it KILLED)"
     shown = {key: value for key, value in shown.items() if value != ""}
     width = max(len(key) for key in shown)  # of the rows shown: an empty one is left out

@@ -142,8 +142,9 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
     shown in progress in the MLflow UI. Its user knows better. Refused (``UserError``, one
     line) for a run that has ended, and for one whose process runs on this host now (stop
     that process: it ends its run KILLED itself); one this host cannot judge (another host's,
-    RUNNING under 24 h) only with ``force``. Left RUNNING: nested runs whose own process runs
-    here, and a shared study's trials (its next process ends them as the study says).
+    RUNNING under 24 h) only with ``force``, as a shared study's trial (its study's next
+    process ends it as the study says). Left RUNNING: nested runs whose own process runs here,
+    and a shared study's trials.
     """
     # In turn with this host's reapers of its experiment (a pricer run starting here at that
     # moment): both read the run RUNNING before either wrote, and both ended it, each with its
@@ -166,6 +167,15 @@ def _end_by_hand(client: MlflowClient, run_id: str, force: bool) -> HandEnding:
         raise UserError(
             f"run {run_id} ({name}) is running: {alive} is alive; stop that process (Ctrl-C, "
             "or kill -TERM) and it ends its run KILLED itself"
+        )
+    if not force and _study_trial(client, run, {}):
+        # Its study's next process ends it as the study says: FINISHED if its trial is
+        # COMPLETE (its result told just before its process stopped). Ended KILLED here, the
+        # study's best trial was no run promote takes.
+        study = run.data.tags.get(tag_names.SWEEP_STUDY, "")
+        raise UserError(
+            f"run {run_id} ({name}) is a trial of shared study {study!r}: its next sweep process "
+            "ends it, FINISHED if the study has its result; to end it KILLED now, add --force"
         )
     why = stale_reason(run)
     if why is None and not force:

@@ -313,3 +313,31 @@ def test_a_reap_ending_the_run_at_that_moment_goes_first_and_is_said(
     assert _ends(run) == ("KILLED", reaper.ERROR.format(why="process gone"))
     ended_by = mlflow.get_run(run).data.tags[tag_names.ENDED_BY]
     assert ended_by.endswith(": process gone") and "by hand" not in ended_by
+
+
+def test_a_shared_study_s_trial_ends_only_with_force(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its study's next process ends it FINISHED if its trial is COMPLETE (its result told just
+    # before its process was killed); ended KILLED by hand, that best trial was no run promote
+    # takes. Nested, --end left it; asked for by its id, it ended it.
+    experiment = _experiment()
+    parent = _run(experiment, "study", {tag_names.SWEEP_STUDY: "s"})
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    trial_tags = {PARENT: parent, tag_names.SWEEP_STUDY: "s", tag_names.SWEEP_TRIAL: "3"}
+    trial = _run(experiment, "trial", {**dead, **trial_tags})
+
+    assert console.main(["runs", trial, "--end"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {trial} (trial) is a trial of shared study 's': its next sweep process "
+        "ends it, FINISHED if the study has its result; to end it KILLED now, add --force"
+    )
+    assert _ends(trial) == ("RUNNING", None)
+    assert console.main(["runs", trial]) == 0  # and its summary says so
+    assert (
+        "(the store says RUNNING; its study's next sweep process ends it, or pricer runs "
+        f"{trial[:8]} --end --force ends it KILLED)"
+    ) in capsys.readouterr().out
+    assert console.main(["runs", trial, "--end", "--force"]) == 0
+    assert _ends(trial)[0] == "KILLED"
