@@ -60,7 +60,7 @@ from pricer.tracking.liveness import (
     stale_reason,
     unjudged_where,
 )
-from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address
+from pricer.tracking.store import STORE_ERRORS, sqlite_path, store_address, store_cause
 
 try:
     import fcntl
@@ -126,7 +126,8 @@ def reap(experiment_id: str, keep: str | None = None) -> list[str]:
 class HandEnding:
     """What ``end_by_hand`` did: the runs it ended KILLED and the nested runs it left
     RUNNING, each as (run id, name, why); ``kept``: why the run asked for was not ended after
-    all (it ended, or a process joined it, after it was read), one line; None if it was."""
+    all (it ended, or a process joined it, after it was read; the store refused or failed),
+    one line; None if it was."""
 
     ended: list[tuple[str, str, str]]
     left: list[tuple[str, str, str]]
@@ -187,18 +188,41 @@ def _end_by_hand(client: MlflowClient, run_id: str, force: bool) -> HandEnding:
     running = {found.info.run_id: found for found in _running(run.info.experiment_id)}
     running[run_id] = run
     nested, left = _nested(client, run_id, why, running)
-    ended = []
-    for child_id, child_why in nested:  # deepest first: cut short, the parent is still RUNNING
-        child = running[child_id]
-        if _end(client, child, child_why, child_why):
-            ended.append((child_id, child.info.run_name or "", child_why))
-    if _end(client, run, why, why):
-        ended.append((run_id, name, why))
-        return HandEnding(ended, left)
+    ended: list[tuple[str, str, str]] = []
+    try:
+        for child_id, child_why in nested:  # deepest first: cut short, the parent stays RUNNING
+            child = running[child_id]
+            if _end(client, child, child_why, child_why):
+                ended.append((child_id, child.info.run_name or "", child_why))
+        if _end(client, run, why, why):
+            ended.append((run_id, name, why))
+            return HandEnding(ended, left)
+    except STORE_ERRORS as error:  # the runs ended so far are said, then why not the rest
+        return HandEnding(ended, left, _store_refused(run_id, name, error))
     # Not ended after all: read before, it ended meanwhile (its process, the reaper, the UI),
     # or a process joined it (a shared study resumed: reopen_if_joined). Said nothing, the
     # command exited 0 as if it had ended it.
     return HandEnding(ended, left, _why_kept(client, run))
+
+
+def _store_refused(run_id: str, name: str, error: Exception) -> str:
+    """Why the store did not let ``end_by_hand`` end run ``run_id``, in one line.
+
+    On a team server a teammate may read an experiment (the server's default permission,
+    READ) but not write to it: the server's 403, as MLflow's traceback, was all he saw. Nothing
+    is written then (each run's first write is refused); a store that fails midway leaves a
+    run RUNNING, its models maybe FAILED, which the same command ends whole the next time.
+    """
+    if isinstance(error, MlflowException) and error.error_code == "PERMISSION_DENIED":
+        return (
+            f"run {run_id} ({name}) was not ended: the tracking store refused it (permission "
+            "denied): ending a run writes to its experiment, so its manager must grant you EDIT "
+            "on it"
+        )
+    return (
+        f"run {run_id} ({name}) was not ended: the tracking store failed ({store_cause(error)}); "
+        f"pricer runs {run_id} --end again ends what is left"
+    )
 
 
 def _why_kept(client: MlflowClient, run: Run) -> str:

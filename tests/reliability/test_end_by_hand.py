@@ -19,6 +19,7 @@ from typing import Any
 import mlflow
 import pytest
 from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
 
 from pricer import console
 from pricer.tracking import reaper
@@ -341,3 +342,37 @@ def test_a_shared_study_s_trial_ends_only_with_force(
     ) in capsys.readouterr().out
     assert console.main(["runs", trial, "--end", "--force"]) == 0
     assert _ends(trial)[0] == "KILLED"
+
+
+def test_a_store_failing_midway_is_one_line_and_the_next_end_finishes_it(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store error was MLflow's traceback, and the runs ended before it went unsaid.
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    parent = _run(experiment, "leaderboard", dead)
+    child = _run(experiment, "family", {PARENT: parent})
+
+    class Failing(mlflow.MlflowClient):  # the store goes away after the nested run's end
+        def set_terminated(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            if run_id == parent:
+                raise MlflowException("database is locked")
+            super().set_terminated(run_id, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(reaper, "MlflowClient", Failing)
+        assert console.main(["runs", parent, "--end"]) == 2
+    said = capsys.readouterr()
+    assert said.out.splitlines() == [
+        f"ended run {child} (family) KILLED: its parent run {parent} was ended by hand (pricer "
+        f"runs --end): process {dead[PID_TAG]} on {dead[HOST_TAG]} is gone"
+    ]
+    assert said.err.strip() == (
+        f"error: run {parent} (leaderboard) was not ended: the tracking store failed (database "
+        f"is locked); pricer runs {parent} --end again ends what is left"
+    )
+    assert _ends(child)[0] == "KILLED" and _ends(parent)[0] == "RUNNING"
+
+    assert console.main(["runs", parent, "--end"]) == 0  # what is left
+    assert _ends(parent)[0] == "KILLED"

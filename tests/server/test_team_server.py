@@ -293,3 +293,45 @@ def test_a_teammates_run_left_running_on_another_host_is_ended_by_hand(
     assert said.startswith(f"ended run {run_id} ") and "KILLED" in said
     assert client.get_run(run_id).info.status == "KILLED"
     assert str(client.get_logged_model(pending.model_id).status) == "FAILED"
+
+
+def test_a_reader_ending_a_teammates_run_is_refused_in_one_line_and_nothing_written(
+    users: TrackingServer,
+    as_user: dict[str, str],
+    tmp_path: Path,
+    started: list[subprocess.Popen[str]],
+) -> None:
+    # bob may read alice's experiment (the server's default READ), not write to it: his --end
+    # of her run left RUNNING on her laptop was the server's 403 as a traceback.
+    experiment = mlflow.set_experiment("team-hand-refused").experiment_id
+    client = MlflowClient()
+    run = client.create_run(experiment, tags={"pricer.host": "carols-laptop", "pricer.pid": "77"})
+    pending = mlflow.initialize_logged_model(name="pricer", source_run_id=run.info.run_id)
+    run_id = run.info.run_id
+    as_bob = {
+        **as_user,
+        "MLFLOW_TRACKING_USERNAME": READER,
+        "MLFLOW_TRACKING_PASSWORD": READER_PASSWORD,
+    }
+
+    def end() -> subprocess.Popen[str]:
+        args = ["runs", run_id, "--end", "--force"]
+        return pricer("console", *args, env=as_bob, workdir=tmp_path, started=started)
+
+    refused = end()
+    out, err = refused.communicate(timeout=300)
+    assert refused.returncode == 2, err[-3000:]
+    assert out == "" and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert err.strip() == (
+        f"error: run {run_id} ({run.info.run_name}) was not ended: the tracking store refused "
+        "it (permission denied): ending a run writes to its experiment, so its manager must "
+        "grant you EDIT on it"
+    )
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert "error" not in client.get_run(run_id).data.tags
+    assert str(client.get_logged_model(pending.model_id).status) == "PENDING"
+
+    assert alice_grants_bob_edit(users, experiment).status_code == 200
+    said = finish(end())
+    assert said.startswith(f"ended run {run_id} ") and "KILLED" in said
+    assert str(client.get_logged_model(pending.model_id).status) == "FAILED"
