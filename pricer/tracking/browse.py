@@ -529,6 +529,9 @@ def run_summary(run: Run) -> list[str]:
         shown["best run"] += " (deleted)"
     if error:  # whole: the list and compare cut it to 40 characters
         shown["error"] = error
+    ended_by = run.data.tags.get(tags.ENDED_BY)
+    if ended_by:  # not its own process: who ended it, where and when (a teammate, a reaper)
+        shown["ended by"] = ended_by
     replay = run.data.tags.get(tags.SWEEP_REPLAY) or run.data.tags.get(tags.SWEEP_BEST_REPLAY)
     if replay:  # a sweep trial's, or a sweep's best: the command that runs it alone
         shown["replay"] = replay

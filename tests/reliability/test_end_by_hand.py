@@ -86,6 +86,11 @@ def test_a_run_of_a_gone_process_ends_killed_with_its_nested_runs_and_models(
     assert mlflow.get_logged_model(pending.model_id).status == LoggedModelStatus.FAILED
     assert mlflow.get_run(alive).info.status == "RUNNING"
     assert mlflow.get_run(unrelated).info.status == "RUNNING"  # only the run asked for
+    # Who ended it, shown with the run: on a team server, a teammate, from where and when.
+    assert console.main(["runs", parent]) == 0
+    shown = capsys.readouterr().out
+    ended_by = mlflow.get_run(parent).data.tags[tag_names.ENDED_BY]
+    assert ended_by.endswith(why) and f"ended by  {ended_by}" in shown.splitlines()
 
 
 def test_a_run_this_host_cannot_judge_ends_only_with_force(
