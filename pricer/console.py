@@ -173,6 +173,8 @@ def browse(app: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if app == "runs" and (args.end or args.force) and not (args.run and args.end):
         parser.error("--end needs a RUN to end" if args.end else "--force goes with --end RUN")
+    if app == "runs" and args.run and args.limit is not None:  # it was silently ignored
+        parser.error("--limit is for the listing, not with a RUN")
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")
     from pricer.tracking import browse as store  # imports MLflow: only for these two apps

@@ -139,6 +139,7 @@ def test_a_live_run_or_an_ended_one_is_refused_in_one_line(
     [
         (["runs", "--end"], "--end needs a RUN to end"),
         (["runs", "abc", "--force"], "--force goes with --end RUN"),
+        (["runs", "abc", "--limit", "3"], "--limit is for the listing, not with a RUN"),
     ],
 )
 def test_end_and_force_without_their_run_are_usage_errors(
