@@ -178,9 +178,19 @@ def browse(app: str, argv: Sequence[str]) -> int:
     with initialize_config_dir(config_dir=str(require_config_dir()), version_base="1.3"):
         cfg = compose(config_name="runs")
     from pricer.tracking import browse as store  # imports MLflow: only for these two apps
-    from pricer.tracking.leaderboard import display_table
 
     where = store.connect(cfg.tracking.uri)
+    # The store failing while it is read (a server's 503, SQLite's "database is locked"):
+    # one line, not its traceback, which reads as a bug.
+    with store.read_failures_as_one_line(where):
+        return _show(app, args, parser, cfg.limit, where)
+
+
+def _show(app: str, args: argparse.Namespace, parser: CommandParser, limit: int, where: str) -> int:
+    """What ``browse`` shows (or, with ``--end``, ends), from the store it connected to."""
+    from pricer.tracking import browse as store  # imports MLflow: only for these two apps
+    from pricer.tracking.leaderboard import display_table
+
     if app == "compare":
         if len(args.runs) < 2:
             parser.error("give at least two runs to compare")
@@ -221,7 +231,7 @@ def browse(app: str, argv: Sequence[str]) -> int:
         print(display_table(table).to_string())
         print("\n".join(store.leaderboard_notes(board, table)))
         return 0
-    recent = store.recent_runs(args.experiment, args.limit or cfg.limit)
+    recent = store.recent_runs(args.experiment, args.limit or limit)
     if recent.empty:
         print(f"no leaderboard, sweep, curation or run in {where}")
         return 0

@@ -6,6 +6,7 @@ prints them). Everything here reads the store; nothing is logged.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -36,7 +37,9 @@ from pricer.tracking.leaderboard import (
 )
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.store import (
+    STORE_ERRORS,
     StoreNotFound,
+    StoreUnreachable,
     check_reachable,
     quiet_run_links,
     require_existing,
@@ -101,6 +104,23 @@ def connect(tracking_uri: str) -> str:
         first = str(error).splitlines()[0]
         raise StoreNotFound(f"cannot read {safe_uri(tracking_uri)}: {first}") from error
     return safe_uri(tracking_uri)
+
+
+@contextlib.contextmanager
+def read_failures_as_one_line(where: str) -> Iterator[None]:
+    """The store at ``where`` (as ``connect`` returned it) failing while ``pricer runs`` or
+    ``compare`` read it: one line (``StoreUnreachable``), saying nothing was changed. A
+    ``UserError`` keeps its own words; an error that is not the store's, its traceback."""
+    try:
+        yield
+    except (UserError, BrokenPipeError):  # the reader of ``pricer runs | head`` went away
+        raise
+    except STORE_ERRORS as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        raise StoreUnreachable(
+            f"the tracking store at {where} failed while it was read ({type(error).__name__}: "
+            f"{first or 'no message'}); try again once it answers"
+        ) from None
 
 
 class RunNotFound(UserError):

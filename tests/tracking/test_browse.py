@@ -427,6 +427,41 @@ def test_a_store_that_does_not_answer_is_one_line(
         )
 
 
+@pytest.mark.parametrize(
+    "command", [["runs"], ["runs", "abcd1234"], ["compare", "abcd1234", "ef567890"]]
+)
+def test_a_store_that_fails_while_it_is_read_is_one_line(
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    # It answered the first read (connect), then failed (a server's 503, SQLite locked):
+    # MLflow's traceback, which reads as a bug.
+    from mlflow.exceptions import MlflowException
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise MlflowException("API request failed with error code 503\nbody: try later")
+
+    connect = browse.connect
+
+    def connect_then_fail(uri: str) -> str:
+        where = connect(uri)
+        monkeypatch.setattr(mlflow, "search_runs", failing)
+        monkeypatch.setattr(mlflow.MlflowClient, "search_runs", failing)
+        monkeypatch.setattr(mlflow.MlflowClient, "get_run", failing)
+        return where
+
+    monkeypatch.setattr(browse, "connect", connect_then_fail)
+    assert console.main(command) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: the tracking store at {tracking_uri} failed while it was read "
+        "(MlflowException: API request failed with error code 503); try again once it "
+        "answers\n"
+    )
+
+
 def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
