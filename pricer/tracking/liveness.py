@@ -31,7 +31,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlflow.entities import Run
 
@@ -228,11 +228,20 @@ def provably_dead(run: Run) -> str | None:
     return stale_reason(run)
 
 
-def alive_here(run: Run) -> str | None:
-    """A process named on ``run`` that runs on this host (of this host's ``pid_space``) now,
-    as "process 1234 on box1"; None if none does (each is gone, of another host, or unknown).
-    Ending such a run by hand would put KILLED on a run its process still writes, and its
-    own end later put FINISHED over the error that says it was ended."""
+class Alive(NamedTuple):
+    """A process of this host named on a run, alive now (``alive_here``)."""
+
+    said: str  # "process 1234 on box1"
+    # Its start time matched (or was not known: a run recorded before pricer tagged it, or a
+    # system without /proc): then the pid may have been taken by another process since.
+    certain: bool
+
+
+def alive_here(run: Run) -> Alive | None:
+    """A process named on ``run`` that runs on this host (of this host's ``pid_space``) now;
+    None if none does (each is gone, of another host, or unknown). Ending such a run by hand
+    would put KILLED on a run its process still writes, and its own end later put FINISHED
+    over the error that says it was ended."""
     named = [
         (process.get("host"), process.get("space"), process.get("pid"), process.get("start"))
         for process in _shared_processes(run.data.tags)
@@ -247,7 +256,8 @@ def alive_here(run: Run) -> str | None:
         if not checkable(host, recorded) or not isinstance(pid, int):
             continue
         if process_alive(pid, None if start is None else str(start)):
-            return f"process {pid} on {host}"
+            certain = start is not None and process_start(pid) is not None
+            return Alive(f"process {pid} on {host}", certain)
     return None
 
 

@@ -164,10 +164,18 @@ def _end_by_hand(client: MlflowClient, run_id: str, force: bool) -> HandEnding:
             f"run {run_id} ({name}) has ended already ({run.info.status}): nothing to end"
         )
     alive = alive_here(run)
-    if alive is not None:
+    if alive is not None and alive.certain:
         raise UserError(
-            f"run {run_id} ({name}) is running: {alive} is alive; stop that process (Ctrl-C, "
-            "or kill -TERM) and it ends its run KILLED itself"
+            f"run {run_id} ({name}) is running: {alive.said} is alive; stop that process "
+            "(Ctrl-C, or kill -TERM) and it ends its run KILLED itself"
+        )
+    if alive is not None and not force:
+        # No start time recorded: the pid may be another process's since. Told to kill it,
+        # the user might have stopped a process that has nothing to do with pricer.
+        raise UserError(
+            f"run {run_id} ({name}) records no start time for its {alive.said}, which is "
+            "alive: if that is the run's process, stop it (Ctrl-C, or kill -TERM) and it ends "
+            "its run KILLED itself; if its pid was taken by another process since, add --force"
         )
     if not force and _study_trial(client, run, {}):
         # Its study's next process ends it as the study says: FINISHED if its trial is
@@ -274,7 +282,7 @@ def _nested(
         found, parent = running[found_id], parents[found_id]
         alive = alive_here(found)
         if alive is not None:
-            kept[found_id] = f"{alive} is alive"
+            kept[found_id] = f"{alive.said} is alive"
         elif parent in kept:
             kept[found_id] = f"its parent run {parent} is left RUNNING"
         elif _study_trial(client, found, running):

@@ -382,3 +382,27 @@ def test_a_store_failing_midway_is_one_line_and_the_next_end_finishes_it(
 
     assert console.main(["runs", parent, "--end"]) == 0  # what is left
     assert _ends(parent)[0] == "KILLED"
+
+
+def test_a_live_pid_without_a_start_time_is_not_taken_for_the_run_s_process_with_force(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run recorded without its process's start time (before pricer tagged it; a system
+    # without /proc) whose pid is alive: it may be the run's process, or another that took the
+    # pid since. Told to kill it (and refused even with --force), the user could only stop a
+    # process that may have nothing to do with pricer.
+    tags = process_tags()
+    tags.pop(PROCESS_START_TAG, None)
+    run = _run(_experiment(), "old run", tags)
+
+    assert console.main(["runs", run, "--end"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: run {run} (old run) records no start time for its process {tags[PID_TAG]} on "
+        f"{tags[HOST_TAG]}, which is alive: if that is the run's process, stop it (Ctrl-C, or "
+        "kill -TERM) and it ends its run KILLED itself; if its pid was taken by another process "
+        "since, add --force"
+    )
+    assert _ends(run) == ("RUNNING", None)
+    assert console.main(["runs", run, "--end", "--force"]) == 0
+    assert _ends(run)[0] == "KILLED"
