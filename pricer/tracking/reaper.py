@@ -74,6 +74,9 @@ RUNNING_FILTER = "attributes.status = 'RUNNING'"
 # The error of a run ended here: the run's own process never said why it stopped.
 ERROR = "its process stopped without ending the run (SIGKILL, the OOM killer, a crash): {why}"
 
+# How long ``end_by_hand`` waits for a reap of the run's experiment by another process of this
+# host to finish: a reap ends a run in 40-310 ms (five PENDING models, SQLite, 2 busy cores).
+HAND_WAIT_SECONDS = 30.0
 # (store, experiment id) pairs this process has reaped: once per process is enough (a
 # leaderboard's family runs and a sweep's trials start runs in the same experiment).
 _reaped: set[tuple[str, str]] = set()
@@ -151,7 +154,13 @@ def end_by_hand(run: Run, *, force: bool = False) -> HandEnding:
     # moment): both read the run RUNNING before either wrote, and both ended it, each with its
     # own error and ended_by (the last writer's kept, not always the same one for both), its
     # models failed twice. After a reap, it is read here ended.
-    with _turn(run.info.experiment_id, wait=True):
+    with _turn(run.info.experiment_id, wait=HAND_WAIT_SECONDS) as mine:
+        if not mine:  # a reap takes well under a second a run; one held this long is stuck
+            raise UserError(
+                f"run {run.info.run_id} was not ended: another pricer process of this host has "
+                f"been ending runs of its experiment for over {HAND_WAIT_SECONDS:g} s (paused, "
+                "or its store slow); try again once it has finished"
+            )
         return _end_by_hand(MlflowClient(), run.info.run_id, force)
 
 
@@ -485,10 +494,10 @@ def fail_pending_models(
 
 
 @contextlib.contextmanager
-def _turn(experiment_id: str, wait: bool = False) -> Iterator[bool]:
+def _turn(experiment_id: str, wait: float = 0.0) -> Iterator[bool]:
     """Hold this host's lock on reaping ``experiment_id`` of this store; False if another
-    process holds it (it is ending the same runs now), or, with ``wait``, once it has let it
-    go. Only processes of one host can end a run (``provably_dead``), so a lock on this host
+    process holds it (it is ending the same runs now) and has not let it go within ``wait``
+    seconds. Only processes of one host can end a run (``provably_dead``), so a lock on this host
     is enough: beside a SQLite store's file, else in the temporary folder (one file per store
     and experiment, left for the next)."""
     if fcntl is None:
@@ -507,11 +516,16 @@ def _turn(experiment_id: str, wait: bool = False) -> Iterator[bool]:
         yield True
         return
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
         yield True  # released by close, also if this process dies
     finally:
         os.close(descriptor)

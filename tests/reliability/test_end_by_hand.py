@@ -322,6 +322,32 @@ def test_a_reap_ending_the_run_at_that_moment_goes_first_and_is_said(
     assert ended_by.endswith(": process gone") and "by hand" not in ended_by
 
 
+def test_a_reap_that_holds_its_turn_too_long_is_said_not_waited_for_forever(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reap paused (Ctrl-Z) or on a stalled store holds its turn: --end waited for it with no
+    # end, a terminal that hung saying nothing.
+    monkeypatch.setattr(reaper, "HAND_WAIT_SECONDS", 0.5)
+    experiment = _experiment()
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    run = _run(experiment, "train", dead)
+    codes: list[int] = []
+    hand = threading.Thread(target=lambda: codes.append(console.main(["runs", run, "--end"])))
+    with reaper._turn(experiment) as mine:
+        assert mine
+        hand.start()
+        hand.join(10)
+        assert not hand.is_alive()  # it gave up, while the turn was still held
+    assert codes == [2]
+    assert capsys.readouterr().err.strip() == (
+        f"error: run {run} was not ended: another pricer process of this host has been ending "
+        "runs of its experiment for over 0.5 s (paused, or its store slow); try again once it "
+        "has finished"
+    )
+    assert _ends(run) == ("RUNNING", None)
+
+
 def test_a_shared_study_s_trial_ends_only_with_force(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
