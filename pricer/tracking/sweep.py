@@ -188,7 +188,9 @@ class SweepCallback(Callback):
                 check_logged_members({"model": model}, self.tracking["uri"])
                 family = self.tags.get(tag_names.FAMILY, "model")
                 check_api_keys({family: model}, logged_keys(self.tracking["uri"]))
-            except (LoggedModelNotFound, MissingApiKeyError) as error:
+            # A store that does not answer too: raised as it is, Hydra made it a warning and
+            # each trial said it again.
+            except (LoggedModelNotFound, MissingApiKeyError, StoreUnreachable) as error:
                 raise SweepError(str(error)) from None
         try:
             self.swept_keys = swept_keys(config)

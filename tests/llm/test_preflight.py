@@ -6,6 +6,7 @@ members' models must be there, found in the store (or on disk, a path) before an
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -319,6 +320,34 @@ def test_a_leaderboard_and_a_sweep_refuse_a_logged_member_not_there(
     with pytest.raises(SweepError, match=r"^model\.members\.best: cannot find models:/nosuch"):
         Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_a_sweep_whose_logged_member_s_store_does_not_answer_stops_in_one_line(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's one line came as Hydra's warning about a callback, then again from each trial.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    uris = mlflow.tracking._tracking_service.utils  # the check points MLflow at it: put back
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        sweep = compose(
+            "train",
+            overrides=[
+                "model=ensemble",
+                "+model.members.best._target_=pricer.tracking.model.logged_pricer",
+                "+model.members.best.model_uri=models:/pricer-real@champion",
+                "validation.size=5",
+                f"tracking.uri={server}",
+            ],
+            return_hydra_config=True,
+        )
+    OmegaConf.set_readonly(sweep, False)
+    with open_dict(sweep):
+        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    with pytest.raises(SweepError, match=rf"^cannot reach the tracking server at {server} "):
+        Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
 
 
 def test_a_logged_member_given_as_a_folder_that_exists_still_loads(
