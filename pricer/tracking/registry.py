@@ -107,6 +107,11 @@ COMPARISON_TAGS = (
 # stopped half-way (SIGKILL), whose record the next lease holder takes up.
 PENDING_TAG = "pricer.pending"
 Pending = dict[str, Any]
+# In a pending record (``true``, else absent): its version held the alias the decision gives
+# before the decision (a challenger decided challenger again, the champion moved by hand since
+# its last comparison). The alias then says nothing of whether the decision held: its history
+# line, the last write of its record, does (``_held``).
+ALIAS_BEFORE = "alias_before"
 
 # On a champion an alias left: which version replaced it, and when.
 REPLACED_TAGS = ("pricer.replaced_by_version", "pricer.replaced_at")
@@ -840,6 +845,10 @@ def _well_formed(found: object) -> bool:
             )
         )
         and (before is None or _well_formed_before(before))
+        # Only as written: true, with the record to put back (a version holding an alias has
+        # one); else a take-back marked "not applied" a version that holds its alias.
+        and found.get(ALIAS_BEFORE, True) is True
+        and (ALIAS_BEFORE not in found or before is not None)
     )
 
 
@@ -900,23 +909,26 @@ def _take_up_promotion(client: MlflowClient, registry: RegistrySettings, found: 
     """Take back (or finish) a promotion's record its writer left half-way; what was done."""
     name = registry.model_name
     version, alias, run_id = str(found["version"]), str(found["alias"]), str(found["run_id"])
-    now = client.get_registered_model(name).aliases.get(alias)  # the store's error is raised
     stopped = f"promotion run {run_id} stopped"
-    if now is not None and str(now) == version:
+    already = found.get(ALIAS_BEFORE)
+    if _held(client, name, found):  # the store's error is raised
         # The alias moved: the decision held, and its record, written before the move, is
         # true. What follows the move is finished here, not only the pending record deleted:
         # it is cheap (an alias deletion and two descriptions, each written only while still
         # to be), and left, the versions the aliases left said "Champion since ..." for good.
         _after_the_move(client, registry, found)
-        return (
-            f"{stopped} after {alias} moved to version {version}: the decision holds, and "
-            "what its record still lacked was written"
-        )
+        if already:  # killed after its line's tag, maybe before the description showed it
+            _publish_history(client, name)
+            when = f"after it recorded its decision ({alias} was version {version} already)"
+        else:
+            when = f"after {alias} moved to version {version}"
+        return f"{stopped} {when}: the decision holds, and what its record still lacked was written"
     now_says = _take_back(client, name, found)
-    return (
-        f"{stopped} before {alias} moved to version {version}: its half-written record was "
-        f"taken back ({now_says})"
-    )
+    if already:
+        when = f"before it recorded its decision ({alias} was version {version} already)"
+    else:
+        when = f"before {alias} moved to version {version}"
+    return f"{stopped} {when}: its half-written record was taken back ({now_says})"
 
 
 def _take_back(client: MlflowClient, name: str, found: Pending) -> str:
@@ -1069,6 +1081,10 @@ def _write_decision(
     # The record the version holds (a challenger crowned now, say), for a take-back to put
     # back; only where there is one, so that the pending record stays small.
     before = _record_before(found)
+    # The alias pointing at the version already, it said "the decision held" from the first
+    # write on: a store failure or a SIGKILL part-way left the version's record half the old
+    # decision's, half this one's, for good. Its history line says instead (``_held``).
+    already = alias in found.aliases
     pending = {
         "kind": "promotion",
         "run_id": promotion_run_id,
@@ -1081,6 +1097,7 @@ def _write_decision(
         "at": now,
         "aliases": [registry.champion_alias, registry.challenger_alias],
         **({} if before is None else {"before": before}),
+        **({ALIAS_BEFORE: True} if already else {}),
     }
     try:
         # Before the first write: a SIGKILL from here to the alias's move left the version
@@ -1125,18 +1142,29 @@ def _write_decision(
                 name, replaced.version, "pricer.replaced_by_version", version
             )
             client.set_model_version_tag(name, replaced.version, "pricer.replaced_at", now)
-        append_history(client, name, line, history_tag)
-        taken.check()  # a holder slowed past its lease's end would race another
-        client.set_registered_model_alias(name, alias, version)
+        if already:
+            # The history line is the write after which the decision holds: a holder slowed
+            # past its lease's end must not make it. The alias, here already, is not written:
+            # written after the line by such a holder, it took back the alias another holder
+            # had moved meanwhile.
+            taken.check()
+            append_history(client, name, line, history_tag)
+        else:
+            append_history(client, name, line, history_tag)
+            taken.check()  # a holder slowed past its lease's end would race another
+            client.set_registered_model_alias(name, alias, version)
     except ChampionMoved:  # its own record says why; nothing else was written
         raise
     except Exception as error:
         # The store failed before the alias moved (a server's 503, SQLite's "database is
         # locked"): left as written, the version said "Champion since ...", the history line
         # said it replaced the champion, and the champion said it was replaced, none of it true.
-        if _alias_version(client, name, alias) == version:  # it moved: the record is true
-            raise  # the pending record stays: the next lease holder finishes what follows
-        if _withdraw(client, name, version, replaced, history_tag, error, before):
+        if _held_now(client, name, pending):  # the record is true and whole
+            # The pending record stays: the next lease holder finishes what follows.
+            if already and isinstance(error, STORE_ERRORS):  # its history's description
+                raise applied_but(registry, decision, "the promotion history", error) from error
+            raise
+        if _withdraw(client, name, version, replaced, history_tag, error, before, already):
             settle(client, taken)  # else left for the next lease holder to take back
         if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
@@ -1199,13 +1227,24 @@ def held_until(
     client.update_model_version(name, version, description=held)
 
 
-def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    """The version ``alias`` names now; None if none, or if the store does not say."""
+def _held(client: MlflowClient, name: str, pending: Pending) -> bool:
+    """Whether the decision of ``pending`` (``announce``) holds: its alias points at its
+    version, the alias being moved after the rest of its record is written; or, if the version
+    held that alias before (``ALIAS_BEFORE``), its history line is there, the last write of its
+    record. The store's error is raised."""
+    model = client.get_registered_model(name)
+    if pending.get(ALIAS_BEFORE):
+        return str(pending["history_key"]) in model.tags
+    return str(model.aliases.get(str(pending["alias"]))) == str(pending["version"])
+
+
+def _held_now(client: MlflowClient, name: str, pending: Pending) -> bool:
+    """``_held``, False if the store does not say: the record is withdrawn, to be safe (its
+    history line first, ``_withdraw``)."""
     try:
-        found = client.get_registered_model(name).aliases.get(alias)
-    except Exception:  # the store that just failed: the record is withdrawn, to be safe
-        return None
-    return None if found is None else str(found)
+        return _held(client, name, pending)
+    except Exception:  # the store that just failed
+        return False
 
 
 def _withdraw(
@@ -1216,13 +1255,19 @@ def _withdraw(
     key: str,
     error: Exception,
     before: Pending | None = None,
+    already: bool = False,
 ) -> bool:
     """Undo the record of a decision whose alias did not move, as far as the store lets: the
     version says "not applied" and why (or, given the record it held ``before``, a challenger
     crowned say, holds that again: ``_put_back``), the champion loses its "replaced by" tags
     and the history its line (tag ``key``). Each step is tried on its own, and the store's
     error is still raised; whether every step was made (if not, the pending record is left for
-    the next lease holder to take the rest back)."""
+    the next lease holder to take the rest back).
+
+    ``already``: the version held the decision's alias before it (``ALIAS_BEFORE``), so the
+    history line says whether the decision held. It goes first, and the version's record is
+    put back only once it is gone: put back beside the line, the next lease holder read the
+    decision as held and left the version the old record under the new decision's line."""
     reason = (
         f"Not applied: the store failed while recording this decision ({type(error).__name__}: "
         f"{one_line(error)}); no alias moved, promote again"
@@ -1238,7 +1283,17 @@ def _withdraw(
         # Read at the step: the decision's writes on it may have been made or not.
         else [lambda: _put_back(client, name, client.get_model_version(name, version), before)]
     )
-    steps.append(lambda: drop_history_line(client, name, key))
+    if already and before is not None:
+        put_back = steps.pop()
+
+        def once_the_line_is_gone() -> None:
+            if key in client.get_registered_model(name).tags:  # its dropping failed
+                raise RuntimeError("the decision's history line is still there")
+            put_back()
+
+        steps = [lambda: drop_history_line(client, name, key), once_the_line_is_gone]
+    else:
+        steps.append(lambda: drop_history_line(client, name, key))
     if replaced is not None:
         steps.append(lambda: _drop_replaced_by(client, name, str(replaced.version), version))
     return every_step(steps)

@@ -1622,7 +1622,7 @@ def killed_while_promoting(
     describe, tag = MlflowClient.update_model_version, MlflowClient.set_model_version_tag
 
     def description(self: MlflowClient, name: str, version: str, description: str) -> object:
-        if description.startswith("Champion since"):  # after the version's decision tags
+        if description.startswith(("Champion since", "Challenger since")):  # after its tags
             raise Killed
         return describe(self, name, version, description)
 
@@ -1630,6 +1630,13 @@ def killed_while_promoting(
         if (key, value) == ("pricer.decision", "champion"):  # after its promotion run's id
             raise Killed
         tag(self, name, version, key, value)
+
+    model_tag = MlflowClient.set_registered_model_tag
+
+    def history_line(self: MlflowClient, name: str, key: str, value: str) -> None:
+        if key.startswith("pricer.history."):  # the version's record written, not the line
+            raise Killed
+        model_tag(self, name, key, value)
 
     untag = MlflowClient.delete_registered_model_tag
 
@@ -1644,6 +1651,12 @@ def killed_while_promoting(
             dying.setattr(MlflowClient, "update_model_version", description)
         elif at == "decision tag":  # among the version's tags
             dying.setattr(MlflowClient, "set_model_version_tag", decision_tag)
+        elif at == "history line":  # before the history line's tag, the alias after it
+            dying.setattr(MlflowClient, "set_registered_model_tag", history_line)
+        elif at == "history published":  # the history line's tag written, the alias not yet
+            dying.setattr(registry, "_publish_history", kill)
+        elif at == "after the move":  # the alias written, nothing of what follows it
+            dying.setattr(registry, "_after_the_move", kill)
         elif at == "pending deleted":  # taking up another's record, before its last write
             dying.setattr(MlflowClient, "delete_registered_model_tag", pending_deleted)
         elif at == "alias":  # the whole record written, the old champion "replaced by" too
@@ -1943,6 +1956,257 @@ def test_a_challenger_whose_crowning_found_the_champion_moved_keeps_its_challeng
     assert "pricer.pending" not in client.get_registered_model(MODEL).tags
 
 
+def challenger_again(client: MlflowClient) -> tuple[str, tuple[dict[str, str], str], str]:
+    """A champion (version 1) and a challenger compared with it; then the champion alias
+    moved by hand (the MLflow UI) to a version of another run, registered by hand, as good as
+    version 1: the challenger's run, promoted again, is compared with it and decided
+    challenger again, the alias it is given already its own. The challenger's version, its
+    record as challenger against version 1 (tags, description), and the new champion."""
+    from pricer.tracking import registry
+
+    waiting, record = crowning_the_challenger(client)
+    other = training_run(BASE, family="linear")
+    [found] = [c for c in registry.candidates(_all_synthetic()) if c.run_id == other]
+    champion = str(registry.register(client, MODEL, found).version)
+    client.set_registered_model_alias(MODEL, "champion", champion)
+    return waiting, record, champion
+
+
+def decided_against(client: MlflowClient, version: str, champion: str) -> None:
+    """Assert that ``version``'s record is, whole, that of a challenger against ``champion``."""
+    record = client.get_model_version(MODEL, version)
+    assert record.tags["pricer.decision"] == "challenger"
+    assert record.tags["pricer.compared_with_version"] == champion
+    assert record.description.startswith("Challenger since ")
+    assert f" is not significantly better than champion version {champion} (" in (
+        record.description
+    )
+
+
+@pytest.mark.parametrize("failing", ["history line", "description"])
+def test_a_challenger_decided_challenger_again_keeps_its_record_when_the_store_fails(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # Its alias pointed at it before the decision, so a store failure part-way read as a
+    # decision that held: its new comparison tags stayed beside its old description (or the
+    # new record without its history line), half one decision's, half the other's, for good.
+    from pricer.tracking.store import StoreUnreachable
+
+    waiting, record, champion = challenger_again(client)
+    history = client.get_registered_model(MODEL).description
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    model_tag, describe = MlflowClient.set_registered_model_tag, MlflowClient.update_model_version
+
+    def history_line(self: MlflowClient, name: str, key: str, value: str) -> None:
+        if key.startswith("pricer.history."):
+            raise unavailable
+        model_tag(self, name, key, value)
+
+    def description(self: MlflowClient, name: str, version: str, description: str) -> object:
+        if description.startswith("Challenger since"):
+            raise unavailable
+        return describe(self, name, version, description)
+
+    failures = {
+        "history line": ("set_registered_model_tag", history_line),
+        "description": ("update_model_version", description),
+    }
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, *failures[failing])
+        with pytest.raises(StoreUnreachable) as failed:
+            promote_with()
+    assert str(failed.value).endswith(
+        f"no alias moved and its record was taken back (version {waiting} keeps its "
+        "challenger record); promote again"
+    )
+    left = client.get_model_version(MODEL, waiting)
+    assert (left.tags, left.description) == record
+    assert aliases(client) == {"champion": champion, "challenger": waiting}
+    model = client.get_registered_model(MODEL)
+    assert model.description == history and "pricer.pending" not in model.tags
+    # Once the store answers, it is compared with the champion there now, its record whole.
+    assert promote_with().outcome == "challenger"
+    decided_against(client, waiting, champion)
+
+
+def test_a_challenger_decided_challenger_again_whose_history_failed_after_its_line_holds(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The store failing once its history line's tag was written (the last write of its
+    # record, the alias already its own): the decision holds, and says so in one line, not
+    # the store's traceback; the next lease holder finishes the history's description.
+    from pricer.tracking import registry
+    from pricer.tracking.registry import RecordIncomplete
+
+    waiting, _, champion = challenger_again(client)
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise mlflow.exceptions.MlflowException("API request failed with error code 503")
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(registry, "_publish_history", unavailable)
+        with pytest.raises(RecordIncomplete) as incomplete:
+            promote_with()
+    said = str(incomplete.value)
+    assert said.startswith(f"{MODEL}@challenger is version {waiting} as decided, but the ")
+    assert "while the promotion history was written (MlflowException: API" in said
+    decided_against(client, waiting, champion)
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" in model.tags  # for the next lease holder
+    against = f" is not significantly better than champion version {champion} ("
+    assert against not in model.description  # in its tag alone
+    capsys.readouterr()
+
+    promote_with("retire=true")
+    decided_against(client, waiting, champion)
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags
+    assert against in model.description.splitlines()[2]  # after the retirement's
+    assert "the decision holds, and what its record still lacked was written" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_challenger_decided_challenger_again_whose_line_was_written_unseen_is_never_half(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store wrote its history line's tag but its reply was lost, failed the read that
+    # asks whether the decision held, then every deletion of a registered model's tag: the
+    # take-back put the version's old record back, could not drop the line, and the next lease
+    # holder, finding the alias on the version, read the decision as held: the old record
+    # under the new decision's line. Its line goes first, the record only once it is gone.
+    import time
+
+    from pricer.tracking.store import StoreUnreachable
+
+    waiting, _, champion = challenger_again(client)
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    model_tag, read = MlflowClient.set_registered_model_tag, MlflowClient.get_registered_model
+    untag = MlflowClient.delete_registered_model_tag
+    down: list[str] = []
+
+    def line_unseen(self: MlflowClient, name: str, key: str, value: str) -> None:
+        model_tag(self, name, key, value)
+        if key.startswith("pricer.history."):
+            down.append("the read after it")
+            raise unavailable
+
+    def read_once_failing(self: MlflowClient, name: str) -> object:
+        if down == ["the read after it"]:
+            down.append("read")
+            raise unavailable
+        return read(self, name)
+
+    def no_deletion(self: MlflowClient, name: str, key: str) -> None:
+        if down:
+            raise unavailable
+        untag(self, name, key)
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, "set_registered_model_tag", line_unseen)
+        store_down.setattr(MlflowClient, "get_registered_model", read_once_failing)
+        store_down.setattr(MlflowClient, "delete_registered_model_tag", no_deletion)
+        with pytest.raises(StoreUnreachable):
+            promote_with()
+    assert down == ["the read after it", "read"]
+    decided_against(client, waiting, champion)  # nothing of it put back beside its line
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" in model.tags
+    # Its lease, which it could not release, runs out (``registry.lease_seconds`` later).
+    token = model.tags["pricer.lease"].rpartition(":")[0]
+    client.set_registered_model_tag(MODEL, "pricer.lease", f"{token}:{time.time() - 1:.3f}")
+
+    promote_with("retire=true")  # the next lease holder finishes it
+    decided_against(client, waiting, champion)
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags
+    against = f" is not significantly better than champion version {champion} ("
+    assert against in model.description.splitlines()[2]  # after the retirement's
+
+
+@pytest.mark.parametrize("killed_at", ["history line", "description"])
+@pytest.mark.parametrize("taker", ["retire=true", "promote"])
+def test_a_challenger_decided_challenger_again_keeps_its_record_when_its_writer_is_killed(
+    client: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    killed_at: str,
+    taker: str,
+) -> None:
+    # Killed before its record was whole, the alias already its own, the next lease holder
+    # read the decision as held and finished it: the record stayed half old, half new.
+    waiting, record, champion = challenger_again(client)
+    history = client.get_registered_model(MODEL).description
+    killed_while_promoting(client, monkeypatch, killed_at)
+    half = client.get_model_version(MODEL, waiting)
+    killed = half.tags["pricer.promotion_run_id"]  # written on by the killed promotion
+    assert killed != record[0]["pricer.promotion_run_id"]
+    assert half.tags["pricer.compared_with_version"] == champion  # its new tags, not all
+    capsys.readouterr()
+
+    if taker == "retire=true":  # leaves the challenger alone
+        promote_with("retire=true")
+        assert aliases(client) == {"challenger": waiting}
+        left = client.get_model_version(MODEL, waiting)
+        assert (left.tags, left.description) == record
+    else:  # a better run crowned: the challenger it voids is told so, its record its own
+        better = training_run(BASE * 0.6, family="xgboost")
+        assert promote_with("candidates.family=xgboost").outcome == "champion"
+        new = version_of(client, better)
+        assert aliases(client) == {"champion": new}
+        left = client.get_model_version(MODEL, waiting)
+        assert left.tags == record[0]
+        since, _, reason = record[1].removeprefix("Challenger since ").partition(": ")
+        assert left.description.startswith(f"Challenger from {since} until ")
+        assert left.description.endswith(
+            f" (version {new} replaced the champion it was compared with): {reason}"
+        )
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags
+    assert model.description.splitlines()[2:] == history.splitlines()[1:]  # + the taker's
+    out = capsys.readouterr().out
+    [said] = [line for line in out.splitlines() if line.startswith(f"{MODEL}: promotion run ")]
+    assert said == (
+        f"{MODEL}: promotion run {killed} stopped before it recorded its decision (challenger "
+        f"was version {waiting} already): its half-written record was taken back (version "
+        f"{waiting} keeps its challenger record)"
+    )
+
+
+@pytest.mark.parametrize("killed_at", ["history published", "after the move"])
+def test_a_challenger_decided_challenger_again_by_a_writer_killed_after_its_record_keeps_it(
+    client: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    killed_at: str,
+) -> None:
+    # Its history line written, the last of its record (the alias, already its own, written
+    # after it or not): the decision holds, and the next lease holder finishes it.
+    waiting, record, champion = challenger_again(client)
+    history = client.get_registered_model(MODEL).description
+    killed_while_promoting(client, monkeypatch, killed_at)
+    killed = client.get_model_version(MODEL, waiting).tags["pricer.promotion_run_id"]
+    assert killed != record[0]["pricer.promotion_run_id"]
+    capsys.readouterr()
+
+    promote_with("retire=true")
+    assert aliases(client) == {"challenger": waiting}
+    decided_against(client, waiting, champion)
+    assert client.get_model_version(MODEL, waiting).tags["pricer.promotion_run_id"] == killed
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags
+    lines = model.description.splitlines()
+    assert lines[3:] == history.splitlines()[1:]  # + the retirement's and the killed one's
+    assert f" challenger: version {waiting} (" in lines[2]
+    out = capsys.readouterr().out
+    [said] = [line for line in out.splitlines() if line.startswith(f"{MODEL}: promotion run ")]
+    assert said == (
+        f"{MODEL}: promotion run {killed} stopped after it recorded its decision (challenger "
+        f"was version {waiting} already): the decision holds, and what its record still "
+        "lacked was written"
+    )
+
+
 @pytest.mark.parametrize("retiring", [False, True])
 def test_a_holder_whose_lease_was_taken_before_its_first_write_leaves_the_new_holder_s_pending(
     client: MlflowClient, monkeypatch: pytest.MonkeyPatch, retiring: bool
@@ -2016,6 +2280,8 @@ def test_a_holder_whose_lease_was_taken_while_it_took_up_a_record_leaves_the_new
         {"before": {"tags": {"pricer.decision": 5}, "description": ""}},
         {"before": {"tags": {"pricer.mae": "1.0"}, "description": ""}},  # not a decision's
         {"before": "challenger"},
+        {"alias_before": True},  # without the record to put back
+        {"alias_before": "yes", "before": {"tags": {}, "description": ""}},
     ],
 )
 def test_a_pending_record_edited_by_hand_is_ignored_not_a_traceback_in_every_promotion(
