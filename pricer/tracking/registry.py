@@ -1164,15 +1164,24 @@ def _write_decision(
             if already and isinstance(error, STORE_ERRORS):  # its history's description
                 raise applied_but(registry, decision, "the promotion history", error) from error
             raise
-        if _withdraw(client, name, version, replaced, history_tag, error, before, already):
+        withdrawn = _withdraw(client, name, version, replaced, history_tag, error, before, already)
+        if withdrawn:
             settle(client, taken)  # else left for the next lease holder to take back
         if not isinstance(error, STORE_ERRORS):
             raise  # a bug, not the store: its traceback
+        failed = f"while this decision was recorded ({type(error).__name__}: {one_line(error)})"
+        if not withdrawn:
+            # "Its record was taken back" was said of one the store kept part of, or whose
+            # history line, written unseen, has the next lease holder finish it.
+            raise StoreUnreachable(
+                f"the tracking store failed {failed}: no alias moved, and the store failed again "
+                "while its record was taken back: the next promote or retire takes up what is "
+                "left of it; promote again once the store answers"
+            ) from error
         kept = "" if before is None else f" ({_keeps(version, before)})"
         raise StoreUnreachable(
-            f"the tracking store failed while this decision was recorded ({type(error).__name__}:"
-            f" {one_line(error)}): no alias moved and its record was taken back{kept}; promote "
-            "again"
+            f"the tracking store failed {failed}: no alias moved and its record was taken back"
+            f"{kept}; promote again"
         ) from error
     try:
         _after_the_move(client, registry, pending)
