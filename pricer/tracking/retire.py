@@ -206,14 +206,22 @@ def _retire_held(
                 settle(client, held)  # nothing follows the deletion: the record is whole
                 retired = Retirement(version, reason)
                 raise _applied_but(registry, retired, "its record", error) from error
-            if every_step(_undo(client, name, pending)):
+            undone = every_step(_undo(client, name, pending))
+            if undone:
                 settle(client, held)  # else left for the next lease holder to take back
             if moved or not isinstance(error, STORE_ERRORS):
                 raise  # a champion that moved says so; a bug keeps its traceback
+            # "The record was taken back" was said of one the store kept part of too.
+            taken_back = (
+                "the record was taken back"
+                if undone
+                else "the store failed again while the record was taken back: the next "
+                "promote or retire takes up what is left of it"
+            )
             raise StoreUnreachable(
                 f"the tracking store failed while the retirement of {name}@{alias} was "
                 f"recorded ({type(error).__name__}: {one_line(error)}): {alias} is still "
-                f"version {version} and the record was taken back; retire again once it answers"
+                f"version {version} and {taken_back}; retire again once it answers"
             ) from error
     settle(client, held)  # the alias is gone and the record whole
 

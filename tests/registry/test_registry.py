@@ -1476,6 +1476,46 @@ def test_a_retirement_that_fails_before_the_alias_goes_leaves_no_record_of_it(
     assert promotion_runs()[-1].info.status == "FAILED"
 
 
+def test_a_retirement_whose_take_back_the_store_cut_short_says_so_and_the_next_finishes_it(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "the record was taken back" of a record the store had kept part of.
+    from pricer.tracking.store import StoreUnreachable
+
+    champion_and_challenger()
+    before = client.get_model_version(MODEL, "1")
+    unavailable = mlflow.exceptions.MlflowException("API request failed with error code 503")
+    failed_alias: list[int] = []
+    update_version = MlflowClient.update_model_version
+
+    def alias_fails(*args: object, **kwargs: object) -> None:
+        failed_alias.append(1)
+        raise unavailable
+
+    def fails_once_the_alias_did(self: MlflowClient, *args: object, **kwargs: object) -> object:
+        if failed_alias:  # the take-back's own write: the store is still down
+            raise unavailable
+        return update_version(self, *args, **kwargs)
+
+    with monkeypatch.context() as store_down:
+        store_down.setattr(MlflowClient, "delete_registered_model_alias", alias_fails)
+        store_down.setattr(MlflowClient, "update_model_version", fails_once_the_alias_did)
+        with pytest.raises(StoreUnreachable) as raised:
+            promote_with("retire=true")
+    assert str(raised.value).endswith(
+        "503): champion is still version 1 and the store failed again while the record was "
+        "taken back: the next promote or retire takes up what is left of it; retire again once "
+        "it answers"
+    )
+    assert "pricer.pending" in client.get_registered_model(MODEL).tags  # for the next to take up
+    assert client.get_model_version(MODEL, "1").description != before.description  # part kept
+    # The store back, the next lease holder takes the rest back first, then retires it anew.
+    promote_with("retire=true")
+    model = client.get_registered_model(MODEL)
+    assert "pricer.pending" not in model.tags and "champion" not in aliases(client)
+    assert model.description.count(" retired: ") == 1  # its own line; the stopped one's gone
+
+
 def another_holds_the_lease(client: MlflowClient, seconds: float = 600) -> str:
     """The lease tag another promotion, still at work, wrote: its value."""
     import time
