@@ -9,6 +9,7 @@ else is assumed, so evaluation, tracking and the registry work the same for ever
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +164,27 @@ def as_items(X: pd.DataFrame | pd.Series | list[str]) -> pd.DataFrame:
     for column in OPTIONAL_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
+        else:
+            frame[column] = _json_as_text(frame[column])
     frame[REQUIRED_COLUMN] = frame[REQUIRED_COLUMN].fillna("").astype(str)
     return frame
+
+
+def _json_as_text(values: pd.Series) -> pd.Series:
+    """A column's JSON objects and lists as their JSON text, the form the data files hold.
+
+    A request to the served model (``{"details": {"Item Weight": "12 pounds"}}``) reaches the
+    pricer with the dict itself, and the families read a column as ``str``: Python's repr, in
+    single quotes, which no details pattern matches: the item was priced, silently, as if it
+    had no details (tests/serving/test_serve.py). ``pricer predict`` sent JSON text already,
+    and curation writes the details with ``json.dumps``, as here.
+    """
+    if values.dtype != object:
+        return values
+    nested = values.map(lambda value: isinstance(value, dict | list))
+    if not nested.any():
+        return values
+    return values.where(~nested, values[nested].map(json.dumps))
 
 
 def training_items(frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from tests.serving.conftest import CHAMPION_URI
 pytestmark = pytest.mark.e2e
 
 STARTUP_SECONDS = 120  # the server imports MLflow and loads the model first
+DETAILS = {"Item Weight": "12 pounds", "Brand": "DeWalt", "Date First Available": "May 3, 2019"}
 
 
 def free_port() -> int:
@@ -101,6 +102,17 @@ def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: 
         status, answer = post(url, records)
         assert status == 200, answer
         served = answer["predictions"]
+        # The details as a JSON object, as a client naturally sends them, price as their JSON
+        # text does (the data files' form): they were read as Python's repr, which no details
+        # pattern matches, and the item was priced as if it had none.
+        status_details, with_details = post(
+            url,
+            [
+                {**records[0], "details": DETAILS},
+                {**records[0], "details": json.dumps(DETAILS)},
+                records[0],
+            ],
+        )
         # Items without usable text: the whole batch is refused, naming every bad row.
         bad = [records[0], {"text": ""}, {"text": "12.5"}, {"text": None}, {"text": "  "}]
         status, refused = post(url, bad)
@@ -115,6 +127,10 @@ def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: 
         log.close()
     expected = mlflow.pyfunc.load_model(CHAMPION_URI).predict(pd.DataFrame(records).fillna(""))
     assert np.asarray(served, dtype=float) == pytest.approx(np.asarray(expected, dtype=float))
+    assert status_details == 200, with_details
+    as_object, as_text, without = with_details["predictions"]
+    assert as_object == pytest.approx(as_text)
+    assert as_text != pytest.approx(without)  # the details count in this champion's price
     assert status == 400, refused
     assert refused["error_code"] == "INVALID_PARAMETER_VALUE"
     assert (
