@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pricer import paths
 from pricer.errors import ConfigError
@@ -36,7 +36,7 @@ from pricer.schemas import (
     TrackingConfig,
     ValidationSettings,
 )
-from pricer.settings import Settings
+from pricer.settings import Settings, writable_node
 
 SCHEMAS: dict[str, type[Settings]] = {
     "candidates": CandidatesConfig,  # conf/promote.yaml's own block, not a group
@@ -71,32 +71,10 @@ def check_data_settings(data_cfg: Mapping[str, Any] | DictConfig) -> None:
     for schema in DATA_SCHEMAS.values():
         if {field.name for field in dataclasses.fields(schema)} == keys:
             # Only a schema with checks of its own is built: composing checked the others' keys
-            # and types already (and synthetic's nested frozen generator is read-only to
-            # OmegaConf's merge, see schema_node).
+            # and types already.
             if hasattr(schema, "__post_init__"):
                 schema.from_config(data_cfg)
             return
-
-
-def schema_node(schema: type[Settings]) -> DictConfig:
-    """The schema as a config node YAML can be merged onto.
-
-    Settings are frozen dataclasses, which OmegaConf makes read-only nodes; the YAML of the
-    group and the command line must still set their values while composing.
-    """
-    node = OmegaConf.structured(schema)
-    OmegaConf.set_readonly(node, False)
-    _inherit_flags(node)
-    return node
-
-
-def _inherit_flags(parent: DictConfig) -> None:
-    """Nested settings nodes carry their own read-only flag: make them inherit the parent's."""
-    for key in parent:
-        child = parent._get_node(key)
-        if isinstance(child, DictConfig):
-            OmegaConf.set_readonly(child, None)
-            _inherit_flags(child)
 
 
 def chosen_family(cfg: DictConfig) -> str:
@@ -119,11 +97,11 @@ def register() -> None:
     paths.register_resolvers()
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
-        store.store(name=f"schema_{group}", node=schema_node(schema))
+        store.store(name=f"schema_{group}", node=writable_node(schema))
     for option, schema in DATA_SCHEMAS.items():
-        store.store(name=f"schema_data_{option}", node=schema_node(schema))
+        store.store(name=f"schema_data_{option}", node=writable_node(schema))
     for app, schema in APP_SCHEMAS.items():  # conf/<app>.yaml's own keys
-        store.store(name=f"schema_app_{app}", node=schema_node(schema))
+        store.store(name=f"schema_app_{app}", node=writable_node(schema))
 
 
 register()

@@ -327,6 +327,14 @@ class SyntheticSource(DataSource):
     num_proc: int | None
     generator: SyntheticGenerator
 
+    def __post_init__(self) -> None:
+        # Checked by the generator only once the run had started: a ValueError traceback,
+        # exit 1, and a FAILED run for a setting typed out of range.
+        if self.n_records < 1:
+            raise ValueError(f"n_records must be >= 1, got {self.n_records}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
 
 @dataclass(frozen=True)
 class AmazonSource(DataSource):

@@ -39,7 +39,7 @@ class Settings:
         try:
             if isinstance(node, DictConfig):  # ``${seed}`` resolves against the node's config
                 node = OmegaConf.to_container(node, resolve=True)
-            merged = OmegaConf.merge(OmegaConf.structured(cls), node)
+            merged = OmegaConf.merge(writable_node(cls), node)
             settings = OmegaConf.to_object(merged)
         except ConfigKeyError as error:
             # A key the schema lacks (``+candidates.famly=xgboost``: Hydra adds any key given
@@ -72,6 +72,28 @@ class Settings:
                 for key, value in values.items()
             }
         )
+
+
+def writable_node(schema: type[Settings]) -> DictConfig:
+    """The schema as a config node values can be merged onto.
+
+    Settings are frozen dataclasses, which OmegaConf makes read-only nodes, nested ones too,
+    each with its own flag: merging a node with nested settings onto one failed ("Cannot
+    change read-only config container"), and so did composing the YAML of their groups.
+    """
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_readonly(node, False)
+    _inherit_flags(node)
+    return node
+
+
+def _inherit_flags(parent: DictConfig) -> None:
+    """Nested settings nodes carry their own read-only flag: make them inherit the parent's."""
+    for key in parent:
+        child = parent._get_node(key)
+        if isinstance(child, DictConfig):
+            OmegaConf.set_readonly(child, None)
+            _inherit_flags(child)
 
 
 def describe(error: OmegaConfBaseException, schema: str) -> str:

@@ -71,6 +71,9 @@ def key(name: str) -> str:
         ("train", ["model=constant", "eval.size=-5"], "size must be >= 1"),
         ("train", ["model=constant", "validation.size=-1"], "validation.size must be >= 0"),
         ("leaderboard", ["eval.size=0"], "size must be >= 1"),
+        # The generator's own sizes: its ValueError traceback, exit 1, from inside a run that
+        # ended FAILED. (n_records is the slow one below: its check is the same one's.)
+        ("train", ["model=constant", "data.batch_size=0"], "^error: data: batch_size must be >= 1"),
         ("leaderboard", ["families=[constant,xgbost]"], r"unknown families \['xgbost'\]"),
         # The family follows model=: "family=xgboost" trained tfidf_ridge (the default model)
         # and recorded it as an xgboost run, which promote would then crown as xgboost.

@@ -18,6 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from pricer.configs import check_data_settings
 from pricer.data.synthetic import RAW_COLUMNS, generate_raw, iter_raw_batches
 from pricer.errors import ConfigError
 from pricer.schemas import SyntheticGenerator
@@ -239,6 +240,24 @@ def test_generator_keys_and_types_are_checked_while_composing(override: str, key
     # while Hydra composes, naming the key. It was a numpy traceback once records were drawn.
     with pytest.raises(HydraException, match=key):
         compose_config("train", [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.n_records=-1", "n_records must be >= 1, got -1"),
+        ("data.n_records=0", "n_records must be >= 1, got 0"),
+        ("data.batch_size=0", "batch_size must be >= 1, got 0"),
+    ],
+)
+def test_sizes_out_of_range_are_checked_with_the_data_settings(override: str, message: str) -> None:
+    # What the apps check before a run opens (check_item_files, load_curated): the generator
+    # refused them only once the run was open, a ValueError traceback (exit 1), run FAILED.
+    # Building the settings failed on their nested generator (a read-only node), so they
+    # were never built to check.
+    with pytest.raises(ConfigError, match=f"^data: {message}$"):
+        check_data_settings(compose_config("train", [override]).data)
+    check_data_settings(compose_config("train", []).data)  # the defaults pass
 
 
 def test_price_model_coefficients_are_checked(settings: dict[str, Any]) -> None:
