@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
-from pricer.data.dataset import check_replaceable, load_curated, save_curated
+from pricer.data.dataset import check_item_files, check_replaceable, load_curated, save_curated
 from pricer.errors import ConfigError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
@@ -47,6 +47,9 @@ def run_curation(cfg: DictConfig) -> None:
     # Before the run and the work: save_curated checks again, after the items are curated.
     check_replaceable(Path(cfg.output_dir))
     CurateConfig.from_root(cfg)  # histogram_bins=0: numpy's traceback after the split was saved
+    # The data's settings and item files, as train checks them: data.batch_size=0 was the
+    # generator's traceback, and a mistyped item path an error, each in a FAILED run.
+    check_item_files(cfg.data)
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags

@@ -74,6 +74,7 @@ def key(name: str) -> str:
         # The generator's own sizes: its ValueError traceback, exit 1, from inside a run that
         # ended FAILED. (n_records is the slow one below: its check is the same one's.)
         ("train", ["model=constant", "data.batch_size=0"], "^error: data: batch_size must be >= 1"),
+        ("curate", ["data.batch_size=-5"], "^error: data: batch_size must be >= 1, got -5$"),
         ("leaderboard", ["families=[constant,xgbost]"], r"unknown families \['xgbost'\]"),
         # The family follows model=: "family=xgboost" trained tfidf_ridge (the default model)
         # and recorded it as an xgboost run, which promote would then crown as xgboost.
@@ -126,6 +127,28 @@ def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
     error = the_error_line(result)
     assert re.search(pattern, error), error
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_curate_refuses_a_missing_item_file_before_any_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # train checked its item files before opening a run; curate opened one first, and each
+    # mistyped path left a FAILED curation in `pricer runs`.
+    missing = tmp_path / "nowhere" / "items.jsonl"
+    result = run_cli(
+        pricer_app(
+            "curate",
+            "data=items",
+            f"data.train_paths=[{missing}]",
+            f"output_dir={tmp_path / 'split'}",
+            workdir=tmp_path,
+        ),
+        tracking_uri,
+        tmp_path,
+    )
+    assert the_error_line(result) == f"error: item file not found: {missing}"
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    assert not (tmp_path / "split").exists()
 
 
 @pytest.mark.parametrize(
