@@ -40,6 +40,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.utils.validation import (  # private, but the rules the registry applies
     _validate_model_alias_name,
     _validate_model_alias_name_reserved,
+    _validate_model_name,
 )
 from omegaconf import DictConfig, OmegaConf
 
@@ -505,6 +506,16 @@ class RegistrySettings:
                 _validate_model_alias_name_reserved(alias)
             except MlflowException as error:
                 raise ConfigError(f"registry.{key}={alias}: {error.message}") from None
+        # The model's name too (``<prefix>-<data.name>``: "data.name=team/tools"): refused at
+        # the first registry call, inside the run, it read as "the tracking store failed ...
+        # promote again once it answers", and the promotion run ended FAILED.
+        try:
+            _validate_model_name(settings.model_name)
+        except MlflowException as error:
+            raise ConfigError(
+                f"registry.model_name={settings.model_name}: {error.message} (it is "
+                "registry.prefix-data.name unless set: choose names without them)"
+            ) from None
         return settings
 
 

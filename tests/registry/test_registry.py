@@ -596,6 +596,30 @@ def test_an_alias_the_registry_refuses_stops_promote_before_anything_is_written(
     assert len(promotion_runs()) == runs  # no run either
 
 
+@pytest.mark.parametrize("retire", ["false", "true"])
+@pytest.mark.parametrize(
+    "override", ["registry.prefix=team/tools", "registry.model_name=tools:2026"]
+)
+def test_a_model_name_the_registry_refuses_stops_promote_before_any_run(
+    client: MlflowClient, override: str, retire: str
+) -> None:
+    # Refused at the first registry call, inside the run: "the tracking store failed while
+    # reading the champion (...): promote again once it answers", a store that was fine, and
+    # a FAILED promotion run.
+    from pricer.errors import ConfigError
+
+    training_run(BASE)
+    name = override.partition("=")[2] + ("-synthetic" if "prefix" in override else "")
+    with pytest.raises(ConfigError) as refused:
+        promote_with(override, f"retire={retire}")
+    assert str(refused.value) == (
+        f"registry.model_name={name}: Invalid model name '{name}'. Names cannot contain '/' or "
+        "':'. (it is registry.prefix-data.name unless set: choose names without them)"
+    )
+    assert promotion_runs() == []
+    assert client.search_registered_models() == []
+
+
 @pytest.mark.parametrize(
     ("override", "why"),
     [
