@@ -27,7 +27,7 @@ from pricer.data.dataset import CuratedData, check_item_files, load_curated
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
-from pricer.evaluation.tradeoff import ComputePrice, tradeoff_table
+from pricer.evaluation.tradeoff import BOARD_COLUMNS, ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
@@ -562,8 +562,10 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         reference_mae = OmegaConf.to_container(cfg.reference_mae) if with_reference else {}
         table = leaderboard_table(results, list(cfg.columns), reference_mae)
         # Every family priced: compute at a CPU-hour rate, LLMs their tokens too; never $0.
+        # From the figures it reads, whichever of them the table shows.
+        figures = leaderboard_table(results, [*cfg.columns, *BOARD_COLUMNS], {})
         tradeoff = tradeoff_table(
-            table,
+            figures,
             compute_price,
             n_items=eval_settings.size or len(curated.test),
             ranked=rankable(table),  # an incomplete family is never on a Pareto front

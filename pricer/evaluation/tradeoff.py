@@ -53,6 +53,28 @@ TABLE_COLUMNS = [
     "pareto_latency",
     "ranked",
 ]
+# The leaderboard figures ``tradeoff_table`` reads from its board, whatever columns the
+# leaderboard shows (``columns`` in conf/leaderboard.yaml): a table of mae alone made every cost
+# and latency unknown, and one without the llm.* figures billed an LLM for its CPU seconds only
+# and gave it a batch's latency. Any llm.* figure marks an LLM's row: these are the ones every
+# LLM run logs.
+BOARD_COLUMNS = (
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "n",
+    "n_failed",
+    "time.fit_seconds",
+    "time.predict_seconds",
+    "llm.cost_per_1k_items_usd",
+    "llm.fit_cost_usd",
+    "llm.latency_p50_s",
+    "llm.latency_p95_s",
+    "llm.items_per_second",
+    "human.guesses",
+    "human.cost_per_1k_items_usd",
+    "human.seconds_per_item",
+)
 # The Pareto column's word for a family that is not ranked (it left items unpriced).
 INCOMPLETE = "incomplete"
 

@@ -203,3 +203,63 @@ def test_a_family_that_left_items_unpriced_is_not_ranked_and_says_so(
         assert len(rows) == 2 and all(row.split()[-1] == "incomplete" for row in rows), printed
         assert "frontier: incomplete, mae over the 59 of 60 items it priced" in printed
         assert "best: constant, mae $" in printed
+
+
+def test_the_tradeoff_is_whole_whatever_columns_the_leaderboard_shows(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was computed from the shown table: with columns=[mae] every cost and latency was
+    # unknown, and without the llm.* columns the LLM was billed for its CPU seconds alone, at
+    # a batch's latency, in the table, the charts and the description (and `pricer runs`
+    # then ended in a traceback on the intervals the table left out).
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key-for-the-stub")
+    with StubServer() as stub:
+        result = run_cli(
+            pricer_app(
+                "leaderboard",
+                "families=[constant,frontier]",
+                "+model@models.frontier=frontier",
+                f"models.frontier.base_url={stub.base_url}",
+                "models.frontier.tier=null",
+                "models.frontier.cache_dir=null",  # every answer asked: a latency measured
+                "columns=[mae]",
+                "data.n_records=4000",
+                "curation.split.test_size=200",
+                "eval.size=50",
+                f"curation.cache_dir={tmp_path}/cache",
+                workdir=tmp_path,
+            ),
+            tracking_uri,
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {
+        r.info.run_name.split(" · ")[0]: r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    }
+    parent = runs["leaderboard"]
+    table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/leaderboard/tradeoff.json")
+    trade = pd.DataFrame(table["data"], columns=table["columns"]).set_index("family")
+    llm = runs["frontier"].data.metrics
+    assert llm["llm.cost_per_1k_items_usd"] > 0
+    assert trade.loc["frontier", "tokens_per_1k_usd"] == pytest.approx(
+        llm["llm.cost_per_1k_items_usd"]
+    )
+    assert trade.loc["frontier", "latency_source"] == "p50 call"
+    assert trade.loc["frontier", "latency_per_item_s"] == pytest.approx(llm["llm.latency_p50_s"])
+    for family, run in runs.items():
+        if family == "leaderboard":
+            continue
+        assert trade.loc[family, "compute_per_1k_usd"] > 0, family
+        low, high = trade.loc[family, ["mae_ci_low", "mae_ci_high"]]
+        assert (low, high) == pytest.approx(
+            (run.data.metrics["mae_ci_low"], run.data.metrics["mae_ci_high"])
+        )
+    assert trade.loc["constant", ["pareto_cost", "pareto_latency"]].all()
+    shown = run_cli(
+        [str(Path(sys.executable).with_name("pricer")), "runs", parent.info.run_id[:8]],
+        tracking_uri,
+        tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "unknown" not in shown.stdout.split("Trade-off ($")[1], shown.stdout
