@@ -464,6 +464,13 @@ def _stored_notes(run: Run) -> list[str] | None:
     return text.splitlines()
 
 
+_NUMERIC_TRADEOFF_COLUMNS = [
+    column
+    for column in TABLE_COLUMNS
+    if column not in ("latency_source", "pareto_cost", "pareto_latency", "ranked")
+]
+
+
 def _stored_tradeoff(run: Run) -> pd.DataFrame | None:
     """The leaderboard's trade-off table (None: it logged none, or it cannot be read: the
     leaderboard above it is what was asked for)."""
@@ -473,6 +480,12 @@ def _stored_tradeoff(run: Run) -> pd.DataFrame | None:
         table = pd.DataFrame(stored["data"], columns=stored["columns"]).set_index("family")
         table.index = table.index.astype(str)
         table[TABLE_COLUMNS]  # every column the display reads, or KeyError
+        # NaN is logged as JSON null and read back as None, which the display took for a
+        # figure: a table without intervals (a leaderboard that showed columns=[mae]) ended
+        # `pricer runs RUN` in a TypeError traceback. Back to NaN, as logged; not a number
+        # at all, a ValueError (damaged).
+        for column in _NUMERIC_TRADEOFF_COLUMNS:
+            table[column] = pd.to_numeric(table[column]).astype(float)
     except (mlflow.exceptions.MlflowException, OSError, ValueError, KeyError, TypeError):
         return None
     return table

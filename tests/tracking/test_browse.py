@@ -490,6 +490,30 @@ def test_a_leaderboard_shown_again_says_what_was_said_under_its_table(
     assert not any(line.startswith("families") for line in again)
 
 
+def test_a_stored_tradeoff_without_intervals_is_shown_not_a_traceback(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A leaderboard run with columns=[mae] logged its trade-off without intervals, as JSON
+    # nulls: `pricer runs RUN` read them as None and ended in a TypeError traceback.
+    from pricer.evaluation.tradeoff import tradeoff_table
+    from pricer.schemas import ComputePrice
+    from pricer.tracking.leaderboard import log_leaderboard
+    from tests.tracking.test_leaderboard import board
+
+    table = board(n=[250.0, 250.0, 250.0]).drop(index="frontier")
+    without = table.drop(columns=["mae_ci_low", "mae_ci_high"])
+    tradeoff = tradeoff_table(without, ComputePrice(cpu_hour_usd=0.05, cpus=2))
+    with mlflow.start_run(tags={"pricer.kind": "leaderboard", "pricer.data": "real"}) as run:
+        log_leaderboard(without, data="real", tradeoff=tradeoff)
+    printed = capsys.readouterr().out
+    shown_then = printed[printed.index("Trade-off ($") :].splitlines()[:4]
+    assert console.main(["runs", run.info.run_id[:8]]) == 0
+    again = capsys.readouterr().out
+    # As the leaderboard printed it: each mae without an interval, the rest as it was.
+    assert again[again.index("Trade-off ($") :].splitlines()[:4] == shown_then
+    assert "$92.78 " in shown_then[3] and "(80-107)" not in again
+
+
 def test_a_leaderboard_says_which_of_its_family_runs_were_deleted(tracking_uri: str) -> None:
     # Its best family's run deleted since, `pricer runs RUN` still named it best with its id,
     # and `pricer compare` of that id said "no run starts with", as if it were mistyped.
