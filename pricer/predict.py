@@ -154,21 +154,42 @@ def read_items(path: Path) -> pd.DataFrame:
                 # Text stays text: no NaN for empty cells, no numbers guessed from digits.
                 items = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
         else:
-            # utf-8-sig: a file saved with a byte order mark (Windows editors) reads too.
-            items = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
+            items = _read_json_lines(path)
     except (ValueError, pd.errors.ParserWarning) as error:
         raise PredictError(f"{path}: not valid {kind}: {error}") from error
-    except TypeError as error:  # a JSON Lines line of null or a number: pandas' TypeError
-        raise PredictError(
-            f"{path}: not valid {kind}: a line is no JSON object ({error})"
-        ) from error
-    if items.empty:
+    if len(items) == 0:
         raise PredictError(f"{path}: no items")
     if REQUIRED_COLUMN not in items.columns:
         raise PredictError(
             f"{path}: items need a {REQUIRED_COLUMN!r} column; found {list(items.columns)}"
         )
     return items
+
+
+def _read_json_lines(path: Path) -> pd.DataFrame:
+    """The items of a JSON Lines file, each value as its line gave it (a ValueError naming the
+    line that is no JSON object).
+
+    Read by pandas, the columns were typed as wholes: an id of 123456789012345678 in a column
+    with a missing one became a float, written back as 1.23456789e+17 (its last digits gone),
+    and every whole number of such a column as 7.0. Kept as objects, the output carries each
+    column through unchanged. utf-8-sig: a file saved with a byte order mark reads too.
+    """
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number}, column {error.colno}: {error.msg}") from None
+            if not isinstance(record, dict):
+                shown = json.dumps(record)
+                shown = shown if len(shown) <= 40 else f"{shown[:39]}…"
+                raise ValueError(f"a line is no JSON object (line {number}: {shown})")
+            records.append(record)
+    return pd.DataFrame(records, dtype=object)
 
 
 def require_text(items: pd.DataFrame, where: str) -> None:
@@ -210,9 +231,14 @@ def _blank(path: Path) -> bool:
 def write_prices(items: pd.DataFrame, output: Path | None) -> None:
     kind = "csv" if output is None else READERS[output.suffix.lower()]  # checked before pricing
     if kind == "csv":  # a JSON object or list (details) as JSON, not as Python's repr
-        items = items.apply(
-            lambda column: column.map(_as_json) if column.dtype == object else column
-        )
+        items = items.copy()
+        for name, column in items.items():
+            if column.dtype == object:
+                # Built as objects: ``map`` typed the result as a whole, so a column of whole
+                # numbers with a gap became floats again (7.0, 1.2345678901234568e+17).
+                items[name] = pd.Series(
+                    [_as_json(value) for value in column], index=column.index, dtype=object
+                )
     if output is None:
         items.to_csv(sys.stdout, index=False)
         return
@@ -220,7 +246,21 @@ def write_prices(items: pd.DataFrame, output: Path | None) -> None:
         if kind == "csv":
             items.to_csv(temporary, index=False)
         else:
-            items.to_json(temporary, orient="records", lines=True)
+            _write_json_lines(items, temporary)
+
+
+def _write_json_lines(items: pd.DataFrame, path: Path) -> None:
+    """One JSON object per item, each value as read (pandas' writer kept 10 significant
+    digits: an id of 123456789012345678 came out as 1.23456789e+17); missing values null."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for record in items.to_dict(orient="records"):
+            handle.write(json.dumps({key: _json_value(v) for key, v in record.items()}) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and np.isnan(value):
+        return None  # a key missing from its line, or no price
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -200,6 +200,51 @@ def test_file_mode_reads_csv_and_writes_jsonl_or_stdout(
     assert captured.err.startswith(ANSWERED_BY)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
+    champion_store: str, tmp_path: Path, suffix: str
+) -> None:
+    # Read by pandas, a column was typed as a whole: an id with a gap in its column became a
+    # float, written as 1.23456789e+17 (JSONL, 10 digits kept) or 1.2345678901234568e+17 (CSV),
+    # and every whole number of such a column as 7.0: ids no longer matched their items.
+    rows = [
+        {"id": 123456789012345678, "text": TEXTS[0], "weight": 0.123456789012345},
+        {"text": TEXTS[1], "ean": "0012345"},
+        {"id": 7, "text": TEXTS[0], "rating": 4, "weight": 2.5},
+    ]
+    source = tmp_path / "items.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = tmp_path / f"prices{suffix}"
+    assert main(["--input", str(source), "--output", str(output)]) == 0
+    if suffix == ".jsonl":
+        written = [json.loads(line) for line in output.read_text().splitlines()]
+        assert [{k: v for k, v in row.items() if v is not None} for row in written] == [
+            {**row, "predicted_price": row_written["predicted_price"]}
+            for row, row_written in zip(rows, written, strict=True)
+        ]
+    else:
+        written = pd.read_csv(output, dtype=str, keep_default_na=False)
+        assert written.columns.tolist() == [
+            "id",
+            "text",
+            "weight",
+            "ean",
+            "rating",
+            "predicted_price",
+        ]
+        assert written.drop(columns="predicted_price").to_dict(orient="records") == [
+            {
+                "id": "123456789012345678",
+                "text": TEXTS[0],
+                "weight": "0.123456789012345",
+                "ean": "",
+                "rating": "",
+            },
+            {"id": "", "text": TEXTS[1], "weight": "", "ean": "0012345", "rating": ""},
+            {"id": "7", "text": TEXTS[0], "weight": "2.5", "ean": "", "rating": "4"},
+        ]
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
