@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,8 @@ from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
 from pricer.errors import ConfigError, UserError
 from pricer.files import folder_problem
 from pricer.identity import comparable
+
+log = logging.getLogger(__name__)
 
 # The smallest training set pricer fits on. The text families drop words seen in fewer than
 # ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
@@ -168,7 +171,14 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     if problem != "absent":
         cache.discard(entry, problem)
     curated = build_from_raw(data_cfg, curation_cfg)
-    save_curated(curated, entry)
+    try:
+        save_curated(curated, entry)
+    except OSError as error:
+        # The cache only spares the next run this work, and the entry is whole or absent
+        # (its staging folder removed): a full disk or a folder that refuses files failed the
+        # run after the curation with a traceback (minutes of work at the course's scale).
+        why = error.strerror or str(error)
+        log.warning("curated split not cached in %s (%s): the next run curates again", entry, why)
     return curated
 
 

@@ -356,6 +356,31 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(
     pd.testing.assert_frame_equal(first.test, third.test)
 
 
+def test_a_cache_that_cannot_be_written_warns_and_the_split_is_still_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk while the entry was written: an OSError traceback once the items had been
+    # curated, and the run ended FAILED. The cache only spares the next run the work.
+    cfg = cached_config(tmp_path / "cache")
+    expected = load_curated(cfg.data, {**cfg.curation, "cache_dir": None})
+    writes = pd.DataFrame.to_parquet
+
+    def disk_full(self: pd.DataFrame, path: object, *args: object, **kwargs: object) -> None:
+        if "population" in str(path):  # two files written, the third fails part-way
+            Path(str(path)).write_bytes(b"PAR1")
+            raise OSError(28, "No space left on device")
+        writes(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    with caplog.at_level(logging.WARNING):
+        curated = load_curated(cfg.data, cfg.curation)
+    pd.testing.assert_frame_equal(curated.train, expected.train)
+    pd.testing.assert_frame_equal(curated.test, expected.test)
+    [warning] = [r.getMessage() for r in caplog.records if "not cached" in r.getMessage()]
+    assert "(No space left on device): the next run curates again" in warning
+    assert list((tmp_path / "cache").iterdir()) == []  # no entry, whole or part
+
+
 KILLED_SAVE = """
 import os, sys, time
 import pandas as pd
