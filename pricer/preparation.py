@@ -20,8 +20,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
-from pricer.data.dataset import check_item_files, check_replaceable, load_curated, save_curated
-from pricer.errors import ConfigError
+from pricer.data.dataset import (
+    NotASplit,
+    check_item_files,
+    check_replaceable,
+    load_curated,
+    save_curated,
+)
+from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
 from pricer.files import unwritable
@@ -42,6 +48,10 @@ from pricer.tracking.data import data_name, log_curation_charts, log_data_inputs
 from pricer.tracking.run import log_config, tracked_run
 
 
+class SplitNotSaved(UserError, OSError):
+    """``pricer curate`` could not write its split to ``output_dir``."""
+
+
 def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     # Before the run and the work: save_curated checks again, after the items are curated.
@@ -56,7 +66,17 @@ def run_curation(cfg: DictConfig) -> None:
     ):
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
-        save_curated(curated, Path(cfg.output_dir), replace=True)
+        try:
+            save_curated(curated, Path(cfg.output_dir), replace=True)
+        except NotASplit:
+            raise
+        except OSError as error:
+            # A full disk: the split is written whole beside the folder, then swapped in, so
+            # the folder is as it was; it was an OSError traceback.
+            raise SplitNotSaved(
+                f"cannot write {cfg.output_dir}: {error.strerror or error}; "
+                "the split there is as it was"
+            ) from None
         log_data_inputs(curated, None, cfg.data)
         log_curation_charts(curated, cfg.histogram_bins)
         report = curated.report

@@ -648,6 +648,36 @@ def test_curate_refuses_histogram_bins_out_of_range_before_it_curates(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_a_split_that_cannot_be_written_is_one_line_and_the_old_split_stays(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk while the split was written: an OSError traceback, exit 1. A UserError is
+    # one line on the terminal (pricer.cli.run).
+    split = tmp_path / "split"
+    run_curation(_curate_config(split, "10"))
+    before = {path.name: path.read_bytes() for path in split.iterdir()}
+    writes = pd.DataFrame.to_parquet
+
+    def disk_full(self: pd.DataFrame, path: object, *args: object, **kwargs: object) -> None:
+        if "test" in Path(str(path)).name:  # the second file, cut short
+            Path(str(path)).write_bytes(b"PAR1")
+            raise OSError(28, "No space left on device")
+        writes(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    with pytest.raises(UserError) as refused:
+        run_curation(_curate_config(split, "10"))
+    assert str(refused.value) == (
+        f"cannot write {split}: No space left on device; the split there is as it was"
+    )
+    assert {path.name: path.read_bytes() for path in split.iterdir()} == before
+    beside = [path.name for path in tmp_path.glob(".split*")]
+    assert beside == [".split.lock"]  # the swap's lock alone: no partial split beside it
+    [failed, _] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["error"].endswith("the split there is as it was")
+
+
 def test_a_split_is_readable_as_any_new_folder_is(tmp_path: Path) -> None:
     # Made by tempfile.mkdtemp, the split's folder was 0700 whatever the umask: a split
     # curated for the team (data=curated) could be read by its writer alone.
