@@ -117,6 +117,14 @@ def check_usable(uri: str) -> None:
     MLflow 3.17 refuses unless ``MLFLOW_ALLOW_FILE_STORE`` is set) or a scheme no tracking store
     is registered for (``sqlit:///x.db``). MLflow raised both from the first client made, a
     traceback of 50 to 80 lines."""
+    if not uri.strip():
+        # MLFLOW_TRACKING_URI exported empty (a script's "MLFLOW_TRACKING_URI=$UNSET") is the
+        # URI, not "unset": it read as the working folder, " names a folder, MLflow's file
+        # store ...", the subject missing and a database beside the folder suggested.
+        raise StoreUnusable(
+            "the tracking URI is empty (MLFLOW_TRACKING_URI is set to nothing, or tracking.uri "
+            "is): unset the variable to track to the project's store, or give it a URI"
+        )
     scheme = urlsplit(uri).scheme
     if scheme in ("", "file"):
         if not MLFLOW_ALLOW_FILE_STORE.get():

@@ -354,3 +354,17 @@ def test_a_store_that_cannot_be_used_is_one_line_within_seconds(
     assert re.search(expected, error), error
     assert "hunter2secret" not in result.stdout + result.stderr
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("command", [["train", "model=constant"], ["runs"], ["predict", "drill"]])
+def test_a_tracking_uri_exported_empty_is_said_to_be_empty(
+    command: list[str], tmp_path: Path
+) -> None:
+    # MLFLOW_TRACKING_URI= (exported, empty) read as the working folder: "error:  names a
+    # folder, MLflow's file store, ...", its subject missing, and a database suggested there.
+    pricer = str(Path(sys.executable).with_name("pricer"))
+    result = run_cli([pricer, *command], "", tmp_path)
+    assert the_error_line(result) == (
+        "error: the tracking URI is empty (MLFLOW_TRACKING_URI is set to nothing, or "
+        "tracking.uri is): unset the variable to track to the project's store, or give it a URI"
+    )
