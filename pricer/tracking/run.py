@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow.entities import LifecycleStage, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.utils.file_utils import local_file_uri_to_path
@@ -124,7 +124,15 @@ def _choose_experiment(name: str, artifact_location: str | None) -> str:
     for attempt in range(3):
         try:
             checked = None
-            if mlflow.get_experiment_by_name(name) is None and artifact_location:
+            found = mlflow.get_experiment_by_name(name)
+            if found is not None and found.lifecycle_stage == LifecycleStage.DELETED:
+                # MLflow's refusal was a traceback (exit 1), from every app that logs.
+                raise ConfigError(
+                    f"experiment {name!r} was deleted: restore it (mlflow experiments restore "
+                    f"--experiment-id {found.experiment_id}) to log to it again, or send runs "
+                    "to another (tracking.experiment=NAME)"
+                )
+            if found is None and artifact_location:
                 checked = artifact_location
                 _require_local_folder(
                     artifact_location,

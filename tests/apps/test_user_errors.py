@@ -368,3 +368,26 @@ def test_a_tracking_uri_exported_empty_is_said_to_be_empty(
         "error: the tracking URI is empty (MLFLOW_TRACKING_URI is set to nothing, or "
         "tracking.uri is): unset the variable to track to the project's store, or give it a URI"
     )
+
+
+@pytest.mark.parametrize("app", ["train", "promote"])
+def test_a_deleted_experiment_is_one_line_naming_how_to_restore_it(
+    app: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    # Deleted in the UI, then used again: MLflow's "Cannot set a deleted experiment" was a
+    # traceback, exit 1, from every app that logs.
+    client = mlflow.MlflowClient()
+    gone = client.create_experiment("gone")
+    client.delete_experiment(gone)
+    setting = "model=constant" if app == "train" else "data=synthetic"
+    result = run_cli(
+        pricer_app(app, setting, "tracking.experiment=gone", workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+    )
+    assert the_error_line(result) == (
+        f"error: experiment 'gone' was deleted: restore it (mlflow experiments restore "
+        f"--experiment-id {gone}) to log to it again, or send runs to another "
+        "(tracking.experiment=NAME)"
+    )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
