@@ -18,7 +18,7 @@ from datetime import datetime
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Run, ViewType
+from mlflow.entities import LifecycleStage, Run, ViewType
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
@@ -134,6 +134,13 @@ def _experiment_ids(experiment: str | None) -> list[str]:
     if found is None:
         raise RunNotFound(
             f"experiment {experiment!r} does not exist in {safe_uri(mlflow.get_tracking_uri())}"
+        )
+    if found.lifecycle_stage == LifecycleStage.DELETED:
+        # Its runs are deleted with it: "no leaderboard, sweep, curation or run", exit 0, as
+        # if it had never held any.
+        raise RunNotFound(
+            f"experiment {experiment!r} was deleted, its runs with it: restore it (mlflow "
+            f"experiments restore --experiment-id {found.experiment_id}) to see them"
         )
     return [found.experiment_id]
 

@@ -514,6 +514,24 @@ def test_a_stored_tradeoff_without_intervals_is_shown_not_a_traceback(
     assert "$92.78 " in shown_then[3] and "(80-107)" not in again
 
 
+@pytest.mark.parametrize("command", [["runs"], ["compare", "a1", "b2"]])
+def test_a_deleted_experiment_is_said_to_be_deleted_not_empty(
+    tracking_uri: str, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # `pricer runs --experiment gone` said "no leaderboard, sweep, curation or run", exit 0,
+    # of an experiment that held runs until it was deleted.
+    client = mlflow.MlflowClient()
+    gone = client.create_experiment("gone")
+    with mlflow.start_run(experiment_id=gone):
+        mlflow.log_metric("mae", 20.0)
+    client.delete_experiment(gone)
+    assert console.main([*command, "--experiment", "gone"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: experiment 'gone' was deleted, its runs with it: restore it (mlflow "
+        f"experiments restore --experiment-id {gone}) to see them\n"
+    )
+
+
 def test_a_leaderboard_says_which_of_its_family_runs_were_deleted(tracking_uri: str) -> None:
     # Its best family's run deleted since, `pricer runs RUN` still named it best with its id,
     # and `pricer compare` of that id said "no run starts with", as if it were mistyped.
