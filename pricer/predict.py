@@ -135,6 +135,8 @@ def read_items(path: Path) -> pd.DataFrame:
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise PredictError(f"{path}: unknown file type; use one of {sorted(READERS)}")
+    if path.is_dir():  # "input file not found" sent the user looking for a missing file
+        raise PredictError(f"{path} is a folder: --input takes a JSONL or CSV file")
     if not path.is_file():
         raise PredictError(f"input file not found: {path}")
     if _blank(path):  # it said "items need a 'text' column; found []"

@@ -268,6 +268,8 @@ def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
         (["--input", "{tmp}/null_line.jsonl"], "null_line.jsonl: not valid jsonl: a line is no"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
+        # A folder was "input file not found" too.
+        (["--input", "{tmp}/folder.csv"], "folder.csv is a folder: --input takes a JSONL or CSV"),
         (["--input", "{tmp}/items.txt"], "unknown file type"),
         (["--input", "{tmp}/no_text.csv"], "items need a 'text' column; found ['name']"),
         # An array read line by line said "items need a 'text' column; found [0]".
@@ -294,6 +296,7 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "folder.csv").mkdir()
     assert main([argument.format(tmp=tmp_path) for argument in arguments]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
