@@ -26,6 +26,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import PromptVersion
 
+from pricer.schemas import SystemMetricsConfig
+
 PROMPT_PREFIX = "pricer-"
 _FIELD = re.compile(r"(?<!\{)\{(\w+)\}(?!\})")  # pricer's {text} -> MLflow's {{text}}
 
@@ -35,8 +37,9 @@ def enable_system_metrics(settings: Mapping[str, Any] | None) -> None:
     if not settings or not settings.get("enabled"):
         mlflow.disable_system_metrics_logging()
         return
-    mlflow.set_system_metrics_sampling_interval(float(settings["sampling_interval"]))
-    mlflow.set_system_metrics_samples_before_logging(int(settings["samples_before_logging"]))
+    checked = SystemMetricsConfig.from_config(settings)  # their ranges, before any run
+    mlflow.set_system_metrics_sampling_interval(checked.sampling_interval)
+    mlflow.set_system_metrics_samples_before_logging(checked.samples_before_logging)
     # The monitor says "Started/Stopping/Successfully terminated" at INFO for every run: three
     # lines per family between pricer's summary lines.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)

@@ -76,6 +76,18 @@ def key(name: str) -> str:
         ("train", ["model=constant", "data.batch_size=0"], "^error: data: batch_size must be >= 1"),
         ("curate", ["data.batch_size=-5"], "^error: data: batch_size must be >= 1, got -5$"),
         ("leaderboard", ["families=[constant,xgbost]"], r"unknown families \['xgbost'\]"),
+        # MLflow's monitor took them as they came: -1 wrote a sample to the store on every
+        # turn of its loop (3,672 in a 5 s run), 0 none at all.
+        (
+            "train",
+            ["model=constant", "tracking.system_metrics.sampling_interval=-1"],
+            r"^error: tracking\.system_metrics: sampling_interval must be > 0 seconds, got -1\.0$",
+        ),
+        (
+            "leaderboard",
+            ["tracking.system_metrics.samples_before_logging=0"],
+            r"samples_before_logging must be >= 1, got 0$",
+        ),
         # The family follows model=: "family=xgboost" trained tfidf_ridge (the default model)
         # and recorded it as an xgboost run, which promote would then crown as xgboost.
         (
