@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
 
 from hydra.utils import get_object
@@ -94,6 +94,27 @@ def _inherit_flags(parent: DictConfig) -> None:
         if isinstance(child, DictConfig):
             OmegaConf.set_readonly(child, None)
             _inherit_flags(child)
+
+
+def resolved_children(node: object) -> Iterator[tuple[str, object]]:
+    """Each child of a config node (plain or OmegaConf; a mapping's keys, a list's indices as
+    text) with its value resolved as it is read (``${seed}``, a member given as an
+    interpolation). Value by value, not the whole node at once: one only a sweep's trial
+    resolves (``seed=${hydra:job.num}``: Hydra knows no job yet as the sweep starts) is
+    skipped, for the trial's own run to check, where resolving the whole node failed the sweep
+    with OmegaConf's traceback. A node that is neither has none."""
+    if isinstance(node, Mapping):
+        keys: list[Any] = list(node.keys())
+    elif isinstance(node, list) or OmegaConf.is_list(node):
+        keys = list(range(len(node)))  # type: ignore[arg-type]
+    else:
+        return
+    for key in keys:
+        try:
+            value = node[key]  # type: ignore[index]
+        except OmegaConfBaseException:  # resolvable in the run only
+            continue
+        yield str(key), value
 
 
 def describe(error: OmegaConfBaseException, schema: str) -> str:

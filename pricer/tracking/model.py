@@ -40,12 +40,12 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer.errors import UserError
 from pricer.models.base import OPTIONAL_COLUMNS, REQUIRED_COLUMN, Pricer
 from pricer.models.ensemble import LoggedPricer
+from pricer.settings import resolved_children
 from pricer.tracking.model_files import (
     UnsafeModelFile,
     copy_modules,
@@ -410,18 +410,8 @@ def logged_member_uris(
     if (model_uri := logged_member_uri(node)) is not None:
         yield path, model_uri
         return
-    if isinstance(node, Mapping):
-        keys: list[object] = list(node.keys())
-    elif isinstance(node, list) or OmegaConf.is_list(node):
-        keys = list(range(len(node)))  # type: ignore[arg-type]
-    else:
-        return
-    for key in keys:
-        try:
-            value = node[key]  # type: ignore[index]
-        except OmegaConfBaseException:  # resolvable in the run only
-            continue
-        yield from logged_member_uris(value, (*path, str(key)))
+    for key, value in resolved_children(node):
+        yield from logged_member_uris(value, (*path, key))
 
 
 def _find_in_store(model_uri: str) -> None:

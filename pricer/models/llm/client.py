@@ -24,7 +24,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,13 +33,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx2
 import openai
 from aiolimiter import AsyncLimiter
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from pricer.errors import ConfigError, UserError
 from pricer.models.llm.answering import MAX_MODEL_NAME
 from pricer.models.llm.cache import MAX_TOKEN_COUNT
+from pricer.settings import resolved_children
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_HEADER = "x-stainless-retry-count"  # the SDK numbers each attempt of one call
@@ -145,31 +144,19 @@ def _key_settings(
     and, for one a logged model was fitted with (``logged``), that model's URI, each value
     resolved as it is read (``${seed}``, a member given as an interpolation).
 
-    Value by value, not the whole node at once: a sweep checks its family's key as the multirun
-    starts, where a value only a trial resolves (``seed=${hydra:job.num}``, a seed per trial:
-    Hydra knows no job yet) failed the whole sweep with OmegaConf's traceback. Such a value is
-    skipped here; the trial's own run checks it, resolved.
+    Value by value (``resolved_children``): a sweep checks its family's key as the multirun
+    starts, where a value only a trial resolves is skipped, for the trial's own run to check.
     """
     if logged is not None and (found := logged(node)) is not None:
         source, settings = found
         for inner, api_key_env in settings:
             yield (*path, *inner), api_key_env, source
         return
-    if isinstance(node, Mapping):
-        keys: Iterable[Any] = list(node.keys())
-    elif isinstance(node, list) or OmegaConf.is_list(node):
-        keys = range(len(node))  # type: ignore[arg-type]
-    else:
-        return
-    for key in keys:
-        try:
-            value = node[key]  # type: ignore[index]
-        except OmegaConfBaseException:  # resolvable in the run only
-            continue
+    for key, value in resolved_children(node):
         if key == "api_key_env" and value is not None:
             yield path, value, None
         else:
-            yield from _key_settings(value, (*path, str(key)), logged)
+            yield from _key_settings(value, (*path, key), logged)
 
 
 @dataclass(frozen=True)
