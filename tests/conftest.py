@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmarks.common import STORE_BOUND
 from pricer import (
@@ -113,6 +113,18 @@ def compose_config(config_name: str, overrides: list[str] | None = None) -> Dict
     """The config a Hydra app would see, composed from the real conf/ folder."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides or [])
+
+
+def multirun_config(overrides: list[str], task: list[str]) -> DictConfig:
+    """What Hydra hands a multirun's callbacks as it starts (``on_multirun_start``) for
+    ``pricer train -m <task>``: the train config composed with ``overrides``, its ``hydra``
+    node included (the sweeper, the callbacks) and writable, ``task`` as the command line's."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    OmegaConf.set_readonly(cfg, False)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = task
+    return cfg
 
 
 def small_train_config(family: str, folder: Path, *overrides: str) -> DictConfig:

@@ -13,17 +13,16 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from pricer.devtools.stub_server import StubServer
 from pricer.errors import UserError
 from pricer.experiment import run_family, run_leaderboard
 from pricer.models.llm.client import MissingApiKeyError, check_api_keys
-from pricer.paths import CONFIG_DIR
 from pricer.tracking.sweep import SweepError
 from tests.apps.test_user_errors import the_error_line
+from tests.conftest import multirun_config
 from tests.e2e.conftest import pricer_app, run_cli
 from tests.llm.conftest import KEY_ENV, frontier_config
 
@@ -232,19 +231,14 @@ def test_a_leaderboard_and_a_sweep_check_their_logged_members_keys(
     with pytest.raises(MissingApiKeyError, match=refusal):
         run_leaderboard(leaderboard)
     # A sweep opened its parent run, then each trial was refused.
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        sweep = compose(
-            "train",
-            overrides=[
-                "model=ensemble",
-                *(f"+model.members.best.{setting}" for setting in member),
-                "validation.size=5",
-            ],
-            return_hydra_config=True,
-        )
-    OmegaConf.set_readonly(sweep, False)
-    with open_dict(sweep):
-        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    sweep = multirun_config(
+        [
+            "model=ensemble",
+            *(f"+model.members.best.{setting}" for setting in member),
+            "validation.size=5",
+        ],
+        ["model=ensemble", "model.log_space=true,false"],
+    )
     with pytest.raises(SweepError, match=refusal):
         Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
     after = mlflow.search_runs(search_all_experiments=True, output_format="list")
@@ -304,19 +298,14 @@ def test_a_leaderboard_and_a_sweep_refuse_a_logged_member_not_there(
     with pytest.raises(UserError, match=refusal):  # what the app prints as one line
         run_leaderboard(leaderboard)
     # A sweep opened its parent run, then each trial was refused, the parent FAILED.
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        sweep = compose(
-            "train",
-            overrides=[
-                "model=ensemble",
-                *(f"+model.{setting}" for setting in settings[:2]),
-                "validation.size=5",
-            ],
-            return_hydra_config=True,
-        )
-    OmegaConf.set_readonly(sweep, False)
-    with open_dict(sweep):
-        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    sweep = multirun_config(
+        [
+            "model=ensemble",
+            *(f"+model.{setting}" for setting in settings[:2]),
+            "validation.size=5",
+        ],
+        ["model=ensemble", "model.log_space=true,false"],
+    )
     with pytest.raises(SweepError, match=r"^model\.members\.best: cannot find models:/nosuch"):
         Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
@@ -331,21 +320,16 @@ def test_a_sweep_whose_logged_member_s_store_does_not_answer_stops_in_one_line(
         server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
     uris = mlflow.tracking._tracking_service.utils  # the check points MLflow at it: put back
     monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        sweep = compose(
-            "train",
-            overrides=[
-                "model=ensemble",
-                "+model.members.best._target_=pricer.tracking.model.logged_pricer",
-                "+model.members.best.model_uri=models:/pricer-real@champion",
-                "validation.size=5",
-                f"tracking.uri={server}",
-            ],
-            return_hydra_config=True,
-        )
-    OmegaConf.set_readonly(sweep, False)
-    with open_dict(sweep):
-        sweep.hydra.overrides.task = ["model=ensemble", "model.log_space=true,false"]
+    sweep = multirun_config(
+        [
+            "model=ensemble",
+            "+model.members.best._target_=pricer.tracking.model.logged_pricer",
+            "+model.members.best.model_uri=models:/pricer-real@champion",
+            "validation.size=5",
+            f"tracking.uri={server}",
+        ],
+        ["model=ensemble", "model.log_space=true,false"],
+    )
     with pytest.raises(SweepError, match=rf"^cannot reach the tracking server at {server} "):
         Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
 

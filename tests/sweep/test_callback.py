@@ -30,6 +30,7 @@ from pricer.tracking.sweep import (
     trial_overrides,
 )
 from pricer.validation import OBJECTIVE
+from tests.conftest import multirun_config
 
 # What joblib's workers set (besides others no library of pricer's reads), and a shell may.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -54,19 +55,10 @@ def threads_as_a_plain_process_has_them(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.fixture
 def sweep_config(tracking_uri: str, tmp_path: Path) -> DictConfig:
     """What Hydra hands the callback for `-m model=constant model.statistic=mean,median`."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "model=constant",
-                "validation.size=50",
-            ],
-            return_hydra_config=True,
-        )
-    OmegaConf.set_readonly(cfg, False)
-    with open_dict(cfg):
-        cfg.hydra.overrides.task = ["model=constant", "model.statistic=mean,median"]
-    return cfg
+    return multirun_config(
+        ["model=constant", "validation.size=50"],
+        ["model=constant", "model.statistic=mean,median"],
+    )
 
 
 def trial_config(master: DictConfig, num: int, statistic: str) -> DictConfig:
@@ -353,11 +345,7 @@ def test_a_sweep_over_families_is_named_after_them_not_the_default(tracking_uri:
     # `-m model=constant,linear` named its parent "sweep · tfidf_ridge · synthetic" and tagged
     # it tfidf_ridge (the default model, which no trial trained): `pricer runs` then showed
     # the best trial's test mae as a tfidf_ridge sweep's.
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["validation.size=50"], return_hydra_config=True)
-    OmegaConf.set_readonly(cfg, False)
-    with open_dict(cfg):
-        cfg.hydra.overrides.task = ["model=constant,linear", "validation.size=50"]
+    cfg = multirun_config(["validation.size=50"], ["model=constant,linear", "validation.size=50"])
     callback: SweepCallback = instantiate(cfg.hydra.callbacks.mlflow_sweep)
     callback.on_multirun_start(cfg)
     parent = mlflow.get_run(callback.parent_run_id)
