@@ -44,6 +44,14 @@ def _gone_pid() -> int:
     return child.pid
 
 
+def _dead_process_tags() -> dict[str, str]:
+    """The process tags of a run whose process, of this host, has ended (no start time: its
+    pid is checked alone)."""
+    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
+    dead.pop(PROCESS_START_TAG, None)
+    return dead
+
+
 def _run(experiment_id: str, name: str, tags: dict[str, str]) -> str:
     tags = {**tags, "mlflow.runName": name}
     return mlflow.MlflowClient().create_run(experiment_id, tags=tags).info.run_id
@@ -62,8 +70,7 @@ def test_a_run_of_a_gone_process_ends_killed_with_its_nested_runs_and_models(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     parent = _run(experiment, "leaderboard", dead)
     child = _run(experiment, "family", {PARENT: parent})
     pending = mlflow.initialize_logged_model(name="pricer", source_run_id=child)
@@ -201,8 +208,7 @@ def test_a_run_that_ends_meanwhile_is_said_so_not_ended_in_silence(
     # Its own end (or the reaper's) landing between the read and the writes: --end wrote
     # nothing, rightly, and said nothing, exiting 0 as if it had ended it.
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     run = _run(experiment, "train", dead)
     _meanwhile(monkeypatch, lambda: mlflow.MlflowClient().set_terminated(run))
 
@@ -271,8 +277,7 @@ def test_a_run_nested_deeper_is_judged_by_its_own_parent(
     # sweep. A family run's error named the sweep as its parent; and one under a leaderboard
     # whose process is alive here was ended with the sweep, though it stops with that process.
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     sweep = _run(experiment, "sweep", dead)
     board = _run(experiment, "leaderboard", {PARENT: sweep})
     family = _run(experiment, "family", {PARENT: board})
@@ -300,8 +305,7 @@ def test_a_reap_ending_the_run_at_that_moment_goes_first_and_is_said(
     # each read it RUNNING before the other wrote, and both ended it, each with its own error
     # and ended_by (the last writer's kept), and --end said it had ended it.
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     run = _run(experiment, "train", dead)
     codes: list[int] = []
     hand = threading.Thread(target=lambda: codes.append(console.main(["runs", run, "--end"])))
@@ -329,8 +333,7 @@ def test_a_reap_that_holds_its_turn_too_long_is_said_not_waited_for_forever(
     # end, a terminal that hung saying nothing.
     monkeypatch.setattr(reaper, "HAND_WAIT_SECONDS", 0.5)
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     run = _run(experiment, "train", dead)
     codes: list[int] = []
     hand = threading.Thread(target=lambda: codes.append(console.main(["runs", run, "--end"])))
@@ -356,8 +359,7 @@ def test_a_shared_study_s_trial_ends_only_with_force(
     # takes. Nested, --end left it; asked for by its id, it ended it.
     experiment = _experiment()
     parent = _run(experiment, "study", {tag_names.SWEEP_STUDY: "s"})
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     trial_tags = {PARENT: parent, tag_names.SWEEP_STUDY: "s", tag_names.SWEEP_TRIAL: "3"}
     trial = _run(experiment, "trial", {**dead, **trial_tags})
 
@@ -381,8 +383,7 @@ def test_a_store_failing_midway_is_one_line_and_the_next_end_finishes_it(
 ) -> None:
     # A store error was MLflow's traceback, and the runs ended before it went unsaid.
     experiment = _experiment()
-    dead = {**process_tags(), PID_TAG: str(_gone_pid())}
-    dead.pop(PROCESS_START_TAG, None)
+    dead = _dead_process_tags()
     parent = _run(experiment, "leaderboard", dead)
     child = _run(experiment, "family", {PARENT: parent})
 
