@@ -52,7 +52,12 @@ from pricer.models.llm.failures import (
 from pricer.scoring import price_and_evaluate
 from pricer.settings import check_arguments, check_seed
 from pricer.tracking import tags as tag_names
-from pricer.tracking.data import data_name, log_curation_counts, log_data_inputs
+from pricer.tracking.data import (
+    data_name,
+    log_curation_counts,
+    log_data_inputs,
+    tag_evaluation_items,
+)
 from pricer.tracking.evaluation import log_evaluation, log_facts, log_metrics
 from pricer.tracking.leaderboard import family_run_id, log_leaderboard, rankable, run_url
 from pricer.tracking.mlflow3 import link_prompt, register_prompt
@@ -538,6 +543,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
         log_curation_counts(curated)
+        tag_evaluation_items(evaluation_items(curated, eval_settings))
         warn_short_test_split(curated, eval_settings)
         results = []
         progress = tqdm(families, desc="leaderboard", unit="family", leave=False)

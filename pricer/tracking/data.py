@@ -75,11 +75,24 @@ def log_data_inputs(
         )
         mlflow.log_input(logged[context], context=context)
     if eval_items is not None:
-        digest = frame_digest(eval_items)
-        mlflow.set_tags({EVAL_DIGEST_TAG: digest, EVAL_SIZE_TAG: str(len(eval_items))})
+        tag_evaluation_items(eval_items)
     if curation_counts:
         log_curation_counts(curated)
     return logged
+
+
+def tag_evaluation_items(eval_items: pd.DataFrame) -> None:
+    """Tag the active run with what its figures were measured on: the evaluation items' digest
+    and count (``pricer compare`` says when runs differ in them; promote compares only runs
+    of one digest).
+
+    A leaderboard's parent is tagged too, with its families' items: without them ``pricer
+    compare`` showed two leaderboards' ``best_mae`` side by side, the one over 30 items and
+    the other over 250 (or over other items of the same number), as if comparable.
+    """
+    mlflow.set_tags(
+        {EVAL_DIGEST_TAG: frame_digest(eval_items), EVAL_SIZE_TAG: str(len(eval_items))}
+    )
 
 
 def log_curation_counts(curated: CuratedData) -> None:

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import unicodedata
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -15,8 +16,10 @@ import pytest
 from mlflow.entities import Run
 
 from pricer import console
+from pricer.experiment import run_leaderboard
 from pricer.tracking import browse, tags
 from pricer.tracking.liveness import HOST_TAG, PID_TAG
+from tests.conftest import compose_config
 
 
 def test_recent_runs_sum_up_sweeps_and_curations(tracking_uri: str) -> None:
@@ -356,6 +359,38 @@ def test_compare_says_when_runs_were_scored_on_other_items(tracking_uri: str) ->
     table = browse.compare_runs(runs)
     assert table.loc["eval digest"].tolist() == ["aaaa1111…", "cccc3333…", "aaaa1111…"]
     assert "eval digest" not in browse.compare_runs([runs[0], runs[2]]).index
+
+
+def test_compare_says_when_leaderboards_were_scored_on_other_items(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # A leaderboard's parent had no digest or size: two leaderboards' best_mae, one over 20
+    # items and one over 30, stood side by side with a blank "eval items" row.
+    def leaderboard(size: int) -> Run:
+        cfg = compose_config(
+            "leaderboard",
+            [
+                "families=[constant]",
+                "data.n_records=3000",
+                "curation.split.test_size=50",
+                f"eval.size={size}",
+                f"curation.cache_dir={tmp_path}/cache",
+                "tracking.log_model=false",
+            ],
+        )
+        run_leaderboard(cfg)
+        return mlflow.last_active_run()
+
+    boards = [leaderboard(20), leaderboard(30)]
+    assert all(board.data.tags[tags.KIND] == "leaderboard" for board in boards)
+    family = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{boards[0].info.run_id}'",
+        output_format="list",
+    )[0]
+    assert boards[0].data.tags[tags.EVAL_DIGEST] == family.data.tags[tags.EVAL_DIGEST]
+    table = browse.compare_runs(boards)
+    assert table.loc["eval items"].tolist() == ["20", "30"]
+    assert "eval digest" in table.index
 
 
 def test_compare_says_when_runs_came_from_other_machines(tracking_uri: str) -> None:
