@@ -131,6 +131,25 @@ def test_latency_is_the_call_for_llms_and_the_amortised_batch_otherwise() -> Non
     assert table.loc["constant", "latency_source"] == "batch predict / items"
 
 
+def test_an_llm_answered_from_the_cache_alone_has_no_latency_not_the_cache_s() -> None:
+    # A rerun served every answer from the answer cache: no call was timed (p50 NaN), and its
+    # latency was the cache's read time, 0.09 ms an item, which put it on the latency front
+    # ahead of every classical family. Its cost stays what the answers cost.
+    rerun = board()
+    rerun.loc["frontier_rerun"] = [80.0, 70.0, 90.0, 0.0, 0.02, 0.03, NAN, 12000.0, "FINISHED"]
+    rerun["llm.calls"] = NAN
+    rerun.loc[["frontier", "frontier_rag", "local_llm"], "llm.calls"] = 250.0
+    rerun.loc["frontier_rerun", "llm.calls"] = 0.0
+    table = tradeoff_table(rerun, PRICE, n_items=250)
+    assert math.isnan(table.loc["frontier_rerun", LATENCY])
+    assert not table.loc["frontier_rerun", "pareto_latency"]
+    assert table.loc["frontier_rerun", COST] == pytest.approx(table.loc["frontier", COST], rel=0.1)
+    assert table.loc["frontier", LATENCY] == 0.4  # calls made: their median, as before
+    assert table.loc["constant", "pareto_latency"]
+    shown = display_tradeoff(table)
+    assert shown.loc["frontier_rerun", "latency per item"] == "unknown (cached)"
+
+
 def test_pareto_columns_mark_the_best_trades() -> None:
     table = tradeoff_table(board(), PRICE, n_items=250)
     # Cost: constant is cheapest; xgboost is cheaper than the LLMs and better than constant;
