@@ -7,6 +7,7 @@ only on the inputs and the seed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,9 +80,14 @@ def _percentile_interval(samples: NDArray[np.float64], confidence: float) -> tup
 def bootstrap_interval(
     values: ArrayLike, *, confidence: float, n_resamples: int, seed: int
 ) -> tuple[float, float]:
-    """Two-sided percentile bootstrap confidence interval for the mean of `values`."""
+    """Two-sided percentile bootstrap confidence interval for the mean of `values`; NaN
+    bounds (undefined) for a single value."""
     v = _check_values(values, "values")
     _check_settings(confidence, n_resamples)
+    if v.size < 2:
+        # Every resample of one value is that value: the "interval" was the value itself, and
+        # one scored item read "mae $58.83 (95% CI 58-59)", as sure as 2,000 items could make it.
+        return math.nan, math.nan
     means = _resampled_means(v, n_resamples, np.random.default_rng(seed))
     return _percentile_interval(means, confidence)
 
@@ -100,6 +106,10 @@ def paired_bootstrap_test(
     share). The p-value is the fraction of resampled mean differences >= 0, i.e. resamples in
     which the candidate is not better, as (count + 1) / (n_resamples + 1) so it is never 0.
     Promote only if `p_value < 1 - confidence` (see `PairedTest.candidate_better`).
+
+    A single pair is no evidence: its one difference is every resample's, so a candidate
+    better on one item came out better with p = 1 / (n_resamples + 1). Its p-value is 1 and
+    its interval undefined (NaN).
     """
     cand = _check_values(errors_candidate, "errors_candidate")
     inc = _check_values(errors_incumbent, "errors_incumbent")
@@ -110,6 +120,16 @@ def paired_bootstrap_test(
         )
     _check_settings(confidence, n_resamples)
     diff = cand - inc
+    if diff.size < 2:
+        return PairedTest(
+            mean_difference=float(diff.mean()),
+            p_value=1.0,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            confidence=float(confidence),
+            n=int(diff.size),
+            n_resamples=int(n_resamples),
+        )
     means = _resampled_means(diff, n_resamples, np.random.default_rng(seed))
     not_better = int(np.count_nonzero(means >= 0.0))
     low, high = _percentile_interval(means, confidence)

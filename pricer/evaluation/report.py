@@ -40,7 +40,10 @@ class Evaluation:
         if math.isnan(m["mae"]):
             line = f"{name}: mae n/a rmsle n/a hits n/a"
         else:
-            ci = interval(m["mae_ci_low"], m["mae_ci_high"], around=m["mae"])
+            low, high = m["mae_ci_low"], m["mae_ci_high"]
+            # Undefined over a single priced item (``bootstrap_interval``).
+            known = not (math.isnan(low) or math.isnan(high))
+            ci = interval(low, high, around=m["mae"]) if known else "n/a"
             line = (
                 f"{name}: mae ${m['mae']:.2f} ({level} CI {ci}) "
                 f"rmsle {m['rmsle']:.2f} hits {m['hit_rate']:.1%}"

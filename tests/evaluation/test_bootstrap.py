@@ -1,3 +1,4 @@
+import math
 import time
 
 import numpy as np
@@ -32,6 +33,22 @@ def test_interval_is_deterministic_per_seed() -> None:
 
 def test_interval_of_constant_values_is_a_point() -> None:
     assert bootstrap_interval([3.0] * 10, **SETTINGS) == pytest.approx((3.0, 3.0))
+
+
+def test_one_value_has_no_interval() -> None:
+    # Every resample of one value is that value: the "interval" was a point, read as certainty.
+    low, high = bootstrap_interval([58.83], **SETTINGS)
+    assert math.isnan(low) and math.isnan(high)
+    assert bootstrap_interval([58.83, 60.0], **SETTINGS) == pytest.approx((58.83, 60.0))
+
+
+def test_one_pair_is_no_evidence_that_a_candidate_is_better() -> None:
+    # A candidate better on the one item compared came out better with p = 1/2001.
+    result = paired_bootstrap_test([10.0], [30.0], **SETTINGS)
+    assert result.mean_difference == -20.0
+    assert result.p_value == 1.0 and not result.candidate_better
+    assert math.isnan(result.ci_low) and math.isnan(result.ci_high)
+    assert result.n == 1
 
 
 def test_higher_confidence_gives_wider_interval() -> None:

@@ -172,10 +172,18 @@ def test_summary_line_says_the_figures_are_over_the_priced_items_only() -> None:
 
 
 def test_the_interval_shown_always_holds_the_mae_shown() -> None:
-    # One priced item: a bootstrap interval of one value, $815.50, was shown as "CI 816-816"
+    # Items all missed by $815.50: a bootstrap interval of one value, shown as "CI 816-816"
     # beside "mae $815.50". Otherwise each end is rounded to the nearest dollar, as before.
-    ev = evaluate([100.0, 200.0], [915.5, np.nan], settings=SETTINGS)
+    ev = evaluate([100.0, 200.0, 300.0], [915.5, 1015.5, np.nan], settings=SETTINGS)
     assert "mae $815.50 (95% CI 815-816)" in ev.summary_line("m")
+
+
+def test_one_priced_item_has_no_interval() -> None:
+    # One item has no spread to resample: its interval was the item's error itself, "mae
+    # $815.50 (95% CI 815-816)", as sure as thousands of items could make it.
+    ev = evaluate([100.0, 200.0], [915.5, np.nan], settings=SETTINGS)
+    assert math.isnan(ev.metrics["mae_ci_low"]) and math.isnan(ev.metrics["mae_ci_high"])
+    assert ev.summary_line("m").startswith("m: mae $815.50 (95% CI n/a) rmsle ")
 
 
 def test_evaluate_is_deterministic() -> None:

@@ -278,12 +278,13 @@ def test_a_family_that_left_items_unanswered_is_not_crowned_over_complete_ones()
 
 
 def test_the_table_shows_each_run_s_interval_as_its_line_does() -> None:
-    # A run priced one item of two at $815.50: its line and the table both hold the mae shown.
+    # A run missed the two items it priced by $815.50 each: its line and the table both hold
+    # the mae shown.
     from pricer.evaluation.report import evaluate
     from pricer.schemas import EvalSettings
 
     settings = EvalSettings.from_config(compose_config("train").eval)
-    run = evaluate([100.0, 200.0], [915.5, NAN], settings=settings)
+    run = evaluate([100.0, 200.0, 300.0], [915.5, 1015.5, NAN], settings=settings)
     table = board()
     for column in ("mae", "mae_ci_low", "mae_ci_high"):
         table.loc["xgboost", column] = run.metrics[column]
