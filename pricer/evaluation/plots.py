@@ -173,22 +173,35 @@ def _ci_errors(table: pd.DataFrame) -> np.ndarray | None:
 
 
 @literal_text
-def leaderboard_chart(table: pd.DataFrame, title: str) -> Figure:
+def leaderboard_chart(
+    table: pd.DataFrame, title: str, *, ranked: pd.Series | None = None
+) -> Figure:
     """Horizontal bars of `mae` per model (index), best (lowest) at the top.
 
     Optional columns: `mae_ci_low`/`mae_ci_high` draw error bars; `reference_mae` draws a
     marker (the course's published figure, for real data only) where it is not NaN. Models
     with NaN mae sort last
-    and show an empty bar labelled 'n/a'.
+    and show an empty bar labelled 'n/a'. ``ranked`` says which models are ranked (None:
+    all): the others, whose mae is over fewer items, come after them in grey, whatever their
+    mae, as the leaderboard's tables list them (a model that refused the dearest items topped
+    the chart, above every model that priced them all).
     """
     if "mae" not in table.columns:
         raise ValueError(f"leaderboard table needs an 'mae' column, has {list(table.columns)}")
-    board = table.sort_values("mae", ascending=True, na_position="last", kind="stable")
+    ranks = (
+        pd.Series(True, index=table.index)
+        if ranked is None
+        else ranked.reindex(table.index, fill_value=False).astype(bool)
+    )
+    order = table.assign(_unranked=~ranks, _mae=table["mae"].astype(float))
+    order = order.sort_values(["_unranked", "_mae"], na_position="last", kind="stable")
+    board = table.loc[order.index]
     mae = board["mae"].to_numpy(dtype=float)
+    colours = ["steelblue" if rank else "grey" for rank in ranks.loc[board.index]]
     y = np.arange(len(board))
     fig, ax = _new_figure((10.0, max(3.0, 0.45 * len(board) + 1.5)))
     bars = ax.barh(
-        y, np.nan_to_num(mae), xerr=_ci_errors(board), color="steelblue", capsize=3, alpha=0.85
+        y, np.nan_to_num(mae), xerr=_ci_errors(board), color=colours, capsize=3, alpha=0.85
     )
     ax.bar_label(
         bars, labels=["n/a" if np.isnan(v) else f"${v:.2f}" for v in mae], padding=4, fontsize=8

@@ -498,9 +498,10 @@ def log_leaderboard(
     renamed = dict(labels or {})
     for family in table.index[incomplete(table)]:  # said wherever a family is listed
         renamed[family] = f"{renamed.get(family, family)} ({INCOMPLETE})"
-    mlflow.log_figure(
-        leaderboard_chart(table.rename(index=renamed), title), "leaderboard/mae_by_family.png"
+    chart = leaderboard_chart(
+        table.rename(index=renamed), title, ranked=rankable(table).rename(index=renamed)
     )
+    mlflow.log_figure(chart, "leaderboard/mae_by_family.png")
     if tradeoff is not None:
         tradeoff_charted = tradeoff.rename(index=renamed)
         mlflow.log_table(tradeoff.reset_index(), TRADEOFF_FILE)

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.colors import to_rgb
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -117,6 +117,16 @@ def test_leaderboard_sorted_with_error_bars_and_references(tmp_path: Path) -> No
     assert len(references) == 1  # the two known references, NaN skipped
     assert sorted(np.asarray(references[0].get_offsets())[:, 0]) == [60.0, 88.0]
     _saves_png(fig, tmp_path / "board.png")
+
+
+def test_leaderboard_puts_models_not_ranked_after_the_ranked_ones_in_grey() -> None:
+    table = pd.DataFrame({"mae": [90.0, 40.0, np.nan, 65.0]}, index=["a", "partial", "x", "b"])
+    ranked = pd.Series({"a": True, "partial": False, "x": False, "b": True})
+    ax = leaderboard_chart(table, "board", ranked=ranked).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "partial", "x"]
+    colours = [to_hex(p.get_facecolor(), keep_alpha=False) for p in ax.patches]
+    assert colours[:2] == [to_hex("steelblue")] * 2
+    assert colours[2] == to_hex("grey")
 
 
 def test_leaderboard_with_mae_only_and_failed_model(tmp_path: Path) -> None:

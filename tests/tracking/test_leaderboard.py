@@ -194,9 +194,9 @@ def test_labels_rename_families_on_the_charts_only(
     charted: dict[str, list[str]] = {}
 
     def spy(name: str, chart):  # the chart as drawn, and which families it names
-        def drawn(table: pd.DataFrame, title: str):
+        def drawn(table: pd.DataFrame, title: str, **options):
             charted[name] = list(table.index)
-            return chart(table, title)
+            return chart(table, title, **options)
 
         return drawn
 
@@ -211,6 +211,34 @@ def test_labels_rename_families_on_the_charts_only(
     for name, families in charted.items():
         assert "frontier (127.0.0.1:8765)" in families and "frontier" not in families, name
     assert list(tradeoff.index).count("frontier") == 1  # the logged tables keep the family
+
+
+def test_the_bar_chart_lists_an_incomplete_family_after_the_ranked_ones(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # frontier left items unpriced: its mae over the others, lower than any, topped the chart
+    # ("best model on top") while the tables and the saved view list it after the ranked.
+    import mlflow
+
+    from pricer.tracking.leaderboard import log_leaderboard
+
+    figures = {}
+    monkeypatch.setattr(mlflow, "log_figure", lambda fig, path: figures.update({path: fig}))
+    table = board(n=[250.0, 250.0, 240.0])
+    table.loc["frontier", ["mae", "failure_rate", "n_failed", "status"]] = [
+        50.0,
+        0.04,
+        10.0,
+        "FINISHED",
+    ]
+    with mlflow.start_run():
+        log_leaderboard(table, data="real")
+    axes = figures["leaderboard/mae_by_family.png"].axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        "xgboost",
+        "constant",
+        "frontier (incomplete)",
+    ]
 
 
 def test_the_notes_under_the_table_keep_to_its_width_in_the_terminal(
