@@ -72,6 +72,20 @@ def test_from_config_rejects_bad_values(key: str, value: object) -> None:
         EvalSettings.from_config({**CONFIG, key: value})
 
 
+@pytest.mark.parametrize(
+    ("confidence", "too_few", "enough"), [(0.95, 39, 40), (0.99, 199, 200), (0.9, 19, 20)]
+)
+def test_too_few_resamples_for_the_confidence_are_refused(
+    confidence: float, too_few: int, enough: int
+) -> None:
+    # eval.n_resamples=1 logged "95% CI 39-51" around a mae of $50.30; under 20 at 95% the
+    # paired test's smallest p-value, 1/(n+1), can never be under 0.05: promote crowned none.
+    with pytest.raises(ValueError, match=f"n_resamples={too_few} is too few .* at least {enough}"):
+        EvalSettings.from_config({**CONFIG, "confidence": confidence, "n_resamples": too_few})
+    settings = {**CONFIG, "confidence": confidence, "n_resamples": enough}
+    assert EvalSettings.from_config(settings).n_resamples == enough
+
+
 def test_size_may_be_null() -> None:
     assert EvalSettings.from_config({**CONFIG, "size": None}).size is None
 
