@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import reprlib
 import shutil
 import sys
 import tempfile
@@ -36,8 +37,8 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.models.model import ModelInfo
+from mlflow.models import Model, ModelSignature
+from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.types.schema import ColSpec, Schema
 from omegaconf.errors import OmegaConfBaseException
@@ -198,7 +199,53 @@ def download_checked(
     recorded = finished_digest(model_id, model_uri)
     local = Path(mlflow.artifacts.download_artifacts(pinned, dst_path=dst_path))
     verify_files(local, recorded, model_uri, model_id)
+    check_mlmodel(local, model_uri)
     return local
+
+
+# What MLflow's pyfunc loader reads of the python_function flavor, and the types it needs.
+FLAVOR_TEXTS = {"loader_module": True, "code": False, "data": False, "model_code_path": False}
+
+
+def check_mlmodel(local: Path, model_uri: str) -> None:
+    """Raise ``UnsafeModelFile`` if a downloaded model's MLmodel file cannot be read as
+    MLflow's pyfunc loader reads it.
+
+    The digest covers the file, but not a model logged before pricer recorded one, nor one
+    named by a ``runs:/`` URI or a path: an MLmodel emptied, cut short or edited there ended
+    in MLflow's YAML, KeyError or TypeError traceback. A missing file is left to MLflow,
+    whose error says so in one line.
+    """
+    path = local / MLMODEL_FILE_NAME
+    if not path.is_file():
+        return
+    try:
+        flavors = Model.load(str(path)).flavors
+        flavor = flavors.get(mlflow.pyfunc.FLAVOR_NAME) if isinstance(flavors, dict) else None
+    except Exception as error:  # yaml's, a decoding error, MLflow's on a field's shape
+        problem = f"{type(error).__name__}: " + (str(error).strip().splitlines() or [""])[0]
+    else:
+        problem = _flavor_problem(flavors, flavor)
+    if problem is not None:
+        raise UnsafeModelFile(
+            f"refusing {model_uri}: its {MLMODEL_FILE_NAME} file is damaged ({problem}); "
+            "log the model again"
+        )
+
+
+def _flavor_problem(flavors: object, flavor: object) -> str | None:
+    """What is wrong with an MLmodel's flavors for MLflow's pyfunc loader, or None."""
+    if not isinstance(flavors, dict):
+        return f"flavors is {reprlib.repr(flavors)}, not a mapping"
+    if flavor is None:
+        return f"no {mlflow.pyfunc.FLAVOR_NAME} flavor"
+    if not isinstance(flavor, dict):
+        return f"flavors.{mlflow.pyfunc.FLAVOR_NAME} is {reprlib.repr(flavor)}, not a mapping"
+    for key, required in FLAVOR_TEXTS.items():
+        value = flavor.get(key)
+        if (value is None and required) or (value is not None and not isinstance(value, str)):
+            return f"flavors.{mlflow.pyfunc.FLAVOR_NAME}.{key} is {reprlib.repr(value)}, not a name"
+    return None
 
 
 def finished_digest(model_id: str | None, model_uri: str) -> str | None:

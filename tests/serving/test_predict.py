@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
@@ -139,6 +140,38 @@ def test_a_model_uri_outside_the_registry_prices_unchecked(
         captured = capsys.readouterr()
         assert captured.out == "$20.00\n"
         assert captured.err.startswith(f"priced by model {uri}")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "",  # emptied
+        "flavors:\n  python_function: [\n",  # cut short: no YAML
+        "- flavors\n",  # YAML, but no mapping
+        "flavors: 5\n",
+        "flavors:\n  python_function: 5\n",
+        "flavors:\n  python_function: {}\n",  # no loader module
+        "flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.loaders.code_model\n"
+        "    model_code_path: 7\n",
+        "\udcff",  # not UTF-8
+    ],
+)
+def test_a_damaged_mlmodel_file_is_one_line_not_a_traceback(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    # A model its digest does not cover (logged before pricer recorded one, or named by a
+    # path or runs:/ URI) whose MLmodel was damaged ended in MLflow's YAML, KeyError or
+    # TypeError traceback.
+    info = constant_champion(20.0)
+    folder = tmp_path / "copy"
+    shutil.copytree(mlflow.artifacts.download_artifacts(info.model_uri), folder)
+    (folder / "MLmodel").write_bytes(damage.encode("utf-8", "surrogateescape"))
+    capsys.readouterr()
+    assert main(["--model-uri", str(folder), TEXTS[0]]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [said] = captured.err.splitlines()
+    assert said.startswith(f"error: refusing {folder}: its MLmodel file is damaged (")
 
 
 def test_file_mode_reads_jsonl_and_writes_csv_with_every_column(
