@@ -10,6 +10,7 @@ answer never comes without its context.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,12 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.pyfunc import PyFuncModel
+from omegaconf import OmegaConf
 from sqlalchemy.exc import SQLAlchemyError
 
 from pricer.errors import UserError
 from pricer.models.llm.answering import ANSWERED_BY, OTHER_MODEL_ANSWERS
+from pricer.paths import require_config_dir
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import (
@@ -76,6 +79,22 @@ def champions(client: MlflowClient, prefix: str, alias: str) -> dict[str, ModelV
         token = page.token
         if not token:
             return found
+
+
+def predict_options(model_name: str, alias: str, data: str) -> str:
+    """The options with which predict and serve load ``model_name@alias``, for a line that
+    tells the user: ``--data <data>`` where that names it, else ``--model-name`` and
+    ``--alias`` as needed.
+
+    predict takes neither ``registry.prefix`` nor the alias from promote's overrides: it
+    reads conf/registry, so ``--data <data>`` loads ``<that prefix>-<data>@<that alias>``.
+    """
+    defaults = OmegaConf.load(require_config_dir() / "registry" / "default.yaml")
+    chosen = f"{defaults.prefix}-{data}"
+    options = ["--data", data] if model_name == chosen else ["--model-name", model_name]
+    if alias != defaults.champion_alias:
+        options += ["--alias", alias]
+    return shlex.join(options)
 
 
 def choose_uri(

@@ -60,6 +60,7 @@ from pricer.tracking.candidates import (
     candidates,
     require_data,
 )
+from pricer.tracking.champions import predict_options
 from pricer.tracking.data import EVAL_DIGEST_TAG, EVAL_SIZE_TAG
 from pricer.tracking.lease import Lease, LeaseBusy, LeaseLost
 from pricer.tracking.model import check_logged_model
@@ -585,10 +586,10 @@ def promote(cfg: DictConfig) -> Decision | Retirement:
         print(f"{registry.model_name}: {decision.outcome}: {decision.reason}", flush=True)
         # pricer serve, not mlflow models serve: it checks the model's files before it runs
         # their code (README, "Serving").
-        print(
-            f'use it: pricer predict --data {data} "<text>", or pricer serve --data {data}',
-            flush=True,
-        )
+        # The model decided on, as predict would choose it: "--data synthetic" loaded
+        # pricer-synthetic, not a registered model or alias of one's own (registry.*).
+        chosen = predict_options(registry.model_name, registry.champion_alias, data)
+        print(f'use it: pricer predict {chosen} "<text>", or pricer serve {chosen}', flush=True)
         return decision
 
 

@@ -300,6 +300,41 @@ def test_another_datas_registered_model_is_never_given_this_datas_champion(
     assert [v.run_id for v in client.search_model_versions("name='team'")] == [real]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "options"),
+    [
+        ((), "--data synthetic"),
+        (("registry.model_name=team",), "--model-name team"),
+        (("registry.prefix=team",), "--model-name team-synthetic"),
+        (("registry.champion_alias=best",), "--data synthetic --alias best"),
+    ],
+)
+def test_the_command_promote_says_to_use_prices_with_the_model_it_decided_on(
+    client: MlflowClient,
+    capsys: pytest.CaptureFixture[str],
+    overrides: tuple[str, ...],
+    options: str,
+) -> None:
+    # With a registered model or alias of one's own, "use it: pricer predict --data synthetic"
+    # named pricer-synthetic@champion: another model, priced with while this one was said.
+    from pricer.predict import main as predict
+
+    training_run(BASE)
+    promote_with(*overrides)
+    [use] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("use it")]
+    assert use == f'use it: pricer predict {options} "<text>", or pricer serve {options}'
+    assert predict([*options.split(), "a cordless drill"]) == 0
+    [said] = capsys.readouterr().err.splitlines()
+    name, alias = MODEL, "champion"
+    for override in overrides:
+        key, _, value = override.partition("=")
+        name = {"registry.model_name": value, "registry.prefix": f"{value}-synthetic"}.get(
+            key, name
+        )
+        alias = value if key == "registry.champion_alias" else alias
+    assert said.startswith(f"priced by {name} version 1 ({alias}): ")
+
+
 def test_promote_without_data_lists_the_choices_and_starts_no_run(client: MlflowClient) -> None:
     training_run(BASE)
     training_run(BASE, data="real")
