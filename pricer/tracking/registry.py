@@ -733,9 +733,13 @@ def decide(
         )
         decision = Decision("champion", reason, candidate, version.version, champion, comparison)
     else:
+        difference = comparison.test.mean_difference
+        # Zero is a tie, not "worse": a rerun of the champion's training errs as it did.
         verdict = (
             "worse than"
-            if comparison.test.mean_difference >= 0
+            if difference > 0
+            else "as good as, not better than,"
+            if difference == 0
             else "not significantly better than"
         )
         reason = (

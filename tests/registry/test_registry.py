@@ -246,6 +246,23 @@ def test_a_worse_family_is_refused_and_says_why(client: MlflowClient) -> None:
     assert aliases(client)["champion"] == version_of(client, champion)
 
 
+def test_a_candidate_with_the_champions_very_errors_is_not_called_worse(
+    client: MlflowClient,
+) -> None:
+    # A rerun of the champion's training (a deterministic family) erred exactly as it did on
+    # every item: recorded as "worse than champion", both maes the same.
+    champion = training_run(BASE)
+    promote_with()
+    rerun = training_run(BASE)
+    decision = promote_with()
+    assert decision.candidate.run_id == rerun and decision.outcome == "challenger"
+    assert decision.comparison.test.mean_difference == 0
+    assert "worse" not in decision.reason
+    said = f" is as good as, not better than, champion version {version_of(client, champion)} ("
+    assert said in decision.reason
+    assert said in client.get_model_version(MODEL, version_of(client, rerun)).description
+
+
 def test_candidates_are_scored_on_the_champions_items(client: MlflowClient) -> None:
     champion = training_run(BASE)
     promote_with()
