@@ -684,6 +684,9 @@ def test_a_model_name_the_registry_refuses_stops_promote_before_any_run(
             "+registry.champion_aliass=best",
             "unknown key 'registry.champion_aliass' (did you mean 'registry.champion_alias'",
         ),
+        # The bootstrap's generator takes no negative seed: numpy's ValueError traceback in a
+        # FAILED promotion run, once a champion was there to compare with.
+        ("eval.seed=-1", "eval: seed must be >= 0, got -1"),
     ],
 )
 def test_a_promote_setting_that_is_not_one_is_refused_before_any_run(
