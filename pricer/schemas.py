@@ -247,6 +247,9 @@ class RegistryConfig(Settings):
     lease_wait_seconds: float
 
     def __post_init__(self) -> None:
+        # Empty, promote registered "-real", which predict --data real never loads.
+        if not self.prefix.strip():
+            raise ValueError(f"prefix must not be empty, got {self.prefix!r}")
         # The lease's own margin (pricer.tracking.lease) needs a few seconds to act in.
         if self.lease_seconds < 5:
             raise ValueError(f"lease_seconds must be >= 5, got {self.lease_seconds}")
