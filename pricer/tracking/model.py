@@ -39,7 +39,10 @@ from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
-from mlflow.store.artifact.utils.models import get_model_name_and_version
+from mlflow.store.artifact.utils.models import (  # the parser its download applies
+    _parse_model_uri,
+    get_model_name_and_version,
+)
 from mlflow.types.schema import ColSpec, Schema
 from omegaconf.errors import OmegaConfBaseException
 
@@ -430,6 +433,11 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
             scheme = urlsplit(model_uri).scheme
             if scheme in LOCAL_SCHEMES and not _local_path(model_uri).exists():
                 refused.append(f"{where}: cannot find {model_uri}: no such file or folder")
+            elif _malformed(model_uri):
+                refused.append(
+                    f"{where}: {model_uri} is not a proper models:/ URI (models:/<name>/<version>"
+                    ", models:/<name>@<alias> or models:/m-<id>)"
+                )
             elif scheme in STORE_SCHEMES:
                 try:
                     _find_in_store(model_uri)
@@ -459,6 +467,22 @@ def logged_member_uris(
         return
     for key, value in resolved_children(node):
         yield from logged_member_uris(value, (*path, key))
+
+
+def _malformed(model_uri: str) -> bool:
+    """Whether ``model_uri`` is a ``models:/`` URI that MLflow cannot parse.
+
+    Parsed as ``pinned_model`` reads it, by MLflow's own parser, without the store: the
+    store's lookup of such a URI fails with INTERNAL_ERROR, which the check cannot tell from
+    a server's failure, so the run opened, loaded its data, and failed on the member.
+    """
+    if urlsplit(model_uri).scheme != "models":
+        return False
+    try:
+        _parse_model_uri(model_uri.rstrip("/"))
+    except MlflowException:
+        return True
+    return False
 
 
 def _find_in_store(model_uri: str) -> None:

@@ -547,3 +547,21 @@ def test_what_mlflow_and_python_add_to_a_model_folder_is_not_a_change(
     assert files_digest(folder) == recorded
     (folder / "MLmodel").write_text((folder / "MLmodel").read_text() + "\n")  # one byte more
     assert files_digest(folder) != recorded
+
+
+@pytest.mark.parametrize(
+    "malformed", ["models:/", "models:/a/b/c", "models:/pricer-synthetic@", "models:/ /1"]
+)
+def test_a_logged_member_s_malformed_models_uri_is_refused_before_any_run(
+    tracking_uri: str, malformed: str
+) -> None:
+    # MLflow answers a URI it cannot parse with INTERNAL_ERROR, which the check passed over as
+    # a store's failure: the run opened, loaded the data, then failed on the member.
+    from pricer.tracking.model import LoggedModelNotFound, check_logged_members
+
+    member = {"_target_": model_module.LOGGED_PRICER, "model_uri": malformed}
+    with pytest.raises(LoggedModelNotFound) as refused:
+        check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
+    said = str(refused.value)
+    assert said.startswith(f"model.members.best: {malformed} is not a proper models:/ URI (")
+    assert "\n" not in said
