@@ -231,6 +231,11 @@ def fetch_verified(
                 "crown a new one)"
             )
         raise ModelNotFound(said) from error
+    except ImportError as error:  # an artifact store's library (boto3 for s3://) not here
+        raise ModelNotFound(
+            f"cannot load {uri}: {error} (its artifact store needs a library not installed "
+            "here: install it, or predict elsewhere)"
+        ) from error
     chosen = (
         Chosen(version.name, str(settings["alias"]), str(version.version))
         if version is not None and not settings["model_uri"]

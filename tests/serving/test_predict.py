@@ -576,6 +576,20 @@ def test_a_model_whose_library_is_missing_is_one_line(
     assert err.count("\n") == 1
 
 
+def test_a_model_in_an_artifact_store_whose_library_is_missing_is_one_line(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --model-uri s3://... without boto3 here was MLflow's ModuleNotFoundError traceback.
+    for module in ("boto3", "botocore"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    capsys.readouterr()
+    assert main(["--model-uri", "s3://a-bucket/models/pricer", TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot load s3://a-bucket/models/pricer: ")
+    assert "botocore" in err and "install it, or predict elsewhere" in err
+    assert err.count("\n") == 1
+
+
 # predict, stalled where the test wants the signal to land: after its pricing has started
 # (model_input) or after half the prices reached the hidden temporary file (to_csv). Sending
 # SIGTERM "soon after priced by" instead raced the work: under the full suite's load predict
