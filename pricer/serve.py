@@ -101,11 +101,20 @@ def port_number(text: str) -> int:
 def require_free(host: str, port: int) -> None:
     """Refuse a port something already listens on, before the model is fetched: uvicorn said so
     in a traceback, after the download and a line claiming to serve there."""
+    # The family uvicorn binds ("::1" on an IPv4 socket, create_server's default, was refused
+    # for its family, though uvicorn listens there).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.create_server((host, port)):
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
-        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        said = f"{address(host)}:{port}"
+        raise UserError(f"cannot listen on {said}: {error.strerror or error}") from None
+
+
+def address(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 literal in brackets (``[::1]``)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def serve_command(local: Path, args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
@@ -150,9 +159,7 @@ def ping_url(host: str, port: int) -> str:
     """The scoring server's health check, reached where it listens (a wildcard address is
     answered on loopback)."""
     reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in reachable:  # an IPv6 literal
-        reachable = f"[{reachable}]"
-    return f"http://{reachable}:{port}/ping"
+    return f"http://{address(reachable)}:{port}/ping"
 
 
 def answers(url: str) -> bool:
@@ -345,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ServerDidNotStart as error:
                 stop_server(server)  # its last lines come as it ends
                 return report(ServerDidNotStart(f"{error}: {output.last_error()}"))
-            url = f"http://{args.host}:{args.port}/invocations"
+            url = f"http://{address(args.host)}:{args.port}/invocations"
             # Said only now that /ping answers (the model loaded, the port bound), after what
             # the server said while it started.
             output.pass_through(f"serving {verified.description} at {url}\n")

@@ -323,17 +323,62 @@ def test_only_the_copies_of_ended_pricer_serves_are_removed(tmp_path: Path) -> N
     assert running.exists() and starting.exists() and elsewhere.exists() and other.exists()
 
 
-def start_serve(tmp_path: Path, downloads: Path) -> tuple[subprocess.Popen[bytes], str, TextIO]:
-    """``pricer serve`` of pricer-synthetic's champion on a free port, with ``downloads`` as its
-    temporary folder and its output in ``serve.log``: the process, its URL, the open log."""
-    port = free_port()
+def start_serve(
+    tmp_path: Path, downloads: Path, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], str, TextIO]:
+    """``pricer serve`` of pricer-synthetic's champion on a free port of ``host``, with
+    ``downloads`` as its temporary folder and its output in ``serve.log``: the process, its
+    URL, the open log."""
+    ipv6 = ":" in host
+    port = free_ipv6_port() if ipv6 else free_port()
     env = {**os.environ, "TMPDIR": str(downloads)}
     log = (tmp_path / "serve.log").open("w")
+    command = ["--data", "synthetic", "--host", host, "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "pricer.serve", "--data", "synthetic", "--port", str(port)],
+        [sys.executable, "-m", "pricer.serve", *command],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    return server, f"http://127.0.0.1:{port}", log
+    return server, f"http://{f'[{host}]' if ipv6 else host}:{port}", log
+
+
+def free_ipv6_port() -> int:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ipv6_loopback() -> bool:
+    try:
+        free_ipv6_port()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_address_is_served_and_named_as_a_url_names_it(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # --host ::1 was refused ("Address family for hostname not supported"): the port check
+    # opened an IPv4 socket, whatever the address.
+    constant_champion(20.0)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    server, url, log = start_serve(tmp_path, downloads, host="::1")
+    try:
+        wait_for_serving_line(tmp_path / "serve.log", server)
+        status, answer = post(url, [{"text": TEXTS[0]}])
+    finally:
+        server.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(60)
+        if server.poll() is None:
+            server.kill()
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert status == 200 and answer["predictions"] == [20.0], output[-3000:]
+    assert f" at {url}/invocations\n" in output  # http://[::1]:<port>, a URL one can paste
 
 
 def post_or_fail(url: str) -> None:
