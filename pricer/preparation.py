@@ -13,6 +13,7 @@ Like ``pricer.experiment``, this is where data, a family's workflow and tracking
 from __future__ import annotations
 
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import openai
@@ -35,7 +36,6 @@ from pricer.models.human import ExportError, export_items
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import (
     ClientSettings,
-    ServerUnreachable,
     check_reachable_now,
     make_client,
     read_api_key,
@@ -105,10 +105,18 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
     name = names.run_name("finetune", cfg.data.name)
     if cfg.job_id:  # resume: the files and the job exist already
         # The job's own base model, not the config's: a resumed job was made by another call.
-        try:
-            base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
-        except openai.NotFoundError as error:
-            raise ConfigError(f"job_id={cfg.job_id}: no such fine-tuning job ({error})") from None
+        with ft.server_errors(
+            settings.server(),
+            settings.api_key_env,
+            f"looking up job_id={cfg.job_id}",
+            "nothing was followed",
+        ):
+            try:
+                base_model = client.fine_tuning.jobs.retrieve(cfg.job_id).model
+            except openai.NotFoundError as error:
+                raise ConfigError(
+                    f"job_id={cfg.job_id}: no such fine-tuning job ({error})"
+                ) from None
         # Re-attached with other data (`pricer finetune job_id=...` alone: the default,
         # synthetic), the run was named for that data and its last line said to evaluate the
         # model on it, not on the data it was tuned for.
@@ -127,7 +135,7 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
         }
         with tracked_run(cfg.tracking, run_name=name, tags=resumed):
             log_config(cfg)
-            return _follow(cfg, client, cfg.job_id, settings.server())
+            return _follow(cfg, client, cfg.job_id, settings)
 
     prompt = PromptTemplate.from_config(cfg.prompt)
     prompt.validate(with_examples=False)
@@ -143,39 +151,57 @@ def run_finetune(cfg: DictConfig) -> FineTuningJob:
             train_path, hyper.n_epochs, cfg.base_model, instantiate(cfg.catalogue)
         )
         ft.confirm(estimate, assume_yes=not cfg.confirm)
+
+        # A key the server refuses, a base model it does not tune, a spent quota: each was
+        # the SDK's traceback after the cost had been confirmed.
+        def refused(doing: str) -> AbstractContextManager[None]:
+            server, key = settings.server(), settings.api_key_env
+            return ft.server_errors(server, key, doing, "no fine-tuning job was created")
+
         with tracked_run(cfg.tracking, run_name=name, tags=run_tags):
             log_config(cfg)
             ft_log.log_estimate(estimate)
             ft_log.log_training_file(train_path)
-            training_file = ft.upload(client, train_path)
+            with refused(f"uploading {train_path.name}"):
+                training_file = ft.upload(client, train_path)
             validation_file = None
             if cfg.validation_size:
                 ft_log.log_training_file(valid_path)
-                validation_file = ft.upload(client, valid_path)
-            job = ft.create_job(
-                client,
-                model=cfg.base_model,
-                training_file=training_file,
-                validation_file=validation_file,
-                n_epochs=hyper.n_epochs,
-                batch_size=hyper.batch_size,
-                learning_rate_multiplier=hyper.learning_rate_multiplier,
-                suffix=cfg.suffix,
-                seed=cfg.seed,
-            )
+                with refused(f"uploading {valid_path.name}"):
+                    validation_file = ft.upload(client, valid_path)
+            with refused(f"creating a fine-tuning job of {cfg.base_model}"):
+                job = ft.create_job(
+                    client,
+                    model=cfg.base_model,
+                    training_file=training_file,
+                    validation_file=validation_file,
+                    n_epochs=hyper.n_epochs,
+                    batch_size=hyper.batch_size,
+                    learning_rate_multiplier=hyper.learning_rate_multiplier,
+                    suffix=cfg.suffix,
+                    seed=cfg.seed,
+                )
             ft_log.log_job_id(job.id)
             print(
                 f"created fine-tuning job {job.id} "
                 f"(re-attach: pricer finetune data={cfg.data.name} job_id={job.id})",
                 flush=True,
             )
-            return _follow(cfg, client, job.id, settings.server())
+            return _follow(cfg, client, job.id, settings)
 
 
-def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str, server: str) -> FineTuningJob:
+def _follow(
+    cfg: DictConfig, client: openai.OpenAI, job_id: str, settings: ClientSettings
+) -> FineTuningJob:
     """Follow the job to its end, logging losses as they appear."""
     losses = ft.LossLog()
-    try:
+    # A traceback that did not say the job was still running, nor how to follow it again.
+    with ft.server_errors(
+        settings.server(),
+        settings.api_key_env,
+        f"fine-tuning job {job_id} was followed",
+        f"the job goes on at the server; follow it again with data={cfg.data.name} job_id={job_id}",
+    ):
         job = ft.follow_job(
             client,
             job_id,
@@ -185,12 +211,6 @@ def _follow(cfg: DictConfig, client: openai.OpenAI, job_id: str, server: str) ->
             losses=losses,
         )
         ft_log.log_losses(losses.new(ft.result_losses(client, job)))  # steps the polls missed
-    except openai.APIConnectionError as error:
-        # A traceback that did not say the job was still running, nor how to follow it again.
-        raise ServerUnreachable(
-            f"cannot connect to {server} while fine-tuning job {job_id} was followed: the job "
-            f"goes on at the server; follow it again with data={cfg.data.name} job_id={job_id}"
-        ) from error
     # The bill as the job reports it, not only the estimate made before it (chars / 4,
     # n_epochs=auto assumed to be 3): the run records what the training cost.
     ft_log.log_fine_tuned(job, ft.training_cost(job, instantiate(cfg.catalogue)))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 
 import mlflow
 import openai
 import pytest
 from hydra.errors import HydraException
 
-from pricer.devtools import stub_fine_tuning
+from pricer.devtools import stub_common, stub_fine_tuning
 from pricer.errors import ConfigError
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.catalogue import ModelCatalogue
@@ -287,3 +288,92 @@ def test_settings_of_the_wrong_type_fail_while_composing(compose_conf, override:
     # pricer.schemas.FinetuneConfig, Hydra refuses it naming the key.
     with pytest.raises(HydraException, match=override.split("=")[0]):
         compose_conf("finetune", [override])
+
+
+def refuse(status: int, message: str) -> Callable[..., stub_common.Reply]:
+    """A stub route handler answering every request with an OpenAI-shaped HTTP error."""
+    return lambda *args: stub_common.error_reply(status, message)
+
+
+@pytest.mark.parametrize(
+    ("route", "status", "message", "said"),
+    [
+        # A key the server does not take: OpenAI's message quotes part of it, and is left out.
+        (
+            "upload_file",
+            401,
+            "Incorrect API key provided: sk-abc***xyz",
+            r"HTTP 401 while uploading train\.jsonl \(the API key in PRICER_TEST_LLM_KEY was "
+            r"not accepted\)",
+        ),
+        (
+            "create_job",
+            400,
+            "Model gpt-4o-mini-2024-07-18 is not available for fine-tuning",
+            r"HTTP 400 while creating a fine-tuning job of gpt-4o-mini-2024-07-18 \(Model "
+            r"gpt-4o-mini-2024-07-18 is not available for fine-tuning\)",
+        ),
+    ],
+)
+def test_a_request_the_server_refuses_is_one_line_and_a_failed_run(
+    finetune_cfg, stub, monkeypatch, route: str, status: int, message: str, said: str
+) -> None:
+    # Each was the SDK's traceback (exit 1) after the cost had been confirmed.
+    monkeypatch.setattr(stub_fine_tuning, route, refuse(status, message))
+    with pytest.raises(ft.ServerRefused, match=said) as error:
+        run_finetune(finetune_cfg())
+    assert str(error.value).endswith("): no fine-tuning job was created")
+    assert "sk-abc" not in str(error.value)
+    assert not stub.state.jobs
+    run = only_run()
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("ServerRefused: the server answered HTTP")
+    assert "sk-abc" not in run.data.tags["error"]
+
+
+def test_a_server_error_while_the_job_is_followed_says_how_to_reattach(
+    finetune_cfg, stub, monkeypatch
+) -> None:
+    # An outage the SDK's retries did not outlast: the job goes on, and the line says how to
+    # follow it again.
+    monkeypatch.setattr(stub_fine_tuning, "get_job", refuse(503, "The server is overloaded"))
+    with pytest.raises(ft.ServerRefused, match=r"HTTP 503 .*\(The server is overloaded\)") as error:
+        run_finetune(finetune_cfg("client.max_retries=0"))
+    (job_id,) = stub.state.jobs
+    follow = f"the job goes on at the server; follow it again with data=items job_id={job_id}"
+    assert str(error.value).endswith(follow)
+    assert only_run().info.status == "FAILED"
+
+
+def test_resuming_with_a_refused_key_is_one_line_and_no_run(finetune_cfg, stub, monkeypatch):
+    monkeypatch.setattr(stub_fine_tuning, "get_job", refuse(401, "Incorrect API key provided"))
+    with pytest.raises(ft.ServerRefused, match=r"HTTP 401 while looking up job_id=ftjob-1 "):
+        run_finetune(finetune_cfg("job_id=ftjob-1"))
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_the_app_prints_a_refused_key_in_one_line(
+    finetune_cfg, stub, tracking_uri, tmp_path, monkeypatch
+) -> None:
+    # The real command line (the stub answers in this process): exit 2, no traceback.
+    monkeypatch.setattr(stub_fine_tuning, "upload_file", refuse(401, "Incorrect API key"))
+    cfg = finetune_cfg()
+    overrides = [
+        "data=items",
+        f"data.train_paths=[{cfg.data.train_paths[0]}]",
+        f"data.test_paths=[{cfg.data.test_paths[0]}]",
+        f"client.base_url={stub.base_url}",
+        "client.api_key_env=PRICER_TEST_LLM_KEY",
+        "train_size=20",
+        "validation_size=5",
+        "confirm=false",
+        "progress=false",
+    ]
+    result = run_cli(pricer_app("finetune", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: the server answered HTTP 401 while uploading train.jsonl (the API key in "
+        "PRICER_TEST_LLM_KEY was not accepted): no fine-tuning job was created"
+    ]

@@ -25,7 +25,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,6 +40,7 @@ from tqdm.auto import tqdm
 from pricer.errors import ConfigError, UserError
 from pricer.models.base import as_items
 from pricer.models.llm.catalogue import ModelCatalogue
+from pricer.models.llm.client import ServerUnreachable
 from pricer.models.llm.prompts import PromptTemplate, format_price
 from pricer.wording import counted
 
@@ -233,6 +235,46 @@ class JobFailed(UserError, RuntimeError):
         self.job_id = job_id
         self.status = status
         self.reason = reason
+
+
+class ServerRefused(UserError, RuntimeError):
+    """The server answered a fine-tuning request with an HTTP error: a key it does not take,
+    a base model it does not tune, a quota spent, a file it rejects, an outage its retries
+    did not outlast."""
+
+
+# The longest part of a server's error message kept in the one line: enough for OpenAI's
+# ("Model gpt-5 is not available for fine-tuning or does not exist."), not a page of HTML.
+MAX_REASON = 300
+
+
+@contextmanager
+def server_errors(server: str, api_key_env: str, doing: str, outcome: str) -> Iterator[None]:
+    """One line, instead of the SDK's traceback, when the server cannot be reached or refuses
+    a request while ``doing`` (what was being asked); ``outcome`` says what that leaves (no
+    job made, or a job that goes on and how to follow it again)."""
+    try:
+        yield
+    except openai.APIConnectionError as error:  # a timeout too
+        raise ServerUnreachable(f"cannot connect to {server} while {doing}: {outcome}") from error
+    except openai.APIStatusError as error:
+        why = _refusal_reason(error, api_key_env)
+        raise ServerRefused(
+            f"the server answered HTTP {error.status_code} while {doing} ({why}): {outcome}"
+        ) from None  # the SDK's message, chained, would be said again, a refused key's too
+
+
+def _refusal_reason(error: openai.APIStatusError, api_key_env: str) -> str:
+    """What the server said, on one line; for a key it refused, only which variable held it:
+    OpenAI's message then quotes part of the key."""
+    if error.status_code == 401:
+        return f"the API key in {api_key_env} was not accepted"
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str) and message.strip():
+        text = " ".join(message.split())
+        return text if len(text) <= MAX_REASON else f"{text[:MAX_REASON]}..."
+    return type(error).__name__
 
 
 # -- 4. following and losses ------------------------------------------------------------------
