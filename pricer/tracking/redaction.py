@@ -51,6 +51,16 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # scheme://user:password@host (a gateway's basic auth in model.base_url): the password
     # only, whatever its length; the user and host say where, not how to get in
     ("URL password", re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)([^/\s@]+)(?=@)")),
+    # A URL's query parameter named for a credential (?access_token=..., &key=..., &sig=...,
+    # the names the LLM cache hides: pricer.models.llm.client): its value only, whatever its
+    # length; the name stays, as the parameters that choose a deployment (api-version) do.
+    (
+        "URL query credential",
+        re.compile(
+            r"(?i)([?&][\w.\-]*(?:key|token|secret|passw|sig|auth|credential)[\w.\-]*=)"
+            r"([^&#\s\"']+)"
+        ),
+    ),
     # api_key=..., "password": "...", token: ... in messages and URLs: the value only
     (
         "credential assignment",

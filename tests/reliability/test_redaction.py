@@ -45,6 +45,10 @@ RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
         ("http://alice:hunter2@127.0.0.1:8765/v1", "hunter2"),
         ("base_url: https://u:p4ss%40word@llm.example.com/v1 failed", "p4ss"),
         ("see HTTPS://bob:Zq9-x@host:8443/v1", "Zq9-x"),
+        # A credential in a URL's query, by the names the LLM cache hides: any length
+        ("https://gw.example/v1?access_token=Zq9x7Lm2", "Zq9x7Lm2"),
+        ("https://gw.example/v1?api-version=2024-06-01&key=Zq9x7", "Zq9x7"),
+        ("http://127.0.0.1:8765/v1?sig=Zq9x7Lm2#top", "Zq9x7Lm2"),
     ],
 )
 def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
@@ -62,6 +66,8 @@ def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
         "OPENAI_API_KEY is not set",
         "http://127.0.0.1:8765/v1 and https://alice@llm.example.com/v1",  # no password
         "mailto:someone@example.com, time 12:30@home",
+        "https://gw.example/v1?api-version=2024-06-01&deployment=gpt-4o-mini",  # no credential
+        "unknown key=value pairs: model.n_estimator",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
@@ -129,3 +135,21 @@ def test_a_password_in_the_base_url_reaches_no_param_or_config_artifact(
     assert "hunter2pw" not in repr(logged.data.params)
     yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
     assert "hunter2pw" not in yaml
+
+
+@pytest.mark.parametrize("name", ["access_token", "key", "sig", "auth"])
+def test_a_key_in_the_base_urls_query_reaches_no_param_or_config_artifact(
+    tracking_uri: str, name: str
+) -> None:
+    # The LLM cache hid it (pricer.models.llm.client), and the llm.server tag dropped the
+    # query; the model.base_url param and the config artifact kept it whole.
+    url = f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}=Zq9x7Lm2Np4Rt6Wy"
+    cfg = compose_config("train", ["model=frontier", "family=frontier", f"model.base_url='{url}'"])
+    expected = f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}={REDACTED}"
+    assert flatten_config(cfg)["model.base_url"] == expected
+    with tracked_run(cfg.tracking, run_name="frontier", tags={}) as run:
+        log_config(cfg)
+    logged = mlflow.get_run(run.info.run_id)
+    assert "Zq9x7Lm2Np4Rt6Wy" not in repr(logged.data.params)
+    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    assert "Zq9x7Lm2Np4Rt6Wy" not in yaml
