@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,27 @@ def _someones_work(path: Path, columns: list[str]) -> str | None:
     return f"holds {counted(typed, 'price')} a person typed" if typed else None
 
 
-def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str, float], int]:
-    """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``, and how many
-    written prices were no price. A blank price is no guess; one that is not a single amount
+# Why an item got no guess (``human.failures.<reason>``, as an LLM family's ``llm.failures.``):
+# a run that fails for too many says which, where it said "no reason reported".
+NOT_IN_SHEET = "not_in_sheet"  # no row of the sheet names it (a sheet for other items)
+BLANK = "blank"  # its row's price was left empty
+UNREADABLE = "unreadable"  # its price is no single amount in range, or it has two
+FAILURE_REASONS = (NOT_IN_SHEET, BLANK, UNREADABLE)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """What a guesses file says: the guesses by item id, the id of each written price that
+    was no price (``read_guesses``), and every id it lists."""
+
+    guesses: dict[str, float]
+    slips: list[str]
+    listed: frozenset[str]
+
+
+def read_guesses(path: str | Path, ceiling: float = math.inf) -> Sheet:
+    """Guesses by item id from a CSV with ``id`` or ``text``, and ``price``, and which written
+    prices were no price. A blank price is no guess; one that is not a single amount
     above zero and at most ``ceiling`` ("12,99", "-5", "0", "1e9", "inf") is unreadable, and
     is no guess either: a slip is not averaged in as a price. So are the prices of an item
     written twice with different prices (the same price twice is one guess)."""
@@ -98,20 +117,20 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> tuple[dict[str,
         )
     ids = table["id"] if "id" in table.columns else table["text"].map(item_id)
     written_for: dict[str, list[float]] = {}
-    unreadable = 0
+    slips: list[str] = []
     for key, written in zip(ids, table["price"], strict=True):
         if not written.strip():
             continue
         price, _ = parse_price(written)  # the item files' reading: "$1,299.99", not "12,99"
         if price is None or not 0 < price <= ceiling:
-            unreadable += 1
+            slips.append(key)
         else:
             written_for.setdefault(key, []).append(price)
     # An item priced twice differently (two people's files joined, a row pasted twice and
     # edited once) has no one guess: the last row read was taken, silently, as the person's.
     guesses = {key: prices[0] for key, prices in written_for.items() if len(set(prices)) == 1}
-    unreadable += sum(len(prices) for key, prices in written_for.items() if key not in guesses)
-    return guesses, unreadable
+    slips += [key for key, prices in written_for.items() if key not in guesses for _ in prices]
+    return Sheet(guesses, slips, frozenset(ids))
 
 
 class HumanPricer(Pricer):
@@ -145,7 +164,9 @@ class HumanPricer(Pricer):
             )
         # Kept in the model: the logged model stands alone.
         ceiling = plausible_ceiling(training_prices(X, y))
-        self.guesses_, self.unreadable_ = read_guesses(path, ceiling)
+        sheet = read_guesses(path, ceiling)
+        self.guesses_, self.unreadable_ = sheet.guesses, len(sheet.slips)
+        self.slipped_, self.listed_ = frozenset(sheet.slips), sheet.listed
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -161,9 +182,22 @@ class HumanPricer(Pricer):
             "human.missing": float(missing),
             # In the whole file, not only these items: a person sees it as slips to correct.
             "human.unreadable": float(getattr(self, "unreadable_", 0)),
+            **self._failures(ids[np.isnan(prices)]),
             **self._time_figures(),
         }
         return PriceReport(prices, stats)
+
+    def _failures(self, unguessed: pd.Series) -> dict[str, float]:
+        """Why each item without a guess has none, by reason (``FAILURE_REASONS``); none for
+        a model logged before the sheet's ids were kept."""
+        listed, slipped = getattr(self, "listed_", None), getattr(self, "slipped_", None)
+        if listed is None or slipped is None:
+            return {}
+        counts = dict.fromkeys(FAILURE_REASONS, 0)
+        for key in unguessed:
+            reason = UNREADABLE if key in slipped else BLANK if key in listed else NOT_IN_SHEET
+            counts[reason] += 1
+        return {f"human.failures.{reason}": float(n) for reason, n in counts.items()}
 
     def _time_figures(self) -> dict[str, float]:
         seconds = getattr(self, "seconds_per_item", None)  # absent from models logged before

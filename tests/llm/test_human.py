@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from hydra.errors import HydraException
 from pricer.data.dataset import load_curated
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
-from pricer.experiment import evaluation_items
+from pricer.experiment import TooManyFailures, evaluation_items, run_family
 from pricer.models.human import HumanPricer, item_id
 from pricer.preparation import export_for_human
 
@@ -230,3 +231,33 @@ def test_a_persons_time_is_the_familys_cost_when_given(tmp_path) -> None:
     for bad in ({"seconds_per_item": 0}, {"hourly_usd": -3.0}, {"seconds_per_item": math.inf}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             HumanPricer(str(tmp_path / "g.csv"), **bad).fit(pd.DataFrame({"text": []}), [])
+
+
+def test_a_run_failed_for_missing_guesses_says_why_in_its_error(
+    compose_conf, export_args, export_cfg, tracking_uri, tmp_path
+) -> None:
+    # "human gave no price for 100.0% of the evaluation items (no reason reported; ...)": a
+    # sheet for other items, prices left blank and prices typed with a decimal comma read
+    # alike, the person told nothing of which to fix.
+    exported = pd.read_csv(export_for_human(export_cfg), dtype=str, keep_default_na=False)
+    sheet = exported.copy()
+    sheet["price"] = ["12,99", "7,50", "3,10", "", "", "$25", "$30", "$45"]
+    sheet.loc[5:6, "id"] = [item_id("another item"), item_id("yet another")]
+    sheet.to_csv(tmp_path / "guesses.csv", index=False)
+    cfg = compose_conf(
+        "train",
+        [
+            "model=human",
+            "family=human",  # not ${hydra:...}: no Hydra app runs here
+            *export_args[:4],
+            f"model.guesses_path={tmp_path / 'guesses.csv'}",
+            "tracking.log_model=false",
+        ],
+    )
+    with pytest.raises(TooManyFailures) as error:
+        run_family("human", cfg)
+    reasons = "(unreadable 3, blank 2, not_in_sheet 2; eval.max_failure_rate=5.0%)"
+    assert str(error.value) == f"human gave no price for 87.5% of the evaluation items {reasons}"
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert run.data.metrics["human.failures.not_in_sheet"] == 2

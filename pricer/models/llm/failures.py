@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 FAILURES_PREFIX = "llm.failures."
+# The human baseline's (pricer.models.human): an item the guesses file has no price for.
+HUMAN_FAILURES_PREFIX = "human.failures."
 # The figures of an LLM batch cut short by SIGTERM or Ctrl-C: what its calls had cost by then.
 INTERRUPTED_PASS = "interrupted."
 INTERRUPTED_PREFIX = f"{INTERRUPTED_PASS}llm."
@@ -83,17 +85,20 @@ def interrupted_answers(interrupt: BaseException) -> list[str] | None:
     return None if names is None else list(names)
 
 
-def failure_summary(stats: Mapping[str, float], prefix: str = FAILURES_PREFIX) -> str:
+def failure_summary(
+    stats: Mapping[str, float], prefixes: tuple[str, ...] = (FAILURES_PREFIX, HUMAN_FAILURES_PREFIX)
+) -> str:
     """Failure reasons with their counts, most frequent first ("no_price 80, timeout 20");
     "no reason reported" for a pricer that reports none (a classical family's NaN). An
     ensemble's are its members' ("frontier no_price 12")."""
     counts: dict[str, int] = {}
     for key, value in stats.items():
-        # An ensemble reports each member's under its name: ensemble.<member>.llm.failures.*
-        owner, found, reason = key.partition(prefix)
-        if found and reason and value == value and value > 0:  # skips NaN and zeros
-            member = owner.removeprefix("ensemble.").rstrip(".")
-            counts[f"{member} {reason}" if member else reason] = int(value)
+        for prefix in prefixes:
+            # An ensemble reports each member's under its name: ensemble.<member>.llm.failures.*
+            owner, found, reason = key.partition(prefix)
+            if found and reason and value == value and value > 0:  # skips NaN and zeros
+                member = owner.removeprefix("ensemble.").rstrip(".")
+                counts[f"{member} {reason}" if member else reason] = int(value)
     if not counts:
         return "no reason reported"
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
