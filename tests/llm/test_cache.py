@@ -128,9 +128,24 @@ def test_an_entry_from_before_the_checksum_is_still_read(tmp_path: Path) -> None
     assert cache.get(key) == CachedAnswer("Price is $3.00", 10, 4)
 
 
+def test_an_entry_keeps_its_calls_seconds_and_an_older_one_still_reads(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    key = request_key(REQUEST)
+    cache.put(key, CachedAnswer("Price is $3.00", 10, 4, "m", 0.25), REQUEST)
+    assert cache.get(key) == CachedAnswer("Price is $3.00", 10, 4, "m", 0.25)
+    # Written before the seconds were kept: its checksum still holds, its latency unknown.
+    old = CachedAnswer("Price is $3.00", 10, 4, "m")
+    path = tmp_path / key[:2] / f"{key}.json"
+    entry = {"request": REQUEST, "answer": old.stored(), "checksum": _digest([key, old.stored()])}
+    path.write_text(json.dumps(entry), encoding="utf-8")
+    assert "latency" not in entry["answer"] and cache.get(key) == old
+
+
 @pytest.mark.parametrize(
     "answer",
     [
+        {"answer": "$45", "input_tokens": 10, "output_tokens": 4, "latency": -1.0},
+        {"answer": "$45", "input_tokens": 10, "output_tokens": 4, "latency": "fast"},
         {"answer": 45, "input_tokens": 10, "output_tokens": 4},  # was a TypeError in predict
         {"answer": ["$45"], "input_tokens": 10, "output_tokens": 4},
         {"answer": None, "input_tokens": 10, "output_tokens": 4},

@@ -6,10 +6,11 @@ the model that produced it, which need not be the one asked for (a proxy or an
 OpenAI-compatible server may answer "gpt-4o-mini" with "gpt-4o", 16 times dearer; see
 ``pricer.models.llm.answering``). An answer from the model asked for, or a dated snapshot of
 it, or whose model is unknown (a reply naming none, an answer cached before pricer kept the
-name) is priced at the requested model's rate. Token and cost totals cover every item that
-got an answer, cached or fresh, so they describe what the batch costs and stay the same when
-a re-run is served from the cache (an entry keeps the model that answered it); ``spent_usd``
-is what this run actually paid (fresh calls only).
+name) is priced at the requested model's rate. Token and cost totals and call latencies cover
+every item that got an answer, cached or fresh, so they describe what the batch costs and how
+long its calls take, and stay the same when a re-run is served from the cache (an entry keeps
+the model that answered it and its call's seconds); ``spent_usd`` is what this run actually
+paid (fresh calls only).
 
 A cost is never a made-up or lower figure: it is NaN (unknown) when an answer's model has no
 price in the catalogue (counted as ``llm.answers_not_in_catalogue``: the model asked for, when
@@ -53,7 +54,9 @@ class ItemOutcome:
     failure: str | None
     input_tokens: int
     output_tokens: int
-    latency: float | None  # seconds of the call; None when served from the cache
+    # Seconds of the call that answered (a cached answer's too); None when unknown (an answer
+    # cached before its call's seconds were kept)
+    latency: float | None
     cached: bool
     unmetered: bool = False  # its reply came without usage: tokens billed, count unknown
     model: str | None = None  # the model its reply named (or its cache entry kept); None: unknown
@@ -124,7 +127,9 @@ def batch_stats(
     cost = batch_cost(outcomes, requested, prices)
     spent = batch_cost(fresh, requested, prices)
     unpriced = sum(prices[priced_as(outcome, requested)] is None for outcome in outcomes)
-    latencies = [outcome.latency for outcome in fresh if outcome.latency is not None]
+    # Every answer's call, cached or fresh, as its tokens and cost: the model's latency, which
+    # a rerun served from the cache does not change.
+    latencies = [outcome.latency for outcome in outcomes if outcome.latency is not None]
     per_item = (lambda total: total / n_items) if n_items else (lambda total: math.nan)
     stats: dict[str, float] = {
         "items": n_items,

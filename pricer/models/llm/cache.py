@@ -44,6 +44,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -76,6 +77,10 @@ class CachedAnswer:
     input_tokens: int
     output_tokens: int
     model: str | None = None  # the reply's ``model``; None: not said, or cached before it was
+    # Seconds the call that answered took: a rerun served from the cache reports the model's
+    # call latency as the paid run did (a leaderboard's trade-off read a fully cached LLM's
+    # as its batch's, a few microseconds an item). None: cached before it was kept.
+    latency: float | None = None
 
     def __post_init__(self) -> None:
         """An entry of the wrong types is unreadable (a miss), whatever its checksum says: a
@@ -92,14 +97,19 @@ class CachedAnswer:
                 raise TypeError(f"{name} is out of range, not a token count")
         if self.model is not None and not isinstance(self.model, str):
             raise TypeError(f"model is {type(self.model).__name__}, not str")
+        seconds = self.latency
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds < math.inf
+        ):
+            raise TypeError("latency is not a number of seconds")
 
     def stored(self) -> dict[str, Any]:
-        """The entry's answer as written to disk and checksummed: without ``model`` when it is
-        unknown, so an entry written before models were kept keeps its checksum."""
-        fields = asdict(self)
-        if fields["model"] is None:
-            del fields["model"]
-        return fields
+        """The entry's answer as written to disk and checksummed: without ``model`` or
+        ``latency`` when unknown, so an entry written before they were kept keeps its
+        checksum."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 def request_key(request: dict[str, Any]) -> str:

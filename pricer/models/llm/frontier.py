@@ -295,7 +295,11 @@ class FrontierPricer(Pricer):
                 cache.put(
                     keys[i],
                     CachedAnswer(
-                        call.answer or "", call.input_tokens, call.output_tokens, call.model
+                        call.answer or "",
+                        call.input_tokens,
+                        call.output_tokens,
+                        call.model,
+                        call.latency,
                     ),
                     {"base_url": server, **requests[i]},
                 )
@@ -382,7 +386,14 @@ def _from_cache(entry: CachedAnswer | None, ceiling: float) -> ItemOutcome | Non
     # or 0 answer tokens, which no answer that states a price is.
     unmetered = entry.input_tokens == 0 or entry.output_tokens == 0
     return ItemOutcome(
-        price, None, entry.input_tokens, entry.output_tokens, None, True, unmetered, entry.model
+        price,
+        None,
+        entry.input_tokens,
+        entry.output_tokens,
+        entry.latency,  # the call's that answered it, as its tokens and model are
+        True,
+        unmetered,
+        entry.model,
     )
 
 
