@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Callable
@@ -377,3 +378,27 @@ def test_the_app_prints_a_refused_key_in_one_line(
         "error: the server answered HTTP 401 while uploading train.jsonl (the API key in "
         "PRICER_TEST_LLM_KEY was not accepted): no fine-tuning job was created"
     ]
+
+
+@pytest.mark.parametrize(
+    "served",
+    [
+        refuse(404, "No such File object"),  # gone, or a server that keeps none
+        lambda state, file_id, content=False: stub_common.Reply(200, b"\xff\xfe not a table"),
+    ],
+    ids=["not found", "not csv"],
+)
+def test_a_result_file_that_cannot_be_read_still_records_the_fine_tuned_model(
+    finetune_cfg, stub, monkeypatch, caplog, served
+) -> None:
+    # The job had succeeded and been paid for: the run FAILED (a 404 as "the job goes on", a
+    # ValueError traceback for a file that is no table) and the model was in no record.
+    monkeypatch.setattr(stub_fine_tuning, "get_file", served)
+    with caplog.at_level(logging.WARNING, logger="pricer.models.llm.finetuning"):
+        job = run_finetune(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["ft.fine_tuned_model"] == job.fine_tuned_model
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, ft.TRAIN_LOSS)
+    assert sorted(m.step for m in history) == list(range(1, 11))  # from the job's events
+    assert f"cannot read result file {job.result_files[0]} of job {job.id}" in caplog.text

@@ -415,8 +415,23 @@ def _failure_reason(job: FineTuningJob, error_events: list[str]) -> str:
 
 
 def result_losses(client: openai.OpenAI, job: FineTuningJob) -> list[Metric]:
-    """Every step's losses from the job's result files (complete, unlike polled events)."""
+    """Every step's losses from the job's result files (complete, unlike polled events).
+
+    A file that cannot be fetched (gone, refused, the server lost) or read (neither CSV nor
+    base64) is passed over with a warning: the job has succeeded and been paid for, and a run
+    that failed here never recorded its fine-tuned model; the losses its events gave stand."""
     metrics: list[Metric] = []
     for file_id in job.result_files or []:
-        metrics += parse_result_file(client.files.content(file_id).content)
+        try:
+            metrics += parse_result_file(client.files.content(file_id).content)
+        except (openai.APIError, ValueError) as error:
+            status = getattr(error, "status_code", None)
+            why = f"HTTP {status}" if status is not None else str(error) or type(error).__name__
+            log.warning(
+                "cannot read result file %s of job %s (%s): the run keeps the losses the "
+                "job's events gave",
+                file_id,
+                job.id,
+                why,
+            )
     return metrics
