@@ -402,3 +402,22 @@ def test_a_result_file_that_cannot_be_read_still_records_the_fine_tuned_model(
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, ft.TRAIN_LOSS)
     assert sorted(m.step for m in history) == list(range(1, 11))  # from the job's events
     assert f"cannot read result file {job.result_files[0]} of job {job.id}" in caplog.text
+
+
+def test_a_succeeded_job_naming_no_model_fails_the_run_rather_than_record_none(
+    finetune_cfg, stub, monkeypatch
+) -> None:
+    # The run FINISHED with ft.fine_tuned_model "None" and said to evaluate model.model=None.
+    succeed = stub_fine_tuning._succeed
+
+    def nameless(state, job) -> None:
+        succeed(state, job)
+        job.fine_tuned_model = None
+
+    monkeypatch.setattr(stub_fine_tuning, "_succeed", nameless)
+    with pytest.raises(ft.JobFailed, match=r"succeeded: the server names no fine-tuned model"):
+        run_finetune(finetune_cfg())
+    run = only_run()
+    assert run.info.status == "FAILED"
+    assert "ft.fine_tuned_model" not in run.data.tags
+    assert f"re-attach with job_id={run.data.tags['ft.job_id']}" in run.data.tags["error"]

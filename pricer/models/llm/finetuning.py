@@ -403,6 +403,16 @@ def follow_job(
         bar.close()
     if job.status != "succeeded":
         raise JobFailed(job.id, job.status, _failure_reason(job, errors))
+    tuned = job.fine_tuned_model
+    if not isinstance(tuned, str) or not tuned.strip():
+        # Recorded as it came, the run FINISHED with "None" for the model's name and told the
+        # user to evaluate model.model=None.
+        raise JobFailed(
+            job.id,
+            job.status,
+            f"the server names no fine-tuned model for it (fine_tuned_model is {tuned!r}); "
+            f"re-attach with job_id={job.id} once it does",
+        )
     return job
 
 
