@@ -86,11 +86,12 @@ FAILURE_REASONS = (NOT_IN_SHEET, BLANK, UNREADABLE)
 
 @dataclass(frozen=True)
 class Sheet:
-    """What a guesses file says: the guesses by item id, the id of each written price that
-    was no price (``read_guesses``), and every id it lists."""
+    """What a guesses file says: the guesses by item id, how many written prices were no
+    price (``read_guesses``), the ids those were written for, and every id it names."""
 
     guesses: dict[str, float]
-    slips: list[str]
+    unreadable: int
+    slipped: frozenset[str]
     listed: frozenset[str]
 
 
@@ -99,7 +100,13 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> Sheet:
     prices were no price. A blank price is no guess; one that is not a single amount
     above zero and at most ``ceiling`` ("12,99", "-5", "0", "1e9", "inf") is unreadable, and
     is no guess either: a slip is not averaged in as a price. So are the prices of an item
-    written twice with different prices (the same price twice is one guess)."""
+    written twice with different prices (the same price twice is one guess).
+
+    A row with both names its item by each: its id, and the id of its text. In the sheet
+    pricer wrote they are the same; a spreadsheet that turned an all-digit id into a number
+    ("1.23457E+15") or padded it with spaces left the item without its guess, while its text
+    still named it. A row whose id and text name two items gives both its price, so a sheet
+    whose columns were sorted apart has its items priced twice differently: no guess."""
     # Each a pandas traceback: an empty file, another encoding, a quote left open.
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -115,22 +122,35 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> Sheet:
             f"{path}: a guesses file needs a price column and an id or text column, "
             f"got {list(table.columns)}"
         )
-    ids = table["id"] if "id" in table.columns else table["text"].map(item_id)
-    written_for: dict[str, list[float]] = {}
-    slips: list[str] = []
-    for key, written in zip(ids, table["price"], strict=True):
+    names = [
+        table[column].str.strip() if column == "id" else table[column].map(item_id)
+        for column in ("id", "text")
+        if column in table.columns
+    ]
+    keys = [frozenset(key for key in row if key) for row in zip(*names, strict=True)]
+    written_for: dict[str, list[tuple[int, float]]] = {}
+    slipped: set[str] = set()
+    unreadable_rows: set[int] = set()
+    for row, (named, written) in enumerate(zip(keys, table["price"], strict=True)):
         if not written.strip():
             continue
         price, _ = parse_price(written)  # the item files' reading: "$1,299.99", not "12,99"
         if price is None or not 0 < price <= ceiling:
-            slips.append(key)
+            unreadable_rows.add(row)
+            slipped |= named
         else:
-            written_for.setdefault(key, []).append(price)
+            for key in named:
+                written_for.setdefault(key, []).append((row, price))
     # An item priced twice differently (two people's files joined, a row pasted twice and
     # edited once) has no one guess: the last row read was taken, silently, as the person's.
-    guesses = {key: prices[0] for key, prices in written_for.items() if len(set(prices)) == 1}
-    slips += [key for key, prices in written_for.items() if key not in guesses for _ in prices]
-    return Sheet(guesses, slips, frozenset(ids))
+    guesses: dict[str, float] = {}
+    for key, entries in written_for.items():
+        if len({price for _, price in entries}) == 1:
+            guesses[key] = entries[0][1]
+        else:
+            slipped.add(key)
+            unreadable_rows |= {row for row, _ in entries}
+    return Sheet(guesses, len(unreadable_rows), frozenset(slipped), frozenset().union(*keys))
 
 
 class HumanPricer(Pricer):
@@ -165,8 +185,8 @@ class HumanPricer(Pricer):
         # Kept in the model: the logged model stands alone.
         ceiling = plausible_ceiling(training_prices(X, y))
         sheet = read_guesses(path, ceiling)
-        self.guesses_, self.unreadable_ = sheet.guesses, len(sheet.slips)
-        self.slipped_, self.listed_ = frozenset(sheet.slips), sheet.listed
+        self.guesses_, self.unreadable_ = sheet.guesses, sheet.unreadable
+        self.slipped_, self.listed_ = sheet.slipped, sheet.listed
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -242,7 +242,8 @@ def test_a_run_failed_for_missing_guesses_says_why_in_its_error(
     exported = pd.read_csv(export_for_human(export_cfg), dtype=str, keep_default_na=False)
     sheet = exported.copy()
     sheet["price"] = ["12,99", "7,50", "3,10", "", "", "$25", "$30", "$45"]
-    sheet.loc[5:6, "id"] = [item_id("another item"), item_id("yet another")]
+    sheet.loc[5:6, "text"] = ["another item", "yet another"]  # rows of another export
+    sheet.loc[5:6, "id"] = sheet.loc[5:6, "text"].map(item_id)
     sheet.to_csv(tmp_path / "guesses.csv", index=False)
     cfg = compose_conf(
         "train",
@@ -261,3 +262,35 @@ def test_a_run_failed_for_missing_guesses_says_why_in_its_error(
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED"
     assert run.data.metrics["human.failures.not_in_sheet"] == 2
+
+
+def test_a_row_whose_id_a_spreadsheet_mangled_is_found_by_its_text(tmp_path) -> None:
+    # A spreadsheet saves an all-digit id as a number ("1.23457E+15") and may pad one with
+    # spaces: those items had no guess, though each row's text still named its item.
+    texts = ["red mug", "blue lamp", "green cup"]
+    sheet = pd.DataFrame(
+        {
+            "id": ["1.23457E+15", f" {item_id('blue lamp')} ", item_id("green cup")],
+            "text": texts,
+            "price": ["12", "30", "7"],
+        }
+    )
+    sheet.to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(3, 99.0))
+    np.testing.assert_array_equal(pricer.predict(items), [12.0, 30.0, 7.0])
+
+
+def test_a_sheet_whose_columns_were_sorted_apart_gives_no_guess_not_a_wrong_one(tmp_path) -> None:
+    # Its texts sorted without their ids and prices: each row's id names one item and its
+    # text another, and the id's price was taken for an item the person never read.
+    texts = ["red mug", "blue lamp"]
+    sheet = pd.DataFrame(
+        {"id": [item_id(t) for t in texts], "text": texts[::-1], "price": ["12", "30"]}
+    )
+    sheet.to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    report = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(2, 99.0))
+    report = report.predict_report(items)
+    assert np.isnan(report.prices).all()
+    assert report.stats["human.failures.unreadable"] == 2 and report.stats["human.unreadable"] == 2
