@@ -13,7 +13,9 @@ from hydra.utils import instantiate
 
 from pricer.devtools.stub_ratelimit import RateLimit, request_tokens
 from pricer.devtools.stub_server import StubServer
+from pricer.errors import ConfigError
 from pricer.models.llm.client import Pacer, Pacing, estimate_tokens
+from tests.llm.conftest import KEY_ENV
 
 CHAT = "POST /chat/completions"
 
@@ -68,6 +70,27 @@ def test_pacing_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="rpm"):
         Pacing(rpm=0, tpm=None)
     assert not Pacing(rpm=None, tpm=None).active
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # Each was a TypeError traceback at fit, and true was taken for 1 request a minute.
+        ("model.pacing.rpm=abc", r"^pacing rpm must be a number > 0 or null, got 'abc'$"),
+        ("model.pacing.rpm=true", r"^pacing rpm must be a number > 0 or null, got True$"),
+        ("model.pacing.tpm=abc", r"^pacing tpm must be a number > 0 or null, got 'abc'$"),
+        ("model.pacing.burst_seconds=soon", r"^pacing burst_seconds must be a number > 0, got"),
+        ("model.pacing.headroom=nan", r"^pacing headroom must be in \(0, 1\], got nan$"),
+        ("+model.pacing.rmp=100", r"^unknown key 'pacing\.rmp' \(did you mean 'pacing\.rpm'"),
+    ],
+)
+def test_pacing_knobs_that_are_no_numbers_are_one_line_at_fit(
+    compose_conf, make_items, api_key, override: str, message: str
+) -> None:
+    cfg = compose_conf("train", ["model=frontier", f"model.api_key_env={KEY_ENV}", override])
+    items = make_items(3, seed=0)
+    with pytest.raises(ConfigError, match=message):
+        instantiate(cfg.model).fit(items, items["price"])
 
 
 def test_the_tier_in_the_catalogue_sets_the_pace(compose_conf) -> None:

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,7 +35,7 @@ import openai
 from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
-from pricer.errors import ConfigError, UserError
+from pricer.errors import ConfigError, UserError, unknown_name
 from pricer.models.llm.answering import MAX_MODEL_NAME
 from pricer.models.llm.cache import MAX_TOKEN_COUNT
 from pricer.settings import resolved_children
@@ -268,18 +268,37 @@ class Pacing:
     headroom: float = 0.9
 
     def __post_init__(self) -> None:
+        # The knobs come untyped from config (model.pacing is a mapping): "abc" compared with
+        # 0 was a TypeError traceback, and true was taken for 1 request a minute.
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"pacing {name} must be > 0 or null, got {value}")
-        if self.burst_seconds <= 0:
-            raise ConfigError(f"pacing burst_seconds must be > 0, got {self.burst_seconds}")
-        if not 0 < self.headroom <= 1:
-            raise ConfigError(f"pacing headroom must be in (0, 1], got {self.headroom}")
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ConfigError(f"pacing {name} must be a number > 0 or null, got {value!r}")
+        if not (_is_number(self.burst_seconds) and self.burst_seconds > 0):
+            raise ConfigError(
+                f"pacing burst_seconds must be a number > 0, got {self.burst_seconds!r}"
+            )
+        if not (_is_number(self.headroom) and 0 < self.headroom <= 1):
+            raise ConfigError(f"pacing headroom must be in (0, 1], got {self.headroom!r}")
+
+    @classmethod
+    def from_knobs(cls, rpm: float | None, tpm: float | None, knobs: Mapping[str, Any]) -> Pacing:
+        """Limits from ``model.pacing``'s other knobs: a key that is none of them (a typo
+        given with +) is one line naming those there are, not a TypeError traceback."""
+        known = {field.name for field in fields(cls)} - {"rpm", "tpm"}
+        unknown = sorted(set(knobs) - known)
+        if unknown:
+            raise ConfigError(unknown_name("key", unknown[0], ["rpm", "tpm", *known], "pacing"))
+        return cls(rpm=rpm, tpm=tpm, **knobs)
 
     @property
     def active(self) -> bool:
         return bool(self.rpm or self.tpm)
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool): what a limit or a duration can be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def estimate_tokens(request: dict[str, Any]) -> int:

@@ -159,7 +159,7 @@ class FrontierPricer(Pricer):
         limits = found[1].limits(self.tier) if found is not None else None
         rpm = knobs.pop("rpm", None) or (limits.rpm if limits else None)
         tpm = knobs.pop("tpm", None) or (limits.tpm if limits else None)
-        return Pacing(rpm=rpm, tpm=tpm, **knobs)
+        return Pacing.from_knobs(rpm, tpm, knobs)
 
     def _validate(self) -> None:
         if not self.model:
