@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from pricer.data.dataset import CuratedData, CurationReport
+from pricer.errors import ConfigError
 from pricer.identity import comparable
 from pricer.models.llm.retrieval import NeighbourIndex
 from pricer.schemas import ValidationSettings
@@ -124,3 +126,22 @@ def test_a_validation_item_is_never_shown_as_its_own_example(
         user = next(m["content"] for m in request["messages"] if m["role"] == "user")
         examples = user[: user.rindex(item)]
         assert item.strip().lower() not in examples.lower()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"ngram_max": 0},  # scikit-learn's ValueError traceback
+        {"max_items": 0},  # failed naming min_df, a setting nobody changed
+        {"max_chars": 0},  # every example shown as a blank line with its price
+        {"max_chars": -50},  # every example cut at its end
+        {"k": 0},
+        {"min_df": 0},
+    ],
+)
+def test_retrieval_settings_below_one_are_one_line_naming_the_setting(make_items, setting) -> None:
+    train = make_items(10, seed=0)
+    (name,) = setting
+    with pytest.raises(ConfigError, match=rf"^retrieval\.{name} must be a whole number >= 1, got"):
+        index(**{"k": 3, **setting}).fit(train, train["price"])
+    assert index(3, max_features=None, max_items=None).fit(train, train["price"]).texts_

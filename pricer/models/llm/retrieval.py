@@ -57,8 +57,15 @@ class NeighbourIndex(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> NeighbourIndex:
-        if self.k < 1:
-            raise ConfigError(f"retrieval.k must be >= 1, got {self.k}")
+        # Each a whole number >= 1: ngram_max=0 was scikit-learn's ValueError traceback,
+        # max_items=0 failed naming min_df, and max_chars=0 (or -50) cut every neighbour's
+        # text to nothing (or its end off), the model shown prices of blank examples.
+        for name in ("k", "max_features", "ngram_max", "min_df", "max_chars", "max_items"):
+            value = getattr(self, name)
+            if name in ("max_features", "max_items") and value is None:  # no cap
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"retrieval.{name} must be a whole number >= 1, got {value!r}")
         items = as_items(X).reset_index(drop=True)
         prices = training_prices(items, y)
         if self.max_items is not None and len(items) > self.max_items:
