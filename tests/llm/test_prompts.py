@@ -46,6 +46,11 @@ STATED = [
     ("Not $40 - I would say $60", 60.0),  # an amount the answer rejects is not its price
     ("It is not $40; the price is $55", 55.0),
     ("Price is $45 (or \u20ac40)", 45.0),  # the dollar amount decides, another currency aside
+    # Dollars and cents in words: the dollars alone were read ($45).
+    ("45 dollars and 99 cents", 45.99),
+    ("About $45 and 9 cents.", 45.09),
+    ("Price is $45 & 99\u00a2", 45.99),
+    ("$45 and 50 cents shipping", 45.0),  # cents that open a charge are not the price's
     # A JSON answer is read by its price field (it was no price, or a range's low end).
     ('{"price": 45.99}', 45.99),
     ('```json\n{"price": "$45.99", "confidence": 0.7}\n```', 45.99),

@@ -199,6 +199,14 @@ _CHARGE_BEFORE = re.compile(
     r"\s*[:=]?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
+# Whole dollars and then cents: "45 dollars and 99 cents", "$45 & 99\u00a2" is $45.99 (the
+# dollars alone were read, $45). Only where the amount ends: "$45 and 50 cents shipping" adds
+# a charge, and is read as the dollars, as it was.
+_AND_CENTS = re.compile(
+    r"^\s*(?:dollars?\b|bucks\b|USD\b)?\s*(?:and\b|&)?\s*(?P<cents>\d{1,2})\s*"
+    r"(?:cents?\b|\u00a2)(?=\s*(?:$|[.,;:!?)\n]))",
+    re.IGNORECASE,
+)
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
@@ -289,6 +297,9 @@ def parse_price(answer: str | None) -> float | None:
             return None
         if refusal and not _ASSERTED.search(before):
             return None
+        cents = _AND_CENTS.match(after)
+        if cents and "." not in answer[mention.start : mention.end]:
+            return mention.value + int(cents.group("cents")) / 100
         return mention.value
     return None
 
