@@ -157,6 +157,8 @@ def test_cache_answers_a_rerun_without_any_request(make_pricer, items, stub, tmp
     # cached LLM's latency for its batch's (0.27 ms an item against 347 ms a call).
     for figure in ("llm.latency_p50_s", "llm.latency_p95_s"):
         assert second.stats[figure] == first.stats[figure] > 0
+    # No call made, no throughput: the cache's pace was shown as the model's.
+    assert math.isnan(second.stats["llm.items_per_second"])
 
 
 def test_failures_are_not_cached(make_pricer, items, stub, tmp_path) -> None:
@@ -166,6 +168,9 @@ def test_failures_are_not_cached(make_pricer, items, stub, tmp_path) -> None:
     assert stub.state.counters[CHAT] == len(items) + 1  # only the failed item is asked again
     assert second.stats["llm.cache_hits"] == len(items) - 1
     assert second.stats["llm.failures"] == 0
+    # The one call's pace, not the cache's: the items its calls answered.
+    pace = second.stats["llm.items_per_second"]
+    assert pace == pytest.approx(1 / second.stats["llm.wall_seconds"])
 
 
 def test_a_refusal_quoting_a_model_number_is_no_price_and_not_cached(
