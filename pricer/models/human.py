@@ -186,7 +186,8 @@ class HumanPricer(Pricer):
         ceiling = plausible_ceiling(training_prices(X, y))
         sheet = read_guesses(path, ceiling)
         self.guesses_, self.unreadable_ = sheet.guesses, sheet.unreadable
-        self.slipped_, self.listed_ = sheet.slipped, sheet.listed
+        # Sorted lists, not sets: a logged model's file holds only types its loader trusts.
+        self.slipped_, self.listed_ = sorted(sheet.slipped), sorted(sheet.listed)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -210,9 +211,9 @@ class HumanPricer(Pricer):
     def _failures(self, unguessed: pd.Series) -> dict[str, float]:
         """Why each item without a guess has none, by reason (``FAILURE_REASONS``); none for
         a model logged before the sheet's ids were kept."""
-        listed, slipped = getattr(self, "listed_", None), getattr(self, "slipped_", None)
-        if listed is None or slipped is None:
+        if not hasattr(self, "listed_") or not hasattr(self, "slipped_"):
             return {}
+        listed, slipped = set(self.listed_), set(self.slipped_)
         counts = dict.fromkeys(FAILURE_REASONS, 0)
         for key in unguessed:
             reason = UNREADABLE if key in slipped else BLANK if key in listed else NOT_IN_SHEET

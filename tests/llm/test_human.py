@@ -15,8 +15,9 @@ from pricer.data.dataset import load_curated
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import TooManyFailures, evaluation_items, run_family
-from pricer.models.human import HumanPricer, item_id
+from pricer.models.human import FAILURE_REASONS, HumanPricer, item_id
 from pricer.preparation import export_for_human
+from pricer.tracking.model_files import load_pricer, save_pricer
 
 
 @pytest.fixture
@@ -294,3 +295,18 @@ def test_a_sheet_whose_columns_were_sorted_apart_gives_no_guess_not_a_wrong_one(
     report = report.predict_report(items)
     assert np.isnan(report.prices).all()
     assert report.stats["human.failures.unreadable"] == 2 and report.stats["human.unreadable"] == 2
+
+
+def test_a_fitted_human_pricer_is_a_model_file_that_loads(tmp_path) -> None:
+    # Its sheet's ids were kept as sets, which the safe loader refuses: every model=human run
+    # with tracking.log_model (the default) FAILED with UnsafeModelFile.
+    texts = ["red mug", "blue lamp", "green cup"]
+    sheet = pd.DataFrame({"text": texts, "price": ["12", "", "12,99"]})
+    sheet.to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": [*texts, "grey pot"]})
+    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(4, 99.0))
+    save_pricer(pricer, tmp_path / "model")
+    loaded = load_pricer(tmp_path / "model")
+    stats = loaded.predict_report(items).stats
+    reasons = {reason: stats[f"human.failures.{reason}"] for reason in FAILURE_REASONS}
+    assert reasons == {"not_in_sheet": 1, "blank": 1, "unreadable": 1}
