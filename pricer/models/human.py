@@ -122,8 +122,12 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> Sheet:
             f"{path}: a guesses file needs a price column and an id or text column, "
             f"got {list(table.columns)}"
         )
+    # A text left blank (the long column cleared to keep the sheet small) names no item: its
+    # id alone does, and all such rows must not read as one item priced many ways.
     names = [
-        table[column].str.strip() if column == "id" else table[column].map(item_id)
+        table[column].str.strip()
+        if column == "id"
+        else table[column].map(lambda text: item_id(text) if text.strip() else "")
         for column in ("id", "text")
         if column in table.columns
     ]

@@ -310,3 +310,16 @@ def test_a_fitted_human_pricer_is_a_model_file_that_loads(tmp_path) -> None:
     stats = loaded.predict_report(items).stats
     reasons = {reason: stats[f"human.failures.{reason}"] for reason in FAILURE_REASONS}
     assert reasons == {"not_in_sheet": 1, "blank": 1, "unreadable": 1}
+
+
+def test_a_sheet_whose_texts_were_cleared_is_read_by_its_ids(tmp_path) -> None:
+    # Every row's blank text named the same item, priced many ways: each row's price was
+    # counted unreadable beside the guess its id gave.
+    texts = ["red mug", "blue lamp", "green cup"]
+    sheet = pd.DataFrame({"id": [item_id(t) for t in texts], "text": "", "price": ["12", "30", ""]})
+    sheet.to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    report = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(3, 99.0))
+    report = report.predict_report(items)
+    np.testing.assert_array_equal(report.prices[:2], [12.0, 30.0])
+    assert report.stats["human.unreadable"] == 0 and report.stats["human.failures.blank"] == 1
