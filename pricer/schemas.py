@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pricer.settings import ConfigError, Settings
+from pricer.settings import ConfigError, Settings, seed_problem
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -49,6 +49,11 @@ class CleaningSettings(Settings):
             raise ValueError("curation.items: max_words must be >= 1 and min_chars >= 0")
 
 
+def _check_seed(seed: int) -> None:
+    if problem := seed_problem(seed):
+        raise ValueError(f"seed {problem}")
+
+
 @dataclass(frozen=True)
 class SampleSettings(Settings):
     """``curation.sample`` in the config."""
@@ -63,6 +68,7 @@ class SampleSettings(Settings):
     seed: int
 
     def __post_init__(self) -> None:
+        _check_seed(self.seed)
         if self.max_per_slot < 1:
             raise ValueError(f"curation.sample.max_per_slot must be >= 1, got {self.max_per_slot}")
         weights = [self.default_weight, *self.category_weights.values()]
@@ -79,6 +85,9 @@ class SplitSettings(Settings):
     test_size: int
     train_size: int | None
     seed: int
+
+    def __post_init__(self) -> None:
+        _check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class EvalSettings(Settings):
     max_failure_rate: float
 
     def __post_init__(self) -> None:
+        _check_seed(self.seed)
         if self.size is not None and self.size < 1:
             raise ValueError(f"size must be >= 1 or null, got {self.size}")
         if not 0.0 < self.confidence < 1.0:
@@ -218,6 +228,7 @@ class ValidationSettings(Settings):
     like_test: bool = False
 
     def __post_init__(self) -> None:
+        _check_seed(self.seed)
         if self.size < 0:
             raise ValueError(f"validation.size must be >= 0 (0: none), got {self.size}")
 
@@ -356,6 +367,7 @@ class SyntheticSource(DataSource):
     def __post_init__(self) -> None:
         # Checked by the generator only once the run had started: a ValueError traceback,
         # exit 1, and a FAILED run for a setting typed out of range.
+        _check_seed(self.seed)
         if self.n_records < 1:
             raise ValueError(f"n_records must be >= 1, got {self.n_records}")
         if self.batch_size < 1:

@@ -128,14 +128,36 @@ def describe(error: OmegaConfBaseException, schema: str) -> str:
 _HYDRA_KEYS = frozenset({"_target_", "_convert_", "_recursive_", "_partial_", "_args_"})
 
 
+# Every seed ends in numpy (its default_rng takes no negative seed, its legacy seeding none
+# over 2**32 - 1) or in scikit-learn's random_state, which takes the same range.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def seed_problem(seed: int) -> str | None:
+    """What is wrong with a seed, None when it is in ``SEED_RANGE``.
+
+    Out of it, a seed was taken as it came and failed once it was used, after the data had
+    loaded and the run had started: numpy's "expected non-negative integer" traceback for
+    eval.seed=-1 or validation.seed=-1, "Seed must be between 0 and 2**32 - 1" for
+    seed=-1 with tfidf_ridge.
+    """
+    low, high = SEED_RANGE
+    if low <= seed <= high:
+        return None
+    return f"must be from {low} to {high} (what numpy and scikit-learn take), got {seed}"
+
+
 def check_seed(seed: object) -> None:
-    """``seed`` (the root key every ``random_state`` interpolates) must be an integer.
+    """``seed`` (the root key every ``random_state`` interpolates) must be an integer in
+    ``SEED_RANGE``.
 
     Checked by name: otherwise ``seed=abc`` fails later, at the first family's
     ``random_state``, a key the user never typed.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if problem := seed_problem(seed):
+        raise ConfigError(f"seed {problem}")
 
 
 def check_arguments(node: DictConfig, where: str) -> None:

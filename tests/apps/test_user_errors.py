@@ -99,6 +99,21 @@ def key(name: str) -> str:
         # It named the first family's random_state, which the user never typed.
         ("train", ["seed=abc"], "seed must be an integer, got 'abc'"),
         ("leaderboard", ["seed=1.5"], "seed must be an integer, got 1.5"),
+        # Out of numpy's range: its "expected non-negative integer" traceback once the data had
+        # loaded and the run had started (tfidf_ridge's random_state: "Seed must be between").
+        ("train", ["model=tfidf_ridge", "seed=-1"], r"^error: seed must be from 0 to 4294967295"),
+        (
+            "leaderboard",
+            ["seed=4294967296"],
+            r"^error: seed must be from 0 to 4294967295 .*got 4294967296$",
+        ),
+        ("train", ["model=constant", "eval.seed=-1"], r"^error: eval: seed must be from 0 to "),
+        (
+            "train",
+            ["model=constant", "validation.size=50", "validation.seed=-1"],
+            r"^error: validation: seed must be from 0 to ",
+        ),
+        ("train", ["model=constant", "data.seed=-1"], r"^error: data: seed must be from 0 to "),
         # A misspelt key names the right one. Hydra advised "+model.n_estimator=300", which
         # then failed at the family's constructor; with the +, the right name is offered too.
         (
