@@ -509,6 +509,13 @@ def selected_families(selected: object, configured: list[str]) -> list[str]:
     unknown = sorted(set(families) - set(configured))
     if unknown:
         raise ConfigError(f"unknown families {unknown}; configured: {sorted(configured)}")
+    # Named twice, a family was fitted twice: two runs under the leaderboard, one row in its
+    # table, and the saved view listing the second run unranked after the others.
+    repeated = sorted({family for family in families if families.count(family) > 1})
+    if repeated:
+        raise ConfigError(
+            f"families names {', '.join(repeated)} more than once: name each family once"
+        )
     return families
 
 

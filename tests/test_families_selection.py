@@ -33,3 +33,10 @@ def test_an_unknown_family_is_a_config_error_naming_it() -> None:
         selected_families(["constant", "xgbost"], CONFIGURED)
     with pytest.raises(ConfigError, match=r"unknown families \['xgbost'\]"):
         selected_families("xgbost", CONFIGURED)
+
+
+def test_a_family_named_twice_is_refused_not_fitted_twice() -> None:
+    # families=[constant,linear,constant] fitted constant twice: two runs under the
+    # leaderboard, one row in its table, and the saved view listing the second unranked.
+    with pytest.raises(ConfigError, match=r"^families names constant more than once"):
+        selected_families(["constant", "linear", "constant"], CONFIGURED)
