@@ -166,8 +166,6 @@ class EvalSettings(Settings):
                 f"n_resamples={self.n_resamples} is too few for a {self.confidence:.4g} "
                 f"interval: each of its tails needs a resample, so at least {needed}"
             )
-        if self.seed < 0:  # numpy's generators refuse it, after a fit or inside promote's run
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
         edges = np.asarray(self.price_bands, dtype=float)

@@ -686,7 +686,7 @@ def test_a_model_name_the_registry_refuses_stops_promote_before_any_run(
         ),
         # The bootstrap's generator takes no negative seed: numpy's ValueError traceback in a
         # FAILED promotion run, once a champion was there to compare with.
-        ("eval.seed=-1", "eval: seed must be >= 0, got -1"),
+        ("eval.seed=-1", "eval: seed must be from 0 to 4294967295"),
         # Registered as "-synthetic", which predict --data synthetic never loads.
         ("registry.prefix=", "registry: prefix must not be empty"),
         ("registry.prefix=' '", "registry: prefix must not be empty"),
