@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import posixpath
 import uuid
@@ -205,9 +206,12 @@ class Comparison:
         t = self.test
         level = f"{t.confidence:.0%}"
         dropped = f", {self.n_dropped} items without a price left out" if self.n_dropped else ""
+        # Undefined over a single pair (``paired_bootstrap_test``): "+nan to +nan" said nothing.
+        known = not (math.isnan(t.ci_low) or math.isnan(t.ci_high))
+        ci = f"{t.ci_low:+,.2f} to {t.ci_high:+,.2f}" if known else "n/a"
         return (
-            f"mean abs error difference {t.mean_difference:+,.2f} ({level} CI "
-            f"{t.ci_low:+,.2f} to {t.ci_high:+,.2f}), p={t.p_value:.4f} on {t.n} items{dropped}"
+            f"mean abs error difference {t.mean_difference:+,.2f} ({level} CI {ci}), "
+            f"p={t.p_value:.4f} on {t.n} items{dropped}"
         )
 
 

@@ -467,6 +467,22 @@ def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) 
     assert "10 items without a price left out" in comparison.describe()
 
 
+def test_one_item_in_common_is_no_evidence_and_says_its_interval_is_undefined(
+    client: MlflowClient,
+) -> None:
+    # One pair has no interval (NaN): the decision line read "(95% CI +nan to +nan)".
+    failed = np.ones(N, dtype=bool)
+    failed[0] = False
+    comparison = compare(
+        training_run(BASE * 0.5, failed=failed),
+        training_run(BASE),
+        EvalSettings.from_config(compose_config("promote").eval),
+    )
+    assert comparison.test.n == 1 and not comparison.candidate_better
+    line = comparison.describe()
+    assert "(95% CI n/a)" in line and "nan" not in line
+
+
 def test_same_digest_but_different_items_cannot_be_compared(client: MlflowClient) -> None:
     one = training_run(BASE)
     other = training_run(BASE, truth=np.linspace(1, 100, N))
