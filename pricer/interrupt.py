@@ -31,9 +31,12 @@ signal becomes an exception instead:
 - ``guarded()`` (entered by ``tracked_run``) makes a process that did not go through
   ``cli.run`` (a joblib-launcher worker running a sweep trial) handle SIGTERM too: while a run
   is open the signal unwinds it as above; once the outermost run has ended (or at once, with
-  no run open) the worker stops itself (SIGSTOP) when its parent is a pricer app, which then
-  kills it (see ``stop_children`` for why it must not just exit), and exits otherwise. The
-  worker loop would swallow the exception and start the next task.
+  no run open) the worker stops itself (SIGSTOP) when its parent is a pricer app that is
+  stopping, which then kills it (see ``stop_children`` for why it must not just exit), and
+  exits otherwise. The worker loop would swallow the exception and start the next task.
+  A worker signalled alone (``kill`` of its pid, its app not stopping) fails its trial
+  instead (``TrialInterrupted``, its run KILLED) and goes on: stopped, it waited for a kill
+  that never came, and the app waited for its trial for good.
 
 - A closed stdout (``pricer train | head -1``: the reader went away, SIGPIPE, which Python
   turns into ``BrokenPipeError`` on the next write) is not a reason to stop: the terminal is
@@ -52,8 +55,10 @@ import faulthandler
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +68,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from pricer.errors import UserError
 from pricer.wording import counted
 
 # How long stopped workers get to end their own runs before they are killed: ending a run is
@@ -94,6 +100,9 @@ Callback = Callable[["Interrupted"], object]
 RunEnder = Callable[[list[str], str], object]
 # Set by install() in an app; a worker whose parent is that app parks itself when stopped.
 APP_PID_ENV = "PRICER_APP_PID"
+# Set by install() too: a file the app creates as it stops, before it signals its workers. A
+# worker signalled while it is absent was signalled alone: the app is not there to kill it.
+STOPPING_ENV = "PRICER_APP_STOPPING"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -110,6 +119,11 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class TrialInterrupted(UserError):
+    """A launcher worker was signalled on its own, its app going on: the trial it ran fails
+    (an ``Exception``, so Hydra records the job failed and the worker takes the next one)."""
 
 
 _lock = threading.Lock()
@@ -131,12 +145,14 @@ DATABASE_MODULES = ("sqlalchemy.", "sqlite3", "mlflow.store.", "alembic.")
 PIPE_MODULE = "multiprocessing.connection"
 PIPE_WRITES = ("_send", "_send_bytes", "send_bytes", "send")
 RESEND_SECONDS = 0.02
+HYDRA_JOBS = "hydra.core.utils"  # its run_job runs each job, in whatever process launches it
 # The runs this process opened, by run id: (name, status), "RUNNING" until it ends. Told by
 # ``tracked_run`` and the sweep's parent (``note_run``), read by ``outcome``: a signal held
 # back while a run ended FINISHED (``deferred``) is raised after it, and the app's last line
 # said "its runs ended KILLED" about a promotion the store shows FINISHED.
 _runs: dict[str, tuple[str, str]] = {}
 _end_runs: RunEnder | None = None  # see on_give_up
+_stop_marker: str | None = None  # this app's STOPPING_ENV file, made by install()
 
 
 def install() -> None:
@@ -145,7 +161,7 @@ def install() -> None:
     A SIGINT that the process started with ignored (a background job of a non-interactive
     shell) stays ignored. Does nothing outside the main thread, where signals cannot be set.
     """
-    global _mode
+    global _mode, _stop_marker
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGTERM, _handle)
@@ -154,6 +170,10 @@ def install() -> None:
     _mode = "app"
     _outlive_the_reader()
     os.environ[APP_PID_ENV] = str(os.getpid())  # inherited by the launcher's workers
+    if _stop_marker is None:
+        name = f"pricer-{os.getpid()}-{secrets.token_hex(6)}.stopping"
+        _stop_marker = str(Path(tempfile.gettempdir()) / name)
+    os.environ[STOPPING_ENV] = _stop_marker
 
 
 def received() -> Interrupted | None:
@@ -251,6 +271,9 @@ def guarded() -> Iterator[None]:
         yield
     except Interrupted as stop:
         if _mode == "worker" and _depth == 1:
+            if _signalled_alone():
+                _carry_on()
+                raise TrialInterrupted(_alone_message(stop, "its run ended KILLED")) from None
             _park_or_exit(stop.exit_code)
         raise
     finally:
@@ -432,10 +455,16 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     _held = None
     _pending = None  # handled now (by release_pending, or a new signal after a deferred block)
     if _mode == "worker" and _depth == 0:
+        if _signalled_alone():
+            if not _in_job(frame):  # idle between trials: nothing to fail, the worker ends
+                _exit_now(128 + signum)
+            raise TrialInterrupted(_alone_message(Interrupted(signum), "before its run opened"))
         _park_or_exit(128 + signum)  # no run to end here
     stop = _received = Interrupted(signum)
     if _watchdog is None or not _watchdog.is_alive():
         _start_watchdog(stop.exit_code)
+    if _mode == "app":
+        _mark_stopping()
     stop_children()
     with _lock:
         callbacks = list(reversed(_callbacks))
@@ -568,6 +597,54 @@ def _park_or_exit(code: int) -> None:
     _exit_now(code)
 
 
+def _mark_stopping() -> None:
+    """Tell this app's workers that the signal they are about to get is the app's own."""
+    if _stop_marker is None:
+        return
+    with contextlib.suppress(OSError):  # no marker: a worker then fails its trial and goes on
+        Path(_stop_marker).touch()
+        atexit.register(_unmark_stopping)
+
+
+def _unmark_stopping() -> None:
+    """Remove the marker, if this app made one (also on exits that skip ``atexit``)."""
+    if _stop_marker is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(_stop_marker)
+
+
+def _signalled_alone() -> bool:
+    """Whether this worker's parent is a pricer app that is not stopping (see STOPPING_ENV)."""
+    if os.environ.get(APP_PID_ENV) != str(os.getppid()):
+        return False
+    marker = os.environ.get(STOPPING_ENV)
+    return bool(marker) and not Path(marker).exists()
+
+
+def _in_job(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a Hydra job (a launcher worker's trial)."""
+    while frame is not None:
+        if frame.f_code.co_name == "run_job" and frame.f_globals.get("__name__") == HYDRA_JOBS:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _carry_on() -> None:
+    """Forget an interrupt this worker has dealt with (its trial failed): the next trial's
+    interrupt is a first one, and no watchdog ends the worker meanwhile."""
+    global _received
+    _received = None
+    cancel_watchdog()
+
+
+def _alone_message(stop: Interrupted, what: str) -> str:
+    return (
+        f"a trial's worker process ({os.getpid()}) was {stop}, sent to it alone (not to the "
+        f"sweep): the trial failed, {what}"
+    )
+
+
 def _catches_sigterm(pid: int | None) -> bool:
     """Whether process ``pid`` has a SIGTERM handler (Linux: the SigCgt mask in /proc)."""
     try:
@@ -590,6 +667,7 @@ def _stopped(pid: int | None) -> bool:
 
 
 def _exit_now(code: int, message: str = "") -> None:
+    _unmark_stopping()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed stream: nothing left to save
             stream.flush()

@@ -206,6 +206,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(interrupt, "_callbacks", [])
     monkeypatch.setattr(interrupt, "_runs", {})
     monkeypatch.delenv(interrupt.APP_PID_ENV, raising=False)
+    monkeypatch.delenv(interrupt.STOPPING_ENV, raising=False)
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # install() wraps it: pytest's comes back
     interrupt.install()
     yield

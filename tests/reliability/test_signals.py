@@ -7,6 +7,7 @@ process tree.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -237,3 +238,56 @@ def test_cleaning_workers_end_with_an_app_killed_by_sigkill(
     app.wait(timeout=30)
     assert_no_survivor(tree)
     assert running_runs(tracking_uri) == 1  # left RUNNING: what liveness.is_stale is for
+
+
+def test_sigterm_to_one_joblib_worker_fails_its_trial_and_the_sweep_ends(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """A worker signalled alone (not its app) used to stop itself for the app to kill, which
+    never came: the sweep waited for its trial for good, the parent RUNNING."""
+    app = start_app(
+        [
+            "pricer.train",
+            "-m",
+            "model=constant",
+            "model.statistic=mean,median,mean",
+            "data.n_records=60000",
+            "validation.size=200",
+            "tracking.log_model=false",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        tracking_uri,
+        tmp_path,
+    )
+    wait_until(app, lambda: running_runs(tracking_uri) == 3)  # the parent and two trials
+    tree = psutil.Process(app.pid).children(recursive=True)
+    victim = next(
+        run
+        for run in all_runs(tracking_uri)
+        if "mlflow.parentRunId" in run.data.tags and run.info.status == "RUNNING"
+    )
+    psutil.Process(int(victim.data.tags["pricer.pid"])).send_signal(signal.SIGTERM)
+    try:
+        code = app.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        for process in [psutil.Process(app.pid), *tree]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        raise AssertionError("the sweep waited for its signalled worker for good") from None
+    log = (tmp_path / "app.log").read_text()
+    assert code == 2, log[-3000:]
+    assert "Traceback" not in log
+    assert_no_survivor(tree)
+    runs = {run.info.run_id: run for run in all_runs(tracking_uri)}
+    killed = runs.pop(victim.info.run_id)
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["error"] == "interrupted by SIGTERM"
+    [parent] = [run for run in runs.values() if "mlflow.parentRunId" not in run.data.tags]
+    assert parent.info.status == "FAILED"
+    assert "SIGTERM" in parent.data.tags["error"]
+    others = [run for run in runs.values() if run is not parent]
+    assert len(others) == 2  # the worker went on to the sweep's last trial
+    assert {run.info.status for run in others} == {"FINISHED"}
