@@ -10,6 +10,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor
 from typing import NoReturn, TextIO
 
 from hydra.errors import HydraException
@@ -98,10 +99,10 @@ def run(main: Callable[[], object]) -> None:
         print(f"error: {redact_text(record_ending(error))}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except Exception as error:
-        parameter = _parameter_error(error)
+        line = _parameter_error(error) or _worker_died(error)
         # A bug too: its traceback on the terminal, its line in the record.
-        record_ending(error if parameter is None else ConfigError(parameter))
-        if parameter is None:
+        record_ending(error if line is None else ConfigError(line))
+        if line is None:
             raise
         print(f"error: {redact_text(ending() or '')}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
@@ -167,6 +168,21 @@ def _parameter_error(error: BaseException) -> str | None:
     if name == "LightGBMError" and module.startswith("lightgbm.") and "/config" in first:
         return f"lightgbm: {first.split(' at ')[0].strip()}"
     return None
+
+
+def _worker_died(error: BaseException) -> str | None:
+    """The line for a launcher's worker process that died (joblib's loky pool: SIGKILL, the
+    out-of-memory killer, a crash); None for any other error. It was joblib's traceback, read as
+    a bug in pricer, with the exit codes on its last line."""
+    if not (isinstance(error, BrokenExecutor) and type(error).__module__.startswith("joblib.")):
+        return None
+    codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(error))
+    how = f"exit codes {codes.group(1)}" if codes else "it ended unexpectedly"
+    killed = " (killed outright: the out-of-memory killer?)" if "SIGKILL" in how else ""
+    return (
+        f"a worker process of the sweep's launcher died ({how}){killed}: the launcher stopped "
+        "its other workers, their trials failed, and the sweep stopped"
+    )
 
 
 class _BannerFilter:

@@ -55,6 +55,7 @@ from pricer.tracking import tags as tag_names
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.liveness import process_tags, shared_process_tag
 from pricer.tracking.model import LoggedModelNotFound, check_logged_members, logged_keys
+from pricer.tracking.reaper import reap
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
     KIND_TAG,
@@ -373,6 +374,11 @@ class SweepCallback(Callback):
         if reason:
             status = "KILLED"  # SIGTERM or Ctrl-C, as the trial runs it unwound
         try:
+            if self.study is None and status != "FINISHED":
+                # A launcher worker that died (SIGKILL, the out-of-memory killer) left its
+                # trial's run RUNNING, and so did the workers its launcher killed with it. A
+                # shared study's trials are its processes' to end (reconcile, below).
+                reap(client.get_run(run_id).info.experiment_id)
             if self.study is not None:
                 # This process's trials are over; one still running in the study is another
                 # process's, alive, or one whose process died less than grace_period ago (a

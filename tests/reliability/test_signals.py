@@ -240,11 +240,9 @@ def test_cleaning_workers_end_with_an_app_killed_by_sigkill(
     assert running_runs(tracking_uri) == 1  # left RUNNING: what liveness.is_stale is for
 
 
-def test_sigterm_to_one_joblib_worker_fails_its_trial_and_the_sweep_ends(
-    tracking_uri: str, tmp_path: Path
-) -> None:
-    """A worker signalled alone (not its app) used to stop itself for the app to kill, which
-    never came: the sweep waited for its trial for good, the parent RUNNING."""
+def start_grid_on_two_workers(tracking_uri: str, tmp_path: Path) -> tuple[subprocess.Popen, list]:
+    """A three-trial grid sweep on the joblib launcher's two workers, both running a trial;
+    the app and every process of its tree."""
     app = start_app(
         [
             "pricer.train",
@@ -263,21 +261,38 @@ def test_sigterm_to_one_joblib_worker_fails_its_trial_and_the_sweep_ends(
         tmp_path,
     )
     wait_until(app, lambda: running_runs(tracking_uri) == 3)  # the parent and two trials
-    tree = psutil.Process(app.pid).children(recursive=True)
-    victim = next(
+    return app, psutil.Process(app.pid).children(recursive=True)
+
+
+def running_trial(tracking_uri: str) -> mlflow.entities.Run:
+    return next(
         run
         for run in all_runs(tracking_uri)
         if "mlflow.parentRunId" in run.data.tags and run.info.status == "RUNNING"
     )
-    psutil.Process(int(victim.data.tags["pricer.pid"])).send_signal(signal.SIGTERM)
+
+
+def wait_for_end(app: subprocess.Popen, tree: list, tmp_path: Path) -> tuple[int, str]:
+    """The app's exit code and log; every process of its tree killed if it does not end."""
     try:
         code = app.wait(timeout=180)
     except subprocess.TimeoutExpired:
         for process in [psutil.Process(app.pid), *tree]:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-        raise AssertionError("the sweep waited for its signalled worker for good") from None
-    log = (tmp_path / "app.log").read_text()
+        raise AssertionError("the sweep waited for its worker for good") from None
+    return code, (tmp_path / "app.log").read_text()
+
+
+def test_sigterm_to_one_joblib_worker_fails_its_trial_and_the_sweep_ends(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """A worker signalled alone (not its app) used to stop itself for the app to kill, which
+    never came: the sweep waited for its trial for good, the parent RUNNING."""
+    app, tree = start_grid_on_two_workers(tracking_uri, tmp_path)
+    victim = running_trial(tracking_uri)
+    psutil.Process(int(victim.data.tags["pricer.pid"])).send_signal(signal.SIGTERM)
+    code, log = wait_for_end(app, tree, tmp_path)
     assert code == 2, log[-3000:]
     assert "Traceback" not in log
     assert_no_survivor(tree)
@@ -291,3 +306,28 @@ def test_sigterm_to_one_joblib_worker_fails_its_trial_and_the_sweep_ends(
     others = [run for run in runs.values() if run is not parent]
     assert len(others) == 2  # the worker went on to the sweep's last trial
     assert {run.info.status for run in others} == {"FINISHED"}
+
+
+def test_a_joblib_worker_killed_outright_stops_the_sweep_in_one_line_and_ends_its_runs(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    """SIGKILL (the out-of-memory killer) to one worker: loky kills the other with it. It was
+    joblib's traceback, exit 1, and both trials' runs stayed RUNNING after the sweep."""
+    app, tree = start_grid_on_two_workers(tracking_uri, tmp_path)
+    victim = running_trial(tracking_uri)
+    psutil.Process(int(victim.data.tags["pricer.pid"])).send_signal(signal.SIGKILL)
+    code, log = wait_for_end(app, tree, tmp_path)
+    assert code == 2, log[-3000:]
+    assert "Traceback" not in log
+    # After the killed worker's progress bar, which it left without a line break.
+    [line] = [line[line.index("error: ") :] for line in log.splitlines() if "error: " in line]
+    assert line.startswith("error: a worker process of the sweep's launcher died"), line
+    assert "SIGKILL" in line
+    assert_no_survivor(tree)
+    runs = all_runs(tracking_uri)
+    assert running_runs(tracking_uri) == 0, [(run.info.run_name, run.info.status) for run in runs]
+    [parent] = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["error"] == line.removeprefix("error: ")
+    trials = [run for run in runs if run is not parent]
+    assert len(trials) == 2 and {run.info.status for run in trials} == {"KILLED"}
