@@ -446,10 +446,50 @@ def check_search(config: DictConfig) -> None:
     try:
         sweeper = instantiate(config.hydra.sweeper)  # its own checks: n_trials, failure rate
         search_space.check(config, sweeper)
+        check_drawn_values(config, sweeper)
     except Exception as error:  # a ValueError, or Hydra's wrapping of one (named already)
         said = one_line(error)
         named = said if said.startswith("hydra.sweeper") else f"hydra.sweeper: {said}"
         raise SweepError(named) from None
+
+
+def check_drawn_values(config: DictConfig, sweeper: Any) -> None:
+    """Raise ``ValueError`` if the family's constructor refuses a value the search draws for
+    one of its keys: a float range for an integer (``model.max_features=interval(1000.0,
+    5000.0)``), a choice of the wrong type. Its ends and a point between for a range, every
+    choice. Found at the first trial, it left a study that recorded the range, and that refused
+    the corrected search its name. A config the family refuses as it is (or one only a trial
+    resolves) is left to the trials; so is a sweep over several families."""
+    from optuna.distributions import CategoricalDistribution
+
+    from pricer.settings import check_arguments
+
+    model = OmegaConf.select(config, "model")
+    if not isinstance(model, DictConfig) or "_target_" not in model or swept_families(config):
+        return
+    try:
+        check_arguments(model, "model")
+    except Exception:  # not the search's doing: the trial's own run says what is wrong
+        return
+    space, _ = search_space.parse(sweeper.params, task_overrides(config))
+    for key, dist in space.items():
+        name = key.lstrip("+~")
+        if not name.startswith("model.") or key.startswith("+"):
+            continue
+        if isinstance(dist, CategoricalDistribution):
+            values = list(dist.choices)
+        else:  # a point inside too: ends of 1000.0 and 5000.0 are whole, draws are not
+            values = [dist.low, dist.high, dist.low + (dist.high - dist.low) * 0.382]
+            values = [type(dist.low)(value) for value in values]
+        for value in values:
+            trial = config.copy()
+            OmegaConf.update(trial, name, value, merge=False)
+            try:
+                check_arguments(trial.model, "model")
+            except ConfigError as error:
+                raise ValueError(
+                    f"{key}: the search draws {value!r}, which no trial could take: {error}"
+                ) from None
 
 
 def interrupted() -> str | None:

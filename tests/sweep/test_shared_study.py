@@ -996,6 +996,13 @@ def test_a_process_joining_a_study_as_a_reaper_ends_its_parent_leaves_it_running
         ("model.alpha=choice(a,b)", "model.alpha: 'a' is no number, and model.alpha is "),
         ("hydra/sweeper/sampler=grid", "model.alpha: the grid sampler needs choice() or range()"),
         ("hydra.sweeper.n_trials=-1", "need n_trials >= 0"),
+        # Floats for an integer parameter: the family's schema refuses them.
+        (
+            "model.max_features=interval(1000.0,5000.0)",
+            "model.max_features: the search draws 1000.0, which no trial could take: model: "
+            "Value '1000.0' of type 'float' could not be converted to Integer",
+        ),
+        ("model.max_features=choice(20000,0.5)", "model.max_features: the search draws 0.5,"),
     ],
 )
 def test_a_search_no_trial_could_run_is_refused_before_the_study_and_its_runs(
