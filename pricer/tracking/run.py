@@ -47,6 +47,7 @@ from pricer.tracking.store import (
     check_reachable,
     open_store,
     quiet_run_links,
+    server_failure,
     store_cause,
     unreachable_as_one_line,
 )
@@ -311,6 +312,14 @@ def tracked_run(
                     )
             if received is not None and not isinstance(error, KeyboardInterrupt):
                 raise received from error  # callers (a leaderboard's except) must see it
+            failure = None if stopped else server_failure(error)
+            if failure is not None:
+                # A server that failed for minutes (its database restarting: 503s past MLflow's
+                # retries) and answered again as the run ended: its traceback read as a bug.
+                raise StoreUnreachable(
+                    f"the tracking server failed while run {run.info.run_id} was logged "
+                    f"({failure}): the run ended FAILED; run it again once the server answers"
+                ) from None
             raise
         with interrupt.deferred():
             refused = None

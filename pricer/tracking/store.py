@@ -47,6 +47,27 @@ PROBE_SECONDS = 5.0
 STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)
 
 
+def server_failure(error: BaseException) -> str | None:
+    """Why MLflow could not reach a tracking server, or gave up on one that kept failing past
+    its retries (``too many 503 error responses``): a ``requests`` error under its
+    ``MlflowException``. None for any other error: the server refusing what it was asked (a
+    bug's) answered."""
+    from requests.exceptions import RequestException
+
+    if not isinstance(error, MlflowException):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, RequestException):
+            text = str(cause)
+            inner = re.search(r"Caused by \w+\(['\"]([^'\"]+)", text)
+            return inner.group(1) if inner and "Errno" not in text else store_cause(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def store_cause(error: BaseException) -> str:
     """What a store's failure comes down to: the socket's "[Errno 111] Connection refused"
     at the end of a requests error a screen long, else its first line."""

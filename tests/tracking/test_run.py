@@ -153,6 +153,43 @@ def test_a_parent_run_the_store_cannot_end_says_nothing_more_than_its_child(
     assert str(raised.value) == said and "could not end" not in capsys.readouterr().err
 
 
+def test_a_server_that_failed_mid_run_and_answers_at_its_end_is_one_line(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server whose database restarted: MLflow gave up on a call after minutes of 503s, and
+    # the server answered again as the run ended FAILED. MLflow's traceback, exit 1, followed.
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.store import StoreUnreachable
+
+    def gave_up(*args: object, **kwargs: object) -> None:
+        try:  # as mlflow.utils.rest_utils raises it: the requests error as its context
+            raise requests.exceptions.RetryError(
+                "HTTPConnectionPool(host='127.0.0.1', port=5077): Max retries exceeded with "
+                "url: /api/2.0/mlflow/runs/log-inputs (Caused by ResponseError('too many 503 "
+                "error responses'))"
+            )
+        except requests.exceptions.RetryError as error:
+            raise MlflowException(  # noqa: B904  (MLflow chains it implicitly, as here)
+                f"API request to .../runs/log-inputs failed with exception {error}"
+            )
+
+    with (
+        monkeypatch.context() as server_failing,
+        pytest.raises(StoreUnreachable) as raised,
+        tracked_run(tracking(tracking_uri), run_name="cut", tags={}) as run,
+    ):
+        server_failing.setattr(mlflow.MlflowClient, "log_metric", gave_up)
+        mlflow.log_metric("mae", 20.0)
+    assert str(raised.value) == (
+        f"the tracking server failed while run {run.info.run_id} was logged (too many 503 error "
+        "responses): the run ended FAILED; run it again once the server answers"
+    )
+    ended = mlflow.get_run(run.info.run_id)
+    assert ended.info.status == "FAILED" and "503" in ended.data.tags["error"]
+
+
 def test_a_bug_mid_run_keeps_its_traceback_when_the_store_answers(tracking_uri: str) -> None:
     # Only when ending the run fails too is the error read as the store's.
     from mlflow.exceptions import MlflowException
