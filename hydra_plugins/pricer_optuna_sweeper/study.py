@@ -259,14 +259,22 @@ def shared_attr(
     The process that created the study makes it and stores it in the study's user attrs; the
     others wait for it there. A value that is missing after ``wait`` seconds (its maker died)
     or no longer ``usable`` (say, the run was deleted) is made again by whoever finds it so.
+    A creator whose ``make`` fails (the tracking server refused it the run) stores an empty
+    value, which the next process makes again at once: it waited ``wait`` seconds in silence.
     """
     deadline = time.monotonic() + (0.0 if created else wait)
     while True:
         value = study.user_attrs.get(key)
-        if value is not None and usable(value):
+        if value and usable(value):
             return str(value)
         if created or value is not None or time.monotonic() >= deadline:
-            value = make()
+            try:
+                value = make()
+            except BaseException:
+                if created and key not in study.user_attrs:
+                    with contextlib.suppress(Exception):  # its own error is what is said
+                        study.set_user_attr(key, "")
+                raise
             study.set_user_attr(key, value)
             return value
         time.sleep(0.5)

@@ -836,6 +836,24 @@ def test_a_joiner_waits_for_the_settings_its_creator_is_about_to_record(tmp_path
     assert not created and study.user_attrs[SETTINGS_ATTR] == SETTINGS
 
 
+def test_a_joiner_does_not_wait_for_a_parent_its_creator_failed_to_make(tmp_path: Path) -> None:
+    # The tracking server refused the creator the run (a teammate who may only read the
+    # experiment): the next process waited the whole minute, in silence, before making it.
+    store = studies.storage(f"sqlite:///{tmp_path / 'optuna.db'}", None, None)
+    study, created = studies.open_study(store, "refused", "minimize")
+
+    def refused() -> str:
+        raise RuntimeError("403 Permission denied")
+
+    with pytest.raises(RuntimeError, match="Permission denied"):
+        studies.shared_attr(study, PARENT_ATTR, created, refused)
+    joined, created = studies.open_study(store, "refused", "minimize")
+    started = time.monotonic()
+    made = studies.shared_attr(joined, PARENT_ATTR, created, lambda: "run-2", wait=30)
+    assert made == "run-2" and time.monotonic() - started < 5
+    assert studies.shared_attr(joined, PARENT_ATTR, False, lambda: "run-3") == "run-2"
+
+
 def test_a_process_tracking_to_another_store_is_refused_the_study(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
