@@ -102,7 +102,9 @@ class OptunaSweeper(Sweeper):
         self._save_config()
         n_trials = self.n_trials
         sampler = self.sampler
-        if isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler:
+        grid = isinstance(sampler, functools.partial)
+        grid = grid and sampler.func is optuna.samplers.GridSampler
+        if grid:
             values = search_space.grid(space)
             sampler = sampler(values)
             n_trials = min(n_trials, _product(len(choices) for choices in values.values()))
@@ -135,6 +137,15 @@ class OptunaSweeper(Sweeper):
                 studies.fail_stale_trials(study)
                 # Optuna warns that heartbeats are meant for study.optimize: we beat ourselves.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                # A grid a shared study has covered (a rerun, another process): Optuna's
+                # GridSampler would run its points again, each a trial more of the same.
+                if grid and sampler.is_exhausted(study):
+                    log.info(
+                        "the grid of study %s is covered (a finished trial at every point): "
+                        "no trial left to run",
+                        study.study_name,
+                    )
+                    break
                 trials = [study.ask() for _ in range(batch)]
             self._run_batch(study, trials, space, fixed)
             to_go -= batch

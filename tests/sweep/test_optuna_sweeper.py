@@ -307,6 +307,46 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
     assert written.hydra.sweeper.storage == "postgresql+psycopg://someone:***@127.0.0.1:1/optuna"
 
 
+def test_a_rerun_of_a_grid_its_shared_study_has_covered_runs_no_trial_again(
+    tmp_path: Path,
+) -> None:
+    # A rerun (after a crash, or a second process) ran every point of the grid again: Optuna's
+    # GridSampler re-evaluates once its grid is exhausted, and the sweeper asked n_trials.
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+
+    launched: list[list[str]] = []
+
+    class Launcher:
+        def launch(self, overrides: list[list[str]], initial_job_idx: int) -> list[object]:
+            launched.extend(overrides)
+            return [SimpleNamespace(return_value=1.0) for _ in overrides]
+
+    config = compose_train(
+        "hparams_search=tfidf_ridge",
+        "hydra/sweeper/sampler=grid",
+        "model.max_features=20000",
+        "model.ngram_max=1",
+        "model.min_df=1",
+        "model.sublinear_tf=true",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
+        "hydra.sweeper.study_name=grid",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
+    with open_dict(config):  # a grid of two points
+        config.hydra.sweeper.params = {"model.alpha": "choice(0.5, 1.0)"}
+    runs = []
+    for _ in range(2):
+        sweeper = instantiate(config.hydra.sweeper)
+        sweeper.config, sweeper.launcher = config, Launcher()
+        sweeper.sweep([])
+        runs.append(len(launched))
+    assert runs == [2, 2]  # the rerun asked for no trial
+    study = optuna.load_study(study_name="grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert sorted(trial.params["model.alpha"] for trial in study.trials) == [0.5, 1.0]
+
+
 def test_an_interrupt_is_what_stops_a_batch_whose_study_has_stopped_answering() -> None:
     # Its batch interrupted (SIGTERM, Ctrl-C), the sweeper fails the batch's trials in the
     # study; with the study's database away too, that failure was what the process raised
