@@ -119,6 +119,24 @@ class CandidateFilter:
         )
 
 
+def filter_literal(value: str) -> str:
+    """``value`` as a string literal of an MLflow search filter.
+
+    MLflow's filters take no escape inside a literal: ``'kid\\'s'`` (and ``'kid''s'``) matched
+    nothing, so runs on data named "kid's" were "no FINISHED training run", and the registry
+    search for a version of ``pricer-kid's`` failed or found none. A value with a single quote
+    goes in double quotes instead; one with both kinds cannot be written.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise PromotionError(
+        f"{value!r} holds both kinds of quote, which MLflow's search cannot look for: "
+        "name the data without one of them"
+    )
+
+
 def experiment_ids(experiment: str | None) -> list[str]:
     if not experiment:
         return [e.experiment_id for e in mlflow.search_experiments()]
@@ -131,8 +149,7 @@ def experiment_ids(experiment: str | None) -> list[str]:
 def _finished_runs_with_models(ids: list[str], data: str | None) -> tuple[list[Run], dict]:
     where = "attributes.status = 'FINISHED'"
     if data is not None:
-        quoted = data.replace("'", "\\'")
-        where += f" and params.`{DATA_PARAM}` = '{quoted}'"
+        where += f" and params.`{DATA_PARAM}` = {filter_literal(data)}"
     runs = mlflow.search_runs(experiment_ids=ids, filter_string=where, output_format="list")
     models = _logged_models_by_run(ids)
     usable = [

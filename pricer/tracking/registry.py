@@ -59,6 +59,7 @@ from pricer.tracking.candidates import (
     NoCandidate,
     PromotionError,
     candidates,
+    filter_literal,
     require_data,
 )
 from pricer.tracking.champions import predict_options
@@ -459,7 +460,8 @@ def _first_of_its_run(
     """The run's lowest version: two promotions of one run at once each found none above and
     registered one, two versions of one model. The lowest stays (both promotions keep it:
     it was there when the later one was made), the later one is deleted."""
-    found = client.search_model_versions(f"name='{name}' and run_id='{candidate.run_id}'")
+    named = f"name={filter_literal(name)}"
+    found = client.search_model_versions(f"{named} and run_id='{candidate.run_id}'")
     first = min(found, key=lambda v: int(v.version), default=version)
     if int(first.version) >= int(version.version):
         return version
@@ -642,9 +644,8 @@ def require_datas_name(name: str, prefix: str, data: str) -> None:
 
 def _registered_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     """Every version of ``name``; none when there is no such registered model yet."""
-    quoted = name.replace("'", "\\'")
     try:
-        return list(client.search_model_versions(f"name='{quoted}'"))
+        return list(client.search_model_versions(f"name={filter_literal(name)}"))
     except MlflowException as error:
         # No registered model yet: no version. Any other failure (a 503) is the store's: read
         # as "none", it registered the run a second time.

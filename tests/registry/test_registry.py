@@ -188,6 +188,21 @@ def test_the_best_candidate_becomes_the_first_champion(client: MlflowClient) -> 
     assert run.data.tags["pricer.candidate_run_id"] == best
 
 
+def test_a_data_name_with_a_quote_is_promoted_like_any_other(client: MlflowClient) -> None:
+    # "data.name=kid's" registered its version, then the search for the run's versions put the
+    # name into its filter unquoted: "the tracking store failed while registering the
+    # candidate (... Invalid clause(s) in filter string ...)", a version with no decision.
+    best = training_run(BASE, data="kid's")
+    decision = promote_with('data.name="kid\'s"')
+    assert decision.outcome == "champion" and decision.candidate.run_id == best
+    [version] = client.search_model_versions("name=\"pricer-kid's\"")
+    assert version.run_id == best and version.tags["pricer.decision"] == "champion"
+    assert client.get_registered_model("pricer-kid's").aliases == {"champion": version.version}
+    # Its version is found again: the run is not registered a second time.
+    assert promote_with("data.name=\"kid's\"").outcome == "unchanged"
+    assert len(client.search_model_versions("name=\"pricer-kid's\"")) == 1
+
+
 def test_a_significantly_better_candidate_replaces_the_champion(client: MlflowClient) -> None:
     old, waiting = champion_and_challenger()
     new = training_run(BASE * 0.6)
