@@ -124,6 +124,8 @@ def model_settings(cfg: DictConfig) -> dict[str, Any]:
         "model_name": model_name,
         "prefix": cfg.registry.prefix,
         "alias": cfg.alias,
+        "champion_alias": cfg.registry.champion_alias,
+        "challenger_alias": cfg.registry.challenger_alias,
     }
 
 

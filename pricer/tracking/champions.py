@@ -102,7 +102,8 @@ def choose_uri(
 ) -> tuple[str, ModelVersion | None]:
     """The model URI to load and its registered version (None for a bare ``model_uri``).
 
-    ``settings``: ``model_uri``, ``model_name`` (None: by data), ``prefix``, ``alias``.
+    ``settings``: ``model_uri``, ``model_name`` (None: by data), ``prefix``, ``alias`` (and
+    ``champion_alias``, ``challenger_alias``: conf/registry's, for advice on a model gone).
     """
     if settings["model_uri"]:
         return str(settings["model_uri"]), None
@@ -224,12 +225,20 @@ def fetch_verified(
         if version is not None and error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             # MLflow's "No such artifact: ''" alone did not say whose files, nor what to do.
             said += f" (version {version.version}'s logged model was deleted or its files removed"
-            said += (
-                ")"
-                if settings["model_uri"]
-                else f": retire it with {_retire_command(version, settings)}, then promote to "
-                "crown a new one)"
-            )
+            if settings["model_uri"]:
+                said += ")"
+            elif settings["alias"] == settings.get("challenger_alias"):
+                # Retiring is for a champion: "registry.champion_alias=challenger retire=true"
+                # stopped at once, the two aliases being one.
+                said += (
+                    f": the {settings['alias']} alias names a model nothing can load; choose "
+                    "another --alias)"
+                )
+            else:
+                said += (
+                    f": retire it with {_retire_command(version, settings)}, then promote to "
+                    "crown a new one)"
+                )
         raise ModelNotFound(said) from error
     except ImportError as error:  # an artifact store's library (boto3 for s3://) not here
         raise ModelNotFound(
@@ -251,7 +260,7 @@ def _retire_command(version: ModelVersion, settings: Mapping[str, Any]) -> str:
     overrides = [f"data={data}"]
     if version.name != f"{settings['prefix']}-{data}":
         overrides.append(f"registry.model_name={version.name}")
-    if settings["alias"] != "champion":  # conf/registry/default.yaml's champion_alias
+    if settings["alias"] != settings.get("champion_alias", "champion"):  # conf/registry's
         overrides.append(f"registry.champion_alias={settings['alias']}")
     return retire_command(*overrides)
 

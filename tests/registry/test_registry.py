@@ -195,12 +195,12 @@ def test_a_data_name_with_a_quote_is_promoted_like_any_other(client: MlflowClien
     best = training_run(BASE, data="kid's")
     decision = promote_with('data.name="kid\'s"')
     assert decision.outcome == "champion" and decision.candidate.run_id == best
-    [version] = client.search_model_versions("name=\"pricer-kid's\"")
+    [version] = client.search_model_versions('name="pricer-kid\'s"')
     assert version.run_id == best and version.tags["pricer.decision"] == "champion"
     assert client.get_registered_model("pricer-kid's").aliases == {"champion": version.version}
     # Its version is found again: the run is not registered a second time.
-    assert promote_with("data.name=\"kid's\"").outcome == "unchanged"
-    assert len(client.search_model_versions("name=\"pricer-kid's\"")) == 1
+    assert promote_with('data.name="kid\'s"').outcome == "unchanged"
+    assert len(client.search_model_versions('name="pricer-kid\'s"')) == 1
 
 
 def test_a_significantly_better_candidate_replaces_the_champion(client: MlflowClient) -> None:
@@ -926,6 +926,28 @@ def test_a_champion_whose_model_is_gone_is_one_line_and_stays_where_it_is(
         "with pricer promote data=synthetic retire=true, then promote to crown a new one\\)",
         said,
     ), said
+
+
+def test_a_challenger_whose_model_is_gone_is_not_sent_to_retire(
+    client: MlflowClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # predict --alias challenger named "pricer promote data=synthetic
+    # registry.champion_alias=challenger retire=true", which stops at once ("champion_alias
+    # and challenger_alias must differ"): retiring is for a champion.
+    from pricer.predict import main as predict
+
+    _, challenger = champion_and_challenger()
+    version = client.get_model_version(MODEL, version_of(client, challenger))
+    client.delete_logged_model(version.source.removeprefix("models:/"))
+    capsys.readouterr()
+    assert predict(["--data", "synthetic", "--alias", "challenger", "a cordless drill"]) == 2
+    [said] = capsys.readouterr().err.splitlines()
+    assert said.startswith(f"error: cannot load models:/{MODEL}@challenger from ")
+    assert said.endswith(
+        f"(version {version.version}'s logged model was deleted or its files removed: the "
+        "challenger alias names a model nothing can load; choose another --alias)"
+    )
+    assert "retire" not in said
 
 
 @pytest.mark.parametrize("failing", ["alias", "decision tag", "description"])
