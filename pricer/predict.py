@@ -188,6 +188,10 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"line {number}, column {error.colno}: {error.msg}") from None
+            except RecursionError:  # "[[[[..." a hundred thousand deep: a traceback, exit 1
+                raise ValueError(
+                    f"line {number}: nested deeper than the JSON reader goes"
+                ) from None
             if not isinstance(record, dict):
                 shown = json.dumps(record)
                 shown = shown if len(shown) <= 40 else f"{shown[:39]}…"

@@ -299,6 +299,8 @@ def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
         (["--input", "{tmp}/ragged.csv"], "ragged.csv: not valid csv: Length of header"),
         # A line that is no object was a TypeError traceback from pandas, exit 1.
         (["--input", "{tmp}/null_line.jsonl"], "null_line.jsonl: not valid jsonl: a line is no"),
+        # Nested deeper than Python's parser recurses: a RecursionError traceback, exit 1.
+        (["--input", "{tmp}/deep.jsonl"], "deep.jsonl: not valid jsonl: line 2: nested deeper"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         # A folder was "input file not found" too.
@@ -326,6 +328,8 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "listed.jsonl").write_text('{"text": ["drill", "saw"]}\n')
     (tmp_path / "ragged.csv").write_text("text,title\na hammer,Hammer,16 oz\n")
     (tmp_path / "null_line.jsonl").write_text('{"text": "a hammer"}\nnull\n')
+    deep = '{"text": "a hammer", "details": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (tmp_path / "deep.jsonl").write_text('{"text": "a hammer"}\n' + deep + "\n")
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
