@@ -689,6 +689,10 @@ def decide(
     if current is not None and str(current.version) != checked:
         _check_champion_model(current, registry)
     if current is None:
+        # Compared with nothing now, a first champion is compared with every later candidate:
+        # crowned with a per-item table missing or damaged, every promotion after failed on it.
+        with store_step("reading the prediction tables"):
+            item_errors(candidate.run_id)
         with store_step("registering the candidate"):
             version = register(client, name, candidate)
         reason = (
@@ -716,6 +720,13 @@ def decide(
             f"candidates.eval_digest={champion.eval_digest}"
         )
     with store_step("reading the prediction tables"):
+        try:
+            item_errors(champion.run_id)
+        except PromotionError as error:  # for good: said so promote after promote, no way out
+            raise IncomparableChampion(
+                f"{name}@{registry.champion_alias} (version {current.version}): {error} "
+                f"({retire_advice(registry)})"
+            ) from error
         comparison = compare(candidate.run_id, champion.run_id, settings)
     with store_step("registering the candidate"):
         version = register(client, name, candidate)

@@ -470,6 +470,42 @@ def test_a_damaged_per_item_table_is_one_line(client: MlflowClient, text: str) -
         compare(candidate, champion, settings)
 
 
+def test_a_run_whose_per_item_table_is_damaged_is_never_crowned_first_champion(
+    client: MlflowClient,
+) -> None:
+    # A first champion is compared with nothing, so its table went unread: crowned, every later
+    # promotion then failed on it ("run ... is damaged ... no alias moved") and said no way out.
+    damaged = training_run(BASE)
+    client.log_text(damaged, '{"columns": ["truth", "abs_err', PREDICTIONS_FILE)
+    with pytest.raises(PromotionError) as refused:
+        promote_with()
+    said = str(refused.value)
+    assert said.startswith(f"{PREDICTIONS_FILE} of run {damaged} is damaged (")
+    assert said.endswith("no alias moved")
+    assert client.search_registered_models() == []
+    assert promotion_runs()[-1].info.status == "FAILED"
+
+
+def test_a_champion_whose_per_item_table_is_gone_names_the_way_out(
+    client: MlflowClient,
+) -> None:
+    # "run ... has no evaluation/predictions.json ... no alias moved", promote after promote,
+    # and nothing said how to crown a model that can be compared.
+    champion = training_run(BASE)
+    promote_with()
+    client.log_text(champion, "not json", PREDICTIONS_FILE)
+    training_run(BASE * 0.5)
+    with pytest.raises(IncomparableChampion) as refused:
+        promote_with()
+    said = str(refused.value)
+    assert said.startswith(f"{MODEL}@champion (version 1): {PREDICTIONS_FILE} of run {champion} ")
+    assert said.endswith(
+        "(retire it with pricer promote data=synthetic retire=true, then promote to crown a "
+        "new one)"
+    )
+    assert aliases(client) == {"champion": "1"}
+
+
 def test_items_without_a_price_are_left_out_of_both_sides(client: MlflowClient) -> None:
     failed = np.zeros(N, dtype=bool)
     failed[:10] = True
