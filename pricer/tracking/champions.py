@@ -91,10 +91,14 @@ def predict_options(model_name: str, alias: str, data: str) -> str:
     """
     defaults = OmegaConf.load(require_config_dir() / "registry" / "default.yaml")
     chosen = f"{defaults.prefix}-{data}"
-    options = ["--data", data] if model_name == chosen else ["--model-name", model_name]
+    options = [("--data", data) if model_name == chosen else ("--model-name", model_name)]
     if alias != defaults.champion_alias:
-        options += ["--alias", alias]
-    return shlex.join(options)
+        options.append(("--alias", alias))
+    # A value that starts with a dash is read by argparse as an option unless joined by "=".
+    return " ".join(
+        shlex.quote(f"{option}={value}") if value.startswith("-") else shlex.join([option, value])
+        for option, value in options
+    )
 
 
 def choose_uri(

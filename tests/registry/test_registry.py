@@ -339,6 +339,9 @@ def test_another_datas_registered_model_is_never_given_this_datas_champion(
         (("registry.model_name=team",), "--model-name team"),
         (("registry.prefix=team",), "--model-name team-synthetic"),
         (("registry.champion_alias=best",), "--data synthetic --alias best"),
+        # A name the registry takes, but argparse would read as an option: "--model-name -team"
+        # stops predict with "expected one argument".
+        (("registry.model_name=-team",), "--model-name=-team"),
     ],
 )
 def test_the_command_promote_says_to_use_prices_with_the_model_it_decided_on(
