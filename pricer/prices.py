@@ -24,6 +24,9 @@ def parse_price(value: object) -> tuple[float | None, str | None]:
     """
     if value is None:
         return None, MISSING_PRICE
+    # A JSON true or false is no amount, though Python counts it as the integer 1 or 0.
+    if isinstance(value, bool):
+        return None, INVALID_PRICE
     if isinstance(value, (int, float)):
         if value != value:  # NaN
             return None, MISSING_PRICE

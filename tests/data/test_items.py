@@ -41,6 +41,8 @@ def settings() -> CleaningSettings:
         ("-5.00", (None, INVALID_PRICE)),
         (-3, (None, INVALID_PRICE)),
         ("12,99", (None, INVALID_PRICE)),
+        (True, (None, INVALID_PRICE)),
+        (False, (None, INVALID_PRICE)),
     ],
 )
 def test_parse_price(raw: object, expected: tuple[float | None, str | None]) -> None:

@@ -49,6 +49,9 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
         (0, "price_out_of_range"),
         (1e9, "price_out_of_range"),
         (1e300, "price_out_of_range"),
+        # JSON's true is no amount: Python counts it as the integer 1, and it was kept as $1.
+        (True, "invalid_price"),
+        (False, "invalid_price"),
     ],
 )
 def test_rows_curation_would_reject_are_dropped_by_reason(
