@@ -18,6 +18,7 @@ from xgboost import XGBRegressor
 
 from pricer.errors import ConfigError
 from pricer.models.dense_text import tree_model_inputs
+from pricer.models.features import check_folds, check_word_settings
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -61,6 +62,11 @@ class XGBoostPricer(PipelinePricer):
         self.n_jobs = n_jobs
         self.log_target = log_target
         self.random_state = random_state
+
+    def check_settings(self, n_items: int) -> None:
+        check_word_settings(self.ngram_max, self.min_df, n_items)
+        if self.stack_ridge_alpha is not None:  # without the ridge there are no folds
+            check_folds("stack_folds", self.stack_folds, n_items)
 
     def make_pipeline(self) -> Pipeline:
         # XGBoost takes a count below 1 as no trees at all, and prices every item alike.

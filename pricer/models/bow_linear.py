@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from pricer.models.features import text_column, text_vectorizer
+from pricer.models.features import check_word_settings, text_column, text_vectorizer
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -23,6 +23,9 @@ class BowLinearPricer(PipelinePricer):
         self.min_df = min_df
         self.price_weight_power = price_weight_power
         self.log_target = log_target
+
+    def check_settings(self, n_items: int) -> None:
+        check_word_settings(self.ngram_max, self.min_df, n_items)
 
     def make_pipeline(self) -> Pipeline:
         words = text_vectorizer("count", self.max_features, self.ngram_max, self.min_df, False)

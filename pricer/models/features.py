@@ -8,6 +8,7 @@ documents one by one (or pandas' ``str.extract``) would dominate training time.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 import numpy as np
@@ -346,6 +347,36 @@ def text_columns(
     if hand_features:
         blocks.append(("hand", hand_feature_union(random_state), list(INPUT_COLUMNS)))
     return ColumnTransformer(blocks)
+
+
+def whole_number(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is a whole number of at least ``minimum``; ``ConfigError`` naming the
+    setting otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_word_settings(ngram_max: object, min_df: object, n_items: int) -> None:
+    """A word vectoriser's ``ngram_max`` and ``min_df`` against the training items, before any
+    work: scikit-learn refused ngram_max=0 and a min_df above the item count only with a
+    ValueError traceback, the second after the items were read and tokenised."""
+    whole_number("ngram_max", ngram_max)
+    if whole_number("min_df", min_df) > n_items:
+        raise ConfigError(
+            f"min_df={min_df} keeps only words found in at least {min_df:,} items, but there "
+            f"are {n_items:,} training items: lower min_df"
+        )
+
+
+def check_folds(name: str, folds: object, n_items: int) -> None:
+    """Out-of-fold predictions need at least two folds and an item in each; KFold's ValueError
+    said so as a traceback, after the text had been vectorised."""
+    if whole_number(name, folds, 2) > n_items:
+        raise ConfigError(
+            f"{name}={folds} needs at least {folds} training items (one in each fold), "
+            f"got {n_items:,}"
+        )
 
 
 def text_vectorizer(

@@ -40,12 +40,17 @@ class PipelinePricer(Pricer):
     def make_pipeline(self) -> Pipeline:
         raise NotImplementedError
 
+    def check_settings(self, n_items: int) -> None:
+        """Refuse settings out of range for ``n_items`` training items before any fitting
+        (``ConfigError``); what scikit-learn checks in one line itself is left to it."""
+
     def size_settings(self, n_items: int) -> dict[str, object]:
         """Pipeline parameters that depend on the number of training items (none by default)."""
         return {}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> PipelinePricer:
         prices = training_prices(X, y)
+        self.check_settings(len(prices))
         pipeline = self.make_pipeline()
         pipeline.set_params(**self.size_settings(len(prices)))
         fit_params = {}

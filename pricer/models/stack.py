@@ -81,7 +81,13 @@ from pricer.models.base import (
     training_prices,
     within,
 )
-from pricer.models.features import TextSVD, text_vectorizer, tree_feature_union
+from pricer.models.features import (
+    TextSVD,
+    check_folds,
+    check_word_settings,
+    text_vectorizer,
+    tree_feature_union,
+)
 from pricer.models.pipeline import price_weights
 from pricer.models.signals import (
     NEIGHBOUR_FEATURES,
@@ -274,6 +280,8 @@ class StackPricer(MembersParams, Pricer):
             # the trees would take any of them quietly.
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number above 0 or null, got {value}")
+        check_word_settings(self.ngram_max, self.min_df, n_items)
+        check_folds("feature_folds", self.feature_folds, n_items)
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ConfigError(
                 f"stack_folds={self.stack_folds} needs >= 2 folds and >= {2 * self.stack_folds} "

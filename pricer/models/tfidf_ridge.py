@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from pricer.models.features import text_columns, text_vectorizer
+from pricer.models.features import check_word_settings, text_columns, text_vectorizer
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -31,6 +31,9 @@ class TfidfRidgePricer(PipelinePricer):
         self.price_weight_power = price_weight_power
         self.log_target = log_target
         self.random_state = random_state
+
+    def check_settings(self, n_items: int) -> None:
+        check_word_settings(self.ngram_max, self.min_df, n_items)
 
     def make_pipeline(self) -> Pipeline:
         words = text_vectorizer(

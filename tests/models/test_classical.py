@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import threading
 import time
 import warnings
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_predict
 
+from pricer.errors import ConfigError
 from pricer.models.base import Pricer
 from pricer.models.features import TextSVD
 from pricer.models.pipeline import price_weights
@@ -229,3 +231,34 @@ def test_random_forest_row_count_per_tree_is_capped_by_the_training_set(shop) ->
     pricer = build("random_forest").set_params(max_samples=10**6, n_estimators=3)
     pricer.fit(train, prices)
     assert pricer.model_.regressor_.named_steps["forest"].max_samples is None
+
+
+@pytest.mark.parametrize(
+    ("family", "setting", "value", "message"),
+    [
+        (family, "ngram_max", 0, "ngram_max must be a whole number >= 1, got 0")
+        for family in ("bow_linear", "tfidf_ridge", "svr", "xgboost")
+    ]
+    + [
+        (family, "min_df", 1000, "min_df=1000 keeps only words found in at least 1,000 items, but")
+        for family in ("bow_linear", "tfidf_ridge", "svr", "xgboost")
+    ]
+    + [
+        ("xgboost", "stack_folds", 1, "stack_folds must be a whole number >= 2, got 1"),
+        ("xgboost", "stack_folds", 500, "stack_folds=500 needs at least 500 training items"),
+    ],
+)
+def test_a_setting_no_fit_can_take_is_one_config_error_before_fitting(
+    family: str, setting: str, value: int, message: str, shop
+) -> None:
+    # Each was scikit-learn's ValueError (KFold's, the vectoriser's): a traceback, the run
+    # FAILED with it, after the text had been read and vectorised.
+    train, prices, _, _ = shop
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build(family).set_params(**{setting: value}).fit(train, prices)
+
+
+def test_stack_folds_are_not_checked_where_no_ridge_needs_them(shop) -> None:
+    train, prices, test, _ = shop
+    pricer = build("xgboost").set_params(stack_ridge_alpha=None, stack_folds=0)
+    assert np.isfinite(pricer.fit(train, prices).predict(test)).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import threading
 import time
 import warnings
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 
+from pricer.errors import ConfigError
 from pricer.models.base import LIKE_TEST_COLUMN
 from pricer.models.signals import (
     NEIGHBOUR_FEATURES,
@@ -822,3 +824,20 @@ def test_a_model_file_naming_the_parts_in_their_old_module_still_loads(shop, tmp
     loaded = load_pricer(old)
     assert type(loaded.blend_).__module__ == "pricer.models.stacking"
     np.testing.assert_allclose(loaded.predict(test), pricer.predict(test))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"feature_folds": 1}, "feature_folds must be a whole number >= 2, got 1"),
+        ({"feature_folds": 1000}, "feature_folds=1000 needs at least 1000 training items"),
+        ({"ngram_max": 0}, "ngram_max must be a whole number >= 1, got 0"),
+        ({"min_df": 1000}, "min_df=1000 keeps only words found in at least 1,000 items"),
+    ],
+    ids=str,
+)
+def test_a_stack_refuses_settings_no_fit_can_take_before_fitting(shop, settings, message) -> None:
+    # KFold's and the vectoriser's ValueErrors were tracebacks, after the text was vectorised.
+    train, prices, _, _ = shop
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build().set_params(**settings).fit(train, prices)
