@@ -218,7 +218,7 @@ def run_family(
     }
     run_name = family_run_name(family, data)
     if curated is None:
-        check_item_files(run_cfg.data)
+        check_item_files(run_cfg.data, run_cfg.curation)
     with tracked_run(run_cfg.tracking, run_name=run_name, tags=tags, nested=nested) as run:
         log_config(run_cfg)
         if curated is None:
@@ -539,7 +539,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     )
     eval_settings = EvalSettings.from_config(cfg.eval)
     compute_price = ComputePrice.from_config(cfg.tradeoff)
-    check_item_files(cfg.data)
+    check_item_files(cfg.data, cfg.curation)
     data = data_name(cfg.data)
     tags = {
         tag_names.KIND: "leaderboard",

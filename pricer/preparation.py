@@ -59,7 +59,7 @@ def run_curation(cfg: DictConfig) -> None:
     CurateConfig.from_root(cfg)  # histogram_bins=0: numpy's traceback after the split was saved
     # The data's settings and item files, as train checks them: data.batch_size=0 was the
     # generator's traceback, and a mistyped item path an error, each in a FAILED run.
-    check_item_files(cfg.data)
+    check_item_files(cfg.data, cfg.curation)
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags

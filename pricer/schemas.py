@@ -88,6 +88,14 @@ class SplitSettings(Settings):
 
     def __post_init__(self) -> None:
         _check_seed(self.seed)
+        if self.test_size < 1:
+            raise ValueError(f"curation.split.test_size must be >= 1, got {self.test_size}")
+        # 0 or below left no training item: scikit-learn's traceback once curation was done.
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(
+                f"curation.split.train_size must be >= 1 or null (every other item), got "
+                f"{self.train_size}"
+            )
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,6 @@ def take_sorted_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 
 def split_items(items: pd.DataFrame, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shuffle once with the seed; the test set comes first, training takes what follows."""
-    if settings.test_size < 1:
-        raise ConfigError(f"curation.split.test_size must be >= 1, got {settings.test_size}")
     if len(items) <= settings.test_size:
         raise ConfigError(
             f"only {len(items)} curated items: not enough for a test set of "

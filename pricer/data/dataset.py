@@ -26,6 +26,7 @@ from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
 from pricer.errors import ConfigError, UserError
 from pricer.files import folder_problem
 from pricer.identity import comparable
+from pricer.schemas import CurationConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,25 @@ def describe_source(data_cfg: Mapping[str, Any]) -> str:
     return source_of(data_cfg).describe(data_cfg)
 
 
-def check_item_files(data_cfg: Mapping[str, Any]) -> None:
+def check_curation_settings(curation_cfg: Mapping[str, Any]) -> None:
+    """Before a run exists: the curation settings' ranges (their schemas' checks), and a
+    training set at least ``MIN_TRAIN_ITEMS`` large. ``curation.split.train_size=0`` was a
+    fit's traceback once the curation was done, its run FAILED."""
+    settings = CurationConfig.from_config(curation_cfg)
+    train_size = settings.split.train_size
+    if train_size is not None and train_size < MIN_TRAIN_ITEMS:
+        raise ConfigError(
+            f"curation.split.train_size={train_size}: pricer needs at least {MIN_TRAIN_ITEMS} "
+            "training items to fit a model"
+        )
+
+
+def check_item_files(
+    data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any] | None = None
+) -> None:
     """Before a run exists: the item files it would read are there. A typo in a path left a
     FAILED run in the list for every try, where a setting out of range leaves none.
+    ``curation_cfg``, when given, is checked too (``check_curation_settings``).
 
     Only that they exist: what is in them is read, and judged, inside the run. A curated folder
     that `pricer curate` is replacing lacks its files between two renames, so a miss is looked
@@ -121,6 +138,8 @@ def check_item_files(data_cfg: Mapping[str, Any]) -> None:
     ranges and non-empty folders): an empty folder setting named no file at all.
     """
     check_data_settings(data_cfg)
+    if curation_cfg is not None:
+        check_curation_settings(curation_cfg)
     if source_of(data_cfg).load_raw is not None:  # raw sources: generated or downloaded
         return
     paths = [
@@ -261,10 +280,15 @@ def build_from_raw(
     repeated = comparable(sampled["text"]).duplicated().to_numpy()
     sampled = sampled.loc[~repeated].reset_index(drop=True)
     sampled_at = time.perf_counter()
-    train, test = curation.split_items(
-        sampled, curation.SplitSettings.from_config(curation_cfg["split"])
-    )
+    split = curation.SplitSettings.from_config(curation_cfg["split"])
+    train, test = curation.split_items(sampled, split)
     times.sample, times.split = sampled_at - started, time.perf_counter() - sampled_at
+    if len(train) < MIN_TRAIN_ITEMS:  # as item files are held to: else a fit's traceback
+        raise sources.DataError(
+            f"only {len(train)} training items in the split of {len(sampled)} sampled items "
+            f"(curation.split.test_size={split.test_size}); pricer needs at least "
+            f"{MIN_TRAIN_ITEMS} to fit a model: lower test_size, or curate more records"
+        )
     report = CurationReport(
         source=data_cfg["source"],
         raw_records=n_raw,

@@ -96,6 +96,20 @@ def key(name: str) -> str:
             r"^error: family=xgboost with model=tfidf_ridge: .* choose the family with "
             r"model=xgboost$",
         ),
+        # Curation's ranges, checked only once the run was open (a FAILED run for each try);
+        # train_size=0 left no training item: a fit's traceback after the curation.
+        (
+            "train",
+            ["curation.split.train_size=0"],
+            r"^error: curation: curation\.split\.train_size must be >= 1 or null .*got 0$",
+        ),
+        (
+            "leaderboard",
+            ["curation.split.train_size=3"],
+            r"^error: curation\.split\.train_size=3: pricer needs at least 10 training items",
+        ),
+        ("curate", ["curation.split.test_size=0"], r"test_size must be >= 1, got 0$"),
+        ("train", ["curation.sample.max_per_slot=0"], r"max_per_slot must be >= 1, got 0$"),
         # It named the first family's random_state, which the user never typed.
         ("train", ["seed=abc"], "seed must be an integer, got 'abc'"),
         ("leaderboard", ["seed=1.5"], "seed must be an integer, got 1.5"),

@@ -271,6 +271,16 @@ def test_build_from_raw_times_each_stage_on_request() -> None:
     assert times.sample > 0 and times.split > 0
 
 
+def test_a_split_that_leaves_too_few_training_items_is_one_line() -> None:
+    # The test set took all but a few sampled items: the fit that followed was scikit-learn's
+    # traceback ("Cannot have number of splits n_splits=5 greater than the number of samples").
+    cfg = compose_config(
+        "train", ["data.n_records=3000", "curation.split.test_size=1985", "curation.cache_dir=null"]
+    )
+    with pytest.raises(DataError, match=r"^only \d training items in the split of \d+ sampled"):
+        build_from_raw(cfg.data, cfg.curation)
+
+
 def test_a_record_the_raw_data_repeats_is_one_item_on_one_side_of_the_split() -> None:
     # The synthetic source repeats 1% of its records: a repeat split apart left a test item
     # in training (frontier_rag showed it to the model as its own example, with its price).
