@@ -30,7 +30,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils import Tags, get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, UserError
 from pricer.identity import comparable, fingerprints
 from pricer.models.base import (
     INPUT_COLUMNS,
@@ -106,6 +106,10 @@ class LoggedPricer(Pricer):
 
     def predict_report(self, X: pd.DataFrame) -> PriceReport:
         return self.pricer.predict_report(as_items(X)[list(INPUT_COLUMNS)])
+
+
+class UnpricedValidation(UserError, ValueError):
+    """Too few of the stacker's validation items were priced by every member to fit it."""
 
 
 def _to_features(prices: np.ndarray, log_space: bool) -> np.ndarray:
@@ -238,7 +242,17 @@ class EnsemblePricer(MembersParams, Pricer):
             truth = prices[valid_rows]
             usable = np.isfinite(predictions).all(axis=1)
             if usable.sum() < 2:
-                raise ValueError("fewer than 2 validation items have a price from every member")
+                priced = ", ".join(
+                    f"{name} {int(np.isfinite(predictions[:, i]).sum())}"
+                    for i, name in enumerate(names)
+                )
+                raise UnpricedValidation(
+                    f"only {int(usable.sum())} of the {len(valid_rows)} validation items (training "
+                    f"items held out to fit the stacker) have a price from every member (priced: "
+                    f"{priced}); the stacker needs at least 2: leave out a member that prices "
+                    "too few of the training items (a human's guesses cover the exported "
+                    "evaluation items only)"
+                )
             stacker = LinearRegression(positive=True).fit(
                 _to_features(predictions[usable], self.log_space),
                 _to_features(truth[usable], self.log_space),

@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from pricer.errors import UserError
 from pricer.experiment import run_family
 from pricer.models.base import Pricer
 from pricer.models.constant import ConstantPricer
@@ -159,6 +160,21 @@ def test_a_member_failure_is_a_failure_not_a_guess(data) -> None:
     model = ensemble({"ridge": ridge(), "flaky": Flaky("flaky")}).fit(train, train["price"])
     prices = model.predict(test)
     assert np.isnan(prices[::2]).all() and np.isfinite(prices[1::2]).all()
+
+
+def test_a_member_that_prices_no_validation_item_is_one_line(data) -> None:
+    # A human's guesses cover the exported evaluation items only: as a member it priced none
+    # of the training items held out for the stacker, and the fit failed with a ValueError
+    # traceback that named no member.
+    train, _ = data
+
+    class Unpriced(SpyPricer):
+        def predict(self, X: pd.DataFrame) -> np.ndarray:
+            return np.full(len(X), np.nan)
+
+    model = ensemble({"ridge": ridge(), "human": Unpriced("none")})
+    with pytest.raises(UserError, match=r"^only 0 of the 60 validation items .*human 0\)"):
+        model.fit(train, train["price"])
 
 
 def test_logged_models_can_be_members(data, tracking_uri) -> None:
