@@ -418,7 +418,11 @@ class TextSVD(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X: object, y: object = None) -> np.ndarray:
-        n_components = max(1, min(self.n_components, X.shape[1] - 1))
+        # Fewer columns than asked is the data's doing; fewer than one asked is a setting
+        # that was quietly fitted as one component.
+        n_components = max(
+            1, min(whole_number("svd_components", self.n_components), X.shape[1] - 1)
+        )
         self.svd_ = TruncatedSVD(n_components, random_state=self.random_state)
         return self.svd_.fit_transform(X)
 

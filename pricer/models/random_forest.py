@@ -12,6 +12,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
 from pricer.models.dense_text import tree_model_inputs
+from pricer.models.features import whole_number
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -41,6 +42,9 @@ class RandomForestPricer(PipelinePricer):
         self.n_jobs = n_jobs
         self.log_target = log_target
         self.random_state = random_state
+
+    def check_settings(self, n_items: int) -> None:
+        whole_number("svd_components", self.svd_components)
 
     def make_pipeline(self) -> Pipeline:
         features = tree_model_inputs(

@@ -87,6 +87,7 @@ from pricer.models.features import (
     check_word_settings,
     text_vectorizer,
     tree_feature_union,
+    whole_number,
 )
 from pricer.models.pipeline import price_weights
 from pricer.models.signals import (
@@ -281,6 +282,7 @@ class StackPricer(MembersParams, Pricer):
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number above 0 or null, got {value}")
         check_word_settings(self.ngram_max, self.min_df, n_items)
+        whole_number("svd_components", self.svd_components)
         check_folds("feature_folds", self.feature_folds, n_items)
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ConfigError(

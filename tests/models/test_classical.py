@@ -244,6 +244,9 @@ def test_random_forest_row_count_per_tree_is_capped_by_the_training_set(shop) ->
         for family in ("bow_linear", "tfidf_ridge", "svr", "xgboost")
     ]
     + [
+        # These were fitted quietly as one component, the run recording the setting given.
+        ("xgboost", "svd_components", 0, "svd_components must be a whole number >= 1, got 0"),
+        ("random_forest", "svd_components", -1, "svd_components must be a whole number >= 1"),
         ("xgboost", "stack_folds", 1, "stack_folds must be a whole number >= 2, got 1"),
         ("xgboost", "stack_folds", 500, "stack_folds=500 needs at least 500 training items"),
     ],

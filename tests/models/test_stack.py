@@ -832,6 +832,7 @@ def test_a_model_file_naming_the_parts_in_their_old_module_still_loads(shop, tmp
         ({"feature_folds": 1}, "feature_folds must be a whole number >= 2, got 1"),
         ({"feature_folds": 1000}, "feature_folds=1000 needs at least 1000 training items"),
         ({"ngram_max": 0}, "ngram_max must be a whole number >= 1, got 0"),
+        ({"svd_components": 0}, "svd_components must be a whole number >= 1, got 0"),
         ({"min_df": 1000}, "min_df=1000 keeps only words found in at least 1,000 items"),
     ],
     ids=str,
