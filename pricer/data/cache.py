@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pricer import interrupt
 from pricer.files import ended_here, host_id
 
 try:
@@ -68,13 +69,21 @@ def write_entry(
         # One replace at a time: two writers replacing one folder each retired the other's
         # new folder or renamed onto it ("Directory not empty", a third of the swaps measured).
         # Cache entries need none: the first complete one is kept, as it holds the same data.
-        with _swap_lock(folder) if replace else contextlib.nullcontext():
+        # A signal is held back between the two renames, which it would leave with no folder.
+        with _swap_lock(folder) if replace else contextlib.nullcontext(), interrupt.deferred():
             if folder.exists() and (replace or problem(folder) is not None):
                 retired = _retire(folder)
             staging.rename(folder)
-    except OSError:
+    except BaseException as error:
+        # Interrupted too (SIGTERM while writing): the staging folder, a whole split at the
+        # course's scale, stayed hidden beside the entry until the next save on this host.
         shutil.rmtree(staging, ignore_errors=True)
-        if replace or problem(folder) is not None:  # else a parallel writer completed it
+        if retired is not None and not folder.exists():  # the new folder did not go in
+            retired.rename(folder)
+        elif retired is not None:  # in, and then a signal held back at the renames came
+            shutil.rmtree(retired, ignore_errors=True)
+        # A failed rename beside a complete entry: a parallel writer completed it first.
+        if not isinstance(error, OSError) or replace or problem(folder) is not None:
             raise
     # Deleted once the new folder is in place: interrupted while deleting the old one first,
     # a replace left no folder at all.

@@ -44,6 +44,49 @@ def test_an_interrupted_replace_leaves_the_new_entry_not_none(
     assert (entry / "items.txt").read_text() == "new"
 
 
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_save_interrupted_while_writing_leaves_nothing_of_its_own(
+    tmp_path: Path, replace: bool
+) -> None:
+    # SIGTERM (a KeyboardInterrupt here) half-way through writing left the staging folder,
+    # a split's worth of files, hidden beside the entry until the next save on this host.
+    entry = tmp_path / "curated"
+    cache.write_entry(entry, writer("old"))
+
+    def interrupted(staging: Path) -> None:
+        (staging / "items.txt").write_text("half of it")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.write_entry(entry, interrupted, replace=replace)
+    assert sorted(path.name for path in tmp_path.iterdir() if "partial" in path.name) == []
+    assert cache.problem(entry) is None
+    assert (entry / "items.txt").read_text() == "old"
+
+
+def test_a_replace_cut_between_its_two_renames_keeps_the_old_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The old entry had been renamed out of the way and the new one was not yet in: the
+    # folder was gone, the old split hidden under a name the next save deletes.
+    entry = tmp_path / "curated"
+    cache.write_entry(entry, writer("old"))
+    rename = Path.rename
+
+    def cut(self: Path, target: str | Path) -> Path:
+        if Path(target) == entry and "retired" not in self.name:  # the new one going in
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", cut)
+    with pytest.raises(KeyboardInterrupt):
+        cache.write_entry(entry, writer("new"), replace=True)
+    monkeypatch.undo()
+    assert cache.problem(entry) is None
+    assert (entry / "items.txt").read_text() == "old"
+    assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
+
+
 KILLED_WHILE_RETIRING = """
 import os, shutil, signal, sys
 from pathlib import Path
