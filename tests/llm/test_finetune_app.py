@@ -176,27 +176,42 @@ def test_without_a_terminal_or_yes_nothing_is_started(finetune_cfg, stub) -> Non
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
-def test_the_app_without_a_terminal_says_so_in_one_line(finetune_cfg, stub, tracking_uri, tmp_path):
-    # The real command line: confirm=true and stdin not a terminal (a job, CI, mlflow run).
-    cfg = finetune_cfg("confirm=true")
-    overrides = [
+def app_overrides(cfg, stub, *extra: str) -> list[str]:
+    """The finetune app's command line on the test's item files and stub server, and ``extra``."""
+    return [
         "data=items",
         f"data.train_paths=[{cfg.data.train_paths[0]}]",
         f"data.test_paths=[{cfg.data.test_paths[0]}]",
         f"client.base_url={stub.base_url}",
         "client.api_key_env=PRICER_TEST_LLM_KEY",
-        "train_size=20 validation_size=5",  # two overrides in one argument, as mlflow run sends
-        "confirm=true",
+        *extra,
     ]
+
+
+def refused(overrides: list[str], tracking_uri: str, tmp_path) -> tuple[list[str], str]:
+    """The "error: " lines and the stdout of the finetune app run with ``overrides``, which
+    must end in exit 2 without a traceback."""
     result = run_cli(pricer_app("finetune", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    return errors, result.stdout
+
+
+def test_the_app_without_a_terminal_says_so_in_one_line(finetune_cfg, stub, tracking_uri, tmp_path):
+    # The real command line: confirm=true and stdin not a terminal (a job, CI, mlflow run).
+    overrides = app_overrides(
+        finetune_cfg("confirm=true"),
+        stub,
+        "train_size=20 validation_size=5",  # two overrides in one argument, as mlflow run sends
+        "confirm=true",
+    )
+    errors, stdout = refused(overrides, tracking_uri, tmp_path)
     assert errors == [
         "error: no terminal to confirm the fine-tuning cost on; rerun with confirm=false to "
         "accept it"
     ]
-    assert "Estimated training cost" in result.stdout
+    assert "Estimated training cost" in stdout
     assert not stub.state.counters  # nothing uploaded, no job
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
@@ -358,22 +373,8 @@ def test_the_app_prints_a_refused_key_in_one_line(
 ) -> None:
     # The real command line (the stub answers in this process): exit 2, no traceback.
     monkeypatch.setattr(stub_fine_tuning, "upload_file", refuse(401, "Incorrect API key"))
-    cfg = finetune_cfg()
-    overrides = [
-        "data=items",
-        f"data.train_paths=[{cfg.data.train_paths[0]}]",
-        f"data.test_paths=[{cfg.data.test_paths[0]}]",
-        f"client.base_url={stub.base_url}",
-        "client.api_key_env=PRICER_TEST_LLM_KEY",
-        "train_size=20",
-        "validation_size=5",
-        "confirm=false",
-        "progress=false",
-    ]
-    result = run_cli(pricer_app("finetune", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    settings = ("train_size=20", "validation_size=5", "confirm=false", "progress=false")
+    errors, _ = refused(app_overrides(finetune_cfg(), stub, *settings), tracking_uri, tmp_path)
     assert errors == [
         "error: the server answered HTTP 401 while uploading train.jsonl (the API key in "
         "PRICER_TEST_LLM_KEY was not accepted): no fine-tuning job was created"
