@@ -185,24 +185,7 @@ def test_leaderboard_sigterm_kills_the_parent_and_the_family_running(
 def test_sweep_on_the_joblib_launcher_kills_the_trials_in_its_workers(
     tracking_uri: str, tmp_path: Path
 ) -> None:
-    app = start_app(
-        [
-            "pricer.train",
-            "-m",
-            "model=constant",
-            "model.statistic=mean,median,mean,median",
-            "data.n_records=60000",
-            "validation.size=200",
-            "tracking.log_model=false",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            f"curation.cache_dir={tmp_path / 'cache'}",
-            f"hydra.sweep.dir={tmp_path / 'multirun'}",
-        ],
-        tracking_uri,
-        tmp_path,
-    )
-    wait_until(app, lambda: running_runs(tracking_uri) == 3)  # the parent and two trials
+    app, _ = start_grid_on_two_workers(tracking_uri, tmp_path, "mean,median,mean,median")
     interrupt_cleanly(app, signal.SIGTERM, tmp_path)  # no loky worker survives either
     runs = all_runs(tracking_uri)
     trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
@@ -240,15 +223,17 @@ def test_cleaning_workers_end_with_an_app_killed_by_sigkill(
     assert running_runs(tracking_uri) == 1  # left RUNNING: what liveness.is_stale is for
 
 
-def start_grid_on_two_workers(tracking_uri: str, tmp_path: Path) -> tuple[subprocess.Popen, list]:
-    """A three-trial grid sweep on the joblib launcher's two workers, both running a trial;
-    the app and every process of its tree."""
+def start_grid_on_two_workers(
+    tracking_uri: str, tmp_path: Path, statistics: str = "mean,median,mean"
+) -> tuple[subprocess.Popen, list]:
+    """A grid sweep (a trial per statistic, three by default) on the joblib launcher's two
+    workers, both running a trial; the app and every process of its tree."""
     app = start_app(
         [
             "pricer.train",
             "-m",
             "model=constant",
-            "model.statistic=mean,median,mean",
+            f"model.statistic={statistics}",
             "data.n_records=60000",
             "validation.size=200",
             "tracking.log_model=false",
