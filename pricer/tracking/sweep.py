@@ -195,6 +195,9 @@ class SweepCallback(Callback):
                 raise SweepError(str(error)) from None
         try:
             self.swept_keys = swept_keys(config)
+            if any(key == "data" or key.startswith("data.") for key in self.swept_keys):
+                # Trials on other data: the base config's name is none of theirs.
+                self.tags.pop(tag_names.DATA, None)
             families = swept_families(config)
             if families:  # named after the default model, which no trial trained
                 label = ", ".join(families)

@@ -156,6 +156,8 @@ def test_trials_nest_under_one_parent_that_logs_the_best(sweep_config: DictConfi
         == runs[median].data.tags["pricer.sweep.replay"]
     )
     assert parent.data.tags["pricer.family"] == "constant"
+    # pricer compare's data row: it was blank for a sweep's parent.
+    assert parent.data.tags["pricer.data"] == "synthetic"
     assert parent.info.run_name == "sweep · constant · synthetic"
     assert parent.data.tags[BEST_RUN_TAG] == median
     assert parent.data.params["best.model.statistic"] == "median"
@@ -352,6 +354,19 @@ def test_a_sweep_over_families_is_named_after_them_not_the_default(tracking_uri:
     callback._close("FINISHED")
     assert parent.info.run_name == "sweep · constant, linear · synthetic"
     assert parent.data.tags["pricer.family"] == "constant, linear"
+
+
+def test_a_sweep_over_data_names_no_data_on_its_parent(tracking_uri: str) -> None:
+    # Its trials ran on other data than the base config's: that name would be none of theirs.
+    cfg = multirun_config(
+        ["validation.size=50"], ["model=constant", "data.n_records=3000,4000", "validation.size=50"]
+    )
+    callback: SweepCallback = instantiate(cfg.hydra.callbacks.mlflow_sweep)
+    callback.on_multirun_start(cfg)
+    parent = mlflow.get_run(callback.parent_run_id)
+    callback._close("FINISHED")
+    assert "pricer.data" not in parent.data.tags
+    assert parent.data.tags["pricer.data_source"] == "synthetic"
 
 
 def test_a_sweep_without_validation_items_is_refused(sweep_config: DictConfig) -> None:
