@@ -17,6 +17,7 @@ from pricer.devtools.stub_chat import count_tokens, default_price
 from pricer.devtools.stub_server import StubServer
 from pricer.models.llm.catalogue import ModelCatalogue, Price
 from pricer.models.llm.client import FAILURE_REASONS, MissingApiKeyError
+from pricer.models.llm.failures import failure_summary
 from pricer.models.llm.frontier import FrontierPricer
 
 CHAT = "POST /chat/completions"
@@ -83,6 +84,19 @@ def test_exhausted_retries_are_counted_failures(make_pricer, items, stub, status
     assert report.stats[f"llm.failures.{reason}"] == 1
     assert report.stats["llm.failures"] == 1
     assert report.stats["llm.failure_rate"] == pytest.approx(1 / len(items))
+
+
+def test_refused_calls_say_their_http_status(make_pricer, items, stub) -> None:
+    # "api_error 3" was all a run's error said, whether the model name was wrong (404) or the
+    # key refused (401): which one is the fix.
+    pricer = fitted(make_pricer(max_concurrency=1, max_retries=0), items)
+    stub.state.fail_next(2, 404)
+    stub.state.fail_next(1, 401)
+    report = pricer.predict_report(items)
+    assert report.stats["llm.failures.api_error"] == 3
+    assert report.stats["llm.refused.http_404"] == 2
+    assert report.stats["llm.refused.http_401"] == 1
+    assert failure_summary(report.stats) == "api_error 3 (HTTP 401 1, HTTP 404 2)"
 
 
 def test_stuck_calls_time_out_then_retry_or_fail(make_pricer, items, stub) -> None:

@@ -134,6 +134,16 @@ def test_an_ensembles_failures_are_its_members_reasons() -> None:
     assert failure_summary(stats) == "frontier no_price 12, frontier timeout 3"
 
 
+def test_an_ensembles_refused_calls_name_their_status_beside_their_member() -> None:
+    stats = {
+        "ensemble.frontier.llm.failures.api_error": 4.0,
+        "ensemble.frontier.llm.refused.http_404": 4.0,
+        "ensemble.frontier.llm.failures.rate_limited": 2.0,
+        "ensemble.frontier.llm.refused.http_429": 2.0,  # its own reason already says it
+    }
+    assert failure_summary(stats) == "frontier api_error 4 (HTTP 404 4), frontier rate_limited 2"
+
+
 def frontier_run(compose_conf, item_files, stub, *overrides: str):
     """A frontier run's config against the stub, one call at a time, no retries."""
     return frontier_config(

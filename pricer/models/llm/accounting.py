@@ -25,6 +25,7 @@ answers whose model is unknown as ``llm.answers_without_model``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ import numpy as np
 from pricer.models.llm.answering import same_model
 from pricer.models.llm.catalogue import Price
 from pricer.models.llm.client import FAILURE_REASONS
+from pricer.models.llm.failures import REFUSED_STATUS
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # catalogue unit: USD per million tokens
 # A model's price in the catalogue, by the name a request or a reply gives (None: not in it).
@@ -60,6 +62,7 @@ class ItemOutcome:
     cached: bool
     unmetered: bool = False  # its reply came without usage: tokens billed, count unknown
     model: str | None = None  # the model its reply named (or its cache entry kept); None: unknown
+    status: int | None = None  # the HTTP status of a call the server refused
 
 
 def other_models(outcomes: Iterable[ItemOutcome], requested: str) -> list[str]:
@@ -162,4 +165,8 @@ def batch_stats(
         "items_per_second": len(fresh) / wall_seconds if fresh and wall_seconds > 0 else math.nan,
     }
     stats |= {f"failures.{reason}": count for reason, count in failures.items()}
+    # Which refusals: "api_error 250" alone did not say a wrong model name (404) from a key
+    # refused (401) or a request the server does not take (400).
+    statuses = Counter(o.status for o in outcomes if o.failure is not None and o.status)
+    stats |= {f"{REFUSED_STATUS}{status}": count for status, count in statuses.items()}
     return {f"{prefix}{key}": float(value) for key, value in stats.items()}

@@ -387,6 +387,7 @@ class CallOutcome:
     # The model the reply says answered (its ``model`` field), which a proxy or a server may
     # set to another than the one asked for; None without a reply, or a reply naming none.
     model: str | None = None
+    status: int | None = None  # the HTTP status of a call the server refused
 
 
 def classify(error: BaseException) -> tuple[str, str]:
@@ -442,7 +443,8 @@ async def _send(client: openai.AsyncOpenAI, request: dict[str, Any]) -> CallOutc
         return _outcome(completion, time.perf_counter() - start)
     except Exception as error:  # every failure becomes a counted outcome
         reason, detail = classify(error)
-        return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail)
+        status = error.status_code if isinstance(error, openai.APIStatusError) else None
+        return CallOutcome(None, 0, 0, time.perf_counter() - start, reason, detail, status=status)
 
 
 def longest_call(settings: ClientSettings) -> float:

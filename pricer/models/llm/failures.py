@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 FAILURES_PREFIX = "llm.failures."
+# Calls the server refused, by HTTP status (``llm.refused.http_404``): an "api_error" is a
+# wrong model name (404), a key refused (401, 403) or a request not taken (400).
+REFUSED_STATUS = "refused.http_"
+API_ERROR = "api_error"
 # The human baseline's (pricer.models.human): an item the guesses file has no price for.
 HUMAN_FAILURES_PREFIX = "human.failures."
 # The figures of an LLM batch cut short by SIGTERM or Ctrl-C: what its calls had cost by then.
@@ -92,14 +96,25 @@ def failure_summary(
     "no reason reported" for a pricer that reports none (a classical family's NaN). An
     ensemble's are its members' ("frontier no_price 12")."""
     counts: dict[str, int] = {}
+    refused: dict[str, list[str]] = {}  # an api_error's label: its statuses, "HTTP 404 250"
     for key, value in stats.items():
+        if not (value == value and value > 0):  # skips NaN and zeros
+            continue
+        owner, found, code = key.partition(f"llm.{REFUSED_STATUS}")
+        if found and code.isdigit() and 400 <= int(code) < 500 and code != "429":
+            member = owner.removeprefix("ensemble.").rstrip(".")
+            label = f"{member} {API_ERROR}" if member else API_ERROR
+            refused.setdefault(label, []).append(f"HTTP {code} {int(value)}")
         for prefix in prefixes:
             # An ensemble reports each member's under its name: ensemble.<member>.llm.failures.*
             owner, found, reason = key.partition(prefix)
-            if found and reason and value == value and value > 0:  # skips NaN and zeros
+            if found and reason:
                 member = owner.removeprefix("ensemble.").rstrip(".")
                 counts[f"{member} {reason}" if member else reason] = int(value)
     if not counts:
         return "no reason reported"
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
-    return ", ".join(f"{reason} {count}" for reason, count in ranked)
+    return ", ".join(
+        f"{label} {count}" + (f" ({', '.join(sorted(refused[label]))})" if label in refused else "")
+        for label, count in ranked
+    )

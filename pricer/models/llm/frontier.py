@@ -408,6 +408,7 @@ def _from_call(call: CallOutcome, ceiling: float) -> ItemOutcome:
         cached=False,
         unmetered=call.unmetered,
         model=call.model,
+        status=call.status,
     )
 
 
