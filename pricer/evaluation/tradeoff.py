@@ -13,10 +13,10 @@ Every family is priced the same way, so none is ever shown as free:
   ``human.seconds_per_item``, from the family's settings; unknown (NaN) when not given.
 
 Cost per 1,000 items is their sum. Latency per item is the median call latency for LLM
-families (``llm.latency_p50_s``: what one user waits for one item; unknown when every answer
-came from the answer cache and no call was made), else the predict seconds divided by the
-items (a batch, amortised). A family is on the Pareto front when no other
-family is at least as good on both axes and better on one.
+families (``llm.latency_p50_s``: what one user waits for one item, a cached answer's its
+entry kept; unknown when no call was made and the cache entries kept no seconds), else the
+predict seconds divided by the items (a batch, amortised). A family is on the Pareto front
+when no other family is at least as good on both axes and better on one.
 
 Pure functions: a leaderboard DataFrame in, a DataFrame and Matplotlib figures out.
 """
@@ -146,9 +146,10 @@ def tradeoff_table(
     call_latency = _column(board, "llm.latency_p50_s")
     batch_latency = _column(board, "time.predict_seconds") / items
     has_call = call_latency.notna()
-    # Every answer read back from the answer cache: no call was timed, and the batch time is
-    # the cache's (0.09 ms an item), which put a rerun LLM on the latency front ahead of every
-    # classical family. Unknown, as its cost would be without a price.
+    # Every answer read back from cache entries that kept no call seconds (written before they
+    # were): no call was timed, and the batch time is the cache's (0.09 ms an item), which put
+    # a rerun LLM on the latency front ahead of every classical family. Unknown, as its cost
+    # would be without a price.
     cached = is_llm & (_column(board, "llm.calls") == 0) & ~has_call
     batch_latency = batch_latency.mask(cached)
     # A person's guesses (the human family, known by its guess count) cost the person's time:
