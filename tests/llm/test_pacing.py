@@ -78,6 +78,9 @@ def test_pacing_settings_are_checked() -> None:
         # Each was a TypeError traceback at fit, and true was taken for 1 request a minute.
         ("model.pacing.rpm=abc", r"^pacing rpm must be a number > 0 or null, got 'abc'$"),
         ("model.pacing.rpm=true", r"^pacing rpm must be a number > 0 or null, got True$"),
+        # These two paced to the catalogue's tier, as if the knob were unset.
+        ("model.pacing.rpm=false", r"^pacing rpm must be a number > 0 or null, got False$"),
+        ("model.pacing.tpm=0", r"^pacing tpm must be a number > 0 or null, got 0$"),
         ("model.pacing.tpm=abc", r"^pacing tpm must be a number > 0 or null, got 'abc'$"),
         ("model.pacing.burst_seconds=soon", r"^pacing burst_seconds must be a number > 0, got"),
         ("model.pacing.headroom=nan", r"^pacing headroom must be in \(0, 1\], got nan$"),

@@ -157,8 +157,14 @@ class FrontierPricer(Pricer):
         knobs = dict(self.pacing)
         found = self._entry()
         limits = found[1].limits(self.tier) if found is not None else None
-        rpm = knobs.pop("rpm", None) or (limits.rpm if limits else None)
-        tpm = knobs.pop("tpm", None) or (limits.tpm if limits else None)
+        # Only an unset knob falls back to the tier: a 0 or false given is Pacing's to refuse,
+        # not a reason to pace to the catalogue's limit instead.
+        rpm = knobs.pop("rpm", None)
+        tpm = knobs.pop("tpm", None)
+        if rpm is None:
+            rpm = limits.rpm if limits else None
+        if tpm is None:
+            tpm = limits.tpm if limits else None
         return Pacing.from_knobs(rpm, tpm, knobs)
 
     def _validate(self) -> None:
