@@ -23,8 +23,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
-from pricer.errors import ConfigError
 from pricer.models.base import as_items, training_prices
+from pricer.models.features import whole_number
 from pricer.models.llm.prompts import Neighbour
 
 
@@ -64,8 +64,7 @@ class NeighbourIndex(BaseEstimator):
             value = getattr(self, name)
             if name in ("max_features", "max_items") and value is None:  # no cap
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"retrieval.{name} must be a whole number >= 1, got {value!r}")
+            whole_number(f"retrieval.{name}", value)
         items = as_items(X).reset_index(drop=True)
         prices = training_prices(items, y)
         if self.max_items is not None and len(items) > self.max_items:
