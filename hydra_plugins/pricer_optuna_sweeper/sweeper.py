@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import warnings
@@ -137,15 +138,24 @@ class OptunaSweeper(Sweeper):
                 studies.fail_stale_trials(study)
                 # Optuna warns that heartbeats are meant for study.optimize: we beat ourselves.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                # A grid a shared study has covered (a rerun, another process): Optuna's
-                # GridSampler would run its points again, each a trial more of the same.
-                if grid and sampler.is_exhausted(study):
-                    log.info(
-                        "the grid of study %s is covered (a finished trial at every point): "
-                        "no trial left to run",
-                        study.study_name,
-                    )
-                    break
+                if grid:
+                    left = _points_left(study, values)
+                    # A grid a shared study has covered (a rerun, another process): Optuna's
+                    # GridSampler would run its points again, each a trial more of the same.
+                    if not left:
+                        log.info(
+                            "the grid of study %s is covered (a complete trial at every "
+                            "point): no trial left to run",
+                            study.study_name,
+                        )
+                        break
+                    batch = min(batch, len(left))
+                    # GridSampler counts a point whose trial failed (or was interrupted) as
+                    # visited: once every point has been tried it would pick any one again,
+                    # so the points still without a value are asked for by name.
+                    if sampler.is_exhausted(study):
+                        for point in left[:batch]:
+                            study.enqueue_trial(point)
                 trials = [study.ask() for _ in range(batch)]
             self._run_batch(study, trials, space, fixed)
             to_go -= batch
@@ -291,6 +301,23 @@ def _override_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def _points_left(study: Any, values: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid's points (``values``: each key's choices) that no COMPLETE trial of ``study``
+    has priced, in grid order."""
+    import optuna
+
+    complete = (optuna.trial.TrialState.COMPLETE,)
+    done = [trial.params for trial in study.get_trials(deepcopy=False, states=complete)]
+    points = (
+        dict(zip(values, chosen, strict=True)) for chosen in itertools.product(*values.values())
+    )
+    return [
+        point
+        for point in points
+        if not any(all(params.get(key) == value for key, value in point.items()) for params in done)
+    ]
 
 
 def _product(counts: Any) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -307,21 +309,15 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
     assert written.hydra.sweeper.storage == "postgresql+psycopg://someone:***@127.0.0.1:1/optuna"
 
 
-def test_a_rerun_of_a_grid_its_shared_study_has_covered_runs_no_trial_again(
-    tmp_path: Path,
-) -> None:
-    # A rerun (after a crash, or a second process) ran every point of the grid again: Optuna's
-    # GridSampler re-evaluates once its grid is exhausted, and the sweeper asked n_trials.
+def sweep_a_two_point_grid(
+    tmp_path: Path, objectives: list[Callable[[str], float]]
+) -> list[list[str]]:
+    """Sweep model.alpha over choice(0.5, 1.0) with a shared study, once per objective (a
+    rerun each time), launching nothing: each objective gives a trial's value from its alpha
+    override. Returns the alpha overrides each sweep launched."""
     from types import SimpleNamespace
 
     from hydra.utils import instantiate
-
-    launched: list[list[str]] = []
-
-    class Launcher:
-        def launch(self, overrides: list[list[str]], initial_job_idx: int) -> list[object]:
-            launched.extend(overrides)
-            return [SimpleNamespace(return_value=1.0) for _ in overrides]
 
     config = compose_train(
         "hparams_search=tfidf_ridge",
@@ -336,15 +332,49 @@ def test_a_rerun_of_a_grid_its_shared_study_has_covered_runs_no_trial_again(
     )
     with open_dict(config):  # a grid of two points
         config.hydra.sweeper.params = {"model.alpha": "choice(0.5, 1.0)"}
-    runs = []
-    for _ in range(2):
+
+    class Launcher:
+        def __init__(self, objective: Callable[[str], float]) -> None:
+            self.objective = objective
+            self.launched: list[str] = []
+
+        def launch(self, overrides: list[list[str]], initial_job_idx: int) -> list[object]:
+            alphas = [next(o for o in job if o.startswith("model.alpha=")) for job in overrides]
+            self.launched.extend(alphas)
+            return [SimpleNamespace(return_value=self.objective(alpha)) for alpha in alphas]
+
+    sweeps: list[list[str]] = []
+    for objective in objectives:
+        launcher = Launcher(objective)
         sweeper = instantiate(config.hydra.sweeper)
-        sweeper.config, sweeper.launcher = config, Launcher()
+        sweeper.config, sweeper.launcher = config, launcher
         sweeper.sweep([])
-        runs.append(len(launched))
-    assert runs == [2, 2]  # the rerun asked for no trial
+        sweeps.append(sorted(launcher.launched))
+    return sweeps
+
+
+def test_a_rerun_of_a_grid_its_shared_study_has_covered_runs_no_trial_again(
+    tmp_path: Path,
+) -> None:
+    # A rerun (after a crash, or a second process) ran every point of the grid again: Optuna's
+    # GridSampler re-evaluates once its grid is exhausted, and the sweeper asked n_trials.
+    sweeps = sweep_a_two_point_grid(tmp_path, [lambda alpha: 1.0, lambda alpha: 1.0])
+    assert sweeps == [["model.alpha=0.5", "model.alpha=1.0"], []]  # the rerun asked for none
     study = optuna.load_study(study_name="grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert sorted(trial.params["model.alpha"] for trial in study.trials) == [0.5, 1.0]
+
+
+def test_a_rerun_of_a_grid_runs_again_the_point_whose_trial_failed(tmp_path: Path) -> None:
+    # Optuna counts a FAILED trial's point as visited: a rerun after a failed (or interrupted)
+    # trial said the grid was covered and ran nothing, the point never priced.
+    def failing_at_one(alpha: str) -> float:
+        return math.nan if alpha == "model.alpha=1.0" else 1.0
+
+    sweeps = sweep_a_two_point_grid(tmp_path, [failing_at_one, lambda alpha: 2.0])
+    assert sweeps == [["model.alpha=0.5", "model.alpha=1.0"], ["model.alpha=1.0"]]
+    study = optuna.load_study(study_name="grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((t.params["model.alpha"], t.value) for t in complete) == [(0.5, 1.0), (1.0, 2.0)]
 
 
 def test_an_interrupt_is_what_stops_a_batch_whose_study_has_stopped_answering() -> None:
