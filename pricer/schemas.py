@@ -76,6 +76,13 @@ class SampleSettings(Settings):
             raise ValueError(f"curation.sample: category weights must be > 0, got {weights}")
 
 
+# The smallest training set pricer fits on. The text families drop words seen in fewer than
+# ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
+# many items a word must be in half of them to count, and scikit-learn fails with a message
+# about max_df and min_df. Ten items is a floor against mistakes, not a recommendation.
+MIN_TRAIN_ITEMS = 10
+
+
 @dataclass(frozen=True)
 class SplitSettings(Settings):
     """``curation.split`` in the config: sizes of the test and train sets and the seed."""
@@ -90,11 +97,12 @@ class SplitSettings(Settings):
         _check_seed(self.seed)
         if self.test_size < 1:
             raise ValueError(f"curation.split.test_size must be >= 1, got {self.test_size}")
-        # 0 or below left no training item: scikit-learn's traceback once curation was done.
-        if self.train_size is not None and self.train_size < 1:
+        # 0 left no training item, and 1 to 9 too few: scikit-learn's traceback once curation
+        # was done. One floor, the one item files and a split are held to.
+        if self.train_size is not None and self.train_size < MIN_TRAIN_ITEMS:
             raise ValueError(
-                f"curation.split.train_size must be >= 1 or null (every other item), got "
-                f"{self.train_size}"
+                f"curation.split.train_size must be >= {MIN_TRAIN_ITEMS} (the fewest training "
+                f"items pricer fits on) or null (every other item), got {self.train_size}"
             )
 
 

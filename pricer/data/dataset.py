@@ -26,15 +26,9 @@ from pricer.data.items import LIKE_TEST_COLUMN, CleaningSettings
 from pricer.errors import ConfigError, UserError
 from pricer.files import folder_problem
 from pricer.identity import comparable
-from pricer.schemas import CurationConfig
+from pricer.schemas import MIN_TRAIN_ITEMS, CurationConfig
 
 log = logging.getLogger(__name__)
-
-# The smallest training set pricer fits on. The text families drop words seen in fewer than
-# ``min_df`` items (up to 5 in conf/model and conf/hparams_search); with fewer than twice that
-# many items a word must be in half of them to count, and scikit-learn fails with a message
-# about max_df and min_df. Ten items is a floor against mistakes, not a recommendation.
-MIN_TRAIN_ITEMS = 10
 
 
 @dataclass
@@ -113,16 +107,10 @@ def describe_source(data_cfg: Mapping[str, Any]) -> str:
 
 
 def check_curation_settings(curation_cfg: Mapping[str, Any]) -> None:
-    """Before a run exists: the curation settings' ranges (their schemas' checks), and a
-    training set at least ``MIN_TRAIN_ITEMS`` large. ``curation.split.train_size=0`` was a
+    """Before a run exists: the curation settings' ranges (their schemas' checks, a training
+    set of at least ``MIN_TRAIN_ITEMS`` among them). ``curation.split.train_size=0`` was a
     fit's traceback once the curation was done, its run FAILED."""
-    settings = CurationConfig.from_config(curation_cfg)
-    train_size = settings.split.train_size
-    if train_size is not None and train_size < MIN_TRAIN_ITEMS:
-        raise ConfigError(
-            f"curation.split.train_size={train_size}: pricer needs at least {MIN_TRAIN_ITEMS} "
-            "training items to fit a model"
-        )
+    CurationConfig.from_config(curation_cfg)
 
 
 def check_item_files(

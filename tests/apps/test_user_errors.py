@@ -97,16 +97,17 @@ def key(name: str) -> str:
             r"model=xgboost$",
         ),
         # Curation's ranges, checked only once the run was open (a FAILED run for each try);
-        # train_size=0 left no training item: a fit's traceback after the curation.
+        # train_size=0 left no training item: a fit's traceback after the curation. One check
+        # and one floor: 0 was told ">= 1", and 1 was then told "at least 10".
         (
             "train",
             ["curation.split.train_size=0"],
-            r"^error: curation: curation\.split\.train_size must be >= 1 or null .*got 0$",
+            r"^error: curation: curation\.split\.train_size must be >= 10 .* or null .*got 0$",
         ),
         (
             "leaderboard",
             ["curation.split.train_size=3"],
-            r"^error: curation\.split\.train_size=3: pricer needs at least 10 training items",
+            r"^error: curation: curation\.split\.train_size must be >= 10 .* or null .*got 3$",
         ),
         ("curate", ["curation.split.test_size=0"], r"test_size must be >= 1, got 0$"),
         ("train", ["curation.sample.max_per_slot=0"], r"max_per_slot must be >= 1, got 0$"),
