@@ -121,19 +121,26 @@ def test_a_log_line_redacts_each_override_by_its_key_and_keeps_its_spacing() -> 
     )
 
 
+def logged_with_base_url(url: str) -> tuple[str, str, str]:
+    """A frontier train config with ``model.base_url=url``, logged as a run logs it: the
+    flattened param's value, every logged param's text and the config artifact's."""
+    cfg = compose_config("train", ["model=frontier", "family=frontier", f"model.base_url='{url}'"])
+    param = flatten_config(cfg)["model.base_url"]
+    with tracked_run(cfg.tracking, run_name="frontier", tags={}) as run:
+        log_config(cfg)
+    logged = mlflow.get_run(run.info.run_id)
+    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    return param, repr(logged.data.params), yaml
+
+
 def test_a_password_in_the_base_url_reaches_no_param_or_config_artifact(
     tracking_uri: str,
 ) -> None:
     # The llm.server tag already dropped it; the model.base_url param and the config
     # artifact kept it whole.
-    url = "http://alice:hunter2pw@127.0.0.1:8765/v1"
-    cfg = compose_config("train", ["model=frontier", "family=frontier", f"model.base_url={url}"])
-    assert flatten_config(cfg)["model.base_url"] == f"http://alice:{REDACTED}@127.0.0.1:8765/v1"
-    with tracked_run(cfg.tracking, run_name="frontier", tags={}) as run:
-        log_config(cfg)
-    logged = mlflow.get_run(run.info.run_id)
-    assert "hunter2pw" not in repr(logged.data.params)
-    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    param, params, yaml = logged_with_base_url("http://alice:hunter2pw@127.0.0.1:8765/v1")
+    assert param == f"http://alice:{REDACTED}@127.0.0.1:8765/v1"
+    assert "hunter2pw" not in params
     assert "hunter2pw" not in yaml
 
 
@@ -144,12 +151,7 @@ def test_a_key_in_the_base_urls_query_reaches_no_param_or_config_artifact(
     # The LLM cache hid it (pricer.models.llm.client), and the llm.server tag dropped the
     # query; the model.base_url param and the config artifact kept it whole.
     url = f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}=Zq9x7Lm2Np4Rt6Wy"
-    cfg = compose_config("train", ["model=frontier", "family=frontier", f"model.base_url='{url}'"])
-    expected = f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}={REDACTED}"
-    assert flatten_config(cfg)["model.base_url"] == expected
-    with tracked_run(cfg.tracking, run_name="frontier", tags={}) as run:
-        log_config(cfg)
-    logged = mlflow.get_run(run.info.run_id)
-    assert "Zq9x7Lm2Np4Rt6Wy" not in repr(logged.data.params)
-    yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
+    param, params, yaml = logged_with_base_url(url)
+    assert param == f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}={REDACTED}"
+    assert "Zq9x7Lm2Np4Rt6Wy" not in params
     assert "Zq9x7Lm2Np4Rt6Wy" not in yaml
