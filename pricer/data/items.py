@@ -121,7 +121,7 @@ class TextCleaner:
         if isinstance(details, str) and details:
             try:
                 parsed = _decode_json(details)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # nested past the reader's depth
                 return ""
             if not isinstance(parsed, dict):
                 return ""
@@ -161,7 +161,7 @@ def parse_details(details: object) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(details)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past the reader's depth
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

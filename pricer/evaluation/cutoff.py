@@ -34,7 +34,7 @@ def first_available(details: Sequence[str | None]) -> list[dt.date | None]:
         value = None
         try:
             parsed = json.loads(text) if isinstance(text, str) and text else {}
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nested past the reader's depth
             parsed = {}
         raw = parsed.get(DATE_KEY) if isinstance(parsed, dict) else None
         if isinstance(raw, str):

@@ -276,7 +276,7 @@ def details_tokens(details: str | None) -> str:
         return ""
     try:
         parsed = json.loads(details)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # nested past the reader's depth too
         return ""
     if not isinstance(parsed, dict):
         return ""

@@ -116,3 +116,21 @@ def test_category_comes_from_the_source_when_given(settings: CleaningSettings) -
 def test_settings_reject_an_inverted_price_range() -> None:
     with pytest.raises(ValueError, match="min_price < max_price"):
         CleaningSettings(5.0, 1.0, 300, 120, 7, ())
+
+
+# A details string nested deeper than Python's JSON reader recurses: RecursionError, which
+# every reader of details let through (a curation's, a feature's, the cutoff's traceback)
+# while any other unreadable details read as none.
+DEEP_DETAILS = "[" * 100_000 + "]" * 100_000
+
+
+def test_details_nested_too_deep_read_as_unreadable_details(settings: CleaningSettings) -> None:
+    from pricer.evaluation.cutoff import first_available
+    from pricer.models.signals import details_tokens
+
+    assert parse_details(DEEP_DETAILS) == {}
+    assert details_tokens(DEEP_DETAILS) == ""
+    assert first_available([DEEP_DETAILS]) == [None]
+    out = convert_batch(columns([raw_record(details=DEEP_DETAILS), raw_record()]), settings)
+    assert out["reject_reason"] == [None, None]
+    assert out["text"][0] == convert_batch(columns([raw_record(details="{")]), settings)["text"][0]
