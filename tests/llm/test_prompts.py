@@ -307,3 +307,12 @@ def test_a_long_answer_full_of_amounts_is_read_in_linear_time() -> None:
     started = time.perf_counter()
     assert parse_price(answer) == 45.0
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("opening", ["[", "{"])
+def test_a_reply_nested_past_the_json_readers_depth_is_no_price(opening: str) -> None:
+    # json.loads raised RecursionError for a reply a thousand brackets deep (a server's
+    # garbage; nothing caps a reply when max_tokens is null), which no except caught: the
+    # batch's traceback instead of one item without a price.
+    assert parse_price(opening * 1000) is None
+    assert parse_price(f"{'[' * 1000}$45{']' * 1000}") == 45.0  # read as the text it is

@@ -368,7 +368,7 @@ def _json_price(answer: str) -> tuple[bool, float | None]:
         return False, None
     try:
         value = json.loads(body, object_pairs_hook=_Fields)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the reader's depth: a server's garbage
         # An object cut short is JSON without its price; "[Estimate] $45" is text.
         return body.startswith("{"), None
     if not isinstance(value, dict):
