@@ -92,11 +92,14 @@ def test_refused_calls_say_their_http_status(make_pricer, items, stub) -> None:
     pricer = fitted(make_pricer(max_concurrency=1, max_retries=0), items)
     stub.state.fail_next(2, 404)
     stub.state.fail_next(1, 401)
+    stub.state.fail_next(1, 500)  # a server error, no refusal: its own reason says it
     report = pricer.predict_report(items)
     assert report.stats["llm.failures.api_error"] == 3
+    assert report.stats["llm.failures.server_error"] == 1
     assert report.stats["llm.refused.http_404"] == 2
     assert report.stats["llm.refused.http_401"] == 1
-    assert failure_summary(report.stats) == "api_error 3 (HTTP 401 1, HTTP 404 2)"
+    assert "llm.refused.http_500" not in report.stats
+    assert failure_summary(report.stats) == "api_error 3 (HTTP 401 1, HTTP 404 2), server_error 1"
 
 
 def test_stuck_calls_time_out_then_retry_or_fail(make_pricer, items, stub) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from pricer.models.llm.answering import same_model
 from pricer.models.llm.catalogue import Price
 from pricer.models.llm.client import FAILURE_REASONS
-from pricer.models.llm.failures import REFUSED_STATUS
+from pricer.models.llm.failures import API_ERROR, REFUSED_STATUS
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # catalogue unit: USD per million tokens
 # A model's price in the catalogue, by the name a request or a reply gives (None: not in it).
@@ -167,6 +167,6 @@ def batch_stats(
     stats |= {f"failures.{reason}": count for reason, count in failures.items()}
     # Which refusals: "api_error 250" alone did not say a wrong model name (404) from a key
     # refused (401) or a request the server does not take (400).
-    statuses = Counter(o.status for o in outcomes if o.failure is not None and o.status)
+    statuses = Counter(o.status for o in outcomes if o.failure == API_ERROR and o.status)
     stats |= {f"{REFUSED_STATUS}{status}": count for status, count in statuses.items()}
     return {f"{prefix}{key}": float(value) for key, value in stats.items()}
