@@ -302,9 +302,11 @@ def parent_metrics(table: pd.DataFrame) -> dict[str, float]:
 # The MLflow UI (3.17) shows a run's description collapsed to its first 100 pixels, the lower
 # 60 of them fading out under "Show more": two lines of text read plainly, the wide table's
 # header and first row only faintly. The lines shown there are kept to this many characters:
-# one line each in the narrowest description column seen (the two-column layout at 1920
-# pixels, about 120 characters wide), where a wrapped line went into the fade.
-GLANCE_WIDTH = 110
+# one line each in the narrowest description column measured, 537 pixels (a 1600-pixel
+# window) in DejaVu Sans, the only font of a bare Debian (the UI's own fonts are not there),
+# where a line of 87 characters took 577 pixels and its wrapped end went into the fade. 110
+# fitted a narrower fallback font at 1920 pixels.
+GLANCE_WIDTH = 80
 # Two spaces end a Markdown line with a line break: the next line stays in the same
 # paragraph, without a paragraph's margin between them (which pushed it into the fade).
 LINE_BREAK = "  "
@@ -334,19 +336,31 @@ def at_a_glance(table: pd.DataFrame, data: str) -> list[str]:
         return [f"{headline}."]
     runner_up = others[0]
     headline += f": {_dollars(float(maes[runner_up]) - mae)} less than {runner_up}."
-    with_ci = {"mae_ci_low", "mae_ci_high"} <= set(table.columns)
+    # The intervals, when the best and the runner-up fit with theirs; else the maes alone, so
+    # that the line does not wrap into the fade (ties and long names make it wider).
+    line = _ranked_line(table, [*tied, *others], len(tied), with_ci=True)
+    if len(line) > GLANCE_WIDTH:
+        line = _ranked_line(table, [*tied, *others], len(tied), with_ci=False)
+    return [headline + LINE_BREAK, line]
+
+
+def _ranked_line(table: pd.DataFrame, families: list[str], n_tied: int, *, with_ci: bool) -> str:
+    """The "By mae" line over ``families`` in order, as many as fit ``GLANCE_WIDTH``; the
+    tied best and the runner-up always (so the line may be longer)."""
+    with_ci = with_ci and {"mae_ci_low", "mae_ci_high"} <= set(table.columns)
+    maes = table["mae"].astype(float)
     line = "By mae (95% CI):" if with_ci else "By mae:"
-    for count, family in enumerate([*tied, *others]):
+    for count, family in enumerate(families):
         entry = f"{family} {_dollars(float(maes[family]))}"
         if with_ci:
             lo, hi = table.loc[family, "mae_ci_low"], table.loc[family, "mae_ci_high"]
             if _known(lo) and _known(hi):
                 entry += f" ({interval(float(lo), float(hi), around=float(maes[family]))})"
         longer = f"{line} {entry}" if count == 0 else f"{line} · {entry}"
-        if count > len(tied) and len(longer) > GLANCE_WIDTH:  # the runner-up always shown
+        if count > n_tied and len(longer) > GLANCE_WIDTH:  # the runner-up always shown
             break
         line = longer
-    return [headline + LINE_BREAK, line]
+    return line
 
 
 def description(

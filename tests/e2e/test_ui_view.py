@@ -168,4 +168,6 @@ def test_the_ui_opens_a_leaderboard_s_view_on_its_families_best_first(
     # The leaderboard run's page, its description collapsed: who won and by how much read
     # without clicking "Show more" (it showed the best line, then the wide table's header).
     assert "Best: linear, xgboost (tied), mae $92.80" in collapsed, collapsed
-    assert "$5.10 less than svr" in collapsed and " · svr $97.90 (" in collapsed, collapsed
+    # Three with their intervals wrapped into the fade: the maes alone fit one line.
+    assert "$5.10 less than svr" in collapsed, collapsed
+    assert "By mae: linear $92.80 · xgboost $92.80 · svr $97.90" in collapsed, collapsed
