@@ -7,6 +7,12 @@ a tampered file is refused, never run.
 
 Items without usable text (null, empty, only a number) are refused: the whole batch fails
 with an MlflowException naming the rows, which ``mlflow models serve`` answers with a 400.
+
+An item a pricer could not price (an LLM's refusal, a reply with no amount) is NaN in
+Python; in MLflow's scoring server it is None, which the server writes as ``null``: its JSON
+encoder wrote NaN as a bare ``NaN``, no JSON (RFC 8259) at all, so strict clients (browsers'
+``JSON.parse``, Go, Java) failed on the whole answer. The answer stays a list of prices, as
+MLflow's clients expect, with no room to say why an item went unpriced.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.exceptions import MlflowException
 
 from pricer.models.base import Pricer, UnusableItems, as_items, require_usable_text
@@ -36,7 +43,17 @@ class PricerModel(mlflow.pyfunc.PythonModel):
             raise MlflowException.invalid_parameter_value(str(error)) from error
         if len(model_input) == 0:  # scikit-learn's steps refuse 0 rows: no items, no prices
             return np.empty(0, dtype=float)
-        return np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
+        prices = np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
+        # Set by MLflow's scoring server (and ``mlflow models predict``) as it starts, before
+        # any request: its answer is JSON, a notebook's is an array it computes with.
+        return as_json_numbers(prices) if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get() else prices
+
+
+def as_json_numbers(prices: np.ndarray) -> np.ndarray:
+    """``prices`` as objects, None where there is no finite price (JSON has no NaN)."""
+    answer = prices.astype(object)
+    answer[~np.isfinite(prices)] = None
+    return answer
 
 
 mlflow.models.set_model(PricerModel())

@@ -703,3 +703,33 @@ def test_a_store_that_does_not_answer_is_one_line_not_promote_first(
             f"error: cannot reach the tracking server at {server} (Connection refused)"
         )
         assert err.count("\n") == 1 and "promote" not in err
+
+
+def test_an_unpriced_item_is_said_so_in_every_output(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pricer.predict
+
+    constant_champion(20.0)
+    loaded = pricer.predict.load_model
+
+    def unpriced_second(cfg: object) -> object:  # an LLM that could not price the second item
+        served = loaded(cfg)
+        pricer_of_model = served.model.unwrap_python_model().pricer
+        monkeypatch.setattr(pricer_of_model, "predict", lambda items: np.array([20.0, np.nan]))
+        return served
+
+    monkeypatch.setattr(pricer.predict, "load_model", unpriced_second)
+    assert main(TEXTS) == 0
+    assert capsys.readouterr().out.splitlines() == ["$20.00", "no price"]
+    source = tmp_path / "items.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
+    assert main(["--input", str(source), "--output", str(tmp_path / "prices.jsonl")]) == 0
+    lines = (tmp_path / "prices.jsonl").read_text().splitlines()
+    assert [json.loads(line)["predicted_price"] for line in lines] == [20.0, None]
+    assert main(["--input", str(source), "--output", str(tmp_path / "prices.csv")]) == 0
+    written = pd.read_csv(tmp_path / "prices.csv", dtype=str, keep_default_na=False)
+    assert written["predicted_price"].tolist() == ["20.0", ""]

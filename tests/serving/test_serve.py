@@ -138,3 +138,38 @@ def test_served_champion_answers_with_its_prices(champion_store: str, tmp_path: 
         "(only numbers or symbols); row 3: no text (null); row 4: empty text)"
     ) in refused["message"]
     assert status_no_text == 400, no_text  # no text column at all: MLflow's schema check
+
+
+def test_an_unpriced_item_is_null_in_the_servers_json_and_nan_in_python(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.pyfunc import scoring_server
+
+    from tests.serving.conftest import constant_champion
+
+    constant_champion(20.0)
+    model = mlflow.pyfunc.load_model(CHAMPION_URI)
+    # An LLM that could not price the second item (a refusal, a reply with no amount).
+    pricer = model.unwrap_python_model().pricer
+    monkeypatch.setattr(pricer, "predict", lambda items: np.array([20.0, np.nan, np.inf]))
+    items = [{"text": "Cordless drill"}, {"text": "Replacement cap"}, {"text": "Garden hose"}]
+    in_python = model.predict(pd.DataFrame(items))
+    assert in_python.dtype == float and np.isnan(in_python[1]) and np.isinf(in_python[2])
+    # The server's own request handling, in this process: init() marks it a server, as
+    # mlflow models serve's does before its first request.
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    scoring_server.init(model)
+    answer = scoring_server.invocations(
+        json.dumps({"dataframe_records": items}),
+        "application/json",
+        model,
+        model.metadata.get_input_schema(),
+    )
+
+    def no_json(constant: str) -> None:
+        raise AssertionError(f"{constant} is no JSON: {answer.response}")
+
+    assert answer.status == 200
+    assert json.loads(answer.response, parse_constant=no_json) == {
+        "predictions": [20.0, None, None]
+    }
