@@ -40,6 +40,7 @@ from pricer.tracking.model import (
     logged_model_id,
     pinned_model,
     refuse_pickled,
+    unloadable_model_uri,
 )
 from pricer.tracking.names import retire_command
 from pricer.tracking.run import FAMILY_TAG
@@ -193,6 +194,8 @@ def fetch_verified(
     not an old pickle; only then may anything import its code or read its file.
     ``destination``: the folder to download into (default: one of MLflow's temporary folders).
     """
+    if settings["model_uri"] and (why := unloadable_model_uri(str(settings["model_uri"]))):
+        raise ModelNotFound(f"cannot load {settings['model_uri']}: {why}")
     require_existing(tracking_uri)  # a mistyped path: said, not created
     check_reachable(tracking_uri)  # seconds, not MLflow's minutes of retries
     mlflow.set_tracking_uri(tracking_uri)
@@ -225,7 +228,8 @@ def fetch_verified(
         # An old pickled pricer is unpickled by its own code, whatever MLflow's setting says.
         refuse_pickled(local, uri)
     except MlflowException as error:
-        said = f"cannot load {uri} from {safe_uri(tracking_uri)}: {error}"
+        # The first line: MLflow's advice on an mlflow-artifacts:/ URI ran on for three more.
+        said = f"cannot load {uri} from {safe_uri(tracking_uri)}: {_first_line(error)}"
         if version is not None and error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             # MLflow's "No such artifact: ''" alone did not say whose files, nor what to do.
             said += f" (version {version.version}'s logged model was deleted or its files removed"
@@ -249,12 +253,19 @@ def fetch_verified(
             f"cannot load {uri}: {error} (its artifact store needs a library not installed "
             "here: install it, or predict elsewhere)"
         ) from error
+    except OSError as error:  # an ftp:// host not found, a connection refused, libhdfs failing
+        raise ModelNotFound(f"cannot load {uri}: {_first_line(error)}") from error
     chosen = (
         Chosen(version.name, str(settings["alias"]), str(version.version))
         if version is not None and not settings["model_uri"]
         else None
     )
     return VerifiedModel(uri, describe(uri, version, alias), local, chosen)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _retire_command(version: ModelVersion, settings: Mapping[str, Any]) -> str:

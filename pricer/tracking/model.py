@@ -397,6 +397,39 @@ def members_store(tracking_uri: str) -> Iterator[None]:
         yield
 
 
+# What a model URI may be, for the line that refuses one MLflow cannot load a model from.
+MODEL_URI_FORMS = (
+    "models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id>, runs:/<run id>/<path>, "
+    "a local folder, or an artifact store's URI (s3://, gs://, mlflow-artifacts:/, ...)"
+)
+# MLflow reads http(s) only as its artifact server's API, where a model folder's URI has this
+# path; any other web address failed inside MLflow's HTTP repository (a ValueError traceback).
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+HADOOP_SCHEMES = ("hdfs", "viewfs")
+# Where Arrow looks for libhdfs, Hadoop's client library: with neither set, it looked for a JVM
+# anyway, printed a dozen dlopen failures and ended in MLflow's OSError traceback.
+HADOOP_SETTINGS = ("HADOOP_HOME", "ARROW_LIBHDFS_DIR")
+
+
+def unloadable_model_uri(model_uri: str) -> str | None:
+    """Why MLflow cannot load a model from ``model_uri`` here (with what it takes instead), or
+    None: said before the store or the network is asked anything."""
+    parts = urlsplit(model_uri)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and ARTIFACTS_API not in parts.path:
+        return (
+            "a web address, which MLflow loads no model from (a model on an "
+            f"MLflow server is models:/... with MLFLOW_TRACKING_URI set to the server); give "
+            f"{MODEL_URI_FORMS}"
+        )
+    if scheme in HADOOP_SCHEMES and not any(os.environ.get(name) for name in HADOOP_SETTINGS):
+        return (
+            "Hadoop's client library is needed (libhdfs, found through "
+            f"{' or '.join(HADOOP_SETTINGS)}), and neither is set here; give {MODEL_URI_FORMS}"
+        )
+    return None
+
+
 class LoggedModelNotFound(UserError):
     """A logged member names a model that is not there: a typo, a name never registered, an
     alias never set, a model or run deleted, a path that does not exist."""
@@ -431,7 +464,9 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
     with members_store(tracking_uri) if in_store else nullcontext():
         for where, model_uri in members:
             scheme = urlsplit(model_uri).scheme
-            if scheme in LOCAL_SCHEMES and not _local_path(model_uri).exists():
+            if (why := unloadable_model_uri(model_uri)) is not None:
+                refused.append(f"{where}: cannot load {model_uri}: {why}")
+            elif scheme in LOCAL_SCHEMES and not _local_path(model_uri).exists():
                 refused.append(f"{where}: cannot find {model_uri}: no such file or folder")
             elif _malformed(model_uri):
                 refused.append(

@@ -565,3 +565,20 @@ def test_a_logged_member_s_malformed_models_uri_is_refused_before_any_run(
     said = str(refused.value)
     assert said.startswith(f"model.members.best: {malformed} is not a proper models:/ URI (")
     assert "\n" not in said
+
+
+@pytest.mark.parametrize("uri", ["http://models.example/pricer", "hdfs://namenode/models/pricer"])
+def test_a_logged_member_s_uri_mlflow_loads_no_model_from_is_refused_before_any_run(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    # Passed over as "the run's to read": the run opened, then failed on MLflow's traceback.
+    from pricer.tracking.model import LoggedModelNotFound, check_logged_members
+
+    for name in ("HADOOP_HOME", "ARROW_LIBHDFS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    member = {"_target_": model_module.LOGGED_PRICER, "model_uri": uri}
+    with pytest.raises(LoggedModelNotFound) as refused:
+        check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
+    said = str(refused.value)
+    assert said.startswith(f"model.members.best: cannot load {uri}: ")
+    assert "give models:/<name>/<version>, models:/<name>@<alias>" in said and "\n" not in said

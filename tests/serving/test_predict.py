@@ -733,3 +733,37 @@ def test_an_unpriced_item_is_said_so_in_every_output(
     assert main(["--input", str(source), "--output", str(tmp_path / "prices.csv")]) == 0
     written = pd.read_csv(tmp_path / "prices.csv", dtype=str, keep_default_na=False)
     assert written["predicted_price"].tolist() == ["20.0", ""]
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        # A ValueError traceback from MLflow's HTTP artifact repository.
+        ("https://models.example/pricer", "a web address, which MLflow loads no model from"),
+        # A dozen lines of dlopen failures, then an OSError traceback ("Unable to load libjvm").
+        ("hdfs://namenode/models/pricer", "Hadoop's client library is needed"),
+        # A socket.gaierror traceback.
+        ("ftp://host.invalid/models/pricer", "cannot load ftp://host.invalid/models/pricer: "),
+        # MLflow's advice on setting the tracking URI ran on for three more lines.
+        ("mlflow-artifacts:/models/pricer", "the tracking URI must be a valid http or https URI"),
+    ],
+)
+def test_a_model_uri_mlflow_cannot_load_from_is_one_line(
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uri: str,
+    said: str,
+) -> None:
+    from pricer import serve
+
+    for name in ("HADOOP_HOME", "ARROW_LIBHDFS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--model-uri", uri, "Cordless drill"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load {uri}") and said in err and err.count("\n") == 1
+    with socket.socket() as probe:  # a free port, for serve to get as far as the model
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve.main(["--model-uri", uri, "--port", str(port)]) == 2
+    assert capsys.readouterr().err == err
