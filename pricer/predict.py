@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -185,19 +186,55 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(
+                    line, parse_float=_finite, parse_int=_whole, parse_constant=_no_constant
+                )
             except json.JSONDecodeError as error:
                 raise ValueError(f"line {number}, column {error.colno}: {error.msg}") from None
             except RecursionError:  # "[[[[..." a hundred thousand deep: a traceback, exit 1
                 raise ValueError(
                     f"line {number}: nested deeper than the JSON reader goes"
                 ) from None
+            except ValueError as error:  # a number no reader keeps (1e400, 5,000 digits)
+                raise ValueError(f"line {number}: {error}") from None
             if not isinstance(record, dict):
                 shown = json.dumps(record)
                 shown = shown if len(shown) <= 40 else f"{shown[:39]}…"
                 raise ValueError(f"a line is no JSON object (line {number}: {shown})")
             records.append(record)
     return pd.DataFrame(records, dtype=object)
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused if no float holds it.
+
+    1e400 read as inf and was written back as ``Infinity`` (no JSON; ``inf`` in CSV): not the
+    value written, nor one a JSON reader takes. No writer here can put the number back as its
+    line wrote it, so the line is refused rather than carried through changed.
+    """
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{text} is beyond the range of a float, so it cannot be carried through as "
+            f'written: write it as a string ("{text}")'
+        )
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # Python's advice was sys.set_int_max_str_digits()
+        raise ValueError(
+            f"a whole number of {len(text.lstrip('-')):,} digits is more than Python reads "
+            f"({sys.get_int_max_str_digits():,}): write it as a string"
+        ) from None
+
+
+def _no_constant(name: str) -> float:
+    """Python's reader takes NaN and Infinity, which JSON has not: NaN came out as null,
+    Infinity as Infinity again (no JSON)."""
+    raise ValueError(f"{name} is no JSON value: write null, a number or a string")
 
 
 def require_text(items: pd.DataFrame, where: str) -> None:

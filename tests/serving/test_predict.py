@@ -301,6 +301,15 @@ def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
         (["--input", "{tmp}/null_line.jsonl"], "null_line.jsonl: not valid jsonl: a line is no"),
         # Nested deeper than Python's parser recurses: a RecursionError traceback, exit 1.
         (["--input", "{tmp}/deep.jsonl"], "deep.jsonl: not valid jsonl: line 2: nested deeper"),
+        # Read as inf and written back as Infinity, which no JSON reader takes.
+        (
+            ["--input", "{tmp}/huge.jsonl", "--output", "{tmp}/huge_prices.jsonl"],
+            "huge.jsonl: not valid jsonl: line 2: 1e400 is beyond the range of a float",
+        ),
+        # No JSON, taken by Python's reader: NaN came out as null, Infinity as Infinity.
+        (["--input", "{tmp}/nan.jsonl"], "nan.jsonl: not valid jsonl: line 1: NaN is no JSON"),
+        # No line named, and advice for Python code (sys.set_int_max_str_digits()).
+        (["--input", "{tmp}/long.jsonl"], "line 1: a whole number of 5,000 digits is more than"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         # A folder was "input file not found" too.
@@ -330,6 +339,11 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "null_line.jsonl").write_text('{"text": "a hammer"}\nnull\n')
     deep = '{"text": "a hammer", "details": ' + "[" * 100_000 + "]" * 100_000 + "}"
     (tmp_path / "deep.jsonl").write_text('{"text": "a hammer"}\n' + deep + "\n")
+    (tmp_path / "huge.jsonl").write_text(
+        '{"text": "a hammer"}\n{"text": "a saw", "details": {"Weight": 1e400}}\n'
+    )
+    (tmp_path / "nan.jsonl").write_text('{"text": "a hammer", "weight": NaN}\n')
+    (tmp_path / "long.jsonl").write_text('{"text": "a hammer", "id": ' + "7" * 5000 + "}\n")
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
