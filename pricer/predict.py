@@ -66,6 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add_model_options(parser)
     args = parser.parse_args(argv)
+    check_model_options(parser, args)
     if bool(args.texts) == (args.input is not None):
         parser.error("give either item texts or --input FILE (not both)")
     if args.output is not None and args.input is None:
@@ -81,6 +82,32 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", help="a registered model by name instead of --data")
     parser.add_argument("--alias", help="alias of the version to load (conf: alias)")
     parser.add_argument("--model-uri", help="any MLflow model URI instead of name@alias")
+
+
+# Options that each name the model on their own: given together, one was silently ignored (a
+# URI loaded whatever --data or --model-name said; --model-name won over --data). --alias
+# chooses a version of a registered model, which a URI names already.
+CONFLICTING_OPTIONS = {
+    ("data", "model_name"): "both choose the model",
+    ("model_uri", "data"): "both choose the model",
+    ("model_uri", "model_name"): "both choose the model",
+    ("model_uri", "alias"): "both choose the version (a URI names its own)",
+}
+
+
+def check_model_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, as ``parser``'s error, model options that are empty or name the model twice."""
+    for name in ("data", "model_name", "alias", "model_uri"):
+        value = getattr(args, name)
+        if value is not None and not value.strip():  # '' was taken as not given: the champion
+            parser.error(f"{_option(name)} is empty")
+    for (first, second), why in CONFLICTING_OPTIONS.items():
+        if getattr(args, first) is not None and getattr(args, second) is not None:
+            parser.error(f"{_option(first)} and {_option(second)} {why}: give one of them")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def load_config(args: argparse.Namespace) -> DictConfig:

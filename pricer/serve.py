@@ -44,7 +44,7 @@ from pricer import interrupt
 from pricer.cli import CommandParser, report, run_command
 from pricer.errors import UserError
 from pricer.files import ended_here
-from pricer.predict import add_model_options, load_config, model_settings
+from pricer.predict import add_model_options, check_model_options, load_config, model_settings
 
 if TYPE_CHECKING:
     from pricer.tracking.champions import Chosen
@@ -87,7 +87,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "-p", "--port", type=port_number, default=5001, help="port to listen on (default: 5001)"
     )
-    return parser.parse_args(arguments[:cut]), arguments[cut + 1 :]
+    args = parser.parse_args(arguments[:cut])
+    check_model_options(parser, args)
+    return args, arguments[cut + 1 :]
 
 
 def port_number(text: str) -> int:

@@ -781,3 +781,32 @@ def test_a_model_uri_mlflow_cannot_load_from_is_one_line(
         port = probe.getsockname()[1]
     assert serve.main(["--model-uri", uri, "--port", str(port)]) == 2
     assert capsys.readouterr().err == err
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        # --model-name won, --data ignored; a URI loaded itself, the rest ignored.
+        (["--data", "real", "--model-name", "team"], "--data and --model-name both choose"),
+        (["--model-uri", "models:/team/3", "--data", "real"], "--model-uri and --data both"),
+        (["--model-name", "team", "--model-uri", "models:/team/3"], "--model-uri and --model-nam"),
+        (["--model-uri", "models:/team/3", "--alias", "challenger"], "--model-uri and --alias"),
+        # Taken as not given: the store's only champion answered.
+        (["--model-uri", ""], "--model-uri is empty"),
+        (["--data", " "], "--data is empty"),
+    ],
+)
+def test_model_options_that_conflict_or_are_empty_are_refused_naming_them(
+    capsys: pytest.CaptureFixture[str], options: list[str], said: str
+) -> None:
+    from pricer import serve
+
+    for command, arguments in (
+        ("predict", [*options, "Cordless drill"]),
+        ("serve", [*options, "--port", "5001"]),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(arguments) if command == "predict" else serve.main(arguments)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {said}") and err.endswith(f"(see pricer {command} --help)\n")
