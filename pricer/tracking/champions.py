@@ -35,6 +35,7 @@ from pricer.paths import require_config_dir
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.data import EVAL_SIZE_TAG
 from pricer.tracking.model import (
+    api_key_settings,
     download_checked,
     load_pyfunc,
     logged_model_id,
@@ -221,6 +222,7 @@ def fetch_verified(
         else:
             pinned = f"models:/{version.name}/{version.version}"
             model_id = logged_model_id(version)
+        require_api_keys(pinned, uri)
         where = None if destination is None else str(destination)
         # Checked before its code is imported and its file read; whether its logging finished,
         # before anything is downloaded.
@@ -261,6 +263,28 @@ def fetch_verified(
         else None
     )
     return VerifiedModel(uri, describe(uri, version, alias), local, chosen)
+
+
+def require_api_keys(pinned: str, uri: str) -> None:
+    """Refuse a model whose LLM (its own, or an ensemble member's) would call its server with
+    a key this environment does not hold, before anything is downloaded: served, it answered
+    every request with HTTP 400 "Verify that the serialized input Dataframe is compatible"
+    and a traceback, under a line saying it served. The keys are those its run's config named
+    (``api_key_settings``); a model with no record (a path) is left to fail as it prices."""
+    try:
+        keys = api_key_settings(pinned)
+    except MlflowException:  # its run gone: nothing says which keys it needs
+        return
+    if not keys:
+        return
+    from pricer.models.llm.client import read_api_key  # the openai SDK, for LLMs only
+
+    for path, api_key_env in keys:
+        try:
+            read_api_key(api_key_env)
+        except UserError as error:
+            member = f" (its member {'.'.join(path)})" if path else ""
+            raise ModelNotFound(f"cannot price with {uri}{member}: {error}") from error
 
 
 def _first_line(error: BaseException) -> str:

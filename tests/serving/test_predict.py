@@ -810,3 +810,39 @@ def test_model_options_that_conflict_or_are_empty_are_refused_naming_them(
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {said}") and err.endswith(f"(see pricer {command} --help)\n")
+
+
+def test_a_model_whose_llm_key_is_not_set_here_is_refused_before_it_is_fetched(
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Served, it answered every request with a 400 that blamed the input, and a traceback.
+    from pricer import serve
+    from pricer.models.constant import ConstantPricer
+    from pricer.tracking.model import log_pricer
+
+    key = "PRICER_TEST_SERVED_KEY"
+    monkeypatch.delenv(key, raising=False)
+    items = pd.DataFrame({"text": ["Cordless drill", "Replacement cap"]})
+    with mlflow.start_run():  # the record of an ensemble whose LLM member calls with that key
+        mlflow.log_params({"model.members.llm.api_key_env": key, "model.api_key_env": "None"})
+        info = log_pricer(ConstantPricer("mean").fit(items, np.array([20.0, 20.0])))
+    mlflow.register_model(info.model_uri, "pricer-synthetic")
+    mlflow.MlflowClient().set_registered_model_alias("pricer-synthetic", "champion", "1")
+    capsys.readouterr()
+    assert main(["--data", "synthetic", TEXTS[0]]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: cannot price with models:/pricer-synthetic@champion (its member members.llm): "
+        f"environment variable {key} (named by api_key_env) is not set; export your API key "
+        "there (local OpenAI-compatible servers accept any non-empty value)\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve.main(["--data", "synthetic", "--port", str(port)]) == 2
+    assert capsys.readouterr().err == err
+    monkeypatch.setenv(key, "local")
+    assert main(["--data", "synthetic", TEXTS[0]]) == 0
+    assert capsys.readouterr().out == "$20.00\n"
