@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE
 
+from pricer.errors import UserError
 from pricer.models.base import Pricer, UnusableItems, as_items, require_usable_text
 from pricer.tracking.model_files import load_pricer
 
@@ -43,10 +45,26 @@ class PricerModel(mlflow.pyfunc.PythonModel):
             raise MlflowException.invalid_parameter_value(str(error)) from error
         if len(model_input) == 0:  # scikit-learn's steps refuse 0 rows: no items, no prices
             return np.empty(0, dtype=float)
-        prices = np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
         # Set by MLflow's scoring server (and ``mlflow models predict``) as it starts, before
         # any request: its answer is JSON, a notebook's is an array it computes with.
-        return as_json_numbers(prices) if _MLFLOW_IS_IN_SERVING_ENVIRONMENT.get() else prices
+        serving = bool(_MLFLOW_IS_IN_SERVING_ENVIRONMENT.get())
+        try:
+            prices = np.asarray(self.pricer.predict(as_items(model_input)), dtype=float)
+        except UserError as error:
+            if not serving:  # Python callers keep the error they can catch by its type
+                raise
+            raise served_error(error) from None
+        return as_json_numbers(prices) if serving else prices
+
+
+def served_error(error: UserError) -> MlflowException:
+    """A pricer's own error (an LLM's server unreachable, its key refused) as the scoring
+    server's answer: MLflow wrapped any other exception as a 400 saying "Verify that the
+    serialized input Dataframe is compatible with the model", with a traceback, which sent
+    the client looking at its request. Now the one line that says why, as a server's error:
+    503 for a server it could not reach, 500 otherwise."""
+    code = TEMPORARILY_UNAVAILABLE if isinstance(error, ConnectionError) else INTERNAL_ERROR
+    return MlflowException(" ".join(str(error).split()), error_code=code)
 
 
 def as_json_numbers(prices: np.ndarray) -> np.ndarray:

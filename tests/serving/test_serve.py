@@ -173,3 +173,38 @@ def test_an_unpriced_item_is_null_in_the_servers_json_and_nan_in_python(
     assert json.loads(answer.response, parse_constant=no_json) == {
         "predictions": [20.0, None, None]
     }
+
+
+def test_a_pricer_s_own_error_is_the_servers_one_line_not_a_bad_request(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from pricer.models.llm.client import ServerUnreachable
+    from tests.serving.conftest import constant_champion
+
+    constant_champion(20.0)
+    model = mlflow.pyfunc.load_model(CHAMPION_URI)
+
+    def unreachable(items: object) -> None:  # an LLM whose server went down meanwhile
+        raise ServerUnreachable("cannot connect to http://127.0.0.1:9/v1")
+
+    monkeypatch.setattr(model.unwrap_python_model().pricer, "predict", unreachable)
+    items = [{"text": "Cordless drill"}]
+    with pytest.raises(ServerUnreachable):  # Python callers keep the error's own type
+        model.predict(pd.DataFrame(items))
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    scoring_server.init(model)
+    with pytest.raises(MlflowException) as answered:
+        scoring_server.invocations(
+            json.dumps({"dataframe_records": items}),
+            "application/json",
+            model,
+            model.metadata.get_input_schema(),
+        )
+    # What the server answers: MlflowException's own JSON and status.
+    body = json.loads(answered.value.serialize_as_json())
+    assert answered.value.get_http_status_code() == 503, body
+    assert body["message"].endswith("cannot connect to http://127.0.0.1:9/v1")
+    assert "stack_trace" not in body and "Verify that the serialized input" not in body["message"]
