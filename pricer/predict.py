@@ -25,6 +25,7 @@ priced or written.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import sys
@@ -185,6 +186,8 @@ def read_items(path: Path) -> pd.DataFrame:
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 # Text stays text: no NaN for empty cells, no numbers guessed from digits.
                 items = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+            # Unnamed columns (an export's trailing commas) are told apart as "Unnamed: 2".
+            _refuse_repeated([name for name in _csv_header(path) if name], "the header")
         else:
             items = _read_json_lines(path)
     except (ValueError, pd.errors.ParserWarning) as error:
@@ -214,7 +217,11 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
                 continue
             try:
                 record = json.loads(
-                    line, parse_float=_finite, parse_int=_whole, parse_constant=_no_constant
+                    line,
+                    parse_float=_finite,
+                    parse_int=_whole,
+                    parse_constant=_no_constant,
+                    object_pairs_hook=_object,
                 )
             except json.JSONDecodeError as error:
                 raise ValueError(f"line {number}, column {error.colno}: {error.msg}") from None
@@ -230,6 +237,24 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
                 raise ValueError(f"a line is no JSON object (line {number}: {shown})")
             records.append(record)
     return pd.DataFrame(records, dtype=object)
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _refuse_repeated(names: Sequence[str], where: str) -> None:
+    """A name given twice is refused: pandas renamed a CSV's second ``text`` to ``text.1`` and
+    priced the first, and JSON's reader kept a line's last ``"text"``, each without a word."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{where} names {', '.join(map(repr, repeated))} more than once")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    _refuse_repeated([key for key, _ in pairs], "an object")
+    return dict(pairs)
 
 
 def _finite(text: str) -> float:

@@ -310,6 +310,9 @@ def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
         (["--input", "{tmp}/nan.jsonl"], "nan.jsonl: not valid jsonl: line 1: NaN is no JSON"),
         # No line named, and advice for Python code (sys.set_int_max_str_digits()).
         (["--input", "{tmp}/long.jsonl"], "line 1: a whole number of 5,000 digits is more than"),
+        # The second text was renamed text.1 (CSV) or taken over the first (JSON), unsaid.
+        (["--input", "{tmp}/twice.csv"], "twice.csv: not valid csv: the header names 'text' more"),
+        (["--input", "{tmp}/twice.jsonl"], "line 2: an object names 'text' more than once"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         # A folder was "input file not found" too.
@@ -344,6 +347,10 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     )
     (tmp_path / "nan.jsonl").write_text('{"text": "a hammer", "weight": NaN}\n')
     (tmp_path / "long.jsonl").write_text('{"text": "a hammer", "id": ' + "7" * 5000 + "}\n")
+    (tmp_path / "twice.csv").write_text("text,title,text,,\na hammer,Hammer,a saw,,\n")
+    (tmp_path / "twice.jsonl").write_text(
+        '{"text": "a hammer"}\n{"text": "a hammer", "title": "Saw", "text": "a saw"}\n'
+    )
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
