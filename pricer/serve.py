@@ -82,7 +82,10 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     add_model_options(parser)
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+        "--host",
+        type=host_address,
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1)",
     )
     parser.add_argument(
         "-p", "--port", type=port_number, default=5001, help="port to listen on (default: 5001)"
@@ -90,6 +93,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     args = parser.parse_args(arguments[:cut])
     check_model_options(parser, args)
     return args, arguments[cut + 1 :]
+
+
+def host_address(text: str) -> str:
+    """An address to listen on, never blank: MLflow passes no --host on for "", so uvicorn
+    listened on 127.0.0.1 while the port was checked on every address and the line said
+    "serving ... at http://:5001/invocations"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty address: give one, e.g. 127.0.0.1 or 0.0.0.0")
+    return text
 
 
 def port_number(text: str) -> int:

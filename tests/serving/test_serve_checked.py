@@ -445,6 +445,23 @@ def test_a_port_no_server_can_listen_on_is_refused_before_anything_is_fetched(
     )
 
 
+@pytest.mark.parametrize("host", ["", " "])
+def test_a_blank_host_is_refused_before_anything_is_fetched(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MLflow passed no --host on: uvicorn listened on 127.0.0.1, the port was checked on every
+    # address, and the line said "serving ... at http://:5001/invocations".
+    from pricer import serve
+
+    with pytest.raises(SystemExit) as stopped:
+        serve.main(["--data", "synthetic", "--host", host])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: argument --host: an empty address: give one, e.g. 127.0.0.1 or 0.0.0.0 "
+        "(see pricer serve --help)\n"
+    )
+
+
 def test_a_port_in_use_is_one_line_before_the_model_is_fetched(
     tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
