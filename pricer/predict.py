@@ -235,8 +235,25 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
                 shown = json.dumps(record)
                 shown = shown if len(shown) <= 40 else f"{shown[:39]}…"
                 raise ValueError(f"a line is no JSON object (line {number}: {shown})")
+            if (escape := _lone_surrogate(json.dumps(record, ensure_ascii=False))) is not None:
+                raise ValueError(
+                    f"line {number}: {escape} is half of a character (a lone surrogate), "
+                    "which no text can hold"
+                )
             records.append(record)
     return pd.DataFrame(records, dtype=object)
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first code point of ``text`` that UTF-8 cannot encode, as a JSON escape (``\\ud800``),
+    or None. JSON may escape half a surrogate pair, and Python puts bytes that are no UTF-8 in
+    argv as such halves: either reached pandas' text arrays, a UnicodeEncodeError traceback
+    after the line naming the model."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"\\u{ord(text[error.start]):04x}"
+    return None
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -377,6 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "choose another column in conf/predict.yaml (price_column)"
                 )
         else:
+            for number, text in enumerate(args.texts, start=1):
+                if _lone_surrogate(text) is not None:
+                    raise PredictError(
+                        f"text {number} is not UTF-8 (bytes the terminal or script passed that "
+                        "are no character): pass it as UTF-8"
+                    )
             items = pd.DataFrame({REQUIRED_COLUMN: args.texts})
             require_text(items, "text")
         served = load_model(cfg)

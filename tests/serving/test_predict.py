@@ -313,6 +313,10 @@ def test_file_mode_carries_every_value_of_a_jsonl_file_through_unchanged(
         # The second text was renamed text.1 (CSV) or taken over the first (JSON), unsaid.
         (["--input", "{tmp}/twice.csv"], "twice.csv: not valid csv: the header names 'text' more"),
         (["--input", "{tmp}/twice.jsonl"], "line 2: an object names 'text' more than once"),
+        # Half a surrogate pair (JSON may escape one; argv holds bytes that are no UTF-8 so):
+        # a UnicodeEncodeError traceback from pandas, after the line naming the model.
+        (["--input", "{tmp}/half.jsonl"], "line 1: \\ud800 is half of a character"),
+        (["a drill \udcff"], "text 1 is not UTF-8"),
         (["--input", "{tmp}/priced.csv"], "has a 'predicted_price' column already"),
         (["--input", "{tmp}/missing.jsonl"], "input file not found"),
         # A folder was "input file not found" too.
@@ -351,6 +355,7 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(
     (tmp_path / "twice.jsonl").write_text(
         '{"text": "a hammer"}\n{"text": "a hammer", "title": "Saw", "text": "a saw"}\n'
     )
+    (tmp_path / "half.jsonl").write_text('{"text": "a hammer", "title": "Hammer \\ud800"}\n')
     (tmp_path / "priced.csv").write_text("text,predicted_price\na hammer,3\n")
     (tmp_path / "array.json").write_text('[{"text": "a hammer"}]\n')
     (tmp_path / "empty.jsonl").write_text("\n")
