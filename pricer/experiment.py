@@ -31,6 +31,7 @@ from pricer.evaluation.tradeoff import BOARD_COLUMNS, ComputePrice, tradeoff_tab
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
+from pricer.models.features import NoVocabulary
 from pricer.models.llm.answering import (
     ANSWERED_BY,
     ANSWERS_NOT_IN_CATALOGUE,
@@ -258,6 +259,8 @@ def run_family(
             held_stats, held_facts = validation_scores(pricer, validation_items, settings)
             stats |= held_stats
             facts |= held_facts
+        except NoVocabulary as error:  # its min_df is this family's setting: say which family
+            raise NoVocabulary(f"{family}: {error}") from None
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C: the run ends KILLED
             if tested is not None:  # cut in the validation pass: the test pass's calls count
                 add_finished_pass(interrupt, pricer, *tested)
@@ -568,7 +571,8 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
                     reason = redact_text(str(error))  # the terminal too, as the run's tag
                     failed = FamilyResult(family, family_run_id(family), "FAILED", error=reason)
                     results.append(failed)
-                    tqdm.write(f"{family}: FAILED: {reason}")
+                    # A reason that names its family already ("xgboost: ...") says it once.
+                    tqdm.write(f"{family}: FAILED: {reason.removeprefix(f'{family}: ')}")
         progress.close()
         # The course's figures were measured on real items: beside other data they mislead.
         with_reference = data == cfg.reference_data

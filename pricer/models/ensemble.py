@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from pricer.models.base import (
     training_prices,
     within,
 )
+from pricer.models.features import NoVocabulary
 from pricer.models.llm.answering import (
     ANSWERED_BY,
     ANSWERS_NOT_IN_CATALOGUE,
@@ -222,11 +224,12 @@ class EnsemblePricer(MembersParams, Pricer):
         reports: dict[str, PriceReport] = {}
         try:
             for name in names:
-                reports[name] = (
-                    clone(self.members[name])
-                    .fit(items.iloc[fit_rows], prices[fit_rows])
-                    .predict_report(items.iloc[valid_rows])
-                )
+                with _member_named(name):
+                    reports[name] = (
+                        clone(self.members[name])
+                        .fit(items.iloc[fit_rows], prices[fit_rows])
+                        .predict_report(items.iloc[valid_rows])
+                    )
             predictions = np.column_stack(
                 [np.asarray(reports[n].prices, dtype=float) for n in names]
             )
@@ -265,7 +268,11 @@ class EnsemblePricer(MembersParams, Pricer):
             }
             self.validation_items_ = int(usable.sum())
             self.price_range_ = price_range(prices)
-            self.members_ = {name: clone(self.members[name]).fit(items, prices) for name in names}
+            refitted = {}  # set whole, so that a refit that fails leaves no fitted ensemble
+            for name in names:
+                with _member_named(name):
+                    refitted[name] = clone(self.members[name]).fit(items, prices)
+            self.members_ = refitted
         except KeyboardInterrupt as interrupt:  # SIGTERM or Ctrl-C (pricer.interrupt)
             # The members that had answered before the one cut short (or all of them, cut
             # while refitting): in the record too, their names and what their calls did and
@@ -332,6 +339,16 @@ class EnsemblePricer(MembersParams, Pricer):
             }
             for prefix in (f"ensemble.{name}.fit." for name in self.members)
         ]
+
+
+@contextmanager
+def _member_named(name: str) -> Iterator[None]:
+    """A member's empty vocabulary named with the member: its min_df is the member's setting,
+    and the ensemble has several."""
+    try:
+        yield
+    except NoVocabulary as error:
+        raise NoVocabulary(f"member {name}: {error}") from None
 
 
 def answering_models(facts: Mapping[str, str]) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from pricer.errors import ConfigError
+from pricer.errors import ConfigError, UserError
 from pricer.models.base import INPUT_COLUMNS, as_items
 
 # RE2 patterns: named groups, no look-arounds.
@@ -367,6 +369,40 @@ def check_word_settings(ngram_max: object, min_df: object, n_items: int) -> None
             f"min_df={min_df} keeps only words found in at least {min_df:,} items, but there "
             f"are {n_items:,} training items: lower min_df"
         )
+
+
+# scikit-learn's ValueErrors (1.9) for a word vectoriser left without a term: each one min_df
+# pruned away, or no token at all but stop words and one-letter words.
+_PRUNED = "After pruning, no terms remain"
+_EMPTY = "empty vocabulary"
+
+
+class NoVocabulary(ConfigError):
+    """A word vectoriser kept no term of the training texts: nothing to price the text by."""
+
+
+@contextmanager
+def words_kept(n_items: int, min_df: int | None = None, setting: str = "min_df") -> Iterator[None]:
+    """Word scikit-learn's empty-vocabulary ValueError raised inside the block as a
+    ``NoVocabulary`` naming ``setting`` (``min_df``, the pricer's own; None: a family without
+    one). It was a traceback out of the vectoriser, found only once the items were tokenised:
+    ``check_word_settings`` cannot know which words the texts share."""
+    try:
+        yield
+    except ValueError as error:
+        text = str(error)
+        if isinstance(error, UserError) or not text.startswith((_PRUNED, _EMPTY)):
+            raise
+        if text.startswith(_PRUNED) and min_df is not None:
+            raise NoVocabulary(
+                f"{setting}={min_df} leaves the text vectoriser no word: none is in {min_df:,} "
+                f"or more of the {n_items:,} training texts; lower {setting}"
+            ) from None
+        raise NoVocabulary(
+            f"the text vectoriser found no word it keeps in the {n_items:,} training texts (they "
+            "hold only stop words, one-letter words or words too rare to count): train on items "
+            "whose text describes them"
+        ) from None
 
 
 def check_folds(name: str, folds: object, n_items: int) -> None:

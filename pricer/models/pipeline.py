@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
 from pricer.models.base import Pricer, as_items, price_range, training_prices, within
+from pricer.models.features import words_kept
 
 
 def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
@@ -62,7 +63,10 @@ class PipelinePricer(Pricer):
             model = TransformedTargetRegressor(
                 regressor=pipeline, func=np.log1p, inverse_func=np.expm1, check_inverse=False
             )
-        self.model_ = model.fit(as_items(X), prices, **fit_params)
+        # A family without a min_df of its own (the random forest's is fixed) has no setting
+        # to blame when its texts leave no word.
+        with words_kept(len(prices), getattr(self, "min_df", None)):
+            self.model_ = model.fit(as_items(X), prices, **fit_params)
         self.price_range_ = price_range(prices)
         return self
 

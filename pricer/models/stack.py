@@ -88,6 +88,7 @@ from pricer.models.features import (
     text_vectorizer,
     tree_feature_union,
     whole_number,
+    words_kept,
 )
 from pricer.models.pipeline import price_weights
 from pricer.models.signals import (
@@ -311,10 +312,11 @@ class StackPricer(MembersParams, Pricer):
         self.wordless_columns_ = wordless_columns(items)
         self.features_ = self.make_features(without=self.wordless_columns_)
         weights = self.feature_weights(items)
-        if weights is None:
-            return self.features_.fit_transform(items, np.log1p(prices))
-        with config_context(enable_metadata_routing=True):
-            return self.features_.fit_transform(items, np.log1p(prices), sample_weight=weights)
+        with words_kept(len(items), self.min_df):
+            if weights is None:
+                return self.features_.fit_transform(items, np.log1p(prices))
+            with config_context(enable_metadata_routing=True):
+                return self.features_.fit_transform(items, np.log1p(prices), sample_weight=weights)
 
     def residual_weights(self, X: pd.DataFrame) -> np.ndarray | None:
         """Each training item's weight in the residual averages (None: all alike)."""

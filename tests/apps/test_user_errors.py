@@ -243,6 +243,24 @@ def test_a_family_setting_out_of_range_fails_in_one_line(
     assert [run.info.status for run in runs] == ["FAILED"]
 
 
+def test_a_min_df_that_leaves_no_word_fails_its_run_in_one_line(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # 2,200 is below the 2,504 training items, so the settings check passed it; no word is
+    # in that many texts, and scikit-learn's ValueError was a traceback out of the run.
+    overrides = ["model=bow_linear", "model.min_df=2200", "data.n_records=4000"]
+    result = run_cli(
+        pricer_app("train", *overrides, "curation.split.test_size=200", workdir=tmp_path),
+        tracking_uri,
+        tmp_path,
+    )
+    line = "bow_linear: min_df=2200 leaves the text vectoriser no word: none is in 2,200 or more"
+    assert the_error_line(result).startswith(f"error: {line}")
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith(f"NoVocabulary: {line}")
+
+
 KEYLESS = "error: frontier: environment variable OPENAI_API_KEY (named by api_key_env) is not set;"
 
 

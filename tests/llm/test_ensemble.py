@@ -14,6 +14,7 @@ from pricer.experiment import run_family
 from pricer.models.base import Pricer
 from pricer.models.constant import ConstantPricer
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
+from pricer.models.features import NoVocabulary
 from pricer.models.tfidf_ridge import TfidfRidgePricer
 from pricer.settings import ConfigError, check_arguments
 from tests.conftest import compose_config
@@ -212,6 +213,15 @@ def test_logged_models_can_be_members(data, tracking_uri) -> None:
     np.testing.assert_allclose(member.predict(test), logged.predict(test))
     assert np.isfinite(model.predict(test)).all()
     assert set(model.weights_) == {"best", "linear"}
+
+
+def test_a_member_left_without_a_word_is_named(data) -> None:
+    # Its min_df is the member's setting: which of the members is the one to change.
+    train, _ = data
+    words = [f"gizmo{i} widget{i}" for i in range(len(train))]
+    model = ensemble({"spy": SpyPricer("words"), "ridge": ridge().set_params(min_df=50)})
+    with pytest.raises(NoVocabulary, match=r"^member ridge: min_df=50 leaves the text vectoriser"):
+        model.fit(train.assign(text=words), train["price"])
 
 
 def test_invalid_settings_fail_at_fit(data) -> None:

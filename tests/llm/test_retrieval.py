@@ -8,6 +8,7 @@ import pytest
 from pricer.data.dataset import CuratedData, CurationReport
 from pricer.errors import ConfigError
 from pricer.identity import comparable
+from pricer.models.features import NoVocabulary
 from pricer.models.llm.retrieval import NeighbourIndex
 from pricer.schemas import ValidationSettings
 from pricer.validation import hold_out
@@ -145,3 +146,13 @@ def test_retrieval_settings_below_one_are_one_line_naming_the_setting(make_items
     with pytest.raises(ConfigError, match=rf"^retrieval\.{name} must be a whole number >= 1, got"):
         index(**{"k": 3, **setting}).fit(train, train["price"])
     assert index(3, max_features=None, max_items=None).fit(train, train["price"]).texts_
+
+
+def test_a_retrieval_min_df_that_leaves_no_word_is_one_line_naming_it(make_items) -> None:
+    # min_df is cut to the item count, but below it no word may be in that many texts:
+    # scikit-learn's "After pruning, no terms remain" was a traceback.
+    train = make_items(10, seed=0).assign(text=[f"gizmo{i} widget{i}" for i in range(10)])
+    with pytest.raises(
+        NoVocabulary, match=r"^retrieval\.min_df=5 leaves the text vectoriser no word: "
+    ):
+        index(3, min_df=5).fit(train, train["price"])

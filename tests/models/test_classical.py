@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from pricer.errors import ConfigError
 from pricer.models.base import Pricer
-from pricer.models.features import TextSVD
+from pricer.models.features import NoVocabulary, TextSVD
 from pricer.models.pipeline import price_weights
 from pricer.models.stacking import OutOfFoldPrediction
 from pricer.paths import CONFIG_DIR
@@ -259,6 +259,36 @@ def test_a_setting_no_fit_can_take_is_one_config_error_before_fitting(
     train, prices, _, _ = shop
     with pytest.raises(ConfigError, match=re.escape(message)):
         build(family).set_params(**{setting: value}).fit(train, prices)
+
+
+def rare_words(n: int) -> list[str]:
+    """Texts that share no word: every word is in one text only."""
+    return [f"gizmo{i} widget{i} gadget{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("family", ["bow_linear", "tfidf_ridge", "svr", "xgboost"])
+def test_a_min_df_that_leaves_no_word_is_one_config_error_naming_it(family: str, shop) -> None:
+    # Below the item count, so check_word_settings passes it; but no word is in that many
+    # texts, and scikit-learn's "After pruning, no terms remain" was a traceback mid-run.
+    train, prices, _, _ = shop
+    with pytest.raises(
+        NoVocabulary,
+        match=r"^min_df=150 leaves the text vectoriser no word: none is in 150 or more of "
+        r"the 160 training texts; lower min_df$",
+    ):
+        build(family).set_params(min_df=150, ngram_max=1).fit(
+            train.assign(text=rare_words(160)), prices
+        )
+
+
+def test_texts_without_a_word_to_keep_are_one_config_error(shop) -> None:
+    # The random forest has no min_df to lower, and stop words are no vocabulary at all
+    # ("empty vocabulary; perhaps the documents only contain stop words").
+    train, prices, _, _ = shop
+    with pytest.raises(NoVocabulary, match="found no word it keeps in the 160 training texts"):
+        build("random_forest").fit(train.assign(text="the and of it"), prices)
+    with pytest.raises(NoVocabulary, match="found no word it keeps in the 160 training texts"):
+        build("random_forest").fit(train.assign(text=rare_words(160)), prices)
 
 
 def test_stack_folds_are_not_checked_where_no_ridge_needs_them(shop) -> None:

@@ -23,6 +23,7 @@ from sklearn.linear_model import LinearRegression
 
 from pricer.errors import ConfigError
 from pricer.models.base import LIKE_TEST_COLUMN
+from pricer.models.features import NoVocabulary
 from pricer.models.signals import (
     NEIGHBOUR_FEATURES,
     DetailsDocument,
@@ -33,7 +34,7 @@ from pricer.models.signals import (
 from pricer.models.stack import StackPricer, _items
 from pricer.models.stacking import Blend, Correction, Member, fit_l1_blend
 from pricer.paths import CONFIG_DIR
-from tests.models.test_classical import FITTED_BY, ThreadNoting, catalogue
+from tests.models.test_classical import FITTED_BY, ThreadNoting, catalogue, rare_words
 
 
 @functools.cache
@@ -145,6 +146,14 @@ def test_a_stack_learns_from_items_without_details_or_titles(shop, settings, kep
     assert np.isfinite(predicted).all()
     constant_mae = np.abs(np.median(prices) - test_prices).mean()
     assert np.abs(predicted - test_prices).mean() < 0.6 * constant_mae
+
+
+def test_a_min_df_that_leaves_no_word_is_one_config_error_naming_it(shop) -> None:
+    # Up to the item count min_df passes the settings check; where no word is in that many
+    # texts the word vectoriser's "After pruning, no terms remain" was a traceback.
+    train, prices, _, _ = shop
+    with pytest.raises(NoVocabulary, match=r"^min_df=200 leaves the text vectoriser no word: "):
+        build(min_df=200).fit(train.assign(text=rare_words(len(train))), prices)
 
 
 @pytest.mark.parametrize("settings", [{}, EVERY_SIGNAL], ids=["committed", "every_signal"])

@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.models.base import as_items, training_prices
-from pricer.models.features import whole_number
+from pricer.models.features import whole_number, words_kept
 from pricer.models.llm.prompts import Neighbour
 
 
@@ -72,13 +72,15 @@ class NeighbourIndex(BaseEstimator):
             keep = np.sort(rng.choice(len(items), size=self.max_items, replace=False))
             items, prices = items.iloc[keep].reset_index(drop=True), prices[keep]
         texts = items["text"].tolist()
+        min_df = min(self.min_df, len(texts))
         self.vectorizer_ = TfidfVectorizer(
             max_features=self.max_features,
             ngram_range=(1, self.ngram_max),
-            min_df=min(self.min_df, len(texts)),
+            min_df=min_df,
             sublinear_tf=self.sublinear_tf,
         )
-        matrix = self.vectorizer_.fit_transform(texts)
+        with words_kept(len(texts), min_df, "retrieval.min_df"):
+            matrix = self.vectorizer_.fit_transform(texts)
         self.nn_ = NearestNeighbors(
             n_neighbors=min(self.k, len(texts)), metric="cosine", algorithm="brute"
         ).fit(matrix)
