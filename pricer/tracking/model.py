@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -430,17 +431,36 @@ def unloadable_model_uri(model_uri: str) -> str | None:
     return None
 
 
-class LoggedModelNotFound(UserError):
+class UnloadableMember(UserError):
+    """A logged member whose model this command could not load."""
+
+
+class LoggedModelNotFound(UnloadableMember):
     """A logged member names a model that is not there: a typo, a name never registered, an
     alias never set, a model or run deleted, a path that does not exist."""
 
 
+class StoreLibraryMissing(UnloadableMember):
+    """A logged member's files are in an artifact store whose library is not installed here."""
+
+
 # The model URIs a logged member finds in the tracking store (a registered name or a logged
 # model's id; a run's files); a path is looked for on disk; any other scheme (s3://, ...) is
-# the run's to read.
+# the run's to read, once the library its store needs is known to be here.
 STORE_SCHEMES = ("models", "runs")
 LOCAL_SCHEMES = ("", "file")
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error code for a name, id or run not there
+# What MLflow's artifact repositories (3.17) import to read from each store: the S3 family's
+# only as it first downloads, after a run has opened and loaded its data.
+STORE_LIBRARIES = {
+    "s3": ("boto3", "botocore.client"),
+    "r2": ("boto3", "botocore.client"),
+    "b2": ("boto3", "botocore.client"),
+    "gs": ("google.cloud.storage",),
+    "wasbs": ("azure.storage.blob",),
+    "abfss": ("azure.storage.filedatalake",),
+    "sftp": ("paramiko", "pysftp"),
+}
 
 
 def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> None:
@@ -461,9 +481,11 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
     ]
     in_store = any(urlsplit(uri).scheme in STORE_SCHEMES for _, uri in members)
     refused: list[str] = []
+    unreadable: list[str] = []  # in a store whose library is not installed
     with members_store(tracking_uri) if in_store else nullcontext():
         for where, model_uri in members:
             scheme = urlsplit(model_uri).scheme
+            files = model_uri  # where its files are read from
             if (why := unloadable_model_uri(model_uri)) is not None:
                 refused.append(f"{where}: cannot load {model_uri}: {why}")
             elif scheme in LOCAL_SCHEMES and not _local_path(model_uri).exists():
@@ -475,7 +497,7 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
                 )
             elif scheme in STORE_SCHEMES:
                 try:
-                    _find_in_store(model_uri)
+                    files = _find_in_store(model_uri)
                 except MlflowException as error:
                     if error.error_code != NOT_FOUND:
                         continue
@@ -484,11 +506,32 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
                         f"{where}: cannot find {model_uri} in the tracking store at "
                         f"{safe_uri(tracking_uri)}: {why}"
                     )
+            if (missing := missing_store_library(files)) is not None:
+                unreadable.append(
+                    f"{where}: cannot load {model_uri}: {missing} (its artifact store, "
+                    f"{urlsplit(files).scheme}://, needs a library not installed here: install "
+                    "it, or leave the member out)"
+                )
     if refused:
         raise LoggedModelNotFound(
             "; ".join(refused) + " (a logged member loads a model logged earlier: fix its "
-            "model_uri, or log the model first)"
+            "model_uri, or log the model first)" + "".join(f"; {line}" for line in unreadable)
         )
+    if unreadable:
+        raise StoreLibraryMissing("; ".join(unreadable))
+
+
+def missing_store_library(files: str | None) -> str | None:
+    """Why the artifact store at ``files`` (a URI) cannot be read here (ImportError's words:
+    "No module named 'boto3'"); None when it can, or when the scheme is none pricer knows
+    of (MLflow says so as the member loads)."""
+    modules = STORE_LIBRARIES.get(urlsplit(files or "").scheme, ())
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as error:
+        return str(error)
+    return None
 
 
 def logged_member_uris(
@@ -520,8 +563,9 @@ def _malformed(model_uri: str) -> bool:
     return False
 
 
-def _find_in_store(model_uri: str) -> None:
-    """Raise MLflow's error if the store holds no model ``model_uri`` names: the name, version,
+def _find_in_store(model_uri: str) -> str | None:
+    """Where the files of the model ``model_uri`` names are (an artifact URI; None when the
+    record does not say); MLflow's error if the store holds no such model: the name, version,
     alias or id resolved (``pinned_model``), then the logged model or the run holding it.
 
     A run that was deleted but not yet purged is found: its model still loads.
@@ -529,9 +573,11 @@ def _find_in_store(model_uri: str) -> None:
     pinned, model_id = pinned_model(model_uri)
     client = mlflow.MlflowClient()
     if model_id is not None:
-        client.get_logged_model(model_id)
-    elif pinned.startswith("runs:/"):
-        client.get_run(pinned.removeprefix("runs:/").partition("/")[0])
+        return client.get_logged_model(model_id).artifact_location
+    if pinned.startswith("runs:/"):
+        run_id, _, path = pinned.removeprefix("runs:/").partition("/")
+        return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+    return None
 
 
 def _local_path(model_uri: str) -> Path:

@@ -54,7 +54,7 @@ from pricer.tracking import names
 from pricer.tracking import tags as tag_names
 from pricer.tracking.candidates import other_model_note
 from pricer.tracking.liveness import process_tags, shared_process_tag
-from pricer.tracking.model import LoggedModelNotFound, check_logged_members, logged_keys
+from pricer.tracking.model import UnloadableMember, check_logged_members, logged_keys
 from pricer.tracking.reaper import reap
 from pricer.tracking.redaction import redact_override
 from pricer.tracking.run import (
@@ -191,7 +191,7 @@ class SweepCallback(Callback):
                 check_api_keys({family: model}, logged_keys(self.tracking["uri"]))
             # A store that does not answer too: raised as it is, Hydra made it a warning and
             # each trial said it again.
-            except (LoggedModelNotFound, MissingApiKeyError, StoreUnreachable) as error:
+            except (UnloadableMember, MissingApiKeyError, StoreUnreachable) as error:
                 raise SweepError(str(error)) from None
         try:
             self.swept_keys = swept_keys(config)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from pricer.devtools.stub_server import StubServer
 from pricer.errors import UserError
 from pricer.experiment import run_family, run_leaderboard
 from pricer.models.llm.client import MissingApiKeyError, check_api_keys
+from pricer.tracking.model import StoreLibraryMissing
 from pricer.tracking.sweep import SweepError
 from tests.apps.test_user_errors import the_error_line
 from tests.conftest import multirun_config
@@ -356,3 +358,60 @@ def test_a_logged_member_given_as_a_folder_that_exists_still_loads(
         ],
     )
     assert run_family("ensemble", cfg).status == "FINISHED"
+
+
+def test_a_logged_member_in_a_store_whose_library_is_missing_is_refused_before_any_run(
+    compose_conf, item_files, tracking_uri, tmp_path, monkeypatch
+) -> None:
+    # MLflow imports boto3 only as it downloads: the run opened, loaded its data and ended
+    # FAILED on "No module named 'botocore'".
+    for module in ("boto3", "botocore"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    s3 = "s3://pricer-bucket/models/best"
+    bucket = mlflow.create_experiment("in-s3", artifact_location="s3://pricer-bucket/runs")
+    with mlflow.start_run(experiment_id=bucket) as run:  # a run of it, files in the bucket
+        pass
+    in_run = f"runs:/{run.info.run_id}/model"
+    train, test = item_files
+    cfg = compose_conf(
+        "train",
+        [
+            "model=ensemble",
+            "~model.members.xgboost",
+            *(
+                f"+model.members.{name}.{setting}"
+                for name, uri in (("best", s3), ("run", in_run))
+                for setting in (f"_target_={LOGGED_PRICER}", f"model_uri={uri}")
+            ),
+            "family=ensemble",
+            "data=items",
+            f"data.train_paths=[{train}]",
+            f"data.test_paths=[{test}]",
+        ],
+    )
+    before = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    with pytest.raises(StoreLibraryMissing) as refused:
+        run_family("ensemble", cfg)
+    assert str(refused.value) == (
+        f"model.members.best: cannot load {s3}: import of boto3 halted; None in sys.modules "
+        "(its artifact store, s3://, needs a library not installed here: install it, or leave "
+        f"the member out); model.members.run: cannot load {in_run}: import of boto3 halted; "
+        "None in sys.modules (its artifact store, s3://, needs a library not installed here: "
+        "install it, or leave the member out)"
+    )
+    after = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [r.info.run_id for r in after] == [r.info.run_id for r in before]
+    # A sweep is refused before its parent run opens, as for a member not found.
+    sweep = multirun_config(
+        [
+            "model=ensemble",
+            f"+model.members.best._target_={LOGGED_PRICER}",
+            f"+model.members.best.model_uri={s3}",
+            "validation.size=5",
+        ],
+        ["model=ensemble", "model.log_space=true,false"],
+    )
+    with pytest.raises(SweepError, match=rf"^model\.members\.best: cannot load {s3}: "):
+        Callbacks(sweep).on_multirun_start(config=sweep, config_name="train")
+    after = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [r.info.run_id for r in after] == [r.info.run_id for r in before]
