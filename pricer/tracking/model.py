@@ -34,7 +34,7 @@ from urllib.request import url2pathname
 
 import mlflow
 import numpy as np
-from mlflow.entities import LoggedModelStatus
+from mlflow.entities import LifecycleStage, LoggedModelStatus, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 from mlflow.exceptions import MlflowException
@@ -339,6 +339,8 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     """
     # Pinned first, then loaded: an alias that moves meanwhile cannot split the two.
     pinned, model_id = pinned_model(model_uri)
+    if pinned.startswith("runs:/"):  # a URI only a sweep's trial resolves is checked here
+        live_run(pinned.removeprefix("runs:/").partition("/")[0], model_uri)
     local = download_checked(pinned, model_id, model_uri)
     refuse_pickled(local, model_uri)
     wrapper = load_pyfunc(local).unwrap_python_model()
@@ -506,6 +508,8 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
                         f"{where}: cannot find {model_uri} in the tracking store at "
                         f"{safe_uri(tracking_uri)}: {why}"
                     )
+                except DeletedRun as error:
+                    refused.append(f"{where}: {error}")
             if (missing := missing_store_library(files)) is not None:
                 unreadable.append(
                     f"{where}: cannot load {model_uri}: {missing} (its artifact store, "
@@ -567,8 +571,7 @@ def _find_in_store(model_uri: str) -> str | None:
     """Where the files of the model ``model_uri`` names are (an artifact URI; None when the
     record does not say); MLflow's error if the store holds no such model: the name, version,
     alias or id resolved (``pinned_model``), then the logged model or the run holding it.
-
-    A run that was deleted but not yet purged is found: its model still loads.
+    ``DeletedRun`` for a ``runs:/`` URI of a deleted run (``live_run``).
     """
     pinned, model_id = pinned_model(model_uri)
     client = mlflow.MlflowClient()
@@ -576,8 +579,29 @@ def _find_in_store(model_uri: str) -> str | None:
         return client.get_logged_model(model_id).artifact_location
     if pinned.startswith("runs:/"):
         run_id, _, path = pinned.removeprefix("runs:/").partition("/")
-        return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+        return f"{live_run(run_id, model_uri).info.artifact_uri.rstrip('/')}/{path}"
     return None
+
+
+class DeletedRun(LoggedModelNotFound):
+    """A ``runs:/`` member of a run that was deleted (not yet purged)."""
+
+
+def live_run(run_id: str, model_uri: str) -> Run:
+    """The run ``run_id`` (MLflow's error if the store has none); ``DeletedRun`` if it was
+    deleted.
+
+    MLflow keeps a deleted run's files until ``mlflow gc`` purges it, and loads a ``runs:/`` URI
+    of it as of any other: the member loaded, and a run its owner had thrown away (restorable,
+    but not to be relied on) went on pricing, until the purge broke the next run that named it.
+    """
+    run = mlflow.MlflowClient().get_run(run_id)
+    if run.info.lifecycle_stage == LifecycleStage.DELETED:
+        raise DeletedRun(
+            f"{model_uri} is in run {run_id}, which was deleted: a deleted run is no member "
+            f"to rely on (`mlflow runs restore --run-id {run_id}` brings it back)"
+        )
+    return run
 
 
 def _local_path(model_uri: str) -> Path:

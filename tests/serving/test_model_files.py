@@ -582,3 +582,26 @@ def test_a_logged_member_s_uri_mlflow_loads_no_model_from_is_refused_before_any_
     said = str(refused.value)
     assert said.startswith(f"model.members.best: cannot load {uri}: ")
     assert "give models:/<name>/<version>, models:/<name>@<alias>" in said and "\n" not in said
+
+
+def test_a_runs_member_of_a_deleted_run_is_refused(tracking_uri: str, shop) -> None:
+    # MLflow keeps a deleted run's files until it is purged and loads them: the member loaded
+    # from a run its owner had thrown away, until the purge broke the next run naming it.
+    from pricer.tracking.model import DeletedRun, LoggedModelNotFound, check_logged_members
+
+    _, _, test = shop
+    run_id = log_in_run(ConstantPricer("mean").fit(test.head(2), np.array([20.0, 20.0]))).run_id
+    uri = f"runs:/{run_id}/pricer"
+    member = {"_target_": model_module.LOGGED_PRICER, "model_uri": uri}
+    mlflow.delete_run(run_id)
+    with pytest.raises(LoggedModelNotFound) as refused:
+        check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
+    assert str(refused.value).startswith(
+        f"model.members.best: {uri} is in run {run_id}, which was deleted: a deleted run is no "
+        f"member to rely on (`mlflow runs restore --run-id {run_id}` brings it back)"
+    )
+    with pytest.raises(DeletedRun):  # a URI only a sweep's trial resolves is checked here
+        logged_pricer(uri)
+    mlflow.MlflowClient().restore_run(run_id)
+    check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
+    assert logged_pricer(uri).predict(test.head(1))[0] == pytest.approx(20.0)
