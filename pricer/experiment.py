@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pricer.data.dataset import CuratedData, check_item_files, load_curated
-from pricer.errors import ConfigError, UserError
+from pricer.errors import ConfigError, UserError, nearest
 from pricer.evaluation import EvalSettings, Evaluation
 from pricer.evaluation.cutoff import cutoff_split, first_available
+from pricer.evaluation.report import METRICS
 from pricer.evaluation.tradeoff import BOARD_COLUMNS, ComputePrice, tradeoff_table
 from pricer.identity import fingerprints
 from pricer.models.base import Pricer, training_items
@@ -528,6 +529,7 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
     The data is loaded once, inside the parent run, and shared by every family.
     """
     families = selected_families(cfg.families, list(cfg.models))
+    columns = leaderboard_columns(cfg.columns)
     check_seed(cfg.seed)
     for family in families:  # every family's settings are checked before the first fit
         check_arguments(cfg.models[family], f"models.{family}")
@@ -577,10 +579,10 @@ def run_leaderboard(cfg: DictConfig) -> pd.DataFrame:
         # The course's figures were measured on real items: beside other data they mislead.
         with_reference = data == cfg.reference_data
         reference_mae = OmegaConf.to_container(cfg.reference_mae) if with_reference else {}
-        table = leaderboard_table(results, list(cfg.columns), reference_mae)
+        table = leaderboard_table(results, columns, reference_mae)
         # Every family priced: compute at a CPU-hour rate, LLMs their tokens too; never $0.
         # From the figures it reads, whichever of them the table shows.
-        figures = leaderboard_table(results, [*cfg.columns, *BOARD_COLUMNS], {})
+        figures = leaderboard_table(results, [*columns, *BOARD_COLUMNS], {})
         tradeoff = tradeoff_table(
             figures,
             compute_price,
@@ -659,6 +661,32 @@ def chart_labels(results: list[FamilyResult]) -> dict[str, str]:
 
 # What pricer.tracking.leaderboard's best_family and unanswered_notes read.
 RANKING_COLUMNS = ("mae", "failure_rate", "n", "n_failed")
+# The times a family run records (fit_and_evaluate, price_and_evaluate, run_family).
+TIME_COLUMNS = ("time.fit_seconds", "time.predict_seconds", "time.log_model_seconds")
+# Figures of the families' own, whose names follow the model, its members or its failures
+# (llm.failures.<reason>, ensemble.weight.<member>, human.failures.<reason>).
+FAMILY_FIGURES = ("llm.", "human.", "ensemble.")
+
+
+def leaderboard_columns(columns: object) -> list[str]:
+    """``columns`` as the list of metric names the table shows; ``ConfigError`` naming the
+    known ones for a name no family run records. An unknown name was accepted and left out of
+    the table (or a column of NaN) after every family had been fitted; ``columns=mae`` was
+    read letter by letter."""
+    names = [columns] if isinstance(columns, str) else [str(name) for name in columns or []]
+    known = (*METRICS, *TIME_COLUMNS)
+    unknown = [name for name in names if name not in known and not name.startswith(FAMILY_FIGURES)]
+    if not unknown:
+        return names
+    said = []
+    for name in unknown:
+        close = nearest(name, known)
+        said.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    figures = ", ".join(f"{prefix}*" for prefix in FAMILY_FIGURES)
+    raise ConfigError(
+        f"columns: unknown {'column' if len(unknown) == 1 else 'columns'} {', '.join(said)}; "
+        f"known: {', '.join(known)}, and a family's own figures ({figures})"
+    )
 
 
 def leaderboard_table(

@@ -21,6 +21,18 @@ from pricer.wording import counted, interval
 
 FAILED_COLOR = "gray"  # colour of failed items in `Evaluation.items`
 GROUP_COLUMNS = ["n", "n_failed", "mae", "hit_rate", "rmsle"]
+# The keys of ``Evaluation.metrics``, every evaluation's (what a leaderboard column may name).
+METRICS = (
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "rmsle",
+    "hit_rate",
+    "r2",
+    "n",
+    "n_failed",
+    "failure_rate",
+)
 
 
 @dataclass

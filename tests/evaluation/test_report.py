@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hydra.errors import HydraException
 
-from pricer.evaluation.report import evaluate
+from pricer.evaluation.report import METRICS, evaluate
 from pricer.schemas import EvalSettings
 from tests.conftest import compose_config
 
@@ -105,6 +105,14 @@ def test_failures_are_excluded_and_counted_never_zeroed() -> None:
     assert bool(failed["failed"]) and not bool(failed["hit"])
     assert failed["color"] == "gray"
     assert math.isnan(failed["estimate"]) and math.isnan(failed["abs_error"])
+
+
+def test_metrics_names_every_metric_an_evaluation_gives() -> None:
+    # The names a leaderboard's columns are checked against (pricer.experiment).
+    for estimate in ([110.0, 150.0], [np.nan, np.nan]):
+        assert sorted(evaluate([100.0, 200.0], estimate, settings=SETTINGS).metrics) == sorted(
+            METRICS
+        )
 
 
 def test_everything_failed_gives_nan_metrics() -> None:
