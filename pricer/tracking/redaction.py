@@ -32,6 +32,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pricer.credentials import QUERY_CREDENTIAL
 from pricer.files import replaced_atomically
 
 REDACTED = "***"
@@ -52,14 +53,11 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # only, whatever its length; the user and host say where, not how to get in
     ("URL password", re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)([^/\s@]+)(?=@)")),
     # A URL's query parameter named for a credential (?access_token=..., &key=..., &sig=...,
-    # the names the LLM cache hides: pricer.models.llm.client): its value only, whatever its
+    # the names the LLM cache hides too: pricer.credentials): its value only, whatever its
     # length; the name stays, as the parameters that choose a deployment (api-version) do.
     (
         "URL query credential",
-        re.compile(
-            r"(?i)([?&][\w.\-]*(?:key|token|secret|passw|sig|auth|credential)[\w.\-]*=)"
-            r"([^&#\s\"']+)"
-        ),
+        re.compile(rf"(?i)([?&][\w.\-]*(?:{QUERY_CREDENTIAL})[\w.\-]*=)([^&#\s\"']+)"),
     ),
     # api_key=..., "password": "...", token: ... in messages and URLs: the value only
     (

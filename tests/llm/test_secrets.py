@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pricer.credentials import QUERY_CREDENTIAL_WORDS
 from pricer.models.llm.client import MissingApiKeyError, ServerUnreachable
+from pricer.tracking.redaction import redact_text
 from tests.llm.conftest import KEY_ENV, SECRET
 
 
@@ -134,3 +136,23 @@ def test_a_key_no_server_can_take_fails_at_fit_in_one_line_without_showing_it(
     assert message.startswith(f"environment variable {KEY_ENV} (named by api_key_env) holds ")
     assert "\n" not in message and "9f8e7d6c5b4a" not in message
     assert stub.state.counters["POST /chat/completions"] == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(f"x-{word.upper()}-y" for word in QUERY_CREDENTIAL_WORDS),  # each word, anywhere
+        "api-version",  # chooses a deployment: no credential, shown by both
+        "deployment",
+    ],
+)
+def test_the_cache_and_the_redaction_hide_the_same_query_parameters(name: str) -> None:
+    # Each kept its own list of the names that mark a credential: a word added to one would
+    # have left the other writing that credential into a cache entry or the store.
+    from pricer.models.llm.client import ClientSettings
+
+    value = "Zq9x7Lm2Np4Rt6Wy"
+    url = f"https://gw.example/v1?{name}={value}"
+    hidden_by_cache = value not in ClientSettings(url, "K", 5, 0).cache_server()
+    hidden_by_redaction = value not in redact_text(url)
+    assert hidden_by_cache == hidden_by_redaction == (name not in ("api-version", "deployment"))

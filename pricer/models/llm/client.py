@@ -35,6 +35,7 @@ import openai
 from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
+from pricer.credentials import QUERY_CREDENTIAL
 from pricer.errors import ConfigError, UserError, unknown_name
 from pricer.models.llm.answering import MAX_MODEL_NAME
 from pricer.models.llm.cache import MAX_TOKEN_COUNT
@@ -204,8 +205,8 @@ class ClientSettings:
 
 
 # Query parameters that carry a credential ("?api_key=...", "&sig=..."): kept by name, so a
-# deployment stays told apart, their values hidden.
-_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|sig|auth|credential", re.IGNORECASE)
+# deployment stays told apart, their values hidden (the names redaction hides too).
+_SECRET_PARAMETER = re.compile(QUERY_CREDENTIAL, re.IGNORECASE)
 
 
 def _hidden_secrets(query: str) -> str:
