@@ -33,11 +33,21 @@ ITEM_COLUMNS = ("title", "text", "price", "category", "details")
 # code ships without this package, so it is not imported from there; a test checks both).
 LIKE_TEST_COLUMN = "drawn_like_test"
 
-# Rejection reasons, in the order they are checked (the first two: pricer.prices).
+# Rejection reasons, in the order they are checked (missing and invalid prices: pricer.prices).
+# A raw JSON Lines line that is no JSON object (malformed, or nested past Python's JSON reader)
+# is no record: counted, as a record that is no item is (pricer.data.sources).
+UNREADABLE_LINE = "unreadable_line"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 MISSING_TITLE = "missing_title"
 TOO_SHORT = "too_short"
-REJECTION_REASONS = (MISSING_PRICE, INVALID_PRICE, PRICE_OUT_OF_RANGE, MISSING_TITLE, TOO_SHORT)
+REJECTION_REASONS = (
+    UNREADABLE_LINE,
+    MISSING_PRICE,
+    INVALID_PRICE,
+    PRICE_OUT_OF_RANGE,
+    MISSING_TITLE,
+    TOO_SHORT,
+)
 
 # The same amount pattern for Arrow's RE2, which runs over a whole price column at once. RE2's
 # \d and \s are ASCII-only, so it is used on ASCII strings only (with Python's ASCII

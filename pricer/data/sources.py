@@ -27,6 +27,7 @@ from pricer.data.items import (
     PRICE_OUT_OF_RANGE,
     REJECTION_REASONS,
     TOO_SHORT,
+    UNREADABLE_LINE,
     CleaningSettings,
     accepted_items,
     convert_batch,
@@ -284,6 +285,15 @@ def load_amazon(
             desc=f"clean {category}",
         )
         items, rejected = split_rejections(converted.to_pandas())
+        if rejected[UNREADABLE_LINE]:
+            log.warning(
+                "%s: %d of %d lines are no JSON object (malformed, or nested too deep to "
+                "read): counted as %s and left out",
+                data_files,
+                rejected[UNREADABLE_LINE],
+                len(lines),
+                UNREADABLE_LINE,
+            )
         item_frames.append(items)
         rejections.update(rejected)
         n_raw += len(lines)
@@ -295,11 +305,27 @@ def load_amazon(
 def _convert_json_lines(
     batch: Mapping[str, Sequence[str]], settings: CleaningSettings, category: str
 ) -> dict[str, list]:
-    records = [json.loads(line) for line in batch["text"]]
+    records = [_record(line) for line in batch["text"]]
     columns = ("title", "description", "features", "details", "price")
-    raw = {column: [record.get(column) for record in records] for column in columns}
+    raw = {column: [(record or {}).get(column) for record in records] for column in columns}
     raw["category"] = [category] * len(records)
-    return convert_batch(raw, settings)
+    converted = convert_batch(raw, settings)
+    converted["reject_reason"] = [
+        UNREADABLE_LINE if record is None else reason
+        for record, reason in zip(records, converted["reject_reason"], strict=True)
+    ]
+    return converted
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """A raw line's record; None for a line that is no JSON object. A malformed line was a
+    JSONDecodeError, one nested 100,000 brackets deep a RecursionError, and a JSON array an
+    AttributeError: each a traceback that stopped the whole curation."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_item_files(

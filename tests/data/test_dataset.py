@@ -481,6 +481,7 @@ def test_item_prices_outside_curations_range_are_rejected_and_counted(tmp_path: 
         assert frame["price"].between(low, high).all()
     assert len(curated.train) == 30 and len(curated.test) == 3
     assert curated.report.rejections == {
+        "unreadable_line": 0,  # a malformed item file is refused whole
         "missing_price": 1,
         "invalid_price": 2,  # "twelve" and -4
         "price_out_of_range": 5,  # 0, 1e9, inf, 1e300 and the test file's 0.2

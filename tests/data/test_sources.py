@@ -126,6 +126,22 @@ def test_amazon_loader_cleans_raw_meta_files_offline(tmp_path: Path) -> None:
     assert json.loads(items.loc[items["price"] == 15.0, "details"].item())["Brand"] == "Playful"
 
 
+def test_amazon_lines_that_are_no_json_object_are_counted_unreadable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A line nested 100,000 brackets deep was a RecursionError traceback out of the loader, a
+    # malformed one a JSONDecodeError, a JSON array an AttributeError: the curation stopped.
+    path = tmp_path / "meta_Automotive.jsonl"
+    good = json.dumps(raw_record(price="15.00"))
+    path.write_text("\n".join([good, "{broken", "[" * 100_000, "[1, 2]", good]) + "\n")
+    settings = CleaningSettings.from_config(compose_config("curate").curation["items"])
+    cfg = amazon_config(str(tmp_path / "meta_{category}.jsonl"), tmp_path)
+    items, rejections, n_raw = load_amazon({**cfg, "categories": ["Automotive"]}, settings)
+    assert n_raw == 5 and items["price"].tolist() == [15.0, 15.0]
+    assert rejections == {**dict.fromkeys(REJECTION_REASONS, 0), "unreadable_line": 3}
+    assert "3 of 5 lines are no JSON object" in caplog.text
+
+
 def test_amazon_loader_names_offline_alternatives_when_unreachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
