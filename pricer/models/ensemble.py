@@ -161,9 +161,14 @@ class EnsemblePricer(MembersParams, Pricer):
                 members[name] = inner
         return members
 
+    def _active_members(self) -> dict[str, Pricer]:
+        """The members to fit: one set to null (``model.members.xgboost=null``) is left out,
+        as a stack's is; it was cloned, a TypeError traceback once the run had opened."""
+        return {name: member for name, member in (self.members or {}).items() if member is not None}
+
     def _validate(self, n_items: int) -> None:
-        if not self.members:
-            raise ConfigError("an ensemble needs at least one member")
+        if not self._active_members():
+            raise ConfigError("an ensemble needs at least one member that is not null")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
@@ -220,7 +225,7 @@ class EnsemblePricer(MembersParams, Pricer):
         # included, as its nearest example, and the stacker trusted that member for it.
         texts = comparable(items["text"])
         fit_rows = fit_rows[~texts.iloc[fit_rows].isin(set(texts.iloc[valid_rows])).to_numpy()]
-        names = list(self.members)
+        names = list(self._active_members())
         reports: dict[str, PriceReport] = {}
         try:
             for name in names:
@@ -337,7 +342,7 @@ class EnsemblePricer(MembersParams, Pricer):
                 for key, value in fit_stats.items()
                 if key.startswith(prefix)
             }
-            for prefix in (f"ensemble.{name}.fit." for name in self.members)
+            for prefix in (f"ensemble.{name}.fit." for name in self._active_members())
         ]
 
 

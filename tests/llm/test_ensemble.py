@@ -231,6 +231,18 @@ def test_invalid_settings_fail_at_fit(data) -> None:
             ensemble({"ridge": ridge()}, **bad).fit(train, train["price"])
     with pytest.raises(ValueError, match="at least one member"):
         ensemble({}).fit(train, train["price"])
+    with pytest.raises(ConfigError, match="at least one member that is not null"):
+        ensemble({"ridge": None}).fit(train, train["price"])
+
+
+def test_a_member_set_to_null_is_left_out(data) -> None:
+    # model.members.xgboost=null (as a stack leaves a member out) was cloned: a TypeError
+    # traceback once the run had opened and loaded its data.
+    train, test = data
+    model = ensemble({"ridge": ridge(), "xgboost": None}).fit(train, train["price"])
+    assert set(model.weights_) == set(model.members_) == {"ridge"}
+    report = model.predict_report(test)
+    assert np.isfinite(report.prices).all() and "ensemble.weight.xgboost" not in report.stats
 
 
 def test_an_llm_members_calls_at_fit_are_counted_in_the_ensembles_cost(
