@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -181,6 +181,10 @@ def _as_lines(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
+    if not isinstance(value, Iterable):
+        # A raw line's number where a list of lines belongs ("description": 12): its text. It
+        # was a TypeError traceback that stopped the whole curation.
+        return [str(value)]
     return [str(line) for line in value if line]
 
 

@@ -106,6 +106,20 @@ def test_convert_batch_keeps_every_row_and_gives_reasons(settings: CleaningSetti
     assert json.loads(out["details"][0])["Brand"] == "Ironwood"  # raw details kept for features
 
 
+def test_a_number_where_lines_belong_is_read_as_its_text(settings: CleaningSettings) -> None:
+    # "description": 12 or "features": 7.5 in a raw line was a TypeError ('int' object is not
+    # iterable) out of the converter: a traceback that stopped the whole curation.
+    lines = [f"Feature {n}: a sturdy forged steel head with a polished face" for n in range(6)]
+    records = [
+        raw_record(description=12, features=lines),
+        raw_record(description=lines, features=7.5),
+    ]
+    out = convert_batch(columns(records), settings)
+    assert out["reject_reason"] == [None, None]
+    assert out["text"][0].split("\n")[1].startswith("12 Feature 0")
+    assert "polished face 7.5 Brand Ironwood" in out["text"][1]
+
+
 def test_category_comes_from_the_source_when_given(settings: CleaningSettings) -> None:
     batch = columns([raw_record()])
     assert convert_batch(batch, settings)["category"] == ["Tools & Home Improvement"]
