@@ -342,7 +342,14 @@ def logged_pricer(model_uri: str) -> LoggedPricer:
     if pinned.startswith("runs:/"):  # a URI only a sweep's trial resolves is checked here
         live_run(pinned.removeprefix("runs:/").partition("/")[0], model_uri)
     local = download_checked(pinned, model_id, model_uri)
-    refuse_pickled(local, model_uri)
+    if not refuse_pickled(local, model_uri) and not (local / "artifacts" / MODEL_FILE).is_file():
+        # Checked before loading it: MLflow loaded any other model (its code, its pickles),
+        # then failed in words of its own ("'_SklearnModelWrapper' object has no attribute
+        # 'python_model'").
+        raise NotAPricer(
+            f"{model_uri} is no model pricer logged (it holds no {MODEL_FILE}): a logged member "
+            "must be a pricer's model (pricer train ... logs one)"
+        )
     wrapper = load_pyfunc(local).unwrap_python_model()
     _record_member(model_uri, pinned, model_id)
     return LoggedPricer(pricer=wrapper.pricer, source=pinned, trained_on=trained_on(local))
@@ -440,6 +447,10 @@ class UnloadableMember(UserError):
 class LoggedModelNotFound(UnloadableMember):
     """A logged member names a model that is not there: a typo, a name never registered, an
     alias never set, a model or run deleted, a path that does not exist."""
+
+
+class NotAPricer(UnloadableMember):
+    """A logged member names a model that pricer did not log (an sklearn model, say)."""
 
 
 class StoreLibraryMissing(UnloadableMember):

@@ -605,3 +605,22 @@ def test_a_runs_member_of_a_deleted_run_is_refused(tracking_uri: str, shop) -> N
     mlflow.MlflowClient().restore_run(run_id)
     check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
     assert logged_pricer(uri).predict(test.head(1))[0] == pytest.approx(20.0)
+
+
+def test_a_member_that_is_no_pricer_model_is_refused_before_it_loads(tracking_uri: str) -> None:
+    # MLflow loaded the sklearn model, then failed in words of its own: "Unable to retrieve
+    # base model object from pyfunc: '_SklearnModelWrapper' object has no attribute ...".
+    from sklearn.linear_model import LinearRegression
+
+    from pricer.tracking.model import NotAPricer
+
+    mlflow.set_experiment(project_experiment())
+    with mlflow.start_run():
+        fitted = LinearRegression().fit(np.ones((3, 1)), [1.0, 2.0, 3.0])
+        uri = mlflow.sklearn.log_model(fitted, name="plain").model_uri
+    with pytest.raises(NotAPricer) as refused:
+        logged_pricer(uri)
+    assert str(refused.value) == (
+        f"{uri} is no model pricer logged (it holds no pricer.skops): a logged member must be "
+        "a pricer's model (pricer train ... logs one)"
+    )
