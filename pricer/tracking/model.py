@@ -512,7 +512,7 @@ def check_logged_members(models: Mapping[str, object], tracking_uri: str) -> Non
                 try:
                     files = _find_in_store(model_uri)
                 except MlflowException as error:
-                    if error.error_code != NOT_FOUND:
+                    if not _not_found(error):
                         continue
                     why = str(error).strip().splitlines()[0].rstrip(".")
                     refused.append(
@@ -576,6 +576,16 @@ def _malformed(model_uri: str) -> bool:
     except MlflowException:
         return True
     return False
+
+
+def _not_found(error: MlflowException) -> bool:
+    """Whether ``error`` says the store has no such model: a name, id or run not there, or an
+    alias not set on a registered model (retire=true deletes one), which MLflow answers with
+    INVALID_PARAMETER_VALUE ("Registered model alias champion not found.")."""
+    if error.error_code == NOT_FOUND:
+        return True
+    said = str(error)
+    return error.error_code == "INVALID_PARAMETER_VALUE" and "alias" in said and "not found" in said
 
 
 def _find_in_store(model_uri: str) -> str | None:

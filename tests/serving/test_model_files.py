@@ -624,3 +624,32 @@ def test_a_member_that_is_no_pricer_model_is_refused_before_it_loads(tracking_ur
         f"{uri} is no model pricer logged (it holds no pricer.skops): a logged member must be "
         "a pricer's model (pricer train ... logs one)"
     )
+
+
+def test_a_logged_member_s_alias_that_is_not_set_is_refused_before_any_run(
+    tracking_uri: str, shop
+) -> None:
+    # A registered model whose champion was retired (retire=true deletes the alias): MLflow
+    # answers the alias with INVALID_PARAMETER_VALUE, not RESOURCE_DOES_NOT_EXIST, so the
+    # check passed it over and the ensemble's run opened, then ended FAILED on the member.
+    from pricer.tracking.model import LoggedModelNotFound, check_logged_members
+
+    _, _, test = shop
+    uri, _ = constant_model(20.0, test)
+    mlflow.register_model(uri, "pricer-retired")
+    member = {
+        "_target_": model_module.LOGGED_PRICER,
+        "model_uri": "models:/pricer-retired@champion",
+    }
+    with pytest.raises(LoggedModelNotFound) as refused:
+        check_logged_members({"model": {"members": {"best": member}}}, tracking_uri)
+    said = str(refused.value)
+    assert said.startswith(
+        "model.members.best: cannot find models:/pricer-retired@champion in the tracking store"
+        f" at {tracking_uri}: Registered model alias champion not found"
+    ), said
+    assert "\n" not in said
+    check_logged_members(  # the version itself is there
+        {"model": {"members": {"best": {**member, "model_uri": "models:/pricer-retired/1"}}}},
+        tracking_uri,
+    )
