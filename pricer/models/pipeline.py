@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from sklearn.base import RegressorMixin
@@ -22,9 +24,15 @@ def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
     """
     if power == 0:
         return None
-    if power < 0:
-        raise ConfigError(f"price_weight_power must be >= 0, got {power}")
-    weights = (1.0 + np.asarray(prices, dtype=float)) ** power
+    # NaN passed the check of its sign (every comparison is false) and infinity passed it:
+    # each made every weight NaN, scikit-learn's or XGBoost's traceback once the features
+    # had been computed.
+    if not (math.isfinite(power) and power > 0):
+        raise ConfigError(f"price_weight_power must be a finite number >= 0, got {power}")
+    # In logs, relative to the dearest item: (1 + $999)^150 overflowed to inf, and inf / inf
+    # is NaN. A large power gives the dearest items all the weight, as it asks.
+    logs = power * np.log1p(np.asarray(prices, dtype=float))
+    weights = np.exp(logs - logs.max())
     return weights / weights.mean()
 
 

@@ -178,6 +178,26 @@ def test_price_weights_grow_with_price_and_average_one() -> None:
         price_weights(prices, -1.0)
 
 
+@pytest.mark.parametrize("power", [float("nan"), float("inf")])
+def test_a_price_weight_power_that_is_no_number_is_one_config_error(power: float, shop) -> None:
+    # NaN and infinity passed the sign check and made every weight NaN: "Input sample_weight
+    # contains NaN", a traceback once the features had been computed.
+    train, prices, _, _ = shop
+    with pytest.raises(
+        ConfigError, match=rf"^price_weight_power must be a finite number >= 0, got {power}$"
+    ):
+        build("tfidf_ridge").set_params(price_weight_power=power).fit(train, prices)
+
+
+def test_a_large_price_weight_power_weighs_the_dearest_items_without_overflow(shop) -> None:
+    # (1 + $999)^150 overflowed to infinity, and the weights were inf / inf: NaN.
+    prices = np.array([5.0, 999.0, 999.0, 20.0])
+    np.testing.assert_allclose(price_weights(prices, 150.0), [0.0, 2.0, 2.0, 0.0], atol=1e-12)
+    train, train_prices, test, _ = shop
+    pricer = build("tfidf_ridge").set_params(price_weight_power=150.0).fit(train, train_prices)
+    assert np.isfinite(pricer.predict(test)).all()
+
+
 def test_out_of_fold_predictions_do_not_know_their_own_target() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 150))
