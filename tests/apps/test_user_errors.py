@@ -158,6 +158,16 @@ def key(name: str) -> str:
             ["models.linear.alpha=${nope}"],
             r"^error: models\.linear\.alpha: Interpolation key 'nope' not found$",
         ),
+        # NaN passed every range check made by comparison: XGBoost fitted a model that split
+        # nowhere, LinearSVR one that learned nothing, each run FINISHED with its mae.
+        (
+            "train",
+            ["model=xgboost", "model.min_child_weight=nan"],
+            r"^error: model\.min_child_weight is nan, which is no value for a setting: give it "
+            r"a number$",
+        ),
+        ("leaderboard", ["models.svr.epsilon=nan"], r"^error: models\.svr\.epsilon is nan, "),
+        ("train", ["model=frontier", "model.timeout=nan"], r"^error: model\.timeout is nan, "),
     ],
 )
 def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
@@ -201,7 +211,6 @@ def test_curate_refuses_a_missing_item_file_before_any_run(
         (["model=frontier", "model.max_concurrency=0"], "max_concurrency must be >= 1"),
         # A claim's waiter waits for the longest a call can take (timeout x attempts): NaN
         # made that wait endless (and the SDK raised a traceback), null a TypeError traceback.
-        (["model=frontier", "model.timeout=nan"], "timeout must be a finite number > 0"),
         (["model=frontier", "model.timeout=inf"], "timeout must be a finite number > 0"),
         (
             ["model=frontier", "model.max_retries=null"],
