@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
@@ -71,6 +72,31 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
             log.info("another process is creating the study tables: trying again")
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def absolute(url: str | None, folder: str | None) -> str | None:
+    """``url`` with a relative SQLite file made absolute against ``folder`` (where the user
+    started the sweep: Hydra's ``hydra.runtime.cwd``); any other URL as it is.
+
+    SQLite reads a relative file against the current folder of whichever process opens it:
+    processes started in two folders used two studies, each recording ``sqlite:///optuna.db``,
+    and a trial run in its own output folder (``hydra.job.chdir=true``) told its result to an
+    empty study of its own there.
+    """
+    from sqlalchemy.engine import make_url
+
+    if not url or not folder:
+        return url
+    try:
+        parsed = make_url(url)
+    except Exception:  # storage() says what is wrong with it
+        return url
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or os.path.isabs(database):  # a SQLite URI names its own
+        return url
+    return parsed.set(database=os.path.join(folder, database)).render_as_string(hide_password=False)
 
 
 def said(error: BaseException, url: str | None = None) -> str:

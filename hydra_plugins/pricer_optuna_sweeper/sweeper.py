@@ -100,6 +100,9 @@ class OptunaSweeper(Sweeper):
 
         assert self.config is not None and self.launcher is not None
         space, fixed = search_space.parse(self.params, arguments)
+        # Every process of the study, and each trial wherever it runs, opens the same file.
+        cwd = OmegaConf.select(self.config, "hydra.runtime.cwd")
+        self.storage = studies.absolute(self.storage, cwd)
         self._save_config()
         n_trials = self.n_trials
         sampler = self.sampler
@@ -125,7 +128,7 @@ class OptunaSweeper(Sweeper):
         log.info(
             "Optuna study %s (%s, %s), %d trial(s) in it; this process runs %d, %d at a time",
             study.study_name,
-            "shared" if store is not None else "in memory",
+            f"shared in {studies.safe_url(self.storage)}" if store is not None else "in memory",
             type(sampler).__name__,
             len(study.trials),
             n_trials,

@@ -96,6 +96,8 @@ class SharedStudy:
     @classmethod
     def from_config(cls, config: DictConfig) -> SharedStudy | None:
         """The study of a multirun by pricer's Optuna sweeper with a storage; None otherwise."""
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
         sweeper = OmegaConf.select(config, "hydra.sweeper")
         if sweeper is None or sweeper.get("_target_") != SWEEPER or not sweeper.get("storage"):
             return None
@@ -107,8 +109,12 @@ class SharedStudy:
         direction = sweeper.get("direction", "minimize")
         if not isinstance(direction, str):
             direction = next(iter(direction))
+        # As the sweeper opens it: a relative SQLite file is the one where the user started.
+        storage = studies.absolute(
+            str(sweeper.storage), OmegaConf.select(config, "hydra.runtime.cwd")
+        )
         return cls(
-            storage=str(sweeper.storage),
+            storage=str(storage),
             study_name=str(sweeper.study_name),
             direction=str(direction),
             heartbeat_interval=sweeper.get("heartbeat_interval"),

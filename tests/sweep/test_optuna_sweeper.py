@@ -403,3 +403,22 @@ def test_an_interrupt_is_what_stops_a_batch_whose_study_has_stopped_answering() 
     sweeper.launcher = Interrupted()
     with pytest.raises(KeyboardInterrupt, match="interrupted by SIGTERM"):
         sweeper._run_batch(study, trials, {}, {})
+
+
+@pytest.mark.parametrize(
+    ("url", "made"),
+    [
+        ("sqlite:///optuna.db", "sqlite:////start/optuna.db"),
+        ("sqlite:///db/optuna.db?timeout=5", "sqlite:////start/db/optuna.db?timeout=5"),
+        ("sqlite+pysqlite:///optuna.db", "sqlite+pysqlite:////start/optuna.db"),
+        ("sqlite:////abs/optuna.db", "sqlite:////abs/optuna.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql+psycopg://u:pw@host/optuna", "postgresql+psycopg://u:pw@host/optuna"),
+        (None, None),
+    ],
+)
+def test_a_relative_sqlite_file_is_made_absolute_and_nothing_else(
+    url: str | None, made: str | None
+) -> None:
+    assert studies.absolute(url, "/start") == made

@@ -1123,3 +1123,30 @@ def test_a_heartbeat_that_fails_says_why_in_the_database_s_words(
     said = [r.getMessage() for r in caplog.records if "heartbeat failed" in r.getMessage()]
     assert said and "connection refused" in said[0], said
     assert "max length" not in said[0]
+
+
+@pytest.mark.e2e
+def test_a_relative_sqlite_storage_is_the_file_where_the_sweep_started(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # sqlite:///optuna.db was read against each process's current folder: two processes
+    # started in two folders used two studies, each parent recording "sqlite:///optuna.db",
+    # and a trial run in its own output folder (hydra.job.chdir=true) told its result to an
+    # empty study it created there ("could not tell trial 0 its result").
+    start = tmp_path / "start"
+    start.mkdir()
+    command = [
+        *sweep_command(tmp_path, "sqlite:///optuna.db", 1, "sweep"),
+        "hydra.job.chdir=true",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        command, cwd=start, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    absolute = f"sqlite:///{start / 'optuna.db'}"
+    said = result.stdout + result.stderr
+    assert f"Optuna study resumed (shared in {absolute}, " in said, said[-3000:]
+    assert "could not tell trial" not in said, said[-3000:]
+    assert sorted(path for path in tmp_path.rglob("optuna.db")) == [start / "optuna.db"]
+    assert study_parent().data.tags["pricer.sweep.storage"] == absolute
