@@ -386,6 +386,14 @@ class SyntheticSource(DataSource):
             raise ValueError(f"n_records must be >= 1, got {self.n_records}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        _check_num_proc(self.num_proc)
+
+
+def _check_num_proc(num_proc: int | None) -> None:
+    # 0 or -2 cleaned in one process and the run recorded data.num_proc=0 (Hugging Face's
+    # datasets refuses them for data=amazon, once the download is done).
+    if num_proc is not None and num_proc < 1:
+        raise ValueError(f"num_proc must be >= 1 (null: every core), got {num_proc}")
 
 
 @dataclass(frozen=True)
@@ -398,6 +406,9 @@ class AmazonSource(DataSource):
     cache_dir: str | None
     num_proc: int | None
     batch_size: int
+
+    def __post_init__(self) -> None:
+        _check_num_proc(self.num_proc)
 
 
 @dataclass(frozen=True)

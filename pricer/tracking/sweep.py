@@ -36,6 +36,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.pricer_optuna_sweeper import search_space
 from hydra_plugins.pricer_optuna_sweeper.settings import direction_name
@@ -46,7 +47,7 @@ from hydra_plugins.pricer_optuna_sweeper.study import (
     database_errors,
 )
 from pricer import interrupt
-from pricer.errors import USER_ERROR_STATUS, ConfigError, ending, one_line
+from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
 from pricer.models.llm.client import MissingApiKeyError, check_api_keys
@@ -179,6 +180,7 @@ class SweepCallback(Callback):
                 "held out of training (never the test items): set validation.size, e.g. "
                 "validation.size=500"
             )
+        check_data(config)
         model = OmegaConf.select(config, "model")
         if model is not None and not swept_families(config):
             # Every trial fits this config's family: a key it lacks refuses the sweep here, as
@@ -454,6 +456,30 @@ def check_search(config: DictConfig) -> None:
         said = one_line(error)
         named = said if said.startswith("hydra.sweeper") else f"hydra.sweeper: {said}"
         raise SweepError(named) from None
+
+
+def check_data(config: DictConfig) -> None:
+    """The data and curation settings every trial shares, checked as a lone run checks them
+    before it opens (ranges, the item files): out of range (``data.num_proc=0``), the parent
+    run opened and ended FAILED at the first trial. Left to each trial when the sweep varies
+    them, or when only a trial resolves them."""
+    from pricer.data.dataset import check_item_files
+
+    if OmegaConf.select(config, "data") is None:
+        return
+    varied = [key.lstrip("+~").split(".")[0].split("/")[0] for key in swept_keys(config)]
+    if "data" in varied or "curation" in varied:
+        return
+    try:
+        data = OmegaConf.to_container(config.data, resolve=True)
+        curation = OmegaConf.select(config, "curation")
+        curation = None if curation is None else OmegaConf.to_container(curation, resolve=True)
+    except OmegaConfBaseException:
+        return
+    try:
+        check_item_files(data, curation)  # type: ignore[arg-type]
+    except UserError as error:
+        raise SweepError(str(error)) from None
 
 
 def check_drawn_values(config: DictConfig, sweeper: Any) -> None:

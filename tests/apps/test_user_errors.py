@@ -129,6 +129,9 @@ def key(name: str) -> str:
             r"^error: validation: seed must be from 0 to ",
         ),
         ("train", ["model=constant", "data.seed=-1"], r"^error: data: seed must be from 0 to "),
+        # One process cleaned the records, and the run recorded data.num_proc=0.
+        ("train", ["data.num_proc=0"], r"^error: data: num_proc must be >= 1 .*got 0$"),
+        ("curate", ["data.num_proc=-1"], r"^error: data: num_proc must be >= 1 .*got -1$"),
         # A misspelt key names the right one. Hydra advised "+model.n_estimator=300", which
         # then failed at the family's constructor; with the +, the right name is offered too.
         (
@@ -177,6 +180,29 @@ def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
     slow = "data.n_records=5000000"
     result = run_cli(pricer_app(app, *overrides, slow, workdir=tmp_path), tracking_uri, tmp_path)
     error = the_error_line(result)
+    assert re.search(pattern, error), error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["data.num_proc=0"], r"^error: data: num_proc must be >= 1 .*got 0$"),
+        (["data.n_records=0"], r"^error: data: n_records must be >= 1, got 0$"),
+        (["data=items", "data.train_paths=[/nowhere/items.jsonl]"], "/nowhere/items.jsonl$"),
+    ],
+)
+def test_a_sweep_whose_every_trial_shares_a_bad_data_setting_opens_no_run(
+    overrides: list[str], pattern: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    # The sweep's parent run opened, its first trial refused the setting, and the parent
+    # ended FAILED: a sweep in `pricer runs` for each try.
+    command = [
+        *pricer_app("train", "-m", "model.alpha=1,2", "validation.size=200", *overrides,
+                    workdir=tmp_path),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]  # fmt: skip
+    error = the_error_line(run_cli(command, tracking_uri, tmp_path))
     assert re.search(pattern, error), error
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 

@@ -260,6 +260,17 @@ def test_sizes_out_of_range_are_checked_with_the_data_settings(override: str, me
     check_data_settings(compose_config("train", []).data)  # the defaults pass
 
 
+@pytest.mark.parametrize("data", ["synthetic", "amazon"])
+@pytest.mark.parametrize("num_proc", [0, -2])
+def test_fewer_than_one_cleaning_process_is_refused(data: str, num_proc: int) -> None:
+    # data=synthetic cleaned in this process and the run recorded data.num_proc=0 (or -2);
+    # data=amazon reached Hugging Face's datasets, which refused it after the download.
+    cfg = compose_config("train", [f"data={data}", f"data.num_proc={num_proc}"])
+    with pytest.raises(ConfigError, match=rf"^data: num_proc must be >= 1 .*got {num_proc}$"):
+        check_data_settings(cfg.data)
+    check_data_settings(compose_config("train", [f"data={data}", "data.num_proc=null"]).data)
+
+
 def test_price_model_coefficients_are_checked(settings: dict[str, Any]) -> None:
     model = settings["price_model"]
     for override, message in [
