@@ -499,7 +499,7 @@ def _turn(experiment_id: str, wait: float = 0.0) -> Iterator[bool]:
     process holds it (it is ending the same runs now) and has not let it go within ``wait``
     seconds. Only processes of one host can end a run (``provably_dead``), so a lock on this host
     is enough: beside a SQLite store's file, else in the temporary folder (one file per store
-    and experiment, left for the next)."""
+    and experiment, removed by its holder as it lets go)."""
     if fcntl is None:
         yield True
         return
@@ -510,22 +510,44 @@ def _turn(experiment_id: str, wait: float = 0.0) -> Iterator[bool]:
     else:
         digest = hashlib.sha256(f"{store}\0{experiment_id}".encode()).hexdigest()[:16]
         path = Path(tempfile.gettempdir()) / f"pricer-reap-{digest}.lock"
-    try:  # read-only: another user's lock file can be locked too
-        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
-    except OSError:  # no temporary folder to write in: re-reading each run is the guard
-        yield True
-        return
-    try:
-        deadline = time.monotonic() + wait
-        while True:
+    deadline = time.monotonic() + wait
+    while True:
+        try:  # read-only: another user's lock file can be locked too
+            descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError:  # no temporary folder to write in: re-reading each run is the guard
+            yield True
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
+            if not _names(path, descriptor):
+                # Its holder removed the file as it let go, after this process opened it: a
+                # lock on it excludes no one who opens the path now.
+                continue
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
-        yield True  # released by close, also if this process dies
-    finally:
-        os.close(descriptor)
+                yield True  # released by close, also if this process dies
+            finally:
+                # Removed while still held, so each store and experiment does not leave a file
+                # for good; a waiter on it sees it gone (above). Another user's stays.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            return
+        finally:
+            os.close(descriptor)
+
+
+def _names(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` is still the file open as ``descriptor``."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

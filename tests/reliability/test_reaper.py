@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -309,6 +310,39 @@ def test_two_processes_reaping_at_once_end_each_run_once(tracking_uri: str, tmp_
     assert sorted(ended[0] + ended[1]) == sorted(dead)  # every run ended, none twice
     for run_id in dead:
         assert client.get_run(run_id).info.status == "KILLED"
+
+
+def test_a_reap_removes_its_lock_file_and_its_turn_still_excludes_others(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Each store and experiment left its lock file beside the store (or in the temporary
+    # folder) for good.
+    ids = _experiment_id()
+    locks = "mlflow.db.reap-*.lock"
+    reaper.reap(ids)
+    assert list(tmp_path.glob(locks)) == []
+    # A waiter that opened the file before its holder removed it must not hold the turn on a
+    # file no one else opens: a third process would then take the turn beside it.
+    held, release, turns = threading.Event(), threading.Event(), []
+
+    def waiter() -> None:
+        with reaper._turn(ids, wait=10) as mine:
+            turns.append(mine)
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=waiter)
+    with reaper._turn(ids) as first:
+        assert first
+        thread.start()
+        time.sleep(0.3)  # it has the file open and waits for the lock
+    assert held.wait(10)
+    with reaper._turn(ids) as third:
+        assert not third  # the waiter holds the turn
+    release.set()
+    thread.join(10)
+    assert turns == [True]
+    assert list(tmp_path.glob(locks)) == []
 
 
 def test_a_store_error_while_reaping_is_a_warning_and_the_run_goes_on(
