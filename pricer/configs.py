@@ -12,15 +12,18 @@ Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
-from pricer.errors import ConfigError
+from pricer.errors import USER_ERROR_STATUS, ConfigError, unknown_name
 from pricer.schemas import (
     APP_SCHEMAS,
     AmazonSource,
@@ -90,6 +93,75 @@ def chosen_family(cfg: DictConfig) -> str:
             f"model={cfg.family}"
         )
     return str(cfg.family)
+
+
+def check_added_keys(config: DictConfig) -> None:
+    """Refuse (``ConfigError``) a key that a ``+`` override adds at the root of the config,
+    where nothing reads it.
+
+    Hydra adds any key given with ``+``: ``+seeed=3`` or ``+modle.alpha=1`` ran the defaults
+    and recorded the typo as a setting. A key is new at the root when everything under it
+    came from such overrides; one added inside a node that is there (``+model.members...``,
+    ``+tracking.tags.note=...``) is that node's to judge, a config group's option
+    (``+experiment=course_scale``) is Hydra's, and ``hydra.*`` is Hydra's own.
+    """
+    task = OmegaConf.select(config, "hydra.overrides.task")
+    if not task:
+        return
+    choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
+    given = [str(item) for item in OmegaConf.to_container(task)]  # type: ignore[union-attr]
+    added: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(given):
+        key = override.key_or_group
+        if not override.is_add() or override.package is not None or "/" in key:
+            continue
+        top = key.split(".")[0]
+        if key in choices or top == "hydra":
+            continue
+        added.setdefault(top, []).append(key)
+    for top, keys in added.items():
+        # A sweep's values (+x=a,b) are not in the config its sweep starts with.
+        if top in config and not all(
+            any(leaf == key or leaf.startswith(f"{key}.") for key in keys)
+            for leaf in _leaves(config._get_node(top), top)
+        ):
+            continue
+        known = [name for name in config if name != "hydra" and name not in added]
+        app = OmegaConf.select(config, "hydra.job.name") or "this app"
+        raise ConfigError(
+            f"{unknown_name('key', top, known)}: +{keys[0]}=... adds a key {app} never reads"
+        )
+
+
+def _leaves(node: object, path: str) -> list[str]:
+    """The dotted paths of a config node's leaves (itself for a value or a list), under
+    ``path``; read without resolving, as an interpolation may resolve only in a run."""
+    if isinstance(node, DictConfig) and len(node):
+        return [leaf for key in node for leaf in _leaves(node._get_node(key), f"{path}.{key}")]
+    return [path]
+
+
+class AddedKeysCheck(Callback):
+    """Hydra callback (conf/hydra/default.yaml): ``check_added_keys`` before a run or a sweep
+    starts. A ``SystemExit`` carries its refusal: Hydra turns a callback's ``Exception`` into a
+    warning and goes on."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_added_keys(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_added_keys(config)
+
+
+def refuse_added_keys(config: DictConfig) -> None:
+    """``check_added_keys``, its refusal as pricer's one line, ``error: ...``, exit 2."""
+    from pricer.tracking.redaction import redact_text
+
+    try:
+        check_added_keys(config)
+    except ConfigError as error:
+        print(f"error: {redact_text(str(error))}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_STATUS) from None
 
 
 def register() -> None:

@@ -47,6 +47,7 @@ from hydra_plugins.pricer_optuna_sweeper.study import (
     database_errors,
 )
 from pricer import interrupt
+from pricer.configs import refuse_added_keys
 from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
@@ -165,6 +166,8 @@ class SweepCallback(Callback):
 
     # -- the multirun, in the launching process ----------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Before the parent run opens (this callback comes before conf/hydra/default.yaml's).
+        refuse_added_keys(config)
         # An Optuna sweep that maximised while this callback ranked by the minimum recorded
         # two best trials, Optuna's and the parent run's.
         asked = OmegaConf.select(config, "hydra.sweeper.direction")

@@ -153,7 +153,12 @@ def test_of_trials_tied_on_the_objective_the_best_is_the_one_the_view_lists_firs
     # and `pricer runs` with it, while the saved view ("trials, best first") listed the other
     # (the later run) first. One rule now: the view's order (pricer.tracking.views).
     result = train_multirun(
-        ["model=constant", "+probe=a,b", *SMALL, f"curation.cache_dir={curation_cache}"],
+        [
+            "model=constant",
+            "+tracking.tags.probe=a,b",
+            *SMALL,
+            f"curation.cache_dir={curation_cache}",
+        ],
         tracking_uri,
         tmp_path,
     )

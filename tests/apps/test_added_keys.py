@@ -1,0 +1,82 @@
+"""A key added at the root with + that no part of the app reads is refused before any run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pricer.configs import check_added_keys
+from pricer.errors import ConfigError
+from tests.apps.test_startup import APPS
+from tests.apps.test_user_errors import the_error_line
+from tests.conftest import multirun_config
+from tests.e2e.conftest import pricer_app, run_cli
+
+
+def check(*task: str) -> None:
+    """``check_added_keys`` on ``pricer train <task>`` as Hydra hands it to a callback."""
+    check_added_keys(multirun_config(list(task), list(task)))
+
+
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        (["+seeed=3"], r"^unknown key 'seeed' \(did you mean 'seed'\?\): \+seeed=\.\.\. adds"),
+        (["+modle.alpha=1"], r"^unknown key 'modle' \(did you mean 'model'\?\)"),
+        (["+modle={alpha: 1}"], r"^unknown key 'modle' "),
+        (["+probe.first=1", "+probe.second=two"], r"^unknown key 'probe' \(known: "),
+        (["+seeed=${oc.env:PRICER_TEST_UNSET}"], r"^unknown key 'seeed' "),
+    ],
+)
+def test_a_key_added_at_the_root_is_refused(task: list[str], said: str) -> None:
+    # Hydra adds whatever + names: the run went on with the defaults and recorded the typo.
+    with pytest.raises(ConfigError, match=said):
+        check(*task)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        [],
+        ["seed=3"],
+        ["+tracking.tags.note=x"],  # inside a node that is there: that node's to judge
+        ["model=ensemble", "+model.members.best._target_=pricer.tracking.model.logged_pricer"],
+        ["+tradeoff=default", "+model@extra=constant"],  # config groups' options
+        ["+hydra.job.env_set.X=1", "++hydra.job.env_set.Y=2"],  # Hydra's own
+    ],
+)
+def test_keys_added_where_something_reads_them_pass(task: list[str]) -> None:
+    check(*task)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("app", APPS)
+def test_every_app_refuses_a_key_added_at_its_root_before_any_run(
+    app: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    result = run_cli(pricer_app(app, "+seeed=3", workdir=tmp_path), tracking_uri, tmp_path)
+    error = the_error_line(result)
+    assert re.match(rf"^error: unknown key 'seeed' .*adds a key {app} never reads$", error), error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["train", "-m", "model=constant", "+probe=a,b"],
+        ["train", "-m", "hparams_search=tfidf_ridge", "+seeed=2"],
+        ["leaderboard", "-m", "+seeed=1,2"],
+    ],
+)
+def test_a_sweep_refuses_a_key_added_at_the_root_before_its_parent_run(
+    arguments: list[str], tracking_uri: str, tmp_path: Path
+) -> None:
+    app, *overrides = arguments
+    command = [*pricer_app(app, *overrides, workdir=tmp_path), f"hydra.sweep.dir={tmp_path}/m"]
+    error = the_error_line(run_cli(command, tracking_uri, tmp_path))
+    assert re.match(r"^error: unknown key '(probe|seeed)' ", error), error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
