@@ -43,6 +43,13 @@ def storage(url: str | None, heartbeat_interval: int | None, grace_period: int |
 
     if not url:
         return None
+    if _in_memory(url):
+        raise UnusableStorage(
+            f"hydra.sweeper.storage: {url} is a SQLite database in memory, which no other "
+            "process sees (nor this one's next connection: each trial made a new study in one): "
+            "name a file (sqlite:///optuna.db) to share the study, or leave storage null for a "
+            "study of this process alone"
+        )
     # A database server restarted mid-sweep drops every pooled connection: without a ping
     # before each use, a trial's first write after it failed (PostgreSQL, 22 s after the
     # restart: "could not tell trial 15 its result"). Optuna sets it for MySQL only.
@@ -97,6 +104,20 @@ def absolute(url: str | None, folder: str | None) -> str | None:
     if database.startswith("file:") or os.path.isabs(database):  # a SQLite URI names its own
         return url
     return parsed.set(database=os.path.join(folder, database)).render_as_string(hide_password=False)
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` names a SQLite database held in memory (``sqlite://``, ``:memory:``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # RDBStorage says what is wrong with it
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 def said(error: BaseException, url: str | None = None) -> str:

@@ -1150,3 +1150,23 @@ def test_a_relative_sqlite_storage_is_the_file_where_the_sweep_started(
     assert "could not tell trial" not in said, said[-3000:]
     assert sorted(path for path in tmp_path.rglob("optuna.db")) == [start / "optuna.db"]
     assert study_parent().data.tags["pricer.sweep.storage"] == absolute
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("storage", ["sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_database_in_memory_is_refused_as_a_shared_storage(
+    tracking_uri: str, tmp_path: Path, storage: str
+) -> None:
+    # Each connection had a database of its own: the heartbeat thread's failed ("no such
+    # table: trial_heartbeats") and each trial told its result to a new, empty study.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = subprocess.run(
+        sweep_command(tmp_path, storage, 1, "memory"), cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [row for row in result.stderr.splitlines() if row.strip()]
+    assert line.startswith(f"error: hydra.sweeper.storage: {storage} is a SQLite database in "), (
+        line
+    )
+    assert runs(tracking_uri).empty
