@@ -177,6 +177,7 @@ class SweepCallback(Callback):
                 f"{self.objective}, which a sweep must {self.direction}: leave the direction out"
             )
         check_search(config)
+        check_launcher(config)
         if self.validation_size < 1:
             raise SweepError(
                 f"a sweep ranks its trials by {self.objective}, measured on validation items "
@@ -459,6 +460,18 @@ def check_search(config: DictConfig) -> None:
         said = one_line(error)
         named = said if said.startswith("hydra.sweeper") else f"hydra.sweeper: {said}"
         raise SweepError(named) from None
+
+
+def check_launcher(config: DictConfig) -> None:
+    """Refuse (``SweepError``) a launcher that could run no trial: ``hydra.launcher.n_jobs=0``
+    (joblib's "every core but |n_jobs| - 1" counts from -1; 0 means nothing to it) was joblib's
+    ValueError traceback as the first batch launched, the parent run opened and ended FAILED."""
+    n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+    if isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs == 0:
+        raise SweepError(
+            "hydra.launcher.n_jobs=0 runs no trial: give the number of trials to run at once "
+            "(>= 1), or -1 for one per core"
+        )
 
 
 def check_data(config: DictConfig) -> None:

@@ -207,6 +207,22 @@ def test_a_sweep_whose_every_trial_shares_a_bad_data_setting_opens_no_run(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_a_sweep_whose_launcher_would_run_no_trial_opens_no_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # joblib's "n_jobs == 0 in Parallel has no meaning" traceback as the first batch
+    # launched, the sweep's parent run opened and ended FAILED.
+    command = [
+        *pricer_app("train", "-m", "model=constant", "model.statistic=mean,median",
+                    "validation.size=200", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0",
+                    workdir=tmp_path),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]  # fmt: skip
+    error = the_error_line(run_cli(command, tracking_uri, tmp_path))
+    assert error.startswith("error: hydra.launcher.n_jobs=0 runs no trial: "), error
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_curate_refuses_a_missing_item_file_before_any_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
