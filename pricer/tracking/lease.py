@@ -86,11 +86,16 @@ class Lease:
             )
 
     def release(self) -> None:
-        """Delete the lease tag if it is still this one. The store failing here is not raised:
-        the error that ended the holder's work (or none) is the one to tell, and the lease
-        expires by itself."""
+        """Delete the lease tag if it is still this one and has not run out. The store failing
+        here is not raised: the error that ended the holder's work (or none) is the one to
+        tell, and the lease expires by itself.
+
+        Once it has run out (a holder slowed past its end) another promotion may take it
+        between this read and the delete, which then removed that one's lease: a third took
+        it beside it, two holders. Run out, it is free for the next anyway."""
         with contextlib.suppress(Exception):
-            if _read(self.client, self.name) == self.value:
+            mine = _read(self.client, self.name) == self.value
+            if mine and time.time() < self.expiry - MARGIN_SECONDS:
                 self.client.delete_registered_model_tag(self.name, LEASE_TAG)
 
 
@@ -146,7 +151,7 @@ def take(client: MlflowClient, name: str, *, seconds: float, wait: float, again:
         # A store failing (or a signal) after this writer's value was written: not left to
         # block others until it expires.
         if value:
-            Lease(client, name, value, 0.0, again).release()
+            Lease(client, name, value, expiry, again).release()
         raise
 
 

@@ -1816,6 +1816,37 @@ def test_a_lease_another_wrote_between_this_one_s_read_and_write_is_theirs_not_a
     assert client.get_registered_model("leased").tags[lease.LEASE_TAG] == theirs  # left theirs
 
 
+def test_a_lease_released_after_its_end_leaves_the_lease_another_took_meanwhile(
+    client: MlflowClient,
+) -> None:
+    # A holder slowed past its lease's end let it go as another promotion took it: it read
+    # the tag as its own, the other wrote, and its delete removed the other's lease, which a
+    # third could then take beside it (two holders).
+    import time
+
+    from pricer.tracking import lease
+
+    client.create_registered_model("leased")
+    mine = f"mine:{time.time() - 1:.3f}"
+    client.set_registered_model_tag("leased", lease.LEASE_TAG, mine)
+    theirs = f"theirs:{time.time() + 600:.3f}"
+
+    class TakenMeanwhile(MlflowClient):
+        def get_registered_model(self, name: str) -> object:
+            read = super().get_registered_model(name)
+            client.set_registered_model_tag(name, lease.LEASE_TAG, theirs)  # after the read
+            return read
+
+    expired = lease.Lease(TakenMeanwhile(), "leased", mine, time.time() - 1, "promote again")
+    expired.release()
+    assert client.get_registered_model("leased").tags[lease.LEASE_TAG] == theirs
+    # One still running is let go.
+    live = f"live:{time.time() + 600:.3f}"
+    client.set_registered_model_tag("leased", lease.LEASE_TAG, live)
+    lease.Lease(client, "leased", live, time.time() + 600, "promote again").release()
+    assert lease.LEASE_TAG not in client.get_registered_model("leased").tags
+
+
 class Killed(BaseException):
     """A SIGKILL, as near as one process can play it: no ``except Exception`` catches it, and
     (with ``Lease.release`` made a no-op) the lease it held stays until it expires."""
