@@ -18,7 +18,7 @@ from xgboost import XGBRegressor
 
 from pricer.errors import ConfigError
 from pricer.models.dense_text import tree_model_inputs
-from pricer.models.features import check_folds, check_word_settings, whole_number
+from pricer.models.features import check_folds, check_n_jobs, check_word_settings, whole_number
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -66,6 +66,7 @@ class XGBoostPricer(PipelinePricer):
     def check_settings(self, n_items: int) -> None:
         check_word_settings(self.ngram_max, self.min_df, n_items)
         whole_number("svd_components", self.svd_components)
+        check_n_jobs(self.n_jobs)
         if self.stack_ridge_alpha is not None:  # without the ridge there are no folds
             check_folds("stack_folds", self.stack_folds, n_items)
 

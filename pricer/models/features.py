@@ -359,6 +359,16 @@ def whole_number(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_n_jobs(value: object) -> None:
+    """``n_jobs`` as joblib and the tree libraries read it: a whole number, -1 for every core;
+    0 is none (joblib's "has no meaning" traceback once the features were built; XGBoost took
+    it as every core, recorded as 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value == 0:
+        raise ConfigError(
+            f"n_jobs must be a whole number >= 1, or -1 for every core, got {value!r}"
+        )
+
+
 def check_word_settings(ngram_max: object, min_df: object, n_items: int) -> None:
     """A word vectoriser's ``ngram_max`` and ``min_df`` against the training items, before any
     work: scikit-learn refused ngram_max=0 and a min_df above the item count only with a

@@ -12,7 +12,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
 from pricer.models.dense_text import tree_model_inputs
-from pricer.models.features import whole_number
+from pricer.models.features import check_n_jobs, whole_number
 from pricer.models.pipeline import PipelinePricer
 
 
@@ -45,6 +45,7 @@ class RandomForestPricer(PipelinePricer):
 
     def check_settings(self, n_items: int) -> None:
         whole_number("svd_components", self.svd_components)
+        check_n_jobs(self.n_jobs)
 
     def make_pipeline(self) -> Pipeline:
         features = tree_model_inputs(

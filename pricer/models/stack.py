@@ -84,6 +84,7 @@ from pricer.models.base import (
 from pricer.models.features import (
     TextSVD,
     check_folds,
+    check_n_jobs,
     check_word_settings,
     text_vectorizer,
     tree_feature_union,
@@ -284,6 +285,7 @@ class StackPricer(MembersParams, Pricer):
                 raise ConfigError(f"{name} must be a finite number above 0 or null, got {value}")
         check_word_settings(self.ngram_max, self.min_df, n_items)
         whole_number("svd_components", self.svd_components)
+        check_n_jobs(self.n_jobs)
         check_folds("feature_folds", self.feature_folds, n_items)
         if self.stack_folds < 2 or n_items < 2 * self.stack_folds:
             raise ConfigError(

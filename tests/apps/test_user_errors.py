@@ -264,6 +264,10 @@ def test_curate_refuses_a_missing_item_file_before_any_run(
         # scikit-learn's own parameter check (a traceback before), and XGBoost's silent 0 trees.
         (["model=random_forest", "model.n_estimators=0"], "'n_estimators' parameter of"),
         (["model=xgboost", "model.n_estimators=-3"], "n_estimators must be >= 1, got -3"),
+        # joblib's "n_jobs == 0 in Parallel has no meaning" traceback; XGBoost took 0 as every
+        # core, and the run recorded 0.
+        (["model=random_forest", "model.n_jobs=0"], "n_jobs must be a whole number >= 1, or -1"),
+        (["model=xgboost", "model.n_jobs=0"], "n_jobs must be a whole number >= 1, or -1"),
         # XGBoost's and LightGBM's own checks: a 76-line traceback each, exit 1.
         (
             ["model=xgboost", "model.max_depth=-3"],
