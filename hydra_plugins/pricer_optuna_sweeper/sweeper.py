@@ -59,6 +59,13 @@ class OptunaSweeper(Sweeper):
             n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         if n_trials < 0 or n_jobs < 1:
             raise ValueError(f"need n_trials >= 0 and n_jobs >= 1, got {n_trials}, {n_jobs}")
+        # Optuna refuses them only as the study opens ("cannot open the sweep's parent run"),
+        # and 0 stopped the heartbeats: a killed process's trial then stayed RUNNING for good.
+        if heartbeat_interval < 1 or (grace_period is not None and grace_period < 1):
+            raise ValueError(
+                "heartbeat_interval and grace_period must be whole seconds >= 1 (grace_period "
+                f"null: twice the interval), got {heartbeat_interval} and {grace_period}"
+            )
         self.sampler = sampler
         self.direction = direction
         self.storage = storage

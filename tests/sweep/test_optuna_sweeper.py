@@ -422,3 +422,25 @@ def test_a_relative_sqlite_file_is_made_absolute_and_nothing_else(
     url: str | None, made: str | None
 ) -> None:
     assert studies.absolute(url, "/start") == made
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "hydra.sweeper.heartbeat_interval=-5",
+        "hydra.sweeper.heartbeat_interval=0",
+        "hydra.sweeper.grace_period=-1",
+    ],
+)
+def test_heartbeat_settings_below_a_second_are_refused_with_the_search(override: str) -> None:
+    # Optuna refused a negative one only as the study opened: "cannot open the sweep's parent
+    # run: The value of `heartbeat_interval` should be a positive integer"; 0 turned the
+    # heartbeats off, and a SIGKILLed process's trial stayed RUNNING in the study for good.
+    from pricer.tracking.sweep import SweepError, check_search
+
+    config = compose_train(
+        "hparams_search=tfidf_ridge", "hydra.sweeper.storage=sqlite:////tmp/optuna.db", override
+    )
+    with pytest.raises(SweepError, match=r"^hydra\.sweeper: heartbeat_interval and grace_period "):
+        check_search(config)
+    check_search(compose_train("hparams_search=tfidf_ridge", "hydra.sweeper.grace_period=5"))
