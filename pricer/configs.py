@@ -154,13 +154,13 @@ class AddedKeysCheck(Callback):
 
 
 def refuse_added_keys(config: DictConfig) -> None:
-    """``check_added_keys``, its refusal as pricer's one line, ``error: ...``, exit 2."""
-    from pricer.tracking.redaction import redact_text
-
+    """``check_added_keys``, its refusal as pricer's one line, ``error: ...``, exit 2. The line
+    names keys and never a value (``+seeed=...``), so it needs no redaction, which lives
+    above this module (pricer.tracking)."""
     try:
         check_added_keys(config)
     except ConfigError as error:
-        print(f"error: {redact_text(str(error))}", file=sys.stderr, flush=True)
+        print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_STATUS) from None
 
 
