@@ -97,3 +97,15 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # it exists, owned by someone else
         return True
     return True
+
+
+def still_names(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` still names the file open as ``descriptor``: a lock file its holder
+    removed as it let go, after this process opened it, claims nothing once locked (the file
+    at the path now, if any, is the one to lock)."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

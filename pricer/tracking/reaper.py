@@ -51,6 +51,7 @@ from mlflow.entities import LoggedModelStatus, Run, RunStatus
 from mlflow.exceptions import MlflowException
 
 from pricer.errors import UserError
+from pricer.files import still_names
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import (
     SHARED_PROCESS_PREFIX,
@@ -527,7 +528,7 @@ def _turn(experiment_id: str, wait: float = 0.0) -> Iterator[bool]:
                         yield False
                         return
                     time.sleep(0.05)
-            if not _names(path, descriptor):
+            if not still_names(path, descriptor):
                 # Its holder removed the file as it let go, after this process opened it: a
                 # lock on it excludes no one who opens the path now.
                 continue
@@ -541,13 +542,3 @@ def _turn(experiment_id: str, wait: float = 0.0) -> Iterator[bool]:
             return
         finally:
             os.close(descriptor)
-
-
-def _names(path: Path, descriptor: int) -> bool:
-    """Whether ``path`` is still the file open as ``descriptor``."""
-    try:
-        named = os.stat(path)
-    except OSError:
-        return False
-    held = os.fstat(descriptor)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

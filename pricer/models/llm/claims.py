@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from pricer.files import still_names
+
 try:
     import fcntl
 except ImportError:  # Windows: no claims (see the module's docstring)
@@ -93,7 +95,7 @@ def _try_claim(path: Path) -> int | None:
             descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if _is_still(path, descriptor):
+                if still_names(path, descriptor):
                     return descriptor
             except BaseException:  # held elsewhere, or an interrupt: never keep it locked
                 os.close(descriptor)
@@ -109,19 +111,9 @@ def _try_claim(path: Path) -> int | None:
         raise
 
 
-def _is_still(path: Path, descriptor: int) -> bool:
-    """Whether ``descriptor`` is the file at ``path`` (not one removed from there)."""
-    try:
-        there = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(descriptor)
-    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
-
-
 def let_go(path: Path, descriptor: int) -> None:
     """Remove the claim file while still holding it, then unlock: a waiter that then locks
-    the removed file sees it gone (``_is_still``), so no two ever hold one request."""
+    the removed file sees it gone (``still_names``), so no two ever hold one request."""
     try:
         path.unlink(missing_ok=True)
     except OSError as error:  # it stays, empty, and the next claim of the request reuses it
