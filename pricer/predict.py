@@ -229,17 +229,12 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
                 raise ValueError(
                     f"line {number}: nested deeper than the JSON reader goes"
                 ) from None
-            except ValueError as error:  # a number no reader keeps (1e400, 5,000 digits)
+            except ValueError as error:  # a number no reader keeps, a name twice, half a character
                 raise ValueError(f"line {number}: {error}") from None
             if not isinstance(record, dict):
                 shown = json.dumps(record)
                 shown = shown if len(shown) <= 40 else f"{shown[:39]}…"
                 raise ValueError(f"a line is no JSON object (line {number}: {shown})")
-            if (escape := _lone_surrogate(json.dumps(record, ensure_ascii=False))) is not None:
-                raise ValueError(
-                    f"line {number}: {escape} is half of a character (a lone surrogate), "
-                    "which no text can hold"
-                )
             records.append(record)
     return pd.DataFrame(records, dtype=object)
 
@@ -270,7 +265,15 @@ def _refuse_repeated(names: Sequence[str], where: str) -> None:
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Each JSON object of a line as it is read: its names once each, and no half character in
+    a name or a text (nested objects come here on their own; a list's texts are looked at)."""
     _refuse_repeated([key for key, _ in pairs], "an object")
+    for key, value in pairs:
+        for text in (key, *(value if isinstance(value, list) else (value,))):
+            if isinstance(text, str) and (escape := _lone_surrogate(text)) is not None:
+                raise ValueError(
+                    f"{escape} is half of a character (a lone surrogate), which no text can hold"
+                )
     return dict(pairs)
 
 
