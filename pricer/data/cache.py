@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from pricer import interrupt
@@ -108,8 +108,12 @@ def _swap_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def problem(folder: Path) -> str | None:
-    """Why ``folder`` is not a complete entry (None when it is, "absent" when it does not exist)."""
+def problem(folder: Path, required: Collection[str] = ()) -> str | None:
+    """Why ``folder`` is not a complete entry (None when it is, "absent" when it does not exist).
+
+    ``required``: names of files the entry must hold, listed in its manifest; a manifest that
+    leaves one out vouches for nothing a reader takes from it.
+    """
     if not folder.is_dir():
         return "absent"
     try:
@@ -121,6 +125,9 @@ def problem(folder: Path) -> str | None:
         return f"no {MANIFEST} (not completely written)"
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         return f"unreadable {MANIFEST} ({type(error).__name__}: {error})"
+    unlisted = [name for name in required if name not in expected]
+    if unlisted:
+        return f"{unlisted[0]} is not in its {MANIFEST}"
     for name, (size, digest) in expected.items():
         path = folder / name
         if not path.is_file():

@@ -744,3 +744,68 @@ def test_an_empty_data_folder_is_said_to_be_empty(option: str, key: str, holding
     blank = compose_config("train", [f"data={option}", f"data.{key}='  '"])
     with pytest.raises(ConfigError, match=said):
         check_item_files(blank.data)
+
+
+def swap_test_for_training_rows(split: Path) -> str:
+    pd.read_parquet(split / "train.parquet").head(5).to_parquet(split / "test.parquet")
+    return "test.parquet has"
+
+
+def cut_train_short(split: Path) -> str:
+    data = (split / "train.parquet").read_bytes()
+    (split / "train.parquet").write_bytes(data[: len(data) // 2])
+    return "train.parquet has"
+
+
+def edit_a_test_price(split: Path) -> str:
+    # The same size, another price: only the checksum tells.
+    test = pd.read_parquet(split / "test.parquet")
+    data = (split / "test.parquet").read_bytes()
+    test.assign(price=test["price"] + 1).to_parquet(split / "test.parquet")
+    assert len((split / "test.parquet").read_bytes()) == len(data)
+    return "test.parquet does not match its sha256 checksum"
+
+
+def remove_the_manifest(split: Path) -> str:
+    (split / "manifest.json").unlink()
+    return "no manifest.json"
+
+
+@pytest.mark.parametrize(
+    "damage", [swap_test_for_training_rows, cut_train_short, edit_a_test_price, remove_the_manifest]
+)
+def test_a_curated_split_changed_after_curation_is_refused_in_one_line(
+    tmp_path: Path, damage
+) -> None:
+    # data=curated read whatever the folder held: a test.parquet swapped for training rows
+    # scored a FINISHED run on items it had trained on (they were dropped from training as
+    # "duplicates of test items", without a word).
+    folder = tmp_path / "curated"
+    save_curated(_version("old"), folder)
+    said = damage(folder)
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
+    with pytest.raises(DataError) as refused:
+        load_curated(cfg.data, cfg.curation)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{folder} is not the split pricer curate wrote: {said}")
+    assert message.endswith(f"curate it again (pricer curate output_dir={folder})")
+
+
+def test_a_manifest_that_leaves_out_a_file_read_vouches_for_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "curated"
+    save_curated(_version("old"), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["test.parquet"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
+    with pytest.raises(DataError, match=r"test\.parquet is not in its manifest\.json; curate it"):
+        load_curated(cfg.data, cfg.curation)
+
+
+def test_a_whole_curated_split_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "curated"
+    save_curated(_version("old"), folder)
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={folder}"])
+    curated = load_curated(cfg.data, cfg.curation)
+    assert (len(curated.train), len(curated.test)) == (30, 5)
