@@ -489,6 +489,34 @@ def read_curated(folder: Path) -> CuratedData:
 
 
 def frame_digest(frame: pd.DataFrame) -> str:
-    """A content digest of an item table (row order matters): equal digests, equal data."""
+    """A digest of an item table, its columns' names and kinds of value included (row and
+    column order matter): equal digests, equal tables.
+
+    Rows alone said that a table whose title and text columns swapped names was the same
+    data. Kinds, not dtypes: one table read from Parquet or built in memory has ``str`` or
+    Arrow-backed text columns, which hold the same values. MLflow's own digest
+    (``mlflow.data.from_pandas``) is no fit: it reads the first 10,000 rows only and leaves
+    out a column holding a None or booleans (``category``, ``drawn_like_test``).
+    """
+    layout = [[str(name), _value_kind(dtype)] for name, dtype in frame.dtypes.items()]
+    digest = hashlib.sha256(json.dumps(layout).encode())
+    digest.update(rows_digest(frame).encode())
+    return digest.hexdigest()[:16]
+
+
+def rows_digest(frame: pd.DataFrame) -> str:
+    """A digest of an item table's values, row by row in order, its column names left out.
+
+    The evaluation items' tag (``pricer.eval_digest``), which promotion matches a candidate to
+    its champion by: the items' columns are pricer's own (``items.ITEM_COLUMNS``), so their
+    values tell the items apart, and every champion's tag was written this way.
+    """
     hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def _value_kind(dtype: Any) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"b": "bool", "i": "integer", "u": "integer", "f": "float", "c": "complex"}.get(
+        kind, "datetime" if kind in "mM" else "other"
+    )

@@ -12,7 +12,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.types import Schema
 
-from pricer.data.dataset import CuratedData, describe_source, frame_digest
+from pricer.data.dataset import CuratedData, describe_source, frame_digest, rows_digest
 from pricer.errors import ConfigError
 from pricer.evaluation import category_bars, category_pie, price_histogram
 from pricer.tracking import tags
@@ -90,9 +90,7 @@ def tag_evaluation_items(eval_items: pd.DataFrame) -> None:
     compare`` showed two leaderboards' ``best_mae`` side by side, the one over 30 items and
     the other over 250 (or over other items of the same number), as if comparable.
     """
-    mlflow.set_tags(
-        {EVAL_DIGEST_TAG: frame_digest(eval_items), EVAL_SIZE_TAG: str(len(eval_items))}
-    )
+    mlflow.set_tags({EVAL_DIGEST_TAG: rows_digest(eval_items), EVAL_SIZE_TAG: str(len(eval_items))})
 
 
 def log_curation_counts(curated: CuratedData) -> None:

@@ -28,6 +28,7 @@ from pricer.data.dataset import (
     frame_digest,
     load_curated,
     read_curated,
+    rows_digest,
     save_curated,
 )
 from pricer.data.items import LIKE_TEST_COLUMN
@@ -260,6 +261,35 @@ def test_digest_tracks_content_and_order() -> None:
     assert frame_digest(frame) == frame_digest(frame.copy())
     assert frame_digest(frame) != frame_digest(frame.iloc[::-1])
     assert frame_digest(frame) != frame_digest(frame.assign(price=[1.0, 2.5]))
+
+
+def test_digest_tracks_column_names_and_kinds_of_value() -> None:
+    # The same values under other names were the same digest: a table whose title and text
+    # had swapped names was recorded in MLflow as the data of the run before.
+    frame = pd.DataFrame({"title": ["Oak desk"], "text": ["An oak desk, 120 cm"], "price": [99.0]})
+    swapped = frame.rename(columns={"title": "text", "text": "title"})
+    assert frame_digest(frame) != frame_digest(swapped)
+    assert frame_digest(frame) != frame_digest(frame.rename(columns={"price": "cost"}))
+    flagged = frame.assign(flag=[1])
+    assert frame_digest(flagged) != frame_digest(flagged.assign(flag=[True]))
+    # Text held as str, object or Arrow-backed (read from Parquet or built) is the same text.
+    for dtype in (object, "string[pyarrow]"):
+        assert frame_digest(frame) == frame_digest(frame.astype({"title": dtype, "text": dtype}))
+
+
+def test_the_evaluation_items_tag_reads_as_before_so_champions_stay_comparable() -> None:
+    # pricer.eval_digest matches a candidate to its champion's items: a new formula would
+    # have left every champion in a store with no candidate to compare.
+    items = pd.DataFrame(
+        {
+            "title": ["Oak desk", "Steel bolt"],
+            "text": ["An oak desk", "A steel bolt, 10 pack"],
+            "price": [129.99, 4.5],
+            "category": ["Office_Products", None],
+            "details": [None, '{"Brand": "B"}'],
+        }
+    )
+    assert rows_digest(items) == "88524b37a8dd36f7"
 
 
 def test_build_from_raw_times_each_stage_on_request() -> None:

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from mlflow.data.code_dataset_source import CodeDatasetSource
 
+from pricer.data.dataset import CuratedData, CurationReport
 from pricer.errors import ConfigError
 from pricer.experiment import run_family
-from pricer.tracking.data import SCHEMA_ROWS, ItemsDataset
-from tests.conftest import small_train_config
+from pricer.tracking.data import SCHEMA_ROWS, ItemsDataset, log_data_inputs
+from tests.conftest import compose_config, small_train_config
 
 
 def items(n: int) -> pd.DataFrame:
@@ -54,3 +55,21 @@ def test_a_data_name_mlflow_refuses_in_model_names_fails_before_any_run(
     with pytest.raises(ConfigError, match=r"^data\.name=.* MLflow refuses"):
         run_family("constant", cfg)
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_datasets_whose_columns_are_named_otherwise_are_recorded_as_other_data(
+    tracking_uri: str,
+) -> None:
+    # Their digests were equal: MLflow's record said the two runs used the same data.
+    train = items(40)
+    swapped = train.rename(columns={"title": "text", "text": "title"})
+    digests = []
+    for frame in (train, swapped):
+        report = CurationReport("items", 50, {}, 50, 50, 40, 10)
+        curated = CuratedData(frame, train.head(10), frame[["price", "category"]], report)
+        with mlflow.start_run() as run:
+            log_data_inputs(curated, None, compose_config("train").data, curation_counts=False)
+        inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+        digests.append({i.dataset.name: i.dataset.digest for i in inputs})
+    assert digests[0]["synthetic-training"] != digests[1]["synthetic-training"]
+    assert digests[0]["synthetic-test"] == digests[1]["synthetic-test"]
