@@ -336,7 +336,9 @@ def _build_from_item_files(
     cleaning = CleaningSettings.from_config(curation_cfg["items"])
     price_range = (cleaning.min_price, cleaning.max_price)
     train, rejections = sources.read_item_files(list(data_cfg["train_paths"]), price_range)
-    train[LIKE_TEST_COLUMN] = False
+    # As the files flag them (a split pricer curate wrote), else not drawn like the test set.
+    flags = train.get(LIKE_TEST_COLUMN, pd.Series(False, index=train.index))
+    train[LIKE_TEST_COLUMN] = flags.eq(True)  # a file without them: NaN
     like_test_paths = list(data_cfg["like_test_paths"] or [])
     if like_test_paths:
         like, like_rejections = sources.read_item_files(like_test_paths, price_range)
@@ -347,6 +349,7 @@ def _build_from_item_files(
     test = None
     if test_paths:
         test, test_rejections = sources.read_item_files(test_paths, price_range)
+        test = test.drop(columns=LIKE_TEST_COLUMN, errors="ignore")  # flags training items
         rejections = {reason: n + test_rejections[reason] for reason, n in rejections.items()}
         n_read += len(test) + sum(test_rejections.values())
     n_items = len(train) + (0 if test is None else len(test))

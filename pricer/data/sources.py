@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from pricer.data.items import (
     ITEM_COLUMNS,
+    LIKE_TEST_COLUMN,
     PRICE_OUT_OF_RANGE,
     REJECTION_REASONS,
     TOO_SHORT,
@@ -433,7 +435,27 @@ def validate_items(
     ).reset_index(drop=True)
     items["price"] = items["price"].astype(float)
     items["details"] = items["details"].map(_details_as_json)
+    if LIKE_TEST_COLUMN in frame.columns:
+        # The flag of the training items drawn like the test set, as pricer curate writes it
+        # (data=real's 1,749): read back by data=curated, every one was counted as not.
+        items[LIKE_TEST_COLUMN] = like_test_flags(kept[LIKE_TEST_COLUMN].tolist(), origin)
     return items, {reason: rejections.get(reason, 0) for reason in REJECTION_REASONS}
+
+
+def like_test_flags(values: Sequence[object], origin: str) -> list[bool]:
+    """A file's ``drawn_like_test`` column as booleans, an empty cell as False; anything but
+    true or false is refused, as a text "false" would read as true."""
+    flags = []
+    for value in values:
+        if isinstance(value, bool | np.bool_):
+            flags.append(bool(value))
+        elif value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            flags.append(False)
+        else:
+            raise DataError(
+                f"{origin}: {LIKE_TEST_COLUMN} holds {value!r}; it is true, false or empty"
+            )
+    return flags
 
 
 def count_text(counts: Mapping[str, int]) -> str:

@@ -119,6 +119,44 @@ def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: P
     assert split.train[LIKE_TEST_COLUMN].all() and LIKE_TEST_COLUMN not in split.test.columns
 
 
+def test_a_curated_split_keeps_its_flags_of_items_drawn_like_the_test_set(tmp_path: Path) -> None:
+    # Read back with data=curated, every training item of a split pricer curate wrote was
+    # flagged False: data=real's 1,749 were weighed as any other, and validation.like_test
+    # found none to hold out.
+    cfg = items_config(
+        tmp_path,
+        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
+        like_test_paths=[write_items(tmp_path / "like.jsonl", 6, "Toys", start=50)],
+        test_paths=[write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)],
+        test_rows=4,
+    )
+    save_curated(load_curated(cfg.data, cfg.curation), tmp_path / "split")
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'split'}"])
+    curated = load_curated(cfg.data, cfg.curation)
+    flagged = curated.train.loc[curated.train[LIKE_TEST_COLUMN], "title"]
+    assert flagged.tolist() == [f"item {i}" for i in [*range(50, 56), *range(104, 110)]]
+    assert curated.train[LIKE_TEST_COLUMN].dtype == bool
+    assert LIKE_TEST_COLUMN not in curated.test.columns
+
+
+def test_an_item_files_flag_that_is_not_true_or_false_is_one_line(tmp_path: Path) -> None:
+    rows = [
+        {"title": f"item {i}", "text": f"text {i}", "price": 5.0 + i, LIKE_TEST_COLUMN: flag}
+        for i, flag in enumerate([True, None, "false"] * 5)
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg = items_config(tmp_path, train_paths=[str(path)])
+    cfg.curation.split.test_size = 3
+    with pytest.raises(DataError, match=f"^{path}: {LIKE_TEST_COLUMN} holds 'false'; it is true,"):
+        load_curated(cfg.data, cfg.curation)
+    rows = [{**row, LIKE_TEST_COLUMN: row[LIKE_TEST_COLUMN] is True} for row in rows[:2]] * 8
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg.data.test_paths = [write_items(tmp_path / "test.jsonl", 3, "Toys", start=100)]
+    flags = load_curated(cfg.data, cfg.curation).train[LIKE_TEST_COLUMN]
+    assert flags.tolist() == [True, False] * 8
+
+
 def test_training_copies_of_test_items_are_dropped(tmp_path: Path) -> None:
     cfg = items_config(
         tmp_path,
