@@ -376,6 +376,8 @@ def _read_item_file(
         if isinstance(error, DataError):
             raise
         raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
+    except OSError as error:  # a file its reader may not open (PermissionError): a traceback
+        raise DataError(f"{path}: cannot read it: {error.strerror or error}") from error
     if frame.empty and frame.columns.empty:
         raise DataError(f"{path}: no items (the file is empty)")
     return validate_items(frame, str(path), price_range)

@@ -207,3 +207,28 @@ def test_a_jsonl_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> No
     path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(item(p)) + "\n" for p in (3, 7)).encode())
     items, _ = read_item_files([str(path)], PRICES)
     assert items["price"].tolist() == [3.0, 7.0]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_file_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    # A file its reader has no permission for was PermissionError's traceback. Tests run as
+    # root, who may read any file, so the refusal is the operating system's, simulated.
+    path = tmp_path / f"items{suffix}"
+    if suffix == ".parquet":
+        pd.DataFrame([item(3.5)]).to_parquet(path)
+    else:
+        write_jsonl(path, [item(3.5)])
+    opens = open
+
+    def refused(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return opens(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refused)
+    monkeypatch.setattr("io.open", refused)
+    monkeypatch.setattr(pd, "read_parquet", lambda file, *a, **k: refused(file))
+    with pytest.raises(DataError, match=f"^{path}: cannot read it: Permission denied$"):
+        read_item_files([str(path)], PRICES)
