@@ -143,7 +143,7 @@ def check_item_files(
     folder = data_cfg.get("curated_dir")
     if folder and not Path(folder).exists():
         raise sources.DataError(_no_curated_split(folder))
-    raise sources.DataError(f"item file not found: {missing[0]}")
+    raise sources.DataError(sources.missing_file(Path(missing[0])))
 
 
 def _no_curated_split(folder: str) -> str:

@@ -360,7 +360,7 @@ def _read_item_file(
     path: Path, price_range: tuple[float, float]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     if not path.is_file():
-        raise DataError(f"item file not found: {path}")
+        raise DataError(missing_file(path))
     suffix = path.suffix.lower()
     try:
         if suffix in {".jsonl", ".json"}:
@@ -381,6 +381,14 @@ def _read_item_file(
     if frame.empty and frame.columns.empty:
         raise DataError(f"{path}: no items (the file is empty)")
     return validate_items(frame, str(path), price_range)
+
+
+def missing_file(path: Path) -> str:
+    """Why an item file named in the settings is not one to read: a folder there was said to be
+    "not found", and its user looked for a typo in a path that was right."""
+    if path.is_dir():
+        return f"{path} is a folder, not an item file: name the .jsonl or .parquet files in it"
+    return f"item file not found: {path}"
 
 
 def refuse_json_array(path: Path) -> None:

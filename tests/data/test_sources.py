@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pricer.data.dataset import check_item_files
 from pricer.data.items import REJECTION_REASONS
 from pricer.data.sources import DataError, SourceUnavailableError, load_amazon, read_item_files
 from pricer.schemas import CleaningSettings
@@ -232,3 +233,14 @@ def test_a_file_that_cannot_be_opened_is_one_line(
     monkeypatch.setattr(pd, "read_parquet", lambda file, *a, **k: refused(file))
     with pytest.raises(DataError, match=f"^{path}: cannot read it: Permission denied$"):
         read_item_files([str(path)], PRICES)
+
+
+def test_a_folder_named_as_an_item_file_is_called_a_folder(tmp_path: Path) -> None:
+    # "item file not found: <folder>": the path was right, and it named no file.
+    write_jsonl(tmp_path / "data" / "items.jsonl", [item(3.5)])
+    said = f"^{tmp_path / 'data'} is a folder, not an item file: name the .jsonl or .parquet"
+    with pytest.raises(DataError, match=said):
+        read_item_files([str(tmp_path / "data")], PRICES)
+    cfg = compose_config("train", ["data=items", f"data.train_paths=[{tmp_path / 'data'}]"])
+    with pytest.raises(DataError, match=said):  # before any run is made
+        check_item_files(cfg.data)
