@@ -372,15 +372,31 @@ def _read_item_file(
             raise DataError(
                 f"{path}: unsupported item file type {suffix!r} (use .jsonl or .parquet)"
             )
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         if isinstance(error, DataError):
             raise
-        raise DataError(f"{path}: not readable as {suffix[1:]}: {error}") from error
+        # A line of JSON that is no object was pandas' TypeError, a traceback, or its words
+        # about "dictionary update sequence elements", naming neither the line nor the cause.
+        why = _line_not_an_object(path) if suffix != ".parquet" else None
+        raise DataError(f"{path}: {why or f'not readable as {suffix[1:]}: {error}'}") from error
     except OSError as error:  # a file its reader may not open (PermissionError): a traceback
         raise DataError(f"{path}: cannot read it: {error.strerror or error}") from error
     if frame.empty and frame.columns.empty:
         raise DataError(f"{path}: no items (the file is empty)")
     return validate_items(frame, str(path), price_range)
+
+
+def _line_not_an_object(path: Path) -> str | None:
+    """Which line of a JSON Lines file is no JSON object (``null``, ``5``, ``[1, 2]``), if any."""
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            text = line.strip()
+            if text and not text.startswith("{"):
+                return (
+                    f"line {number} is no JSON object ({text[:40]}); JSON Lines of item "
+                    "objects expected, one a line"
+                )
+    return None
 
 
 def missing_file(path: Path) -> str:

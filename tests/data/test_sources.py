@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -244,3 +245,13 @@ def test_a_folder_named_as_an_item_file_is_called_a_folder(tmp_path: Path) -> No
     cfg = compose_config("train", ["data=items", f"data.train_paths=[{tmp_path / 'data'}]"])
     with pytest.raises(DataError, match=said):  # before any run is made
         check_item_files(cfg.data)
+
+
+@pytest.mark.parametrize("line", ["null", "5", "[1, 2]", '"a product"'])
+def test_a_json_line_that_is_no_object_is_named(tmp_path: Path, line: str) -> None:
+    # pandas' TypeError ("'NoneType' object is not iterable"): a traceback naming no file.
+    path = write_jsonl(tmp_path / "items.jsonl", [item(3.5), item(4.5)])
+    path.write_text(path.read_text() + line + "\n" + json.dumps(item(5.5)) + "\n")
+    said = f"^{path}: line 3 is no JSON object \\({re.escape(line)}\\); JSON Lines of item"
+    with pytest.raises(DataError, match=said):
+        read_item_files([str(path)], PRICES)
