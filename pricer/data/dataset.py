@@ -73,23 +73,31 @@ class Source:
     files are already curated and read fast, so caching them buys nothing.
     """
 
-    describe: Callable[[Mapping[str, Any]], str]
+    describe: Callable[[Mapping[str, Any], bool], str]  # (settings, of the test set?)
     load_raw: Callable[..., tuple[pd.DataFrame, dict[str, int], int]] | None = None
+
+
+def _item_files(cfg: Mapping[str, Any], test: bool) -> str:
+    """The files a set's items come from: the test set from the test files (from the training
+    ones when curation.split draws it), the training set from the training and like-test files
+    and the test files' rows past ``data.test_rows``."""
+    train = [*cfg["train_paths"], *(cfg["like_test_paths"] or [])]
+    tests = list(cfg["test_paths"] or [])
+    if test:
+        return ",".join(str(path) for path in tests or train)
+    surplus = tests if cfg["test_rows"] is not None else []
+    return ",".join(str(path) for path in [*train, *surplus])
 
 
 SOURCES: dict[str, Source] = {
     "synthetic": Source(
-        lambda cfg: f"synthetic:n_records={cfg['n_records']},seed={cfg['seed']}",
+        lambda cfg, _: f"synthetic:n_records={cfg['n_records']},seed={cfg['seed']}",
         sources.load_synthetic,
     ),
     "amazon": Source(
-        lambda cfg: f"hf:{cfg['dataset']}:{','.join(cfg['categories'])}", sources.load_amazon
+        lambda cfg, _: f"hf:{cfg['dataset']}:{','.join(cfg['categories'])}", sources.load_amazon
     ),
-    "items": Source(
-        lambda cfg: ",".join(
-            str(path) for path in [*cfg["train_paths"], *(cfg["like_test_paths"] or [])]
-        )
-    ),
+    "items": Source(_item_files),
 }
 
 
@@ -101,9 +109,10 @@ def source_of(data_cfg: Mapping[str, Any]) -> Source:
     return SOURCES[name]
 
 
-def describe_source(data_cfg: Mapping[str, Any]) -> str:
-    """A short, human-readable origin of the data, used as the dataset source."""
-    return source_of(data_cfg).describe(data_cfg)
+def describe_source(data_cfg: Mapping[str, Any], *, test: bool = False) -> str:
+    """A short, human-readable origin of the training items (of the test items with ``test``),
+    used as the dataset source."""
+    return source_of(data_cfg).describe(data_cfg, test)
 
 
 def check_curation_settings(curation_cfg: Mapping[str, Any]) -> None:

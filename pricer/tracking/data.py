@@ -55,8 +55,13 @@ def log_data_inputs(
     one chart as if comparable.
     """
     # Curated data is produced by pricer's code from an origin: say which, explicitly (a bare
-    # string source is guessed at by MLflow and warned about).
-    source = CodeDatasetSource(tags={tags.DATASET_ORIGIN: describe_source(data_cfg)})
+    # string source is guessed at by MLflow and warned about). The test items' own: the
+    # training files were recorded as where data=real's and data=curated's test items came from.
+    origins = {
+        "training": describe_source(data_cfg),
+        "test": describe_source(data_cfg, test=True),
+    }
+    origins |= {"evaluation": origins["test"], "validation": origins["training"]}
     frames = {"training": curated.train, "test": curated.test}
     if eval_items is not None:
         frames["evaluation"] = eval_items
@@ -68,7 +73,7 @@ def log_data_inputs(
         sized = context in ("evaluation", "validation")
         logged[context] = ItemsDataset(
             frame,
-            source=source,
+            source=CodeDatasetSource(tags={tags.DATASET_ORIGIN: origins[context]}),
             targets="price",
             name=f"{name}-{context}-{len(frame)}" if sized else f"{name}-{context}",
             digest=frame_digest(frame),

@@ -602,7 +602,19 @@ def test_every_data_config_names_a_source_from_the_one_dispatch_table() -> None:
         origins[name] = describe_source(data)
     assert origins["synthetic"].startswith("synthetic:n_records=")
     assert origins["amazon"].startswith("hf:McAuley-Lab/Amazon-Reviews-2023:")
-    assert origins["real"].endswith("pricer_train_head250_canonical.jsonl")
+    # The test items' origin is the test files: it was the training files, for every set.
+    real = compose_config("train", ["data=real"]).data
+    assert describe_source(real, test=True) == str(real.test_paths[0])
+    assert describe_source(real).split(",") == [
+        *map(str, [*real.train_paths, *real.like_test_paths]),
+        str(real.test_paths[0]),  # its rows past data.test_rows train
+    ]
+    curated = compose_config("train", ["data=curated"]).data
+    assert describe_source(curated, test=True).endswith("test.parquet")
+    assert describe_source(curated).endswith("train.parquet")
+    items = compose_config("train", ["data=items", "data.train_paths=[a.jsonl]"]).data
+    assert describe_source(items, test=True) == describe_source(items) == "a.jsonl"  # a split
+    assert describe_source(compose_config("train").data, test=True) == origins["synthetic"]
     cfg = compose_config("train")
     cfg.data.source = "csv"
     with pytest.raises(DataError, match=r"unknown data source 'csv'; choose one of \['synth"):

@@ -73,3 +73,28 @@ def test_datasets_whose_columns_are_named_otherwise_are_recorded_as_other_data(
         digests.append({i.dataset.name: i.dataset.digest for i in inputs})
     assert digests[0]["synthetic-training"] != digests[1]["synthetic-training"]
     assert digests[0]["synthetic-test"] == digests[1]["synthetic-test"]
+
+
+def test_each_logged_dataset_names_the_files_its_items_came_from(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Every set was recorded as coming from the training files: data=curated's test and
+    # evaluation items "came from" train.parquet.
+    data = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path}"]).data
+    report = CurationReport("items", 50, {}, 50, 50, 40, 10)
+    frame = items(50)
+    curated = CuratedData(frame.head(40), frame.tail(10), frame[["price", "category"]], report)
+    with mlflow.start_run() as run:
+        log_data_inputs(
+            curated, frame.tail(5), data, curation_counts=False, validation_items=frame.head(3)
+        )
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    origins = {
+        i.dataset.name: json.loads(i.dataset.source)["tags"]["pricer.origin"] for i in inputs
+    }
+    assert origins == {
+        "curated-training": f"{tmp_path}/train.parquet",
+        "curated-validation-3": f"{tmp_path}/train.parquet",
+        "curated-test": f"{tmp_path}/test.parquet",
+        "curated-evaluation-5": f"{tmp_path}/test.parquet",
+    }
