@@ -8,9 +8,11 @@ log how its data came to be.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -426,16 +428,46 @@ _CURATION_MODULES = ("prices.py", "identity.py", "schemas.py")
 
 
 def _cache_key(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -> str:
-    """Settings plus the data code and data files: a change to any builds a fresh split."""
+    """Settings plus the data code, data files and local raw files: a change to any builds a
+    fresh split."""
     data = {key: _plain(value) for key, value in data_cfg.items()}
     settings = {key: _plain(value) for key, value in curation_cfg.items() if key != "cache_dir"}
-    digest = hashlib.sha256(json.dumps([data, settings], sort_keys=True, default=str).encode())
+    stamps = _local_raw_files(data_cfg)
+    digest = hashlib.sha256(
+        json.dumps([data, settings, stamps], sort_keys=True, default=str).encode()
+    )
     package = Path(__file__).parent
     modules = [*package.glob("*.py"), *package.glob("*.json")]
     modules += [package.parent / name for name in _CURATION_MODULES]
     for module in sorted(modules):
         digest.update(module.read_bytes())
     return f"{data_cfg['source']}-{digest.hexdigest()[:16]}"
+
+
+def _local_raw_files(data_cfg: Mapping[str, Any]) -> list[list[Any]]:
+    """Path, size and modification time of each local raw file ``data.data_files`` names.
+
+    A local copy of the Amazon files downloaded again, or edited, kept its settings, so the
+    split curated from the old copy was read from the cache. Their size and time, not their
+    bytes: the raw files are gigabytes, hashed on every run. Remote files (``hf://``) are the
+    hub's to version.
+    """
+    pattern = data_cfg.get("data_files")
+    if not pattern:
+        return []
+    stamps: list[list[Any]] = []
+    for category in data_cfg.get("categories") or []:
+        name = str(pattern).format(category=category).removeprefix("file://")
+        if "://" in name:
+            continue
+        for path in sorted(glob.glob(name)) or [name]:  # data_files may be a glob
+            try:
+                stat = os.stat(path)
+            except OSError:  # loading it will say why
+                stamps.append([path, None, None])
+            else:
+                stamps.append([path, stat.st_size, stat.st_mtime_ns])
+    return stamps
 
 
 def _plain(value: Any) -> Any:

@@ -38,7 +38,7 @@ from pricer.identity import comparable
 from pricer.models import base as models_base
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
 from pricer.preparation import run_curation
-from tests.conftest import compose_config
+from tests.conftest import compose_config, raw_record
 
 
 def write_items(path: Path, n: int, category: str, start: int = 0) -> str:
@@ -276,6 +276,37 @@ def test_the_cache_key_holds_the_price_reading_code(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(Path, "read_bytes", changed)
     assert dataset._cache_key(cfg.data, cfg.curation) != before
+
+
+def test_a_local_copy_of_the_raw_files_changed_is_curated_again(tmp_path: Path) -> None:
+    # The split curated from the old copy was read from the cache: the settings had not
+    # changed, only the files they name.
+    def write(shift: int) -> None:
+        for category in ("Toys_and_Games", "Automotive"):
+            rows = [
+                raw_record(title=f"Hammer model {category} {i}", price=f"{10 + i + shift}.00")
+                for i in range(30)
+            ]
+            path = tmp_path / f"meta_{category}.jsonl"
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    cfg = compose_config(
+        "curate",
+        [
+            "data=amazon",
+            "data.categories=[Toys_and_Games,Automotive]",
+            "data.num_proc=1",
+            f"data.cache_dir={tmp_path / 'hf'}",
+            f"curation.cache_dir={tmp_path / 'cache'}",
+            "curation.split.test_size=10",
+        ],
+    )
+    cfg.data.data_files = str(tmp_path / "meta_{category}.jsonl")  # braces: not an override
+    write(0)
+    assert load_curated(cfg.data, cfg.curation).train["price"].max() < 40
+    write(100)
+    assert load_curated(cfg.data, cfg.curation).train["price"].min() > 100
+    assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
 def test_a_cache_dir_inside_a_file_is_one_line_before_any_curation(
