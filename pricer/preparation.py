@@ -31,7 +31,7 @@ from pricer.data.dataset import (
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import evaluation_items
-from pricer.files import unwritable
+from pricer.files import folder_problem, unwritable
 from pricer.models.human import ExportError, export_items
 from pricer.models.llm import finetuning as ft
 from pricer.models.llm.client import (
@@ -55,7 +55,11 @@ class SplitNotSaved(UserError, OSError):
 def run_curation(cfg: DictConfig) -> None:
     """Curate ``cfg.data`` into ``cfg.output_dir``, logging its inputs and charts."""
     # Before the run and the work: save_curated checks again, after the items are curated.
-    check_replaceable(Path(cfg.output_dir))
+    check_replaceable(output := Path(cfg.output_dir))
+    # The split is written beside its folder: a file or a read-only folder there failed the
+    # run once the items were curated (minutes at the course's scale), "File exists".
+    if (why := folder_problem(output.parent)) is not None:
+        raise SplitNotSaved(f"cannot write {output}: {why}; choose another output_dir")
     CurateConfig.from_root(cfg)  # histogram_bins=0: numpy's traceback after the split was saved
     # The data's settings and item files, as train checks them: data.batch_size=0 was the
     # generator's traceback, and a mistyped item path an error, each in a FAILED run.

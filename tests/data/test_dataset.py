@@ -770,6 +770,22 @@ def test_curate_refuses_histogram_bins_out_of_range_before_it_curates(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_curate_refuses_an_output_dir_it_cannot_write_before_it_curates(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The items were curated, then the split failed to be written ("File exists"), in a
+    # FAILED run: minutes of work at the course's scale for a path mistyped.
+    (tmp_path / "notes.txt").write_text("mine")
+    split = tmp_path / "notes.txt" / "split"
+    with pytest.raises(UserError) as refused:
+        run_curation(_curate_config(split, "10"))
+    assert str(refused.value) == (
+        f"cannot write {split}: {tmp_path / 'notes.txt'} is a file, not a folder; "
+        "choose another output_dir"
+    )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_a_split_that_cannot_be_written_is_one_line_and_the_old_split_stays(
     tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
