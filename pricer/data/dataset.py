@@ -8,7 +8,6 @@ log how its data came to be.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -140,6 +139,14 @@ def check_item_files(
     if curation_cfg is not None:
         check_curation_settings(curation_cfg)
     if source_of(data_cfg).load_raw is not None:  # raw sources: generated or downloaded
+        # Local copies are files too: a missing one was found once the categories before it
+        # were cleaned, in a FAILED run saying the hub was needed.
+        for category, name, matches in sources.local_category_files(data_cfg):
+            if not matches:
+                raise sources.DataError(
+                    f"data.data_files: no file {name} for category {category}: download it, "
+                    "or leave the category out of data.categories"
+                )
         return
     paths = [
         *(data_cfg.get("train_paths") or []),
@@ -452,15 +459,9 @@ def _local_raw_files(data_cfg: Mapping[str, Any]) -> list[list[Any]]:
     bytes: the raw files are gigabytes, hashed on every run. Remote files (``hf://``) are the
     hub's to version.
     """
-    pattern = data_cfg.get("data_files")
-    if not pattern:
-        return []
     stamps: list[list[Any]] = []
-    for category in data_cfg.get("categories") or []:
-        name = str(pattern).format(category=category).removeprefix("file://")
-        if "://" in name:
-            continue
-        for path in sorted(glob.glob(name)) or [name]:  # data_files may be a glob
+    for _, name, matches in sources.local_category_files(data_cfg):
+        for path in matches or [name]:
             try:
                 stat = os.stat(path)
             except OSError:  # loading it will say why

@@ -6,6 +6,7 @@ source reads files that are already curated and only validates them.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import multiprocessing
@@ -256,7 +257,7 @@ def load_amazon(
 
     item_frames, rejections, n_raw = [], Counter(), 0
     for category in cfg["categories"]:
-        data_files = cfg["data_files"].format(category=category)
+        data_files = category_files(cfg["data_files"], category)
         try:
             lines = datasets.load_dataset(
                 "text", data_files=data_files, split="train", cache_dir=cfg["cache_dir"]
@@ -302,6 +303,25 @@ def load_amazon(
     if times is not None:
         times.wall, times.processes = time.perf_counter() - started, cfg["num_proc"] or 1
     return pd.concat(item_frames, ignore_index=True), dict(rejections), n_raw
+
+
+def category_files(pattern: str, category: str) -> str:
+    """``data.data_files`` for one category: its ``{category}`` filled in."""
+    return pattern.format(category=category)
+
+
+def local_category_files(cfg: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """For each category whose ``data.data_files`` is on this machine: the category, its file
+    pattern, and the files that pattern matches (it may be a glob)."""
+    pattern = cfg.get("data_files")
+    if not pattern:
+        return []
+    found = []
+    for category in cfg.get("categories") or []:
+        name = category_files(str(pattern), category).removeprefix("file://")
+        if "://" not in name:  # hf:// and other remote files are the loader's to find
+            found.append((category, name, sorted(glob.glob(name))))
+    return found
 
 
 def _convert_json_lines(

@@ -309,6 +309,23 @@ def test_a_local_copy_of_the_raw_files_changed_is_curated_again(tmp_path: Path) 
     assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
+def test_a_local_raw_file_that_is_not_there_is_named_before_any_run(tmp_path: Path) -> None:
+    # Found once the categories before it were cleaned, in a FAILED run whose error said
+    # "The Amazon source needs the Hugging Face hub".
+    (tmp_path / "meta_Automotive.jsonl").write_text(json.dumps(raw_record()) + "\n")
+    cfg = compose_config("curate", ["data=amazon", "data.categories=[Automotive,Appliances]"])
+    cfg.data.data_files = str(tmp_path / "meta_{category}.jsonl")
+    missing = tmp_path / "meta_Appliances.jsonl"
+    said = f"^data.data_files: no file {missing} for category Appliances: download it, or "
+    with pytest.raises(DataError, match=said):
+        check_item_files(cfg.data, cfg.curation)
+    cfg.data.data_files = str(tmp_path / "meta_*{category}.jsonl")  # a glob matches
+    missing.write_text(json.dumps(raw_record()) + "\n")
+    check_item_files(cfg.data, cfg.curation)
+    cfg.data.data_files = "hf://datasets/x/meta_{category}.jsonl"  # the hub's to find
+    check_item_files(cfg.data, cfg.curation)
+
+
 def test_a_cache_dir_inside_a_file_is_one_line_before_any_curation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
