@@ -306,8 +306,15 @@ def load_amazon(
 
 
 def category_files(pattern: str, category: str) -> str:
-    """``data.data_files`` for one category: its ``{category}`` filled in."""
-    return pattern.format(category=category)
+    """``data.data_files`` for one category: its ``{category}`` filled in. Another name in
+    braces was a KeyError traceback."""
+    try:
+        return pattern.format(category=category)
+    except (KeyError, IndexError, ValueError) as error:
+        raise DataError(
+            f"data.data_files={pattern!r}: {{category}} is the one name it may hold in braces "
+            f"({type(error).__name__}: {error})"
+        ) from None
 
 
 def local_category_files(cfg: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:

@@ -255,3 +255,16 @@ def test_a_json_line_that_is_no_object_is_named(tmp_path: Path, line: str) -> No
     said = f"^{path}: line 3 is no JSON object \\({re.escape(line)}\\); JSON Lines of item"
     with pytest.raises(DataError, match=said):
         read_item_files([str(path)], PRICES)
+
+
+@pytest.mark.parametrize("pattern", ["meta_{cat}.jsonl", "meta_{}.jsonl", "meta_{category.jsonl"])
+def test_a_data_files_pattern_with_other_braces_is_one_line(pattern: str) -> None:
+    # str.format's KeyError, IndexError or ValueError: a traceback before or during the run.
+    cfg = compose_config("curate", ["data=amazon"])
+    cfg.data.data_files = pattern
+    said = f"^data.data_files={re.escape(repr(pattern))}: {{category}} is the one name it may"
+    with pytest.raises(DataError, match=said):
+        check_item_files(cfg.data, cfg.curation)
+    settings = CleaningSettings.from_config(cfg.curation["items"])
+    with pytest.raises(DataError, match=said):
+        load_amazon(cfg.data, settings)
