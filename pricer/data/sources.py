@@ -477,12 +477,17 @@ def validate_items(
             high,
         )
     kept = frame.loc[keep]
+    category = kept.get("category")
+    if category is not None and isinstance(category.dtype, pd.CategoricalDtype):
+        # A Parquet dictionary column reads as a Categorical, which takes no value it does not
+        # list: the curation charts' "unknown" for a missing category was a TypeError.
+        category = category.astype(object)
     items = pd.DataFrame(
         {
             "title": kept["title"].fillna("").astype(str),
             "text": kept["text"].fillna("").astype(str),
             "price": [price for price, ok in zip(prices, keep, strict=True) if ok],
-            "category": kept.get("category"),
+            "category": category,
             "details": kept.get("details"),
         }
     ).reset_index(drop=True)

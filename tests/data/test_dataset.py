@@ -803,6 +803,32 @@ def test_curate_refuses_an_output_dir_it_cannot_write_before_it_curates(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_curate_reads_a_parquet_files_categories_stored_as_a_dictionary(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # pandas writes a "category" column as a Parquet dictionary and reads it back as one: the
+    # charts' "unknown" for a missing category was a TypeError traceback, once the split had
+    # been saved, and the curation run FAILED.
+    rows = [
+        {"title": f"item {i}", "text": f"text of item {i}", "price": 5.0 + i} for i in range(40)
+    ]
+    frame = pd.DataFrame(rows).assign(category=["Toys", "Tools", None, "Toys"] * 10)
+    frame.astype({"category": "category"}).to_parquet(tmp_path / "items.parquet")
+    cfg = compose_config(
+        "curate",
+        [
+            "data=items",
+            f"data.train_paths=[{tmp_path / 'items.parquet'}]",
+            "curation.split.test_size=5",
+            f"output_dir={tmp_path / 'split'}",
+        ],
+    )
+    run_curation(cfg)
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED"
+    assert read_curated(tmp_path / "split").population["category"].isna().sum() == 10
+
+
 def test_a_split_that_cannot_be_written_is_one_line_and_the_old_split_stays(
     tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
