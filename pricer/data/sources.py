@@ -404,6 +404,8 @@ def _read_item_file(
             raise
         # A line of JSON that is no object was pandas' TypeError, a traceback, or its words
         # about "dictionary update sequence elements", naming neither the line nor the cause.
+        if isinstance(error, UnicodeDecodeError):
+            raise DataError(f"{path}: {_not_utf8(path, error)}") from error
         why = _line_not_an_object(path) if suffix != ".parquet" else None
         raise DataError(f"{path}: {why or f'not readable as {suffix[1:]}: {error}'}") from error
     except OSError as error:  # a file its reader may not open (PermissionError): a traceback
@@ -424,6 +426,17 @@ def _line_not_an_object(path: Path) -> str | None:
                     "objects expected, one a line"
                 )
     return None
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """What a JSON Lines file that is no UTF-8 text is. PowerShell's ``>`` writes UTF-16:
+    such a file was "line 1 is no JSON object", its NUL bytes printed to the terminal, and
+    before that the codec's words about a byte 0xff."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return "saved as UTF-16 text; save it as UTF-8"
+    return f"not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
 
 
 def missing_file(path: Path) -> str:

@@ -268,3 +268,21 @@ def test_a_data_files_pattern_with_other_braces_is_one_line(pattern: str) -> Non
     settings = CleaningSettings.from_config(cfg.curation["items"])
     with pytest.raises(DataError, match=said):
         load_amazon(cfg.data, settings)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "said"),
+    [
+        ("utf-16", "saved as UTF-16 text; save it as UTF-8"),
+        ("latin-1", "not UTF-8 text (byte 35: invalid continuation byte); save it as UTF-8"),
+    ],
+)
+def test_a_jsonl_file_that_is_not_utf8_says_so(tmp_path: Path, encoding: str, said: str) -> None:
+    # PowerShell's `>` writes UTF-16: "line 1 is no JSON object", its NUL bytes on the
+    # terminal; a Latin-1 file was the codec's words about a byte.
+    path = tmp_path / "items.jsonl"
+    lines = [json.dumps(item(3.5, text="Café table"), ensure_ascii=False)] * 2
+    path.write_bytes("\r\n".join(lines).encode(encoding))
+    with pytest.raises(DataError) as refused:
+        read_item_files([str(path)], PRICES)
+    assert str(refused.value) == f"{path}: {said}"
