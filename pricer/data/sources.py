@@ -436,6 +436,8 @@ def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
         head = handle.read(2)
     if head in (b"\xff\xfe", b"\xfe\xff"):
         return "saved as UTF-16 text; save it as UTF-8"
+    if head == b"\x1f\x8b":  # gzip's magic number: "save it as UTF-8" would mislead
+        return "a gzip-compressed file; decompress it (gunzip) and name the .jsonl file"
     return f"not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
 
 

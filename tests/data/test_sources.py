@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -275,14 +276,17 @@ def test_a_data_files_pattern_with_other_braces_is_one_line(pattern: str) -> Non
     [
         ("utf-16", "saved as UTF-16 text; save it as UTF-8"),
         ("latin-1", "not UTF-8 text (byte 35: invalid continuation byte); save it as UTF-8"),
+        ("gzip", "a gzip-compressed file; decompress it (gunzip) and name the .jsonl file"),
     ],
 )
 def test_a_jsonl_file_that_is_not_utf8_says_so(tmp_path: Path, encoding: str, said: str) -> None:
     # PowerShell's `>` writes UTF-16: "line 1 is no JSON object", its NUL bytes on the
-    # terminal; a Latin-1 file was the codec's words about a byte.
+    # terminal; a Latin-1 file was the codec's words about a byte; a gzip file too.
     path = tmp_path / "items.jsonl"
     lines = [json.dumps(item(3.5, text="Café table"), ensure_ascii=False)] * 2
-    path.write_bytes("\r\n".join(lines).encode(encoding))
+    text = "\r\n".join(lines)
+    data = gzip.compress(text.encode()) if encoding == "gzip" else text.encode(encoding)
+    path.write_bytes(data)
     with pytest.raises(DataError) as refused:
         read_item_files([str(path)], PRICES)
     assert str(refused.value) == f"{path}: {said}"
