@@ -177,10 +177,11 @@ def load_curated(data_cfg: Mapping[str, Any], curation_cfg: Mapping[str, Any]) -
     check_data_settings(data_cfg)  # the apps that call no check_item_files first too
     source = source_of(data_cfg)
     if source.load_raw is None:
+        folder, paths = data_cfg.get("curated_dir"), _item_paths(data_cfg)
         return _one_version(
-            data_cfg.get("curated_dir"),
-            lambda: _build_from_item_files(data_cfg, curation_cfg),
-            _item_paths(data_cfg),
+            folder,
+            lambda: _as_curated(folder, paths, _build_from_item_files(data_cfg, curation_cfg)),
+            paths,
         )
     cache_dir = curation_cfg["cache_dir"]
     if not cache_dir:
@@ -248,6 +249,46 @@ def _one_version(
         f"{folder} was replaced while it was read, {_VERSION_ATTEMPTS} times: pricer curate is "
         "writing it; run again once it has finished"
     )
+
+
+def _as_curated(folder: str | None, paths: list[str], read: CuratedData) -> CuratedData:
+    """A split read back (``data=curated``) with the counts and population of the curation
+    that wrote it, this read's own drops and rejections added.
+
+    Counted as item files, a curated split's run logged ``data.raw_records`` as the items in
+    its two files and no rejection at all (1,991 and none, for a synthetic curation of 3,000
+    records that rejected 765 missing prices). Only when the split's own two files are all
+    that is read: other files make other data, which this read's counts describe.
+    """
+    if not folder:
+        return read
+    split = Path(folder)
+    if sorted(Path(path).resolve() for path in paths) != [
+        (split / name).resolve() for name in ("test.parquet", "train.parquet")
+    ]:
+        return read
+    try:
+        written = CurationReport(**json.loads((split / "report.json").read_text()))
+        population = pd.read_parquet(split / "population.parquet")
+    except (OSError, ValueError, TypeError):  # not written by this version: this read's own
+        return read
+    added = read.report
+    report = CurationReport(
+        source=written.source,
+        raw_records=written.raw_records,
+        rejections=_added(written.rejections, added.rejections),
+        items=written.items,
+        sampled=written.sampled,
+        train=added.train,
+        test=added.test,
+        dropped=_added(written.dropped, added.dropped),
+    )
+    return CuratedData(read.train, read.test, population, report)
+
+
+def _added(first: Mapping[str, int], second: Mapping[str, int]) -> dict[str, int]:
+    """Counts by reason summed, zeros kept (a Counter's sum drops them, and their metrics)."""
+    return {reason: first.get(reason, 0) + second.get(reason, 0) for reason in {**first, **second}}
 
 
 def _item_paths(data_cfg: Mapping[str, Any]) -> list[str]:

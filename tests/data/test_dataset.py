@@ -829,6 +829,30 @@ def test_curate_reads_a_parquet_files_categories_stored_as_a_dictionary(
     assert read_curated(tmp_path / "split").population["category"].isna().sum() == 10
 
 
+def test_a_curated_split_read_back_carries_its_curations_counts(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Counted as item files: data.raw_records was the items in train and test.parquet, and no
+    # record had been rejected, where the curation had read 3,000 and rejected a third.
+    split = tmp_path / "split"
+    run_curation(_curate_config(split, "10"))
+    written = read_curated(split)
+    cfg = compose_config("train", ["data=curated", f"data.curated_dir={split}"])
+    read = load_curated(cfg.data, cfg.curation)
+    metrics = read.report.as_metrics()
+    assert metrics == {
+        **written.report.as_metrics(),
+        "data.dropped.repeated_test_item": 0.0,
+        "data.dropped.duplicate_of_test": 0.0,
+    }
+    assert metrics["data.raw_records"] == 3000 and metrics["data.rejected.missing_price"] > 0
+    pd.testing.assert_frame_equal(read.population, written.population)
+    # Other files beside the split's are other data: this read's own counts.
+    cfg.data.like_test_paths = [write_items(tmp_path / "more.jsonl", 5, "Toys", start=100)]
+    mixed = load_curated(cfg.data, cfg.curation).report
+    assert mixed.raw_records == len(written.train) + len(written.test) + 5
+
+
 def test_a_split_that_cannot_be_written_is_one_line_and_the_old_split_stays(
     tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
