@@ -420,6 +420,11 @@ def _line_not_an_object(path: Path) -> str | None:
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             text = line.strip()
+            if text.startswith("\ufeff"):  # invisible: "no JSON object ({...)" misled
+                return (
+                    f"line {number} starts with a byte order mark (files joined together?): "
+                    "remove it"
+                )
             if text and not text.startswith("{"):
                 return (
                     f"line {number} is no JSON object ({text[:40]}); JSON Lines of item "

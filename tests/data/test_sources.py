@@ -290,3 +290,15 @@ def test_a_jsonl_file_that_is_not_utf8_says_so(tmp_path: Path, encoding: str, sa
     with pytest.raises(DataError) as refused:
         read_item_files([str(path)], PRICES)
     assert str(refused.value) == f"{path}: {said}"
+
+
+def test_a_byte_order_mark_inside_a_jsonl_file_is_named(tmp_path: Path) -> None:
+    # Two files saved with a BOM, joined (cat a.jsonl b.jsonl): the second's mark, invisible,
+    # made its first line "no JSON object ({"title": ...)".
+    path = tmp_path / "items.jsonl"
+    line = json.dumps(item(3.5))
+    path.write_bytes(f"\ufeff{line}\n{line}\n\ufeff{line}\n".encode())
+    said = f"{path}: line 3 starts with a byte order mark (files joined together?): remove it"
+    with pytest.raises(DataError) as refused:
+        read_item_files([str(path)], PRICES)
+    assert str(refused.value) == said
