@@ -454,6 +454,10 @@ def require_folder_named(folder: str, key: str, holding: str) -> None:
         raise ConfigError(f"{key} is empty: point it at the folder holding {holding}")
 
 
+# A curation chart's most bins: one per dollar of the price range.
+MAX_HISTOGRAM_BINS = 1000
+
+
 # The apps' own keys, beside their groups: conf/<app>.yaml lists ``schema_app_<app>`` after its
 # groups, so Hydra types them while composing too (``train_size=abc``, ``overwrite=maybe`` fail
 # naming the key; ``overwrite=no`` is false, where it was the string "no", which read as true).
@@ -471,6 +475,13 @@ class CurateConfig(Settings):
         # 0 failed in numpy's histogram, a traceback once the split had been saved.
         if self.histogram_bins < 1:
             raise ConfigError(f"histogram_bins must be >= 1, got {self.histogram_bins}")
+        # 100,000 (a typo's zeros) drew each chart for 107 s, once the split had been saved; a
+        # bin per whole-dollar slot is the finest curation's $0.50-$999.49 range has.
+        if self.histogram_bins > MAX_HISTOGRAM_BINS:
+            raise ConfigError(
+                f"histogram_bins must be <= {MAX_HISTOGRAM_BINS} (a bin per dollar of the price "
+                f"range), got {self.histogram_bins}"
+            )
 
 
 @dataclass(frozen=True)

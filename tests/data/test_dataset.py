@@ -783,6 +783,9 @@ def test_curate_refuses_histogram_bins_out_of_range_before_it_curates(
     split = tmp_path / "split"
     with pytest.raises(ConfigError, match=r"^histogram_bins must be >= 1, got 0$"):
         run_curation(_curate_config(split, "0"))
+    # 100000 drew each chart for minutes, once the split had been saved.
+    with pytest.raises(ConfigError, match=r"^histogram_bins must be <= 1000 \(a bin per dol"):
+        run_curation(_curate_config(split, "100000"))
     assert not split.exists()
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
