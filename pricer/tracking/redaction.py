@@ -55,9 +55,11 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # A URL's query parameter named for a credential (?access_token=..., &key=..., &sig=...,
     # the names the LLM cache hides too: pricer.credentials): its value only, whatever its
     # length; the name stays, as the parameters that choose a deployment (api-version) do.
+    # A fragment's too (#access_token=...): no server receives it, but the URL as typed is
+    # what gets written.
     (
         "URL query credential",
-        re.compile(rf"(?i)([?&][\w.\-]*(?:{QUERY_CREDENTIAL})[\w.\-]*=)([^&#\s\"']+)"),
+        re.compile(rf"(?i)([?&#][\w.\-]*(?:{QUERY_CREDENTIAL})[\w.\-]*=)([^&#\s\"']+)"),
     ),
     # api_key=..., "password": "...", token: ... in messages and URLs: the value only
     (

@@ -148,11 +148,12 @@ def test_a_key_no_server_can_take_fails_at_fit_in_one_line_without_showing_it(
 )
 def test_the_cache_and_the_redaction_hide_the_same_query_parameters(name: str) -> None:
     # Each kept its own list of the names that mark a credential: a word added to one would
-    # have left the other writing that credential into a cache entry or the store.
+    # have left the other writing that credential into a cache entry or the store. In the
+    # fragment too: no server receives it, but the URL is written as typed.
     from pricer.models.llm.client import ClientSettings
 
     value = "Zq9x7Lm2Np4Rt6Wy"
-    url = f"https://gw.example/v1?{name}={value}"
-    hidden_by_cache = value not in ClientSettings(url, "K", 5, 0).cache_server()
-    hidden_by_redaction = value not in redact_text(url)
-    assert hidden_by_cache == hidden_by_redaction == (name not in ("api-version", "deployment"))
+    for url in (f"https://gw.example/v1?{name}={value}", f"https://gw.example/v1#{name}={value}"):
+        hidden_by_cache = value not in ClientSettings(url, "K", 5, 0).cache_server()
+        hidden_by_redaction = value not in redact_text(url)
+        assert hidden_by_cache == hidden_by_redaction == (name not in ("api-version", "deployment"))

@@ -49,6 +49,10 @@ RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
         ("https://gw.example/v1?access_token=Zq9x7Lm2", "Zq9x7Lm2"),
         ("https://gw.example/v1?api-version=2024-06-01&key=Zq9x7", "Zq9x7"),
         ("http://127.0.0.1:8765/v1?sig=Zq9x7Lm2#top", "Zq9x7Lm2"),
+        # ... and in its fragment: never sent to a server, but kept in the URL as typed
+        ("https://gw.example/v1#access_token=Zq9x7Lm2&token_type=bearer", "Zq9x7Lm2"),
+        ("https://gw.example/v1?api-version=2024-06-01#key=Zq9x7", "Zq9x7"),
+        ("https://gw.example/v1#state=1&SIG=Zq9x7Lm2", "Zq9x7Lm2"),
     ],
 )
 def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
@@ -67,6 +71,7 @@ def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
         "http://127.0.0.1:8765/v1 and https://alice@llm.example.com/v1",  # no password
         "mailto:someone@example.com, time 12:30@home",
         "https://gw.example/v1?api-version=2024-06-01&deployment=gpt-4o-mini",  # no credential
+        "https://gw.example/v1#section=2",  # a fragment naming no credential
         "unknown key=value pairs: model.n_estimator",
     ],
 )
@@ -153,5 +158,17 @@ def test_a_key_in_the_base_urls_query_reaches_no_param_or_config_artifact(
     url = f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}=Zq9x7Lm2Np4Rt6Wy"
     param, params, yaml = logged_with_base_url(url)
     assert param == f"http://127.0.0.1:8765/v1?api-version=2024-06-01&{name}={REDACTED}"
+    assert "Zq9x7Lm2Np4Rt6Wy" not in params
+    assert "Zq9x7Lm2Np4Rt6Wy" not in yaml
+
+
+@pytest.mark.parametrize("fragment", ["access_token=Zq9x7Lm2Np4Rt6Wy", "key=Zq9x7Lm2Np4Rt6Wy"])
+def test_a_key_in_the_base_urls_fragment_reaches_no_param_or_config_artifact(
+    tracking_uri: str, fragment: str
+) -> None:
+    # No server receives a fragment, so it was left as typed: the param and the config
+    # artifact kept the key whole.
+    param, params, yaml = logged_with_base_url(f"http://127.0.0.1:8765/v1#{fragment}")
+    assert param == "http://127.0.0.1:8765/v1#" + fragment.replace("Zq9x7Lm2Np4Rt6Wy", REDACTED)
     assert "Zq9x7Lm2Np4Rt6Wy" not in params
     assert "Zq9x7Lm2Np4Rt6Wy" not in yaml

@@ -190,7 +190,7 @@ class ClientSettings:
         """The server as answers are cached under it: the URL called without its user and
         password, which a cache entry would otherwise keep in plain text beside its answer.
         A URL without them is keyed as it always was; the query stays, as it may choose a
-        deployment."""
+        deployment, with the values of its credential parameters hidden (the fragment's too)."""
         return self._without_credentials(keep_query=True)
 
     def server(self) -> str:
@@ -200,7 +200,10 @@ class ClientSettings:
     def _without_credentials(self, *, keep_query: bool) -> str:
         url = urlsplit(self.resolved_base_url())
         host = url.netloc.rpartition("@")[2]
-        query, fragment = (_hidden_secrets(url.query), url.fragment) if keep_query else ("", "")
+        # The fragment reaches no server, yet a cache entry would keep it as typed.
+        query, fragment = (
+            (_hidden_secrets(url.query), _hidden_secrets(url.fragment)) if keep_query else ("", "")
+        )
         return urlunsplit((url.scheme, host, url.path, query, fragment))
 
 
