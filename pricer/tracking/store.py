@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
 from pricer.errors import UserError, one_line
+from pricer.tracking.redaction import redact_text
 
 try:
     import fcntl
@@ -90,15 +91,17 @@ def quiet_run_links() -> None:
 
 
 def safe_uri(uri: str) -> str:
-    """A store URI without its password, fit for a message."""
+    """A store URI without its password, fit for a message: the one before the host, and
+    any query parameter named for a credential (a database also takes ``?password=...``)."""
     try:
-        return make_url(uri).render_as_string(hide_password=True)
+        safe = make_url(uri).render_as_string(hide_password=True)
     except Exception:  # not a database URL: an http(s) server's, or something MLflow reads
         parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        safe = uri
+        if parts.password is not None:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            safe = urlunsplit(parts._replace(netloc=netloc))
+    return redact_text(safe)
 
 
 # Ports a database URL may leave out: its server's default.

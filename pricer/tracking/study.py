@@ -34,6 +34,7 @@ from pricer.errors import ConfigError
 from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import stale_reason
 from pricer.tracking.reaper import reopen
+from pricer.tracking.redaction import redact_text
 from pricer.tracking.store import safe_uri, store_address
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,12 @@ class SharedStudy:
 
     @property
     def safe_storage(self) -> str:
-        """The storage URL without its password, fit for a tag or a log line."""
+        """The storage URL without its password, fit for a tag or a log line: the one before
+        the host, and any query parameter named for a credential (``?password=...``, which
+        SQLAlchemy leaves in the URL it shows)."""
         from hydra_plugins.pricer_optuna_sweeper import study as studies
 
-        return studies.safe_url(self.storage) or "<storage>"
+        return redact_text(studies.safe_url(self.storage) or "<storage>")
 
     def open(self, join: bool = False) -> tuple[Any, bool]:
         """The Optuna study (created if absent) and whether this call created it.

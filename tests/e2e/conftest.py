@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -63,6 +64,19 @@ def small_leaderboard(
 
 def pricer_app(app: str, *overrides: str, workdir: Path) -> list[str]:
     return [sys.executable, "-m", f"pricer.{app}", *overrides, f"hydra.run.dir={workdir}/hydra"]
+
+
+def files_holding(secret: str, folder: Path) -> list[str]:
+    """Every file under ``folder`` whose bytes hold ``secret``, and every member of a zip
+    file that does (a logged model's .skops file is a compressed zip: its bytes never do)."""
+    needle, found = secret.encode(), []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                found += [f"{path}!{n}" for n in archive.namelist() if needle in archive.read(n)]
+        if needle in path.read_bytes():
+            found.append(str(path))
+    return found
 
 
 def runs(tracking_uri: str) -> pd.DataFrame:

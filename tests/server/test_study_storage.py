@@ -14,7 +14,7 @@ import pytest
 
 from hydra_plugins.pricer_optuna_sweeper import study as studies
 from pricer.paths import PROJECT_ROOT
-from tests.e2e.conftest import runs
+from tests.e2e.conftest import files_holding, runs
 from tests.server.servers import Postgres
 from tests.sweep.test_shared_study import sweep_command
 
@@ -114,3 +114,30 @@ def test_a_study_database_that_stops_answering_mid_sweep_is_one_line_and_a_rerun
     after = mlflow.get_run(parent_id)
     assert after.info.status == "FINISHED" and "error" not in after.data.tags
     assert after.data.metrics["trials.total"] == len(states)
+
+
+@pytest.mark.server
+@pytest.mark.e2e
+def test_a_password_in_the_study_storages_query_reaches_no_tag_artifact_or_line(
+    postgres: Postgres, tracking_uri: str, tmp_path: Path
+) -> None:
+    # libpq takes the password as a query parameter too (?password=...): the parent run's
+    # pricer.sweep.storage tag and its config/sweeper.yaml artifact kept it, hiding only a
+    # password written before the host.
+    postgres.create_database("optuna_query")
+    storage = (
+        f"postgresql+psycopg://{postgres.user}@127.0.0.1:{postgres.port}/optuna_query"
+        f"?password={postgres.password}"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = subprocess.run(
+        sweep_command(tmp_path, f"'{storage}'", 1, "sweep"), cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = runs(tracking_uri)
+    [parent_id] = table.loc[table["tags.pricer.kind"] == "sweep", "run_id"]
+    tag = mlflow.get_run(parent_id).data.tags["pricer.sweep.storage"]
+    assert tag == storage.replace(postgres.password, "***")
+    assert postgres.password not in result.stdout + result.stderr
+    assert not files_holding(postgres.password, tmp_path)  # the store, artifacts, Hydra's files

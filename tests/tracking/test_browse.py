@@ -462,6 +462,19 @@ def test_a_store_that_does_not_answer_is_one_line(
         )
 
 
+def test_a_password_in_the_store_uris_query_is_not_printed(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A database takes its password as a query parameter too (libpq's ?password=...): the
+    # line naming an empty store printed it, hiding only one written before the host.
+    uris = mlflow.tracking._tracking_service.utils
+    monkeypatch.setattr(uris, "_tracking_uri", uris._tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{tracking_uri}?password=pw-9f8e7d6c")
+    assert console.main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"no leaderboard, sweep, curation or run in {tracking_uri}?password=***\n"
+
+
 @pytest.mark.parametrize(
     "command", [["runs"], ["runs", "abcd1234"], ["compare", "abcd1234", "ef567890"]]
 )
