@@ -20,14 +20,16 @@ Free text is not entropy-checked: commit hashes and data digests are logged on p
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -56,11 +58,9 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # the names the LLM cache hides too: pricer.credentials): its value only, whatever its
     # length; the name stays, as the parameters that choose a deployment (api-version) do.
     # A fragment's too (#access_token=...): no server receives it, but the URL as typed is
-    # what gets written.
-    (
-        "URL query credential",
-        re.compile(rf"(?i)([?&#][\w.\-]*(?:{QUERY_CREDENTIAL})[\w.\-]*=)([^&#\s\"']+)"),
-    ),
+    # what gets written. Any parameter matches here; ``_QUERY_NAME`` then reads its name as a
+    # server does (API%5FKEY, api+key: see ``_query_names_credential``).
+    ("URL query credential", re.compile(r"([?&#]([^=&#\s\"']+)=)([^&#\s\"']+)")),
     # api_key=..., "password": "...", token: ... in messages and URLs: the value only
     (
         "credential assignment",
@@ -96,11 +96,33 @@ MIN_ENTROPY = 3.3
 MIN_RANDOM_LENGTH = 20
 
 
+# A URL parameter's name that marks a credential, once decoded as a server decodes it: the
+# LLM cache reads names so (parse_qsl), and API%5FKEY or api+key named no credential as typed.
+_QUERY_NAME = re.compile(QUERY_CREDENTIAL, re.IGNORECASE)
+
+
+def _query_names_credential(match: re.Match[str]) -> bool:
+    return bool(_QUERY_NAME.search(unquote_plus(match.group(2))))
+
+
+# Patterns whose match is a secret only if this says so (the rest always are).
+_SECRET_IF = {"URL query credential": _query_names_credential}
+
+
+def _always(match: re.Match[str]) -> bool:
+    return True
+
+
+def _value_hidden(match: re.Match[str], secret: Callable[[re.Match[str]], bool]) -> str:
+    return match.group(1) + REDACTED if secret(match) else match.group(0)
+
+
 def redact_text(text: str) -> str:
     """``text`` with every substring matching ``SECRET_PATTERNS`` replaced by ``REDACTED``."""
-    for _, pattern in SECRET_PATTERNS:
-        if pattern.groups == 2:  # keep the "password=" part, hide the value
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    for what, pattern in SECRET_PATTERNS:
+        if pattern.groups >= 2:  # keep the "password=" part, hide the value
+            secret = _SECRET_IF.get(what, _always)
+            text = pattern.sub(functools.partial(_value_hidden, secret=secret), text)
         else:
             text = pattern.sub(REDACTED, text)
     return text

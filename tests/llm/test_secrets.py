@@ -157,3 +157,14 @@ def test_the_cache_and_the_redaction_hide_the_same_query_parameters(name: str) -
         hidden_by_cache = value not in ClientSettings(url, "K", 5, 0).cache_server()
         hidden_by_redaction = value not in redact_text(url)
         assert hidden_by_cache == hidden_by_redaction == (name not in ("api-version", "deployment"))
+
+
+@pytest.mark.parametrize("name", ["API%5FKEY", "api%2Dk%65y", "api+key", "key[0]", "x%2Dtoken"])
+def test_a_query_credential_named_with_escapes_is_hidden_by_both(name: str) -> None:
+    # The cache read the name decoded (api_key, api-key) and hid its value; the redaction
+    # read it as typed, found no credential word, and logged the value whole.
+    from pricer.models.llm.client import ClientSettings
+
+    url = f"https://gw.example/v1?api-version=2024-06-01&{name}=Zq9x7Lm2Np4Rt6Wy"
+    assert "Zq9x7Lm2Np4Rt6Wy" not in ClientSettings(url, "K", 5, 0).cache_server()
+    assert redact_text(url) == f"https://gw.example/v1?api-version=2024-06-01&{name}=***"

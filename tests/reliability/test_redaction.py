@@ -53,6 +53,11 @@ RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
         ("https://gw.example/v1#access_token=Zq9x7Lm2&token_type=bearer", "Zq9x7Lm2"),
         ("https://gw.example/v1?api-version=2024-06-01#key=Zq9x7", "Zq9x7"),
         ("https://gw.example/v1#state=1&SIG=Zq9x7Lm2", "Zq9x7Lm2"),
+        # ... named as a server reads the name: percent-escapes and "+" decoded
+        ("https://gw.example/v1?API%5FKEY=Zq9x7Lm2", "Zq9x7Lm2"),
+        ("https://gw.example/v1?x=1&api%2Dk%65y=Zq9x7Lm2", "Zq9x7Lm2"),
+        ("https://gw.example/v1?api+key=Zq9x7Lm2", "Zq9x7Lm2"),
+        ("https://gw.example/v1?key[0]=Zq9x7Lm2", "Zq9x7Lm2"),
     ],
 )
 def test_keys_in_free_text_are_redacted(text: str, secret: str) -> None:
@@ -149,7 +154,7 @@ def test_a_password_in_the_base_url_reaches_no_param_or_config_artifact(
     assert "hunter2pw" not in yaml
 
 
-@pytest.mark.parametrize("name", ["access_token", "key", "sig", "auth"])
+@pytest.mark.parametrize("name", ["access_token", "key", "sig", "auth", "API%5FKEY"])
 def test_a_key_in_the_base_urls_query_reaches_no_param_or_config_artifact(
     tracking_uri: str, name: str
 ) -> None:
