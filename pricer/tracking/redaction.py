@@ -52,8 +52,13 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
     ("JSON web token", re.compile(r"\beyJ[\w\-]{8,}\.[\w\-]{8,}\.[\w\-]{8,}")),
     # scheme://user:password@host (a gateway's basic auth in model.base_url): the password
-    # only, whatever its length; the user and host say where, not how to get in
-    ("URL password", re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)([^/\s@]+)(?=@)")),
+    # only, whatever its length; the user and host say where, not how to get in. The host is
+    # after the authority's last "@", as the HTTP client reads it: an "@" left unescaped in
+    # the user (an e-mail address) or in the password is theirs.
+    (
+        "URL password",
+        re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/?#\s:]*:)([^/?#\s]+)(?=@)"),
+    ),
     # A URL's query parameter named for a credential (?access_token=..., &key=..., &sig=...,
     # the names the LLM cache hides too: pricer.credentials): its value only, whatever its
     # length; the name stays, as the parameters that choose a deployment (api-version) do.

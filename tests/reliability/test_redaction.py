@@ -45,6 +45,10 @@ RANDOM = "9fK2xQ7mLp4ZsW1vBn8R"  # 20 random characters, no known prefix
         ("http://alice:hunter2@127.0.0.1:8765/v1", "hunter2"),
         ("base_url: https://u:p4ss%40word@llm.example.com/v1 failed", "p4ss"),
         ("see HTTPS://bob:Zq9-x@host:8443/v1", "Zq9-x"),
+        # an "@" inside the user or the password: the host is after the last one, as the
+        # HTTP client reads it
+        ("https://alice:Zq9@x7Lm2@gw.example/v1", "x7Lm2"),
+        ("https://me@corp.example:Zq9x7pw@gw.example/v1", "Zq9x7pw"),
         # A credential in a URL's query, by the names the LLM cache hides: any length
         ("https://gw.example/v1?access_token=Zq9x7Lm2", "Zq9x7Lm2"),
         ("https://gw.example/v1?api-version=2024-06-01&key=Zq9x7", "Zq9x7"),
@@ -143,15 +147,18 @@ def logged_with_base_url(url: str) -> tuple[str, str, str]:
     return param, repr(logged.data.params), yaml
 
 
+@pytest.mark.parametrize("password", ["hunter2pw", "hunter2@Zq9x7Lm"])
 def test_a_password_in_the_base_url_reaches_no_param_or_config_artifact(
-    tracking_uri: str,
+    tracking_uri: str, password: str
 ) -> None:
     # The llm.server tag already dropped it; the model.base_url param and the config
-    # artifact kept it whole.
-    param, params, yaml = logged_with_base_url("http://alice:hunter2pw@127.0.0.1:8765/v1")
+    # artifact kept it whole. One with an "@" (the client reads the host after the last one)
+    # kept what followed its first.
+    param, params, yaml = logged_with_base_url(f"http://alice:{password}@127.0.0.1:8765/v1")
     assert param == f"http://alice:{REDACTED}@127.0.0.1:8765/v1"
-    assert "hunter2pw" not in params
-    assert "hunter2pw" not in yaml
+    tail = password.rpartition("@")[2]  # all of it, or what followed its "@"
+    assert tail not in params
+    assert tail not in yaml
 
 
 @pytest.mark.parametrize("name", ["access_token", "key", "sig", "auth", "API%5FKEY"])
