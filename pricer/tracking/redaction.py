@@ -166,6 +166,13 @@ def redact_value(key: str, value: Any) -> Any:
     return value
 
 
+def redact_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Run tags as text, each value redacted as its key calls for, as a param's is: a tag is
+    named by the user (``+tracking.tags.api_token=...``), and a value that no key format
+    gives away is a secret by the name it was put under."""
+    return {str(key): redact_value(str(key), str(value)) for key, value in tags.items()}
+
+
 def redact_tree(node: Any, key: str = "") -> Any:
     """A config tree of plain containers with every secret-looking value redacted."""
     if isinstance(node, Mapping):

@@ -40,7 +40,7 @@ from pricer.tracking import tags as tag_names
 from pricer.tracking.liveness import process_tags
 from pricer.tracking.mlflow3 import enable_system_metrics
 from pricer.tracking.reaper import fail_pending_models, reap_once
-from pricer.tracking.redaction import REDACTED, redact_text, redact_tree
+from pricer.tracking.redaction import REDACTED, redact_tags, redact_text, redact_tree
 from pricer.tracking.store import (
     STORE_ERRORS,
     StoreUnreachable,
@@ -257,7 +257,7 @@ def tracked_run(
         **trial_tags,
         **tags,
     }
-    all_tags = {key: redact_text(value) for key, value in all_tags.items()}
+    all_tags = redact_tags(all_tags)
     with interrupt.guarded():  # in a launcher's worker process: SIGTERM ends this run too
         # A signal while the run is being created or ended would leave it RUNNING: it waits
         # until the run can be ended (raised at ``release_pending``) or has been.

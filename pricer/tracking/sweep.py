@@ -58,7 +58,7 @@ from pricer.tracking.candidates import other_model_note
 from pricer.tracking.liveness import process_tags, shared_process_tag
 from pricer.tracking.model import UnloadableMember, check_logged_members, logged_keys
 from pricer.tracking.reaper import reap
-from pricer.tracking.redaction import redact_override
+from pricer.tracking.redaction import redact_override, redact_tags
 from pricer.tracking.run import (
     KIND_TAG,
     MAX_PARAM_LENGTH,
@@ -571,7 +571,7 @@ def open_parent_run(
         KIND_TAG: "sweep",
     }
     # As tracked_run does for every other run: a tag may hold a key given by mistake.
-    all_tags = {key: redact_text(str(value)) for key, value in all_tags.items()}
+    all_tags = redact_tags(all_tags)
     # mlflow run created a run for this process: it becomes the parent, and no trial resumes it.
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if run_id:

@@ -14,7 +14,9 @@ from pricer.tracking.redaction import (
     redact_text,
 )
 from pricer.tracking.run import flatten_config, log_config, redacted_config, tracked_run
+from pricer.tracking.sweep import open_parent_run
 from tests.conftest import compose_config
+from tests.sweep.test_sweep_configs import compose_train
 
 # Made-up keys in the real formats (none of them is valid anywhere).
 OPENAI = "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0Pq2St4Uv6Wx8"
@@ -125,6 +127,25 @@ def test_real_frontier_config_with_a_key_for_a_name_is_redacted_everywhere(
     assert logged.data.tags["note"] == REDACTED
     yaml = mlflow.artifacts.load_text(f"{logged.info.artifact_uri}/config/config.yaml")
     assert OPENAI not in yaml and OmegaConf.create(yaml).model.api_key_env == REDACTED
+
+
+def test_a_tag_named_for_a_credential_is_redacted_by_its_key_as_a_param_is(
+    tracking_uri: str,
+) -> None:
+    # +tracking.tags.api_token=<a plain random value>: the param tracking.tags.api_token was
+    # ***, the run's tag (and a sweep parent's) kept the value, only key formats (sk-...)
+    # being looked for in tags.
+    overrides = [f"+tracking.tags.api_token={RANDOM}", "+tracking.tags.key_owner=alice"]
+    cfg = compose_config("train", [*overrides, "family=constant"])
+    with tracked_run(cfg.tracking, run_name="constant", tags={}) as run:
+        log_config(cfg)
+    parent = open_parent_run(dict(compose_train(*overrides).tracking), "study", {})
+    mlflow.MlflowClient().set_terminated(parent)
+    for run_id in (run.info.run_id, parent):
+        tags = mlflow.get_run(run_id).data.tags
+        assert tags["api_token"] == REDACTED, run_id
+        assert tags["key_owner"] == "alice"  # a key that only mentions one: by its shape
+    assert mlflow.get_run(run.info.run_id).data.params["tracking.tags.api_token"] == REDACTED
 
 
 def test_a_log_line_redacts_each_override_by_its_key_and_keeps_its_spacing() -> None:
