@@ -257,10 +257,26 @@ def _redact_yaml(path: Path) -> None:
         tree = [redact_override(str(item)) for item in tree]
     else:
         tree = redact_tree(tree)
-        overrides = tree.get("hydra", {}).get("overrides", {}) if isinstance(tree, dict) else {}
+        hydra = tree.get("hydra", {}) if isinstance(tree, dict) else {}
+        overrides = hydra.get("overrides", {})
         for group, items in overrides.items():
             overrides[group] = [redact_override(str(item)) for item in items or []]
+        job = hydra.get("job") or {}
+        if isinstance(job.get("override_dirname"), str):  # the overrides joined in one value
+            job["override_dirname"] = _redacted_dirname(job)
     redacted = OmegaConf.to_yaml(OmegaConf.create(tree))
     if redacted != text:
         with replaced_atomically(path) as temporary:
             temporary.write_text(redacted, encoding="utf-8")
+
+
+def _redacted_dirname(job: dict[str, Any]) -> str:
+    """Hydra's ``job.override_dirname`` (``a=1,+tracking.tags.api_token=...``: the overrides,
+    joined with the job's separators) with each override redacted by its key."""
+    separators = (job.get("config") or {}).get("override_dirname") or {}
+    item_sep, kv_sep = separators.get("item_sep") or ",", separators.get("kv_sep") or "="
+    items = []
+    for item in str(job["override_dirname"]).split(item_sep):
+        key, sep, value = item.partition(kv_sep)
+        items.append(f"{key}{sep}{redact_value(key.lstrip('+~'), value)}" if sep else item)
+    return item_sep.join(items)

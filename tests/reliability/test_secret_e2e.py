@@ -13,6 +13,7 @@ from tests.e2e.conftest import pricer_app, run_cli, runs
 pytestmark = pytest.mark.e2e
 
 KEY = "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0Pq2St4Uv6Wx8"  # made up, real format
+PLAIN = "9fK2xQ7bLm4Np8Rt3Wy6Zc1V"  # made up, no provider's format: a secret by its key
 SMALL = ["data.n_records=3000", "curation.split.test_size=200", "eval.size=20"]
 
 
@@ -25,6 +26,7 @@ def test_a_key_given_as_api_key_env_is_refused_and_written_nowhere(
             "model=frontier",
             f"model.api_key_env={KEY}",  # the mistake: the key instead of the variable's name
             f"+tracking.tags.note={KEY}",  # and as a tag
+            f"+tracking.tags.api_token={PLAIN}",  # a secret by the name it is given
             *SMALL,
             f"curation.cache_dir={tmp_path / 'cache'}",
             f"model.cache_dir={tmp_path / 'llm_cache'}",
@@ -45,6 +47,9 @@ def test_a_key_given_as_api_key_env_is_refused_and_written_nowhere(
     written = [path for path in (tmp_path / "hydra").rglob("*") if path.is_file()]
     assert {path.name for path in written} >= {"config.yaml", "hydra.yaml", "overrides.yaml"}
     assert not [str(path) for path in written if KEY.encode() in path.read_bytes()]
+    # hydra.yaml's hydra.job.override_dirname joins the overrides as typed, in one value
+    # that was searched for key formats only.
+    assert not [str(path) for path in written if PLAIN.encode() in path.read_bytes()]
     overrides = (tmp_path / "hydra" / ".hydra" / "overrides.yaml").read_text()
     assert "model.api_key_env=***" in overrides and "eval.size=20" in overrides
 
@@ -94,7 +99,7 @@ def test_a_sweeps_console_echo_of_its_overrides_holds_no_key(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     # Hydra's launcher logs each job's overrides ("#0 : model=constant ..."), as typed.
-    plain = "9fK2xQ7bLm4Np8Rt3Wy6Zc1V"  # made up, no provider's format: a secret by its key
+    plain = PLAIN
     result = run_cli(
         [
             *pricer_app(
