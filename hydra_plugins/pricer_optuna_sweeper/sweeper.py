@@ -240,7 +240,10 @@ class OptunaSweeper(Sweeper):
     def _overrides(self, trial: Any, space: dict[str, Any], fixed: dict[str, str]) -> list[str]:
         for key, dist in space.items():
             trial._suggest(key, dist)  # the official sweeper's way to sample a given distribution
-        for key, value in fixed.items():
+        # Recorded in the study's database, shared: redacted as the job config stored there is
+        # (a key given on the command line), while the job itself gets them as typed.
+        recorded = get_method(self.redact)(dict(fixed)) if self.redact else fixed
+        for key, value in recorded.items():
             trial.set_user_attr(key, value)
         if self.extend_space is not None:
             self.extend_space(self.config, trial)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -310,11 +310,12 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
 
 
 def sweep_a_two_point_grid(
-    tmp_path: Path, objectives: list[Callable[[str], float]]
+    tmp_path: Path, objectives: list[Callable[[str], float]], arguments: Sequence[str] = ()
 ) -> list[list[str]]:
     """Sweep model.alpha over choice(0.5, 1.0) with a shared study, once per objective (a
     rerun each time), launching nothing: each objective gives a trial's value from its alpha
-    override. Returns the alpha overrides each sweep launched."""
+    override. ``arguments``: the command line's other overrides. Returns the alpha overrides
+    each sweep launched."""
     from types import SimpleNamespace
 
     from hydra.utils import instantiate
@@ -348,9 +349,24 @@ def sweep_a_two_point_grid(
         launcher = Launcher(objective)
         sweeper = instantiate(config.hydra.sweeper)
         sweeper.config, sweeper.launcher = config, launcher
-        sweeper.sweep([])
+        sweeper.sweep(list(arguments))
         sweeps.append(sorted(launcher.launched))
     return sweeps
+
+
+def test_a_secret_on_the_command_line_never_reaches_the_study_database(tmp_path: Path) -> None:
+    # Each trial records the command line's fixed overrides as its user attributes: a key
+    # given there (by mistake, or as a tag) was written as typed into the shared database.
+    plain, key = "9fK2xQ7bLm4Np8Rt3Wy6Zc1V", "sk-proj-Zq3vX9kLm2Np4Rt6Wy8Ab1Cd3Ef5Gh7Jk9Lm0"
+    arguments = [f"+tracking.tags.api_token={plain}", f"+tracking.tags.note={key}"]
+    sweep_a_two_point_grid(tmp_path, [lambda alpha: 1.0], arguments)
+    study = optuna.load_study(study_name="grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        assert trial.user_attrs["+tracking.tags.api_token"] == "***"
+        assert trial.user_attrs["+tracking.tags.note"] == "***"
+    database = (tmp_path / "optuna.db").read_bytes()
+    assert plain.encode() not in database and key.encode() not in database
 
 
 def test_a_rerun_of_a_grid_its_shared_study_has_covered_runs_no_trial_again(
