@@ -168,3 +168,28 @@ def test_a_query_credential_named_with_escapes_is_hidden_by_both(name: str) -> N
     url = f"https://gw.example/v1?api-version=2024-06-01&{name}=Zq9x7Lm2Np4Rt6Wy"
     assert "Zq9x7Lm2Np4Rt6Wy" not in ClientSettings(url, "K", 5, 0).cache_server()
     assert redact_text(url) == f"https://gw.example/v1?api-version=2024-06-01&{name}=***"
+
+
+def test_a_key_in_the_base_urls_fragment_is_not_saved_with_the_model(
+    make_pricer, make_items, tmp_path: Path
+) -> None:
+    # No server receives a fragment, so the logged model has no use for one; it saved the URL
+    # as typed (a compressed file: a search of the store's bytes did not find it).
+    from pricer.tracking.model_files import load_pricer, save_pricer
+    from tests.e2e.conftest import files_holding
+
+    items = make_items(4, seed=3)
+    pricer = make_pricer(cache_dir=str(tmp_path / "cache"))
+    pricer.set_params(base_url=f"{pricer.base_url}#access_token=Zq9x7Lm2Np4Rt6Wy&state=2")
+    first = pricer.fit(items, items["price"]).predict_report(items)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    save_pricer(pricer, saved / "pricer.skops")
+    (saved / "pricer.pkl").write_bytes(pickle.dumps(pricer, protocol=5))
+    assert not files_holding("Zq9x7Lm2Np4Rt6Wy", saved)
+    assert "Zq9x7Lm2Np4Rt6Wy" in pricer.base_url  # the fitted pricer itself is left as it was
+    for loaded in (load_pricer(saved / "pricer.skops"), pickle.loads(pickle.dumps(pricer))):
+        again = loaded.predict_report(items)  # the same server, the same cache entries
+        assert again.stats["llm.cache_hits"] == len(items)
+        np.testing.assert_allclose(again.prices, first.prices)
+        assert loaded.base_url.endswith("#access_token=%2A%2A%2A&state=2")  # as the cache has it

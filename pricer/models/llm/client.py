@@ -207,6 +207,18 @@ class ClientSettings:
         return urlunsplit((url.scheme, host, url.path, query, fragment))
 
 
+def saved_base_url(base_url: str | None) -> str | None:
+    """``base_url`` as a saved model keeps it: the values of credential parameters in its
+    fragment hidden. No server receives a fragment, and the cache keys it hidden already
+    (``cache_server``), so the saved model calls and caches as the fitted one does. The rest
+    is kept: the server needs its user, password and query."""
+    if not base_url or "#" not in base_url:
+        return base_url
+    url = urlsplit(base_url)
+    fragment = _hidden_secrets(url.fragment)
+    return base_url if fragment == url.fragment else urlunsplit(url._replace(fragment=fragment))
+
+
 # Query parameters that carry a credential ("?api_key=...", "&sig=..."): kept by name, so a
 # deployment stays told apart, their values hidden (the names redaction hides too).
 _SECRET_PARAMETER = re.compile(QUERY_CREDENTIAL, re.IGNORECASE)

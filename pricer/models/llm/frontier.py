@@ -54,6 +54,7 @@ from pricer.models.llm.client import (
     longest_call,
     read_api_key,
     run_async,
+    saved_base_url,
 )
 from pricer.models.llm.failures import (
     INTERRUPTED_PREFIX,
@@ -370,7 +371,10 @@ class FrontierPricer(Pricer):
         """Pickle parameters and fitted state only. Runtime attributes (leading underscore:
         clients, loops) never travel; none is kept today, this keeps it so."""
         state = super().__getstate__()
-        return {k: v for k, v in state.items() if not k.startswith("_") or k == "_sklearn_version"}
+        state = {k: v for k, v in state.items() if not k.startswith("_") or k == "_sklearn_version"}
+        if "base_url" in state:  # a key in its fragment goes nowhere, the store included
+            state["base_url"] = saved_base_url(state["base_url"])
+        return state
 
 
 def _read_answer(answer: str | None, ceiling: float) -> tuple[float | None, str | None]:
