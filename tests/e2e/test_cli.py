@@ -313,5 +313,5 @@ def test_a_secret_in_a_refused_familys_error_stays_off_the_terminal(
     )
     said = result.stdout + result.stderr
     assert result.returncode == 2, said[-3000:]
-    assert "error: frontier: environment variable *** (named by api_key_env)" in said, said[-3000:]
+    assert "error: frontier: api_key_env must name the environment variable" in said, said[-3000:]
     assert secret not in said

@@ -78,11 +78,23 @@ class ServerUnreachable(UserError, ConnectionError):
     """Nothing answers at the configured base URL (connection refused, unknown host)."""
 
 
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell can export
+
+
 def read_api_key(api_key_env: str) -> str:
-    """The key in ``api_key_env``, without the spaces or line end a paste or a file leaves
-    around it (no key has any). A key that cannot go in an HTTP header (a character beyond
+    """The key in the variable ``api_key_env`` names (a name no shell could export, such as
+    a key, is refused), without the spaces or line end a paste or a file leaves around it
+    (no key has any). A key that cannot go in an HTTP header (a character beyond
     printable ASCII inside it) fails here: sent, it failed every call as "cannot connect",
     or raised mid-batch. The message never shows the key."""
+    if not _VARIABLE_NAME.fullmatch(api_key_env):
+        # A key pasted where the name goes: a variable of that name (only a program can set
+        # one) would have made it work, and the logged model keeps the name to read its key
+        # by, so the key itself would be stored with it.
+        raise MissingApiKeyError(
+            "api_key_env must name the environment variable that holds your API key "
+            "(letters, digits and _, such as OPENAI_API_KEY), not hold the key itself"
+        )
     key = (os.environ.get(api_key_env) or "").strip()
     if not key:
         raise MissingApiKeyError(
