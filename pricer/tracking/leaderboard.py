@@ -394,7 +394,7 @@ def description(
 
 def run_url(run: Any, ui_url: str | None) -> str:
     """The run's page in the MLflow UI (opened on model training, not the GenAI overview)."""
-    base = (ui_url or ui_base()).rstrip("/")
+    base = ui_base(ui_url).rstrip("/")
     experiment, run_id = run.info.experiment_id, run.info.run_id
     return f"{base}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
 
@@ -537,7 +537,7 @@ def log_leaderboard(
     if run is not None and view is not None:
         # The comparison first: the view answers "which family is best", the run page holds
         # the tables and charts behind it (and, at 1600 pixels, shows its description last).
-        families = view_url(ui_url or ui_base(), run.info.experiment_id, view.key)
+        families = view_url(ui_base(ui_url), run.info.experiment_id, view.key)
         print(f"{families_lead(table)}{families}", flush=True)
         print(run_line(run, ui_url), flush=True)
     elif run is not None:  # which leaderboard the view still shows: not this one's families

@@ -807,7 +807,7 @@ def summarise_trials(
         )
         return "\n".join([*lines, left])
     save_view(client, parent.info.experiment_id, view)
-    url = view_url(ui_url or ui_base(), parent.info.experiment_id, view.key)
+    url = view_url(ui_base(ui_url), parent.info.experiment_id, view.key)
     return "\n".join([*lines, f"{TRIALS_LINE}{url}"])
 
 

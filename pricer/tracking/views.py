@@ -223,7 +223,7 @@ def unchanged_line(
     said = f"{view} unchanged ({why})"
     if earlier is None:
         return f"{said}: none saved yet, as none finished"
-    url = view_url(ui_url or ui_base(), experiment_id, key)
+    url = view_url(ui_base(ui_url), experiment_id, key)
     return f"{said}: it shows {shows.format(id=earlier[:8])}, {order(earlier)}: {url}"
 
 
@@ -235,7 +235,7 @@ def children_view_url(client: MlflowClient, run: Run, key: str, ui_url: str | No
     shown = (children_filter(run.info.run_id), _children(run.info.run_id))
     if saved_filter(client, experiment_id, key) not in shown:
         return None
-    return view_url(ui_url or ui_base(), experiment_id, key)
+    return view_url(ui_base(ui_url), experiment_id, key)
 
 
 def view_url(base: str, experiment_id: str, key: str) -> str:
@@ -248,10 +248,11 @@ def view_url(base: str, experiment_id: str, key: str) -> str:
     )
 
 
-def ui_base() -> str:
-    """The server's address without any login in it: a link is printed, and kept in logs."""
-    uri = mlflow.get_tracking_uri()
+def ui_base(ui_url: str | None = None) -> str:
+    """The UI's address without any login in it: a link is printed, and kept in logs.
+    ``ui_url``: the one configured (``tracking.ui_url``); None: the tracking server's."""
+    uri = ui_url or mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
-        return DEFAULT_UI
+        return ui_url or DEFAULT_UI
     parts = urlsplit(uri)
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

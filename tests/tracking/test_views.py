@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
+from pricer.experiment import run_leaderboard
 from pricer.tracking import browse
 from pricer.tracking.leaderboard import families_line, log_leaderboard
 from pricer.tracking.views import VIEW_TAG_PREFIX
+from tests.conftest import compose_config
 from tests.tracking.test_leaderboard import board
 
 VIEW_KEY = f"{VIEW_TAG_PREFIX}pricer-leaderboard-real"
@@ -338,3 +341,28 @@ def test_a_family_run_deleted_before_the_leaderboard_ends_is_left_out_of_the_vie
     metrics = {run_id: client.get_run(run_id).data.metrics for run_id in best_first}
     assert [metrics[run_id].get("ranked_mae") for run_id in best_first] == [92.8, None, 146.0]
     assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_a_login_in_the_ui_url_is_in_no_printed_link(
+    tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Links to the tracking server's UI were printed without its login; one to the UI set in
+    # tracking.ui_url (behind a proxy's basic auth, say) printed its password, which the
+    # tracking.ui_url param hid.
+    cfg = compose_config(
+        "leaderboard",
+        [
+            "families=[constant]",
+            "data.n_records=3000",
+            "curation.split.test_size=50",
+            f"curation.cache_dir={tmp_path}/cache",
+            "tracking.log_model=false",
+            "tracking.ui_url=https://alice:pw-9f8e7d6c@ui.example/mlflow/",
+        ],
+    )
+    run_leaderboard(cfg)
+    out = capsys.readouterr().out
+    links = [line for line in out.splitlines() if "#/experiments/" in line]
+    assert len(links) >= 2, out  # the families' view and the leaderboard run
+    assert all("https://ui.example/mlflow/#/experiments/" in line for line in links), out
+    assert "pw-9f8e7d6c" not in out
