@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pricer import interrupt
 from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, record_ending
 from pricer.paths import require_config_dir
-from pricer.tracking.redaction import redact_text
+from pricer.tracking.redaction import redact_given, redact_text
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
 # How an override starts: a key (a config group's path, a package after @), maybe with + ++ ~.
@@ -96,7 +96,8 @@ def run(main: Callable[[], object]) -> None:
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
-        print(f"error: {redact_text(record_ending(error))}", file=sys.stderr, flush=True)
+        said = redact_given(redact_text(record_ending(error)), sys.argv[1:])
+        print(f"error: {said}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
     except Exception as error:
         line = _parameter_error(error) or _worker_died(error)

@@ -26,7 +26,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -189,6 +189,23 @@ def redact_override(override: str) -> str:
     if not sep:
         return redact_text(override)
     return f"{key}{sep}{redact_value(key.lstrip('+~'), value)}"
+
+
+def redact_given(text: str, overrides: Sequence[str]) -> str:
+    """``text`` (an error about the command line) with the value of each override in
+    ``overrides`` that its key or shape makes a secret hidden too, wherever it is quoted:
+    Hydra's errors quote an override it cannot read, or the part it stopped at, where the key
+    may not be beside it. Runs of 8 or more of the value's letters and digits are hidden as
+    well: an error may quote them without the rest. (A secret inside a value, such as a URL's
+    password, is found in the text by ``redact_text`` itself.)"""
+    for override in overrides:
+        _, sep, value = override.partition("=")
+        if not sep or not value or redact_override(override) != override[: -len(value)] + REDACTED:
+            continue
+        pieces = {value, *(piece for piece in re.findall(r"\w+", value) if len(piece) >= 8)}
+        for piece in sorted(pieces, key=len, reverse=True):
+            text = text.replace(piece, REDACTED)
+    return text
 
 
 def redact_line(text: str) -> str:

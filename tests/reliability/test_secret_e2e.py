@@ -118,3 +118,25 @@ def test_a_sweeps_console_echo_of_its_overrides_holds_no_key(
     assert KEY not in terminal and plain not in terminal
     logs = [path for path in (tmp_path / "multirun").rglob("*.log") if path.is_file()]
     assert logs and not [str(path) for path in logs if KEY.encode() in path.read_bytes()]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        f"+tracking.tags.api_token={PLAIN},x",  # "Ambiguous value for argument '<override>'"
+        f"+tracking.tags.api_token=[{PLAIN}",  # "no viable alternative at input '[<value>'"
+        f"model.api_key_env='{PLAIN}",
+    ],
+)
+def test_an_override_hydra_cannot_read_is_refused_without_its_secret(
+    tracking_uri: str, tmp_path: Path, override: str
+) -> None:
+    # Hydra's parse errors quote the override, or the part of it they stopped at: the line
+    # printed a value that redaction hides everywhere else by the key it was given under.
+    result = run_cli(
+        pricer_app("train", "model=constant", override, workdir=tmp_path), tracking_uri, tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = [row for row in result.stderr.splitlines() if row.startswith("error: ")]
+    assert "***" in line
+    assert PLAIN not in result.stdout + result.stderr
