@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL cluster and a real ``mlflow server`` on it (tests, benchmarks).
+"""A throwaway PostgreSQL cluster and the README's ``mlflow server`` on it (tests, benchmarks).
+
+The server's ini, environment and command are read from the README's team section and run
+with only the throwaway parts substituted, so a flag the README loses or breaks fails here.
 
 Both run on 127.0.0.1 in a temporary folder and are stopped when their ``with`` block ends,
 even on an error. PostgreSQL's ``initdb`` refuses to run as root: as root (CI) the cluster
@@ -8,10 +11,13 @@ belongs to the ``postgres`` user Debian's package creates, and its commands run 
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import glob
 import os
 import pwd
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -24,9 +30,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_PASSWORD = "pg-secret-for-tests"
-ADMIN_PASSWORD = "admin-secret-for-tests"
 
 
 class Unavailable(RuntimeError):
@@ -127,59 +133,148 @@ class TrackingServer:
     uri: str
     artifacts: Path
     postgres: Postgres
-    admin: tuple[str, str] = ("admin", ADMIN_PASSWORD)
+    admin: tuple[str, str]
+    # The address the README's clients use (http://mlflow-host:<port>): the test's requests go
+    # to ``uri`` and name this one in their Host and Origin headers.
+    readme_uri: str
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# The README's PostgreSQL role, host and port; the throwaway cluster has its own.
+README_DATABASE = re.compile(r"postgresql\+psycopg://mlflow:change-me@localhost:5432/(\w+)")
+
+
+def readme_team_blocks(readme: Path = README) -> list[str]:
+    """The ```bash blocks of the README's team section, continuation lines joined."""
+    text = readme.read_text()
+    if "\n## A team server\n" not in text:
+        raise RuntimeError(f"{readme} has no '## A team server' section")
+    section = text.split("\n## A team server\n", 1)[1].split("\n## ", 1)[0]
+    return [block.replace("\\\n", " ") for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def _substituted(text: str, pattern: str | re.Pattern[str], new: Any, what: str) -> str:
+    """``text`` with ``pattern`` replaced; an error naming ``what`` where the README lost it."""
+    replaced, count = re.subn(pattern, new, text)
+    if not count:
+        raise RuntimeError(f"the README's team server block no longer has {what}")
+    return replaced
+
+
+def readme_server(postgres: Postgres, folder: Path, port: int) -> tuple[dict[str, str], list[str]]:
+    """(the variables the README exports, the README's ``mlflow server`` command), throwaway.
+
+    Substituted, nothing else: the PostgreSQL URLs (the throwaway cluster's), the artifacts
+    folder, the port, and the host to listen on. The shell lines between the PostgreSQL set-up
+    (made here with initdb and CREATE DATABASE) and the command run as written, with HOME in
+    ``folder`` (the ini the README writes under ~/.config lands there) and ``python`` the
+    interpreter of these tests (the README's commands run in pricer's environment).
+    """
+    found = [
+        (block.splitlines(), n)
+        for block in readme_team_blocks()
+        for n, line in enumerate(block.splitlines())
+        if line.startswith("mlflow server ")
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"the README's team section has {len(found)} mlflow server commands")
+    lines, server_line = found[0]
+    setup_starts = 1 + max(
+        (n for n, line in enumerate(lines[:server_line]) if "sudo -u postgres" in line),
+        default=-1,
+    )
+    text = "\n".join(lines[setup_starts : server_line + 1])
+    found = re.search(r"--port (\d+)", text)
+    if found is None:
+        raise RuntimeError("the README's mlflow server command no longer has --port")
+    readme_port = found.group(1)
+    # Every address of the server names its port (--port, --allowed-hosts, the UI's origin).
+    text = re.sub(rf"(?<=[\w\]]):{readme_port}\b", f":{port}", text)
+    text = text.replace(f"--port {readme_port}", f"--port {port}")
+    text = _substituted(
+        text,
+        README_DATABASE,
+        lambda match: postgres.url(match.group(1)),
+        "a postgresql+psycopg://mlflow:change-me@localhost:5432/... URL",
+    )
+    # The README listens on every interface (0.0.0.0) for remote clients; a throwaway server
+    # with a known admin password listens on loopback only, where the tests' clients are.
+    text = _substituted(text, r"--host \S+", "--host 127.0.0.1", "--host")
+    text = _substituted(
+        text,
+        r"--artifacts-destination \S+",
+        f"--artifacts-destination {shlex.quote(str(folder / 'artifacts'))}",
+        "--artifacts-destination",
+    )
+    *setup, command = text.splitlines()
+    exported = re.findall(r"^export (\w+)=", "\n".join(setup), re.M)
+    home = folder / "home"
+    home.mkdir()
+    shell_env = {
+        **os.environ,
+        "HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join([*setup, "env -0"])],
+        cwd=folder, env=shell_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if ran.returncode != 0:
+        raise RuntimeError(f"the README's server set-up failed: {ran.stderr[-2000:]}")
+    variables = dict(item.split("=", 1) for item in ran.stdout.split("\0") if "=" in item)
+    args = shlex.split(command)
+    # The README's clients on the server host are told to add their own address to
+    # --allowed-hosts: the tests' clients are on it, at 127.0.0.1.
+    if "--allowed-hosts" in args:
+        at = args.index("--allowed-hosts") + 1
+        args[at] = f"{args[at]},127.0.0.1:{port}"
+    args[:2] = [str(Path(sys.executable).parent / "mlflow"), "server"]
+    return {name: variables[name] for name in exported}, args
+
+
+def readme_client_uri(port: int) -> str:
+    """The README's MLFLOW_TRACKING_URI for its clients, on ``port``."""
+    for block in readme_team_blocks():
+        found = re.search(r"^export MLFLOW_TRACKING_URI=http://([^:/\s]+):\d+\s*$", block, re.M)
+        if found:
+            return f"http://{found.group(1)}:{port}"
+    raise RuntimeError("the README's team section no longer exports MLFLOW_TRACKING_URI")
 
 
 @contextlib.contextmanager
 def mlflow_server(postgres: Postgres, folder: Path, workers: int = 1) -> Iterator[TrackingServer]:
-    """``mlflow server`` on PostgreSQL, artifacts proxied, users and permissions by basic-auth.
+    """The README's ``mlflow server`` on PostgreSQL, its ini and environment (readme_server).
 
     Creates the databases ``mlflow``, ``mlflow_auth`` and ``optuna`` (for sweeps' studies).
     """
     for database in ("mlflow", "mlflow_auth", "optuna"):
         postgres.create_database(database)
-    auth_config = folder / "basic_auth.ini"
-    auth_config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = {postgres.url('mlflow_auth')}\n"
-        "admin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # Remember a verified password for 60 s: without it every request pays a PBKDF2 hash
-        # (about 1.5 s per request on this loaded 2-core machine, a leaderboard makes ~200).
-        "auth_cache_ttl_seconds = 60\n"
-    )
     port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,  # the admin's first password
-        # basic-auth's CSRF protection signs forms with it (the same on every server process)
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-for-tests",
-        # MLflow's background job runner (GenAI jobs; pricer uses none) starts ~8 processes
-        # of ~250 MB each: off.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
+    exported, command = readme_server(postgres, folder, port)
+    env = {**os.environ, **exported}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(name, None)
+    auth = configparser.ConfigParser()
+    auth.read(env["MLFLOW_AUTH_CONFIG_PATH"])
+    admin = (auth["mlflow"]["admin_username"], env["MLFLOW_AUTH_ADMIN_PASSWORD"])
     log = folder / "server.log"
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    # The README leaves uvicorn's 4 workers; one serves the tests, in a quarter of the memory.
+    command += ["--workers", str(workers)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [
-                str(mlflow_cli), "server",
-                "--backend-store-uri", postgres.url("mlflow"),
-                "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
-                "--app-name", "basic-auth",
-                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            ],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
+            command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopping it stops its workers
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url, process, log, timeout=180)
-        yield TrackingServer(uri=url, artifacts=folder / "artifacts", postgres=postgres)
+        yield TrackingServer(
+            uri=url,
+            artifacts=folder / "artifacts",
+            postgres=postgres,
+            admin=admin,
+            readme_uri=readme_client_uri(port),
+        )
     finally:
         stop_group(process)
 

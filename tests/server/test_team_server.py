@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 import pytest
@@ -140,6 +141,35 @@ def test_the_server_wants_a_login_and_honours_permissions(
     grant = alice_grants_bob_edit(users, experiment)
     assert grant.status_code == 200, grant.text
     assert bob_creates_a_run(users, experiment) == 200
+
+
+def test_the_readme_server_serves_the_address_its_clients_use_and_refuses_others(
+    users: TrackingServer,
+) -> None:
+    # The README's --allowed-hosts and --cors-allowed-origins: MLflow 3.17 answers 403 to a
+    # Host header or a cross-origin POST it was not given. Requests go to 127.0.0.1 and name
+    # the README's address (mlflow-host:<port>) in their headers, as its clients' requests do.
+    named = urlsplit(users.readme_uri).netloc
+    port = urlsplit(users.uri).port
+
+    def search(host: str, origin: str | None = None, api: str = "api") -> requests.Response:
+        return requests.post(
+            f"{users.uri}/{api}/2.0/mlflow/experiments/search",
+            json={"max_results": 1},
+            auth=(USER, PASSWORD),
+            headers={"Host": host, **({"Origin": origin} if origin else {})},
+            timeout=60,
+        )
+
+    assert search(named).status_code == 200
+    elsewhere = search(f"elsewhere:{port}")
+    assert elsewhere.status_code == 403 and "Invalid Host header" in elsewhere.text
+    # As the README says, the list replaces MLflow's defaults (localhost, private addresses).
+    assert search(f"localhost:{port}").status_code == 403
+    # The UI opened at the README's address: its POSTs carry that origin.
+    assert search(named, origin=users.readme_uri, api="ajax-api").status_code == 200
+    foreign = search(named, origin="http://elsewhere.example", api="ajax-api")
+    assert foreign.status_code == 403 and "Cross-origin request blocked" in foreign.text
 
 
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
