@@ -45,7 +45,7 @@ from pricer.tracking.model import (
 )
 from pricer.tracking.names import retire_command
 from pricer.tracking.run import FAMILY_TAG
-from pricer.tracking.store import check_reachable, require_existing, safe_uri
+from pricer.tracking.store import check_reachable, refusal, require_existing, safe_uri
 
 DATA_TAG = "pricer.data"  # set on each version by promote (its runs' data.name)
 
@@ -204,6 +204,10 @@ def fetch_verified(
         client = MlflowClient()
         uri, version = choose_uri(client, settings)
     except (MlflowException, SQLAlchemyError) as error:  # "no models:/... promote first"
+        if (why := refusal(error, tracking_uri)) is not None:
+            raise StoreUnreadable(
+                f"the tracking server at {safe_uri(tracking_uri)} refused {why}"
+            ) from None
         raise StoreUnreadable(
             f"cannot read the registry at {safe_uri(tracking_uri)}: {str(error).splitlines()[0]}"
         ) from error

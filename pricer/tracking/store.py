@@ -189,13 +189,61 @@ def _address(uri: str) -> tuple[str, tuple[str, int] | None]:
     return "database", (url.host, port)
 
 
+class StoreRefused(UserError):
+    """A tracking server that answered and said no: a login it does not know, an address it
+    does not serve, a permission the user lacks."""
+
+
+# MLflow 3.17's answer to a Host header its --allowed-hosts does not list.
+INVALID_HOST = "Invalid Host header"
+
+
+def refusal(error: BaseException, uri: str) -> str | None:
+    """What the tracking server at ``uri`` refused, why, and what to do: the login (its 401)
+    or the address (its 403 for a Host header it does not serve). None for any other error,
+    a permission denied included: what was refused is the caller's to say
+    (``permission_denied``)."""
+    if not isinstance(error, MlflowException):
+        return None
+    if error.error_code == "UNAUTHENTICATED":
+        return (
+            "the login (401): MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD must name "
+            "a user the server's admin created, and that user's password"
+        )
+    if error.error_code == "PERMISSION_DENIED" and INVALID_HOST in str(error):
+        address = urlsplit(uri).netloc.rsplit("@", 1)[-1]
+        return (
+            f"requests addressed to {address} (403 {INVALID_HOST}): its mlflow server "
+            f"--allowed-hosts must name {address}, or MLFLOW_TRACKING_URI an address it names"
+        )
+    return None
+
+
+def permission_denied(error: BaseException) -> bool:
+    """Whether a tracking server refused a request for the user's permissions (its 403)."""
+    return (
+        isinstance(error, MlflowException)
+        and error.error_code == "PERMISSION_DENIED"
+        and INVALID_HOST not in str(error)
+    )
+
+
 @contextlib.contextmanager
 def unreachable_as_one_line(uri: str) -> Iterator[None]:
-    """A store that fails as it is opened (a database that refuses the connection): one line
-    naming the store without its password, not SQLAlchemy's traceback."""
+    """A store that fails as it is opened (a database that refuses the connection, a server
+    that refuses the login, the address or the experiment): one line naming the store without
+    its password, not SQLAlchemy's or MLflow's traceback."""
     try:
         yield
     except (MlflowException, SQLAlchemyError) as error:
+        why = refusal(error, uri)
+        if why is None and permission_denied(error):
+            why = (
+                "to open the experiment (403 permission denied): its manager must grant you "
+                "READ on it, or send runs to another (tracking.experiment=NAME)"
+            )
+        if why is not None:
+            raise StoreRefused(f"the tracking server at {safe_uri(uri)} refused {why}") from None
         if isinstance(error, MlflowException) and not _cannot_connect(error):
             raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -172,6 +172,52 @@ def test_the_readme_server_serves_the_address_its_clients_use_and_refuses_others
     assert foreign.status_code == 403 and "Cross-origin request blocked" in foreign.text
 
 
+def test_a_login_or_an_address_the_server_refuses_is_one_line(
+    users: TrackingServer, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    # train, the leaderboard and promote ended in MLflow's traceback (exit 1) as they looked
+    # up the experiment: a wrong password (401), or an address the README's --allowed-hosts
+    # does not name (403 Invalid Host header), here localhost, which the list replaced.
+    port = urlsplit(users.uri).port
+    login = {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    wrong = {**login, "MLFLOW_TRACKING_PASSWORD": "wrong"}
+    at_localhost = f"http://localhost:{port}"
+    train = ["train", "model=constant", *SMALL, f"curation.cache_dir={tmp_path / 'cache'}"]
+    commands = {
+        "train, wrong password": (users.uri, wrong, train),
+        "train at localhost": (at_localhost, login, train),
+        "runs, wrong password": (users.uri, wrong, ["console", "runs"]),
+        "predict at localhost": (
+            at_localhost,
+            login,
+            ["predict", "--data", "synthetic", "a drill"],
+        ),
+    }
+    launched = {}
+    for name, (uri, credentials, (app, *args)) in commands.items():
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **credentials}
+        launched[name] = pricer(app, *args, env=env, workdir=tmp_path, started=started)
+    said = {name: process.communicate(timeout=300) for name, process in launched.items()}
+    for name, process in launched.items():
+        out, err = said[name]
+        assert process.returncode == 2, (name, err[-3000:])
+        assert out == "" and len(err.strip().splitlines()) == 1, (name, out, err[-3000:])
+    login_refused = (
+        f"error: the tracking server at {users.uri} refused the login (401): "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD must name a user the server's "
+        "admin created, and that user's password"
+    )
+    host_refused = (
+        f"error: the tracking server at {at_localhost} refused requests addressed to "
+        f"localhost:{port} (403 Invalid Host header): its mlflow server --allowed-hosts must "
+        f"name localhost:{port}, or MLFLOW_TRACKING_URI an address it names"
+    )
+    assert said["train, wrong password"][1].strip() == login_refused
+    assert said["runs, wrong password"][1].strip() == login_refused
+    assert said["train at localhost"][1].strip() == host_refused
+    assert said["predict at localhost"][1].strip() == host_refused
+
+
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
     users: TrackingServer,
     as_user: dict[str, str],
