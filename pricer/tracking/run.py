@@ -43,10 +43,13 @@ from pricer.tracking.reaper import fail_pending_models, reap_once
 from pricer.tracking.redaction import REDACTED, redact_tags, redact_text, redact_tree
 from pricer.tracking.store import (
     STORE_ERRORS,
+    StoreRefused,
     StoreUnreachable,
     check_reachable,
     open_store,
+    permission_denied,
     quiet_run_links,
+    refused_writing,
     server_failure,
     store_cause,
     unreachable_as_one_line,
@@ -228,6 +231,16 @@ def _require_local_folder(location: str, setting: str, remedy: str) -> None:
         raise ConfigError(f"{setting}: {why}; {remedy}")
 
 
+def _experiment_label(experiment_id: str | None, configured: str) -> str:
+    """The experiment's name, quoted, for a message (its id when the store cannot say)."""
+    if experiment_id is None:
+        return repr(configured)
+    try:
+        return repr(mlflow.get_experiment(experiment_id).name)
+    except MlflowException:
+        return experiment_id
+
+
 @contextmanager
 def tracked_run(
     tracking_cfg: Mapping[str, Any],
@@ -262,12 +275,20 @@ def tracked_run(
         # A signal while the run is being created or ended would leave it RUNNING: it waits
         # until the run can be ended (raised at ``release_pending``) or has been.
         with interrupt.deferred(release=False):
-            run = mlflow.start_run(
-                run_name=run_name,
-                nested=nested or parent_run_id is not None,
-                parent_run_id=parent_run_id,
-                tags=all_tags,
-            )
+            try:
+                run = mlflow.start_run(
+                    run_name=run_name,
+                    nested=nested or parent_run_id is not None,
+                    parent_run_id=parent_run_id,
+                    tags=all_tags,
+                )
+            except MlflowException as error:
+                if not permission_denied(error):
+                    raise
+                # A reader of the experiment: MLflow's traceback (exit 1) said only "403".
+                experiment = _experiment_label(experiment_id, tracking_cfg["experiment"])
+                line = refused_writing(mlflow.get_tracking_uri(), experiment, "to start a run")
+                raise StoreRefused(line) from None
             interrupt.note_run(run.info.run_id, run_name, "RUNNING")
         try:
             interrupt.release_pending()

@@ -228,6 +228,16 @@ def permission_denied(error: BaseException) -> bool:
     )
 
 
+def refused_writing(uri: str, experiment: str, what: str) -> str:
+    """The line for a write into ``experiment`` the server refused for the user's permissions:
+    a reader's (the team server's default permission is READ)."""
+    return (
+        f"the tracking server at {safe_uri(uri)} refused {what} in experiment {experiment} (403 "
+        "permission denied): you may read it, not write to it; its manager must grant you EDIT "
+        "on it, or send runs to an experiment of your own (tracking.experiment=NAME)"
+    )
+
+
 @contextlib.contextmanager
 def unreachable_as_one_line(uri: str) -> Iterator[None]:
     """A store that fails as it is opened (a database that refuses the connection, a server

@@ -72,7 +72,13 @@ from pricer.tracking.run import (
     redacted_config,
     thread_settings,
 )
-from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, store_cause
+from pricer.tracking.store import (
+    STORE_ERRORS,
+    StoreUnreachable,
+    permission_denied,
+    refused_writing,
+    store_cause,
+)
 from pricer.tracking.study import (
     LAST_STOP_TAG,
     STUDY_TAG,
@@ -228,6 +234,12 @@ class SweepCallback(Callback):
                 self._close("FAILED")  # KILLED when interrupted
             if not isinstance(error, Exception):
                 raise
+            if permission_denied(error):
+                experiment = repr(self.tracking["experiment"])
+                what = "to open the sweep's parent run"
+                raise SweepError(
+                    refused_writing(mlflow.get_tracking_uri(), experiment, what)
+                ) from None
             raise SweepError(f"cannot open the sweep's parent run: {one_line(error)}") from error
         os.environ[SWEEP_PARENT_ENV] = self.parent_run_id
         print(f"sweep: parent run {self.parent_run_id}", flush=True)

@@ -218,6 +218,50 @@ def test_a_login_or_an_address_the_server_refuses_is_one_line(
     assert said["predict at localhost"][1].strip() == host_refused
 
 
+def test_a_reader_starting_runs_in_a_teammates_experiment_is_refused_in_one_line(
+    users: TrackingServer,
+    as_user: dict[str, str],
+    tmp_path: Path,
+    started: list[subprocess.Popen[str]],
+) -> None:
+    # bob may read alice's experiment (the server's default READ), not write to it: his train
+    # (and leaderboard, promote) ended in MLflow's 403 traceback, exit 1, as its run was
+    # created; his sweep said "cannot open the sweep's parent run: ... 'Permission denied'".
+    experiment = mlflow.create_experiment("team-alice-reads")
+    as_bob = {
+        **as_user,
+        "MLFLOW_TRACKING_USERNAME": READER,
+        "MLFLOW_TRACKING_PASSWORD": READER_PASSWORD,
+    }
+    common = [
+        *SMALL,
+        f"curation.cache_dir={tmp_path / 'cache'}",
+        "tracking.experiment=team-alice-reads",
+    ]
+    sweep = ["-m", "hparams_search=tfidf_ridge", "hydra.sweeper.n_trials=1", "validation.size=200"]
+    launched = {
+        name: pricer("train", *args, *common, env=as_bob, workdir=tmp_path, started=started)
+        for name, args in {
+            "train": ["model=constant"],
+            "sweep": [*sweep, f"hydra.sweep.dir={tmp_path}/sweep"],
+        }.items()
+    }
+    refused = (
+        f"error: the tracking server at {users.uri} refused {{what}} in experiment "
+        "'team-alice-reads' (403 permission denied): you may read it, not write to it; its "
+        "manager must grant you EDIT on it, or send runs to an experiment of your own "
+        "(tracking.experiment=NAME)"
+    )
+    whats = {"train": "to start a run", "sweep": "to open the sweep's parent run"}
+    for name, process in launched.items():
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 2, (name, err[-3000:])
+        [line] = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert line == refused.format(what=whats[name]), (name, err[-3000:])
+        assert "Traceback" not in err, (name, err[-3000:])
+    assert mlflow.search_runs([experiment], output_format="list") == []
+
+
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
     users: TrackingServer,
     as_user: dict[str, str],
