@@ -68,7 +68,14 @@ from pricer.tracking.lease import Lease, LeaseBusy, LeaseLost
 from pricer.tracking.model import check_logged_model
 from pricer.tracking.model_files import UnsafeModelFile
 from pricer.tracking.run import FAMILY_TAG, KIND_TAG, configure_tracking, log_config, tracked_run
-from pricer.tracking.store import STORE_ERRORS, StoreUnreachable, require_existing
+from pricer.tracking.store import (
+    STORE_ERRORS,
+    StoreRefused,
+    StoreUnreachable,
+    permission_denied,
+    require_existing,
+    safe_uri,
+)
 from pricer.wording import counted
 
 if TYPE_CHECKING:
@@ -184,6 +191,13 @@ def store_step(what: str) -> Iterator[None]:
     except UserError:
         raise
     except STORE_ERRORS as error:
+        if permission_denied(error):  # "promote again once it answers" would never help
+            raise StoreRefused(
+                f"the tracking server at {safe_uri(mlflow.get_tracking_uri())} refused {what} "
+                "(403 permission denied): no alias moved; "
+                "a promotion reads the candidates' experiments and writes to the registered "
+                "model: their managers must grant you READ on those and EDIT on the model"
+            ) from None
         # Its first line only: SQLAlchemy's next ones are the SQL statement and a link.
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
         raise StoreUnreachable(

@@ -113,14 +113,16 @@ def bob_creates_a_run(server: TrackingServer, experiment: str) -> int:
     return answer.status_code
 
 
-def alice_grants_bob_edit(server: TrackingServer, experiment: str) -> requests.Response:
-    """The README's grant, as curl sends it: alice (the experiment's manager) lets bob edit."""
+def alice_grants_bob_edit(
+    server: TrackingServer, resource: str, resource_type: str = "experiment"
+) -> requests.Response:
+    """The README's grant, as curl sends it: alice (the resource's manager) lets bob edit."""
     return requests.post(
         f"{server.uri}/api/3.0/mlflow/users/permissions/grant",  # MLflow 3.17's permission API
         json={
             "username": READER,
-            "resource_type": "experiment",
-            "resource_id": experiment,
+            "resource_type": resource_type,
+            "resource_id": resource,
             "permission": "EDIT",
         },
         auth=(USER, PASSWORD),
@@ -361,6 +363,34 @@ def test_leaderboard_parallel_sweep_promote_predict_over_http(
     grant = alice_grants_bob_edit(users, experiment.experiment_id)
     assert grant.status_code == 200, grant.text
     assert bob_creates_a_run(users, experiment.experiment_id) == 200
+
+    # bob promotes a pick of his: the registered model is alice's (her promote created it), so
+    # the server refuses him a version of it (403). That read "the tracking store failed ...:
+    # promote again once it answers", which never helps; once she grants him EDIT on the
+    # model, as the README says, his promote records the challenger.
+    as_bob = {
+        **as_user,
+        "MLFLOW_TRACKING_USERNAME": READER,
+        "MLFLOW_TRACKING_PASSWORD": READER_PASSWORD,
+    }
+    pick = ["data=synthetic", "candidates.family=constant"]
+    refused = pricer("promote", *pick, env=as_bob, workdir=tmp_path, started=started)
+    _, err = refused.communicate(timeout=300)
+    assert refused.returncode == 2, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        f"error: the tracking server at {users.uri} refused registering the candidate (403 "
+        "permission denied): no alias moved; a promotion reads the candidates' experiments and "
+        "writes to the registered model: their managers must grant you READ on those and EDIT "
+        "on the model"
+    ], err[-3000:]
+    versions = client.search_model_versions("name='pricer-synthetic'")
+    assert [version.version for version in versions] == [champion.version]
+    assert client.get_registered_model("pricer-synthetic").aliases == {"champion": champion.version}
+    grant = alice_grants_bob_edit(users, "pricer-synthetic", "registered_model")
+    assert grant.status_code == 200, grant.text
+    assert "challenger: version" in finish(
+        pricer("promote", *pick, env=as_bob, workdir=tmp_path, started=started)
+    )
 
 
 def test_a_password_in_the_tracking_uri_never_reaches_the_terminal(
