@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
@@ -96,14 +98,18 @@ def chosen_family(cfg: DictConfig) -> str:
 
 
 def check_added_keys(config: DictConfig) -> None:
-    """Refuse (``ConfigError``) a key that a ``+`` override adds at the root of the config,
-    where nothing reads it.
+    """Refuse (``ConfigError``) a key that a ``+`` or ``++`` override adds at the root of the
+    config, where nothing reads it.
 
     Hydra adds any key given with ``+``: ``+seeed=3`` or ``+modle.alpha=1`` ran the defaults
     and recorded the typo as a setting. A key is new at the root when everything under it
     came from such overrides; one added inside a node that is there (``+model.members...``,
     ``+tracking.tags.note=...``) is that node's to judge, a config group's option
     (``+experiment=course_scale``) is Hydra's, and ``hydra.*`` is Hydra's own.
+
+    ``++`` sets a key whether or not it is there, so in the composed config ``++seeed=3`` looks
+    like ``++seed=3``, which overrides a real key: a forced key is new when the config composed
+    without the forced overrides lacks its root.
     """
     task = OmegaConf.select(config, "hydra.overrides.task")
     if not task:
@@ -111,14 +117,21 @@ def check_added_keys(config: DictConfig) -> None:
     choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
     given = [str(item) for item in OmegaConf.to_container(task)]  # type: ignore[union-attr]
     added: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(given):
+    forced: dict[str, list[str]] = {}
+    forced_lines: list[str] = []
+    for line, override in zip(given, OverridesParser.create().parse_overrides(given), strict=True):
         key = override.key_or_group
-        if not override.is_add() or override.package is not None or "/" in key:
+        if override.package is not None or "/" in key:
             continue
         top = key.split(".")[0]
         if key in choices or top == "hydra":
             continue
-        added.setdefault(top, []).append(key)
+        if override.is_add():
+            added.setdefault(top, []).append(key)
+        elif override.is_force_add():
+            forced.setdefault(top, []).append(key)
+            forced_lines.append(line)
+    app = OmegaConf.select(config, "hydra.job.name") or "this app"
     for top, keys in added.items():
         # A sweep's values (+x=a,b) are not in the config its sweep starts with.
         if top in config and not all(
@@ -127,10 +140,33 @@ def check_added_keys(config: DictConfig) -> None:
         ):
             continue
         known = [name for name in config if name != "hydra" and name not in added]
-        app = OmegaConf.select(config, "hydra.job.name") or "this app"
         raise ConfigError(
             f"{unknown_name('key', top, known)}: +{keys[0]}=... adds a key {app} never reads"
         )
+    if not forced:
+        return
+    before = _roots_composed_without(config, given, forced_lines)
+    for top, keys in forced.items():
+        if top not in before:
+            known = [name for name in before if name != "hydra"]
+            raise ConfigError(
+                f"{unknown_name('key', top, known)}: ++{keys[0]}=... adds a key {app} never reads"
+            )
+
+
+def _roots_composed_without(config: DictConfig, given: list[str], left_out: list[str]) -> set[str]:
+    """The root keys of the app's config composed from its command line without the
+    overrides ``left_out``, by the Hydra that composed ``config`` (the same search path,
+    ``--config-dir`` included, and primary config)."""
+    # A sweep's config as it starts leaves its sweeps out, as Hydra composed it.
+    multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+    overrides = [line for line in given if line not in left_out]
+    composed = GlobalHydra.instance().hydra.compose_config(  # type: ignore[union-attr]
+        config_name=OmegaConf.select(config, "hydra.job.config_name"),
+        overrides=overrides,
+        run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN,
+    )
+    return set(composed)
 
 
 def _leaves(node: object, path: str) -> list[str]:

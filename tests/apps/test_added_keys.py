@@ -7,9 +7,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from hydra import initialize_config_dir
 
 from pricer.configs import check_added_keys
 from pricer.errors import ConfigError
+from pricer.paths import CONFIG_DIR
 from tests.apps.test_startup import APPS
 from tests.apps.test_user_errors import the_error_line
 from tests.conftest import multirun_config
@@ -17,8 +19,11 @@ from tests.e2e.conftest import pricer_app, run_cli
 
 
 def check(*task: str) -> None:
-    """``check_added_keys`` on ``pricer train <task>`` as Hydra hands it to a callback."""
-    check_added_keys(multirun_config(list(task), list(task)))
+    """``check_added_keys`` on ``pricer train <task>`` as Hydra hands it to a callback, with
+    the Hydra that composed it still there (a forced key is judged by composing again)."""
+    config = multirun_config(list(task), list(task))
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        check_added_keys(config)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +34,10 @@ def check(*task: str) -> None:
         (["+modle={alpha: 1}"], r"^unknown key 'modle' "),
         (["+probe.first=1", "+probe.second=two"], r"^unknown key 'probe' \(known: "),
         (["+seeed=${oc.env:PRICER_TEST_UNSET}"], r"^unknown key 'seeed' "),
+        # ++ sets a key there or not: in the composed config ++seeed=3 looks like ++seed=3.
+        (["++seeed=3"], r"^unknown key 'seeed' \(did you mean 'seed'\?\): \+\+seeed=\.\.\. adds"),
+        (["++modle.alpha=1"], r"^unknown key 'modle' \(did you mean 'model'\?\): \+\+modle\.alpha"),
+        (["seed=4", "++seed=5", "++probe=1"], r"^unknown key 'probe' \(known: "),
     ],
 )
 def test_a_key_added_at_the_root_is_refused(task: list[str], said: str) -> None:
@@ -46,6 +55,9 @@ def test_a_key_added_at_the_root_is_refused(task: list[str], said: str) -> None:
         ["model=ensemble", "+model.members.best._target_=pricer.tracking.model.logged_pricer"],
         ["+tradeoff=default", "+model@extra=constant"],  # config groups' options
         ["+hydra.job.env_set.X=1", "++hydra.job.env_set.Y=2"],  # Hydra's own
+        ["++seed=3"],  # overrides the key that is there
+        ["model=svr", "++model.max_iter=500", "++tracking.tags.note=x"],  # in nodes there
+        ["experiment=course_scale", "++curation.sample.max_per_slot=9"],
     ],
 )
 def test_keys_added_where_something_reads_them_pass(task: list[str]) -> None:
@@ -53,14 +65,35 @@ def test_keys_added_where_something_reads_them_pass(task: list[str]) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("sign", ["+", "++"])
 @pytest.mark.parametrize("app", APPS)
 def test_every_app_refuses_a_key_added_at_its_root_before_any_run(
-    app: str, tracking_uri: str, tmp_path: Path
+    app: str, sign: str, tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli(pricer_app(app, "+seeed=3", workdir=tmp_path), tracking_uri, tmp_path)
+    result = run_cli(pricer_app(app, f"{sign}seeed=3", workdir=tmp_path), tracking_uri, tmp_path)
     error = the_error_line(result)
-    assert re.match(rf"^error: unknown key 'seeed' .*adds a key {app} never reads$", error), error
+    said = rf"^error: unknown key 'seeed' .*: {re.escape(sign)}seeed=\.\.\. adds a key {app} never"
+    assert re.match(said, error), error
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.e2e
+def test_a_forced_key_that_is_there_is_set(tracking_uri: str, tmp_path: Path) -> None:
+    command = pricer_app(
+        "train",
+        "model=constant",
+        "++seed=7",
+        "data.n_records=3000",
+        "curation.split.test_size=200",
+        "eval.size=50",
+        f"curation.cache_dir={tmp_path / 'cache'}",
+        workdir=tmp_path,
+    )
+    result = run_cli(command, tracking_uri, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["seed"] == "7"
 
 
 @pytest.mark.e2e
@@ -69,6 +102,8 @@ def test_every_app_refuses_a_key_added_at_its_root_before_any_run(
     [
         ["train", "-m", "model=constant", "+probe=a,b"],
         ["train", "-m", "hparams_search=tfidf_ridge", "+seeed=2"],
+        ["train", "-m", "model=constant", "++seeed=1,2"],
+        ["train", "-m", "hparams_search=tfidf_ridge", "++probe=2"],
         ["leaderboard", "-m", "+seeed=1,2"],
     ],
 )
