@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
@@ -22,8 +21,11 @@ from pricer.paths import require_config_dir
 from pricer.tracking.redaction import redact_given, redact_text
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
-# How an override starts: a key (a config group's path, a package after @), maybe with + ++ ~.
-_OVERRIDE_START = re.compile(r"(~|\+\+?)?[A-Za-z_][\w.\-/@]*(=|$)")
+# How an override starts: a key (a config group's path, a package after @) and "=", maybe
+# after + or ++; or a deletion, ~key with or without a value.
+_OVERRIDE_START = re.compile(r"(\+\+?)?[A-Za-z_][\w.\-/@]*=|~[A-Za-z_][\w.\-/@]*(=|$)")
+# One of Hydra's flags (-m, --cfg, --config-dir=...): the word after one is its value.
+_FLAG = re.compile(r"-{1,2}[A-Za-z][\w-]*(=\S*)?")
 
 
 def expand_overrides(arguments: list[str]) -> list[str]:
@@ -33,8 +35,10 @@ def expand_overrides(arguments: list[str]) -> list[str]:
     argument ``a=1 b=2``; Hydra needs two. An empty ``overrides`` arrives as ``''``.
 
     A space inside one override stays there: a piece that does not start an override (``1.0)``
-    in ``model.alpha=interval(0.1, 1.0)``, typed as Hydra's docs write a search space) belongs
-    to the one before it. Split at every space, that form was a parse error.
+    in ``model.alpha=interval(0.1, 1.0)``, typed as Hydra's docs write a search space; ``b`` in
+    ``tracking.tags.note=a b``) belongs to the one before it. Split at every space, that form
+    was a parse error. Quotes are Hydra's and stay (``_words``): a quoted value is one string
+    to Hydra, which a value with "=", "," or a letter outside ASCII needs.
     """
     expanded: list[str] = []
     for argument in arguments:
@@ -42,13 +46,48 @@ def expand_overrides(arguments: list[str]) -> list[str]:
             expanded += [argument] if argument else []
             continue
         pieces: list[str] = []
-        for piece in shlex.split(argument):
-            if pieces and not _OVERRIDE_START.match(piece):
+        for piece in _words(argument):
+            starts = _OVERRIDE_START.match(piece) or _FLAG.fullmatch(piece)
+            if pieces and not starts and not _FLAG.fullmatch(pieces[-1]):
                 pieces[-1] += f" {piece}"
             else:
                 pieces.append(piece)
         expanded += pieces
     return expanded
+
+
+def _words(argument: str) -> list[str]:
+    """``argument`` cut at whitespace outside quotes, every character kept, as Hydra's override
+    grammar reads them: a quote opens a string that only the same quote closes, and a backslash
+    escapes the character after it (``\\ `` is a space inside a value).
+
+    ``shlex.split`` took the quotes away: ``tracking.run_name='x=y é'`` reached Hydra as
+    ``x=y é``, a parse error, and ``'ridge, tuned'`` as a sweep ("Ambiguous value ... quote the
+    value"); an unclosed quote was its ValueError, a traceback. An unclosed quote now stays in
+    its word, for Hydra to refuse in one line.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for char in argument:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote is not None:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char.isspace():
+            if word:
+                words.append("".join(word))
+                word = []
+            continue
+        word.append(char)
+    if word:
+        words.append("".join(word))
+    return words
 
 
 class CommandParser(argparse.ArgumentParser):

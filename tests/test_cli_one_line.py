@@ -100,6 +100,11 @@ def test_an_interpolation_that_does_not_resolve_names_its_key() -> None:
             ["+model@models.x=linear hydra/sweeper/sampler=grid"],
             ["+model@models.x=linear", "hydra/sweeper/sampler=grid"],
         ),
+        # Hydra's quotes stay, so a quoted value is one string to Hydra.
+        (["tracking.run_name='x=y é' seed=3"], ["tracking.run_name='x=y é'", "seed=3"]),
+        (['tracking.tags.note="ridge, tuned"'], ['tracking.tags.note="ridge, tuned"']),
+        (["tracking.tags.note='it\\'s here' ~seed"], ["tracking.tags.note='it\\'s here'", "~seed"]),
+        (["tracking.tags.note=a b"], ["tracking.tags.note=a b"]),  # Hydra reads "a b"
     ],
 )
 def test_overrides_are_split_between_overrides_never_inside_one(
@@ -113,3 +118,34 @@ def test_overrides_are_split_between_overrides_never_inside_one(
 
     assert expand_overrides(arguments) == expanded
     OverridesParser.create().parse_overrides(expanded)  # each one, Hydra's to read
+
+
+@pytest.mark.parametrize(
+    ("argument", "values"),
+    [
+        ("tracking.run_name='x=y é' seed=3", ["x=y é", 3]),
+        ('tracking.tags.note="ridge, tuned"', ["ridge, tuned"]),
+        ("tracking.tags.note='it\\'s here'", ["it's here"]),
+    ],
+)
+def test_a_quoted_value_reaches_hydra_as_typed(argument: str, values: list[object]) -> None:
+    # shlex took the quotes away: 'x=y é' was a parse error, and "ridge, tuned" a sweep
+    # ("Ambiguous value ... quote the value", when it was quoted).
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from pricer.cli import expand_overrides
+
+    parsed = OverridesParser.create().parse_overrides(expand_overrides([argument]))
+    assert [override.value() for override in parsed] == values
+
+
+def test_hydras_flags_among_overrides_stay_flags() -> None:
+    from pricer.cli import expand_overrides
+
+    assert expand_overrides(["seed=3 --cfg job", "-m model.alpha=1,2"]) == [
+        "seed=3",
+        "--cfg",
+        "job",
+        "-m",
+        "model.alpha=1,2",
+    ]

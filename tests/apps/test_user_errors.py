@@ -45,6 +45,8 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         # A data key the source does not have (each data option has a schema).
         (["model=constant", "data.n_record=5"], "n_record"),
         (["model=constant", "data=real", "data.test_rows=ten"], "test_rows"),
+        # A quote left open: shlex's ValueError ("No closing quotation"), a traceback.
+        (["model=constant", "tracking.run_name='my run"], "tracking.run_name='my run"),
     ],
 )
 def test_user_error_is_one_line(
