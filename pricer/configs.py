@@ -12,6 +12,7 @@ Import this module (for its side effect) before ``@hydra.main`` or ``compose``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -187,6 +188,24 @@ class AddedKeysCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_added_keys(config)
+
+
+class StartFolder(Callback):
+    """Hydra callback (conf/hydra/default.yaml): each job works in the folder its command was
+    started in (``hydra.runtime.cwd``), ``hydra.job.chdir=true`` or not.
+
+    Every relative path pricer is given is the user's, typed where they stand: with
+    ``hydra.job.chdir=true`` a job worked in its output folder, so ``data.train_paths=[a.jsonl]``
+    was "not found" beside the file, ``output_path=h.csv`` was written there while the line
+    said "h.csv", and a relative store (``MLFLOW_TRACKING_URI=sqlite:///mlflow.db``) was a new,
+    empty one in each output folder, the run's link pointing at the user's. Hydra's own files
+    (.hydra/, the job's log) go to the output folder by its full path all the same.
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        start = OmegaConf.select(config, "hydra.runtime.cwd")
+        if start and os.getcwd() != start:
+            os.chdir(start)  # Hydra goes back to where it was once the job ends
 
 
 def refuse_added_keys(config: DictConfig) -> None:
