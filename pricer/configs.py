@@ -15,6 +15,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -178,16 +179,42 @@ def _leaves(node: object, path: str) -> list[str]:
     return [path]
 
 
-class AddedKeysCheck(Callback):
-    """Hydra callback (conf/hydra/default.yaml): ``check_added_keys`` before a run or a sweep
+class StartCheck(Callback):
+    """Hydra callback (conf/hydra/default.yaml): ``refuse_at_start`` before a run or a sweep
     starts. A ``SystemExit`` carries its refusal: Hydra turns a callback's ``Exception`` into a
     warning and goes on."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        refuse_added_keys(config)
+        refuse_at_start(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        refuse_added_keys(config)
+        refuse_at_start(config)
+
+
+def check_output_folder(config: DictConfig) -> None:
+    """Refuse (``ConfigError``) an output folder Hydra cannot make or write in: a file in the
+    way, a parent that cannot be made, a folder that is not writable.
+
+    Hydra makes it as the job (or, in a sweep, the launcher) starts: its ``OSError`` was a
+    traceback, and in a sweep it came after the parent run had opened, which then ended FAILED
+    for a mistyped folder. Made here, before any run, as Hydra would make it.
+    """
+    multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = OmegaConf.select(config, key)
+    if folder is None:
+        return
+    path = Path(str(folder))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        why = None if os.access(path, os.W_OK | os.X_OK) else "not writable"
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+    if why is not None:
+        raise ConfigError(
+            f"{key}: cannot make the output folder {path} ({why}): "
+            f"give {key}=<a folder you can write>"
+        )
 
 
 class StartFolder(Callback):
@@ -208,12 +235,14 @@ class StartFolder(Callback):
             os.chdir(start)  # Hydra goes back to where it was once the job ends
 
 
-def refuse_added_keys(config: DictConfig) -> None:
-    """``check_added_keys``, its refusal as pricer's one line, ``error: ...``, exit 2. The line
-    names keys and never a value (``+seeed=...``), so it needs no redaction, which lives
+def refuse_at_start(config: DictConfig) -> None:
+    """What is refused before a run or a sweep starts (``check_added_keys``,
+    ``check_output_folder``), as pricer's one line, ``error: ...``, exit 2. The lines name keys
+    and an output folder, never a setting's value, so they need no redaction, which lives
     above this module (pricer.tracking)."""
     try:
         check_added_keys(config)
+        check_output_folder(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_STATUS) from None

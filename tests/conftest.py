@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmarks.common import STORE_BOUND
@@ -124,6 +125,10 @@ def multirun_config(overrides: list[str], task: list[str]) -> DictConfig:
     OmegaConf.set_readonly(cfg, False)
     with open_dict(cfg):
         cfg.hydra.overrides.task = task
+        cfg.hydra.mode = RunMode.MULTIRUN
+        # Made as the sweep starts (pricer.configs.check_output_folder): in the test's working
+        # folder (tracking_uri's tmp_path), not the checkout's multirun/.
+        cfg.hydra.sweep.dir = str(Path.cwd() / "multirun")
     return cfg
 
 

@@ -47,7 +47,7 @@ from hydra_plugins.pricer_optuna_sweeper.study import (
     database_errors,
 )
 from pricer import interrupt
-from pricer.configs import refuse_added_keys
+from pricer.configs import refuse_at_start
 from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, one_line
 from pricer.evaluation import objective_trace
 from pricer.models.llm.answering import answered_in_every_pass, other_model_answers
@@ -173,7 +173,7 @@ class SweepCallback(Callback):
     # -- the multirun, in the launching process ----------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Before the parent run opens (this callback comes before conf/hydra/default.yaml's).
-        refuse_added_keys(config)
+        refuse_at_start(config)
         # An Optuna sweep that maximised while this callback ranked by the minimum recorded
         # two best trials, Optuna's and the parent run's.
         asked = OmegaConf.select(config, "hydra.sweeper.direction")

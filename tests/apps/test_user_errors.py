@@ -508,3 +508,27 @@ def test_a_deleted_experiment_is_one_line_naming_how_to_restore_it(
         "(tracking.experiment=NAME)"
     )
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "key"),
+    [
+        (["train", "model=constant"], "hydra.run.dir"),
+        (["leaderboard"], "hydra.run.dir"),
+        (["train", "-m", "model=constant", "seed=1,2", "validation.size=100"], "hydra.sweep.dir"),
+    ],
+)
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_run(
+    arguments: list[str], key: str, tracking_uri: str, tmp_path: Path
+) -> None:
+    # Hydra's NotADirectoryError was a traceback; in a sweep, after the parent run had opened,
+    # which was left FAILED.
+    (tmp_path / "a_file").write_text("")
+    blocked = tmp_path / "a_file" / "out"
+    app, *overrides = arguments
+    command = [*pricer_app(app, *overrides, workdir=tmp_path), f"{key}={blocked}"]
+    assert the_error_line(run_cli(command, tracking_uri, tmp_path)) == (
+        f"error: {key}: cannot make the output folder {blocked} (Not a directory): "
+        f"give {key}=<a folder you can write>"
+    )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra._internal.callbacks import Callbacks  # how Hydra calls callbacks
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pricer.paths import CONFIG_DIR
 from pricer.tracking.run import SWEEP_PARENT_ENV, SWEEP_TAGS_ENV, tracked_run
 from pricer.tracking.sweep import (
     BEST_RUN_TAG,
@@ -385,13 +383,9 @@ def test_a_sweep_of_a_family_without_its_key_is_refused_before_its_parent_run(
     # `-m model=frontier model.temperature=0,0.5` without OPENAI_API_KEY opened the parent,
     # whose trials were each refused: a FAILED parent with no trial, the key said at the end.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=["model=frontier", "validation.size=50"], return_hydra_config=True
-        )
-    OmegaConf.set_readonly(cfg, False)
-    with open_dict(cfg):
-        cfg.hydra.overrides.task = ["model=frontier", "model.temperature=0,0.5"]
+    cfg = multirun_config(
+        ["model=frontier", "validation.size=50"], ["model=frontier", "model.temperature=0,0.5"]
+    )
     with pytest.raises(SweepError, match=r"^frontier: environment variable OPENAI_API_KEY "):
         Callbacks(cfg).on_multirun_start(config=cfg, config_name="train")
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

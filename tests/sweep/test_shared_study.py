@@ -748,7 +748,7 @@ def test_a_refused_joiner_writes_nothing_to_its_tracking_store(
     def config(*overrides: str) -> DictConfig:
         return compose_train(
             "hparams_search=tfidf_ridge", f"hydra.sweeper.storage={storage}",
-            f"tracking.uri=sqlite:///{store}", *overrides,
+            f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp_path / 'hydra'}", *overrides,
         )  # fmt: skip
 
     # Started by a sweep ranked on more validation items.
