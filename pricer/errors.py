@@ -150,4 +150,8 @@ def _override_typo(error: BaseException) -> str | None:
         return None
     full = str(cause.full_key or cause.key)
     where = full.rpartition(".")[0]
+    if where and not len(cause.parent_node):
+        # A node of the user's own keys (tracking.tags): "unknown key" alone, with none to
+        # offer, left no way to set one; + adds it.
+        return f"{where} has no key '{cause.key}' yet: add it with +{full}=..."
     return unknown_name("key", str(cause.key), cause.parent_node.keys(), where)

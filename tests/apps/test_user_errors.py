@@ -44,6 +44,8 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         (["model=no_such_family"], "no_such_family"),
         # A data key the source does not have (each data option has a schema).
         (["model=constant", "data.n_record=5"], "n_record"),
+        # A node of the user's own keys: "unknown key 'tracking.tags.note'", and no way offered.
+        (["model=constant", "tracking.tags.note=x"], "add it with +tracking.tags.note=..."),
         (["model=constant", "data=real", "data.test_rows=ten"], "test_rows"),
         # A quote left open: shlex's ValueError ("No closing quotation"), a traceback.
         (["model=constant", "tracking.run_name='my run"], "tracking.run_name='my run"),
