@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -28,13 +29,18 @@ def family_names() -> list[str]:
 
 
 def register_resolvers() -> None:
-    """Make `${pricer.root:}` available to every config.
+    """Make `${pricer.root:}` and `${pricer.process:}` available to every config.
 
     Paths in configs are resolved against the project root, not the current folder, so Hydra
     output folders and `mlflow run` working folders all reach the same store and caches.
+    ``pricer.process`` is this process's id, which tells apart the output folders of commands
+    started in the same second (conf/hydra/default.yaml); cached in the config, so a sweep's
+    worker processes name the folder of the process that launched them.
     """
     if not OmegaConf.has_resolver("pricer.root"):
         OmegaConf.register_new_resolver("pricer.root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("pricer.process"):
+        OmegaConf.register_new_resolver("pricer.process", lambda: str(os.getpid()), use_cache=True)
 
 
 register_resolvers()
