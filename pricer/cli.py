@@ -158,15 +158,11 @@ def refuse_two_modes(arguments: Sequence[str]) -> None:
     --run, --multirun, --cfg, --info and --shell_completion can be specified"), raised outside
     its error handling: a traceback. The arguments are read with Hydra's own parser, so what
     counts as each flag (``--cfg=job``, ``-cjob``) is what Hydra counts; one it cannot read is
-    left to Hydra, which says why. Printing a sweep's config is not offered: a sweep is many
-    configs, which only its sweeper makes, and Hydra prints one.
+    refused in its one line (``hydra_flags``). Printing a sweep's config is not offered: a sweep
+    is many configs, which only its sweeper makes, and Hydra prints one.
     """
-    from hydra._internal.utils import get_args_parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # Hydra says it again, once
-            args, _ = get_args_parser().parse_known_args(list(arguments))
-    except SystemExit:
+    args = hydra_flags(arguments)
+    if args is None:
         return
     if args.help or args.hydra_help:  # Hydra answers those first, whatever else is given
         return
@@ -187,6 +183,25 @@ def refuse_two_modes(arguments: Sequence[str]) -> None:
     if "--cfg" in given and given[0].startswith("-m"):
         advice = "leave out -m to print the config (--cfg hydra: a sweep's sweeper and space)"
     raise ConfigError(f"{' and '.join(given)} cannot be combined: {advice}")
+
+
+def hydra_flags(arguments: Sequence[str]) -> argparse.Namespace | None:
+    """The arguments as Hydra's own parser reads them; None for ``--version``, which Hydra
+    answers. A flag it cannot read (``--cfg`` without its value, ``--info nosuch``, ``-x``) is
+    refused (``ConfigError``) in argparse's own words: Hydra printed its usage, seven lines,
+    above ``train.py: error: ...``."""
+    from hydra._internal.utils import get_args_parser
+
+    said = io.StringIO()
+    try:
+        # Nothing printed here: Hydra answers --version itself (it was said twice).
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
+            return get_args_parser().parse_args(list(arguments))
+    except SystemExit as stop:
+        if not stop.code:
+            return None
+        last = said.getvalue().strip().splitlines()[-1:] or ["cannot read the arguments"]
+        raise ConfigError(f"{last[0].partition(': error: ')[2] or last[0]} (see --help)") from None
 
 
 def _parameter_error(error: BaseException) -> str | None:

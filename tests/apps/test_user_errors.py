@@ -47,6 +47,10 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         # A node of the user's own keys: "unknown key 'tracking.tags.note'", and no way offered.
         (["model=constant", "tracking.tags.note=x"], "add it with +tracking.tags.note=..."),
         (["model=constant", "data=real", "data.test_rows=ten"], "test_rows"),
+        # A flag Hydra cannot read: argparse's usage, seven lines, above "train.py: error: ...".
+        (["--cfg=nosuch"], "error: argument --cfg/-c: invalid choice: 'nosuch' (choose from"),
+        (["--info", "nosuch"], "argument --info/-i: invalid choice: 'nosuch'"),
+        (["model=constant", "--nosuch"], "error: unrecognized arguments: --nosuch "),
         # A quote left open: shlex's ValueError ("No closing quotation"), a traceback.
         (["model=constant", "tracking.run_name='my run"], "tracking.run_name='my run"),
     ],
@@ -534,3 +538,10 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_run(
         f"give {key}=<a folder you can write>"
     )
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_the_version_is_said_once(tmp_path: Path) -> None:
+    result = run_cli(pricer_app("train", "--version", workdir=tmp_path), "", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [line] = result.stdout.splitlines()  # it was said twice
+    assert line.startswith("Hydra ")
