@@ -96,14 +96,20 @@ def test_test_rows_that_cannot_mean_what_they_say_are_refused(
         load_curated(cfg.data, cfg.curation)
 
 
-def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: Path) -> None:
-    cfg = items_config(
+def like_test_config(tmp_path: Path) -> DictConfig:
+    """Item files of 30 training items, 6 drawn like the test set, 10 test rows of which the
+    first 4 are the test set (the other 6 train, flagged as drawn like it)."""
+    return items_config(
         tmp_path,
         train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
         like_test_paths=[write_items(tmp_path / "like.jsonl", 6, "Toys", start=50)],
         test_paths=[write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)],
         test_rows=4,
     )
+
+
+def test_items_drawn_like_the_test_set_are_flagged_for_training_only(tmp_path: Path) -> None:
+    cfg = like_test_config(tmp_path)
     curated = load_curated(cfg.data, cfg.curation)
     assert LIKE_TEST_COLUMN == models_base.LIKE_TEST_COLUMN  # the name the families read
     flagged = curated.train.loc[curated.train[LIKE_TEST_COLUMN], "title"]
@@ -123,13 +129,7 @@ def test_a_curated_split_keeps_its_flags_of_items_drawn_like_the_test_set(tmp_pa
     # Read back with data=curated, every training item of a split pricer curate wrote was
     # flagged False: data=real's 1,749 were weighed as any other, and validation.like_test
     # found none to hold out.
-    cfg = items_config(
-        tmp_path,
-        train_paths=[write_items(tmp_path / "train.jsonl", 30, "Toys")],
-        like_test_paths=[write_items(tmp_path / "like.jsonl", 6, "Toys", start=50)],
-        test_paths=[write_items(tmp_path / "test.jsonl", 10, "Toys", start=100)],
-        test_rows=4,
-    )
+    cfg = like_test_config(tmp_path)
     save_curated(load_curated(cfg.data, cfg.curation), tmp_path / "split")
     cfg = compose_config("train", ["data=curated", f"data.curated_dir={tmp_path / 'split'}"])
     curated = load_curated(cfg.data, cfg.curation)
