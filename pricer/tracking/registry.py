@@ -38,11 +38,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-from mlflow.utils.validation import (  # private, but the rules the registry applies
-    _validate_model_alias_name,
-    _validate_model_alias_name_reserved,
-    _validate_model_name,
-)
+from mlflow.utils import validation
+from mlflow.utils.validation import _validate_model_name  # private: the registry's own rules
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import interrupt
@@ -523,8 +520,7 @@ class RegistrySettings:
         for key in ("champion_alias", "challenger_alias"):
             alias = getattr(settings, key)
             try:
-                _validate_model_alias_name(alias)
-                _validate_model_alias_name_reserved(alias)
+                _alias_rules(alias)
             except MlflowException as error:
                 raise ConfigError(f"registry.{key}={alias}: {error.message}") from None
         # The model's name too (``<prefix>-<data.name>``: "data.name=team/tools"): refused at
@@ -538,6 +534,19 @@ class RegistrySettings:
                 "registry.prefix-data.name unless set: choose names without them)"
             ) from None
         return settings
+
+
+def _alias_rules(alias: str) -> None:
+    """The registry's rules for an alias (``MlflowException`` if it breaks one), its private
+    functions: MLflow 3.18 renamed them (``_validate_model_alias_name`` and its ``_reserved``
+    became ``_validate_alias_name`` and ``_validate_alias_name_reserved``), and importing the
+    old names stopped every registry command from loading on a fresh install."""
+    for new, old in (
+        ("_validate_alias_name", "_validate_model_alias_name"),
+        ("_validate_alias_name_reserved", "_validate_model_alias_name_reserved"),
+    ):
+        rule = getattr(validation, new, None) or getattr(validation, old)
+        rule(alias)
 
 
 def promote(cfg: DictConfig) -> Decision | Retirement:
