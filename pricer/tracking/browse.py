@@ -102,10 +102,8 @@ def connect(tracking_uri: str) -> str:
     try:  # a server down or a mistyped URI: one line here, not a traceback from the first read
         mlflow.search_experiments(max_results=1)
     except (mlflow.exceptions.MlflowException, SQLAlchemyError) as error:
-        if (why := refusal(error, tracking_uri)) is not None:
-            raise StoreNotFound(
-                f"the tracking server at {safe_uri(tracking_uri)} refused {why}"
-            ) from None
+        if (line := refusal(error, tracking_uri)) is not None:
+            raise StoreNotFound(line) from None
         first = str(error).splitlines()[0]
         raise StoreNotFound(f"cannot read {safe_uri(tracking_uri)}: {first}") from error
     return safe_uri(tracking_uri)

@@ -204,10 +204,8 @@ def fetch_verified(
         client = MlflowClient()
         uri, version = choose_uri(client, settings)
     except (MlflowException, SQLAlchemyError) as error:  # "no models:/... promote first"
-        if (why := refusal(error, tracking_uri)) is not None:
-            raise StoreUnreadable(
-                f"the tracking server at {safe_uri(tracking_uri)} refused {why}"
-            ) from None
+        if (line := refusal(error, tracking_uri)) is not None:
+            raise StoreUnreadable(line) from None
         raise StoreUnreadable(
             f"cannot read the registry at {safe_uri(tracking_uri)}: {str(error).splitlines()[0]}"
         ) from error

@@ -70,8 +70,8 @@ from pricer.tracking.store import (
     StoreRefused,
     StoreUnreachable,
     permission_denied,
+    refused,
     require_existing,
-    safe_uri,
 )
 from pricer.wording import counted
 
@@ -190,10 +190,12 @@ def store_step(what: str) -> Iterator[None]:
     except STORE_ERRORS as error:
         if permission_denied(error):  # "promote again once it answers" would never help
             raise StoreRefused(
-                f"the tracking server at {safe_uri(mlflow.get_tracking_uri())} refused {what} "
-                "(403 permission denied): no alias moved; "
-                "a promotion reads the candidates' experiments and writes to the registered "
-                "model: their managers must grant you READ on those and EDIT on the model"
+                refused(
+                    mlflow.get_tracking_uri(),
+                    f"{what} (403 permission denied): no alias moved; a promotion reads the "
+                    "candidates' experiments and writes to the registered model: their managers "
+                    "must grant you READ on those and EDIT on the model",
+                )
             ) from None
         # Its first line only: SQLAlchemy's next ones are the SQL statement and a link.
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")

@@ -198,23 +198,31 @@ class StoreRefused(UserError):
 INVALID_HOST = "Invalid Host header"
 
 
+def refused(uri: str, what: str) -> str:
+    """The line for a request the tracking server at ``uri`` refused: ``what``, why and what
+    to do."""
+    return f"the tracking server at {safe_uri(uri)} refused {what}"
+
+
 def refusal(error: BaseException, uri: str) -> str | None:
-    """What the tracking server at ``uri`` refused, why, and what to do: the login (its 401)
-    or the address (its 403 for a Host header it does not serve). None for any other error,
-    a permission denied included: what was refused is the caller's to say
+    """The line (``refused``) for the login (its 401) or the address (its 403 for a Host
+    header it does not serve) the tracking server at ``uri`` refused. None for any other
+    error, a permission denied included: what was refused is the caller's to say
     (``permission_denied``)."""
     if not isinstance(error, MlflowException):
         return None
     if error.error_code == "UNAUTHENTICATED":
-        return (
+        return refused(
+            uri,
             "the login (401): MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD must name "
-            "a user the server's admin created, and that user's password"
+            "a user the server's admin created, and that user's password",
         )
     if error.error_code == "PERMISSION_DENIED" and INVALID_HOST in str(error):
         address = urlsplit(uri).netloc.rsplit("@", 1)[-1]
-        return (
+        return refused(
+            uri,
             f"requests addressed to {address} (403 {INVALID_HOST}): its mlflow server "
-            f"--allowed-hosts must name {address}, or MLFLOW_TRACKING_URI an address it names"
+            f"--allowed-hosts must name {address}, or MLFLOW_TRACKING_URI an address it names",
         )
     return None
 
@@ -231,10 +239,11 @@ def permission_denied(error: BaseException) -> bool:
 def refused_writing(uri: str, experiment: str, what: str) -> str:
     """The line for a write into ``experiment`` the server refused for the user's permissions:
     a reader's (the team server's default permission is READ)."""
-    return (
-        f"the tracking server at {safe_uri(uri)} refused {what} in experiment {experiment} (403 "
-        "permission denied): you may read it, not write to it; its manager must grant you EDIT "
-        "on it, or send runs to an experiment of your own (tracking.experiment=NAME)"
+    return refused(
+        uri,
+        f"{what} in experiment {experiment} (403 permission denied): you may read it, not "
+        "write to it; its manager must grant you EDIT on it, or send runs to an experiment of "
+        "your own (tracking.experiment=NAME)",
     )
 
 
@@ -246,14 +255,15 @@ def unreachable_as_one_line(uri: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, SQLAlchemyError) as error:
-        why = refusal(error, uri)
-        if why is None and permission_denied(error):
-            why = (
+        line = refusal(error, uri)
+        if line is None and permission_denied(error):
+            line = refused(
+                uri,
                 "to open the experiment (403 permission denied): its manager must grant you "
-                "READ on it, or send runs to another (tracking.experiment=NAME)"
+                "READ on it, or send runs to another (tracking.experiment=NAME)",
             )
-        if why is not None:
-            raise StoreRefused(f"the tracking server at {safe_uri(uri)} refused {why}") from None
+        if line is not None:
+            raise StoreRefused(line) from None
         if isinstance(error, MlflowException) and not _cannot_connect(error):
             raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
