@@ -201,6 +201,26 @@ def test_a_refusal_quoting_a_model_number_is_no_price_and_not_cached(
     assert not list(tmp_path.rglob("*.json"))  # nothing cached: a rerun asks again
 
 
+def test_an_amount_the_answer_reasons_from_is_not_recorded_as_its_price(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # Read as the first amount named: $30, an example's price, was recorded and cached as
+    # the item's, and an answer naming two prices without choosing was the first of them.
+    answers = iter(
+        [
+            "Similar products cost $30. My estimate: $45",
+            "Example 1 is $30 and example 2 is $60, so this one is about $45.",
+        ]
+    )
+    stub.state.answer_fn = lambda messages: next(answers, "Price is $25")
+    pricer = fitted(make_pricer(cache_dir=str(tmp_path), max_concurrency=1), items)
+    report = pricer.predict_report(items)
+    assert report.prices[0] == 45.0
+    assert np.isnan(report.prices[1])
+    assert report.stats["llm.failures.no_price"] == 1
+    assert len(list(tmp_path.rglob("*.json"))) == len(items) - 1  # asked again next time
+
+
 def test_a_price_far_beyond_any_training_price_is_no_answer(
     make_pricer, items, stub, tmp_path
 ) -> None:

@@ -109,6 +109,16 @@ STATED = [
         "<|start|>assistant<|channel|>final<|message|>$120<|return|>",
         120.0,
     ),
+    # An answer that reasons from other amounts to its own: each was read as the first
+    # amount named (an example's, a part's), not the one the answer gives as its estimate.
+    ("Similar products cost $30. My estimate: $45", 45.0),
+    ("Based on similar items priced at $20 and $30, I'd estimate $25.", 25.0),
+    ("It retails for $60, but my best guess is $45.", 45.0),
+    ("Each is $15, so 3 x $15 = $45", 45.0),
+    ("**Comparable:** $30\n**Price:** $45", 45.0),
+    ("Price is $45. Yes, $45.", 45.0),  # one amount named twice
+    ("$45 \u00b1 $5", 45.0),  # a tolerance beside the price
+    ("$45.99\n\nNote: you may find it for $40 on sale.", 45.99),  # the amount it opens with
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -245,6 +255,14 @@ NO_PRICE = [
     "a $45 discount",
     "It is $45 cheaper than the Pro model",
     "About $45 more than the base model",
+    # Several amounts, none given as the answer's own: each was read as its first amount.
+    "Example 1 is $30 and example 2 is $60, so this one is about $45.",
+    "Each is $15, so the 3-pack is $45",
+    "MSRP $60. Street price $45.",
+    "45.99\n\nSimilar items cost around $50",  # the prefill's number, then another
+    "$10 and $20",
+    "$45 (or $60)",
+    "Price is $45.\nPrice is $60.",
     "",
     None,
 ]

@@ -83,6 +83,15 @@ _RANGE_AFTER = re.compile(
     rf"^\s*(?:{_RANGE_SEPARATOR}|{_ALTERNATIVE})\s*(?:\$\s*)?\d", re.IGNORECASE
 )
 _BETWEEN = re.compile(r"between\s+(?:\$\s*)?$", re.IGNORECASE)
+# A pair of amounts ("$10 and $20", "$45 (or $60)") is no choice either; "45 dollars and 99
+# cents" is one amount.
+_PAIR_AFTER = re.compile(
+    r"^\s*(?:dollars|USD)?\s*(?:and|\(\s*or)\s+(?:\$\s*)?\d+(?:[.,]\d+)*(?![\d.,]|\s*(?:cents?\b|\u00a2))",
+    re.IGNORECASE,
+)
+_PAIR_BEFORE = re.compile(rf"{_AMOUNT}\s*(?:and|\(\s*or)\s*(?:\$\s*)?$", re.IGNORECASE)
+# What may come before an amount the answer opens with: markup and a currency mark ("**$45**").
+_OPENING = re.compile(r"\s*[*_\"'`]*\s*(?:US\s?\$|USD\s?\$?|\$)?\s*[-\u2212]?")
 # An amount followed by another currency, or by cents, is not a dollar price: "Price is 45
 # euros" and "$45 CAD" are no price, "Price is 4599 cents" is not $4599. Words that may be a
 # unit too ("45 pounds") are passed over all the same: a weight is no price either.
@@ -186,7 +195,9 @@ _DIFFERENCE_AFTER = re.compile(
     re.IGNORECASE,
 )
 _DIFFERENCE_BEFORE = re.compile(
-    r"\b(?:save|saves|saving|savings of|discount of|extra|additional)\s*"
+    # A tolerance too: the "$5" of "$45 +/- $5" is how far off the price may be.
+    r"(?:\b(?:save|saves|saving|savings of|discount of|extra|additional|plus or minus|"
+    r"give or take)|\+\s*/\s*-|\u00b1)\s*"
     r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
@@ -210,6 +221,18 @@ _AND_CENTS = re.compile(
 _ASSERTED = re.compile(
     r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
     r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    re.IGNORECASE,
+)
+
+
+# What gives an amount as the answer's own, among several it names: "I'd estimate $45",
+# "my best guess is $45", "Price: $45", "I'd say around $45", "3 x $15 = $45".
+_ANSWER_CUE = re.compile(
+    r"(?:\b(?:estimated?|estimates|estimating|estimation|guess|answer|say|final|"
+    r"price\s*[*_]*\s*(?:is|:|=|would be|should be|will be)|put it at|value it at|go with)"
+    r"(?:\s+(?:the|its|this|it'?s|one'?s|item'?s|product'?s))?(?:\s+price)?"
+    r"\s*[*_]*\s*(?:of|at|is|to be|would be|should be|will be|:|=)?"
+    r"|=)\s*[*_]*\s*(?:about|around|approximately|roughly|~)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
 
@@ -249,10 +272,12 @@ def _before(answer: str, mention: _Mention) -> str:
 
 def _in_range(before: str, after: str) -> bool:
     """Whether the amount between ``before`` and ``after`` is one end of a range."""
-    if _RANGE_BEFORE.search(before):
+    if _RANGE_BEFORE.search(before) or _PAIR_BEFORE.search(before):
         return True
-    opens_range = _RANGE_AFTER.match(after) or (
-        _BETWEEN.search(before) and re.match(r"^\s*(?:dollars|USD)?\s*and\b", after, re.I)
+    opens_range = (
+        _RANGE_AFTER.match(after)
+        or _PAIR_AFTER.match(after)
+        or (_BETWEEN.search(before) and re.match(r"^\s*(?:dollars|USD)?\s*and\b", after, re.I))
     )
     return bool(opens_range)
 
@@ -260,11 +285,16 @@ def _in_range(before: str, after: str) -> bool:
 def parse_price(answer: str | None) -> float | None:
     """The price an answer states, or None when it states none (the ``no_price`` failure).
 
-    The first stated amount that is not part of a range, a bound ("under $45") or a rate
-    ("$45/month"), and not rejected ("not $40") decides ("2-pack for $15" is 15, "$29.99,
-    was $39.99" is 29.99); a bare number opening the answer counts only when no amount is
-    stated ("129.99" is, "1. Look it up ... $387" is not 1). A negative, zero or
-    overflowing amount there is no price, not a clipped one.
+    Every amount is weighed that is not part of a range, a bound ("under $45") or a rate
+    ("$45/month"), and not rejected ("not $40") or former ("was $39.99"): stated ones
+    ("$45", "Price is 45") and a bare number opening the answer ("129.99", the "Price is $"
+    prefill continued; "1. Look it up" is a list's marker, not 1). When they all name one
+    amount, that is the price ("2-pack for $15" is 15). When they name several, the one the
+    answer gives as its own ("I'd estimate $45", "Price: $45", "= $45") is; with none or
+    more than one so given, there is no price: "Similar items cost $30; I'd estimate $45"
+    is 45, and "Each is $15, so the 3-pack is $45" or "$10 and $20" no price, where the first
+    amount ($30, $15, $10) was read. A negative, zero or overflowing amount chosen is no
+    price, not a clipped one.
     """
     if not answer:
         return None
@@ -275,12 +305,20 @@ def parse_price(answer: str | None) -> float | None:
     if is_json:
         return price
     refusal = _REFUSAL.search(answer) is not None
+    # (its price, None if it is no price; whether the answer gives it as its own)
+    candidates: list[tuple[float | None, bool]] = []
     for mention in _mentions(answer):
         before, after = _before(answer, mention), answer[mention.end :]
         if _in_range(before, after) or _NEGATED.search(before) or _FORMER.search(before):
             continue
+        # Given as the answer's own: named so ("I'd estimate $45"), or the amount the answer
+        # opens with ("$45.99\n\nYou may find it for $40"; a bare number only when alone).
+        own = bool(_ANSWER_CUE.search(before)) or (
+            mention.stated and _OPENING.fullmatch(answer[: mention.start]) is not None
+        )
         if _THREE_DECIMALS.match(answer[mention.start : mention.end]):
-            return None
+            candidates.append((None, own))
+            continue
         if _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after):
             continue
         if _RATE_AFTER.match(after) or _RATE_BEFORE.search(before):
@@ -293,15 +331,26 @@ def parse_price(answer: str | None) -> float | None:
             continue
         if not mention.stated and _LIST_MARKER.match(answer[mention.start :]):
             continue
-        if mention.negative or not 0 < mention.value < math.inf:  # "9" x 400 is inf
+        # A negative or overflowing amount ("9" x 400 is inf), or one a refusal only quotes,
+        # is no price: weighed as such, not clipped or passed over.
+        unsure = refusal and not _ASSERTED.search(before)
+        value: float | None = None
+        if not (mention.negative or unsure or not 0 < mention.value < math.inf):
+            cents = _AND_CENTS.match(after)
+            whole = "." not in answer[mention.start : mention.end]
+            value = (
+                mention.value + int(cents.group("cents")) / 100
+                if cents and whole
+                else mention.value
+            )
+        candidates.append((value, own))
+    if len({value for value, _ in candidates}) > 1:
+        # Several amounts: an example's or a part's price beside the answer ("similar items
+        # cost $30"), or alternatives. Only the one the answer gives as its own decides.
+        candidates = [pair for pair in candidates if pair[1]]
+        if len({value for value, _ in candidates}) != 1:
             return None
-        if refusal and not _ASSERTED.search(before):
-            return None
-        cents = _AND_CENTS.match(after)
-        if cents and "." not in answer[mention.start : mention.end]:
-            return mention.value + int(cents.group("cents")) / 100
-        return mention.value
-    return None
+    return candidates[0][0] if candidates else None
 
 
 # A reasoning model's thoughts, in the answer when a server has no reasoning parser (open
