@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,12 @@ UNREADABLE = "unreadable"  # its price is no single amount in range, or it has t
 FAILURE_REASONS = (NOT_IN_SHEET, BLANK, UNREADABLE)
 
 
+# "1.299": a thousands group written the European way (1,299, as "12,99" is 12.99) or a price
+# to a tenth of a cent, which no one types; read as $1.30, it was an error of $1,297 on the
+# person's record. The LLM answers' reading passes it over too (pricer.models.llm.prompts).
+_THOUSANDS_OR_MILLS = re.compile(r"\$?\s*\d{1,3}\.\d{3}")
+
+
 @dataclass(frozen=True)
 class Sheet:
     """What a guesses file says: the guesses by item id, how many written prices were no
@@ -139,6 +146,8 @@ def read_guesses(path: str | Path, ceiling: float = math.inf) -> Sheet:
         if not written.strip():
             continue
         price, _ = parse_price(written)  # the item files' reading: "$1,299.99", not "12,99"
+        if _THOUSANDS_OR_MILLS.fullmatch(written.strip()):
+            price = None
         if price is None or not 0 < price <= ceiling:
             unreadable_rows.add(row)
             slipped |= named

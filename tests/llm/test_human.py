@@ -194,6 +194,20 @@ def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
     assert counts == {"guesses": 2.0, "missing": 6.0, "unreadable": 6.0}
 
 
+def test_a_price_with_a_european_thousands_group_is_unreadable_not_a_dollar(tmp_path) -> None:
+    # "1.299" (1,299 written the European way, as "12,99" is 12.99) was read as $1.30: a
+    # person's $1,299 guess for a TV recorded as an error of $1,297.
+    texts = [f"item {i}" for i in range(4)]
+    written = ["1.299", "$2.500", "45.99", "1,299"]
+    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    report = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(4, 999.0))
+    prices = report.predict_report(items)
+    assert np.isnan(prices.prices[:2]).all()
+    assert prices.prices[2:].tolist() == [45.99, 1299.0]
+    assert prices.stats["human.failures.unreadable"] == 2.0
+
+
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
