@@ -39,7 +39,20 @@ def choice(body: dict[str, Any]) -> dict[str, Any]:
     return body["choices"][0]
 
 
-@pytest.mark.parametrize(("finish_reason", "reason"), [("length", "truncated")])
+@pytest.mark.parametrize(
+    ("finish_reason", "reason"),
+    [
+        ("length", "truncated"),
+        # Native names a proxy or a compatible endpoint passes through: each was read as
+        # finished, "12" recorded and cached as the price.
+        ("max_tokens", "truncated"),  # Anthropic's
+        ("MAX_TOKENS", "truncated"),  # Gemini's
+        ("SAFETY", "content_filter"),
+        ("error", "server_error"),  # OpenRouter's, a generation that failed part-way
+        ("abort", "server_error"),  # vLLM's
+        ("tool_calls", "unexpected"),  # a tool call, not an answer
+    ],
+)
 def test_an_answer_cut_by_max_tokens_is_a_failure_not_its_first_digits(
     make_pricer, items, stub, tmp_path, finish_reason: str, reason: str
 ) -> None:

@@ -55,17 +55,38 @@ FAILURE_REASONS = (
     IMPLAUSIBLE,
     "timeout",  # every attempt timed out
     "rate_limited",  # still 429 after the retries
-    "server_error",  # still 5xx after the retries
+    "server_error",  # still 5xx after the retries, or a generation that failed (UNFINISHED)
     "connection",  # the server could not be reached
     "api_error",  # another 4xx (bad request, authentication, unknown model...)
-    "truncated",  # finish_reason "length": cut by max_tokens, maybe mid-number ("12" of "1299")
-    "content_filter",  # finish_reason "content_filter": the provider withheld the answer
+    "truncated",  # finish_reason "length" (UNFINISHED): cut by max_tokens, maybe mid-number
+    "content_filter",  # finish_reason "content_filter" (UNFINISHED): the answer was withheld
     "unexpected",  # anything else (a malformed response, say)
 )
 # A choice's finish_reason that makes its text no answer, whatever it holds: a number cut
 # short reads as a smaller price ("1299.99" cut to "12"), and a range as its first amount
 # ("$10 to" of "$10 to $20"); a filtered answer is what the provider chose to let through.
-UNFINISHED = {"length": "truncated", "content_filter": "content_filter"}
+# OpenAI's names, and the native ones a proxy or another provider's compatible endpoint passes
+# through (Anthropic's "max_tokens" and "refusal", Gemini's "MAX_TOKENS" and "SAFETY",
+# OpenRouter's "error", vLLM's "abort"), any case: these read as finished, their "$12" of
+# "$1299" recorded as the price. A tool call in place of an answer holds no answer either.
+UNFINISHED = {
+    **dict.fromkeys(("length", "max_tokens", "max_output_tokens", "model_length"), "truncated"),
+    **dict.fromkeys(
+        (
+            "content_filter",
+            "safety",
+            "recitation",
+            "blocklist",
+            "prohibited_content",
+            "spii",
+            "refusal",
+            "guardrail_intervened",
+        ),
+        "content_filter",
+    ),
+    **dict.fromkeys(("error", "abort", "aborted", "cancelled", "canceled"), "server_error"),
+    **dict.fromkeys(("tool_calls", "function_call", "tool_use"), "unexpected"),
+}
 
 T = TypeVar("T")
 
@@ -504,8 +525,9 @@ def _outcome(completion: Any, latency: float) -> CallOutcome:
         return failed("unexpected", "no choices")
     first = choices[0]
     finish = getattr(first, "finish_reason", None)
-    if finish in UNFINISHED:
-        return failed(UNFINISHED[finish], f"finish {finish}")
+    unfinished = UNFINISHED.get(finish.strip().lower()) if isinstance(finish, str) else None
+    if unfinished is not None:
+        return failed(unfinished, f"finish {finish}")
     message = getattr(first, "message", None)
     if message is None:
         return failed("unexpected", "no message")
