@@ -53,9 +53,11 @@ from pricer.models.llm.answering import (
 )
 from pricer.models.llm.catalogue import UNKNOWN
 from pricer.models.llm.failures import (
+    NO_REASON,
     RUN_TOTALS,
     add_interrupted_stats,
     attach_interrupted_answers,
+    failure_summary,
 )
 
 log = logging.getLogger(__name__)
@@ -254,12 +256,19 @@ class EnsemblePricer(MembersParams, Pricer):
                     f"{name} {int(np.isfinite(predictions[:, i]).sum())}"
                     for i, name in enumerate(names)
                 )
+                # Why, where a member says: an LLM member whose key the server refused, or
+                # whose server failed every call, read as a member to leave out.
+                reasons = "".join(
+                    f"; {name}: {why}"
+                    for name, report in reports.items()
+                    if (why := failure_summary(report.stats)) != NO_REASON
+                )
                 raise UnpricedValidation(
                     f"only {int(usable.sum())} of the {len(valid_rows)} validation items (training "
                     f"items held out to fit the stacker) have a price from every member (priced: "
-                    f"{priced}); the stacker needs at least 2: leave out a member that prices "
-                    "too few of the training items (a human's guesses cover the exported "
-                    "evaluation items only)"
+                    f"{priced}{reasons}); the stacker needs at least 2: leave out a member that "
+                    "prices too few of the training items (a human's guesses cover the exported "
+                    "evaluation items only), or fix what failed its calls"
                 )
             stacker = LinearRegression(positive=True).fit(
                 _to_features(predictions[usable], self.log_space),

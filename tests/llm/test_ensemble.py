@@ -178,6 +178,18 @@ def test_a_member_that_prices_no_validation_item_is_one_line(data) -> None:
         model.fit(train, train["price"])
 
 
+def test_an_llm_member_whose_calls_all_failed_at_fit_says_why(make_pricer, data, stub) -> None:
+    # A key the server refused read "only 0 of the 60 validation items ... (priced: ridge 60,
+    # mini 0)", with the advice to leave the member out: nothing said its calls had failed.
+    train, _ = data
+    stub.state.fail_next(len(train), 401)
+    model = ridge_and(make_pricer(max_retries=0))
+    with pytest.raises(UserError) as error:
+        model.fit(train, train["price"])
+    assert "(priced: ridge 60, mini 0; mini: api_error 60 (HTTP 401 60))" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_logged_models_can_be_members(data, tracking_uri) -> None:
     from pricer.tracking.model import log_pricer
 

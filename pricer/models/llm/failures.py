@@ -41,6 +41,7 @@ RUN_TOTALS = (
     "answers_without_usage",
 )
 _INTERRUPTED_ANSWERS_ATTRIBUTE = "pricer_interrupted_llm_answered_by"
+NO_REASON = "no reason reported"  # failure_summary's, for a pricer that reports none
 
 
 def attach_interrupted_stats(interrupt: BaseException, stats: Mapping[str, float]) -> None:
@@ -112,7 +113,7 @@ def failure_summary(
                 member = owner.removeprefix("ensemble.").rstrip(".")
                 counts[f"{member} {reason}" if member else reason] = int(value)
     if not counts:
-        return "no reason reported"
+        return NO_REASON
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
     return ", ".join(
         f"{label} {count}" + (f" ({', '.join(sorted(refused[label]))})" if label in refused else "")
