@@ -69,6 +69,7 @@ BOARD_COLUMNS = (
     "time.predict_seconds",
     "llm.cost_per_1k_items_usd",
     "llm.fit_cost_usd",
+    "llm.fit_calls",
     "llm.latency_p50_s",
     "llm.latency_p95_s",
     "llm.items_per_second",
@@ -139,7 +140,12 @@ def tradeoff_table(
     is_llm = llm_figures.notna().any(axis=1)
     # Calls made at fit (an ensemble's LLM member pricing its validation split) are paid once,
     # so amortised over the evaluated items as fit seconds are.
-    fit_tokens_per_1k = _column(board, "llm.fit_cost_usd").fillna(0.0) / items * 1000
+    # A family that made no calls at fit has no fit cost (0); an ensemble whose LLM member
+    # did (llm.fit_calls) but whose cost is unknown (NaN, or not logged: an answering model
+    # without a price, replies without usage) has an unknown total, not its test items' alone.
+    fit_cost = _column(board, "llm.fit_cost_usd")
+    fit_cost = fit_cost.mask(fit_cost.isna() & _column(board, "llm.fit_calls").isna(), 0.0)
+    fit_tokens_per_1k = fit_cost / items * 1000
     tokens_per_1k = (_column(board, "llm.cost_per_1k_items_usd") + fit_tokens_per_1k).where(
         is_llm, 0.0
     )

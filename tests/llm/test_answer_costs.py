@@ -25,9 +25,12 @@ import pytest
 from mlflow.entities import Run
 
 from pricer.devtools.stub_server import StubServer
+from pricer.evaluation.tradeoff import BOARD_COLUMNS, COST, tradeoff_table
+from pricer.experiment import FamilyResult, leaderboard_table
 from pricer.models.llm.catalogue import ModelCatalogue, Price
 from pricer.models.llm.frontier import FrontierPricer
 from pricer.models.llm.retrieval import NeighbourIndex
+from pricer.schemas import ComputePrice
 from tests.e2e.conftest import pricer_app, run_cli
 from tests.llm.conftest import KEY_ENV
 from tests.llm.test_ensemble import ridge_and
@@ -226,6 +229,13 @@ def test_an_ensembles_record_says_its_fit_cost_is_unknown_for_replies_without_us
     # The test items' replies had usage: their cost is known.
     assert stats["ensemble.mini.llm.answers_without_usage"] == 0
     assert stats["llm.cost_usd"] > 0
+    # ... and the leaderboard's trade-off, which counted the unknown fit cost as $0, gives the
+    # ensemble no total cost rather than its test items' alone (a lower, made-up figure).
+    figures = {"mae": 10.0, "n": 8.0, "time.fit_seconds": 1.0, "time.predict_seconds": 0.1}
+    result = FamilyResult("ensemble", "run", "FINISHED", {**figures, **stats})
+    board = leaderboard_table([result], list(BOARD_COLUMNS), {})
+    costs = tradeoff_table(board, ComputePrice(cpu_hour_usd=0.05, cpus=2)).loc["ensemble"]
+    assert math.isnan(costs["tokens_per_1k_usd"]) and math.isnan(costs[COST])
 
 
 # -- the real CLI against a real store ----------------------------------------------------------
