@@ -221,6 +221,20 @@ def test_an_amount_the_answer_reasons_from_is_not_recorded_as_its_price(
     assert len(list(tmp_path.rglob("*.json"))) == len(items) - 1  # asked again next time
 
 
+def test_a_refusal_in_other_words_is_no_price_whatever_amount_it_mentions(
+    make_pricer, items, stub, tmp_path
+) -> None:
+    # "Price: unknown", "N/A" were no refusal: the amount beside them, a comparable item's,
+    # was recorded and cached as the item's price.
+    answers = iter(["Price: unknown (similar items ~$30)", "N/A - comparable items cost $30"])
+    stub.state.answer_fn = lambda messages: next(answers, "Price is $25")
+    pricer = fitted(make_pricer(cache_dir=str(tmp_path), max_concurrency=1), items)
+    report = pricer.predict_report(items)
+    assert np.isnan(report.prices[:2]).all() and (report.prices[2:] == 25.0).all()
+    assert report.stats["llm.failures.no_price"] == 2
+    assert len(list(tmp_path.rglob("*.json"))) == len(items) - 2  # asked again next time
+
+
 def test_a_price_far_beyond_any_training_price_is_no_answer(
     make_pricer, items, stub, tmp_path
 ) -> None:

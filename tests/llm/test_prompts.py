@@ -119,6 +119,8 @@ STATED = [
     ("Price is $45. Yes, $45.", 45.0),  # one amount named twice
     ("$45 \u00b1 $5", 45.0),  # a tolerance beside the price
     ("$45.99\n\nNote: you may find it for $40 on sale.", 45.99),  # the amount it opens with
+    ("Not sure, but I would estimate $45", 45.0),  # a hedge that still names its price
+    ("N/A, but roughly $45", 45.0),
 ]
 NO_PRICE = [
     "I can't price the model 3000X kit",  # issue 10 repro: was $3000
@@ -263,6 +265,12 @@ NO_PRICE = [
     "$10 and $20",
     "$45 (or $60)",
     "Price is $45.\nPrice is $60.",
+    # A refusal in other words, beside an amount it does not give as its own: were $30.
+    "Price: unknown (similar items ~$30)",
+    "N/A - comparable items cost $30",
+    "Not enough information; comparable products cost $30.",
+    "I have no idea, but similar items cost $30",
+    "Hard to say; similar items are $30.",
     "",
     None,
 ]

@@ -129,7 +129,11 @@ _NOT_DOLLARS_BEFORE = re.compile(
 # asserts it ("..., but I'd estimate around $40").
 _REFUSAL = re.compile(
     r"\b(?:can'?t|cannot|can not|unable|not able|sorry|don'?t know|do not know|no way|"
-    r"impossible|not possible|won'?t)\b",
+    r"impossible|not possible|won'?t|"
+    # ... in other words: "Price: unknown (similar items ~$30)" and "N/A - comparable items
+    # cost $30" were read as $30, a price the answer declined to give.
+    r"unknown|n/a|not enough|insufficient|no idea|not sure|unsure|hard to say|unclear|"
+    r"difficult to (?:say|tell|estimate|determine))(?![\w/])",
     re.IGNORECASE,
 )
 # "1. Identify the item": an opening whole number, a full stop and words on the same line is a
@@ -218,9 +222,11 @@ _AND_CENTS = re.compile(
     r"(?:cents?\b|\u00a2)(?=\s*(?:$|[.,;:!?)\n]))",
     re.IGNORECASE,
 )
+# In a refusal, an amount the answer still gives as its estimate ("..., but I'd estimate
+# around $40", "probably $45"); not one it only states ("similar items cost $30", "is $30").
 _ASSERTED = re.compile(
-    r"(?:\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess|"
-    r"is|be|at|costs?)|[:~=])\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    r"\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess)"
+    r"\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
     re.IGNORECASE,
 )
 
@@ -333,7 +339,7 @@ def parse_price(answer: str | None) -> float | None:
             continue
         # A negative or overflowing amount ("9" x 400 is inf), or one a refusal only quotes,
         # is no price: weighed as such, not clipped or passed over.
-        unsure = refusal and not _ASSERTED.search(before)
+        unsure = refusal and not (_ASSERTED.search(before) or _ANSWER_CUE.search(before))
         value: float | None = None
         if not (mention.negative or unsure or not 0 < mention.value < math.inf):
             cents = _AND_CENTS.match(after)
