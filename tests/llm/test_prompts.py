@@ -120,6 +120,7 @@ STATED = [
     ("$45 \u00b1 $5", 45.0),  # a tolerance beside the price
     ("$45.99\n\nNote: you may find it for $40 on sale.", 45.99),  # the amount it opens with
     ("Not sure, but I would estimate $45", 45.0),  # a hedge that still names its price
+    ("The average price is $30, so I'd estimate $45", 45.0),
     ("N/A, but roughly $45", 45.0),
 ]
 NO_PRICE = [
@@ -265,6 +266,7 @@ NO_PRICE = [
     "$10 and $20",
     "$45 (or $60)",
     "Price is $45.\nPrice is $60.",
+    "The average price is $30. This one: $45",  # another price named as a price
     # A refusal in other words, beside an amount it does not give as its own: were $30.
     "Price: unknown (similar items ~$30)",
     "N/A - comparable items cost $30",

@@ -232,10 +232,19 @@ _ASSERTED = re.compile(
 
 
 # What gives an amount as the answer's own, among several it names: "I'd estimate $45",
-# "my best guess is $45", "Price: $45", "I'd say around $45", "3 x $15 = $45".
+# "my best guess is $45", "Price: $45", "I'd say around $45", "3 x $15 = $45"; not another
+# item's or another kind of price ("the average price is $30", "similar items' price: $30").
+_OTHERS_PRICE = "".join(
+    rf"(?<!{word}\s)"
+    for word in (
+        "average", "typical", "usual", "median", "similar", "comparable", "list", "retail",
+        "original", "regular", "market", "msrp", "items'", "items", "products'", "products",
+    )
+)  # fmt: skip
 _ANSWER_CUE = re.compile(
     r"(?:\b(?:estimated?|estimates|estimating|estimation|guess|answer|say|final|"
-    r"price\s*[*_]*\s*(?:is|:|=|would be|should be|will be)|put it at|value it at|go with)"
+    rf"{_OTHERS_PRICE}price\s*[*_]*\s*(?:is|:|=|would be|should be|will be)|"
+    r"put it at|value it at|go with)"
     r"(?:\s+(?:the|its|this|it'?s|one'?s|item'?s|product'?s))?(?:\s+price)?"
     r"\s*[*_]*\s*(?:of|at|is|to be|would be|should be|will be|:|=)?"
     r"|=)\s*[*_]*\s*(?:about|around|approximately|roughly|~)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
