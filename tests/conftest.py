@@ -22,7 +22,9 @@ from pricer import (
     configs,  # noqa: F401  (config schemas, as the apps register them)
     interrupt,
 )
+from pricer.devtools.stub_server import StubServer
 from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+from tests.families import KEY_ENV
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -218,3 +220,12 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     interrupt.cancel_watchdog()  # this process goes on after its interrupts
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+@pytest.fixture
+def family_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
+    """The stub OpenAI server, with the key ``tests.families.family_overrides`` names set: where
+    the LLM families answer in a test that runs every family."""
+    monkeypatch.setenv(KEY_ENV, "sk-test-families")
+    with StubServer() as server:
+        yield server

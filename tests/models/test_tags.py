@@ -6,7 +6,6 @@ checked here against what the family really does with such input.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from pricer.devtools.stub_server import StubServer
 from pricer.models.base import Pricer
 from pricer.models.ensemble import EnsemblePricer, LoggedPricer
 from tests.conftest import compose_config
+from tests.families import FAMILIES, LLM_FAMILIES, family_overrides
 from tests.models.test_classical import catalogue
-from tests.serving.test_model_files import FAMILIES, KEY_ENV, LLM_FAMILIES, family_overrides
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +27,6 @@ def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     train, prices = catalogue(120, seed=1)
     test, _ = catalogue(8, seed=2)
     return train, prices, test
-
-
-@pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
-    monkeypatch.setenv(KEY_ENV, "sk-test-tags")
-    with StubServer() as server:
-        yield server
 
 
 def family_pricer(family: str, stub: StubServer, folder: Path, test: pd.DataFrame) -> Pricer:
@@ -52,10 +44,10 @@ def with_gaps(items: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tags_say_what_each_family_takes_and_it_does(
-    family: str, shop, stub: StubServer, tmp_path: Path
+    family: str, shop, family_stub: StubServer, tmp_path: Path
 ) -> None:
     train, prices, test = shop
-    tags = get_tags(family_pricer(family, stub, tmp_path, test))
+    tags = get_tags(family_pricer(family, family_stub, tmp_path, test))
     assert tags.estimator_type == "regressor" and tags.requires_fit
     assert tags.input_tags.string and not tags.input_tags.sparse
     assert not tags.input_tags.two_d_array  # a bare array's columns have no names
@@ -68,10 +60,10 @@ def test_tags_say_what_each_family_takes_and_it_does(
     assert tags.regressor_tags.poor_score == (family == "constant")
 
     # allow_nan: missing optional fields, in training and in the items priced.
-    fitted = family_pricer(family, stub, tmp_path, test).fit(with_gaps(train), prices)
+    fitted = family_pricer(family, family_stub, tmp_path, test).fit(with_gaps(train), prices)
     assert np.isfinite(fitted.predict(with_gaps(test))).all()
     # one_d_array: texts alone, to learn from and to price.
-    texts = family_pricer(family, stub, tmp_path, test).fit(train["text"].tolist(), prices)
+    texts = family_pricer(family, family_stub, tmp_path, test).fit(train["text"].tolist(), prices)
     assert np.isfinite(texts.predict(test["text"].tolist())).all()
     # not two_d_array: each row of a bare 2-D array was priced as one "text" of its cells.
     cells = test[["text", "title"]].to_numpy()
@@ -80,15 +72,15 @@ def test_tags_say_what_each_family_takes_and_it_does(
 
 
 def test_a_logged_member_keeps_its_pricers_tags_and_needs_no_fit(
-    shop, stub: StubServer, tmp_path: Path
+    shop, family_stub: StubServer, tmp_path: Path
 ) -> None:
     _, _, test = shop
-    frontier = family_pricer("frontier", stub, tmp_path, test)
+    frontier = family_pricer("frontier", family_stub, tmp_path, test)
     member = LoggedPricer(pricer=frontier, source="models:/m-test")
     tags = get_tags(member)
     assert tags.non_deterministic and tags.input_tags.string
     assert not tags.requires_fit and not tags.target_tags.required  # fit changes nothing
-    ridge = family_pricer("tfidf_ridge", stub, tmp_path, test)
+    ridge = family_pricer("tfidf_ridge", family_stub, tmp_path, test)
     blend = EnsemblePricer({"ridge": ridge}, 0.3, log_space=True, random_state=0)
     assert not get_tags(blend).non_deterministic
     blend.set_params(members={"ridge": ridge, "llm": member})

@@ -7,7 +7,6 @@ families said "Input y contains NaN" of a negative price (after log1p).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,8 @@ from pricer.errors import UserError
 from pricer.models.base import UnusablePrices
 from pricer.models.constant import ConstantPricer
 from tests.conftest import compose_config
+from tests.families import FAMILIES, family_overrides
 from tests.models.test_classical import catalogue
-from tests.serving.test_model_files import FAMILIES, KEY_ENV, family_overrides
 
 BAD = {"nan": (np.nan, "row 3: no price (NaN)"), "inf": (np.inf, "row 3: price inf")}
 BAD["negative"] = (-5.0, "row 3: price -5 below 0")
@@ -34,23 +33,16 @@ def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     return train, prices, test
 
 
-@pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
-    monkeypatch.setenv(KEY_ENV, "sk-test-training-prices")
-    with StubServer() as server:
-        yield server
-
-
 @pytest.mark.parametrize("bad", sorted(BAD))
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_refuses_a_price_that_is_no_price(
-    family: str, bad: str, shop, stub: StubServer, tmp_path: Path
+    family: str, bad: str, shop, family_stub: StubServer, tmp_path: Path
 ) -> None:
     train, prices, test = shop
     value, named = BAD[bad]
     y = np.array(prices, dtype=float)
     y[3] = value
-    cfg = compose_config("train", family_overrides(family, stub, tmp_path, test))
+    cfg = compose_config("train", family_overrides(family, family_stub, tmp_path, test))
     with pytest.raises(UnusablePrices) as error:
         instantiate(cfg.model).fit(train, pd.Series(y, index=train.index + 100))  # rows, not labels
     message = str(error.value)

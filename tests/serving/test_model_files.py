@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -26,8 +25,7 @@ from pricer import interrupt
 from pricer.devtools.stub_server import StubServer
 from pricer.models.base import INPUT_COLUMNS
 from pricer.models.constant import ConstantPricer
-from pricer.models.human import item_id
-from pricer.paths import CONFIG_DIR, PROJECT_ROOT
+from pricer.paths import PROJECT_ROOT
 from pricer.tracking import model as model_module
 from pricer.tracking.model import (
     FILES_DIGEST_TAG,
@@ -39,18 +37,8 @@ from pricer.tracking.model import (
 )
 from pricer.tracking.model_files import UnsafeModelFile, load_pricer, refused_types, save_pricer
 from tests.conftest import compose_config, project_experiment
+from tests.families import FAMILIES, SMALL, family_overrides
 from tests.models.test_classical import catalogue
-
-FAMILIES = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
-KEY_ENV = "PRICER_TEST_MODEL_FILES_KEY"
-LLM_FAMILIES = {"frontier", "frontier_rag", "finetuned"}
-# Small fits: fewer trees, one thread (a busy machine); everything else is the committed config.
-SMALL = {
-    "random_forest": ["model.n_estimators=8", "model.n_jobs=1"],
-    "xgboost": ["model.n_estimators=20", "model.n_jobs=1"],
-    "ensemble": ["model.members.xgboost.n_estimators=20", "model.members.xgboost.n_jobs=1"],
-    "finetuned": ["model.model=ft:gpt-4o-mini:pricer-stub:model:abc123"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -58,30 +46,6 @@ def shop() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     train, prices = catalogue(120, seed=1)
     test, _ = catalogue(12, seed=2)
     return train, prices, test
-
-
-@pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
-    monkeypatch.setenv(KEY_ENV, "sk-test-model-files")
-    with StubServer() as server:
-        yield server
-
-
-def family_overrides(family: str, stub: StubServer, folder: Path, test: pd.DataFrame) -> list[str]:
-    overrides = [f"model={family}", *SMALL.get(family, [])]
-    if family in LLM_FAMILIES:
-        overrides += [
-            f"model.base_url={stub.base_url}",
-            f"model.api_key_env={KEY_ENV}",
-            "model.cache_dir=null",
-            "model.progress=false",
-        ]
-    if family == "human":
-        guesses = folder / "guesses.csv"
-        ids = test["text"].map(item_id)
-        pd.DataFrame({"id": ids, "price": np.arange(len(test)) + 10.5}).to_csv(guesses, index=False)
-        overrides.append(f"model.guesses_path={guesses}")
-    return overrides
 
 
 def log_in_run(pricer: object) -> mlflow.models.model.ModelInfo:
@@ -92,10 +56,10 @@ def log_in_run(pricer: object) -> mlflow.models.model.ModelInfo:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_round_trips_through_a_logged_model(
-    family: str, tracking_uri: str, shop, stub: StubServer, tmp_path: Path
+    family: str, tracking_uri: str, shop, family_stub: StubServer, tmp_path: Path
 ) -> None:
     train, prices, test = shop
-    cfg = compose_config("train", family_overrides(family, stub, tmp_path, test))
+    cfg = compose_config("train", family_overrides(family, family_stub, tmp_path, test))
     pricer = instantiate(cfg.model).fit(train, prices)
     info = log_in_run(pricer)
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
