@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 
 SMALL = ["data.n_records=3000", "curation.split.test_size=200", "eval.size=50"]
@@ -19,13 +19,7 @@ SMALL = ["data.n_records=3000", "curation.split.test_size=200", "eval.size=50"]
 def run_in(start: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m pricer.<arguments>`` typed in ``start``, its store ``sqlite:///mlflow.db``
     (relative: beside the user), Hydra's output folders under ``start/out``."""
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
+    env = {**store_env("sqlite:///mlflow.db"), "PYTHONPATH": str(PROJECT_ROOT)}
     app, *overrides = arguments
     command = [
         sys.executable, "-m", f"pricer.{app}", *overrides, "hydra.job.chdir=true",

@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from benchmarks.common import store_env
 from pricer.paths import PROJECT_ROOT
 
 
@@ -28,13 +29,11 @@ def run_cli(
     adds variables to this process's environment.
     """
     env = {
-        **os.environ,
+        **store_env(),
         **(env or {}),
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
     return subprocess.run(
         args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

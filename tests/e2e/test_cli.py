@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.common import store_env
 from tests.e2e.conftest import pricer_app, run_cli, runs, small_leaderboard
 
 pytestmark = pytest.mark.e2e
@@ -274,8 +275,7 @@ def test_a_reader_that_goes_away_does_not_fail_the_run(tracking_uri: str, tmp_pa
     """
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has gone before the app prints its first line
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    env.pop("MLFLOW_RUN_ID", None)
+    env = store_env(tracking_uri)
     app = pricer_app("train", "model=constant", *SMALL_SYNTHETIC, workdir=tmp_path)
     done = subprocess.run(
         app, stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=600
