@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from pricer.configs import chosen_family
 from pricer.data.dataset import CuratedData, check_item_files, load_curated
 from pricer.errors import ConfigError, UserError, nearest
 from pricer.evaluation import EvalSettings, Evaluation
@@ -69,7 +70,7 @@ from pricer.tracking.redaction import redact_text
 from pricer.tracking.run import SWEEP_PARENT_ENV, log_config, tracked_run
 from pricer.tracking.store import StoreUnreachable
 from pricer.validation import PREFIX as VALIDATION_PREFIX
-from pricer.validation import ValidationSettings, hold_out, validation_scores
+from pricer.validation import ValidationSettings, hold_out, sweep_objective, validation_scores
 from pricer.wording import counted
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,13 @@ def run_family(
             # Every pass's: a substitute that answered the validation items alone counts.
             answered_by=answered_in_every_pass(facts) if server else None,
         )
+
+
+def run_training(cfg: DictConfig) -> float | None:
+    """``pricer train``: one run of the family chosen (``model=``); returns what a Hydra
+    sweeper minimises, the validation mae, never a test figure (None without validation)."""
+    result = run_family(chosen_family(cfg), cfg)
+    return sweep_objective(result.metrics)
 
 
 def answering_server(pricer: Pricer) -> str | None:

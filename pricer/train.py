@@ -5,19 +5,16 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pricer import configs  # registers resolvers and config schemas
+from pricer import configs  # noqa: F401  (registers resolvers and config schemas)
 from pricer.cli import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # After composing, not at the top: see pricer.cli.run.
-    from pricer.experiment import run_family
-    from pricer.validation import sweep_objective
+    from pricer.experiment import run_training
 
-    result = run_family(configs.chosen_family(cfg), cfg)
-    # What a Hydra sweeper minimises: the validation mae, never a test figure.
-    return sweep_objective(result.metrics)
+    return run_training(cfg)
 
 
 if __name__ == "__main__":
