@@ -42,6 +42,10 @@ _NUMBER = (
 )
 _SIGN = r"(?P<sign>[-\u2212])?"  # a minus glued to the amount: "-5", "-$5", "$-5"
 _CURRENCY = r"(?:US\s?\$|USD\s?\$?|\$)"
+# What may stand between a word that qualifies an amount and the amount ("not $40", "was
+# USD 40"): every pattern read before an amount ends with it, so that a currency mark added to
+# _CURRENCY is one a "not", a bound or a charge also sees through.
+_TO_AMOUNT = rf"{_CURRENCY}?\s*$"
 _CURRENCY_WORD = r"(?:\$|USD\b|US dollars?\b|dollars?\b|bucks\b)"
 _MENTIONS = [
     # "$1,299.99", "USD 45", "US$45", "$ 7.5", "$-5"
@@ -91,7 +95,7 @@ _PAIR_AFTER = re.compile(
 )
 _PAIR_BEFORE = re.compile(rf"{_AMOUNT}\s*(?:and|\(\s*or)\s*(?:\$\s*)?$", re.IGNORECASE)
 # What may come before an amount the answer opens with: markup and a currency mark ("**$45**").
-_OPENING = re.compile(r"\s*[*_\"'`]*\s*(?:US\s?\$|USD\s?\$?|\$)?\s*[-\u2212]?")
+_OPENING = re.compile(rf"\s*[*_\"'`]*\s*{_CURRENCY}?\s*[-\u2212]?")
 # An amount followed by another currency, or by cents, is not a dollar price: "Price is 45
 # euros" and "$45 CAD" are no price, "Price is 4599 cents" is not $4599. Words that may be a
 # unit too ("45 pounds") are passed over all the same: a weight is no price either.
@@ -144,13 +148,13 @@ _NEGATED = re.compile(
     r"(?:\b(?:not|isn'?t|never)|n't)\s*"
     # "isn't worth $40", "wouldn't pay $40", "would not spend even $40"
     r"(?:(?:worth|pay|paying|spend|spending|cost|costs|be|even|really|quite)\s+){0,3}"
-    r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 # "was $39.99, now $29.99": a former price is passed over for the one the answer gives now.
 _FORMER = re.compile(
     r"\b(?:was|were|used to (?:be|cost|sell for|go for)|formerly|originally|previously|"
-    r"last year|at launch|launched at)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"last year|at launch|launched at)\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 # "$1.299": a European thousands group ($1,299) or a price to a tenth of a cent; not read.
@@ -162,13 +166,13 @@ _BOUND_BEFORE = re.compile(
     r"\b(?:under|below|over|above|less than|lower than|cheaper than|more than|greater than|"
     r"higher than|at most|at least|no more than|no less than|not more than|not less than|"
     r"up to|upwards of|in excess of|max(?:imum)?(?: of)?|min(?:imum)?(?: of)?|"
-    r"starting (?:at|from)|from)\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"starting (?:at|from)|from)\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 _BOUND_AFTER = re.compile(
     # "+" opens no bound when an amount follows: "$45 + $5 shipping", "$45 +/- $5" (was $5).
     r"^\s*(?:dollars?\b|USD\b)?\s*"
-    r"(?:\+(?!\s*(?:/\s*-\s*)?(?:US\s?\$|USD\s?\$?|\$)?\s*\.?\d)"
+    rf"(?:\+(?!\s*(?:/\s*-\s*)?{_CURRENCY}?\s*\.?\d)"
     r"|(?:or|and) (?:more|less|up|above|below|over|under|higher|lower)\b"
     r"|at (?:most|least)\b|max(?:imum)?\b|min(?:imum)?\b|plus\b)",
     re.IGNORECASE,
@@ -188,7 +192,7 @@ _RATE_AFTER = re.compile(
     re.IGNORECASE,
 )
 _RATE_BEFORE = re.compile(
-    r"\bper\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\s*(?:is|:|=)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"\bper\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\s*(?:is|:|=)?\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 # A difference is not a price: "$45 off", "save $45", "$45 cheaper than the Pro" say how far
@@ -202,7 +206,7 @@ _DIFFERENCE_BEFORE = re.compile(
     # A tolerance too: the "$5" of "$45 +/- $5" is how far off the price may be.
     r"(?:\b(?:save|saves|saving|savings of|discount of|extra|additional|plus or minus|"
     r"give or take)|\+\s*/\s*-|\u00b1)\s*"
-    r"(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 # Shipping, tax or a deposit is a charge beside the item's price, not it: "$5 shipping, $45
@@ -211,7 +215,7 @@ _CHARGE = r"(?:shipping|delivery|postage|handling|s&h|sales tax|tax(?:es)?|depos
 _CHARGE_AFTER = re.compile(rf"^\s*(?:dollars?\b|USD\b)?\s*(?:for\s+|in\s+)?{_CHARGE}\b", re.I)
 _CHARGE_BEFORE = re.compile(
     rf"\b{_CHARGE}(?:\s+(?:cost|costs|fee|fees|charge|is|are|of|would be|at|about|around))*"
-    r"\s*[:=]?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"\s*[:=]?\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 # Whole dollars and then cents: "45 dollars and 99 cents", "$45 & 99\u00a2" is $45.99 (the
@@ -226,7 +230,7 @@ _AND_CENTS = re.compile(
 # around $40", "probably $45"); not one it only states ("similar items cost $30", "is $30").
 _ASSERTED = re.compile(
     r"\b(?:estimate[ds]?|about|around|approximately|roughly|likely|probably|say|guess)"
-    r"\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 
@@ -247,7 +251,7 @@ _ANSWER_CUE = re.compile(
     r"put it at|value it at|go with)"
     r"(?:\s+(?:the|its|this|it'?s|one'?s|item'?s|product'?s))?(?:\s+price)?"
     r"\s*[*_]*\s*(?:of|at|is|to be|would be|should be|will be|:|=)?"
-    r"|=)\s*[*_]*\s*(?:about|around|approximately|roughly|~)?\s*(?:US\s?\$|USD\s?\$?|\$)?\s*$",
+    rf"|=)\s*[*_]*\s*(?:about|around|approximately|roughly|~)?\s*{_TO_AMOUNT}",
     re.IGNORECASE,
 )
 
