@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -95,7 +95,7 @@ def one_line(error: BaseException) -> str:
     not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice). An override of a
     key the config lacks says which keys are near instead.
     """
-    typo = _override_typo(error)
+    typo = _override_typo(error) or _missing_option(error)
     if typo is not None:
         return typo
     # An interpolation that does not resolve ("Interpolation key 'nope' not found") keeps its
@@ -131,6 +131,29 @@ def one_line(error: BaseException) -> str:
         messages = [str(located), *messages]
     # "Connection error." then its cause: no ".:" between them.
     return ": ".join([*(message.rstrip(".") for message in messages[:-1]), messages[-1]])
+
+
+def _missing_option(error: BaseException) -> str | None:
+    """For ``model=xgbost``: the option that is not there, the nearest ones first, then the
+    group's options; else None.
+
+    Hydra's message listed every option of the group in file order (14 for ``model``), the one
+    meant somewhere among them.
+    """
+    if not (isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file):
+        return None
+    group, _, name = str(error.missing_cfg_file).rpartition("/")
+    if not group:
+        return None
+    options = sorted(str(option) for option in error.options)
+    close = nearest(name, options)
+    if not close:
+        return f"unknown {group} option '{name}': give {group}=<one of {', '.join(options)}>"
+    offered = " or ".join(f"'{near}'" for near in close)
+    return (
+        f"unknown {group} option '{name}' (did you mean {offered}?); "
+        f"{group} options: {', '.join(options)}"
+    )
 
 
 def _override_typo(error: BaseException) -> str | None:

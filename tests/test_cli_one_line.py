@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
 from pricer.errors import one_line
+from tests.conftest import compose_config
 
 
 def _chain(*messages: str) -> Exception:
@@ -85,6 +86,29 @@ def test_an_interpolation_that_does_not_resolve_names_its_key() -> None:
     with pytest.raises(InterpolationKeyError) as raised:
         OmegaConf.to_container(config, resolve=True)
     assert one_line(raised.value) == "models.linear.alpha: Interpolation key 'nope' not found"
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "line"),
+    [
+        (
+            "train",
+            ["model=xgbost"],
+            "unknown model option 'xgbost' (did you mean 'xgboost'?); model options: bow_linear,",
+        ),
+        ("leaderboard", ["data=syntetic"], "unknown data option 'syntetic' (did you mean"),
+        ("train", ["hparams_search=nosuch"], "unknown hparams_search option 'nosuch': give "),
+    ],
+)
+def test_a_missing_option_names_the_nearest_first(
+    config: str, overrides: list[str], line: str
+) -> None:
+    # Hydra listed the group's 14 options in file order, the one meant somewhere among them.
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException) as raised:
+        compose_config(config, overrides)
+    assert one_line(raised.value).startswith(line)
 
 
 @pytest.mark.parametrize(
