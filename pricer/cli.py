@@ -16,7 +16,14 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
-from pricer.errors import USER_ERROR_STATUS, ConfigError, UserError, ending, record_ending
+from pricer.errors import (
+    USER_ERROR_STATUS,
+    ConfigError,
+    UserError,
+    ending,
+    locate_interpolation,
+    record_ending,
+)
 from pricer.paths import require_config_dir
 from pricer.tracking.redaction import redact_given, redact_text
 
@@ -135,6 +142,7 @@ def run(main: Callable[[], object]) -> None:
         with _without_hydra_job_banner():
             main()
     except (UserError, HydraException, OmegaConfBaseException) as error:
+        locate_interpolation(error, sys.argv[1:])
         said = redact_given(redact_text(record_ending(error)), sys.argv[1:])
         print(f"error: {said}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)

@@ -10,11 +10,17 @@ included) as that one line; ``unknown_name`` words a name nobody defined.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+)
 
 _SEARCH_PATH = "\nConfig search path:"
 _CONTEXT_LINES = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's, after the fault
@@ -84,6 +90,31 @@ def unknown_name(what: str, name: str, known: Iterable[object], where: str = "")
         return f"unknown {what} '{full}'"
     listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     return f"unknown {what} '{full}' ({f'{where} has' if where else 'known'}: {listed})"
+
+
+def locate_interpolation(error: BaseException, given: Sequence[str]) -> None:
+    """Name the key of an interpolation that fails (``error.full_key``) when OmegaConf did
+    not and the command line says it: the one override whose value interpolates.
+
+    An interpolation resolved through another node (``data.name=${oops}``, read by the sweep
+    callback's run name as Hydra builds its callbacks) fails with the key unset: the line said
+    "Interpolation key 'oops' not found", of which setting it did not say. Of several such
+    overrides, the ones quoting the name the message quotes; none found, nothing is named.
+    """
+    if not isinstance(error, InterpolationResolutionError) or error.full_key:
+        return
+    interpolating: dict[str, str] = {}
+    for line in given:
+        key, equals, value = line.partition("=")
+        if equals and "${" in value and not key.startswith("-"):
+            interpolating[key.lstrip("+~").partition("@")[0]] = value
+    quoted = re.search(r"'([^']+)'", str(error))
+    if quoted and len(interpolating) > 1:
+        interpolating = {
+            key: value for key, value in interpolating.items() if quoted.group(1) in value
+        }
+    if len(interpolating) == 1:
+        error.full_key = next(iter(interpolating))
 
 
 def one_line(error: BaseException) -> str:

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
-from pricer.errors import one_line
+from pricer.errors import locate_interpolation, one_line
 from tests.conftest import compose_config
 
 
@@ -109,6 +109,17 @@ def test_a_missing_option_names_the_nearest_first(
     with pytest.raises(MissingConfigException) as raised:
         compose_config(config, overrides)
     assert one_line(raised.value).startswith(line)
+
+
+def test_an_interpolation_read_through_another_key_names_the_one_given() -> None:
+    # data.name=${oops} failed as Hydra built the sweep callback, whose run name reads
+    # ${data.name}: OmegaConf named no key, and the line said only "Interpolation key 'oops'".
+    config = OmegaConf.create({"data": {"name": "${oops}"}, "callback": {"run": "${data.name}"}})
+    with pytest.raises(InterpolationKeyError) as raised:
+        OmegaConf.resolve(config.callback)
+    given = ["model=constant", "data.name=${oops}", "tracking.tags.x=${oc.env:HOME}"]
+    locate_interpolation(raised.value, given)
+    assert one_line(raised.value) == "data.name: Interpolation key 'oops' not found"
 
 
 @pytest.mark.parametrize(

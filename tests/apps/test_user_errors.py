@@ -53,6 +53,9 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         (["model=constant", "--nosuch"], "error: unrecognized arguments: --nosuch "),
         # A quote left open: shlex's ValueError ("No closing quotation"), a traceback.
         (["model=constant", "tracking.run_name='my run"], "tracking.run_name='my run"),
+        # Read through the sweep callback's run name as Hydra built its callbacks: the line
+        # said "Interpolation key 'oops' not found", of no key.
+        (["model=constant", "data.name=${oops}"], "error: data.name: Interpolation key 'oops'"),
     ],
 )
 def test_user_error_is_one_line(
