@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from hydra.errors import HydraException
@@ -137,6 +139,7 @@ def run(main: Callable[[], object]) -> None:
         require_config_dir()  # before Hydra, whose own message would not say what to do
         sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
         refuse_two_modes(sys.argv[1:])
+        refuse_another_apps_config(sys.argv[1:], _app_name(main))
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         interrupt.install()
         with _without_hydra_job_banner():
@@ -191,6 +194,39 @@ def refuse_two_modes(arguments: Sequence[str]) -> None:
     if "--cfg" in given and given[0].startswith("-m"):
         advice = "leave out -m to print the config (--cfg hydra: a sweep's sweeper and space)"
     raise ConfigError(f"{' and '.join(given)} cannot be combined: {advice}")
+
+
+def _app_name(main: Callable[[], object]) -> str:
+    """The app a ``@hydra.main`` function is: its module's file (pricer/train.py: train),
+    which ``python -m`` and ``pricer <app>`` both run as ``__main__``."""
+    code = getattr(inspect.unwrap(main), "__code__", None)
+    return Path(code.co_filename).stem if code is not None else ""
+
+
+def refuse_another_apps_config(arguments: Sequence[str], app: str) -> None:
+    """Refuse (``ConfigError``) ``-cn <name>`` naming the primary config of another command.
+
+    ``python -m pricer.train -cn leaderboard`` composed the leaderboard's config for the train
+    app, which then failed on a key it lacks ("Key 'family' is not in struct"), saying nothing
+    of the config given. Each app's primary config is conf/<app>.yaml.
+    """
+    from pricer.console import HYDRA_APPS, OTHER_APPS
+
+    args = hydra_flags(arguments)
+    given = (args.config_name or "").removesuffix(".yaml") if args is not None else ""
+    if not given or given == app or app not in HYDRA_APPS:
+        return
+    if given in HYDRA_APPS:
+        whose = (
+            f"the primary config of the {given} app (python -m pricer.{given}, or pricer {given})"
+        )
+    elif given in OTHER_APPS:
+        whose = f"the config of pricer {given}"
+    elif given == "optuna_search":
+        whose = "the base every search shares (python -m pricer.train -m hparams_search=<family>)"
+    else:
+        return
+    raise ConfigError(f"-cn {given} is {whose}, not the {app} app's: leave -cn out to run {app}")
 
 
 def hydra_flags(arguments: Sequence[str]) -> argparse.Namespace | None:

@@ -182,6 +182,15 @@ def key(name: str) -> str:
         ),
         ("leaderboard", ["models.svr.epsilon=nan"], r"^error: models\.svr\.epsilon is nan, "),
         ("train", ["model=frontier", "model.timeout=nan"], r"^error: model\.timeout is nan, "),
+        # Another app's primary config: it failed on a key the app reads ("Key 'family' is not
+        # in struct"), nothing said of the config given.
+        (
+            "train",
+            ["-cn", "leaderboard"],
+            r"^error: -cn leaderboard is the primary config of the leaderboard app \(python -m "
+            r"pricer\.leaderboard, or pricer leaderboard\), not the train app's: leave -cn out",
+        ),
+        ("leaderboard", ["--config-name=predict"], r"^error: -cn predict is the config of pricer"),
     ],
 )
 def test_a_bad_setting_fails_in_one_line_before_any_run_or_data(
