@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from hydra.errors import HydraException
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pricer import interrupt
@@ -25,11 +26,13 @@ from pricer.errors import (
     ending,
     locate_interpolation,
     record_ending,
+    unknown_name,
 )
 from pricer.paths import require_config_dir
 from pricer.tracking.redaction import redact_given, redact_text
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
+_MISSING_PACKAGE = re.compile(r"package '(.*)' not found in config")
 # How an override starts: a key (a config group's path, a package after @) and "=", maybe
 # after + or ++; or a deletion, ~key with or without a value.
 _OVERRIDE_START = re.compile(r"(\+\+?)?[A-Za-z_][\w.\-/@]*=|~[A-Za-z_][\w.\-/@]*(=|$)")
@@ -142,8 +145,15 @@ def run(main: Callable[[], object]) -> None:
         refuse_another_apps_config(sys.argv[1:], _app_name(main))
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         interrupt.install()
-        with _without_hydra_job_banner():
-            main()
+        with _without_hydra_job_banner() as stderr:
+            try:
+                main()
+            except SystemExit as stop:
+                if stop.code != 1 or stderr.missing_package is None:
+                    raise
+                if stderr.missing_package:
+                    raise ConfigError(stderr.missing_package) from None
+                print("null")  # a key that is there, null: Hydra took it for no key
     except (UserError, HydraException, OmegaConfBaseException) as error:
         locate_interpolation(error, sys.argv[1:])
         said = redact_given(redact_text(record_ending(error)), sys.argv[1:])
@@ -289,13 +299,21 @@ class _BannerFilter:
 
     Hydra writes that line straight to stderr before re-raising a job's exception; for a user
     error the one-line message says all, and a bug's traceback names the overrides anyway.
+    Hydra's "package 'x' not found in config" (``--cfg job -p x``), which it follows with exit
+    status 1, is kept back too (``missing_package``), for ``run`` to say in one line.
     """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self.missing_package: str | None = None  # its line; "" for a key that is null
 
     def write(self, text: str) -> int:
         if text.startswith(_HYDRA_JOB_BANNER):
+            return len(text)
+        missing = _MISSING_PACKAGE.fullmatch(text.strip())
+        if missing:
+            # Said now: Hydra forgets the config it composed once the app returns.
+            self.missing_package = _missing_package(missing.group(1), sys.argv[1:])
             return len(text)
         return self._stream.write(text)
 
@@ -303,12 +321,58 @@ class _BannerFilter:
         return getattr(self._stream, name)
 
 
-@contextlib.contextmanager
-def _without_hydra_job_banner() -> Iterator[None]:
-    stream = sys.stderr
-    sys.stderr = _BannerFilter(stream)  # type: ignore[assignment]
+def _missing_package(package: str, arguments: Sequence[str]) -> str:
+    """The line for ``--cfg <part> -p <package>`` that Hydra did not find: the nearest key where
+    the path stops matching; "" when the key is there, null (Hydra takes null for no key).
+    Hydra said "package 'modle' not found in config" and exited 1, a bug's status.
+
+    Called as Hydra says it, while Hydra still holds its search path: the config is composed
+    again as it was for showing (Hydra keeps only its own part).
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    fallback = f"-p {package}: no such key in the config"
+    args = hydra_flags(arguments)
+    hydra = HydraConfig.instance().cfg
+    if args is None or hydra is None or not GlobalHydra.instance().is_initialized():
+        return fallback
     try:
-        yield
+        composed = GlobalHydra.instance().hydra.compose_config(  # type: ignore[union-attr]
+            config_name=hydra.hydra.job.config_name,
+            overrides=list(hydra.hydra.overrides.task),
+            run_mode=RunMode.RUN,
+        )
+    except Exception:  # composed once already; whatever fails now, Hydra's own words stand
+        return fallback
+    # What each part of --cfg shows: the job's keys without hydra, hydra alone, or both.
+    shown = [
+        str(key)
+        for key in composed
+        if args.cfg == "all" or (key == "hydra") == (args.cfg == "hydra")
+    ]
+    node: object = composed
+    where: list[str] = []
+    for part in package.split("."):
+        known = [str(key) for key in node] if isinstance(node, DictConfig) else []
+        if not where:
+            known = [key for key in known if key in shown]
+        if part not in known:
+            line = unknown_name("key", part, known, ".".join(where))
+            return f"-p {package}: {line} (--cfg {args.cfg} shows the keys)"
+        node = node._get_node(part)  # type: ignore[union-attr]
+        where.append(part)
+    return ""
+
+
+@contextlib.contextmanager
+def _without_hydra_job_banner() -> Iterator[_BannerFilter]:
+    stream = sys.stderr
+    filtered = _BannerFilter(stream)
+    sys.stderr = filtered  # type: ignore[assignment]
+    try:
+        yield filtered
     finally:
         sys.stderr = stream
 

@@ -56,6 +56,12 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         # Read through the sweep callback's run name as Hydra built its callbacks: the line
         # said "Interpolation key 'oops' not found", of no key.
         (["model=constant", "data.name=${oops}"], "error: data.name: Interpolation key 'oops'"),
+        # Hydra's "package 'modle' not found in config", exit 1.
+        (["--cfg", "job", "-p", "modle"], "error: -p modle: unknown key 'modle' (did you mean"),
+        (
+            ["--cfg", "job", "-p", "eval.sise"],
+            "unknown key 'eval.sise' (did you mean 'eval.size'?)",
+        ),
     ],
 )
 def test_user_error_is_one_line(
@@ -557,3 +563,12 @@ def test_the_version_is_said_once(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     [line] = result.stdout.splitlines()  # it was said twice
     assert line.startswith("Hydra ")
+
+
+def test_cfg_shows_a_key_set_to_null_as_null(tracking_uri: str, tmp_path: Path) -> None:
+    # Hydra took a null value for no key: "package ... not found in config", exit 1.
+    shown = ["--cfg", "job", "-p", "model.stack_ridge_alpha"]
+    command = pricer_app("train", *shown, "model=xgboost", "model.stack_ridge_alpha=null",
+                         workdir=tmp_path)  # fmt: skip
+    result = run_cli(command, tracking_uri, tmp_path)
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "null", "")
