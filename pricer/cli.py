@@ -8,11 +8,12 @@ import inspect
 import io
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig
@@ -30,6 +31,9 @@ from pricer.errors import (
 )
 from pricer.paths import require_config_dir
 from pricer.tracking.redaction import redact_given, redact_text
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
 _HYDRA_JOB_BANNER = "Error executing job with overrides:"
 _MISSING_PACKAGE = re.compile(r"package '(.*)' not found in config")
@@ -143,6 +147,7 @@ def run(main: Callable[[], object]) -> None:
         sys.argv = [sys.argv[0], *expand_overrides(sys.argv[1:])]
         refuse_two_modes(sys.argv[1:])
         refuse_another_apps_config(sys.argv[1:], _app_name(main))
+        refuse_unquoted_letters(sys.argv[1:])
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         interrupt.install()
         with _without_hydra_job_banner() as stderr:
@@ -204,6 +209,50 @@ def refuse_two_modes(arguments: Sequence[str]) -> None:
     if "--cfg" in given and given[0].startswith("-m"):
         advice = "leave out -m to print the config (--cfg hydra: a sweep's sweeper and space)"
     raise ConfigError(f"{' and '.join(given)} cannot be combined: {advice}")
+
+
+def refuse_unquoted_letters(arguments: Sequence[str]) -> None:
+    """Refuse (``ConfigError``) an override Hydra cannot read because a letter outside ASCII is
+    not quoted (``tracking.tags.note=café``), showing it quoted.
+
+    Hydra's grammar reads such letters only inside quotes; its error was the lexer's
+    ("LexerNoViableAltException: tracking.tags.note=café ^ See https://hydra.cc/..."), which
+    did not say what to do. Quoted for the shell too, or the shell takes the quotes away.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = hydra_flags(arguments)
+    if args is None:
+        return
+    parser = OverridesParser.create()
+    for line in args.overrides:
+        key, equals, value = line.partition("=")
+        if not equals or value.isascii() or _parses(parser, line):
+            continue
+        # Each value of a sweep's list its own string; a value holding a quote of one kind is
+        # quoted with the other. A function's arguments (choice(café, thé)) are not guessed at.
+        pieces = [f'"{piece}"' if "'" in piece else f"'{piece}'" for piece in value.split(",")]
+        quoted = f"{key}={','.join(pieces)}"
+        if "(" in value or not _parses(parser, quoted):
+            raise ConfigError(
+                f"{line}: Hydra reads a letter outside ASCII only inside quotes: quote the value"
+            )
+        plain = not any(char in quoted for char in '"$`\\!')
+        shell = f'"{quoted}"' if plain else shlex.quote(quoted)
+        raise ConfigError(
+            f"{line}: Hydra reads a letter outside ASCII only inside quotes: give {quoted} "
+            f"(on a shell's command line: {shell})"
+        )
+
+
+def _parses(parser: OverridesParser, line: str) -> bool:
+    from hydra.errors import OverrideParseException
+
+    try:
+        parser.parse_overrides([line])
+    except OverrideParseException:
+        return False
+    return True
 
 
 def _app_name(main: Callable[[], object]) -> str:

@@ -56,6 +56,13 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         # Read through the sweep callback's run name as Hydra built its callbacks: the line
         # said "Interpolation key 'oops' not found", of no key.
         (["model=constant", "data.name=${oops}"], "error: data.name: Interpolation key 'oops'"),
+        # A letter outside ASCII, unquoted: the lexer's "LexerNoViableAltException: ...".
+        (
+            ["model=constant", "+tracking.tags.note=café"],
+            "error: +tracking.tags.note=café: Hydra reads a letter outside ASCII only inside "
+            "quotes: give +tracking.tags.note='café' (on a shell's command line: "
+            "\"+tracking.tags.note='café'\")",
+        ),
         # Hydra's "package 'modle' not found in config", exit 1.
         (["--cfg", "job", "-p", "modle"], "error: -p modle: unknown key 'modle' (did you mean"),
         (
