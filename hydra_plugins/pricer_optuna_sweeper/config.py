@@ -19,6 +19,8 @@ class OptunaSweeperConf:
     """The official sweeper's keys, plus the heartbeat that makes shared studies survive kills."""
 
     _target_: str = SWEEPER
+    # The sweeper builds its sampler itself, once its settings are checked (sweeper.py).
+    _recursive_: bool = False
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
     sampler: Any = MISSING
     # "minimize" or "maximize" (a one-item list is accepted too): pricer's apps return one value.

@@ -57,8 +57,9 @@ class OptunaSweeper(Sweeper):
             raise ValueError(f"max_failure_rate must be within [0, 1], got {max_failure_rate}")
         if n_jobs < 0:  # joblib's "every core but |n_jobs| - 1", the joblib launcher's default -1
             n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-        if n_trials < 0 or n_jobs < 1:
-            raise ValueError(f"need n_trials >= 0 and n_jobs >= 1, got {n_trials}, {n_jobs}")
+        # 0 ran no trial, and its sweep's parent run ended FINISHED, a search done.
+        if n_trials < 1 or n_jobs < 1:
+            raise ValueError(f"need n_trials >= 1 and n_jobs >= 1, got {n_trials}, {n_jobs}")
         # Optuna refuses them only as the study opens ("cannot open the sweep's parent run"),
         # and 0 stopped the heartbeats: a killed process's trial then stayed RUNNING for good.
         if heartbeat_interval < 1 or (grace_period is not None and grace_period < 1):
@@ -66,7 +67,7 @@ class OptunaSweeper(Sweeper):
                 "heartbeat_interval and grace_period must be whole seconds >= 1 (grace_period "
                 f"null: twice the interval), got {heartbeat_interval} and {grace_period}"
             )
-        self.sampler = sampler
+        self.sampler = _sampler(sampler)
         self.direction = direction
         self.storage = storage
         self.study_name = study_name
@@ -307,6 +308,41 @@ class OptunaSweeper(Sweeper):
             )
             return first
         return next((trial for trial in tied if trial.number == chosen), first)
+
+
+# Every sampler's seed ends in numpy's RandomState, which takes 0 to 2**32 - 1.
+_SEEDS = (0, 2**32 - 1)
+# A sampler's settings that count trials, with the fewest each may be: Optuna takes any
+# (n_startup_trials=-3 made TPE model the objective from its first trial, unsaid).
+_COUNTS = {"n_startup_trials": 0, "n_ei_candidates": 1, "population_size": 2, "popsize": 1}
+
+
+def _sampler(sampler: Any) -> Any:
+    """The sampler built from its config (``hydra.sweeper.sampler``), its seed and counts
+    checked first (``ValueError`` naming the key); one already built is taken as it is.
+
+    Built here, not by Hydra before the sweeper: ``seed=abc`` failed inside numpy ("Cannot cast
+    scalar from dtype('<U3') to dtype('int64')"), and a negative count was taken.
+    """
+    if not isinstance(sampler, DictConfig):
+        return sampler
+    settings = {str(key): sampler[key] for key in sampler if not str(key).startswith("_")}
+    low, high = _SEEDS
+    seed = settings.get("seed")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high
+    ):
+        raise ValueError(
+            f"hydra.sweeper.sampler.seed must be a whole number from {low} to {high} (or null: "
+            f"a new one each sweep), got {seed!r}"
+        )
+    for key, fewest in _COUNTS.items():
+        value = settings.get(key, fewest)
+        if isinstance(value, bool) or not isinstance(value, int) or value < fewest:
+            raise ValueError(
+                f"hydra.sweeper.sampler.{key} must be a whole number >= {fewest}, got {value!r}"
+            )
+    return instantiate(sampler)
 
 
 def _override_value(value: Any) -> str:

@@ -470,6 +470,12 @@ def check_search(config: DictConfig) -> None:
         check_drawn_values(config, sweeper)
     except Exception as error:  # a ValueError, or Hydra's wrapping of one (named already)
         said = one_line(error)
+        # A line naming its own key under hydra.sweeper (sampler.seed) needs no prefix.
+        said = (
+            said.removeprefix("hydra.sweeper: ")
+            if said.startswith("hydra.sweeper: hydra.")
+            else said
+        )
         named = said if said.startswith("hydra.sweeper") else f"hydra.sweeper: {said}"
         raise SweepError(named) from None
 

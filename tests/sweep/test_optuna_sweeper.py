@@ -292,7 +292,6 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
 
     config = compose_train(
         "hparams_search=tfidf_ridge",
-        "hydra.sweeper.n_trials=0",  # no trial: nothing but the sweep's own files
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "+probe.api_key=sk-live-abcdefghijklmnopqrstuvwxyz",
         "hydra.sweeper.storage=postgresql+psycopg://someone:pw-q7Zr2@127.0.0.1:1/optuna",
@@ -300,6 +299,7 @@ def test_a_sweep_writes_its_config_in_its_folder_as_hydra_does(tmp_path: Path) -
     sweeper = instantiate(config.hydra.sweeper)
     sweeper.config, sweeper.launcher = config, object()
     sweeper.storage = None  # in memory: what is written, not the study, is under test
+    sweeper.n_trials = 0  # no trial: nothing but the sweep's own files
     sweeper.sweep([])
     written = OmegaConf.load(tmp_path / "sweep" / "multirun.yaml")
     assert written.hydra.sweeper.params == config.hydra.sweeper.params

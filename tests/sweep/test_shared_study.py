@@ -1015,7 +1015,14 @@ def test_a_process_joining_a_study_as_a_reaper_ends_its_parent_leaves_it_running
         ("model.alpah=interval(0.1,1.0)", "model.alpah: no such key in the config"),
         ("model.alpha=choice(a,b)", "model.alpha: 'a' is no number, and model.alpha is "),
         ("hydra/sweeper/sampler=grid", "model.alpha: the grid sampler needs choice() or range()"),
-        ("hydra.sweeper.n_trials=-1", "need n_trials >= 0"),
+        ("hydra.sweeper.n_trials=-1", "need n_trials >= 1"),
+        # No trial: the parent run ended FINISHED, a search done.
+        ("hydra.sweeper.n_trials=0", "need n_trials >= 1"),
+        # numpy's "Cannot cast scalar from dtype('<U3') to dtype('int64')"; a negative count
+        # was taken.
+        ("hydra.sweeper.sampler.seed=abc", "hydra.sweeper.sampler.seed must be a whole number"),
+        ("hydra.sweeper.sampler.seed=-1", "from 0 to 4294967295 (or null: a new one each sweep)"),
+        ("hydra.sweeper.sampler.n_startup_trials=-3", "sampler.n_startup_trials must be a whole"),
         # Floats for an integer parameter: the family's schema refuses them.
         (
             "model.max_features=interval(1000.0,5000.0)",
@@ -1038,7 +1045,7 @@ def test_a_search_no_trial_could_run_is_refused_before_the_study_and_its_runs(
     )
     assert result.returncode == 2, result.stderr[-3000:]
     [line] = [row for row in result.stderr.splitlines() if row.strip()]
-    assert line.startswith("error: hydra.sweeper: ") and said in line, line
+    assert line.startswith("error: hydra.sweeper") and said in line, line
     assert optuna.get_all_study_names(storage) == []
     assert runs(tracking_uri).empty
 
