@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
 
@@ -202,6 +203,7 @@ def _check(node: DictConfig, where: str) -> None:
         raise ConfigError(describe(error, where)) from None
     for path in _not_a_number(arguments, where):
         raise ConfigError(f"{path} is nan, which is no value for a setting: give it a number")
+    _check_ranges(target, arguments, where)
     for key, value in arguments.items():
         if not isinstance(value, DictConfig):
             continue
@@ -211,6 +213,36 @@ def _check(node: DictConfig, where: str) -> None:
         for name, child in value.items():
             if isinstance(child, DictConfig) and "_target_" in child:
                 _check(child, f"{where}.{key}.{name}")
+
+
+def _check_ranges(target: Callable[..., Any], arguments: Mapping[str, Any], where: str) -> None:
+    """Refuse (``ConfigError``) a value out of the range its family declares for it, in
+    scikit-learn's terms (``_parameter_constraints``, which the family checks again as it
+    fits): ``model.reg_lambda=inf`` fitted trees that never split, and the run FINISHED with
+    its mae; ``model.alpha=-1`` failed in scikit-learn once the data had loaded, a FAILED run.
+    """
+    constraints = getattr(target, "_parameter_constraints", None)
+    if not constraints:
+        return
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    given = {key: value for key, value in arguments.items() if key in constraints}
+    try:
+        validate_parameter_constraints(constraints, given, caller_name=where)
+    except InvalidParameterError as error:
+        # "The 'reg_lambda' parameter of model must be a float in the range [0.0, inf). Got
+        # inf instead.": the key as it is typed.
+        said = re.fullmatch(
+            r"The '(\w+)' parameter of \S+ must be (.*)\. Got (.*) instead\.", str(error)
+        )
+        if said is None:
+            raise ConfigError(f"{where}: {error}") from None
+        name, wanted, got = said.groups()
+        wanted = wanted.replace(" or None", " or null")
+        raise ConfigError(f"{where}.{name} must be {wanted}, got {got}") from None
 
 
 def _not_a_number(values: Mapping[str, Any], where: str) -> Iterator[str]:

@@ -13,16 +13,31 @@ and the one-hot category: trees find their interactions on their own.
 
 from __future__ import annotations
 
+from numbers import Integral
+from typing import ClassVar
+
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval
 from xgboost import XGBRegressor
 
 from pricer.errors import ConfigError
 from pricer.models.dense_text import tree_model_inputs
 from pricer.models.features import check_folds, check_n_jobs, check_word_settings, whole_number
-from pricer.models.pipeline import PipelinePricer
+from pricer.models.pipeline import COUNT, NON_NEGATIVE, SHARE, PipelinePricer
 
 
 class XGBoostPricer(PipelinePricer):
+    _parameter_constraints: ClassVar[dict[str, list[object]]] = {
+        "n_estimators": [COUNT],
+        "learning_rate": [SHARE],  # XGBoost's eta: 0 learns nothing, past 1 overshoots
+        "max_depth": [Interval(Integral, 0, None, closed="left")],  # 0: no limit (lossguide)
+        "min_child_weight": [NON_NEGATIVE],
+        "subsample": [SHARE],
+        "colsample_bytree": [SHARE],
+        "reg_lambda": [NON_NEGATIVE],
+        "stack_ridge_alpha": [NON_NEGATIVE, None],
+    }
+
     def __init__(
         self,
         n_estimators: int,

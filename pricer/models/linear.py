@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from pricer.models.features import hand_feature_union
-from pricer.models.pipeline import PipelinePricer
+from pricer.models.pipeline import NON_NEGATIVE, PipelinePricer
 
 
 class LinearPricer(PipelinePricer):
+    _parameter_constraints: ClassVar[dict[str, list[object]]] = {"alpha": [NON_NEGATIVE]}
+
     def __init__(
         self, alpha: float, price_weight_power: float, log_target: bool, random_state: int
     ) -> None:

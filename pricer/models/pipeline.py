@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from pricer.errors import ConfigError
 from pricer.models.base import Pricer, as_items, price_range, training_prices, within
 from pricer.models.features import words_kept
+
+# Ranges of the families' settings, in scikit-learn's own terms (``_parameter_constraints``).
+# Finite where the learner would take infinity and fit nothing useful (reg_lambda=inf: trees
+# that never split, a run FINISHED with its mae); NaN is in no range.
+NON_NEGATIVE = Interval(Real, 0, np.inf, closed="left")
+POSITIVE = Interval(Real, 0, np.inf, closed="neither")
+SHARE = Interval(Real, 0, 1, closed="right")  # a share of rows or columns, more than none
+COUNT = Interval(Integral, 1, None, closed="left")
 
 
 def price_weights(prices: np.ndarray, power: float) -> np.ndarray | None:
@@ -45,6 +56,10 @@ class PipelinePricer(Pricer):
     """
 
     log_target: bool
+    # The ranges of a family's own settings, by name: checked before any run is opened
+    # (``pricer.settings.check_arguments``, from its config) and as it fits, as scikit-learn's
+    # estimators check theirs (``_validate_params``); never in ``__init__``.
+    _parameter_constraints: ClassVar[dict[str, list[object]]] = {}
 
     def make_pipeline(self) -> Pipeline:
         raise NotImplementedError
@@ -58,6 +73,7 @@ class PipelinePricer(Pricer):
         return {}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> PipelinePricer:
+        self._validate_params()
         prices = training_prices(X, y)
         self.check_settings(len(prices))
         pipeline = self.make_pipeline()

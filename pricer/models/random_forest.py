@@ -8,15 +8,25 @@ time at 400k items.
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import ClassVar
+
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval
 
 from pricer.models.dense_text import tree_model_inputs
 from pricer.models.features import check_n_jobs, whole_number
-from pricer.models.pipeline import PipelinePricer
+from pricer.models.pipeline import COUNT, PipelinePricer
 
 
 class RandomForestPricer(PipelinePricer):
+    _parameter_constraints: ClassVar[dict[str, list[object]]] = {
+        "n_estimators": [COUNT],
+        "max_depth": [COUNT, None],
+        "min_samples_leaf": [COUNT, Interval(Real, 0, 1, closed="neither")],
+    }
+
     def __init__(
         self,
         n_estimators: int,

@@ -8,14 +8,22 @@ primal solver).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVR
 
 from pricer.models.features import check_word_settings, text_columns, text_vectorizer
-from pricer.models.pipeline import PipelinePricer
+from pricer.models.pipeline import COUNT, NON_NEGATIVE, POSITIVE, PipelinePricer
 
 
 class SvrPricer(PipelinePricer):
+    _parameter_constraints: ClassVar[dict[str, list[object]]] = {
+        "C": [POSITIVE],
+        "epsilon": [NON_NEGATIVE],
+        "max_iter": [COUNT],
+    }
+
     def __init__(
         self,
         max_features: int,

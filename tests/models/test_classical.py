@@ -344,3 +344,44 @@ def test_a_setting_typed_nan_is_refused_before_any_run(
     said = f"{path} is nan, which is no value for a setting: give it a number"
     with pytest.raises(ConfigError, match=f"^{re.escape(said)}$"):
         check_arguments(OmegaConf.create(OmegaConf.to_container(node, resolve=True)), "model")
+
+
+OUT_OF_RANGE = [
+    ("xgboost", "reg_lambda", float("inf"), "model.reg_lambda must be a float in the range"),
+    ("xgboost", "reg_lambda", -1.0, "[0.0, inf), got -1.0"),
+    ("xgboost", "learning_rate", 0.0, "model.learning_rate must be a float in the range (0.0, 1"),
+    ("xgboost", "max_depth", -2, "model.max_depth must be an int in the range [0, inf), got -2"),
+    ("xgboost", "n_estimators", 0, "model.n_estimators must be an int in the range [1, inf)"),
+    ("tfidf_ridge", "alpha", -1.0, "model.alpha must be a float in the range [0.0, inf)"),
+    ("linear", "alpha", float("inf"), "model.alpha must be a float in the range [0.0, inf)"),
+    ("svr", "C", 0.0, "model.C must be a float in the range (0.0, inf), got 0.0"),
+    ("svr", "epsilon", -0.1, "model.epsilon must be a float in the range [0.0, inf)"),
+    ("random_forest", "n_estimators", 0, "model.n_estimators must be an int in the range [1"),
+    ("random_forest", "max_depth", -2, "[1, inf) or null, got -2"),
+]
+
+
+@pytest.mark.parametrize(("family", "setting", "value", "said"), OUT_OF_RANGE)
+def test_a_setting_out_of_its_range_is_refused_before_any_run(
+    family: str, setting: str, value: float, said: str
+) -> None:
+    # reg_lambda=inf fitted trees that never split and the run FINISHED with its mae; alpha=-1
+    # or C=0 failed in scikit-learn once the data had loaded, a FAILED run each.
+    from omegaconf import OmegaConf
+
+    from pricer.settings import check_arguments
+
+    node = compose_config("train", [f"model={family}", f"model.{setting}={value}"]).model
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        check_arguments(OmegaConf.create(OmegaConf.to_container(node, resolve=True)), "model")
+
+
+@pytest.mark.parametrize(("family", "setting", "value", "said"), OUT_OF_RANGE[:3])
+def test_a_family_checks_its_ranges_as_it_fits_as_scikit_learn_does(
+    family: str, setting: str, value: float, said: str, shop
+) -> None:
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    train, prices, _, _ = shop
+    with pytest.raises(InvalidParameterError, match=f"The '{setting}' parameter of "):
+        build(family).set_params(**{setting: value}).fit(train, prices)
