@@ -204,6 +204,11 @@ def _check(node: DictConfig, where: str) -> None:
     for path in _not_a_number(arguments, where):
         raise ConfigError(f"{path} is nan, which is no value for a setting: give it a number")
     _check_ranges(target, arguments, where)
+    for name, keys in getattr(target, "_mapping_keys", {}).items():
+        value = arguments.get(name)
+        unknown = sorted(set(value) - set(keys)) if isinstance(value, Mapping) else []
+        if unknown:
+            raise ConfigError(unknown_name("key", str(unknown[0]), keys, f"{where}.{name}"))
     for key, value in arguments.items():
         if not isinstance(value, DictConfig):
             continue

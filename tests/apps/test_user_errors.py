@@ -202,6 +202,14 @@ def key(name: str) -> str:
         ("train", ["model=xgboost", "model.max_depth=-3"], r"model\.max_depth must be an int "),
         ("train", ["model=xgboost", "model.reg_lambda=inf"], r"reg_lambda must be a float in "),
         ("leaderboard", ["models.svr.C=0"], r"^error: models\.svr\.C must be a float in the "),
+        # A key added with + inside an LLM family's mapping: refused only as the run fitted (a
+        # FAILED run), the prompt's line listing every key rather than the one meant.
+        (
+            "train",
+            ["model=frontier", "+model.prompt.sytem=x"],
+            r"^error: unknown key 'model\.prompt\.sytem' \(did you mean 'model\.prompt\.system'",
+        ),
+        ("train", ["model=frontier", "+model.pacing.rmp=5"], r"did you mean 'model\.pacing\.rpm'"),
         # Another app's primary config: it failed on a key the app reads ("Key 'family' is not
         # in struct"), nothing said of the config given.
         (

@@ -27,8 +27,9 @@ import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,7 @@ from pricer.models.llm.failures import (
     attach_interrupted_answers,
     attach_interrupted_stats,
 )
-from pricer.models.llm.prompts import PromptTemplate, parse_price
+from pricer.models.llm.prompts import PROMPT_KEYS, PromptTemplate, parse_price
 from pricer.models.llm.retrieval import NeighbourIndex
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,15 @@ class FrontierPricer(Pricer):
     ``rpm``/``tpm`` overriding the tier's limits); null ``tier`` and no overrides: no pacing;
     ``retrieval`` is a ``NeighbourIndex`` (or null for zero-shot).
     """
+
+    # The keys its mapping settings may hold, checked before any run
+    # (``pricer.settings.check_arguments``): a typo added with + (``+model.prompt.sytem=...``,
+    # ``+model.pacing.rmp=60``) was refused only as the run fitted, a FAILED run, and the prompt's
+    # line listed every key rather than the one meant.
+    _mapping_keys: ClassVar[dict[str, tuple[str, ...]]] = {
+        "prompt": PROMPT_KEYS,
+        "pacing": tuple(field.name for field in fields(Pacing)),
+    }
 
     def __init__(
         self,
