@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pricer import paths
-from pricer.errors import USER_ERROR_STATUS, ConfigError, unknown_name
+from pricer.errors import USER_ERROR_STATUS, ConfigError, unknown_name, unknown_option
 from pricer.schemas import (
     APP_SCHEMAS,
     AmazonSource,
@@ -156,6 +156,28 @@ def check_added_keys(config: DictConfig) -> None:
             )
 
 
+def check_swept_options(config: DictConfig) -> None:
+    """Refuse (``ConfigError``) a sweep over a config group that names an option the group
+    lacks (``-m model=xgbost,svr``): Hydra composes each trial's config only as it launches
+    it, so the sweep's parent run opened and ended FAILED at the first trial."""
+    if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+        return
+    task = OmegaConf.select(config, "hydra.overrides.task")
+    choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
+    hydra = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    if not task or hydra is None:
+        return
+    given = [str(item) for item in OmegaConf.to_container(task)]  # type: ignore[union-attr]
+    for override in OverridesParser.create().parse_overrides(given):
+        group = override.key_or_group
+        if group not in choices or not override.is_sweep_override():
+            continue
+        options = hydra.config_loader.get_group_options(group)
+        for name in override.sweep_string_iterator():
+            if name not in options:
+                raise ConfigError(unknown_option(group, name, options))
+
+
 def _roots_composed_without(config: DictConfig, given: list[str], left_out: list[str]) -> set[str]:
     """The root keys of the app's config composed from its command line without the
     overrides ``left_out``, by the Hydra that composed ``config`` (the same search path,
@@ -237,11 +259,13 @@ class StartFolder(Callback):
 
 def refuse_at_start(config: DictConfig) -> None:
     """What is refused before a run or a sweep starts (``check_added_keys``,
-    ``check_output_folder``), as pricer's one line, ``error: ...``, exit 2. The lines name keys
-    and an output folder, never a setting's value, so they need no redaction, which lives
-    above this module (pricer.tracking)."""
+    ``check_swept_options``, ``check_output_folder``), as pricer's one line, ``error: ...``,
+    exit 2. The lines name keys, a config group's options and an output folder, never a
+    setting's value, so they need no redaction, which lives above this module
+    (pricer.tracking)."""
     try:
         check_added_keys(config)
+        check_swept_options(config)
         check_output_folder(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

@@ -176,7 +176,12 @@ def _missing_option(error: BaseException) -> str | None:
     group, _, name = str(error.missing_cfg_file).rpartition("/")
     if not group:
         return None
-    options = sorted(str(option) for option in error.options)
+    return unknown_option(group, name, error.options)
+
+
+def unknown_option(group: str, name: str, options: Iterable[object]) -> str:
+    """ "unknown model option 'xgbost' (did you mean 'xgboost'?); model options: ..."."""
+    options = sorted(str(option) for option in options)
     close = nearest(name, options)
     if not close:
         return f"unknown {group} option '{name}': give {group}=<one of {', '.join(options)}>"

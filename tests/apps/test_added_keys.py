@@ -115,3 +115,25 @@ def test_a_sweep_refuses_a_key_added_at_the_root_before_its_parent_run(
     error = the_error_line(run_cli(command, tracking_uri, tmp_path))
     assert re.match(r"^error: unknown key '(probe|seeed)' ", error), error
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        (["model=xgbost,svr"], r"^unknown model option 'xgbost' \(did you mean 'xgboost'\?\); "),
+        (["model=constant", "data=synthetic,zzz"], r"^unknown data option 'zzz': give data=<one"),
+    ],
+)
+def test_a_sweep_over_an_option_its_group_lacks_is_refused_as_it_starts(
+    task: list[str], said: str
+) -> None:
+    # Hydra composes a trial's config only as it launches it: the sweep's parent run opened and
+    # ended FAILED at the first trial.
+    from pricer.configs import check_swept_options
+
+    config = multirun_config([], task)
+    fine = multirun_config([], ["model=xgboost,svr", "data=synthetic,real", "seed=1,2"])
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with pytest.raises(ConfigError, match=said):
+            check_swept_options(config)
+        check_swept_options(fine)

@@ -255,6 +255,20 @@ def test_a_sweep_whose_every_trial_shares_a_bad_data_setting_opens_no_run(
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+def test_a_sweep_over_an_option_that_is_not_there_opens_no_run(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Each trial's config is composed as it launches: the parent run opened, and ended FAILED.
+    command = [
+        *pricer_app("train", "-m", "model=constant,xgbost", "validation.size=200",
+                    workdir=tmp_path),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]  # fmt: skip
+    error = the_error_line(run_cli(command, tracking_uri, tmp_path))
+    assert error.startswith("error: unknown model option 'xgbost' (did you mean 'xgboost'?)")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
 def test_a_sweep_whose_launcher_would_run_no_trial_opens_no_run(
     tracking_uri: str, tmp_path: Path
 ) -> None:
