@@ -119,10 +119,19 @@ def check_added_keys(config: DictConfig) -> None:
     choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
     given = [str(item) for item in OmegaConf.to_container(task)]  # type: ignore[union-attr]
     added: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}  # how each root was added, as the line says it
     forced: dict[str, list[str]] = {}
     forced_lines: list[str] = []
     for line, override in zip(given, OverridesParser.create().parse_overrides(given), strict=True):
         key = override.key_or_group
+        package = override.package or ""
+        group = any(choice == key or str(choice).startswith(f"{key}@") for choice in choices)
+        if override.is_add() and group and package and not package.startswith("_"):
+            # A group's option added under a package of its own (+model@foo=linear): a second
+            # model at foo, which the train app never reads; the run trained the first.
+            added.setdefault(package.split(".")[0], []).append(package)
+            shown.setdefault(package.split(".")[0], f"+{key}@{package}=...")
+            continue
         if override.package is not None or "/" in key:
             continue
         top = key.split(".")[0]
@@ -142,9 +151,8 @@ def check_added_keys(config: DictConfig) -> None:
         ):
             continue
         known = [name for name in config if name != "hydra" and name not in added]
-        raise ConfigError(
-            f"{unknown_name('key', top, known)}: +{keys[0]}=... adds a key {app} never reads"
-        )
+        how = shown.get(top, f"+{keys[0]}=...")
+        raise ConfigError(f"{unknown_name('key', top, known)}: {how} adds a key {app} never reads")
     if not forced:
         return
     before = _roots_composed_without(config, given, forced_lines)

@@ -38,6 +38,16 @@ def check(*task: str) -> None:
         (["++seeed=3"], r"^unknown key 'seeed' \(did you mean 'seed'\?\): \+\+seeed=\.\.\. adds"),
         (["++modle.alpha=1"], r"^unknown key 'modle' \(did you mean 'model'\?\): \+\+modle\.alpha"),
         (["seed=4", "++seed=5", "++probe=1"], r"^unknown key 'probe' \(known: "),
+        # A second model under a package of its own: the run trained the first and logged the
+        # second's settings as its params.
+        (
+            ["+model@extra=constant"],
+            r"^unknown key 'extra' \(known: .*\): \+model@extra=\.\.\. adds",
+        ),
+        (
+            ["+model@modle=linear"],
+            r"^unknown key 'modle' \(did you mean 'model'\?\): \+model@modle",
+        ),
     ],
 )
 def test_a_key_added_at_the_root_is_refused(task: list[str], said: str) -> None:
@@ -53,7 +63,8 @@ def test_a_key_added_at_the_root_is_refused(task: list[str], said: str) -> None:
         ["seed=3"],
         ["+tracking.tags.note=x"],  # inside a node that is there: that node's to judge
         ["model=ensemble", "+model.members.best._target_=pricer.tracking.model.logged_pricer"],
-        ["+tradeoff=default", "+model@extra=constant"],  # config groups' options
+        ["+tradeoff=default"],  # a config group's option
+        ["model=ensemble", "+model@model.members.bow=bow_linear"],  # into a node that is there
         ["+hydra.job.env_set.X=1", "++hydra.job.env_set.Y=2"],  # Hydra's own
         ["++seed=3"],  # overrides the key that is there
         ["model=svr", "++model.max_iter=500", "++tracking.tags.note=x"],  # in nodes there
