@@ -186,6 +186,26 @@ def check_swept_options(config: DictConfig) -> None:
                 raise ConfigError(unknown_option(group, name, options))
 
 
+def check_empty_sweeps(config: DictConfig) -> None:
+    """Refuse (``ConfigError``) a sweep over a range that holds no value
+    (``-m model.alpha=range(0,0)``, ``range(5,1)``): Hydra launched no job, and the sweep's
+    parent run ended FINISHED, a sweep done, with no trial."""
+    from hydra.core.override_parser.types import RangeSweep
+
+    if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+        return
+    task = OmegaConf.select(config, "hydra.overrides.task")
+    if not task:
+        return
+    given = [str(item) for item in OmegaConf.to_container(task)]  # type: ignore[union-attr]
+    for line, override in zip(given, OverridesParser.create().parse_overrides(given), strict=True):
+        if isinstance(override.value(), RangeSweep) and not list(override.sweep_iterator()):
+            raise ConfigError(
+                f"{line} sweeps no value: a range counts from its start up to its stop, not "
+                "including it (range(1,4) is 1, 2, 3): give a stop past the start"
+            )
+
+
 def _roots_composed_without(config: DictConfig, given: list[str], left_out: list[str]) -> set[str]:
     """The root keys of the app's config composed from its command line without the
     overrides ``left_out``, by the Hydra that composed ``config`` (the same search path,
@@ -267,13 +287,14 @@ class StartFolder(Callback):
 
 def refuse_at_start(config: DictConfig) -> None:
     """What is refused before a run or a sweep starts (``check_added_keys``,
-    ``check_swept_options``, ``check_output_folder``), as pricer's one line, ``error: ...``,
-    exit 2. The lines name keys, a config group's options and an output folder, never a
-    setting's value, so they need no redaction, which lives above this module
-    (pricer.tracking)."""
+    ``check_swept_options``, ``check_empty_sweeps``, ``check_output_folder``), as pricer's one
+    line, ``error: ...``, exit 2. The lines name keys, a config group's options, a range of
+    numbers and an output folder, never a setting's own value, so they need no redaction, which
+    lives above this module (pricer.tracking)."""
     try:
         check_added_keys(config)
         check_swept_options(config)
+        check_empty_sweeps(config)
         check_output_folder(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

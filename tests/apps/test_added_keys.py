@@ -148,3 +148,13 @@ def test_a_sweep_over_an_option_its_group_lacks_is_refused_as_it_starts(
         with pytest.raises(ConfigError, match=said):
             check_swept_options(config)
         check_swept_options(fine)
+
+
+@pytest.mark.parametrize("sweep", ["model.alpha=range(0,0)", "model.alpha=range(5,1)"])
+def test_a_sweep_over_a_range_without_a_value_is_refused_as_it_starts(sweep: str) -> None:
+    # Hydra launched no job, and the sweep's parent run ended FINISHED with no trial.
+    from pricer.configs import check_empty_sweeps
+
+    with pytest.raises(ConfigError, match=rf"^{re.escape(sweep)} sweeps no value: a range counts"):
+        check_empty_sweeps(multirun_config(["model=linear"], ["model=linear", sweep]))
+    check_empty_sweeps(multirun_config(["model=linear"], ["model.alpha=range(5,1,-1)"]))
