@@ -126,7 +126,7 @@ def one_line(error: BaseException) -> str:
     not load ... (ConnectError: [Errno -2] ...)" ended with the errno twice). An override of a
     key the config lacks says which keys are near instead.
     """
-    typo = _override_typo(error) or _missing_option(error)
+    typo = _override_typo(error) or _missing_option(error) or _chosen_twice(error)
     if typo is not None:
         return typo
     # An interpolation that does not resolve ("Interpolation key 'nope' not found") keeps its
@@ -177,6 +177,22 @@ def _missing_option(error: BaseException) -> str | None:
     if not group:
         return None
     return unknown_option(group, name, error.options)
+
+
+def _chosen_twice(error: BaseException) -> str | None:
+    """For ``+model=linear``, a group the config chooses already: how to choose another; else
+    None. Hydra's advice, "use 'override model: linear'", is a defaults list's syntax, which
+    no command line takes."""
+    said = re.fullmatch(
+        r"Multiple values for (\S+)\. To override a value use 'override \1: (.+)'", str(error)
+    )
+    if not isinstance(error, HydraException) or said is None:
+        return None
+    group, option = said.groups()
+    return (
+        f"+{group}={option} adds a second {group}, which the config chooses already: "
+        f"give {group}={option}, without the +, to choose {option} instead"
+    )
 
 
 def unknown_option(group: str, name: str, options: Iterable[object]) -> str:

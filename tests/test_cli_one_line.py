@@ -111,6 +111,23 @@ def test_a_missing_option_names_the_nearest_first(
     assert one_line(raised.value).startswith(line)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["+model=linear"], "+model=linear adds a second model, which the config chooses already: "
+         "give model=linear, without the +, to choose linear instead"),
+        (["+data=real"], "+data=real adds a second data, which the config chooses already: "),
+    ],
+)  # fmt: skip
+def test_a_group_chosen_twice_says_how_to_choose_another(overrides: list[str], line: str) -> None:
+    # Hydra advised "use 'override model: linear'", a defaults list's syntax.
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as raised:
+        compose_config("train", overrides)
+    assert one_line(raised.value).startswith(line)
+
+
 def test_an_interpolation_read_through_another_key_names_the_one_given() -> None:
     # data.name=${oops} failed as Hydra built the sweep callback, whose run name reads
     # ${data.name}: OmegaConf named no key, and the line said only "Interpolation key 'oops'".
