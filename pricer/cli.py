@@ -304,7 +304,17 @@ def hydra_flags(arguments: Sequence[str]) -> argparse.Namespace | None:
         if not stop.code:
             return None
         last = said.getvalue().strip().splitlines()[-1:] or ["cannot read the arguments"]
-        raise ConfigError(f"{last[0].partition(': error: ')[2] or last[0]} (see --help)") from None
+        message = last[0].partition(": error: ")[2] or last[0]
+        stray = message.removeprefix("unrecognized arguments: ").split()
+        if message.startswith("unrecognized arguments: ") and all(
+            _OVERRIDE_START.match(word) for word in stray
+        ):
+            # Hydra reads one run of overrides: "a=1 --cfg job b=2" left b=2 unread.
+            raise ConfigError(
+                f"{message}: Hydra reads the overrides as one group, before or after its flags "
+                f"(--cfg, -m, ...), not on both sides: move {stray[0]} beside the others"
+            ) from None
+        raise ConfigError(f"{message} (see --help)") from None
 
 
 def _parameter_error(error: BaseException) -> str | None:

@@ -51,6 +51,13 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
         (["--cfg=nosuch"], "error: argument --cfg/-c: invalid choice: 'nosuch' (choose from"),
         (["--info", "nosuch"], "argument --info/-i: invalid choice: 'nosuch'"),
         (["model=constant", "--nosuch"], "error: unrecognized arguments: --nosuch "),
+        # Overrides on both sides of a flag: Hydra reads one run of them ("unrecognized
+        # arguments: seed=3 (see --help)", which said nothing of why).
+        (
+            ["model=constant", "--cfg", "job", "seed=3"],
+            "Hydra reads the overrides as one group, before or after its flags (--cfg, -m, "
+            "...), not on both sides: move seed=3 beside the others",
+        ),
         # A quote left open: shlex's ValueError ("No closing quotation"), a traceback.
         (["model=constant", "tracking.run_name='my run"], "tracking.run_name='my run"),
         # Read through the sweep callback's run name as Hydra built its callbacks: the line
