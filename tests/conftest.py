@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,42 @@ def _no_ending_from_an_earlier_test(monkeypatch: pytest.MonkeyPatch) -> None:
     from pricer import errors
 
     monkeypatch.setattr(errors, "_ending", None)
+
+
+# What the checkout may gain while tests run: the environment, pytest's and Python's caches.
+_CHECKOUT_OWN = (".venv", ".pytest_cache", ".ruff_cache", "__pycache__", "*.egg-info")
+
+
+def checkout_extras() -> set[str]:
+    """The checkout's untracked and ignored files (paths from its root), its own caches left
+    out (and not walked: a .venv holds thousands); empty where it is no git work tree."""
+    excluded = [option for name in _CHECKOUT_OWN for option in ("-x", name)]
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "-z", *excluded],  # ignored files too: no standard ignores
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        return set()
+    return {path for path in listed.stdout.split("\0") if path}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _nothing_written_into_the_checkout() -> Iterator[None]:
+    """Fail the module whose tests left files in the checkout: a subprocess started there with
+    the project's default caches (``data_cache/``, ``llm_cache/``), Hydra's ``outputs/``, a
+    store at the default ``mlflow.db``. All git-ignored, they went unnoticed, and a later test
+    (or a user's command) read what a test had left there."""
+    before = checkout_extras()
+    yield
+    new = sorted(checkout_extras() - before)
+    if new:
+        more = f" and {len(new) - 10} more" if len(new) > 10 else ""
+        pytest.fail(
+            f"tests of this module wrote into the checkout {PROJECT_ROOT}: "
+            f"{', '.join(new[:10])}{more}; give them a folder under tmp_path"
+        )
 
 
 @pytest.fixture(scope="session")

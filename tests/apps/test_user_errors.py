@@ -81,7 +81,12 @@ def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
 def test_user_error_is_one_line(
     overrides: list[str], expected: str, tracking_uri: str, tmp_path: Path
 ) -> None:
-    result = run_cli(pricer_app("train", *overrides, workdir=tmp_path), tracking_uri, tmp_path)
+    # Its own cache: the human baseline's curates before it is refused, into the checkout's
+    # data_cache/ by default.
+    cache = f"curation.cache_dir={tmp_path}/cache"
+    result = run_cli(
+        pricer_app("train", *overrides, cache, workdir=tmp_path), tracking_uri, tmp_path
+    )
     assert expected in the_error_line(result)
 
 
@@ -350,7 +355,7 @@ def test_a_family_setting_out_of_range_fails_in_one_line(
     overrides: list[str], expected: str, tracking_uri: str, tmp_path: Path
 ) -> None:
     result = run_cli(
-        pricer_app("train", *overrides, workdir=tmp_path),
+        pricer_app("train", *overrides, f"curation.cache_dir={tmp_path}/cache", workdir=tmp_path),
         tracking_uri,
         tmp_path,
         env={"OPENAI_API_KEY": "unused"},
@@ -481,7 +486,15 @@ def test_a_server_that_is_not_there_is_one_line(tracking_uri: str, tmp_path: Pat
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
     result = run_cli(
-        pricer_app("train", "model=frontier", f"model.base_url={url}", workdir=tmp_path),
+        pricer_app(
+            "train",
+            "model=frontier",
+            f"model.base_url={url}",
+            # Caches of its own, not the checkout's: the data is curated before the probe.
+            f"model.cache_dir={tmp_path}/llm_cache",
+            f"curation.cache_dir={tmp_path}/cache",
+            workdir=tmp_path,
+        ),
         tracking_uri,
         tmp_path,
         env={"OPENAI_API_KEY": "unused"},
@@ -540,7 +553,9 @@ def test_a_tracking_uri_exported_empty_is_said_to_be_empty(
     # MLFLOW_TRACKING_URI= (exported, empty) read as the working folder: "error:  names a
     # folder, MLflow's file store, ...", its subject missing, and a database suggested there.
     pricer = str(Path(sys.executable).with_name("pricer"))
-    result = run_cli([pricer, *command], "", tmp_path)
+    # Hydra's output folder out of the checkout (runs and predict take options, not overrides).
+    output = [f"hydra.run.dir={tmp_path}/hydra"] if command[0] == "train" else []
+    result = run_cli([pricer, *command, *output], "", tmp_path)
     assert the_error_line(result) == (
         "error: the tracking URI is empty (MLFLOW_TRACKING_URI is set to nothing, or "
         "tracking.uri is): unset the variable to track to the project's store, or give it a URI"

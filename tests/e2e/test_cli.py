@@ -276,7 +276,13 @@ def test_a_reader_that_goes_away_does_not_fail_the_run(tracking_uri: str, tmp_pa
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has gone before the app prints its first line
     env = store_env(tracking_uri)
-    app = pricer_app("train", "model=constant", *SMALL_SYNTHETIC, workdir=tmp_path)
+    app = pricer_app(
+        "train",
+        "model=constant",
+        *SMALL_SYNTHETIC,
+        f"curation.cache_dir={tmp_path}/cache",
+        workdir=tmp_path,
+    )
     done = subprocess.run(
         app, stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=600
     )
