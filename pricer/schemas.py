@@ -304,6 +304,22 @@ class SystemMetricsConfig(Settings):
 
 
 @dataclass(frozen=True)
+class HttpRetriesConfig(Settings):
+    """``tracking.http``: how long MLflow retries a tracking server that does not answer."""
+
+    config_node: ClassVar[str] = "tracking.http"
+
+    max_retries: int
+    backoff_factor: int
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.backoff_factor < 0:
+            raise ValueError(f"backoff_factor must be >= 0 seconds, got {self.backoff_factor}")
+
+
+@dataclass(frozen=True)
 class TrackingConfig(Settings):
     """``tracking``: where runs go and what they log (conf/tracking/default.yaml)."""
 
@@ -316,6 +332,7 @@ class TrackingConfig(Settings):
     ui_url: str | None
     log_model: bool
     system_metrics: SystemMetricsConfig
+    http: HttpRetriesConfig
     trace_llm: bool
 
 

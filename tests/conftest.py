@@ -120,6 +120,11 @@ def tracking_uri(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     forget_store_ids(monkeypatch)
+    # Set by configure_tracking (tracking.http) where the user has not: undone after the test,
+    # or the next test would take the first one's for the user's.
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     # MLflow's global URI is put back too: left on this test's store, a later test of the
     # session's champion store (which set it once) read the registry of this one.
     uris = mlflow.tracking._tracking_service.utils

@@ -46,6 +46,7 @@ from pricer.tracking.store import (
     StoreRefused,
     StoreUnreachable,
     check_reachable,
+    limit_http_retries,
     open_store,
     permission_denied,
     quiet_run_links,
@@ -93,6 +94,7 @@ def configure_tracking(tracking_cfg: Mapping[str, Any]) -> str | None:
     """
     uri = tracking_cfg["uri"]
     quiet_run_links()
+    limit_http_retries(tracking_cfg.get("http"))
     mlflow.set_tracking_uri(uri)
     enable_system_metrics(tracking_cfg.get("system_metrics"))
     if tracking_cfg["trace_llm"]:

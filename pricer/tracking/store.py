@@ -18,12 +18,17 @@ import os
 import re
 import socket
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
-from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+from mlflow.environment_variables import (
+    MLFLOW_ALLOW_FILE_STORE,
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 from sqlalchemy.engine import make_url
@@ -31,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricer import interrupt
 from pricer.errors import UserError, one_line
+from pricer.schemas import HttpRetriesConfig
 from pricer.tracking.redaction import redact_text
 
 try:
@@ -88,6 +94,19 @@ def quiet_run_links() -> None:
     each run ``pricer runs --end`` ends). ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=false``
     has them back."""
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def limit_http_retries(settings: Mapping[str, Any] | None) -> None:
+    """Retry a tracking server that stops answering for as long as ``tracking.http`` says,
+    not MLflow's default (7 retries backing off to 2 minutes: about 4 minutes a request, and a
+    leaderboard whose server died mid-run said so after 12 minutes of silence). Through
+    MLflow's own variables, which it reads at every request and which a sweep's workers and
+    ``mlflow models serve`` inherit; one the user set is left as it is."""
+    if not settings:
+        return
+    checked = HttpRetriesConfig.from_config(settings)
+    os.environ.setdefault(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name, str(checked.max_retries))
+    os.environ.setdefault(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name, str(checked.backoff_factor))
 
 
 def safe_uri(uri: str) -> str:

@@ -40,6 +40,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
     """A tracking server in its own process group; stopped (the whole group) at the end."""
+    with started_server(folder) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def started_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``mlflow_server``'s address, and its process (the leader of its group)."""
     port = free_port()
     log = open(folder / "server.log", "w")  # noqa: SIM115 (closed in finally)
     server = subprocess.Popen(
@@ -67,7 +74,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server not healthy after {SERVER_START_SECONDS} s")
             time.sleep(0.5)
-        yield url
+        yield url, server
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)

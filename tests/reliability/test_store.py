@@ -192,3 +192,77 @@ def test_a_leaderboard_stops_at_the_first_family_the_store_could_not_record(
     with pytest.raises(StoreUnreachable, match="while constant ran"):
         experiment.run_leaderboard(cfg)
     assert tried == ["constant"]
+
+
+def test_mlflows_own_retry_variables_win_over_tracking_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    )
+
+    from pricer.errors import ConfigError
+    from pricer.tracking.store import limit_http_retries
+    from tests.conftest import compose_config
+
+    settings = compose_config("train").tracking.http
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "9")  # the user's
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", raising=False)
+    limit_http_retries(settings)
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 9
+    assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == settings.backoff_factor
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    limit_http_retries(settings)
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == settings.max_retries
+    with pytest.raises(ConfigError, match=r"^tracking\.http: max_retries must be >= 0, got -1$"):
+        limit_http_retries({"max_retries": -1, "backoff_factor": 2})
+
+
+@pytest.mark.e2e
+def test_a_tracking_server_killed_mid_leaderboard_is_said_within_two_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow retried each request 7 times, backing off to 2 minutes: the leaderboard said its
+    # server was gone 746 s after it was killed (three requests' worth of retries).
+    import os
+    import signal
+
+    from tests.benchmarks.test_tracking_server import started_server
+
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no huey workers
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    with started_server(tmp_path) as (url, server):
+        app = subprocess.Popen(
+            [
+                sys.executable, "-m", "pricer.leaderboard",
+                "families=[constant,linear,bow_linear,tfidf_ridge]",
+                "data.n_records=4000", "curation.split.test_size=200",
+                f"curation.cache_dir={tmp_path}/cache", "tracking.log_model=false",
+                f"hydra.run.dir={tmp_path}/hydra",
+            ],
+            cwd=tmp_path,
+            env={**store_env(url), "PYTHONPATH": str(PROJECT_ROOT), "TQDM_DISABLE": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert app.stdout is not None
+            for line in app.stdout:
+                if line.startswith("constant · "):  # its first family is recorded
+                    break
+            os.killpg(server.pid, signal.SIGKILL)  # as a crash would
+            killed = time.monotonic()
+            _, err = app.communicate(timeout=240)
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.wait()
+    waited = time.monotonic() - killed
+    assert waited < 150, f"{waited:.0f} s: {err[-2000:]}"
+    assert app.returncode == 2, err[-3000:]
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert url in line, line
