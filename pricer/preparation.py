@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from openai.types.fine_tuning import FineTuningJob
 
+from pricer.data import cache
 from pricer.data.dataset import (
     NotASplit,
     check_item_files,
@@ -64,6 +65,14 @@ def run_curation(cfg: DictConfig) -> None:
     # The data's settings and item files, as train checks them: data.batch_size=0 was the
     # generator's traceback, and a mistyped item path an error, each in a FAILED run.
     check_item_files(cfg.data, cfg.curation)
+    # One curate per folder, until its run has ended: two at once each saved a split and
+    # ended FINISHED, and the one saved first was recorded by a run whose files were gone.
+    # The second is refused before its run opens.
+    with cache.sole_writer(output, "pricer curate"):
+        _curate(cfg, output)
+
+
+def _curate(cfg: DictConfig, output: Path) -> None:
     run_tags = {tags.KIND: "curation", tags.DATA_SOURCE: str(cfg.data.source)}
     with tracked_run(
         cfg.tracking, run_name=names.run_name("curate", cfg.data.source), tags=run_tags
@@ -71,7 +80,7 @@ def run_curation(cfg: DictConfig) -> None:
         log_config(cfg)
         curated = load_curated(cfg.data, cfg.curation)
         try:
-            save_curated(curated, Path(cfg.output_dir), replace=True)
+            save_curated(curated, output, replace=True)
         except NotASplit:
             raise
         except OSError as error:

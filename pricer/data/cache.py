@@ -17,11 +17,13 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from pricer import interrupt
+from pricer.errors import UserError
 from pricer.files import ended_here, host_id
 
 try:
@@ -89,6 +91,52 @@ def write_entry(
     # a replace left no folder at all.
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+class FolderBusy(UserError):
+    """Another process is writing the folder (``sole_writer``)."""
+
+
+@contextlib.contextmanager
+def sole_writer(folder: Path, what: str) -> Iterator[None]:
+    """Hold ``.<folder>.writer`` beside ``folder`` for the block, or raise ``FolderBusy`` at
+    once when another live process holds it (``what`` names the writer in the message).
+
+    Two writers of one folder each swapped in a complete folder, and the last one won: both
+    said they had written it, and the first one's record described files no longer there.
+    An ``flock``, so a writer that dies lets go at once (no stale holder to judge); the file is
+    removed by its holder, and a process that locked a file removed meanwhile tries again."""
+    if fcntl is None:  # Windows: writers stay unserialised there
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.with_name(f".{folder.name}.writer")
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise FolderBusy(
+                f"{folder} is being written by another {what} (pid {holder}): wait for it to "
+                "finish, or write to another folder"
+            ) from None
+        try:
+            current = os.stat(path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(descriptor)  # its holder removed it as this process opened it
+    try:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()} on {socket.gethostname()}".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # before letting go: no one can lock a file that is then removed
+        os.close(descriptor)
 
 
 def staging_infix(pid: int, host: str | None = None) -> str:

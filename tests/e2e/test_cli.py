@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
@@ -321,3 +323,52 @@ def test_a_secret_in_a_refused_familys_error_stays_off_the_terminal(
     assert result.returncode == 2, said[-3000:]
     assert "error: frontier: api_key_env must name the environment variable" in said, said[-3000:]
     assert secret not in said
+
+
+def test_a_second_curate_into_the_same_folder_is_refused_while_the_first_runs(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # Both ran to the end, FINISHED: the first saved its split, the second swapped its own in,
+    # and the first run's record (its inputs' digests, its report) described files not there.
+    out = tmp_path / "curated"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    env.pop("MLFLOW_RUN_ID", None)
+
+    def curate(seed: int) -> subprocess.Popen[str]:
+        app = pricer_app(
+            "curate", *SMALL_SYNTHETIC, f"data.seed={seed}", f"output_dir={out}",
+            "curation.cache_dir=null", workdir=tmp_path / f"hydra{seed}",
+        )  # fmt: skip
+        return subprocess.Popen(
+            app, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    first = curate(1)
+    try:
+        # The first is held still once it has opened its run (a slow curation, at the course's
+        # scale), and the second runs meanwhile.
+        deadline = time.monotonic() + 300
+        while not mlflow.search_runs(search_all_experiments=True, output_format="list"):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-3000:]
+            time.sleep(0.1)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = curate(2)
+            _, err = second.communicate(timeout=600)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        _, first_err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, first_err[-3000:]
+    assert second.returncode == 2, err[-3000:]
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {out} is being written by another pricer curate (pid {first.pid} on ")
+    )
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED" and run.data.params["data.seed"] == "1"
+    assert not (tmp_path / ".curated.writer").exists()  # the first's hold went with it
+    curate(3).communicate(timeout=600)  # the folder is free again
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 2
