@@ -145,6 +145,28 @@ class SharedStudy:
         settings = self.settings if join else None
         return studies.open_study(store, self.study_name, self.direction, settings=settings)
 
+    def discard_unused(self, study: Any) -> None:
+        """Delete ``study``, which this process created, if no trial has run in it: a sweep
+        refused before its first trial (a reader of the team server's experiment) left it
+        empty in the storage, holding that sweep's settings, which every later sweep of the
+        name was then compared with. A failure here is a warning: the refusal is what to say.
+        """
+        import optuna
+
+        from hydra_plugins.pricer_optuna_sweeper import study as studies
+
+        try:
+            if study.get_trials(deepcopy=False):
+                return
+            store = studies.storage(self.storage, self.heartbeat_interval, self.grace_period)
+            optuna.delete_study(study_name=self.study_name, storage=store)
+        except Exception as error:
+            log.warning(
+                "could not delete study %s, left empty by this refused sweep: %s",
+                self.study_name,
+                studies.said(error),
+            )
+
     def parent_run(
         self,
         client: MlflowClient,

@@ -261,8 +261,6 @@ class SweepCallback(Callback):
         # Refused (IncomparableStudy) before anything is written to MLflow: configure_tracking
         # creates a new store and the project's experiment in it.
         joined = study.open(join=True)
-        configure_tracking(self.tracking)
-        client = MlflowClient()
         # The parent names every process taking part, each in a tag it removes as it leaves:
         # a process SIGKILLed leaves its tag, and once every process named is gone `pricer
         # runs` shows the parent STALE (it said RUNNING for good, a live sweep that no one ran).
@@ -275,9 +273,19 @@ class SweepCallback(Callback):
                 self._opened(run_id)
             return run_id
 
-        # This process's tag goes on a parent found before its status is read (parent_run):
-        # a reaper could otherwise end it between the two, and the sweep ran under it KILLED.
-        parent_run_id, created = study.parent_run(client, create, joined, member=(key, value))
+        try:
+            configure_tracking(self.tracking)
+            client = MlflowClient()
+            # This process's tag goes on a parent found before its status is read
+            # (parent_run): a reaper could otherwise end it between the two, and the sweep
+            # ran under it KILLED.
+            parent_run_id, created = study.parent_run(client, create, joined, member=(key, value))
+        except BaseException:
+            # A study this process created for a sweep that never starts (the store refused
+            # its parent run) would hold this process's settings for whoever sweeps next.
+            if joined[1]:
+                study.discard_unused(joined[0])
+            raise
         self.process_tag = key
         if created:
             self._log_sweep_settings(config)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import mlflow
+import optuna
 import pytest
 import requests
 from mlflow import MlflowClient
@@ -241,11 +242,16 @@ def test_a_reader_starting_runs_in_a_teammates_experiment_is_refused_in_one_line
         "tracking.experiment=team-alice-reads",
     ]
     sweep = ["-m", "hparams_search=tfidf_ridge", "hydra.sweeper.n_trials=1", "validation.size=200"]
+    # His sweep of a shared study created the study in its storage before it was refused, and
+    # left it there empty, holding his settings for the next sweep of that name.
+    studies = f"sqlite:///{tmp_path / 'optuna.db'}"
+    shared = [f"hydra.sweeper.storage={studies}", "hydra.sweeper.study_name=bobs-ridge"]
     launched = {
         name: pricer("train", *args, *common, env=as_bob, workdir=tmp_path, started=started)
         for name, args in {
             "train": ["model=constant"],
             "sweep": [*sweep, f"hydra.sweep.dir={tmp_path}/sweep"],
+            "shared sweep": [*sweep, *shared, f"hydra.sweep.dir={tmp_path}/shared"],
         }.items()
     }
     refused = (
@@ -254,7 +260,8 @@ def test_a_reader_starting_runs_in_a_teammates_experiment_is_refused_in_one_line
         "manager must grant you EDIT on it, or send runs to an experiment of your own "
         "(tracking.experiment=NAME)"
     )
-    whats = {"train": "to start a run", "sweep": "to open the sweep's parent run"}
+    parent = "to open the sweep's parent run"
+    whats = {"train": "to start a run", "sweep": parent, "shared sweep": parent}
     for name, process in launched.items():
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2, (name, err[-3000:])
@@ -262,6 +269,7 @@ def test_a_reader_starting_runs_in_a_teammates_experiment_is_refused_in_one_line
         assert line == refused.format(what=whats[name]), (name, err[-3000:])
         assert "Traceback" not in err, (name, err[-3000:])
     assert mlflow.search_runs([experiment], output_format="list") == []
+    assert optuna.get_all_study_names(studies) == []
 
 
 def test_leaderboard_parallel_sweep_promote_predict_over_http(
