@@ -51,6 +51,7 @@ from pricer.tracking.store import (
     permission_denied,
     quiet_run_links,
     refused_writing,
+    safe_uri,
     server_failure,
     store_cause,
     unreachable_as_one_line,
@@ -354,10 +355,14 @@ def tracked_run(
             except STORE_ERRORS as failure:
                 # The work is done and logged; only its end was not recorded. One line, not
                 # the store's traceback: the run stays RUNNING until liveness calls it stale.
+                # Named by its address and the socket's reason: MLflow's whole message (its
+                # URL, the pool, the retries) read as five errors on one line.
+                store = safe_uri(mlflow.get_tracking_uri())
                 raise StoreUnreachable(
-                    f"the work was done, but the tracking store did not record the end of run "
-                    f"{run.info.run_id} ({one_line(failure)}): it stays RUNNING, and pricer "
-                    "runs shows it STALE once this process has ended"
+                    f"the work was done, but the tracking store at {store} did not record the "
+                    f"end of run {run.info.run_id} ({store_cause(failure)}): it stays RUNNING, "
+                    "and pricer runs shows it STALE once this process has ended; start the "
+                    "store again, then run what did not finish again"
                 ) from None
             # Noted before this block lets a held signal go: its message can then say so.
             interrupt.note_run(run.info.run_id, run_name, RunStatus.to_string(status))
