@@ -15,6 +15,7 @@ from pricer.data.dataset import load_curated
 from pricer.errors import ConfigError, UserError
 from pricer.evaluation import EvalSettings
 from pricer.experiment import TooManyFailures, evaluation_items, run_family
+from pricer.models.base import PriceReport
 from pricer.models.human import FAILURE_REASONS, HumanPricer, item_id
 from pricer.preparation import export_for_human
 from pricer.tracking.model_files import load_pricer, save_pricer
@@ -179,15 +180,19 @@ def test_an_interrupted_export_leaves_the_old_file_whole(export_cfg, monkeypatch
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
 
 
+def guesses_read(tmp_path: Path, written: list[str]) -> PriceReport:
+    """How a guesses file holding ``written`` as its prices, one item each, is read."""
+    texts = [f"item {i}" for i in range(len(written))]
+    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "guesses.csv", index=False)
+    items = pd.DataFrame({"text": texts})
+    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(len(written), 999.0))
+    return pricer.predict_report(items)
+
+
 def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
     # "12,99" was read as $1,299, "-5" and "0" as prices, "1e9" as a billion (the run FINISHED
     # with mae $4,016,171), and "inf" crashed the evaluation with a traceback.
-    texts = [f"item {i}" for i in range(8)]
-    written = ["12,99", "-5", "0", "1e9", "inf", "5000000", "$25", "1,299"]
-    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "guesses.csv", index=False)
-    items = pd.DataFrame({"text": texts})
-    pricer = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(8, 999.0))
-    report = pricer.predict_report(items)
+    report = guesses_read(tmp_path, ["12,99", "-5", "0", "1e9", "inf", "5000000", "$25", "1,299"])
     assert np.isnan(report.prices[:6]).all()
     assert report.prices[6:].tolist() == [25.0, 1299.0]
     counts = {key: report.stats[f"human.{key}"] for key in ("guesses", "missing", "unreadable")}
@@ -197,12 +202,7 @@ def test_guesses_that_are_no_price_are_missing_not_numbers(tmp_path) -> None:
 def test_a_price_with_a_european_thousands_group_is_unreadable_not_a_dollar(tmp_path) -> None:
     # "1.299" (1,299 written the European way, as "12,99" is 12.99) was read as $1.30: a
     # person's $1,299 guess for a TV recorded as an error of $1,297.
-    texts = [f"item {i}" for i in range(4)]
-    written = ["1.299", "$2.500", "45.99", "1,299"]
-    pd.DataFrame({"text": texts, "price": written}).to_csv(tmp_path / "guesses.csv", index=False)
-    items = pd.DataFrame({"text": texts})
-    report = HumanPricer(str(tmp_path / "guesses.csv")).fit(items, np.full(4, 999.0))
-    prices = report.predict_report(items)
+    prices = guesses_read(tmp_path, ["1.299", "$2.500", "45.99", "1,299"])
     assert np.isnan(prices.prices[:2]).all()
     assert prices.prices[2:].tolist() == [45.99, 1299.0]
     assert prices.stats["human.failures.unreadable"] == 2.0
