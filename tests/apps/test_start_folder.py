@@ -59,7 +59,9 @@ def test_a_relative_store_and_cache_are_where_the_command_started(
 @pytest.mark.e2e
 def test_a_relative_output_file_is_where_the_command_started(tmp_path: Path) -> None:
     # It was written into the output folder, the line saying "wrote ... to h.csv".
-    result = run_in(tmp_path, "human_export", "output_path=h.csv")
+    result = run_in(
+        tmp_path, "human_export", "output_path=h.csv", f"curation.cache_dir={tmp_path}/cache"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "h.csv").is_file()
     assert "to h.csv" in result.stdout + result.stderr
