@@ -372,7 +372,13 @@ def test_a_min_df_that_leaves_no_word_fails_its_run_in_one_line(
     # in that many texts, and scikit-learn's ValueError was a traceback out of the run.
     overrides = ["model=bow_linear", "model.min_df=2200", "data.n_records=4000"]
     result = run_cli(
-        pricer_app("train", *overrides, "curation.split.test_size=200", workdir=tmp_path),
+        pricer_app(
+            "train",
+            *overrides,
+            "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",  # not the checkout's data_cache/
+            workdir=tmp_path,
+        ),
         tracking_uri,
         tmp_path,
     )
