@@ -214,6 +214,8 @@ def test_runs_shows_a_failed_run_with_its_whole_error(tracking_uri: str, tmp_pat
             f"model.guesses_path={guesses}",
             "data.n_records=3000",
             "curation.split.test_size=200",
+            f"curation.cache_dir={tmp_path}/cache",  # not the checkout's data_cache/
+            f"hydra.run.dir={tmp_path}/hydra",  # nor its outputs/
         ],
         tracking_uri,
         tmp_path,

@@ -74,6 +74,7 @@ def test_a_failed_family_points_at_its_own_failed_run(tracking_uri: str, tmp_pat
             "+model@models.frontier=frontier",
             "models.frontier.base_url=http://127.0.0.1:9/v1",  # nothing listens: fails fast
             "models.frontier.tier=null",
+            f"models.frontier.cache_dir={tmp_path}/llm_cache",  # not the checkout's llm_cache/
             "data.n_records=4000",
             "curation.split.test_size=200",
             f"curation.cache_dir={tmp_path}/cache",

@@ -34,6 +34,7 @@ def test_leaderboard_logs_the_tradeoff_and_the_llm_facts(
                 "+model@models.frontier=frontier",
                 f"models.frontier.base_url={stub.base_url}",
                 "models.frontier.tier=null",
+                f"models.frontier.cache_dir={tmp_path}/llm_cache",  # not the checkout's
                 "data.n_records=4000",
                 "curation.split.test_size=200",
                 "eval.size=50",
