@@ -382,6 +382,13 @@ def child_command(module: str, *arguments: str) -> list[str]:
     return [sys.executable, "-m", f"benchmarks.{module}", *arguments]
 
 
+# The benchmarks cache their curated splits where the apps do (curation.cache_dir, the
+# project's data_cache/), so a second run skips the curation; this variable sends them
+# elsewhere, in this process and the children it starts (the smoke tests: a temporary folder,
+# not the checkout). An override given to compose still wins.
+CACHE_DIR_ENV = "PRICER_BENCHMARK_CACHE_DIR"
+
+
 def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     """A config exactly as the Hydra app would see it (Hydra's compose API, real conf/)."""
     from hydra import compose as hydra_compose
@@ -390,5 +397,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     from pricer import configs  # noqa: F401  (config schemas, as the apps register them)
     from pricer.paths import CONFIG_DIR
 
+    cache = os.environ.get(CACHE_DIR_ENV)
+    moved = [f"curation.cache_dir={cache}"] if cache else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=[*moved, *overrides])
