@@ -159,6 +159,7 @@ def test_a_family_that_left_items_unpriced_is_not_ranked_and_says_so(
                 "+model@models.frontier=frontier",
                 f"models.frontier.base_url={stub.base_url}",
                 "models.frontier.tier=null",
+                f"models.frontier.cache_dir={tmp_path}/llm_cache",  # not the checkout's
                 "eval.size=60",
                 "tracking.log_model=false",
                 f"curation.cache_dir={tmp_path}/cache",
