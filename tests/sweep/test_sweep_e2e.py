@@ -251,7 +251,14 @@ def test_a_sweep_whose_trials_all_fail_says_why_on_its_parent(
     # The parent run said only "the sweep stopped before its end: see its trials": the reason
     # was on the terminal and nowhere in the record.
     result = train_multirun(
-        ["hparams_search=tfidf_ridge", *SMALL, "validation.size=100000"], tracking_uri, tmp_path
+        [
+            "hparams_search=tfidf_ridge",
+            *SMALL,
+            "validation.size=100000",
+            f"curation.cache_dir={curation_cache}",  # not the checkout's data_cache/
+        ],
+        tracking_uri,
+        tmp_path,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     said = [line for line in result.stderr.splitlines() if line.startswith("error: ")][-1]
