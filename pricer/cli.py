@@ -224,10 +224,12 @@ def refuse_unquoted_letters(arguments: Sequence[str]) -> None:
     args = hydra_flags(arguments)
     if args is None:
         return
-    parser = OverridesParser.create()
     for line in args.overrides:
         key, equals, value = line.partition("=")
-        if not equals or value.isascii() or _parses(parser, line):
+        if not equals or value.isascii():
+            continue  # the usual case: no parser built at start-up
+        parser = OverridesParser.create()
+        if _parses(parser, line):
             continue
         # Each value of a sweep's list its own string; a value holding a quote of one kind is
         # quoted with the other. A function's arguments (choice(café, thé)) are not guessed at.
